@@ -1,0 +1,108 @@
+/**
+ * Invoices as TOML and JSON: parse + schema + name/version rules on the way in, canonical key
+ * order (the schema's) with absent fields omitted on the way out.
+ */
+import type { Condition, Group, Invoice, Label, Parcel, Signature } from '../../schema/index.js';
+import { BindleError } from '../errors/bindle-error.js';
+import { assertValidName, assertValidVersion, type BindleId } from '../ids/bindle-id.js';
+import { parseDocument, renderDocument, validateDocument, type DocumentFormat } from './document-codec.js';
+
+/** Drops undefined fields so that output never carries keys with no value. */
+function compact<T extends object>(value: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = v;
+  return out as T;
+}
+
+export function canonicalLabel(l: Label): Label {
+  return compact({
+    sha256: l.sha256,
+    mediaType: l.mediaType,
+    name: l.name,
+    size: l.size,
+    annotations: l.annotations,
+    feature: l.feature,
+    origin: l.origin,
+  });
+}
+
+function canonicalConditions(c: Condition): Condition {
+  return compact({ memberOf: c.memberOf, requires: c.requires });
+}
+
+function canonicalParcel(p: Parcel): Parcel {
+  return compact({
+    label: canonicalLabel(p.label),
+    conditions: p.conditions === undefined ? undefined : canonicalConditions(p.conditions),
+  });
+}
+
+function canonicalGroup(g: Group): Group {
+  return compact({ name: g.name, required: g.required, satisfiedBy: g.satisfiedBy });
+}
+
+export function canonicalSignature(s: Signature): Signature {
+  return { by: s.by, signature: s.signature, key: s.key, role: s.role, at: s.at };
+}
+
+/** The invoice with the schema's key order and no undefined fields. */
+export function canonicalInvoice(inv: Invoice): Invoice {
+  return compact({
+    bindleVersion: inv.bindleVersion,
+    yanked: inv.yanked,
+    yankedSignature: inv.yankedSignature?.map(canonicalSignature),
+    bindle: compact({
+      name: inv.bindle.name,
+      version: inv.bindle.version,
+      description: inv.bindle.description,
+      authors: inv.bindle.authors,
+    }),
+    annotations: inv.annotations,
+    parcel: inv.parcel?.map(canonicalParcel),
+    group: inv.group?.map(canonicalGroup),
+    signature: inv.signature?.map(canonicalSignature),
+  });
+}
+
+/** Checks the rules the schema cannot express (name and version grammar). */
+export function checkInvoice(inv: Invoice): Invoice {
+  assertValidName(inv.bindle.name);
+  assertValidVersion(inv.bindle.version);
+  return inv;
+}
+
+/** Validates an already-parsed value as an invoice. Throws invalid_invoice / invalid_name / invalid_version. */
+export function toInvoice(value: unknown): Invoice {
+  return checkInvoice(validateDocument('Invoice', value, 'invalid_invoice', 'invoice'));
+}
+
+/** Parses and validates an invoice. */
+export function parseInvoice(text: string, format: DocumentFormat = 'toml'): Invoice {
+  return checkInvoice(parseDocument('Invoice', text, format, 'invalid_invoice', 'invoice'));
+}
+
+/** Renders an invoice in canonical order. */
+export function renderInvoice(inv: Invoice, format: DocumentFormat = 'toml'): string {
+  return renderDocument(canonicalInvoice(inv), format);
+}
+
+export function invoiceBindleId(inv: Invoice): BindleId {
+  return { name: inv.bindle.name, version: inv.bindle.version };
+}
+
+/** The parcels of an invoice (empty when it has none). */
+export function invoiceParcels(inv: Invoice): Parcel[] {
+  return inv.parcel ?? [];
+}
+
+/** Finds a parcel's label by digest, or throws parcel_not_on_invoice. */
+export function labelOnInvoice(inv: Invoice, sha256: string): Label {
+  const parcel = invoiceParcels(inv).find((p) => p.label.sha256 === sha256);
+  if (parcel === undefined) {
+    throw new BindleError(
+      'parcel_not_on_invoice',
+      `parcel ${sha256} is not listed on invoice ${inv.bindle.name}/${inv.bindle.version}`,
+    );
+  }
+  return parcel.label;
+}

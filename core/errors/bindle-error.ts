@@ -1,0 +1,75 @@
+/**
+ * The one closed set of error codes (generated from schema/error-code.schema.json), the one
+ * table from code to HTTP status, and the error class every layer throws. The server's error
+ * handler renders a BindleError; the client maps a reply's code back into one.
+ */
+import type { ErrorCode } from '../../schema/types.js';
+
+export type { ErrorCode };
+
+/** HTTP status for every error code. The server answers with it; the client reads it back. */
+export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
+  bad_request: 400,
+  malformed_body: 400,
+  invalid_invoice: 400,
+  invalid_name: 400,
+  invalid_version: 400,
+  invalid_id: 400,
+  invalid_query: 400,
+  invalid_key_file: 400,
+  invalid_config: 400,
+  corrupt_key: 400,
+  corrupt_signature: 400,
+  unverified: 400,
+  no_known_key: 400,
+  unknown_signing_key: 400,
+  duplicate_signature: 400,
+  missing_role: 400,
+  no_suitable_key: 400,
+  group_cycle: 400,
+  unknown_group: 400,
+  no_choice: 400,
+  parcel_not_on_invoice: 400,
+  size_mismatch: 400,
+  digest_mismatch: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  yanked: 403,
+  not_found: 404,
+  method_not_allowed: 405,
+  not_acceptable: 406,
+  already_exists: 409,
+  range_not_satisfiable: 416,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  yanked_create: 422,
+  internal: 500,
+  unavailable: 503,
+};
+
+export const ERROR_CODES = Object.keys(HTTP_STATUS) as ErrorCode[];
+
+/** True when `value` is one of the closed set of error codes. */
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(HTTP_STATUS, value);
+}
+
+/** An expected failure with a stable code and a message fit to show a user. */
+export class BindleError extends Error {
+  override readonly name = 'BindleError';
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+
+  /** The HTTP status this error is answered with. */
+  get status(): number {
+    return HTTP_STATUS[this.code];
+  }
+}
+
+export function isBindleError(err: unknown, code?: ErrorCode): err is BindleError {
+  return err instanceof BindleError && (code === undefined || err.code === code);
+}

@@ -1,0 +1,30 @@
+import t from 'tap';
+import { canonicalId, nameProblem, parseId, isStrictSemver } from '../../core/ids/bindle-id.js';
+
+t.test('canonical id is sha256 of name/version', async (t) => {
+  t.equal(
+    canonicalId({ name: 'enterprise.com/warpcore', version: '1.0.0' }),
+    '1927aefa8fdc8327499e918300e2e49ecb271321530cc5881fcd069ca8372dcd',
+  );
+});
+
+t.test('names', async (t) => {
+  for (const good of ['a', 'enterprise.com/warpcore', 'käse/1', 'a_b-c.d/e', 'x/y/z']) {
+    t.equal(nameProblem(good), undefined, good);
+  }
+  for (const bad of ['', '../x', 'a//b', '/a', 'a/', 'a@b', 'a b', 'a/./b', 'a%2f', 'a\\b', 'a\u0000b', 'x'.repeat(513)]) {
+    t.type(nameProblem(bad), 'string', JSON.stringify(bad));
+  }
+});
+
+t.test('strict semver', async (t) => {
+  for (const good of ['1.0.0', '0.1.0-alpha.1', '1.2.3+build.5', '10.20.30-rc.1+meta']) t.ok(isStrictSemver(good), good);
+  for (const bad of ['v1.0.0', '01.0.0', '1.0', '1.0.0-01', '1.0.0.0', '', ' 1.0.0']) t.notOk(isStrictSemver(bad), bad);
+});
+
+t.test('parseId splits at the last slash', async (t) => {
+  t.same(parseId('enterprise.com/warpcore/1.0.0'), { name: 'enterprise.com/warpcore', version: '1.0.0' });
+  for (const bad of ['nover', '/1.0.0', 'a/', 'a/v1.0.0', '../x/1.0.0']) {
+    t.throws(() => parseId(bad), { name: 'BindleError' }, bad);
+  }
+});
