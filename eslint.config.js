@@ -22,7 +22,16 @@ export default tseslint.config(
     },
   },
   {
+    // tap schedules subtests itself: `t.test(...)` need not be awaited, and async callbacks need no await.
+    files: ['test/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'off',
+      '@typescript-eslint/require-await': 'off',
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },
 );

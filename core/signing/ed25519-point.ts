@@ -1,0 +1,122 @@
+/**
+ * Strict Ed25519 checks on top of tweetnacl, matching ed25519-dalek's `verify_strict`: a public
+ * key must decompress to a curve point (canonical y, a square root for x, no "negative zero")
+ * that is not of small order; a signature's S must be canonical (S < L) and its R must not be a
+ * small-order point. Field arithmetic is done with BigInt; it runs only on 32-byte inputs.
+ */
+import nacl from 'tweetnacl';
+
+const P = 2n ** 255n - 19n;
+const L = 2n ** 252n + 27742317777372353535851937790883648493n;
+/** d = -121665 / 121666 mod p */
+const D = 37095705934669439343138083508754565189542113879843219016388785533085940283555n;
+/** A square root of -1 mod p. */
+const SQRT_M1 = 19681161376707505956807079304988542015446066515923890162744021073123829784752n;
+
+interface AffinePoint {
+  x: bigint;
+  y: bigint;
+}
+
+function mod(a: bigint): bigint {
+  const r = a % P;
+  return r < 0n ? r + P : r;
+}
+
+function pow(base: bigint, exponent: bigint): bigint {
+  let result = 1n;
+  let b = mod(base);
+  let e = exponent;
+  while (e > 0n) {
+    if ((e & 1n) === 1n) result = (result * b) % P;
+    b = (b * b) % P;
+    e >>= 1n;
+  }
+  return result;
+}
+
+/** Little-endian bytes as an unsigned integer. */
+function littleEndian(bytes: Uint8Array): bigint {
+  let n = 0n;
+  for (let i = bytes.length - 1; i >= 0; i -= 1) n = (n << 8n) | BigInt(bytes[i] ?? 0);
+  return n;
+}
+
+/** RFC 8032 §5.1.3 point decoding, rejecting a non-canonical y; undefined when not a point. */
+function decompress(bytes: Uint8Array): AffinePoint | undefined {
+  if (bytes.length !== 32) return undefined;
+  const encoded = littleEndian(bytes);
+  const sign = encoded >> 255n;
+  const y = encoded & (2n ** 255n - 1n);
+  if (y >= P) return undefined;
+  const y2 = (y * y) % P;
+  const u = mod(y2 - 1n);
+  const v = mod(D * y2 + 1n);
+  const v3 = (v * v * v) % P;
+  const v7 = (v3 * v3 * v) % P;
+  let x = (u * v3 * pow(u * v7, (P - 5n) / 8n)) % P;
+  const vx2 = (v * x * x) % P;
+  if (vx2 === u) {
+    // x is a root
+  } else if (vx2 === mod(-u)) {
+    x = (x * SQRT_M1) % P;
+  } else {
+    return undefined;
+  }
+  if (x === 0n && sign === 1n) return undefined;
+  if ((x & 1n) !== sign) x = P - x;
+  return { x, y };
+}
+
+/** True when 8·P is the identity, i.e. the point lies in the torsion subgroup. */
+function hasSmallOrder(point: AffinePoint): boolean {
+  // Extended coordinates (X:Y:Z), doubling for a = -1 (dbl-2008-hwcd); T is not needed.
+  let X = point.x;
+  let Y = point.y;
+  let Z = 1n;
+  for (let i = 0; i < 3; i += 1) {
+    const A = (X * X) % P;
+    const B = (Y * Y) % P;
+    const C = (2n * Z * Z) % P;
+    const Dd = mod(-A);
+    const E = mod((X + Y) * (X + Y) - A - B);
+    const G = mod(Dd + B);
+    const F = mod(G - C);
+    const H = mod(Dd - B);
+    X = (E * F) % P;
+    Y = (G * H) % P;
+    Z = (F * G) % P;
+  }
+  return X === 0n && Y === Z;
+}
+
+/**
+ * True when `bytes` is the canonical encoding of an Ed25519 point that is not of small order
+ * (the checks ed25519-dalek's `verify_strict` makes on a public key).
+ */
+export function isValidEd25519PublicKey(bytes: Uint8Array): boolean {
+  const point = decompress(bytes);
+  return point !== undefined && !hasSmallOrder(point);
+}
+
+/** True when `bytes` decodes to a point of small order (including the identity). */
+export function isSmallOrderEncoding(bytes: Uint8Array): boolean {
+  const point = decompress(bytes);
+  return point !== undefined && hasSmallOrder(point);
+}
+
+/** True when the S half (bytes 32..63) of a 64-byte signature is below the group order L. */
+export function isCanonicalSignatureScalar(sig: Uint8Array): boolean {
+  return sig.length === 64 && littleEndian(sig.subarray(32, 64)) < L;
+}
+
+/**
+ * Strict Ed25519 verification: the key is a valid non-small-order point, S is canonical, R is
+ * not of small order, and the signature verifies over `message`. Never throws.
+ */
+export function verifyStrict(message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
+  if (signature.length !== 64 || publicKey.length !== 32) return false;
+  if (!isCanonicalSignatureScalar(signature) || !isValidEd25519PublicKey(publicKey)) return false;
+  if (isSmallOrderEncoding(signature.subarray(0, 32))) return false;
+  return nacl.sign.detached.verify(message, signature, publicKey);
+}

@@ -1,0 +1,116 @@
+/**
+ * Key material: generating secret keys, reading a secret key's Ed25519 keypair, deriving the
+ * public keyring entry (with its label signature), and decoding public keys and signatures from
+ * their base64 text with strict checks. A keypair is base64 of 64 bytes, the 32-byte seed then
+ * the 32-byte public key (ed25519-dalek's `to_keypair_bytes`, which is also tweetnacl's
+ * secret-key layout).
+ */
+import nacl from 'tweetnacl';
+import type { KeyEntry, SecretKeyEntry, SignatureRole } from '../../schema/index.js';
+import { BindleError } from '../errors/bindle-error.js';
+import { decodeBase64Strict, encodeBase64 } from './base64.js';
+import { isCanonicalSignatureScalar, isSmallOrderEncoding, isValidEd25519PublicKey, verifyStrict } from './ed25519-point.js';
+
+export const PUBLIC_KEY_LENGTH = 32;
+export const SIGNATURE_LENGTH = 64;
+export const KEYPAIR_LENGTH = 64;
+
+/** An Ed25519 keypair in tweetnacl's form: `secretKey` is the 64-byte seed + public key. */
+export interface Ed25519KeyPair {
+  publicKey: Uint8Array;
+  secretKey: Uint8Array;
+}
+
+const utf8 = new TextEncoder();
+
+function prefixed(context: string | undefined, message: string): string {
+  return context === undefined ? message : `${context}: ${message}`;
+}
+
+/**
+ * Decodes a base64 public key and checks that it is a usable Ed25519 point. Throws `corrupt_key`
+ * (bad base64, wrong length, not a point, or a small-order point), prefixed with `context`.
+ */
+export function decodePublicKey(text: string, context?: string): Uint8Array {
+  const bytes = decodeBase64Strict(text, PUBLIC_KEY_LENGTH, 'key', context);
+  if (!isValidEd25519PublicKey(bytes)) {
+    const problem = isSmallOrderEncoding(bytes)
+      ? 'public key is a small-order Ed25519 point, which cannot be trusted'
+      : 'public key is not a valid Ed25519 point';
+    throw new BindleError('corrupt_key', prefixed(context, problem));
+  }
+  return bytes;
+}
+
+/**
+ * Decodes a base64 signature: 64 bytes whose scalar S is canonical. Throws `corrupt_signature`,
+ * prefixed with `context`.
+ */
+export function decodeSignature(text: string, context?: string): Uint8Array {
+  const bytes = decodeBase64Strict(text, SIGNATURE_LENGTH, 'signature', context);
+  if (!isCanonicalSignatureScalar(bytes)) {
+    throw new BindleError('corrupt_signature', prefixed(context, 'signature scalar is not canonical (S is not below the group order)'));
+  }
+  return bytes;
+}
+
+/** A fresh random signing key with the given label and roles. */
+export function createSecretKey(label: string, roles: SignatureRole[]): SecretKeyEntry {
+  const pair = nacl.sign.keyPair();
+  return { label, keypair: encodeBase64(pair.secretKey), roles: [...roles] };
+}
+
+/**
+ * The Ed25519 keypair of a secret key entry. Throws `corrupt_key` when the keypair is not
+ * canonical base64 of 64 bytes or its public half does not belong to its seed. Messages never
+ * include key material.
+ */
+export function secretKeyPair(entry: SecretKeyEntry): Ed25519KeyPair {
+  const context = `secret key ${JSON.stringify(entry.label)}`;
+  const bytes = decodeBase64Strict(entry.keypair, KEYPAIR_LENGTH, 'keypair', context);
+  const pair = nacl.sign.keyPair.fromSeed(bytes.subarray(0, 32));
+  if (!nacl.verify(pair.publicKey, bytes.subarray(32, 64))) {
+    throw new BindleError('corrupt_key', `${context}: the public half of the keypair does not match its seed`);
+  }
+  return { publicKey: pair.publicKey, secretKey: pair.secretKey };
+}
+
+/** The base64 public key of a secret key entry. */
+export function publicKeyOf(entry: SecretKeyEntry): string {
+  return encodeBase64(secretKeyPair(entry).publicKey);
+}
+
+/** Signs the UTF-8 bytes of `text` with a secret key; returns the base64 signature. */
+export function signText(entry: SecretKeyEntry, text: string): string {
+  return encodeBase64(nacl.sign.detached(utf8.encode(text), secretKeyPair(entry).secretKey));
+}
+
+/**
+ * The keyring entry for a secret key: same label and roles, its public key, and
+ * `labelSignature` = the key's signature over the label's UTF-8 bytes.
+ */
+export function publicKeyEntry(secret: SecretKeyEntry): KeyEntry {
+  return {
+    label: secret.label,
+    roles: [...secret.roles],
+    key: publicKeyOf(secret),
+    labelSignature: signText(secret, secret.label),
+  };
+}
+
+/**
+ * Checks a keyring entry's label signature. Returns `'absent'` when the entry has none (the
+ * field is optional) and `'valid'` when it verifies against the entry's key. Throws
+ * `corrupt_key` when the key is unusable, `corrupt_signature` when the signature is malformed,
+ * and `unverified` when it is well-formed but does not match the label.
+ */
+export function verifyLabelSignature(entry: KeyEntry): 'absent' | 'valid' {
+  const context = `keyring entry ${JSON.stringify(entry.label)}`;
+  const key = decodePublicKey(entry.key, context);
+  if (entry.labelSignature === undefined) return 'absent';
+  const signature = decodeSignature(entry.labelSignature, `${context} labelSignature`);
+  if (!verifyStrict(utf8.encode(entry.label), signature, key)) {
+    throw new BindleError('unverified', `${context}: labelSignature does not verify against the label and key`);
+  }
+  return 'valid';
+}

@@ -1,0 +1,57 @@
+/**
+ * Builds the Fastify application from its parts: the Bindle service, the authenticator and
+ * authorizer, limits and logger. Concrete implementations are chosen by the caller (the entry
+ * point, or a test); this module only wires them together.
+ */
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Authenticator, Authorizer } from './auth/index.js';
+import { registerErrorHandling } from './http/error-handler.js';
+import type { BindleService } from './service/bindle-service.js';
+import { healthRoutes } from './routes/health-routes.js';
+import { invoiceRoutes } from './routes/invoice-routes.js';
+import { queryRoutes } from './routes/query-routes.js';
+
+export interface AppOptions {
+  service: BindleService;
+  authenticator: Authenticator;
+  authorizer: Authorizer;
+  maxInvoiceBytes: number;
+  version: string;
+  logger?: FastifyServerOptions['logger'];
+  https?: { cert: Buffer; key: Buffer };
+  /** False while shutting down: /healthz answers 503. */
+  isReady?: () => boolean;
+}
+
+export const API_PREFIX = '/v1';
+
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    exposeHeadRoutes: false,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { maxParamLength: 2048, ignoreDuplicateSlashes: false },
+    ...(opts.https !== undefined ? { https: opts.https } : {}),
+  }) as unknown as FastifyInstance;
+
+  registerErrorHandling(app);
+  healthRoutes(app, { version: opts.version, isReady: opts.isReady ?? (() => true) });
+
+  await app.register(
+    (api, _options, done) => {
+      // Bodies are streamed by the routes themselves (parcels to the store, invoices with a size limit).
+      api.removeAllContentTypeParsers();
+      api.addContentTypeParser('*', (_request, payload, next) => next(null, payload));
+      api.addHook('onRequest', async (request) => {
+        const principal = await opts.authenticator.authenticate(request.headers.authorization);
+        opts.authorizer.authorize(principal, request.method === 'GET' || request.method === 'HEAD' ? 'read' : 'write');
+      });
+      invoiceRoutes(api, { service: opts.service, maxInvoiceBytes: opts.maxInvoiceBytes });
+      queryRoutes(api, { service: opts.service });
+      done();
+    },
+    { prefix: API_PREFIX },
+  );
+  return app;
+}

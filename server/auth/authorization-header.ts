@@ -1,0 +1,70 @@
+/**
+ * Parsing of the HTTP Authorization header (RFC 7235 scheme + credentials) and of HTTP Basic
+ * credentials (RFC 7617). Every malformed header is BindleError('unauthenticated').
+ */
+import { BindleError } from '../../core/errors/bindle-error.js';
+import type { AuthScheme } from './types.js';
+
+/** A present Authorization header: the scheme in lowercase, as sent, and the credentials. */
+export interface ParsedAuthorization {
+  readonly scheme: string;
+  readonly schemeAsSent: string;
+  readonly credentials: string;
+}
+
+const HEADER = /^([A-Za-z0-9!#$%&'*+.^_`|~-]+)(?:[ \t]+(.*))?$/s;
+
+function unauthenticated(message: string): BindleError {
+  return new BindleError('unauthenticated', message);
+}
+
+/**
+ * Splits a header into scheme and credentials; undefined when there is no header or it is blank
+ * (no credentials at all means anonymous). Throws unauthenticated when it has no valid scheme.
+ */
+export function parseAuthorization(header: string | undefined): ParsedAuthorization | undefined {
+  if (header === undefined) return undefined;
+  const trimmed = header.trim();
+  if (trimmed === '') return undefined;
+  const m = HEADER.exec(trimmed);
+  if (m === null) throw unauthenticated('malformed Authorization header: expected "<scheme> <credentials>"');
+  const schemeAsSent = m[1] ?? '';
+  return { scheme: schemeAsSent.toLowerCase(), schemeAsSent, credentials: (m[2] ?? '').trim() };
+}
+
+/** The display name of a scheme: Basic, Bearer. */
+export function schemeName(scheme: AuthScheme): string {
+  return scheme === 'basic' ? 'Basic' : 'Bearer';
+}
+
+/** The credentials when the header uses `scheme`; otherwise throws unauthenticated naming what is accepted. */
+export function credentialsFor(parsed: ParsedAuthorization, scheme: AuthScheme): string {
+  if (parsed.scheme !== scheme) {
+    throw unauthenticated(`unsupported authorization scheme "${parsed.schemeAsSent}"; use ${schemeName(scheme)}`);
+  }
+  if (parsed.credentials === '') throw unauthenticated(`${schemeName(scheme)} authorization without credentials`);
+  return parsed.credentials;
+}
+
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Decodes Basic credentials: canonical padded base64 of UTF-8 `user:password`, user non-empty. */
+export function decodeBasic(credentials: string): { user: string; password: string } {
+  if (!BASE64.test(credentials) || credentials.length % 4 !== 0) {
+    throw unauthenticated('malformed Basic credentials: not base64');
+  }
+  const bytes = Buffer.from(credentials, 'base64');
+  if (bytes.toString('base64') !== credentials) throw unauthenticated('malformed Basic credentials: not canonical base64');
+  let text: string;
+  try {
+    text = UTF8.decode(bytes);
+  } catch {
+    throw unauthenticated('malformed Basic credentials: not UTF-8');
+  }
+  const colon = text.indexOf(':');
+  if (colon < 0) throw unauthenticated('malformed Basic credentials: expected user:password');
+  const user = text.slice(0, colon);
+  if (user === '') throw unauthenticated('malformed Basic credentials: the user name is empty');
+  return { user, password: text.slice(colon + 1) };
+}

@@ -1,0 +1,85 @@
+/**
+ * Bearer authentication against a file of static tokens. The file never holds a token itself,
+ * only its SHA-256: one `name:sha256hex-of-token` per line, `#` comments and blank lines ignored.
+ * Create an entry with e.g. `printf %s "$TOKEN" | sha256sum`.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { BindleError } from '../../core/errors/bindle-error.js';
+import { credentialsFor, parseAuthorization } from './authorization-header.js';
+import type { Principal, SchemeAuthenticator } from './types.js';
+
+const NAME = /^[^\s:#][^\s:]*$/;
+const SHA256_HEX = /^[0-9a-fA-F]{64}$/;
+
+/** SHA-256 of a token as lowercase hex: what a token file line holds. */
+export function tokenDigest(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+export class StaticTokenAuthenticator implements SchemeAuthenticator {
+  readonly scheme = 'bearer' as const;
+  /** Token digest → name. Looking up the digest (not the token) leaks nothing useful through timing. */
+  readonly #names: ReadonlyMap<string, string>;
+
+  private constructor(names: ReadonlyMap<string, string>) {
+    this.#names = names;
+  }
+
+  /** Reads a token file; an unreadable file or an invalid line is invalid_config. */
+  static async load(path: string): Promise<StaticTokenAuthenticator> {
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new BindleError('invalid_config', `cannot read token file ${path}: ${reason}`, { cause: err });
+    }
+    return StaticTokenAuthenticator.parse(text, `token file ${path}`);
+  }
+
+  /**
+   * Parses token-file text. A line that is not `name:sha256hex`, a duplicate name or a duplicate
+   * digest (two names for one token) is invalid_config naming `origin` and the line.
+   */
+  static parse(text: string, origin: string): StaticTokenAuthenticator {
+    const names = new Map<string, string>();
+    const seen = new Set<string>();
+    for (const [i, raw] of text.split(/\r?\n/).entries()) {
+      const line = raw.trim();
+      if (line === '' || line.startsWith('#')) continue;
+      const where = `${origin} line ${i + 1}`;
+      const colon = line.indexOf(':');
+      const name = colon < 0 ? '' : line.slice(0, colon).trim();
+      const digest = colon < 0 ? '' : line.slice(colon + 1).trim();
+      if (!NAME.test(name) || !SHA256_HEX.test(digest)) {
+        throw new BindleError('invalid_config', `${where}: expected name:sha256hex-of-token (64 hex digits)`);
+      }
+      if (seen.has(name)) throw new BindleError('invalid_config', `${where}: name "${name}" appears twice`);
+      const lower = digest.toLowerCase();
+      const other = names.get(lower);
+      if (other !== undefined) throw new BindleError('invalid_config', `${where}: "${name}" has the same token as "${other}"`);
+      seen.add(name);
+      names.set(lower, name);
+    }
+    return new StaticTokenAuthenticator(names);
+  }
+
+  /** Number of tokens in the file. */
+  get size(): number {
+    return this.#names.size;
+  }
+
+  authenticate(authorizationHeader: string | undefined): Promise<Principal | undefined> {
+    // The executor runs synchronously; anything it throws becomes the rejection.
+    return new Promise((resolve) => resolve(this.#verify(authorizationHeader)));
+  }
+
+  #verify(authorizationHeader: string | undefined): Principal | undefined {
+    const parsed = parseAuthorization(authorizationHeader);
+    if (parsed === undefined) return undefined;
+    const name = this.#names.get(tokenDigest(credentialsFor(parsed, this.scheme)));
+    if (name === undefined) throw new BindleError('unauthenticated', 'unknown bearer token');
+    return { id: name, kind: 'token' };
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * The one error handler: turns whatever a route threw into `error = "…"` (plus our `code`) in the
+ * negotiated format with the status from core/errors. Fastify's own errors are mapped onto the
+ * closed code set; anything unexpected is logged and answered as a 500 without internals.
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { BindleError, HTTP_STATUS, type ErrorCode } from '../../core/errors/bindle-error.js';
+import { sendDocument } from './reply.js';
+
+const FASTIFY_CODES: Readonly<Record<string, ErrorCode>> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'bad_request',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'malformed_body',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'malformed_body',
+  FST_ERR_VALIDATION: 'bad_request',
+  FST_ERR_BAD_URL: 'bad_request',
+};
+
+/** Maps any thrown value to a BindleError (unknown errors become `internal`). */
+export function toBindleError(err: unknown): BindleError {
+  if (err instanceof BindleError) return err;
+  const fe = err as Partial<FastifyError>;
+  const code = fe.code !== undefined ? FASTIFY_CODES[fe.code] : undefined;
+  if (code !== undefined) return new BindleError(code, fe.message ?? code);
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    const match = (Object.keys(HTTP_STATUS) as ErrorCode[]).find((c) => HTTP_STATUS[c] === fe.statusCode);
+    return new BindleError(match ?? 'bad_request', fe.message ?? 'bad request');
+  }
+  return new BindleError('internal', 'internal server error', { cause: err });
+}
+
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    const bindleError = toBindleError(err);
+    if (bindleError.code === 'internal') request.log.error({ err }, 'unhandled error');
+    else request.log.info({ code: bindleError.code, msg: bindleError.message }, 'request failed');
+    // A rejected upload may still be streaming: close the connection instead of draining it.
+    if (!request.raw.complete) reply.header('connection', 'close');
+    const anonymousRefusal = bindleError.code === 'forbidden' && request.headers.authorization === undefined;
+    if (bindleError.code === 'unauthenticated' || anonymousRefusal) reply.header('www-authenticate', 'Basic realm="bindle", Bearer');
+    return sendDocument(request, reply, bindleError.status, { error: bindleError.message, code: bindleError.code });
+  });
+  app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
+    return sendDocument(request, reply, 404, { error: `no route for ${request.method} ${request.url}`, code: 'not_found' });
+  });
+}

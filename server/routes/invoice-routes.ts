@@ -1,0 +1,109 @@
+/**
+ * `/_i` routes: create an invoice (TOML or JSON body), and under `/_i/{name}/{version}` get,
+ * head and yank it; under `/_i/{name}/{version}@{sha256}` upload, get and head a parcel (with
+ * Range and ETag).
+ */
+import type { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { toInvoice } from '../../core/codec/invoice-codec.js';
+import { parseSyntax } from '../../core/codec/document-codec.js';
+import { BindleError } from '../../core/errors/bindle-error.js';
+import type { BindleService } from '../service/bindle-service.js';
+import { bodyFormat } from '../http/negotiation.js';
+import { sendDocument, sendDocumentHead, sendStored } from '../http/reply.js';
+import {
+  contentLength, onlyParams, parseBool, parseInvoicePath, parseRange, readBody, single, type ParcelPath, type QueryParams,
+} from '../http/request-parsing.js';
+
+export interface InvoiceRouteOptions {
+  service: BindleService;
+  maxInvoiceBytes: number;
+}
+
+type WildcardRequest = FastifyRequest<{ Params: { '*': string }; Querystring: QueryParams }>;
+
+function target(request: WildcardRequest): ParcelPath {
+  return parseInvoicePath(request.params['*']);
+}
+
+function allowYanked(request: WildcardRequest): boolean {
+  onlyParams(request.query, ['yanked']);
+  return parseBool('yanked', single(request.query, 'yanked'), false);
+}
+
+export function invoiceRoutes(app: FastifyInstance, opts: InvoiceRouteOptions): void {
+  const { service } = opts;
+
+  app.post('/_i', async (request: FastifyRequest, reply: FastifyReply) => {
+    const format = bodyFormat(request.headers['content-type']);
+    const declared = contentLength(request.headers['content-length']);
+    if (declared !== undefined && declared > opts.maxInvoiceBytes) {
+      throw new BindleError('payload_too_large', `invoice is ${declared} bytes, over this server's limit of ${opts.maxInvoiceBytes} bytes`);
+    }
+    const body = await readBody(request.body as Readable, opts.maxInvoiceBytes, 'invoice');
+    if (body.length === 0) throw new BindleError('malformed_body', 'request body is empty: send an invoice');
+    const invoice = toInvoice(parseSyntax(body.toString('utf8'), format));
+    const { stored, missing } = await service.createInvoice(invoice);
+    const status = missing.length > 0 ? 202 : 201;
+    return sendDocument(request, reply, status, missing.length > 0 ? { invoice: stored.invoice, missing } : { invoice: stored.invoice });
+  });
+
+  app.get('/_i/*', async (request: WildcardRequest, reply: FastifyReply) => {
+    const { id, sha256 } = target(request);
+    const yanked = allowYanked(request);
+    if (sha256 === undefined) return sendStored(request, reply, 200, await service.getInvoice(id, yanked));
+    const info = await service.getParcel(id, sha256, yanked);
+    const etag = `"${sha256}"`;
+    reply.header('etag', etag).header('accept-ranges', 'bytes').type(info.label.mediaType);
+    if (request.headers['if-none-match'] === etag) return reply.code(304).send();
+    const range = parseRange(request.headers.range, info.size);
+    if (range.kind === 'unsatisfiable') {
+      reply.header('content-range', `bytes */${info.size}`);
+      throw new BindleError('range_not_satisfiable', `range ${request.headers.range ?? ''} is outside the ${info.size}-byte parcel`);
+    }
+    if (range.kind === 'range') {
+      const stream = await service.openParcel(sha256, { start: range.start, end: range.end });
+      return reply
+        .code(206)
+        .header('content-range', `bytes ${range.start}-${range.end}/${info.size}`)
+        .header('content-length', range.end - range.start + 1)
+        .send(stream);
+    }
+    const stream = await service.openParcel(sha256);
+    return reply.code(200).header('content-length', info.size).send(stream);
+  });
+
+  app.head('/_i/*', async (request: WildcardRequest, reply: FastifyReply) => {
+    const { id, sha256 } = target(request);
+    const yanked = allowYanked(request);
+    if (sha256 === undefined) {
+      return sendDocumentHead(request, reply, 200, await service.getInvoice(id, yanked), true);
+    }
+    const info = await service.getParcel(id, sha256, yanked);
+    return reply
+      .code(200)
+      .type(info.label.mediaType)
+      .header('etag', `"${sha256}"`)
+      .header('accept-ranges', 'bytes')
+      .header('content-length', info.size)
+      .send();
+  });
+
+  app.post('/_i/*', async (request: WildcardRequest, reply: FastifyReply) => {
+    onlyParams(request.query, []);
+    const { id, sha256 } = target(request);
+    if (sha256 === undefined) {
+      throw new BindleError('method_not_allowed', 'POST an invoice to /_i, or a parcel to /_i/{name}/{version}@{sha256}');
+    }
+    await service.putParcel(id, sha256, contentLength(request.headers['content-length']), request.body as Readable);
+    return sendDocument(request, reply, 200, { message: 'parcel created' });
+  });
+
+  app.delete('/_i/*', async (request: WildcardRequest, reply: FastifyReply) => {
+    onlyParams(request.query, []);
+    const { id, sha256 } = target(request);
+    if (sha256 !== undefined) throw new BindleError('method_not_allowed', 'parcels cannot be deleted; yank the invoice instead');
+    await service.yank(id);
+    return sendDocument(request, reply, 200, { message: 'invoice yanked' });
+  });
+}

@@ -1,0 +1,226 @@
+/**
+ * The Bindle provider: every protocol operation as one method, over the seams (parcel store,
+ * invoice index, verifier) and the host's signing key. Routes translate HTTP to these calls and
+ * back; this layer owns the rules (verification, host counter-signature, yank, missing parcels).
+ */
+import type { Readable } from 'node:stream';
+import type { Invoice, KeyRing, Label, QueryReply, SecretKeyEntry, SignatureRole } from '../../schema/index.js';
+import { canonicalInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
+import { BindleError } from '../../core/errors/bindle-error.js';
+import { canonicalId, formatId, isSha256Hex, makeId, type BindleId } from '../../core/ids/bindle-id.js';
+import type { Keyring } from '../../core/signing/keyring.js';
+import { publicKeyOf } from '../../core/signing/keys.js';
+import { signInvoice, yankInvoice } from '../../core/signing/sign.js';
+import type { InvoiceVerifier } from '../../core/signing/verifier.js';
+import type { InvoiceIndex, InvoiceQuery, StoredInvoice } from '../storage/invoice-index.js';
+import type { InvoiceFiles } from '../storage/invoice-files.js';
+import type { ByteRange, ParcelStore } from '../storage/parcel-store.js';
+import { KeyedLock } from './keyed-lock.js';
+
+export interface BindleServiceDeps {
+  parcels: ParcelStore;
+  index: InvoiceIndex;
+  files: InvoiceFiles;
+  verifier: InvoiceVerifier;
+  /** The server's own signing key (role host). */
+  hostKey: SecretKeyEntry;
+  /** Public keys served at /bindle-keys (the host's own keys). */
+  hostKeyring: Keyring;
+  maxParcelBytes: number;
+  /** Unix seconds; injectable for tests. */
+  now?: () => number;
+}
+
+export interface CreateResult {
+  stored: StoredInvoice;
+  /** Labels of parcels the server does not have yet (deduplicated, invoice order). */
+  missing: Label[];
+}
+
+export interface ParcelInfo {
+  label: Label;
+  size: number;
+}
+
+function uniqueLabels(inv: Invoice): Label[] {
+  const seen = new Set<string>();
+  const out: Label[] = [];
+  for (const p of inv.parcel ?? []) {
+    if (!seen.has(p.label.sha256)) {
+      seen.add(p.label.sha256);
+      out.push(p.label);
+    }
+  }
+  return out;
+}
+
+export class BindleService {
+  private readonly deps: BindleServiceDeps;
+  private readonly locks = new KeyedLock();
+  private readonly hostPublicKey: string;
+  private readonly now: () => number;
+
+  constructor(deps: BindleServiceDeps) {
+    this.deps = deps;
+    this.hostPublicKey = publicKeyOf(deps.hostKey);
+    this.now = deps.now ?? (() => Math.floor(Date.now() / 1000));
+  }
+
+  /** Verifies, counter-signs as host and stores a new invoice; reports its missing parcels. */
+  async createInvoice(input: Invoice): Promise<CreateResult> {
+    if (input.yanked === true) {
+      throw new BindleError('yanked_create', 'cannot create an invoice that is already yanked (yanked = true)');
+    }
+    if (input.yankedSignature !== undefined) {
+      throw new BindleError('invalid_invoice', 'invalid invoice: yankedSignature is set by the server when it yanks');
+    }
+    const id = makeId(input.bindle.name, input.bindle.version);
+    (input.parcel ?? []).forEach((p, i) => {
+      if (!isSha256Hex(p.label.sha256)) {
+        throw new BindleError(
+          'invalid_invoice',
+          `invalid invoice: parcel[${i}].label.sha256: must be 64 lowercase hex characters (got ${JSON.stringify(p.label.sha256)})`,
+        );
+      }
+    });
+    this.deps.verifier.verify(input);
+    const key = canonicalId(id);
+    const stored = await this.locks.run(key, async () => {
+      if ((await this.deps.index.get(id.name, id.version)) !== undefined) {
+        throw new BindleError('already_exists', `invoice ${formatId(id)} already exists`);
+      }
+      const alreadyHostSigned = (input.signature ?? []).some((s) => s.key === this.hostPublicKey);
+      const signed = alreadyHostSigned ? input : signInvoice(input, 'host', this.deps.hostKey, this.now());
+      const entry = this.toStored(id, signed, Date.now());
+      await this.deps.files.write(key, entry.toml);
+      try {
+        await this.deps.index.insert(entry);
+      } catch (err) {
+        await this.deps.files.remove(key);
+        throw err;
+      }
+      return entry;
+    });
+    return { stored, missing: await this.missingOf(stored.invoice) };
+  }
+
+  /** The stored invoice; not_found, or yanked (403) unless `allowYanked`. */
+  async getInvoice(id: BindleId, allowYanked = false): Promise<StoredInvoice> {
+    const stored = await this.deps.index.get(id.name, id.version);
+    if (stored === undefined) throw new BindleError('not_found', `invoice ${formatId(id)} not found`);
+    if (stored.yanked && !allowYanked) {
+      throw new BindleError('yanked', `invoice ${formatId(id)} has been yanked (add ?yanked=true to fetch it anyway)`);
+    }
+    return stored;
+  }
+
+  /** Marks an invoice yanked with a host yank signature. Idempotent. */
+  async yank(id: BindleId, reason = ''): Promise<StoredInvoice> {
+    return this.locks.run(canonicalId(id), async () => {
+      const stored = await this.getInvoice(id, true);
+      if (stored.yanked) return stored;
+      const yanked = yankInvoice(stored.invoice, this.deps.hostKey, reason, this.now());
+      const entry = this.toStored(id, yanked, stored.createdAt);
+      await this.deps.files.write(entry.canonicalId, entry.toml);
+      await this.deps.index.update(entry);
+      return entry;
+    });
+  }
+
+  /** Stores a parcel listed on the invoice, streaming and verifying its bytes. */
+  async putParcel(id: BindleId, sha256: string, contentLength: number | undefined, data: Readable): Promise<void> {
+    const label = await this.parcelLabel(id, sha256, false, 'parcel_not_on_invoice');
+    if (label.size > this.deps.maxParcelBytes) {
+      throw new BindleError(
+        'payload_too_large',
+        `parcel ${sha256} is ${label.size} bytes, over this server's limit of ${this.deps.maxParcelBytes} bytes`,
+      );
+    }
+    if (contentLength !== undefined && contentLength !== label.size) {
+      throw new BindleError(
+        'size_mismatch',
+        `parcel ${sha256}: Content-Length ${contentLength} does not match the label size ${label.size}`,
+      );
+    }
+    if (await this.deps.parcels.has(sha256)) {
+      throw new BindleError('already_exists', `parcel ${sha256} already exists`);
+    }
+    await this.deps.parcels.put(sha256, label.size, data);
+  }
+
+  /** The label and stored size of a parcel that is on the invoice and uploaded. */
+  async getParcel(id: BindleId, sha256: string, allowYanked = false): Promise<ParcelInfo> {
+    const label = await this.parcelLabel(id, sha256, allowYanked, 'not_found');
+    const stat = await this.deps.parcels.stat(sha256);
+    if (stat === undefined) throw new BindleError('not_found', `parcel ${sha256} has not been uploaded`);
+    return { label, size: stat.size };
+  }
+
+  openParcel(sha256: string, range?: ByteRange): Promise<Readable> {
+    return this.deps.parcels.openRead(sha256, range);
+  }
+
+  /** Labels of the invoice's parcels that are not stored yet. */
+  async missing(id: BindleId): Promise<Label[]> {
+    const stored = await this.getInvoice(id, false);
+    return this.missingOf(stored.invoice);
+  }
+
+  async query(q: InvoiceQuery): Promise<QueryReply> {
+    const result = await this.deps.index.query(q);
+    return {
+      query: q.query,
+      strict: q.strict,
+      offset: q.offset,
+      limit: q.limit,
+      total: result.total,
+      more: q.offset + result.invoices.length < result.total,
+      yanked: q.yanked,
+      timestamp: this.now(),
+      invoices: result.invoices.map((s) => s.invoice),
+    };
+  }
+
+  /** The host's public keys, optionally only those with one of `roles`. Never a secret. */
+  keys(roles?: readonly SignatureRole[]): KeyRing {
+    const ring = roles === undefined || roles.length === 0 ? this.deps.hostKeyring : this.deps.hostKeyring.withRoles([...roles]);
+    return ring.toDocument();
+  }
+
+  private async parcelLabel(
+    id: BindleId,
+    sha256: string,
+    allowYanked: boolean,
+    notOnInvoice: 'parcel_not_on_invoice' | 'not_found',
+  ): Promise<Label> {
+    if (!isSha256Hex(sha256)) {
+      throw new BindleError('invalid_id', `invalid parcel id ${JSON.stringify(sha256)}: expected 64 lowercase hex characters`);
+    }
+    const stored = await this.getInvoice(id, allowYanked);
+    const parcel = (stored.invoice.parcel ?? []).find((p) => p.label.sha256 === sha256);
+    if (parcel === undefined) {
+      throw new BindleError(notOnInvoice, `parcel ${sha256} is not listed on invoice ${formatId(id)}`);
+    }
+    return parcel.label;
+  }
+
+  private async missingOf(inv: Invoice): Promise<Label[]> {
+    const labels = uniqueLabels(inv);
+    const present = await Promise.all(labels.map((l) => this.deps.parcels.has(l.sha256)));
+    return labels.filter((_, i) => !present[i]);
+  }
+
+  private toStored(id: BindleId, signed: Invoice, createdAt: number): StoredInvoice {
+    const invoice = canonicalInvoice(signed);
+    return {
+      name: id.name,
+      version: id.version,
+      canonicalId: canonicalId(id),
+      invoice,
+      toml: renderInvoice(invoice, 'toml'),
+      json: renderInvoice(invoice, 'json'),
+      yanked: invoice.yanked === true,
+      createdAt,
+    };
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * The invoice index seam: what the HTTP layer reads for `/_q`, invoice GETs and
+ * missing-parcel checks (PROTOCOL.md §4, §5). SqliteInvoiceIndex is the implementation.
+ */
+import type { Invoice } from '../../schema/index.js';
+
+/** One stored invoice. `toml`/`json` are the exact bytes served for GET (never re-rendered). */
+export interface StoredInvoice {
+  name: string;
+  version: string;
+  /** sha256(name/version), lowercase hex (core/ids/bindle-id.ts canonicalId). */
+  canonicalId: string;
+  invoice: Invoice;
+  toml: string;
+  json: string;
+  yanked: boolean;
+  /** Unix milliseconds. */
+  createdAt: number;
+}
+
+/** A `/_q` query after parameter parsing. */
+export interface InvoiceQuery {
+  /** Space-separated terms; '' (or only spaces) = everything. */
+  query: string;
+  /** An exact strict version, or an npm-style SemVer range (semver package); invalid → invalid_query. */
+  version?: string;
+  /** Non-negative integer. */
+  offset: number;
+  /** Integer 1–255. */
+  limit: number;
+  /**
+   * strict: every term is a case-sensitive substring of the name.
+   * standard: every term is a case-insensitive substring of the name, version, description or
+   * one of the authors.
+   */
+  strict: boolean;
+  /** Include yanked invoices (default false). */
+  yanked: boolean;
+}
+
+/** One page of matches. */
+export interface InvoiceQueryResult {
+  /** Number of invoices matching all filters (before offset/limit). */
+  total: number;
+  /** offset/limit slice of the matches, ordered by name (byte order), then SemVer descending. */
+  invoices: StoredInvoice[];
+}
+
+/** The searchable index of invoices. Every write is atomic (one transaction). */
+export interface InvoiceIndex {
+  /** Inserts a new invoice; already_exists if name/version is taken (yanked or not). */
+  insert(entry: StoredInvoice): Promise<void>;
+  /** The invoice, yanked or not; undefined when absent. */
+  get(name: string, version: string): Promise<StoredInvoice | undefined>;
+  /** Replaces an existing entry's invoice/toml/json/yanked (used by yank); not_found if absent. */
+  update(entry: StoredInvoice): Promise<void>;
+  /** Matches in stable order; invalid_query for a bad version range, offset or limit. */
+  query(q: InvoiceQuery): Promise<InvoiceQueryResult>;
+  /** Every invoice that lists a parcel with this digest (for "is this parcel on a yanked invoice"). */
+  invoicesWithParcel(sha256: string): Promise<Array<{ name: string; version: string; yanked: boolean }>>;
+  /** Number of stored invoices, yanked included. */
+  count(): Promise<number>;
+  /** Releases the index; later calls fail with unavailable. */
+  close(): Promise<void>;
+}
+
+/** The space-separated terms of a query string (empty for '' or blanks). */
+export function queryTerms(query: string): string[] {
+  return query.split(/\s+/u).filter((term) => term !== '');
+}

@@ -1,0 +1,581 @@
+/**
+ * The invoice index in one SQLite file (better-sqlite3): schema and its migrations, atomic
+ * writes, and `/_q` queries — substring terms (FTS5 trigram index, or a scan where FTS5 is
+ * unavailable), SemVer version filters, yanked filtering and stable name/SemVer paging.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import semver from 'semver';
+import type { Invoice } from '../../schema/index.js';
+import { BindleError } from '../../core/errors/bindle-error.js';
+import { assertValidName, canonicalId, isStrictSemver } from '../../core/ids/bindle-id.js';
+import { queryTerms, type InvoiceIndex, type InvoiceQuery, type InvoiceQueryResult, type StoredInvoice } from './invoice-index.js';
+import { versionParts, versionSortKey } from './semver-order.js';
+
+/** How SqliteInvoiceIndex.open sets up the file. */
+export interface SqliteInvoiceIndexOptions {
+  /**
+   * Use the FTS5 trigram index for terms of 3 or more characters (default true, when the
+   * bundled SQLite has FTS5). false = every term is matched by scanning (the fallback path).
+   * A file that already has the full-text table cannot be opened with false.
+   */
+  fullTextSearch?: boolean;
+  /** How long a write waits for another connection's lock, in ms (default 5000). */
+  busyTimeoutMs?: number;
+}
+
+/**
+ * Schema migrations: element i takes the file from user_version i to i + 1. Append only.
+ * The full-text table is not part of them: it is created (and rebuilt from `invoices`) at open
+ * whenever FTS5 is in use and the table is missing.
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE invoices (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    -- semver-order.ts versionSortKey: byte order = SemVer precedence
+    version_key TEXT NOT NULL,
+    major INTEGER NOT NULL,
+    minor INTEGER NOT NULL,
+    patch INTEGER NOT NULL,
+    prerelease INTEGER NOT NULL CHECK (prerelease IN (0, 1)),
+    -- 1 when the semver package reads every number exactly, so ranges can be checked on version_key
+    semver_safe INTEGER NOT NULL CHECK (semver_safe IN (0, 1)),
+    canonical_id TEXT NOT NULL UNIQUE,
+    yanked INTEGER NOT NULL CHECK (yanked IN (0, 1)),
+    created_at INTEGER NOT NULL,
+    description TEXT,
+    -- authors joined by newlines
+    authors TEXT,
+    -- lowercased name, version, description and authors joined by newlines (standard search)
+    search_text TEXT NOT NULL,
+    UNIQUE (name, version)
+  );
+  -- the query order, covering the yanked filter and strict scans
+  CREATE INDEX invoices_order ON invoices (name, version_key DESC, version, yanked);
+  CREATE INDEX invoices_semver ON invoices (major, minor, patch);
+  CREATE TABLE invoice_documents (
+    invoice_id INTEGER PRIMARY KEY REFERENCES invoices (id) ON DELETE CASCADE,
+    invoice TEXT NOT NULL,
+    toml TEXT NOT NULL,
+    json TEXT NOT NULL
+  );
+  CREATE TABLE invoice_parcels (
+    invoice_id INTEGER NOT NULL REFERENCES invoices (id) ON DELETE CASCADE,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (invoice_id, sha256)
+  ) WITHOUT ROWID;
+  CREATE INDEX invoice_parcels_sha256 ON invoice_parcels (sha256);
+  `,
+];
+
+/** External-content FTS5 table over invoices(name, search_text), kept in step by triggers. */
+const FULL_TEXT_SCHEMA = `
+  CREATE VIRTUAL TABLE invoice_fts USING fts5(
+    name, search_text, content = 'invoices', content_rowid = 'id', tokenize = 'trigram case_sensitive 1'
+  );
+  CREATE TRIGGER invoice_fts_insert AFTER INSERT ON invoices BEGIN
+    INSERT INTO invoice_fts (rowid, name, search_text) VALUES (new.id, new.name, new.search_text);
+  END;
+  CREATE TRIGGER invoice_fts_delete AFTER DELETE ON invoices BEGIN
+    INSERT INTO invoice_fts (invoice_fts, rowid, name, search_text) VALUES ('delete', old.id, old.name, old.search_text);
+  END;
+  CREATE TRIGGER invoice_fts_update AFTER UPDATE ON invoices
+  WHEN old.name IS NOT new.name OR old.search_text IS NOT new.search_text BEGIN
+    INSERT INTO invoice_fts (invoice_fts, rowid, name, search_text) VALUES ('delete', old.id, old.name, old.search_text);
+    INSERT INTO invoice_fts (rowid, name, search_text) VALUES (new.id, new.name, new.search_text);
+  END;
+  INSERT INTO invoice_fts (invoice_fts) VALUES ('rebuild');
+`;
+
+/** Terms shorter than this (in code points) have no trigram and are matched by scanning. */
+const TRIGRAM = 3;
+const MAX_LIMIT = 255;
+const STATEMENT_CACHE_SIZE = 64;
+
+interface InvoiceRow {
+  id: number;
+  name: string;
+  version: string;
+  canonical_id: string;
+  yanked: number;
+  created_at: number;
+  invoice: string;
+  toml: string;
+  json: string;
+}
+
+/** Version tuple bound, inclusive. */
+type Triple = readonly [number, number, number];
+
+/** The WHERE clause of one query, with its parameters in order. */
+interface Filter {
+  readonly clauses: string[];
+  readonly params: unknown[];
+  /** True when no invoice can match (e.g. a range nothing satisfies). */
+  empty: boolean;
+}
+
+function searchText(invoice: Invoice): string {
+  const spec = invoice.bindle;
+  return [spec.name, spec.version, spec.description ?? '', ...(spec.authors ?? [])].join('\n').toLowerCase();
+}
+
+/** Length in Unicode code points, which is what the trigram tokenizer counts. */
+function codePoints(text: string): number {
+  let n = 0;
+  for (const _ of text) n++;
+  return n;
+}
+
+/** An FTS5 string literal: a phrase, which the trigram tokenizer matches as an exact substring. */
+function ftsPhrase(term: string): string {
+  return `"${term.replaceAll('"', '""')}"`;
+}
+
+function tripleOf(v: semver.SemVer): Triple {
+  return [v.major, v.minor, v.patch];
+}
+
+function compareTriples(a: Triple, b: Triple): number {
+  return a[0] - b[0] || a[1] - b[1] || a[2] - b[2];
+}
+
+/**
+ * An inclusive (major, minor, patch) upper bound of everything `range` can match, or undefined
+ * when some comparator set has no upper bound. Conservative: the exact check is semver.satisfies.
+ */
+function upperBound(range: semver.Range): Triple | undefined {
+  let overall: Triple | undefined;
+  for (const set of range.set) {
+    let upper: Triple | undefined;
+    for (const c of set) {
+      const bounds = c.operator === '<' || c.operator === '<=' || (c.operator === '' && c.value !== '');
+      if (!bounds) continue;
+      const t = tripleOf(c.semver);
+      if (upper === undefined || compareTriples(t, upper) < 0) upper = t;
+    }
+    if (upper === undefined) return undefined;
+    if (overall === undefined || compareTriples(upper, overall) > 0) overall = upper;
+  }
+  return overall;
+}
+
+const SQL_OPERATORS: Readonly<Record<string, string>> = { '': '=', '=': '=', '<': '<', '<=': '<=', '>': '>', '>=': '>=' };
+
+/**
+ * `range` as SQL over version_key, exactly what semver's Range.test does (without
+ * includePrerelease): some comparator set whose comparators all hold, and where a prerelease
+ * version is only admitted by a set with a prerelease comparator on the same major.minor.patch.
+ * Only valid for rows with semver_safe = 1 (their key order is semver's order).
+ */
+function rangeSql(range: semver.Range): { sql: string; params: unknown[] } {
+  const params: unknown[] = [];
+  const sets = range.set.map((set) => {
+    const clauses: string[] = [];
+    const samePatch: string[] = [];
+    const samePatchParams: unknown[] = [];
+    for (const c of set) {
+      if (c.value === '') continue; // the comparator that matches anything
+      const op = SQL_OPERATORS[c.operator];
+      if (op === undefined) throw new BindleError('internal', `unexpected SemVer comparator ${JSON.stringify(c.value)}`);
+      clauses.push(`i.version_key ${op} ?`);
+      params.push(versionSortKey(c.semver.version));
+      if (c.semver.prerelease.length > 0) {
+        samePatch.push('(i.major = ? AND i.minor = ? AND i.patch = ?)');
+        samePatchParams.push(c.semver.major, c.semver.minor, c.semver.patch);
+      }
+    }
+    clauses.push(`(${['i.prerelease = 0', ...samePatch].join(' OR ')})`);
+    params.push(...samePatchParams);
+    return `(${clauses.join(' AND ')})`;
+  });
+  return { sql: `(${sets.join(' OR ')})`, params };
+}
+
+function parseRange(text: string): semver.Range {
+  const valid = semver.validRange(text);
+  if (valid === null) {
+    throw new BindleError('invalid_query', `invalid SemVer range ${JSON.stringify(text)}: expected a version or an npm-style range such as ^1.2.0`);
+  }
+  return new semver.Range(valid);
+}
+
+function checkPaging(q: InvoiceQuery): void {
+  if (!Number.isSafeInteger(q.offset) || q.offset < 0) {
+    throw new BindleError('invalid_query', `invalid offset ${String(q.offset)}: must be a non-negative integer`);
+  }
+  if (!Number.isInteger(q.limit) || q.limit < 1 || q.limit > MAX_LIMIT) {
+    throw new BindleError('invalid_query', `invalid limit ${String(q.limit)}: must be an integer from 1 to ${MAX_LIMIT}`);
+  }
+}
+
+/** Checks that an entry is self-consistent before it is written. */
+function checkEntry(entry: StoredInvoice): void {
+  assertValidName(entry.name);
+  if (!isStrictSemver(entry.version)) {
+    throw new BindleError('invalid_version', `invalid bindle version ${JSON.stringify(entry.version)}: must be strict SemVer 2`);
+  }
+  const spec = entry.invoice.bindle;
+  if (spec.name !== entry.name || spec.version !== entry.version) {
+    throw new BindleError(
+      'invalid_invoice',
+      `invoice ${spec.name}/${spec.version} stored as ${entry.name}/${entry.version}: the ids must agree`,
+    );
+  }
+  const expected = canonicalId({ name: entry.name, version: entry.version });
+  if (entry.canonicalId !== expected) {
+    throw new BindleError(
+      'invalid_invoice',
+      `canonical id ${JSON.stringify(entry.canonicalId)} of ${entry.name}/${entry.version} should be ${expected}`,
+    );
+  }
+  // Digests follow the schema (lowercase hex): reference data directories hold invoices with
+  // shortened test digests, which must still index. The API refuses them at create time.
+  for (const parcel of entry.invoice.parcel ?? []) {
+    if (!/^[0-9a-f]+$/.test(parcel.label.sha256)) {
+      throw new BindleError('invalid_invoice', `parcel digest ${JSON.stringify(parcel.label.sha256)} is not lowercase hex`);
+    }
+  }
+  if (!Number.isSafeInteger(entry.createdAt)) {
+    throw new BindleError('invalid_invoice', `createdAt ${String(entry.createdAt)} is not an integer number of milliseconds`);
+  }
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  return err instanceof Database.SqliteError && (err.code === 'SQLITE_CONSTRAINT_UNIQUE' || err.code === 'SQLITE_CONSTRAINT_PRIMARYKEY');
+}
+
+/** Runs a synchronous body as a promise: a throw becomes a rejection. */
+function settle<T>(body: () => T): Promise<T> {
+  return new Promise<T>((resolve) => {
+    resolve(body());
+  });
+}
+
+/**
+ * The invoice index in SQLite. Synchronous underneath (better-sqlite3); the async interface
+ * lets other implementations do I/O. One connection per instance; other processes may share
+ * the file (WAL, busy timeout).
+ */
+export class SqliteInvoiceIndex implements InvoiceIndex {
+  readonly path: string;
+  /** True when terms of 3+ characters use the FTS5 trigram index. */
+  readonly fullTextSearch: boolean;
+  private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
+  private closed = false;
+
+  private constructor(path: string, db: Database.Database, fullTextSearch: boolean) {
+    this.path = path;
+    this.db = db;
+    this.fullTextSearch = fullTextSearch;
+  }
+
+  /**
+   * Opens (creating if needed, with its parent directory) the index file and brings its schema
+   * up to date. Throws unavailable for a file written by a newer schema, or with a full-text
+   * table this SQLite cannot maintain.
+   */
+  static open(path: string, options: SqliteInvoiceIndexOptions = {}): SqliteInvoiceIndex {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    const db = new Database(path, { timeout: options.busyTimeoutMs ?? 5000 });
+    try {
+      db.pragma('journal_mode = WAL');
+      // FULL: every commit reaches the disk before a write returns. The index is only rebuilt
+      // on demand, so an acknowledged invoice must not vanish from it on power loss; invoice
+      // writes are rare, queries do not pay for it.
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      migrate(db, path);
+      const fullText = setUpFullText(db, path, options.fullTextSearch ?? true);
+      registerFunctions(db);
+      return new SqliteInvoiceIndex(path, db, fullText);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  insert(entry: StoredInvoice): Promise<void> {
+    return settle(() => {
+      this.checkOpen();
+      checkEntry(entry);
+      const parts = versionParts(entry.version);
+      const write = this.db.transaction(() => {
+        const result = this.statement(
+          `INSERT INTO invoices (name, version, version_key, major, minor, patch, prerelease, semver_safe, canonical_id,
+                                 yanked, created_at, description, authors, search_text)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        ).run(
+          entry.name,
+          entry.version,
+          parts.key,
+          parts.major,
+          parts.minor,
+          parts.patch,
+          parts.prerelease.length > 0 ? 1 : 0,
+          parts.semverSafe ? 1 : 0,
+          entry.canonicalId,
+          entry.yanked ? 1 : 0,
+          entry.createdAt,
+          entry.invoice.bindle.description ?? null,
+          entry.invoice.bindle.authors?.join('\n') ?? null,
+          searchText(entry.invoice),
+        );
+        this.writeDetails(Number(result.lastInsertRowid), entry);
+      });
+      try {
+        write.immediate();
+      } catch (err) {
+        if (isUniqueViolation(err)) {
+          throw new BindleError('already_exists', `invoice ${entry.name}/${entry.version} already exists`, { cause: err });
+        }
+        throw err;
+      }
+    });
+  }
+
+  get(name: string, version: string): Promise<StoredInvoice | undefined> {
+    return settle(() => {
+      this.checkOpen();
+      const row = this.statement(
+        `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.invoice, d.toml, d.json
+         FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id WHERE i.name = ? AND i.version = ?`,
+      ).get(name, version) as InvoiceRow | undefined;
+      return row === undefined ? undefined : toStored(row);
+    });
+  }
+
+  update(entry: StoredInvoice): Promise<void> {
+    return settle(() => {
+      this.checkOpen();
+      checkEntry(entry);
+      this.db
+        .transaction(() => {
+          const row = this.statement('SELECT id FROM invoices WHERE name = ? AND version = ?').get(entry.name, entry.version) as
+            | { id: number }
+            | undefined;
+          if (row === undefined) throw new BindleError('not_found', `invoice ${entry.name}/${entry.version} does not exist`);
+          this.statement('UPDATE invoices SET yanked = ?, description = ?, authors = ?, search_text = ? WHERE id = ?').run(
+            entry.yanked ? 1 : 0,
+            entry.invoice.bindle.description ?? null,
+            entry.invoice.bindle.authors?.join('\n') ?? null,
+            searchText(entry.invoice),
+            row.id,
+          );
+          this.statement('DELETE FROM invoice_documents WHERE invoice_id = ?').run(row.id);
+          this.statement('DELETE FROM invoice_parcels WHERE invoice_id = ?').run(row.id);
+          this.writeDetails(row.id, entry);
+        })
+        .immediate();
+    });
+  }
+
+  query(q: InvoiceQuery): Promise<InvoiceQueryResult> {
+    return settle(() => {
+      this.checkOpen();
+      checkPaging(q);
+      const filter = this.filterFor(q);
+      if (filter.empty) return { total: 0, invoices: [] };
+      const where = filter.clauses.length === 0 ? '' : `WHERE ${filter.clauses.join(' AND ')}`;
+      const ids = this.statement(
+        `SELECT i.id FROM invoices i ${where} ORDER BY i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?`,
+      )
+        .pluck()
+        .all(...filter.params, q.limit, q.offset) as number[];
+      // A short, non-empty page (or an empty first page) already tells the total.
+      const total =
+        ids.length < q.limit && (ids.length > 0 || q.offset === 0)
+          ? q.offset + ids.length
+          : (this.statement(`SELECT count(*) FROM invoices i ${where}`).pluck().get(...filter.params) as number);
+      const byId = this.statement(
+        `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.invoice, d.toml, d.json
+         FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id WHERE i.id = ?`,
+      );
+      const invoices = ids.map((id) => toStored(byId.get(id) as InvoiceRow));
+      return { total, invoices };
+    });
+  }
+
+  invoicesWithParcel(sha256: string): Promise<Array<{ name: string; version: string; yanked: boolean }>> {
+    return settle(() => {
+      this.checkOpen();
+      const rows = this.statement(
+        `SELECT i.name, i.version, i.yanked FROM invoice_parcels p JOIN invoices i ON i.id = p.invoice_id
+         WHERE p.sha256 = ? ORDER BY i.name, i.version_key DESC, i.version`,
+      ).all(sha256) as Array<{ name: string; version: string; yanked: number }>;
+      return rows.map((r) => ({ name: r.name, version: r.version, yanked: r.yanked === 1 }));
+    });
+  }
+
+  count(): Promise<number> {
+    return settle(() => {
+      this.checkOpen();
+      return this.statement('SELECT count(*) FROM invoices').pluck().get() as number;
+    });
+  }
+
+  close(): Promise<void> {
+    return settle(() => {
+      if (this.closed) return;
+      this.closed = true;
+      this.statements.clear();
+      this.db.close();
+    });
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new BindleError('unavailable', `the invoice index ${this.path} is closed`);
+  }
+
+  /**
+   * A prepared statement, prepared once per distinct SQL text. Query shapes vary with the
+   * number of terms, so the cache is bounded (least recently used goes first).
+   */
+  private statement(sql: string): Database.Statement {
+    let stmt = this.statements.get(sql);
+    if (stmt === undefined) {
+      stmt = this.db.prepare(sql);
+      if (this.statements.size >= STATEMENT_CACHE_SIZE) {
+        const oldest = this.statements.keys().next();
+        if (oldest.done !== true) this.statements.delete(oldest.value);
+      }
+    } else {
+      this.statements.delete(sql);
+    }
+    this.statements.set(sql, stmt);
+    return stmt;
+  }
+
+  /** Writes the documents and parcel digests of invoice row `id`. */
+  private writeDetails(id: number, entry: StoredInvoice): void {
+    this.statement('INSERT INTO invoice_documents (invoice_id, invoice, toml, json) VALUES (?, ?, ?, ?)').run(
+      id,
+      JSON.stringify(entry.invoice),
+      entry.toml,
+      entry.json,
+    );
+    const parcel = this.statement('INSERT OR IGNORE INTO invoice_parcels (invoice_id, sha256) VALUES (?, ?)');
+    for (const p of entry.invoice.parcel ?? []) parcel.run(id, p.label.sha256);
+  }
+
+  /** The WHERE clauses for a query. Cheap, index-friendly clauses come first. */
+  private filterFor(q: InvoiceQuery): Filter {
+    const filter: Filter = { clauses: [], params: [], empty: false };
+    if (!q.yanked) filter.clauses.push('i.yanked = 0');
+
+    const column = q.strict ? 'name' : 'search_text';
+    const terms = queryTerms(q.query).map((term) => (q.strict ? term : term.toLowerCase()));
+    const indexed = this.fullTextSearch ? terms.filter((term) => codePoints(term) >= TRIGRAM) : [];
+    if (indexed.length > 0) {
+      filter.clauses.push('i.id IN (SELECT rowid FROM invoice_fts WHERE invoice_fts MATCH ?)');
+      filter.params.push(`{${column}} : (${indexed.map(ftsPhrase).join(' AND ')})`);
+    }
+    for (const term of terms) {
+      if (indexed.includes(term)) continue;
+      filter.clauses.push(`instr(i.${column}, ?) > 0`);
+      filter.params.push(term);
+    }
+
+    const version = q.version?.trim() ?? '';
+    if (version === '') return filter;
+    if (isStrictSemver(version)) {
+      filter.clauses.push('i.version = ?');
+      filter.params.push(version);
+      return filter;
+    }
+    const range = parseRange(version);
+    const lowest = semver.minVersion(range);
+    if (lowest === null) {
+      filter.empty = true;
+      return filter;
+    }
+    filter.clauses.push('(i.major, i.minor, i.patch) >= (?, ?, ?)');
+    filter.params.push(...tripleOf(lowest));
+    const highest = upperBound(range);
+    if (highest !== undefined) {
+      filter.clauses.push('(i.major, i.minor, i.patch) <= (?, ?, ?)');
+      filter.params.push(...highest);
+    }
+    const exact = rangeSql(range);
+    filter.clauses.push(
+      `((i.semver_safe = 1 AND ${exact.sql}) OR (i.semver_safe = 0 AND bindle_semver_satisfies(i.version, ?)))`,
+    );
+    filter.params.push(...exact.params, range.range);
+    return filter;
+  }
+}
+
+function toStored(row: InvoiceRow): StoredInvoice {
+  return {
+    name: row.name,
+    version: row.version,
+    canonicalId: row.canonical_id,
+    invoice: JSON.parse(row.invoice) as Invoice,
+    toml: row.toml,
+    json: row.json,
+    yanked: row.yanked === 1,
+    createdAt: row.created_at,
+  };
+}
+
+/** Applies pending migrations in one immediate transaction; refuses a newer schema. */
+function migrate(db: Database.Database, path: string): void {
+  db.transaction(() => {
+    const current = db.pragma('user_version', { simple: true }) as number;
+    if (current > MIGRATIONS.length) {
+      throw new BindleError(
+        'unavailable',
+        `invoice index ${path} has schema version ${current}, but this server only knows versions up to ${MIGRATIONS.length}: upgrade the server, or reindex into a new file`,
+      );
+    }
+    for (const step of MIGRATIONS.slice(current)) db.exec(step);
+    if (current < MIGRATIONS.length) db.pragma(`user_version = ${MIGRATIONS.length}`);
+  }).immediate();
+}
+
+/** True when this SQLite has FTS5 with the trigram tokenizer (3.34+). */
+function hasTrigramFts(db: Database.Database): boolean {
+  try {
+    db.exec(`CREATE VIRTUAL TABLE temp.invoice_fts_probe USING fts5(x, tokenize = 'trigram case_sensitive 1')`);
+    db.exec('DROP TABLE temp.invoice_fts_probe');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Creates the full-text table when wanted and missing; returns whether it is in use. */
+function setUpFullText(db: Database.Database, path: string, wanted: boolean): boolean {
+  const use = wanted && hasTrigramFts(db);
+  db.transaction(() => {
+    const exists = db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'invoice_fts'`).get() !== undefined;
+    if (exists && !use) {
+      throw new BindleError(
+        'unavailable',
+        `invoice index ${path} has a full-text table, which ${wanted ? 'this SQLite (no FTS5 trigram tokenizer) cannot maintain' : 'must be kept when full-text search is off'}`,
+      );
+    }
+    if (use && !exists) db.exec(FULL_TEXT_SCHEMA);
+  }).immediate();
+  return use;
+}
+
+/** SQL functions the queries use. */
+function registerFunctions(db: Database.Database): void {
+  // Parsing a range is the costly part; a query calls this once per candidate row with the same range.
+  let lastText = '';
+  let lastRange: semver.Range | undefined;
+  db.function('bindle_semver_satisfies', { deterministic: true }, (version: unknown, range: unknown): number => {
+    if (typeof version !== 'string' || typeof range !== 'string') return 0;
+    if (lastRange === undefined || range !== lastText) {
+      lastRange = new semver.Range(range);
+      lastText = range;
+    }
+    return semver.satisfies(version, lastRange) ? 1 : 0;
+  });
+}

@@ -1,0 +1,346 @@
+/**
+ * The behaviour every InvoiceIndex must show (server/storage/invoice-index.ts): round trips,
+ * uniqueness, yank updates, `/_q` semantics (PROTOCOL.md §4), parcel look-ups and durability
+ * across close and reopen. Run it with invoiceIndexContract from an implementation's test file.
+ */
+import type { Test } from 'tap';
+import type { Invoice } from '../../schema/index.js';
+import { renderInvoice } from '../../core/codec/invoice-codec.js';
+import { canonicalId } from '../../core/ids/bindle-id.js';
+import type { InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice } from '../../server/storage/invoice-index.js';
+
+const PARCEL_A = 'a'.repeat(64);
+const PARCEL_B = 'b'.repeat(64);
+const PARCEL_C = 'c'.repeat(64);
+const PARCEL_D = '0123456789abcdef'.repeat(4);
+
+interface EntryOptions {
+  description?: string;
+  authors?: string[];
+  parcels?: string[];
+  yanked?: boolean;
+}
+
+/** A schema-valid invoice entry with TOML/JSON as the server would store them. */
+export function makeEntry(name: string, version: string, options: EntryOptions = {}): StoredInvoice {
+  const bindle: Invoice['bindle'] = { name, version };
+  if (options.description !== undefined) bindle.description = options.description;
+  if (options.authors !== undefined) bindle.authors = options.authors;
+  const invoice: Invoice = { bindleVersion: '1.0.0', bindle };
+  if (options.yanked === true) invoice.yanked = true;
+  if (options.parcels !== undefined) {
+    invoice.parcel = options.parcels.map((sha256, i) => ({
+      label: { sha256, mediaType: 'application/octet-stream', name: `parcel-${i}.dat`, size: 100 + i },
+    }));
+  }
+  return {
+    name,
+    version,
+    canonicalId: canonicalId({ name, version }),
+    invoice,
+    toml: renderInvoice(invoice, 'toml'),
+    json: renderInvoice(invoice, 'json'),
+    yanked: options.yanked === true,
+    createdAt: 1_700_000_000_000,
+  };
+}
+
+/** The query data set, deliberately not in query order. */
+const SEED: readonly StoredInvoice[] = [
+  makeEntry('enterprise.com/warpcore', '1.9.0', { parcels: [PARCEL_A] }),
+  makeEntry('voyager.com/warpcore', '3.1.4', { description: 'Slipstream drive' }),
+  makeEntry('enterprise.com/warpcore', '2.0.0-alpha.1'),
+  makeEntry('enterprise.com/transporter', '0.3.0', { yanked: true, parcels: [PARCEL_C] }),
+  makeEntry('enterprise.com/warpcore', '1.0.0', {
+    description: 'The warp core',
+    authors: ['Montgomery Scott', 'Geordi La Forge'],
+    parcels: [PARCEL_A, PARCEL_B, PARCEL_A],
+  }),
+  makeEntry('enterprise.com/warpcore', '2.0.0'),
+  makeEntry('example.com/Käse', '1.0.0', { description: 'Ein Käse', authors: ['Käthe Müller'] }),
+  makeEntry('enterprise.com/warpcore', '1.10.0'),
+  makeEntry('ab', '0.1.0', { description: 'tiny' }),
+  makeEntry('enterprise.com/warpcore', '2.0.0-beta'),
+  makeEntry('enterprise.com/transporter', '1.2.0', { description: 'Beams people around', authors: ['Miles OBrien'], parcels: [PARCEL_B] }),
+  makeEntry('enterprise.com/warpcore', '2.0.0-alpha'),
+  makeEntry('enterprise.com/warpcore', '1.2.5'),
+];
+
+/** Every unyanked seed invoice in query order: name (byte order), then SemVer descending. */
+const ALL_IN_ORDER = [
+  'ab/0.1.0',
+  'enterprise.com/transporter/1.2.0',
+  'enterprise.com/warpcore/2.0.0',
+  'enterprise.com/warpcore/2.0.0-beta',
+  'enterprise.com/warpcore/2.0.0-alpha.1',
+  'enterprise.com/warpcore/2.0.0-alpha',
+  'enterprise.com/warpcore/1.10.0',
+  'enterprise.com/warpcore/1.9.0',
+  'enterprise.com/warpcore/1.2.5',
+  'enterprise.com/warpcore/1.0.0',
+  'example.com/Käse/1.0.0',
+  'voyager.com/warpcore/3.1.4',
+];
+
+function ids(result: InvoiceQueryResult): string[] {
+  return result.invoices.map((i) => `${i.name}/${i.version}`);
+}
+
+function q(query: string, more: Partial<InvoiceQuery> = {}): InvoiceQuery {
+  return { query, offset: 0, limit: 50, strict: false, yanked: false, ...more };
+}
+
+/**
+ * Registers the contract as subtests of `t`. `makeIndex(dir)` opens the index kept in `dir`
+ * (an empty directory the first time); called again with the same dir it must reopen the data.
+ */
+export function invoiceIndexContract(t: Test, name: string, makeIndex: (dir: string) => Promise<InvoiceIndex>): void {
+  /** A fresh index in its own temp directory, closed when the subtest ends. */
+  async function fresh(t: Test): Promise<{ index: InvoiceIndex; dir: string }> {
+    const dir = t.testdir();
+    const index = await makeIndex(dir);
+    t.teardown(() => index.close());
+    return { index, dir };
+  }
+
+  t.test(`${name}: InvoiceIndex contract`, async (t) => {
+    t.test('insert then get returns the entry with its exact documents', async (t) => {
+      const { index } = await fresh(t);
+      const entry = makeEntry('enterprise.com/warpcore', '1.0.0', { description: 'd', authors: ['a'], parcels: [PARCEL_A] });
+      // Documents are stored verbatim, never re-rendered: odd formatting must survive.
+      entry.toml = `# written by hand\n${entry.toml}\n\n`;
+      entry.json = JSON.stringify(entry.invoice, null, 3);
+      await index.insert(entry);
+      const got = await index.get('enterprise.com/warpcore', '1.0.0');
+      t.ok(got, 'found');
+      if (got === undefined) return;
+      t.equal(got.toml, entry.toml, 'toml bytes');
+      t.equal(got.json, entry.json, 'json bytes');
+      t.same(got, entry);
+      t.equal(await index.get('enterprise.com/warpcore', '1.0.1'), undefined, 'other version absent');
+      t.equal(await index.get('enterprise.com/warp', '1.0.0'), undefined, 'other name absent');
+    });
+
+    t.test('get of a missing invoice is undefined', async (t) => {
+      const { index } = await fresh(t);
+      t.equal(await index.get('nothing/here', '1.0.0'), undefined);
+      t.equal(await index.count(), 0);
+    });
+
+    t.test('a name/version can only be inserted once', async (t) => {
+      const { index } = await fresh(t);
+      await index.insert(makeEntry('dup', '1.0.0', { description: 'first' }));
+      await t.rejects(index.insert(makeEntry('dup', '1.0.0', { description: 'second' })), { code: 'already_exists' });
+      await index.insert(makeEntry('dup', '1.0.0+build'));
+      await index.insert(makeEntry('dup', '1.0.1'));
+      const yanked = makeEntry('dup', '1.0.1', { yanked: true });
+      await index.update(yanked);
+      await t.rejects(index.insert(makeEntry('dup', '1.0.1')), { code: 'already_exists' }, 'also when yanked');
+      t.equal((await index.get('dup', '1.0.0'))?.invoice.bindle.description, 'first', 'the first insert stays');
+      t.equal(await index.count(), 3);
+    });
+
+    t.test('update yanks an invoice', async (t) => {
+      const { index } = await fresh(t);
+      const entry = makeEntry('enterprise.com/warpcore', '1.0.0', { parcels: [PARCEL_A] });
+      await index.insert(entry);
+      const yanked = makeEntry('enterprise.com/warpcore', '1.0.0', { parcels: [PARCEL_A], yanked: true });
+      await index.update(yanked);
+      const got = await index.get('enterprise.com/warpcore', '1.0.0');
+      t.equal(got?.yanked, true, 'yanked flag');
+      t.equal(got?.invoice.yanked, true, 'yanked invoice');
+      t.equal(got?.toml, yanked.toml, 'new toml');
+      t.equal(got?.json, yanked.json, 'new json');
+      t.same(await index.invoicesWithParcel(PARCEL_A), [{ name: 'enterprise.com/warpcore', version: '1.0.0', yanked: true }]);
+      t.same(ids(await index.query(q(''))), [], 'hidden from queries');
+      t.same(ids(await index.query(q('', { yanked: true }))), ['enterprise.com/warpcore/1.0.0'], 'shown with yanked');
+      t.equal(await index.count(), 1, 'still counted');
+      await t.rejects(index.update(makeEntry('enterprise.com/warpcore', '9.9.9')), { code: 'not_found' });
+    });
+
+    t.test('data survives close and reopen', async (t) => {
+      const dir = t.testdir();
+      const first = await makeIndex(dir);
+      for (const entry of SEED) await first.insert(entry);
+      await first.update(makeEntry('enterprise.com/warpcore', '1.10.0', { yanked: true }));
+      await first.close();
+      const second = await makeIndex(dir);
+      t.teardown(() => second.close());
+      t.equal(await second.count(), SEED.length);
+      t.same(await second.get('example.com/Käse', '1.0.0'), SEED.find((e) => e.name === 'example.com/Käse'));
+      t.equal((await second.get('enterprise.com/warpcore', '1.10.0'))?.yanked, true, 'the update survived');
+      t.same(
+        ids(await second.query(q('warp', { strict: true }))),
+        ALL_IN_ORDER.filter((id) => id.includes('warp') && id !== 'enterprise.com/warpcore/1.10.0'),
+      );
+      t.same(ids(await second.query(q('scott'))), ['enterprise.com/warpcore/1.0.0'], 'standard search survived');
+      await second.insert(makeEntry('after/reopen', '1.0.0'));
+      t.equal(await second.count(), SEED.length + 1, 'writable after reopen');
+    });
+
+    t.test('queries', async (t) => {
+      const { index } = await fresh(t);
+      for (const entry of SEED) await index.insert(entry);
+
+      t.test('count includes yanked invoices', async (t) => {
+        t.equal(await index.count(), SEED.length);
+      });
+
+      t.test('empty query: everything, name ascending then SemVer descending', async (t) => {
+        const all = await index.query(q(''));
+        t.same(ids(all), ALL_IN_ORDER);
+        t.equal(all.total, ALL_IN_ORDER.length);
+        t.same(ids(await index.query(q('  ', { strict: true }))), ALL_IN_ORDER, 'blank strict query');
+      });
+
+      t.test('yanked invoices only with yanked: true', async (t) => {
+        const withYanked = await index.query(q('', { yanked: true }));
+        t.equal(withYanked.total, SEED.length);
+        t.same(ids(withYanked).slice(1, 3), ['enterprise.com/transporter/1.2.0', 'enterprise.com/transporter/0.3.0']);
+        t.equal(withYanked.invoices[2]?.yanked, true);
+        t.same(ids(await index.query(q('transporter', { strict: true }))), ['enterprise.com/transporter/1.2.0']);
+        t.same(ids(await index.query(q('transporter', { strict: true, yanked: true }))), [
+          'enterprise.com/transporter/1.2.0',
+          'enterprise.com/transporter/0.3.0',
+        ]);
+      });
+
+      t.test('strict: every term is a case-sensitive substring of the name', async (t) => {
+        const warp = ALL_IN_ORDER.filter((id) => id.includes('warpcore'));
+        t.same(ids(await index.query(q('warp', { strict: true }))), warp);
+        t.same(ids(await index.query(q('warp enterprise', { strict: true }))), warp.filter((id) => id.startsWith('enterprise')));
+        t.same(ids(await index.query(q('enterprise warp ager', { strict: true }))), [], 'all terms must match');
+        t.same(ids(await index.query(q('Warp', { strict: true }))), [], 'case-sensitive');
+        t.same(ids(await index.query(q('ort', { strict: true }))), ['enterprise.com/transporter/1.2.0']);
+        t.same(ids(await index.query(q('Käse', { strict: true }))), ['example.com/Käse/1.0.0']);
+        t.same(ids(await index.query(q('käse', { strict: true }))), []);
+        t.same(ids(await index.query(q('ab', { strict: true }))), ['ab/0.1.0'], 'short term');
+        t.same(ids(await index.query(q('a', { strict: true }))), ALL_IN_ORDER, 'one-letter term');
+        t.same(ids(await index.query(q('m/t  sp', { strict: true }))), ['enterprise.com/transporter/1.2.0'], 'long and short terms');
+        t.same(ids(await index.query(q('beams', { strict: true }))), [], 'description is not searched');
+        t.same(ids(await index.query(q('1.0.0', { strict: true }))), [], 'version is not searched');
+        t.same(ids(await index.query(q('"warp', { strict: true }))), [], 'quotes are literal');
+        t.same(ids(await index.query(q('%', { strict: true }))), [], 'wildcards are literal');
+      });
+
+      t.test('standard: terms AND-ed over name, version, description, authors, case-insensitive', async (t) => {
+        t.same(ids(await index.query(q('beams'))), ['enterprise.com/transporter/1.2.0'], 'description');
+        t.same(ids(await index.query(q('BEAMS PEOPLE'))), ['enterprise.com/transporter/1.2.0'], 'upper case');
+        t.same(ids(await index.query(q('scott'))), ['enterprise.com/warpcore/1.0.0'], 'author');
+        t.same(ids(await index.query(q('forge scott'))), ['enterprise.com/warpcore/1.0.0'], 'two authors');
+        t.same(ids(await index.query(q('1.10'))), ['enterprise.com/warpcore/1.10.0'], 'version');
+        t.same(ids(await index.query(q('warp slipstream'))), ['voyager.com/warpcore/3.1.4'], 'name and description');
+        t.same(ids(await index.query(q('WARPCORE 2.0.0-A'))), ['enterprise.com/warpcore/2.0.0-alpha.1', 'enterprise.com/warpcore/2.0.0-alpha']);
+        t.same(ids(await index.query(q('käse'))), ['example.com/Käse/1.0.0'], 'unicode name');
+        t.same(ids(await index.query(q('KÄTHE'))), ['example.com/Käse/1.0.0'], 'unicode case folding');
+        t.same(ids(await index.query(q('ti'))), ['ab/0.1.0'], 'short term');
+        t.same(ids(await index.query(q('warp nothing-matches'))), [], 'all terms must match');
+        t.same(ids(await index.query(q('"'))), [], 'quote');
+        t.same(ids(await index.query(q('_'))), [], 'wildcards are literal');
+        t.equal((await index.query(q('warpcore'))).total, 9);
+      });
+
+      t.test('version: exact match', async (t) => {
+        t.same(ids(await index.query(q('', { version: '1.0.0' }))), ['enterprise.com/warpcore/1.0.0', 'example.com/Käse/1.0.0']);
+        t.same(ids(await index.query(q('', { version: '2.0.0-beta' }))), ['enterprise.com/warpcore/2.0.0-beta']);
+        t.same(ids(await index.query(q('warp', { version: '1.0.0', strict: true }))), ['enterprise.com/warpcore/1.0.0']);
+        t.same(ids(await index.query(q('', { version: '1.0.1' }))), []);
+        t.same(ids(await index.query(q('', { version: '0.3.0' }))), [], 'yanked version hidden');
+        t.same(ids(await index.query(q('', { version: '0.3.0', yanked: true }))), ['enterprise.com/transporter/0.3.0']);
+        t.same(ids(await index.query(q('', { version: '' }))), ALL_IN_ORDER, 'empty version = no filter');
+      });
+
+      t.test('version: npm-style ranges', async (t) => {
+        t.same(ids(await index.query(q('warpcore', { version: '^1.0.0', strict: true }))), [
+          'enterprise.com/warpcore/1.10.0',
+          'enterprise.com/warpcore/1.9.0',
+          'enterprise.com/warpcore/1.2.5',
+          'enterprise.com/warpcore/1.0.0',
+        ]);
+        t.same(ids(await index.query(q('', { version: '>=1.2 <2' }))), [
+          'enterprise.com/transporter/1.2.0',
+          'enterprise.com/warpcore/1.10.0',
+          'enterprise.com/warpcore/1.9.0',
+          'enterprise.com/warpcore/1.2.5',
+        ]);
+        t.same(ids(await index.query(q('', { version: '1.x' }))), [
+          'enterprise.com/transporter/1.2.0',
+          'enterprise.com/warpcore/1.10.0',
+          'enterprise.com/warpcore/1.9.0',
+          'enterprise.com/warpcore/1.2.5',
+          'enterprise.com/warpcore/1.0.0',
+          'example.com/Käse/1.0.0',
+        ]);
+        t.same(ids(await index.query(q('', { version: '>=2.0.0-alpha.1' }))), [
+          'enterprise.com/warpcore/2.0.0',
+          'enterprise.com/warpcore/2.0.0-beta',
+          'enterprise.com/warpcore/2.0.0-alpha.1',
+          'voyager.com/warpcore/3.1.4',
+        ], 'prereleases of the same major.minor.patch');
+        t.same(ids(await index.query(q('', { version: '<1.0.0 || >=3' }))), ['ab/0.1.0', 'voyager.com/warpcore/3.1.4']);
+        t.same(ids(await index.query(q('', { version: '<1.0.0 || >=3', yanked: true }))), [
+          'ab/0.1.0',
+          'enterprise.com/transporter/0.3.0',
+          'voyager.com/warpcore/3.1.4',
+        ]);
+        t.same(ids(await index.query(q('', { version: '~1.2.0' }))), ['enterprise.com/transporter/1.2.0', 'enterprise.com/warpcore/1.2.5']);
+        t.same(ids(await index.query(q('', { version: '*' }))), ALL_IN_ORDER.filter((id) => !/-[a-z]/.test(id)), '* skips prereleases');
+        t.same(ids(await index.query(q('', { version: '<0.0.0-0' }))), [], 'a range nothing satisfies');
+        t.same(ids(await index.query(q('beams', { version: '^1.2.0' }))), ['enterprise.com/transporter/1.2.0'], 'with terms');
+        const page = await index.query(q('', { version: '1.x', offset: 2, limit: 2 }));
+        t.same(ids(page), ['enterprise.com/warpcore/1.9.0', 'enterprise.com/warpcore/1.2.5'], 'paged range');
+        t.equal(page.total, 6);
+      });
+
+      t.test('invalid ranges and paging are invalid_query', async (t) => {
+        for (const version of ['banana', '^^1', '1.2.3.4', '>=x.y']) {
+          await t.rejects(index.query(q('', { version })), { code: 'invalid_query', message: /invalid SemVer range/ }, version);
+        }
+        for (const bad of [{ limit: 0 }, { limit: 256 }, { limit: 1.5 }, { offset: -1 }, { offset: 0.5 }]) {
+          await t.rejects(index.query(q('', bad)), { code: 'invalid_query' }, JSON.stringify(bad));
+        }
+      });
+
+      t.test('paging: offset/limit over a stable order, total of all matches', async (t) => {
+        const pages: string[] = [];
+        for (let offset = 0; offset < ALL_IN_ORDER.length; offset += 5) {
+          const page = await index.query(q('', { offset, limit: 5 }));
+          t.equal(page.total, ALL_IN_ORDER.length, `total at offset ${offset}`);
+          t.ok(page.invoices.length <= 5);
+          pages.push(...ids(page));
+        }
+        t.same(pages, ALL_IN_ORDER, 'pages concatenate to the full list');
+        const last = await index.query(q('', { offset: 11, limit: 5 }));
+        t.same(ids(last), ['voyager.com/warpcore/3.1.4']);
+        t.equal(last.total, 12);
+        const past = await index.query(q('', { offset: 100, limit: 5 }));
+        t.same(past.invoices, []);
+        t.equal(past.total, 12, 'total also past the end');
+        const one = await index.query(q('warpcore', { offset: 3, limit: 1, strict: true }));
+        t.same(ids(one), ['enterprise.com/warpcore/2.0.0-alpha']);
+        t.equal(one.total, 9);
+        const full = await index.query(q('', { limit: 255 }));
+        t.equal(full.invoices.length, 12);
+      });
+
+      t.test('results carry the stored documents', async (t) => {
+        const [hit] = (await index.query(q('scott'))).invoices;
+        const seeded = SEED.find((e) => e.version === '1.0.0' && e.name === 'enterprise.com/warpcore');
+        t.same(hit, seeded);
+      });
+
+      t.test('invoicesWithParcel lists every invoice with that digest', async (t) => {
+        t.same(await index.invoicesWithParcel(PARCEL_A), [
+          { name: 'enterprise.com/warpcore', version: '1.9.0', yanked: false },
+          { name: 'enterprise.com/warpcore', version: '1.0.0', yanked: false },
+        ], 'once per invoice, also when listed twice');
+        t.same(await index.invoicesWithParcel(PARCEL_B), [
+          { name: 'enterprise.com/transporter', version: '1.2.0', yanked: false },
+          { name: 'enterprise.com/warpcore', version: '1.0.0', yanked: false },
+        ]);
+        t.same(await index.invoicesWithParcel(PARCEL_C), [{ name: 'enterprise.com/transporter', version: '0.3.0', yanked: true }]);
+        t.same(await index.invoicesWithParcel(PARCEL_D), []);
+      });
+    });
+  });
+}

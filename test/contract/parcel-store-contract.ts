@@ -1,0 +1,295 @@
+/**
+ * The ParcelStore contract: the behaviour every parcel store implementation must show. Each
+ * implementation's test file calls `parcelStoreContract` with a factory for a fresh store.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { Test } from 'tap';
+
+import { isBindleError } from '../../core/errors/bindle-error.js';
+import type { ParcelStore } from '../../server/storage/parcel-store.js';
+
+/** Makes a fresh, empty store whose data lives under `dir` (a new empty directory). */
+export type ParcelStoreFactory = (dir: string) => Promise<ParcelStore>;
+
+export function sha256Of(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** `data` cut into chunks of `size` bytes, as a network upload would arrive. */
+export function chunksOf(data: Buffer, size = 64 * 1024): Buffer[] {
+  const chunks: Buffer[] = [];
+  for (let offset = 0; offset < data.length; offset += size) chunks.push(data.subarray(offset, offset + size));
+  return chunks;
+}
+
+/** A paused stream of `data` in 64 KiB chunks. */
+export function streamOf(data: Buffer, chunkSize?: number): Readable {
+  return Readable.from(chunksOf(data, chunkSize));
+}
+
+export async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** A stream that yields `head` in chunks and then fails with `error`, like an aborted upload. */
+export function abortingStream(head: Buffer, error?: Error): Readable {
+  const chunks = chunksOf(head);
+  return new Readable({
+    read() {
+      const next = chunks.shift();
+      if (next !== undefined) this.push(next);
+      else this.destroy(error);
+    },
+  });
+}
+
+export async function listAll(store: ParcelStore): Promise<string[]> {
+  const digests: string[] = [];
+  for await (const digest of store.list()) digests.push(digest);
+  return digests;
+}
+
+/** 0x00..0xff repeated to `size` bytes: every byte's value tells its position. */
+function patterned(size: number): Buffer {
+  const data = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) data[i] = i & 0xff;
+  return data;
+}
+
+/** Runs the contract against the stores `makeStore` makes, as a subtest of `t` named `name`. */
+export async function parcelStoreContract(t: Test, name: string, makeStore: ParcelStoreFactory): Promise<void> {
+  const fresh = async (t: Test): Promise<ParcelStore> => {
+    const store = await makeStore(t.testdir());
+    t.teardown(() => store.close());
+    return store;
+  };
+
+  /** Asserts the parcel is absent in every way the store can tell, then that a retry stores it. */
+  const assertAbsentThenRetry = async (t: Test, store: ParcelStore, data: Buffer): Promise<void> => {
+    const sha = sha256Of(data);
+    t.equal(await store.has(sha), false, 'has() is false after the failed put');
+    t.equal(await store.stat(sha), undefined, 'stat() is undefined after the failed put');
+    t.notOk((await listAll(store)).includes(sha), 'list() does not show it');
+    await t.rejects(store.openRead(sha), { code: 'not_found' });
+    t.same(await store.put(sha, data.length, streamOf(data)), { sha256: sha, size: data.length }, 'a retry succeeds');
+    t.ok((await readAll(await store.openRead(sha))).equals(data), 'the retried parcel reads back intact');
+  };
+
+  await t.test(`ParcelStore contract: ${name}`, async (t) => {
+    t.test('put then has, stat, openRead and list round-trip the bytes', async (t) => {
+      const store = await fresh(t);
+      const small = Buffer.from('hello, parcel\n');
+      const empty = Buffer.alloc(0);
+      const large = randomBytes(3 * (1 << 20) + 12345);
+      for (const [label, data] of [['small', small], ['empty', empty], ['multi-MiB', large]] as const) {
+        const sha = sha256Of(data);
+        t.equal(await store.has(sha), false, `${label}: absent before put`);
+        t.same(await store.put(sha, data.length, streamOf(data)), { sha256: sha, size: data.length }, `${label}: put result`);
+        t.equal(await store.has(sha), true, `${label}: has`);
+        t.same(await store.stat(sha), { size: data.length }, `${label}: stat`);
+        const back = await readAll(await store.openRead(sha));
+        t.equal(back.length, data.length, `${label}: read length`);
+        t.ok(back.equals(data), `${label}: read bytes equal`);
+      }
+      t.same(await listAll(store), [small, empty, large].map(sha256Of).sort(), 'list() shows exactly the stored digests');
+    });
+
+    t.test('a stream of one huge chunk and a stream of tiny chunks both store', async (t) => {
+      const store = await fresh(t);
+      const huge = randomBytes(2 * (1 << 20) + 1);
+      const tiny = randomBytes(5000);
+      await store.put(sha256Of(huge), huge.length, Readable.from([huge]));
+      await store.put(sha256Of(tiny), tiny.length, streamOf(tiny, 7));
+      t.ok((await readAll(await store.openRead(sha256Of(huge)))).equals(huge));
+      t.ok((await readAll(await store.openRead(sha256Of(tiny)))).equals(tiny));
+    });
+
+    t.test('byte ranges', async (t) => {
+      const store = await fresh(t);
+      const data = patterned((1 << 20) + 300);
+      const sha = sha256Of(data);
+      await store.put(sha, data.length, streamOf(data));
+      const last = data.length - 1;
+      const cases: [number, number][] = [
+        [0, 0],
+        [10, 19],
+        [0, last],
+        [last - 4, last],
+        [last, last],
+        [(1 << 20) - 10, (1 << 20) + 10],
+      ];
+      for (const [start, end] of cases) {
+        const got = await readAll(await store.openRead(sha, { start, end }));
+        t.ok(got.equals(data.subarray(start, end + 1)), `range ${start}-${end}`);
+      }
+      const clamped = await readAll(await store.openRead(sha, { start: last - 2, end: last + 1000 }));
+      t.ok(clamped.equals(data.subarray(last - 2)), 'an end past the last byte is clamped');
+      for (const [start, end] of [
+        [data.length, data.length + 5],
+        [20, 10],
+        [-1, 5],
+        [1.5, 8],
+      ] as const) {
+        await t.rejects(store.openRead(sha, { start, end }), { code: 'range_not_satisfiable' }, `range ${start}-${end}`);
+      }
+      const empty = Buffer.alloc(0);
+      await store.put(sha256Of(empty), 0, streamOf(empty));
+      await t.rejects(store.openRead(sha256Of(empty), { start: 0, end: 0 }), { code: 'range_not_satisfiable' }, 'empty parcel');
+    });
+
+    t.test('fewer bytes than the size: size_mismatch and nothing left', async (t) => {
+      const store = await fresh(t);
+      const data = randomBytes((1 << 20) + 100);
+      await t.rejects(store.put(sha256Of(data), data.length, streamOf(data.subarray(0, data.length - 1))), {
+        code: 'size_mismatch',
+      });
+      await assertAbsentThenRetry(t, store, data);
+    });
+
+    t.test('more bytes than the size: size_mismatch, reading stops early, nothing left', async (t) => {
+      const store = await fresh(t);
+      const data = randomBytes(3000);
+      await t.rejects(store.put(sha256Of(data), data.length, streamOf(Buffer.concat([data, Buffer.from('x')]))), {
+        code: 'size_mismatch',
+      });
+      let produced = 0;
+      const endless = Readable.from(
+        (function* () {
+          for (;;) {
+            produced++;
+            yield Buffer.alloc(1024, 1);
+          }
+        })(),
+      );
+      await t.rejects(store.put(sha256Of(data), data.length, endless), { code: 'size_mismatch' }, 'an endless stream is cut off');
+      t.ok(produced < 1000, `the store stopped reading (it pulled ${produced} KiB for a 3000-byte parcel)`);
+      t.notOk(endless.destroyed, 'the store left the caller its stream');
+      endless.destroy();
+      await assertAbsentThenRetry(t, store, data);
+    });
+
+    t.test('wrong digest: digest_mismatch and nothing left', async (t) => {
+      const store = await fresh(t);
+      const data = randomBytes((1 << 20) + 7);
+      const other = Buffer.from(data);
+      other[other.length - 1] = (other.at(-1) ?? 0) ^ 0xff;
+      await t.rejects(store.put(sha256Of(data), data.length, streamOf(other)), { code: 'digest_mismatch' });
+      await assertAbsentThenRetry(t, store, data);
+    });
+
+    t.test('a second put of a stored parcel: already_exists, bytes unchanged', async (t) => {
+      const store = await fresh(t);
+      const data = Buffer.from('stored once');
+      const sha = sha256Of(data);
+      await store.put(sha, data.length, streamOf(data));
+      await t.rejects(store.put(sha, data.length, streamOf(data)), { code: 'already_exists' });
+      await t.rejects(store.put(sha, 3, streamOf(Buffer.from('bad'))), { code: 'already_exists' }, 'even with wrong data');
+      t.ok((await readAll(await store.openRead(sha))).equals(data));
+      t.same(await listAll(store), [sha]);
+    });
+
+    t.test('32 concurrent puts of one parcel: exactly one succeeds, the rest already_exists', async (t) => {
+      const store = await fresh(t);
+      const data = randomBytes((1 << 20) + 4321);
+      const sha = sha256Of(data);
+      const results = await Promise.allSettled(Array.from({ length: 32 }, () => store.put(sha, data.length, streamOf(data))));
+      const won = results.filter((r) => r.status === 'fulfilled');
+      const lost = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+      t.equal(won.length, 1, 'exactly one put succeeds');
+      t.equal(lost.length, 31);
+      t.ok(
+        lost.every((err) => isBindleError(err, 'already_exists')),
+        'every other put fails with already_exists',
+      );
+      t.same(await store.stat(sha), { size: data.length });
+      t.ok((await readAll(await store.openRead(sha))).equals(data), 'the stored bytes are intact');
+      t.same(await listAll(store), [sha]);
+    });
+
+    t.test('concurrent puts of one parcel where some carry bad data', async (t) => {
+      const store = await fresh(t);
+      const data = randomBytes(200_000);
+      const sha = sha256Of(data);
+      const bad = randomBytes(data.length);
+      const results = await Promise.allSettled(
+        Array.from({ length: 8 }, (_, i) => store.put(sha, data.length, streamOf(i % 2 === 0 ? bad : data))),
+      );
+      const codes = results.map((r) => (r.status === 'fulfilled' ? 'ok' : isBindleError(r.reason) ? r.reason.code : 'other'));
+      t.equal(codes.filter((c) => c === 'ok').length, 1, 'one good put wins');
+      t.ok(
+        codes.every((c, i) => c === 'ok' || c === 'already_exists' || (i % 2 === 0 && c === 'digest_mismatch')),
+        `the others fail with already_exists, or digest_mismatch for bad data: ${codes.join(', ')}`,
+      );
+      t.notOk(codes.some((c, i) => i % 2 === 0 && c === 'ok'), 'no bad put wins');
+      t.ok((await readAll(await store.openRead(sha))).equals(data), 'the stored bytes are the good ones');
+    });
+
+    t.test('a stream that errors midway: the error is rethrown, nothing left, retry works', async (t) => {
+      const store = await fresh(t);
+      const data = randomBytes(2 * (1 << 20) + 99);
+      const boom = new Error('client aborted');
+      let caught: unknown;
+      try {
+        await store.put(sha256Of(data), data.length, abortingStream(data.subarray(0, (1 << 20) + 10), boom));
+      } catch (err) {
+        caught = err;
+      }
+      t.equal(caught, boom, 'put rejects with the stream error itself');
+      await assertAbsentThenRetry(t, store, data);
+    });
+
+    t.test('a stream that closes before its end: rejects, nothing left, retry works', async (t) => {
+      const store = await fresh(t);
+      const data = randomBytes(300_000);
+      await t.rejects(store.put(sha256Of(data), data.length, abortingStream(data.subarray(0, 100_000))), {
+        code: 'bad_request',
+      });
+      await assertAbsentThenRetry(t, store, data);
+    });
+
+    t.test('missing parcels', async (t) => {
+      const store = await fresh(t);
+      const sha = sha256Of(Buffer.from('never stored'));
+      t.equal(await store.has(sha), false);
+      t.equal(await store.stat(sha), undefined);
+      await t.rejects(store.openRead(sha), { code: 'not_found' });
+      await t.rejects(store.openRead(sha, { start: 0, end: 0 }), { code: 'not_found' });
+      t.same(await listAll(store), []);
+    });
+
+    t.test('a malformed sha256 is bad_request everywhere', async (t) => {
+      const store = await fresh(t);
+      const good = sha256Of(Buffer.from('x'));
+      for (const bad of [good.toUpperCase(), good.slice(1), `${good}0`, `../${good.slice(3)}`, '', `${good.slice(1)}g`]) {
+        await t.rejects(store.has(bad), { code: 'bad_request' }, `has ${bad}`);
+        await t.rejects(store.stat(bad), { code: 'bad_request' }, `stat ${bad}`);
+        await t.rejects(store.openRead(bad), { code: 'bad_request' }, `openRead ${bad}`);
+        await t.rejects(store.put(bad, 1, streamOf(Buffer.from('x'))), { code: 'bad_request' }, `put ${bad}`);
+      }
+      t.same(await listAll(store), []);
+    });
+
+    t.test('a malformed size is bad_request', async (t) => {
+      const store = await fresh(t);
+      const data = Buffer.from('x');
+      for (const size of [-1, 0.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+        await t.rejects(store.put(sha256Of(data), size, streamOf(data)), { code: 'bad_request' }, `size ${size}`);
+      }
+      await assertAbsentThenRetry(t, store, data);
+    });
+
+    t.test('a closed store is unavailable', async (t) => {
+      const store = await makeStore(t.testdir());
+      const data = Buffer.from('closing');
+      const sha = sha256Of(data);
+      await store.put(sha, data.length, streamOf(data));
+      await store.close();
+      await t.rejects(store.has(sha), { code: 'unavailable' });
+      await t.rejects(store.openRead(sha), { code: 'unavailable' });
+      await t.rejects(store.put(sha, data.length, streamOf(data)), { code: 'unavailable' });
+    });
+  });
+}

@@ -1,0 +1,125 @@
+import t from 'tap';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import semver from 'semver';
+import { SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
+import { invoiceIndexContract, makeEntry } from './invoice-index-contract.js';
+
+invoiceIndexContract(t, 'SqliteInvoiceIndex (FTS5)', (dir) => Promise.resolve(SqliteInvoiceIndex.open(join(dir, 'index.db'))));
+invoiceIndexContract(t, 'SqliteInvoiceIndex (scan fallback)', (dir) =>
+  Promise.resolve(SqliteInvoiceIndex.open(join(dir, 'index.db'), { fullTextSearch: false })),
+);
+
+/** Runs `fn` against the raw file with a separate connection. */
+function withRaw<T>(path: string, fn: (db: Database.Database) => T): T {
+  const db = new Database(path);
+  try {
+    return fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+t.test('open creates the parent directory and a WAL file at the current schema version', async (t) => {
+  const path = join(t.testdir(), 'deep', 'er', 'index.db');
+  const index = SqliteInvoiceIndex.open(path);
+  t.equal(index.fullTextSearch, true, 'the bundled SQLite has FTS5 trigram');
+  await index.close();
+  t.ok(existsSync(path));
+  t.equal(withRaw(path, (db) => db.pragma('journal_mode', { simple: true })), 'wal');
+  t.equal(withRaw(path, (db) => db.pragma('user_version', { simple: true })), 1);
+});
+
+t.test('a file from a newer schema is refused', async (t) => {
+  const path = join(t.testdir(), 'index.db');
+  await SqliteInvoiceIndex.open(path).close();
+  withRaw(path, (db) => db.pragma('user_version = 99'));
+  t.throws(() => SqliteInvoiceIndex.open(path), { code: 'unavailable', message: /schema version 99.*up to 1/ });
+});
+
+t.test('a file written without full-text search gets its FTS table built on open', async (t) => {
+  const path = join(t.testdir(), 'index.db');
+  const plain = SqliteInvoiceIndex.open(path, { fullTextSearch: false });
+  t.equal(plain.fullTextSearch, false);
+  await plain.insert(makeEntry('enterprise.com/warpcore', '1.0.0', { description: 'The warp core' }));
+  await plain.insert(makeEntry('enterprise.com/transporter', '1.0.0'));
+  await plain.close();
+  t.notOk(withRaw(path, (db) => db.prepare(`SELECT 1 FROM sqlite_schema WHERE name = 'invoice_fts'`).get()));
+
+  const indexed = SqliteInvoiceIndex.open(path);
+  t.teardown(() => indexed.close());
+  t.equal(indexed.fullTextSearch, true);
+  const strict = await indexed.query({ query: 'warpcore', offset: 0, limit: 10, strict: true, yanked: false });
+  t.same(strict.invoices.map((i) => i.name), ['enterprise.com/warpcore'], 'existing rows are in the full-text index');
+  const standard = await indexed.query({ query: 'WARP CORE', offset: 0, limit: 10, strict: false, yanked: false });
+  t.equal(standard.total, 1);
+  await indexed.close();
+  t.throws(() => SqliteInvoiceIndex.open(path, { fullTextSearch: false }), { code: 'unavailable' }, 'cannot switch back off');
+});
+
+t.test('insert is atomic', async (t) => {
+  const path = join(t.testdir(), 'index.db');
+  const bad = 'd'.repeat(64);
+  const index = SqliteInvoiceIndex.open(path);
+  t.teardown(() => index.close());
+  // Fail the last statement of the insert transaction (the parcel rows).
+  withRaw(path, (db) =>
+    db.exec(`CREATE TRIGGER fail_parcel BEFORE INSERT ON invoice_parcels WHEN new.sha256 = '${bad}'
+             BEGIN SELECT RAISE(ABORT, 'refused by test'); END`),
+  );
+  await t.rejects(index.insert(makeEntry('half/written', '1.0.0', { parcels: ['a'.repeat(64), bad] })), /refused by test/);
+  t.equal(await index.get('half/written', '1.0.0'), undefined);
+  t.equal(await index.count(), 0);
+  t.same(await index.invoicesWithParcel('a'.repeat(64)), []);
+  t.equal((await index.query({ query: 'written', offset: 0, limit: 10, strict: true, yanked: true })).total, 0);
+  await index.insert(makeEntry('half/written', '1.0.0', { parcels: ['a'.repeat(64)] }));
+  t.equal(await index.count(), 1, 'the id is free again');
+});
+
+t.test('entries must be self-consistent', async (t) => {
+  const index = SqliteInvoiceIndex.open(':memory:');
+  t.teardown(() => index.close());
+  const good = makeEntry('a/b', '1.0.0');
+  await t.rejects(index.insert({ ...good, canonicalId: 'f'.repeat(64) }), { code: 'invalid_invoice' });
+  await t.rejects(index.insert({ ...good, name: 'a/c' }), { code: 'invalid_invoice' });
+  await t.rejects(index.insert({ ...good, version: 'v1.0.0' }), { code: 'invalid_version' });
+  await t.rejects(index.insert({ ...good, name: 'a/../b' }), { code: 'invalid_name' });
+  await t.rejects(index.insert(makeEntry('a/b', '1.0.0', { parcels: ['ABC'] })), { code: 'invalid_invoice' });
+  t.equal(await index.count(), 0);
+});
+
+t.test('a closed index refuses calls', async (t) => {
+  const index = SqliteInvoiceIndex.open(':memory:');
+  await index.close();
+  await index.close();
+  await t.rejects(index.count(), { code: 'unavailable' });
+  await t.rejects(index.get('a', '1.0.0'), { code: 'unavailable' });
+  await t.rejects(index.insert(makeEntry('a', '1.0.0')), { code: 'unavailable' });
+});
+
+t.test('range filtering agrees with semver.satisfies', async (t) => {
+  const index = SqliteInvoiceIndex.open(':memory:');
+  t.teardown(() => index.close());
+  const versions: string[] = [];
+  for (const major of [0, 1, 2, 3, 10]) {
+    for (const minor of [0, 1, 2, 9, 10]) {
+      for (const patch of [0, 1, 3]) versions.push(`${major}.${minor}.${patch}`);
+    }
+    versions.push(`${major}.0.0-alpha`, `${major}.1.0-rc.1`, `${major}.2.3-beta.2`, `${major}.2.3-beta.11`, `${major}.2.9-rc.1`, `${major}.2.3+build`);
+  }
+  // Numbers the semver package cannot hold exactly (checked by semver itself, not by key).
+  versions.push('1.0.0-9999999999999999999', '1.2.3-1234567890123456', '1.2.3-alpha.9007199254740993', '99999999999999999999.0.0');
+  for (const v of versions) await index.insert(makeEntry('r', v));
+  const ranges = [
+    '^1.2.0', '~1.2.0', '1.x', '1 - 2.1', '>1.2.3', '>=1.2.3 <1.9.9', '<=2.1.0', '<2.0.0-0', '^0.1.0', '^0.0.3',
+    '>=3.0.0-alpha', '~2.2.3-beta.1', '>1.1.0 <1.3.0 || 10.x', '*', '>=0.0.0-0', '=2.9.3', '0.x || >=10.10.0',
+    '>=1.0.0-0 <1.0.1', '>=1.2.3-alpha', '>1.2.3-alpha.5', '^1.2.3-beta.1', '>=1.2.3-alpha <1.2.3-beta.5 || 3.x', '<=1.2.3-beta.11', '1.2.3-beta.2 - 1.2.3',
+  ];
+  for (const range of ranges) {
+    const want = versions.filter((v) => semver.satisfies(v, range)).sort();
+    const got = await index.query({ query: '', version: range, offset: 0, limit: 255, strict: false, yanked: false });
+    t.same(got.invoices.map((i) => i.version).sort(), want, range);
+    t.equal(got.total, want.length, `${range} total`);
+  }
+});

@@ -1,0 +1,92 @@
+/**
+ * An in-process Bindle app on real parts (file parcel store, SQLite index, keyring verifier) in
+ * a temp directory, for `app.inject` HTTP tests. Closed (and the directory removed) at teardown.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Test } from 'tap';
+import type { Invoice, SecretKeyEntry } from '../../schema/index.js';
+import { canonicalInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
+import { canonicalId } from '../../core/ids/bindle-id.js';
+import { createSecretKey, publicKeyEntry } from '../../core/signing/keys.js';
+import { Keyring } from '../../core/signing/keyring.js';
+import { DEFAULT_STRATEGY, type VerificationStrategy } from '../../core/signing/verification.js';
+import { KeyringVerifier } from '../../core/signing/verifier.js';
+import { buildApp } from '../../server/app.js';
+import { AlwaysAuthorizer, NoAuthenticator, type Authenticator, type Authorizer } from '../../server/auth/index.js';
+import { BindleService } from '../../server/service/bindle-service.js';
+import { FileParcelStore } from '../../server/storage/file-parcel-store.js';
+import { InvoiceFiles } from '../../server/storage/invoice-files.js';
+import { SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
+import { referenceKeyring } from './bindles.js';
+
+export interface TestApp {
+  app: FastifyInstance;
+  service: BindleService;
+  dir: string;
+  hostKey: SecretKeyEntry;
+  parcels: FileParcelStore;
+  index: SqliteInvoiceIndex;
+}
+
+export interface TestAppOptions {
+  keyring?: Keyring;
+  strategy?: VerificationStrategy;
+  authenticator?: Authenticator;
+  authorizer?: Authorizer;
+  maxInvoiceBytes?: number;
+  maxParcelBytes?: number;
+  dir?: string;
+}
+
+export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<TestApp> {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'bindle-http-'));
+  const hostKey = createSecretKey('Test Host <host@bindle.test>', ['host']);
+  const hostKeyring = new Keyring();
+  hostKeyring.add(publicKeyEntry(hostKey));
+  const trusted = (opts.keyring ?? referenceKeyring()).merge(hostKeyring);
+  const parcels = await FileParcelStore.open(dir);
+  const index = SqliteInvoiceIndex.open(join(dir, 'index.sqlite'));
+  const service = new BindleService({
+    parcels,
+    index,
+    files: new InvoiceFiles(dir),
+    verifier: new KeyringVerifier(trusted, opts.strategy ?? DEFAULT_STRATEGY),
+    hostKey,
+    hostKeyring,
+    maxParcelBytes: opts.maxParcelBytes ?? 1 << 30,
+  });
+  const app = await buildApp({
+    service,
+    authenticator: opts.authenticator ?? new NoAuthenticator(),
+    authorizer: opts.authorizer ?? new AlwaysAuthorizer(),
+    maxInvoiceBytes: opts.maxInvoiceBytes ?? 1 << 20,
+    version: 'test',
+  });
+  t.teardown(async () => {
+    await app.close();
+    await index.close();
+    await parcels.close();
+    if (opts.dir === undefined) rmSync(dir, { recursive: true, force: true });
+  });
+  return { app, service, dir, hostKey, parcels, index };
+}
+
+/** Puts an invoice straight into storage, bypassing verification (as the reference tests do). */
+export async function storeInvoiceDirect(ta: TestApp, invoice: Invoice): Promise<void> {
+  const inv = canonicalInvoice(invoice);
+  const id = { name: inv.bindle.name, version: inv.bindle.version };
+  const toml = renderInvoice(inv, 'toml');
+  await new InvoiceFiles(ta.dir).write(canonicalId(id), toml);
+  await ta.index.insert({
+    ...id,
+    canonicalId: canonicalId(id),
+    invoice: inv,
+    toml,
+    json: renderInvoice(inv, 'json'),
+    yanked: inv.yanked === true,
+    createdAt: Date.now(),
+  });
+}

@@ -1,0 +1,271 @@
+/**
+ * `/_i` invoice routes: every error case of PROTOCOL.md §3 for create, negotiation of bodies
+ * and replies, GET/HEAD/DELETE statuses and yank.
+ */
+import t from 'tap';
+import TOML from '@iarna/toml';
+import type { ErrorReply, Invoice, InvoiceCreateReply } from '../../schema/index.js';
+import { renderInvoice } from '../../core/codec/invoice-codec.js';
+import { createSecretKey } from '../../core/signing/keys.js';
+import { signInvoice } from '../../core/signing/sign.js';
+import { signedInvoice, sha256 } from '../helpers/bindles.js';
+import { makeTestApp } from '../helpers/test-app.js';
+
+const TOML_HEADERS = { 'content-type': 'application/toml' };
+const parcels = [{ name: 'a.txt', data: Buffer.from('alpha') }, { name: 'b.txt', data: Buffer.from('bravo') }];
+
+function errorOf(body: string): ErrorReply {
+  return TOML.parse(body) as unknown as ErrorReply;
+}
+
+t.test('create accepts TOML, JSON and JSON without a content type', async (t) => {
+  const ta = await makeTestApp(t);
+  const a = signedInvoice('example.com/toml', '1.0.0', parcels);
+  let res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: renderInvoice(a) });
+  t.equal(res.statusCode, 202, res.body);
+  t.match(res.headers['content-type'], /application\/toml/);
+  const b = signedInvoice('example.com/json', '1.0.0', parcels);
+  res = await ta.app.inject({
+    method: 'POST', url: '/v1/_i', headers: { 'content-type': 'application/json', accept: 'application/json' }, payload: renderInvoice(b, 'json'),
+  });
+  t.equal(res.statusCode, 202, res.body);
+  t.match(res.headers['content-type'], /application\/json/);
+  const reply = JSON.parse(res.body) as InvoiceCreateReply;
+  t.equal(reply.missing?.length, 2);
+  t.equal(reply.invoice.signature?.length, 2);
+  const c = signedInvoice('example.com/nocontenttype', '1.0.0', parcels);
+  res = await ta.app.inject({ method: 'POST', url: '/v1/_i', payload: Buffer.from(renderInvoice(c, 'json')) });
+  t.equal(res.statusCode, 202, `JSON without Content-Type: ${res.body}`);
+});
+
+t.test('create error cases', async (t) => {
+  const ta = await makeTestApp(t);
+  const post = (payload: string, headers: Record<string, string> = TOML_HEADERS) =>
+    ta.app.inject({ method: 'POST', url: '/v1/_i', headers, payload });
+  const good = signedInvoice('example.com/good', '1.0.0', parcels);
+  const cases: Array<[string, string, number, string, Record<string, string>?]> = [
+    ['bad TOML', 'bindleVersion = "1.0.0"\n[bindle\nname=', 400, 'malformed_body'],
+    ['bad JSON', '{"bindleVersion": ', 400, 'malformed_body', { 'content-type': 'application/json' }],
+    ['empty body', '', 400, 'malformed_body'],
+    ['unknown field', `${renderInvoice(good)}\nsurprise = 1\n`, 400, 'invalid_invoice'],
+    ['wrong content type', renderInvoice(good), 415, 'unsupported_media_type', { 'content-type': 'text/plain' }],
+  ];
+  for (const [what, payload, status, code, headers] of cases) {
+    const res = await post(payload, headers);
+    t.equal(res.statusCode, status, `${what}: ${res.body}`);
+    t.equal(errorOf(res.body).code, code, what);
+    t.type(errorOf(res.body).error, 'string');
+  }
+  const unknownField = await post(`${renderInvoice(good)}\nsurprise = 1\n`);
+  t.match(errorOf(unknownField.body).error, /surprise: unknown field/, 'the message names the field');
+
+  for (const name of ['../x', 'a//b', 'a@b', '', 'a b']) {
+    const inv = signedInvoice('placeholder', '1.0.0', parcels);
+    inv.bindle.name = name;
+    const res = await post(renderInvoice(inv));
+    t.equal(res.statusCode, 400, `name ${JSON.stringify(name)}`);
+    t.match(errorOf(res.body).code, /invalid_name|invalid_invoice/);
+  }
+  for (const version of ['v1.0.0', '1.0', '01.0.0']) {
+    const inv = signedInvoice('example.com/v', '1.0.0', parcels);
+    inv.bindle.version = version;
+    const res = await post(renderInvoice(inv));
+    t.equal(res.statusCode, 400, `version ${version}`);
+    t.equal(errorOf(res.body).code, 'invalid_version');
+  }
+
+  const unsigned: Invoice = { ...good, bindle: { ...good.bindle, name: 'example.com/unsigned' } };
+  delete unsigned.signature;
+  let res = await post(renderInvoice(unsigned));
+  t.equal(res.statusCode, 400, 'unsigned invoice');
+  t.equal(errorOf(res.body).code, 'unverified');
+
+  const stranger = signedInvoice('example.com/stranger', '1.0.0', parcels, { key: createSecretKey('Stranger', ['creator']) });
+  res = await post(renderInvoice(stranger));
+  t.equal(res.statusCode, 400, 'unknown creator key');
+  t.match(errorOf(res.body).code, /unknown_signing_key|no_known_key/);
+
+  const tampered = signedInvoice('example.com/tampered', '1.0.0', parcels);
+  tampered.bindle.version = '1.0.1';
+  res = await post(renderInvoice(tampered));
+  t.equal(res.statusCode, 400, 'tampered signature');
+  t.equal(errorOf(res.body).code, 'unverified');
+
+  res = await post(renderInvoice(good));
+  t.equal(res.statusCode, 202);
+  res = await post(renderInvoice(good));
+  t.equal(res.statusCode, 409, 'duplicate');
+  t.equal(errorOf(res.body).code, 'already_exists');
+
+  const yanked = signedInvoice('example.com/yanked', '1.0.0', parcels, { extra: { yanked: true } });
+  res = await post(renderInvoice(yanked));
+  t.equal(res.statusCode, 422, 'yanked create');
+  t.equal(errorOf(res.body).code, 'yanked_create');
+
+  const fakeSha = signInvoice(
+    { bindleVersion: '1.0.0', bindle: { name: 'example.com/fake', version: '1.0.0' }, parcel: [{ label: { sha256: 'abc123', mediaType: 'text/plain', name: 'x', size: 1 } }] },
+    'creator',
+    (await import('../helpers/bindles.js')).referenceCreatorKey(),
+  );
+  res = await post(renderInvoice(fakeSha));
+  t.equal(res.statusCode, 400, 'a parcel sha that is not a sha256');
+  t.match(errorOf(res.body).error, /parcel\[0\]\.label\.sha256/);
+});
+
+t.test('error bodies follow the Accept header', async (t) => {
+  const ta = await makeTestApp(t);
+  const res = await ta.app.inject({ url: '/v1/_i/example.com/none/1.0.0', headers: { accept: 'application/json' } });
+  t.equal(res.statusCode, 404);
+  t.match(res.headers['content-type'], /application\/json/);
+  t.same(JSON.parse(res.body), { error: 'invoice example.com/none/1.0.0 not found', code: 'not_found' });
+  const res2 = await ta.app.inject({ url: '/v1/_i/example.com/none/1.0.0', headers: { accept: 'text/html, application/json+bindle;q=0.5' } });
+  t.match(res2.headers['content-type'], /application\/json/, 'json+bindle picks JSON');
+});
+
+t.test('too large invoice → 413', async (t) => {
+  const ta = await makeTestApp(t, { maxInvoiceBytes: 1024 });
+  const big = signedInvoice('example.com/big', '1.0.0', parcels, { description: 'x'.repeat(4096) });
+  const res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: renderInvoice(big) });
+  t.equal(res.statusCode, 413, res.body);
+  t.equal(errorOf(res.body).code, 'payload_too_large');
+});
+
+t.test('GET, HEAD and DELETE of an invoice', async (t) => {
+  const ta = await makeTestApp(t);
+  const inv = signedInvoice('example.com/käse', '1.2.3', parcels);
+  let res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: renderInvoice(inv) });
+  t.equal(res.statusCode, 202, res.body);
+  const stored = (TOML.parse(res.body) as unknown as InvoiceCreateReply).invoice;
+  const path = `/v1/_i/example.com/${encodeURIComponent('käse')}/1.2.3`;
+  res = await ta.app.inject({ url: path });
+  t.equal(res.statusCode, 200, 'percent-encoded names work');
+  t.equal(res.body, renderInvoice(stored), 'GET serves the stored bytes');
+  res = await ta.app.inject({ url: path, headers: { accept: 'application/json' } });
+  t.same(JSON.parse(res.body), stored);
+  res = await ta.app.inject({ method: 'HEAD', url: path });
+  t.equal(res.statusCode, 200);
+  t.equal(res.body, '');
+  t.equal(Number(res.headers['content-length']), Buffer.byteLength(renderInvoice(stored)));
+  res = await ta.app.inject({ method: 'HEAD', url: '/v1/_i/example.com/none/1.0.0' });
+  t.equal(res.statusCode, 404, 'HEAD says 404 for a missing invoice');
+  res = await ta.app.inject({ url: '/v1/_i/notaversion' });
+  t.equal(res.statusCode, 400, 'bad id');
+  res = await ta.app.inject({ url: `${path}?bogus=1` });
+  t.equal(res.statusCode, 400, 'unknown parameter');
+
+  res = await ta.app.inject({ method: 'DELETE', url: path });
+  t.equal(res.statusCode, 200);
+  t.equal((TOML.parse(res.body) as { message: string }).message, 'invoice yanked');
+  res = await ta.app.inject({ method: 'DELETE', url: path });
+  t.equal(res.statusCode, 200, 'yank is idempotent');
+  res = await ta.app.inject({ url: path });
+  t.equal(res.statusCode, 403);
+  res = await ta.app.inject({ method: 'HEAD', url: path });
+  t.equal(res.statusCode, 403, 'HEAD says 403 for a yanked invoice');
+  res = await ta.app.inject({ url: `${path}?yanked=true` });
+  t.equal(res.statusCode, 200);
+  const yanked = TOML.parse(res.body) as unknown as Invoice;
+  t.equal(yanked.yanked, true);
+  t.equal(yanked.yankedSignature?.length, 1, 'one host yank signature');
+  t.equal(yanked.yankedSignature?.[0]?.role, 'host');
+  res = await ta.app.inject({ url: `/v1/_r/missing/example.com/${encodeURIComponent('käse')}/1.2.3` });
+  t.equal(res.statusCode, 403, 'missing of a yanked invoice');
+  res = await ta.app.inject({ method: 'DELETE', url: '/v1/_i/example.com/none/1.0.0' });
+  t.equal(res.statusCode, 404);
+});
+
+t.test('parcel routes', async (t) => {
+  const ta = await makeTestApp(t, { maxParcelBytes: 1 << 20 });
+  const big = Buffer.alloc(300_000, 7);
+  const inv = signedInvoice('example.com/parcels', '1.0.0', [...parcels, { name: 'big.bin', data: big, mediaType: 'application/octet-stream' }]);
+  let res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: renderInvoice(inv) });
+  t.equal(res.statusCode, 202, res.body);
+  const base = '/v1/_i/example.com/parcels/1.0.0';
+  const a = sha256('alpha');
+  const bigSha = sha256(big);
+
+  res = await ta.app.inject({ method: 'POST', url: `${base}@${sha256('nope')}`, payload: 'nope' });
+  t.equal(res.statusCode, 400, 'not on invoice');
+  t.equal(errorOf(res.body).code, 'parcel_not_on_invoice');
+  res = await ta.app.inject({ method: 'POST', url: `${base}@${a}`, payload: 'alph' });
+  t.equal(res.statusCode, 400, 'wrong size');
+  t.equal(errorOf(res.body).code, 'size_mismatch');
+  res = await ta.app.inject({ method: 'POST', url: `${base}@${a}`, payload: 'alphx' });
+  t.equal(res.statusCode, 400, 'wrong digest');
+  t.equal(errorOf(res.body).code, 'digest_mismatch');
+  res = await ta.app.inject({ method: 'POST', url: `${base}@${a}`, payload: 'alpha' });
+  t.equal(res.statusCode, 200, 'retry after failed uploads succeeds');
+  t.equal((TOML.parse(res.body) as { message: string }).message, 'parcel created');
+  res = await ta.app.inject({ method: 'POST', url: `${base}@${a}`, payload: 'alpha' });
+  t.equal(res.statusCode, 409, 'existing parcel');
+  res = await ta.app.inject({ method: 'POST', url: `${base}@nothex`, payload: 'alpha' });
+  t.equal(res.statusCode, 400, 'bad parcel id');
+
+  res = await ta.app.inject({ method: 'POST', url: `${base}@${bigSha}`, payload: big });
+  t.equal(res.statusCode, 200, res.body);
+  res = await ta.app.inject({ url: `${base}@${bigSha}` });
+  t.equal(res.statusCode, 200);
+  t.equal(res.headers['content-type'], 'application/octet-stream');
+  t.equal(res.headers.etag, `"${bigSha}"`);
+  t.equal(Number(res.headers['content-length']), big.length);
+  t.ok(res.rawPayload.equals(big));
+  res = await ta.app.inject({ method: 'HEAD', url: `${base}@${bigSha}` });
+  t.equal(res.statusCode, 200);
+  t.equal(Number(res.headers['content-length']), big.length);
+  t.equal(res.rawPayload.length, 0);
+  res = await ta.app.inject({ url: `${base}@${bigSha}`, headers: { range: 'bytes=10-19' } });
+  t.equal(res.statusCode, 206);
+  t.equal(res.headers['content-range'], `bytes 10-19/${big.length}`);
+  t.ok(res.rawPayload.equals(big.subarray(10, 20)));
+  res = await ta.app.inject({ url: `${base}@${bigSha}`, headers: { range: 'bytes=-5' } });
+  t.equal(res.statusCode, 206);
+  t.ok(res.rawPayload.equals(big.subarray(big.length - 5)));
+  res = await ta.app.inject({ url: `${base}@${bigSha}`, headers: { range: `bytes=${big.length}-` } });
+  t.equal(res.statusCode, 416);
+  t.equal(res.headers['content-range'], `bytes */${big.length}`);
+  res = await ta.app.inject({ url: `${base}@${bigSha}`, headers: { 'if-none-match': `"${bigSha}"` } });
+  t.equal(res.statusCode, 304);
+
+  res = await ta.app.inject({ url: `${base}@${sha256('bravo')}` });
+  t.equal(res.statusCode, 404, 'listed but not uploaded');
+  res = await ta.app.inject({ method: 'HEAD', url: `${base}@${sha256('bravo')}` });
+  t.equal(res.statusCode, 404);
+  res = await ta.app.inject({ url: `${base}@${sha256('nope')}` });
+  t.equal(res.statusCode, 404, 'not on the invoice');
+
+  res = await ta.app.inject({ url: '/v1/_r/missing/example.com/parcels/1.0.0' });
+  t.same((TOML.parse(res.body) as unknown as { missing: Array<{ name: string }> }).missing.map((l) => l.name), ['b.txt']);
+
+  res = await ta.app.inject({ method: 'DELETE', url: base });
+  t.equal(res.statusCode, 200);
+  res = await ta.app.inject({ url: `${base}@${a}` });
+  t.equal(res.statusCode, 403, 'parcel of a yanked invoice');
+  res = await ta.app.inject({ url: `${base}@${a}?yanked=true` });
+  t.equal(res.statusCode, 200);
+  res = await ta.app.inject({ method: 'POST', url: `${base}@${sha256('bravo')}`, payload: 'bravo' });
+  t.equal(res.statusCode, 403, 'upload to a yanked invoice');
+});
+
+t.test('parcel over the size limit → 413', async (t) => {
+  const ta = await makeTestApp(t, { maxParcelBytes: 1000 });
+  const data = Buffer.alloc(2000, 1);
+  const inv = signedInvoice('example.com/limit', '1.0.0', [{ name: 'big', data }]);
+  await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: renderInvoice(inv) });
+  const res = await ta.app.inject({ method: 'POST', url: `/v1/_i/example.com/limit/1.0.0@${sha256(data)}`, payload: data });
+  t.equal(res.statusCode, 413);
+  t.equal(errorOf(res.body).code, 'payload_too_large');
+});
+
+t.test('32 concurrent uploads of one parcel leave one intact parcel', async (t) => {
+  const ta = await makeTestApp(t);
+  const data = Buffer.alloc(256 * 1024, 3);
+  const inv = signedInvoice('example.com/race', '1.0.0', [{ name: 'race', data }]);
+  await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: renderInvoice(inv) });
+  const url = `/v1/_i/example.com/race/1.0.0@${sha256(data)}`;
+  const results = await Promise.all(Array.from({ length: 32 }, () => ta.app.inject({ method: 'POST', url, payload: data })));
+  const statuses = results.map((r) => r.statusCode);
+  t.equal(statuses.filter((s) => s === 200).length, 1, `exactly one created: ${statuses.join(',')}`);
+  t.ok(statuses.every((s) => s === 200 || s === 409), 'every reply is 200 or 409');
+  const res = await ta.app.inject({ url });
+  t.ok(res.rawPayload.equals(data), 'the stored parcel is intact');
+});
