@@ -3,7 +3,7 @@
  * authorizer, limits and logger. Concrete implementations are chosen by the caller (the entry
  * point, or a test); this module only wires them together.
  */
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Authenticator, Authorizer } from './auth/index.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import type { BindleService } from './service/bindle-service.js';
@@ -17,7 +17,8 @@ export interface AppOptions {
   authorizer: Authorizer;
   maxInvoiceBytes: number;
   version: string;
-  logger?: FastifyServerOptions['logger'];
+  /** A pino logger; none (silent) when absent. */
+  logger?: FastifyBaseLogger;
   https?: { cert: Buffer; key: Buffer };
   /** False while shutting down: /healthz answers 503. */
   isReady?: () => boolean;
@@ -27,7 +28,7 @@ export const API_PREFIX = '/v1';
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: opts.logger ?? false,
+    ...(opts.logger !== undefined ? { loggerInstance: opts.logger } : { logger: false }),
     exposeHeadRoutes: false,
     return503OnClosing: true,
     forceCloseConnections: 'idle',

@@ -34,7 +34,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const bindleError = toBindleError(err);
     if (bindleError.code === 'internal') request.log.error({ err }, 'unhandled error');
-    else request.log.info({ code: bindleError.code, msg: bindleError.message }, 'request failed');
+    else request.log.info({ code: bindleError.code, reason: bindleError.message }, 'request failed');
     // A rejected upload may still be streaming: close the connection instead of draining it.
     if (!request.raw.complete) reply.header('connection', 'close');
     const anonymousRefusal = bindleError.code === 'forbidden' && request.headers.authorization === undefined;

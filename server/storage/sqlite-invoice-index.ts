@@ -54,9 +54,12 @@ const MIGRATIONS: readonly string[] = [
     search_text TEXT NOT NULL,
     UNIQUE (name, version)
   );
-  -- the query order, covering the yanked filter and strict scans
-  CREATE INDEX invoices_order ON invoices (name, version_key DESC, version, yanked);
-  CREATE INDEX invoices_semver ON invoices (major, minor, patch);
+  -- The query order. Both indexes cover every filter except standard search, so that paging
+  -- and counting never visit the table for strict or version queries.
+  CREATE INDEX invoices_order ON invoices (name, version_key DESC, version, yanked, prerelease, semver_safe, major, minor, patch);
+  CREATE INDEX invoices_by_version ON invoices (version_key, version, name, yanked, prerelease, semver_safe, major, minor, patch);
+  -- counts what an unfiltered query leaves out
+  CREATE INDEX invoices_yanked ON invoices (id) WHERE yanked = 1;
   CREATE TABLE invoice_documents (
     invoice_id INTEGER PRIMARY KEY REFERENCES invoices (id) ON DELETE CASCADE,
     invoice TEXT NOT NULL,
@@ -95,6 +98,8 @@ const FULL_TEXT_SCHEMA = `
 const TRIGRAM = 3;
 const MAX_LIMIT = 255;
 const STATEMENT_CACHE_SIZE = 64;
+/** How much cheaper a walk of the order index must be than sorting the matches (see query). */
+const WALK_ADVANTAGE = 4;
 
 interface InvoiceRow {
   id: number;
@@ -108,15 +113,13 @@ interface InvoiceRow {
   json: string;
 }
 
-/** Version tuple bound, inclusive. */
-type Triple = readonly [number, number, number];
-
 /** The WHERE clause of one query, with its parameters in order. */
 interface Filter {
+  /** Leave yanked invoices out. */
+  readonly unyanked: boolean;
+  /** Every other condition (terms, version). */
   readonly clauses: string[];
   readonly params: unknown[];
-  /** True when no invoice can match (e.g. a range nothing satisfies). */
-  empty: boolean;
 }
 
 function searchText(invoice: Invoice): string {
@@ -136,32 +139,31 @@ function ftsPhrase(term: string): string {
   return `"${term.replaceAll('"', '""')}"`;
 }
 
-function tripleOf(v: semver.SemVer): Triple {
-  return [v.major, v.minor, v.patch];
-}
-
-function compareTriples(a: Triple, b: Triple): number {
-  return a[0] - b[0] || a[1] - b[1] || a[2] - b[2];
-}
-
 /**
- * An inclusive (major, minor, patch) upper bound of everything `range` can match, or undefined
- * when some comparator set has no upper bound. Conservative: the exact check is semver.satisfies.
+ * Inclusive version_key bounds of everything `range` can match (undefined = unbounded on that
+ * side), so that the version index can narrow a range scan. Per comparator set, the tightest
+ * comparator bounds it (`>`/`<` taken as inclusive); the range bound is the loosest set's.
  */
-function upperBound(range: semver.Range): Triple | undefined {
-  let overall: Triple | undefined;
+function keyBounds(range: semver.Range): { lower: string | undefined; upper: string | undefined } {
+  let lower: string | undefined;
+  let upper: string | undefined;
+  let unboundedBelow = false;
+  let unboundedAbove = false;
   for (const set of range.set) {
-    let upper: Triple | undefined;
+    let setLower: string | undefined;
+    let setUpper: string | undefined;
     for (const c of set) {
-      const bounds = c.operator === '<' || c.operator === '<=' || (c.operator === '' && c.value !== '');
-      if (!bounds) continue;
-      const t = tripleOf(c.semver);
-      if (upper === undefined || compareTriples(t, upper) < 0) upper = t;
+      if (c.value === '') continue; // matches anything
+      const key = versionSortKey(c.semver.version);
+      if (c.operator !== '<' && c.operator !== '<=' && (setLower === undefined || key > setLower)) setLower = key;
+      if (c.operator !== '>' && c.operator !== '>=' && (setUpper === undefined || key < setUpper)) setUpper = key;
     }
-    if (upper === undefined) return undefined;
-    if (overall === undefined || compareTriples(upper, overall) > 0) overall = upper;
+    if (setLower === undefined) unboundedBelow = true;
+    else if (lower === undefined || setLower < lower) lower = setLower;
+    if (setUpper === undefined) unboundedAbove = true;
+    else if (upper === undefined || setUpper > upper) upper = setUpper;
   }
-  return overall;
+  return { lower: unboundedBelow ? undefined : lower, upper: unboundedAbove ? undefined : upper };
 }
 
 const SQL_OPERATORS: Readonly<Record<string, string>> = { '': '=', '=': '=', '<': '<', '<=': '<=', '>': '>', '>=': '>=' };
@@ -380,18 +382,30 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       this.checkOpen();
       checkPaging(q);
       const filter = this.filterFor(q);
-      if (filter.empty) return { total: 0, invoices: [] };
-      const where = filter.clauses.length === 0 ? '' : `WHERE ${filter.clauses.join(' AND ')}`;
+      const clauses = filter.unyanked ? ['i.yanked = 0', ...filter.clauses] : filter.clauses;
+      const where = clauses.length === 0 ? '' : `WHERE ${clauses.join(' AND ')}`;
+      const all = this.statement('SELECT count(*) FROM invoices').pluck().get() as number;
+      let total: number;
+      if (filter.clauses.length > 0) {
+        total = this.statement(`SELECT count(*) FROM invoices i ${where}`).pluck().get(...filter.params) as number;
+      } else if (filter.unyanked) {
+        total = all - (this.statement('SELECT count(*) FROM invoices WHERE yanked = 1').pluck().get() as number);
+      } else {
+        total = all;
+      }
+      if (total <= q.offset) return { total, invoices: [] };
+      // Walking the order index finds the page after about (offset + limit) * all / total
+      // entries; sorting the matches costs about total. Walk when that is cheaper, else make
+      // the planner sort (`+i.name` cannot use an index) after its best filtering index.
+      const walk = (q.offset + q.limit) * all < WALK_ADVANTAGE * total * total;
       const ids = this.statement(
-        `SELECT i.id FROM invoices i ${where} ORDER BY i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?`,
+        walk
+          ? `SELECT i.id FROM invoices i INDEXED BY invoices_order ${where}
+             ORDER BY i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?`
+          : `SELECT i.id FROM invoices i ${where} ORDER BY +i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?`,
       )
         .pluck()
         .all(...filter.params, q.limit, q.offset) as number[];
-      // A short, non-empty page (or an empty first page) already tells the total.
-      const total =
-        ids.length < q.limit && (ids.length > 0 || q.offset === 0)
-          ? q.offset + ids.length
-          : (this.statement(`SELECT count(*) FROM invoices i ${where}`).pluck().get(...filter.params) as number);
       const byId = this.statement(
         `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.invoice, d.toml, d.json
          FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id WHERE i.id = ?`,
@@ -465,8 +479,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
 
   /** The WHERE clauses for a query. Cheap, index-friendly clauses come first. */
   private filterFor(q: InvoiceQuery): Filter {
-    const filter: Filter = { clauses: [], params: [], empty: false };
-    if (!q.yanked) filter.clauses.push('i.yanked = 0');
+    const filter: Filter = { unyanked: !q.yanked, clauses: [], params: [] };
 
     const column = q.strict ? 'name' : 'search_text';
     const terms = queryTerms(q.query).map((term) => (q.strict ? term : term.toLowerCase()));
@@ -484,22 +497,21 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     const version = q.version?.trim() ?? '';
     if (version === '') return filter;
     if (isStrictSemver(version)) {
-      filter.clauses.push('i.version = ?');
-      filter.params.push(version);
+      filter.clauses.push('i.version_key = ?', 'i.version = ?');
+      filter.params.push(versionSortKey(version), version);
       return filter;
     }
     const range = parseRange(version);
-    const lowest = semver.minVersion(range);
-    if (lowest === null) {
-      filter.empty = true;
-      return filter;
+    // Bounds for the version index. Beyond them no version satisfies the range, except where
+    // the semver package rounds a prerelease number above 2^53 (it compares those imprecisely).
+    const bounds = keyBounds(range);
+    if (bounds.lower !== undefined) {
+      filter.clauses.push('i.version_key >= ?');
+      filter.params.push(bounds.lower);
     }
-    filter.clauses.push('(i.major, i.minor, i.patch) >= (?, ?, ?)');
-    filter.params.push(...tripleOf(lowest));
-    const highest = upperBound(range);
-    if (highest !== undefined) {
-      filter.clauses.push('(i.major, i.minor, i.patch) <= (?, ?, ?)');
-      filter.params.push(...highest);
+    if (bounds.upper !== undefined) {
+      filter.clauses.push('i.version_key <= ?');
+      filter.params.push(bounds.upper);
     }
     const exact = rangeSql(range);
     filter.clauses.push(

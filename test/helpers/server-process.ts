@@ -1,0 +1,71 @@
+/**
+ * Runs the real `bindle-server` (the built dist/ entry point) as a child process on 127.0.0.1
+ * with port 0, waits until it logs its address, and always stops it at teardown.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Test } from 'tap';
+import { REPO_ROOT } from './paths.js';
+
+export const SERVER_BIN = join(REPO_ROOT, 'dist', 'server', 'bin', 'bindle-server.js');
+export const CLI_BIN = join(REPO_ROOT, 'dist', 'client', 'bin', 'bindle.js');
+export const KUBELET_BIN = join(REPO_ROOT, 'dist', 'client', 'bin', 'bindle-kubelet.js');
+
+export interface ServerProcess {
+  /** e.g. http://127.0.0.1:43123 */
+  origin: string;
+  /** e.g. http://127.0.0.1:43123/v1/ (what BINDLE_URL takes) */
+  url: string;
+  directory: string;
+  child: ChildProcess;
+  /** Everything the server wrote to stdout/stderr so far. */
+  output(): string;
+  /** Sends SIGTERM and waits for the exit; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+export interface ServerProcessOptions {
+  /** Data directory (default: a fresh temp dir, removed at teardown). */
+  directory?: string;
+  /** Extra flags, e.g. ['--keyring', path]. */
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+export async function startServerProcess(t: Test, opts: ServerProcessOptions = {}): Promise<ServerProcess> {
+  const ownDir = opts.directory === undefined;
+  const directory = opts.directory ?? mkdtempSync(join(tmpdir(), 'bindle-e2e-'));
+  const child = spawn(process.execPath, [SERVER_BIN, '--address', '127.0.0.1:0', '--directory', directory, ...(opts.args ?? [])], {
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  let exited: Promise<number | null> | undefined;
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const stop = async (): Promise<number | null> => {
+    if (exited === undefined) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      exited = exit;
+    }
+    return exited;
+  };
+  t.teardown(async () => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await stop();
+    clearTimeout(timer);
+    if (ownDir) rmSync(directory, { recursive: true, force: true });
+  });
+  const origin = await new Promise<string>((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString('utf8');
+      const m = /"address":"(http[s]?:\/\/[^"]+)"/.exec(output);
+      if (m?.[1] !== undefined) resolve(m[1]);
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    void exit.then((code) => reject(new Error(`bindle-server exited with ${String(code)} before listening:\n${output}`)));
+  });
+  return { origin, url: `${origin}/v1/`, directory, child, output: () => output, stop };
+}
