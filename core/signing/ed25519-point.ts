@@ -1,10 +1,30 @@
 /**
- * Strict Ed25519 checks on top of tweetnacl, matching ed25519-dalek's `verify_strict`: a public
+ * Strict Ed25519 verification. Keys and signatures are made with tweetnacl (core/signing/keys.ts);
+ * the final signature check runs on Node's built-in Ed25519 (OpenSSL, the same RFC 8032
+ * algorithm, ~90x faster than tweetnacl's pure-JS verify on this hardware), after the checks
+ * matching ed25519-dalek's `verify_strict`: a public
  * key must decompress to a curve point (canonical y, a square root for x, no "negative zero")
  * that is not of small order; a signature's S must be canonical (S < L) and its R must not be a
  * small-order point. Field arithmetic is done with BigInt; it runs only on 32-byte inputs.
  */
-import nacl from 'tweetnacl';
+import { createPublicKey, verify as nodeVerify, type KeyObject } from 'node:crypto';
+
+/** DER prefix of an Ed25519 SubjectPublicKeyInfo; the 32 raw key bytes follow it. */
+const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+const keyObjects = new Map<string, KeyObject>();
+const KEY_CACHE_LIMIT = 1024;
+
+/** A cached KeyObject for a raw 32-byte public key. */
+function publicKeyObject(raw: Uint8Array): KeyObject {
+  const cacheKey = Buffer.from(raw).toString('hex');
+  let key = keyObjects.get(cacheKey);
+  if (key === undefined) {
+    key = createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, raw]), format: 'der', type: 'spki' });
+    if (keyObjects.size >= KEY_CACHE_LIMIT) keyObjects.clear();
+    keyObjects.set(cacheKey, key);
+  }
+  return key;
+}
 
 const P = 2n ** 255n - 19n;
 const L = 2n ** 252n + 27742317777372353535851937790883648493n;
@@ -95,15 +115,33 @@ function hasSmallOrder(point: AffinePoint): boolean {
  * (the checks ed25519-dalek's `verify_strict` makes on a public key).
  */
 export function isValidEd25519PublicKey(bytes: Uint8Array): boolean {
+  const cacheKey = Buffer.from(bytes).toString('hex');
+  const known = validKeys.get(cacheKey);
+  if (known !== undefined) return known;
   const point = decompress(bytes);
-  return point !== undefined && !hasSmallOrder(point);
+  const valid = point !== undefined && !hasSmallOrder(point);
+  if (validKeys.size >= KEY_CACHE_LIMIT) validKeys.clear();
+  validKeys.set(cacheKey, valid);
+  return valid;
 }
+
+/** Results of the (BigInt, ~0.7 ms) public key check: the same keys sign invoice after invoice. */
+const validKeys = new Map<string, boolean>();
 
 /** True when `bytes` decodes to a point of small order (including the identity). */
 export function isSmallOrderEncoding(bytes: Uint8Array): boolean {
+  if (bytes.length !== 32) return false;
+  // Every point of small order has one of these y coordinates, so any other y is ruled out
+  // without the (slow, BigInt) decompression; candidates get the full check.
+  const y = (littleEndian(bytes) & (2n ** 255n - 1n)) % P;
+  if (!SMALL_ORDER_Y.has(y)) return false;
   const point = decompress(bytes);
   return point !== undefined && hasSmallOrder(point);
 }
+
+/** y coordinates of the eight torsion points: identity, order 2, order 4 and order 8. */
+const ORDER_8_Y = 2707385501144840649318225287225658788936804267575313519463743609750303402022n;
+const SMALL_ORDER_Y = new Set<bigint>([1n, P - 1n, 0n, ORDER_8_Y, P - ORDER_8_Y]);
 
 /** True when the S half (bytes 32..63) of a 64-byte signature is below the group order L. */
 export function isCanonicalSignatureScalar(sig: Uint8Array): boolean {
@@ -118,5 +156,5 @@ export function verifyStrict(message: Uint8Array, signature: Uint8Array, publicK
   if (signature.length !== 64 || publicKey.length !== 32) return false;
   if (!isCanonicalSignatureScalar(signature) || !isValidEd25519PublicKey(publicKey)) return false;
   if (isSmallOrderEncoding(signature.subarray(0, 32))) return false;
-  return nacl.sign.detached.verify(message, signature, publicKey);
+  return nodeVerify(null, message, publicKeyObject(publicKey), signature);
 }
