@@ -1,0 +1,571 @@
+/**
+ * The Bindle HTTP client (PROTOCOL.md §3, §7) on undici: one typed method per endpoint, errors
+ * mapped to BindleErrors from the server's codes, every fetched invoice verified against a
+ * keyring, every downloaded parcel re-hashed, streamed uploads and downloads, retries with
+ * backoff on 5xx and connection failures, timeouts, and Basic or bearer credentials.
+ */
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import type { IncomingHttpHeaders } from 'node:http';
+import { dirname } from 'node:path';
+import { pipeline as pipelineCallback, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Agent, request, type Dispatcher } from 'undici';
+import type { HealthReply, Invoice, KeyRing, Label, QueryReply, SchemaName, SchemaTypes, SignatureRole } from '../../schema/index.js';
+import { parseSyntax, validateDocument } from '../../core/codec/document-codec.js';
+import { renderInvoice, toInvoice } from '../../core/codec/invoice-codec.js';
+import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
+import { fsyncDir, tempPathFor } from '../../core/fs-atomic.js';
+import { formatId, isSha256Hex, parseId, type BindleId } from '../../core/ids/bindle-id.js';
+import type { Keyring } from '../../core/signing/keyring.js';
+import { DEFAULT_STRATEGY, verifyInvoice, type VerificationStrategy } from '../../core/signing/verification.js';
+import { VERSION } from '../../core/version.js';
+import { waitBeforeRetry } from './backoff.js';
+import { formatOfContentType, isTransportFailure, replyError, transportError } from './http-errors.js';
+import { checkDigest, describeParcel, digestOf, ParcelDigestStream, sizeMismatch } from './parcel-digest.js';
+
+/** Credentials sent with every request: HTTP Basic, or a bearer token (e.g. an OIDC access token). */
+export type Credentials = { kind: 'basic'; user: string; password: string } | { kind: 'bearer'; token: string };
+
+/** How a BindleClient talks to its server. Invalid values are `invalid_config`. */
+export interface ClientOptions {
+  /** The API root, e.g. 'http://localhost:8080/v1/' (trailing slash optional). */
+  baseUrl: string;
+  credentials?: Credentials;
+  /** When set, every fetched invoice is verified against it with `strategy` (see getInvoice). */
+  keyring?: Keyring;
+  /** Default DEFAULT_STRATEGY (GreedyVerification). */
+  strategy?: VerificationStrategy;
+  /** Idle timeout for connecting, for the reply headers and between body chunks, in ms (default 30 000). */
+  timeoutMs?: number;
+  /** Retries after a 5xx reply or a connection failure (default 3), with exponential backoff and jitter from 100 ms; never after a 4xx. */
+  retries?: number;
+  /** How many parcel transfers the workflows run at once (default 16). */
+  concurrency?: number;
+  /** Default: an undici Agent owned by this client (closed by `close()`). A given dispatcher is never closed. */
+  dispatcher?: Dispatcher;
+  /** Default `bindle-ts/<version>`. */
+  userAgent?: string;
+}
+
+/** The result of creating an invoice. */
+export interface CreateInvoiceResult {
+  /** The invoice as the server stored it (with its host signature). */
+  invoice: Invoice;
+  /** Labels of the parcels the server does not have yet (empty when it has them all). */
+  missing: Label[];
+  /** True when the server answered 201 (every parcel already present), false for 202 (some missing). */
+  created: boolean;
+}
+
+export const DEFAULT_TIMEOUT_MS = 30_000;
+export const DEFAULT_RETRIES = 3;
+export const DEFAULT_CONCURRENCY = 16;
+
+const TOML_MEDIA_TYPE = 'application/toml';
+/** How much of an error body is read for its message. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+type Method = 'GET' | 'HEAD' | 'POST' | 'DELETE';
+
+interface SendOptions {
+  method: Method;
+  url: string;
+  /** What is being done, for messages: `fetching invoice x/1.0.0`. */
+  doing: string;
+  accept?: string;
+  /** A request body: bytes, or a factory that opens a fresh stream for each attempt. */
+  body?: Buffer | (() => Readable);
+  contentType?: string;
+  contentLength?: number;
+  /** Non-2xx statuses the caller handles itself (its reply is returned; the caller consumes the body). */
+  handles?: readonly number[];
+}
+
+interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Dispatcher.ResponseData['body'];
+}
+
+function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Percent-encodes a path segment, keeping `+` (legal in a path, and in SemVer build metadata). */
+function encodeSegment(segment: string): string {
+  return encodeURIComponent(segment).replace(/%2B/g, '+');
+}
+
+/** `name/version` as a URL path, each segment percent-encoded, `/` kept. */
+function idPath(id: BindleId): string {
+  return [...id.name.split('/'), id.version].map(encodeSegment).join('/');
+}
+
+function checkSha256(sha256: string): void {
+  if (!isSha256Hex(sha256)) {
+    throw new BindleError('invalid_id', `invalid parcel id ${JSON.stringify(sha256)}: expected 64 lowercase hex characters`);
+  }
+}
+
+function positiveInteger(name: string, value: number | undefined, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < min) {
+    throw new BindleError('invalid_config', `client option ${name} must be an integer of at least ${min} (got ${String(value)})`);
+  }
+  return value;
+}
+
+function normalizeBaseUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new BindleError('invalid_config', `invalid server URL ${JSON.stringify(raw)}: expected e.g. http://localhost:8080/v1/`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new BindleError('invalid_config', `invalid server URL ${JSON.stringify(raw)}: only http and https are supported`);
+  }
+  if (url.username !== '' || url.password !== '') {
+    throw new BindleError('invalid_config', `invalid server URL ${JSON.stringify(raw)}: pass credentials as options, not in the URL`);
+  }
+  url.search = '';
+  url.hash = '';
+  if (!url.pathname.endsWith('/')) url.pathname = `${url.pathname}/`;
+  return url.toString();
+}
+
+/**
+ * A client for one Bindle server.
+ *
+ * Contracts:
+ * - Ids are `name/version` strings, checked with parseId before any request (`invalid_id`,
+ *   `invalid_name`, `invalid_version`); path segments are percent-encoded.
+ * - Every non-2xx reply is a BindleError: the reply's `code` when it is a known one, else one
+ *   derived from the status; the message is what was being done, then the server's `error` text.
+ *   A connection failure or timeout is `unavailable` naming the URL.
+ * - 5xx replies and connection failures are retried `retries` times with backoff (uploads reopen
+ *   their data through the factory); 4xx replies never are.
+ */
+export class BindleClient {
+  readonly baseUrl: string;
+  readonly keyring: Keyring | undefined;
+  readonly strategy: VerificationStrategy;
+  readonly timeoutMs: number;
+  readonly retries: number;
+  readonly concurrency: number;
+  readonly userAgent: string;
+  readonly #dispatcher: Dispatcher;
+  readonly #ownsDispatcher: boolean;
+  readonly #authorization: string | undefined;
+  #closed = false;
+
+  constructor(opts: ClientOptions) {
+    this.baseUrl = normalizeBaseUrl(opts.baseUrl);
+    this.keyring = opts.keyring;
+    this.strategy = opts.strategy ?? DEFAULT_STRATEGY;
+    this.timeoutMs = positiveInteger('timeoutMs', opts.timeoutMs, DEFAULT_TIMEOUT_MS, 1);
+    this.retries = positiveInteger('retries', opts.retries, DEFAULT_RETRIES, 0);
+    this.concurrency = positiveInteger('concurrency', opts.concurrency, DEFAULT_CONCURRENCY, 1);
+    this.userAgent = opts.userAgent ?? `bindle-ts/${VERSION}`;
+    this.#ownsDispatcher = opts.dispatcher === undefined;
+    this.#dispatcher =
+      opts.dispatcher ??
+      new Agent({ connect: { timeout: this.timeoutMs }, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+    const creds = opts.credentials;
+    if (creds?.kind === 'basic') {
+      if (creds.user.includes(':')) throw new BindleError('invalid_config', 'a Basic auth user name must not contain ":"');
+      this.#authorization = `Basic ${Buffer.from(`${creds.user}:${creds.password}`, 'utf8').toString('base64')}`;
+    } else if (creds?.kind === 'bearer') {
+      this.#authorization = `Bearer ${creds.token.trim()}`;
+    }
+  }
+
+  /** Creates an invoice (sent as TOML). 409 → `already_exists`, 422 → `yanked_create`, 400 → the server's reason. */
+  async createInvoice(invoice: Invoice): Promise<CreateInvoiceResult> {
+    const doing = `creating invoice ${invoice.bindle.name}/${invoice.bindle.version}`;
+    const reply = await this.#send({
+      method: 'POST',
+      url: this.#url('_i'),
+      doing,
+      body: Buffer.from(renderInvoice(invoice, 'toml'), 'utf8'),
+      contentType: TOML_MEDIA_TYPE,
+    });
+    const doc = await this.#readDocument(reply, 'InvoiceCreateReply', doing);
+    return { invoice: doc.invoice, missing: doc.missing ?? [], created: reply.status === 201 };
+  }
+
+  /**
+   * Fetches an invoice. A yanked invoice is `yanked` (403) unless `yanked: true`. When `verify`
+   * (default: whether a keyring is set) the invoice must be the one asked for and pass the
+   * keyring with the client's strategy, or the call fails with the verification's code.
+   */
+  async getInvoice(id: string, opts: { yanked?: boolean; verify?: boolean } = {}): Promise<Invoice> {
+    const bid = parseId(id);
+    const doing = `fetching invoice ${formatId(bid)}`;
+    const reply = await this.#send({ method: 'GET', url: this.#url(`_i/${idPath(bid)}`, yankedQuery(opts.yanked)), doing });
+    const text = await reply.body.text();
+    let invoice: Invoice;
+    try {
+      invoice = toInvoice(parseSyntax(text, formatOfContentType(headerValue(reply.headers, 'content-type'))));
+    } catch (err) {
+      throw rewrap(err, `${doing}: the server's reply is not a valid invoice`);
+    }
+    if (invoice.bindle.name !== bid.name || invoice.bindle.version !== bid.version) {
+      throw new BindleError(
+        'unverified',
+        `${doing}: the server answered with invoice ${invoice.bindle.name}/${invoice.bindle.version} instead`,
+      );
+    }
+    const verify = opts.verify ?? this.keyring !== undefined;
+    if (verify) {
+      if (this.keyring === undefined) {
+        throw new BindleError('invalid_config', `${doing}: cannot verify it: this client has no keyring`);
+      }
+      try {
+        verifyInvoice(invoice, this.keyring, this.strategy);
+      } catch (err) {
+        throw rewrap(err, `${doing}: it failed verification`);
+      }
+    }
+    return invoice;
+  }
+
+  /** True when the invoice exists, yanked or not (HEAD); false on 404. */
+  async invoiceExists(id: string): Promise<boolean> {
+    const bid = parseId(id);
+    const reply = await this.#send({
+      method: 'HEAD',
+      url: this.#url(`_i/${idPath(bid)}`, yankedQuery(true)),
+      doing: `checking for invoice ${formatId(bid)}`,
+      handles: [404],
+    });
+    await settle(reply.body);
+    return reply.status !== 404;
+  }
+
+  /** Yanks an invoice (idempotent). */
+  async yankInvoice(id: string): Promise<void> {
+    const bid = parseId(id);
+    const reply = await this.#send({ method: 'DELETE', url: this.#url(`_i/${idPath(bid)}`), doing: `yanking invoice ${formatId(bid)}` });
+    await settle(reply.body);
+  }
+
+  /**
+   * Uploads a parcel listed on the invoice `id`. `data` is the bytes (checked against the label
+   * before sending) or a factory that opens a stream of them (called again for each retry); the
+   * upload is streamed with Content-Length = `label.size`. Returns 'exists' when the server
+   * already has it (409).
+   */
+  async createParcel(id: string, label: Label, data: Buffer | (() => Readable)): Promise<'created' | 'exists'> {
+    const bid = parseId(id);
+    checkSha256(label.sha256);
+    const doing = `uploading ${describeParcel(label)} of ${formatId(bid)}`;
+    if (Buffer.isBuffer(data)) checkDigest(digestOf(data), label, `${doing}: the data to upload`);
+    const reply = await this.#send({
+      method: 'POST',
+      url: this.#url(`_i/${idPath(bid)}@${label.sha256}`),
+      doing,
+      body: data,
+      contentType: 'application/octet-stream',
+      contentLength: Buffer.isBuffer(data) ? data.length : label.size,
+      handles: [409],
+    });
+    await settle(reply.body);
+    return reply.status === 409 ? 'exists' : 'created';
+  }
+
+  /**
+   * Downloads a parcel as a stream. The stream re-hashes the bytes and, instead of ending,
+   * errors with `size_mismatch` or `digest_mismatch` when they do not match `label`; a transfer
+   * cut short errors with `unavailable`.
+   */
+  async getParcel(id: string, label: Label, opts: { yanked?: boolean } = {}): Promise<Readable> {
+    const bid = parseId(id);
+    checkSha256(label.sha256);
+    const what = `${describeParcel(label)} of ${formatId(bid)}`;
+    const doing = `downloading ${what}`;
+    const url = this.#url(`_i/${idPath(bid)}@${label.sha256}`, yankedQuery(opts.yanked));
+    const reply = await this.#send({ method: 'GET', url, doing, accept: '*/*' });
+    const length = headerValue(reply.headers, 'content-length');
+    if (length !== undefined && Number(length) !== label.size) {
+      discard(reply.body);
+      throw sizeMismatch(what, `a Content-Length of ${length}`, label.size);
+    }
+    const verifier = new ParcelDigestStream(label, what, (err) =>
+      isTransportFailure(err) ? transportError(doing, url, err, this.timeoutMs) : err,
+    );
+    pipelineCallback(reply.body, verifier, () => {
+      // Errors reach the consumer through `verifier`.
+    });
+    return verifier;
+  }
+
+  /**
+   * Downloads a verified parcel to `destPath` atomically: into a temp file beside it, renamed
+   * into place only when size and digest match. Nothing is left behind on any error. A transfer
+   * cut short is retried like a failed request. `onProgress` gets the bytes received so far.
+   */
+  async downloadParcel(
+    id: string,
+    label: Label,
+    destPath: string,
+    opts: { yanked?: boolean; onProgress?: (bytes: number) => void } = {},
+  ): Promise<void> {
+    await mkdir(dirname(destPath), { recursive: true });
+    for (let attempt = 0; ; attempt++) {
+      const stream = await this.getParcel(id, label, opts.yanked === undefined ? {} : { yanked: opts.yanked });
+      try {
+        await writeStreamAtomic(stream, destPath, opts.onProgress);
+        return;
+      } catch (err) {
+        const interrupted = isBindleError(err, 'unavailable') && isTransportFailure(err.cause);
+        if (!interrupted || attempt >= this.retries) throw err;
+        await waitBeforeRetry(attempt);
+      }
+    }
+  }
+
+  /** True when the server has the parcel for this invoice (HEAD); false on 404. */
+  async parcelExists(id: string, sha256: string): Promise<boolean> {
+    const bid = parseId(id);
+    checkSha256(sha256);
+    const reply = await this.#send({
+      method: 'HEAD',
+      url: this.#url(`_i/${idPath(bid)}@${sha256}`),
+      doing: `checking for parcel ${sha256} of ${formatId(bid)}`,
+      accept: '*/*',
+      handles: [404],
+    });
+    await settle(reply.body);
+    return reply.status !== 404;
+  }
+
+  /** Labels of the invoice's parcels the server does not have yet. */
+  async getMissingParcels(id: string): Promise<Label[]> {
+    const bid = parseId(id);
+    const doing = `listing the missing parcels of ${formatId(bid)}`;
+    const reply = await this.#send({ method: 'GET', url: this.#url(`_r/missing/${idPath(bid)}`), doing });
+    return (await this.#readDocument(reply, 'MissingReply', doing)).missing;
+  }
+
+  /** Searches invoices (`/_q`, PROTOCOL.md §4). Listed invoices are not verified. */
+  async query(
+    opts: { query?: string; version?: string; offset?: number; limit?: number; strict?: boolean; yanked?: boolean } = {},
+  ): Promise<QueryReply> {
+    const params = new URLSearchParams();
+    if (opts.query !== undefined) params.set('q', opts.query);
+    if (opts.version !== undefined) params.set('v', opts.version);
+    if (opts.offset !== undefined) params.set('o', String(opts.offset));
+    if (opts.limit !== undefined) params.set('l', String(opts.limit));
+    if (opts.strict !== undefined) params.set('strict', String(opts.strict));
+    if (opts.yanked !== undefined) params.set('yanked', String(opts.yanked));
+    const doing = 'querying invoices';
+    const reply = await this.#send({ method: 'GET', url: this.#url('_q', params), doing });
+    return this.#readDocument(reply, 'QueryReply', doing);
+  }
+
+  /** The server's host public keys (`/bindle-keys`), optionally only those with one of `roles`. */
+  async getHostKeys(roles?: SignatureRole[]): Promise<KeyRing> {
+    const params = new URLSearchParams();
+    if (roles !== undefined && roles.length > 0) params.set('roles', roles.join(','));
+    const doing = 'fetching the server keys';
+    const reply = await this.#send({ method: 'GET', url: this.#url('bindle-keys', params), doing });
+    return this.#readDocument(reply, 'KeyRing', doing);
+  }
+
+  /** The server's health (`GET <origin>/healthz`): 503 while it shuts down is `unavailable`. */
+  async health(): Promise<HealthReply> {
+    const doing = 'checking server health';
+    const url = new URL('/healthz', this.baseUrl).toString();
+    const reply = await this.#send({ method: 'GET', url, doing, accept: 'application/json' });
+    return this.#readDocument(reply, 'HealthReply', doing);
+  }
+
+  /** Closes the client's own connection pool (a dispatcher passed in options is left open). Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#ownsDispatcher) await this.#dispatcher.close();
+  }
+
+  #url(path: string, params?: URLSearchParams): string {
+    const query = params === undefined || params.size === 0 ? '' : `?${params.toString()}`;
+    return `${this.baseUrl}${path}${query}`;
+  }
+
+  async #readDocument<N extends SchemaName>(reply: Reply, name: N, doing: string): Promise<SchemaTypes[N]> {
+    const text = await reply.body.text();
+    try {
+      return validateDocument(name, parseSyntax(text, formatOfContentType(headerValue(reply.headers, 'content-type'))), 'malformed_body', 'reply');
+    } catch (err) {
+      throw rewrap(err, `${doing}: the server's reply is not understood`);
+    }
+  }
+
+  /** Sends a request, retrying 5xx replies and transport failures; any other non-2xx reply (unless handled) throws. */
+  async #send(opts: SendOptions): Promise<Reply> {
+    for (let attempt = 0; ; attempt++) {
+      const outcome = await this.#attempt(opts);
+      if (outcome.kind === 'reply') return outcome.reply;
+      if (!outcome.retryable || attempt >= this.retries) throw outcome.error;
+      await waitBeforeRetry(attempt, outcome.retryAfter);
+    }
+  }
+
+  async #attempt(
+    opts: SendOptions,
+  ): Promise<{ kind: 'reply'; reply: Reply } | { kind: 'error'; error: BindleError; retryable: boolean; retryAfter?: string }> {
+    if (this.#closed) throw new BindleError('unavailable', `${opts.doing}: the client has been closed`);
+    const headers: Record<string, string> = {
+      accept: opts.accept ?? TOML_MEDIA_TYPE,
+      'user-agent': this.userAgent,
+    };
+    if (this.#authorization !== undefined) headers.authorization = this.#authorization;
+    if (opts.contentType !== undefined) headers['content-type'] = opts.contentType;
+    if (opts.contentLength !== undefined) headers['content-length'] = String(opts.contentLength);
+    let sourceError: unknown;
+    let body: Buffer | Readable | undefined;
+    if (typeof opts.body === 'function') {
+      try {
+        body = opts.body();
+      } catch (err) {
+        throw sourceFailure(opts.doing, err);
+      }
+      body.once('error', (err) => {
+        sourceError ??= err;
+      });
+    } else {
+      body = opts.body;
+    }
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(opts.url, {
+        method: opts.method,
+        headers,
+        body: body ?? null,
+        dispatcher: this.#dispatcher,
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+      });
+    } catch (err) {
+      if (sourceError !== undefined) throw sourceFailure(opts.doing, sourceError);
+      if (errorCode(err) === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
+        throw new BindleError('size_mismatch', `${opts.doing}: the data to upload is not the ${String(opts.contentLength)} bytes its label says`, { cause: err });
+      }
+      if (isBindleError(err)) throw err;
+      const error = transportError(opts.doing, opts.url, err, this.timeoutMs);
+      return { kind: 'error', error, retryable: isTransportFailure(err) };
+    } finally {
+      if (body !== undefined && !Buffer.isBuffer(body) && !body.destroyed && sourceError === undefined) {
+        // A body the request did not consume (an early reply) must not keep its file open.
+        body.destroy();
+      }
+    }
+    const status = res.statusCode;
+    if ((status >= 200 && status < 300) || opts.handles?.includes(status)) {
+      return { kind: 'reply', reply: { status, headers: res.headers, body: res.body } };
+    }
+    const contentType = headerValue(res.headers, 'content-type');
+    const text = opts.method === 'HEAD' ? '' : await readLimited(res.body, MAX_ERROR_BODY_BYTES);
+    if (status >= 300 && status < 400) {
+      const location = headerValue(res.headers, 'location');
+      const error = new BindleError(
+        'bad_request',
+        `${opts.doing}: the server answered HTTP ${status}${location === undefined ? '' : ` redirecting to ${location}`}; use the final address as the server URL`,
+      );
+      return { kind: 'error', error, retryable: false };
+    }
+    const error = replyError(opts.doing, status, text, contentType);
+    const retryAfter = headerValue(res.headers, 'retry-after');
+    return { kind: 'error', error, retryable: status >= 500, ...(retryAfter !== undefined ? { retryAfter } : {}) };
+  }
+}
+
+function yankedQuery(yanked: boolean | undefined): URLSearchParams | undefined {
+  return yanked === true ? new URLSearchParams({ yanked: 'true' }) : undefined;
+}
+
+function errorCode(err: unknown): string | undefined {
+  const code = err !== null && typeof err === 'object' ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** An error reading the data being uploaded (not the server's fault, never retried). */
+function sourceFailure(doing: string, err: unknown): BindleError {
+  if (isBindleError(err)) return err;
+  const code = errorCode(err) === 'ENOENT' ? 'not_found' : 'internal';
+  return new BindleError(code, `${doing}: reading the data to upload failed: ${errorMessage(err)}`, { cause: err });
+}
+
+/** A BindleError with `prefix` before the original message (same code); other errors become `malformed_body`. */
+function rewrap(err: unknown, prefix: string): BindleError {
+  if (isBindleError(err)) return new BindleError(err.code, `${prefix}: ${err.message}`, { cause: err });
+  return new BindleError('malformed_body', `${prefix}: ${errorMessage(err)}`, { cause: err });
+}
+
+/**
+ * Reads and drops the rest of a reply whose status already decided the outcome. A body cut
+ * short at this point (e.g. an upload refused early) changes nothing, so its error is ignored.
+ */
+async function settle(body: Dispatcher.ResponseData['body']): Promise<void> {
+  try {
+    await body.dump();
+  } catch {
+    // The status is the answer; the rest of the body carries nothing we need.
+  }
+}
+
+/** Drops a reply body that will not be read (undici reports the abort as an error: it is expected). */
+function discard(body: Readable): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
+async function readLimited(body: Readable, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      const buf = chunk as Buffer;
+      chunks.push(buf);
+      size += buf.length;
+      if (size >= limit) break;
+    }
+  } catch {
+    // The message is best effort; the status alone still makes a precise error.
+  } finally {
+    discard(body);
+  }
+  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
+}
+
+/** Writes a stream to `target` through a temp file beside it (fsynced, renamed); removes the temp file on any error. */
+async function writeStreamAtomic(stream: Readable, target: string, onProgress?: (bytes: number) => void): Promise<void> {
+  const temp = tempPathFor(target);
+  let bytes = 0;
+  try {
+    await pipeline(
+      stream,
+      async function* count(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+        for await (const chunk of source) {
+          bytes += chunk.length;
+          onProgress?.(bytes);
+          yield chunk;
+        }
+      },
+      createWriteStream(temp, { flags: 'wx', mode: 0o644, flush: true }),
+    );
+    await rename(temp, target);
+  } catch (err) {
+    stream.destroy();
+    await rm(temp, { force: true });
+    throw err;
+  }
+  await fsyncDir(dirname(target));
+}

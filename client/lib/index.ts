@@ -1,0 +1,11 @@
+/**
+ * The client library: BindleClient, the push/fetch workflows, standalone bindles, and the
+ * helpers they share (error mapping, digest checks, bounded parallelism).
+ */
+export * from './bindle-client.js';
+export * from './workflows.js';
+export * from './http-errors.js';
+export * from './parcel-digest.js';
+export * from './concurrency.js';
+export * from './backoff.js';
+export * from '../standalone/standalone-bindle.js';

@@ -1,0 +1,231 @@
+/**
+ * The two transfer workflows built on BindleClient: push a standalone bindle (create the
+ * invoice, upload only the parcels the server reports missing, loudly refuse a different release
+ * under an existing id) and fetch a bindle into the local content-addressed cache (verified
+ * invoice, re-hashed parcels, cached parcels never fetched twice). Transfers run
+ * `client.concurrency` at a time.
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Group, Invoice, Label, Parcel } from '../../schema/index.js';
+import { canonicalInvoice, canonicalLabel, canonicalSignature, invoiceParcels, labelOnInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
+import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
+import { writeFileAtomic } from '../../core/fs-atomic.js';
+import { canonicalId, formatId, parseId } from '../../core/ids/bindle-id.js';
+import { INVOICE_FILE, PARCELS_DIR, parcelFileName, type StandaloneBindle } from '../standalone/standalone-bindle.js';
+import type { BindleClient } from './bindle-client.js';
+import { mapLimit } from './concurrency.js';
+import { describeParcel } from './parcel-digest.js';
+
+/** What a push did. */
+export interface PushReport {
+  /** `name/version`. */
+  id: string;
+  /** True when this push created the invoice; false when the same release was already there. */
+  created: boolean;
+  /** sha256 of each parcel uploaded by this push. */
+  uploaded: string[];
+  /** sha256 of each parcel of the invoice the server already had. */
+  alreadyPresent: string[];
+  /** True when the same release was already on the server complete: nothing was created or uploaded. */
+  noop: boolean;
+}
+
+/** Progress of one parcel transfer; `bytes` is the count so far for that parcel (restarting on a retry). */
+export type TransferEvent =
+  | { kind: 'start'; label: Label }
+  | { kind: 'progress'; label: Label; bytes: number }
+  | { kind: 'done'; label: Label };
+
+/** Labels with distinct sha256, first occurrence kept (invoices may repeat parcels). */
+function distinctLabels(labels: readonly Label[]): Label[] {
+  const seen = new Set<string>();
+  const out: Label[] = [];
+  for (const label of labels) {
+    if (seen.has(label.sha256)) continue;
+    seen.add(label.sha256);
+    out.push(label);
+  }
+  return out;
+}
+
+/** JSON with object keys sorted at every level, so that key order never makes two values differ. */
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function parcelView(p: Parcel): unknown {
+  return { label: canonicalLabel(p.label), memberOf: p.conditions?.memberOf ?? [], requires: p.conditions?.requires ?? [] };
+}
+
+function groupView(g: Group): unknown {
+  return { name: g.name, required: g.required ?? false, satisfiedBy: g.satisfiedBy ?? 'allOf' };
+}
+
+/**
+ * How two invoices differ as releases: their bindle spec, annotations, parcels, groups and
+ * non-host signatures (host signatures, yank state and defaults written out or left implicit do
+ * not count). Empty when they are the same release.
+ */
+export function releaseDifferences(a: Invoice, b: Invoice): string[] {
+  const ca = canonicalInvoice(a);
+  const cb = canonicalInvoice(b);
+  const signatures = (inv: Invoice): string[] =>
+    (inv.signature ?? []).filter((s) => s.role !== 'host').map((s) => stableJson(canonicalSignature(s))).sort();
+  const parts: Array<[string, unknown, unknown]> = [
+    ['bindle name, version, description or authors', ca.bindle, cb.bindle],
+    ['annotations', ca.annotations ?? {}, cb.annotations ?? {}],
+    ['parcels', invoiceParcels(ca).map(parcelView), invoiceParcels(cb).map(parcelView)],
+    ['groups', (ca.group ?? []).map(groupView), (cb.group ?? []).map(groupView)],
+    ['signatures', signatures(ca), signatures(cb)],
+  ];
+  return parts.filter(([, x, y]) => stableJson(x) !== stableJson(y)).map(([what]) => `${what} differ`);
+}
+
+/** A stream of a file that reports the bytes read so far. */
+function countedFileStream(path: string, onBytes: (bytes: number) => void): Readable {
+  let bytes = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+      bytes += chunk.length;
+      onBytes(bytes);
+      callback(null, chunk);
+    },
+  });
+  pipeline(createReadStream(path), counter, () => {
+    // A read error destroys `counter`, which is what the upload sees.
+  });
+  return counter;
+}
+
+/**
+ * Pushes a standalone bindle: creates the invoice, then uploads only the parcels the server
+ * reports missing, `client.concurrency` at a time.
+ *
+ * If the invoice already exists (409), the server's copy is fetched (verified when the client
+ * has a keyring): when it is the same release (see releaseDifferences) the push carries on,
+ * uploading any parcels still missing; otherwise it fails with `already_exists` naming what
+ * differs. A same release that has been yanked fails with `yanked`. A missing parcel that the
+ * standalone bindle does not hold fails with `not_found` after the others are uploaded.
+ */
+export async function pushStandalone(
+  client: BindleClient,
+  bindle: StandaloneBindle,
+  opts: { onProgress?: (e: TransferEvent) => void } = {},
+): Promise<PushReport> {
+  const invoice = bindle.invoice;
+  const id = formatId({ name: invoice.bindle.name, version: invoice.bindle.version });
+  let created: boolean;
+  let missing: Label[];
+  try {
+    missing = (await client.createInvoice(invoice)).missing;
+    created = true;
+  } catch (err) {
+    if (!isBindleError(err, 'already_exists')) throw err;
+    const existing = await client.getInvoice(id, { yanked: true });
+    const differences = releaseDifferences(existing, invoice);
+    if (differences.length > 0) {
+      throw new BindleError(
+        'already_exists',
+        `pushing ${id}: a different release ${id} already exists on the server (${differences.join('; ')}); publish this one under a new version`,
+      );
+    }
+    if (existing.yanked === true) {
+      throw new BindleError('yanked', `pushing ${id}: this release is already on the server and has been yanked; publish it under a new version`);
+    }
+    created = false;
+    missing = await client.getMissingParcels(id);
+  }
+  const toSend = distinctLabels(missing);
+  const missingShas = new Set(toSend.map((l) => l.sha256));
+  const alreadyPresent = distinctLabels(invoiceParcels(invoice).map((p) => p.label))
+    .filter((l) => !missingShas.has(l.sha256))
+    .map((l) => l.sha256);
+  const absent = toSend.filter((l) => !bindle.parcels.has(l.sha256));
+  const uploadable = toSend.filter((l) => bindle.parcels.has(l.sha256));
+  const emit = opts.onProgress ?? (() => undefined);
+  const results = await mapLimit(uploadable, client.concurrency, async (label) => {
+    const path = bindle.parcels.get(label.sha256) ?? '';
+    emit({ kind: 'start', label });
+    const outcome = await client.createParcel(id, label, () =>
+      countedFileStream(path, (bytes) => emit({ kind: 'progress', label, bytes })),
+    );
+    emit({ kind: 'done', label });
+    return outcome;
+  });
+  const uploaded: string[] = [];
+  results.forEach((outcome, i) => {
+    const sha = uploadable[i]?.sha256;
+    if (sha === undefined) return;
+    if (outcome === 'created') uploaded.push(sha);
+    else alreadyPresent.push(sha);
+  });
+  if (absent.length > 0) {
+    throw new BindleError(
+      'not_found',
+      `pushing ${id}: the server is missing ${absent.length} parcel(s) that the standalone bindle ${bindle.root} does not hold: ${absent.map(describeParcel).join(', ')}`,
+    );
+  }
+  return { id, created, uploaded, alreadyPresent, noop: !created && uploaded.length === 0 };
+}
+
+async function isCached(path: string, label: Label): Promise<boolean> {
+  try {
+    const info = await stat(path);
+    return info.isFile() && info.size === label.size;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Fetches a bindle into the local cache `<cacheDir>/<canonicalId>/` (the standalone layout:
+ * `invoice.toml` + `parcels/<sha>.dat`). The invoice is fetched (and verified when the client
+ * has a keyring) every time and written last; each requested parcel (`parcels`, which must be on
+ * the invoice, default all) already cached with its label's size is not fetched again; the others
+ * are downloaded, re-hashed and renamed into place, `client.concurrency` at a time.
+ */
+export async function fetchBindle(
+  client: BindleClient,
+  id: string,
+  cacheDir: string,
+  opts: { yanked?: boolean; parcels?: Label[]; onProgress?: (e: TransferEvent) => void } = {},
+): Promise<{ dir: string; invoice: Invoice; fetched: string[]; cached: string[] }> {
+  const bid = parseId(id);
+  const yanked = opts.yanked === undefined ? {} : { yanked: opts.yanked };
+  const invoice = await client.getInvoice(id, yanked);
+  const dir = join(cacheDir, canonicalId(bid));
+  const wanted =
+    opts.parcels === undefined
+      ? distinctLabels(invoiceParcels(invoice).map((p) => p.label))
+      : distinctLabels(opts.parcels.map((l) => labelOnInvoice(invoice, l.sha256)));
+  const emit = opts.onProgress ?? (() => undefined);
+  const cachedFlags = await Promise.all(
+    wanted.map((label) => isCached(join(dir, PARCELS_DIR, parcelFileName(label.sha256)), label)),
+  );
+  const toFetch = wanted.filter((_, i) => cachedFlags[i] !== true);
+  await mapLimit(toFetch, client.concurrency, async (label) => {
+    emit({ kind: 'start', label });
+    await client.downloadParcel(id, label, join(dir, PARCELS_DIR, parcelFileName(label.sha256)), {
+      ...yanked,
+      onProgress: (bytes) => emit({ kind: 'progress', label, bytes }),
+    });
+    emit({ kind: 'done', label });
+  });
+  await writeFileAtomic(join(dir, INVOICE_FILE), renderInvoice(invoice, 'toml'), 0o644);
+  return {
+    dir,
+    invoice,
+    fetched: toFetch.map((l) => l.sha256),
+    cached: wanted.filter((_, i) => cachedFlags[i] === true).map((l) => l.sha256),
+  };
+}

@@ -1,0 +1,310 @@
+/**
+ * Standalone bindles (PROTOCOL.md §6): `<dir>/<canonicalId>/invoice.toml` plus
+ * `<dir>/<canonicalId>/parcels/<sha256>.dat`, or `<canonicalId>.tar.gz` holding that one
+ * directory. Reading verifies every parcel file present; writing and exporting are atomic.
+ * The same layout is the client's local cache (BINDLE_DIRECTORY).
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, open, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { create as createTar, extract as extractTar } from 'tar';
+import type { Invoice, Label } from '../../schema/index.js';
+import { canonicalInvoice, invoiceParcels, labelOnInvoice, parseInvoice, renderInvoice, toInvoice } from '../../core/codec/invoice-codec.js';
+import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
+import { fsyncDir, tempPathFor } from '../../core/fs-atomic.js';
+import { canonicalId } from '../../core/ids/bindle-id.js';
+import { mapLimit } from '../lib/concurrency.js';
+import { checkDigest, describeParcel, digestFile, digestOf, ParcelDigestStream } from '../lib/parcel-digest.js';
+
+export const INVOICE_FILE = 'invoice.toml';
+export const PARCELS_DIR = 'parcels';
+const PARCEL_FILE = /^([0-9a-f]{64})\.dat$/;
+/** Parcel files hashed at once when reading. */
+const HASH_CONCURRENCY = 4;
+
+/** A standalone bindle on disk. */
+export interface StandaloneBindle {
+  invoice: Invoice;
+  /** parcel sha → absolute file path (only the parcels present) */
+  parcels: Map<string, string>;
+  /** The bindle directory (absolute). */
+  root: string;
+}
+
+/** File name of a parcel in a standalone bindle's `parcels/` directory. */
+export function parcelFileName(sha256: string): string {
+  return `${sha256}.dat`;
+}
+
+/** The canonical id of an invoice (the standalone directory name). */
+export function invoiceCanonicalId(invoice: Invoice): string {
+  return canonicalId({ name: invoice.bindle.name, version: invoice.bindle.version });
+}
+
+function errnoOf(err: unknown): string | undefined {
+  const code = err !== null && typeof err === 'object' ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** The bindle directory: `dir` itself when it holds invoice.toml, else its one subdirectory that does. */
+async function locateBindleDir(dir: string): Promise<string> {
+  if (await isFile(join(dir, INVOICE_FILE))) return dir;
+  const entries = await readdir(dir, { withFileTypes: true });
+  const candidates: string[] = [];
+  for (const e of entries) {
+    if (e.isDirectory() && (await isFile(join(dir, e.name, INVOICE_FILE)))) candidates.push(e.name);
+  }
+  if (candidates.length === 1 && candidates[0] !== undefined) return join(dir, candidates[0]);
+  if (candidates.length === 0) {
+    throw new BindleError('not_found', `${dir} is not a standalone bindle: no ${INVOICE_FILE} in it or in a directory inside it`);
+  }
+  throw new BindleError(
+    'bad_request',
+    `${dir} holds ${candidates.length} standalone bindles (${candidates.sort().join(', ')}): pass the directory of one of them`,
+  );
+}
+
+async function loadInvoiceFile(bindleDir: string): Promise<Invoice> {
+  const path = join(bindleDir, INVOICE_FILE);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new BindleError('not_found', `cannot read ${path}: ${message(err)}`, { cause: err });
+  }
+  try {
+    return parseInvoice(text, 'toml');
+  } catch (err) {
+    if (isBindleError(err)) throw new BindleError(err.code, `${path}: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
+/** Reads and checks a bindle directory: its invoice, and the size and sha256 of every parcel file present. */
+async function readBindleDir(dir: string): Promise<StandaloneBindle> {
+  const root = await realpath(dir);
+  const invoice = await loadInvoiceFile(root);
+  const cid = invoiceCanonicalId(invoice);
+  const name = basename(root);
+  if (/^[0-9a-f]{64}$/.test(name) && name !== cid) {
+    throw new BindleError(
+      'invalid_id',
+      `standalone bindle ${root}: its directory is named ${name}, but its invoice ${invoice.bindle.name}/${invoice.bindle.version} has the canonical id ${cid}`,
+    );
+  }
+  const parcelDir = join(root, PARCELS_DIR);
+  let entries: string[];
+  try {
+    entries = await readdir(parcelDir);
+  } catch (err) {
+    if (errnoOf(err) !== 'ENOENT') throw err;
+    entries = [];
+  }
+  const found: Array<{ label: Label; path: string }> = [];
+  for (const entry of entries.sort()) {
+    const m = PARCEL_FILE.exec(entry);
+    if (m?.[1] === undefined) continue;
+    const path = join(parcelDir, entry);
+    if (!(await isFile(path))) continue;
+    let label: Label;
+    try {
+      label = labelOnInvoice(invoice, m[1]);
+    } catch (err) {
+      throw new BindleError('parcel_not_on_invoice', `standalone bindle ${root}: ${message(err)} (file ${path})`, { cause: err });
+    }
+    found.push({ label, path });
+  }
+  await mapLimit(found, HASH_CONCURRENCY, async ({ label, path }) => {
+    checkDigest(await digestFile(path), label, `${describeParcel(label)} in standalone bindle file ${path}`);
+  });
+  return { invoice, parcels: new Map(found.map(({ label, path }) => [label.sha256, path])), root };
+}
+
+/** Extracts a standalone tarball into `dest`; only plain files and directories are accepted. */
+async function extractTarball(file: string, dest: string): Promise<void> {
+  const refused: string[] = [];
+  try {
+    await extractTar({
+      file,
+      cwd: dest,
+      strict: true,
+      preservePaths: false,
+      filter: (path, entry) => {
+        const type = 'type' in entry ? entry.type : entry.isDirectory() ? 'Directory' : 'File';
+        if (type === 'File' || type === 'OldFile' || type === 'Directory') return true;
+        refused.push(`${path} (${type})`);
+        return false;
+      },
+    });
+  } catch (err) {
+    throw new BindleError('malformed_body', `${file} is not a valid standalone bindle tarball (.tar.gz): ${message(err)}`, { cause: err });
+  }
+  if (refused.length > 0) {
+    throw new BindleError('malformed_body', `${file}: a standalone bindle holds only files and directories, not ${refused.join(', ')}`);
+  }
+}
+
+/**
+ * Reads a standalone bindle from a directory (the bindle directory itself, or a directory that
+ * holds exactly one) or from a `.tar.gz` (extracted to a temp directory that `cleanup` removes;
+ * for a directory `cleanup` does nothing). Every parcel file present must be listed on the
+ * invoice (`parcel_not_on_invoice`) and match its label (`size_mismatch` / `digest_mismatch`).
+ * Files in `parcels/` not named `<sha256>.dat` are ignored.
+ */
+export async function readStandalone(path: string): Promise<StandaloneBindle & { cleanup(): Promise<void> }> {
+  let info;
+  try {
+    info = await stat(path);
+  } catch (err) {
+    throw new BindleError('not_found', `standalone bindle ${path} not found: ${message(err)}`, { cause: err });
+  }
+  if (info.isDirectory()) {
+    const bindle = await readBindleDir(await locateBindleDir(path));
+    return { ...bindle, cleanup: () => Promise.resolve() };
+  }
+  const temp = await mkdtemp(join(tmpdir(), 'bindle-standalone-'));
+  const cleanup = (): Promise<void> => rm(temp, { recursive: true, force: true });
+  try {
+    await extractTarball(path, temp);
+    const top = await readdir(temp, { withFileTypes: true });
+    const only = top[0];
+    if (top.length !== 1 || only === undefined || !only.isDirectory()) {
+      throw new BindleError(
+        'malformed_body',
+        `${path}: a standalone bindle tarball holds exactly one directory (named after the canonical id); found ${top.map((e) => e.name).join(', ') || 'nothing'}`,
+      );
+    }
+    const bindle = await readBindleDir(join(temp, only.name));
+    return { ...bindle, cleanup };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+async function writeSyncedFile(path: string, data: string | Uint8Array): Promise<void> {
+  const handle = await open(path, 'wx', 0o644);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function writeParcel(target: string, label: Label, data: Buffer | string): Promise<void> {
+  const what = `${describeParcel(label)} to write into a standalone bindle`;
+  if (Buffer.isBuffer(data)) {
+    checkDigest(digestOf(data), label, what);
+    await writeSyncedFile(target, data);
+    return;
+  }
+  await pipeline(
+    createReadStream(data),
+    new ParcelDigestStream(label, `${what} (from ${data})`),
+    createWriteStream(target, { flags: 'wx', mode: 0o644, flush: true }),
+  );
+}
+
+/**
+ * Writes `<outDir>/<canonicalId>/` with `invoice.toml` and `parcels/<sha>.dat` for each given
+ * parcel (bytes, or the path of a file), atomically: everything is built in a temp directory
+ * inside `outDir` and renamed into place. Each parcel must be on the invoice
+ * (`parcel_not_on_invoice`) and match its label; the bindle directory must not exist yet
+ * (`already_exists`). Returns the bindle directory.
+ */
+export async function writeStandalone(outDir: string, invoice: Invoice, parcels: Map<string, Buffer | string>): Promise<string> {
+  const checked = toInvoice(canonicalInvoice(invoice));
+  const cid = invoiceCanonicalId(checked);
+  const target = join(resolve(outDir), cid);
+  const labels = [...parcels.keys()].map((sha) => labelOnInvoice(checked, sha));
+  await mkdir(dirname(target), { recursive: true });
+  const exists = async (): Promise<boolean> => stat(target).then(() => true, () => false);
+  const alreadyExists = (): BindleError =>
+    new BindleError('already_exists', `standalone bindle ${target} (${checked.bindle.name}/${checked.bindle.version}) already exists`);
+  if (await exists()) throw alreadyExists();
+  const staging = await mkdtemp(join(dirname(target), `.${cid}.`));
+  try {
+    await writeSyncedFile(join(staging, INVOICE_FILE), renderInvoice(checked, 'toml'));
+    await mkdir(join(staging, PARCELS_DIR));
+    await mapLimit(labels, HASH_CONCURRENCY, async (label) => {
+      const data = parcels.get(label.sha256);
+      if (data !== undefined) await writeParcel(join(staging, PARCELS_DIR, parcelFileName(label.sha256)), label, data);
+    });
+    await fsyncDir(join(staging, PARCELS_DIR));
+    await fsyncDir(staging);
+    if (await exists()) throw alreadyExists();
+    try {
+      await rename(staging, target);
+    } catch (err) {
+      const code = errnoOf(err);
+      if (code === 'ENOTEMPTY' || code === 'EEXIST') throw alreadyExists();
+      throw err;
+    }
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true });
+    throw err;
+  }
+  await fsyncDir(dirname(target));
+  return target;
+}
+
+/**
+ * Packs a standalone bindle directory (named after its canonical id, else `invalid_id`) into
+ * `<outDir>/<canonicalId>.tar.gz`, holding that one directory with its invoice and parcel files
+ * (nothing else). The bindle is read and verified first; the tarball is written atomically.
+ * Returns its path.
+ */
+export async function exportTarball(bindleDir: string, outDir: string): Promise<string> {
+  const bindle = await readBindleDir(bindleDir);
+  const cid = invoiceCanonicalId(bindle.invoice);
+  if (basename(bindle.root) !== cid) {
+    throw new BindleError(
+      'invalid_id',
+      `cannot export ${bindle.root}: a standalone bindle directory must be named after its canonical id ${cid}`,
+    );
+  }
+  const out = join(resolve(outDir), `${cid}.tar.gz`);
+  await mkdir(dirname(out), { recursive: true });
+  const temp = tempPathFor(out);
+  const keep = new Set([cid, `${cid}/${INVOICE_FILE}`, `${cid}/${PARCELS_DIR}`]);
+  for (const sha of bindle.parcels.keys()) keep.add(`${cid}/${PARCELS_DIR}/${parcelFileName(sha)}`);
+  try {
+    await createTar(
+      { gzip: true, file: temp, cwd: dirname(bindle.root), portable: true, filter: (path) => keep.has(path.replace(/\/+$/, '')) },
+      [cid],
+    );
+    await rename(temp, out);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
+  await fsyncDir(dirname(out));
+  return out;
+}
+
+/** The parcels an invoice lists that the standalone bindle does not hold. */
+export function absentParcels(bindle: StandaloneBindle): Label[] {
+  const seen = new Set<string>();
+  const absent: Label[] = [];
+  for (const { label } of invoiceParcels(bindle.invoice)) {
+    if (seen.has(label.sha256) || bindle.parcels.has(label.sha256)) continue;
+    seen.add(label.sha256);
+    absent.push(label);
+  }
+  return absent;
+}

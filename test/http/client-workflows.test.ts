@@ -1,0 +1,171 @@
+/**
+ * The push and fetch workflows against a real listening server: the reference standalone bindle
+ * (directory and tarball), only-missing uploads, idempotent re-push, a different release under
+ * the same id, and fetching into the local cache (verified, re-hashed, cached parcels kept).
+ */
+import t, { type Test } from 'tap';
+import type { AddressInfo } from 'node:net';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Invoice } from '../../schema/index.js';
+import { parseInvoice } from '../../core/codec/invoice-codec.js';
+import { Keyring } from '../../core/signing/keyring.js';
+import { signInvoice } from '../../core/signing/sign.js';
+import {
+  BindleClient, fetchBindle, pushStandalone, readStandalone, writeStandalone, type TransferEvent,
+} from '../../client/lib/index.js';
+import { loadScaffold, referenceCreatorKey, referenceKeyring, sha256, signedInvoice } from '../helpers/bindles.js';
+import { ref } from '../helpers/paths.js';
+import { makeTestApp } from '../helpers/test-app.js';
+
+const WARPCORE = '1927aefa8fdc8327499e918300e2e49ecb271321530cc5881fcd069ca8372dcd';
+const CHIP = '23f310b54076878fd4c36f0c60ec92011a8b406349b98dd37d08577d17397de5';
+
+/** A listening server (trusting the reference creator) and a client trusting it and its host key. */
+async function setup(t: Test, concurrency?: number): Promise<BindleClient> {
+  const ta = await makeTestApp(t);
+  await ta.app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = ta.app.server.address() as AddressInfo;
+  const baseUrl = `http://127.0.0.1:${port}/v1/`;
+  const probe = new BindleClient({ baseUrl });
+  const hostKeys = new Keyring(await probe.getHostKeys());
+  await probe.close();
+  const client = new BindleClient({ baseUrl, keyring: referenceKeyring().merge(hostKeys), ...(concurrency !== undefined ? { concurrency } : {}) });
+  t.teardown(() => client.close());
+  return client;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
+}
+
+/** Builds a standalone bindle directory from a reference scaffold, with all of its parcel files. */
+async function standaloneFromScaffold(dir: string, name: string): Promise<string> {
+  const scaffold = loadScaffold(name);
+  const parcels = new Map<string, Buffer | string>([...scaffold.parcels.values()].map((p) => [p.sha256, p.data]));
+  return writeStandalone(dir, scaffold.invoice, parcels);
+}
+
+t.test('push the reference standalone directory, then fetch it twice', async (t) => {
+  const client = await setup(t);
+  const bindle = await readStandalone(ref('data', 'standalone', WARPCORE));
+  const report = await pushStandalone(client, bindle);
+  t.same(report, { id: 'enterprise.com/warpcore/1.0.0', created: true, uploaded: [CHIP], alreadyPresent: [], noop: false });
+  t.same(await client.getMissingParcels('enterprise.com/warpcore/1.0.0'), []);
+
+  const again = await pushStandalone(client, bindle);
+  t.same(again, { id: 'enterprise.com/warpcore/1.0.0', created: false, uploaded: [], alreadyPresent: [CHIP], noop: true }, 'a re-push is a no-op');
+
+  const cache = t.testdir();
+  const events: TransferEvent[] = [];
+  const first = await fetchBindle(client, 'enterprise.com/warpcore/1.0.0', cache, { onProgress: (e) => events.push(e) });
+  t.equal(first.dir, join(cache, WARPCORE));
+  t.same(first.fetched, [CHIP]);
+  t.same(first.cached, []);
+  t.same(events.map((e) => e.kind), ['start', 'progress', 'done']);
+  t.same(await readFile(join(first.dir, 'parcels', `${CHIP}.dat`)), await readFile(ref('data', 'standalone', WARPCORE, 'parcels', `${CHIP}.dat`)));
+  const cachedInvoice = parseInvoice(await readFile(join(first.dir, 'invoice.toml'), 'utf8'));
+  t.equal(cachedInvoice.signature?.length, 2, 'the server copy, with its host signature');
+  t.same((await readStandalone(first.dir)).parcels.get(CHIP), join(first.dir, 'parcels', `${CHIP}.dat`), 'the cache is a standalone bindle');
+
+  const second = await fetchBindle(client, 'enterprise.com/warpcore/1.0.0', cache);
+  t.same(second.fetched, [], 'nothing fetched the second time');
+  t.same(second.cached, [CHIP]);
+  t.same((await readdir(join(first.dir, 'parcels'))).sort(), [`${CHIP}.dat`], 'no temp files left');
+});
+
+t.test('push the reference standalone tarball', async (t) => {
+  const client = await setup(t);
+  const bindle = await readStandalone(ref('data', 'standalone', `${WARPCORE}.tar.gz`));
+  t.teardown(() => bindle.cleanup());
+  const report = await pushStandalone(client, bindle);
+  t.equal(report.created, true);
+  t.same(report.uploaded, [CHIP]);
+  const fetched = await fetchBindle(client, report.id, t.testdir());
+  t.same(fetched.fetched, [CHIP]);
+  t.equal(fetched.invoice.bindle.description, 'Warp core components');
+});
+
+t.test('only the missing parcels are uploaded', async (t) => {
+  const client = await setup(t, 2);
+  const dir = t.testdir();
+  await pushStandalone(client, await readStandalone(ref('data', 'standalone', WARPCORE)));
+  const lotsa = await readStandalone(await standaloneFromScaffold(dir, 'lotsa_parcels'));
+  t.equal(lotsa.parcels.size, 3);
+  t.ok(lotsa.parcels.has(CHIP), 'lotsa_parcels shares the isolinear chip with warpcore');
+
+  const events: TransferEvent[] = [];
+  const report = await pushStandalone(client, lotsa, { onProgress: (e) => events.push(e) });
+  const scaffold = loadScaffold('lotsa_parcels');
+  const barrel = scaffold.parcels.get('barrel')?.sha256;
+  const crate = scaffold.parcels.get('crate')?.sha256;
+  t.equal(report.created, true);
+  t.same(report.uploaded.sort(), [barrel, crate].sort(), 'exactly the two missing parcels were uploaded');
+  t.same(report.alreadyPresent, [CHIP]);
+  t.equal(report.noop, false);
+  t.equal(events.filter((e) => e.kind === 'start').length, 2);
+  t.equal(events.filter((e) => e.kind === 'done').length, 2);
+  t.same(await client.getMissingParcels(report.id), []);
+
+  const again = await pushStandalone(client, lotsa);
+  t.equal(again.noop, true, 're-pushing the identical release is a no-op');
+  t.same(again.uploaded, []);
+
+  const cache = t.testdir();
+  const part = await fetchBindle(client, report.id, cache, { parcels: lotsa.invoice.parcel?.slice(1, 2).map((p) => p.label) });
+  t.equal(part.fetched.length, 1, 'a subset');
+  const all = await fetchBindle(client, report.id, cache);
+  t.same(all.cached, part.fetched);
+  t.equal(all.fetched.length, 2);
+  await t.rejects(fetchBindle(client, report.id, cache, { parcels: [{ sha256: sha256Of('nope'), mediaType: 'text/plain', name: 'nope', size: 4 }] }), {
+    code: 'parcel_not_on_invoice',
+  });
+});
+
+t.test('a different release under an existing id fails loudly', async (t) => {
+  const client = await setup(t);
+  const dir = t.testdir({ a: {}, b: {}, c: {} });
+  const original = signedInvoice('example.com/release', '1.0.0', [{ name: 'a.txt', data: Buffer.from('alpha') }], { description: 'first' });
+  const pushed = await pushStandalone(client, await readStandalone(await writeStandalone(join(dir, 'a'), original, new Map([[sha256Of('alpha'), Buffer.from('alpha')]]))));
+  t.equal(pushed.created, true);
+
+  const unsigned: Invoice = { ...original, bindle: { ...original.bindle, description: 'second' } };
+  delete unsigned.signature;
+  const different = signInvoice(unsigned, 'creator', referenceCreatorKey());
+  const other = await readStandalone(await writeStandalone(join(dir, 'b'), different, new Map()));
+  await t.rejects(pushStandalone(client, other), {
+    code: 'already_exists',
+    message: /a different release example\.com\/release\/1\.0\.0 already exists on the server \(bindle name, version, description or authors differ/,
+  });
+  t.equal((await client.getInvoice('example.com/release/1.0.0')).bindle.description, 'first', 'the server copy is untouched');
+
+  await client.yankInvoice('example.com/release/1.0.0');
+  const same = await readStandalone(join(dir, 'a'));
+  await t.rejects(pushStandalone(client, same), { code: 'yanked' });
+
+  const partial = signedInvoice('example.com/partial', '1.0.0', [
+    { name: 'here.txt', data: Buffer.from('here') },
+    { name: 'gone.txt', data: Buffer.from('gone') },
+  ]);
+  const incomplete = await readStandalone(await writeStandalone(join(dir, 'c'), partial, new Map([[sha256Of('here'), Buffer.from('here')]])));
+  await t.rejects(pushStandalone(client, incomplete), { code: 'not_found', message: /gone\.txt/ });
+  t.same(
+    (await client.getMissingParcels('example.com/partial/1.0.0')).map((l) => l.name),
+    ['gone.txt'],
+    'the parcels it had were uploaded',
+  );
+});
+
+t.test('fetch verifies the invoice before writing anything', async (t) => {
+  const client = await setup(t);
+  await pushStandalone(client, await readStandalone(ref('data', 'standalone', WARPCORE)));
+  const untrusting = new BindleClient({ baseUrl: client.baseUrl, keyring: new Keyring() });
+  t.teardown(() => untrusting.close());
+  const cache = t.testdir();
+  await t.rejects(fetchBindle(untrusting, 'enterprise.com/warpcore/1.0.0', cache), { code: 'unknown_signing_key' });
+  t.notOk(await exists(join(cache, WARPCORE)), 'no cache entry for an untrusted invoice');
+});
+
+function sha256Of(text: string): string {
+  return sha256(Buffer.from(text));
+}

@@ -1,0 +1,117 @@
+/**
+ * The client's pure helpers: error bodies and status mapping, backoff delays, bounded
+ * parallelism, the parcel digest stream, and what makes two invoices the same release.
+ */
+import t from 'tap';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Invoice } from '../../schema/index.js';
+import {
+  backoffDelay, BACKOFF_CAP_MS, codeForStatus, formatOfContentType, isTransportFailure, mapLimit, ParcelDigestStream,
+  readErrorBody, releaseDifferences, replyError,
+} from '../../client/lib/index.js';
+import { loadScaffold, sha256, signedInvoice } from '../helpers/bindles.js';
+
+t.test('error bodies and statuses', async (t) => {
+  t.same(readErrorBody('error = "nope"\ncode = "invalid_query"\n', 'application/toml'), { message: 'nope', code: 'invalid_query' });
+  t.same(readErrorBody('{"error":"nope","code":"yanked"}', 'application/json; charset=utf-8'), { message: 'nope', code: 'yanked' });
+  t.same(readErrorBody('error = "reference"\n', undefined), { message: 'reference' }, 'no code: the reference server');
+  t.same(readErrorBody('error = "x"\ncode = "made_up"\n', 'application/toml'), { message: 'x' }, 'unknown codes are dropped');
+  t.same(readErrorBody('<html>\n<b>Bad   Gateway</b></html>', 'text/html'), { message: '<html> <b>Bad Gateway</b></html>' });
+  t.same(readErrorBody('', 'text/plain'), {});
+  t.equal(formatOfContentType('application/json+bindle'), 'json');
+  t.equal(formatOfContentType('text/json'), 'json');
+  t.equal(formatOfContentType('application/toml'), 'toml');
+  t.equal(formatOfContentType(undefined), 'toml');
+  const statuses: Array<[number, string]> = [
+    [400, 'bad_request'], [401, 'unauthenticated'], [403, 'forbidden'], [404, 'not_found'], [409, 'already_exists'],
+    [413, 'payload_too_large'], [422, 'yanked_create'], [418, 'bad_request'], [500, 'internal'], [502, 'unavailable'],
+    [503, 'unavailable'], [504, 'unavailable'], [507, 'internal'],
+  ];
+  for (const [status, code] of statuses) t.equal(codeForStatus(status), code, String(status));
+  const err = replyError('fetching invoice a/1.0.0', 404, '', undefined);
+  t.equal(err.code, 'not_found');
+  t.equal(err.message, 'fetching invoice a/1.0.0: the server answered HTTP 404 without an error message');
+  t.ok(isTransportFailure(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })));
+  t.ok(isTransportFailure(new AggregateError([Object.assign(new Error('x'), { code: 'ECONNREFUSED' })])));
+  t.notOk(isTransportFailure(new Error('plain')));
+  t.notOk(isTransportFailure(Object.assign(new Error('no file'), { code: 'ENOENT' })));
+});
+
+t.test('backoff delays', async (t) => {
+  t.equal(backoffDelay(0, undefined, () => 0), 50);
+  t.equal(backoffDelay(0, undefined, () => 1), 100);
+  t.equal(backoffDelay(3, undefined, () => 1), 800);
+  t.equal(backoffDelay(30, undefined, () => 1), BACKOFF_CAP_MS, 'capped');
+  t.equal(backoffDelay(0, '2', () => 0), 2000, 'Retry-After in seconds');
+  t.equal(backoffDelay(0, '3600', () => 0), 50, 'an unreasonable Retry-After is ignored');
+  t.equal(backoffDelay(0, 'Wed, 21 Oct 2015 07:28:00 GMT', () => 0), 50);
+});
+
+t.test('mapLimit bounds parallelism and stops after a failure', async (t) => {
+  let running = 0;
+  let peak = 0;
+  const results = await mapLimit([1, 2, 3, 4, 5, 6, 7], 3, async (n) => {
+    running++;
+    peak = Math.max(peak, running);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    running--;
+    return n * 2;
+  });
+  t.same(results, [2, 4, 6, 8, 10, 12, 14], 'results in item order');
+  t.equal(peak, 3);
+
+  const started: number[] = [];
+  await t.rejects(
+    mapLimit([1, 2, 3, 4, 5, 6], 2, async (n) => {
+      started.push(n);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (n === 2) throw new Error('two failed');
+      return n;
+    }),
+    { message: 'two failed' },
+  );
+  t.ok(started.length < 6, `no new task after the failure (started ${started.join(',')})`);
+  t.same(await mapLimit([], 4, () => Promise.resolve(1)), []);
+});
+
+t.test('ParcelDigestStream', async (t) => {
+  const data = Buffer.from('some parcel bytes');
+  const label = { sha256: sha256(data), mediaType: 'text/plain', name: 'p.txt', size: data.length };
+  const run = async (chunks: Buffer[]): Promise<Buffer> => {
+    const out: Buffer[] = [];
+    await pipeline(Readable.from(chunks), new ParcelDigestStream(label, 'test parcel'), async (source: AsyncIterable<Buffer>) => {
+      for await (const c of source) out.push(c);
+    });
+    return Buffer.concat(out);
+  };
+  t.same(await run([data.subarray(0, 4), data.subarray(4)]), data);
+  await t.rejects(run([Buffer.from('some parcel bytez')]), { code: 'digest_mismatch', message: /^test parcel: the data has sha256 / });
+  await t.rejects(run([data.subarray(0, 5)]), { code: 'size_mismatch', message: /got 5 bytes/ });
+  await t.rejects(run([data, Buffer.from('more')]), { code: 'size_mismatch', message: /more than 17 bytes/ });
+});
+
+t.test('releaseDifferences', async (t) => {
+  const v1 = loadScaffold('valid_v1').invoice;
+  t.same(releaseDifferences(v1, v1), []);
+  const hostSigned: Invoice = {
+    ...v1,
+    signature: [...(v1.signature ?? []), { by: 'Host', signature: 'c2ln', key: 'a2V5', role: 'host', at: 1 }],
+    yanked: false,
+  };
+  t.same(releaseDifferences(hostSigned, v1), [], 'host signatures and yank state do not count');
+  const reordered: Invoice = JSON.parse(JSON.stringify(v1)) as Invoice;
+  reordered.annotations = Object.fromEntries(Object.entries(v1.annotations ?? {}).reverse());
+  t.same(releaseDifferences(reordered, v1), [], 'key order does not count');
+  const defaults = signedInvoice('example.com/g', '1.0.0', [], { extra: { group: [{ name: 'g' }] } });
+  const explicit: Invoice = { ...defaults, group: [{ name: 'g', required: false, satisfiedBy: 'allOf' }] };
+  t.same(releaseDifferences(defaults, explicit), [], 'defaults written out or left implicit are the same');
+  const described: Invoice = { ...v1, bindle: { ...v1.bindle, description: 'changed' } };
+  t.same(releaseDifferences(described, v1), ['bindle name, version, description or authors differ']);
+  const annotated: Invoice = { ...v1, annotations: { extra: 'yes' } };
+  t.same(releaseDifferences(annotated, v1), ['annotations differ']);
+  const resigned: Invoice = { ...v1, signature: (v1.signature ?? []).map((s) => ({ ...s, at: s.at + 1 })) };
+  t.same(releaseDifferences(resigned, v1), ['signatures differ']);
+  const grouped: Invoice = { ...v1, group: [{ name: 'extra' }] };
+  t.same(releaseDifferences(grouped, v1), ['groups differ']);
+});
