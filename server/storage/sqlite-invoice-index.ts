@@ -113,13 +113,45 @@ interface InvoiceRow {
   json: string;
 }
 
-/** The WHERE clause of one query, with its parameters in order. */
+/** The conditions of one query. */
 interface Filter {
   /** Leave yanked invoices out. */
   readonly unyanked: boolean;
-  /** Every other condition (terms, version). */
+  /** The column the terms are matched in: name (strict) or search_text (standard). */
+  readonly column: 'name' | 'search_text';
+  /** Terms the full-text index can find (3+ characters, FTS5 in use). */
+  readonly indexed: string[];
+  /** Every other condition (short terms, version), on `invoices i`, with its parameters in order. */
   readonly clauses: string[];
   readonly params: unknown[];
+}
+
+/** FTS5 MATCH expression for the indexed terms of a filter. */
+function matchOf(filter: Filter): string {
+  return `{${filter.column}} : (${filter.indexed.map(ftsPhrase).join(' AND ')})`;
+}
+
+/**
+ * The full WHERE clause of a filter and its parameters. With `fullText`, indexed terms are
+ * looked up in the FTS5 index (best when few invoices match); without, they are checked on
+ * each row visited (best when a walk of the order index stops after a few rows).
+ */
+function whereOf(filter: Filter, fullText: boolean): { where: string; params: unknown[] } {
+  const clauses: string[] = [];
+  const params: unknown[] = [];
+  if (filter.unyanked) clauses.push('i.yanked = 0');
+  if (filter.indexed.length > 0 && fullText) {
+    clauses.push('i.id IN (SELECT rowid FROM invoice_fts WHERE invoice_fts MATCH ?)');
+    params.push(matchOf(filter));
+  } else {
+    for (const term of filter.indexed) {
+      clauses.push(`instr(i.${filter.column}, ?) > 0`);
+      params.push(term);
+    }
+  }
+  clauses.push(...filter.clauses);
+  params.push(...filter.params);
+  return { where: clauses.length === 0 ? '' : `WHERE ${clauses.join(' AND ')}`, params };
 }
 
 function searchText(invoice: Invoice): string {
@@ -292,6 +324,8 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       // writes are rare, queries do not pay for it.
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
+      // Room for the indexes of a large index file (100,000 invoices: about 40 MB), per connection.
+      db.pragma('cache_size = -65536');
       migrate(db, path);
       const fullText = setUpFullText(db, path, options.fullTextSearch ?? true);
       registerFunctions(db);
@@ -382,30 +416,20 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       this.checkOpen();
       checkPaging(q);
       const filter = this.filterFor(q);
-      const clauses = filter.unyanked ? ['i.yanked = 0', ...filter.clauses] : filter.clauses;
-      const where = clauses.length === 0 ? '' : `WHERE ${clauses.join(' AND ')}`;
-      const all = this.statement('SELECT count(*) FROM invoices').pluck().get() as number;
-      let total: number;
-      if (filter.clauses.length > 0) {
-        total = this.statement(`SELECT count(*) FROM invoices i ${where}`).pluck().get(...filter.params) as number;
-      } else if (filter.unyanked) {
-        total = all - (this.statement('SELECT count(*) FROM invoices WHERE yanked = 1').pluck().get() as number);
-      } else {
-        total = all;
-      }
+      const all = this.values('SELECT count(*) FROM invoices').get() as number;
+      const total = this.countMatches(filter, all);
       if (total <= q.offset) return { total, invoices: [] };
       // Walking the order index finds the page after about (offset + limit) * all / total
       // entries; sorting the matches costs about total. Walk when that is cheaper, else make
       // the planner sort (`+i.name` cannot use an index) after its best filtering index.
       const walk = (q.offset + q.limit) * all < WALK_ADVANTAGE * total * total;
-      const ids = this.statement(
+      const { where, params } = whereOf(filter, !walk);
+      const ids = this.values(
         walk
           ? `SELECT i.id FROM invoices i INDEXED BY invoices_order ${where}
              ORDER BY i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?`
           : `SELECT i.id FROM invoices i ${where} ORDER BY +i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?`,
-      )
-        .pluck()
-        .all(...filter.params, q.limit, q.offset) as number[];
+      ).all(...params, q.limit, q.offset) as number[];
       const byId = this.statement(
         `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.invoice, d.toml, d.json
          FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id WHERE i.id = ?`,
@@ -429,7 +453,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   count(): Promise<number> {
     return settle(() => {
       this.checkOpen();
-      return this.statement('SELECT count(*) FROM invoices').pluck().get() as number;
+      return this.values('SELECT count(*) FROM invoices').get() as number;
     });
   }
 
@@ -451,18 +475,55 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
    * number of terms, so the cache is bounded (least recently used goes first).
    */
   private statement(sql: string): Database.Statement {
-    let stmt = this.statements.get(sql);
+    return this.cached(sql, false);
+  }
+
+  /** Like statement, for a query whose rows are single values (better-sqlite3 pluck mode). */
+  private values(sql: string): Database.Statement {
+    return this.cached(sql, true);
+  }
+
+  private cached(sql: string, pluck: boolean): Database.Statement {
+    const key = `${pluck ? 'values' : 'rows'}:${sql}`;
+    let stmt = this.statements.get(key);
     if (stmt === undefined) {
       stmt = this.db.prepare(sql);
+      if (pluck) stmt.pluck();
       if (this.statements.size >= STATEMENT_CACHE_SIZE) {
         const oldest = this.statements.keys().next();
         if (oldest.done !== true) this.statements.delete(oldest.value);
       }
     } else {
-      this.statements.delete(sql);
+      this.statements.delete(key);
     }
-    this.statements.set(sql, stmt);
+    this.statements.set(key, stmt);
     return stmt;
+  }
+
+  /**
+   * How many invoices match. Yanked invoices are few, so without other conditions it is cheaper
+   * to subtract the yanked matches (a small partial index) than to look at every match's row.
+   */
+  private countMatches(filter: Filter, all: number): number {
+    const count = (sql: string, ...params: unknown[]): number => this.values(sql).get(...params) as number;
+    if (filter.clauses.length > 0) {
+      const { where, params } = whereOf(filter, true);
+      return count(`SELECT count(*) FROM invoices i ${where}`, ...params);
+    }
+    if (filter.indexed.length === 0) {
+      return filter.unyanked ? all - count('SELECT count(*) FROM invoices WHERE yanked = 1') : all;
+    }
+    const match = matchOf(filter);
+    const matches = count('SELECT count(*) FROM invoice_fts WHERE invoice_fts MATCH ?', match);
+    if (!filter.unyanked || matches === 0) return matches;
+    return (
+      matches -
+      count(
+        `SELECT count(*) FROM invoice_fts f JOIN invoices i INDEXED BY invoices_yanked ON i.id = f.rowid AND i.yanked = 1
+         WHERE invoice_fts MATCH ?`,
+        match,
+      )
+    );
   }
 
   /** Writes the documents and parcel digests of invoice row `id`. */
@@ -479,15 +540,10 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
 
   /** The WHERE clauses for a query. Cheap, index-friendly clauses come first. */
   private filterFor(q: InvoiceQuery): Filter {
-    const filter: Filter = { unyanked: !q.yanked, clauses: [], params: [] };
-
     const column = q.strict ? 'name' : 'search_text';
     const terms = queryTerms(q.query).map((term) => (q.strict ? term : term.toLowerCase()));
     const indexed = this.fullTextSearch ? terms.filter((term) => codePoints(term) >= TRIGRAM) : [];
-    if (indexed.length > 0) {
-      filter.clauses.push('i.id IN (SELECT rowid FROM invoice_fts WHERE invoice_fts MATCH ?)');
-      filter.params.push(`{${column}} : (${indexed.map(ftsPhrase).join(' AND ')})`);
-    }
+    const filter: Filter = { unyanked: !q.yanked, column, indexed, clauses: [], params: [] };
     for (const term of terms) {
       if (indexed.includes(term)) continue;
       filter.clauses.push(`instr(i.${column}, ?) > 0`);

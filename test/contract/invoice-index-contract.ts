@@ -199,6 +199,9 @@ export function invoiceIndexContract(t: Test, name: string, makeIndex: (dir: str
         t.same(ids(withYanked).slice(1, 3), ['enterprise.com/transporter/1.2.0', 'enterprise.com/transporter/0.3.0']);
         t.equal(withYanked.invoices[2]?.yanked, true);
         t.same(ids(await index.query(q('transporter', { strict: true }))), ['enterprise.com/transporter/1.2.0']);
+        t.equal((await index.query(q('transporter', { strict: true }))).total, 1, 'total without yanked');
+        t.equal((await index.query(q('transporter', { strict: true, yanked: true }))).total, 2, 'total with yanked');
+        t.equal((await index.query(q('enterprise'))).total, 9, 'standard total without yanked');
         t.same(ids(await index.query(q('transporter', { strict: true, yanked: true }))), [
           'enterprise.com/transporter/1.2.0',
           'enterprise.com/transporter/0.3.0',

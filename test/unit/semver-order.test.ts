@@ -2,9 +2,9 @@ import t from 'tap';
 import semver from 'semver';
 import { versionParts, versionSortKey } from '../../server/storage/semver-order.js';
 
-/** Byte-order comparison, as SQLite's BINARY collation does it. */
+/** Byte-order comparison, as SQLite's BINARY collation does it (keys are ASCII: plain < suffices). */
 function binaryCompare(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function sign(n: number): number {
@@ -82,17 +82,21 @@ function randomVersions(count: number): string[] {
 t.test('keys sort exactly like semver.compare', async (t) => {
   const versions = [...TRICKY, ...randomVersions(400)];
   for (const v of versions) t.ok(semver.valid(v), `test vector ${v} is valid SemVer`);
-  const keys = new Map(versions.map((v) => [v, versionSortKey(v)]));
+  const keys = new Map(versions.map((v) => [v, { key: versionSortKey(v), parsed: new semver.SemVer(v) }]));
   let mismatches = 0;
   for (const [a, ka] of keys) {
     for (const [b, kb] of keys) {
-      if (sign(binaryCompare(ka, kb)) !== semver.compare(a, b)) {
+      if (sign(binaryCompare(ka.key, kb.key)) !== semver.compare(ka.parsed, kb.parsed)) {
         mismatches++;
         if (mismatches <= 5) t.fail(`${a} vs ${b}: key order disagrees with semver.compare`);
       }
     }
   }
   t.equal(mismatches, 0, `all ${keys.size ** 2} pairs agree`);
+});
+
+t.test('keys are ASCII, so byte order and string order agree', async (t) => {
+  for (const v of TRICKY) t.match(versionSortKey(v), /^[\x20-\x7e]+$/, v);
 });
 
 t.test('a sorted list of keys is SemVer ascending order', async (t) => {
