@@ -4,7 +4,10 @@
  */
 import type { Invoice } from '../../schema/index.js';
 
-/** One stored invoice. `toml`/`json` are the exact bytes served for GET (never re-rendered). */
+/**
+ * One stored invoice. `toml`/`json` are the exact bytes served for GET (never re-rendered);
+ * `json` must be a JSON rendering of `invoice` (an index may keep only it and parse it back).
+ */
 export interface StoredInvoice {
   name: string;
   version: string;

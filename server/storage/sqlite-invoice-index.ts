@@ -62,7 +62,6 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX invoices_yanked ON invoices (id) WHERE yanked = 1;
   CREATE TABLE invoice_documents (
     invoice_id INTEGER PRIMARY KEY REFERENCES invoices (id) ON DELETE CASCADE,
-    invoice TEXT NOT NULL,
     toml TEXT NOT NULL,
     json TEXT NOT NULL
   );
@@ -108,7 +107,6 @@ interface InvoiceRow {
   canonical_id: string;
   yanked: number;
   created_at: number;
-  invoice: string;
   toml: string;
   json: string;
 }
@@ -379,7 +377,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     return settle(() => {
       this.checkOpen();
       const row = this.statement(
-        `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.invoice, d.toml, d.json
+        `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.toml, d.json
          FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id WHERE i.name = ? AND i.version = ?`,
       ).get(name, version) as InvoiceRow | undefined;
       return row === undefined ? undefined : toStored(row);
@@ -431,7 +429,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
           : `SELECT i.id FROM invoices i ${where} ORDER BY +i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?`,
       ).all(...params, q.limit, q.offset) as number[];
       const byId = this.statement(
-        `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.invoice, d.toml, d.json
+        `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.toml, d.json
          FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id WHERE i.id = ?`,
       );
       const invoices = ids.map((id) => toStored(byId.get(id) as InvoiceRow));
@@ -528,9 +526,8 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
 
   /** Writes the documents and parcel digests of invoice row `id`. */
   private writeDetails(id: number, entry: StoredInvoice): void {
-    this.statement('INSERT INTO invoice_documents (invoice_id, invoice, toml, json) VALUES (?, ?, ?, ?)').run(
+    this.statement('INSERT INTO invoice_documents (invoice_id, toml, json) VALUES (?, ?, ?)').run(
       id,
-      JSON.stringify(entry.invoice),
       entry.toml,
       entry.json,
     );
@@ -583,7 +580,7 @@ function toStored(row: InvoiceRow): StoredInvoice {
     name: row.name,
     version: row.version,
     canonicalId: row.canonical_id,
-    invoice: JSON.parse(row.invoice) as Invoice,
+    invoice: JSON.parse(row.json) as Invoice,
     toml: row.toml,
     json: row.json,
     yanked: row.yanked === 1,

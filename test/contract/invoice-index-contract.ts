@@ -5,7 +5,7 @@
  */
 import type { Test } from 'tap';
 import type { Invoice } from '../../schema/index.js';
-import { renderInvoice } from '../../core/codec/invoice-codec.js';
+import { canonicalInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
 import { canonicalId } from '../../core/ids/bindle-id.js';
 import type { InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice } from '../../server/storage/invoice-index.js';
 
@@ -37,7 +37,7 @@ export function makeEntry(name: string, version: string, options: EntryOptions =
     name,
     version,
     canonicalId: canonicalId({ name, version }),
-    invoice,
+    invoice: canonicalInvoice(invoice),
     toml: renderInvoice(invoice, 'toml'),
     json: renderInvoice(invoice, 'json'),
     yanked: options.yanked === true,
