@@ -1,0 +1,118 @@
+/**
+ * What a running command needs, created on first use (heavy modules are imported then, so that
+ * help, usage errors and local commands start quickly): the resolved settings, the keyring, a
+ * BindleClient for the configured server, and transfer reporters. `close` releases the client.
+ */
+import { isBindleError } from '../../core/errors/bindle-error.js';
+import { Keyring } from '../../core/signing/keyring.js';
+import { VERSION } from '../../core/version.js';
+import type { Dispatcher } from 'undici';
+import type { BindleClient } from '../lib/bindle-client.js';
+import type { Label } from '../../schema/index.js';
+import { printLine, type CliIo } from './cli-io.js';
+import { loadCredentials, type CliSettings } from './settings.js';
+import { createTransferReporter, type TransferReporter } from './transfer-progress.js';
+
+/** The per-invocation context of a command. */
+export class CliContext {
+  readonly io: CliIo;
+  readonly settings: CliSettings;
+  #keyring: Promise<Keyring> | undefined;
+  #client: Promise<BindleClient> | undefined;
+  #plainClient: Promise<BindleClient> | undefined;
+  #insecureAgent: Dispatcher | undefined;
+
+  constructor(io: CliIo, settings: CliSettings) {
+    this.io = io;
+    this.settings = settings;
+  }
+
+  /** The keyring at `settings.keyringPath` (empty when the file does not exist). */
+  keyring(): Promise<Keyring> {
+    this.#keyring ??= Keyring.loadOrEmpty(this.settings.keyringPath);
+    return this.#keyring;
+  }
+
+  /** A client for `settings.serverUrl`, verifying invoices with the keyring and strategy. */
+  client(): Promise<BindleClient> {
+    this.#client ??= this.#makeClient(true);
+    return this.#client;
+  }
+
+  /**
+   * A client that does not verify invoices, for commands that never hand an invoice on as
+   * trusted: writes (push compares the server's invoice with the caller's own signed release,
+   * so a publisher needs no keyring), search listings, and fetching host keys.
+   */
+  plainClient(): Promise<BindleClient> {
+    this.#plainClient ??= this.#makeClient(false);
+    return this.#plainClient;
+  }
+
+  /** The HTTP stack (undici) is loaded only by commands that talk to a server. */
+  async #makeClient(verifying: boolean): Promise<BindleClient> {
+    const { BindleClient: Client, DEFAULT_TIMEOUT_MS } = await import('../lib/bindle-client.js');
+    const credentials = await loadCredentials(this.settings);
+    const keyring = verifying ? await this.keyring() : undefined;
+    if (this.settings.insecure && this.#insecureAgent === undefined) {
+      const timeout = this.settings.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+      const { Agent } = await import('undici');
+      this.#insecureAgent = new Agent({ connect: { rejectUnauthorized: false, timeout }, headersTimeout: timeout, bodyTimeout: timeout });
+    }
+    return new Client({
+      baseUrl: this.settings.serverUrl,
+      strategy: this.settings.strategy,
+      userAgent: `bindle-cli/${VERSION}`,
+      ...(keyring !== undefined ? { keyring } : {}),
+      ...(credentials !== undefined ? { credentials } : {}),
+      ...(this.#insecureAgent !== undefined ? { dispatcher: this.#insecureAgent } : {}),
+      ...(this.settings.timeoutMs !== undefined ? { timeoutMs: this.settings.timeoutMs } : {}),
+      ...(this.settings.retries !== undefined ? { retries: this.settings.retries } : {}),
+    });
+  }
+
+  /**
+   * A hint for a failure to trust what was fetched: a yanked bindle, a parcel failing its digest
+   * or size check, or an invoice failing verification (unknown signer, no known key, missing
+   * role; the hint names the keyring and strategy and how to trust more keys). Undefined for
+   * other errors.
+   */
+  readonly trustHint = (err: unknown): string | undefined => {
+    if (isBindleError(err, 'yanked')) return 'pass --yanked to fetch a yanked bindle anyway';
+    if (isBindleError(err, 'digest_mismatch') || isBindleError(err, 'size_mismatch')) {
+      return 'parcel digest check failed: the data is corrupt or was tampered with, and nothing was kept';
+    }
+    if (!isBindleError(err)) return undefined;
+    if (err.code !== 'unknown_signing_key' && err.code !== 'no_known_key' && err.code !== 'missing_role') return undefined;
+    return `keyring ${this.settings.keyringPath}, strategy ${this.settings.strategyName}: trust a signer with 'bindle keys add' or the server's host keys with 'bindle keys fetch'`;
+  };
+
+  /** Prints one line to stdout. */
+  print(text: string): void {
+    printLine(this.io, text);
+  }
+
+  /** A transfer reporter on stdout; live bars only when stdout is a terminal and progress is on. */
+  reporter(doneLine: (label: Label) => string): TransferReporter {
+    const live = this.settings.progress && this.io.stdout.isTTY === true && this.io.env.TERM !== 'dumb';
+    return createTransferReporter(this.io.stdout, { live, doneLine });
+  }
+
+  /** Closes the clients that were created. */
+  async close(): Promise<void> {
+    const pending = [this.#client, this.#plainClient];
+    this.#client = undefined;
+    this.#plainClient = undefined;
+    for (const client of pending) {
+      if (client === undefined) continue;
+      try {
+        await (await client).close();
+      } catch {
+        // a client that failed to start holds nothing to release
+      }
+    }
+    const agent = this.#insecureAgent;
+    this.#insecureAgent = undefined;
+    if (agent !== undefined) await agent.close();
+  }
+}

@@ -1,0 +1,247 @@
+/**
+ * The commands that read bindles: `info`, `get`, `get-invoice`, `get-parcel` and `search`.
+ * Invoices are verified against the keyring; parcels are re-hashed before they are kept;
+ * `--yanked` lets a yanked bindle through (the reference has this flag inverted).
+ */
+import { resolve } from 'node:path';
+import { Option, type Command } from 'commander';
+import type { QueryReply } from '../../../schema/index.js';
+import { renderDocument } from '../../../core/codec/document-codec.js';
+import { invoiceParcels, labelOnInvoice, renderInvoice } from '../../../core/codec/invoice-codec.js';
+import { formatId, isSha256Hex, type BindleId } from '../../../core/ids/bindle-id.js';
+import { attempt, usageFailure } from '../cli-error.js';
+import {
+  action,
+  addOutputOptions,
+  booleanValue,
+  chosenFormat,
+  integerIn,
+  loadInvoice,
+  parseIdArg,
+  type ContextProvider,
+} from '../command-kit.js';
+import type { CliContext } from '../cli-context.js';
+import {
+  cachedBindlePath,
+  cachedParcelPath,
+  copyVerifiedNewFile,
+  fileExists,
+  fileSize,
+  readCachedInvoice,
+  refuseExisting,
+  writeNewFile,
+} from '../local-cache.js';
+import { formatBytes } from '../transfer-progress.js';
+
+const ID_HELP = 'the bindle id, e.g. example.com/mybindle/1.2.3';
+const YANKED_HELP = 'allow a yanked bindle (without it, fetching a yanked bindle is an error)';
+
+interface InfoOptions {
+  yanked?: boolean;
+  output?: string;
+  outputFormat?: string;
+}
+
+interface GetOptions {
+  yanked?: boolean;
+  export?: string;
+}
+
+/** `get-invoice` and `get-parcel`: the new file to write, and whether a yanked bindle is allowed. */
+interface OutputFileOptions {
+  output: string;
+  yanked?: boolean;
+}
+
+interface SearchOptions {
+  query?: string;
+  bindleVersion?: string;
+  offset?: number;
+  limit?: number;
+  strict?: boolean;
+  yanked?: boolean;
+  output?: string;
+  outputFormat?: string;
+}
+
+/** `search`'s table: one `<id>:\t<description>` line per match and a summary, as the reference prints it. */
+export function searchTable(reply: QueryReply): string {
+  const lines = reply.invoices.map((inv) => `${inv.bindle.name}/${inv.bindle.version}:\t${inv.bindle.description ?? '[no description available]'}`);
+  const last = reply.offset + reply.invoices.length;
+  if (reply.total > 0) {
+    const more = reply.more ? ` - More results are available with --offset=${last}` : '';
+    lines.push(`=== Showing results ${reply.offset + 1} to ${last} of ${reply.total} (limit: ${reply.limit})${more}`);
+  } else {
+    lines.push('No matching bindles were found');
+  }
+  return lines.join('\n');
+}
+
+async function info(ctx: CliContext, idText: string, opts: InfoOptions): Promise<void> {
+  const id = parseIdArg(idText);
+  const { invoice } = await loadInvoice(ctx, id, opts.yanked === true);
+  const format = chosenFormat(opts, 'toml');
+  ctx.print(format === 'json' ? JSON.stringify(invoice, null, 2) : renderInvoice(invoice));
+}
+
+/**
+ * The cached copy of a bindle when the cache holds its invoice and every parcel (by size, as
+ * the fetch workflow checks): then `get` needs no request at all, as with the reference's cache.
+ */
+async function completeCachedCopy(ctx: CliContext, id: BindleId, yanked: boolean): Promise<{ dir: string; parcels: string[] } | undefined> {
+  if ((await readCachedInvoice(ctx.settings.bindleDir, id)) === undefined) return undefined;
+  const { invoice } = await loadInvoice(ctx, id, yanked);
+  const shas = [...new Set(invoiceParcels(invoice).map((p) => p.label.sha256))];
+  for (const sha of shas) {
+    const label = labelOnInvoice(invoice, sha);
+    const size = await fileSize(cachedParcelPath(ctx.settings.bindleDir, id, sha));
+    if (size !== label.size) return undefined;
+  }
+  return { dir: cachedBindlePath(ctx.settings.bindleDir, id), parcels: shas };
+}
+
+async function get(ctx: CliContext, idText: string, opts: GetOptions): Promise<void> {
+  const id = parseIdArg(idText);
+  const name = formatId(id);
+  const yanked = opts.yanked === true;
+  let dir: string;
+  const cached = await attempt(`could not get ${name}`, () => completeCachedCopy(ctx, id, yanked));
+  if (cached !== undefined) {
+    dir = cached.dir;
+    ctx.print(`Bindle ${name} is already in the cache ${dir} (${cached.parcels.length} parcel(s)): nothing to download`);
+  } else {
+    const client = await ctx.client();
+    const { fetchBindle } = await import('../../lib/workflows.js');
+    const reporter = ctx.reporter((label) => `Fetched parcel ${label.sha256} (${label.name}, ${formatBytes(label.size)})`);
+    let result: Awaited<ReturnType<typeof fetchBindle>>;
+    try {
+      result = await attempt(
+        `could not get ${name}`,
+        () => fetchBindle(client, name, ctx.settings.bindleDir, { yanked, onProgress: (e) => reporter.onEvent(e) }),
+        ctx.trustHint,
+      );
+    } finally {
+      reporter.finish();
+    }
+    dir = result.dir;
+    ctx.print(`Fetched ${name} into ${dir}: ${result.fetched.length} parcel(s) downloaded, ${result.cached.length} already cached`);
+  }
+  if (opts.export !== undefined) {
+    const exportDir = resolve(ctx.io.cwd, opts.export);
+    const { exportTarball } = await import('../../standalone/standalone-bindle.js');
+    const tarball = await attempt(`could not export ${name} to ${exportDir}`, () => exportTarball(dir, exportDir));
+    ctx.print(`Exported ${name} to ${tarball}`);
+  }
+}
+
+async function getInvoice(ctx: CliContext, idText: string, opts: OutputFileOptions): Promise<void> {
+  const id = parseIdArg(idText);
+  const dest = resolve(ctx.io.cwd, opts.output);
+  await attempt(`could not write invoice ${formatId(id)}`, () => refuseExisting(dest, '--output'));
+  const { invoice } = await loadInvoice(ctx, id, opts.yanked === true);
+  await attempt(`could not write invoice ${formatId(id)} to ${dest}`, () => writeNewFile(dest, renderInvoice(invoice), '--output'));
+  ctx.print(`Wrote invoice ${formatId(id)} to ${dest}`);
+}
+
+async function getParcel(ctx: CliContext, idText: string, sha: string, opts: OutputFileOptions): Promise<void> {
+  const id = parseIdArg(idText);
+  const name = formatId(id);
+  if (!isSha256Hex(sha)) throw usageFailure(`invalid parcel digest ${JSON.stringify(sha)}`, 'expected 64 lowercase hex characters (a SHA-256)');
+  const dest = resolve(ctx.io.cwd, opts.output);
+  const what = `could not get parcel ${sha} of ${name}`;
+  await attempt(what, () => refuseExisting(dest, '--output'));
+  const { invoice } = await loadInvoice(ctx, id, opts.yanked === true);
+  const label = await attempt(what, () => labelOnInvoice(invoice, sha));
+  const cached = cachedParcelPath(ctx.settings.bindleDir, id, sha);
+  if (await fileExists(cached)) {
+    await attempt(`${what} from the cache ${cached}`, () => copyVerifiedNewFile(cached, dest, label, '--output'), ctx.trustHint);
+  } else {
+    const client = await ctx.client();
+    const reporter = ctx.reporter((l) => `Fetched parcel ${l.sha256} (${l.name}, ${formatBytes(l.size)})`);
+    reporter.onEvent({ kind: 'start', label });
+    try {
+      await attempt(
+        what,
+        () => client.downloadParcel(name, label, dest, { yanked: opts.yanked === true, onProgress: (bytes) => reporter.onEvent({ kind: 'progress', label, bytes }) }),
+        ctx.trustHint,
+      );
+      reporter.onEvent({ kind: 'done', label });
+    } finally {
+      reporter.finish();
+    }
+  }
+  ctx.print(`Wrote parcel ${sha} to ${dest}`);
+}
+
+async function search(ctx: CliContext, opts: SearchOptions): Promise<void> {
+  const client = await ctx.plainClient();
+  const reply = await attempt('search failed', () =>
+    client.query({
+      ...(opts.query !== undefined ? { query: opts.query } : {}),
+      ...(opts.bindleVersion !== undefined ? { version: opts.bindleVersion } : {}),
+      ...(opts.offset !== undefined ? { offset: opts.offset } : {}),
+      ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
+      ...(opts.strict !== undefined ? { strict: opts.strict } : {}),
+      ...(opts.yanked !== undefined ? { yanked: opts.yanked } : {}),
+    }),
+  );
+  const format = chosenFormat(opts, 'table');
+  if (format === 'json') ctx.print(JSON.stringify(reply, null, 2));
+  else if (format === 'toml') ctx.print(renderDocument(reply, 'toml'));
+  else ctx.print(searchTable(reply));
+}
+
+/** Registers the read commands on `program`. */
+export function registerReadCommands(program: Command, contextOf: ContextProvider): void {
+  addOutputOptions(
+    program
+      .command('info')
+      .description('Get a bindle\'s invoice (from the cache, else the server), verify it and print it')
+      .argument('<bindle>', ID_HELP)
+      .option('-y, --yanked', YANKED_HELP),
+    ['toml', 'json'],
+    'toml',
+  ).action(action(contextOf, info));
+
+  program
+    .command('get')
+    .description('Download a bindle and all its parcels into the bindle directory (parcels already there are not downloaded again)')
+    .argument('<bindle>', ID_HELP)
+    .option('-y, --yanked', YANKED_HELP)
+    .option('-e, --export <dir>', 'also write the bindle as a standalone tarball <dir>/<sha256 of name/version>.tar.gz')
+    .action(action(contextOf, get));
+
+  program
+    .command('get-invoice')
+    .description('Get only the invoice (no parcels) and write it to a new file')
+    .argument('<bindle>', ID_HELP)
+    .option('-o, --output <file>', 'where to write the invoice (never overwritten)', './invoice.toml')
+    .option('-y, --yanked', YANKED_HELP)
+    .action(action(contextOf, getInvoice));
+
+  program
+    .command('get-parcel')
+    .description('Get one parcel by its SHA-256, check it, and write it to a new file')
+    .argument('<bindle>', ID_HELP)
+    .argument('<sha256>', 'the SHA-256 of the parcel')
+    .option('-o, --output <file>', 'where to write the parcel (never overwritten)', './parcel.dat')
+    .option('-y, --yanked', YANKED_HELP)
+    .action(action(contextOf, getParcel));
+
+  addOutputOptions(
+    program
+      .command('search')
+      .description('Search the server for bindles')
+      .option('-q, --query <text>', 'filter by this text, typically (part of) a bindle name')
+      .option(
+        '-b, --bindle-version <range>',
+        'an exact version (1.0.0-beta.1) or an npm-style SemVer range (^1.2.3, ~1.2, >=1.0.0 <2.0.0, 1.2.3 - 1.5.6)',
+      )
+      .option('--offset <n>', 'where the page starts', integerIn(0, Number.MAX_SAFE_INTEGER))
+      .option('--limit <n>', 'results per page (1-255)', integerIn(1, 255))
+      .addOption(new Option('--strict [bool]', 'strict mode: every query term must be part of the name').argParser(booleanValue).preset(true))
+      .addOption(new Option('--yanked [bool]', 'include yanked bindles').argParser(booleanValue).preset(true)),
+    ['table', 'toml', 'json'],
+    'table',
+  ).action(action(contextOf, search));
+}

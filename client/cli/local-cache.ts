@@ -1,0 +1,151 @@
+/**
+ * The CLI's view of the local bindle cache (`--bindle-dir`), which has the standalone layout
+ * (`<dir>/<canonical id>/invoice.toml`, `<dir>/<canonical id>/parcels/<sha256>.dat`), and
+ * writing output files exclusively and atomically: a file the CLI writes is complete, checked
+ * and new, or absent.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { link, mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { Invoice, Label } from '../../schema/index.js';
+import { BindleError } from '../../core/errors/bindle-error.js';
+import { parseInvoice } from '../../core/codec/invoice-codec.js';
+import { canonicalId, formatId, type BindleId } from '../../core/ids/bindle-id.js';
+import { tempPathFor } from '../../core/fs-atomic.js';
+
+/** The directory of a bindle in the cache. */
+export function cachedBindlePath(bindleDir: string, id: BindleId): string {
+  return join(bindleDir, canonicalId(id));
+}
+
+/** Where a parcel of a bindle is kept in the cache. */
+export function cachedParcelPath(bindleDir: string, id: BindleId, sha256: string): string {
+  return join(cachedBindlePath(bindleDir, id), 'parcels', `${sha256}.dat`);
+}
+
+function errnoCode(err: unknown): string | undefined {
+  return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
+/**
+ * The cached invoice of `id`, or undefined when the cache does not hold it. A cached invoice
+ * that does not parse, or names another bindle, is `invalid_invoice` (run `bindle clean`).
+ */
+export async function readCachedInvoice(bindleDir: string, id: BindleId): Promise<Invoice | undefined> {
+  const path = join(cachedBindlePath(bindleDir, id), 'invoice.toml');
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+  let inv: Invoice;
+  try {
+    inv = parseInvoice(text);
+  } catch (err) {
+    throw new BindleError('invalid_invoice', `cached invoice ${path} is unreadable (remove it with 'bindle clean'): ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (inv.bindle.name !== id.name || inv.bindle.version !== id.version) {
+    throw new BindleError('invalid_invoice', `cached invoice ${path} is for ${inv.bindle.name}/${inv.bindle.version}, not ${formatId(id)} (remove it with 'bindle clean')`);
+  }
+  return inv;
+}
+
+/** True when a file exists at `path`. */
+export async function fileExists(path: string): Promise<boolean> {
+  try {
+    const handle = await open(path, 'r');
+    await handle.close();
+    return true;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+/** The size of the regular file at `path`, or undefined when there is none. */
+export async function fileSize(path: string): Promise<number | undefined> {
+  try {
+    const info = await stat(path);
+    return info.isFile() ? info.size : undefined;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}
+
+/** Throws `already_exists` when `path` exists (output files are never overwritten, as in the reference). */
+export async function refuseExisting(path: string, flag: string): Promise<void> {
+  if (await fileExists(path)) throw new BindleError('already_exists', `${path} already exists; remove it or choose another ${flag}`);
+}
+
+/**
+ * Publishes a finished temp file under `dest`, failing with `already_exists` (and removing the
+ * temp file) when `dest` appeared meanwhile.
+ */
+async function publishExclusive(temp: string, dest: string, flag: string): Promise<void> {
+  try {
+    await link(temp, dest);
+  } catch (err) {
+    if (errnoCode(err) === 'EEXIST') throw new BindleError('already_exists', `${dest} already exists; remove it or choose another ${flag}`);
+    throw err;
+  } finally {
+    await rm(temp, { force: true });
+  }
+}
+
+/** Writes `text` to a new file `dest` (mode 0644) atomically; never replaces an existing file. */
+export async function writeNewFile(dest: string, text: string, flag: string): Promise<void> {
+  await mkdir(dirname(dest), { recursive: true });
+  const temp = tempPathFor(dest);
+  const handle = await open(temp, 'wx', 0o644);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } catch (err) {
+    await handle.close();
+    await rm(temp, { force: true });
+    throw err;
+  }
+  await handle.close();
+  await publishExclusive(temp, dest, flag);
+}
+
+/**
+ * Copies `source` to a new file `dest`, checking that the bytes match `label` (size and
+ * SHA-256) before the file appears. A mismatch is `size_mismatch` / `digest_mismatch` and
+ * leaves nothing behind.
+ */
+export async function copyVerifiedNewFile(source: string | Readable, dest: string, label: Label, flag: string): Promise<void> {
+  await mkdir(dirname(dest), { recursive: true });
+  const temp = tempPathFor(dest);
+  const handle = await open(temp, 'wx', 0o644);
+  const hash = createHash('sha256');
+  let size = 0;
+  try {
+    const input = typeof source === 'string' ? createReadStream(source) : source;
+    for await (const chunk of input) {
+      const bytes = chunk as Buffer;
+      hash.update(bytes);
+      size += bytes.length;
+      await handle.write(bytes);
+    }
+    if (size !== label.size) {
+      throw new BindleError('size_mismatch', `parcel ${label.sha256} has ${size} bytes, but its label says ${label.size}`);
+    }
+    const digest = hash.digest('hex');
+    if (digest !== label.sha256) {
+      throw new BindleError('digest_mismatch', `parcel data hashes to ${digest}, not to its label's sha256 ${label.sha256}`);
+    }
+    await handle.sync();
+  } catch (err) {
+    await handle.close();
+    await rm(temp, { force: true });
+    throw err;
+  }
+  await handle.close();
+  await publishExclusive(temp, dest, flag);
+}

@@ -1,0 +1,26 @@
+/**
+ * Runs one `bindle` invocation against a CliIo and returns its exit code: 0 on success, 1 when
+ * the operation failed, 2 when the command line is wrong. Failures are printed as one line on
+ * stderr; clients opened by the command are always closed.
+ */
+import { CommanderError } from 'commander';
+import type { CliContext } from './cli-context.js';
+import { CliFailure, EXIT_FAILURE, EXIT_USAGE, formatFailure } from './cli-error.js';
+import { processIo, warnLine, type CliIo } from './cli-io.js';
+import { buildProgram } from './program.js';
+
+/** Runs the CLI with `argv` (the arguments after the program name). Never throws. */
+export async function runCli(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+  const contexts: CliContext[] = [];
+  try {
+    const program = buildProgram(io, contexts);
+    await program.parseAsync([...argv], { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : EXIT_USAGE;
+    warnLine(io, formatFailure(err));
+    return err instanceof CliFailure ? err.exitCode : EXIT_FAILURE;
+  } finally {
+    for (const ctx of contexts) await ctx.close();
+  }
+}
