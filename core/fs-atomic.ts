@@ -22,8 +22,11 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Writes `data` to `target` atomically with the given mode (default 0600). */
-export async function writeFileAtomic(target: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+/**
+ * Writes `data` to a new temp file beside `target` (same filesystem) with `mode`, fsynced, and
+ * returns its path; on failure the temp file is removed. Callers publish it (rename, link).
+ */
+export async function writeTempFile(target: string, data: string | Uint8Array, mode: number): Promise<string> {
   await mkdir(dirname(target), { recursive: true });
   const temp = tempPathFor(target);
   const handle = await open(temp, 'wx', mode);
@@ -37,6 +40,12 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array,
     throw err;
   }
   await handle.close();
+  return temp;
+}
+
+/** Writes `data` to `target` atomically with the given mode (default 0600). */
+export async function writeFileAtomic(target: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+  const temp = await writeTempFile(target, data, mode);
   try {
     await rename(temp, target);
   } catch (err) {

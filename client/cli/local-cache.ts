@@ -13,7 +13,7 @@ import type { Invoice, Label } from '../../schema/index.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { parseInvoice } from '../../core/codec/invoice-codec.js';
 import { canonicalId, formatId, type BindleId } from '../../core/ids/bindle-id.js';
-import { tempPathFor } from '../../core/fs-atomic.js';
+import { tempPathFor, writeTempFile } from '../../core/fs-atomic.js';
 
 /** The directory of a bindle in the cache. */
 export function cachedBindlePath(bindleDir: string, id: BindleId): string {
@@ -99,19 +99,7 @@ async function publishExclusive(temp: string, dest: string, flag: string): Promi
 
 /** Writes `text` to a new file `dest` (mode 0644) atomically; never replaces an existing file. */
 export async function writeNewFile(dest: string, text: string, flag: string): Promise<void> {
-  await mkdir(dirname(dest), { recursive: true });
-  const temp = tempPathFor(dest);
-  const handle = await open(temp, 'wx', 0o644);
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } catch (err) {
-    await handle.close();
-    await rm(temp, { force: true });
-    throw err;
-  }
-  await handle.close();
-  await publishExclusive(temp, dest, flag);
+  await publishExclusive(await writeTempFile(dest, text, 0o644), dest, flag);
 }
 
 /**

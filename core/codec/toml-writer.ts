@@ -21,7 +21,18 @@ export function tomlKey(key: string): string {
   return BARE_KEY.test(key) ? key : tomlString(key);
 }
 
+/** True when `value` has a character a basic string cannot hold as it is: a quote, a backslash or a control character. */
+function needsEscape(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code < 0x20 || code === 0x22 || code === 0x5c || code === 0x7f) return true;
+  }
+  return false;
+}
+
 export function tomlString(value: string): string {
+  // Most strings (names, digests, keys) need no escape: skip the character walk.
+  if (!needsEscape(value)) return `"${value}"`;
   let out = '"';
   for (const ch of value) {
     const code = ch.codePointAt(0) ?? 0;
@@ -38,50 +49,59 @@ export function tomlString(value: string): string {
   return `${out}"`;
 }
 
-function scalar(value: Scalar, where: string): string {
+/** `where` names the value in error messages; it is only built when there is an error. */
+function scalar(value: Scalar, where: () => string): string {
   if (typeof value === 'string') return tomlString(value);
   if (typeof value === 'boolean') return value ? 'true' : 'false';
   if (Number.isSafeInteger(value)) return String(value);
-  throw new TypeError(`cannot write ${where} as TOML: ${String(value)} is not a safe integer`);
+  throw new TypeError(`cannot write ${where()} as TOML: ${String(value)} is not a safe integer`);
 }
 
-function inlineValue(value: unknown, where: string): string {
-  if (Array.isArray(value)) return `[${value.map((v, i) => inlineValue(v, `${where}[${i}]`)).join(', ')}]`;
+function inlineValue(value: unknown, where: () => string): string {
+  if (Array.isArray(value)) return `[${value.map((v, i) => inlineValue(v, () => `${where()}[${i}]`)).join(', ')}]`;
   if (isTable(value)) {
     const parts = Object.entries(value)
       .filter(([, v]) => v !== undefined && v !== null)
-      .map(([k, v]) => `${tomlKey(k)} = ${inlineValue(v, `${where}.${k}`)}`);
+      .map(([k, v]) => `${tomlKey(k)} = ${inlineValue(v, () => `${where()}.${k}`)}`);
     return `{ ${parts.join(', ')} }`;
   }
   if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return scalar(value, where);
-  throw new TypeError(`cannot write ${where} as TOML: unsupported value`);
+  throw new TypeError(`cannot write ${where()} as TOML: unsupported value`);
 }
 
-function writeTable(lines: string[], path: string[], table: Record<string, unknown>, header: string | undefined): void {
-  const entries = Object.entries(table).filter(([, v]) => v !== undefined && v !== null);
-  const scalars = entries.filter(([, v]) => !isTable(v) && !isTableArray(v));
-  const tables = entries.filter(([, v]) => isTable(v));
-  const tableArrays = entries.filter(([, v]) => isTableArray(v));
+/**
+ * Writes `table` (scalars, then sub-tables, then arrays of tables) under `header`. `path` holds
+ * the raw keys (for error messages), `headerPath` the same keys as written in headers.
+ */
+function writeTable(lines: string[], path: string[], headerPath: string, table: Record<string, unknown>, header: string | undefined): void {
+  const tables: string[] = [];
+  const tableArrays: string[] = [];
   if (header !== undefined) {
     if (lines.length > 0) lines.push('');
     lines.push(header);
   }
-  for (const [k, v] of scalars) lines.push(`${tomlKey(k)} = ${inlineValue(v, [...path, k].join('.'))}`);
-  for (const [k, v] of tables) {
-    const sub = [...path, k];
-    writeTable(lines, sub, v as Record<string, unknown>, `[${sub.map(tomlKey).join('.')}]`);
+  for (const k of Object.keys(table)) {
+    const v = table[k];
+    if (v === undefined || v === null) continue;
+    if (isTable(v)) tables.push(k);
+    else if (isTableArray(v)) tableArrays.push(k);
+    else lines.push(`${tomlKey(k)} = ${inlineValue(v, () => [...path, k].join('.'))}`);
   }
-  for (const [k, v] of tableArrays) {
-    const sub = [...path, k];
-    for (const item of v as Record<string, unknown>[]) {
-      writeTable(lines, sub, item, `[[${sub.map(tomlKey).join('.')}]]`);
-    }
+  for (const k of tables) {
+    const sub = headerPath === '' ? tomlKey(k) : `${headerPath}.${tomlKey(k)}`;
+    writeTable(lines, [...path, k], sub, table[k] as Record<string, unknown>, `[${sub}]`);
+  }
+  for (const k of tableArrays) {
+    const sub = headerPath === '' ? tomlKey(k) : `${headerPath}.${tomlKey(k)}`;
+    const itemHeader = `[[${sub}]]`;
+    const subPath = [...path, k];
+    for (const item of table[k] as Record<string, unknown>[]) writeTable(lines, subPath, sub, item, itemHeader);
   }
 }
 
 /** Renders a plain object as a TOML document ending in a newline. */
 export function writeToml(document: Record<string, unknown>): string {
   const lines: string[] = [];
-  writeTable(lines, [], document, undefined);
+  writeTable(lines, [], '', document, undefined);
   return `${lines.join('\n')}\n`;
 }

@@ -3,10 +3,10 @@
  * become `invalid_key_file` naming the path; writes are atomic with mode 0600; creating a file
  * that must not already exist never replaces one written concurrently.
  */
-import { link, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { link, readFile, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { BindleError } from '../errors/bindle-error.js';
-import { fsyncDir, tempPathFor, writeFileAtomic } from '../fs-atomic.js';
+import { fsyncDir, writeFileAtomic, writeTempFile } from '../fs-atomic.js';
 
 export const KEY_FILE_MODE = 0o600;
 
@@ -54,19 +54,7 @@ export async function writeKeyFile(path: string, text: string): Promise<void> {
  * rename on filesystems without hard links).
  */
 export async function createKeyFileExclusive(path: string, text: string): Promise<boolean> {
-  await mkdir(dirname(path), { recursive: true });
-  const temp = tempPathFor(path);
-  const handle = await open(temp, 'wx', KEY_FILE_MODE);
-  try {
-    await handle.writeFile(text);
-    await handle.chmod(KEY_FILE_MODE);
-    await handle.sync();
-  } catch (err) {
-    await handle.close();
-    await rm(temp, { force: true });
-    throw err;
-  }
-  await handle.close();
+  const temp = await writeTempFile(path, text, KEY_FILE_MODE);
   try {
     try {
       await link(temp, path);

@@ -1,0 +1,278 @@
+/**
+ * The `bindle-kubelet` command line: the daemon (`--pod-manifest-path`: run static pods) and
+ * `run <ref>` (one module in the foreground, its exit code becomes ours). Options take the
+ * same environment variables as the `bindle` CLI (BINDLE_URL, BINDLE_KEYRING,
+ * BINDLE_DIRECTORY for the module cache, BINDLE_HTTP_USER / BINDLE_HTTP_PASSWORD,
+ * BINDLE_VERIFICATION_STRATEGY) plus BINDLE_KUBELET_* for the daemon's own settings.
+ */
+import { join, resolve } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { isBindleError } from '../../core/errors/bindle-error.js';
+import { parseFeatureFilter, type FeatureFilter } from '../../core/selection/index.js';
+import { Keyring } from '../../core/signing/keyring.js';
+import { formatStrategy, parseStrategy, type VerificationStrategy } from '../../core/signing/verification.js';
+import { VERSION } from '../../core/version.js';
+import { baseDirectories } from '../cli/default-paths.js';
+import { BindleClient, type Credentials } from '../lib/index.js';
+import { Kubelet } from './kubelet.js';
+import { isMovingRef, parseModuleRef } from './module-ref.js';
+import { ModuleStore, type ModuleRequest, type PullPolicy } from './module-store.js';
+import { runModuleOnce } from './runner.js';
+
+/** The kubelet's default verification strategy: a known creator must have signed what it runs. */
+export const DEFAULT_KUBELET_STRATEGY = 'CreativeIntegrity';
+
+/** Exit code of `run` when the module could not be resolved, verified or started (as `docker run`). */
+export const EXIT_RUN_FAILED = 125;
+
+/** Where the command writes and what it reads; the real process in production. */
+export interface KubeletIo {
+  env: Readonly<Record<string, string | undefined>>;
+  cwd: string;
+  /** Diagnostics (the daemon's log, `run`'s errors). */
+  stderr: (text: string) => void;
+  /** File descriptors a `run` module uses. */
+  fds: { stdin: number; stdout: number; stderr: number };
+  /** Registers a handler for SIGTERM and SIGINT. */
+  onSignal: (handler: (signal: string) => void) => void;
+}
+
+interface CommonValues {
+  server: string;
+  keyring?: string;
+  cacheDir?: string;
+  httpUser?: string;
+  httpPassword?: string;
+  strategy: string;
+}
+
+interface DaemonValues extends CommonValues {
+  podManifestPath?: string;
+  stateDir?: string;
+  pollInterval: number;
+  backoffBase: number;
+  backoffCap: number;
+  maxRestarts?: number;
+  shutdownGrace: number;
+}
+
+interface RunValues {
+  pullPolicy?: PullPolicy;
+  group?: string[];
+  feature?: FeatureFilter[];
+  choose?: string[];
+  module?: string;
+  allowYanked?: boolean;
+  env?: string[];
+  verbose?: boolean;
+}
+
+function wholeNumber(value: string): number {
+  const n = Number(value.trim());
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('expected a whole number');
+  return n;
+}
+
+function collect<T>(parse: (v: string) => T): (value: string, previous: T[] | undefined) => T[] {
+  return (value, previous) => [...(previous ?? []), parse(value)];
+}
+
+function featureArg(value: string): FeatureFilter {
+  try {
+    return parseFeatureFilter(value);
+  } catch (err) {
+    throw new InvalidArgumentError(err instanceof Error ? err.message : String(err));
+  }
+}
+
+/** Runs the command line `argv` (without node and script); resolves with the exit code. */
+export async function kubeletMain(argv: readonly string[], io: KubeletIo): Promise<number> {
+  const base = baseDirectories(io.env);
+  let exitCode = 0;
+  const program = new Command('bindle-kubelet')
+    .description('Runs WebAssembly modules from bindles: static pods from a manifest directory, or one module with `run`.')
+    .version(VERSION)
+    .addOption(new Option('-s, --server <url>', 'the Bindle server API root').env('BINDLE_URL').default('http://localhost:8080/v1/'))
+    .addOption(new Option('-r, --keyring <path>', `trusted keys (default ${join(base.config, 'bindle', 'keyring.toml')})`).env('BINDLE_KEYRING'))
+    .addOption(new Option('-d, --cache-dir <path>', `the module cache (default ${join(base.cache, 'bindle-kubelet')})`).env('BINDLE_DIRECTORY'))
+    .addOption(new Option('--http-user <user>', 'HTTP Basic user').env('BINDLE_HTTP_USER'))
+    .addOption(new Option('--http-password <password>', 'HTTP Basic password').env('BINDLE_HTTP_PASSWORD'))
+    .addOption(new Option('--strategy <name>', 'invoice verification strategy').env('BINDLE_VERIFICATION_STRATEGY').default(DEFAULT_KUBELET_STRATEGY))
+    .addOption(new Option('--pod-manifest-path <dir>', 'directory of static Pod manifests to run (YAML or JSON)').env('BINDLE_KUBELET_POD_MANIFEST_PATH'))
+    .addOption(new Option('--state-dir <dir>', `pod logs and status (default ${join(base.data, 'bindle-kubelet')})`).env('BINDLE_KUBELET_STATE_DIR'))
+    .addOption(new Option('--poll-interval <ms>', 'how often the manifest directory is read').argParser(wholeNumber).default(1000))
+    .addOption(new Option('--backoff-base <ms>', 'first restart delay; doubles per consecutive restart').argParser(wholeNumber).default(10_000))
+    .addOption(new Option('--backoff-cap <ms>', 'largest restart delay').argParser(wholeNumber).default(300_000))
+    .addOption(new Option('--max-restarts <n>', 'restarts per container before giving up (default: no limit)').argParser(wholeNumber))
+    .addOption(new Option('--shutdown-grace <ms>', 'on SIGTERM, how long running modules may take to end before they are killed').argParser(wholeNumber).default(5000))
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => io.stderr(text), writeOut: (text) => process.stdout.write(text) })
+    .action(async (_opts: unknown, command: Command) => {
+      exitCode = await runDaemon(command.opts<DaemonValues>(), io);
+    });
+
+  program
+    .command('run')
+    .description('Runs one module in the foreground: its stdout and stderr are ours, and so is its exit code. Module arguments that start with "-" go after "--".')
+    .argument('<ref>', 'bindle:<name>/<version> or bindle:<name>@<semver range>')
+    .argument('[args...]', 'arguments for the module')
+    .addOption(new Option('--pull-policy <policy>', 'Always, IfNotPresent or Never (default: Always for a range, else IfNotPresent)').choices(['Always', 'IfNotPresent', 'Never']))
+    .option('-g, --group <name>', 'select a group besides the required ones (repeatable)', collect(String))
+    .option('-F, --feature <section.name=value>', 'feature filter (repeatable)', collect(featureArg))
+    .option('--choose <group=parcel>', 'the member of a oneOf group to use (repeatable)', collect(String))
+    .option('-m, --module <name>', 'label name of the entry module')
+    .option('--allow-yanked', 'run a yanked bindle')
+    .option('-e, --env <NAME=VALUE>', 'environment variable for the module (repeatable)', collect(String))
+    .option('-v, --verbose', 'report resolution and fetching on stderr')
+    .action(async (ref: string, args: string[], opts: RunValues, command: Command) => {
+      exitCode = await runOnce(ref, args, opts, command.optsWithGlobals<CommonValues>(), io);
+    });
+
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (err) {
+    const code = (err as { exitCode?: unknown }).exitCode;
+    if (typeof code === 'number') return code === 0 ? 0 : 2;
+    throw err;
+  }
+  return exitCode;
+}
+
+/** What both modes need: a verifying client and a module store. */
+async function openStore(values: CommonValues, io: KubeletIo, log: (message: string) => void): Promise<{ client: BindleClient; store: ModuleStore }> {
+  const base = baseDirectories(io.env);
+  const strategy: VerificationStrategy = parseStrategy(values.strategy);
+  const keyringPath = resolve(io.cwd, values.keyring ?? join(base.config, 'bindle', 'keyring.toml'));
+  let keyring: Keyring;
+  try {
+    keyring = await Keyring.load(keyringPath);
+  } catch (err) {
+    throw new Error(
+      `cannot load the keyring ${keyringPath} (--keyring / BINDLE_KEYRING): every invoice is verified against it: ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
+  const credentials = basicCredentials(values);
+  const client = new BindleClient({
+    baseUrl: values.server,
+    keyring,
+    strategy,
+    ...(credentials !== undefined ? { credentials } : {}),
+    userAgent: `bindle-kubelet/${VERSION}`,
+  });
+  const cacheDir = resolve(io.cwd, values.cacheDir ?? join(base.cache, 'bindle-kubelet'));
+  log(`server ${client.baseUrl}, keyring ${keyringPath} (${keyring.size} key${keyring.size === 1 ? '' : 's'}), strategy ${formatStrategy(strategy)}, module cache ${cacheDir}`);
+  return { client, store: new ModuleStore({ client, cacheDir, log }) };
+}
+
+function basicCredentials(values: CommonValues): Credentials | undefined {
+  const user = values.httpUser === '' ? undefined : values.httpUser;
+  const password = values.httpPassword;
+  if (user === undefined && password === undefined) return undefined;
+  if (user === undefined || password === undefined) {
+    throw new Error('HTTP Basic credentials need both --http-user (BINDLE_HTTP_USER) and --http-password (BINDLE_HTTP_PASSWORD)');
+  }
+  return { kind: 'basic', user, password };
+}
+
+function describeError(err: unknown): string {
+  if (isBindleError(err)) return `${err.message} (${err.code})`;
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function runDaemon(values: DaemonValues, io: KubeletIo): Promise<number> {
+  const log = (message: string): void => io.stderr(`${new Date().toISOString()} ${message}\n`);
+  if (values.podManifestPath === undefined || values.podManifestPath === '') {
+    io.stderr('bindle-kubelet: give --pod-manifest-path <dir> (or BINDLE_KUBELET_POD_MANIFEST_PATH) to run static pods, or use `bindle-kubelet run <ref>`\n');
+    return 2;
+  }
+  let opened: { client: BindleClient; store: ModuleStore };
+  try {
+    opened = await openStore(values, io, log);
+  } catch (err) {
+    io.stderr(`bindle-kubelet: ${describeError(err)}\n`);
+    return 2;
+  }
+  const base = baseDirectories(io.env);
+  const kubelet = new Kubelet({
+    store: opened.store,
+    manifestDir: resolve(io.cwd, values.podManifestPath),
+    stateDir: resolve(io.cwd, values.stateDir ?? join(base.data, 'bindle-kubelet')),
+    pollIntervalMs: Math.max(1, values.pollInterval),
+    backoff: {
+      baseMs: values.backoffBase,
+      capMs: Math.max(values.backoffBase, values.backoffCap),
+      ...(values.maxRestarts !== undefined ? { maxRestarts: values.maxRestarts } : {}),
+    },
+    log,
+  });
+  const stopped = new Promise<void>((resolveStop) => {
+    let stopping = false;
+    io.onSignal((signal) => {
+      if (stopping) return;
+      stopping = true;
+      log(`${signal}: stopping every pod (grace ${values.shutdownGrace} ms)`);
+      void kubelet
+        .stop(values.shutdownGrace)
+        .then(() => opened.client.close())
+        .finally(() => resolveStop());
+    });
+  });
+  try {
+    await kubelet.start();
+  } catch (err) {
+    io.stderr(`bindle-kubelet: cannot start: ${describeError(err)}\n`);
+    await kubelet.stop();
+    await opened.client.close();
+    return 2;
+  }
+  await stopped;
+  log('stopped');
+  return 0;
+}
+
+async function runOnce(ref: string, args: string[], opts: RunValues, values: CommonValues, io: KubeletIo): Promise<number> {
+  const log = opts.verbose === true ? (message: string) => io.stderr(`bindle-kubelet: ${message}\n`) : () => undefined;
+  let opened: { client: BindleClient; store: ModuleStore } | undefined;
+  try {
+    const env: Record<string, string> = {};
+    for (const item of opts.env ?? []) {
+      const eq = item.indexOf('=');
+      if (eq <= 0) throw new Error(`--env ${JSON.stringify(item)}: expected NAME=VALUE`);
+      env[item.slice(0, eq)] = item.slice(eq + 1);
+    }
+    const choices: Record<string, string> = {};
+    for (const item of opts.choose ?? []) {
+      const eq = item.indexOf('=');
+      if (eq <= 0 || eq === item.length - 1) throw new Error(`--choose ${JSON.stringify(item)}: expected group=parcel-name`);
+      choices[item.slice(0, eq)] = item.slice(eq + 1);
+    }
+    const parsed = parseModuleRef(ref);
+    const request: ModuleRequest = {
+      allowYanked: opts.allowYanked === true,
+      ...(opts.group !== undefined ? { groups: opts.group } : {}),
+      ...(opts.feature !== undefined ? { features: opts.feature } : {}),
+      ...(Object.keys(choices).length > 0 ? { choices } : {}),
+      ...(opts.module !== undefined ? { module: opts.module } : {}),
+    };
+    opened = await openStore(values, io, log);
+    const abort = new AbortController();
+    io.onSignal(() => abort.abort());
+    const exit = await runModuleOnce(opened.store, {
+      ref,
+      pullPolicy: opts.pullPolicy ?? (isMovingRef(parsed) ? 'Always' : 'IfNotPresent'),
+      request,
+      args,
+      env,
+      ...io.fds,
+      signal: abort.signal,
+    });
+    if (exit.reason !== 'Completed' && exit.reason !== 'Error') io.stderr(`bindle-kubelet: ${exit.reason}: ${exit.message ?? ''}\n`);
+    return exit.exitCode;
+  } catch (err) {
+    io.stderr(`bindle-kubelet: ${describeError(err)}\n`);
+    return EXIT_RUN_FAILED;
+  } finally {
+    await opened?.client.close();
+  }
+}

@@ -1,0 +1,353 @@
+/**
+ * The module store: turns a module reference into verified files on local disk, for the
+ * kubelet or any other runtime that embeds it. It resolves the reference (an exact id, or a
+ * SemVer range through the server's query), gets the invoice (server or cache, by pull policy),
+ * verifies it with the client's keyring and strategy, selects parcels (groups, choices,
+ * features), picks the entry module, and makes sure every selected parcel is in the
+ * content-addressed cache, size- and sha256-checked.
+ *
+ * Cache layout (shared by every pod and every bindle):
+ * - `<cacheDir>/parcels/<sha256>`: parcel bytes, mode 0444, written atomically only after the
+ *   size and digest matched; a cached parcel is never downloaded again, and is re-checked on
+ *   every use (a corrupt one is removed and, unless the policy is Never, fetched again);
+ * - `<cacheDir>/invoices/<canonical id>.toml`: an invoice, written atomically only after it
+ *   verified; re-verified whenever it is read back.
+ */
+import { chmod, mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import semver from 'semver';
+import type { Invoice, Label, Parcel } from '../../schema/index.js';
+import { parseInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
+import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
+import { fsyncDir, tempPathFor, writeFileAtomic } from '../../core/fs-atomic.js';
+import { canonicalId, formatId, isSha256Hex, type BindleId } from '../../core/ids/bindle-id.js';
+import { selectParcels, type FeatureFilter } from '../../core/selection/index.js';
+import type { Keyring } from '../../core/signing/keyring.js';
+import { verifyInvoice, type VerificationStrategy } from '../../core/signing/verification.js';
+import type { BindleClient } from '../lib/index.js';
+import { chooseEntry } from './entrypoint.js';
+import { parseModuleRef, type ModuleRef } from './module-ref.js';
+import { verifyParcelFile, type ParcelFile } from './parcel-files.js';
+import { containerModuleRequest, pullPolicyOf, type PodSpec } from './pod-manifests.js';
+
+/** Kubernetes' image pull policies, applied to bindles. */
+export type PullPolicy = 'Always' | 'IfNotPresent' | 'Never';
+
+/** What to select from a bindle. Every field is optional. */
+export interface ModuleRequest {
+  /** Run a yanked bindle (default false: a yanked bindle is refused with `yanked`). */
+  allowYanked?: boolean;
+  /** Groups to select besides the required ones. */
+  groups?: string[];
+  /** Feature filters (`wasm.type=entrypoint`, ...). */
+  features?: FeatureFilter[];
+  /** For `oneOf` groups: group → the member to use, by label name or sha256. */
+  choices?: Record<string, string>;
+  /** The entry module's label name (or sha256), when the bindle does not make it unambiguous. */
+  module?: string;
+}
+
+/** A reference resolved to verified local files. */
+export interface ResolvedModule {
+  /** `name/version` of the bindle used. */
+  id: string;
+  /** The reference as given. */
+  ref: string;
+  /** The verified invoice. */
+  invoice: Invoice;
+  /** The wasm module to run, in the cache. */
+  entry: ParcelFile;
+  /** The other selected parcels, in invoice order, in the cache. */
+  files: ParcelFile[];
+  /** How many parcels this call downloaded. */
+  fetched: number;
+  /** How many selected parcels were already in the cache. */
+  cached: number;
+}
+
+export interface ModuleStoreOptions {
+  /** Talks to the server; must have a keyring: its keyring and strategy verify every invoice. */
+  client: BindleClient;
+  /** The cache directory (created when needed). */
+  cacheDir: string;
+  /** Receives one line per notable step (range resolved, parcel fetched, cache repaired). */
+  log?: (message: string) => void;
+}
+
+/** The result of resolving one container's module; see `fetchPodModulesSettled`. */
+export type ContainerModuleResult = { ok: true; module: ResolvedModule } | { ok: false; error: unknown };
+
+/**
+ * Contracts:
+ * - Nothing is returned unless the invoice verified with the client's keyring and strategy
+ *   (also when read from the cache) and every selected parcel's cached bytes matched its label.
+ * - Pull policies: `Always` fetches the invoice from the server every time; `IfNotPresent`
+ *   uses the cached invoice when there is one; `Never` uses only the cache and fails with
+ *   `not_found` naming what is missing. Under every policy a parcel already in the cache is
+ *   not fetched again, and a parcel download is shared by concurrent callers.
+ * - A range reference is resolved through the server's strict query (under `Never`, through
+ *   the cached invoices) to the highest matching version that is not yanked; the choice is logged.
+ * - A yanked bindle is refused (`yanked`) unless `allowYanked`.
+ */
+export class ModuleStore {
+  readonly cacheDir: string;
+  readonly #client: BindleClient;
+  readonly #keyring: Keyring;
+  readonly #strategy: VerificationStrategy;
+  readonly #log: (message: string) => void;
+  readonly #inFlight = new Map<string, Promise<boolean>>();
+
+  constructor(opts: ModuleStoreOptions) {
+    if (opts.client.keyring === undefined) {
+      throw new BindleError('invalid_config', 'the module store verifies every invoice: give its client a keyring');
+    }
+    this.#client = opts.client;
+    this.#keyring = opts.client.keyring;
+    this.#strategy = opts.client.strategy;
+    this.cacheDir = opts.cacheDir;
+    this.#log = opts.log ?? (() => undefined);
+  }
+
+  /** Where a parcel's bytes are cached. */
+  parcelPath(sha256: string): string {
+    if (!isSha256Hex(sha256)) throw new BindleError('invalid_invoice', `"${sha256}" is not a lowercase hex sha256`);
+    return join(this.cacheDir, 'parcels', sha256);
+  }
+
+  /** Where an invoice is cached. */
+  invoicePath(id: BindleId): string {
+    return join(this.cacheDir, 'invoices', `${canonicalId(id)}.toml`);
+  }
+
+  /** Resolves `ref` to verified local files (see the class contracts). */
+  async get(ref: string, pullPolicy: PullPolicy, opts: ModuleRequest = {}): Promise<ResolvedModule> {
+    const parsed = parseModuleRef(ref);
+    const allowYanked = opts.allowYanked === true;
+    const id = parsed.kind === 'exact' ? parsed.id : await this.#resolveRange(parsed, pullPolicy);
+    const invoice = await this.#loadInvoice(id, pullPolicy, allowYanked);
+    const name = formatId(id);
+    if (invoice.yanked === true) {
+      if (!allowYanked) {
+        throw new BindleError('yanked', `bindle ${name} is yanked; a pod may run it only with the annotation bindle.dev/allow-yanked: "true"`);
+      }
+      this.#log(`${ref}: running yanked bindle ${name}, as allowed`);
+    }
+    const selection = selectParcels(invoice, {
+      ...(opts.groups !== undefined ? { groups: opts.groups } : {}),
+      ...(opts.choices !== undefined ? { choices: opts.choices } : {}),
+      ...(opts.features !== undefined ? { features: opts.features } : {}),
+    });
+    const entry = chooseEntry(invoice, selection.parcels, opts.module);
+    const outcomes = await Promise.all(selection.parcels.map((p) => this.#ensureParcel(id, p, pullPolicy, allowYanked)));
+    const fetched = outcomes.filter((o) => o.fetched).length;
+    const files = outcomes.filter((o) => o.parcel !== entry).map((o) => ({ label: o.parcel.label, path: o.path }));
+    this.#log(
+      `${ref}: using ${name}, entry module "${entry.label.name}"; fetched ${fetched} parcel${fetched === 1 ? '' : 's'}, ${outcomes.length - fetched} from the cache`,
+    );
+    return {
+      id: name,
+      ref,
+      invoice,
+      entry: { label: entry.label, path: this.parcelPath(entry.label.sha256) },
+      files,
+      fetched,
+      cached: outcomes.length - fetched,
+    };
+  }
+
+  /** Resolves every container of `pod` in parallel; fails with the first failure, naming its container. */
+  async fetchPodModules(pod: PodSpec): Promise<Map<string, ResolvedModule>> {
+    const settled = await this.fetchPodModulesSettled(pod);
+    const out = new Map<string, ResolvedModule>();
+    for (const [container, result] of settled) {
+      if (!result.ok) {
+        const err = result.error;
+        if (isBindleError(err)) throw new BindleError(err.code, `pod ${pod.name}, container "${container}": ${err.message}`, { cause: err });
+        throw err;
+      }
+      out.set(container, result.module);
+    }
+    return out;
+  }
+
+  /** Resolves every container of `pod` in parallel, keeping each container's outcome. */
+  async fetchPodModulesSettled(pod: PodSpec): Promise<Map<string, ContainerModuleResult>> {
+    const results = await Promise.all(
+      pod.containers.map(async (c): Promise<[string, ContainerModuleResult]> => {
+        try {
+          const module = await this.get(c.image, pullPolicyOf(c), containerModuleRequest(pod, c));
+          return [c.name, { ok: true, module }];
+        } catch (error) {
+          return [c.name, { ok: false, error }];
+        }
+      }),
+    );
+    return new Map(results);
+  }
+
+  async #resolveRange(ref: Extract<ModuleRef, { kind: 'range' }>, pullPolicy: PullPolicy): Promise<BindleId> {
+    const versions = pullPolicy === 'Never' ? await this.#cachedVersions(ref.name) : await this.#serverVersions(ref.name, ref.range);
+    const matching = versions.filter((v) => semver.satisfies(v, ref.range));
+    const best = matching.sort(semver.rcompare)[0];
+    if (best === undefined) {
+      throw new BindleError(
+        'not_found',
+        pullPolicy === 'Never'
+          ? `no cached, non-yanked version of ${ref.name} satisfies "${ref.range}" (imagePullPolicy Never: the server was not asked)`
+          : `no version of ${ref.name} that is not yanked satisfies "${ref.range}" on the server`,
+      );
+    }
+    this.#log(`${ref.text}: resolved to ${ref.name}/${best} (highest non-yanked version matching "${ref.range}")`);
+    return { name: ref.name, version: best };
+  }
+
+  /** Non-yanked versions of exactly `name` that the server lists for `range` (all pages). */
+  async #serverVersions(name: string, range: string): Promise<string[]> {
+    const versions: string[] = [];
+    for (let offset = 0; ; ) {
+      const reply = await this.#client.query({ query: name, strict: true, version: range, yanked: false, offset, limit: 255 });
+      for (const inv of reply.invoices) {
+        if (inv.bindle.name === name && inv.yanked !== true) versions.push(inv.bindle.version);
+      }
+      if (!reply.more || reply.invoices.length === 0) return versions;
+      offset += reply.invoices.length;
+    }
+  }
+
+  /** Non-yanked versions of exactly `name` among the cached invoices that still verify. */
+  async #cachedVersions(name: string): Promise<string[]> {
+    const dir = join(this.cacheDir, 'invoices');
+    let files: string[];
+    try {
+      files = (await readdir(dir)).filter((f) => f.endsWith('.toml') && !f.startsWith('.'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const versions: string[] = [];
+    for (const file of files) {
+      try {
+        const inv = parseInvoice(await readFile(join(dir, file), 'utf8'));
+        if (inv.bindle.name !== name || inv.yanked === true) continue;
+        if (file !== `${canonicalId({ name, version: inv.bindle.version })}.toml`) continue;
+        verifyInvoice(inv, this.#keyring, this.#strategy);
+        versions.push(inv.bindle.version);
+      } catch {
+        continue;
+      }
+    }
+    return versions;
+  }
+
+  async #loadInvoice(id: BindleId, pullPolicy: PullPolicy, allowYanked: boolean): Promise<Invoice> {
+    const name = formatId(id);
+    const path = this.invoicePath(id);
+    if (pullPolicy !== 'Always') {
+      const cached = await this.#readCachedInvoice(id, path);
+      if (cached !== undefined) return cached;
+      if (pullPolicy === 'Never') {
+        throw new BindleError('not_found', `bindle ${name} is not in the module cache (${this.cacheDir}) and imagePullPolicy is Never`);
+      }
+    }
+    const invoice = await this.#client.getInvoice(name, { yanked: allowYanked, verify: true });
+    // The client checked the id and verified; check again here, where the trust decision is made.
+    if (invoice.bindle.name !== id.name || invoice.bindle.version !== id.version) {
+      throw new BindleError('unverified', `the server answered ${invoice.bindle.name}/${invoice.bindle.version} when asked for ${name}`);
+    }
+    verifyInvoice(invoice, this.#keyring, this.#strategy);
+    await writeFileAtomic(path, renderInvoice(invoice, 'toml'), 0o644);
+    return invoice;
+  }
+
+  /** The cached invoice, re-verified; undefined when there is none. An invalid or untrusted cached invoice is an error. */
+  async #readCachedInvoice(id: BindleId, path: string): Promise<Invoice | undefined> {
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    const name = formatId(id);
+    let invoice: Invoice;
+    try {
+      invoice = parseInvoice(text);
+    } catch (err) {
+      throw new BindleError('invalid_invoice', `the cached invoice of ${name} (${path}) is not valid: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (invoice.bindle.name !== id.name || invoice.bindle.version !== id.version) {
+      throw new BindleError('unverified', `the cached invoice at ${path} is ${invoice.bindle.name}/${invoice.bindle.version}, not ${name}`);
+    }
+    try {
+      verifyInvoice(invoice, this.#keyring, this.#strategy);
+    } catch (err) {
+      if (isBindleError(err)) throw new BindleError(err.code, `the cached invoice of ${name} (${path}) failed verification: ${err.message}`, { cause: err });
+      throw err;
+    }
+    return invoice;
+  }
+
+  /**
+   * Makes sure the parcel is in the cache and matches its label; says whether this call
+   * downloaded it. Concurrent calls for one sha256 share one check-and-download.
+   */
+  async #ensureParcel(
+    id: BindleId,
+    parcel: Parcel,
+    pullPolicy: PullPolicy,
+    allowYanked: boolean,
+  ): Promise<{ parcel: Parcel; path: string; fetched: boolean }> {
+    const path = this.parcelPath(parcel.label.sha256);
+    const shared = this.#inFlight.get(parcel.label.sha256);
+    if (shared !== undefined) {
+      await shared;
+      return { parcel, path, fetched: false };
+    }
+    const task = this.#checkOrDownload(id, parcel.label, path, pullPolicy, allowYanked);
+    this.#inFlight.set(parcel.label.sha256, task);
+    try {
+      return { parcel, path, fetched: await task };
+    } finally {
+      this.#inFlight.delete(parcel.label.sha256);
+    }
+  }
+
+  /** True when the parcel had to be downloaded; a corrupt cached copy is removed first. */
+  async #checkOrDownload(id: BindleId, label: Label, path: string, pullPolicy: PullPolicy, allowYanked: boolean): Promise<boolean> {
+    try {
+      await verifyParcelFile(path, label);
+      return false;
+    } catch (err) {
+      if (!isBindleError(err)) throw err;
+      if (err.code !== 'not_found') {
+        this.#log(`removing corrupt cached parcel: ${err.message}`);
+        await rm(path, { force: true });
+      }
+    }
+    if (pullPolicy === 'Never') {
+      throw new BindleError(
+        'not_found',
+        `parcel "${label.name}" (${label.sha256}) of ${formatId(id)} is not in the module cache (${this.cacheDir}) and imagePullPolicy is Never`,
+      );
+    }
+    await this.#download(id, label, path, allowYanked);
+    return true;
+  }
+
+  async #download(id: BindleId, label: Label, path: string, allowYanked: boolean): Promise<void> {
+    const dir = join(this.cacheDir, 'parcels');
+    await mkdir(dir, { recursive: true });
+    const temp = tempPathFor(path);
+    try {
+      await this.#client.downloadParcel(formatId(id), label, temp, { yanked: allowYanked });
+      await verifyParcelFile(temp, label);
+      await chmod(temp, 0o444);
+      await rename(temp, path);
+      await fsyncDir(dir);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+    this.#log(`fetched parcel "${label.name}" (${label.sha256}, ${label.size} bytes) of ${formatId(id)}`);
+  }
+}

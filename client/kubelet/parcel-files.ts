@@ -1,0 +1,193 @@
+/**
+ * Parcel bytes on the kubelet's disk: checking a file against its label (size, then sha256),
+ * reading a module with that check, and filling a container's data directory with verified
+ * read-only copies under sanitised names.
+ *
+ * Name sanitising (a label's `name` is chosen by the bindle's author and must never escape the
+ * data directory): `/` and `\` separate path segments; empty, `.` and `..` segments are dropped
+ * (so a name can be neither absolute nor climb out); control characters become `_`. A name left
+ * empty becomes `parcel-<first 12 hex of sha256>`. When two parcels would land on one path (or
+ * one's path is the other's directory), the later one, in invoice order, is placed at the top
+ * level as `<first 12 hex of sha256>-<last segment>`.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { chmod, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import { Transform, Writable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Label } from '../../schema/index.js';
+import { BindleError } from '../../core/errors/bindle-error.js';
+
+/** A parcel's label and where its verified bytes are. */
+export interface ParcelFile {
+  label: Label;
+  path: string;
+}
+
+/** A file placed in a data directory: its label and its path relative to that directory (with `/`). */
+export interface PlacedFile {
+  label: Label;
+  relativePath: string;
+}
+
+function describe(label: Label): string {
+  return `parcel "${label.name}" (${label.sha256})`;
+}
+
+function sizeMismatch(label: Label, where: string, actual: number): BindleError {
+  return new BindleError('size_mismatch', `${describe(label)} at ${where} has ${actual} bytes; its label says ${label.size}`);
+}
+
+function digestMismatch(label: Label, where: string, actual: string): BindleError {
+  return new BindleError('digest_mismatch', `${describe(label)} at ${where} has sha256 ${actual}; its label says ${label.sha256}`);
+}
+
+/** A pass-through stream that counts and hashes what flows through it. */
+class HashingStream extends Transform {
+  readonly #hash = createHash('sha256');
+  bytes = 0;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.#hash.update(chunk);
+    this.bytes += chunk.length;
+    done(null, chunk);
+  }
+
+  digest(): string {
+    return this.#hash.digest('hex');
+  }
+}
+
+/**
+ * Checks the file at `path` against `label`: its size first (cheap), then its sha256.
+ * Throws `size_mismatch` or `digest_mismatch` naming the parcel and the path; `not_found` when
+ * the file does not exist.
+ */
+export async function verifyParcelFile(path: string, label: Label): Promise<void> {
+  let size: number;
+  try {
+    size = (await stat(path)).size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BindleError('not_found', `${describe(label)} is not at ${path}`);
+    throw err;
+  }
+  if (size !== label.size) throw sizeMismatch(label, path, size);
+  const hashing = new HashingStream();
+  const discard = new Writable({ write: (_chunk: Buffer, _encoding, done: () => void) => done() });
+  await pipeline(createReadStream(path), hashing, discard);
+  const digest = hashing.digest();
+  if (hashing.bytes !== label.size) throw sizeMismatch(label, path, hashing.bytes);
+  if (digest !== label.sha256) throw digestMismatch(label, path, digest);
+}
+
+/** Reads the whole file and checks it against `label` (as `verifyParcelFile`); returns the checked bytes. */
+export async function readVerifiedParcel(path: string, label: Label): Promise<Buffer> {
+  const data = await readFile(path);
+  if (data.length !== label.size) throw sizeMismatch(label, path, data.length);
+  const digest = createHash('sha256').update(data).digest('hex');
+  if (digest !== label.sha256) throw digestMismatch(label, path, digest);
+  return data;
+}
+
+/** Copies `from` to the new file `to` (mode 0444) while hashing; removes `to` and throws when it does not match `label`. */
+export async function copyVerified(from: string, to: string, label: Label): Promise<void> {
+  const hashing = new HashingStream();
+  try {
+    await pipeline(createReadStream(from), hashing, createWriteStream(to, { flags: 'wx', mode: 0o444 }));
+    if (hashing.bytes !== label.size) throw sizeMismatch(label, from, hashing.bytes);
+    const digest = hashing.digest();
+    if (digest !== label.sha256) throw digestMismatch(label, from, digest);
+    await chmod(to, 0o444);
+  } catch (err) {
+    await rm(to, { force: true });
+    throw err;
+  }
+}
+
+// Control characters (C0 and DEL) in a name segment are replaced.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/gu;
+
+/** The sanitised relative path for a label name (see the module comment); '' when nothing is left. */
+export function sanitiseParcelName(name: string): string {
+  return name
+    .split(/[/\\]/u)
+    .filter((segment) => segment !== '' && segment !== '.' && segment !== '..')
+    .map((segment) => segment.replace(CONTROL, '_'))
+    .join('/');
+}
+
+/** Where each parcel goes in a data directory: sanitised names, collisions resolved (see the module comment). */
+export function layoutParcelFiles(labels: readonly Label[]): PlacedFile[] {
+  const files = new Set<string>();
+  const dirs = new Set<string>();
+  const conflicts = (path: string): boolean => {
+    if (files.has(path) || dirs.has(path)) return true;
+    const parts = path.split('/');
+    for (let i = 1; i < parts.length; i++) if (files.has(parts.slice(0, i).join('/'))) return true;
+    return false;
+  };
+  const claim = (path: string): void => {
+    files.add(path);
+    const parts = path.split('/');
+    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
+  };
+  return labels.map((label) => {
+    const short = label.sha256.slice(0, 12);
+    const clean = sanitiseParcelName(label.name);
+    let path = clean === '' ? `parcel-${short}` : clean;
+    if (conflicts(path)) {
+      const last = path.split('/').pop() ?? '';
+      path = `${short}-${last}`;
+      if (conflicts(path)) path = label.sha256;
+    }
+    claim(path);
+    return { label, relativePath: path };
+  });
+}
+
+/**
+ * Makes `dir` hold exactly `files` (anything there before is removed): each copied from its
+ * verified cache path, re-hashed on the way (`size_mismatch` / `digest_mismatch`), laid out by
+ * `layoutParcelFiles`, files mode 0444 and directories 0555 once filled. Every target path is
+ * checked to stay inside `dir`.
+ */
+export async function populateDataDir(dir: string, files: readonly ParcelFile[]): Promise<PlacedFile[]> {
+  const root = resolve(dir);
+  await makeWritable(root);
+  await rm(root, { recursive: true, force: true });
+  await mkdir(root, { recursive: true });
+  const placed = layoutParcelFiles(files.map((f) => f.label));
+  const createdDirs = new Set<string>([root]);
+  for (const [i, place] of placed.entries()) {
+    const source = files[i];
+    if (source === undefined) continue;
+    const target = resolve(root, ...place.relativePath.split('/'));
+    if (!target.startsWith(root + sep)) {
+      throw new BindleError('bad_request', `${describe(place.label)}: its name would place it outside the data directory`);
+    }
+    for (let d = dirname(target); d !== root && !createdDirs.has(d); d = dirname(d)) createdDirs.add(d);
+    await mkdir(dirname(target), { recursive: true });
+    await copyVerified(source.path, target, place.label);
+  }
+  const deepestFirst = [...createdDirs].sort((a, b) => b.length - a.length);
+  for (const d of deepestFirst) await chmod(d, 0o555);
+  return placed;
+}
+
+/** Restores write permission below `dir` (left read-only by `populateDataDir`) so that it can be removed. */
+export async function makeWritable(dir: string): Promise<void> {
+  const walk = async (d: string): Promise<void> => {
+    let entries;
+    try {
+      await chmod(d, 0o755);
+      entries = await readdir(d, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
+      throw err;
+    }
+    for (const e of entries) if (e.isDirectory()) await walk(join(d, e.name));
+  };
+  await walk(dir);
+}

@@ -1,0 +1,288 @@
+/**
+ * Static Pod manifests: parsing and validating Kubernetes `v1` `Pod` documents (YAML or JSON,
+ * one Pod per file) into the subset the kubelet runs, the `bindle.dev/*` annotations that tune
+ * module selection, and reading a manifest directory.
+ *
+ * Annotations (values are strings; a per-container form `<key>.<container-name>` overrides the
+ * pod-wide key for that container):
+ * - `bindle.dev/allow-yanked: "true"`: the pod may run yanked bindles (pod-wide only);
+ * - `bindle.dev/groups`: groups to select besides the required ones, e.g. `"extras, debug"`;
+ * - `bindle.dev/features`: feature filters `section.name=value`, e.g. `"wasm.ui_kit=none"`;
+ * - `bindle.dev/choose`: choices for `oneOf` groups, `group=parcel-name`, e.g. `"lang=fr.txt"`;
+ * - `bindle.dev/module`: the label name of the entry module (the container's `command[0]` does
+ *   the same and wins).
+ * Lists are separated by commas or newlines; a feature value may be double-quoted.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { BindleError } from '../../core/errors/bindle-error.js';
+import { parseFeatureFilter, type FeatureFilter } from '../../core/selection/index.js';
+import type { ModuleRequest, PullPolicy } from './module-store.js';
+import { isMovingRef, parseModuleRef } from './module-ref.js';
+
+export type RestartPolicy = 'Always' | 'OnFailure' | 'Never';
+
+/** One environment variable of a container. */
+export interface EnvVar {
+  name: string;
+  value: string;
+}
+
+/** The part of a Kubernetes container spec that the kubelet honours. */
+export interface ContainerSpec {
+  /** A DNS-1123 label, unique in the pod; names the log file and data directory. */
+  name: string;
+  /** The module reference, `bindle:<name>/<version>` or `bindle:<name>@<range>`. */
+  image: string;
+  /** `command[0]` names the entry module parcel; further elements are passed before `args`. */
+  command: string[];
+  args: string[];
+  env: EnvVar[];
+  /** As written; undefined means the Kubernetes default (see `pullPolicyOf`). */
+  imagePullPolicy: PullPolicy | undefined;
+}
+
+/** A validated static pod. */
+export interface PodSpec {
+  /** A DNS-1123 subdomain; names the pod's state directory. */
+  name: string;
+  annotations: Record<string, string>;
+  containers: ContainerSpec[];
+  /** Default `Always`, as in Kubernetes. */
+  restartPolicy: RestartPolicy;
+}
+
+/** The annotation keys the kubelet reads. */
+export const ANNOTATIONS = Object.freeze({
+  allowYanked: 'bindle.dev/allow-yanked',
+  groups: 'bindle.dev/groups',
+  features: 'bindle.dev/features',
+  choose: 'bindle.dev/choose',
+  module: 'bindle.dev/module',
+});
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const PULL_POLICIES: readonly PullPolicy[] = ['Always', 'IfNotPresent', 'Never'];
+const RESTART_POLICIES: readonly RestartPolicy[] = ['Always', 'OnFailure', 'Never'];
+
+/** File names the manifest directory watch considers (dotfiles are ignored, as by the kubelet). */
+export function isManifestFileName(name: string): boolean {
+  return !name.startsWith('.') && /\.(ya?ml|json)$/iu.test(name);
+}
+
+type Json = Record<string, unknown>;
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Parses one manifest. `source` (the file path) prefixes every message. Throws
+ * `malformed_body` for YAML/JSON syntax errors and `bad_request` for a document that is not a
+ * runnable v1 Pod (each message says which field and why).
+ */
+export function parsePodManifest(text: string, source: string): PodSpec {
+  const fail = (why: string): BindleError => new BindleError('bad_request', `pod manifest ${source}: ${why}`);
+  const docs = parseAllDocuments(text).filter((d) => d.contents !== null);
+  const broken = docs.flatMap((d) => d.errors);
+  if (broken.length > 0) {
+    throw new BindleError('malformed_body', `pod manifest ${source} is not valid YAML or JSON: ${broken[0]?.message ?? 'syntax error'}`);
+  }
+  if (docs.length !== 1) throw fail(`expected exactly one Pod document, found ${docs.length}`);
+  const root: unknown = docs[0]?.toJS();
+  if (!isObject(root)) throw fail('the document is not a mapping');
+  if (root.apiVersion !== 'v1') throw fail(`apiVersion must be "v1" (found ${JSON.stringify(root.apiVersion)})`);
+  if (root.kind !== 'Pod') throw fail(`kind must be "Pod" (found ${JSON.stringify(root.kind)})`);
+  const metadata = root.metadata;
+  if (!isObject(metadata)) throw fail('metadata is missing');
+  const name = metadata.name;
+  if (typeof name !== 'string' || name.length > 253 || !DNS_SUBDOMAIN.test(name)) {
+    throw fail(`metadata.name ${JSON.stringify(name)} must be a DNS-1123 subdomain (lowercase letters, digits, "-" and ".", at most 253 characters)`);
+  }
+  const annotations: Record<string, string> = {};
+  if (metadata.annotations !== undefined && metadata.annotations !== null) {
+    if (!isObject(metadata.annotations)) throw fail('metadata.annotations must be a mapping of strings');
+    for (const [key, value] of Object.entries(metadata.annotations)) {
+      if (typeof value !== 'string') throw fail(`annotation ${key} must be a string (quote it, e.g. "true")`);
+      annotations[key] = value;
+    }
+  }
+  const spec = root.spec;
+  if (!isObject(spec)) throw fail('spec is missing');
+  const restartPolicy = spec.restartPolicy ?? 'Always';
+  if (!RESTART_POLICIES.includes(restartPolicy as RestartPolicy)) {
+    throw fail(`spec.restartPolicy must be one of ${RESTART_POLICIES.join(', ')} (found ${JSON.stringify(restartPolicy)})`);
+  }
+  if (!Array.isArray(spec.containers) || spec.containers.length === 0) throw fail('spec.containers must list at least one container');
+  const seen = new Set<string>();
+  const containers = spec.containers.map((c: unknown, i: number) => {
+    const container = parseContainer(c, `spec.containers[${i}]`, fail);
+    if (seen.has(container.name)) throw fail(`two containers are named "${container.name}"`);
+    seen.add(container.name);
+    return container;
+  });
+  const pod: PodSpec = { name, annotations, containers, restartPolicy: restartPolicy as RestartPolicy };
+  for (const container of containers) containerModuleRequest(pod, container, source);
+  return pod;
+}
+
+function stringList(value: unknown, where: string, fail: (why: string) => BindleError): string[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw fail(`${where} must be a list of strings`);
+  return value as string[];
+}
+
+function parseContainer(value: unknown, where: string, fail: (why: string) => BindleError): ContainerSpec {
+  if (!isObject(value)) throw fail(`${where} is not a mapping`);
+  const name = value.name;
+  if (typeof name !== 'string' || name.length > 63 || !DNS_LABEL.test(name)) {
+    throw fail(`${where}.name ${JSON.stringify(name)} must be a DNS-1123 label (lowercase letters, digits and "-", at most 63 characters)`);
+  }
+  const at = `container "${name}"`;
+  if (typeof value.image !== 'string' || value.image === '') throw fail(`${at}: image is missing`);
+  try {
+    parseModuleRef(value.image);
+  } catch (err) {
+    throw fail(`${at}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const pull = value.imagePullPolicy;
+  if (pull !== undefined && !PULL_POLICIES.includes(pull as PullPolicy)) {
+    throw fail(`${at}: imagePullPolicy must be one of ${PULL_POLICIES.join(', ')} (found ${JSON.stringify(pull)})`);
+  }
+  const env: EnvVar[] = [];
+  if (value.env !== undefined && value.env !== null) {
+    if (!Array.isArray(value.env)) throw fail(`${at}: env must be a list of {name, value}`);
+    for (const e of value.env as unknown[]) {
+      if (!isObject(e) || typeof e.name !== 'string' || e.name === '' || /[=\0]/u.test(e.name)) {
+        throw fail(`${at}: every env entry needs a name without "=" (found ${JSON.stringify(e)})`);
+      }
+      if (e.valueFrom !== undefined) throw fail(`${at}: env ${e.name}: valueFrom is not supported by this kubelet; give a value`);
+      if (e.value !== undefined && e.value !== null && typeof e.value !== 'string') {
+        throw fail(`${at}: env ${e.name}: value must be a string (quote it)`);
+      }
+      env.push({ name: e.name, value: typeof e.value === 'string' ? e.value : '' });
+    }
+  }
+  return {
+    name,
+    image: value.image,
+    command: stringList(value.command, `${at}: command`, fail),
+    args: stringList(value.args, `${at}: args`, fail),
+    env,
+    imagePullPolicy: pull as PullPolicy | undefined,
+  };
+}
+
+/**
+ * The pull policy in force: the container's own, else Kubernetes' default, which is `Always`
+ * for a moving reference (a version range, like a `:latest` tag) and `IfNotPresent` for an
+ * exact `name/version`.
+ */
+export function pullPolicyOf(container: ContainerSpec): PullPolicy {
+  if (container.imagePullPolicy !== undefined) return container.imagePullPolicy;
+  return isMovingRef(parseModuleRef(container.image)) ? 'Always' : 'IfNotPresent';
+}
+
+/** Splits an annotation list at commas and newlines outside double quotes; trims; drops empty items. */
+export function splitAnnotationList(value: string): string[] {
+  const items: string[] = [];
+  let current = '';
+  let quoted = false;
+  for (const ch of value) {
+    if (ch === '"') quoted = !quoted;
+    if (!quoted && (ch === ',' || ch === '\n')) {
+      items.push(current);
+      current = '';
+    } else {
+      current += ch;
+    }
+  }
+  items.push(current);
+  return items.map((s) => s.trim()).filter((s) => s !== '');
+}
+
+function annotation(pod: PodSpec, key: string, container: string): string | undefined {
+  return pod.annotations[`${key}.${container}`] ?? pod.annotations[key];
+}
+
+/**
+ * What the module store should select for `container`, from the pod's annotations (see the
+ * module comment) and the container's `command[0]`. Throws `bad_request` naming the annotation
+ * for a malformed value.
+ */
+export function containerModuleRequest(pod: PodSpec, container: ContainerSpec, source = `pod ${pod.name}`): ModuleRequest {
+  const fail = (key: string, why: string): BindleError =>
+    new BindleError('bad_request', `${source}: container "${container.name}": annotation ${key}: ${why}`);
+  const request: ModuleRequest = {};
+  const allow = pod.annotations[ANNOTATIONS.allowYanked];
+  if (allow !== undefined) {
+    const v = allow.trim().toLowerCase();
+    if (v !== 'true' && v !== 'false') throw fail(ANNOTATIONS.allowYanked, `expected "true" or "false", found ${JSON.stringify(allow)}`);
+    request.allowYanked = v === 'true';
+  }
+  const groups = annotation(pod, ANNOTATIONS.groups, container.name);
+  if (groups !== undefined) request.groups = splitAnnotationList(groups);
+  const features = annotation(pod, ANNOTATIONS.features, container.name);
+  if (features !== undefined) {
+    const filters: FeatureFilter[] = [];
+    for (const item of splitAnnotationList(features)) {
+      try {
+        filters.push(parseFeatureFilter(item));
+      } catch (err) {
+        throw fail(ANNOTATIONS.features, err instanceof Error ? err.message : String(err));
+      }
+    }
+    request.features = filters;
+  }
+  const choose = annotation(pod, ANNOTATIONS.choose, container.name);
+  if (choose !== undefined) {
+    const choices: Record<string, string> = {};
+    for (const item of splitAnnotationList(choose)) {
+      const eq = item.indexOf('=');
+      const group = eq < 0 ? '' : item.slice(0, eq).trim();
+      const parcel = eq < 0 ? '' : item.slice(eq + 1).trim();
+      if (group === '' || parcel === '') throw fail(ANNOTATIONS.choose, `expected group=parcel-name, found ${JSON.stringify(item)}`);
+      if (Object.hasOwn(choices, group)) throw fail(ANNOTATIONS.choose, `group "${group}" is chosen twice`);
+      choices[group] = parcel;
+    }
+    request.choices = choices;
+  }
+  const module = container.command[0] ?? annotation(pod, ANNOTATIONS.module, container.name)?.trim();
+  if (module !== undefined && module !== '') request.module = module;
+  return request;
+}
+
+/** A manifest file as read from the directory. */
+export interface ManifestFile {
+  path: string;
+  text: string;
+  /** sha256 of the text: a changed file is a new pod. */
+  digest: string;
+}
+
+/** Reads every manifest file (see `isManifestFileName`) in `dir`, sorted by name. A missing directory reads as empty. */
+export async function readManifestDir(dir: string): Promise<ManifestFile[]> {
+  let names: string[];
+  try {
+    names = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile() && isManifestFileName(e.name)).map((e) => e.name);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const files: ManifestFile[] = [];
+  for (const name of names.sort()) {
+    const path = join(dir, name);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw err;
+    }
+    files.push({ path, text, digest: createHash('sha256').update(text).digest('hex') });
+  }
+  return files;
+}
