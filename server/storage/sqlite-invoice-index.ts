@@ -99,6 +99,8 @@ const MAX_LIMIT = 255;
 const STATEMENT_CACHE_SIZE = 64;
 /** How much cheaper a walk of the order index must be than sorting the matches (see query). */
 const WALK_ADVANTAGE = 4;
+/** A walk of the order index gives up after this many times the entries it was expected to visit. */
+const WALK_SLACK = 2;
 
 interface InvoiceRow {
   id: number;
@@ -299,6 +301,8 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   readonly fullTextSearch: boolean;
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
+  /** The number of invoices at a data version (see countAll). */
+  private knownCount: { dataVersion: number; count: number } | undefined;
   private closed = false;
 
   private constructor(path: string, db: Database.Database, fullTextSearch: boolean) {
@@ -338,6 +342,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     return settle(() => {
       this.checkOpen();
       checkEntry(entry);
+      this.knownCount = undefined;
       const parts = versionParts(entry.version);
       const write = this.db.transaction(() => {
         const result = this.statement(
@@ -388,6 +393,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     return settle(() => {
       this.checkOpen();
       checkEntry(entry);
+      this.knownCount = undefined;
       this.db
         .transaction(() => {
           const row = this.statement('SELECT id FROM invoices WHERE name = ? AND version = ?').get(entry.name, entry.version) as
@@ -414,27 +420,43 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       this.checkOpen();
       checkPaging(q);
       const filter = this.filterFor(q);
-      const all = this.values('SELECT count(*) FROM invoices').get() as number;
-      const total = this.countMatches(filter, all);
-      if (total <= q.offset) return { total, invoices: [] };
+      const all = this.countAll();
       // Walking the order index finds the page after about (offset + limit) * all / total
       // entries; sorting the matches costs about total. Walk when that is cheaper, else make
-      // the planner sort (`+i.name` cannot use an index) after its best filtering index.
-      const walk = (q.offset + q.limit) * all < WALK_ADVANTAGE * total * total;
-      const { where, params } = whereOf(filter, !walk);
-      const ids = this.values(
-        walk
-          ? `SELECT i.id FROM invoices i INDEXED BY invoices_order ${where}
-             ORDER BY i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?`
-          : `SELECT i.id FROM invoices i ${where} ORDER BY +i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?`,
-      ).all(...params, q.limit, q.offset) as number[];
-      const byId = this.statement(
-        `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.toml, d.json
-         FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id WHERE i.id = ?`,
-      );
-      const invoices = ids.map((id) => toStored(byId.get(id) as InvoiceRow));
-      return { total, invoices };
+      // the planner sort (`+i.name` cannot use an index) after its best filtering index. Up to
+      // `few` matches, sorting is always the cheaper.
+      const few = Math.ceil(Math.sqrt(((q.offset + q.limit) * all) / WALK_ADVANTAGE));
+      const found = filter.indexed.length > 0 ? this.fewMatchesPage(filter, q, few) : undefined;
+      if (found !== undefined) return { total: found.total, invoices: this.documents(found.ids) };
+      const total = this.countMatches(filter, all);
+      if (total <= q.offset) return { total, invoices: [] };
+      const expectedWalk = Math.ceil(((q.offset + q.limit) * all) / total);
+      let ids: number[] | undefined;
+      if (expectedWalk < WALK_ADVANTAGE * total) {
+        // The estimate assumes the matches are spread evenly in name order, but they are often
+        // bunched (a name fragment matches one run of names, anywhere in the order). So the walk
+        // visits at most WALK_SLACK times the expected entries; when that does not fill the
+        // page, the matches are sorted instead, and a bunched query costs only that much extra.
+        ids = this.walkPage(filter, q, Math.max(WALK_SLACK * expectedWalk, q.offset + q.limit));
+        if (ids.length < Math.min(q.limit, total - q.offset)) ids = undefined;
+      }
+      if (ids === undefined) {
+        const { where, params } = whereOf(filter, true);
+        ids = this.values(
+          `SELECT i.id FROM invoices i ${where} ORDER BY +i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?`,
+        ).all(...params, q.limit, q.offset) as number[];
+      }
+      return { total, invoices: this.documents(ids) };
     });
+  }
+
+  /** The stored invoices with these row ids, in this order. */
+  private documents(ids: readonly number[]): StoredInvoice[] {
+    const byId = this.statement(
+      `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.toml, d.json
+       FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id WHERE i.id = ?`,
+    );
+    return ids.map((id) => toStored(byId.get(id) as InvoiceRow));
   }
 
   invoicesWithParcel(sha256: string): Promise<Array<{ name: string; version: string; yanked: boolean }>> {
@@ -496,6 +518,59 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     }
     this.statements.set(key, stmt);
     return stmt;
+  }
+
+  /**
+   * Number of invoices. Counting reads a whole index, so the count is kept until this
+   * connection writes (insert, update) or another connection commits (`PRAGMA data_version`).
+   */
+  private countAll(): number {
+    const dataVersion = this.values('PRAGMA data_version').get() as number;
+    if (this.knownCount?.dataVersion !== dataVersion) {
+      this.knownCount = { dataVersion, count: this.values('SELECT count(*) FROM invoices').get() as number };
+    }
+    return this.knownCount.count;
+  }
+
+  /**
+   * One pass over the full-text index for the usual query with few matches: at most `few` + 1
+   * of them are read from it, once, then filtered, counted and sorted together. Undefined when
+   * there are more than `few` (the caller counts and may walk instead), and when the page is
+   * past the last match (no row carries the count).
+   */
+  private fewMatchesPage(filter: Filter, q: InvoiceQuery, few: number): { total: number; ids: number[] } | undefined {
+    const clauses = ['i.id IN (SELECT rowid FROM matches)', ...filter.clauses];
+    if (filter.unyanked) clauses.unshift('i.yanked = 0');
+    // The one-row left join carries `found` also when the page is empty.
+    const rows = this.statement(
+      `WITH matches AS MATERIALIZED (SELECT rowid FROM invoice_fts WHERE invoice_fts MATCH ? LIMIT ?),
+       page AS (
+         SELECT i.id AS id, count(*) OVER () AS total, i.name AS name, i.version_key AS version_key, i.version AS version
+         FROM invoices i WHERE ${clauses.join(' AND ')}
+         ORDER BY +i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?
+       )
+       SELECT (SELECT count(*) FROM matches) AS found, page.id AS id, page.total AS total
+       FROM (SELECT 1) AS one LEFT JOIN page ORDER BY page.name, page.version_key DESC, page.version`,
+    ).all(matchOf(filter), few + 1, ...filter.params, q.limit, q.offset) as Array<{ found: number; id: number | null; total: number | null }>;
+    const first = rows[0];
+    if (first === undefined || first.found > few) return undefined;
+    if (first.id === null || first.total === null) return q.offset === 0 ? { total: 0, ids: [] } : undefined;
+    return { total: first.total, ids: rows.flatMap((row) => (row.id === null ? [] : [row.id])) };
+  }
+
+  /**
+   * The page of matches found by walking at most `budget` entries of the order index (the
+   * first `budget` invoices in query order). Shorter than the page when the budget ran out.
+   */
+  private walkPage(filter: Filter, q: InvoiceQuery, budget: number): number[] {
+    const { where, params } = whereOf(filter, false);
+    const text = filter.column === 'search_text' ? ', search_text' : '';
+    return this.values(
+      `SELECT i.id FROM (
+         SELECT id, name, version_key, version, yanked, prerelease, semver_safe, major, minor, patch${text}
+         FROM invoices INDEXED BY invoices_order ORDER BY name, version_key DESC, version LIMIT ?
+       ) AS i ${where} ORDER BY i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?`,
+    ).all(budget, ...params, q.limit, q.offset) as number[];
   }
 
   /**
@@ -575,12 +650,20 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   }
 }
 
+/** A stored invoice from its row. `invoice` is parsed from `json` when first read: a GET serves the text only. */
 function toStored(row: InvoiceRow): StoredInvoice {
+  let invoice: Invoice | undefined;
   return {
     name: row.name,
     version: row.version,
     canonicalId: row.canonical_id,
-    invoice: JSON.parse(row.json) as Invoice,
+    get invoice(): Invoice {
+      invoice ??= JSON.parse(row.json) as Invoice;
+      return invoice;
+    },
+    set invoice(value: Invoice) {
+      invoice = value;
+    },
     toml: row.toml,
     json: row.json,
     yanked: row.yanked === 1,

@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+/**
+ * The comparison server of the benchmarks: a bare node:http server on 127.0.0.1 (free port,
+ * printed as `{"port":N}`) that answers every request with a file streamed from disk
+ * (`bare-http-server file <path>`), or with fixed bytes read once at start
+ * (`bare-http-server bytes <path> <content-type>`), or that stores every request body the
+ * plain way: hashed with sha256 while written to a new file in `<dir>` (1 MiB writes), fsynced,
+ * then deleted, answering the digest (`bare-http-server sink <dir>`). Stops on SIGTERM/SIGINT.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, readFileSync, rmSync, statSync } from 'node:fs';
+import http from 'node:http';
+import { join } from 'node:path';
+
+function usage(): never {
+  process.stderr.write('usage: bare-http-server file <path> | bytes <path> <content-type> | sink <dir>\n');
+  process.exit(2);
+}
+
+const [mode, path, contentType] = process.argv.slice(2);
+if (path === undefined) usage();
+
+let handler: http.RequestListener;
+if (mode === 'file') {
+  handler = (_req, res) => {
+    const size = statSync(path).size;
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+    createReadStream(path).pipe(res);
+  };
+} else if (mode === 'sink') {
+  let uploads = 0;
+  handler = (req, res) => {
+    const target = join(path, `upload-${uploads++}`);
+    const hash = createHash('sha256');
+    const file = createWriteStream(target, { flags: 'wx', highWaterMark: 1 << 20, flush: true });
+    req.on('data', (chunk: Buffer) => hash.update(chunk));
+    req.pipe(file);
+    file.on('close', () => {
+      rmSync(target, { force: true });
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(hash.digest('hex'));
+    });
+    file.on('error', (err) => {
+      res.writeHead(500);
+      res.end(String(err));
+    });
+  };
+} else if (mode === 'bytes' && contentType !== undefined) {
+  const body = readFileSync(path);
+  handler = (_req, res) => {
+    res.writeHead(200, { 'content-type': contentType, 'content-length': body.length });
+    res.end(body);
+  };
+} else {
+  usage();
+}
+
+const server = http.createServer(handler);
+server.listen(0, '127.0.0.1', () => {
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('no TCP address');
+  process.stdout.write(`${JSON.stringify({ port: address.port })}\n`);
+});
+const stop = (): void => {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

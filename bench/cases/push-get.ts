@@ -1,0 +1,99 @@
+/**
+ * Benchmark 6: the `bindle` CLI end to end (a new process each time, as a user runs it):
+ * `bindle push` of a standalone bindle of 1,000 parcels of 4 KiB, then `bindle get` of it into
+ * an empty cache; parcels per second. Each run pushes a new version with new parcel bytes.
+ */
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Label } from '../../schema/index.js';
+import { writeStandalone } from '../../client/standalone/standalone-bindle.js';
+import { canonicalId } from '../../core/ids/bindle-id.js';
+import { signedInvoice, writeKeyring } from '../lib/bindles.js';
+import { spawnTracked, stopChild } from '../lib/cleanup.js';
+import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
+import { payload, sha256Hex } from '../lib/data.js';
+import { makeFigure } from '../lib/results.js';
+import { CLI_BIN, spawnServer } from '../lib/server.js';
+import { median } from '../lib/stats.js';
+
+/** An environment with HOME and XDG_* under `home` and no BINDLE_* variables from ours. */
+export function isolatedEnv(home: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith('BINDLE_') && v !== undefined) env[k] = v;
+  }
+  return { ...env, HOME: home, XDG_CACHE_HOME: join(home, '.cache'), XDG_CONFIG_HOME: join(home, '.config'), XDG_DATA_HOME: join(home, '.local', 'share') };
+}
+
+/** Runs `node dist/client/bin/bindle.js ...args`; resolves with its wall time, or rejects with its output. */
+export async function runCli(home: string, args: readonly string[], timeoutMs = 180_000): Promise<number> {
+  const started = performance.now();
+  const child = spawnTracked(process.execPath, [CLI_BIN, ...args], { cwd: home, env: isolatedEnv(home), stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const keep = (chunk: Buffer): void => {
+    output = (output + chunk.toString('utf8')).slice(-8192);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const timer = setTimeout(() => void stopChild(child, 'SIGKILL'), timeoutMs);
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (c) => resolve(c));
+  }).finally(() => clearTimeout(timer));
+  const ms = performance.now() - started;
+  if (code !== 0) throw new Error(`bindle ${args.join(' ')} exited with ${String(code)}:\n${output}`);
+  return ms;
+}
+
+export const pushGetCase: BenchCase = {
+  name: 'push-get',
+  title: '`bindle push` and `bindle get` of a 1,000-parcel bindle (4 KiB parcels)',
+  async run(ctx: BenchContext): Promise<CaseResult> {
+    if (!existsSync(CLI_BIN)) return { figures: [], skipped: `${CLI_BIN} is not built` };
+    const { runs, pushParcels: count, pushParcelBytes: parcelBytes } = ctx.sizes;
+    const dir = ctx.dir('push');
+    writeKeyring(dir, ctx.keys);
+    const home = ctx.dir('cli-home');
+    const keyring = join(home, 'client-keyring.toml');
+    writeFileSync(keyring, ctx.keys.clientKeyringToml);
+    const standalone = ctx.dir('standalone');
+    const server = await spawnServer(dir);
+    const push: number[] = [];
+    const get: number[] = [];
+    const starts: number[] = [];
+    const name = 'bench.example.com/many-parcels';
+    try {
+      for (let r = 0; r < 3; r++) starts.push(await runCli(home, ['--version']));
+      for (let r = 0; r < runs; r++) {
+        const version = `1.0.${r}`;
+        const parcels = new Map<string, Buffer>();
+        const labels: Label[] = [];
+        for (let j = 0; j < count; j++) {
+          const data = payload(parcelBytes, r * 1_000_000 + j);
+          const sha256 = sha256Hex(data);
+          parcels.set(sha256, data);
+          labels.push({ sha256, size: data.length, mediaType: 'application/octet-stream', name: `parcel-${j}.bin` });
+        }
+        const bindleDir = await writeStandalone(standalone, signedInvoice(ctx.keys, name, version, labels), parcels);
+        const pushMs = await runCli(home, ['-s', `${server.api}/`, '--no-progress', 'push', bindleDir]);
+        push.push(count / (pushMs / 1000));
+        const cache = join(home, `cache-${r}`);
+        mkdirSync(cache);
+        const getMs = await runCli(home, ['-s', `${server.api}/`, '-r', keyring, '-d', cache, '--no-progress', 'get', `${name}/${version}`]);
+        const fetched = readdirSync(join(cache, canonicalId({ name, version }), 'parcels')).length;
+        if (fetched !== count) throw new Error(`bindle get stored ${fetched} of ${count} parcels`);
+        get.push(count / (getMs / 1000));
+        ctx.log(`  run ${r + 1}: push ${(pushMs / 1000).toFixed(2)} s (${push.at(-1)?.toFixed(0)} parcels/s), get ${(getMs / 1000).toFixed(2)} s (${get.at(-1)?.toFixed(0)} parcels/s)`);
+      }
+    } finally {
+      await server.stop();
+    }
+    const startNote = `includes the CLI's process start: \`bindle --version\` takes ${median(starts).toFixed(0)} ms here`;
+    return {
+      figures: [
+        makeFigure({ id: 'cli.push', title: `6. \`bindle push\`, ${count} parcels × ${parcelBytes / 1024} KiB, end to end`, unit: 'parcels/s', runs: push, notes: [startNote] }),
+        makeFigure({ id: 'cli.get', title: `6. \`bindle get\` of the same into an empty cache`, unit: 'parcels/s', runs: get }),
+      ],
+    };
+  },
+};

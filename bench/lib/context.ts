@@ -1,0 +1,134 @@
+/**
+ * What every benchmark case gets: the sizes for this run (full, as the issue states them, or
+ * quick), a scratch directory on the disk the servers use, the signing key, the shared seeded
+ * index, and a logger. And the shape of a case.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BenchKeys } from './bindles.js';
+import { makeTempDir } from './cleanup.js';
+import type { Figure } from './results.js';
+import { fastScratchParent, seedIndex } from './seed.js';
+import { MiB } from './data.js';
+import { SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
+
+/** Sizes and counts of one run. */
+export interface Sizes {
+  /** Runs per figure (each figure is their median). */
+  runs: number;
+  uploadBytes: number;
+  /** Seconds of autocannon load per run. */
+  loadSeconds: number;
+  loadConnections: number;
+  indexInvoices: number;
+  /** Sequential `/_q` requests per query shape per run. */
+  queriesPerRun: number;
+  pushParcels: number;
+  pushParcelBytes: number;
+  kubeletModuleBytes: number;
+  rssUploadBytes: number;
+  /** Warm (cached) kubelet starts per run (their median is the run's value). */
+  warmStartsPerRun: number;
+}
+
+export const FULL_SIZES: Sizes = {
+  runs: 3,
+  uploadBytes: 100 * MiB,
+  loadSeconds: 5,
+  loadConnections: 32,
+  indexInvoices: 100_000,
+  queriesPerRun: 300,
+  pushParcels: 1000,
+  pushParcelBytes: 4096,
+  kubeletModuleBytes: 10 * MiB,
+  rssUploadBytes: 1024 * MiB,
+  warmStartsPerRun: 10,
+};
+
+export const QUICK_SIZES: Sizes = {
+  runs: 3,
+  uploadBytes: 8 * MiB,
+  loadSeconds: 1,
+  loadConnections: 32,
+  indexInvoices: 2000,
+  queriesPerRun: 30,
+  pushParcels: 50,
+  pushParcelBytes: 4096,
+  kubeletModuleBytes: 1 * MiB,
+  rssUploadBytes: 64 * MiB,
+  warmStartsPerRun: 3,
+};
+
+/** What a case returns: its figures, or why it could not run, and remarks for the report. */
+export interface CaseResult {
+  figures: Figure[];
+  skipped?: string;
+  notes?: string[];
+}
+
+/** One benchmark, selectable with `--only <name>`. */
+export interface BenchCase {
+  name: string;
+  /** What it measures, for the log. */
+  title: string;
+  run(ctx: BenchContext): Promise<CaseResult>;
+}
+
+export class BenchContext {
+  readonly quick: boolean;
+  readonly sizes: Sizes;
+  readonly keys: BenchKeys;
+  /** Scratch space on the disk (os.tmpdir()); removed at the end of the run. */
+  readonly workRoot: string;
+  readonly log: (message: string) => void;
+  #seeded: Promise<{ path: string; ms: number }> | undefined;
+
+  /** An index file to reuse (seeded there when missing, kept afterwards); for profiling runs. */
+  readonly reuseIndex: string | undefined;
+
+  constructor(opts: {
+    quick: boolean;
+    sizes: Sizes;
+    keys: BenchKeys;
+    workParent: string;
+    log: (message: string) => void;
+    reuseIndex?: string;
+  }) {
+    this.quick = opts.quick;
+    this.reuseIndex = opts.reuseIndex;
+    this.sizes = opts.sizes;
+    this.keys = opts.keys;
+    this.workRoot = makeTempDir(opts.workParent, 'bindle-bench-');
+    this.log = opts.log;
+  }
+
+  /** A fresh directory under the work root. */
+  dir(prefix: string): string {
+    return makeTempDir(this.workRoot, `${prefix}-`);
+  }
+
+  /**
+   * The path of an index file seeded with `sizes.indexInvoices` invoices (seeded on first use,
+   * then shared), and how long seeding took.
+   */
+  seededIndex(): Promise<{ path: string; ms: number }> {
+    this.#seeded ??= (async () => {
+      const count = this.sizes.indexInvoices;
+      if (this.reuseIndex !== undefined && existsSync(this.reuseIndex)) {
+        const index = SqliteInvoiceIndex.open(this.reuseIndex);
+        const stored = await index.count();
+        await index.close();
+        if (stored !== count) throw new Error(`${this.reuseIndex} holds ${stored} invoices, not ${count}: delete it to seed it again`);
+        this.log(`reusing the seeded index ${this.reuseIndex} (${count.toLocaleString('en-US')} invoices)`);
+        return { path: this.reuseIndex, ms: Number.NaN };
+      }
+      const path = this.reuseIndex ?? join(makeTempDir(fastScratchParent(this.workRoot), 'bindle-bench-index-'), 'index.sqlite');
+      this.log(`seeding ${count.toLocaleString('en-US')} invoices into ${path} (server code: renderInvoice + SqliteInvoiceIndex.insert)`);
+      const ms = await seedIndex(path, count, (done) => this.log(`  ${done.toLocaleString('en-US')} seeded`));
+      if (!existsSync(path)) throw new Error(`seeding did not produce ${path}`);
+      this.log(`seeded in ${(ms / 1000).toFixed(1)} s`);
+      return { path, ms };
+    })();
+    return this.#seeded;
+  }
+}

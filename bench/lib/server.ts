@@ -1,0 +1,155 @@
+/**
+ * Starting the real `bindle-server` (the built dist/ entry point) for a benchmark: on
+ * 127.0.0.1 at a port picked beforehand (the address line is logged at info level, and info
+ * logging would slow every request), at log level warn, ready once `/healthz` answers 200.
+ * Also the bare Node comparison server, and reading a process's resident set size.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isRunning, spawnTracked, stopChild } from './cleanup.js';
+import { freePort, waitUntilHealthy } from './http.js';
+
+/** The repository root: the nearest ancestor of this module holding package.json and tsconfig.json. */
+export const REPO_ROOT = ((): string => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'tsconfig.json'))) return dir;
+    const parent = resolve(dir, '..');
+    if (parent === dir) throw new Error(`no repository root above ${fileURLToPath(import.meta.url)}`);
+    dir = parent;
+  }
+})();
+
+export const SERVER_BIN = join(REPO_ROOT, 'dist', 'server', 'bin', 'bindle-server.js');
+export const CLI_BIN = join(REPO_ROOT, 'dist', 'client', 'bin', 'bindle.js');
+export const KUBELET_BIN = join(REPO_ROOT, 'dist', 'client', 'bin', 'bindle-kubelet.js');
+export const BARE_SERVER_BIN = join(REPO_ROOT, 'dist', 'bench', 'bin', 'bare-http-server.js');
+
+/** A running child process that serves HTTP. */
+export interface ServedProcess {
+  /** e.g. http://127.0.0.1:43123 */
+  origin: string;
+  pid: number;
+  child: ChildProcess;
+  /** The last 64 KiB the process wrote to stdout/stderr. */
+  output(): string;
+  /** SIGTERM, then waits for the exit (SIGKILL after 10 s). */
+  stop(): Promise<void>;
+}
+
+/** A running bindle-server. */
+export interface BenchServer extends ServedProcess {
+  /** e.g. http://127.0.0.1:43123/v1 (no trailing slash) */
+  api: string;
+  directory: string;
+}
+
+export interface SpawnOptions {
+  /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof']. */
+  nodeArgs?: readonly string[];
+  /** Give up waiting for the first healthy /healthz after this long (default 60 s). */
+  timeoutMs?: number;
+  /** Poll interval for /healthz in ms (default 5). */
+  intervalMs?: number;
+  /** Listen on this port (default: a free port picked just before). */
+  port?: number;
+}
+
+function collectOutput(child: ChildProcess): () => string {
+  let output = '';
+  const keep = (chunk: Buffer): void => {
+    output = (output + chunk.toString('utf8')).slice(-65_536);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  return () => output;
+}
+
+/** Node flags given to every server the run starts (set by run.ts for --profile). */
+let defaultNodeArgs: readonly string[] = [];
+
+export function setServerNodeArgs(args: readonly string[]): void {
+  defaultNodeArgs = args;
+}
+
+/**
+ * Starts bindle-server on `directory` (`--directory`, `--address 127.0.0.1:<free port>`,
+ * `--log-level warn`, then `args`) and resolves once /healthz answers 200.
+ */
+export async function spawnServer(directory: string, args: readonly string[] = [], opts: SpawnOptions = {}): Promise<BenchServer> {
+  const port = opts.port ?? (await freePort());
+  const origin = `http://127.0.0.1:${port}`;
+  const child = spawnTracked(
+    process.execPath,
+    [...(opts.nodeArgs ?? defaultNodeArgs), SERVER_BIN, '--address', `127.0.0.1:${port}`, '--directory', directory, '--log-level', 'warn', ...args],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } },
+  );
+  const output = collectOutput(child);
+  const stop = async (): Promise<void> => {
+    await stopChild(child);
+  };
+  try {
+    await waitUntilHealthy(origin, {
+      timeoutMs: opts.timeoutMs ?? 60_000,
+      intervalMs: opts.intervalMs ?? 5,
+      failed: () => (isRunning(child) ? undefined : `bindle-server exited (${String(child.exitCode ?? child.signalCode)}) before it answered /healthz:\n${output()}`),
+    });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { origin, api: `${origin}/v1`, directory, pid: child.pid ?? -1, child, output, stop };
+}
+
+/** What the bare Node server answers every request with. */
+export type BareServerMode =
+  | { kind: 'file'; path: string }
+  | { kind: 'bytes'; path: string; contentType: string }
+  | { kind: 'sink'; dir: string };
+
+/** Starts bench/bin/bare-http-server.js (see there) and resolves once it listens. */
+export async function spawnBareServer(mode: BareServerMode): Promise<ServedProcess> {
+  const args =
+    mode.kind === 'file' ? ['file', mode.path] : mode.kind === 'bytes' ? ['bytes', mode.path, mode.contentType] : ['sink', mode.dir];
+  const child = spawnTracked(process.execPath, [BARE_SERVER_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const output = collectOutput(child);
+  const port = await new Promise<number>((resolvePort, reject) => {
+    let seen = '';
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.toString('utf8');
+      const m = /"port":(\d+)/.exec(seen);
+      if (m?.[1] !== undefined) {
+        child.stdout?.off('data', onData);
+        resolvePort(Number(m[1]));
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`bare-http-server exited (${String(code)}) before listening:\n${output()}`)));
+  });
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    pid: child.pid ?? -1,
+    child,
+    output,
+    stop: async () => {
+      await stopChild(child);
+    },
+  };
+}
+
+/** A process's resident set size and its peak so far, in bytes (from /proc/<pid>/status); undefined once gone. */
+export function memoryOf(pid: number): { rss: number; peak: number } | undefined {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const kib = (field: string): number => {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
+    return m?.[1] === undefined ? Number.NaN : Number(m[1]) * 1024;
+  };
+  return { rss: kib('VmRSS'), peak: kib('VmHWM') };
+}
