@@ -9,6 +9,7 @@ import { registerErrorHandling } from './http/error-handler.js';
 import type { BindleService } from './service/bindle-service.js';
 import { healthRoutes } from './routes/health-routes.js';
 import { invoiceRoutes } from './routes/invoice-routes.js';
+import { loginRoutes, type DeviceLogin } from './routes/login-routes.js';
 import { queryRoutes } from './routes/query-routes.js';
 
 export interface AppOptions {
@@ -20,6 +21,8 @@ export interface AppOptions {
   /** A pino logger; none (silent) when absent. */
   logger?: FastifyBaseLogger;
   https?: { cert: Buffer; key: Buffer };
+  /** The OIDC device flow behind `/login`; the route exists only when this is set. */
+  login?: DeviceLogin;
   /** False while shutting down: /healthz answers 503. */
   isReady?: () => boolean;
 }
@@ -50,6 +53,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       });
       invoiceRoutes(api, { service: opts.service, maxInvoiceBytes: opts.maxInvoiceBytes });
       queryRoutes(api, { service: opts.service });
+      if (opts.login !== undefined) loginRoutes(api, { login: opts.login });
       done();
     },
     { prefix: API_PREFIX },

@@ -58,7 +58,7 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
   const service = new BindleService({
     parcels, index, files, verifier, hostKey, hostKeyring, maxParcelBytes: config.maxParcelBytes,
   });
-  const { authenticator, authorizer } = await buildAuth(config);
+  const { authenticator, authorizer, oidc } = await buildAuth(config);
 
   let ready = true;
   const https = config.tls === undefined
@@ -70,6 +70,7 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
     version: VERSION,
     logger: log,
     isReady: () => ready,
+    ...(oidc !== undefined ? { login: oidc } : {}),
     ...(https !== undefined ? { https } : {}),
   });
 

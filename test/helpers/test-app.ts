@@ -15,6 +15,7 @@ import { Keyring } from '../../core/signing/keyring.js';
 import { DEFAULT_STRATEGY, type VerificationStrategy } from '../../core/signing/verification.js';
 import { KeyringVerifier } from '../../core/signing/verifier.js';
 import { buildApp } from '../../server/app.js';
+import type { DeviceLogin } from '../../server/routes/login-routes.js';
 import { AlwaysAuthorizer, NoAuthenticator, type Authenticator, type Authorizer } from '../../server/auth/index.js';
 import { BindleService } from '../../server/service/bindle-service.js';
 import { FileParcelStore } from '../../server/storage/file-parcel-store.js';
@@ -39,6 +40,7 @@ export interface TestAppOptions {
   maxInvoiceBytes?: number;
   maxParcelBytes?: number;
   dir?: string;
+  login?: DeviceLogin;
 }
 
 export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<TestApp> {
@@ -64,6 +66,7 @@ export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<T
     authorizer: opts.authorizer ?? new AlwaysAuthorizer(),
     maxInvoiceBytes: opts.maxInvoiceBytes ?? 1 << 20,
     version: 'test',
+    ...(opts.login !== undefined ? { login: opts.login } : {}),
   });
   t.teardown(async () => {
     await app.close();
