@@ -42,19 +42,8 @@ export interface RunningModule {
   kill(message?: string): Promise<void>;
 }
 
-/** One module invocation. The file descriptors stay open: the caller owns and closes them. */
-export interface ModuleInvocation {
-  /** Verified module bytes. */
-  module: Uint8Array;
-  /** argv, argv[0] included. */
-  args: string[];
-  env: Record<string, string>;
-  /** Guest path → host directory. */
-  preopens: Record<string, string>;
-  stdin: number;
-  stdout: number;
-  stderr: number;
-}
+/** One module invocation (what the worker is given). The file descriptors stay open: the caller owns and closes them. */
+export type ModuleInvocation = WasiWorkerData;
 
 /** Starts `invocation` in a new worker thread. */
 export function startModule(invocation: ModuleInvocation): RunningModule {
