@@ -23,15 +23,20 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 /**
- * Writes `data` to a new temp file beside `target` (same filesystem) with `mode`, fsynced, and
- * returns its path; on failure the temp file is removed. Callers publish it (rename, link).
+ * Writes `data` (bytes, or a stream whose error aborts the write) to a new temp file beside
+ * `target` (same filesystem) with `mode`, fsynced, and returns its path; on failure the temp file is removed. Callers publish it (rename, link).
  */
-export async function writeTempFile(target: string, data: string | Uint8Array, mode: number): Promise<string> {
+export async function writeTempFile(
+  target: string,
+  data: string | Uint8Array | AsyncIterable<Uint8Array>,
+  mode: number,
+): Promise<string> {
   await mkdir(dirname(target), { recursive: true });
   const temp = tempPathFor(target);
   const handle = await open(temp, 'wx', mode);
   try {
-    await handle.writeFile(data);
+    if (typeof data === 'string' || data instanceof Uint8Array) await handle.writeFile(data);
+    else for await (const chunk of data) await handle.write(chunk);
     await handle.chmod(mode);
     await handle.sync();
   } catch (err) {

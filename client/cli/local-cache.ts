@@ -4,16 +4,17 @@
  * writing output files exclusively and atomically: a file the CLI writes is complete, checked
  * and new, or absent.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { link, mkdir, open, readFile, rm, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { link, open, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Invoice, Label } from '../../schema/index.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { parseInvoice } from '../../core/codec/invoice-codec.js';
 import { canonicalId, formatId, type BindleId } from '../../core/ids/bindle-id.js';
-import { tempPathFor, writeTempFile } from '../../core/fs-atomic.js';
+import { writeTempFile } from '../../core/fs-atomic.js';
+import { describeParcel, ParcelDigestStream } from '../lib/parcel-digest.js';
 
 /** The directory of a bindle in the cache. */
 export function cachedBindlePath(bindleDir: string, id: BindleId): string {
@@ -108,32 +109,9 @@ export async function writeNewFile(dest: string, text: string, flag: string): Pr
  * leaves nothing behind.
  */
 export async function copyVerifiedNewFile(source: string | Readable, dest: string, label: Label, flag: string): Promise<void> {
-  await mkdir(dirname(dest), { recursive: true });
-  const temp = tempPathFor(dest);
-  const handle = await open(temp, 'wx', 0o644);
-  const hash = createHash('sha256');
-  let size = 0;
-  try {
-    const input = typeof source === 'string' ? createReadStream(source) : source;
-    for await (const chunk of input) {
-      const bytes = chunk as Buffer;
-      hash.update(bytes);
-      size += bytes.length;
-      await handle.write(bytes);
-    }
-    if (size !== label.size) {
-      throw new BindleError('size_mismatch', `parcel ${label.sha256} has ${size} bytes, but its label says ${label.size}`);
-    }
-    const digest = hash.digest('hex');
-    if (digest !== label.sha256) {
-      throw new BindleError('digest_mismatch', `parcel data hashes to ${digest}, not to its label's sha256 ${label.sha256}`);
-    }
-    await handle.sync();
-  } catch (err) {
-    await handle.close();
-    await rm(temp, { force: true });
-    throw err;
-  }
-  await handle.close();
-  await publishExclusive(temp, dest, flag);
+  const input = typeof source === 'string' ? createReadStream(source, { highWaterMark: 1 << 20 }) : source;
+  const checked = new ParcelDigestStream(label, describeParcel(label));
+  // A failure of the input reaches the writer through `checked`, which pipeline destroys with it.
+  pipeline(input, checked).catch(() => undefined);
+  await publishExclusive(await writeTempFile(dest, checked, 0o644), dest, flag);
 }
