@@ -11,6 +11,9 @@ export const MAX_NAME_BYTES = 512;
 const SEMVER =
   /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
 const NAME_SEGMENT = /^[\p{L}\p{M}\p{N}_.-]+$/u;
+/** The common case, checked in one pass: ASCII segments, none of them "." or "..". */
+const ASCII_NAME = /^[A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+)*$/;
+const DOT_SEGMENT = /(?:^|\/)\.\.?(?:\/|$)/;
 
 /** A parsed `name/version` id. */
 export interface BindleId {
@@ -20,6 +23,7 @@ export interface BindleId {
 
 /** Why `name` is not a valid bindle name, or undefined when it is. */
 export function nameProblem(name: string): string | undefined {
+  if (name.length <= MAX_NAME_BYTES && ASCII_NAME.test(name) && !DOT_SEGMENT.test(name)) return undefined;
   if (name.length === 0) return 'name must not be empty';
   if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) return `name must be at most ${MAX_NAME_BYTES} bytes`;
   for (const segment of name.split('/')) {

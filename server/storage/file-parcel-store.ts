@@ -25,6 +25,11 @@ export const TEMP_DIRECTORY = '.tmp';
 
 /** Size of every read and write: the filesystem calls are expensive, so they move 1 MiB. */
 const IO_CHUNK = 1 << 20;
+/**
+ * Full 1 MiB buffers that may wait for the disk while the next one fills: reading, hashing and
+ * writing overlap, and memory stays bounded at (this + 1) MiB per upload.
+ */
+const MAX_WRITES_IN_FLIGHT = 2;
 /** Our temp files: `<pid>.<store token>.<random>.part`. */
 const TEMP_NAME = /^(\d+)\.([0-9a-f]+)\.[0-9a-f]+\.part$/;
 /** Tokens of the stores open in this process: their temp files are live, not crash leftovers. */
@@ -106,12 +111,19 @@ function receive(data: Readable, expectedSize: number, handle: FileHandle): Prom
       const rejectWith = (): void => reject(err instanceof Error ? err : new Error(String(err)));
       writes.then(rejectWith, rejectWith);
     };
+    let inFlight = 0;
+    /** Queues the filled buffer's write; resolves once the writes queued before it are done. */
     const flush = (): Promise<void> => {
       const bytes = buffer.subarray(0, filled);
       buffer = Buffer.allocUnsafe(IO_CHUNK);
       filled = 0;
-      writes = writes.then(() => writeAll(handle, bytes));
-      return writes;
+      inFlight++;
+      const before = writes;
+      writes = before.then(() => writeAll(handle, bytes)).finally(() => {
+        inFlight--;
+      });
+      writes.catch(fail);
+      return before;
     };
     function onData(chunk: unknown): void {
       if (settled) return;
@@ -133,7 +145,7 @@ function receive(data: Readable, expectedSize: number, handle: FileHandle): Prom
         offset += copied;
         if (filled === IO_CHUNK) flushed = flush();
       }
-      if (flushed !== undefined) {
+      if (flushed !== undefined && inFlight >= MAX_WRITES_IN_FLIGHT) {
         data.pause();
         flushed.then(() => {
           if (!settled) data.resume();
@@ -144,8 +156,8 @@ function receive(data: Readable, expectedSize: number, handle: FileHandle): Prom
       if (settled) return;
       settled = true;
       detach();
-      const done = filled > 0 ? flush() : writes;
-      done.then(() => {
+      if (filled > 0) void flush();
+      writes.then(() => {
         if (received !== expectedSize) {
           reject(new BindleError('size_mismatch', `parcel data has ${received} bytes, but its declared size is ${expectedSize}`));
         } else {

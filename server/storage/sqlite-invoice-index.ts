@@ -97,6 +97,9 @@ const FULL_TEXT_SCHEMA = `
 const TRIGRAM = 3;
 const MAX_LIMIT = 255;
 const STATEMENT_CACHE_SIZE = 64;
+/** Bounds of the recently-read invoice cache: entries, and UTF-16 code units of TOML + JSON. */
+const RECENT_ROWS = 4096;
+const RECENT_BYTES = 16 * 2 ** 20;
 /** How much cheaper a walk of the order index must be than sorting the matches (see query). */
 const WALK_ADVANTAGE = 4;
 /** A walk of the order index gives up after this many times the entries it was expected to visit. */
@@ -303,6 +306,8 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   private readonly statements = new Map<string, Database.Statement>();
   /** The number of invoices at a data version (see countAll). */
   private knownCount: { dataVersion: number; count: number } | undefined;
+  /** Invoices read recently, least recently used first, valid at a data version (see recentRow). */
+  private recent: { dataVersion: number; rows: Map<string, InvoiceRow>; bytes: number } = { dataVersion: -1, rows: new Map(), bytes: 0 };
   private closed = false;
 
   private constructor(path: string, db: Database.Database, fullTextSearch: boolean) {
@@ -381,10 +386,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   get(name: string, version: string): Promise<StoredInvoice | undefined> {
     return settle(() => {
       this.checkOpen();
-      const row = this.statement(
-        `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.toml, d.json
-         FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id WHERE i.name = ? AND i.version = ?`,
-      ).get(name, version) as InvoiceRow | undefined;
+      const row = this.recentRow(name, version);
       return row === undefined ? undefined : toStored(row);
     });
   }
@@ -394,6 +396,8 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       this.checkOpen();
       checkEntry(entry);
       this.knownCount = undefined;
+      this.recent.rows.clear();
+      this.recent.bytes = 0;
       this.db
         .transaction(() => {
           const row = this.statement('SELECT id FROM invoices WHERE name = ? AND version = ?').get(entry.name, entry.version) as
@@ -518,6 +522,40 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     }
     this.statements.set(key, stmt);
     return stmt;
+  }
+
+  /**
+   * One invoice's row, from the recently-read cache when no connection has written since it
+   * was read: this connection's writes clear the cache (update; insert only adds rows, and
+   * misses are not cached), another connection's commits change `PRAGMA data_version`. Bounded
+   * by RECENT_ROWS entries and RECENT_BYTES of document text.
+   */
+  private recentRow(name: string, version: string): InvoiceRow | undefined {
+    const dataVersion = this.values('PRAGMA data_version').get() as number;
+    if (this.recent.dataVersion !== dataVersion) this.recent = { dataVersion, rows: new Map(), bytes: 0 };
+    const { rows } = this.recent;
+    const key = `${name}\n${version}`;
+    const hit = rows.get(key);
+    if (hit !== undefined) {
+      rows.delete(key);
+      rows.set(key, hit);
+      return hit;
+    }
+    const row = this.statement(
+      `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.toml, d.json
+       FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id WHERE i.name = ? AND i.version = ?`,
+    ).get(name, version) as InvoiceRow | undefined;
+    if (row === undefined) return undefined;
+    const size = row.toml.length + row.json.length;
+    if (size > RECENT_BYTES) return row;
+    rows.set(key, row);
+    this.recent.bytes += size;
+    for (const [oldKey, oldRow] of rows) {
+      if (rows.size <= RECENT_ROWS && this.recent.bytes <= RECENT_BYTES) break;
+      rows.delete(oldKey);
+      this.recent.bytes -= oldRow.toml.length + oldRow.json.length;
+    }
+    return row;
   }
 
   /**

@@ -144,6 +144,7 @@ export function invoiceIndexContract(t: Test, name: string, makeIndex: (dir: str
       const { index } = await fresh(t);
       const entry = makeEntry('enterprise.com/warpcore', '1.0.0', { parcels: [PARCEL_A] });
       await index.insert(entry);
+      t.equal((await index.get('enterprise.com/warpcore', '1.0.0'))?.yanked, false, 'read (and maybe cached) before the yank');
       const yanked = makeEntry('enterprise.com/warpcore', '1.0.0', { parcels: [PARCEL_A], yanked: true });
       await index.update(yanked);
       const got = await index.get('enterprise.com/warpcore', '1.0.0');

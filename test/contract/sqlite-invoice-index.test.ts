@@ -31,6 +31,26 @@ t.test('open creates the parent directory and a WAL file at the current schema v
   t.equal(withRaw(path, (db) => db.pragma('user_version', { simple: true })), 1);
 });
 
+t.test('a reader sees what another connection commits, though it read the invoice before', async (t) => {
+  const path = join(t.testdir(), 'index.db');
+  const reader = SqliteInvoiceIndex.open(path);
+  const writer = SqliteInvoiceIndex.open(path);
+  t.teardown(async () => {
+    await reader.close();
+    await writer.close();
+  });
+  await writer.insert(makeEntry('enterprise.com/warpcore', '1.0.0', { description: 'before' }));
+  for (let i = 0; i < 3; i++) t.equal((await reader.get('enterprise.com/warpcore', '1.0.0'))?.invoice.bindle.description, 'before');
+  await writer.update(makeEntry('enterprise.com/warpcore', '1.0.0', { description: 'after', yanked: true }));
+  const got = await reader.get('enterprise.com/warpcore', '1.0.0');
+  t.equal(got?.yanked, true, 'the yank is seen');
+  t.equal(got?.invoice.bindle.description, 'after');
+  t.match(got?.toml, /after/);
+  t.equal(await reader.get('enterprise.com/warpcore', '2.0.0'), undefined, 'a miss stays a miss');
+  await writer.insert(makeEntry('enterprise.com/warpcore', '2.0.0'));
+  t.equal((await reader.get('enterprise.com/warpcore', '2.0.0'))?.version, '2.0.0', 'and is found once inserted elsewhere');
+});
+
 t.test('a file from a newer schema is refused', async (t) => {
   const path = join(t.testdir(), 'index.db');
   await SqliteInvoiceIndex.open(path).close();

@@ -12,7 +12,12 @@ t.test('names', async (t) => {
   for (const good of ['a', 'enterprise.com/warpcore', 'käse/1', 'a_b-c.d/e', 'x/y/z']) {
     t.equal(nameProblem(good), undefined, good);
   }
-  for (const bad of ['', '../x', 'a//b', '/a', 'a/', 'a@b', 'a b', 'a/./b', 'a%2f', 'a\\b', 'a\u0000b', 'x'.repeat(513)]) {
+  t.equal(nameProblem('x'.repeat(512)), undefined, '512 bytes is the limit');
+  t.equal(nameProblem('.a/..b/c.'), undefined, 'dots inside a segment are fine');
+  for (const bad of [
+    '', '../x', 'a//b', '/a', 'a/', 'a@b', 'a b', 'a/./b', 'a%2f', 'a\\b', 'a\u0000b', 'x'.repeat(513), '.', '..', 'a/..', './a',
+    'ä'.repeat(257),
+  ]) {
     t.type(nameProblem(bad), 'string', JSON.stringify(bad));
   }
 });
