@@ -5,7 +5,9 @@
  * (`bare-http-server file <path>`), or with fixed bytes read once at start
  * (`bare-http-server bytes <path> <content-type>`), or that stores every request body the
  * plain way: hashed with sha256 while written to a new file in `<dir>` (1 MiB writes), fsynced,
- * then deleted, answering the digest (`bare-http-server sink <dir>`). Stops on SIGTERM/SIGINT.
+ * then deleted, answering the digest (`bare-http-server sink <dir>`), or that only hashes every
+ * request body and answers the digest, touching no disk (`bare-http-server receive -`: what an
+ * HTTP upload over loopback can reach here at all). Stops on SIGTERM/SIGINT.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, readFileSync, rmSync, statSync } from 'node:fs';
@@ -13,7 +15,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 
 function usage(): never {
-  process.stderr.write('usage: bare-http-server file <path> | bytes <path> <content-type> | sink <dir>\n');
+  process.stderr.write('usage: bare-http-server file <path> | bytes <path> <content-type> | sink <dir> | receive -\n');
   process.exit(2);
 }
 
@@ -43,6 +45,15 @@ if (mode === 'file') {
     file.on('error', (err) => {
       res.writeHead(500);
       res.end(String(err));
+    });
+  };
+} else if (mode === 'receive') {
+  handler = (req, res) => {
+    const hash = createHash('sha256');
+    req.on('data', (chunk: Buffer) => hash.update(chunk));
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(hash.digest('hex'));
     });
   };
 } else if (mode === 'bytes' && contentType !== undefined) {

@@ -2,7 +2,9 @@
  * Benchmark 1: uploading a 100 MiB parcel (POST to `/_i/{name}/{version}@{sha256}`), beside the
  * two things a verified store cannot be faster than: hashing the same bytes with sha256 in
  * process, and writing them to a file on the same disk with fsync. Also beside a bare Node
- * http server that receives, hashes and fsyncs the same bytes (what Node itself reaches here).
+ * http server that receives, hashes and fsyncs the same bytes (what Node itself reaches here),
+ * and one that only receives and hashes them (the most an HTTP upload over loopback reaches on
+ * this machine, with the client sharing its cores).
  */
 import { createHash } from 'node:crypto';
 import { open, rm } from 'node:fs/promises';
@@ -67,12 +69,14 @@ export const uploadCase: BenchCase = {
     writeKeyring(dir, ctx.keys);
     const server = await spawnServer(dir);
     const bare = await spawnBareServer({ kind: 'sink', dir: scratch });
+    const receiver = await spawnBareServer({ kind: 'receive' });
     const sha: number[] = [];
     const fsync: number[] = [];
     const upload: number[] = [];
     const bareUpload: number[] = [];
-    const bareRate = async (data: Buffer): Promise<number> => {
-      const result = await uploadChunks(bare.origin, data.length, slices(data));
+    const receiveOnly: number[] = [];
+    const bareRate = async (data: Buffer, origin = bare.origin): Promise<number> => {
+      const result = await uploadChunks(origin, data.length, slices(data));
       if (result.status !== 200 || result.body !== sha256Hex(data)) throw new Error(`bare upload answered ${result.status}: ${result.body}`);
       return mbPerSecond(data.length, result.ms);
     };
@@ -80,18 +84,22 @@ export const uploadCase: BenchCase = {
       const warmUp = payload(Math.min(size, 8 * 2 ** 20), 1000);
       await uploadParcel(ctx, server, warmUp, '0.0.1');
       await bareRate(warmUp);
+      await bareRate(warmUp, receiver.origin);
       for (let r = 0; r < runs; r++) {
         const data = payload(size, r + 1);
         sha.push(hashRate(data));
         fsync.push(await fsyncWriteRate(scratch, data, r));
         upload.push((await uploadParcel(ctx, server, data, `1.0.${r}`)).rate);
         bareUpload.push(await bareRate(data));
+        receiveOnly.push(await bareRate(data, receiver.origin));
         ctx.log(
           `  run ${r + 1}: upload ${upload.at(-1)?.toFixed(0)} MB/s, sha256 ${sha.at(-1)?.toFixed(0)} MB/s, ` +
-            `fsync'd write ${fsync.at(-1)?.toFixed(0)} MB/s, bare Node receive+sha256+fsync ${bareUpload.at(-1)?.toFixed(0)} MB/s`,
+            `fsync'd write ${fsync.at(-1)?.toFixed(0)} MB/s, bare Node receive+sha256+fsync ${bareUpload.at(-1)?.toFixed(0)} MB/s, ` +
+            `bare Node receive+sha256 ${receiveOnly.at(-1)?.toFixed(0)} MB/s`,
         );
       }
     } finally {
+      await receiver.stop();
       await bare.stop();
       await server.stop();
     }
@@ -114,6 +122,13 @@ export const uploadCase: BenchCase = {
           unit: 'MB/s',
           runs: upload,
           baseline: { title: 'bare Node http: receive + sha256 + fsync\'d write', runs: bareUpload },
+        }),
+        makeFigure({
+          id: 'upload.vs-receive',
+          title: `1d. Parcel upload, ${label}, beside an upload that touches no disk`,
+          unit: 'MB/s',
+          runs: upload,
+          baseline: { title: 'bare Node http: receive + sha256 only', runs: receiveOnly },
         }),
       ],
     };

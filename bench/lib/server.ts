@@ -107,12 +107,19 @@ export async function spawnServer(directory: string, args: readonly string[] = [
 export type BareServerMode =
   | { kind: 'file'; path: string }
   | { kind: 'bytes'; path: string; contentType: string }
-  | { kind: 'sink'; dir: string };
+  | { kind: 'sink'; dir: string }
+  | { kind: 'receive' };
 
 /** Starts bench/bin/bare-http-server.js (see there) and resolves once it listens. */
 export async function spawnBareServer(mode: BareServerMode): Promise<ServedProcess> {
   const args =
-    mode.kind === 'file' ? ['file', mode.path] : mode.kind === 'bytes' ? ['bytes', mode.path, mode.contentType] : ['sink', mode.dir];
+    mode.kind === 'file'
+      ? ['file', mode.path]
+      : mode.kind === 'bytes'
+        ? ['bytes', mode.path, mode.contentType]
+        : mode.kind === 'sink'
+          ? ['sink', mode.dir]
+          : ['receive', '-'];
   const child = spawnTracked(process.execPath, [BARE_SERVER_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const output = collectOutput(child);
   const port = await new Promise<number>((resolvePort, reject) => {

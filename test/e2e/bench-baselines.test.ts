@@ -1,0 +1,50 @@
+/**
+ * The benchmark's comparison servers (bench/bin/bare-http-server.ts) answer what the benchmark
+ * relies on: the same bytes, the same file, and the sha256 of an uploaded body, with or without
+ * a disk write. A baseline that silently did less would flatter every ratio.
+ */
+import t from 'tap';
+import { createHash } from 'node:crypto';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expectStatus, uploadChunks } from '../../bench/lib/http.js';
+import { spawnBareServer } from '../../bench/lib/server.js';
+
+const body = Buffer.from(Array.from({ length: 3 * 2 ** 20 + 17 }, (_, i) => (i * 31) % 251));
+const digest = createHash('sha256').update(body).digest('hex');
+
+function* pieces(data: Buffer): Generator<Buffer> {
+  for (let offset = 0; offset < data.length; offset += 100_000) yield data.subarray(offset, offset + 100_000);
+}
+
+t.test('receive: answers the sha256 of the body', async (t) => {
+  const server = await spawnBareServer({ kind: 'receive' });
+  t.teardown(() => server.stop());
+  const result = await uploadChunks(server.origin, body.length, pieces(body));
+  t.equal(result.status, 200);
+  t.equal(result.body, digest);
+});
+
+t.test('sink: answers the sha256 and leaves no file behind', async (t) => {
+  const dir = t.testdir();
+  const server = await spawnBareServer({ kind: 'sink', dir });
+  t.teardown(() => server.stop());
+  const result = await uploadChunks(server.origin, body.length, pieces(body));
+  t.equal(result.status, 200);
+  t.equal(result.body, digest);
+  t.same(readdirSync(dir), []);
+});
+
+t.test('bytes and file: answer the given bytes', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'reply.bin');
+  writeFileSync(path, body);
+  const bytes = await spawnBareServer({ kind: 'bytes', path, contentType: 'application/toml' });
+  t.teardown(() => bytes.stop());
+  const file = await spawnBareServer({ kind: 'file', path });
+  t.teardown(() => file.stop());
+  const fromBytes = await expectStatus(200, bytes.origin);
+  t.equal(fromBytes.headers['content-type'], 'application/toml');
+  t.ok(fromBytes.body.equals(body));
+  t.ok((await expectStatus(200, file.origin)).body.equals(body));
+});
