@@ -1,11 +1,19 @@
 /**
  * Atomic file writes shared by every layer: write a temp file in the same directory, fsync it,
  * rename it over the target, fsync the directory. Readers see the old file or the new one,
- * never a partial one.
+ * never a partial one. Streamed data is written in batches of about 1 MiB (one `writev` per
+ * batch, the next batch read while the previous one is written): every file system call costs
+ * a thread-pool round trip, so writing each 64 KiB network chunk on its own would cost more
+ * than the copy itself.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+
+/** Streamed data is written once this many bytes have been gathered... */
+export const WRITE_BATCH_BYTES = 1 << 20;
+/** ...or this many chunks (well below every system's IOV_MAX). */
+const WRITE_BATCH_CHUNKS = 256;
 
 /** A temp file name beside `target` (same filesystem, so a rename is atomic). */
 export function tempPathFor(target: string): string {
@@ -22,23 +30,36 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** Options of `writeTempFile`. */
+export interface TempFileOptions {
+  /**
+   * fsync the file before returning (default true). Only a caller that detects a torn file on
+   * every read (e.g. a content-addressed cache that re-hashes what it reads) may pass false.
+   */
+  sync?: boolean;
+}
+
 /**
  * Writes `data` (bytes, or a stream whose error aborts the write) to a new temp file beside
- * `target` (same filesystem) with `mode`, fsynced, and returns its path; on failure the temp file is removed. Callers publish it (rename, link).
+ * `target` (same filesystem) with `mode`, fsynced unless `opts.sync` is false, and returns its
+ * path; on failure the temp file is removed. Callers publish it (rename, link). A stream's
+ * chunks are batched before they are written, so its source must not reuse a chunk's memory
+ * once it has yielded it (Node streams never do).
  */
 export async function writeTempFile(
   target: string,
   data: string | Uint8Array | AsyncIterable<Uint8Array>,
   mode: number,
+  opts: TempFileOptions = {},
 ): Promise<string> {
   await mkdir(dirname(target), { recursive: true });
   const temp = tempPathFor(target);
   const handle = await open(temp, 'wx', mode);
   try {
     if (typeof data === 'string' || data instanceof Uint8Array) await handle.writeFile(data);
-    else for await (const chunk of data) await handle.write(chunk);
+    else await writeBatched(handle, data);
     await handle.chmod(mode);
-    await handle.sync();
+    if (opts.sync !== false) await handle.sync();
   } catch (err) {
     await handle.close();
     await rm(temp, { force: true });
@@ -58,4 +79,49 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array,
     throw err;
   }
   await fsyncDir(dirname(target));
+}
+
+/** Writes the chunks of `data` in order, in batches (see the module comment), at most one write in flight. */
+async function writeBatched(handle: FileHandle, data: AsyncIterable<Uint8Array>): Promise<void> {
+  let batch: Uint8Array[] = [];
+  let batched = 0;
+  let writing: Promise<void> = Promise.resolve();
+  try {
+    for await (const chunk of data) {
+      batch.push(chunk);
+      batched += chunk.length;
+      if (batched >= WRITE_BATCH_BYTES || batch.length >= WRITE_BATCH_CHUNKS) {
+        await writing;
+        writing = writeAll(handle, batch);
+        // Observed here so that a failed write cannot go unhandled while the next batch is read.
+        writing.catch(() => undefined);
+        batch = [];
+        batched = 0;
+      }
+    }
+  } finally {
+    // Never leave a write running on a handle the caller is about to close.
+    await writing.catch(() => undefined);
+  }
+  await writing;
+  if (batch.length > 0) await writeAll(handle, batch);
+}
+
+/** Writes every byte of `chunks` at the current position, continuing after a partial write. */
+async function writeAll(handle: FileHandle, chunks: Uint8Array[]): Promise<void> {
+  let rest = chunks.filter((c) => c.length > 0);
+  while (rest.length > 0) {
+    const { bytesWritten } = await handle.writev(rest);
+    if (bytesWritten <= 0) throw new Error(`writing ${rest.length} chunk(s) to a file made no progress`);
+    let left = bytesWritten;
+    const next: Uint8Array[] = [];
+    for (const chunk of rest) {
+      if (left >= chunk.length) left -= chunk.length;
+      else {
+        next.push(left > 0 ? chunk.subarray(left) : chunk);
+        left = 0;
+      }
+    }
+    rest = next;
+  }
 }

@@ -10,14 +10,13 @@
  * one's path is the other's directory), the later one, in invoice order, is placed at the top
  * level as `<first 12 hex of sha256>-<last segment>`.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
-import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Label } from '../../schema/index.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
+import { checkDigest, checkFile, describeParcel, digestOf, ParcelDigestStream, READ_CHUNK_BYTES } from '../lib/parcel-digest.js';
 
 /** A parcel's label and where its verified bytes are. */
 export interface ParcelFile {
@@ -31,32 +30,9 @@ export interface PlacedFile {
   relativePath: string;
 }
 
-function describe(label: Label): string {
-  return `parcel "${label.name}" (${label.sha256})`;
-}
-
-function sizeMismatch(label: Label, where: string, actual: number): BindleError {
-  return new BindleError('size_mismatch', `${describe(label)} at ${where} has ${actual} bytes; its label says ${label.size}`);
-}
-
-function digestMismatch(label: Label, where: string, actual: string): BindleError {
-  return new BindleError('digest_mismatch', `${describe(label)} at ${where} has sha256 ${actual}; its label says ${label.sha256}`);
-}
-
-/** A pass-through stream that counts and hashes what flows through it. */
-class HashingStream extends Transform {
-  readonly #hash = createHash('sha256');
-  bytes = 0;
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    this.#hash.update(chunk);
-    this.bytes += chunk.length;
-    done(null, chunk);
-  }
-
-  digest(): string {
-    return this.#hash.digest('hex');
-  }
+/** How a parcel's file is named in mismatch messages: `parcel <sha256> (<name>) at <path>`. */
+function describeFile(label: Label, path: string): string {
+  return `${describeParcel(label)} at ${path}`;
 }
 
 /**
@@ -65,39 +41,29 @@ class HashingStream extends Transform {
  * the file does not exist.
  */
 export async function verifyParcelFile(path: string, label: Label): Promise<void> {
-  let size: number;
   try {
-    size = (await stat(path)).size;
+    await checkFile(path, label, describeFile(label, path));
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BindleError('not_found', `${describe(label)} is not at ${path}`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BindleError('not_found', `${describeParcel(label)} is not at ${path}`);
     throw err;
   }
-  if (size !== label.size) throw sizeMismatch(label, path, size);
-  const hashing = new HashingStream();
-  const discard = new Writable({ write: (_chunk: Buffer, _encoding, done: () => void) => done() });
-  await pipeline(createReadStream(path), hashing, discard);
-  const digest = hashing.digest();
-  if (hashing.bytes !== label.size) throw sizeMismatch(label, path, hashing.bytes);
-  if (digest !== label.sha256) throw digestMismatch(label, path, digest);
 }
 
 /** Reads the whole file and checks it against `label` (as `verifyParcelFile`); returns the checked bytes. */
 export async function readVerifiedParcel(path: string, label: Label): Promise<Buffer> {
   const data = await readFile(path);
-  if (data.length !== label.size) throw sizeMismatch(label, path, data.length);
-  const digest = createHash('sha256').update(data).digest('hex');
-  if (digest !== label.sha256) throw digestMismatch(label, path, digest);
+  checkDigest(digestOf(data), label, describeFile(label, path));
   return data;
 }
 
 /** Copies `from` to the new file `to` (mode 0444) while hashing; removes `to` and throws when it does not match `label`. */
 export async function copyVerified(from: string, to: string, label: Label): Promise<void> {
-  const hashing = new HashingStream();
   try {
-    await pipeline(createReadStream(from), hashing, createWriteStream(to, { flags: 'wx', mode: 0o444 }));
-    if (hashing.bytes !== label.size) throw sizeMismatch(label, from, hashing.bytes);
-    const digest = hashing.digest();
-    if (digest !== label.sha256) throw digestMismatch(label, from, digest);
+    await pipeline(
+      createReadStream(from, { highWaterMark: READ_CHUNK_BYTES }),
+      new ParcelDigestStream(label, describeFile(label, from)),
+      createWriteStream(to, { flags: 'wx', mode: 0o444, highWaterMark: READ_CHUNK_BYTES }),
+    );
     await chmod(to, 0o444);
   } catch (err) {
     await rm(to, { force: true });
@@ -165,7 +131,7 @@ export async function populateDataDir(dir: string, files: readonly ParcelFile[])
     if (source === undefined) continue;
     const target = resolve(root, ...place.relativePath.split('/'));
     if (!target.startsWith(root + sep)) {
-      throw new BindleError('bad_request', `${describe(place.label)}: its name would place it outside the data directory`);
+      throw new BindleError('bad_request', `${describeParcel(place.label)}: its name would place it outside the data directory`);
     }
     for (let d = dirname(target); d !== root && !createdDirs.has(d); d = dirname(d)) createdDirs.add(d);
     await mkdir(dirname(target), { recursive: true });

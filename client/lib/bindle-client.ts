@@ -4,18 +4,16 @@
  * keyring, every downloaded parcel re-hashed, streamed uploads and downloads, retries with
  * backoff on 5xx and connection failures, timeouts, and Basic or bearer credentials.
  */
-import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import { dirname } from 'node:path';
 import { pipeline as pipelineCallback, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { HealthReply, Invoice, KeyRing, Label, QueryReply, SchemaName, SchemaTypes, SignatureRole } from '../../schema/index.js';
 import { parseSyntax, validateDocument } from '../../core/codec/document-codec.js';
 import { renderInvoice, toInvoice } from '../../core/codec/invoice-codec.js';
 import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
-import { fsyncDir, tempPathFor } from '../../core/fs-atomic.js';
+import { fsyncDir, writeTempFile } from '../../core/fs-atomic.js';
 import { formatId, isSha256Hex, parseId, type BindleId } from '../../core/ids/bindle-id.js';
 import type { Keyring } from '../../core/signing/keyring.js';
 import { DEFAULT_STRATEGY, verifyInvoice, type VerificationStrategy } from '../../core/signing/verification.js';
@@ -310,18 +308,20 @@ export class BindleClient {
    * Downloads a verified parcel to `destPath` atomically: into a temp file beside it, renamed
    * into place only when size and digest match. Nothing is left behind on any error. A transfer
    * cut short is retried like a failed request. `onProgress` gets the bytes received so far.
+   * The file gets `mode` (default 0644). Unless `durable` is false the file and the rename are
+   * fsynced; only a caller that re-checks the file on every use (a content-addressed cache that
+   * re-hashes it) should pass false, since a crash may then leave a torn file at `destPath`.
    */
   async downloadParcel(
     id: string,
     label: Label,
     destPath: string,
-    opts: { yanked?: boolean; onProgress?: (bytes: number) => void } = {},
+    opts: { yanked?: boolean; onProgress?: (bytes: number) => void; mode?: number; durable?: boolean } = {},
   ): Promise<void> {
-    await mkdir(dirname(destPath), { recursive: true });
     for (let attempt = 0; ; attempt++) {
       const stream = await this.getParcel(id, label, opts.yanked === undefined ? {} : { yanked: opts.yanked });
       try {
-        await writeStreamAtomic(stream, destPath, opts.onProgress);
+        await writeStreamAtomic(stream, destPath, { mode: opts.mode ?? 0o644, durable: opts.durable !== false, onProgress: opts.onProgress });
         return;
       } catch (err) {
         const interrupted = isBindleError(err, 'unavailable') && isTransportFailure(err.cause);
@@ -545,27 +545,38 @@ async function readLimited(body: Readable, limit: number): Promise<string> {
   return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
 }
 
-/** Writes a stream to `target` through a temp file beside it (fsynced, renamed); removes the temp file on any error. */
-async function writeStreamAtomic(stream: Readable, target: string, onProgress?: (bytes: number) => void): Promise<void> {
-  const temp = tempPathFor(target);
+/** Passes `source` through, reporting the bytes seen so far after each chunk. */
+async function* counting(source: AsyncIterable<Buffer>, onProgress: (bytes: number) => void): AsyncGenerator<Buffer> {
   let bytes = 0;
+  for await (const chunk of source) {
+    bytes += chunk.length;
+    onProgress(bytes);
+    yield chunk;
+  }
+}
+
+/**
+ * Writes a stream to `target` through a temp file beside it (core's batched writer), renamed
+ * into place; fsynced (file and directory) when `durable`. Removes the temp file on any error.
+ */
+async function writeStreamAtomic(
+  stream: Readable,
+  target: string,
+  opts: { mode: number; durable: boolean; onProgress: ((bytes: number) => void) | undefined },
+): Promise<void> {
+  const source: AsyncIterable<Buffer> = opts.onProgress === undefined ? stream : counting(stream, opts.onProgress);
+  let temp: string;
   try {
-    await pipeline(
-      stream,
-      async function* count(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-        for await (const chunk of source) {
-          bytes += chunk.length;
-          onProgress?.(bytes);
-          yield chunk;
-        }
-      },
-      createWriteStream(temp, { flags: 'wx', mode: 0o644, flush: true }),
-    );
-    await rename(temp, target);
+    temp = await writeTempFile(target, source, opts.mode, { sync: opts.durable });
   } catch (err) {
     stream.destroy();
+    throw err;
+  }
+  try {
+    await rename(temp, target);
+  } catch (err) {
     await rm(temp, { force: true });
     throw err;
   }
-  await fsyncDir(dirname(target));
+  if (opts.durable) await fsyncDir(dirname(target));
 }

@@ -1,10 +1,14 @@
 /**
  * Checking parcel bytes against their label: a pass-through stream that counts and hashes what
  * flows through it and fails with `size_mismatch` or `digest_mismatch` when it is not what the
- * label promises, and the same check for a file on disk.
+ * label promises, and the same check for a file on disk. These are the only parcel checks and
+ * mismatch messages of the client side (library, CLI, kubelet).
+ *
+ * Files are read in chunks of up to 1 MiB, the next read running while the previous chunk is
+ * hashed: a read is a thread-pool round trip, so small reads would cost more than the copy.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Label } from '../../schema/index.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
@@ -68,8 +72,13 @@ export class ParcelDigestStream extends Transform {
     callback();
   }
 
-  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
-    callback(err === null || this.#mapError === undefined || err instanceof BindleError ? err : this.#mapError(err));
+  /**
+   * Maps the error here rather than in `_destroy`: the stream records the error it is destroyed
+   * with, and a consumer that starts reading only after that (e.g. once its file is open) is
+   * given the recorded one.
+   */
+  override destroy(err?: Error): this {
+    return super.destroy(err === undefined || this.#mapError === undefined || err instanceof BindleError ? err : this.#mapError(err));
   }
 }
 
@@ -86,16 +95,51 @@ export function digestOf(data: Uint8Array): Digest {
   return { size: data.length, sha256: createHash('sha256').update(data).digest('hex') };
 }
 
-/** Size and sha256 of a file, streamed. */
+/** Files are read in chunks of at most this many bytes. */
+export const READ_CHUNK_BYTES = 1 << 20;
+
+/** Size and sha256 of a file, read in chunks of up to 1 MiB. */
 export async function digestFile(path: string): Promise<Digest> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of createReadStream(path)) {
-    const buf = chunk as Buffer;
-    size += buf.length;
-    hash.update(buf);
+  const handle = await open(path, 'r');
+  try {
+    return await digestHandle(handle, (await handle.stat()).size);
+  } finally {
+    await handle.close();
   }
-  return { size, sha256: hash.digest('hex') };
+}
+
+/**
+ * Checks the file at `path` against `label`: its size first (a file of the wrong size is not
+ * hashed), then its sha256. Throws `size_mismatch` or `digest_mismatch` naming `what`; a file
+ * system error (ENOENT when there is no file) is thrown as it is.
+ */
+export async function checkFile(path: string, label: Label, what: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    if (size !== label.size) throw sizeMismatch(what, `${size} bytes`, label.size);
+    checkDigest(await digestHandle(handle, size), label, what);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Size and sha256 of everything in `handle` from offset 0 to its end; `sizeHint` only sizes the buffers. */
+async function digestHandle(handle: FileHandle, sizeHint: number): Promise<Digest> {
+  const hash = createHash('sha256');
+  const chunk = Math.min(READ_CHUNK_BYTES, Math.max(sizeHint, 4096));
+  let spare = Buffer.allocUnsafe(chunk);
+  let size = 0;
+  let reading = handle.read(Buffer.allocUnsafe(chunk), 0, chunk, 0);
+  for (;;) {
+    const { bytesRead, buffer } = await reading;
+    if (bytesRead === 0) return { size, sha256: hash.digest('hex') };
+    size += bytesRead;
+    // The next read fills the spare buffer while this one is hashed.
+    reading = handle.read(spare, 0, chunk, size);
+    hash.update(buffer.subarray(0, bytesRead));
+    spare = buffer;
+  }
 }
 
 /** Throws `size_mismatch` or `digest_mismatch` unless `digest` matches `label`. Size is checked first. */

@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Label } from '../../schema/index.js';
@@ -121,6 +121,11 @@ t.test('every endpoint, happy path', async (t) => {
   t.same(await readFile(join(dir, 'deep', 'bravo.bin')), bravo.data);
   t.equal(progress.at(-1), bravo.data.length, 'progress reaches the full size');
   t.same(await readdir(join(dir, 'deep')), ['bravo.bin'], 'no temp file left');
+  t.equal((await stat(join(dir, 'deep', 'bravo.bin'))).mode & 0o777, 0o644, 'mode 0644 by default');
+  await c.downloadParcel(id, labelOf(bravo), join(dir, 'cache', 'bravo.bin'), { mode: 0o444, durable: false });
+  t.same(await readFile(join(dir, 'cache', 'bravo.bin')), bravo.data, 'without fsync: the same checked bytes');
+  t.equal((await stat(join(dir, 'cache', 'bravo.bin'))).mode & 0o777, 0o444, 'the mode asked for');
+  t.same(await readdir(join(dir, 'cache')), ['bravo.bin']);
 
   const second = await c.createInvoice(signedInvoice('example.com/client/lib', '1.1.0', [alpha]));
   t.equal(second.created, true, '201: every parcel already present');

@@ -1,14 +1,18 @@
 /**
  * The client's pure helpers: error bodies and status mapping, backoff delays, bounded
- * parallelism, the parcel digest stream, and what makes two invoices the same release.
+ * parallelism, the parcel digest stream and file checks, and what makes two invoices the same
+ * release.
  */
 import t from 'tap';
-import { Readable } from 'node:stream';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough, pipeline as pipelineCallback, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Invoice } from '../../schema/index.js';
+import { BindleError } from '../../core/errors/bindle-error.js';
 import {
-  backoffDelay, BACKOFF_CAP_MS, codeForStatus, formatOfContentType, isTransportFailure, mapLimit, ParcelDigestStream,
-  readErrorBody, releaseDifferences, replyError,
+  backoffDelay, BACKOFF_CAP_MS, checkFile, codeForStatus, digestFile, formatOfContentType, isTransportFailure, mapLimit,
+  ParcelDigestStream, READ_CHUNK_BYTES, readErrorBody, releaseDifferences, replyError,
 } from '../../client/lib/index.js';
 import { loadScaffold, sha256, signedInvoice } from '../helpers/bindles.js';
 
@@ -89,6 +93,42 @@ t.test('ParcelDigestStream', async (t) => {
   await t.rejects(run([Buffer.from('some parcel bytez')]), { code: 'digest_mismatch', message: /^test parcel: the data has sha256 / });
   await t.rejects(run([data.subarray(0, 5)]), { code: 'size_mismatch', message: /got 5 bytes/ });
   await t.rejects(run([data, Buffer.from('more')]), { code: 'size_mismatch', message: /more than 17 bytes/ });
+
+  // As the client wires a download: the network body piped into the checking stream.
+  const body = new PassThrough();
+  const mapped = new ParcelDigestStream(label, 'test parcel', (err) => new BindleError('unavailable', `mapped: ${err.message}`));
+  pipelineCallback(body, mapped, () => undefined);
+  body.destroy(new Error('socket closed'));
+  await new Promise((resolve) => setImmediate(resolve));
+  await t.rejects(mapped.toArray(), { code: 'unavailable', message: 'mapped: socket closed' }, 'a reader that starts after the failure gets the mapped error');
+});
+
+t.test('digestFile and checkFile read files in chunks and check size, then sha256', async (t) => {
+  const dir = t.testdir();
+  // Sizes around the read chunk: empty, small, exactly one chunk, and several chunks with a partial last one.
+  for (const size of [0, 5, READ_CHUNK_BYTES, 2 * READ_CHUNK_BYTES + 12_345]) {
+    const data = Buffer.alloc(size);
+    for (let i = 0; i < size; i++) data[i] = (i * 31 + (i >> 11)) & 0xff;
+    const path = join(dir, `f${size}`);
+    writeFileSync(path, data);
+    const label = { sha256: sha256(data), mediaType: 'application/octet-stream', name: `f${size}`, size };
+    t.same(await digestFile(path), { size, sha256: sha256(data) }, `digestFile, ${size} bytes`);
+    await checkFile(path, label, 'the file');
+    if (size === 0) continue;
+    const flipped = Buffer.from(data);
+    flipped[size - 1] = (flipped[size - 1] ?? 0) ^ 1;
+    writeFileSync(path, flipped);
+    await t.rejects(checkFile(path, label, 'the file'), {
+      code: 'digest_mismatch',
+      message: `the file: the data has sha256 ${sha256(flipped)}, but its label says ${label.sha256}`,
+    }, `a changed last byte, ${size} bytes`);
+    writeFileSync(path, data.subarray(0, size - 1));
+    await t.rejects(checkFile(path, label, 'the file'), {
+      code: 'size_mismatch',
+      message: `the file: got ${size - 1} bytes, but its label says ${size} bytes`,
+    }, `a short file, ${size} bytes`);
+  }
+  await t.rejects(checkFile(join(dir, 'absent'), { sha256: sha256(''), mediaType: 'text/plain', name: 'x', size: 0 }, 'x'), { code: 'ENOENT' });
 });
 
 t.test('releaseDifferences', async (t) => {

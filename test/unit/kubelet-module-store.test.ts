@@ -5,7 +5,7 @@
  * selection (oneOf alternatives, an optional group, feature filters) and range references.
  */
 import t from 'tap';
-import { chmodSync, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -91,13 +91,47 @@ t.test('a corrupt cached parcel is removed and fetched again, or refused under N
     writeFileSync(first.entry.path, Buffer.alloc(hello.length, 0));
   };
   corrupt();
-  await t.rejects(store.get('bindle:example.com/hello/1.0.0', 'Never'), { code: 'not_found', message: /parcel "hello\.wasm" .* is not in the module cache/ });
-  t.match(logs.join('\n'), /removing corrupt cached parcel: parcel "hello\.wasm" .* has sha256 /);
+  await t.rejects(store.get('bindle:example.com/hello/1.0.0', 'Never'), {
+    code: 'not_found',
+    message: `parcel ${sha256(hello)} (hello.wasm) of example.com/hello/1.0.0 is not in the module cache (${cacheDir}) and imagePullPolicy is Never`,
+  });
+  t.match(
+    logs.join('\n'),
+    `removing corrupt cached parcel: parcel ${sha256(hello)} (hello.wasm) at ${first.entry.path}: the data has sha256 ${sha256(Buffer.alloc(hello.length, 0))}, but its label says ${sha256(hello)}`,
+  );
   t.same(cached(cacheDir, 'parcels'), [], 'the corrupt copy is gone');
   const repaired = await store.get('bindle:example.com/hello/1.0.0', 'IfNotPresent');
   t.equal(repaired.fetched, 1, 'fetched again');
   corrupt();
   t.equal((await store.get('bindle:example.com/hello/1.0.0', 'IfNotPresent')).fetched, 1, 'IfNotPresent repairs it too');
+});
+
+t.test('a parcel torn by a crash (cached parcels are not fsynced) is found by a new store and fetched again', async (t) => {
+  const { url } = await listeningApp(t);
+  const hello = await wasm('hello');
+  await pushBindle(publisher(t, url), 'example.com/hello', '1.0.0', [wasmParcel('hello.wasm', hello)]);
+  const { store: first, cacheDir } = moduleStore(t, url);
+  const ref = 'bindle:example.com/hello/1.0.0';
+  const path = join(cacheDir, 'parcels', sha256(hello));
+  t.equal((await first.get(ref, 'IfNotPresent')).fetched, 1);
+  // What a crash before the data reached the disk can leave behind the renamed name.
+  const torn: Array<[string, Buffer, RegExp]> = [
+    ['an empty file', Buffer.alloc(0), /got 0 bytes, but its label says \d+ bytes/],
+    ['a short file', hello.subarray(0, hello.length >> 1), /got \d+ bytes, but its label says \d+ bytes/],
+    ['the right size, zero blocks at the end', Buffer.concat([hello.subarray(0, 8), Buffer.alloc(hello.length - 8)]), /the data has sha256 /],
+  ];
+  for (const [what, bytes, reason] of torn) {
+    // Each round starts like a restarted kubelet: a new store on the same cache.
+    const { store, logs } = moduleStore(t, url, { cacheDir });
+    chmodSync(path, 0o644);
+    writeFileSync(path, bytes);
+    const resolved = await store.get(ref, 'IfNotPresent');
+    t.equal(resolved.fetched, 1, `${what}: fetched again`);
+    t.match(logs.join('\n'), reason, `${what}: logged as corrupt`);
+    t.same(readFileSync(path), hello, `${what}: replaced by the real bytes`);
+    t.equal(statSync(path).mode & 0o777, 0o444, `${what}: read-only again`);
+    t.same(cached(cacheDir, 'parcels'), [sha256(hello)], `${what}: no temp file left`);
+  }
 });
 
 t.test('refusals', async (t) => {
@@ -196,6 +230,11 @@ t.test('a server that serves the wrong parcel bytes', async (t) => {
   });
   t.equal(parcelGets, 1);
   t.same(readdirSync(join(cacheDir, 'parcels')), [], 'no parcel and no temp file is left in the cache');
+  t.same(
+    cached(cacheDir, 'invoices'),
+    [`${canonicalId({ name: 'example.com/evil', version: '1.0.0' })}.toml`],
+    'the verified invoice, written while the parcel downloaded, is in place when get fails',
+  );
   serveShort = true;
   await t.rejects(store.get('bindle:example.com/evil/1.0.0', 'Always'), { code: 'size_mismatch', message: /hello\.wasm/ });
   t.same(readdirSync(join(cacheDir, 'parcels')), []);

@@ -1,0 +1,57 @@
+/**
+ * core/fs-atomic: temp files beside their target, written from bytes or from a stream in
+ * batches (many small chunks, large chunks, empty chunks, with or without fsync), removed when
+ * the stream fails; atomic replacement.
+ */
+import t from 'tap';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { WRITE_BATCH_BYTES, writeFileAtomic, writeTempFile } from '../../core/fs-atomic.js';
+
+/** Deterministic bytes that differ from chunk to chunk, so that reordered or lost chunks show. */
+function chunk(index: number, size: number): Buffer {
+  const out = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) out[i] = (index * 7 + i) & 0xff;
+  return out;
+}
+
+async function* fromChunks(chunks: readonly Buffer[], failAfter?: number): AsyncGenerator<Buffer> {
+  for (const [i, c] of chunks.entries()) {
+    if (i === failAfter) throw new Error('the source broke');
+    yield c;
+  }
+}
+
+t.test('a stream of many small chunks, with empty ones among them', async (t) => {
+  const dir = t.testdir();
+  const target = join(dir, 'sub', 'file.bin');
+  // More chunks than one batch may hold, and more bytes than one batch.
+  const chunks = Array.from({ length: 3000 }, (_, i) => (i % 97 === 0 ? Buffer.alloc(0) : chunk(i, 1000)));
+  const temp = await writeTempFile(target, fromChunks(chunks), 0o640);
+  t.equal(dirname(temp), dirname(target), 'beside the target');
+  t.same(readFileSync(temp), Buffer.concat(chunks));
+  t.equal(statSync(temp).mode & 0o777, 0o640);
+  t.same(readdirSync(join(dir, 'sub')), [temp.slice(dirname(temp).length + 1)], 'the target itself is not created');
+});
+
+t.test('a stream of large chunks, without fsync', async (t) => {
+  const dir = t.testdir();
+  const chunks = [chunk(1, WRITE_BATCH_BYTES - 1), chunk(2, WRITE_BATCH_BYTES + 3), chunk(3, 5), chunk(4, 3 * WRITE_BATCH_BYTES)];
+  const temp = await writeTempFile(join(dir, 'big.bin'), fromChunks(chunks), 0o444, { sync: false });
+  t.same(readFileSync(temp), Buffer.concat(chunks));
+  t.equal(statSync(temp).mode & 0o777, 0o444);
+});
+
+t.test('a stream that fails after some batches were written leaves nothing behind', async (t) => {
+  const dir = t.testdir();
+  const chunks = Array.from({ length: 40 }, (_, i) => chunk(i, 100_000));
+  await t.rejects(writeTempFile(join(dir, 'broken.bin'), fromChunks(chunks, 30), 0o644), { message: 'the source broke' });
+  t.same(readdirSync(dir), [], 'the temp file is removed');
+});
+
+t.test('writeFileAtomic replaces a file', async (t) => {
+  const dir = t.testdir({ 'a.txt': 'old' });
+  await writeFileAtomic(join(dir, 'a.txt'), 'new', 0o644);
+  t.equal(readFileSync(join(dir, 'a.txt'), 'utf8'), 'new');
+  t.same(readdirSync(dir), ['a.txt']);
+});
