@@ -8,6 +8,7 @@ COPY core ./core
 COPY server ./server
 COPY client ./client
 COPY bench ./bench
+COPY scripts/bundle-server.mjs ./scripts/
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
@@ -24,4 +25,4 @@ VOLUME ["/var/lib/bindle"]
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s \
   CMD node -e "fetch('http://127.0.0.1:8080/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
-ENTRYPOINT ["node", "dist/server/bin/bindle-server.js"]
+ENTRYPOINT ["node", "dist/server/bundle/bindle-server.mjs"]

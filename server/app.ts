@@ -29,6 +29,16 @@ export interface AppOptions {
 
 export const API_PREFIX = '/v1';
 
+/**
+ * No route declares a Fastify schema: bodies are streamed to the service and documents are
+ * validated by core/codec against schema/. These factories stand in for Fastify's defaults (Ajv
+ * with formats, fast-json-stringify), which it would otherwise load at every start for nothing;
+ * a route that did declare a schema fails when the app becomes ready, saying so.
+ */
+function noRouteSchemas(): never {
+  throw new Error('bindle-server routes declare no Fastify schemas: validate with core/codec instead');
+}
+
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...(opts.logger !== undefined ? { loggerInstance: opts.logger } : { logger: false }),
@@ -36,6 +46,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 2048, ignoreDuplicateSlashes: false },
+    schemaController: { compilersFactory: { buildValidator: noRouteSchemas, buildSerializer: noRouteSchemas } },
     ...(opts.https !== undefined ? { https: opts.https } : {}),
   }) as unknown as FastifyInstance;
 

@@ -16,7 +16,7 @@ import { parseStrategy, formatStrategy } from '../core/signing/verification.js';
 import { KeyringVerifier } from '../core/signing/verifier.js';
 import { VERSION } from '../core/version.js';
 import { buildApp } from './app.js';
-import { buildAuth } from './auth/index.js';
+import { buildAuth } from './auth/build-auth.js';
 import type { ServerConfig } from './config/server-config.js';
 import { BindleService } from './service/bindle-service.js';
 import { reindex, type ReindexReport } from './service/reindex.js';

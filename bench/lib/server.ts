@@ -1,5 +1,5 @@
 /**
- * Starting the real `bindle-server` (the built dist/ entry point) for a benchmark: on
+ * Starting the real `bindle-server` (the built bundle the package runs) for a benchmark: on
  * 127.0.0.1 at a port picked beforehand (the address line is logged at info level, and info
  * logging would slow every request), at log level warn, ready once `/healthz` answers 200.
  * Also the bare Node comparison server, and reading a process's resident set size.
@@ -22,7 +22,7 @@ export const REPO_ROOT = ((): string => {
   }
 })();
 
-export const SERVER_BIN = join(REPO_ROOT, 'dist', 'server', 'bin', 'bindle-server.js');
+export const SERVER_BIN = join(REPO_ROOT, 'dist', 'server', 'bundle', 'bindle-server.mjs');
 export const CLI_BIN = join(REPO_ROOT, 'dist', 'client', 'bin', 'bindle.js');
 export const KUBELET_BIN = join(REPO_ROOT, 'dist', 'client', 'bin', 'bindle-kubelet.js');
 export const BARE_SERVER_BIN = join(REPO_ROOT, 'dist', 'bench', 'bin', 'bare-http-server.js');

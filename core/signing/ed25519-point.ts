@@ -1,11 +1,10 @@
 /**
- * Strict Ed25519 verification. Keys and signatures are made with tweetnacl (core/signing/keys.ts);
- * the final signature check runs on Node's built-in Ed25519 (OpenSSL, the same RFC 8032
- * algorithm, ~90x faster than tweetnacl's pure-JS verify on this hardware), after the checks
- * matching ed25519-dalek's `verify_strict`: a public
- * key must decompress to a curve point (canonical y, a square root for x, no "negative zero")
- * that is not of small order; a signature's S must be canonical (S < L) and its R must not be a
- * small-order point. Field arithmetic is done with BigInt; it runs only on 32-byte inputs.
+ * Strict Ed25519 verification. The final signature check runs on Node's built-in Ed25519
+ * (OpenSSL, RFC 8032, ~90x faster than a pure-JS verify such as tweetnacl's on this hardware),
+ * after the checks matching ed25519-dalek's `verify_strict`: a public key must decompress to a
+ * curve point (canonical y, a square root for x, no "negative zero") that is not of small order;
+ * a signature's S must be canonical (S < L) and its R must not be a small-order point. Field
+ * arithmetic is done with BigInt; it runs only on 32-byte inputs.
  */
 import { createPublicKey, verify as nodeVerify, type KeyObject } from 'node:crypto';
 

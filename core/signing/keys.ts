@@ -1,11 +1,12 @@
 /**
- * Key material: generating secret keys, reading a secret key's Ed25519 keypair, deriving the
- * public keyring entry (with its label signature), and decoding public keys and signatures from
- * their base64 text with strict checks. A keypair is base64 of 64 bytes, the 32-byte seed then
- * the 32-byte public key (ed25519-dalek's `to_keypair_bytes`, which is also tweetnacl's
- * secret-key layout).
+ * Key material: generating secret keys, reading a secret key's Ed25519 keypair, signing with it,
+ * deriving the public keyring entry (with its label signature), and decoding public keys and
+ * signatures from their base64 text with strict checks. A keypair is base64 of 64 bytes, the
+ * 32-byte seed then the 32-byte public key (ed25519-dalek's `to_keypair_bytes`, which is also
+ * tweetnacl's secret-key layout). Keys are derived and signatures made with Node's built-in
+ * Ed25519 (RFC 8032: deterministic, so the same bytes as ed25519-dalek and tweetnacl produce).
  */
-import nacl from 'tweetnacl';
+import { createPrivateKey, createPublicKey, randomBytes, sign as nodeSign, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { KeyEntry, SecretKeyEntry, SignatureRole } from '../../schema/index.js';
 import { BindleError } from '../errors/bindle-error.js';
 import { decodeBase64Strict, encodeBase64 } from './base64.js';
@@ -14,6 +15,10 @@ import { isCanonicalSignatureScalar, isSmallOrderEncoding, isValidEd25519PublicK
 export const PUBLIC_KEY_LENGTH = 32;
 export const SIGNATURE_LENGTH = 64;
 export const KEYPAIR_LENGTH = 64;
+const SEED_LENGTH = 32;
+
+/** DER prefix of an Ed25519 PKCS#8 PrivateKeyInfo (RFC 8410); the 32-byte seed follows it. */
+const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 
 /** An Ed25519 keypair in tweetnacl's form: `secretKey` is the 64-byte seed + public key. */
 export interface Ed25519KeyPair {
@@ -22,6 +27,30 @@ export interface Ed25519KeyPair {
 }
 
 const utf8 = new TextEncoder();
+
+/** Node's private KeyObject for a 32-byte Ed25519 seed. */
+function privateKeyOfSeed(seed: Uint8Array): KeyObject {
+  return createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+}
+
+/** The raw 32-byte public key belonging to a private KeyObject. */
+function rawPublicKey(privateKey: KeyObject): Uint8Array {
+  const jwk = createPublicKey(privateKey).export({ format: 'jwk' });
+  if (typeof jwk.x !== 'string') throw new Error('Ed25519 public key export has no "x"');
+  return new Uint8Array(Buffer.from(jwk.x, 'base64url'));
+}
+
+/** A checked keypair and the private KeyObject to sign with. */
+function signingKey(entry: SecretKeyEntry): { pair: Ed25519KeyPair; privateKey: KeyObject } {
+  const context = `secret key ${JSON.stringify(entry.label)}`;
+  const bytes = decodeBase64Strict(entry.keypair, KEYPAIR_LENGTH, 'keypair', context);
+  const privateKey = privateKeyOfSeed(bytes.subarray(0, SEED_LENGTH));
+  const publicKey = rawPublicKey(privateKey);
+  if (!timingSafeEqual(publicKey, bytes.subarray(SEED_LENGTH, KEYPAIR_LENGTH))) {
+    throw new BindleError('corrupt_key', `${context}: the public half of the keypair does not match its seed`);
+  }
+  return { pair: { publicKey, secretKey: bytes }, privateKey };
+}
 
 function prefixed(context: string | undefined, message: string): string {
   return context === undefined ? message : `${context}: ${message}`;
@@ -56,8 +85,9 @@ export function decodeSignature(text: string, context?: string): Uint8Array {
 
 /** A fresh random signing key with the given label and roles. */
 export function createSecretKey(label: string, roles: SignatureRole[]): SecretKeyEntry {
-  const pair = nacl.sign.keyPair();
-  return { label, keypair: encodeBase64(pair.secretKey), roles: [...roles] };
+  const seed = randomBytes(SEED_LENGTH);
+  const keypair = Buffer.concat([seed, rawPublicKey(privateKeyOfSeed(seed))]);
+  return { label, keypair: encodeBase64(keypair), roles: [...roles] };
 }
 
 /**
@@ -66,13 +96,7 @@ export function createSecretKey(label: string, roles: SignatureRole[]): SecretKe
  * include key material.
  */
 export function secretKeyPair(entry: SecretKeyEntry): Ed25519KeyPair {
-  const context = `secret key ${JSON.stringify(entry.label)}`;
-  const bytes = decodeBase64Strict(entry.keypair, KEYPAIR_LENGTH, 'keypair', context);
-  const pair = nacl.sign.keyPair.fromSeed(bytes.subarray(0, 32));
-  if (!nacl.verify(pair.publicKey, bytes.subarray(32, 64))) {
-    throw new BindleError('corrupt_key', `${context}: the public half of the keypair does not match its seed`);
-  }
-  return { publicKey: pair.publicKey, secretKey: pair.secretKey };
+  return signingKey(entry).pair;
 }
 
 /** The base64 public key of a secret key entry. */
@@ -82,7 +106,7 @@ export function publicKeyOf(entry: SecretKeyEntry): string {
 
 /** Signs the UTF-8 bytes of `text` with a secret key; returns the base64 signature. */
 export function signText(entry: SecretKeyEntry, text: string): string {
-  return encodeBase64(nacl.sign.detached(utf8.encode(text), secretKeyPair(entry).secretKey));
+  return encodeBase64(nodeSign(null, utf8.encode(text), signingKey(entry).privateKey));
 }
 
 /**

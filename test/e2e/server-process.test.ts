@@ -1,11 +1,13 @@
 /**
- * The real `bindle-server` process: start on a free port, drive it over HTTP, stop it with
- * SIGTERM, restart it on the same directory and find everything intact.
+ * The real `bindle-server` process (the bundle the package runs): start on a free port, drive it
+ * over HTTP, stop it with SIGTERM, restart it on the same directory and find everything intact;
+ * authenticate with htpasswd and OIDC, whose implementations the bundle loads only when configured.
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { loadScaffold } from '../helpers/bindles.js';
 import { ref } from '../helpers/paths.js';
@@ -58,4 +60,33 @@ t.test('command line', async (t) => {
   const open = spawnSync(process.execPath, [SERVER_BIN, '--address', '0.0.0.0:0', '--directory', join(t.testdirName, 'd')], { encoding: 'utf8' });
   t.not(open.status, 0, 'refuses to serve unauthenticated on a public address');
   t.match(open.stderr, /--unauthenticated/);
+});
+
+t.test('htpasswd and OIDC authentication in the packaged server', async (t) => {
+  const issuer = 'https://issuer.bindle.test';
+  const clientId = 'bindle-server';
+  const { publicKey, privateKey } = await generateKeyPair('ES256');
+  const jwks = join(t.testdir(), 'jwks.json');
+  writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] }));
+  const server = await startServerProcess(t, {
+    args: [
+      '--keyring', keyring, '--htpasswd-file', ref('data', 'htpasswd'),
+      '--oidc-issuer-url', issuer, '--oidc-client-id', clientId, '--oidc-device-url', `${issuer}/device`, '--oidc-jwks-file', jwks,
+    ],
+  });
+  const token = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+    .setIssuer(issuer).setAudience(clientId).setSubject('user-1').setIssuedAt().setExpirationTime('5m').sign(privateKey);
+  const post = (scaffold: string, authorization?: string): Promise<Response> =>
+    fetch(`${server.url}_i`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/toml', ...(authorization === undefined ? {} : { authorization }) },
+      body: loadScaffold(scaffold).invoiceText,
+    });
+
+  t.equal((await post('valid_v1')).status, 403, 'anonymous writes are refused');
+  t.equal((await post('valid_v1', `Basic ${Buffer.from('admin:wrong').toString('base64')}`)).status, 401, 'a wrong password');
+  t.equal((await post('valid_v1', `Bearer ${token.slice(0, -4)}AAAA`)).status, 401, 'a JWT with a broken signature');
+  t.equal((await post('valid_v1', `Basic ${Buffer.from('admin:sw0rdf1sh').toString('base64')}`)).status, 202, 'htpasswd user');
+  t.equal((await post('valid_v2', `Bearer ${token}`)).status, 202, 'OIDC bearer token');
+  t.equal((await fetch(`${server.url}_q?q=warpcore`)).status, 200, 'anyone may read');
 });

@@ -1,5 +1,5 @@
 /**
- * Runs the real `bindle-server` (the built dist/ entry point) as a child process on 127.0.0.1
+ * Runs the real `bindle-server` (the built bundle the package runs) as a child process on 127.0.0.1
  * with port 0, waits until it logs its address, and always stops it at teardown.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Test } from 'tap';
 import { REPO_ROOT } from './paths.js';
 
-export const SERVER_BIN = join(REPO_ROOT, 'dist', 'server', 'bin', 'bindle-server.js');
+export const SERVER_BIN = join(REPO_ROOT, 'dist', 'server', 'bundle', 'bindle-server.mjs');
 export const CLI_BIN = join(REPO_ROOT, 'dist', 'client', 'bin', 'bindle.js');
 export const KUBELET_BIN = join(REPO_ROOT, 'dist', 'client', 'bin', 'bindle-kubelet.js');
 

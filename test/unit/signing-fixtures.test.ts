@@ -10,6 +10,7 @@ import {
   createSecretKey,
   decodeBase64Strict,
   encodeBase64,
+  publicKeyEntry,
   publicKeyOf,
   signInvoice,
   verifyInvoice,
@@ -68,6 +69,7 @@ t.test('the secret key matches the keyring and its label signature verifies', as
     }
     t.equal(verifyLabelSignature(entry), 'valid', `${dir}/keyring.toml labelSignature`);
     t.equal(publicKeyOf(secret), entry.key, `${dir}: the secret key's public half is on the keyring`);
+    t.same(publicKeyEntry(secret), entry, `${dir}: the keyring entry, labelSignature included, is reproduced byte for byte`);
     t.ok(ring.contains(publicKeyOf(secret)));
   }
 });

@@ -19,6 +19,7 @@ import {
   publicKeyOf,
   secretKeyPair,
   signInvoice,
+  signText,
   specCleartext,
   verifyInvoice,
   verifyLabelSignature,
@@ -187,6 +188,47 @@ t.test('secret keys, public entries and label signatures', async (t) => {
   });
   t.throws(() => secretKeyPair({ ...secret, keypair: encodeBase64(pair.publicKey) }), { code: 'corrupt_key', message: /32 bytes/ });
   t.throws(() => signInvoice(UNSIGNED, 'creator', { ...secret, keypair: 'x' }), { code: 'corrupt_key' });
+});
+
+t.test('keys and signatures equal RFC 8032 test vectors 1 and 2', async (t) => {
+  const vectors = [
+    {
+      seed: '9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60',
+      publicKey: 'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a',
+      message: '',
+      signature: 'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b',
+    },
+    {
+      seed: '4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb',
+      publicKey: '3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c',
+      message: 'r',
+      signature: '92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00',
+    },
+  ];
+  for (const v of vectors) {
+    const entry = { label: 'RFC 8032', keypair: encodeBase64(hex(v.seed + v.publicKey)), roles: ['creator' as const] };
+    t.equal(Buffer.from(secretKeyPair(entry).publicKey).toString('hex'), v.publicKey, `public key of ${v.seed.slice(0, 8)}`);
+    t.equal(signText(entry, v.message), encodeBase64(hex(v.signature)), `signature by ${v.seed.slice(0, 8)}`);
+  }
+});
+
+t.test('keys and signatures are byte-identical to tweetnacl\'s', async (t) => {
+  const fixtureKeys = [
+    ...(await SecretKeyStore.load(ref('scaffolds/keys/secret_keys.toml'))).entries(),
+    ...(await SecretKeyStore.load(ref('data/secret_keys.toml'))).entries(),
+  ];
+  const fresh = Array.from({ length: 32 }, (_, i) => createSecretKey(`fresh ${i}`, ['creator']));
+  t.ok(fixtureKeys.length >= 2, 'the reference secret keys are there');
+  for (const entry of [...fixtureKeys, ...fresh]) {
+    const keypair = decodeBase64Strict(entry.keypair, 64, 'keypair');
+    const reference = nacl.sign.keyPair.fromSeed(keypair.subarray(0, 32));
+    t.equal(entry.keypair, encodeBase64(reference.secretKey), `${entry.label}: seed then tweetnacl's public key`);
+    t.equal(encodeBase64(secretKeyPair(entry).publicKey), encodeBase64(reference.publicKey), `${entry.label}: public key`);
+    for (const text of [entry.label, '', 'käse\nsigned text', UNSIGNED.bindle.name]) {
+      const expected = encodeBase64(nacl.sign.detached(new TextEncoder().encode(text), reference.secretKey));
+      t.equal(signText(entry, text), expected, `${entry.label}: signature over ${JSON.stringify(text)}`);
+    }
+  }
 });
 
 t.test('a key never signs an invoice twice', async (t) => {

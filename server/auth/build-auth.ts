@@ -1,0 +1,49 @@
+/**
+ * buildAuth: the one place that turns the server configuration into the authenticator and
+ * authorizer the HTTP app uses. The htpasswd (bcryptjs) and OIDC (jose) authenticators are
+ * imported only when configured, so a start without them does not load those libraries.
+ */
+import { BindleError } from '../../core/errors/bindle-error.js';
+import type { ServerConfig } from '../config/server-config.js';
+import { AlwaysAuthorizer, AnonymousGetAuthorizer } from './authorizers.js';
+import { ChainAuthenticator } from './chain-authenticator.js';
+import { NoAuthenticator } from './no-authenticator.js';
+import type { OidcAuthenticator } from './oidc-authenticator.js';
+import { StaticTokenAuthenticator } from './static-token-authenticator.js';
+import type { Authenticator, Authorizer, SchemeAuthenticator } from './types.js';
+
+/** What the entry point wires into the app; `oidc` is there when OIDC is configured (for /login). */
+export interface AuthSetup {
+  readonly authenticator: Authenticator;
+  readonly authorizer: Authorizer;
+  readonly oidc?: OidcAuthenticator;
+}
+
+/**
+ * Builds authentication from the configuration: with `unauthenticated`, NoAuthenticator and
+ * AlwaysAuthorizer; otherwise a ChainAuthenticator over htpasswd, static tokens and OIDC (loading
+ * their files now, so a bad file fails the start with invalid_config) and AnonymousGetAuthorizer.
+ */
+export async function buildAuth(config: ServerConfig): Promise<AuthSetup> {
+  if (config.unauthenticated) return { authenticator: new NoAuthenticator(), authorizer: new AlwaysAuthorizer() };
+  const chain: SchemeAuthenticator[] = [];
+  if (config.htpasswdFile !== undefined) {
+    const { HtpasswdAuthenticator } = await import('./htpasswd-authenticator.js');
+    chain.push(await HtpasswdAuthenticator.load(config.htpasswdFile));
+  }
+  if (config.tokenFile !== undefined) chain.push(await StaticTokenAuthenticator.load(config.tokenFile));
+  let oidc: OidcAuthenticator | undefined;
+  if (config.oidc !== undefined) {
+    const { OidcAuthenticator } = await import('./oidc-authenticator.js');
+    oidc = await OidcAuthenticator.create(config.oidc);
+    chain.push(oidc);
+  }
+  if (chain.length === 0) {
+    throw new BindleError('invalid_config', 'authentication is on but no authenticator is configured (htpasswd file, token file or OIDC)');
+  }
+  return {
+    authenticator: new ChainAuthenticator(chain),
+    authorizer: new AnonymousGetAuthorizer(),
+    ...(oidc === undefined ? {} : { oidc }),
+  };
+}
