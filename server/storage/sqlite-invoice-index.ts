@@ -100,6 +100,8 @@ const STATEMENT_CACHE_SIZE = 64;
 /** Bounds of the recently-read invoice cache: entries, and UTF-16 code units of TOML + JSON. */
 const RECENT_ROWS = 4096;
 const RECENT_BYTES = 16 * 2 ** 20;
+/** How long (ms) the cache trusts its last look at `PRAGMA data_version`. */
+export const RECENT_RECHECK_MS = 1;
 /** How much cheaper a walk of the order index must be than sorting the matches (see query). */
 const WALK_ADVANTAGE = 4;
 /** A walk of the order index gives up after this many times the entries it was expected to visit. */
@@ -307,7 +309,15 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   /** The number of invoices at a data version (see countAll). */
   private knownCount: { dataVersion: number; count: number } | undefined;
   /** Invoices read recently, least recently used first, valid at a data version (see recentRow). */
-  private recent: { dataVersion: number; rows: Map<string, InvoiceRow>; bytes: number } = { dataVersion: -1, rows: new Map(), bytes: 0 };
+  private recent: { dataVersion: number; checkedAt: number; rows: Map<string, InvoiceRow>; bytes: number } = {
+    dataVersion: -1,
+    checkedAt: -Infinity,
+    rows: new Map(),
+    bytes: 0,
+  };
+  /** The two statements of every invoice GET, kept out of the keyed statement cache. */
+  private dataVersionStatement: Database.Statement | undefined;
+  private rowStatement: Database.Statement | undefined;
   private closed = false;
 
   private constructor(path: string, db: Database.Database, fullTextSearch: boolean) {
@@ -524,15 +534,27 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     return stmt;
   }
 
+  /** `PRAGMA data_version`: changes whenever another connection commits. */
+  private dataVersion(): number {
+    this.dataVersionStatement ??= this.db.prepare('PRAGMA data_version').pluck();
+    return this.dataVersionStatement.get() as number;
+  }
+
   /**
    * One invoice's row, from the recently-read cache when no connection has written since it
    * was read: this connection's writes clear the cache (update; insert only adds rows, and
-   * misses are not cached), another connection's commits change `PRAGMA data_version`. Bounded
-   * by RECENT_ROWS entries and RECENT_BYTES of document text.
+   * misses are not cached), another connection's commits change `PRAGMA data_version`, which
+   * is read at most every RECENT_RECHECK_MS (under load it would cost more than the cache
+   * saves): a commit by another process is seen by every read that starts that long after it.
+   * Bounded by RECENT_ROWS entries and RECENT_BYTES of document text.
    */
   private recentRow(name: string, version: string): InvoiceRow | undefined {
-    const dataVersion = this.values('PRAGMA data_version').get() as number;
-    if (this.recent.dataVersion !== dataVersion) this.recent = { dataVersion, rows: new Map(), bytes: 0 };
+    const now = performance.now();
+    if (now - this.recent.checkedAt >= RECENT_RECHECK_MS) {
+      const dataVersion = this.dataVersion();
+      if (this.recent.dataVersion === dataVersion) this.recent.checkedAt = now;
+      else this.recent = { dataVersion, checkedAt: now, rows: new Map(), bytes: 0 };
+    }
     const { rows } = this.recent;
     const key = `${name}\n${version}`;
     const hit = rows.get(key);
@@ -541,10 +563,11 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       rows.set(key, hit);
       return hit;
     }
-    const row = this.statement(
+    this.rowStatement ??= this.db.prepare(
       `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.toml, d.json
        FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id WHERE i.name = ? AND i.version = ?`,
-    ).get(name, version) as InvoiceRow | undefined;
+    );
+    const row = this.rowStatement.get(name, version) as InvoiceRow | undefined;
     if (row === undefined) return undefined;
     const size = row.toml.length + row.json.length;
     if (size > RECENT_BYTES) return row;
@@ -563,7 +586,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
    * connection writes (insert, update) or another connection commits (`PRAGMA data_version`).
    */
   private countAll(): number {
-    const dataVersion = this.values('PRAGMA data_version').get() as number;
+    const dataVersion = this.dataVersion();
     if (this.knownCount?.dataVersion !== dataVersion) {
       this.knownCount = { dataVersion, count: this.values('SELECT count(*) FROM invoices').get() as number };
     }
@@ -689,24 +712,39 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
 }
 
 /** A stored invoice from its row. `invoice` is parsed from `json` when first read: a GET serves the text only. */
+/** A StoredInvoice read from a row; the invoice object is parsed from its JSON on first use. */
+class StoredRow implements StoredInvoice {
+  name: string;
+  version: string;
+  canonicalId: string;
+  toml: string;
+  json: string;
+  yanked: boolean;
+  createdAt: number;
+  #invoice: Invoice | undefined;
+
+  constructor(row: InvoiceRow) {
+    this.name = row.name;
+    this.version = row.version;
+    this.canonicalId = row.canonical_id;
+    this.toml = row.toml;
+    this.json = row.json;
+    this.yanked = row.yanked === 1;
+    this.createdAt = row.created_at;
+  }
+
+  get invoice(): Invoice {
+    this.#invoice ??= JSON.parse(this.json) as Invoice;
+    return this.#invoice;
+  }
+
+  set invoice(value: Invoice) {
+    this.#invoice = value;
+  }
+}
+
 function toStored(row: InvoiceRow): StoredInvoice {
-  let invoice: Invoice | undefined;
-  return {
-    name: row.name,
-    version: row.version,
-    canonicalId: row.canonical_id,
-    get invoice(): Invoice {
-      invoice ??= JSON.parse(row.json) as Invoice;
-      return invoice;
-    },
-    set invoice(value: Invoice) {
-      invoice = value;
-    },
-    toml: row.toml,
-    json: row.json,
-    yanked: row.yanked === 1,
-    createdAt: row.created_at,
-  };
+  return new StoredRow(row);
 }
 
 /** Applies pending migrations in one immediate transaction; refuses a newer schema. */

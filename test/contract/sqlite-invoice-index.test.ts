@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import semver from 'semver';
-import { SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { RECENT_RECHECK_MS, SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
 import { invoiceIndexContract, makeEntry } from './invoice-index-contract.js';
 
 invoiceIndexContract(t, 'SqliteInvoiceIndex (FTS5)', (dir) => Promise.resolve(SqliteInvoiceIndex.open(join(dir, 'index.db'))));
@@ -31,7 +32,7 @@ t.test('open creates the parent directory and a WAL file at the current schema v
   t.equal(withRaw(path, (db) => db.pragma('user_version', { simple: true })), 1);
 });
 
-t.test('a reader sees what another connection commits, though it read the invoice before', async (t) => {
+t.test('a reader sees what another connection commits (once RECENT_RECHECK_MS passed), though it read the invoice before', async (t) => {
   const path = join(t.testdir(), 'index.db');
   const reader = SqliteInvoiceIndex.open(path);
   const writer = SqliteInvoiceIndex.open(path);
@@ -42,12 +43,14 @@ t.test('a reader sees what another connection commits, though it read the invoic
   await writer.insert(makeEntry('enterprise.com/warpcore', '1.0.0', { description: 'before' }));
   for (let i = 0; i < 3; i++) t.equal((await reader.get('enterprise.com/warpcore', '1.0.0'))?.invoice.bindle.description, 'before');
   await writer.update(makeEntry('enterprise.com/warpcore', '1.0.0', { description: 'after', yanked: true }));
+  await sleep(RECENT_RECHECK_MS + 5);
   const got = await reader.get('enterprise.com/warpcore', '1.0.0');
   t.equal(got?.yanked, true, 'the yank is seen');
   t.equal(got?.invoice.bindle.description, 'after');
   t.match(got?.toml, /after/);
   t.equal(await reader.get('enterprise.com/warpcore', '2.0.0'), undefined, 'a miss stays a miss');
   await writer.insert(makeEntry('enterprise.com/warpcore', '2.0.0'));
+  await sleep(RECENT_RECHECK_MS + 5);
   t.equal((await reader.get('enterprise.com/warpcore', '2.0.0'))?.version, '2.0.0', 'and is found once inserted elsewhere');
 });
 
