@@ -83,7 +83,8 @@ export async function parcelStoreContract(t: Test, name: string, makeStore: Parc
       const store = await fresh(t);
       const small = Buffer.from('hello, parcel\n');
       const empty = Buffer.alloc(0);
-      const large = randomBytes(3 * (1 << 20) + 12345);
+      // Big enough for a store that writes back (syncs) in the background while data arrives.
+      const large = randomBytes(20 * (1 << 20) + 12345);
       for (const [label, data] of [['small', small], ['empty', empty], ['multi-MiB', large]] as const) {
         const sha = sha256Of(data);
         t.equal(await store.has(sha), false, `${label}: absent before put`);
@@ -229,11 +230,11 @@ export async function parcelStoreContract(t: Test, name: string, makeStore: Parc
 
     t.test('a stream that errors midway: the error is rethrown, nothing left, retry works', async (t) => {
       const store = await fresh(t);
-      const data = randomBytes(2 * (1 << 20) + 99);
+      const data = randomBytes(20 * (1 << 20) + 99);
       const boom = new Error('client aborted');
       let caught: unknown;
       try {
-        await store.put(sha256Of(data), data.length, abortingStream(data.subarray(0, (1 << 20) + 10), boom));
+        await store.put(sha256Of(data), data.length, abortingStream(data.subarray(0, 17 * (1 << 20) + 10), boom));
       } catch (err) {
         caught = err;
       }
