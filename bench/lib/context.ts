@@ -29,6 +29,8 @@ export interface Sizes {
   rssUploadBytes: number;
   /** Warm (cached) kubelet starts per run (their median is the run's value). */
   warmStartsPerRun: number;
+  /** Cold kubelet fetches and plain downloads per run, interleaved (their medians are the run's values). */
+  coldFetchesPerRun: number;
 }
 
 export const FULL_SIZES: Sizes = {
@@ -43,6 +45,7 @@ export const FULL_SIZES: Sizes = {
   kubeletModuleBytes: 10 * MiB,
   rssUploadBytes: 1024 * MiB,
   warmStartsPerRun: 10,
+  coldFetchesPerRun: 7,
 };
 
 export const QUICK_SIZES: Sizes = {
@@ -57,6 +60,7 @@ export const QUICK_SIZES: Sizes = {
   kubeletModuleBytes: 1 * MiB,
   rssUploadBytes: 64 * MiB,
   warmStartsPerRun: 3,
+  coldFetchesPerRun: 2,
 };
 
 /** What a case returns: its figures, or why it could not run, and remarks for the report. */
