@@ -48,3 +48,14 @@ t.test('the Dockerfile runs the packaged entry point as a non-root user with dat
   t.ok(entry !== undefined && dockerfile.includes(`"${entry}"`), `ENTRYPOINT runs ${String(entry)}`);
   t.match(dockerfile, /npm ci/, 'installs from the lockfile');
 });
+
+t.test('the Dockerfile copies everything `npm run build` reads', async (t) => {
+  const build = JSON.parse(readFileSync(join(REPO_ROOT, 'tsconfig.build.json'), 'utf8')) as { include: string[] };
+  const scripts = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  const copied = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => (m[1] ?? '').split(' '));
+  for (const dir of build.include) t.ok(copied.includes(dir), `copies ${dir}/ (compiled by tsc)`);
+  for (const file of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json']) t.ok(copied.includes(file), `copies ${file}`);
+  const nodeScripts = [...(scripts.scripts.build ?? '').matchAll(/node (\S+)/g)].map((m) => m[1] ?? '');
+  t.ok(nodeScripts.length > 0, 'the build runs a bundling script');
+  for (const script of nodeScripts) t.ok(copied.includes(script), `copies ${script} (run by npm run build)`);
+});
