@@ -92,7 +92,7 @@ async function writeBatched(handle: FileHandle, data: AsyncIterable<Uint8Array>)
       batched += chunk.length;
       if (batched >= WRITE_BATCH_BYTES || batch.length >= WRITE_BATCH_CHUNKS) {
         await writing;
-        writing = writeAll(handle, batch);
+        writing = writeChunks(handle, batch);
         // Observed here so that a failed write cannot go unhandled while the next batch is read.
         writing.catch(() => undefined);
         batch = [];
@@ -104,11 +104,14 @@ async function writeBatched(handle: FileHandle, data: AsyncIterable<Uint8Array>)
     await writing.catch(() => undefined);
   }
   await writing;
-  if (batch.length > 0) await writeAll(handle, batch);
+  if (batch.length > 0) await writeChunks(handle, batch);
 }
 
-/** Writes every byte of `chunks` at the current position, continuing after a partial write. */
-async function writeAll(handle: FileHandle, chunks: Uint8Array[]): Promise<void> {
+/**
+ * Writes every byte of `chunks` at the file's current position with `writev`, continuing
+ * after a partial write.
+ */
+export async function writeChunks(handle: FileHandle, chunks: readonly Uint8Array[]): Promise<void> {
   let rest = chunks.filter((c) => c.length > 0);
   while (rest.length > 0) {
     const { bytesWritten } = await handle.writev(rest);

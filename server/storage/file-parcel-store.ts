@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 
 import { BindleError } from '../../core/errors/bindle-error.js';
-import { fsyncDir } from '../../core/fs-atomic.js';
+import { fsyncDir, writeChunks } from '../../core/fs-atomic.js';
 import { isSha256Hex } from '../../core/ids/bindle-id.js';
 import type { ByteRange, ParcelStat, ParcelStore, PutResult } from './parcel-store.js';
 
@@ -26,8 +26,15 @@ export const TEMP_DIRECTORY = '.tmp';
 /** Size of every read and write: the filesystem calls are expensive, so they move 1 MiB. */
 const IO_CHUNK = 1 << 20;
 /**
- * Full 1 MiB buffers that may wait for the disk while the next one fills: reading, hashing and
- * writing overlap, and memory stays bounded at (this + 1) MiB per upload.
+ * Received chunks are written as they are (one writev per 1 MiB batch, no copy), except those
+ * under SMALL_CHUNK bytes, which are first copied together into STAGING_BYTES buffers; so a
+ * batch never has more than 2 × IO_CHUNK / SMALL_CHUNK pieces (below every system's IOV_MAX).
+ */
+const SMALL_CHUNK = 16 * 1024;
+const STAGING_BYTES = 64 * 1024;
+/**
+ * Full 1 MiB batches that may wait for the disk while the next one fills: reading, hashing and
+ * writing overlap, and memory stays bounded at about (this + 1) MiB per upload.
  */
 const MAX_WRITES_IN_FLIGHT = 2;
 /**
@@ -79,27 +86,22 @@ function toBuffer(chunk: unknown): Buffer | undefined {
   return undefined;
 }
 
-async function writeAll(handle: FileHandle, bytes: Buffer): Promise<void> {
-  let offset = 0;
-  while (offset < bytes.length) {
-    const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset, null);
-    offset += bytesWritten;
-  }
-}
-
 /**
- * Reads `data` to its end into `handle` in 1 MiB writes, hashing as it goes, and resolves with
- * the sha256 hex digest. Rejects with size_mismatch as soon as more than `expectedSize` bytes
- * arrive, or at the end if fewer did; with the stream's own error if it errors; with
- * bad_request if it closes before its end. On rejection it leaves `data` paused and detached,
+ * Reads `data` to its end into `handle` in 1 MiB writev calls, hashing as it goes, and
+ * resolves with the sha256 hex digest. Rejects with size_mismatch as soon as more than
+ * `expectedSize` bytes arrive, or at the end if fewer did; with the stream's own error if it
+ * errors; with bad_request if it closes before its end. On rejection it leaves `data` paused and detached,
  * and every write and background sync it started has settled.
  */
 function receive(data: Readable, expectedSize: number, handle: FileHandle): Promise<string> {
   return new Promise<string>((resolve, reject) => {
     const hash = createHash('sha256');
     let received = 0;
-    let buffer = Buffer.allocUnsafe(IO_CHUNK);
-    let filled = 0;
+    /** Data not yet written: chunks kept as they arrived, small ones gathered in `staging`. */
+    let batch: Buffer[] = [];
+    let batched = 0;
+    let staging: Buffer | undefined;
+    let staged = 0;
     let writes: Promise<void> = Promise.resolve();
     let written = 0;
     let synced = 0;
@@ -140,17 +142,44 @@ function receive(data: Readable, expectedSize: number, handle: FileHandle): Prom
       syncing.catch(fail);
     };
     let inFlight = 0;
-    /** Queues the filled buffer's write; resolves once the writes queued before it are done. */
+    const endStaging = (): void => {
+      if (staging === undefined || staged === 0) return;
+      batch.push(staging.subarray(0, staged));
+      staging = undefined;
+      staged = 0;
+    };
+    /**
+     * Adds a chunk to the batch without copying it, unless it is small (a batch of tiny chunks
+     * would be a writev of thousands of pieces): those are copied together into `staging`.
+     */
+    const add = (bytes: Buffer): void => {
+      batched += bytes.length;
+      if (bytes.length >= SMALL_CHUNK) {
+        endStaging();
+        batch.push(bytes);
+        return;
+      }
+      for (let offset = 0; offset < bytes.length; ) {
+        staging ??= Buffer.allocUnsafe(STAGING_BYTES);
+        const copied = bytes.copy(staging, staged, offset);
+        staged += copied;
+        offset += copied;
+        if (staged === STAGING_BYTES) endStaging();
+      }
+    };
+    /** Queues the batch's write; resolves once the writes queued before it are done. */
     const flush = (): Promise<void> => {
-      const bytes = buffer.subarray(0, filled);
-      buffer = Buffer.allocUnsafe(IO_CHUNK);
-      filled = 0;
+      endStaging();
+      const chunks = batch;
+      const size = batched;
+      batch = [];
+      batched = 0;
       inFlight++;
       const before = writes;
       writes = before
-        .then(() => writeAll(handle, bytes))
+        .then(() => writeChunks(handle, chunks))
         .then(() => {
-          written += bytes.length;
+          written += size;
           maybeSync();
         })
         .finally(() => {
@@ -172,14 +201,10 @@ function receive(data: Readable, expectedSize: number, handle: FileHandle): Prom
       }
       received += bytes.length;
       hash.update(bytes);
-      let flushed: Promise<void> | undefined;
-      for (let offset = 0; offset < bytes.length; ) {
-        const copied = bytes.copy(buffer, filled, offset);
-        filled += copied;
-        offset += copied;
-        if (filled === IO_CHUNK) flushed = flush();
-      }
-      if (flushed !== undefined && inFlight >= MAX_WRITES_IN_FLIGHT) {
+      add(bytes);
+      if (batched < IO_CHUNK) return;
+      const flushed = flush();
+      if (inFlight >= MAX_WRITES_IN_FLIGHT) {
         data.pause();
         flushed.then(() => {
           if (!settled) data.resume();
@@ -190,7 +215,7 @@ function receive(data: Readable, expectedSize: number, handle: FileHandle): Prom
       if (settled) return;
       settled = true;
       detach();
-      if (filled > 0) void flush();
+      if (batched > 0) void flush();
       quiesce().then(() => {
         if (received !== expectedSize) {
           reject(new BindleError('size_mismatch', `parcel data has ${received} bytes, but its declared size is ${expectedSize}`));

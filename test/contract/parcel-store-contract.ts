@@ -108,6 +108,20 @@ export async function parcelStoreContract(t: Test, name: string, makeStore: Parc
       t.ok((await readAll(await store.openRead(sha256Of(tiny)))).equals(tiny));
     });
 
+    t.test('chunks of every size, interleaved, store byte for byte', async (t) => {
+      const store = await fresh(t);
+      const data = randomBytes(5 * (1 << 20) + 333);
+      const sizes = [1, 70_000, 3, 16 * 1024, 16 * 1024 - 1, 200_000, 5000, 1 << 20, 64 * 1024, 17];
+      const pieces: Buffer[] = [];
+      for (let offset = 0, i = 0; offset < data.length; i++) {
+        const size = sizes[i % sizes.length] ?? 1;
+        pieces.push(data.subarray(offset, offset + size));
+        offset += size;
+      }
+      await store.put(sha256Of(data), data.length, Readable.from(pieces));
+      t.ok((await readAll(await store.openRead(sha256Of(data)))).equals(data));
+    });
+
     t.test('byte ranges', async (t) => {
       const store = await fresh(t);
       const data = patterned((1 << 20) + 300);
