@@ -36,7 +36,10 @@ export function parseIdArg(text: string): BindleId {
   try {
     return parseId(text);
   } catch (err) {
-    throw usageFailure(`invalid bindle id ${JSON.stringify(text)}`, isBindleError(err) ? err.message : String(err));
+    const what = `invalid bindle id ${JSON.stringify(text)}`;
+    const message = isBindleError(err) ? err.message : String(err);
+    // parseId's own message may already start with `what`; say it once.
+    throw usageFailure(what, message.startsWith(`${what}: `) ? message.slice(what.length + 2) : message);
   }
 }
 

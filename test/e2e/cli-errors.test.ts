@@ -5,13 +5,14 @@
  * an unreachable or malformed server URL is one clear line and a non-zero exit.
  */
 import t, { type Test } from 'tap';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { signedInvoice, sha256 } from '../helpers/bindles.js';
 import { cliRunner, exits, trustSetup } from '../helpers/cli-runner.js';
+import { serveLocally } from '../helpers/local-server.js';
 
 const GOOD = Buffer.from('the real parcel bytes\n');
 const BAD = Buffer.from('the fake parcel bytes\n');
@@ -24,10 +25,7 @@ function filesUnder(dir: string): string[] {
 }
 
 async function listen(t: Test, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
-  const server: Server = createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/`;
+  return `${await serveLocally(t, handler)}/v1/`;
 }
 
 t.test('a server sending wrong parcel bytes: get fails with a digest error and leaves nothing behind', async (t) => {
@@ -112,4 +110,5 @@ t.test('an unreachable server and a malformed URL give one clear line', async (t
   const badId = await bindle(['get', 'no-version']);
   exits(t, badId, 2, 'a malformed id is a usage error');
   t.match(badId.stderr, /^bindle: invalid bindle id "no-version": .*\n$/);
+  t.notMatch(badId.stderr, /invalid bindle id.*invalid bindle id/, 'the id is named once');
 });
