@@ -1,6 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
@@ -18,6 +17,7 @@ import {
   tokenDigest,
 } from '../../server/auth/index.js';
 import { loadServerConfig } from '../../server/config/server-config.js';
+import { serveLocally } from '../helpers/local-server.js';
 import { ref } from '../helpers/paths.js';
 import { authenticatorContract } from './authenticator-contract.js';
 
@@ -76,22 +76,6 @@ function tokenFileText(): string {
     `ci:${tokenDigest(CI_TOKEN).toUpperCase()}`,
     `  deploy : ${tokenDigest(DEPLOY_TOKEN)}  `,
   ].join('\r\n');
-}
-
-type Handler = (req: IncomingMessage, res: ServerResponse) => void;
-
-/** A real local HTTP server standing in for an OIDC issuer; closed at teardown. */
-async function issuerServer(t: Test, handler: Handler): Promise<string> {
-  const server = createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -309,7 +293,7 @@ t.test("OidcAuthenticator fetches the issuer's keys lazily through discovery, re
   const key = await signingKey('k1');
   const requests: string[] = [];
   let discoveryUp = false;
-  const issuer = await issuerServer(t, (req, res) => {
+  const issuer = await serveLocally(t, (req, res) => {
     requests.push(req.url ?? '');
     if (req.url === '/.well-known/openid-configuration') {
       if (!discoveryUp) return json(res, 500, { error: 'down' });
@@ -355,7 +339,7 @@ t.test('ChainAuthenticator routing and messages', async (t) => {
 
   t.throws(() => new ChainAuthenticator([]), { code: 'invalid_config' });
 
-  const issuer = await issuerServer(t, (_req, res) => json(res, 503, {}));
+  const issuer = await serveLocally(t, (_req, res) => json(res, 503, {}));
   const unreachable = await OidcAuthenticator.create({ issuerUrl: issuer, clientId: CLIENT_ID, deviceUrl: `${issuer}/device` });
   const withDeadIssuer = new ChainAuthenticator([tokens, unreachable]);
   t.same(await withDeadIssuer.authenticate(`Bearer ${CI_TOKEN}`), { id: 'ci', kind: 'token' }, 'the first to accept wins');

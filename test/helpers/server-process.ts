@@ -7,11 +7,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
-import { REPO_ROOT } from './paths.js';
+import { SERVER_BIN } from '../../bench/lib/server.js';
 
-export const SERVER_BIN = join(REPO_ROOT, 'dist', 'server', 'bundle', 'bindle-server.mjs');
-export const CLI_BIN = join(REPO_ROOT, 'dist', 'client', 'bin', 'bindle.js');
-export const KUBELET_BIN = join(REPO_ROOT, 'dist', 'client', 'bin', 'bindle-kubelet.js');
+// The built entry points are named once, beside the benchmarks' launcher.
+export { CLI_BIN, KUBELET_BIN, SERVER_BIN } from '../../bench/lib/server.js';
 
 export interface ServerProcess {
   /** e.g. http://127.0.0.1:43123 */

@@ -4,7 +4,7 @@
  * verification, Basic and bearer auth, retries, timeouts and parcel re-hashing.
  */
 import t, { type Test } from 'tap';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { parseStrategy } from '../../core/signing/verification.js';
 import { BindleClient, type ClientOptions } from '../../client/lib/index.js';
 import { AnonymousGetAuthorizer, HtpasswdAuthenticator, StaticTokenAuthenticator, tokenDigest } from '../../server/auth/index.js';
 import { loadScaffold, referenceKeyring, sha256, signedInvoice } from '../helpers/bindles.js';
+import { serveLocally } from '../helpers/local-server.js';
 import { ref } from '../helpers/paths.js';
 import { makeTestApp, type TestApp, type TestAppOptions } from '../helpers/test-app.js';
 
@@ -51,17 +52,8 @@ async function fakeServer(
   handler: (req: IncomingMessage, res: ServerResponse, n: number) => void,
 ): Promise<{ url: string; count: () => number }> {
   let n = 0;
-  const server = createServer((req, res) => handler(req, res, ++n));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}/v1/`, count: () => n };
+  const origin = await serveLocally(t, (req, res) => handler(req, res, ++n));
+  return { url: `${origin}/v1/`, count: () => n };
 }
 
 async function collect(stream: Readable): Promise<Buffer> {

@@ -3,14 +3,14 @@
  * device-authorization endpoint (a local fake provider here) and adds client_id and token_url.
  */
 import t, { type Test } from 'tap';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import TOML from '@iarna/toml';
+import { serveLocally } from '../helpers/local-server.js';
 import { makeTestApp } from '../helpers/test-app.js';
 
 async function fakeProvider(t: Test): Promise<{ origin: string; requests: string[] }> {
   const requests: string[] = [];
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const origin = await serveLocally(t, (req: IncomingMessage, res: ServerResponse) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
@@ -23,9 +23,7 @@ async function fakeProvider(t: Test): Promise<{ origin: string; requests: string
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return { origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
+  return { origin, requests };
 }
 
 t.test('without OIDC there is no /login', async (t) => {

@@ -6,9 +6,7 @@
  */
 import t from 'tap';
 import { chmodSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
 import type { Invoice, Label } from '../../schema/index.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { canonicalId } from '../../core/ids/bindle-id.js';
@@ -17,6 +15,7 @@ import { Keyring } from '../../core/signing/keyring.js';
 import { BindleClient } from '../../client/lib/index.js';
 import { ModuleStore } from '../../client/kubelet/module-store.js';
 import { parsePodManifest, type ContainerSpec } from '../../client/kubelet/pod-manifests.js';
+import { serveLocally } from '../helpers/local-server.js';
 import { referenceKeyring, sha256, signedInvoice, type TestParcel } from '../helpers/bindles.js';
 import { listeningApp, moduleStore, publisher, pushBindle, wasm, wasmParcel } from '../helpers/kubelet-env.js';
 import { storeInvoiceDirect } from '../helpers/test-app.js';
@@ -204,7 +203,7 @@ t.test('a server that serves the wrong parcel bytes', async (t) => {
   const invoice = signedInvoice('example.com/evil', '1.0.0', [wasmParcel('hello.wasm', hello)]);
   let parcelGets = 0;
   let serveShort = false;
-  const server = createServer((req, res) => {
+  const origin = await serveLocally(t, (req, res) => {
     if (req.url === '/v1/_i/example.com/evil/1.0.0') {
       res.setHeader('content-type', 'application/toml');
       res.end(renderInvoice(invoice));
@@ -220,9 +219,7 @@ t.test('a server that serves the wrong parcel bytes', async (t) => {
       res.end('error = "not found"\n');
     }
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/`;
+  const url = `${origin}/v1/`;
   const { store, cacheDir } = moduleStore(t, url);
   await t.rejects(store.get('bindle:example.com/evil/1.0.0', 'Always'), {
     code: 'digest_mismatch',
