@@ -18,7 +18,7 @@ import {
 } from '../../server/auth/index.js';
 import { loadServerConfig } from '../../server/config/server-config.js';
 import { serveLocally } from '../helpers/local-server.js';
-import { ref } from '../helpers/paths.js';
+import { VECTOR_SETS, vec } from '../helpers/paths.js';
 import { authenticatorContract } from './authenticator-contract.js';
 
 const ISSUER = 'https://issuer.bindle.test';
@@ -83,21 +83,25 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(JSON.stringify(body));
 }
 
-authenticatorContract(t, 'HtpasswdAuthenticator (reference fixture)', async () => ({
-  authenticator: await HtpasswdAuthenticator.load(ref('data', 'htpasswd')),
-  good: [{ header: ADMIN, principal: { id: 'admin', kind: 'basic' } }],
-  bad: [
-    { label: 'wrong password', header: basic('admin:swordfish') },
-    { label: 'empty password', header: basic('admin:') },
-    { label: 'unknown user', header: basic('nobody:sw0rdf1sh') },
-    { label: 'malformed base64', header: 'Basic !!!not-base64!!!' },
-    { label: 'base64 without padding', header: 'Basic YWRtaW46c3cwcmRmMXNoMQ' },
-    { label: 'no colon', header: basic('admin') },
-    { label: 'empty user', header: basic(':sw0rdf1sh') },
-    { label: 'not UTF-8', header: basic(Buffer.from([0x61, 0xff, 0x3a, 0x62])) },
-    { label: 'bearer scheme', header: `Bearer ${CI_TOKEN}` },
-  ],
-}));
+for (const set of VECTOR_SETS) {
+  t.test(`htpasswd file of the ${set.name} vectors`, { skip: set.skip }, async (t) => {
+    authenticatorContract(t, `HtpasswdAuthenticator (${set.name} fixture)`, async () => ({
+      authenticator: await HtpasswdAuthenticator.load(set.path('data', 'htpasswd')),
+      good: [{ header: ADMIN, principal: { id: 'admin', kind: 'basic' } }],
+      bad: [
+        { label: 'wrong password', header: basic('admin:swordfish') },
+        { label: 'empty password', header: basic('admin:') },
+        { label: 'unknown user', header: basic('nobody:sw0rdf1sh') },
+        { label: 'malformed base64', header: 'Basic !!!not-base64!!!' },
+        { label: 'base64 without padding', header: 'Basic YWRtaW46c3cwcmRmMXNoMQ' },
+        { label: 'no colon', header: basic('admin') },
+        { label: 'empty user', header: basic(':sw0rdf1sh') },
+        { label: 'not UTF-8', header: basic(Buffer.from([0x61, 0xff, 0x3a, 0x62])) },
+        { label: 'bearer scheme', header: `Bearer ${CI_TOKEN}` },
+      ],
+    }));
+  });
+}
 
 authenticatorContract(t, 'StaticTokenAuthenticator', async () => {
   await Promise.resolve();
@@ -152,7 +156,7 @@ authenticatorContract(t, 'OidcAuthenticator (local JWKS)', async (t) => {
 authenticatorContract(t, 'ChainAuthenticator (htpasswd + static tokens + OIDC)', async (t) => {
   const key = await signingKey('k1');
   const chain = new ChainAuthenticator([
-    await HtpasswdAuthenticator.load(ref('data', 'htpasswd')),
+    await HtpasswdAuthenticator.load(vec('data', 'htpasswd')),
     StaticTokenAuthenticator.parse(tokenFileText(), 'test tokens'),
     await OidcAuthenticator.create({ issuerUrl: ISSUER, clientId: CLIENT_ID, deviceUrl: `${ISSUER}/device`, jwksFile: jwksFile(t, key) }),
   ]);
@@ -179,8 +183,8 @@ t.test('NoAuthenticator ignores credentials', async (t) => {
 });
 
 t.test('HtpasswdAuthenticator loading', async (t) => {
-  const reference = await HtpasswdAuthenticator.load(ref('data', 'htpasswd'));
-  t.equal(reference.size, 1);
+  const fixture = await HtpasswdAuthenticator.load(vec('data', 'htpasswd'));
+  t.equal(fixture.size, 1);
 
   const b = bcrypt.hashSync('pw', 4);
   const a = b.replace(/^\$2b\$/, '$2a$');
@@ -320,7 +324,7 @@ t.test("OidcAuthenticator fetches the issuer's keys lazily through discovery, re
 });
 
 t.test('ChainAuthenticator routing and messages', async (t) => {
-  const htpasswd = await HtpasswdAuthenticator.load(ref('data', 'htpasswd'));
+  const htpasswd = await HtpasswdAuthenticator.load(vec('data', 'htpasswd'));
   const tokens = StaticTokenAuthenticator.parse(tokenFileText(), 'test');
   const key = await signingKey('k1');
   const oidc = await OidcAuthenticator.create({ issuerUrl: ISSUER, clientId: CLIENT_ID, deviceUrl: `${ISSUER}/device`, jwksFile: jwksFile(t, key) });
@@ -356,7 +360,7 @@ t.test('buildAuth follows the configuration', async (t) => {
   t.ok(open.authorizer instanceof AlwaysAuthorizer);
   t.equal(open.oidc, undefined);
 
-  const argv = ['-i', '0.0.0.0:0', '--htpasswd-file', ref('data', 'htpasswd'), '--token-file', 'tokens'];
+  const argv = ['-i', '0.0.0.0:0', '--htpasswd-file', vec('data', 'htpasswd'), '--token-file', 'tokens'];
   const closed = await buildAuth(await loadServerConfig(argv, {}, dir));
   t.ok(closed.authenticator instanceof ChainAuthenticator);
   t.ok(closed.authorizer instanceof AnonymousGetAuthorizer);

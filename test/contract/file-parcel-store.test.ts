@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 
 import { FileParcelStore } from '../../server/storage/file-parcel-store.js';
-import { ref } from '../helpers/paths.js';
+import { vec } from '../helpers/paths.js';
 import { abortingStream, listAll, parcelStoreContract, readAll, sha256Of, streamOf } from './parcel-store-contract.js';
 
 await parcelStoreContract(t, 'FileParcelStore', (dir) => FileParcelStore.open(dir));
@@ -84,7 +84,7 @@ t.test('a reference data directory is served as it is', async (t) => {
 });
 
 t.test('the reference standalone fixture parcel stores and reads back under its sha', async (t) => {
-  const dir = ref('data', 'standalone', '1927aefa8fdc8327499e918300e2e49ecb271321530cc5881fcd069ca8372dcd', 'parcels');
+  const dir = vec('data', 'standalone', '1927aefa8fdc8327499e918300e2e49ecb271321530cc5881fcd069ca8372dcd', 'parcels');
   const [file] = await readdir(dir);
   if (file === undefined) throw new Error(`no parcel in ${dir}`);
   const sha = basename(file, '.dat');

@@ -17,7 +17,7 @@ import { BindleClient } from '../../client/lib/index.js';
 import { readStandalone, writeStandalone } from '../../client/standalone/standalone-bindle.js';
 import { sha256 } from '../helpers/bindles.js';
 import { cliRunner, exits, trustSetup } from '../helpers/cli-runner.js';
-import { REPO_ROOT, ref } from '../helpers/paths.js';
+import { REPO_ROOT, vec } from '../helpers/paths.js';
 import { CLI_BIN, startServerProcess } from '../helpers/server-process.js';
 
 // Dozens of real CLI processes and several servers: allow more than the default per-file time
@@ -60,7 +60,7 @@ t.test('create key, sign, push, verify with a keyring, re-push is a no-op, a dif
 
   // 2. The server trusts the publisher key and requires credentials for writes.
   const server = await startServerProcess(t, {
-    args: ['--keyring', publisherKeyring, '--signing-keys', trust.signingKeysPath, '--htpasswd-file', ref('data', 'htpasswd')],
+    args: ['--keyring', publisherKeyring, '--signing-keys', trust.signingKeysPath, '--htpasswd-file', vec('data', 'htpasswd')],
   });
   const ci = { BINDLE_URL: server.url, BINDLE_SECRET_FILE: secrets, SOURCE_DATE_EPOCH: '1700000000' };
   const creds = { BINDLE_HTTP_USER: 'admin', BINDLE_HTTP_PASSWORD: 'sw0rdf1sh' };

@@ -17,7 +17,7 @@ import { verifyInvoice } from '../../core/signing/verification.js';
 import { BindleClient } from '../../client/lib/index.js';
 import { loadScaffold, sha256 } from '../helpers/bindles.js';
 import { cliRunner, exits, trustSetup } from '../helpers/cli-runner.js';
-import { ref } from '../helpers/paths.js';
+import { vec } from '../helpers/paths.js';
 import { startServerProcess } from '../helpers/server-process.js';
 
 // Dozens of real CLI processes and several servers: allow more than the default per-file time
@@ -27,7 +27,7 @@ t.setTimeout(300_000);
 const WARPCORE = 'enterprise.com/warpcore/1.0.0';
 const WARPCORE_SHA = canonicalId({ name: 'enterprise.com/warpcore', version: '1.0.0' });
 const CHIP_SHA = '23f310b54076878fd4c36f0c60ec92011a8b406349b98dd37d08577d17397de5';
-const STANDALONE = ref('data', 'standalone');
+const STANDALONE = vec('data', 'standalone');
 const TEST_LABEL = 'Benjamin Sisko <thesisko@bajor.com>';
 const EXAMPLE_KEY = 'XbhLeOX4BtvUnT+o7xyi2waw5WXGOl3H/l3b5h97Dk4=';
 
@@ -81,7 +81,7 @@ t.test('push-invoice then push-file', async (t) => {
   const server = await startServerProcess(t, { args: trust.serverArgs });
   const bindle = cliRunner(join(dir, 'home'));
   const env = { BINDLE_URL: server.url };
-  const base = ref('scaffolds', 'valid_v1');
+  const base = vec('scaffolds', 'valid_v1');
 
   const inv = await bindle(['push-invoice', join(base, 'invoice.toml')], { env });
   exits(t, inv, 0, 'inv');
@@ -277,7 +277,7 @@ t.test('keys create, then sign-invoice with the new key', async (t) => {
   t.ok(statSync(keyfile).isFile());
 
   const signedPath = join(dir, 'signed-invoice.toml');
-  const sign = await bindle(['sign-invoice', ref('data', 'simple-invoice.toml'), '-o', signedPath, '-f', keyfile]);
+  const sign = await bindle(['sign-invoice', vec('data', 'simple-invoice.toml'), '-o', signedPath, '-f', keyfile]);
   exits(t, sign, 0, 'sign');
   const signed = parseInvoice(readFileSync(signedPath, 'utf8'));
   t.equal(signed.signature?.length, 1);
@@ -292,7 +292,7 @@ t.test('keys create, then sign-invoice with the new key', async (t) => {
   exits(t, again, 1, 'a key never signs the same invoice twice');
   t.match(again.stderr, /already signed/);
 
-  const wrongRole = await bindle(['sign-invoice', ref('data', 'simple-invoice.toml'), '-r', 'approver', '-o', join(dir, 'x.toml'), '-f', keyfile]);
+  const wrongRole = await bindle(['sign-invoice', vec('data', 'simple-invoice.toml'), '-r', 'approver', '-o', join(dir, 'x.toml'), '-f', keyfile]);
   exits(t, wrongRole, 1, 'no key with the approver role');
   t.match(wrongRole.stderr, /no key with role approver/);
 });

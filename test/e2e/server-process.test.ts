@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { loadScaffold } from '../helpers/bindles.js';
-import { ref } from '../helpers/paths.js';
+import { vec } from '../helpers/paths.js';
 import { SERVER_BIN, startServerProcess } from '../helpers/server-process.js';
 
-const keyring = ref('scaffolds', 'keys', 'keyring.toml');
+const keyring = vec('scaffolds', 'keys', 'keyring.toml');
 
 t.test('serve, stop, restart on the same directory', async (t) => {
   const first = await startServerProcess(t, { args: ['--keyring', keyring] });
@@ -70,7 +70,7 @@ t.test('htpasswd and OIDC authentication in the packaged server', async (t) => {
   writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] }));
   const server = await startServerProcess(t, {
     args: [
-      '--keyring', keyring, '--htpasswd-file', ref('data', 'htpasswd'),
+      '--keyring', keyring, '--htpasswd-file', vec('data', 'htpasswd'),
       '--oidc-issuer-url', issuer, '--oidc-client-id', clientId, '--oidc-device-url', `${issuer}/device`, '--oidc-jwks-file', jwks,
     ],
   });

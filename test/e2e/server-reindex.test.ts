@@ -9,10 +9,10 @@ import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalId } from '../../core/ids/bindle-id.js';
 import { loadScaffold } from '../helpers/bindles.js';
-import { ref } from '../helpers/paths.js';
+import { vec } from '../helpers/paths.js';
 import { SERVER_BIN, startServerProcess } from '../helpers/server-process.js';
 
-const keyring = ref('scaffolds', 'keys', 'keyring.toml');
+const keyring = vec('scaffolds', 'keys', 'keyring.toml');
 
 t.test('reindex a reference data directory, then serve it', async (t) => {
   const dir = t.testdir();
@@ -22,7 +22,7 @@ t.test('reindex a reference data directory, then serve it', async (t) => {
     const id = canonicalId(scaffold.invoice.bindle);
     ids.push(`${scaffold.invoice.bindle.name}/${scaffold.invoice.bindle.version}`);
     mkdirSync(join(dir, 'invoices', id), { recursive: true });
-    copyFileSync(ref('scaffolds', name, 'invoice.toml'), join(dir, 'invoices', id, 'invoice.toml'));
+    copyFileSync(vec('scaffolds', name, 'invoice.toml'), join(dir, 'invoices', id, 'invoice.toml'));
     for (const parcel of scaffold.parcels.values()) {
       mkdirSync(join(dir, 'parcels', parcel.sha256), { recursive: true });
       writeFileSync(join(dir, 'parcels', parcel.sha256, 'parcel.dat'), parcel.data);

@@ -7,10 +7,10 @@ import t from 'tap';
 import { request, type IncomingMessage } from 'node:http';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { sha256, signedInvoice } from '../helpers/bindles.js';
-import { ref } from '../helpers/paths.js';
+import { vec } from '../helpers/paths.js';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
-const keyring = ref('scaffolds', 'keys', 'keyring.toml');
+const keyring = vec('scaffolds', 'keys', 'keyring.toml');
 
 async function createBindle(server: ServerProcess, name: string, data: Buffer): Promise<string> {
   const inv = signedInvoice(name, '1.0.0', [{ name: 'blob', data }]);

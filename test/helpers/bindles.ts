@@ -1,6 +1,6 @@
 /**
- * Building signed test bindles: parcels from bytes, invoices signed with the reference
- * creator key (scaffolds/keys/secret_keys.toml), and the reference scaffolds themselves.
+ * Building signed test bindles: parcels from bytes, invoices signed with the test creator key
+ * (scaffolds/keys/secret_keys.toml of a vector set, ours by default), and the scaffolds themselves.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -10,23 +10,23 @@ import { parseInvoice } from '../../core/codec/invoice-codec.js';
 import { parseSecretKeyFile, parseKeyRing } from '../../core/codec/key-file-codec.js';
 import { Keyring } from '../../core/signing/keyring.js';
 import { signInvoice } from '../../core/signing/sign.js';
-import { ref } from './paths.js';
+import { OWN_SET, type VectorSet } from './paths.js';
 
 export function sha256(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** The reference creator key (label "Starfleet Command <starfleet@ufp.com>"). */
-export function referenceCreatorKey(): SecretKeyEntry {
-  const file = parseSecretKeyFile(readFileSync(ref('scaffolds', 'keys', 'secret_keys.toml'), 'utf8'));
+/** The creator key of a vector set (ours: "Bindle-TS Test Creator <creator@bindle-ts.test>"). */
+export function creatorKey(set: VectorSet = OWN_SET): SecretKeyEntry {
+  const file = parseSecretKeyFile(readFileSync(set.path('scaffolds', 'keys', 'secret_keys.toml'), 'utf8'));
   const key = file.key?.[0];
-  if (key === undefined) throw new Error('reference secret key file has no key');
+  if (key === undefined) throw new Error(`${set.name} secret key file has no key`);
   return key;
 }
 
-/** The reference keyring (trusts the creator key). */
-export function referenceKeyring(): Keyring {
-  return new Keyring(parseKeyRing(readFileSync(ref('scaffolds', 'keys', 'keyring.toml'), 'utf8')));
+/** The keyring of a vector set (trusts its creator key). */
+export function creatorKeyring(set: VectorSet = OWN_SET): Keyring {
+  return new Keyring(parseKeyRing(readFileSync(set.path('scaffolds', 'keys', 'keyring.toml'), 'utf8')));
 }
 
 export interface TestParcel {
@@ -35,7 +35,7 @@ export interface TestParcel {
   mediaType?: string;
 }
 
-/** An invoice listing `parcels`, signed as creator with `key` (default: the reference creator key). */
+/** An invoice listing `parcels`, signed as creator with `key` (default: our test creator key). */
 export function signedInvoice(
   name: string,
   version: string,
@@ -59,7 +59,7 @@ export function signedInvoice(
       : {}),
     ...opts.extra,
   };
-  return signInvoice(invoice, 'creator', opts.key ?? referenceCreatorKey());
+  return signInvoice(invoice, 'creator', opts.key ?? creatorKey());
 }
 
 export interface Scaffold {
@@ -70,9 +70,9 @@ export interface Scaffold {
   parcels: Map<string, { sha256: string; data: Buffer }>;
 }
 
-/** Loads a reference scaffold (valid_v1, valid_v2, lotsa_parcels, incomplete, invalid). */
-export function loadScaffold(name: string): Scaffold {
-  const dir = ref('scaffolds', name);
+/** Loads a scaffold (valid_v1, valid_v2, lotsa_parcels, incomplete, invalid) of a vector set. */
+export function loadScaffold(name: string, set: VectorSet = OWN_SET): Scaffold {
+  const dir = set.path('scaffolds', name);
   const invoiceText = readFileSync(join(dir, 'invoice.toml'), 'utf8');
   const parcels = new Map<string, { sha256: string; data: Buffer }>();
   let files: string[] = [];

@@ -11,7 +11,7 @@ import type { Test } from 'tap';
 import type { SecretKeyEntry } from '../../schema/index.js';
 import { renderKeyRing, renderSecretKeyFile } from '../../core/codec/key-file-codec.js';
 import { createSecretKey, publicKeyEntry } from '../../core/signing/keys.js';
-import { referenceCreatorKey } from './bindles.js';
+import { creatorKey } from './bindles.js';
 import { CLI_BIN } from './server-process.js';
 
 export interface CliResult {
@@ -75,9 +75,9 @@ export interface TrustSetup {
   hostKey: SecretKeyEntry;
   /** The server's secret signing keys file (the host key). */
   signingKeysPath: string;
-  /** A keyring trusting the reference creator key (for the server's --keyring). */
+  /** A keyring trusting the test creator key (for the server's --keyring). */
   serverKeyringPath: string;
-  /** A keyring trusting the reference creator key and the host key (for the CLI's -r). */
+  /** A keyring trusting the test creator key and the host key (for the CLI's -r). */
   clientKeyringPath: string;
   /** `['--keyring', …, '--signing-keys', …]` for startServerProcess. */
   serverArgs: string[];
@@ -87,7 +87,7 @@ export interface TrustSetup {
 export function trustSetup(dir: string): TrustSetup {
   mkdirSync(dir, { recursive: true });
   const hostKey = createSecretKey('e2e host <host@example.com>', ['host']);
-  const creator = publicKeyEntry(referenceCreatorKey());
+  const creator = publicKeyEntry(creatorKey());
   const signingKeysPath = join(dir, 'host-signing-keys.toml');
   const serverKeyringPath = join(dir, 'server-keyring.toml');
   const clientKeyringPath = join(dir, 'client-keyring.toml');

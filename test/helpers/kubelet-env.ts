@@ -14,7 +14,7 @@ import { parseStrategy } from '../../core/signing/verification.js';
 import { BindleClient } from '../../client/lib/index.js';
 import { ModuleStore } from '../../client/kubelet/module-store.js';
 import { buildWasmFixtures } from '../../scripts/build-wasm-fixtures.js';
-import { referenceKeyring, signedInvoice, type TestParcel } from './bindles.js';
+import { creatorKeyring, signedInvoice, type TestParcel } from './bindles.js';
 import { makeTestApp, type TestApp, type TestAppOptions } from './test-app.js';
 
 let built: Promise<Map<string, Buffer>> | undefined;
@@ -67,7 +67,7 @@ export function publisher(t: Test, url: string): BindleClient {
   return client;
 }
 
-/** Creates the invoice (signed by `opts.key`, default the reference creator) and uploads its parcels. */
+/** Creates the invoice (signed by `opts.key`, default the test creator) and uploads its parcels. */
 export async function pushBindle(
   client: BindleClient,
   name: string,
@@ -93,14 +93,14 @@ export interface StoreSetup {
 }
 
 /**
- * A module store on a fresh cache directory, verifying with `keyring` (default: the reference
+ * A module store on a fresh cache directory, verifying with `keyring` (default: the test
  * keyring) and `strategy` (default CreativeIntegrity, the kubelet's default). Cleaned up at teardown.
  */
 export function moduleStore(t: Test, url: string, opts: { keyring?: Keyring; strategy?: string; cacheDir?: string } = {}): StoreSetup {
   const cacheDir = opts.cacheDir ?? mkdtempSync(join(tmpdir(), 'bindle-kubelet-cache-'));
   const client = new BindleClient({
     baseUrl: url,
-    keyring: opts.keyring ?? referenceKeyring(),
+    keyring: opts.keyring ?? creatorKeyring(),
     strategy: parseStrategy(opts.strategy ?? 'CreativeIntegrity'),
     retries: 0,
     timeoutMs: 5000,

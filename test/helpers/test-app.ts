@@ -21,7 +21,7 @@ import { BindleService } from '../../server/service/bindle-service.js';
 import { FileParcelStore } from '../../server/storage/file-parcel-store.js';
 import { InvoiceFiles } from '../../server/storage/invoice-files.js';
 import { SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
-import { referenceKeyring } from './bindles.js';
+import { creatorKeyring } from './bindles.js';
 
 export interface TestApp {
   app: FastifyInstance;
@@ -48,7 +48,7 @@ export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<T
   const hostKey = createSecretKey('Test Host <host@bindle.test>', ['host']);
   const hostKeyring = new Keyring();
   hostKeyring.add(publicKeyEntry(hostKey));
-  const trusted = (opts.keyring ?? referenceKeyring()).merge(hostKeyring);
+  const trusted = (opts.keyring ?? creatorKeyring()).merge(hostKeyring);
   const parcels = await FileParcelStore.open(dir);
   const index = SqliteInvoiceIndex.open(join(dir, 'index.sqlite'));
   const service = new BindleService({

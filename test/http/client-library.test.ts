@@ -16,9 +16,9 @@ import { Keyring } from '../../core/signing/keyring.js';
 import { parseStrategy } from '../../core/signing/verification.js';
 import { BindleClient, type ClientOptions } from '../../client/lib/index.js';
 import { AnonymousGetAuthorizer, HtpasswdAuthenticator, StaticTokenAuthenticator, tokenDigest } from '../../server/auth/index.js';
-import { loadScaffold, referenceKeyring, sha256, signedInvoice } from '../helpers/bindles.js';
+import { loadScaffold, creatorKeyring, sha256, signedInvoice } from '../helpers/bindles.js';
 import { serveLocally } from '../helpers/local-server.js';
-import { ref } from '../helpers/paths.js';
+import { vec } from '../helpers/paths.js';
 import { makeTestApp, type TestApp, type TestAppOptions } from '../helpers/test-app.js';
 
 interface Served {
@@ -43,7 +43,7 @@ function client(t: Test, opts: ClientOptions): BindleClient {
 function trusting(ta: TestApp): Keyring {
   const host = new Keyring();
   host.add(publicKeyEntry(ta.hostKey));
-  return referenceKeyring().merge(host);
+  return creatorKeyring().merge(host);
 }
 
 /** A plain node:http server; `handler` gets the 1-based request number. Closed at teardown. */
@@ -210,8 +210,8 @@ t.test('invoices are verified against the keyring', async (t) => {
   const stranger = new Keyring();
   stranger.add(publicKeyEntry(createSecretKey('Stranger', ['creator'])));
   await t.rejects(client(t, { baseUrl: url, keyring: stranger }).getInvoice(id), { code: 'unknown_signing_key' });
-  await t.rejects(client(t, { baseUrl: url, keyring: referenceKeyring() }).getInvoice(id), { code: 'unknown_signing_key' }, 'greedy: the host key must be known too');
-  const creative = client(t, { baseUrl: url, keyring: referenceKeyring(), strategy: parseStrategy('CreativeIntegrity') });
+  await t.rejects(client(t, { baseUrl: url, keyring: creatorKeyring() }).getInvoice(id), { code: 'unknown_signing_key' }, 'greedy: the host key must be known too');
+  const creative = client(t, { baseUrl: url, keyring: creatorKeyring(), strategy: parseStrategy('CreativeIntegrity') });
   t.equal((await creative.getInvoice(id)).bindle.name, 'enterprise.com/warpcore', 'CreativeIntegrity only checks the creator');
   t.ok(await client(t, { baseUrl: url, keyring: stranger }).getInvoice(id, { verify: false }), 'verify: false skips it');
   await t.rejects(client(t, { baseUrl: url }).getInvoice(id, { verify: true }), { code: 'invalid_config' });
@@ -223,7 +223,7 @@ t.test('invoices are verified against the keyring', async (t) => {
     const body = req.url?.includes('warpcore') === true ? tampered : renderInvoice(loadScaffold('valid_v2').invoice);
     res.writeHead(200, { 'content-type': 'application/toml' }).end(body);
   });
-  const victim = client(t, { baseUrl: fake.url, keyring: referenceKeyring(), strategy: parseStrategy('CreativeIntegrity') });
+  const victim = client(t, { baseUrl: fake.url, keyring: creatorKeyring(), strategy: parseStrategy('CreativeIntegrity') });
   await t.rejects(victim.getInvoice(id), { code: 'unverified', message: /does not verify/ }, 'a tampered parcel list');
   await t.rejects(victim.getInvoice('enterprise.com/other/1.0.0'), { code: 'unverified', message: /answered with invoice enterprise\.com\/warpcore\/2\.0\.0 instead/ });
 });
@@ -231,7 +231,7 @@ t.test('invoices are verified against the keyring', async (t) => {
 t.test('Basic and bearer auth', async (t) => {
   const token = 'ci-token-0123456789';
   const { url } = await serve(t, {
-    authenticator: await HtpasswdAuthenticator.load(ref('data', 'htpasswd')),
+    authenticator: await HtpasswdAuthenticator.load(vec('data', 'htpasswd')),
     authorizer: new AnonymousGetAuthorizer(),
   });
   const invoice = signedInvoice('example.com/auth', '1.0.0', [alpha]);

@@ -14,8 +14,8 @@ import { signInvoice } from '../../core/signing/sign.js';
 import {
   BindleClient, fetchBindle, pushStandalone, readStandalone, writeStandalone, type TransferEvent,
 } from '../../client/lib/index.js';
-import { loadScaffold, referenceCreatorKey, referenceKeyring, sha256, signedInvoice } from '../helpers/bindles.js';
-import { ref } from '../helpers/paths.js';
+import { loadScaffold, creatorKey, creatorKeyring, sha256, signedInvoice } from '../helpers/bindles.js';
+import { vec } from '../helpers/paths.js';
 import { makeTestApp } from '../helpers/test-app.js';
 
 const WARPCORE = '1927aefa8fdc8327499e918300e2e49ecb271321530cc5881fcd069ca8372dcd';
@@ -30,7 +30,7 @@ async function setup(t: Test, concurrency?: number): Promise<BindleClient> {
   const probe = new BindleClient({ baseUrl });
   const hostKeys = new Keyring(await probe.getHostKeys());
   await probe.close();
-  const client = new BindleClient({ baseUrl, keyring: referenceKeyring().merge(hostKeys), ...(concurrency !== undefined ? { concurrency } : {}) });
+  const client = new BindleClient({ baseUrl, keyring: creatorKeyring().merge(hostKeys), ...(concurrency !== undefined ? { concurrency } : {}) });
   t.teardown(() => client.close());
   return client;
 }
@@ -48,7 +48,7 @@ async function standaloneFromScaffold(dir: string, name: string): Promise<string
 
 t.test('push the reference standalone directory, then fetch it twice', async (t) => {
   const client = await setup(t);
-  const bindle = await readStandalone(ref('data', 'standalone', WARPCORE));
+  const bindle = await readStandalone(vec('data', 'standalone', WARPCORE));
   const report = await pushStandalone(client, bindle);
   t.same(report, { id: 'enterprise.com/warpcore/1.0.0', created: true, uploaded: [CHIP], alreadyPresent: [], noop: false });
   t.same(await client.getMissingParcels('enterprise.com/warpcore/1.0.0'), []);
@@ -63,7 +63,7 @@ t.test('push the reference standalone directory, then fetch it twice', async (t)
   t.same(first.fetched, [CHIP]);
   t.same(first.cached, []);
   t.same(events.map((e) => e.kind), ['start', 'progress', 'done']);
-  t.same(await readFile(join(first.dir, 'parcels', `${CHIP}.dat`)), await readFile(ref('data', 'standalone', WARPCORE, 'parcels', `${CHIP}.dat`)));
+  t.same(await readFile(join(first.dir, 'parcels', `${CHIP}.dat`)), await readFile(vec('data', 'standalone', WARPCORE, 'parcels', `${CHIP}.dat`)));
   const cachedInvoice = parseInvoice(await readFile(join(first.dir, 'invoice.toml'), 'utf8'));
   t.equal(cachedInvoice.signature?.length, 2, 'the server copy, with its host signature');
   t.same((await readStandalone(first.dir)).parcels.get(CHIP), join(first.dir, 'parcels', `${CHIP}.dat`), 'the cache is a standalone bindle');
@@ -76,7 +76,7 @@ t.test('push the reference standalone directory, then fetch it twice', async (t)
 
 t.test('push the reference standalone tarball', async (t) => {
   const client = await setup(t);
-  const bindle = await readStandalone(ref('data', 'standalone', `${WARPCORE}.tar.gz`));
+  const bindle = await readStandalone(vec('data', 'standalone', `${WARPCORE}.tar.gz`));
   t.teardown(() => bindle.cleanup());
   const report = await pushStandalone(client, bindle);
   t.equal(report.created, true);
@@ -89,7 +89,7 @@ t.test('push the reference standalone tarball', async (t) => {
 t.test('only the missing parcels are uploaded', async (t) => {
   const client = await setup(t, 2);
   const dir = t.testdir();
-  await pushStandalone(client, await readStandalone(ref('data', 'standalone', WARPCORE)));
+  await pushStandalone(client, await readStandalone(vec('data', 'standalone', WARPCORE)));
   const lotsa = await readStandalone(await standaloneFromScaffold(dir, 'lotsa_parcels'));
   t.equal(lotsa.parcels.size, 3);
   t.ok(lotsa.parcels.has(CHIP), 'lotsa_parcels shares the isolinear chip with warpcore');
@@ -131,7 +131,7 @@ t.test('a different release under an existing id fails loudly', async (t) => {
 
   const unsigned: Invoice = { ...original, bindle: { ...original.bindle, description: 'second' } };
   delete unsigned.signature;
-  const different = signInvoice(unsigned, 'creator', referenceCreatorKey());
+  const different = signInvoice(unsigned, 'creator', creatorKey());
   const other = await readStandalone(await writeStandalone(join(dir, 'b'), different, new Map()));
   await t.rejects(pushStandalone(client, other), {
     code: 'already_exists',
@@ -158,7 +158,7 @@ t.test('a different release under an existing id fails loudly', async (t) => {
 
 t.test('fetch verifies the invoice before writing anything', async (t) => {
   const client = await setup(t);
-  await pushStandalone(client, await readStandalone(ref('data', 'standalone', WARPCORE)));
+  await pushStandalone(client, await readStandalone(vec('data', 'standalone', WARPCORE)));
   const untrusting = new BindleClient({ baseUrl: client.baseUrl, keyring: new Keyring() });
   t.teardown(() => untrusting.close());
   const cache = t.testdir();

@@ -105,7 +105,7 @@ t.test('create error cases', async (t) => {
   const fakeSha = signInvoice(
     { bindleVersion: '1.0.0', bindle: { name: 'example.com/fake', version: '1.0.0' }, parcel: [{ label: { sha256: 'abc123', mediaType: 'text/plain', name: 'x', size: 1 } }] },
     'creator',
-    (await import('../helpers/bindles.js')).referenceCreatorKey(),
+    (await import('../helpers/bindles.js')).creatorKey(),
   );
   res = await post(renderInvoice(fakeSha));
   t.equal(res.statusCode, 400, 'a parcel sha that is not a sha256');

@@ -1,5 +1,5 @@
 /**
- * Standalone bindles (PROTOCOL.md §6): reading the reference directory and tarball, write/read
+ * Standalone bindles (PROTOCOL.md §6): reading our own and the reference's directory and tarball, write/read
  * and export/read round trips, the tarball layout, and every way a bindle on disk is rejected.
  */
 import t from 'tap';
@@ -10,7 +10,7 @@ import { canonicalId } from '../../core/ids/bindle-id.js';
 import { releaseDifferences } from '../../client/lib/workflows.js';
 import { exportTarball, readStandalone, writeStandalone } from '../../client/standalone/standalone-bindle.js';
 import { loadScaffold, sha256, signedInvoice } from '../helpers/bindles.js';
-import { ref } from '../helpers/paths.js';
+import { VECTOR_SETS, vec } from '../helpers/paths.js';
 
 const WARPCORE = '1927aefa8fdc8327499e918300e2e49ecb271321530cc5881fcd069ca8372dcd';
 const CHIP = '23f310b54076878fd4c36f0c60ec92011a8b406349b98dd37d08577d17397de5';
@@ -19,25 +19,27 @@ async function exists(path: string): Promise<boolean> {
   return stat(path).then(() => true, () => false);
 }
 
-t.test('reads the reference standalone directory, its parent, and its tarball', async (t) => {
-  for (const path of [ref('data', 'standalone', WARPCORE), ref('data', 'standalone')]) {
-    const b = await readStandalone(path);
-    t.equal(b.invoice.bindle.name, 'enterprise.com/warpcore', path);
-    t.equal(b.root, ref('data', 'standalone', WARPCORE));
-    t.same([...b.parcels.keys()], [CHIP]);
-    t.equal(b.parcels.get(CHIP), join(b.root, 'parcels', `${CHIP}.dat`));
-    await b.cleanup();
-    t.ok(await exists(b.root), 'cleanup never touches a directory bindle');
-  }
-  const fromTar = await readStandalone(ref('data', 'standalone', `${WARPCORE}.tar.gz`));
-  t.equal(fromTar.invoice.bindle.version, '1.0.0');
-  const chip = fromTar.parcels.get(CHIP);
-  t.ok(chip !== undefined);
-  t.equal(sha256(await readFile(chip ?? '')), CHIP);
-  t.not(fromTar.root, ref('data', 'standalone', WARPCORE), 'extracted elsewhere');
-  await fromTar.cleanup();
-  t.notOk(await exists(fromTar.root), 'cleanup removes the extracted tarball');
-});
+for (const set of VECTOR_SETS) {
+  t.test(`reads the ${set.name} standalone directory, its parent, and its tarball`, { skip: set.skip }, async (t) => {
+    for (const path of [set.path('data', 'standalone', WARPCORE), set.path('data', 'standalone')]) {
+      const b = await readStandalone(path);
+      t.equal(b.invoice.bindle.name, 'enterprise.com/warpcore', path);
+      t.equal(b.root, set.path('data', 'standalone', WARPCORE));
+      t.same([...b.parcels.keys()], [CHIP]);
+      t.equal(b.parcels.get(CHIP), join(b.root, 'parcels', `${CHIP}.dat`));
+      await b.cleanup();
+      t.ok(await exists(b.root), 'cleanup never touches a directory bindle');
+    }
+    const fromTar = await readStandalone(set.path('data', 'standalone', `${WARPCORE}.tar.gz`));
+    t.equal(fromTar.invoice.bindle.version, '1.0.0');
+    const chip = fromTar.parcels.get(CHIP);
+    t.ok(chip !== undefined);
+    t.equal(sha256(await readFile(chip ?? '')), CHIP);
+    t.not(fromTar.root, set.path('data', 'standalone', WARPCORE), 'extracted elsewhere');
+    await fromTar.cleanup();
+    t.notOk(await exists(fromTar.root), 'cleanup removes the extracted tarball');
+  });
+}
 
 t.test('write, read and export round trip', async (t) => {
   const dir = t.testdir({ 'big.bin': Buffer.alloc(200_000, 7) });
@@ -96,13 +98,13 @@ t.test('writeStandalone refuses bad parcels and leaves nothing behind', async (t
   const label = invalid.invoice.parcel?.[0]?.label;
   const file = [...invalid.parcels.values()][0];
   if (label !== undefined && file !== undefined) data.set(label.sha256, file.data);
-  await t.rejects(writeStandalone(dir, invalid.invoice, data), { code: 'size_mismatch' }, 'the reference "invalid" scaffold (its label is 12345 bytes)');
+  await t.rejects(writeStandalone(dir, invalid.invoice, data), { code: 'size_mismatch' }, 'the "invalid" scaffold (its label is 12345 bytes)');
 });
 
 t.test('a tampered or foreign parcel file is rejected on read', async (t) => {
   const dir = t.testdir();
   const copy = join(dir, WARPCORE);
-  await cp(ref('data', 'standalone', WARPCORE), copy, { recursive: true });
+  await cp(vec('data', 'standalone', WARPCORE), copy, { recursive: true });
   const chip = join(copy, 'parcels', `${CHIP}.dat`);
   const original = await readFile(chip);
 

@@ -16,7 +16,7 @@ import { BindleClient } from '../../client/lib/index.js';
 import { ModuleStore } from '../../client/kubelet/module-store.js';
 import { parsePodManifest, type ContainerSpec } from '../../client/kubelet/pod-manifests.js';
 import { serveLocally } from '../helpers/local-server.js';
-import { referenceKeyring, sha256, signedInvoice, type TestParcel } from '../helpers/bindles.js';
+import { creatorKeyring, sha256, signedInvoice, type TestParcel } from '../helpers/bindles.js';
 import { listeningApp, moduleStore, publisher, pushBindle, wasm, wasmParcel } from '../helpers/kubelet-env.js';
 import { storeInvoiceDirect } from '../helpers/test-app.js';
 
@@ -135,7 +135,7 @@ t.test('a parcel torn by a crash (cached parcels are not fsynced) is found by a 
 
 t.test('refusals', async (t) => {
   const mallory = createSecretKey('Mallory <mallory@example.com>', ['creator']);
-  const serverTrust = referenceKeyring();
+  const serverTrust = creatorKeyring();
   serverTrust.add(publicKeyEntry(mallory));
   const { ta, url } = await listeningApp(t, { keyring: serverTrust });
   const pub = publisher(t, url);
@@ -162,7 +162,7 @@ t.test('refusals', async (t) => {
     const { store, cacheDir } = moduleStore(t, url);
     await t.rejects(store.get('bindle:example.com/tampered/1.0.0', 'Always'), {
       code: 'unverified',
-      message: /signature by "Starfleet Command <starfleet@ufp\.com>" \(creator\) on example\.com\/tampered\/1\.0\.0 does not verify/,
+      message: /signature by "Bindle-TS Test Creator <creator@bindle-ts\.test>" \(creator\) on example\.com\/tampered\/1\.0\.0 does not verify/,
     });
     t.same([cached(cacheDir, 'invoices'), cached(cacheDir, 'parcels')], [[], []]);
   });

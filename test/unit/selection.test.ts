@@ -10,7 +10,7 @@ import {
   selectParcels,
   type Selection,
 } from '../../core/selection/index.js';
-import { ref } from '../helpers/paths.js';
+import { vec } from '../helpers/paths.js';
 
 /** A parcel whose sha256 is derived from its name, so distinct names have distinct digests. */
 function parcel(name: string, memberOf?: string[], requires?: string[], feature?: Record<string, Record<string, string>>): Parcel {
@@ -50,7 +50,7 @@ const specExample = invoice(
 );
 
 void t.test('full-invoice.toml fixture: the spec example as written', (t) => {
-  const inv = parseInvoice(readFileSync(ref('data', 'full-invoice.toml'), 'utf8'));
+  const inv = parseInvoice(readFileSync(vec('data', 'full-invoice.toml'), 'utf8'));
   t.same(groupMembers(inv, 'cli').map((p) => p.label.name), ['first', 'second']);
   t.same(groupMembers(inv, 'utility').map((p) => p.label.name), ['first', 'third']);
   t.notOk(inv.parcel?.some(isGlobalParcel), 'every parcel is in a named group');

@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { Invoice } from '../../schema/index.js';
 import { parseInvoice } from '../../core/codec/invoice-codec.js';
 import {
@@ -11,12 +11,13 @@ import {
   decodeBase64Strict,
   encodeBase64,
   publicKeyEntry,
+  parseStrategy,
   publicKeyOf,
   signInvoice,
   verifyInvoice,
   verifyLabelSignature,
 } from '../../core/signing/index.js';
-import { SIGNED_SCAFFOLDS, ref } from '../helpers/paths.js';
+import { SIGNED_SCAFFOLDS, VECTOR_SETS, vec, type VectorSet } from '../helpers/paths.js';
 
 const STANDALONE_ID = '1927aefa8fdc8327499e918300e2e49ecb271321530cc5881fcd069ca8372dcd';
 const SIGNED_INVOICES = [
@@ -25,52 +26,109 @@ const SIGNED_INVOICES = [
 ];
 const KEY_DIRS = ['data', 'scaffolds/keys'];
 
-async function loadInvoice(path: string): Promise<Invoice> {
-  return parseInvoice(await readFile(ref(path), 'utf8'));
+async function loadInvoice(path: string, at: (...parts: string[]) => string = vec): Promise<Invoice> {
+  return parseInvoice(await readFile(at(path), 'utf8'));
 }
 
-const keyring = await Keyring.load(ref('scaffolds/keys/keyring.toml'));
-const secrets = await SecretKeyStore.load(ref('scaffolds/keys/secret_keys.toml'));
+const keyring = await Keyring.load(vec('scaffolds/keys/keyring.toml'));
 
-t.test('every reference signature verifies with GreedyVerification', async (t) => {
-  for (const path of SIGNED_INVOICES) {
-    const inv = await loadInvoice(path);
-    t.ok((inv.signature ?? []).length > 0, `${path} is signed`);
-    t.doesNotThrow(() => verifyInvoice(inv, keyring, DEFAULT_STRATEGY), path);
-  }
-});
+for (const set of VECTOR_SETS) {
+  t.test(`${set.name} vectors: signatures, keys and key files`, { skip: set.skip }, async (t) => {
+    await signatureTests(t, set);
+  });
+}
 
-t.test('re-signing reproduces every reference signature byte for byte', async (t) => {
-  for (const path of SIGNED_INVOICES) {
-    const inv = await loadInvoice(path);
-    for (const original of inv.signature ?? []) {
-      const key = secrets.firstMatching(original.role, { exact: original.by });
-      if (key === undefined) {
-        t.fail(`no secret key for ${original.by} (${original.role})`);
+/** What every vector set must pass: its signatures verify, re-sign byte for byte, and its key files agree. */
+async function signatureTests(t: Test, set: VectorSet): Promise<void> {
+  const ring = await Keyring.load(set.path('scaffolds/keys/keyring.toml'));
+  const secrets = await SecretKeyStore.load(set.path('scaffolds/keys/secret_keys.toml'));
+
+  t.test('every signature verifies with GreedyVerification', async (t) => {
+    for (const path of SIGNED_INVOICES) {
+      const inv = await loadInvoice(path, set.path);
+      t.ok((inv.signature ?? []).length > 0, `${path} is signed`);
+      t.doesNotThrow(() => verifyInvoice(inv, ring, DEFAULT_STRATEGY), path);
+    }
+  });
+
+  t.test('re-signing reproduces every signature byte for byte', async (t) => {
+    for (const path of SIGNED_INVOICES) {
+      const inv = await loadInvoice(path, set.path);
+      for (const original of inv.signature ?? []) {
+        const key = secrets.firstMatching(original.role, { exact: original.by });
+        if (key === undefined) {
+          t.fail(`no secret key for ${original.by} (${original.role})`);
+          continue;
+        }
+        const unsigned: Invoice = { ...inv, signature: undefined };
+        const resigned = signInvoice(unsigned, original.role, key, original.at);
+        t.same(resigned.signature, [original], `${path}: ${original.by} (${original.role})`);
+        t.equal(unsigned.signature, undefined, 'the input invoice is not changed');
+      }
+    }
+  });
+
+  t.test('the secret key matches the keyring and its label signature verifies', async (t) => {
+    for (const dir of KEY_DIRS) {
+      const dirRing = await Keyring.load(set.path(dir, 'keyring.toml'));
+      const store = await SecretKeyStore.load(set.path(dir, 'secret_keys.toml'));
+      const [entry] = dirRing.entries();
+      const [secret] = store.entries();
+      if (entry === undefined || secret === undefined) {
+        t.fail(`${dir} key files are empty`);
         continue;
       }
-      const unsigned: Invoice = { ...inv, signature: undefined };
-      const resigned = signInvoice(unsigned, original.role, key, original.at);
-      t.same(resigned.signature, [original], `${path}: ${original.by} (${original.role})`);
-      t.equal(unsigned.signature, undefined, 'the input invoice is not changed');
+      t.equal(verifyLabelSignature(entry), 'valid', `${dir}/keyring.toml labelSignature`);
+      t.equal(publicKeyOf(secret), entry.key, `${dir}: the secret key's public half is on the keyring`);
+      t.same(publicKeyEntry(secret), entry, `${dir}: the keyring entry, labelSignature included, is reproduced byte for byte`);
+      t.ok(dirRing.contains(publicKeyOf(secret)));
     }
-  }
-});
+  });
 
-t.test('the secret key matches the keyring and its label signature verifies', async (t) => {
-  for (const dir of KEY_DIRS) {
-    const ring = await Keyring.load(ref(dir, 'keyring.toml'));
-    const store = await SecretKeyStore.load(ref(dir, 'secret_keys.toml'));
-    const [entry] = ring.entries();
-    const [secret] = store.entries();
-    if (entry === undefined || secret === undefined) {
-      t.fail(`${dir} key files are empty`);
-      continue;
+  t.test('key files load, save with mode 0600 and round-trip unchanged', async (t) => {
+    const dir = t.testdir();
+    for (const source of KEY_DIRS) {
+      const tag = source.replace('/', '-');
+      const ringText = await readFile(set.path(source, 'keyring.toml'), 'utf8');
+      const sourceRing = await Keyring.load(set.path(source, 'keyring.toml'));
+      const ringOut = join(dir, `${tag}-keyring.toml`);
+      await sourceRing.save(ringOut);
+      t.equal((await stat(ringOut)).mode & 0o777, 0o600, `${source} keyring saved with 0600`);
+      t.same((await Keyring.load(ringOut)).toDocument(), sourceRing.toDocument(), `${source} keyring loads back equal`);
+      t.equal(await readFile(ringOut, 'utf8'), ringText, `${source} keyring text is unchanged`);
+
+      const secretText = await readFile(set.path(source, 'secret_keys.toml'), 'utf8');
+      const store = await SecretKeyStore.load(set.path(source, 'secret_keys.toml'));
+      const storeOut = join(dir, `${tag}-secret_keys.toml`);
+      await store.save(storeOut);
+      t.equal((await stat(storeOut)).mode & 0o777, 0o600, `${source} secret keys saved with 0600`);
+      t.same((await SecretKeyStore.load(storeOut)).toDocument(), store.toDocument(), `${source} secret keys load back equal`);
+      t.equal(await readFile(storeOut, 'utf8'), secretText, `${source} secret key text is unchanged`);
     }
-    t.equal(verifyLabelSignature(entry), 'valid', `${dir}/keyring.toml labelSignature`);
-    t.equal(publicKeyOf(secret), entry.key, `${dir}: the secret key's public half is on the keyring`);
-    t.same(publicKeyEntry(secret), entry, `${dir}: the keyring entry, labelSignature included, is reproduced byte for byte`);
-    t.ok(ring.contains(publicKeyOf(secret)));
+  });
+}
+
+t.test('multi_signed: each verification strategy accepts or refuses the creator, approver and proxy signatures', async (t) => {
+  const inv = await loadInvoice('scaffolds/multi_signed/invoice.toml');
+  t.same((inv.signature ?? []).map((s) => s.role), ['creator', 'approver', 'proxy']);
+  const all = await Keyring.load(vec('scaffolds/multi_signed/keys/keyring.toml'));
+  const creatorOnly = keyring;
+  const cases: { strategy: string; ring: Keyring; ok: boolean }[] = [
+    { strategy: 'GreedyVerification', ring: all, ok: true },
+    { strategy: 'GreedyVerification', ring: creatorOnly, ok: false },
+    { strategy: 'CreativeIntegrity', ring: creatorOnly, ok: true },
+    { strategy: 'AuthoritativeIntegrity', ring: creatorOnly, ok: true },
+    { strategy: 'ExhaustiveVerification', ring: all, ok: true },
+    { strategy: 'ExhaustiveVerification', ring: creatorOnly, ok: false },
+    { strategy: 'MultipleAttestation[Creator, Approver]', ring: all, ok: true },
+    { strategy: 'MultipleAttestation[Creator, Approver]', ring: creatorOnly, ok: false },
+    { strategy: 'MultipleAttestationGreedy[Creator, Approver, Proxy]', ring: all, ok: true },
+    { strategy: 'MultipleAttestationGreedy[Creator, Approver, Proxy]', ring: creatorOnly, ok: false },
+  ];
+  for (const c of cases) {
+    const name = `${c.strategy} with ${c.ring === all ? 'all three keys' : 'only the creator key'}`;
+    if (c.ok) t.doesNotThrow(() => verifyInvoice(inv, c.ring, parseStrategy(c.strategy)), name);
+    else t.throws(() => verifyInvoice(inv, c.ring, parseStrategy(c.strategy)), name);
   }
 });
 
@@ -127,26 +185,4 @@ t.test('tampering with any signed field is caught with the right code', async (t
   }
   // The reference cleartext does not include `at`, so changing it does not break the signature.
   t.doesNotThrow(() => verifyInvoice({ ...inv, signature: [{ ...sig, at: sig.at + 1 }] }, keyring, DEFAULT_STRATEGY), 'at is not signed');
-});
-
-t.test('key files load, save with mode 0600 and round-trip unchanged', async (t) => {
-  const dir = t.testdir();
-  for (const source of KEY_DIRS) {
-    const tag = source.replace('/', '-');
-    const ringText = await readFile(ref(source, 'keyring.toml'), 'utf8');
-    const ring = await Keyring.load(ref(source, 'keyring.toml'));
-    const ringOut = join(dir, `${tag}-keyring.toml`);
-    await ring.save(ringOut);
-    t.equal((await stat(ringOut)).mode & 0o777, 0o600, `${source} keyring saved with 0600`);
-    t.same((await Keyring.load(ringOut)).toDocument(), ring.toDocument(), `${source} keyring loads back equal`);
-    t.equal(await readFile(ringOut, 'utf8'), ringText, `${source} keyring text is unchanged`);
-
-    const secretText = await readFile(ref(source, 'secret_keys.toml'), 'utf8');
-    const store = await SecretKeyStore.load(ref(source, 'secret_keys.toml'));
-    const storeOut = join(dir, `${tag}-secret_keys.toml`);
-    await store.save(storeOut);
-    t.equal((await stat(storeOut)).mode & 0o777, 0o600, `${source} secret keys saved with 0600`);
-    t.same((await SecretKeyStore.load(storeOut)).toDocument(), store.toDocument(), `${source} secret keys load back equal`);
-    t.equal(await readFile(storeOut, 'utf8'), secretText, `${source} secret key text is unchanged`);
-  }
 });

@@ -28,13 +28,13 @@ import {
   yankCleartext,
   yankInvoice,
 } from '../../core/signing/index.js';
-import { ref } from '../helpers/paths.js';
+import { vec } from '../helpers/paths.js';
 
 const REF_KEY = 'Kcs1TSFDkN+dED0Y6Np0fPBqmvUz0EAULIlUsnlU1sw=';
 const L = 2n ** 252n + 27742317777372353535851937790883648493n;
 const GREEDY = { kind: 'GreedyVerification' } as const;
 
-const INVOICE = parseInvoice(await readFile(ref('scaffolds/valid_v2/invoice.toml'), 'utf8'));
+const INVOICE = parseInvoice(await readFile(vec('scaffolds/valid_v2/invoice.toml'), 'utf8'));
 const UNSIGNED = { ...INVOICE, signature: undefined };
 
 function hex(text: string): Uint8Array {
@@ -214,11 +214,11 @@ t.test('keys and signatures equal RFC 8032 test vectors 1 and 2', async (t) => {
 
 t.test('keys and signatures are byte-identical to tweetnacl\'s', async (t) => {
   const fixtureKeys = [
-    ...(await SecretKeyStore.load(ref('scaffolds/keys/secret_keys.toml'))).entries(),
-    ...(await SecretKeyStore.load(ref('data/secret_keys.toml'))).entries(),
+    ...(await SecretKeyStore.load(vec('scaffolds/multi_signed/keys/secret_keys.toml'))).entries(),
+    ...(await SecretKeyStore.load(vec('data/secret_keys.toml'))).entries(),
   ];
   const fresh = Array.from({ length: 32 }, (_, i) => createSecretKey(`fresh ${i}`, ['creator']));
-  t.ok(fixtureKeys.length >= 2, 'the reference secret keys are there');
+  t.ok(fixtureKeys.length >= 4, 'the fixture secret keys are there');
   for (const entry of [...fixtureKeys, ...fresh]) {
     const keypair = decodeBase64Strict(entry.keypair, 64, 'keypair');
     const reference = nacl.sign.keyPair.fromSeed(keypair.subarray(0, 32));
