@@ -8,7 +8,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { BindleError } from '../core/errors/bindle-error.js';
+import { BindleError, isBindleError } from '../core/errors/bindle-error.js';
 import { Keyring } from '../core/signing/keyring.js';
 import { publicKeyEntry } from '../core/signing/keys.js';
 import { SecretKeyStore } from '../core/signing/secret-key-store.js';
@@ -36,11 +36,25 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/**
+ * The trusted keyring: a missing file at the default path is an empty keyring; a keyring named
+ * explicitly must exist and parse, else start-up fails naming where it was given.
+ */
+async function loadKeyring(config: ServerConfig): Promise<Keyring> {
+  if (config.keyringSource === undefined) return Keyring.loadOrEmpty(config.keyringPath);
+  try {
+    return await Keyring.load(config.keyringPath);
+  } catch (err) {
+    if (!isBindleError(err)) throw err;
+    throw new BindleError('invalid_config', `${config.keyringSource}: ${err.message}`, { cause: err });
+  }
+}
+
 export async function openServer(config: ServerConfig, opts: { hostLabel: string }): Promise<RunningServer> {
   const log = pino({ level: config.logLevel, name: 'bindle-server' });
   await mkdir(config.directory, { recursive: true });
 
-  const keyring = await Keyring.loadOrEmpty(config.keyringPath);
+  const keyring = await loadKeyring(config);
   const { store: secrets, created } = await SecretKeyStore.loadOrCreate(config.signingKeysPath, opts.hostLabel, ['host']);
   if (created) log.info({ path: config.signingKeysPath }, 'created a new host signing key');
   const hostKey = secrets.firstMatching('host');

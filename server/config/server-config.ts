@@ -21,8 +21,13 @@ export interface ServerConfig {
   readonly address: { readonly host: string; readonly port: number };
   /** The data directory holding invoices, parcels and the index. */
   readonly directory: string;
-  /** The keyring of trusted public keys; a missing file is an empty keyring. */
+  /**
+   * The keyring of trusted public keys. At the default path a missing file is an empty keyring;
+   * a keyring named explicitly (`keyringSource` set) must exist, or the server does not start.
+   */
   readonly keyringPath: string;
+  /** Where the keyring path was given (e.g. `--keyring`); undefined when it is the default. */
+  readonly keyringSource?: string;
   /** The host's secret signing keys; created with a fresh host key on first start (mode 0600). */
   readonly signingKeysPath: string;
   /** The verification strategy, as given (already checked by parseStrategy). */
@@ -101,7 +106,7 @@ const SETTINGS = {
   keyring: {
     flag: 'keyring', short: 'r', arg: '<path>', env: 'BINDLE_KEYRING',
     fileKeys: ['keyring', 'keyringPath', 'keyringFile', 'keyring_file'], kind: 'string',
-    help: 'keyring of public keys trusted for verifying invoices; a missing file is an empty keyring (default: <directory>/keyring.toml)',
+    help: 'keyring of public keys trusted for verifying invoices; a named file must exist, a missing default file is an empty keyring (default: <directory>/keyring.toml)',
   },
   signingKeys: {
     flag: 'signing-keys', arg: '<path>', env: 'BINDLE_SIGNING_KEYS',
@@ -375,7 +380,8 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
   const address = parseAddress(addressRaw.value, addressRaw.source);
 
   const directory = pickPath('directory') ?? resolve(cwd, DEFAULT_DIRECTORY);
-  const keyringPath = pickPath('keyring') ?? resolve(directory, 'keyring.toml');
+  const keyringGiven = pickString('keyring');
+  const keyringPath = keyringGiven === undefined ? resolve(directory, 'keyring.toml') : resolve(cwd, keyringGiven.value);
   const signingKeysPath = pickPath('signingKeys') ?? resolve(directory, 'signing-keys.toml');
 
   const strategyRaw = pickString('strategy');
@@ -439,6 +445,7 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
     address: Object.freeze(address),
     directory,
     keyringPath,
+    ...(keyringGiven === undefined ? {} : { keyringSource: keyringGiven.source }),
     signingKeysPath,
     strategy,
     ...(htpasswdFile === undefined ? {} : { htpasswdFile }),

@@ -57,6 +57,17 @@ t.test('command line', async (t) => {
   const bad = spawnSync(process.execPath, [SERVER_BIN, '--no-such-flag'], { encoding: 'utf8' });
   t.not(bad.status, 0);
   t.match(bad.stderr, /^bindle-server: .*no-such-flag/m);
+  const missing = join(t.testdirName, 'no-such-keyring.toml');
+  for (const [how, args, env] of [
+    ['--keyring', ['--keyring', missing], {}],
+    ['BINDLE_KEYRING', [], { BINDLE_KEYRING: missing }],
+  ] as const) {
+    const noKeyring = spawnSync(process.execPath, [SERVER_BIN, '--address', '127.0.0.1:0', '--directory', join(t.testdirName, 'k'), ...args], {
+      encoding: 'utf8', env: { ...process.env, ...env },
+    });
+    t.not(noKeyring.status, 0, `a keyring named by ${how} that does not exist stops start-up`);
+    t.match(noKeyring.stderr, new RegExp(`^bindle-server: [^\\n]*${how}[^\\n]*no-such-keyring\\.toml does not exist\\n$`), 'one clear line naming the option and the file');
+  }
   const open = spawnSync(process.execPath, [SERVER_BIN, '--address', '0.0.0.0:0', '--directory', join(t.testdirName, 'd')], { encoding: 'utf8' });
   t.not(open.status, 0, 'refuses to serve unauthenticated on a public address');
   t.match(open.stderr, /--unauthenticated/);

@@ -174,6 +174,14 @@ t.test('relative paths resolve against the working directory; keyring and signin
   t.equal(abs.config.keyringPath, '/srv/bindle/keyring.toml');
 });
 
+t.test('a keyring named by flag, environment or config file is marked as required; the default is not', async (t) => {
+  t.equal((await load(t, [])).config.keyringSource, undefined, 'the default keyring may be missing (no keys)');
+  t.equal((await load(t, ['-r', 'ring.toml'])).config.keyringSource, '--keyring');
+  t.equal((await load(t, ['--keyring', 'ring.toml'])).config.keyringSource, '--keyring');
+  t.equal((await load(t, [], { env: { BINDLE_KEYRING: 'ring.toml' } })).config.keyringSource, 'environment variable BINDLE_KEYRING');
+  t.match((await load(t, [], { file: 'keyring = "ring.toml"' })).config.keyringSource, /server\.toml/);
+});
+
 t.test('sizes', async (t) => {
   const cases: [string, number][] = [
     ['1024', 1024], ['7b', 7], ['512KiB', 512 * 1024], ['10MB', 10_000_000], ['2 mib', 2 * 1024 ** 2],
