@@ -1,0 +1,141 @@
+/**
+ * README.md's walk-throughs run as written, so they cannot go stale: each fenced block after a
+ * `<!-- readme-walkthrough: NAME -->` marker is extracted and run by bash (`set -euo pipefail`)
+ * against a real server process, with a temporary HOME and data directory and a free port in
+ * place of 8080. Only what a user would add is added: `bindle` on PATH, the files the CLI block
+ * names (invoice.toml and the bindle directory made from the signed invoice), and the server
+ * running in the background and restarted where the block says to restart it.
+ */
+import t, { type Test } from 'tap';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort } from '../../bench/lib/http.js';
+import { isolatedEnv } from '../helpers/cli-runner.js';
+import { REPO_ROOT } from '../helpers/paths.js';
+import { CLI_BIN, SERVER_BIN } from '../helpers/server-process.js';
+import { sha256 } from '../helpers/bindles.js';
+
+const README = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+
+/** The shell block after `<!-- readme-walkthrough: name -->`. */
+function walkthrough(name: string): string {
+  const marker = `<!-- readme-walkthrough: ${name} -->`;
+  const at = README.indexOf(marker);
+  if (at < 0) throw new Error(`README.md has no ${marker}`);
+  const m = /^```sh\n([\s\S]*?)^```$/m.exec(README.slice(at + marker.length));
+  if (m?.[1] === undefined) throw new Error(`no sh block after ${marker}`);
+  return m[1];
+}
+
+interface BashResult {
+  code: number | null;
+  output: string;
+}
+
+/** Runs a bash script in its own process group; at teardown everything it started is stopped. */
+function runBash(t: Test, script: string, cwd: string, env: NodeJS.ProcessEnv): Promise<BashResult> {
+  const child = spawn('bash', ['-c', `set -euo pipefail\n${script}`], { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const pid = child.pid;
+  const killGroup = (signal: NodeJS.Signals): void => {
+    try {
+      if (pid !== undefined) process.kill(-pid, signal);
+    } catch {
+      // the group has already exited
+    }
+  };
+  t.teardown(() => killGroup('SIGKILL'));
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString('utf8')));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString('utf8')));
+  const timer = setTimeout(() => killGroup('SIGKILL'), 180_000);
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    // A server the script left running holds its output open: stop the group when bash exits.
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      killGroup('SIGTERM');
+      child.once('close', () => resolve({ code, output }));
+    });
+  });
+}
+
+t.test('Quick start: the server curl walk-through', async (t) => {
+  const port = await freePort();
+  const home = t.testdir();
+  const script = walkthrough('server').replaceAll('localhost:8080', `127.0.0.1:${port}`);
+  t.match(script, /fixtures\/vectors\//, 'uses files the repository holds');
+  t.notMatch(script, /\.\.\/shared/, 'nothing outside the repository');
+  const env = isolatedEnv(home, { BINDLE_IP_ADDRESS_PORT: `127.0.0.1:${port}`, BINDLE_DIRECTORY: join(home, 'bindle-data') });
+  const run = await runBash(t, script, REPO_ROOT, env);
+  t.equal(run.code, 0, run.output);
+  t.match(run.output, /"status":"OK"/, 'healthz answered');
+  t.match(run.output, /"name":"enterprise\.com\/warpcore"/, 'the search finds the pushed bindle');
+});
+
+/** An unsigned invoice with one parcel, as a user would write it, and the parcel's bytes. */
+const PARCEL = 'hello from the README\n';
+const INVOICE = `bindleVersion = "1.0.0"
+
+[bindle]
+name = "example.com/app"
+version = "1.0.0"
+authors = ["Me <me@example.com>"]
+
+[[parcel]]
+[parcel.label]
+sha256 = "${sha256(PARCEL)}"
+mediaType = "text/plain"
+name = "hello.txt"
+size = ${Buffer.byteLength(PARCEL)}
+`;
+
+t.test("the bindle CLI section's walk-through", async (t) => {
+  const port = await freePort();
+  const work = t.testdir({ 'invoice.toml': INVOICE, 'hello.txt': PARCEL, bin: {} });
+  const shim = join(work, 'bin', 'bindle');
+  writeFileSync(shim, `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI_BIN)} "$@"\n`);
+  chmodSync(shim, 0o755);
+  mkdirSync(join(work, 'bindle-data'));
+
+  // What the user does around the block: the server runs in the background (as after
+  // `npm start &`), is restarted where the block says so, and the bindle directory holds the
+  // signed invoice and its parcel before it is pushed.
+  const prelude = `
+start_server() {
+  node ${JSON.stringify(SERVER_BIN)} --address 127.0.0.1:${port} --directory bindle-data --log-level warn &
+  SERVER=$!
+  curl -fsS --retry 30 --retry-connrefused --retry-delay 1 http://127.0.0.1:${port}/healthz >/dev/null
+}
+restart_server() { kill "$SERVER"; wait "$SERVER" || true; start_server; }
+make_bindle_dir() {
+  mkdir -p "$1/parcels"
+  cp signed.toml "$1/invoice.toml"
+  cp hello.txt "$1/parcels/${sha256(PARCEL)}.dat"
+}
+start_server
+`;
+  const lines: string[] = [];
+  let restarted = false;
+  let madeDir = false;
+  for (const line of walkthrough('cli').replaceAll('127.0.0.1:8080', `127.0.0.1:${port}`).split('\n')) {
+    const push = /^bindle push (\.\/[\w-]+)/.exec(line);
+    if (push?.[1] !== undefined && !push[1].endsWith('.tar.gz')) {
+      lines.push(`[ -d ${push[1]} ] || make_bindle_dir ${push[1]}`);
+      madeDir = true;
+    }
+    lines.push(line);
+    if (/>\s*bindle-data\/keyring\.toml/.test(line) && /restart/.test(line)) {
+      lines.push('restart_server');
+      restarted = true;
+    }
+  }
+  t.ok(restarted, 'the block puts the publisher key on the server keyring and says to restart');
+  t.ok(madeDir, 'the block pushes a bindle directory');
+
+  const run = await runBash(t, `${prelude}\n${lines.join('\n')}\nkill "$SERVER"\n`, work, isolatedEnv(work, { PATH: `${join(work, 'bin')}:${process.env.PATH ?? ''}` }));
+  t.equal(run.code, 0, run.output);
+  t.match(run.output, /example\.com\/app/, 'the CLI named the bindle');
+  t.ok(existsSync(join(work, 'signed.toml')), 'sign-invoice wrote signed.toml');
+  t.ok(existsSync(join(work, 'out', `${sha256('example.com/app/1.0.0')}.tar.gz`)), 'get --export wrote the tarball');
+});
