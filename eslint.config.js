@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'tmp/**', 'node_modules/**', '.tap/**', 'coverage/**', 'bench/results/**', 'schema/types.ts'] },
+  { ignores: ['dist/**', 'client/dist/**', 'tmp/**', 'node_modules/**', '.tap/**', 'coverage/**', 'bench/results/**', 'schema/types.ts'] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

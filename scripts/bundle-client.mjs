@@ -1,0 +1,34 @@
+// Bundles the client side (the `bindle` CLI, `bindle-kubelet` and the client library) with
+// esbuild into client/dist/, the contents of the separate client package (client/package.json,
+// an npm workspace). Everything it uses is pure JavaScript and is bundled in, so the client
+// package has no dependencies: installing it never compiles the server's native better-sqlite3
+// and needs no C++ toolchain. The root package (server, CLI and kubelet together) is unchanged.
+import { chmodSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const outdir = join(root, 'client', 'dist');
+
+rmSync(outdir, { recursive: true, force: true });
+await build({
+  absWorkingDir: root,
+  entryPoints: {
+    bindle: 'client/bin/bindle.ts',
+    'bindle-kubelet': 'client/bin/bindle-kubelet.ts',
+    index: 'client/lib/index.ts',
+  },
+  outdir,
+  outExtension: { '.js': '.mjs' },
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  sourcemap: true,
+  // Bundled CommonJS packages call require() for Node built-ins; an ES module has none of its own.
+  banner: { js: "import { createRequire as __bindleCreateRequire } from 'node:module'; const require = __bindleCreateRequire(import.meta.url);" },
+  logLevel: 'warning',
+});
+for (const bin of ['bindle.mjs', 'bindle-kubelet.mjs']) chmodSync(join(outdir, bin), 0o755);

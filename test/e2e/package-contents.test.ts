@@ -1,0 +1,79 @@
+/**
+ * What the packages ship and install: the root package holds only what runs (no tests, no bench
+ * results), the client package (client/, an npm workspace) installs from its tarball alone —
+ * offline, with no dependencies and so without compiling better-sqlite3 — and its `bindle`
+ * runs; no installed package requires a newer Node than this one (no EBADENGINE warning), and
+ * none the packages run with requires a newer Node than package.json's engines allow.
+ */
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import semver from 'semver';
+import { REPO_ROOT } from '../helpers/paths.js';
+
+const run = promisify(execFile);
+const NPM_TIMEOUT = { timeout: 180_000, maxBuffer: 64 * 1024 * 1024 };
+
+interface PackResult {
+  filename: string;
+  files: { path: string }[];
+}
+
+async function pack(args: string[], cwd: string): Promise<PackResult> {
+  const { stdout } = await run('npm', ['pack', '--json', '--ignore-scripts', ...args], { cwd, ...NPM_TIMEOUT });
+  const [result] = JSON.parse(stdout) as PackResult[];
+  if (result === undefined) throw new Error(`npm pack ${args.join(' ')} reported nothing`);
+  return result;
+}
+
+t.test('the root package ships what runs, and no tests or bench results', async (t) => {
+  const { files } = await pack(['--dry-run'], REPO_ROOT);
+  const paths = files.map((f) => f.path);
+  for (const entry of ['dist/server/bundle/bindle-server.mjs', 'dist/client/bin/bindle.js', 'dist/client/bin/bindle-kubelet.js', 'dist/package.json', 'README.md']) {
+    t.ok(paths.includes(entry), `ships ${entry}`);
+  }
+  t.ok(paths.some((p) => /^dist\/schema\/.+\.schema\.json$/.test(p)), 'ships the JSON Schemas');
+  for (const unwanted of [/^test\//, /^dist\/test\//, /^bench\//, /^dist\/bench\//, /^fixtures\//, /^client\/dist\//, /\.ts$/]) {
+    t.same(paths.filter((p) => unwanted.test(p) && !p.endsWith('.d.ts')), [], `nothing matching ${String(unwanted)}`);
+  }
+});
+
+t.test('the client package installs offline from its tarball with no native build, and bindle runs', async (t) => {
+  const dir = t.testdir({ app: { 'package.json': JSON.stringify({ name: 'app', version: '1.0.0', private: true }) } });
+  t.ok(existsSync(join(REPO_ROOT, 'client', 'dist', 'bindle.mjs')), 'client/dist is built (npm run build)');
+  const tarball = await pack(['-w', 'client', '--pack-destination', dir], REPO_ROOT);
+  t.same(tarball.files.filter((f) => !f.path.startsWith('dist/') && f.path !== 'package.json').map((f) => f.path), [], 'only the bundle and the manifest');
+  const manifest = JSON.parse(readFileSync(join(REPO_ROOT, 'client', 'package.json'), 'utf8')) as Record<string, unknown>;
+  t.equal(manifest.dependencies, undefined, 'the client package depends on nothing');
+
+  const app = join(dir, 'app');
+  await run('npm', ['install', '--offline', '--no-audit', '--no-fund', join(dir, tarball.filename)], { cwd: app, ...NPM_TIMEOUT });
+  t.same(readdirSync(join(app, 'node_modules')).filter((d) => !d.startsWith('.')), ['bindle-ts-client'], 'nothing else is installed');
+  const version = await run(join(app, 'node_modules', '.bin', 'bindle'), ['--version'], { cwd: app, ...NPM_TIMEOUT });
+  t.equal(version.stdout.trim(), (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+  const lib = await run(process.execPath, ['--input-type=module', '-e', "import { BindleClient } from 'bindle-ts-client'; console.log(typeof BindleClient)"], { cwd: app, ...NPM_TIMEOUT });
+  t.equal(lib.stdout.trim(), 'function', 'the client library is importable');
+});
+
+t.test('every locked package supports this Node, and runtime ones the oldest Node engines allow', async (t) => {
+  const lock = JSON.parse(readFileSync(join(REPO_ROOT, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { engines?: Record<string, string> | string[]; dev?: boolean; version?: string }>;
+  };
+  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { engines: { node: string } };
+  const oldest = semver.minVersion(pkg.engines.node)?.version ?? '';
+  const tooNew: string[] = [];
+  const runtimeTooNew: string[] = [];
+  for (const [path, entry] of Object.entries(lock.packages)) {
+    const range = Array.isArray(entry.engines) ? undefined : entry.engines?.node;
+    if (range === undefined) continue;
+    if (!semver.satisfies(process.versions.node, range)) tooNew.push(`${path}@${entry.version ?? '?'} (${range})`);
+    if (entry.dev !== true && !semver.satisfies(oldest, range)) runtimeTooNew.push(`${path}@${entry.version ?? '?'} (${range})`);
+  }
+  t.same(tooNew, [], `nothing prints EBADENGINE on Node ${process.versions.node}`);
+  t.same(runtimeTooNew, [], `every runtime dependency runs on Node ${oldest}`);
+  const cookies = Object.entries(lock.packages).filter(([path]) => path.endsWith('node_modules/cookie'));
+  t.ok(cookies.length > 0, 'cookie is in the tree (via fastify → light-my-request)');
+  for (const [path, entry] of cookies) t.match(entry.version, /^1\./, `${path} is pinned to 1.x by overrides (2.x requires Node 22)`);
+});
