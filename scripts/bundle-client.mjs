@@ -7,6 +7,7 @@ import { chmodSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { NODE_BUNDLE_OPTIONS } from './esbuild-node.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = join(root, 'client', 'dist');
@@ -20,15 +21,6 @@ await build({
     index: 'client/lib/index.ts',
   },
   outdir,
-  outExtension: { '.js': '.mjs' },
-  bundle: true,
-  splitting: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  sourcemap: true,
-  // Bundled CommonJS packages call require() for Node built-ins; an ES module has none of its own.
-  banner: { js: "import { createRequire as __bindleCreateRequire } from 'node:module'; const require = __bindleCreateRequire(import.meta.url);" },
-  logLevel: 'warning',
+  ...NODE_BUNDLE_OPTIONS,
 });
 for (const bin of ['bindle.mjs', 'bindle-kubelet.mjs']) chmodSync(join(outdir, bin), 0o755);
