@@ -68,8 +68,12 @@ export function integerIn(min: number, max: number): (value: string) => number {
   };
 }
 
-/** A commander parser for an optional boolean value (`--strict`, `--strict true`, `--strict=false`). */
-export function booleanValue(value: string): boolean {
+/**
+ * A commander parser for an optional boolean value (`--strict`, `--strict true`, `--strict=false`).
+ * Commander also passes an option's preset (`true` for the bare flag) through the parser.
+ */
+export function booleanValue(value: string | boolean): boolean {
+  if (typeof value === 'boolean') return value;
   const v = value.trim().toLowerCase();
   if (v === 'true' || v === 'yes' || v === '1') return true;
   if (v === 'false' || v === 'no' || v === '0') return false;
