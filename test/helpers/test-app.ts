@@ -93,3 +93,10 @@ export async function storeInvoiceDirect(ta: TestApp, invoice: Invoice): Promise
     createdAt: Date.now(),
   });
 }
+
+/** Makes a test app listening on 127.0.0.1 (port 0); resolves with it and its API URL (`http://127.0.0.1:N/v1/`). */
+export async function listenTestApp(t: Test, opts: TestAppOptions = {}): Promise<TestApp & { url: string }> {
+  const ta = await makeTestApp(t, opts);
+  const address = await ta.app.listen({ port: 0, host: '127.0.0.1' });
+  return { ...ta, url: `${address}/v1/` };
+}
