@@ -100,3 +100,11 @@ export async function listenTestApp(t: Test, opts: TestAppOptions = {}): Promise
   const address = await ta.app.listen({ port: 0, host: '127.0.0.1' });
   return { ...ta, url: `${address}/v1/` };
 }
+
+/** A listening test app that trusts a fresh creator key (not the reference one); resolves with both. */
+export async function listenWithNewCreator(t: Test, label: string): Promise<{ server: TestApp & { url: string }; creator: SecretKeyEntry }> {
+  const creator = createSecretKey(label, ['creator']);
+  const keyring = new Keyring();
+  keyring.add(publicKeyEntry(creator));
+  return { server: await listenTestApp(t, { keyring }), creator };
+}

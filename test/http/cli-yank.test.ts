@@ -10,19 +10,15 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderKeyRing } from '../../core/codec/key-file-codec.js';
 import { formatId } from '../../core/ids/bindle-id.js';
-import { Keyring } from '../../core/signing/keyring.js';
-import { createSecretKey, publicKeyEntry } from '../../core/signing/keys.js';
+import { publicKeyEntry } from '../../core/signing/keys.js';
 import { BindleClient } from '../../client/lib/bindle-client.js';
 import { sha256, signedInvoice } from '../helpers/bindles.js';
 import { inProcessCli } from '../helpers/cli-in-process.js';
-import { listenTestApp } from '../helpers/test-app.js';
+import { listenWithNewCreator } from '../helpers/test-app.js';
 
 t.test('a yanked bindle is refused even when cached; the cache is used only while the server is unreachable', async (t) => {
   const dir = t.testdir();
-  const creator = createSecretKey('Yank Test <yank@example.com>', ['creator']);
-  const ring = new Keyring();
-  ring.add(publicKeyEntry(creator));
-  const server = await listenTestApp(t, { keyring: ring });
+  const { server, creator } = await listenWithNewCreator(t, 'Yank Test <yank@example.com>');
   const data = Buffer.from('parcel bytes\n');
   const seed = new BindleClient({ baseUrl: server.url });
   t.teardown(() => seed.close());
