@@ -41,6 +41,7 @@ export type ErrorCode =
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'yanked_create'
+  | 'insufficient_storage'
   | 'internal'
   | 'unavailable';
 /**

@@ -87,6 +87,22 @@ export class CliContext {
     return `keyring ${this.settings.keyringPath}, strategy ${this.settings.strategyName}: trust a signer with 'bindle keys add' or the server's host keys with 'bindle keys fetch'`;
   };
 
+  /**
+   * A hint for a failure of the server itself, whatever the command: a `no route` 404 (the URL
+   * lacks the API path), a full disk on the server. Undefined for other errors.
+   */
+  readonly serverHint = (err: unknown): string | undefined => {
+    if (isBindleError(err, 'insufficient_storage')) return 'the server is out of storage space: ask its operator to free some';
+    if (isBindleError(err, 'not_found') && /no route for /.test(err.message)) {
+      const url = new URL(this.settings.serverUrl);
+      const suggestion = url.pathname.endsWith('/v1/') ? undefined : `${url.origin}${url.pathname === '/' ? '' : url.pathname.slice(0, -1)}/v1/`;
+      return suggestion === undefined
+        ? `${this.settings.serverUrl} does not serve the Bindle API: check --server (BINDLE_URL)`
+        : `${this.settings.serverUrl} is not the API path: set --server (BINDLE_URL) to ${suggestion}`;
+    }
+    return undefined;
+  };
+
   /** Prints one line to stdout. */
   print(text: string): void {
     printLine(this.io, text);

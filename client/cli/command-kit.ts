@@ -1,7 +1,7 @@
 /**
  * Shared pieces of the command definitions: wiring a command body to its CliContext, parsing
  * ids, roles, numbers and output formats from arguments (bad values are usage errors), and
- * loading an invoice the way the reference CLI does (the local cache first, then the server).
+ * loading an invoice: from the server, the local cache only while the server is unreachable.
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
@@ -11,8 +11,9 @@ import { formatId, parseId, type BindleId } from '../../core/ids/bindle-id.js';
 import { parseRole } from '../../core/signing/roles.js';
 import { verifyInvoice } from '../../core/signing/verification.js';
 import type { CliContext } from './cli-context.js';
-import { attempt, usageFailure } from './cli-error.js';
-import { readCachedInvoice } from './local-cache.js';
+import { attempt, CliFailure, describeError, usageFailure } from './cli-error.js';
+import { warnLine } from './cli-io.js';
+import { markCachedYanked, readCachedInvoice } from './local-cache.js';
 
 /** Runs a command body with the context of the command it belongs to. */
 export type ContextProvider = (command: Command) => CliContext;
@@ -68,8 +69,12 @@ export function integerIn(min: number, max: number): (value: string) => number {
   };
 }
 
-/** A commander parser for an optional boolean value (`--strict`, `--strict true`, `--strict=false`). */
-export function booleanValue(value: string): boolean {
+/**
+ * A commander parser for an optional boolean value (`--strict`, `--strict true`, `--strict=false`).
+ * Commander also passes an option's preset (`true` for the bare flag) through the parser.
+ */
+export function booleanValue(value: string | boolean): boolean {
+  if (typeof value === 'boolean') return value;
   const v = value.trim().toLowerCase();
   if (v === 'true' || v === 'yes' || v === '1') return true;
   if (v === 'false' || v === 'no' || v === '0') return false;
@@ -95,26 +100,53 @@ export function chosenFormat(opts: { output?: string; outputFormat?: string }, d
   return (opts.output ?? opts.outputFormat ?? defaultFormat) as OutputFormat;
 }
 
+/** True for a failure to reach the server at all (refused, timed out, a proxy's 502-504). */
+export function isUnreachable(err: unknown): boolean {
+  return isBindleError(err, 'unavailable');
+}
+
 /**
- * The invoice of `id`, from the local cache when it holds it (verified again against the
- * keyring and strategy, as the reference's cache does without the verification) or else from
- * the server (which the client verifies). A yanked invoice needs `yanked`.
+ * The cached invoice of `id` for use while the server is unreachable (`offline` is why), verified
+ * again against the keyring and strategy; a yanked one needs `yanked`. Says on stderr that the
+ * cached copy is used. Undefined when the cache does not hold it.
+ */
+export async function offlineInvoice(ctx: CliContext, id: BindleId, yanked: boolean, offline: unknown): Promise<Invoice | undefined> {
+  const name = formatId(id);
+  const cached = await attempt(`could not read the cached invoice of ${name}`, () => readCachedInvoice(ctx.settings.bindleDir, id));
+  if (cached === undefined) return undefined;
+  await attempt(
+    `could not trust the cached invoice of ${name}`,
+    async () => {
+      verifyInvoice(cached, await ctx.keyring(), ctx.settings.strategy);
+      if (cached.yanked === true && !yanked) throw new BindleError('yanked', `bindle ${name} is yanked`);
+    },
+    ctx.trustHint,
+  );
+  warnLine(ctx.io, `bindle: warning: the server is unreachable (${describeError(offline)}): using the cached copy of ${name}`);
+  return cached;
+}
+
+/**
+ * The invoice of `id` from the server (which the client verifies; a yanked invoice needs
+ * `yanked`). The cache never answers for a reachable server: when the server says the bindle is
+ * yanked, the cached copy is marked so; only when the server is unreachable is the cached copy
+ * used (verified again, and the CLI says so on stderr).
  */
 export async function loadInvoice(ctx: CliContext, id: BindleId, yanked: boolean): Promise<{ invoice: Invoice; fromCache: boolean }> {
   const name = formatId(id);
-  const cached = await attempt(`could not read the cached invoice of ${name}`, () => readCachedInvoice(ctx.settings.bindleDir, id));
-  if (cached !== undefined) {
-    await attempt(
-      `could not trust the cached invoice of ${name}`,
-      async () => {
-        verifyInvoice(cached, await ctx.keyring(), ctx.settings.strategy);
-        if (cached.yanked === true && !yanked) throw new BindleError('yanked', `bindle ${name} is yanked`);
-      },
-      ctx.trustHint,
-    );
+  const client = await ctx.client();
+  try {
+    return { invoice: await client.getInvoice(name, { yanked, verify: true }), fromCache: false };
+  } catch (err) {
+    if (isBindleError(err, 'yanked')) await markCachedYanked(ctx.settings.bindleDir, id).catch(() => undefined);
+    const cached = isUnreachable(err) ? await offlineInvoice(ctx, id, yanked, err) : undefined;
+    if (cached === undefined) throw new CliFailure(`could not get invoice ${name}`, err, hintOf(ctx.trustHint, err));
     return { invoice: cached, fromCache: true };
   }
-  const client = await ctx.client();
-  const invoice = await attempt(`could not get invoice ${name}`, () => client.getInvoice(name, { yanked, verify: true }), ctx.trustHint);
-  return { invoice, fromCache: false };
+}
+
+/** `{ hint }` for a CliFailure when `hint` has one for `err`, else `{}`. */
+export function hintOf(hint: (err: unknown) => string | undefined, err: unknown): { hint?: string } {
+  const text = hint(err);
+  return text === undefined ? {} : { hint: text };
 }

@@ -11,9 +11,9 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Invoice, Label } from '../../schema/index.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
-import { parseInvoice } from '../../core/codec/invoice-codec.js';
+import { parseInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
 import { canonicalId, formatId, type BindleId } from '../../core/ids/bindle-id.js';
-import { writeTempFile } from '../../core/fs-atomic.js';
+import { writeFileAtomic, writeTempFile } from '../../core/fs-atomic.js';
 import { describeParcel, ParcelDigestStream } from '../lib/parcel-digest.js';
 
 /** The directory of a bindle in the cache. */
@@ -53,6 +53,16 @@ export async function readCachedInvoice(bindleDir: string, id: BindleId): Promis
     throw new BindleError('invalid_invoice', `cached invoice ${path} is for ${inv.bindle.name}/${inv.bindle.version}, not ${formatId(id)} (remove it with 'bindle clean')`);
   }
   return inv;
+}
+
+/**
+ * Records in the cache that the server has yanked `id` (its cached invoice gets `yanked = true`),
+ * so that a later offline use refuses it too. Nothing happens when the cache does not hold it.
+ */
+export async function markCachedYanked(bindleDir: string, id: BindleId): Promise<void> {
+  const cached = await readCachedInvoice(bindleDir, id);
+  if (cached === undefined || cached.yanked === true) return;
+  await writeFileAtomic(join(cachedBindlePath(bindleDir, id), 'invoice.toml'), renderInvoice({ ...cached, yanked: true }), 0o644);
 }
 
 /** True when a file exists at `path`. */

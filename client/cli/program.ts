@@ -1,13 +1,16 @@
 /**
  * The `bindle` command line: the global options (each with its `BINDLE_*` variable) and every
- * subcommand, built with commander. Global options go before the subcommand, as with the
- * reference CLI (`bindle -r keyring.toml get …`), because subcommands reuse some of their
- * letters (`sign-invoice -r <role>`).
+ * subcommand, built with commander. Global options are accepted before or after the subcommand,
+ * as with the reference CLI: every command carries hidden copies of them (without defaults or
+ * variables), and a value given on a command's own line wins over one given before it. Where a
+ * command has an option of its own with the same letter or name (`sign-invoice -r <role>`,
+ * `keys print --keyring`), the command's meaning wins there and the global one must come first.
+ * Help wraps at the terminal's width (80 columns when not a terminal).
  */
 import { Command, Option } from 'commander';
 import { VERSION } from '../../core/version.js';
 import { CliContext } from './cli-context.js';
-import type { CliIo } from './cli-io.js';
+import type { CliIo, CliStream } from './cli-io.js';
 import { integerIn, type ContextProvider } from './command-kit.js';
 import { registerKeyCommands } from './commands/key-commands.js';
 import { registerLocalCommands } from './commands/local-commands.js';
@@ -22,8 +25,66 @@ const DESCRIPTION = [
 ].join('\n');
 
 const AFTER_HELP = `
-Global options go before the command: bindle -s https://bindle.example.com/v1/ -r keyring.toml get example.com/app/1.0.0
-Exit codes: 0 success (an identical re-push is a success), 1 the operation failed, 2 the command line is wrong.`;
+Global options may go before or after the command:
+  bindle -s https://bindle.example.com/v1/ -r keyring.toml get example.com/app/1
+Exit codes: 0 success (an identical re-push is a success), 1 the operation
+failed, 2 the command line is wrong.`;
+
+const SUBCOMMAND_AFTER_HELP = "\nGlobal options (-s/--server, -r/--keyring, ...) may also be given here: see\n'bindle --help'.";
+
+/** The width help is wrapped at: the terminal's, else 80 columns. */
+function helpWidth(stream: CliStream): number {
+  return stream.isTTY === true && stream.columns !== undefined && stream.columns > 0 ? stream.columns : 80;
+}
+
+/**
+ * Gives every command below `program` hidden copies of the global options (no default, no
+ * variable: those stay with the program), skipping a letter or name the command already uses,
+ * and a pointer to `bindle --help` in its help. Returns the commands that got a copy of each
+ * global option, by its attribute name.
+ */
+function spreadGlobalOptions(program: Command): Map<string, Set<Command>> {
+  const carriers = new Map<string, Set<Command>>();
+  const globals = program.options.filter((o) => o.long !== '--version' && o.long !== '--help');
+  const visit = (command: Command): void => {
+    for (const sub of command.commands) {
+      const taken = new Set(sub.options.flatMap((o) => [o.short, o.long]));
+      for (const global of globals) {
+        if (global.long === undefined || taken.has(global.long)) continue;
+        const short = global.short !== undefined && !taken.has(global.short) ? `${global.short}, ` : '';
+        const value = global.required ? ' <value>' : global.optional ? ' [value]' : '';
+        const copy = new Option(`${short}${global.long}${value}`, global.description).hideHelp();
+        if (global.parseArg !== undefined) copy.argParser(global.parseArg);
+        sub.addOption(copy);
+        const set = carriers.get(global.attributeName()) ?? new Set<Command>();
+        set.add(sub);
+        carriers.set(global.attributeName(), set);
+      }
+      sub.addHelpText('after', SUBCOMMAND_AFTER_HELP);
+      visit(sub);
+    }
+  };
+  visit(program);
+  return carriers;
+}
+
+/**
+ * The global option values for a running command: for each global option, the value given on
+ * the line of the nearest command (the command itself, then its parents) that carries a copy of
+ * it, else the program's (flag before the subcommand, `BINDLE_*` variable or default).
+ */
+function globalValuesFor(command: Command, program: Command, carriers: ReadonlyMap<string, ReadonlySet<Command>>): GlobalOptionValues {
+  const values: Record<string, unknown> = { ...program.opts() };
+  for (const [name, commands] of carriers) {
+    for (let cmd: Command | null = command; cmd !== null && cmd !== program; cmd = cmd.parent) {
+      if (commands.has(cmd) && cmd.getOptionValueSource(name) === 'cli') {
+        values[name] = cmd.getOptionValue(name);
+        break;
+      }
+    }
+  }
+  return values as unknown as GlobalOptionValues;
+}
 
 /**
  * Builds the program for one invocation. Each command that runs creates its CliContext
@@ -38,11 +99,18 @@ export function buildProgram(io: CliIo, contexts: CliContext[]): Command {
     .helpOption('-h, --help', 'show help for a command')
     .helpCommand('help [command]', 'show help for a command')
     .enablePositionalOptions()
-    .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
+    .configureHelp({
+      showGlobalOptions: false,
+      sortSubcommands: false,
+      // `[options]` in every line of the command list only widens it.
+      subcommandTerm: (cmd) => [cmd.name(), ...cmd.registeredArguments.map((a) => (a.required ? `<${a.name()}>` : `[${a.name()}]`))].join(' '),
+    })
     .exitOverride()
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
+      getOutHelpWidth: () => helpWidth(io.stdout),
+      getErrHelpWidth: () => helpWidth(io.stderr),
       outputError: (s, write) => write(`bindle: ${s.replace(/^error: /, '').trimEnd()} (see 'bindle --help')\n`),
     })
     .addHelpText('after', AFTER_HELP)
@@ -72,8 +140,9 @@ export function buildProgram(io: CliIo, contexts: CliContext[]): Command {
     .addOption(new Option('--retries <n>', 'retries after a 5xx reply or a connection failure (default: 3)').env('BINDLE_RETRIES').argParser(integerIn(0, 100)))
     .addOption(new Option('--no-progress', 'never draw progress bars (they are only drawn when stdout is a terminal)'));
 
+  let carriers: ReadonlyMap<string, ReadonlySet<Command>> = new Map();
   const contextOf: ContextProvider = (command) => {
-    const ctx = new CliContext(io, resolveSettings(command.optsWithGlobals<GlobalOptionValues>(), io));
+    const ctx = new CliContext(io, resolveSettings(globalValuesFor(command, program, carriers), io));
     contexts.push(ctx);
     return ctx;
   };
@@ -81,5 +150,6 @@ export function buildProgram(io: CliIo, contexts: CliContext[]): Command {
   registerWriteCommands(program, contextOf);
   registerKeyCommands(program, contextOf);
   registerLocalCommands(program, contextOf);
+  carriers = spreadGlobalOptions(program);
   return program;
 }

@@ -9,6 +9,7 @@ import { SecretKeyStore, type LabelMatch } from '../../core/signing/secret-key-s
 import type { CliContext } from './cli-context.js';
 import { usageFailure } from './cli-error.js';
 import { parseRolesArg } from './command-kit.js';
+import { fileExists } from './local-cache.js';
 import { resolveSecretsFile } from './settings.js';
 
 /** The key-selection options shared by the signing commands. */
@@ -50,12 +51,16 @@ export function signingRole(text: string | undefined): SignatureRole {
 
 /**
  * Loads the secret-key file and returns its first key with the role and a matching label.
- * Throws `invalid_key_file` for a missing or unreadable file and `no_suitable_key` when no key
+ * Throws `no_suitable_key` naming `bindle keys create` when there is no file, `invalid_key_file`
+ * for an unreadable one, and `no_suitable_key` when no key
  * fits.
  */
 export async function chooseSigningKey(ctx: CliContext, opts: SigningKeyOptions): Promise<ChosenKey> {
   const role = signingRole(opts.role);
   const file = await resolveSecretsFile(opts.secretsFile, ctx.settings, ctx.io);
+  if (!(await fileExists(file))) {
+    throw new BindleError('no_suitable_key', `no secret-key file at ${file}: create a key with 'bindle keys create "Your Name <you@example.com>"' (or name the file with --secrets-file)`);
+  }
   const store = await SecretKeyStore.load(file);
   const match: LabelMatch = {};
   if (opts.label !== undefined) match.exact = opts.label;

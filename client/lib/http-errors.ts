@@ -32,6 +32,8 @@ export function codeForStatus(status: number): ErrorCode {
       return 'range_not_satisfiable';
     case 422:
       return 'yanked_create';
+    case 507:
+      return 'insufficient_storage';
     case 502:
     case 503:
     case 504:
@@ -119,8 +121,12 @@ export function isTransportFailure(err: unknown): boolean {
   return TRANSIENT_ERRNO.has(code) || TRANSIENT_UNDICI.has(code) || code.startsWith('HPE_');
 }
 
+/** OpenSSL's answer when the peer's first bytes are not a TLS record: it speaks plain HTTP. */
+const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_HTTP_REQUEST']);
+
 function describeTransportFailure(err: unknown, timeoutMs: number): string {
   const code = errorCodeOf(err);
+  if (code !== undefined && NOT_TLS.has(code)) return 'the server does not speak TLS (use http:// instead of https://)';
   if (code === 'UND_ERR_HEADERS_TIMEOUT') return `no reply within ${timeoutMs} ms`;
   if (code === 'UND_ERR_BODY_TIMEOUT') return `the transfer stalled for ${timeoutMs} ms`;
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return `could not connect within ${timeoutMs} ms`;

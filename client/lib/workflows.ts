@@ -14,7 +14,7 @@ import { canonicalInvoice, canonicalLabel, canonicalSignature, invoiceParcels, l
 import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { writeFileAtomic } from '../../core/fs-atomic.js';
 import { canonicalId, formatId, parseId } from '../../core/ids/bindle-id.js';
-import { INVOICE_FILE, PARCELS_DIR, parcelFileName, type StandaloneBindle } from '../standalone/standalone-bindle.js';
+import { absentParcels, INVOICE_FILE, PARCELS_DIR, parcelFileName, type StandaloneBindle } from '../standalone/standalone-bindle.js';
 import type { BindleClient } from './bindle-client.js';
 import { mapLimit } from './concurrency.js';
 import { describeParcel } from './parcel-digest.js';
@@ -115,7 +115,9 @@ function countedFileStream(path: string, onBytes: (bytes: number) => void): Read
  * has a keyring): when it is the same release (see releaseDifferences) the push carries on,
  * uploading any parcels still missing; otherwise it fails with `already_exists` naming what
  * differs. A same release that has been yanked fails with `yanked`. A missing parcel that the
- * standalone bindle does not hold fails with `not_found` after the others are uploaded.
+ * standalone bindle does not hold fails with `not_found`: before anything is written when the
+ * invoice is new (the bindle's own parcels were already checked by readStandalone), else after
+ * the others are uploaded.
  */
 export async function pushStandalone(
   client: BindleClient,
@@ -124,6 +126,13 @@ export async function pushStandalone(
 ): Promise<PushReport> {
   const invoice = bindle.invoice;
   const id = formatId({ name: invoice.bindle.name, version: invoice.bindle.version });
+  const absentHere = absentParcels(bindle);
+  if (absentHere.length > 0 && !(await client.invoiceExists(id))) {
+    throw new BindleError(
+      'not_found',
+      `pushing ${id}: the standalone bindle ${bindle.root} lacks ${absentHere.length} parcel(s) its invoice lists: ${absentHere.map(describeParcel).join(', ')}; nothing was pushed (to publish an invoice whose parcels are already on the server, use push-invoice)`,
+    );
+  }
   let created: boolean;
   let missing: Label[];
   try {

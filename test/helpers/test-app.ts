@@ -93,3 +93,18 @@ export async function storeInvoiceDirect(ta: TestApp, invoice: Invoice): Promise
     createdAt: Date.now(),
   });
 }
+
+/** Makes a test app listening on 127.0.0.1 (port 0); resolves with it and its API URL (`http://127.0.0.1:N/v1/`). */
+export async function listenTestApp(t: Test, opts: TestAppOptions = {}): Promise<TestApp & { url: string }> {
+  const ta = await makeTestApp(t, opts);
+  const address = await ta.app.listen({ port: 0, host: '127.0.0.1' });
+  return { ...ta, url: `${address}/v1/` };
+}
+
+/** A listening test app that trusts a fresh creator key (not the reference one); resolves with both. */
+export async function listenWithNewCreator(t: Test, label: string): Promise<{ server: TestApp & { url: string }; creator: SecretKeyEntry }> {
+  const creator = createSecretKey(label, ['creator']);
+  const keyring = new Keyring();
+  keyring.add(publicKeyEntry(creator));
+  return { server: await listenTestApp(t, { keyring }), creator };
+}

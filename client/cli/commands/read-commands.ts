@@ -9,14 +9,18 @@ import type { QueryReply } from '../../../schema/index.js';
 import { renderDocument } from '../../../core/codec/document-codec.js';
 import { invoiceParcels, labelOnInvoice, renderInvoice } from '../../../core/codec/invoice-codec.js';
 import { formatId, isSha256Hex, type BindleId } from '../../../core/ids/bindle-id.js';
-import { attempt, usageFailure } from '../cli-error.js';
+import { attempt, CliFailure, usageFailure } from '../cli-error.js';
+import { isBindleError } from '../../../core/errors/bindle-error.js';
 import {
   action,
   addOutputOptions,
   booleanValue,
   chosenFormat,
   integerIn,
+  hintOf,
+  isUnreachable,
   loadInvoice,
+  offlineInvoice,
   parseIdArg,
   type ContextProvider,
 } from '../command-kit.js';
@@ -27,7 +31,7 @@ import {
   copyVerifiedNewFile,
   fileExists,
   fileSize,
-  readCachedInvoice,
+  markCachedYanked,
   refuseExisting,
   writeNewFile,
 } from '../local-cache.js';
@@ -64,9 +68,14 @@ interface SearchOptions {
   outputFormat?: string;
 }
 
-/** `search`'s table: one `<id>:\t<description>` line per match and a summary, as the reference prints it. */
+/**
+ * `search`'s table: one `<id>:\t<description>` line per match and a summary, as the reference
+ * prints it; a yanked bindle's line ends in ` [yanked]`.
+ */
 export function searchTable(reply: QueryReply): string {
-  const lines = reply.invoices.map((inv) => `${inv.bindle.name}/${inv.bindle.version}:\t${inv.bindle.description ?? '[no description available]'}`);
+  const lines = reply.invoices.map(
+    (inv) => `${inv.bindle.name}/${inv.bindle.version}:\t${inv.bindle.description ?? '[no description available]'}${inv.yanked === true ? ' [yanked]' : ''}`,
+  );
   const last = reply.offset + reply.invoices.length;
   if (reply.total > 0) {
     const more = reply.more ? ` - More results are available with --offset=${last}` : '';
@@ -85,12 +94,13 @@ async function info(ctx: CliContext, idText: string, opts: InfoOptions): Promise
 }
 
 /**
- * The cached copy of a bindle when the cache holds its invoice and every parcel (by size, as
- * the fetch workflow checks): then `get` needs no request at all, as with the reference's cache.
+ * The cached copy of a bindle, for use while the server is unreachable (`offline` is why): when
+ * the cache holds its invoice (verified again) and every parcel (by size, as the fetch workflow
+ * checks). Undefined otherwise.
  */
-async function completeCachedCopy(ctx: CliContext, id: BindleId, yanked: boolean): Promise<{ dir: string; parcels: string[] } | undefined> {
-  if ((await readCachedInvoice(ctx.settings.bindleDir, id)) === undefined) return undefined;
-  const { invoice } = await loadInvoice(ctx, id, yanked);
+async function offlineCopy(ctx: CliContext, id: BindleId, yanked: boolean, offline: unknown): Promise<{ dir: string; parcels: string[] } | undefined> {
+  const invoice = await offlineInvoice(ctx, id, yanked, offline);
+  if (invoice === undefined) return undefined;
   const shas = [...new Set(invoiceParcels(invoice).map((p) => p.label.sha256))];
   for (const sha of shas) {
     const label = labelOnInvoice(invoice, sha);
@@ -100,32 +110,36 @@ async function completeCachedCopy(ctx: CliContext, id: BindleId, yanked: boolean
   return { dir: cachedBindlePath(ctx.settings.bindleDir, id), parcels: shas };
 }
 
+/**
+ * Fetches the bindle into the cache: the invoice from the server every time (so a yank is seen),
+ * parcels only when not cached. Only when the server is unreachable is a complete cached copy
+ * used. Returns the bindle's cache directory.
+ */
+async function fetchIntoCache(ctx: CliContext, id: BindleId, yanked: boolean): Promise<string> {
+  const name = formatId(id);
+  const client = await ctx.client();
+  const { fetchBindle } = await import('../../lib/workflows.js');
+  const reporter = ctx.reporter((label) => `Fetched parcel ${label.sha256} (${label.name}, ${formatBytes(label.size)})`);
+  let result: Awaited<ReturnType<typeof fetchBindle>>;
+  try {
+    result = await fetchBindle(client, name, ctx.settings.bindleDir, { yanked, onProgress: (e) => reporter.onEvent(e) });
+  } catch (err) {
+    reporter.finish();
+    if (isBindleError(err, 'yanked')) await markCachedYanked(ctx.settings.bindleDir, id).catch(() => undefined);
+    const cached = isUnreachable(err) ? await offlineCopy(ctx, id, yanked, err) : undefined;
+    if (cached === undefined) throw new CliFailure(`could not get ${name}`, err, hintOf(ctx.trustHint, err));
+    ctx.print(`Bindle ${name} is already in the cache ${cached.dir} (${cached.parcels.length} parcel(s)): nothing to download`);
+    return cached.dir;
+  }
+  reporter.finish();
+  ctx.print(`Fetched ${name} into ${result.dir}: ${result.fetched.length} parcel(s) downloaded, ${result.cached.length} already cached`);
+  return result.dir;
+}
+
 async function get(ctx: CliContext, idText: string, opts: GetOptions): Promise<void> {
   const id = parseIdArg(idText);
   const name = formatId(id);
-  const yanked = opts.yanked === true;
-  let dir: string;
-  const cached = await attempt(`could not get ${name}`, () => completeCachedCopy(ctx, id, yanked));
-  if (cached !== undefined) {
-    dir = cached.dir;
-    ctx.print(`Bindle ${name} is already in the cache ${dir} (${cached.parcels.length} parcel(s)): nothing to download`);
-  } else {
-    const client = await ctx.client();
-    const { fetchBindle } = await import('../../lib/workflows.js');
-    const reporter = ctx.reporter((label) => `Fetched parcel ${label.sha256} (${label.name}, ${formatBytes(label.size)})`);
-    let result: Awaited<ReturnType<typeof fetchBindle>>;
-    try {
-      result = await attempt(
-        `could not get ${name}`,
-        () => fetchBindle(client, name, ctx.settings.bindleDir, { yanked, onProgress: (e) => reporter.onEvent(e) }),
-        ctx.trustHint,
-      );
-    } finally {
-      reporter.finish();
-    }
-    dir = result.dir;
-    ctx.print(`Fetched ${name} into ${dir}: ${result.fetched.length} parcel(s) downloaded, ${result.cached.length} already cached`);
-  }
+  const dir = await fetchIntoCache(ctx, id, opts.yanked === true);
   if (opts.export !== undefined) {
     const exportDir = resolve(ctx.io.cwd, opts.export);
     const { exportTarball } = await import('../../standalone/standalone-bindle.js');
