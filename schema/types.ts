@@ -36,11 +36,13 @@ export type ErrorCode =
   | 'not_found'
   | 'method_not_allowed'
   | 'not_acceptable'
+  | 'request_timeout'
   | 'already_exists'
   | 'range_not_satisfiable'
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'yanked_create'
+  | 'insufficient_storage'
   | 'internal'
   | 'unavailable';
 /**
