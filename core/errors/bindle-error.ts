@@ -40,6 +40,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   not_acceptable: 406,
   request_timeout: 408,
   already_exists: 409,
+  precondition_failed: 412,
   range_not_satisfiable: 416,
   payload_too_large: 413,
   unsupported_media_type: 415,

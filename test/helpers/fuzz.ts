@@ -75,3 +75,11 @@ const TOKENS: readonly string[] = [
   '[', ']', '[[', ']]', '{', '}', '"', '"""', "'''", '=', ',', '\n', '\r\n', '#', '.', '0x', '1e999', '-0', 'inf', 'nan',
   'true', 'null', '\\u0000', '\\', '[[parcel]]', '[bindle]', 'name = "x"', '[[signature]]', 'size = -1', 'mediaType = "a/b"',
 ];
+
+/**
+ * `value` as a JSON string with every non-printable-ASCII character escaped: safe in a test
+ * message (tap's output would split a raw U+2028 into two lines and lose the assertion).
+ */
+export function printable(value: string): string {
+  return JSON.stringify(value).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}

@@ -7,7 +7,7 @@ import TOML from '@iarna/toml';
 import type { QueryReply } from '../../schema/index.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { signedInvoice } from '../helpers/bindles.js';
-import { Fuzz } from '../helpers/fuzz.js';
+import { Fuzz, printable } from '../helpers/fuzz.js';
 import { makeTestApp, type TestApp } from '../helpers/test-app.js';
 
 async function seed(ta: TestApp): Promise<void> {
@@ -159,7 +159,7 @@ t.test('fuzzed _q parameters (fixed seed) never get a 5xx, and every 4xx has an 
     const res = await ta.app.inject({ url, headers: { accept: fuzz.pick(['application/json', 'application/toml', '*/*']) } });
     statuses.add(res.statusCode);
     if (res.statusCode >= 500 || (res.statusCode >= 400 && !hasErrorBody(res.body))) {
-      bad.push(`${res.statusCode} for ${JSON.stringify(url.slice(0, 300))}: ${JSON.stringify(res.body.slice(0, 300))}`);
+      bad.push(`${res.statusCode} for ${printable(url.slice(0, 300))}: ${printable(res.body.slice(0, 300))}`);
     }
   }
   t.same(bad, [], 'no 5xx, and an error body with a code on every 4xx');
