@@ -26,6 +26,7 @@ import secretKeyFile from './secret-key-file.schema.json' with { type: 'json' };
 import signatureRole from './signature-role.schema.json' with { type: 'json' };
 import signature from './signature.schema.json' with { type: 'json' };
 import type * as T from './types.js';
+import { isMediaType, MEDIA_TYPE_RULE } from '../core/ids/media-type.js';
 
 export type * from './types.js';
 
@@ -60,7 +61,13 @@ export type SchemaName = keyof SchemaTypes;
 
 // The schemas are checked against the meta-schema by test/unit/schemas.test.ts, not at every start-up.
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, validateSchema: false });
+/** The custom `format`s the schemas use; any Ajv that compiles them must add these. */
+export const SCHEMA_FORMATS = { 'media-type': { type: 'string', validate: isMediaType } } as const;
+for (const [name, format] of Object.entries(SCHEMA_FORMATS)) ajv.addFormat(name, format);
 for (const schema of ALL_SCHEMAS) ajv.addSchema(schema);
+
+/** What each custom `format` asks for, in words. */
+const FORMAT_RULES: Readonly<Record<string, string>> = { 'media-type': MEDIA_TYPE_RULE };
 
 const byTitle = new Map<string, string>(ALL_SCHEMAS.map((s) => [s.title, s.$id]));
 const compiled = new Map<SchemaName, ValidateFunction>();
@@ -105,6 +112,8 @@ function toIssue(e: ErrorObject): SchemaIssue {
       return { path: join(base, String(params.missingProperty)), reason: 'missing required field' };
     case 'enum':
       return { path: base || '(root)', reason: `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` };
+    case 'format':
+      return { path: base || '(root)', reason: `must be ${FORMAT_RULES[String(params.format)] ?? `a ${String(params.format)}`}` };
     case 'const':
       return { path: base || '(root)', reason: `must be ${JSON.stringify(params.allowedValue)}` };
     default:

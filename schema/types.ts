@@ -36,7 +36,9 @@ export type ErrorCode =
   | 'not_found'
   | 'method_not_allowed'
   | 'not_acceptable'
+  | 'request_timeout'
   | 'already_exists'
+  | 'precondition_failed'
   | 'range_not_satisfiable'
   | 'payload_too_large'
   | 'unsupported_media_type'
@@ -190,6 +192,9 @@ export interface Label {
    * Lowercase hex SHA-256 of the parcel data.
    */
   sha256: string;
+  /**
+   * RFC 6838 type/subtype with optional parameters (core/ids/media-type.ts).
+   */
   mediaType: string;
   name: string;
   /**

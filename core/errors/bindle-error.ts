@@ -38,7 +38,9 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   not_found: 404,
   method_not_allowed: 405,
   not_acceptable: 406,
+  request_timeout: 408,
   already_exists: 409,
+  precondition_failed: 412,
   range_not_satisfiable: 416,
   payload_too_large: 413,
   unsupported_media_type: 415,
@@ -69,6 +71,20 @@ export class BindleError extends Error {
   get status(): number {
     return HTTP_STATUS[this.code];
   }
+}
+
+/** Error codes of the operating system (and SQLite) that mean the disk or a quota is full. */
+const OUT_OF_SPACE_CODES: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT', 'SQLITE_FULL']);
+
+/** True when `err`, or an error in its `cause` chain, says the disk or a quota is full. */
+export function isOutOfSpace(err: unknown): boolean {
+  let current: unknown = err;
+  for (let depth = 0; depth < 8 && current instanceof Error; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && OUT_OF_SPACE_CODES.has(code)) return true;
+    current = current.cause;
+  }
+  return false;
 }
 
 export function isBindleError(err: unknown, code?: ErrorCode): err is BindleError {

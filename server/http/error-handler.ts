@@ -4,7 +4,7 @@
  * closed code set; anything unexpected is logged and answered as a 500 without internals.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { BindleError, HTTP_STATUS, type ErrorCode } from '../../core/errors/bindle-error.js';
+import { BindleError, HTTP_STATUS, isOutOfSpace, type ErrorCode } from '../../core/errors/bindle-error.js';
 import { sendDocument } from './reply.js';
 
 const FASTIFY_CODES: Readonly<Record<string, ErrorCode>> = {
@@ -20,6 +20,9 @@ const FASTIFY_CODES: Readonly<Record<string, ErrorCode>> = {
 /** Maps any thrown value to a BindleError (unknown errors become `internal`). */
 export function toBindleError(err: unknown): BindleError {
   if (err instanceof BindleError) return err;
+  if (isOutOfSpace(err)) {
+    return new BindleError('insufficient_storage', 'the server is out of storage space: nothing was stored; try again later or tell its operator', { cause: err });
+  }
   const fe = err as Partial<FastifyError>;
   const code = fe.code !== undefined ? FASTIFY_CODES[fe.code] : undefined;
   if (code !== undefined) return new BindleError(code, fe.message ?? code);
@@ -34,6 +37,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const bindleError = toBindleError(err);
     if (bindleError.code === 'internal') request.log.error({ err }, 'unhandled error');
+    else if (bindleError.code === 'insufficient_storage') request.log.error({ err }, 'out of storage space');
     else request.log.info({ code: bindleError.code, reason: bindleError.message }, 'request failed');
     // A rejected upload may still be streaming: close the connection instead of draining it.
     if (!request.raw.complete) reply.header('connection', 'close');

@@ -1,7 +1,8 @@
 /**
  * `/_i` routes: create an invoice (TOML or JSON body), and under `/_i/{name}/{version}` get,
  * head and yank it; under `/_i/{name}/{version}@{sha256}` upload, get and head a parcel (with
- * Range and ETag).
+ * Range, ETag and the protective headers of ../http/parcel-headers.ts). GET and HEAD answer
+ * conditional requests (../http/conditional.ts).
  */
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -10,7 +11,9 @@ import { parseSyntax } from '../../core/codec/document-codec.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import type { BindleService } from '../service/bindle-service.js';
 import { bodyFormat } from '../http/negotiation.js';
-import { sendDocument, sendDocumentHead, sendStored } from '../http/reply.js';
+import { evaluatePreconditions, rangeApplies } from '../http/conditional.js';
+import { parcelHeaders } from '../http/parcel-headers.js';
+import { sendDocument, sendStored } from '../http/reply.js';
 import {
   contentLength, onlyParams, parseBool, parseInvoicePath, parseRange, readBody, single, type ParcelPath, type QueryParams,
 } from '../http/request-parsing.js';
@@ -48,15 +51,17 @@ export function invoiceRoutes(app: FastifyInstance, opts: InvoiceRouteOptions): 
     return sendDocument(request, reply, status, missing.length > 0 ? { invoice: stored.invoice, missing } : { invoice: stored.invoice });
   });
 
-  app.get('/_i/*', async (request: WildcardRequest, reply: FastifyReply) => {
+  /** GET or HEAD of an invoice or a parcel, with conditional requests and (GET of a parcel) Range. */
+  const get = async (request: WildcardRequest, reply: FastifyReply, head: boolean): Promise<FastifyReply> => {
     const { id, sha256 } = target(request);
     const yanked = allowYanked(request);
-    if (sha256 === undefined) return sendStored(request, reply, 200, await service.getInvoice(id, yanked));
+    if (sha256 === undefined) return sendStored(request, reply, await service.getInvoice(id, yanked), head);
     const info = await service.getParcel(id, sha256, yanked);
     const etag = `"${sha256}"`;
-    reply.header('etag', etag).header('accept-ranges', 'bytes').type(info.label.mediaType);
-    if (request.headers['if-none-match'] === etag) return reply.code(304).send();
-    const range = parseRange(request.headers.range, info.size);
+    reply.headers(parcelHeaders(info.label.mediaType)).header('etag', etag).header('accept-ranges', 'bytes');
+    if (evaluatePreconditions(request.headers, etag) === 'not_modified') return reply.code(304).send();
+    if (head) return reply.code(200).header('content-length', info.size).send();
+    const range = parseRange(rangeApplies(request.headers['if-range'], etag) ? request.headers.range : undefined, info.size);
     if (range.kind === 'unsatisfiable') {
       reply.header('content-range', `bytes */${info.size}`);
       throw new BindleError('range_not_satisfiable', `range ${request.headers.range ?? ''} is outside the ${info.size}-byte parcel`);
@@ -71,23 +76,9 @@ export function invoiceRoutes(app: FastifyInstance, opts: InvoiceRouteOptions): 
     }
     const stream = await service.openParcel(sha256);
     return reply.code(200).header('content-length', info.size).send(stream);
-  });
-
-  app.head('/_i/*', async (request: WildcardRequest, reply: FastifyReply) => {
-    const { id, sha256 } = target(request);
-    const yanked = allowYanked(request);
-    if (sha256 === undefined) {
-      return sendDocumentHead(request, reply, 200, await service.getInvoice(id, yanked), true);
-    }
-    const info = await service.getParcel(id, sha256, yanked);
-    return reply
-      .code(200)
-      .type(info.label.mediaType)
-      .header('etag', `"${sha256}"`)
-      .header('accept-ranges', 'bytes')
-      .header('content-length', info.size)
-      .send();
-  });
+  };
+  app.get('/_i/*', (request: WildcardRequest, reply: FastifyReply) => get(request, reply, false));
+  app.head('/_i/*', (request: WildcardRequest, reply: FastifyReply) => get(request, reply, true));
 
   app.post('/_i/*', async (request: WildcardRequest, reply: FastifyReply) => {
     onlyParams(request.query, []);

@@ -6,11 +6,15 @@ import { BindleError } from '../../core/errors/bindle-error.js';
 import { parseId } from '../../core/ids/bindle-id.js';
 import { parseRole } from '../../core/signing/roles.js';
 import type { BindleService } from '../service/bindle-service.js';
-import type { InvoiceQuery } from '../storage/invoice-index.js';
+import { queryTerms, type InvoiceQuery } from '../storage/invoice-index.js';
 import { sendDocument, sendDocumentHead } from '../http/reply.js';
 import { onlyParams, parseBool, parseInteger, single, type QueryParams } from '../http/request-parsing.js';
 
 const QUERY_PARAMS = ['q', 'query', 'v', 'version', 'o', 'offset', 'l', 'limit', 'strict', 'yanked'] as const;
+/** Bounds on a search, so that no query can cost the index an unbounded expression. */
+export const MAX_QUERY_TERMS = 32;
+export const MAX_QUERY_CHARS = 1024;
+export const MAX_VERSION_RANGE_CHARS = 256;
 
 function either(params: QueryParams, short: string, long: string): string | undefined {
   const a = single(params, short);
@@ -25,8 +29,19 @@ function either(params: QueryParams, short: string, long: string): string | unde
 export function parseQuery(params: QueryParams): InvoiceQuery {
   onlyParams(params, QUERY_PARAMS);
   const version = either(params, 'v', 'version');
+  const query = either(params, 'q', 'query') ?? '';
+  if (query.length > MAX_QUERY_CHARS) {
+    throw new BindleError('invalid_query', `query "q" is ${query.length} characters long: at most ${MAX_QUERY_CHARS} are allowed`);
+  }
+  const terms = queryTerms(query).length;
+  if (terms > MAX_QUERY_TERMS) {
+    throw new BindleError('invalid_query', `query "q" has ${terms} terms: at most ${MAX_QUERY_TERMS} are allowed`);
+  }
+  if (version !== undefined && version.length > MAX_VERSION_RANGE_CHARS) {
+    throw new BindleError('invalid_query', `version "v" is ${version.length} characters long: at most ${MAX_VERSION_RANGE_CHARS} are allowed`);
+  }
   return {
-    query: either(params, 'q', 'query') ?? '',
+    query,
     ...(version !== undefined && version !== '' ? { version } : {}),
     offset: parseInteger('offset', either(params, 'o', 'offset'), 0, 0, Number.MAX_SAFE_INTEGER),
     limit: parseInteger('limit', either(params, 'l', 'limit'), 50, 1, 255),

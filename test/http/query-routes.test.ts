@@ -7,6 +7,7 @@ import TOML from '@iarna/toml';
 import type { QueryReply } from '../../schema/index.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { signedInvoice } from '../helpers/bindles.js';
+import { Fuzz, printable } from '../helpers/fuzz.js';
 import { makeTestApp, type TestApp } from '../helpers/test-app.js';
 
 async function seed(ta: TestApp): Promise<void> {
@@ -106,4 +107,61 @@ t.test('healthz and unknown routes', async (t) => {
   res = await ta.app.inject({ url: '/v1/nothing-here' });
   t.equal(res.statusCode, 404);
   t.equal((TOML.parse(res.body) as { code: string }).code, 'not_found');
+});
+
+t.test('the number and length of query terms are capped with invalid_query, never a 500', async (t) => {
+  const ta = await makeTestApp(t);
+  await seed(ta);
+  const cases: Array<[string, string]> = [
+    ['997 short terms', `q=${Array.from({ length: 997 }, () => 'ab').join('%20')}`],
+    ['33 terms', `q=${Array.from({ length: 33 }, (_, i) => `t${i}`).join('%20')}`],
+    ['a 1025-character query', `q=${'a'.repeat(1025)}`],
+    ['a 257-character version range', `v=${encodeURIComponent(Array.from({ length: 40 }, (_, i) => `1.0.${i}`).join('||'))}`],
+  ];
+  for (const [what, query] of cases) {
+    const res = await ta.app.inject({ url: `/v1/_q?${query}` });
+    t.equal(res.statusCode, 400, `${what}: ${res.body.slice(0, 200)}`);
+    const body = TOML.parse(res.body) as { code: string; error: string };
+    t.equal(body.code, 'invalid_query', what);
+    t.match(body.error, /at most \d+ (terms|are allowed)/, `${what}: the message states the limit`);
+  }
+  t.equal((await ta.app.inject({ url: `/v1/_q?q=${Array.from({ length: 32 }, () => 'ab').join('%20')}` })).statusCode, 200, '32 terms are fine');
+});
+
+/** True when a reply body is an error document with a code, in TOML or JSON. */
+function hasErrorBody(body: string): boolean {
+  return /"?code"?\s*[=:]\s*"[a-z_]+"/.test(body) && /"?error"?\s*[=:]\s*"/.test(body);
+}
+
+/** encodeURIComponent, with a lone surrogate sent as the invalid UTF-8 it would be. */
+function percentEncode(text: string): string {
+  return text.replace(/[\ud800-\udfff]/gu, '\u0000').split('\u0000').map((part) => encodeURIComponent(part)).join('%ED%A0%80');
+}
+
+/** Only what cannot be on a request line is encoded: `%`, `&`, `=`, `+` and the rest stay raw. */
+function percentEncodeLoosely(text: string): string {
+  return text.replace(/[^\x21-\x7e]/gu, (c) => percentEncode(c));
+}
+
+t.test('fuzzed _q parameters (fixed seed) never get a 5xx, and every 4xx has an error body', async (t) => {
+  const ta = await makeTestApp(t);
+  await seed(ta);
+  const fuzz = new Fuzz(0x5eed_0001);
+  const names = ['q', 'query', 'v', 'version', 'o', 'offset', 'l', 'limit', 'strict', 'yanked', 'x', ''];
+  const bad: string[] = [];
+  const statuses = new Set<number>();
+  for (let i = 0; i < 400 && bad.length < 5; i++) {
+    const params = Array.from({ length: 1 + fuzz.int(4) }, () => {
+      const value = fuzz.int(8) === 0 ? Array.from({ length: 1 + fuzz.int(1200) }, () => fuzz.string(3)).join(' ') : fuzz.string(40);
+      return `${encodeURIComponent(fuzz.pick(names))}=${fuzz.int(3) === 0 ? percentEncodeLoosely(fuzz.string(12)) : percentEncode(value)}`;
+    });
+    const url = `/v1/_q?${params.join('&')}`;
+    const res = await ta.app.inject({ url, headers: { accept: fuzz.pick(['application/json', 'application/toml', '*/*']) } });
+    statuses.add(res.statusCode);
+    if (res.statusCode >= 500 || (res.statusCode >= 400 && !hasErrorBody(res.body))) {
+      bad.push(`${res.statusCode} for ${printable(url.slice(0, 300))}: ${printable(res.body.slice(0, 300))}`);
+    }
+  }
+  t.same(bad, [], 'no 5xx, and an error body with a code on every 4xx');
+  t.ok(statuses.has(200) && statuses.has(400), `the fuzz reaches both answers (got ${[...statuses].join(', ')})`);
 });

@@ -6,12 +6,13 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
-import { ALL_SCHEMAS, schemaIssues } from '../../schema/index.js';
+import { ALL_SCHEMAS, SCHEMA_FORMATS, schemaIssues } from '../../schema/index.js';
 import { parseSyntax } from '../../core/codec/document-codec.js';
 import { SIGNED_SCAFFOLDS, VECTOR_SETS } from '../helpers/paths.js';
 
 t.test('every schema is valid, identified and compiles strictly', async (t) => {
   const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, validateSchema: true });
+  for (const [name, format] of Object.entries(SCHEMA_FORMATS)) ajv.addFormat(name, format);
   const ids = new Set<string>();
   for (const schema of ALL_SCHEMAS) {
     t.match(schema.$id, /^https:\/\/bindle\.invalid\/schema\/v1\/[a-z-]+\.schema\.json$/, `${schema.title} has an $id`);

@@ -1,0 +1,94 @@
+/**
+ * A full disk (issue 11 item 8): on a real 2 MiB tmpfs, an upload, a create and a yank that run
+ * out of space answer 507 `insufficient_storage` saying so, and leave nothing partial behind.
+ * Needs permission to mount a tmpfs (root); skipped with the reason otherwise.
+ */
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import TOML from '@iarna/toml';
+import type { ErrorReply } from '../../schema/index.js';
+import { renderInvoice } from '../../core/codec/invoice-codec.js';
+import { signedInvoice } from '../helpers/bindles.js';
+import { makeTestApp } from '../helpers/test-app.js';
+
+const TOML_HEADERS = { 'content-type': 'application/toml' };
+
+function mountTmpfs(): string | Error {
+  const dir = mkdtempSync(join(tmpdir(), 'bindle-full-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', dir], { stdio: 'pipe' });
+    return dir;
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    return err instanceof Error ? err : new Error(String(err));
+  }
+}
+
+/** Appends to `path` until the file system is full (bounded: 2 MiB in 4 KiB pages is 512 writes). */
+function fillDisk(path: string): void {
+  const page = Buffer.alloc(4096, 1);
+  for (let i = 0; i < 4096; i++) {
+    try {
+      appendFileSync(path, page);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') return;
+      throw err;
+    }
+  }
+  throw new Error('the tmpfs never filled up');
+}
+
+const mounted = mountTmpfs();
+const skip = mounted instanceof Error ? `cannot mount a tmpfs here (needs root): ${mounted.message.split('\n')[0] ?? ''}` : false;
+
+t.test('running out of space answers 507 insufficient_storage and stores nothing partial', { skip }, async (t) => {
+  if (mounted instanceof Error) return;
+  const dir = mounted;
+  t.teardown(() => {
+    execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const ta = await makeTestApp(t, { dir });
+  const expectFull = (res: { statusCode: number; body: string }, what: string): void => {
+    t.equal(res.statusCode, 507, `${what}: ${res.body}`);
+    const body = TOML.parse(res.body) as unknown as ErrorReply;
+    t.equal(body.code, 'insufficient_storage', what);
+    t.match(body.error, /out of storage space/, `${what}: the message says the server is out of space`);
+  };
+
+  const big = randomBytes(3 * 1024 * 1024);
+  const small = Buffer.from('small parcel');
+  const invoice = signedInvoice('example.com/full', '1.0.0', [{ name: 'big.bin', data: big }, { name: 'small.txt', data: small }]);
+  let res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: renderInvoice(invoice) });
+  t.equal(res.statusCode, 202, res.body);
+  const parcelUrl = (sha: string): string => `/v1/_i/example.com/full/1.0.0@${sha}`;
+  const bigSha = invoice.parcel?.[0]?.label.sha256 ?? '';
+
+  res = await ta.app.inject({ method: 'POST', url: parcelUrl(bigSha), payload: big });
+  expectFull(res, 'upload larger than the disk');
+  t.same(readdirSync(join(dir, 'parcels', '.tmp')), [], 'no temp file is left');
+  res = await ta.app.inject({ method: 'GET', url: parcelUrl(bigSha) });
+  t.equal(res.statusCode, 404, 'the parcel is not there');
+
+  const filler = join(dir, 'filler');
+  fillDisk(filler);
+  const other = signedInvoice('example.com/full', '2.0.0', [{ name: 'small.txt', data: small }]);
+  res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: renderInvoice(other) });
+  expectFull(res, 'create on a full disk');
+  res = await ta.app.inject({ method: 'DELETE', url: '/v1/_i/example.com/full/1.0.0' });
+  expectFull(res, 'yank on a full disk');
+
+  rmSync(filler);
+  res = await ta.app.inject({ method: 'GET', url: '/v1/_i/example.com/full/2.0.0' });
+  t.equal(res.statusCode, 404, 'the failed create left no invoice');
+  res = await ta.app.inject({ method: 'GET', url: '/v1/_i/example.com/full/1.0.0' });
+  t.equal(res.statusCode, 200, 'the failed yank left the invoice as it was');
+  res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: renderInvoice(other) });
+  t.equal(res.statusCode, 202, `with space again the same create works: ${res.body}`);
+  res = await ta.app.inject({ method: 'POST', url: parcelUrl(invoice.parcel?.[1]?.label.sha256 ?? ''), payload: small });
+  t.equal(res.statusCode, 200, `and so does an upload: ${res.body}`);
+});

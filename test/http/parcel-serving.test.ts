@@ -1,0 +1,132 @@
+/**
+ * How parcels and invoices are served (issue 11 items 2, 10, 11): media types are checked at
+ * create, parcels carry nosniff, a sandboxing CSP and (for active types) attachment, and GET/HEAD
+ * of parcels and invoices follow RFC 9110 conditional requests (If-None-Match with `*`, weak tags
+ * and lists; If-Match; If-Range with strong comparison), invoices with a stable ETag.
+ */
+import t from 'tap';
+import TOML from '@iarna/toml';
+import type { ErrorReply } from '../../schema/index.js';
+import { renderInvoice } from '../../core/codec/invoice-codec.js';
+import { signedInvoice, sha256, type TestParcel } from '../helpers/bindles.js';
+import { printable } from '../helpers/fuzz.js';
+import { makeTestApp, type TestApp } from '../helpers/test-app.js';
+
+const TOML_HEADERS = { 'content-type': 'application/toml' };
+
+async function publish(ta: TestApp, name: string, parcels: readonly TestParcel[]): Promise<void> {
+  const invoice = signedInvoice(name, '1.0.0', parcels);
+  const res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: renderInvoice(invoice) });
+  if (res.statusCode !== 202) throw new Error(`create failed: ${res.body}`);
+  for (const p of parcels) {
+    const up = await ta.app.inject({ method: 'POST', url: `/v1/_i/${name}/1.0.0@${sha256(p.data)}`, payload: p.data });
+    if (up.statusCode !== 200) throw new Error(`upload failed: ${up.body}`);
+  }
+}
+
+t.test('a media type that is not RFC 6838 type/subtype[; params] is refused at create, naming the field', async (t) => {
+  const ta = await makeTestApp(t);
+  const bad = ['text/plain\r\nX-Injected: yes', 'text/plain\u0000', 'text/pläin', 'text/plain\u2028', 'textplain', 'text/', '/plain',
+    'text/plain; charset', 'text/plain; charset="utf-8', 'te xt/plain'];
+  for (const [i, mediaType] of bad.entries()) {
+    const invoice = signedInvoice(`example.com/mt${i}`, '1.0.0', [{ name: 'a', data: Buffer.from(`a${i}`), mediaType }]);
+    for (const format of ['toml', 'json'] as const) {
+      const res = await ta.app.inject({
+        method: 'POST', url: '/v1/_i', headers: { 'content-type': `application/${format}` }, payload: renderInvoice(invoice, format),
+      });
+      t.equal(res.statusCode, 400, `${printable(mediaType)} (${format}): ${printable(res.body)}`);
+      const body = TOML.parse(res.body) as unknown as ErrorReply;
+      t.equal(body.code, 'invalid_invoice');
+      t.match(body.error, /parcel\[0\]\.label\.mediaType: must be an RFC 6838 media type/, 'the message names the field');
+    }
+  }
+  const good = ['text/plain', 'application/vnd.oci.image.manifest.v1+json', 'text/plain; charset=utf-8', 'text/plain;charset="utf 8"', 'application/wasm'];
+  for (const [i, mediaType] of good.entries()) {
+    const invoice = signedInvoice(`example.com/ok${i}`, '1.0.0', [{ name: 'a', data: Buffer.from(`b${i}`), mediaType }]);
+    const res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: renderInvoice(invoice) });
+    t.equal(res.statusCode, 202, `${mediaType}: ${res.body}`);
+  }
+});
+
+t.test('parcels are served with nosniff, a sandboxing CSP, and active types as attachments', async (t) => {
+  const ta = await makeTestApp(t);
+  const parcels: TestParcel[] = [
+    { name: 'page.html', data: Buffer.from('<script>alert(1)</script>'), mediaType: 'text/html' },
+    { name: 'pic.svg', data: Buffer.from('<svg onload="alert(1)"/>'), mediaType: 'image/svg+xml; charset=utf-8' },
+    { name: 'app.js', data: Buffer.from('alert(1)'), mediaType: 'text/javascript' },
+    { name: 'feed.xml', data: Buffer.from('<a/>'), mediaType: 'application/atom+xml' },
+    { name: 'notes.txt', data: Buffer.from('plain'), mediaType: 'text/plain' },
+    { name: 'mod.wasm', data: Buffer.from('\u0000asm'), mediaType: 'application/wasm' },
+  ];
+  await publish(ta, 'example.com/active', parcels);
+  for (const p of parcels) {
+    for (const method of ['GET', 'HEAD'] as const) {
+      const res = await ta.app.inject({ method, url: `/v1/_i/example.com/active/1.0.0@${sha256(p.data)}` });
+      const what = `${method} ${p.mediaType ?? ''}`;
+      t.equal(res.statusCode, 200, what);
+      t.equal(res.headers['content-type'], p.mediaType, what);
+      t.equal(res.headers['x-content-type-options'], 'nosniff', what);
+      t.equal(res.headers['content-security-policy'], "sandbox; default-src 'none'", what);
+      const active = !['text/plain', 'application/wasm'].includes(p.mediaType ?? '');
+      t.equal(res.headers['content-disposition'], active ? 'attachment' : undefined, `${what}: ${active ? 'attachment' : 'inline'}`);
+    }
+  }
+});
+
+t.test('If-None-Match: exact, weak, lists and * answer 304; others 200 (parcels and invoices)', async (t) => {
+  const ta = await makeTestApp(t);
+  const data = Buffer.from('conditional parcel');
+  await publish(ta, 'example.com/cond', [{ name: 'c.txt', data }]);
+  const parcelUrl = `/v1/_i/example.com/cond/1.0.0@${sha256(data)}`;
+  const invoiceUrl = '/v1/_i/example.com/cond/1.0.0';
+  const first = await ta.app.inject({ url: invoiceUrl });
+  const invoiceTag = first.headers.etag as string;
+  t.match(invoiceTag, /^"[0-9a-f]{64}"$/, 'invoices have a strong ETag');
+  t.equal((await ta.app.inject({ url: invoiceUrl })).headers.etag, invoiceTag, 'the same bytes give the same tag');
+  const jsonTag = (await ta.app.inject({ url: invoiceUrl, headers: { accept: 'application/json' } })).headers.etag;
+  t.not(jsonTag, invoiceTag, 'the JSON representation has its own tag');
+  t.equal((await ta.app.inject({ method: 'HEAD', url: invoiceUrl })).headers.etag, invoiceTag, 'HEAD sends the same tag');
+
+  for (const [url, tag] of [[parcelUrl, `"${sha256(data)}"`], [invoiceUrl, invoiceTag]] as const) {
+    const cases: Array<[string, number]> = [
+      [tag, 304], [`W/${tag}`, 304], [`"nope", ${tag}`, 304], [`"nope",W/${tag} , "x"`, 304], ['*', 304],
+      ['"nope"', 200], ['W/"nope", "other"', 200], ['garbage', 200],
+    ];
+    for (const [value, status] of cases) {
+      for (const method of ['GET', 'HEAD'] as const) {
+        const res = await ta.app.inject({ method, url, headers: { 'if-none-match': value } });
+        t.equal(res.statusCode, status, `${method} ${url} If-None-Match: ${value}`);
+        if (status === 304) t.equal(res.body, '', '304 has no body');
+      }
+    }
+    const ifMatch: Array<[string, number]> = [[tag, 200], ['*', 200], [`"nope", ${tag}`, 200], [`W/${tag}`, 412], ['"nope"', 412]];
+    for (const [value, status] of ifMatch) {
+      const res = await ta.app.inject({ url, headers: { 'if-match': value } });
+      t.equal(res.statusCode, status, `${url} If-Match: ${value}`);
+      if (status === 412) t.equal((TOML.parse(res.body) as unknown as ErrorReply).code, 'precondition_failed');
+    }
+  }
+
+  const yank = await ta.app.inject({ method: 'DELETE', url: invoiceUrl });
+  t.equal(yank.statusCode, 200);
+  const after = await ta.app.inject({ url: `${invoiceUrl}?yanked=true`, headers: { 'if-none-match': invoiceTag } });
+  t.equal(after.statusCode, 200, 'a yank changes the invoice, so the old tag no longer matches');
+  t.not(after.headers.etag, invoiceTag);
+});
+
+t.test('If-Range: a matching strong tag gives 206, anything else the full 200', async (t) => {
+  const ta = await makeTestApp(t);
+  const data = Buffer.from('0123456789');
+  await publish(ta, 'example.com/range', [{ name: 'r.txt', data }]);
+  const url = `/v1/_i/example.com/range/1.0.0@${sha256(data)}`;
+  const tag = `"${sha256(data)}"`;
+  const cases: Array<[string | undefined, number, string]> = [
+    [undefined, 206, '234'], [tag, 206, '234'], ['"other"', 200, '0123456789'], [`W/${tag}`, 200, '0123456789'],
+    ['Tue, 01 Dec 2026 00:00:00 GMT', 200, '0123456789'],
+  ];
+  for (const [ifRange, status, body] of cases) {
+    const res = await ta.app.inject({ url, headers: { range: 'bytes=2-4', ...(ifRange === undefined ? {} : { 'if-range': ifRange }) } });
+    t.equal(res.statusCode, status, `If-Range: ${ifRange ?? '(none)'}`);
+    t.equal(res.body, body);
+  }
+});
