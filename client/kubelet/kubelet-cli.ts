@@ -3,8 +3,11 @@
  * `run <ref>` (one module in the foreground, its exit code becomes ours). Options take the
  * same environment variables as the `bindle` CLI (BINDLE_URL, BINDLE_KEYRING,
  * BINDLE_DIRECTORY for the module cache, BINDLE_HTTP_USER / BINDLE_HTTP_PASSWORD,
- * BINDLE_VERIFICATION_STRATEGY) plus BINDLE_KUBELET_* for the daemon's own settings.
+ * BINDLE_TOKEN_FILE, BINDLE_TIMEOUT, BINDLE_VERIFICATION_STRATEGY) plus BINDLE_KUBELET_* for
+ * the daemon's own settings. Both modes pick the module runtime here (the sandbox and cgroups
+ * of this machine, runner.ts `detectModuleRuntime`).
  */
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { isBindleError } from '../../core/errors/bindle-error.js';
@@ -12,12 +15,14 @@ import { parseFeatureFilter, type FeatureFilter } from '../../core/selection/ind
 import { Keyring } from '../../core/signing/keyring.js';
 import { formatStrategy, parseStrategy, type VerificationStrategy } from '../../core/signing/verification.js';
 import { VERSION } from '../../core/version.js';
+import { integerIn } from '../cli/command-kit.js';
 import { baseDirectories } from '../cli/default-paths.js';
+import { tokenFromFile } from '../cli/settings.js';
 import { BindleClient, type Credentials } from '../lib/index.js';
 import { Kubelet } from './kubelet.js';
 import { isMovingRef, parseModuleRef } from './module-ref.js';
 import { ModuleStore, type ModuleRequest, type PullPolicy } from './module-store.js';
-import { runModuleOnce } from './runner.js';
+import { DEFAULT_PIDS_LIMIT, detectModuleRuntime, runModuleOnce } from './runner.js';
 
 /** The kubelet's default verification strategy: a known creator must have signed what it runs. */
 export const DEFAULT_KUBELET_STRATEGY = 'CreativeIntegrity';
@@ -43,7 +48,10 @@ interface CommonValues {
   cacheDir?: string;
   httpUser?: string;
   httpPassword?: string;
+  tokenFile?: string;
+  timeout?: number;
   strategy: string;
+  podMaxPids: number;
 }
 
 interface DaemonValues extends CommonValues {
@@ -97,6 +105,8 @@ export async function kubeletMain(argv: readonly string[], io: KubeletIo): Promi
     .addOption(new Option('-d, --cache-dir <path>', `the module cache (default ${join(base.cache, 'bindle-kubelet')})`).env('BINDLE_DIRECTORY'))
     .addOption(new Option('--http-user <user>', 'HTTP Basic user').env('BINDLE_HTTP_USER'))
     .addOption(new Option('--http-password <password>', 'HTTP Basic password').env('BINDLE_HTTP_PASSWORD'))
+    .addOption(new Option('-t, --token-file <file>', 'a bearer token file (a bare token, or TOML with id_token, access_token or token)').env('BINDLE_TOKEN_FILE'))
+    .addOption(new Option('--timeout <seconds>', 'give up on a stalled connection or transfer after this long (default: 30)').env('BINDLE_TIMEOUT').argParser(integerIn(1, 86_400)))
     .addOption(new Option('--strategy <name>', 'invoice verification strategy').env('BINDLE_VERIFICATION_STRATEGY').default(DEFAULT_KUBELET_STRATEGY))
     .addOption(new Option('--pod-manifest-path <dir>', 'directory of static Pod manifests to run (YAML or JSON)').env('BINDLE_KUBELET_POD_MANIFEST_PATH'))
     .addOption(new Option('--state-dir <dir>', `pod logs and status (default ${join(base.data, 'bindle-kubelet')})`).env('BINDLE_KUBELET_STATE_DIR'))
@@ -104,6 +114,7 @@ export async function kubeletMain(argv: readonly string[], io: KubeletIo): Promi
     .addOption(new Option('--backoff-base <ms>', 'first restart delay; doubles per consecutive restart').argParser(wholeNumber).default(10_000))
     .addOption(new Option('--backoff-cap <ms>', 'largest restart delay').argParser(wholeNumber).default(300_000))
     .addOption(new Option('--max-restarts <n>', 'restarts per container before giving up (default: no limit)').argParser(wholeNumber))
+    .addOption(new Option('--pod-max-pids <n>', 'processes and threads per container (cgroup pids limit)').env('BINDLE_KUBELET_POD_MAX_PIDS').argParser(integerIn(16, 1_000_000)).default(DEFAULT_PIDS_LIMIT))
     .addOption(new Option('--shutdown-grace <ms>', 'on SIGTERM, how long running modules may take to end before they are killed').argParser(wholeNumber).default(5000))
     .showHelpAfterError()
     .exitOverride()
@@ -152,12 +163,13 @@ async function openStore(values: CommonValues, io: KubeletIo, log: (message: str
       `cannot load the keyring ${keyringPath} (--keyring / BINDLE_KEYRING): every invoice is verified against it: ${err instanceof Error ? err.message : String(err)}`,
     );
   }
-  const credentials = basicCredentials(values);
+  const credentials = await clientCredentials(values, io);
   const client = new BindleClient({
     baseUrl: values.server,
     keyring,
     strategy,
     ...(credentials !== undefined ? { credentials } : {}),
+    ...(values.timeout !== undefined ? { timeoutMs: values.timeout * 1000 } : {}),
     userAgent: `bindle-kubelet/${VERSION}`,
   });
   const cacheDir = resolve(io.cwd, values.cacheDir ?? join(base.cache, 'bindle-kubelet'));
@@ -165,9 +177,22 @@ async function openStore(values: CommonValues, io: KubeletIo, log: (message: str
   return { client, store: new ModuleStore({ client, cacheDir, log }) };
 }
 
-function basicCredentials(values: CommonValues): Credentials | undefined {
+/** HTTP Basic (`--http-user` and `--http-password`) or a bearer token (`--token-file`), not both. */
+async function clientCredentials(values: CommonValues, io: KubeletIo): Promise<Credentials | undefined> {
   const user = values.httpUser === '' ? undefined : values.httpUser;
   const password = values.httpPassword;
+  const tokenFile = values.tokenFile === '' ? undefined : values.tokenFile;
+  if (tokenFile !== undefined) {
+    if (user !== undefined || password !== undefined) throw new Error('give either HTTP Basic credentials (--http-user, --http-password) or --token-file, not both');
+    const path = resolve(io.cwd, tokenFile);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      throw new Error(`cannot read the token file ${path} (--token-file / BINDLE_TOKEN_FILE): ${err instanceof Error ? err.message : String(err)}`);
+    }
+    return { kind: 'bearer', token: tokenFromFile(path, text) };
+  }
   if (user === undefined && password === undefined) return undefined;
   if (user === undefined || password === undefined) {
     throw new Error('HTTP Basic credentials need both --http-user (BINDLE_HTTP_USER) and --http-password (BINDLE_HTTP_PASSWORD)');
@@ -196,6 +221,7 @@ async function runDaemon(values: DaemonValues, io: KubeletIo): Promise<number> {
   const base = baseDirectories(io.env);
   const kubelet = new Kubelet({
     store: opened.store,
+    runtime: await detectModuleRuntime({ log, pidsLimit: values.podMaxPids }),
     manifestDir: resolve(io.cwd, values.podManifestPath),
     stateDir: resolve(io.cwd, values.stateDir ?? join(base.data, 'bindle-kubelet')),
     pollIntervalMs: Math.max(1, values.pollInterval),
@@ -259,6 +285,7 @@ async function runOnce(ref: string, args: string[], opts: RunValues, values: Com
     const abort = new AbortController();
     io.onSignal(() => abort.abort());
     const exit = await runModuleOnce(opened.store, {
+      runtime: await detectModuleRuntime({ log, pidsLimit: values.podMaxPids }),
       ref,
       pullPolicy: opts.pullPolicy ?? (isMovingRef(parsed) ? 'Always' : 'IfNotPresent'),
       request,

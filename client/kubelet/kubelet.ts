@@ -11,9 +11,12 @@ import type { ModuleStore } from './module-store.js';
 import { parsePodManifest, readManifestDir } from './pod-manifests.js';
 import type { PodStatus } from './pod-status.js';
 import { PodWorker, type BackoffOptions } from './pod-worker.js';
+import type { ModuleRuntime } from './runner.js';
 
 export interface KubeletOptions {
   store: ModuleStore;
+  /** Where and how modules run: the sandbox and cgroups picked by the entry point (`detectModuleRuntime`). */
+  runtime: ModuleRuntime;
   /** The directory of Pod manifests (`--pod-manifest-path`). */
   manifestDir: string;
   /** Pod state (`<stateDir>/pods/<pod>/...`). */
@@ -123,6 +126,7 @@ export class Kubelet {
         pod,
         manifest: file.path,
         store: this.#opts.store,
+        runtime: this.#opts.runtime,
         podDir: join(this.#opts.stateDir, 'pods', pod.name),
         backoff: this.#backoff,
         log: this.#log,

@@ -12,9 +12,16 @@
  * - `bindle.dev/module`: the label name of the entry module (the container's `command[0]` does
  *   the same and wins).
  * Lists are separated by commas or newlines; a feature value may be double-quoted.
+ *
+ * Also honoured: `metadata.namespace` (default `default`) and `metadata.uid` (default: derived
+ * from the manifest's bytes, as static pods' UIDs are), `spec.activeDeadlineSeconds`, per
+ * container `resources.limits.memory` / `resources.limits.cpu` (Kubernetes quantities) and
+ * `env[].valueFrom.fieldRef` for the pod's own fields (see `FIELD_REFS`), resolved when the
+ * manifest is parsed.
  */
 import { createHash } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { BindleError } from '../../core/errors/bindle-error.js';
@@ -42,12 +49,26 @@ export interface ContainerSpec {
   env: EnvVar[];
   /** As written; undefined means the Kubernetes default (see `pullPolicyOf`). */
   imagePullPolicy: PullPolicy | undefined;
+  /** `resources.limits`: memory in bytes, CPU in cores; absent means unlimited. */
+  limits: ContainerLimits;
+}
+
+/** A container's `resources.limits`, parsed. */
+export interface ContainerLimits {
+  memoryBytes?: number;
+  cpu?: number;
 }
 
 /** A validated static pod. */
 export interface PodSpec {
   /** A DNS-1123 subdomain; names the pod's state directory. */
   name: string;
+  /** `metadata.namespace`, default `default`. */
+  namespace: string;
+  /** `metadata.uid`, or a UUID derived from the manifest's sha256. */
+  uid: string;
+  /** `spec.activeDeadlineSeconds`: the pod is ended this long after it started (`DeadlineExceeded`). */
+  activeDeadlineSeconds: number | undefined;
   annotations: Record<string, string>;
   containers: ContainerSpec[];
   /** Default `Always`, as in Kubernetes. */
@@ -102,29 +123,42 @@ export function parsePodManifest(text: string, source: string): PodSpec {
   if (typeof name !== 'string' || name.length > 253 || !DNS_SUBDOMAIN.test(name)) {
     throw fail(`metadata.name ${JSON.stringify(name)} must be a DNS-1123 subdomain (lowercase letters, digits, "-" and ".", at most 253 characters)`);
   }
-  const annotations: Record<string, string> = {};
-  if (metadata.annotations !== undefined && metadata.annotations !== null) {
-    if (!isObject(metadata.annotations)) throw fail('metadata.annotations must be a mapping of strings');
-    for (const [key, value] of Object.entries(metadata.annotations)) {
-      if (typeof value !== 'string') throw fail(`annotation ${key} must be a string (quote it, e.g. "true")`);
-      annotations[key] = value;
-    }
+  const namespace = metadata.namespace ?? 'default';
+  if (typeof namespace !== 'string' || namespace.length > 63 || !DNS_LABEL.test(namespace)) {
+    throw fail(`metadata.namespace ${JSON.stringify(namespace)} must be a DNS-1123 label`);
   }
+  const uid = metadata.uid ?? manifestUid(text);
+  if (typeof uid !== 'string' || uid === '') throw fail('metadata.uid must be a non-empty string');
+  const labels = stringMap(metadata.labels, 'label', fail);
+  const annotations = stringMap(metadata.annotations, 'annotation', fail);
   const spec = root.spec;
   if (!isObject(spec)) throw fail('spec is missing');
   const restartPolicy = spec.restartPolicy ?? 'Always';
   if (!RESTART_POLICIES.includes(restartPolicy as RestartPolicy)) {
     throw fail(`spec.restartPolicy must be one of ${RESTART_POLICIES.join(', ')} (found ${JSON.stringify(restartPolicy)})`);
   }
+  const deadline = spec.activeDeadlineSeconds;
+  if (deadline !== undefined && deadline !== null && (typeof deadline !== 'number' || !Number.isSafeInteger(deadline) || deadline < 1)) {
+    throw fail(`spec.activeDeadlineSeconds must be a whole number of seconds, at least 1 (found ${JSON.stringify(deadline)})`);
+  }
   if (!Array.isArray(spec.containers) || spec.containers.length === 0) throw fail('spec.containers must list at least one container');
+  const fields: PodFields = { name, namespace, uid, labels, annotations };
   const seen = new Set<string>();
   const containers = spec.containers.map((c: unknown, i: number) => {
-    const container = parseContainer(c, `spec.containers[${i}]`, fail);
+    const container = parseContainer(c, `spec.containers[${i}]`, fields, fail);
     if (seen.has(container.name)) throw fail(`two containers are named "${container.name}"`);
     seen.add(container.name);
     return container;
   });
-  const pod: PodSpec = { name, annotations, containers, restartPolicy: restartPolicy as RestartPolicy };
+  const pod: PodSpec = {
+    name,
+    namespace,
+    uid,
+    activeDeadlineSeconds: typeof deadline === 'number' ? deadline : undefined,
+    annotations,
+    containers,
+    restartPolicy: restartPolicy as RestartPolicy,
+  };
   for (const container of containers) containerModuleRequest(pod, container, source);
   return pod;
 }
@@ -135,7 +169,113 @@ function stringList(value: unknown, where: string, fail: (why: string) => Bindle
   return value as string[];
 }
 
-function parseContainer(value: unknown, where: string, fail: (why: string) => BindleError): ContainerSpec {
+/** A UUID (version-4 layout) from the manifest's sha256: a static pod keeps its UID while its manifest is unchanged. */
+function manifestUid(text: string): string {
+  const hex = createHash('sha256').update(text).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${((parseInt(hex.slice(16, 17), 16) & 0x3) | 0x8).toString(16)}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** `metadata.labels` or `metadata.annotations` (`what` is `label` or `annotation`). */
+function stringMap(value: unknown, what: string, fail: (why: string) => BindleError): Record<string, string> {
+  if (value === undefined || value === null) return {};
+  if (!isObject(value)) throw fail(`metadata.${what}s must be a mapping of strings`);
+  const out: Record<string, string> = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (typeof v !== 'string') throw fail(`${what} ${key} must be a string (quote it, e.g. "true")`);
+    out[key] = v;
+  }
+  return out;
+}
+
+/** The pod's own fields that `env[].valueFrom.fieldRef` can name. */
+interface PodFields {
+  name: string;
+  namespace: string;
+  uid: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
+/** The `fieldRef.fieldPath`s the kubelet resolves (plus `metadata.labels['k']` and `metadata.annotations['k']`). */
+export const FIELD_REFS = Object.freeze(['metadata.name', 'metadata.namespace', 'metadata.uid', 'spec.nodeName']);
+
+function fieldRefValue(path: string, pod: PodFields): string | undefined {
+  switch (path) {
+    case 'metadata.name':
+      return pod.name;
+    case 'metadata.namespace':
+      return pod.namespace;
+    case 'metadata.uid':
+      return pod.uid;
+    case 'spec.nodeName':
+      return hostname();
+  }
+  const keyed = /^metadata\.(labels|annotations)\['([^']*)'\]$/u.exec(path);
+  if (keyed === null) return undefined;
+  const map = keyed[1] === 'labels' ? pod.labels : pod.annotations;
+  return map[keyed[2] ?? ''] ?? '';
+}
+
+const QUANTITY = /^([+]?(?:\d+(?:\.\d*)?|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/u;
+const QUANTITY_SUFFIX: Record<string, number> = {
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
+  m: 1e-3,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+};
+
+/** A Kubernetes resource quantity (`64Mi`, `100m`, `0.5`, `1e9`, or a YAML number) as a number; undefined when malformed or negative. */
+export function parseQuantity(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value : undefined;
+  if (typeof value !== 'string') return undefined;
+  const m = QUANTITY.exec(value.trim());
+  if (m === null) return undefined;
+  const suffix = m[2] ?? '';
+  const scale = suffix === '' ? 1 : (QUANTITY_SUFFIX[suffix] ?? 10 ** Number(suffix.slice(1)));
+  const n = Number(m[1]) * scale;
+  return Number.isFinite(n) ? n : undefined;
+}
+
+function parseLimits(value: unknown, at: string, fail: (why: string) => BindleError): ContainerLimits {
+  if (value === undefined || value === null) return {};
+  if (!isObject(value)) throw fail(`${at}: resources must be a mapping`);
+  const limits = value.limits;
+  if (limits === undefined || limits === null) return {};
+  if (!isObject(limits)) throw fail(`${at}: resources.limits must be a mapping`);
+  const out: ContainerLimits = {};
+  if (limits.memory !== undefined) {
+    const bytes = parseQuantity(limits.memory);
+    if (bytes === undefined || bytes < 1) throw fail(`${at}: resources.limits.memory ${JSON.stringify(limits.memory)} is not a memory quantity such as "64Mi"`);
+    out.memoryBytes = Math.ceil(bytes);
+  }
+  if (limits.cpu !== undefined) {
+    const cpu = parseQuantity(limits.cpu);
+    if (cpu === undefined || cpu < 0.001) throw fail(`${at}: resources.limits.cpu ${JSON.stringify(limits.cpu)} is not a CPU quantity such as "100m" or "0.5"`);
+    out.cpu = cpu;
+  }
+  return out;
+}
+
+function envValueFrom(valueFrom: unknown, at: string, pod: PodFields, fail: (why: string) => BindleError): string {
+  const path = isObject(valueFrom) && isObject(valueFrom.fieldRef) ? valueFrom.fieldRef.fieldPath : undefined;
+  if (typeof path !== 'string') {
+    throw fail(`${at}: valueFrom supports only fieldRef (${FIELD_REFS.join(', ')}, metadata.labels['…'], metadata.annotations['…'])`);
+  }
+  const value = fieldRefValue(path, pod);
+  if (value === undefined) throw fail(`${at}: valueFrom.fieldRef.fieldPath ${JSON.stringify(path)} is not supported (use ${FIELD_REFS.join(', ')}, metadata.labels['…'] or metadata.annotations['…'])`);
+  return value;
+}
+
+function parseContainer(value: unknown, where: string, pod: PodFields, fail: (why: string) => BindleError): ContainerSpec {
   if (!isObject(value)) throw fail(`${where} is not a mapping`);
   const name = value.name;
   if (typeof name !== 'string' || name.length > 63 || !DNS_LABEL.test(name)) {
@@ -159,7 +299,11 @@ function parseContainer(value: unknown, where: string, fail: (why: string) => Bi
       if (!isObject(e) || typeof e.name !== 'string' || e.name === '' || /[=\0]/u.test(e.name)) {
         throw fail(`${at}: every env entry needs a name without "=" (found ${JSON.stringify(e)})`);
       }
-      if (e.valueFrom !== undefined) throw fail(`${at}: env ${e.name}: valueFrom is not supported by this kubelet; give a value`);
+      if (e.valueFrom !== undefined && e.valueFrom !== null) {
+        if (e.value !== undefined && e.value !== null && e.value !== '') throw fail(`${at}: env ${e.name}: give value or valueFrom, not both`);
+        env.push({ name: e.name, value: envValueFrom(e.valueFrom, `${at}: env ${e.name}`, pod, fail) });
+        continue;
+      }
       if (e.value !== undefined && e.value !== null && typeof e.value !== 'string') {
         throw fail(`${at}: env ${e.name}: value must be a string (quote it)`);
       }
@@ -173,6 +317,7 @@ function parseContainer(value: unknown, where: string, fail: (why: string) => Bi
     args: stringList(value.args, `${at}: args`, fail),
     env,
     imagePullPolicy: pull as PullPolicy | undefined,
+    limits: parseLimits(value.resources, at, fail),
   };
 }
 

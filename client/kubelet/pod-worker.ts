@@ -2,10 +2,13 @@
  * One static pod's life: resolve every container's module (retrying transient failures with
  * back-off, refusing the pod on anything else), run the containers, restart them as the
  * restart policy says with capped exponential back-off, write status.json after every change,
- * and stop (grace period, then kill) when the manifest goes away or the kubelet stops.
+ * and stop (grace period, then kill) when the manifest goes away or the kubelet stops, or
+ * (killing at once, phase `Failed`, reason `DeadlineExceeded`) `activeDeadlineSeconds` after
+ * the pod started. Each container runs with its `resources.limits` (runner.ts, cgroups.ts).
  *
  * Files under `<state>/pods/<pod>/`: `status.json`, `<container>.log` (stdout and stderr of
- * every run of that container, truncated when the pod starts, appended to on restarts) and
+ * every run of that container in the CRI log format of pod-log.ts, truncated when the pod
+ * starts, appended to on restarts) and
  * `<container>.data/` (the container's parcels, re-copied from the cache for every run,
  * preopened at /data).
  */
@@ -14,9 +17,10 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isBindleError } from '../../core/errors/bindle-error.js';
 import type { ContainerModuleResult, ModuleStore, ResolvedModule } from './module-store.js';
+import { PodLogWriter } from './pod-log.js';
 import { pullPolicyOf, type ContainerSpec, type PodSpec } from './pod-manifests.js';
 import { podPhase, writePodStatus, type ContainerState, type ContainerStatus, type PodStatus } from './pod-status.js';
-import { EXIT_START_ERROR, envRecord, launchContainer, type LaunchedContainer, type ModuleExit } from './runner.js';
+import { EXIT_START_ERROR, envRecord, launchContainer, type LaunchedContainer, type ModuleExit, type ModuleRuntime } from './runner.js';
 
 /** Restart and retry timing. */
 export interface BackoffOptions {
@@ -40,6 +44,8 @@ export interface PodWorkerOptions {
   pod: PodSpec;
   manifest: string;
   store: ModuleStore;
+  /** Where and how modules run (sandbox, cgroups). */
+  runtime: ModuleRuntime;
   /** `<state>/pods/<pod>`. */
   podDir: string;
   backoff: BackoffOptions;
@@ -80,7 +86,8 @@ export class PodWorker {
   readonly #startTime = now();
   #phaseOverride: { phase: 'Failed'; reason: string; message: string } | undefined;
   #note: { reason: string; message: string } | undefined;
-  #stopping: StopReason | undefined;
+  #stopping: StopReason | 'DeadlineExceeded' | undefined;
+  #deadline: NodeJS.Timeout | undefined;
   #writes: Promise<void> = Promise.resolve();
   #done: Promise<void> | undefined;
 
@@ -107,9 +114,24 @@ export class PodWorker {
 
   /** Starts the pod in the background; `done` settles when it has stopped for good. */
   start(): void {
-    this.#done ??= this.#run().catch((err: unknown) => {
-      this.#opts.log(`pod ${this.pod.name}: internal error: ${errorText(err)}`);
-    });
+    const seconds = this.pod.activeDeadlineSeconds;
+    if (this.#done === undefined && seconds !== undefined) {
+      this.#deadline = setTimeout(() => void this.#exceedDeadline(seconds), seconds * 1000);
+    }
+    this.#done ??= this.#run()
+      .catch((err: unknown) => {
+        this.#opts.log(`pod ${this.pod.name}: internal error: ${errorText(err)}`);
+      })
+      .finally(() => clearTimeout(this.#deadline));
+  }
+
+  /** `activeDeadlineSeconds` ran out: every container is killed at once and the pod fails. */
+  async #exceedDeadline(seconds: number): Promise<void> {
+    if (this.#stopping !== undefined) return;
+    const message = `the pod was active longer than its activeDeadlineSeconds (${seconds} s)`;
+    this.#phaseOverride = { phase: 'Failed', reason: 'DeadlineExceeded', message };
+    this.#opts.log(`pod ${this.pod.name}: DeadlineExceeded: ${message}; killing its containers`);
+    await this.#halt('DeadlineExceeded', message, 0);
   }
 
   /** Settles when the pod will do nothing more (all containers final, last status written). */
@@ -138,19 +160,23 @@ export class PodWorker {
    * own, then are killed. Resolves once the final status is written.
    */
   async stop(reason: StopReason, graceMs = 0): Promise<void> {
-    if (this.#stopping === undefined) {
-      this.#stopping = reason;
-      this.#abort.abort();
-      const message = reason === 'KubeletStopped' ? 'the kubelet stopped' : reason === 'Deleted' ? 'the manifest was removed' : 'the manifest changed';
-      this.#note = { reason, message };
-      const running = this.#containers.flatMap((c) => (c.running !== undefined ? [c.running] : []));
-      if (running.length > 0 && graceMs > 0) {
-        await Promise.race([Promise.all(running.map((r) => r.exited)), sleep(graceMs)]);
-      }
-      await Promise.all(running.map((r) => r.kill(`killed: ${message}`)));
-    }
+    const message = reason === 'KubeletStopped' ? 'the kubelet stopped' : reason === 'Deleted' ? 'the manifest was removed' : 'the manifest changed';
+    await this.#halt(reason, message, graceMs);
     await this.done;
     await this.#writes;
+  }
+
+  /** No more restarts or retries; running modules get `graceMs`, then are killed (once, by the first caller). */
+  async #halt(reason: StopReason | 'DeadlineExceeded', message: string, graceMs: number): Promise<void> {
+    if (this.#stopping !== undefined) return;
+    this.#stopping = reason;
+    this.#abort.abort();
+    if (this.#phaseOverride === undefined) this.#note = { reason, message };
+    const running = this.#containers.flatMap((c) => (c.running !== undefined ? [c.running] : []));
+    if (running.length > 0 && graceMs > 0) {
+      await Promise.race([Promise.all(running.map((r) => r.exited)), sleep(graceMs)]);
+    }
+    await Promise.all(running.map((r) => r.kill(`killed: ${message}`)));
   }
 
   #writeStatus(): Promise<void> {
@@ -297,21 +323,22 @@ export class PodWorker {
     try {
       const log = await open(run.logPath, run.truncate ? 'w' : 'a', 0o644);
       handles.push(log);
-      const stdin = await open('/dev/null', 'r');
-      handles.push(stdin);
       let launched: LaunchedContainer;
+      const { spec } = record;
       try {
-        launched = await launchContainer(resolved, {
-          args: run.args,
-          env: run.env,
-          dataDir: run.dataDir,
-          stdin: stdin.fd,
-          stdout: log.fd,
-          stderr: log.fd,
-        });
+        launched = await launchContainer(
+          resolved,
+          { args: run.args, env: run.env, dataDir: run.dataDir, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' },
+          { runtime: this.#opts.runtime, name: `${this.pod.name}.${spec.name}`, limits: spec.limits },
+        );
       } catch (err) {
         return { exitCode: EXIT_START_ERROR, reason: 'StartError', message: `refused to start: ${errorText(err)}` };
       }
+      const writer = new PodLogWriter(log);
+      const logged = Promise.all([
+        launched.stdout === null ? undefined : writer.attach(launched.stdout, 'stdout'),
+        launched.stderr === null ? undefined : writer.attach(launched.stderr, 'stderr'),
+      ]).catch((err: unknown) => this.#opts.log(`pod ${this.pod.name}, container "${spec.name}": cannot write the log: ${errorText(err)}`));
       record.running = launched;
       if (this.#stopping !== undefined) await launched.kill('killed: the pod is stopping');
       record.ranOnce = true;
@@ -320,6 +347,7 @@ export class PodWorker {
       record.status.state = { running: { startedAt: run.startedAt } } satisfies ContainerState;
       await this.#writeStatus();
       const exit = await launched.exited;
+      await logged;
       record.running = undefined;
       return exit;
     } finally {

@@ -13,6 +13,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFil
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { canonicalId } from '../../core/ids/bindle-id.js';
+import { podLogText, type LogStream } from '../../client/kubelet/pod-log.js';
 import type { PodStatus } from '../../client/kubelet/pod-status.js';
 import { buildWasmFixtures } from '../../scripts/build-wasm-fixtures.js';
 import { sha256 } from '../helpers/bindles.js';
@@ -107,7 +108,7 @@ t.test('bindle-kubelet runs static pods from a bindle pushed with the CLI', asyn
     }
     throw new Error(`pod ${pod} did not finish\nkubelet:\n${kubeletLog}`);
   };
-  const podLog = (pod: string): string => readFileSync(join(root, 'state', 'pods', pod, 'main.log'), 'utf8');
+  const podLog = (pod: string, stream?: LogStream): string => podLogText(readFileSync(join(root, 'state', 'pods', pod, 'main.log'), 'utf8'), stream);
   const helloSha = sha256(readFileSync(modules.get('hello') ?? ''));
   const parcelGets = (): number =>
     server
@@ -137,7 +138,8 @@ t.test('bindle-kubelet runs static pods from a bindle pushed with the CLI', asyn
     reason: 'RestartLimitReached',
     containerStatuses: [{ restartCount: 2, state: { terminated: { exitCode: 3, reason: 'Error' } } }],
   });
-  t.equal(podLog('fail'), 'about to fail\nfailing with status 3\n'.repeat(3));
+  t.equal(podLog('fail', 'stdout'), 'about to fail\n'.repeat(3));
+  t.equal(podLog('fail', 'stderr'), 'failing with status 3\n'.repeat(3));
 
   const oneShot = (ref: string, extraEnv: Record<string, string> = {}) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {

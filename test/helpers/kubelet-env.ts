@@ -13,13 +13,27 @@ import type { Keyring } from '../../core/signing/keyring.js';
 import { parseStrategy } from '../../core/signing/verification.js';
 import { BindleClient } from '../../client/lib/index.js';
 import { ModuleStore } from '../../client/kubelet/module-store.js';
+import { detectModuleRuntime, type ModuleRuntime } from '../../client/kubelet/runner.js';
 import { buildWasmFixtures } from '../../scripts/build-wasm-fixtures.js';
 import { creatorKeyring, signedInvoice, type TestParcel } from './bindles.js';
 import { makeTestApp, type TestApp, type TestAppOptions } from './test-app.js';
 
 let built: Promise<Map<string, Buffer>> | undefined;
+let runtime: Promise<{ runtime: ModuleRuntime; log: string[] }> | undefined;
 
-/** The assembled fixtures/wasm modules by stem (`hello`, `echo`, `cat`, `exit3`, `spin`). */
+/**
+ * The module runtime of this machine (sandbox and cgroups), detected once per test process;
+ * `log` collects what it reported (e.g. limits it cannot enforce).
+ */
+export function moduleRuntime(): Promise<{ runtime: ModuleRuntime; log: string[] }> {
+  runtime ??= (async () => {
+    const log: string[] = [];
+    return { runtime: await detectModuleRuntime({ log: (m) => log.push(m) }), log };
+  })();
+  return runtime;
+}
+
+/** The assembled fixtures/wasm modules by stem (`hello`, `echo`, `cat`, `exit3`, `spin`, `grow`). */
 export function wasmModules(): Promise<Map<string, Buffer>> {
   built ??= (async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bindle-wasm-'));

@@ -1,6 +1,6 @@
 /**
- * The kubelet in-process (real server over HTTP, real module store, modules in worker
- * threads): static pods from a manifest directory, status.json content, logs, restart
+ * The kubelet in-process (real server over HTTP, real module store, modules in their own
+ * sandboxed processes): static pods from a manifest directory, status.json content, logs, restart
  * policies with capped back-off and a restart limit, refused pods, selection by annotations,
  * yanked bindles, and pods stopped when their manifest goes away or the kubelet stops.
  */
@@ -12,8 +12,9 @@ import { sha256, signedInvoice, type TestParcel } from '../helpers/bindles.js';
 import type { Label } from '../../schema/index.js';
 import { Kubelet } from '../../client/kubelet/kubelet.js';
 import { backoffDelay, type BackoffOptions } from '../../client/kubelet/pod-worker.js';
+import { podLogText, type LogStream } from '../../client/kubelet/pod-log.js';
 import type { PodStatus } from '../../client/kubelet/pod-status.js';
-import { listeningApp, moduleStore, publisher, pushBindle, wasm, wasmParcel } from '../helpers/kubelet-env.js';
+import { listeningApp, moduleRuntime, moduleStore, publisher, pushBindle, wasm, wasmParcel } from '../helpers/kubelet-env.js';
 
 interface Env {
   url: string;
@@ -31,6 +32,7 @@ async function startKubelet(t: Test, url: string, backoff: Partial<BackoffOption
   const log: string[] = [];
   const kubelet = new Kubelet({
     store,
+    runtime: (await moduleRuntime()).runtime,
     manifestDir: join(root, 'manifests'),
     stateDir: join(root, 'state'),
     pollIntervalMs: 25,
@@ -90,8 +92,9 @@ function existsLog(env: Env, pod: string): boolean {
   return existsSync(path) && readFileSync(path, 'utf8') !== '';
 }
 
-function podLog(env: Env, pod: string, container = 'main'): string {
-  return readFileSync(join(env.state, 'pods', pod, `${container}.log`), 'utf8');
+/** What the container wrote (one stream, or both as kubectl logs shows them), from its CRI-format log. */
+function podLog(env: Env, pod: string, container = 'main', stream?: LogStream): string {
+  return podLogText(readFileSync(join(env.state, 'pods', pod, `${container}.log`), 'utf8'), stream);
 }
 
 async function server(t: Test): Promise<string> {
@@ -161,7 +164,11 @@ t.test('static pods', async (t) => {
         },
       ],
     });
-    t.equal(podLog(env, 'fail'), 'about to fail\nfailing with status 3\n'.repeat(4), 'four runs, one log');
+    t.equal(podLog(env, 'fail', 'main', 'stdout'), 'about to fail\n'.repeat(4), 'four runs, one log: stdout');
+    t.equal(podLog(env, 'fail', 'main', 'stderr'), 'failing with status 3\n'.repeat(4), 'and stderr, kept apart');
+    const records = readFileSync(join(env.state, 'pods', 'fail', 'main.log'), 'utf8').split('\n').filter((l) => l !== '');
+    t.equal(records.length, 8);
+    for (const r of records) t.match(r, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (stdout F about to fail|stderr F failing with status 3)$/, 'CRI log records');
     const restarts = env.log.filter((l) => l.includes('pod fail, container "main": restart'));
     t.same(restarts.map((l) => /in (\d+) ms/.exec(l)?.[1]), ['10', '20', '40'], 'the delay doubles up to the cap');
   });

@@ -1,6 +1,6 @@
 /**
- * Running the fixture modules (fixtures/wasm/*.wat, assembled at test time) in worker
- * threads under WASI: output to a log file, args and env, a file parcel read from /data,
+ * Running the fixture modules (fixtures/wasm/*.wat, assembled at test time) in their own
+ * sandboxed processes under WASI: output to a log file, args and env, a file parcel read from /data,
  * exit codes, a busy module killed, a module that is not a WASI command, and a cached entry
  * module that no longer matches its label (refused before anything runs).
  */
@@ -9,10 +9,14 @@ import { chmodSync, closeSync, openSync, readFileSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import type { Label } from '../../schema/index.js';
 import type { ResolvedModule } from '../../client/kubelet/module-store.js';
-import { envRecord, launchContainer, startModule, type ModuleExit, type ModuleInvocation } from '../../client/kubelet/runner.js';
+import { envRecord, launchContainer, startModule, type ModuleExit, type ModuleInvocation, type StartOptions } from '../../client/kubelet/runner.js';
 import { assembleWat } from '../../scripts/build-wasm-fixtures.js';
 import { sha256 } from '../helpers/bindles.js';
-import { wasm } from '../helpers/kubelet-env.js';
+import { moduleRuntime, wasm } from '../helpers/kubelet-env.js';
+
+async function runOpts(): Promise<StartOptions> {
+  return { runtime: (await moduleRuntime()).runtime, name: 'runner-test' };
+}
 
 function labelOf(name: string, data: Buffer, mediaType = 'application/wasm'): Label {
   return { name, mediaType, sha256: sha256(data), size: data.length };
@@ -24,7 +28,7 @@ async function runWithLog(t: Test, module: Uint8Array, extra: Partial<ModuleInvo
   const logPath = join(dir, 'out.log');
   const fd = openSync(logPath, 'a');
   try {
-    const running = startModule({ module, args: ['m.wasm'], env: {}, preopens: {}, stdin: 0, stdout: fd, stderr: fd, ...extra });
+    const running = await startModule({ module, args: ['m.wasm'], env: {}, preopens: {}, stdin: 0, stdout: fd, stderr: fd, ...extra }, await runOpts());
     const exit = await running.exited;
     return { exit, log: readFileSync(logPath, 'utf8') };
   } finally {
@@ -57,7 +61,7 @@ t.test('a busy module is killed', async (t) => {
   const dir = t.testdir();
   const fd = openSync(join(dir, 'spin.log'), 'a');
   t.teardown(() => closeSync(fd));
-  const running = startModule({ module: await wasm('spin'), args: ['spin.wasm'], env: {}, preopens: {}, stdin: 0, stdout: fd, stderr: fd });
+  const running = await startModule({ module: await wasm('spin'), args: ['spin.wasm'], env: {}, preopens: {}, stdin: 0, stdout: fd, stderr: fd }, await runOpts());
   // Wait until it has started spinning: its one line is in the log.
   for (let i = 0; i < 200 && readFileSync(join(dir, 'spin.log'), 'utf8') === ''; i++) await new Promise((r) => setTimeout(r, 50));
   t.equal(readFileSync(join(dir, 'spin.log'), 'utf8'), 'spinning\n');
@@ -108,12 +112,12 @@ t.test('a container reads its file parcels from /data', async (t) => {
   const logPath = join(dir, 'c.log');
   const fd = openSync(logPath, 'w');
   t.teardown(() => closeSync(fd));
-  let launched = await launchContainer(resolved, { args: [], env: {}, dataDir: join(dir, 'data'), stdin: 0, stdout: fd, stderr: fd });
+  let launched = await launchContainer(resolved, { args: [], env: {}, dataDir: join(dir, 'data'), stdin: 0, stdout: fd, stderr: fd }, await runOpts());
   t.same(launched.files.map((f) => f.relativePath), ['message.txt', 'notes/other.txt']);
   t.same(await launched.exited, { exitCode: 0, reason: 'Completed' });
-  launched = await launchContainer(resolved, { args: ['notes/other.txt'], env: {}, dataDir: join(dir, 'data'), stdin: 0, stdout: fd, stderr: fd });
+  launched = await launchContainer(resolved, { args: ['notes/other.txt'], env: {}, dataDir: join(dir, 'data'), stdin: 0, stdout: fd, stderr: fd }, await runOpts());
   t.same(await launched.exited, { exitCode: 0, reason: 'Completed' });
-  launched = await launchContainer(resolved, { args: ['../c.log'], env: {}, dataDir: join(dir, 'data'), stdin: 0, stdout: fd, stderr: fd });
+  launched = await launchContainer(resolved, { args: ['../c.log'], env: {}, dataDir: join(dir, 'data'), stdin: 0, stdout: fd, stderr: fd }, await runOpts());
   t.same(await launched.exited, { exitCode: 2, reason: 'Error' }, 'the module cannot climb out of /data');
   t.equal(readFileSync(logPath, 'utf8'), 'a file parcel\nanother one\ncat: cannot open the file\n');
 });
@@ -127,7 +131,7 @@ t.test('a cached entry module that no longer matches its label never runs', asyn
   const fd = openSync(join(dir, 'c.log'), 'w');
   t.teardown(() => closeSync(fd));
   await t.rejects(
-    launchContainer(resolved, { args: [], env: {}, dataDir: join(dir, 'data'), stdin: 0, stdout: fd, stderr: fd }),
+    launchContainer(resolved, { args: [], env: {}, dataDir: join(dir, 'data'), stdin: 0, stdout: fd, stderr: fd }, await runOpts()),
     { code: tampered.length === resolved.entry.label.size ? 'digest_mismatch' : 'size_mismatch', message: new RegExp(`^parcel ${resolved.entry.label.sha256} \\(hello\\.wasm\\) at `) },
   );
   t.equal(readFileSync(join(dir, 'c.log'), 'utf8'), '', 'nothing ran');

@@ -1,0 +1,80 @@
+/**
+ * Pod logs in the Kubernetes CRI logging format (what the kubelet writes under /var/log/pods
+ * and `kubectl logs` reads): one record per line, `<RFC 3339 time> <stream> <tag> <text>`,
+ * where stream is `stdout` or `stderr` and tag is `F` for a full line or `P` for a part of a
+ * line longer than `MAX_RECORD_BYTES` (the rest follows in the next records). Both streams go
+ * to one file in the order the kubelet read them, so the file reads like the terminal would
+ * and each line still says where it came from. A last line without a newline is written as a
+ * full line when its stream ends.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+
+export type LogStream = 'stdout' | 'stderr';
+
+/** Longest text in one record; longer lines are split into `P` records. */
+export const MAX_RECORD_BYTES = 16 * 1024;
+
+const NEWLINE = 0x0a;
+
+/** One record of a pod log. */
+export interface LogRecord {
+  time: string;
+  stream: LogStream;
+  /** True for a `P` record (the line continues in the next record of the same stream). */
+  partial: boolean;
+  text: string;
+}
+
+/** Writes the records of a container's streams to one log file (see the module comment). */
+export class PodLogWriter {
+  readonly #file: FileHandle;
+  #writes: Promise<unknown> = Promise.resolve();
+
+  constructor(file: FileHandle) {
+    this.#file = file;
+  }
+
+  /** Copies `stream` into the log as records of `name`; resolves when it ended and every record is written. */
+  async attach(stream: Readable, name: LogStream): Promise<void> {
+    let pending = Buffer.alloc(0);
+    for await (const chunk of stream) {
+      pending = Buffer.concat([pending, chunk as Buffer]);
+      let newline: number;
+      while ((newline = pending.indexOf(NEWLINE)) >= 0) {
+        this.#record(name, pending.subarray(0, newline), false);
+        pending = pending.subarray(newline + 1);
+      }
+      while (pending.length > MAX_RECORD_BYTES) {
+        this.#record(name, pending.subarray(0, MAX_RECORD_BYTES), true);
+        pending = pending.subarray(MAX_RECORD_BYTES);
+      }
+    }
+    if (pending.length > 0) this.#record(name, pending, false);
+    await this.#writes;
+  }
+
+  #record(stream: LogStream, text: Buffer, partial: boolean): void {
+    const line = Buffer.concat([Buffer.from(`${new Date().toISOString()} ${stream} ${partial ? 'P' : 'F'} `), text, Buffer.from('\n')]);
+    this.#writes = this.#writes.then(() => this.#file.write(line));
+  }
+}
+
+/** Parses a CRI log (lines that are not records are skipped). */
+export function parsePodLog(text: string): LogRecord[] {
+  const records: LogRecord[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^(\S+) (stdout|stderr) ([FP]) (.*)$/su.exec(line);
+    if (m === null) continue;
+    records.push({ time: m[1] ?? '', stream: m[2] as LogStream, partial: m[3] === 'P', text: m[4] ?? '' });
+  }
+  return records;
+}
+
+/** The text a container wrote, as `kubectl logs` shows it: both streams, or one (`stream`). */
+export function podLogText(text: string, stream?: LogStream): string {
+  return parsePodLog(text)
+    .filter((r) => stream === undefined || r.stream === stream)
+    .map((r) => (r.partial ? r.text : `${r.text}\n`))
+    .join('');
+}
