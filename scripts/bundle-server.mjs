@@ -4,6 +4,8 @@
 // start-up time than the module graph tsc emits (dist/server/bin/), most of whose start goes to
 // resolving and reading hundreds of files. What a default start does not run stays out of it:
 // - better-sqlite3 (a native addon) is loaded from node_modules;
+// - pg (node-postgres) is loaded from node_modules, and only when a PostgreSQL index is opened
+//   (server/storage/postgres-invoice-index.ts imports it dynamically);
 // - the htpasswd and OIDC authenticators (bcryptjs, jose) are imported dynamically by
 //   server/auth/build-auth.ts, so they land in chunks loaded only when configured;
 // - Fastify's schema compilers and its inject() support are required by Fastify only on demand
@@ -30,7 +32,7 @@ await build({
   platform: 'node',
   target: 'node20',
   sourcemap: true,
-  external: ['better-sqlite3', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request'],
+  external: ['better-sqlite3', 'pg', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request'],
   // Bundled CommonJS packages call require() for Node built-ins; an ES module has none of its own.
   banner: { js: "import { createRequire as __bindleCreateRequire } from 'node:module'; const require = __bindleCreateRequire(import.meta.url);" },
   logLevel: 'warning',

@@ -76,3 +76,63 @@ export function queryMatch(q: InvoiceQuery): { column: 'name' | 'search_text'; t
     ? { column: 'name', terms: queryTerms(q.query) }
     : { column: 'search_text', terms: queryTerms(q.query).map((term) => term.toLowerCase()) };
 }
+
+/** A StoredInvoice read from storage; the invoice object is parsed from its JSON on first use. */
+class StoredRow implements StoredInvoice {
+  name: string;
+  version: string;
+  canonicalId: string;
+  toml: string;
+  json: string;
+  yanked: boolean;
+  createdAt: number;
+  #invoice: Invoice | undefined;
+
+  constructor(fields: Omit<StoredInvoice, 'invoice'>) {
+    this.name = fields.name;
+    this.version = fields.version;
+    this.canonicalId = fields.canonicalId;
+    this.toml = fields.toml;
+    this.json = fields.json;
+    this.yanked = fields.yanked;
+    this.createdAt = fields.createdAt;
+  }
+
+  get invoice(): Invoice {
+    this.#invoice ??= JSON.parse(this.json) as Invoice;
+    return this.#invoice;
+  }
+
+  set invoice(value: Invoice) {
+    this.#invoice = value;
+  }
+}
+
+/** The columns every SQL index keeps per invoice, as its driver returns them. */
+export interface InvoiceColumns {
+  name: string;
+  version: string;
+  canonical_id: string;
+  /** A boolean, or SQLite's 0/1. */
+  yanked: boolean | number;
+  /** Unix milliseconds; a string where the driver returns 64-bit integers as text. */
+  created_at: number | string;
+  toml: string;
+  json: string;
+}
+
+/**
+ * A stored invoice from its row: a GET serves the text only, so the invoice object is parsed
+ * from `json` when first read.
+ */
+export function storedInvoice(row: InvoiceColumns): StoredInvoice {
+  return new StoredRow({
+    name: row.name,
+    version: row.version,
+    canonicalId: row.canonical_id,
+    toml: row.toml,
+    json: row.json,
+    yanked: row.yanked === true || row.yanked === 1,
+    createdAt: Number(row.created_at),
+  });
+}

@@ -7,10 +7,9 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import semver from 'semver';
-import type { Invoice } from '../../schema/index.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import type { InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice } from './invoice-index.js';
-import { checkEntry, checkPaging, checkYankEntry, queryMatch, searchText } from './invoice-index-rules.js';
+import { checkEntry, checkPaging, checkYankEntry, queryMatch, searchText, storedInvoice } from './invoice-index-rules.js';
 import { versionFilter } from './invoice-index-versions.js';
 import { versionParts } from './semver-order.js';
 
@@ -284,7 +283,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     return settle(() => {
       this.checkOpen();
       const row = this.recentRow(name, version);
-      return row === undefined ? undefined : toStored(row);
+      return row === undefined ? undefined : storedInvoice(row);
     });
   }
 
@@ -351,7 +350,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.toml, d.json
        FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id WHERE i.id = ?`,
     );
-    return ids.map((id) => toStored(byId.get(id) as InvoiceRow));
+    return ids.map((id) => storedInvoice(byId.get(id) as InvoiceRow));
   }
 
   invoicesWithParcel(sha256: string): Promise<Array<{ name: string; version: string; yanked: boolean }>> {
@@ -586,40 +585,6 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   }
 }
 
-/** A StoredInvoice read from a row; the invoice object is parsed from its JSON on first use. */
-class StoredRow implements StoredInvoice {
-  name: string;
-  version: string;
-  canonicalId: string;
-  toml: string;
-  json: string;
-  yanked: boolean;
-  createdAt: number;
-  #invoice: Invoice | undefined;
-
-  constructor(row: InvoiceRow) {
-    this.name = row.name;
-    this.version = row.version;
-    this.canonicalId = row.canonical_id;
-    this.toml = row.toml;
-    this.json = row.json;
-    this.yanked = row.yanked === 1;
-    this.createdAt = row.created_at;
-  }
-
-  get invoice(): Invoice {
-    this.#invoice ??= JSON.parse(this.json) as Invoice;
-    return this.#invoice;
-  }
-
-  set invoice(value: Invoice) {
-    this.#invoice = value;
-  }
-}
-
-function toStored(row: InvoiceRow): StoredInvoice {
-  return new StoredRow(row);
-}
 
 /** Applies pending migrations in one immediate transaction; refuses a newer schema. */
 function migrate(db: Database.Database, path: string): void {
