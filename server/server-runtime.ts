@@ -1,6 +1,6 @@
 /**
  * Assembles a running server from a validated ServerConfig: opens the data directory (file
- * parcel store, SQLite index, invoice files), loads the keyring and the host signing key
+ * parcel store, SQLite index), loads the keyring and the host signing key
  * (creating it on first start), builds the auth seams and the app, listens, and closes
  * everything in order. Used by the entry point and by end-to-end tests.
  */
@@ -19,6 +19,7 @@ import { buildApp } from './app.js';
 import { buildAuth } from './auth/build-auth.js';
 import type { ServerConfig } from './config/server-config.js';
 import { BindleService } from './service/bindle-service.js';
+import { exportReferenceLayout, type ExportReport } from './service/reference-export.js';
 import { reindex, type ReindexReport } from './service/reindex.js';
 import { FileParcelStore } from './storage/file-parcel-store.js';
 import { InvoiceFiles } from './storage/invoice-files.js';
@@ -31,7 +32,10 @@ export interface RunningServer {
   readonly log: FastifyBaseLogger;
   /** Starts listening; resolves with the bound address (e.g. http://127.0.0.1:8080). */
   listen(): Promise<string>;
+  /** Imports the invoice files of the data directory (reference layout) into the index. */
   reindex(): Promise<ReindexReport>;
+  /** Writes the index's invoices and their parcels to `dir` in the reference layout. */
+  exportReferenceLayout(dir: string): Promise<ExportReport>;
   /** Stops accepting, lets in-flight requests finish (up to the grace period), closes storage. */
   close(): Promise<void>;
 }
@@ -68,9 +72,8 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
 
   const parcels = await FileParcelStore.open(config.directory);
   const index = SqliteInvoiceIndex.open(join(config.directory, INDEX_FILE));
-  const files = new InvoiceFiles(config.directory);
   const service = new BindleService({
-    parcels, index, files, verifier, hostKey, hostKeyring, maxParcelBytes: config.maxParcelBytes,
+    parcels, index, verifier, hostKey, hostKeyring, maxParcelBytes: config.maxParcelBytes,
   });
   const { authenticator, authorizer, oidc } = await buildAuth(config);
 
@@ -108,7 +111,8 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
       }
       return address;
     },
-    reindex: () => reindex(files, index),
+    reindex: () => reindex(new InvoiceFiles(config.directory), index),
+    exportReferenceLayout: (dir) => exportReferenceLayout(index, parcels, dir),
     async close() {
       if (closed) return;
       closed = true;

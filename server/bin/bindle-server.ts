@@ -2,37 +2,110 @@
 /**
  * `bindle-server`: the entry point. The one place that picks concrete implementations (file
  * parcel store, SQLite index, keyring verifier, configured auth), starts the HTTP server and
- * shuts it down gracefully on SIGTERM/SIGINT. `bindle-server reindex` rebuilds the index
- * from the invoice files on disk.
+ * shuts it down gracefully on SIGTERM/SIGINT. Two subcommands move data in and out in the
+ * reference layout: `reindex` imports a data directory's invoice files into the index,
+ * `export --reference-layout DIR` writes the index's invoices and parcels to DIR.
  */
+import { resolve } from 'node:path';
 import { hostname } from 'node:os';
-import { isBindleError } from '../../core/errors/bindle-error.js';
+import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { VERSION } from '../../core/version.js';
 import { parseServerInvocation } from '../config/server-config.js';
-import { openServer } from '../server-runtime.js';
+import { openServer, type RunningServer } from '../server-runtime.js';
+
+type Subcommand = 'reindex' | 'export';
+
+const SUBCOMMAND_HELP: Readonly<Record<Subcommand, string>> = {
+  reindex: `Usage: bindle-server reindex [options]
+
+Imports the invoice files of the data directory in the reference layout
+(<directory>/invoices/<sha256(name/version)>/invoice.toml, e.g. copied from a reference server
+or written by 'bindle-server export') into the invoice index, the only record of invoices.
+Ids already indexed with the same invoice are left alone; a file holding the same invoice
+yanked yanks it in the index; a file holding a different invoice is reported as a conflict and
+the index keeps its own. Exit status 1 when a file was skipped or conflicts.
+
+Options: those of the server (see bindle-server --help), e.g. -d, --directory <path>.`,
+  export: `Usage: bindle-server export --reference-layout <dir> [options]
+
+Writes every invoice in the index (yanked ones too) and every stored parcel they list to <dir>
+in the reference layout (invoices/<id>/invoice.toml, parcels/<sha256>/parcel.dat and
+label.toml), which reference tooling and 'bindle-server reindex' read. Files are written
+atomically; running it again completes an interrupted export.
+
+Options: --reference-layout <dir>, and those of the server (see bindle-server --help).`,
+};
+
+const MAIN_HELP_SUFFIX = `
+
+Commands:
+  bindle-server [options]                                 serve
+  bindle-server reindex [options]                         import the data directory's invoice files into the index
+  bindle-server export --reference-layout <dir> [options] write invoices and parcels in the reference layout`;
+
+/** Takes `--reference-layout <dir>` (or `=<dir>`) out of the arguments. */
+function takeReferenceLayout(args: string[]): { dir: string | undefined; rest: string[] } {
+  const rest: string[] = [];
+  let dir: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] ?? '';
+    if (arg === '--reference-layout') {
+      dir = args[i + 1];
+      if (dir === undefined || dir.startsWith('-')) throw new BindleError('invalid_config', 'option --reference-layout needs a directory (see --help)');
+      i++;
+    } else if (arg.startsWith('--reference-layout=')) {
+      dir = arg.slice('--reference-layout='.length);
+    } else {
+      rest.push(arg);
+    }
+  }
+  return { dir, rest };
+}
+
+async function runSubcommand(sub: Subcommand, server: RunningServer, directory: string, exportDir: string | undefined): Promise<number> {
+  if (sub === 'export') {
+    const target = resolve(exportDir ?? '');
+    const report = await server.exportReferenceLayout(target);
+    process.stdout.write(
+      `exported to ${target}: ${report.invoices} invoices, ${report.parcels} parcels, ${report.missingParcels} parcels never uploaded\n`,
+    );
+    return 0;
+  }
+  const report = await server.reindex();
+  process.stdout.write(
+    `reindexed ${directory}: ${report.added} added, ${report.alreadyIndexed} already indexed, ${report.yanked} yanked, ` +
+      `${report.conflicts.length} conflicting, ${report.skipped.length} skipped\n`,
+  );
+  for (const c of report.conflicts) process.stdout.write(`  conflict ${c.path}: ${c.reason}\n`);
+  for (const s of report.skipped) process.stdout.write(`  skipped ${s.path}: ${s.reason}\n`);
+  return report.skipped.length > 0 || report.conflicts.length > 0 ? 1 : 0;
+}
 
 async function main(argv: string[]): Promise<number> {
-  const reindexOnly = argv[0] === 'reindex';
-  const args = reindexOnly ? argv.slice(1) : argv;
+  const sub: Subcommand | undefined = argv[0] === 'reindex' || argv[0] === 'export' ? argv[0] : undefined;
+  let args = sub === undefined ? argv : argv.slice(1);
+  let exportDir: string | undefined;
+  if (sub === 'export') ({ dir: exportDir, rest: args } = takeReferenceLayout(args));
   const invocation = await parseServerInvocation(args, process.env, process.cwd());
   if (invocation.kind === 'help') {
-    process.stdout.write(`${invocation.text}\n\nbindle-server reindex [options]  rebuild the index from the invoice files on disk\n`);
+    process.stdout.write(`${sub === undefined ? invocation.text + MAIN_HELP_SUFFIX : SUBCOMMAND_HELP[sub]}\n`);
     return 0;
   }
   if (invocation.kind === 'version') {
     process.stdout.write(`bindle-server ${VERSION}\n`);
     return 0;
   }
+  if (sub === 'export' && exportDir === undefined) {
+    throw new BindleError('invalid_config', 'export needs --reference-layout <dir> (see bindle-server export --help)');
+  }
   const { config } = invocation;
   const server = await openServer(config, { hostLabel: `bindle-server host key (${hostname()})` });
-  if (reindexOnly) {
-    const report = await server.reindex();
-    await server.close();
-    process.stdout.write(
-      `reindexed ${config.directory}: ${report.added} added, ${report.alreadyIndexed} already indexed, ${report.skipped.length} skipped\n`,
-    );
-    for (const s of report.skipped) process.stdout.write(`  skipped ${s.path}: ${s.reason}\n`);
-    return report.skipped.length > 0 ? 1 : 0;
+  if (sub !== undefined) {
+    try {
+      return await runSubcommand(sub, server, config.directory, exportDir);
+    } finally {
+      await server.close();
+    }
   }
   await server.listen();
   let stopping = false;

@@ -2,6 +2,8 @@
  * The Bindle provider: every protocol operation as one method, over the seams (parcel store,
  * invoice index, verifier) and the host's signing key. Routes translate HTTP to these calls and
  * back; this layer owns the rules (verification, host counter-signature, yank, missing parcels).
+ * It keeps no state of its own: the invoice index is the only record of invoices and decides
+ * every race, so any number of instances (replicas) may serve one index and parcel store.
  */
 import type { Readable } from 'node:stream';
 import type { Invoice, KeyRing, Label, QueryReply, SecretKeyEntry, SignatureRole } from '../../schema/index.js';
@@ -13,14 +15,11 @@ import { publicKeyOf } from '../../core/signing/keys.js';
 import { signInvoice, yankInvoice } from '../../core/signing/sign.js';
 import type { InvoiceVerifier } from '../../core/signing/verifier.js';
 import type { InvoiceIndex, InvoiceQuery, StoredInvoice } from '../storage/invoice-index.js';
-import type { InvoiceFiles } from '../storage/invoice-files.js';
 import type { ByteRange, ParcelStore } from '../storage/parcel-store.js';
-import { KeyedLock } from './keyed-lock.js';
 
 export interface BindleServiceDeps {
   parcels: ParcelStore;
   index: InvoiceIndex;
-  files: InvoiceFiles;
   verifier: InvoiceVerifier;
   /** The server's own signing key (role host). */
   hostKey: SecretKeyEntry;
@@ -56,7 +55,6 @@ function uniqueLabels(inv: Invoice): Label[] {
 
 export class BindleService {
   private readonly deps: BindleServiceDeps;
-  private readonly locks = new KeyedLock();
   private readonly hostPublicKey: string;
   private readonly now: () => number;
 
@@ -84,23 +82,15 @@ export class BindleService {
       }
     });
     this.deps.verifier.verify(input);
-    const key = canonicalId(id);
-    const stored = await this.locks.run(key, async () => {
-      if ((await this.deps.index.get(id.name, id.version)) !== undefined) {
-        throw new BindleError('already_exists', `invoice ${formatId(id)} already exists`);
-      }
-      const alreadyHostSigned = (input.signature ?? []).some((s) => s.key === this.hostPublicKey);
-      const signed = alreadyHostSigned ? input : signInvoice(input, 'host', this.deps.hostKey, this.now());
-      const entry = this.toStored(id, signed, Date.now());
-      await this.deps.files.write(key, entry.toml);
-      try {
-        await this.deps.index.insert(entry);
-      } catch (err) {
-        await this.deps.files.remove(key);
-        throw err;
-      }
-      return entry;
-    });
+    if ((await this.deps.index.get(id.name, id.version)) !== undefined) {
+      throw new BindleError('already_exists', `invoice ${formatId(id)} already exists`);
+    }
+    const alreadyHostSigned = (input.signature ?? []).some((s) => s.key === this.hostPublicKey);
+    const signed = alreadyHostSigned ? input : signInvoice(input, 'host', this.deps.hostKey, this.now());
+    const stored = this.toStored(id, signed, Date.now());
+    // The check above only saves signing work: the index's one insert transaction decides, so
+    // of racing creates (in any replica) exactly one stores the invoice, the rest get already_exists.
+    await this.deps.index.insert(stored);
     return { stored, missing: await this.missingOf(stored.invoice) };
   }
 
@@ -114,17 +104,18 @@ export class BindleService {
     return stored;
   }
 
-  /** Marks an invoice yanked with a host yank signature. Idempotent. */
+  /**
+   * Marks an invoice yanked with a host yank signature. Idempotent: a yank of a yanked invoice,
+   * also one that another replica yanked meanwhile (the index's compare-and-set decides),
+   * returns the stored yank.
+   */
   async yank(id: BindleId, reason = ''): Promise<StoredInvoice> {
-    return this.locks.run(canonicalId(id), async () => {
-      const stored = await this.getInvoice(id, true);
-      if (stored.yanked) return stored;
-      const yanked = yankInvoice(stored.invoice, this.deps.hostKey, reason, this.now());
-      const entry = this.toStored(id, yanked, stored.createdAt);
-      await this.deps.files.write(entry.canonicalId, entry.toml);
-      await this.deps.index.update(entry);
-      return entry;
-    });
+    const stored = await this.getInvoice(id, true);
+    if (stored.yanked) return stored;
+    const yanked = yankInvoice(stored.invoice, this.deps.hostKey, reason, this.now());
+    const entry = this.toStored(id, yanked, stored.createdAt);
+    if (await this.deps.index.yank(entry)) return entry;
+    return this.getInvoice(id, true);
   }
 
   /** Stores a parcel listed on the invoice, streaming and verifying its bytes. */

@@ -1,21 +1,27 @@
 /**
- * The reference file provider's invoice layout, `<root>/invoices/<canonical id>/invoice.toml`,
- * kept beside the index so that a data directory stays readable by reference tooling and the
- * index can be rebuilt from disk (`reindex`). Every write is atomic.
+ * The reference file provider's invoice layout, `<root>/invoices/<canonical id>/invoice.toml`:
+ * an import/export format only (server/service/reindex.ts, reference-export.ts). The server
+ * never reads or writes it while serving: the invoice index is the only record of invoices.
+ * Every write is atomic.
  */
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../core/fs-atomic.js';
+
+/** Directory under the root holding one directory per invoice (the reference's name). */
+export const INVOICE_DIRECTORY = 'invoices';
+/** File name of an invoice inside its directory (the reference's name). */
+export const INVOICE_FILE = 'invoice.toml';
 
 export class InvoiceFiles {
   readonly dir: string;
 
   constructor(root: string) {
-    this.dir = join(root, 'invoices');
+    this.dir = join(root, INVOICE_DIRECTORY);
   }
 
   pathOf(canonicalId: string): string {
-    return join(this.dir, canonicalId, 'invoice.toml');
+    return join(this.dir, canonicalId, INVOICE_FILE);
   }
 
   /** Atomically writes (or replaces) an invoice's TOML. */
@@ -23,11 +29,7 @@ export class InvoiceFiles {
     await writeFileAtomic(this.pathOf(canonicalId), toml, 0o644);
   }
 
-  async remove(canonicalId: string): Promise<void> {
-    await rm(join(this.dir, canonicalId), { recursive: true, force: true });
-  }
-
-  /** Every stored invoice file as `{ canonicalId, toml }`; directories without one are skipped. */
+  /** Every invoice file as `{ canonicalId, path, toml }`, by id; directories without one are skipped. */
   async *readAll(): AsyncGenerator<{ canonicalId: string; path: string; toml: string }> {
     let names: string[];
     try {

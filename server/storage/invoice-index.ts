@@ -1,6 +1,11 @@
 /**
  * The invoice index seam: what the HTTP layer reads for `/_q`, invoice GETs and
- * missing-parcel checks (PROTOCOL.md §4, §5). SqliteInvoiceIndex is the implementation.
+ * missing-parcel checks (PROTOCOL.md §4, §5), and the only record of invoices: nothing else
+ * holds them (the reference layout on disk is an import/export format, server/service/reindex.ts).
+ * Implementations: SqliteInvoiceIndex, PostgresInvoiceIndex. The rules every implementation
+ * follows are in invoice-index-rules.ts (paging, entry checks, search text) and
+ * invoice-index-versions.ts (the version filter as SQL); every implementation passes
+ * test/contract/invoice-index-contract.ts.
  */
 import type { Invoice } from '../../schema/index.js';
 
@@ -49,14 +54,28 @@ export interface InvoiceQueryResult {
   invoices: StoredInvoice[];
 }
 
-/** The searchable index of invoices. Every write is atomic (one transaction). */
+/**
+ * The searchable index of invoices. Every write is atomic (one transaction) and decided by the
+ * index alone, so that several processes (replicas) may share one index with no lock of their
+ * own: of racing inserts of one name/version exactly one succeeds, of racing yanks exactly one
+ * writes. A write is seen by every instance's get as soon as it returns, and by instances in
+ * other processes within 1 s (an implementation that caches reads invalidates them in time).
+ */
 export interface InvoiceIndex {
-  /** Inserts a new invoice; already_exists if name/version is taken (yanked or not). */
+  /**
+   * Inserts a new invoice; already_exists if name/version is taken (yanked or not), also when
+   * another instance inserts it at the same time. Entries are checked with checkEntry.
+   */
   insert(entry: StoredInvoice): Promise<void>;
   /** The invoice, yanked or not; undefined when absent. */
   get(name: string, version: string): Promise<StoredInvoice | undefined>;
-  /** Replaces an existing entry's invoice/toml/json/yanked (used by yank); not_found if absent. */
-  update(entry: StoredInvoice): Promise<void>;
+  /**
+   * Compare-and-set yank: replaces the invoice's documents by `entry` (the same invoice with
+   * `yanked = true` and its yank signature; checkYankEntry) only if it is not yanked yet.
+   * true = this call yanked it; false = it was already yanked (nothing written: read it back
+   * for the stored yank). not_found if absent. Invoices are immutable otherwise.
+   */
+  yank(entry: StoredInvoice): Promise<boolean>;
   /** Matches in stable order; invalid_query for a bad version range, offset or limit. */
   query(q: InvoiceQuery): Promise<InvoiceQueryResult>;
   /** Every invoice that lists a parcel with this digest (for "is this parcel on a yanked invoice"). */

@@ -7,11 +7,11 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import semver from 'semver';
-import type { Invoice } from '../../schema/index.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
-import { assertValidName, canonicalId, isStrictSemver } from '../../core/ids/bindle-id.js';
-import { queryTerms, type InvoiceIndex, type InvoiceQuery, type InvoiceQueryResult, type StoredInvoice } from './invoice-index.js';
-import { versionParts, versionSortKey } from './semver-order.js';
+import type { InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice } from './invoice-index.js';
+import { checkEntry, checkPaging, checkYankEntry, queryMatch, searchText, storedInvoice } from './invoice-index-rules.js';
+import { versionFilter } from './invoice-index-versions.js';
+import { versionParts } from './semver-order.js';
 
 /** How SqliteInvoiceIndex.open sets up the file. */
 export interface SqliteInvoiceIndexOptions {
@@ -95,7 +95,6 @@ const FULL_TEXT_SCHEMA = `
 
 /** Terms shorter than this (in code points) have no trigram and are matched by scanning. */
 const TRIGRAM = 3;
-const MAX_LIMIT = 255;
 const STATEMENT_CACHE_SIZE = 64;
 /** Bounds of the recently-read invoice cache: entries, and UTF-16 code units of TOML + JSON. */
 const RECENT_ROWS = 4096;
@@ -159,11 +158,6 @@ function whereOf(filter: Filter, fullText: boolean): { where: string; params: un
   return { where: clauses.length === 0 ? '' : `WHERE ${clauses.join(' AND ')}`, params };
 }
 
-function searchText(invoice: Invoice): string {
-  const spec = invoice.bindle;
-  return [spec.name, spec.version, spec.description ?? '', ...(spec.authors ?? [])].join('\n').toLowerCase();
-}
-
 /** Length in Unicode code points, which is what the trigram tokenizer counts. */
 function codePoints(text: string): number {
   let n = 0;
@@ -174,114 +168,6 @@ function codePoints(text: string): number {
 /** An FTS5 string literal: a phrase, which the trigram tokenizer matches as an exact substring. */
 function ftsPhrase(term: string): string {
   return `"${term.replaceAll('"', '""')}"`;
-}
-
-/**
- * Inclusive version_key bounds of everything `range` can match (undefined = unbounded on that
- * side), so that the version index can narrow a range scan. Per comparator set, the tightest
- * comparator bounds it (`>`/`<` taken as inclusive); the range bound is the loosest set's.
- */
-function keyBounds(range: semver.Range): { lower: string | undefined; upper: string | undefined } {
-  let lower: string | undefined;
-  let upper: string | undefined;
-  let unboundedBelow = false;
-  let unboundedAbove = false;
-  for (const set of range.set) {
-    let setLower: string | undefined;
-    let setUpper: string | undefined;
-    for (const c of set) {
-      if (c.value === '') continue; // matches anything
-      const key = versionSortKey(c.semver.version);
-      if (c.operator !== '<' && c.operator !== '<=' && (setLower === undefined || key > setLower)) setLower = key;
-      if (c.operator !== '>' && c.operator !== '>=' && (setUpper === undefined || key < setUpper)) setUpper = key;
-    }
-    if (setLower === undefined) unboundedBelow = true;
-    else if (lower === undefined || setLower < lower) lower = setLower;
-    if (setUpper === undefined) unboundedAbove = true;
-    else if (upper === undefined || setUpper > upper) upper = setUpper;
-  }
-  return { lower: unboundedBelow ? undefined : lower, upper: unboundedAbove ? undefined : upper };
-}
-
-const SQL_OPERATORS: Readonly<Record<string, string>> = { '': '=', '=': '=', '<': '<', '<=': '<=', '>': '>', '>=': '>=' };
-
-/**
- * `range` as SQL over version_key, exactly what semver's Range.test does (without
- * includePrerelease): some comparator set whose comparators all hold, and where a prerelease
- * version is only admitted by a set with a prerelease comparator on the same major.minor.patch.
- * Only valid for rows with semver_safe = 1 (their key order is semver's order).
- */
-function rangeSql(range: semver.Range): { sql: string; params: unknown[] } {
-  const params: unknown[] = [];
-  const sets = range.set.map((set) => {
-    const clauses: string[] = [];
-    const samePatch: string[] = [];
-    const samePatchParams: unknown[] = [];
-    for (const c of set) {
-      if (c.value === '') continue; // the comparator that matches anything
-      const op = SQL_OPERATORS[c.operator];
-      if (op === undefined) throw new BindleError('internal', `unexpected SemVer comparator ${JSON.stringify(c.value)}`);
-      clauses.push(`i.version_key ${op} ?`);
-      params.push(versionSortKey(c.semver.version));
-      if (c.semver.prerelease.length > 0) {
-        samePatch.push('(i.major = ? AND i.minor = ? AND i.patch = ?)');
-        samePatchParams.push(c.semver.major, c.semver.minor, c.semver.patch);
-      }
-    }
-    clauses.push(`(${['i.prerelease = 0', ...samePatch].join(' OR ')})`);
-    params.push(...samePatchParams);
-    return `(${clauses.join(' AND ')})`;
-  });
-  return { sql: `(${sets.join(' OR ')})`, params };
-}
-
-function parseRange(text: string): semver.Range {
-  const valid = semver.validRange(text);
-  if (valid === null) {
-    throw new BindleError('invalid_query', `invalid SemVer range ${JSON.stringify(text)}: expected a version or an npm-style range such as ^1.2.0`);
-  }
-  return new semver.Range(valid);
-}
-
-function checkPaging(q: InvoiceQuery): void {
-  if (!Number.isSafeInteger(q.offset) || q.offset < 0) {
-    throw new BindleError('invalid_query', `invalid offset ${String(q.offset)}: must be a non-negative integer`);
-  }
-  if (!Number.isInteger(q.limit) || q.limit < 1 || q.limit > MAX_LIMIT) {
-    throw new BindleError('invalid_query', `invalid limit ${String(q.limit)}: must be an integer from 1 to ${MAX_LIMIT}`);
-  }
-}
-
-/** Checks that an entry is self-consistent before it is written. */
-function checkEntry(entry: StoredInvoice): void {
-  assertValidName(entry.name);
-  if (!isStrictSemver(entry.version)) {
-    throw new BindleError('invalid_version', `invalid bindle version ${JSON.stringify(entry.version)}: must be strict SemVer 2`);
-  }
-  const spec = entry.invoice.bindle;
-  if (spec.name !== entry.name || spec.version !== entry.version) {
-    throw new BindleError(
-      'invalid_invoice',
-      `invoice ${spec.name}/${spec.version} stored as ${entry.name}/${entry.version}: the ids must agree`,
-    );
-  }
-  const expected = canonicalId({ name: entry.name, version: entry.version });
-  if (entry.canonicalId !== expected) {
-    throw new BindleError(
-      'invalid_invoice',
-      `canonical id ${JSON.stringify(entry.canonicalId)} of ${entry.name}/${entry.version} should be ${expected}`,
-    );
-  }
-  // Digests follow the schema (lowercase hex): reference data directories hold invoices with
-  // shortened test digests, which must still index. The API refuses them at create time.
-  for (const parcel of entry.invoice.parcel ?? []) {
-    if (!/^[0-9a-f]+$/.test(parcel.label.sha256)) {
-      throw new BindleError('invalid_invoice', `parcel digest ${JSON.stringify(parcel.label.sha256)} is not lowercase hex`);
-    }
-  }
-  if (!Number.isSafeInteger(entry.createdAt)) {
-    throw new BindleError('invalid_invoice', `createdAt ${String(entry.createdAt)} is not an integer number of milliseconds`);
-  }
 }
 
 function isUniqueViolation(err: unknown): boolean {
@@ -397,33 +283,27 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     return settle(() => {
       this.checkOpen();
       const row = this.recentRow(name, version);
-      return row === undefined ? undefined : toStored(row);
+      return row === undefined ? undefined : storedInvoice(row);
     });
   }
 
-  update(entry: StoredInvoice): Promise<void> {
+  yank(entry: StoredInvoice): Promise<boolean> {
     return settle(() => {
       this.checkOpen();
-      checkEntry(entry);
+      checkYankEntry(entry);
       this.knownCount = undefined;
       this.recent.rows.clear();
       this.recent.bytes = 0;
-      this.db
+      return this.db
         .transaction(() => {
-          const row = this.statement('SELECT id FROM invoices WHERE name = ? AND version = ?').get(entry.name, entry.version) as
-            | { id: number }
+          const row = this.statement('SELECT id, yanked FROM invoices WHERE name = ? AND version = ?').get(entry.name, entry.version) as
+            | { id: number; yanked: number }
             | undefined;
           if (row === undefined) throw new BindleError('not_found', `invoice ${entry.name}/${entry.version} does not exist`);
-          this.statement('UPDATE invoices SET yanked = ?, description = ?, authors = ?, search_text = ? WHERE id = ?').run(
-            entry.yanked ? 1 : 0,
-            entry.invoice.bindle.description ?? null,
-            entry.invoice.bindle.authors?.join('\n') ?? null,
-            searchText(entry.invoice),
-            row.id,
-          );
-          this.statement('DELETE FROM invoice_documents WHERE invoice_id = ?').run(row.id);
-          this.statement('DELETE FROM invoice_parcels WHERE invoice_id = ?').run(row.id);
-          this.writeDetails(row.id, entry);
+          if (row.yanked === 1) return false;
+          this.statement('UPDATE invoices SET yanked = 1 WHERE id = ? AND yanked = 0').run(row.id);
+          this.statement('UPDATE invoice_documents SET toml = ?, json = ? WHERE invoice_id = ?').run(entry.toml, entry.json, row.id);
+          return true;
         })
         .immediate();
     });
@@ -470,7 +350,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.toml, d.json
        FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id WHERE i.id = ?`,
     );
-    return ids.map((id) => toStored(byId.get(id) as InvoiceRow));
+    return ids.map((id) => storedInvoice(byId.get(id) as InvoiceRow));
   }
 
   invoicesWithParcel(sha256: string): Promise<Array<{ name: string; version: string; yanked: boolean }>> {
@@ -542,7 +422,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
 
   /**
    * One invoice's row, from the recently-read cache when no connection has written since it
-   * was read: this connection's writes clear the cache (update; insert only adds rows, and
+   * was read: this connection's writes clear the cache (yank; insert only adds rows, and
    * misses are not cached), another connection's commits change `PRAGMA data_version`, which
    * is read at most every RECENT_RECHECK_MS (under load it would cost more than the cache
    * saves): a commit by another process is seen by every read that starts that long after it.
@@ -583,7 +463,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
 
   /**
    * Number of invoices. Counting reads a whole index, so the count is kept until this
-   * connection writes (insert, update) or another connection commits (`PRAGMA data_version`).
+   * connection writes (insert, yank) or another connection commits (`PRAGMA data_version`).
    */
   private countAll(): number {
     const dataVersion = this.dataVersion();
@@ -673,8 +553,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
 
   /** The WHERE clauses for a query. Cheap, index-friendly clauses come first. */
   private filterFor(q: InvoiceQuery): Filter {
-    const column = q.strict ? 'name' : 'search_text';
-    const terms = queryTerms(q.query).map((term) => (q.strict ? term : term.toLowerCase()));
+    const { column, terms } = queryMatch(q);
     const indexed = this.fullTextSearch ? terms.filter((term) => codePoints(term) >= TRIGRAM) : [];
     const filter: Filter = { unyanked: !q.yanked, column, indexed, clauses: [], params: [] };
     for (const term of terms) {
@@ -683,69 +562,29 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       filter.params.push(term);
     }
 
-    const version = q.version?.trim() ?? '';
-    if (version === '') return filter;
-    if (isStrictSemver(version)) {
+    const version = versionFilter(q.version);
+    if (version === undefined) return filter;
+    if (version.kind === 'exact') {
       filter.clauses.push('i.version_key = ?', 'i.version = ?');
-      filter.params.push(versionSortKey(version), version);
+      filter.params.push(version.key, version.version);
       return filter;
     }
-    const range = parseRange(version);
-    // Bounds for the version index. Beyond them no version satisfies the range, except where
-    // the semver package rounds a prerelease number above 2^53 (it compares those imprecisely).
-    const bounds = keyBounds(range);
-    if (bounds.lower !== undefined) {
+    if (version.lower !== undefined) {
       filter.clauses.push('i.version_key >= ?');
-      filter.params.push(bounds.lower);
+      filter.params.push(version.lower);
     }
-    if (bounds.upper !== undefined) {
+    if (version.upper !== undefined) {
       filter.clauses.push('i.version_key <= ?');
-      filter.params.push(bounds.upper);
+      filter.params.push(version.upper);
     }
-    const exact = rangeSql(range);
     filter.clauses.push(
-      `((i.semver_safe = 1 AND ${exact.sql}) OR (i.semver_safe = 0 AND bindle_semver_satisfies(i.version, ?)))`,
+      `((i.semver_safe = 1 AND ${version.exact.sql}) OR (i.semver_safe = 0 AND bindle_semver_satisfies(i.version, ?)))`,
     );
-    filter.params.push(...exact.params, range.range);
+    filter.params.push(...version.exact.params, version.range.range);
     return filter;
   }
 }
 
-/** A stored invoice from its row. `invoice` is parsed from `json` when first read: a GET serves the text only. */
-/** A StoredInvoice read from a row; the invoice object is parsed from its JSON on first use. */
-class StoredRow implements StoredInvoice {
-  name: string;
-  version: string;
-  canonicalId: string;
-  toml: string;
-  json: string;
-  yanked: boolean;
-  createdAt: number;
-  #invoice: Invoice | undefined;
-
-  constructor(row: InvoiceRow) {
-    this.name = row.name;
-    this.version = row.version;
-    this.canonicalId = row.canonical_id;
-    this.toml = row.toml;
-    this.json = row.json;
-    this.yanked = row.yanked === 1;
-    this.createdAt = row.created_at;
-  }
-
-  get invoice(): Invoice {
-    this.#invoice ??= JSON.parse(this.json) as Invoice;
-    return this.#invoice;
-  }
-
-  set invoice(value: Invoice) {
-    this.#invoice = value;
-  }
-}
-
-function toStored(row: InvoiceRow): StoredInvoice {
-  return new StoredRow(row);
-}
 
 /** Applies pending migrations in one immediate transaction; refuses a newer schema. */
 function migrate(db: Database.Database, path: string): void {

@@ -1,9 +1,11 @@
 /**
  * The behaviour every InvoiceIndex must show (server/storage/invoice-index.ts): round trips,
- * uniqueness, yank updates, `/_q` semantics (PROTOCOL.md §4), parcel look-ups and durability
- * across close and reopen. Run it with invoiceIndexContract from an implementation's test file.
+ * uniqueness (also between instances racing), compare-and-set yanks seen by other instances,
+ * `/_q` semantics (PROTOCOL.md §4, ranges checked against the semver package), parcel look-ups
+ * and durability across close and reopen. Run it with invoiceIndexContract from an implementation's test file.
  */
 import type { Test } from 'tap';
+import semver from 'semver';
 import type { Invoice } from '../../schema/index.js';
 import { canonicalInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
 import { canonicalId } from '../../core/ids/bindle-id.js';
@@ -134,19 +136,19 @@ export function invoiceIndexContract(t: Test, name: string, makeIndex: (dir: str
       await index.insert(makeEntry('dup', '1.0.0+build'));
       await index.insert(makeEntry('dup', '1.0.1'));
       const yanked = makeEntry('dup', '1.0.1', { yanked: true });
-      await index.update(yanked);
+      t.equal(await index.yank(yanked), true);
       await t.rejects(index.insert(makeEntry('dup', '1.0.1')), { code: 'already_exists' }, 'also when yanked');
       t.equal((await index.get('dup', '1.0.0'))?.invoice.bindle.description, 'first', 'the first insert stays');
       t.equal(await index.count(), 3);
     });
 
-    t.test('update yanks an invoice', async (t) => {
+    t.test('yank replaces the documents of an unyanked invoice, once', async (t) => {
       const { index } = await fresh(t);
       const entry = makeEntry('enterprise.com/warpcore', '1.0.0', { parcels: [PARCEL_A] });
       await index.insert(entry);
       t.equal((await index.get('enterprise.com/warpcore', '1.0.0'))?.yanked, false, 'read (and maybe cached) before the yank');
       const yanked = makeEntry('enterprise.com/warpcore', '1.0.0', { parcels: [PARCEL_A], yanked: true });
-      await index.update(yanked);
+      t.equal(await index.yank(yanked), true, 'this call yanked it');
       const got = await index.get('enterprise.com/warpcore', '1.0.0');
       t.equal(got?.yanked, true, 'yanked flag');
       t.equal(got?.invoice.yanked, true, 'yanked invoice');
@@ -156,20 +158,66 @@ export function invoiceIndexContract(t: Test, name: string, makeIndex: (dir: str
       t.same(ids(await index.query(q(''))), [], 'hidden from queries');
       t.same(ids(await index.query(q('', { yanked: true }))), ['enterprise.com/warpcore/1.0.0'], 'shown with yanked');
       t.equal(await index.count(), 1, 'still counted');
-      await t.rejects(index.update(makeEntry('enterprise.com/warpcore', '9.9.9')), { code: 'not_found' });
+      const again = makeEntry('enterprise.com/warpcore', '1.0.0', { parcels: [PARCEL_A], yanked: true, description: 'second yank' });
+      t.equal(await index.yank(again), false, 'already yanked: compare-and-set fails');
+      t.equal((await index.get('enterprise.com/warpcore', '1.0.0'))?.toml, yanked.toml, 'and writes nothing');
+      await t.rejects(index.yank(makeEntry('enterprise.com/warpcore', '9.9.9', { yanked: true })), { code: 'not_found' });
+      await t.rejects(index.yank(makeEntry('enterprise.com/warpcore', '1.0.0')), { code: 'internal' }, 'an unyanked entry is refused');
+    });
+
+    t.test('instances on one store: racing inserts and yanks each have exactly one winner', async (t) => {
+      const { index, dir } = await fresh(t);
+      const other = await makeIndex(dir);
+      t.teardown(() => other.close());
+      const rounds = 8;
+      for (let round = 0; round < rounds; round++) {
+        const version = `1.0.${round}`;
+        const inserts = await Promise.allSettled(
+          [index, other, index, other].map((ix, i) => ix.insert(makeEntry('race/me', version, { description: `writer ${i}` }))),
+        );
+        t.equal(inserts.filter((r) => r.status === 'fulfilled').length, 1, `${version}: one insert wins`);
+        for (const r of inserts) {
+          if (r.status === 'rejected') t.match(r.reason, { code: 'already_exists' }, `${version}: the others get already_exists`);
+        }
+        const winner = (await other.get('race/me', version))?.invoice.bindle.description;
+        const yanks = await Promise.all(
+          [index, other, other, index].map((ix) => ix.yank(makeEntry('race/me', version, { description: winner ?? '', yanked: true }))),
+        );
+        t.equal(yanks.filter((won) => won).length, 1, `${version}: one yank wins`);
+      }
+      t.equal(await index.count(), rounds);
+      t.equal((await index.query(q('race', { yanked: true }))).total, rounds);
+      t.equal((await other.query(q('race'))).total, 0, 'all yanked');
+    });
+
+    t.test('a yank through one instance is seen by another instance within 1 s', async (t) => {
+      const { index, dir } = await fresh(t);
+      const other = await makeIndex(dir);
+      t.teardown(() => other.close());
+      await index.insert(makeEntry('enterprise.com/warpcore', '1.0.0'));
+      // The other instance reads it first, so a cache would hold the unyanked invoice.
+      for (let i = 0; i < 3; i++) t.equal((await other.get('enterprise.com/warpcore', '1.0.0'))?.yanked, false);
+      t.equal(await index.yank(makeEntry('enterprise.com/warpcore', '1.0.0', { yanked: true })), true);
+      const deadline = Date.now() + 1000;
+      let seen = false;
+      while (!seen && Date.now() < deadline) {
+        seen = (await other.get('enterprise.com/warpcore', '1.0.0'))?.yanked === true;
+        if (!seen) await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      t.ok(seen, 'the other instance serves the yank within 1 s');
     });
 
     t.test('data survives close and reopen', async (t) => {
       const dir = t.testdir();
       const first = await makeIndex(dir);
       for (const entry of SEED) await first.insert(entry);
-      await first.update(makeEntry('enterprise.com/warpcore', '1.10.0', { yanked: true }));
+      await first.yank(makeEntry('enterprise.com/warpcore', '1.10.0', { yanked: true }));
       await first.close();
       const second = await makeIndex(dir);
       t.teardown(() => second.close());
       t.equal(await second.count(), SEED.length);
       t.same(await second.get('example.com/Käse', '1.0.0'), SEED.find((e) => e.name === 'example.com/Käse'));
-      t.equal((await second.get('enterprise.com/warpcore', '1.10.0'))?.yanked, true, 'the update survived');
+      t.equal((await second.get('enterprise.com/warpcore', '1.10.0'))?.yanked, true, 'the yank survived');
       t.same(
         ids(await second.query(q('warp', { strict: true }))),
         ALL_IN_ORDER.filter((id) => id.includes('warp') && id !== 'enterprise.com/warpcore/1.10.0'),
@@ -177,6 +225,68 @@ export function invoiceIndexContract(t: Test, name: string, makeIndex: (dir: str
       t.same(ids(await second.query(q('scott'))), ['enterprise.com/warpcore/1.0.0'], 'standard search survived');
       await second.insert(makeEntry('after/reopen', '1.0.0'));
       t.equal(await second.count(), SEED.length + 1, 'writable after reopen');
+    });
+
+    t.test('range filtering agrees with semver.satisfies', async (t) => {
+      const { index } = await fresh(t);
+      const versions: string[] = [];
+      for (const major of [0, 1, 2, 3, 10]) {
+        for (const minor of [0, 1, 2, 9, 10]) {
+          for (const patch of [0, 1, 3]) versions.push(`${major}.${minor}.${patch}`);
+        }
+        versions.push(`${major}.0.0-alpha`, `${major}.1.0-rc.1`, `${major}.2.3-beta.2`, `${major}.2.3-beta.11`, `${major}.2.9-rc.1`, `${major}.2.3+build`);
+      }
+      // Numbers the semver package cannot hold exactly (checked by semver itself, not by key).
+      versions.push('1.0.0-9999999999999999999', '1.2.3-1234567890123456', '1.2.3-alpha.9007199254740993', '99999999999999999999.0.0');
+      for (const v of versions) await index.insert(makeEntry('r', v));
+      const ranges = [
+        '^1.2.0', '~1.2.0', '1.x', '1 - 2.1', '>1.2.3', '>=1.2.3 <1.9.9', '<=2.1.0', '<2.0.0-0', '^0.1.0', '^0.0.3',
+        '>=3.0.0-alpha', '~2.2.3-beta.1', '>1.1.0 <1.3.0 || 10.x', '*', '>=0.0.0-0', '=2.9.3', '0.x || >=10.10.0',
+        '>=1.0.0-0 <1.0.1', '>=1.2.3-alpha', '>1.2.3-alpha.5', '^1.2.3-beta.1', '>=1.2.3-alpha <1.2.3-beta.5 || 3.x', '<=1.2.3-beta.11', '1.2.3-beta.2 - 1.2.3',
+        '>1.2.2 <1.2.3-beta.5', // semver.minVersion says null, yet 1.2.3-beta.2 satisfies it
+        '<0.0.0-0',
+      ];
+      for (const range of ranges) {
+        const want = versions.filter((v) => semver.satisfies(v, range)).sort();
+        const got = await index.query({ query: '', version: range, offset: 0, limit: 255, strict: false, yanked: false });
+        t.same(got.invoices.map((i) => i.version).sort(), want, range);
+        t.equal(got.total, want.length, `${range} total`);
+        // A small page: the query may walk the order index instead of sorting the matches.
+        const ordered = [...want].sort((a, b) => semver.rcompare(a, b) || (a < b ? -1 : a > b ? 1 : 0));
+        const page = await index.query({ query: '', version: range, offset: 2, limit: 3, strict: false, yanked: false });
+        t.same(page.invoices.map((i) => i.version), ordered.slice(2, 5), `${range} page`);
+      }
+    });
+
+    t.test('small pages (order-index walk) agree with the full result (sorted matches)', async (t) => {
+      const { index } = await fresh(t);
+      const words = ['alpha', 'beta', 'gamma', 'delta'];
+      for (let i = 0; i < 60; i++) {
+        const name = `${words[i % 4] ?? ''}.example/${words[(i >> 2) % 4] ?? ''}-${i % 7}`;
+        await index.insert(makeEntry(name, `1.${i % 3}.${i}`, { description: `${words[(i * 3) % 4] ?? ''} module`, yanked: i % 9 === 0 }));
+      }
+      const queries = [
+        { query: 'alpha', strict: true },
+        { query: 'ph ex', strict: true },
+        { query: 'gamma', strict: false },
+        { query: 'DELTA module', strict: false },
+        { query: 'a', strict: false },
+      ];
+      for (const shape of queries) {
+        for (const yanked of [false, true]) {
+          const label = `${JSON.stringify(shape)} yanked=${String(yanked)}`;
+          const full = await index.query({ ...shape, yanked, offset: 0, limit: 255 });
+          const fullIds = full.invoices.map((i) => `${i.name}/${i.version}`);
+          t.ok(full.total > 4, `${label} matches several`);
+          for (const limit of [1, 2, 5]) {
+            for (let offset = 0; offset < full.total + 2; offset += 3) {
+              const page = await index.query({ ...shape, yanked, offset, limit });
+              t.equal(page.total, full.total, `${label} total at ${offset}/${limit}`);
+              t.same(page.invoices.map((i) => `${i.name}/${i.version}`), fullIds.slice(offset, offset + limit), `${label} page ${offset}/${limit}`);
+            }
+          }
+        }
+      }
     });
 
     t.test('queries', async (t) => {

@@ -2,7 +2,6 @@ import t from 'tap';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import semver from 'semver';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RECENT_RECHECK_MS, SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
 import { invoiceIndexContract, makeEntry } from './invoice-index-contract.js';
@@ -42,7 +41,7 @@ t.test('a reader sees what another connection commits (once RECENT_RECHECK_MS pa
   });
   await writer.insert(makeEntry('enterprise.com/warpcore', '1.0.0', { description: 'before' }));
   for (let i = 0; i < 3; i++) t.equal((await reader.get('enterprise.com/warpcore', '1.0.0'))?.invoice.bindle.description, 'before');
-  await writer.update(makeEntry('enterprise.com/warpcore', '1.0.0', { description: 'after', yanked: true }));
+  t.equal(await writer.yank(makeEntry('enterprise.com/warpcore', '1.0.0', { description: 'after', yanked: true })), true);
   await sleep(RECENT_RECHECK_MS + 5);
   const got = await reader.get('enterprise.com/warpcore', '1.0.0');
   t.equal(got?.yanked, true, 'the yank is seen');
@@ -119,68 +118,4 @@ t.test('a closed index refuses calls', async (t) => {
   await t.rejects(index.count(), { code: 'unavailable' });
   await t.rejects(index.get('a', '1.0.0'), { code: 'unavailable' });
   await t.rejects(index.insert(makeEntry('a', '1.0.0')), { code: 'unavailable' });
-});
-
-t.test('range filtering agrees with semver.satisfies', async (t) => {
-  const index = SqliteInvoiceIndex.open(':memory:');
-  t.teardown(() => index.close());
-  const versions: string[] = [];
-  for (const major of [0, 1, 2, 3, 10]) {
-    for (const minor of [0, 1, 2, 9, 10]) {
-      for (const patch of [0, 1, 3]) versions.push(`${major}.${minor}.${patch}`);
-    }
-    versions.push(`${major}.0.0-alpha`, `${major}.1.0-rc.1`, `${major}.2.3-beta.2`, `${major}.2.3-beta.11`, `${major}.2.9-rc.1`, `${major}.2.3+build`);
-  }
-  // Numbers the semver package cannot hold exactly (checked by semver itself, not by key).
-  versions.push('1.0.0-9999999999999999999', '1.2.3-1234567890123456', '1.2.3-alpha.9007199254740993', '99999999999999999999.0.0');
-  for (const v of versions) await index.insert(makeEntry('r', v));
-  const ranges = [
-    '^1.2.0', '~1.2.0', '1.x', '1 - 2.1', '>1.2.3', '>=1.2.3 <1.9.9', '<=2.1.0', '<2.0.0-0', '^0.1.0', '^0.0.3',
-    '>=3.0.0-alpha', '~2.2.3-beta.1', '>1.1.0 <1.3.0 || 10.x', '*', '>=0.0.0-0', '=2.9.3', '0.x || >=10.10.0',
-    '>=1.0.0-0 <1.0.1', '>=1.2.3-alpha', '>1.2.3-alpha.5', '^1.2.3-beta.1', '>=1.2.3-alpha <1.2.3-beta.5 || 3.x', '<=1.2.3-beta.11', '1.2.3-beta.2 - 1.2.3',
-    '>1.2.2 <1.2.3-beta.5', // semver.minVersion says null, yet 1.2.3-beta.2 satisfies it
-    '<0.0.0-0',
-  ];
-  for (const range of ranges) {
-    const want = versions.filter((v) => semver.satisfies(v, range)).sort();
-    const got = await index.query({ query: '', version: range, offset: 0, limit: 255, strict: false, yanked: false });
-    t.same(got.invoices.map((i) => i.version).sort(), want, range);
-    t.equal(got.total, want.length, `${range} total`);
-    // A small page: the query may walk the order index instead of sorting the matches.
-    const ordered = [...want].sort((a, b) => semver.rcompare(a, b) || (a < b ? -1 : a > b ? 1 : 0));
-    const page = await index.query({ query: '', version: range, offset: 2, limit: 3, strict: false, yanked: false });
-    t.same(page.invoices.map((i) => i.version), ordered.slice(2, 5), `${range} page`);
-  }
-});
-
-t.test('small pages (order-index walk) agree with the full result (sorted matches)', async (t) => {
-  const index = SqliteInvoiceIndex.open(':memory:');
-  t.teardown(() => index.close());
-  const words = ['alpha', 'beta', 'gamma', 'delta'];
-  for (let i = 0; i < 60; i++) {
-    const name = `${words[i % 4] ?? ''}.example/${words[(i >> 2) % 4] ?? ''}-${i % 7}`;
-    await index.insert(makeEntry(name, `1.${i % 3}.${i}`, { description: `${words[(i * 3) % 4] ?? ''} module`, yanked: i % 9 === 0 }));
-  }
-  const queries = [
-    { query: 'alpha', strict: true },
-    { query: 'ph ex', strict: true },
-    { query: 'gamma', strict: false },
-    { query: 'DELTA module', strict: false },
-    { query: 'a', strict: false },
-  ];
-  for (const shape of queries) {
-    for (const yanked of [false, true]) {
-      const label = `${JSON.stringify(shape)} yanked=${String(yanked)}`;
-      const full = await index.query({ ...shape, yanked, offset: 0, limit: 255 });
-      const fullIds = full.invoices.map((i) => `${i.name}/${i.version}`);
-      t.ok(full.total > 4, `${label} matches several`);
-      for (const limit of [1, 2, 5]) {
-        for (let offset = 0; offset < full.total + 2; offset += 3) {
-          const page = await index.query({ ...shape, yanked, offset, limit });
-          t.equal(page.total, full.total, `${label} total at ${offset}/${limit}`);
-          t.same(page.invoices.map((i) => `${i.name}/${i.version}`), fullIds.slice(offset, offset + limit), `${label} page ${offset}/${limit}`);
-        }
-      }
-    }
-  }
 });

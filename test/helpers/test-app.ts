@@ -19,7 +19,6 @@ import type { DeviceLogin } from '../../server/routes/login-routes.js';
 import { AlwaysAuthorizer, NoAuthenticator, type Authenticator, type Authorizer } from '../../server/auth/index.js';
 import { BindleService } from '../../server/service/bindle-service.js';
 import { FileParcelStore } from '../../server/storage/file-parcel-store.js';
-import { InvoiceFiles } from '../../server/storage/invoice-files.js';
 import { SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
 import { creatorKeyring } from './bindles.js';
 
@@ -54,7 +53,6 @@ export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<T
   const service = new BindleService({
     parcels,
     index,
-    files: new InvoiceFiles(dir),
     verifier: new KeyringVerifier(trusted, opts.strategy ?? DEFAULT_STRATEGY),
     hostKey,
     hostKeyring,
@@ -82,7 +80,6 @@ export async function storeInvoiceDirect(ta: TestApp, invoice: Invoice): Promise
   const inv = canonicalInvoice(invoice);
   const id = { name: inv.bindle.name, version: inv.bindle.version };
   const toml = renderInvoice(inv, 'toml');
-  await new InvoiceFiles(ta.dir).write(canonicalId(id), toml);
   await ta.index.insert({
     ...id,
     canonicalId: canonicalId(id),

@@ -1,0 +1,430 @@
+/**
+ * The invoice index in PostgreSQL (node-postgres `pg`, imported only when this index is opened):
+ * versioned migrations run under an advisory lock, so replicas may start together; atomic
+ * inserts and compare-and-set yanks; `/_q` queries in SQL — substring terms with `LIKE` on
+ * pg_trgm GIN indexes, SemVer filters on order-preserving version keys (invoice-index-versions.ts)
+ * and name/SemVer paging. Invoice GETs are served from a cache that LISTEN/NOTIFY keeps
+ * correct across replicas: every yank notifies, every instance clears its cache on it.
+ */
+import type { Client, ClientConfig, Notification, Pool, PoolClient } from 'pg';
+import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
+import type { InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice } from './invoice-index.js';
+import { checkEntry, checkPaging, checkYankEntry, queryMatch, searchText, storedInvoice, type InvoiceColumns } from './invoice-index-rules.js';
+import { numberPlaceholders, satisfies, versionFilter } from './invoice-index-versions.js';
+import { versionParts } from './semver-order.js';
+
+/** How PostgresInvoiceIndex.open connects. */
+export interface PostgresInvoiceIndexOptions {
+  /**
+   * Schema holding the tables (default `public`), created if missing: one database can hold
+   * several indexes. Lowercase letters, digits and `_`, starting with a letter or `_`.
+   */
+  schema?: string;
+  /** Connections in the pool (default 10), plus one that listens for notifications. */
+  poolSize?: number;
+}
+
+/**
+ * Schema migrations: element i takes the schema from version i to i + 1. Append only. Search
+ * needs the pg_trgm extension (trusted since PostgreSQL 13: a database owner may create it);
+ * it lives in `public`, which stays on every connection's search path.
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE invoices (
+    id bigserial PRIMARY KEY,
+    name text COLLATE "C" NOT NULL,
+    version text COLLATE "C" NOT NULL,
+    -- semver-order.ts versionSortKey: byte order = SemVer precedence
+    version_key text COLLATE "C" NOT NULL,
+    major bigint NOT NULL,
+    minor bigint NOT NULL,
+    patch bigint NOT NULL,
+    prerelease boolean NOT NULL,
+    -- the semver package reads every number exactly, so ranges can be checked on version_key
+    semver_safe boolean NOT NULL,
+    canonical_id text NOT NULL UNIQUE,
+    yanked boolean NOT NULL,
+    created_at bigint NOT NULL,
+    -- invoice-index-rules.ts searchText (standard search)
+    search_text text NOT NULL,
+    toml text NOT NULL,
+    json text NOT NULL,
+    UNIQUE (name, version)
+  );
+  CREATE INDEX invoices_order ON invoices (name, version_key DESC, version);
+  CREATE INDEX invoices_by_version ON invoices (version_key);
+  CREATE INDEX invoices_name_trgm ON invoices USING gin (name gin_trgm_ops);
+  CREATE INDEX invoices_search_trgm ON invoices USING gin (search_text gin_trgm_ops);
+  CREATE INDEX invoices_semver_unsafe ON invoices (version) WHERE NOT semver_safe;
+  CREATE TABLE invoice_parcels (
+    invoice_id bigint NOT NULL REFERENCES invoices (id) ON DELETE CASCADE,
+    sha256 text NOT NULL,
+    PRIMARY KEY (invoice_id, sha256)
+  );
+  CREATE INDEX invoice_parcels_sha256 ON invoice_parcels (sha256);
+  `,
+];
+
+/** The notification channel; the payload is the schema whose invoices changed. */
+const CHANNEL = 'bindle_invoice_index';
+/** Advisory lock key (any fixed number) serializing migrations of every schema in a database. */
+const MIGRATION_LOCK = 0x62696e646c65;
+/** Bounds of the invoice GET cache: entries, and UTF-16 code units of TOML + JSON. */
+const RECENT_ROWS = 4096;
+const RECENT_BYTES = 16 * 2 ** 20;
+/** Wait before reconnecting a lost listener connection (the cache is off meanwhile). */
+const RELISTEN_MS = 500;
+
+const COLUMNS = 'i.name, i.version, i.canonical_id, i.yanked, i.created_at, i.toml, i.json';
+
+
+type PgModule = (typeof import('pg'))['default'];
+
+
+/** A LIKE pattern matching `term` anywhere (`\` is LIKE's default escape character). */
+function containsPattern(term: string): string {
+  return `%${term.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+function pgCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
+/** Errors of the database connection itself become unavailable (503); others pass through. */
+function asBindleError(err: unknown, what: string): unknown {
+  if (isBindleError(err)) return err;
+  const code = pgCode(err) ?? '';
+  if (code.startsWith('08') || code.startsWith('57P') || ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE'].includes(code)) {
+    return new BindleError('unavailable', `the invoice index database is unavailable (${what}): ${(err as Error).message}`, { cause: err });
+  }
+  return err;
+}
+
+function quoteIdent(name: string): string {
+  return `"${name}"`;
+}
+
+/**
+ * The invoice index in PostgreSQL. Any number of instances, in any number of processes, may
+ * share one database schema: every decision is a single statement or transaction there.
+ */
+export class PostgresInvoiceIndex implements InvoiceIndex {
+  readonly schema: string;
+  private readonly pg: PgModule;
+  private readonly pool: Pool;
+  private readonly clientConfig: ClientConfig;
+  private listener: Client | undefined;
+  /** True while the listener is subscribed: only then may get() use the cache. */
+  private listening = false;
+  /** Bumped on every invalidation, so that a read that raced one is not cached. */
+  private generation = 0;
+  private readonly recent = new Map<string, InvoiceColumns>();
+  private recentBytes = 0;
+  private relistenTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private constructor(pg: PgModule, pool: Pool, clientConfig: ClientConfig, schema: string) {
+    this.pg = pg;
+    this.pool = pool;
+    this.clientConfig = clientConfig;
+    this.schema = schema;
+  }
+
+  /**
+   * Connects, brings the schema up to date (idempotent; concurrent openers wait for each other
+   * on an advisory lock) and starts listening for other instances' writes. Throws unavailable
+   * when the database cannot be reached or has a newer schema, invalid_config for a bad URL or
+   * schema name.
+   */
+  static async open(url: string, options: PostgresInvoiceIndexOptions = {}): Promise<PostgresInvoiceIndex> {
+    if (!/^postgres(ql)?:\/\//.test(url)) {
+      throw new BindleError('invalid_config', 'a PostgreSQL index URL starts with postgres:// or postgresql://');
+    }
+    const schema = options.schema ?? 'public';
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+      throw new BindleError('invalid_config', `invalid PostgreSQL schema name ${JSON.stringify(schema)}: lowercase letters, digits and _`);
+    }
+    const pg = (await import('pg')).default;
+    const clientConfig: ClientConfig = { connectionString: url, application_name: 'bindle-server' };
+    const pool = new pg.Pool({ ...clientConfig, max: options.poolSize ?? 10 });
+    const searchPath = `SET search_path TO ${quoteIdent(schema)}, public`;
+    pool.on('connect', (client) => {
+      client.query(searchPath).catch(() => undefined);
+    });
+    // An idle connection that breaks is dropped by the pool; the error must not crash the process.
+    pool.on('error', () => undefined);
+    const index = new PostgresInvoiceIndex(pg, pool, clientConfig, schema);
+    try {
+      await index.migrate();
+      await index.listen();
+    } catch (err) {
+      await index.close();
+      throw asBindleError(err, 'open');
+    }
+    return index;
+  }
+
+  async insert(entry: StoredInvoice): Promise<void> {
+    this.checkOpen();
+    checkEntry(entry);
+    const parts = versionParts(entry.version);
+    const digests = [...new Set((entry.invoice.parcel ?? []).map((p) => p.label.sha256))];
+    try {
+      await this.transaction(async (client) => {
+        const { rows } = await client.query<{ id: string }>(
+          `INSERT INTO invoices (name, version, version_key, major, minor, patch, prerelease, semver_safe, canonical_id,
+                                 yanked, created_at, search_text, toml, json)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id`,
+          [
+            entry.name, entry.version, parts.key, parts.major, parts.minor, parts.patch, parts.prerelease.length > 0,
+            parts.semverSafe, entry.canonicalId, entry.yanked, entry.createdAt, searchText(entry.invoice), entry.toml, entry.json,
+          ],
+        );
+        if (digests.length > 0) {
+          await client.query('INSERT INTO invoice_parcels (invoice_id, sha256) SELECT $1, unnest($2::text[])', [rows[0]?.id, digests]);
+        }
+      });
+    } catch (err) {
+      if (pgCode(err) === '23505') {
+        throw new BindleError('already_exists', `invoice ${entry.name}/${entry.version} already exists`, { cause: err });
+      }
+      throw asBindleError(err, 'insert');
+    }
+  }
+
+  async get(name: string, version: string): Promise<StoredInvoice | undefined> {
+    this.checkOpen();
+    const key = `${name}\n${version}`;
+    if (this.listening) {
+      const hit = this.recent.get(key);
+      if (hit !== undefined) {
+        this.recent.delete(key);
+        this.recent.set(key, hit);
+        return storedInvoice(hit);
+      }
+    }
+    const generation = this.generation;
+    const row = (await this.rows<InvoiceColumns>(`SELECT ${COLUMNS} FROM invoices i WHERE i.name = $1 AND i.version = $2`, [name, version], 'get'))[0];
+    if (row === undefined) return undefined;
+    if (this.listening && generation === this.generation) this.remember(key, row);
+    return storedInvoice(row);
+  }
+
+  async yank(entry: StoredInvoice): Promise<boolean> {
+    this.checkOpen();
+    checkYankEntry(entry);
+    try {
+      const yanked = await this.transaction(async (client) => {
+        const result = await client.query(
+          'UPDATE invoices SET yanked = true, toml = $3, json = $4 WHERE name = $1 AND version = $2 AND NOT yanked',
+          [entry.name, entry.version, entry.toml, entry.json],
+        );
+        if (result.rowCount === 1) {
+          // Delivered to every listener (this one too) when the transaction commits.
+          await client.query('SELECT pg_notify($1, $2)', [CHANNEL, this.schema]);
+          return true;
+        }
+        const exists = await client.query('SELECT 1 FROM invoices WHERE name = $1 AND version = $2', [entry.name, entry.version]);
+        if (exists.rowCount === 0) throw new BindleError('not_found', `invoice ${entry.name}/${entry.version} does not exist`);
+        return false;
+      });
+      if (yanked) this.invalidate();
+      return yanked;
+    } catch (err) {
+      throw asBindleError(err, 'yank');
+    }
+  }
+
+  async query(q: InvoiceQuery): Promise<InvoiceQueryResult> {
+    this.checkOpen();
+    checkPaging(q);
+    const { where, params } = await this.whereOf(q);
+    const rows = await this.rows<InvoiceColumns & { total: string }>(
+      numberPlaceholders(
+        `SELECT ${COLUMNS}, count(*) OVER () AS total FROM invoices i ${where}
+         ORDER BY i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?`,
+      ),
+      [...params, q.limit, q.offset],
+      'query',
+    );
+    const first = rows[0];
+    if (first !== undefined) return { total: Number(first.total), invoices: rows.map(storedInvoice) };
+    if (q.offset === 0) return { total: 0, invoices: [] };
+    // Past the last match no row carries the count.
+    const counted = await this.rows<{ total: string }>(numberPlaceholders(`SELECT count(*) AS total FROM invoices i ${where}`), params, 'query');
+    return { total: Number(counted[0]?.total ?? 0), invoices: [] };
+  }
+
+  async invoicesWithParcel(sha256: string): Promise<Array<{ name: string; version: string; yanked: boolean }>> {
+    this.checkOpen();
+    return this.rows<{ name: string; version: string; yanked: boolean }>(
+      `SELECT i.name, i.version, i.yanked FROM invoice_parcels p JOIN invoices i ON i.id = p.invoice_id
+       WHERE p.sha256 = $1 ORDER BY i.name, i.version_key DESC, i.version`,
+      [sha256],
+      'invoicesWithParcel',
+    );
+  }
+
+  async count(): Promise<number> {
+    this.checkOpen();
+    const rows = await this.rows<{ n: string }>('SELECT count(*) AS n FROM invoices', [], 'count');
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.listening = false;
+    if (this.relistenTimer !== undefined) clearTimeout(this.relistenTimer);
+    const listener = this.listener;
+    this.listener = undefined;
+    await listener?.end().catch(() => undefined);
+    await this.pool.end();
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new BindleError('unavailable', `the PostgreSQL invoice index (schema ${this.schema}) is closed`);
+  }
+
+  private async rows<R extends object>(sql: string, params: unknown[], what: string): Promise<R[]> {
+    try {
+      return (await this.pool.query<R>(sql, params)).rows;
+    } catch (err) {
+      throw asBindleError(err, what);
+    }
+  }
+
+  /** Runs `body` in one transaction on one pooled connection; rolls back on any error. */
+  private async transaction<T>(body: (client: PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const result = await body(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /** Creates the schema and applies pending migrations, one opener at a time per database. */
+  private async migrate(): Promise<void> {
+    await this.transaction(async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      await client.query('CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public');
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.schema)}`);
+      await client.query(`SET LOCAL search_path TO ${quoteIdent(this.schema)}, public`);
+      await client.query('CREATE TABLE IF NOT EXISTS bindle_schema_version (version integer NOT NULL)');
+      const { rows } = await client.query<{ version: number }>('SELECT version FROM bindle_schema_version');
+      const current = rows[0]?.version ?? 0;
+      if (current > MIGRATIONS.length) {
+        throw new BindleError(
+          'unavailable',
+          `invoice index schema ${this.schema} has version ${current}, but this server only knows versions up to ${MIGRATIONS.length}: upgrade the server`,
+        );
+      }
+      for (const step of MIGRATIONS.slice(current)) await client.query(step);
+      if (rows.length === 0) await client.query('INSERT INTO bindle_schema_version (version) VALUES ($1)', [MIGRATIONS.length]);
+      else await client.query('UPDATE bindle_schema_version SET version = $1', [MIGRATIONS.length]);
+    });
+  }
+
+  /**
+   * Subscribes a dedicated connection to the channel. While it is down the cache is off (every
+   * get reads the database) and it reconnects after RELISTEN_MS.
+   */
+  private async listen(): Promise<void> {
+    const client = new this.pg.Client(this.clientConfig);
+    const lost = (): void => {
+      if (this.listener !== client) return;
+      this.listener = undefined;
+      this.listening = false;
+      this.invalidate();
+      client.end().catch(() => undefined);
+      if (this.closed) return;
+      this.relistenTimer = setTimeout(() => {
+        this.relistenTimer = undefined;
+        if (!this.closed) this.listen().catch(() => undefined);
+      }, RELISTEN_MS);
+      this.relistenTimer.unref();
+    };
+    client.on('error', lost);
+    client.on('end', lost);
+    client.on('notification', (message: Notification) => {
+      if (message.channel === CHANNEL && message.payload === this.schema) this.invalidate();
+    });
+    this.listener = client;
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CHANNEL}`);
+    } catch (err) {
+      lost();
+      throw err;
+    }
+    if (this.closed || this.listener !== client) {
+      await client.end().catch(() => undefined);
+      return;
+    }
+    this.invalidate();
+    this.listening = true;
+  }
+
+  private invalidate(): void {
+    this.generation += 1;
+    this.recent.clear();
+    this.recentBytes = 0;
+  }
+
+  /** Caches a row read by get, least recently used out first, within RECENT_ROWS and RECENT_BYTES. */
+  private remember(key: string, row: InvoiceColumns): void {
+    const size = row.toml.length + row.json.length;
+    if (size > RECENT_BYTES) return;
+    this.recent.set(key, row);
+    this.recentBytes += size;
+    for (const [oldKey, oldRow] of this.recent) {
+      if (this.recent.size <= RECENT_ROWS && this.recentBytes <= RECENT_BYTES) break;
+      this.recent.delete(oldKey);
+      this.recentBytes -= oldRow.toml.length + oldRow.json.length;
+    }
+  }
+
+  /** The WHERE clause of a query (with `?` placeholders) and its parameters. */
+  private async whereOf(q: InvoiceQuery): Promise<{ where: string; params: unknown[] }> {
+    const clauses: string[] = [];
+    const params: unknown[] = [];
+    if (!q.yanked) clauses.push('NOT i.yanked');
+    const { column, terms } = queryMatch(q);
+    for (const term of terms) {
+      clauses.push(`i.${column} LIKE ?`);
+      params.push(containsPattern(term));
+    }
+    const version = versionFilter(q.version);
+    if (version?.kind === 'exact') {
+      clauses.push('i.version_key = ?', 'i.version = ?');
+      params.push(version.key, version.version);
+    } else if (version?.kind === 'range') {
+      if (version.lower !== undefined) {
+        clauses.push('i.version_key >= ?');
+        params.push(version.lower);
+      }
+      if (version.upper !== undefined) {
+        clauses.push('i.version_key <= ?');
+        params.push(version.upper);
+      }
+      // Versions the semver package cannot read exactly are few: those that satisfy the range
+      // are found here, by the package itself, and named in the query.
+      const unsafe = await this.rows<{ version: string }>('SELECT DISTINCT version FROM invoices WHERE NOT semver_safe', [], 'query');
+      const admitted = unsafe.map((r) => r.version).filter((v) => satisfies(v, version.range));
+      clauses.push(`((i.semver_safe AND ${version.exact.sql}) OR (NOT i.semver_safe AND i.version = ANY(?::text[])))`);
+      params.push(...version.exact.params, admitted);
+    }
+    return { where: clauses.length === 0 ? '' : `WHERE ${clauses.join(' AND ')}`, params };
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * PostgresInvoiceIndex against a real PostgreSQL (BINDLE_TEST_POSTGRES_URL): the InvoiceIndex
+ * contract, as SqliteInvoiceIndex runs it, plus what is PostgreSQL's own: migrations under
+ * concurrent openers, the schema version check, and the cache across instances.
+ */
+import t from 'tap';
+import pg from 'pg';
+import { PostgresInvoiceIndex } from '../../server/storage/postgres-invoice-index.js';
+import { postgresUrl, schemaPool } from '../helpers/postgres.js';
+import { invoiceIndexContract, makeEntry } from './invoice-index-contract.js';
+
+const url = postgresUrl(t);
+if (url !== undefined) {
+  const schemaFor = schemaPool(t, url);
+  invoiceIndexContract(t, 'PostgresInvoiceIndex', async (dir) => PostgresInvoiceIndex.open(url, { schema: await schemaFor(dir), poolSize: 4 }));
+
+  t.test('replicas starting together migrate once and share the data', async (t) => {
+    const schema = await schemaFor(t.testdir());
+    const indexes = await Promise.all(Array.from({ length: 4 }, () => PostgresInvoiceIndex.open(url, { schema, poolSize: 2 })));
+    t.teardown(() => Promise.all(indexes.map((ix) => ix.close())));
+    await indexes[0]?.insert(makeEntry('enterprise.com/warpcore', '1.0.0'));
+    for (const ix of indexes) t.equal(await ix.count(), 1);
+    const reopened = await PostgresInvoiceIndex.open(url, { schema, poolSize: 1 });
+    t.equal(await reopened.count(), 1, 'reopening migrates nothing');
+    await reopened.close();
+  });
+
+  t.test('a schema from a newer server is refused', async (t) => {
+    const schema = await schemaFor(t.testdir());
+    await (await PostgresInvoiceIndex.open(url, { schema, poolSize: 1 })).close();
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    await client.query(`UPDATE "${schema}".bindle_schema_version SET version = 99`);
+    await client.end();
+    await t.rejects(PostgresInvoiceIndex.open(url, { schema }), { code: 'unavailable', message: /version 99.*up to 1/ });
+  });
+
+  t.test('bad URLs and schema names are invalid_config; an unreachable database is unavailable', async (t) => {
+    await t.rejects(PostgresInvoiceIndex.open('mysql://x'), { code: 'invalid_config' });
+    await t.rejects(PostgresInvoiceIndex.open(url, { schema: 'Robert"; DROP' }), { code: 'invalid_config' });
+    await t.rejects(PostgresInvoiceIndex.open('postgres://bindle@127.0.0.1:1/none'), { code: 'unavailable' });
+  });
+
+  t.test('a closed index refuses calls', async (t) => {
+    const index = await PostgresInvoiceIndex.open(url, { schema: await schemaFor(t.testdir()), poolSize: 1 });
+    await index.close();
+    await index.close();
+    await t.rejects(index.count(), { code: 'unavailable' });
+    await t.rejects(index.get('a', '1.0.0'), { code: 'unavailable' });
+    await t.rejects(index.insert(makeEntry('a', '1.0.0')), { code: 'unavailable' });
+  });
+
+  t.test('a failed insert leaves nothing behind', async (t) => {
+    const schema = await schemaFor(t.testdir());
+    const index = await PostgresInvoiceIndex.open(url, { schema, poolSize: 2 });
+    t.teardown(() => index.close());
+    const bad = 'd'.repeat(64);
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    await client.query(`CREATE FUNCTION "${schema}".refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by test'; END $$`);
+    await client.query(`CREATE TRIGGER refuse BEFORE INSERT ON "${schema}".invoice_parcels FOR EACH ROW WHEN (new.sha256 = '${bad}') EXECUTE FUNCTION "${schema}".refuse()`);
+    await client.end();
+    await t.rejects(index.insert(makeEntry('half/written', '1.0.0', { parcels: ['a'.repeat(64), bad] })), /refused by test/);
+    t.equal(await index.get('half/written', '1.0.0'), undefined);
+    t.equal(await index.count(), 0);
+    t.same(await index.invoicesWithParcel('a'.repeat(64)), []);
+    await index.insert(makeEntry('half/written', '1.0.0', { parcels: ['a'.repeat(64)] }));
+    t.equal(await index.count(), 1, 'the id is free again');
+  });
+}
