@@ -181,7 +181,7 @@ up() {
   fi
   if [[ -e $DIR ]]; then
     [[ -f $CONF || -z $(ls -A "$DIR") ]] || fail "$DIR exists and was not made by this script; not touching it"
-    say "restarting the cluster in $DIR"
+    [[ -f $CONF ]] && say "restarting the cluster in $DIR"
     stop_daemons
     rm -rf "$DIR"
   fi

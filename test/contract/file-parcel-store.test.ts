@@ -3,15 +3,19 @@
  * reference layout, read-only data files, tolerance of the reference's leftovers, no temp files
  * left behind, and removal by age (never by PID) of what killed uploads leave.
  */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
 import t from 'tap';
 
 import { FileParcelStore } from '../../server/storage/file-parcel-store.js';
-import { ref } from '../helpers/paths.js';
+import { ref, REPO_ROOT } from '../helpers/paths.js';
 import { abortingStream, listAll, parcelStoreContract, readAll, sha256Of, streamOf } from './parcel-store-contract.js';
 
 await parcelStoreContract(t, 'FileParcelStore', (dir) => FileParcelStore.open(dir));
@@ -175,6 +179,42 @@ t.test('the periodic sweep removes uploads abandoned while the store is open', a
   }
   t.pass('the abandoned temp file is removed without a restart');
   t.ok(existsSync(live), 'the live one stays');
+});
+
+t.test('an upload killed with SIGKILL leaves only a temp file, which a later sweep removes', async (t) => {
+  const root = t.testdir({
+    'uploader.mts': `
+      import { PassThrough } from 'node:stream';
+      import { FileParcelStore } from ${JSON.stringify(pathToFileURL(join(REPO_ROOT, 'server/storage/file-parcel-store.ts')).href)};
+      const store = await FileParcelStore.open(process.argv[2], { stagingSweepMs: 0 });
+      const upload = new PassThrough();
+      store.put('${'ab'.repeat(32)}', 4 << 20, upload).catch(() => undefined);
+      upload.write(Buffer.alloc(1 << 20, 1), () => process.stdout.write('writing\\n'));
+      setInterval(() => undefined, 1000);
+    `,
+  });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'uploader.mts'), root], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  await once(child.stdout, 'data');
+  for (let tries = 0; (await tempFiles(root)).length === 0; tries++) {
+    if (tries > 2000) throw new Error('the uploader never created its temp file');
+    await sleep(10);
+  }
+  child.kill('SIGKILL');
+  await once(child, 'exit');
+  const left = await tempFiles(root);
+  t.equal(left.length, 1, 'the killed upload left its temp file');
+
+  const restarted = await FileParcelStore.open(root);
+  t.teardown(() => restarted.close());
+  t.same(await tempFiles(root), left, 'a store opening at once keeps it (it could be a live upload)');
+  await age(join(root, 'parcels', '.tmp', left[0] ?? ''), 2 * HOUR);
+  await restarted.sweep();
+  t.same(await tempFiles(root), [], 'once older than the staging age, the sweep removes it');
+  const data = randomBytes(3000);
+  t.same(await restarted.put(sha256Of(data), data.length, streamOf(data)), { sha256: sha256Of(data), size: data.length }, 'the store takes uploads');
 });
 
 t.test('bad staging options are invalid_config', async (t) => {
