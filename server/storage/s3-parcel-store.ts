@@ -8,8 +8,9 @@
  * Nothing is ever visible under `parcels/` before its size and sha256 were verified:
  * - a parcel up to one part (8 MiB) is received into memory, verified, then written with one
  *   conditional PutObject (`If-None-Match: *`), so concurrent puts have exactly one winner;
- * - a larger parcel streams into a multipart upload part by part while it is hashed; the upload
- *   is completed only once the data checked out, and aborted on any failure. Since not every
+ * - a larger parcel streams into a multipart upload (a few parts sent at once) while it is
+ *   hashed; the upload is completed only once the data checked out, and aborted on any failure.
+ *   Since not every
  *   S3 service honours conditions on CompleteMultipartUpload, the completing put first takes a
  *   claim (a conditional PutObject of `claims/<sha256>`), checks the parcel is still absent,
  *   completes, and drops the claim; a put finding a claim waits for the parcel to appear.
@@ -54,6 +55,11 @@ export interface S3ParcelStoreOptions extends StagingOptions {
 const PART_BYTES = 8 << 20;
 /** S3 allows 10,000 parts; parts grow past PART_BYTES so that the largest parcel stays below. */
 const MAX_PARTS = 9000;
+/**
+ * Parts of one upload sent at once: the next part is received and hashed while these are sent
+ * (memory per upload: this many parts plus the one filling).
+ */
+const PARTS_IN_FLIGHT = 3;
 /** Keys per ListObjectsV2 page (S3's maximum). */
 const LIST_PAGE = 1000;
 /** A claim older than this (or than the staging age, if shorter) was left by a killed process. */
@@ -344,31 +350,39 @@ export class S3ParcelStore implements ParcelStore {
     if (uploadId === undefined) throw unavailable(`starting a multipart upload of ${key}`, 'no UploadId');
     const UploadId = uploadId;
     const parts: S3.CompletedPart[] = [];
+    /** Part uploads under way, oldest first (observed here, awaited below). */
+    const uploading: Promise<void>[] = [];
+    const uploadPart = async (PartNumber: number, Body: Buffer): Promise<void> => {
+      try {
+        const part = await this.client.send(
+          new this.sdk.UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber, Body, ContentLength: Body.length }),
+        );
+        parts.push({ PartNumber, ETag: part.ETag });
+      } catch (err) {
+        throw unavailable(`uploading part ${PartNumber} of ${key}`, err);
+      }
+    };
     const sink: UploadSink = {
       batchBytes: Math.max(PART_BYTES, Math.ceil(expectedSize / MAX_PARTS)),
       maxQueued: 1,
       write: async (chunks, size) => {
-        const PartNumber = parts.length + 1;
-        try {
-          const part = await this.client.send(
-            new this.sdk.UploadPartCommand({
-              Bucket: bucket,
-              Key: key,
-              UploadId,
-              PartNumber,
-              Body: Buffer.concat(chunks, size),
-              ContentLength: size,
-            }),
-          );
-          parts.push({ PartNumber, ETag: part.ETag });
-        } catch (err) {
-          throw unavailable(`uploading part ${PartNumber} of ${key}`, err);
-        }
+        const upload = uploadPart(uploading.length + 1, Buffer.concat(chunks, size));
+        upload.catch(() => undefined);
+        uploading.push(upload);
+        const waitFor = uploading.at(-PARTS_IN_FLIGHT);
+        if (waitFor !== undefined) await waitFor;
       },
     };
     let completed = false;
     try {
-      assertDigestMatches(sha256, await receiveParcel(data, expectedSize, sink));
+      try {
+        assertDigestMatches(sha256, await receiveParcel(data, expectedSize, sink));
+      } finally {
+        // Never abort (below) while parts are still being sent.
+        await Promise.allSettled(uploading);
+      }
+      await Promise.all(uploading);
+      parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
       await this.complete(sha256, async () => {
         try {
           await this.client.send(
