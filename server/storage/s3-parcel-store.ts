@@ -168,14 +168,8 @@ export class S3ParcelStore implements ParcelStore {
 
   async stat(sha256: string): Promise<ParcelStat | undefined> {
     this.assertOpen();
-    const key = this.keyOf(sha256);
-    try {
-      const head = await this.client.send(new this.sdk.HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return { size: head.ContentLength ?? 0 };
-    } catch (err) {
-      if (s3Status(err) === 404) return undefined;
-      throw unavailable(`HEAD ${key}`, err);
-    }
+    const head = await this.head(this.keyOf(sha256));
+    return head === undefined ? undefined : { size: head.size };
   }
 
   /**
@@ -299,7 +293,7 @@ export class S3ParcelStore implements ParcelStore {
   }
 
   private async putVerified(sha256: string, expectedSize: number, data: Readable): Promise<PutResult> {
-    if (await this.has(sha256)) throw alreadyExists(sha256);
+    if (await this.stored(sha256)) throw alreadyExists(sha256);
     if (expectedSize <= PART_BYTES) await this.putSmall(sha256, expectedSize, data);
     else await this.putMultipart(sha256, expectedSize, data);
     return { sha256, size: expectedSize };
@@ -331,7 +325,7 @@ export class S3ParcelStore implements ParcelStore {
     } catch (err) {
       const status = s3Status(err);
       // 412: the parcel exists; 409: a concurrent conditional write of it won.
-      if (status === 412 || (status === 409 && (await this.has(sha256)))) throw alreadyExists(sha256);
+      if (status === 412 || (status === 409 && (await this.stored(sha256)))) throw alreadyExists(sha256);
       throw unavailable(`PUT ${key}`, err);
     }
   }
@@ -410,12 +404,12 @@ export class S3ParcelStore implements ParcelStore {
     const claimKey = `${this.claimsPrefix}${sha256}`;
     const staleMs = Math.min(CLAIM_STALE_MS, this.maxAgeMs);
     for (;;) {
-      if (await this.has(sha256)) throw alreadyExists(sha256);
+      if (await this.stored(sha256)) throw alreadyExists(sha256);
       if (await this.claim(claimKey)) break;
       for (;;) {
         await sleep(CLAIM_POLL_MS);
-        if (await this.has(sha256)) throw alreadyExists(sha256);
-        const claimedAt = await this.lastModified(claimKey);
+        if (await this.stored(sha256)) throw alreadyExists(sha256);
+        const claimedAt = (await this.head(claimKey))?.modifiedMs;
         if (claimedAt === undefined) break;
         if (Date.now() - claimedAt >= staleMs) {
           await this.deleteKey(claimKey);
@@ -424,7 +418,7 @@ export class S3ParcelStore implements ParcelStore {
       }
     }
     try {
-      if (await this.has(sha256)) throw alreadyExists(sha256);
+      if (await this.stored(sha256)) throw alreadyExists(sha256);
       await completeUpload();
     } finally {
       await this.deleteKey(claimKey).catch(() => undefined);
@@ -450,15 +444,20 @@ export class S3ParcelStore implements ParcelStore {
     }
   }
 
-  /** The key's last-modified time (ms), or undefined when it does not exist. */
-  private async lastModified(key: string): Promise<number | undefined> {
+  /** The object's size and last-modified time (ms), or undefined when it does not exist. */
+  private async head(key: string): Promise<{ size: number; modifiedMs: number } | undefined> {
     try {
       const head = await this.client.send(new this.sdk.HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return head.LastModified?.getTime() ?? 0;
+      return { size: head.ContentLength ?? 0, modifiedMs: head.LastModified?.getTime() ?? 0 };
     } catch (err) {
       if (s3Status(err) === 404) return undefined;
       throw unavailable(`HEAD ${key}`, err);
     }
+  }
+
+  /** has() for a put under way, which close() lets finish. */
+  private async stored(sha256: string): Promise<boolean> {
+    return (await this.head(this.keyOf(sha256))) !== undefined;
   }
 
   private async deleteKey(key: string): Promise<void> {

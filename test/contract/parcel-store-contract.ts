@@ -3,7 +3,7 @@
  * implementation's test file calls `parcelStoreContract` with a factory for a fresh store.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import type { Test } from 'tap';
 
 import { isBindleError } from '../../core/errors/bindle-error.js';
@@ -330,6 +330,20 @@ export async function parcelStoreContract(t: Test, name: string, makeStore: Parc
         await t.rejects(store.put(sha256Of(data), size, streamOf(data)), { code: 'bad_request' }, `size ${size}`);
       }
       await assertAbsentThenRetry(t, store, data);
+    });
+
+    t.test('close() lets a put under way finish', async (t) => {
+      const store = await makeStore(t.testdir());
+      const data = randomBytes(9 * (1 << 20) + 5);
+      const sha = sha256Of(data);
+      const upload = new PassThrough();
+      const putting = store.put(sha, data.length, upload);
+      upload.write(data.subarray(0, 1 << 20));
+      const closing = store.close();
+      upload.end(data.subarray(1 << 20));
+      t.same(await putting, { sha256: sha, size: data.length }, 'the put completes');
+      await closing;
+      await t.rejects(store.has(sha), { code: 'unavailable' }, 'and then the store is closed');
     });
 
     t.test('a closed store is unavailable', async (t) => {
