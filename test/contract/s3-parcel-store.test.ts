@@ -2,10 +2,15 @@
  * S3ParcelStore against a real S3 service (Ceph RGW from scripts/services/s3.sh): the
  * ParcelStore contract, plus what only the S3 store promises: its key layout, no multipart
  * upload left after a failed put, removal by age of what killed uploads left (multipart
- * uploads, claims), and a put that finds a killed process's claim still succeeding.
+ * uploads, claims, also after a real SIGKILL), and a put that finds a killed process's claim
+ * still succeeding.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
 
 import {
   CreateMultipartUploadCommand,
@@ -17,6 +22,7 @@ import {
 import t from 'tap';
 
 import { S3ParcelStore } from '../../server/storage/s3-parcel-store.js';
+import { REPO_ROOT } from '../helpers/paths.js';
 import { s3TestBucket, s3TestClient, s3TestService } from '../helpers/s3-service.js';
 import { abortingStream, listAll, parcelStoreContract, readAll, sha256Of, streamOf } from './parcel-store-contract.js';
 
@@ -97,6 +103,51 @@ if (service !== undefined) {
     await t.rejects(client.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}/claims/${sha}` })), {
       name: 'NotFound',
     }, 'the claim is gone');
+  });
+
+  t.test('an upload whose process is killed with SIGKILL: the retry succeeds, the orphan is swept by age', async (t) => {
+    const prefix = freshPrefix();
+    const data = randomBytes(12 * (1 << 20));
+    const sha = sha256Of(data);
+    const dir = t.testdir({
+      'uploader.mts': `
+        import { PassThrough } from 'node:stream';
+        import { S3ParcelStore } from ${JSON.stringify(pathToFileURL(join(REPO_ROOT, 'server/storage/s3-parcel-store.ts')).href)};
+        const [bucket, prefix, endpoint, region, sha] = process.argv.slice(2);
+        const store = await S3ParcelStore.open({ bucket, prefix, endpoint, region, forcePathStyle: true, stagingSweepMs: 0 });
+        const upload = new PassThrough();
+        store.put(sha, ${data.length}, upload).catch(() => undefined);
+        upload.write(Buffer.alloc(9 << 20, 1));
+        setInterval(() => undefined, 1000);
+      `,
+    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(dir, 'uploader.mts'), bucket, prefix, service.endpoint, service.region, sha],
+      { stdio: 'ignore' },
+    );
+    t.teardown(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    for (let tries = 0; (await uploadsUnder(client, prefix)).length === 0; tries++) {
+      if (child.exitCode !== null) throw new Error(`the uploader exited with ${child.exitCode}`);
+      if (tries > 600) throw new Error('the uploader never started its multipart upload');
+      await sleep(100);
+    }
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+
+    const store = await open(prefix);
+    t.teardown(() => store.close());
+    t.same(await store.missing([sha]), new Set([sha]), 'nothing of the killed upload is visible');
+    t.same(await store.put(sha, data.length, streamOf(data)), { sha256: sha, size: data.length }, 'the retry succeeds');
+    t.ok((await readAll(await store.openRead(sha))).equals(data));
+    t.equal((await uploadsUnder(client, prefix)).length, 1, "the killed process's upload stays while it could be live");
+    await sleep(1100);
+    const sweeping = await open(prefix, { stagingMaxAgeMs: 1000, stagingSweepMs: 0 });
+    t.teardown(() => sweeping.close());
+    t.same(await uploadsUnder(client, prefix), [], 'once older than the staging age, it is aborted');
+    t.ok((await readAll(await sweeping.openRead(sha))).equals(data), 'the parcel is untouched');
   });
 
   t.test('a bucket that does not exist is invalid_config', async (t) => {
