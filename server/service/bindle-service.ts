@@ -197,8 +197,8 @@ export class BindleService {
 
   private async missingOf(inv: Invoice): Promise<Label[]> {
     const labels = uniqueLabels(inv);
-    const present = await Promise.all(labels.map((l) => this.deps.parcels.has(l.sha256)));
-    return labels.filter((_, i) => !present[i]);
+    const missing = await this.deps.parcels.missing(labels.map((l) => l.sha256));
+    return labels.filter((l) => missing.has(l.sha256));
   }
 
   private toStored(id: BindleId, signed: Invoice, createdAt: number): StoredInvoice {

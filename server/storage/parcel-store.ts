@@ -1,9 +1,13 @@
 /**
  * The parcel store seam: content-addressed storage of parcel data, shared by every bindle.
  * The HTTP layer and the indexer talk to this interface only; implementations (the on-disk
- * FileParcelStore, ...) all pass test/contract/parcel-store-contract.ts.
+ * FileParcelStore, the S3ParcelStore) all pass test/contract/parcel-store-contract.ts. The
+ * argument checks every implementation makes live here too.
  */
 import type { Readable } from 'node:stream';
+
+import { BindleError } from '../../core/errors/bindle-error.js';
+import { isSha256Hex } from '../../core/ids/bindle-id.js';
 
 /** What the store knows about a stored parcel. */
 export interface ParcelStat {
@@ -39,6 +43,13 @@ export interface ParcelStore {
   stat(sha256: string): Promise<ParcelStat | undefined>;
 
   /**
+   * The digests among `digests` whose parcels are not stored (duplicates allowed). One batched
+   * look-up, not a `has()` per digest: implementations whose every request is a network round
+   * trip answer many digests per request.
+   */
+  missing(digests: readonly string[]): Promise<Set<string>>;
+
+  /**
    * Opens the data (or a byte range of it) as a stream. Errors: `not_found` if the parcel is
    * not stored; `range_not_satisfiable` when `range` is not integral, `start > end`, or
    * `start >= size` (so every range of an empty parcel). An `end` past the last byte is
@@ -65,4 +76,89 @@ export interface ParcelStore {
 
   /** Releases the store. Puts already under way finish; later calls reject with `unavailable`. */
   close(): Promise<void>;
+}
+
+/**
+ * Uploads in progress (file-store temp files, S3 multipart uploads) untouched for longer than
+ * this are taken for leftovers of a killed process and removed, by default.
+ */
+export const DEFAULT_STAGING_MAX_AGE_MS = 60 * 60 * 1000;
+/** How often a store looks for such leftovers while it is open, by default. */
+export const DEFAULT_STAGING_SWEEP_MS = 15 * 60 * 1000;
+
+/** Options every store takes for removing abandoned uploads (by age, never by process). */
+export interface StagingOptions {
+  /** Age (ms since last written) after which an upload in progress counts as abandoned. */
+  stagingMaxAgeMs?: number;
+  /** Interval (ms) of the background sweep; 0 sweeps only when the store opens. */
+  stagingSweepMs?: number;
+}
+
+/** Rejects a malformed digest with bad_request (the first check of every ParcelStore method). */
+export function assertDigest(sha256: string): void {
+  if (typeof sha256 !== 'string' || !isSha256Hex(sha256)) {
+    throw new BindleError('bad_request', `invalid parcel sha256 ${JSON.stringify(sha256)}: expected 64 lowercase hex digits`);
+  }
+}
+
+/** Rejects received data whose sha256 `digest` is not the declared `sha256` with digest_mismatch. */
+export function assertDigestMatches(sha256: string, digest: string): void {
+  if (digest !== sha256) {
+    throw new BindleError('digest_mismatch', `parcel data has sha256 ${digest}, but ${sha256} was declared`);
+  }
+}
+
+/** Rejects a put's declared size unless it is a non-negative safe integer. */
+export function assertExpectedSize(expectedSize: number): void {
+  if (!Number.isSafeInteger(expectedSize) || expectedSize < 0) {
+    throw new BindleError('bad_request', `invalid parcel size ${String(expectedSize)}: expected a non-negative integer`);
+  }
+}
+
+/** The error of a put whose parcel is already stored. */
+export function alreadyExists(sha256: string): BindleError {
+  return new BindleError('already_exists', `parcel ${sha256} already exists`);
+}
+
+/** Rejects a range that no parcel can satisfy (not integral, negative, start > end). */
+export function assertRangeShape(sha256: string, range: ByteRange): void {
+  const { start, end } = range;
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || start > end) {
+    throw rangeNotSatisfiable(sha256, range);
+  }
+}
+
+export function rangeNotSatisfiable(sha256: string, range: ByteRange, size?: number): BindleError {
+  const of = size === undefined ? '' : ` of ${size} bytes`;
+  return new BindleError('range_not_satisfiable', `byte range ${range.start}-${range.end} is not satisfiable for parcel ${sha256}${of}`);
+}
+
+/** Validates a staging option (a non-negative whole number of ms) or returns its default. */
+function stagingOption(name: keyof StagingOptions, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new BindleError('invalid_config', `${name} must be a non-negative whole number of milliseconds, not ${String(value)}`);
+  }
+  return value;
+}
+
+/** The staging options, validated (invalid_config), with their defaults filled in. */
+export function stagingSettings(options: StagingOptions): Required<StagingOptions> {
+  return {
+    stagingMaxAgeMs: stagingOption('stagingMaxAgeMs', options.stagingMaxAgeMs, DEFAULT_STAGING_MAX_AGE_MS),
+    stagingSweepMs: stagingOption('stagingSweepMs', options.stagingSweepMs, DEFAULT_STAGING_SWEEP_MS),
+  };
+}
+
+/**
+ * Runs a store's `sweep` every `sweepMs` (never when 0) without keeping the process alive; a
+ * failed sweep is simply retried by the next one. Returns the timer for `clearInterval`.
+ */
+export function sweepPeriodically(sweep: () => Promise<void>, sweepMs: number): NodeJS.Timeout | undefined {
+  if (sweepMs === 0) return undefined;
+  const timer = setInterval(() => {
+    sweep().catch(() => undefined);
+  }, sweepMs);
+  timer.unref();
+  return timer;
 }

@@ -1,17 +1,21 @@
 /**
  * FileParcelStore: the ParcelStore contract, plus what only the on-disk store promises: the
  * reference layout, read-only data files, tolerance of the reference's leftovers, no temp files
- * left behind, and removal of a crashed upload's temp files on open.
+ * left behind, and removal by age (never by PID) of what killed uploads leave.
  */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
 import t from 'tap';
 
 import { FileParcelStore } from '../../server/storage/file-parcel-store.js';
-import { vec } from '../helpers/paths.js';
+import { REPO_ROOT, vec } from '../helpers/paths.js';
 import { abortingStream, listAll, parcelStoreContract, readAll, sha256Of, streamOf } from './parcel-store-contract.js';
 
 await parcelStoreContract(t, 'FileParcelStore', (dir) => FileParcelStore.open(dir));
@@ -98,21 +102,48 @@ t.test('the reference standalone fixture parcel stores and reads back under its 
   t.ok((await readFile(join(root, 'parcels', sha, 'parcel.dat'))).equals(data));
 });
 
-t.test('open removes the temp files of crashed uploads, not those of live ones', async (t) => {
+/** Sets a file's or directory's times to `ms` milliseconds ago. */
+async function age(path: string, ms: number): Promise<void> {
+  const then = new Date(Date.now() - ms);
+  await utimes(path, then, then);
+}
+
+const HOUR = 60 * 60 * 1000;
+
+t.test('open removes abandoned uploads and empty parcel directories by age alone', async (t) => {
+  const emptyOld = sha256Of(Buffer.from('a kill between mkdir and link'));
+  const emptyNew = sha256Of(Buffer.from('a parcel being published right now'));
+  const reference = sha256Of(Buffer.from('a reference upload that crashed'));
   const root = t.testdir({
     parcels: {
       '.tmp': {
-        '2147480000.0123456789ab.00ff.part': 'from a process that is gone',
-        [`${process.pid}.0123456789ab.00ff.part`]: 'from a store of this process that is not open',
-        junk: 'not one of ours',
+        'abandoned.part': 'from an upload killed an hour ago',
+        '1.0123456789ab.00ff.part': 'old-style name of PID 1 in a container, abandoned',
+        'in-flight.part': "another replica's upload, written to a moment ago",
       },
+      [emptyOld]: {},
+      [emptyNew]: {},
+      [reference]: { 'parcel.dat.part': 'partial' },
     },
   });
+  const tmp = join(root, 'parcels', '.tmp');
+  await age(join(tmp, 'abandoned.part'), HOUR + 60_000);
+  await age(join(tmp, '1.0123456789ab.00ff.part'), 2 * HOUR);
+  await age(join(root, 'parcels', emptyOld), 2 * HOUR);
+  await age(join(root, 'parcels', reference), 2 * HOUR);
+  const store = await FileParcelStore.open(root);
+  t.teardown(() => store.close());
+  t.same(await tempFiles(root), ['in-flight.part'], 'only the recently written temp file is left');
+  t.notOk(existsSync(join(root, 'parcels', emptyOld)), 'an empty parcel directory older than the staging age is removed');
+  t.ok(existsSync(join(root, 'parcels', emptyNew)), 'a fresh one is left (an upload may be linking into it)');
+  t.ok(existsSync(join(root, 'parcels', reference, 'parcel.dat.part')), "the reference's leftovers are left alone");
+  t.same(await listAll(store), [], 'none of it was ever a parcel');
+});
+
+t.test("a store opening while another store uploads into the same directory keeps the upload's temp file", async (t) => {
+  const root = t.testdir();
   const first = await FileParcelStore.open(root);
   t.teardown(() => first.close());
-  t.same(await tempFiles(root), [], 'stray temp files are removed');
-  t.same(await listAll(first), [], 'and were never parcels');
-
   const data = Buffer.alloc(3 << 20, 3);
   const sha = sha256Of(data);
   const upload = new PassThrough();
@@ -122,13 +153,74 @@ t.test('open removes the temp files of crashed uploads, not those of live ones',
     if (tries > 1000) throw new Error('the upload never created its temp file');
     await sleep(5);
   }
+  // A second replica starting (same PID, as every container's server is PID 1).
   const second = await FileParcelStore.open(root);
   t.teardown(() => second.close());
-  t.equal((await tempFiles(root)).length, 1, "a live upload's temp file survives another open");
+  await second.sweep();
+  t.equal((await tempFiles(root)).length, 1, "the live upload's temp file survives another store's open and sweep");
   upload.end(data.subarray(1 << 20));
   t.same(await putting, { sha256: sha, size: data.length }, 'the live upload completes');
-  t.equal(await second.has(sha), true);
+  t.equal(await second.has(sha), true, 'and the other store sees the parcel');
   t.same(await tempFiles(root), []);
+});
+
+t.test('the periodic sweep removes uploads abandoned while the store is open', async (t) => {
+  const root = t.testdir();
+  const store = await FileParcelStore.open(root, { stagingMaxAgeMs: HOUR, stagingSweepMs: 20 });
+  t.teardown(() => store.close());
+  const abandoned = join(root, 'parcels', '.tmp', 'abandoned.part');
+  await writeFile(abandoned, 'left by a replica killed mid-upload');
+  await age(abandoned, 2 * HOUR);
+  const live = join(root, 'parcels', '.tmp', 'live.part');
+  await writeFile(live, 'being written');
+  for (let tries = 0; existsSync(abandoned); tries++) {
+    if (tries > 2000) throw new Error('the periodic sweep never removed the abandoned temp file');
+    await sleep(10);
+  }
+  t.pass('the abandoned temp file is removed without a restart');
+  t.ok(existsSync(live), 'the live one stays');
+});
+
+t.test('an upload killed with SIGKILL leaves only a temp file, which a later sweep removes', async (t) => {
+  const root = t.testdir({
+    'uploader.mts': `
+      import { PassThrough } from 'node:stream';
+      import { FileParcelStore } from ${JSON.stringify(pathToFileURL(join(REPO_ROOT, 'server/storage/file-parcel-store.ts')).href)};
+      const store = await FileParcelStore.open(process.argv[2], { stagingSweepMs: 0 });
+      const upload = new PassThrough();
+      store.put('${'ab'.repeat(32)}', 4 << 20, upload).catch(() => undefined);
+      upload.write(Buffer.alloc(1 << 20, 1), () => process.stdout.write('writing\\n'));
+      setInterval(() => undefined, 1000);
+    `,
+  });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'uploader.mts'), root], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  await once(child.stdout, 'data');
+  for (let tries = 0; (await tempFiles(root)).length === 0; tries++) {
+    if (tries > 2000) throw new Error('the uploader never created its temp file');
+    await sleep(10);
+  }
+  child.kill('SIGKILL');
+  await once(child, 'exit');
+  const left = await tempFiles(root);
+  t.equal(left.length, 1, 'the killed upload left its temp file');
+
+  const restarted = await FileParcelStore.open(root);
+  t.teardown(() => restarted.close());
+  t.same(await tempFiles(root), left, 'a store opening at once keeps it (it could be a live upload)');
+  await age(join(root, 'parcels', '.tmp', left[0] ?? ''), 2 * HOUR);
+  await restarted.sweep();
+  t.same(await tempFiles(root), [], 'once older than the staging age, the sweep removes it');
+  const data = randomBytes(3000);
+  t.same(await restarted.put(sha256Of(data), data.length, streamOf(data)), { sha256: sha256Of(data), size: data.length }, 'the store takes uploads');
+});
+
+t.test('bad staging options are invalid_config', async (t) => {
+  const root = t.testdir();
+  await t.rejects(FileParcelStore.open(root, { stagingMaxAgeMs: -1 }), { code: 'invalid_config' });
+  await t.rejects(FileParcelStore.open(root, { stagingSweepMs: 1.5 }), { code: 'invalid_config' });
 });
 
 t.test('uploads land in a parcel directory that a reference upload created meanwhile', async (t) => {

@@ -3,7 +3,7 @@
  * implementation's test file calls `parcelStoreContract` with a factory for a fresh store.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import type { Test } from 'tap';
 
 import { isBindleError } from '../../core/errors/bindle-error.js';
@@ -72,6 +72,7 @@ export async function parcelStoreContract(t: Test, name: string, makeStore: Parc
     const sha = sha256Of(data);
     t.equal(await store.has(sha), false, 'has() is false after the failed put');
     t.equal(await store.stat(sha), undefined, 'stat() is undefined after the failed put');
+    t.same(await store.missing([sha]), new Set([sha]), 'missing() reports it');
     t.notOk((await listAll(store)).includes(sha), 'list() does not show it');
     await t.rejects(store.openRead(sha), { code: 'not_found' });
     t.same(await store.put(sha, data.length, streamOf(data)), { sha256: sha, size: data.length }, 'a retry succeeds');
@@ -265,6 +266,40 @@ export async function parcelStoreContract(t: Test, name: string, makeStore: Parc
       await assertAbsentThenRetry(t, store, data);
     });
 
+    t.test('20 MiB parcels (several multipart parts): 3 concurrent puts, exactly one succeeds', async (t) => {
+      const store = await fresh(t);
+      const data = randomBytes(20 * (1 << 20) + 4321);
+      const sha = sha256Of(data);
+      const results = await Promise.allSettled(Array.from({ length: 3 }, () => store.put(sha, data.length, streamOf(data))));
+      const codes = results.map((r) => (r.status === 'fulfilled' ? 'ok' : isBindleError(r.reason) ? r.reason.code : String(r.reason)));
+      t.equal(codes.filter((c) => c === 'ok').length, 1, `exactly one put succeeds: ${codes.join(', ')}`);
+      t.ok(
+        codes.every((c) => c === 'ok' || c === 'already_exists'),
+        'the others fail with already_exists',
+      );
+      t.ok((await readAll(await store.openRead(sha))).equals(data), 'the stored bytes are intact');
+      const got = await readAll(await store.openRead(sha, { start: 8 * (1 << 20) - 5, end: 16 * (1 << 20) + 5 }));
+      t.ok(got.equals(data.subarray(8 * (1 << 20) - 5, 16 * (1 << 20) + 6)), 'a range across part boundaries reads back');
+      t.same(await listAll(store), [sha]);
+    });
+
+    t.test('missing() answers many digests at once', async (t) => {
+      const store = await fresh(t);
+      const stored = Array.from({ length: 25 }, (_, i) => Buffer.from(`stored parcel ${i}`));
+      const absent = Array.from({ length: 30 }, (_, i) => sha256Of(Buffer.from(`absent parcel ${i}`)));
+      for (const data of stored) await store.put(sha256Of(data), data.length, streamOf(data));
+      const storedShas = stored.map(sha256Of);
+      t.same(await store.missing([]), new Set(), 'no digests: none missing');
+      t.same(await store.missing(storedShas), new Set(), 'every stored digest is present');
+      t.same(await store.missing(absent), new Set(absent), 'every absent digest is missing');
+      const mixed = [...storedShas, ...absent, ...storedShas.slice(0, 3), ...absent.slice(0, 3)].reverse();
+      t.same(await store.missing(mixed), new Set(absent), 'a mix with duplicates, in any order');
+      const failed = randomBytes(1000);
+      await t.rejects(store.put(sha256Of(failed), failed.length + 1, streamOf(failed)), { code: 'size_mismatch' });
+      t.same(await store.missing([sha256Of(failed)]), new Set([sha256Of(failed)]), 'a failed put stays missing');
+      await t.rejects(store.missing([...storedShas, 'ABC']), { code: 'bad_request' }, 'a malformed digest is bad_request');
+    });
+
     t.test('missing parcels', async (t) => {
       const store = await fresh(t);
       const sha = sha256Of(Buffer.from('never stored'));
@@ -282,6 +317,7 @@ export async function parcelStoreContract(t: Test, name: string, makeStore: Parc
         await t.rejects(store.has(bad), { code: 'bad_request' }, `has ${bad}`);
         await t.rejects(store.stat(bad), { code: 'bad_request' }, `stat ${bad}`);
         await t.rejects(store.openRead(bad), { code: 'bad_request' }, `openRead ${bad}`);
+        await t.rejects(store.missing([good, bad]), { code: 'bad_request' }, `missing ${bad}`);
         await t.rejects(store.put(bad, 1, streamOf(Buffer.from('x'))), { code: 'bad_request' }, `put ${bad}`);
       }
       t.same(await listAll(store), []);
@@ -296,6 +332,20 @@ export async function parcelStoreContract(t: Test, name: string, makeStore: Parc
       await assertAbsentThenRetry(t, store, data);
     });
 
+    t.test('close() lets a put under way finish', async (t) => {
+      const store = await makeStore(t.testdir());
+      const data = randomBytes(9 * (1 << 20) + 5);
+      const sha = sha256Of(data);
+      const upload = new PassThrough();
+      const putting = store.put(sha, data.length, upload);
+      upload.write(data.subarray(0, 1 << 20));
+      const closing = store.close();
+      upload.end(data.subarray(1 << 20));
+      t.same(await putting, { sha256: sha, size: data.length }, 'the put completes');
+      await closing;
+      await t.rejects(store.has(sha), { code: 'unavailable' }, 'and then the store is closed');
+    });
+
     t.test('a closed store is unavailable', async (t) => {
       const store = await makeStore(t.testdir());
       const data = Buffer.from('closing');
@@ -303,6 +353,7 @@ export async function parcelStoreContract(t: Test, name: string, makeStore: Parc
       await store.put(sha, data.length, streamOf(data));
       await store.close();
       await t.rejects(store.has(sha), { code: 'unavailable' });
+      await t.rejects(store.missing([sha]), { code: 'unavailable' });
       await t.rejects(store.openRead(sha), { code: 'unavailable' });
       await t.rejects(store.put(sha, data.length, streamOf(data)), { code: 'unavailable' });
     });

@@ -1,0 +1,509 @@
+/**
+ * S3ParcelStore: the ParcelStore on an S3 bucket (AWS S3, Ceph RGW, or any S3-compatible
+ * service), for servers that share their parcels between replicas. The AWS SDK is imported
+ * only when a store is opened, so a server configured without S3 never loads it.
+ *
+ * Layout under `<prefix>/`: `parcels/<sha256>` holds a parcel's data (the only keys that are
+ * parcels), `claims/<sha256>` a short-lived marker of a multipart upload being completed.
+ * Nothing is ever visible under `parcels/` before its size and sha256 were verified:
+ * - a parcel up to one part (8 MiB) is received into memory, verified, then written with one
+ *   conditional PutObject (`If-None-Match: *`), so concurrent puts have exactly one winner;
+ * - a larger parcel streams into a multipart upload (a few parts sent at once) while it is
+ *   hashed; the upload is completed only once the data checked out, and aborted on any failure.
+ *   Since not every
+ *   S3 service honours conditions on CompleteMultipartUpload, the completing put first takes a
+ *   claim (a conditional PutObject of `claims/<sha256>`), checks the parcel is still absent,
+ *   completes, and drops the claim; a put finding a claim waits for the parcel to appear.
+ * Uploads a killed process left (multipart uploads, claims) are removed by age, at open and by
+ * a periodic sweep, like the file store's temp files; credentials come from the standard AWS_*
+ * variables (the SDK's default chain).
+ */
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import type * as S3 from '@aws-sdk/client-s3';
+
+import { BindleError } from '../../core/errors/bindle-error.js';
+import { isSha256Hex } from '../../core/ids/bindle-id.js';
+import {
+  alreadyExists,
+  assertDigest,
+  assertDigestMatches,
+  assertExpectedSize,
+  assertRangeShape,
+  rangeNotSatisfiable,
+  stagingSettings,
+  sweepPeriodically,
+} from './parcel-store.js';
+import type { ByteRange, ParcelStat, ParcelStore, PutResult, StagingOptions } from './parcel-store.js';
+import { receiveParcel, type UploadSink } from './parcel-upload.js';
+
+/** Where the store keeps its parcels, and how it reaches the service. */
+export interface S3ParcelStoreOptions extends StagingOptions {
+  bucket: string;
+  /** Key prefix of everything the store writes ('' for the bucket's root). */
+  prefix: string;
+  /** The service's URL; the SDK's AWS endpoint for the region when absent. */
+  endpoint?: string;
+  region: string;
+  /** Path-style URLs (`<endpoint>/<bucket>/<key>`), which most self-hosted services need. */
+  forcePathStyle: boolean;
+}
+
+/** Parts of a multipart upload: at least S3's 5 MiB minimum; parcels this small are one PutObject. */
+const PART_BYTES = 8 << 20;
+/** S3 allows 10,000 parts; parts grow past PART_BYTES so that the largest parcel stays below. */
+const MAX_PARTS = 9000;
+/**
+ * Parts of one upload sent at once: the next part is received and hashed while these are sent
+ * (memory per upload: this many parts plus the one filling).
+ */
+const PARTS_IN_FLIGHT = 3;
+/** Keys per ListObjectsV2 page (S3's maximum). */
+const LIST_PAGE = 1000;
+/** A claim older than this (or than the staging age, if shorter) was left by a killed process. */
+const CLAIM_STALE_MS = 2 * 60 * 1000;
+/** How often a put that found another put's claim checks whether the parcel appeared. */
+const CLAIM_POLL_MS = 100;
+
+type S3Module = typeof S3;
+
+/** The HTTP status of an S3 service error, if it is one. */
+function s3Status(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null || !('$metadata' in err)) return undefined;
+  const metadata = err.$metadata;
+  if (typeof metadata !== 'object' || metadata === null || !('httpStatusCode' in metadata)) return undefined;
+  return typeof metadata.httpStatusCode === 'number' ? metadata.httpStatusCode : undefined;
+}
+
+/** An S3 request that failed unexpectedly, as the store reports it: the service is unavailable. */
+function unavailable(what: string, err: unknown): BindleError {
+  if (err instanceof BindleError) return err;
+  const message = err instanceof Error ? err.message : JSON.stringify(err);
+  return new BindleError('unavailable', `S3 ${what} failed: ${message}`, { cause: err });
+}
+
+function normalizePrefix(prefix: string): string {
+  const trimmed = prefix.replace(/^\/+|\/+$/g, '');
+  return trimmed === '' ? '' : `${trimmed}/`;
+}
+
+/** A ParcelStore on an S3 bucket. */
+export class S3ParcelStore implements ParcelStore {
+  readonly bucket: string;
+  /** '' or the prefix with one trailing slash. */
+  readonly prefix: string;
+  private readonly parcelsPrefix: string;
+  private readonly claimsPrefix: string;
+  private readonly maxAgeMs: number;
+  private readonly puts = new Set<Promise<unknown>>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<void> | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly sdk: S3Module,
+    private readonly client: S3.S3Client,
+    options: S3ParcelStoreOptions,
+    maxAgeMs: number,
+  ) {
+    this.bucket = options.bucket;
+    this.prefix = normalizePrefix(options.prefix);
+    this.parcelsPrefix = `${this.prefix}parcels/`;
+    this.claimsPrefix = `${this.prefix}claims/`;
+    this.maxAgeMs = maxAgeMs;
+  }
+
+  /**
+   * Connects to the bucket (which must exist: invalid_config otherwise), removes what killed
+   * uploads left (see `sweep()`) and, unless `stagingSweepMs` is 0, sweeps again at that
+   * interval while open.
+   */
+  static async open(options: S3ParcelStoreOptions): Promise<S3ParcelStore> {
+    const staging = stagingSettings(options);
+    if (typeof options.bucket !== 'string' || options.bucket === '') {
+      throw new BindleError('invalid_config', 'S3 parcel store: a bucket name is required');
+    }
+    if (typeof options.region !== 'string' || options.region === '') {
+      throw new BindleError('invalid_config', 'S3 parcel store: a region is required');
+    }
+    if (options.endpoint !== undefined && !URL.canParse(options.endpoint)) {
+      throw new BindleError('invalid_config', `S3 parcel store: endpoint ${JSON.stringify(options.endpoint)} is not a URL`);
+    }
+    const sdk = await import('@aws-sdk/client-s3');
+    const client = new sdk.S3Client({
+      region: options.region,
+      forcePathStyle: options.forcePathStyle,
+      ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+      // Checksums only where S3 requires them: the streaming (aws-chunked) form of the SDK's
+      // default is refused by some S3 services, and every parcel is sha256-verified anyway.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+    const store = new S3ParcelStore(sdk, client, options, staging.stagingMaxAgeMs);
+    try {
+      await client.send(new sdk.HeadBucketCommand({ Bucket: options.bucket }));
+      await store.sweep();
+    } catch (err) {
+      client.destroy();
+      const status = s3Status(err);
+      if (status === 404) throw new BindleError('invalid_config', `S3 bucket ${options.bucket} does not exist`, { cause: err });
+      if (status === 403) throw new BindleError('invalid_config', `S3 bucket ${options.bucket}: access denied`, { cause: err });
+      throw unavailable(`opening bucket ${options.bucket}`, err);
+    }
+    store.sweepTimer = sweepPeriodically(() => store.sweep(), staging.stagingSweepMs);
+    return store;
+  }
+
+  /** The object key of a parcel's data. */
+  keyOf(sha256: string): string {
+    assertDigest(sha256);
+    return `${this.parcelsPrefix}${sha256}`;
+  }
+
+  async has(sha256: string): Promise<boolean> {
+    return (await this.stat(sha256)) !== undefined;
+  }
+
+  async stat(sha256: string): Promise<ParcelStat | undefined> {
+    this.assertOpen();
+    const head = await this.head(this.keyOf(sha256));
+    return head === undefined ? undefined : { size: head.size };
+  }
+
+  /**
+   * Lists the parcel keys from just before each unresolved digest (in digest order), so that
+   * one ListObjectsV2 page answers every wanted digest it spans: one request for a store of up
+   * to 1000 parcels, and never more requests than digests.
+   */
+  async missing(digests: readonly string[]): Promise<Set<string>> {
+    this.assertOpen();
+    digests.forEach(assertDigest);
+    const wanted = [...new Set(digests)].sort();
+    const missing = new Set<string>();
+    let next = 0;
+    while (next < wanted.length) {
+      const firstKey = this.keyOf(wanted[next] ?? '');
+      const page = await this.listPage(this.parcelsPrefix, { StartAfter: firstKey.slice(0, -1) });
+      const keys = (page.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [o.Key]));
+      const present = new Set(keys);
+      const last = keys.at(-1);
+      if (page.IsTruncated === true && last === undefined) throw unavailable('ListObjectsV2', 'a truncated page with no keys');
+      for (; next < wanted.length; next++) {
+        const key = this.keyOf(wanted[next] ?? '');
+        if (page.IsTruncated === true && last !== undefined && key > last) break;
+        if (!present.has(key)) missing.add(wanted[next] ?? '');
+      }
+    }
+    return missing;
+  }
+
+  async openRead(sha256: string, range?: ByteRange): Promise<Readable> {
+    this.assertOpen();
+    const key = this.keyOf(sha256);
+    if (range !== undefined) assertRangeShape(sha256, range);
+    let object: S3.GetObjectCommandOutput;
+    try {
+      object = await this.client.send(
+        new this.sdk.GetObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          ...(range === undefined ? {} : { Range: `bytes=${range.start}-${range.end}` }),
+        }),
+      );
+    } catch (err) {
+      const status = s3Status(err);
+      if (status === 404) throw new BindleError('not_found', `parcel ${sha256} not found`);
+      if (status === 416 && range !== undefined) throw rangeNotSatisfiable(sha256, range);
+      throw unavailable(`GET ${key}`, err);
+    }
+    const body = object.Body;
+    if (!(body instanceof Readable)) throw new BindleError('internal', `S3 GET ${key} returned no stream`);
+    if (range !== undefined && object.ContentRange === undefined) {
+      // The service answered the whole object (some do for an empty one): only a range from
+      // its first byte on is then the answer.
+      const size = object.ContentLength ?? 0;
+      if (range.start !== 0 || size === 0) {
+        body.destroy();
+        throw rangeNotSatisfiable(sha256, range, size);
+      }
+    }
+    return body;
+  }
+
+  async put(sha256: string, expectedSize: number, data: Readable): Promise<PutResult> {
+    this.assertOpen();
+    assertDigest(sha256);
+    assertExpectedSize(expectedSize);
+    const putting = this.putVerified(sha256, expectedSize, data);
+    this.puts.add(putting);
+    try {
+      return await putting;
+    } finally {
+      this.puts.delete(putting);
+    }
+  }
+
+  async *list(): AsyncIterable<string> {
+    this.assertOpen();
+    let token: string | undefined;
+    do {
+      const page = await this.listPage(this.parcelsPrefix, token === undefined ? {} : { ContinuationToken: token });
+      for (const object of page.Contents ?? []) {
+        const name = object.Key?.slice(this.parcelsPrefix.length);
+        if (name !== undefined && isSha256Hex(name)) yield name;
+      }
+      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+  }
+
+  /**
+   * Removes what killed uploads left, judged by age alone so that it is safe while other
+   * replicas upload: multipart uploads under `parcels/` started longer than the staging age
+   * ago are aborted, and claims that old are deleted. Concurrent calls share one sweep.
+   */
+  sweep(): Promise<void> {
+    this.sweeping ??= this.sweepOnce().finally(() => {
+      this.sweeping = undefined;
+    });
+    return this.sweeping;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.sweepTimer);
+    await Promise.allSettled([...this.puts, this.sweeping]);
+    this.client.destroy();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new BindleError('unavailable', `S3 parcel store ${this.bucket}/${this.prefix} is closed`);
+  }
+
+  private async listPage(prefix: string, from: { StartAfter?: string; ContinuationToken?: string }): Promise<S3.ListObjectsV2CommandOutput> {
+    try {
+      return await this.client.send(
+        new this.sdk.ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: LIST_PAGE, ...from }),
+      );
+    } catch (err) {
+      throw unavailable(`listing ${prefix}`, err);
+    }
+  }
+
+  private async putVerified(sha256: string, expectedSize: number, data: Readable): Promise<PutResult> {
+    if (await this.stored(sha256)) throw alreadyExists(sha256);
+    if (expectedSize <= PART_BYTES) await this.putSmall(sha256, expectedSize, data);
+    else await this.putMultipart(sha256, expectedSize, data);
+    return { sha256, size: expectedSize };
+  }
+
+  private async putSmall(sha256: string, expectedSize: number, data: Readable): Promise<void> {
+    const chunks: Buffer[] = [];
+    const sink: UploadSink = {
+      batchBytes: expectedSize + 1,
+      maxQueued: 1,
+      write: (batch) => {
+        chunks.push(...batch);
+        return Promise.resolve();
+      },
+    };
+    assertDigestMatches(sha256, await receiveParcel(data, expectedSize, sink));
+    const key = this.keyOf(sha256);
+    try {
+      await this.client.send(
+        new this.sdk.PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: Buffer.concat(chunks, expectedSize),
+          ContentLength: expectedSize,
+          ContentType: 'application/octet-stream',
+          IfNoneMatch: '*',
+        }),
+      );
+    } catch (err) {
+      const status = s3Status(err);
+      // 412: the parcel exists; 409: a concurrent conditional write of it won.
+      if (status === 412 || (status === 409 && (await this.stored(sha256)))) throw alreadyExists(sha256);
+      throw unavailable(`PUT ${key}`, err);
+    }
+  }
+
+  private async putMultipart(sha256: string, expectedSize: number, data: Readable): Promise<void> {
+    const key = this.keyOf(sha256);
+    const bucket = this.bucket;
+    let uploadId: string | undefined;
+    try {
+      uploadId = (await this.client.send(
+        new this.sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: 'application/octet-stream' }),
+      )).UploadId;
+    } catch (err) {
+      throw unavailable(`starting a multipart upload of ${key}`, err);
+    }
+    if (uploadId === undefined) throw unavailable(`starting a multipart upload of ${key}`, 'no UploadId');
+    const UploadId = uploadId;
+    const parts: S3.CompletedPart[] = [];
+    /** Part uploads under way, oldest first (observed here, awaited below). */
+    const uploading: Promise<void>[] = [];
+    const uploadPart = async (PartNumber: number, Body: Buffer): Promise<void> => {
+      try {
+        const part = await this.client.send(
+          new this.sdk.UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber, Body, ContentLength: Body.length }),
+        );
+        parts.push({ PartNumber, ETag: part.ETag });
+      } catch (err) {
+        throw unavailable(`uploading part ${PartNumber} of ${key}`, err);
+      }
+    };
+    const sink: UploadSink = {
+      batchBytes: Math.max(PART_BYTES, Math.ceil(expectedSize / MAX_PARTS)),
+      maxQueued: 1,
+      write: async (chunks, size) => {
+        const upload = uploadPart(uploading.length + 1, Buffer.concat(chunks, size));
+        upload.catch(() => undefined);
+        uploading.push(upload);
+        const waitFor = uploading.at(-PARTS_IN_FLIGHT);
+        if (waitFor !== undefined) await waitFor;
+      },
+    };
+    let completed = false;
+    try {
+      try {
+        assertDigestMatches(sha256, await receiveParcel(data, expectedSize, sink));
+      } finally {
+        // Never abort (below) while parts are still being sent.
+        await Promise.allSettled(uploading);
+      }
+      await Promise.all(uploading);
+      parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+      await this.complete(sha256, async () => {
+        try {
+          await this.client.send(
+            new this.sdk.CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }),
+          );
+          completed = true;
+        } catch (err) {
+          throw unavailable(`completing the multipart upload of ${key}`, err);
+        }
+      });
+    } finally {
+      if (!completed) {
+        // Best effort: an upload left behind is invisible and removed by a later sweep.
+        await this.client.send(new this.sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId })).catch(() => undefined);
+      }
+    }
+  }
+
+  /**
+   * Runs `completeUpload` only while holding the parcel's claim and only if the parcel is still
+   * absent; a put that finds the claim taken waits until the parcel appears (already_exists),
+   * the claim is dropped (it tries again), or the claim is stale (it removes it and tries again).
+   */
+  private async complete(sha256: string, completeUpload: () => Promise<void>): Promise<void> {
+    const claimKey = `${this.claimsPrefix}${sha256}`;
+    const staleMs = Math.min(CLAIM_STALE_MS, this.maxAgeMs);
+    for (;;) {
+      if (await this.stored(sha256)) throw alreadyExists(sha256);
+      if (await this.claim(claimKey)) break;
+      for (;;) {
+        await sleep(CLAIM_POLL_MS);
+        if (await this.stored(sha256)) throw alreadyExists(sha256);
+        const claimedAt = (await this.head(claimKey))?.modifiedMs;
+        if (claimedAt === undefined) break;
+        if (Date.now() - claimedAt >= staleMs) {
+          await this.deleteKey(claimKey);
+          break;
+        }
+      }
+    }
+    try {
+      if (await this.stored(sha256)) throw alreadyExists(sha256);
+      await completeUpload();
+    } finally {
+      await this.deleteKey(claimKey).catch(() => undefined);
+    }
+  }
+
+  /** Creates `claimKey` if absent; false when it exists. */
+  private async claim(claimKey: string): Promise<boolean> {
+    try {
+      await this.client.send(
+        new this.sdk.PutObjectCommand({
+          Bucket: this.bucket,
+          Key: claimKey,
+          Body: randomBytes(8).toString('hex'),
+          IfNoneMatch: '*',
+        }),
+      );
+      return true;
+    } catch (err) {
+      const status = s3Status(err);
+      if (status === 412 || status === 409) return false;
+      throw unavailable(`PUT ${claimKey}`, err);
+    }
+  }
+
+  /** The object's size and last-modified time (ms), or undefined when it does not exist. */
+  private async head(key: string): Promise<{ size: number; modifiedMs: number } | undefined> {
+    try {
+      const head = await this.client.send(new this.sdk.HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return { size: head.ContentLength ?? 0, modifiedMs: head.LastModified?.getTime() ?? 0 };
+    } catch (err) {
+      if (s3Status(err) === 404) return undefined;
+      throw unavailable(`HEAD ${key}`, err);
+    }
+  }
+
+  /** has() for a put under way, which close() lets finish. */
+  private async stored(sha256: string): Promise<boolean> {
+    return (await this.head(this.keyOf(sha256))) !== undefined;
+  }
+
+  private async deleteKey(key: string): Promise<void> {
+    try {
+      await this.client.send(new this.sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (err) {
+      if (s3Status(err) !== 404) throw unavailable(`DELETE ${key}`, err);
+    }
+  }
+
+  private async sweepOnce(): Promise<void> {
+    const cutoff = Date.now() - this.maxAgeMs;
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    do {
+      const page = await this.client.send(
+        new this.sdk.ListMultipartUploadsCommand({
+          Bucket: this.bucket,
+          Prefix: this.parcelsPrefix,
+          ...(keyMarker === undefined ? {} : { KeyMarker: keyMarker }),
+          ...(uploadIdMarker === undefined ? {} : { UploadIdMarker: uploadIdMarker }),
+        }),
+      );
+      for (const upload of page.Uploads ?? []) {
+        if (upload.Key === undefined || upload.UploadId === undefined) continue;
+        if ((upload.Initiated?.getTime() ?? 0) > cutoff) continue;
+        try {
+          await this.client.send(
+            new this.sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId }),
+          );
+        } catch (err) {
+          if (s3Status(err) !== 404) throw err;
+        }
+      }
+      const more = page.IsTruncated === true;
+      keyMarker = more ? page.NextKeyMarker : undefined;
+      uploadIdMarker = more ? page.NextUploadIdMarker : undefined;
+    } while (keyMarker !== undefined);
+
+    let token: string | undefined;
+    do {
+      const page = await this.listPage(this.claimsPrefix, token === undefined ? {} : { ContinuationToken: token });
+      for (const object of page.Contents ?? []) {
+        if (object.Key !== undefined && (object.LastModified?.getTime() ?? 0) <= cutoff) await this.deleteKey(object.Key);
+      }
+      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+  }
+}

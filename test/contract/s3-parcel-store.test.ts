@@ -1,0 +1,160 @@
+/**
+ * S3ParcelStore against a real S3 service (Ceph RGW from scripts/services/s3.sh): the
+ * ParcelStore contract, plus what only the S3 store promises: its key layout, no multipart
+ * upload left after a failed put, removal by age of what killed uploads left (multipart
+ * uploads, claims, also after a real SIGKILL), and a put that finds a killed process's claim
+ * still succeeding.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
+
+import {
+  CreateMultipartUploadCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import t from 'tap';
+
+import { S3ParcelStore } from '../../server/storage/s3-parcel-store.js';
+import { REPO_ROOT } from '../helpers/paths.js';
+import { s3TestBucket, s3TestClient, s3TestService } from '../helpers/s3-service.js';
+import { abortingStream, listAll, parcelStoreContract, readAll, sha256Of, streamOf } from './parcel-store-contract.js';
+
+const service = s3TestService(t);
+if (service !== undefined) {
+  const client = await s3TestClient(t, service);
+  const bucket = await s3TestBucket(t, client);
+  const open = (prefix: string, extra: { stagingMaxAgeMs?: number; stagingSweepMs?: number } = {}): Promise<S3ParcelStore> =>
+    S3ParcelStore.open({ bucket, prefix, endpoint: service.endpoint, region: service.region, forcePathStyle: true, ...extra });
+  /** A prefix no other store in this run uses. */
+  const freshPrefix = (): string => `run-${randomBytes(6).toString('hex')}/store`;
+  const uploadsUnder = async (s3: S3Client, prefix: string): Promise<string[]> => {
+    const listed = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
+    return (listed.Uploads ?? []).flatMap((u) => (u.UploadId === undefined ? [] : [u.UploadId]));
+  };
+
+  await parcelStoreContract(t, 'S3ParcelStore', () => open(freshPrefix()));
+
+  t.test('parcels are the objects <prefix>/parcels/<sha256>', async (t) => {
+    const prefix = freshPrefix();
+    const store = await open(`/${prefix}/`);
+    t.teardown(() => store.close());
+    const data = Buffer.from('layout check');
+    const sha = sha256Of(data);
+    await store.put(sha, data.length, streamOf(data));
+    t.equal(store.keyOf(sha), `${prefix}/parcels/${sha}`, 'slashes around the prefix are normalised');
+    const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}/parcels/${sha}` }));
+    t.equal(head.ContentLength, data.length);
+    const other = await open(prefix);
+    t.teardown(() => other.close());
+    t.same(await listAll(other), [sha], 'another store on the same bucket and prefix (a replica) sees it');
+    const elsewhere = await open(freshPrefix());
+    t.teardown(() => elsewhere.close());
+    t.same(await listAll(elsewhere), [], 'a store on another prefix does not');
+  });
+
+  t.test('an interrupted multipart upload is aborted: nothing stored, no upload left', async (t) => {
+    const prefix = freshPrefix();
+    const store = await open(prefix);
+    t.teardown(() => store.close());
+    const data = randomBytes(18 * (1 << 20));
+    const sha = sha256Of(data);
+    await t.rejects(store.put(sha, data.length, abortingStream(data.subarray(0, 12 * (1 << 20)), new Error('client gone'))), {
+      message: 'client gone',
+    });
+    const bad = Buffer.from(data);
+    bad[0] = (bad[0] ?? 0) ^ 1;
+    await t.rejects(store.put(sha, data.length, streamOf(bad)), { code: 'digest_mismatch' });
+    t.same(await uploadsUnder(client, prefix), [], 'no multipart upload is left in progress');
+    t.same(await store.missing([sha]), new Set([sha]));
+    await store.put(sha, data.length, streamOf(data));
+    t.ok((await readAll(await store.openRead(sha))).equals(data), 'the retry stores it');
+  });
+
+  t.test('open aborts multipart uploads older than the staging age, never younger ones', async (t) => {
+    const prefix = freshPrefix();
+    const sha = sha256Of(Buffer.from('an upload whose replica was killed'));
+    await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: `${prefix}/parcels/${sha}` }));
+    const keeping = await open(prefix);
+    t.teardown(() => keeping.close());
+    t.equal((await uploadsUnder(client, prefix)).length, 1, 'an upload started within the staging age (maybe live) stays');
+    await sleep(1100);
+    const sweeping = await open(prefix, { stagingMaxAgeMs: 1000, stagingSweepMs: 0 });
+    t.teardown(() => sweeping.close());
+    t.same(await uploadsUnder(client, prefix), [], 'an upload older than the staging age is aborted');
+  });
+
+  t.test("a put finding a killed process's claim completes once the claim is stale", async (t) => {
+    const prefix = freshPrefix();
+    const data = randomBytes(9 * (1 << 20));
+    const sha = sha256Of(data);
+    const store = await open(prefix, { stagingMaxAgeMs: 500, stagingSweepMs: 0 });
+    t.teardown(() => store.close());
+    // What a replica killed between taking its claim and completing its upload leaves behind.
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}/claims/${sha}`, Body: 'killed' }));
+    t.same(await store.put(sha, data.length, streamOf(data)), { sha256: sha, size: data.length });
+    t.ok((await readAll(await store.openRead(sha))).equals(data));
+    await t.rejects(client.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}/claims/${sha}` })), {
+      name: 'NotFound',
+    }, 'the claim is gone');
+  });
+
+  t.test('an upload whose process is killed with SIGKILL: the retry succeeds, the orphan is swept by age', async (t) => {
+    const prefix = freshPrefix();
+    const data = randomBytes(12 * (1 << 20));
+    const sha = sha256Of(data);
+    const dir = t.testdir({
+      'uploader.mts': `
+        import { PassThrough } from 'node:stream';
+        import { S3ParcelStore } from ${JSON.stringify(pathToFileURL(join(REPO_ROOT, 'server/storage/s3-parcel-store.ts')).href)};
+        const [bucket, prefix, endpoint, region, sha] = process.argv.slice(2);
+        const store = await S3ParcelStore.open({ bucket, prefix, endpoint, region, forcePathStyle: true, stagingSweepMs: 0 });
+        const upload = new PassThrough();
+        store.put(sha, ${data.length}, upload).catch(() => undefined);
+        upload.write(Buffer.alloc(9 << 20, 1));
+        setInterval(() => undefined, 1000);
+      `,
+    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(dir, 'uploader.mts'), bucket, prefix, service.endpoint, service.region, sha],
+      { stdio: 'ignore' },
+    );
+    t.teardown(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    for (let tries = 0; (await uploadsUnder(client, prefix)).length === 0; tries++) {
+      if (child.exitCode !== null) throw new Error(`the uploader exited with ${child.exitCode}`);
+      if (tries > 600) throw new Error('the uploader never started its multipart upload');
+      await sleep(100);
+    }
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+
+    const store = await open(prefix);
+    t.teardown(() => store.close());
+    t.same(await store.missing([sha]), new Set([sha]), 'nothing of the killed upload is visible');
+    t.same(await store.put(sha, data.length, streamOf(data)), { sha256: sha, size: data.length }, 'the retry succeeds');
+    t.ok((await readAll(await store.openRead(sha))).equals(data));
+    t.equal((await uploadsUnder(client, prefix)).length, 1, "the killed process's upload stays while it could be live");
+    await sleep(1100);
+    const sweeping = await open(prefix, { stagingMaxAgeMs: 1000, stagingSweepMs: 0 });
+    t.teardown(() => sweeping.close());
+    t.same(await uploadsUnder(client, prefix), [], 'once older than the staging age, it is aborted');
+    t.ok((await readAll(await sweeping.openRead(sha))).equals(data), 'the parcel is untouched');
+  });
+
+  t.test('a bucket that does not exist is invalid_config', async (t) => {
+    await t.rejects(
+      S3ParcelStore.open({ bucket: `missing-${randomBytes(6).toString('hex')}`, prefix: '', endpoint: service.endpoint, region: service.region, forcePathStyle: true }),
+      { code: 'invalid_config' },
+    );
+    await t.rejects(open('x', { stagingMaxAgeMs: -5 }), { code: 'invalid_config' });
+  });
+}
