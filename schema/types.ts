@@ -40,6 +40,7 @@ export type ErrorCode =
   | 'range_not_satisfiable'
   | 'payload_too_large'
   | 'unsupported_media_type'
+  | 'too_many_requests'
   | 'yanked_create'
   | 'internal'
   | 'unavailable';

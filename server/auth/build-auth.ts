@@ -7,6 +7,7 @@ import { BindleError } from '../../core/errors/bindle-error.js';
 import type { ServerConfig } from '../config/server-config.js';
 import { AlwaysAuthorizer, AnonymousGetAuthorizer } from './authorizers.js';
 import { ChainAuthenticator } from './chain-authenticator.js';
+import { FailedAttemptLimiter } from './failed-attempt-limiter.js';
 import { NoAuthenticator } from './no-authenticator.js';
 import type { OidcAuthenticator } from './oidc-authenticator.js';
 import { StaticTokenAuthenticator } from './static-token-authenticator.js';
@@ -22,7 +23,8 @@ export interface AuthSetup {
 /**
  * Builds authentication from the configuration: with `unauthenticated`, NoAuthenticator and
  * AlwaysAuthorizer; otherwise a ChainAuthenticator over htpasswd, static tokens and OIDC (loading
- * their files now, so a bad file fails the start with invalid_config) and AnonymousGetAuthorizer.
+ * their files now, so a bad file fails the start with invalid_config), behind a
+ * FailedAttemptLimiter (10 failures per client address per minute, then 429), and AnonymousGetAuthorizer.
  */
 export async function buildAuth(config: ServerConfig): Promise<AuthSetup> {
   if (config.unauthenticated) return { authenticator: new NoAuthenticator(), authorizer: new AlwaysAuthorizer() };
@@ -42,7 +44,7 @@ export async function buildAuth(config: ServerConfig): Promise<AuthSetup> {
     throw new BindleError('invalid_config', 'authentication is on but no authenticator is configured (htpasswd file, token file or OIDC)');
   }
   return {
-    authenticator: new ChainAuthenticator(chain),
+    authenticator: new FailedAttemptLimiter(new ChainAuthenticator(chain)),
     authorizer: new AnonymousGetAuthorizer(),
     ...(oidc === undefined ? {} : { oidc }),
   };

@@ -9,15 +9,22 @@ export interface Principal {
   readonly kind: 'basic' | 'token' | 'oidc';
 }
 
+/** Who sent a request, as far as the connection tells. */
+export interface ClientInfo {
+  /** The peer's IP address. */
+  readonly address: string;
+}
+
 /**
  * Turns request credentials into a principal.
  * Contract: no Authorization header (undefined, or blank) → undefined (anonymous); a present but
  * wrong, unknown or malformed credential, or an unsupported scheme → throws
  * BindleError('unauthenticated') (401), never undefined. Other errors (e.g. 'unavailable' when an
- * identity provider cannot be reached) propagate.
+ * identity provider cannot be reached, 'too_many_requests' from FailedAttemptLimiter) propagate.
+ * `client` is optional: an authenticator must not need it to decide.
  */
 export interface Authenticator {
-  authenticate(authorizationHeader: string | undefined): Promise<Principal | undefined>;
+  authenticate(authorizationHeader: string | undefined, client?: ClientInfo): Promise<Principal | undefined>;
 }
 
 /** The HTTP authentication schemes we verify, lowercase. */
