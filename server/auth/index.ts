@@ -7,6 +7,8 @@ export type { Action, Authenticator, AuthScheme, Authorizer, ClientInfo, Princip
 export { actionForMethod } from './types.js';
 export { parseAuthorization, decodeBasic, credentialsFor, type ParsedAuthorization } from './authorization-header.js';
 export { AlwaysAuthorizer, AnonymousGetAuthorizer } from './authorizers.js';
+export { AclAuthorizer, type Grant } from './acl-authorizer.js';
+export { authorizeBindleName, registerRequestAuth } from './request-auth.js';
 export { ChainAuthenticator } from './chain-authenticator.js';
 export { FailedAttemptLimiter, TooManyRequestsError, type FailedAttemptLimits } from './failed-attempt-limiter.js';
 export { HtpasswdAuthenticator, type HtpasswdOptions } from './htpasswd-authenticator.js';
