@@ -4,6 +4,7 @@
  * ./types.ts are generated from the same files (`npm run gen:types`).
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import accessControlList from './access-control-list.schema.json' with { type: 'json' };
 import annotations from './annotations.schema.json' with { type: 'json' };
 import bindleSpec from './bindle-spec.schema.json' with { type: 'json' };
 import condition from './condition.schema.json' with { type: 'json' };
@@ -32,7 +33,7 @@ export type * from './types.js';
 
 /** Every schema, each with its `$id`; e.g. for `fastify.addSchema`. */
 export const ALL_SCHEMAS = [
-  annotations, bindleSpec, condition, errorCode, errorReply, featureMap, group, healthReply,
+  accessControlList, annotations, bindleSpec, condition, errorCode, errorReply, featureMap, group, healthReply,
   invoiceCreateReply, invoice, keyEntry, keyring, label, messageReply, missingReply, parcel,
   queryReply, secretKeyEntry, secretKeyFile, signatureRole, signature,
 ] as const;
@@ -56,6 +57,7 @@ export interface SchemaTypes {
   ErrorReply: T.ErrorReply;
   MessageReply: T.MessageReply;
   HealthReply: T.HealthReply;
+  AccessControlList: T.AccessControlList;
 }
 export type SchemaName = keyof SchemaTypes;
 

@@ -42,6 +42,7 @@ export type ErrorCode =
   | 'range_not_satisfiable'
   | 'payload_too_large'
   | 'unsupported_media_type'
+  | 'too_many_requests'
   | 'yanked_create'
   | 'insufficient_storage'
   | 'internal'
@@ -52,6 +53,41 @@ export type ErrorCode =
  */
 export type SignatureRole = 'creator' | 'approver' | 'proxy' | 'host';
 
+/**
+ * The server's ACL file (--acl-file): who may push, yank or administer bindles under which name prefixes. Reads are open to everyone.
+ *
+ * This interface was referenced by `BindleSchemas`'s JSON-Schema
+ * via the `definition` "AccessControlList".
+ */
+export interface AccessControlList {
+  /**
+   * Grants every authenticated principal holds on every name (default: none).
+   */
+  default?: ('push' | 'yank' | 'admin')[];
+  /**
+   * Named sets of principal ids, referred to as "group:<name>" in a grant.
+   */
+  groups?: {
+    [k: string]: string[];
+  };
+  /**
+   * Each grant gives its principals and groups its actions on every name that starts with one of its prefixes ("" is every name). admin includes push and yank.
+   */
+  grant?: {
+    /**
+     * @minItems 1
+     */
+    to: [string, ...string[]];
+    /**
+     * @minItems 1
+     */
+    allow: ['push' | 'yank' | 'admin', ...('push' | 'yank' | 'admin')[]];
+    /**
+     * @minItems 1
+     */
+    on: [string, ...string[]];
+  }[];
+}
 /**
  * Free-form string to string metadata.
  *

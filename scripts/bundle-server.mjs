@@ -24,7 +24,8 @@ const outdir = join(root, 'dist', 'server', 'bundle');
 rmSync(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
-  entryPoints: { 'bindle-server': 'server/bin/bindle-server.ts' },
+  // The bcrypt worker is its own entry: server/auth/bcrypt-pool.ts starts it from beside itself.
+  entryPoints: { 'bindle-server': 'server/bin/bindle-server.ts', 'bcrypt-worker': 'server/auth/bcrypt-worker.ts' },
   outdir,
   ...NODE_BUNDLE_OPTIONS,
   external: ['better-sqlite3', 'pg', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request'],

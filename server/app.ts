@@ -5,6 +5,7 @@
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Authenticator, Authorizer } from './auth/index.js';
+import { registerRequestAuth } from './auth/request-auth.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import type { BindleService } from './service/bindle-service.js';
 import { healthRoutes } from './routes/health-routes.js';
@@ -58,10 +59,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       // Bodies are streamed by the routes themselves (parcels to the store, invoices with a size limit).
       api.removeAllContentTypeParsers();
       api.addContentTypeParser('*', (_request, payload, next) => next(null, payload));
-      api.addHook('onRequest', async (request) => {
-        const principal = await opts.authenticator.authenticate(request.headers.authorization);
-        opts.authorizer.authorize(principal, request.method === 'GET' || request.method === 'HEAD' ? 'read' : 'write');
-      });
+      registerRequestAuth(api, opts);
       invoiceRoutes(api, { service: opts.service, maxInvoiceBytes: opts.maxInvoiceBytes });
       queryRoutes(api, { service: opts.service });
       if (opts.login !== undefined) loginRoutes(api, { login: opts.login });

@@ -4,6 +4,7 @@
  * (creating it on first start), builds the auth seams and the app, listens, and closes
  * everything in order. Used by the entry point and by end-to-end tests.
  */
+import { unwatchFile, watchFile } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
@@ -16,6 +17,7 @@ import { parseStrategy, formatStrategy } from '../core/signing/verification.js';
 import { KeyringVerifier } from '../core/signing/verifier.js';
 import { VERSION } from '../core/version.js';
 import { buildApp } from './app.js';
+import type { AclAuthorizer } from './auth/acl-authorizer.js';
 import { buildAuth } from './auth/build-auth.js';
 import type { ServerConfig } from './config/server-config.js';
 import { BindleService } from './service/bindle-service.js';
@@ -75,7 +77,7 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
   const service = new BindleService({
     parcels, index, verifier, hostKey, hostKeyring, maxParcelBytes: config.maxParcelBytes,
   });
-  const { authenticator, authorizer, oidc } = await buildAuth(config);
+  const { authenticator, authorizer, oidc, acl } = await buildAuth(config);
 
   let ready = true;
   const https = config.tls === undefined
@@ -92,6 +94,7 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
   });
 
   let closed = false;
+  let stopAclReloads = (): void => {};
   return {
     app,
     log: app.log,
@@ -108,7 +111,12 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
         app.log.warn('no authentication configured: serving UNAUTHENTICATED, on a loopback address only');
       } else if (config.unauthenticated) {
         app.log.warn('serving UNAUTHENTICATED (--unauthenticated): anyone who can reach this address can write');
+      } else if (acl === undefined) {
+        app.log.warn('no ACL configured (--acl-file): every authenticated user may push and yank any bindle');
+      } else {
+        app.log.info({ acl: acl.path, defaultForAuthenticated: acl.defaultActions }, 'writes are authorized by name with the ACL file');
       }
+      if (acl !== undefined) stopAclReloads = watchAcl(acl, app.log);
       return address;
     },
     reindex: () => reindex(new InvoiceFiles(config.directory), index),
@@ -117,6 +125,7 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
       if (closed) return;
       closed = true;
       ready = false;
+      stopAclReloads();
       const grace = setTimeout(() => {
         app.log.warn('shutdown grace period over: closing remaining connections');
         app.server.closeAllConnections();
@@ -130,5 +139,26 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
         await parcels.close();
       }
     },
+  };
+}
+
+/**
+ * Re-reads the ACL file on SIGHUP and when it changes (polled every second); a failed reload is
+ * logged and the last good version stays in force. Returns the function that stops both.
+ */
+function watchAcl(acl: AclAuthorizer, log: FastifyBaseLogger): () => void {
+  const reload = (why: string): void => {
+    acl.reload().then(
+      () => log.info({ acl: acl.path, why }, 'ACL reloaded'),
+      (err: unknown) => log.error({ acl: acl.path, why, err }, 'ACL reload failed: the previous version stays in force'),
+    );
+  };
+  const onSighup = (): void => reload('SIGHUP');
+  const onChange = (): void => reload('file changed');
+  process.on('SIGHUP', onSighup);
+  watchFile(acl.path, { interval: 1000 }, onChange);
+  return () => {
+    process.off('SIGHUP', onSighup);
+    unwatchFile(acl.path, onChange);
   };
 }

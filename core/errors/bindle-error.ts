@@ -45,6 +45,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   yanked_create: 422,
+  too_many_requests: 429,
   insufficient_storage: 507,
   internal: 500,
   unavailable: 503,

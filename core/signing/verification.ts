@@ -132,9 +132,10 @@ function rejectDuplicateKeys(inv: Invoice, signatures: readonly Signature[], kin
 /**
  * Checks one signature's cryptography: the key (`corrupt_key`), the signature encoding
  * (`corrupt_signature`), then the signature itself over the reference cleartext or, failing
- * that, the specification's cleartext with `at` (`unverified`).
+ * that, the specification's cleartext with `at` (`unverified`). Whether the key is trusted is
+ * not this function's concern.
  */
-function verifySignature(inv: Invoice, s: Signature): void {
+export function verifySignature(inv: Invoice, s: Signature): void {
   const context = `${describe(s)} on ${invoiceName(inv)}`;
   const key = decodePublicKey(s.key, context);
   const signature = decodeSignature(s.signature, context);

@@ -5,24 +5,32 @@
  */
 import { BindleError } from '../../core/errors/bindle-error.js';
 import type { ServerConfig } from '../config/server-config.js';
+import { AclAuthorizer } from './acl-authorizer.js';
 import { AlwaysAuthorizer, AnonymousGetAuthorizer } from './authorizers.js';
 import { ChainAuthenticator } from './chain-authenticator.js';
+import { FailedAttemptLimiter } from './failed-attempt-limiter.js';
 import { NoAuthenticator } from './no-authenticator.js';
 import type { OidcAuthenticator } from './oidc-authenticator.js';
 import { StaticTokenAuthenticator } from './static-token-authenticator.js';
 import type { Authenticator, Authorizer, SchemeAuthenticator } from './types.js';
 
-/** What the entry point wires into the app; `oidc` is there when OIDC is configured (for /login). */
+/**
+ * What the entry point wires into the app; `oidc` is there when OIDC is configured (for /login),
+ * `acl` when an ACL file is (the entry point reloads it on change and SIGHUP).
+ */
 export interface AuthSetup {
   readonly authenticator: Authenticator;
   readonly authorizer: Authorizer;
   readonly oidc?: OidcAuthenticator;
+  readonly acl?: AclAuthorizer;
 }
 
 /**
  * Builds authentication from the configuration: with `unauthenticated`, NoAuthenticator and
  * AlwaysAuthorizer; otherwise a ChainAuthenticator over htpasswd, static tokens and OIDC (loading
- * their files now, so a bad file fails the start with invalid_config) and AnonymousGetAuthorizer.
+ * their files now, so a bad file fails the start with invalid_config), behind a
+ * FailedAttemptLimiter (10 failures per client address per minute, then 429), and the AclAuthorizer
+ * of `aclFile` (read now: a bad file fails the start) or, without one, AnonymousGetAuthorizer.
  */
 export async function buildAuth(config: ServerConfig): Promise<AuthSetup> {
   if (config.unauthenticated) return { authenticator: new NoAuthenticator(), authorizer: new AlwaysAuthorizer() };
@@ -41,9 +49,11 @@ export async function buildAuth(config: ServerConfig): Promise<AuthSetup> {
   if (chain.length === 0) {
     throw new BindleError('invalid_config', 'authentication is on but no authenticator is configured (htpasswd file, token file or OIDC)');
   }
+  const acl = config.aclFile === undefined ? undefined : await AclAuthorizer.load(config.aclFile);
   return {
-    authenticator: new ChainAuthenticator(chain),
-    authorizer: new AnonymousGetAuthorizer(),
+    authenticator: new FailedAttemptLimiter(new ChainAuthenticator(chain)),
+    authorizer: acl ?? new AnonymousGetAuthorizer(),
     ...(oidc === undefined ? {} : { oidc }),
+    ...(acl === undefined ? {} : { acl }),
   };
 }

@@ -9,15 +9,22 @@ export interface Principal {
   readonly kind: 'basic' | 'token' | 'oidc';
 }
 
+/** Who sent a request, as far as the connection tells. */
+export interface ClientInfo {
+  /** The peer's IP address. */
+  readonly address: string;
+}
+
 /**
  * Turns request credentials into a principal.
  * Contract: no Authorization header (undefined, or blank) → undefined (anonymous); a present but
  * wrong, unknown or malformed credential, or an unsupported scheme → throws
  * BindleError('unauthenticated') (401), never undefined. Other errors (e.g. 'unavailable' when an
- * identity provider cannot be reached) propagate.
+ * identity provider cannot be reached, 'too_many_requests' from FailedAttemptLimiter) propagate.
+ * `client` is optional: an authenticator must not need it to decide.
  */
 export interface Authenticator {
-  authenticate(authorizationHeader: string | undefined): Promise<Principal | undefined>;
+  authenticate(authorizationHeader: string | undefined, client?: ClientInfo): Promise<Principal | undefined>;
 }
 
 /** The HTTP authentication schemes we verify, lowercase. */
@@ -28,21 +35,29 @@ export interface SchemeAuthenticator extends Authenticator {
   readonly scheme: AuthScheme;
 }
 
-/** GET/HEAD are reads; POST/DELETE (and anything else) are writes. */
-export type Action = 'read' | 'write';
+/**
+ * What a request does: `read` (GET/HEAD), `push` (create an invoice, upload a parcel: POST, and
+ * any other method) or `yank` (DELETE).
+ */
+export type Action = 'read' | 'push' | 'yank';
 
 /**
- * Decides whether a (possibly anonymous) principal may perform an action.
+ * Decides whether a (possibly anonymous) principal may perform an action on a bindle name.
  * Contract: returns normally when allowed; throws BindleError('unauthenticated') (401) when the
  * principal is anonymous and credentials would be needed, BindleError('forbidden') (403) when the
- * principal is known but not allowed. A principal is never allowed less than an anonymous caller.
+ * principal is known but not allowed, with a message naming the missing grant. A principal is
+ * never allowed less than an anonymous caller. `name` is the bindle name acted on; undefined
+ * when it is not known yet (an invoice create, before its body is read): then the answer is
+ * "allowed" if the principal could be allowed for some name, and the caller asks again with the
+ * name before acting. Reads are decided without a name.
  */
 export interface Authorizer {
-  authorize(principal: Principal | undefined, action: Action): void;
+  authorize(principal: Principal | undefined, action: Action, name?: string): void;
 }
 
 /** The action an HTTP method performs. */
 export function actionForMethod(method: string): Action {
   const upper = method.toUpperCase();
-  return upper === 'GET' || upper === 'HEAD' ? 'read' : 'write';
+  if (upper === 'GET' || upper === 'HEAD') return 'read';
+  return upper === 'DELETE' ? 'yank' : 'push';
 }

@@ -41,6 +41,11 @@ export interface ServerConfig {
     readonly deviceUrl: string;
     readonly jwksFile?: string;
   };
+  /**
+   * The ACL file granting push/yank/admin on name prefixes (server/auth/acl-authorizer.ts).
+   * Without it, every authenticated principal may write any name. Needs authentication.
+   */
+  readonly aclFile?: string;
   /** True when the server performs no authentication at all (everything is allowed). */
   readonly unauthenticated: boolean;
   /**
@@ -142,6 +147,10 @@ const SETTINGS = {
   oidcJwksFile: {
     flag: 'oidc-jwks-file', arg: '<path>', env: 'BINDLE_OIDC_JWKS_FILE', fileKeys: ['oidcJwksFile', 'oidc_jwks_file'], kind: 'string',
     help: "verify tokens with this local JWKS file instead of fetching the issuer's keys",
+  },
+  aclFile: {
+    flag: 'acl-file', arg: '<path>', env: 'BINDLE_ACL_FILE', fileKeys: ['aclFile', 'acl_file'], kind: 'string',
+    help: 'authorize writes by name with this ACL file (TOML; re-read on change and on SIGHUP). Without it, any authenticated user may push and yank any bindle',
   },
   unauthenticated: {
     flag: 'unauthenticated', env: 'BINDLE_UNAUTHENTICATED', fileKeys: ['unauthenticated'], kind: 'boolean',
@@ -424,6 +433,13 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
     : undefined;
   let unauthenticated = askedUnauthenticated;
   let implicitUnauthenticated = false;
+  const aclFile = pickPath('aclFile');
+  if (aclFile !== undefined && authSource === undefined) {
+    throw invalid(
+      `${pick('aclFile')?.source ?? '--acl-file'} needs authentication (--htpasswd-file, --token-file or --oidc-*): ` +
+        'without it there are no principals to grant anything to',
+    );
+  }
   if (authSource !== undefined && askedUnauthenticated) {
     throw invalid(
       `${unauthRaw?.source ?? '--unauthenticated'} conflicts with ${authSource.source}: ` +
@@ -451,6 +467,7 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
     ...(htpasswdFile === undefined ? {} : { htpasswdFile }),
     ...(tokenFile === undefined ? {} : { tokenFile }),
     ...(oidc === undefined ? {} : { oidc: Object.freeze(oidc) }),
+    ...(aclFile === undefined ? {} : { aclFile }),
     unauthenticated,
     implicitUnauthenticated,
     ...(tls === undefined ? {} : { tls: Object.freeze(tls) }),

@@ -9,6 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { toInvoice } from '../../core/codec/invoice-codec.js';
 import { parseSyntax } from '../../core/codec/document-codec.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
+import { authorizeBindleName } from '../auth/request-auth.js';
 import type { BindleService } from '../service/bindle-service.js';
 import { bodyFormat } from '../http/negotiation.js';
 import { evaluatePreconditions, rangeApplies } from '../http/conditional.js';
@@ -46,6 +47,7 @@ export function invoiceRoutes(app: FastifyInstance, opts: InvoiceRouteOptions): 
     const body = await readBody(request.body as Readable, opts.maxInvoiceBytes, 'invoice');
     if (body.length === 0) throw new BindleError('malformed_body', 'request body is empty: send an invoice');
     const invoice = toInvoice(parseSyntax(body.toString('utf8'), format));
+    authorizeBindleName(request, 'push', invoice.bindle.name);
     const { stored, missing } = await service.createInvoice(invoice);
     const status = missing.length > 0 ? 202 : 201;
     return sendDocument(request, reply, status, missing.length > 0 ? { invoice: stored.invoice, missing } : { invoice: stored.invoice });

@@ -13,6 +13,7 @@ import { canonicalId, formatId, isSha256Hex, makeId, type BindleId } from '../..
 import type { Keyring } from '../../core/signing/keyring.js';
 import { publicKeyOf } from '../../core/signing/keys.js';
 import { signInvoice, yankInvoice } from '../../core/signing/sign.js';
+import { verifySignature } from '../../core/signing/verification.js';
 import type { InvoiceVerifier } from '../../core/signing/verifier.js';
 import type { InvoiceIndex, InvoiceQuery, StoredInvoice } from '../storage/invoice-index.js';
 import type { ByteRange, ParcelStore } from '../storage/parcel-store.js';
@@ -82,10 +83,10 @@ export class BindleService {
       }
     });
     this.deps.verifier.verify(input);
+    const alreadyHostSigned = this.checkOwnSignatures(input);
     if ((await this.deps.index.get(id.name, id.version)) !== undefined) {
       throw new BindleError('already_exists', `invoice ${formatId(id)} already exists`);
     }
-    const alreadyHostSigned = (input.signature ?? []).some((s) => s.key === this.hostPublicKey);
     const signed = alreadyHostSigned ? input : signInvoice(input, 'host', this.deps.hostKey, this.now());
     const stored = this.toStored(id, signed, Date.now());
     // The check above only saves signing work: the index's one insert transaction decides, so
@@ -193,6 +194,28 @@ export class BindleService {
       throw new BindleError(notOnInvoice, `parcel ${sha256} is not listed on invoice ${formatId(id)}`);
     }
     return parcel.label;
+  }
+
+  /**
+   * Whatever the strategy, every signature that claims one of the server's own keys is verified
+   * (a forged one is `unverified`), and one of them in a role other than host is refused (the
+   * server signs only as host). True when the invoice already carries the server's valid host
+   * signature by its current key, so it must not be signed again.
+   */
+  private checkOwnSignatures(input: Invoice): boolean {
+    let hostSigned = false;
+    for (const s of input.signature ?? []) {
+      if (!this.deps.hostKeyring.contains(s.key)) continue;
+      verifySignature(input, s);
+      if (s.role !== 'host') {
+        throw new BindleError(
+          'unverified',
+          `the ${s.role} signature by ${JSON.stringify(s.by)} on ${input.bindle.name}/${input.bindle.version} was made with this server's own key; the server signs only as host`,
+        );
+      }
+      if (s.key === this.hostPublicKey) hostSigned = true;
+    }
+    return hostSigned;
   }
 
   private async missingOf(inv: Invoice): Promise<Label[]> {

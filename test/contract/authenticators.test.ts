@@ -10,6 +10,7 @@ import {
   AnonymousGetAuthorizer,
   buildAuth,
   ChainAuthenticator,
+  FailedAttemptLimiter,
   HtpasswdAuthenticator,
   NoAuthenticator,
   OidcAuthenticator,
@@ -362,7 +363,7 @@ t.test('buildAuth follows the configuration', async (t) => {
 
   const argv = ['-i', '0.0.0.0:0', '--htpasswd-file', vec('data', 'htpasswd'), '--token-file', 'tokens'];
   const closed = await buildAuth(await loadServerConfig(argv, {}, dir));
-  t.ok(closed.authenticator instanceof ChainAuthenticator);
+  t.ok(closed.authenticator instanceof FailedAttemptLimiter, "the chain sits behind the failed-attempt limiter");
   t.ok(closed.authorizer instanceof AnonymousGetAuthorizer);
   t.same(await closed.authenticator.authenticate(ADMIN), { id: 'admin', kind: 'basic' });
   t.same(await closed.authenticator.authenticate(`Bearer ${CI_TOKEN}`), { id: 'ci', kind: 'token' });

@@ -1,25 +1,126 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
-import { actionForMethod, AlwaysAuthorizer, AnonymousGetAuthorizer } from '../../server/auth/index.js';
-import { authorizerContract } from './authorizer-contract.js';
+import { actionForMethod, AclAuthorizer, AlwaysAuthorizer, AnonymousGetAuthorizer, type Action, type Principal } from '../../server/auth/index.js';
+import { authorizerContract, type AuthorizerCase } from './authorizer-contract.js';
 
-authorizerContract(t, 'AlwaysAuthorizer', new AlwaysAuthorizer(), {
-  anonymous: { read: true, write: true },
-  principal: { read: true, write: true },
+const ALICE: Principal = { id: 'alice', kind: 'basic' };
+const BOB: Principal = { id: 'bob', kind: 'basic' };
+const CI: Principal = { id: 'ci', kind: 'token' };
+const ROOT: Principal = { id: 'root@https://issuer.test', kind: 'oidc' };
+const EVE: Principal = { id: 'eve', kind: 'basic' };
+
+/** Every (who, action) on `name` allowed exactly when listed in `allowed`. */
+function expect(name: string | undefined, who: Principal | undefined, allowed: readonly Action[]): AuthorizerCase[] {
+  return (['push', 'yank'] as const).map((action) => ({ who, action, name, allowed: allowed.includes(action) }));
+}
+
+authorizerContract(t, 'AlwaysAuthorizer', async () => ({
+  authorizer: new AlwaysAuthorizer(),
+  cases: [...expect('example.com/app', undefined, ['push', 'yank']), ...expect('example.com/app', ALICE, ['push', 'yank'])],
+}));
+
+authorizerContract(t, 'AnonymousGetAuthorizer', async () => ({
+  authorizer: new AnonymousGetAuthorizer(),
+  cases: [...expect('example.com/app', undefined, []), ...expect('example.com/app', ALICE, ['push', 'yank']), ...expect(undefined, ALICE, ['push', 'yank'])],
+}));
+
+const ACL = `
+[groups]
+release = ["ci", "bob"]
+admins = ["root@https://issuer.test"]
+
+[[grant]]
+to = ["alice"]
+allow = ["push"]
+on = ["example.com/"]
+
+[[grant]]
+to = ["group:release"]
+allow = ["push", "yank"]
+on = ["example.com/team/", "other.org/"]
+
+[[grant]]
+to = ["group:admins"]
+allow = ["admin"]
+on = [""]
+`;
+
+authorizerContract(t, 'AclAuthorizer (prefixes and groups, no default)', async () => {
+  const dir = t.testdir({ 'acl.toml': ACL });
+  return {
+    authorizer: await AclAuthorizer.load(join(dir, 'acl.toml')),
+    cases: [
+      ...expect('example.com/app', undefined, []),
+      ...expect('example.com/app', ALICE, ['push']),
+      ...expect('example.com/team/tool', ALICE, ['push']),
+      ...expect('example.community/y', ALICE, []),
+      ...expect('other.org/x', ALICE, []),
+      ...expect(undefined, ALICE, ['push']),
+      ...expect('example.com/app', BOB, []),
+      ...expect('example.com/team/tool', BOB, ['push', 'yank']),
+      ...expect('other.org/x', CI, ['push', 'yank']),
+      ...expect('example.com/app', CI, []),
+      ...expect('anything/at/all', ROOT, ['push', 'yank']),
+      ...expect('example.com/app', EVE, []),
+      ...expect(undefined, EVE, []),
+    ],
+  };
 });
 
-authorizerContract(t, 'AnonymousGetAuthorizer', new AnonymousGetAuthorizer(), {
-  anonymous: { read: true, write: false },
-  principal: { read: true, write: true },
+authorizerContract(t, 'AclAuthorizer (a default for authenticated principals)', async () => {
+  const dir = t.testdir({ 'acl.toml': `default = ["push"]\n${ACL}` });
+  return {
+    authorizer: await AclAuthorizer.load(join(dir, 'acl.toml')),
+    cases: [
+      ...expect('example.com/app', undefined, []),
+      ...expect('example.com/app', EVE, ['push']),
+      ...expect('example.com/team/tool', BOB, ['push', 'yank']),
+      ...expect('example.com/app', BOB, ['push']),
+    ],
+  };
 });
 
 t.test('an anonymous write is told to send credentials', async (t) => {
-  t.throws(() => new AnonymousGetAuthorizer().authorize(undefined, 'write'), {
-    code: 'forbidden',
-    message: /needs credentials \(send an Authorization header\)/,
-  });
+  for (const authorizer of [new AnonymousGetAuthorizer(), await AclAuthorizer.load(join(t.testdir({ 'acl.toml': ACL }), 'acl.toml'))]) {
+    t.throws(() => authorizer.authorize(undefined, 'push', 'example.com/app'), {
+      code: 'forbidden',
+      message: /needs credentials \(send an Authorization header\)/,
+    });
+  }
 });
 
-t.test('GET and HEAD read; other methods write', async (t) => {
+t.test('a refusal names the principal, the missing grant and the name', async (t) => {
+  const acl = await AclAuthorizer.load(join(t.testdir({ 'acl.toml': ACL }), 'acl.toml'));
+  t.throws(() => acl.authorize(ALICE, 'yank', 'example.com/app'), { code: 'forbidden', message: /^alice lacks the yank grant on "example.com\/app"/ });
+});
+
+t.test('AclAuthorizer rejects an invalid file and reloads a changed one', async (t) => {
+  const dir = t.testdir({
+    'acl.toml': ACL,
+    'unknown-group.toml': '[[grant]]\nto = ["group:nobody"]\nallow = ["push"]\non = [""]\n',
+    'bad-grant.toml': '[[grant]]\nto = ["alice"]\nallow = ["delete"]\non = [""]\n',
+    'bad-toml.toml': '[[grant\n',
+  });
+  await t.rejects(AclAuthorizer.load(join(dir, 'unknown-group.toml')), { code: 'invalid_config', message: /grant\[0\]\.to names "group:nobody"/ });
+  await t.rejects(AclAuthorizer.load(join(dir, 'bad-grant.toml')), { code: 'invalid_config', message: /grant\[0\]\.allow\[0\]: must be one of "push", "yank", "admin"/ });
+  await t.rejects(AclAuthorizer.load(join(dir, 'bad-toml.toml')), { code: 'invalid_config', message: /invalid TOML/ });
+  await t.rejects(AclAuthorizer.load(join(dir, 'missing.toml')), { code: 'invalid_config', message: /cannot read ACL file/ });
+
+  const path = join(dir, 'acl.toml');
+  const acl = await AclAuthorizer.load(path);
+  t.throws(() => acl.authorize(EVE, 'push', 'example.com/app'), { code: 'forbidden' });
+  writeFileSync(path, `[[grant]]\nto = ["eve"]\nallow = ["push"]\non = ["example.com/"]\n`);
+  await acl.reload();
+  t.doesNotThrow(() => acl.authorize(EVE, 'push', 'example.com/app'), 'the new grant applies');
+  t.throws(() => acl.authorize(ALICE, 'push', 'example.com/app'), { code: 'forbidden' }, 'the old one is gone');
+  writeFileSync(path, 'garbage = [');
+  await t.rejects(acl.reload(), { code: 'invalid_config' });
+  t.doesNotThrow(() => acl.authorize(EVE, 'push', 'example.com/app'), 'a failed reload keeps the last good version');
+});
+
+t.test('GET and HEAD read; DELETE yanks; other methods push', async (t) => {
   for (const method of ['GET', 'HEAD', 'get', 'head']) t.equal(actionForMethod(method), 'read', method);
-  for (const method of ['POST', 'DELETE', 'PUT', 'PATCH', 'post']) t.equal(actionForMethod(method), 'write', method);
+  for (const method of ['DELETE', 'delete']) t.equal(actionForMethod(method), 'yank', method);
+  for (const method of ['POST', 'PUT', 'PATCH', 'post']) t.equal(actionForMethod(method), 'push', method);
 });

@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Test } from 'tap';
 import type { Invoice, SecretKeyEntry } from '../../schema/index.js';
 import { canonicalInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
@@ -40,6 +40,8 @@ export interface TestAppOptions {
   maxParcelBytes?: number;
   dir?: string;
   login?: DeviceLogin;
+  /** A pino logger for the app (default: none). */
+  logger?: FastifyBaseLogger;
 }
 
 export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<TestApp> {
@@ -65,6 +67,7 @@ export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<T
     maxInvoiceBytes: opts.maxInvoiceBytes ?? 1 << 20,
     version: 'test',
     ...(opts.login !== undefined ? { login: opts.login } : {}),
+    ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
   });
   t.teardown(async () => {
     await app.close();

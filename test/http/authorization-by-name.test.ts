@@ -1,0 +1,119 @@
+/**
+ * Issue 11 item 12: who may write what. With an ACL, pushing (invoice create, parcel upload)
+ * and yanking need the grant on a prefix of the bindle's name; a refusal is 403 naming the
+ * missing grant; every accepted write is audited with the principal's id.
+ */
+import { Writable } from 'node:stream';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import TOML from '@iarna/toml';
+import { pino } from 'pino';
+import type { FastifyBaseLogger } from 'fastify';
+import type { ErrorReply } from '../../schema/index.js';
+import { renderInvoice } from '../../core/codec/invoice-codec.js';
+import { AclAuthorizer, StaticTokenAuthenticator, tokenDigest } from '../../server/auth/index.js';
+import { sha256, signedInvoice } from '../helpers/bindles.js';
+import { makeTestApp, type TestApp } from '../helpers/test-app.js';
+
+const ACL = `
+[groups]
+release = ["bob"]
+
+[[grant]]
+to = ["alice"]
+allow = ["push"]
+on = ["example.com/alice/"]
+
+[[grant]]
+to = ["group:release"]
+allow = ["admin"]
+on = ["example.com/"]
+`;
+const TOKENS = `alice:${tokenDigest('alice-token')}\nbob:${tokenDigest('bob-token')}\neve:${tokenDigest('eve-token')}\n`;
+const data = Buffer.from('alpha');
+const parcels = [{ name: 'a.txt', data }];
+
+function as(who: string): Record<string, string> {
+  return { authorization: `Bearer ${who}-token`, 'content-type': 'application/toml' };
+}
+
+function createInvoice(ta: TestApp, who: string, name: string) {
+  return ta.app.inject({ method: 'POST', url: '/v1/_i', headers: as(who), payload: renderInvoice(signedInvoice(name, '1.0.0', parcels)) });
+}
+
+async function setup(t: Test): Promise<{ ta: TestApp; records: Record<string, unknown>[] }> {
+  const dir = t.testdir({ 'acl.toml': ACL });
+  const records: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') records.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const logger = pino({ level: 'info' }, sink) as unknown as FastifyBaseLogger;
+  const ta = await makeTestApp(t, {
+    authenticator: StaticTokenAuthenticator.parse(TOKENS, 'test'),
+    authorizer: await AclAuthorizer.load(join(dir, 'acl.toml')),
+    logger,
+  });
+  return { ta, records };
+}
+
+function errorOf(body: string): ErrorReply {
+  return TOML.parse(body) as unknown as ErrorReply;
+}
+
+t.test('pushing needs the push grant on a prefix of the name', async (t) => {
+  const { ta } = await setup(t);
+  t.equal((await createInvoice(ta, 'alice', 'example.com/alice/app')).statusCode, 202, 'alice pushes under her prefix');
+  const refused = await createInvoice(ta, 'alice', 'example.com/bob/app');
+  t.equal(refused.statusCode, 403, refused.body);
+  t.equal(errorOf(refused.body).code, 'forbidden');
+  t.match(errorOf(refused.body).error, /alice lacks the push grant on "example.com\/bob\/app"/);
+  t.equal((await ta.app.inject({ method: 'GET', url: '/v1/_i/example.com/bob/app/1.0.0' })).statusCode, 404, 'nothing stored');
+  const eve = await createInvoice(ta, 'eve', 'example.com/eve/app');
+  t.equal(eve.statusCode, 403, 'no grant, no default: eve may not push anywhere');
+  t.equal((await createInvoice(ta, 'bob', 'example.com/bob/app')).statusCode, 202, 'a group grant');
+});
+
+t.test("yanking someone else's bindle needs the yank grant", async (t) => {
+  const { ta } = await setup(t);
+  t.equal((await createInvoice(ta, 'alice', 'example.com/alice/app')).statusCode, 202);
+  const url = '/v1/_i/example.com/alice/app/1.0.0';
+  const eve = await ta.app.inject({ method: 'DELETE', url, headers: as('eve') });
+  t.equal(eve.statusCode, 403, eve.body);
+  t.match(errorOf(eve.body).error, /eve lacks the yank grant/);
+  const alice = await ta.app.inject({ method: 'DELETE', url, headers: as('alice') });
+  t.equal(alice.statusCode, 403, 'push does not include yank');
+  t.match(errorOf(alice.body).error, /alice lacks the yank grant on "example.com\/alice\/app"/);
+  const bob = await ta.app.inject({ method: 'DELETE', url, headers: as('bob') });
+  t.equal(bob.statusCode, 200, 'admin includes yank');
+  const anonymous = await ta.app.inject({ method: 'DELETE', url });
+  t.equal(anonymous.statusCode, 403);
+});
+
+t.test('uploading a parcel needs the push grant on the name', async (t) => {
+  const { ta } = await setup(t);
+  t.equal((await createInvoice(ta, 'alice', 'example.com/alice/app')).statusCode, 202);
+  const url = `/v1/_i/example.com/alice/app/1.0.0@${sha256(data)}`;
+  const eve = await ta.app.inject({ method: 'POST', url, headers: as('eve'), payload: data });
+  t.equal(eve.statusCode, 403, eve.body);
+  t.match(errorOf(eve.body).error, /eve lacks the push grant on "example.com\/alice\/app"/);
+  t.equal((await ta.app.inject({ method: 'POST', url, headers: as('alice'), payload: data })).statusCode, 200);
+  t.equal((await ta.app.inject({ method: 'GET', url })).statusCode, 200, 'anyone reads');
+});
+
+t.test('every accepted write is audited with the principal; refusals are not', async (t) => {
+  const { ta, records } = await setup(t);
+  await createInvoice(ta, 'alice', 'example.com/alice/app');
+  await createInvoice(ta, 'eve', 'example.com/eve/app');
+  await ta.app.inject({ method: 'POST', url: `/v1/_i/example.com/alice/app/1.0.0@${sha256(data)}`, headers: as('alice'), payload: data });
+  await ta.app.inject({ method: 'DELETE', url: '/v1/_i/example.com/alice/app/1.0.0', headers: as('bob') });
+  await ta.app.inject({ method: 'GET', url: '/v1/_i/example.com/alice/app/1.0.0?yanked=true' });
+  const audits = records.flatMap((r) => (r.audit === undefined ? [] : [r.audit]));
+  t.same(audits, [
+    { principal: 'alice', action: 'push', name: 'example.com/alice/app', status: 202 },
+    { principal: 'alice', action: 'push', name: 'example.com/alice/app', status: 200 },
+    { principal: 'bob', action: 'yank', name: 'example.com/alice/app', status: 200 },
+  ]);
+});
