@@ -1,30 +1,28 @@
 /**
- * Assembles a running server from a validated ServerConfig: opens the data directory (file
- * parcel store, SQLite index, invoice files), loads the keyring and the host signing key
- * (creating it on first start), builds the auth seams and the app, listens, and closes
- * everything in order. Used by the entry point and by end-to-end tests.
+ * Assembles a running server from a validated ServerConfig: opens the configured storage
+ * backends (server/storage/backends.ts), the host identity (creating the host key only for the
+ * embedded single-node default), the trusted keyring (reloaded on change and on demand), builds
+ * the auth seams and the app, listens, and closes everything in order. Used by the entry point
+ * and by end-to-end tests.
  */
 import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { BindleError } from '../core/errors/bindle-error.js';
-import { Keyring } from '../core/signing/keyring.js';
-import { publicKeyEntry } from '../core/signing/keys.js';
-import { SecretKeyStore } from '../core/signing/secret-key-store.js';
+import { FileTrustStore, type TrustReload } from '../core/signing/file-trust-store.js';
+import { TrustStoreVerifier } from '../core/signing/trust-store.js';
 import { parseStrategy, formatStrategy } from '../core/signing/verification.js';
-import { KeyringVerifier } from '../core/signing/verifier.js';
 import { VERSION } from '../core/version.js';
 import { buildApp } from './app.js';
 import { buildAuth } from './auth/build-auth.js';
+import { describeIndex, describeParcels } from './config/backend-specs.js';
 import type { ServerConfig } from './config/server-config.js';
+import { loadHostIdentity } from './host-identity.js';
 import { BindleService } from './service/bindle-service.js';
 import { reindex, type ReindexReport } from './service/reindex.js';
-import { FileParcelStore } from './storage/file-parcel-store.js';
+import { isSharedIndex, openInvoiceIndex, openParcelStore } from './storage/backends.js';
 import { InvoiceFiles } from './storage/invoice-files.js';
-import { SqliteInvoiceIndex } from './storage/sqlite-invoice-index.js';
 
-export const INDEX_FILE = 'index.sqlite';
+export { INDEX_FILE } from './config/server-config.js';
 
 export interface RunningServer {
   readonly app: FastifyInstance;
@@ -32,6 +30,11 @@ export interface RunningServer {
   /** Starts listening; resolves with the bound address (e.g. http://127.0.0.1:8080). */
   listen(): Promise<string>;
   reindex(): Promise<ReindexReport>;
+  /**
+   * Reads the trusted keyring file again (the entry point calls it on SIGHUP; file changes
+   * trigger it by themselves) and logs the outcome; a bad file keeps the keys loaded before.
+   */
+  reloadTrust(): Promise<TrustReload>;
   /** Stops accepting, lets in-flight requests finish (up to the grace period), closes storage. */
   close(): Promise<void>;
 }
@@ -40,23 +43,31 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
   const log = pino({ level: config.logLevel, name: 'bindle-server' });
   await mkdir(config.directory, { recursive: true });
 
-  const keyring = await Keyring.loadOrEmpty(config.keyringPath);
-  const { store: secrets, created } = await SecretKeyStore.loadOrCreate(config.signingKeysPath, opts.hostLabel, ['host']);
-  if (created) log.info({ path: config.signingKeysPath }, 'created a new host signing key');
-  const hostKey = secrets.firstMatching('host');
-  if (hostKey === undefined) {
-    throw new BindleError('invalid_config', `no key with the host role in ${config.signingKeysPath}`);
-  }
-  const hostKeyring = new Keyring();
-  for (const entry of secrets.entries()) hostKeyring.add(publicKeyEntry(entry));
+  const identity = await loadHostIdentity(config.signingKeysPath, {
+    createIfMissing: !isSharedIndex(config.index),
+    label: opts.hostLabel,
+  });
+  if (identity.created) log.info({ path: config.signingKeysPath }, 'created a new host signing key');
+  const logReload = (result: TrustReload): void => {
+    if (result.ok) log.info({ keyring: config.keyringPath, trustedKeys: result.keys, changed: result.changed }, 'reloaded the trusted keyring');
+    else log.error({ keyring: config.keyringPath, trustedKeys: result.keys, err: result.error.message }, 'keyring reload failed: keeping the keys loaded before');
+  };
+  const trust = await FileTrustStore.open(config.keyringPath, {
+    onWatchReload: logReload,
+    onWatchUnavailable: (err) => log.warn({ keyring: config.keyringPath, err: err.message }, 'cannot watch the keyring for changes; SIGHUP reloads it'),
+  });
   const strategy = parseStrategy(config.strategy);
-  const verifier = new KeyringVerifier(keyring.merge(hostKeyring), strategy);
+  const verifier = new TrustStoreVerifier(trust, strategy, identity.keyring);
 
-  const parcels = await FileParcelStore.open(config.directory);
-  const index = SqliteInvoiceIndex.open(join(config.directory, INDEX_FILE));
+  const parcels = await openParcelStore(config.parcels);
+  const index = await openInvoiceIndex(config.index).catch(async (err: unknown) => {
+    await parcels.close();
+    trust.close();
+    throw err;
+  });
   const files = new InvoiceFiles(config.directory);
   const service = new BindleService({
-    parcels, index, files, verifier, hostKey, hostKeyring, maxParcelBytes: config.maxParcelBytes,
+    parcels, index, files, verifier, signer: identity.signer, hostKeyring: identity.keyring, maxParcelBytes: config.maxParcelBytes,
   });
   const { authenticator, authorizer, oidc } = await buildAuth(config);
 
@@ -83,7 +94,9 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
       app.log.info(
         {
           address, directory: config.directory, strategy: formatStrategy(strategy),
-          keyring: config.keyringPath, trustedKeys: keyring.entries().length,
+          index: describeIndex(config.index), parcels: describeParcels(config.parcels),
+          keyring: config.keyringPath, trustedKeys: trust.current().size, keyringWatched: trust.watching,
+          hostKey: identity.signer.publicKey,
         },
         'bindle-server listening',
       );
@@ -95,6 +108,11 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
       return address;
     },
     reindex: () => reindex(files, index),
+    async reloadTrust() {
+      const result = await trust.reload();
+      logReload(result);
+      return result;
+    },
     async close() {
       if (closed) return;
       closed = true;
@@ -104,6 +122,7 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
         app.server.closeAllConnections();
       }, config.shutdownGraceMs);
       grace.unref();
+      trust.close();
       try {
         await app.close();
       } finally {

@@ -2,21 +2,34 @@
 /**
  * `bindle-server`: the entry point. The one place that picks concrete implementations (file
  * parcel store, SQLite index, keyring verifier, configured auth), starts the HTTP server and
- * shuts it down gracefully on SIGTERM/SIGINT. `bindle-server reindex` rebuilds the index
- * from the invoice files on disk.
+ * shuts it down gracefully on SIGTERM/SIGINT; SIGHUP reloads the trusted keyring.
+ * `bindle-server reindex` rebuilds the index from the invoice files on disk; `migrate` and
+ * `keys create-host` are in admin-commands.ts.
  */
 import { hostname } from 'node:os';
 import { isBindleError } from '../../core/errors/bindle-error.js';
 import { VERSION } from '../../core/version.js';
 import { parseServerInvocation } from '../config/server-config.js';
 import { openServer } from '../server-runtime.js';
+import { runKeys, runMigrate, type CommandIo } from './admin-commands.js';
+
+const SUBCOMMANDS_HELP = `
+Other commands:
+  bindle-server reindex [options]   rebuild the index from the invoice files on disk
+  bindle-server migrate --help      copy all data into other storage (e.g. PostgreSQL + S3)
+  bindle-server keys create-host --out <file> [--rotate]
+                                    write (or rotate) the host signing key for --signing-keys
+`;
 
 async function main(argv: string[]): Promise<number> {
+  const io: CommandIo = { env: process.env, cwd: process.cwd(), out: (text) => process.stdout.write(text) };
+  if (argv[0] === 'migrate') return runMigrate(argv.slice(1), io);
+  if (argv[0] === 'keys') return runKeys(argv.slice(1), io);
   const reindexOnly = argv[0] === 'reindex';
   const args = reindexOnly ? argv.slice(1) : argv;
   const invocation = await parseServerInvocation(args, process.env, process.cwd());
   if (invocation.kind === 'help') {
-    process.stdout.write(`${invocation.text}\n\nbindle-server reindex [options]  rebuild the index from the invoice files on disk\n`);
+    process.stdout.write(`${invocation.text}${SUBCOMMANDS_HELP}`);
     return 0;
   }
   if (invocation.kind === 'version') {
@@ -50,6 +63,9 @@ async function main(argv: string[]): Promise<number> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    void server.reloadTrust();
+  });
   return -1;
 }
 

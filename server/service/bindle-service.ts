@@ -4,13 +4,12 @@
  * back; this layer owns the rules (verification, host counter-signature, yank, missing parcels).
  */
 import type { Readable } from 'node:stream';
-import type { Invoice, KeyRing, Label, QueryReply, SecretKeyEntry, SignatureRole } from '../../schema/index.js';
+import type { Invoice, KeyRing, Label, QueryReply, SignatureRole } from '../../schema/index.js';
 import { canonicalInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { canonicalId, formatId, isSha256Hex, makeId, type BindleId } from '../../core/ids/bindle-id.js';
 import type { Keyring } from '../../core/signing/keyring.js';
-import { publicKeyOf } from '../../core/signing/keys.js';
-import { signInvoice, yankInvoice } from '../../core/signing/sign.js';
+import { signInvoiceWith, yankInvoiceWith, type Signer } from '../../core/signing/signer.js';
 import type { InvoiceVerifier } from '../../core/signing/verifier.js';
 import type { InvoiceIndex, InvoiceQuery, StoredInvoice } from '../storage/invoice-index.js';
 import type { InvoiceFiles } from '../storage/invoice-files.js';
@@ -22,8 +21,8 @@ export interface BindleServiceDeps {
   index: InvoiceIndex;
   files: InvoiceFiles;
   verifier: InvoiceVerifier;
-  /** The server's own signing key (role host). */
-  hostKey: SecretKeyEntry;
+  /** Signs as the server (a key with the host role): counter-signatures and yanks. */
+  signer: Signer;
   /** Public keys served at /bindle-keys (the host's own keys). */
   hostKeyring: Keyring;
   maxParcelBytes: number;
@@ -57,12 +56,10 @@ function uniqueLabels(inv: Invoice): Label[] {
 export class BindleService {
   private readonly deps: BindleServiceDeps;
   private readonly locks = new KeyedLock();
-  private readonly hostPublicKey: string;
   private readonly now: () => number;
 
   constructor(deps: BindleServiceDeps) {
     this.deps = deps;
-    this.hostPublicKey = publicKeyOf(deps.hostKey);
     this.now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   }
 
@@ -89,8 +86,8 @@ export class BindleService {
       if ((await this.deps.index.get(id.name, id.version)) !== undefined) {
         throw new BindleError('already_exists', `invoice ${formatId(id)} already exists`);
       }
-      const alreadyHostSigned = (input.signature ?? []).some((s) => s.key === this.hostPublicKey);
-      const signed = alreadyHostSigned ? input : signInvoice(input, 'host', this.deps.hostKey, this.now());
+      const alreadyHostSigned = (input.signature ?? []).some((s) => s.key === this.deps.signer.publicKey);
+      const signed = alreadyHostSigned ? input : await signInvoiceWith(input, 'host', this.deps.signer, this.now());
       const entry = this.toStored(id, signed, Date.now());
       await this.deps.files.write(key, entry.toml);
       try {
@@ -119,7 +116,7 @@ export class BindleService {
     return this.locks.run(canonicalId(id), async () => {
       const stored = await this.getInvoice(id, true);
       if (stored.yanked) return stored;
-      const yanked = yankInvoice(stored.invoice, this.deps.hostKey, reason, this.now());
+      const yanked = await yankInvoiceWith(stored.invoice, this.deps.signer, reason, this.now());
       const entry = this.toStored(id, yanked, stored.createdAt);
       await this.deps.files.write(entry.canonicalId, entry.toml);
       await this.deps.index.update(entry);
