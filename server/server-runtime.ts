@@ -1,33 +1,33 @@
 /**
- * Assembles a running server from a validated ServerConfig: opens the data directory (file
- * parcel store, SQLite index), loads the keyring and the host signing key
- * (creating it on first start), builds the auth seams and the app, listens, and closes
- * everything in order. Used by the entry point and by end-to-end tests.
+ * Assembles a running server from a validated ServerConfig: opens the configured storage
+ * backends (server/storage/backends.ts), the host identity (creating the host key only for the
+ * embedded single-node default), the trusted keyring (reloaded on change and on demand), builds
+ * the auth seams and the app, listens, and closes everything in order. Used by the entry point
+ * and by end-to-end tests.
  */
 import { unwatchFile, watchFile } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { BindleError, isBindleError } from '../core/errors/bindle-error.js';
+import { FileTrustStore, type TrustReload } from '../core/signing/file-trust-store.js';
 import { Keyring } from '../core/signing/keyring.js';
-import { publicKeyEntry } from '../core/signing/keys.js';
-import { SecretKeyStore } from '../core/signing/secret-key-store.js';
+import { TrustStoreVerifier } from '../core/signing/trust-store.js';
 import { parseStrategy, formatStrategy } from '../core/signing/verification.js';
-import { KeyringVerifier } from '../core/signing/verifier.js';
 import { VERSION } from '../core/version.js';
 import { buildApp } from './app.js';
 import type { AclAuthorizer } from './auth/acl-authorizer.js';
 import { buildAuth } from './auth/build-auth.js';
+import { describeIndex, describeParcels } from './config/backend-specs.js';
 import type { ServerConfig } from './config/server-config.js';
+import { loadHostIdentity } from './host-identity.js';
 import { BindleService } from './service/bindle-service.js';
 import { exportReferenceLayout, type ExportReport } from './service/reference-export.js';
 import { reindex, type ReindexReport } from './service/reindex.js';
-import { FileParcelStore } from './storage/file-parcel-store.js';
+import { isSharedIndex, openInvoiceIndex, openParcelStore } from './storage/backends.js';
 import { InvoiceFiles } from './storage/invoice-files.js';
-import { SqliteInvoiceIndex } from './storage/sqlite-invoice-index.js';
 
-export const INDEX_FILE = 'index.sqlite';
+export { INDEX_FILE } from './config/server-config.js';
 
 export interface RunningServer {
   readonly app: FastifyInstance;
@@ -38,18 +38,23 @@ export interface RunningServer {
   reindex(): Promise<ReindexReport>;
   /** Writes the index's invoices and their parcels to `dir` in the reference layout. */
   exportReferenceLayout(dir: string): Promise<ExportReport>;
+  /**
+   * Reads the trusted keyring file again (the entry point calls it on SIGHUP; file changes
+   * trigger it by themselves) and logs the outcome; a bad file keeps the keys loaded before.
+   */
+  reloadTrust(): Promise<TrustReload>;
   /** Stops accepting, lets in-flight requests finish (up to the grace period), closes storage. */
   close(): Promise<void>;
 }
 
 /**
- * The trusted keyring: a missing file at the default path is an empty keyring; a keyring named
- * explicitly must exist and parse, else start-up fails naming where it was given.
+ * A missing file at the default keyring path is an empty keyring; a keyring named explicitly must
+ * exist and parse, else start-up fails naming where it was given.
  */
-async function loadKeyring(config: ServerConfig): Promise<Keyring> {
-  if (config.keyringSource === undefined) return Keyring.loadOrEmpty(config.keyringPath);
+async function requireNamedKeyring(config: ServerConfig): Promise<void> {
+  if (config.keyringSource === undefined) return;
   try {
-    return await Keyring.load(config.keyringPath);
+    await Keyring.load(config.keyringPath);
   } catch (err) {
     if (!isBindleError(err)) throw err;
     throw new BindleError('invalid_config', `${config.keyringSource}: ${err.message}`, { cause: err });
@@ -60,22 +65,31 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
   const log = pino({ level: config.logLevel, name: 'bindle-server' });
   await mkdir(config.directory, { recursive: true });
 
-  const keyring = await loadKeyring(config);
-  const { store: secrets, created } = await SecretKeyStore.loadOrCreate(config.signingKeysPath, opts.hostLabel, ['host']);
-  if (created) log.info({ path: config.signingKeysPath }, 'created a new host signing key');
-  const hostKey = secrets.firstMatching('host');
-  if (hostKey === undefined) {
-    throw new BindleError('invalid_config', `no key with the host role in ${config.signingKeysPath}`);
-  }
-  const hostKeyring = new Keyring();
-  for (const entry of secrets.entries()) hostKeyring.add(publicKeyEntry(entry));
+  await requireNamedKeyring(config);
+  const identity = await loadHostIdentity(config.signingKeysPath, {
+    createIfMissing: !isSharedIndex(config.index),
+    label: opts.hostLabel,
+  });
+  if (identity.created) log.info({ path: config.signingKeysPath }, 'created a new host signing key');
+  const logReload = (result: TrustReload): void => {
+    if (result.ok) log.info({ keyring: config.keyringPath, trustedKeys: result.keys, changed: result.changed }, 'reloaded the trusted keyring');
+    else log.error({ keyring: config.keyringPath, trustedKeys: result.keys, err: result.error.message }, 'keyring reload failed: keeping the keys loaded before');
+  };
+  const trust = await FileTrustStore.open(config.keyringPath, {
+    onWatchReload: logReload,
+    onWatchUnavailable: (err) => log.warn({ keyring: config.keyringPath, err: err.message }, 'cannot watch the keyring for changes; SIGHUP reloads it'),
+  });
   const strategy = parseStrategy(config.strategy);
-  const verifier = new KeyringVerifier(keyring.merge(hostKeyring), strategy);
+  const verifier = new TrustStoreVerifier(trust, strategy, identity.keyring);
 
-  const parcels = await FileParcelStore.open(config.directory);
-  const index = SqliteInvoiceIndex.open(join(config.directory, INDEX_FILE));
+  const parcels = await openParcelStore(config.parcels);
+  const index = await openInvoiceIndex(config.index).catch(async (err: unknown) => {
+    await parcels.close();
+    trust.close();
+    throw err;
+  });
   const service = new BindleService({
-    parcels, index, verifier, hostKey, hostKeyring, maxParcelBytes: config.maxParcelBytes,
+    parcels, index, verifier, signer: identity.signer, hostKeyring: identity.keyring, maxParcelBytes: config.maxParcelBytes,
   });
   const { authenticator, authorizer, oidc, acl } = await buildAuth(config);
 
@@ -103,7 +117,9 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
       app.log.info(
         {
           address, directory: config.directory, strategy: formatStrategy(strategy),
-          keyring: config.keyringPath, trustedKeys: keyring.entries().length,
+          index: describeIndex(config.index), parcels: describeParcels(config.parcels),
+          keyring: config.keyringPath, trustedKeys: trust.current().size, keyringWatched: trust.watching,
+          hostKey: identity.signer.publicKey,
         },
         'bindle-server listening',
       );
@@ -121,6 +137,11 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
     },
     reindex: () => reindex(new InvoiceFiles(config.directory), index),
     exportReferenceLayout: (dir) => exportReferenceLayout(index, parcels, dir),
+    async reloadTrust() {
+      const result = await trust.reload();
+      logReload(result);
+      return result;
+    },
     async close() {
       if (closed) return;
       closed = true;
@@ -131,6 +152,7 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
         app.server.closeAllConnections();
       }, config.shutdownGraceMs);
       grace.unref();
+      trust.close();
       try {
         await app.close();
       } finally {

@@ -12,3 +12,5 @@ export * from './cleartext.js';
 export * from './sign.js';
 export * from './verification.js';
 export * from './verifier.js';
+export * from './signer.js';
+export * from './trust-store.js';

@@ -43,14 +43,17 @@ export class Keyring {
 
   /** Loads a keyring file. Unreadable, missing or invalid files → `invalid_key_file` naming the path. */
   static async load(path: string): Promise<Keyring> {
-    const text = await readKeyFile(path, 'keyring');
-    return new Keyring(parseKeyFileText(path, 'keyring', text, (t) => parseKeyRing(t)));
+    return Keyring.fromText(path, await readKeyFile(path, 'keyring'));
   }
 
   /** Loads a keyring file, or returns an empty keyring when the file does not exist. */
   static async loadOrEmpty(path: string): Promise<Keyring> {
     const text = await readKeyFileIfExists(path, 'keyring');
-    if (text === undefined) return new Keyring();
+    return text === undefined ? new Keyring() : Keyring.fromText(path, text);
+  }
+
+  /** Parses the text of the keyring file at `path`; invalid text → `invalid_key_file` naming the path. */
+  static fromText(path: string, text: string): Keyring {
     return new Keyring(parseKeyFileText(path, 'keyring', text, (t) => parseKeyRing(t)));
   }
 

@@ -28,6 +28,81 @@ function signedWith(signatures: readonly Signature[] | undefined, publicKey: str
   return (signatures ?? []).some((s) => s.key === publicKey);
 }
 
+/** Who signs: the label written as `by` and the base64 public key written as `key`. */
+export interface SignerIdentity {
+  readonly label: string;
+  readonly publicKey: string;
+  /** The roles the key holds; only yanking consults them (it needs `host`). */
+  readonly roles: readonly SignatureRole[];
+}
+
+/**
+ * A signature about to be made: the cleartext to sign, and `finish`, which takes the base64
+ * signature over its UTF-8 bytes and returns the signed copy of the invoice. Lets a signer that
+ * cannot hand out its secret key (a KMS, an HSM) sign the same cleartext `signInvoice` signs.
+ */
+export interface PendingSignature {
+  readonly cleartext: string;
+  finish(signature: string): Invoice;
+}
+
+/**
+ * Prepares appending a signature by `who` in `role` (see `signInvoice`). Throws
+ * `duplicate_signature` when this key already signed the invoice.
+ */
+export function prepareInvoiceSignature(
+  inv: Invoice,
+  role: SignatureRole,
+  who: SignerIdentity,
+  at: number = nowSeconds(),
+): PendingSignature {
+  if (signedWith(inv.signature, who.publicKey)) {
+    throw new BindleError(
+      'duplicate_signature',
+      `key ${JSON.stringify(who.label)} has already signed ${inv.bindle.name}/${inv.bindle.version}; a key may sign an invoice only once`,
+    );
+  }
+  const when = checkAt(at);
+  return {
+    cleartext: invoiceCleartext(inv, who.label, role),
+    finish(signature) {
+      const out = structuredClone(inv);
+      out.signature = [...(out.signature ?? []), { by: who.label, signature, key: who.publicKey, role, at: when }];
+      return out;
+    },
+  };
+}
+
+/**
+ * Prepares yanking (see `yankInvoice`); undefined when the invoice is already yanked. Throws
+ * `no_suitable_key` when `who` does not have the host role.
+ */
+export function prepareYank(
+  inv: Invoice,
+  who: SignerIdentity,
+  reason = '',
+  at: number = nowSeconds(),
+): PendingSignature | undefined {
+  if (inv.yanked === true) return undefined;
+  if (!who.roles.includes('host')) {
+    throw new BindleError('no_suitable_key', `key ${JSON.stringify(who.label)} does not have the host role needed to yank`);
+  }
+  const when = checkAt(at);
+  return {
+    cleartext: yankCleartext(inv, who.label, when, reason),
+    finish(signature) {
+      const out = structuredClone(inv);
+      out.yanked = true;
+      out.yankedSignature = [...(out.yankedSignature ?? []), { by: who.label, signature, key: who.publicKey, role: 'host', at: when }];
+      return out;
+    },
+  };
+}
+
+function identityOf(key: SecretKeyEntry): SignerIdentity {
+  return { label: key.label, publicKey: publicKeyOf(key), roles: key.roles };
+}
+
 /**
  * Returns a copy of `inv` with a signature by `key` in `role` appended: `by` = the key's label,
  * `key` = its base64 public key, `at` = `at` (default now), signed over the reference
@@ -36,23 +111,8 @@ function signedWith(signatures: readonly Signature[] | undefined, publicKey: str
  * key with `SecretKeyStore.firstMatching`.
  */
 export function signInvoice(inv: Invoice, role: SignatureRole, key: SecretKeyEntry, at: number = nowSeconds()): Invoice {
-  const publicKey = publicKeyOf(key);
-  if (signedWith(inv.signature, publicKey)) {
-    throw new BindleError(
-      'duplicate_signature',
-      `key ${JSON.stringify(key.label)} has already signed ${inv.bindle.name}/${inv.bindle.version}; a key may sign an invoice only once`,
-    );
-  }
-  const signature: Signature = {
-    by: key.label,
-    signature: signText(key, invoiceCleartext(inv, key.label, role)),
-    key: publicKey,
-    role,
-    at: checkAt(at),
-  };
-  const out = structuredClone(inv);
-  out.signature = [...(out.signature ?? []), signature];
-  return out;
+  const pending = prepareInvoiceSignature(inv, role, identityOf(key), at);
+  return pending.finish(signText(key, pending.cleartext));
 }
 
 /**
@@ -68,15 +128,6 @@ export function yankInvoice(inv: Invoice, hostKey: SecretKeyEntry, reason = '', 
   if (!hostKey.roles.includes('host')) {
     throw new BindleError('no_suitable_key', `key ${JSON.stringify(hostKey.label)} does not have the host role needed to yank`);
   }
-  const signature: Signature = {
-    by: hostKey.label,
-    signature: signText(hostKey, yankCleartext(inv, hostKey.label, checkAt(at), reason)),
-    key: publicKeyOf(hostKey),
-    role: 'host',
-    at,
-  };
-  const out = structuredClone(inv);
-  out.yanked = true;
-  out.yankedSignature = [...(out.yankedSignature ?? []), signature];
-  return out;
+  const pending = prepareYank(inv, identityOf(hostKey), reason, at);
+  return pending === undefined ? inv : pending.finish(signText(hostKey, pending.cleartext));
 }

@@ -4,7 +4,8 @@
  * parcel store, SQLite index, keyring verifier, configured auth), starts the HTTP server and
  * shuts it down gracefully on SIGTERM/SIGINT. Two subcommands move data in and out in the
  * reference layout: `reindex` imports a data directory's invoice files into the index,
- * `export --reference-layout DIR` writes the index's invoices and parcels to DIR.
+ * `export --reference-layout DIR` writes the index's invoices and parcels to DIR; `migrate` and
+ * `keys create-host` are in admin-commands.ts. SIGHUP reloads the trusted keyring.
  */
 import { resolve } from 'node:path';
 import { hostname } from 'node:os';
@@ -12,6 +13,7 @@ import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { VERSION } from '../../core/version.js';
 import { parseServerInvocation } from '../config/server-config.js';
 import { openServer, type RunningServer } from '../server-runtime.js';
+import { runKeys, runMigrate, type CommandIo } from './admin-commands.js';
 
 type Subcommand = 'reindex' | 'export';
 
@@ -41,7 +43,9 @@ const MAIN_HELP_SUFFIX = `
 Commands:
   bindle-server [options]                                 serve
   bindle-server reindex [options]                         import the data directory's invoice files into the index
-  bindle-server export --reference-layout <dir> [options] write invoices and parcels in the reference layout`;
+  bindle-server export --reference-layout <dir> [options] write invoices and parcels in the reference layout
+  bindle-server migrate --help                            copy all data into other storage (e.g. PostgreSQL + S3)
+  bindle-server keys create-host --out <file> [--rotate]  write (or rotate) the host signing key for --signing-keys`;
 
 /** Takes `--reference-layout <dir>` (or `=<dir>`) out of the arguments. */
 function takeReferenceLayout(args: string[]): { dir: string | undefined; rest: string[] } {
@@ -82,6 +86,9 @@ async function runSubcommand(sub: Subcommand, server: RunningServer, directory: 
 }
 
 async function main(argv: string[]): Promise<number> {
+  const io: CommandIo = { env: process.env, cwd: process.cwd(), out: (text) => process.stdout.write(text) };
+  if (argv[0] === 'migrate') return runMigrate(argv.slice(1), io);
+  if (argv[0] === 'keys') return runKeys(argv.slice(1), io);
   const sub: Subcommand | undefined = argv[0] === 'reindex' || argv[0] === 'export' ? argv[0] : undefined;
   let args = sub === undefined ? argv : argv.slice(1);
   let exportDir: string | undefined;
@@ -123,6 +130,9 @@ async function main(argv: string[]): Promise<number> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    void server.reloadTrust();
+  });
   return -1;
 }
 

@@ -12,6 +12,7 @@ import TOML from '@iarna/toml';
 import { Command, CommanderError, Option } from 'commander';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { parseStrategy } from '../../core/signing/verification.js';
+import { parseIndexSpec, parseParcelsSpec, type IndexSpec, type ParcelsSpec } from './backend-specs.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -21,6 +22,10 @@ export interface ServerConfig {
   readonly address: { readonly host: string; readonly port: number };
   /** The data directory holding invoices, parcels and the index. */
   readonly directory: string;
+  /** The invoice index (default: SQLite at `<directory>/index.sqlite`). */
+  readonly index: IndexSpec;
+  /** The parcel store (default: files under `<directory>`). */
+  readonly parcels: ParcelsSpec;
   /**
    * The keyring of trusted public keys. At the default path a missing file is an empty keyring;
    * a keyring named explicitly (`keyringSource` set) must exist, or the server does not start.
@@ -73,6 +78,8 @@ export type ServerInvocation =
 
 const DEFAULT_ADDRESS = '127.0.0.1:8080';
 const DEFAULT_DIRECTORY = 'bindle-data';
+/** The default SQLite index file inside the data directory. */
+export const INDEX_FILE = 'index.sqlite';
 const DEFAULT_STRATEGY = 'GreedyVerification';
 const DEFAULT_MAX_INVOICE_BYTES = 1024 * 1024;
 const DEFAULT_MAX_PARCEL_BYTES = 8 * 1024 * 1024 * 1024;
@@ -107,6 +114,15 @@ const SETTINGS = {
     flag: 'directory', short: 'd', arg: '<path>', env: 'BINDLE_DIRECTORY',
     fileKeys: ['directory', 'bindleDirectory', 'bindle_directory'], kind: 'string',
     help: `directory in which bindles are stored (default: ./${DEFAULT_DIRECTORY})`,
+  },
+  index: {
+    flag: 'index', arg: '<spec>', env: 'BINDLE_INDEX', fileKeys: ['index'], kind: 'string',
+    help: 'invoice index: sqlite:<path> or postgres://user:password@host:5432/database (default: sqlite:<directory>/index.sqlite)',
+  },
+  parcels: {
+    flag: 'parcels', arg: '<spec>', env: 'BINDLE_PARCELS', fileKeys: ['parcels'], kind: 'string',
+    help: 'parcel store: file:<directory> or s3://<bucket>[/<prefix>]?endpoint=<url>&region=<region>&forcePathStyle=true, ' +
+      'credentials from AWS_* variables (default: file:<directory>)',
   },
   keyring: {
     flag: 'keyring', short: 'r', arg: '<path>', env: 'BINDLE_KEYRING',
@@ -193,6 +209,29 @@ const SETTINGS = {
 
 type SettingName = keyof typeof SETTINGS;
 const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
+
+/** One server option as a user can give it: the long flag, its short form, and its environment variable. */
+export interface ServerOption {
+  readonly flag: `--${string}`;
+  readonly short?: `-${string}`;
+  readonly env: string;
+  /** True when the option takes a value (false for a switch). */
+  readonly takesValue: boolean;
+}
+
+/** Every option `bindle-server` accepts besides --help and --version. */
+export const SERVER_OPTIONS: readonly ServerOption[] = Object.freeze([
+  { flag: '--config-path', env: CONFIG_PATH_ENV, takesValue: true },
+  ...SETTING_NAMES.map((name): ServerOption => {
+    const spec: SettingSpec = SETTINGS[name];
+    return {
+      flag: `--${spec.flag}`,
+      ...(spec.short === undefined ? {} : { short: `-${spec.short}` as const }),
+      env: spec.env,
+      takesValue: spec.arg !== undefined,
+    };
+  }),
+]);
 
 /** A raw value and a description of where it came from, for error messages. */
 interface Sourced {
@@ -389,6 +428,14 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
   const address = parseAddress(addressRaw.value, addressRaw.source);
 
   const directory = pickPath('directory') ?? resolve(cwd, DEFAULT_DIRECTORY);
+  const indexRaw = pickString('index');
+  const index = indexRaw === undefined
+    ? { kind: 'sqlite' as const, path: resolve(directory, INDEX_FILE) }
+    : parseIndexSpec(indexRaw.value, indexRaw.source, cwd);
+  const parcelsRaw = pickString('parcels');
+  const parcels = parcelsRaw === undefined
+    ? { kind: 'file' as const, directory }
+    : parseParcelsSpec(parcelsRaw.value, parcelsRaw.source, cwd, env);
   const keyringGiven = pickString('keyring');
   const keyringPath = keyringGiven === undefined ? resolve(directory, 'keyring.toml') : resolve(cwd, keyringGiven.value);
   const signingKeysPath = pickPath('signingKeys') ?? resolve(directory, 'signing-keys.toml');
@@ -460,6 +507,8 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
   const config: ServerConfig = {
     address: Object.freeze(address),
     directory,
+    index: Object.freeze(index),
+    parcels: Object.freeze(parcels),
     keyringPath,
     ...(keyringGiven === undefined ? {} : { keyringSource: keyringGiven.source }),
     signingKeysPath,

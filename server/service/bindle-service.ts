@@ -6,13 +6,12 @@
  * every race, so any number of instances (replicas) may serve one index and parcel store.
  */
 import type { Readable } from 'node:stream';
-import type { Invoice, KeyRing, Label, QueryReply, SecretKeyEntry, SignatureRole } from '../../schema/index.js';
+import type { Invoice, KeyRing, Label, QueryReply, SignatureRole } from '../../schema/index.js';
 import { canonicalInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { canonicalId, formatId, isSha256Hex, makeId, type BindleId } from '../../core/ids/bindle-id.js';
 import type { Keyring } from '../../core/signing/keyring.js';
-import { publicKeyOf } from '../../core/signing/keys.js';
-import { signInvoice, yankInvoice } from '../../core/signing/sign.js';
+import { signInvoiceWith, yankInvoiceWith, type Signer } from '../../core/signing/signer.js';
 import { verifySignature } from '../../core/signing/verification.js';
 import type { InvoiceVerifier } from '../../core/signing/verifier.js';
 import type { InvoiceIndex, InvoiceQuery, StoredInvoice } from '../storage/invoice-index.js';
@@ -22,8 +21,8 @@ export interface BindleServiceDeps {
   parcels: ParcelStore;
   index: InvoiceIndex;
   verifier: InvoiceVerifier;
-  /** The server's own signing key (role host). */
-  hostKey: SecretKeyEntry;
+  /** Signs as the server (a key with the host role): counter-signatures and yanks. */
+  signer: Signer;
   /** Public keys served at /bindle-keys (the host's own keys). */
   hostKeyring: Keyring;
   maxParcelBytes: number;
@@ -56,12 +55,10 @@ function uniqueLabels(inv: Invoice): Label[] {
 
 export class BindleService {
   private readonly deps: BindleServiceDeps;
-  private readonly hostPublicKey: string;
   private readonly now: () => number;
 
   constructor(deps: BindleServiceDeps) {
     this.deps = deps;
-    this.hostPublicKey = publicKeyOf(deps.hostKey);
     this.now = deps.now ?? (() => Math.floor(Date.now() / 1000));
   }
 
@@ -87,7 +84,7 @@ export class BindleService {
     if ((await this.deps.index.get(id.name, id.version)) !== undefined) {
       throw new BindleError('already_exists', `invoice ${formatId(id)} already exists`);
     }
-    const signed = alreadyHostSigned ? input : signInvoice(input, 'host', this.deps.hostKey, this.now());
+    const signed = alreadyHostSigned ? input : await signInvoiceWith(input, 'host', this.deps.signer, this.now());
     const stored = this.toStored(id, signed, Date.now());
     // The check above only saves signing work: the index's one insert transaction decides, so
     // of racing creates (in any replica) exactly one stores the invoice, the rest get already_exists.
@@ -113,7 +110,7 @@ export class BindleService {
   async yank(id: BindleId, reason = ''): Promise<StoredInvoice> {
     const stored = await this.getInvoice(id, true);
     if (stored.yanked) return stored;
-    const yanked = yankInvoice(stored.invoice, this.deps.hostKey, reason, this.now());
+    const yanked = await yankInvoiceWith(stored.invoice, this.deps.signer, reason, this.now());
     const entry = this.toStored(id, yanked, stored.createdAt);
     if (await this.deps.index.yank(entry)) return entry;
     return this.getInvoice(id, true);
@@ -213,7 +210,7 @@ export class BindleService {
           `the ${s.role} signature by ${JSON.stringify(s.by)} on ${input.bindle.name}/${input.bindle.version} was made with this server's own key; the server signs only as host`,
         );
       }
-      if (s.key === this.hostPublicKey) hostSigned = true;
+      if (s.key === this.deps.signer.publicKey) hostSigned = true;
     }
     return hostSigned;
   }

@@ -12,6 +12,7 @@ import { canonicalInvoice, renderInvoice } from '../../core/codec/invoice-codec.
 import { canonicalId } from '../../core/ids/bindle-id.js';
 import { createSecretKey, publicKeyEntry } from '../../core/signing/keys.js';
 import { Keyring } from '../../core/signing/keyring.js';
+import { LocalSigner } from '../../core/signing/signer.js';
 import { DEFAULT_STRATEGY, type VerificationStrategy } from '../../core/signing/verification.js';
 import { KeyringVerifier } from '../../core/signing/verifier.js';
 import { buildApp } from '../../server/app.js';
@@ -56,7 +57,7 @@ export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<T
     parcels,
     index,
     verifier: new KeyringVerifier(trusted, opts.strategy ?? DEFAULT_STRATEGY),
-    hostKey,
+    signer: new LocalSigner(hostKey),
     hostKeyring,
     maxParcelBytes: opts.maxParcelBytes ?? 1 << 30,
   });

@@ -1,0 +1,126 @@
+/**
+ * The administrative subcommands of `bindle-server` besides serving: `migrate` (copy a server's
+ * data into other storage backends) and `keys create-host` (write a host signing key file for a
+ * shared deployment, or rotate it). Each parses its own flags, runs, and returns an exit code.
+ */
+import { resolve } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { BindleError } from '../../core/errors/bindle-error.js';
+import { describeIndex, describeParcels, openInvoiceIndex, openParcelStore, parseIndexSpec, parseParcelsSpec } from '../storage/backends.js';
+import { createHostKeyFile } from '../host-identity.js';
+import { migrate, type MigrationEnd } from '../service/migrate.js';
+
+/** What a subcommand writes to. */
+export interface CommandIo {
+  readonly env: NodeJS.ProcessEnv;
+  readonly cwd: string;
+  out(text: string): void;
+}
+
+function parseFlags(cmd: Command, argv: readonly string[]): 'help' | 'run' {
+  cmd
+    .exitOverride()
+    .allowExcessArguments(false)
+    .configureOutput({ writeOut: () => undefined, writeErr: () => undefined, outputError: () => undefined })
+    .configureHelp({ helpWidth: 80 })
+    .helpOption('-h, --help', 'print this help and exit');
+  try {
+    cmd.parse([...argv], { from: 'user' });
+    return 'run';
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') return 'help';
+      throw new BindleError('invalid_config', `${err.message.replace(/^error:\s*/, '').replace(/\s*\n\s*/g, ' ')} (see --help)`, { cause: err });
+    }
+    throw err;
+  }
+}
+
+const MIGRATE_EPILOG = `
+Index specs: sqlite:<path> or postgres://user:password@host:5432/database.
+Parcel specs: file:<data directory> or
+  s3://<bucket>[/<prefix>]?endpoint=<url>&region=<region>&forcePathStyle=true
+  (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
+The source is only read and must already exist; stop the servers writing to it first.
+Copies every parcel (the destination verifies its sha256 and size), then every invoice
+byte for byte with its signatures and yank state. Safe to run again: whatever is already
+at the destination is skipped. Exit status 1 when anything could not be copied.
+`;
+
+/** `bindle-server migrate`: see MIGRATE_EPILOG. */
+export async function runMigrate(argv: readonly string[], io: CommandIo): Promise<number> {
+  const cmd = new Command('bindle-server migrate')
+    .description("Copy a Bindle server's data into other storage backends (e.g. SQLite + files to PostgreSQL + S3).")
+    .addOption(new Option('--from-index <spec>', 'index to copy from').makeOptionMandatory())
+    .addOption(new Option('--from-parcels <spec>', 'parcel store to copy from').makeOptionMandatory())
+    .addOption(new Option('--to-index <spec>', 'index to copy into (created if needed)').makeOptionMandatory())
+    .addOption(new Option('--to-parcels <spec>', 'parcel store to copy into (created if needed)').makeOptionMandatory())
+    .addOption(new Option('-q, --quiet', 'print only the summary'));
+  if (parseFlags(cmd, argv) === 'help') {
+    io.out(cmd.helpInformation() + MIGRATE_EPILOG);
+    return 0;
+  }
+  const flag = (name: string): string => String(cmd.getOptionValue(name));
+  const fromIndex = parseIndexSpec(flag('fromIndex'), '--from-index', io.cwd);
+  const fromParcels = parseParcelsSpec(flag('fromParcels'), '--from-parcels', io.cwd, io.env);
+  const toIndex = parseIndexSpec(flag('toIndex'), '--to-index', io.cwd);
+  const toParcels = parseParcelsSpec(flag('toParcels'), '--to-parcels', io.cwd, io.env);
+  if (describeIndex(fromIndex) === describeIndex(toIndex) || describeParcels(fromParcels) === describeParcels(toParcels)) {
+    throw new BindleError('invalid_config', 'the source and the destination must be different storage');
+  }
+  const quiet = cmd.getOptionValue('quiet') === true;
+  const opened: Array<{ close(): Promise<void> }> = [];
+  const open = async <T extends { close(): Promise<void> }>(p: Promise<T>): Promise<T> => {
+    const it = await p;
+    opened.push(it);
+    return it;
+  };
+  try {
+    const from: MigrationEnd = {
+      index: await open(openInvoiceIndex(fromIndex, { mustExist: true })),
+      parcels: await open(openParcelStore(fromParcels, { mustExist: true })),
+    };
+    const to: MigrationEnd = { index: await open(openInvoiceIndex(toIndex)), parcels: await open(openParcelStore(toParcels)) };
+    io.out(`migrating ${describeIndex(fromIndex)} + ${describeParcels(fromParcels)}\n     into ${describeIndex(toIndex)} + ${describeParcels(toParcels)}\n`);
+    const report = await migrate(from, to, {
+      ...(quiet ? {} : { onProgress: (e) => { if (e.outcome !== 'present') io.out(`  ${e.outcome} ${e.kind} ${e.item}\n`); } }),
+    });
+    io.out(
+      `parcels: ${report.parcelsCopied} copied (${report.bytesCopied} bytes), ${report.parcelsPresent} already there\n` +
+        `invoices: ${report.invoicesCopied} copied, ${report.invoicesYanked} yank copied, ${report.invoicesPresent} already there\n` +
+        `failures: ${report.failures.length}\n`,
+    );
+    for (const f of report.failures) io.out(`  ${f.item}: ${f.reason}\n`);
+    return report.failures.length > 0 ? 1 : 0;
+  } finally {
+    for (const it of opened.reverse()) await it.close();
+  }
+}
+
+/** `bindle-server keys create-host`: writes a host signing key file (or rotates one). */
+export async function runKeys(argv: readonly string[], io: CommandIo): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub !== 'create-host') {
+    if (sub === undefined || sub === '--help' || sub === '-h') {
+      io.out('Usage: bindle-server keys create-host --out <file> [--label <label>] [--rotate]\n\n' +
+        'Writes the host signing key every replica of a shared deployment is given (--signing-keys).\n');
+      return sub === undefined ? 2 : 0;
+    }
+    throw new BindleError('invalid_config', `unknown keys command "${sub}"; the only one is create-host (see --help)`);
+  }
+  const cmd = new Command('bindle-server keys create-host')
+    .description('Write a new host signing key (mode 0600) for --signing-keys / BINDLE_SIGNING_KEYS.')
+    .addOption(new Option('-o, --out <file>', 'secret key file to write').makeOptionMandatory())
+    .addOption(new Option('--label <label>', 'the key\'s label, shown as "by" on host signatures').default('bindle-server host key'))
+    .addOption(new Option('--rotate', 'the file exists: put a new host key first (it signs from now on) and keep the old ones (still published for verification)'));
+  if (parseFlags(cmd, rest) === 'help') {
+    io.out(cmd.helpInformation());
+    return 0;
+  }
+  const path = resolve(io.cwd, String(cmd.getOptionValue('out')));
+  const label = String(cmd.getOptionValue('label'));
+  if (label.trim() === '') throw new BindleError('invalid_config', '--label must not be empty');
+  const created = await createHostKeyFile(path, { label, rotate: cmd.getOptionValue('rotate') === true });
+  io.out(`wrote ${path}: host key ${created.publicKey}${created.keys > 1 ? ` signs from now on; ${created.keys - 1} older key(s) kept` : ''}\n`);
+  return 0;
+}

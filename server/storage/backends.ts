@@ -1,0 +1,65 @@
+/**
+ * Opens the storage backends a config names: the one place that maps an IndexSpec to an
+ * InvoiceIndex and a ParcelsSpec to a ParcelStore. The server runtime and `bindle-server migrate`
+ * open storage only through here. Backends that need extra libraries are loaded only when
+ * configured.
+ */
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BindleError } from '../../core/errors/bindle-error.js';
+import { describeIndex, describeParcels, type IndexSpec, type ParcelsSpec } from '../config/backend-specs.js';
+import { FileParcelStore, PARCEL_DIRECTORY } from './file-parcel-store.js';
+import type { InvoiceIndex } from './invoice-index.js';
+import type { ParcelStore } from './parcel-store.js';
+import { SqliteInvoiceIndex } from './sqlite-invoice-index.js';
+
+export type { IndexSpec, ParcelsSpec } from '../config/backend-specs.js';
+export { describeIndex, describeParcels, parseIndexSpec, parseParcelsSpec } from '../config/backend-specs.js';
+
+/** How to open a backend. */
+export interface OpenOptions {
+  /**
+   * Refuse (invalid_config) to open a local backend that does not exist yet instead of creating
+   * it empty: for sources that are read from, where a typo must not look like "no data".
+   */
+  readonly mustExist?: boolean;
+}
+
+/** True when invoices in this index are shared by several server processes (replicas). */
+export function isSharedIndex(spec: IndexSpec): boolean {
+  return spec.kind !== 'sqlite';
+}
+
+function exists(path: string): Promise<boolean> {
+  return access(path).then(() => true, () => false);
+}
+
+function notInThisBuild(what: string): BindleError {
+  return new BindleError('invalid_config', `${what} support is not available in this build`);
+}
+
+/** Opens (creating if needed, unless `mustExist`) the invoice index `spec` names. */
+export async function openInvoiceIndex(spec: IndexSpec, opts: OpenOptions = {}): Promise<InvoiceIndex> {
+  switch (spec.kind) {
+    case 'sqlite':
+      if (opts.mustExist === true && !(await exists(spec.path))) {
+        throw new BindleError('invalid_config', `index ${describeIndex(spec)} does not exist`);
+      }
+      return SqliteInvoiceIndex.open(spec.path);
+    case 'postgres':
+      throw notInThisBuild(`PostgreSQL index (${describeIndex(spec)})`);
+  }
+}
+
+/** Opens (creating if needed, unless `mustExist`) the parcel store `spec` names. */
+export async function openParcelStore(spec: ParcelsSpec, opts: OpenOptions = {}): Promise<ParcelStore> {
+  switch (spec.kind) {
+    case 'file':
+      if (opts.mustExist === true && !(await exists(join(spec.directory, PARCEL_DIRECTORY)))) {
+        throw new BindleError('invalid_config', `parcel store ${describeParcels(spec)} has no ${PARCEL_DIRECTORY} directory`);
+      }
+      return FileParcelStore.open(spec.directory);
+    case 's3':
+      throw notInThisBuild(`S3 parcel store (${describeParcels(spec)})`);
+  }
+}
