@@ -128,7 +128,8 @@ async function copyInvoice(entry: StoredInvoice, to: InvoiceIndex): Promise<'cop
   }
   if (existing.toml === entry.toml) return 'present';
   if (entry.yanked && !existing.yanked && sameBindle(existing, entry)) {
-    await to.update(entry);
+    // Compare-and-set: false means another writer yanked it meanwhile, which is the same outcome.
+    await to.yank(entry);
     return 'yanked';
   }
   throw new BindleError(
