@@ -5,7 +5,8 @@
 // resolving and reading hundreds of files. What a default start does not run stays out of it:
 // - better-sqlite3 (a native addon) is loaded from node_modules;
 // - pg (node-postgres) is loaded from node_modules, and only when a PostgreSQL index is opened
-//   (server/storage/postgres-invoice-index.ts imports it dynamically);
+//   (server/storage/postgres-invoice-index.ts imports it dynamically); likewise the AWS SDK
+//   (@aws-sdk/*), only when an S3 parcel store is opened (server/storage/s3-parcel-store.ts);
 // - the htpasswd and OIDC authenticators (bcryptjs, jose) are imported dynamically by
 //   server/auth/build-auth.ts, so they land in chunks loaded only when configured;
 // - Fastify's schema compilers and its inject() support are required by Fastify only on demand
@@ -28,5 +29,5 @@ await build({
   entryPoints: { 'bindle-server': 'server/bin/bindle-server.ts', 'bcrypt-worker': 'server/auth/bcrypt-worker.ts' },
   outdir,
   ...NODE_BUNDLE_OPTIONS,
-  external: ['better-sqlite3', 'pg', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request'],
+  external: ['better-sqlite3', 'pg', '@aws-sdk/*', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request'],
 });

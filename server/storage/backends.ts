@@ -1,8 +1,8 @@
 /**
  * Opens the storage backends a config names: the one place that maps an IndexSpec to an
  * InvoiceIndex and a ParcelsSpec to a ParcelStore. The server runtime and `bindle-server migrate`
- * open storage only through here. Backends that need extra libraries are loaded only when
- * configured.
+ * open storage only through here. The PostgreSQL and S3 backends (and their client libraries)
+ * are imported only when configured.
  */
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -34,10 +34,6 @@ function exists(path: string): Promise<boolean> {
   return access(path).then(() => true, () => false);
 }
 
-function notInThisBuild(what: string): BindleError {
-  return new BindleError('invalid_config', `${what} support is not available in this build`);
-}
-
 /** Opens (creating if needed, unless `mustExist`) the invoice index `spec` names. */
 export async function openInvoiceIndex(spec: IndexSpec, opts: OpenOptions = {}): Promise<InvoiceIndex> {
   switch (spec.kind) {
@@ -46,8 +42,10 @@ export async function openInvoiceIndex(spec: IndexSpec, opts: OpenOptions = {}):
         throw new BindleError('invalid_config', `index ${describeIndex(spec)} does not exist`);
       }
       return SqliteInvoiceIndex.open(spec.path);
-    case 'postgres':
-      throw notInThisBuild(`PostgreSQL index (${describeIndex(spec)})`);
+    case 'postgres': {
+      const { PostgresInvoiceIndex } = await import('./postgres-invoice-index.js');
+      return PostgresInvoiceIndex.open(spec.url);
+    }
   }
 }
 
@@ -59,7 +57,15 @@ export async function openParcelStore(spec: ParcelsSpec, opts: OpenOptions = {})
         throw new BindleError('invalid_config', `parcel store ${describeParcels(spec)} has no ${PARCEL_DIRECTORY} directory`);
       }
       return FileParcelStore.open(spec.directory);
-    case 's3':
-      throw notInThisBuild(`S3 parcel store (${describeParcels(spec)})`);
+    case 's3': {
+      const { S3ParcelStore } = await import('./s3-parcel-store.js');
+      return S3ParcelStore.open({
+        bucket: spec.bucket,
+        prefix: spec.prefix,
+        region: spec.region,
+        forcePathStyle: spec.forcePathStyle,
+        ...(spec.endpoint !== undefined ? { endpoint: spec.endpoint } : {}),
+      });
+    }
   }
 }
