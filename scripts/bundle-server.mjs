@@ -11,17 +11,19 @@
 // Not minified, so stack traces keep real names; with source maps (`node --enable-source-maps`,
 // which costs start-up time and is therefore off by default) they point into the TypeScript.
 import { rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const outdir = join(root, 'dist', 'server', 'bundle');
+// `node scripts/bundle-server.mjs ENTRY OUTDIR` bundles another entry the same way (for tests of
+// what bundling does to a module, e.g. to a CommonJS package it imports).
+const [entry = 'server/bin/bindle-server.ts', outdir = join(root, 'dist', 'server', 'bundle')] = process.argv.slice(2);
 
 rmSync(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
-  entryPoints: { 'bindle-server': 'server/bin/bindle-server.ts' },
+  entryPoints: { [basename(entry).replace(/\.ts$/, '')]: entry },
   outdir,
   outExtension: { '.js': '.mjs' },
   bundle: true,

@@ -19,7 +19,6 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { build } from 'esbuild';
 import t from 'tap';
 
 import { S3ParcelStore } from '../../server/storage/s3-parcel-store.js';
@@ -165,19 +164,10 @@ if (service !== undefined) {
         await store.close();
       `,
     });
-    await build({
-      absWorkingDir: REPO_ROOT,
-      entryPoints: [join(dir, 'entry.ts')],
-      outdir: join(dir, 'out'),
-      outExtension: { '.js': '.mjs' },
-      bundle: true,
-      splitting: true,
-      format: 'esm',
-      platform: 'node',
-      target: 'node20',
-      banner: { js: "import { createRequire as __bindleCreateRequire } from 'node:module'; const require = __bindleCreateRequire(import.meta.url);" },
-      logLevel: 'error',
+    const bundling = spawn(process.execPath, [join(REPO_ROOT, 'scripts', 'bundle-server.mjs'), join(dir, 'entry.ts'), join(dir, 'out')], {
+      stdio: 'inherit',
     });
+    t.same(await once(bundling, 'exit'), [0, null], 'scripts/bundle-server.mjs bundled it');
     const child = spawn(process.execPath, [join(dir, 'out', 'entry.mjs'), bucket, freshPrefix(), service.endpoint, service.region], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
