@@ -14,19 +14,23 @@
 // Not minified, so stack traces keep real names; with source maps (`node --enable-source-maps`,
 // which costs start-up time and is therefore off by default) they point into the TypeScript.
 import { rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { NODE_BUNDLE_OPTIONS } from './esbuild-node.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const outdir = join(root, 'dist', 'server', 'bundle');
+// `node scripts/bundle-server.mjs ENTRY OUTDIR` bundles another entry the same way (for tests of
+// what bundling does to a module, e.g. to a CommonJS package it imports).
+const [entry, outdir = join(root, 'dist', 'server', 'bundle')] = process.argv.slice(2);
 
 rmSync(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
   // The bcrypt worker is its own entry: server/auth/bcrypt-pool.ts starts it from beside itself.
-  entryPoints: { 'bindle-server': 'server/bin/bindle-server.ts', 'bcrypt-worker': 'server/auth/bcrypt-worker.ts' },
+  entryPoints: entry === undefined
+    ? { 'bindle-server': 'server/bin/bindle-server.ts', 'bcrypt-worker': 'server/auth/bcrypt-worker.ts' }
+    : { [basename(entry).replace(/\.ts$/, '')]: entry },
   outdir,
   ...NODE_BUNDLE_OPTIONS,
   external: ['better-sqlite3', 'pg', '@aws-sdk/*', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request'],

@@ -150,6 +150,36 @@ if (service !== undefined) {
     t.ok((await readAll(await sweeping.openRead(sha))).equals(data), 'the parcel is untouched');
   });
 
+  t.test('bundled by esbuild as the server is (scripts/bundle-server.mjs), the store loads the SDK and works', async (t) => {
+    const dir = t.testdir({
+      'entry.ts': `
+        import { Readable } from 'node:stream';
+        const { S3ParcelStore } = await import(${JSON.stringify(join(REPO_ROOT, 'server/storage/s3-parcel-store.ts'))});
+        const [bucket, prefix, endpoint, region] = process.argv.slice(2);
+        const store = await S3ParcelStore.open({ bucket, prefix, endpoint, region, forcePathStyle: true });
+        const data = Buffer.from('bundled');
+        const sha = '${sha256Of(Buffer.from('bundled'))}';
+        await store.put(sha, data.length, Readable.from([data]));
+        process.stdout.write(JSON.stringify([...(await store.missing([sha]))]));
+        await store.close();
+      `,
+    });
+    const bundling = spawn(process.execPath, [join(REPO_ROOT, 'scripts', 'bundle-server.mjs'), join(dir, 'entry.ts'), join(dir, 'out')], {
+      stdio: 'inherit',
+    });
+    t.same(await once(bundling, 'exit'), [0, null], 'scripts/bundle-server.mjs bundled it');
+    const child = spawn(process.execPath, [join(dir, 'out', 'entry.mjs'), bucket, freshPrefix(), service.endpoint, service.region], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    t.equal(code, 0, `the bundled store ran: ${err}`);
+    t.equal(out, '[]', 'and stored the parcel (none missing)');
+  });
+
   t.test('a bucket that does not exist is invalid_config', async (t) => {
     await t.rejects(
       S3ParcelStore.open({ bucket: `missing-${randomBytes(6).toString('hex')}`, prefix: '', endpoint: service.endpoint, region: service.region, forcePathStyle: true }),
