@@ -21,8 +21,12 @@ const outdir = join(root, 'dist', 'server', 'bundle');
 rmSync(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
-  // The bcrypt worker is its own entry: server/auth/bcrypt-pool.ts starts it from beside itself.
-  entryPoints: { 'bindle-server': 'server/bin/bindle-server.ts', 'bcrypt-worker': 'server/auth/bcrypt-worker.ts' },
+  // Worker threads are entries of their own: core/worker-pool.ts starts each from beside its pool.
+  entryPoints: {
+    'bindle-server': 'server/bin/bindle-server.ts',
+    'bcrypt-worker': 'server/auth/bcrypt-worker.ts',
+    'invoice-worker': 'core/codec/invoice-worker.ts',
+  },
   outdir,
   outExtension: { '.js': '.mjs' },
   bundle: true,
