@@ -23,9 +23,10 @@ import { startupCase } from './cases/startup.js';
 import { pushGetCase } from './cases/push-get.js';
 import { kubeletCase } from './cases/kubelet.js';
 import { rssCase } from './cases/rss.js';
+import { hostileCase } from './cases/hostile.js';
 
 /** In the order of the issue, except that the CLI and kubelet come last. */
-const CASES: readonly BenchCase[] = [uploadCase, downloadCase, invoiceGetCase, queryCase, startupCase, rssCase, pushGetCase, kubeletCase];
+const CASES: readonly BenchCase[] = [uploadCase, downloadCase, invoiceGetCase, queryCase, startupCase, rssCase, hostileCase, pushGetCase, kubeletCase];
 const TIME_LIMIT_MS = 10 * 60 * 1000;
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
 

@@ -27,9 +27,13 @@ const [entry, outdir = join(root, 'dist', 'server', 'bundle')] = process.argv.sl
 rmSync(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
-  // The bcrypt worker is its own entry: server/auth/bcrypt-pool.ts starts it from beside itself.
+  // Worker threads are entries of their own: core/worker-pool.ts starts each from beside its pool.
   entryPoints: entry === undefined
-    ? { 'bindle-server': 'server/bin/bindle-server.ts', 'bcrypt-worker': 'server/auth/bcrypt-worker.ts' }
+    ? {
+        'bindle-server': 'server/bin/bindle-server.ts',
+        'bcrypt-worker': 'server/auth/bcrypt-worker.ts',
+        'invoice-worker': 'core/codec/invoice-worker.ts',
+      }
     : { [basename(entry).replace(/\.ts$/, '')]: entry },
   outdir,
   ...NODE_BUNDLE_OPTIONS,

@@ -22,7 +22,8 @@ export const REPO_ROOT = ((): string => {
   }
 })();
 
-export const SERVER_BIN = join(REPO_ROOT, 'dist', 'server', 'bundle', 'bindle-server.mjs');
+/** The server under test; BINDLE_BENCH_SERVER_BIN names another build (e.g. an older commit's, for before/after figures). */
+export const SERVER_BIN = process.env.BINDLE_BENCH_SERVER_BIN ?? join(REPO_ROOT, 'dist', 'server', 'bundle', 'bindle-server.mjs');
 export const CLI_BIN = join(REPO_ROOT, 'dist', 'client', 'bin', 'bindle.js');
 export const KUBELET_BIN = join(REPO_ROOT, 'dist', 'client', 'bin', 'bindle-kubelet.js');
 export const BARE_SERVER_BIN = join(REPO_ROOT, 'dist', 'bench', 'bin', 'bare-http-server.js');

@@ -26,8 +26,54 @@ function toPlain(value: unknown): unknown {
   return value;
 }
 
-/** Parses text in the given syntax, without schema validation. */
-export function parseSyntax(text: string, format: DocumentFormat): unknown {
+/** Deepest nesting of arrays and inline tables a bounded parse accepts (an invoice needs 3). */
+export const MAX_NESTING = 64;
+
+/**
+ * The deepest nesting of `[`/`{` in TOML or JSON text outside strings and comments, stopping as
+ * soon as it exceeds `limit`. One linear pass: cheap next to a parser's cost on hostile input
+ * (@iarna/toml takes seconds on a megabyte of nested arrays). TOML table headers count as 1-2.
+ */
+export function nestingDepth(text: string, limit: number): number {
+  let depth = 0;
+  let max = 0;
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    const c = text[i];
+    if (c === '"' || c === "'") {
+      const triple = text.startsWith(c.repeat(3), i);
+      const close = triple ? c.repeat(3) : c;
+      i += close.length;
+      while (i < n && !text.startsWith(close, i)) i += c === '"' && text[i] === '\\' ? 2 : 1;
+      i += close.length;
+      continue;
+    }
+    if (c === '#') {
+      const eol = text.indexOf('\n', i);
+      i = eol < 0 ? n : eol;
+      continue;
+    }
+    if (c === '[' || c === '{') {
+      depth += 1;
+      if (depth > max) max = depth;
+      if (max > limit) return max;
+    } else if (c === ']' || c === '}') {
+      depth = Math.max(0, depth - 1);
+    }
+    i += 1;
+  }
+  return max;
+}
+
+/**
+ * Parses text in the given syntax, without schema validation. With `bounded` (request bodies),
+ * text nested deeper than MAX_NESTING is malformed_body before any parser sees it.
+ */
+export function parseSyntax(text: string, format: DocumentFormat, opts: { bounded?: boolean } = {}): unknown {
+  if (opts.bounded === true && nestingDepth(text, MAX_NESTING) > MAX_NESTING) {
+    throw new BindleError('malformed_body', `invalid ${format.toUpperCase()}: arrays or tables are nested deeper than ${MAX_NESTING} levels`);
+  }
   try {
     return format === 'toml' ? toPlain(TOML.parse(text)) : (JSON.parse(text) as unknown);
   } catch (err) {

@@ -5,7 +5,9 @@
 import type { Condition, Group, Invoice, Label, Parcel, Signature } from '../../schema/index.js';
 import { BindleError } from '../errors/bindle-error.js';
 import { assertValidName, assertValidVersion, type BindleId } from '../ids/bindle-id.js';
-import { parseDocument, renderDocument, validateDocument, type DocumentFormat } from './document-codec.js';
+import { workerBeside, WorkerPool } from '../worker-pool.js';
+import { parseDocument, parseSyntax, renderDocument, validateDocument, type DocumentFormat } from './document-codec.js';
+import type { InvoiceJob } from './invoice-worker.js';
 
 /** Drops undefined fields so that output never carries keys with no value. */
 function compact<T extends object>(value: T): T {
@@ -76,9 +78,30 @@ export function toInvoice(value: unknown): Invoice {
   return checkInvoice(validateDocument('Invoice', value, 'invalid_invoice', 'invoice'));
 }
 
-/** Parses and validates an invoice. */
-export function parseInvoice(text: string, format: DocumentFormat = 'toml'): Invoice {
+/**
+ * Parses and validates an invoice. A syntax error is malformed_body; `source` 'body' (a request
+ * body) also applies the structure bounds of parseSyntax.
+ */
+export function parseInvoice(text: string, format: DocumentFormat = 'toml', source: 'file' | 'body' = 'file'): Invoice {
+  if (source === 'body') return toInvoice(parseSyntax(text, format, { bounded: true }));
   return checkInvoice(parseDocument('Invoice', text, format, 'invalid_invoice', 'invoice'));
+}
+
+/** Bodies up to this size are parsed on the calling thread: a worker round trip would cost more. */
+export const INLINE_PARSE_BYTES = 64 * 1024;
+
+let invoiceWorkers: WorkerPool<InvoiceJob, Invoice> | undefined;
+
+/**
+ * Parses and validates an invoice request body like parseInvoice(…, 'body'), on a worker thread
+ * when it is larger than INLINE_PARSE_BYTES, so that a large or hostile body never blocks the
+ * event loop. Same results and errors as parsing inline.
+ */
+export async function parseInvoiceOffThread(body: Buffer, format: DocumentFormat): Promise<Invoice> {
+  const text = body.toString('utf8');
+  if (body.length <= INLINE_PARSE_BYTES) return parseInvoice(text, format, 'body');
+  invoiceWorkers ??= new WorkerPool(workerBeside(import.meta.url, 'invoice-worker'));
+  return invoiceWorkers.run({ text, format });
 }
 
 /** Renders an invoice in canonical order. */

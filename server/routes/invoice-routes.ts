@@ -6,8 +6,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { toInvoice } from '../../core/codec/invoice-codec.js';
-import { parseSyntax } from '../../core/codec/document-codec.js';
+import { parseInvoiceOffThread } from '../../core/codec/invoice-codec.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { authorizeBindleName } from '../auth/request-auth.js';
 import type { BindleService } from '../service/bindle-service.js';
@@ -46,7 +45,7 @@ export function invoiceRoutes(app: FastifyInstance, opts: InvoiceRouteOptions): 
     }
     const body = await readBody(request.body as Readable, opts.maxInvoiceBytes, 'invoice');
     if (body.length === 0) throw new BindleError('malformed_body', 'request body is empty: send an invoice');
-    const invoice = toInvoice(parseSyntax(body.toString('utf8'), format));
+    const invoice = await parseInvoiceOffThread(body, format);
     authorizeBindleName(request, 'push', invoice.bindle.name);
     const { stored, missing } = await service.createInvoice(invoice);
     const status = missing.length > 0 ? 202 : 201;

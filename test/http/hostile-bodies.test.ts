@@ -1,0 +1,83 @@
+/**
+ * Issue 11 item 5 (body parsing): hostile invoice bodies neither stall other requests nor get
+ * past the structure bounds; large bodies parse on a worker thread with the same results and
+ * errors as small ones parsed inline.
+ */
+import t from 'tap';
+import TOML from '@iarna/toml';
+import type { ErrorReply, InvoiceCreateReply } from '../../schema/index.js';
+import { MAX_NESTING, nestingDepth, parseSyntax } from '../../core/codec/document-codec.js';
+import { INLINE_PARSE_BYTES, renderInvoice } from '../../core/codec/invoice-codec.js';
+import { signedInvoice } from '../helpers/bindles.js';
+import { makeTestApp } from '../helpers/test-app.js';
+
+const TOML_HEADERS = { 'content-type': 'application/toml' };
+
+function errorOf(body: string): ErrorReply {
+  return TOML.parse(body) as unknown as ErrorReply;
+}
+
+function nested(depth: number): string {
+  return `a = ${'['.repeat(depth)}${']'.repeat(depth)}\n`;
+}
+
+t.test('nestingDepth skips strings and comments and stops past the limit', async (t) => {
+  t.equal(nestingDepth('a = [[1, 2], [3]]\n[t]\nb = { c = [1] }\n', 100), 2);
+  t.equal(nestingDepth('a = "[[[[" # [[[[\nb = \'{{{\'\nc = """ [[[ \\" ]]] """\nd = \'\'\'[[[\'\'\'\n', 100), 0);
+  t.equal(nestingDepth('{"a": [[["x\\"]]]"]]]}', 100), 4);
+  t.equal(nestingDepth(nested(100_000), 64), 65, 'stops as soon as the limit is passed');
+  t.throws(() => parseSyntax(nested(MAX_NESTING + 1), 'toml', { bounded: true }), { code: 'malformed_body', message: /nested deeper than 64/ });
+  t.same(parseSyntax(nested(3), 'toml', { bounded: true }), { a: [[[]]] });
+  t.doesNotThrow(() => parseSyntax(nested(MAX_NESTING + 1), 'toml'), 'files (not bodies) are not bounded');
+});
+
+t.test('a 977 KiB body of nested arrays is refused with 400, as TOML and as JSON', async (t) => {
+  const ta = await makeTestApp(t);
+  const depth = Math.floor((977 * 1024 - 10) / 2);
+  let res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: nested(depth) });
+  t.equal(res.statusCode, 400, res.body);
+  t.equal(errorOf(res.body).code, 'malformed_body');
+  t.match(errorOf(res.body).error, /nested deeper than 64 levels/);
+  res = await ta.app.inject({
+    method: 'POST', url: '/v1/_i', headers: { 'content-type': 'application/json' }, payload: `{"a":${'['.repeat(depth)}${']'.repeat(depth)}}`,
+  });
+  t.equal(res.statusCode, 400, res.body);
+  t.equal(errorOf(res.body).code, 'malformed_body');
+});
+
+t.test('a large invoice parses on a worker thread with the same reply', async (t) => {
+  const ta = await makeTestApp(t);
+  const parcels = Array.from({ length: 700 }, (_, i) => ({ name: `file-${i}.txt`, data: Buffer.from(`parcel ${i}`) }));
+  const text = renderInvoice(signedInvoice('example.com/large', '1.0.0', parcels));
+  t.ok(text.length > INLINE_PARSE_BYTES, 'the body is over the inline limit');
+  let res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: { ...TOML_HEADERS, accept: 'application/json' }, payload: text });
+  t.equal(res.statusCode, 202, res.body);
+  t.equal((JSON.parse(res.body) as InvoiceCreateReply).missing?.length, 700);
+  res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: `${text}\nsurprise = 1\n` });
+  t.equal(res.statusCode, 400);
+  t.equal(errorOf(res.body).code, 'invalid_invoice');
+  t.match(errorOf(res.body).error, /surprise: unknown field/, 'the worker reports the codec error as is');
+  res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: `${text}\n[bindle\n` });
+  t.equal(res.statusCode, 400);
+  t.equal(errorOf(res.body).code, 'malformed_body');
+});
+
+t.test('while a 100k-key body is parsed, /healthz is answered first', async (t) => {
+  const ta = await makeTestApp(t, { maxInvoiceBytes: 2 << 20 });
+  let body = '';
+  for (let i = 0; i < 100_000; i++) body += `k${i} = ${i}\n`;
+  const order: string[] = [];
+  const post = ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: body }).then((res) => {
+    order.push('post');
+    return res;
+  });
+  // Let the body be read and its parse begin (an inline parse would hold up these turns too).
+  for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+  const health = await ta.app.inject({ method: 'GET', url: '/healthz' });
+  order.push('healthz');
+  t.equal(health.statusCode, 200);
+  const res = await post;
+  t.equal(res.statusCode, 400, 'the body is refused');
+  t.equal(errorOf(res.body).code, 'invalid_invoice');
+  t.same(order, ['healthz', 'post'], '/healthz did not wait for the parse');
+});
