@@ -341,7 +341,7 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
    * get reads the database) and it reconnects after RELISTEN_MS.
    */
   private async listen(): Promise<void> {
-    const client = new this.pg.Client(this.clientConfig);
+    const client = new this.pg.Client({ ...this.clientConfig, application_name: `bindle-server listener ${this.schema}` });
     const lost = (): void => {
       if (this.listener !== client) return;
       this.listener = undefined;
