@@ -52,7 +52,8 @@ const MIGRATIONS: readonly string[] = [
     json text NOT NULL,
     UNIQUE (name, version)
   );
-  CREATE INDEX invoices_order ON invoices (name, version_key DESC, version);
+  -- the query order; covers the unfiltered walk and the yanked filter (index-only scans)
+  CREATE INDEX invoices_order ON invoices (name, version_key DESC, version) INCLUDE (yanked, id);
   CREATE INDEX invoices_by_version ON invoices (version_key);
   CREATE INDEX invoices_name_trgm ON invoices USING gin (name gin_trgm_ops);
   CREATE INDEX invoices_search_trgm ON invoices USING gin (search_text gin_trgm_ops);
@@ -240,20 +241,21 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
     this.checkOpen();
     checkPaging(q);
     const { where, params } = await this.whereOf(q);
-    const rows = await this.rows<InvoiceColumns & { total: string }>(
-      numberPlaceholders(
-        `SELECT ${COLUMNS}, count(*) OVER () AS total FROM invoices i ${where}
-         ORDER BY i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?`,
+    // The page is found on narrow rows (the order index), then its documents are read; the
+    // count runs beside it on another connection.
+    const [rows, counted] = await Promise.all([
+      this.rows<InvoiceColumns>(
+        numberPlaceholders(
+          `SELECT ${COLUMNS} FROM invoices i JOIN (
+             SELECT i.id FROM invoices i ${where} ORDER BY i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?
+           ) AS page USING (id) ORDER BY i.name, i.version_key DESC, i.version`,
+        ),
+        [...params, q.limit, q.offset],
+        'query',
       ),
-      [...params, q.limit, q.offset],
-      'query',
-    );
-    const first = rows[0];
-    if (first !== undefined) return { total: Number(first.total), invoices: rows.map(storedInvoice) };
-    if (q.offset === 0) return { total: 0, invoices: [] };
-    // Past the last match no row carries the count.
-    const counted = await this.rows<{ total: string }>(numberPlaceholders(`SELECT count(*) AS total FROM invoices i ${where}`), params, 'query');
-    return { total: Number(counted[0]?.total ?? 0), invoices: [] };
+      this.rows<{ total: string }>(numberPlaceholders(`SELECT count(*) AS total FROM invoices i ${where}`), params, 'query'),
+    ]);
+    return { total: Number(counted[0]?.total ?? 0), invoices: rows.map(storedInvoice) };
   }
 
   async invoicesWithParcel(sha256: string): Promise<Array<{ name: string; version: string; yanked: boolean }>> {
