@@ -147,12 +147,13 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
       throw new BindleError('invalid_config', `invalid PostgreSQL schema name ${JSON.stringify(schema)}: lowercase letters, digits and _`);
     }
     const pg = (await import('pg')).default;
-    const clientConfig: ClientConfig = { connectionString: url, application_name: 'bindle-server' };
+    // Every connection starts with the schema first on its search path (set at connection start-up).
+    const clientConfig: ClientConfig = {
+      connectionString: url,
+      application_name: 'bindle-server',
+      options: `-c search_path=${quoteIdent(schema)},public`,
+    };
     const pool = new pg.Pool({ ...clientConfig, max: options.poolSize ?? 10 });
-    const searchPath = `SET search_path TO ${quoteIdent(schema)}, public`;
-    pool.on('connect', (client) => {
-      client.query(searchPath).catch(() => undefined);
-    });
     // An idle connection that breaks is dropped by the pool; the error must not crash the process.
     pool.on('error', () => undefined);
     const index = new PostgresInvoiceIndex(pg, pool, clientConfig, schema);
@@ -336,6 +337,10 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
       if (rows.length === 0) await client.query('INSERT INTO bindle_schema_version (version) VALUES ($1)', [MIGRATIONS.length]);
       else await client.query('UPDATE bindle_schema_version SET version = $1', [MIGRATIONS.length]);
     });
+    const { rows } = await this.pool.query<{ schema: string | null }>('SELECT current_schema() AS schema');
+    if (rows[0]?.schema !== this.schema) {
+      throw new BindleError('invalid_config', `the PostgreSQL URL's options set a search_path without schema ${this.schema} first`);
+    }
   }
 
   /**

@@ -74,6 +74,9 @@ if (url !== undefined) {
     await t.rejects(PostgresInvoiceIndex.open('mysql://x'), { code: 'invalid_config' });
     await t.rejects(PostgresInvoiceIndex.open(url, { schema: 'Robert"; DROP' }), { code: 'invalid_config' });
     await t.rejects(PostgresInvoiceIndex.open('postgres://bindle@127.0.0.1:1/none'), { code: 'unavailable' });
+    const schema = await schemaFor(t.testdir());
+    const otherPath = `${url}${url.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c search_path=elsewhere')}`;
+    await t.rejects(PostgresInvoiceIndex.open(otherPath, { schema, poolSize: 1 }), { code: 'invalid_config', message: /search_path/ });
   });
 
   t.test('a closed index refuses calls', async (t) => {
