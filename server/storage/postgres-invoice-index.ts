@@ -52,7 +52,8 @@ const MIGRATIONS: readonly string[] = [
     json text NOT NULL,
     UNIQUE (name, version)
   );
-  CREATE INDEX invoices_order ON invoices (name, version_key DESC, version);
+  -- the query order; covers the unfiltered walk and the yanked filter (index-only scans)
+  CREATE INDEX invoices_order ON invoices (name, version_key DESC, version) INCLUDE (yanked, id);
   CREATE INDEX invoices_by_version ON invoices (version_key);
   CREATE INDEX invoices_name_trgm ON invoices USING gin (name gin_trgm_ops);
   CREATE INDEX invoices_search_trgm ON invoices USING gin (search_text gin_trgm_ops);
@@ -146,12 +147,13 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
       throw new BindleError('invalid_config', `invalid PostgreSQL schema name ${JSON.stringify(schema)}: lowercase letters, digits and _`);
     }
     const pg = (await import('pg')).default;
-    const clientConfig: ClientConfig = { connectionString: url, application_name: 'bindle-server' };
+    // Every connection starts with the schema first on its search path (set at connection start-up).
+    const clientConfig: ClientConfig = {
+      connectionString: url,
+      application_name: 'bindle-server',
+      options: `-c search_path=${quoteIdent(schema)},public`,
+    };
     const pool = new pg.Pool({ ...clientConfig, max: options.poolSize ?? 10 });
-    const searchPath = `SET search_path TO ${quoteIdent(schema)}, public`;
-    pool.on('connect', (client) => {
-      client.query(searchPath).catch(() => undefined);
-    });
     // An idle connection that breaks is dropped by the pool; the error must not crash the process.
     pool.on('error', () => undefined);
     const index = new PostgresInvoiceIndex(pg, pool, clientConfig, schema);
@@ -240,20 +242,21 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
     this.checkOpen();
     checkPaging(q);
     const { where, params } = await this.whereOf(q);
-    const rows = await this.rows<InvoiceColumns & { total: string }>(
-      numberPlaceholders(
-        `SELECT ${COLUMNS}, count(*) OVER () AS total FROM invoices i ${where}
-         ORDER BY i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?`,
+    // The page is found on narrow rows (the order index), then its documents are read; the
+    // count runs beside it on another connection.
+    const [rows, counted] = await Promise.all([
+      this.rows<InvoiceColumns>(
+        numberPlaceholders(
+          `SELECT ${COLUMNS} FROM invoices i JOIN (
+             SELECT i.id FROM invoices i ${where} ORDER BY i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?
+           ) AS page USING (id) ORDER BY i.name, i.version_key DESC, i.version`,
+        ),
+        [...params, q.limit, q.offset],
+        'query',
       ),
-      [...params, q.limit, q.offset],
-      'query',
-    );
-    const first = rows[0];
-    if (first !== undefined) return { total: Number(first.total), invoices: rows.map(storedInvoice) };
-    if (q.offset === 0) return { total: 0, invoices: [] };
-    // Past the last match no row carries the count.
-    const counted = await this.rows<{ total: string }>(numberPlaceholders(`SELECT count(*) AS total FROM invoices i ${where}`), params, 'query');
-    return { total: Number(counted[0]?.total ?? 0), invoices: [] };
+      this.rows<{ total: string }>(numberPlaceholders(`SELECT count(*) AS total FROM invoices i ${where}`), params, 'query'),
+    ]);
+    return { total: Number(counted[0]?.total ?? 0), invoices: rows.map(storedInvoice) };
   }
 
   async invoicesWithParcel(sha256: string): Promise<Array<{ name: string; version: string; yanked: boolean }>> {
@@ -334,6 +337,10 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
       if (rows.length === 0) await client.query('INSERT INTO bindle_schema_version (version) VALUES ($1)', [MIGRATIONS.length]);
       else await client.query('UPDATE bindle_schema_version SET version = $1', [MIGRATIONS.length]);
     });
+    const { rows } = await this.pool.query<{ schema: string | null }>('SELECT current_schema() AS schema');
+    if (rows[0]?.schema !== this.schema) {
+      throw new BindleError('invalid_config', `the PostgreSQL URL's options set a search_path without schema ${this.schema} first`);
+    }
   }
 
   /**
@@ -341,7 +348,7 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
    * get reads the database) and it reconnects after RELISTEN_MS.
    */
   private async listen(): Promise<void> {
-    const client = new this.pg.Client(this.clientConfig);
+    const client = new this.pg.Client({ ...this.clientConfig, application_name: `bindle-server listener ${this.schema}` });
     const lost = (): void => {
       if (this.listener !== client) return;
       this.listener = undefined;

@@ -25,6 +25,41 @@ if (url !== undefined) {
     await reopened.close();
   });
 
+  t.test('while its listener connection is lost, an instance reads through; a yank is still seen within 1 s', async (t) => {
+    const schema = await schemaFor(t.testdir());
+    const writer = await PostgresInvoiceIndex.open(url, { schema, poolSize: 2 });
+    const reader = await PostgresInvoiceIndex.open(url, { schema, poolSize: 2 });
+    t.teardown(async () => {
+      await writer.close();
+      await reader.close();
+    });
+    for (let round = 0; round < 3; round++) {
+      const version = `1.0.${round}`;
+      await writer.insert(makeEntry('enterprise.com/warpcore', version));
+      for (let i = 0; i < 3; i++) t.equal((await reader.get('enterprise.com/warpcore', version))?.yanked, false, 'read, maybe cached');
+      const admin = new pg.Client({ connectionString: url });
+      await admin.connect();
+      const listeners = `FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'`;
+      const name = [`bindle-server listener ${schema}`];
+      // Wait (bounded) until both listeners are (back) up.
+      for (let i = 0; i < 300 && (await admin.query(`SELECT 1 ${listeners}`, name)).rowCount !== 2; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      // Both listeners die: the writer's notification goes nowhere.
+      const killed = await admin.query(`SELECT pg_terminate_backend(pid) ${listeners}`, name);
+      await admin.end();
+      t.equal(killed.rowCount, 2, 'both listener connections terminated');
+      t.equal(await writer.yank(makeEntry('enterprise.com/warpcore', version, { yanked: true })), true);
+      const deadline = Date.now() + 1000;
+      let seen = false;
+      while (!seen && Date.now() < deadline) {
+        seen = (await reader.get('enterprise.com/warpcore', version))?.yanked === true;
+        if (!seen) await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      t.ok(seen, `round ${round}: the yank is seen within 1 s`);
+    }
+  });
+
   t.test('a schema from a newer server is refused', async (t) => {
     const schema = await schemaFor(t.testdir());
     await (await PostgresInvoiceIndex.open(url, { schema, poolSize: 1 })).close();
@@ -39,6 +74,9 @@ if (url !== undefined) {
     await t.rejects(PostgresInvoiceIndex.open('mysql://x'), { code: 'invalid_config' });
     await t.rejects(PostgresInvoiceIndex.open(url, { schema: 'Robert"; DROP' }), { code: 'invalid_config' });
     await t.rejects(PostgresInvoiceIndex.open('postgres://bindle@127.0.0.1:1/none'), { code: 'unavailable' });
+    const schema = await schemaFor(t.testdir());
+    const otherPath = `${url}${url.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c search_path=elsewhere')}`;
+    await t.rejects(PostgresInvoiceIndex.open(otherPath, { schema, poolSize: 1 }), { code: 'invalid_config', message: /search_path/ });
   });
 
   t.test('a closed index refuses calls', async (t) => {
