@@ -33,7 +33,10 @@ export interface ServerConfig {
   readonly keyringPath: string;
   /** Where the keyring path was given (e.g. `--keyring`); undefined when it is the default. */
   readonly keyringSource?: string;
-  /** The host's secret signing keys; created with a fresh host key on first start (mode 0600). */
+  /**
+   * The host's secret signing keys. Created with a fresh host key on first start (mode 0600)
+   * only with the embedded SQLite index; with a shared index a missing file is a start-up error.
+   */
   readonly signingKeysPath: string;
   /** The verification strategy, as given (already checked by parseStrategy). */
   readonly strategy: string;
@@ -132,7 +135,8 @@ const SETTINGS = {
   signingKeys: {
     flag: 'signing-keys', arg: '<path>', env: 'BINDLE_SIGNING_KEYS',
     fileKeys: ['signingKeys', 'signingKeysPath', 'signing_keys', 'signingFile', 'signing_file'], kind: 'string',
-    help: 'secret keys the host signs with; created with a new host key if missing (default: <directory>/signing-keys.toml)',
+    help: 'secret keys the host signs with; created with a new host key if missing, with the SQLite index only ' +
+      "(default: <directory>/signing-keys.toml; for a shared index see 'bindle-server keys create-host')",
   },
   strategy: {
     flag: 'strategy', arg: '<name>', env: 'BINDLE_VERIFICATION_STRATEGY',

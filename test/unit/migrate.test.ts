@@ -1,0 +1,83 @@
+/**
+ * migrate() over the storage interfaces (real SQLite indexes and file parcel stores): a yank made
+ * at the source after a first copy is carried over (the destination's entry becomes the source's
+ * bytes), a different invoice under the same id at the destination is reported and left alone,
+ * and a parcel whose source bytes do not match its digest is refused by the destination.
+ */
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import t, { type Test } from 'tap';
+import { canonicalInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
+import { canonicalId } from '../../core/ids/bindle-id.js';
+import { createSecretKey } from '../../core/signing/keys.js';
+import { yankInvoice } from '../../core/signing/sign.js';
+import type { Invoice } from '../../schema/index.js';
+import { migrate, type MigrationEnd } from '../../server/service/migrate.js';
+import { FileParcelStore } from '../../server/storage/file-parcel-store.js';
+import type { StoredInvoice } from '../../server/storage/invoice-index.js';
+import { SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
+import { sha256, signedInvoice } from '../helpers/bindles.js';
+
+async function end(t: Test, dir: string): Promise<MigrationEnd & { parcels: FileParcelStore }> {
+  const parcels = await FileParcelStore.open(dir);
+  const index = SqliteInvoiceIndex.open(join(dir, 'index.sqlite'));
+  t.teardown(async () => {
+    await index.close();
+    await parcels.close();
+  });
+  return { index, parcels };
+}
+
+function stored(invoice: Invoice): StoredInvoice {
+  const inv = canonicalInvoice(invoice);
+  const id = { name: inv.bindle.name, version: inv.bindle.version };
+  return {
+    ...id, canonicalId: canonicalId(id), invoice: inv, toml: renderInvoice(inv, 'toml'), json: renderInvoice(inv, 'json'),
+    yanked: inv.yanked === true, createdAt: 1_700_000_000_000,
+  };
+}
+
+t.test('yanks made after a first copy are carried over; conflicts are reported and left alone', async (t) => {
+  const root = t.testdir();
+  const from = await end(t, join(root, 'from'));
+  const to = await end(t, join(root, 'to'));
+  const host = createSecretKey('Host', ['host']);
+  const data = Buffer.from('parcel bytes');
+  await from.parcels.put(sha256(data), data.length, Readable.from([data]));
+  const a = signedInvoice('example.com/a', '1.0.0', [{ name: 'p.txt', data }]);
+  const b = signedInvoice('example.com/b', '1.0.0', []);
+  await from.index.insert(stored(a));
+  await from.index.insert(stored(b));
+
+  let report = await migrate(from, to);
+  t.match(report, { parcelsCopied: 1, bytesCopied: data.length, invoicesCopied: 2, failures: [] });
+
+  const yanked = stored(yankInvoice(a, host, '', 1_700_000_100));
+  await from.index.update(yanked);
+  // The destination got a different invoice under b's id meanwhile.
+  await to.index.update(stored(signedInvoice('example.com/b', '1.0.0', [], { description: 'not the same' })));
+  report = await migrate(from, to);
+  t.match(report, { parcelsCopied: 0, parcelsPresent: 1, invoicesCopied: 0, invoicesYanked: 1, invoicesPresent: 0 });
+  t.match(report.failures, [{ item: 'invoice example.com/b/1.0.0', reason: /different invoice.*left as it is/ }]);
+  const after = await to.index.get('example.com/a', '1.0.0');
+  t.equal(after?.toml, yanked.toml, 'the yanked bytes, exactly');
+  t.equal(after?.yanked, true);
+  t.equal(after?.createdAt, 1_700_000_000_000, 'creation time kept');
+  t.match((await to.index.get('example.com/b', '1.0.0'))?.invoice.bindle, { description: 'not the same' }, 'the conflict is left alone');
+});
+
+t.test('a corrupt source parcel is refused by the destination and reported', async (t) => {
+  const root = t.testdir();
+  const from = await end(t, join(root, 'from'));
+  const to = await end(t, join(root, 'to'));
+  const data = Buffer.from('good bytes');
+  const digest = sha256(data);
+  await from.parcels.put(digest, data.length, Readable.from([data]));
+  chmodSync(from.parcels.dataPath(digest), 0o644); // stored parcels are read-only
+  writeFileSync(from.parcels.dataPath(digest), 'evil bytes');
+  const report = await migrate(from, to);
+  t.equal(report.parcelsCopied, 0);
+  t.match(report.failures, [{ item: `parcel ${digest}`, reason: /sha256|digest/i }]);
+  t.equal(await to.parcels.has(digest), false, 'nothing half-written at the destination');
+});
