@@ -26,6 +26,8 @@ export interface ResourceLimits {
 export interface CpuStats {
   /** CPU time used, in microseconds. */
   usageUsec: number;
+  /** Enforcement periods (of `CPU_PERIOD_USEC`) in which the container was runnable, with a quota set. */
+  nrPeriods: number;
   /** Enforcement periods in which the quota ran out. */
   nrThrottled: number;
   /** Time spent throttled, in microseconds. */
@@ -177,7 +179,7 @@ class V1Cgroup implements ContainerCgroup {
     const stat = parseFlatKeyed((await readText(join(cpu, 'cpu.stat'))) ?? '');
     const usageNs = Number((await readText(join(acct, 'cpuacct.usage'))) ?? 'NaN');
     if (!Number.isFinite(usageNs)) return undefined;
-    return { usageUsec: usageNs / 1000, nrThrottled: stat.get('nr_throttled') ?? 0, throttledUsec: (stat.get('throttled_time') ?? 0) / 1000 };
+    return { usageUsec: usageNs / 1000, nrPeriods: stat.get('nr_periods') ?? 0, nrThrottled: stat.get('nr_throttled') ?? 0, throttledUsec: (stat.get('throttled_time') ?? 0) / 1000 };
   }
 
   async killAll(): Promise<void> {
@@ -211,7 +213,7 @@ class V2Cgroup implements ContainerCgroup {
     const text = await readText(join(this.#dir, 'cpu.stat'));
     if (text === undefined) return undefined;
     const stat = parseFlatKeyed(text);
-    return { usageUsec: stat.get('usage_usec') ?? 0, nrThrottled: stat.get('nr_throttled') ?? 0, throttledUsec: stat.get('throttled_usec') ?? 0 };
+    return { usageUsec: stat.get('usage_usec') ?? 0, nrPeriods: stat.get('nr_periods') ?? 0, nrThrottled: stat.get('nr_throttled') ?? 0, throttledUsec: stat.get('throttled_usec') ?? 0 };
   }
 
   async killAll(): Promise<void> {

@@ -90,5 +90,11 @@ export function moduleProcessMain(deps: ModuleProcessDeps): void {
  */
 export const MODULE_PROCESS_SOURCE = `const __name = (f) => f; (${moduleProcessMain.toString()})({ loadWasi: () => require('node:wasi').WASI, process });`;
 
-/** Node.js flags of the module process: the permission model with WASI only, then the script. */
-export const MODULE_PROCESS_ARGS: readonly string[] = ['--no-warnings', '--experimental-permission', '--allow-wasi', '-e', MODULE_PROCESS_SOURCE];
+/**
+ * Node.js flags of the module process: the permission model with WASI only, then the script.
+ * `--no-turbo-fast-api-calls`: in Node 20, a WASI call made from optimised code goes through a
+ * V8 fast API callback, and uvwasi's allocation there can start a garbage collection (external
+ * memory pressure, e.g. after the module touched 64 MiB or more), which crashes the process
+ * (SIGSEGV / abort in InvokeFirstPassWeakCallbacks). Without fast calls it does not.
+ */
+export const MODULE_PROCESS_ARGS: readonly string[] = ['--no-warnings', '--no-turbo-fast-api-calls', '--experimental-permission', '--allow-wasi', '-e', MODULE_PROCESS_SOURCE];

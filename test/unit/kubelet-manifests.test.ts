@@ -1,6 +1,7 @@
 /**
  * The kubelet's inputs: module references (`bindle:name/version`, `bindle:name@range`), Pod
- * manifests (validation with precise messages), the bindle.dev/* annotations turned into a
+ * manifests (validation with precise messages; limits, deadline, env fieldRefs, the static
+ * pod UID), resource quantities, the bindle.dev/* annotations turned into a
  * module request, default pull policies, and reading a manifest directory.
  */
 import t from 'tap';
@@ -10,6 +11,7 @@ import { parseModuleRef } from '../../client/kubelet/module-ref.js';
 import {
   containerModuleRequest,
   parsePodManifest,
+  parseQuantity,
   pullPolicyOf,
   readManifestDir,
   splitAnnotationList,
@@ -56,11 +58,17 @@ spec:
 
 t.test('a minimal manifest gets the Kubernetes defaults', async (t) => {
   const pod = parsePodManifest(MINIMAL, 'hello.yaml');
+  t.match(pod.uid, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'a static pod UID from the manifest bytes');
+  t.equal(parsePodManifest(MINIMAL, 'other.yaml').uid, pod.uid, 'the same manifest keeps its UID');
+  t.not(parsePodManifest(`${MINIMAL}\n`, 'hello.yaml').uid, pod.uid, 'a changed manifest is a new pod');
   t.same(pod, {
     name: 'hello',
+    namespace: 'default',
+    uid: pod.uid,
+    activeDeadlineSeconds: undefined,
     annotations: {},
     restartPolicy: 'Always',
-    containers: [{ name: 'main', image: 'bindle:example.com/hello/1.0.0', command: [], args: [], env: [], imagePullPolicy: undefined }],
+    containers: [{ name: 'main', image: 'bindle:example.com/hello/1.0.0', command: [], args: [], env: [], imagePullPolicy: undefined, limits: {} }],
   });
   const container = pod.containers[0];
   if (container === undefined) throw new Error('no container');
@@ -76,6 +84,9 @@ t.test('JSON manifests, args, env, command and annotations', async (t) => {
     kind: 'Pod',
     metadata: {
       name: 'weather.app',
+      namespace: 'apps',
+      uid: '6e0c6a5e-2f4b-4c44-9a55-0d7f4e1e9c01',
+      labels: { tier: 'edge' },
       annotations: {
         'bindle.dev/allow-yanked': 'true',
         'bindle.dev/groups': 'extras, debug',
@@ -88,6 +99,7 @@ t.test('JSON manifests, args, env, command and annotations', async (t) => {
     },
     spec: {
       restartPolicy: 'OnFailure',
+      activeDeadlineSeconds: 30,
       containers: [
         {
           name: 'main',
@@ -95,10 +107,18 @@ t.test('JSON manifests, args, env, command and annotations', async (t) => {
           imagePullPolicy: 'Always',
           command: ['weather.wasm', '--zip'],
           args: ['80907'],
-          env: [{ name: 'A', value: '1' }, { name: 'EMPTY' }],
-          resources: { limits: { memory: '64Mi' } },
+          env: [
+            { name: 'A', value: '1' },
+            { name: 'EMPTY' },
+            { name: 'POD', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+            { name: 'NS', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+            { name: 'UID', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.uid' } } },
+            { name: 'TIER', valueFrom: { fieldRef: { fieldPath: "metadata.labels['tier']" } } },
+            { name: 'GROUPS', valueFrom: { fieldRef: { fieldPath: "metadata.annotations['bindle.dev/groups']" } } },
+          ],
+          resources: { limits: { memory: '64Mi', cpu: '100m' }, requests: { memory: '1Gi' } },
         },
-        { name: 'sidecar', image: 'bindle:example.com/weather@~1.0' },
+        { name: 'sidecar', image: 'bindle:example.com/weather@~1.0', resources: { limits: { memory: 1048576, cpu: 0.5 } } },
       ],
     },
   };
@@ -106,7 +126,18 @@ t.test('JSON manifests, args, env, command and annotations', async (t) => {
   t.equal(pod.restartPolicy, 'OnFailure');
   const [main, sidecar] = pod.containers;
   if (main === undefined || sidecar === undefined) throw new Error('containers missing');
-  t.same(main.env, [{ name: 'A', value: '1' }, { name: 'EMPTY', value: '' }]);
+  t.same(main.env, [
+    { name: 'A', value: '1' },
+    { name: 'EMPTY', value: '' },
+    { name: 'POD', value: 'weather.app' },
+    { name: 'NS', value: 'apps' },
+    { name: 'UID', value: '6e0c6a5e-2f4b-4c44-9a55-0d7f4e1e9c01' },
+    { name: 'TIER', value: 'edge' },
+    { name: 'GROUPS', value: 'extras, debug' },
+  ], 'valueFrom.fieldRef resolves the pod\'s own fields');
+  t.equal(pod.activeDeadlineSeconds, 30);
+  t.same(main.limits, { memoryBytes: 64 * 2 ** 20, cpu: 0.1 }, 'limits in Kubernetes quantities; requests ignored');
+  t.same(sidecar.limits, { memoryBytes: 1048576, cpu: 0.5 }, 'plain YAML numbers too');
   t.same(main.command, ['weather.wasm', '--zip']);
   t.same(main.args, ['80907']);
   t.same(containerModuleRequest(pod, main), {
@@ -148,7 +179,14 @@ t.test('invalid manifests are refused with the field and the reason', async (t) 
     ['OCI image', one('      image: nginx:1.25'), 'bad_request', /container "c": invalid module reference "nginx:1\.25": only bindles/],
     ['pull policy', one('      image: bindle:a/1.0.0\n      imagePullPolicy: Sometimes'), 'bad_request', /imagePullPolicy must be one of Always, IfNotPresent, Never/],
     ['args', one('      image: bindle:a/1.0.0\n      args: [1, 2]'), 'bad_request', /args must be a list of strings/],
-    ['valueFrom', one('      image: bindle:a/1.0.0\n      env:\n        - name: X\n          valueFrom: {}'), 'bad_request', /env X: valueFrom is not supported/],
+    ['valueFrom', one('      image: bindle:a/1.0.0\n      env:\n        - name: X\n          valueFrom: {}'), 'bad_request', /env X: valueFrom supports only fieldRef/],
+    ['secretKeyRef', one('      image: bindle:a/1.0.0\n      env:\n        - name: X\n          valueFrom: { secretKeyRef: { name: s, key: k } }'), 'bad_request', /env X: valueFrom supports only fieldRef/],
+    ['fieldPath', one('      image: bindle:a/1.0.0\n      env:\n        - name: X\n          valueFrom: { fieldRef: { fieldPath: status.podIP } }'), 'bad_request', /env X: valueFrom\.fieldRef\.fieldPath "status\.podIP" is not supported/],
+    ['value and valueFrom', one('      image: bindle:a/1.0.0\n      env:\n        - name: X\n          value: "1"\n          valueFrom: { fieldRef: { fieldPath: metadata.name } }'), 'bad_request', /env X: give value or valueFrom, not both/],
+    ['memory limit', one('      image: bindle:a/1.0.0\n      resources: { limits: { memory: 64MB } }'), 'bad_request', /resources\.limits\.memory "64MB" is not a memory quantity/],
+    ['cpu limit', one('      image: bindle:a/1.0.0\n      resources: { limits: { cpu: "-1" } }'), 'bad_request', /resources\.limits\.cpu "-1" is not a CPU quantity/],
+    ['deadline', pod('  activeDeadlineSeconds: 0\n  containers: []'), 'bad_request', /activeDeadlineSeconds must be a whole number of seconds, at least 1/],
+    ['namespace', pod('  containers: []', 'name: p\n  namespace: Not_A_Label'), 'bad_request', /metadata\.namespace "Not_A_Label" must be a DNS-1123 label/],
     ['unquoted annotation', pod(`  containers:\n    - name: c\n      image: bindle:a/1.0.0`, 'name: p\n  annotations:\n    bindle.dev/allow-yanked: true'), 'bad_request', /annotation bindle\.dev\/allow-yanked must be a string \(quote it/],
     ['bad allow-yanked', pod(`  containers:\n    - name: c\n      image: bindle:a/1.0.0`, 'name: p\n  annotations:\n    bindle.dev/allow-yanked: "yes"'), 'bad_request', /bindle\.dev\/allow-yanked: expected "true" or "false"/],
     ['bad feature', pod(`  containers:\n    - name: c\n      image: bindle:a/1.0.0`, 'name: p\n  annotations:\n    bindle.dev/features: "wasm"'), 'bad_request', /annotation bindle\.dev\/features: invalid feature filter "wasm"/],
@@ -158,6 +196,27 @@ t.test('invalid manifests are refused with the field and the reason', async (t) 
     t.throws(() => parsePodManifest(text, 'pods/p.yaml'), { code, message }, what);
   }
   t.throws(() => parsePodManifest(one('      image: nginx'), 'pods/p.yaml'), { message: /^pod manifest pods\/p\.yaml: / }, 'messages name the file');
+});
+
+t.test('resource quantities', async (t) => {
+  const cases: Array<[unknown, number | undefined]> = [
+    ['64Mi', 64 * 2 ** 20],
+    ['1Gi', 2 ** 30],
+    ['128M', 128e6],
+    ['1.5Ki', 1536],
+    ['100m', 0.1],
+    ['0.1', 0.1],
+    ['2', 2],
+    ['1e3', 1000],
+    ['5E-1', 0.5],
+    [0.25, 0.25],
+    ['64MB', undefined],
+    ['-1', undefined],
+    ['', undefined],
+    ['Mi', undefined],
+    [true, undefined],
+  ];
+  for (const [value, expected] of cases) t.equal(parseQuantity(value), expected, JSON.stringify(value));
 });
 
 t.test('annotation lists', async (t) => {

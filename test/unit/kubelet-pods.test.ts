@@ -55,7 +55,19 @@ function dropManifest(env: Env, file: string, text: string): void {
   renameSync(temp, join(env.manifests, file));
 }
 
-function podYaml(name: string, image: string, opts: { restartPolicy?: string; args?: string[]; annotations?: Record<string, string>; pull?: string } = {}): string {
+interface PodYamlOptions {
+  restartPolicy?: string;
+  args?: string[];
+  annotations?: Record<string, string>;
+  pull?: string;
+  /** `resources.limits`, e.g. `{ memory: '64Mi' }`. */
+  limits?: Record<string, string>;
+  activeDeadlineSeconds?: number;
+  /** Extra container lines (indented for the container mapping), e.g. an env list. */
+  containerLines?: string[];
+}
+
+function podYaml(name: string, image: string, opts: PodYamlOptions = {}): string {
   const lines = ['apiVersion: v1', 'kind: Pod', 'metadata:', `  name: ${name}`];
   if (opts.annotations !== undefined) {
     lines.push('  annotations:');
@@ -63,7 +75,10 @@ function podYaml(name: string, image: string, opts: { restartPolicy?: string; ar
   }
   lines.push('spec:');
   if (opts.restartPolicy !== undefined) lines.push(`  restartPolicy: ${opts.restartPolicy}`);
+  if (opts.activeDeadlineSeconds !== undefined) lines.push(`  activeDeadlineSeconds: ${opts.activeDeadlineSeconds}`);
   lines.push('  containers:', '    - name: main', `      image: ${JSON.stringify(image)}`);
+  if (opts.limits !== undefined) lines.push(`      resources: { limits: ${JSON.stringify(opts.limits)} }`);
+  lines.push(...(opts.containerLines ?? []));
   if (opts.pull !== undefined) lines.push(`      imagePullPolicy: ${opts.pull}`);
   if (opts.args !== undefined) lines.push(`      args: ${JSON.stringify(opts.args)}`);
   return `${lines.join('\n')}\n`;
@@ -104,6 +119,8 @@ async function server(t: Test): Promise<string> {
   await pushBindle(pub, 'example.com/hello', '1.0.0', parcels);
   await pushBindle(pub, 'example.com/fail', '1.0.0', [wasmParcel('exit3.wasm', await wasm('exit3'))]);
   await pushBindle(pub, 'example.com/spin', '1.0.0', [wasmParcel('spin.wasm', await wasm('spin'))]);
+  await pushBindle(pub, 'example.com/grow', '1.0.0', [wasmParcel('grow.wasm', await wasm('grow'))]);
+  await pushBindle(pub, 'example.com/echo', '1.0.0', [wasmParcel('echo.wasm', await wasm('echo'))]);
   await pushBindle(pub, 'example.com/yanked', '1.0.0', parcels);
   await pub.yankInvoice('example.com/yanked/1.0.0');
   return url;
@@ -237,6 +254,52 @@ t.test('static pods', async (t) => {
     await env.kubelet.stop();
     t.match(readStatus(env, 'spin2'), { reason: 'KubeletStopped', containerStatuses: [{ state: { terminated: { exitCode: 137, reason: 'Killed' } } }] });
     t.equal(podLog(env, 'spin2'), 'spinning\n');
+  });
+
+  t.test('env from the pod\'s own fields', async (t) => {
+    const env = await startKubelet(t, url);
+    const lines = ['      env:', '        - { name: POD, valueFrom: { fieldRef: { fieldPath: metadata.name } } }', '        - { name: NS, valueFrom: { fieldRef: { fieldPath: metadata.namespace } } }', '        - { name: UID, valueFrom: { fieldRef: { fieldPath: metadata.uid } } }'];
+    dropManifest(env, 'echo.yaml', podYaml('echo', 'bindle:example.com/echo/1.0.0', { restartPolicy: 'Never', containerLines: lines }));
+    await waitForStatus(env, 'echo', finished);
+    const uid = /env UID=(\S+)/.exec(podLog(env, 'echo'))?.[1];
+    t.match(uid, /^[0-9a-f]{8}-[0-9a-f]{4}-/);
+    t.equal(podLog(env, 'echo'), `arg echo.wasm\nenv POD=echo\nenv NS=default\nenv UID=${uid ?? ''}\n`);
+  });
+
+  t.test('activeDeadlineSeconds ends a pod that runs too long', async (t) => {
+    const env = await startKubelet(t, url);
+    dropManifest(env, 'slow.yaml', podYaml('slow', 'bindle:example.com/spin/1.0.0', { activeDeadlineSeconds: 1 }));
+    const status = await waitForStatus(env, 'slow', finished);
+    t.match(status, {
+      phase: 'Failed',
+      reason: 'DeadlineExceeded',
+      message: 'the pod was active longer than its activeDeadlineSeconds (1 s)',
+      containerStatuses: [{ restartCount: 0, state: { terminated: { exitCode: 137, reason: 'Killed', message: /activeDeadlineSeconds/ } } }],
+    });
+    dropManifest(env, 'quick.yaml', podYaml('quick', 'bindle:example.com/hello/1.0.0', { activeDeadlineSeconds: 600, restartPolicy: 'Never' }));
+    t.match(await waitForStatus(env, 'quick', finished), { phase: 'Succeeded' }, 'a pod within its deadline is not touched');
+    t.notOk(readStatus(env, 'quick')?.reason);
+  });
+
+  const { runtime, log: runtimeLog } = await moduleRuntime();
+  const noCgroups = runtime.cgroups.kind === 'none' && process.env.CI !== 'true' ? `no writable cgroups here: ${runtimeLog.join('; ')}` : false;
+  t.test('a pod over its memory limit is OOMKilled; the others keep running', { skip: noCgroups }, async (t) => {
+    const env = await startKubelet(t, url);
+    dropManifest(env, 'neighbour.yaml', podYaml('neighbour', 'bindle:example.com/spin/1.0.0', { limits: { cpu: '100m' } }));
+    for (let i = 0; i < 800 && !existsLog(env, 'neighbour'); i++) await new Promise((r) => setTimeout(r, 25));
+    dropManifest(env, 'hungry.yaml', podYaml('hungry', 'bindle:example.com/grow/1.0.0', { restartPolicy: 'Never', limits: { memory: '64Mi' } }));
+    const hungry = await waitForStatus(env, 'hungry', finished);
+    t.match(hungry, {
+      phase: 'Failed',
+      containerStatuses: [{ state: { terminated: { exitCode: 137, reason: 'OOMKilled', message: /memory limit \(67108864 bytes\)/ } } }],
+    });
+    t.equal(podLog(env, 'hungry'), '', 'it never got to 256 MiB');
+    t.match(readStatus(env, 'neighbour'), { phase: 'Running', containerStatuses: [{ restartCount: 0, state: { running: {} } }] }, 'the other pod keeps running');
+    dropManifest(env, 'roomy.yaml', podYaml('roomy', 'bindle:example.com/grow/1.0.0', { restartPolicy: 'Never', limits: { memory: '512Mi' } }));
+    t.match(await waitForStatus(env, 'roomy', finished), { phase: 'Succeeded' }, 'the same module fits in 512 MiB');
+    t.equal(podLog(env, 'roomy'), 'grew 256 MiB\n');
+    t.match(readStatus(env, 'neighbour'), { phase: 'Running', containerStatuses: [{ restartCount: 0, state: { running: {} } }] }, 'and the spinning pod is still running');
+    t.match(env.kubelet.statuses().get('neighbour'), { phase: 'Running' }, 'the kubelet answers throughout');
   });
 
   t.test('changed and invalid manifests', async (t) => {

@@ -44,7 +44,7 @@ function hostTree(t: Test): { data: string; secret: string } {
 }
 
 async function cat(t: Test, module: Uint8Array, data: string, path: string): Promise<{ exit: ModuleExit; log: string }> {
-  const logPath = join(t.testdirName, `${Math.random().toString(16).slice(2)}.log`);
+  const logPath = join(data, '..', `${Math.random().toString(16).slice(2)}.log`);
   const fd = openSync(logPath, 'w');
   try {
     const running = await startModule(
