@@ -41,6 +41,8 @@ export interface TestAppOptions {
   maxParcelBytes?: number;
   dir?: string;
   login?: DeviceLogin;
+  bodyIdleTimeoutMs?: number;
+  headersTimeoutMs?: number;
 }
 
 export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<TestApp> {
@@ -67,6 +69,8 @@ export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<T
     maxInvoiceBytes: opts.maxInvoiceBytes ?? 1 << 20,
     version: 'test',
     ...(opts.login !== undefined ? { login: opts.login } : {}),
+    ...(opts.bodyIdleTimeoutMs !== undefined ? { bodyIdleTimeoutMs: opts.bodyIdleTimeoutMs } : {}),
+    ...(opts.headersTimeoutMs !== undefined ? { headersTimeoutMs: opts.headersTimeoutMs } : {}),
   });
   t.teardown(async () => {
     await app.close();
