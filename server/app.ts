@@ -6,6 +6,8 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Authenticator, Authorizer } from './auth/index.js';
 import { registerRequestAuth } from './auth/request-auth.js';
+import { DEFAULT_BODY_IDLE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, registerBodyIdleTimeout } from './http/request-timeouts.js';
+import { clientErrorHandler, registerClientErrors } from './http/client-errors.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import type { BindleService } from './service/bindle-service.js';
 import { healthRoutes } from './routes/health-routes.js';
@@ -26,7 +28,12 @@ export interface AppOptions {
   login?: DeviceLogin;
   /** False while shutting down: /healthz answers 503. */
   isReady?: () => boolean;
+  /** A request whose body makes no progress for this long is aborted with 408 (default 30 s). */
+  bodyIdleTimeoutMs?: number;
+  /** The whole request head must arrive within this time, else 408 (default 20 s). */
+  headersTimeoutMs?: number;
 }
+
 
 export const API_PREFIX = '/v1';
 
@@ -41,6 +48,10 @@ function noRouteSchemas(): never {
 }
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const headersTimeout = opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+  // Node checks the headers timeout every connectionsCheckingInterval; keep that a fraction of it.
+  // The Host header is checked by registerClientErrors, which answers with an error body.
+  const serverOptions = { requireHostHeader: false, headersTimeout, connectionsCheckingInterval: Math.max(250, Math.min(5000, headersTimeout / 4)) };
   const app = Fastify({
     ...(opts.logger !== undefined ? { loggerInstance: opts.logger } : { logger: false }),
     exposeHeadRoutes: false,
@@ -48,10 +59,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 2048, ignoreDuplicateSlashes: false },
     schemaController: { compilersFactory: { buildValidator: noRouteSchemas, buildSerializer: noRouteSchemas } },
-    ...(opts.https !== undefined ? { https: opts.https } : {}),
+    clientErrorHandler,
+    ...(opts.https !== undefined ? { https: { ...opts.https, ...serverOptions } } : { http: serverOptions }),
   }) as unknown as FastifyInstance;
 
   registerErrorHandling(app);
+  registerClientErrors(app);
+  registerBodyIdleTimeout(app, opts.bodyIdleTimeoutMs ?? DEFAULT_BODY_IDLE_TIMEOUT_MS);
   healthRoutes(app, { version: opts.version, isReady: opts.isReady ?? (() => true) });
 
   await app.register(

@@ -100,6 +100,8 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
   const app = await buildApp({
     service, authenticator, authorizer,
     maxInvoiceBytes: config.maxInvoiceBytes,
+    bodyIdleTimeoutMs: config.bodyIdleTimeoutMs,
+    headersTimeoutMs: config.headersTimeoutMs,
     version: VERSION,
     logger: log,
     isReady: () => ready,

@@ -13,6 +13,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { parseStrategy } from '../../core/signing/verification.js';
 import { parseIndexSpec, parseParcelsSpec, type IndexSpec, type ParcelsSpec } from './backend-specs.js';
+import { DEFAULT_BODY_IDLE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS } from '../http/request-timeouts.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -66,6 +67,10 @@ export interface ServerConfig {
   readonly maxParcelBytes: number;
   readonly logLevel: LogLevel;
   readonly shutdownGraceMs: number;
+  /** A request whose body makes no progress for this long is aborted with 408 (at least 1 ms). */
+  readonly bodyIdleTimeoutMs: number;
+  /** The request line and headers must arrive within this time, else 408 (at least 1 ms). */
+  readonly headersTimeoutMs: number;
   /** The config file that was read, if any. */
   readonly configPath?: string;
 }
@@ -204,6 +209,16 @@ const SETTINGS = {
     flag: 'shutdown-grace', arg: '<duration>', env: 'BINDLE_SHUTDOWN_GRACE',
     fileKeys: ['shutdownGrace', 'shutdown_grace'], kind: 'duration',
     help: 'how long in-flight requests may finish after SIGTERM/SIGINT: milliseconds, or with ms/s (default: 10s)',
+  },
+  bodyIdleTimeout: {
+    flag: 'body-idle-timeout', arg: '<duration>', env: 'BINDLE_BODY_IDLE_TIMEOUT',
+    fileKeys: ['bodyIdleTimeout', 'body_idle_timeout'], kind: 'duration',
+    help: 'abort a request (408) whose body sends nothing for this long; slow uploads that keep moving are never cut off (default: 30s)',
+  },
+  headersTimeout: {
+    flag: 'headers-timeout', arg: '<duration>', env: 'BINDLE_HEADERS_TIMEOUT',
+    fileKeys: ['headersTimeout', 'headers_timeout'], kind: 'duration',
+    help: 'the request line and headers must arrive within this time, else 408 (default: 20s)',
   },
   useEmbeddedDb: {
     flag: 'use-embedded-db', short: 'e', env: 'BINDLE_USE_EMBEDDED_DB', fileKeys: ['useEmbeddedDb', 'use_embedded_db'], kind: 'boolean',
@@ -463,6 +478,8 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
   const maxInvoiceBytes = pickSize(pick('maxInvoiceSize'), DEFAULT_MAX_INVOICE_BYTES);
   const maxParcelBytes = pickSize(pick('maxParcelSize'), DEFAULT_MAX_PARCEL_BYTES);
   const shutdownGraceMs = pickDuration(pick('shutdownGrace'), DEFAULT_SHUTDOWN_GRACE_MS);
+  const bodyIdleTimeoutMs = pickPositiveDuration(pick('bodyIdleTimeout'), DEFAULT_BODY_IDLE_TIMEOUT_MS);
+  const headersTimeoutMs = pickPositiveDuration(pick('headersTimeout'), DEFAULT_HEADERS_TIMEOUT_MS);
 
   const levelRaw = pickString('logLevel');
   let logLevel: LogLevel = 'info';
@@ -528,6 +545,8 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
     maxParcelBytes,
     logLevel,
     shutdownGraceMs,
+    bodyIdleTimeoutMs,
+    headersTimeoutMs,
     ...(configPath === undefined ? {} : { configPath }),
   };
   return Object.freeze(config);
@@ -640,6 +659,13 @@ function pickDuration(raw: Sourced | undefined, fallback: number): number {
     throw invalid(`${raw.source}: "${String(raw.value)}" is not a duration; use milliseconds, or a whole number with ms or s`);
   }
   if (ms > MAX_DURATION_MS) throw invalid(`${raw.source}: ${ms} ms is longer than the maximum of ${MAX_DURATION_MS} ms`);
+  return ms;
+}
+
+/** A duration that must not be 0 (a timeout of nothing would refuse every request). */
+function pickPositiveDuration(raw: Sourced | undefined, fallback: number): number {
+  const ms = pickDuration(raw, fallback);
+  if (ms === 0) throw invalid(`${raw?.source ?? 'the default'}: a timeout must be longer than 0 ms`);
   return ms;
 }
 

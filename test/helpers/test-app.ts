@@ -43,6 +43,8 @@ export interface TestAppOptions {
   login?: DeviceLogin;
   /** A pino logger for the app (default: none). */
   logger?: FastifyBaseLogger;
+  bodyIdleTimeoutMs?: number;
+  headersTimeoutMs?: number;
 }
 
 export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<TestApp> {
@@ -69,6 +71,8 @@ export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<T
     version: 'test',
     ...(opts.login !== undefined ? { login: opts.login } : {}),
     ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
+    ...(opts.bodyIdleTimeoutMs !== undefined ? { bodyIdleTimeoutMs: opts.bodyIdleTimeoutMs } : {}),
+    ...(opts.headersTimeoutMs !== undefined ? { headersTimeoutMs: opts.headersTimeoutMs } : {}),
   });
   t.teardown(async () => {
     await app.close();

@@ -202,6 +202,20 @@ t.test('shutdown grace durations', async (t) => {
   }
 });
 
+t.test('request timeouts: body idle and headers, from flag, env and file; 0 is refused', async (t) => {
+  const defaults = (await load(t, [])).config;
+  t.equal(defaults.bodyIdleTimeoutMs, 30_000);
+  t.equal(defaults.headersTimeoutMs, 20_000);
+  const fromFlags = (await load(t, ['--body-idle-timeout', '5s', '--headers-timeout', '750ms'])).config;
+  t.same([fromFlags.bodyIdleTimeoutMs, fromFlags.headersTimeoutMs], [5000, 750]);
+  const fromEnv = (await load(t, [], { env: { BINDLE_BODY_IDLE_TIMEOUT: '2s', BINDLE_HEADERS_TIMEOUT: '3000' } })).config;
+  t.same([fromEnv.bodyIdleTimeoutMs, fromEnv.headersTimeoutMs], [2000, 3000]);
+  const fromFile = (await load(t, [], { file: 'bodyIdleTimeout = "45s"\nheaders_timeout = 1000\n' })).config;
+  t.same([fromFile.bodyIdleTimeoutMs, fromFile.headersTimeoutMs], [45_000, 1000]);
+  await t.rejects(load(t, ['--body-idle-timeout', '0']), { code: 'invalid_config', message: /--body-idle-timeout.*longer than 0/ });
+  await t.rejects(load(t, [], { env: { BINDLE_HEADERS_TIMEOUT: 'soon' } }), { code: 'invalid_config', message: /BINDLE_HEADERS_TIMEOUT/ });
+});
+
 t.test('address forms', async (t) => {
   t.same(parseAddress('127.0.0.1:8080', 'x'), { host: '127.0.0.1', port: 8080 });
   t.same(parseAddress('[::1]:8080', 'x'), { host: '::1', port: 8080 });

@@ -1,0 +1,63 @@
+/**
+ * Error replies that never reach a route, answered with the same error body as every other:
+ * requests Node's HTTP parser rejects (`clientError`: malformed, header overflow, header
+ * timeout), an `Expect` other than 100-continue (`checkExpectation`, 417), and an HTTP/1.1
+ * request without a Host header (Node's own check is turned off so that this one answers).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { renderDocument } from '../../core/codec/document-codec.js';
+import { BindleError, type ErrorCode } from '../../core/errors/bindle-error.js';
+import { CONTENT_TYPE, replyFormat } from './negotiation.js';
+
+/** The error for a request Node's parser rejected. */
+function parserError(err: NodeJS.ErrnoException): BindleError {
+  switch (err.code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new BindleError('request_timeout', 'the request headers did not arrive in time');
+    case 'HPE_HEADER_OVERFLOW':
+      return new BindleError('headers_too_large', 'the request headers are too large');
+    default:
+      return new BindleError('bad_request', `malformed HTTP request (${err.code ?? 'parse error'}): ${err.message}`);
+  }
+}
+
+/** A whole HTTP/1.1 error response in TOML (nothing to negotiate with before headers are parsed). */
+function rawErrorResponse(error: BindleError): string {
+  const body = renderDocument({ error: error.message, code: error.code }, 'toml');
+  return `HTTP/1.1 ${error.status} ${statusText(error.code)}\r\nContent-Type: ${CONTENT_TYPE.toml}\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
+
+function statusText(code: ErrorCode): string {
+  return code.split('_').map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join(' ');
+}
+
+/** Sends every reply Node would send without a body with one instead. */
+export function registerClientErrors(app: FastifyInstance): void {
+  app.server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
+    const error = new BindleError('expectation_failed', `unsupported Expect: ${JSON.stringify(request.headers.expect ?? '')} (only 100-continue is)`);
+    const format = replyFormat(request.headers.accept);
+    const body = renderDocument({ error: error.message, code: error.code }, format);
+    response.writeHead(error.status, { 'content-type': CONTENT_TYPE[format], 'content-length': Buffer.byteLength(body), connection: 'close' });
+    response.end(body);
+  });
+  app.addHook('onRequest', (request, _reply, done) => {
+    const raw = request.raw;
+    if (raw.httpVersionMajor === 1 && raw.httpVersionMinor === 1 && raw.headers.host === undefined) {
+      done(new BindleError('bad_request', 'the request has no Host header, which HTTP/1.1 requires'));
+      return;
+    }
+    done();
+  });
+}
+
+/** Fastify's clientErrorHandler: answers what the parser rejected with an error body, then closes. */
+export function clientErrorHandler(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const error = parserError(err);
+  this.log.info({ code: error.code, reason: err.message }, 'client error');
+  if (socket.writable) socket.end(rawErrorResponse(error));
+  else socket.destroy();
+}

@@ -1,0 +1,69 @@
+/**
+ * The request timeouts' defaults, and the body idle timeout. The headers timeout is Node's own
+ * (answered with a body by ./client-errors.ts). The body idle timeout aborts a request whose
+ * body stops arriving: when no byte of it has come for `idleMs` while the
+ * server was ready for more, the request is answered 408 `request_timeout` (if no reply was sent
+ * yet), its request stream destroyed with that error and its connection closed, so whatever
+ * the route was writing is abandoned and cleaned up by its own error path (the parcel store
+ * removes its temp file). A slow upload that keeps moving
+ * is never cut off, however long it takes, and time the server itself spends not reading (a full
+ * stream buffer) does not count against the client.
+ */
+import { Socket } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { BindleError } from '../../core/errors/bindle-error.js';
+import { sendDocument } from './reply.js';
+
+/** Default time a request body may send nothing before the request is aborted. */
+export const DEFAULT_BODY_IDLE_TIMEOUT_MS = 30_000;
+/** Default time the request line and headers may take to arrive. */
+export const DEFAULT_HEADERS_TIMEOUT_MS = 20_000;
+
+/** How often progress is checked, as a fraction of the idle time (bounded to 50 ms..1 s). */
+function checkInterval(idleMs: number): number {
+  return Math.min(1000, Math.max(50, Math.floor(idleMs / 4)));
+}
+
+export function registerBodyIdleTimeout(app: FastifyInstance, idleMs: number): void {
+  app.addHook('onRequest', (request, reply, done) => {
+    done();
+    const raw = request.raw;
+    const socket = raw.socket;
+    // Injected requests (app.inject) have no connection to time out.
+    if (raw.complete || !(socket instanceof Socket)) return;
+    let lastRead = socket.bytesRead;
+    let lastProgress = Date.now();
+    const timer = setInterval(() => {
+      if (raw.complete || socket.destroyed) {
+        clearInterval(timer);
+        return;
+      }
+      const read = socket.bytesRead;
+      if (read !== lastRead || raw.readableLength > 0) {
+        lastRead = read;
+        lastProgress = Date.now();
+        return;
+      }
+      if (Date.now() - lastProgress < idleMs) return;
+      clearInterval(timer);
+      const error = new BindleError('request_timeout', `no request body data arrived for ${idleMs} ms: the request was aborted`);
+      request.log.info({ code: error.code, received: read }, 'request body stalled');
+      // The request stream is destroyed with the error, so that whoever reads it (an upload
+      // into a temp file) fails and cleans up: once the reply is sent, Node detaches the request
+      // from its socket, and closing the socket alone would leave that reader waiting forever.
+      const abort = (): void => {
+        raw.destroy(error);
+        socket.destroy();
+      };
+      if (reply.sent) {
+        abort();
+        return;
+      }
+      reply.raw.once('close', abort);
+      void sendDocument(request, reply.header('connection', 'close'), error.status, { error: error.message, code: error.code });
+    }, checkInterval(idleMs));
+    // Not cleared when the reply is sent: Node then reads (and drops) the rest of the body, which
+    // may stall just the same. The check above clears it once the body is complete.
+    timer.unref();
+  });
+}

@@ -1,0 +1,82 @@
+/**
+ * Over raw sockets (issue 11 items 3 and 4): every error reply carries the error body, also the
+ * ones Node's HTTP layer answers (no Host, a bogus Expect, a malformed request, oversized or slow
+ * headers); a request body that stalls is aborted with 408 and leaves no temp file, while a slow
+ * upload that keeps moving succeeds.
+ */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import t from 'tap';
+import TOML from '@iarna/toml';
+import type { ErrorReply } from '../../schema/index.js';
+import { renderInvoice } from '../../core/codec/invoice-codec.js';
+import { signedInvoice, sha256 } from '../helpers/bindles.js';
+import { firstResponse, rawExchange, type RawStep } from '../helpers/raw-http.js';
+import { makeTestApp, type TestApp } from '../helpers/test-app.js';
+
+const IDLE_MS = 600;
+
+async function listening(t: Parameters<typeof makeTestApp>[0], ta: TestApp): Promise<number> {
+  await ta.app.listen({ port: 0, host: '127.0.0.1' });
+  t.teardown(() => ta.app.server.closeAllConnections());
+  return (ta.app.server.address() as AddressInfo).port;
+}
+
+function errorBody(t: Parameters<typeof makeTestApp>[0], text: string, status: number, code: string, what: string): void {
+  const res = firstResponse(text);
+  t.equal(res.status, status, `${what}: ${JSON.stringify(text.slice(0, 300))}`);
+  t.match(res.headers, /content-type: application\/(toml|json)/i, `${what}: a document`);
+  let parsed: ErrorReply | undefined;
+  try {
+    parsed = (res.body.startsWith('{') ? JSON.parse(res.body) : TOML.parse(res.body)) as ErrorReply;
+  } catch {
+    parsed = undefined;
+  }
+  t.equal(parsed?.code, code, `${what}: code`);
+  t.type(parsed?.error, 'string', `${what}: message`);
+}
+
+t.test('errors Node answers itself carry the error body', async (t) => {
+  const ta = await makeTestApp(t, { headersTimeoutMs: 1000 });
+  const port = await listening(t, ta);
+  errorBody(t, (await rawExchange(port, ['GET /healthz HTTP/1.1\r\n\r\n'])).text, 400, 'bad_request', 'no Host');
+  errorBody(t, (await rawExchange(port, ['GET /v1/_q HTTP/1.1\r\nHost: x\r\nExpect: bogus\r\n\r\n'])).text, 417, 'expectation_failed', 'Expect: bogus');
+  errorBody(t, (await rawExchange(port, ['GARBAGE\r\n\r\n'])).text, 400, 'bad_request', 'malformed request line');
+  errorBody(t, (await rawExchange(port, [`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`])).text, 431, 'headers_too_large', 'huge header');
+  errorBody(t, (await rawExchange(port, ['GET /healthz HTTP/1.1\r\nHost: x\r\n'])).text, 408, 'request_timeout', 'headers never finished');
+  const ok = firstResponse((await rawExchange(port, ['GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'])).text);
+  t.equal(ok.status, 200, 'a proper request still works');
+});
+
+t.test('a stalled body is aborted with 408 and leaves nothing; a slow moving upload succeeds', async (t) => {
+  const ta = await makeTestApp(t, { bodyIdleTimeoutMs: IDLE_MS });
+  const port = await listening(t, ta);
+  const data = Buffer.alloc(64 * 1024, 7);
+  const invoice = signedInvoice('example.com/slow', '1.0.0', [{ name: 'slow.bin', data }]);
+  const created = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: { 'content-type': 'application/toml' }, payload: renderInvoice(invoice) });
+  t.equal(created.statusCode, 202, created.body);
+  const parcelPath = `/v1/_i/example.com/slow/1.0.0@${sha256(data)}`;
+  const head = (method: string, path: string, length: number): string =>
+    `${method} ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: ${length}\r\nContent-Type: application/toml\r\n\r\n`;
+
+  errorBody(t, (await rawExchange(port, [head('POST', '/v1/_i', 100), 'b'])).text, 408, 'request_timeout', 'stalled invoice body');
+  errorBody(t, (await rawExchange(port, [head('POST', parcelPath, data.length), data.subarray(0, 1000)])).text, 408, 'request_timeout', 'stalled parcel');
+  const temps = join(ta.dir, 'parcels', '.tmp');
+  // The aborted upload's own error path removes its temp file; wait for it (bounded).
+  for (let i = 0; i < 200 && readdirSync(temps).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+  t.same(readdirSync(temps), [], 'the stalled upload left no temp file');
+  const get = await rawExchange(port, [head('GET', '/healthz', 10), 'x'], 30_000);
+  t.equal(firstResponse(get.text).status, 200, 'a GET with a stalled body is answered');
+  t.ok(get.closedByServer, 'and then its connection is closed');
+
+  const steps: RawStep[] = [head('POST', parcelPath, data.length).replace('Host: x\r\n', 'Host: x\r\nConnection: close\r\n')];
+  const pieces = 8;
+  for (let i = 0; i < pieces; i++) {
+    steps.push({ pause: IDLE_MS / 3 }, data.subarray((i * data.length) / pieces, ((i + 1) * data.length) / pieces));
+  }
+  const slow = firstResponse((await rawExchange(port, steps)).text);
+  t.equal(slow.status, 200, `an upload taking ${(pieces * IDLE_MS) / 3} ms, longer than the idle time, succeeds: ${slow.body}`);
+  const back = await ta.app.inject({ url: parcelPath });
+  t.equal(sha256(back.rawPayload), sha256(data), 'and its bytes are intact');
+});
