@@ -19,6 +19,7 @@ import type { DeviceLogin } from '../../server/routes/login-routes.js';
 import { AlwaysAuthorizer, NoAuthenticator, type Authenticator, type Authorizer } from '../../server/auth/index.js';
 import { BindleService } from '../../server/service/bindle-service.js';
 import { FileParcelStore } from '../../server/storage/file-parcel-store.js';
+import type { InvoiceIndex } from '../../server/storage/invoice-index.js';
 import { SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
 import { referenceKeyring } from './bindles.js';
 
@@ -28,7 +29,7 @@ export interface TestApp {
   dir: string;
   hostKey: SecretKeyEntry;
   parcels: FileParcelStore;
-  index: SqliteInvoiceIndex;
+  index: InvoiceIndex;
 }
 
 export interface TestAppOptions {
@@ -40,6 +41,8 @@ export interface TestAppOptions {
   maxParcelBytes?: number;
   dir?: string;
   login?: DeviceLogin;
+  /** Opens the invoice index (default: SQLite in `dir`). */
+  openIndex?: (dir: string) => Promise<InvoiceIndex>;
 }
 
 export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<TestApp> {
@@ -49,7 +52,7 @@ export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<T
   hostKeyring.add(publicKeyEntry(hostKey));
   const trusted = (opts.keyring ?? referenceKeyring()).merge(hostKeyring);
   const parcels = await FileParcelStore.open(dir);
-  const index = SqliteInvoiceIndex.open(join(dir, 'index.sqlite'));
+  const index = opts.openIndex === undefined ? SqliteInvoiceIndex.open(join(dir, 'index.sqlite')) : await opts.openIndex(dir);
   const service = new BindleService({
     parcels,
     index,
