@@ -190,7 +190,7 @@ export function invoiceIndexContract(t: Test, name: string, makeIndex: (dir: str
       t.equal((await other.query(q('race'))).total, 0, 'all yanked');
     });
 
-    t.test('a yank through one instance is seen by another instance within 1 s', async (t) => {
+    t.test('a yank through one instance is seen by another instance within 3 s (the bound is loose for a loaded machine; expected well under 1 s)', async (t) => {
       const { index, dir } = await fresh(t);
       const other = await makeIndex(dir);
       t.teardown(() => other.close());
@@ -198,13 +198,13 @@ export function invoiceIndexContract(t: Test, name: string, makeIndex: (dir: str
       // The other instance reads it first, so a cache would hold the unyanked invoice.
       for (let i = 0; i < 3; i++) t.equal((await other.get('enterprise.com/warpcore', '1.0.0'))?.yanked, false);
       t.equal(await index.yank(makeEntry('enterprise.com/warpcore', '1.0.0', { yanked: true })), true);
-      const deadline = Date.now() + 1000;
+      const deadline = Date.now() + 3000;
       let seen = false;
       while (!seen && Date.now() < deadline) {
         seen = (await other.get('enterprise.com/warpcore', '1.0.0'))?.yanked === true;
         if (!seen) await new Promise((resolve) => setTimeout(resolve, 10));
       }
-      t.ok(seen, 'the other instance serves the yank within 1 s');
+      t.ok(seen, 'the other instance serves the yank within 3 s (the bound is loose for a loaded machine; expected well under 1 s)');
     });
 
     t.test('data survives close and reopen', async (t) => {

@@ -20,6 +20,7 @@ import type { DeviceLogin } from '../../server/routes/login-routes.js';
 import { AlwaysAuthorizer, NoAuthenticator, type Authenticator, type Authorizer } from '../../server/auth/index.js';
 import { BindleService } from '../../server/service/bindle-service.js';
 import { FileParcelStore } from '../../server/storage/file-parcel-store.js';
+import type { InvoiceIndex } from '../../server/storage/invoice-index.js';
 import { SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
 import { creatorKeyring } from './bindles.js';
 
@@ -29,7 +30,7 @@ export interface TestApp {
   dir: string;
   hostKey: SecretKeyEntry;
   parcels: FileParcelStore;
-  index: SqliteInvoiceIndex;
+  index: InvoiceIndex;
 }
 
 export interface TestAppOptions {
@@ -45,6 +46,8 @@ export interface TestAppOptions {
   logger?: FastifyBaseLogger;
   bodyIdleTimeoutMs?: number;
   headersTimeoutMs?: number;
+  /** Opens the invoice index (default: SQLite in `dir`). */
+  openIndex?: (dir: string) => Promise<InvoiceIndex>;
 }
 
 export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<TestApp> {
@@ -54,7 +57,7 @@ export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<T
   hostKeyring.add(publicKeyEntry(hostKey));
   const trusted = (opts.keyring ?? creatorKeyring()).merge(hostKeyring);
   const parcels = await FileParcelStore.open(dir);
-  const index = SqliteInvoiceIndex.open(join(dir, 'index.sqlite'));
+  const index = opts.openIndex === undefined ? SqliteInvoiceIndex.open(join(dir, 'index.sqlite')) : await opts.openIndex(dir);
   const service = new BindleService({
     parcels,
     index,
