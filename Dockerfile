@@ -8,7 +8,7 @@ COPY core ./core
 COPY server ./server
 COPY client ./client
 COPY bench ./bench
-COPY scripts/bundle-server.mjs ./scripts/
+COPY scripts/bundle-options.mjs scripts/bundle-server.mjs scripts/bundle-clients.mjs ./scripts/
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 FROM node:20-bookworm-slim

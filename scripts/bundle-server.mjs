@@ -14,6 +14,7 @@ import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { NODE_BUNDLE_OPTIONS } from './bundle-options.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = join(root, 'dist', 'server', 'bundle');
@@ -23,15 +24,6 @@ await build({
   absWorkingDir: root,
   entryPoints: { 'bindle-server': 'server/bin/bindle-server.ts' },
   outdir,
-  outExtension: { '.js': '.mjs' },
-  bundle: true,
-  splitting: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  sourcemap: true,
+  ...NODE_BUNDLE_OPTIONS,
   external: ['better-sqlite3', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request'],
-  // Bundled CommonJS packages call require() for Node built-ins; an ES module has none of its own.
-  banner: { js: "import { createRequire as __bindleCreateRequire } from 'node:module'; const require = __bindleCreateRequire(import.meta.url);" },
-  logLevel: 'warning',
 });

@@ -23,8 +23,8 @@ export const REPO_ROOT = ((): string => {
 })();
 
 export const SERVER_BIN = join(REPO_ROOT, 'dist', 'server', 'bundle', 'bindle-server.mjs');
-export const CLI_BIN = join(REPO_ROOT, 'dist', 'client', 'bin', 'bindle.js');
-export const KUBELET_BIN = join(REPO_ROOT, 'dist', 'client', 'bin', 'bindle-kubelet.js');
+export const CLI_BIN = join(REPO_ROOT, 'dist', 'client', 'bundle', 'bindle.mjs');
+export const KUBELET_BIN = join(REPO_ROOT, 'dist', 'client', 'bundle', 'bindle-kubelet.mjs');
 export const BARE_SERVER_BIN = join(REPO_ROOT, 'dist', 'bench', 'bin', 'bare-http-server.js');
 
 /** A running child process that serves HTTP. */
