@@ -2,7 +2,7 @@
 /**
  * `npm run bench`: runs the benchmarks of bench/cases against the built dist/ programs and
  * writes bench/results/latest.json and latest.md. Flags: `--only <name,...>` (upload, download,
- * invoice-get, query, startup, push-get, kubelet, rss), `--quick` (small sizes, a smoke run),
+ * invoice-get, query, startup, push-get, kubelet, rss, cli-startup), `--quick` (small sizes, a smoke run),
  * `--profile <dir>` (servers run with --cpu-prof into <dir>), `--no-write` (print only),
  * `--reuse-index <file>` (seed the 100k index into <file> once and reuse it: for profiling).
  * The run is bounded (a watchdog ends it after 10 minutes) and stops every process it started.
@@ -24,9 +24,10 @@ import { pushGetCase } from './cases/push-get.js';
 import { kubeletCase } from './cases/kubelet.js';
 import { rssCase } from './cases/rss.js';
 import { hostileCase } from './cases/hostile.js';
+import { cliStartupCase } from './cases/cli-startup.js';
 
 /** In the order of the issue, except that the CLI and kubelet come last. */
-const CASES: readonly BenchCase[] = [uploadCase, downloadCase, invoiceGetCase, queryCase, startupCase, rssCase, hostileCase, pushGetCase, kubeletCase];
+const CASES: readonly BenchCase[] = [uploadCase, downloadCase, invoiceGetCase, queryCase, startupCase, rssCase, hostileCase, pushGetCase, kubeletCase, cliStartupCase];
 const TIME_LIMIT_MS = 10 * 60 * 1000;
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
 

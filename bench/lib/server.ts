@@ -24,8 +24,8 @@ export const REPO_ROOT = ((): string => {
 
 /** The server under test; BINDLE_BENCH_SERVER_BIN names another build (e.g. an older commit's, for before/after figures). */
 export const SERVER_BIN = process.env.BINDLE_BENCH_SERVER_BIN ?? join(REPO_ROOT, 'dist', 'server', 'bundle', 'bindle-server.mjs');
-export const CLI_BIN = join(REPO_ROOT, 'dist', 'client', 'bin', 'bindle.js');
-export const KUBELET_BIN = join(REPO_ROOT, 'dist', 'client', 'bin', 'bindle-kubelet.js');
+export const CLI_BIN = join(REPO_ROOT, 'client', 'dist', 'bindle.mjs');
+export const KUBELET_BIN = join(REPO_ROOT, 'client', 'dist', 'bindle-kubelet.mjs');
 export const BARE_SERVER_BIN = join(REPO_ROOT, 'dist', 'bench', 'bin', 'bare-http-server.js');
 
 /** A running child process that serves HTTP. */

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 /**
  * `bindle`: the command-line client's entry point. Runs the CLI on the process arguments and
- * exits with its code once output is flushed.
+ * exits with its code once output is flushed. `bindle --version` alone is answered before the
+ * CLI's modules are loaded (scripts call it to probe for the tool), with commander's output.
  */
-import { runCli } from '../cli/run-cli.js';
+import { VERSION } from '../../core/version.js';
 
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   // A closed pipe (e.g. `bindle search | head`) is not a failure of the command.
@@ -11,4 +12,10 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
-process.exitCode = await runCli(process.argv.slice(2));
+const argv = process.argv.slice(2);
+if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+  process.stdout.write(`${VERSION}\n`);
+} else {
+  const { runCli } = await import('../cli/run-cli.js');
+  process.exitCode = await runCli(argv);
+}

@@ -24,7 +24,7 @@ export async function labelForFile(path: string, opts: { name?: string; mediaTyp
   }
   return {
     sha256: hash.digest('hex'),
-    mediaType: opts.mediaType ?? guessMediaType(path),
+    mediaType: opts.mediaType ?? (await guessMediaType(path)),
     name: opts.name ?? basename(path),
     size,
   };

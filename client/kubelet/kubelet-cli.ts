@@ -116,9 +116,16 @@ export async function kubeletMain(argv: readonly string[], io: KubeletIo): Promi
     .addOption(new Option('--max-restarts <n>', 'restarts per container before giving up (default: no limit)').argParser(wholeNumber))
     .addOption(new Option('--pod-max-pids <n>', 'processes and threads per container (cgroup pids limit)').env('BINDLE_KUBELET_POD_MAX_PIDS').argParser(integerIn(16, 1_000_000)).default(DEFAULT_PIDS_LIMIT))
     .addOption(new Option('--shutdown-grace <ms>', 'on SIGTERM, how long running modules may take to end before they are killed').argParser(wholeNumber).default(5000))
-    .showHelpAfterError()
     .exitOverride()
-    .configureOutput({ writeErr: (text) => io.stderr(text), writeOut: (text) => process.stdout.write(text) })
+    .configureOutput({
+      writeErr: (text) => io.stderr(text),
+      writeOut: (text) => process.stdout.write(text),
+      // As `bindle`: help wraps at the terminal's width (80 columns when not a terminal), and a
+      // usage error is one line pointing to the help.
+      getOutHelpWidth: () => (process.stdout.isTTY && process.stdout.columns > 0 ? process.stdout.columns : 80),
+      getErrHelpWidth: () => 80,
+      outputError: (text, write) => write(`bindle-kubelet: ${text.replace(/^error: /, '').trimEnd()} (see 'bindle-kubelet --help')\n`),
+    })
     .action(async (_opts: unknown, command: Command) => {
       exitCode = await runDaemon(command.opts<DaemonValues>(), io);
     });
@@ -297,7 +304,8 @@ async function runOnce(ref: string, args: string[], opts: RunValues, values: Com
     if (exit.reason !== 'Completed' && exit.reason !== 'Error') io.stderr(`bindle-kubelet: ${exit.reason}: ${exit.message ?? ''}\n`);
     return exit.exitCode;
   } catch (err) {
-    io.stderr(`bindle-kubelet: ${describeError(err)}\n`);
+    const hint = isBindleError(err, 'yanked') ? ' (pass --allow-yanked to run it anyway)' : '';
+    io.stderr(`bindle-kubelet: ${describeError(err)}${hint}\n`);
     return EXIT_RUN_FAILED;
   } finally {
     await opened?.client.close();

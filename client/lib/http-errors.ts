@@ -81,12 +81,15 @@ function orderedFormats(contentType: string | undefined): DocumentFormat[] {
 
 /**
  * The BindleError for a non-2xx reply. `doing` says what was being done (`fetching invoice x/1.0.0`)
- * and prefixes the message; the server's `error` text follows it.
+ * and prefixes the message; the server's `error` text follows it, without its `?yanked=true`
+ * advice on a `yanked` reply (the CLI and the kubelet name their own flags).
  */
 export function replyError(doing: string, status: number, body: string, contentType: string | undefined): BindleError {
   const said = readErrorBody(body, contentType);
   const code = said.code ?? codeForStatus(status);
-  const detail = said.message ?? `the server answered HTTP ${status} without an error message`;
+  let detail = said.message ?? `the server answered HTTP ${status} without an error message`;
+  // The server's advice is for HTTP callers (`?yanked=true`); each program names its own flag.
+  if (code === 'yanked') detail = detail.replace(/\s*\([^()]*\?yanked=true[^()]*\)/, '');
   return new BindleError(code, `${doing}: ${detail}`);
 }
 

@@ -43,6 +43,7 @@ t.test('a yanked bindle is refused even when cached; the cache is used only whil
   const info = await bindle([...global, 'info', yanked]);
   t.equal(info.code, 1, 'info reads the server: refused after the yank', { stdout: info.stdout });
   t.match(info.stderr, /yanked.*\(pass --yanked/);
+  t.notMatch(info.stderr, /\?yanked=true/, "not the HTTP API's advice");
   const get = await bindle([...global, 'get', yanked]);
   t.equal(get.code, 1, 'get re-checks the invoice: refused', { stdout: get.stdout });
   t.match(get.stderr, /yanked/);

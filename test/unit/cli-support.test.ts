@@ -108,13 +108,13 @@ t.test('search table', async (t) => {
 });
 
 t.test('media types and byte counts', async (t) => {
-  t.equal(guessMediaType('/a/app.WASM'), 'application/wasm');
-  t.equal(guessMediaType('README'), 'application/octet-stream');
+  t.equal(await guessMediaType('/a/app.WASM'), 'application/wasm');
+  t.equal(await guessMediaType('README'), 'application/octet-stream');
   // From the media-type database, not a short hand-kept list.
-  t.equal(guessMediaType('photo.avif'), 'image/avif');
-  t.equal(guessMediaType('font.otf'), 'font/otf');
-  t.equal(guessMediaType('book.epub'), 'application/epub+zip');
-  t.equal(guessMediaType('config.toml'), 'application/toml');
+  t.equal(await guessMediaType('photo.avif'), 'image/avif');
+  t.equal(await guessMediaType('font.otf'), 'font/otf');
+  t.equal(await guessMediaType('book.epub'), 'application/epub+zip');
+  t.equal(await guessMediaType('config.toml'), 'application/toml');
   t.equal(formatBytes(512), '512 B');
   t.equal(formatBytes(1536), '1.5 KiB');
   t.equal(formatBytes(57.2 * 1024 * 1024), '57.2 MiB');
