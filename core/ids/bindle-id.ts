@@ -32,8 +32,54 @@ export function nameProblem(name: string): string | undefined {
     if (!NAME_SEGMENT.test(segment)) {
       return `name segment "${segment}" may only hold letters, digits, "_", "." and "-"`;
     }
+    if (/^\p{M}/u.test(segment)) return `name segment "${segment}" must not start with a combining mark`;
+    const scripts = scriptsOf(segment);
+    if (!isAllowedScriptMix(scripts)) {
+      return `name segment "${segment}" mixes scripts (${[...scripts].join(', ')}), which lets look-alike names pass for each other; use one script per segment`;
+    }
+  }
+  if (name.normalize('NFC') !== name) {
+    return 'name must be in Unicode NFC (composed) form, so that it has one spelling: a signed name must not have two';
   }
   return undefined;
+}
+
+/**
+ * Scripts a name segment may use (UTS #39 §5.2 "highly restrictive" mixing aside): characters
+ * of Common and Inherited (digits, "_", ".", "-", combining marks) go with any script.
+ */
+const SCRIPTS: ReadonlyArray<readonly [string, RegExp]> = [
+  'Latin', 'Greek', 'Cyrillic', 'Armenian', 'Hebrew', 'Arabic', 'Syriac', 'Thaana', 'Nko', 'Devanagari', 'Bengali',
+  'Gurmukhi', 'Gujarati', 'Oriya', 'Tamil', 'Telugu', 'Kannada', 'Malayalam', 'Sinhala', 'Thai', 'Lao', 'Tibetan',
+  'Myanmar', 'Georgian', 'Hangul', 'Ethiopic', 'Cherokee', 'Canadian_Aboriginal', 'Khmer', 'Mongolian', 'Hiragana',
+  'Katakana', 'Bopomofo', 'Han', 'Yi', 'Tifinagh', 'Javanese', 'Balinese', 'Sundanese', 'Cham', 'Tai_Le', 'Vai', 'Adlam',
+].map((script) => [script, new RegExp(`\\p{Script=${script}}`, 'u')] as const);
+const COMMON_OR_INHERITED = /[\p{Script=Common}\p{Script=Inherited}]/u;
+
+/** The scripts of a segment's characters; `Other` for a script not listed above. */
+function scriptsOf(segment: string): Set<string> {
+  const found = new Set<string>();
+  for (const char of segment) {
+    if (char < '\u0080') {
+      if (/[A-Za-z]/.test(char)) found.add('Latin');
+      continue;
+    }
+    if (COMMON_OR_INHERITED.test(char)) continue;
+    found.add(SCRIPTS.find(([, re]) => re.test(char))?.[0] ?? 'Other');
+  }
+  return found;
+}
+
+/** Han with Japanese kana, Korean Hangul or Bopomofo, and Latin with any one of those (UTS #39). */
+const CJK_MIXES: ReadonlyArray<ReadonlySet<string>> = [
+  new Set(['Latin', 'Han', 'Hiragana', 'Katakana']),
+  new Set(['Latin', 'Han', 'Hangul']),
+  new Set(['Latin', 'Han', 'Bopomofo']),
+];
+
+function isAllowedScriptMix(scripts: ReadonlySet<string>): boolean {
+  if (scripts.size <= 1) return true;
+  return CJK_MIXES.some((mix) => [...scripts].every((s) => mix.has(s)));
 }
 
 /** Throws invalid_name unless `name` follows the naming rules. */

@@ -269,3 +269,18 @@ t.test('32 concurrent uploads of one parcel leave one intact parcel', async (t) 
   const res = await ta.app.inject({ url });
   t.ok(res.rawPayload.equals(data), 'the stored parcel is intact');
 });
+
+t.test('names must be NFC and single-script: 400 invalid_name at create and in paths', async (t) => {
+  const ta = await makeTestApp(t);
+  const nfc = signedInvoice('example.com/k\u00e4se', '1.0.0', []);
+  t.equal((await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: renderInvoice(nfc) })).statusCode, 201);
+  for (const [name, why] of [['example.com/ka\u0308se', /NFC/], ['example.com/\u0430pple', /mixes scripts/], ['example.com/\u0301x', /combining mark/]] as const) {
+    const res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: renderInvoice(signedInvoice(name, '1.0.0', [])) });
+    t.equal(res.statusCode, 400, name.normalize('NFC') === name ? name : 'NFD name');
+    t.equal(errorOf(res.body).code, 'invalid_name');
+    t.match(errorOf(res.body).error, why);
+    const get = await ta.app.inject({ url: `/v1/_i/${encodeURIComponent(name).replace('%2F', '/')}/1.0.0` });
+    t.equal(get.statusCode, 400, 'a GET of that spelling is refused too, not a second bindle');
+    t.equal(errorOf(get.body).code, 'invalid_name');
+  }
+});

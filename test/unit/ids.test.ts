@@ -33,3 +33,18 @@ t.test('parseId splits at the last slash', async (t) => {
     t.throws(() => parseId(bad), { name: 'BindleError' }, bad);
   }
 });
+
+t.test('names have one spelling: NFC only, one script per segment, no leading combining mark', async (t) => {
+  for (const ok of ['example.com/käse', 'example.com/яблоко', 'ελληνικά/x', 'example.com/日本語カタカナ', 'example.com/東京tokyo', 'example.com/서울-1', 'a/b-1.0_x']) {
+    t.equal(nameProblem(ok), undefined, ok);
+  }
+  const bad: Array<[string, RegExp]> = [
+    ['example.com/ka\u0308se', /NFC/],
+    ['example.com/\u0430pple', /mixes scripts \(Cyrillic, Latin\)/],
+    ['example.com/pаypal', /mixes scripts/],
+    ['ex\u03bfmple.com/x', /mixes scripts \(Latin, Greek\)/],
+    ['example.com/\u0301', /must not start with a combining mark/],
+    ['example.com/\u0308a', /must not start with a combining mark/],
+  ];
+  for (const [name, why] of bad) t.match(nameProblem(name), why, JSON.stringify(name));
+});
