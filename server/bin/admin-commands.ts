@@ -101,12 +101,13 @@ export async function runMigrate(argv: readonly string[], io: CommandIo): Promis
 export async function runKeys(argv: readonly string[], io: CommandIo): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub !== 'create-host') {
-    if (sub === undefined || sub === '--help' || sub === '-h') {
+    if (sub === '--help' || sub === '-h') {
       io.out('Usage: bindle-server keys create-host --out <file> [--label <label>] [--rotate]\n\n' +
         'Writes the host signing key every replica of a shared deployment is given (--signing-keys).\n');
-      return sub === undefined ? 2 : 0;
+      return 0;
     }
-    throw new BindleError('invalid_config', `unknown keys command "${sub}"; the only one is create-host (see --help)`);
+    const what = sub === undefined ? 'missing keys command' : `unknown keys command "${sub}"`;
+    throw new BindleError('invalid_config', `${what}; the only one is create-host (see bindle-server keys --help)`);
   }
   const cmd = new Command('bindle-server keys create-host')
     .description('Write a new host signing key (mode 0600) for --signing-keys / BINDLE_SIGNING_KEYS.')

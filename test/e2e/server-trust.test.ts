@@ -87,6 +87,9 @@ t.test('replicas given one host key file serve the same /bindle-keys; a shared i
   const again = spawnSync(process.execPath, [SERVER_BIN, 'keys', 'create-host', '--out', hostKeys], { encoding: 'utf8' });
   t.equal(again.status, 2, 'an existing key file is never replaced');
   t.match(again.stderr, /already exists; pass --rotate/);
+  const bare = spawnSync(process.execPath, [SERVER_BIN, 'keys'], { encoding: 'utf8' });
+  t.equal(bare.status, 2);
+  t.match(bare.stderr, /missing keys command; the only one is create-host/);
 
   const a = await startServerProcess(t, { args: ['--signing-keys', hostKeys] });
   const b = await startServerProcess(t, { args: ['--signing-keys', hostKeys] });
