@@ -37,21 +37,28 @@ export class PodLogWriter {
 
   /** Copies `stream` into the log as records of `name`; resolves when it ended and every record is written. */
   async attach(stream: Readable, name: LogStream): Promise<void> {
-    let pending = Buffer.alloc(0);
+    let pending: Buffer = Buffer.alloc(0);
     for await (const chunk of stream) {
       pending = Buffer.concat([pending, chunk as Buffer]);
       let newline: number;
       while ((newline = pending.indexOf(NEWLINE)) >= 0) {
-        this.#record(name, pending.subarray(0, newline), false);
+        this.#record(name, this.#parts(name, pending.subarray(0, newline)), false);
         pending = pending.subarray(newline + 1);
       }
-      while (pending.length > MAX_RECORD_BYTES) {
-        this.#record(name, pending.subarray(0, MAX_RECORD_BYTES), true);
-        pending = pending.subarray(MAX_RECORD_BYTES);
-      }
+      pending = this.#parts(name, pending);
     }
     if (pending.length > 0) this.#record(name, pending, false);
     await this.#writes;
+  }
+
+  /** Writes `P` records while `text` is longer than a record may be; returns the rest. */
+  #parts(stream: LogStream, text: Buffer): Buffer {
+    let rest = text;
+    while (rest.length > MAX_RECORD_BYTES) {
+      this.#record(stream, rest.subarray(0, MAX_RECORD_BYTES), true);
+      rest = rest.subarray(MAX_RECORD_BYTES);
+    }
+    return rest;
   }
 
   #record(stream: LogStream, text: Buffer, partial: boolean): void {
