@@ -11,10 +11,10 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
 import { signedInvoice } from '../helpers/bindles.js';
-import { ref } from '../helpers/paths.js';
+import { vec } from '../helpers/paths.js';
 import { startServerProcess } from '../helpers/server-process.js';
 
-const keyring = ref('scaffolds', 'keys', 'keyring.toml');
+const keyring = vec('scaffolds', 'keys', 'keyring.toml');
 const ROUNDS = 3;
 const CREATES = 32;
 

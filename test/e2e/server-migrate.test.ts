@@ -10,10 +10,10 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadScaffold } from '../helpers/bindles.js';
-import { ref } from '../helpers/paths.js';
+import { vec } from '../helpers/paths.js';
 import { SERVER_BIN, startServerProcess } from '../helpers/server-process.js';
 
-const keyring = ref('scaffolds', 'keys', 'keyring.toml');
+const keyring = vec('scaffolds', 'keys', 'keyring.toml');
 
 function runMigrate(args: string[]): { status: number | null; stdout: string; stderr: string } {
   return spawnSync(process.execPath, [SERVER_BIN, 'migrate', ...args], { encoding: 'utf8', timeout: 120_000 });

@@ -11,7 +11,7 @@ import { tokenDigest } from '../../server/auth/index.js';
 import { loadServerConfig } from '../../server/config/server-config.js';
 import { openServer, type RunningServer } from '../../server/server-runtime.js';
 import { signedInvoice } from '../helpers/bindles.js';
-import { ref } from '../helpers/paths.js';
+import { vec } from '../helpers/paths.js';
 
 const grant = (who: string): string => `[[grant]]\nto = ["${who}"]\nallow = ["push"]\non = ["example.com/"]\n`;
 
@@ -40,7 +40,7 @@ t.test('SIGHUP and a changed file reload the ACL', async (t) => {
   const aclPath = join(dir, 'acl.toml');
   const config = await loadServerConfig(
     ['-i', '127.0.0.1:0', '-d', join(dir, 'data'), '--token-file', join(dir, 'tokens'), '--acl-file', aclPath,
-      '--keyring', ref('scaffolds', 'keys', 'keyring.toml'), '--log-level', 'silent'],
+      '--keyring', vec('scaffolds', 'keys', 'keyring.toml'), '--log-level', 'silent'],
     {}, dir,
   );
   const server = await openServer(config, { hostLabel: 'Test Host <host@bindle.test>' });
