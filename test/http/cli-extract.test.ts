@@ -1,13 +1,16 @@
 /**
  * `bindle get ID --extract DIR` writes each parcel under its label name inside DIR (parent
  * directories created, files never overwritten), and refuses, before writing anything, a name
- * that would land outside DIR. Run in-process against a real Bindle server.
+ * that would land outside DIR; a temp file left by an interrupted `get` is removed by the next.
+ * Run in-process against a real Bindle server.
  */
 import t from 'tap';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { Invoice } from '../../schema/index.js';
 import { renderKeyRing } from '../../core/codec/key-file-codec.js';
+import { canonicalId } from '../../core/ids/bindle-id.js';
 import { publicKeyEntry } from '../../core/signing/keys.js';
 import { BindleClient } from '../../client/lib/bindle-client.js';
 import { extractionPlan } from '../../client/cli/commands/read-commands.js';
@@ -56,6 +59,18 @@ t.test('get --extract writes parcels under their label names, and refuses names 
   t.match(evil.stderr, /"\.\.\/escaped\.txt", which would be written outside .*nothing was extracted/);
   t.notOk(existsSync(join(dir, 'evil', 'escaped.txt')), 'nothing escaped');
   t.notOk(existsSync(evilOut) && readdirSync(evilOut).length > 0, 'nothing was written at all');
+
+  // The temp file of a download interrupted by a process that is gone is removed by the next get.
+  const gone = spawnSync(process.execPath, ['-e', '0']).pid;
+  const parcels = join(dir, 'cache', canonicalId({ name: 'example.com/app', version: '1.0.0' }), 'parcels');
+  const leftover = join(parcels, `.${'e'.repeat(64)}.dat.${gone}.0123456789ab.tmp`);
+  writeFileSync(leftover, 'half a parcel');
+  const mine = join(parcels, `.${'e'.repeat(64)}.dat.${process.pid}.0123456789ab.tmp`);
+  writeFileSync(mine, 'a download still running');
+  const next = await bindle([...global, 'get', 'example.com/app/1.0.0']);
+  t.equal(next.code, 0, { stderr: next.stderr });
+  t.notOk(existsSync(leftover), "an interrupted get's temp file is removed, not leaked");
+  t.ok(existsSync(mine), "a running download's temp file is kept");
 });
 
 t.test('extraction plan: absolute, parent and separator tricks are refused', async (t) => {
