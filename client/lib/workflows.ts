@@ -6,7 +6,7 @@
  * `client.concurrency` at a time.
  */
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { Group, Invoice, Label, Parcel } from '../../schema/index.js';
@@ -196,12 +196,41 @@ async function isCached(path: string, label: Label): Promise<boolean> {
   }
 }
 
+/** True when a process with this id is running (signal 0 checks without signalling). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temp files an interrupted download left in `parcelsDir` (`.<sha>.dat.<pid>.<hex>.tmp`,
+ * see core's tempPathFor) whose writing process is gone; a running download's are kept.
+ */
+async function removeAbandonedTemps(parcelsDir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(parcelsDir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const match = /^\.[0-9a-f]{64}\.dat\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name);
+    if (match === null || processAlive(Number(match[1]))) continue;
+    await rm(join(parcelsDir, name), { force: true });
+  }
+}
+
 /**
  * Fetches a bindle into the local cache `<cacheDir>/<canonicalId>/` (the standalone layout:
  * `invoice.toml` + `parcels/<sha>.dat`). The invoice is fetched (and verified when the client
  * has a keyring) every time and written last; each requested parcel (`parcels`, which must be on
  * the invoice, default all) already cached with its label's size is not fetched again; the others
- * are downloaded, re-hashed and renamed into place, `client.concurrency` at a time.
+ * are downloaded, re-hashed and renamed into place, `client.concurrency` at a time. Temp files
+ * an interrupted fetch left behind are removed first.
  */
 export async function fetchBindle(
   client: BindleClient,
@@ -213,6 +242,7 @@ export async function fetchBindle(
   const yanked = opts.yanked === undefined ? {} : { yanked: opts.yanked };
   const invoice = await client.getInvoice(id, yanked);
   const dir = join(cacheDir, canonicalId(bid));
+  await removeAbandonedTemps(join(dir, PARCELS_DIR));
   const wanted =
     opts.parcels === undefined
       ? distinctLabels(invoiceParcels(invoice).map((p) => p.label))

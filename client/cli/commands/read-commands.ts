@@ -3,14 +3,15 @@
  * Invoices are verified against the keyring; parcels are re-hashed before they are kept;
  * `--yanked` lets a yanked bindle through (the reference has this flag inverted).
  */
-import { resolve } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import type { QueryReply } from '../../../schema/index.js';
+import type { Invoice, Label, QueryReply } from '../../../schema/index.js';
 import { renderDocument } from '../../../core/codec/document-codec.js';
 import { invoiceParcels, labelOnInvoice, renderInvoice } from '../../../core/codec/invoice-codec.js';
 import { formatId, isSha256Hex, type BindleId } from '../../../core/ids/bindle-id.js';
 import { attempt, CliFailure, usageFailure } from '../cli-error.js';
-import { isBindleError } from '../../../core/errors/bindle-error.js';
+import { BindleError, isBindleError } from '../../../core/errors/bindle-error.js';
 import {
   action,
   addOutputOptions,
@@ -32,6 +33,7 @@ import {
   fileExists,
   fileSize,
   markCachedYanked,
+  readCachedInvoice,
   refuseExisting,
   writeNewFile,
 } from '../local-cache.js';
@@ -49,6 +51,31 @@ interface InfoOptions {
 interface GetOptions {
   yanked?: boolean;
   export?: string;
+  extract?: string;
+}
+
+/**
+ * Where each parcel of `invoice` goes under `dir` by its label name, all checked before anything
+ * is written: a name that is absolute, has a `..` segment or otherwise resolves outside `dir`,
+ * and two parcels with the same name, are refused (`bad_request`).
+ */
+export function extractionPlan(invoice: Invoice, dir: string): Array<{ label: Label; dest: string }> {
+  const plan = new Map<string, { label: Label; dest: string }>();
+  for (const { label } of invoiceParcels(invoice)) {
+    const name = label.name;
+    const segments = name.split(/[\\/]/);
+    const dest = resolve(dir, name);
+    const inside = relative(dir, dest);
+    if (name === '' || isAbsolute(name) || segments.includes('..') || inside === '' || inside.startsWith('..') || isAbsolute(inside)) {
+      throw new BindleError('bad_request', `parcel ${label.sha256} has the name ${JSON.stringify(name)}, which would be written outside ${dir}: nothing was extracted`);
+    }
+    const other = plan.get(dest);
+    if (other !== undefined && other.label.sha256 !== label.sha256) {
+      throw new BindleError('bad_request', `parcels ${other.label.sha256} and ${label.sha256} are both named ${JSON.stringify(name)}: nothing was extracted`);
+    }
+    plan.set(dest, { label, dest });
+  }
+  return [...plan.values()];
 }
 
 /** `get-invoice` and `get-parcel`: the new file to write, and whether a yanked bindle is allowed. */
@@ -140,6 +167,24 @@ async function get(ctx: CliContext, idText: string, opts: GetOptions): Promise<v
   const id = parseIdArg(idText);
   const name = formatId(id);
   const dir = await fetchIntoCache(ctx, id, opts.yanked === true);
+  if (opts.extract !== undefined) {
+    const extractDir = resolve(ctx.io.cwd, opts.extract);
+    const what = `could not extract ${name} to ${extractDir}`;
+    const invoice = await attempt(what, async () => {
+      const cached = await readCachedInvoice(ctx.settings.bindleDir, id);
+      if (cached === undefined) throw new BindleError('not_found', `the cache ${dir} holds no invoice`);
+      return cached;
+    });
+    const plan = await attempt(what, () => extractionPlan(invoice, extractDir));
+    await attempt(what, async () => {
+      for (const { dest } of plan) await refuseExisting(dest, '--extract');
+      for (const { label, dest } of plan) {
+        await mkdir(dirname(dest), { recursive: true });
+        await copyVerifiedNewFile(cachedParcelPath(ctx.settings.bindleDir, id, label.sha256), dest, label, '--extract');
+      }
+    }, ctx.trustHint);
+    ctx.print(`Extracted ${plan.length} parcel(s) of ${name} into ${extractDir}`);
+  }
   if (opts.export !== undefined) {
     const exportDir = resolve(ctx.io.cwd, opts.export);
     const { exportTarball } = await import('../../standalone/standalone-bindle.js');
@@ -223,6 +268,7 @@ export function registerReadCommands(program: Command, contextOf: ContextProvide
     .argument('<bindle>', ID_HELP)
     .option('-y, --yanked', YANKED_HELP)
     .option('-e, --export <dir>', 'also write the bindle as a standalone tarball <dir>/<sha256 of name/version>.tar.gz')
+    .option('-x, --extract <dir>', 'also write each parcel to <dir>/<its label name> (names escaping <dir> are refused; files are never overwritten)')
     .action(action(contextOf, get));
 
   program
