@@ -33,18 +33,28 @@ export function toBindleError(err: unknown): BindleError {
   return new BindleError('internal', 'internal server error', { cause: err });
 }
 
+/**
+ * Errors Fastify answers before a route runs (a URL that does not decode, a media type it
+ * cannot parse): given to Fastify as `frameworkErrors`, rendered like every other error.
+ */
+export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  void renderError(err, request, reply);
+}
+
+function renderError(err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const bindleError = toBindleError(err);
+  if (bindleError.code === 'internal') request.log.error({ err }, 'unhandled error');
+  else if (bindleError.code === 'insufficient_storage') request.log.error({ err }, 'out of storage space');
+  else request.log.info({ code: bindleError.code, reason: bindleError.message }, 'request failed');
+  // A rejected upload may still be streaming: close the connection instead of draining it.
+  if (!request.raw.complete) reply.header('connection', 'close');
+  const anonymousRefusal = bindleError.code === 'forbidden' && request.headers.authorization === undefined;
+  if (bindleError.code === 'unauthenticated' || anonymousRefusal) reply.header('www-authenticate', 'Basic realm="bindle", Bearer');
+  return sendDocument(request, reply, bindleError.status, { error: bindleError.message, code: bindleError.code });
+}
+
 export function registerErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((err: unknown, request: FastifyRequest, reply: FastifyReply) => {
-    const bindleError = toBindleError(err);
-    if (bindleError.code === 'internal') request.log.error({ err }, 'unhandled error');
-    else if (bindleError.code === 'insufficient_storage') request.log.error({ err }, 'out of storage space');
-    else request.log.info({ code: bindleError.code, reason: bindleError.message }, 'request failed');
-    // A rejected upload may still be streaming: close the connection instead of draining it.
-    if (!request.raw.complete) reply.header('connection', 'close');
-    const anonymousRefusal = bindleError.code === 'forbidden' && request.headers.authorization === undefined;
-    if (bindleError.code === 'unauthenticated' || anonymousRefusal) reply.header('www-authenticate', 'Basic realm="bindle", Bearer');
-    return sendDocument(request, reply, bindleError.status, { error: bindleError.message, code: bindleError.code });
-  });
+  app.setErrorHandler(renderError);
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
     return sendDocument(request, reply, 404, { error: `no route for ${request.method} ${request.url}`, code: 'not_found' });
   });
