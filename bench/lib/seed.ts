@@ -2,8 +2,7 @@
  * A large invoice index, seeded quickly with the server's own code: invoices rendered with
  * renderInvoice and inserted with SqliteInvoiceIndex.insert into an index file (on tmpfs when
  * there is one, where the per-commit fsync costs nothing), then copied into a server's data
- * directory as `index.sqlite`. Only the index is seeded, not the invoice files beside it: the
- * server answers `/_q` and invoice GETs from the index alone.
+ * directory as `index.sqlite`, the only record of invoices the server reads.
  */
 import { copyFileSync, existsSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
