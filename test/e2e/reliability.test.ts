@@ -14,10 +14,10 @@ import type { Invoice, QueryReply } from '../../schema/index.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { signedInvoice, sha256 } from '../helpers/bindles.js';
 import { Fuzz, printable } from '../helpers/fuzz.js';
-import { ref } from '../helpers/paths.js';
+import { vec } from '../helpers/paths.js';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
-const KEYRING = ref('scaffolds', 'keys', 'keyring.toml');
+const KEYRING = vec('scaffolds', 'keys', 'keyring.toml');
 const TOML_HEADERS = { 'content-type': 'application/toml' };
 
 function parcelsFor(fuzz: Fuzz, tag: string, count: number): Array<{ name: string; data: Buffer }> {
