@@ -14,6 +14,7 @@ import type { CliIo, CliStream } from './cli-io.js';
 import { integerIn, type ContextProvider } from './command-kit.js';
 import { registerKeyCommands } from './commands/key-commands.js';
 import { registerLocalCommands } from './commands/local-commands.js';
+import { registerLoginCommand } from './commands/login-command.js';
 import { registerReadCommands } from './commands/read-commands.js';
 import { registerWriteCommands } from './commands/write-commands.js';
 import { DEFAULT_CLI_STRATEGY, DEFAULT_SERVER_URL, resolveSettings, type GlobalOptionValues } from './settings.js';
@@ -150,6 +151,7 @@ export function buildProgram(io: CliIo, contexts: CliContext[]): Command {
   registerWriteCommands(program, contextOf);
   registerKeyCommands(program, contextOf);
   registerLocalCommands(program, contextOf);
+  registerLoginCommand(program, contextOf);
   carriers = spreadGlobalOptions(program);
   return program;
 }
