@@ -132,7 +132,7 @@ export function buildProgram(io: CliIo, contexts: CliContext[]): Command {
     .addOption(new Option('--http-user <user>', 'user name for HTTP Basic auth (needs --http-password)').env('BINDLE_HTTP_USER'))
     .addOption(new Option('--http-password <password>', 'password for HTTP Basic auth (prefer the variable to the flag)').env('BINDLE_HTTP_PASSWORD'))
     .addOption(
-      new Option('-t, --token-file <file>', "a bearer token file: the reference's 'bindle login' token file, or a file holding just the token (default: $XDG_CONFIG_HOME/bindle/.token, when it exists)").env(
+      new Option('-t, --token-file <file>', "a bearer token file: what 'bindle login' stores (refreshed when it expires), the reference CLI's, or a file holding just the token (default: $XDG_CONFIG_HOME/bindle/.token, when it exists)").env(
         'BINDLE_TOKEN_FILE',
       ),
     )
