@@ -20,6 +20,7 @@ export class CliContext {
   #keyring: Promise<Keyring> | undefined;
   #client: Promise<BindleClient> | undefined;
   #plainClient: Promise<BindleClient> | undefined;
+  #anonymousClient: Promise<BindleClient> | undefined;
   #insecureAgent: Dispatcher | undefined;
 
   constructor(io: CliIo, settings: CliSettings) {
@@ -35,7 +36,7 @@ export class CliContext {
 
   /** A client for `settings.serverUrl`, verifying invoices with the keyring and strategy. */
   client(): Promise<BindleClient> {
-    this.#client ??= this.#makeClient(true);
+    this.#client ??= this.#makeClient(true, true);
     return this.#client;
   }
 
@@ -45,14 +46,27 @@ export class CliContext {
    * so a publisher needs no keyring), search listings, and fetching host keys.
    */
   plainClient(): Promise<BindleClient> {
-    this.#plainClient ??= this.#makeClient(false);
+    this.#plainClient ??= this.#makeClient(false, true);
     return this.#plainClient;
   }
 
-  /** The HTTP stack (undici) is loaded only by commands that talk to a server. */
-  async #makeClient(verifying: boolean): Promise<BindleClient> {
+  /** A client that sends no credentials and verifies nothing, for `bindle login`. */
+  anonymousClient(): Promise<BindleClient> {
+    this.#anonymousClient ??= this.#makeClient(false, false);
+    return this.#anonymousClient;
+  }
+
+  /**
+   * The HTTP stack (undici) is loaded only by commands that talk to a server. A login stored by
+   * `bindle login` that has expired is refreshed before its token is used.
+   */
+  async #makeClient(verifying: boolean, authenticated: boolean): Promise<BindleClient> {
     const { BindleClient: Client, DEFAULT_TIMEOUT_MS } = await import('../lib/bindle-client.js');
-    const credentials = await loadCredentials(this.settings);
+    if (authenticated && this.settings.basicAuth === undefined) {
+      const { refreshStoredLogin } = await import('./stored-login.js');
+      await refreshStoredLogin(this.settings.tokenFile.path, this.settings.timeoutMs !== undefined ? { timeoutMs: this.settings.timeoutMs } : {});
+    }
+    const credentials = authenticated ? await loadCredentials(this.settings) : undefined;
     const keyring = verifying ? await this.keyring() : undefined;
     if (this.settings.insecure && this.#insecureAgent === undefined) {
       const timeout = this.settings.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -116,9 +130,10 @@ export class CliContext {
 
   /** Closes the clients that were created. */
   async close(): Promise<void> {
-    const pending = [this.#client, this.#plainClient];
+    const pending = [this.#client, this.#plainClient, this.#anonymousClient];
     this.#client = undefined;
     this.#plainClient = undefined;
+    this.#anonymousClient = undefined;
     for (const client of pending) {
       if (client === undefined) continue;
       try {

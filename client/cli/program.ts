@@ -14,6 +14,7 @@ import type { CliIo, CliStream } from './cli-io.js';
 import { integerIn, type ContextProvider } from './command-kit.js';
 import { registerKeyCommands } from './commands/key-commands.js';
 import { registerLocalCommands } from './commands/local-commands.js';
+import { registerLoginCommand } from './commands/login-command.js';
 import { registerReadCommands } from './commands/read-commands.js';
 import { registerWriteCommands } from './commands/write-commands.js';
 import { DEFAULT_CLI_STRATEGY, DEFAULT_SERVER_URL, resolveSettings, type GlobalOptionValues } from './settings.js';
@@ -131,7 +132,7 @@ export function buildProgram(io: CliIo, contexts: CliContext[]): Command {
     .addOption(new Option('--http-user <user>', 'user name for HTTP Basic auth (needs --http-password)').env('BINDLE_HTTP_USER'))
     .addOption(new Option('--http-password <password>', 'password for HTTP Basic auth (prefer the variable to the flag)').env('BINDLE_HTTP_PASSWORD'))
     .addOption(
-      new Option('-t, --token-file <file>', "a bearer token file: the reference's 'bindle login' token file, or a file holding just the token (default: $XDG_CONFIG_HOME/bindle/.token, when it exists)").env(
+      new Option('-t, --token-file <file>', "a bearer token file: what 'bindle login' stores (refreshed when it expires), the reference CLI's, or a file holding just the token (default: $XDG_CONFIG_HOME/bindle/.token, when it exists)").env(
         'BINDLE_TOKEN_FILE',
       ),
     )
@@ -150,6 +151,7 @@ export function buildProgram(io: CliIo, contexts: CliContext[]): Command {
   registerWriteCommands(program, contextOf);
   registerKeyCommands(program, contextOf);
   registerLocalCommands(program, contextOf);
+  registerLoginCommand(program, contextOf);
   carriers = spreadGlobalOptions(program);
   return program;
 }

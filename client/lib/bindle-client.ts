@@ -21,6 +21,7 @@ import { VERSION } from '../../core/version.js';
 import { waitBeforeRetry } from './backoff.js';
 import { formatOfContentType, isTransportFailure, replyError, transportError } from './http-errors.js';
 import { checkDigest, describeParcel, digestOf, ParcelDigestStream, sizeMismatch } from './parcel-digest.js';
+import { parseDeviceAuthorization, type DeviceAuthorization } from './device-flow.js';
 
 /** Credentials sent with every request: HTTP Basic, or a bearer token (e.g. an OIDC access token). */
 export type Credentials = { kind: 'basic'; user: string; password: string } | { kind: 'bearer'; token: string };
@@ -385,6 +386,24 @@ export class BindleClient {
     const url = new URL('/healthz', this.baseUrl).toString();
     const reply = await this.#send({ method: 'GET', url, doing, accept: 'application/json' });
     return this.#readDocument(reply, 'HealthReply', doing);
+  }
+
+  /**
+   * Starts a device login (`GET login?provider=…`, present only on servers with OIDC): the
+   * provider's device code, user code and verification URL, plus the client id and token URL to
+   * poll (see device-flow.ts).
+   */
+  async startLogin(provider: string): Promise<DeviceAuthorization> {
+    const doing = 'starting the login';
+    const reply = await this.#send({ method: 'GET', url: this.#url('login', new URLSearchParams({ provider })), doing, accept: 'application/json' });
+    const text = await reply.body.text();
+    let doc: unknown;
+    try {
+      doc = JSON.parse(text);
+    } catch (err) {
+      throw rewrap(err, `${doing}: the server's reply is not understood`);
+    }
+    return parseDeviceAuthorization(doc);
   }
 
   /** Closes the client's own connection pool (a dispatcher passed in options is left open). Idempotent. */

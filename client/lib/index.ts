@@ -8,4 +8,5 @@ export * from './http-errors.js';
 export * from './parcel-digest.js';
 export * from './concurrency.js';
 export * from './backoff.js';
+export * from './device-flow.js';
 export * from '../standalone/standalone-bindle.js';
