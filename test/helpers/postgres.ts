@@ -31,26 +31,25 @@ export function postgresUrl(t: Test): string | undefined {
 export function schemaPool(root: Test, url: string): (dir: string) => Promise<string> {
   const made = new Set<string>();
   root.teardown(async () => {
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    try {
-      for (const schema of made) await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    } finally {
-      await client.end();
-    }
+    await dropSchemas(url, [...made]);
   });
   return async (dir) => {
     const schema = `test_${createHash('sha256').update(dir).digest('hex').slice(0, 24)}`;
     if (!made.has(schema)) {
       made.add(schema);
-      const client = new pg.Client({ connectionString: url });
-      await client.connect();
-      try {
-        await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      } finally {
-        await client.end();
-      }
+      await dropSchemas(url, [schema]);
     }
     return schema;
   };
+}
+
+/** Drops these schemas (lowercase names, as schemaPool and test-backends.ts make them) and all they hold. */
+export async function dropSchemas(url: string, schemas: readonly string[]): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await client.end();
+  }
 }

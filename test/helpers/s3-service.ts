@@ -47,18 +47,24 @@ export async function s3TestBucket(t: Test, client: S3Client): Promise<string> {
   const bucket = `bindle-test-${randomBytes(6).toString('hex')}`;
   await client.send(new sdk.CreateBucketCommand({ Bucket: bucket }));
   t.teardown(async () => {
-    for (let round = 0; round < 100; round++) {
-      const uploads = await client.send(new sdk.ListMultipartUploadsCommand({ Bucket: bucket }));
-      const objects = await client.send(new sdk.ListObjectsV2Command({ Bucket: bucket }));
-      const pending = uploads.Uploads ?? [];
-      const keys = (objects.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [{ Key: o.Key }]));
-      if (pending.length === 0 && keys.length === 0) break;
-      for (const upload of pending) {
-        await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }));
-      }
-      if (keys.length > 0) await client.send(new sdk.DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys } }));
-    }
+    await emptyS3Prefix(client, bucket, '');
     await client.send(new sdk.DeleteBucketCommand({ Bucket: bucket }));
   });
   return bucket;
+}
+
+/** Removes every object and aborts every multipart upload under `prefix` ('' for the whole bucket). */
+export async function emptyS3Prefix(client: S3Client, bucket: string, prefix: string): Promise<void> {
+  const sdk = await import('@aws-sdk/client-s3');
+  for (let round = 0; round < 100; round++) {
+    const uploads = await client.send(new sdk.ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
+    const objects = await client.send(new sdk.ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+    const pending = uploads.Uploads ?? [];
+    const keys = (objects.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [{ Key: o.Key }]));
+    if (pending.length === 0 && keys.length === 0) return;
+    for (const upload of pending) {
+      await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }));
+    }
+    if (keys.length > 0) await client.send(new sdk.DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys } }));
+  }
 }

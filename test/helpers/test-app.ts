@@ -1,6 +1,7 @@
 /**
- * An in-process Bindle app on real parts (file parcel store, SQLite index, keyring verifier) in
- * a temp directory, for `app.inject` HTTP tests. Closed (and the directory removed) at teardown.
+ * An in-process Bindle app on real parts (the backend pair BINDLE_TEST_BACKENDS picks, see
+ * test-backends.ts; keyring verifier) with a temp directory, for `app.inject` HTTP tests.
+ * Closed (its directory, schema and prefix removed) at teardown.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,18 +20,22 @@ import { buildApp } from '../../server/app.js';
 import type { DeviceLogin } from '../../server/routes/login-routes.js';
 import { AlwaysAuthorizer, NoAuthenticator, type Authenticator, type Authorizer } from '../../server/auth/index.js';
 import { BindleService } from '../../server/service/bindle-service.js';
-import { FileParcelStore } from '../../server/storage/file-parcel-store.js';
 import type { InvoiceIndex } from '../../server/storage/invoice-index.js';
-import { SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
+import type { ParcelStore } from '../../server/storage/parcel-store.js';
 import { creatorKeyring } from './bindles.js';
+import { testStorage, type BackendPair } from './test-backends.js';
 
 export interface TestApp {
   app: FastifyInstance;
   service: BindleService;
   dir: string;
   hostKey: SecretKeyEntry;
-  parcels: FileParcelStore;
+  parcels: ParcelStore;
   index: InvoiceIndex;
+  /** The backend pair the app runs on. */
+  backends: BackendPair;
+  /** The file parcel store's directory (`<it>/parcels/`); undefined when parcels are in S3. */
+  parcelDirectory: string | undefined;
 }
 
 export interface TestAppOptions {
@@ -46,7 +51,7 @@ export interface TestAppOptions {
   logger?: FastifyBaseLogger;
   bodyIdleTimeoutMs?: number;
   headersTimeoutMs?: number;
-  /** Opens the invoice index (default: SQLite in `dir`). */
+  /** Opens the invoice index (default: the configured pair's). */
   openIndex?: (dir: string) => Promise<InvoiceIndex>;
 }
 
@@ -56,8 +61,9 @@ export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<T
   const hostKeyring = new Keyring();
   hostKeyring.add(publicKeyEntry(hostKey));
   const trusted = (opts.keyring ?? creatorKeyring()).merge(hostKeyring);
-  const parcels = await FileParcelStore.open(dir);
-  const index = opts.openIndex === undefined ? SqliteInvoiceIndex.open(join(dir, 'index.sqlite')) : await opts.openIndex(dir);
+  const storage = await testStorage(dir);
+  const parcels = await storage.openParcels();
+  const index = opts.openIndex === undefined ? await storage.openIndex() : await opts.openIndex(dir);
   const service = new BindleService({
     parcels,
     index,
@@ -81,9 +87,10 @@ export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<T
     await app.close();
     await index.close();
     await parcels.close();
+    await storage.release();
     if (opts.dir === undefined) rmSync(dir, { recursive: true, force: true });
   });
-  return { app, service, dir, hostKey, parcels, index };
+  return { app, service, dir, hostKey, parcels, index, backends: storage.pair, parcelDirectory: storage.parcelDirectory };
 }
 
 /** Puts an invoice straight into storage, bypassing verification (as the reference tests do). */

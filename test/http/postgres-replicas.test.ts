@@ -1,8 +1,9 @@
 /**
  * Two app instances (two replicas) on one PostgreSQL index (BINDLE_TEST_POSTGRES_URL) and one
- * parcel directory, over HTTP: racing creates of one invoice spread over both give exactly one
- * 201/202 and 409s, both serve the one record, and a yank through one is refused by the
- * other's GET within 3 s (loose for a loaded machine; typically well under 1 s).
+ * parcel store (a directory, or an S3 prefix on postgres+s3), over HTTP: racing creates of one
+ * invoice spread over both give exactly one 201/202 and 409s, both serve the one record, and a
+ * yank through one is refused by the other's GET within 3 s (loose for a loaded machine;
+ * typically well under 1 s).
  */
 import t from 'tap';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
