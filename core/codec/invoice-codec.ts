@@ -78,12 +78,25 @@ export function toInvoice(value: unknown): Invoice {
   return checkInvoice(validateDocument('Invoice', value, 'invalid_invoice', 'invoice'));
 }
 
+/** Most parcels an invoice request body may list (every real invoice has far fewer). */
+export const MAX_PARCELS = 10_000;
+
+/** Throws payload_too_large when a parsed body lists more than MAX_PARCELS parcels. */
+function checkParcelCount(value: unknown): unknown {
+  const parcels = value !== null && typeof value === 'object' ? (value as { parcel?: unknown }).parcel : undefined;
+  if (Array.isArray(parcels) && parcels.length > MAX_PARCELS) {
+    throw new BindleError('payload_too_large', `invoice lists ${parcels.length} parcels: more than this server's limit of ${MAX_PARCELS}`);
+  }
+  return value;
+}
+
 /**
  * Parses and validates an invoice. A syntax error is malformed_body; `source` 'body' (a request
- * body) also applies the structure bounds of parseSyntax.
+ * body) also applies the structure bounds of parseSyntax and at most MAX_PARCELS parcels, both
+ * checked before schema validation.
  */
 export function parseInvoice(text: string, format: DocumentFormat = 'toml', source: 'file' | 'body' = 'file'): Invoice {
-  if (source === 'body') return toInvoice(parseSyntax(text, format, { bounded: true }));
+  if (source === 'body') return toInvoice(checkParcelCount(parseSyntax(text, format, { bounded: true })));
   return checkInvoice(parseDocument('Invoice', text, format, 'invalid_invoice', 'invoice'));
 }
 
