@@ -103,17 +103,29 @@ export function parseInvoice(text: string, format: DocumentFormat = 'toml', sour
 /** Bodies up to this size are parsed on the calling thread: a worker round trip would cost more. */
 export const INLINE_PARSE_BYTES = 64 * 1024;
 
+/** Most large bodies waiting for an invoice worker; one more is refused 503 `unavailable`. */
+export const PARSE_QUEUE_LIMIT = 32;
+
+/** Longest a worker may spend on one body before it is terminated (413 `payload_too_large`). */
+export const PARSE_TIMEOUT_MS = 10_000;
+
 let invoiceWorkers: WorkerPool<InvoiceJob, Invoice> | undefined;
 
 /**
  * Parses and validates an invoice request body like parseInvoice(…, 'body'), on a worker thread
  * when it is larger than INLINE_PARSE_BYTES, so that a large or hostile body never blocks the
- * event loop. Same results and errors as parsing inline.
+ * event loop. Same results and errors as parsing inline, and two more: `unavailable` (with a
+ * retry delay) when PARSE_QUEUE_LIMIT bodies already wait for a worker, `payload_too_large` when
+ * the parse runs longer than PARSE_TIMEOUT_MS.
  */
 export async function parseInvoiceOffThread(body: Buffer, format: DocumentFormat): Promise<Invoice> {
   const text = body.toString('utf8');
   if (body.length <= INLINE_PARSE_BYTES) return parseInvoice(text, format, 'body');
-  invoiceWorkers ??= new WorkerPool(workerBeside(import.meta.url, 'invoice-worker'));
+  invoiceWorkers ??= new WorkerPool(workerBeside(import.meta.url, 'invoice-worker'), undefined, {
+    maxQueued: PARSE_QUEUE_LIMIT,
+    timeoutMs: PARSE_TIMEOUT_MS,
+    timeoutError: () => new BindleError('payload_too_large', `invoice body took longer than this server's limit of ${PARSE_TIMEOUT_MS / 1000} s to parse`),
+  });
   return invoiceWorkers.run({ text, format });
 }
 
