@@ -1,9 +1,12 @@
 /**
  * A small pool of worker threads running one job function, so that CPU-heavy work (bcrypt,
  * parsing and validating large documents) never blocks the event loop. The main side is
- * WorkerPool; a worker module calls serveJobs with its job function. Workers hold the process
- * open only while they have work; a job that throws a BindleError rejects with the same code and
- * message; a worker that dies fails its pending jobs and is replaced on next use.
+ * WorkerPool; a worker module calls serveJobs with its job function. Each worker runs one job at
+ * a time; further jobs wait in the pool's queue, which may be bounded (a job that finds it full
+ * is refused as `unavailable` with a retry delay). A job may have a time limit: a worker that
+ * overruns it is terminated and replaced. Workers hold the process open only while they have
+ * work; a job that throws a BindleError rejects with the same code and message; a worker that
+ * dies fails its job and is replaced.
  */
 import { availableParallelism } from 'node:os';
 import { extname } from 'node:path';
@@ -16,47 +19,109 @@ interface JobMessage<J> {
   readonly job: J;
 }
 
+/** A worker's messages: a job has started (its time limit runs from here), or its result. */
 type ResultMessage<R> =
+  | { readonly id: number; readonly started: true }
   | { readonly id: number; readonly ok: true; readonly value: R }
   | { readonly id: number; readonly ok: false; readonly code?: string; readonly message: string };
 
-interface Pending<R> {
+interface Job<J, R> {
+  readonly id: number;
+  readonly job: J;
   resolve(value: R): void;
   reject(err: Error): void;
 }
 
+/** One worker thread running at most one job; `onIdle` runs when it may take the next one. */
 class PoolWorker<J, R> {
-  readonly pending = new Map<number, Pending<R>>();
+  #job: Job<J, R> | undefined;
+  #limit: { readonly ms: number; readonly error: () => Error } | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #dead = false;
   readonly #worker: Worker;
+  readonly #onIdle: (w: PoolWorker<J, R>) => void;
+  readonly #onExit: (w: PoolWorker<J, R>) => void;
 
-  constructor(url: URL, onExit: (w: PoolWorker<J, R>) => void) {
+  constructor(url: URL, onIdle: (w: PoolWorker<J, R>) => void, onExit: (w: PoolWorker<J, R>) => void) {
+    this.#onIdle = onIdle;
+    this.#onExit = onExit;
     this.#worker = new Worker(url);
     this.#worker.unref();
     this.#worker.on('message', (msg: ResultMessage<R>) => {
-      const job = this.pending.get(msg.id);
+      if ('started' in msg) {
+        this.#startTimer(msg.id);
+        return;
+      }
+      const job = this.#finish(msg.id);
       if (job === undefined) return;
-      this.pending.delete(msg.id);
-      if (this.pending.size === 0) this.#worker.unref();
       if (msg.ok) job.resolve(msg.value);
       else job.reject(isErrorCode(msg.code) ? new BindleError(msg.code, msg.message) : new Error(msg.message));
+      this.#onIdle(this);
     });
-    const fail = (err: Error): void => {
-      for (const job of this.pending.values()) job.reject(err);
-      this.pending.clear();
-      onExit(this);
-    };
-    this.#worker.on('error', fail);
-    this.#worker.on('exit', (code) => fail(new Error(`worker exited with code ${code}`)));
+    this.#worker.on('error', (err) => this.#die(err));
+    this.#worker.on('exit', (code) => this.#die(new Error(`worker exited with code ${code}`)));
   }
 
-  run(id: number, job: J): Promise<R> {
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.#worker.ref();
-      const message: JobMessage<J> = { id, job };
-      this.#worker.postMessage(message);
-    });
+  get busy(): boolean {
+    return this.#job !== undefined;
   }
+
+  /**
+   * Starts `job`; `timeoutMs` (when given) after the worker begins it (not counting the worker's
+   * own start-up), the worker is terminated and the job rejects with `timeoutError()`.
+   */
+  start(job: Job<J, R>, timeoutMs: number | undefined, timeoutError: () => Error): void {
+    this.#job = job;
+    this.#limit = timeoutMs === undefined ? undefined : { ms: timeoutMs, error: timeoutError };
+    this.#worker.ref();
+    const message: JobMessage<J> = { id: job.id, job: job.job };
+    this.#worker.postMessage(message);
+  }
+
+  #startTimer(id: number): void {
+    const job = this.#job;
+    const limit = this.#limit;
+    if (job === undefined || job.id !== id || limit === undefined) return;
+    this.#timer = setTimeout(() => {
+      this.#finish(job.id);
+      job.reject(limit.error());
+      this.#die(undefined);
+      void this.#worker.terminate();
+    }, limit.ms);
+    this.#timer.unref();
+  }
+
+  #finish(id: number): Job<J, R> | undefined {
+    const job = this.#job;
+    if (job === undefined || job.id !== id) return undefined;
+    this.#job = undefined;
+    clearTimeout(this.#timer);
+    this.#worker.unref();
+    return job;
+  }
+
+  #die(err: Error | undefined): void {
+    if (this.#dead) return;
+    this.#dead = true;
+    const job = this.#job;
+    if (job !== undefined) {
+      this.#finish(job.id);
+      job.reject(err ?? new Error('worker terminated'));
+    }
+    this.#onExit(this);
+  }
+}
+
+/** How a WorkerPool bounds its work. */
+export interface WorkerPoolOptions {
+  /** Most jobs waiting for a worker (default unbounded); beyond it run() rejects with `unavailable`. */
+  readonly maxQueued?: number;
+  /** Seconds a refused caller is told to wait (Retry-After; default 1). */
+  readonly retryAfterSeconds?: number;
+  /** Longest a job may run, in milliseconds (default unlimited); its worker is then terminated. */
+  readonly timeoutMs?: number;
+  /** The error a job that overran timeoutMs rejects with. */
+  readonly timeoutError?: () => Error;
 }
 
 /**
@@ -68,37 +133,61 @@ export function workerBeside(moduleUrl: string, stem: string): URL {
   return new URL(`./${stem}${extname(fileURLToPath(moduleUrl))}`, moduleUrl);
 }
 
-/** Runs jobs on up to `size` workers (default: one fewer than the cores, at least one), least busy first. */
+/**
+ * Runs jobs on up to `size` workers (default: one fewer than the cores, at least one), one job
+ * per worker at a time, first come first served.
+ */
 export class WorkerPool<J, R> {
   readonly #url: URL;
   readonly #size: number;
+  readonly #options: WorkerPoolOptions;
   readonly #workers: PoolWorker<J, R>[] = [];
+  readonly #queue: Job<J, R>[] = [];
   #nextId = 0;
 
-  constructor(url: URL, size: number = Math.max(1, availableParallelism() - 1)) {
+  constructor(url: URL, size: number = Math.max(1, availableParallelism() - 1), options: WorkerPoolOptions = {}) {
     this.#url = url;
     this.#size = size;
+    this.#options = options;
   }
 
   /** Jobs queued or running. */
   get pending(): number {
-    return this.#workers.reduce((n, w) => n + w.pending.size, 0);
+    return this.#queue.length + this.#workers.filter((w) => w.busy).length;
   }
 
+  /** Runs `job` on a worker; rejects with `unavailable` (carrying retryAfterSeconds) when the queue is full. */
   run(job: J): Promise<R> {
-    return this.#pick().run(this.#nextId++, job);
+    const { maxQueued, retryAfterSeconds = 1 } = this.#options;
+    if (maxQueued !== undefined && this.#queue.length >= maxQueued && this.#idle() === undefined) {
+      return Promise.reject(new BindleError('unavailable', `the server is busy: ${maxQueued} jobs are already waiting for a worker; try again shortly`, { retryAfterSeconds }));
+    }
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ id: this.#nextId++, job, resolve, reject });
+      this.#dispatch();
+    });
   }
 
-  #pick(): PoolWorker<J, R> {
-    if (this.#workers.length < this.#size) {
-      const w = new PoolWorker<J, R>(this.#url, (dead) => {
-        const i = this.#workers.indexOf(dead);
-        if (i >= 0) this.#workers.splice(i, 1);
-      });
-      this.#workers.push(w);
-      return w;
+  #idle(): PoolWorker<J, R> | undefined {
+    const idle = this.#workers.find((w) => !w.busy);
+    if (idle !== undefined || this.#workers.length >= this.#size) return idle;
+    const w = new PoolWorker<J, R>(this.#url, () => this.#dispatch(), (dead) => {
+      const i = this.#workers.indexOf(dead);
+      if (i >= 0) this.#workers.splice(i, 1);
+      this.#dispatch();
+    });
+    this.#workers.push(w);
+    return w;
+  }
+
+  #dispatch(): void {
+    while (this.#queue.length > 0) {
+      const worker = this.#idle();
+      if (worker === undefined) return;
+      const job = this.#queue.shift() as Job<J, R>;
+      const { timeoutMs, timeoutError = () => new Error(`job ran longer than ${timeoutMs} ms`) } = this.#options;
+      worker.start(job, timeoutMs, timeoutError);
     }
-    return this.#workers.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
   }
 }
 
@@ -107,6 +196,7 @@ export function serveJobs(handle: (job: never) => unknown): void {
   const port = parentPort;
   if (port === null) throw new Error('serveJobs must run in a worker thread');
   port.on('message', ({ id, job }: JobMessage<never>) => {
+    port.postMessage({ id, started: true } satisfies ResultMessage<unknown>);
     let result: ResultMessage<unknown>;
     try {
       result = { id, ok: true, value: handle(job) };

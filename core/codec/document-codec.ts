@@ -6,7 +6,7 @@
 import TOML from '@iarna/toml';
 import { formatIssues, schemaIssues, type SchemaName, type SchemaTypes } from '../../schema/index.js';
 import { BindleError, type ErrorCode } from '../errors/bindle-error.js';
-import { writeToml } from './toml-writer.js';
+import { writeToml, writeTomlPausing } from './toml-writer.js';
 
 export type DocumentFormat = 'toml' | 'json';
 
@@ -30,22 +30,58 @@ function toPlain(value: unknown): unknown {
 export const MAX_NESTING = 64;
 
 /**
- * The deepest nesting of `[`/`{` in TOML or JSON text outside strings and comments, stopping as
- * soon as it exceeds `limit`. One linear pass: cheap next to a parser's cost on hostile input
- * (@iarna/toml takes seconds on a megabyte of nested arrays). TOML table headers count as 1-2.
+ * Most keys plus array items a bounded parse accepts: a 10,000-parcel invoice with a dozen fields
+ * per parcel fits; a body of hundreds of thousands of tiny keys does not reach the parser.
  */
-export function nestingDepth(text: string, limit: number): number {
+export const MAX_ENTRIES = 200_000;
+
+/** Longest string literal (in UTF-16 units, quotes excluded) a bounded parse accepts: 64 KiB. */
+export const MAX_STRING_LENGTH = 64 * 1024;
+
+/** What one pass over a document's text found; the pass stops as soon as a limit is passed. */
+export interface StructureScan {
+  /** Deepest nesting of `[`/`{` (TOML table headers count as 1-2). */
+  readonly depth: number;
+  /** Keys (`=` in TOML, `:` in JSON) plus separators between array items. */
+  readonly entries: number;
+  /** Length of the longest string literal. */
+  readonly longestString: number;
+}
+
+/** Limits for scanStructure; a scan stops as soon as one is passed. */
+export interface StructureLimits {
+  readonly depth: number;
+  readonly entries: number;
+  readonly stringLength: number;
+}
+
+const NO_LIMITS: StructureLimits = { depth: Infinity, entries: Infinity, stringLength: Infinity };
+
+/**
+ * Measures TOML or JSON text in one linear pass outside strings and comments: cheap next to a
+ * parser's cost on hostile input (@iarna/toml takes seconds on a megabyte of nested arrays or
+ * 100k keys). Counts are exact until a limit is passed; then the pass stops and the count that
+ * passed it is returned (one more than its limit at least).
+ */
+export function scanStructure(text: string, limits: StructureLimits = NO_LIMITS): StructureScan {
   let depth = 0;
   let max = 0;
+  let entries = 0;
+  let longestString = 0;
+  const arrays: boolean[] = [];
   let i = 0;
   const n = text.length;
+  const result = (): StructureScan => ({ depth: max, entries, longestString });
   while (i < n) {
     const c = text[i];
     if (c === '"' || c === "'") {
       const triple = text.startsWith(c.repeat(3), i);
       const close = triple ? c.repeat(3) : c;
       i += close.length;
+      const begin = i;
       while (i < n && !text.startsWith(close, i)) i += c === '"' && text[i] === '\\' ? 2 : 1;
+      longestString = Math.max(longestString, Math.min(i, n) - begin);
+      if (longestString > limits.stringLength) return result();
       i += close.length;
       continue;
     }
@@ -56,23 +92,45 @@ export function nestingDepth(text: string, limit: number): number {
     }
     if (c === '[' || c === '{') {
       depth += 1;
+      arrays.push(c === '[');
       if (depth > max) max = depth;
-      if (max > limit) return max;
+      if (max > limits.depth) return result();
     } else if (c === ']' || c === '}') {
       depth = Math.max(0, depth - 1);
+      arrays.pop();
+    } else if (c === '=' || c === ':' || (c === ',' && arrays.at(-1) === true)) {
+      entries += 1;
+      if (entries > limits.entries) return result();
     }
     i += 1;
   }
-  return max;
+  return result();
+}
+
+/** The deepest nesting of `[`/`{` outside strings and comments, stopping past `limit`. */
+export function nestingDepth(text: string, limit: number): number {
+  return scanStructure(text, { ...NO_LIMITS, depth: limit }).depth;
 }
 
 /**
  * Parses text in the given syntax, without schema validation. With `bounded` (request bodies),
- * text nested deeper than MAX_NESTING is malformed_body before any parser sees it.
+ * text nested deeper than MAX_NESTING is malformed_body, and text with more than MAX_ENTRIES
+ * keys and array items or a string longer than MAX_STRING_LENGTH is payload_too_large, before
+ * any parser sees it.
  */
 export function parseSyntax(text: string, format: DocumentFormat, opts: { bounded?: boolean } = {}): unknown {
-  if (opts.bounded === true && nestingDepth(text, MAX_NESTING) > MAX_NESTING) {
-    throw new BindleError('malformed_body', `invalid ${format.toUpperCase()}: arrays or tables are nested deeper than ${MAX_NESTING} levels`);
+  if (opts.bounded === true) {
+    const scan = scanStructure(text, { depth: MAX_NESTING, entries: MAX_ENTRIES, stringLength: MAX_STRING_LENGTH });
+    const syntax = format.toUpperCase();
+    if (scan.depth > MAX_NESTING) {
+      throw new BindleError('malformed_body', `invalid ${syntax}: arrays or tables are nested deeper than ${MAX_NESTING} levels`);
+    }
+    if (scan.entries > MAX_ENTRIES) {
+      throw new BindleError('payload_too_large', `${syntax} body has more than this server's limit of ${MAX_ENTRIES} keys and array items`);
+    }
+    if (scan.longestString > MAX_STRING_LENGTH) {
+      throw new BindleError('payload_too_large', `${syntax} body has a string longer than this server's limit of ${MAX_STRING_LENGTH} characters`);
+    }
   }
   try {
     return format === 'toml' ? toPlain(TOML.parse(text)) : (JSON.parse(text) as unknown);
@@ -108,4 +166,34 @@ export function parseDocument<N extends SchemaName>(
 /** Renders a document: TOML via the strict writer, JSON without absent fields. */
 export function renderDocument(value: object, format: DocumentFormat): string {
   return format === 'toml' ? writeToml(value as Record<string, unknown>) : JSON.stringify(value);
+}
+
+/** One turn of the event loop: lets pending I/O callbacks (other requests) run. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Renders like renderDocument, byte for byte, yielding to the event loop after each item of the
+ * document's top-level arrays of objects, so that a large reply never holds up other requests.
+ */
+export async function renderDocumentYielding(value: object, format: DocumentFormat): Promise<string> {
+  if (format === 'toml') return writeTomlPausing(value as Record<string, unknown>, nextTurn);
+  const members: string[] = [];
+  for (const [k, v] of Object.entries(value)) {
+    if (v === undefined) continue;
+    let rendered: string;
+    if (Array.isArray(v) && v.length > 0 && v.every((item) => item !== null && typeof item === 'object')) {
+      const items: string[] = [];
+      for (const item of v) {
+        items.push(JSON.stringify(item));
+        await nextTurn();
+      }
+      rendered = `[${items.join(',')}]`;
+    } else {
+      rendered = JSON.stringify(v);
+    }
+    members.push(`${JSON.stringify(k)}:${rendered}`);
+  }
+  return `{${members.join(',')}}`;
 }

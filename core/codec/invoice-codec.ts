@@ -78,29 +78,54 @@ export function toInvoice(value: unknown): Invoice {
   return checkInvoice(validateDocument('Invoice', value, 'invalid_invoice', 'invoice'));
 }
 
+/** Most parcels an invoice request body may list (every real invoice has far fewer). */
+export const MAX_PARCELS = 10_000;
+
+/** Throws payload_too_large when a parsed body lists more than MAX_PARCELS parcels. */
+function checkParcelCount(value: unknown): unknown {
+  const parcels = value !== null && typeof value === 'object' ? (value as { parcel?: unknown }).parcel : undefined;
+  if (Array.isArray(parcels) && parcels.length > MAX_PARCELS) {
+    throw new BindleError('payload_too_large', `invoice lists ${parcels.length} parcels: more than this server's limit of ${MAX_PARCELS}`);
+  }
+  return value;
+}
+
 /**
  * Parses and validates an invoice. A syntax error is malformed_body; `source` 'body' (a request
- * body) also applies the structure bounds of parseSyntax.
+ * body) also applies the structure bounds of parseSyntax and at most MAX_PARCELS parcels, both
+ * checked before schema validation.
  */
 export function parseInvoice(text: string, format: DocumentFormat = 'toml', source: 'file' | 'body' = 'file'): Invoice {
-  if (source === 'body') return toInvoice(parseSyntax(text, format, { bounded: true }));
+  if (source === 'body') return toInvoice(checkParcelCount(parseSyntax(text, format, { bounded: true })));
   return checkInvoice(parseDocument('Invoice', text, format, 'invalid_invoice', 'invoice'));
 }
 
 /** Bodies up to this size are parsed on the calling thread: a worker round trip would cost more. */
 export const INLINE_PARSE_BYTES = 64 * 1024;
 
+/** Most large bodies waiting for an invoice worker; one more is refused 503 `unavailable`. */
+export const PARSE_QUEUE_LIMIT = 32;
+
+/** Longest a worker may spend on one body before it is terminated (413 `payload_too_large`). */
+export const PARSE_TIMEOUT_MS = 10_000;
+
 let invoiceWorkers: WorkerPool<InvoiceJob, Invoice> | undefined;
 
 /**
  * Parses and validates an invoice request body like parseInvoice(…, 'body'), on a worker thread
  * when it is larger than INLINE_PARSE_BYTES, so that a large or hostile body never blocks the
- * event loop. Same results and errors as parsing inline.
+ * event loop. Same results and errors as parsing inline, and two more: `unavailable` (with a
+ * retry delay) when PARSE_QUEUE_LIMIT bodies already wait for a worker, `payload_too_large` when
+ * the parse runs longer than PARSE_TIMEOUT_MS.
  */
 export async function parseInvoiceOffThread(body: Buffer, format: DocumentFormat): Promise<Invoice> {
   const text = body.toString('utf8');
   if (body.length <= INLINE_PARSE_BYTES) return parseInvoice(text, format, 'body');
-  invoiceWorkers ??= new WorkerPool(workerBeside(import.meta.url, 'invoice-worker'));
+  invoiceWorkers ??= new WorkerPool(workerBeside(import.meta.url, 'invoice-worker'), undefined, {
+    maxQueued: PARSE_QUEUE_LIMIT,
+    timeoutMs: PARSE_TIMEOUT_MS,
+    timeoutError: () => new BindleError('payload_too_large', `invoice body took longer than this server's limit of ${PARSE_TIMEOUT_MS / 1000} s to parse`),
+  });
   return invoiceWorkers.run({ text, format });
 }
 

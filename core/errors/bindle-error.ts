@@ -64,10 +64,13 @@ export function isErrorCode(value: unknown): value is ErrorCode {
 export class BindleError extends Error {
   override readonly name = 'BindleError';
   readonly code: ErrorCode;
+  /** Seconds after which the client may try again (answered as Retry-After), when known. */
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
     super(message, options);
     this.code = code;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
 
   /** The HTTP status this error is answered with. */

@@ -21,10 +21,10 @@ export interface FailedAttemptLimits {
 
 /** A too_many_requests refusal, with the seconds after which the client may try again. */
 export class TooManyRequestsError extends BindleError {
-  readonly retryAfterSeconds: number;
+  override readonly retryAfterSeconds: number;
 
   constructor(message: string, retryAfterSeconds: number) {
-    super('too_many_requests', message);
+    super('too_many_requests', message, { retryAfterSeconds });
     this.retryAfterSeconds = retryAfterSeconds;
   }
 }

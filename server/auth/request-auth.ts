@@ -5,9 +5,8 @@
  * again once a route knows a name only from the body (invoice create). Every accepted write is
  * logged as an audit record with the principal's id. A too_many_requests refusal carries Retry-After.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { parseInvoicePath } from '../http/request-parsing.js';
-import { TooManyRequestsError } from './failed-attempt-limiter.js';
 import { actionForMethod, type Action, type Authenticator, type Authorizer, type Principal } from './types.js';
 
 export interface RequestAuthOptions {
@@ -25,15 +24,6 @@ interface RequestAuth {
 
 const decided = new WeakMap<FastifyRequest, RequestAuth>();
 
-async function authenticate(request: FastifyRequest, reply: FastifyReply, authenticator: Authenticator): Promise<Principal | undefined> {
-  try {
-    return await authenticator.authenticate(request.headers.authorization, { address: request.ip });
-  } catch (err) {
-    if (err instanceof TooManyRequestsError) reply.header('retry-after', String(err.retryAfterSeconds));
-    throw err;
-  }
-}
-
 /** The bindle name a `/_i/{name}/{version}[@sha]` request acts on; undefined elsewhere or when unparseable (the route then refuses it). */
 function nameOf(request: FastifyRequest): string | undefined {
   const params = request.params as Record<string, string | undefined> | undefined;
@@ -48,8 +38,9 @@ function nameOf(request: FastifyRequest): string | undefined {
 
 /** Adds the auth and audit hooks to `api` (the `/v1` scope). */
 export function registerRequestAuth(api: FastifyInstance, opts: RequestAuthOptions): void {
-  api.addHook('onRequest', async (request, reply) => {
-    const principal = await authenticate(request, reply, opts.authenticator);
+  api.addHook('onRequest', async (request) => {
+    // A too_many_requests refusal carries its retry delay: the error handler sends Retry-After.
+    const principal = await opts.authenticator.authenticate(request.headers.authorization, { address: request.ip });
     const action = actionForMethod(request.method);
     const name = action === 'read' ? undefined : nameOf(request);
     opts.authorizer.authorize(principal, action, name);

@@ -48,6 +48,7 @@ function renderError(err: unknown, request: FastifyRequest, reply: FastifyReply)
   else request.log.info({ code: bindleError.code, reason: bindleError.message }, 'request failed');
   // A rejected upload may still be streaming: close the connection instead of draining it.
   if (!request.raw.complete) reply.header('connection', 'close');
+  if (bindleError.retryAfterSeconds !== undefined) reply.header('retry-after', String(bindleError.retryAfterSeconds));
   const anonymousRefusal = bindleError.code === 'forbidden' && request.headers.authorization === undefined;
   if (bindleError.code === 'unauthenticated' || anonymousRefusal) reply.header('www-authenticate', 'Basic realm="bindle", Bearer');
   return sendDocument(request, reply, bindleError.status, { error: bindleError.message, code: bindleError.code });

@@ -7,7 +7,7 @@ import { parseId } from '../../core/ids/bindle-id.js';
 import { parseRole } from '../../core/signing/roles.js';
 import type { BindleService } from '../service/bindle-service.js';
 import { queryTerms, type InvoiceQuery } from '../storage/invoice-index.js';
-import { sendDocument, sendDocumentHead } from '../http/reply.js';
+import { sendDocument, sendDocumentHead, sendLargeDocument } from '../http/reply.js';
 import { onlyParams, parseBool, parseInteger, single, type QueryParams } from '../http/request-parsing.js';
 
 const QUERY_PARAMS = ['q', 'query', 'v', 'version', 'o', 'offset', 'l', 'limit', 'strict', 'yanked'] as const;
@@ -56,7 +56,7 @@ export function queryRoutes(app: FastifyInstance, opts: { service: BindleService
 
   const search = async (request: Q, reply: FastifyReply, head: boolean): Promise<FastifyReply> => {
     const result = await service.query(parseQuery(request.query));
-    return head ? sendDocumentHead(request, reply, 200, result) : sendDocument(request, reply, 200, result);
+    return sendLargeDocument(request, reply, 200, result, head);
   };
   app.get('/_q', (request: Q, reply) => search(request, reply, false));
   app.head('/_q', (request: Q, reply) => search(request, reply, true));

@@ -6,9 +6,14 @@
 import t from 'tap';
 import TOML from '@iarna/toml';
 import type { ErrorReply, InvoiceCreateReply } from '../../schema/index.js';
-import { MAX_NESTING, nestingDepth, parseSyntax } from '../../core/codec/document-codec.js';
-import { INLINE_PARSE_BYTES, renderInvoice } from '../../core/codec/invoice-codec.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  MAX_ENTRIES, MAX_NESTING, MAX_STRING_LENGTH, nestingDepth, parseSyntax, scanStructure,
+} from '../../core/codec/document-codec.js';
+import { INLINE_PARSE_BYTES, MAX_PARCELS, parseInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
 import { signedInvoice } from '../helpers/bindles.js';
+import { OWN_VECTORS, REFERENCE_FIXTURES } from '../helpers/paths.js';
 import { makeTestApp } from '../helpers/test-app.js';
 
 const TOML_HEADERS = { 'content-type': 'application/toml' };
@@ -80,4 +85,60 @@ t.test('while a 100k-key body is parsed, /healthz is answered first', async (t) 
   t.equal(res.statusCode, 400, 'the body is refused');
   t.equal(errorOf(res.body).code, 'invalid_invoice');
   t.same(order, ['healthz', 'post'], '/healthz did not wait for the parse');
+});
+
+/** Every file named …invoice.toml under `dir`, recursively. */
+function invoiceFiles(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => /invoice\.toml$/.test(f))
+    .map((f) => join(dir, f));
+}
+
+/** An unsigned invoice listing `count` parcels (all the same label: only the count matters here). */
+function invoiceWithParcels(count: number): string {
+  const parcel = `[[parcel]]\n[parcel.label]\nsha256 = "${'a'.repeat(64)}"\nmediaType = "text/plain"\nname = "f"\nsize = 1\n`;
+  return `bindleVersion = "1.0.0"\n[bindle]\nname = "example.com/many"\nversion = "1.0.0"\n${parcel.repeat(count)}`;
+}
+
+t.test('scanStructure counts keys, array items and string lengths outside strings and comments', async (t) => {
+  t.same(scanStructure('a = [1, 2, 3]\nb = { c = "x,y=z", d = 1 } # e = 1, 2\n'), { depth: 1, entries: 6, longestString: 5 });
+  t.same(scanStructure('{"a": [1, 2], "b": {"c": "long string"}}'), { depth: 2, entries: 4, longestString: 11 });
+  t.same(scanStructure('a = \'\'\'\nabc\'\'\'\n'), { depth: 0, entries: 1, longestString: 4 });
+  t.equal(scanStructure('a = 1\n'.repeat(1000), { depth: 64, entries: 10, stringLength: 100 }).entries, 11, 'stops past the limit');
+});
+
+t.test('every real invoice fits the structure bounds easily', async (t) => {
+  const files = [...invoiceFiles(OWN_VECTORS), ...(REFERENCE_FIXTURES === undefined ? [] : invoiceFiles(REFERENCE_FIXTURES))];
+  t.ok(files.length >= 6, `found ${files.length} invoices`);
+  for (const file of files) {
+    const scan = scanStructure(readFileSync(file, 'utf8'));
+    t.ok(scan.depth <= 4 && scan.entries < MAX_ENTRIES / 10 && scan.longestString < MAX_STRING_LENGTH / 10, `${file}: ${JSON.stringify(scan)}`);
+  }
+});
+
+t.test('too many keys and array items, a too-long string or too many parcels: 413 naming the limit', async (t) => {
+  const ta = await makeTestApp(t, { maxInvoiceBytes: 4 << 20 });
+  const post = async (payload: string): Promise<ErrorReply> => {
+    const res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload });
+    t.equal(res.statusCode, 413, res.body.slice(0, 200));
+    return errorOf(res.body);
+  };
+  let err = await post(`a = [${'1,'.repeat(MAX_ENTRIES + 1)}1]\n`);
+  t.equal(err.code, 'payload_too_large');
+  t.match(err.error, `limit of ${MAX_ENTRIES} keys and array items`);
+  err = await post(`${Array.from({ length: MAX_ENTRIES + 1 }, (_, i) => `k${i}=1`).join('\n')}\n`);
+  t.match(err.error, `limit of ${MAX_ENTRIES} keys`);
+  err = await post(`bindleVersion = "1.0.0"\n[bindle]\nname = "example.com/long"\nversion = "1.0.0"\ndescription = "${'x'.repeat(MAX_STRING_LENGTH + 1)}"\n`);
+  t.equal(err.code, 'payload_too_large');
+  t.match(err.error, `string longer than this server's limit of ${MAX_STRING_LENGTH} characters`);
+  err = await post(invoiceWithParcels(MAX_PARCELS + 1));
+  t.equal(err.code, 'payload_too_large');
+  t.match(err.error, `${MAX_PARCELS + 1} parcels: more than this server's limit of ${MAX_PARCELS}`);
+});
+
+t.test('the bounds apply to request bodies only, and an invoice at the parcel limit is accepted', async (t) => {
+  const text = `a = "${'x'.repeat(MAX_STRING_LENGTH + 1)}"\n`;
+  t.throws(() => parseSyntax(text, 'toml', { bounded: true }), { code: 'payload_too_large' });
+  t.doesNotThrow(() => parseSyntax(text, 'toml'));
+  t.equal(parseInvoice(invoiceWithParcels(MAX_PARCELS), 'toml', 'body').parcel?.length, MAX_PARCELS);
 });

@@ -5,6 +5,7 @@
 import t from 'tap';
 import TOML from '@iarna/toml';
 import type { QueryReply } from '../../schema/index.js';
+import { renderDocument, renderDocumentYielding } from '../../core/codec/document-codec.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { signedInvoice } from '../helpers/bindles.js';
 import { Fuzz, printable } from '../helpers/fuzz.js';
@@ -164,4 +165,37 @@ t.test('fuzzed _q parameters (fixed seed) never get a 5xx, and every 4xx has an 
   }
   t.same(bad, [], 'no 5xx, and an error body with a code on every 4xx');
   t.ok(statuses.has(200) && statuses.has(400), `the fuzz reaches both answers (got ${[...statuses].join(', ')})`);
+});
+
+t.test('a large _q reply is rendered an invoice at a time, the event loop free in between, with the same bytes', async (t) => {
+  const ta = await makeTestApp(t);
+  const count = 60;
+  for (let i = 0; i < count; i++) {
+    const inv = signedInvoice('example.com/many', `1.0.${i}`, [{ name: `f-${i}.txt`, data: Buffer.from(`parcel ${i}`) }], { description: 'one of many' });
+    const res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: { 'content-type': 'application/toml' }, payload: renderInvoice(inv) });
+    t.equal(res.statusCode, 202, res.body);
+  }
+  for (const accept of ['application/toml', 'application/json']) {
+    let turns = 0;
+    let counting = true;
+    const tick = (): void => {
+      turns += 1;
+      if (counting) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const res = await ta.app.inject({ url: '/v1/_q?q=many&l=100', headers: { accept } });
+    counting = false;
+    t.equal(res.statusCode, 200);
+    t.ok(turns >= count, `${accept}: ${turns} event-loop turns passed while ${count} invoices were rendered`);
+    const reply = (accept === 'application/json' ? JSON.parse(res.body) : TOML.parse(res.body)) as unknown as QueryReply;
+    t.equal(reply.invoices.length, count);
+    const format = accept === 'application/json' ? 'json' : 'toml';
+    t.equal(res.body, renderDocument(reply, format), `${format}: the same bytes as rendering at once`);
+    t.equal(await renderDocumentYielding(reply, format), res.body);
+    const head = await ta.app.inject({ method: 'HEAD', url: '/v1/_q?q=many&l=100', headers: { accept } });
+    t.equal(head.headers['content-length'], String(Buffer.byteLength(res.body)), 'HEAD gives the GET\'s length');
+  }
+  const empty = { query: 'none', more: false, nothing: undefined, invoices: [] };
+  t.equal(await renderDocumentYielding(empty, 'json'), JSON.stringify(empty));
+  t.equal(await renderDocumentYielding(empty, 'toml'), renderDocument(empty, 'toml'));
 });

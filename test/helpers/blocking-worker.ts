@@ -1,0 +1,14 @@
+/**
+ * A worker module for the WorkerPool tests: a job either echoes its value or blocks until the
+ * main thread stores a non-zero value in its shared flag (at most 60 s, so nothing hangs).
+ */
+import { serveJobs } from '../../core/worker-pool.js';
+
+/** One test job. */
+export type BlockingJob = { readonly echo: string } | { readonly flag: SharedArrayBuffer };
+
+serveJobs((job: BlockingJob) => {
+  if ('echo' in job) return job.echo;
+  Atomics.wait(new Int32Array(job.flag), 0, 0, 60_000);
+  return 'released';
+});

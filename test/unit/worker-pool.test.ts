@@ -1,0 +1,64 @@
+/**
+ * Issue 11 item 5 (worker queue): a WorkerPool's queue is bounded (a job beyond it is refused
+ * `unavailable` with a retry delay, not queued) and a job that overruns its time limit has its
+ * worker terminated and replaced, while the jobs behind it still run.
+ */
+import t from 'tap';
+import { BindleError } from '../../core/errors/bindle-error.js';
+import { WorkerPool } from '../../core/worker-pool.js';
+import type { BlockingJob } from '../helpers/blocking-worker.js';
+
+const WORKER = new URL('../helpers/blocking-worker.ts', import.meta.url);
+
+function blocker(): { job: BlockingJob; release: () => void } {
+  const flag = new SharedArrayBuffer(4);
+  return {
+    job: { flag },
+    release: () => {
+      Atomics.store(new Int32Array(flag), 0, 1);
+      Atomics.notify(new Int32Array(flag), 0);
+    },
+  };
+}
+
+t.test('a job beyond a full queue is refused as unavailable with a retry delay', async (t) => {
+  const pool = new WorkerPool<BlockingJob, string>(WORKER, 1, { maxQueued: 2, retryAfterSeconds: 3 });
+  const first = blocker();
+  t.teardown(first.release);
+  const running = pool.run(first.job);
+  const queued = [pool.run({ echo: 'a' }), pool.run({ echo: 'b' })];
+  t.equal(pool.pending, 3);
+  await t.rejects(pool.run({ echo: 'c' }), { code: 'unavailable', retryAfterSeconds: 3, message: /2 jobs are already waiting/ });
+  t.equal(pool.pending, 3, 'the refused job was not queued');
+  first.release();
+  t.equal(await running, 'released');
+  t.same(await Promise.all(queued), ['a', 'b']);
+  t.equal(await pool.run({ echo: 'd' }), 'd', 'room again once the queue drains');
+  t.equal(pool.pending, 0);
+});
+
+t.test('without maxQueued the queue is unbounded', async (t) => {
+  const pool = new WorkerPool<BlockingJob, string>(WORKER, 1);
+  const first = blocker();
+  t.teardown(first.release);
+  const running = pool.run(first.job);
+  const queued = Array.from({ length: 50 }, (_, i) => pool.run({ echo: String(i) }));
+  first.release();
+  await running;
+  t.equal((await Promise.all(queued)).length, 50);
+});
+
+t.test('a job over its time limit is aborted; its worker is replaced and the queue goes on', async (t) => {
+  const pool = new WorkerPool<BlockingJob, string>(WORKER, 1, {
+    timeoutMs: 300,
+    timeoutError: () => new BindleError('payload_too_large', 'took too long'),
+  });
+  const hung = blocker();
+  t.teardown(hung.release);
+  const aborted = pool.run(hung.job);
+  const behind = pool.run({ echo: 'behind' });
+  await t.rejects(aborted, { code: 'payload_too_large', message: 'took too long' });
+  t.equal(await behind, 'behind', 'the job queued behind it ran on a new worker');
+  t.equal(await pool.run({ echo: 'after' }), 'after');
+  t.equal(pool.pending, 0);
+});
