@@ -82,7 +82,7 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
   const strategy = parseStrategy(config.strategy);
   const verifier = new TrustStoreVerifier(trust, strategy, identity.keyring);
 
-  const parcels = await openParcelStore(config.parcels);
+  const parcels = await openParcelStore(config.parcels, { staging: { stagingMaxAgeMs: config.stagingMaxAgeMs } });
   const index = await openInvoiceIndex(config.index).catch(async (err: unknown) => {
     await parcels.close();
     trust.close();

@@ -14,6 +14,7 @@ import { BindleError } from '../../core/errors/bindle-error.js';
 import { parseStrategy } from '../../core/signing/verification.js';
 import { parseIndexSpec, parseParcelsSpec, type IndexSpec, type ParcelsSpec } from './backend-specs.js';
 import { DEFAULT_BODY_IDLE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS } from '../http/request-timeouts.js';
+import { DEFAULT_STAGING_MAX_AGE_MS } from '../storage/parcel-store.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -69,6 +70,8 @@ export interface ServerConfig {
   readonly shutdownGraceMs: number;
   /** A request whose body makes no progress for this long is aborted with 408 (at least 1 ms). */
   readonly bodyIdleTimeoutMs: number;
+  /** Age after which a staged upload counts as abandoned and is removed (parcel store StagingOptions). */
+  readonly stagingMaxAgeMs: number;
   /** The request line and headers must arrive within this time, else 408 (at least 1 ms). */
   readonly headersTimeoutMs: number;
   /** The config file that was read, if any. */
@@ -214,6 +217,11 @@ const SETTINGS = {
     flag: 'body-idle-timeout', arg: '<duration>', env: 'BINDLE_BODY_IDLE_TIMEOUT',
     fileKeys: ['bodyIdleTimeout', 'body_idle_timeout'], kind: 'duration',
     help: 'abort a request (408) whose body sends nothing for this long; slow uploads that keep moving are never cut off (default: 30s)',
+  },
+  stagingMaxAge: {
+    flag: 'staging-max-age', arg: '<duration>', env: 'BINDLE_STAGING_MAX_AGE',
+    fileKeys: ['stagingMaxAge', 'staging_max_age'], kind: 'duration',
+    help: 'an upload not written to for this long counts as abandoned and its staged data is removed (at start-up and periodically; never by process id) (default: 1h)',
   },
   headersTimeout: {
     flag: 'headers-timeout', arg: '<duration>', env: 'BINDLE_HEADERS_TIMEOUT',
@@ -480,6 +488,7 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
   const shutdownGraceMs = pickDuration(pick('shutdownGrace'), DEFAULT_SHUTDOWN_GRACE_MS);
   const bodyIdleTimeoutMs = pickPositiveDuration(pick('bodyIdleTimeout'), DEFAULT_BODY_IDLE_TIMEOUT_MS);
   const headersTimeoutMs = pickPositiveDuration(pick('headersTimeout'), DEFAULT_HEADERS_TIMEOUT_MS);
+  const stagingMaxAgeMs = pickPositiveDuration(pick('stagingMaxAge'), DEFAULT_STAGING_MAX_AGE_MS);
 
   const levelRaw = pickString('logLevel');
   let logLevel: LogLevel = 'info';
@@ -546,6 +555,7 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
     logLevel,
     shutdownGraceMs,
     bodyIdleTimeoutMs,
+    stagingMaxAgeMs,
     headersTimeoutMs,
     ...(configPath === undefined ? {} : { configPath }),
   };

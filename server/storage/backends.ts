@@ -10,7 +10,7 @@ import { BindleError } from '../../core/errors/bindle-error.js';
 import { describeIndex, describeParcels, type IndexSpec, type ParcelsSpec } from '../config/backend-specs.js';
 import { FileParcelStore, PARCEL_DIRECTORY } from './file-parcel-store.js';
 import type { InvoiceIndex } from './invoice-index.js';
-import type { ParcelStore } from './parcel-store.js';
+import type { ParcelStore, StagingOptions } from './parcel-store.js';
 import { SqliteInvoiceIndex } from './sqlite-invoice-index.js';
 
 export type { IndexSpec, ParcelsSpec } from '../config/backend-specs.js';
@@ -23,6 +23,8 @@ export interface OpenOptions {
    * it empty: for sources that are read from, where a typo must not look like "no data".
    */
   readonly mustExist?: boolean;
+  /** How the parcel store removes abandoned uploads (see StagingOptions). */
+  readonly staging?: StagingOptions;
 }
 
 /** True when invoices in this index are shared by several server processes (replicas). */
@@ -56,7 +58,7 @@ export async function openParcelStore(spec: ParcelsSpec, opts: OpenOptions = {})
       if (opts.mustExist === true && !(await exists(join(spec.directory, PARCEL_DIRECTORY)))) {
         throw new BindleError('invalid_config', `parcel store ${describeParcels(spec)} has no ${PARCEL_DIRECTORY} directory`);
       }
-      return FileParcelStore.open(spec.directory);
+      return FileParcelStore.open(spec.directory, opts.staging);
     case 's3': {
       const { S3ParcelStore } = await import('./s3-parcel-store.js');
       return S3ParcelStore.open({
@@ -64,6 +66,7 @@ export async function openParcelStore(spec: ParcelsSpec, opts: OpenOptions = {})
         prefix: spec.prefix,
         region: spec.region,
         forcePathStyle: spec.forcePathStyle,
+        ...opts.staging,
         ...(spec.endpoint !== undefined ? { endpoint: spec.endpoint } : {}),
       });
     }

@@ -216,6 +216,14 @@ t.test('request timeouts: body idle and headers, from flag, env and file; 0 is r
   await t.rejects(load(t, [], { env: { BINDLE_HEADERS_TIMEOUT: 'soon' } }), { code: 'invalid_config', message: /BINDLE_HEADERS_TIMEOUT/ });
 });
 
+t.test('staging max age: from flag, env and file, default 1 h; 0 is refused', async (t) => {
+  t.equal((await load(t, [])).config.stagingMaxAgeMs, 3_600_000);
+  t.equal((await load(t, ['--staging-max-age', '90s'])).config.stagingMaxAgeMs, 90_000);
+  t.equal((await load(t, [], { env: { BINDLE_STAGING_MAX_AGE: '2s' } })).config.stagingMaxAgeMs, 2000);
+  t.equal((await load(t, [], { file: 'staging_max_age = "5s"\n' })).config.stagingMaxAgeMs, 5000);
+  await t.rejects(load(t, ['--staging-max-age', '0']), { code: 'invalid_config', message: /--staging-max-age/ });
+});
+
 t.test('address forms', async (t) => {
   t.same(parseAddress('127.0.0.1:8080', 'x'), { host: '127.0.0.1', port: 8080 });
   t.same(parseAddress('[::1]:8080', 'x'), { host: '::1', port: 8080 });
