@@ -11,7 +11,6 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { BindleError, isBindleError } from '../core/errors/bindle-error.js';
 import { FileTrustStore, type TrustReload } from '../core/signing/file-trust-store.js';
-import { Keyring } from '../core/signing/keyring.js';
 import { TrustStoreVerifier } from '../core/signing/trust-store.js';
 import { parseStrategy, formatStrategy } from '../core/signing/verification.js';
 import { VERSION } from '../core/version.js';
@@ -47,16 +46,25 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** Logs the outcome of a keyring reload. */
+function logTrustReload(log: FastifyBaseLogger, keyring: string, result: TrustReload): void {
+  if (result.ok) log.info({ keyring, trustedKeys: result.keys, changed: result.changed }, 'reloaded the trusted keyring');
+  else log.error({ keyring, trustedKeys: result.keys, err: result.error.message }, 'keyring reload failed: keeping the keys loaded before');
+}
+
 /**
- * A missing file at the default keyring path is an empty keyring; a keyring named explicitly must
- * exist and parse, else start-up fails naming where it was given.
+ * Opens the trusted keyring. A missing file at the default keyring path is an empty keyring; a
+ * keyring named explicitly must exist and parse, else start-up fails naming where it was given.
  */
-async function requireNamedKeyring(config: ServerConfig): Promise<void> {
-  if (config.keyringSource === undefined) return;
+async function openTrust(config: ServerConfig, log: FastifyBaseLogger): Promise<FileTrustStore> {
   try {
-    await Keyring.load(config.keyringPath);
+    return await FileTrustStore.open(config.keyringPath, {
+      mustExist: config.keyringSource !== undefined,
+      onWatchReload: (result) => logTrustReload(log, config.keyringPath, result),
+      onWatchUnavailable: (err) => log.warn({ keyring: config.keyringPath, err: err.message }, 'cannot watch the keyring for changes; SIGHUP reloads it'),
+    });
   } catch (err) {
-    if (!isBindleError(err)) throw err;
+    if (!isBindleError(err) || config.keyringSource === undefined) throw err;
     throw new BindleError('invalid_config', `${config.keyringSource}: ${err.message}`, { cause: err });
   }
 }
@@ -65,20 +73,15 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
   const log = pino({ level: config.logLevel, name: 'bindle-server' });
   await mkdir(config.directory, { recursive: true });
 
-  await requireNamedKeyring(config);
+  const trust = await openTrust(config, log);
   const identity = await loadHostIdentity(config.signingKeysPath, {
     createIfMissing: !isSharedIndex(config.index),
     label: opts.hostLabel,
+  }).catch((err: unknown) => {
+    trust.close();
+    throw err;
   });
   if (identity.created) log.info({ path: config.signingKeysPath }, 'created a new host signing key');
-  const logReload = (result: TrustReload): void => {
-    if (result.ok) log.info({ keyring: config.keyringPath, trustedKeys: result.keys, changed: result.changed }, 'reloaded the trusted keyring');
-    else log.error({ keyring: config.keyringPath, trustedKeys: result.keys, err: result.error.message }, 'keyring reload failed: keeping the keys loaded before');
-  };
-  const trust = await FileTrustStore.open(config.keyringPath, {
-    onWatchReload: logReload,
-    onWatchUnavailable: (err) => log.warn({ keyring: config.keyringPath, err: err.message }, 'cannot watch the keyring for changes; SIGHUP reloads it'),
-  });
   const strategy = parseStrategy(config.strategy);
   const verifier = new TrustStoreVerifier(trust, strategy, identity.keyring);
 
@@ -141,7 +144,7 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
     exportReferenceLayout: (dir) => exportReferenceLayout(index, parcels, dir),
     async reloadTrust() {
       const result = await trust.reload();
-      logReload(result);
+      logTrustReload(log, config.keyringPath, result);
       return result;
     },
     async close() {

@@ -9,7 +9,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { BindleError } from '../errors/bindle-error.js';
 import { Keyring } from './keyring.js';
-import { readKeyFileIfExists } from './key-file-io.js';
+import { readKeyFile, readKeyFileIfExists } from './key-file-io.js';
 import type { TrustStore } from './trust-store.js';
 
 /** What one reload did. */
@@ -18,6 +18,11 @@ export type TrustReload =
   | { readonly ok: false; readonly error: BindleError; readonly keys: number };
 
 export interface FileTrustStoreOptions {
+  /**
+   * The file must exist at open (default false: a missing file is an empty keyring). For a
+   * keyring the user named explicitly, where a missing file is a mistake, not "no keys".
+   */
+  readonly mustExist?: boolean;
   /** Reload when the file changes (default true). */
   readonly watch?: boolean;
   /** Quiet time after the last change event before reloading (default 250 ms). */
@@ -44,11 +49,11 @@ export class FileTrustStore implements TrustStore {
   }
 
   /**
-   * Loads the keyring file (a missing file is an empty keyring) and starts watching it.
-   * An invalid file is `invalid_key_file`.
+   * Loads the keyring file and starts watching it. A missing file is an empty keyring, or
+   * `invalid_key_file` with `mustExist`; an invalid file is `invalid_key_file`.
    */
   static async open(path: string, opts: FileTrustStoreOptions = {}): Promise<FileTrustStore> {
-    const text = await readKeyFileIfExists(path, 'keyring');
+    const text = opts.mustExist === true ? await readKeyFile(path, 'keyring') : await readKeyFileIfExists(path, 'keyring');
     const store = new FileTrustStore(path, text === undefined ? new Keyring() : Keyring.fromText(path, text), text);
     if (opts.watch ?? true) store.#watch(opts);
     return store;

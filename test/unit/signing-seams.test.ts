@@ -71,6 +71,19 @@ t.test('FileTrustStore: reload on demand; a bad or missing file keeps the old ke
   t.equal(store.current().size, 2);
 });
 
+t.test('FileTrustStore: with mustExist a missing file at start is an error, an existing one loads', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'keyring.toml');
+  await t.rejects(FileTrustStore.open(path, { watch: false, mustExist: true }), {
+    code: 'invalid_key_file',
+    message: new RegExp(`keyring ${path} does not exist`),
+  });
+  writeFileSync(path, ringText(createSecretKey('A', ['creator'])));
+  const store = await FileTrustStore.open(path, { watch: false, mustExist: true });
+  t.teardown(() => store.close());
+  t.equal(store.current().size, 1);
+});
+
 t.test('FileTrustStore: an invalid file at start is an error', async (t) => {
   const path = join(t.testdir({ 'keyring.toml': 'nonsense' }), 'keyring.toml');
   await t.rejects(FileTrustStore.open(path, { watch: false }), { code: 'invalid_key_file' });
