@@ -57,8 +57,6 @@ async function getStatus(url: string): Promise<number> {
 }
 
 if (pgUrl !== undefined && s3 !== undefined) await t.test('three replicas on one PostgreSQL index and one S3 bucket', async (t) => {
-  /** Servers started in a subtest but used by later ones belong to this test. */
-  const outer = t;
   const client = await s3TestClient(t, s3);
   const bucket = await s3TestBucket(t, client);
   const indexUrl = await freshDatabase(t, pgUrl);
@@ -68,8 +66,10 @@ if (pgUrl !== undefined && s3 !== undefined) await t.test('three replicas on one
   t.equal(made.status, 0, `keys create-host: ${made.stderr}`);
   const parcelsSpec = `s3://${bucket}/replicas?endpoint=${encodeURIComponent(s3.endpoint)}&region=${s3.region}&forcePathStyle=true`;
   const args = ['--index', indexUrl, '--parcels', parcelsSpec, '--signing-keys', hostKeys, '--keyring', vec('scaffolds', 'keys', 'keyring.toml')];
+  /** Replicas belong to this test, also one restarted in a subtest: later subtests use it. */
+  const startReplica = (): Promise<ServerProcess> => startServerProcess(t, { args });
   const replicas: ServerProcess[] = [];
-  for (let i = 0; i < 3; i++) replicas.push(await startServerProcess(t, { args }));
+  for (let i = 0; i < 3; i++) replicas.push(await startReplica());
   const at = (i: number): ServerProcess => {
     const r = replicas[i % replicas.length];
     if (r === undefined) throw new Error('no replica');
@@ -114,7 +114,7 @@ if (pgUrl !== undefined && s3 !== undefined) await t.test('three replicas on one
     const got = await fetch(`${at(2).url}${parcelPath}`);
     t.equal(got.status, 200);
     t.equal(sha256(Buffer.from(await got.arrayBuffer())), sha256(data), 'another replica serves the whole parcel');
-    replicas[0] = await startServerProcess(outer, { args });
+    replicas[0] = await startReplica();
   });
 
   t.test('a yank through one replica is refused by the others', async (t) => {
