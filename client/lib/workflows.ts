@@ -196,19 +196,16 @@ async function isCached(path: string, label: Label): Promise<boolean> {
   }
 }
 
-/** True when a process with this id is running (signal 0 checks without signalling). */
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+/**
+ * A download temp file not written to for this long was left by an interrupted `get`: a running
+ * download writes its temp file at least once per received batch, so its time stays recent.
+ * Judged by age, never by process id (ids are reused, and every container's process is PID 1).
+ */
+export const ABANDONED_DOWNLOAD_AGE_MS = 10 * 60 * 1000;
 
 /**
- * Removes the temp files an interrupted download left in `parcelsDir` (`.<sha>.dat.<pid>.<hex>.tmp`,
- * see core's tempPathFor) whose writing process is gone; a running download's are kept.
+ * Removes the temp files an interrupted download left in `parcelsDir` (`.<sha>.dat.<…>.tmp`,
+ * see core's tempPathFor) not modified for ABANDONED_DOWNLOAD_AGE_MS; a running download's are kept.
  */
 async function removeAbandonedTemps(parcelsDir: string): Promise<void> {
   let names: string[];
@@ -217,10 +214,12 @@ async function removeAbandonedTemps(parcelsDir: string): Promise<void> {
   } catch {
     return;
   }
+  const cutoff = Date.now() - ABANDONED_DOWNLOAD_AGE_MS;
   for (const name of names) {
-    const match = /^\.[0-9a-f]{64}\.dat\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name);
-    if (match === null || processAlive(Number(match[1]))) continue;
-    await rm(join(parcelsDir, name), { force: true });
+    if (!/^\.[0-9a-f]{64}\.dat\..+\.tmp$/.test(name)) continue;
+    const path = join(parcelsDir, name);
+    const modified = await stat(path).then((info) => info.mtimeMs, () => undefined);
+    if (modified !== undefined && modified < cutoff) await rm(path, { force: true });
   }
 }
 

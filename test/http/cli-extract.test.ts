@@ -5,14 +5,14 @@
  * Run in-process against a real Bindle server.
  */
 import t from 'tap';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Invoice } from '../../schema/index.js';
 import { renderKeyRing } from '../../core/codec/key-file-codec.js';
 import { canonicalId } from '../../core/ids/bindle-id.js';
 import { publicKeyEntry } from '../../core/signing/keys.js';
 import { BindleClient } from '../../client/lib/bindle-client.js';
+import { ABANDONED_DOWNLOAD_AGE_MS } from '../../client/lib/workflows.js';
 import { extractionPlan } from '../../client/cli/commands/read-commands.js';
 import { signedInvoice, type TestParcel } from '../helpers/bindles.js';
 import { inProcessCli } from '../helpers/cli-in-process.js';
@@ -60,12 +60,15 @@ t.test('get --extract writes parcels under their label names, and refuses names 
   t.notOk(existsSync(join(dir, 'evil', 'escaped.txt')), 'nothing escaped');
   t.notOk(existsSync(evilOut) && readdirSync(evilOut).length > 0, 'nothing was written at all');
 
-  // The temp file of a download interrupted by a process that is gone is removed by the next get.
-  const gone = spawnSync(process.execPath, ['-e', '0']).pid;
+  // The temp file of an interrupted download (not written for a long time) is removed by the next
+  // get, judged by age, never by process id: a running download's file, even one named with this
+  // very process id, is kept, and an old one is removed even when its process id is alive.
   const parcels = join(dir, 'cache', canonicalId({ name: 'example.com/app', version: '1.0.0' }), 'parcels');
-  const leftover = join(parcels, `.${'e'.repeat(64)}.dat.${gone}.0123456789ab.tmp`);
+  const leftover = join(parcels, `.${'e'.repeat(64)}.dat.${process.pid}.0123456789ab.tmp`);
   writeFileSync(leftover, 'half a parcel');
-  const mine = join(parcels, `.${'e'.repeat(64)}.dat.${process.pid}.0123456789ab.tmp`);
+  const longAgo = (Date.now() - ABANDONED_DOWNLOAD_AGE_MS - 60_000) / 1000;
+  utimesSync(leftover, longAgo, longAgo);
+  const mine = join(parcels, `.${'e'.repeat(64)}.dat.${process.pid}.ba9876543210.tmp`);
   writeFileSync(mine, 'a download still running');
   const next = await bindle([...global, 'get', 'example.com/app/1.0.0']);
   t.equal(next.code, 0, { stderr: next.stderr });
