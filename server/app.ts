@@ -32,6 +32,11 @@ export interface AppOptions {
   bodyIdleTimeoutMs?: number;
   /** The whole request head must arrive within this time, else 408 (default 20 s). */
   headersTimeoutMs?: number;
+  /**
+   * Addresses and CIDR ranges of trusted reverse proxies: a request from one of them has the
+   * client address its `X-Forwarded-For` names (`request.ip`). Default none: the peer's address.
+   */
+  trustProxy?: readonly string[];
 }
 
 
@@ -57,6 +62,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     exposeHeadRoutes: false,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    ...(opts.trustProxy !== undefined && opts.trustProxy.length > 0 ? { trustProxy: [...opts.trustProxy] } : {}),
     routerOptions: { maxParamLength: 2048, ignoreDuplicateSlashes: false },
     schemaController: { compilersFactory: { buildValidator: noRouteSchemas, buildSerializer: noRouteSchemas } },
     clientErrorHandler,

@@ -105,6 +105,7 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
     maxInvoiceBytes: config.maxInvoiceBytes,
     bodyIdleTimeoutMs: config.bodyIdleTimeoutMs,
     headersTimeoutMs: config.headersTimeoutMs,
+    trustProxy: config.trustProxy,
     version: VERSION,
     logger: log,
     isReady: () => ready,

@@ -29,7 +29,8 @@ export interface AuthSetup {
  * Builds authentication from the configuration: with `unauthenticated`, NoAuthenticator and
  * AlwaysAuthorizer; otherwise a ChainAuthenticator over htpasswd, static tokens and OIDC (loading
  * their files now, so a bad file fails the start with invalid_config), behind a
- * FailedAttemptLimiter (10 failures per client address per minute, then 429), and the AclAuthorizer
+ * FailedAttemptLimiter (config.authFailureLimit: by default 10 failures per client address per
+ * minute, then 429), and the AclAuthorizer
  * of `aclFile` (read now: a bad file fails the start) or, without one, AnonymousGetAuthorizer.
  */
 export async function buildAuth(config: ServerConfig): Promise<AuthSetup> {
@@ -51,7 +52,7 @@ export async function buildAuth(config: ServerConfig): Promise<AuthSetup> {
   }
   const acl = config.aclFile === undefined ? undefined : await AclAuthorizer.load(config.aclFile);
   return {
-    authenticator: new FailedAttemptLimiter(new ChainAuthenticator(chain)),
+    authenticator: new FailedAttemptLimiter(new ChainAuthenticator(chain), config.authFailureLimit),
     authorizer: acl ?? new AnonymousGetAuthorizer(),
     ...(oidc === undefined ? {} : { oidc }),
     ...(acl === undefined ? {} : { acl }),

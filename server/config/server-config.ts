@@ -74,6 +74,17 @@ export interface ServerConfig {
   readonly stagingMaxAgeMs: number;
   /** The request line and headers must arrive within this time, else 408 (at least 1 ms). */
   readonly headersTimeoutMs: number;
+  /**
+   * Failed authentication attempts a client address may make within `windowMs` before its
+   * requests with credentials get 429 (server/auth/failed-attempt-limiter.ts).
+   */
+  readonly authFailureLimit: { readonly maxFailures: number; readonly windowMs: number };
+  /**
+   * Addresses and CIDR ranges of the reverse proxies whose `X-Forwarded-For` is believed (Fastify's
+   * `trustProxy`), so that the client address (logs, failed-attempt limits) is the one the proxy
+   * saw. Empty (the default): no proxy is trusted and the client address is the peer's.
+   */
+  readonly trustProxy: readonly string[];
   /** The config file that was read, if any. */
   readonly configPath?: string;
 }
@@ -95,12 +106,15 @@ const DEFAULT_STRATEGY = 'GreedyVerification';
 const DEFAULT_MAX_INVOICE_BYTES = 1024 * 1024;
 const DEFAULT_MAX_PARCEL_BYTES = 8 * 1024 * 1024 * 1024;
 const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+const DEFAULT_AUTH_MAX_FAILURES = 10;
+const DEFAULT_AUTH_FAILURE_WINDOW_MS = 60_000;
 /** setTimeout's largest delay. */
 const MAX_DURATION_MS = 2 ** 31 - 1;
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const CONFIG_PATH_ENV = 'BINDLE_CONFIG_PATH';
 
-type Kind = 'string' | 'boolean' | 'size' | 'duration';
+/** `count`: a whole number of at least 1; `list`: comma-separated (a TOML array in the config file). */
+type Kind = 'string' | 'boolean' | 'size' | 'duration' | 'count' | 'list';
 
 interface SettingSpec {
   /** Long flag name without the leading `--`; commander's attribute name is its camelCase. */
@@ -227,6 +241,22 @@ const SETTINGS = {
     flag: 'headers-timeout', arg: '<duration>', env: 'BINDLE_HEADERS_TIMEOUT',
     fileKeys: ['headersTimeout', 'headers_timeout'], kind: 'duration',
     help: 'the request line and headers must arrive within this time, else 408 (default: 20s)',
+  },
+  authMaxFailures: {
+    flag: 'auth-max-failures', arg: '<count>', env: 'BINDLE_AUTH_MAX_FAILURES',
+    fileKeys: ['authMaxFailures', 'auth_max_failures'], kind: 'count',
+    help: `failed authentications a client address may make within --auth-failure-window before its requests with credentials get 429 (default: ${DEFAULT_AUTH_MAX_FAILURES})`,
+  },
+  authFailureWindow: {
+    flag: 'auth-failure-window', arg: '<duration>', env: 'BINDLE_AUTH_FAILURE_WINDOW',
+    fileKeys: ['authFailureWindow', 'auth_failure_window'], kind: 'duration',
+    help: 'the window in which --auth-max-failures counts failures, from an address\'s first failure (default: 60s)',
+  },
+  trustProxy: {
+    flag: 'trust-proxy', arg: '<addresses>', env: 'BINDLE_TRUST_PROXY',
+    fileKeys: ['trustProxy', 'trust_proxy'], kind: 'list',
+    help: 'comma-separated addresses or CIDR ranges of reverse proxies whose X-Forwarded-For names the client ' +
+      '(for logs and failed-attempt limits); a TOML array in the config file (default: none trusted)',
   },
   useEmbeddedDb: {
     flag: 'use-embedded-db', short: 'e', env: 'BINDLE_USE_EMBEDDED_DB', fileKeys: ['useEmbeddedDb', 'use_embedded_db'], kind: 'boolean',
@@ -384,7 +414,10 @@ async function readConfigFile(path: string, origin: string): Promise<Map<Setting
     const kind = SETTINGS[name].kind;
     const accepted = acceptFileValue(value, kind);
     if (accepted === undefined) {
-      const expected = kind === 'boolean' ? 'true or false' : kind === 'string' ? 'a string' : 'a string or an integer';
+      const expected = kind === 'boolean' ? 'true or false'
+        : kind === 'string' ? 'a string'
+        : kind === 'list' ? 'an array of strings'
+        : 'a string or an integer';
       throw invalid(`${source}: expected ${expected}, got ${describeTomlValue(value)}`);
     }
     out.set(name, { value: accepted, source });
@@ -395,6 +428,9 @@ async function readConfigFile(path: string, origin: string): Promise<Map<Setting
 /** The value if its TOML type suits the setting's kind. */
 function acceptFileValue(value: unknown, kind: Kind): string | number | boolean | undefined {
   if (kind === 'boolean') return typeof value === 'boolean' ? value : undefined;
+  if (kind === 'list') {
+    return Array.isArray(value) && value.every((item) => typeof item === 'string' && !item.includes(',')) ? value.join(',') : undefined;
+  }
   if (typeof value === 'string') return value;
   if (kind !== 'string' && typeof value === 'number' && Number.isInteger(value)) return value;
   return undefined;
@@ -489,6 +525,11 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
   const bodyIdleTimeoutMs = pickPositiveDuration(pick('bodyIdleTimeout'), DEFAULT_BODY_IDLE_TIMEOUT_MS);
   const headersTimeoutMs = pickPositiveDuration(pick('headersTimeout'), DEFAULT_HEADERS_TIMEOUT_MS);
   const stagingMaxAgeMs = pickPositiveDuration(pick('stagingMaxAge'), DEFAULT_STAGING_MAX_AGE_MS);
+  const authFailureLimit = {
+    maxFailures: pickCount(pick('authMaxFailures'), DEFAULT_AUTH_MAX_FAILURES),
+    windowMs: pickPositiveDuration(pick('authFailureWindow'), DEFAULT_AUTH_FAILURE_WINDOW_MS),
+  };
+  const trustProxy = pickAddressRanges(pick('trustProxy'));
 
   const levelRaw = pickString('logLevel');
   let logLevel: LogLevel = 'info';
@@ -557,6 +598,8 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
     bodyIdleTimeoutMs,
     stagingMaxAgeMs,
     headersTimeoutMs,
+    authFailureLimit: Object.freeze(authFailureLimit),
+    trustProxy: Object.freeze(trustProxy),
     ...(configPath === undefined ? {} : { configPath }),
   };
   return Object.freeze(config);
@@ -677,6 +720,32 @@ function pickPositiveDuration(raw: Sourced | undefined, fallback: number): numbe
   const ms = pickDuration(raw, fallback);
   if (ms === 0) throw invalid(`${raw?.source ?? 'the default'}: a timeout must be longer than 0 ms`);
   return ms;
+}
+
+/** A whole number of at least 1. */
+function pickCount(raw: Sourced | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const text = String(raw.value).trim();
+  const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw invalid(`${raw.source}: "${String(raw.value)}" is not a whole number of at least 1`);
+  return n;
+}
+
+/** A comma-separated list of IP addresses and CIDR ranges (`10.0.0.0/8`, `fd00::/8`); empty when not given. */
+function pickAddressRanges(raw: Sourced | undefined): string[] {
+  if (raw === undefined) return [];
+  const entries = String(raw.value).split(',').map((entry) => entry.trim());
+  for (const entry of entries) {
+    if (entry === '') throw invalid(`${raw.source}: an empty entry in "${String(raw.value)}"; list addresses or CIDR ranges separated by commas`);
+    const [address = '', prefix, ...rest] = entry.split('/');
+    const family = isIP(address);
+    const maxPrefix = family === 4 ? 32 : 128;
+    const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= maxPrefix);
+    if (family === 0 || !prefixOk || rest.length > 0) {
+      throw invalid(`${raw.source}: "${entry}" is not an IP address or a CIDR range (e.g. 10.0.0.1, 10.0.0.0/8, fd00::/8)`);
+    }
+  }
+  return entries;
 }
 
 const HOSTNAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;

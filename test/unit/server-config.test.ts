@@ -224,6 +224,41 @@ t.test('staging max age: from flag, env and file, default 1 h; 0 is refused', as
   await t.rejects(load(t, ['--staging-max-age', '0']), { code: 'invalid_config', message: /--staging-max-age/ });
 });
 
+t.test('failed-attempt limits: from flag, env and file, default 10 a minute; bad values are refused', async (t) => {
+  t.same((await load(t, [])).config.authFailureLimit, { maxFailures: 10, windowMs: 60_000 });
+  t.same((await load(t, ['--auth-max-failures', '3', '--auth-failure-window', '5s'])).config.authFailureLimit, { maxFailures: 3, windowMs: 5000 });
+  const fromEnv = await load(t, [], { env: { BINDLE_AUTH_MAX_FAILURES: '25', BINDLE_AUTH_FAILURE_WINDOW: '120s' } });
+  t.same(fromEnv.config.authFailureLimit, { maxFailures: 25, windowMs: 120_000 });
+  const fromFile = await load(t, [], { file: 'authMaxFailures = 4\nauth_failure_window = "30s"\n' });
+  t.same(fromFile.config.authFailureLimit, { maxFailures: 4, windowMs: 30_000 });
+  const flagWins = await load(t, ['--auth-max-failures', '7'], { env: { BINDLE_AUTH_MAX_FAILURES: '8' }, file: 'authMaxFailures = 9\n' });
+  t.equal(flagWins.config.authFailureLimit.maxFailures, 7, 'flag > env > file');
+  t.ok(Object.isFrozen(flagWins.config.authFailureLimit));
+  for (const bad of ['0', '-1', '2.5', 'ten', ' ']) {
+    await t.rejects(load(t, [], { env: { BINDLE_AUTH_MAX_FAILURES: bad } }), {
+      code: 'invalid_config',
+      message: /environment variable BINDLE_AUTH_MAX_FAILURES: .* is not a whole number of at least 1/,
+    }, `max failures ${JSON.stringify(bad)}`);
+  }
+  await t.rejects(load(t, ['--auth-failure-window', '0']), { code: 'invalid_config', message: /--auth-failure-window/ });
+  await t.rejects(load(t, [], { file: 'authMaxFailures = true\n' }), { code: 'invalid_config', message: /key "authMaxFailures": expected a string or an integer/ });
+});
+
+t.test('trusted proxies: off by default; addresses and CIDR ranges from flag, env and file (an array); others refused', async (t) => {
+  t.same((await load(t, [])).config.trustProxy, [], 'no proxy is trusted by default');
+  t.same((await load(t, ['--trust-proxy', '10.0.0.1, 192.168.0.0/16,fd00::/8'])).config.trustProxy, ['10.0.0.1', '192.168.0.0/16', 'fd00::/8']);
+  t.same((await load(t, [], { env: { BINDLE_TRUST_PROXY: '127.0.0.1' } })).config.trustProxy, ['127.0.0.1']);
+  const fromFile = await load(t, [], { file: 'trust_proxy = ["10.1.2.3", "::1"]\n' });
+  t.same(fromFile.config.trustProxy, ['10.1.2.3', '::1']);
+  t.ok(Object.isFrozen(fromFile.config.trustProxy));
+  t.same((await load(t, ['--trust-proxy', '10.0.0.2'], { file: 'trustProxy = ["10.0.0.3"]\n' })).config.trustProxy, ['10.0.0.2'], 'the flag wins');
+  for (const bad of ['proxy.example.com', '10.0.0.0/33', '::/129', '10.0.0.1,', '10.0.0.0/8/8', 'true', '10.0.0.0/x']) {
+    await t.rejects(load(t, ['--trust-proxy', bad]), { code: 'invalid_config', message: /^--trust-proxy: / }, bad);
+  }
+  await t.rejects(load(t, [], { file: 'trustProxy = "10.0.0.1"\n' }), { code: 'invalid_config', message: /key "trustProxy": expected an array of strings/ });
+  await t.rejects(load(t, [], { file: 'trustProxy = [1]\n' }), { code: 'invalid_config', message: /expected an array of strings/ });
+});
+
 t.test('address forms', async (t) => {
   t.same(parseAddress('127.0.0.1:8080', 'x'), { host: '127.0.0.1', port: 8080 });
   t.same(parseAddress('[::1]:8080', 'x'), { host: '::1', port: 8080 });
