@@ -6,16 +6,15 @@
  * same host keys. Needs BINDLE_TEST_POSTGRES_URL and BINDLE_TEST_S3_ENDPOINT (skipped without them,
  * failed under CI=true).
  */
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import pg from 'pg';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { sha256, signedInvoice } from '../helpers/bindles.js';
 import { vec } from '../helpers/paths.js';
-import { postgresUrl } from '../helpers/postgres.js';
+import { freshDatabase, postgresUrl } from '../helpers/postgres.js';
 import { s3TestBucket, s3TestClient, s3TestService } from '../helpers/s3-service.js';
 import { SERVER_BIN, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
@@ -23,23 +22,6 @@ const pgUrl = postgresUrl(t);
 // Each helper plans the file as skipped when its service is absent: ask the second only when the first is there.
 const s3 = pgUrl === undefined ? undefined : s3TestService(t);
 
-/** A database of its own for this run, dropped at the end. */
-async function freshDatabase(t: Test, url: string): Promise<string> {
-  const name = `bindle_replicas_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: url });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  t.teardown(async () => {
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await c.end();
-  });
-  const u = new URL(url);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
 
 /** Sends the first `sent` bytes of a `total`-byte parcel upload and leaves the request open. */
 function partialUpload(url: string, total: number, sent: Buffer): Promise<void> {

@@ -3,9 +3,9 @@
  * `scripts/services/postgres.sh up`). Unset, tests needing it are skipped with that reason,
  * except under CI=true, where that is a failure. Each index gets its own schema, named after
  * its test directory, so test files can run in parallel on one database; schemas are dropped
- * when the test file ends.
+ * when the test file ends; server processes get a whole database of their own (freshDatabase).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { Test } from 'tap';
 
@@ -52,4 +52,31 @@ export async function dropSchemas(url: string, schemas: readonly string[]): Prom
   } finally {
     await client.end();
   }
+}
+
+/**
+ * A database of its own on the server at `url` (for server processes, which take a whole
+ * database), dropped when `t` ends; resolves with its URL.
+ */
+export async function freshDatabase(t: Test, url: string): Promise<string> {
+  const name = `bindle_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  t.teardown(async () => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    } finally {
+      await c.end();
+    }
+  });
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
 }
