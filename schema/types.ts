@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'parcel_not_on_invoice'
   | 'size_mismatch'
   | 'digest_mismatch'
+  | 'manifest_invalid'
+  | 'unsupported'
   | 'unauthenticated'
   | 'forbidden'
   | 'yanked'

@@ -32,6 +32,8 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   parcel_not_on_invoice: 400,
   size_mismatch: 400,
   digest_mismatch: 400,
+  manifest_invalid: 400,
+  unsupported: 400,
   unauthenticated: 401,
   forbidden: 403,
   yanked: 403,

@@ -8,6 +8,7 @@
  * test/contract/invoice-index-contract.ts.
  */
 import type { Invoice } from '../../schema/index.js';
+import type { OciArtifact, OciManifestRecord, OciTagPage } from './oci-records.js';
 
 /**
  * One stored invoice. `toml`/`json` are the exact bytes served for GET (never re-rendered);
@@ -24,6 +25,11 @@ export interface StoredInvoice {
   yanked: boolean;
   /** Unix milliseconds. */
   createdAt: number;
+  /**
+   * On insert only: the OCI artifact pushed for this invoice, stored verbatim; absent, the index
+   * derives it (server/storage/oci-records.ts ociRowsOf). Never read back on a StoredInvoice.
+   */
+  oci?: OciArtifact;
 }
 
 /** A `/_q` query after parameter parsing. */
@@ -80,6 +86,26 @@ export interface InvoiceIndex {
   query(q: InvoiceQuery): Promise<InvoiceQueryResult>;
   /** Every invoice that lists a parcel with this digest (for "is this parcel on a yanked invoice"). */
   invoicesWithParcel(sha256: string): Promise<Array<{ name: string; version: string; yanked: boolean }>>;
+  /**
+   * The OCI side (server/storage/oci-records.ts): every insert also writes ociRowsOf(entry) in
+   * the same transaction, and those rows never change. An index opened on invoices stored
+   * before its OCI tables existed writes their rows from the current TOML (deterministic, so
+   * replicas agree; a yanked invoice's manifest then names its yanked TOML).
+   *
+   * The manifest of `name`/`version` (position 0), yanked or not; undefined when absent.
+   */
+  ociManifest(name: string, version: string): Promise<OciManifestRecord | undefined>;
+  /** The manifest (bindle or signature referrer) of an invoice of `name` with this digest. */
+  ociManifestByDigest(name: string, digest: string): Promise<OciManifestRecord | undefined>;
+  /** The config blob of an invoice of `name` with this digest (the invoice bytes at create time). */
+  ociConfig(name: string, digest: string): Promise<Buffer | undefined>;
+  /**
+   * Tags of the unyanked invoices of `name` in byte order, those after `last` (when given), at
+   * most `n` (a non-negative integer). Undefined when no invoice has this name.
+   */
+  ociTags(name: string, last: string | undefined, n: number): Promise<OciTagPage | undefined>;
+  /** The signature referrers of the bindle manifest `subject` of `name`, in signature order. */
+  ociReferrers(name: string, subject: string): Promise<OciManifestRecord[]>;
   /** Number of stored invoices, yanked included. */
   count(): Promise<number>;
   /** Releases the index; later calls fail with unavailable. */

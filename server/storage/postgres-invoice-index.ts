@@ -9,6 +9,7 @@
 import type { Client, ClientConfig, Notification, Pool, PoolClient } from 'pg';
 import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import type { InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice } from './invoice-index.js';
+import { OCI_MANIFEST_SELECT, ociManifestRecord, ociRowsOf, type OciManifestColumns, type OciManifestRecord, type OciTagPage } from './oci-records.js';
 import { checkEntry, checkPaging, checkYankEntry, queryMatch, searchText, storedInvoice, type InvoiceColumns } from './invoice-index-rules.js';
 import { numberPlaceholders, satisfies, versionFilter } from './invoice-index-versions.js';
 import { versionParts } from './semver-order.js';
@@ -65,6 +66,26 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX invoice_parcels_sha256 ON invoice_parcels (sha256);
   `,
+  // The OCI form of each invoice (oci-records.ts): written with it, never changed.
+  `
+  CREATE TABLE oci_configs (
+    invoice_id bigint PRIMARY KEY REFERENCES invoices (id) ON DELETE CASCADE,
+    -- the version as an OCI tag (+ -> _); NULL when it cannot be one
+    tag text COLLATE "C",
+    digest text NOT NULL,
+    config bytea NOT NULL
+  );
+  CREATE INDEX oci_configs_digest ON oci_configs (digest);
+  CREATE TABLE oci_manifests (
+    invoice_id bigint NOT NULL REFERENCES invoices (id) ON DELETE CASCADE,
+    -- 0 = the bindle's manifest, n = the referrer of the n-th signature
+    position integer NOT NULL,
+    digest text NOT NULL,
+    manifest bytea NOT NULL,
+    PRIMARY KEY (invoice_id, position)
+  );
+  CREATE INDEX oci_manifests_digest ON oci_manifests (digest);
+  `,
 ];
 
 /** The notification channel; the payload is the schema whose invoices changed. */
@@ -81,6 +102,30 @@ const COLUMNS = 'i.name, i.version, i.canonical_id, i.yanked, i.created_at, i.to
 
 
 type PgModule = (typeof import('pg'))['default'];
+
+/** Writes the OCI rows of invoice row `id` (oci-records.ts ociRowsOf); rows already there are kept. */
+async function writeOci(client: PoolClient, id: string | undefined, entry: StoredInvoice): Promise<void> {
+  const rows = ociRowsOf(entry);
+  await client.query('INSERT INTO oci_configs (invoice_id, tag, digest, config) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING', [
+    id, rows.tag, rows.configDigest, rows.config,
+  ]);
+  await client.query(
+    `INSERT INTO oci_manifests (invoice_id, position, digest, manifest)
+     SELECT $1, unnest($2::integer[]), unnest($3::text[]), unnest($4::bytea[]) ON CONFLICT DO NOTHING`,
+    [id, rows.manifests.map((m) => m.position), rows.manifests.map((m) => m.digest), rows.manifests.map((m) => m.bytes)],
+  );
+}
+
+/**
+ * Writes the OCI rows of invoices stored before the OCI tables existed, from their current TOML
+ * (run under the migration lock; deterministic, so replicas agree).
+ */
+async function backfillOci(client: PoolClient): Promise<void> {
+  const { rows } = await client.query<InvoiceColumns & { id: string }>(
+    `SELECT i.id, ${COLUMNS} FROM invoices i WHERE NOT EXISTS (SELECT 1 FROM oci_configs c WHERE c.invoice_id = i.id)`,
+  );
+  for (const row of rows) await writeOci(client, row.id, storedInvoice(row));
+}
 
 
 /** A LIKE pattern matching `term` anywhere (`\` is LIKE's default escape character). */
@@ -186,6 +231,7 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
         if (digests.length > 0) {
           await client.query('INSERT INTO invoice_parcels (invoice_id, sha256) SELECT $1, unnest($2::text[])', [rows[0]?.id, digests]);
         }
+        await writeOci(client, rows[0]?.id, entry);
       });
     } catch (err) {
       if (pgCode(err) === '23505') {
@@ -269,6 +315,58 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
     );
   }
 
+  async ociManifest(name: string, version: string): Promise<OciManifestRecord | undefined> {
+    this.checkOpen();
+    const rows = await this.rows<OciManifestColumns>(
+      `${OCI_MANIFEST_SELECT} WHERE i.name = $1 AND i.version = $2 AND m.position = 0`,
+      [name, version],
+      'ociManifest',
+    );
+    return rows[0] === undefined ? undefined : ociManifestRecord(rows[0]);
+  }
+
+  async ociManifestByDigest(name: string, digest: string): Promise<OciManifestRecord | undefined> {
+    this.checkOpen();
+    const rows = await this.rows<OciManifestColumns>(`${OCI_MANIFEST_SELECT} WHERE m.digest = $1 AND i.name = $2 LIMIT 1`, [digest, name], 'ociManifestByDigest');
+    return rows[0] === undefined ? undefined : ociManifestRecord(rows[0]);
+  }
+
+  async ociConfig(name: string, digest: string): Promise<Buffer | undefined> {
+    this.checkOpen();
+    const rows = await this.rows<{ config: Buffer }>(
+      'SELECT c.config FROM oci_configs c JOIN invoices i ON i.id = c.invoice_id WHERE c.digest = $1 AND i.name = $2 LIMIT 1',
+      [digest, name],
+      'ociConfig',
+    );
+    return rows[0]?.config;
+  }
+
+  async ociTags(name: string, last: string | undefined, n: number): Promise<OciTagPage | undefined> {
+    this.checkOpen();
+    const [exists, rows] = await Promise.all([
+      this.rows('SELECT 1 FROM invoices WHERE name = $1 LIMIT 1', [name], 'ociTags'),
+      this.rows<{ tag: string }>(
+        `SELECT c.tag FROM invoices i JOIN oci_configs c ON c.invoice_id = i.id
+         WHERE i.name = $1 AND NOT i.yanked AND c.tag IS NOT NULL AND c.tag > $2 ORDER BY c.tag LIMIT $3`,
+        [name, last ?? '', n + 1],
+        'ociTags',
+      ),
+    ]);
+    if (exists.length === 0) return undefined;
+    return { tags: rows.slice(0, n).map((r) => r.tag), more: rows.length > n };
+  }
+
+  async ociReferrers(name: string, subject: string): Promise<OciManifestRecord[]> {
+    this.checkOpen();
+    const rows = await this.rows<OciManifestColumns>(
+      `${OCI_MANIFEST_SELECT} JOIN oci_manifests s ON s.invoice_id = m.invoice_id AND s.position = 0
+       WHERE s.digest = $1 AND i.name = $2 AND m.position > 0 ORDER BY m.position`,
+      [subject, name],
+      'ociReferrers',
+    );
+    return rows.map(ociManifestRecord);
+  }
+
   async count(): Promise<number> {
     this.checkOpen();
     const rows = await this.rows<{ n: string }>('SELECT count(*) AS n FROM invoices', [], 'count');
@@ -334,6 +432,7 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
         );
       }
       for (const step of MIGRATIONS.slice(current)) await client.query(step);
+      await backfillOci(client);
       if (rows.length === 0) await client.query('INSERT INTO bindle_schema_version (version) VALUES ($1)', [MIGRATIONS.length]);
       else await client.query('UPDATE bindle_schema_version SET version = $1', [MIGRATIONS.length]);
     });

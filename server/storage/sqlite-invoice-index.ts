@@ -9,6 +9,7 @@ import Database from 'better-sqlite3';
 import semver from 'semver';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import type { InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice } from './invoice-index.js';
+import { OCI_MANIFEST_SELECT, ociManifestRecord, ociRowsOf, type OciManifestColumns, type OciManifestRecord, type OciTagPage } from './oci-records.js';
 import { checkEntry, checkPaging, checkYankEntry, queryMatch, searchText, storedInvoice } from './invoice-index-rules.js';
 import { versionFilter } from './invoice-index-versions.js';
 import { versionParts } from './semver-order.js';
@@ -71,6 +72,26 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (invoice_id, sha256)
   ) WITHOUT ROWID;
   CREATE INDEX invoice_parcels_sha256 ON invoice_parcels (sha256);
+  `,
+  // The OCI form of each invoice (oci-records.ts): written with it, never changed.
+  `
+  CREATE TABLE oci_configs (
+    invoice_id INTEGER PRIMARY KEY REFERENCES invoices (id) ON DELETE CASCADE,
+    -- the version as an OCI tag (+ -> _); NULL when it cannot be one
+    tag TEXT,
+    digest TEXT NOT NULL,
+    config BLOB NOT NULL
+  );
+  CREATE INDEX oci_configs_digest ON oci_configs (digest);
+  CREATE TABLE oci_manifests (
+    invoice_id INTEGER NOT NULL REFERENCES invoices (id) ON DELETE CASCADE,
+    -- 0 = the bindle's manifest, n = the referrer of the n-th signature
+    position INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    manifest BLOB NOT NULL,
+    PRIMARY KEY (invoice_id, position)
+  );
+  CREATE INDEX oci_manifests_digest ON oci_manifests (digest);
   `,
 ];
 
@@ -230,6 +251,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       // Room for the indexes of a large index file (100,000 invoices: about 40 MB), per connection.
       db.pragma('cache_size = -65536');
       migrate(db, path);
+      backfillOci(db);
       const fullText = setUpFullText(db, path, options.fullTextSearch ?? true);
       registerFunctions(db);
       return new SqliteInvoiceIndex(path, db, fullText);
@@ -361,6 +383,58 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
          WHERE p.sha256 = ? ORDER BY i.name, i.version_key DESC, i.version`,
       ).all(sha256) as Array<{ name: string; version: string; yanked: number }>;
       return rows.map((r) => ({ name: r.name, version: r.version, yanked: r.yanked === 1 }));
+    });
+  }
+
+  ociManifest(name: string, version: string): Promise<OciManifestRecord | undefined> {
+    return settle(() => {
+      this.checkOpen();
+      const row = this.statement(
+        `${OCI_MANIFEST_SELECT} WHERE i.name = ? AND i.version = ? AND m.position = 0`,
+      ).get(name, version) as OciManifestColumns | undefined;
+      return row === undefined ? undefined : ociManifestRecord(row);
+    });
+  }
+
+  ociManifestByDigest(name: string, digest: string): Promise<OciManifestRecord | undefined> {
+    return settle(() => {
+      this.checkOpen();
+      const row = this.statement(`${OCI_MANIFEST_SELECT} WHERE m.digest = ? AND i.name = ? LIMIT 1`).get(digest, name) as
+        | OciManifestColumns
+        | undefined;
+      return row === undefined ? undefined : ociManifestRecord(row);
+    });
+  }
+
+  ociConfig(name: string, digest: string): Promise<Buffer | undefined> {
+    return settle(() => {
+      this.checkOpen();
+      return this.values(
+        'SELECT c.config FROM oci_configs c JOIN invoices i ON i.id = c.invoice_id WHERE c.digest = ? AND i.name = ? LIMIT 1',
+      ).get(digest, name) as Buffer | undefined;
+    });
+  }
+
+  ociTags(name: string, last: string | undefined, n: number): Promise<OciTagPage | undefined> {
+    return settle(() => {
+      this.checkOpen();
+      if (this.values('SELECT 1 FROM invoices WHERE name = ? LIMIT 1').get(name) === undefined) return undefined;
+      const tags = this.values(
+        `SELECT c.tag FROM invoices i JOIN oci_configs c ON c.invoice_id = i.id
+         WHERE i.name = ? AND i.yanked = 0 AND c.tag IS NOT NULL AND c.tag > ? ORDER BY c.tag LIMIT ?`,
+      ).all(name, last ?? '', n + 1) as string[];
+      return { tags: tags.slice(0, n), more: tags.length > n };
+    });
+  }
+
+  ociReferrers(name: string, subject: string): Promise<OciManifestRecord[]> {
+    return settle(() => {
+      this.checkOpen();
+      const rows = this.statement(
+        `${OCI_MANIFEST_SELECT} JOIN oci_manifests s ON s.invoice_id = m.invoice_id AND s.position = 0
+         WHERE s.digest = ? AND i.name = ? AND m.position > 0 ORDER BY m.position`,
+      ).all(subject, name) as OciManifestColumns[];
+      return rows.map(ociManifestRecord);
     });
   }
 
@@ -549,6 +623,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     );
     const parcel = this.statement('INSERT OR IGNORE INTO invoice_parcels (invoice_id, sha256) VALUES (?, ?)');
     for (const p of entry.invoice.parcel ?? []) parcel.run(id, p.label.sha256);
+    writeOci(this.db, id, entry);
   }
 
   /** The WHERE clauses for a query. Cheap, index-friendly clauses come first. */
@@ -585,6 +660,26 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   }
 }
 
+
+/** Writes the OCI rows of invoice row `id` (oci-records.ts ociRowsOf); a row already there is kept. */
+function writeOci(db: Database.Database, id: number, entry: StoredInvoice): void {
+  const rows = ociRowsOf(entry);
+  db.prepare('INSERT OR IGNORE INTO oci_configs (invoice_id, tag, digest, config) VALUES (?, ?, ?, ?)').run(id, rows.tag, rows.configDigest, rows.config);
+  const manifest = db.prepare('INSERT OR IGNORE INTO oci_manifests (invoice_id, position, digest, manifest) VALUES (?, ?, ?, ?)');
+  for (const m of rows.manifests) manifest.run(id, m.position, m.digest, m.bytes);
+}
+
+/** Writes the OCI rows of invoices stored before the OCI tables existed, from their current TOML. */
+function backfillOci(db: Database.Database): void {
+  const missing = db.prepare(
+    `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.toml, d.json
+     FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id
+     WHERE NOT EXISTS (SELECT 1 FROM oci_configs c WHERE c.invoice_id = i.id)`,
+  );
+  db.transaction(() => {
+    for (const row of missing.all() as InvoiceRow[]) writeOci(db, row.id, storedInvoice(row));
+  }).immediate();
+}
 
 /** Applies pending migrations in one immediate transaction; refuses a newer schema. */
 function migrate(db: Database.Database, path: string): void {

@@ -10,6 +10,7 @@ import type { Invoice } from '../../schema/index.js';
 import { canonicalInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
 import { canonicalId } from '../../core/ids/bindle-id.js';
 import type { InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice } from '../../server/storage/invoice-index.js';
+import { buildBindleManifest, sha256Digest, signatureReferrers } from '../../core/oci/index.js';
 
 const PARCEL_A = 'a'.repeat(64);
 const PARCEL_B = 'b'.repeat(64);
@@ -163,6 +164,68 @@ export function invoiceIndexContract(t: Test, name: string, makeIndex: (dir: str
       t.equal((await index.get('enterprise.com/warpcore', '1.0.0'))?.toml, yanked.toml, 'and writes nothing');
       await t.rejects(index.yank(makeEntry('enterprise.com/warpcore', '9.9.9', { yanked: true })), { code: 'not_found' });
       await t.rejects(index.yank(makeEntry('enterprise.com/warpcore', '1.0.0')), { code: 'internal' }, 'an unyanked entry is refused');
+    });
+
+    t.test('OCI: manifest, config and signature referrers are written with the invoice and never move', async (t) => {
+      const { index } = await fresh(t);
+      const entry = makeEntry('enterprise.com/warpcore', '1.0.0+build.1', { parcels: [PARCEL_A, PARCEL_B] });
+      const signature = { by: 'creator', signature: 'c2ln', key: 'a2V5', role: 'creator' as const, at: 1_700_000_000 };
+      const host = { ...signature, by: 'host', role: 'host' as const };
+      entry.invoice = { ...entry.invoice, signature: [signature, host] };
+      entry.json = JSON.stringify(entry.invoice);
+      await index.insert(entry);
+      const config = Buffer.from(entry.toml, 'utf8');
+      const built = buildBindleManifest(config, entry.invoice);
+      const manifest = await index.ociManifest(entry.name, entry.version);
+      t.same(manifest, { name: entry.name, version: entry.version, yanked: false, position: 0, digest: built.digest, bytes: built.bytes }, 'the built manifest');
+      t.same(await index.ociConfig(entry.name, sha256Digest(config)), config, 'the config blob is the TOML inserted');
+      t.equal(await index.ociConfig('other', sha256Digest(config)), undefined, 'under its own name only');
+      t.equal(await index.ociManifest(entry.name, '9.9.9'), undefined);
+      const referrers = await index.ociReferrers(entry.name, built.digest);
+      t.same(referrers.map((r) => r.digest), signatureReferrers(built, entry.invoice).map((r) => r.content.digest), 'one referrer per signature, in order');
+      t.same(referrers.map((r) => r.position), [1, 2]);
+      const second = referrers[1];
+      t.same((await index.ociManifestByDigest(entry.name, second?.digest ?? ''))?.bytes, second?.bytes, 'a referrer by digest');
+      t.equal((await index.ociManifestByDigest(entry.name, built.digest))?.position, 0, 'the manifest by digest');
+      t.equal(await index.ociManifestByDigest('other', built.digest), undefined, 'under its own name only');
+      t.same(await index.ociReferrers(entry.name, second?.digest ?? ''), [], 'a referrer has no referrers');
+
+      t.equal(await index.yank(makeEntry(entry.name, entry.version, { parcels: [PARCEL_A, PARCEL_B], yanked: true })), true);
+      const after = await index.ociManifestByDigest(entry.name, built.digest);
+      t.equal(after?.yanked, true, 'yanked now');
+      t.same(after?.bytes, built.bytes, 'the same bytes after the yank');
+      t.equal((await index.ociManifest(entry.name, entry.version))?.digest, built.digest, 'and the same digest by version');
+      t.same(await index.ociConfig(entry.name, sha256Digest(config)), config, 'the config is still the TOML at create time');
+    });
+
+    t.test('OCI: a pushed artifact is kept verbatim', async (t) => {
+      const { index } = await fresh(t);
+      const entry = makeEntry('pushed', '1.0.0');
+      const config = Buffer.from(`# pushed by a client\n${entry.toml}`);
+      const manifest = Buffer.from(`${buildBindleManifest(config, entry.invoice).bytes.toString('utf8')}\n`);
+      await index.insert({ ...entry, oci: { manifest, config } });
+      const got = await index.ociManifest('pushed', '1.0.0');
+      t.same(got?.bytes, manifest);
+      t.equal(got?.digest, sha256Digest(manifest));
+      t.same(await index.ociConfig('pushed', sha256Digest(config)), config);
+    });
+
+    t.test('OCI: tags of unyanked invoices in byte order, paged with last and n', async (t) => {
+      const { index } = await fresh(t);
+      for (const version of ['1.10.0', '1.2.0', '1.0.0+b', '1.0.0', '2.0.0-rc.1', '0.9.0']) await index.insert(makeEntry('tagged', version));
+      await index.insert(makeEntry('tagged/sub', '5.0.0'));
+      await index.insert(makeEntry('gone', '1.0.0'));
+      t.equal(await index.yank(makeEntry('tagged', '0.9.0', { yanked: true })), true);
+      t.equal(await index.yank(makeEntry('gone', '1.0.0', { yanked: true })), true);
+      const all = ['1.0.0', '1.0.0_b', '1.10.0', '1.2.0', '2.0.0-rc.1'];
+      t.same(await index.ociTags('tagged', undefined, 100), { tags: all, more: false });
+      t.same(await index.ociTags('tagged', undefined, 2), { tags: all.slice(0, 2), more: true });
+      t.same(await index.ociTags('tagged', '1.0.0_b', 2), { tags: all.slice(2, 4), more: true });
+      t.same(await index.ociTags('tagged', '1.2.0', 2), { tags: all.slice(4), more: false });
+      t.same(await index.ociTags('tagged', '9', 2), { tags: [], more: false });
+      t.same(await index.ociTags('tagged', undefined, 0), { tags: [], more: true });
+      t.same(await index.ociTags('gone', undefined, 10), { tags: [], more: false }, 'only yanked: no tags');
+      t.equal(await index.ociTags('nothing', undefined, 10), undefined, 'unknown name');
     });
 
     t.test('instances on one store: racing inserts and yanks each have exactly one winner', async (t) => {

@@ -5,6 +5,7 @@
  */
 import t from 'tap';
 import pg from 'pg';
+import { buildBindleManifest } from '../../core/oci/index.js';
 import { PostgresInvoiceIndex } from '../../server/storage/postgres-invoice-index.js';
 import { postgresUrl, schemaPool } from '../helpers/postgres.js';
 import { invoiceIndexContract, makeEntry } from './invoice-index-contract.js';
@@ -67,7 +68,22 @@ if (url !== undefined) {
     await client.connect();
     await client.query(`UPDATE "${schema}".bindle_schema_version SET version = 99`);
     await client.end();
-    await t.rejects(PostgresInvoiceIndex.open(url, { schema }), { code: 'unavailable', message: /version 99.*up to 1/ });
+    await t.rejects(PostgresInvoiceIndex.open(url, { schema }), { code: 'unavailable', message: /version 99.*up to \d+/ });
+  });
+
+  t.test('a schema from before the OCI tables gets deterministic OCI rows from its current TOML at open', async (t) => {
+    const schema = await schemaFor(t.testdir());
+    const index = await PostgresInvoiceIndex.open(url, { schema, poolSize: 1 });
+    const kept = makeEntry('old/kept', '1.0.0');
+    await index.insert(kept);
+    await index.close();
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    await client.query(`DROP TABLE "${schema}".oci_manifests, "${schema}".oci_configs; UPDATE "${schema}".bindle_schema_version SET version = 1`);
+    await client.end();
+    const reopened = await PostgresInvoiceIndex.open(url, { schema, poolSize: 1 });
+    t.teardown(() => reopened.close());
+    t.equal((await reopened.ociManifest('old/kept', '1.0.0'))?.digest, buildBindleManifest(Buffer.from(kept.toml), kept.invoice).digest);
   });
 
   t.test('bad URLs and schema names are invalid_config; an unreachable database is unavailable', async (t) => {

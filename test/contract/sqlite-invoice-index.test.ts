@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RECENT_RECHECK_MS, SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
+import { buildBindleManifest } from '../../core/oci/index.js';
 import { invoiceIndexContract, makeEntry } from './invoice-index-contract.js';
 
 invoiceIndexContract(t, 'SqliteInvoiceIndex (FTS5)', (dir) => Promise.resolve(SqliteInvoiceIndex.open(join(dir, 'index.db'))));
@@ -28,7 +29,7 @@ t.test('open creates the parent directory and a WAL file at the current schema v
   await index.close();
   t.ok(existsSync(path));
   t.equal(withRaw(path, (db) => db.pragma('journal_mode', { simple: true })), 'wal');
-  t.equal(withRaw(path, (db) => db.pragma('user_version', { simple: true })), 1);
+  t.equal(withRaw(path, (db) => db.pragma('user_version', { simple: true })), 2);
 });
 
 t.test('a reader sees what another connection commits (once RECENT_RECHECK_MS passed), though it read the invoice before', async (t) => {
@@ -57,7 +58,7 @@ t.test('a file from a newer schema is refused', async (t) => {
   const path = join(t.testdir(), 'index.db');
   await SqliteInvoiceIndex.open(path).close();
   withRaw(path, (db) => db.pragma('user_version = 99'));
-  t.throws(() => SqliteInvoiceIndex.open(path), { code: 'unavailable', message: /schema version 99.*up to 1/ });
+  t.throws(() => SqliteInvoiceIndex.open(path), { code: 'unavailable', message: /schema version 99.*up to \d+/ });
 });
 
 t.test('a file written without full-text search gets its FTS table built on open', async (t) => {
@@ -118,4 +119,28 @@ t.test('a closed index refuses calls', async (t) => {
   await t.rejects(index.count(), { code: 'unavailable' });
   await t.rejects(index.get('a', '1.0.0'), { code: 'unavailable' });
   await t.rejects(index.insert(makeEntry('a', '1.0.0')), { code: 'unavailable' });
+});
+
+t.test('an index from before the OCI tables gets deterministic OCI rows from its current TOML at open', async (t) => {
+  const path = join(t.testdir(), 'index.db');
+  const index = SqliteInvoiceIndex.open(path);
+  const kept = makeEntry('old/kept', '1.0.0');
+  await index.insert(kept);
+  await index.insert(makeEntry('old/yanked', '1.0.0'));
+  const yanked = makeEntry('old/yanked', '1.0.0', { yanked: true });
+  t.equal(await index.yank(yanked), true);
+  await index.close();
+  withRaw(path, (db) => {
+    db.exec('DROP TABLE oci_manifests; DROP TABLE oci_configs');
+    db.pragma('user_version = 1');
+  });
+  const reopened = SqliteInvoiceIndex.open(path);
+  t.teardown(() => reopened.close());
+  t.equal((await reopened.ociManifest('old/kept', '1.0.0'))?.digest, buildBindleManifest(Buffer.from(kept.toml), kept.invoice).digest);
+  t.equal(
+    (await reopened.ociManifest('old/yanked', '1.0.0'))?.digest,
+    buildBindleManifest(Buffer.from(yanked.toml), yanked.invoice).digest,
+    'a yanked invoice: the manifest of its yanked TOML',
+  );
+  t.equal(withRaw(path, (db) => db.pragma('user_version', { simple: true })), 2);
 });
