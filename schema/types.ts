@@ -46,6 +46,7 @@ export type ErrorCode =
   | 'unsupported_media_type'
   | 'too_many_requests'
   | 'yanked_create'
+  | 'deleted'
   | 'insufficient_storage'
   | 'internal'
   | 'unavailable';

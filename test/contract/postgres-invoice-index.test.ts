@@ -67,7 +67,7 @@ if (url !== undefined) {
     await client.connect();
     await client.query(`UPDATE "${schema}".bindle_schema_version SET version = 99`);
     await client.end();
-    await t.rejects(PostgresInvoiceIndex.open(url, { schema }), { code: 'unavailable', message: /version 99.*up to 1/ });
+    await t.rejects(PostgresInvoiceIndex.open(url, { schema }), { code: 'unavailable', message: /version 99.*up to 2/ });
   });
 
   t.test('bad URLs and schema names are invalid_config; an unreachable database is unavailable', async (t) => {

@@ -28,7 +28,7 @@ t.test('open creates the parent directory and a WAL file at the current schema v
   await index.close();
   t.ok(existsSync(path));
   t.equal(withRaw(path, (db) => db.pragma('journal_mode', { simple: true })), 'wal');
-  t.equal(withRaw(path, (db) => db.pragma('user_version', { simple: true })), 1);
+  t.equal(withRaw(path, (db) => db.pragma('user_version', { simple: true })), 2);
 });
 
 t.test('a reader sees what another connection commits (once RECENT_RECHECK_MS passed), though it read the invoice before', async (t) => {
@@ -57,7 +57,7 @@ t.test('a file from a newer schema is refused', async (t) => {
   const path = join(t.testdir(), 'index.db');
   await SqliteInvoiceIndex.open(path).close();
   withRaw(path, (db) => db.pragma('user_version = 99'));
-  t.throws(() => SqliteInvoiceIndex.open(path), { code: 'unavailable', message: /schema version 99.*up to 1/ });
+  t.throws(() => SqliteInvoiceIndex.open(path), { code: 'unavailable', message: /schema version 99.*up to 2/ });
 });
 
 t.test('a file written without full-text search gets its FTS table built on open', async (t) => {
