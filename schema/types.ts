@@ -48,6 +48,7 @@ export type ErrorCode =
   | 'unsupported_media_type'
   | 'too_many_requests'
   | 'yanked_create'
+  | 'deleted'
   | 'insufficient_storage'
   | 'internal'
   | 'unavailable';

@@ -28,6 +28,8 @@ export function codeForStatus(status: number): ErrorCode {
       return 'payload_too_large';
     case 415:
       return 'unsupported_media_type';
+    case 410:
+      return 'deleted';
     case 416:
       return 'range_not_satisfiable';
     case 422:

@@ -49,6 +49,8 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   headers_too_large: 431,
   unsupported_media_type: 415,
   yanked_create: 422,
+  /** The bindle was hard-deleted (a tombstone holds its id): it cannot be re-created without an admin's leave. */
+  deleted: 410,
   too_many_requests: 429,
   insufficient_storage: 507,
   internal: 500,

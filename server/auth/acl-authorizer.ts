@@ -12,7 +12,7 @@ import { BindleError } from '../../core/errors/bindle-error.js';
 import { anonymousWrite } from './authorizers.js';
 import type { Action, Authorizer, Principal } from './types.js';
 
-/** What an ACL can grant; admin includes push and yank. */
+/** What an ACL can grant; admin includes push and yank, and allows hard deletes (the admin action). */
 export type Grant = 'push' | 'yank' | 'admin';
 
 const GROUP = 'group:';
@@ -35,6 +35,7 @@ function actionsOf(grants: readonly Grant[]): Set<Action> {
   for (const g of grants) {
     if (g === 'push' || g === 'admin') out.add('push');
     if (g === 'yank' || g === 'admin') out.add('yank');
+    if (g === 'admin') out.add('admin');
   }
   return out;
 }

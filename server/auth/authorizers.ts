@@ -17,12 +17,16 @@ export class AlwaysAuthorizer implements Authorizer {
  * Reads are allowed to anyone; writes (push and yank, on any name) to any authenticated
  * principal — the default when no ACL is configured. An anonymous write is
  * `forbidden` (403), as the reference server and PROTOCOL.md §3 answer it; bad credentials are
- * the authenticator's 401.
+ * the authenticator's 401. `admin` (hard delete) needs an admin grant, which only an ACL gives:
+ * it is forbidden to everyone here.
  */
 export class AnonymousGetAuthorizer implements Authorizer {
   authorize(principal: Principal | undefined, action: Action, _name?: string): void {
-    if (action === 'read' || principal !== undefined) return;
-    throw anonymousWrite();
+    if (action === 'read') return;
+    if (principal === undefined) throw anonymousWrite();
+    if (action === 'admin') {
+      throw new BindleError('forbidden', `${principal.id} lacks the admin grant: hard deletes need an ACL (--acl-file) granting admin`);
+    }
   }
 }
 

@@ -4,7 +4,7 @@
  * loads the htpasswd and OIDC implementations (and their libraries) only when configured.
  */
 export type { Action, Authenticator, AuthScheme, Authorizer, ClientInfo, Principal, SchemeAuthenticator } from './types.js';
-export { actionForMethod } from './types.js';
+export { actionForMethod, actionForRequest } from './types.js';
 export { parseAuthorization, decodeBasic, credentialsFor, type ParsedAuthorization } from './authorization-header.js';
 export { AlwaysAuthorizer, AnonymousGetAuthorizer } from './authorizers.js';
 export { AclAuthorizer, type Grant } from './acl-authorizer.js';

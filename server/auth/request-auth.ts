@@ -2,12 +2,14 @@
  * The HTTP side of the auth seams: one onRequest hook that authenticates every API request
  * (passing the client's address, for FailedAttemptLimiter) and asks the authorizer whether the
  * principal may do what the request does to the bindle it names; `authorizeBindleName` asks
- * again once a route knows a name only from the body (invoice create). Every accepted write is
- * logged as an audit record with the principal's id. A too_many_requests refusal carries Retry-After.
+ * again once a route knows a name only from the body (invoice create). Every write, accepted or
+ * refused, is written to the audit log (../audit/audit-log.ts) with the principal's id. A
+ * too_many_requests refusal carries Retry-After.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { registerAuditLog, type AuditSubject } from '../audit/audit-log.js';
 import { parseInvoicePath } from '../http/request-parsing.js';
-import { actionForMethod, type Action, type Authenticator, type Authorizer, type Principal } from './types.js';
+import { actionForRequest, type Action, type Authenticator, type Authorizer, type Principal } from './types.js';
 
 export interface RequestAuthOptions {
   readonly authenticator: Authenticator;
@@ -16,9 +18,11 @@ export interface RequestAuthOptions {
 
 /** What the hook decided for a request, kept for the route's second question and the audit record. */
 interface RequestAuth {
-  readonly principal: Principal | undefined;
+  principal: Principal | undefined;
   readonly action: Action;
   name: string | undefined;
+  /** The version, once a route found it in the body (invoice create). */
+  version?: string;
   readonly authorizer: Authorizer;
 }
 
@@ -39,30 +43,46 @@ function nameOf(request: FastifyRequest): string | undefined {
 /** Adds the auth and audit hooks to `api` (the `/v1` scope). */
 export function registerRequestAuth(api: FastifyInstance, opts: RequestAuthOptions): void {
   api.addHook('onRequest', async (request) => {
+    const action = actionForRequest(request.method, request.query);
+    const auth: RequestAuth = { principal: undefined, action, name: action === 'read' ? undefined : nameOf(request), authorizer: opts.authorizer };
+    // Recorded before deciding, so that the audit record of a refusal names what was refused.
+    decided.set(request, auth);
     // A too_many_requests refusal carries its retry delay: the error handler sends Retry-After.
-    const principal = await opts.authenticator.authenticate(request.headers.authorization, { address: request.ip });
-    const action = actionForMethod(request.method);
-    const name = action === 'read' ? undefined : nameOf(request);
-    opts.authorizer.authorize(principal, action, name);
-    decided.set(request, { principal, action, name, authorizer: opts.authorizer });
+    auth.principal = await opts.authenticator.authenticate(request.headers.authorization, { address: request.ip });
+    opts.authorizer.authorize(auth.principal, action, auth.name);
   });
-  api.addHook('onResponse', async (request, reply) => {
-    const auth = decided.get(request);
-    if (auth === undefined || auth.action === 'read' || reply.statusCode >= 400) return;
-    request.log.info(
-      { audit: { principal: auth.principal?.id ?? null, action: auth.action, name: auth.name ?? null, status: reply.statusCode } },
-      `audit: ${auth.principal?.id ?? 'anonymous'} ${auth.action} ${auth.name ?? request.url}`,
-    );
-  });
+  registerAuditLog(api, auditSubjectOf);
+}
+
+/** Who sent the request and the bindle it names (for the audit log). */
+function auditSubjectOf(request: FastifyRequest): AuditSubject | undefined {
+  const auth = decided.get(request);
+  if (auth === undefined) return undefined;
+  return {
+    principal: auth.principal?.id ?? null,
+    ...(auth.name === undefined ? {} : { name: auth.name }),
+    ...(auth.version === undefined ? {} : { version: auth.version }),
+  };
+}
+
+/** The action the auth hook decided a request performs (`admin` for a hard delete). */
+export function requestAction(request: FastifyRequest): Action | undefined {
+  return decided.get(request)?.action;
+}
+
+/** The id of the principal that sent the request; undefined when anonymous. */
+export function requestPrincipal(request: FastifyRequest): string | undefined {
+  return decided.get(request)?.principal?.id;
 }
 
 /**
  * Authorizes `action` on `name` for the request's principal, once a route knows the name (from
  * the body); throws as the authorizer does. The audit record then names it.
  */
-export function authorizeBindleName(request: FastifyRequest, action: Action, name: string): void {
+export function authorizeBindleName(request: FastifyRequest, action: Action, name: string, version?: string): void {
   const auth = decided.get(request);
   if (auth === undefined) throw new Error('authorizeBindleName called on a request the auth hook did not see');
-  auth.authorizer.authorize(auth.principal, action, name);
   auth.name = name;
+  if (version !== undefined) auth.version = version;
+  auth.authorizer.authorize(auth.principal, action, name);
 }

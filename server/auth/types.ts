@@ -37,9 +37,10 @@ export interface SchemeAuthenticator extends Authenticator {
 
 /**
  * What a request does: `read` (GET/HEAD), `push` (create an invoice, upload a parcel: POST, and
- * any other method) or `yank` (DELETE).
+ * any other method), `yank` (DELETE) or `admin` (a hard delete, `DELETE ?hard=true`, and a
+ * re-create of a hard-deleted bindle, `POST ?allow_deleted=true`).
  */
-export type Action = 'read' | 'push' | 'yank';
+export type Action = 'read' | 'push' | 'yank' | 'admin';
 
 /**
  * Decides whether a (possibly anonymous) principal may perform an action on a bindle name.
@@ -53,6 +54,23 @@ export type Action = 'read' | 'push' | 'yank';
  */
 export interface Authorizer {
   authorize(principal: Principal | undefined, action: Action, name?: string): void;
+}
+
+/** The query parameters that make a write an `admin` action (see Action) when set. */
+export const ADMIN_PARAMS: readonly string[] = ['hard', 'allow_deleted'];
+
+/** True for every value the routes read as true (`true`, `1`, empty, in any case), also among repeats. */
+function setFlag(value: unknown): boolean {
+  if (Array.isArray(value)) return value.some(setFlag);
+  return typeof value === 'string' && ['true', '1', ''].includes(value.toLowerCase());
+}
+
+/** The action a request performs: its method's, or `admin` when a write sets one of ADMIN_PARAMS. */
+export function actionForRequest(method: string, query: unknown): Action {
+  const action = actionForMethod(method);
+  if (action === 'read' || typeof query !== 'object' || query === null) return action;
+  const params = query as Record<string, unknown>;
+  return ADMIN_PARAMS.some((name) => setFlag(params[name])) ? 'admin' : action;
 }
 
 /** The action an HTTP method performs. */

@@ -1,6 +1,7 @@
 /**
- * `/_i` routes: create an invoice (TOML or JSON body), and under `/_i/{name}/{version}` get,
- * head and yank it; under `/_i/{name}/{version}@{sha256}` upload, get and head a parcel (with
+ * `/_i` routes: create an invoice (TOML or JSON body; `?allow_deleted=true`, an admin's, re-creates
+ * a hard-deleted one), and under `/_i/{name}/{version}` get, head and yank it (`DELETE`), or
+ * hard-delete it (`DELETE ?hard=true[&reason=…]`, admin); under `/_i/{name}/{version}@{sha256}` upload, get and head a parcel (with
  * Range, ETag and the protective headers of ../http/parcel-headers.ts). GET and HEAD answer
  * conditional requests (../http/conditional.ts).
  */
@@ -8,7 +9,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseInvoiceOffThread } from '../../core/codec/invoice-codec.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
-import { authorizeBindleName } from '../auth/request-auth.js';
+import { authorizeBindleName, requestAction, requestPrincipal } from '../auth/request-auth.js';
 import type { BindleService } from '../service/bindle-service.js';
 import { bodyFormat } from '../http/negotiation.js';
 import { evaluatePreconditions, rangeApplies } from '../http/conditional.js';
@@ -37,7 +38,9 @@ function allowYanked(request: WildcardRequest): boolean {
 export function invoiceRoutes(app: FastifyInstance, opts: InvoiceRouteOptions): void {
   const { service } = opts;
 
-  app.post('/_i', async (request: FastifyRequest, reply: FastifyReply) => {
+  app.post('/_i', async (request: FastifyRequest<{ Querystring: QueryParams }>, reply: FastifyReply) => {
+    onlyParams(request.query, ['allow_deleted']);
+    const allowDeleted = parseBool('allow_deleted', single(request.query, 'allow_deleted'), false);
     const format = bodyFormat(request.headers['content-type']);
     const declared = contentLength(request.headers['content-length']);
     if (declared !== undefined && declared > opts.maxInvoiceBytes) {
@@ -46,8 +49,8 @@ export function invoiceRoutes(app: FastifyInstance, opts: InvoiceRouteOptions): 
     const body = await readBody(request.body as Readable, opts.maxInvoiceBytes, 'invoice');
     if (body.length === 0) throw new BindleError('malformed_body', 'request body is empty: send an invoice');
     const invoice = await parseInvoiceOffThread(body, format);
-    authorizeBindleName(request, 'push', invoice.bindle.name);
-    const { stored, missing } = await service.createInvoice(invoice);
+    authorizeBindleName(request, allowDeleted ? 'admin' : 'push', invoice.bindle.name, invoice.bindle.version);
+    const { stored, missing } = await service.createInvoice(invoice, { allowDeleted });
     const status = missing.length > 0 ? 202 : 201;
     return sendDocument(request, reply, status, missing.length > 0 ? { invoice: stored.invoice, missing } : { invoice: stored.invoice });
   });
@@ -92,9 +95,16 @@ export function invoiceRoutes(app: FastifyInstance, opts: InvoiceRouteOptions): 
   });
 
   app.delete('/_i/*', async (request: WildcardRequest, reply: FastifyReply) => {
-    onlyParams(request.query, []);
+    onlyParams(request.query, ['hard', 'reason']);
     const { id, sha256 } = target(request);
     if (sha256 !== undefined) throw new BindleError('method_not_allowed', 'parcels cannot be deleted; yank the invoice instead');
+    if (parseBool('hard', single(request.query, 'hard'), false)) {
+      // The auth hook decided the admin action from the same parameter; never delete on less.
+      if (requestAction(request) !== 'admin') throw new BindleError('internal', 'a hard delete was not authorized as admin');
+      await service.deleteInvoice(id, requestPrincipal(request) ?? '', single(request.query, 'reason') ?? '');
+      return sendDocument(request, reply, 200, { message: 'invoice deleted' });
+    }
+    if (single(request.query, 'reason') !== undefined) throw new BindleError('bad_request', 'reason is only for a hard delete (hard=true)');
     await service.yank(id);
     return sendDocument(request, reply, 200, { message: 'invoice yanked' });
   });

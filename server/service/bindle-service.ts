@@ -1,7 +1,8 @@
 /**
  * The Bindle provider: every protocol operation as one method, over the seams (parcel store,
  * invoice index, verifier) and the host's signing key. Routes translate HTTP to these calls and
- * back; this layer owns the rules (verification, host counter-signature, yank, missing parcels).
+ * back; this layer owns the rules (verification, host counter-signature, yank, hard delete with
+ * its signed tombstone, missing parcels).
  * It keeps no state of its own: the invoice index is the only record of invoices and decides
  * every race, so any number of instances (replicas) may serve one index and parcel store.
  */
@@ -14,8 +15,9 @@ import type { Keyring } from '../../core/signing/keyring.js';
 import { signInvoiceWith, yankInvoiceWith, type Signer } from '../../core/signing/signer.js';
 import { verifySignature } from '../../core/signing/verification.js';
 import type { InvoiceVerifier } from '../../core/signing/verifier.js';
-import type { InvoiceIndex, InvoiceQuery, StoredInvoice } from '../storage/invoice-index.js';
+import type { InvoiceIndex, InvoiceQuery, StoredInvoice, Tombstone } from '../storage/invoice-index.js';
 import type { ByteRange, ParcelStore } from '../storage/parcel-store.js';
+import { signTombstone } from './tombstones.js';
 
 export interface BindleServiceDeps {
   parcels: ParcelStore;
@@ -34,6 +36,11 @@ export interface CreateResult {
   stored: StoredInvoice;
   /** Labels of parcels the server does not have yet (deduplicated, invoice order). */
   missing: Label[];
+}
+
+export interface CreateOptions {
+  /** Create it even if it was hard-deleted, replacing its tombstone (an admin's explicit leave). */
+  allowDeleted?: boolean;
 }
 
 export interface ParcelInfo {
@@ -63,7 +70,7 @@ export class BindleService {
   }
 
   /** Verifies, counter-signs as host and stores a new invoice; reports its missing parcels. */
-  async createInvoice(input: Invoice): Promise<CreateResult> {
+  async createInvoice(input: Invoice, options: CreateOptions = {}): Promise<CreateResult> {
     if (input.yanked === true) {
       throw new BindleError('yanked_create', 'cannot create an invoice that is already yanked (yanked = true)');
     }
@@ -88,14 +95,20 @@ export class BindleService {
     const stored = this.toStored(id, signed, Date.now());
     // The check above only saves signing work: the index's one insert transaction decides, so
     // of racing creates (in any replica) exactly one stores the invoice, the rest get already_exists.
-    await this.deps.index.insert(stored);
+    // The index also refuses a hard-deleted id (deleted), unless allowDeleted replaces its tombstone.
+    await this.deps.index.insert(stored, { replaceTombstone: options.allowDeleted === true });
     return { stored, missing: await this.missingOf(stored.invoice) };
   }
 
-  /** The stored invoice; not_found, or yanked (403) unless `allowYanked`. */
+  /** The stored invoice; not_found, deleted (410) when hard-deleted, or yanked (403) unless `allowYanked`. */
   async getInvoice(id: BindleId, allowYanked = false): Promise<StoredInvoice> {
     const stored = await this.deps.index.get(id.name, id.version);
-    if (stored === undefined) throw new BindleError('not_found', `invoice ${formatId(id)} not found`);
+    if (stored === undefined) {
+      if ((await this.deps.index.tombstone(id.name, id.version)) !== undefined) {
+        throw new BindleError('deleted', `invoice ${formatId(id)} was deleted by an administrator`);
+      }
+      throw new BindleError('not_found', `invoice ${formatId(id)} not found`);
+    }
     if (stored.yanked && !allowYanked) {
       throw new BindleError('yanked', `invoice ${formatId(id)} has been yanked (add ?yanked=true to fetch it anyway)`);
     }
@@ -114,6 +127,19 @@ export class BindleService {
     const entry = this.toStored(id, yanked, stored.createdAt);
     if (await this.deps.index.yank(entry)) return entry;
     return this.getInvoice(id, true);
+  }
+
+  /**
+   * Hard delete (admin): removes the invoice, yanked or not, and stores a tombstone signed with
+   * the host key in the same index transaction, so the id cannot be created again unless an
+   * admin allows it. Its parcels stay until garbage collection finds them unreferenced.
+   * not_found when absent (deleted when already deleted); of racing deletes one wins.
+   */
+  async deleteInvoice(id: BindleId, deletedBy: string, reason = ''): Promise<Tombstone> {
+    const stored = await this.getInvoice(id, true);
+    const tombstone = await signTombstone(stored, this.deps.signer, deletedBy, reason, this.now());
+    await this.deps.index.delete(tombstone);
+    return tombstone;
   }
 
   /** Stores a parcel listed on the invoice, streaming and verifying its bytes. */

@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { link, mkdir, open, readdir, rm, rmdir, stat } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 
@@ -20,6 +20,7 @@ import { isSha256Hex } from '../../core/ids/bindle-id.js';
 import {
   alreadyExists,
   assertDigest,
+  confirmRemoval,
   assertDigestMatches,
   assertExpectedSize,
   assertRangeShape,
@@ -27,7 +28,7 @@ import {
   stagingSettings,
   sweepPeriodically,
 } from './parcel-store.js';
-import type { ByteRange, ParcelStat, ParcelStore, PutResult, StagingOptions } from './parcel-store.js';
+import type { ByteRange, ParcelStat, ParcelStore, PutResult, RemoveOutcome, StagingOptions, StoredParcel } from './parcel-store.js';
 import { receiveParcel, type UploadSink } from './parcel-upload.js';
 
 /** Directory under the root holding one directory per parcel (the reference's name). */
@@ -36,6 +37,8 @@ export const PARCEL_DIRECTORY = 'parcels';
 export const PARCEL_DATA_FILE = 'parcel.dat';
 /** Directory under `parcels/` holding uploads in progress; never a parcel. */
 export const TEMP_DIRECTORY = '.tmp';
+/** Directory under `parcels/` holding the data of parcels being removed (ParcelStore.remove). */
+export const HIDDEN_DIRECTORY = '.hidden';
 
 /** Size of every read and write: the filesystem calls are expensive, so they move 1 MiB. */
 const IO_CHUNK = 1 << 20;
@@ -114,6 +117,7 @@ export class FileParcelStore implements ParcelStore {
   readonly root: string;
   private readonly parcelsDir: string;
   private readonly tempDir: string;
+  private readonly hiddenDir: string;
   private readonly maxAgeMs: number;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
@@ -123,6 +127,7 @@ export class FileParcelStore implements ParcelStore {
     this.root = root;
     this.parcelsDir = join(root, PARCEL_DIRECTORY);
     this.tempDir = join(this.parcelsDir, TEMP_DIRECTORY);
+    this.hiddenDir = join(this.parcelsDir, HIDDEN_DIRECTORY);
     this.maxAgeMs = maxAgeMs;
   }
 
@@ -135,6 +140,7 @@ export class FileParcelStore implements ParcelStore {
     const staging = stagingSettings(options);
     const store = new FileParcelStore(root, staging.stagingMaxAgeMs);
     await mkdir(store.tempDir, { recursive: true });
+    await mkdir(store.hiddenDir, { recursive: true });
     await store.sweep();
     store.sweepTimer = sweepPeriodically(() => store.sweep(), staging.stagingSweepMs);
     return store;
@@ -247,11 +253,52 @@ export class FileParcelStore implements ParcelStore {
     }
   }
 
+  async *entries(): AsyncIterable<StoredParcel> {
+    for await (const sha256 of this.list()) {
+      try {
+        const info = await stat(this.dataPath(sha256));
+        yield { sha256, size: info.size, storedAt: info.mtimeMs };
+      } catch (err) {
+        if (!isMissing(err)) throw err;
+      }
+    }
+  }
+
+  /**
+   * Hides the data by renaming it into `parcels/.hidden/` (atomic; the rename's ctime dates it
+   * for the sweep), and restores it with the same no-clobber link a put publishes with.
+   */
+  async remove(sha256: string, confirm: () => Promise<boolean>): Promise<RemoveOutcome> {
+    this.assertOpen();
+    const path = this.dataPath(sha256);
+    const hidden = join(this.hiddenDir, `${sha256}.${randomBytes(6).toString('hex')}`);
+    try {
+      await rename(path, hidden);
+    } catch (err) {
+      if (isMissing(err)) return 'absent';
+      throw err;
+    }
+    await fsyncDir(join(this.parcelsDir, sha256));
+    return confirmRemoval(
+      confirm,
+      () => rm(hidden, { force: true }),
+      async () => {
+        try {
+          await this.publish(hidden, join(this.parcelsDir, sha256), sha256);
+        } catch (err) {
+          if (!(err instanceof BindleError && err.code === 'already_exists')) throw err;
+        }
+        await rm(hidden, { force: true });
+      },
+    );
+  }
+
   /**
    * Removes what killed uploads left behind, judged by age alone so that it is safe while other
    * stores (other replicas) upload into the same directory: temp files not written to for the
    * staging age, and parcel directories that stayed empty that long (a kill between creating
-   * the directory and linking the data). Reference leftovers (`parcel.dat.part`) stay.
+   * the directory and linking the data), and hidden data of removals (ParcelStore.remove) that
+   * long ago. Reference leftovers (`parcel.dat.part`) stay.
    * Concurrent calls share one sweep.
    */
   sweep(): Promise<void> {
@@ -302,6 +349,14 @@ export class FileParcelStore implements ParcelStore {
     for (const name of await readdir(this.tempDir)) {
       const path = join(this.tempDir, name);
       if (await olderThanCutoff(path)) await rm(path, { force: true, recursive: true });
+    }
+    for (const name of await readdir(this.hiddenDir)) {
+      const path = join(this.hiddenDir, name);
+      try {
+        if ((await stat(path)).ctimeMs < cutoff) await rm(path, { force: true });
+      } catch (err) {
+        if (!isMissing(err)) throw err;
+      }
     }
     for (const name of await readdir(this.parcelsDir)) {
       if (!isSha256Hex(name)) continue;

@@ -6,7 +6,7 @@
 import type { Invoice } from '../../schema/index.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { assertValidName, canonicalId, isStrictSemver } from '../../core/ids/bindle-id.js';
-import { queryTerms, type InvoiceQuery, type StoredInvoice } from './invoice-index.js';
+import { queryTerms, type InvoiceQuery, type StoredInvoice, type Tombstone } from './invoice-index.js';
 
 /** The largest page a query may ask for. */
 export const MAX_LIMIT = 255;
@@ -51,6 +51,42 @@ export function checkEntry(entry: StoredInvoice): void {
   if (!Number.isSafeInteger(entry.createdAt)) {
     throw new BindleError('invalid_invoice', `createdAt ${String(entry.createdAt)} is not an integer number of milliseconds`);
   }
+}
+
+/** Checks a tombstone before it is written: a valid id, its canonical id, an integral time. */
+export function checkTombstone(tombstone: Tombstone): void {
+  assertValidName(tombstone.name);
+  if (!isStrictSemver(tombstone.version)) {
+    throw new BindleError('invalid_version', `invalid bindle version ${JSON.stringify(tombstone.version)}: must be strict SemVer 2`);
+  }
+  if (tombstone.canonicalId !== canonicalId({ name: tombstone.name, version: tombstone.version })) {
+    throw new BindleError('internal', `tombstone of ${tombstone.name}/${tombstone.version} with a wrong canonical id`);
+  }
+  if (!Number.isSafeInteger(tombstone.deletedAt)) {
+    throw new BindleError('internal', `tombstone deletedAt ${String(tombstone.deletedAt)} is not an integer number of milliseconds`);
+  }
+}
+
+/** The refusal of an insert whose name/version was hard-deleted. */
+export function deletedError(name: string, version: string): BindleError {
+  return new BindleError(
+    'deleted',
+    `${name}/${version} was deleted by an administrator and cannot be created again unless an administrator allows it (allow_deleted=true)`,
+  );
+}
+
+/** The columns every SQL index keeps per tombstone. */
+export interface TombstoneColumns {
+  name: string;
+  version: string;
+  canonical_id: string;
+  /** Unix milliseconds; a string where the driver returns 64-bit integers as text. */
+  deleted_at: number | string;
+  record: string;
+}
+
+export function tombstoneOf(row: TombstoneColumns): Tombstone {
+  return { name: row.name, version: row.version, canonicalId: row.canonical_id, deletedAt: Number(row.deleted_at), record: row.record };
 }
 
 /** checkEntry, and the entry must be the yanked form of the invoice (for InvoiceIndex.yank). */

@@ -32,6 +32,28 @@ export interface StoredInvoice {
   oci?: OciArtifact;
 }
 
+/**
+ * The record a hard delete leaves in place of an invoice: a re-create of the same name/version
+ * is refused while it exists (see InvoiceIndex.insert). `record` is the host-signed document
+ * (server/service/tombstones.ts), kept as its exact text.
+ */
+export interface Tombstone {
+  name: string;
+  version: string;
+  /** sha256(name/version), as StoredInvoice.canonicalId. */
+  canonicalId: string;
+  /** Unix milliseconds. */
+  deletedAt: number;
+  /** The signed record (JSON text). */
+  record: string;
+}
+
+/** How `insert` treats a tombstone of the same name/version. */
+export interface InsertOptions {
+  /** Replace it (an admin's explicit leave): it is removed in the insert's transaction. */
+  replaceTombstone?: boolean;
+}
+
 /** A `/_q` query after parameter parsing. */
 export interface InvoiceQuery {
   /** Space-separated terms; '' (or only spaces) = everything. */
@@ -70,9 +92,20 @@ export interface InvoiceQueryResult {
 export interface InvoiceIndex {
   /**
    * Inserts a new invoice; already_exists if name/version is taken (yanked or not), also when
-   * another instance inserts it at the same time. Entries are checked with checkEntry.
+   * another instance inserts it at the same time. Entries are checked with checkEntry. When a
+   * tombstone of name/version exists: `deleted` (410), unless `options.replaceTombstone`, when
+   * the tombstone is removed in the same transaction.
    */
-  insert(entry: StoredInvoice): Promise<void>;
+  insert(entry: StoredInvoice, options?: InsertOptions): Promise<void>;
+  /**
+   * Hard delete: in one transaction removes the invoice name/version (its parcels stay in the
+   * parcel store until garbage collection) and stores `tombstone` (replacing an older one of the
+   * same id). not_found if the invoice is absent, and then nothing is written. Of racing deletes
+   * exactly one succeeds. Checked with checkTombstone.
+   */
+  delete(tombstone: Tombstone): Promise<void>;
+  /** The tombstone of name/version; undefined when it was never deleted (or re-created since). */
+  tombstone(name: string, version: string): Promise<Tombstone | undefined>;
   /** The invoice, yanked or not; undefined when absent. */
   get(name: string, version: string): Promise<StoredInvoice | undefined>;
   /**

@@ -15,6 +15,17 @@ export interface ParcelStat {
   size: number;
 }
 
+/** A stored parcel as a listing shows it. */
+export interface StoredParcel {
+  sha256: string;
+  size: number;
+  /** When the parcel's data was stored (Unix ms; the file's mtime, the object's LastModified). */
+  storedAt: number;
+}
+
+/** What `ParcelStore.remove` did. */
+export type RemoveOutcome = 'removed' | 'kept' | 'absent';
+
 /** A byte range of a parcel; both ends inclusive, as in an HTTP `Range` header. */
 export interface ByteRange {
   start: number;
@@ -74,6 +85,21 @@ export interface ParcelStore {
   /** Lists the digests of the stored parcels (for tests and tooling); removes nothing. */
   list(): AsyncIterable<string>;
 
+  /** Lists the stored parcels with their size and store time (garbage collection, fsck). */
+  entries(): AsyncIterable<StoredParcel>;
+
+  /**
+   * Removes a stored parcel without racing the readers of the invoice index (garbage
+   * collection, fsck repair). First the parcel is hidden — from then on has/stat/missing/
+   * openRead/list answer as if it were absent, and a put may store it again — then `confirm`
+   * is awaited (the caller re-checks that nothing needs the parcel). true: the hidden data is
+   * removed ('removed'). false or a throw: the data is made visible again ('kept'; a throw is
+   * rethrown), unless a put stored the parcel meanwhile, whose copy then stays. 'absent' when
+   * the parcel was not stored (confirm is not called). Hidden data a killed process left is
+   * removed by the staging sweep, by age.
+   */
+  remove(sha256: string, confirm: () => Promise<boolean>): Promise<RemoveOutcome>;
+
   /** Releases the store. Puts already under way finish; later calls reject with `unavailable`. */
   close(): Promise<void>;
 }
@@ -92,6 +118,32 @@ export interface StagingOptions {
   stagingMaxAgeMs?: number;
   /** Interval (ms) of the background sweep; 0 sweeps only when the store opens. */
   stagingSweepMs?: number;
+}
+
+/**
+ * The part of `remove` every store shares: runs `confirm` while the data is hidden, then
+ * `purge`s it (confirmed) or `restore`s it (not confirmed, or confirm threw: rethrown after).
+ * `restore` makes the hidden data visible unless a put stored the parcel meanwhile, and
+ * removes the hidden copy either way.
+ */
+export async function confirmRemoval(
+  confirm: () => Promise<boolean>,
+  purge: () => Promise<void>,
+  restore: () => Promise<void>,
+): Promise<RemoveOutcome> {
+  let confirmed: boolean;
+  try {
+    confirmed = await confirm();
+  } catch (err) {
+    await restore();
+    throw err;
+  }
+  if (!confirmed) {
+    await restore();
+    return 'kept';
+  }
+  await purge();
+  return 'removed';
 }
 
 /** Rejects a malformed digest with bad_request (the first check of every ParcelStore method). */

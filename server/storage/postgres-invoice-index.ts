@@ -4,13 +4,16 @@
  * inserts and compare-and-set yanks; `/_q` queries in SQL — substring terms with `LIKE` on
  * pg_trgm GIN indexes, SemVer filters on order-preserving version keys (invoice-index-versions.ts)
  * and name/SemVer paging. Invoice GETs are served from a cache that LISTEN/NOTIFY keeps
- * correct across replicas: every yank notifies, every instance clears its cache on it.
+ * correct across replicas: every yank and delete notifies, every instance clears its cache on it.
  */
 import type { Client, ClientConfig, Notification, Pool, PoolClient } from 'pg';
 import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
-import type { InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice } from './invoice-index.js';
 import { OCI_MANIFEST_SELECT, ociManifestRecord, ociRowsOf, type OciManifestColumns, type OciManifestRecord, type OciTagPage } from './oci-records.js';
-import { checkEntry, checkPaging, checkYankEntry, queryMatch, searchText, storedInvoice, type InvoiceColumns } from './invoice-index-rules.js';
+import type { InsertOptions, InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice, Tombstone } from './invoice-index.js';
+import {
+  checkEntry, checkPaging, checkTombstone, checkYankEntry, deletedError, queryMatch, searchText, storedInvoice, tombstoneOf,
+  type InvoiceColumns, type TombstoneColumns,
+} from './invoice-index-rules.js';
 import { numberPlaceholders, satisfies, versionFilter } from './invoice-index-versions.js';
 import { versionParts } from './semver-order.js';
 
@@ -85,6 +88,17 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (invoice_id, position)
   );
   CREATE INDEX oci_manifests_digest ON oci_manifests (digest);
+  `,
+  `
+  -- hard deletes (InvoiceIndex.delete): a re-create of the id is refused while its tombstone exists
+  CREATE TABLE tombstones (
+    canonical_id text PRIMARY KEY,
+    name text COLLATE "C" NOT NULL,
+    version text COLLATE "C" NOT NULL,
+    deleted_at bigint NOT NULL,
+    record text NOT NULL,
+    UNIQUE (name, version)
+  );
   `,
 ];
 
@@ -212,13 +226,19 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
     return index;
   }
 
-  async insert(entry: StoredInvoice): Promise<void> {
+  async insert(entry: StoredInvoice, options: InsertOptions = {}): Promise<void> {
     this.checkOpen();
     checkEntry(entry);
     const parts = versionParts(entry.version);
     const digests = [...new Set((entry.invoice.parcel ?? []).map((p) => p.label.sha256))];
     try {
       await this.transaction(async (client) => {
+        // Locks the tombstone (if any) against a racing delete's replacement until commit.
+        const tombstone = await client.query('SELECT 1 FROM tombstones WHERE canonical_id = $1 FOR UPDATE', [entry.canonicalId]);
+        if (tombstone.rowCount !== 0) {
+          if (options.replaceTombstone !== true) throw deletedError(entry.name, entry.version);
+          await client.query('DELETE FROM tombstones WHERE canonical_id = $1', [entry.canonicalId]);
+        }
         const { rows } = await client.query<{ id: string }>(
           `INSERT INTO invoices (name, version, version_key, major, minor, patch, prerelease, semver_safe, canonical_id,
                                  yanked, created_at, search_text, toml, json)
@@ -282,6 +302,37 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
     } catch (err) {
       throw asBindleError(err, 'yank');
     }
+  }
+
+  async delete(tombstone: Tombstone): Promise<void> {
+    this.checkOpen();
+    checkTombstone(tombstone);
+    try {
+      await this.transaction(async (client) => {
+        const removed = await client.query('DELETE FROM invoices WHERE name = $1 AND version = $2', [tombstone.name, tombstone.version]);
+        if (removed.rowCount !== 1) throw new BindleError('not_found', `invoice ${tombstone.name}/${tombstone.version} does not exist`);
+        await client.query(
+          `INSERT INTO tombstones (canonical_id, name, version, deleted_at, record) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (canonical_id) DO UPDATE SET deleted_at = EXCLUDED.deleted_at, record = EXCLUDED.record`,
+          [tombstone.canonicalId, tombstone.name, tombstone.version, tombstone.deletedAt, tombstone.record],
+        );
+        // Delivered to every listener (this one too) when the transaction commits.
+        await client.query('SELECT pg_notify($1, $2)', [CHANNEL, this.schema]);
+      });
+      this.invalidate();
+    } catch (err) {
+      throw asBindleError(err, 'delete');
+    }
+  }
+
+  async tombstone(name: string, version: string): Promise<Tombstone | undefined> {
+    this.checkOpen();
+    const rows = await this.rows<TombstoneColumns>(
+      'SELECT canonical_id, name, version, deleted_at, record FROM tombstones WHERE name = $1 AND version = $2',
+      [name, version],
+      'tombstone',
+    );
+    return rows[0] === undefined ? undefined : tombstoneOf(rows[0]);
   }
 
   async query(q: InvoiceQuery): Promise<InvoiceQueryResult> {

@@ -4,7 +4,8 @@
  * only when a store is opened, so a server configured without S3 never loads it.
  *
  * Layout under `<prefix>/`: `parcels/<sha256>` holds a parcel's data (the only keys that are
- * parcels), `claims/<sha256>` a short-lived marker of a multipart upload being completed.
+ * parcels), `claims/<sha256>` a short-lived marker of a multipart upload being completed,
+ * `hidden/<sha256>.<random>` the data of a parcel being removed (ParcelStore.remove).
  * Nothing is ever visible under `parcels/` before its size and sha256 were verified:
  * - a parcel up to one part (8 MiB) is received into memory, verified, then written with one
  *   conditional PutObject (`If-None-Match: *`), so concurrent puts have exactly one winner;
@@ -14,7 +15,7 @@
  *   S3 service honours conditions on CompleteMultipartUpload, the completing put first takes a
  *   claim (a conditional PutObject of `claims/<sha256>`), checks the parcel is still absent,
  *   completes, and drops the claim; a put finding a claim waits for the parcel to appear.
- * Uploads a killed process left (multipart uploads, claims) are removed by age, at open and by
+ * Uploads a killed process left (multipart uploads, claims, hidden data) are removed by age, at open and by
  * a periodic sweep, like the file store's temp files; credentials come from the standard AWS_*
  * variables (the SDK's default chain).
  */
@@ -29,6 +30,7 @@ import { isSha256Hex } from '../../core/ids/bindle-id.js';
 import {
   alreadyExists,
   assertDigest,
+  confirmRemoval,
   assertDigestMatches,
   assertExpectedSize,
   assertRangeShape,
@@ -36,7 +38,7 @@ import {
   stagingSettings,
   sweepPeriodically,
 } from './parcel-store.js';
-import type { ByteRange, ParcelStat, ParcelStore, PutResult, StagingOptions } from './parcel-store.js';
+import type { ByteRange, ParcelStat, ParcelStore, PutResult, RemoveOutcome, StagingOptions, StoredParcel } from './parcel-store.js';
 import { receiveParcel, type UploadSink } from './parcel-upload.js';
 
 /** Where the store keeps its parcels, and how it reaches the service. */
@@ -97,6 +99,7 @@ export class S3ParcelStore implements ParcelStore {
   readonly prefix: string;
   private readonly parcelsPrefix: string;
   private readonly claimsPrefix: string;
+  private readonly hiddenPrefix: string;
   private readonly maxAgeMs: number;
   private readonly puts = new Set<Promise<unknown>>();
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -113,6 +116,7 @@ export class S3ParcelStore implements ParcelStore {
     this.prefix = normalizePrefix(options.prefix);
     this.parcelsPrefix = `${this.prefix}parcels/`;
     this.claimsPrefix = `${this.prefix}claims/`;
+    this.hiddenPrefix = `${this.prefix}hidden/`;
     this.maxAgeMs = maxAgeMs;
   }
 
@@ -249,22 +253,59 @@ export class S3ParcelStore implements ParcelStore {
   }
 
   async *list(): AsyncIterable<string> {
+    for await (const entry of this.entries()) yield entry.sha256;
+  }
+
+  async *entries(): AsyncIterable<StoredParcel> {
     this.assertOpen();
-    let token: string | undefined;
-    do {
-      const page = await this.listPage(this.parcelsPrefix, token === undefined ? {} : { ContinuationToken: token });
-      for (const object of page.Contents ?? []) {
-        const name = object.Key?.slice(this.parcelsPrefix.length);
-        if (name !== undefined && isSha256Hex(name)) yield name;
+    for await (const object of this.objects(this.parcelsPrefix)) {
+      const name = object.Key?.slice(this.parcelsPrefix.length);
+      if (name !== undefined && isSha256Hex(name)) {
+        yield { sha256: name, size: object.Size ?? 0, storedAt: object.LastModified?.getTime() ?? 0 };
       }
-      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
-    } while (token !== undefined);
+    }
+  }
+
+  /**
+   * Hides the parcel by copying it to `hidden/` (server-side CopyObject: up to 5 GiB) and
+   * deleting it; restores it by putting the hidden copy back (verified, no clobber, as any put).
+   */
+  async remove(sha256: string, confirm: () => Promise<boolean>): Promise<RemoveOutcome> {
+    this.assertOpen();
+    const key = this.keyOf(sha256);
+    const hidden = `${this.hiddenPrefix}${sha256}.${randomBytes(6).toString('hex')}`;
+    const stat = await this.head(key);
+    if (stat === undefined) return 'absent';
+    try {
+      await this.client.send(
+        new this.sdk.CopyObjectCommand({ Bucket: this.bucket, Key: hidden, CopySource: `${this.bucket}/${encodeURI(key)}` }),
+      );
+    } catch (err) {
+      if (s3Status(err) === 404) return 'absent';
+      throw unavailable(`copying ${key} to ${hidden}`, err);
+    }
+    await this.deleteKey(key);
+    return confirmRemoval(
+      confirm,
+      () => this.deleteKey(hidden),
+      async () => {
+        const object = await this.client.send(new this.sdk.GetObjectCommand({ Bucket: this.bucket, Key: hidden }));
+        if (!(object.Body instanceof Readable)) throw new BindleError('internal', `S3 GET ${hidden} returned no stream`);
+        try {
+          await this.put(sha256, stat.size, object.Body);
+        } catch (err) {
+          object.Body.destroy();
+          if (!(err instanceof BindleError && err.code === 'already_exists')) throw err;
+        }
+        await this.deleteKey(hidden);
+      },
+    );
   }
 
   /**
    * Removes what killed uploads left, judged by age alone so that it is safe while other
    * replicas upload: multipart uploads under `parcels/` started longer than the staging age
-   * ago are aborted, and claims that old are deleted. Concurrent calls share one sweep.
+   * ago are aborted, and claims and hidden data that old are deleted. Concurrent calls share one sweep.
    */
   sweep(): Promise<void> {
     this.sweeping ??= this.sweepOnce().finally(() => {
@@ -283,6 +324,16 @@ export class S3ParcelStore implements ParcelStore {
 
   private assertOpen(): void {
     if (this.closed) throw new BindleError('unavailable', `S3 parcel store ${this.bucket}/${this.prefix} is closed`);
+  }
+
+  /** Every object under `prefix`, page by page. */
+  private async *objects(prefix: string): AsyncIterable<S3._Object> {
+    let token: string | undefined;
+    do {
+      const page = await this.listPage(prefix, token === undefined ? {} : { ContinuationToken: token });
+      yield* page.Contents ?? [];
+      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
   }
 
   private async listPage(prefix: string, from: { StartAfter?: string; ContinuationToken?: string }): Promise<S3.ListObjectsV2CommandOutput> {
@@ -500,13 +551,10 @@ export class S3ParcelStore implements ParcelStore {
       uploadIdMarker = more ? page.NextUploadIdMarker : undefined;
     } while (keyMarker !== undefined);
 
-    let token: string | undefined;
-    do {
-      const page = await this.listPage(this.claimsPrefix, token === undefined ? {} : { ContinuationToken: token });
-      for (const object of page.Contents ?? []) {
+    for (const prefix of [this.claimsPrefix, this.hiddenPrefix]) {
+      for await (const object of this.objects(prefix)) {
         if (object.Key !== undefined && (object.LastModified?.getTime() ?? 0) <= cutoff) await this.deleteKey(object.Key);
       }
-      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
-    } while (token !== undefined);
+    }
   }
 }

@@ -8,9 +8,12 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import semver from 'semver';
 import { BindleError } from '../../core/errors/bindle-error.js';
-import type { InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice } from './invoice-index.js';
+import type { InsertOptions, InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice, Tombstone } from './invoice-index.js';
 import { OCI_MANIFEST_SELECT, ociManifestRecord, ociRowsOf, type OciManifestColumns, type OciManifestRecord, type OciTagPage } from './oci-records.js';
-import { checkEntry, checkPaging, checkYankEntry, queryMatch, searchText, storedInvoice } from './invoice-index-rules.js';
+import {
+  checkEntry, checkPaging, checkTombstone, checkYankEntry, deletedError, queryMatch, searchText, storedInvoice, tombstoneOf,
+  type TombstoneColumns,
+} from './invoice-index-rules.js';
 import { versionFilter } from './invoice-index-versions.js';
 import { versionParts } from './semver-order.js';
 
@@ -92,6 +95,17 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (invoice_id, position)
   );
   CREATE INDEX oci_manifests_digest ON oci_manifests (digest);
+  `,
+  `
+  -- hard deletes (InvoiceIndex.delete): a re-create of the id is refused while its tombstone exists
+  CREATE TABLE tombstones (
+    canonical_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    deleted_at INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    UNIQUE (name, version)
+  );
   `,
 ];
 
@@ -261,13 +275,17 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     }
   }
 
-  insert(entry: StoredInvoice): Promise<void> {
+  insert(entry: StoredInvoice, options: InsertOptions = {}): Promise<void> {
     return settle(() => {
       this.checkOpen();
       checkEntry(entry);
       this.knownCount = undefined;
       const parts = versionParts(entry.version);
       const write = this.db.transaction(() => {
+        if (this.statement('SELECT 1 FROM tombstones WHERE canonical_id = ?').get(entry.canonicalId) !== undefined) {
+          if (options.replaceTombstone !== true) throw deletedError(entry.name, entry.version);
+          this.statement('DELETE FROM tombstones WHERE canonical_id = ?').run(entry.canonicalId);
+        }
         const result = this.statement(
           `INSERT INTO invoices (name, version, version_key, major, minor, patch, prerelease, semver_safe, canonical_id,
                                  yanked, created_at, description, authors, search_text)
@@ -328,6 +346,40 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
           return true;
         })
         .immediate();
+    });
+  }
+
+  delete(tombstone: Tombstone): Promise<void> {
+    return settle(() => {
+      this.checkOpen();
+      checkTombstone(tombstone);
+      this.knownCount = undefined;
+      this.recent.rows.clear();
+      this.recent.bytes = 0;
+      this.db
+        .transaction(() => {
+          const removed = this.statement('DELETE FROM invoices WHERE name = ? AND version = ?').run(tombstone.name, tombstone.version);
+          if (removed.changes === 0) throw new BindleError('not_found', `invoice ${tombstone.name}/${tombstone.version} does not exist`);
+          this.statement('INSERT OR REPLACE INTO tombstones (canonical_id, name, version, deleted_at, record) VALUES (?, ?, ?, ?, ?)').run(
+            tombstone.canonicalId,
+            tombstone.name,
+            tombstone.version,
+            tombstone.deletedAt,
+            tombstone.record,
+          );
+        })
+        .immediate();
+    });
+  }
+
+  tombstone(name: string, version: string): Promise<Tombstone | undefined> {
+    return settle(() => {
+      this.checkOpen();
+      const row = this.statement('SELECT canonical_id, name, version, deleted_at, record FROM tombstones WHERE name = ? AND version = ?').get(
+        name,
+        version,
+      ) as TombstoneColumns | undefined;
+      return row === undefined ? undefined : tombstoneOf(row);
     });
   }
 

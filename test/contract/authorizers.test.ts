@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { actionForMethod, AclAuthorizer, AlwaysAuthorizer, AnonymousGetAuthorizer, type Action, type Principal } from '../../server/auth/index.js';
+import { actionForMethod, actionForRequest, AclAuthorizer, AlwaysAuthorizer, AnonymousGetAuthorizer, type Action, type Principal } from '../../server/auth/index.js';
 import { authorizerContract, type AuthorizerCase } from './authorizer-contract.js';
 
 const ALICE: Principal = { id: 'alice', kind: 'basic' };
@@ -12,12 +12,12 @@ const EVE: Principal = { id: 'eve', kind: 'basic' };
 
 /** Every (who, action) on `name` allowed exactly when listed in `allowed`. */
 function expect(name: string | undefined, who: Principal | undefined, allowed: readonly Action[]): AuthorizerCase[] {
-  return (['push', 'yank'] as const).map((action) => ({ who, action, name, allowed: allowed.includes(action) }));
+  return (['push', 'yank', 'admin'] as const).map((action) => ({ who, action, name, allowed: allowed.includes(action) }));
 }
 
 authorizerContract(t, 'AlwaysAuthorizer', async () => ({
   authorizer: new AlwaysAuthorizer(),
-  cases: [...expect('example.com/app', undefined, ['push', 'yank']), ...expect('example.com/app', ALICE, ['push', 'yank'])],
+  cases: [...expect('example.com/app', undefined, ['push', 'yank', 'admin']), ...expect('example.com/app', ALICE, ['push', 'yank', 'admin'])],
 }));
 
 authorizerContract(t, 'AnonymousGetAuthorizer', async () => ({
@@ -61,7 +61,8 @@ authorizerContract(t, 'AclAuthorizer (prefixes and groups, no default)', async (
       ...expect('example.com/team/tool', BOB, ['push', 'yank']),
       ...expect('other.org/x', CI, ['push', 'yank']),
       ...expect('example.com/app', CI, []),
-      ...expect('anything/at/all', ROOT, ['push', 'yank']),
+      ...expect('anything/at/all', ROOT, ['push', 'yank', 'admin']),
+      ...expect(undefined, ROOT, ['push', 'yank', 'admin']),
       ...expect('example.com/app', EVE, []),
       ...expect(undefined, EVE, []),
     ],
@@ -123,4 +124,17 @@ t.test('GET and HEAD read; DELETE yanks; other methods push', async (t) => {
   for (const method of ['GET', 'HEAD', 'get', 'head']) t.equal(actionForMethod(method), 'read', method);
   for (const method of ['DELETE', 'delete']) t.equal(actionForMethod(method), 'yank', method);
   for (const method of ['POST', 'PUT', 'PATCH', 'post']) t.equal(actionForMethod(method), 'push', method);
+});
+
+t.test('hard=true and allow_deleted=true make a write an admin action', async (t) => {
+  t.equal(actionForRequest('DELETE', { hard: 'true' }), 'admin');
+  t.equal(actionForRequest('POST', { allow_deleted: 'true' }), 'admin');
+  t.equal(actionForRequest('DELETE', { hard: 'TRUE' }), 'admin', 'every spelling the routes read as true');
+  t.equal(actionForRequest('DELETE', { hard: '1' }), 'admin');
+  t.equal(actionForRequest('DELETE', { hard: ['false', 'true'] }), 'admin', 'also among repeats');
+  t.equal(actionForRequest('DELETE', { hard: 'false' }), 'yank');
+  t.equal(actionForRequest('DELETE', {}), 'yank');
+  t.equal(actionForRequest('POST', undefined), 'push');
+  t.equal(actionForRequest('GET', { hard: 'true' }), 'read', 'reads stay reads');
+  t.throws(() => new AnonymousGetAuthorizer().authorize(ALICE, 'admin', 'x'), { code: 'forbidden', message: /lacks the admin grant/ });
 });

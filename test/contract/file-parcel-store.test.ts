@@ -237,3 +237,17 @@ t.test('uploads land in a parcel directory that a reference upload created meanw
   t.same(await putting, { sha256: sha, size: data.length });
   t.ok((await readAll(await store.openRead(sha))).equals(data));
 });
+
+t.test('hidden data a killed removal left in parcels/.hidden is swept by age', async (t) => {
+  const root = t.testdir();
+  const store = await FileParcelStore.open(root, { stagingSweepMs: 0 });
+  t.teardown(() => store.close());
+  const leftover = join(root, 'parcels', '.hidden', `${sha256Of(Buffer.from('left'))}.abcdef`);
+  await writeFile(leftover, 'left by a killed gc');
+  await store.sweep();
+  t.ok(existsSync(leftover), 'a young leftover stays (a removal may be under way)');
+  await sleep(20);
+  const impatient = await FileParcelStore.open(root, { stagingMaxAgeMs: 10, stagingSweepMs: 0 });
+  t.teardown(() => impatient.close());
+  t.notOk(existsSync(leftover), 'one older than the staging age is removed');
+});

@@ -9,7 +9,7 @@ import semver from 'semver';
 import type { Invoice } from '../../schema/index.js';
 import { canonicalInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
 import { canonicalId } from '../../core/ids/bindle-id.js';
-import type { InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice } from '../../server/storage/invoice-index.js';
+import type { InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice, Tombstone } from '../../server/storage/invoice-index.js';
 import { buildBindleManifest, sha256Digest, signatureReferrers } from '../../core/oci/index.js';
 
 const PARCEL_A = 'a'.repeat(64);
@@ -46,6 +46,11 @@ export function makeEntry(name: string, version: string, options: EntryOptions =
     yanked: options.yanked === true,
     createdAt: 1_700_000_000_000,
   };
+}
+
+/** A tombstone of name/version with a recognisable record. */
+export function makeTombstone(name: string, version: string, record = `{"deleted":"${name}/${version}"}`): Tombstone {
+  return { name, version, canonicalId: canonicalId({ name, version }), deletedAt: 1_700_000_100_000, record };
 }
 
 /** The query data set, deliberately not in query order. */
@@ -226,6 +231,53 @@ export function invoiceIndexContract(t: Test, name: string, makeIndex: (dir: str
       t.same(await index.ociTags('tagged', undefined, 0), { tags: [], more: true });
       t.same(await index.ociTags('gone', undefined, 10), { tags: [], more: false }, 'only yanked: no tags');
       t.equal(await index.ociTags('nothing', undefined, 10), undefined, 'unknown name');
+    });
+
+    t.test('delete removes the invoice and leaves a tombstone that refuses a re-create', async (t) => {
+      const { index } = await fresh(t);
+      await index.insert(makeEntry('gone/soon', '1.0.0', { parcels: [PARCEL_A, PARCEL_B], description: 'first' }));
+      await index.insert(makeEntry('gone/soon', '1.0.1', { parcels: [PARCEL_A] }));
+      t.equal((await index.get('gone/soon', '1.0.0'))?.version, '1.0.0', 'read (and maybe cached) before the delete');
+      t.equal(await index.tombstone('gone/soon', '1.0.0'), undefined, 'no tombstone before');
+      const tombstone = makeTombstone('gone/soon', '1.0.0');
+      await index.delete(tombstone);
+      t.equal(await index.get('gone/soon', '1.0.0'), undefined, 'the invoice is gone');
+      t.equal(await index.ociManifest('gone/soon', '1.0.0'), undefined, 'and its OCI manifest');
+      t.same(await index.tombstone('gone/soon', '1.0.0'), tombstone, 'the tombstone is stored as given');
+      t.same(await index.invoicesWithParcel(PARCEL_B), [], 'its parcels are no longer referenced by it');
+      t.same(await index.invoicesWithParcel(PARCEL_A), [{ name: 'gone/soon', version: '1.0.1', yanked: false }], 'other invoices still are');
+      t.equal(await index.count(), 1);
+      t.same(ids(await index.query(q('gone', { yanked: true }))), ['gone/soon/1.0.1'], 'gone from queries');
+      await t.rejects(index.insert(makeEntry('gone/soon', '1.0.0')), { code: 'deleted' }, 'a re-create is refused');
+      await t.rejects(index.delete(tombstone), { code: 'not_found' }, 'a second delete is not_found');
+      await t.rejects(index.delete(makeTombstone('never/was', '1.0.0')), { code: 'not_found' });
+      t.equal(await index.tombstone('never/was', '1.0.0'), undefined, 'a failed delete writes no tombstone');
+      await index.insert(makeEntry('gone/soon', '1.0.0', { description: 'again' }), { replaceTombstone: true });
+      t.equal((await index.get('gone/soon', '1.0.0'))?.invoice.bindle.description, 'again', 'an admin re-create replaces it');
+      t.equal(await index.tombstone('gone/soon', '1.0.0'), undefined, 'and removes the tombstone');
+      await index.delete(makeTombstone('gone/soon', '1.0.0', '{"second":true}'));
+      t.equal((await index.tombstone('gone/soon', '1.0.0'))?.record, '{"second":true}', 'a later delete replaces the tombstone');
+      await t.rejects(index.delete({ ...makeTombstone('gone/soon', '1.0.1'), canonicalId: 'x' }), { code: 'internal' });
+      t.equal((await index.get('gone/soon', '1.0.1'))?.version, '1.0.1', 'a bad tombstone deletes nothing');
+    });
+
+    t.test('a delete through one instance is seen by another within 3 s; racing deletes have one winner', async (t) => {
+      const { index, dir } = await fresh(t);
+      const other = await makeIndex(dir);
+      t.teardown(() => other.close());
+      await index.insert(makeEntry('gone/soon', '1.0.0'));
+      for (let i = 0; i < 3; i++) t.equal((await other.get('gone/soon', '1.0.0'))?.version, '1.0.0');
+      const deletes = await Promise.allSettled([index, other, index, other].map((ix) => ix.delete(makeTombstone('gone/soon', '1.0.0'))));
+      t.equal(deletes.filter((r) => r.status === 'fulfilled').length, 1, 'one delete wins');
+      for (const r of deletes) if (r.status === 'rejected') t.match(r.reason, { code: 'not_found' }, 'the others are not_found');
+      const deadline = Date.now() + 3000;
+      let gone = false;
+      while (!gone && Date.now() < deadline) {
+        gone = (await other.get('gone/soon', '1.0.0')) === undefined;
+        if (!gone) await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      t.ok(gone, 'the other instance stops serving it within 3 s (loose for a loaded machine)');
+      await t.rejects(other.insert(makeEntry('gone/soon', '1.0.0')), { code: 'deleted' }, 'and refuses a re-create');
     });
 
     t.test('instances on one store: racing inserts and yanks each have exactly one winner', async (t) => {

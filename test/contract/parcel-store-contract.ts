@@ -310,6 +310,60 @@ export async function parcelStoreContract(t: Test, name: string, makeStore: Parc
       t.same(await listAll(store), []);
     });
 
+    t.test('entries() lists each stored parcel with its size and store time', async (t) => {
+      const store = await fresh(t);
+      const before = Date.now();
+      const parcels = [Buffer.from('entry one'), Buffer.alloc(0), randomBytes(3000)];
+      for (const data of parcels) await store.put(sha256Of(data), data.length, streamOf(data));
+      const listed: Array<{ sha256: string; size: number; storedAt: number }> = [];
+      for await (const entry of store.entries()) listed.push(entry);
+      listed.sort((a, b) => a.sha256.localeCompare(b.sha256));
+      const expected = parcels.map((d) => ({ sha256: sha256Of(d), size: d.length })).sort((a, b) => a.sha256.localeCompare(b.sha256));
+      t.same(listed.map((e) => ({ sha256: e.sha256, size: e.size })), expected);
+      for (const entry of listed) {
+        // Clocks of the store and of this process may differ a little (S3 LastModified has whole seconds).
+        t.ok(entry.storedAt > before - 120_000 && entry.storedAt < Date.now() + 120_000, `storedAt of ${entry.sha256} is now`);
+      }
+    });
+
+    t.test('remove(): confirmed removes, refused or failed restores, absent says so', async (t) => {
+      const store = await fresh(t);
+      const data = randomBytes(5000);
+      const sha = sha256Of(data);
+      await store.put(sha, data.length, streamOf(data));
+      let seenWhileHidden: boolean | undefined;
+      const kept = await store.remove(sha, async () => {
+        seenWhileHidden = await store.has(sha);
+        t.same(await store.missing([sha]), new Set([sha]), 'missing() reports it while hidden');
+        return false;
+      });
+      t.equal(kept, 'kept');
+      t.equal(seenWhileHidden, false, 'hidden while confirm runs');
+      t.ok((await readAll(await store.openRead(sha))).equals(data), 'a refused removal restores the bytes');
+      await t.rejects(store.remove(sha, () => Promise.reject(new Error('index down'))), { message: 'index down' });
+      t.ok((await readAll(await store.openRead(sha))).equals(data), 'a failed confirm restores the bytes');
+      t.equal(await store.remove(sha, () => Promise.resolve(true)), 'removed');
+      t.equal(await store.has(sha), false, 'a confirmed removal removes it');
+      t.same(await listAll(store), []);
+      t.equal(await store.remove(sha, () => Promise.reject(new Error('not called'))), 'absent', 'an absent parcel is absent');
+      await t.rejects(store.remove('ABC', () => Promise.resolve(true)), { code: 'bad_request' });
+      await assertAbsentThenRetry(t, store, data);
+    });
+
+    t.test('remove(): a put while the parcel is hidden wins over the restore', async (t) => {
+      const store = await fresh(t);
+      const data = randomBytes(2000);
+      const sha = sha256Of(data);
+      await store.put(sha, data.length, streamOf(data));
+      const outcome = await store.remove(sha, async () => {
+        t.same(await store.put(sha, data.length, streamOf(data)), { sha256: sha, size: data.length }, 'the put stores it again');
+        return false;
+      });
+      t.equal(outcome, 'kept');
+      t.ok((await readAll(await store.openRead(sha))).equals(data), 'the parcel is there once');
+      t.same(await listAll(store), [sha]);
+    });
+
     t.test('a malformed sha256 is bad_request everywhere', async (t) => {
       const store = await fresh(t);
       const good = sha256Of(Buffer.from('x'));

@@ -1,7 +1,7 @@
 /**
  * Issue 11 item 12: who may write what. With an ACL, pushing (invoice create, parcel upload)
  * and yanking need the grant on a prefix of the bindle's name; a refusal is 403 naming the
- * missing grant; every accepted write is audited with the principal's id.
+ * missing grant; every write, accepted or refused, is audited with the principal's id.
  */
 import { Writable } from 'node:stream';
 import { join } from 'node:path';
@@ -103,17 +103,28 @@ t.test('uploading a parcel needs the push grant on the name', async (t) => {
   t.equal((await ta.app.inject({ method: 'GET', url })).statusCode, 200, 'anyone reads');
 });
 
-t.test('every accepted write is audited with the principal; refusals are not', async (t) => {
+t.test('every write is audited with the principal and its outcome, refusals too; reads are not', async (t) => {
   const { ta, records } = await setup(t);
+  const parcel = sha256(data);
   await createInvoice(ta, 'alice', 'example.com/alice/app');
   await createInvoice(ta, 'eve', 'example.com/eve/app');
-  await ta.app.inject({ method: 'POST', url: `/v1/_i/example.com/alice/app/1.0.0@${sha256(data)}`, headers: as('alice'), payload: data });
+  await ta.app.inject({ method: 'POST', url: `/v1/_i/example.com/alice/app/1.0.0@${parcel}`, headers: as('alice'), payload: data });
+  await ta.app.inject({ method: 'DELETE', url: '/v1/_i/example.com/alice/app/1.0.0', headers: as('alice') });
   await ta.app.inject({ method: 'DELETE', url: '/v1/_i/example.com/alice/app/1.0.0', headers: as('bob') });
+  await ta.app.inject({ method: 'DELETE', url: '/v1/_i/example.com/alice/app/1.0.0?hard=true', headers: as('bob') });
+  await ta.app.inject({ method: 'DELETE', url: '/v1/_i/example.com/alice/app/1.0.0', headers: { authorization: 'Bearer wrong' } });
   await ta.app.inject({ method: 'GET', url: '/v1/_i/example.com/alice/app/1.0.0?yanked=true' });
-  const audits = records.flatMap((r) => (r.audit === undefined ? [] : [r.audit]));
+  const audits = records.filter((r) => r.audit === true).map(({ principal, action, bindle, parcel, outcome, status }) => ({
+    principal, action, bindle, parcel, outcome, status,
+  }));
   t.same(audits, [
-    { principal: 'alice', action: 'push', name: 'example.com/alice/app', status: 202 },
-    { principal: 'alice', action: 'push', name: 'example.com/alice/app', status: 200 },
-    { principal: 'bob', action: 'yank', name: 'example.com/alice/app', status: 200 },
+    { principal: 'alice', action: 'create', bindle: 'example.com/alice/app/1.0.0', parcel: null, outcome: 'success', status: 202 },
+    { principal: 'eve', action: 'create', bindle: null, parcel: null, outcome: 'denied', status: 403 }, // refused before the body is read
+    { principal: 'alice', action: 'upload', bindle: 'example.com/alice/app/1.0.0', parcel, outcome: 'success', status: 200 },
+    { principal: 'alice', action: 'yank', bindle: 'example.com/alice/app/1.0.0', parcel: null, outcome: 'denied', status: 403 },
+    { principal: 'bob', action: 'yank', bindle: 'example.com/alice/app/1.0.0', parcel: null, outcome: 'success', status: 200 },
+    { principal: 'bob', action: 'delete', bindle: 'example.com/alice/app/1.0.0', parcel: null, outcome: 'success', status: 200 },
+    { principal: null, action: 'yank', bindle: 'example.com/alice/app/1.0.0', parcel: null, outcome: 'denied', status: 401 },
   ]);
+  t.ok(records.filter((r) => r.audit === true).every((r) => typeof r.msg === 'string' && r.msg.startsWith('audit: ')), 'one readable line each');
 });

@@ -1,0 +1,96 @@
+/**
+ * The audit log: every write the API is asked for — invoice create, parcel upload, yank, hard
+ * delete, and any other write — as one structured log line with a fixed `audit: true` field,
+ * the principal, the action, the bindle (`name/version`), the parcel, the outcome (success,
+ * denied, failed) and the HTTP status, whether it succeeded or not. Operators filter the
+ * server's JSON log on `audit`. The admin commands (gc, fsck --repair) write the same records.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { parseInvoicePath } from '../http/request-parsing.js';
+
+/** What a write did, in the operator's words. */
+export type AuditAction = 'create' | 'upload' | 'yank' | 'delete' | 'gc-remove' | 'fsck-remove' | 'write';
+
+/** success: 2xx/3xx; denied: 401, 403 or 429 (authentication or authorization refused it); failed: any other error. */
+export type AuditOutcome = 'success' | 'denied' | 'failed';
+
+/** One audit record (the fields of its log line besides `audit: true` and the message). */
+export interface AuditRecord {
+  /** The principal's id; null when anonymous or not authenticated. */
+  principal: string | null;
+  action: AuditAction;
+  /** `name/version`, or the name alone when the version is unknown; null when unknown. */
+  bindle: string | null;
+  parcel: string | null;
+  outcome: AuditOutcome;
+  /** The HTTP status answered (0 for the admin commands). */
+  status: number;
+}
+
+/** Who asked for a request and on which bindle, as far as authentication and the route found out. */
+export interface AuditSubject {
+  principal: string | null;
+  name?: string;
+  version?: string;
+}
+
+/** The minimal logger an audit record is written to (a pino or Fastify logger). */
+export interface AuditLogger {
+  info(fields: object, message: string): void;
+}
+
+export function outcomeOf(status: number): AuditOutcome {
+  if (status < 400) return 'success';
+  return status === 401 || status === 403 || status === 429 ? 'denied' : 'failed';
+}
+
+/** Writes one audit record as one log line. */
+export function writeAudit(log: AuditLogger, record: AuditRecord): void {
+  const target = [record.bindle, record.parcel].filter((x) => x !== null).join('@');
+  log.info({ audit: true, ...record }, `audit: ${record.principal ?? 'anonymous'} ${record.action} ${target} ${record.outcome}`);
+}
+
+function auditActionOf(request: FastifyRequest, parcel: string | null): AuditAction {
+  const query = request.query as Record<string, unknown> | undefined;
+  const path = request.routeOptions.url ?? '';
+  if (request.method === 'DELETE' && path.startsWith('/v1/_i/')) return query?.hard === 'true' ? 'delete' : 'yank';
+  if (request.method === 'POST' && path === '/v1/_i') return 'create';
+  if (request.method === 'POST' && path.startsWith('/v1/_i/') && parcel !== null) return 'upload';
+  return 'write';
+}
+
+/** The bindle id and parcel a `/_i/...` request names, as far as its path parses. */
+function targetOf(request: FastifyRequest): { name?: string; version?: string; parcel: string | null } {
+  const params = request.params as Record<string, string | undefined> | undefined;
+  const wildcard = params?.['*'];
+  if (wildcard === undefined || !(request.routeOptions.url ?? '').startsWith('/v1/_i/')) return { parcel: null };
+  try {
+    const { id, sha256 } = parseInvoicePath(wildcard);
+    return { name: id.name, version: id.version, parcel: sha256 ?? null };
+  } catch {
+    return { parcel: null };
+  }
+}
+
+/**
+ * Adds the hook that writes an audit record for every request to `api` whose method writes
+ * (anything but GET, HEAD, OPTIONS), once it is answered. `subjectOf` tells who sent it and
+ * which bindle a route found in the body (invoice create).
+ */
+export function registerAuditLog(api: FastifyInstance, subjectOf: (request: FastifyRequest) => AuditSubject | undefined): void {
+  api.addHook('onResponse', async (request, reply) => {
+    if (['GET', 'HEAD', 'OPTIONS'].includes(request.method)) return;
+    const subject = subjectOf(request);
+    const target = targetOf(request);
+    const name = target.name ?? subject?.name;
+    const version = target.version ?? subject?.version;
+    writeAudit(request.log, {
+      principal: subject?.principal ?? null,
+      action: auditActionOf(request, target.parcel),
+      bindle: name === undefined ? null : version === undefined ? name : `${name}/${version}`,
+      parcel: target.parcel,
+      outcome: outcomeOf(reply.statusCode),
+      status: reply.statusCode,
+    });
+  });
+}
