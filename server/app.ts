@@ -14,6 +14,7 @@ import { healthRoutes } from './routes/health-routes.js';
 import { invoiceRoutes } from './routes/invoice-routes.js';
 import { loginRoutes, type DeviceLogin } from './routes/login-routes.js';
 import { queryRoutes } from './routes/query-routes.js';
+import { webUi } from './ui/web-ui.js';
 
 export interface AppOptions {
   service: BindleService;
@@ -88,5 +89,6 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
     { prefix: API_PREFIX },
   );
+  await app.register(webUi, { service: opts.service, authenticator: opts.authenticator, authorizer: opts.authorizer, version: opts.version });
   return app;
 }

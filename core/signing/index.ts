@@ -14,3 +14,4 @@ export * from './verification.js';
 export * from './verifier.js';
 export * from './signer.js';
 export * from './trust-store.js';
+export * from './signature-standing.js';

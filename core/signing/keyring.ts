@@ -35,7 +35,8 @@ function keyIdentity(base64: string): string | undefined {
  */
 export class Keyring {
   readonly #entries: KeyEntry[] = [];
-  readonly #known = new Set<string>();
+  /** Key identity (hex of the decoded bytes) → the first well-formed entry holding it. */
+  readonly #known = new Map<string, KeyEntry>();
 
   constructor(doc?: KeyRing) {
     for (const entry of doc?.key ?? []) this.#push(entry);
@@ -84,6 +85,13 @@ export class Keyring {
     return identity !== undefined && this.#known.has(identity);
   }
 
+  /** A copy of the well-formed entry holding the same key bytes as `publicKeyBase64`; undefined when none does or it is malformed. */
+  entryFor(publicKeyBase64: string): KeyEntry | undefined {
+    const identity = keyIdentity(publicKeyBase64);
+    const entry = identity === undefined ? undefined : this.#known.get(identity);
+    return entry === undefined ? undefined : copyEntry(entry);
+  }
+
   /** A keyring of the entries that have at least one of `roles`. */
   withRoles(roles: readonly SignatureRole[]): Keyring {
     return new Keyring({
@@ -111,8 +119,9 @@ export class Keyring {
   }
 
   #push(entry: KeyEntry): void {
-    this.#entries.push(copyEntry(entry));
+    const copy = copyEntry(entry);
+    this.#entries.push(copy);
     const identity = keyIdentity(entry.key);
-    if (identity !== undefined) this.#known.add(identity);
+    if (identity !== undefined && !this.#known.has(identity)) this.#known.set(identity, copy);
   }
 }

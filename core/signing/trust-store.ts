@@ -61,4 +61,8 @@ export class TrustStoreVerifier implements InvoiceVerifier {
   verify(inv: Invoice): void {
     verifyInvoice(inv, this.keyring(), this.strategy);
   }
+
+  trustedKeys(): Keyring {
+    return this.keyring();
+  }
 }

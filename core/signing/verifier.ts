@@ -12,6 +12,8 @@ export interface InvoiceVerifier {
   verify(inv: Invoice): void;
   /** The strategy this verifier applies. */
   readonly strategy: VerificationStrategy;
+  /** The keys `verify` trusts now (a snapshot: later changes give a new Keyring). */
+  trustedKeys(): Keyring;
 }
 
 /** Verifies invoices against a fixed keyring with a fixed strategy. */
@@ -26,5 +28,9 @@ export class KeyringVerifier implements InvoiceVerifier {
 
   verify(inv: Invoice): void {
     verifyInvoice(inv, this.keyring, this.strategy);
+  }
+
+  trustedKeys(): Keyring {
+    return this.keyring;
   }
 }

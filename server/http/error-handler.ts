@@ -41,7 +41,12 @@ export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest
   void renderError(err, request, reply);
 }
 
-function renderError(err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+/**
+ * What every error reply does before its body is rendered (by this handler, or by the web UI's
+ * in its own format): maps `err` to a BindleError, logs it, and sets the status-dependent
+ * headers (Connection: close for an unread upload, Retry-After, the WWW-Authenticate challenge).
+ */
+export function prepareErrorReply(err: unknown, request: FastifyRequest, reply: FastifyReply): BindleError {
   const bindleError = toBindleError(err);
   if (bindleError.code === 'internal') request.log.error({ err }, 'unhandled error');
   else if (bindleError.code === 'insufficient_storage') request.log.error({ err }, 'out of storage space');
@@ -51,6 +56,11 @@ function renderError(err: unknown, request: FastifyRequest, reply: FastifyReply)
   if (bindleError.retryAfterSeconds !== undefined) reply.header('retry-after', String(bindleError.retryAfterSeconds));
   const anonymousRefusal = bindleError.code === 'forbidden' && request.headers.authorization === undefined;
   if (bindleError.code === 'unauthenticated' || anonymousRefusal) reply.header('www-authenticate', 'Basic realm="bindle", Bearer');
+  return bindleError;
+}
+
+function renderError(err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const bindleError = prepareErrorReply(err, request, reply);
   return sendDocument(request, reply, bindleError.status, { error: bindleError.message, code: bindleError.code });
 }
 

@@ -9,11 +9,12 @@
 import type { Readable } from 'node:stream';
 import type { Invoice, KeyRing, Label, QueryReply, SignatureRole } from '../../schema/index.js';
 import { canonicalInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
-import { BindleError } from '../../core/errors/bindle-error.js';
+import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { canonicalId, formatId, isSha256Hex, makeId, type BindleId } from '../../core/ids/bindle-id.js';
 import type { Keyring } from '../../core/signing/keyring.js';
 import { signInvoiceWith, yankInvoiceWith, type Signer } from '../../core/signing/signer.js';
-import { verifySignature } from '../../core/signing/verification.js';
+import { signatureStandings, type SignatureStandings } from '../../core/signing/signature-standing.js';
+import { formatStrategy, verifySignature } from '../../core/signing/verification.js';
 import type { InvoiceVerifier } from '../../core/signing/verifier.js';
 import type { InvoiceIndex, InvoiceQuery, StoredInvoice, Tombstone } from '../storage/invoice-index.js';
 import type { ByteRange, ParcelStore } from '../storage/parcel-store.js';
@@ -41,6 +42,15 @@ export interface CreateResult {
 export interface CreateOptions {
   /** Create it even if it was hard-deleted, replacing its tombstone (an admin's explicit leave). */
   allowDeleted?: boolean;
+}
+
+/** Where an invoice stands with the server's trust now (see BindleService.signatureReport). */
+export interface SignatureReport {
+  /** The verification strategy, as configured (e.g. `GreedyVerification`). */
+  readonly strategy: string;
+  /** Whether the invoice verifies under it now; when not, the verifier's reason. */
+  readonly verdict: { readonly trusted: true } | { readonly trusted: false; readonly problem: string };
+  readonly standings: SignatureStandings;
 }
 
 export interface ParcelInfo {
@@ -194,6 +204,23 @@ export class BindleService {
       timestamp: this.now(),
       invoices: result.invoices.map((s) => s.invoice),
     };
+  }
+
+  /**
+   * Whether `inv` verifies now, under the server's strategy against the keys the verifier trusts
+   * (its keyring may have changed since the invoice was accepted), and how each signature and
+   * yank signature stands against those keys: for showing people, never for a decision.
+   */
+  signatureReport(inv: Invoice): SignatureReport {
+    const { verifier } = this.deps;
+    let verdict: SignatureReport['verdict'] = { trusted: true };
+    try {
+      verifier.verify(inv);
+    } catch (err) {
+      if (!isBindleError(err)) throw err;
+      verdict = { trusted: false, problem: err.message };
+    }
+    return { strategy: formatStrategy(verifier.strategy), verdict, standings: signatureStandings(inv, verifier.trustedKeys()) };
   }
 
   /** The host's public keys, optionally only those with one of `roles`. Never a secret. */
