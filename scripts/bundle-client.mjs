@@ -3,9 +3,13 @@
 // an npm workspace). Everything it uses is pure JavaScript and is bundled in, so the client
 // package has no dependencies: installing it never compiles the server's native better-sqlite3
 // and needs no C++ toolchain. The root package (server, CLI and kubelet together) is unchanged.
-import { chmodSync, rmSync } from 'node:fs';
+// The library's type declarations go into client/dist/index.d.ts as one file (dts-bundle-generator),
+// with the types it uses from undici inlined (not exported), since the package installs no undici: a
+// TypeScript user needs only @types/node.
+import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { generateDtsBundle } from 'dts-bundle-generator';
 import { build } from 'esbuild';
 import { NODE_BUNDLE_OPTIONS } from './esbuild-node.mjs';
 
@@ -24,3 +28,9 @@ await build({
   ...NODE_BUNDLE_OPTIONS,
 });
 for (const bin of ['bindle.mjs', 'bindle-kubelet.mjs']) chmodSync(join(outdir, bin), 0o755);
+
+const [declarations] = generateDtsBundle(
+  [{ filePath: join(root, 'client', 'lib', 'index.ts'), libraries: { inlinedLibraries: ['undici'] }, output: { noBanner: true, exportReferencedTypes: false } }],
+  { preferredConfigPath: join(root, 'tsconfig.json') },
+);
+writeFileSync(join(outdir, 'index.d.ts'), declarations ?? '');

@@ -122,8 +122,12 @@ export class CliContext {
     printLine(this.io, text);
   }
 
-  /** A transfer reporter on stdout; live bars only when stdout is a terminal and progress is on. */
-  reporter(doneLine: (label: Label) => string): TransferReporter {
+  /**
+   * A transfer reporter on stdout; live bars only when stdout is a terminal and progress is on.
+   * Without `doneLine` (a command printing JSON) it prints nothing at all.
+   */
+  reporter(doneLine?: (label: Label) => string): TransferReporter {
+    if (doneLine === undefined) return createTransferReporter(this.io.stdout, { live: false });
     const live = this.settings.progress && this.io.stdout.isTTY === true && this.io.env.TERM !== 'dumb';
     return createTransferReporter(this.io.stdout, { live, doneLine });
   }

@@ -1,20 +1,31 @@
 /**
- * Reporting parcel transfers: one line per finished parcel always (what CI logs show), and,
- * only on a terminal, a live progress line (bar, bytes, rate) while large parcels move.
- * Redraws are throttled; the live line is cleared before any other output.
+ * Reporting parcel transfers and long local steps: one line per finished parcel always (what CI
+ * logs show), and, only on a terminal, one live line below them: the overall bar across all the
+ * parcels of a push or get (bytes, parcels, rate and ETA), or the bar of a long local step
+ * (hashing parcels, compressing an export). Redraws are throttled; the live line is cleared
+ * before any other output and at the end.
  */
 import type { Label } from '../../schema/index.js';
 import type { TransferEvent } from '../lib/workflows.js';
 import type { CliStream } from './cli-io.js';
 
-/** Parcels at least this big get a live progress bar on a terminal. */
-export const LARGE_TRANSFER_BYTES = 1024 * 1024;
 const REDRAW_INTERVAL_MS = 100;
 const BAR_WIDTH = 24;
+/** No ETA is shown before this much time has passed (the rate is still noise). */
+const ETA_AFTER_MS = 1000;
 
-/** Receives a transfer's events; `finish` clears the live line. */
+/**
+ * Receives a transfer's events and local steps' progress; `finish` clears the live line. On a
+ * stream that is not live (not a terminal, `--no-progress`) only `line` and the done lines of
+ * parcels write anything; without `doneLine` (JSON output) only `line` does.
+ */
 export interface TransferReporter {
   onEvent(event: TransferEvent): void;
+  /**
+   * Progress of a long local step (e.g. "Hashing parcels"): `done` of `total` bytes. Shown until
+   * the next line, transfer event or step; a step with `done === total` leaves the live line.
+   */
+  step(what: string, done: number, total: number): void;
   /** Prints a line, keeping the live progress line below it. */
   line(text: string): void;
   finish(): void;
@@ -33,22 +44,37 @@ export function formatBytes(bytes: number): string {
   return `${value >= 100 ? value.toFixed(0) : value.toFixed(1)} ${units[unit] ?? ''}`;
 }
 
-interface Active {
-  label: Label;
-  bytes: number;
+/** `75` → `1:15`, `3725` → `1:02:05`. */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.ceil(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+}
+
+/** `[#####-----]` for `fraction` of BAR_WIDTH. */
+function bar(fraction: number): string {
+  const filled = Math.round(Math.min(1, Math.max(0, fraction)) * BAR_WIDTH);
+  return `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}]`;
 }
 
 /**
  * A reporter writing to `stream`. `doneLine` phrases the line printed when a parcel is done
- * (e.g. "Fetched parcel <sha>"). Live bars are drawn only when `live` is true (the caller
- * passes "stdout is a terminal and progress is wanted").
+ * (e.g. "Fetched parcel <sha>"); without it none is printed. Live lines are drawn only when `live` is true (the caller
+ * passes "stdout is a terminal and progress is wanted"), cut to the terminal's width.
  */
-export function createTransferReporter(stream: CliStream, opts: { live: boolean; doneLine: (label: Label) => string; now?: () => number }): TransferReporter {
+export function createTransferReporter(stream: CliStream, opts: { live: boolean; doneLine?: (label: Label) => string; now?: () => number }): TransferReporter {
   const now = opts.now ?? Date.now;
-  const active = new Map<string, Active>();
+  /** Bytes so far of the parcels in flight, by sha256. */
+  const active = new Map<string, { label: Label; bytes: number }>();
+  let plan: { parcels: number; bytes: number } | undefined;
   let startedAt: number | undefined;
-  let movedBefore = 0;
-  let lastDraw = 0;
+  let doneParcels = 0;
+  let doneBytes = 0;
+  let seenBytes = 0;
+  let currentStep: { what: string; done: number; total: number } | undefined;
+  let lastDraw = Number.NEGATIVE_INFINITY;
   let drawn = false;
 
   const clear = (): void => {
@@ -58,27 +84,34 @@ export function createTransferReporter(stream: CliStream, opts: { live: boolean;
     }
   };
 
+  const transferText = (t: number): string | undefined => {
+    if (plan === undefined && active.size === 0) return undefined;
+    const total = plan?.bytes ?? seenBytes;
+    let moved = doneBytes;
+    for (const a of active.values()) moved += Math.min(a.bytes, a.label.size);
+    const elapsedMs = t - (startedAt ?? t);
+    const rate = elapsedMs > 0 ? moved / (elapsedMs / 1000) : 0;
+    const parts = [`${bar(total === 0 ? 1 : moved / total)} ${formatBytes(moved)} / ${formatBytes(total)}`];
+    if (rate > 0) parts.push(`${formatBytes(rate)}/s`);
+    if (rate > 0 && elapsedMs >= ETA_AFTER_MS && moved < total) parts.push(`ETA ${formatDuration((total - moved) / rate)}`);
+    parts.push(plan === undefined ? `${doneParcels} parcel(s) done` : `${doneParcels}/${plan.parcels} parcels`);
+    return parts.join('  ');
+  };
+
   const draw = (force: boolean): void => {
     if (!opts.live) return;
-    const large = [...active.values()].filter((a) => a.label.size >= LARGE_TRANSFER_BYTES);
-    if (large.length === 0) {
+    const t = now();
+    const text = currentStep !== undefined
+      ? `${currentStep.what} ${bar(currentStep.total === 0 ? 1 : currentStep.done / currentStep.total)} ${formatBytes(currentStep.done)} / ${formatBytes(currentStep.total)}`
+      : transferText(t);
+    if (text === undefined) {
       clear();
       return;
     }
-    const t = now();
     if (!force && t - lastDraw < REDRAW_INTERVAL_MS) return;
     lastDraw = t;
-    const total = large.reduce((n, a) => n + a.label.size, 0);
-    const done = large.reduce((n, a) => n + Math.min(a.bytes, a.label.size), 0);
-    const fraction = total === 0 ? 1 : done / total;
-    const filled = Math.round(fraction * BAR_WIDTH);
-    const elapsed = Math.max((t - (startedAt ?? t)) / 1000, 0.001);
-    const rate = (movedBefore + done) / elapsed;
-    const what = large.length === 1 ? (large[0]?.label.name ?? '') : `${large.length} parcels`;
-    let text = `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${formatBytes(done)} / ${formatBytes(total)}  ${formatBytes(rate)}/s  ${what}`;
     const width = stream.columns !== undefined && stream.columns >= 20 ? stream.columns : 80;
-    if (text.length > width - 1) text = text.slice(0, width - 1);
-    stream.write(`\r\x1b[2K${text}`);
+    stream.write(`\r\x1b[2K${text.length > width - 1 ? text.slice(0, width - 1) : text}`);
     drawn = true;
   };
 
@@ -88,26 +121,63 @@ export function createTransferReporter(stream: CliStream, opts: { live: boolean;
     draw(true);
   };
 
+  /** The parcel's entry, added when a progress event comes without a start (a single download). */
+  const track = (label: Label): { label: Label; bytes: number } => {
+    startedAt ??= now();
+    let entry = active.get(label.sha256);
+    if (entry === undefined) {
+      entry = { label, bytes: 0 };
+      active.set(label.sha256, entry);
+      seenBytes += label.size;
+    }
+    return entry;
+  };
+
   return {
     onEvent(event: TransferEvent): void {
-      const key = event.label.sha256;
-      if (event.kind === 'start') {
-        startedAt ??= now();
-        active.set(key, { label: event.label, bytes: 0 });
-        draw(false);
-      } else if (event.kind === 'progress') {
-        const entry = active.get(key);
-        if (entry !== undefined) entry.bytes = event.bytes;
-        draw(false);
-      } else {
-        const entry = active.get(key);
-        if (entry !== undefined && entry.label.size >= LARGE_TRANSFER_BYTES) movedBefore += entry.label.size;
-        active.delete(key);
-        line(opts.doneLine(event.label));
+      currentStep = undefined;
+      switch (event.kind) {
+        case 'plan':
+          plan = { parcels: event.parcels, bytes: event.bytes };
+          startedAt = now();
+          draw(true);
+          return;
+        case 'start':
+          track(event.label).bytes = 0;
+          draw(false);
+          return;
+        case 'progress':
+          track(event.label).bytes = event.bytes;
+          draw(false);
+          return;
+        case 'done': {
+          const entry = track(event.label);
+          active.delete(event.label.sha256);
+          doneParcels += 1;
+          doneBytes += entry.label.size;
+          if (opts.doneLine !== undefined) line(opts.doneLine(event.label));
+          else draw(false);
+          return;
+        }
+        default: {
+          const unknown: never = event;
+          throw new Error(`unknown transfer event ${JSON.stringify(unknown)}`);
+        }
       }
+    },
+    step(what: string, done: number, total: number): void {
+      if (done >= total) {
+        currentStep = undefined;
+        clear();
+        return;
+      }
+      const fresh = currentStep?.what !== what;
+      currentStep = { what, done, total };
+      draw(fresh);
     },
     line,
     finish(): void {
+      currentStep = undefined;
       clear();
     },
   };

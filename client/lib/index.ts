@@ -1,7 +1,13 @@
 /**
  * The client library: BindleClient, the push/fetch workflows, standalone bindles, and the
- * helpers they share (error mapping, digest checks, bounded parallelism).
+ * helpers they share (error mapping, digest checks, bounded parallelism), with the errors it
+ * throws (BindleError), the Keyring and strategies it verifies invoices with, and the types of
+ * the Bindle data model (Invoice, Parcel, Label, ...).
  */
+export { BindleError, isBindleError, type ErrorCode } from '../../core/errors/bindle-error.js';
+export { Keyring } from '../../core/signing/keyring.js';
+export { DEFAULT_STRATEGY, formatStrategy, parseStrategy, type VerificationStrategy } from '../../core/signing/verification.js';
+export type * from '../../schema/types.js';
 export * from './bindle-client.js';
 export * from './workflows.js';
 export * from './http-errors.js';

@@ -33,8 +33,13 @@ export interface PushReport {
   noop: boolean;
 }
 
-/** Progress of one parcel transfer; `bytes` is the count so far for that parcel (restarting on a retry). */
+/**
+ * Progress of a push or fetch. `plan` comes first, once, with the number and total size of the
+ * parcels about to move (zero when none do); then, per parcel, `start`, `progress` (`bytes` is the
+ * count so far for that parcel, restarting on a retry) and `done`.
+ */
 export type TransferEvent =
+  | { kind: 'plan'; parcels: number; bytes: number }
   | { kind: 'start'; label: Label }
   | { kind: 'progress'; label: Label; bytes: number }
   | { kind: 'done'; label: Label };
@@ -49,6 +54,11 @@ function distinctLabels(labels: readonly Label[]): Label[] {
     out.push(label);
   }
   return out;
+}
+
+/** The `plan` event for moving these parcels. */
+function planOf(labels: readonly Label[]): TransferEvent {
+  return { kind: 'plan', parcels: labels.length, bytes: labels.reduce((n, l) => n + l.size, 0) };
 }
 
 /** JSON with object keys sorted at every level, so that key order never makes two values differ. */
@@ -162,6 +172,7 @@ export async function pushStandalone(
   const absent = toSend.filter((l) => !bindle.parcels.has(l.sha256));
   const uploadable = toSend.filter((l) => bindle.parcels.has(l.sha256));
   const emit = opts.onProgress ?? (() => undefined);
+  emit(planOf(uploadable));
   const results = await mapLimit(uploadable, client.concurrency, async (label) => {
     const path = bindle.parcels.get(label.sha256) ?? '';
     emit({ kind: 'start', label });
@@ -251,6 +262,7 @@ export async function fetchBindle(
     wanted.map((label) => isCached(join(dir, PARCELS_DIR, parcelFileName(label.sha256)), label)),
   );
   const toFetch = wanted.filter((_, i) => cachedFlags[i] !== true);
+  emit(planOf(toFetch));
   await mapLimit(toFetch, client.concurrency, async (label) => {
     emit({ kind: 'start', label });
     await client.downloadParcel(id, label, join(dir, PARCELS_DIR, parcelFileName(label.sha256)), {

@@ -2,12 +2,13 @@
  * What the packages ship and install: the root package holds only what runs (no tests, no bench
  * results), the client package (client/, an npm workspace) installs from its tarball alone —
  * offline, with no dependencies and so without compiling better-sqlite3 — and its `bindle`
- * runs; no installed package requires a newer Node than this one (no EBADENGINE warning), and
+ * runs, and a TypeScript project type-checks against its declarations (client/dist/index.d.ts,
+ * one file needing only @types/node); no installed package requires a newer Node than this one (no EBADENGINE warning), and
  * none the packages run with requires a newer Node than package.json's engines allow.
  */
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import semver from 'semver';
@@ -35,6 +36,7 @@ t.test('the root package ships what runs, and no tests or bench results', async 
     t.ok(paths.includes(entry), `ships ${entry}`);
   }
   t.ok(paths.some((p) => /^dist\/schema\/.+\.schema\.json$/.test(p)), 'ships the JSON Schemas');
+  t.same(paths.filter((p) => p.startsWith('dist/client/')), [], "the CLI ships once, as client/dist's bundles, not also as tsc's dist/client");
   for (const unwanted of [/^test\//, /^dist\/test\//, /^bench\//, /^dist\/bench\//, /^fixtures\//, /\.ts$/]) {
     t.same(paths.filter((p) => unwanted.test(p) && !p.endsWith('.d.ts')), [], `nothing matching ${String(unwanted)}`);
   }
@@ -55,6 +57,35 @@ t.test('the client package installs offline from its tarball with no native buil
   t.equal(version.stdout.trim(), (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version);
   const lib = await run(process.execPath, ['--input-type=module', '-e', "import { BindleClient } from 'bindle-ts-client'; console.log(typeof BindleClient)"], { cwd: app, ...NPM_TIMEOUT });
   t.equal(lib.stdout.trim(), 'function', 'the client library is importable');
+
+  t.ok(tarball.files.some((f) => f.path === 'dist/index.d.ts'), 'the declarations are packed');
+  // A consumer type-checks against the installed package, with only @types/node besides it.
+  writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: {
+      strict: true, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', noEmit: true,
+      types: ['node'], typeRoots: [join(REPO_ROOT, 'node_modules', '@types')],
+    },
+    files: ['use.ts'],
+  }));
+  const consumer = [
+    "import { BindleClient, BindleError, Keyring, parseStrategy, type Invoice, type Label } from 'bindle-ts-client';",
+    "const client = new BindleClient({ baseUrl: 'http://127.0.0.1:8080/v1/', keyring: new Keyring(), strategy: parseStrategy('CreativeIntegrity') });",
+    'export async function names(): Promise<string[]> {',
+    "  const reply = await client.query({ query: 'example.com' });",
+    '  return reply.invoices.map((invoice: Invoice) => invoice.bindle.name);',
+    '}',
+    'export const sizes = (labels: Label[]): number[] => labels.map((l) => l.size);',
+    "export const missing = (err: unknown): boolean => err instanceof BindleError && err.code === 'not_found';",
+  ];
+  const tsc = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  writeFileSync(join(app, 'use.ts'), `${consumer.join('\n')}\n`);
+  const typeCheck = (): Promise<string> => run(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: app, ...NPM_TIMEOUT }).then(
+    () => '',
+    (err: unknown) => (err instanceof Error && 'stdout' in err ? String(err.stdout) : String(err)) || 'tsc failed',
+  );
+  t.equal(await typeCheck(), '', 'a consumer type-checks against the packed declarations');
+  writeFileSync(join(app, 'use.ts'), `${consumer.join('\n')}\nexport const wrong: number = client.baseUrl;\n`);
+  t.match(await typeCheck(), /use\.ts\(\d+,\d+\): error TS2322: Type 'string' is not assignable to type 'number'/, 'the types are real: a misuse is an error');
 });
 
 t.test('every locked package supports this Node, and runtime ones the oldest Node engines allow', async (t) => {

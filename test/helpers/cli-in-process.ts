@@ -42,3 +42,25 @@ export function inProcessCli(home: string): (args: string[], opts?: InProcessOpt
     return { code, stdout: stdout.text, stderr: stderr.text };
   };
 }
+
+/** What the CLI writes to (re)draw its live progress line: carriage return, erase the line. */
+export const LIVE_LINE = '\r\x1b[2K';
+
+/** Every live line drawn in `text` (what follows each LIVE_LINE up to a newline or the next redraw). */
+export function liveLines(text: string): string[] {
+  return text.split(LIVE_LINE).slice(1).map((s) => s.split('\n')[0] ?? '').filter((s) => s !== '');
+}
+
+/** What a terminal shows at the end of `text`: each line as last drawn, cleared live lines gone. */
+export function terminalScreen(text: string): string {
+  return text.split('\n').map((line) => line.split(LIVE_LINE).at(-1) ?? '').join('\n');
+}
+
+/** True when `text` holds a control character other than a newline. */
+export function hasControlCharacters(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code !== 0x0a && (code < 0x20 || code === 0x7f)) return true;
+  }
+  return false;
+}

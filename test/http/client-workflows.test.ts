@@ -62,7 +62,11 @@ t.test('push the reference standalone directory, then fetch it twice', async (t)
   t.equal(first.dir, join(cache, WARPCORE));
   t.same(first.fetched, [CHIP]);
   t.same(first.cached, []);
-  t.same(events.map((e) => e.kind), ['start', 'progress', 'done']);
+  t.same(events, [
+    { kind: 'plan', parcels: 1, bytes: events[1]?.kind === 'start' ? events[1].label.size : -1 },
+    ...events.slice(1),
+  ], 'a plan of what will move comes first');
+  t.same(events.map((e) => e.kind), ['plan', 'start', 'progress', 'done']);
   t.same(await readFile(join(first.dir, 'parcels', `${CHIP}.dat`)), await readFile(vec('data', 'standalone', WARPCORE, 'parcels', `${CHIP}.dat`)));
   const cachedInvoice = parseInvoice(await readFile(join(first.dir, 'invoice.toml'), 'utf8'));
   t.equal(cachedInvoice.signature?.length, 2, 'the server copy, with its host signature');
@@ -105,6 +109,8 @@ t.test('only the missing parcels are uploaded', async (t) => {
   t.equal(report.noop, false);
   t.equal(events.filter((e) => e.kind === 'start').length, 2);
   t.equal(events.filter((e) => e.kind === 'done').length, 2);
+  const missingBytes = (lotsa.invoice.parcel ?? []).filter((p) => p.label.sha256 !== CHIP).reduce((n, p) => n + p.label.size, 0);
+  t.same(events[0], { kind: 'plan', parcels: 2, bytes: missingBytes }, 'the plan covers only the parcels to upload');
   t.same(await client.getMissingParcels(report.id), []);
 
   const again = await pushStandalone(client, lotsa);

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { join } from 'node:path';
-import type { Label, QueryReply } from '../../schema/index.js';
+import type { QueryReply } from '../../schema/index.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { CliFailure, EXIT_USAGE, attempt, formatFailure } from '../../client/cli/cli-error.js';
 import type { CliIo, CliStream } from '../../client/cli/cli-io.js';
@@ -13,7 +13,7 @@ import { defaultPaths } from '../../client/cli/default-paths.js';
 import { searchTable } from '../../client/cli/commands/read-commands.js';
 import { guessMediaType } from '../../client/cli/media-types.js';
 import { loadCredentials, resolveSettings, tokenFromFile, type GlobalOptionValues } from '../../client/cli/settings.js';
-import { createTransferReporter, formatBytes, LARGE_TRANSFER_BYTES } from '../../client/cli/transfer-progress.js';
+import { formatBytes } from '../../client/cli/transfer-progress.js';
 
 class Capture implements CliStream {
   text = '';
@@ -118,27 +118,4 @@ t.test('media types and byte counts', async (t) => {
   t.equal(formatBytes(512), '512 B');
   t.equal(formatBytes(1536), '1.5 KiB');
   t.equal(formatBytes(57.2 * 1024 * 1024), '57.2 MiB');
-});
-
-t.test('transfer reporter: bars only on a terminal and only for large parcels', async (t) => {
-  const big: Label = { sha256: 'b'.repeat(64), mediaType: 'application/octet-stream', name: 'big.bin', size: 4 * LARGE_TRANSFER_BYTES };
-  const small: Label = { sha256: 'a'.repeat(64), mediaType: 'text/plain', name: 'small.txt', size: 10 };
-  const play = (live: boolean): string => {
-    const out = new Capture(live);
-    let now = 0;
-    const r = createTransferReporter(out, { live, doneLine: (l) => `Fetched ${l.name}`, now: () => (now += 500) });
-    for (const label of [small, big]) r.onEvent({ kind: 'start', label });
-    r.onEvent({ kind: 'progress', label: small, bytes: 10 });
-    r.onEvent({ kind: 'done', label: small });
-    r.onEvent({ kind: 'progress', label: big, bytes: 2 * LARGE_TRANSFER_BYTES });
-    r.onEvent({ kind: 'done', label: big });
-    r.finish();
-    return out.text;
-  };
-  t.equal(play(false), 'Fetched small.txt\nFetched big.bin\n', 'no terminal: one plain line per parcel, no control characters');
-  const tty = play(true);
-  t.match(tty, /\[#{12}-{12}\] 2\.0 MiB \/ 4\.0 MiB {2}[\d.]+ (KiB|MiB)\/s {2}big\.bin/, 'a bar with bytes and rate for the large parcel');
-  t.notMatch(tty, /small\.txt {2}|\] .* small\.txt/, 'no bar for the small parcel');
-  t.match(tty, /Fetched small\.txt\n/);
-  t.ok(tty.endsWith('Fetched big.bin\n'), 'the bar is cleared at the end');
 });

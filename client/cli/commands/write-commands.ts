@@ -91,7 +91,7 @@ async function push(ctx: CliContext, source: string | undefined, opts: PushOptio
     if (opts.sign === true) bindle.invoice = await signForPush(ctx, bindle.invoice, opts);
     const client = await ctx.plainClient();
     const { pushStandalone } = await import('../../lib/workflows.js');
-    const reporter = ctx.reporter((label) => `Uploaded parcel ${label.sha256} (${label.name}, ${formatBytes(label.size)})`);
+    const reporter = ctx.reporter(opts.output === 'json' ? undefined : (label) => `Uploaded parcel ${label.sha256} (${label.name}, ${formatBytes(label.size)})`);
     let result: PushReport;
     try {
       result = await attempt(`could not push ${name} to ${ctx.settings.serverUrl}`, () => pushStandalone(client, bindle, { onProgress: (e) => reporter.onEvent(e) }), pushHint);
