@@ -14,6 +14,8 @@ import { healthRoutes } from './routes/health-routes.js';
 import { invoiceRoutes } from './routes/invoice-routes.js';
 import { loginRoutes, type DeviceLogin } from './routes/login-routes.js';
 import { queryRoutes } from './routes/query-routes.js';
+import { registerOciErrorHandling } from './oci/oci-errors.js';
+import { ociRoutes } from './oci/oci-routes.js';
 
 export interface AppOptions {
   service: BindleService;
@@ -36,6 +38,8 @@ export interface AppOptions {
 
 
 export const API_PREFIX = '/v1';
+/** Where the OCI Distribution API over the same bindles is served (server/oci/). */
+export const OCI_PREFIX = '/v2';
 
 /**
  * No route declares a Fastify schema: bodies are streamed to the service and documents are
@@ -81,6 +85,17 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       done();
     },
     { prefix: API_PREFIX },
+  );
+  await app.register(
+    (oci, _options, done) => {
+      oci.removeAllContentTypeParsers();
+      oci.addContentTypeParser('*', (_request, payload, next) => next(null, payload));
+      registerOciErrorHandling(oci);
+      registerRequestAuth(oci, opts);
+      ociRoutes(oci, { service: opts.service, authorizer: opts.authorizer });
+      done();
+    },
+    { prefix: OCI_PREFIX },
   );
   return app;
 }

@@ -16,6 +16,7 @@ import { verifySignature } from '../../core/signing/verification.js';
 import type { InvoiceVerifier } from '../../core/signing/verifier.js';
 import type { InvoiceIndex, InvoiceQuery, StoredInvoice } from '../storage/invoice-index.js';
 import type { ByteRange, ParcelStore } from '../storage/parcel-store.js';
+import { OciService } from './oci-service.js';
 
 export interface BindleServiceDeps {
   parcels: ParcelStore;
@@ -54,12 +55,15 @@ function uniqueLabels(inv: Invoice): Label[] {
 }
 
 export class BindleService {
+  /** The same bindles over the OCI Distribution API (server/oci/). */
+  readonly oci: OciService;
   private readonly deps: BindleServiceDeps;
   private readonly now: () => number;
 
   constructor(deps: BindleServiceDeps) {
     this.deps = deps;
     this.now = deps.now ?? (() => Math.floor(Date.now() / 1000));
+    this.oci = new OciService(deps);
   }
 
   /** Verifies, counter-signs as host and stores a new invoice; reports its missing parcels. */
