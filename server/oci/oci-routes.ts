@@ -4,11 +4,13 @@
  * with `n`/`last` paging and `Link`, and referrers with artifactType filtering. Paths are parsed
  * from the right (./oci-path.ts); errors are the OCI envelope (./oci-errors.ts).
  */
+import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { BINDLE_YANKED_HEADER, OCI_MANIFEST_MEDIA_TYPE, isDigestLike, renderIndex } from '../../core/oci/index.js';
 import type { Authorizer } from '../auth/index.js';
-import { parseInteger, parseRange, single, type QueryParams, type RangeRequest } from '../http/request-parsing.js';
+import { authorizeBindleName } from '../auth/request-auth.js';
+import { contentLength, parseInteger, parseRange, readBody, single, type QueryParams, type RangeRequest } from '../http/request-parsing.js';
 import type { BindleService } from '../service/bindle-service.js';
 import { setEndpoint } from './oci-errors.js';
 import { assertOciName, parseOciPath, type OciPath } from './oci-path.js';
@@ -22,6 +24,13 @@ type WildcardRequest = FastifyRequest<{ Params: { '*': string }; Querystring: Qu
 
 /** The most tags one tags/list reply holds (more are paged with `Link`). */
 export const MAX_TAGS_PAGE = 10_000;
+/** The largest manifest a PUT may send. */
+export const MAX_MANIFEST_BYTES = 4 * 2 ** 20;
+
+/** The request body as a stream (an empty one when there is none). */
+function bodyOf(request: FastifyRequest): Readable {
+  return request.body instanceof Readable ? request.body : Readable.from([]);
+}
 
 /** Parses the request's path, records its endpoint for the error handler and checks the name. */
 function target(request: WildcardRequest): OciPath {
@@ -133,6 +142,41 @@ export function ociRoutes(app: FastifyInstance, opts: OciRouteOptions): void {
   };
   app.get('/*', (request: WildcardRequest, reply: FastifyReply) => read(request, reply, false));
   app.head('/*', (request: WildcardRequest, reply: FastifyReply) => read(request, reply, true));
+  /** Blob uploads: monolithic (`?digest=` with the bytes) and cross-repository mounts. */
+  app.post('/*', async (request: WildcardRequest, reply: FastifyReply) => {
+    const { endpoint, name } = target(request);
+    if (endpoint !== 'uploads') throw new BindleError('method_not_allowed', `POST to ${endpoint} is not supported`);
+    authorizeBindleName(request, 'push', name);
+    const mount = single(request.query, 'mount');
+    const digest = single(request.query, 'digest');
+    const created = (blob: string): FastifyReply =>
+      reply.code(201).header('location', `/v2/${name}/blobs/${blob}`).header('docker-content-digest', blob).header('content-length', 0).send();
+    if (mount !== undefined && (await oci.hasBlob(mount))) return created(mount);
+    if (digest === undefined) {
+      throw new BindleError(
+        'unsupported',
+        'upload sessions are not supported yet: upload each blob in one request, POST /v2/<name>/blobs/uploads/?digest=<digest> with its bytes and Content-Length',
+      );
+    }
+    await oci.putBlob(digest, contentLength(request.headers['content-length']), bodyOf(request));
+    return created(digest);
+  });
+
+  /** Manifest pushes: a bindle manifest under the tag of its version (or its digest). */
+  app.put('/*', async (request: WildcardRequest, reply: FastifyReply) => {
+    const { endpoint, name, reference } = target(request);
+    if (endpoint !== 'manifests') throw new BindleError('not_found', `no upload session at /v2/${request.params['*']}`);
+    authorizeBindleName(request, 'push', name);
+    const bytes = await readBody(bodyOf(request), MAX_MANIFEST_BYTES, 'the manifest');
+    const digest = await oci.putManifest(name, reference, bytes, request.headers['content-type']);
+    return reply.code(201).header('location', `/v2/${name}/manifests/${digest}`).header('docker-content-digest', digest).header('content-length', 0).send();
+  });
+
+  app.patch('/*', (request: WildcardRequest) => {
+    target(request);
+    throw new BindleError('not_found', 'upload sessions are not supported yet: there is no session to PATCH');
+  });
+
   app.delete('/*', (request: WildcardRequest) => {
     const { endpoint } = target(request);
     throw new BindleError(

@@ -16,6 +16,7 @@ import { verifySignature } from '../../core/signing/verification.js';
 import type { InvoiceVerifier } from '../../core/signing/verifier.js';
 import type { InvoiceIndex, InvoiceQuery, StoredInvoice } from '../storage/invoice-index.js';
 import type { ByteRange, ParcelStore } from '../storage/parcel-store.js';
+import type { OciArtifact } from '../storage/oci-records.js';
 import { OciService } from './oci-service.js';
 
 export interface BindleServiceDeps {
@@ -63,11 +64,14 @@ export class BindleService {
   constructor(deps: BindleServiceDeps) {
     this.deps = deps;
     this.now = deps.now ?? (() => Math.floor(Date.now() / 1000));
-    this.oci = new OciService(deps);
+    this.oci = new OciService(deps, (invoice, artifact) => this.createInvoice(invoice, artifact));
   }
 
-  /** Verifies, counter-signs as host and stores a new invoice; reports its missing parcels. */
-  async createInvoice(input: Invoice): Promise<CreateResult> {
+  /**
+   * Verifies, counter-signs as host and stores a new invoice; reports its missing parcels.
+   * `artifact`: the OCI manifest and config pushed for it, kept verbatim (server/oci/).
+   */
+  async createInvoice(input: Invoice, artifact?: OciArtifact): Promise<CreateResult> {
     if (input.yanked === true) {
       throw new BindleError('yanked_create', 'cannot create an invoice that is already yanked (yanked = true)');
     }
@@ -89,7 +93,7 @@ export class BindleService {
       throw new BindleError('already_exists', `invoice ${formatId(id)} already exists`);
     }
     const signed = alreadyHostSigned ? input : await signInvoiceWith(input, 'host', this.deps.signer, this.now());
-    const stored = this.toStored(id, signed, Date.now());
+    const stored = { ...this.toStored(id, signed, Date.now()), ...(artifact === undefined ? {} : { oci: artifact }) };
     // The check above only saves signing work: the index's one insert transaction decides, so
     // of racing creates (in any replica) exactly one stores the invoice, the rest get already_exists.
     await this.deps.index.insert(stored);
