@@ -32,6 +32,7 @@ export type ErrorCode =
   | 'digest_mismatch'
   | 'manifest_invalid'
   | 'unsupported'
+  | 'manifest_blob_unknown'
   | 'unauthenticated'
   | 'forbidden'
   | 'yanked'

@@ -15,6 +15,8 @@ import { invoiceRoutes } from './routes/invoice-routes.js';
 import { loginRoutes, type DeviceLogin } from './routes/login-routes.js';
 import { queryRoutes } from './routes/query-routes.js';
 import { webUi } from './ui/web-ui.js';
+import { registerOciErrorHandling } from './oci/oci-errors.js';
+import { ociRoutes } from './oci/oci-routes.js';
 
 export interface AppOptions {
   service: BindleService;
@@ -42,6 +44,8 @@ export interface AppOptions {
 
 
 export const API_PREFIX = '/v1';
+/** Where the OCI Distribution API over the same bindles is served (server/oci/). */
+export const OCI_PREFIX = '/v2';
 
 /**
  * No route declares a Fastify schema: bodies are streamed to the service and documents are
@@ -88,6 +92,17 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       done();
     },
     { prefix: API_PREFIX },
+  );
+  await app.register(
+    (oci, _options, done) => {
+      oci.removeAllContentTypeParsers();
+      oci.addContentTypeParser('*', (_request, payload, next) => next(null, payload));
+      registerOciErrorHandling(oci);
+      registerRequestAuth(oci, opts);
+      ociRoutes(oci, { service: opts.service, authorizer: opts.authorizer });
+      done();
+    },
+    { prefix: OCI_PREFIX },
   );
   await app.register(webUi, { service: opts.service, authenticator: opts.authenticator, authorizer: opts.authorizer, version: opts.version });
   return app;

@@ -34,6 +34,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   digest_mismatch: 400,
   manifest_invalid: 400,
   unsupported: 400,
+  manifest_blob_unknown: 400,
   unauthenticated: 401,
   forbidden: 403,
   yanked: 403,

@@ -108,6 +108,17 @@ export function isBindleManifest(manifest: OciManifest): boolean {
   return manifest.artifactType === BINDLE_ARTIFACT_TYPE || manifest.config.mediaType === BINDLE_CONFIG_MEDIA_TYPE;
 }
 
+/** Throws `unsupported`, saying what this registry accepts, unless the manifest says it is a bindle. */
+export function assertBindleManifest(manifest: OciManifest): void {
+  if (!isBindleManifest(manifest)) {
+    throw new BindleError(
+      'unsupported',
+      `this registry stores bindles only: a manifest with artifactType ${BINDLE_ARTIFACT_TYPE} whose config (${BINDLE_CONFIG_MEDIA_TYPE}) ` +
+        'is a signed invoice and whose layers are its parcels',
+    );
+  }
+}
+
 /**
  * Throws unless `manifest` is a bindle manifest for `invoice`, whose bytes are `configBytes`:
  * artifactType and config media type are Bindle's, the config descriptor names `configBytes`,
@@ -117,13 +128,7 @@ export function isBindleManifest(manifest: OciManifest): boolean {
  * but does not match.
  */
 export function checkBindleManifest(manifest: OciManifest, configBytes: Uint8Array, invoice: Invoice): void {
-  if (!isBindleManifest(manifest)) {
-    throw new BindleError(
-      'unsupported',
-      `this registry stores bindles only: a manifest with artifactType ${BINDLE_ARTIFACT_TYPE} whose config (${BINDLE_CONFIG_MEDIA_TYPE}) ` +
-        'is a signed invoice and whose layers are its parcels',
-    );
-  }
+  assertBindleManifest(manifest);
   if (manifest.artifactType !== BINDLE_ARTIFACT_TYPE) throw manifestInvalid(`artifactType must be ${BINDLE_ARTIFACT_TYPE}`);
   if (manifest.config.mediaType !== BINDLE_CONFIG_MEDIA_TYPE) throw manifestInvalid(`config.mediaType must be ${BINDLE_CONFIG_MEDIA_TYPE}`);
   if (manifest.config.digest !== sha256Digest(configBytes) || manifest.config.size !== configBytes.length) {

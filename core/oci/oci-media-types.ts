@@ -38,4 +38,4 @@ export const ANNOTATION_SIGNATURE_AT = 'io.bindle.signature.at';
 export const ANNOTATION_SIGNATURE_VALUE = 'io.bindle.signature.signature';
 
 /** Response header marking a yanked bindle's manifest, served by digest only. */
-export const YANKED_HEADER = 'bindle-yanked';
+export const BINDLE_YANKED_HEADER = 'bindle-yanked';

@@ -19,6 +19,8 @@ import type { InvoiceVerifier } from '../../core/signing/verifier.js';
 import type { InvoiceIndex, InvoiceQuery, StoredInvoice, Tombstone } from '../storage/invoice-index.js';
 import type { ByteRange, ParcelStore } from '../storage/parcel-store.js';
 import { signTombstone } from './tombstones.js';
+import type { OciArtifact } from '../storage/oci-records.js';
+import { OciService } from './oci-service.js';
 
 export interface BindleServiceDeps {
   parcels: ParcelStore;
@@ -71,16 +73,22 @@ function uniqueLabels(inv: Invoice): Label[] {
 }
 
 export class BindleService {
+  /** The same bindles over the OCI Distribution API (server/oci/). */
+  readonly oci: OciService;
   private readonly deps: BindleServiceDeps;
   private readonly now: () => number;
 
   constructor(deps: BindleServiceDeps) {
     this.deps = deps;
     this.now = deps.now ?? (() => Math.floor(Date.now() / 1000));
+    this.oci = new OciService(deps, (invoice, artifact) => this.createInvoice(invoice, {}, artifact));
   }
 
-  /** Verifies, counter-signs as host and stores a new invoice; reports its missing parcels. */
-  async createInvoice(input: Invoice, options: CreateOptions = {}): Promise<CreateResult> {
+  /**
+   * Verifies, counter-signs as host and stores a new invoice; reports its missing parcels.
+   * `artifact`: the OCI manifest and config pushed for it, kept verbatim (server/oci/).
+   */
+  async createInvoice(input: Invoice, options: CreateOptions = {}, artifact?: OciArtifact): Promise<CreateResult> {
     if (input.yanked === true) {
       throw new BindleError('yanked_create', 'cannot create an invoice that is already yanked (yanked = true)');
     }
@@ -102,7 +110,7 @@ export class BindleService {
       throw new BindleError('already_exists', `invoice ${formatId(id)} already exists`);
     }
     const signed = alreadyHostSigned ? input : await signInvoiceWith(input, 'host', this.deps.signer, this.now());
-    const stored = this.toStored(id, signed, Date.now());
+    const stored = { ...this.toStored(id, signed, Date.now()), ...(artifact === undefined ? {} : { oci: artifact }) };
     // The check above only saves signing work: the index's one insert transaction decides, so
     // of racing creates (in any replica) exactly one stores the invoice, the rest get already_exists.
     // The index also refuses a hard-deleted id (deleted), unless allowDeleted replaces its tombstone.

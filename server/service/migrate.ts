@@ -9,6 +9,7 @@
 import { BindleError } from '../../core/errors/bindle-error.js';
 import type { InvoiceIndex, StoredInvoice } from '../storage/invoice-index.js';
 import type { ParcelStore } from '../storage/parcel-store.js';
+import { storedOciArtifact } from '../storage/oci-records.js';
 
 /** One side of a migration. */
 export interface MigrationEnd {
@@ -100,7 +101,7 @@ async function copyInvoices(from: InvoiceIndex, to: InvoiceIndex, report: Migrat
     for (const entry of page.invoices) {
       const item = `invoice ${entry.name}/${entry.version}`;
       try {
-        const outcome = await copyInvoice(entry, to);
+        const outcome = await copyInvoice(entry, from, to);
         if (outcome === 'copied') report.invoicesCopied += 1;
         else if (outcome === 'yanked') report.invoicesYanked += 1;
         else report.invoicesPresent += 1;
@@ -113,11 +114,17 @@ async function copyInvoices(from: InvoiceIndex, to: InvoiceIndex, report: Migrat
   }
 }
 
-async function copyInvoice(entry: StoredInvoice, to: InvoiceIndex): Promise<'copied' | 'yanked' | 'present'> {
+async function copyInvoice(entry: StoredInvoice, from: InvoiceIndex, to: InvoiceIndex): Promise<'copied' | 'yanked' | 'present'> {
   let existing = await to.get(entry.name, entry.version);
   if (existing === undefined) {
     try {
-      await to.insert(entry);
+      // Its OCI manifest and config as they are, so that their digests stay (a yanked or pushed one is not rebuilt from its TOML).
+      const oci = await storedOciArtifact(from, entry.name, entry.version);
+      // (Fields one by one: a stored entry reads its invoice through a getter, which a spread would drop.)
+      await to.insert(oci === undefined ? entry : {
+        name: entry.name, version: entry.version, canonicalId: entry.canonicalId, invoice: entry.invoice,
+        toml: entry.toml, json: entry.json, yanked: entry.yanked, createdAt: entry.createdAt, oci,
+      });
       return 'copied';
     } catch (err) {
       if (!(err instanceof BindleError && err.code === 'already_exists')) throw err;

@@ -4,8 +4,8 @@
  * documents, not these), so a manifest digest never moves. This module is the one rule for what
  * is written — `ociRowsOf` — shared by the implementations, and the types they answer with.
  */
-import { OCI_MANIFEST_MEDIA_TYPE, buildBindleManifest, signatureReferrers, sha256Digest, versionToTag, type OciContent } from '../../core/oci/index.js';
-import type { StoredInvoice } from './invoice-index.js';
+import { OCI_MANIFEST_MEDIA_TYPE, buildBindleManifest, parseManifest, signatureReferrers, sha256Digest, versionToTag, type OciContent } from '../../core/oci/index.js';
+import type { InvoiceIndex, StoredInvoice } from './invoice-index.js';
 
 /**
  * The OCI artifact pushed for an invoice, kept verbatim: the manifest bytes the client digested
@@ -94,4 +94,15 @@ export function ociRowsOf(entry: StoredInvoice): OciRows {
 
 function contentOfBytes(bytes: Buffer): OciContent {
   return { bytes, digest: sha256Digest(bytes), size: bytes.length, mediaType: OCI_MANIFEST_MEDIA_TYPE };
+}
+
+/**
+ * The OCI artifact stored for `name`/`version` (its manifest and config bytes), to insert it
+ * elsewhere unchanged (bindle-server migrate): copied, a digest stays what clients know.
+ */
+export async function storedOciArtifact(index: InvoiceIndex, name: string, version: string): Promise<OciArtifact | undefined> {
+  const manifest = await index.ociManifest(name, version);
+  if (manifest === undefined) return undefined;
+  const config = await index.ociConfig(name, parseManifest(manifest.bytes).config.digest);
+  return config === undefined ? undefined : { manifest: manifest.bytes, config };
 }

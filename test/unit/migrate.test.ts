@@ -68,6 +68,18 @@ t.test('yanks made after a first copy are carried over; conflicts are reported a
   t.match((await to.index.get('example.com/b', '1.0.0'))?.invoice.bindle, { description: 'not the same' }, 'the conflict is left alone');
 });
 
+t.test('a yanked bindle keeps its OCI manifest digest when copied', async (t) => {
+  const root = t.testdir();
+  const from = await end(t, join(root, 'from'));
+  const to = await end(t, join(root, 'to'));
+  const a = signedInvoice('example.com/a', '1.0.0', []);
+  await from.index.insert(stored(a));
+  const digest = (await from.index.ociManifest('example.com/a', '1.0.0'))?.digest;
+  t.equal(await from.index.yank(stored(yankInvoice(a, createSecretKey('Host', ['host']), '', 1_700_000_100))), true);
+  t.match(await migrate(from, to), { invoicesCopied: 1 });
+  t.equal((await to.index.ociManifest('example.com/a', '1.0.0'))?.digest, digest, 'not rebuilt from the yanked TOML');
+});
+
 t.test('a corrupt source parcel is refused by the destination and reported', async (t) => {
   const root = t.testdir();
   const from = await end(t, join(root, 'from'));

@@ -1,0 +1,187 @@
+/**
+ * The OCI Distribution API (distribution-spec v1.1) at `/v2`, over the same bindles as `/v1`
+ * (README "OCI"): the version check, manifests by tag and digest, blobs with Range, tags/list
+ * with `n`/`last` paging and `Link`, and referrers with artifactType filtering. Paths are parsed
+ * from the right (./oci-path.ts); errors are the OCI envelope (./oci-errors.ts).
+ */
+import { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { BindleError } from '../../core/errors/bindle-error.js';
+import { BINDLE_YANKED_HEADER, OCI_MANIFEST_MEDIA_TYPE, isDigestLike, renderIndex } from '../../core/oci/index.js';
+import type { Authorizer } from '../auth/index.js';
+import { authorizeBindleName } from '../auth/request-auth.js';
+import { contentLength, parseInteger, parseRange, readBody, single, type QueryParams, type RangeRequest } from '../http/request-parsing.js';
+import type { BindleService } from '../service/bindle-service.js';
+import { setEndpoint } from './oci-errors.js';
+import { assertOciName, parseOciPath, type OciPath } from './oci-path.js';
+
+export interface OciRouteOptions {
+  service: BindleService;
+  authorizer: Authorizer;
+}
+
+type WildcardRequest = FastifyRequest<{ Params: { '*': string }; Querystring: QueryParams }>;
+
+/** The most tags one tags/list reply holds (more are paged with `Link`). */
+export const MAX_TAGS_PAGE = 10_000;
+/** The largest manifest a PUT may send. */
+export const MAX_MANIFEST_BYTES = 4 * 2 ** 20;
+
+/** The request body as a stream (an empty one when there is none). */
+function bodyOf(request: FastifyRequest): Readable {
+  return request.body instanceof Readable ? request.body : Readable.from([]);
+}
+
+/** Parses the request's path, records its endpoint for the error handler and checks the name. */
+function target(request: WildcardRequest): OciPath {
+  const path = parseOciPath(request.params['*']);
+  assertOciName(path.name);
+  // Only a name that can exist makes the endpoint's own codes apply (an unknown name is NAME_UNKNOWN).
+  setEndpoint(request, path.endpoint);
+  return path;
+}
+
+/** parseRange, where a range whose last byte comes before its first (`bytes=500-0`) is unsatisfiable. */
+function blobRange(header: string | undefined, size: number): RangeRequest {
+  const range = parseRange(header, size);
+  const m = header === undefined ? null : /^bytes=(\d+)-(\d+)$/.exec(header.trim());
+  if (range.kind === 'none' && m !== null && Number(m[2]) < Number(m[1])) return { kind: 'unsatisfiable' };
+  return range;
+}
+
+/**
+ * True when an anonymous client could not push: then `GET /v2/` without credentials answers
+ * 401 with the challenge, which is how OCI clients learn to send them.
+ */
+function credentialsWanted(authorizer: Authorizer): boolean {
+  try {
+    authorizer.authorize(undefined, 'push');
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+export function ociRoutes(app: FastifyInstance, opts: OciRouteOptions): void {
+  const { service } = opts;
+  const oci = service.oci;
+  app.get('/', async (request: FastifyRequest, reply: FastifyReply) => {
+    if (request.headers.authorization === undefined && credentialsWanted(opts.authorizer)) {
+      throw new BindleError('unauthenticated', 'this registry takes pushes from authenticated clients: send credentials');
+    }
+    return reply.code(200).type('application/json').send('{}');
+  });
+
+  const manifest = async (request: WildcardRequest, reply: FastifyReply, head: boolean): Promise<FastifyReply> => {
+    const { name, reference } = target(request);
+    const record = await oci.manifest(name, reference);
+    reply
+      .type(OCI_MANIFEST_MEDIA_TYPE)
+      .header('docker-content-digest', record.digest)
+      .header('etag', `"${record.digest}"`)
+      .header('content-length', record.bytes.length);
+    if (record.yanked) reply.header(BINDLE_YANKED_HEADER, 'true');
+    return head ? reply.code(200).send() : reply.code(200).send(record.bytes);
+  };
+
+  const blob = async (request: WildcardRequest, reply: FastifyReply, head: boolean): Promise<FastifyReply> => {
+    const { name, reference: digest } = target(request);
+    const found = await oci.blob(name, digest);
+    reply.type('application/octet-stream').header('docker-content-digest', digest).header('etag', `"${digest}"`).header('accept-ranges', 'bytes');
+    if (head) return reply.code(200).header('content-length', found.size).send();
+    const range = blobRange(request.headers.range, found.size);
+    if (range.kind === 'unsatisfiable') {
+      reply.header('content-range', `bytes */${found.size}`);
+      throw new BindleError('range_not_satisfiable', `range ${request.headers.range ?? ''} is outside the ${found.size}-byte blob`);
+    }
+    if (range.kind === 'range') {
+      reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${found.size}`).header('content-length', range.end - range.start + 1);
+      if (found.kind === 'bytes') return reply.send(found.bytes.subarray(range.start, range.end + 1));
+      return reply.send(await oci.openParcel(found.sha256, { start: range.start, end: range.end }));
+    }
+    reply.code(200).header('content-length', found.size);
+    return reply.send(found.kind === 'bytes' ? found.bytes : await oci.openParcel(found.sha256));
+  };
+
+  const tags = async (request: WildcardRequest, reply: FastifyReply): Promise<FastifyReply> => {
+    const { name } = target(request);
+    const n = parseInteger('n', single(request.query, 'n'), MAX_TAGS_PAGE, 0, MAX_TAGS_PAGE);
+    const last = single(request.query, 'last');
+    const page = await oci.tags(name, last, n);
+    const lastTag = page.tags.at(-1);
+    if (page.more && lastTag !== undefined) {
+      reply.header('link', `</v2/${name}/tags/list?n=${n}&last=${encodeURIComponent(lastTag)}>; rel="next"`);
+    }
+    return reply.code(200).type('application/json').send(JSON.stringify({ name, tags: page.tags }));
+  };
+
+  const referrers = async (request: WildcardRequest, reply: FastifyReply): Promise<FastifyReply> => {
+    const { name, reference: digest } = target(request);
+    if (!isDigestLike(digest)) throw new BindleError('bad_request', `invalid digest ${JSON.stringify(digest)}: expected algorithm:encoded`);
+    const artifactType = single(request.query, 'artifactType');
+    const index = renderIndex(await oci.referrers(name, digest, artifactType));
+    if (artifactType !== undefined) reply.header('oci-filters-applied', 'artifactType');
+    return reply.code(200).type(index.mediaType).header('content-length', index.size).send(index.bytes);
+  };
+
+  const read = async (request: WildcardRequest, reply: FastifyReply, head: boolean): Promise<FastifyReply> => {
+    const { endpoint } = parseOciPath(request.params['*']);
+    switch (endpoint) {
+      case 'manifests':
+        return manifest(request, reply, head);
+      case 'blobs':
+        return blob(request, reply, head);
+      case 'tags':
+        return tags(request, reply);
+      case 'referrers':
+        return referrers(request, reply);
+      case 'uploads':
+        target(request);
+        throw new BindleError('not_found', 'upload sessions are not supported by this registry');
+    }
+  };
+  app.get('/*', (request: WildcardRequest, reply: FastifyReply) => read(request, reply, false));
+  app.head('/*', (request: WildcardRequest, reply: FastifyReply) => read(request, reply, true));
+  /** Blob uploads: monolithic (`?digest=` with the bytes) and cross-repository mounts. */
+  app.post('/*', async (request: WildcardRequest, reply: FastifyReply) => {
+    const { endpoint, name } = target(request);
+    if (endpoint !== 'uploads') throw new BindleError('method_not_allowed', `POST to ${endpoint} is not supported`);
+    authorizeBindleName(request, 'push', name);
+    const mount = single(request.query, 'mount');
+    const digest = single(request.query, 'digest');
+    const created = (blob: string): FastifyReply =>
+      reply.code(201).header('location', `/v2/${name}/blobs/${blob}`).header('docker-content-digest', blob).header('content-length', 0).send();
+    if (mount !== undefined && (await oci.hasBlob(mount))) return created(mount);
+    if (digest === undefined) {
+      throw new BindleError(
+        'unsupported',
+        'upload sessions are not supported yet: upload each blob in one request, POST /v2/<name>/blobs/uploads/?digest=<digest> with its bytes and Content-Length',
+      );
+    }
+    await oci.putBlob(digest, contentLength(request.headers['content-length']), bodyOf(request));
+    return created(digest);
+  });
+
+  /** Manifest pushes: a bindle manifest under the tag of its version (or its digest). */
+  app.put('/*', async (request: WildcardRequest, reply: FastifyReply) => {
+    const { endpoint, name, reference } = target(request);
+    if (endpoint !== 'manifests') throw new BindleError('not_found', `no upload session at /v2/${request.params['*']}`);
+    authorizeBindleName(request, 'push', name);
+    const bytes = await readBody(bodyOf(request), MAX_MANIFEST_BYTES, 'the manifest');
+    const digest = await oci.putManifest(name, reference, bytes, request.headers['content-type']);
+    return reply.code(201).header('location', `/v2/${name}/manifests/${digest}`).header('docker-content-digest', digest).header('content-length', 0).send();
+  });
+
+  app.patch('/*', (request: WildcardRequest) => {
+    target(request);
+    throw new BindleError('not_found', 'upload sessions are not supported yet: there is no session to PATCH');
+  });
+
+  app.delete('/*', (request: WildcardRequest) => {
+    const { endpoint } = target(request);
+    throw new BindleError(
+      'method_not_allowed',
+      endpoint === 'manifests' ? 'bindles are not deleted but yanked: DELETE /v1/_i/{name}/{version}' : `DELETE of ${endpoint} is not supported`,
+    );
+  });
+}

@@ -1,0 +1,208 @@
+/**
+ * The OCI Distribution side of the Bindle provider (README "OCI"): reads of manifests (by tag =
+ * version or by digest), blobs (parcels, config blobs, manifests, the empty blob), tags and
+ * signature referrers, over the same invoice index and parcel store as the Bindle API. Like
+ * BindleService it keeps no state: what it serves was written with each invoice
+ * (server/storage/oci-records.ts). Routes (server/oci/) translate HTTP to these calls.
+ */
+import type { Readable } from 'node:stream';
+import type { Invoice } from '../../schema/index.js';
+import { parseInvoice } from '../../core/codec/invoice-codec.js';
+import { BindleError } from '../../core/errors/bindle-error.js';
+import {
+  EMPTY_BLOB,
+  EMPTY_DIGEST,
+  assertBindleManifest,
+  checkBindleManifest,
+  isSha256Digest,
+  parseManifest,
+  sha256Digest,
+  sha256Hex,
+  tagToVersion,
+  type OciDescriptor,
+} from '../../core/oci/index.js';
+import { readBody } from '../http/request-parsing.js';
+import type { InvoiceIndex } from '../storage/invoice-index.js';
+import type { OciArtifact, OciManifestRecord, OciTagPage } from '../storage/oci-records.js';
+import type { ByteRange, ParcelStore } from '../storage/parcel-store.js';
+
+/** A blob found by digest: bytes kept in the index, or a parcel streamed from the parcel store. */
+export type OciBlob = { kind: 'bytes'; bytes: Buffer; size: number } | { kind: 'parcel'; sha256: string; size: number };
+
+export interface OciServiceDeps {
+  index: InvoiceIndex;
+  parcels: ParcelStore;
+  maxParcelBytes: number;
+}
+
+/** Creates a bindle as POST /_i does (BindleService.createInvoice), keeping the pushed artifact. */
+export type CreateBindle = (invoice: Invoice, artifact: OciArtifact) => Promise<unknown>;
+
+/** The largest config blob (a pushed invoice) a manifest may name. */
+export const MAX_CONFIG_BYTES = 16 * 2 ** 20;
+
+export class OciService {
+  private readonly deps: OciServiceDeps;
+  private readonly createBindle: CreateBindle;
+
+  constructor(deps: OciServiceDeps, createBindle: CreateBindle) {
+    this.deps = deps;
+    this.createBindle = createBindle;
+  }
+
+  /**
+   * The manifest `reference` names under `name`: a tag is a version (`_` for `+`) of an unyanked
+   * invoice; a digest names a bindle manifest or a signature referrer, yanked or not (an
+   * explicit, immutable request: the record says it is yanked). not_found otherwise.
+   */
+  async manifest(name: string, reference: string): Promise<OciManifestRecord> {
+    if (reference.includes(':')) {
+      const found = isSha256Digest(reference) ? await this.deps.index.ociManifestByDigest(name, reference) : undefined;
+      if (found === undefined) throw new BindleError('not_found', `manifest ${reference} is not in repository ${name}`);
+      return found;
+    }
+    const version = tagToVersion(reference);
+    if (version === undefined) {
+      throw new BindleError('not_found', `tag ${JSON.stringify(reference)} of ${name} is not a version (tags are SemVer 2 versions with "_" for "+")`);
+    }
+    const found = await this.deps.index.ociManifest(name, version);
+    if (found === undefined) throw new BindleError('not_found', `bindle ${name}/${version} does not exist`);
+    if (found.yanked) throw new BindleError('not_found', `bindle ${name}/${version} has been yanked: it is served by digest only`);
+    return found;
+  }
+
+  /**
+   * The blob with `digest` in repository `name`: the empty blob, a config blob or manifest of one
+   * of its invoices, or a stored parcel listed on one of them. not_found otherwise (also for
+   * digests of other algorithms than sha256, which this registry never stores).
+   */
+  async blob(name: string, digest: string): Promise<OciBlob> {
+    if (digest === EMPTY_DIGEST) return { kind: 'bytes', bytes: EMPTY_BLOB, size: EMPTY_BLOB.length };
+    const hex = sha256Hex(digest);
+    if (hex !== undefined) {
+      const { index, parcels } = this.deps;
+      const listed = (await index.invoicesWithParcel(hex)).some((entry) => entry.name === name);
+      const stat = listed ? await parcels.stat(hex) : undefined;
+      if (stat !== undefined) return { kind: 'parcel', sha256: hex, size: stat.size };
+      const bytes = (await index.ociConfig(name, digest)) ?? (await index.ociManifestByDigest(name, digest))?.bytes;
+      if (bytes !== undefined) return { kind: 'bytes', bytes, size: bytes.length };
+    }
+    throw new BindleError('not_found', `blob ${digest} is not in repository ${name}`);
+  }
+
+  /** Opens a parcel blob (or a range of it) found by `blob`. */
+  openParcel(sha256: string, range?: ByteRange): Promise<Readable> {
+    return this.deps.parcels.openRead(sha256, range);
+  }
+
+  /** A page of the tags of `name` (unyanked versions, byte order); not_found for an unknown name. */
+  async tags(name: string, last: string | undefined, n: number): Promise<OciTagPage> {
+    const page = await this.deps.index.ociTags(name, last, n);
+    if (page === undefined) throw new BindleError('not_found', `repository ${name} does not exist`);
+    return page;
+  }
+
+  /**
+   * The descriptors of the signature referrers of manifest `subject` in `name`, only those of
+   * `artifactType` when given; empty when there are none (also for an unknown subject).
+   */
+  async referrers(name: string, subject: string, artifactType?: string): Promise<OciDescriptor[]> {
+    const records = await this.deps.index.ociReferrers(name, subject);
+    const descriptors = records.map((record) => {
+      const manifest = parseManifest(record.bytes);
+      return {
+        mediaType: manifest.mediaType,
+        digest: record.digest,
+        size: record.bytes.length,
+        ...(manifest.artifactType === undefined ? {} : { artifactType: manifest.artifactType }),
+        ...(manifest.annotations === undefined ? {} : { annotations: manifest.annotations }),
+      };
+    });
+    return artifactType === undefined ? descriptors : descriptors.filter((d) => d.artifactType === artifactType);
+  }
+
+  /**
+   * A monolithic blob upload: streams `data` (exactly `size` bytes) into the parcel store, which
+   * verifies size and digest before anything is visible. A blob already stored is accepted as is.
+   */
+  async putBlob(digest: string, size: number | undefined, data: Readable): Promise<void> {
+    const hex = sha256Hex(digest);
+    if (hex === undefined) throw new BindleError('bad_request', `invalid digest ${JSON.stringify(digest)}: this registry takes sha256:<64 hex> digests`);
+    if (size === undefined) throw new BindleError('size_mismatch', 'a monolithic blob upload needs a Content-Length');
+    if (size > this.deps.maxParcelBytes) {
+      throw new BindleError('payload_too_large', `blob ${digest} is ${size} bytes, over this server's limit of ${this.deps.maxParcelBytes} bytes`);
+    }
+    if (await this.deps.parcels.has(hex)) {
+      data.resume();
+      return;
+    }
+    try {
+      await this.deps.parcels.put(hex, size, data);
+    } catch (err) {
+      if (err instanceof BindleError && err.code === 'already_exists') return;
+      throw err;
+    }
+  }
+
+  /** Cross-repository mount: true when the blob is stored (blobs are stored once for every repository). */
+  async hasBlob(digest: string): Promise<boolean> {
+    const hex = sha256Hex(digest);
+    return hex !== undefined && (await this.deps.parcels.has(hex));
+  }
+
+  /**
+   * A manifest PUT: accepted only when it is a bindle manifest whose config blob (already
+   * uploaded) is an invoice of `name`, tagged with its version (or pushed by its own digest),
+   * whose layers are its parcels, all uploaded. The invoice then becomes a bindle exactly as
+   * POST /_i makes one (verified, host-signed), and the pushed bytes are kept verbatim.
+   * Pushing the same manifest again is accepted (idempotent); another one for a stored version
+   * is already_exists. Returns the manifest's digest.
+   */
+  async putManifest(name: string, reference: string, bytes: Buffer, contentType: string | undefined): Promise<string> {
+    const digest = sha256Digest(bytes);
+    if (reference.includes(':') && reference !== digest) {
+      throw new BindleError('digest_mismatch', `the manifest's digest is ${digest}, not ${reference}`);
+    }
+    const manifest = parseManifest(bytes, contentType);
+    assertBindleManifest(manifest);
+    const config = await this.readConfig(manifest.config);
+    let invoice: Invoice;
+    try {
+      invoice = parseInvoice(config.toString('utf8'), 'toml', 'body');
+    } catch (err) {
+      throw new BindleError('manifest_invalid', `the config blob is not a valid invoice: ${(err as Error).message}`, { cause: err });
+    }
+    const { name: invoiceName, version } = invoice.bindle;
+    if (invoiceName !== name) throw new BindleError('manifest_invalid', `the invoice names bindle ${invoiceName}, not ${name}`);
+    if (!reference.includes(':') && tagToVersion(reference) !== version) {
+      throw new BindleError('manifest_invalid', `a bindle is pushed under the tag of its version: ${version.replaceAll('+', '_')}, not ${reference}`);
+    }
+    checkBindleManifest(manifest, config, invoice);
+    const missing = await this.deps.parcels.missing(manifest.layers.map((l) => sha256Hex(l.digest) ?? '').filter((h) => h !== ''));
+    if (missing.size > 0) {
+      throw new BindleError('manifest_blob_unknown', `upload these layers first: ${[...missing].map((h) => `sha256:${h}`).join(', ')}`);
+    }
+    const existing = await this.deps.index.ociManifest(name, version);
+    if (existing !== undefined) {
+      if (existing.digest === digest) return digest;
+      throw new BindleError('already_exists', `bindle ${name}/${version} already exists with manifest ${existing.digest}: bindles are immutable`);
+    }
+    try {
+      await this.createBindle(invoice, { manifest: bytes, config });
+    } catch (err) {
+      // A racing push of the same manifest (in any replica) won: the same result.
+      if (err instanceof BindleError && err.code === 'already_exists' && (await this.deps.index.ociManifest(name, version))?.digest === digest) return digest;
+      throw err;
+    }
+    return digest;
+  }
+
+  /** The bytes of an uploaded config blob; manifest_blob_unknown when it is not uploaded. */
+  private async readConfig(descriptor: OciDescriptor): Promise<Buffer> {
+    const hex = sha256Hex(descriptor.digest);
+    if (hex === undefined) throw new BindleError('manifest_invalid', `config.digest must be a sha256 digest, not ${descriptor.digest}`);
+    if (descriptor.size > MAX_CONFIG_BYTES) throw new BindleError('manifest_invalid', `the config blob is over ${MAX_CONFIG_BYTES} bytes`);
+    if (!(await this.deps.parcels.has(hex))) throw new BindleError('manifest_blob_unknown', `upload the config blob ${descriptor.digest} first`);
+    return readBody(await this.deps.parcels.openRead(hex), MAX_CONFIG_BYTES, 'the config blob');
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Issue 14 with a real OCI client: Debian's `skopeo` pulls a bindle from the built bindle-server
+ * over `/v2` (copy to a `dir:` layout with every blob's sha256 checked, the manifest digest stable
+ * across two pulls and a yank, list-tags, inspect --raw). Skipped with the reason when skopeo is
+ * not installed, except under CI=true, where that fails (.ci/run installs it).
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import t, { type Test } from 'tap';
+import { BindleClient } from '../../client/lib/index.js';
+import { OCI_MANIFEST_MEDIA_TYPE, type OciManifest } from '../../core/oci/index.js';
+import { OWN_SET } from '../helpers/paths.js';
+import { pushBindle } from '../helpers/kubelet-env.js';
+import { startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+
+const run = promisify(execFile);
+const NAME = 'example.com/oci/e2e';
+const VERSION = '1.2.3+build.4';
+const TAG = '1.2.3_build.4';
+const parcels = [
+  { name: 'module.wasm', data: Buffer.from('\0asm pretend module bytes'), mediaType: 'application/wasm' },
+  { name: 'readme.txt', data: Buffer.from('read me\n'.repeat(1000)) },
+];
+const hex = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
+
+async function skopeo(...args: string[]): Promise<string> {
+  const { stdout } = await run('skopeo', args, { timeout: 120_000, maxBuffer: 64 << 20 });
+  return stdout;
+}
+
+async function skopeoMissing(): Promise<string | undefined> {
+  try {
+    await skopeo('--version');
+    return undefined;
+  } catch {
+    return 'skopeo is not installed (apt-get install skopeo)';
+  }
+}
+
+async function serverWithBindle(t: Test): Promise<{ server: ServerProcess; client: BindleClient; ref: string }> {
+  const server = await startServerProcess(t, { args: ['--keyring', OWN_SET.path('scaffolds', 'keys', 'keyring.toml')] });
+  const client = new BindleClient({ baseUrl: server.url, retries: 0 });
+  t.teardown(() => client.close());
+  await pushBindle(client, NAME, VERSION, parcels);
+  return { server, client, ref: `docker://${new URL(server.origin).host}/${NAME}` };
+}
+
+const missing = await skopeoMissing();
+if (missing !== undefined) {
+  if (process.env.CI === 'true') t.fail(`CI needs skopeo: ${missing}`);
+  else t.plan(0, missing);
+} else {
+  t.test('skopeo copies a bindle to dir: with every blob intact; the digest is stable across pulls and a yank', async (t) => {
+    const { client, ref } = await serverWithBindle(t);
+    const raw = await skopeo('inspect', '--raw', '--tls-verify=false', `${ref}:${TAG}`);
+    const digest = `sha256:${hex(Buffer.from(raw))}`;
+    const manifest = JSON.parse(raw) as OciManifest;
+    t.equal(manifest.mediaType, OCI_MANIFEST_MEDIA_TYPE);
+    t.equal(manifest.layers.length, 2);
+
+    for (const attempt of ['first', 'second']) {
+      const dir = join(t.testdir(), attempt);
+      await skopeo('copy', '--src-tls-verify=false', `${ref}:${TAG}`, `dir:${dir}`);
+      const copied = readFileSync(join(dir, 'manifest.json'));
+      t.equal(`sha256:${hex(copied)}`, digest, `${attempt} pull: the same manifest digest`);
+      const files = readdirSync(dir).filter((f) => /^[0-9a-f]{64}$/.test(f));
+      const wanted = [manifest.config, ...manifest.layers].map((d) => d.digest.slice('sha256:'.length)).sort();
+      t.same(files.sort(), wanted, 'the config and every layer');
+      for (const file of files) t.equal(hex(readFileSync(join(dir, file))), file, `blob ${file} has its sha256`);
+      t.same(readFileSync(join(dir, manifest.layers[1]?.digest.slice(7) ?? '')), parcels[1]?.data, 'a parcel, byte for byte');
+    }
+
+    const tags = JSON.parse(await skopeo('list-tags', '--tls-verify=false', ref)) as { Tags: string[] };
+    t.same(tags.Tags, [TAG]);
+
+    await client.yankInvoice(`${NAME}/${VERSION}`);
+    const after = await skopeo('inspect', '--raw', '--tls-verify=false', `${ref}@${digest}`);
+    t.equal(`sha256:${hex(Buffer.from(after))}`, digest, 'after the yank: the same manifest by digest');
+    await t.rejects(skopeo('inspect', '--raw', '--tls-verify=false', `${ref}:${TAG}`), 'the tag is gone');
+    const tagsAfter = JSON.parse(await skopeo('list-tags', '--tls-verify=false', ref)) as { Tags: string[] };
+    t.same(tagsAfter.Tags, [], 'and no longer listed');
+  });
+}
