@@ -205,10 +205,19 @@ export class BindleClient {
    * keyring with the client's strategy, or the call fails with the verification's code.
    */
   async getInvoice(id: string, opts: { yanked?: boolean; verify?: boolean } = {}): Promise<Invoice> {
+    return (await this.getInvoiceBytes(id, opts)).invoice;
+  }
+
+  /**
+   * Like getInvoice (same checks), and also the exact bytes of the server's reply (TOML): what
+   * the server stores and serves, e.g. the config blob of the bindle's OCI manifest.
+   */
+  async getInvoiceBytes(id: string, opts: { yanked?: boolean; verify?: boolean } = {}): Promise<{ invoice: Invoice; bytes: Buffer }> {
     const bid = parseId(id);
     const doing = `fetching invoice ${formatId(bid)}`;
     const reply = await this.#send({ method: 'GET', url: this.#url(`_i/${idPath(bid)}`, yankedQuery(opts.yanked)), doing });
-    const text = await reply.body.text();
+    const bytes = Buffer.from(await reply.body.arrayBuffer());
+    const text = bytes.toString('utf8');
     let invoice: Invoice;
     try {
       invoice = toInvoice(parseSyntax(text, formatOfContentType(headerValue(reply.headers, 'content-type'))));
@@ -232,7 +241,7 @@ export class BindleClient {
         throw rewrap(err, `${doing}: it failed verification`);
       }
     }
-    return invoice;
+    return { invoice, bytes };
   }
 
   /** True when the invoice exists, yanked or not (HEAD); false on 404. */

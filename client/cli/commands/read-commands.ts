@@ -1,5 +1,6 @@
 /**
- * The commands that read bindles: `info`, `get`, `get-invoice`, `get-parcel` and `search`.
+ * The commands that read bindles: `info`, `get`, `get-invoice`, `get-parcel`, `export` (into an
+ * OCI image layout) and `search`.
  * Invoices are verified against the keyring; parcels are re-hashed before they are kept;
  * `--yanked` lets a yanked bindle through (the reference has this flag inverted).
  */
@@ -76,6 +77,12 @@ export function extractionPlan(invoice: Invoice, dir: string): Array<{ label: La
     plan.set(dest, { label, dest });
   }
   return [...plan.values()];
+}
+
+interface ExportOptions {
+  ociLayout?: string;
+  yanked?: boolean;
+  signatures?: boolean;
 }
 
 /** `get-invoice` and `get-parcel`: the new file to write, and whether a yanked bindle is allowed. */
@@ -232,6 +239,48 @@ async function getParcel(ctx: CliContext, idText: string, sha: string, opts: Out
   ctx.print(`Wrote parcel ${sha} to ${dest}`);
 }
 
+/**
+ * Writes the bindle into an OCI image layout: the invoice bytes the server serves (verified) are
+ * the config of core/oci's manifest, each parcel a verified blob; tagged with the version.
+ */
+async function exportBindle(ctx: CliContext, idText: string, opts: ExportOptions): Promise<void> {
+  const id = parseIdArg(idText);
+  const name = formatId(id);
+  if (opts.ociLayout === undefined) throw usageFailure('nothing to export to', 'give --oci-layout <dir>');
+  const dir = resolve(ctx.io.cwd, opts.ociLayout);
+  const yanked = opts.yanked === true;
+  const client = await ctx.client();
+  const { invoice, bytes } = await attempt(`could not export ${name}`, () => client.getInvoiceBytes(name, { yanked }), ctx.trustHint);
+  const { writeBindleLayout } = await import('../../standalone/oci-layout.js');
+  const reporter = ctx.reporter((label) => `Fetched parcel ${label.sha256} (${label.name}, ${formatBytes(label.size)})`);
+  let report: Awaited<ReturnType<typeof writeBindleLayout>>;
+  try {
+    report = await attempt(
+      `could not export ${name} to ${dir}`,
+      () =>
+        writeBindleLayout(dir, {
+          configBytes: bytes,
+          invoice,
+          signatures: opts.signatures === true,
+          concurrency: client.concurrency,
+          writeParcel: async (label, dest) => {
+            reporter.onEvent({ kind: 'start', label });
+            await client.downloadParcel(name, label, dest, { yanked, onProgress: (n) => reporter.onEvent({ kind: 'progress', label, bytes: n }) });
+            reporter.onEvent({ kind: 'done', label });
+          },
+        }),
+      ctx.trustHint,
+    );
+  } finally {
+    reporter.finish();
+  }
+  const referrers = report.referrers.length > 0 ? `, ${report.referrers.length} signature referrer(s)` : '';
+  ctx.print(
+    `Exported ${name} to the OCI layout ${report.root} as tag ${report.tag} (manifest ${report.manifest.digest}): ` +
+      `${report.written.length} parcel(s) downloaded, ${report.present.length} already there${referrers}`,
+  );
+}
+
 async function search(ctx: CliContext, opts: SearchOptions): Promise<void> {
   const client = await ctx.plainClient();
   const reply = await attempt('search failed', () =>
@@ -287,6 +336,19 @@ export function registerReadCommands(program: Command, contextOf: ContextProvide
     .option('-o, --output <file>', 'where to write the parcel (never overwritten)', './parcel.dat')
     .option('-y, --yanked', YANKED_HELP)
     .action(action(contextOf, getParcel));
+
+  program
+    .command('export')
+    .description(
+      'Write a bindle into an OCI image layout (oci-layout, index.json, blobs/sha256/...) that OCI tools read, e.g. ' +
+        '"skopeo copy oci:<dir>:<tag> docker://<registry>/<name>:<tag>": the invoice is the config blob, each parcel a layer, ' +
+        'tagged with the version ("+" written "_"). An existing layout gains the bindle.',
+    )
+    .argument('<bindle>', ID_HELP)
+    .option('--oci-layout <dir>', 'the OCI image layout directory (created when missing; must be empty or a layout)')
+    .option('--signatures', 'also write one referrer manifest per invoice signature (artifactType application/vnd.bindle.signature.v1)')
+    .option('-y, --yanked', YANKED_HELP)
+    .action(action(contextOf, exportBindle));
 
   addOutputOptions(
     program

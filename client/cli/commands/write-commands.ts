@@ -1,7 +1,7 @@
 /**
- * The commands that change the server: `push` (a standalone bindle, optionally signing it
- * first with `--sign`; an identical re-push is a no-op, a different release under the same id
- * fails), `push-invoice`, `push-file` and `yank`.
+ * The commands that change the server: `push` (a standalone bindle or a bindle in an OCI image
+ * layout, optionally signing it first with `--sign`; an identical re-push is a no-op, a
+ * different release under the same id fails), `push-invoice`, `push-file` and `yank`.
  */
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -10,10 +10,11 @@ import { Option, type Command } from 'commander';
 import type { Invoice } from '../../../schema/index.js';
 import { parseInvoice } from '../../../core/codec/invoice-codec.js';
 import { isBindleError } from '../../../core/errors/bindle-error.js';
-import { formatId } from '../../../core/ids/bindle-id.js';
+import { formatId, type BindleId } from '../../../core/ids/bindle-id.js';
 import { publicKeyOf } from '../../../core/signing/keys.js';
 import { signInvoice } from '../../../core/signing/sign.js';
 import type { PushReport } from '../../lib/workflows.js';
+import type { StandaloneBindle } from '../../standalone/standalone-bindle.js';
 import type { CliContext } from '../cli-context.js';
 import { attempt, usageFailure } from '../cli-error.js';
 import { action, parseIdArg, type ContextProvider } from '../command-kit.js';
@@ -26,6 +27,30 @@ interface PushOptions extends SigningKeyOptions {
   path?: string;
   sign?: boolean;
   output?: string;
+  tag?: string;
+}
+
+/** What `push` reads: a standalone bindle, or the bindle in an OCI image layout (a directory holding `oci-layout`). */
+async function readPushSource(
+  ctx: CliContext,
+  source: string | undefined,
+  opts: PushOptions,
+): Promise<{ bindle: StandaloneBindle & { cleanup(): Promise<void> }; expectedId: BindleId | undefined }> {
+  const { isOciLayout, readLayoutBindle } = await import('../../standalone/oci-layout.js');
+  const layout = opts.path === undefined && source !== undefined ? resolve(ctx.io.cwd, source) : undefined;
+  if (layout !== undefined && (await isOciLayout(layout))) {
+    const bindle = await attempt(`could not read the bindle in the OCI layout ${layout}`, () => readLayoutBindle(layout, opts.tag));
+    // The config is the invoice as the exporting server served it, with that server's host
+    // counter-signature: meaningless to (and, under most strategies, refused by) another server,
+    // which adds its own. The other signatures do not cover it, so they stay valid.
+    const invoice = { ...bindle.invoice, signature: (bindle.invoice.signature ?? []).filter((sig) => sig.role !== 'host') };
+    return { bindle: { ...bindle, invoice, cleanup: () => Promise.resolve() }, expectedId: undefined };
+  }
+  if (opts.tag !== undefined) throw usageFailure('cannot use --tag', 'it chooses a bindle in an OCI image layout, and the source is not one');
+  const located = await resolveStandaloneSource(source, opts.path, ctx.io.cwd);
+  const { readStandalone } = await import('../../standalone/standalone-bindle.js');
+  const bindle = await attempt(`could not read standalone bindle ${located.path}`, () => readStandalone(located.path));
+  return { bindle, expectedId: located.expectedId };
 }
 
 interface PushFileOptions {
@@ -80,13 +105,11 @@ async function push(ctx: CliContext, source: string | undefined, opts: PushOptio
   if (opts.sign !== true && (opts.role !== undefined || opts.label !== undefined || opts.labelMatching !== undefined)) {
     throw usageFailure('cannot use --role, --label or --label-matching', 'they choose the signing key, which needs --sign');
   }
-  const located = await resolveStandaloneSource(source, opts.path, ctx.io.cwd);
-  const { readStandalone } = await import('../../standalone/standalone-bindle.js');
-  const bindle = await attempt(`could not read standalone bindle ${located.path}`, () => readStandalone(located.path));
+  const { bindle, expectedId } = await readPushSource(ctx, source, opts);
   try {
     const name = formatId({ name: bindle.invoice.bindle.name, version: bindle.invoice.bindle.version });
-    if (located.expectedId !== undefined && formatId(located.expectedId) !== name) {
-      throw usageFailure(`standalone bindle ${located.path} does not match`, `it holds ${name}, not ${formatId(located.expectedId)}`);
+    if (expectedId !== undefined && formatId(expectedId) !== name) {
+      throw usageFailure(`standalone bindle ${bindle.root} does not match`, `it holds ${name}, not ${formatId(expectedId)}`);
     }
     if (opts.sign === true) bindle.invoice = await signForPush(ctx, bindle.invoice, opts);
     const client = await ctx.plainClient();
@@ -154,10 +177,12 @@ export function registerWriteCommands(program: Command, contextOf: ContextProvid
   program
     .command('push')
     .description(
-      'Push a standalone bindle: create its invoice, then upload only the parcels the server is missing. ' +
+      'Push a standalone bindle, or the bindle in an OCI image layout (a directory with an oci-layout file, e.g. from ' +
+        '"bindle export --oci-layout" or "skopeo copy ... oci:<dir>"): create its invoice, then upload only the parcels the server is missing. ' +
         'Pushing the identical release again is a no-op (exit 0); a different release under the same id fails.',
     )
-    .argument('[source]', 'a standalone bindle directory or <sha256 of name/version>.tar.gz; or, with -p, the bindle id')
+    .argument('[source]', 'a standalone bindle directory or <sha256 of name/version>.tar.gz, or an OCI image layout directory; or, with -p, the bindle id')
+    .option('--tag <tag>', 'with an OCI image layout holding several bindles: the one listed under this tag (org.opencontainers.image.ref.name)')
     .option('-p, --path <dir>', 'the directory holding <sha256>.tar.gz or <sha256>/ for the id given as argument (as the reference CLI)')
     .option('--sign', 'sign the invoice with a key from the secret-key file before pushing (skipped if that key already signed it)')
     .option('--role <role>', 'with --sign: the role to sign as (creator, approver, proxy, host)', undefined)
