@@ -107,6 +107,7 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
   const { oidc, acl } = auth;
   const authenticator = new InstrumentedAuthenticator(auth.authenticator, metrics);
   const authorizer = new InstrumentedAuthorizer(auth.authorizer, metrics);
+  if (auth.htpasswd !== undefined) metrics.watchCache('htpasswd', auth.htpasswd);
 
   let state: ServerState = 'starting';
   const https = config.tls === undefined

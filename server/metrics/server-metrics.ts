@@ -13,6 +13,17 @@ import { isBindleError } from '../../core/errors/bindle-error.js';
 /** Latency buckets (seconds) shared by HTTP requests and storage operations: 1 ms to 60 s. */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
+/** How often a cache was asked and had the answer (hits) or not (misses), since it was made. */
+export interface CacheLookups {
+  readonly hits: number;
+  readonly misses: number;
+}
+
+/** A cache that counts its look-ups; ServerMetrics reads the counts at each scrape. */
+export interface CountedCache {
+  cacheLookups(): CacheLookups;
+}
+
 /** The seams whose operations are timed. */
 export type Seam = 'parcel_store' | 'invoice_index';
 
@@ -47,6 +58,7 @@ export class ServerMetrics {
   readonly verificationFailures: Counter<'reason'>;
   /** Refused credentials (stage authenticate) and refused actions (stage authorize), by reason. */
   readonly authFailures: Counter<'stage' | 'reason'>;
+  readonly #caches = new Map<string, CountedCache>();
 
   constructor(options: ServerMetricsOptions) {
     const registers = [this.registry];
@@ -85,7 +97,25 @@ export class ServerMetrics {
       name: 'bindle_auth_failures_total', help: 'Refused credentials (stage="authenticate") and refused actions (stage="authorize"), by reason (error code)',
       labelNames: ['stage', 'reason'], registers,
     });
+    const caches = this.#caches;
+    new Counter({
+      name: 'bindle_cache_lookups_total', help: 'Cache look-ups by cache and result (hit or miss): the hit rate is hits / all',
+      labelNames: ['cache', 'result'], registers,
+      collect() {
+        this.reset();
+        for (const [cache, source] of caches) {
+          const { hits, misses } = source.cacheLookups();
+          this.inc({ cache, result: 'hit' }, hits);
+          this.inc({ cache, result: 'miss' }, misses);
+        }
+      },
+    });
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Exports `source`'s look-up counts as `bindle_cache_lookups_total{cache=name}`. */
+  watchCache(name: string, source: CountedCache): void {
+    this.#caches.set(name, source);
   }
 
   /** The Content-Type of `render()`'s text. */

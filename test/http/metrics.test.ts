@@ -125,3 +125,13 @@ t.test('--metrics-address serves /metrics on a listener of its own, and not on -
   t.equal(after.value('bindle_http_requests_total', labels) - before.value('bindle_http_requests_total', labels), 1, "the main listener's requests are counted");
   t.equal(after.value('bindle_http_requests_total', { route: '/metrics' }), 0, "the metrics listener's own scrapes are not");
 });
+
+t.test('the htpasswd verification cache reports its hits and misses', async (t) => {
+  const { origin } = await startServer(t, ['--htpasswd-file', vec('data', 'htpasswd')]);
+  const admin = { authorization: `Basic ${Buffer.from('admin:sw0rdf1sh').toString('base64')}` };
+  for (let i = 0; i < 3; i++) t.equal((await fetch(`${origin}/v1/_q`, { headers: admin })).status, 200, `authenticated read ${i + 1}`);
+  const after = await scrape(t, origin);
+  t.equal(after.types.get('bindle_cache_lookups_total'), 'COUNTER');
+  t.equal(after.value('bindle_cache_lookups_total', { cache: 'htpasswd', result: 'miss' }), 1, 'the first verification is a miss');
+  t.equal(after.value('bindle_cache_lookups_total', { cache: 'htpasswd', result: 'hit' }), 2, 'the later ones are hits');
+});
