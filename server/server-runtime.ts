@@ -3,8 +3,8 @@
  * backends (server/storage/backends.ts), the host identity (creating the host key only for the
  * embedded single-node default), the trusted keyring (reloaded on change and on demand), builds
  * the auth seams and the app, wraps the seams in their metrics decorators (server/metrics/),
- * listens (and on `--metrics-address`, serves the metrics there), and closes everything in order. Used by the entry point
- * and by end-to-end tests.
+ * listens (and on `--metrics-address`, serves the metrics there), and closes everything in
+ * order. Used by the entry point and by end-to-end tests.
  */
 import { unwatchFile, watchFile } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
