@@ -22,6 +22,7 @@ import messageReply from './message-reply.schema.json' with { type: 'json' };
 import missingReply from './missing-reply.schema.json' with { type: 'json' };
 import parcel from './parcel.schema.json' with { type: 'json' };
 import queryReply from './query-reply.schema.json' with { type: 'json' };
+import readinessReply from './readiness-reply.schema.json' with { type: 'json' };
 import secretKeyEntry from './secret-key-entry.schema.json' with { type: 'json' };
 import secretKeyFile from './secret-key-file.schema.json' with { type: 'json' };
 import signatureRole from './signature-role.schema.json' with { type: 'json' };
@@ -35,7 +36,7 @@ export type * from './types.js';
 export const ALL_SCHEMAS = [
   accessControlList, annotations, bindleSpec, condition, errorCode, errorReply, featureMap, group, healthReply,
   invoiceCreateReply, invoice, keyEntry, keyring, label, messageReply, missingReply, parcel,
-  queryReply, secretKeyEntry, secretKeyFile, signatureRole, signature,
+  queryReply, readinessReply, secretKeyEntry, secretKeyFile, signatureRole, signature,
 ] as const;
 
 /** The documents that can be validated, by schema title, with their generated type. */
@@ -57,6 +58,7 @@ export interface SchemaTypes {
   ErrorReply: T.ErrorReply;
   MessageReply: T.MessageReply;
   HealthReply: T.HealthReply;
+  ReadinessReply: T.ReadinessReply;
   AccessControlList: T.AccessControlList;
 }
 export type SchemaName = keyof SchemaTypes;

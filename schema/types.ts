@@ -308,6 +308,40 @@ export interface QueryReply {
   invoices: Invoice[];
 }
 /**
+ * The body of /readyz: 200 with status "ready" when the server is serving and every storage check answered in time; otherwise 503 with status "unavailable", the reason in error and each check's outcome.
+ *
+ * This interface was referenced by `BindleSchemas`'s JSON-Schema
+ * via the `definition` "ReadinessReply".
+ */
+export interface ReadinessReply {
+  status: 'ready' | 'unavailable';
+  /**
+   * The server's lifecycle: starting (storage open, not listening yet), serving, or stopping (shutting down).
+   */
+  state: 'starting' | 'serving' | 'stopping';
+  /**
+   * Each storage check by name (index, parcels); empty while starting or stopping, when none is run.
+   */
+  checks: {
+    [k: string]: {
+      ok: boolean;
+      /**
+       * How long the check took, in milliseconds.
+       */
+      ms: number;
+      /**
+       * Why the check failed (an error, or no answer within the deadline).
+       */
+      error?: string;
+    };
+  };
+  /**
+   * What failed, in words (503 only).
+   */
+  error?: string;
+  code?: ErrorCode;
+}
+/**
  * A signing key: base64 of the 32-byte seed followed by the 32-byte public key.
  *
  * This interface was referenced by `BindleSchemas`'s JSON-Schema

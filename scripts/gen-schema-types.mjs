@@ -1,33 +1,18 @@
 // Generates schema/types.ts from the JSON Schemas in schema/*.schema.json, so that the
 // TypeScript types are never written by hand. `--check` fails when the committed file is stale.
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { compile } from 'json-schema-to-typescript';
+import { localizeRefs, readSchemas, schemaDir } from './schema-files.mjs';
 
-const schemaDir = join(dirname(fileURLToPath(import.meta.url)), '..', 'schema');
 const outFile = join(schemaDir, 'types.ts');
 const check = process.argv.includes('--check');
 
-const files = readdirSync(schemaDir).filter((f) => f.endsWith('.schema.json')).sort();
-const byFile = new Map(files.map((f) => [f, JSON.parse(readFileSync(join(schemaDir, f), 'utf8'))]));
-
-// Rewrite cross-file $refs ("label.schema.json") to local definitions so the compiler
-// never resolves anything outside this folder.
-function rewrite(node) {
-  if (Array.isArray(node)) return node.map(rewrite);
-  if (node === null || typeof node !== 'object') return node;
-  const out = {};
-  for (const [k, v] of Object.entries(node)) {
-    if (k === '$ref' && typeof v === 'string' && byFile.has(v)) out[k] = `#/definitions/${byFile.get(v).title}`;
-    else if (k === '$id' || k === '$schema') continue;
-    else out[k] = rewrite(v);
-  }
-  return out;
-}
+// Cross-file $refs become local definitions so the compiler never resolves anything outside this folder.
+const byFile = readSchemas();
 
 const definitions = {};
-for (const schema of byFile.values()) definitions[schema.title] = rewrite(schema);
+for (const schema of byFile.values()) definitions[schema.title] = localizeRefs(schema, byFile, '#/definitions/');
 const root = {
   title: 'BindleSchemas',
   type: 'object',

@@ -9,10 +9,16 @@ import { registerRequestAuth } from './auth/request-auth.js';
 import { DEFAULT_BODY_IDLE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, registerBodyIdleTimeout } from './http/request-timeouts.js';
 import { clientErrorHandler, registerClientErrors } from './http/client-errors.js';
 import { frameworkErrorHandler, registerErrorHandling } from './http/error-handler.js';
+import { recordRoutes } from './http/route-table.js';
+import { registerHttpMetrics } from './metrics/http-metrics.js';
+import type { ServerMetrics } from './metrics/server-metrics.js';
 import type { BindleService } from './service/bindle-service.js';
+import { DEFAULT_READINESS_DEADLINE_MS, type ReadinessCheck, type ServerState } from './service/readiness.js';
 import { healthRoutes } from './routes/health-routes.js';
 import { invoiceRoutes } from './routes/invoice-routes.js';
 import { loginRoutes, type DeviceLogin } from './routes/login-routes.js';
+import { metricsRoutes } from './routes/metrics-routes.js';
+import { openapiRoutes } from './routes/openapi-routes.js';
 import { queryRoutes } from './routes/query-routes.js';
 import { webUi } from './ui/web-ui.js';
 import { registerOciErrorHandling } from './oci/oci-errors.js';
@@ -29,8 +35,15 @@ export interface AppOptions {
   https?: { cert: Buffer; key: Buffer };
   /** The OIDC device flow behind `/login`; the route exists only when this is set. */
   login?: DeviceLogin;
-  /** False while shutting down: /healthz answers 503. */
-  isReady?: () => boolean;
+  /** Where the server is in its life (default: serving): /readyz is 503 unless serving, /healthz while stopping. */
+  state?: () => ServerState;
+  /** What /readyz checks while serving (default: nothing), each within `readinessDeadlineMs` (default 2 s). */
+  readinessChecks?: readonly ReadinessCheck[];
+  readinessDeadlineMs?: number;
+  /** Records every request into these metrics (none when absent). */
+  metrics?: ServerMetrics;
+  /** Serve the metrics at /metrics (default true; false when a listener of their own serves them). */
+  serveMetrics?: boolean;
   /** A request whose body makes no progress for this long is aborted with 408 (default 30 s). */
   bodyIdleTimeoutMs?: number;
   /** The whole request head must arrive within this time, else 408 (default 20 s). */
@@ -75,10 +88,19 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ...(opts.https !== undefined ? { https: { ...opts.https, ...serverOptions } } : { http: serverOptions }),
   }) as unknown as FastifyInstance;
 
+  recordRoutes(app);
   registerErrorHandling(app);
   registerClientErrors(app);
   registerBodyIdleTimeout(app, opts.bodyIdleTimeoutMs ?? DEFAULT_BODY_IDLE_TIMEOUT_MS);
-  healthRoutes(app, { version: opts.version, isReady: opts.isReady ?? (() => true) });
+  if (opts.metrics !== undefined) registerHttpMetrics(app, opts.metrics);
+  healthRoutes(app, {
+    version: opts.version,
+    state: opts.state ?? (() => 'serving'),
+    checks: opts.readinessChecks ?? [],
+    deadlineMs: opts.readinessDeadlineMs ?? DEFAULT_READINESS_DEADLINE_MS,
+  });
+  if (opts.metrics !== undefined && opts.serveMetrics !== false) metricsRoutes(app, { metrics: opts.metrics });
+  openapiRoutes(app);
 
   await app.register(
     (api, _options, done) => {

@@ -2,8 +2,9 @@
  * Assembles a running server from a validated ServerConfig: opens the configured storage
  * backends (server/storage/backends.ts), the host identity (creating the host key only for the
  * embedded single-node default), the trusted keyring (reloaded on change and on demand), builds
- * the auth seams and the app, listens, and closes everything in order. Used by the entry point
- * and by end-to-end tests.
+ * the auth seams and the app, wraps the seams in their metrics decorators (server/metrics/),
+ * listens (and on `--metrics-address`, serves the metrics there), and closes everything in
+ * order. Used by the entry point and by end-to-end tests.
  */
 import { unwatchFile, watchFile } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -24,6 +25,12 @@ import { BindleService } from './service/bindle-service.js';
 import { exportReferenceLayout, type ExportReport } from './service/reference-export.js';
 import { reindex, type ReindexReport } from './service/reindex.js';
 import { isSharedIndex, openInvoiceIndex, openParcelStore } from './storage/backends.js';
+import { InstrumentedAuthenticator, InstrumentedAuthorizer, InstrumentedVerifier } from './metrics/instrumented-checks.js';
+import { InstrumentedInvoiceIndex } from './metrics/instrumented-invoice-index.js';
+import { InstrumentedParcelStore } from './metrics/instrumented-parcel-store.js';
+import { buildMetricsApp } from './metrics/metrics-app.js';
+import { ServerMetrics } from './metrics/server-metrics.js';
+import { storageChecks, type ServerState } from './service/readiness.js';
 import { InvoiceFiles } from './storage/invoice-files.js';
 
 export { INDEX_FILE } from './config/server-config.js';
@@ -33,6 +40,8 @@ export interface RunningServer {
   readonly log: FastifyBaseLogger;
   /** Starts listening; resolves with the bound address (e.g. http://127.0.0.1:8080). */
   listen(): Promise<string>;
+  /** The bound address of the metrics listener (`--metrics-address`) once listening; else undefined. */
+  metricsAddress(): string | undefined;
   /** Imports the invoice files of the data directory (reference layout) into the index. */
   reindex(): Promise<ReindexReport>;
   /** Writes the index's invoices and their parcels to `dir` in the reference layout. */
@@ -83,20 +92,27 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
   });
   if (identity.created) log.info({ path: config.signingKeysPath }, 'created a new host signing key');
   const strategy = parseStrategy(config.strategy);
-  const verifier = new TrustStoreVerifier(trust, strategy, identity.keyring);
+  const metrics = new ServerMetrics({ version: VERSION });
+  const verifier = new InstrumentedVerifier(new TrustStoreVerifier(trust, strategy, identity.keyring), metrics);
 
-  const parcels = await openParcelStore(config.parcels, { staging: { stagingMaxAgeMs: config.stagingMaxAgeMs } });
-  const index = await openInvoiceIndex(config.index).catch(async (err: unknown) => {
-    await parcels.close();
+  const storedParcels = await openParcelStore(config.parcels, { staging: { stagingMaxAgeMs: config.stagingMaxAgeMs } });
+  const storedIndex = await openInvoiceIndex(config.index).catch(async (err: unknown) => {
+    await storedParcels.close();
     trust.close();
     throw err;
   });
+  const parcels = new InstrumentedParcelStore(storedParcels, metrics);
+  const index = new InstrumentedInvoiceIndex(storedIndex, metrics);
   const service = new BindleService({
     parcels, index, verifier, signer: identity.signer, hostKeyring: identity.keyring, maxParcelBytes: config.maxParcelBytes,
   });
-  const { authenticator, authorizer, oidc, acl } = await buildAuth(config);
+  const auth = await buildAuth(config);
+  const { oidc, acl } = auth;
+  const authenticator = new InstrumentedAuthenticator(auth.authenticator, metrics);
+  const authorizer = new InstrumentedAuthorizer(auth.authorizer, metrics);
+  if (auth.htpasswd !== undefined) metrics.watchCache('htpasswd', auth.htpasswd);
 
-  let ready = true;
+  let state: ServerState = 'starting';
   const https = config.tls === undefined
     ? undefined
     : { cert: await readFile(config.tls.certPath), key: await readFile(config.tls.keyPath) };
@@ -108,21 +124,31 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
     trustProxy: config.trustProxy,
     version: VERSION,
     logger: log,
-    isReady: () => ready,
+    state: () => state,
+    // Readiness probes go to the backends directly, so they stay out of the storage metrics.
+    readinessChecks: storageChecks(storedIndex, storedParcels),
+    metrics,
+    serveMetrics: config.metricsAddress === undefined,
     ...(oidc !== undefined ? { login: oidc } : {}),
     ...(https !== undefined ? { https } : {}),
   });
 
   let closed = false;
   let stopAclReloads = (): void => {};
+  const metricsApp = config.metricsAddress === undefined ? undefined : buildMetricsApp(metrics);
+  let metricsAddress: string | undefined;
   return {
     app,
     log: app.log,
     async listen() {
       const address = await app.listen({ host: config.address.host, port: config.address.port });
+      if (metricsApp !== undefined && config.metricsAddress !== undefined) {
+        metricsAddress = await metricsApp.listen({ host: config.metricsAddress.host, port: config.metricsAddress.port });
+      }
+      state = 'serving';
       app.log.info(
         {
-          address, directory: config.directory, strategy: formatStrategy(strategy),
+          address, metrics: `${metricsAddress ?? address}/metrics`, directory: config.directory, strategy: formatStrategy(strategy),
           index: describeIndex(config.index), parcels: describeParcels(config.parcels),
           keyring: config.keyringPath, trustedKeys: trust.current().size, keyringWatched: trust.watching,
           hostKey: identity.signer.publicKey,
@@ -141,6 +167,7 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
       if (acl !== undefined) stopAclReloads = watchAcl(acl, app.log);
       return address;
     },
+    metricsAddress: () => metricsAddress,
     reindex: () => reindex(new InvoiceFiles(config.directory), index),
     exportReferenceLayout: (dir) => exportReferenceLayout(index, parcels, dir),
     async reloadTrust() {
@@ -151,7 +178,7 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
     async close() {
       if (closed) return;
       closed = true;
-      ready = false;
+      state = 'stopping';
       stopAclReloads();
       const grace = setTimeout(() => {
         app.log.warn('shutdown grace period over: closing remaining connections');
@@ -160,7 +187,7 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
       grace.unref();
       trust.close();
       try {
-        await app.close();
+        await Promise.all([app.close(), metricsApp?.close()]);
       } finally {
         clearTimeout(grace);
         await index.close();

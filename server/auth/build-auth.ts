@@ -10,6 +10,7 @@ import { AlwaysAuthorizer, AnonymousGetAuthorizer } from './authorizers.js';
 import { ChainAuthenticator } from './chain-authenticator.js';
 import { FailedAttemptLimiter } from './failed-attempt-limiter.js';
 import { NoAuthenticator } from './no-authenticator.js';
+import type { HtpasswdAuthenticator } from './htpasswd-authenticator.js';
 import type { OidcAuthenticator } from './oidc-authenticator.js';
 import { StaticTokenAuthenticator } from './static-token-authenticator.js';
 import type { Authenticator, Authorizer, SchemeAuthenticator } from './types.js';
@@ -23,6 +24,8 @@ export interface AuthSetup {
   readonly authorizer: Authorizer;
   readonly oidc?: OidcAuthenticator;
   readonly acl?: AclAuthorizer;
+  /** The htpasswd authenticator, when configured (the entry point exports its cache's hit rate). */
+  readonly htpasswd?: HtpasswdAuthenticator;
 }
 
 /**
@@ -36,9 +39,11 @@ export interface AuthSetup {
 export async function buildAuth(config: ServerConfig): Promise<AuthSetup> {
   if (config.unauthenticated) return { authenticator: new NoAuthenticator(), authorizer: new AlwaysAuthorizer() };
   const chain: SchemeAuthenticator[] = [];
+  let htpasswd: HtpasswdAuthenticator | undefined;
   if (config.htpasswdFile !== undefined) {
     const { HtpasswdAuthenticator } = await import('./htpasswd-authenticator.js');
-    chain.push(await HtpasswdAuthenticator.load(config.htpasswdFile));
+    htpasswd = await HtpasswdAuthenticator.load(config.htpasswdFile);
+    chain.push(htpasswd);
   }
   if (config.tokenFile !== undefined) chain.push(await StaticTokenAuthenticator.load(config.tokenFile));
   let oidc: OidcAuthenticator | undefined;
@@ -56,5 +61,6 @@ export async function buildAuth(config: ServerConfig): Promise<AuthSetup> {
     authorizer: acl ?? new AnonymousGetAuthorizer(),
     ...(oidc === undefined ? {} : { oidc }),
     ...(acl === undefined ? {} : { acl }),
+    ...(htpasswd === undefined ? {} : { htpasswd }),
   };
 }

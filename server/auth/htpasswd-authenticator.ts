@@ -63,6 +63,8 @@ export class HtpasswdAuthenticator implements SchemeAuthenticator {
   /** The file and the version of it #table holds; undefined for parsed text. */
   readonly #file: { readonly path: string; version: string } | undefined;
   #reloading: Promise<void> | undefined;
+  #hits = 0;
+  #misses = 0;
 
   private constructor(table: HtpasswdTable, options: HtpasswdOptions, file?: { path: string; version: string }) {
     this.#table = table;
@@ -114,6 +116,11 @@ export class HtpasswdAuthenticator implements SchemeAuthenticator {
     return this.#cache.size;
   }
 
+  /** Look-ups of the verification cache (every Basic credential that parses is one), for metrics. */
+  cacheLookups(): { hits: number; misses: number } {
+    return { hits: this.#hits, misses: this.#misses };
+  }
+
   /** Re-reads the file when its version on disk differs from the one loaded (one reload at a time). */
   async #refresh(): Promise<void> {
     const file = this.#file;
@@ -149,9 +156,13 @@ export class HtpasswdAuthenticator implements SchemeAuthenticator {
     const key = createHmac('sha256', this.#cacheKey).update(parsed.credentials).digest('base64');
     const cached = this.#cache.get(key);
     if (cached !== undefined) {
-      if (cached.expiresAt > this.#now()) return { id: cached.id, kind: 'basic' };
+      if (cached.expiresAt > this.#now()) {
+        this.#hits++;
+        return { id: cached.id, kind: 'basic' };
+      }
       this.#cache.delete(key);
     }
+    this.#misses++;
 
     const { hashes, decoy } = this.#table;
     const hash = hashes.get(user);

@@ -22,6 +22,11 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 export interface ServerConfig {
   /** Where to listen. `host` is an IP address (IPv6 without brackets) or a host name. */
   readonly address: { readonly host: string; readonly port: number };
+  /**
+   * Where a listener of its own serves `/metrics` (then the main address does not); undefined:
+   * `/metrics` is served on the main address. Like `/healthz`, it needs no authentication.
+   */
+  readonly metricsAddress?: { readonly host: string; readonly port: number };
   /** The data directory holding invoices, parcels and the index. */
   readonly directory: string;
   /** The invoice index (default: SQLite at `<directory>/index.sqlite`). */
@@ -134,6 +139,10 @@ const SETTINGS = {
   address: {
     flag: 'address', short: 'i', arg: '<host:port>', env: 'BINDLE_IP_ADDRESS_PORT', fileKeys: ['address'], kind: 'string',
     help: `address and port to listen on; IPv6 in brackets, e.g. [::1]:8080 (default: ${DEFAULT_ADDRESS})`,
+  },
+  metricsAddress: {
+    flag: 'metrics-address', arg: '<host:port>', env: 'BINDLE_METRICS_ADDRESS', fileKeys: ['metricsAddress', 'metrics_address'], kind: 'string',
+    help: 'serve the Prometheus /metrics on a listener of its own at this address (no authentication), not on --address (default: on --address)',
   },
   directory: {
     flag: 'directory', short: 'd', arg: '<path>', env: 'BINDLE_DIRECTORY',
@@ -489,6 +498,8 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
 
   const addressRaw = pickString('address') ?? { value: DEFAULT_ADDRESS, source: 'the default address' };
   const address = parseAddress(addressRaw.value, addressRaw.source);
+  const metricsRaw = pickString('metricsAddress');
+  const metricsAddress = metricsRaw === undefined ? undefined : parseAddress(metricsRaw.value, metricsRaw.source);
 
   const directory = pickPath('directory') ?? resolve(cwd, DEFAULT_DIRECTORY);
   const indexRaw = pickString('index');
@@ -577,6 +588,7 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
 
   const config: ServerConfig = {
     address: Object.freeze(address),
+    ...(metricsAddress === undefined ? {} : { metricsAddress: Object.freeze(metricsAddress) }),
     directory,
     index: Object.freeze(index),
     parcels: Object.freeze(parcels),

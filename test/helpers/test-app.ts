@@ -20,6 +20,10 @@ import { buildApp } from '../../server/app.js';
 import type { DeviceLogin } from '../../server/routes/login-routes.js';
 import { AlwaysAuthorizer, NoAuthenticator, type Authenticator, type Authorizer } from '../../server/auth/index.js';
 import { BindleService } from '../../server/service/bindle-service.js';
+import { InstrumentedInvoiceIndex } from '../../server/metrics/instrumented-invoice-index.js';
+import { InstrumentedParcelStore } from '../../server/metrics/instrumented-parcel-store.js';
+import type { ServerMetrics } from '../../server/metrics/server-metrics.js';
+import { storageChecks, type ServerState } from '../../server/service/readiness.js';
 import type { InvoiceIndex } from '../../server/storage/invoice-index.js';
 import type { ParcelStore } from '../../server/storage/parcel-store.js';
 import { creatorKeyring } from './bindles.js';
@@ -53,6 +57,10 @@ export interface TestAppOptions {
   headersTimeoutMs?: number;
   /** Opens the invoice index (default: the configured pair's). */
   openIndex?: (dir: string) => Promise<InvoiceIndex>;
+  /** The server's lifecycle state /readyz reports (default: serving). */
+  state?: () => ServerState;
+  /** Metrics to record into (the service then uses the instrumented store and index) and serve at /metrics. */
+  metrics?: ServerMetrics;
 }
 
 export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<TestApp> {
@@ -65,8 +73,8 @@ export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<T
   const parcels = await storage.openParcels();
   const index = opts.openIndex === undefined ? await storage.openIndex() : await opts.openIndex(dir);
   const service = new BindleService({
-    parcels,
-    index,
+    parcels: opts.metrics === undefined ? parcels : new InstrumentedParcelStore(parcels, opts.metrics),
+    index: opts.metrics === undefined ? index : new InstrumentedInvoiceIndex(index, opts.metrics),
     verifier: new KeyringVerifier(trusted, opts.strategy ?? DEFAULT_STRATEGY),
     signer: new LocalSigner(hostKey),
     hostKeyring,
@@ -78,6 +86,9 @@ export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<T
     authorizer: opts.authorizer ?? new AlwaysAuthorizer(),
     maxInvoiceBytes: opts.maxInvoiceBytes ?? 1 << 20,
     version: 'test',
+    readinessChecks: storageChecks(index, parcels),
+    ...(opts.state !== undefined ? { state: opts.state } : {}),
+    ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}),
     ...(opts.login !== undefined ? { login: opts.login } : {}),
     ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
     ...(opts.bodyIdleTimeoutMs !== undefined ? { bodyIdleTimeoutMs: opts.bodyIdleTimeoutMs } : {}),

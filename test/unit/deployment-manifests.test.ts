@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import t, { type Test } from 'tap';
 import { parseAllDocuments } from 'yaml';
 import { loadServerConfig, SERVER_OPTIONS } from '../../server/config/server-config.js';
+import { DEFAULT_READINESS_DEADLINE_MS } from '../../server/service/readiness.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 
 const IMAGE = 'bindle-ts:latest';
@@ -75,7 +76,7 @@ t.test('docker-compose.yml', async (t) => {
     const config = await loadServerConfig(args, { BINDLE_DIRECTORY: '/var/lib/bindle', ...env }, cwd);
     const port = config.address.port;
     t.ok(arr(s.ports).map(str).some((p) => p.endsWith(`:${port}`)), `${name}: publishes the listen port ${port}`);
-    t.match(arr(obj(s.healthcheck).test).map(str).join(' '), new RegExp(`127\\.0\\.0\\.1:${port}/healthz`), `${name}: health check on /healthz`);
+    t.match(arr(obj(s.healthcheck).test).map(str).join(' '), new RegExp(`127\\.0\\.0\\.1:${port}/readyz`), `${name}: health check on /readyz`);
     const mounts = arr(s.volumes).map(str).map((v) => v.split(':')[1] ?? '');
     for (const v of arr(s.volumes).map(str)) {
       const source = v.split(':')[0] ?? '';
@@ -134,10 +135,11 @@ t.test('kustomize base and ha overlay', async (t) => {
   const ports = arr(container.ports).map(obj);
   const http = ports.find((p) => p.name === 'http');
   t.equal(Number(http?.containerPort), portOf(env.BINDLE_IP_ADDRESS_PORT ?? ''), 'the container port is the listen port');
-  for (const probe of ['readinessProbe', 'livenessProbe']) {
+  for (const [probe, path] of [['readinessProbe', '/readyz'], ['livenessProbe', '/livez']] as const) {
     const get = obj(obj(container[probe]).httpGet);
-    t.same([get.path, get.port], ['/healthz', 'http'], `${probe} on /healthz`);
+    t.same([get.path, get.port], [path, 'http'], `${probe} on ${path}`);
   }
+  t.ok(Number(obj(container.readinessProbe).timeoutSeconds) * 1000 > DEFAULT_READINESS_DEADLINE_MS, 'the readiness probe waits longer than the server checks storage');
   const service = baseDocs.find((d) => d.kind === 'Service');
   t.ok(arr(obj(service?.spec).ports).some((p) => obj(p).targetPort === 'http'), 'the Service targets the http port');
   const mounts = arr(container.volumeMounts).map((m) => str(obj(m).mountPath));
@@ -179,5 +181,5 @@ t.test('Dockerfile', async (t) => {
   checkEnv(t, 'Dockerfile', env);
   const port = portOf(env.BINDLE_IP_ADDRESS_PORT ?? '');
   t.match(text, new RegExp(`EXPOSE ${port}\\b`), 'exposes the listen port');
-  t.match(text, new RegExp(`127\\.0\\.0\\.1:${port}/healthz`), 'health check on the listen port');
+  t.match(text, new RegExp(`127\\.0\\.0\\.1:${port}/readyz`), 'health check on the listen port');
 });

@@ -36,7 +36,7 @@ t.test('the compose command is a valid bindle-server invocation that agrees with
   t.ok(dataMount, `the data directory ${config.directory} is a mounted volume`);
   t.ok(dataMount !== undefined && dataMount[0] !== undefined && dataMount[0] in compose.volumes, 'a named, persistent volume');
   t.ok(config.htpasswdFile !== undefined && mounts.some(([, target]) => target === config.htpasswdFile), 'the htpasswd file is mounted');
-  t.match(service.healthcheck.test.join(' '), new RegExp(`127\\.0\\.0\\.1:${config.address.port}/healthz`), 'health check hits /healthz on the served port');
+  t.match(service.healthcheck.test.join(' '), new RegExp(`127\\.0\\.0\\.1:${config.address.port}/readyz`), 'health check hits /readyz on the served port');
 });
 
 t.test('the Dockerfile runs the packaged entry point as a non-root user with data in a volume', async (t) => {

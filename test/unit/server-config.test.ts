@@ -259,6 +259,17 @@ t.test('trusted proxies: off by default; addresses and CIDR ranges from flag, en
   await t.rejects(load(t, [], { file: 'trustProxy = [1]\n' }), { code: 'invalid_config', message: /expected an array of strings/ });
 });
 
+t.test('metrics address: none by default; from flag, env and file (flag first); invalid ones name their source', async (t) => {
+  t.equal((await load(t, [])).config.metricsAddress, undefined, 'by default /metrics is on the main address');
+  t.same((await load(t, ['--metrics-address', '127.0.0.1:9090'])).config.metricsAddress, { host: '127.0.0.1', port: 9090 });
+  t.same((await load(t, [], { env: { BINDLE_METRICS_ADDRESS: '[::1]:9091' } })).config.metricsAddress, { host: '::1', port: 9091 });
+  t.same((await load(t, [], { file: 'metrics_address = "0.0.0.0:9092"\n' })).config.metricsAddress, { host: '0.0.0.0', port: 9092 });
+  const both = await load(t, ['--metrics-address', '127.0.0.1:9093'], { env: { BINDLE_METRICS_ADDRESS: '127.0.0.1:9094' }, file: 'metricsAddress = "127.0.0.1:9095"\n' });
+  t.equal(both.config.metricsAddress?.port, 9093, 'the flag wins');
+  await t.rejects(load(t, ['--metrics-address', '9090']), { code: 'invalid_config', message: /--metrics-address/ });
+  await t.rejects(load(t, [], { env: { BINDLE_METRICS_ADDRESS: 'x:99999' } }), { code: 'invalid_config', message: /BINDLE_METRICS_ADDRESS/ });
+});
+
 t.test('address forms', async (t) => {
   t.same(parseAddress('127.0.0.1:8080', 'x'), { host: '127.0.0.1', port: 8080 });
   t.same(parseAddress('[::1]:8080', 'x'), { host: '::1', port: 8080 });

@@ -1,0 +1,43 @@
+/**
+ * Times one seam's operations into ServerMetrics (duration histogram, error counter by code),
+ * with the histogram's label children looked up once per operation, not per call. Shared by
+ * the parcel store and invoice index decorators.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Histogram } from 'prom-client';
+import { failureCode, type Seam, type ServerMetrics } from './server-metrics.js';
+
+export class OperationTimer<Operation extends string> {
+  readonly #metrics: ServerMetrics;
+  readonly #seam: Seam;
+  readonly #durations = new Map<Operation, Histogram.Internal<'seam' | 'operation'>>();
+
+  constructor(metrics: ServerMetrics, seam: Seam) {
+    this.#metrics = metrics;
+    this.#seam = seam;
+  }
+
+  /**
+   * Awaits `pending` (the operation, started at `start`, a performance.now() reading) and
+   * records how long it took and, when it fails, its error code; resolves or rejects as it does.
+   */
+  async observe<T>(operation: Operation, start: number, pending: Promise<T>): Promise<T> {
+    try {
+      return await pending;
+    } catch (err) {
+      this.#metrics.storageErrors.inc({ seam: this.#seam, operation, code: failureCode(err) });
+      throw err;
+    } finally {
+      this.#duration(operation).observe((performance.now() - start) / 1000);
+    }
+  }
+
+  #duration(operation: Operation): Histogram.Internal<'seam' | 'operation'> {
+    let child = this.#durations.get(operation);
+    if (child === undefined) {
+      child = this.#metrics.storageDuration.labels(this.#seam, operation);
+      this.#durations.set(operation, child);
+    }
+    return child;
+  }
+}
