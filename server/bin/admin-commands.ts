@@ -53,7 +53,8 @@ Parcel specs: file:<data directory> or
   (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
 The source is only read and must already exist; stop the servers writing to it first.
 Copies every parcel (the destination verifies its sha256 and size), then every invoice
-byte for byte with its signatures and yank state. Safe to run again: whatever is already
+byte for byte with its signatures and yank state, then the tombstones of hard deletes.
+Safe to run again: whatever is already
 at the destination is skipped. Exit status 1 when anything could not be copied.
 `;
 
@@ -98,6 +99,7 @@ export async function runMigrate(argv: readonly string[], io: CommandIo): Promis
     io.out(
       `parcels: ${report.parcelsCopied} copied (${report.bytesCopied} bytes), ${report.parcelsPresent} already there\n` +
         `invoices: ${report.invoicesCopied} copied, ${report.invoicesYanked} yank copied, ${report.invoicesPresent} already there\n` +
+        `tombstones: ${report.tombstonesCopied} copied, ${report.tombstonesPresent} already there\n` +
         `failures: ${report.failures.length}\n`,
     );
     for (const f of report.failures) io.out(`  ${f.item}: ${f.reason}\n`);
