@@ -265,6 +265,18 @@ export class BindleClient {
   }
 
   /**
+   * Hard-deletes an invoice (needs the admin grant): the server removes it and keeps a signed
+   * tombstone, so the id cannot be created again unless an admin allows it. 410 → `deleted`
+   * (already deleted), 403 → `forbidden`.
+   */
+  async deleteInvoice(id: string, opts: { reason?: string } = {}): Promise<void> {
+    const bid = parseId(id);
+    const params = new URLSearchParams({ hard: 'true', ...(opts.reason === undefined ? {} : { reason: opts.reason }) });
+    const reply = await this.#send({ method: 'DELETE', url: this.#url(`_i/${idPath(bid)}`, params), doing: `deleting invoice ${formatId(bid)}` });
+    await settle(reply.body);
+  }
+
+  /**
    * Uploads a parcel listed on the invoice `id`. `data` is the bytes (checked against the label
    * before sending) or a factory that opens a stream of them (called again for each retry); the
    * upload is streamed with Content-Length = `label.size`. Returns 'exists' when the server

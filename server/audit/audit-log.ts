@@ -47,7 +47,8 @@ export function outcomeOf(status: number): AuditOutcome {
 /** Writes one audit record as one log line. */
 export function writeAudit(log: AuditLogger, record: AuditRecord): void {
   const target = [record.bindle, record.parcel].filter((x) => x !== null).join('@');
-  log.info({ audit: true, ...record }, `audit: ${record.principal ?? 'anonymous'} ${record.action} ${target} ${record.outcome}`);
+  const words = [record.principal ?? 'anonymous', record.action, target, record.outcome].filter((w) => w !== '');
+  log.info({ audit: true, ...record }, `audit: ${words.join(' ')}`);
 }
 
 function auditActionOf(request: FastifyRequest, parcel: string | null): AuditAction {

@@ -1,11 +1,19 @@
 /**
  * The administrative subcommands of `bindle-server` besides serving: `migrate` (copy a server's
- * data into other storage backends) and `keys create-host` (write a host signing key file for a
- * shared deployment, or rotate it). Each parses its own flags, runs, and returns an exit code.
+ * data into other storage backends), `keys create-host` (write a host signing key file for a
+ * shared deployment, or rotate it), `gc` (remove parcels no invoice references) and `fsck`
+ * (re-hash every parcel, check the index against the store). Each parses its own flags, runs,
+ * and returns an exit code.
  */
 import { resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { BindleError } from '../../core/errors/bindle-error.js';
+import type { AuditLogger } from '../audit/audit-log.js';
+import { parseServerInvocation, type ServerConfig } from '../config/server-config.js';
+import { collectGarbage } from '../service/garbage-collect.js';
+import { fsck, hasProblems, type FsckReport } from '../service/fsck.js';
+import type { InvoiceIndex } from '../storage/invoice-index.js';
+import type { ParcelStore } from '../storage/parcel-store.js';
 import { describeIndex, describeParcels, openInvoiceIndex, openParcelStore, parseIndexSpec, parseParcelsSpec } from '../storage/backends.js';
 import { createHostKeyFile } from '../host-identity.js';
 import { migrate, type MigrationEnd } from '../service/migrate.js';
@@ -15,6 +23,8 @@ export interface CommandIo {
   readonly env: NodeJS.ProcessEnv;
   readonly cwd: string;
   out(text: string): void;
+  /** Where gc and fsck --repair write their audit records (the server's log); none when absent. */
+  readonly audit?: AuditLogger;
 }
 
 function parseFlags(cmd: Command, argv: readonly string[]): 'help' | 'run' {
@@ -43,7 +53,8 @@ Parcel specs: file:<data directory> or
   (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
 The source is only read and must already exist; stop the servers writing to it first.
 Copies every parcel (the destination verifies its sha256 and size), then every invoice
-byte for byte with its signatures and yank state. Safe to run again: whatever is already
+byte for byte with its signatures and yank state, then the tombstones of hard deletes.
+Safe to run again: whatever is already
 at the destination is skipped. Exit status 1 when anything could not be copied.
 `;
 
@@ -88,6 +99,7 @@ export async function runMigrate(argv: readonly string[], io: CommandIo): Promis
     io.out(
       `parcels: ${report.parcelsCopied} copied (${report.bytesCopied} bytes), ${report.parcelsPresent} already there\n` +
         `invoices: ${report.invoicesCopied} copied, ${report.invoicesYanked} yank copied, ${report.invoicesPresent} already there\n` +
+        `tombstones: ${report.tombstonesCopied} copied, ${report.tombstonesPresent} already there\n` +
         `failures: ${report.failures.length}\n`,
     );
     for (const f of report.failures) io.out(`  ${f.item}: ${f.reason}\n`);
@@ -124,4 +136,129 @@ export async function runKeys(argv: readonly string[], io: CommandIo): Promise<n
   const created = await createHostKeyFile(path, { label, rotate: cmd.getOptionValue('rotate') === true });
   io.out(`wrote ${path}: host key ${created.publicKey}${created.keys > 1 ? ` signs from now on; ${created.keys - 1} older key(s) kept` : ''}\n`);
   return 0;
+}
+
+/** Takes the boolean flags `names` out of `argv`; the rest are server options. */
+function takeSwitches(argv: readonly string[], names: readonly string[]): { set: Set<string>; rest: string[] } {
+  const set = new Set<string>();
+  const rest: string[] = [];
+  for (const arg of argv) {
+    if (names.includes(arg)) set.add(arg);
+    else rest.push(arg);
+  }
+  return { set, rest };
+}
+
+/**
+ * Parses the server options in `argv` (those of `bindle-server`, e.g. --directory, --index,
+ * --parcels, --config-path), opens the index and parcel store they name (which must exist) and
+ * runs `body` on them. Prints `help` for --help.
+ */
+async function withStorage(
+  argv: readonly string[],
+  io: CommandIo,
+  help: string,
+  body: (index: InvoiceIndex, parcels: ParcelStore, config: ServerConfig) => Promise<number>,
+): Promise<number> {
+  const invocation = await parseServerInvocation(argv, io.env, io.cwd);
+  if (invocation.kind !== 'serve') {
+    io.out(help);
+    return 0;
+  }
+  const { config } = invocation;
+  const index = await openInvoiceIndex(config.index, { mustExist: true });
+  try {
+    const parcels = await openParcelStore(config.parcels, {
+      mustExist: true,
+      staging: { stagingMaxAgeMs: config.stagingMaxAgeMs, stagingSweepMs: 0 },
+    });
+    try {
+      return await body(index, parcels, config);
+    } finally {
+      await parcels.close();
+    }
+  } finally {
+    await index.close();
+  }
+}
+
+const GC_HELP = `Usage: bindle-server gc [--dry-run] [--json] [server options]
+
+Removes the parcels no invoice references (after hard deletes, or uploads whose invoice never
+came). Safe while servers (any number of replicas) run on the same storage: a parcel stored
+less than --gc-grace ago (default 1h, at least --staging-max-age) is kept, and each candidate's
+references are checked again after it is hidden and before it is removed; one an invoice
+needs by then is restored. Server options name the storage: --directory, --index, --parcels,
+--config-path, --gc-grace (see bindle-server --help).
+
+  --dry-run   report what would be removed; remove nothing
+  --json      print the report as JSON
+Exit status 1 when a parcel could not be removed.
+`;
+
+/** \`bindle-server gc\`: see GC_HELP. */
+export async function runGc(argv: readonly string[], io: CommandIo): Promise<number> {
+  const { set, rest } = takeSwitches(argv, ['--dry-run', '--json']);
+  return withStorage(rest, io, GC_HELP, async (index, parcels, config) => {
+    const report = await collectGarbage(index, parcels, {
+      graceMs: config.gcGraceMs,
+      dryRun: set.has('--dry-run'),
+      ...(io.audit === undefined ? {} : { audit: io.audit }),
+    });
+    if (set.has('--json')) {
+      io.out(`${JSON.stringify(report, null, 2)}\n`);
+    } else {
+      io.out(
+        `${report.dryRun ? 'would remove' : 'removed'} ${report.removed} parcels (${report.removedBytes} bytes); ` +
+          `${report.scanned} scanned, ${report.referenced} referenced, ${report.young} within the grace period, ` +
+          `${report.kept} needed again and kept, ${report.failures.length} failed\n`,
+      );
+      for (const f of report.failures) io.out(`  failed ${f.sha256}: ${f.reason}\n`);
+    }
+    return report.failures.length > 0 ? 1 : 0;
+  });
+}
+
+const FSCK_HELP = `Usage: bindle-server fsck [--json] [--repair] [server options]
+
+Re-hashes every stored parcel and checks the invoice index against the parcel store.
+Problems: corrupt parcels (data whose sha256 is not its name), stored sizes that differ from
+an invoice's label, parcels invoices list that are not stored (never uploaded, or lost).
+Orphans (parcels no invoice lists) are reported too; 'bindle-server gc' removes them.
+Server options name the storage: --directory, --index, --parcels, --config-path.
+
+  --repair    remove corrupt parcels, so that they can be uploaded again (nothing else is
+              ever changed; a good parcel is never touched)
+  --json      print the report as JSON
+Exit status 0 when there is no problem, 1 when there is (also after a repair).
+`;
+
+function fsckText(report: FsckReport): string {
+  const lines = [
+    `checked ${report.invoices} invoices, ${report.parcels} parcels (${report.bytes} bytes)`,
+    `corrupt: ${report.corrupt.length}, size mismatches: ${report.sizeMismatches.length}, missing: ${report.missing.length}, ` +
+      `unreadable: ${report.failures.length}, orphans: ${report.orphans.length}, repaired: ${report.repaired.length}`,
+    ...report.corrupt.map((c) => `  corrupt ${c.sha256}: the data hashes to ${c.actualSha256}${listed(c.invoices)}`),
+    ...report.sizeMismatches.map((m) => `  size mismatch ${m.sha256}: stored ${m.storedSize} bytes, labels say ${m.labelSizes.join(', ')}${listed(m.invoices)}`),
+    ...report.missing.map((m) => `  missing ${m.sha256}${listed(m.invoices)}`),
+    ...report.failures.map((f) => `  unreadable ${f.sha256}: ${f.reason}`),
+    ...report.orphans.map((o) => `  orphan ${o}`),
+    ...report.repaired.map((r) => `  repaired ${r}: removed; upload it again`),
+    hasProblems(report) ? 'problems found' : 'clean',
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+function listed(invoices: readonly string[]): string {
+  return invoices.length === 0 ? '' : ` (listed by ${invoices.join(', ')})`;
+}
+
+/** \`bindle-server fsck\`: see FSCK_HELP. */
+export async function runFsck(argv: readonly string[], io: CommandIo): Promise<number> {
+  const { set, rest } = takeSwitches(argv, ['--json', '--repair']);
+  return withStorage(rest, io, FSCK_HELP, async (index, parcels) => {
+    const report = await fsck(index, parcels, { repair: set.has('--repair'), ...(io.audit === undefined ? {} : { audit: io.audit }) });
+    io.out(set.has('--json') ? `${JSON.stringify({ ...report, problems: hasProblems(report) }, null, 2)}\n` : fsckText(report));
+    return hasProblems(report) ? 1 : 0;
+  });
 }

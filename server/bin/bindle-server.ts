@@ -5,7 +5,7 @@
  * shuts it down gracefully on SIGTERM/SIGINT. Two subcommands move data in and out in the
  * reference layout: `reindex` imports a data directory's invoice files into the index,
  * `export --reference-layout DIR` writes the index's invoices and parcels to DIR; `migrate` and
- * `keys create-host` are in admin-commands.ts. SIGHUP reloads the trusted keyring.
+ * `keys create-host`, `gc` and `fsck` are in admin-commands.ts. SIGHUP reloads the trusted keyring.
  */
 import { resolve } from 'node:path';
 import { hostname } from 'node:os';
@@ -13,7 +13,8 @@ import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { VERSION } from '../../core/version.js';
 import { parseServerInvocation } from '../config/server-config.js';
 import { openServer, type RunningServer } from '../server-runtime.js';
-import { runKeys, runMigrate, type CommandIo } from './admin-commands.js';
+import { pino } from 'pino';
+import { runFsck, runGc, runKeys, runMigrate, type CommandIo } from './admin-commands.js';
 
 type Subcommand = 'reindex' | 'export';
 
@@ -45,7 +46,9 @@ Commands:
   bindle-server reindex [options]                         import the data directory's invoice files into the index
   bindle-server export --reference-layout <dir> [options] write invoices and parcels in the reference layout
   bindle-server migrate --help                            copy all data into other storage (e.g. PostgreSQL + S3)
-  bindle-server keys create-host --out <file> [--rotate]  write (or rotate) the host signing key for --signing-keys`;
+  bindle-server keys create-host --out <file> [--rotate]  write (or rotate) the host signing key for --signing-keys
+  bindle-server gc [--dry-run] [--json] [options]         remove parcels no invoice references (safe while serving)
+  bindle-server fsck [--json] [--repair] [options]        re-hash every parcel; check the index against the store`;
 
 /** Takes `--reference-layout <dir>` (or `=<dir>`) out of the arguments. */
 function takeReferenceLayout(args: string[]): { dir: string | undefined; rest: string[] } {
@@ -88,6 +91,11 @@ async function runSubcommand(sub: Subcommand, server: RunningServer, directory: 
 async function main(argv: string[]): Promise<number> {
   const io: CommandIo = { env: process.env, cwd: process.cwd(), out: (text) => process.stdout.write(text) };
   if (argv[0] === 'migrate') return runMigrate(argv.slice(1), io);
+  if (argv[0] === 'gc' || argv[0] === 'fsck') {
+    // Audit records of removals go to stderr as JSON lines; stdout holds the report.
+    const audit = pino({ base: { command: argv[0] } }, pino.destination({ fd: 2, sync: true }));
+    return (argv[0] === 'gc' ? runGc : runFsck)(argv.slice(1), { ...io, audit });
+  }
   if (argv[0] === 'keys') return runKeys(argv.slice(1), io);
   const sub: Subcommand | undefined = argv[0] === 'reindex' || argv[0] === 'export' ? argv[0] : undefined;
   let args = sub === undefined ? argv : argv.slice(1);

@@ -16,6 +16,9 @@ import { parseIndexSpec, parseParcelsSpec, type IndexSpec, type ParcelsSpec } fr
 import { DEFAULT_BODY_IDLE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS } from '../http/request-timeouts.js';
 import { DEFAULT_STAGING_MAX_AGE_MS } from '../storage/parcel-store.js';
 
+/** Default of gcGraceMs (raised to the staging max age when that is longer). */
+export const DEFAULT_GC_GRACE_MS = 60 * 60 * 1000;
+
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 /** The validated, frozen configuration of one server process. Paths are absolute. */
@@ -90,6 +93,11 @@ export interface ServerConfig {
    * saw. Empty (the default): no proxy is trusted and the client address is the peer's.
    */
   readonly trustProxy: readonly string[];
+  /**
+   * `bindle-server gc` removes an unreferenced parcel only once it was stored at least this long
+   * ago (at least stagingMaxAgeMs): a parcel uploaded for an invoice not created yet survives.
+   */
+  readonly gcGraceMs: number;
   /** The config file that was read, if any. */
   readonly configPath?: string;
 }
@@ -245,6 +253,11 @@ const SETTINGS = {
     flag: 'staging-max-age', arg: '<duration>', env: 'BINDLE_STAGING_MAX_AGE',
     fileKeys: ['stagingMaxAge', 'staging_max_age'], kind: 'duration',
     help: 'an upload not written to for this long counts as abandoned and its staged data is removed (at start-up and periodically; never by process id) (default: 1h)',
+  },
+  gcGrace: {
+    flag: 'gc-grace', arg: '<duration>', env: 'BINDLE_GC_GRACE',
+    fileKeys: ['gcGrace', 'gc_grace'], kind: 'duration',
+    help: "'bindle-server gc' removes a parcel no invoice references only once it was stored this long ago; at least --staging-max-age (default: 1h)",
   },
   headersTimeout: {
     flag: 'headers-timeout', arg: '<duration>', env: 'BINDLE_HEADERS_TIMEOUT',
@@ -541,6 +554,10 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
     windowMs: pickPositiveDuration(pick('authFailureWindow'), DEFAULT_AUTH_FAILURE_WINDOW_MS),
   };
   const trustProxy = pickAddressRanges(pick('trustProxy'));
+  const gcGraceMs = pickPositiveDuration(pick('gcGrace'), Math.max(DEFAULT_GC_GRACE_MS, stagingMaxAgeMs));
+  if (gcGraceMs < stagingMaxAgeMs) {
+    throw new BindleError('invalid_config', `gc grace ${gcGraceMs} ms is shorter than the staging max age ${stagingMaxAgeMs} ms: an upload may take that long`);
+  }
 
   const levelRaw = pickString('logLevel');
   let logLevel: LogLevel = 'info';
@@ -612,6 +629,7 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
     headersTimeoutMs,
     authFailureLimit: Object.freeze(authFailureLimit),
     trustProxy: Object.freeze(trustProxy),
+    gcGraceMs,
     ...(configPath === undefined ? {} : { configPath }),
   };
   return Object.freeze(config);

@@ -1,7 +1,8 @@
 /**
  * Copies one server's data into other storage (`bindle-server migrate`), e.g. from a single node
  * (SQLite + files) to a shared deployment: every parcel, then every invoice with its exact bytes,
- * signatures and yank state. Written only against the ParcelStore and InvoiceIndex interfaces.
+ * signatures and yank state, then every tombstone of a hard delete (so the destination refuses
+ * those ids too). Written only against the ParcelStore and InvoiceIndex interfaces.
  * Resumable and idempotent: what the destination already holds is skipped (a stored parcel is
  * complete and verified by the ParcelStore contract), so a second run copies nothing. Parcels go
  * first, so no invoice appears at the destination before its parcels.
@@ -26,6 +27,9 @@ export interface MigrationReport {
   /** Invoices present at the destination unyanked and yanked at the source: yank copied. */
   invoicesYanked: number;
   invoicesPresent: number;
+  /** Tombstones copied, and already at the destination. */
+  tombstonesCopied: number;
+  tombstonesPresent: number;
   /** Items that could not be copied, with the reason; a non-empty list means "run again after fixing". */
   failures: Array<{ item: string; reason: string }>;
 }
@@ -34,7 +38,7 @@ export interface MigrateOptions {
   /** Parcels copied at once (default 4). */
   readonly concurrency?: number;
   /** Told about every item as it is settled (for progress output). */
-  readonly onProgress?: (event: { kind: 'parcel' | 'invoice'; item: string; outcome: 'copied' | 'present' | 'yanked' | 'failed' }) => void;
+  readonly onProgress?: (event: { kind: 'parcel' | 'invoice' | 'tombstone'; item: string; outcome: 'copied' | 'present' | 'yanked' | 'failed' }) => void;
 }
 
 /** The query's page size limit (InvoiceQuery.limit is at most 255). */
@@ -48,11 +52,27 @@ function reasonOf(err: unknown): string {
 export async function migrate(from: MigrationEnd, to: MigrationEnd, opts: MigrateOptions = {}): Promise<MigrationReport> {
   const report: MigrationReport = {
     parcelsCopied: 0, parcelsPresent: 0, bytesCopied: 0,
-    invoicesCopied: 0, invoicesYanked: 0, invoicesPresent: 0, failures: [],
+    invoicesCopied: 0, invoicesYanked: 0, invoicesPresent: 0, tombstonesCopied: 0, tombstonesPresent: 0, failures: [],
   };
   await copyParcels(from.parcels, to.parcels, report, opts);
   await copyInvoices(from.index, to.index, report, opts);
+  await copyTombstones(from.index, to.index, report, opts);
   return report;
+}
+
+async function copyTombstones(from: InvoiceIndex, to: InvoiceIndex, report: MigrationReport, opts: MigrateOptions): Promise<void> {
+  for (const tombstone of await from.tombstones()) {
+    const item = `tombstone ${tombstone.name}/${tombstone.version}`;
+    try {
+      const written = await to.addTombstone(tombstone);
+      if (written) report.tombstonesCopied += 1;
+      else report.tombstonesPresent += 1;
+      opts.onProgress?.({ kind: 'tombstone', item, outcome: written ? 'copied' : 'present' });
+    } catch (err) {
+      report.failures.push({ item, reason: reasonOf(err) });
+      opts.onProgress?.({ kind: 'tombstone', item, outcome: 'failed' });
+    }
+  }
 }
 
 async function copyParcels(from: ParcelStore, to: ParcelStore, report: MigrationReport, opts: MigrateOptions): Promise<void> {

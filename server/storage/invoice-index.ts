@@ -106,6 +106,14 @@ export interface InvoiceIndex {
   delete(tombstone: Tombstone): Promise<void>;
   /** The tombstone of name/version; undefined when it was never deleted (or re-created since). */
   tombstone(name: string, version: string): Promise<Tombstone | undefined>;
+  /** Every tombstone, ordered by name then version (byte order): for migration. */
+  tombstones(): Promise<Tombstone[]>;
+  /**
+   * Stores a tombstone for an id no invoice holds (migration copies them): true when written,
+   * false when the id has a tombstone already (nothing written), already_exists when an invoice
+   * holds the id. Checked with checkTombstone.
+   */
+  addTombstone(tombstone: Tombstone): Promise<boolean>;
   /** The invoice, yanked or not; undefined when absent. */
   get(name: string, version: string): Promise<StoredInvoice | undefined>;
   /**

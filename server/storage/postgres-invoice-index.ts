@@ -335,6 +335,37 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
     return rows[0] === undefined ? undefined : tombstoneOf(rows[0]);
   }
 
+  async tombstones(): Promise<Tombstone[]> {
+    this.checkOpen();
+    const rows = await this.rows<TombstoneColumns>(
+      'SELECT canonical_id, name, version, deleted_at, record FROM tombstones ORDER BY name, version',
+      [],
+      'tombstones',
+    );
+    return rows.map(tombstoneOf);
+  }
+
+  async addTombstone(tombstone: Tombstone): Promise<boolean> {
+    this.checkOpen();
+    checkTombstone(tombstone);
+    try {
+      return await this.transaction(async (client) => {
+        const invoice = await client.query('SELECT 1 FROM invoices WHERE name = $1 AND version = $2', [tombstone.name, tombstone.version]);
+        if (invoice.rowCount !== 0) {
+          throw new BindleError('already_exists', `invoice ${tombstone.name}/${tombstone.version} exists: it cannot have a tombstone`);
+        }
+        const written = await client.query(
+          `INSERT INTO tombstones (canonical_id, name, version, deleted_at, record) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT DO NOTHING`,
+          [tombstone.canonicalId, tombstone.name, tombstone.version, tombstone.deletedAt, tombstone.record],
+        );
+        return written.rowCount === 1;
+      });
+    } catch (err) {
+      throw asBindleError(err, 'addTombstone');
+    }
+  }
+
   async query(q: InvoiceQuery): Promise<InvoiceQueryResult> {
     this.checkOpen();
     checkPaging(q);

@@ -383,6 +383,36 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     });
   }
 
+  tombstones(): Promise<Tombstone[]> {
+    return settle(() => {
+      this.checkOpen();
+      const rows = this.statement('SELECT canonical_id, name, version, deleted_at, record FROM tombstones ORDER BY name, version').all() as TombstoneColumns[];
+      return rows.map(tombstoneOf);
+    });
+  }
+
+  addTombstone(tombstone: Tombstone): Promise<boolean> {
+    return settle(() => {
+      this.checkOpen();
+      checkTombstone(tombstone);
+      return this.db
+        .transaction(() => {
+          if (this.statement('SELECT 1 FROM invoices WHERE name = ? AND version = ?').get(tombstone.name, tombstone.version) !== undefined) {
+            throw new BindleError('already_exists', `invoice ${tombstone.name}/${tombstone.version} exists: it cannot have a tombstone`);
+          }
+          const written = this.statement('INSERT OR IGNORE INTO tombstones (canonical_id, name, version, deleted_at, record) VALUES (?, ?, ?, ?, ?)').run(
+            tombstone.canonicalId,
+            tombstone.name,
+            tombstone.version,
+            tombstone.deletedAt,
+            tombstone.record,
+          );
+          return written.changes === 1;
+        })
+        .immediate();
+    });
+  }
+
   query(q: InvoiceQuery): Promise<InvoiceQueryResult> {
     return settle(() => {
       this.checkOpen();

@@ -261,6 +261,24 @@ export function invoiceIndexContract(t: Test, name: string, makeIndex: (dir: str
       t.equal((await index.get('gone/soon', '1.0.1'))?.version, '1.0.1', 'a bad tombstone deletes nothing');
     });
 
+    t.test('tombstones() lists them in order; addTombstone stores one for an id without an invoice', async (t) => {
+      const { index } = await fresh(t);
+      t.same(await index.tombstones(), []);
+      await index.insert(makeEntry('b/gone', '1.0.0'));
+      await index.insert(makeEntry('a/gone', '2.0.0'));
+      await index.delete(makeTombstone('b/gone', '1.0.0'));
+      await index.delete(makeTombstone('a/gone', '2.0.0'));
+      t.same(await index.tombstones(), [makeTombstone('a/gone', '2.0.0'), makeTombstone('b/gone', '1.0.0')]);
+      const copied = makeTombstone('c/copied', '1.0.0', '{"copied":true}');
+      t.equal(await index.addTombstone(copied), true, 'written');
+      t.equal(await index.addTombstone(makeTombstone('c/copied', '1.0.0', '{"again":true}')), false, 'a second time: nothing written');
+      t.same(await index.tombstone('c/copied', '1.0.0'), copied);
+      await t.rejects(index.insert(makeEntry('c/copied', '1.0.0')), { code: 'deleted' }, 'it refuses a re-create');
+      await index.insert(makeEntry('d/live', '1.0.0'));
+      await t.rejects(index.addTombstone(makeTombstone('d/live', '1.0.0')), { code: 'already_exists' }, 'not for an id an invoice holds');
+      t.equal(await index.tombstone('d/live', '1.0.0'), undefined);
+    });
+
     t.test('a delete through one instance is seen by another within 3 s; racing deletes have one winner', async (t) => {
       const { index, dir } = await fresh(t);
       const other = await makeIndex(dir);

@@ -2,7 +2,8 @@
  * migrate() over the storage interfaces (real SQLite indexes and file parcel stores): a yank made
  * at the source after a first copy is carried over (the destination's entry becomes the source's
  * bytes), a different invoice under the same id at the destination is reported and left alone,
- * and a parcel whose source bytes do not match its digest is refused by the destination.
+ * a parcel whose source bytes do not match its digest is refused by the destination, and the
+ * tombstones of hard deletes are carried over.
  */
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -93,4 +94,24 @@ t.test('a corrupt source parcel is refused by the destination and reported', asy
   t.equal(report.parcelsCopied, 0);
   t.match(report.failures, [{ item: `parcel ${digest}`, reason: /sha256|digest/i }]);
   t.equal(await to.parcels.has(digest), false, 'nothing half-written at the destination');
+});
+
+t.test('tombstones of hard deletes are carried over, so the destination refuses those ids too', async (t) => {
+  const root = t.testdir();
+  const from = await end(t, join(root, 'from'));
+  const to = await end(t, join(root, 'to'));
+  const gone = stored(signedInvoice('example.com/gone', '1.0.0', []));
+  await from.index.insert(gone);
+  const tombstone = { name: gone.name, version: gone.version, canonicalId: gone.canonicalId, deletedAt: 1_700_000_200_000, record: '{"signed":"record"}' };
+  await from.index.delete(tombstone);
+  await to.index.insert(stored(signedInvoice('example.com/live', '1.0.0', [])));
+  await from.index.insert(stored(signedInvoice('example.com/live', '1.0.0', [])));
+  await from.index.delete({ ...tombstone, name: 'example.com/live', canonicalId: canonicalId({ name: 'example.com/live', version: '1.0.0' }) });
+  let report = await migrate(from, to);
+  t.match(report, { tombstonesCopied: 1, tombstonesPresent: 0 });
+  t.same(await to.index.tombstone('example.com/gone', '1.0.0'), tombstone, 'copied as it is');
+  await t.rejects(to.index.insert(gone), { code: 'deleted' }, 'the destination refuses a re-create');
+  t.match(report.failures, [{ item: 'tombstone example.com/live/1.0.0', reason: /exists: it cannot have a tombstone/ }], 'an id live at the destination is reported');
+  report = await migrate(from, to);
+  t.match(report, { tombstonesCopied: 0, tombstonesPresent: 1 }, 'a second run copies nothing');
 });

@@ -1,7 +1,7 @@
 /**
  * The commands that change the server: `push` (a standalone bindle or a bindle in an OCI image
  * layout, optionally signing it first with `--sign`; an identical re-push is a no-op, a
- * different release under the same id fails), `push-invoice`, `push-file` and `yank`.
+ * different release under the same id fails), `push-invoice`, `push-file`, `yank` and `delete`.
  */
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -172,6 +172,13 @@ async function yank(ctx: CliContext, idText: string): Promise<void> {
   ctx.print(`Bindle ${formatId(id)} yanked`);
 }
 
+async function hardDelete(ctx: CliContext, idText: string, opts: { reason?: string }): Promise<void> {
+  const id = parseIdArg(idText);
+  const client = await ctx.plainClient();
+  await attempt(`could not delete ${formatId(id)}`, () => client.deleteInvoice(formatId(id), opts.reason === undefined ? {} : { reason: opts.reason }), pushHint);
+  ctx.print(`Bindle ${formatId(id)} deleted`);
+}
+
 /** Registers the commands that write to the server on `program`. */
 export function registerWriteCommands(program: Command, contextOf: ContextProvider): void {
   program
@@ -212,4 +219,14 @@ export function registerWriteCommands(program: Command, contextOf: ContextProvid
     .description('Yank a bindle: it stays on the server but is no longer served without --yanked')
     .argument('<bindle>', 'the bindle id, e.g. example.com/mybindle/1.2.3')
     .action(action(contextOf, yank));
+
+  program
+    .command('delete')
+    .description(
+      'Delete a bindle for good (needs the admin grant): the server removes its invoice, keeps a signed tombstone so the id ' +
+        'cannot be pushed again unless an admin allows it, and garbage collection later removes its unreferenced parcels',
+    )
+    .argument('<bindle>', 'the bindle id, e.g. example.com/mybindle/1.2.3')
+    .option('--reason <text>', 'why, recorded in the tombstone')
+    .action(action(contextOf, hardDelete));
 }
