@@ -16,6 +16,7 @@ import { verifySignature } from '../../core/signing/verification.js';
 import type { InvoiceVerifier } from '../../core/signing/verifier.js';
 import type { InvoiceIndex, InvoiceQuery, StoredInvoice } from '../storage/invoice-index.js';
 import type { ByteRange, ParcelStore } from '../storage/parcel-store.js';
+import { ParcelReader, type ParcelBody } from '../storage/parcel-reader.js';
 
 export interface BindleServiceDeps {
   parcels: ParcelStore;
@@ -26,6 +27,8 @@ export interface BindleServiceDeps {
   /** Public keys served at /bindle-keys (the host's own keys). */
   hostKeyring: Keyring;
   maxParcelBytes: number;
+  /** Serves parcel reads (sizes remembered, small parcels from memory); default: one over `parcels`. */
+  reader?: ParcelReader;
   /** Unix seconds; injectable for tests. */
   now?: () => number;
 }
@@ -56,10 +59,13 @@ function uniqueLabels(inv: Invoice): Label[] {
 export class BindleService {
   private readonly deps: BindleServiceDeps;
   private readonly now: () => number;
+  /** Parcel reads; also what a removal of a parcel in this process must tell (`reader.forget`). */
+  readonly reader: ParcelReader;
 
   constructor(deps: BindleServiceDeps) {
     this.deps = deps;
     this.now = deps.now ?? (() => Math.floor(Date.now() / 1000));
+    this.reader = deps.reader ?? new ParcelReader(deps.parcels);
   }
 
   /** Verifies, counter-signs as host and stores a new invoice; reports its missing parcels. */
@@ -140,13 +146,14 @@ export class BindleService {
   /** The label and stored size of a parcel that is on the invoice and uploaded. */
   async getParcel(id: BindleId, sha256: string, allowYanked = false): Promise<ParcelInfo> {
     const label = await this.parcelLabel(id, sha256, allowYanked, 'not_found');
-    const stat = await this.deps.parcels.stat(sha256);
-    if (stat === undefined) throw new BindleError('not_found', `parcel ${sha256} has not been uploaded`);
-    return { label, size: stat.size };
+    const size = await this.reader.size(sha256);
+    if (size === undefined) throw new BindleError('not_found', `parcel ${sha256} has not been uploaded`);
+    return { label, size };
   }
 
-  openParcel(sha256: string, range?: ByteRange): Promise<Readable> {
-    return this.deps.parcels.openRead(sha256, range);
+  /** A stored parcel's bytes (or a range of them) of `size` bytes as getParcel gave it; see ParcelReader.read. */
+  readParcel(sha256: string, size: number, range?: ByteRange): Promise<ParcelBody> {
+    return this.reader.read(sha256, size, range);
   }
 
   /** Labels of the invoice's parcels that are not stored yet. */
