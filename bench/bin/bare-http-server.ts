@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
  * The comparison server of the benchmarks: a bare node:http server on 127.0.0.1 (free port,
- * printed as `{"port":N}`) that answers every request with a file streamed from disk
- * (`bare-http-server file <path>`), or with fixed bytes read once at start
+ * printed as `{"port":N}`) that answers every request with a file streamed from disk in 1 MiB
+ * chunks, the fastest read size for big files here (`bare-http-server file <path>`), or with
+ * fixed bytes read once at start, the fastest way to serve a small file
  * (`bare-http-server bytes <path> <content-type>`), or that stores every request body the
  * plain way: hashed with sha256 while written to a new file in `<dir>` (1 MiB writes), fsynced,
  * then deleted, answering the digest (`bare-http-server sink <dir>`), or that only hashes every
@@ -14,6 +15,9 @@ import { createReadStream, createWriteStream, readFileSync, rmSync, statSync } f
 import http from 'node:http';
 import { join } from 'node:path';
 
+/** Read size of `file` mode: 1 MiB reads move big files fastest (64 KiB, the default, is slower). */
+const READ_CHUNK = 1 << 20;
+
 function usage(): never {
   process.stderr.write('usage: bare-http-server file <path> | bytes <path> <content-type> | sink <dir> | receive -\n');
   process.exit(2);
@@ -24,10 +28,11 @@ if (path === undefined) usage();
 
 let handler: http.RequestListener;
 if (mode === 'file') {
-  handler = (_req, res) => {
+  handler = (req, res) => {
     const size = statSync(path).size;
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
-    createReadStream(path).pipe(res);
+    if (req.method === 'HEAD') res.end();
+    else createReadStream(path, { highWaterMark: READ_CHUNK }).pipe(res);
   };
 } else if (mode === 'sink') {
   let uploads = 0;
@@ -58,9 +63,9 @@ if (mode === 'file') {
   };
 } else if (mode === 'bytes' && contentType !== undefined) {
   const body = readFileSync(path);
-  handler = (_req, res) => {
+  handler = (req, res) => {
     res.writeHead(200, { 'content-type': contentType, 'content-length': body.length });
-    res.end(body);
+    res.end(req.method === 'HEAD' ? undefined : body);
   };
 } else {
   usage();

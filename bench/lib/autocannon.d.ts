@@ -11,6 +11,8 @@ declare module 'autocannon' {
     pipelining?: number;
     method?: string;
     headers?: Record<string, string>;
+    /** Every reply's body must equal this; others count as `mismatches`. */
+    expectBody?: string;
   }
 
   interface AutocannonHistogram {
@@ -30,6 +32,8 @@ declare module 'autocannon' {
     errors: number;
     timeouts: number;
     non2xx: number;
+    /** Replies whose body differed from `expectBody`. */
+    mismatches: number;
     '2xx': number;
     requests: AutocannonHistogram & { sent: number };
     latency: AutocannonHistogram;

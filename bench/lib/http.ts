@@ -118,10 +118,10 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
-/** True when GET `<origin>/healthz` answers 200 now (a refused connection is false). */
-export async function isHealthy(origin: string): Promise<boolean> {
+/** True when GET `<origin><path>` (default `/healthz`) answers 200 now (a refused connection is false). */
+export async function isHealthy(origin: string, path = '/healthz'): Promise<boolean> {
   try {
-    const reply = await httpRequest(`${origin}/healthz`, { agent: new http.Agent({ keepAlive: false }) });
+    const reply = await httpRequest(`${origin}${path}`, { agent: new http.Agent({ keepAlive: false }) });
     return reply.status === 200;
   } catch {
     return false;
@@ -129,19 +129,19 @@ export async function isHealthy(origin: string): Promise<boolean> {
 }
 
 /**
- * Polls `<origin>/healthz` every `intervalMs` until it answers 200; rejects after `timeoutMs`
- * or as soon as `failed()` returns a reason (e.g. the process exited).
+ * Polls `<origin><path>` (default `/healthz`) every `intervalMs` until it answers 200; rejects
+ * after `timeoutMs` or as soon as `failed()` returns a reason (e.g. the process exited).
  */
 export async function waitUntilHealthy(
   origin: string,
-  opts: { timeoutMs: number; intervalMs: number; failed?: () => string | undefined },
+  opts: { timeoutMs: number; intervalMs: number; path?: string; failed?: () => string | undefined },
 ): Promise<void> {
   const deadline = performance.now() + opts.timeoutMs;
   for (;;) {
-    if (await isHealthy(origin)) return;
+    if (await isHealthy(origin, opts.path)) return;
     const reason = opts.failed?.();
     if (reason !== undefined) throw new Error(reason);
-    if (performance.now() > deadline) throw new Error(`${origin}/healthz did not answer 200 within ${opts.timeoutMs} ms`);
+    if (performance.now() > deadline) throw new Error(`${origin}${opts.path ?? '/healthz'} did not answer 200 within ${opts.timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, opts.intervalMs));
   }
 }

@@ -5,7 +5,7 @@
 import { cpus, loadavg, totalmem } from 'node:os';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { summarize, type Summary } from './stats.js';
+import { median, summarize, type Summary } from './stats.js';
 
 /**
  * A target for one figure: its median (`on: 'value'`) or its ratio to the baseline's median
@@ -28,8 +28,13 @@ export interface Figure {
   value: Summary;
   /** What the figure is compared with (the physical ceiling, or a bare Node server). */
   baseline?: { title: string; value: Summary };
-  /** value.median / baseline.median. */
+  /**
+   * Ratio to the baseline: the median of the per-round ratios when both have one run per round
+   * (measured interleaved), else value.median / baseline.median.
+   */
   ratio?: number;
+  /** Further servers measured in the same rounds (nginx, the registry), with their ratios. */
+  peers?: { title: string; value: Summary; ratio: number }[];
   target?: Target & { met: boolean };
   notes?: string[];
 }
@@ -65,8 +70,15 @@ export interface FigureInput {
   unit: string;
   runs: readonly number[];
   baseline?: { title: string; runs: readonly number[] };
+  peers?: readonly { title: string; runs: readonly number[] }[];
   target?: Target;
   notes?: string[];
+}
+
+/** The median of the per-round ratios when the runs pair up, else the ratio of the medians. */
+export function ratioOf(runs: readonly number[], baseline: readonly number[]): number {
+  if (runs.length === baseline.length && baseline.every((b) => b > 0)) return median(runs.map((v, i) => v / (baseline[i] ?? Number.NaN)));
+  return median(runs) / median(baseline);
 }
 
 /** Builds a figure from raw runs: summaries, ratio to the baseline, and whether the target is met. */
@@ -76,7 +88,10 @@ export function makeFigure(input: FigureInput): Figure {
   if (input.baseline !== undefined) {
     const baseline = summarize(input.baseline.runs);
     figure.baseline = { title: input.baseline.title, value: baseline };
-    figure.ratio = value.median / baseline.median;
+    figure.ratio = ratioOf(input.runs, input.baseline.runs);
+  }
+  if (input.peers !== undefined && input.peers.length > 0) {
+    figure.peers = input.peers.map((p) => ({ title: p.title, value: summarize(p.runs), ratio: ratioOf(input.runs, p.runs) }));
   }
   if (input.target !== undefined) {
     const t = input.target;
@@ -132,14 +147,15 @@ export function renderMarkdown(report: BenchReport): string {
       (report.only !== null ? `, only: ${report.only.join(', ')}` : '') +
       `; the run took ${Math.round(report.durationSeconds)} s; 1-minute load average ${m.loadAverage.start} at the start, ${m.loadAverage.end} at the end.`,
     `Each figure is the median of ${[...runs].sort().join('/')} runs, with the minimum and maximum; MB = 10^6 bytes. ` +
-      'Ratio = median / baseline median. Regenerate with `npm run build && npm run bench`.',
+      'Ratio = median of the per-round ratios to the baseline (rounds interleaved), or median / baseline median. Regenerate with `npm run build && npm run bench`.',
     '',
     '| Figure | Median | Min – Max | Baseline / ceiling (median) | Ratio | Target | Result |',
     '| --- | ---: | ---: | --- | ---: | --- | --- |',
   ];
   for (const f of report.figures) {
     const unit = f.unit === '' ? '' : ` ${f.unit}`;
-    const baseline = f.baseline === undefined ? '—' : `${f.baseline.title}: ${formatNumber(f.baseline.value.median)}${unit}`;
+    const peers = (f.peers ?? []).map((p) => `; ${p.title}: ${formatNumber(p.value.median)}${unit} (ours ${p.ratio.toFixed(2)}×)`).join('');
+    const baseline = f.baseline === undefined ? '—' : `${f.baseline.title}: ${formatNumber(f.baseline.value.median)}${unit}${peers}`;
     const ratio = f.ratio === undefined ? '—' : `${f.ratio.toFixed(2)}×`;
     const target = f.target === undefined ? '—' : f.target.text;
     const result = f.target === undefined ? '—' : f.target.met ? 'PASS' : '**MISS**';

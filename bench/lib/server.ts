@@ -58,7 +58,8 @@ export interface SpawnOptions {
   port?: number;
 }
 
-function collectOutput(child: ChildProcess): () => string {
+/** Keeps the last 64 KiB a child writes to stdout/stderr; the returned function reads them. */
+export function collectOutput(child: ChildProcess): () => string {
   let output = '';
   const keep = (chunk: Buffer): void => {
     output = (output + chunk.toString('utf8')).slice(-65_536);

@@ -1,9 +1,9 @@
 /**
  * `/_i` routes: create an invoice (TOML or JSON body; `?allow_deleted=true`, an admin's, re-creates
  * a hard-deleted one), and under `/_i/{name}/{version}` get, head and yank it (`DELETE`), or
- * hard-delete it (`DELETE ?hard=true[&reason=…]`, admin); under `/_i/{name}/{version}@{sha256}` upload, get and head a parcel (with
- * Range, ETag and the protective headers of ../http/parcel-headers.ts). GET and HEAD answer
- * conditional requests (../http/conditional.ts).
+ * hard-delete it (`DELETE ?hard=true[&reason=…]`, admin); under `/_i/{name}/{version}@{sha256}`
+ * upload, get and head a parcel (sent by ../http/parcel-reply.ts: Range, ETag, protective
+ * headers). GET and HEAD answer conditional requests (../http/conditional.ts).
  */
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -12,12 +12,12 @@ import { BindleError } from '../../core/errors/bindle-error.js';
 import { authorizeBindleName, requestAction, requestPrincipal } from '../auth/request-auth.js';
 import type { BindleService } from '../service/bindle-service.js';
 import { bodyFormat } from '../http/negotiation.js';
-import { evaluatePreconditions, rangeApplies } from '../http/conditional.js';
-import { parcelHeaders } from '../http/parcel-headers.js';
+import { sendParcel } from '../http/parcel-reply.js';
 import { sendDocument, sendStored } from '../http/reply.js';
 import {
-  contentLength, onlyParams, parseBool, parseInvoicePath, parseRange, readBody, single, type ParcelPath, type QueryParams,
+  contentLength, onlyParams, parseBool, parseInvoicePath, readBody, single, type ParcelPath, type QueryParams,
 } from '../http/request-parsing.js';
+import type { ByteRange } from '../storage/parcel-store.js';
 
 export interface InvoiceRouteOptions {
   service: BindleService;
@@ -61,25 +61,8 @@ export function invoiceRoutes(app: FastifyInstance, opts: InvoiceRouteOptions): 
     const yanked = allowYanked(request);
     if (sha256 === undefined) return sendStored(request, reply, await service.getInvoice(id, yanked), head);
     const info = await service.getParcel(id, sha256, yanked);
-    const etag = `"${sha256}"`;
-    reply.headers(parcelHeaders(info.label.mediaType)).header('etag', etag).header('accept-ranges', 'bytes');
-    if (evaluatePreconditions(request.headers, etag) === 'not_modified') return reply.code(304).send();
-    if (head) return reply.code(200).header('content-length', info.size).send();
-    const range = parseRange(rangeApplies(request.headers['if-range'], etag) ? request.headers.range : undefined, info.size);
-    if (range.kind === 'unsatisfiable') {
-      reply.header('content-range', `bytes */${info.size}`);
-      throw new BindleError('range_not_satisfiable', `range ${request.headers.range ?? ''} is outside the ${info.size}-byte parcel`);
-    }
-    if (range.kind === 'range') {
-      const stream = await service.openParcel(sha256, { start: range.start, end: range.end });
-      return reply
-        .code(206)
-        .header('content-range', `bytes ${range.start}-${range.end}/${info.size}`)
-        .header('content-length', range.end - range.start + 1)
-        .send(stream);
-    }
-    const stream = await service.openParcel(sha256);
-    return reply.code(200).header('content-length', info.size).send(stream);
+    const parcel = { sha256, size: info.size, mediaType: info.label.mediaType, read: (range?: ByteRange) => service.readParcel(sha256, info.size, range) };
+    return sendParcel(request, reply, parcel, head);
   };
   app.get('/_i/*', (request: WildcardRequest, reply: FastifyReply) => get(request, reply, false));
   app.head('/_i/*', (request: WildcardRequest, reply: FastifyReply) => get(request, reply, true));

@@ -21,6 +21,7 @@ import type { ByteRange, ParcelStore } from '../storage/parcel-store.js';
 import { signTombstone } from './tombstones.js';
 import type { OciArtifact } from '../storage/oci-records.js';
 import { OciService } from './oci-service.js';
+import { ParcelReader, type ParcelBody } from '../storage/parcel-reader.js';
 
 export interface BindleServiceDeps {
   parcels: ParcelStore;
@@ -31,6 +32,8 @@ export interface BindleServiceDeps {
   /** Public keys served at /bindle-keys (the host's own keys). */
   hostKeyring: Keyring;
   maxParcelBytes: number;
+  /** Serves parcel reads (sizes remembered, small parcels from memory); default: one over `parcels`. */
+  reader?: ParcelReader;
   /** Unix seconds; injectable for tests. */
   now?: () => number;
 }
@@ -77,11 +80,14 @@ export class BindleService {
   readonly oci: OciService;
   private readonly deps: BindleServiceDeps;
   private readonly now: () => number;
+  /** Parcel reads; also what a removal of a parcel in this process must tell (`reader.forget`). */
+  readonly reader: ParcelReader;
 
   constructor(deps: BindleServiceDeps) {
     this.deps = deps;
     this.now = deps.now ?? (() => Math.floor(Date.now() / 1000));
     this.oci = new OciService(deps, (invoice, artifact) => this.createInvoice(invoice, {}, artifact));
+    this.reader = deps.reader ?? new ParcelReader(deps.parcels);
   }
 
   /**
@@ -184,13 +190,14 @@ export class BindleService {
   /** The label and stored size of a parcel that is on the invoice and uploaded. */
   async getParcel(id: BindleId, sha256: string, allowYanked = false): Promise<ParcelInfo> {
     const label = await this.parcelLabel(id, sha256, allowYanked, 'not_found');
-    const stat = await this.deps.parcels.stat(sha256);
-    if (stat === undefined) throw new BindleError('not_found', `parcel ${sha256} has not been uploaded`);
-    return { label, size: stat.size };
+    const size = await this.reader.size(sha256);
+    if (size === undefined) throw new BindleError('not_found', `parcel ${sha256} has not been uploaded`);
+    return { label, size };
   }
 
-  openParcel(sha256: string, range?: ByteRange): Promise<Readable> {
-    return this.deps.parcels.openRead(sha256, range);
+  /** A stored parcel's bytes (or a range of them) of `size` bytes as getParcel gave it; see ParcelReader.read. */
+  readParcel(sha256: string, size: number, range?: ByteRange): Promise<ParcelBody> {
+    return this.reader.read(sha256, size, range);
   }
 
   /** Labels of the invoice's parcels that are not stored yet. */

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { link, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { fsyncDir, writeChunks } from '../../core/fs-atomic.js';
@@ -189,10 +189,18 @@ export class FileParcelStore implements ParcelStore {
     try {
       const info = await handle.stat();
       if (!info.isFile()) throw new BindleError('not_found', `parcel ${sha256} not found`);
-      if (range === undefined) return handle.createReadStream({ start: 0, highWaterMark: IO_CHUNK });
-      assertRangeShape(sha256, range);
-      if (range.start >= info.size) throw rangeNotSatisfiable(sha256, range, info.size);
-      return handle.createReadStream({ start: range.start, end: Math.min(range.end, info.size - 1), highWaterMark: IO_CHUNK });
+      if (range !== undefined) {
+        assertRangeShape(sha256, range);
+        if (range.start >= info.size) throw rangeNotSatisfiable(sha256, range, info.size);
+      } else if (info.size === 0) {
+        await handle.close();
+        return Readable.from([]);
+      }
+      // With its end given, the stream reads into buffers of the size left (a small parcel: one
+      // read into a buffer of its size, not a 1 MiB one) and ends without a read that finds EOF.
+      const start = range?.start ?? 0;
+      const end = Math.min(range?.end ?? info.size - 1, info.size - 1);
+      return handle.createReadStream({ start, end, highWaterMark: Math.min(IO_CHUNK, end - start + 1) });
     } catch (err) {
       await handle.close();
       throw err;

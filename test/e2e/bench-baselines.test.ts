@@ -1,7 +1,8 @@
 /**
  * The benchmark's comparison servers (bench/bin/bare-http-server.ts) answer what the benchmark
  * relies on: the same bytes, the same file, and the sha256 of an uploaded body, with or without
- * a disk write. A baseline that silently did less would flatter every ratio.
+ * a disk write; nginx and the registry (when installed) serve the same bytes; and the load
+ * generator fails on a wrong reply. A baseline that silently did less would flatter every ratio.
  */
 import t from 'tap';
 import { createHash } from 'node:crypto';
@@ -9,6 +10,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expectStatus, uploadChunks } from '../../bench/lib/http.js';
 import { spawnBareServer } from '../../bench/lib/server.js';
+import { findOnPath, loadTest, servePeers } from '../../bench/lib/baselines.js';
 
 const body = Buffer.from(Array.from({ length: 3 * 2 ** 20 + 17 }, (_, i) => (i * 31) % 251));
 const digest = createHash('sha256').update(body).digest('hex');
@@ -47,4 +49,33 @@ t.test('bytes and file: answer the given bytes', async (t) => {
   t.equal(fromBytes.headers['content-type'], 'application/toml');
   t.ok(fromBytes.body.equals(body));
   t.ok((await expectStatus(200, file.origin)).body.equals(body));
+});
+
+t.test('nginx and the registry serve the same bytes (skipped when not installed)', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'data.bin');
+  writeFileSync(path, body);
+  const installed = ['nginx', 'docker-registry'].filter((program) => findOnPath(program) !== undefined);
+  if (installed.length === 0) {
+    t.pass('neither nginx nor docker-registry is installed (apt-get install -y nginx docker-registry); the benchmark skips them with a note');
+    return;
+  }
+  const served = await servePeers(dir, { path, sha256: digest, size: body.length, contentType: 'application/octet-stream', bare: 'file' }, async (name, url) => {
+    t.ok((await expectStatus(200, url)).body.equals(body), `${name} answers the bytes`);
+  });
+  t.teardown(() => Promise.all(served.peers.map((p) => p.stop())));
+  t.equal(served.peers.length, 1 + installed.length, `bare Node and ${installed.join(', ')} serve; notes: ${served.notes.join('; ') || 'none'}`);
+});
+
+t.test('loadTest checks every reply: a wrong body or status fails the measurement', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'small.bin');
+  const small = body.subarray(0, 1024);
+  writeFileSync(path, small);
+  const bytes = await spawnBareServer({ kind: 'bytes', path, contentType: 'application/octet-stream' });
+  t.teardown(() => bytes.stop());
+  const rate = await loadTest({ url: bytes.origin, connections: 2, seconds: 1, expect: { body: small } }, dir);
+  t.ok(rate > 0, `GET: ${rate.toFixed(0)} req/s`);
+  t.ok((await loadTest({ url: bytes.origin, method: 'HEAD', connections: 2, seconds: 1, expect: {} }, dir)) > 0, 'HEAD');
+  await t.rejects(loadTest({ url: bytes.origin, connections: 2, seconds: 1, expect: { body: body.subarray(0, 1000) } }, dir), /load on/);
 });

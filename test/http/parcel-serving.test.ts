@@ -130,3 +130,38 @@ t.test('If-Range: a matching strong tag gives 206, anything else the full 200', 
     t.equal(res.body, body);
   }
 });
+
+t.test('small parcels (from memory once read) and big ones (streamed) answer GET, HEAD, Range and conditionals alike', async (t) => {
+  const ta = await makeTestApp(t);
+  const small = Buffer.from(Array.from({ length: 1024 }, (_, i) => i % 251));
+  const big = Buffer.from(Array.from({ length: 200 * 1024 + 7 }, (_, i) => (i * 7) % 253));
+  await publish(ta, 'example.com/sizes', [{ name: 'small.bin', data: small }, { name: 'big.bin', data: big }]);
+  for (const data of [small, big]) {
+    const url = `/v1/_i/example.com/sizes/1.0.0@${sha256(data)}`;
+    const what = `${data.length} bytes`;
+    for (let round = 1; round <= 2; round++) {
+      const get = await ta.app.inject({ url });
+      t.equal(get.statusCode, 200, `${what}, GET ${round}`);
+      t.same(get.rawPayload, data);
+      t.equal(get.headers['content-length'], String(data.length));
+      t.equal(get.headers.etag, `"${sha256(data)}"`);
+      t.equal(get.headers['accept-ranges'], 'bytes');
+      t.equal(get.headers['x-content-type-options'], 'nosniff');
+      const head = await ta.app.inject({ method: 'HEAD', url });
+      t.equal(head.statusCode, 200);
+      t.equal(head.headers['content-length'], String(data.length));
+      t.equal(head.rawPayload.length, 0);
+      const range = await ta.app.inject({ url, headers: { range: 'bytes=100-199' } });
+      t.equal(range.statusCode, 206, `${what}, Range ${round}`);
+      t.same(range.rawPayload, data.subarray(100, 200));
+      t.equal(range.headers['content-range'], `bytes 100-199/${data.length}`);
+      const suffix = await ta.app.inject({ url, headers: { range: 'bytes=-10' } });
+      t.same(suffix.rawPayload, data.subarray(data.length - 10));
+      const outside = await ta.app.inject({ url, headers: { range: `bytes=${data.length}-` } });
+      t.equal(outside.statusCode, 416);
+      t.equal(outside.headers['content-range'], `bytes */${data.length}`);
+      t.equal((await ta.app.inject({ url, headers: { 'if-none-match': `"${sha256(data)}"` } })).statusCode, 304);
+      t.equal((await ta.app.inject({ url, headers: { 'if-match': '"other"' } })).statusCode, 412);
+    }
+  }
+});

@@ -80,6 +80,34 @@ t.test('makeFigure: ratio to the baseline and the target verdict', async (t) => 
   );
 });
 
+t.test('makeFigure: interleaved rounds give the median of the per-round ratios; peers get theirs', async (t) => {
+  const figure = makeFigure({
+    id: 'get',
+    title: 'get',
+    unit: 'req/s',
+    runs: [10, 40, 30],
+    baseline: { title: 'bare', runs: [20, 40, 100] },
+    peers: [{ title: 'nginx', runs: [100, 100, 100] }],
+    target: { on: 'ratio', op: '>=', bound: 0.5, text: '≥ 0.5 × bare' },
+  });
+  t.equal(figure.ratio, 0.5, 'per-round ratios 0.5, 1, 0.3: median 0.5 (the ratio of medians would be 0.75)');
+  t.equal(figure.target?.met, true);
+  t.equal(figure.peers?.length, 1);
+  t.equal(figure.peers?.[0]?.ratio, 0.3);
+  t.equal(figure.peers?.[0]?.value.median, 100);
+  const report: BenchReport = {
+    generatedAt: '2026-01-01T00:00:00.000Z',
+    durationSeconds: 1,
+    quick: false,
+    only: null,
+    machine: { cpu: 'cpu', cores: 2, memoryGiB: 4, node: 'v20', platform: 'linux-x64', loadAverage: { start: 0.1, end: 0.2 } },
+    figures: [figure],
+    skipped: [],
+    notes: [],
+  };
+  t.match(renderMarkdown(report), /bare: 40\.0 req\/s; nginx: 100 req\/s \(ours 0\.30×\)/);
+});
+
 t.test('Markdown report', async (t) => {
   const report: BenchReport = {
     generatedAt: '2026-01-01T00:00:00.000Z',

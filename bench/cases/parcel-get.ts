@@ -1,0 +1,75 @@
+/**
+ * Benchmark 2b: requests per second of GET and HEAD of a 1 KiB parcel
+ * (`/_i/{name}/{version}@{sha256}`) under 32 connections, beside the strongest baselines
+ * serving the same bytes in the same interleaved rounds: a bare node:http server answering
+ * from memory, nginx (sendfile) and the distribution registry (a blob) when installed. Every
+ * reply is checked (status, and the body of a GET).
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { interleave, loadTest, loadTool, servePeers, type Contender } from '../lib/baselines.js';
+import { parcelUrl, writeKeyring } from '../lib/bindles.js';
+import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
+import { payload } from '../lib/data.js';
+import { expectStatus } from '../lib/http.js';
+import { makeFigure, type Figure } from '../lib/results.js';
+import { spawnServer } from '../lib/server.js';
+import { uploadParcel } from './upload.js';
+
+const PARCEL_BYTES = 1024;
+
+export const parcelGetCase: BenchCase = {
+  name: 'parcel-get',
+  title: '1 KiB parcel GET and HEAD req/s vs bare Node from memory, nginx and the registry',
+  async run(ctx: BenchContext): Promise<CaseResult> {
+    const { runs, loadSeconds, loadConnections } = ctx.sizes;
+    const dir = ctx.dir('parcel-get');
+    writeKeyring(dir, ctx.keys);
+    const server = await spawnServer(dir);
+    const data = payload(PARCEL_BYTES, 13);
+    const figures: Figure[] = [];
+    const notes: string[] = [];
+    try {
+      const { sha256 } = await uploadParcel(ctx, server, data, '1.0.0');
+      const url = parcelUrl(server.api, 'bench.example.com/upload', '1.0.0', sha256);
+      const file = join(ctx.dir('parcel-get-file'), 'parcel.bin');
+      writeFileSync(file, data);
+      const check = async (name: string, target: string): Promise<void> => {
+        if (!(await expectStatus(200, target)).body.equals(data)) throw new Error(`${name} does not answer the parcel's bytes`);
+      };
+      await check('bindle-server', url);
+      const { peers, notes: missing } = await servePeers(ctx.workRoot, { path: file, sha256, size: data.length, contentType: 'application/octet-stream', bare: 'bytes' }, check);
+      notes.push(...missing);
+      try {
+        const scripts = ctx.dir('wrk');
+        for (const method of ['GET', 'HEAD'] as const) {
+          const contenders: Contender[] = [{ name: 'bindle-server', url }, ...peers].map((p) => ({
+            name: p.name,
+            measure: () => loadTest({ url: p.url, method, connections: loadConnections, seconds: loadSeconds, expect: method === 'GET' ? { body: data } : {} }, scripts),
+          }));
+          ctx.log(`  ${method}:`);
+          const results = await interleave(contenders, runs, ctx.log, 'req/s');
+          const [bare, ...others] = peers;
+          if (bare === undefined) throw new Error('no bare Node baseline');
+          figures.push(
+            makeFigure({
+              id: `parcel-${method.toLowerCase()}`,
+              title: `2b. ${PARCEL_BYTES / 1024} KiB parcel ${method}, ${loadConnections} connections`,
+              unit: 'req/s',
+              runs: results.get('bindle-server') ?? [],
+              baseline: { title: bare.name, runs: results.get(bare.name) ?? [] },
+              peers: others.map((p) => ({ title: p.name, runs: results.get(p.name) ?? [] })),
+              target: { on: 'ratio', op: '>=', bound: 0.5, text: '≥ 0.5 × bare Node from memory' },
+              notes: [`load generator: ${loadTool(method)}, ${loadSeconds} s per server per round, rounds interleaved; every reply checked`],
+            }),
+          );
+        }
+      } finally {
+        await Promise.all(peers.map((p) => p.stop()));
+      }
+    } finally {
+      await server.stop();
+    }
+    return { figures, notes };
+  },
+};

@@ -1,0 +1,143 @@
+/**
+ * ParcelReader: the read side in front of any ParcelStore, for serving parcels fast. A parcel's
+ * bytes never change once stored (its name is their sha256), so what a read learns about a
+ * parcel stays true in every replica: its size is remembered (no `stat` per request), and small
+ * parcels are kept in memory (one read when first served, then none). Both are bounded, least
+ * recently used first out. The one thing that can change is whether a parcel is stored at all
+ * (a removal by another process: garbage collection, repair), so a remembered parcel is looked
+ * up in the store again once its entry is older than `revalidateMs`, and `forget()` drops it at
+ * once in this process. Only bytes whose sha256 matches the parcel's name are kept.
+ */
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+
+import type { ByteRange, ParcelStore } from './parcel-store.js';
+
+export interface ParcelReaderOptions {
+  /** Parcels of at most this many bytes are kept in memory (default 64 KiB; 0 keeps none). */
+  smallMaxBytes?: number;
+  /** Total bytes of the parcels kept in memory (default 16 MiB). */
+  cacheBytes?: number;
+  /** Parcels remembered (size, and bytes for small ones) at most (default 10,000). */
+  maxEntries?: number;
+  /** Age (ms) after which a remembered parcel is looked up in the store again (default 5 s). */
+  revalidateMs?: number;
+  /** Clock in ms; injectable for tests. */
+  now?: () => number;
+}
+
+export const DEFAULT_SMALL_MAX_BYTES = 64 * 1024;
+export const DEFAULT_CACHE_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_MAX_ENTRIES = 10_000;
+export const DEFAULT_REVALIDATE_MS = 5000;
+
+/** What the reader remembers of one stored parcel. */
+interface Entry {
+  size: number;
+  /** The whole parcel, verified, when it is small and has been read. */
+  bytes: Buffer | undefined;
+  /** When the store last confirmed the parcel (ms, `now()`). */
+  checkedAt: number;
+}
+
+/** A parcel's bytes (a small parcel, from memory) or a stream of them (a big one). */
+export type ParcelBody = Buffer | Readable;
+
+/** Reads a whole stream into one buffer (without a copy when it arrives in one chunk). */
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
+  return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks);
+}
+
+export class ParcelReader {
+  private readonly store: ParcelStore;
+  private readonly smallMaxBytes: number;
+  private readonly cacheBytes: number;
+  private readonly maxEntries: number;
+  private readonly revalidateMs: number;
+  private readonly now: () => number;
+  /** In least-recently-used-first order (a hit moves its entry to the end). */
+  private readonly entries = new Map<string, Entry>();
+  private cachedBytes = 0;
+
+  constructor(store: ParcelStore, options: ParcelReaderOptions = {}) {
+    this.store = store;
+    this.smallMaxBytes = options.smallMaxBytes ?? DEFAULT_SMALL_MAX_BYTES;
+    this.cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
+    this.maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
+    this.revalidateMs = options.revalidateMs ?? DEFAULT_REVALIDATE_MS;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** The stored parcel's size, or undefined when it is not stored (never remembered). */
+  async size(sha256: string): Promise<number | undefined> {
+    const entry = this.fresh(sha256);
+    if (entry !== undefined) return entry.size;
+    const stat = await this.store.stat(sha256);
+    if (stat === undefined) {
+      this.forget(sha256);
+      return undefined;
+    }
+    const known = this.entries.get(sha256);
+    this.remember(sha256, { size: stat.size, bytes: known?.size === stat.size ? known.bytes : undefined, checkedAt: this.now() });
+    return stat.size;
+  }
+
+  /**
+   * The parcel's bytes, or those of `range` (already checked against `size`, ends inclusive), for
+   * a parcel of `size` bytes as `size()` gave it: a Buffer for a small parcel, else a stream
+   * from the store. Errors as ParcelStore.openRead.
+   */
+  async read(sha256: string, size: number, range?: ByteRange): Promise<ParcelBody> {
+    if (size > this.smallMaxBytes) return this.store.openRead(sha256, range);
+    const bytes = this.entries.get(sha256)?.bytes ?? (await this.load(sha256, size));
+    return range === undefined ? bytes : bytes.subarray(range.start, Math.min(range.end, bytes.length - 1) + 1);
+  }
+
+  /** Drops what is remembered of the parcel (call it when this process removes one). */
+  forget(sha256: string): void {
+    const entry = this.entries.get(sha256);
+    if (entry === undefined) return;
+    this.cachedBytes -= entry.bytes?.length ?? 0;
+    this.entries.delete(sha256);
+  }
+
+  /** How many parcels are remembered and how many bytes are kept (for tests and metrics). */
+  usage(): { entries: number; bytes: number } {
+    return { entries: this.entries.size, bytes: this.cachedBytes };
+  }
+
+  /** The entry when it is recent enough to trust without asking the store; marks it recently used. */
+  private fresh(sha256: string): Entry | undefined {
+    const entry = this.entries.get(sha256);
+    if (entry === undefined || this.now() - entry.checkedAt >= this.revalidateMs) return undefined;
+    this.entries.delete(sha256);
+    this.entries.set(sha256, entry);
+    return entry;
+  }
+
+  /** Reads a small parcel whole; keeps it when its bytes are the parcel's (sha256 and size). */
+  private async load(sha256: string, size: number): Promise<Buffer> {
+    const bytes = await readAll(await this.store.openRead(sha256));
+    if (bytes.length === size && createHash('sha256').update(bytes).digest('hex') === sha256) {
+      this.remember(sha256, { size, bytes, checkedAt: this.entries.get(sha256)?.checkedAt ?? this.now() });
+    }
+    return bytes;
+  }
+
+  private remember(sha256: string, entry: Entry): void {
+    this.forget(sha256);
+    this.entries.set(sha256, entry);
+    this.cachedBytes += entry.bytes?.length ?? 0;
+    for (const [key, old] of this.entries) {
+      if (this.entries.size > this.maxEntries) this.forget(key);
+      else if (this.cachedBytes <= this.cacheBytes) break;
+      else if (old.bytes !== undefined) {
+        // Over the byte budget: the least recently used bytes go, their sizes stay remembered.
+        this.cachedBytes -= old.bytes.length;
+        old.bytes = undefined;
+      }
+    }
+  }
+}
