@@ -194,8 +194,8 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   private readonly statements = new Map<string, Database.Statement>();
   /** The number of invoices at a data version (see countAll). */
   private knownCount: { dataVersion: number; count: number } | undefined;
-  /** Invoices read recently, least recently used first, valid at a data version (see recentRow). */
-  private recent: { dataVersion: number; checkedAt: number; rows: Map<string, InvoiceRow>; bytes: number } = {
+  /** Invoices read recently, least recently used first, valid at a data version (see recentInvoice). */
+  private recent: { dataVersion: number; checkedAt: number; rows: Map<string, StoredInvoice>; bytes: number } = {
     dataVersion: -1,
     checkedAt: -Infinity,
     rows: new Map(),
@@ -282,8 +282,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   get(name: string, version: string): Promise<StoredInvoice | undefined> {
     return settle(() => {
       this.checkOpen();
-      const row = this.recentRow(name, version);
-      return row === undefined ? undefined : storedInvoice(row);
+      return this.recentInvoice(name, version);
     });
   }
 
@@ -421,14 +420,16 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   }
 
   /**
-   * One invoice's row, from the recently-read cache when no connection has written since it
+   * One stored invoice, from the recently-read cache when no connection has written since it
    * was read: this connection's writes clear the cache (yank; insert only adds rows, and
    * misses are not cached), another connection's commits change `PRAGMA data_version`, which
    * is read at most every RECENT_RECHECK_MS (under load it would cost more than the cache
    * saves): a commit by another process is seen by every read that starts that long after it.
-   * Bounded by RECENT_ROWS entries and RECENT_BYTES of document text.
+   * Bounded by RECENT_ROWS entries and RECENT_BYTES of document text. A hit hands out the same
+   * object again, so what it parsed once (the invoice, read by every parcel upload of a bindle)
+   * and what callers keyed on it (ETags) are reused; callers must not change it.
    */
-  private recentRow(name: string, version: string): InvoiceRow | undefined {
+  private recentInvoice(name: string, version: string): StoredInvoice | undefined {
     const now = performance.now();
     if (now - this.recent.checkedAt >= RECENT_RECHECK_MS) {
       const dataVersion = this.dataVersion();
@@ -447,8 +448,9 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.toml, d.json
        FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id WHERE i.name = ? AND i.version = ?`,
     );
-    const row = this.rowStatement.get(name, version) as InvoiceRow | undefined;
-    if (row === undefined) return undefined;
+    const found = this.rowStatement.get(name, version) as InvoiceRow | undefined;
+    if (found === undefined) return undefined;
+    const row = storedInvoice(found);
     const size = row.toml.length + row.json.length;
     if (size > RECENT_BYTES) return row;
     rows.set(key, row);
