@@ -240,39 +240,31 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   }
 
   insert(entry: StoredInvoice): Promise<void> {
+    return this.insertMany([entry]);
+  }
+
+  /**
+   * Inserts every entry in one transaction, all or none (already_exists when one is taken):
+   * the bulk load of an import or a benchmark seed, one commit (one fsync) for all of them.
+   */
+  insertMany(entries: readonly StoredInvoice[]): Promise<void> {
     return settle(() => {
       this.checkOpen();
-      checkEntry(entry);
+      entries.forEach(checkEntry);
       this.knownCount = undefined;
-      const parts = versionParts(entry.version);
+      let current: StoredInvoice | undefined;
       const write = this.db.transaction(() => {
-        const result = this.statement(
-          `INSERT INTO invoices (name, version, version_key, major, minor, patch, prerelease, semver_safe, canonical_id,
-                                 yanked, created_at, description, authors, search_text)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        ).run(
-          entry.name,
-          entry.version,
-          parts.key,
-          parts.major,
-          parts.minor,
-          parts.patch,
-          parts.prerelease.length > 0 ? 1 : 0,
-          parts.semverSafe ? 1 : 0,
-          entry.canonicalId,
-          entry.yanked ? 1 : 0,
-          entry.createdAt,
-          entry.invoice.bindle.description ?? null,
-          entry.invoice.bindle.authors?.join('\n') ?? null,
-          searchText(entry.invoice),
-        );
-        this.writeDetails(Number(result.lastInsertRowid), entry);
+        for (const entry of entries) {
+          current = entry;
+          this.insertRow(entry);
+        }
       });
       try {
         write.immediate();
       } catch (err) {
         if (isUniqueViolation(err)) {
-          throw new BindleError('already_exists', `invoice ${entry.name}/${entry.version} already exists`, { cause: err });
+          const taken = current === undefined ? 'an invoice' : `invoice ${current.name}/${current.version}`;
+          throw new BindleError('already_exists', `${taken} already exists`, { cause: err });
         }
         throw err;
       }
@@ -540,6 +532,32 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
         match,
       )
     );
+  }
+
+  /** Inserts one invoice's row and details; runs inside a write transaction. */
+  private insertRow(entry: StoredInvoice): void {
+    const parts = versionParts(entry.version);
+    const result = this.statement(
+      `INSERT INTO invoices (name, version, version_key, major, minor, patch, prerelease, semver_safe, canonical_id,
+                             yanked, created_at, description, authors, search_text)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      entry.name,
+      entry.version,
+      parts.key,
+      parts.major,
+      parts.minor,
+      parts.patch,
+      parts.prerelease.length > 0 ? 1 : 0,
+      parts.semverSafe ? 1 : 0,
+      entry.canonicalId,
+      entry.yanked ? 1 : 0,
+      entry.createdAt,
+      entry.invoice.bindle.description ?? null,
+      entry.invoice.bindle.authors?.join('\n') ?? null,
+      searchText(entry.invoice),
+    );
+    this.writeDetails(Number(result.lastInsertRowid), entry);
   }
 
   /** Writes the documents and parcel digests of invoice row `id`. */

@@ -69,6 +69,21 @@ t.test('a cached invoice is handed out as the same object (parsed once) until a 
   t.equal(first?.yanked, false, 'an object handed out before the yank is left as it was');
 });
 
+t.test('insertMany inserts every entry in one transaction, or none when one is taken', async (t) => {
+  const index = SqliteInvoiceIndex.open(join(t.testdir(), 'index.db'));
+  t.teardown(() => index.close());
+  await index.insertMany([makeEntry('enterprise.com/warpcore', '1.0.0'), makeEntry('enterprise.com/warpcore', '2.0.0')]);
+  t.equal(await index.count(), 2);
+  await t.rejects(
+    index.insertMany([makeEntry('enterprise.com/warpcore', '3.0.0'), makeEntry('enterprise.com/warpcore', '1.0.0')]),
+    { code: 'already_exists', message: /enterprise\.com\/warpcore\/1\.0\.0/ },
+  );
+  t.equal(await index.count(), 2, 'nothing of the failed batch stays');
+  t.equal(await index.get('enterprise.com/warpcore', '3.0.0'), undefined);
+  await t.rejects(index.insertMany([makeEntry('enterprise.com/x', '1.0.0'), makeEntry('enterprise.com/x', '1.0.0')]), { code: 'already_exists' }, 'a batch holding one id twice');
+  t.equal(await index.count(), 2);
+});
+
 t.test('a file from a newer schema is refused', async (t) => {
   const path = join(t.testdir(), 'index.db');
   await SqliteInvoiceIndex.open(path).close();
