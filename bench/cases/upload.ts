@@ -6,7 +6,8 @@
  * and one that only receives and hashes them (the most an HTTP upload over loopback reaches on
  * this machine, with the client sharing its cores). And many small parcels (1000 × 1 KiB at
  * concurrency 16) beside a bare Node server doing one fsync per blob
- * (bench/bin/bare-upload-server.ts), the rounds interleaved.
+ * (bench/bin/bare-upload-server.ts), the rounds interleaved. With BINDLE_BENCH_BACKENDS
+ * listing postgres+s3 (bench/lib/backend.ts), 1c and 1e again on PostgreSQL + S3.
  */
 import { createHash } from 'node:crypto';
 import { open, rm } from 'node:fs/promises';
@@ -16,7 +17,8 @@ import { createInvoice, parcelUrl, signedInvoice, writeKeyring } from '../lib/bi
 import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
 import { CHUNK, payload, sha256Hex } from '../lib/data.js';
 import { uploadChunks } from '../lib/http.js';
-import { makeFigure } from '../lib/results.js';
+import { makeFigure, type Figure } from '../lib/results.js';
+import { backendStorage, benchBackends, onBackend, type BackendName } from '../lib/backend.js';
 import { spawnTracked, stopChild } from '../lib/cleanup.js';
 import { REPO_ROOT, spawnBareServer, spawnServer, type BenchServer } from '../lib/server.js';
 import { mbPerSecond, median } from '../lib/stats.js';
@@ -143,6 +145,54 @@ async function smallUploadRuns(ctx: BenchContext, server: BenchServer, runs: num
   return { ours, bare: bareRuns };
 }
 
+/**
+ * Figures 1c and 1e on another backend (PostgreSQL + S3): a server on fresh storage there,
+ * beside the same bare Node servers, rounds interleaved.
+ */
+async function backendFigures(ctx: BenchContext, backend: BackendName, label: string): Promise<Figure[]> {
+  const { runs, uploadBytes: size } = ctx.sizes;
+  const dir = ctx.dir(`upload-${backend.replace('+', '-')}`);
+  writeKeyring(dir, ctx.keys);
+  const storage = await backendStorage(backend);
+  const upload: number[] = [];
+  const bareUpload: number[] = [];
+  let small: { ours: number[]; bare: number[] } = { ours: [], bare: [] };
+  try {
+    const server = await spawnServer(dir, storage.args);
+    const bare = await spawnBareServer({ kind: 'sink', dir: ctx.dir('fsync') });
+    try {
+      small = await smallUploadRuns(ctx, server, runs);
+      for (let r = 0; r < runs; r++) {
+        const data = payload(size, r + 1);
+        upload.push((await uploadParcel(ctx, server, data, `1.0.${r}`)).rate);
+        const result = await uploadChunks(bare.origin, data.length, slices(data));
+        if (result.status !== 200 || result.body !== sha256Hex(data)) throw new Error(`bare upload answered ${result.status}: ${result.body}`);
+        bareUpload.push(mbPerSecond(data.length, result.ms));
+        ctx.log(`  ${backend} run ${r + 1}: upload ${upload.at(-1)?.toFixed(0)} MB/s, bare Node receive+sha256+fsync ${bareUpload.at(-1)?.toFixed(0)} MB/s`);
+      }
+    } finally {
+      await bare.stop();
+      await server.stop();
+    }
+  } finally {
+    await storage.release();
+  }
+  return [
+    makeFigure({
+      ...onBackend(backend, 'upload.vs-bare', `1c. Parcel upload, ${label}, beside bare Node`),
+      unit: 'MB/s',
+      runs: upload,
+      baseline: { title: "bare Node http: receive + sha256 + fsync'd write", runs: bareUpload },
+    }),
+    makeFigure({
+      ...onBackend(backend, 'upload.small', `1e. ${ctx.quick ? 200 : SMALL.count} × ${SMALL.bytes / 1024} KiB parcel uploads at concurrency ${SMALL.concurrency}`),
+      unit: 'parcels/s',
+      runs: small.ours,
+      baseline: { title: 'bare Node http: sha256 + one file, one fsync per blob', runs: small.bare },
+    }),
+  ];
+}
+
 export const uploadCase: BenchCase = {
   name: 'upload',
   title: 'parcel upload vs in-process sha256 and an fsync\'d write',
@@ -191,6 +241,8 @@ export const uploadCase: BenchCase = {
       await server.stop();
     }
     const ceiling = median(sha) <= median(fsync) ? { title: `sha256 in process`, runs: sha } : { title: `fsync'd write`, runs: fsync };
+    const elsewhere: Figure[] = [];
+    for (const backend of benchBackends().filter((b) => b !== 'sqlite+file')) elsewhere.push(...(await backendFigures(ctx, backend, label)));
     return {
       figures: [
         makeFigure({
@@ -225,6 +277,7 @@ export const uploadCase: BenchCase = {
           baseline: { title: 'bare Node http: sha256 + one file, one fsync per blob', runs: small.bare },
           target: { on: 'ratio', op: '>=', bound: 0.7, text: '≥ 0.7 × bare Node (one fsync per blob)' },
         }),
+        ...elsewhere,
       ],
     };
   },
