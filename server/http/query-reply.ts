@@ -121,6 +121,8 @@ export class FragmentCache {
 export class QueryReplies {
   readonly #cache: FragmentCache;
   readonly #queue: SlicedQueue;
+  /** Renders queued or under way, by canonical id: concurrent replies of one page share them. */
+  readonly #rendering = new Map<string, { json: string; toml: Promise<Buffer> }>();
 
   constructor(cache = new FragmentCache(), queue = new SlicedQueue()) {
     this.#cache = cache;
@@ -139,7 +141,7 @@ export class QueryReplies {
       return parts.map((part) => Buffer.from(part, 'utf8'));
     }
     const fragments: Buffer[] = [];
-    for (const stored of invoices) fragments.push(this.#cache.get(stored) ?? (await this.#queue.run(() => this.#renderToml(stored))));
+    for (const stored of invoices) fragments.push(this.#cache.get(stored) ?? (await this.#fragment(stored)));
     return tomlDocumentParts(head, 'invoices', fragments).map((part) => (typeof part === 'string' ? Buffer.from(part, 'utf8') : part));
   }
 
@@ -150,6 +152,20 @@ export class QueryReplies {
     const length = parts.reduce((sum, part) => sum + part.length, 0);
     reply.code(200).type(CONTENT_TYPE[format]).header('content-length', length);
     return head ? reply.send() : reply.send(Readable.from(parts, { objectMode: false }));
+  }
+
+  /** The TOML fragment of `stored`, rendered in the queue, once however many replies ask at a time. */
+  #fragment(stored: StoredInvoice): Promise<Buffer> {
+    const pending = this.#rendering.get(stored.canonicalId);
+    if (pending !== undefined && pending.json === stored.json) return pending.toml;
+    const toml = this.#queue.run(() => this.#renderToml(stored));
+    const entry = { json: stored.json, toml };
+    this.#rendering.set(stored.canonicalId, entry);
+    const done = (): void => {
+      if (this.#rendering.get(stored.canonicalId) === entry) this.#rendering.delete(stored.canonicalId);
+    };
+    toml.then(done, done);
+    return toml;
   }
 
   #renderToml(stored: StoredInvoice): Buffer {

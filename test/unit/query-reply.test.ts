@@ -66,6 +66,22 @@ t.test('a cached fragment is not sent once the stored document changed (a yank)'
   t.equal(second, whole(pageOf([after]), 'toml'));
 });
 
+t.test('concurrent replies of one page render each invoice once', async (t) => {
+  class CountingQueue extends SlicedQueue {
+    jobs = 0;
+    override run<T>(job: () => T): Promise<T> {
+      this.jobs += 1;
+      return super.run(job);
+    }
+  }
+  const queue = new CountingQueue();
+  const replies = new QueryReplies(new FragmentCache(), queue);
+  const page = pageOf(ENTRIES);
+  const texts = await Promise.all(Array.from({ length: 8 }, () => replies.render(page, 'toml')));
+  t.equal(queue.jobs, ENTRIES.length, `${queue.jobs} renders for 8 concurrent replies of ${ENTRIES.length} invoices`);
+  for (const parts of texts) t.equal(Buffer.concat(parts).toString('utf8'), whole(page, 'toml'));
+});
+
 t.test('FragmentCache keeps at most its bytes, the least recently used going first', async (t) => {
   const cache = new FragmentCache(100);
   const [a, b, c] = [makeEntry('x.com/a', '1.0.0'), makeEntry('x.com/b', '1.0.0'), makeEntry('x.com/c', '1.0.0')] as const;
