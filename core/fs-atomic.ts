@@ -30,6 +30,45 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Group commit of one directory's fsyncs: `sync()` resolves once an fsync of the directory that
+ * started after the call has completed (so it covers every entry changed before the call), and
+ * every call made while an fsync is under way shares the single next one. N concurrent uploads
+ * publishing into one directory then cost about two directory fsyncs, not N.
+ */
+export class DirectorySync {
+  readonly dir: string;
+  /** The fsync under way, if any. */
+  #current: Promise<void> | undefined;
+  /** The fsync that starts when the current one ends; later callers join it. */
+  #next: Promise<void> | undefined;
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  sync(): Promise<void> {
+    if (this.#next !== undefined) return this.#next;
+    if (this.#current === undefined) return this.#start();
+    const next = this.#current
+      .catch(() => undefined)
+      .then(() => {
+        this.#next = undefined;
+        return this.#start();
+      });
+    this.#next = next;
+    return next;
+  }
+
+  #start(): Promise<void> {
+    const run: Promise<void> = fsyncDir(this.dir).finally(() => {
+      if (this.#current === run) this.#current = undefined;
+    });
+    this.#current = run;
+    return run;
+  }
+}
+
 /** Options of `writeTempFile`. */
 export interface TempFileOptions {
   /**

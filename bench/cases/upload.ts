@@ -4,17 +4,23 @@
  * process, and writing them to a file on the same disk with fsync. Also beside a bare Node
  * http server that receives, hashes and fsyncs the same bytes (what Node itself reaches here),
  * and one that only receives and hashes them (the most an HTTP upload over loopback reaches on
- * this machine, with the client sharing its cores).
+ * this machine, with the client sharing its cores). And many small parcels (1000 × 1 KiB at
+ * concurrency 16) beside a bare Node server doing one fsync per blob
+ * (bench/bin/bare-upload-server.ts), the rounds interleaved. With BINDLE_BENCH_BACKENDS
+ * listing postgres+s3 (bench/lib/backend.ts), 1c and 1e again on PostgreSQL + S3.
  */
 import { createHash } from 'node:crypto';
 import { open, rm } from 'node:fs/promises';
+import http from 'node:http';
 import { join } from 'node:path';
 import { createInvoice, parcelUrl, signedInvoice, writeKeyring } from '../lib/bindles.js';
 import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
 import { CHUNK, payload, sha256Hex } from '../lib/data.js';
 import { uploadChunks } from '../lib/http.js';
-import { makeFigure } from '../lib/results.js';
-import { spawnBareServer, spawnServer, type BenchServer } from '../lib/server.js';
+import { makeFigure, type Figure } from '../lib/results.js';
+import { backendStorage, benchBackends, onBackend, type BackendName } from '../lib/backend.js';
+import { spawnTracked, stopChild } from '../lib/cleanup.js';
+import { REPO_ROOT, spawnBareServer, spawnServer, type BenchServer } from '../lib/server.js';
 import { mbPerSecond, median } from '../lib/stats.js';
 
 function* slices(data: Buffer): Generator<Buffer> {
@@ -58,6 +64,135 @@ export async function uploadParcel(ctx: BenchContext, server: BenchServer, data:
   return { rate: mbPerSecond(data.length, result.ms), sha256 };
 }
 
+/** Small parcels per run and their size, and the uploads in flight at once. */
+const SMALL = { count: 1000, bytes: 1024, concurrency: 16 } as const;
+const BARE_UPLOAD_BIN = join(REPO_ROOT, 'dist', 'bench', 'bin', 'bare-upload-server.js');
+
+/** Starts bench/bin/bare-upload-server.js storing into `dir`; resolves with its origin and a stop. */
+async function spawnBareUploadServer(dir: string): Promise<{ origin: string; stop: () => Promise<void> }> {
+  const child = spawnTracked(process.execPath, [BARE_UPLOAD_BIN, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolvePort, reject) => {
+    let seen = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      seen += chunk.toString('utf8');
+      const m = /"port":(\d+)/.exec(seen);
+      if (m?.[1] !== undefined) resolvePort(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`bare-upload-server exited (${String(code)}) before listening`)));
+  });
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    stop: async () => {
+      await stopChild(child);
+    },
+  };
+}
+
+/** POSTs every body to its URL, `concurrency` at a time over kept-alive connections; resolves with bodies per second. */
+export async function uploadMany(targets: ReadonlyArray<{ url: string; data: Buffer; expect: string | undefined }>, concurrency: number): Promise<number> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  let next = 0;
+  const started = performance.now();
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < targets.length; i = next++) {
+      const target = targets[i];
+      if (target === undefined) continue;
+      const result = await uploadChunks(target.url, target.data.length, [target.data], agent);
+      if (result.status !== 200 || (target.expect !== undefined && result.body !== target.expect)) {
+        throw new Error(`small upload to ${target.url} answered ${result.status}: ${result.body.slice(0, 300)}`);
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  } finally {
+    agent.destroy();
+  }
+  return targets.length / ((performance.now() - started) / 1000);
+}
+
+/** The small parcels of run `r`, distinct from every other run's. */
+function smallParcels(r: number, count: number): Array<{ sha256: string; data: Buffer }> {
+  return Array.from({ length: count }, (_, j) => {
+    const data = payload(SMALL.bytes, 5_000_000 + r * 100_000 + j);
+    return { sha256: sha256Hex(data), data };
+  });
+}
+
+/** 1000 × 1 KiB uploads at concurrency 16 into the server and into the bare server, interleaved; blobs/s per run. */
+async function smallUploadRuns(ctx: BenchContext, server: BenchServer, runs: number): Promise<{ ours: number[]; bare: number[] }> {
+  const count = ctx.quick ? 200 : SMALL.count;
+  const bare = await spawnBareUploadServer(ctx.dir('bare-small'));
+  const ours: number[] = [];
+  const bareRuns: number[] = [];
+  const name = 'bench.example.com/small-uploads';
+  try {
+    for (let r = -1; r < runs; r++) {
+      const parcels = smallParcels(r + 1, count);
+      const version = `2.0.${r + 1}`;
+      const labels = parcels.map((p, j) => ({ sha256: p.sha256, size: p.data.length, mediaType: 'application/octet-stream', name: `small-${j}.bin` }));
+      await createInvoice(server.api, signedInvoice(ctx.keys, name, version, labels));
+      const bareRate = await uploadMany(parcels.map((p) => ({ url: `${bare.origin}/`, data: p.data, expect: p.sha256 })), SMALL.concurrency);
+      const oursRate = await uploadMany(parcels.map((p) => ({ url: parcelUrl(server.api, name, version, p.sha256), data: p.data, expect: undefined })), SMALL.concurrency);
+      if (r < 0) continue; // warm-up
+      ours.push(oursRate);
+      bareRuns.push(bareRate);
+      ctx.log(`  small uploads run ${r + 1}: ${oursRate.toFixed(0)} parcels/s, bare Node one fsync per blob ${bareRate.toFixed(0)} blobs/s`);
+    }
+  } finally {
+    await bare.stop();
+  }
+  return { ours, bare: bareRuns };
+}
+
+/**
+ * Figures 1c and 1e on another backend (PostgreSQL + S3): a server on fresh storage there,
+ * beside the same bare Node servers, rounds interleaved.
+ */
+async function backendFigures(ctx: BenchContext, backend: BackendName, label: string): Promise<Figure[]> {
+  const { runs, uploadBytes: size } = ctx.sizes;
+  const dir = ctx.dir(`upload-${backend.replace('+', '-')}`);
+  writeKeyring(dir, ctx.keys);
+  const storage = await backendStorage(backend);
+  const upload: number[] = [];
+  const bareUpload: number[] = [];
+  let small: { ours: number[]; bare: number[] } = { ours: [], bare: [] };
+  try {
+    const server = await spawnServer(dir, storage.args);
+    const bare = await spawnBareServer({ kind: 'sink', dir: ctx.dir('fsync') });
+    try {
+      small = await smallUploadRuns(ctx, server, runs);
+      for (let r = 0; r < runs; r++) {
+        const data = payload(size, r + 1);
+        upload.push((await uploadParcel(ctx, server, data, `1.0.${r}`)).rate);
+        const result = await uploadChunks(bare.origin, data.length, slices(data));
+        if (result.status !== 200 || result.body !== sha256Hex(data)) throw new Error(`bare upload answered ${result.status}: ${result.body}`);
+        bareUpload.push(mbPerSecond(data.length, result.ms));
+        ctx.log(`  ${backend} run ${r + 1}: upload ${upload.at(-1)?.toFixed(0)} MB/s, bare Node receive+sha256+fsync ${bareUpload.at(-1)?.toFixed(0)} MB/s`);
+      }
+    } finally {
+      await bare.stop();
+      await server.stop();
+    }
+  } finally {
+    await storage.release();
+  }
+  return [
+    makeFigure({
+      ...onBackend(backend, 'upload.vs-bare', `1c. Parcel upload, ${label}, beside bare Node`),
+      unit: 'MB/s',
+      runs: upload,
+      baseline: { title: "bare Node http: receive + sha256 + fsync'd write", runs: bareUpload },
+    }),
+    makeFigure({
+      ...onBackend(backend, 'upload.small', `1e. ${ctx.quick ? 200 : SMALL.count} × ${SMALL.bytes / 1024} KiB parcel uploads at concurrency ${SMALL.concurrency}`),
+      unit: 'parcels/s',
+      runs: small.ours,
+      baseline: { title: 'bare Node http: sha256 + one file, one fsync per blob', runs: small.bare },
+    }),
+  ];
+}
+
 export const uploadCase: BenchCase = {
   name: 'upload',
   title: 'parcel upload vs in-process sha256 and an fsync\'d write',
@@ -80,7 +215,9 @@ export const uploadCase: BenchCase = {
       if (result.status !== 200 || result.body !== sha256Hex(data)) throw new Error(`bare upload answered ${result.status}: ${result.body}`);
       return mbPerSecond(data.length, result.ms);
     };
+    let small: { ours: number[]; bare: number[] } = { ours: [], bare: [] };
     try {
+      small = await smallUploadRuns(ctx, server, runs);
       const warmUp = payload(Math.min(size, 8 * 2 ** 20), 1000);
       await uploadParcel(ctx, server, warmUp, '0.0.1');
       await bareRate(warmUp);
@@ -104,6 +241,8 @@ export const uploadCase: BenchCase = {
       await server.stop();
     }
     const ceiling = median(sha) <= median(fsync) ? { title: `sha256 in process`, runs: sha } : { title: `fsync'd write`, runs: fsync };
+    const elsewhere: Figure[] = [];
+    for (const backend of benchBackends().filter((b) => b !== 'sqlite+file')) elsewhere.push(...(await backendFigures(ctx, backend, label)));
     return {
       figures: [
         makeFigure({
@@ -130,6 +269,15 @@ export const uploadCase: BenchCase = {
           runs: upload,
           baseline: { title: 'bare Node http: receive + sha256 only', runs: receiveOnly },
         }),
+        makeFigure({
+          id: 'upload.small',
+          title: `1e. ${ctx.quick ? 200 : SMALL.count} × ${SMALL.bytes / 1024} KiB parcel uploads at concurrency ${SMALL.concurrency}`,
+          unit: 'parcels/s',
+          runs: small.ours,
+          baseline: { title: 'bare Node http: sha256 + one file, one fsync per blob', runs: small.bare },
+          target: { on: 'ratio', op: '>=', bound: 0.7, text: '≥ 0.7 × bare Node (one fsync per blob)' },
+        }),
+        ...elsewhere,
       ],
     };
   },

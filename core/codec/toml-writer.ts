@@ -107,6 +107,39 @@ export function writeToml(document: Record<string, unknown>): string {
 }
 
 /**
+ * One item of the top-level array of tables `key`, as writeToml writes it inside a document:
+ * from its `[[key]]` header line to its last line, without the blank line writeToml puts
+ * before the header or the final newline. A document is its top-level keys (writeToml of them,
+ * which ends in a newline) followed by `\n` + fragment for each item (see tomlDocumentParts).
+ */
+export function writeTomlTableArrayItem(key: string, item: Record<string, unknown>): string {
+  const lines: string[] = [];
+  const sub = tomlKey(key);
+  writeTable(lines, [key], sub, item, `[[${sub}]]`);
+  return lines.join('\n');
+}
+
+/**
+ * The pieces of writeToml({ ...head, [key]: items }), byte for byte, where `head` holds no
+ * arrays of tables and `fragments` are writeTomlTableArrayItem(key, item) of the items (as
+ * text, or in any other form, e.g. encoded: they are placed in the list as they are).
+ */
+export function tomlDocumentParts<F>(head: Record<string, unknown>, key: string, fragments: readonly F[]): Array<string | F> {
+  // writeToml writes an empty array inline (`key = []`), among the head's keys.
+  if (fragments.length === 0) return [writeToml({ ...head, [key]: [] })];
+  const top = writeToml(head);
+  const parts: Array<string | F> = [];
+  fragments.forEach((fragment, i) => {
+    // writeToml of an empty table is just "\n"; then the first header has no blank line before it.
+    if (i > 0) parts.push('\n\n', fragment);
+    else if (top === '\n') parts.push(fragment);
+    else parts.push(top, '\n', fragment);
+  });
+  parts.push('\n');
+  return parts;
+}
+
+/**
  * Renders like writeToml, byte for byte, but awaits `pause()` after each item of the document's
  * top-level arrays of tables, so that rendering a large reply (a `_q` page of big invoices)
  * lets other work run in between.

@@ -1,5 +1,6 @@
 /**
- * `/_q` (search, PROTOCOL.md §4), `/_r/missing/{name}/{version}` and `/bindle-keys`.
+ * `/_q` (search, PROTOCOL.md §4; replies streamed from cached per-invoice fragments,
+ * ../http/query-reply.ts), `/_r/missing/{name}/{version}` and `/bindle-keys`.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BindleError } from '../../core/errors/bindle-error.js';
@@ -7,7 +8,8 @@ import { parseId } from '../../core/ids/bindle-id.js';
 import { parseRole } from '../../core/signing/roles.js';
 import type { BindleService } from '../service/bindle-service.js';
 import { queryTerms, type InvoiceQuery } from '../storage/invoice-index.js';
-import { sendDocument, sendDocumentHead, sendLargeDocument } from '../http/reply.js';
+import { sendDocument, sendDocumentHead } from '../http/reply.js';
+import { QueryReplies } from '../http/query-reply.js';
 import { onlyParams, parseBool, parseInteger, single, type QueryParams } from '../http/request-parsing.js';
 
 const QUERY_PARAMS = ['q', 'query', 'v', 'version', 'o', 'offset', 'l', 'limit', 'strict', 'yanked'] as const;
@@ -53,10 +55,11 @@ export function parseQuery(params: QueryParams): InvoiceQuery {
 export function queryRoutes(app: FastifyInstance, opts: { service: BindleService }): void {
   const { service } = opts;
   type Q = FastifyRequest<{ Querystring: QueryParams }>;
+  const replies = new QueryReplies();
 
   const search = async (request: Q, reply: FastifyReply, head: boolean): Promise<FastifyReply> => {
-    const result = await service.query(parseQuery(request.query));
-    return sendLargeDocument(request, reply, 200, result, head);
+    const page = await service.query(parseQuery(request.query));
+    return replies.send(request, reply, page, head);
   };
   app.get('/_q', (request: Q, reply) => search(request, reply, false));
   app.head('/_q', (request: Q, reply) => search(request, reply, true));

@@ -206,7 +206,11 @@ export class BindleService {
     return this.missingOf(stored.invoice);
   }
 
-  async query(q: InvoiceQuery): Promise<QueryReply> {
+  /**
+   * A `/_q` page: the reply's fields with the page's stored invoices (parsed only if read; the
+   * reply renders them from their stored text).
+   */
+  async query(q: InvoiceQuery): Promise<Omit<QueryReply, 'invoices'> & { invoices: StoredInvoice[] }> {
     const result = await this.deps.index.query(q);
     return {
       query: q.query,
@@ -217,7 +221,7 @@ export class BindleService {
       more: q.offset + result.invoices.length < result.total,
       yanked: q.yanked,
       timestamp: this.now(),
-      invoices: result.invoices.map((s) => s.invoice),
+      invoices: result.invoices,
     };
   }
 

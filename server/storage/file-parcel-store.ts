@@ -1,21 +1,23 @@
 /**
  * FileParcelStore: the ParcelStore on a local filesystem, in the reference file provider's
  * layout (`<root>/parcels/<sha256>/parcel.dat`), so that an existing reference data directory
- * can be served. Uploads stream into `<root>/parcels/.tmp/` while being hashed, are verified,
- * fsynced and made read-only, then published with a no-clobber hard link: a parcel is visible
- * only once complete, and concurrent uploads of one parcel cannot overwrite each other.
+ * can be served. Uploads stream into a read-only temp file in `<root>/parcels/.tmp/` while being
+ * hashed, are verified and fsynced, then published with a no-clobber hard link: a parcel is
+ * visible only once complete and durable, and concurrent uploads of one parcel cannot overwrite
+ * each other. The put answers once the link is durable too (its directory fsynced; the fsyncs
+ * of `parcels/` for new parcel directories are shared by concurrent puts: group commit).
  * Several stores (replicas) may share one directory: what a killed upload leaves (its temp
  * file, an empty parcel directory) is removed by age, at open and by a periodic sweep, never
  * by asking whether some process is alive.
  */
 import { randomBytes } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { link, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 
 import { BindleError } from '../../core/errors/bindle-error.js';
-import { fsyncDir, writeChunks } from '../../core/fs-atomic.js';
+import { DirectorySync, fsyncDir, writeChunks } from '../../core/fs-atomic.js';
 import { isSha256Hex } from '../../core/ids/bindle-id.js';
 import {
   alreadyExists,
@@ -119,6 +121,8 @@ export class FileParcelStore implements ParcelStore {
   private readonly tempDir: string;
   private readonly hiddenDir: string;
   private readonly maxAgeMs: number;
+  /** Group commit of `parcels/` itself, which every new parcel directory changes. */
+  private readonly parcelsDirSync: DirectorySync;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
   private closed = false;
@@ -129,6 +133,7 @@ export class FileParcelStore implements ParcelStore {
     this.tempDir = join(this.parcelsDir, TEMP_DIRECTORY);
     this.hiddenDir = join(this.parcelsDir, HIDDEN_DIRECTORY);
     this.maxAgeMs = maxAgeMs;
+    this.parcelsDirSync = new DirectorySync(this.parcelsDir);
   }
 
   /**
@@ -214,7 +219,8 @@ export class FileParcelStore implements ParcelStore {
     if (await this.has(sha256)) throw alreadyExists(sha256);
 
     const temp = join(this.tempDir, `${randomBytes(12).toString('hex')}.part`);
-    const handle = await open(temp, 'wx', 0o600);
+    // Read-only from its creation (the descriptor returned still writes): no chmod call.
+    const handle = await open(temp, 'wx', 0o444);
     const { sink, settle } = fileSink(handle);
     let handleOpen = true;
     let published = false;
@@ -226,7 +232,6 @@ export class FileParcelStore implements ParcelStore {
         await settle();
       }
       assertDigestMatches(sha256, digest);
-      await handle.chmod(0o444);
       await handle.sync();
       handleOpen = false;
       await handle.close();
@@ -234,9 +239,13 @@ export class FileParcelStore implements ParcelStore {
       const dir = join(this.parcelsDir, sha256);
       const createdDir = await this.publish(temp, dir, sha256);
       published = true;
-      await rm(temp, { force: true });
-      await fsyncDir(dir);
-      if (createdDir) await fsyncDir(this.parcelsDir);
+      await Promise.all([
+        // The link holds the data now; a temp name left by a failed unlink is swept by age.
+        unlink(temp).catch(() => undefined),
+        fsyncDir(dir),
+        // A new parcel directory's own entry: one shared fsync of parcels/ for concurrent puts.
+        createdDir ? this.parcelsDirSync.sync() : undefined,
+      ]);
       return { sha256, size: expectedSize };
     } finally {
       try {

@@ -229,8 +229,8 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   private readonly statements = new Map<string, Database.Statement>();
   /** The number of invoices at a data version (see countAll). */
   private knownCount: { dataVersion: number; count: number } | undefined;
-  /** Invoices read recently, least recently used first, valid at a data version (see recentRow). */
-  private recent: { dataVersion: number; checkedAt: number; rows: Map<string, InvoiceRow>; bytes: number } = {
+  /** Invoices read recently, least recently used first, valid at a data version (see recentInvoice). */
+  private recent: { dataVersion: number; checkedAt: number; rows: Map<string, StoredInvoice>; bytes: number } = {
     dataVersion: -1,
     checkedAt: -Infinity,
     rows: new Map(),
@@ -276,43 +276,36 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   }
 
   insert(entry: StoredInvoice, options: InsertOptions = {}): Promise<void> {
+    return this.insertMany([entry], options);
+  }
+
+  /**
+   * Inserts every entry in one transaction, all or none (already_exists when one is taken,
+   * deleted when one is tombstoned and `options.replaceTombstone` is not set): the bulk load of
+   * an import or a benchmark seed, one commit (one fsync) for all of them.
+   */
+  insertMany(entries: readonly StoredInvoice[], options: InsertOptions = {}): Promise<void> {
     return settle(() => {
       this.checkOpen();
-      checkEntry(entry);
+      entries.forEach(checkEntry);
       this.knownCount = undefined;
-      const parts = versionParts(entry.version);
+      let current: StoredInvoice | undefined;
       const write = this.db.transaction(() => {
-        if (this.statement('SELECT 1 FROM tombstones WHERE canonical_id = ?').get(entry.canonicalId) !== undefined) {
-          if (options.replaceTombstone !== true) throw deletedError(entry.name, entry.version);
-          this.statement('DELETE FROM tombstones WHERE canonical_id = ?').run(entry.canonicalId);
+        for (const entry of entries) {
+          current = entry;
+          if (this.statement('SELECT 1 FROM tombstones WHERE canonical_id = ?').get(entry.canonicalId) !== undefined) {
+            if (options.replaceTombstone !== true) throw deletedError(entry.name, entry.version);
+            this.statement('DELETE FROM tombstones WHERE canonical_id = ?').run(entry.canonicalId);
+          }
+          this.insertRow(entry);
         }
-        const result = this.statement(
-          `INSERT INTO invoices (name, version, version_key, major, minor, patch, prerelease, semver_safe, canonical_id,
-                                 yanked, created_at, description, authors, search_text)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        ).run(
-          entry.name,
-          entry.version,
-          parts.key,
-          parts.major,
-          parts.minor,
-          parts.patch,
-          parts.prerelease.length > 0 ? 1 : 0,
-          parts.semverSafe ? 1 : 0,
-          entry.canonicalId,
-          entry.yanked ? 1 : 0,
-          entry.createdAt,
-          entry.invoice.bindle.description ?? null,
-          entry.invoice.bindle.authors?.join('\n') ?? null,
-          searchText(entry.invoice),
-        );
-        this.writeDetails(Number(result.lastInsertRowid), entry);
       });
       try {
         write.immediate();
       } catch (err) {
         if (isUniqueViolation(err)) {
-          throw new BindleError('already_exists', `invoice ${entry.name}/${entry.version} already exists`, { cause: err });
+          const taken = current === undefined ? 'an invoice' : `invoice ${current.name}/${current.version}`;
+          throw new BindleError('already_exists', `${taken} already exists`, { cause: err });
         }
         throw err;
       }
@@ -322,8 +315,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   get(name: string, version: string): Promise<StoredInvoice | undefined> {
     return settle(() => {
       this.checkOpen();
-      const row = this.recentRow(name, version);
-      return row === undefined ? undefined : storedInvoice(row);
+      return this.recentInvoice(name, version);
     });
   }
 
@@ -577,14 +569,16 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   }
 
   /**
-   * One invoice's row, from the recently-read cache when no connection has written since it
+   * One stored invoice, from the recently-read cache when no connection has written since it
    * was read: this connection's writes clear the cache (yank; insert only adds rows, and
    * misses are not cached), another connection's commits change `PRAGMA data_version`, which
    * is read at most every RECENT_RECHECK_MS (under load it would cost more than the cache
    * saves): a commit by another process is seen by every read that starts that long after it.
-   * Bounded by RECENT_ROWS entries and RECENT_BYTES of document text.
+   * Bounded by RECENT_ROWS entries and RECENT_BYTES of document text. A hit hands out the same
+   * object again, so what it parsed once (the invoice, read by every parcel upload of a bindle)
+   * and what callers keyed on it (ETags) are reused; callers must not change it.
    */
-  private recentRow(name: string, version: string): InvoiceRow | undefined {
+  private recentInvoice(name: string, version: string): StoredInvoice | undefined {
     const now = performance.now();
     if (now - this.recent.checkedAt >= RECENT_RECHECK_MS) {
       const dataVersion = this.dataVersion();
@@ -603,8 +597,9 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.toml, d.json
        FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id WHERE i.name = ? AND i.version = ?`,
     );
-    const row = this.rowStatement.get(name, version) as InvoiceRow | undefined;
-    if (row === undefined) return undefined;
+    const found = this.rowStatement.get(name, version) as InvoiceRow | undefined;
+    if (found === undefined) return undefined;
+    const row = storedInvoice(found);
     const size = row.toml.length + row.json.length;
     if (size > RECENT_BYTES) return row;
     rows.set(key, row);
@@ -694,6 +689,32 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
         match,
       )
     );
+  }
+
+  /** Inserts one invoice's row and details; runs inside a write transaction. */
+  private insertRow(entry: StoredInvoice): void {
+    const parts = versionParts(entry.version);
+    const result = this.statement(
+      `INSERT INTO invoices (name, version, version_key, major, minor, patch, prerelease, semver_safe, canonical_id,
+                             yanked, created_at, description, authors, search_text)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      entry.name,
+      entry.version,
+      parts.key,
+      parts.major,
+      parts.minor,
+      parts.patch,
+      parts.prerelease.length > 0 ? 1 : 0,
+      parts.semverSafe ? 1 : 0,
+      entry.canonicalId,
+      entry.yanked ? 1 : 0,
+      entry.createdAt,
+      entry.invoice.bindle.description ?? null,
+      entry.invoice.bindle.authors?.join('\n') ?? null,
+      searchText(entry.invoice),
+    );
+    this.writeDetails(Number(result.lastInsertRowid), entry);
   }
 
   /** Writes the documents and parcel digests of invoice row `id`. */

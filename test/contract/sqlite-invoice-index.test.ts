@@ -54,6 +54,37 @@ t.test('a reader sees what another connection commits (once RECENT_RECHECK_MS pa
   t.equal((await reader.get('enterprise.com/warpcore', '2.0.0'))?.version, '2.0.0', 'and is found once inserted elsewhere');
 });
 
+t.test('a cached invoice is handed out as the same object (parsed once) until a yank replaces it', async (t) => {
+  const index = SqliteInvoiceIndex.open(join(t.testdir(), 'index.db'));
+  t.teardown(() => index.close());
+  await index.insert(makeEntry('enterprise.com/warpcore', '1.0.0'));
+  const first = await index.get('enterprise.com/warpcore', '1.0.0');
+  const again = await index.get('enterprise.com/warpcore', '1.0.0');
+  t.ok(first !== undefined && first === again, 'a hit is the same object');
+  t.equal(first?.invoice, again?.invoice, 'whose invoice was parsed once');
+  t.equal(await index.yank(makeEntry('enterprise.com/warpcore', '1.0.0', { yanked: true })), true);
+  const yanked = await index.get('enterprise.com/warpcore', '1.0.0');
+  t.not(yanked, first, 'a yank drops the cached object');
+  t.equal(yanked?.yanked, true);
+  t.equal(yanked?.invoice.yanked, true);
+  t.equal(first?.yanked, false, 'an object handed out before the yank is left as it was');
+});
+
+t.test('insertMany inserts every entry in one transaction, or none when one is taken', async (t) => {
+  const index = SqliteInvoiceIndex.open(join(t.testdir(), 'index.db'));
+  t.teardown(() => index.close());
+  await index.insertMany([makeEntry('enterprise.com/warpcore', '1.0.0'), makeEntry('enterprise.com/warpcore', '2.0.0')]);
+  t.equal(await index.count(), 2);
+  await t.rejects(
+    index.insertMany([makeEntry('enterprise.com/warpcore', '3.0.0'), makeEntry('enterprise.com/warpcore', '1.0.0')]),
+    { code: 'already_exists', message: /enterprise\.com\/warpcore\/1\.0\.0/ },
+  );
+  t.equal(await index.count(), 2, 'nothing of the failed batch stays');
+  t.equal(await index.get('enterprise.com/warpcore', '3.0.0'), undefined);
+  await t.rejects(index.insertMany([makeEntry('enterprise.com/x', '1.0.0'), makeEntry('enterprise.com/x', '1.0.0')]), { code: 'already_exists' }, 'a batch holding one id twice');
+  t.equal(await index.count(), 2);
+});
+
 t.test('a file from a newer schema is refused', async (t) => {
   const path = join(t.testdir(), 'index.db');
   await SqliteInvoiceIndex.open(path).close();

@@ -1,12 +1,12 @@
 /**
  * core/fs-atomic: temp files beside their target, written from bytes or from a stream in
  * batches (many small chunks, large chunks, empty chunks, with or without fsync), removed when
- * the stream fails; atomic replacement.
+ * the stream fails; atomic replacement; group commit of directory fsyncs.
  */
 import t from 'tap';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { WRITE_BATCH_BYTES, writeFileAtomic, writeTempFile } from '../../core/fs-atomic.js';
+import { DirectorySync, WRITE_BATCH_BYTES, writeFileAtomic, writeTempFile } from '../../core/fs-atomic.js';
 
 /** Deterministic bytes that differ from chunk to chunk, so that reordered or lost chunks show. */
 function chunk(index: number, size: number): Buffer {
@@ -54,4 +54,29 @@ t.test('writeFileAtomic replaces a file', async (t) => {
   await writeFileAtomic(join(dir, 'a.txt'), 'new', 0o644);
   t.equal(readFileSync(join(dir, 'a.txt'), 'utf8'), 'new');
   t.same(readdirSync(dir), ['a.txt']);
+});
+
+t.test('DirectorySync: calls made while an fsync runs share the next one; a later call starts a new one', async (t) => {
+  const sync = new DirectorySync(t.testdir());
+  const first = sync.sync();
+  const second = sync.sync();
+  const third = sync.sync();
+  t.not(first, second, 'a call during an fsync waits for one that starts after it');
+  t.equal(second, third, 'which every call made meanwhile shares');
+  await Promise.all([first, second, third]);
+  const later = sync.sync();
+  t.not(later, second, 'once all are done, a call starts its own');
+  await later;
+});
+
+t.test('DirectorySync: a failed fsync rejects its callers, and the next call tries again', async (t) => {
+  const dir = join(t.testdir(), 'not-yet');
+  const sync = new DirectorySync(dir);
+  const failing = sync.sync();
+  const queued = sync.sync();
+  await t.rejects(failing, { code: 'ENOENT' });
+  await t.rejects(queued, { code: 'ENOENT' }, 'the queued fsync ran (after the failed one) and failed too');
+  mkdirSync(dir);
+  await sync.sync();
+  t.pass('it recovers once the directory exists');
 });

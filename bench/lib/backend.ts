@@ -1,0 +1,96 @@
+/**
+ * The storage backends a benchmark server runs on. `sqlite+file` (the server's default: its
+ * data directory) always; `postgres+s3` too when BINDLE_BENCH_BACKENDS lists it
+ * (`sqlite+file,postgres+s3`), on the services whose addresses `scripts/services/postgres.sh up`
+ * and `s3.sh up` print (BINDLE_TEST_POSTGRES_URL, BINDLE_TEST_S3_ENDPOINT, AWS_*). Each server
+ * on `postgres+s3` gets a fresh database and a fresh key prefix in the bucket `bindle-bench`,
+ * removed when it is released; its figures are reported beside those of `sqlite+file`.
+ */
+import { randomBytes } from 'node:crypto';
+
+export type BackendName = 'sqlite+file' | 'postgres+s3';
+
+/** What a server needs to run on a backend, and how to remove its storage afterwards. */
+export interface BackendStorage {
+  /** bindle-server flags (none for sqlite+file). */
+  readonly args: string[];
+  release(): Promise<void>;
+}
+
+const VARIABLE = 'BINDLE_BENCH_BACKENDS';
+const BUCKET = 'bindle-bench';
+
+/** The backends of this run, sqlite+file first; throws on an unknown name or a missing service. */
+export function benchBackends(): BackendName[] {
+  const names = (process.env[VARIABLE] ?? 'sqlite+file').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const out: BackendName[] = ['sqlite+file'];
+  for (const name of names) {
+    if (name !== 'sqlite+file' && name !== 'postgres+s3') throw new Error(`${VARIABLE}: unknown backend ${JSON.stringify(name)} (sqlite+file, postgres+s3)`);
+    if (!out.includes(name)) out.push(name);
+  }
+  if (out.includes('postgres+s3')) {
+    for (const needed of ['BINDLE_TEST_POSTGRES_URL', 'BINDLE_TEST_S3_ENDPOINT', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {
+      if (process.env[needed] === undefined) throw new Error(`${VARIABLE}=postgres+s3 needs ${needed} (scripts/services/test-services.sh up prints it)`);
+    }
+  }
+  return out;
+}
+
+/** A figure id and title for `backend`: unchanged for sqlite+file, marked for the others. */
+export function onBackend(backend: BackendName, id: string, title: string): { id: string; title: string } {
+  return backend === 'sqlite+file' ? { id, title } : { id: `${id}.${backend}`, title: `${title} [${backend}]` };
+}
+
+/** Fresh storage on `backend` for one server. */
+export async function backendStorage(backend: BackendName): Promise<BackendStorage> {
+  if (backend === 'sqlite+file') return { args: [], release: () => Promise.resolve() };
+  const tag = randomBytes(6).toString('hex');
+  const serverUrl = new URL(process.env.BINDLE_TEST_POSTGRES_URL ?? '');
+  const database = `bench_${tag}`;
+  const { default: pg } = await import('pg');
+  const admin = new pg.Client({ connectionString: serverUrl.toString() });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${database}`);
+  } finally {
+    await admin.end();
+  }
+  const indexUrl = new URL(serverUrl);
+  indexUrl.pathname = `/${database}`;
+
+  const endpoint = process.env.BINDLE_TEST_S3_ENDPOINT ?? '';
+  const region = process.env.AWS_REGION ?? 'us-east-1';
+  const sdk = await import('@aws-sdk/client-s3');
+  const s3 = new sdk.S3Client({ endpoint, region, forcePathStyle: true });
+  try {
+    await s3.send(new sdk.CreateBucketCommand({ Bucket: BUCKET }));
+  } catch (err) {
+    const name = err instanceof Error ? err.name : '';
+    if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw err;
+  }
+  const prefix = `run-${tag}`;
+  const parcels = `s3://${BUCKET}/${prefix}?${new URLSearchParams({ endpoint, region, forcePathStyle: 'true' }).toString()}`;
+  return {
+    args: ['--index', indexUrl.toString(), '--parcels', parcels],
+    release: async () => {
+      try {
+        for (let token: string | undefined, more = true; more; ) {
+          const page = await s3.send(new sdk.ListObjectsV2Command({ Bucket: BUCKET, Prefix: `${prefix}/`, ContinuationToken: token }));
+          const keys = (page.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [{ Key: o.Key }]));
+          if (keys.length > 0) await s3.send(new sdk.DeleteObjectsCommand({ Bucket: BUCKET, Delete: { Objects: keys } }));
+          token = page.NextContinuationToken;
+          more = page.IsTruncated === true && token !== undefined;
+        }
+      } finally {
+        s3.destroy();
+      }
+      const dropper = new pg.Client({ connectionString: serverUrl.toString() });
+      await dropper.connect();
+      try {
+        await dropper.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+      } finally {
+        await dropper.end();
+      }
+    },
+  };
+}
