@@ -1,5 +1,6 @@
 /**
- * The client library: BindleClient, the push/fetch workflows, standalone bindles, and the
+ * The client library: BindleClient, the push/fetch workflows, standalone bindles, the OCI pull
+ * client, and the
  * helpers they share (error mapping, digest checks, bounded parallelism).
  */
 export * from './bindle-client.js';
@@ -9,4 +10,5 @@ export * from './parcel-digest.js';
 export * from './concurrency.js';
 export * from './backoff.js';
 export * from './device-flow.js';
+export * from './oci-registry-client.js';
 export * from '../standalone/standalone-bindle.js';
