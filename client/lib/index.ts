@@ -1,7 +1,6 @@
 /**
  * The client library: BindleClient, the push/fetch workflows, standalone bindles, the OCI pull
- * client, and the
- * helpers they share (error mapping, digest checks, bounded parallelism).
+ * client, and the helpers they share (error mapping, digest checks, bounded parallelism).
  */
 export * from './bindle-client.js';
 export * from './workflows.js';
