@@ -4,7 +4,8 @@
  * same environment variables as the `bindle` CLI (BINDLE_URL, BINDLE_KEYRING,
  * BINDLE_DIRECTORY for the module cache, BINDLE_HTTP_USER / BINDLE_HTTP_PASSWORD,
  * BINDLE_TOKEN_FILE, BINDLE_TIMEOUT, BINDLE_VERIFICATION_STRATEGY) plus BINDLE_KUBELET_* for
- * the daemon's own settings. Both modes pick the module runtime here (the sandbox and cgroups
+ * the daemon's own settings, and for OCI registries `--insecure-registry` and
+ * `--registry-auth-file` (REGISTRY_AUTH_FILE, as skopeo and podman). Both modes pick the module runtime here (the sandbox and cgroups
  * of this machine, runner.ts `detectModuleRuntime`).
  */
 import { readFile } from 'node:fs/promises';
@@ -22,6 +23,7 @@ import { BindleClient, type Credentials } from '../lib/index.js';
 import { Kubelet } from './kubelet.js';
 import { isMovingRef, parseModuleRef } from './module-ref.js';
 import { ModuleStore, type ModuleRequest, type PullPolicy } from './module-store.js';
+import { loadRegistryAccess } from './registry-access.js';
 import { DEFAULT_PIDS_LIMIT, detectModuleRuntime, runModuleOnce } from './runner.js';
 
 /** The kubelet's default verification strategy: a known creator must have signed what it runs. */
@@ -52,6 +54,8 @@ interface CommonValues {
   timeout?: number;
   strategy: string;
   podMaxPids: number;
+  insecureRegistry?: string[];
+  registryAuthFile?: string;
 }
 
 interface DaemonValues extends CommonValues {
@@ -71,6 +75,7 @@ interface RunValues {
   choose?: string[];
   module?: string;
   allowYanked?: boolean;
+  allowUnsigned?: boolean;
   env?: string[];
   verbose?: boolean;
 }
@@ -108,6 +113,12 @@ export async function kubeletMain(argv: readonly string[], io: KubeletIo): Promi
     .addOption(new Option('-t, --token-file <file>', 'a bearer token file (a bare token, or TOML with id_token, access_token or token)').env('BINDLE_TOKEN_FILE'))
     .addOption(new Option('--timeout <seconds>', 'give up on a stalled connection or transfer after this long (default: 30)').env('BINDLE_TIMEOUT').argParser(integerIn(1, 86_400)))
     .addOption(new Option('--strategy <name>', 'invoice verification strategy').env('BINDLE_VERIFICATION_STRATEGY').default(DEFAULT_KUBELET_STRATEGY))
+    .addOption(
+      new Option('--insecure-registry <host:port>', 'an OCI registry spoken to over plain HTTP (repeatable; comma-separated in the variable)')
+        .env('BINDLE_KUBELET_INSECURE_REGISTRIES')
+        .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), ...value.split(',').map((v) => v.trim()).filter((v) => v !== '')]),
+    )
+    .addOption(new Option('--registry-auth-file <file>', 'credentials for OCI registries: {"auths": {"<registry>": {"auth": "<base64 user:password>"}}} (what skopeo login writes)').env('REGISTRY_AUTH_FILE'))
     .addOption(new Option('--pod-manifest-path <dir>', 'directory of static Pod manifests to run (YAML or JSON)').env('BINDLE_KUBELET_POD_MANIFEST_PATH'))
     .addOption(new Option('--state-dir <dir>', `pod logs and status (default ${join(base.data, 'bindle-kubelet')})`).env('BINDLE_KUBELET_STATE_DIR'))
     .addOption(new Option('--poll-interval <ms>', 'how often the manifest directory is read').argParser(wholeNumber).default(1000))
@@ -133,7 +144,7 @@ export async function kubeletMain(argv: readonly string[], io: KubeletIo): Promi
   program
     .command('run')
     .description('Runs one module in the foreground: its stdout and stderr are ours, and so is its exit code. Module arguments that start with "-" go after "--".')
-    .argument('<ref>', 'bindle:<name>/<version> or bindle:<name>@<semver range>')
+    .argument('<ref>', 'bindle:<name>/<version>, bindle:<name>@<semver range>, or an OCI image <registry>/<repository>[:<tag>|@<digest>]')
     .argument('[args...]', 'arguments for the module')
     .addOption(new Option('--pull-policy <policy>', 'Always, IfNotPresent or Never (default: Always for a range, else IfNotPresent)').choices(['Always', 'IfNotPresent', 'Never']))
     .option('-g, --group <name>', 'select a group besides the required ones (repeatable)', collect(String))
@@ -141,6 +152,7 @@ export async function kubeletMain(argv: readonly string[], io: KubeletIo): Promi
     .option('--choose <group=parcel>', 'the member of a oneOf group to use (repeatable)', collect(String))
     .option('-m, --module <name>', 'label name of the entry module')
     .option('--allow-yanked', 'run a yanked bindle')
+    .option('--allow-unsigned', 'run an OCI image that is a plain Wasm module, not a signed bindle (nothing verifies it)')
     .option('-e, --env <NAME=VALUE>', 'environment variable for the module (repeatable)', collect(String))
     .option('-v, --verbose', 'report resolution and fetching on stderr')
     .action(async (ref: string, args: string[], opts: RunValues, command: Command) => {
@@ -181,7 +193,12 @@ async function openStore(values: CommonValues, io: KubeletIo, log: (message: str
   });
   const cacheDir = resolve(io.cwd, values.cacheDir ?? join(base.cache, 'bindle-kubelet'));
   log(`server ${client.baseUrl}, keyring ${keyringPath} (${keyring.size} key${keyring.size === 1 ? '' : 's'}), strategy ${formatStrategy(strategy)}, module cache ${cacheDir}`);
-  return { client, store: new ModuleStore({ client, cacheDir, log }) };
+  const registries = await loadRegistryAccess({
+    insecure: values.insecureRegistry ?? [],
+    authFile: values.registryAuthFile === undefined || values.registryAuthFile === '' ? undefined : resolve(io.cwd, values.registryAuthFile),
+    timeoutMs: values.timeout !== undefined ? values.timeout * 1000 : undefined,
+  });
+  return { client, store: new ModuleStore({ client, cacheDir, log, registries }) };
 }
 
 /** HTTP Basic (`--http-user` and `--http-password`) or a bearer token (`--token-file`), not both. */
@@ -283,6 +300,7 @@ async function runOnce(ref: string, args: string[], opts: RunValues, values: Com
     const parsed = parseModuleRef(ref);
     const request: ModuleRequest = {
       allowYanked: opts.allowYanked === true,
+      allowUnsigned: opts.allowUnsigned === true,
       ...(opts.group !== undefined ? { groups: opts.group } : {}),
       ...(opts.feature !== undefined ? { features: opts.feature } : {}),
       ...(Object.keys(choices).length > 0 ? { choices } : {}),

@@ -35,11 +35,14 @@ import { selectParcels, type FeatureFilter } from '../../core/selection/index.js
 import type { Keyring } from '../../core/signing/keyring.js';
 import { verifyInvoice, type VerificationStrategy } from '../../core/signing/verification.js';
 import type { BindleClient } from '../lib/index.js';
+import { OciRegistryClient, type RegistryCredentials } from '../lib/oci-registry-client.js';
+import { ANNOTATION_TITLE, BINDLE_ARTIFACT_TYPE, checkBindleManifest, isBindleManifest } from '../../core/oci/index.js';
+import { descriptorLabel } from '../../core/oci/descriptor-label.js';
 import { describeParcel } from '../lib/parcel-digest.js';
 import { chooseEntry } from './entrypoint.js';
-import { parseModuleRef, type ModuleRef } from './module-ref.js';
+import { parseModuleRef, type ModuleRef, type OciImageRef } from './module-ref.js';
 import { verifyParcelFile, type ParcelFile } from './parcel-files.js';
-import { containerModuleRequest, pullPolicyOf, type PodSpec } from './pod-manifests.js';
+import { ANNOTATIONS, containerModuleRequest, pullPolicyOf, type PodSpec } from './pod-manifests.js';
 
 /** Kubernetes' image pull policies, applied to bindles. */
 export type PullPolicy = 'Always' | 'IfNotPresent' | 'Never';
@@ -56,16 +59,18 @@ export interface ModuleRequest {
   choices?: Record<string, string>;
   /** The entry module's label name (or sha256), when the bindle does not make it unambiguous. */
   module?: string;
+  /** Run an OCI image that is not a bindle (a plain Wasm artifact, unsigned) (default false: refused with `unverified`). */
+  allowUnsigned?: boolean;
 }
 
 /** A reference resolved to verified local files. */
 export interface ResolvedModule {
-  /** `name/version` of the bindle used. */
+  /** `name/version` of the bindle used; for an unsigned OCI image, `<registry>/<repository>@<manifest digest>`. */
   id: string;
   /** The reference as given. */
   ref: string;
-  /** The verified invoice. */
-  invoice: Invoice;
+  /** The verified invoice; undefined for an unsigned OCI Wasm image (run only with `allowUnsigned`). */
+  invoice: Invoice | undefined;
   /** The wasm module to run, in the cache. */
   entry: ParcelFile;
   /** The other selected parcels, in invoice order, in the cache. */
@@ -83,7 +88,29 @@ export interface ModuleStoreOptions {
   cacheDir: string;
   /** Receives one line per notable step (range resolved, parcel fetched, cache repaired). */
   log?: (message: string) => void;
+  /** How OCI registries are reached (default: HTTPS, anonymous). */
+  registries?: RegistryAccess;
 }
+
+/** How the store reaches OCI registries for `<registry>/<repository>:<tag>` references. */
+export interface RegistryAccess {
+  /** Registries (`host[:port]`) spoken to over plain HTTP. */
+  insecure?: readonly string[];
+  /** Basic credentials for a registry (also sent to its token service), or undefined for anonymous pulls. */
+  credentials?: (registry: string) => RegistryCredentials | undefined;
+  timeoutMs?: number;
+}
+
+/** Where the parcels of one resolved reference come from. */
+interface ParcelSource {
+  /** How messages name the bindle or image. */
+  what: string;
+  /** Downloads the parcel to `path` (mode 0444), renamed into place only when it matches `label`. */
+  download(label: Label, path: string): Promise<void>;
+}
+
+/** Layer media types of a plain (non-bindle) Wasm image. */
+export const WASM_LAYER_MEDIA_TYPES: readonly string[] = ['application/wasm', 'application/vnd.wasm.content.layer.v1+wasm'];
 
 /** The result of resolving one container's module; see `fetchPodModulesSettled`. */
 export type ContainerModuleResult = { ok: true; module: ResolvedModule } | { ok: false; error: unknown };
@@ -107,6 +134,8 @@ export class ModuleStore {
   readonly #strategy: VerificationStrategy;
   readonly #log: (message: string) => void;
   readonly #inFlight = new Map<string, Promise<boolean>>();
+  readonly #registryAccess: RegistryAccess;
+  readonly #registries = new Map<string, OciRegistryClient>();
 
   constructor(opts: ModuleStoreOptions) {
     if (opts.client.keyring === undefined) {
@@ -117,6 +146,7 @@ export class ModuleStore {
     this.#strategy = opts.client.strategy;
     this.cacheDir = opts.cacheDir;
     this.#log = opts.log ?? (() => undefined);
+    this.#registryAccess = opts.registries ?? {};
   }
 
   /** Where a parcel's bytes are cached. */
@@ -133,19 +163,28 @@ export class ModuleStore {
   /** Resolves `ref` to verified local files (see the class contracts). */
   async get(ref: string, pullPolicy: PullPolicy, opts: ModuleRequest = {}): Promise<ResolvedModule> {
     const parsed = parseModuleRef(ref);
+    if (parsed.kind === 'oci') return this.#getImage(parsed, pullPolicy, opts);
     const allowYanked = opts.allowYanked === true;
     const id = parsed.kind === 'exact' ? parsed.id : await this.#resolveRange(parsed, pullPolicy);
     const { invoice, caching } = await this.#loadInvoice(id, pullPolicy, allowYanked);
+    const name = formatId(id);
+    const source: ParcelSource = {
+      what: name,
+      // downloadParcel hashes the bytes as they stream in and renames its temp file into place only
+      // when size and sha256 match the label, so the download needs no second read. Not fsynced:
+      // see the module comment.
+      download: (label, path) => this.#client.downloadParcel(name, label, path, { yanked: allowYanked, mode: 0o444, durable: false }),
+    };
     // A fetched (verified) invoice is written to the cache while its parcels download; the call
     // settles only when both are done, with the parcels' error first.
-    const [resolved, cached] = await Promise.allSettled([this.#useInvoice(ref, id, invoice, pullPolicy, opts), caching]);
+    const [resolved, cached] = await Promise.allSettled([this.#useInvoice(ref, id, invoice, pullPolicy, opts, source), caching]);
     if (resolved.status === 'rejected') throw resolved.reason;
     if (cached.status === 'rejected') throw cached.reason;
     return resolved.value;
   }
 
   /** Selects from a verified invoice and makes sure the selected parcels are in the cache. */
-  async #useInvoice(ref: string, id: BindleId, invoice: Invoice, pullPolicy: PullPolicy, opts: ModuleRequest): Promise<ResolvedModule> {
+  async #useInvoice(ref: string, id: BindleId, invoice: Invoice, pullPolicy: PullPolicy, opts: ModuleRequest, source: ParcelSource): Promise<ResolvedModule> {
     const allowYanked = opts.allowYanked === true;
     const name = formatId(id);
     if (invoice.yanked === true) {
@@ -160,7 +199,7 @@ export class ModuleStore {
       ...(opts.features !== undefined ? { features: opts.features } : {}),
     });
     const entry = chooseEntry(invoice, selection.parcels, opts.module);
-    const outcomes = await Promise.all(selection.parcels.map((p) => this.#ensureParcel(id, p, pullPolicy, allowYanked)));
+    const outcomes = await Promise.all(selection.parcels.map((p) => this.#ensureParcel(p, pullPolicy, source)));
     const fetched = outcomes.filter((o) => o.fetched).length;
     const files = outcomes.filter((o) => o.parcel !== entry).map((o) => ({ label: o.parcel.label, path: o.path }));
     this.#log(
@@ -321,19 +360,14 @@ export class ModuleStore {
    * Makes sure the parcel is in the cache and matches its label; says whether this call
    * downloaded it. Concurrent calls for one sha256 share one check-and-download.
    */
-  async #ensureParcel(
-    id: BindleId,
-    parcel: Parcel,
-    pullPolicy: PullPolicy,
-    allowYanked: boolean,
-  ): Promise<{ parcel: Parcel; path: string; fetched: boolean }> {
+  async #ensureParcel(parcel: Parcel, pullPolicy: PullPolicy, source: ParcelSource): Promise<{ parcel: Parcel; path: string; fetched: boolean }> {
     const path = this.parcelPath(parcel.label.sha256);
     const shared = this.#inFlight.get(parcel.label.sha256);
     if (shared !== undefined) {
       await shared;
       return { parcel, path, fetched: false };
     }
-    const task = this.#checkOrDownload(id, parcel.label, path, pullPolicy, allowYanked);
+    const task = this.#checkOrDownload(parcel.label, path, pullPolicy, source);
     this.#inFlight.set(parcel.label.sha256, task);
     try {
       return { parcel, path, fetched: await task };
@@ -343,7 +377,7 @@ export class ModuleStore {
   }
 
   /** True when the parcel had to be downloaded; a corrupt cached copy is removed first. */
-  async #checkOrDownload(id: BindleId, label: Label, path: string, pullPolicy: PullPolicy, allowYanked: boolean): Promise<boolean> {
+  async #checkOrDownload(label: Label, path: string, pullPolicy: PullPolicy, source: ParcelSource): Promise<boolean> {
     try {
       await verifyParcelFile(path, label);
       return false;
@@ -357,18 +391,83 @@ export class ModuleStore {
     if (pullPolicy === 'Never') {
       throw new BindleError(
         'not_found',
-        `${describeParcel(label)} of ${formatId(id)} is not in the module cache (${this.cacheDir}) and imagePullPolicy is Never`,
+        `${describeParcel(label)} of ${source.what} is not in the module cache (${this.cacheDir}) and imagePullPolicy is Never`,
       );
     }
-    await this.#download(id, label, path, allowYanked);
+    await source.download(label, path);
+    this.#log(`fetched ${describeParcel(label)}, ${label.size} bytes, of ${source.what}`);
     return true;
   }
 
-  async #download(id: BindleId, label: Label, path: string, allowYanked: boolean): Promise<void> {
-    // downloadParcel hashes the bytes as they stream in and renames its temp file into place only
-    // when size and sha256 match the label, so the download needs no second read. Not fsynced:
-    // see the module comment.
-    await this.#client.downloadParcel(formatId(id), label, path, { yanked: allowYanked, mode: 0o444, durable: false });
-    this.#log(`fetched ${describeParcel(label)}, ${label.size} bytes, of ${formatId(id)}`);
+  /** The client for `registry` (one per registry, kept). */
+  #registry(registry: string): OciRegistryClient {
+    let client = this.#registries.get(registry);
+    if (client === undefined) {
+      const access = this.#registryAccess;
+      const credentials = access.credentials?.(registry);
+      client = new OciRegistryClient({
+        registry,
+        insecure: access.insecure?.includes(registry) === true,
+        ...(credentials !== undefined ? { credentials } : {}),
+        ...(access.timeoutMs !== undefined ? { timeoutMs: access.timeoutMs } : {}),
+        userAgent: this.#client.userAgent,
+      });
+      this.#registries.set(registry, client);
+    }
+    return client;
+  }
+
+  /**
+   * Resolves an OCI image. Its manifest is fetched every time (under `Never` it is refused: only
+   * bindle: references are resolved from the cache alone); its blobs go into the same
+   * content-addressed cache as parcels. A bindle (artifactType `application/vnd.bindle.invoice.v1`)
+   * is verified exactly as a `bindle:` reference: its config is the invoice, checked against the
+   * keyring, and its layers must be the invoice's parcels. Anything else runs only when it is a
+   * plain Wasm image (one layer of a WASM_LAYER_MEDIA_TYPES type) and `allowUnsigned`.
+   */
+  async #getImage(ref: OciImageRef, pullPolicy: PullPolicy, opts: ModuleRequest): Promise<ResolvedModule> {
+    if (pullPolicy === 'Never') {
+      throw new BindleError('not_found', `${ref.text}: an OCI image's manifest is always fetched from its registry, and imagePullPolicy is Never`);
+    }
+    const registry = this.#registry(ref.registry);
+    const pulled = await registry.getManifest(ref.repository, ref.reference);
+    const image = `${ref.registry}/${ref.repository}@${pulled.digest}`;
+    const source: ParcelSource = { what: image, download: (label, path) => registry.downloadBlob(ref.repository, label, path, 0o444) };
+    const { manifest } = pulled;
+    if (isBindleManifest(manifest)) {
+      const configBytes = await registry.getBlob(ref.repository, manifest.config, `the invoice (config) of ${image}`);
+      let invoice: Invoice;
+      try {
+        invoice = parseInvoice(configBytes.toString('utf8'), 'toml');
+        checkBindleManifest(manifest, configBytes, invoice);
+        verifyInvoice(invoice, this.#keyring, this.#strategy);
+      } catch (err) {
+        if (isBindleError(err)) throw new BindleError(err.code, `${ref.text}: the bindle in ${image} failed verification: ${err.message}`, { cause: err });
+        throw err;
+      }
+      const id = { name: invoice.bindle.name, version: invoice.bindle.version };
+      this.#log(`${ref.text}: ${image} is bindle ${formatId(id)}, verified`);
+      return this.#useInvoice(ref.text, id, invoice, pullPolicy, opts, source);
+    }
+    const wasm = manifest.layers.filter((l) => WASM_LAYER_MEDIA_TYPES.includes(l.mediaType));
+    const only = wasm[0];
+    if (only === undefined || wasm.length > 1) {
+      throw new BindleError(
+        'unsupported',
+        `${ref.text}: ${image} is neither a bindle (artifactType ${BINDLE_ARTIFACT_TYPE}) nor a Wasm image with one layer of type ${WASM_LAYER_MEDIA_TYPES.join(' or ')} ` +
+          `(it has ${wasm.length} such layers; artifactType ${manifest.artifactType ?? 'none'}, config ${manifest.config.mediaType})`,
+      );
+    }
+    if (opts.allowUnsigned !== true) {
+      throw new BindleError(
+        'unverified',
+        `${ref.text}: ${image} is an unsigned Wasm image, not a signed bindle; a pod may run it only with the annotation ${ANNOTATIONS.allowUnsigned}: "true"`,
+      );
+    }
+    const label = descriptorLabel(only, only.annotations?.[ANNOTATION_TITLE] ?? 'module.wasm');
+    const parcel: Parcel = { label };
+    const outcome = await this.#ensureParcel(parcel, pullPolicy, source);
+    this.#log(`${ref.text}: running the unsigned Wasm image ${image}, as allowed; ${outcome.fetched ? 'fetched' : 'cached'} its module`);
+    return { id: image, ref: ref.text, invoice: undefined, entry: { label, path: outcome.path }, files: [], fetched: outcome.fetched ? 1 : 0, cached: outcome.fetched ? 0 : 1 };
   }
 }

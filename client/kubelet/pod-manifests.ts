@@ -6,6 +6,8 @@
  * Annotations (values are strings; a per-container form `<key>.<container-name>` overrides the
  * pod-wide key for that container):
  * - `bindle.dev/allow-yanked: "true"`: the pod may run yanked bindles (pod-wide only);
+ * - `bindle.dev/allow-unsigned-images: "true"`: the pod may run OCI images that are plain Wasm,
+ *   not signed bindles (pod-wide only; nothing verifies who made them);
  * - `bindle.dev/groups`: groups to select besides the required ones, e.g. `"extras, debug"`;
  * - `bindle.dev/features`: feature filters `section.name=value`, e.g. `"wasm.ui_kit=none"`;
  * - `bindle.dev/choose`: choices for `oneOf` groups, `group=parcel-name`, e.g. `"lang=fr.txt"`;
@@ -78,6 +80,7 @@ export interface PodSpec {
 /** The annotation keys the kubelet reads. */
 export const ANNOTATIONS = Object.freeze({
   allowYanked: 'bindle.dev/allow-yanked',
+  allowUnsigned: 'bindle.dev/allow-unsigned-images',
   groups: 'bindle.dev/groups',
   features: 'bindle.dev/features',
   choose: 'bindle.dev/choose',
@@ -362,12 +365,17 @@ export function containerModuleRequest(pod: PodSpec, container: ContainerSpec, s
   const fail = (key: string, why: string): BindleError =>
     new BindleError('bad_request', `${source}: container "${container.name}": annotation ${key}: ${why}`);
   const request: ModuleRequest = {};
-  const allow = pod.annotations[ANNOTATIONS.allowYanked];
-  if (allow !== undefined) {
-    const v = allow.trim().toLowerCase();
-    if (v !== 'true' && v !== 'false') throw fail(ANNOTATIONS.allowYanked, `expected "true" or "false", found ${JSON.stringify(allow)}`);
-    request.allowYanked = v === 'true';
-  }
+  const flag = (key: string): boolean | undefined => {
+    const value = pod.annotations[key];
+    if (value === undefined) return undefined;
+    const v = value.trim().toLowerCase();
+    if (v !== 'true' && v !== 'false') throw fail(key, `expected "true" or "false", found ${JSON.stringify(value)}`);
+    return v === 'true';
+  };
+  const allowYanked = flag(ANNOTATIONS.allowYanked);
+  if (allowYanked !== undefined) request.allowYanked = allowYanked;
+  const allowUnsigned = flag(ANNOTATIONS.allowUnsigned);
+  if (allowUnsigned !== undefined) request.allowUnsigned = allowUnsigned;
   const groups = annotation(pod, ANNOTATIONS.groups, container.name);
   if (groups !== undefined) request.groups = splitAnnotationList(groups);
   const features = annotation(pod, ANNOTATIONS.features, container.name);

@@ -33,6 +33,7 @@ import {
   type OciDescriptor,
   type OciManifest,
 } from '../../core/oci/index.js';
+import { descriptorLabel } from '../../core/oci/descriptor-label.js';
 import { mapLimit } from '../lib/concurrency.js';
 import { checkDigest, checkFile, describeParcel, digestOf } from '../lib/parcel-digest.js';
 import type { StandaloneBindle } from './standalone-bindle.js';
@@ -79,13 +80,6 @@ export async function isOciLayout(dir: string): Promise<boolean> {
   }
 }
 
-/** The label a layer descriptor promises, for the digest checks' messages. */
-function blobLabel(descriptor: OciDescriptor, name: string): Label {
-  const hex = sha256Hex(descriptor.digest);
-  if (hex === undefined) throw new BindleError('unsupported', `${name} has the digest ${descriptor.digest}: only sha256 digests are supported`);
-  return { sha256: hex, size: descriptor.size, mediaType: descriptor.mediaType, name };
-}
-
 /** True when the blob is present and matches `label`; a blob that does not match is removed. */
 async function hasBlob(path: string, label: Label): Promise<boolean> {
   try {
@@ -105,7 +99,7 @@ async function hasBlob(path: string, label: Label): Promise<boolean> {
 async function putBlob(root: string, bytes: Uint8Array, name: string): Promise<void> {
   const digest = sha256Digest(bytes);
   const path = blobPath(root, digest);
-  if (await hasBlob(path, blobLabel({ mediaType: 'application/octet-stream', digest, size: bytes.length }, name))) return;
+  if (await hasBlob(path, descriptorLabel({ mediaType: 'application/octet-stream', digest, size: bytes.length }, name))) return;
   await mkdir(join(root, 'blobs', 'sha256'), { recursive: true });
   await writeFileAtomic(path, bytes, 0o644);
 }
@@ -158,7 +152,7 @@ async function readLayoutIndex(root: string): Promise<LayoutIndex> {
 
 /** Reads a blob the layout must hold, checked against its descriptor (`not_found`, `size_mismatch`, `digest_mismatch`). */
 async function readBlob(root: string, descriptor: OciDescriptor, name: string): Promise<Buffer> {
-  const label = blobLabel(descriptor, name);
+  const label = descriptorLabel(descriptor, name);
   if (descriptor.size > MAX_DOCUMENT_BYTES) {
     throw new BindleError('payload_too_large', `${name} (${descriptor.digest}) is ${descriptor.size} bytes; at most ${MAX_DOCUMENT_BYTES} are read`);
   }

@@ -9,7 +9,7 @@
  */
 import t from 'tap';
 import { execFile, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { canonicalId } from '../../core/ids/bindle-id.js';
@@ -18,6 +18,7 @@ import type { PodStatus } from '../../client/kubelet/pod-status.js';
 import { buildWasmFixtures } from '../../scripts/build-wasm-fixtures.js';
 import { sha256 } from '../helpers/bindles.js';
 import { CLI_BIN, KUBELET_BIN, startServerProcess } from '../helpers/server-process.js';
+import { dropPod, finalPodStatus, startKubelet } from '../helpers/static-pods.js';
 
 const run = promisify(execFile);
 
@@ -78,36 +79,15 @@ t.test('bindle-kubelet runs static pods from a bindle pushed with the CLI', asyn
   await release('example.com/fail', '1.0.0', 'exit3', true);
   await bindle('yank', 'example.com/hello/1.2.0');
 
-  const kubelet = spawn(
-    process.execPath,
-    [KUBELET_BIN, '--pod-manifest-path', join(root, 'manifests'), '--state-dir', join(root, 'state'), '--poll-interval', '100', '--backoff-base', '50', '--max-restarts', '2'],
-    { env: { ...env, BINDLE_DIRECTORY: join(root, 'cache') }, stdio: ['ignore', 'pipe', 'pipe'] },
+  const daemon = startKubelet(
+    t,
+    ['--pod-manifest-path', join(root, 'manifests'), '--state-dir', join(root, 'state'), '--poll-interval', '100', '--backoff-base', '50', '--max-restarts', '2'],
+    { ...env, BINDLE_DIRECTORY: join(root, 'cache') },
   );
-  let kubeletLog = '';
-  kubelet.stdout.on('data', (c: Buffer) => (kubeletLog += c.toString()));
-  kubelet.stderr.on('data', (c: Buffer) => (kubeletLog += c.toString()));
-  const exited = new Promise<number | null>((resolve) => kubelet.once('exit', (code) => resolve(code)));
-  t.teardown(async () => {
-    if (kubelet.exitCode === null && kubelet.signalCode === null) kubelet.kill('SIGKILL');
-    await exited;
-  });
+  const { child: kubelet, exited } = daemon;
 
-  const drop = (pod: string, image: string, restartPolicy: string): void => {
-    const text = `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${pod}\nspec:\n  restartPolicy: ${restartPolicy}\n  containers:\n    - name: main\n      image: ${image}\n`;
-    writeFileSync(join(root, 'manifests', `.${pod}.tmp`), text);
-    renameSync(join(root, 'manifests', `.${pod}.tmp`), join(root, 'manifests', `${pod}.yaml`));
-  };
-  const status = async (pod: string): Promise<PodStatus> => {
-    const path = join(root, 'state', 'pods', pod, 'status.json');
-    for (let i = 0; i < 600; i++) {
-      if (existsSync(path)) {
-        const s = JSON.parse(readFileSync(path, 'utf8')) as PodStatus;
-        if (s.phase === 'Succeeded' || s.phase === 'Failed') return s;
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`pod ${pod} did not finish\nkubelet:\n${kubeletLog}`);
-  };
+  const drop = (pod: string, image: string, restartPolicy: string): void => dropPod(join(root, 'manifests'), pod, image, restartPolicy);
+  const status = (pod: string): Promise<PodStatus> => finalPodStatus(join(root, 'state'), pod, daemon.log, 600);
   const podLog = (pod: string, stream?: LogStream): string => podLogText(readFileSync(join(root, 'state', 'pods', pod, 'main.log'), 'utf8'), stream);
   const helloSha = sha256(readFileSync(modules.get('hello') ?? ''));
   const parcelGets = (): number =>
@@ -125,11 +105,11 @@ t.test('bindle-kubelet runs static pods from a bindle pushed with the CLI', asyn
   t.match(await status('hello-2'), { phase: 'Succeeded' });
   t.equal(podLog('hello-2'), 'Hello from a bindle!\n');
   t.equal(parcelGets(), 1, 'the second pod fetched no parcel from the server');
-  t.match(kubeletLog, /pod hello-2, container "main": module example\.com\/hello\/1\.0\.0 "hello\.wasm" ready; fetched 0 parcels, 1 from the cache/);
+  t.match(daemon.log(), /pod hello-2, container "main": module example\.com\/hello\/1\.0\.0 "hello\.wasm" ready; fetched 0 parcels, 1 from the cache/);
 
   drop('hello-range', 'bindle:example.com/hello@^1.0.0', 'Never');
   t.match(await status('hello-range'), { phase: 'Succeeded', containerStatuses: [{ imageID: 'example.com/hello/1.1.0' }] }, 'the yanked 1.2.0 is skipped');
-  t.match(kubeletLog, /bindle:example\.com\/hello@\^1\.0\.0: resolved to example\.com\/hello\/1\.1\.0/);
+  t.match(daemon.log(), /bindle:example\.com\/hello@\^1\.0\.0: resolved to example\.com\/hello\/1\.1\.0/);
   t.equal(parcelGets(), 1, 'the other versions share the cached parcel');
 
   drop('fail', 'bindle:example.com/fail/1.0.0', 'OnFailure');
@@ -160,5 +140,5 @@ t.test('bindle-kubelet runs static pods from a bindle pushed with the CLI', asyn
 
   kubelet.kill('SIGTERM');
   t.equal(await exited, 0, 'SIGTERM stops the kubelet cleanly');
-  t.match(kubeletLog, /SIGTERM: stopping every pod[\s\S]*stopped/);
+  t.match(daemon.log(), /SIGTERM: stopping every pod[\s\S]*stopped/);
 });

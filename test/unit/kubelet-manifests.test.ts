@@ -7,7 +7,7 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseModuleRef } from '../../client/kubelet/module-ref.js';
+import { isMovingRef, parseModuleRef } from '../../client/kubelet/module-ref.js';
 import {
   containerModuleRequest,
   parsePodManifest,
@@ -31,8 +31,22 @@ t.test('module references', async (t) => {
     range: '^1.0.0',
   });
   t.match(parseModuleRef('bindle:hello@>=1.2.0 <2'), { kind: 'range', range: '>=1.2.0 <2' });
+  t.same(parseModuleRef('127.0.0.1:5000/example.com/app:1.0.0_b1'), {
+    kind: 'oci',
+    text: '127.0.0.1:5000/example.com/app:1.0.0_b1',
+    registry: '127.0.0.1:5000',
+    repository: 'example.com/app',
+    reference: '1.0.0_b1',
+  });
+  t.match(parseModuleRef('ghcr.io/example/hello'), { kind: 'oci', registry: 'ghcr.io', repository: 'example/hello', reference: 'latest' });
+  const digest = `sha256:${'a'.repeat(64)}`;
+  t.match(parseModuleRef(`localhost/hello:1@${digest}`), { kind: 'oci', registry: 'localhost', repository: 'hello', reference: digest });
+  t.ok(isMovingRef(parseModuleRef('ghcr.io/example/hello:1')), 'an image by tag moves');
+  t.notOk(isMovingRef(parseModuleRef(`ghcr.io/example/hello@${digest}`)), 'an image by digest does not');
   const bad: Array<[string, RegExp]> = [
-    ['docker.io/library/nginx:latest', /only bindles can run here/],
+    ['nginx:latest', /name the registry/],
+    ['ghcr.io/Example/App:1', /not an OCI repository name/],
+    ['ghcr.io/example/app@sha256:abc', /not a sha256/],
     ['bindle://example.com/hello/1.0.0', /no "\/\/"/],
     ['bindle:example.com/hello', /invalid bindle version "hello"|expected <name>\/<version>/],
     ['bindle:example.com/hello/v1.0.0', /strict SemVer/],
@@ -89,6 +103,7 @@ t.test('JSON manifests, args, env, command and annotations', async (t) => {
       labels: { tier: 'edge' },
       annotations: {
         'bindle.dev/allow-yanked': 'true',
+        'bindle.dev/allow-unsigned-images': 'false',
         'bindle.dev/groups': 'extras, debug',
         'bindle.dev/features': 'wasm.ui_kit = "none, really", lang.code=fr',
         'bindle.dev/choose': 'almanac=lite.wasm',
@@ -142,6 +157,7 @@ t.test('JSON manifests, args, env, command and annotations', async (t) => {
   t.same(main.args, ['80907']);
   t.same(containerModuleRequest(pod, main), {
     allowYanked: true,
+    allowUnsigned: false,
     groups: ['extras', 'debug'],
     features: [
       { section: 'wasm', name: 'ui_kit', value: 'none, really' },
@@ -152,6 +168,7 @@ t.test('JSON manifests, args, env, command and annotations', async (t) => {
   }, 'command[0] names the module; quoted values keep their commas');
   t.same(containerModuleRequest(pod, sidecar), {
     allowYanked: true,
+    allowUnsigned: false,
     groups: ['sidecar-only'],
     features: [
       { section: 'wasm', name: 'ui_kit', value: 'none, really' },
@@ -176,7 +193,7 @@ t.test('invalid manifests are refused with the field and the reason', async (t) 
     ['container name', pod('  containers:\n    - name: My.Container\n      image: bindle:a/1.0.0'), 'bad_request', /DNS-1123 label/],
     ['duplicate names', pod('  containers:\n    - name: c\n      image: bindle:a/1.0.0\n    - name: c\n      image: bindle:a/1.0.0'), 'bad_request', /two containers are named "c"/],
     ['no image', one('      args: []'), 'bad_request', /container "c": image is missing/],
-    ['OCI image', one('      image: nginx:1.25'), 'bad_request', /container "c": invalid module reference "nginx:1\.25": only bindles/],
+    ['image without a registry', one('      image: nginx:1.25'), 'bad_request', /container "c": invalid module reference "nginx:1\.25": name the registry/],
     ['pull policy', one('      image: bindle:a/1.0.0\n      imagePullPolicy: Sometimes'), 'bad_request', /imagePullPolicy must be one of Always, IfNotPresent, Never/],
     ['args', one('      image: bindle:a/1.0.0\n      args: [1, 2]'), 'bad_request', /args must be a list of strings/],
     ['valueFrom', one('      image: bindle:a/1.0.0\n      env:\n        - name: X\n          valueFrom: {}'), 'bad_request', /env X: valueFrom supports only fieldRef/],
@@ -188,6 +205,7 @@ t.test('invalid manifests are refused with the field and the reason', async (t) 
     ['deadline', pod('  activeDeadlineSeconds: 0\n  containers: []'), 'bad_request', /activeDeadlineSeconds must be a whole number of seconds, at least 1/],
     ['namespace', pod('  containers: []', 'name: p\n  namespace: Not_A_Label'), 'bad_request', /metadata\.namespace "Not_A_Label" must be a DNS-1123 label/],
     ['unquoted annotation', pod(`  containers:\n    - name: c\n      image: bindle:a/1.0.0`, 'name: p\n  annotations:\n    bindle.dev/allow-yanked: true'), 'bad_request', /annotation bindle\.dev\/allow-yanked must be a string \(quote it/],
+    ['bad allow-unsigned-images', pod(`  containers:\n    - name: c\n      image: ghcr.io/a/b:1`, 'name: p\n  annotations:\n    bindle.dev/allow-unsigned-images: "1"'), 'bad_request', /bindle\.dev\/allow-unsigned-images: expected "true" or "false"/],
     ['bad allow-yanked', pod(`  containers:\n    - name: c\n      image: bindle:a/1.0.0`, 'name: p\n  annotations:\n    bindle.dev/allow-yanked: "yes"'), 'bad_request', /bindle\.dev\/allow-yanked: expected "true" or "false"/],
     ['bad feature', pod(`  containers:\n    - name: c\n      image: bindle:a/1.0.0`, 'name: p\n  annotations:\n    bindle.dev/features: "wasm"'), 'bad_request', /annotation bindle\.dev\/features: invalid feature filter "wasm"/],
     ['bad choice', pod(`  containers:\n    - name: c\n      image: bindle:a/1.0.0`, 'name: p\n  annotations:\n    bindle.dev/choose: "almanac"'), 'bad_request', /bindle\.dev\/choose: expected group=parcel-name/],

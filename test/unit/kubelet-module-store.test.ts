@@ -173,7 +173,7 @@ t.test('refusals', async (t) => {
     const { store, logs } = moduleStore(t, url);
     await t.rejects(store.get('bindle:example.com/yanked/1.0.0', 'Always'), { code: 'yanked', message: /has been yanked/ });
     const allowed = await store.get('bindle:example.com/yanked/1.0.0', 'Always', { allowYanked: true });
-    t.equal(allowed.invoice.yanked, true);
+    t.equal(allowed.invoice?.yanked, true);
     t.match(logs.join('\n'), /running yanked bindle example\.com\/yanked\/1\.0\.0, as allowed/);
     await t.rejects(store.get('bindle:example.com/yanked/1.0.0', 'IfNotPresent'), {
       code: 'yanked',
