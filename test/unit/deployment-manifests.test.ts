@@ -140,6 +140,8 @@ t.test('kustomize base and ha overlay', async (t) => {
     t.same([get.path, get.port], [path, 'http'], `${probe} on ${path}`);
   }
   t.ok(Number(obj(container.readinessProbe).timeoutSeconds) * 1000 > DEFAULT_READINESS_DEADLINE_MS, 'the readiness probe waits longer than the server checks storage');
+  const scrape = obj(obj(obj(spec.template).metadata).annotations);
+  t.same([scrape['prometheus.io/path'], Number(scrape['prometheus.io/port'])], ['/metrics', Number(http?.containerPort)], 'Prometheus scrapes /metrics on the served port');
   const service = baseDocs.find((d) => d.kind === 'Service');
   t.ok(arr(obj(service?.spec).ports).some((p) => obj(p).targetPort === 'http'), 'the Service targets the http port');
   const mounts = arr(container.volumeMounts).map((m) => str(obj(m).mountPath));
