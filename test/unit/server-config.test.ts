@@ -270,6 +270,16 @@ t.test('metrics address: none by default; from flag, env and file (flag first); 
   await t.rejects(load(t, [], { env: { BINDLE_METRICS_ADDRESS: 'x:99999' } }), { code: 'invalid_config', message: /BINDLE_METRICS_ADDRESS/ });
 });
 
+t.test('gc grace: from flag, env and file, default 1 h or the staging age if longer; never shorter than it', async (t) => {
+  t.equal((await load(t, [])).config.gcGraceMs, 3_600_000);
+  t.equal((await load(t, ['--staging-max-age', '7200s'])).config.gcGraceMs, 7_200_000, 'raised to a longer staging age');
+  t.equal((await load(t, ['--staging-max-age', '1s', '--gc-grace', '90s'])).config.gcGraceMs, 90_000);
+  t.equal((await load(t, ['--staging-max-age', '1s'], { env: { BINDLE_GC_GRACE: '2s' } })).config.gcGraceMs, 2000);
+  t.equal((await load(t, ['--staging-max-age', '1s'], { file: 'gc_grace = "5s"\n' })).config.gcGraceMs, 5000);
+  await t.rejects(load(t, ['--gc-grace', '60s']), { code: 'invalid_config', message: /shorter than the staging max age/ });
+  await t.rejects(load(t, ['--gc-grace', '0']), { code: 'invalid_config', message: /--gc-grace/ });
+});
+
 t.test('address forms', async (t) => {
   t.same(parseAddress('127.0.0.1:8080', 'x'), { host: '127.0.0.1', port: 8080 });
   t.same(parseAddress('[::1]:8080', 'x'), { host: '::1', port: 8080 });
