@@ -82,7 +82,10 @@ async function push(ctx: CliContext, source: string | undefined, opts: PushOptio
   }
   const located = await resolveStandaloneSource(source, opts.path, ctx.io.cwd);
   const { readStandalone } = await import('../../standalone/standalone-bindle.js');
-  const bindle = await attempt(`could not read standalone bindle ${located.path}`, () => readStandalone(located.path));
+  const checking = ctx.stepReporter(opts.output !== 'json');
+  const bindle = await attempt(`could not read standalone bindle ${located.path}`, () =>
+    readStandalone(located.path, { onHashing: (done, total) => checking.step('Checking parcels', done, total) }),
+  ).finally(() => checking.finish());
   try {
     const name = formatId({ name: bindle.invoice.bindle.name, version: bindle.invoice.bindle.version });
     if (located.expectedId !== undefined && formatId(located.expectedId) !== name) {
