@@ -128,8 +128,19 @@ export class CliContext {
    */
   reporter(doneLine?: (label: Label) => string): TransferReporter {
     if (doneLine === undefined) return createTransferReporter(this.io.stdout, { live: false });
-    const live = this.settings.progress && this.io.stdout.isTTY === true && this.io.env.TERM !== 'dumb';
-    return createTransferReporter(this.io.stdout, { live, doneLine });
+    return createTransferReporter(this.io.stdout, { live: this.#liveProgress(), doneLine });
+  }
+
+  /**
+   * A reporter for long local steps only (hashing, compressing): live bars on a terminal, else
+   * nothing; nothing either when `shown` is false (a command printing JSON).
+   */
+  stepReporter(shown = true): TransferReporter {
+    return createTransferReporter(this.io.stdout, { live: shown && this.#liveProgress() });
+  }
+
+  #liveProgress(): boolean {
+    return this.settings.progress && this.io.stdout.isTTY === true && this.io.env.TERM !== 'dumb';
   }
 
   /** Closes the clients that were created. */

@@ -14,6 +14,7 @@ import type { CliContext } from './cli-context.js';
 import { attempt, CliFailure, describeError, usageFailure } from './cli-error.js';
 import { warnLine } from './cli-io.js';
 import { markCachedYanked, readCachedInvoice } from './local-cache.js';
+import type { exportTarball } from '../standalone/standalone-bindle.js';
 
 /** Runs a command body with the context of the command it belongs to. */
 export type ContextProvider = (command: Command) => CliContext;
@@ -149,4 +150,20 @@ export async function loadInvoice(ctx: CliContext, id: BindleId, yanked: boolean
 export function hintOf(hint: (err: unknown) => string | undefined, err: unknown): { hint?: string } {
   const text = hint(err);
   return text === undefined ? {} : { hint: text };
+}
+
+/**
+ * Runs `exportTarball` (passed in, so that callers keep loading it lazily) with its hashing and
+ * compressing steps shown on a terminal; resolves with the tarball's path.
+ */
+export async function exportWithProgress(ctx: CliContext, run: typeof exportTarball, bindleDir: string, outDir: string): Promise<string> {
+  const steps = ctx.stepReporter();
+  try {
+    return await run(bindleDir, outDir, {
+      onHashing: (done, total) => steps.step('Checking parcels', done, total),
+      onCompressing: (done, total) => steps.step('Compressing', done, total),
+    });
+  } finally {
+    steps.finish();
+  }
 }

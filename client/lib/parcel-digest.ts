@@ -98,11 +98,11 @@ export function digestOf(data: Uint8Array): Digest {
 /** Files are read in chunks of at most this many bytes. */
 export const READ_CHUNK_BYTES = 1 << 20;
 
-/** Size and sha256 of a file, read in chunks of up to 1 MiB. */
-export async function digestFile(path: string): Promise<Digest> {
+/** Size and sha256 of a file, read in chunks of up to 1 MiB; `onBytes` is told each chunk's size as it is hashed. */
+export async function digestFile(path: string, onBytes?: (bytes: number) => void): Promise<Digest> {
   const handle = await open(path, 'r');
   try {
-    return await digestHandle(handle, (await handle.stat()).size);
+    return await digestHandle(handle, (await handle.stat()).size, onBytes);
   } finally {
     await handle.close();
   }
@@ -125,7 +125,7 @@ export async function checkFile(path: string, label: Label, what: string): Promi
 }
 
 /** Size and sha256 of everything in `handle` from offset 0 to its end; `sizeHint` only sizes the buffers. */
-async function digestHandle(handle: FileHandle, sizeHint: number): Promise<Digest> {
+async function digestHandle(handle: FileHandle, sizeHint: number, onBytes?: (bytes: number) => void): Promise<Digest> {
   const hash = createHash('sha256');
   const chunk = Math.min(READ_CHUNK_BYTES, Math.max(sizeHint, 4096));
   let spare = Buffer.allocUnsafe(chunk);
@@ -138,6 +138,7 @@ async function digestHandle(handle: FileHandle, sizeHint: number): Promise<Diges
     // The next read fills the spare buffer while this one is hashed.
     reading = handle.read(spare, 0, chunk, size);
     hash.update(buffer.subarray(0, bytesRead));
+    onBytes?.(bytesRead);
     spare = buffer;
   }
 }

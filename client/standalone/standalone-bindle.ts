@@ -8,7 +8,9 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
 import { create as createTar, extract as extractTar } from 'tar';
 import type { Invoice, Label } from '../../schema/index.js';
 import { canonicalInvoice, invoiceParcels, labelOnInvoice, parseInvoice, renderInvoice, toInvoice } from '../../core/codec/invoice-codec.js';
@@ -94,8 +96,17 @@ async function loadInvoiceFile(bindleDir: string): Promise<Invoice> {
   }
 }
 
-/** Reads and checks a bindle directory: its invoice, and the size and sha256 of every parcel file present. */
-async function readBindleDir(dir: string): Promise<StandaloneBindle> {
+/**
+ * Progress of a long local step: `done` of `total` bytes so far. Called as the work moves (at
+ * most once per chunk read), and once at the end with `done === total`.
+ */
+export type StepProgress = (done: number, total: number) => void;
+
+/**
+ * Reads and checks a bindle directory: its invoice, and the size and sha256 of every parcel file
+ * present, telling `onHashing` how many of the parcel files' bytes were hashed.
+ */
+async function readBindleDir(dir: string, onHashing?: StepProgress): Promise<StandaloneBindle> {
   const root = await realpath(dir);
   const invoice = await loadInvoiceFile(root);
   const cid = invoiceCanonicalId(invoice);
@@ -114,7 +125,7 @@ async function readBindleDir(dir: string): Promise<StandaloneBindle> {
     if (errnoOf(err) !== 'ENOENT') throw err;
     entries = [];
   }
-  const found: Array<{ label: Label; path: string }> = [];
+  const found: Array<{ label: Label; path: string; size: number }> = [];
   for (const entry of entries.sort()) {
     const m = PARCEL_FILE.exec(entry);
     if (m?.[1] === undefined) continue;
@@ -126,11 +137,15 @@ async function readBindleDir(dir: string): Promise<StandaloneBindle> {
     } catch (err) {
       throw new BindleError('parcel_not_on_invoice', `standalone bindle ${root}: ${message(err)} (file ${path})`, { cause: err });
     }
-    found.push({ label, path });
+    found.push({ label, path, size: (await stat(path)).size });
   }
+  const total = found.reduce((n, f) => n + f.size, 0);
+  let hashed = 0;
   await mapLimit(found, HASH_CONCURRENCY, async ({ label, path }) => {
-    checkDigest(await digestFile(path), label, `${describeParcel(label)} in standalone bindle file ${path}`);
+    const digest = await digestFile(path, (bytes) => onHashing?.((hashed += bytes), total));
+    checkDigest(digest, label, `${describeParcel(label)} in standalone bindle file ${path}`);
   });
+  onHashing?.(total, total);
   return { invoice, parcels: new Map(found.map(({ label, path }) => [label.sha256, path])), root };
 }
 
@@ -163,9 +178,10 @@ async function extractTarball(file: string, dest: string): Promise<void> {
  * holds exactly one) or from a `.tar.gz` (extracted to a temp directory that `cleanup` removes;
  * for a directory `cleanup` does nothing). Every parcel file present must be listed on the
  * invoice (`parcel_not_on_invoice`) and match its label (`size_mismatch` / `digest_mismatch`).
- * Files in `parcels/` not named `<sha256>.dat` are ignored.
+ * Files in `parcels/` not named `<sha256>.dat` are ignored. `onHashing` follows the hashing of
+ * the parcel files, which takes a while for large ones.
  */
-export async function readStandalone(path: string): Promise<StandaloneBindle & { cleanup(): Promise<void> }> {
+export async function readStandalone(path: string, opts: { onHashing?: StepProgress } = {}): Promise<StandaloneBindle & { cleanup(): Promise<void> }> {
   let info;
   try {
     info = await stat(path);
@@ -173,7 +189,7 @@ export async function readStandalone(path: string): Promise<StandaloneBindle & {
     throw new BindleError('not_found', `standalone bindle ${path} not found: ${message(err)}`, { cause: err });
   }
   if (info.isDirectory()) {
-    const bindle = await readBindleDir(await locateBindleDir(path));
+    const bindle = await readBindleDir(await locateBindleDir(path), opts.onHashing);
     return { ...bindle, cleanup: () => Promise.resolve() };
   }
   const temp = await mkdtemp(join(tmpdir(), 'bindle-standalone-'));
@@ -188,7 +204,7 @@ export async function readStandalone(path: string): Promise<StandaloneBindle & {
         `${path}: a standalone bindle tarball holds exactly one directory (named after the canonical id); found ${top.map((e) => e.name).join(', ') || 'nothing'}`,
       );
     }
-    const bindle = await readBindleDir(join(temp, only.name));
+    const bindle = await readBindleDir(join(temp, only.name), opts.onHashing);
     return { ...bindle, cleanup };
   } catch (err) {
     await cleanup();
@@ -266,11 +282,15 @@ export async function writeStandalone(outDir: string, invoice: Invoice, parcels:
 /**
  * Packs a standalone bindle directory (named after its canonical id, else `invalid_id`) into
  * `<outDir>/<canonicalId>.tar.gz`, holding that one directory with its invoice and parcel files
- * (nothing else). The bindle is read and verified first; the tarball is written atomically.
- * Returns its path.
+ * (nothing else). The bindle is read and verified first (`onHashing`); the tarball is written
+ * atomically, `onCompressing` following the bytes packed and compressed so far. Returns its path.
  */
-export async function exportTarball(bindleDir: string, outDir: string): Promise<string> {
-  const bindle = await readBindleDir(bindleDir);
+export async function exportTarball(
+  bindleDir: string,
+  outDir: string,
+  opts: { onHashing?: StepProgress; onCompressing?: StepProgress } = {},
+): Promise<string> {
+  const bindle = await readBindleDir(bindleDir, opts.onHashing);
   const cid = invoiceCanonicalId(bindle.invoice);
   if (basename(bindle.root) !== cid) {
     throw new BindleError(
@@ -283,11 +303,21 @@ export async function exportTarball(bindleDir: string, outDir: string): Promise<
   const temp = tempPathFor(out);
   const keep = new Set([cid, `${cid}/${INVOICE_FILE}`, `${cid}/${PARCELS_DIR}`]);
   for (const sha of bindle.parcels.keys()) keep.add(`${cid}/${PARCELS_DIR}/${parcelFileName(sha)}`);
+  // The tar stream's size: its parcel files and invoice (headers and padding add a little).
+  let total = (await stat(join(bindle.root, INVOICE_FILE))).size;
+  for (const path of bindle.parcels.values()) total += (await stat(path)).size;
+  let packed = 0;
+  const counted = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      packed += chunk.length;
+      opts.onCompressing?.(Math.min(packed, total - 1), total);
+      callback(null, chunk);
+    },
+  });
   try {
-    await createTar(
-      { gzip: true, file: temp, cwd: dirname(bindle.root), portable: true, filter: (path) => keep.has(path.replace(/\/+$/, '')) },
-      [cid],
-    );
+    const tar = createTar({ cwd: dirname(bindle.root), portable: true, filter: (path) => keep.has(path.replace(/\/+$/, '')) }, [cid]);
+    await pipeline(tar, counted, createGzip(), createWriteStream(temp, { flags: 'wx', mode: 0o644 }));
+    opts.onCompressing?.(total, total);
     await rename(temp, out);
   } catch (err) {
     await rm(temp, { force: true });

@@ -1,7 +1,7 @@
 /**
  * The CLI's progress output end to end (issue 10): on a terminal, `push` and `get` draw one
  * overall bar across all their parcels (small ones too) and clear it, leaving only the one line
- * per parcel; on a stream that is not a terminal, with `--no-progress`, or with JSON output,
+ * per parcel, and long local steps (hashing before a push, compressing an export) show bars too; on a stream that is not a terminal, with `--no-progress`, or with JSON output,
  * stdout carries no control characters (and JSON output nothing but the JSON). Run in-process
  * against a real Bindle server, stdout being an in-memory terminal of 80 columns.
  */
@@ -36,6 +36,7 @@ t.test('push and get: an overall bar on a terminal, clean output elsewhere', asy
   const tty = await bindle([...global, 'push', await standalone('example.com/tty')], { ttyColumns: 80 });
   t.equal(tty.code, 0, tty.stderr);
   t.ok(liveLines(tty.stdout).some((l) => /^\[[#-]{24}\] [\d.]+ (B|KiB|MiB) \/ 2\.0 MiB {2}.*\d\/3 parcels$/.test(l)), 'an overall bar across the three parcels');
+  t.ok(liveLines(tty.stdout).some((l) => /^Checking parcels \[[#-]{24}\] [\d.]+ (B|KiB|MiB) \/ 2\.0 MiB$/.test(l)), 'hashing the parcels before the push shows a bar');
   const lines = screen(tty.stdout).split('\n');
   t.equal(lines.filter((l) => l.startsWith('Uploaded parcel ')).length, 3, 'one line per parcel');
   t.notOk(hasControlCharacters(screen(tty.stdout)), 'the bar is cleared: nothing of it stays on the screen');
@@ -53,6 +54,11 @@ t.test('push and get: an overall bar on a terminal, clean output elsewhere', asy
   t.equal(got.code, 0, got.stderr);
   t.ok(liveLines(got.stdout).some((l) => /^\[[#-]{24}\] .*\/ 2\.0 MiB .*\d\/3 parcels$/.test(l)), 'get draws the overall bar too');
   t.equal(screen(got.stdout).split('\n').filter((l) => l.startsWith('Fetched parcel ')).length, 3);
+  const exported = await bindle([...global, 'get', 'example.com/tty/1.0.0', '--export', join(dir, 'exports')], { ttyColumns: 80 });
+  t.equal(exported.code, 0, exported.stderr);
+  t.ok(liveLines(exported.stdout).some((l) => /^Compressing \[[#-]{24}\] [\d.]+ (B|KiB|MiB) \/ 2\.0 MiB$/.test(l)), 'compressing the export shows a bar');
+  t.match(screen(exported.stdout), /Exported example\.com\/tty\/1\.0\.0 to .*\.tar\.gz\n$/);
+  t.notOk(hasControlCharacters(screen(exported.stdout)), 'and clears it');
 
   const quiet = await bindle([...global, '--no-progress', 'get', 'example.com/plain/1.0.0'], { ttyColumns: 80 });
   t.equal(quiet.code, 0, quiet.stderr);

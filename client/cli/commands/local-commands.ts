@@ -10,7 +10,7 @@ import { renderDocument } from '../../../core/codec/document-codec.js';
 import { isSha256Hex } from '../../../core/ids/bindle-id.js';
 import type { CliContext } from '../cli-context.js';
 import { attempt, usageFailure } from '../cli-error.js';
-import { action, addOutputOptions, chosenFormat, type ContextProvider } from '../command-kit.js';
+import { action, addOutputOptions, chosenFormat, exportWithProgress, type ContextProvider } from '../command-kit.js';
 import { labelForFile } from '../file-labels.js';
 import { resolveStandaloneSource } from '../standalone-source.js';
 
@@ -44,7 +44,7 @@ async function packageBindle(ctx: CliContext, source: string, opts: PackageOptio
   if (located.kind === 'tarball') throw usageFailure(`cannot package ${located.path}`, 'it is already a standalone bindle tarball');
   ctx.print(`Packaging standalone bindle directory ${located.path}`);
   const { exportTarball } = await import('../../standalone/standalone-bindle.js');
-  const tarball = await attempt(`could not package ${located.path}`, () => exportTarball(located.path, exportDir));
+  const tarball = await attempt(`could not package ${located.path}`, () => exportWithProgress(ctx, exportTarball, located.path, exportDir));
   ctx.print(`Wrote standalone bindle tarball to ${tarball}`);
 }
 

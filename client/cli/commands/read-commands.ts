@@ -18,6 +18,7 @@ import {
   addOutputOptions,
   booleanValue,
   chosenFormat,
+  exportWithProgress,
   integerIn,
   hintOf,
   isUnreachable,
@@ -195,7 +196,7 @@ async function get(ctx: CliContext, idText: string, opts: GetOptions): Promise<v
   if (opts.export !== undefined) {
     const exportDir = resolve(ctx.io.cwd, opts.export);
     const { exportTarball } = await import('../../standalone/standalone-bindle.js');
-    const tarball = await attempt(`could not export ${name} to ${exportDir}`, () => exportTarball(dir, exportDir));
+    const tarball = await attempt(`could not export ${name} to ${exportDir}`, () => exportWithProgress(ctx, exportTarball, dir, exportDir));
     ctx.print(`Exported ${name} to ${tarball}`);
   }
 }

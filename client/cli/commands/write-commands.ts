@@ -49,7 +49,10 @@ async function readPushSource(
   if (opts.tag !== undefined) throw usageFailure('cannot use --tag', 'it chooses a bindle in an OCI image layout, and the source is not one');
   const located = await resolveStandaloneSource(source, opts.path, ctx.io.cwd);
   const { readStandalone } = await import('../../standalone/standalone-bindle.js');
-  const bindle = await attempt(`could not read standalone bindle ${located.path}`, () => readStandalone(located.path));
+  const checking = ctx.stepReporter(opts.output !== 'json');
+  const bindle = await attempt(`could not read standalone bindle ${located.path}`, () =>
+    readStandalone(located.path, { onHashing: (done, total) => checking.step('Checking parcels', done, total) }),
+  ).finally(() => checking.finish());
   return { bindle, expectedId: located.expectedId };
 }
 
