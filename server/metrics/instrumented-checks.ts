@@ -5,6 +5,7 @@
  * or error is passed on unchanged. Wrapped where implementations are chosen (server-runtime.ts).
  */
 import type { Invoice } from '../../schema/index.js';
+import type { Keyring } from '../../core/signing/keyring.js';
 import type { VerificationStrategy } from '../../core/signing/verification.js';
 import type { InvoiceVerifier } from '../../core/signing/verifier.js';
 import type { Action, Authenticator, Authorizer, ClientInfo, Principal } from '../auth/types.js';
@@ -35,6 +36,10 @@ export class InstrumentedVerifier implements InvoiceVerifier {
 
   verify(inv: Invoice): void {
     counting(() => this.#inner.verify(inv), this.#count);
+  }
+
+  trustedKeys(): Keyring {
+    return this.#inner.trustedKeys();
   }
 }
 

@@ -5,11 +5,15 @@
  * chosen (server/server-runtime.ts), never inside a backend.
  */
 import { performance } from 'node:perf_hooks';
-import type { InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice } from '../storage/invoice-index.js';
+import type { InsertOptions, InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice, Tombstone } from '../storage/invoice-index.js';
+import type { OciManifestRecord, OciTagPage } from '../storage/oci-records.js';
 import { OperationTimer } from './operation-timer.js';
 import type { ServerMetrics } from './server-metrics.js';
 
-type Operation = 'insert' | 'get' | 'yank' | 'query' | 'invoices_with_parcel' | 'count';
+type Operation =
+  | 'insert' | 'get' | 'yank' | 'query' | 'invoices_with_parcel' | 'count'
+  | 'delete' | 'tombstone' | 'tombstones' | 'add_tombstone'
+  | 'oci_manifest' | 'oci_manifest_by_digest' | 'oci_config' | 'oci_tags' | 'oci_referrers';
 
 export class InstrumentedInvoiceIndex implements InvoiceIndex {
   readonly #inner: InvoiceIndex;
@@ -20,8 +24,44 @@ export class InstrumentedInvoiceIndex implements InvoiceIndex {
     this.#timer = new OperationTimer(metrics, 'invoice_index');
   }
 
-  insert(entry: StoredInvoice): Promise<void> {
-    return this.#timer.observe('insert', performance.now(), this.#inner.insert(entry));
+  insert(entry: StoredInvoice, options?: InsertOptions): Promise<void> {
+    return this.#timer.observe('insert', performance.now(), this.#inner.insert(entry, options));
+  }
+
+  delete(tombstone: Tombstone): Promise<void> {
+    return this.#timer.observe('delete', performance.now(), this.#inner.delete(tombstone));
+  }
+
+  tombstone(name: string, version: string): Promise<Tombstone | undefined> {
+    return this.#timer.observe('tombstone', performance.now(), this.#inner.tombstone(name, version));
+  }
+
+  tombstones(): Promise<Tombstone[]> {
+    return this.#timer.observe('tombstones', performance.now(), this.#inner.tombstones());
+  }
+
+  addTombstone(tombstone: Tombstone): Promise<boolean> {
+    return this.#timer.observe('add_tombstone', performance.now(), this.#inner.addTombstone(tombstone));
+  }
+
+  ociManifest(name: string, version: string): Promise<OciManifestRecord | undefined> {
+    return this.#timer.observe('oci_manifest', performance.now(), this.#inner.ociManifest(name, version));
+  }
+
+  ociManifestByDigest(name: string, digest: string): Promise<OciManifestRecord | undefined> {
+    return this.#timer.observe('oci_manifest_by_digest', performance.now(), this.#inner.ociManifestByDigest(name, digest));
+  }
+
+  ociConfig(name: string, digest: string): Promise<Buffer | undefined> {
+    return this.#timer.observe('oci_config', performance.now(), this.#inner.ociConfig(name, digest));
+  }
+
+  ociTags(name: string, last: string | undefined, n: number): Promise<OciTagPage | undefined> {
+    return this.#timer.observe('oci_tags', performance.now(), this.#inner.ociTags(name, last, n));
+  }
+
+  ociReferrers(name: string, subject: string): Promise<OciManifestRecord[]> {
+    return this.#timer.observe('oci_referrers', performance.now(), this.#inner.ociReferrers(name, subject));
   }
 
   get(name: string, version: string): Promise<StoredInvoice | undefined> {

@@ -6,11 +6,11 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
-import type { ByteRange, ParcelStat, ParcelStore, PutResult } from '../storage/parcel-store.js';
+import type { ByteRange, ParcelStat, ParcelStore, PutResult, RemoveOutcome, StoredParcel } from '../storage/parcel-store.js';
 import { OperationTimer } from './operation-timer.js';
 import type { ServerMetrics } from './server-metrics.js';
 
-type Operation = 'has' | 'stat' | 'missing' | 'open_read' | 'put';
+type Operation = 'has' | 'stat' | 'missing' | 'open_read' | 'put' | 'remove';
 
 export class InstrumentedParcelStore implements ParcelStore {
   readonly #inner: ParcelStore;
@@ -51,6 +51,14 @@ export class InstrumentedParcelStore implements ParcelStore {
 
   list(): AsyncIterable<string> {
     return this.#inner.list();
+  }
+
+  entries(): AsyncIterable<StoredParcel> {
+    return this.#inner.entries();
+  }
+
+  remove(sha256: string, confirm: () => Promise<boolean>): Promise<RemoveOutcome> {
+    return this.#timer.observe('remove', performance.now(), this.#inner.remove(sha256, confirm));
   }
 
   close(): Promise<void> {

@@ -93,7 +93,7 @@ function uiRoutes(ui: FastifyInstance, opts: WebUiOptions): void {
         q: form.q, v: form.v, yanked: String(form.yanked), o: String((page - 1) * PAGE_SIZE), l: String(PAGE_SIZE),
       });
       const result = await service.query(query);
-      const invoices = result.invoices.filter((inv) => mayRead(request, inv.bindle.name));
+      const invoices = result.invoices.map((stored) => stored.invoice).filter((inv) => mayRead(request, inv.bindle.name));
       rendered = renderSearchPage(site, { form, invoices, page, more: result.more });
     } catch (err) {
       if (!isBindleError(err) || err.code !== 'invalid_query') throw err;
