@@ -95,6 +95,12 @@ const paths = {
       summary: 'Create an invoice: verified against the keyring, counter-signed as host',
       tags: ['invoices'],
       security: writes,
+      parameters: [
+        {
+          name: 'allow_deleted', in: 'query', required: false,
+          description: "Re-create a hard-deleted invoice, replacing its tombstone (an admin's)", schema: { type: 'boolean' },
+        },
+      ],
       requestBody: {
         required: true,
         content: { 'application/toml': { schema: ref('Invoice') }, 'application/json': { schema: ref('Invoice') } },
@@ -111,11 +117,15 @@ const paths = {
     head: getInvoice(true),
     delete: {
       operationId: 'yankInvoice',
-      summary: 'Yank an invoice (idempotent; the host signs the yank)',
+      summary: 'Yank an invoice (idempotent; the host signs the yank); with ?hard=true, an admin hard-deletes it instead',
       tags: ['invoices'],
       security: writes,
-      parameters: idParams,
-      responses: { 200: document('MessageReply', 'Yanked'), ...errors },
+      parameters: [
+        ...idParams,
+        { name: 'hard', in: 'query', required: false, description: 'Hard-delete (admin): remove the invoice, leave a host-signed tombstone', schema: { type: 'boolean' } },
+        { name: 'reason', in: 'query', required: false, description: 'Why (kept in the tombstone and the audit log)', schema: { type: 'string' } },
+      ],
+      responses: { 200: document('MessageReply', 'Yanked or deleted'), ...errors },
     },
   },
   '/v1/_i/{name}/{version}@{sha256}': {
