@@ -730,16 +730,20 @@ function pickSize(raw: Sourced | undefined, fallback: number): number {
   return bytes;
 }
 
+/** The units a duration may be written in (`30s`, `15m`, `1h`); a bare number is milliseconds. */
+const DURATION_UNITS_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
 function pickDuration(raw: Sourced | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
   let ms: number | undefined;
   if (typeof raw.value === 'number') ms = raw.value;
   else if (typeof raw.value === 'string') {
-    const m = /^\s*(\d+)\s*(ms|s)?\s*$/i.exec(raw.value);
-    if (m !== null) ms = Number(m[1]) * (m[2]?.toLowerCase() === 's' ? 1000 : 1);
+    const m = /^\s*(\d+)\s*(ms|s|m|h)?\s*$/i.exec(raw.value);
+    const unit = m === null ? undefined : DURATION_UNITS_MS[(m[2] ?? 'ms').toLowerCase()];
+    if (m !== null && unit !== undefined) ms = Number(m[1]) * unit;
   }
   if (ms === undefined || !Number.isSafeInteger(ms) || ms < 0) {
-    throw invalid(`${raw.source}: "${String(raw.value)}" is not a duration; use milliseconds, or a whole number with ms or s`);
+    throw invalid(`${raw.source}: "${String(raw.value)}" is not a duration; use milliseconds, or a whole number with ms, s, m or h`);
   }
   if (ms > MAX_DURATION_MS) throw invalid(`${raw.source}: ${ms} ms is longer than the maximum of ${MAX_DURATION_MS} ms`);
   return ms;

@@ -222,6 +222,8 @@ t.test('staging max age: from flag, env and file, default 1 h; 0 is refused', as
   t.equal((await load(t, [], { env: { BINDLE_STAGING_MAX_AGE: '2s' } })).config.stagingMaxAgeMs, 2000);
   t.equal((await load(t, [], { file: 'staging_max_age = "5s"\n' })).config.stagingMaxAgeMs, 5000);
   await t.rejects(load(t, ['--staging-max-age', '0']), { code: 'invalid_config', message: /--staging-max-age/ });
+  t.equal((await load(t, ['--staging-max-age', '1h'])).config.stagingMaxAgeMs, 3_600_000, 'the documented default is accepted as written');
+  t.equal((await load(t, [], { env: { BINDLE_STAGING_MAX_AGE: '15m' } })).config.stagingMaxAgeMs, 900_000, 'minutes too');
 });
 
 t.test('failed-attempt limits: from flag, env and file, default 10 a minute; bad values are refused', async (t) => {
@@ -331,7 +333,7 @@ t.test('every validation error names its source', async (t) => {
     { name: 'flag strategy', argv: ['--strategy', 'Bogus'], message: /^--strategy: invalid verification strategy/ },
     { name: 'env strategy', env: { BINDLE_VERIFICATION_STRATEGY: 'Nope' }, message: /^environment variable BINDLE_VERIFICATION_STRATEGY: / },
     { name: 'file strategy', file: 'verification_strategy = "Wat"', message: /key "verification_strategy": invalid verification strategy/ },
-    { name: 'flag duration', argv: ['--shutdown-grace', '5m'], message: /^--shutdown-grace: "5m" is not a duration/ },
+    { name: 'flag duration', argv: ['--shutdown-grace', '5d'], message: /^--shutdown-grace: "5d" is not a duration/ },
     { name: 'tls cert alone', argv: ['--tls-cert', 'c.pem'], message: /^--tls-cert is set but --tls-key \(BINDLE_TLS_KEY\) is not/ },
     { name: 'tls key alone from env', env: { BINDLE_TLS_KEY: 'k.pem' }, message: /^environment variable BINDLE_TLS_KEY is set but --tls-cert/ },
     {
