@@ -167,7 +167,7 @@ t.test('fuzzed _q parameters (fixed seed) never get a 5xx, and every 4xx has an 
   t.ok(statuses.has(200) && statuses.has(400), `the fuzz reaches both answers (got ${[...statuses].join(', ')})`);
 });
 
-t.test('a large _q reply is rendered an invoice at a time (TOML; JSON sends the stored text), the event loop free in between, with the same bytes', async (t) => {
+t.test('a large _q reply is rendered in slices (TOML; JSON sends the stored text), the event loop free in between, with the same bytes', async (t) => {
   const ta = await makeTestApp(t);
   const count = 60;
   for (let i = 0; i < count; i++) {
@@ -186,8 +186,10 @@ t.test('a large _q reply is rendered an invoice at a time (TOML; JSON sends the 
     const res = await ta.app.inject({ url: '/v1/_q?q=many&l=100', headers: { accept } });
     counting = false;
     t.equal(res.statusCode, 200);
-    // JSON replies carry each invoice's stored JSON text as it is: there is nothing to render.
-    if (accept === 'application/toml') t.ok(turns >= count, `${accept}: ${turns} event-loop turns passed while ${count} invoices were rendered`);
+    // TOML invoice tables are rendered in a shared queue that lets the event loop turn at least
+    // every few milliseconds (server/http/query-reply.ts); JSON replies carry each invoice's
+    // stored JSON text as it is (nothing to render).
+    if (accept === 'application/toml') t.ok(turns >= 1, `${accept}: ${turns} event-loop turns passed while ${count} invoices were rendered`);
     const reply = (accept === 'application/json' ? JSON.parse(res.body) : TOML.parse(res.body)) as unknown as QueryReply;
     t.equal(reply.invoices.length, count);
     const format = accept === 'application/json' ? 'json' : 'toml';
