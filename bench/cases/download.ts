@@ -13,8 +13,8 @@ import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
 import { payload } from '../lib/data.js';
 import { downloadDiscard } from '../lib/http.js';
 import { makeFigure } from '../lib/results.js';
-import { spawnServer } from '../lib/server.js';
-import { mbPerSecond } from '../lib/stats.js';
+import { cpuMsOf, spawnServer } from '../lib/server.js';
+import { mbPerSecond, median } from '../lib/stats.js';
 import { uploadParcel } from './upload.js';
 
 async function downloadRate(url: string, size: number, agent: http.Agent): Promise<number> {
@@ -37,6 +37,7 @@ export const downloadCase: BenchCase = {
     let results: Map<string, number[]>;
     let names: string[];
     let notes: string[];
+    const cpu = new Map<string, number[]>();
     try {
       const { sha256 } = await uploadParcel(ctx, server, payload(size, 77), '1.0.0');
       const url = parcelUrl(server.api, 'bench.example.com/upload', '1.0.0', sha256);
@@ -47,7 +48,15 @@ export const downloadCase: BenchCase = {
       const served = await servePeers(ctx.workRoot, { path, sha256, size, contentType: 'application/octet-stream', bare: 'file' }, check);
       notes = served.notes;
       try {
-        const contenders = [{ name: 'bindle-server', url }, ...served.peers].map((p) => ({ name: p.name, measure: () => downloadRate(p.url, size, agent) }));
+        const contenders = [{ name: 'bindle-server', url, pid: server.pid }, ...served.peers].map((p) => ({
+          name: p.name,
+          measure: async () => {
+            const before = cpuMsOf(p.pid) ?? Number.NaN;
+            const rate = await downloadRate(p.url, size, agent);
+            cpu.set(p.name, [...(cpu.get(p.name) ?? []), (cpuMsOf(p.pid) ?? Number.NaN) - before]);
+            return rate;
+          },
+        }));
         names = served.peers.map((p) => p.name);
         results = await interleave(contenders, runs, ctx.log, 'MB/s');
       } finally {
@@ -69,6 +78,11 @@ export const downloadCase: BenchCase = {
           baseline: { title: bare, runs: results.get(bare) ?? [] },
           peers: others.map((name) => ({ title: name, runs: results.get(name) ?? [] })),
           target: { on: 'ratio', op: '>=', bound: 0.9, text: '≥ 0.9 × bare Node (1 MiB chunks)' },
+          notes: [
+            `server CPU time per download (median of the recorded rounds; robust on a busy machine, where MB/s is not): ${[...cpu]
+              .map(([name, ms]) => `${name} ${median(ms.slice(1)).toFixed(0)} ms`)
+              .join(', ')}`,
+          ],
         }),
       ],
       notes,

@@ -13,7 +13,8 @@ import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
 import { payload } from '../lib/data.js';
 import { expectStatus } from '../lib/http.js';
 import { makeFigure, type Figure } from '../lib/results.js';
-import { spawnServer } from '../lib/server.js';
+import { cpuMsOf, spawnServer } from '../lib/server.js';
+import { median } from '../lib/stats.js';
 import { uploadParcel } from './upload.js';
 
 const PARCEL_BYTES = 1024;
@@ -43,9 +44,16 @@ export const parcelGetCase: BenchCase = {
       try {
         const scripts = ctx.dir('wrk');
         for (const method of ['GET', 'HEAD'] as const) {
-          const contenders: Contender[] = [{ name: 'bindle-server', url }, ...peers].map((p) => ({
+          const cpu = new Map<string, number[]>();
+          const contenders: Contender[] = [{ name: 'bindle-server', url, pid: server.pid }, ...peers].map((p) => ({
             name: p.name,
-            measure: () => loadTest({ url: p.url, method, connections: loadConnections, seconds: loadSeconds, expect: method === 'GET' ? { body: data } : {} }, scripts),
+            measure: async () => {
+              const before = cpuMsOf(p.pid) ?? Number.NaN;
+              const rate = await loadTest({ url: p.url, method, connections: loadConnections, seconds: loadSeconds, expect: method === 'GET' ? { body: data } : {} }, scripts);
+              const used = (cpuMsOf(p.pid) ?? Number.NaN) - before;
+              cpu.set(p.name, [...(cpu.get(p.name) ?? []), (used / (rate * loadSeconds)) * 1000]);
+              return rate;
+            },
           }));
           ctx.log(`  ${method}:`);
           const results = await interleave(contenders, runs, ctx.log, 'req/s');
@@ -60,7 +68,12 @@ export const parcelGetCase: BenchCase = {
               baseline: { title: bare.name, runs: results.get(bare.name) ?? [] },
               peers: others.map((p) => ({ title: p.name, runs: results.get(p.name) ?? [] })),
               target: { on: 'ratio', op: '>=', bound: 0.5, text: '≥ 0.5 × bare Node from memory' },
-              notes: [`load generator: ${loadTool(method)}, ${loadSeconds} s per server per round, rounds interleaved; every reply checked`],
+              notes: [
+                `load generator: ${loadTool(method)}, ${loadSeconds} s per server per round, rounds interleaved; every reply checked`,
+                `server CPU time per 1000 requests (median of the recorded rounds; robust on a busy machine, where req/s is not): ${[...cpu]
+                  .map(([name, ms]) => `${name} ${median(ms.slice(1)).toFixed(0)} ms`)
+                  .join(', ')}`,
+              ],
             }),
           );
         }

@@ -213,15 +213,36 @@ function wrkScript(method: string, expect: Expected): string {
 
 /**
  * Which load generator `loadTest` uses for `method`: wrk and autocannon cannot read HEAD replies
- * (they wait for the body Content-Length announces), so HEAD runs on an undici Pool.
+ * (they wait for the body Content-Length announces), so HEAD runs on ApacheBench (`ab -i`, from
+ * apache2-utils) when installed, else on an undici Pool in the bench process.
  */
 export function loadTool(method: 'GET' | 'HEAD' = 'GET'): string {
-  if (method === 'HEAD') return 'an undici Pool (in the bench process)';
+  if (method === 'HEAD') return findOnPath('ab') !== undefined ? 'ab -k -i' : 'an undici Pool (in the bench process; apt-get install -y apache2-utils for ab)';
   return findOnPath('wrk') !== undefined ? 'wrk (1 thread)' : 'autocannon (in the bench process)';
+}
+
+/** HEAD requests with ApacheBench on keep-alive connections; every reply must be 2xx and complete. */
+async function abHeads(path: string, opts: LoadOptions): Promise<number> {
+  const url = new URL(opts.url).toString();
+  const child = spawnTracked(path, ['-q', '-k', '-i', '-c', String(opts.connections), '-t', String(opts.seconds), '-n', '100000000', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const output = collectOutput(child);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const text = output();
+  const field = (name: string): number => Number(new RegExp(`${name}:\\s+([\\d.]+)`).exec(text)?.[1] ?? Number.NaN);
+  const complete = field('Complete requests');
+  const failed = field('Failed requests');
+  const non2xx = Number.isNaN(field('Non-2xx responses')) ? 0 : field('Non-2xx responses');
+  const seconds = field('Time taken for tests');
+  if (code !== 0 || !(complete > 0) || failed !== 0 || non2xx !== 0 || !(seconds > 0)) {
+    throw new Error(`ab on ${opts.url} (${String(code)}): ${complete} complete, ${failed} failed, ${non2xx} non-2xx:\n${text}`);
+  }
+  return complete / seconds;
 }
 
 /** HEAD requests on `opts.connections` keep-alive connections of an undici Pool; every reply must be 200. */
 async function heads(opts: LoadOptions): Promise<number> {
+  const ab = findOnPath('ab');
+  if (ab !== undefined) return abHeads(ab, opts);
   const url = new URL(opts.url);
   const pool = new Pool(url.origin, { connections: opts.connections, pipelining: 1 });
   const path = `${url.pathname}${url.search}`;

@@ -162,3 +162,20 @@ export function memoryOf(pid: number): { rss: number; peak: number } | undefined
   };
   return { rss: kib('VmRSS'), peak: kib('VmHWM') };
 }
+
+/** CPU time (user + system, ms) a process has used so far (from /proc/<pid>/stat); undefined once gone. */
+export function cpuMsOf(pid: number): number | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // Fields after the command name (which may hold spaces) start at state, field 3; utime and stime are fields 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return (ticks * 1000) / CLOCK_TICKS;
+}
+
+/** USER_HZ: the unit of /proc/<pid>/stat times (100 on every Linux that Node supports). */
+const CLOCK_TICKS = 100;
