@@ -91,6 +91,20 @@ t.test('a session is continued and closed by a second app on the same storage (a
   t.same(Buffer.concat(chunks), blob, 'the whole blob, in order');
 });
 
+t.test('concurrent PATCHes at one offset, also on two replicas: exactly one is appended', async (t) => {
+  const first = await makeTestApp(t);
+  const second = await makeTestApp(t, { dir: first.dir });
+  const location = await open(first);
+  const parts = [blob.subarray(0, 50), blob.subarray(50, 100), blob.subarray(100, 150), blob.subarray(150, 200)];
+  const replies = await Promise.all(parts.map((part, i) => patch(i % 2 === 0 ? first : second, location, part, '0-49')));
+  const won = replies.filter((r) => r.statusCode === 202);
+  t.equal(won.length, 1, 'one chunk wins the offset');
+  t.same(replies.filter((r) => r.statusCode !== 202).map((r) => r.statusCode), [416, 416, 416], 'the others are 416');
+  const winner = parts[replies.findIndex((r) => r.statusCode === 202)] ?? Buffer.alloc(0);
+  const done = await close(second, location, digestOf(winner));
+  t.equal(done.statusCode, 201, 'the session holds exactly the winning chunk');
+});
+
 t.test('a digest mismatch is DIGEST_INVALID, stores nothing and leaves the session usable', async (t) => {
   const ta = await makeTestApp(t);
   const location = await open(ta);
