@@ -105,6 +105,7 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
   const index = new InstrumentedInvoiceIndex(storedIndex, metrics);
   const service = new BindleService({
     parcels, index, verifier, signer: identity.signer, hostKeyring: identity.keyring, maxParcelBytes: config.maxParcelBytes,
+    stagingMaxAgeMs: config.stagingMaxAgeMs,
   });
   const auth = await buildAuth(config);
   const { oidc, acl } = auth;

@@ -7,13 +7,15 @@
 import { performance } from 'node:perf_hooks';
 import type { InsertOptions, InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice, Tombstone } from '../storage/invoice-index.js';
 import type { OciManifestRecord, OciTagPage } from '../storage/oci-records.js';
+import type { OciUploadChunk, OciUploadSession } from '../storage/oci-uploads.js';
 import { OperationTimer } from './operation-timer.js';
 import type { ServerMetrics } from './server-metrics.js';
 
 type Operation =
   | 'insert' | 'get' | 'yank' | 'query' | 'invoices_with_parcel' | 'count'
   | 'delete' | 'tombstone' | 'tombstones' | 'add_tombstone'
-  | 'oci_manifest' | 'oci_manifest_by_digest' | 'oci_config' | 'oci_tags' | 'oci_referrers';
+  | 'oci_manifest' | 'oci_manifest_by_digest' | 'oci_config' | 'oci_tags' | 'oci_referrers'
+  | 'create_oci_upload' | 'oci_upload' | 'append_oci_upload' | 'delete_oci_upload';
 
 export class InstrumentedInvoiceIndex implements InvoiceIndex {
   readonly #inner: InvoiceIndex;
@@ -62,6 +64,22 @@ export class InstrumentedInvoiceIndex implements InvoiceIndex {
 
   ociReferrers(name: string, subject: string): Promise<OciManifestRecord[]> {
     return this.#timer.observe('oci_referrers', performance.now(), this.#inner.ociReferrers(name, subject));
+  }
+
+  createOciUpload(session: OciUploadSession, expireBefore: number): Promise<void> {
+    return this.#timer.observe('create_oci_upload', performance.now(), this.#inner.createOciUpload(session, expireBefore));
+  }
+
+  ociUpload(uuid: string): Promise<OciUploadSession | undefined> {
+    return this.#timer.observe('oci_upload', performance.now(), this.#inner.ociUpload(uuid));
+  }
+
+  appendOciUpload(uuid: string, offset: number, chunk: OciUploadChunk, updatedAt: number): Promise<boolean> {
+    return this.#timer.observe('append_oci_upload', performance.now(), this.#inner.appendOciUpload(uuid, offset, chunk, updatedAt));
+  }
+
+  deleteOciUpload(uuid: string): Promise<boolean> {
+    return this.#timer.observe('delete_oci_upload', performance.now(), this.#inner.deleteOciUpload(uuid));
   }
 
   get(name: string, version: string): Promise<StoredInvoice | undefined> {

@@ -1,8 +1,10 @@
 /**
  * The OCI Distribution API (distribution-spec v1.1) at `/v2`, over the same bindles as `/v1`
  * (README "OCI"): the version check, manifests by tag and digest, blobs with Range, tags/list
- * with `n`/`last` paging and `Link`, and referrers with artifactType filtering. Paths are parsed
- * from the right (./oci-path.ts); errors are the OCI envelope (./oci-errors.ts).
+ * with `n`/`last` paging and `Link`, referrers with artifactType filtering, and pushes: blob
+ * uploads (monolithic, mounts and sessions: POST, PATCH, GET status, closing PUT, DELETE; state
+ * in server/service/oci-uploads.ts) and manifest PUTs. Paths are parsed from the right
+ * (./oci-path.ts); errors are the OCI envelope (./oci-errors.ts).
  */
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -12,6 +14,8 @@ import type { Authorizer } from '../auth/index.js';
 import { authorizeBindleName } from '../auth/request-auth.js';
 import { contentLength, parseInteger, parseRange, readBody, single, type QueryParams, type RangeRequest } from '../http/request-parsing.js';
 import type { BindleService } from '../service/bindle-service.js';
+import type { ChunkPosition } from '../service/oci-uploads.js';
+import type { OciUploadSession } from '../storage/oci-uploads.js';
 import { setEndpoint } from './oci-errors.js';
 import { assertOciName, parseOciPath, type OciPath } from './oci-path.js';
 
@@ -47,6 +51,29 @@ function blobRange(header: string | undefined, size: number): RangeRequest {
   const m = header === undefined ? null : /^bytes=(\d+)-(\d+)$/.exec(header.trim());
   if (range.kind === 'none' && m !== null && Number(m[2]) < Number(m[1])) return { kind: 'unsatisfiable' };
   return range;
+}
+
+/**
+ * A chunk's position from `Content-Range: <start>-<end>` (distribution-spec; `bytes ` and a
+ * `/<size>` suffix are tolerated); undefined without the header (a streamed append). A range
+ * whose end is before its start is unsatisfiable; anything else malformed is bad_request.
+ */
+export function chunkPosition(header: string | undefined): ChunkPosition | undefined {
+  if (header === undefined) return undefined;
+  const m = /^(?:bytes )?(\d{1,15})-(\d{1,15})(?:\/(?:\d{1,15}|\*))?$/.exec(header.trim());
+  if (m === null) throw new BindleError('bad_request', `Content-Range ${JSON.stringify(header)} is not <start>-<end>`);
+  const position = { start: Number(m[1]), end: Number(m[2]) };
+  if (position.end < position.start) throw new BindleError('range_not_satisfiable', `Content-Range ${header} ends before it starts`);
+  return position;
+}
+
+/** The headers of an upload session reply: where to continue, and the bytes received (`Range: 0-<last>`). */
+function sessionHeaders(reply: FastifyReply, session: OciUploadSession): FastifyReply {
+  return reply
+    .header('location', `/v2/${session.name}/blobs/uploads/${session.uuid}`)
+    .header('range', `0-${Math.max(session.size - 1, 0)}`)
+    .header('docker-upload-uuid', session.uuid)
+    .header('content-length', 0);
 }
 
 /**
@@ -135,14 +162,16 @@ export function ociRoutes(app: FastifyInstance, opts: OciRouteOptions): void {
         return tags(request, reply);
       case 'referrers':
         return referrers(request, reply);
-      case 'uploads':
-        target(request);
-        throw new BindleError('not_found', 'upload sessions are not supported by this registry');
+      case 'uploads': {
+        const { name, reference } = target(request);
+        authorizeBindleName(request, 'push', name);
+        return sessionHeaders(reply.code(204), await oci.uploads.session(name, reference)).send();
+      }
     }
   };
   app.get('/*', (request: WildcardRequest, reply: FastifyReply) => read(request, reply, false));
   app.head('/*', (request: WildcardRequest, reply: FastifyReply) => read(request, reply, true));
-  /** Blob uploads: monolithic (`?digest=` with the bytes) and cross-repository mounts. */
+  /** Blob uploads: monolithic (`?digest=` with the bytes), cross-repository mounts, else a new session. */
   app.post('/*', async (request: WildcardRequest, reply: FastifyReply) => {
     const { endpoint, name } = target(request);
     if (endpoint !== 'uploads') throw new BindleError('method_not_allowed', `POST to ${endpoint} is not supported`);
@@ -153,18 +182,23 @@ export function ociRoutes(app: FastifyInstance, opts: OciRouteOptions): void {
       reply.code(201).header('location', `/v2/${name}/blobs/${blob}`).header('docker-content-digest', blob).header('content-length', 0).send();
     if (mount !== undefined && (await oci.hasBlob(mount))) return created(mount);
     if (digest === undefined) {
-      throw new BindleError(
-        'unsupported',
-        'upload sessions are not supported yet: upload each blob in one request, POST /v2/<name>/blobs/uploads/?digest=<digest> with its bytes and Content-Length',
-      );
+      bodyOf(request).resume();
+      return sessionHeaders(reply.code(202), await oci.uploads.start(name)).send();
     }
     await oci.putBlob(digest, contentLength(request.headers['content-length']), bodyOf(request));
     return created(digest);
   });
 
-  /** Manifest pushes: a bindle manifest under the tag of its version (or its digest). */
+  /** Manifest pushes (a bindle manifest under the tag of its version, or its digest) and closing PUTs of upload sessions. */
   app.put('/*', async (request: WildcardRequest, reply: FastifyReply) => {
     const { endpoint, name, reference } = target(request);
+    if (endpoint === 'uploads' && reference !== '') {
+      authorizeBindleName(request, 'push', name);
+      const digest = single(request.query, 'digest');
+      if (digest === undefined) throw new BindleError('bad_request', 'a closing PUT names the blob: ?digest=<digest>');
+      await oci.uploads.close(name, reference, digest, bodyOf(request), chunkPosition(request.headers['content-range']));
+      return reply.code(201).header('location', `/v2/${name}/blobs/${digest}`).header('docker-content-digest', digest).header('content-length', 0).send();
+    }
     if (endpoint !== 'manifests') throw new BindleError('not_found', `no upload session at /v2/${request.params['*']}`);
     authorizeBindleName(request, 'push', name);
     const bytes = await readBody(bodyOf(request), MAX_MANIFEST_BYTES, 'the manifest');
@@ -172,13 +206,22 @@ export function ociRoutes(app: FastifyInstance, opts: OciRouteOptions): void {
     return reply.code(201).header('location', `/v2/${name}/manifests/${digest}`).header('docker-content-digest', digest).header('content-length', 0).send();
   });
 
-  app.patch('/*', (request: WildcardRequest) => {
-    target(request);
-    throw new BindleError('not_found', 'upload sessions are not supported yet: there is no session to PATCH');
+  /** A chunk of an upload session: at the offset Content-Range names (416 when it is not the current one), or appended. */
+  app.patch('/*', async (request: WildcardRequest, reply: FastifyReply) => {
+    const { endpoint, name, reference } = target(request);
+    if (endpoint !== 'uploads' || reference === '') throw new BindleError('not_found', `no upload session at /v2/${request.params['*']}`);
+    authorizeBindleName(request, 'push', name);
+    const session = await oci.uploads.append(name, reference, bodyOf(request), chunkPosition(request.headers['content-range']));
+    return sessionHeaders(reply.code(202), session).send();
   });
 
-  app.delete('/*', (request: WildcardRequest) => {
-    const { endpoint } = target(request);
+  app.delete('/*', async (request: WildcardRequest, reply: FastifyReply) => {
+    const { endpoint, name, reference } = target(request);
+    if (endpoint === 'uploads' && reference !== '') {
+      authorizeBindleName(request, 'push', name);
+      await oci.uploads.cancel(name, reference);
+      return reply.code(204).send();
+    }
     throw new BindleError(
       'method_not_allowed',
       endpoint === 'manifests' ? 'bindles are not deleted but yanked: DELETE /v1/_i/{name}/{version}' : `DELETE of ${endpoint} is not supported`,

@@ -32,6 +32,8 @@ export interface BindleServiceDeps {
   /** Public keys served at /bindle-keys (the host's own keys). */
   hostKeyring: Keyring;
   maxParcelBytes: number;
+  /** OCI upload sessions idle longer than this are abandoned (default: the parcel stores' staging max age). */
+  stagingMaxAgeMs?: number;
   /** Serves parcel reads (sizes remembered, small parcels from memory); default: one over `parcels`. */
   reader?: ParcelReader;
   /** Unix seconds; injectable for tests. */

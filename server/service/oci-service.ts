@@ -25,6 +25,7 @@ import { readBody } from '../http/request-parsing.js';
 import type { InvoiceIndex } from '../storage/invoice-index.js';
 import type { OciArtifact, OciManifestRecord, OciTagPage } from '../storage/oci-records.js';
 import type { ByteRange, ParcelStore } from '../storage/parcel-store.js';
+import { OciUploads } from './oci-uploads.js';
 
 /** A blob found by digest: bytes kept in the index, or a parcel streamed from the parcel store. */
 export type OciBlob = { kind: 'bytes'; bytes: Buffer; size: number } | { kind: 'parcel'; sha256: string; size: number };
@@ -33,6 +34,8 @@ export interface OciServiceDeps {
   index: InvoiceIndex;
   parcels: ParcelStore;
   maxParcelBytes: number;
+  /** Upload sessions idle longer than this are abandoned (default: the parcel stores' staging max age). */
+  stagingMaxAgeMs?: number;
 }
 
 /** Creates a bindle as POST /_i does (BindleService.createInvoice), keeping the pushed artifact. */
@@ -44,10 +47,13 @@ export const MAX_CONFIG_BYTES = 16 * 2 ** 20;
 export class OciService {
   private readonly deps: OciServiceDeps;
   private readonly createBindle: CreateBindle;
+  /** Blob upload sessions (./oci-uploads.ts). */
+  readonly uploads: OciUploads;
 
   constructor(deps: OciServiceDeps, createBindle: CreateBindle) {
     this.deps = deps;
     this.createBindle = createBindle;
+    this.uploads = new OciUploads(deps);
   }
 
   /**

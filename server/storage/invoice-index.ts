@@ -9,6 +9,7 @@
  */
 import type { Invoice } from '../../schema/index.js';
 import type { OciArtifact, OciManifestRecord, OciTagPage } from './oci-records.js';
+import type { OciUploadChunk, OciUploadSession } from './oci-uploads.js';
 
 /**
  * One stored invoice. `toml`/`json` are the exact bytes served for GET (never re-rendered);
@@ -147,6 +148,23 @@ export interface InvoiceIndex {
   ociTags(name: string, last: string | undefined, n: number): Promise<OciTagPage | undefined>;
   /** The signature referrers of the bindle manifest `subject` of `name`, in signature order. */
   ociReferrers(name: string, subject: string): Promise<OciManifestRecord[]>;
+  /**
+   * OCI blob upload sessions (server/storage/oci-uploads.ts). Stores a new session (no chunks,
+   * size 0) and, in the same call, removes every session last changed before `expireBefore`
+   * (abandoned: their chunks are left to garbage collection). already_exists when the uuid is taken.
+   */
+  createOciUpload(session: OciUploadSession, expireBefore: number): Promise<void>;
+  /** The session with this uuid, whatever its age; undefined when absent (never opened, closed or cancelled). */
+  ociUpload(uuid: string): Promise<OciUploadSession | undefined>;
+  /**
+   * Compare-and-set append: adds `chunk` (checkUploadChunk) at the end of the session's chunks,
+   * grows its size by chunk.size and sets updatedAt, only if its size is `offset` now. true = this
+   * call appended; false = the session is absent or its size is not `offset` (nothing written):
+   * of racing appends at one offset exactly one wins.
+   */
+  appendOciUpload(uuid: string, offset: number, chunk: OciUploadChunk, updatedAt: number): Promise<boolean>;
+  /** Removes the session: true when this call removed it, false when it was absent. */
+  deleteOciUpload(uuid: string): Promise<boolean>;
   /** Number of stored invoices, yanked included. */
   count(): Promise<number>;
   /** Releases the index; later calls fail with unavailable. */

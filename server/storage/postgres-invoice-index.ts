@@ -9,6 +9,7 @@
 import type { Client, ClientConfig, Notification, Pool, PoolClient } from 'pg';
 import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { OCI_MANIFEST_SELECT, ociManifestRecord, ociRowsOf, type OciManifestColumns, type OciManifestRecord, type OciTagPage } from './oci-records.js';
+import { checkUploadChunk, uploadSessionOf, type OciUploadChunk, type OciUploadSession } from './oci-uploads.js';
 import type { InsertOptions, InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice, Tombstone } from './invoice-index.js';
 import {
   checkEntry, checkPaging, checkTombstone, checkYankEntry, deletedError, queryMatch, searchText, storedInvoice, tombstoneOf,
@@ -99,6 +100,18 @@ const MIGRATIONS: readonly string[] = [
     record text NOT NULL,
     UNIQUE (name, version)
   );
+  `,
+  `
+  -- OCI blob upload sessions (oci-uploads.ts): chunks = array of {"sha256","size"} in order
+  CREATE TABLE oci_uploads (
+    uuid text PRIMARY KEY,
+    name text COLLATE "C" NOT NULL,
+    chunks jsonb NOT NULL,
+    size bigint NOT NULL,
+    created_at bigint NOT NULL,
+    updated_at bigint NOT NULL
+  );
+  CREATE INDEX oci_uploads_updated ON oci_uploads (updated_at);
   `,
 ];
 
@@ -447,6 +460,47 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
       'ociReferrers',
     );
     return rows.map(ociManifestRecord);
+  }
+
+  async createOciUpload(session: OciUploadSession, expireBefore: number): Promise<void> {
+    this.checkOpen();
+    try {
+      await this.transaction(async (client) => {
+        await client.query('DELETE FROM oci_uploads WHERE updated_at < $1', [expireBefore]);
+        await client.query("INSERT INTO oci_uploads (uuid, name, chunks, size, created_at, updated_at) VALUES ($1, $2, '[]', 0, $3, $4)", [
+          session.uuid, session.name, session.createdAt, session.updatedAt,
+        ]);
+      });
+    } catch (err) {
+      if (pgCode(err) === '23505') throw new BindleError('already_exists', `upload session ${session.uuid} already exists`);
+      throw asBindleError(err, 'createOciUpload');
+    }
+  }
+
+  async ociUpload(uuid: string): Promise<OciUploadSession | undefined> {
+    this.checkOpen();
+    const rows = await this.rows<Parameters<typeof uploadSessionOf>[0]>(
+      'SELECT uuid, name, chunks, size, created_at, updated_at FROM oci_uploads WHERE uuid = $1',
+      [uuid],
+      'ociUpload',
+    );
+    return rows[0] === undefined ? undefined : uploadSessionOf(rows[0]);
+  }
+
+  async appendOciUpload(uuid: string, offset: number, chunk: OciUploadChunk, updatedAt: number): Promise<boolean> {
+    this.checkOpen();
+    checkUploadChunk(chunk);
+    const rows = await this.rows(
+      'UPDATE oci_uploads SET chunks = chunks || $1::jsonb, size = size + $2, updated_at = $3 WHERE uuid = $4 AND size = $5 RETURNING 1',
+      [JSON.stringify([{ sha256: chunk.sha256, size: chunk.size }]), chunk.size, updatedAt, uuid, offset],
+      'appendOciUpload',
+    );
+    return rows.length === 1;
+  }
+
+  async deleteOciUpload(uuid: string): Promise<boolean> {
+    this.checkOpen();
+    return (await this.rows('DELETE FROM oci_uploads WHERE uuid = $1 RETURNING 1', [uuid], 'deleteOciUpload')).length === 1;
   }
 
   async count(): Promise<number> {

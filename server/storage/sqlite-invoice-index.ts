@@ -10,6 +10,7 @@ import semver from 'semver';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import type { InsertOptions, InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice, Tombstone } from './invoice-index.js';
 import { OCI_MANIFEST_SELECT, ociManifestRecord, ociRowsOf, type OciManifestColumns, type OciManifestRecord, type OciTagPage } from './oci-records.js';
+import { checkUploadChunk, uploadSessionOf, type OciUploadChunk, type OciUploadSession } from './oci-uploads.js';
 import {
   checkEntry, checkPaging, checkTombstone, checkYankEntry, deletedError, queryMatch, searchText, storedInvoice, tombstoneOf,
   type TombstoneColumns,
@@ -106,6 +107,18 @@ const MIGRATIONS: readonly string[] = [
     record TEXT NOT NULL,
     UNIQUE (name, version)
   );
+  `,
+  `
+  -- OCI blob upload sessions (oci-uploads.ts): chunks = JSON array of {"sha256","size"} in order
+  CREATE TABLE oci_uploads (
+    uuid TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    chunks TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE INDEX oci_uploads_updated ON oci_uploads (updated_at);
   `,
 ];
 
@@ -509,6 +522,52 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
          WHERE s.digest = ? AND i.name = ? AND m.position > 0 ORDER BY m.position`,
       ).all(subject, name) as OciManifestColumns[];
       return rows.map(ociManifestRecord);
+    });
+  }
+
+  createOciUpload(session: OciUploadSession, expireBefore: number): Promise<void> {
+    return settle(() => {
+      this.checkOpen();
+      this.db.transaction(() => {
+        this.statement('DELETE FROM oci_uploads WHERE updated_at < ?').run(expireBefore);
+        try {
+          this.statement('INSERT INTO oci_uploads (uuid, name, chunks, size, created_at, updated_at) VALUES (?, ?, ?, 0, ?, ?)').run(
+            session.uuid, session.name, '[]', session.createdAt, session.updatedAt,
+          );
+        } catch (err) {
+          if (isUniqueViolation(err)) throw new BindleError('already_exists', `upload session ${session.uuid} already exists`);
+          throw err;
+        }
+      })();
+    });
+  }
+
+  ociUpload(uuid: string): Promise<OciUploadSession | undefined> {
+    return settle(() => {
+      this.checkOpen();
+      const row = this.statement('SELECT uuid, name, chunks, size, created_at, updated_at FROM oci_uploads WHERE uuid = ?').get(uuid) as
+        | Parameters<typeof uploadSessionOf>[0]
+        | undefined;
+      return row === undefined ? undefined : uploadSessionOf(row);
+    });
+  }
+
+  appendOciUpload(uuid: string, offset: number, chunk: OciUploadChunk, updatedAt: number): Promise<boolean> {
+    return settle(() => {
+      this.checkOpen();
+      checkUploadChunk(chunk);
+      const result = this.statement(
+        `UPDATE oci_uploads SET chunks = json_insert(chunks, '$[#]', json(?)), size = size + ?, updated_at = ?
+         WHERE uuid = ? AND size = ?`,
+      ).run(JSON.stringify({ sha256: chunk.sha256, size: chunk.size }), chunk.size, updatedAt, uuid, offset);
+      return result.changes === 1;
+    });
+  }
+
+  deleteOciUpload(uuid: string): Promise<boolean> {
+    return settle(() => {
+      this.checkOpen();
+      return this.statement('DELETE FROM oci_uploads WHERE uuid = ?').run(uuid).changes === 1;
     });
   }
 

@@ -11,6 +11,7 @@ import { canonicalInvoice, renderInvoice } from '../../core/codec/invoice-codec.
 import { canonicalId } from '../../core/ids/bindle-id.js';
 import type { InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice, Tombstone } from '../../server/storage/invoice-index.js';
 import { buildBindleManifest, sha256Digest, signatureReferrers } from '../../core/oci/index.js';
+import type { OciUploadSession } from '../../server/storage/oci-uploads.js';
 
 const PARCEL_A = 'a'.repeat(64);
 const PARCEL_B = 'b'.repeat(64);
@@ -112,6 +113,43 @@ export function invoiceIndexContract(t: Test, name: string, makeIndex: (dir: str
   }
 
   t.test(`${name}: InvoiceIndex contract`, async (t) => {
+    t.test('OCI upload sessions: create, compare-and-set appends, delete, expiry, seen by a reopened index', async (t) => {
+      const { index, dir } = await fresh(t);
+      const session = (uuid: string, at: number): OciUploadSession => ({ uuid, name: 'example.com/app', chunks: [], size: 0, createdAt: at, updatedAt: at });
+      await index.createOciUpload(session('u-1', 1000), 0);
+      t.same(await index.ociUpload('u-1'), session('u-1', 1000), 'a new session has no chunks');
+      await t.rejects(index.createOciUpload(session('u-1', 1000), 0), { code: 'already_exists' }, 'uuids are unique');
+      t.equal(await index.ociUpload('u-2'), undefined, 'an unknown uuid is absent');
+
+      const one = { sha256: PARCEL_A, size: 10 };
+      const two = { sha256: PARCEL_B, size: 5 };
+      t.equal(await index.appendOciUpload('u-1', 0, one, 2000), true, 'append at the current offset');
+      t.equal(await index.appendOciUpload('u-1', 0, two, 2001), false, 'an append at a stale offset writes nothing');
+      t.equal(await index.appendOciUpload('u-1', 11, two, 2001), false, 'nor one past the end');
+      t.equal(await index.appendOciUpload('u-2', 0, two, 2001), false, 'nor one to an absent session');
+      t.equal(await index.appendOciUpload('u-1', 10, two, 3000), true);
+      t.equal(await index.appendOciUpload('u-1', 15, one, 3001), true, 'the same chunk may come twice');
+      const racers = await Promise.all([0, 1, 2, 3].map((i) => index.appendOciUpload('u-1', 25, { sha256: PARCEL_C, size: i + 1 }, 4000)));
+      t.equal(racers.filter(Boolean).length, 1, 'of racing appends at one offset exactly one wins');
+      const won = racers.indexOf(true) + 1;
+      const expected = { ...session('u-1', 1000), chunks: [one, two, one, { sha256: PARCEL_C, size: won }], size: 25 + won, updatedAt: 4000 };
+      t.same(await index.ociUpload('u-1'), expected, 'chunks in order, size and updatedAt');
+      await t.rejects(index.appendOciUpload('u-1', 25 + won, { sha256: 'X', size: 1 }, 5000), 'a malformed chunk is refused');
+
+      await index.close();
+      const reopened = await makeIndex(dir);
+      t.teardown(() => reopened.close());
+      t.same(await reopened.ociUpload('u-1'), expected, 'durable across close and reopen');
+      await reopened.createOciUpload(session('u-3', 9000), 1000);
+      t.same(await reopened.ociUpload('u-1'), expected, 'a session changed at the cutoff is kept');
+      await reopened.createOciUpload(session('u-4', 9000), 4001);
+      t.equal(await reopened.ociUpload('u-1'), undefined, 'a session idle before the cutoff is removed');
+      t.equal(await reopened.deleteOciUpload('u-3'), true, 'delete removes it');
+      t.equal(await reopened.deleteOciUpload('u-3'), false, 'once');
+      t.equal(await reopened.ociUpload('u-3'), undefined);
+      t.ok(await reopened.ociUpload('u-4'), 'others stay');
+    });
+
     t.test('insert then get returns the entry with its exact documents', async (t) => {
       const { index } = await fresh(t);
       const entry = makeEntry('enterprise.com/warpcore', '1.0.0', { description: 'd', authors: ['a'], parcels: [PARCEL_A] });

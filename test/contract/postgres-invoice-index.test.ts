@@ -79,7 +79,7 @@ if (url !== undefined) {
     await index.close();
     const client = new pg.Client({ connectionString: url });
     await client.connect();
-    await client.query(`DROP TABLE "${schema}".oci_manifests, "${schema}".oci_configs, "${schema}".tombstones; UPDATE "${schema}".bindle_schema_version SET version = 1`);
+    await client.query(`DROP TABLE "${schema}".oci_manifests, "${schema}".oci_configs, "${schema}".tombstones, "${schema}".oci_uploads; UPDATE "${schema}".bindle_schema_version SET version = 1`);
     await client.end();
     const reopened = await PostgresInvoiceIndex.open(url, { schema, poolSize: 1 });
     t.teardown(() => reopened.close());

@@ -29,7 +29,7 @@ t.test('open creates the parent directory and a WAL file at the current schema v
   await index.close();
   t.ok(existsSync(path));
   t.equal(withRaw(path, (db) => db.pragma('journal_mode', { simple: true })), 'wal');
-  t.equal(withRaw(path, (db) => db.pragma('user_version', { simple: true })), 3);
+  t.equal(withRaw(path, (db) => db.pragma('user_version', { simple: true })), 4);
 });
 
 t.test('a reader sees what another connection commits (once RECENT_RECHECK_MS passed), though it read the invoice before', async (t) => {
@@ -162,7 +162,7 @@ t.test('an index from before the OCI tables gets deterministic OCI rows from its
   t.equal(await index.yank(yanked), true);
   await index.close();
   withRaw(path, (db) => {
-    db.exec('DROP TABLE oci_manifests; DROP TABLE oci_configs; DROP TABLE tombstones');
+    db.exec('DROP TABLE oci_manifests; DROP TABLE oci_configs; DROP TABLE tombstones; DROP TABLE oci_uploads');
     db.pragma('user_version = 1');
   });
   const reopened = SqliteInvoiceIndex.open(path);
@@ -173,5 +173,5 @@ t.test('an index from before the OCI tables gets deterministic OCI rows from its
     buildBindleManifest(Buffer.from(yanked.toml), yanked.invoice).digest,
     'a yanked invoice: the manifest of its yanked TOML',
   );
-  t.equal(withRaw(path, (db) => db.pragma('user_version', { simple: true })), 3);
+  t.equal(withRaw(path, (db) => db.pragma('user_version', { simple: true })), 4);
 });

@@ -1,16 +1,22 @@
 /**
  * Issue 14 with a real OCI client: Debian's `skopeo` pulls a bindle from the built bindle-server
  * over `/v2` (copy to a `dir:` layout with every blob's sha256 checked, the manifest digest stable
- * across two pulls and a yank, list-tags, inspect --raw). Skipped with the reason when skopeo is
+ * across two pulls and a yank, list-tags, inspect --raw), and pushes an OCI layout of a signed
+ * bindle (client/standalone writeBindleLayout) into a fresh server, through upload sessions, where
+ * the same bindle appears via /v1. Skipped with the reason when skopeo is
  * not installed, except under CI=true, where that fails (.ci/run installs it).
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { BindleClient } from '../../client/lib/index.js';
+import { writeBindleLayout } from '../../client/standalone/oci-layout.js';
+import { renderInvoice } from '../../core/codec/invoice-codec.js';
+import { signedInvoice } from '../helpers/bindles.js';
 import { OCI_MANIFEST_MEDIA_TYPE, type OciManifest } from '../../core/oci/index.js';
 import { OWN_SET } from '../helpers/paths.js';
 import { pushBindle } from '../helpers/kubelet-env.js';
@@ -82,5 +88,33 @@ if (missing !== undefined) {
     await t.rejects(skopeo('inspect', '--raw', '--tls-verify=false', `${ref}:${TAG}`), 'the tag is gone');
     const tagsAfter = JSON.parse(await skopeo('list-tags', '--tls-verify=false', ref)) as { Tags: string[] };
     t.same(tagsAfter.Tags, [], 'and no longer listed');
+  });
+
+  t.test('skopeo pushes an OCI layout of a signed bindle into a fresh server: the same bindle appears via /v1', async (t) => {
+    const server = await startServerProcess(t, { args: ['--keyring', OWN_SET.path('scaffolds', 'keys', 'keyring.toml')] });
+    const client = new BindleClient({ baseUrl: server.url, retries: 0 });
+    t.teardown(() => client.close());
+    const name = 'example.com/oci/pushed-e2e';
+    const invoice = signedInvoice(name, VERSION, parcels);
+    const configBytes = Buffer.from(renderInvoice(invoice));
+    const layout = join(t.testdir(), 'layout');
+    const report = await writeBindleLayout(layout, {
+      configBytes,
+      invoice,
+      writeParcel: async (label, dest) => writeFile(dest, parcels.find((p) => hex(p.data) === label.sha256)?.data ?? Buffer.alloc(0)),
+    });
+    const ref = `docker://${new URL(server.origin).host}/${name}`;
+    await skopeo('copy', '--dest-tls-verify=false', `oci:${layout}:${report.tag}`, `${ref}:${TAG}`);
+
+    const stored = await client.getInvoice(`${name}/${VERSION}`);
+    t.same(stored.signature?.map((s) => s.role), ['creator', 'host'], 'created as POST /_i makes it: verified and host-signed');
+    for (const parcel of stored.parcel ?? []) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of await client.getParcel(`${name}/${VERSION}`, parcel.label)) chunks.push(chunk as Buffer);
+      t.same(Buffer.concat(chunks), parcels.find((p) => p.name === parcel.label.name)?.data, `parcel ${parcel.label.name}, byte for byte`);
+    }
+    t.equal(stored.parcel?.length, parcels.length, 'every parcel');
+    const raw = await skopeo('inspect', '--raw', '--tls-verify=false', `${ref}:${TAG}`);
+    t.equal(`sha256:${hex(Buffer.from(raw))}`, report.manifest.digest, 'the pushed manifest, kept verbatim');
   });
 }
