@@ -6,7 +6,7 @@
 import TOML from '@iarna/toml';
 import { formatIssues, schemaIssues, type SchemaName, type SchemaTypes } from '../../schema/index.js';
 import { BindleError, type ErrorCode } from '../errors/bindle-error.js';
-import { writeToml, writeTomlPausing } from './toml-writer.js';
+import { writeToml } from './toml-writer.js';
 
 export type DocumentFormat = 'toml' | 'json';
 
@@ -166,34 +166,4 @@ export function parseDocument<N extends SchemaName>(
 /** Renders a document: TOML via the strict writer, JSON without absent fields. */
 export function renderDocument(value: object, format: DocumentFormat): string {
   return format === 'toml' ? writeToml(value as Record<string, unknown>) : JSON.stringify(value);
-}
-
-/** One turn of the event loop: lets pending I/O callbacks (other requests) run. */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
-/**
- * Renders like renderDocument, byte for byte, yielding to the event loop after each item of the
- * document's top-level arrays of objects, so that a large reply never holds up other requests.
- */
-export async function renderDocumentYielding(value: object, format: DocumentFormat): Promise<string> {
-  if (format === 'toml') return writeTomlPausing(value as Record<string, unknown>, nextTurn);
-  const members: string[] = [];
-  for (const [k, v] of Object.entries(value)) {
-    if (v === undefined) continue;
-    let rendered: string;
-    if (Array.isArray(v) && v.length > 0 && v.every((item) => item !== null && typeof item === 'object')) {
-      const items: string[] = [];
-      for (const item of v) {
-        items.push(JSON.stringify(item));
-        await nextTurn();
-      }
-      rendered = `[${items.join(',')}]`;
-    } else {
-      rendered = JSON.stringify(v);
-    }
-    members.push(`${JSON.stringify(k)}:${rendered}`);
-  }
-  return `{${members.join(',')}}`;
 }

@@ -138,27 +138,3 @@ export function tomlDocumentParts<F>(head: Record<string, unknown>, key: string,
   parts.push('\n');
   return parts;
 }
-
-/**
- * Renders like writeToml, byte for byte, but awaits `pause()` after each item of the document's
- * top-level arrays of tables, so that rendering a large reply (a `_q` page of big invoices)
- * lets other work run in between.
- */
-export async function writeTomlPausing(document: Record<string, unknown>, pause: () => Promise<void>): Promise<string> {
-  const lines: string[] = [];
-  const rest: Record<string, unknown> = {};
-  const tableArrays: [string, Record<string, unknown>[]][] = [];
-  for (const [k, v] of Object.entries(document)) {
-    if (isTableArray(v)) tableArrays.push([k, v]);
-    else rest[k] = v;
-  }
-  writeTable(lines, [], '', rest, undefined);
-  for (const [k, items] of tableArrays) {
-    const sub = tomlKey(k);
-    for (const item of items) {
-      writeTable(lines, [k], sub, item, `[[${sub}]]`);
-      await pause();
-    }
-  }
-  return `${lines.join('\n')}\n`;
-}

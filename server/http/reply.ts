@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { renderDocument, renderDocumentYielding } from '../../core/codec/document-codec.js';
+import { renderDocument } from '../../core/codec/document-codec.js';
 import { evaluatePreconditions } from './conditional.js';
 import { replyFormat, CONTENT_TYPE } from './negotiation.js';
 
@@ -13,18 +13,6 @@ import { replyFormat, CONTENT_TYPE } from './negotiation.js';
 export function sendDocument(request: FastifyRequest, reply: FastifyReply, status: number, value: object): FastifyReply {
   const format = replyFormat(request.headers.accept);
   return reply.code(status).type(CONTENT_TYPE[format]).send(renderDocument(value, format));
-}
-
-/**
- * Sends `value` like sendDocument (the same bytes), rendered a list item at a time with the event
- * loop free in between: for large replies (a `_q` page of big invoices), so that many of them at
- * once never stall other requests. HEAD sends the headers (with Content-Length) only.
- */
-export async function sendLargeDocument(request: FastifyRequest, reply: FastifyReply, status: number, value: object, head: boolean): Promise<FastifyReply> {
-  const format = replyFormat(request.headers.accept);
-  const body = await renderDocumentYielding(value, format);
-  reply.code(status).type(CONTENT_TYPE[format]);
-  return head ? reply.header('content-length', Buffer.byteLength(body)).send() : reply.send(body);
 }
 
 /** Stored invoice text in both formats. */
