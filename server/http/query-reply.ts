@@ -5,8 +5,11 @@
  * against the stored JSON text (the index's record: a yank rewrites it), so a fragment of a
  * document that is no longer the stored one is never sent, and every replica renders the same
  * bytes. Fragments missing from the cache are rendered in a queue shared by all requests that
- * works in short slices of the event loop, so neither one big reply nor many at once hold up
- * other requests (a `_q` page of 50 invoices of 300 parcels is about 2 MiB).
+ * works in short slices of the event loop, and reading a page from the index and rendering it
+ * wait for their turn in an admission gate (./admission-gate.ts) that starts one per turn of the
+ * loop, so neither one big reply nor many at once hold up other requests (a `_q` page of 50
+ * invoices of 300 parcels is about 2.6 MiB). Streaming a reply follows the socket's backpressure:
+ * its pieces are the cached fragments themselves, not copies.
  */
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -14,6 +17,7 @@ import type { DocumentFormat } from '../../core/codec/document-codec.js';
 import { tomlDocumentParts, writeTomlTableArrayItem } from '../../core/codec/toml-writer.js';
 import type { QueryReply } from '../../schema/index.js';
 import type { StoredInvoice } from '../storage/invoice-index.js';
+import { AdmissionGate } from './admission-gate.js';
 import { CONTENT_TYPE, replyFormat } from './negotiation.js';
 
 /** A page of `/_q`: the reply's fields, and the stored invoices of the page. */
@@ -123,12 +127,14 @@ export class FragmentCache {
 export class QueryReplies {
   readonly #cache: FragmentCache;
   readonly #queue: SlicedQueue;
+  readonly #gate: AdmissionGate;
   /** Renders queued or under way, by canonical id: concurrent replies of one page share them. */
   readonly #rendering = new Map<string, { json: string; toml: Promise<Buffer> }>();
 
-  constructor(cache = new FragmentCache(), queue = new SlicedQueue()) {
+  constructor(cache = new FragmentCache(), queue = new SlicedQueue(), gate = new AdmissionGate()) {
     this.#cache = cache;
     this.#queue = queue;
+    this.#gate = gate;
   }
 
   /** The bytes of the reply, in pieces; equal to renderDocument(reply with parsed invoices, format). */
@@ -147,10 +153,14 @@ export class QueryReplies {
     return tomlDocumentParts(head, 'invoices', fragments).map((part) => (typeof part === 'string' ? Buffer.from(part, 'utf8') : part));
   }
 
-  /** Sends the page as TOML or JSON per the request's Accept header, streamed, with its length. */
-  async send(request: FastifyRequest, reply: FastifyReply, page: QueryPage, head: boolean): Promise<FastifyReply> {
+  /**
+   * Sends the page `load` reads as TOML or JSON per the request's Accept header, streamed, with
+   * its length. Reading and rendering wait for their turn in the server's admission gate (a page
+   * of big invoices is megabytes read and rendered synchronously); streaming the bytes does not.
+   */
+  async send(request: FastifyRequest, reply: FastifyReply, load: () => Promise<QueryPage>, head: boolean): Promise<FastifyReply> {
     const format = replyFormat(request.headers.accept);
-    const parts = await this.render(page, format);
+    const parts = await this.#gate.run(async () => this.render(await load(), format));
     const length = parts.reduce((sum, part) => sum + part.length, 0);
     reply.code(200).type(CONTENT_TYPE[format]).header('content-length', length);
     if (head) return reply.send();

@@ -58,8 +58,8 @@ export function queryRoutes(app: FastifyInstance, opts: { service: BindleService
   const replies = new QueryReplies();
 
   const search = async (request: Q, reply: FastifyReply, head: boolean): Promise<FastifyReply> => {
-    const page = await service.query(parseQuery(request.query));
-    return replies.send(request, reply, page, head);
+    const query = parseQuery(request.query);
+    return replies.send(request, reply, () => service.query(query), head);
   };
   app.get('/_q', (request: Q, reply) => search(request, reply, false));
   app.head('/_q', (request: Q, reply) => search(request, reply, true));

@@ -1,0 +1,91 @@
+/**
+ * server/http/admission-gate: jobs run in FIFO order, at most `limit` at a time, at most one
+ * started per turn of the event loop (other callbacks run in between); a failed job (rejected
+ * or thrown) passes its error on and frees its slot.
+ */
+import t from 'tap';
+import { AdmissionGate } from '../../server/http/admission-gate.js';
+
+/** A job that records its start and end and finishes when `finish()` is called. */
+function controlled(log: string[], name: string): { job: () => Promise<string>; finish: () => void } {
+  let finish = (): void => undefined;
+  const done = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
+  return {
+    job: async () => {
+      log.push(`start ${name}`);
+      await done;
+      log.push(`end ${name}`);
+      return name;
+    },
+    finish: () => finish(),
+  };
+}
+
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+t.test('at most `limit` jobs run at once, admitted in FIFO order', async (t) => {
+  const gate = new AdmissionGate(2);
+  const log: string[] = [];
+  const jobs = ['a', 'b', 'c', 'd'].map((name) => controlled(log, name));
+  const results = jobs.map(({ job }) => gate.run(job));
+  for (let i = 0; i < 5; i++) await turn();
+  t.same(log, ['start a', 'start b'], 'two run, two wait');
+  t.equal(gate.running, 2);
+  t.equal(gate.waiting, 2);
+  jobs[1]?.finish();
+  for (let i = 0; i < 5; i++) await turn();
+  t.same(log, ['start a', 'start b', 'end b', 'start c'], 'a freed slot goes to the first waiter');
+  jobs[0]?.finish();
+  jobs[2]?.finish();
+  jobs[3]?.finish();
+  t.same(await Promise.all(results), ['a', 'b', 'c', 'd'], 'each caller gets its own job\'s result');
+  t.equal(gate.running, 0);
+  t.equal(gate.waiting, 0);
+});
+
+t.test('one job is started per turn of the event loop, other callbacks run in between', async (t) => {
+  const gate = new AdmissionGate(100);
+  const order: string[] = [];
+  const runs = Array.from({ length: 5 }, (_, i) =>
+    gate.run(async () => {
+      order.push(`job${i}`);
+      return i;
+    }),
+  );
+  let turns = 0;
+  const tick = (): void => {
+    order.push(`turn${turns}`);
+    turns += 1;
+    if (turns < 10) setImmediate(tick);
+  };
+  setImmediate(tick);
+  t.same(await Promise.all(runs), [0, 1, 2, 3, 4]);
+  const jobs = order.filter((o) => o.startsWith('job'));
+  t.same(jobs, ['job0', 'job1', 'job2', 'job3', 'job4'], 'in the order queued');
+  for (let i = 1; i < jobs.length; i++) {
+    const between = order.slice(order.indexOf(`job${i - 1}`), order.indexOf(`job${i}`));
+    t.ok(between.some((o) => o.startsWith('turn')), `another callback ran between job${i - 1} and job${i} (${order.join(', ')})`);
+  }
+});
+
+t.test('a failing job passes its error on and frees its slot', async (t) => {
+  const gate = new AdmissionGate(1);
+  const rejected = gate.run(async () => {
+    throw new Error('index failed');
+  });
+  const thrown = gate.run((): Promise<never> => {
+    throw new Error('thrown before any await');
+  });
+  const next = gate.run(async () => 'still admitted');
+  await t.rejects(rejected, { message: 'index failed' });
+  await t.rejects(thrown, { message: 'thrown before any await' });
+  t.equal(await next, 'still admitted');
+  t.equal(gate.running, 0);
+});
+
+t.test('the limit is a positive integer', async (t) => {
+  t.throws(() => new AdmissionGate(0), RangeError);
+  t.throws(() => new AdmissionGate(1.5), RangeError);
+});
