@@ -2,7 +2,8 @@
  * Starting the real `bindle-server` (the built bundle the package runs) for a benchmark: on
  * 127.0.0.1 at a port picked beforehand (the address line is logged at info level, and info
  * logging would slow every request), at log level warn, ready once `/healthz` answers 200.
- * Also the bare Node comparison server, and reading a process's resident set size.
+ * Also the bare Node comparison server, the `/healthz` probe process, and reading a process's
+ * resident set size.
  */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -27,6 +28,7 @@ export const SERVER_BIN = process.env.BINDLE_BENCH_SERVER_BIN ?? join(REPO_ROOT,
 export const CLI_BIN = join(REPO_ROOT, 'client', 'dist', 'bindle.mjs');
 export const KUBELET_BIN = join(REPO_ROOT, 'client', 'dist', 'bindle-kubelet.mjs');
 export const BARE_SERVER_BIN = join(REPO_ROOT, 'dist', 'bench', 'bin', 'bare-http-server.js');
+export const HEALTHZ_PROBE_BIN = join(REPO_ROOT, 'dist', 'bench', 'bin', 'healthz-probe.js');
 
 /** A running child process that serves HTTP. */
 export interface ServedProcess {
@@ -144,6 +146,32 @@ export async function spawnBareServer(mode: BareServerMode): Promise<ServedProce
     output,
     stop: async () => {
       await stopChild(child);
+    },
+  };
+}
+
+/** A running `/healthz` probe (bench/bin/healthz-probe.ts) in its own process. */
+export interface HealthProbe {
+  /** Stops the probe; resolves with its latencies (ms) and failures. */
+  stop(): Promise<{ latencies: number[]; failures: string[] }>;
+}
+
+/** Starts asking `<origin>/healthz` from a process of its own, one request at a time. */
+export function startHealthProbe(origin: string, pauseMs = 10): HealthProbe {
+  const child = spawnTracked(process.execPath, [HEALTHZ_PROBE_BIN, origin, String(pauseMs)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const output = collectOutput(child);
+  // Only stdout: the report is its last write there.
+  let report = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    report += chunk.toString('utf8');
+  });
+  const closed = new Promise<number | null>((resolveClose) => child.once('close', (code: number | null) => resolveClose(code)));
+  return {
+    async stop() {
+      child.stdin?.end('stop\n');
+      const code = await closed;
+      if (code !== 0) throw new Error(`healthz-probe exited (${String(code)}):\n${output()}`);
+      return JSON.parse(report) as { latencies: number[]; failures: string[] };
     },
   };
 }
