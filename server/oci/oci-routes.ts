@@ -99,9 +99,23 @@ export function ociRoutes(app: FastifyInstance, opts: OciRouteOptions): void {
     return reply.code(200).type('application/json').send('{}');
   });
 
+  /**
+   * `lookup`, whose not_found becomes NAME_UNKNOWN when the repository itself does not exist
+   * (distribution-spec: the name is unknown to the registry); asked only once a lookup failed.
+   */
+  const inRepository = async <T>(request: WildcardRequest, name: string, lookup: Promise<T>): Promise<T> => {
+    try {
+      return await lookup;
+    } catch (err) {
+      if (!(err instanceof BindleError) || err.code !== 'not_found' || (await oci.repositoryExists(name))) throw err;
+      setEndpoint(request, 'base');
+      throw new BindleError('not_found', `repository ${name} does not exist`, { cause: err });
+    }
+  };
+
   const manifest = async (request: WildcardRequest, reply: FastifyReply, head: boolean): Promise<FastifyReply> => {
     const { name, reference } = target(request);
-    const record = await oci.manifest(name, reference);
+    const record = await inRepository(request, name, oci.manifest(name, reference));
     reply
       .type(OCI_MANIFEST_MEDIA_TYPE)
       .header('docker-content-digest', record.digest)
@@ -113,7 +127,7 @@ export function ociRoutes(app: FastifyInstance, opts: OciRouteOptions): void {
 
   const blob = async (request: WildcardRequest, reply: FastifyReply, head: boolean): Promise<FastifyReply> => {
     const { name, reference: digest } = target(request);
-    const found = await oci.blob(name, digest);
+    const found = await inRepository(request, name, oci.blob(name, digest));
     reply.type('application/octet-stream').header('docker-content-digest', digest).header('etag', `"${digest}"`).header('accept-ranges', 'bytes');
     if (head) return reply.code(200).header('content-length', found.size).send();
     const range = blobRange(request.headers.range, found.size);
