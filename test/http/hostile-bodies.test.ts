@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import TOML from '@iarna/toml';
-import type { ErrorReply, InvoiceCreateReply } from '../../schema/index.js';
+import { MAX_LISTED_ISSUES, type ErrorReply, type InvoiceCreateReply } from '../../schema/index.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -141,4 +141,18 @@ t.test('the bounds apply to request bodies only, and an invoice at the parcel li
   t.throws(() => parseSyntax(text, 'toml', { bounded: true }), { code: 'payload_too_large' });
   t.doesNotThrow(() => parseSyntax(text, 'toml'));
   t.equal(parseInvoice(invoiceWithParcels(MAX_PARCELS), 'toml', 'body').parcel?.length, MAX_PARCELS);
+});
+
+t.test('an invoice with thousands of problems gets an error body of bounded size naming the first ones and the count', async (t) => {
+  const ta = await makeTestApp(t);
+  const keys = 60_000;
+  const payload = Array.from({ length: keys }, (_, i) => `k${i} = 1`).join('\n');
+  const res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload });
+  t.equal(res.statusCode, 400);
+  t.ok(res.body.length < 4096, `the error body is ${res.body.length} bytes, not a copy of every problem`);
+  const error = errorOf(res.body);
+  t.equal(error.code, 'invalid_invoice');
+  t.match(error.error, /bindleVersion: missing required field/, 'the first problems are named');
+  t.match(error.error, /k0: unknown field/);
+  t.match(error.error, new RegExp(`and ${keys + 2 - MAX_LISTED_ISSUES} more problems`), 'the rest are counted');
 });
