@@ -105,6 +105,34 @@ t.test('blobs: parcels, the config, the manifest and the empty blob, with Range'
   }
 });
 
+t.test('conditional requests on manifests and blobs follow the ETag they carry (RFC 9110)', async (t) => {
+  const { ta } = await withBindle(t);
+  const manifest = await ta.app.inject({ method: 'GET', url: `/v2/${NAME}/manifests/1.0.0_build.7` });
+  const blob = digestOf(alpha);
+  for (const url of [`/v2/${NAME}/manifests/1.0.0_build.7`, `/v2/${NAME}/blobs/${blob}`]) {
+    const etag = String((await ta.app.inject({ method: 'GET', url })).headers.etag);
+    for (const method of ['GET', 'HEAD'] as const) {
+      for (const ifNoneMatch of [etag, '*', `W/${etag}`, `"other", ${etag}`]) {
+        const res = await ta.app.inject({ method, url, headers: { 'if-none-match': ifNoneMatch } });
+        t.equal(res.statusCode, 304, `${method} ${url} If-None-Match: ${ifNoneMatch}`);
+        t.equal(res.body, '', '304: no body');
+        t.equal(res.headers.etag, etag);
+      }
+      t.equal((await ta.app.inject({ method, url, headers: { 'if-none-match': '"other"' } })).statusCode, 200, 'another tag: 200');
+      const failed = await ta.app.inject({ method, url, headers: { 'if-match': '"other"' } });
+      t.equal(failed.statusCode, 412, `${method} ${url} If-Match mismatch`);
+      if (method === 'GET') t.equal(ociError(failed.body).detail?.code, 'precondition_failed');
+    }
+  }
+  const etag = `"${blob}"`;
+  const ranged = await ta.app.inject({ method: 'GET', url: `/v2/${NAME}/blobs/${blob}`, headers: { range: 'bytes=0-3', 'if-range': etag } });
+  t.equal(ranged.statusCode, 206, 'If-Range with the current tag: the range');
+  const whole = await ta.app.inject({ method: 'GET', url: `/v2/${NAME}/blobs/${blob}`, headers: { range: 'bytes=0-3', 'if-range': '"other"' } });
+  t.equal(whole.statusCode, 200, 'If-Range with another tag: the whole blob');
+  t.same(whole.rawPayload, alpha);
+  t.ok(manifest.headers.etag, 'manifests carry an ETag');
+});
+
 t.test('errors: the OCI envelope with the code of the route', async (t) => {
   const { ta } = await withBindle(t);
   const missing = `sha256:${'0'.repeat(64)}`;
