@@ -147,7 +147,15 @@ export function isValid<N extends SchemaName>(name: N, value: unknown): value is
   return validatorFor(name)(value);
 }
 
-/** Formats problems as one line: `parcel[0].label.size: must be integer; bindle.name: missing required field`. */
+/** The most problems formatIssues spells out; a hostile document's error reply stays small. */
+export const MAX_LISTED_ISSUES = 20;
+
+/**
+ * Formats problems as one line: `parcel[0].label.size: must be integer; bindle.name: missing
+ * required field`; past MAX_LISTED_ISSUES, the rest are counted (`… and 7 more problems`).
+ */
 export function formatIssues(issues: readonly SchemaIssue[]): string {
-  return issues.map((i) => `${i.path}: ${i.reason}`).join('; ');
+  const listed = issues.slice(0, MAX_LISTED_ISSUES).map((i) => `${i.path}: ${i.reason}`).join('; ');
+  const more = issues.length - MAX_LISTED_ISSUES;
+  return more > 0 ? `${listed}; … and ${more} more problems` : listed;
 }

@@ -4,7 +4,7 @@
  * point, or a test); this module only wires them together.
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Authenticator, Authorizer } from './auth/index.js';
+import { actionForMethod, type Authenticator, type Authorizer } from './auth/index.js';
 import { registerRequestAuth } from './auth/request-auth.js';
 import { DEFAULT_BODY_IDLE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, registerBodyIdleTimeout } from './http/request-timeouts.js';
 import { clientErrorHandler, registerClientErrors } from './http/client-errors.js';
@@ -120,7 +120,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       oci.removeAllContentTypeParsers();
       oci.addContentTypeParser('*', (_request, payload, next) => next(null, payload));
       registerOciErrorHandling(oci);
-      registerRequestAuth(oci, opts);
+      // Every OCI write (a blob, an upload session and its cancel, a manifest) is a push: /v2 has no yank.
+      registerRequestAuth(oci, { ...opts, actionOf: (request) => (actionForMethod(request.method) === 'read' ? 'read' : 'push') });
       ociRoutes(oci, { service: opts.service, authorizer: opts.authorizer });
       done();
     },

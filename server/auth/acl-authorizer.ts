@@ -120,7 +120,7 @@ export class AclAuthorizer implements Authorizer {
     if (allowed) return;
     throw new BindleError(
       'forbidden',
-      `${principal.id} lacks the ${action} grant on ${describeName(name)}: ask an administrator for ${action} (or admin) on a prefix of it in the ACL`,
+      `${principal.id} lacks the ${action} grant on ${describeName(name)}: ask an administrator for ${action === 'admin' ? 'admin' : `${action} (or admin)`} on a prefix of it in the ACL`,
     );
   }
 }

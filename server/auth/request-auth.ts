@@ -14,6 +14,8 @@ import { actionForRequest, type Action, type Authenticator, type Authorizer, typ
 export interface RequestAuthOptions {
   readonly authenticator: Authenticator;
   readonly authorizer: Authorizer;
+  /** The action a request of this scope performs; default: actionForRequest (the `/v1` API's). */
+  readonly actionOf?: (request: FastifyRequest) => Action;
 }
 
 /** What the hook decided for a request, kept for the route's second question and the audit record. */
@@ -40,10 +42,10 @@ function nameOf(request: FastifyRequest): string | undefined {
   }
 }
 
-/** Adds the auth and audit hooks to `api` (the `/v1` scope). */
+/** Adds the auth and audit hooks to `api` (the `/v1` or `/v2` scope). */
 export function registerRequestAuth(api: FastifyInstance, opts: RequestAuthOptions): void {
   api.addHook('onRequest', async (request) => {
-    const action = actionForRequest(request.method, request.query);
+    const action = opts.actionOf?.(request) ?? actionForRequest(request.method, request.query);
     const auth: RequestAuth = { principal: undefined, action, name: action === 'read' ? undefined : nameOf(request), authorizer: opts.authorizer };
     // Recorded before deciding, so that the audit record of a refusal names what was refused.
     decided.set(request, auth);

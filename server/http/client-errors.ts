@@ -1,8 +1,10 @@
 /**
  * Error replies that never reach a route, answered with the same error body as every other:
  * requests Node's HTTP parser rejects (`clientError`: malformed, header overflow, header
- * timeout), an `Expect` other than 100-continue (`checkExpectation`, 417), and an HTTP/1.1
- * request without a Host header (Node's own check is turned off so that this one answers).
+ * timeout), an `Expect` other than 100-continue (`checkExpectation`, 417), an HTTP/1.1
+ * request without a Host header (Node's own check is turned off so that this one answers), and
+ * a body with a Content-Encoding (415: bodies are never decoded, so an encoded one would be
+ * parsed or stored as it is).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -47,6 +49,11 @@ export function registerClientErrors(app: FastifyInstance): void {
     const raw = request.raw;
     if (raw.httpVersionMajor === 1 && raw.httpVersionMinor === 1 && raw.headers.host === undefined) {
       done(new BindleError('bad_request', 'the request has no Host header, which HTTP/1.1 requires'));
+      return;
+    }
+    const encoding = raw.headers['content-encoding']?.trim().toLowerCase();
+    if (encoding !== undefined && encoding !== '' && encoding !== 'identity') {
+      done(new BindleError('unsupported_media_type', `Content-Encoding ${JSON.stringify(encoding)} is not supported: send the body uncompressed`));
       return;
     }
     done();

@@ -1,9 +1,10 @@
 /**
  * The OCI Distribution API (distribution-spec v1.1) at `/v2`, over the same bindles as `/v1`
- * (README "OCI"): the version check, manifests by tag and digest, blobs with Range, tags/list
- * with `n`/`last` paging and `Link`, referrers with artifactType filtering, and pushes: blob
- * uploads (monolithic, mounts and sessions: POST, PATCH, GET status, closing PUT, DELETE; state
- * in server/service/oci-uploads.ts) and manifest PUTs. Paths are parsed from the right
+ * (README "OCI"): the version check, manifests by tag and digest, blobs with Range, both with
+ * conditional GET/HEAD by ETag (../http/conditional.ts), tags/list with `n`/`last` paging and
+ * `Link`, referrers with artifactType filtering, and pushes: blob uploads (monolithic, mounts
+ * and sessions: POST, PATCH, GET status, closing PUT, DELETE; state in
+ * server/service/oci-uploads.ts) and manifest PUTs. Paths are parsed from the right
  * (./oci-path.ts); errors are the OCI envelope (./oci-errors.ts).
  */
 import { Readable } from 'node:stream';
@@ -12,6 +13,7 @@ import { BindleError } from '../../core/errors/bindle-error.js';
 import { BINDLE_YANKED_HEADER, OCI_MANIFEST_MEDIA_TYPE, isDigestLike, renderIndex } from '../../core/oci/index.js';
 import type { Authorizer } from '../auth/index.js';
 import { authorizeBindleName } from '../auth/request-auth.js';
+import { evaluatePreconditions, rangeApplies } from '../http/conditional.js';
 import { contentLength, parseInteger, parseRange, readBody, single, type QueryParams, type RangeRequest } from '../http/request-parsing.js';
 import type { BindleService } from '../service/bindle-service.js';
 import type { ChunkPosition } from '../service/oci-uploads.js';
@@ -99,24 +101,40 @@ export function ociRoutes(app: FastifyInstance, opts: OciRouteOptions): void {
     return reply.code(200).type('application/json').send('{}');
   });
 
+  /**
+   * `lookup`, whose not_found becomes NAME_UNKNOWN when the repository itself does not exist
+   * (distribution-spec: the name is unknown to the registry); asked only once a lookup failed.
+   */
+  const inRepository = async <T>(request: WildcardRequest, name: string, lookup: Promise<T>): Promise<T> => {
+    try {
+      return await lookup;
+    } catch (err) {
+      if (!(err instanceof BindleError) || err.code !== 'not_found' || (await oci.repositoryExists(name))) throw err;
+      setEndpoint(request, 'base');
+      throw new BindleError('not_found', `repository ${name} does not exist`, { cause: err });
+    }
+  };
+
   const manifest = async (request: WildcardRequest, reply: FastifyReply, head: boolean): Promise<FastifyReply> => {
     const { name, reference } = target(request);
-    const record = await oci.manifest(name, reference);
-    reply
-      .type(OCI_MANIFEST_MEDIA_TYPE)
-      .header('docker-content-digest', record.digest)
-      .header('etag', `"${record.digest}"`)
-      .header('content-length', record.bytes.length);
+    const record = await inRepository(request, name, oci.manifest(name, reference));
+    const etag = `"${record.digest}"`;
+    reply.header('docker-content-digest', record.digest).header('etag', etag);
+    if (evaluatePreconditions(request.headers, etag) === 'not_modified') return reply.code(304).send();
+    reply.type(OCI_MANIFEST_MEDIA_TYPE).header('content-length', record.bytes.length);
     if (record.yanked) reply.header(BINDLE_YANKED_HEADER, 'true');
     return head ? reply.code(200).send() : reply.code(200).send(record.bytes);
   };
 
   const blob = async (request: WildcardRequest, reply: FastifyReply, head: boolean): Promise<FastifyReply> => {
     const { name, reference: digest } = target(request);
-    const found = await oci.blob(name, digest);
-    reply.type('application/octet-stream').header('docker-content-digest', digest).header('etag', `"${digest}"`).header('accept-ranges', 'bytes');
+    const found = await inRepository(request, name, oci.blob(name, digest));
+    const etag = `"${digest}"`;
+    reply.header('docker-content-digest', digest).header('etag', etag);
+    if (evaluatePreconditions(request.headers, etag) === 'not_modified') return reply.code(304).send();
+    reply.type('application/octet-stream').header('accept-ranges', 'bytes');
     if (head) return reply.code(200).header('content-length', found.size).send();
-    const range = blobRange(request.headers.range, found.size);
+    const range: RangeRequest = rangeApplies(request.headers['if-range'], etag) ? blobRange(request.headers.range, found.size) : { kind: 'none' };
     if (range.kind === 'unsatisfiable') {
       reply.header('content-range', `bytes */${found.size}`);
       throw new BindleError('range_not_satisfiable', `range ${request.headers.range ?? ''} is outside the ${found.size}-byte blob`);

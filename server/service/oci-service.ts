@@ -101,6 +101,11 @@ export class OciService {
     return this.deps.parcels.openRead(sha256, range);
   }
 
+  /** True when some invoice (yanked or not) has this name: the repository exists. */
+  async repositoryExists(name: string): Promise<boolean> {
+    return (await this.deps.index.ociTags(name, undefined, 0)) !== undefined;
+  }
+
   /** A page of the tags of `name` (unyanked versions, byte order); not_found for an unknown name. */
   async tags(name: string, last: string | undefined, n: number): Promise<OciTagPage> {
     const page = await this.deps.index.ociTags(name, last, n);

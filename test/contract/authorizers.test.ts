@@ -94,6 +94,17 @@ t.test('an anonymous write is told to send credentials', async (t) => {
 t.test('a refusal names the principal, the missing grant and the name', async (t) => {
   const acl = await AclAuthorizer.load(join(t.testdir({ 'acl.toml': ACL }), 'acl.toml'));
   t.throws(() => acl.authorize(ALICE, 'yank', 'example.com/app'), { code: 'forbidden', message: /^alice lacks the yank grant on "example.com\/app"/ });
+  t.throws(() => acl.authorize(ALICE, 'yank', 'example.com/app'), { message: /ask an administrator for yank \(or admin\) on a prefix/ });
+  const admin = (() => {
+    try {
+      acl.authorize(ALICE, 'admin', 'example.com/app');
+      return '';
+    } catch (err) {
+      return (err as Error).message;
+    }
+  })();
+  t.match(admin, /ask an administrator for admin on a prefix/);
+  t.notMatch(admin, /admin \(or admin\)/, 'the admin grant is not offered as its own alternative');
 });
 
 t.test('AclAuthorizer rejects an invalid file and reloads a changed one', async (t) => {

@@ -128,3 +128,23 @@ t.test('every write is audited with the principal and its outcome, refusals too;
   ]);
   t.ok(records.filter((r) => r.audit === true).every((r) => typeof r.msg === 'string' && r.msg.startsWith('audit: ')), 'one readable line each');
 });
+
+t.test('OCI upload sessions need the push grant on the name and nothing more: a pusher may cancel its session', async (t) => {
+  const { ta, records } = await setup(t);
+  const start = (who: string, name: string) =>
+    ta.app.inject({ method: 'POST', url: `/v2/${name}/blobs/uploads/`, headers: { authorization: `Bearer ${who}-token` } });
+  const opened = await start('alice', 'example.com/alice/app');
+  t.equal(opened.statusCode, 202, opened.body);
+  const location = String(opened.headers.location);
+  const patched = await ta.app.inject({ method: 'PATCH', url: location, headers: { authorization: 'Bearer alice-token' }, payload: data });
+  t.equal(patched.statusCode, 202, patched.body);
+  const eve = await ta.app.inject({ method: 'DELETE', url: location, headers: { authorization: 'Bearer eve-token' } });
+  t.equal(eve.statusCode, 403, 'a principal without the push grant may not cancel it');
+  const elsewhere = await start('alice', 'example.com/bob/app');
+  t.equal(elsewhere.statusCode, 403, 'nor may alice open one outside her prefix');
+  const cancelled = await ta.app.inject({ method: 'DELETE', url: location, headers: { authorization: 'Bearer alice-token' } });
+  t.equal(cancelled.statusCode, 204, `alice cancels her own session with her push grant: ${cancelled.body}`);
+  const audit = records.filter((r) => r.audit === true && r.principal === 'alice' && r.status === 204);
+  t.equal(audit.length, 1, 'the cancel is audited');
+  t.not(audit[0]?.action, 'yank', 'a cancelled upload is not a yank');
+});

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import TOML from '@iarna/toml';
-import type { ErrorReply, InvoiceCreateReply } from '../../schema/index.js';
+import { MAX_LISTED_ISSUES, type ErrorReply, type InvoiceCreateReply } from '../../schema/index.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -141,4 +141,34 @@ t.test('the bounds apply to request bodies only, and an invoice at the parcel li
   t.throws(() => parseSyntax(text, 'toml', { bounded: true }), { code: 'payload_too_large' });
   t.doesNotThrow(() => parseSyntax(text, 'toml'));
   t.equal(parseInvoice(invoiceWithParcels(MAX_PARCELS), 'toml', 'body').parcel?.length, MAX_PARCELS);
+});
+
+t.test('an invoice with thousands of problems gets an error body of bounded size naming the first ones and the count', async (t) => {
+  const ta = await makeTestApp(t);
+  const keys = 60_000;
+  const payload = Array.from({ length: keys }, (_, i) => `k${i} = 1`).join('\n');
+  const res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload });
+  t.equal(res.statusCode, 400);
+  t.ok(res.body.length < 4096, `the error body is ${res.body.length} bytes, not a copy of every problem`);
+  const error = errorOf(res.body);
+  t.equal(error.code, 'invalid_invoice');
+  t.match(error.error, /bindleVersion: missing required field/, 'the first problems are named');
+  t.match(error.error, /k0: unknown field/);
+  t.match(error.error, new RegExp(`and ${keys + 2 - MAX_LISTED_ISSUES} more problems`), 'the rest are counted');
+});
+
+t.test('a body with a Content-Encoding is refused with 415 instead of being parsed or stored as it is', async (t) => {
+  const ta = await makeTestApp(t);
+  const toml = renderInvoice(signedInvoice('example.com/encoded', '1.0.0', []));
+  for (const encoding of ['gzip', 'br', 'deflate, gzip']) {
+    const res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: { ...TOML_HEADERS, 'content-encoding': encoding }, payload: toml });
+    t.equal(res.statusCode, 415, `${encoding}: ${res.body}`);
+    t.equal(errorOf(res.body).code, 'unsupported_media_type');
+    t.match(errorOf(res.body).error, /Content-Encoding/);
+  }
+  const oci = await ta.app.inject({ method: 'POST', url: `/v2/example.com/encoded/blobs/uploads/?digest=sha256:${'0'.repeat(64)}`, headers: { 'content-encoding': 'gzip' }, payload: 'x' });
+  t.equal(oci.statusCode, 415, 'over /v2 too');
+  t.equal((JSON.parse(oci.body) as { errors: Array<{ detail: { code: string } }> }).errors[0]?.detail.code, 'unsupported_media_type');
+  const identity = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: { ...TOML_HEADERS, 'content-encoding': 'identity' }, payload: toml });
+  t.equal(identity.statusCode, 201, `identity is no encoding: ${identity.body}`);
 });

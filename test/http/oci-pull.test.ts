@@ -105,6 +105,34 @@ t.test('blobs: parcels, the config, the manifest and the empty blob, with Range'
   }
 });
 
+t.test('conditional requests on manifests and blobs follow the ETag they carry (RFC 9110)', async (t) => {
+  const { ta } = await withBindle(t);
+  const manifest = await ta.app.inject({ method: 'GET', url: `/v2/${NAME}/manifests/1.0.0_build.7` });
+  const blob = digestOf(alpha);
+  for (const url of [`/v2/${NAME}/manifests/1.0.0_build.7`, `/v2/${NAME}/blobs/${blob}`]) {
+    const etag = String((await ta.app.inject({ method: 'GET', url })).headers.etag);
+    for (const method of ['GET', 'HEAD'] as const) {
+      for (const ifNoneMatch of [etag, '*', `W/${etag}`, `"other", ${etag}`]) {
+        const res = await ta.app.inject({ method, url, headers: { 'if-none-match': ifNoneMatch } });
+        t.equal(res.statusCode, 304, `${method} ${url} If-None-Match: ${ifNoneMatch}`);
+        t.equal(res.body, '', '304: no body');
+        t.equal(res.headers.etag, etag);
+      }
+      t.equal((await ta.app.inject({ method, url, headers: { 'if-none-match': '"other"' } })).statusCode, 200, 'another tag: 200');
+      const failed = await ta.app.inject({ method, url, headers: { 'if-match': '"other"' } });
+      t.equal(failed.statusCode, 412, `${method} ${url} If-Match mismatch`);
+      if (method === 'GET') t.equal(ociError(failed.body).detail?.code, 'precondition_failed');
+    }
+  }
+  const etag = `"${blob}"`;
+  const ranged = await ta.app.inject({ method: 'GET', url: `/v2/${NAME}/blobs/${blob}`, headers: { range: 'bytes=0-3', 'if-range': etag } });
+  t.equal(ranged.statusCode, 206, 'If-Range with the current tag: the range');
+  const whole = await ta.app.inject({ method: 'GET', url: `/v2/${NAME}/blobs/${blob}`, headers: { range: 'bytes=0-3', 'if-range': '"other"' } });
+  t.equal(whole.statusCode, 200, 'If-Range with another tag: the whole blob');
+  t.same(whole.rawPayload, alpha);
+  t.ok(manifest.headers.etag, 'manifests carry an ETag');
+});
+
 t.test('errors: the OCI envelope with the code of the route', async (t) => {
   const { ta } = await withBindle(t);
   const missing = `sha256:${'0'.repeat(64)}`;
@@ -115,7 +143,7 @@ t.test('errors: the OCI envelope with the code of the route', async (t) => {
     ['HEAD', `/v2/${NAME}/manifests/${missing}`, 404, ''],
     ['GET', `/v2/${NAME}/manifests/sha512:${'0'.repeat(128)}`, 404, 'MANIFEST_UNKNOWN'],
     ['GET', `/v2/${NAME}/blobs/${missing}`, 404, 'BLOB_UNKNOWN'],
-    ['GET', `/v2/other.com/app/blobs/${digestOf(alpha)}`, 404, 'BLOB_UNKNOWN'],
+    ['GET', `/v2/other.com/app/blobs/${digestOf(alpha)}`, 404, 'NAME_UNKNOWN'],
     ['GET', `/v2/Example.com/App/manifests/1.0.0`, 404, 'NAME_UNKNOWN'],
     ['GET', `/v2/nothing.here/tags/list`, 404, 'NAME_UNKNOWN'],
     ['GET', `/v2/${NAME}/tags/list?n=x`, 400, 'UNSUPPORTED'],
@@ -140,6 +168,28 @@ t.test('errors: the OCI envelope with the code of the route', async (t) => {
   }
   const deleted = await ta.app.inject({ method: 'DELETE', url: `/v2/${NAME}/manifests/1.0.0_build.7` });
   t.match(ociError(deleted.body).message, /yanked/);
+});
+
+t.test('a repository that does not exist is NAME_UNKNOWN on manifests and blobs; one whose bindles are all yanked exists', async (t) => {
+  const { ta } = await withBindle(t);
+  const missing = `sha256:${'0'.repeat(64)}`;
+  for (const method of ['GET', 'HEAD'] as const) {
+    for (const url of [
+      '/v2/nothing.here/manifests/1.0.0',
+      `/v2/nothing.here/manifests/${missing}`,
+      `/v2/nothing.here/blobs/${missing}`,
+      `/v2/nothing.here/blobs/${digestOf(alpha)}`,
+    ]) {
+      const res = await ta.app.inject({ method, url });
+      t.equal(res.statusCode, 404, `${method} ${url}`);
+      if (method === 'GET') t.equal(ociError(res.body).code, 'NAME_UNKNOWN', `${method} ${url}: ${res.body}`);
+    }
+  }
+  t.equal((await ta.app.inject({ method: 'DELETE', url: `/v1/_i/${NAME}/1.0.0+build.7` })).statusCode, 200);
+  const yanked = await ta.app.inject({ method: 'GET', url: `/v2/${NAME}/manifests/1.0.0_build.7` });
+  t.equal(ociError(yanked.body).code, 'MANIFEST_UNKNOWN', 'the repository still exists: its version is yanked');
+  const blob = await ta.app.inject({ method: 'GET', url: `/v2/${NAME}/blobs/${missing}` });
+  t.equal(ociError(blob.body).code, 'BLOB_UNKNOWN');
 });
 
 t.test('tags/list: unyanked versions in byte order, paged with n and last and a Link header', async (t) => {
