@@ -151,6 +151,7 @@ function invoiceRow(entry: StoredInvoice): unknown[] {
  * rows already there are kept.
  */
 async function writeOci(client: PoolClient, invoices: ReadonlyArray<{ id: string; entry: StoredInvoice }>): Promise<void> {
+  if (invoices.length === 0) return;
   const configs = { ids: [] as string[], tags: [] as Array<string | null>, digests: [] as string[], configs: [] as Buffer[] };
   const manifests = { ids: [] as string[], positions: [] as number[], digests: [] as string[], bytes: [] as Buffer[] };
   for (const { id, entry } of invoices) {
