@@ -11,6 +11,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { benchBackends } from './lib/backend.js';
 import { createBenchKeys } from './lib/bindles.js';
 import { cleanUpNow, installCleanup } from './lib/cleanup.js';
 import { BenchContext, FULL_SIZES, QUICK_SIZES, type BenchCase } from './lib/context.js';
@@ -122,7 +123,8 @@ async function main(): Promise<number> {
   };
 
   const selected = CASES.filter((c) => flags.only === null || flags.only.includes(c.name));
-  const timeLimitMs = TIME_LIMIT_MS + (selected.includes(soakCase) ? soakBudgetMs(flags.quick) : 0);
+  // Cases that run on every backend of BINDLE_BENCH_BACKENDS take about that many times as long.
+  const timeLimitMs = TIME_LIMIT_MS * benchBackends().length + (selected.includes(soakCase) ? soakBudgetMs(flags.quick) : 0);
   const watchdog = setTimeout(() => {
     log(`time limit of ${(timeLimitMs / 60_000).toFixed(1)} minutes reached: stopping`);
     for (const c of selected) {

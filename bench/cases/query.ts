@@ -3,15 +3,20 @@
  * indexes of 100,000 and 1,000,000 invoices (seeded once with the server's bulk insert, or
  * reused with --reuse-index), in strict and standard mode, each with and without a SemVer
  * range. The query text changes with every request: alternately the application part of a
- * bindle name and an organisation's domain.
+ * bindle name and an organisation's domain. On every backend of BINDLE_BENCH_BACKENDS
+ * (bench/lib/backend.ts): PostgreSQL is seeded in the server's own database with
+ * PostgresInvoiceIndex.insertMany; its 1,000,000-invoice index only with
+ * BINDLE_BENCH_LARGE_QUERY_ALL=true (seeding it takes long).
  */
 import http from 'node:http';
+import { PostgresInvoiceIndex } from '../../server/storage/postgres-invoice-index.js';
+import { backendSlug, onBackend, onEveryBackend, withServerOn, type BackendName } from '../lib/backend.js';
 import { writeKeyring } from '../lib/bindles.js';
 import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
 import { httpRequest } from '../lib/http.js';
 import { makeFigure, type Figure } from '../lib/results.js';
-import { installIndex, mix, seededApp, seededOrg, VERSIONS_PER_NAME } from '../lib/seed.js';
-import { spawnServer } from '../lib/server.js';
+import { installIndex, mix, seededApp, seededOrg, seedInto, VERSIONS_PER_NAME } from '../lib/seed.js';
+import { spawnServer, type BenchServer } from '../lib/server.js';
 import { percentile } from '../lib/stats.js';
 
 interface Shape {
@@ -39,17 +44,10 @@ function queryOf(shape: Shape, k: number, names: number): string {
   return params.toString();
 }
 
-/** p50/p99 of every shape on one seeded index, `runs` runs of `queries` requests per shape. */
-async function measure(
-  ctx: BenchContext,
-  seededPath: string,
-  invoices: number,
-  queries: number,
-): Promise<{ p50: number[][]; p99: number[][]; totals: number[][] }> {
-  const dir = ctx.dir('query');
-  writeKeyring(dir, ctx.keys);
-  installIndex(seededPath, dir);
-  const server = await spawnServer(dir);
+type Measured = { p50: number[][]; p99: number[][]; totals: number[][] };
+
+/** p50/p99 of every shape on a server with `invoices` seeded invoices, `runs` runs of `queries` requests per shape. */
+async function measure(ctx: BenchContext, server: BenchServer, invoices: number, queries: number): Promise<Measured> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const names = Math.floor(invoices / VERSIONS_PER_NAME);
   const p50: number[][] = SHAPES.map(() => []);
@@ -81,62 +79,114 @@ async function measure(
     }
   } finally {
     agent.destroy();
-    await server.stop();
   }
   return { p50, p99, totals };
 }
 
-/** The figures of one index size; `p50Bound` undefined = no p50 target. */
-function figuresOf(invoices: number, queries: number, m: Awaited<ReturnType<typeof measure>>, p99Bound: number, p50Bound?: number): Figure[] {
+/** measure() on a server whose data directory holds a copy of the seeded SQLite index. */
+async function measureOnSqlite(ctx: BenchContext, seededPath: string, invoices: number, queries: number): Promise<Measured> {
+  const dir = ctx.dir('query');
+  writeKeyring(dir, ctx.keys);
+  installIndex(seededPath, dir);
+  const server = await spawnServer(dir);
+  try {
+    return await measure(ctx, server, invoices, queries);
+  } finally {
+    await server.stop();
+  }
+}
+
+/** measure() on a server on fresh storage on `backend`, its index seeded there first; and the seeding time. */
+async function measureOn(ctx: BenchContext, backend: BackendName, invoices: number, queries: number): Promise<{ measured: Measured; seedMs: number }> {
+  const dir = ctx.dir(`query-${backendSlug(backend)}`);
+  writeKeyring(dir, ctx.keys);
+  let seedMs = Number.NaN;
+  const measured = await withServerOn(
+    backend,
+    dir,
+    (server) => measure(ctx, server, invoices, queries),
+    async (storage) => {
+      if (storage.index === undefined) throw new Error(`${backend}: no index database to seed`);
+      ctx.log(`seeding ${invoices.toLocaleString('en-US')} invoices on ${backend} (server code: renderInvoice + PostgresInvoiceIndex.insertMany)`);
+      seedMs = await seedInto(await PostgresInvoiceIndex.open(storage.index), invoices, (done) => ctx.log(`  ${done.toLocaleString('en-US')} seeded`));
+      ctx.log(`seeded in ${(seedMs / 1000).toFixed(1)} s`);
+    },
+  );
+  return { measured, seedMs };
+}
+
+/**
+ * The figures of one index size on `backend`; `p50Bound` undefined = no p50 target. The targets
+ * are those of the default backend (sqlite+file); other backends' figures are reported beside them.
+ */
+function figuresOf(backend: BackendName, invoices: number, queries: number, m: Measured, p99Bound: number, p50Bound?: number): Figure[] {
   const count = invoices.toLocaleString('en-US');
   const idOf = (shape: Shape, p: string): string => `query${invoices === 100_000 ? '' : `.${count.replace(/,/g, '')}`}.${shape.label.replace(/ \+ /g, '-')}.${p}`;
+  const targeted = backend === 'sqlite+file';
   return SHAPES.flatMap((shape, s) => {
     const matched = m.totals[s] ?? [];
     const mean = matched.reduce((a, b) => a + b, 0) / Math.max(1, matched.length);
     const note = `${queries} requests per run, TOML replies (the default; up to 50 invoices each), mean total matches ${mean.toFixed(0)}`;
     return [
       makeFigure({
-        id: idOf(shape, 'p99'),
-        title: `4. \`_q\` ${shape.label}, p99, ${count} invoices`,
+        ...onBackend(backend, idOf(shape, 'p99'), `4. \`_q\` ${shape.label}, p99, ${count} invoices`),
         unit: 'ms',
         runs: m.p99[s] ?? [],
-        target: { on: 'value', op: '<=', bound: p99Bound, text: `≤ ${p99Bound} ms` },
+        ...(targeted ? { target: { on: 'value' as const, op: '<=' as const, bound: p99Bound, text: `≤ ${p99Bound} ms` } } : {}),
         notes: [note],
       }),
       makeFigure({
-        id: idOf(shape, 'p50'),
-        title: `4. \`_q\` ${shape.label}, p50, ${count} invoices`,
+        ...onBackend(backend, idOf(shape, 'p50'), `4. \`_q\` ${shape.label}, p50, ${count} invoices`),
         unit: 'ms',
         runs: m.p50[s] ?? [],
-        ...(p50Bound !== undefined ? { target: { on: 'value' as const, op: '<=' as const, bound: p50Bound, text: `≤ ${p50Bound} ms` } } : {}),
+        ...(targeted && p50Bound !== undefined ? { target: { on: 'value' as const, op: '<=' as const, bound: p50Bound, text: `≤ ${p50Bound} ms` } } : {}),
       }),
     ];
   });
 }
 
-function seedNote(count: number, ms: number): string {
+function seedNote(count: number, ms: number, backend: BackendName = 'sqlite+file'): string {
   const n = count.toLocaleString('en-US');
-  return Number.isNaN(ms)
-    ? `the ${n}-invoice index was reused from an earlier run (--reuse-index)`
-    : `the ${n}-invoice index was seeded with the server's own code (SqliteInvoiceIndex.insertMany) in ${(ms / 1000).toFixed(1)} s (index only, no invoice files)`;
+  if (Number.isNaN(ms)) return `the ${n}-invoice index was reused from an earlier run (--reuse-index)`;
+  const how = backend === 'sqlite+file' ? 'SqliteInvoiceIndex.insertMany' : 'PostgresInvoiceIndex.insertMany, into the server\'s database';
+  return `the ${n}-invoice index on ${backend} was seeded with the server's own code (${how}) in ${(ms / 1000).toFixed(1)} s (index only, no invoice files)`;
+}
+
+/** Seeds the 1,000,000-invoice index on backends other than sqlite+file too (it takes long). */
+const LARGE_EVERYWHERE = 'BINDLE_BENCH_LARGE_QUERY_ALL';
+
+/** The `_q` figures on one backend: 100k invoices, and 1M where seeded. */
+async function queryOn(ctx: BenchContext, backend: BackendName): Promise<CaseResult> {
+  const { indexInvoices, largeIndexInvoices, queriesPerRun } = ctx.sizes;
+  if (backend !== 'sqlite+file') {
+    const small = await measureOn(ctx, backend, indexInvoices, queriesPerRun);
+    const figures = figuresOf(backend, indexInvoices, queriesPerRun, small.measured, 10, 2);
+    const notes = [seedNote(indexInvoices, small.seedMs, backend)];
+    if (process.env[LARGE_EVERYWHERE] !== 'true') {
+      notes.push(`the ${largeIndexInvoices.toLocaleString('en-US')}-invoice index is measured on ${backend} only with ${LARGE_EVERYWHERE}=true`);
+      return { figures, notes };
+    }
+    const large = await measureOn(ctx, backend, largeIndexInvoices, queriesPerRun);
+    figures.push(...figuresOf(backend, largeIndexInvoices, queriesPerRun, large.measured, 25));
+    notes.push(seedNote(largeIndexInvoices, large.seedMs, backend));
+    return { figures, notes };
+  }
+  const seeded = await ctx.seededIndex();
+  const figures = figuresOf(backend, indexInvoices, queriesPerRun, await measureOnSqlite(ctx, seeded.path, indexInvoices, queriesPerRun), 10, 2);
+  const notes = [
+    `_q dataset: ${indexInvoices.toLocaleString('en-US')} (and ${largeIndexInvoices.toLocaleString('en-US')}) invoices, ${VERSIONS_PER_NAME} versions per name, ` +
+      'names `<org>.<tld>/<word>-<word>/<n>` from 400 organisations and a 4,000-word generated vocabulary, every 50th yanked; ' +
+      'query text alternates between the `<word>-<word>` part of a name and an organisation',
+    seedNote(indexInvoices, seeded.ms),
+  ];
+  const large = await ctx.seededIndex(largeIndexInvoices);
+  figures.push(...figuresOf(backend, largeIndexInvoices, queriesPerRun, await measureOnSqlite(ctx, large.path, largeIndexInvoices, queriesPerRun), 25));
+  notes.push(seedNote(largeIndexInvoices, large.ms));
+  return { figures, notes };
 }
 
 export const queryCase: BenchCase = {
   name: 'query',
   title: '_q latency p50/p99 at 100k and 1M invoices',
-  async run(ctx: BenchContext): Promise<CaseResult> {
-    const { indexInvoices, largeIndexInvoices, queriesPerRun } = ctx.sizes;
-    const seeded = await ctx.seededIndex();
-    const figures = figuresOf(indexInvoices, queriesPerRun, await measure(ctx, seeded.path, indexInvoices, queriesPerRun), 10, 2);
-    const notes = [
-      `_q dataset: ${indexInvoices.toLocaleString('en-US')} (and ${largeIndexInvoices.toLocaleString('en-US')}) invoices, ${VERSIONS_PER_NAME} versions per name, ` +
-        'names `<org>.<tld>/<word>-<word>/<n>` from 400 organisations and a 4,000-word generated vocabulary, every 50th yanked; ' +
-        'query text alternates between the `<word>-<word>` part of a name and an organisation',
-      seedNote(indexInvoices, seeded.ms),
-    ];
-    const large = await ctx.seededIndex(largeIndexInvoices);
-    figures.push(...figuresOf(largeIndexInvoices, queriesPerRun, await measure(ctx, large.path, largeIndexInvoices, queriesPerRun), 25));
-    notes.push(seedNote(largeIndexInvoices, large.ms));
-    return { figures, notes };
-  },
+  run: (ctx: BenchContext): Promise<CaseResult> => onEveryBackend((backend) => queryOn(ctx, backend)),
 };

@@ -18,7 +18,7 @@ import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
 import { CHUNK, payload, sha256Hex } from '../lib/data.js';
 import { uploadChunks } from '../lib/http.js';
 import { makeFigure, type Figure } from '../lib/results.js';
-import { backendStorage, benchBackends, onBackend, type BackendName } from '../lib/backend.js';
+import { backendSlug, benchBackends, onBackend, withServerOn, type BackendName } from '../lib/backend.js';
 import { spawnTracked, stopChild } from '../lib/cleanup.js';
 import { REPO_ROOT, spawnBareServer, spawnServer, type BenchServer } from '../lib/server.js';
 import { mbPerSecond, median } from '../lib/stats.js';
@@ -151,14 +151,12 @@ async function smallUploadRuns(ctx: BenchContext, server: BenchServer, runs: num
  */
 async function backendFigures(ctx: BenchContext, backend: BackendName, label: string): Promise<Figure[]> {
   const { runs, uploadBytes: size } = ctx.sizes;
-  const dir = ctx.dir(`upload-${backend.replace('+', '-')}`);
+  const dir = ctx.dir(`upload-${backendSlug(backend)}`);
   writeKeyring(dir, ctx.keys);
-  const storage = await backendStorage(backend);
   const upload: number[] = [];
   const bareUpload: number[] = [];
   let small: { ours: number[]; bare: number[] } = { ours: [], bare: [] };
-  try {
-    const server = await spawnServer(dir, storage.args);
+  await withServerOn(backend, dir, async (server) => {
     const bare = await spawnBareServer({ kind: 'sink', dir: ctx.dir('fsync') });
     try {
       small = await smallUploadRuns(ctx, server, runs);
@@ -172,11 +170,8 @@ async function backendFigures(ctx: BenchContext, backend: BackendName, label: st
       }
     } finally {
       await bare.stop();
-      await server.stop();
     }
-  } finally {
-    await storage.release();
-  }
+  });
   return [
     makeFigure({
       ...onBackend(backend, 'upload.vs-bare', `1c. Parcel upload, ${label}, beside bare Node`),

@@ -7,6 +7,8 @@
  * removed when it is released; its figures are reported beside those of `sqlite+file`.
  */
 import { randomBytes } from 'node:crypto';
+import type { CaseResult } from './context.js';
+import { spawnServer, type BenchServer } from './server.js';
 
 export type BackendName = 'sqlite+file' | 'postgres+s3';
 
@@ -14,6 +16,8 @@ export type BackendName = 'sqlite+file' | 'postgres+s3';
 export interface BackendStorage {
   /** bindle-server flags (none for sqlite+file). */
   readonly args: string[];
+  /** The PostgreSQL URL of the server's fresh database (for seeding it); undefined for sqlite+file. */
+  readonly index: string | undefined;
   release(): Promise<void>;
 }
 
@@ -41,9 +45,26 @@ export function onBackend(backend: BackendName, id: string, title: string): { id
   return backend === 'sqlite+file' ? { id, title } : { id: `${id}.${backend}`, title: `${title} [${backend}]` };
 }
 
+/** Runs a case on every backend of this run in turn (benchBackends order); their figures and notes together. */
+export async function onEveryBackend(run: (backend: BackendName) => Promise<CaseResult>): Promise<CaseResult> {
+  const figures: CaseResult['figures'] = [];
+  const notes: string[] = [];
+  for (const backend of benchBackends()) {
+    const result = await run(backend);
+    figures.push(...result.figures);
+    notes.push(...(result.notes ?? []));
+  }
+  return { figures, notes };
+}
+
+/** A file-name-safe form of the backend's name, e.g. for scratch directories. */
+export function backendSlug(backend: BackendName): string {
+  return backend.replace('+', '-');
+}
+
 /** Fresh storage on `backend` for one server. */
 export async function backendStorage(backend: BackendName): Promise<BackendStorage> {
-  if (backend === 'sqlite+file') return { args: [], release: () => Promise.resolve() };
+  if (backend === 'sqlite+file') return { args: [], index: undefined, release: () => Promise.resolve() };
   const tag = randomBytes(6).toString('hex');
   const serverUrl = new URL(process.env.BINDLE_TEST_POSTGRES_URL ?? '');
   const database = `bench_${tag}`;
@@ -72,6 +93,7 @@ export async function backendStorage(backend: BackendName): Promise<BackendStora
   const parcels = `s3://${BUCKET}/${prefix}?${new URLSearchParams({ endpoint, region, forcePathStyle: 'true' }).toString()}`;
   return {
     args: ['--index', indexUrl.toString(), '--parcels', parcels],
+    index: indexUrl.toString(),
     release: async () => {
       try {
         for (let token: string | undefined, more = true; more; ) {
@@ -93,4 +115,29 @@ export async function backendStorage(backend: BackendName): Promise<BackendStora
       }
     },
   };
+}
+
+/**
+ * Runs `body` with a bindle-server on `dir` and fresh storage on `backend` (`prepare` runs on
+ * the storage before the server starts, e.g. to seed it); then stops the server and releases the
+ * storage, also on failure.
+ */
+export async function withServerOn<T>(
+  backend: BackendName,
+  dir: string,
+  body: (server: BenchServer) => Promise<T>,
+  prepare?: (storage: BackendStorage) => Promise<void>,
+): Promise<T> {
+  const storage = await backendStorage(backend);
+  try {
+    await prepare?.(storage);
+    const server = await spawnServer(dir, storage.args);
+    try {
+      return await body(server);
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    await storage.release();
+  }
 }

@@ -1,8 +1,9 @@
 /**
  * A large invoice index, seeded quickly with the server's own code: invoices rendered with
- * renderInvoice and inserted with SqliteInvoiceIndex.insert into an index file (on tmpfs when
- * there is one, where the per-commit fsync costs nothing), then copied into a server's data
- * directory as `index.sqlite`, the only record of invoices the server reads.
+ * renderInvoice and inserted with the index's bulk insert (insertMany). SQLite: into an index
+ * file (on tmpfs when there is one, where the per-commit fsync costs nothing), then copied into a
+ * server's data directory as `index.sqlite`, the only record of invoices the server reads.
+ * PostgreSQL: straight into the server's database (PostgresInvoiceIndex.insertMany).
  */
 import { copyFileSync, existsSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -108,13 +109,18 @@ export function fastScratchParent(fallback: string): string {
 /** Invoices per transaction when seeding: one commit each, and a bounded batch in memory. */
 const SEED_BATCH = 5000;
 
+/** Where seeded invoices go: an index with a bulk insert (SqliteInvoiceIndex, PostgresInvoiceIndex). */
+export interface BulkLoader {
+  insertMany(entries: readonly StoredInvoice[]): Promise<void>;
+  close(): Promise<void>;
+}
+
 /**
- * Seeds `count` invoices into a new index file at `path` with the server's own bulk insert
- * (SqliteInvoiceIndex.insertMany, SEED_BATCH per transaction); resolves with the time taken in ms.
+ * Seeds `count` invoices into `index` with its bulk insert (SEED_BATCH per transaction), then
+ * closes it; resolves with the time taken in ms.
  */
-export async function seedIndex(path: string, count: number, progress?: (done: number) => void): Promise<number> {
+export async function seedInto(index: BulkLoader, count: number, progress?: (done: number) => void): Promise<number> {
   const started = performance.now();
-  const index = SqliteInvoiceIndex.open(path);
   try {
     for (let first = 0; first < count; first += SEED_BATCH) {
       const batch = Array.from({ length: Math.min(SEED_BATCH, count - first) }, (_, j) => seededInvoice(first + j));
@@ -126,6 +132,11 @@ export async function seedIndex(path: string, count: number, progress?: (done: n
     await index.close();
   }
   return performance.now() - started;
+}
+
+/** Seeds `count` invoices into a new SQLite index file at `path` (seedInto); resolves with the time taken in ms. */
+export function seedIndex(path: string, count: number, progress?: (done: number) => void): Promise<number> {
+  return seedInto(SqliteInvoiceIndex.open(path), count, progress);
 }
 
 /** Copies a seeded (closed, checkpointed) index file into a server data directory. */

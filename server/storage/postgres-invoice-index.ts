@@ -130,16 +130,52 @@ const COLUMNS = 'i.name, i.version, i.canonical_id, i.yanked, i.created_at, i.to
 
 type PgModule = (typeof import('pg'))['default'];
 
-/** Writes the OCI rows of invoice row `id` (oci-records.ts ociRowsOf); rows already there are kept. */
-async function writeOci(client: PoolClient, id: string | undefined, entry: StoredInvoice): Promise<void> {
-  const rows = ociRowsOf(entry);
-  await client.query('INSERT INTO oci_configs (invoice_id, tag, digest, config) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING', [
-    id, rows.tag, rows.configDigest, rows.config,
-  ]);
+/** The columns an insert writes to `invoices`, with their SQL types, in invoiceRow's order. */
+const INVOICE_COLUMNS = [
+  ['name', 'text'], ['version', 'text'], ['version_key', 'text'], ['major', 'bigint'], ['minor', 'bigint'], ['patch', 'bigint'],
+  ['prerelease', 'boolean'], ['semver_safe', 'boolean'], ['canonical_id', 'text'], ['yanked', 'boolean'], ['created_at', 'bigint'],
+  ['search_text', 'text'], ['toml', 'text'], ['json', 'text'],
+] as const;
+
+/** The values of an entry's `invoices` row, in INVOICE_COLUMNS order: the one place that builds them. */
+function invoiceRow(entry: StoredInvoice): unknown[] {
+  const parts = versionParts(entry.version);
+  return [
+    entry.name, entry.version, parts.key, parts.major, parts.minor, parts.patch, parts.prerelease.length > 0,
+    parts.semverSafe, entry.canonicalId, entry.yanked, entry.createdAt, searchText(entry.invoice), entry.toml, entry.json,
+  ];
+}
+
+/**
+ * Writes the OCI rows (oci-records.ts ociRowsOf) of each invoice row `id` in two statements;
+ * rows already there are kept.
+ */
+async function writeOci(client: PoolClient, invoices: ReadonlyArray<{ id: string; entry: StoredInvoice }>): Promise<void> {
+  if (invoices.length === 0) return;
+  const configs = { ids: [] as string[], tags: [] as Array<string | null>, digests: [] as string[], configs: [] as Buffer[] };
+  const manifests = { ids: [] as string[], positions: [] as number[], digests: [] as string[], bytes: [] as Buffer[] };
+  for (const { id, entry } of invoices) {
+    const rows = ociRowsOf(entry);
+    configs.ids.push(id);
+    configs.tags.push(rows.tag);
+    configs.digests.push(rows.configDigest);
+    configs.configs.push(rows.config);
+    for (const m of rows.manifests) {
+      manifests.ids.push(id);
+      manifests.positions.push(m.position);
+      manifests.digests.push(m.digest);
+      manifests.bytes.push(m.bytes);
+    }
+  }
+  await client.query(
+    `INSERT INTO oci_configs (invoice_id, tag, digest, config)
+     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[]) ON CONFLICT DO NOTHING`,
+    [configs.ids, configs.tags, configs.digests, configs.configs],
+  );
   await client.query(
     `INSERT INTO oci_manifests (invoice_id, position, digest, manifest)
-     SELECT $1, unnest($2::integer[]), unnest($3::text[]), unnest($4::bytea[]) ON CONFLICT DO NOTHING`,
-    [id, rows.manifests.map((m) => m.position), rows.manifests.map((m) => m.digest), rows.manifests.map((m) => m.bytes)],
+     SELECT * FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::bytea[]) ON CONFLICT DO NOTHING`,
+    [manifests.ids, manifests.positions, manifests.digests, manifests.bytes],
   );
 }
 
@@ -151,7 +187,7 @@ async function backfillOci(client: PoolClient): Promise<void> {
   const { rows } = await client.query<InvoiceColumns & { id: string }>(
     `SELECT i.id, ${COLUMNS} FROM invoices i WHERE NOT EXISTS (SELECT 1 FROM oci_configs c WHERE c.invoice_id = i.id)`,
   );
-  for (const row of rows) await writeOci(client, row.id, storedInvoice(row));
+  await writeOci(client, rows.map((row) => ({ id: row.id, entry: storedInvoice(row) })));
 }
 
 
@@ -239,36 +275,60 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
     return index;
   }
 
-  async insert(entry: StoredInvoice, options: InsertOptions = {}): Promise<void> {
+  insert(entry: StoredInvoice, options: InsertOptions = {}): Promise<void> {
+    return this.insertMany([entry], options);
+  }
+
+  /**
+   * Inserts every entry in one transaction, all or none (already_exists when one is taken or the
+   * batch holds an id twice, deleted when one is tombstoned and `options.replaceTombstone` is not
+   * set), each table written by one multi-row statement: the bulk load of an import or a
+   * benchmark seed. insert is a batch of one.
+   */
+  async insertMany(entries: readonly StoredInvoice[], options: InsertOptions = {}): Promise<void> {
     this.checkOpen();
-    checkEntry(entry);
-    const parts = versionParts(entry.version);
-    const digests = [...new Set((entry.invoice.parcel ?? []).map((p) => p.label.sha256))];
+    entries.forEach(checkEntry);
+    const ids = entries.map((e) => e.canonicalId);
+    const twice = entries.find((e, i) => ids.indexOf(e.canonicalId) !== i);
+    if (twice !== undefined) throw new BindleError('already_exists', `invoice ${twice.name}/${twice.version} is twice in one batch`);
+    if (entries.length === 0) return;
     try {
       await this.transaction(async (client) => {
-        // Locks the tombstone (if any) against a racing delete's replacement until commit.
-        const tombstone = await client.query('SELECT 1 FROM tombstones WHERE canonical_id = $1 FOR UPDATE', [entry.canonicalId]);
-        if (tombstone.rowCount !== 0) {
-          if (options.replaceTombstone !== true) throw deletedError(entry.name, entry.version);
-          await client.query('DELETE FROM tombstones WHERE canonical_id = $1', [entry.canonicalId]);
-        }
-        const { rows } = await client.query<{ id: string }>(
-          `INSERT INTO invoices (name, version, version_key, major, minor, patch, prerelease, semver_safe, canonical_id,
-                                 yanked, created_at, search_text, toml, json)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id`,
-          [
-            entry.name, entry.version, parts.key, parts.major, parts.minor, parts.patch, parts.prerelease.length > 0,
-            parts.semverSafe, entry.canonicalId, entry.yanked, entry.createdAt, searchText(entry.invoice), entry.toml, entry.json,
-          ],
+        // Locks the tombstones (if any) against a racing delete's replacement until commit.
+        const tombstoned = await client.query<{ name: string; version: string }>(
+          'SELECT name, version FROM tombstones WHERE canonical_id = ANY($1::text[]) ORDER BY canonical_id FOR UPDATE',
+          [ids],
         );
-        if (digests.length > 0) {
-          await client.query('INSERT INTO invoice_parcels (invoice_id, sha256) SELECT $1, unnest($2::text[])', [rows[0]?.id, digests]);
+        const first = tombstoned.rows[0];
+        if (first !== undefined) {
+          if (options.replaceTombstone !== true) throw deletedError(first.name, first.version);
+          await client.query('DELETE FROM tombstones WHERE canonical_id = ANY($1::text[])', [ids]);
         }
-        await writeOci(client, rows[0]?.id, entry);
+        const taken = await client.query<{ name: string; version: string }>('SELECT name, version FROM invoices WHERE canonical_id = ANY($1::text[]) LIMIT 1', [ids]);
+        const existing = taken.rows[0];
+        if (existing !== undefined) throw new BindleError('already_exists', `invoice ${existing.name}/${existing.version} already exists`);
+        const columns = INVOICE_COLUMNS.map(() => [] as unknown[]);
+        for (const entry of entries) invoiceRow(entry).forEach((value, c) => columns[c]?.push(value));
+        const { rows } = await client.query<{ id: string; canonical_id: string }>(
+          `INSERT INTO invoices (${INVOICE_COLUMNS.map(([name]) => name).join(', ')})
+           SELECT * FROM unnest(${INVOICE_COLUMNS.map(([, type], c) => `$${c + 1}::${type}[]`).join(', ')})
+           RETURNING id, canonical_id`,
+          columns,
+        );
+        const idOf = new Map(rows.map((r) => [r.canonical_id, r.id]));
+        const inserted = entries.map((entry) => ({ id: idOf.get(entry.canonicalId) ?? '', entry }));
+        const parcels = inserted.flatMap(({ id, entry }) => [...new Set((entry.invoice.parcel ?? []).map((p) => p.label.sha256))].map((sha256) => ({ id, sha256 })));
+        if (parcels.length > 0) {
+          await client.query('INSERT INTO invoice_parcels (invoice_id, sha256) SELECT * FROM unnest($1::bigint[], $2::text[])', [
+            parcels.map((p) => p.id), parcels.map((p) => p.sha256),
+          ]);
+        }
+        await writeOci(client, inserted);
       });
     } catch (err) {
       if (pgCode(err) === '23505') {
-        throw new BindleError('already_exists', `invoice ${entry.name}/${entry.version} already exists`, { cause: err });
+        const what = entries.length === 1 ? `invoice ${entries[0]?.name}/${entries[0]?.version}` : 'an invoice of the batch';
+        throw new BindleError('already_exists', `${what} already exists`, { cause: err });
       }
       throw asBindleError(err, 'insert');
     }

@@ -35,7 +35,7 @@ export interface SqliteInvoiceIndexOptions {
  * The full-text table is not part of them: it is created (and rebuilt from `invoices`) at open
  * whenever FTS5 is in use and the table is missing.
  */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE invoices (
     id INTEGER PRIMARY KEY,

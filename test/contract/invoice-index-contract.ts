@@ -629,3 +629,55 @@ export function invoiceIndexContract(t: Test, name: string, makeIndex: (dir: str
     });
   });
 }
+
+/** An index with the bulk insert SqliteInvoiceIndex and PostgresInvoiceIndex both offer (not part of InvoiceIndex). */
+export interface BulkInsertIndex extends InvoiceIndex {
+  insertMany(entries: readonly StoredInvoice[], options?: { replaceTombstone?: boolean }): Promise<void>;
+}
+
+/**
+ * The bulk insert's contract: every entry in one transaction, or none; each entry stored exactly
+ * as `insert` stores it (documents, parcels, OCI rows); tombstones treated as by `insert`.
+ */
+export function insertManyContract(t: Test, name: string, makeIndex: (dir: string) => Promise<BulkInsertIndex>): void {
+  t.test(`${name}: insertMany`, async (t) => {
+    const index = await makeIndex(t.testdir());
+    t.teardown(() => index.close());
+    const batch = [
+      makeEntry('enterprise.com/warpcore', '2.0.0', { parcels: [PARCEL_B] }),
+      makeEntry('enterprise.com/warpcore', '1.0.0', { description: 'The warp core', parcels: [PARCEL_A, PARCEL_B, PARCEL_A] }),
+      makeEntry('voyager.com/warpcore', '3.1.4', { yanked: true, parcels: [PARCEL_C] }),
+    ];
+    await index.insertMany(batch);
+    t.equal(await index.count(), 3);
+    for (const entry of batch) {
+      t.same(await index.get(entry.name, entry.version), entry, `${entry.name}/${entry.version} is stored as given`);
+      t.equal((await index.ociManifest(entry.name, entry.version))?.digest, buildBindleManifest(Buffer.from(entry.toml), entry.invoice).digest, 'with its own OCI manifest');
+    }
+    t.same(await index.invoicesWithParcel(PARCEL_B), [
+      { name: 'enterprise.com/warpcore', version: '2.0.0', yanked: false },
+      { name: 'enterprise.com/warpcore', version: '1.0.0', yanked: false },
+    ], 'each invoice with its own parcels');
+    t.same(await index.invoicesWithParcel(PARCEL_C), [{ name: 'voyager.com/warpcore', version: '3.1.4', yanked: true }]);
+    t.same(ids(await index.query(q('the warp'))), ['enterprise.com/warpcore/1.0.0'], 'searchable by its description');
+    await index.insertMany([]);
+    t.equal(await index.count(), 3, 'an empty batch writes nothing');
+
+    await t.rejects(
+      index.insertMany([makeEntry('enterprise.com/warpcore', '3.0.0'), makeEntry('enterprise.com/warpcore', '1.0.0')]),
+      { code: 'already_exists', message: /enterprise\.com\/warpcore\/1\.0\.0/ },
+    );
+    t.equal(await index.count(), 3, 'nothing of the failed batch stays');
+    t.equal(await index.get('enterprise.com/warpcore', '3.0.0'), undefined);
+    await t.rejects(index.insertMany([makeEntry('enterprise.com/x', '1.0.0'), makeEntry('enterprise.com/x', '1.0.0')]), { code: 'already_exists' }, 'a batch holding one id twice');
+    await t.rejects(index.insertMany([makeEntry('enterprise.com/y', '1.0.0'), makeEntry('enterprise.com/y', 'one')]), { code: 'invalid_version' }, 'a bad entry');
+    t.equal(await index.count(), 3);
+
+    await index.delete(makeTombstone('enterprise.com/warpcore', '2.0.0'));
+    await t.rejects(index.insertMany([makeEntry('enterprise.com/z', '1.0.0'), makeEntry('enterprise.com/warpcore', '2.0.0')]), { code: 'deleted' });
+    t.equal(await index.get('enterprise.com/z', '1.0.0'), undefined, 'a tombstone refuses the whole batch');
+    await index.insertMany([makeEntry('enterprise.com/z', '1.0.0'), makeEntry('enterprise.com/warpcore', '2.0.0')], { replaceTombstone: true });
+    t.equal(await index.tombstone('enterprise.com/warpcore', '2.0.0'), undefined, 'replaceTombstone removes it');
+    t.equal(await index.count(), 4);
+  });
+}

@@ -8,12 +8,13 @@ import pg from 'pg';
 import { buildBindleManifest } from '../../core/oci/index.js';
 import { PostgresInvoiceIndex } from '../../server/storage/postgres-invoice-index.js';
 import { postgresUrl, schemaPool } from '../helpers/postgres.js';
-import { invoiceIndexContract, makeEntry } from './invoice-index-contract.js';
+import { insertManyContract, invoiceIndexContract, makeEntry } from './invoice-index-contract.js';
 
 const url = postgresUrl(t);
 if (url !== undefined) {
   const schemaFor = schemaPool(t, url);
   invoiceIndexContract(t, 'PostgresInvoiceIndex', async (dir) => PostgresInvoiceIndex.open(url, { schema: await schemaFor(dir), poolSize: 4 }));
+  insertManyContract(t, 'PostgresInvoiceIndex', async (dir) => PostgresInvoiceIndex.open(url, { schema: await schemaFor(dir), poolSize: 4 }));
 
   t.test('replicas starting together migrate once and share the data', async (t) => {
     const schema = await schemaFor(t.testdir());
