@@ -18,8 +18,8 @@ export interface ServedParcel {
   sha256: string;
   size: number;
   mediaType: string;
-  /** The bytes, or those of a range (ends inclusive, within `size`). */
-  read(range?: ByteRange): Promise<ParcelBody>;
+  /** The bytes, or those of a range (ends inclusive, within `size`); bytes in memory may come without a promise. */
+  read(range?: ByteRange): ParcelBody | Promise<ParcelBody>;
 }
 
 /** Headers per media type (a registry serves few types, so this stays small); bounded anyway. */
@@ -59,6 +59,6 @@ export async function sendParcel(request: FastifyRequest, reply: FastifyReply, p
       .header('content-length', range.end - range.start + 1)
       .send(body);
   }
-  const body = await parcel.read();
-  return reply.code(200).header('content-length', parcel.size).send(body);
+  const body = parcel.read();
+  return reply.code(200).header('content-length', parcel.size).send(body instanceof Promise ? await body : body);
 }
