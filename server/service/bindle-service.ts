@@ -16,7 +16,7 @@ import { signInvoiceWith, yankInvoiceWith, type Signer } from '../../core/signin
 import { signatureStandings, type SignatureStandings } from '../../core/signing/signature-standing.js';
 import { formatStrategy, verifySignature } from '../../core/signing/verification.js';
 import type { InvoiceVerifier } from '../../core/signing/verifier.js';
-import type { InvoiceIndex, InvoiceQuery, StoredInvoice, Tombstone } from '../storage/invoice-index.js';
+import { isTombstone, type InvoiceIndex, type InvoiceQuery, type StoredInvoice, type Tombstone } from '../storage/invoice-index.js';
 import type { ByteRange, ParcelStore } from '../storage/parcel-store.js';
 import { signTombstone } from './tombstones.js';
 import type { OciArtifact } from '../storage/oci-records.js';
@@ -144,13 +144,9 @@ export class BindleService {
 
   /** The stored invoice; not_found, deleted (410) when hard-deleted, or yanked (403) unless `allowYanked`. */
   async getInvoice(id: BindleId, allowYanked = false): Promise<StoredInvoice> {
-    const stored = await this.deps.index.get(id.name, id.version);
-    if (stored === undefined) {
-      if ((await this.deps.index.tombstone(id.name, id.version)) !== undefined) {
-        throw new BindleError('deleted', `invoice ${formatId(id)} was deleted by an administrator`);
-      }
-      throw new BindleError('not_found', `invoice ${formatId(id)} not found`);
-    }
+    const stored = await this.deps.index.lookup(id.name, id.version);
+    if (stored === undefined) throw new BindleError('not_found', `invoice ${formatId(id)} not found`);
+    if (isTombstone(stored)) throw new BindleError('deleted', `invoice ${formatId(id)} was deleted by an administrator`);
     if (stored.yanked && !allowYanked) {
       throw new BindleError('yanked', `invoice ${formatId(id)} has been yanked (add ?yanked=true to fetch it anyway)`);
     }
