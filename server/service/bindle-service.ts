@@ -104,8 +104,8 @@ export class BindleService {
   constructor(deps: BindleServiceDeps) {
     this.deps = deps;
     this.now = deps.now ?? (() => Math.floor(Date.now() / 1000));
-    this.oci = new OciService(deps, (invoice, artifact) => this.createInvoice(invoice, {}, artifact));
     this.reader = deps.reader ?? new ParcelReader(deps.parcels);
+    this.oci = new OciService({ ...deps, reader: this.reader }, (invoice, artifact) => this.createInvoice(invoice, {}, artifact));
   }
 
   /**
