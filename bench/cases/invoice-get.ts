@@ -5,57 +5,36 @@
  * (sendfile) and the distribution registry (the bytes as a blob) when installed. Every reply
  * is checked.
  */
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { interleave, loadTest, loadTool, servePeers } from '../lib/baselines.js';
-import { createInvoice, signedInvoice, writeKeyring } from '../lib/bindles.js';
+import { interleave, loadTest, loadTool } from '../lib/baselines.js';
+import { createInvoice, signedInvoice } from '../lib/bindles.js';
 import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
 import { sha256Hex } from '../lib/data.js';
 import { expectStatus } from '../lib/http.js';
 import { makeFigure } from '../lib/results.js';
-import { spawnServer } from '../lib/server.js';
+import type { BenchServer } from '../lib/server.js';
+import { withSmallGet, type SmallTarget } from '../lib/small-get.js';
 
 export const invoiceGetCase: BenchCase = {
   name: 'invoice-get',
   title: 'small invoice GET req/s vs bare Node from memory, nginx and the registry',
   async run(ctx: BenchContext): Promise<CaseResult> {
     const { runs, loadSeconds, loadConnections } = ctx.sizes;
-    const dir = ctx.dir('invoice-get');
-    writeKeyring(dir, ctx.keys);
-    const server = await spawnServer(dir);
-    let bytes = 0;
-    let results: Map<string, number[]>;
-    let names: string[];
-    let notes: string[];
-    try {
+    const seed = async (server: BenchServer): Promise<SmallTarget> => {
       const name = 'bench.example.com/small-invoice';
       const labels = [0, 1, 2].map((j) => ({ sha256: sha256Hex(`parcel ${j}`), size: 100 + j, mediaType: 'application/wasm', name: `part-${j}.wasm` }));
       await createInvoice(server.api, signedInvoice(ctx.keys, name, '1.0.0', labels));
       const url = `${server.api}/_i/${name}/1.0.0`;
       const reply = await expectStatus(200, url);
-      bytes = reply.body.length;
-      const bodyPath = join(dir, 'invoice-reply.toml');
-      writeFileSync(bodyPath, reply.body);
-      const check = async (peer: string, target: string): Promise<void> => {
-        if (!(await expectStatus(200, target)).body.equals(reply.body)) throw new Error(`${peer} does not answer the same bytes`);
-      };
-      const contentType = reply.headers['content-type'] ?? 'application/toml';
-      const served = await servePeers(ctx.workRoot, { path: bodyPath, sha256: sha256Hex(reply.body), size: bytes, contentType, bare: 'bytes' }, check);
-      notes = served.notes;
-      try {
-        const scripts = ctx.dir('wrk');
-        const contenders = [{ name: 'bindle-server', url }, ...served.peers].map((p) => ({
-          name: p.name,
-          measure: () => loadTest({ url: p.url, connections: loadConnections, seconds: loadSeconds, expect: { body: reply.body } }, scripts),
-        }));
-        names = served.peers.map((p) => p.name);
-        results = await interleave(contenders, runs, ctx.log, 'req/s');
-      } finally {
-        await Promise.all(served.peers.map((p) => p.stop()));
-      }
-    } finally {
-      await server.stop();
-    }
+      return { url, body: reply.body, contentType: reply.headers['content-type'] ?? 'application/toml' };
+    };
+    const { bytes, results, names, notes } = await withSmallGet(ctx, 'invoice-get', seed, async ({ target, peers, notes: missing, scripts }) => {
+      const contenders = [{ name: 'bindle-server', url: target.url }, ...peers].map((p) => ({
+        name: p.name,
+        measure: () => loadTest({ url: p.url, connections: loadConnections, seconds: loadSeconds, expect: { body: target.body } }, scripts),
+      }));
+      const measured = await interleave(contenders, runs, ctx.log, 'req/s');
+      return { bytes: target.body.length, results: measured, names: peers.map((p) => p.name), notes: missing };
+    });
     const [bare, ...others] = names;
     if (bare === undefined) throw new Error('no bare Node baseline');
     return {
