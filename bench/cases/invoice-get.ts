@@ -6,48 +6,43 @@
  * is checked. On every backend of BINDLE_BENCH_BACKENDS (bench/lib/backend.ts), each beside
  * its own baselines.
  */
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { backendSlug, onBackend, onEveryBackend, withServerOn, type BackendName } from '../lib/backend.js';
-import { interleave, loadTest, loadTool, servePeers } from '../lib/baselines.js';
-import { createInvoice, signedInvoice, writeKeyring } from '../lib/bindles.js';
+import { backendSlug, onBackend, onEveryBackend, type BackendName } from '../lib/backend.js';
+import { interleave, loadTest, loadTool } from '../lib/baselines.js';
+import { createInvoice, signedInvoice } from '../lib/bindles.js';
 import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
 import { sha256Hex } from '../lib/data.js';
 import { expectStatus } from '../lib/http.js';
 import { makeFigure } from '../lib/results.js';
+import type { BenchServer } from '../lib/server.js';
+import { withSmallGet, type SmallTarget } from '../lib/small-get.js';
 
 /** Figure 3 on one backend: a server on fresh storage there, beside the peers. */
 async function invoiceGetOn(ctx: BenchContext, backend: BackendName): Promise<CaseResult> {
   const { runs, loadSeconds, loadConnections } = ctx.sizes;
-  const dir = ctx.dir(backend === 'sqlite+file' ? 'invoice-get' : `invoice-get-${backendSlug(backend)}`);
-  writeKeyring(dir, ctx.keys);
-  const { bytes, results, names, notes } = await withServerOn(backend, dir, async (server) => {
+  const seed = async (server: BenchServer): Promise<SmallTarget> => {
     const name = 'bench.example.com/small-invoice';
     const labels = [0, 1, 2].map((j) => ({ sha256: sha256Hex(`parcel ${j}`), size: 100 + j, mediaType: 'application/wasm', name: `part-${j}.wasm` }));
     await createInvoice(server.api, signedInvoice(ctx.keys, name, '1.0.0', labels));
     const url = `${server.api}/_i/${name}/1.0.0`;
     const reply = await expectStatus(200, url);
-    const bytes = reply.body.length;
-    const bodyPath = join(dir, 'invoice-reply.toml');
-    writeFileSync(bodyPath, reply.body);
-    const check = async (peer: string, target: string): Promise<void> => {
-      if (!(await expectStatus(200, target)).body.equals(reply.body)) throw new Error(`${peer} does not answer the same bytes`);
-    };
-    const contentType = reply.headers['content-type'] ?? 'application/toml';
-    const served = await servePeers(ctx.workRoot, { path: bodyPath, sha256: sha256Hex(reply.body), size: bytes, contentType, bare: 'bytes' }, check);
-    try {
-      const scripts = ctx.dir('wrk');
-      const contenders = [{ name: 'bindle-server', url }, ...served.peers].map((p) => ({
+    return { url, body: reply.body, contentType: reply.headers['content-type'] ?? 'application/toml' };
+  };
+  const dirName = backend === 'sqlite+file' ? 'invoice-get' : `invoice-get-${backendSlug(backend)}`;
+  const { bytes, results, names, notes } = await withSmallGet(
+    ctx,
+    dirName,
+    seed,
+    async ({ target, peers, notes: missing, scripts }) => {
+      const contenders = [{ name: 'bindle-server', url: target.url }, ...peers].map((p) => ({
         name: p.name,
-        measure: () => loadTest({ url: p.url, connections: loadConnections, seconds: loadSeconds, expect: { body: reply.body } }, scripts),
+        measure: () => loadTest({ url: p.url, connections: loadConnections, seconds: loadSeconds, expect: { body: target.body } }, scripts),
       }));
       if (backend !== 'sqlite+file') ctx.log(`  on ${backend}:`);
-      const results = await interleave(contenders, runs, ctx.log, 'req/s');
-      return { bytes, results, names: served.peers.map((p) => p.name), notes: served.notes };
-    } finally {
-      await Promise.all(served.peers.map((p) => p.stop()));
-    }
-  });
+      const measured = await interleave(contenders, runs, ctx.log, 'req/s');
+      return { bytes: target.body.length, results: measured, names: peers.map((p) => p.name), notes: missing };
+    },
+    backend,
+  );
   const [bare, ...others] = names;
   if (bare === undefined) throw new Error('no bare Node baseline');
   return {

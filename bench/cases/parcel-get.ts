@@ -5,15 +5,13 @@
  * from memory, nginx (sendfile) and the distribution registry (a blob) when installed. Every
  * reply is checked (status, and the body of a GET).
  */
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { interleave, loadTest, loadTool, servePeers, type Contender } from '../lib/baselines.js';
-import { parcelUrl, writeKeyring } from '../lib/bindles.js';
+import { interleave, loadTest, loadTool, type Contender } from '../lib/baselines.js';
+import { parcelUrl } from '../lib/bindles.js';
 import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
 import { payload } from '../lib/data.js';
-import { expectStatus } from '../lib/http.js';
 import { makeFigure, type Figure } from '../lib/results.js';
-import { cpuMsOf, spawnServer } from '../lib/server.js';
+import { cpuMsOf, type BenchServer } from '../lib/server.js';
+import { withSmallGet, type SmallTarget } from '../lib/small-get.js';
 import { median } from '../lib/stats.js';
 import { uploadParcel } from './upload.js';
 
@@ -24,65 +22,50 @@ export const parcelGetCase: BenchCase = {
   title: '1 KiB parcel GET and HEAD req/s vs bare Node from memory, nginx and the registry',
   async run(ctx: BenchContext): Promise<CaseResult> {
     const { runs, loadSeconds, loadConnections } = ctx.sizes;
-    const dir = ctx.dir('parcel-get');
-    writeKeyring(dir, ctx.keys);
-    const server = await spawnServer(dir);
     const data = payload(PARCEL_BYTES, 13);
     const figures: Figure[] = [];
     const notes: string[] = [];
-    try {
+    const seed = async (server: BenchServer): Promise<SmallTarget> => {
       const { sha256 } = await uploadParcel(ctx, server, data, '1.0.0');
-      const url = parcelUrl(server.api, 'bench.example.com/upload', '1.0.0', sha256);
-      const file = join(ctx.dir('parcel-get-file'), 'parcel.bin');
-      writeFileSync(file, data);
-      const check = async (name: string, target: string): Promise<void> => {
-        if (!(await expectStatus(200, target)).body.equals(data)) throw new Error(`${name} does not answer the parcel's bytes`);
-      };
-      await check('bindle-server', url);
-      const { peers, notes: missing } = await servePeers(ctx.workRoot, { path: file, sha256, size: data.length, contentType: 'application/octet-stream', bare: 'bytes' }, check);
+      return { url: parcelUrl(server.api, 'bench.example.com/upload', '1.0.0', sha256), body: data, contentType: 'application/octet-stream' };
+    };
+    await withSmallGet(ctx, 'parcel-get', seed, async ({ server, target, peers, notes: missing, scripts }) => {
       notes.push(...missing);
-      try {
-        const scripts = ctx.dir('wrk');
-        for (const method of ['GET', 'HEAD'] as const) {
-          const cpu = new Map<string, number[]>();
-          const contenders: Contender[] = [{ name: 'bindle-server', url, pid: server.pid }, ...peers].map((p) => ({
-            name: p.name,
-            measure: async () => {
-              const before = cpuMsOf(p.pid) ?? Number.NaN;
-              const rate = await loadTest({ url: p.url, method, connections: loadConnections, seconds: loadSeconds, expect: method === 'GET' ? { body: data } : {} }, scripts);
-              const used = (cpuMsOf(p.pid) ?? Number.NaN) - before;
-              cpu.set(p.name, [...(cpu.get(p.name) ?? []), (used / (rate * loadSeconds)) * 1000]);
-              return rate;
-            },
-          }));
-          ctx.log(`  ${method}:`);
-          const results = await interleave(contenders, runs, ctx.log, 'req/s');
-          const [bare, ...others] = peers;
-          if (bare === undefined) throw new Error('no bare Node baseline');
-          figures.push(
-            makeFigure({
-              id: `parcel-${method.toLowerCase()}`,
-              title: `2b. ${PARCEL_BYTES / 1024} KiB parcel ${method}, ${loadConnections} connections`,
-              unit: 'req/s',
-              runs: results.get('bindle-server') ?? [],
-              baseline: { title: bare.name, runs: results.get(bare.name) ?? [] },
-              peers: others.map((p) => ({ title: p.name, runs: results.get(p.name) ?? [] })),
-              target: { on: 'ratio', op: '>=', bound: 0.5, text: '≥ 0.5 × bare Node from memory' },
-              notes: [
-                `load generator: ${loadTool(method)}, ${loadSeconds} s per server per round, rounds interleaved; every reply checked`,
-                `server CPU time per 1000 requests (median of the recorded rounds; robust on a busy machine, where req/s is not): ${[...cpu]
-                  .map(([name, ms]) => `${name} ${median(ms.slice(1)).toFixed(0)} ms`)
-                  .join(', ')}`,
-              ],
-            }),
-          );
-        }
-      } finally {
-        await Promise.all(peers.map((p) => p.stop()));
+      for (const method of ['GET', 'HEAD'] as const) {
+        const cpu = new Map<string, number[]>();
+        const contenders: Contender[] = [{ name: 'bindle-server', url: target.url, pid: server.pid }, ...peers].map((p) => ({
+          name: p.name,
+          measure: async () => {
+            const before = cpuMsOf(p.pid) ?? Number.NaN;
+            const rate = await loadTest({ url: p.url, method, connections: loadConnections, seconds: loadSeconds, expect: method === 'GET' ? { body: data } : {} }, scripts);
+            const used = (cpuMsOf(p.pid) ?? Number.NaN) - before;
+            cpu.set(p.name, [...(cpu.get(p.name) ?? []), (used / (rate * loadSeconds)) * 1000]);
+            return rate;
+          },
+        }));
+        ctx.log(`  ${method}:`);
+        const results = await interleave(contenders, runs, ctx.log, 'req/s');
+        const [bare, ...others] = peers;
+        if (bare === undefined) throw new Error('no bare Node baseline');
+        figures.push(
+          makeFigure({
+            id: `parcel-${method.toLowerCase()}`,
+            title: `2b. ${PARCEL_BYTES / 1024} KiB parcel ${method}, ${loadConnections} connections`,
+            unit: 'req/s',
+            runs: results.get('bindle-server') ?? [],
+            baseline: { title: bare.name, runs: results.get(bare.name) ?? [] },
+            peers: others.map((p) => ({ title: p.name, runs: results.get(p.name) ?? [] })),
+            target: { on: 'ratio', op: '>=', bound: 0.5, text: '≥ 0.5 × bare Node from memory' },
+            notes: [
+              `load generator: ${loadTool(method)}, ${loadSeconds} s per server per round, rounds interleaved; every reply checked`,
+              `server CPU time per 1000 requests (median of the recorded rounds; robust on a busy machine, where req/s is not): ${[...cpu]
+                .map(([name, ms]) => `${name} ${median(ms.slice(1)).toFixed(0)} ms`)
+                .join(', ')}`,
+            ],
+          }),
+        );
       }
-    } finally {
-      await server.stop();
-    }
+    });
     return { figures, notes };
   },
 };

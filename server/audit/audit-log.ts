@@ -5,7 +5,7 @@
  * denied, failed) and the HTTP status, whether it succeeded or not. Operators filter the
  * server's JSON log on `audit`. The admin commands (gc, fsck --repair) write the same records.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { parseInvoicePath } from '../http/request-parsing.js';
 
 /** What a write did, in the operator's words. */
@@ -73,25 +73,40 @@ function targetOf(request: FastifyRequest): { name?: string; version?: string; p
   }
 }
 
+const READ_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 /**
  * Adds the hook that writes an audit record for every request to `api` whose method writes
  * (anything but GET, HEAD, OPTIONS), once it is answered. `subjectOf` tells who sent it and
  * which bindle a route found in the body (invoice create).
  */
 export function registerAuditLog(api: FastifyInstance, subjectOf: (request: FastifyRequest) => AuditSubject | undefined): void {
-  api.addHook('onResponse', async (request, reply) => {
-    if (['GET', 'HEAD', 'OPTIONS'].includes(request.method)) return;
-    const subject = subjectOf(request);
-    const target = targetOf(request);
-    const name = target.name ?? subject?.name;
-    const version = target.version ?? subject?.version;
-    writeAudit(request.log, {
-      principal: subject?.principal ?? null,
-      action: auditActionOf(request, target.parcel),
-      bindle: name === undefined ? null : version === undefined ? name : `${name}/${version}`,
-      parcel: target.parcel,
-      outcome: outcomeOf(reply.statusCode),
-      status: reply.statusCode,
-    });
+  const audit = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
+    if (!READ_METHODS.has(request.method)) auditRequest(request, reply, subjectOf);
+    done();
+  };
+  // Only the routes of write methods get the hook (a route-level one): reads pay nothing for it.
+  // Requests no route matched are answered outside this scope, without its hooks, as before.
+  api.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (methods.every((method) => READ_METHODS.has(method))) return;
+    const existing = route.onResponse === undefined ? [] : Array.isArray(route.onResponse) ? route.onResponse : [route.onResponse];
+    route.onResponse = [...existing, audit];
+  });
+}
+
+/** Writes the audit record of an answered write request. */
+function auditRequest(request: FastifyRequest, reply: FastifyReply, subjectOf: (request: FastifyRequest) => AuditSubject | undefined): void {
+  const subject = subjectOf(request);
+  const target = targetOf(request);
+  const name = target.name ?? subject?.name;
+  const version = target.version ?? subject?.version;
+  writeAudit(request.log, {
+    principal: subject?.principal ?? null,
+    action: auditActionOf(request, target.parcel),
+    bindle: name === undefined ? null : version === undefined ? name : `${name}/${version}`,
+    parcel: target.parcel,
+    outcome: outcomeOf(reply.statusCode),
+    status: reply.statusCode,
   });
 }

@@ -11,15 +11,15 @@ import type { ParcelBody } from '../storage/parcel-reader.js';
 import type { ByteRange } from '../storage/parcel-store.js';
 import { evaluatePreconditions, rangeApplies } from './conditional.js';
 import { parcelHeaders } from './parcel-headers.js';
-import { parseRange } from './request-parsing.js';
+import { parseRange, type RangeRequest } from './request-parsing.js';
 
 /** The parcel to send: its digest, stored size and media type, and how to read its bytes. */
 export interface ServedParcel {
   sha256: string;
   size: number;
   mediaType: string;
-  /** The bytes, or those of a range (ends inclusive, within `size`). */
-  read(range?: ByteRange): Promise<ParcelBody>;
+  /** The bytes, or those of a range (ends inclusive, within `size`); bytes in memory may come without a promise. */
+  read(range?: ByteRange): ParcelBody | Promise<ParcelBody>;
 }
 
 /** Headers per media type (a registry serves few types, so this stays small); bounded anyway. */
@@ -36,17 +36,26 @@ function headersFor(mediaType: string): Readonly<Record<string, string>> {
   return headers;
 }
 
+/** How an API other than Bindle's (OCI) names and cuts the same bytes. */
+export interface SendParcelOptions {
+  /** The strong entity tag, quoted (default `"<sha256>"`). */
+  etag?: string;
+  /** Parses the Range header against the size (default request-parsing's parseRange). */
+  range?: (header: string | undefined, size: number) => RangeRequest;
+}
+
 /**
  * Answers GET (`head` false) or HEAD of `parcel`: 304 when If-None-Match matches, 412 when If-Match
  * does not, 206 with Content-Range for a satisfiable Range (unless If-Range names another tag),
  * 416 with `Content-Range: bytes *\/size` for an unsatisfiable one, else 200 with the bytes.
  */
-export async function sendParcel(request: FastifyRequest, reply: FastifyReply, parcel: ServedParcel, head: boolean): Promise<FastifyReply> {
-  const etag = `"${parcel.sha256}"`;
+export async function sendParcel(request: FastifyRequest, reply: FastifyReply, parcel: ServedParcel, head: boolean, options: SendParcelOptions = {}): Promise<FastifyReply> {
+  const etag = options.etag ?? `"${parcel.sha256}"`;
   reply.headers(headersFor(parcel.mediaType)).header('etag', etag);
   if (evaluatePreconditions(request.headers, etag) === 'not_modified') return reply.code(304).send();
   if (head) return reply.code(200).header('content-length', parcel.size).send();
-  const range = parseRange(rangeApplies(request.headers['if-range'], etag) ? request.headers.range : undefined, parcel.size);
+  const header = rangeApplies(request.headers['if-range'], etag) ? request.headers.range : undefined;
+  const range = (options.range ?? parseRange)(header, parcel.size);
   if (range.kind === 'unsatisfiable') {
     reply.header('content-range', `bytes */${parcel.size}`);
     throw new BindleError('range_not_satisfiable', `range ${request.headers.range ?? ''} is outside the ${parcel.size}-byte parcel`);
@@ -59,6 +68,6 @@ export async function sendParcel(request: FastifyRequest, reply: FastifyReply, p
       .header('content-length', range.end - range.start + 1)
       .send(body);
   }
-  const body = await parcel.read();
-  return reply.code(200).header('content-length', parcel.size).send(body);
+  const body = parcel.read();
+  return reply.code(200).header('content-length', parcel.size).send(body instanceof Promise ? await body : body);
 }

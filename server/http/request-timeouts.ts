@@ -7,7 +7,8 @@
  * the route was writing is abandoned and cleaned up by its own error path (the parcel store
  * removes its temp file). A slow upload that keeps moving
  * is never cut off, however long it takes, and time the server itself spends not reading (a full
- * stream buffer) does not count against the client.
+ * stream buffer) does not count against the client. A request without a body (neither
+ * Content-Length nor Transfer-Encoding, RFC 9112 §6.3: most GETs and HEADs) needs no timer.
  */
 import { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
@@ -24,13 +25,19 @@ function checkInterval(idleMs: number): number {
   return Math.min(1000, Math.max(50, Math.floor(idleMs / 4)));
 }
 
+/** Whether a request's head announces a body (RFC 9112 §6.3: only these two headers frame one). */
+export function hasBody(headers: { 'content-length'?: string | undefined; 'transfer-encoding'?: string | undefined }): boolean {
+  const length = headers['content-length'];
+  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
 export function registerBodyIdleTimeout(app: FastifyInstance, idleMs: number): void {
   app.addHook('onRequest', (request, reply, done) => {
     done();
     const raw = request.raw;
     const socket = raw.socket;
     // Injected requests (app.inject) have no connection to time out.
-    if (raw.complete || !(socket instanceof Socket)) return;
+    if (raw.complete || !hasBody(raw.headers) || !(socket instanceof Socket)) return;
     let lastRead = socket.bytesRead;
     let lastProgress = Date.now();
     const timer = setInterval(() => {

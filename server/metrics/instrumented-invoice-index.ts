@@ -12,7 +12,7 @@ import { OperationTimer } from './operation-timer.js';
 import type { ServerMetrics } from './server-metrics.js';
 
 type Operation =
-  | 'insert' | 'get' | 'yank' | 'query' | 'invoices_with_parcel' | 'count'
+  | 'insert' | 'get' | 'lookup' | 'yank' | 'query' | 'invoices_with_parcel' | 'count'
   | 'delete' | 'tombstone' | 'tombstones' | 'add_tombstone'
   | 'oci_manifest' | 'oci_manifest_by_digest' | 'oci_config' | 'oci_tags' | 'oci_referrers'
   | 'create_oci_upload' | 'oci_upload' | 'append_oci_upload' | 'delete_oci_upload';
@@ -84,6 +84,10 @@ export class InstrumentedInvoiceIndex implements InvoiceIndex {
 
   get(name: string, version: string): Promise<StoredInvoice | undefined> {
     return this.#timer.observe('get', performance.now(), this.#inner.get(name, version));
+  }
+
+  lookup(name: string, version: string): Promise<StoredInvoice | Tombstone | undefined> {
+    return this.#timer.observe('lookup', performance.now(), this.#inner.lookup(name, version));
   }
 
   yank(entry: StoredInvoice): Promise<boolean> {

@@ -13,9 +13,11 @@ import { BindleError } from '../../core/errors/bindle-error.js';
 import { BINDLE_YANKED_HEADER, OCI_MANIFEST_MEDIA_TYPE, isDigestLike, renderIndex } from '../../core/oci/index.js';
 import type { Authorizer } from '../auth/index.js';
 import { authorizeBindleName } from '../auth/request-auth.js';
-import { evaluatePreconditions, rangeApplies } from '../http/conditional.js';
+import { evaluatePreconditions } from '../http/conditional.js';
 import { contentLength, parseInteger, parseRange, readBody, single, type QueryParams, type RangeRequest } from '../http/request-parsing.js';
 import type { BindleService } from '../service/bindle-service.js';
+import { sendParcel, type ServedParcel } from '../http/parcel-reply.js';
+import type { ByteRange } from '../storage/parcel-store.js';
 import type { ChunkPosition } from '../service/oci-uploads.js';
 import type { OciUploadSession } from '../storage/oci-uploads.js';
 import { setEndpoint } from './oci-errors.js';
@@ -129,23 +131,19 @@ export function ociRoutes(app: FastifyInstance, opts: OciRouteOptions): void {
   const blob = async (request: WildcardRequest, reply: FastifyReply, head: boolean): Promise<FastifyReply> => {
     const { name, reference: digest } = target(request);
     const found = await inRepository(request, name, oci.blob(name, digest));
-    const etag = `"${digest}"`;
-    reply.header('docker-content-digest', digest).header('etag', etag);
-    if (evaluatePreconditions(request.headers, etag) === 'not_modified') return reply.code(304).send();
-    reply.type('application/octet-stream').header('accept-ranges', 'bytes');
-    if (head) return reply.code(200).header('content-length', found.size).send();
-    const range: RangeRequest = rangeApplies(request.headers['if-range'], etag) ? blobRange(request.headers.range, found.size) : { kind: 'none' };
-    if (range.kind === 'unsatisfiable') {
-      reply.header('content-range', `bytes */${found.size}`);
-      throw new BindleError('range_not_satisfiable', `range ${request.headers.range ?? ''} is outside the ${found.size}-byte blob`);
-    }
-    if (range.kind === 'range') {
-      reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${found.size}`).header('content-length', range.end - range.start + 1);
-      if (found.kind === 'bytes') return reply.send(found.bytes.subarray(range.start, range.end + 1));
-      return reply.send(await oci.openParcel(found.sha256, { start: range.start, end: range.end }));
-    }
-    reply.code(200).header('content-length', found.size);
-    return reply.send(found.kind === 'bytes' ? found.bytes : await oci.openParcel(found.sha256));
+    reply.header('docker-content-digest', digest);
+    // Parcels are sent as /v1 sends them (../http/parcel-reply.ts: conditional requests, Range,
+    // protective headers), read through the same ParcelReader; the tag is the OCI digest.
+    const parcel: ServedParcel = {
+      sha256: found.kind === 'parcel' ? found.sha256 : digest,
+      size: found.size,
+      mediaType: 'application/octet-stream',
+      read: (range?: ByteRange) => {
+        if (found.kind === 'parcel') return service.readParcel(found.sha256, found.size, range);
+        return range === undefined ? found.bytes : found.bytes.subarray(range.start, range.end + 1);
+      },
+    };
+    return sendParcel(request, reply, parcel, head, { etag: `"${digest}"`, range: blobRange });
   };
 
   const tags = async (request: WildcardRequest, reply: FastifyReply): Promise<FastifyReply> => {

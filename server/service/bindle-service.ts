@@ -16,7 +16,7 @@ import { signInvoiceWith, yankInvoiceWith, type Signer } from '../../core/signin
 import { signatureStandings, type SignatureStandings } from '../../core/signing/signature-standing.js';
 import { formatStrategy, verifySignature } from '../../core/signing/verification.js';
 import type { InvoiceVerifier } from '../../core/signing/verifier.js';
-import type { InvoiceIndex, InvoiceQuery, StoredInvoice, Tombstone } from '../storage/invoice-index.js';
+import { isTombstone, type InvoiceIndex, type InvoiceQuery, type StoredInvoice, type Tombstone } from '../storage/invoice-index.js';
 import type { ByteRange, ParcelStore } from '../storage/parcel-store.js';
 import { signTombstone } from './tombstones.js';
 import type { OciArtifact } from '../storage/oci-records.js';
@@ -77,6 +77,22 @@ function uniqueLabels(inv: Invoice): Label[] {
   return out;
 }
 
+/**
+ * The labels of an invoice's parcels by digest (the first of each), built once per invoice
+ * object: the index hands out the same object while it caches it, so a parcel GET finds its
+ * label without a walk of the list.
+ */
+const LABELS = new WeakMap<Invoice, ReadonlyMap<string, Label>>();
+
+function labelsOf(inv: Invoice): ReadonlyMap<string, Label> {
+  let labels = LABELS.get(inv);
+  if (labels === undefined) {
+    labels = new Map(uniqueLabels(inv).map((label) => [label.sha256, label]));
+    LABELS.set(inv, labels);
+  }
+  return labels;
+}
+
 export class BindleService {
   /** The same bindles over the OCI Distribution API (server/oci/). */
   readonly oci: OciService;
@@ -88,8 +104,8 @@ export class BindleService {
   constructor(deps: BindleServiceDeps) {
     this.deps = deps;
     this.now = deps.now ?? (() => Math.floor(Date.now() / 1000));
-    this.oci = new OciService(deps, (invoice, artifact) => this.createInvoice(invoice, {}, artifact));
     this.reader = deps.reader ?? new ParcelReader(deps.parcels);
+    this.oci = new OciService({ ...deps, reader: this.reader }, (invoice, artifact) => this.createInvoice(invoice, {}, artifact));
   }
 
   /**
@@ -128,13 +144,9 @@ export class BindleService {
 
   /** The stored invoice; not_found, deleted (410) when hard-deleted, or yanked (403) unless `allowYanked`. */
   async getInvoice(id: BindleId, allowYanked = false): Promise<StoredInvoice> {
-    const stored = await this.deps.index.get(id.name, id.version);
-    if (stored === undefined) {
-      if ((await this.deps.index.tombstone(id.name, id.version)) !== undefined) {
-        throw new BindleError('deleted', `invoice ${formatId(id)} was deleted by an administrator`);
-      }
-      throw new BindleError('not_found', `invoice ${formatId(id)} not found`);
-    }
+    const stored = await this.deps.index.lookup(id.name, id.version);
+    if (stored === undefined) throw new BindleError('not_found', `invoice ${formatId(id)} not found`);
+    if (isTombstone(stored)) throw new BindleError('deleted', `invoice ${formatId(id)} was deleted by an administrator`);
     if (stored.yanked && !allowYanked) {
       throw new BindleError('yanked', `invoice ${formatId(id)} has been yanked (add ?yanked=true to fetch it anyway)`);
     }
@@ -192,14 +204,17 @@ export class BindleService {
   /** The label and stored size of a parcel that is on the invoice and uploaded. */
   async getParcel(id: BindleId, sha256: string, allowYanked = false): Promise<ParcelInfo> {
     const label = await this.parcelLabel(id, sha256, allowYanked, 'not_found');
-    const size = await this.reader.size(sha256);
+    const size = this.reader.knownSize(sha256) ?? (await this.reader.size(sha256));
     if (size === undefined) throw new BindleError('not_found', `parcel ${sha256} has not been uploaded`);
     return { label, size };
   }
 
-  /** A stored parcel's bytes (or a range of them) of `size` bytes as getParcel gave it; see ParcelReader.read. */
-  readParcel(sha256: string, size: number, range?: ByteRange): Promise<ParcelBody> {
-    return this.reader.read(sha256, size, range);
+  /**
+   * A stored parcel's bytes (or a range of them) of `size` bytes as getParcel gave it; see
+   * ParcelReader.read. Bytes kept in memory are returned as they are, without a promise.
+   */
+  readParcel(sha256: string, size: number, range?: ByteRange): ParcelBody | Promise<ParcelBody> {
+    return this.reader.cachedBytes(sha256, range) ?? this.reader.read(sha256, size, range);
   }
 
   /** Labels of the invoice's parcels that are not stored yet. */
@@ -260,11 +275,11 @@ export class BindleService {
       throw new BindleError('invalid_id', `invalid parcel id ${JSON.stringify(sha256)}: expected 64 lowercase hex characters`);
     }
     const stored = await this.getInvoice(id, allowYanked);
-    const parcel = (stored.invoice.parcel ?? []).find((p) => p.label.sha256 === sha256);
-    if (parcel === undefined) {
+    const label = labelsOf(stored.invoice).get(sha256);
+    if (label === undefined) {
       throw new BindleError(notOnInvoice, `parcel ${sha256} is not listed on invoice ${formatId(id)}`);
     }
-    return parcel.label;
+    return label;
   }
 
   /**

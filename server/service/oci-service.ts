@@ -24,15 +24,18 @@ import {
 import { readBody } from '../http/request-parsing.js';
 import type { InvoiceIndex } from '../storage/invoice-index.js';
 import type { OciArtifact, OciManifestRecord, OciTagPage } from '../storage/oci-records.js';
-import type { ByteRange, ParcelStore } from '../storage/parcel-store.js';
+import type { ParcelReader } from '../storage/parcel-reader.js';
+import type { ParcelStore } from '../storage/parcel-store.js';
 import { OciUploads } from './oci-uploads.js';
 
-/** A blob found by digest: bytes kept in the index, or a parcel streamed from the parcel store. */
+/** A blob found by digest: bytes kept in the index, or a parcel (read as BindleService.readParcel reads it). */
 export type OciBlob = { kind: 'bytes'; bytes: Buffer; size: number } | { kind: 'parcel'; sha256: string; size: number };
 
 export interface OciServiceDeps {
   index: InvoiceIndex;
   parcels: ParcelStore;
+  /** Parcel reads, shared with the Bindle API (sizes remembered, small parcels from memory). */
+  reader: ParcelReader;
   maxParcelBytes: number;
   /** Upload sessions idle longer than this are abandoned (default: the parcel stores' staging max age). */
   stagingMaxAgeMs?: number;
@@ -86,19 +89,14 @@ export class OciService {
     if (digest === EMPTY_DIGEST) return { kind: 'bytes', bytes: EMPTY_BLOB, size: EMPTY_BLOB.length };
     const hex = sha256Hex(digest);
     if (hex !== undefined) {
-      const { index, parcels } = this.deps;
+      const { index, reader } = this.deps;
       const listed = (await index.invoicesWithParcel(hex)).some((entry) => entry.name === name);
-      const stat = listed ? await parcels.stat(hex) : undefined;
-      if (stat !== undefined) return { kind: 'parcel', sha256: hex, size: stat.size };
+      const size = listed ? (reader.knownSize(hex) ?? (await reader.size(hex))) : undefined;
+      if (size !== undefined) return { kind: 'parcel', sha256: hex, size };
       const bytes = (await index.ociConfig(name, digest)) ?? (await index.ociManifestByDigest(name, digest))?.bytes;
       if (bytes !== undefined) return { kind: 'bytes', bytes, size: bytes.length };
     }
     throw new BindleError('not_found', `blob ${digest} is not in repository ${name}`);
-  }
-
-  /** Opens a parcel blob (or a range of it) found by `blob`. */
-  openParcel(sha256: string, range?: ByteRange): Promise<Readable> {
-    return this.deps.parcels.openRead(sha256, range);
   }
 
   /** True when some invoice (yanked or not) has this name: the repository exists. */

@@ -49,6 +49,11 @@ export interface Tombstone {
   record: string;
 }
 
+/** Whether what InvoiceIndex.lookup found is a tombstone (else it is the stored invoice). */
+export function isTombstone(found: StoredInvoice | Tombstone): found is Tombstone {
+  return 'record' in found;
+}
+
 /** How `insert` treats a tombstone of the same name/version. */
 export interface InsertOptions {
   /** Replace it (an admin's explicit leave): it is removed in the insert's transaction. */
@@ -117,6 +122,13 @@ export interface InvoiceIndex {
   addTombstone(tombstone: Tombstone): Promise<boolean>;
   /** The invoice, yanked or not; undefined when absent. */
   get(name: string, version: string): Promise<StoredInvoice | undefined>;
+  /**
+   * get() and tombstone() in one look-up, for a read whose miss must tell a hard-deleted id
+   * (410) from one never created (404): the invoice, yanked or not; when absent, its tombstone
+   * (isTombstone tells them apart); undefined when neither exists. A hit is as fresh as get()'s,
+   * a miss costs one query, not two.
+   */
+  lookup(name: string, version: string): Promise<StoredInvoice | Tombstone | undefined>;
   /**
    * Compare-and-set yank: replaces the invoice's documents by `entry` (the same invoice with
    * `yanked = true` and its yank signature; checkYankEntry) only if it is not yanked yet.

@@ -59,7 +59,7 @@ export class ParcelReader {
   private readonly now: () => number;
   /** In least-recently-used-first order (a hit moves its entry to the end). */
   private readonly entries = new Map<string, Entry>();
-  private cachedBytes = 0;
+  private keptBytes = 0;
 
   constructor(store: ParcelStore, options: ParcelReaderOptions = {}) {
     this.store = store;
@@ -85,6 +85,25 @@ export class ParcelReader {
   }
 
   /**
+   * The stored parcel's size when it was confirmed recently enough to need no look-up in the
+   * store (then marked recently used), else undefined: the caller then asks `size()`. Lets a
+   * request for a remembered parcel go without a promise.
+   */
+  knownSize(sha256: string): number | undefined {
+    return this.fresh(sha256)?.size;
+  }
+
+  /**
+   * The parcel's bytes (or those of `range`, checked against its size) when they are in memory,
+   * else undefined: the caller then asks `read()`.
+   */
+  cachedBytes(sha256: string, range?: ByteRange): Buffer | undefined {
+    const bytes = this.entries.get(sha256)?.bytes;
+    if (bytes === undefined || range === undefined) return bytes;
+    return bytes.subarray(range.start, Math.min(range.end, bytes.length - 1) + 1);
+  }
+
+  /**
    * The parcel's bytes, or those of `range` (already checked against `size`, ends inclusive), for
    * a parcel of `size` bytes as `size()` gave it: a Buffer for a small parcel, else a stream
    * from the store. Errors as ParcelStore.openRead.
@@ -99,13 +118,13 @@ export class ParcelReader {
   forget(sha256: string): void {
     const entry = this.entries.get(sha256);
     if (entry === undefined) return;
-    this.cachedBytes -= entry.bytes?.length ?? 0;
+    this.keptBytes -= entry.bytes?.length ?? 0;
     this.entries.delete(sha256);
   }
 
   /** How many parcels are remembered and how many bytes are kept (for tests and metrics). */
   usage(): { entries: number; bytes: number } {
-    return { entries: this.entries.size, bytes: this.cachedBytes };
+    return { entries: this.entries.size, bytes: this.keptBytes };
   }
 
   /** The entry when it is recent enough to trust without asking the store; marks it recently used. */
@@ -129,13 +148,13 @@ export class ParcelReader {
   private remember(sha256: string, entry: Entry): void {
     this.forget(sha256);
     this.entries.set(sha256, entry);
-    this.cachedBytes += entry.bytes?.length ?? 0;
+    this.keptBytes += entry.bytes?.length ?? 0;
     for (const [key, old] of this.entries) {
       if (this.entries.size > this.maxEntries) this.forget(key);
-      else if (this.cachedBytes <= this.cacheBytes) break;
+      else if (this.keptBytes <= this.cacheBytes) break;
       else if (old.bytes !== undefined) {
         // Over the byte budget: the least recently used bytes go, their sizes stay remembered.
-        this.cachedBytes -= old.bytes.length;
+        this.keptBytes -= old.bytes.length;
         old.bytes = undefined;
       }
     }

@@ -228,7 +228,7 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
   private listening = false;
   /** Bumped on every invalidation, so that a read that raced one is not cached. */
   private generation = 0;
-  private readonly recent = new Map<string, InvoiceColumns>();
+  private readonly recent = new Map<string, StoredInvoice>();
   private recentBytes = 0;
   private relistenTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -334,7 +334,23 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
     }
   }
 
-  async get(name: string, version: string): Promise<StoredInvoice | undefined> {
+  get(name: string, version: string): Promise<StoredInvoice | undefined> {
+    return this.recentInvoice(name, version, false);
+  }
+
+  lookup(name: string, version: string): Promise<StoredInvoice | Tombstone | undefined> {
+    return this.recentInvoice(name, version, true);
+  }
+
+  /**
+   * get() and lookup(): from the cache while the listener is subscribed (a hit hands out the same
+   * object again, so what it parsed and what callers keyed on it are reused; callers must not
+   * change it), else one query; with `withTombstone` that query also reads the tombstone
+   * (never cached) when there is no invoice.
+   */
+  private async recentInvoice(name: string, version: string, withTombstone: false): Promise<StoredInvoice | undefined>;
+  private async recentInvoice(name: string, version: string, withTombstone: boolean): Promise<StoredInvoice | Tombstone | undefined>;
+  private async recentInvoice(name: string, version: string, withTombstone: boolean): Promise<StoredInvoice | Tombstone | undefined> {
     this.checkOpen();
     const key = `${name}\n${version}`;
     if (this.listening) {
@@ -342,14 +358,22 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
       if (hit !== undefined) {
         this.recent.delete(key);
         this.recent.set(key, hit);
-        return storedInvoice(hit);
+        return hit;
       }
     }
     const generation = this.generation;
-    const row = (await this.rows<InvoiceColumns>(`SELECT ${COLUMNS} FROM invoices i WHERE i.name = $1 AND i.version = $2`, [name, version], 'get'))[0];
+    const sql = withTombstone
+      ? `SELECT false AS tombstone, ${COLUMNS}, NULL::bigint AS deleted_at, NULL::text AS record FROM invoices i WHERE i.name = $1 AND i.version = $2
+         UNION ALL
+         SELECT true, t.name, t.version, t.canonical_id, NULL, NULL, NULL, NULL, t.deleted_at, t.record FROM tombstones t WHERE t.name = $1 AND t.version = $2
+         ORDER BY 1 LIMIT 1`
+      : `SELECT false AS tombstone, ${COLUMNS} FROM invoices i WHERE i.name = $1 AND i.version = $2`;
+    const row = (await this.rows<InvoiceColumns & Partial<TombstoneColumns> & { tombstone: boolean }>(sql, [name, version], withTombstone ? 'lookup' : 'get'))[0];
     if (row === undefined) return undefined;
-    if (this.listening && generation === this.generation) this.remember(key, row);
-    return storedInvoice(row);
+    if (row.tombstone) return tombstoneOf({ ...row, deleted_at: row.deleted_at ?? 0, record: row.record ?? '' });
+    const stored = storedInvoice(row);
+    if (this.listening && generation === this.generation) this.remember(key, stored);
+    return stored;
   }
 
   async yank(entry: StoredInvoice): Promise<boolean> {
@@ -685,7 +709,7 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
   }
 
   /** Caches a row read by get, least recently used out first, within RECENT_ROWS and RECENT_BYTES. */
-  private remember(key: string, row: InvoiceColumns): void {
+  private remember(key: string, row: StoredInvoice): void {
     const size = row.toml.length + row.json.length;
     if (size > RECENT_BYTES) return;
     this.recent.set(key, row);

@@ -252,6 +252,8 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   /** The two statements of every invoice GET, kept out of the keyed statement cache. */
   private dataVersionStatement: Database.Statement | undefined;
   private rowStatement: Database.Statement | undefined;
+  /** lookup()'s miss: the invoice or else its tombstone, in one query. */
+  private lookupStatement: Database.Statement | undefined;
   private closed = false;
 
   private constructor(path: string, db: Database.Database, fullTextSearch: boolean) {
@@ -328,7 +330,14 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   get(name: string, version: string): Promise<StoredInvoice | undefined> {
     return settle(() => {
       this.checkOpen();
-      return this.recentInvoice(name, version);
+      return this.recentInvoice(name, version, false);
+    });
+  }
+
+  lookup(name: string, version: string): Promise<StoredInvoice | Tombstone | undefined> {
+    return settle(() => {
+      this.checkOpen();
+      return this.recentInvoice(name, version, true);
     });
   }
 
@@ -635,9 +644,13 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
    * saves): a commit by another process is seen by every read that starts that long after it.
    * Bounded by RECENT_ROWS entries and RECENT_BYTES of document text. A hit hands out the same
    * object again, so what it parsed once (the invoice, read by every parcel upload of a bindle)
-   * and what callers keyed on it (ETags) are reused; callers must not change it.
+   * and what callers keyed on it (ETags) are reused; callers must not change it. With
+   * `withTombstone` (lookup), a miss reads the invoice or else its tombstone in one query
+   * (tombstones are never cached).
    */
-  private recentInvoice(name: string, version: string): StoredInvoice | undefined {
+  private recentInvoice(name: string, version: string, withTombstone: false): StoredInvoice | undefined;
+  private recentInvoice(name: string, version: string, withTombstone: boolean): StoredInvoice | Tombstone | undefined;
+  private recentInvoice(name: string, version: string, withTombstone: boolean): StoredInvoice | Tombstone | undefined {
     const now = performance.now();
     if (now - this.recent.checkedAt >= RECENT_RECHECK_MS) {
       const dataVersion = this.dataVersion();
@@ -652,11 +665,25 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       rows.set(key, hit);
       return hit;
     }
-    this.rowStatement ??= this.db.prepare(
-      `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.toml, d.json
-       FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id WHERE i.name = ? AND i.version = ?`,
-    );
-    const found = this.rowStatement.get(name, version) as InvoiceRow | undefined;
+    let found: InvoiceRow | undefined;
+    if (withTombstone) {
+      this.lookupStatement ??= this.db.prepare(
+        `SELECT 0 AS tombstone, i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.toml, d.json, NULL AS deleted_at, NULL AS record
+         FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id WHERE i.name = ? AND i.version = ?
+         UNION ALL
+         SELECT 1, NULL, name, version, canonical_id, NULL, NULL, NULL, NULL, deleted_at, record FROM tombstones WHERE name = ? AND version = ?
+         ORDER BY 1 LIMIT 1`,
+      );
+      const either = this.lookupStatement.get(name, version, name, version) as (InvoiceRow & TombstoneColumns & { tombstone: number }) | undefined;
+      if (either?.tombstone === 1) return tombstoneOf(either);
+      found = either;
+    } else {
+      this.rowStatement ??= this.db.prepare(
+        `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.toml, d.json
+         FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id WHERE i.name = ? AND i.version = ?`,
+      );
+      found = this.rowStatement.get(name, version) as InvoiceRow | undefined;
+    }
     if (found === undefined) return undefined;
     const row = storedInvoice(found);
     const size = row.toml.length + row.json.length;

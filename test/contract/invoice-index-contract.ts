@@ -9,7 +9,7 @@ import semver from 'semver';
 import type { Invoice } from '../../schema/index.js';
 import { canonicalInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
 import { canonicalId } from '../../core/ids/bindle-id.js';
-import type { InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice, Tombstone } from '../../server/storage/invoice-index.js';
+import { isTombstone, type InvoiceIndex, type InvoiceQuery, type InvoiceQueryResult, type StoredInvoice, type Tombstone } from '../../server/storage/invoice-index.js';
 import { buildBindleManifest, sha256Digest, signatureReferrers } from '../../core/oci/index.js';
 import type { OciUploadSession } from '../../server/storage/oci-uploads.js';
 
@@ -297,6 +297,29 @@ export function invoiceIndexContract(t: Test, name: string, makeIndex: (dir: str
       t.equal((await index.tombstone('gone/soon', '1.0.0'))?.record, '{"second":true}', 'a later delete replaces the tombstone');
       await t.rejects(index.delete({ ...makeTombstone('gone/soon', '1.0.1'), canonicalId: 'x' }), { code: 'internal' });
       t.equal((await index.get('gone/soon', '1.0.1'))?.version, '1.0.1', 'a bad tombstone deletes nothing');
+    });
+
+    t.test('lookup gives the invoice, else its tombstone, else undefined, and follows yank, delete and re-create', async (t) => {
+      const { index } = await fresh(t);
+      const entry = makeEntry('look/up', '1.0.0', { parcels: [PARCEL_A] });
+      await index.insert(entry);
+      t.equal(await index.lookup('look/up', '2.0.0'), undefined, 'neither invoice nor tombstone');
+      const found = await index.lookup('look/up', '1.0.0');
+      t.ok(found !== undefined && !isTombstone(found), 'the invoice');
+      t.same(found, entry, 'as get() gives it');
+      t.same(await index.lookup('look/up', '1.0.0'), entry, 'again (maybe cached)');
+      const yanked = makeEntry('look/up', '1.0.0', { parcels: [PARCEL_A], yanked: true });
+      await index.yank(yanked);
+      const now = await index.lookup('look/up', '1.0.0');
+      t.ok(now !== undefined && !isTombstone(now) && now.toml === yanked.toml, 'a yanked invoice, as it is now');
+      const tombstone = makeTombstone('look/up', '1.0.0');
+      await index.delete(tombstone);
+      const deleted = await index.lookup('look/up', '1.0.0');
+      t.ok(deleted !== undefined && isTombstone(deleted), 'after a hard delete: the tombstone');
+      t.same(deleted, tombstone, 'as tombstone() gives it');
+      await index.insert(makeEntry('look/up', '1.0.0', { description: 'again' }), { replaceTombstone: true });
+      const again = await index.lookup('look/up', '1.0.0');
+      t.ok(again !== undefined && !isTombstone(again) && again.invoice.bindle.description === 'again', 'a re-create replaces the tombstone');
     });
 
     t.test('tombstones() lists them in order; addTombstone stores one for an id without an invoice', async (t) => {

@@ -133,6 +133,27 @@ t.test('conditional requests on manifests and blobs follow the ETag they carry (
   t.ok(manifest.headers.etag, 'manifests carry an ETag');
 });
 
+t.test('parcel blobs are served as /v1 serves parcels: from the same reader, with conditional requests and protective headers', async (t) => {
+  const { ta } = await withBindle(t);
+  const digest = digestOf(alpha);
+  const before = ta.service.reader.usage().bytes;
+  const res = await ta.app.inject({ method: 'GET', url: `/v2/${NAME}/blobs/${digest}` });
+  t.equal(res.statusCode, 200);
+  t.equal(res.headers.etag, `"${digest}"`, 'the tag is the digest');
+  t.equal(res.headers['content-type'], 'application/octet-stream');
+  t.equal(res.headers['x-content-type-options'], 'nosniff');
+  t.equal(res.headers['accept-ranges'], 'bytes');
+  t.ok(ta.service.reader.usage().bytes >= before + alpha.length, 'the small parcel is kept by the reader /v1 uses');
+  for (const method of ['GET', 'HEAD'] as const) {
+    const cached = await ta.app.inject({ method, url: `/v2/${NAME}/blobs/${digest}`, headers: { 'if-none-match': `"${digest}"` } });
+    t.equal(cached.statusCode, 304, `${method} with a matching If-None-Match`);
+    t.equal(cached.rawPayload.length, 0);
+  }
+  const other = await ta.app.inject({ method: 'GET', url: `/v2/${NAME}/blobs/${digest}`, headers: { range: 'bytes=0-3', 'if-range': '"other"' } });
+  t.equal(other.statusCode, 200, 'an If-Range naming another tag gets the whole blob');
+  t.same(other.rawPayload, alpha);
+});
+
 t.test('errors: the OCI envelope with the code of the route', async (t) => {
   const { ta } = await withBindle(t);
   const missing = `sha256:${'0'.repeat(64)}`;

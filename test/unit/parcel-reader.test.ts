@@ -95,3 +95,21 @@ t.test('only bytes whose sha256 is the parcel\'s are kept; big parcels are strea
   t.equal(await empty.reader.size(empty.shas[0] ?? ''), 0);
   t.same(await bytesOf(await empty.reader.read(empty.shas[0] ?? '', 0)), Buffer.alloc(0), 'an empty parcel');
 });
+
+t.test('knownSize and cachedBytes answer from memory only, and follow the same revalidation', async (t) => {
+  const data = kib(1, 7);
+  const { reader, clock, shas } = await setup(t, { revalidateMs: 5000 }, [data]);
+  const sha = shas[0] ?? '';
+  t.equal(reader.knownSize(sha), undefined, 'nothing is known before the store was asked');
+  t.equal(reader.cachedBytes(sha), undefined, 'nothing is in memory before a read');
+  t.equal(await reader.size(sha), 1024);
+  t.equal(reader.knownSize(sha), 1024, 'the size, once the store confirmed it');
+  t.equal(reader.cachedBytes(sha), undefined, 'the bytes only after a read');
+  await reader.read(sha, 1024);
+  t.same(reader.cachedBytes(sha), data, 'the bytes, once read and verified');
+  t.same(reader.cachedBytes(sha, { start: 1000, end: 2000 }), data.subarray(1000), 'a range, clamped at the last byte');
+  clock.ms += 5000;
+  t.equal(reader.knownSize(sha), undefined, 'after revalidateMs the caller must ask the store (size())');
+  reader.forget(sha);
+  t.equal(reader.cachedBytes(sha), undefined, 'forget() drops the bytes');
+});
