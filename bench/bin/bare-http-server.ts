@@ -12,8 +12,9 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, readFileSync, rmSync, statSync } from 'node:fs';
-import http from 'node:http';
+import type http from 'node:http';
 import { join } from 'node:path';
+import { serveBare } from '../lib/bare-listen.js';
 
 /** Read size of `file` mode: 1 MiB reads move big files fastest (64 KiB, the default, is slower). */
 const READ_CHUNK = 1 << 20;
@@ -71,15 +72,4 @@ if (mode === 'file') {
   usage();
 }
 
-const server = http.createServer(handler);
-server.listen(0, '127.0.0.1', () => {
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no TCP address');
-  process.stdout.write(`${JSON.stringify({ port: address.port })}\n`);
-});
-const stop = (): void => {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+serveBare(handler);

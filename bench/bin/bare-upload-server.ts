@@ -8,8 +8,8 @@
  */
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
-import http from 'node:http';
 import { join } from 'node:path';
+import { serveBare } from '../lib/bare-listen.js';
 
 const [dir] = process.argv.slice(2);
 if (dir === undefined) {
@@ -29,7 +29,7 @@ async function store(target: string, body: Buffer): Promise<void> {
   }
 }
 
-const server = http.createServer((req, res) => {
+serveBare((req, res) => {
   const target = join(dir, `upload-${uploads++}`);
   const hash = createHash('sha256');
   const chunks: Buffer[] = [];
@@ -50,14 +50,3 @@ const server = http.createServer((req, res) => {
     );
   });
 });
-server.listen(0, '127.0.0.1', () => {
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no TCP address');
-  process.stdout.write(`${JSON.stringify({ port: address.port })}\n`);
-});
-const stop = (): void => {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);

@@ -1,19 +1,22 @@
 /**
  * Benchmark 6: the `bindle` CLI end to end (a new process each time, as a user runs it):
  * `bindle push` of a standalone bindle of 1,000 parcels of 4 KiB, then `bindle get` of it into
- * an empty cache; parcels per second. Each run pushes a new version with new parcel bytes.
+ * an empty cache; parcels per second. Each run pushes a new version with new parcel bytes. Beside
+ * each run, the server's own small-upload rate: the same number of 4 KiB parcels POSTed by an
+ * in-process client at concurrency 16 (bench/cases/upload.ts uploadMany) to the same server.
  */
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Label } from '../../schema/index.js';
 import { writeStandalone } from '../../client/standalone/standalone-bindle.js';
 import { canonicalId } from '../../core/ids/bindle-id.js';
-import { signedInvoice, writeKeyring } from '../lib/bindles.js';
+import { createInvoice, parcelUrl, signedInvoice, writeKeyring } from '../lib/bindles.js';
 import { spawnTracked, stopChild } from '../lib/cleanup.js';
 import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
 import { payload, sha256Hex } from '../lib/data.js';
 import { makeFigure } from '../lib/results.js';
 import { CLI_BIN, spawnServer } from '../lib/server.js';
+import { uploadMany } from './upload.js';
 import { median } from '../lib/stats.js';
 
 /** An environment with HOME and XDG_* under `home` and no BINDLE_* variables from ours. */
@@ -45,6 +48,22 @@ export async function runCli(home: string, args: readonly string[], timeoutMs = 
   return ms;
 }
 
+/** Uploads in flight at once for the server's own rate (the CLI's default concurrency too). */
+const DIRECT_CONCURRENCY = 16;
+
+/** Parcels/s of `count` new parcels of `parcelBytes` POSTed straight to the server (run `r`'s own invoice). */
+async function serverUploadRate(ctx: BenchContext, api: string, r: number, count: number, parcelBytes: number): Promise<number> {
+  const name = 'bench.example.com/direct-uploads';
+  const version = `1.0.${r}`;
+  const parcels = Array.from({ length: count }, (_, j) => {
+    const data = payload(parcelBytes, 50_000_000 + r * 1_000_000 + j);
+    return { sha256: sha256Hex(data), data };
+  });
+  const labels: Label[] = parcels.map((p, j) => ({ sha256: p.sha256, size: p.data.length, mediaType: 'application/octet-stream', name: `direct-${j}.bin` }));
+  await createInvoice(api, signedInvoice(ctx.keys, name, version, labels));
+  return uploadMany(parcels.map((p) => ({ url: parcelUrl(api, name, version, p.sha256), data: p.data, expect: undefined })), DIRECT_CONCURRENCY);
+}
+
 export const pushGetCase: BenchCase = {
   name: 'push-get',
   title: '`bindle push` and `bindle get` of a 1,000-parcel bindle (4 KiB parcels)',
@@ -60,6 +79,7 @@ export const pushGetCase: BenchCase = {
     const server = await spawnServer(dir);
     const push: number[] = [];
     const get: number[] = [];
+    const direct: number[] = [];
     const starts: number[] = [];
     const name = 'bench.example.com/many-parcels';
     try {
@@ -83,16 +103,33 @@ export const pushGetCase: BenchCase = {
         const fetched = readdirSync(join(cache, canonicalId({ name, version }), 'parcels')).length;
         if (fetched !== count) throw new Error(`bindle get stored ${fetched} of ${count} parcels`);
         get.push(count / (getMs / 1000));
-        ctx.log(`  run ${r + 1}: push ${(pushMs / 1000).toFixed(2)} s (${push.at(-1)?.toFixed(0)} parcels/s), get ${(getMs / 1000).toFixed(2)} s (${get.at(-1)?.toFixed(0)} parcels/s)`);
+        direct.push(await serverUploadRate(ctx, server.api, r, count, parcelBytes));
+        ctx.log(`  run ${r + 1}: push ${(pushMs / 1000).toFixed(2)} s (${push.at(-1)?.toFixed(0)} parcels/s), get ${(getMs / 1000).toFixed(2)} s (${get.at(-1)?.toFixed(0)} parcels/s), the server's own small-upload rate ${direct.at(-1)?.toFixed(0)} parcels/s`);
       }
     } finally {
       await server.stop();
     }
+    const ownRate = `the server's own rate: ${count} × ${parcelBytes / 1024} KiB uploads at concurrency ${DIRECT_CONCURRENCY} from an in-process client`;
     const startNote = `includes the CLI's process start: \`bindle --version\` takes ${median(starts).toFixed(0)} ms here`;
     return {
       figures: [
-        makeFigure({ id: 'cli.push', title: `6. \`bindle push\`, ${count} parcels × ${parcelBytes / 1024} KiB, end to end`, unit: 'parcels/s', runs: push, notes: [startNote] }),
-        makeFigure({ id: 'cli.get', title: `6. \`bindle get\` of the same into an empty cache`, unit: 'parcels/s', runs: get }),
+        makeFigure({
+          id: 'cli.push',
+          title: `6. \`bindle push\`, ${count} parcels × ${parcelBytes / 1024} KiB, end to end`,
+          unit: 'parcels/s',
+          runs: push,
+          baseline: { title: ownRate, runs: direct },
+          target: { on: 'ratio', op: '>=', bound: 0.5, text: "≥ 0.5 × the server's own small-upload rate" },
+          notes: [startNote],
+        }),
+        makeFigure({
+          id: 'cli.get',
+          title: `6. \`bindle get\` of the same into an empty cache`,
+          unit: 'parcels/s',
+          runs: get,
+          baseline: { title: ownRate, runs: direct },
+          target: { on: 'ratio', op: '>=', bound: 0.5, text: "≥ 0.5 × the server's own small-upload rate" },
+        }),
       ],
     };
   },

@@ -19,8 +19,7 @@ import { CHUNK, payload, sha256Hex } from '../lib/data.js';
 import { uploadChunks } from '../lib/http.js';
 import { makeFigure, type Figure } from '../lib/results.js';
 import { backendSlug, benchBackends, onBackend, withServerOn, type BackendName } from '../lib/backend.js';
-import { spawnTracked, stopChild } from '../lib/cleanup.js';
-import { REPO_ROOT, spawnBareServer, spawnServer, type BenchServer } from '../lib/server.js';
+import { spawnBareServer, spawnBareUploadServer, spawnServer, type BenchServer } from '../lib/server.js';
 import { mbPerSecond, median } from '../lib/stats.js';
 
 function* slices(data: Buffer): Generator<Buffer> {
@@ -66,27 +65,6 @@ export async function uploadParcel(ctx: BenchContext, server: BenchServer, data:
 
 /** Small parcels per run and their size, and the uploads in flight at once. */
 const SMALL = { count: 1000, bytes: 1024, concurrency: 16 } as const;
-const BARE_UPLOAD_BIN = join(REPO_ROOT, 'dist', 'bench', 'bin', 'bare-upload-server.js');
-
-/** Starts bench/bin/bare-upload-server.js storing into `dir`; resolves with its origin and a stop. */
-async function spawnBareUploadServer(dir: string): Promise<{ origin: string; stop: () => Promise<void> }> {
-  const child = spawnTracked(process.execPath, [BARE_UPLOAD_BIN, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolvePort, reject) => {
-    let seen = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      seen += chunk.toString('utf8');
-      const m = /"port":(\d+)/.exec(seen);
-      if (m?.[1] !== undefined) resolvePort(Number(m[1]));
-    });
-    child.once('exit', (code) => reject(new Error(`bare-upload-server exited (${String(code)}) before listening`)));
-  });
-  return {
-    origin: `http://127.0.0.1:${port}`,
-    stop: async () => {
-      await stopChild(child);
-    },
-  };
-}
 
 /** POSTs every body to its URL, `concurrency` at a time over kept-alive connections; resolves with bodies per second. */
 export async function uploadMany(targets: ReadonlyArray<{ url: string; data: Buffer; expect: string | undefined }>, concurrency: number): Promise<number> {

@@ -2,12 +2,12 @@
  * Starting the real `bindle-server` (the built bundle the package runs) for a benchmark: on
  * 127.0.0.1 at a port picked beforehand (the address line is logged at info level, and info
  * logging would slow every request), at log level warn, ready once `/healthz` answers 200.
- * Also the bare Node comparison server, the `/healthz` probe process, and reading a process's
+ * Also the bare Node comparison servers, the `/healthz` probe process, and reading a process's
  * resident set size.
  */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isRunning, spawnTracked, stopChild } from './cleanup.js';
 import { freePort, waitUntilHealthy } from './http.js';
@@ -29,6 +29,7 @@ export const CLI_BIN = join(REPO_ROOT, 'client', 'dist', 'bindle.mjs');
 export const KUBELET_BIN = join(REPO_ROOT, 'client', 'dist', 'bindle-kubelet.mjs');
 export const BARE_SERVER_BIN = join(REPO_ROOT, 'dist', 'bench', 'bin', 'bare-http-server.js');
 export const HEALTHZ_PROBE_BIN = join(REPO_ROOT, 'dist', 'bench', 'bin', 'healthz-probe.js');
+export const BARE_UPLOAD_SERVER_BIN = join(REPO_ROOT, 'dist', 'bench', 'bin', 'bare-upload-server.js');
 
 /** A running child process that serves HTTP. */
 export interface ServedProcess {
@@ -115,7 +116,7 @@ export type BareServerMode =
   | { kind: 'receive' };
 
 /** Starts bench/bin/bare-http-server.js (see there) and resolves once it listens. */
-export async function spawnBareServer(mode: BareServerMode): Promise<ServedProcess> {
+export function spawnBareServer(mode: BareServerMode): Promise<ServedProcess> {
   const args =
     mode.kind === 'file'
       ? ['file', mode.path]
@@ -124,7 +125,20 @@ export async function spawnBareServer(mode: BareServerMode): Promise<ServedProce
         : mode.kind === 'sink'
           ? ['sink', mode.dir]
           : ['receive', '-'];
-  const child = spawnTracked(process.execPath, [BARE_SERVER_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawnAnnouncingServer(BARE_SERVER_BIN, args);
+}
+
+/** Starts bench/bin/bare-upload-server.js (see there) storing into `dir`; resolves once it listens. */
+export function spawnBareUploadServer(dir: string): Promise<ServedProcess> {
+  return spawnAnnouncingServer(BARE_UPLOAD_SERVER_BIN, [dir]);
+}
+
+/**
+ * Starts `node <bin> ...args`, a server that announces its port as bench/lib/bare-listen.ts
+ * does, and resolves once it has.
+ */
+async function spawnAnnouncingServer(bin: string, args: readonly string[]): Promise<ServedProcess> {
+  const child = spawnTracked(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const output = collectOutput(child);
   const port = await new Promise<number>((resolvePort, reject) => {
     let seen = '';
@@ -137,7 +151,7 @@ export async function spawnBareServer(mode: BareServerMode): Promise<ServedProce
       }
     };
     child.stdout?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`bare-http-server exited (${String(code)}) before listening:\n${output()}`)));
+    child.once('exit', (code) => reject(new Error(`${basename(bin)} exited (${String(code)}) before listening:\n${output()}`)));
   });
   return {
     origin: `http://127.0.0.1:${port}`,

@@ -124,6 +124,23 @@ export async function checkFile(path: string, label: Label, what: string): Promi
   }
 }
 
+/**
+ * Reads the file at `path` whole and checks it against `label` like checkFile (its size first,
+ * so a file of the wrong size is never read); resolves with its bytes. Meant for small parcels.
+ */
+export async function readCheckedFile(path: string, label: Label, what: string): Promise<Buffer> {
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    if (size !== label.size) throw sizeMismatch(what, `${size} bytes`, label.size);
+    const data = await handle.readFile();
+    checkDigest(digestOf(data), label, what);
+    return data;
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Size and sha256 of everything in `handle` from offset 0 to its end; `sizeHint` only sizes the buffers. */
 async function digestHandle(handle: FileHandle, sizeHint: number, onBytes?: (bytes: number) => void): Promise<Digest> {
   const hash = createHash('sha256');

@@ -4,7 +4,7 @@
  * directory. Reading verifies every parcel file present; writing and exporting are atomic.
  * The same layout is the client's local cache (BINDLE_DIRECTORY).
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -18,19 +18,32 @@ import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { fsyncDir, tempPathFor } from '../../core/fs-atomic.js';
 import { canonicalId } from '../../core/ids/bindle-id.js';
 import { mapLimit } from '../lib/concurrency.js';
-import { checkDigest, describeParcel, digestFile, digestOf, ParcelDigestStream } from '../lib/parcel-digest.js';
+import { checkDigest, describeParcel, digestFile, digestOf, ParcelDigestStream, readCheckedFile } from '../lib/parcel-digest.js';
 
 export const INVOICE_FILE = 'invoice.toml';
 export const PARCELS_DIR = 'parcels';
 const PARCEL_FILE = /^([0-9a-f]{64})\.dat$/;
 /** Parcel files hashed at once when reading. */
 const HASH_CONCURRENCY = 4;
+/**
+ * Parcel files up to this size are read whole when a bindle is read (one read instead of a
+ * chunked one), and their verified bytes kept in StandaloneBindle.contents...
+ */
+export const SMALL_PARCEL_BYTES = 64 * 1024;
+/** ...as long as the kept bytes of one bindle stay within this budget. */
+const KEPT_BYTES_BUDGET = 64 * 1024 * 1024;
 
 /** A standalone bindle on disk. */
 export interface StandaloneBindle {
   invoice: Invoice;
   /** parcel sha → absolute file path (only the parcels present) */
   parcels: Map<string, string>;
+  /**
+   * parcel sha → the parcel's bytes, for small parcels that reading the bindle already read
+   * and verified (see SMALL_PARCEL_BYTES), so that a push need not read them again. Optional: a
+   * parcel without an entry is read from its path.
+   */
+  contents?: Map<string, Buffer>;
   /** The bindle directory (absolute). */
   root: string;
 }
@@ -118,35 +131,49 @@ async function readBindleDir(dir: string, onHashing?: StepProgress): Promise<Sta
     );
   }
   const parcelDir = join(root, PARCELS_DIR);
-  let entries: string[];
+  let entries: Dirent[];
   try {
-    entries = await readdir(parcelDir);
+    entries = await readdir(parcelDir, { withFileTypes: true });
   } catch (err) {
     if (errnoOf(err) !== 'ENOENT') throw err;
     entries = [];
   }
-  const found: Array<{ label: Label; path: string; size: number }> = [];
-  for (const entry of entries.sort()) {
-    const m = PARCEL_FILE.exec(entry);
+  const found: Array<{ label: Label; path: string }> = [];
+  // One readdir with the entries' types: no stat per file (only a symbolic link is followed).
+  for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const m = PARCEL_FILE.exec(entry.name);
     if (m?.[1] === undefined) continue;
-    const path = join(parcelDir, entry);
-    if (!(await isFile(path))) continue;
+    const path = join(parcelDir, entry.name);
+    if (!(entry.isFile() || (entry.isSymbolicLink() && (await isFile(path))))) continue;
     let label: Label;
     try {
       label = labelOnInvoice(invoice, m[1]);
     } catch (err) {
       throw new BindleError('parcel_not_on_invoice', `standalone bindle ${root}: ${message(err)} (file ${path})`, { cause: err });
     }
-    found.push({ label, path, size: (await stat(path)).size });
+    found.push({ label, path });
   }
-  const total = found.reduce((n, f) => n + f.size, 0);
+  // The labels' sizes: a file of another size fails its check below.
+  const total = found.reduce((n, f) => n + f.label.size, 0);
   let hashed = 0;
+  let kept = 0;
+  const contents = new Map<string, Buffer>();
   await mapLimit(found, HASH_CONCURRENCY, async ({ label, path }) => {
+    const what = `${describeParcel(label)} in standalone bindle file ${path}`;
+    if (label.size <= SMALL_PARCEL_BYTES) {
+      const data = await readCheckedFile(path, label, what);
+      onHashing?.((hashed += data.length), total);
+      if (kept + data.length <= KEPT_BYTES_BUDGET) {
+        kept += data.length;
+        contents.set(label.sha256, data);
+      }
+      return;
+    }
     const digest = await digestFile(path, (bytes) => onHashing?.((hashed += bytes), total));
-    checkDigest(digest, label, `${describeParcel(label)} in standalone bindle file ${path}`);
+    checkDigest(digest, label, what);
   });
   onHashing?.(total, total);
-  return { invoice, parcels: new Map(found.map(({ label, path }) => [label.sha256, path])), root };
+  return { invoice, parcels: new Map(found.map(({ label, path }) => [label.sha256, path])), contents, root };
 }
 
 /** Extracts a standalone tarball into `dest`; only plain files and directories are accepted. */

@@ -195,9 +195,7 @@ export class BindleService {
         `parcel ${sha256}: Content-Length ${contentLength} does not match the label size ${label.size}`,
       );
     }
-    if (await this.deps.parcels.has(sha256)) {
-      throw new BindleError('already_exists', `parcel ${sha256} already exists`);
-    }
+    // The store refuses a parcel it has (already_exists) before it reads any of the data.
     await this.deps.parcels.put(sha256, label.size, data);
   }
 

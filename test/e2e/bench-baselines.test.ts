@@ -1,15 +1,15 @@
 /**
- * The benchmark's comparison servers (bench/bin/bare-http-server.ts) answer what the benchmark
+ * The benchmark's comparison servers (bench/bin/bare-http-server.ts, bare-upload-server.ts) answer what the benchmark
  * relies on: the same bytes, the same file, and the sha256 of an uploaded body, with or without
  * a disk write; nginx and the registry (when installed) serve the same bytes; and the load
  * generator fails on a wrong reply. A baseline that silently did less would flatter every ratio.
  */
 import t from 'tap';
 import { createHash } from 'node:crypto';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expectStatus, uploadChunks } from '../../bench/lib/http.js';
-import { spawnBareServer } from '../../bench/lib/server.js';
+import { spawnBareServer, spawnBareUploadServer } from '../../bench/lib/server.js';
 import { findOnPath, loadTest, servePeers } from '../../bench/lib/baselines.js';
 
 const body = Buffer.from(Array.from({ length: 3 * 2 ** 20 + 17 }, (_, i) => (i * 31) % 251));
@@ -35,6 +35,21 @@ t.test('sink: answers the sha256 and leaves no file behind', async (t) => {
   t.equal(result.status, 200);
   t.equal(result.body, digest);
   t.same(readdirSync(dir), []);
+});
+
+t.test('upload server: answers the sha256 and keeps one file per body, of its bytes', async (t) => {
+  const dir = t.testdir();
+  const server = await spawnBareUploadServer(dir);
+  t.teardown(() => server.stop());
+  const small = body.subarray(0, 1024);
+  for (const data of [small, body]) {
+    const result = await uploadChunks(server.origin, data.length, pieces(data));
+    t.equal(result.status, 200);
+    t.equal(result.body, createHash('sha256').update(data).digest('hex'));
+  }
+  const files = readdirSync(dir).sort();
+  t.equal(files.length, 2);
+  t.same(files.map((f) => readFileSync(join(dir, f)).length).sort((a, b) => a - b), [small.length, body.length]);
 });
 
 t.test('bytes and file: answer the given bytes', async (t) => {

@@ -5,10 +5,11 @@
  */
 import t, { type Test } from 'tap';
 import type { AddressInfo } from 'node:net';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Invoice } from '../../schema/index.js';
 import { parseInvoice } from '../../core/codec/invoice-codec.js';
+import { DirectorySync } from '../../core/fs-atomic.js';
 import { Keyring } from '../../core/signing/keyring.js';
 import { signInvoice } from '../../core/signing/sign.js';
 import {
@@ -126,6 +127,34 @@ t.test('only the missing parcels are uploaded', async (t) => {
   await t.rejects(fetchBindle(client, report.id, cache, { parcels: [{ sha256: sha256Of('nope'), mediaType: 'text/plain', name: 'nope', size: 4 }] }), {
     code: 'parcel_not_on_invoice',
   });
+});
+
+t.test('push sends the small parcels read with the bindle without reading them again; fetch shares its directory fsyncs', async (t) => {
+  const client = await setup(t, 3);
+  const dir = t.testdir();
+  const bindle = await readStandalone(await standaloneFromScaffold(dir, 'lotsa_parcels'));
+  for (const path of bindle.parcels.values()) await rm(path);
+  const events: TransferEvent[] = [];
+  const report = await pushStandalone(client, bindle, { onProgress: (e) => events.push(e) });
+  t.equal(report.uploaded.length, 3, 'every parcel was uploaded from the bytes read with the bindle');
+  for (const label of (bindle.invoice.parcel ?? []).map((p) => p.label)) {
+    t.ok(events.some((e) => e.kind === 'progress' && e.label.sha256 === label.sha256 && e.bytes === label.size), `progress reports all of ${label.name}`);
+  }
+  t.same(await client.getMissingParcels(report.id), []);
+
+  const cache = t.testdir();
+  const fetched = await fetchBindle(client, report.id, cache);
+  t.equal(fetched.fetched.length, 3);
+  for (const label of (bindle.invoice.parcel ?? []).map((p) => p.label)) {
+    t.same(sha256(await readFile(join(fetched.dir, 'parcels', `${label.sha256}.dat`))), label.sha256);
+  }
+  const first = bindle.invoice.parcel?.[0]?.label;
+  if (first === undefined) throw new Error('lotsa_parcels has no parcel');
+  await t.rejects(
+    client.downloadParcel(report.id, first, join(cache, 'x.dat'), { directorySync: new DirectorySync(join(cache, 'other')) }),
+    { code: 'internal' },
+    'a directory sync of another directory is refused',
+  );
 });
 
 t.test('a different release under an existing id fails loudly', async (t) => {

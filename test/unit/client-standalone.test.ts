@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { create as createTar, list as listTar } from 'tar';
 import { canonicalId } from '../../core/ids/bindle-id.js';
 import { releaseDifferences } from '../../client/lib/workflows.js';
-import { exportTarball, readStandalone, writeStandalone } from '../../client/standalone/standalone-bindle.js';
+import { exportTarball, readStandalone, SMALL_PARCEL_BYTES, writeStandalone } from '../../client/standalone/standalone-bindle.js';
 import { loadScaffold, sha256, signedInvoice } from '../helpers/bindles.js';
 import { VECTOR_SETS, vec } from '../helpers/paths.js';
 
@@ -81,6 +81,37 @@ t.test('write, read and export round trip', async (t) => {
   t.same(releaseDifferences(fromTar.invoice, invoice), []);
   t.same([...fromTar.parcels.keys()].sort(), [...given.keys()].sort());
   t.same(await readFile(fromTar.parcels.get(sha256(Buffer.alloc(200_000, 7))) ?? ''), Buffer.alloc(200_000, 7));
+});
+
+t.test('reading keeps the verified bytes of small parcels, follows a symbolic link, and never reads a small parcel of the wrong size', async (t) => {
+  const dir = t.testdir();
+  const small = Buffer.from('small parcel');
+  const large = Buffer.alloc(SMALL_PARCEL_BYTES + 1, 3);
+  const linked = Buffer.from('linked parcel');
+  const parcels = [
+    { name: 'small.txt', data: small },
+    { name: 'large.bin', data: large, mediaType: 'application/octet-stream' },
+    { name: 'linked.txt', data: linked },
+  ];
+  const invoice = signedInvoice('example.com/small/parcels', '1.0.0', parcels);
+  const bindleDir = await writeStandalone(dir, invoice, new Map([[sha256(small), small], [sha256(large), large]]));
+  const target = join(dir, 'elsewhere.dat');
+  await writeFile(target, linked);
+  await symlink(target, join(bindleDir, 'parcels', `${sha256(linked)}.dat`));
+
+  const back = await readStandalone(bindleDir);
+  t.same([...back.parcels.keys()].sort(), [sha256(small), sha256(large), sha256(linked)].sort(), 'the linked file is a parcel');
+  t.same(back.contents?.get(sha256(small)), small, 'a small parcel\'s bytes are kept');
+  t.same(back.contents?.get(sha256(linked)), linked);
+  t.notOk(back.contents?.has(sha256(large)), 'a parcel over SMALL_PARCEL_BYTES is not kept');
+
+  const progress: Array<[number, number]> = [];
+  await readStandalone(bindleDir, { onHashing: (done, total) => progress.push([done, total]) });
+  const total = small.length + large.length + linked.length;
+  t.same(progress.at(-1), [total, total], 'hashing progress ends at the parcels\' total size');
+
+  await writeFile(join(bindleDir, 'parcels', `${sha256(small)}.dat`), Buffer.alloc(SMALL_PARCEL_BYTES * 4, 1));
+  await t.rejects(readStandalone(bindleDir), { code: 'size_mismatch', message: /262144 bytes/ }, 'a small parcel\'s file of another size fails on its size');
 });
 
 t.test('writeStandalone refuses bad parcels and leaves nothing behind', async (t) => {
