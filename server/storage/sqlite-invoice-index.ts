@@ -147,6 +147,13 @@ const STATEMENT_CACHE_SIZE = 64;
 /** Bounds of the recently-read invoice cache: entries, and UTF-16 code units of TOML + JSON. */
 const RECENT_ROWS = 4096;
 const RECENT_BYTES = 16 * 2 ** 20;
+/**
+ * SQLite's page cache per connection. Every page read stays in it until the cap, so a server
+ * whose index grows holds up to this much more memory however little it serves; the pages are
+ * also in the OS page cache, from which a miss costs one read. 16 MiB: `/_q` on 100,000
+ * invoices (a ~40 MB file) is as fast as with 64 MiB, and the resting RSS ~50 MiB lower.
+ */
+export const PAGE_CACHE_BYTES = 16 * 2 ** 20;
 /** How long (ms) the cache trusts its last look at `PRAGMA data_version`. */
 export const RECENT_RECHECK_MS = 1;
 /** How much cheaper a walk of the order index must be than sorting the matches (see query). */
@@ -277,8 +284,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       // writes are rare, queries do not pay for it.
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
-      // Room for the indexes of a large index file (100,000 invoices: about 40 MB), per connection.
-      db.pragma('cache_size = -65536');
+      db.pragma(`cache_size = -${PAGE_CACHE_BYTES / 1024}`);
       migrate(db, path);
       backfillOci(db);
       const fullText = setUpFullText(db, path, options.fullTextSearch ?? true);
@@ -578,6 +584,12 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       this.checkOpen();
       return this.statement('DELETE FROM oci_uploads WHERE uuid = ?').run(uuid).changes === 1;
     });
+  }
+
+  /** The page cache this connection may hold, in bytes, as SQLite reports it (`PRAGMA cache_size`). */
+  pageCacheBytes(): number {
+    const size = this.db.pragma('cache_size', { simple: true }) as number;
+    return size < 0 ? -size * 1024 : size * (this.db.pragma('page_size', { simple: true }) as number);
   }
 
   count(): Promise<number> {

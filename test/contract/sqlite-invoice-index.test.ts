@@ -33,6 +33,14 @@ t.test('open creates the parent directory and a WAL file at the current schema v
   t.equal(withRaw(path, (db) => db.pragma('user_version', { simple: true })), MIGRATIONS.length);
 });
 
+t.test('the page cache of a connection is capped at 16 MiB, so a growing index does not grow the resting RSS by more (issue 13 soak)', async (t) => {
+  const index = SqliteInvoiceIndex.open(join(t.testdir(), 'index.db'));
+  t.teardown(() => index.close());
+  const bytes = index.pageCacheBytes();
+  t.ok(bytes <= 16 * 2 ** 20, `page cache ${bytes} bytes`);
+  t.ok(bytes >= 4 * 2 ** 20, 'still room for the hot pages of the indexes');
+});
+
 t.test('a reader sees what another connection commits (once RECENT_RECHECK_MS passed), though it read the invoice before', async (t) => {
   const path = join(t.testdir(), 'index.db');
   const reader = SqliteInvoiceIndex.open(path);
