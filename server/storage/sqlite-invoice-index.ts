@@ -351,9 +351,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     return settle(() => {
       this.checkOpen();
       checkYankEntry(entry);
-      this.knownCount = undefined;
-      this.recent.rows.clear();
-      this.recent.bytes = 0;
+      this.forgetReads();
       return this.db
         .transaction(() => {
           const row = this.statement('SELECT id, yanked FROM invoices WHERE name = ? AND version = ?').get(entry.name, entry.version) as
@@ -373,9 +371,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     return settle(() => {
       this.checkOpen();
       checkTombstone(tombstone);
-      this.knownCount = undefined;
-      this.recent.rows.clear();
-      this.recent.bytes = 0;
+      this.forgetReads();
       this.db
         .transaction(() => {
           const removed = this.statement('DELETE FROM invoices WHERE name = ? AND version = ?').run(tombstone.name, tombstone.version);
@@ -648,9 +644,16 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     return this.dataVersionStatement.get() as number;
   }
 
+  /** Drops what this connection remembers of earlier reads (the count, recent invoices) before a write that changes them. */
+  private forgetReads(): void {
+    this.knownCount = undefined;
+    this.recent.rows.clear();
+    this.recent.bytes = 0;
+  }
+
   /**
    * One stored invoice, from the recently-read cache when no connection has written since it
-   * was read: this connection's writes clear the cache (yank; insert only adds rows, and
+   * was read: this connection's writes clear the cache (yank, delete; insert only adds rows, and
    * misses are not cached), another connection's commits change `PRAGMA data_version`, which
    * is read at most every RECENT_RECHECK_MS (under load it would cost more than the cache
    * saves): a commit by another process is seen by every read that starts that long after it.
