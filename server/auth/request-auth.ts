@@ -28,7 +28,17 @@ interface RequestAuth {
   readonly authorizer: Authorizer;
 }
 
-const decided = new WeakMap<FastifyRequest, RequestAuth>();
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** What the auth hook decided (null before it ran, and outside the API scopes). */
+    bindleAuth: RequestAuth | null;
+  }
+}
+
+/** The auth hook's decision for a request; undefined when the hook did not see it. */
+function decided(request: FastifyRequest): RequestAuth | undefined {
+  return request.bindleAuth ?? undefined;
+}
 
 /** The bindle name a `/_i/{name}/{version}[@sha]` request acts on; undefined elsewhere or when unparseable (the route then refuses it). */
 function nameOf(request: FastifyRequest): string | undefined {
@@ -44,12 +54,15 @@ function nameOf(request: FastifyRequest): string | undefined {
 
 /** Adds the auth and audit hooks to `api` (the `/v1` or `/v2` scope). */
 export function registerRequestAuth(api: FastifyInstance, opts: RequestAuthOptions): void {
+  // A request decoration, not a WeakMap keyed by request: a WeakMap entry per request costs
+  // more than the rest of the hook (ephemeron bookkeeping in every GC).
+  if (!api.hasRequestDecorator('bindleAuth')) api.decorateRequest('bindleAuth', null);
   // A callback hook rather than an async one: one promise per request (the authenticator's), not three.
   api.addHook('onRequest', (request, _reply, done) => {
     const action = opts.actionOf?.(request) ?? actionForRequest(request.method, request.query);
     const auth: RequestAuth = { principal: undefined, action, name: action === 'read' ? undefined : nameOf(request), authorizer: opts.authorizer };
     // Recorded before deciding, so that the audit record of a refusal names what was refused.
-    decided.set(request, auth);
+    request.bindleAuth = auth;
     // A too_many_requests refusal carries its retry delay: the error handler sends Retry-After.
     opts.authenticator.authenticate(request.headers.authorization, { address: request.ip }).then(
       (principal) => {
@@ -70,7 +83,7 @@ export function registerRequestAuth(api: FastifyInstance, opts: RequestAuthOptio
 
 /** Who sent the request and the bindle it names (for the audit log). */
 function auditSubjectOf(request: FastifyRequest): AuditSubject | undefined {
-  const auth = decided.get(request);
+  const auth = decided(request);
   if (auth === undefined) return undefined;
   return {
     principal: auth.principal?.id ?? null,
@@ -81,12 +94,12 @@ function auditSubjectOf(request: FastifyRequest): AuditSubject | undefined {
 
 /** The action the auth hook decided a request performs (`admin` for a hard delete). */
 export function requestAction(request: FastifyRequest): Action | undefined {
-  return decided.get(request)?.action;
+  return decided(request)?.action;
 }
 
 /** The id of the principal that sent the request; undefined when anonymous. */
 export function requestPrincipal(request: FastifyRequest): string | undefined {
-  return decided.get(request)?.principal?.id;
+  return decided(request)?.principal?.id;
 }
 
 /**
@@ -94,7 +107,7 @@ export function requestPrincipal(request: FastifyRequest): string | undefined {
  * the body); throws as the authorizer does. The audit record then names it.
  */
 export function authorizeBindleName(request: FastifyRequest, action: Action, name: string, version?: string): void {
-  const auth = decided.get(request);
+  const auth = decided(request);
   if (auth === undefined) throw new Error('authorizeBindleName called on a request the auth hook did not see');
   auth.name = name;
   if (version !== undefined) auth.version = version;

@@ -3,27 +3,27 @@
  * duration by method, route pattern (Fastify's, e.g. `/v1/_i/*`; `unmatched` when no route
  * matched — never a bindle name) and status, and the bytes the connection carried for it.
  *
- * Cheap on the hot path: the metric children of each method/route/status are looked up in
- * nested maps (no label strings built per request), and bytes are the differences of the
+ * Cheap on the hot path: the metric series of each method/route/status are looked up in
+ * nested maps (no label strings built per request) and recorded by plain additions, and bytes are the differences of the
  * socket's own counters since the connection's previous request (headers included), so no
  * stream is wrapped or listened to.
  */
 import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
-import type { Counter, Histogram } from 'prom-client';
+import type { CounterSeries, HistogramSeries } from './plain-metrics.js';
 import type { ServerMetrics } from './server-metrics.js';
 
 /** The label used for requests no route matched (404s of unknown paths, malformed URLs). */
 export const UNMATCHED_ROUTE = 'unmatched';
 
 interface RequestChildren {
-  readonly requests: Counter.Internal;
-  readonly duration: Histogram.Internal<'method' | 'route' | 'status'>;
+  readonly requests: CounterSeries;
+  readonly duration: HistogramSeries;
 }
 
 interface RouteChildren {
-  readonly received: Counter.Internal;
-  readonly sent: Counter.Internal;
+  readonly received: CounterSeries;
+  readonly sent: CounterSeries;
   /** By method, then status. */
   readonly byMethod: Map<string, Map<number, RequestChildren>>;
 }
@@ -41,7 +41,7 @@ export function registerHttpMetrics(app: FastifyInstance, metrics: ServerMetrics
   const routeChildren = (route: string): RouteChildren => {
     let children = routes.get(route);
     if (children === undefined) {
-      children = { received: metrics.httpReceivedBytes.labels(route), sent: metrics.httpSentBytes.labels(route), byMethod: new Map() };
+      children = { received: metrics.httpReceivedBytes.series(route), sent: metrics.httpSentBytes.series(route), byMethod: new Map() };
       routes.set(route, children);
     }
     return children;
@@ -56,7 +56,7 @@ export function registerHttpMetrics(app: FastifyInstance, metrics: ServerMetrics
     let children = byStatus.get(status);
     if (children === undefined) {
       const labels = [method, route, String(status)];
-      children = { requests: metrics.httpRequests.labels(...labels), duration: metrics.httpDuration.labels(...labels) };
+      children = { requests: metrics.httpRequests.series(...labels), duration: metrics.httpDuration.series(...labels) };
       byStatus.set(status, children);
     }
     return children;
@@ -71,8 +71,8 @@ export function registerHttpMetrics(app: FastifyInstance, metrics: ServerMetrics
     }
     const read = socket.bytesRead;
     const written = socket.bytesWritten;
-    if (read > mark.read) route.received.inc(read - mark.read);
-    if (written > mark.written) route.sent.inc(written - mark.written);
+    if (read > mark.read) route.received.value += read - mark.read;
+    if (written > mark.written) route.sent.value += written - mark.written;
     mark.read = read;
     mark.written = written;
   };
@@ -81,8 +81,8 @@ export function registerHttpMetrics(app: FastifyInstance, metrics: ServerMetrics
     const route = request.routeOptions.url ?? UNMATCHED_ROUTE;
     const children = routeChildren(route);
     const perRequest = requestChildren(route, children.byMethod, request.method, reply.statusCode);
-    perRequest.requests.inc();
-    perRequest.duration.observe(reply.elapsedTime / 1000);
+    perRequest.requests.value++;
+    metrics.httpDuration.observe(perRequest.duration, reply.elapsedTime / 1000);
     countBytes(request.raw.socket, children);
     done();
   });

@@ -1,14 +1,16 @@
 /**
  * The server's Prometheus metrics: one prom-client Registry per server (never the library's
- * global one, so several servers in one process keep apart) holding every metric the server
- * exports, plus Node's process metrics. The HTTP hooks (http-metrics.ts) and the decorators
+ * global one, so several servers in one process keep apart) holding the metrics the server
+ * exports, plus Node's process metrics; the ones recorded on every request are plain series
+ * (./plain-metrics.ts), rendered after the registry. The HTTP hooks (http-metrics.ts) and the decorators
  * around the seams (instrumented-*.ts) record into it; `/metrics` renders it.
  *
  * Labels are bounded sets only: route patterns (never bindle names or digests), methods,
  * statuses, operations and error codes (the closed set of schema/error-code.schema.json).
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { isBindleError } from '../../core/errors/bindle-error.js';
+import { PlainCounter, PlainHistogram } from './plain-metrics.js';
 
 /** Latency buckets (seconds) shared by HTTP requests and storage operations: 1 ms to 60 s. */
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -42,16 +44,16 @@ export function failureCode(err: unknown): string {
 export class ServerMetrics {
   readonly registry = new Registry();
   /** Requests answered, by method, route pattern and status. */
-  readonly httpRequests: Counter<'method' | 'route' | 'status'>;
+  readonly httpRequests: PlainCounter;
   /** Time from the request's arrival to its last response byte, by method, route pattern and status. */
-  readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
+  readonly httpDuration: PlainHistogram;
   /** Bytes read from / written to the connection for requests, headers included, by route pattern. */
-  readonly httpReceivedBytes: Counter<'route'>;
-  readonly httpSentBytes: Counter<'route'>;
+  readonly httpReceivedBytes: PlainCounter;
+  readonly httpSentBytes: PlainCounter;
   /** Parcel uploads (ParcelStore.put) under way. */
   readonly uploadsInFlight: Gauge;
   /** Duration of parcel store and invoice index operations, by seam and operation. */
-  readonly storageDuration: Histogram<'seam' | 'operation'>;
+  readonly storageDuration: PlainHistogram;
   /** Failed parcel store and invoice index operations, by seam, operation and error code. */
   readonly storageErrors: Counter<'seam' | 'operation' | 'code'>;
   /** Invoices refused by signature verification, by reason (the error code). */
@@ -64,27 +66,22 @@ export class ServerMetrics {
     const registers = [this.registry];
     const build = new Gauge({ name: 'bindle_build_info', help: 'The running bindle-server version (always 1)', labelNames: ['version'], registers });
     build.set({ version: options.version }, 1);
-    this.httpRequests = new Counter({
-      name: 'bindle_http_requests_total', help: 'HTTP requests answered, by method, route pattern and status',
-      labelNames: ['method', 'route', 'status'], registers,
-    });
-    this.httpDuration = new Histogram({
-      name: 'bindle_http_request_duration_seconds', help: 'HTTP request duration until the last response byte, by method, route pattern and status',
-      labelNames: ['method', 'route', 'status'], buckets: LATENCY_BUCKETS, registers,
-    });
-    this.httpReceivedBytes = new Counter({
-      name: 'bindle_http_received_bytes_total', help: 'Bytes received for HTTP requests (headers and bodies), by route pattern',
-      labelNames: ['route'], registers,
-    });
-    this.httpSentBytes = new Counter({
-      name: 'bindle_http_sent_bytes_total', help: 'Bytes sent in HTTP responses (headers and bodies), by route pattern',
-      labelNames: ['route'], registers,
-    });
+    this.httpRequests = new PlainCounter(
+      'bindle_http_requests_total', 'HTTP requests answered, by method, route pattern and status', ['method', 'route', 'status'],
+    );
+    this.httpDuration = new PlainHistogram(
+      'bindle_http_request_duration_seconds', 'HTTP request duration until the last response byte, by method, route pattern and status',
+      ['method', 'route', 'status'], LATENCY_BUCKETS,
+    );
+    this.httpReceivedBytes = new PlainCounter(
+      'bindle_http_received_bytes_total', 'Bytes received for HTTP requests (headers and bodies), by route pattern', ['route'],
+    );
+    this.httpSentBytes = new PlainCounter('bindle_http_sent_bytes_total', 'Bytes sent in HTTP responses (headers and bodies), by route pattern', ['route']);
     this.uploadsInFlight = new Gauge({ name: 'bindle_parcel_uploads_in_flight', help: 'Parcel uploads being received and stored now', registers });
-    this.storageDuration = new Histogram({
-      name: 'bindle_storage_operation_duration_seconds', help: 'Parcel store and invoice index operation duration, by seam and operation',
-      labelNames: ['seam', 'operation'], buckets: LATENCY_BUCKETS, registers,
-    });
+    this.storageDuration = new PlainHistogram(
+      'bindle_storage_operation_duration_seconds', 'Parcel store and invoice index operation duration, by seam and operation',
+      ['seam', 'operation'], LATENCY_BUCKETS,
+    );
     this.storageErrors = new Counter({
       name: 'bindle_storage_operation_errors_total', help: 'Failed parcel store and invoice index operations, by seam, operation and error code',
       labelNames: ['seam', 'operation', 'code'], registers,
@@ -124,7 +121,9 @@ export class ServerMetrics {
   }
 
   /** Every metric in the Prometheus text exposition format. */
-  render(): Promise<string> {
-    return this.registry.metrics();
+  async render(): Promise<string> {
+    const text = await this.registry.metrics();
+    const plain = [this.httpRequests, this.httpDuration, this.httpReceivedBytes, this.httpSentBytes, this.storageDuration].map((m) => m.render());
+    return [text.endsWith('\n') ? text : `${text}\n`, ...plain].join('');
   }
 }

@@ -81,11 +81,16 @@ export function ociErrorCode(code: ErrorCode, status: number, endpoint: OciEndpo
 /** The challenge OCI clients (Docker, containers/image, ORAS) answer with Basic credentials. */
 export const OCI_CHALLENGE = 'Basic realm="bindle"';
 
-const endpoints = new WeakMap<FastifyRequest, OciEndpoint>();
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The kind of OCI endpoint the request addresses, once its route has parsed the path (null before, and outside `/v2`). */
+    ociEndpoint: OciEndpoint | null;
+  }
+}
 
 /** Records which kind of endpoint a request addresses, once its route has parsed the path. */
 export function setEndpoint(request: FastifyRequest, endpoint: OciEndpoint): void {
-  endpoints.set(request, endpoint);
+  request.ociEndpoint = endpoint;
 }
 
 function renderOciError(err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
@@ -98,7 +103,7 @@ function renderOciError(err: unknown, request: FastifyRequest, reply: FastifyRep
   const anonymousRefusal = error.code === 'forbidden' && request.headers.authorization === undefined;
   const challenge = error.code === 'unauthenticated' || anonymousRefusal;
   if (challenge) reply.header('www-authenticate', OCI_CHALLENGE);
-  const code = challenge ? 'UNAUTHORIZED' : ociErrorCode(error.code, error.status, endpoints.get(request) ?? 'base');
+  const code = challenge ? 'UNAUTHORIZED' : ociErrorCode(error.code, error.status, request.ociEndpoint ?? 'base');
   const body = { errors: [{ code, message: error.message, detail: { code: error.code } }] };
   const status = challenge ? 401 : error.status;
   if (request.method === 'HEAD') return reply.code(status).type('application/json').send();
@@ -110,6 +115,8 @@ function renderOciError(err: unknown, request: FastifyRequest, reply: FastifyRep
  * and every reply (errors too) with the API version header clients check.
  */
 export function registerOciErrorHandling(scope: FastifyInstance): void {
+  // A request decoration rather than a WeakMap keyed by request (cheaper on every request).
+  scope.decorateRequest('ociEndpoint', null);
   scope.addHook('onRequest', async (_request, reply) => {
     reply.header('docker-distribution-api-version', 'registry/2.0');
   });

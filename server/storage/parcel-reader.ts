@@ -3,10 +3,10 @@
  * bytes never change once stored (its name is their sha256), so what a read learns about a
  * parcel stays true in every replica: its size is remembered (no `stat` per request), and small
  * parcels are kept in memory (one read when first served, then none). Both are bounded, least
- * recently used first out. The one thing that can change is whether a parcel is stored at all
- * (a removal by another process: garbage collection, repair), so a remembered parcel is looked
- * up in the store again once its entry is older than `revalidateMs`, and `forget()` drops it at
- * once in this process. Only bytes whose sha256 matches the parcel's name are kept.
+ * recently used first out (approximately: see `entries`). The one thing that can change is
+ * whether a parcel is stored at all (a removal by another process: garbage collection, repair),
+ * so a remembered parcel is looked up in the store again once its entry is older than
+ * `revalidateMs`, and `forget()` drops it at once in this process. Only bytes whose sha256 matches the parcel's name are kept.
  */
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -38,6 +38,8 @@ interface Entry {
   bytes: Buffer | undefined;
   /** When the store last confirmed the parcel (ms, `now()`). */
   checkedAt: number;
+  /** Served since it was last (re)queued: spared once when it comes up for eviction. */
+  used: boolean;
 }
 
 /** A parcel's bytes (a small parcel, from memory) or a stream of them (a big one). */
@@ -57,7 +59,12 @@ export class ParcelReader {
   private readonly maxEntries: number;
   private readonly revalidateMs: number;
   private readonly now: () => number;
-  /** In least-recently-used-first order (a hit moves its entry to the end). */
+  /**
+   * Oldest first. A hit only marks its entry used (moving it on every hit, a Map delete and set,
+   * is a measurable share of a small GET); eviction spares a used entry once, clearing the mark
+   * and moving it to the end (the CLOCK approximation of least recently used), and never takes
+   * the entry being remembered.
+   */
   private readonly entries = new Map<string, Entry>();
   private keptBytes = 0;
 
@@ -80,7 +87,7 @@ export class ParcelReader {
       return undefined;
     }
     const known = this.entries.get(sha256);
-    this.remember(sha256, { size: stat.size, bytes: known?.size === stat.size ? known.bytes : undefined, checkedAt: this.now() });
+    this.remember(sha256, { size: stat.size, bytes: known?.size === stat.size ? known.bytes : undefined, checkedAt: this.now(), used: false });
     return stat.size;
   }
 
@@ -131,8 +138,7 @@ export class ParcelReader {
   private fresh(sha256: string): Entry | undefined {
     const entry = this.entries.get(sha256);
     if (entry === undefined || this.now() - entry.checkedAt >= this.revalidateMs) return undefined;
-    this.entries.delete(sha256);
-    this.entries.set(sha256, entry);
+    entry.used = true;
     return entry;
   }
 
@@ -140,7 +146,7 @@ export class ParcelReader {
   private async load(sha256: string, size: number): Promise<Buffer> {
     const bytes = await readAll(await this.store.openRead(sha256));
     if (bytes.length === size && createHash('sha256').update(bytes).digest('hex') === sha256) {
-      this.remember(sha256, { size, bytes, checkedAt: this.entries.get(sha256)?.checkedAt ?? this.now() });
+      this.remember(sha256, { size, bytes, checkedAt: this.entries.get(sha256)?.checkedAt ?? this.now(), used: false });
     }
     return bytes;
   }
@@ -150,8 +156,14 @@ export class ParcelReader {
     this.entries.set(sha256, entry);
     this.keptBytes += entry.bytes?.length ?? 0;
     for (const [key, old] of this.entries) {
-      if (this.entries.size > this.maxEntries) this.forget(key);
-      else if (this.keptBytes <= this.cacheBytes) break;
+      if (this.entries.size <= this.maxEntries && this.keptBytes <= this.cacheBytes) break;
+      if (key === sha256) continue;
+      if (old.used) {
+        // Served since it was queued: spared this time, at the end of the queue again.
+        old.used = false;
+        this.entries.delete(key);
+        this.entries.set(key, old);
+      } else if (this.entries.size > this.maxEntries) this.forget(key);
       else if (old.bytes !== undefined) {
         // Over the byte budget: the least recently used bytes go, their sizes stay remembered.
         this.keptBytes -= old.bytes.length;

@@ -241,6 +241,17 @@ function settle<T>(body: () => T): Promise<T> {
  * lets other implementations do I/O. One connection per instance; other processes may share
  * the file (WAL, busy timeout).
  */
+/**
+ * A recently read invoice. A hit only marks it used (moving it to the end on every hit, a Map
+ * delete and set, is a measurable share of a small GET); eviction spares a used row once,
+ * clearing the mark and moving it to the end (the CLOCK approximation of least recently used),
+ * and never takes the row being added.
+ */
+interface RecentRow {
+  readonly row: StoredInvoice;
+  used: boolean;
+}
+
 export class SqliteInvoiceIndex implements InvoiceIndex {
   readonly path: string;
   /** True when terms of 3+ characters use the FTS5 trigram index. */
@@ -249,8 +260,8 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   private readonly statements = new Map<string, Database.Statement>();
   /** The number of invoices at a data version (see countAll). */
   private knownCount: { dataVersion: number; count: number } | undefined;
-  /** Invoices read recently, least recently used first, valid at a data version (see recentInvoice). */
-  private recent: { dataVersion: number; checkedAt: number; rows: Map<string, StoredInvoice>; bytes: number } = {
+  /** Invoices read recently, oldest first (see RecentRow), valid at a data version (see recentInvoice). */
+  private recent: { dataVersion: number; checkedAt: number; rows: Map<string, RecentRow>; bytes: number } = {
     dataVersion: -1,
     checkedAt: -Infinity,
     rows: new Map(),
@@ -676,9 +687,8 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     const key = `${name}\n${version}`;
     const hit = rows.get(key);
     if (hit !== undefined) {
-      rows.delete(key);
-      rows.set(key, hit);
-      return hit;
+      hit.used = true;
+      return hit.row;
     }
     let found: InvoiceRow | undefined;
     if (withTombstone) {
@@ -703,12 +713,16 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     const row = storedInvoice(found);
     const size = row.toml.length + row.json.length;
     if (size > RECENT_BYTES) return row;
-    rows.set(key, row);
+    rows.set(key, { row, used: false });
     this.recent.bytes += size;
-    for (const [oldKey, oldRow] of rows) {
+    for (const [oldKey, old] of rows) {
       if (rows.size <= RECENT_ROWS && this.recent.bytes <= RECENT_BYTES) break;
+      if (oldKey === key) continue;
       rows.delete(oldKey);
-      this.recent.bytes -= oldRow.toml.length + oldRow.json.length;
+      if (old.used) {
+        old.used = false;
+        rows.set(oldKey, old);
+      } else this.recent.bytes -= old.row.toml.length + old.row.json.length;
     }
     return row;
   }

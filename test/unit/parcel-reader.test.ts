@@ -70,6 +70,22 @@ t.test('the memory kept is bounded: least recently used parcels go first', async
   t.equal(few.reader.usage().entries, 2, 'at most maxEntries parcels are remembered');
 });
 
+t.test('when an entry must go, one served since it was queued is spared once; the one being remembered never goes', async (t) => {
+  const parcels = [1, 2, 3].map((seed) => kib(1, seed));
+  const { reader, shas } = await setup(t, { maxEntries: 2 }, parcels);
+  const [a = '', b = '', c = ''] = shas;
+  await reader.size(a);
+  await reader.size(b);
+  t.equal(reader.knownSize(a), 1024, 'the older parcel is served');
+  await reader.size(c);
+  t.equal(reader.knownSize(b), undefined, 'so the one not served since it was queued went, not the older one');
+  await reader.size(b);
+  t.equal(reader.knownSize(c), undefined, 'next, the oldest not served since went: c (a was requeued after c when spared)');
+  t.equal(reader.knownSize(a), 1024);
+  t.equal(reader.knownSize(b), 1024, 'the parcel being remembered stays');
+  t.equal(reader.usage().entries, 2);
+});
+
 t.test('only bytes whose sha256 is the parcel\'s are kept; big parcels are streamed; ranges; forget', async (t) => {
   const small = Buffer.from('the quick brown fox');
   const big = kib(80, 7);
