@@ -15,6 +15,7 @@ import { isolatedEnv } from '../helpers/cli-runner.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { CLI_BIN, SERVER_BIN } from '../helpers/server-process.js';
 import { sha256 } from '../helpers/bindles.js';
+import { reapGroupOnExit } from '../helpers/child-reaper.js';
 
 const README = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
 
@@ -44,7 +45,11 @@ function runBash(t: Test, script: string, cwd: string, env: NodeJS.ProcessEnv): 
       // the group has already exited
     }
   };
-  t.teardown(() => killGroup('SIGKILL'));
+  const release = pid === undefined ? () => {} : reapGroupOnExit(pid);
+  t.teardown(() => {
+    killGroup('SIGKILL');
+    release();
+  });
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += c.toString('utf8')));
   child.stderr.on('data', (c: Buffer) => (output += c.toString('utf8')));

@@ -13,6 +13,7 @@ import { renderKeyRing, renderSecretKeyFile } from '../../core/codec/key-file-co
 import { createSecretKey, publicKeyEntry } from '../../core/signing/keys.js';
 import { creatorKey } from './bindles.js';
 import { CLI_BIN } from './server-process.js';
+import { reapOnExit } from './child-reaper.js';
 
 export interface CliResult {
   code: number | null;
@@ -47,11 +48,13 @@ export function cliRunner(home: string): (args: string[], opts?: CliRunOptions) 
   mkdirSync(home, { recursive: true });
   return (args, opts = {}) =>
     new Promise<CliResult>((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI_BIN, ...args], {
-        cwd: opts.cwd ?? home,
-        env: isolatedEnv(home, opts.env),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = reapOnExit(
+        spawn(process.execPath, [CLI_BIN, ...args], {
+          cwd: opts.cwd ?? home,
+          env: isolatedEnv(home, opts.env),
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      );
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { SERVER_BIN } from '../../bench/lib/server.js';
+import { reapOnExit } from './child-reaper.js';
 
 // The built entry points are named once, beside the benchmarks' launcher.
 export { CLI_BIN, KUBELET_BIN, SERVER_BIN } from '../../bench/lib/server.js';
@@ -36,10 +37,12 @@ export interface ServerProcessOptions {
 export async function startServerProcess(t: Test, opts: ServerProcessOptions = {}): Promise<ServerProcess> {
   const ownDir = opts.directory === undefined;
   const directory = opts.directory ?? mkdtempSync(join(tmpdir(), 'bindle-e2e-'));
-  const child = spawn(process.execPath, [SERVER_BIN, '--address', '127.0.0.1:0', '--directory', directory, ...(opts.args ?? [])], {
-    env: { ...process.env, ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = reapOnExit(
+    spawn(process.execPath, [SERVER_BIN, '--address', '127.0.0.1:0', '--directory', directory, ...(opts.args ?? [])], {
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   let output = '';
   let exited: Promise<number | null> | undefined;
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
