@@ -1,6 +1,6 @@
 /**
  * Content negotiation (PROTOCOL.md §3): TOML by default; JSON when the first toml/json media
- * type in `Accept` is a JSON one (`application/json`, `text/json`, `application/json+bindle`,
+ * type in `Accept` that is not refused (`q=0`) is a JSON one (`application/json`, `text/json`, `application/json+bindle`,
  * `application/vnd.x+json`). Also decides the format of a request body from its Content-Type.
  */
 import { BindleError } from '../../core/errors/bindle-error.js';
@@ -17,12 +17,21 @@ function formatOfMediaType(mediaType: string): DocumentFormat | undefined {
   return undefined;
 }
 
-/** The reply format for an Accept header. */
+/** True when a media range's parameters say `q=0`: the client refuses it (RFC 9110 §12.4.2). */
+function refused(mediaRange: string): boolean {
+  const params = mediaRange.split(';').slice(1);
+  return params.some((param) => {
+    const [name = '', value = ''] = param.split('=');
+    return name.trim().toLowerCase() === 'q' && Number(value.trim()) === 0;
+  });
+}
+
+/** The reply format for an Accept header (a type the client refuses with `q=0` does not count). */
 export function replyFormat(accept: string | undefined): DocumentFormat {
   if (accept === undefined) return 'toml';
   for (const item of accept.split(',')) {
     const format = formatOfMediaType(item);
-    if (format !== undefined) return format;
+    if (format !== undefined && !refused(item)) return format;
   }
   return 'toml';
 }

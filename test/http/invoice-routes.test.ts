@@ -120,6 +120,12 @@ t.test('error bodies follow the Accept header', async (t) => {
   t.same(JSON.parse(res.body), { error: 'invoice example.com/none/1.0.0 not found', code: 'not_found' });
   const res2 = await ta.app.inject({ url: '/v1/_i/example.com/none/1.0.0', headers: { accept: 'text/html, application/json+bindle;q=0.5' } });
   t.match(res2.headers['content-type'], /application\/json/, 'json+bindle picks JSON');
+  const refused = await ta.app.inject({ url: '/v1/_i/example.com/none/1.0.0', headers: { accept: 'application/json;q=0, application/toml' } });
+  t.match(refused.headers['content-type'], /application\/toml/, 'a type refused with q=0 is not picked');
+  const allRefused = await ta.app.inject({ url: '/v1/_i/example.com/none/1.0.0', headers: { accept: 'application/json; q=0.0, text/html' } });
+  t.match(allRefused.headers['content-type'], /application\/toml/, 'with JSON refused, the default');
+  const weighted = await ta.app.inject({ url: '/v1/_i/example.com/none/1.0.0', headers: { accept: 'application/json;q=0.1' } });
+  t.match(weighted.headers['content-type'], /application\/json/, 'a low but non-zero weight still counts');
 });
 
 t.test('too large invoice → 413', async (t) => {

@@ -86,7 +86,7 @@ export function registerLocalCommands(program: Command, contextOf: ContextProvid
   addOutputOptions(
     program
       .command('generate-label')
-      .description("Print a parcel label (sha256, mediaType, name, size) for a file, to paste into an invoice's [[parcel]]")
+      .description("Print a parcel label (sha256, mediaType, name, size) for a file: the fields of a [parcel.label] table, under an invoice's [[parcel]]")
       .argument('<file>', 'the file to label')
       .option('-n, --name <name>', 'the parcel name (default: the file name)')
       .option('-m, --media-type <type>', 'the media type (default: guessed from the extension, else application/octet-stream)'),
