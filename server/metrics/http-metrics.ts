@@ -4,9 +4,9 @@
  * matched — never a bindle name) and status, and the bytes the connection carried for it.
  *
  * Cheap on the hot path: the metric series of each method/route/status are looked up in
- * nested maps (no label strings built per request) and recorded by plain additions, and bytes are the differences of the
- * socket's own counters since the connection's previous request (headers included), so no
- * stream is wrapped or listened to.
+ * nested maps (no label strings built per request) and recorded by plain additions
+ * (./plain-metrics.ts), and bytes are the differences of the socket's own counters since the
+ * connection's previous request (headers included), so no stream is wrapped or listened to.
  */
 import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';

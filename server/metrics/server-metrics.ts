@@ -2,8 +2,8 @@
  * The server's Prometheus metrics: one prom-client Registry per server (never the library's
  * global one, so several servers in one process keep apart) holding the metrics the server
  * exports, plus Node's process metrics; the ones recorded on every request are plain series
- * (./plain-metrics.ts), rendered after the registry. The HTTP hooks (http-metrics.ts) and the decorators
- * around the seams (instrumented-*.ts) record into it; `/metrics` renders it.
+ * (./plain-metrics.ts), rendered after the registry. The HTTP hooks (http-metrics.ts) and the
+ * decorators around the seams (instrumented-*.ts) record into them; `/metrics` renders it all.
  *
  * Labels are bounded sets only: route patterns (never bindle names or digests), methods,
  * statuses, operations and error codes (the closed set of schema/error-code.schema.json).
