@@ -1,11 +1,14 @@
 /**
  * FileParcelStore: the ParcelStore on a local filesystem, in the reference file provider's
  * layout (`<root>/parcels/<sha256>/parcel.dat`), so that an existing reference data directory
- * can be served. Uploads stream into a read-only temp file in `<root>/parcels/.tmp/` while being
- * hashed, are verified and fsynced, then published with a no-clobber hard link: a parcel is
+ * can be served. A put first makes the parcel's (empty) directory, then streams the upload into a
+ * read-only temp file in `<root>/parcels/.tmp/` while hashing it; the data is verified and
+ * fsynced, then published with a no-clobber hard link: a parcel is
  * visible only once complete and durable, and concurrent uploads of one parcel cannot overwrite
  * each other. The put answers once the link is durable too (its directory fsynced; the fsyncs
- * of `parcels/` for new parcel directories are shared by concurrent puts: group commit).
+ * of `parcels/` for new parcel directories are shared by concurrent puts, group commit, and run
+ * while the data arrives). Per new parcel: mkdir, open, write, fsync, close, link, unlink, and
+ * open + fsync + close of its directory; a failed put removes the directory it made.
  * Several stores (replicas) may share one directory: what a killed upload leaves (its temp
  * file, an empty parcel directory) is removed by age, at open and by a periodic sweep, never
  * by asking whether some process is alive.
@@ -123,6 +126,12 @@ export class FileParcelStore implements ParcelStore {
   private readonly maxAgeMs: number;
   /** Group commit of `parcels/` itself, which every new parcel directory changes. */
   private readonly parcelsDirSync: DirectorySync;
+  /**
+   * Temp file names are this (random per store, so replicas sharing the directory never
+   * collide) and a count of the store's uploads: no random bytes drawn per upload.
+   */
+  private readonly tempPrefix = `${randomBytes(9).toString('hex')}-`;
+  private uploads = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
   private closed = false;
@@ -216,42 +225,50 @@ export class FileParcelStore implements ParcelStore {
     this.assertOpen();
     assertDigest(sha256);
     assertExpectedSize(expectedSize);
-    if (await this.has(sha256)) throw alreadyExists(sha256);
+    const dir = join(this.parcelsDir, sha256);
+    // Making the parcel's directory first answers whether the parcel may exist: a new directory
+    // (the usual case) holds no data, so no stat is needed; and the shared fsync of parcels/
+    // for its entry runs while the data arrives. An empty directory is no parcel.
+    let createdDir = await this.makeParcelDirectory(dir);
+    if (!createdDir && (await this.has(sha256))) throw alreadyExists(sha256);
+    let directoryEntry = createdDir ? this.syncParcelsDir() : undefined;
 
-    const temp = join(this.tempDir, `${randomBytes(12).toString('hex')}.part`);
-    // Read-only from its creation (the descriptor returned still writes): no chmod call.
-    const handle = await open(temp, 'wx', 0o444);
-    const { sink, settle } = fileSink(handle);
-    let handleOpen = true;
+    const temp = join(this.tempDir, `${this.tempPrefix}${(this.uploads++).toString(36)}.part`);
     let published = false;
     try {
-      let digest: string;
+      // Read-only from its creation (the descriptor returned still writes): no chmod call.
+      const handle = await open(temp, 'wx', 0o444);
       try {
-        digest = await receiveParcel(data, expectedSize, sink);
+        const { sink, settle } = fileSink(handle);
+        let digest: string;
+        try {
+          digest = await receiveParcel(data, expectedSize, sink);
+        } finally {
+          await settle();
+        }
+        assertDigestMatches(sha256, digest);
+        await handle.sync();
       } finally {
-        await settle();
+        await handle.close();
       }
-      assertDigestMatches(sha256, digest);
-      await handle.sync();
-      handleOpen = false;
-      await handle.close();
-
-      const dir = join(this.parcelsDir, sha256);
-      const createdDir = await this.publish(temp, dir, sha256);
+      const recreated = await this.publish(temp, dir, sha256);
       published = true;
+      if (recreated) {
+        createdDir = true;
+        directoryEntry = this.syncParcelsDir();
+      }
       await Promise.all([
         // The link holds the data now; a temp name left by a failed unlink is swept by age.
         unlink(temp).catch(() => undefined),
         fsyncDir(dir),
-        // A new parcel directory's own entry: one shared fsync of parcels/ for concurrent puts.
-        createdDir ? this.parcelsDirSync.sync() : undefined,
+        directoryEntry,
       ]);
       return { sha256, size: expectedSize };
     } finally {
-      try {
-        if (handleOpen) await handle.close();
-      } finally {
-        if (!published) await rm(temp, { force: true });
+      if (!published) {
+        await rm(temp, { force: true });
+        // The directory this put made stays only if some other put has linked data into it.
+        if (createdDir) await rmdir(dir).catch(() => undefined);
       }
     }
   }
@@ -335,21 +352,39 @@ export class FileParcelStore implements ParcelStore {
     if (this.closed) throw new BindleError('unavailable', `parcel store at ${this.root} is closed`);
   }
 
+  /** Creates a parcel's directory; true when this call created it, false when it existed. */
+  private async makeParcelDirectory(dir: string): Promise<boolean> {
+    try {
+      await mkdir(dir);
+      return true;
+    } catch (err) {
+      if (errnoCode(err) === 'EEXIST') return false;
+      throw err;
+    }
+  }
+
+  /** The shared fsync of `parcels/` (a new parcel directory's entry), observed so that a put failing first leaves no unhandled rejection. */
+  private syncParcelsDir(): Promise<void> {
+    const synced = this.parcelsDirSync.sync();
+    synced.catch(() => undefined);
+    return synced;
+  }
+
   /**
-   * Hard-links the verified temp file into the parcel's directory (creating it), without ever
-   * replacing an existing file. True when this call created the directory.
+   * Hard-links the verified temp file into the parcel's directory, without ever replacing an
+   * existing file. When a sweep removed the (empty) directory meanwhile, makes it again and
+   * answers true: its entry in `parcels/` then needs syncing anew.
    */
   private async publish(temp: string, dir: string, sha256: string): Promise<boolean> {
-    for (let attempt = 1; ; attempt++) {
-      const created = (await mkdir(dir, { recursive: true })) !== undefined;
+    for (let attempt = 1, recreated = false; ; attempt++) {
       try {
         await link(temp, join(dir, PARCEL_DATA_FILE));
-        return created;
+        return recreated;
       } catch (err) {
         if (errnoCode(err) === 'EEXIST') throw alreadyExists(sha256);
-        // A sweep removed the (old, empty) directory between mkdir and link: make it again.
         if (errnoCode(err) !== 'ENOENT' || attempt >= PUBLISH_ATTEMPTS) throw err;
       }
+      recreated = (await this.makeParcelDirectory(dir)) || recreated;
     }
   }
 

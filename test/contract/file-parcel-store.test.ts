@@ -22,6 +22,14 @@ await parcelStoreContract(t, 'FileParcelStore', (dir) => FileParcelStore.open(di
 
 const tempFiles = (root: string): Promise<string[]> => readdir(join(root, 'parcels', '.tmp'));
 
+/** Waits until an upload under way has created its temp file. */
+async function untilUploading(root: string): Promise<void> {
+  for (let tries = 0; (await tempFiles(root)).length === 0; tries++) {
+    if (tries > 1000) throw new Error('the upload never created its temp file');
+    await sleep(5);
+  }
+}
+
 t.test('the data file is at parcels/<sha>/parcel.dat, read-only', async (t) => {
   const root = t.testdir();
   const store = await FileParcelStore.open(root);
@@ -149,10 +157,7 @@ t.test("a store opening while another store uploads into the same directory keep
   const upload = new PassThrough();
   const putting = first.put(sha, data.length, upload);
   upload.write(data.subarray(0, 1 << 20));
-  for (let tries = 0; (await tempFiles(root)).length === 0; tries++) {
-    if (tries > 1000) throw new Error('the upload never created its temp file');
-    await sleep(5);
-  }
+  await untilUploading(root);
   // A second replica starting (same PID, as every container's server is PID 1).
   const second = await FileParcelStore.open(root);
   t.teardown(() => second.close());
@@ -231,7 +236,8 @@ t.test('uploads land in a parcel directory that a reference upload created meanw
   const sha = sha256Of(data);
   const upload = new PassThrough();
   const putting = store.put(sha, data.length, upload);
-  await mkdir(join(root, 'parcels', sha));
+  // The put may have made the directory already: the reference upload then writes into it.
+  await mkdir(join(root, 'parcels', sha), { recursive: true });
   await writeFile(join(root, 'parcels', sha, 'parcel.dat.part'), 'x');
   upload.end(data);
   t.same(await putting, { sha256: sha, size: data.length });
@@ -250,4 +256,33 @@ t.test('hidden data a killed removal left in parcels/.hidden is swept by age', a
   const impatient = await FileParcelStore.open(root, { stagingMaxAgeMs: 10, stagingSweepMs: 0 });
   t.teardown(() => impatient.close());
   t.notOk(existsSync(leftover), 'one older than the staging age is removed');
+});
+
+t.test('an empty parcel directory (an upload under way, or killed) is no parcel and does not block a put', async (t) => {
+  const data = Buffer.from('after an upload that was killed between mkdir and link');
+  const sha = sha256Of(data);
+  const root = t.testdir({ parcels: { [sha]: {} } });
+  const store = await FileParcelStore.open(root);
+  t.teardown(() => store.close());
+  t.equal(await store.has(sha), false, 'not present');
+  t.same(await listAll(store), [], 'not listed');
+  t.same(await store.put(sha, data.length, streamOf(data)), { sha256: sha, size: data.length });
+  t.ok((await readAll(await store.openRead(sha))).equals(data));
+});
+
+t.test("a failed put removes only the parcel directory it made, never one another put's data is in", async (t) => {
+  const root = t.testdir();
+  const store = await FileParcelStore.open(root);
+  t.teardown(() => store.close());
+  const data = Buffer.alloc(2 << 20, 9);
+  const sha = sha256Of(data);
+  const failing = new PassThrough();
+  const failed = store.put(sha, data.length, failing);
+  failing.write(data.subarray(0, 1 << 20));
+  await untilUploading(root);
+  t.same(await store.put(sha, data.length, streamOf(data)), { sha256: sha, size: data.length }, 'a second put of the parcel completes meanwhile');
+  failing.end(Buffer.alloc(1 << 20, 1));
+  await t.rejects(failed, { code: 'digest_mismatch' }, 'the first, with wrong bytes, fails');
+  t.ok((await readAll(await store.openRead(sha))).equals(data), "the second put's parcel stays");
+  t.same(await tempFiles(root), []);
 });

@@ -49,6 +49,15 @@ t.test('a stream that fails after some batches were written leaves nothing behin
   t.same(readdirSync(dir), [], 'the temp file is removed');
 });
 
+t.test('a temp file goes into its existing directory, or one made for it (nested); a path through a file fails', async (t) => {
+  const dir = t.testdir({ existing: {}, 'plain.txt': 'not a directory' });
+  const beside = await writeTempFile(join(dir, 'existing', 'a.bin'), Buffer.from('a'), 0o600);
+  t.equal(dirname(beside), join(dir, 'existing'));
+  const nested = await writeTempFile(join(dir, 'new', 'deeper', 'b.bin'), Buffer.from('b'), 0o600);
+  t.equal(readFileSync(nested, 'utf8'), 'b', 'the missing directories are made');
+  await t.rejects(writeTempFile(join(dir, 'plain.txt', 'c.bin'), Buffer.from('c'), 0o600), { code: 'ENOTDIR' });
+});
+
 t.test('writeFileAtomic replaces a file', async (t) => {
   const dir = t.testdir({ 'a.txt': 'old' });
   await writeFileAtomic(join(dir, 'a.txt'), 'new', 0o644);
