@@ -42,7 +42,7 @@ function startupModules(): Map<string, string> {
   return loaded;
 }
 
-t.test('a default start does not load the optional backends, authenticators or key generation', (t) => {
+t.test('a default start does not load the optional backends, authenticators, OpenAPI document or key generation', (t) => {
   const loaded = startupModules();
   t.ok(loaded.size > 1, `the entry imports its chunks (${[...loaded.keys()].join(', ')})`);
   const all = readdirSync(BUNDLE_DIR).filter((name) => name.endsWith('.mjs')).map((name) => readFileSync(join(BUNDLE_DIR, name), 'utf8'));
@@ -52,6 +52,7 @@ t.test('a default start does not load the optional backends, authenticators or k
     ['jose (OIDC)', 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED'],
     ['pg (PostgreSQL index)', 'import("pg")'],
     ['the AWS SDK (S3 parcel store)', 'import("@aws-sdk/client-s3")'],
+    ['the OpenAPI document (/openapi.json)', 'The Bindle v1 HTTP API: invoices'],
   ];
   for (const [library, marker] of lazy) {
     t.ok(all.some((text) => text.includes(marker)), `${library} is in the bundle`);
