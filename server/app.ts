@@ -4,7 +4,7 @@
  * point, or a test); this module only wires them together.
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { actionForMethod, type Authenticator, type Authorizer } from './auth/index.js';
+import { actionForMethod, type Authenticator, type Authorizer } from './auth/types.js';
 import { registerRequestAuth } from './auth/request-auth.js';
 import { DEFAULT_BODY_IDLE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, registerBodyIdleTimeout } from './http/request-timeouts.js';
 import { clientErrorHandler, registerClientErrors } from './http/client-errors.js';

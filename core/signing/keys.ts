@@ -3,13 +3,14 @@
  * deriving the public keyring entry (with its label signature), and decoding public keys and
  * signatures from their base64 text with strict checks. A keypair is base64 of 64 bytes, the
  * 32-byte seed then the 32-byte public key (ed25519-dalek's `to_keypair_bytes`, which is also
- * tweetnacl's secret-key layout). New keys come from tweetnacl (random seed and derivation);
- * a stored key is re-derived and used to sign with Node's built-in Ed25519, ~30x faster than
- * pure JS, and RFC 8032 signing is deterministic, so the bytes are the same as tweetnacl's and
- * ed25519-dalek's (test/unit/signing-keys.test.ts checks both ways).
+ * tweetnacl's secret-key layout). Keys are generated, re-derived and used to sign with Node's
+ * built-in Ed25519 (OpenSSL): ~30x faster than pure JS, and no JIT compiler work at the first
+ * start (a pure-JS key generation got the scalar multiplication optimized, which alone kept
+ * several MiB of compiler code and memory resident). RFC 8032 signing is deterministic, so the
+ * bytes are the same as tweetnacl's and ed25519-dalek's (test/unit/signing-keys.test.ts checks
+ * both ways).
  */
-import { createPrivateKey, createPublicKey, sign as nodeSign, timingSafeEqual, type KeyObject } from 'node:crypto';
-import nacl from 'tweetnacl';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign as nodeSign, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { KeyEntry, SecretKeyEntry, SignatureRole } from '../../schema/index.js';
 import { BindleError } from '../errors/bindle-error.js';
 import { decodeBase64Strict, encodeBase64 } from './base64.js';
@@ -41,6 +42,13 @@ function rawPublicKey(privateKey: KeyObject): Uint8Array {
   const jwk = createPublicKey(privateKey).export({ format: 'jwk' });
   if (typeof jwk.x !== 'string') throw new Error('Ed25519 public key export has no "x"');
   return new Uint8Array(Buffer.from(jwk.x, 'base64url'));
+}
+
+/** The raw 32-byte seed of a private KeyObject. */
+function rawSeed(privateKey: KeyObject): Uint8Array {
+  const jwk = privateKey.export({ format: 'jwk' });
+  if (typeof jwk.d !== 'string') throw new Error('Ed25519 private key export has no "d"');
+  return new Uint8Array(Buffer.from(jwk.d, 'base64url'));
 }
 
 /** A checked keypair and the private KeyObject to sign with. */
@@ -88,8 +96,9 @@ export function decodeSignature(text: string, context?: string): Uint8Array {
 
 /** A fresh random signing key with the given label and roles. */
 export function createSecretKey(label: string, roles: SignatureRole[]): SecretKeyEntry {
-  const pair = nacl.sign.keyPair();
-  return { label, keypair: encodeBase64(pair.secretKey), roles: [...roles] };
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const keypair = Buffer.concat([rawSeed(privateKey), rawPublicKey(privateKey)]);
+  return { label, keypair: encodeBase64(keypair), roles: [...roles] };
 }
 
 /**

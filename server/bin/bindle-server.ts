@@ -15,6 +15,7 @@ import { parseServerInvocation } from '../config/server-config.js';
 import { openServer, type RunningServer } from '../server-runtime.js';
 import { pino } from 'pino';
 import { runFsck, runGc, runKeys, runMigrate, type CommandIo } from './admin-commands.js';
+import { boundYoungGeneration } from '../young-generation.js';
 
 type Subcommand = 'reindex' | 'export';
 
@@ -123,6 +124,8 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   await server.listen();
+  // A long-running server keeps whatever V8's young generation grows to (see young-generation.ts).
+  boundYoungGeneration();
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

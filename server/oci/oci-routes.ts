@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { BINDLE_YANKED_HEADER, OCI_MANIFEST_MEDIA_TYPE, isDigestLike, renderIndex } from '../../core/oci/index.js';
-import type { Authorizer } from '../auth/index.js';
+import type { Authorizer } from '../auth/types.js';
 import { authorizeBindleName } from '../auth/request-auth.js';
 import { evaluatePreconditions } from '../http/conditional.js';
 import { contentLength, parseInteger, parseRange, readBody, single, type QueryParams, type RangeRequest } from '../http/request-parsing.js';

@@ -1,7 +1,8 @@
 /**
  * The real `bindle-server` process (the bundle the package runs): start on a free port, drive it
  * over HTTP, stop it with SIGTERM, restart it on the same directory and find everything intact;
- * authenticate with htpasswd and OIDC, whose implementations the bundle loads only when configured.
+ * authenticate with htpasswd and OIDC, whose implementations the bundle loads only when configured;
+ * serve /openapi.json, which the bundle loads on first request.
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
@@ -22,6 +23,9 @@ t.test('serve, stop, restart on the same directory', async (t) => {
   let res = await fetch(`${first.origin}/healthz`);
   t.equal(res.status, 200);
   t.match(await res.json(), { status: 'OK' });
+  res = await fetch(`${first.origin}/openapi.json`);
+  t.equal(res.status, 200, 'the OpenAPI document, loaded on first request');
+  t.match(await res.json(), { openapi: '3.1.0' });
 
   const v1 = loadScaffold('valid_v1');
   res = await fetch(`${first.url}_i`, { method: 'POST', headers: { 'content-type': 'application/toml' }, body: v1.invoiceText });
