@@ -14,6 +14,7 @@
  * by asking whether some process is alive.
  */
 import { randomBytes } from 'node:crypto';
+import { stat as statCallback, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { link, mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -69,6 +70,21 @@ function errnoCode(err: unknown): string | undefined {
 function isMissing(err: unknown): boolean {
   const code = errnoCode(err);
   return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/**
+ * `stat`, or undefined when nothing is there. Through the callback API: a rejection from
+ * fs/promises costs several times more for a missing file (measured: 1000 absent paths in
+ * 19–51 ms against 4–19 ms), and `missing()` stats every parcel of a new invoice, most absent.
+ */
+function statIfPresent(path: string): Promise<Stats | undefined> {
+  return new Promise((resolve, reject) => {
+    statCallback(path, (err, info) => {
+      if (err === null) resolve(info);
+      else if (isMissing(err)) resolve(undefined);
+      else reject(err);
+    });
+  });
 }
 
 /**
@@ -172,14 +188,8 @@ export class FileParcelStore implements ParcelStore {
 
   async stat(sha256: string): Promise<ParcelStat | undefined> {
     this.assertOpen();
-    const path = this.dataPath(sha256);
-    try {
-      const info = await stat(path);
-      return info.isFile() ? { size: info.size } : undefined;
-    } catch (err) {
-      if (isMissing(err)) return undefined;
-      throw err;
-    }
+    const info = await statIfPresent(this.dataPath(sha256));
+    return info?.isFile() === true ? { size: info.size } : undefined;
   }
 
   async missing(digests: readonly string[]): Promise<Set<string>> {
