@@ -154,6 +154,24 @@ t.test('insertMany of more rows than one INSERT statement takes stores each entr
   t.equal(await index.count(), count, 'and nothing of that batch stays');
 });
 
+t.test('compactFullText merges the full-text index into one segment; queries find the same', async (t) => {
+  const path = join(t.testdir(), 'index.db');
+  const index = SqliteInvoiceIndex.open(path);
+  t.teardown(() => index.close());
+  for (let i = 0; i < 40; i++) await index.insert(makeEntry(`compact.com/app-${i}`, '1.0.0', { description: `The ${i % 2 === 0 ? 'even' : 'odd'} one` }));
+  const segments = (): number => withRaw(path, (db) => db.prepare('SELECT count(DISTINCT segid) FROM invoice_fts_idx').pluck().get() as number);
+  const before = await index.query({ query: 'even', offset: 0, limit: 50, strict: false, yanked: false });
+  t.ok(segments() > 1, 'single inserts leave several segments');
+  await index.compactFullText();
+  t.equal(segments(), 1);
+  t.same(await index.query({ query: 'even', offset: 0, limit: 50, strict: false, yanked: false }), before);
+  t.equal(before.total, 20);
+  const plain = SqliteInvoiceIndex.open(':memory:', { fullTextSearch: false });
+  t.teardown(() => plain.close());
+  await plain.compactFullText();
+  t.pass('a no-op without full-text search');
+});
+
 t.test('entries must be self-consistent', async (t) => {
   const index = SqliteInvoiceIndex.open(':memory:');
   t.teardown(() => index.close());
