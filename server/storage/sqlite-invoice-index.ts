@@ -286,7 +286,6 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       db.pragma('foreign_keys = ON');
       db.pragma(`cache_size = -${PAGE_CACHE_BYTES / 1024}`);
       migrate(db, path);
-      backfillOci(db);
       const fullText = setUpFullText(db, path, options.fullTextSearch ?? true);
       registerFunctions(db);
       return new SqliteInvoiceIndex(path, db, fullText);
@@ -942,20 +941,32 @@ function writeOci(prepare: (sql: string) => Database.Statement, stored: Readonly
   );
 }
 
-/** Writes the OCI rows of invoices stored before the OCI tables existed, from their current TOML. */
+/**
+ * The schema version whose migration added the OCI tables. Every insert at or above it writes
+ * OCI rows (a server that knows fewer versions refuses the file), so only a file migrated from
+ * below it has invoices without them.
+ */
+const OCI_TABLES_VERSION = 2;
+
+/**
+ * Writes the OCI rows of invoices stored before the OCI tables existed, from their current TOML;
+ * runs inside the migration's transaction (a crash cannot leave the new version without them).
+ */
 function backfillOci(db: Database.Database): void {
-  const missing = db.prepare(
-    `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.toml, d.json
-     FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id
-     WHERE NOT EXISTS (SELECT 1 FROM oci_configs c WHERE c.invoice_id = i.id)`,
-  );
-  db.transaction(() => {
-    const rows = missing.all() as InvoiceRow[];
-    writeOci((sql) => db.prepare(sql), rows.map((row) => ({ id: row.id, entry: storedInvoice(row) })));
-  }).immediate();
+  const rows = db
+    .prepare(
+      `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.toml, d.json
+       FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id
+       WHERE NOT EXISTS (SELECT 1 FROM oci_configs c WHERE c.invoice_id = i.id)`,
+    )
+    .all() as InvoiceRow[];
+  writeOci((sql) => db.prepare(sql), rows.map((row) => ({ id: row.id, entry: storedInvoice(row) })));
 }
 
-/** Applies pending migrations in one immediate transaction; refuses a newer schema. */
+/**
+ * Applies pending migrations in one immediate transaction, with the OCI backfill when they cross
+ * OCI_TABLES_VERSION (not at every open: it reads every invoice); refuses a newer schema.
+ */
 function migrate(db: Database.Database, path: string): void {
   db.transaction(() => {
     const current = db.pragma('user_version', { simple: true }) as number;
@@ -966,6 +977,7 @@ function migrate(db: Database.Database, path: string): void {
       );
     }
     for (const step of MIGRATIONS.slice(current)) db.exec(step);
+    if (current < OCI_TABLES_VERSION) backfillOci(db);
     if (current < MIGRATIONS.length) db.pragma(`user_version = ${MIGRATIONS.length}`);
   }).immediate();
 }

@@ -172,6 +172,18 @@ t.test('compactFullText merges the full-text index into one segment; queries fin
   t.pass('a no-op without full-text search');
 });
 
+t.test('open backfills OCI rows only when migrating from before the OCI tables, not at every open (it reads every invoice)', async (t) => {
+  const path = join(t.testdir(), 'index.db');
+  const index = SqliteInvoiceIndex.open(path);
+  await index.insert(makeEntry('open/scan', '1.0.0'));
+  await index.close();
+  // A state no insert leaves at this schema version: if open looked for invoices without OCI rows, it would fill this in.
+  withRaw(path, (db) => db.exec('DELETE FROM oci_manifests; DELETE FROM oci_configs'));
+  const reopened = SqliteInvoiceIndex.open(path);
+  t.teardown(() => reopened.close());
+  t.equal(await reopened.ociManifest('open/scan', '1.0.0'), undefined, 'not scanned for at open');
+});
+
 t.test('entries must be self-consistent', async (t) => {
   const index = SqliteInvoiceIndex.open(':memory:');
   t.teardown(() => index.close());
