@@ -112,12 +112,14 @@ const SEED_BATCH = 5000;
 /** Where seeded invoices go: an index with a bulk insert (SqliteInvoiceIndex, PostgresInvoiceIndex). */
 export interface BulkLoader {
   insertMany(entries: readonly StoredInvoice[]): Promise<void>;
+  /** What the index does after a bulk load (SqliteInvoiceIndex: merge its full-text index), when it has it. */
+  compactFullText?(): Promise<void>;
   close(): Promise<void>;
 }
 
 /**
- * Seeds `count` invoices into `index` with its bulk insert (SEED_BATCH per transaction), then
- * closes it; resolves with the time taken in ms.
+ * Seeds `count` invoices into `index` with its bulk insert (SEED_BATCH per transaction), compacts
+ * its full-text index when it has one, then closes it; resolves with the time taken in ms.
  */
 export async function seedInto(index: BulkLoader, count: number, progress?: (done: number) => void): Promise<number> {
   const started = performance.now();
@@ -128,6 +130,7 @@ export async function seedInto(index: BulkLoader, count: number, progress?: (don
       const done = first + batch.length;
       if (progress !== undefined && (done % 50_000 === 0 || done === count)) progress(done);
     }
+    await index.compactFullText?.();
   } finally {
     await index.close();
   }

@@ -2,11 +2,20 @@
  * Admission of expensive requests (a `/_q` page of big invoices reads and renders megabytes
  * synchronously): at most a few run at a time, and at most one is started per turn of the event
  * loop, so however many such requests are queued, cheap ones (`/healthz`, parcel reads) are read
- * and answered between them instead of waiting for all of them.
+ * and answered between them instead of waiting for all of them. A queued job whose request is
+ * no longer wanted (its client has gone) is dropped when its turn comes, instead of run.
  */
 
 /** How many admitted jobs may be under way at once (more only overlap an index's I/O waits). */
 export const ADMISSION_LIMIT = 4;
+
+/** What `AdmissionGate.run` rejects with when its job was dropped unrun (no longer wanted). */
+export class AdmissionSkipped extends Error {
+  constructor() {
+    super('the job was dropped before it ran: no longer wanted');
+    this.name = 'AdmissionSkipped';
+  }
+}
 
 /**
  * Runs async jobs in FIFO order, at most `limit` at a time, starting at most one per turn of the
@@ -15,7 +24,8 @@ export const ADMISSION_LIMIT = 4;
  */
 export class AdmissionGate {
   readonly #limit: number;
-  readonly #waiting: Array<() => void> = [];
+  /** Each starts its job unless it is no longer wanted; returns whether it started it. */
+  readonly #waiting: Array<() => boolean> = [];
   #running = 0;
   #scheduled = false;
 
@@ -34,10 +44,18 @@ export class AdmissionGate {
     return this.#waiting.length;
   }
 
-  /** Resolves with what `job` resolves with (rejects with its error) once it was admitted and ran. */
-  run<T>(job: () => Promise<T>): Promise<T> {
+  /**
+   * Resolves with what `job` resolves with (rejects with its error) once it was admitted and ran.
+   * When its turn comes and `wanted` returns false, the job is dropped unrun (taking neither a
+   * slot nor the turn) and this rejects with AdmissionSkipped.
+   */
+  run<T>(job: () => Promise<T>, wanted: () => boolean = () => true): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.#waiting.push(() => {
+        if (!wanted()) {
+          reject(new AdmissionSkipped());
+          return false;
+        }
         this.#running += 1;
         const release = (): void => {
           this.#running -= 1;
@@ -59,6 +77,7 @@ export class AdmissionGate {
             reject(err instanceof Error ? err : new Error(String(err)));
           },
         );
+        return true;
       });
       this.#schedule();
     });
@@ -69,7 +88,9 @@ export class AdmissionGate {
     this.#scheduled = true;
     setImmediate(() => {
       this.#scheduled = false;
-      if (this.#running < this.#limit) this.#waiting.shift()?.();
+      if (this.#running < this.#limit) {
+        for (let start = this.#waiting.shift(); start !== undefined && !start(); start = this.#waiting.shift());
+      }
       this.#schedule();
     });
   }

@@ -17,7 +17,7 @@ import type { DocumentFormat } from '../../core/codec/document-codec.js';
 import { tomlDocumentParts, writeTomlTableArrayItem } from '../../core/codec/toml-writer.js';
 import type { QueryReply } from '../../schema/index.js';
 import type { StoredInvoice } from '../storage/invoice-index.js';
-import { AdmissionGate } from './admission-gate.js';
+import { AdmissionGate, AdmissionSkipped } from './admission-gate.js';
 import { CONTENT_TYPE, replyFormat } from './negotiation.js';
 
 /** A page of `/_q`: the reply's fields, and the stored invoices of the page. */
@@ -157,10 +157,19 @@ export class QueryReplies {
    * Sends the page `load` reads as TOML or JSON per the request's Accept header, streamed, with
    * its length. Reading and rendering wait for their turn in the server's admission gate (a page
    * of big invoices is megabytes read and rendered synchronously); streaming the bytes does not.
+   * A request whose client has gone while it waited is dropped unread (the reply is hijacked:
+   * there is no one to send it to).
    */
   async send(request: FastifyRequest, reply: FastifyReply, load: () => Promise<QueryPage>, head: boolean): Promise<FastifyReply> {
     const format = replyFormat(request.headers.accept);
-    const parts = await this.#gate.run(async () => this.render(await load(), format));
+    let parts: Buffer[];
+    try {
+      parts = await this.#gate.run(async () => this.render(await load(), format), () => !request.raw.destroyed);
+    } catch (err) {
+      if (!(err instanceof AdmissionSkipped)) throw err;
+      reply.hijack();
+      return reply;
+    }
     const length = parts.reduce((sum, part) => sum + part.length, 0);
     reply.code(200).type(CONTENT_TYPE[format]).header('content-length', length);
     if (head) return reply.send();

@@ -180,8 +180,16 @@ async function writeOci(client: PoolClient, invoices: ReadonlyArray<{ id: string
 }
 
 /**
+ * The schema version whose migration added the OCI tables. Every insert at or above it writes
+ * OCI rows (a server that knows fewer versions refuses the schema), so only a schema migrated
+ * from below it has invoices without them.
+ */
+const OCI_TABLES_VERSION = 2;
+
+/**
  * Writes the OCI rows of invoices stored before the OCI tables existed, from their current TOML
- * (run under the migration lock; deterministic, so replicas agree).
+ * (run in the migration from below OCI_TABLES_VERSION, under its lock; deterministic, so replicas
+ * agree). Not at every open: it reads every invoice.
  */
 async function backfillOci(client: PoolClient): Promise<void> {
   const { rows } = await client.query<InvoiceColumns & { id: string }>(
@@ -652,7 +660,7 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
         );
       }
       for (const step of MIGRATIONS.slice(current)) await client.query(step);
-      await backfillOci(client);
+      if (current < OCI_TABLES_VERSION) await backfillOci(client);
       if (rows.length === 0) await client.query('INSERT INTO bindle_schema_version (version) VALUES ($1)', [MIGRATIONS.length]);
       else await client.query('UPDATE bindle_schema_version SET version = $1', [MIGRATIONS.length]);
     });

@@ -87,6 +87,21 @@ if (url !== undefined) {
     t.equal((await reopened.ociManifest('old/kept', '1.0.0'))?.digest, buildBindleManifest(Buffer.from(kept.toml), kept.invoice).digest);
   });
 
+  t.test('open backfills OCI rows only when migrating from before the OCI tables, not at every open (it reads every invoice)', async (t) => {
+    const schema = await schemaFor(t.testdir());
+    const index = await PostgresInvoiceIndex.open(url, { schema, poolSize: 1 });
+    await index.insert(makeEntry('open/scan', '1.0.0'));
+    await index.close();
+    // A state no insert leaves at this schema version: if open looked for invoices without OCI rows, it would fill this in.
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    await client.query(`DELETE FROM "${schema}".oci_manifests; DELETE FROM "${schema}".oci_configs`);
+    await client.end();
+    const reopened = await PostgresInvoiceIndex.open(url, { schema, poolSize: 1 });
+    t.teardown(() => reopened.close());
+    t.equal(await reopened.ociManifest('open/scan', '1.0.0'), undefined, 'not scanned for at open');
+  });
+
   t.test('bad URLs and schema names are invalid_config; an unreachable database is unavailable', async (t) => {
     await t.rejects(PostgresInvoiceIndex.open('mysql://x'), { code: 'invalid_config' });
     await t.rejects(PostgresInvoiceIndex.open(url, { schema: 'Robert"; DROP' }), { code: 'invalid_config' });

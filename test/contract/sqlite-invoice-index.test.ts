@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MIGRATIONS, RECENT_RECHECK_MS, SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
+import { MIGRATIONS, RECENT_RECHECK_MS, ROWS_PER_INSERT, SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
 import { buildBindleManifest } from '../../core/oci/index.js';
 import { insertManyContract, invoiceIndexContract, makeEntry } from './invoice-index-contract.js';
 
@@ -123,6 +123,65 @@ t.test('insert is atomic', async (t) => {
   t.equal((await index.query({ query: 'written', offset: 0, limit: 10, strict: true, yanked: true })).total, 0);
   await index.insert(makeEntry('half/written', '1.0.0', { parcels: ['a'.repeat(64)] }));
   t.equal(await index.count(), 1, 'the id is free again');
+});
+
+t.test('insertMany of more rows than one INSERT statement takes stores each entry with its own rows', async (t) => {
+  const index = SqliteInvoiceIndex.open(join(t.testdir(), 'index.db'));
+  t.teardown(() => index.close());
+  const count = 2 * ROWS_PER_INSERT + 7;
+  const digest = (i: number): string => i.toString(16).padStart(64, '0');
+  const batch = Array.from({ length: count }, (_, i) =>
+    makeEntry(`bulk.com/app-${String(i).padStart(5, '0')}`, `1.${i % 7}.0`, { description: `Number n${i}x of the batch`, parcels: [digest(i), digest(count + i)] }),
+  );
+  await index.insertMany(batch);
+  t.equal(await index.count(), count);
+  for (const i of [0, ROWS_PER_INSERT - 1, ROWS_PER_INSERT, count - 1]) {
+    const entry = batch[i];
+    if (entry === undefined) throw new Error(`no entry ${i}`);
+    t.same(await index.get(entry.name, entry.version), entry, `entry ${i} is stored as given`);
+    t.same(await index.invoicesWithParcel(digest(count + i)), [{ name: entry.name, version: entry.version, yanked: false }], `with its own parcels (${i})`);
+    t.equal((await index.ociManifest(entry.name, entry.version))?.digest, buildBindleManifest(Buffer.from(entry.toml), entry.invoice).digest, `and OCI rows (${i})`);
+    const found = await index.query({ query: `n${i}x`, offset: 0, limit: 10, strict: false, yanked: false });
+    t.same(found.invoices.map((stored) => stored.name), [entry.name], `searchable by its description (${i})`);
+  }
+  const last = batch[count - 1];
+  if (last === undefined) throw new Error('no last entry');
+  await t.rejects(
+    index.insertMany([makeEntry('bulk.com/new', '1.0.0'), ...Array.from({ length: ROWS_PER_INSERT }, (_, i) => makeEntry('bulk.com/more', `2.0.${i}`)), last]),
+    { code: 'already_exists', message: new RegExp(`${last.name}/${last.version}`) },
+    'a taken id in a later statement is named',
+  );
+  t.equal(await index.count(), count, 'and nothing of that batch stays');
+});
+
+t.test('compactFullText merges the full-text index into one segment; queries find the same', async (t) => {
+  const path = join(t.testdir(), 'index.db');
+  const index = SqliteInvoiceIndex.open(path);
+  t.teardown(() => index.close());
+  for (let i = 0; i < 40; i++) await index.insert(makeEntry(`compact.com/app-${i}`, '1.0.0', { description: `The ${i % 2 === 0 ? 'even' : 'odd'} one` }));
+  const segments = (): number => withRaw(path, (db) => db.prepare('SELECT count(DISTINCT segid) FROM invoice_fts_idx').pluck().get() as number);
+  const before = await index.query({ query: 'even', offset: 0, limit: 50, strict: false, yanked: false });
+  t.ok(segments() > 1, 'single inserts leave several segments');
+  await index.compactFullText();
+  t.equal(segments(), 1);
+  t.same(await index.query({ query: 'even', offset: 0, limit: 50, strict: false, yanked: false }), before);
+  t.equal(before.total, 20);
+  const plain = SqliteInvoiceIndex.open(':memory:', { fullTextSearch: false });
+  t.teardown(() => plain.close());
+  await plain.compactFullText();
+  t.pass('a no-op without full-text search');
+});
+
+t.test('open backfills OCI rows only when migrating from before the OCI tables, not at every open (it reads every invoice)', async (t) => {
+  const path = join(t.testdir(), 'index.db');
+  const index = SqliteInvoiceIndex.open(path);
+  await index.insert(makeEntry('open/scan', '1.0.0'));
+  await index.close();
+  // A state no insert leaves at this schema version: if open looked for invoices without OCI rows, it would fill this in.
+  withRaw(path, (db) => db.exec('DELETE FROM oci_manifests; DELETE FROM oci_configs'));
+  const reopened = SqliteInvoiceIndex.open(path);
+  t.teardown(() => reopened.close());
+  t.equal(await reopened.ociManifest('open/scan', '1.0.0'), undefined, 'not scanned for at open');
 });
 
 t.test('entries must be self-consistent', async (t) => {

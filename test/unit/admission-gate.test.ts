@@ -1,10 +1,11 @@
 /**
  * server/http/admission-gate: jobs run in FIFO order, at most `limit` at a time, at most one
  * started per turn of the event loop (other callbacks run in between); a failed job (rejected
- * or thrown) passes its error on and frees its slot.
+ * or thrown) passes its error on and frees its slot; a job no longer wanted when its turn comes
+ * is dropped unrun.
  */
 import t from 'tap';
-import { AdmissionGate } from '../../server/http/admission-gate.js';
+import { AdmissionGate, AdmissionSkipped } from '../../server/http/admission-gate.js';
 
 /** A job that records its start and end and finishes when `finish()` is called. */
 function controlled(log: string[], name: string): { job: () => Promise<string>; finish: () => void } {
@@ -83,6 +84,32 @@ t.test('a failing job passes its error on and frees its slot', async (t) => {
   await t.rejects(thrown, { message: 'thrown before any await' });
   t.equal(await next, 'still admitted');
   t.equal(gate.running, 0);
+});
+
+t.test('a job no longer wanted when its turn comes is dropped unrun, taking neither a slot nor the turn', async (t) => {
+  const gate = new AdmissionGate(1);
+  const log: string[] = [];
+  const first = controlled(log, 'first');
+  const running = gate.run(first.job);
+  let wanted = true;
+  const dropped = gate.run(async () => {
+    log.push('start dropped');
+    return 'dropped';
+  }, () => wanted);
+  const next = gate.run(async () => {
+    log.push('start next');
+    return 'next';
+  });
+  for (let i = 0; i < 5; i++) await turn();
+  t.equal(gate.waiting, 2);
+  wanted = false;
+  first.finish();
+  await t.rejects(dropped, AdmissionSkipped);
+  t.equal(await running, 'first');
+  t.equal(await next, 'next');
+  t.same(log, ['start first', 'end first', 'start next'], 'the dropped job never ran');
+  t.equal(gate.running, 0);
+  t.equal(gate.waiting, 0);
 });
 
 t.test('the limit is a positive integer', async (t) => {

@@ -3,10 +3,15 @@
  * the document rendered whole (TOML and JSON, empty and full pages, invoices with parcels and
  * signatures); a cached fragment is never sent for a document that is no longer the stored one
  * (a yank); the cache stays within its bound; the shared render queue keeps FIFO order, passes
- * errors on, and lets other callbacks run between its slices.
+ * errors on, and lets other callbacks run between its slices; a request whose client has gone
+ * while it waited at the admission gate is never read from the index.
  */
+import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Fastify from 'fastify';
 import t from 'tap';
 import { renderDocument } from '../../core/codec/document-codec.js';
+import { AdmissionGate } from '../../server/http/admission-gate.js';
 import { FragmentCache, QueryReplies, SlicedQueue, type QueryPage } from '../../server/http/query-reply.js';
 import type { StoredInvoice } from '../../server/storage/invoice-index.js';
 import { makeEntry } from '../contract/invoice-index-contract.js';
@@ -122,4 +127,57 @@ t.test('SlicedQueue: FIFO, errors passed on, other callbacks run between slices'
   t.same(order.filter((o) => o !== 'other'), ['job0', 'job1', 'job2', 'job3', 'job4', 'job5'], 'in the order queued');
   const other = order.indexOf('other');
   t.ok(other > 0 && other < 5, `another callback ran between slices (at ${other} of ${order.join(', ')})`);
+});
+
+t.test('a queued request whose client has gone is dropped: its page is never read', async (t) => {
+  const gate = new AdmissionGate(1);
+  const replies = new QueryReplies(new FragmentCache(), new SlicedQueue(), gate);
+  let release = (): void => undefined;
+  const blocker = gate.run(() => new Promise<void>((resolve) => {
+    release = resolve;
+  }));
+  let loads = 0;
+  const closed: Array<Promise<void>> = [];
+  const app = Fastify();
+  app.get('/_q', (request, reply) => {
+    closed.push(new Promise((resolve) => request.raw.once('close', () => resolve())));
+    return replies.send(request, reply, () => {
+      loads += 1;
+      return Promise.resolve(pageOf(ENTRIES));
+    }, false);
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  t.teardown(() => app.close());
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  const waitFor = async (what: string, done: () => boolean): Promise<void> => {
+    for (let i = 0; i < 2000 && !done(); i++) await sleep(10);
+    if (!done()) throw new Error(`timed out waiting for ${what}`);
+  };
+
+  await waitFor('the blocking job to start', () => gate.running === 1);
+  const gone = connect(address.port, '127.0.0.1');
+  gone.on('error', () => undefined);
+  gone.write('GET /_q HTTP/1.1\r\nHost: localhost\r\n\r\n');
+  await waitFor('the request to queue', () => gate.waiting === 1);
+  gone.destroy();
+  await waitFor('the request to arrive', () => closed.length === 1);
+  await closed[0];
+
+  const stays = connect(address.port, '127.0.0.1');
+  let answer = '';
+  stays.on('data', (chunk: Buffer) => {
+    answer += chunk.toString('utf8');
+  });
+  stays.write('GET /_q HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\nConnection: close\r\n\r\n');
+  const ended = new Promise<void>((resolve) => stays.once('close', () => resolve()));
+  await waitFor('the second request to queue', () => gate.waiting === 2);
+  release();
+  await blocker;
+  await ended;
+  t.match(answer, /^HTTP\/1\.1 200 /, 'the request whose client stayed is answered');
+  t.match(answer, new RegExp(`"total":${ENTRIES.length}`));
+  t.equal(loads, 1, 'only its page was read: the gone client\'s request was dropped unread');
+  t.equal(gate.running, 0);
+  t.equal(gate.waiting, 0);
 });
