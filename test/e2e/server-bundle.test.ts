@@ -24,6 +24,14 @@ t.test('every module of the server bundle is pure ASCII', (t) => {
   t.end();
 });
 
+t.test('the server bundle is not minified (whitespace minification doubled the CPU of a big download)', (t) => {
+  const text = readFileSync(join(BUNDLE_DIR, 'bindle-server.mjs'), 'utf8');
+  const longest = Math.max(...text.split('\n').map((line) => line.length));
+  t.ok(text.split('\n').length > 1000, 'one statement per line, as esbuild writes unminified code');
+  t.ok(longest < 20_000, `no line is a whole module (longest: ${longest} characters)`);
+  t.end();
+});
+
 /** The modules `name` imports statically (`import ... from "./x.mjs"`, `import "./x.mjs"`), not `import("./x.mjs")`. */
 function staticImports(text: string): string[] {
   return [...text.matchAll(/(?:\bfrom\s*|\bimport\s*)"\.\/([\w.-]+\.mjs)"/g)].map((m) => m[1] ?? '');
