@@ -3,7 +3,7 @@
  * bytes never change once stored (its name is their sha256), so what a read learns about a
  * parcel stays true in every replica: its size is remembered (no `stat` per request), and small
  * parcels are kept in memory (one read when first served, then none). Both are bounded, least
- * recently used first out (approximately: see `entries`). The one thing that can change is
+ * recently used first out (approximately: a ClockCache). The one thing that can change is
  * whether a parcel is stored at all (a removal by another process: garbage collection, repair),
  * so a remembered parcel is looked up in the store again once its entry is older than
  * `revalidateMs`, and `forget()` drops it at once in this process. Only bytes whose sha256 matches the parcel's name are kept.
@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 
+import { ClockCache } from './clock-cache.js';
 import type { ByteRange, ParcelStore } from './parcel-store.js';
 
 export interface ParcelReaderOptions {
@@ -38,8 +39,6 @@ interface Entry {
   bytes: Buffer | undefined;
   /** When the store last confirmed the parcel (ms, `now()`). */
   checkedAt: number;
-  /** Served since it was last (re)queued: spared once when it comes up for eviction. */
-  used: boolean;
 }
 
 /** A parcel's bytes (a small parcel, from memory) or a stream of them (a big one). */
@@ -56,25 +55,26 @@ export class ParcelReader {
   private readonly store: ParcelStore;
   private readonly smallMaxBytes: number;
   private readonly cacheBytes: number;
-  private readonly maxEntries: number;
   private readonly revalidateMs: number;
   private readonly now: () => number;
   /**
-   * Oldest first. A hit only marks its entry used (moving it on every hit, a Map delete and set,
-   * is a measurable share of a small GET); eviction spares a used entry once, clearing the mark
-   * and moving it to the end (the CLOCK approximation of least recently used), and never takes
-   * the entry being remembered.
+   * Weighed by the bytes kept; over the byte budget an entry loses its bytes first and its size
+   * stays remembered.
    */
-  private readonly entries = new Map<string, Entry>();
-  private keptBytes = 0;
+  private readonly entries: ClockCache<string, Entry>;
 
   constructor(store: ParcelStore, options: ParcelReaderOptions = {}) {
     this.store = store;
     this.smallMaxBytes = options.smallMaxBytes ?? DEFAULT_SMALL_MAX_BYTES;
     this.cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
-    this.maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
     this.revalidateMs = options.revalidateMs ?? DEFAULT_REVALIDATE_MS;
     this.now = options.now ?? Date.now;
+    this.entries = new ClockCache<string, Entry>({
+      maxEntries: options.maxEntries ?? DEFAULT_MAX_ENTRIES,
+      maxWeight: this.cacheBytes,
+      weigh: (entry) => entry.bytes?.length ?? 0,
+      shed: (entry) => (entry.bytes === undefined ? entry : { ...entry, bytes: undefined }),
+    });
   }
 
   /** The stored parcel's size, or undefined when it is not stored (never remembered). */
@@ -86,8 +86,8 @@ export class ParcelReader {
       this.forget(sha256);
       return undefined;
     }
-    const known = this.entries.get(sha256);
-    this.remember(sha256, { size: stat.size, bytes: known?.size === stat.size ? known.bytes : undefined, checkedAt: this.now(), used: false });
+    const known = this.entries.peek(sha256);
+    this.remember(sha256, { size: stat.size, bytes: known?.size === stat.size ? known.bytes : undefined, checkedAt: this.now() });
     return stat.size;
   }
 
@@ -105,7 +105,7 @@ export class ParcelReader {
    * else undefined: the caller then asks `read()`.
    */
   cachedBytes(sha256: string, range?: ByteRange): Buffer | undefined {
-    const bytes = this.entries.get(sha256)?.bytes;
+    const bytes = this.entries.peek(sha256)?.bytes;
     if (bytes === undefined || range === undefined) return bytes;
     return bytes.subarray(range.start, Math.min(range.end, bytes.length - 1) + 1);
   }
@@ -117,58 +117,41 @@ export class ParcelReader {
    */
   async read(sha256: string, size: number, range?: ByteRange): Promise<ParcelBody> {
     if (size > this.smallMaxBytes) return this.store.openRead(sha256, range);
-    const bytes = this.entries.get(sha256)?.bytes ?? (await this.load(sha256, size));
+    const bytes = this.entries.peek(sha256)?.bytes ?? (await this.load(sha256, size));
     return range === undefined ? bytes : bytes.subarray(range.start, Math.min(range.end, bytes.length - 1) + 1);
   }
 
   /** Drops what is remembered of the parcel (call it when this process removes one). */
   forget(sha256: string): void {
-    const entry = this.entries.get(sha256);
-    if (entry === undefined) return;
-    this.keptBytes -= entry.bytes?.length ?? 0;
     this.entries.delete(sha256);
   }
 
   /** How many parcels are remembered and how many bytes are kept (for tests and metrics). */
   usage(): { entries: number; bytes: number } {
-    return { entries: this.entries.size, bytes: this.keptBytes };
+    return { entries: this.entries.size, bytes: this.entries.weight };
   }
 
-  /** The entry when it is recent enough to trust without asking the store; marks it recently used. */
+  /**
+   * The entry when it is recent enough to trust without asking the store; marks it recently used
+   * (a stale one too: the caller's look-up then replaces or forgets it).
+   */
   private fresh(sha256: string): Entry | undefined {
     const entry = this.entries.get(sha256);
-    if (entry === undefined || this.now() - entry.checkedAt >= this.revalidateMs) return undefined;
-    entry.used = true;
-    return entry;
+    return entry === undefined || this.now() - entry.checkedAt >= this.revalidateMs ? undefined : entry;
   }
 
   /** Reads a small parcel whole; keeps it when its bytes are the parcel's (sha256 and size). */
   private async load(sha256: string, size: number): Promise<Buffer> {
     const bytes = await readAll(await this.store.openRead(sha256));
     if (bytes.length === size && createHash('sha256').update(bytes).digest('hex') === sha256) {
-      this.remember(sha256, { size, bytes, checkedAt: this.entries.get(sha256)?.checkedAt ?? this.now(), used: false });
+      this.remember(sha256, { size, bytes, checkedAt: this.entries.peek(sha256)?.checkedAt ?? this.now() });
     }
     return bytes;
   }
 
+  /** Remembers the entry; bytes too heavy for the whole budget are not kept, its size is. */
   private remember(sha256: string, entry: Entry): void {
-    this.forget(sha256);
-    this.entries.set(sha256, entry);
-    this.keptBytes += entry.bytes?.length ?? 0;
-    for (const [key, old] of this.entries) {
-      if (this.entries.size <= this.maxEntries && this.keptBytes <= this.cacheBytes) break;
-      if (key === sha256) continue;
-      if (old.used) {
-        // Served since it was queued: spared this time, at the end of the queue again.
-        old.used = false;
-        this.entries.delete(key);
-        this.entries.set(key, old);
-      } else if (this.entries.size > this.maxEntries) this.forget(key);
-      else if (old.bytes !== undefined) {
-        // Over the byte budget: the least recently used bytes go, their sizes stay remembered.
-        this.keptBytes -= old.bytes.length;
-        old.bytes = undefined;
-      }
-    }
+    const bytes = entry.bytes;
+    this.entries.set(sha256, bytes !== undefined && bytes.length > this.cacheBytes ? { ...entry, bytes: undefined } : entry);
   }
 }

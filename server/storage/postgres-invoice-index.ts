@@ -11,6 +11,7 @@ import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { OCI_MANIFEST_SELECT, ociManifestRecord, ociRowsOf, type OciManifestColumns, type OciManifestRecord, type OciTagPage } from './oci-records.js';
 import { checkUploadChunk, uploadSessionOf, type OciUploadChunk, type OciUploadSession } from './oci-uploads.js';
 import type { InsertOptions, InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice, Tombstone } from './invoice-index.js';
+import { recentInvoiceCache } from './recent-invoices.js';
 import {
   checkEntry, checkPaging, checkTombstone, checkYankEntry, deletedError, queryMatch, searchText, storedInvoice, tombstoneOf,
   type InvoiceColumns, type TombstoneColumns,
@@ -119,9 +120,6 @@ const MIGRATIONS: readonly string[] = [
 const CHANNEL = 'bindle_invoice_index';
 /** Advisory lock key (any fixed number) serializing migrations of every schema in a database. */
 const MIGRATION_LOCK = 0x62696e646c65;
-/** Bounds of the invoice GET cache: entries, and UTF-16 code units of TOML + JSON. */
-const RECENT_ROWS = 4096;
-const RECENT_BYTES = 16 * 2 ** 20;
 /** Wait before reconnecting a lost listener connection (the cache is off meanwhile). */
 const RELISTEN_MS = 500;
 
@@ -236,8 +234,8 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
   private listening = false;
   /** Bumped on every invalidation, so that a read that raced one is not cached. */
   private generation = 0;
-  private readonly recent = new Map<string, StoredInvoice>();
-  private recentBytes = 0;
+  /** Invoices read recently (bounded as recent-invoices.ts says), trusted while `listening`. */
+  private readonly recent = recentInvoiceCache();
   private relistenTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -363,11 +361,7 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
     const key = `${name}\n${version}`;
     if (this.listening) {
       const hit = this.recent.get(key);
-      if (hit !== undefined) {
-        this.recent.delete(key);
-        this.recent.set(key, hit);
-        return hit;
-      }
+      if (hit !== undefined) return hit;
     }
     const generation = this.generation;
     const sql = withTombstone
@@ -380,7 +374,7 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
     if (row === undefined) return undefined;
     if (row.tombstone) return tombstoneOf({ ...row, deleted_at: row.deleted_at ?? 0, record: row.record ?? '' });
     const stored = storedInvoice(row);
-    if (this.listening && generation === this.generation) this.remember(key, stored);
+    if (this.listening && generation === this.generation) this.recent.set(key, stored);
     return stored;
   }
 
@@ -713,20 +707,6 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
   private invalidate(): void {
     this.generation += 1;
     this.recent.clear();
-    this.recentBytes = 0;
-  }
-
-  /** Caches a row read by get, least recently used out first, within RECENT_ROWS and RECENT_BYTES. */
-  private remember(key: string, row: StoredInvoice): void {
-    const size = row.toml.length + row.json.length;
-    if (size > RECENT_BYTES) return;
-    this.recent.set(key, row);
-    this.recentBytes += size;
-    for (const [oldKey, oldRow] of this.recent) {
-      if (this.recent.size <= RECENT_ROWS && this.recentBytes <= RECENT_BYTES) break;
-      this.recent.delete(oldKey);
-      this.recentBytes -= oldRow.toml.length + oldRow.json.length;
-    }
   }
 
   /** The WHERE clause of a query (with `?` placeholders) and its parameters. */

@@ -11,6 +11,7 @@ import { BindleError } from '../../core/errors/bindle-error.js';
 import type { InsertOptions, InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice, Tombstone } from './invoice-index.js';
 import { OCI_MANIFEST_SELECT, ociManifestRecord, ociRowsOf, type OciManifestColumns, type OciManifestRecord, type OciTagPage } from './oci-records.js';
 import { checkUploadChunk, uploadSessionOf, type OciUploadChunk, type OciUploadSession } from './oci-uploads.js';
+import { recentInvoiceCache } from './recent-invoices.js';
 import {
   checkEntry, checkPaging, checkTombstone, checkYankEntry, deletedError, queryMatch, searchText, storedInvoice, tombstoneOf,
   type TombstoneColumns,
@@ -144,9 +145,6 @@ const FULL_TEXT_SCHEMA = `
 /** Terms shorter than this (in code points) have no trigram and are matched by scanning. */
 const TRIGRAM = 3;
 const STATEMENT_CACHE_SIZE = 64;
-/** Bounds of the recently-read invoice cache: entries, and UTF-16 code units of TOML + JSON. */
-const RECENT_ROWS = 4096;
-const RECENT_BYTES = 16 * 2 ** 20;
 /**
  * SQLite's page cache per connection. Every page read stays in it until the cap, so a server
  * whose index grows holds up to this much more memory however little it serves; the pages are
@@ -242,17 +240,6 @@ function settle<T>(body: () => T): Promise<T> {
  * lets other implementations do I/O. One connection per instance; other processes may share
  * the file (WAL, busy timeout).
  */
-/**
- * A recently read invoice. A hit only marks it used (moving it to the end on every hit, a Map
- * delete and set, is a measurable share of a small GET); eviction spares a used row once,
- * clearing the mark and moving it to the end (the CLOCK approximation of least recently used),
- * and never takes the row being added.
- */
-interface RecentRow {
-  readonly row: StoredInvoice;
-  used: boolean;
-}
-
 export class SqliteInvoiceIndex implements InvoiceIndex {
   readonly path: string;
   /** True when terms of 3+ characters use the FTS5 trigram index. */
@@ -261,13 +248,8 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   private readonly statements = new Map<string, Database.Statement>();
   /** The number of invoices at a data version (see countAll). */
   private knownCount: { dataVersion: number; count: number } | undefined;
-  /** Invoices read recently, oldest first (see RecentRow), valid at a data version (see recentInvoice). */
-  private recent: { dataVersion: number; checkedAt: number; rows: Map<string, RecentRow>; bytes: number } = {
-    dataVersion: -1,
-    checkedAt: -Infinity,
-    rows: new Map(),
-    bytes: 0,
-  };
+  /** Invoices read recently, valid at a data version last confirmed at `checkedAt` (see recentInvoice). */
+  private readonly recent = { dataVersion: -1, checkedAt: -Infinity, rows: recentInvoiceCache() };
   /** The two statements of every invoice GET, kept out of the keyed statement cache. */
   private dataVersionStatement: Database.Statement | undefined;
   private rowStatement: Database.Statement | undefined;
@@ -689,7 +671,6 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   private forgetReads(): void {
     this.knownCount = undefined;
     this.recent.rows.clear();
-    this.recent.bytes = 0;
   }
 
   /**
@@ -698,7 +679,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
    * misses are not cached), another connection's commits change `PRAGMA data_version`, which
    * is read at most every RECENT_RECHECK_MS (under load it would cost more than the cache
    * saves): a commit by another process is seen by every read that starts that long after it.
-   * Bounded by RECENT_ROWS entries and RECENT_BYTES of document text. A hit hands out the same
+   * Bounded as recent-invoices.ts says. A hit hands out the same
    * object again, so what it parsed once (the invoice, read by every parcel upload of a bindle)
    * and what callers keyed on it (ETags) are reused; callers must not change it. With
    * `withTombstone` (lookup), a miss reads the invoice or else its tombstone in one query
@@ -710,16 +691,15 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     const now = performance.now();
     if (now - this.recent.checkedAt >= RECENT_RECHECK_MS) {
       const dataVersion = this.dataVersion();
-      if (this.recent.dataVersion === dataVersion) this.recent.checkedAt = now;
-      else this.recent = { dataVersion, checkedAt: now, rows: new Map(), bytes: 0 };
+      if (this.recent.dataVersion !== dataVersion) {
+        this.recent.rows.clear();
+        this.recent.dataVersion = dataVersion;
+      }
+      this.recent.checkedAt = now;
     }
-    const { rows } = this.recent;
     const key = `${name}\n${version}`;
-    const hit = rows.get(key);
-    if (hit !== undefined) {
-      hit.used = true;
-      return hit.row;
-    }
+    const hit = this.recent.rows.get(key);
+    if (hit !== undefined) return hit;
     let found: InvoiceRow | undefined;
     if (withTombstone) {
       this.lookupStatement ??= this.db.prepare(
@@ -741,19 +721,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     }
     if (found === undefined) return undefined;
     const row = storedInvoice(found);
-    const size = row.toml.length + row.json.length;
-    if (size > RECENT_BYTES) return row;
-    rows.set(key, { row, used: false });
-    this.recent.bytes += size;
-    for (const [oldKey, old] of rows) {
-      if (rows.size <= RECENT_ROWS && this.recent.bytes <= RECENT_BYTES) break;
-      if (oldKey === key) continue;
-      rows.delete(oldKey);
-      if (old.used) {
-        old.used = false;
-        rows.set(oldKey, old);
-      } else this.recent.bytes -= old.row.toml.length + old.row.json.length;
-    }
+    this.recent.rows.set(key, row);
     return row;
   }
 
