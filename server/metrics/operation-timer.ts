@@ -1,16 +1,13 @@
 /**
- * Times one seam's operations into ServerMetrics (duration histogram, error counter by code),
- * with the histogram's series looked up once per operation, not per call. Shared by
- * the parcel store and invoice index decorators.
+ * Times one seam's operations into ServerMetrics (duration histogram, error counter by code).
+ * Shared by the parcel store and invoice index decorators.
  */
 import { performance } from 'node:perf_hooks';
-import type { HistogramSeries } from './plain-metrics.js';
 import { failureCode, type Seam, type ServerMetrics } from './server-metrics.js';
 
 export class OperationTimer<Operation extends string> {
   readonly #metrics: ServerMetrics;
   readonly #seam: Seam;
-  readonly #durations = new Map<Operation, HistogramSeries>();
 
   constructor(metrics: ServerMetrics, seam: Seam) {
     this.#metrics = metrics;
@@ -28,16 +25,8 @@ export class OperationTimer<Operation extends string> {
       this.#metrics.storageErrors.inc({ seam: this.#seam, operation, code: failureCode(err) });
       throw err;
     } finally {
-      this.#metrics.storageDuration.observe(this.#duration(operation), (performance.now() - start) / 1000);
+      const duration = this.#metrics.storageDuration;
+      duration.observe(duration.series(this.#seam, operation), (performance.now() - start) / 1000);
     }
-  }
-
-  #duration(operation: Operation): HistogramSeries {
-    let child = this.#durations.get(operation);
-    if (child === undefined) {
-      child = this.#metrics.storageDuration.series(this.#seam, operation);
-      this.#durations.set(operation, child);
-    }
-    return child;
   }
 }

@@ -4,7 +4,8 @@
  * Prometheus text exposition format only when scraped. prom-client's counters and histograms
  * hash their label set on every increment, even through `labels()` children: about 2 µs per
  * request for a count and a duration (measured here), a noticeable share of a small parcel GET.
- * Here the caller looks a series up once (`series()`) and keeps it; recording is an addition.
+ * Here a series is looked up by its label values without building a key (`series()`), and
+ * recording is an addition.
  * ServerMetrics renders these after its prom-client registry.
  */
 
@@ -18,13 +19,21 @@ function escapeHelp(text: string): string {
   return text.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
 }
 
+/** One level of a family's series tree: by the next label value; a series at the last level. */
+interface SeriesNode<Series> {
+  readonly next: Map<string, SeriesNode<Series>>;
+  series: Series | undefined;
+}
+
 /** What every family has: a name, help, label names and its series by label values. */
 abstract class PlainFamily<Series> {
   readonly name: string;
   readonly help: string;
   readonly labelNames: readonly string[];
-  /** By the label values joined with NUL (which a label value the server uses never holds). */
-  private readonly bySeries = new Map<string, { labels: string; series: Series }>();
+  /** The series by their label values, one map level per label (no key string per look-up). */
+  private readonly root: SeriesNode<Series> = { next: new Map(), series: undefined };
+  /** Every series with its rendered labels, in creation order (the order rendered). */
+  private readonly all: { labels: string; series: Series }[] = [];
 
   constructor(name: string, help: string, labelNames: readonly string[]) {
     this.name = name;
@@ -32,23 +41,30 @@ abstract class PlainFamily<Series> {
     this.labelNames = labelNames;
   }
 
-  /** The series of these label values (in labelNames order), created at zero when new. Keep it: look-ups build a key. */
+  /** The series of these label values (in labelNames order), created at zero when new. Cheap enough per request. */
   series(...values: string[]): Series {
     if (values.length !== this.labelNames.length) throw new Error(`${this.name} takes ${this.labelNames.length} label values, not ${values.length}`);
-    const key = values.join('\0');
-    let entry = this.bySeries.get(key);
-    if (entry === undefined) {
-      const labels = this.labelNames.map((name, i) => `${name}="${escapeLabel(values[i] ?? '')}"`).join(',');
-      entry = { labels, series: this.create() };
-      this.bySeries.set(key, entry);
+    let node = this.root;
+    for (const value of values) {
+      let next = node.next.get(value);
+      if (next === undefined) {
+        next = { next: new Map(), series: undefined };
+        node.next.set(value, next);
+      }
+      node = next;
     }
-    return entry.series;
+    if (node.series === undefined) {
+      node.series = this.create();
+      const labels = this.labelNames.map((name, i) => `${name}="${escapeLabel(values[i] ?? '')}"`).join(',');
+      this.all.push({ labels, series: node.series });
+    }
+    return node.series;
   }
 
   /** The family in the text exposition format, every line ending with a newline. */
   render(): string {
     const lines = [`# HELP ${this.name} ${escapeHelp(this.help)}\n# TYPE ${this.name} ${this.type}\n`];
-    for (const { labels, series } of this.bySeries.values()) lines.push(this.lines(labels, series));
+    for (const { labels, series } of this.all) lines.push(this.lines(labels, series));
     return lines.join('');
   }
 

@@ -1,5 +1,5 @@
 /**
- * PlainCounter and PlainHistogram: series by label values (created once, kept by the caller),
+ * PlainCounter and PlainHistogram: series by label values (created once, found again by them),
  * bucket arithmetic (cumulative `le` counts, +Inf, sum, count), label escaping, and text that a
  * real Prometheus parser reads back with the same values.
  */
@@ -21,6 +21,15 @@ t.test('a counter: one series per label values, rendered and parsed back', async
   t.equal(scrape.value('x_total', { kind: 'a', route: '/v1/_i/*' }), 3);
   t.equal(scrape.value('x_total', { kind: 'b' }), 1);
   t.throws(() => counter.series('a'), /takes 2 label values/, 'the wrong number of label values is a programming error');
+});
+
+t.test('label values are kept apart, whatever characters they hold', async (t) => {
+  const counter = new PlainCounter('y_total', 'Things', ['a', 'b']);
+  counter.series('p\0q', 'r').value = 1;
+  counter.series('p', 'q\0r').value = 2;
+  t.not(counter.series('p\0q', 'r'), counter.series('p', 'q\0r'), 'values that would join to the same key are two series');
+  t.equal(counter.series('p', 'q\0r').value, 2);
+  t.equal(counter.render().split('\n').filter((line) => line.startsWith('y_total{')).length, 2);
 });
 
 t.test('a histogram: cumulative buckets, +Inf, sum and count per series', async (t) => {
