@@ -1,23 +1,56 @@
 /**
- * Everything the benchmark run starts, so that it can be stopped: child processes (killed by
- * their own handle) and temp directories (removed). Cleanup runs on normal exit, on an
- * uncaught error, and on SIGINT/SIGTERM; every child is SIGKILLed if it outlives the run.
+ * Everything a benchmark run or a test process starts, so that it can be stopped: child processes
+ * (killed by their own handle), process groups and temp directories (removed). Teardowns and the
+ * bench stop what they started; this is for when they cannot run: when the process exits for any
+ * reason (normal exit, an uncaught error, a signal such as tap's per-file timeout SIGTERM), every
+ * tracked child and process group still running is SIGKILLed and every temp directory removed.
+ * The exit hook is signal-exit's, the library tap itself uses, so tap's own exit handling still
+ * runs; it is installed by the first thing tracked.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { onExit } from 'signal-exit';
 
 const children = new Set<ChildProcess>();
+const groups = new Set<number>();
 const directories = new Set<string>();
-let installed = false;
+let hooked = false;
+let announceSignals = false;
 
-/** Spawns a child process and tracks it until it exits. */
-export function spawnTracked(command: string, args: readonly string[], options: SpawnOptions): ChildProcess {
-  const child = spawn(command, args, options);
+function hookExit(): void {
+  if (hooked) return;
+  hooked = true;
+  onExit((_code, signal) => {
+    if (signal !== null && announceSignals) {
+      process.stderr.write(`\nbench: ${signal}: stopping every process it started and removing its temp directories\n`);
+    }
+    cleanUpNow();
+  });
+}
+
+/** Tracks `child` until it exits; it is SIGKILLed if this process ends first. Returns `child`. */
+export function trackChild<C extends ChildProcess>(child: C): C {
+  hookExit();
   children.add(child);
   child.once('exit', () => children.delete(child));
   child.once('error', () => children.delete(child));
   return child;
+}
+
+/**
+ * Tracks the process group `pgid` (a child spawned `detached`, whose own children may outlive
+ * it); the whole group is SIGKILLed if this process ends before the returned release is called.
+ */
+export function trackProcessGroup(pgid: number): () => void {
+  hookExit();
+  groups.add(pgid);
+  return () => groups.delete(pgid);
+}
+
+/** Spawns a child process and tracks it until it exits. */
+export function spawnTracked(command: string, args: readonly string[], options: SpawnOptions): ChildProcess {
+  return trackChild(spawn(command, args, options));
 }
 
 /** True while the child has neither exited nor been killed by a signal. */
@@ -43,6 +76,7 @@ export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'S
 
 /** Creates a temp directory under `parent`, removed at the end of the run (or earlier by removeTempDir). */
 export function makeTempDir(parent: string, prefix: string): string {
+  hookExit();
   const dir = mkdtempSync(join(parent, prefix));
   directories.add(dir);
   return dir;
@@ -54,26 +88,26 @@ export function removeTempDir(dir: string): void {
   directories.delete(dir);
 }
 
-/** Kills every tracked child and removes every temp directory, synchronously. */
+/** Kills every tracked child and process group and removes every temp directory, synchronously. */
 export function cleanUpNow(): void {
   for (const child of children) {
     if (isRunning(child)) child.kill('SIGKILL');
   }
   children.clear();
+  for (const pgid of groups) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // the group has already exited
+    }
+  }
+  groups.clear();
   for (const dir of directories) rmSync(dir, { recursive: true, force: true });
   directories.clear();
 }
 
-/** Installs the exit and signal handlers (once). */
+/** For the bench run: installs the exit hook now, and says on stderr when a signal ends the run. */
 export function installCleanup(): void {
-  if (installed) return;
-  installed = true;
-  process.on('exit', cleanUpNow);
-  const onSignal = (signal: NodeJS.Signals, code: number): void => {
-    process.stderr.write(`\nbench: ${signal}: stopping every process it started and removing its temp directories\n`);
-    cleanUpNow();
-    process.exit(code);
-  };
-  process.once('SIGINT', () => onSignal('SIGINT', 130));
-  process.once('SIGTERM', () => onSignal('SIGTERM', 143));
+  announceSignals = true;
+  hookExit();
 }

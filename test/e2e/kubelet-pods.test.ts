@@ -19,7 +19,7 @@ import { buildWasmFixtures } from '../../scripts/build-wasm-fixtures.js';
 import { sha256 } from '../helpers/bindles.js';
 import { CLI_BIN, KUBELET_BIN, startServerProcess } from '../helpers/server-process.js';
 import { dropPod, finalPodStatus, startKubelet } from '../helpers/static-pods.js';
-import { reapOnExit } from '../helpers/child-reaper.js';
+import { trackChild } from '../../bench/lib/cleanup.js';
 
 const run = promisify(execFile);
 
@@ -124,7 +124,7 @@ t.test('bindle-kubelet runs static pods from a bindle pushed with the CLI', asyn
 
   const oneShot = (ref: string, extraEnv: Record<string, string> = {}) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = reapOnExit(spawn(process.execPath, [KUBELET_BIN, 'run', ref], { env: { ...env, BINDLE_DIRECTORY: join(root, 'cache'), ...extraEnv } }));
+      const child = trackChild(spawn(process.execPath, [KUBELET_BIN, 'run', ref], { env: { ...env, BINDLE_DIRECTORY: join(root, 'cache'), ...extraEnv } }));
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

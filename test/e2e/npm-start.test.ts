@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { reapOnExit } from '../helpers/child-reaper.js';
+import { trackChild } from '../../bench/lib/cleanup.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 
 /** Pids of processes whose command line holds `marker`. */
@@ -22,7 +22,7 @@ function processesWith(marker: string): number[] {
 
 t.test('stopping `npm start` stops the server', async (t) => {
   const directory = join(t.testdir(), 'npm-start-data');
-  const npm = reapOnExit(
+  const npm = trackChild(
     spawn('npm', ['start', '--', '--address', '127.0.0.1:0', '--directory', directory], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] }),
   );
   t.teardown(() => {

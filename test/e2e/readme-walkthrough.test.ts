@@ -15,7 +15,7 @@ import { isolatedEnv } from '../helpers/cli-runner.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { CLI_BIN, SERVER_BIN } from '../helpers/server-process.js';
 import { sha256 } from '../helpers/bindles.js';
-import { reapGroupOnExit } from '../helpers/child-reaper.js';
+import { trackProcessGroup } from '../../bench/lib/cleanup.js';
 
 const README = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
 
@@ -45,7 +45,7 @@ function runBash(t: Test, script: string, cwd: string, env: NodeJS.ProcessEnv): 
       // the group has already exited
     }
   };
-  const release = pid === undefined ? () => {} : reapGroupOnExit(pid);
+  const release = pid === undefined ? () => {} : trackProcessGroup(pid);
   t.teardown(() => {
     killGroup('SIGKILL');
     release();

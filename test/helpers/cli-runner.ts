@@ -13,7 +13,7 @@ import { renderKeyRing, renderSecretKeyFile } from '../../core/codec/key-file-co
 import { createSecretKey, publicKeyEntry } from '../../core/signing/keys.js';
 import { creatorKey } from './bindles.js';
 import { CLI_BIN } from './server-process.js';
-import { reapOnExit } from './child-reaper.js';
+import { trackChild } from '../../bench/lib/cleanup.js';
 
 export interface CliResult {
   code: number | null;
@@ -48,7 +48,7 @@ export function cliRunner(home: string): (args: string[], opts?: CliRunOptions) 
   mkdirSync(home, { recursive: true });
   return (args, opts = {}) =>
     new Promise<CliResult>((resolve, reject) => {
-      const child = reapOnExit(
+      const child = trackChild(
         spawn(process.execPath, [CLI_BIN, ...args], {
           cwd: opts.cwd ?? home,
           env: isolatedEnv(home, opts.env),

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Test } from 'tap';
-import { reapOnExit } from './child-reaper.js';
+import { trackChild } from '../../bench/lib/cleanup.js';
 
 const exec = promisify(execFile);
 
@@ -72,7 +72,7 @@ export async function startRegistry(t: Test, opts: { htpasswd?: string } = {}): 
     auth,
   ].join('\n');
   writeFileSync(join(dir, 'config.yml'), config);
-  const child = reapOnExit(spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child = trackChild(spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'pipe', 'pipe'] }));
   let output = '';
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   t.teardown(async () => {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { SERVER_BIN } from '../../bench/lib/server.js';
-import { reapOnExit } from './child-reaper.js';
+import { trackChild } from '../../bench/lib/cleanup.js';
 
 // The built entry points are named once, beside the benchmarks' launcher.
 export { CLI_BIN, KUBELET_BIN, SERVER_BIN } from '../../bench/lib/server.js';
@@ -37,7 +37,7 @@ export interface ServerProcessOptions {
 export async function startServerProcess(t: Test, opts: ServerProcessOptions = {}): Promise<ServerProcess> {
   const ownDir = opts.directory === undefined;
   const directory = opts.directory ?? mkdtempSync(join(tmpdir(), 'bindle-e2e-'));
-  const child = reapOnExit(
+  const child = trackChild(
     spawn(process.execPath, [SERVER_BIN, '--address', '127.0.0.1:0', '--directory', directory, ...(opts.args ?? [])], {
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Test } from 'tap';
 import type { PodStatus } from '../../client/kubelet/pod-status.js';
 import { KUBELET_BIN } from './server-process.js';
-import { reapOnExit } from './child-reaper.js';
+import { trackChild } from '../../bench/lib/cleanup.js';
 
 /** A running kubelet daemon. */
 export interface KubeletProcess {
@@ -23,7 +23,7 @@ export interface KubeletProcess {
 
 /** Starts the built kubelet with `args` (and `env`, default the test's); SIGKILLed at teardown if still running. */
 export function startKubelet(t: Test, args: readonly string[], env: NodeJS.ProcessEnv = process.env): KubeletProcess {
-  const child = reapOnExit(spawn(process.execPath, [KUBELET_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child = trackChild(spawn(process.execPath, [KUBELET_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr.on('data', (c: Buffer) => (output += c.toString()));

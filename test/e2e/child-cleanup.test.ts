@@ -1,7 +1,8 @@
 /**
  * A test process that is ended before its teardowns run (tap's per-file timeout sends SIGTERM)
  * takes the servers it started with it: a real test file starts a real bindle-server through
- * test/helpers/server-process.ts, is sent SIGTERM, and the server must be gone soon after.
+ * test/helpers/server-process.ts (tracked by bench/lib/cleanup.ts), is sent SIGTERM, and the
+ * server must be gone soon after.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
