@@ -12,7 +12,7 @@ import { basename, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
-import t from 'tap';
+import t, { type Test } from 'tap';
 
 import { FileParcelStore } from '../../server/storage/file-parcel-store.js';
 import { REPO_ROOT, vec } from '../helpers/paths.js';
@@ -28,6 +28,22 @@ async function untilUploading(root: string): Promise<void> {
     if (tries > 1000) throw new Error('the upload never created its temp file');
     await sleep(5);
   }
+}
+
+/**
+ * Opens a store at a fresh directory and starts a put of `data` whose first MiB is sent; returns
+ * once its temp file exists. The caller ends `upload` (with the rest, or with other bytes).
+ */
+async function startPut(t: Test, data: Buffer): Promise<{ root: string; store: FileParcelStore; sha: string; upload: PassThrough; putting: Promise<unknown> }> {
+  const root = t.testdir();
+  const store = await FileParcelStore.open(root);
+  t.teardown(() => store.close());
+  const sha = sha256Of(data);
+  const upload = new PassThrough();
+  const putting = store.put(sha, data.length, upload);
+  upload.write(data.subarray(0, 1 << 20));
+  await untilUploading(root);
+  return { root, store, sha, upload, putting };
 }
 
 t.test('the data file is at parcels/<sha>/parcel.dat, read-only', async (t) => {
@@ -149,15 +165,8 @@ t.test('open removes abandoned uploads and empty parcel directories by age alone
 });
 
 t.test("a store opening while another store uploads into the same directory keeps the upload's temp file", async (t) => {
-  const root = t.testdir();
-  const first = await FileParcelStore.open(root);
-  t.teardown(() => first.close());
   const data = Buffer.alloc(3 << 20, 3);
-  const sha = sha256Of(data);
-  const upload = new PassThrough();
-  const putting = first.put(sha, data.length, upload);
-  upload.write(data.subarray(0, 1 << 20));
-  await untilUploading(root);
+  const { root, sha, upload, putting } = await startPut(t, data);
   // A second replica starting (same PID, as every container's server is PID 1).
   const second = await FileParcelStore.open(root);
   t.teardown(() => second.close());
@@ -271,15 +280,8 @@ t.test('an empty parcel directory (an upload under way, or killed) is no parcel 
 });
 
 t.test("a failed put removes only the parcel directory it made, never one another put's data is in", async (t) => {
-  const root = t.testdir();
-  const store = await FileParcelStore.open(root);
-  t.teardown(() => store.close());
   const data = Buffer.alloc(2 << 20, 9);
-  const sha = sha256Of(data);
-  const failing = new PassThrough();
-  const failed = store.put(sha, data.length, failing);
-  failing.write(data.subarray(0, 1 << 20));
-  await untilUploading(root);
+  const { root, store, sha, upload: failing, putting: failed } = await startPut(t, data);
   t.same(await store.put(sha, data.length, streamOf(data)), { sha256: sha, size: data.length }, 'a second put of the parcel completes meanwhile');
   failing.end(Buffer.alloc(1 << 20, 1));
   await t.rejects(failed, { code: 'digest_mismatch' }, 'the first, with wrong bytes, fails');
