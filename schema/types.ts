@@ -51,6 +51,7 @@ export type ErrorCode =
   | 'yanked_create'
   | 'deleted'
   | 'insufficient_storage'
+  | 'not_implemented'
   | 'internal'
   | 'unavailable';
 /**

@@ -34,6 +34,8 @@ export function codeForStatus(status: number): ErrorCode {
       return 'range_not_satisfiable';
     case 422:
       return 'yanked_create';
+    case 501:
+      return 'not_implemented';
     case 507:
       return 'insufficient_storage';
     case 502:

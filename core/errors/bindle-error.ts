@@ -54,6 +54,8 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   deleted: 410,
   too_many_requests: 429,
   insufficient_storage: 507,
+  /** A request feature the server does not implement (a transfer coding other than chunked). */
+  not_implemented: 501,
   internal: 500,
   unavailable: 503,
 };

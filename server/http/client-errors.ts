@@ -2,9 +2,10 @@
  * Error replies that never reach a route, answered with the same error body as every other:
  * requests Node's HTTP parser rejects (`clientError`: malformed, header overflow, header
  * timeout), an `Expect` other than 100-continue (`checkExpectation`, 417), an HTTP/1.1
- * request without a Host header (Node's own check is turned off so that this one answers), and
- * a body with a Content-Encoding (415: bodies are never decoded, so an encoded one would be
- * parsed or stored as it is).
+ * request without a Host header (Node's own check is turned off so that this one answers), a
+ * body with a Content-Encoding (415: bodies are never decoded, so an encoded one would be
+ * parsed or stored as it is), and a Transfer-Encoding other than chunked (501, as RFC 9112
+ * says: Node removes the chunked framing only, so `gzip, chunked` would be stored compressed).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -54,6 +55,11 @@ export function registerClientErrors(app: FastifyInstance): void {
     const encoding = raw.headers['content-encoding']?.trim().toLowerCase();
     if (encoding !== undefined && encoding !== '' && encoding !== 'identity') {
       done(new BindleError('unsupported_media_type', `Content-Encoding ${JSON.stringify(encoding)} is not supported: send the body uncompressed`));
+      return;
+    }
+    const transfer = raw.headers['transfer-encoding'];
+    if (transfer !== undefined && transfer.trim().toLowerCase() !== 'chunked') {
+      done(new BindleError('not_implemented', `Transfer-Encoding ${JSON.stringify(transfer)} is not supported: only chunked is`));
       return;
     }
     done();

@@ -69,6 +69,7 @@ const OCI_CODES: Partial<Readonly<Record<ErrorCode, OciErrorCode | ((endpoint: O
   unauthenticated: 'UNAUTHORIZED',
   forbidden: 'DENIED',
   too_many_requests: 'TOOMANYREQUESTS',
+  not_implemented: 'UNSUPPORTED',
 };
 
 /** The OCI code for a Bindle code on an endpoint. */

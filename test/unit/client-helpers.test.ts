@@ -30,7 +30,7 @@ t.test('error bodies and statuses', async (t) => {
   const statuses: Array<[number, string]> = [
     [400, 'bad_request'], [401, 'unauthenticated'], [403, 'forbidden'], [404, 'not_found'], [409, 'already_exists'],
     [413, 'payload_too_large'], [410, 'deleted'], [422, 'yanked_create'], [418, 'bad_request'], [500, 'internal'], [502, 'unavailable'],
-    [503, 'unavailable'], [504, 'unavailable'], [507, 'insufficient_storage'], [508, 'internal'],
+    [503, 'unavailable'], [504, 'unavailable'], [501, 'not_implemented'], [507, 'insufficient_storage'], [508, 'internal'],
   ];
   for (const [status, code] of statuses) t.equal(codeForStatus(status), code, String(status));
   const err = replyError('fetching invoice a/1.0.0', 404, '', undefined);
