@@ -113,6 +113,14 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX oci_uploads_updated ON oci_uploads (updated_at);
   `,
+  `
+  -- Search reads the trigram indexes directly: with GIN's fast update, new rows wait in a
+  -- pending list (up to gin_pending_list_limit, 4 MB) that every search scans in full until a
+  -- vacuum; a server fed invoices one at a time would always have one. Its entries move now.
+  ALTER INDEX invoices_name_trgm SET (fastupdate = off);
+  ALTER INDEX invoices_search_trgm SET (fastupdate = off);
+  SELECT gin_clean_pending_list('invoices_name_trgm'::regclass), gin_clean_pending_list('invoices_search_trgm'::regclass);
+  `,
 ];
 
 /** The notification channel; the payload is the schema whose invoices changed. */

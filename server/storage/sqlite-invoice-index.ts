@@ -1,7 +1,8 @@
 /**
  * The invoice index in one SQLite file (better-sqlite3): schema and its migrations, atomic
- * writes, and `/_q` queries — substring terms (FTS5 trigram index, or a scan where FTS5 is
- * unavailable), SemVer version filters, yanked filtering and stable name/SemVer paging.
+ * writes, and `/_q` queries — substring terms (FTS5 trigram index, its segments merged in the
+ * background after writes, or a scan where FTS5 is unavailable), SemVer version filters, yanked
+ * filtering and stable name/SemVer paging.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
