@@ -112,13 +112,17 @@ const SEED_BATCH = 5000;
 /** Where seeded invoices go: an index with a bulk insert (SqliteInvoiceIndex, PostgresInvoiceIndex). */
 export interface BulkLoader {
   insertMany(entries: readonly StoredInvoice[]): Promise<void>;
-  /** What the index does after a bulk load (SqliteInvoiceIndex: merge its full-text index), when it has it. */
-  compactFullText?(): Promise<void>;
+  /**
+   * What the index does after a bulk load, when it has it: SqliteInvoiceIndex merges its
+   * full-text index as far as a live server's background merging would (not into one segment,
+   * which a server fed one invoice at a time never is).
+   */
+  mergeFullText?(): Promise<void>;
   close(): Promise<void>;
 }
 
 /**
- * Seeds `count` invoices into `index` with its bulk insert (SEED_BATCH per transaction), compacts
+ * Seeds `count` invoices into `index` with its bulk insert (SEED_BATCH per transaction), merges
  * its full-text index when it has one, then closes it; resolves with the time taken in ms.
  */
 export async function seedInto(index: BulkLoader, count: number, progress?: (done: number) => void): Promise<number> {
@@ -130,7 +134,7 @@ export async function seedInto(index: BulkLoader, count: number, progress?: (don
       const done = first + batch.length;
       if (progress !== undefined && (done % 50_000 === 0 || done === count)) progress(done);
     }
-    await index.compactFullText?.();
+    await index.mergeFullText?.();
   } finally {
     await index.close();
   }
@@ -139,7 +143,7 @@ export async function seedInto(index: BulkLoader, count: number, progress?: (don
 
 /** Seeds `count` invoices into a new SQLite index file at `path` (seedInto); resolves with the time taken in ms. */
 export function seedIndex(path: string, count: number, progress?: (done: number) => void): Promise<number> {
-  return seedInto(SqliteInvoiceIndex.open(path), count, progress);
+  return seedInto(SqliteInvoiceIndex.open(path, { backgroundMerge: false }), count, progress);
 }
 
 /** Copies a seeded (closed, checkpointed) index file into a server data directory. */

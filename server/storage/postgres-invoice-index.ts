@@ -114,6 +114,14 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX oci_uploads_updated ON oci_uploads (updated_at);
   `,
+  `
+  -- Search reads the trigram indexes directly: with GIN's fast update, new rows wait in a
+  -- pending list (up to gin_pending_list_limit, 4 MB) that every search scans in full until a
+  -- vacuum; a server fed invoices one at a time would always have one. Its entries move now.
+  ALTER INDEX invoices_name_trgm SET (fastupdate = off);
+  ALTER INDEX invoices_search_trgm SET (fastupdate = off);
+  SELECT gin_clean_pending_list('invoices_name_trgm'::regclass), gin_clean_pending_list('invoices_search_trgm'::regclass);
+  `,
 ];
 
 /** The notification channel; the payload is the schema whose invoices changed. */
@@ -125,6 +133,12 @@ const RELISTEN_MS = 500;
 
 const COLUMNS = 'i.name, i.version, i.canonical_id, i.yanked, i.created_at, i.toml, i.json';
 
+
+/**
+ * Up to this many matches, a query finds, counts and sorts them in one statement (see
+ * fewMatchesPage); past it, the count and the page are separate statements.
+ */
+export const FEW_MATCHES = 4096;
 
 type PgModule = (typeof import('pg'))['default'];
 
@@ -468,7 +482,11 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
   async query(q: InvoiceQuery): Promise<InvoiceQueryResult> {
     this.checkOpen();
     checkPaging(q);
-    const { where, params } = await this.whereOf(q);
+    const { where, params, terms } = await this.whereOf(q);
+    if (terms > 0) {
+      const found = await this.fewMatchesPage(where, params, q);
+      if (found !== undefined) return found;
+    }
     // The page is found on narrow rows (the order index), then its documents are read; the
     // count runs beside it on another connection.
     const [rows, counted] = await Promise.all([
@@ -484,6 +502,34 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
       this.rows<{ total: string }>(numberPlaceholders(`SELECT count(*) AS total FROM invoices i ${where}`), params, 'query'),
     ]);
     return { total: Number(counted[0]?.total ?? 0), invoices: rows.map(storedInvoice) };
+  }
+
+  /**
+   * One statement for the usual query with few matches: at most FEW_MATCHES + 1 of them are
+   * found once (the trigram index's bitmap scan), then counted and sorted together, and the
+   * page's documents read. Undefined when there are more (the caller counts and pages apart,
+   * where the order index can serve the page), and when the page is past the last match.
+   */
+  private async fewMatchesPage(where: string, params: unknown[], q: InvoiceQuery): Promise<InvoiceQueryResult | undefined> {
+    // The one-row left join carries `found` also when the page is empty.
+    // Typed for the page's rows; the one row of an empty page has only `found`.
+    const rows = await this.rows<InvoiceColumns & { found: string; total: string | null }>(
+      numberPlaceholders(
+        `WITH matches AS MATERIALIZED (SELECT i.id, i.name, i.version_key, i.version FROM invoices i ${where} LIMIT ?),
+         page AS (
+           SELECT id, count(*) OVER () AS total FROM matches ORDER BY name, version_key DESC, version LIMIT ? OFFSET ?
+         )
+         SELECT (SELECT count(*) FROM matches) AS found, page.total, ${COLUMNS}
+         FROM (SELECT 1) AS one LEFT JOIN (page JOIN invoices i USING (id)) ON true
+         ORDER BY i.name, i.version_key DESC, i.version`,
+      ),
+      [...params, FEW_MATCHES + 1, q.limit, q.offset],
+      'query',
+    );
+    const first = rows[0];
+    if (first === undefined || Number(first.found) > FEW_MATCHES) return undefined;
+    if (first.total === null) return q.offset === 0 ? { total: 0, invoices: [] } : undefined;
+    return { total: Number(first.total), invoices: rows.map(storedInvoice) };
   }
 
   async invoicesWithParcel(sha256: string): Promise<Array<{ name: string; version: string; yanked: boolean }>> {
@@ -709,8 +755,8 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
     this.recent.clear();
   }
 
-  /** The WHERE clause of a query (with `?` placeholders) and its parameters. */
-  private async whereOf(q: InvoiceQuery): Promise<{ where: string; params: unknown[] }> {
+  /** The WHERE clause of a query (with `?` placeholders), its parameters, and the number of its terms. */
+  private async whereOf(q: InvoiceQuery): Promise<{ where: string; params: unknown[]; terms: number }> {
     const clauses: string[] = [];
     const params: unknown[] = [];
     if (!q.yanked) clauses.push('NOT i.yanked');
@@ -739,6 +785,6 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
       clauses.push(`((i.semver_safe AND ${version.exact.sql}) OR (NOT i.semver_safe AND i.version = ANY(?::text[])))`);
       params.push(...version.exact.params, admitted);
     }
-    return { where: clauses.length === 0 ? '' : `WHERE ${clauses.join(' AND ')}`, params };
+    return { where: clauses.length === 0 ? '' : `WHERE ${clauses.join(' AND ')}`, params, terms: terms.length };
   }
 }

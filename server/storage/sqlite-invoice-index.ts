@@ -1,7 +1,8 @@
 /**
  * The invoice index in one SQLite file (better-sqlite3): schema and its migrations, atomic
- * writes, and `/_q` queries — substring terms (FTS5 trigram index, or a scan where FTS5 is
- * unavailable), SemVer version filters, yanked filtering and stable name/SemVer paging.
+ * writes, and `/_q` queries — substring terms (FTS5 trigram index, its segments merged in the
+ * background after writes, or a scan where FTS5 is unavailable), SemVer version filters, yanked
+ * filtering and stable name/SemVer paging.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -29,6 +30,12 @@ export interface SqliteInvoiceIndexOptions {
   fullTextSearch?: boolean;
   /** How long a write waits for another connection's lock, in ms (default 5000). */
   busyTimeoutMs?: number;
+  /**
+   * Merge the full-text index's segments in the background, in small steps, after this
+   * connection writes and once after open (default true; see mergeFullText). false for a
+   * short-lived opener (an admin command, a bulk load that merges at its end).
+   */
+  backgroundMerge?: boolean;
 }
 
 /**
@@ -155,6 +162,19 @@ const STATEMENT_CACHE_SIZE = 64;
 export const PAGE_CACHE_BYTES = 16 * 2 ** 20;
 /** How long (ms) the cache trusts its last look at `PRAGMA data_version`. */
 export const RECENT_RECHECK_MS = 1;
+/**
+ * FTS5 `usermerge`: a merge step merges the segments of a level once it has this many (2: at
+ * most one segment per level remains; FTS5's default, 4, is what its own automerge does). A
+ * term is looked up in every segment, so fewer segments make every full-text match cheaper.
+ */
+export const FTS_USERMERGE = 2;
+/** Pages one merge step writes: a bounded piece of work (~10–40 ms), one write transaction. */
+const FTS_MERGE_PAGES = 64;
+/** Background merging starts this long (ms) after a write, and leaves this gap between steps. */
+const FTS_MERGE_DELAY_MS = 500;
+const FTS_MERGE_GAP_MS = 20;
+/** After a failed step (another connection held the lock), the next try waits this long (ms). */
+const FTS_MERGE_RETRY_MS = 5000;
 /** How much cheaper a walk of the order index must be than sorting the matches (see query). */
 const WALK_ADVANTAGE = 4;
 /** A walk of the order index gives up after this many times the entries it was expected to visit. */
@@ -256,11 +276,16 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   /** lookup()'s miss: the invoice or else its tombstone, in one query. */
   private lookupStatement: Database.Statement | undefined;
   private closed = false;
+  /** Background merging of the full-text index: on, and the timer of its next step. */
+  private readonly backgroundMerge: boolean;
+  private mergeTimer: NodeJS.Timeout | undefined;
 
-  private constructor(path: string, db: Database.Database, fullTextSearch: boolean) {
+  private constructor(path: string, db: Database.Database, fullTextSearch: boolean, backgroundMerge: boolean) {
     this.path = path;
     this.db = db;
     this.fullTextSearch = fullTextSearch;
+    this.backgroundMerge = backgroundMerge && fullTextSearch;
+    this.scheduleMerge(FTS_MERGE_DELAY_MS);
   }
 
   /**
@@ -282,7 +307,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       migrate(db, path);
       const fullText = setUpFullText(db, path, options.fullTextSearch ?? true);
       registerFunctions(db);
-      return new SqliteInvoiceIndex(path, db, fullText);
+      return new SqliteInvoiceIndex(path, db, fullText, options.backgroundMerge ?? true);
     } catch (err) {
       db.close();
       throw err;
@@ -314,6 +339,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       });
       try {
         write.immediate();
+        this.scheduleMerge(FTS_MERGE_DELAY_MS);
       } catch (err) {
         if (isUniqueViolation(err)) {
           const taken = this.takenEntry(entries);
@@ -388,6 +414,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
           );
         })
         .immediate();
+      this.scheduleMerge(FTS_MERGE_DELAY_MS);
     });
   }
 
@@ -494,6 +521,50 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       this.checkOpen();
       if (this.fullTextSearch) this.db.prepare(`INSERT INTO invoice_fts (invoice_fts) VALUES ('optimize')`).run();
     });
+  }
+
+  /**
+   * Merges the full-text index's segments until no level has FTS_USERMERGE of them (what the
+   * background merging reaches when left to finish), in steps of FTS_MERGE_PAGES pages, each
+   * its own write transaction. For after bulk loads; much cheaper than compactFullText on a
+   * large index that is already mostly merged.
+   */
+  mergeFullText(): Promise<void> {
+    return settle(() => {
+      this.checkOpen();
+      while (this.mergeStep());
+    });
+  }
+
+  /** One merge step of the full-text index; true when it merged something (more may be left). */
+  private mergeStep(): boolean {
+    if (!this.fullTextSearch) return false;
+    const changes = this.values('SELECT total_changes()');
+    const before = changes.get() as number;
+    this.statement(`INSERT INTO invoice_fts (invoice_fts, rank) VALUES ('merge', ${FTS_MERGE_PAGES})`).run();
+    // FTS5's documented test: fewer than 2 changed rows means there was nothing to merge.
+    return (changes.get() as number) - before >= 2;
+  }
+
+  /**
+   * Runs a background merge step in `delayMs` unless one is already due; each step that merged
+   * something schedules the next after FTS_MERGE_GAP_MS, so requests run between steps. A step
+   * that fails (the lock stayed busy) is tried again later: merging is upkeep, not correctness.
+   */
+  private scheduleMerge(delayMs: number): void {
+    if (!this.backgroundMerge || this.closed || this.mergeTimer !== undefined) return;
+    this.mergeTimer = setTimeout(() => {
+      this.mergeTimer = undefined;
+      if (this.closed) return;
+      let next: number | undefined;
+      try {
+        if (this.mergeStep()) next = FTS_MERGE_GAP_MS;
+      } catch {
+        next = FTS_MERGE_RETRY_MS;
+      }
+      if (next !== undefined) this.scheduleMerge(next);
+    }, delayMs);
+    this.mergeTimer.unref();
   }
 
   invoicesWithParcel(sha256: string): Promise<Array<{ name: string; version: string; yanked: boolean }>> {
@@ -622,6 +693,8 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     return settle(() => {
       if (this.closed) return;
       this.closed = true;
+      clearTimeout(this.mergeTimer);
+      this.mergeTimer = undefined;
       this.statements.clear();
       this.db.close();
     });
@@ -988,6 +1061,9 @@ function setUpFullText(db: Database.Database, path: string, wanted: boolean): bo
       );
     }
     if (use && !exists) db.exec(FULL_TEXT_SCHEMA);
+    if (use && db.prepare(`SELECT v FROM invoice_fts_config WHERE k = 'usermerge'`).pluck().get() !== FTS_USERMERGE) {
+      db.exec(`INSERT INTO invoice_fts (invoice_fts, rank) VALUES ('usermerge', ${FTS_USERMERGE})`);
+    }
   }).immediate();
   return use;
 }

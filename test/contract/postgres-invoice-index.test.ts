@@ -6,7 +6,7 @@
 import t from 'tap';
 import pg from 'pg';
 import { buildBindleManifest } from '../../core/oci/index.js';
-import { PostgresInvoiceIndex } from '../../server/storage/postgres-invoice-index.js';
+import { FEW_MATCHES, PostgresInvoiceIndex } from '../../server/storage/postgres-invoice-index.js';
 import { postgresUrl, schemaPool } from '../helpers/postgres.js';
 import { insertManyContract, invoiceIndexContract, makeEntry } from './invoice-index-contract.js';
 
@@ -136,5 +136,50 @@ if (url !== undefined) {
     t.same(await index.invoicesWithParcel('a'.repeat(64)), []);
     await index.insert(makeEntry('half/written', '1.0.0', { parcels: ['a'.repeat(64)] }));
     t.equal(await index.count(), 1, 'the id is free again');
+  });
+
+  t.test('the trigram indexes take new rows directly (no GIN pending list that every search scans)', async (t) => {
+    const schema = await schemaFor(t.testdir());
+    const index = await PostgresInvoiceIndex.open(url, { schema, poolSize: 1 });
+    t.teardown(() => index.close());
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    t.teardown(() => client.end());
+    const { rows } = await client.query<{ relname: string; reloptions: string[] | null }>(
+      `SELECT c.relname, c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = $1 AND c.relname IN ('invoices_name_trgm', 'invoices_search_trgm') ORDER BY c.relname`,
+      [schema],
+    );
+    t.same(rows, [
+      { relname: 'invoices_name_trgm', reloptions: ['fastupdate=off'] },
+      { relname: 'invoices_search_trgm', reloptions: ['fastupdate=off'] },
+    ]);
+  });
+
+  t.test('queries with more matches than one statement counts (FEW_MATCHES) page and count like those with fewer', async (t) => {
+    const schema = await schemaFor(t.testdir());
+    const index = await PostgresInvoiceIndex.open(url, { schema, poolSize: 2 });
+    t.teardown(() => index.close());
+    // More than FEW_MATCHES also without the yanked ones.
+    const many = Math.ceil((FEW_MATCHES * 7) / 6) + 10;
+    const names = Array.from({ length: many }, (_, i) => `many.example/app-${String(i).padStart(5, '0')}`);
+    // Inserted out of name order, every 7th yanked; one name with two versions (SemVer descending).
+    const entries = names.map((name, i) => makeEntry(name, '1.0.0', { yanked: i % 7 === 0 })).reverse();
+    entries.push(makeEntry(names[1] ?? '', '1.10.0'), makeEntry('other.example/app-00001', '1.0.0'));
+    await index.insertMany(entries);
+    const expected = (term: string, yanked: boolean): string[] =>
+      entries
+        .filter((e) => e.name.includes(term) && (yanked || !e.yanked))
+        .sort((a, b) => (a.name === b.name ? (a.version === '1.10.0' ? -1 : 1) : a.name < b.name ? -1 : 1))
+        .map((e) => `${e.name}@${e.version}`);
+    for (const [term, yanked] of [['many.', false], ['many.', true], ['app-0000', false], ['app-0000', true], ['nothing', false]] as const) {
+      const all = expected(term, yanked);
+      if (term === 'many.') t.ok(all.length > FEW_MATCHES, `${term} yanked=${String(yanked)}: more than FEW_MATCHES`);
+      for (const offset of [0, 1, 5, 48, all.length - 3, all.length, all.length + 10].filter((o) => o >= 0)) {
+        const page = await index.query({ query: term, strict: true, yanked, offset, limit: 50 });
+        t.equal(page.total, all.length, `${term} yanked=${String(yanked)} total at ${offset}`);
+        t.same(page.invoices.map((e) => `${e.name}@${e.version}`), all.slice(offset, offset + 50), `${term} yanked=${String(yanked)} page at ${offset}`);
+      }
+    }
   });
 }

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MIGRATIONS, RECENT_RECHECK_MS, ROWS_PER_INSERT, SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
+import { FTS_USERMERGE, MIGRATIONS, RECENT_RECHECK_MS, ROWS_PER_INSERT, SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
 import { buildBindleManifest } from '../../core/oci/index.js';
 import { insertManyContract, invoiceIndexContract, makeEntry } from './invoice-index-contract.js';
 
@@ -170,6 +170,58 @@ t.test('compactFullText merges the full-text index into one segment; queries fin
   t.teardown(() => plain.close());
   await plain.compactFullText();
   t.pass('a no-op without full-text search');
+});
+
+/** The number of segments of the index file's full-text index. */
+function ftsSegments(path: string): number {
+  return withRaw(path, (db) => db.prepare('SELECT count(DISTINCT segid) FROM invoice_fts_idx').pluck().get() as number);
+}
+
+t.test('mergeFullText merges the segments FTS5 automerge leaves (usermerge 2); queries find the same; then nothing is left to merge', async (t) => {
+  const path = join(t.testdir(), 'index.db');
+  const index = SqliteInvoiceIndex.open(path, { backgroundMerge: false });
+  t.teardown(() => index.close());
+  t.equal(withRaw(path, (db) => db.prepare(`SELECT v FROM invoice_fts_config WHERE k = 'usermerge'`).pluck().get()), FTS_USERMERGE, 'set at open');
+  for (let i = 0; i < 60; i++) await index.insert(makeEntry(`merge.com/app-${i}`, '1.0.0', { description: `The ${i % 3 === 0 ? 'third' : 'other'} one` }));
+  const before = await index.query({ query: 'third', offset: 0, limit: 50, strict: false, yanked: false });
+  const unmerged = ftsSegments(path);
+  t.ok(unmerged > 3, `single inserts leave several segments (${unmerged})`);
+  await index.mergeFullText();
+  const merged = ftsSegments(path);
+  t.ok(merged < unmerged, `fewer segments (${unmerged} → ${merged})`);
+  t.same(await index.query({ query: 'third', offset: 0, limit: 50, strict: false, yanked: false }), before);
+  t.equal(before.total, 20);
+  await index.mergeFullText();
+  t.equal(ftsSegments(path), merged, 'a second merge finds nothing to do');
+  const plain = SqliteInvoiceIndex.open(':memory:', { fullTextSearch: false });
+  t.teardown(() => plain.close());
+  await plain.mergeFullText();
+  t.pass('a no-op without full-text search');
+});
+
+t.test('an index merges its full-text segments in the background after writes; not with backgroundMerge: false', async (t) => {
+  const dir = t.testdir();
+  const [live, still] = [join(dir, 'live.db'), join(dir, 'still.db')];
+  const indexes = [SqliteInvoiceIndex.open(live), SqliteInvoiceIndex.open(still, { backgroundMerge: false })];
+  t.teardown(() => Promise.all(indexes.map((index) => index.close())));
+  for (let i = 0; i < 60; i++) {
+    for (const index of indexes) await index.insert(makeEntry(`background.com/app-${i}`, '1.0.0'));
+  }
+  const unmerged = ftsSegments(still);
+  t.ok(unmerged > 3, `several segments (${unmerged})`);
+  // Bounded wait (generous for a loaded machine): the background steps run 20 ms apart.
+  let segments = ftsSegments(live);
+  for (let i = 0; i < 600 && segments >= unmerged; i++) {
+    await sleep(100);
+    segments = ftsSegments(live);
+  }
+  t.ok(segments < unmerged, `merged in the background (${unmerged} → ${segments})`);
+  t.equal(ftsSegments(still), unmerged, 'the index without background merging kept its segments');
+  const merged = SqliteInvoiceIndex.open(still, { backgroundMerge: false });
+  await merged.mergeFullText();
+  await merged.close();
+  for (let i = 0; i < 600 && ftsSegments(live) > ftsSegments(still); i++) await sleep(100);
+  t.equal(ftsSegments(live), ftsSegments(still), 'the background merging goes as far as mergeFullText');
 });
 
 t.test('open backfills OCI rows only when migrating from before the OCI tables, not at every open (it reads every invoice)', async (t) => {
