@@ -25,4 +25,4 @@ VOLUME ["/var/lib/bindle"]
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s \
   CMD node -e "fetch('http://127.0.0.1:8080/readyz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
-ENTRYPOINT ["node", "dist/server/bundle/bindle-server.mjs"]
+ENTRYPOINT ["node", "dist/server/bin/launch.cjs"]

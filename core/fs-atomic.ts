@@ -94,9 +94,14 @@ export async function writeTempFile(
   const temp = tempPathFor(target);
   const handle = await createTempFile(temp, mode);
   try {
-    if (typeof data === 'string' || data instanceof Uint8Array) await handle.writeFile(data);
-    else await writeBatched(handle, data);
-    await handle.chmod(mode);
+    // The mode is set exactly (`open` applies the umask to it) while the data is written: one
+    // file system call fewer in a row for each file (a `get` of 1000 small parcels writes 1000).
+    const [written, chmodded] = await Promise.allSettled([
+      typeof data === 'string' || data instanceof Uint8Array ? handle.writeFile(data) : writeBatched(handle, data),
+      handle.chmod(mode),
+    ]);
+    if (written.status === 'rejected') throw written.reason;
+    if (chmodded.status === 'rejected') throw chmodded.reason;
     if (opts.sync !== false) await handle.sync();
   } catch (err) {
     await handle.close();

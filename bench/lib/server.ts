@@ -23,8 +23,12 @@ export const REPO_ROOT = ((): string => {
   }
 })();
 
-/** The server under test; BINDLE_BENCH_SERVER_BIN names another build (e.g. an older commit's, for before/after figures). */
-export const SERVER_BIN = process.env.BINDLE_BENCH_SERVER_BIN ?? join(REPO_ROOT, 'dist', 'server', 'bundle', 'bindle-server.mjs');
+/**
+ * The server under test, as the package's `bin` runs it (server/bin/launch.cts, which sizes
+ * libuv's thread pool and loads the bundle); BINDLE_BENCH_SERVER_BIN names another build (e.g. an
+ * older commit's, for before/after figures).
+ */
+export const SERVER_BIN = process.env.BINDLE_BENCH_SERVER_BIN ?? join(REPO_ROOT, 'dist', 'server', 'bin', 'launch.cjs');
 export const CLI_BIN = join(REPO_ROOT, 'client', 'dist', 'bindle.mjs');
 export const KUBELET_BIN = join(REPO_ROOT, 'client', 'dist', 'bindle-kubelet.mjs');
 export const BARE_SERVER_BIN = join(REPO_ROOT, 'dist', 'bench', 'bin', 'bare-http-server.js');

@@ -7,8 +7,11 @@
  * visible only once complete and durable, and concurrent uploads of one parcel cannot overwrite
  * each other. The put answers once the link is durable too (its directory fsynced; the fsyncs
  * of `parcels/` for new parcel directories are shared by concurrent puts, group commit, and run
- * while the data arrives). Per new parcel: mkdir, open, write, fsync, close, link, unlink, and
- * open + fsync + close of its directory; a failed put removes the directory it made.
+ * while the data arrives). Per new parcel: mkdir and open of the temp file at once, open of the
+ * new directory while the data arrives, write, fsync, then link while the temp file closes, then
+ * fsync of the directory while the temp name is unlinked: two fsyncs in a row, the least that
+ * keeps "visible only once durable" (the data before its link, the link before the answer).
+ * A failed put removes the directory it made.
  * Several stores (replicas) may share one directory: what a killed upload leaves (its temp
  * file, an empty parcel directory) is removed by age, at open and by a periodic sweep, never
  * by asking whether some process is alive.
@@ -59,6 +62,11 @@ const MAX_WRITES_IN_FLIGHT = 2;
  * of it (for 100 MiB here: ~70 ms → ~8 ms, +25% upload throughput).
  */
 const SYNC_EVERY = 8 * IO_CHUNK;
+/**
+ * How much earlier than the clock a directory's mtime may read (file times come from a coarse
+ * kernel clock): a put treats its directory as possibly swept this long before the staging age.
+ */
+const CLOCK_SLACK_MS = 1000;
 /** Times a put re-creates its parcel directory when a sweep removed it between mkdir and link. */
 const PUBLISH_ATTEMPTS = 3;
 
@@ -85,6 +93,35 @@ function statIfPresent(path: string): Promise<Stats | undefined> {
       else reject(err);
     });
   });
+}
+
+/** `promise`, observed so that a put failing before it awaits it leaves no unhandled rejection. */
+function observed<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
+}
+
+/**
+ * fsyncs the directory `dir` through `opened` (a handle on it opened earlier) when given and
+ * opened, else by opening it now. A handle is closed once synced, without waiting for the close: the
+ * directory's entries are durable by then.
+ */
+async function syncDirectory(dir: string, opened: Promise<FileHandle> | undefined): Promise<void> {
+  const handle = await (opened?.catch(() => open(dir, 'r')) ?? open(dir, 'r'));
+  try {
+    await handle.sync();
+  } finally {
+    void closeHandle(Promise.resolve(handle));
+  }
+}
+
+/** Closes the handle `opened` gives, if it gives one; never rejects. */
+async function closeHandle(opened: Promise<FileHandle>): Promise<void> {
+  try {
+    await (await opened).close();
+  } catch {
+    // Nothing was opened, or closing failed: either way there is nothing left to release.
+  }
 }
 
 /**
@@ -235,48 +272,65 @@ export class FileParcelStore implements ParcelStore {
     this.assertOpen();
     assertDigest(sha256);
     assertExpectedSize(expectedSize);
+    const started = Date.now();
     const dir = join(this.parcelsDir, sha256);
+    const temp = join(this.tempDir, `${this.tempPrefix}${(this.uploads++).toString(36)}.part`);
     // Making the parcel's directory first answers whether the parcel may exist: a new directory
     // (the usual case) holds no data, so no stat is needed; and the shared fsync of parcels/
-    // for its entry runs while the data arrives. An empty directory is no parcel.
-    let createdDir = await this.makeParcelDirectory(dir);
-    if (!createdDir && (await this.has(sha256))) throw alreadyExists(sha256);
-    let directoryEntry = createdDir ? this.syncParcelsDir() : undefined;
-
-    const temp = join(this.tempDir, `${this.tempPrefix}${(this.uploads++).toString(36)}.part`);
+    // for its entry runs while the data arrives. An empty directory is no parcel. The temp file
+    // (read-only from its creation; the descriptor returned still writes: no chmod call) does
+    // not depend on it, so both are made at once.
+    const [made, opened] = await Promise.allSettled([this.makeParcelDirectory(dir), open(temp, 'wx', 0o444)]);
+    const createdDir = made.status === 'fulfilled' && made.value;
+    let handle = opened.status === 'fulfilled' ? opened.value : undefined;
+    let directoryHandle: Promise<FileHandle> | undefined;
     let published = false;
     try {
-      // Read-only from its creation (the descriptor returned still writes): no chmod call.
-      const handle = await open(temp, 'wx', 0o444);
+      if (made.status === 'rejected') throw made.reason;
+      if (opened.status === 'rejected') throw opened.reason;
+      const file = opened.value;
+      if (!createdDir && (await this.has(sha256))) throw alreadyExists(sha256);
+      let directoryEntry = createdDir ? this.syncParcelsDir() : undefined;
+      // A directory this put made is opened for its final fsync while the data arrives.
+      if (createdDir) directoryHandle = observed(open(dir, 'r'));
+      const { sink, settle } = fileSink(file);
+      let digest: string;
       try {
-        const { sink, settle } = fileSink(handle);
-        let digest: string;
-        try {
-          digest = await receiveParcel(data, expectedSize, sink);
-        } finally {
-          await settle();
-        }
-        assertDigestMatches(sha256, digest);
-        await handle.sync();
+        digest = await receiveParcel(data, expectedSize, sink);
       } finally {
-        await handle.close();
+        await settle();
       }
-      const recreated = await this.publish(temp, dir, sha256);
+      assertDigestMatches(sha256, digest);
+      await file.sync();
+      const closing = file.close();
+      handle = undefined;
+      // The data is durable and verified: it is published while its descriptor closes (a
+      // failed close after the fsync loses nothing).
+      const [recreated] = await Promise.all([this.publish(temp, dir, sha256), closing.catch(() => undefined)]);
       published = true;
-      if (recreated) {
-        createdDir = true;
+      // The sweep removes only parcel directories that stayed empty for the staging age: one
+      // this put made less than that ago is still the one whose handle it holds and whose entry
+      // in parcels/ it synced. Otherwise (an older directory, or one made again) both are
+      // synced anew by path.
+      const current = createdDir && !recreated && Date.now() - started < this.maxAgeMs - CLOCK_SLACK_MS;
+      if (!current) {
         directoryEntry = this.syncParcelsDir();
+        if (directoryHandle !== undefined) void closeHandle(directoryHandle);
       }
+      const early = current ? directoryHandle : undefined;
+      directoryHandle = undefined;
       await Promise.all([
         // The link holds the data now; a temp name left by a failed unlink is swept by age.
         unlink(temp).catch(() => undefined),
-        fsyncDir(dir),
+        syncDirectory(dir, early),
         directoryEntry,
       ]);
       return { sha256, size: expectedSize };
     } finally {
+      if (handle !== undefined) await handle.close().catch(() => undefined);
+      if (directoryHandle !== undefined) await closeHandle(directoryHandle);
       if (!published) {
-        await rm(temp, { force: true });
+        if (opened.status === 'fulfilled') await rm(temp, { force: true });
         // The directory this put made stays only if some other put has linked data into it.
         if (createdDir) await rmdir(dir).catch(() => undefined);
       }
@@ -375,9 +429,7 @@ export class FileParcelStore implements ParcelStore {
 
   /** The shared fsync of `parcels/` (a new parcel directory's entry), observed so that a put failing first leaves no unhandled rejection. */
   private syncParcelsDir(): Promise<void> {
-    const synced = this.parcelsDirSync.sync();
-    synced.catch(() => undefined);
-    return synced;
+    return observed(this.parcelsDirSync.sync());
   }
 
   /**

@@ -288,3 +288,28 @@ t.test("a failed put removes only the parcel directory it made, never one anothe
   t.ok((await readAll(await store.openRead(sha))).equals(data), "the second put's parcel stays");
   t.same(await tempFiles(root), []);
 });
+
+const descriptorsSkip = existsSync('/proc/self/fd') ? false : 'counting descriptors needs /proc/self/fd (Linux)';
+t.test('puts, stored or refused, leave no file descriptor open (the parcel directory is opened while the data arrives)', { skip: descriptorsSkip }, async (t) => {
+  const root = t.testdir();
+  const store = await FileParcelStore.open(root);
+  t.teardown(() => store.close());
+  const descriptors = async (): Promise<number> => (await readdir('/proc/self/fd')).length;
+  const before = await descriptors();
+  const data = Buffer.from('descriptor accounting');
+  const sha = sha256Of(data);
+  const other = Buffer.from('an empty directory was there first');
+  await mkdir(join(root, 'parcels', sha256Of(other)));
+  await Promise.all([
+    store.put(sha, data.length, streamOf(data)),
+    store.put(sha256Of(other), other.length, streamOf(other)),
+    t.rejects(store.put(sha256Of(Buffer.from('x')), data.length, streamOf(data)), { code: 'digest_mismatch' }),
+    t.rejects(store.put(sha256Of(Buffer.from('y')), 100, abortingStream(Buffer.alloc(10))), 'an aborted upload fails'),
+  ]);
+  await t.rejects(store.put(sha, data.length, streamOf(data)), { code: 'already_exists' });
+  // A synced directory's descriptor is closed without waiting: give the closes a moment.
+  for (let tries = 0; (await descriptors()) > before && tries < 400; tries++) await sleep(5);
+  t.equal(await descriptors(), before, 'as many descriptors open as before');
+  t.ok((await readAll(await store.openRead(sha256Of(other)))).equals(other), 'a put into an existing empty directory stores the parcel');
+  t.same(await tempFiles(root), [], 'no temp file left');
+});

@@ -32,7 +32,7 @@ async function pack(args: string[], cwd: string): Promise<PackResult> {
 t.test('the root package ships what runs, and no tests or bench results', async (t) => {
   const { files } = await pack(['--dry-run'], REPO_ROOT);
   const paths = files.map((f) => f.path);
-  for (const entry of ['dist/server/bundle/bindle-server.mjs', 'client/dist/bindle.mjs', 'client/dist/bindle-kubelet.mjs', 'dist/package.json', 'README.md']) {
+  for (const entry of ['dist/server/bin/launch.cjs', 'dist/server/bundle/bindle-server.mjs', 'client/dist/bindle.mjs', 'client/dist/bindle-kubelet.mjs', 'dist/package.json', 'README.md']) {
     t.ok(paths.includes(entry), `ships ${entry}`);
   }
   t.ok(paths.some((p) => /^dist\/schema\/.+\.schema\.json$/.test(p)), 'ships the JSON Schemas');

@@ -1,12 +1,13 @@
 /**
- * The real `bindle-server` process (the bundle the package runs): start on a free port, drive it
+ * The real `bindle-server` process (the entry the package runs, which sizes libuv's thread pool
+ * and loads the bundle): start on a free port, drive it
  * over HTTP, stop it with SIGTERM, restart it on the same directory and find everything intact;
  * authenticate with htpasswd and OIDC, whose implementations the bundle loads only when configured;
  * serve /openapi.json, which the bundle loads on first request.
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
@@ -104,4 +105,22 @@ t.test('htpasswd and OIDC authentication in the packaged server', async (t) => {
   t.equal((await post('valid_v1', `Basic ${Buffer.from('admin:sw0rdf1sh').toString('base64')}`)).status, 202, 'htpasswd user');
   t.equal((await post('valid_v2', `Bearer ${token}`)).status, 202, 'OIDC bearer token');
   t.equal((await fetch(`${server.url}_q?q=warpcore`)).status, 200, 'anyone may read');
+});
+
+/** Threads of a running process (Linux: its entries in /proc/PID/task). */
+function threadsOf(pid: number | undefined): number {
+  if (pid === undefined) throw new Error('the server process has no pid');
+  return readdirSync(`/proc/${pid}/task`).length;
+}
+
+const procSkip = existsSync('/proc/self/task') ? false : 'counting threads needs /proc (Linux)';
+t.test("the entry gives libuv's thread pool 16 threads, unless UV_THREADPOOL_SIZE says otherwise", { skip: procSkip }, async (t) => {
+  // The pool starts all its threads when the server first touches its data directory, before it listens.
+  const sized = await startServerProcess(t, { withoutPreload: true, env: { UV_THREADPOOL_SIZE: undefined } });
+  const defaults = await startServerProcess(t, { withoutPreload: true, env: { UV_THREADPOOL_SIZE: '4' } });
+  const wider = await startServerProcess(t, { withoutPreload: true, env: { UV_THREADPOOL_SIZE: '24' } });
+  const [ours, four, twentyFour] = [sized, defaults, wider].map((s) => threadsOf(s.child.pid));
+  t.equal((ours ?? 0) - (four ?? 0), 12, `16 pool threads by default, 4 with UV_THREADPOOL_SIZE=4 (${ours} and ${four} threads in all)`);
+  t.equal((twentyFour ?? 0) - (four ?? 0), 20, `24 with UV_THREADPOOL_SIZE=24 (${twentyFour} threads in all)`);
+  t.equal((await fetch(`${sized.origin}/healthz`)).status, 200, 'and it serves');
 });

@@ -1,6 +1,7 @@
 /**
- * Runs the real `bindle-server` (the built bundle the package runs) as a child process on 127.0.0.1
- * with port 0, waits until it logs its address, and always stops it at teardown.
+ * Runs the real `bindle-server` (the entry the package runs, server/bin/launch.cts, which loads
+ * the built bundle) as a child process on 127.0.0.1 with port 0, waits until it logs its address,
+ * and always stops it at teardown.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -32,13 +33,20 @@ export interface ServerProcessOptions {
   /** Extra flags, e.g. ['--keyring', path]. */
   args?: string[];
   env?: NodeJS.ProcessEnv;
+  /**
+   * Start the server through `env -u NODE_OPTIONS`: tap's process tracking adds an `--import`
+   * preload to every child's NODE_OPTIONS, and loading it starts libuv's thread pool before the
+   * entry can size it.
+   */
+  withoutPreload?: boolean;
 }
 
 export async function startServerProcess(t: Test, opts: ServerProcessOptions = {}): Promise<ServerProcess> {
   const ownDir = opts.directory === undefined;
   const directory = opts.directory ?? mkdtempSync(join(tmpdir(), 'bindle-e2e-'));
+  const [command, ...prefix] = opts.withoutPreload === true ? ['env', '-u', 'NODE_OPTIONS', process.execPath] : [process.execPath];
   const child = trackChild(
-    spawn(process.execPath, [SERVER_BIN, '--address', '127.0.0.1:0', '--directory', directory, ...(opts.args ?? [])], {
+    spawn(command, [...prefix, SERVER_BIN, '--address', '127.0.0.1:0', '--directory', directory, ...(opts.args ?? [])], {
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     }),

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { DirectorySync, WRITE_BATCH_BYTES, writeFileAtomic, writeTempFile } from '../../core/fs-atomic.js';
 
 /** Deterministic bytes that differ from chunk to chunk, so that reordered or lost chunks show. */
@@ -88,4 +88,19 @@ t.test('DirectorySync: a failed fsync rejects its callers, and the next call tri
   mkdirSync(dir);
   await sync.sync();
   t.pass('it recovers once the directory exists');
+});
+
+t.test('a temp file gets exactly the mode asked for, whatever the umask (chmod runs beside the write)', async (t) => {
+  const dir = t.testdir();
+  const before = process.umask(0o077);
+  t.teardown(() => {
+    process.umask(before);
+  });
+  const fromBytes = await writeTempFile(join(dir, 'bytes.bin'), chunk(1, 5000), 0o644);
+  const fromStream = await writeTempFile(join(dir, 'stream.bin'), fromChunks([chunk(2, 100), chunk(3, 200)]), 0o664, { sync: false });
+  t.equal(statSync(fromBytes).mode & 0o777, 0o644, 'from bytes');
+  t.equal(statSync(fromStream).mode & 0o777, 0o664, 'from a stream');
+  t.same(readFileSync(fromStream), Buffer.concat([chunk(2, 100), chunk(3, 200)]));
+  await t.rejects(writeTempFile(join(dir, 'broken.bin'), fromChunks([chunk(4, 10), chunk(5, 10)], 1), 0o644), { message: 'the source broke' });
+  t.same(readdirSync(dir).sort(), [basename(fromBytes), basename(fromStream)].sort(), 'a failed write leaves nothing');
 });

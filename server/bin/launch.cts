@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+/**
+ * The `bindle-server` command as installed (`npm start`, the package's `bin`, the image, the
+ * end-to-end tests and the benchmarks run this file): sizes libuv's thread pool, then loads the
+ * server bundle (dist/server/bundle/bindle-server.mjs, see server/bin/bindle-server.ts).
+ *
+ * Every file system call of the server (open, write, fsync, link, stat) runs on that pool, four
+ * threads by default, so at most four fsyncs are under way at once: concurrent small uploads,
+ * which need two each (the data, then its parcel directory), were bound by it. The pool reads
+ * `UV_THREADPOOL_SIZE` once, when it first starts; Node's ES module loader starts it before the
+ * bundle's first line runs, so the size can only be set here, in a CommonJS file that runs before
+ * any module is loaded (a `NODE_OPTIONS=--import ...` preload runs the loader first, and the pool
+ * then keeps its size). An explicit `UV_THREADPOOL_SIZE` in the environment wins.
+ */
+/** The bundle, relative to this file (an import from here resolves against this file's URL). */
+const SERVER_BUNDLE = '../bundle/bindle-server.mjs';
+/** Threads of libuv's pool unless the environment says otherwise. */
+const DEFAULT_THREADPOOL_SIZE = 16;
+
+process.env.UV_THREADPOOL_SIZE ??= String(DEFAULT_THREADPOOL_SIZE);
+
+// The bundle reports its own start-up failures; an error loading it fails the process as is.
+void import(SERVER_BUNDLE);
