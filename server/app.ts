@@ -9,6 +9,7 @@ import { registerRequestAuth } from './auth/request-auth.js';
 import { DEFAULT_BODY_IDLE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, registerBodyIdleTimeout } from './http/request-timeouts.js';
 import { clientErrorHandler, registerClientErrors } from './http/client-errors.js';
 import { frameworkErrorHandler, registerErrorHandling } from './http/error-handler.js';
+import { lazyChildLoggerFactory } from './http/request-logger.js';
 import { recordRoutes } from './http/route-table.js';
 import { registerHttpMetrics } from './metrics/http-metrics.js';
 import type { ServerMetrics } from './metrics/server-metrics.js';
@@ -76,7 +77,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // The Host header is checked by registerClientErrors, which answers with an error body.
   const serverOptions = { requireHostHeader: false, headersTimeout, connectionsCheckingInterval: Math.max(250, Math.min(5000, headersTimeout / 4)) };
   const app = Fastify({
-    ...(opts.logger !== undefined ? { loggerInstance: opts.logger } : { logger: false }),
+    // Each request's logger is built when it first logs at an enabled level (./http/request-logger.ts).
+    ...(opts.logger !== undefined ? { loggerInstance: opts.logger, childLoggerFactory: lazyChildLoggerFactory } : { logger: false }),
     exposeHeadRoutes: false,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
