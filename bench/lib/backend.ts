@@ -62,6 +62,29 @@ export function backendSlug(backend: BackendName): string {
   return backend.replace('+', '-');
 }
 
+/** How often, and how far apart (ms), releasing a database tries DROP again while it is refused. */
+const DROP_TRIES = 60;
+const DROP_RETRY_MS = 1000;
+
+/**
+ * Drops a bench database with (FORCE). That ends our own sessions, but it is refused
+ * (insufficient_privilege, 42501) while a session of another role is in the database — seen
+ * right after a seed of 100,000 invoices, when autovacuum works there — so it is tried again
+ * until that has gone.
+ */
+async function dropDatabase(client: import('pg').Client, database: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await client.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+      return;
+    } catch (err) {
+      const code = err instanceof Error && 'code' in err ? err.code : undefined;
+      if (code !== '42501' || attempt >= DROP_TRIES) throw err;
+      await new Promise((resolve) => setTimeout(resolve, DROP_RETRY_MS));
+    }
+  }
+}
+
 /** Fresh storage on `backend` for one server. */
 export async function backendStorage(backend: BackendName): Promise<BackendStorage> {
   if (backend === 'sqlite+file') return { args: [], index: undefined, release: () => Promise.resolve() };
@@ -109,7 +132,7 @@ export async function backendStorage(backend: BackendName): Promise<BackendStora
       const dropper = new pg.Client({ connectionString: serverUrl.toString() });
       await dropper.connect();
       try {
-        await dropper.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+        await dropDatabase(dropper, database);
       } finally {
         await dropper.end();
       }
