@@ -1,6 +1,7 @@
 // Bundles the bindle-server entry point (server/bin/bindle-server.ts) with esbuild into
-// dist/server/bundle/bindle-server.mjs, the file `npm start`, the package's `bin`, the Docker
-// image, the end-to-end tests and the benchmarks run. One pre-linked file needs about 40% less
+// dist/server/bundle/bindle-server.mjs, the file that dist/server/bin/launch.cjs (what `npm start`,
+// the package's `bin`, the Docker image, the end-to-end tests and the benchmarks run) loads once it
+// has sized libuv's thread pool (server/bin/launch.cts). One pre-linked file needs about 40% less
 // start-up time than the module graph tsc emits (dist/server/bin/), most of whose start goes to
 // resolving and reading hundreds of files. The entry itself is a few lines: it stops V8's young
 // generation from growing while the process starts (~2 MiB less idle RSS), then imports the server
