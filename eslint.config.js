@@ -30,6 +30,11 @@ export default tseslint.config(
     },
   },
   {
+    // A CommonJS module (the server's launcher) imports the TypeScript way for CommonJS.
+    files: ['**/*.cts'],
+    rules: { '@typescript-eslint/no-require-imports': ['error', { allowAsImport: true }] },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     extends: [tseslint.configs.disableTypeChecked],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },

@@ -1,11 +1,10 @@
 // Bundles the bindle-server entry point (server/bin/bindle-server.ts) with esbuild into
 // dist/server/bundle/bindle-server.mjs, the file that dist/server/bin/launch.cjs (what `npm start`,
 // the package's `bin`, the Docker image, the end-to-end tests and the benchmarks run) loads once it
-// has sized libuv's thread pool (server/bin/launch.cts). One pre-linked file needs about 40% less
+// has sized libuv's thread pool and stopped the young generation's growth
+// (server/bin/launch.cts). One pre-linked file needs about 40% less
 // start-up time than the module graph tsc emits (dist/server/bin/), most of whose start goes to
-// resolving and reading hundreds of files. The entry itself is a few lines: it stops V8's young
-// generation from growing while the process starts (~2 MiB less idle RSS), then imports the server
-// (server/bin/server-main.ts, a chunk of its own). What a default start does not run stays out of it:
+// resolving and reading hundreds of files. What a default start does not run stays out of it:
 // - better-sqlite3 (a native addon) is loaded from node_modules;
 // - pg (node-postgres) is loaded from node_modules, and only when a PostgreSQL index is opened
 //   (server/storage/postgres-invoice-index.ts imports it dynamically); likewise the AWS SDK

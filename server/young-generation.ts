@@ -15,6 +15,14 @@ import v8 from 'node:v8';
 /** V8's default factor by which a semi-space grows. */
 const DEFAULT_GROWTH_FACTOR = 2;
 
+/**
+ * Lets the young generation grow as V8 does by default, for work other than serving (the
+ * one-shot commands): ./bin/launch.cts keeps it at its initial size while the process loads.
+ */
+export function restoreYoungGenerationGrowth(): void {
+  v8.setFlagsFromString(`--semi-space-growth-factor=${DEFAULT_GROWTH_FACTOR}`);
+}
+
 /** The semi-space size at which the serving process stops growing its new space: 8 MiB (16 MiB of new space). */
 export const MAX_SEMI_SPACE_BYTES = 8 * 2 ** 20;
 

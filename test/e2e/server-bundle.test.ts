@@ -3,9 +3,8 @@
  * that V8 holds each of its modules' source text one byte per character, not two: a single
  * non-Latin-1 character in a comment doubled the memory the 1.4 MB bundle's text took. And what
  * a default start does not use stays out of the modules it loads (the entry and the chunks it
- * imports statically, and the server module it then imports): every module loaded is held in
- * memory for the life of the process. The entry keeps the young generation small before it loads
- * the server.
+ * imports statically): every module loaded is held in memory for the life of the process. The
+ * launcher (dist/server/bin/launch.cjs) keeps the young generation small before it loads the bundle.
  */
 import t from 'tap';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -27,8 +26,7 @@ t.test('every module of the server bundle is pure ASCII', (t) => {
 });
 
 t.test('the server bundle is not minified (whitespace minification doubled the CPU of a big download)', (t) => {
-  const main = serverMain(readFileSync(join(BUNDLE_DIR, 'bindle-server.mjs'), 'utf8')) ?? 'server-main.mjs';
-  const text = readFileSync(join(BUNDLE_DIR, main), 'utf8');
+  const text = readFileSync(join(BUNDLE_DIR, 'bindle-server.mjs'), 'utf8');
   const longest = Math.max(...text.split('\n').map((line) => line.length));
   t.ok(text.split('\n').length > 1000, 'one statement per line, as esbuild writes unminified code');
   t.ok(longest < 20_000, `no line is a whole module (longest: ${longest} characters)`);
@@ -40,16 +38,11 @@ function staticImports(text: string): string[] {
   return [...text.matchAll(/(?:\bfrom\s*|\bimport\s*)"\.\/([\w.-]+\.mjs)"/g)].map((m) => m[1] ?? '');
 }
 
-/** The server module the entry loads once its first import has run (`await import("./server-main-….mjs")`). */
-function serverMain(entry: string): string | undefined {
-  return /\bimport\("\.\/(server-main-[\w.-]+\.mjs)"\)/.exec(entry)?.[1];
-}
-
-/** The entry, the server module it loads and every chunk they load at start-up, transitively. */
+/** The entry and every chunk it loads at start-up, transitively. */
 function startupModules(): Map<string, string> {
   const loaded = new Map<string, string>();
   const entry = readFileSync(join(BUNDLE_DIR, 'bindle-server.mjs'), 'utf8');
-  const pending = [...staticImports(entry), serverMain(entry) ?? 'server-main.mjs'];
+  const pending = staticImports(entry);
   loaded.set('bindle-server.mjs', entry);
   for (let name = pending.pop(); name !== undefined; name = pending.pop()) {
     if (loaded.has(name)) continue;
@@ -60,15 +53,12 @@ function startupModules(): Map<string, string> {
   return loaded;
 }
 
-t.test('the young generation is kept small before anything else is loaded', (t) => {
-  const entry = readFileSync(join(BUNDLE_DIR, 'bindle-server.mjs'), 'utf8');
-  const main = serverMain(entry);
-  t.ok(main !== undefined, 'the entry loads the server with a dynamic import');
-  const [first] = staticImports(entry);
-  const text = first === undefined ? '' : readFileSync(join(BUNDLE_DIR, first), 'utf8');
-  t.ok(text.includes('--semi-space-growth-factor=1'), `its first import (${String(first)}) stops the young generation's growth`);
-  t.same(staticImports(text), [], 'and imports nothing that would be evaluated before it');
-  t.ok(entry.indexOf(`import("./${String(main)}")`) > entry.lastIndexOf('import "./'), 'the server is loaded after the entry\'s static imports');
+t.test('the launcher keeps the young generation small before it loads the bundle', (t) => {
+  const launcher = readFileSync(join(REPO_ROOT, 'dist', 'server', 'bin', 'launch.cjs'), 'utf8');
+  const flag = launcher.indexOf('--semi-space-growth-factor=1');
+  t.ok(flag > 0, 'it stops the growth');
+  t.ok(flag < launcher.indexOf('import(SERVER_BUNDLE)'), 'before it imports the bundle');
+  t.same([...launcher.matchAll(/\brequire\("([^"]+)"\)/g)].map((m) => m[1]), ['node:v8'], 'and it loads nothing else first');
   t.end();
 });
 
