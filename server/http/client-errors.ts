@@ -66,11 +66,23 @@ export function registerClientErrors(app: FastifyInstance): void {
   });
 }
 
-/** Fastify's clientErrorHandler: answers what the parser rejected with an error body, then closes. */
+/**
+ * The response under way on a socket, if any: Node's own `_httpMessage` (undocumented), which its
+ * default clientError handling reads for the same purpose.
+ */
+function responseInFlight(socket: Socket): ServerResponse | null | undefined {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+}
+
+/**
+ * Fastify's clientErrorHandler: answers what the parser rejected with an error body, then closes;
+ * only closes when a response to the request has already begun (e.g. a refusal sent from the
+ * headers before the parser failed on the body), so the client never gets two answers.
+ */
 export function clientErrorHandler(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const error = parserError(err);
   this.log.info({ code: error.code, reason: err.message }, 'client error');
-  if (socket.writable) socket.end(rawErrorResponse(error));
+  if (socket.writable && responseInFlight(socket)?.headersSent !== true) socket.end(rawErrorResponse(error));
   else socket.destroy();
 }
