@@ -54,6 +54,6 @@ export function boundYoungGeneration(maxSemiSpaceBytes: number = MAX_SEMI_SPACE_
   observer.observe({ type: 'gc' });
   return () => {
     observer.disconnect();
-    v8.setFlagsFromString(`--semi-space-growth-factor=${DEFAULT_GROWTH_FACTOR}`);
+    restoreYoungGenerationGrowth();
   };
 }
