@@ -63,8 +63,8 @@ const MAX_WRITES_IN_FLIGHT = 2;
  */
 const SYNC_EVERY = 8 * IO_CHUNK;
 /**
- * How much earlier than the clock a directory's mtime may read (file times come from a coarse
- * kernel clock): a put treats its directory as possibly swept this long before the staging age.
+ * How much earlier than the clock a file time may read (file times come from a coarse kernel
+ * clock): `sweepSpares` treats a directory as possibly swept this long before the staging age.
  */
 const CLOCK_SLACK_MS = 1000;
 /** Times a put re-creates its parcel directory when a sweep removed it between mkdir and link. */
@@ -103,11 +103,12 @@ function observed<T>(promise: Promise<T>): Promise<T> {
 
 /**
  * fsyncs the directory `dir` through `opened` (a handle on it opened earlier) when given and
- * opened, else by opening it now. A handle is closed once synced, without waiting for the close: the
- * directory's entries are durable by then.
+ * opened, else by path (`fsyncDir`). An early handle is closed once synced, without waiting for
+ * the close: the directory's entries are durable by then.
  */
 async function syncDirectory(dir: string, opened: Promise<FileHandle> | undefined): Promise<void> {
-  const handle = await (opened?.catch(() => open(dir, 'r')) ?? open(dir, 'r'));
+  const handle = await opened?.catch(() => undefined);
+  if (handle === undefined) return fsyncDir(dir);
   try {
     await handle.sync();
   } finally {
@@ -312,7 +313,7 @@ export class FileParcelStore implements ParcelStore {
       // this put made less than that ago is still the one whose handle it holds and whose entry
       // in parcels/ it synced. Otherwise (an older directory, or one made again) both are
       // synced anew by path.
-      const current = createdDir && !recreated && Date.now() - started < this.maxAgeMs - CLOCK_SLACK_MS;
+      const current = createdDir && !recreated && this.sweepSpares(started);
       if (!current) {
         directoryEntry = this.syncParcelsDir();
         if (directoryHandle !== undefined) void closeHandle(directoryHandle);
@@ -450,8 +451,21 @@ export class FileParcelStore implements ParcelStore {
     }
   }
 
+  /** The sweep's age rule: it removes what was last changed before this time. */
+  private sweepCutoff(): number {
+    return Date.now() - this.maxAgeMs;
+  }
+
+  /**
+   * True while a directory made at `madeAt` (by `Date.now()`, before its mkdir) cannot have been
+   * removed by a sweep: its mtime, even read CLOCK_SLACK_MS early, is still after the cutoff.
+   */
+  private sweepSpares(madeAt: number): boolean {
+    return madeAt - CLOCK_SLACK_MS > this.sweepCutoff();
+  }
+
   private async sweepOnce(): Promise<void> {
-    const cutoff = Date.now() - this.maxAgeMs;
+    const cutoff = this.sweepCutoff();
     const olderThanCutoff = async (path: string): Promise<boolean> => {
       try {
         return (await stat(path)).mtimeMs < cutoff;

@@ -132,6 +132,12 @@ const MIGRATION_LOCK = 0x62696e646c65;
 const RELISTEN_MS = 500;
 
 const COLUMNS = 'i.name, i.version, i.canonical_id, i.yanked, i.created_at, i.toml, i.json';
+/**
+ * The order of every list of invoices (by name, then newest version first; `version` breaks ties
+ * of equal precedence), over a table or CTE aliased `i`: both `_q` paths and the parcel's
+ * invoices sort by it, so they cannot disagree.
+ */
+const INVOICE_ORDER = 'i.name, i.version_key DESC, i.version';
 
 
 /**
@@ -493,8 +499,8 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
       this.rows<InvoiceColumns>(
         numberPlaceholders(
           `SELECT ${COLUMNS} FROM invoices i JOIN (
-             SELECT i.id FROM invoices i ${where} ORDER BY i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?
-           ) AS page USING (id) ORDER BY i.name, i.version_key DESC, i.version`,
+             SELECT i.id FROM invoices i ${where} ORDER BY ${INVOICE_ORDER} LIMIT ? OFFSET ?
+           ) AS page USING (id) ORDER BY ${INVOICE_ORDER}`,
         ),
         [...params, q.limit, q.offset],
         'query',
@@ -517,11 +523,11 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
       numberPlaceholders(
         `WITH matches AS MATERIALIZED (SELECT i.id, i.name, i.version_key, i.version FROM invoices i ${where} LIMIT ?),
          page AS (
-           SELECT id, count(*) OVER () AS total FROM matches ORDER BY name, version_key DESC, version LIMIT ? OFFSET ?
+           SELECT id, count(*) OVER () AS total FROM matches i ORDER BY ${INVOICE_ORDER} LIMIT ? OFFSET ?
          )
          SELECT (SELECT count(*) FROM matches) AS found, page.total, ${COLUMNS}
          FROM (SELECT 1) AS one LEFT JOIN (page JOIN invoices i USING (id)) ON true
-         ORDER BY i.name, i.version_key DESC, i.version`,
+         ORDER BY ${INVOICE_ORDER}`,
       ),
       [...params, FEW_MATCHES + 1, q.limit, q.offset],
       'query',
@@ -536,7 +542,7 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
     this.checkOpen();
     return this.rows<{ name: string; version: string; yanked: boolean }>(
       `SELECT i.name, i.version, i.yanked FROM invoice_parcels p JOIN invoices i ON i.id = p.invoice_id
-       WHERE p.sha256 = $1 ORDER BY i.name, i.version_key DESC, i.version`,
+       WHERE p.sha256 = $1 ORDER BY ${INVOICE_ORDER}`,
       [sha256],
       'invoicesWithParcel',
     );
