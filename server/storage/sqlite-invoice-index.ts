@@ -236,6 +236,8 @@ const FTS_MERGE_DELAY_MS = 500;
 const FTS_MERGE_GAP_MS = 20;
 /** After a failed step (another connection held the lock), the next try waits this long (ms). */
 const FTS_MERGE_RETRY_MS = 5000;
+/** How many queries' pages a connection keeps (see SqliteInvoiceIndex.query); a page is at most 255 ids. */
+export const QUERY_CACHE_ENTRIES = 256;
 /** How much cheaper a walk of the order index must be than sorting the matches (see query). */
 const WALK_ADVANTAGE = 4;
 /** A walk of the order index gives up after this many times the entries it was expected to visit. */
@@ -350,6 +352,8 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   private readonly statements = new Map<string, Database.Statement>();
   /** The number of invoices at a data version (see countAll). */
   private knownCount: { dataVersion: number; count: number } | undefined;
+  /** Pages of `/_q` (total and row ids) by query, valid at a data version (see query). */
+  private readonly answers = { dataVersion: -1, pages: new Map<string, { total: number; ids: number[] }>() };
   /** Invoices read recently, valid at a data version last confirmed at `checkedAt` (see recentInvoice). */
   private readonly recent = { dataVersion: -1, checkedAt: -Infinity, rows: recentInvoiceCache() };
   /** The two statements of every invoice GET, kept out of the keyed statement cache. */
@@ -410,6 +414,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       this.checkOpen();
       entries.forEach(checkEntry);
       this.knownCount = undefined;
+      this.answers.pages.clear();
       const write = this.db.transaction(() => {
         for (const entry of entries) {
           if (this.statement('SELECT 1 FROM tombstones WHERE canonical_id = ?').get(entry.canonicalId) !== undefined) {
@@ -541,42 +546,68 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     });
   }
 
+  /**
+   * A page of matches. The total and the page's row ids are kept for the query (up to
+   * QUERY_CACHE_ENTRIES queries) until this connection writes or another one commits (`PRAGMA
+   * data_version`, checked by every query): a repeated query, or the next page of one, reads only
+   * its documents. The documents are always read afresh.
+   */
   query(q: InvoiceQuery): Promise<InvoiceQueryResult> {
     return settle(() => {
       this.checkOpen();
       checkPaging(q);
       const filter = this.filterFor(q);
-      const all = this.countAll();
-      const matches = filter.indexed.length > 0 ? matchesOf(filter) : undefined;
-      const total = matches === undefined ? this.countMatches(filter, all) : (this.values(`SELECT count(*) FROM (${matches.sql})`).get(...matches.params) as number);
-      if (total <= q.offset) return { total, invoices: [] };
-      // Walking the order index finds the page after about (offset + limit) * all / total
-      // entries; sorting the matches costs about total. Walk when that is cheaper, else sort.
-      const expectedWalk = Math.ceil(((q.offset + q.limit) * all) / total);
-      let ids: number[] | undefined;
-      if (expectedWalk < WALK_ADVANTAGE * total) {
-        // The estimate assumes the matches are spread evenly in name order, but they are often
-        // bunched (a name fragment matches one run of names, anywhere in the order). So the walk
-        // visits at most WALK_SLACK times the expected entries; when that does not fill the
-        // page, the matches are sorted instead, and a bunched query costs only that much extra.
-        ids = this.walkPage(filter, q, Math.max(WALK_SLACK * expectedWalk, q.offset + q.limit));
-        if (ids.length < Math.min(q.limit, total - q.offset)) ids = undefined;
+      const key = JSON.stringify([filter, q.offset, q.limit]);
+      const dataVersion = this.dataVersion();
+      const { pages } = this.answers;
+      if (this.answers.dataVersion !== dataVersion) {
+        pages.clear();
+        this.answers.dataVersion = dataVersion;
       }
-      if (ids === undefined && matches !== undefined) {
-        ids = this.values(`SELECT id FROM (${matches.sql}) ORDER BY name, version_key DESC, version LIMIT ? OFFSET ?`).all(
-          ...matches.params,
-          q.limit,
-          q.offset,
-        ) as number[];
-      } else if (ids === undefined) {
-        // `+i.name` keeps the planner on its best filtering index, then it sorts.
-        const { where, params } = whereOf(filter);
-        ids = this.values(
-          `SELECT i.id FROM invoices i ${where} ORDER BY +i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?`,
-        ).all(...params, q.limit, q.offset) as number[];
+      let page = pages.get(key);
+      if (page === undefined) {
+        page = this.page(filter, q);
+        if (pages.size >= QUERY_CACHE_ENTRIES) pages.delete(pages.keys().next().value ?? key);
+      } else {
+        pages.delete(key);
       }
-      return { total, invoices: this.documents(ids) };
+      pages.set(key, page);
+      return { total: page.total, invoices: this.documents(page.ids) };
     });
+  }
+
+  /** The total and the page's row ids of a query (see query). */
+  private page(filter: Filter, q: InvoiceQuery): { total: number; ids: number[] } {
+    const all = this.countAll();
+    const matches = filter.indexed.length > 0 ? matchesOf(filter) : undefined;
+    const total = matches === undefined ? this.countMatches(filter, all) : (this.values(`SELECT count(*) FROM (${matches.sql})`).get(...matches.params) as number);
+    if (total <= q.offset) return { total, ids: [] };
+    // Walking the order index finds the page after about (offset + limit) * all / total
+    // entries; sorting the matches costs about total. Walk when that is cheaper, else sort.
+    const expectedWalk = Math.ceil(((q.offset + q.limit) * all) / total);
+    let ids: number[] | undefined;
+    if (expectedWalk < WALK_ADVANTAGE * total) {
+      // The estimate assumes the matches are spread evenly in name order, but they are often
+      // bunched (a name fragment matches one run of names, anywhere in the order). So the walk
+      // visits at most WALK_SLACK times the expected entries; when that does not fill the
+      // page, the matches are sorted instead, and a bunched query costs only that much extra.
+      ids = this.walkPage(filter, q, Math.max(WALK_SLACK * expectedWalk, q.offset + q.limit));
+      if (ids.length < Math.min(q.limit, total - q.offset)) ids = undefined;
+    }
+    if (ids === undefined && matches !== undefined) {
+      ids = this.values(`SELECT id FROM (${matches.sql}) ORDER BY name, version_key DESC, version LIMIT ? OFFSET ?`).all(
+        ...matches.params,
+        q.limit,
+        q.offset,
+      ) as number[];
+    } else if (ids === undefined) {
+      // `+i.name` keeps the planner on its best filtering index, then it sorts.
+      const { where, params } = whereOf(filter);
+      ids = this.values(
+        `SELECT i.id FROM invoices i ${where} ORDER BY +i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?`,
+      ).all(...params, q.limit, q.offset) as number[];
+    }
+    return { total, ids };
   }
 
   /**
@@ -834,6 +865,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   /** Drops what this connection remembers of earlier reads (the count, recent invoices) before a write that changes them. */
   private forgetReads(): void {
     this.knownCount = undefined;
+    this.answers.pages.clear();
     this.recent.rows.clear();
   }
 

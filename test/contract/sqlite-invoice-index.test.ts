@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FTS_USERMERGE, MIGRATIONS, RECENT_RECHECK_MS, ROWS_PER_INSERT, SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
+import { FTS_USERMERGE, MIGRATIONS, QUERY_CACHE_ENTRIES, RECENT_RECHECK_MS, ROWS_PER_INSERT, SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
 import { buildBindleManifest } from '../../core/oci/index.js';
 import { insertManyContract, invoiceIndexContract, makeEntry, makeTombstone } from './invoice-index-contract.js';
 
@@ -61,6 +61,38 @@ t.test('a reader sees what another connection commits (once RECENT_RECHECK_MS pa
   await writer.insert(makeEntry('enterprise.com/warpcore', '2.0.0'));
   await sleep(RECENT_RECHECK_MS + 5);
   t.equal((await reader.get('enterprise.com/warpcore', '2.0.0'))?.version, '2.0.0', 'and is found once inserted elsewhere');
+});
+
+t.test('a repeated query sees every write since its last answer: this connection\'s and another connection\'s', async (t) => {
+  const path = join(t.testdir(), 'index.db');
+  const reader = SqliteInvoiceIndex.open(path);
+  const writer = SqliteInvoiceIndex.open(path);
+  t.teardown(async () => {
+    await reader.close();
+    await writer.close();
+  });
+  const ask = async (): Promise<string[]> =>
+    (await reader.query({ query: 'warpcore', strict: true, offset: 0, limit: 10, yanked: false })).invoices.map((i) => i.version);
+  await reader.insert(makeEntry('enterprise.com/warpcore', '1.0.0'));
+  t.same(await ask(), ['1.0.0']);
+  t.same(await ask(), ['1.0.0'], 'asked again');
+  await writer.insert(makeEntry('enterprise.com/warpcore', '2.0.0'));
+  t.same(await ask(), ['2.0.0', '1.0.0'], 'another connection\'s insert');
+  await writer.yank(makeEntry('enterprise.com/warpcore', '2.0.0', { yanked: true }));
+  t.same(await ask(), ['1.0.0'], 'another connection\'s yank');
+  await reader.insert(makeEntry('enterprise.com/warpcore', '3.0.0'));
+  t.same(await ask(), ['3.0.0', '1.0.0'], 'its own insert');
+  await reader.yank(makeEntry('enterprise.com/warpcore', '3.0.0', { yanked: true }));
+  t.same(await ask(), ['1.0.0'], 'its own yank');
+  await reader.delete(makeTombstone('enterprise.com/warpcore', '1.0.0'));
+  t.same(await ask(), [], 'its own delete');
+  await writer.insert(makeEntry('enterprise.com/warpcore', '4.0.0'));
+  await writer.delete(makeTombstone('enterprise.com/warpcore', '4.0.0'));
+  t.same(await ask(), [], 'another connection\'s insert and delete');
+  for (let i = 0; i < QUERY_CACHE_ENTRIES + 10; i++) {
+    t.equal((await reader.query({ query: `absent-${i}`, strict: false, offset: 0, limit: 1, yanked: true })).total, 0);
+  }
+  t.same(await ask(), [], 'more queries than the cache holds');
 });
 
 t.test('a cached invoice is handed out as the same object (parsed once) until a yank replaces it', async (t) => {
