@@ -309,11 +309,13 @@ function matchesOf(filter: Filter): { sql: string; params: unknown[] } {
   conditionParams.push(...filter.params);
   const and = conditions.map((condition) => ` AND ${condition}`).join('');
   const columns = 'SELECT i.id AS id, i.name AS name, i.version_key AS version_key, i.version AS version';
-  const byName = `${columns} FROM invoices i INDEXED BY invoices_order
-    WHERE i.name IN (SELECT name FROM bindle_names WHERE id IN (SELECT rowid FROM bindle_name_fts WHERE bindle_name_fts MATCH ?))${and}`;
+  const names = 'SELECT name FROM bindle_names WHERE id IN (SELECT rowid FROM bindle_name_fts WHERE bindle_name_fts MATCH ?)';
+  const byName = `${columns} FROM invoices i INDEXED BY invoices_order WHERE i.name IN (${names})${and}`;
   if (restMatch === undefined) return { sql: byName, params: [nameMatch, ...conditionParams] };
-  const byText = `${columns} FROM invoices i WHERE i.id IN (SELECT rowid FROM invoice_text_fts WHERE invoice_text_fts MATCH ?)${and}`;
-  return { sql: `${byName} UNION ${byText}`, params: [nameMatch, ...conditionParams, restMatch, ...conditionParams] };
+  // The invoices of the matching names are left out of the second part: no duplicates to remove.
+  const byText = `${columns} FROM invoices i
+    WHERE i.id IN (SELECT rowid FROM invoice_text_fts WHERE invoice_text_fts MATCH ?) AND i.name NOT IN (${names})${and}`;
+  return { sql: `${byName} UNION ALL ${byText}`, params: [nameMatch, ...conditionParams, restMatch, nameMatch, ...conditionParams] };
 }
 
 /** Length in Unicode code points, which is what the trigram tokenizer counts. */

@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -41,7 +41,8 @@ t.test('the page cache of a connection is capped at 16 MiB, so a growing index d
   t.ok(bytes >= 4 * 2 ** 20, 'still room for the hot pages of the indexes');
 });
 
-t.test('a reader sees what another connection commits (once RECENT_RECHECK_MS passed), though it read the invoice before', async (t) => {
+/** Two connections to one new index file, closed at the end of the test. */
+function twoConnections(t: Test): { reader: SqliteInvoiceIndex; writer: SqliteInvoiceIndex } {
   const path = join(t.testdir(), 'index.db');
   const reader = SqliteInvoiceIndex.open(path);
   const writer = SqliteInvoiceIndex.open(path);
@@ -49,6 +50,11 @@ t.test('a reader sees what another connection commits (once RECENT_RECHECK_MS pa
     await reader.close();
     await writer.close();
   });
+  return { reader, writer };
+}
+
+t.test('a reader sees what another connection commits (once RECENT_RECHECK_MS passed), though it read the invoice before', async (t) => {
+  const { reader, writer } = twoConnections(t);
   await writer.insert(makeEntry('enterprise.com/warpcore', '1.0.0', { description: 'before' }));
   for (let i = 0; i < 3; i++) t.equal((await reader.get('enterprise.com/warpcore', '1.0.0'))?.invoice.bindle.description, 'before');
   t.equal(await writer.yank(makeEntry('enterprise.com/warpcore', '1.0.0', { description: 'after', yanked: true })), true);
@@ -64,13 +70,7 @@ t.test('a reader sees what another connection commits (once RECENT_RECHECK_MS pa
 });
 
 t.test('a repeated query sees every write since its last answer: this connection\'s and another connection\'s', async (t) => {
-  const path = join(t.testdir(), 'index.db');
-  const reader = SqliteInvoiceIndex.open(path);
-  const writer = SqliteInvoiceIndex.open(path);
-  t.teardown(async () => {
-    await reader.close();
-    await writer.close();
-  });
+  const { reader, writer } = twoConnections(t);
   const ask = async (): Promise<string[]> =>
     (await reader.query({ query: 'warpcore', strict: true, offset: 0, limit: 10, yanked: false })).invoices.map((i) => i.version);
   await reader.insert(makeEntry('enterprise.com/warpcore', '1.0.0'));
