@@ -238,7 +238,7 @@ const FTS_MERGE_GAP_MS = 20;
 const FTS_MERGE_RETRY_MS = 5000;
 /** How many queries' pages a connection keeps (see SqliteInvoiceIndex.query); a page is at most 255 ids. */
 export const QUERY_CACHE_ENTRIES = 256;
-/** How much cheaper a walk of the order index must be than sorting the matches (see query). */
+/** The factor between the entries a walk of the order index visits and the matches sorting reads (see page). */
 const WALK_ADVANTAGE = 4;
 /** A walk of the order index gives up after this many times the entries it was expected to visit. */
 const WALK_SLACK = 2;
@@ -289,7 +289,16 @@ function whereOf(filter: Filter): { where: string; params: unknown[] } {
  * search_text). The invoices of the matching names are read from invoices_order, whose
  * entries hold every other condition's columns, in query order when the caller sorts.
  */
-function matchesOf(filter: Filter): { sql: string; params: unknown[] } {
+/** The parts of matchesOf: the invoices of matching names, and (standard) those whose rest of the text matches. */
+interface Matches {
+  readonly sql: string;
+  readonly params: unknown[];
+  readonly byName: { sql: string; params: unknown[] };
+  /** Standard queries: the second part, its MATCH expression, and whether yanked is its only other condition. */
+  readonly byText?: { sql: string; params: unknown[]; match: string; plain: boolean };
+}
+
+function matchesOf(filter: Filter): Matches {
   const conditions: string[] = filter.unyanked ? ['i.yanked = 0'] : [];
   const conditionParams: unknown[] = [];
   let nameMatch: string;
@@ -311,11 +320,17 @@ function matchesOf(filter: Filter): { sql: string; params: unknown[] } {
   const columns = 'SELECT i.id AS id, i.name AS name, i.version_key AS version_key, i.version AS version';
   const names = 'SELECT name FROM bindle_names WHERE id IN (SELECT rowid FROM bindle_name_fts WHERE bindle_name_fts MATCH ?)';
   const byName = `${columns} FROM invoices i INDEXED BY invoices_order WHERE i.name IN (${names})${and}`;
-  if (restMatch === undefined) return { sql: byName, params: [nameMatch, ...conditionParams] };
+  const named = { sql: byName, params: [nameMatch, ...conditionParams] };
+  if (restMatch === undefined) return { ...named, byName: named };
   // The invoices of the matching names are left out of the second part: no duplicates to remove.
-  const byText = `${columns} FROM invoices i
-    WHERE i.id IN (SELECT rowid FROM invoice_text_fts WHERE invoice_text_fts MATCH ?) AND i.name NOT IN (${names})${and}`;
-  return { sql: `${byName} UNION ALL ${byText}`, params: [nameMatch, ...conditionParams, restMatch, nameMatch, ...conditionParams] };
+  const byText = {
+    sql: `${columns} FROM invoices i
+      WHERE i.id IN (SELECT rowid FROM invoice_text_fts WHERE invoice_text_fts MATCH ?) AND i.name NOT IN (${names})${and}`,
+    params: [restMatch, nameMatch, ...conditionParams],
+    match: restMatch,
+    plain: conditionParams.length === 0,
+  };
+  return { sql: `${named.sql} UNION ALL ${byText.sql}`, params: [...named.params, ...byText.params], byName: named, byText };
 }
 
 /** Length in Unicode code points, which is what the trigram tokenizer counts. */
@@ -582,13 +597,17 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   private page(filter: Filter, q: InvoiceQuery): { total: number; ids: number[] } {
     const all = this.countAll();
     const matches = filter.indexed.length > 0 ? matchesOf(filter) : undefined;
-    const total = matches === undefined ? this.countMatches(filter, all) : (this.values(`SELECT count(*) FROM (${matches.sql})`).get(...matches.params) as number);
+    const total = matches === undefined ? this.countMatches(filter, all) : this.countMatched(matches, filter.unyanked);
     if (total <= q.offset) return { total, ids: [] };
     // Walking the order index finds the page after about (offset + limit) * all / total
-    // entries; sorting the matches costs about total. Walk when that is cheaper, else sort.
+    // entries. Without indexed terms, sorting reads each match's row, a walk only index
+    // entries: walk unless it visits WALK_ADVANTAGE times more entries than there are matches.
+    // With indexed terms, sorting reads only the matches' index entries, and a standard
+    // query's walk reads rows: walk only when it visits WALK_ADVANTAGE times fewer.
     const expectedWalk = Math.ceil(((q.offset + q.limit) * all) / total);
+    const walk = matches === undefined ? expectedWalk < WALK_ADVANTAGE * total : WALK_ADVANTAGE * expectedWalk < total;
     let ids: number[] | undefined;
-    if (expectedWalk < WALK_ADVANTAGE * total) {
+    if (walk) {
       // The estimate assumes the matches are spread evenly in name order, but they are often
       // bunched (a name fragment matches one run of names, anywhere in the order). So the walk
       // visits at most WALK_SLACK times the expected entries; when that does not fill the
@@ -948,6 +967,31 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
          FROM invoices INDEXED BY invoices_order ORDER BY name, version_key DESC, version LIMIT ?
        ) AS i ${where} ORDER BY i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?`,
     ).all(budget, ...params, q.limit, q.offset) as number[];
+  }
+
+  /**
+   * How many invoices `matches` holds. The second part of a standard query reads a row per
+   * match, so it is counted only when both parts have matches; when only it has, and yanked is
+   * its only condition, the full-text count less its yanked matches (a small partial index)
+   * reads no rows.
+   */
+  private countMatched(matches: Matches, unyanked: boolean): number {
+    const count = (sql: string, ...params: unknown[]): number => this.values(sql).get(...params) as number;
+    const named = count(`SELECT count(*) FROM (${matches.byName.sql})`, ...matches.byName.params);
+    const text = matches.byText;
+    if (text === undefined) return named;
+    const rest = count('SELECT count(*) FROM invoice_text_fts WHERE invoice_text_fts MATCH ?', text.match);
+    if (rest === 0) return named;
+    if (named > 0 || !text.plain) return named + count(`SELECT count(*) FROM (${text.sql})`, ...text.params);
+    if (!unyanked) return rest;
+    return (
+      rest -
+      count(
+        `SELECT count(*) FROM invoice_text_fts f JOIN invoices i INDEXED BY invoices_yanked ON i.id = f.rowid AND i.yanked = 1
+         WHERE invoice_text_fts MATCH ?`,
+        text.match,
+      )
+    );
   }
 
   /**

@@ -187,6 +187,30 @@ t.test('bindle_names holds each name while it has invoices; a term split between
   t.equal((await index.query({ query: 'names.com', strict: true, offset: 0, limit: 10, yanked: false })).total, 0);
 });
 
+t.test('a standard term found in names, in the rest of the text, or in both, counts each invoice once; yanked ones only when asked', async (t) => {
+  const index = SqliteInvoiceIndex.open(':memory:', { backgroundMerge: false });
+  t.teardown(() => index.close());
+  await index.insertMany([
+    makeEntry('fleet.com/shuttle', '1.0.0', { description: 'a shuttle craft' }),
+    makeEntry('fleet.com/shuttle', '2.0.0', { description: 'a shuttle craft', yanked: true }),
+    makeEntry('fleet.com/runabout', '1.0.0', { description: 'not a shuttle' }),
+    makeEntry('fleet.com/runabout', '2.0.0', { description: 'not a shuttle', yanked: true }),
+    makeEntry('fleet.com/runabout', '3.0.0', { authors: ['Shuttle Bay'] }),
+    makeEntry('fleet.com/probe', '1.0.0', { description: 'no craft' }),
+  ]);
+  const total = async (query: string, yanked: boolean, version?: string): Promise<number> =>
+    (await index.query({ query, strict: false, offset: 0, limit: 1, yanked, ...(version === undefined ? {} : { version }) })).total;
+  t.equal(await total('shuttle', false), 3, 'name and text: shuttle 1.0.0 (both), runabout 1.0.0 and 3.0.0');
+  t.equal(await total('shuttle', true), 5);
+  t.equal(await total('craft', false), 2, 'text only');
+  t.equal(await total('craft', true), 3);
+  t.equal(await total('runabout', false), 2, 'name only');
+  t.equal(await total('shuttle', false, '>=2.0.0'), 1, 'with a version range');
+  t.equal(await total('shuttle craft', false), 1, 'two terms');
+  t.equal(await total('probe', false), 1);
+  t.equal(await total('warp', true), 0);
+});
+
 t.test('a file from a newer schema is refused', async (t) => {
   const path = join(t.testdir(), 'index.db');
   await SqliteInvoiceIndex.open(path).close();
