@@ -1,8 +1,9 @@
 /**
  * The invoice index in one SQLite file (better-sqlite3): schema and its migrations, atomic
- * writes, and `/_q` queries — substring terms (FTS5 trigram index, its segments merged in the
- * background after writes, or a scan where FTS5 is unavailable), SemVer version filters, yanked
- * filtering and stable name/SemVer paging.
+ * writes, and `/_q` queries — substring terms (FTS5 trigram indexes over the distinct bindle
+ * names and the rest of each invoice's search text, their segments merged in the background
+ * after writes, or a scan where FTS5 is unavailable), SemVer version filters, yanked filtering,
+ * stable name/SemVer paging, and the last queries' pages until the next write.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
