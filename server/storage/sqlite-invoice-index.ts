@@ -1,8 +1,9 @@
 /**
  * The invoice index in one SQLite file (better-sqlite3): schema and its migrations, atomic
- * writes, and `/_q` queries — substring terms (FTS5 trigram index, its segments merged in the
- * background after writes, or a scan where FTS5 is unavailable), SemVer version filters, yanked
- * filtering and stable name/SemVer paging.
+ * writes, and `/_q` queries — substring terms (FTS5 trigram indexes over the distinct bindle
+ * names and the rest of each invoice's search text, their segments merged in the background
+ * after writes, or a scan where FTS5 is unavailable), SemVer version filters, yanked filtering,
+ * stable name/SemVer paging, and the last queries' pages until the next write.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -128,25 +129,86 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX oci_uploads_updated ON oci_uploads (updated_at);
   `,
+  `
+  -- Every bindle name once, kept by the triggers below: \`/_q\` looks terms up among the names
+  -- (5 or more times fewer than the invoices) and reads the invoices of the matching names in
+  -- query order from invoices_order (see SqliteInvoiceIndex.query).
+  CREATE TABLE bindle_names (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    -- the name as standard search sees it: the first line of search_text (lowercased)
+    search_name TEXT NOT NULL,
+    -- how many invoices have this name; the row goes with the last of them
+    invoices INTEGER NOT NULL CHECK (invoices > 0)
+  );
+  INSERT INTO bindle_names (name, search_name, invoices)
+    SELECT name, substr(min(search_text), 1, instr(min(search_text), char(10)) - 1), count(*) FROM invoices GROUP BY name;
+  CREATE TRIGGER bindle_names_insert AFTER INSERT ON invoices BEGIN
+    INSERT INTO bindle_names (name, search_name, invoices)
+    VALUES (new.name, substr(new.search_text, 1, instr(new.search_text, char(10)) - 1), 1)
+    ON CONFLICT (name) DO UPDATE SET invoices = invoices + 1;
+  END;
+  CREATE TRIGGER bindle_names_delete AFTER DELETE ON invoices BEGIN
+    DELETE FROM bindle_names WHERE name = old.name AND invoices = 1;
+    UPDATE bindle_names SET invoices = invoices - 1 WHERE name = old.name;
+  END;
+  CREATE TRIGGER bindle_names_update AFTER UPDATE ON invoices WHEN old.name IS NOT new.name BEGIN
+    DELETE FROM bindle_names WHERE name = old.name AND invoices = 1;
+    UPDATE bindle_names SET invoices = invoices - 1 WHERE name = old.name;
+    INSERT INTO bindle_names (name, search_name, invoices)
+    VALUES (new.name, substr(new.search_text, 1, instr(new.search_text, char(10)) - 1), 1)
+    ON CONFLICT (name) DO UPDATE SET invoices = invoices + 1;
+  END;
+  `,
 ];
 
-/** External-content FTS5 table over invoices(name, search_text), kept in step by triggers. */
+/**
+ * The full-text tables (FTS5 trigram, case-sensitive; terms are phrases): `bindle_name_fts` over
+ * bindle_names (name for strict terms, search_name for standard ones), and `invoice_text_fts`
+ * over the rest of each invoice's search_text after its name (version, description, authors;
+ * contentless: it is an expression of search_text). A term has no whitespace, so it is in
+ * search_text exactly when it is in the search name or in that rest. Kept in step by triggers.
+ */
+const FULL_TEXT_TABLES = ['bindle_name_fts', 'invoice_text_fts'] as const;
+/** What search_text holds after the name: the text invoice_text_fts indexes. */
+const REST_OF = (row: string): string => `substr(${row}.search_text, instr(${row}.search_text, char(10)) + 1)`;
 const FULL_TEXT_SCHEMA = `
-  CREATE VIRTUAL TABLE invoice_fts USING fts5(
-    name, search_text, content = 'invoices', content_rowid = 'id', tokenize = 'trigram case_sensitive 1'
+  CREATE VIRTUAL TABLE bindle_name_fts USING fts5(
+    name, search_name, content = 'bindle_names', content_rowid = 'id', tokenize = 'trigram case_sensitive 1'
   );
-  CREATE TRIGGER invoice_fts_insert AFTER INSERT ON invoices BEGIN
-    INSERT INTO invoice_fts (rowid, name, search_text) VALUES (new.id, new.name, new.search_text);
+  CREATE TRIGGER bindle_name_fts_insert AFTER INSERT ON bindle_names BEGIN
+    INSERT INTO bindle_name_fts (rowid, name, search_name) VALUES (new.id, new.name, new.search_name);
   END;
-  CREATE TRIGGER invoice_fts_delete AFTER DELETE ON invoices BEGIN
-    INSERT INTO invoice_fts (invoice_fts, rowid, name, search_text) VALUES ('delete', old.id, old.name, old.search_text);
+  CREATE TRIGGER bindle_name_fts_delete AFTER DELETE ON bindle_names BEGIN
+    INSERT INTO bindle_name_fts (bindle_name_fts, rowid, name, search_name) VALUES ('delete', old.id, old.name, old.search_name);
   END;
-  CREATE TRIGGER invoice_fts_update AFTER UPDATE ON invoices
-  WHEN old.name IS NOT new.name OR old.search_text IS NOT new.search_text BEGIN
-    INSERT INTO invoice_fts (invoice_fts, rowid, name, search_text) VALUES ('delete', old.id, old.name, old.search_text);
-    INSERT INTO invoice_fts (rowid, name, search_text) VALUES (new.id, new.name, new.search_text);
+  CREATE TRIGGER bindle_name_fts_update AFTER UPDATE ON bindle_names
+  WHEN old.name IS NOT new.name OR old.search_name IS NOT new.search_name BEGIN
+    INSERT INTO bindle_name_fts (bindle_name_fts, rowid, name, search_name) VALUES ('delete', old.id, old.name, old.search_name);
+    INSERT INTO bindle_name_fts (rowid, name, search_name) VALUES (new.id, new.name, new.search_name);
   END;
-  INSERT INTO invoice_fts (invoice_fts) VALUES ('rebuild');
+  INSERT INTO bindle_name_fts (bindle_name_fts) VALUES ('rebuild');
+  CREATE VIRTUAL TABLE invoice_text_fts USING fts5(
+    rest, content = '', contentless_delete = 1, tokenize = 'trigram case_sensitive 1'
+  );
+  CREATE TRIGGER invoice_text_fts_insert AFTER INSERT ON invoices BEGIN
+    INSERT INTO invoice_text_fts (rowid, rest) VALUES (new.id, ${REST_OF('new')});
+  END;
+  CREATE TRIGGER invoice_text_fts_delete AFTER DELETE ON invoices BEGIN
+    DELETE FROM invoice_text_fts WHERE rowid = old.id;
+  END;
+  CREATE TRIGGER invoice_text_fts_update AFTER UPDATE ON invoices WHEN old.search_text IS NOT new.search_text BEGIN
+    DELETE FROM invoice_text_fts WHERE rowid = old.id;
+    INSERT INTO invoice_text_fts (rowid, rest) VALUES (new.id, ${REST_OF('new')});
+  END;
+  INSERT INTO invoice_text_fts (rowid, rest) SELECT id, ${REST_OF('invoices')} FROM invoices;
+`;
+/** The full-text table of schema versions up to 4 (name, search_text over invoices): dropped at open. */
+const OLD_FULL_TEXT_SCHEMA_DROP = `
+  DROP TRIGGER IF EXISTS invoice_fts_insert;
+  DROP TRIGGER IF EXISTS invoice_fts_delete;
+  DROP TRIGGER IF EXISTS invoice_fts_update;
+  DROP TABLE IF EXISTS invoice_fts;
 `;
 
 /** Terms shorter than this (in code points) have no trigram and are matched by scanning. */
@@ -175,7 +237,9 @@ const FTS_MERGE_DELAY_MS = 500;
 const FTS_MERGE_GAP_MS = 20;
 /** After a failed step (another connection held the lock), the next try waits this long (ms). */
 const FTS_MERGE_RETRY_MS = 5000;
-/** How much cheaper a walk of the order index must be than sorting the matches (see query). */
+/** How many queries' pages a connection keeps (see SqliteInvoiceIndex.query); a page is at most 255 ids. */
+export const QUERY_CACHE_ENTRIES = 256;
+/** The factor between the entries a walk of the order index visits and the matches sorting reads (see page). */
 const WALK_ADVANTAGE = 4;
 /** A walk of the order index gives up after this many times the entries it was expected to visit. */
 const WALK_SLACK = 2;
@@ -204,32 +268,70 @@ interface Filter {
   readonly params: unknown[];
 }
 
-/** FTS5 MATCH expression for the indexed terms of a filter. */
-function matchOf(filter: Filter): string {
-  return `{${filter.column}} : (${filter.indexed.map(ftsPhrase).join(' AND ')})`;
-}
-
-/**
- * The full WHERE clause of a filter and its parameters. With `fullText`, indexed terms are
- * looked up in the FTS5 index (best when few invoices match); without, they are checked on
- * each row visited (best when a walk of the order index stops after a few rows).
- */
-function whereOf(filter: Filter, fullText: boolean): { where: string; params: unknown[] } {
+/** The WHERE clause of a filter, every term checked on the row (no full-text index), and its parameters. */
+function whereOf(filter: Filter): { where: string; params: unknown[] } {
   const clauses: string[] = [];
   const params: unknown[] = [];
   if (filter.unyanked) clauses.push('i.yanked = 0');
-  if (filter.indexed.length > 0 && fullText) {
-    clauses.push('i.id IN (SELECT rowid FROM invoice_fts WHERE invoice_fts MATCH ?)');
-    params.push(matchOf(filter));
-  } else {
-    for (const term of filter.indexed) {
-      clauses.push(`instr(i.${filter.column}, ?) > 0`);
-      params.push(term);
-    }
+  for (const term of filter.indexed) {
+    clauses.push(`instr(i.${filter.column}, ?) > 0`);
+    params.push(term);
   }
   clauses.push(...filter.clauses);
   params.push(...filter.params);
   return { where: clauses.length === 0 ? '' : `WHERE ${clauses.join(' AND ')}`, params };
+}
+
+/**
+ * A query yielding (id, name, version_key, version) of every invoice a filter with indexed
+ * terms matches, and its parameters. The terms are looked up in the full-text tables: strict
+ * ones all at once among the names; a standard one among the search names and the rest of the
+ * invoices' search text (its longest term; the others are checked on each candidate's
+ * search_text). The invoices of the matching names are read from invoices_order, whose
+ * entries hold every other condition's columns, in query order when the caller sorts.
+ */
+/** The parts of matchesOf: the invoices of matching names, and (standard) those whose rest of the text matches. */
+interface Matches {
+  readonly sql: string;
+  readonly params: unknown[];
+  readonly byName: { sql: string; params: unknown[] };
+  /** Standard queries: the second part, its MATCH expression, and whether yanked is its only other condition. */
+  readonly byText?: { sql: string; params: unknown[]; match: string; plain: boolean };
+}
+
+function matchesOf(filter: Filter): Matches {
+  const conditions: string[] = filter.unyanked ? ['i.yanked = 0'] : [];
+  const conditionParams: unknown[] = [];
+  let nameMatch: string;
+  let restMatch: string | undefined;
+  if (filter.column === 'name') {
+    nameMatch = `{name} : (${filter.indexed.map(ftsPhrase).join(' AND ')})`;
+  } else {
+    const [driver = '', ...others] = [...filter.indexed].sort((a, b) => codePoints(b) - codePoints(a));
+    nameMatch = `{search_name} : ${ftsPhrase(driver)}`;
+    restMatch = ftsPhrase(driver);
+    for (const term of others) {
+      conditions.push('instr(i.search_text, ?) > 0');
+      conditionParams.push(term);
+    }
+  }
+  conditions.push(...filter.clauses);
+  conditionParams.push(...filter.params);
+  const and = conditions.map((condition) => ` AND ${condition}`).join('');
+  const columns = 'SELECT i.id AS id, i.name AS name, i.version_key AS version_key, i.version AS version';
+  const names = 'SELECT name FROM bindle_names WHERE id IN (SELECT rowid FROM bindle_name_fts WHERE bindle_name_fts MATCH ?)';
+  const byName = `${columns} FROM invoices i INDEXED BY invoices_order WHERE i.name IN (${names})${and}`;
+  const named = { sql: byName, params: [nameMatch, ...conditionParams] };
+  if (restMatch === undefined) return { ...named, byName: named };
+  // The invoices of the matching names are left out of the second part: no duplicates to remove.
+  const byText = {
+    sql: `${columns} FROM invoices i
+      WHERE i.id IN (SELECT rowid FROM invoice_text_fts WHERE invoice_text_fts MATCH ?) AND i.name NOT IN (${names})${and}`,
+    params: [restMatch, nameMatch, ...conditionParams],
+    match: restMatch,
+    plain: conditionParams.length === 0,
+  };
+  return { sql: `${named.sql} UNION ALL ${byText.sql}`, params: [...named.params, ...byText.params], byName: named, byText };
 }
 
 /** Length in Unicode code points, which is what the trigram tokenizer counts. */
@@ -268,6 +370,8 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   private readonly statements = new Map<string, Database.Statement>();
   /** The number of invoices at a data version (see countAll). */
   private knownCount: { dataVersion: number; count: number } | undefined;
+  /** Pages of `/_q` (total and row ids) by query, valid at a data version (see query). */
+  private readonly answers = { dataVersion: -1, pages: new Map<string, { total: number; ids: number[] }>() };
   /** Invoices read recently, valid at a data version last confirmed at `checkedAt` (see recentInvoice). */
   private readonly recent = { dataVersion: -1, checkedAt: -Infinity, rows: recentInvoiceCache() };
   /** The two statements of every invoice GET, kept out of the keyed statement cache. */
@@ -328,6 +432,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       this.checkOpen();
       entries.forEach(checkEntry);
       this.knownCount = undefined;
+      this.answers.pages.clear();
       const write = this.db.transaction(() => {
         for (const entry of entries) {
           if (this.statement('SELECT 1 FROM tombstones WHERE canonical_id = ?').get(entry.canonicalId) !== undefined) {
@@ -459,39 +564,72 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     });
   }
 
+  /**
+   * A page of matches. The total and the page's row ids are kept for the query (up to
+   * QUERY_CACHE_ENTRIES queries) until this connection writes or another one commits (`PRAGMA
+   * data_version`, checked by every query): a repeated query, or the next page of one, reads only
+   * its documents. The documents are always read afresh.
+   */
   query(q: InvoiceQuery): Promise<InvoiceQueryResult> {
     return settle(() => {
       this.checkOpen();
       checkPaging(q);
       const filter = this.filterFor(q);
-      const all = this.countAll();
-      // Walking the order index finds the page after about (offset + limit) * all / total
-      // entries; sorting the matches costs about total. Walk when that is cheaper, else make
-      // the planner sort (`+i.name` cannot use an index) after its best filtering index. Up to
-      // `few` matches, sorting is always the cheaper.
-      const few = Math.ceil(Math.sqrt(((q.offset + q.limit) * all) / WALK_ADVANTAGE));
-      const found = filter.indexed.length > 0 ? this.fewMatchesPage(filter, q, few) : undefined;
-      if (found !== undefined) return { total: found.total, invoices: this.documents(found.ids) };
-      const total = this.countMatches(filter, all);
-      if (total <= q.offset) return { total, invoices: [] };
-      const expectedWalk = Math.ceil(((q.offset + q.limit) * all) / total);
-      let ids: number[] | undefined;
-      if (expectedWalk < WALK_ADVANTAGE * total) {
-        // The estimate assumes the matches are spread evenly in name order, but they are often
-        // bunched (a name fragment matches one run of names, anywhere in the order). So the walk
-        // visits at most WALK_SLACK times the expected entries; when that does not fill the
-        // page, the matches are sorted instead, and a bunched query costs only that much extra.
-        ids = this.walkPage(filter, q, Math.max(WALK_SLACK * expectedWalk, q.offset + q.limit));
-        if (ids.length < Math.min(q.limit, total - q.offset)) ids = undefined;
+      const key = JSON.stringify([filter, q.offset, q.limit]);
+      const dataVersion = this.dataVersion();
+      const { pages } = this.answers;
+      if (this.answers.dataVersion !== dataVersion) {
+        pages.clear();
+        this.answers.dataVersion = dataVersion;
       }
-      if (ids === undefined) {
-        const { where, params } = whereOf(filter, true);
-        ids = this.values(
-          `SELECT i.id FROM invoices i ${where} ORDER BY +i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?`,
-        ).all(...params, q.limit, q.offset) as number[];
+      let page = pages.get(key);
+      if (page === undefined) {
+        page = this.page(filter, q);
+        if (pages.size >= QUERY_CACHE_ENTRIES) pages.delete(pages.keys().next().value ?? key);
+      } else {
+        pages.delete(key);
       }
-      return { total, invoices: this.documents(ids) };
+      pages.set(key, page);
+      return { total: page.total, invoices: this.documents(page.ids) };
     });
+  }
+
+  /** The total and the page's row ids of a query (see query). */
+  private page(filter: Filter, q: InvoiceQuery): { total: number; ids: number[] } {
+    const all = this.countAll();
+    const matches = filter.indexed.length > 0 ? matchesOf(filter) : undefined;
+    const total = matches === undefined ? this.countMatches(filter, all) : this.countMatched(matches, filter.unyanked);
+    if (total <= q.offset) return { total, ids: [] };
+    // Walking the order index finds the page after about (offset + limit) * all / total
+    // entries. Without indexed terms, sorting reads each match's row, a walk only index
+    // entries: walk unless it visits WALK_ADVANTAGE times more entries than there are matches.
+    // With indexed terms, sorting reads only the matches' index entries, and a standard
+    // query's walk reads rows: walk only when it visits WALK_ADVANTAGE times fewer.
+    const expectedWalk = Math.ceil(((q.offset + q.limit) * all) / total);
+    const walk = matches === undefined ? expectedWalk < WALK_ADVANTAGE * total : WALK_ADVANTAGE * expectedWalk < total;
+    let ids: number[] | undefined;
+    if (walk) {
+      // The estimate assumes the matches are spread evenly in name order, but they are often
+      // bunched (a name fragment matches one run of names, anywhere in the order). So the walk
+      // visits at most WALK_SLACK times the expected entries; when that does not fill the
+      // page, the matches are sorted instead, and a bunched query costs only that much extra.
+      ids = this.walkPage(filter, q, Math.max(WALK_SLACK * expectedWalk, q.offset + q.limit));
+      if (ids.length < Math.min(q.limit, total - q.offset)) ids = undefined;
+    }
+    if (ids === undefined && matches !== undefined) {
+      ids = this.values(`SELECT id FROM (${matches.sql}) ORDER BY name, version_key DESC, version LIMIT ? OFFSET ?`).all(
+        ...matches.params,
+        q.limit,
+        q.offset,
+      ) as number[];
+    } else if (ids === undefined) {
+      // `+i.name` keeps the planner on its best filtering index, then it sorts.
+      const { where, params } = whereOf(filter);
+      ids = this.values(
+        `SELECT i.id FROM invoices i ${where} ORDER BY +i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?`,
+      ).all(...params, q.limit, q.offset) as number[];
+    }
+    return { total, ids };
   }
 
   /**
@@ -512,19 +650,20 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   }
 
   /**
-   * Merges the full-text index into one segment (FTS5 'optimize'), in one write transaction. A
+   * Merges each full-text index into one segment (FTS5 'optimize'), in one write transaction. A
    * bulk load leaves it in many segments, and a term is looked up in each: after a seed of
    * 100,000 invoices this halves the time of a `/_q` full-text match. For after bulk loads.
    */
   compactFullText(): Promise<void> {
     return settle(() => {
       this.checkOpen();
-      if (this.fullTextSearch) this.db.prepare(`INSERT INTO invoice_fts (invoice_fts) VALUES ('optimize')`).run();
+      if (!this.fullTextSearch) return;
+      for (const table of FULL_TEXT_TABLES) this.db.prepare(`INSERT INTO ${table} (${table}) VALUES ('optimize')`).run();
     });
   }
 
   /**
-   * Merges the full-text index's segments until no level has FTS_USERMERGE of them (what the
+   * Merges the full-text indexes' segments until no level has FTS_USERMERGE of them (what the
    * background merging reaches when left to finish), in steps of FTS_MERGE_PAGES pages, each
    * its own write transaction. For after bulk loads; much cheaper than compactFullText on a
    * large index that is already mostly merged.
@@ -536,14 +675,19 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     });
   }
 
-  /** One merge step of the full-text index; true when it merged something (more may be left). */
+  /**
+   * One merge step (one bounded write transaction) of the first full-text table that has
+   * something to merge; true when it merged something (more may be left).
+   */
   private mergeStep(): boolean {
     if (!this.fullTextSearch) return false;
     const changes = this.values('SELECT total_changes()');
-    const before = changes.get() as number;
-    this.statement(`INSERT INTO invoice_fts (invoice_fts, rank) VALUES ('merge', ${FTS_MERGE_PAGES})`).run();
-    // FTS5's documented test: fewer than 2 changed rows means there was nothing to merge.
-    return (changes.get() as number) - before >= 2;
+    return FULL_TEXT_TABLES.some((table) => {
+      const before = changes.get() as number;
+      this.statement(`INSERT INTO ${table} (${table}, rank) VALUES ('merge', ${FTS_MERGE_PAGES})`).run();
+      // FTS5's documented test: fewer than 2 changed rows means there was nothing to merge.
+      return (changes.get() as number) - before >= 2;
+    });
   }
 
   /**
@@ -743,6 +887,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   /** Drops what this connection remembers of earlier reads (the count, recent invoices) before a write that changes them. */
   private forgetReads(): void {
     this.knownCount = undefined;
+    this.answers.pages.clear();
     this.recent.rows.clear();
   }
 
@@ -811,37 +956,11 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   }
 
   /**
-   * One pass over the full-text index for the usual query with few matches: at most `few` + 1
-   * of them are read from it, once, then filtered, counted and sorted together. Undefined when
-   * there are more than `few` (the caller counts and may walk instead), and when the page is
-   * past the last match (no row carries the count).
-   */
-  private fewMatchesPage(filter: Filter, q: InvoiceQuery, few: number): { total: number; ids: number[] } | undefined {
-    const clauses = ['i.id IN (SELECT rowid FROM matches)', ...filter.clauses];
-    if (filter.unyanked) clauses.unshift('i.yanked = 0');
-    // The one-row left join carries `found` also when the page is empty.
-    const rows = this.statement(
-      `WITH matches AS MATERIALIZED (SELECT rowid FROM invoice_fts WHERE invoice_fts MATCH ? LIMIT ?),
-       page AS (
-         SELECT i.id AS id, count(*) OVER () AS total, i.name AS name, i.version_key AS version_key, i.version AS version
-         FROM invoices i WHERE ${clauses.join(' AND ')}
-         ORDER BY +i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?
-       )
-       SELECT (SELECT count(*) FROM matches) AS found, page.id AS id, page.total AS total
-       FROM (SELECT 1) AS one LEFT JOIN page ORDER BY page.name, page.version_key DESC, page.version`,
-    ).all(matchOf(filter), few + 1, ...filter.params, q.limit, q.offset) as Array<{ found: number; id: number | null; total: number | null }>;
-    const first = rows[0];
-    if (first === undefined || first.found > few) return undefined;
-    if (first.id === null || first.total === null) return q.offset === 0 ? { total: 0, ids: [] } : undefined;
-    return { total: first.total, ids: rows.flatMap((row) => (row.id === null ? [] : [row.id])) };
-  }
-
-  /**
    * The page of matches found by walking at most `budget` entries of the order index (the
    * first `budget` invoices in query order). Shorter than the page when the budget ran out.
    */
   private walkPage(filter: Filter, q: InvoiceQuery, budget: number): number[] {
-    const { where, params } = whereOf(filter, false);
+    const { where, params } = whereOf(filter);
     const text = filter.column === 'search_text' ? ', search_text' : '';
     return this.values(
       `SELECT i.id FROM (
@@ -852,29 +971,42 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   }
 
   /**
-   * How many invoices match. Yanked invoices are few, so without other conditions it is cheaper
-   * to subtract the yanked matches (a small partial index) than to look at every match's row.
+   * How many invoices `matches` holds. The second part of a standard query reads a row per
+   * match, so it is counted only when both parts have matches; when only it has, and yanked is
+   * its only condition, the full-text count less its yanked matches (a small partial index)
+   * reads no rows.
+   */
+  private countMatched(matches: Matches, unyanked: boolean): number {
+    const count = (sql: string, ...params: unknown[]): number => this.values(sql).get(...params) as number;
+    const named = count(`SELECT count(*) FROM (${matches.byName.sql})`, ...matches.byName.params);
+    const text = matches.byText;
+    if (text === undefined) return named;
+    const rest = count('SELECT count(*) FROM invoice_text_fts WHERE invoice_text_fts MATCH ?', text.match);
+    if (rest === 0) return named;
+    if (named > 0 || !text.plain) return named + count(`SELECT count(*) FROM (${text.sql})`, ...text.params);
+    if (!unyanked) return rest;
+    return (
+      rest -
+      count(
+        `SELECT count(*) FROM invoice_text_fts f JOIN invoices i INDEXED BY invoices_yanked ON i.id = f.rowid AND i.yanked = 1
+         WHERE invoice_text_fts MATCH ?`,
+        text.match,
+      )
+    );
+  }
+
+  /**
+   * How many invoices a filter without indexed terms matches. Yanked invoices are few, so
+   * without other conditions it is cheaper to subtract the yanked ones (a small partial index)
+   * than to look at every row.
    */
   private countMatches(filter: Filter, all: number): number {
     const count = (sql: string, ...params: unknown[]): number => this.values(sql).get(...params) as number;
     if (filter.clauses.length > 0) {
-      const { where, params } = whereOf(filter, true);
+      const { where, params } = whereOf(filter);
       return count(`SELECT count(*) FROM invoices i ${where}`, ...params);
     }
-    if (filter.indexed.length === 0) {
-      return filter.unyanked ? all - count('SELECT count(*) FROM invoices WHERE yanked = 1') : all;
-    }
-    const match = matchOf(filter);
-    const matches = count('SELECT count(*) FROM invoice_fts WHERE invoice_fts MATCH ?', match);
-    if (!filter.unyanked || matches === 0) return matches;
-    return (
-      matches -
-      count(
-        `SELECT count(*) FROM invoice_fts f JOIN invoices i INDEXED BY invoices_yanked ON i.id = f.rowid AND i.yanked = 1
-         WHERE invoice_fts MATCH ?`,
-        match,
-      )
-    );
+    return filter.unyanked ? all - count('SELECT count(*) FROM invoices WHERE yanked = 1') : all;
   }
 
   /**
@@ -1038,10 +1170,10 @@ function migrate(db: Database.Database, path: string): void {
   }).immediate();
 }
 
-/** True when this SQLite has FTS5 with the trigram tokenizer (3.34+). */
+/** True when this SQLite has FTS5 with the trigram tokenizer (3.34+) and contentless delete (3.43+). */
 function hasTrigramFts(db: Database.Database): boolean {
   try {
-    db.exec(`CREATE VIRTUAL TABLE temp.invoice_fts_probe USING fts5(x, tokenize = 'trigram case_sensitive 1')`);
+    db.exec(`CREATE VIRTUAL TABLE temp.invoice_fts_probe USING fts5(x, content = '', contentless_delete = 1, tokenize = 'trigram case_sensitive 1')`);
     db.exec('DROP TABLE temp.invoice_fts_probe');
     return true;
   } catch {
@@ -1049,20 +1181,30 @@ function hasTrigramFts(db: Database.Database): boolean {
   }
 }
 
-/** Creates the full-text table when wanted and missing; returns whether it is in use. */
+/**
+ * Creates the full-text tables when wanted and missing (replacing the single table of schema
+ * versions up to 4), in one transaction: an open killed while it builds them leaves the file as
+ * it was, and the next open builds them again. Returns whether they are in use.
+ */
 function setUpFullText(db: Database.Database, path: string, wanted: boolean): boolean {
   const use = wanted && hasTrigramFts(db);
   db.transaction(() => {
-    const exists = db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'invoice_fts'`).get() !== undefined;
-    if (exists && !use) {
+    const has = (table: string): boolean => db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?`).get(table) !== undefined;
+    const old = has('invoice_fts');
+    const current = has(FULL_TEXT_TABLES[0]);
+    if ((old || current) && !use) {
       throw new BindleError(
         'unavailable',
         `invoice index ${path} has a full-text table, which ${wanted ? 'this SQLite (no FTS5 trigram tokenizer) cannot maintain' : 'must be kept when full-text search is off'}`,
       );
     }
-    if (use && !exists) db.exec(FULL_TEXT_SCHEMA);
-    if (use && db.prepare(`SELECT v FROM invoice_fts_config WHERE k = 'usermerge'`).pluck().get() !== FTS_USERMERGE) {
-      db.exec(`INSERT INTO invoice_fts (invoice_fts, rank) VALUES ('usermerge', ${FTS_USERMERGE})`);
+    if (!use) return;
+    if (old) db.exec(OLD_FULL_TEXT_SCHEMA_DROP);
+    if (!current) db.exec(FULL_TEXT_SCHEMA);
+    for (const table of FULL_TEXT_TABLES) {
+      if (db.prepare(`SELECT v FROM ${table}_config WHERE k = 'usermerge'`).pluck().get() !== FTS_USERMERGE) {
+        db.exec(`INSERT INTO ${table} (${table}, rank) VALUES ('usermerge', ${FTS_USERMERGE})`);
+      }
     }
   }).immediate();
   return use;

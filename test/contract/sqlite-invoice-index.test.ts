@@ -1,11 +1,11 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FTS_USERMERGE, MIGRATIONS, RECENT_RECHECK_MS, ROWS_PER_INSERT, SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
+import { FTS_USERMERGE, MIGRATIONS, QUERY_CACHE_ENTRIES, RECENT_RECHECK_MS, ROWS_PER_INSERT, SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
 import { buildBindleManifest } from '../../core/oci/index.js';
-import { insertManyContract, invoiceIndexContract, makeEntry } from './invoice-index-contract.js';
+import { insertManyContract, invoiceIndexContract, makeEntry, makeTombstone } from './invoice-index-contract.js';
 
 invoiceIndexContract(t, 'SqliteInvoiceIndex (FTS5)', (dir) => Promise.resolve(SqliteInvoiceIndex.open(join(dir, 'index.db'))));
 invoiceIndexContract(t, 'SqliteInvoiceIndex (scan fallback)', (dir) =>
@@ -41,7 +41,8 @@ t.test('the page cache of a connection is capped at 16 MiB, so a growing index d
   t.ok(bytes >= 4 * 2 ** 20, 'still room for the hot pages of the indexes');
 });
 
-t.test('a reader sees what another connection commits (once RECENT_RECHECK_MS passed), though it read the invoice before', async (t) => {
+/** Two connections to one new index file, closed at the end of the test. */
+function twoConnections(t: Test): { reader: SqliteInvoiceIndex; writer: SqliteInvoiceIndex } {
   const path = join(t.testdir(), 'index.db');
   const reader = SqliteInvoiceIndex.open(path);
   const writer = SqliteInvoiceIndex.open(path);
@@ -49,6 +50,11 @@ t.test('a reader sees what another connection commits (once RECENT_RECHECK_MS pa
     await reader.close();
     await writer.close();
   });
+  return { reader, writer };
+}
+
+t.test('a reader sees what another connection commits (once RECENT_RECHECK_MS passed), though it read the invoice before', async (t) => {
+  const { reader, writer } = twoConnections(t);
   await writer.insert(makeEntry('enterprise.com/warpcore', '1.0.0', { description: 'before' }));
   for (let i = 0; i < 3; i++) t.equal((await reader.get('enterprise.com/warpcore', '1.0.0'))?.invoice.bindle.description, 'before');
   t.equal(await writer.yank(makeEntry('enterprise.com/warpcore', '1.0.0', { description: 'after', yanked: true })), true);
@@ -61,6 +67,32 @@ t.test('a reader sees what another connection commits (once RECENT_RECHECK_MS pa
   await writer.insert(makeEntry('enterprise.com/warpcore', '2.0.0'));
   await sleep(RECENT_RECHECK_MS + 5);
   t.equal((await reader.get('enterprise.com/warpcore', '2.0.0'))?.version, '2.0.0', 'and is found once inserted elsewhere');
+});
+
+t.test('a repeated query sees every write since its last answer: this connection\'s and another connection\'s', async (t) => {
+  const { reader, writer } = twoConnections(t);
+  const ask = async (): Promise<string[]> =>
+    (await reader.query({ query: 'warpcore', strict: true, offset: 0, limit: 10, yanked: false })).invoices.map((i) => i.version);
+  await reader.insert(makeEntry('enterprise.com/warpcore', '1.0.0'));
+  t.same(await ask(), ['1.0.0']);
+  t.same(await ask(), ['1.0.0'], 'asked again');
+  await writer.insert(makeEntry('enterprise.com/warpcore', '2.0.0'));
+  t.same(await ask(), ['2.0.0', '1.0.0'], 'another connection\'s insert');
+  await writer.yank(makeEntry('enterprise.com/warpcore', '2.0.0', { yanked: true }));
+  t.same(await ask(), ['1.0.0'], 'another connection\'s yank');
+  await reader.insert(makeEntry('enterprise.com/warpcore', '3.0.0'));
+  t.same(await ask(), ['3.0.0', '1.0.0'], 'its own insert');
+  await reader.yank(makeEntry('enterprise.com/warpcore', '3.0.0', { yanked: true }));
+  t.same(await ask(), ['1.0.0'], 'its own yank');
+  await reader.delete(makeTombstone('enterprise.com/warpcore', '1.0.0'));
+  t.same(await ask(), [], 'its own delete');
+  await writer.insert(makeEntry('enterprise.com/warpcore', '4.0.0'));
+  await writer.delete(makeTombstone('enterprise.com/warpcore', '4.0.0'));
+  t.same(await ask(), [], 'another connection\'s insert and delete');
+  for (let i = 0; i < QUERY_CACHE_ENTRIES + 10; i++) {
+    t.equal((await reader.query({ query: `absent-${i}`, strict: false, offset: 0, limit: 1, yanked: true })).total, 0);
+  }
+  t.same(await ask(), [], 'more queries than the cache holds');
 });
 
 t.test('a cached invoice is handed out as the same object (parsed once) until a yank replaces it', async (t) => {
@@ -79,6 +111,106 @@ t.test('a cached invoice is handed out as the same object (parsed once) until a 
   t.equal(first?.yanked, false, 'an object handed out before the yank is left as it was');
 });
 
+/**
+ * Turns a current index file back into one of schema version 4 (as that version's server left
+ * it, FTS5 in use): no bindle_names, and the one full-text table over invoices(name, search_text).
+ */
+function toSchemaVersion4(db: Database.Database): void {
+  db.exec(`
+    DROP TABLE bindle_name_fts; DROP TABLE invoice_text_fts;
+    DROP TRIGGER invoice_text_fts_insert; DROP TRIGGER invoice_text_fts_delete; DROP TRIGGER invoice_text_fts_update;
+    DROP TRIGGER bindle_names_insert; DROP TRIGGER bindle_names_delete; DROP TRIGGER bindle_names_update;
+    DROP TABLE bindle_names;
+    CREATE VIRTUAL TABLE invoice_fts USING fts5(
+      name, search_text, content = 'invoices', content_rowid = 'id', tokenize = 'trigram case_sensitive 1'
+    );
+    CREATE TRIGGER invoice_fts_insert AFTER INSERT ON invoices BEGIN
+      INSERT INTO invoice_fts (rowid, name, search_text) VALUES (new.id, new.name, new.search_text);
+    END;
+    CREATE TRIGGER invoice_fts_delete AFTER DELETE ON invoices BEGIN
+      INSERT INTO invoice_fts (invoice_fts, rowid, name, search_text) VALUES ('delete', old.id, old.name, old.search_text);
+    END;
+    CREATE TRIGGER invoice_fts_update AFTER UPDATE ON invoices
+    WHEN old.name IS NOT new.name OR old.search_text IS NOT new.search_text BEGIN
+      INSERT INTO invoice_fts (invoice_fts, rowid, name, search_text) VALUES ('delete', old.id, old.name, old.search_text);
+      INSERT INTO invoice_fts (rowid, name, search_text) VALUES (new.id, new.name, new.search_text);
+    END;
+    INSERT INTO invoice_fts (invoice_fts) VALUES ('rebuild');
+  `);
+  db.pragma('user_version = 4');
+}
+
+t.test('a file of schema version 4 gets bindle_names and the two full-text tables in place of the old one; queries find the same', async (t) => {
+  const path = join(t.testdir(), 'index.db');
+  const index = SqliteInvoiceIndex.open(path, { backgroundMerge: false });
+  await index.insertMany([
+    makeEntry('enterprise.com/warpcore', '1.0.0', { description: 'The warp core' }),
+    makeEntry('enterprise.com/warpcore', '1.1.0', { description: 'The warp core' }),
+    makeEntry('Enterprise.com/Transporter', '2.0.0', { description: 'Beams you up' }),
+  ]);
+  await index.delete(makeTombstone('enterprise.com/warpcore', '1.1.0'));
+  await index.close();
+  withRaw(path, toSchemaVersion4);
+  const migrated = SqliteInvoiceIndex.open(path, { backgroundMerge: false });
+  t.teardown(() => migrated.close());
+  const names = withRaw(path, (db) => db.prepare('SELECT name, search_name, invoices FROM bindle_names ORDER BY name').all());
+  t.same(names, [
+    { name: 'Enterprise.com/Transporter', search_name: 'enterprise.com/transporter', invoices: 1 },
+    { name: 'enterprise.com/warpcore', search_name: 'enterprise.com/warpcore', invoices: 1 },
+  ]);
+  t.notOk(withRaw(path, (db) => db.prepare(`SELECT 1 FROM sqlite_schema WHERE name LIKE 'invoice_fts%'`).get()), 'the old table and its triggers are gone');
+  const ask = async (query: string, strict: boolean): Promise<string[]> =>
+    (await migrated.query({ query, strict, offset: 0, limit: 10, yanked: false })).invoices.map((i) => `${i.name}/${i.version}`);
+  t.same(await ask('Transporter', true), ['Enterprise.com/Transporter/2.0.0']);
+  t.same(await ask('transporter', true), [], 'strict terms are case-sensitive');
+  t.same(await ask('ENTERPRISE', false), ['Enterprise.com/Transporter/2.0.0', 'enterprise.com/warpcore/1.0.0']);
+  t.same(await ask('beams 2.0', false), ['Enterprise.com/Transporter/2.0.0'], 'description and version terms');
+  t.equal(withRaw(path, (db) => db.pragma('user_version', { simple: true })), MIGRATIONS.length);
+});
+
+t.test('bindle_names holds each name while it has invoices; a term split between name and description does not match', async (t) => {
+  const path = join(t.testdir(), 'index.db');
+  const index = SqliteInvoiceIndex.open(path, { backgroundMerge: false });
+  t.teardown(() => index.close());
+  await index.insert(makeEntry('names.com/app', '1.0.0', { description: 'cargo' }));
+  await index.insert(makeEntry('names.com/app', '2.0.0', { description: 'cargo' }));
+  const counts = (): unknown[] => withRaw(path, (db) => db.prepare('SELECT name, invoices FROM bindle_names').all());
+  t.same(counts(), [{ name: 'names.com/app', invoices: 2 }]);
+  await index.delete(makeTombstone('names.com/app', '2.0.0'));
+  t.same(counts(), [{ name: 'names.com/app', invoices: 1 }]);
+  t.equal((await index.query({ query: 'names.com', strict: true, offset: 0, limit: 10, yanked: false })).total, 1);
+  // search_text is "names.com/app\n1.0.0\ncargo\n": "app\n1" spans two lines, but no term holds whitespace
+  t.equal((await index.query({ query: 'app1.0', strict: false, offset: 0, limit: 10, yanked: false })).total, 0);
+  t.equal((await index.query({ query: 'app 1.0 cargo', strict: false, offset: 0, limit: 10, yanked: false })).total, 1, 'terms in name, version and description');
+  await index.delete(makeTombstone('names.com/app', '1.0.0'));
+  t.same(counts(), [], 'the name goes with its last invoice');
+  t.equal((await index.query({ query: 'names.com', strict: true, offset: 0, limit: 10, yanked: false })).total, 0);
+});
+
+t.test('a standard term found in names, in the rest of the text, or in both, counts each invoice once; yanked ones only when asked', async (t) => {
+  const index = SqliteInvoiceIndex.open(':memory:', { backgroundMerge: false });
+  t.teardown(() => index.close());
+  await index.insertMany([
+    makeEntry('fleet.com/shuttle', '1.0.0', { description: 'a shuttle craft' }),
+    makeEntry('fleet.com/shuttle', '2.0.0', { description: 'a shuttle craft', yanked: true }),
+    makeEntry('fleet.com/runabout', '1.0.0', { description: 'not a shuttle' }),
+    makeEntry('fleet.com/runabout', '2.0.0', { description: 'not a shuttle', yanked: true }),
+    makeEntry('fleet.com/runabout', '3.0.0', { authors: ['Shuttle Bay'] }),
+    makeEntry('fleet.com/probe', '1.0.0', { description: 'no craft' }),
+  ]);
+  const total = async (query: string, yanked: boolean, version?: string): Promise<number> =>
+    (await index.query({ query, strict: false, offset: 0, limit: 1, yanked, ...(version === undefined ? {} : { version }) })).total;
+  t.equal(await total('shuttle', false), 3, 'name and text: shuttle 1.0.0 (both), runabout 1.0.0 and 3.0.0');
+  t.equal(await total('shuttle', true), 5);
+  t.equal(await total('craft', false), 2, 'text only');
+  t.equal(await total('craft', true), 3);
+  t.equal(await total('runabout', false), 2, 'name only');
+  t.equal(await total('shuttle', false, '>=2.0.0'), 1, 'with a version range');
+  t.equal(await total('shuttle craft', false), 1, 'two terms');
+  t.equal(await total('probe', false), 1);
+  t.equal(await total('warp', true), 0);
+});
+
 t.test('a file from a newer schema is refused', async (t) => {
   const path = join(t.testdir(), 'index.db');
   await SqliteInvoiceIndex.open(path).close();
@@ -93,7 +225,7 @@ t.test('a file written without full-text search gets its FTS table built on open
   await plain.insert(makeEntry('enterprise.com/warpcore', '1.0.0', { description: 'The warp core' }));
   await plain.insert(makeEntry('enterprise.com/transporter', '1.0.0'));
   await plain.close();
-  t.notOk(withRaw(path, (db) => db.prepare(`SELECT 1 FROM sqlite_schema WHERE name = 'invoice_fts'`).get()));
+  t.notOk(withRaw(path, (db) => db.prepare(`SELECT 1 FROM sqlite_schema WHERE name LIKE '%_fts'`).get()));
 
   const indexed = SqliteInvoiceIndex.open(path);
   t.teardown(() => indexed.close());
@@ -159,11 +291,10 @@ t.test('compactFullText merges the full-text index into one segment; queries fin
   const index = SqliteInvoiceIndex.open(path);
   t.teardown(() => index.close());
   for (let i = 0; i < 40; i++) await index.insert(makeEntry(`compact.com/app-${i}`, '1.0.0', { description: `The ${i % 2 === 0 ? 'even' : 'odd'} one` }));
-  const segments = (): number => withRaw(path, (db) => db.prepare('SELECT count(DISTINCT segid) FROM invoice_fts_idx').pluck().get() as number);
   const before = await index.query({ query: 'even', offset: 0, limit: 50, strict: false, yanked: false });
-  t.ok(segments() > 1, 'single inserts leave several segments');
+  t.ok(ftsSegments(path) > 2, 'single inserts leave several segments');
   await index.compactFullText();
-  t.equal(segments(), 1);
+  t.equal(ftsSegments(path), 2, 'one per full-text table');
   t.same(await index.query({ query: 'even', offset: 0, limit: 50, strict: false, yanked: false }), before);
   t.equal(before.total, 20);
   const plain = SqliteInvoiceIndex.open(':memory:', { fullTextSearch: false });
@@ -172,16 +303,23 @@ t.test('compactFullText merges the full-text index into one segment; queries fin
   t.pass('a no-op without full-text search');
 });
 
-/** The number of segments of the index file's full-text index. */
+/** The full-text tables of the index file. */
+const FULL_TEXT_TABLES = ['bindle_name_fts', 'invoice_text_fts'];
+
+/** The number of segments of the index file's full-text indexes, together. */
 function ftsSegments(path: string): number {
-  return withRaw(path, (db) => db.prepare('SELECT count(DISTINCT segid) FROM invoice_fts_idx').pluck().get() as number);
+  return withRaw(path, (db) =>
+    FULL_TEXT_TABLES.reduce((sum, table) => sum + (db.prepare(`SELECT count(DISTINCT segid) FROM ${table}_idx`).pluck().get() as number), 0),
+  );
 }
 
 t.test('mergeFullText merges the segments FTS5 automerge leaves (usermerge 2); queries find the same; then nothing is left to merge', async (t) => {
   const path = join(t.testdir(), 'index.db');
   const index = SqliteInvoiceIndex.open(path, { backgroundMerge: false });
   t.teardown(() => index.close());
-  t.equal(withRaw(path, (db) => db.prepare(`SELECT v FROM invoice_fts_config WHERE k = 'usermerge'`).pluck().get()), FTS_USERMERGE, 'set at open');
+  for (const table of FULL_TEXT_TABLES) {
+    t.equal(withRaw(path, (db) => db.prepare(`SELECT v FROM ${table}_config WHERE k = 'usermerge'`).pluck().get()), FTS_USERMERGE, `${table}: set at open`);
+  }
   for (let i = 0; i < 60; i++) await index.insert(makeEntry(`merge.com/app-${i}`, '1.0.0', { description: `The ${i % 3 === 0 ? 'third' : 'other'} one` }));
   const before = await index.query({ query: 'third', offset: 0, limit: 50, strict: false, yanked: false });
   const unmerged = ftsSegments(path);
@@ -268,6 +406,7 @@ t.test('an index from before the OCI tables gets deterministic OCI rows from its
   await index.close();
   withRaw(path, (db) => {
     db.exec('DROP TABLE oci_manifests; DROP TABLE oci_configs; DROP TABLE tombstones; DROP TABLE oci_uploads');
+    toSchemaVersion4(db);
     db.pragma('user_version = 1');
   });
   const reopened = SqliteInvoiceIndex.open(path);
