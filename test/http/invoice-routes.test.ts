@@ -180,6 +180,63 @@ t.test('GET, HEAD and DELETE of an invoice', async (t) => {
   t.equal(res.statusCode, 404);
 });
 
+t.test('a stored invoice is sent with its ETag and media type in both formats; conditional GET and HEAD', async (t) => {
+  const ta = await makeTestApp(t);
+  const inv = signedInvoice('example.com/tagged', '1.0.0', parcels);
+  let res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: renderInvoice(inv) });
+  t.equal(res.statusCode, 202, res.body);
+  const path = '/v1/_i/example.com/tagged/1.0.0';
+  const tags: string[] = [];
+  for (const [accept, contentType] of [['application/toml', 'application/toml'], ['application/json', 'application/json; charset=utf-8']] as const) {
+    // Twice: the second reply comes from what the first prepared, and must be the same.
+    for (const round of [1, 2]) {
+      res = await ta.app.inject({ url: path, headers: { accept } });
+      t.equal(res.statusCode, 200, `${accept} #${round}`);
+      t.equal(res.headers['content-type'], contentType, `${accept} #${round}: the media type of every document reply`);
+      t.equal(res.headers.etag, `"${sha256(res.rawPayload)}"`, `${accept} #${round}: the tag is the sha256 of the bytes sent`);
+      t.equal(res.headers.vary, 'accept');
+      t.equal(Number(res.headers['content-length']), res.rawPayload.length);
+    }
+    const etag = String(res.headers.etag);
+    tags.push(etag);
+    const head = await ta.app.inject({ method: 'HEAD', url: path, headers: { accept } });
+    t.equal(head.statusCode, 200);
+    t.equal(head.body, '');
+    t.equal(head.headers.etag, etag, 'HEAD sends the tag GET sends');
+    t.equal(head.headers['content-type'], contentType);
+    t.equal(Number(head.headers['content-length']), res.rawPayload.length, 'HEAD sends the length GET sends');
+    for (const method of ['GET', 'HEAD'] as const) {
+      const notModified = await ta.app.inject({ method, url: path, headers: { accept, 'if-none-match': `"other", ${etag}` } });
+      t.equal(notModified.statusCode, 304, `${method} ${accept}: If-None-Match with the tag`);
+      t.equal(notModified.body, '');
+      t.equal(notModified.headers.etag, etag);
+      const failed = await ta.app.inject({ method, url: path, headers: { accept, 'if-match': '"other"' } });
+      t.equal(failed.statusCode, 412, `${method} ${accept}: If-Match without the tag`);
+    }
+  }
+  t.not(tags[0], tags[1], 'each format has its own tag');
+  res = await ta.app.inject({ method: 'DELETE', url: path });
+  t.equal(res.statusCode, 200);
+  res = await ta.app.inject({ url: `${path}?yanked=true`, headers: { 'if-none-match': tags[0] } });
+  t.equal(res.statusCode, 200, 'a yank changes the bytes and so the tag');
+  t.not(res.headers.etag, tags[0]);
+  t.equal(res.headers.etag, `"${sha256(res.rawPayload)}"`);
+});
+
+t.test('the same invoice path answers the same every time, valid or not', async (t) => {
+  const ta = await makeTestApp(t);
+  const inv = signedInvoice('example.com/again', '1.0.0', parcels);
+  t.equal((await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: renderInvoice(inv) })).statusCode, 202);
+  for (let round = 1; round <= 3; round++) {
+    t.equal((await ta.app.inject({ url: '/v1/_i/example.com/again/1.0.0' })).statusCode, 200, `a valid path, #${round}`);
+    const bad = await ta.app.inject({ url: '/v1/_i/example.com/again/not-semver' });
+    t.equal(bad.statusCode, 400, `an invalid path, #${round}`);
+    t.equal(errorOf(bad.body).code, 'invalid_version');
+    const parcel = await ta.app.inject({ url: '/v1/_i/example.com/again/1.0.0@' });
+    t.equal(parcel.statusCode, 400, `a parcel path without its sha256, #${round}`);
+  }
+});
+
 t.test('parcel routes', async (t) => {
   const ta = await makeTestApp(t, { maxParcelBytes: 1 << 20 });
   const big = Buffer.alloc(300_000, 7);
