@@ -234,6 +234,10 @@ t.test('the same invoice path answers the same every time, valid or not', async 
     t.equal(errorOf(bad.body).code, 'invalid_version');
     const parcel = await ta.app.inject({ url: '/v1/_i/example.com/again/1.0.0@' });
     t.equal(parcel.statusCode, 400, `a parcel path without its sha256, #${round}`);
+    t.equal((await ta.app.inject({ url: '/v1/_i/example.com/again/1.0.0?yanked=false' })).statusCode, 200, `a known parameter, #${round}`);
+    const unknown = await ta.app.inject({ url: '/v1/_i/example.com/again/1.0.0?yanked=true&bogus=1&other=2' });
+    t.equal(unknown.statusCode, 400, `unknown parameters, #${round}`);
+    t.same(errorOf(unknown.body), { code: 'invalid_query', error: 'unknown query parameters "bogus", "other" (allowed: yanked)' });
   }
 });
 
