@@ -22,14 +22,23 @@ export interface StoredText {
 }
 
 /**
- * A stored text made ready to send in one format: its bytes (one Buffer, so a reply neither
- * measures nor re-encodes the text), its strong entity tag and its media type.
+ * A stored text made ready to send in one format: its body (one Buffer, so a reply neither
+ * measures nor re-encodes the text, unless it is over PREPARED_BUFFER_UNITS: then the string
+ * itself), its length in bytes, its strong entity tag and its media type.
  */
 export interface PreparedText {
-  readonly body: Buffer;
+  readonly body: Buffer | string;
+  readonly bytes: number;
   readonly etag: string;
   readonly contentType: string;
 }
+
+/**
+ * Texts up to this many UTF-16 code units are kept as a Buffer beside their string while they are
+ * cached; a bigger one is sent as its string, so that a few big invoices do not double the
+ * memory the cache of recent invoices holds.
+ */
+export const PREPARED_BUFFER_UNITS = 64 * 1024;
 
 /**
  * The Content-Type of stored text, as for every other document reply: Fastify adds the charset
@@ -59,8 +68,14 @@ export function preparedText(stored: StoredText, format: keyof StoredText): Prep
   }
   let prepared = formats[format];
   if (prepared === undefined) {
-    const body = Buffer.from(stored[format], 'utf8');
-    prepared = { body, etag: `"${createHash('sha256').update(body).digest('hex')}"`, contentType: STORED_CONTENT_TYPE[format] };
+    const text = stored[format];
+    const bytes = Buffer.from(text, 'utf8');
+    prepared = {
+      body: text.length <= PREPARED_BUFFER_UNITS ? bytes : text,
+      bytes: bytes.length,
+      etag: `"${createHash('sha256').update(bytes).digest('hex')}"`,
+      contentType: STORED_CONTENT_TYPE[format],
+    };
     formats[format] = prepared;
   }
   return prepared;
@@ -74,7 +89,7 @@ export function sendStored(request: FastifyRequest, reply: FastifyReply, stored:
   const text = preparedText(stored, replyFormat(request.headers.accept));
   reply.header('etag', text.etag).header('vary', 'accept').header('content-type', text.contentType);
   if (evaluatePreconditions(request.headers, text.etag) === 'not_modified') return reply.code(304).send();
-  if (head) return reply.code(200).header('content-length', text.body.length).send();
+  if (head) return reply.code(200).header('content-length', text.bytes).send();
   return reply.code(200).send(text.body);
 }
 
