@@ -7,6 +7,7 @@ import TOML from '@iarna/toml';
 import type { ErrorReply, Invoice, InvoiceCreateReply } from '../../schema/index.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { createSecretKey } from '../../core/signing/keys.js';
+import { PREPARED_BUFFER_UNITS } from '../../server/http/reply.js';
 import { signInvoice } from '../../core/signing/sign.js';
 import { signedInvoice, sha256 } from '../helpers/bindles.js';
 import { makeTestApp } from '../helpers/test-app.js';
@@ -178,6 +179,78 @@ t.test('GET, HEAD and DELETE of an invoice', async (t) => {
   t.equal(res.statusCode, 403, 'missing of a yanked invoice');
   res = await ta.app.inject({ method: 'DELETE', url: '/v1/_i/example.com/none/1.0.0' });
   t.equal(res.statusCode, 404);
+});
+
+t.test('a stored invoice is sent with its ETag and media type in both formats; conditional GET and HEAD', async (t) => {
+  const ta = await makeTestApp(t);
+  // A small one (sent from a prepared Buffer) and one over PREPARED_BUFFER_UNITS (sent as its
+  // string; non-ASCII, so its length in bytes is not its length in characters). A TOML string
+  // may have 64 Ki characters at most: the big one has several authors.
+  const author = 'grosse Käse '.repeat(3000);
+  const invoices = [
+    { version: '1.0.0', description: 'small', authors: ['small'] },
+    { version: '2.0.0', description: 'big', authors: Array.from({ length: Math.ceil(PREPARED_BUFFER_UNITS / author.length) + 1 }, () => author) },
+  ];
+  for (const { version, description, authors } of invoices) {
+    const inv = signedInvoice('example.com/tagged', version, parcels, { description, authors });
+    let res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: renderInvoice(inv) });
+    t.equal(res.statusCode, 202, res.body);
+    const path = `/v1/_i/example.com/tagged/${version}`;
+    const tags: string[] = [];
+    for (const [accept, contentType] of [['application/toml', 'application/toml'], ['application/json', 'application/json; charset=utf-8']] as const) {
+      // Twice: the second reply comes from what the first prepared, and must be the same.
+      for (const round of [1, 2]) {
+        res = await ta.app.inject({ url: path, headers: { accept } });
+        t.equal(res.statusCode, 200, `${version} ${accept} #${round}`);
+        t.equal(res.headers['content-type'], contentType, `${version} ${accept} #${round}: the media type of every document reply`);
+        t.equal(res.headers.etag, `"${sha256(res.rawPayload)}"`, `${version} ${accept} #${round}: the tag is the sha256 of the bytes sent`);
+        t.equal(res.headers.vary, 'accept');
+        t.equal(Number(res.headers['content-length']), res.rawPayload.length);
+        t.ok(res.body.includes(description) && res.body.includes(authors[0] ?? ''), 'the whole invoice');
+      }
+      const etag = String(res.headers.etag);
+      tags.push(etag);
+      const head = await ta.app.inject({ method: 'HEAD', url: path, headers: { accept } });
+      t.equal(head.statusCode, 200);
+      t.equal(head.body, '');
+      t.equal(head.headers.etag, etag, 'HEAD sends the tag GET sends');
+      t.equal(head.headers['content-type'], contentType);
+      t.equal(Number(head.headers['content-length']), res.rawPayload.length, 'HEAD sends the length GET sends');
+      for (const method of ['GET', 'HEAD'] as const) {
+        const notModified = await ta.app.inject({ method, url: path, headers: { accept, 'if-none-match': `"other", ${etag}` } });
+        t.equal(notModified.statusCode, 304, `${method} ${accept}: If-None-Match with the tag`);
+        t.equal(notModified.body, '');
+        t.equal(notModified.headers.etag, etag);
+        const failed = await ta.app.inject({ method, url: path, headers: { accept, 'if-match': '"other"' } });
+        t.equal(failed.statusCode, 412, `${method} ${accept}: If-Match without the tag`);
+      }
+    }
+    t.not(tags[0], tags[1], 'each format has its own tag');
+    res = await ta.app.inject({ method: 'DELETE', url: path });
+    t.equal(res.statusCode, 200);
+    res = await ta.app.inject({ url: `${path}?yanked=true`, headers: { 'if-none-match': tags[0] } });
+    t.equal(res.statusCode, 200, 'a yank changes the bytes and so the tag');
+    t.not(res.headers.etag, tags[0]);
+    t.equal(res.headers.etag, `"${sha256(res.rawPayload)}"`);
+  }
+});
+
+t.test('the same invoice path answers the same every time, valid or not', async (t) => {
+  const ta = await makeTestApp(t);
+  const inv = signedInvoice('example.com/again', '1.0.0', parcels);
+  t.equal((await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: renderInvoice(inv) })).statusCode, 202);
+  for (let round = 1; round <= 3; round++) {
+    t.equal((await ta.app.inject({ url: '/v1/_i/example.com/again/1.0.0' })).statusCode, 200, `a valid path, #${round}`);
+    const bad = await ta.app.inject({ url: '/v1/_i/example.com/again/not-semver' });
+    t.equal(bad.statusCode, 400, `an invalid path, #${round}`);
+    t.equal(errorOf(bad.body).code, 'invalid_version');
+    const parcel = await ta.app.inject({ url: '/v1/_i/example.com/again/1.0.0@' });
+    t.equal(parcel.statusCode, 400, `a parcel path without its sha256, #${round}`);
+    t.equal((await ta.app.inject({ url: '/v1/_i/example.com/again/1.0.0?yanked=false' })).statusCode, 200, `a known parameter, #${round}`);
+    const unknown = await ta.app.inject({ url: '/v1/_i/example.com/again/1.0.0?yanked=true&bogus=1&other=2' });
+    t.equal(unknown.statusCode, 400, `unknown parameters, #${round}`);
+    t.same(errorOf(unknown.body), { code: 'invalid_query', error: 'unknown query parameters "bogus", "other" (allowed: yanked)' });
+  }
 });
 
 t.test('parcel routes', async (t) => {
