@@ -95,6 +95,14 @@ export function digestOf(data: Uint8Array): Digest {
   return { size: data.length, sha256: createHash('sha256').update(data).digest('hex') };
 }
 
+/**
+ * A small parcel: one that the client handles as one Buffer rather than as a stream. Reading a
+ * standalone bindle reads these files whole (and a push sends the bytes read), and a download
+ * gathers one in memory, checks it in one step and writes it with one call: for such sizes the
+ * stream machinery costs more than the bytes.
+ */
+export const SMALL_PARCEL_BYTES = 64 * 1024;
+
 /** Files are read in chunks of at most this many bytes. */
 export const READ_CHUNK_BYTES = 1 << 20;
 

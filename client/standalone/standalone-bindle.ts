@@ -18,7 +18,7 @@ import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { fsyncDir, tempPathFor } from '../../core/fs-atomic.js';
 import { canonicalId } from '../../core/ids/bindle-id.js';
 import { mapLimit } from '../lib/concurrency.js';
-import { checkDigest, describeParcel, digestFile, digestOf, ParcelDigestStream, readCheckedFile } from '../lib/parcel-digest.js';
+import { checkDigest, describeParcel, digestFile, digestOf, ParcelDigestStream, readCheckedFile, SMALL_PARCEL_BYTES } from '../lib/parcel-digest.js';
 
 export const INVOICE_FILE = 'invoice.toml';
 export const PARCELS_DIR = 'parcels';
@@ -26,10 +26,10 @@ const PARCEL_FILE = /^([0-9a-f]{64})\.dat$/;
 /** Parcel files hashed at once when reading. */
 const HASH_CONCURRENCY = 4;
 /**
- * Parcel files up to this size are read whole when a bindle is read (one read instead of a
- * chunked one), and their verified bytes kept in StandaloneBindle.contents...
+ * Parcel files up to SMALL_PARCEL_BYTES are read whole when a bindle is read (one read instead
+ * of a chunked one), and their verified bytes kept in StandaloneBindle.contents...
  */
-export const SMALL_PARCEL_BYTES = 64 * 1024;
+export { SMALL_PARCEL_BYTES };
 /** ...as long as the kept bytes of one bindle stay within this budget. */
 const KEPT_BYTES_BUDGET = 64 * 1024 * 1024;
 
