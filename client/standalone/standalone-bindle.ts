@@ -18,7 +18,7 @@ import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { fsyncDir, tempPathFor } from '../../core/fs-atomic.js';
 import { canonicalId } from '../../core/ids/bindle-id.js';
 import { mapLimit } from '../lib/concurrency.js';
-import { checkDigest, describeParcel, digestFile, digestOf, ParcelDigestStream, readCheckedFile, SMALL_PARCEL_BYTES } from '../lib/parcel-digest.js';
+import { checkDigest, describeParcel, digestFile, digestOf, ParcelDigestStream, readSmallCheckedFile, SMALL_PARCEL_BYTES } from '../lib/parcel-digest.js';
 
 export const INVOICE_FILE = 'invoice.toml';
 export const PARCELS_DIR = 'parcels';
@@ -161,7 +161,7 @@ async function readBindleDir(dir: string, onHashing?: StepProgress): Promise<Sta
   await mapLimit(found, HASH_CONCURRENCY, async ({ label, path }) => {
     const what = `${describeParcel(label)} in standalone bindle file ${path}`;
     if (label.size <= SMALL_PARCEL_BYTES) {
-      const data = await readCheckedFile(path, label, what);
+      const data = readSmallCheckedFile(path, label, what);
       onHashing?.((hashed += data.length), total);
       if (kept + data.length <= KEPT_BYTES_BUDGET) {
         kept += data.length;

@@ -228,6 +228,34 @@ t.test('invoices are verified against the keyring', async (t) => {
   await t.rejects(victim.getInvoice('enterprise.com/other/1.0.0'), { code: 'unverified', message: /answered with invoice enterprise\.com\/warpcore\/2\.0\.0 instead/ });
 });
 
+t.test('invoices are sent in JSON, and asked for in JSON unless their bytes are wanted', async (t) => {
+  const invoice = loadScaffold('valid_v1').invoice;
+  const seen: Array<{ method: string; contentType?: string; accept?: string; body: string }> = [];
+  const fake = await fakeServer(t, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      seen.push({ method: req.method ?? '', contentType: req.headers['content-type'], accept: req.headers.accept, body: Buffer.concat(chunks).toString('utf8') });
+      if (req.method === 'POST') {
+        res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ invoice: JSON.parse(renderInvoice(invoice, 'json')) as unknown }));
+        return;
+      }
+      // The reference answers TOML whatever was asked for: understood either way.
+      const json = req.headers.accept === 'application/json' && seen.length === 2;
+      res.writeHead(200, { 'content-type': json ? 'application/json' : 'application/toml' }).end(renderInvoice(invoice, json ? 'json' : 'toml'));
+    });
+  });
+  const c = client(t, { baseUrl: fake.url });
+  t.equal((await c.createInvoice(invoice)).invoice.bindle.name, 'enterprise.com/warpcore');
+  t.equal((await c.getInvoice('enterprise.com/warpcore/1.0.0')).bindle.version, '1.0.0', 'a JSON reply');
+  t.equal((await c.getInvoice('enterprise.com/warpcore/1.0.0')).bindle.version, '1.0.0', 'a TOML reply to the same request');
+  const { bytes } = await c.getInvoiceBytes('enterprise.com/warpcore/1.0.0');
+  t.equal(bytes.toString('utf8'), renderInvoice(invoice, 'toml'), 'the bytes are the TOML the server stores');
+  t.match(seen[0], { method: 'POST', contentType: 'application/json' });
+  t.same(JSON.parse(seen[0]?.body ?? ''), JSON.parse(renderInvoice(invoice, 'json')), 'the invoice, in JSON');
+  t.same(seen.slice(1).map((r) => r.accept), ['application/json', 'application/json', 'application/toml']);
+});
+
 t.test('Basic and bearer auth', async (t) => {
   const token = 'ci-token-0123456789';
   const { url } = await serve(t, {
