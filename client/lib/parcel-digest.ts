@@ -8,7 +8,6 @@
  * hashed: a read is a thread-pool round trip, so small reads would cost more than the copy.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Label } from '../../schema/index.js';
@@ -134,24 +133,22 @@ export async function checkFile(path: string, label: Label, what: string): Promi
 }
 
 /**
- * Reads the small file at `path` whole and checks it against `label` like checkFile (its size
- * first, so a file of the wrong size is never read); returns its bytes. Synchronous, and so only
- * for small files (SMALL_PARCEL_BYTES): its four system calls take microseconds, where each
- * thread-pool round trip of the asynchronous ones cost more than the read (reading a bindle of
- * 1000 parcels of 4 KiB spent ~0.4 s of the main thread on them).
+ * Reads the file at `path` whole and checks it against `label` like checkFile (its size first,
+ * so a file of the wrong size is never read); resolves with its bytes. Meant for small parcels
+ * (SMALL_PARCEL_BYTES): the bytes are read into one buffer of the file's size.
  */
-export function readSmallCheckedFile(path: string, label: Label, what: string): Buffer {
-  const fd = openSync(path, 'r');
+export async function readCheckedFile(path: string, label: Label, what: string): Promise<Buffer> {
+  const handle = await open(path, 'r');
   try {
-    const { size } = fstatSync(fd);
+    const { size } = await handle.stat();
     if (size !== label.size) throw sizeMismatch(what, `${size} bytes`, label.size);
     const data = Buffer.allocUnsafe(size);
     let read = 0;
-    for (let n = -1; read < size && n !== 0; read += n) n = readSync(fd, data, read, size - read, read);
+    for (let n = -1; read < size && n !== 0; read += n) n = (await handle.read(data, read, size - read, read)).bytesRead;
     checkDigest(digestOf(data.subarray(0, read)), label, what);
     return data;
   } finally {
-    closeSync(fd);
+    await handle.close();
   }
 }
 
