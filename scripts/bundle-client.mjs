@@ -27,7 +27,20 @@ await build({
   outdir,
   ...NODE_BUNDLE_OPTIONS,
 });
-for (const bin of ['bindle.mjs', 'bindle-kubelet.mjs']) chmodSync(join(outdir, bin), 0o755);
+// The `bindle` command is a CommonJS launcher that sizes libuv's thread pool before it loads the
+// CLI (see client/bin/launch.cts): compiled on its own, not bundled, its import() kept as it is.
+await build({
+  absWorkingDir: root,
+  entryPoints: { bindle: 'client/bin/launch.cts' },
+  outdir,
+  outExtension: { '.js': '.cjs' },
+  bundle: false,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  logLevel: 'warning',
+});
+for (const bin of ['bindle.cjs', 'bindle.mjs', 'bindle-kubelet.mjs']) chmodSync(join(outdir, bin), 0o755);
 
 const [declarations] = generateDtsBundle(
   [{ filePath: join(root, 'client', 'lib', 'index.ts'), libraries: { inlinedLibraries: ['undici'] }, output: { noBanner: true, exportReferencedTypes: false } }],

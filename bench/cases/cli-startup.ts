@@ -55,7 +55,7 @@ export const cliStartupCase: BenchCase = {
             runs: version,
             baseline,
             target: { on: 'ratio', op: '<=', bound: 1.5, text: '≤ 1.5 × `node -e 0`' },
-            notes: ['spawn to exit, the bundled CLI (client/dist/bindle.mjs)'],
+            notes: ['spawn to exit, the installed CLI (client/dist/bindle.cjs, which loads the bundle client/dist/bindle.mjs)'],
           }),
           makeFigure({ id: 'cli-help', title: '9. `bindle --help` start-up', unit: 'ms', runs: help, baseline }),
           makeFigure({ id: 'cli-search', title: '9. `bindle search` on an empty server', unit: 'ms', runs: search, baseline }),

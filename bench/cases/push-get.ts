@@ -28,7 +28,7 @@ export function isolatedEnv(home: string): NodeJS.ProcessEnv {
   return { ...env, HOME: home, XDG_CACHE_HOME: join(home, '.cache'), XDG_CONFIG_HOME: join(home, '.config'), XDG_DATA_HOME: join(home, '.local', 'share') };
 }
 
-/** Runs `node client/dist/bindle.mjs ...args`; resolves with its wall time, or rejects with its output. */
+/** Runs `node client/dist/bindle.cjs ...args` (the installed command); resolves with its wall time, or rejects with its output. */
 export async function runCli(home: string, args: readonly string[], timeoutMs = 180_000): Promise<number> {
   const started = performance.now();
   const child = spawnTracked(process.execPath, [CLI_BIN, ...args], { cwd: home, env: isolatedEnv(home), stdio: ['ignore', 'pipe', 'pipe'] });

@@ -29,7 +29,8 @@ export const REPO_ROOT = ((): string => {
  * older commit's, for before/after figures).
  */
 export const SERVER_BIN = process.env.BINDLE_BENCH_SERVER_BIN ?? join(REPO_ROOT, 'dist', 'server', 'bin', 'launch.cjs');
-export const CLI_BIN = join(REPO_ROOT, 'client', 'dist', 'bindle.mjs');
+/** The `bindle` command as installed: the launcher that sizes libuv's pool, then loads client/dist/bindle.mjs. */
+export const CLI_BIN = join(REPO_ROOT, 'client', 'dist', 'bindle.cjs');
 export const KUBELET_BIN = join(REPO_ROOT, 'client', 'dist', 'bindle-kubelet.mjs');
 export const BARE_SERVER_BIN = join(REPO_ROOT, 'dist', 'bench', 'bin', 'bare-http-server.js');
 export const HEALTHZ_PROBE_BIN = join(REPO_ROOT, 'dist', 'bench', 'bin', 'healthz-probe.js');

@@ -3,13 +3,18 @@
  * logs show), and, only on a terminal, one live line below them: the overall bar across all the
  * parcels of a push or get (bytes, parcels, rate and ETA), or the bar of a long local step
  * (hashing parcels, compressing an export). Redraws are throttled; the live line is cleared
- * before any other output and at the end.
+ * before any other output and at the end. Without the live line, lines are gathered and written
+ * together, at most REDRAW_INTERVAL_MS after the first of them: stdout to a pipe or file is
+ * written synchronously, so a line per parcel was a blocking write per parcel (1000 of them in a
+ * `get` of 1000 small parcels, each waking the reader).
  */
 import type { Label } from '../../schema/index.js';
 import type { TransferEvent } from '../lib/workflows.js';
 import type { CliStream } from './cli-io.js';
 
 const REDRAW_INTERVAL_MS = 100;
+/** Gathered lines are written at once when they reach this many characters. */
+const GATHERED_CHARS = 16 * 1024;
 const BAR_WIDTH = 24;
 /** No ETA is shown before this much time has passed (the rate is still noise). */
 const ETA_AFTER_MS = 1000;
@@ -62,7 +67,9 @@ function bar(fraction: number): string {
 /**
  * A reporter writing to `stream`. `doneLine` phrases the line printed when a parcel is done
  * (e.g. "Fetched parcel <sha>"); without it none is printed. Live lines are drawn only when `live` is true (the caller
- * passes "stdout is a terminal and progress is wanted"), cut to the terminal's width.
+ * passes "stdout is a terminal and progress is wanted"), cut to the terminal's width. When
+ * `live` is false, lines reach `stream` in order but gathered (see the module comment), all of
+ * them by `finish()`.
  */
 export function createTransferReporter(stream: CliStream, opts: { live: boolean; doneLine?: (label: Label) => string; now?: () => number }): TransferReporter {
   const now = opts.now ?? Date.now;
@@ -76,6 +83,18 @@ export function createTransferReporter(stream: CliStream, opts: { live: boolean;
   let currentStep: { what: string; done: number; total: number } | undefined;
   let lastDraw = Number.NEGATIVE_INFINITY;
   let drawn = false;
+  /** Lines not written yet (only when not live), and the timer that writes them. */
+  let gathered = '';
+  let flushTimer: NodeJS.Timeout | undefined;
+
+  const flush = (): void => {
+    if (flushTimer !== undefined) clearTimeout(flushTimer);
+    flushTimer = undefined;
+    if (gathered === '') return;
+    const text = gathered;
+    gathered = '';
+    stream.write(text);
+  };
 
   const clear = (): void => {
     if (drawn) {
@@ -116,6 +135,12 @@ export function createTransferReporter(stream: CliStream, opts: { live: boolean;
   };
 
   const line = (text: string): void => {
+    if (!opts.live) {
+      gathered += `${text}\n`;
+      if (gathered.length >= GATHERED_CHARS) flush();
+      else flushTimer ??= setTimeout(flush, REDRAW_INTERVAL_MS);
+      return;
+    }
     clear();
     stream.write(`${text}\n`);
     draw(true);
@@ -178,6 +203,7 @@ export function createTransferReporter(stream: CliStream, opts: { live: boolean;
     line,
     finish(): void {
       currentStep = undefined;
+      flush();
       clear();
     },
   };

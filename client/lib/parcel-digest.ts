@@ -95,6 +95,14 @@ export function digestOf(data: Uint8Array): Digest {
   return { size: data.length, sha256: createHash('sha256').update(data).digest('hex') };
 }
 
+/**
+ * A small parcel: one that the client handles as one Buffer rather than as a stream. Reading a
+ * standalone bindle reads these files whole (and a push sends the bytes read), and a download
+ * gathers one in memory, checks it in one step and writes it with one call: for such sizes the
+ * stream machinery costs more than the bytes.
+ */
+export const SMALL_PARCEL_BYTES = 64 * 1024;
+
 /** Files are read in chunks of at most this many bytes. */
 export const READ_CHUNK_BYTES = 1 << 20;
 
@@ -126,15 +134,18 @@ export async function checkFile(path: string, label: Label, what: string): Promi
 
 /**
  * Reads the file at `path` whole and checks it against `label` like checkFile (its size first,
- * so a file of the wrong size is never read); resolves with its bytes. Meant for small parcels.
+ * so a file of the wrong size is never read); resolves with its bytes. Meant for small parcels
+ * (SMALL_PARCEL_BYTES): the bytes are read into one buffer of the file's size.
  */
 export async function readCheckedFile(path: string, label: Label, what: string): Promise<Buffer> {
   const handle = await open(path, 'r');
   try {
     const { size } = await handle.stat();
     if (size !== label.size) throw sizeMismatch(what, `${size} bytes`, label.size);
-    const data = await handle.readFile();
-    checkDigest(digestOf(data), label, what);
+    const data = Buffer.allocUnsafe(size);
+    let read = 0;
+    for (let n = -1; read < size && n !== 0; read += n) n = (await handle.read(data, read, size - read, read)).bytesRead;
+    checkDigest(digestOf(data.subarray(0, read)), label, what);
     return data;
   } finally {
     await handle.close();

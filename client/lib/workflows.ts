@@ -203,9 +203,22 @@ export async function pushStandalone(
   return { id, created, uploaded, alreadyPresent, noop: !created && uploaded.length === 0 };
 }
 
-async function isCached(path: string, label: Label): Promise<boolean> {
+/** The names in a directory; none when it does not exist (or cannot be read). */
+async function namesIn(dir: string): Promise<Set<string>> {
   try {
-    const info = await stat(path);
+    return new Set(await readdir(dir));
+  } catch {
+    return new Set();
+  }
+}
+
+/** Whether the cache's file `name` in `parcelsDir` (one of `names`, its listing) holds the parcel, judged by size. */
+async function isCached(parcelsDir: string, names: ReadonlySet<string>, label: Label): Promise<boolean> {
+  const name = parcelFileName(label.sha256);
+  // Listed once for all: a parcel not fetched yet costs no `stat` (a first get of 1000 made 1000).
+  if (!names.has(name)) return false;
+  try {
+    const info = await stat(join(parcelsDir, name));
     return info.isFile() && info.size === label.size;
   } catch {
     return false;
@@ -221,15 +234,10 @@ export const ABANDONED_DOWNLOAD_AGE_MS = 10 * 60 * 1000;
 
 /**
  * Removes the temp files an interrupted download left in `parcelsDir` (`.<sha>.dat.<…>.tmp`,
- * see core's tempPathFor) not modified for ABANDONED_DOWNLOAD_AGE_MS; a running download's are kept.
+ * see core's tempPathFor; `names` is its listing) not modified for ABANDONED_DOWNLOAD_AGE_MS; a
+ * running download's are kept.
  */
-async function removeAbandonedTemps(parcelsDir: string): Promise<void> {
-  let names: string[];
-  try {
-    names = await readdir(parcelsDir);
-  } catch {
-    return;
-  }
+async function removeAbandonedTemps(parcelsDir: string, names: ReadonlySet<string>): Promise<void> {
   const cutoff = Date.now() - ABANDONED_DOWNLOAD_AGE_MS;
   for (const name of names) {
     if (!/^\.[0-9a-f]{64}\.dat\..+\.tmp$/.test(name)) continue;
@@ -257,22 +265,22 @@ export async function fetchBindle(
   const yanked = opts.yanked === undefined ? {} : { yanked: opts.yanked };
   const invoice = await client.getInvoice(id, yanked);
   const dir = join(cacheDir, canonicalId(bid));
-  await removeAbandonedTemps(join(dir, PARCELS_DIR));
+  const parcelsDir = join(dir, PARCELS_DIR);
+  const names = await namesIn(parcelsDir);
+  await removeAbandonedTemps(parcelsDir, names);
   const wanted =
     opts.parcels === undefined
       ? distinctLabels(invoiceParcels(invoice).map((p) => p.label))
       : distinctLabels(opts.parcels.map((l) => labelOnInvoice(invoice, l.sha256)));
   const emit = opts.onProgress ?? (() => undefined);
-  const cachedFlags = await Promise.all(
-    wanted.map((label) => isCached(join(dir, PARCELS_DIR, parcelFileName(label.sha256)), label)),
-  );
+  const cachedFlags = await Promise.all(wanted.map((label) => isCached(parcelsDir, names, label)));
   const toFetch = wanted.filter((_, i) => cachedFlags[i] !== true);
   emit(planOf(toFetch));
   // The downloads all rename into one directory: its fsyncs are shared (group commit).
-  const directorySync = new DirectorySync(join(dir, PARCELS_DIR));
+  const directorySync = new DirectorySync(parcelsDir);
   await mapLimit(toFetch, client.concurrency, async (label) => {
     emit({ kind: 'start', label });
-    await client.downloadParcel(id, label, join(dir, PARCELS_DIR, parcelFileName(label.sha256)), {
+    await client.downloadParcel(id, label, join(parcelsDir, parcelFileName(label.sha256)), {
       ...yanked,
       directorySync,
       onProgress: (bytes) => emit({ kind: 'progress', label, bytes }),

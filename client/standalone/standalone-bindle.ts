@@ -18,18 +18,25 @@ import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { fsyncDir, tempPathFor } from '../../core/fs-atomic.js';
 import { canonicalId } from '../../core/ids/bindle-id.js';
 import { mapLimit } from '../lib/concurrency.js';
-import { checkDigest, describeParcel, digestFile, digestOf, ParcelDigestStream, readCheckedFile } from '../lib/parcel-digest.js';
+import { checkDigest, describeParcel, digestFile, digestOf, ParcelDigestStream, readCheckedFile, SMALL_PARCEL_BYTES } from '../lib/parcel-digest.js';
 
 export const INVOICE_FILE = 'invoice.toml';
 export const PARCELS_DIR = 'parcels';
 const PARCEL_FILE = /^([0-9a-f]{64})\.dat$/;
-/** Parcel files hashed at once when reading. */
+/** Parcel files hashed at once when reading... */
 const HASH_CONCURRENCY = 4;
 /**
- * Parcel files up to this size are read whole when a bindle is read (one read instead of a
- * chunked one), and their verified bytes kept in StandaloneBindle.contents...
+ * ...and small ones (read whole) at once: each is a few thread-pool round trips and little work,
+ * so more of them in flight keep the pool busy (1000 files of 4 KiB: ~160 instead of ~215–560 ms,
+ * on a loaded machine). Not synchronous reads: on files not in the page cache those wait for
+ * the disk one at a time (1.3 s for 1000 here).
  */
-export const SMALL_PARCEL_BYTES = 64 * 1024;
+const SMALL_READ_CONCURRENCY = 16;
+/**
+ * Parcel files up to SMALL_PARCEL_BYTES are read whole when a bindle is read (one read instead
+ * of a chunked one), and their verified bytes kept in StandaloneBindle.contents...
+ */
+export { SMALL_PARCEL_BYTES };
 /** ...as long as the kept bytes of one bindle stay within this budget. */
 const KEPT_BYTES_BUDGET = 64 * 1024 * 1024;
 
@@ -158,19 +165,18 @@ async function readBindleDir(dir: string, onHashing?: StepProgress): Promise<Sta
   let hashed = 0;
   let kept = 0;
   const contents = new Map<string, Buffer>();
-  await mapLimit(found, HASH_CONCURRENCY, async ({ label, path }) => {
-    const what = `${describeParcel(label)} in standalone bindle file ${path}`;
-    if (label.size <= SMALL_PARCEL_BYTES) {
-      const data = await readCheckedFile(path, label, what);
-      onHashing?.((hashed += data.length), total);
-      if (kept + data.length <= KEPT_BYTES_BUDGET) {
-        kept += data.length;
-        contents.set(label.sha256, data);
-      }
-      return;
+  const what = (label: Label, path: string): string => `${describeParcel(label)} in standalone bindle file ${path}`;
+  await mapLimit(found.filter((f) => f.label.size <= SMALL_PARCEL_BYTES), SMALL_READ_CONCURRENCY, async ({ label, path }) => {
+    const data = await readCheckedFile(path, label, what(label, path));
+    onHashing?.((hashed += data.length), total);
+    if (kept + data.length <= KEPT_BYTES_BUDGET) {
+      kept += data.length;
+      contents.set(label.sha256, data);
     }
+  });
+  await mapLimit(found.filter((f) => f.label.size > SMALL_PARCEL_BYTES), HASH_CONCURRENCY, async ({ label, path }) => {
     const digest = await digestFile(path, (bytes) => onHashing?.((hashed += bytes), total));
-    checkDigest(digest, label, what);
+    checkDigest(digest, label, what(label, path));
   });
   onHashing?.(total, total);
   return { invoice, parcels: new Map(found.map(({ label, path }) => [label.sha256, path])), contents, root };

@@ -32,7 +32,7 @@ async function pack(args: string[], cwd: string): Promise<PackResult> {
 t.test('the root package ships what runs, and no tests or bench results', async (t) => {
   const { files } = await pack(['--dry-run'], REPO_ROOT);
   const paths = files.map((f) => f.path);
-  for (const entry of ['dist/server/bin/launch.cjs', 'dist/server/bundle/bindle-server.mjs', 'client/dist/bindle.mjs', 'client/dist/bindle-kubelet.mjs', 'dist/package.json', 'README.md']) {
+  for (const entry of ['dist/server/bin/launch.cjs', 'dist/server/bundle/bindle-server.mjs', 'client/dist/bindle.cjs', 'client/dist/bindle.mjs', 'client/dist/bindle-kubelet.mjs', 'dist/package.json', 'README.md']) {
     t.ok(paths.includes(entry), `ships ${entry}`);
   }
   t.ok(paths.some((p) => /^dist\/schema\/.+\.schema\.json$/.test(p)), 'ships the JSON Schemas');
@@ -44,7 +44,7 @@ t.test('the root package ships what runs, and no tests or bench results', async 
 
 t.test('the client package installs offline from its tarball with no native build, and bindle runs', async (t) => {
   const dir = t.testdir({ app: { 'package.json': JSON.stringify({ name: 'app', version: '1.0.0', private: true }) } });
-  t.ok(existsSync(join(REPO_ROOT, 'client', 'dist', 'bindle.mjs')), 'client/dist is built (npm run build)');
+  t.ok(existsSync(join(REPO_ROOT, 'client', 'dist', 'bindle.cjs')), 'client/dist is built (npm run build)');
   const tarball = await pack(['-w', 'client', '--pack-destination', dir], REPO_ROOT);
   t.same(tarball.files.filter((f) => !f.path.startsWith('dist/') && f.path !== 'package.json').map((f) => f.path), [], 'only the bundle and the manifest');
   const manifest = JSON.parse(readFileSync(join(REPO_ROOT, 'client', 'package.json'), 'utf8')) as Record<string, unknown>;

@@ -1,5 +1,5 @@
 /**
- * Running the built `bindle` CLI (client/dist/bindle.mjs) as a real child process with an
+ * Running the built `bindle` CLI (client/dist/bindle.cjs, as installed) as a real child process with an
  * isolated environment: no inherited BINDLE_* variables, and HOME and the XDG directories under
  * a per-test directory, so that defaults never touch the real user's files. Also sets up a
  * server host key and the keyrings the end-to-end tests share.

@@ -228,6 +228,34 @@ t.test('invoices are verified against the keyring', async (t) => {
   await t.rejects(victim.getInvoice('enterprise.com/other/1.0.0'), { code: 'unverified', message: /answered with invoice enterprise\.com\/warpcore\/2\.0\.0 instead/ });
 });
 
+t.test('invoices are sent in JSON, and asked for in JSON unless their bytes are wanted', async (t) => {
+  const invoice = loadScaffold('valid_v1').invoice;
+  const seen: Array<{ method: string; contentType?: string; accept?: string; body: string }> = [];
+  const fake = await fakeServer(t, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      seen.push({ method: req.method ?? '', contentType: req.headers['content-type'], accept: req.headers.accept, body: Buffer.concat(chunks).toString('utf8') });
+      if (req.method === 'POST') {
+        res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ invoice: JSON.parse(renderInvoice(invoice, 'json')) as unknown }));
+        return;
+      }
+      // The reference answers TOML whatever was asked for: understood either way.
+      const json = req.headers.accept === 'application/json' && seen.length === 2;
+      res.writeHead(200, { 'content-type': json ? 'application/json' : 'application/toml' }).end(renderInvoice(invoice, json ? 'json' : 'toml'));
+    });
+  });
+  const c = client(t, { baseUrl: fake.url });
+  t.equal((await c.createInvoice(invoice)).invoice.bindle.name, 'enterprise.com/warpcore');
+  t.equal((await c.getInvoice('enterprise.com/warpcore/1.0.0')).bindle.version, '1.0.0', 'a JSON reply');
+  t.equal((await c.getInvoice('enterprise.com/warpcore/1.0.0')).bindle.version, '1.0.0', 'a TOML reply to the same request');
+  const { bytes } = await c.getInvoiceBytes('enterprise.com/warpcore/1.0.0');
+  t.equal(bytes.toString('utf8'), renderInvoice(invoice, 'toml'), 'the bytes are the TOML the server stores');
+  t.match(seen[0], { method: 'POST', contentType: 'application/json' });
+  t.same(JSON.parse(seen[0]?.body ?? ''), JSON.parse(renderInvoice(invoice, 'json')), 'the invoice, in JSON');
+  t.same(seen.slice(1).map((r) => r.accept), ['application/json', 'application/json', 'application/toml']);
+});
+
 t.test('Basic and bearer auth', async (t) => {
   const token = 'ci-token-0123456789';
   const { url } = await serve(t, {
@@ -324,10 +352,15 @@ t.test('downloaded parcels are re-hashed; nothing is left on a mismatch', async 
   const label = labelOf(alpha);
   const id = 'example.com/evil/1.0.0';
   const wrongBytes = Buffer.from('alpha parcez');
-  let mode: 'wrong' | 'long' | 'truncate-once' = 'wrong';
+  let mode: 'wrong' | 'long' | 'chunked-long' | 'truncate-once' = 'wrong';
   let truncated = 0;
   const evil = await fakeServer(t, (req, res) => {
-    if (mode === 'wrong') {
+    if (mode === 'chunked-long') {
+      // No Content-Length: the client learns the size only as the bytes arrive.
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write(alpha.data);
+      res.end(Buffer.from('++'));
+    } else if (mode === 'wrong') {
       res.writeHead(200, { 'content-type': 'text/plain', 'content-length': wrongBytes.length }).end(wrongBytes);
     } else if (mode === 'long') {
       const body = Buffer.concat([alpha.data, Buffer.from('++')]);
@@ -342,18 +375,51 @@ t.test('downloaded parcels are re-hashed; nothing is left on a mismatch', async 
   const c = client(t, { baseUrl: evil.url, retries: 1 });
   const dir = t.testdir();
   const dest = join(dir, 'cache', 'alpha.txt');
+  // A small parcel is checked before any file is made, so the directory may not exist at all.
+  const left = async (): Promise<string[]> => {
+    try {
+      return await readdir(join(dir, 'cache'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+  };
   await t.rejects(c.downloadParcel(id, label, dest), { code: 'digest_mismatch', message: new RegExp(label.sha256) });
-  t.same(await readdir(join(dir, 'cache')), [], 'no file and no temp file left');
+  t.same(await left(), [], 'no file and no temp file left');
   await t.rejects(collect(await c.getParcel(id, label)), { code: 'digest_mismatch' }, 'the stream errors at its end');
   t.equal(evil.count(), 2, 'a digest mismatch is not retried');
 
   mode = 'long';
   await t.rejects(c.getParcel(id, label), { code: 'size_mismatch' }, 'Content-Length disagrees with the label');
   await t.rejects(c.downloadParcel(id, label, dest), { code: 'size_mismatch' });
-  t.same(await readdir(join(dir, 'cache')), []);
+  t.same(await left(), []);
+
+  mode = 'chunked-long';
+  await t.rejects(c.downloadParcel(id, label, dest), { code: 'size_mismatch', message: /more than/ }, 'more bytes than the label says, without a Content-Length');
+  await t.rejects(collect(await c.getParcel(id, label)), { code: 'size_mismatch' }, 'the stream fails on them too');
+  t.same(await left(), []);
 
   mode = 'truncate-once';
   await c.downloadParcel(id, label, dest);
   t.same(await readFile(dest), alpha.data, 'a transfer cut short is retried');
   t.equal(truncated, 2);
+});
+
+t.test('a parcel too big to gather in memory is streamed to its file, checked the same way', async (t) => {
+  const label = labelOf(bravo);
+  let wrong = true;
+  const server = await fakeServer(t, (req, res) => {
+    const body = wrong ? Buffer.alloc(bravo.data.length, 0x63) : bravo.data;
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length }).end(body);
+  });
+  const c = client(t, { baseUrl: server.url });
+  const dir = t.testdir();
+  const dest = join(dir, 'cache', 'bravo.bin');
+  const seen: number[] = [];
+  await t.rejects(c.downloadParcel('example.com/big/1.0.0', label, dest), { code: 'digest_mismatch' });
+  t.same(await readdir(join(dir, 'cache')), [], 'no file and no temp file left');
+  wrong = false;
+  await c.downloadParcel('example.com/big/1.0.0', label, dest, { onProgress: (bytes) => seen.push(bytes) });
+  t.same(await readFile(dest), bravo.data);
+  t.equal(seen.at(-1), bravo.data.length, 'progress reaches the whole size');
 });

@@ -226,7 +226,8 @@ t.test('a server that serves the wrong parcel bytes', async (t) => {
     message: new RegExp(`hello\\.wasm.*${sha256(hello)}`),
   });
   t.equal(parcelGets, 1);
-  t.same(readdirSync(join(cacheDir, 'parcels')), [], 'no parcel and no temp file is left in the cache');
+  // A small parcel is checked before any file is made, so the directory may not exist at all.
+  t.same(cached(cacheDir, 'parcels'), [], 'no parcel and no temp file is left in the cache');
   t.same(
     cached(cacheDir, 'invoices'),
     [`${canonicalId({ name: 'example.com/evil', version: '1.0.0' })}.toml`],
@@ -234,7 +235,7 @@ t.test('a server that serves the wrong parcel bytes', async (t) => {
   );
   serveShort = true;
   await t.rejects(store.get('bindle:example.com/evil/1.0.0', 'Always'), { code: 'size_mismatch', message: /hello\.wasm/ });
-  t.same(readdirSync(join(cacheDir, 'parcels')), []);
+  t.same(cached(cacheDir, 'parcels'), []);
 });
 
 t.test('selection: oneOf alternatives, an optional group and feature filters', async (t) => {

@@ -2,8 +2,9 @@
  * The CLI's transfer reporter, on an in-memory stream standing in for a terminal of a fixed
  * width, with a controlled clock: one overall bar across every parcel of a push or get (small
  * parcels too) with bytes, parcels, rate and ETA; bars for long local steps; lines cut to the
- * terminal width; nothing but the done lines when the stream is not live; and an event it does
- * not know is an error, never taken for "done".
+ * terminal width; nothing but the done lines when the stream is not live, gathered into few
+ * writes but all written by `finish` (or soon after without it); and an event it does not know
+ * is an error, never taken for "done".
  */
 import t from 'tap';
 import type { Label } from '../../schema/index.js';
@@ -22,8 +23,10 @@ class Terminal implements CliStream {
     this.isTTY = isTTY;
     this.columns = columns;
   }
+  writes = 0;
   write(chunk: string): boolean {
     this.text += chunk;
+    this.writes += 1;
     return true;
   }
   get drawn(): string[] {
@@ -65,6 +68,27 @@ t.test('not live: only one line per parcel, no control characters', async (t) =>
   const { stream, reporter } = play(new Terminal(false), false);
   reporter.step('Hashing parcels', MiB, 4 * MiB);
   t.equal(stream.text, 'Fetched small.txt\nFetched big.bin\nFetched other.bin\n');
+});
+
+t.test('not live: the lines of many parcels go out in few writes, in order, all by finish', async (t) => {
+  const stream = new Terminal(false);
+  const reporter = createTransferReporter(stream, { live: false, doneLine: (l) => `Fetched ${l.name}` });
+  const names = Array.from({ length: 1000 }, (_, i) => `parcel-${i}.bin`);
+  for (const name of names) reporter.onEvent({ kind: 'done', label: label(name, 10) });
+  t.ok(stream.writes < 100, `${stream.writes} writes for 1000 lines`);
+  reporter.finish();
+  t.equal(stream.text, names.map((n) => `Fetched ${n}\n`).join(''), 'every line, in order, once finished');
+});
+
+t.test('not live: gathered lines are written soon without finish', async (t) => {
+  const stream = new Terminal(false);
+  const reporter = createTransferReporter(stream, { live: false, doneLine: (l) => `Fetched ${l.name}` });
+  reporter.onEvent({ kind: 'done', label: small });
+  reporter.line('a message');
+  for (let i = 0; i < 100 && stream.text === ''; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+  t.equal(stream.text, 'Fetched small.txt\na message\n');
+  reporter.finish();
+  t.equal(stream.text, 'Fetched small.txt\na message\n', 'nothing twice');
 });
 
 t.test('on a terminal: one overall bar across all parcels, with rate, ETA and parcel count', async (t) => {
