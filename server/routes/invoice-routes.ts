@@ -17,7 +17,6 @@ import { sendDocument, sendStored } from '../http/reply.js';
 import {
   contentLength, onlyParams, parseBool, parseInvoicePath, readBody, single, type ParcelPath, type QueryParams,
 } from '../http/request-parsing.js';
-import { ClockCache } from '../storage/clock-cache.js';
 import type { ByteRange } from '../storage/parcel-store.js';
 
 export interface InvoiceRouteOptions {
@@ -27,28 +26,8 @@ export interface InvoiceRouteOptions {
 
 type WildcardRequest = FastifyRequest<{ Params: { '*': string }; Querystring: QueryParams }>;
 
-/** Valid paths kept parsed: at most this many, of at most this many UTF-16 code units in all. */
-const PARSED_PATHS = 1024;
-const PARSED_PATH_UNITS = 256 * 1024;
-const parsedPaths = new ClockCache<string, Readonly<ParcelPath>>({
-  maxEntries: PARSED_PATHS,
-  maxWeight: PARSED_PATH_UNITS,
-  weigh: (parsed) => parsed.id.name.length + parsed.id.version.length + (parsed.sha256?.length ?? 0),
-});
-
-/**
- * What the path after `/_i/` names: the same few bindles are fetched again and again, so a
- * valid path is parsed once while it stays among the recently seen ones (an invalid one throws
- * every time). The parsed value is shared: never changed.
- */
-function target(request: WildcardRequest): Readonly<ParcelPath> {
-  const path = request.params['*'];
-  let parsed = parsedPaths.get(path);
-  if (parsed === undefined) {
-    parsed = parseInvoicePath(path);
-    parsedPaths.set(path, parsed);
-  }
-  return parsed;
+function target(request: WildcardRequest): ParcelPath {
+  return parseInvoicePath(request.params['*']);
 }
 
 function allowYanked(request: WildcardRequest): boolean {
