@@ -3,7 +3,7 @@
  * writes, and `/_q` queries — substring terms (FTS5 trigram indexes over the distinct bindle
  * names and the rest of each invoice's search text, their segments merged in the background
  * after writes, or a scan where FTS5 is unavailable), SemVer version filters, yanked filtering,
- * stable name/SemVer paging, and the last queries' pages until the next write.
+ * and stable name/SemVer paging.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -237,8 +237,6 @@ const FTS_MERGE_DELAY_MS = 500;
 const FTS_MERGE_GAP_MS = 20;
 /** After a failed step (another connection held the lock), the next try waits this long (ms). */
 const FTS_MERGE_RETRY_MS = 5000;
-/** How many queries' pages a connection keeps (see SqliteInvoiceIndex.query); a page is at most 255 ids. */
-export const QUERY_CACHE_ENTRIES = 256;
 /** The factor between the entries a walk of the order index visits and the matches sorting reads (see page). */
 const WALK_ADVANTAGE = 4;
 /** A walk of the order index gives up after this many times the entries it was expected to visit. */
@@ -282,14 +280,6 @@ function whereOf(filter: Filter): { where: string; params: unknown[] } {
   return { where: clauses.length === 0 ? '' : `WHERE ${clauses.join(' AND ')}`, params };
 }
 
-/**
- * A query yielding (id, name, version_key, version) of every invoice a filter with indexed
- * terms matches, and its parameters. The terms are looked up in the full-text tables: strict
- * ones all at once among the names; a standard one among the search names and the rest of the
- * invoices' search text (its longest term; the others are checked on each candidate's
- * search_text). The invoices of the matching names are read from invoices_order, whose
- * entries hold every other condition's columns, in query order when the caller sorts.
- */
 /** The parts of matchesOf: the invoices of matching names, and (standard) those whose rest of the text matches. */
 interface Matches {
   readonly sql: string;
@@ -299,6 +289,14 @@ interface Matches {
   readonly byText?: { sql: string; params: unknown[]; match: string; plain: boolean };
 }
 
+/**
+ * A query yielding (id, name, version_key, version) of every invoice a filter with indexed
+ * terms matches, and its parameters. The terms are looked up in the full-text tables: strict
+ * ones all at once among the names; a standard one among the search names and the rest of the
+ * invoices' search text (its longest term; the others are checked on each candidate's
+ * search_text). The invoices of the matching names are read from invoices_order, whose
+ * entries hold every other condition's columns, in query order when the caller sorts.
+ */
 function matchesOf(filter: Filter): Matches {
   const conditions: string[] = filter.unyanked ? ['i.yanked = 0'] : [];
   const conditionParams: unknown[] = [];
@@ -370,8 +368,6 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   private readonly statements = new Map<string, Database.Statement>();
   /** The number of invoices at a data version (see countAll). */
   private knownCount: { dataVersion: number; count: number } | undefined;
-  /** Pages of `/_q` (total and row ids) by query, valid at a data version (see query). */
-  private readonly answers = { dataVersion: -1, pages: new Map<string, { total: number; ids: number[] }>() };
   /** Invoices read recently, valid at a data version last confirmed at `checkedAt` (see recentInvoice). */
   private readonly recent = { dataVersion: -1, checkedAt: -Infinity, rows: recentInvoiceCache() };
   /** The two statements of every invoice GET, kept out of the keyed statement cache. */
@@ -432,7 +428,6 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       this.checkOpen();
       entries.forEach(checkEntry);
       this.knownCount = undefined;
-      this.answers.pages.clear();
       const write = this.db.transaction(() => {
         for (const entry of entries) {
           if (this.statement('SELECT 1 FROM tombstones WHERE canonical_id = ?').get(entry.canonicalId) !== undefined) {
@@ -564,32 +559,11 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     });
   }
 
-  /**
-   * A page of matches. The total and the page's row ids are kept for the query (up to
-   * QUERY_CACHE_ENTRIES queries) until this connection writes or another one commits (`PRAGMA
-   * data_version`, checked by every query): a repeated query, or the next page of one, reads only
-   * its documents. The documents are always read afresh.
-   */
   query(q: InvoiceQuery): Promise<InvoiceQueryResult> {
     return settle(() => {
       this.checkOpen();
       checkPaging(q);
-      const filter = this.filterFor(q);
-      const key = JSON.stringify([filter, q.offset, q.limit]);
-      const dataVersion = this.dataVersion();
-      const { pages } = this.answers;
-      if (this.answers.dataVersion !== dataVersion) {
-        pages.clear();
-        this.answers.dataVersion = dataVersion;
-      }
-      let page = pages.get(key);
-      if (page === undefined) {
-        page = this.page(filter, q);
-        if (pages.size >= QUERY_CACHE_ENTRIES) pages.delete(pages.keys().next().value ?? key);
-      } else {
-        pages.delete(key);
-      }
-      pages.set(key, page);
+      const page = this.page(this.filterFor(q), q);
       return { total: page.total, invoices: this.documents(page.ids) };
     });
   }
@@ -887,7 +861,6 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   /** Drops what this connection remembers of earlier reads (the count, recent invoices) before a write that changes them. */
   private forgetReads(): void {
     this.knownCount = undefined;
-    this.answers.pages.clear();
     this.recent.rows.clear();
   }
 

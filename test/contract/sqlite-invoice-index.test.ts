@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FTS_USERMERGE, MIGRATIONS, QUERY_CACHE_ENTRIES, RECENT_RECHECK_MS, ROWS_PER_INSERT, SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
+import { FTS_USERMERGE, MIGRATIONS, RECENT_RECHECK_MS, ROWS_PER_INSERT, SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
 import { buildBindleManifest } from '../../core/oci/index.js';
 import { insertManyContract, invoiceIndexContract, makeEntry, makeTombstone } from './invoice-index-contract.js';
 
@@ -89,10 +89,6 @@ t.test('a repeated query sees every write since its last answer: this connection
   await writer.insert(makeEntry('enterprise.com/warpcore', '4.0.0'));
   await writer.delete(makeTombstone('enterprise.com/warpcore', '4.0.0'));
   t.same(await ask(), [], 'another connection\'s insert and delete');
-  for (let i = 0; i < QUERY_CACHE_ENTRIES + 10; i++) {
-    t.equal((await reader.query({ query: `absent-${i}`, strict: false, offset: 0, limit: 1, yanked: true })).total, 0);
-  }
-  t.same(await ask(), [], 'more queries than the cache holds');
 });
 
 t.test('a cached invoice is handed out as the same object (parsed once) until a yank replaces it', async (t) => {
