@@ -239,6 +239,13 @@ const FTS_MERGE_GAP_MS = 20;
 const FTS_MERGE_RETRY_MS = 5000;
 /** The factor between the entries a walk of the order index visits and the matches sorting reads (see page). */
 const WALK_ADVANTAGE = 4;
+/**
+ * How long an open waits for the write lock while it brings the schema up to date. Migrations and
+ * the full-text tables are each built in one immediate transaction, and for 1,000,000 invoices
+ * that took ~50 s: a second process opening the same file meanwhile waits for it, then finds the
+ * file up to date, instead of failing on the ordinary busy timeout.
+ */
+const SCHEMA_UPGRADE_WAIT_MS = 10 * 60 * 1000;
 /** A walk of the order index gives up after this many times the entries it was expected to visit. */
 const WALK_SLACK = 2;
 
@@ -395,7 +402,10 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
    */
   static open(path: string, options: SqliteInvoiceIndexOptions = {}): SqliteInvoiceIndex {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    const db = new Database(path, { timeout: options.busyTimeoutMs ?? 5000 });
+    const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    // While it brings the schema up to date, an open waits as long as another process's upgrade
+    // of the same file may take (SCHEMA_UPGRADE_WAIT_MS), then finds the file up to date.
+    const db = new Database(path, { timeout: Math.max(busyTimeoutMs, SCHEMA_UPGRADE_WAIT_MS) });
     try {
       db.pragma('journal_mode = WAL');
       // FULL: every commit reaches the disk before a write returns. The index is only rebuilt
@@ -406,6 +416,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       db.pragma(`cache_size = -${PAGE_CACHE_BYTES / 1024}`);
       migrate(db, path);
       const fullText = setUpFullText(db, path, options.fullTextSearch ?? true);
+      db.pragma(`busy_timeout = ${busyTimeoutMs}`);
       registerFunctions(db);
       return new SqliteInvoiceIndex(path, db, fullText, options.backgroundMerge ?? true);
     } catch (err) {

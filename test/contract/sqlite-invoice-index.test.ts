@@ -1,5 +1,7 @@
 import t, { type Test } from 'tap';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -414,4 +416,30 @@ t.test('an index from before the OCI tables gets deterministic OCI rows from its
     'a yanked invoice: the manifest of its yanked TOML',
   );
   t.equal(withRaw(path, (db) => db.pragma('user_version', { simple: true })), MIGRATIONS.length);
+});
+
+t.test('an open waits while another process holds the write lock for longer than the busy timeout (a schema upgrade), then opens', async (t) => {
+  const path = join(t.testdir(), 'index.db');
+  await SqliteInvoiceIndex.open(path).close();
+  // Another process takes the write lock and keeps it for longer than the busy timeout below.
+  const holder = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const db = new (require(${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))}))(${JSON.stringify(path)});
+       db.exec('BEGIN IMMEDIATE'); console.log('locked');
+       setTimeout(() => { db.exec('COMMIT'); db.close(); }, 1500);`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  t.teardown(() => holder.kill());
+  const exited = new Promise<number | null>((resolve) => holder.once('exit', resolve));
+  await new Promise<void>((resolve, reject) => {
+    holder.stdout.once('data', () => resolve());
+    holder.once('exit', () => reject(new Error('the lock holder exited before it locked')));
+  });
+  const index = SqliteInvoiceIndex.open(path, { busyTimeoutMs: 100 });
+  t.teardown(() => index.close());
+  t.equal(await exited, 0, 'the other process committed and left');
+  t.equal(await index.count(), 0, 'and the open went on once it had');
 });
