@@ -289,8 +289,6 @@ function whereOf(filter: Filter): { where: string; params: unknown[] } {
 
 /** The parts of matchesOf: the invoices of matching names, and (standard) those whose rest of the text matches. */
 interface Matches {
-  readonly sql: string;
-  readonly params: unknown[];
   readonly byName: { sql: string; params: unknown[] };
   /** Standard queries: the second part, its MATCH expression, and whether yanked is its only other condition. */
   readonly byText?: { sql: string; params: unknown[]; match: string; plain: boolean };
@@ -327,7 +325,7 @@ function matchesOf(filter: Filter): Matches {
   const names = 'SELECT name FROM bindle_names WHERE id IN (SELECT rowid FROM bindle_name_fts WHERE bindle_name_fts MATCH ?)';
   const byName = `${columns} FROM invoices i INDEXED BY invoices_order WHERE i.name IN (${names})${and}`;
   const named = { sql: byName, params: [nameMatch, ...conditionParams] };
-  if (restMatch === undefined) return { ...named, byName: named };
+  if (restMatch === undefined) return { byName: named };
   // The invoices of the matching names are left out of the second part: no duplicates to remove.
   const byText = {
     sql: `${columns} FROM invoices i
@@ -336,7 +334,14 @@ function matchesOf(filter: Filter): Matches {
     match: restMatch,
     plain: conditionParams.length === 0,
   };
-  return { sql: `${named.sql} UNION ALL ${byText.sql}`, params: [...named.params, ...byText.params], byName: named, byText };
+  return { byName: named, byText };
+}
+
+/** Both parts of `matches` as one query (UNION ALL: the parts share no invoice), and its parameters. */
+function allMatches(matches: Matches): { sql: string; params: unknown[] } {
+  const { byName, byText } = matches;
+  if (byText === undefined) return byName;
+  return { sql: `${byName.sql} UNION ALL ${byText.sql}`, params: [...byName.params, ...byText.params] };
 }
 
 /** Length in Unicode code points, which is what the trigram tokenizer counts. */
@@ -602,8 +607,9 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       if (ids.length < Math.min(q.limit, total - q.offset)) ids = undefined;
     }
     if (ids === undefined && matches !== undefined) {
-      ids = this.values(`SELECT id FROM (${matches.sql}) ORDER BY name, version_key DESC, version LIMIT ? OFFSET ?`).all(
-        ...matches.params,
+      const union = allMatches(matches);
+      ids = this.values(`SELECT id FROM (${union.sql}) ORDER BY name, version_key DESC, version LIMIT ? OFFSET ?`).all(
+        ...union.params,
         q.limit,
         q.offset,
       ) as number[];
