@@ -419,8 +419,14 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
       db.pragma(`cache_size = -${PAGE_CACHE_BYTES / 1024}`);
-      migrate(db, path);
-      const fullText = setUpFullText(db, path, options.fullTextSearch ?? true);
+      const wanted = options.fullTextSearch ?? true;
+      const fullText = wanted && hasTrigramFts(db);
+      // Only a file that needs an upgrade takes the write lock: an up-to-date one opens without
+      // waiting behind another process's write.
+      if (!schemaUpToDate(db, fullText)) {
+        migrate(db, path);
+        setUpFullText(db, path, wanted, fullText);
+      }
       db.pragma(`busy_timeout = ${busyTimeoutMs}`);
       registerFunctions(db);
       return new SqliteInvoiceIndex(path, db, fullText, options.backgroundMerge ?? true);
@@ -1171,17 +1177,45 @@ function hasTrigramFts(db: Database.Database): boolean {
   }
 }
 
+/** Which full-text tables a file has: the single table of schema versions up to 4, the current ones, and whether those are tuned. */
+interface FullTextState {
+  old: boolean;
+  current: boolean;
+  /** The current tables exist and each has this module's automerge setting. */
+  tuned: boolean;
+}
+
+function fullTextState(db: Database.Database): FullTextState {
+  const has = (table: string): boolean => db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?`).get(table) !== undefined;
+  const current = has(FULL_TEXT_TABLES[0]);
+  const tuned =
+    current && FULL_TEXT_TABLES.every((table) => db.prepare(`SELECT v FROM ${table}_config WHERE k = 'usermerge'`).pluck().get() === FTS_USERMERGE);
+  return { old: has('invoice_fts'), current, tuned };
+}
+
 /**
- * Creates the full-text tables when wanted and missing (replacing the single table of schema
- * versions up to 4), in one transaction: an open killed while it builds them leaves the file as
- * it was, and the next open builds them again. Returns whether they are in use.
+ * True when neither migrate nor setUpFullText has anything to do (the full-text tables in use
+ * when `use`, none otherwise). Reads one snapshot without taking the write lock.
  */
-function setUpFullText(db: Database.Database, path: string, wanted: boolean): boolean {
-  const use = wanted && hasTrigramFts(db);
+function schemaUpToDate(db: Database.Database, use: boolean): boolean {
+  return db
+    .transaction(() => {
+      if (db.pragma('user_version', { simple: true }) !== MIGRATIONS.length) return false;
+      const { old, current, tuned } = fullTextState(db);
+      return !old && (use ? tuned : !current);
+    })
+    .deferred();
+}
+
+/**
+ * Creates the full-text tables when `use` (wanted, and this SQLite can maintain them) and they
+ * are missing (replacing the single table of schema versions up to 4), in one transaction: an
+ * open killed while it builds them leaves the file as it was, and the next open builds them
+ * again. Refuses a file with full-text tables it will not maintain.
+ */
+function setUpFullText(db: Database.Database, path: string, wanted: boolean, use: boolean): void {
   db.transaction(() => {
-    const has = (table: string): boolean => db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?`).get(table) !== undefined;
-    const old = has('invoice_fts');
-    const current = has(FULL_TEXT_TABLES[0]);
+    const { old, current, tuned } = fullTextState(db);
     if ((old || current) && !use) {
       throw new BindleError(
         'unavailable',
@@ -1191,13 +1225,9 @@ function setUpFullText(db: Database.Database, path: string, wanted: boolean): bo
     if (!use) return;
     if (old) db.exec(OLD_FULL_TEXT_SCHEMA_DROP);
     if (!current) db.exec(FULL_TEXT_SCHEMA);
-    for (const table of FULL_TEXT_TABLES) {
-      if (db.prepare(`SELECT v FROM ${table}_config WHERE k = 'usermerge'`).pluck().get() !== FTS_USERMERGE) {
-        db.exec(`INSERT INTO ${table} (${table}, rank) VALUES ('usermerge', ${FTS_USERMERGE})`);
-      }
-    }
+    // Setting a table's automerge again is harmless: set it on all of them.
+    if (!tuned) for (const table of FULL_TEXT_TABLES) db.exec(`INSERT INTO ${table} (${table}, rank) VALUES ('usermerge', ${FTS_USERMERGE})`);
   }).immediate();
-  return use;
 }
 
 /** SQL functions the queries use. */

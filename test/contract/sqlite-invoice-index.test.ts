@@ -418,17 +418,20 @@ t.test('an index from before the OCI tables gets deterministic OCI rows from its
   t.equal(withRaw(path, (db) => db.pragma('user_version', { simple: true })), MIGRATIONS.length);
 });
 
-t.test('an open waits while another process holds the write lock for longer than the busy timeout (a schema upgrade), then opens', async (t) => {
-  const path = join(t.testdir(), 'index.db');
-  await SqliteInvoiceIndex.open(path).close();
-  // Another process takes the write lock and keeps it for longer than the busy timeout below.
+/**
+ * Starts a process that takes the write lock of the index file at `path` and keeps it for
+ * `holdMs`, then creates the file `released()` names just before it commits; resolves once it
+ * holds the lock. (A file, not its output: an open blocks this process's event loop while it waits.)
+ */
+async function holdWriteLock(t: Test, path: string, holdMs: number): Promise<{ released: () => boolean; exited: Promise<number | null> }> {
+  const marker = `${path}.released`;
   const holder = spawn(
     process.execPath,
     [
       '-e',
       `const db = new (require(${JSON.stringify(createRequire(import.meta.url).resolve('better-sqlite3'))}))(${JSON.stringify(path)});
        db.exec('BEGIN IMMEDIATE'); console.log('locked');
-       setTimeout(() => { db.exec('COMMIT'); db.close(); }, 1500);`,
+       setTimeout(() => { require('node:fs').writeFileSync(${JSON.stringify(marker)}, ''); db.exec('COMMIT'); db.close(); }, ${holdMs});`,
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
@@ -438,8 +441,34 @@ t.test('an open waits while another process holds the write lock for longer than
     holder.stdout.once('data', () => resolve());
     holder.once('exit', () => reject(new Error('the lock holder exited before it locked')));
   });
+  return { released: () => existsSync(marker), exited };
+}
+
+t.test('an open that must upgrade the schema waits while another process holds the write lock for longer than the busy timeout (its own upgrade), then opens', async (t) => {
+  const path = join(t.testdir(), 'index.db');
+  const index4 = SqliteInvoiceIndex.open(path);
+  await index4.insert(makeEntry('old/kept', '1.0.0'));
+  await index4.close();
+  withRaw(path, toSchemaVersion4);
+  // Another process takes the write lock and keeps it for longer than the busy timeout below.
+  const holder = await holdWriteLock(t, path, 1500);
   const index = SqliteInvoiceIndex.open(path, { busyTimeoutMs: 100 });
   t.teardown(() => index.close());
-  t.equal(await exited, 0, 'the other process committed and left');
-  t.equal(await index.count(), 0, 'and the open went on once it had');
+  t.ok(holder.released(), 'the open waited for the other process to let go of the lock');
+  t.equal(await holder.exited, 0, 'the other process committed and left');
+  t.equal((await index.query({ query: 'old/kept', strict: true, offset: 0, limit: 10, yanked: false })).total, 1, 'and the open brought the file up to date once it had');
+  t.equal(withRaw(path, (db) => db.pragma('user_version', { simple: true })), MIGRATIONS.length);
+});
+
+t.test('an open of an up-to-date file does not wait for the write lock another process holds', async (t) => {
+  const path = join(t.testdir(), 'index.db');
+  const first = SqliteInvoiceIndex.open(path);
+  await first.insert(makeEntry('kept/one', '1.0.0'));
+  await first.close();
+  // Held far longer than any open takes; the open must return while it is still held.
+  const holder = await holdWriteLock(t, path, 120_000);
+  const index = SqliteInvoiceIndex.open(path, { busyTimeoutMs: 100 });
+  t.teardown(() => index.close());
+  t.notOk(holder.released(), 'the open returned while the other process still held the lock');
+  t.equal((await index.query({ query: 'kept/one', strict: true, offset: 0, limit: 10, yanked: false })).total, 1, 'and reads the file');
 });
