@@ -80,6 +80,16 @@ export interface BenchCase {
   /** What it measures, for the log. */
   title: string;
   run(ctx: BenchContext): Promise<CaseResult>;
+  /** How long (ms) the case may run on one backend before the run is stopped; CASE_TIME_LIMIT_MS when absent. */
+  timeLimitMs?: (quick: boolean) => number;
+}
+
+/** The default time limit of a case on one backend: past it, the case is taken to hang. */
+export const CASE_TIME_LIMIT_MS = 10 * 60 * 1000;
+
+/** How long (ms) `c` may run on `backends` backends before the run is stopped. */
+export function caseTimeLimitMs(c: BenchCase, quick: boolean, backends: number): number {
+  return (c.timeLimitMs?.(quick) ?? CASE_TIME_LIMIT_MS) * backends;
 }
 
 export class BenchContext {

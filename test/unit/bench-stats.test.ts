@@ -1,7 +1,7 @@
 /**
  * The benchmark's arithmetic (bench/lib/stats.ts, bench/lib/results.ts): medians, nearest-rank
  * percentiles, run summaries, rates, and how a figure's ratio and target verdict are derived.
- * No benchmark runs here.
+ * The time limit of each case. No benchmark runs here.
  */
 import t from 'tap';
 import { mbPerSecond, median, percentile, summarize } from '../../bench/lib/stats.js';
@@ -129,4 +129,17 @@ t.test('Markdown report', async (t) => {
   t.equal(formatNumber(0.12345), '0.123');
   t.equal(formatNumber(12.345), '12.3');
   t.equal(formatNumber(123.45), '123');
+});
+
+t.test('each case has its own time limit per backend: 10 minutes, 30 for the full _q (it seeds 1,000,000 invoices), the soak all its phases', async (t) => {
+  const { CASE_TIME_LIMIT_MS, caseTimeLimitMs } = await import('../../bench/lib/context.js');
+  const { queryCase } = await import('../../bench/cases/query.js');
+  const { soakCase } = await import('../../bench/cases/soak.js');
+  const { uploadCase } = await import('../../bench/cases/upload.js');
+  t.equal(caseTimeLimitMs(uploadCase, false, 1), CASE_TIME_LIMIT_MS);
+  t.equal(caseTimeLimitMs(uploadCase, false, 2), 2 * CASE_TIME_LIMIT_MS, 'a case runs on every backend');
+  t.equal(caseTimeLimitMs(queryCase, false, 1), 3 * CASE_TIME_LIMIT_MS);
+  t.equal(caseTimeLimitMs(queryCase, true, 1), CASE_TIME_LIMIT_MS, 'the quick run seeds a small index');
+  t.ok(caseTimeLimitMs(soakCase, false, 1) > 10 * 60 * 1000 + 30 * 1000, 'the soak: longer than its 10-minute soak and its warm-up');
+  t.ok(caseTimeLimitMs(soakCase, true, 1) < CASE_TIME_LIMIT_MS, 'the quick soak is short');
 });
