@@ -20,10 +20,31 @@ function withServerHint(err: unknown, contexts: readonly CliContext[]): unknown 
   return err instanceof CliFailure ? new CliFailure(err.what, cause, { hint, exitCode: err.exitCode }) : new CliFailure('the server failed', cause, { hint });
 }
 
+/**
+ * Refuses `bindle <unknown command> --help` as a usage error, as the same line without --help is:
+ * commander answers a help flag before it looks at the command and would print the main help
+ * with exit 0. Parses the options on a program of its own (parsing stores their values).
+ */
+function refuseHelpForUnknownCommand(argv: readonly string[], io: CliIo): void {
+  if (!argv.some((arg) => arg === '-h' || arg === '--help')) return;
+  let command = buildProgram(io, []);
+  let args = [...argv];
+  // Down the command groups (bindle keys ...) while the operands name commands.
+  for (;;) {
+    const { operands, unknown } = command.parseOptions(args);
+    const [first, ...rest] = operands;
+    if (first === undefined || first === 'help' || command.commands.length === 0) return;
+    const sub = command.commands.find((c) => c.name() === first || c.aliases().includes(first));
+    if (sub === undefined) command.error(`error: unknown command '${first}'`, { code: 'commander.unknownCommand' });
+    else [command, args] = [sub, [...rest, ...unknown]];
+  }
+}
+
 /** Runs the CLI with `argv` (the arguments after the program name). Never throws. */
 export async function runCli(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
   const contexts: CliContext[] = [];
   try {
+    refuseHelpForUnknownCommand(argv, io);
     const program = buildProgram(io, contexts);
     await program.parseAsync([...argv], { from: 'user' });
     return 0;

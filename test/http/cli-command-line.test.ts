@@ -149,3 +149,21 @@ t.test('help fits 80 columns, names each short flag once and leaves the global o
   const clean = await bindle(['clean', '--help']);
   t.ok(clean.stdout.split('\n').length < 15, 'clean --help is short');
 });
+
+t.test('help for an unknown command is a usage error, as the command without --help is', async (t) => {
+  const bindle = inProcessCli(join(t.testdir(), 'home'));
+  const plain = await bindle(['frobnicate']);
+  t.equal(plain.code, 2);
+  t.equal(plain.stderr, "bindle: unknown command 'frobnicate' (see 'bindle --help')\n");
+  for (const args of [['frobnicate', '--help'], ['frobnicate', '-h'], ['-s', 'http://127.0.0.1:9/v1/', 'frobnicate', '--help'], ['keys', 'frobnicate', '--help']]) {
+    const r = await bindle(args);
+    t.equal(r.code, 2, `bindle ${args.join(' ')}: exit 2`);
+    t.match(r.stderr, /^bindle: unknown command 'frobnicate'/, `bindle ${args.join(' ')}: says which command is unknown`);
+    t.equal(r.stdout, '', `bindle ${args.join(' ')}: prints no help`);
+  }
+  for (const args of [['--help'], ['help', 'get'], ['get', '--help'], ['--help', 'frobnicate'], ['keys', 'create', '--help']]) {
+    const r = await bindle(args);
+    t.equal(r.code, 0, `bindle ${args.join(' ')}: help, exit 0`, { stderr: r.stderr });
+    t.match(r.stdout, /^Usage: bindle/, `bindle ${args.join(' ')}: prints help`);
+  }
+});
