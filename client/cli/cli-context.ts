@@ -61,7 +61,7 @@ export class CliContext {
    * `bindle login` that has expired is refreshed before its token is used.
    */
   async #makeClient(verifying: boolean, authenticated: boolean): Promise<BindleClient> {
-    const { BindleClient: Client, DEFAULT_TIMEOUT_MS } = await import('../lib/bindle-client.js');
+    const { BindleClient: Client, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_MS } = await import('../lib/bindle-client.js');
     if (authenticated && this.settings.basicAuth === undefined) {
       const { refreshStoredLogin } = await import('./stored-login.js');
       await refreshStoredLogin(this.settings.tokenFile.path, this.settings.timeoutMs !== undefined ? { timeoutMs: this.settings.timeoutMs } : {});
@@ -71,7 +71,13 @@ export class CliContext {
     if (this.settings.insecure && this.#insecureAgent === undefined) {
       const timeout = this.settings.timeoutMs ?? DEFAULT_TIMEOUT_MS;
       const { Agent } = await import('undici');
-      this.#insecureAgent = new Agent({ connect: { rejectUnauthorized: false, timeout }, headersTimeout: timeout, bodyTimeout: timeout });
+      // Capped like a client's own Agent (see ClientOptions.concurrency).
+      this.#insecureAgent = new Agent({
+        connect: { rejectUnauthorized: false, timeout },
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+        connections: DEFAULT_CONCURRENCY,
+      });
     }
     return new Client({
       baseUrl: this.settings.serverUrl,
