@@ -1,43 +1,16 @@
 /**
- * The JSON Schemas of the Bindle data model and wire replies, compiled once, and a validator
- * per schema that reports every problem as a field path plus a reason. The TypeScript types in
- * ./types.ts are generated from the same files (`npm run gen:types`).
+ * The JSON Schemas of the Bindle data model and wire replies (./schemas.ts), and validation
+ * against them that reports every problem as a field path plus a reason (the compiled
+ * validators are ./validators.ts's). The TypeScript types in ./types.ts are generated from the
+ * same files (`npm run gen:types`).
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import accessControlList from './access-control-list.schema.json' with { type: 'json' };
-import annotations from './annotations.schema.json' with { type: 'json' };
-import bindleSpec from './bindle-spec.schema.json' with { type: 'json' };
-import condition from './condition.schema.json' with { type: 'json' };
-import errorCode from './error-code.schema.json' with { type: 'json' };
-import errorReply from './error-reply.schema.json' with { type: 'json' };
-import featureMap from './feature-map.schema.json' with { type: 'json' };
-import group from './group.schema.json' with { type: 'json' };
-import healthReply from './health-reply.schema.json' with { type: 'json' };
-import invoiceCreateReply from './invoice-create-reply.schema.json' with { type: 'json' };
-import invoice from './invoice.schema.json' with { type: 'json' };
-import keyEntry from './key-entry.schema.json' with { type: 'json' };
-import keyring from './keyring.schema.json' with { type: 'json' };
-import label from './label.schema.json' with { type: 'json' };
-import messageReply from './message-reply.schema.json' with { type: 'json' };
-import missingReply from './missing-reply.schema.json' with { type: 'json' };
-import parcel from './parcel.schema.json' with { type: 'json' };
-import queryReply from './query-reply.schema.json' with { type: 'json' };
-import readinessReply from './readiness-reply.schema.json' with { type: 'json' };
-import secretKeyEntry from './secret-key-entry.schema.json' with { type: 'json' };
-import secretKeyFile from './secret-key-file.schema.json' with { type: 'json' };
-import signatureRole from './signature-role.schema.json' with { type: 'json' };
-import signature from './signature.schema.json' with { type: 'json' };
+import { MEDIA_TYPE_RULE } from '../core/ids/media-type.js';
+import type { ErrorObject } from 'ajv';
 import type * as T from './types.js';
-import { isMediaType, MEDIA_TYPE_RULE } from '../core/ids/media-type.js';
+import { validatorFor } from './validators.js';
 
 export type * from './types.js';
-
-/** Every schema, each with its `$id`; e.g. for `fastify.addSchema`. */
-export const ALL_SCHEMAS = [
-  accessControlList, annotations, bindleSpec, condition, errorCode, errorReply, featureMap, group, healthReply,
-  invoiceCreateReply, invoice, keyEntry, keyring, label, messageReply, missingReply, parcel,
-  queryReply, readinessReply, secretKeyEntry, secretKeyFile, signatureRole, signature,
-] as const;
+export { ALL_SCHEMAS, SCHEMA_FORMATS } from './schemas.js';
 
 /** The documents that can be validated, by schema title, with their generated type. */
 export interface SchemaTypes {
@@ -63,29 +36,8 @@ export interface SchemaTypes {
 }
 export type SchemaName = keyof SchemaTypes;
 
-// The schemas are checked against the meta-schema by test/unit/schemas.test.ts, not at every start-up.
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, validateSchema: false });
-/** The custom `format`s the schemas use; any Ajv that compiles them must add these. */
-export const SCHEMA_FORMATS = { 'media-type': { type: 'string', validate: isMediaType } } as const;
-for (const [name, format] of Object.entries(SCHEMA_FORMATS)) ajv.addFormat(name, format);
-for (const schema of ALL_SCHEMAS) ajv.addSchema(schema);
-
 /** What each custom `format` asks for, in words. */
 const FORMAT_RULES: Readonly<Record<string, string>> = { 'media-type': MEDIA_TYPE_RULE };
-
-const byTitle = new Map<string, string>(ALL_SCHEMAS.map((s) => [s.title, s.$id]));
-const compiled = new Map<SchemaName, ValidateFunction>();
-
-function validatorFor(name: SchemaName): ValidateFunction {
-  let fn = compiled.get(name);
-  if (fn === undefined) {
-    const id = byTitle.get(name);
-    fn = id === undefined ? undefined : ajv.getSchema(id);
-    if (fn === undefined) throw new Error(`no schema titled ${name}`);
-    compiled.set(name, fn);
-  }
-  return fn;
-}
 
 /** One validation problem: where (a dotted path, `(root)` for the document) and why. */
 export interface SchemaIssue {

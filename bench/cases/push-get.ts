@@ -4,6 +4,9 @@
  * an empty cache; parcels per second. Each run pushes a new version with new parcel bytes. Beside
  * each run, the server's own small-upload rate: the same number of 4 KiB parcels POSTed by an
  * in-process client at concurrency 16 (bench/cases/upload.ts uploadMany) to the same server.
+ * With BINDLE_BENCH_BASE_CLI_BIN (another build's bindle.cjs), each run also pushes and gets a
+ * bindle of its own with that build, the two builds taking turns to go first: before/after
+ * figures from one run, beside the same server.
  */
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +18,7 @@ import { spawnTracked, stopChild } from '../lib/cleanup.js';
 import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
 import { payload, sha256Hex } from '../lib/data.js';
 import { makeFigure } from '../lib/results.js';
-import { CLI_BIN, spawnServer } from '../lib/server.js';
+import { BASE_CLI_BIN, CLI_BIN, spawnServer } from '../lib/server.js';
 import { uploadMany } from './upload.js';
 import { median } from '../lib/stats.js';
 
@@ -28,10 +31,10 @@ export function isolatedEnv(home: string): NodeJS.ProcessEnv {
   return { ...env, HOME: home, XDG_CACHE_HOME: join(home, '.cache'), XDG_CONFIG_HOME: join(home, '.config'), XDG_DATA_HOME: join(home, '.local', 'share') };
 }
 
-/** Runs `node client/dist/bindle.cjs ...args` (the installed command); resolves with its wall time, or rejects with its output. */
-export async function runCli(home: string, args: readonly string[], timeoutMs = 180_000): Promise<number> {
+/** Runs `node client/dist/bindle.cjs ...args` (the installed command, or `bin`); resolves with its wall time, or rejects with its output. */
+export async function runCli(home: string, args: readonly string[], timeoutMs = 180_000, bin: string = CLI_BIN): Promise<number> {
   const started = performance.now();
-  const child = spawnTracked(process.execPath, [CLI_BIN, ...args], { cwd: home, env: isolatedEnv(home), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnTracked(process.execPath, [bin, ...args], { cwd: home, env: isolatedEnv(home), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (chunk: Buffer): void => {
     output = (output + chunk.toString('utf8')).slice(-8192);
@@ -79,37 +82,58 @@ export const pushGetCase: BenchCase = {
     const server = await spawnServer(dir);
     const push: number[] = [];
     const get: number[] = [];
+    const basePush: number[] = [];
+    const baseGet: number[] = [];
     const direct: number[] = [];
     const starts: number[] = [];
     const name = 'bench.example.com/many-parcels';
+    /** `bindle push` then `bindle get` of version `1.0.<n>` (parcels of its own) with `bin`: their wall times. */
+    const pushAndGet = async (n: number, bin: string): Promise<{ pushMs: number; getMs: number }> => {
+      const version = `1.0.${n}`;
+      const parcels = new Map<string, Buffer>();
+      const labels: Label[] = [];
+      for (let j = 0; j < count; j++) {
+        const data = payload(parcelBytes, n * 1_000_000 + j);
+        const sha256 = sha256Hex(data);
+        parcels.set(sha256, data);
+        labels.push({ sha256, size: data.length, mediaType: 'application/octet-stream', name: `parcel-${j}.bin` });
+      }
+      const bindleDir = await writeStandalone(standalone, signedInvoice(ctx.keys, name, version, labels), parcels);
+      const pushMs = await runCli(home, ['-s', `${server.api}/`, '--no-progress', 'push', bindleDir], undefined, bin);
+      const cache = join(home, `cache-${n}`);
+      mkdirSync(cache);
+      const getMs = await runCli(home, ['-s', `${server.api}/`, '-r', keyring, '-d', cache, '--no-progress', 'get', `${name}/${version}`], undefined, bin);
+      const fetched = readdirSync(join(cache, canonicalId({ name, version }), 'parcels')).length;
+      if (fetched !== count) throw new Error(`bindle get stored ${fetched} of ${count} parcels`);
+      return { pushMs, getMs };
+    };
+    const line = (what: string, t: { pushMs: number; getMs: number }): string =>
+      `${what}push ${(t.pushMs / 1000).toFixed(2)} s (${(count / (t.pushMs / 1000)).toFixed(0)} parcels/s), get ${(t.getMs / 1000).toFixed(2)} s (${(count / (t.getMs / 1000)).toFixed(0)} parcels/s)`;
     try {
       for (let r = 0; r < 3; r++) starts.push(await runCli(home, ['--version']));
       for (let r = 0; r < runs; r++) {
-        const version = `1.0.${r}`;
-        const parcels = new Map<string, Buffer>();
-        const labels: Label[] = [];
-        for (let j = 0; j < count; j++) {
-          const data = payload(parcelBytes, r * 1_000_000 + j);
-          const sha256 = sha256Hex(data);
-          parcels.set(sha256, data);
-          labels.push({ sha256, size: data.length, mediaType: 'application/octet-stream', name: `parcel-${j}.bin` });
+        const base = BASE_CLI_BIN;
+        let baseTimes: { pushMs: number; getMs: number } | undefined;
+        // The builds take turns to go first (a version of its own each: 1.0.<r>, and 1000 + r for the other build).
+        if (base !== undefined && r % 2 === 1) baseTimes = await pushAndGet(1000 + r, base);
+        const times = await pushAndGet(r, CLI_BIN);
+        if (base !== undefined && r % 2 === 0) baseTimes = await pushAndGet(1000 + r, base);
+        push.push(count / (times.pushMs / 1000));
+        get.push(count / (times.getMs / 1000));
+        if (baseTimes !== undefined) {
+          basePush.push(count / (baseTimes.pushMs / 1000));
+          baseGet.push(count / (baseTimes.getMs / 1000));
         }
-        const bindleDir = await writeStandalone(standalone, signedInvoice(ctx.keys, name, version, labels), parcels);
-        const pushMs = await runCli(home, ['-s', `${server.api}/`, '--no-progress', 'push', bindleDir]);
-        push.push(count / (pushMs / 1000));
-        const cache = join(home, `cache-${r}`);
-        mkdirSync(cache);
-        const getMs = await runCli(home, ['-s', `${server.api}/`, '-r', keyring, '-d', cache, '--no-progress', 'get', `${name}/${version}`]);
-        const fetched = readdirSync(join(cache, canonicalId({ name, version }), 'parcels')).length;
-        if (fetched !== count) throw new Error(`bindle get stored ${fetched} of ${count} parcels`);
-        get.push(count / (getMs / 1000));
         direct.push(await serverUploadRate(ctx, server.api, r, count, parcelBytes));
-        ctx.log(`  run ${r + 1}: push ${(pushMs / 1000).toFixed(2)} s (${push.at(-1)?.toFixed(0)} parcels/s), get ${(getMs / 1000).toFixed(2)} s (${get.at(-1)?.toFixed(0)} parcels/s), the server's own small-upload rate ${direct.at(-1)?.toFixed(0)} parcels/s`);
+        const other = baseTimes === undefined ? '' : `; other build (${base ?? ''}): ${line('', baseTimes)}`;
+        ctx.log(`  run ${r + 1}: ${line('', times)}, the server's own small-upload rate ${direct.at(-1)?.toFixed(0)} parcels/s${other}`);
       }
     } finally {
       await server.stop();
     }
     const ownRate = `the server's own rate: ${count} × ${parcelBytes / 1024} KiB uploads at concurrency ${DIRECT_CONCURRENCY} from an in-process client`;
+    const peer = (runs: readonly number[]): { peers?: { title: string; runs: readonly number[] }[] } =>
+      runs.length === 0 ? {} : { peers: [{ title: `the other build, ${BASE_CLI_BIN ?? ''} (ratio: this build ÷ it)`, runs }] };
     const startNote = `includes the CLI's process start: \`bindle --version\` takes ${median(starts).toFixed(0)} ms here`;
     return {
       figures: [
@@ -119,6 +143,7 @@ export const pushGetCase: BenchCase = {
           unit: 'parcels/s',
           runs: push,
           baseline: { title: ownRate, runs: direct },
+          ...peer(basePush),
           target: { on: 'ratio', op: '>=', bound: 0.5, text: "≥ 0.5 × the server's own small-upload rate" },
           notes: [startNote],
         }),
@@ -128,6 +153,7 @@ export const pushGetCase: BenchCase = {
           unit: 'parcels/s',
           runs: get,
           baseline: { title: ownRate, runs: direct },
+          ...peer(baseGet),
           target: { on: 'ratio', op: '>=', bound: 0.5, text: "≥ 0.5 × the server's own small-upload rate" },
         }),
       ],

@@ -31,6 +31,11 @@ export const REPO_ROOT = ((): string => {
 export const SERVER_BIN = process.env.BINDLE_BENCH_SERVER_BIN ?? join(REPO_ROOT, 'dist', 'server', 'bin', 'launch.cjs');
 /** The `bindle` command as installed: the launcher that sizes libuv's pool, then loads client/dist/bindle.mjs. */
 export const CLI_BIN = join(REPO_ROOT, 'client', 'dist', 'bindle.cjs');
+/**
+ * Another build of the `bindle` command to run beside CLI_BIN, round by round (e.g. an older
+ * commit's client/dist/bindle.cjs, for before/after figures), where a case supports it: push-get.
+ */
+export const BASE_CLI_BIN = process.env.BINDLE_BENCH_BASE_CLI_BIN;
 export const KUBELET_BIN = join(REPO_ROOT, 'client', 'dist', 'bindle-kubelet.mjs');
 export const BARE_SERVER_BIN = join(REPO_ROOT, 'dist', 'bench', 'bin', 'bare-http-server.js');
 export const HEALTHZ_PROBE_BIN = join(REPO_ROOT, 'dist', 'bench', 'bin', 'healthz-probe.js');

@@ -22,6 +22,7 @@ export class CliContext {
   #plainClient: Promise<BindleClient> | undefined;
   #anonymousClient: Promise<BindleClient> | undefined;
   #insecureAgent: Dispatcher | undefined;
+  #preloading = false;
 
   constructor(io: CliIo, settings: CliSettings) {
     this.io = io;
@@ -57,11 +58,24 @@ export class CliContext {
   }
 
   /**
+   * Starts loading the HTTP stack (the client module and undici, ~60 ms of a start-up) without
+   * waiting for it, for a command that will talk to a server after local work of its own (`push`
+   * reading and hashing a bindle): the module is then compiled while that work waits for the
+   * disk (a call once it does, so not before it: compiling first only delays it). Loads code only (no request, no credentials): a failure to load shows where the
+   * client is made.
+   */
+  preloadClient(): void {
+    if (this.#preloading) return;
+    this.#preloading = true;
+    import('../lib/bindle-client.js').catch(() => undefined);
+  }
+
+  /**
    * The HTTP stack (undici) is loaded only by commands that talk to a server. A login stored by
    * `bindle login` that has expired is refreshed before its token is used.
    */
   async #makeClient(verifying: boolean, authenticated: boolean): Promise<BindleClient> {
-    const { BindleClient: Client, DEFAULT_TIMEOUT_MS } = await import('../lib/bindle-client.js');
+    const { BindleClient: Client, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_MS } = await import('../lib/bindle-client.js');
     if (authenticated && this.settings.basicAuth === undefined) {
       const { refreshStoredLogin } = await import('./stored-login.js');
       await refreshStoredLogin(this.settings.tokenFile.path, this.settings.timeoutMs !== undefined ? { timeoutMs: this.settings.timeoutMs } : {});
@@ -71,7 +85,13 @@ export class CliContext {
     if (this.settings.insecure && this.#insecureAgent === undefined) {
       const timeout = this.settings.timeoutMs ?? DEFAULT_TIMEOUT_MS;
       const { Agent } = await import('undici');
-      this.#insecureAgent = new Agent({ connect: { rejectUnauthorized: false, timeout }, headersTimeout: timeout, bodyTimeout: timeout });
+      // Capped like a client's own Agent (see ClientOptions.concurrency).
+      this.#insecureAgent = new Agent({
+        connect: { rejectUnauthorized: false, timeout },
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+        connections: DEFAULT_CONCURRENCY,
+      });
     }
     return new Client({
       baseUrl: this.settings.serverUrl,

@@ -8,6 +8,7 @@
  * hashed: a read is a thread-pool round trip, so small reads would cost more than the copy.
  */
 import { createHash, type Hash } from 'node:crypto';
+import { close, fstat, open as openFile, read } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Label } from '../../schema/index.js';
@@ -133,22 +134,33 @@ export async function checkFile(path: string, label: Label, what: string): Promi
 }
 
 /**
- * Reads the file at `path` whole and checks it against `label` like checkFile (its size first,
- * so a file of the wrong size is never read); resolves with its bytes. Meant for small parcels
- * (SMALL_PARCEL_BYTES): the bytes are read into one buffer of the file's size.
+ * Reads the file at `path` whole and checks it against `label` like checkFile; resolves with its
+ * bytes. Meant for small parcels (SMALL_PARCEL_BYTES): one read asks for one byte more than the
+ * label's size, so a file of another size shows itself without a stat of every file (its size
+ * is looked up only then, for the message) and is never read further than that byte.
+ *
+ * On the fs callback API, not FileHandle: for many small files FileHandle's bookkeeping cost
+ * the main thread more than the reads (1000 files of 4 KiB at 16 at once: ~45 instead of ~75
+ * ms, the stat included then).
  */
 export async function readCheckedFile(path: string, label: Label, what: string): Promise<Buffer> {
-  const handle = await open(path, 'r');
+  const fd = await new Promise<number>((resolve, reject) => openFile(path, 'r', (err, opened) => (err ? reject(err) : resolve(opened))));
   try {
-    const { size } = await handle.stat();
-    if (size !== label.size) throw sizeMismatch(what, `${size} bytes`, label.size);
-    const data = Buffer.allocUnsafe(size);
-    let read = 0;
-    for (let n = -1; read < size && n !== 0; read += n) n = (await handle.read(data, read, size - read, read)).bytesRead;
-    checkDigest(digestOf(data.subarray(0, read)), label, what);
-    return data;
+    const limit = label.size + 1;
+    const data = Buffer.allocUnsafe(limit);
+    let got = 0;
+    for (let n = -1; got < limit && n !== 0; got += n) {
+      n = await new Promise<number>((resolve, reject) => read(fd, data, got, limit - got, got, (err, bytesRead) => (err ? reject(err) : resolve(bytesRead))));
+    }
+    if (got !== label.size) {
+      const size = await new Promise<number>((resolve, reject) => fstat(fd, (err, stats) => (err ? reject(err) : resolve(stats.size))));
+      throw sizeMismatch(what, `${size} bytes`, label.size);
+    }
+    const bytes = data.subarray(0, got);
+    checkDigest(digestOf(bytes), label, what);
+    return bytes;
   } finally {
-    await handle.close();
+    await new Promise<void>((resolve, reject) => close(fd, (err) => (err ? reject(err) : resolve())));
   }
 }
 

@@ -146,17 +146,23 @@ async function readBindleDir(dir: string, onHashing?: StepProgress): Promise<Sta
     entries = [];
   }
   const found: Array<{ label: Label; path: string }> = [];
+  // Each file's label, looked up by digest (the first listing of it, as labelOnInvoice finds):
+  // searching the list per file took ~20 ms for 1000 parcels.
+  const listed = new Map<string, Label>();
+  for (const { label } of invoiceParcels(invoice)) if (!listed.has(label.sha256)) listed.set(label.sha256, label);
   // One readdir with the entries' types: no stat per file (only a symbolic link is followed).
   for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     const m = PARCEL_FILE.exec(entry.name);
     if (m?.[1] === undefined) continue;
     const path = join(parcelDir, entry.name);
     if (!(entry.isFile() || (entry.isSymbolicLink() && (await isFile(path))))) continue;
-    let label: Label;
-    try {
-      label = labelOnInvoice(invoice, m[1]);
-    } catch (err) {
-      throw new BindleError('parcel_not_on_invoice', `standalone bindle ${root}: ${message(err)} (file ${path})`, { cause: err });
+    let label = listed.get(m[1]);
+    if (label === undefined) {
+      try {
+        label = labelOnInvoice(invoice, m[1]);
+      } catch (err) {
+        throw new BindleError('parcel_not_on_invoice', `standalone bindle ${root}: ${message(err)} (file ${path})`, { cause: err });
+      }
     }
     found.push({ label, path });
   }

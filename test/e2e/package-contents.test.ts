@@ -47,6 +47,9 @@ t.test('the client package installs offline from its tarball with no native buil
   t.ok(existsSync(join(REPO_ROOT, 'client', 'dist', 'bindle.cjs')), 'client/dist is built (npm run build)');
   const tarball = await pack(['-w', 'client', '--pack-destination', dir], REPO_ROOT);
   t.same(tarball.files.filter((f) => !f.path.startsWith('dist/') && f.path !== 'package.json').map((f) => f.path), [], 'only the bundle and the manifest');
+  const bundled = readdirSync(join(REPO_ROOT, 'client', 'dist')).filter((f) => f.endsWith('.mjs')).map((f) => readFileSync(join(REPO_ROOT, 'client', 'dist', f), 'utf8'));
+  t.ok(bundled.some((text) => text.includes('// standalone-validators:schema/validators.standalone.cjs')), 'the bundle carries the schema validators compiled ahead of time');
+  t.notOk(bundled.some((text) => text.includes('// node_modules/ajv/dist/compile/')), "and not Ajv's compiler");
   const manifest = JSON.parse(readFileSync(join(REPO_ROOT, 'client', 'package.json'), 'utf8')) as Record<string, unknown>;
   t.equal(manifest.dependencies, undefined, 'the client package depends on nothing');
 

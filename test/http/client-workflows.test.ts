@@ -157,6 +157,25 @@ t.test('push sends the small parcels read with the bindle without reading them a
   );
 });
 
+t.test('a push of many parcels opens no more connections than the client\'s concurrency', async (t) => {
+  const ta = await makeTestApp(t);
+  await ta.app.listen({ host: '127.0.0.1', port: 0 });
+  let connections = 0;
+  ta.app.server.on('connection', () => (connections += 1));
+  const { port } = ta.app.server.address() as AddressInfo;
+  const client = new BindleClient({ baseUrl: `http://127.0.0.1:${port}/v1/`, concurrency: 4 });
+  t.teardown(() => client.close());
+  const parcels = Array.from({ length: 300 }, (_, i) => ({ name: `p-${i}.bin`, data: Buffer.from(`parcel ${i}`) }));
+  const dir = await writeStandalone(
+    t.testdir(),
+    signedInvoice('example.com/many', '1.0.0', parcels),
+    new Map(parcels.map((p) => [sha256(p.data), p.data])),
+  );
+  const report = await pushStandalone(client, await readStandalone(dir));
+  t.equal(report.uploaded.length, 300);
+  t.ok(connections <= 4, `${connections} connection(s) for 1 invoice and 300 parcels at concurrency 4`);
+});
+
 t.test('a different release under an existing id fails loudly', async (t) => {
   const client = await setup(t);
   const dir = t.testdir({ a: {}, b: {}, c: {} });

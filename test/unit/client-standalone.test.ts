@@ -83,7 +83,7 @@ t.test('write, read and export round trip', async (t) => {
   t.same(await readFile(fromTar.parcels.get(sha256(Buffer.alloc(200_000, 7))) ?? ''), Buffer.alloc(200_000, 7));
 });
 
-t.test('reading keeps the verified bytes of small parcels, follows a symbolic link, and never reads a small parcel of the wrong size', async (t) => {
+t.test('reading keeps the verified bytes of small parcels, follows a symbolic link, and fails a small parcel of the wrong size on its size', async (t) => {
   const dir = t.testdir();
   const small = Buffer.from('small parcel');
   const large = Buffer.alloc(SMALL_PARCEL_BYTES + 1, 3);
@@ -112,6 +112,10 @@ t.test('reading keeps the verified bytes of small parcels, follows a symbolic li
 
   await writeFile(join(bindleDir, 'parcels', `${sha256(small)}.dat`), Buffer.alloc(SMALL_PARCEL_BYTES * 4, 1));
   await t.rejects(readStandalone(bindleDir), { code: 'size_mismatch', message: /262144 bytes/ }, 'a small parcel\'s file of another size fails on its size');
+  await writeFile(join(bindleDir, 'parcels', `${sha256(small)}.dat`), small.subarray(0, 10));
+  await t.rejects(readStandalone(bindleDir), { code: 'size_mismatch', message: /got 10 bytes/ }, 'so does a shorter one, its size named');
+  await writeFile(join(bindleDir, 'parcels', `${sha256(small)}.dat`), Buffer.concat([small, Buffer.from('!')]));
+  await t.rejects(readStandalone(bindleDir), { code: 'size_mismatch', message: new RegExp(`got ${small.length + 1} bytes`) }, 'and one a byte longer');
 });
 
 t.test('writeStandalone refuses bad parcels and leaves nothing behind', async (t) => {

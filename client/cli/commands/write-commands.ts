@@ -51,7 +51,13 @@ async function readPushSource(
   const { readStandalone } = await import('../../standalone/standalone-bindle.js');
   const checking = ctx.stepReporter(opts.output !== 'json');
   const bindle = await attempt(`could not read standalone bindle ${located.path}`, () =>
-    readStandalone(located.path, { onHashing: (done, total) => checking.step('Checking parcels', done, total) }),
+    readStandalone(located.path, {
+      onHashing: (done, total) => {
+        // The parcel files are being read: the HTTP stack loads meanwhile.
+        ctx.preloadClient();
+        checking.step('Checking parcels', done, total);
+      },
+    }),
   ).finally(() => checking.finish());
   return { bindle, expectedId: located.expectedId };
 }
