@@ -6,8 +6,8 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { constants, existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, readlink, stat, utimes, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -310,4 +310,33 @@ t.test('puts, stored or refused, leave no file descriptor open', { skip: descrip
   t.equal(await descriptors(), before, 'as many descriptors open as before, once the puts have answered');
   t.ok((await readAll(await store.openRead(sha256Of(other)))).equals(other), 'a put into an existing empty directory stores the parcel');
   t.same(await tempFiles(root), [], 'no temp file left');
+});
+
+const fdinfoSkip = existsSync('/proc/self/fdinfo') ? false : 'reading open flags needs /proc/self/fdinfo (Linux)';
+t.test('a parcel of at most 1 MiB is written with O_DSYNC (its write is its data sync); a larger one is not', { skip: fdinfoSkip }, async (t) => {
+  /** The open flags of this process's descriptor on the upload's temp file. */
+  const tempFlags = async (root: string): Promise<number> => {
+    const [name] = await tempFiles(root);
+    for (const fd of await readdir('/proc/self/fd')) {
+      const target = await readlink(join('/proc/self/fd', fd)).catch(() => '');
+      if (name === undefined || basename(target) !== name) continue;
+      const flags = /^flags:\s*([0-7]+)$/m.exec(await readFile(join('/proc/self/fdinfo', fd), 'utf8'))?.[1];
+      if (flags !== undefined) return parseInt(flags, 8);
+    }
+    throw new Error('no descriptor on the temp file');
+  };
+  for (const [size, synced] of [[1 << 20, true], [(1 << 20) + 1, false]] as const) {
+    const data = randomBytes(size);
+    const root = t.testdir();
+    const store = await FileParcelStore.open(root);
+    t.teardown(() => store.close());
+    const upload = new PassThrough();
+    const putting = store.put(sha256Of(data), data.length, upload);
+    upload.write(data.subarray(0, 100));
+    await untilUploading(root);
+    t.equal((await tempFlags(root) & constants.O_DSYNC) !== 0, synced, `${size} bytes: O_DSYNC ${synced ? 'set' : 'not set'}`);
+    upload.end(data.subarray(100));
+    t.same(await putting, { sha256: sha256Of(data), size: data.length });
+    t.ok((await readAll(await store.openRead(sha256Of(data)))).equals(data));
+  }
 });
