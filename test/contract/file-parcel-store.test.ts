@@ -3,6 +3,7 @@
  * reference layout, read-only data files, tolerance of the reference's leftovers, no temp files
  * left behind, and removal by age (never by PID) of what killed uploads leave.
  */
+import { createHook } from 'node:async_hooks';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -339,4 +340,26 @@ t.test('a parcel of at most 1 MiB is written with O_DSYNC (its write is its data
     t.same(await putting, { sha256: sha256Of(data), size: data.length });
     t.ok((await readAll(await store.openRead(sha256Of(data)))).equals(data));
   }
+});
+
+t.test('a small put of a new parcel makes 5 thread-pool calls: mkdir, create, the synced write, the fsyncs of its directory and of parcels/', async (t) => {
+  const root = t.testdir();
+  const store = await FileParcelStore.open(root, { stagingSweepMs: 0 });
+  t.teardown(() => store.close());
+  const data = randomBytes(1024);
+  const requests: string[] = [];
+  // Every asynchronous file system call is one of these resources (a round trip through libuv's pool).
+  const hook = createHook({
+    init: (_id, type) => {
+      if (type.startsWith('FSREQ') || type === 'FILEHANDLECLOSEREQ') requests.push(type);
+    },
+  });
+  hook.enable();
+  try {
+    await store.put(sha256Of(data), data.length, streamOf(data));
+  } finally {
+    hook.disable();
+  }
+  t.equal(requests.length, 5, `thread-pool calls: ${requests.join(', ')}`);
+  t.ok((await readAll(await store.openRead(sha256Of(data)))).equals(data));
 });
