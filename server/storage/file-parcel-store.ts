@@ -12,7 +12,9 @@
  * Every asynchronous file system call is a round trip through libuv's thread pool (a wake-up of
  * a pool thread and one of the main thread: context switches that cost more than most of these
  * calls themselves), so a put makes only the calls that allocate or wait for the disk that way:
- * the mkdir and the temp file's creation (at once), the writes, the fsyncs. The rest touch only
+ * the mkdir and the temp file's creation (at once), the writes, the fsyncs (a parcel of at most
+ * 1 MiB is written in one write through an O_DSYNC descriptor: that write is its data's sync,
+ * SINGLE_WRITE_FLAGS). The rest touch only
  * what the put has just made or opened, all in memory, and run synchronously, microseconds
  * each: closing the temp file once it is synced, the link, the unlink of the temp name, and
  * opening and closing the directory around its fsync. The temp file is a bare descriptor, not a
