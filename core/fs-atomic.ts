@@ -4,9 +4,11 @@
  * never a partial one. Streamed data is written in batches of about 1 MiB (one `writev` per
  * batch, the next batch read while the previous one is written): every file system call costs
  * a thread-pool round trip, so writing each 64 KiB network chunk on its own would cost more
- * than the copy itself.
+ * than the copy itself. For the same reason a directory is opened and closed for its fsync
+ * synchronously: only the fsync, which waits for the disk, goes through the pool.
  */
 import { randomBytes } from 'node:crypto';
+import { closeSync, fsync, openSync, writev } from 'node:fs';
 import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
@@ -20,13 +22,27 @@ export function tempPathFor(target: string): string {
   return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
 }
 
-/** fsyncs a directory so that a rename inside it is durable. */
+/** fsync(2) of an open descriptor, in the thread pool (no FileHandle made for it). */
+export function fsyncDescriptor(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fsync(fd, (err) => {
+      if (err === null) resolve();
+      else reject(err);
+    });
+  });
+}
+
+/**
+ * fsyncs a directory so that a rename inside it is durable. Opening and closing a directory
+ * touch no disk (its inode is in memory once its path was resolved) and take microseconds,
+ * less than a thread-pool round trip each, so they run synchronously; the fsync runs in the pool.
+ */
 export async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
+  const fd = openSync(dir, 'r');
   try {
-    await handle.sync();
+    await fsyncDescriptor(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
@@ -165,11 +181,30 @@ async function writeBatched(handle: FileHandle, data: AsyncIterable<Uint8Array>)
   if (batch.length > 0) await writeChunks(handle, batch);
 }
 
+/** Where `writeChunks` writes: a FileHandle, or a bare descriptor through `descriptorWriter`. */
+export interface ChunkWriter {
+  /** Writes `buffers` in order at the file's current position (writev(2)); resolves with the bytes written, which may be fewer than given. */
+  writev(buffers: Uint8Array[]): Promise<{ bytesWritten: number }>;
+}
+
+/** A ChunkWriter on the descriptor `fd` (writev through the callback API: no FileHandle). */
+export function descriptorWriter(fd: number): ChunkWriter {
+  return {
+    writev: (buffers) =>
+      new Promise((resolve, reject) => {
+        writev(fd, buffers, (err, bytesWritten) => {
+          if (err === null) resolve({ bytesWritten });
+          else reject(err);
+        });
+      }),
+  };
+}
+
 /**
  * Writes every byte of `chunks` at the file's current position with `writev`, continuing
  * after a partial write.
  */
-export async function writeChunks(handle: FileHandle, chunks: readonly Uint8Array[]): Promise<void> {
+export async function writeChunks(handle: ChunkWriter, chunks: readonly Uint8Array[]): Promise<void> {
   let rest = chunks.filter((c) => c.length > 0);
   while (rest.length > 0) {
     const { bytesWritten } = await handle.writev(rest);

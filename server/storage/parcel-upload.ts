@@ -29,7 +29,10 @@ export interface UploadSink {
 
 /**
  * Received chunks under SMALL_CHUNK bytes are first copied together into STAGING_BYTES buffers,
- * so a batch is never a list of thousands of tiny pieces.
+ * so a batch is never a list of thousands of tiny pieces. A staging buffer is never larger than
+ * the bytes still to come: a small parcel's is its size, taken from Node's shared buffer pool,
+ * not a 64 KiB allocation of its own per upload (which the garbage collector counts as external
+ * memory, so 1000 small uploads made 64 MB of it).
  */
 const SMALL_CHUNK = 16 * 1024;
 const STAGING_BYTES = 64 * 1024;
@@ -52,6 +55,8 @@ export function receiveParcel(data: Readable, expectedSize: number, sink: Upload
   return new Promise<string>((resolve, reject) => {
     const hash = createHash('sha256');
     let received = 0;
+    /** Bytes handed to `add` so far (all of `received` once a chunk is added). */
+    let added = 0;
     /** Data not yet written: chunks kept as they arrived, small ones gathered in `staging`. */
     let batch: Buffer[] = [];
     let batched = 0;
@@ -82,6 +87,8 @@ export function receiveParcel(data: Readable, expectedSize: number, sink: Upload
       staged = 0;
     };
     const add = (bytes: Buffer): void => {
+      const before = added;
+      added += bytes.length;
       batched += bytes.length;
       if (bytes.length >= SMALL_CHUNK) {
         endStaging();
@@ -89,11 +96,11 @@ export function receiveParcel(data: Readable, expectedSize: number, sink: Upload
         return;
       }
       for (let offset = 0; offset < bytes.length; ) {
-        staging ??= Buffer.allocUnsafe(STAGING_BYTES);
+        staging ??= Buffer.allocUnsafe(Math.min(STAGING_BYTES, expectedSize - before - offset));
         const copied = bytes.copy(staging, staged, offset);
         staged += copied;
         offset += copied;
-        if (staged === STAGING_BYTES) endStaging();
+        if (staged === staging.length) endStaging();
       }
     };
     /** Queues the batch's write; resolves once the writes queued before it are done. */
