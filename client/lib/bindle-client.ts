@@ -390,7 +390,7 @@ export class BindleClient {
     const { reply, what, doing, url } = await this.#requestParcel(id, label, opts);
     let data: Buffer;
     try {
-      data = await readAtMost(reply.body, label.size, () => sizeMismatch(what, `more than ${label.size} bytes`, label.size));
+      data = await readUpTo(reply.body, label.size, () => sizeMismatch(what, `more than ${label.size} bytes`, label.size));
     } catch (err) {
       throw isTransportFailure(err) ? transportError(doing, url, err, this.timeoutMs) : err;
     }
@@ -573,7 +573,8 @@ export class BindleClient {
       return { kind: 'reply', reply: { status, headers: res.headers, body: res.body } };
     }
     const contentType = headerValue(res.headers, 'content-type');
-    const text = opts.method === 'HEAD' ? '' : await readLimited(res.body, MAX_ERROR_BODY_BYTES);
+    // The message is best effort: a body cut short leaves the status alone, which still makes a precise error.
+    const text = opts.method === 'HEAD' ? '' : await readUpTo(res.body, MAX_ERROR_BODY_BYTES, 'cut').then((b) => b.toString('utf8'), () => '');
     if (status >= 300 && status < 400) {
       const location = headerValue(res.headers, 'location');
       const error = new BindleError(
@@ -628,44 +629,30 @@ function discard(body: Readable): void {
   body.destroy();
 }
 
-async function readLimited(body: Readable, limit: number): Promise<string> {
+/**
+ * `body` in one Buffer, at most `limit` bytes of it. Once it sends more, it is dropped and
+ * `beyond` decides: 'cut' keeps the first `limit` bytes, a function gives the error to throw.
+ * Errors of the body (a transfer cut short) are thrown as they are.
+ */
+async function readUpTo(body: Readable, limit: number, beyond: 'cut' | (() => Error)): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   try {
     for await (const chunk of body) {
       const buf = chunk as Buffer;
+      if (size + buf.length > limit) {
+        if (beyond !== 'cut') throw beyond();
+        chunks.push(buf.subarray(0, limit - size));
+        size = limit;
+        break;
+      }
       chunks.push(buf);
       size += buf.length;
-      if (size >= limit) break;
     }
-  } catch {
-    // The message is best effort; the status alone still makes a precise error.
   } finally {
-    discard(body);
+    if (!body.readableEnded) discard(body);
   }
-  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
-}
-
-/**
- * The whole of `body` in one Buffer; once it has sent more than `limit` bytes it is dropped and
- * `tooLong()` thrown. Errors of the body (a transfer cut short) are thrown as they are.
- */
-function readAtMost(body: Readable, limit: number, tooLong: () => Error): Promise<Buffer> {
-  return new Promise<Buffer>((resolvePromise, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    body.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        discard(body);
-        reject(tooLong());
-        return;
-      }
-      chunks.push(chunk);
-    });
-    body.once('end', () => resolvePromise(chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, size)));
-    body.once('error', reject);
-  });
+  return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, size);
 }
 
 /** Passes `source` through, reporting the bytes seen so far after each chunk. */

@@ -423,3 +423,30 @@ t.test('a parcel too big to gather in memory is streamed to its file, checked th
   t.same(await readFile(dest), bravo.data);
   t.equal(seen.at(-1), bravo.data.length, 'progress reaches the whole size');
 });
+
+t.test('an error reply is read up to 64 KiB for its message: a bigger one is cut there, a body cut short leaves the status', async (t) => {
+  const huge = `error = "${'x'.repeat(200_000)}"\n`;
+  const { url } = await fakeServer(t, (req, res, n) => {
+    if (n === 1) {
+      res.writeHead(400, { 'content-type': 'application/toml' });
+      res.end(huge);
+    } else if (n === 2) {
+      res.writeHead(400, { 'content-type': 'text/plain', 'content-length': '1000' });
+      res.write('half a message');
+      setTimeout(() => res.destroy(), 50);
+    } else {
+      res.writeHead(400, { 'content-type': 'application/toml' });
+      res.end('error = "a short reason"\ncode = "invalid_id"\n');
+    }
+  });
+  const c = client(t, { baseUrl: url, retries: 0 });
+  const cut = await c.getInvoice('a.example.com/x/1.0.0', { verify: false }).then(() => undefined, (err: unknown) => err);
+  t.match(cut, { code: 'bad_request' }, 'a 200,000-character error document');
+  const message = (cut as Error).message;
+  t.ok(message.length < 70_000, `its message comes from the first 64 KiB only (${message.length} characters)`);
+  t.match(message, /^fetching invoice a\.example\.com\/x\/1\.0\.0: /);
+  const short = await c.getInvoice('a.example.com/x/1.0.0', { verify: false }).then(() => undefined, (err: unknown) => err);
+  t.match(short, { code: 'bad_request', message: /HTTP 400 without an error message/ }, 'a body cut short: the status alone');
+  const said = await c.getInvoice('a.example.com/x/1.0.0', { verify: false }).then(() => undefined, (err: unknown) => err);
+  t.match(said, { code: 'invalid_id', message: /a short reason/ }, 'a whole error document: its code and text');
+});
