@@ -36,7 +36,6 @@ const SMALL_READ_CONCURRENCY = 16;
  * Parcel files up to SMALL_PARCEL_BYTES are read whole when a bindle is read (one read instead
  * of a chunked one), and their verified bytes kept in StandaloneBindle.contents...
  */
-export { SMALL_PARCEL_BYTES };
 /** ...as long as the kept bytes of one bindle stay within this budget. */
 const KEPT_BYTES_BUDGET = 64 * 1024 * 1024;
 

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { create as createTar, list as listTar } from 'tar';
 import { canonicalId } from '../../core/ids/bindle-id.js';
 import { releaseDifferences } from '../../client/lib/workflows.js';
-import { exportTarball, readStandalone, SMALL_PARCEL_BYTES, writeStandalone } from '../../client/standalone/standalone-bindle.js';
+import { exportTarball, readStandalone, writeStandalone } from '../../client/standalone/standalone-bindle.js';
+import { SMALL_PARCEL_BYTES } from '../../client/lib/parcel-digest.js';
 import { loadScaffold, sha256, signedInvoice } from '../helpers/bindles.js';
 import { VECTOR_SETS, vec } from '../helpers/paths.js';
 
