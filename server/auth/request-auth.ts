@@ -1,7 +1,8 @@
 /**
  * The HTTP side of the auth seams: one onRequest hook that authenticates every API request
- * (passing the client's address, for FailedAttemptLimiter) and asks the authorizer whether the
- * principal may do what the request does to the bindle it names; `authorizeBindleName` asks
+ * carrying credentials (passing the client's address, for FailedAttemptLimiter; one without any
+ * is anonymous, as the Authenticator contract says, decided without asking the authenticator)
+ * and asks the authorizer whether the principal may do what the request does to the bindle it names; `authorizeBindleName` asks
  * again once a route knows a name only from the body (invoice create). Every write, accepted or
  * refused, is written to the audit log (../audit/audit-log.ts) with the principal's id. A
  * too_many_requests refusal carries Retry-After.
