@@ -6,7 +6,7 @@
  * restart forgets them, which costs an attacker nothing it could not get by waiting a window.
  */
 import { BindleError } from '../../core/errors/bindle-error.js';
-import type { Authenticator, ClientInfo, Principal } from './types.js';
+import { carriesCredentials, type Authenticator, type ClientInfo, type Principal } from './types.js';
 
 export interface FailedAttemptLimits {
   /** Failures an address may have within a window before it is refused (default 10). */
@@ -53,7 +53,7 @@ export class FailedAttemptLimiter implements Authenticator {
   }
 
   async authenticate(authorizationHeader: string | undefined, client?: ClientInfo): Promise<Principal | undefined> {
-    if (client === undefined || authorizationHeader === undefined || authorizationHeader.trim() === '') {
+    if (client === undefined || !carriesCredentials(authorizationHeader)) {
       return this.#inner.authenticate(authorizationHeader, client);
     }
     const entry = this.#current(client.address);

@@ -1,7 +1,8 @@
 /**
  * The HTTP side of the auth seams: one onRequest hook that authenticates every API request
- * (passing the client's address, for FailedAttemptLimiter) and asks the authorizer whether the
- * principal may do what the request does to the bindle it names; `authorizeBindleName` asks
+ * carrying credentials (passing the client's address, for FailedAttemptLimiter; one without any
+ * is anonymous, as the Authenticator contract says, decided without asking the authenticator)
+ * and asks the authorizer whether the principal may do what the request does to the bindle it names; `authorizeBindleName` asks
  * again once a route knows a name only from the body (invoice create). Every write, accepted or
  * refused, is written to the audit log (../audit/audit-log.ts) with the principal's id. A
  * too_many_requests refusal carries Retry-After.
@@ -9,7 +10,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { registerAuditLog, type AuditSubject } from '../audit/audit-log.js';
 import { parseInvoicePath } from '../http/request-parsing.js';
-import { actionForRequest, type Action, type Authenticator, type Authorizer, type Principal } from './types.js';
+import { actionForRequest, carriesCredentials, type Action, type Authenticator, type Authorizer, type Principal } from './types.js';
 
 export interface RequestAuthOptions {
   readonly authenticator: Authenticator;
@@ -57,28 +58,38 @@ export function registerRequestAuth(api: FastifyInstance, opts: RequestAuthOptio
   // A request decoration, not a WeakMap keyed by request: a WeakMap entry per request costs
   // more than the rest of the hook (ephemeron bookkeeping in every GC).
   if (!api.hasRequestDecorator('bindleAuth')) api.decorateRequest('bindleAuth', null);
-  // A callback hook rather than an async one: one promise per request (the authenticator's), not three.
+  // A callback hook rather than an async one: at most one promise per request (the authenticator's), not three.
   api.addHook('onRequest', (request, _reply, done) => {
     const action = opts.actionOf?.(request) ?? actionForRequest(request.method, request.query);
     const auth: RequestAuth = { principal: undefined, action, name: action === 'read' ? undefined : nameOf(request), authorizer: opts.authorizer };
     // Recorded before deciding, so that the audit record of a refusal names what was refused.
     request.bindleAuth = auth;
+    const header = request.headers.authorization;
+    // No credentials: anonymous by the Authenticator contract, decided now rather than after a
+    // promise (an anonymous GET's route then runs in this same turn, not one microtask later).
+    if (!carriesCredentials(header)) {
+      decide(auth, undefined, done);
+      return;
+    }
     // A too_many_requests refusal carries its retry delay: the error handler sends Retry-After.
-    opts.authenticator.authenticate(request.headers.authorization, { address: request.ip }).then(
-      (principal) => {
-        auth.principal = principal;
-        try {
-          opts.authorizer.authorize(principal, action, auth.name);
-        } catch (err) {
-          done(err as Error);
-          return;
-        }
-        done();
-      },
+    opts.authenticator.authenticate(header, { address: request.ip }).then(
+      (principal) => decide(auth, principal, done),
       (err: unknown) => done(err as Error),
     );
   });
   registerAuditLog(api, auditSubjectOf);
+}
+
+/** Records the request's principal and asks the authorizer about its action; `done` goes on or fails with its refusal. */
+function decide(auth: RequestAuth, principal: Principal | undefined, done: (err?: Error) => void): void {
+  auth.principal = principal;
+  try {
+    auth.authorizer.authorize(principal, auth.action, auth.name);
+  } catch (err) {
+    done(err as Error);
+    return;
+  }
+  done();
 }
 
 /** Who sent the request and the bindle it names (for the audit log). */

@@ -27,6 +27,15 @@ export interface Authenticator {
   authenticate(authorizationHeader: string | undefined, client?: ClientInfo): Promise<Principal | undefined>;
 }
 
+/**
+ * Whether an Authorization header carries credentials at all (present and not blank). Without
+ * them a request is anonymous whatever the authenticator (the Authenticator contract), so a
+ * caller may decide so without asking one.
+ */
+export function carriesCredentials(authorizationHeader: string | undefined): authorizationHeader is string {
+  return authorizationHeader !== undefined && authorizationHeader.trim() !== '';
+}
+
 /** The HTTP authentication schemes we verify, lowercase. */
 export type AuthScheme = 'basic' | 'bearer';
 
