@@ -61,8 +61,8 @@ export class CliContext {
    * Starts loading the HTTP stack (the client module and undici, ~60 ms of a start-up) without
    * waiting for it, for a command that will talk to a server after local work of its own (`push`
    * reading and hashing a bindle): the module is then compiled while that work waits for the
-   * disk (a call once it does, so not before it: compiling first only delays it). Loads code only (no request, no credentials): a failure to load shows where the
-   * client is made.
+   * disk (a call once it does, so not before it: compiling first only delays it). Loads code
+   * only (no request, no credentials): a failure to load shows where the client is made.
    */
   preloadClient(): void {
     if (this.#preloading) return;

@@ -176,6 +176,32 @@ t.test('a push of many parcels opens no more connections than the client\'s conc
   t.ok(connections <= 4, `${connections} connection(s) for 1 invoice and 300 parcels at concurrency 4`);
 });
 
+t.test('a client of concurrency 1 (one connection) pushes and fetches a bindle of small and streamed parcels', async (t) => {
+  const ta = await makeTestApp(t);
+  await ta.app.listen({ host: '127.0.0.1', port: 0 });
+  let connections = 0;
+  ta.app.server.on('connection', () => (connections += 1));
+  const { port } = ta.app.server.address() as AddressInfo;
+  const client = new BindleClient({ baseUrl: `http://127.0.0.1:${port}/v1/`, concurrency: 1 });
+  t.teardown(() => client.close());
+  // Small parcels are read whole, one over SMALL_PARCEL_BYTES is streamed both ways.
+  const parcels = [
+    ...Array.from({ length: 20 }, (_, i) => ({ name: `small-${i}.bin`, data: Buffer.from(`small parcel ${i}`) })),
+    { name: 'large.bin', data: Buffer.alloc(300_000, 7) },
+  ];
+  const dir = await writeStandalone(
+    t.testdir(),
+    signedInvoice('example.com/one-connection', '1.0.0', parcels),
+    new Map(parcels.map((p) => [sha256(p.data), p.data])),
+  );
+  const report = await pushStandalone(client, await readStandalone(dir));
+  t.equal(report.uploaded.length, parcels.length);
+  const fetched = await fetchBindle(client, report.id, t.testdir());
+  t.equal(fetched.fetched.length, parcels.length);
+  for (const p of parcels) t.same(await readFile(join(fetched.dir, 'parcels', `${sha256(p.data)}.dat`)), p.data, p.name);
+  t.equal(connections, 1, 'over one connection');
+});
+
 t.test('a different release under an existing id fails loudly', async (t) => {
   const client = await setup(t);
   const dir = t.testdir({ a: {}, b: {}, c: {} });
