@@ -157,14 +157,20 @@ t.test('push sends the small parcels read with the bindle without reading them a
   );
 });
 
-t.test('a push of many parcels opens no more connections than the client\'s concurrency', async (t) => {
+/** A client of `concurrency` on a listening test server, and the number of connections the server accepted so far. */
+async function countingClient(t: Test, concurrency: number): Promise<{ client: BindleClient; connections: () => number }> {
   const ta = await makeTestApp(t);
   await ta.app.listen({ host: '127.0.0.1', port: 0 });
   let connections = 0;
   ta.app.server.on('connection', () => (connections += 1));
   const { port } = ta.app.server.address() as AddressInfo;
-  const client = new BindleClient({ baseUrl: `http://127.0.0.1:${port}/v1/`, concurrency: 4 });
+  const client = new BindleClient({ baseUrl: `http://127.0.0.1:${port}/v1/`, concurrency });
   t.teardown(() => client.close());
+  return { client, connections: () => connections };
+}
+
+t.test('a push of many parcels opens no more connections than the client\'s concurrency', async (t) => {
+  const { client, connections } = await countingClient(t, 4);
   const parcels = Array.from({ length: 300 }, (_, i) => ({ name: `p-${i}.bin`, data: Buffer.from(`parcel ${i}`) }));
   const dir = await writeStandalone(
     t.testdir(),
@@ -173,17 +179,11 @@ t.test('a push of many parcels opens no more connections than the client\'s conc
   );
   const report = await pushStandalone(client, await readStandalone(dir));
   t.equal(report.uploaded.length, 300);
-  t.ok(connections <= 4, `${connections} connection(s) for 1 invoice and 300 parcels at concurrency 4`);
+  t.ok(connections() <= 4, `${connections()} connection(s) for 1 invoice and 300 parcels at concurrency 4`);
 });
 
 t.test('a client of concurrency 1 (one connection) pushes and fetches a bindle of small and streamed parcels', async (t) => {
-  const ta = await makeTestApp(t);
-  await ta.app.listen({ host: '127.0.0.1', port: 0 });
-  let connections = 0;
-  ta.app.server.on('connection', () => (connections += 1));
-  const { port } = ta.app.server.address() as AddressInfo;
-  const client = new BindleClient({ baseUrl: `http://127.0.0.1:${port}/v1/`, concurrency: 1 });
-  t.teardown(() => client.close());
+  const { client, connections } = await countingClient(t, 1);
   // Small parcels are read whole, one over SMALL_PARCEL_BYTES is streamed both ways.
   const parcels = [
     ...Array.from({ length: 20 }, (_, i) => ({ name: `small-${i}.bin`, data: Buffer.from(`small parcel ${i}`) })),
@@ -199,7 +199,7 @@ t.test('a client of concurrency 1 (one connection) pushes and fetches a bindle o
   const fetched = await fetchBindle(client, report.id, t.testdir());
   t.equal(fetched.fetched.length, parcels.length);
   for (const p of parcels) t.same(await readFile(join(fetched.dir, 'parcels', `${sha256(p.data)}.dat`)), p.data, p.name);
-  t.equal(connections, 1, 'over one connection');
+  t.equal(connections(), 1, 'over one connection');
 });
 
 t.test('a different release under an existing id fails loudly', async (t) => {
