@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, fsync, openSync, writev } from 'node:fs';
 import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 
 /** Streamed data is written once this many bytes have been gathered... */
 export const WRITE_BATCH_BYTES = 1 << 20;
@@ -23,14 +24,9 @@ export function tempPathFor(target: string): string {
 }
 
 /** fsync(2) of an open descriptor, in the thread pool (no FileHandle made for it). */
-export function fsyncDescriptor(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    fsync(fd, (err) => {
-      if (err === null) resolve();
-      else reject(err);
-    });
-  });
-}
+export const fsyncDescriptor: (fd: number) => Promise<void> = promisify(fsync);
+
+const writevDescriptor = promisify(writev);
 
 /**
  * fsyncs a directory so that a rename inside it is durable. Opening and closing a directory
@@ -189,15 +185,7 @@ export interface ChunkWriter {
 
 /** A ChunkWriter on the descriptor `fd` (writev through the callback API: no FileHandle). */
 export function descriptorWriter(fd: number): ChunkWriter {
-  return {
-    writev: (buffers) =>
-      new Promise((resolve, reject) => {
-        writev(fd, buffers, (err, bytesWritten) => {
-          if (err === null) resolve({ bytesWritten });
-          else reject(err);
-        });
-      }),
-  };
+  return { writev: (buffers) => writevDescriptor(fd, buffers) };
 }
 
 /**

@@ -30,6 +30,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { DirectorySync, descriptorWriter, fsyncDescriptor, fsyncDir, writeChunks } from '../../core/fs-atomic.js';
@@ -117,28 +118,18 @@ function observed<T>(promise: Promise<T>): Promise<T> {
   return promise;
 }
 
+const openDescriptor = promisify(openCallback);
+
 /**
  * Creates the file `path` (it must not exist) with `flags` (default 'wx'), read-only from its
  * creation (the descriptor returned still writes: no chmod call), and resolves with its descriptor.
  */
 function createExclusive(path: string, flags: string | number = 'wx'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    openCallback(path, flags, 0o444, (err, fd) => {
-      if (err === null) resolve(fd);
-      else reject(err);
-    });
-  });
+  return openDescriptor(path, flags, 0o444);
 }
 
 /** fdatasync(2) of `fd` in the thread pool. */
-function datasyncDescriptor(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    fdatasync(fd, (err) => {
-      if (err === null) resolve();
-      else reject(err);
-    });
-  });
-}
+const datasyncDescriptor: (fd: number) => Promise<void> = promisify(fdatasync);
 
 /** Closes `fd`, ignoring a failure: once its data is synced (or given up) nothing rides on it. */
 function closeQuietly(fd: number): void {
