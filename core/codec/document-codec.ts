@@ -135,9 +135,18 @@ export function parseSyntax(text: string, format: DocumentFormat, opts: { bounde
   try {
     return format === 'toml' ? toPlain(TOML.parse(text)) : (JSON.parse(text) as unknown);
   } catch (err) {
-    const detail = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    throw new BindleError('malformed_body', `invalid ${format.toUpperCase()}: ${detail}`, { cause: err });
+    throw new BindleError('malformed_body', `invalid ${format.toUpperCase()}: ${syntaxErrorSummary(err)}`, { cause: err });
   }
+}
+
+/**
+ * A parser's error as one line for an error message: its first line, without the colon that
+ * @iarna/toml ends it with before the excerpt of the document it prints on the next lines
+ * ("Unterminated inline array at row 1, col 13, pos 12:").
+ */
+export function syntaxErrorSummary(err: unknown): string {
+  const first = (err instanceof Error ? err.message : String(err)).split('\n', 1)[0] ?? '';
+  return first.trimEnd().replace(/:$/, '');
 }
 
 /** Throws `code` with every schema problem unless `value` matches the named schema. */

@@ -10,6 +10,7 @@ import { BlockList, isIP } from 'node:net';
 import { resolve } from 'node:path';
 import TOML from '@iarna/toml';
 import { Command, CommanderError, Option } from 'commander';
+import { syntaxErrorSummary } from '../../core/codec/document-codec.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { parseStrategy } from '../../core/signing/verification.js';
 import { parseIndexSpec, parseParcelsSpec, type IndexSpec, type ParcelsSpec } from './backend-specs.js';
@@ -415,8 +416,7 @@ async function readConfigFile(path: string, origin: string): Promise<Map<Setting
   try {
     doc = TOML.parse(text);
   } catch (err) {
-    const reason = err instanceof Error ? (err.message.split('\n')[0] ?? err.message) : String(err);
-    throw new BindleError('invalid_config', `config file ${path} is not valid TOML: ${reason}`, { cause: err });
+    throw new BindleError('invalid_config', `config file ${path} is not valid TOML: ${syntaxErrorSummary(err)}`, { cause: err });
   }
   const byKey = new Map<string, SettingName>();
   for (const name of SETTING_NAMES) for (const key of SETTINGS[name].fileKeys) byKey.set(key, name);

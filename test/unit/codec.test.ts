@@ -79,6 +79,8 @@ t.test('precise validation messages', async (t) => {
     code: 'invalid_invoice', message: /bindleVersion: must be "1.0.0"/,
   });
   t.throws(() => parseInvoice('name = '), { code: 'malformed_body', message: /^invalid TOML: / });
+  // One line, without the colon @iarna/toml puts before its excerpt of the document.
+  t.throws(() => parseInvoice('garbage = ['), { code: 'malformed_body', message: /^invalid TOML: Unterminated inline array at row 1, col 13, pos 12$/ });
   t.throws(() => parseInvoice('{', 'json'), { code: 'malformed_body', message: /^invalid JSON: / });
   t.throws(() => toInvoice({ bindleVersion: '1.0.0' }), { code: 'invalid_invoice', message: /bindle: missing required field/ });
   t.throws(() => parseInvoice(base.replace('label.size = 248098', 'label.size = 99999999999999999999')), { code: /invalid_invoice|malformed_body/ });

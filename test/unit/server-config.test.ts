@@ -359,6 +359,7 @@ t.test('every validation error names its source', async (t) => {
     { name: 'duplicate file keys', file: 'keyring = "a"\nkeyring_file = "b"', message: /"keyring" and "keyring_file" both set the same option/ },
     { name: 'empty path in file', file: 'directory = ""', message: /key "directory": must not be empty/ },
     { name: 'invalid TOML', file: 'address = ', message: /server\.toml is not valid TOML/ },
+    { name: 'invalid TOML in one line', file: 'address = [', message: /server\.toml is not valid TOML: Unterminated inline array at row 1, col 13, pos 12$/ },
     { name: 'table in file', file: '[oidc]\nclientId = "x"', message: /unknown key "oidc"/ },
     { name: 'missing config file', argv: ['--config-path', 'absent.toml'], message: /cannot read config file .*absent\.toml \(from --config-path\)/ },
     { name: 'missing config file from env', env: { BINDLE_CONFIG_PATH: 'gone.toml' }, message: /from environment variable BINDLE_CONFIG_PATH/ },
