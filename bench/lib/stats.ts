@@ -50,3 +50,9 @@ export function mbPerSecond(bytes: number, ms: number): number {
   if (!(ms > 0)) throw new RangeError(`duration must be positive, got ${String(ms)} ms`);
   return bytes / 1e6 / (ms / 1000);
 }
+
+/** The rate of several transfers of `bytes` each, one after another, that took `ms` each: all their bytes over all their time. */
+export function mbPerSecondOver(bytes: number, ms: readonly number[]): number {
+  if (ms.length === 0) throw new RangeError('no transfers');
+  return mbPerSecond(bytes * ms.length, ms.reduce((sum, each) => sum + each, 0));
+}

@@ -4,7 +4,7 @@
  * The time limit of each case. No benchmark runs here.
  */
 import t from 'tap';
-import { mbPerSecond, median, percentile, summarize } from '../../bench/lib/stats.js';
+import { mbPerSecond, mbPerSecondOver, median, percentile, summarize } from '../../bench/lib/stats.js';
 import { formatNumber, makeFigure, renderMarkdown, type BenchReport } from '../../bench/lib/results.js';
 
 t.test('median', async (t) => {
@@ -44,6 +44,9 @@ t.test('summarize and rates', async (t) => {
   t.equal(mbPerSecond(100e6, 1000), 100);
   t.equal(mbPerSecond(50e6, 250), 200);
   t.throws(() => mbPerSecond(1, 0), RangeError);
+  t.equal(mbPerSecondOver(100e6, [1000, 1000]), 100);
+  t.equal(mbPerSecondOver(100e6, [250, 750]), 200, 'all bytes over all time, not the mean of the rates (266.7 here)');
+  t.throws(() => mbPerSecondOver(1, []), RangeError);
 });
 
 t.test('makeFigure: ratio to the baseline and the target verdict', async (t) => {
