@@ -8,7 +8,7 @@ import { rename, rm } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import { dirname, resolve } from 'node:path';
 import { pipeline as pipelineCallback, type Readable } from 'node:stream';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import type { HealthReply, Invoice, KeyRing, Label, QueryReply, SchemaName, SchemaTypes, SignatureRole } from '../../schema/index.js';
 import { parseSyntax, validateDocument } from '../../core/codec/document-codec.js';
 import { renderInvoice, toInvoice } from '../../core/codec/invoice-codec.js';
@@ -546,11 +546,15 @@ export class BindleClient {
     }
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(opts.url, {
+      // The dispatcher's own request API, not undici's top-level request(): the same call once the
+      // URL is split, without the package index behind it (see scripts/bundle-client.mjs).
+      const target = new URL(opts.url);
+      res = await this.#dispatcher.request({
+        origin: target.origin,
+        path: `${target.pathname}${target.search}`,
         method: opts.method,
         headers,
         body: body ?? null,
-        dispatcher: this.#dispatcher,
         headersTimeout: this.timeoutMs,
         bodyTimeout: this.timeoutMs,
       });
