@@ -3,7 +3,6 @@
  * reference layout, read-only data files, tolerance of the reference's leftovers, no temp files
  * left behind, and removal by age (never by PID) of what killed uploads leave.
  */
-import { createHook } from 'node:async_hooks';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -17,6 +16,7 @@ import t, { type Test } from 'tap';
 
 import { FileParcelStore } from '../../server/storage/file-parcel-store.js';
 import { REPO_ROOT, vec } from '../helpers/paths.js';
+import { withPoolCalls } from '../helpers/pool-calls.js';
 import { abortingStream, listAll, parcelStoreContract, readAll, sha256Of, streamOf } from './parcel-store-contract.js';
 
 await parcelStoreContract(t, 'FileParcelStore', (dir) => FileParcelStore.open(dir));
@@ -347,19 +347,7 @@ t.test('a small put of a new parcel makes 5 thread-pool calls: mkdir, create, th
   const store = await FileParcelStore.open(root, { stagingSweepMs: 0 });
   t.teardown(() => store.close());
   const data = randomBytes(1024);
-  const requests: string[] = [];
-  // Every asynchronous file system call is one of these resources (a round trip through libuv's pool).
-  const hook = createHook({
-    init: (_id, type) => {
-      if (type.startsWith('FSREQ') || type === 'FILEHANDLECLOSEREQ') requests.push(type);
-    },
-  });
-  hook.enable();
-  try {
-    await store.put(sha256Of(data), data.length, streamOf(data));
-  } finally {
-    hook.disable();
-  }
-  t.equal(requests.length, 5, `thread-pool calls: ${requests.join(', ')}`);
+  const { calls } = await withPoolCalls(() => store.put(sha256Of(data), data.length, streamOf(data)));
+  t.equal(calls.length, 5, `thread-pool calls: ${calls.join(', ')}`);
   t.ok((await readAll(await store.openRead(sha256Of(data)))).equals(data));
 });

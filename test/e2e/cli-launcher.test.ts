@@ -2,13 +2,20 @@
  * The installed `bindle` command (client/dist/bindle.cjs, built from client/bin/launch.cts) sizes
  * libuv's thread pool before anything can start it: it sets UV_THREADPOOL_SIZE to 16 unless the
  * environment sets it, before it imports the CLI's ES module (whose loading starts the pool),
- * loading nothing first; and the CLI then runs as before.
+ * loading nothing first; and the CLI then runs as before. A command talking to a server loads
+ * only the parts of undici it uses (scripts/bundle-client.mjs), not the package's index, which
+ * also loads Node's own undici through the `Headers` global.
  */
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { renderInvoice } from '../../core/codec/invoice-codec.js';
+import { canonicalId } from '../../core/ids/bindle-id.js';
+import { sha256, signedInvoice } from '../helpers/bindles.js';
+import { isolatedEnv, trustSetup } from '../helpers/cli-runner.js';
+import { serveLocally } from '../helpers/local-server.js';
 import { CLI_BIN } from '../helpers/server-process.js';
 
 const run = promisify(execFile);
@@ -36,4 +43,31 @@ t.test('the CLI runs with a pool of 16 threads, or the size the environment give
   const given = await run(process.execPath, ['--require', probe, CLI_BIN, '--help'], { env: { ...env, UV_THREADPOOL_SIZE: '3' }, timeout: 120_000 });
   t.match(given.stdout, /Usage: bindle/, 'bindle --help answers');
   t.match(given.stderr, /pool=3\n/, 'an explicit UV_THREADPOOL_SIZE wins');
+});
+
+t.test('a get loads only the parts of undici the client uses: never the Headers global (Node\'s own undici)', async (t) => {
+  const dir = t.testdir();
+  const data = Buffer.from('a parcel\n');
+  const invoice = renderInvoice(signedInvoice('example.com/parts', '1.0.0', [{ name: 'a.txt', data }]));
+  const url = await serveLocally(t, (req, res) => {
+    const body = req.url?.includes('@') === true ? data : Buffer.from(invoice);
+    res.writeHead(200, { 'content-type': req.url?.includes('@') === true ? 'application/octet-stream' : 'application/toml', 'content-length': String(body.length) });
+    res.end(body);
+  });
+  const probe = join(dir, 'probe.cjs');
+  // Preloaded before the launcher: reports, at exit, whether anything read the Headers global
+  // (undici's index does, at load; Node then loads its own undici).
+  writeFileSync(
+    probe,
+    "const d = Object.getOwnPropertyDescriptor(globalThis, 'Headers'); let read = false;\n" +
+      "Object.defineProperty(globalThis, 'Headers', { ...d, get() { read = true; return d.get.call(this); } });\n" +
+      "process.on('exit', () => process.stderr.write(`headers=${read ? 'read' : 'untouched'}\\n`));\n",
+  );
+  const trust = trustSetup(join(dir, 'trust'));
+  const args = ['--require', probe, CLI_BIN, '-s', `${url}/v1/`, '-r', trust.clientKeyringPath, '--strategy', 'CreativeIntegrity', '-d', join(dir, 'cache'), 'get', 'example.com/parts/1.0.0'];
+  const got = await run(process.execPath, args, { env: isolatedEnv(join(dir, 'home')), timeout: 120_000 });
+  t.match(got.stdout, /1 parcel\(s\) downloaded/, 'the get succeeds');
+  t.match(got.stderr, /headers=untouched\n/);
+  const kept = join(dir, 'cache', canonicalId({ name: 'example.com/parts', version: '1.0.0' }), 'parcels', `${sha256(data)}.dat`);
+  t.same(readFileSync(kept), data, 'the parcel is kept');
 });

@@ -147,6 +147,29 @@ t.test('every endpoint, happy path', async (t) => {
   }
 });
 
+t.test('parcel requests for ids in turn each go to their own id\'s path; an invalid id fails every time', async (t) => {
+  const paths: string[] = [];
+  const { url } = await fakeServer(t, (req, res) => {
+    paths.push(req.url ?? '');
+    req.resume();
+    res.writeHead(409, { 'content-type': 'application/json' });
+    res.end('{"error":"exists","code":"already_exists"}');
+  });
+  const c = client(t, { baseUrl: url, retries: 0 });
+  const label = labelOf(alpha);
+  const ids = ['example.com/käse/1.0.0', 'example.com/build/1.0.0+build.7', 'example.com/käse/1.0.0', 'example.com/käse/2.0.0'];
+  for (const id of ids) t.equal(await c.createParcel(id, label, alpha.data), 'exists', id);
+  t.same(paths, [
+    `/v1/_i/example.com/k%C3%A4se/1.0.0@${label.sha256}`,
+    `/v1/_i/example.com/build/1.0.0+build.7@${label.sha256}`,
+    `/v1/_i/example.com/k%C3%A4se/1.0.0@${label.sha256}`,
+    `/v1/_i/example.com/k%C3%A4se/2.0.0@${label.sha256}`,
+  ]);
+  for (let i = 0; i < 2; i++) await t.rejects(c.createParcel('no-version', label, alpha.data), { code: 'invalid_id' }, `an invalid id, try ${i + 1}`);
+  t.equal(await c.createParcel(ids[0] ?? '', label, alpha.data), 'exists', 'and the valid one still works after it');
+  t.equal(paths.length, 5, 'the invalid id sent nothing');
+});
+
 t.test('errors are mapped from the server', async (t) => {
   const { url } = await serve(t);
   const c = client(t, { baseUrl: url });

@@ -1,7 +1,7 @@
 /**
  * The client's pure helpers: error bodies and status mapping, backoff delays, bounded
- * parallelism, the parcel digest stream and file checks, and what makes two invoices the same
- * release.
+ * parallelism, the parcel digest stream and file checks (a small file read in two thread-pool
+ * calls), and what makes two invoices the same release.
  */
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
@@ -14,7 +14,9 @@ import {
   backoffDelay, BACKOFF_CAP_MS, checkFile, codeForStatus, digestFile, formatOfContentType, isTransportFailure, mapLimit,
   ParcelDigestStream, READ_CHUNK_BYTES, readErrorBody, releaseDifferences, replyError,
 } from '../../client/lib/index.js';
+import { readCheckedFile } from '../../client/lib/parcel-digest.js';
 import { loadScaffold, sha256, signedInvoice } from '../helpers/bindles.js';
+import { withPoolCalls } from '../helpers/pool-calls.js';
 
 t.test('error bodies and statuses', async (t) => {
   t.same(readErrorBody('error = "nope"\ncode = "invalid_query"\n', 'application/toml'), { message: 'nope', code: 'invalid_query' });
@@ -129,6 +131,36 @@ t.test('digestFile and checkFile read files in chunks and check size, then sha25
     }, `a short file, ${size} bytes`);
   }
   await t.rejects(checkFile(join(dir, 'absent'), { sha256: sha256(''), mediaType: 'text/plain', name: 'x', size: 0 }, 'x'), { code: 'ENOENT' });
+});
+
+t.test('readCheckedFile reads a small file in two thread-pool calls (open, one read), one of another size in one (open)', async (t) => {
+  const dir = t.testdir();
+  const data = Buffer.from('a small parcel, read whole');
+  const label = { sha256: sha256(data), mediaType: 'text/plain', name: 'small.txt', size: data.length };
+  const path = join(dir, 'small.dat');
+  writeFileSync(path, data);
+  const read = await withPoolCalls(() => readCheckedFile(path, label, 'the file'));
+  t.same(read.result, data);
+  // Before: four (the open, a read of one byte more than the label's size, a read at the end, the close).
+  t.equal(read.calls.length, 2, `calls: ${read.calls.join(', ')}`);
+  for (const [what, bytes] of [['longer', Buffer.concat([data, Buffer.from('!')])], ['shorter', data.subarray(1)]] as const) {
+    writeFileSync(path, bytes);
+    const refused = await withPoolCalls(() =>
+      t.rejects(readCheckedFile(path, label, 'the file'), {
+        code: 'size_mismatch',
+        message: `the file: got ${bytes.length} bytes, but its label says ${data.length} bytes`,
+      }),
+    );
+    t.equal(refused.calls.length, 1, `a ${what} file is not read (calls: ${refused.calls.join(', ')})`);
+  }
+  const flipped = Buffer.from(data);
+  flipped[0] = (flipped[0] ?? 0) ^ 1;
+  writeFileSync(path, flipped);
+  await t.rejects(readCheckedFile(path, label, 'the file'), { code: 'digest_mismatch', message: `the file: the data has sha256 ${sha256(flipped)}, but its label says ${label.sha256}` });
+  const empty = { sha256: sha256(''), mediaType: 'text/plain', name: 'empty.txt', size: 0 };
+  writeFileSync(join(dir, 'empty.dat'), '');
+  t.same(await readCheckedFile(join(dir, 'empty.dat'), empty, 'the empty file'), Buffer.alloc(0), 'an empty file');
+  await t.rejects(readCheckedFile(join(dir, 'absent'), empty, 'x'), { code: 'ENOENT' });
 });
 
 t.test('releaseDifferences', async (t) => {

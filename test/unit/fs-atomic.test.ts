@@ -1,12 +1,14 @@
 /**
  * core/fs-atomic: temp files beside their target, written from bytes or from a stream in
  * batches (many small chunks, large chunks, empty chunks, with or without fsync), removed when
- * the stream fails; atomic replacement; group commit of directory fsyncs.
+ * the stream fails; bytes given whole in two thread-pool calls; atomic replacement; group
+ * commit of directory fsyncs.
  */
 import t from 'tap';
-import { mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { constants, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { DirectorySync, WRITE_BATCH_BYTES, writeFileAtomic, writeTempFile } from '../../core/fs-atomic.js';
+import { DirectorySync, SYNCED_CREATE_FLAGS, WRITE_BATCH_BYTES, writeFileAtomic, writeTempFile } from '../../core/fs-atomic.js';
+import { withPoolCalls } from '../helpers/pool-calls.js';
 
 /** Deterministic bytes that differ from chunk to chunk, so that reordered or lost chunks show. */
 function chunk(index: number, size: number): Buffer {
@@ -90,7 +92,7 @@ t.test('DirectorySync: a failed fsync rejects its callers, and the next call tri
   t.pass('it recovers once the directory exists');
 });
 
-t.test('a temp file gets exactly the mode asked for, whatever the umask (chmod runs beside the write)', async (t) => {
+t.test('a temp file gets exactly the mode asked for, whatever the umask', async (t) => {
   const dir = t.testdir();
   const before = process.umask(0o077);
   t.teardown(() => {
@@ -103,4 +105,28 @@ t.test('a temp file gets exactly the mode asked for, whatever the umask (chmod r
   t.same(readFileSync(fromStream), Buffer.concat([chunk(2, 100), chunk(3, 200)]));
   await t.rejects(writeTempFile(join(dir, 'broken.bin'), fromChunks([chunk(4, 10), chunk(5, 10)], 1), 0o644), { message: 'the source broke' });
   t.same(readdirSync(dir).sort(), [basename(fromBytes), basename(fromStream)].sort(), 'a failed write leaves nothing');
+});
+
+t.test('bytes given whole cost two thread-pool calls, the create and the (synced) write; an empty file is fsynced on its own', async (t) => {
+  const dir = t.testdir();
+  const data = chunk(5, 4096);
+  const synced = await withPoolCalls(() => writeTempFile(join(dir, 'synced.bin'), data, 0o640));
+  // Before: five (a FileHandle's open, its write, chmod, fsync and close).
+  t.equal(synced.calls.length, SYNCED_CREATE_FLAGS === undefined ? 3 : 2, `calls: ${synced.calls.join(', ')}`);
+  t.same(readFileSync(synced.result), data);
+  t.equal(statSync(synced.result).mode & 0o777, 0o640);
+  const unsynced = await withPoolCalls(() => writeTempFile(join(dir, 'unsynced.bin'), 'text', 0o600, { sync: false }));
+  t.equal(unsynced.calls.length, 2, `without sync: ${unsynced.calls.join(', ')}`);
+  t.equal(readFileSync(unsynced.result, 'utf8'), 'text');
+  const empty = await withPoolCalls(() => writeTempFile(join(dir, 'empty.bin'), Buffer.alloc(0), 0o600));
+  t.equal(empty.calls.length, 2, `an empty file: the create and an fsync (${empty.calls.join(', ')})`);
+  t.equal(readFileSync(empty.result).length, 0);
+});
+
+t.test('SYNCED_CREATE_FLAGS: an exclusive create for writing, each write synced (O_DSYNC) where the platform has it', async (t) => {
+  if (constants.O_DSYNC === undefined) {
+    t.equal(SYNCED_CREATE_FLAGS, undefined, 'none without O_DSYNC: the file is fsynced instead');
+    return;
+  }
+  t.equal(SYNCED_CREATE_FLAGS, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC);
 });
