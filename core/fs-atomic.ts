@@ -30,7 +30,7 @@ export const SYNCED_CREATE_FLAGS: number | undefined =
   typeof constants.O_DSYNC === 'number' ? constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC : undefined;
 
 /** open(2) through the callback API: a bare descriptor, no FileHandle. */
-const openDescriptor = promisify(openCallback);
+export const openDescriptor = promisify(openCallback);
 
 /** A temp file name beside `target` (same filesystem, so a rename is atomic). */
 export function tempPathFor(target: string): string {

@@ -14,7 +14,7 @@
  * calls themselves), so a put makes only the calls that allocate or wait for the disk that way:
  * the mkdir and the temp file's creation (at once), the writes, the fsyncs (a parcel of at most
  * 1 MiB is written in one write through an O_DSYNC descriptor: that write is its data's sync,
- * SINGLE_WRITE_FLAGS). The rest touch only
+ * SYNCED_CREATE_FLAGS of core/fs-atomic). The rest touch only
  * what the put has just made or opened, all in memory, and run synchronously, microseconds
  * each: closing the temp file once it is synced, the link, the unlink of the temp name, and
  * opening and closing the directory around its fsync. The temp file is a bare descriptor, not a
@@ -25,7 +25,7 @@
  * by asking whether some process is alive.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fdatasync, linkSync, open as openCallback, stat as statCallback, unlinkSync, type Stats } from 'node:fs';
+import { closeSync, fdatasync, linkSync, stat as statCallback, unlinkSync, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -33,7 +33,7 @@ import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 
 import { BindleError } from '../../core/errors/bindle-error.js';
-import { DirectorySync, descriptorWriter, fsyncDescriptor, fsyncDir, writeChunks } from '../../core/fs-atomic.js';
+import { DirectorySync, descriptorWriter, fsyncDescriptor, fsyncDir, openDescriptor, SYNCED_CREATE_FLAGS, writeChunks } from '../../core/fs-atomic.js';
 import { isSha256Hex } from '../../core/ids/bindle-id.js';
 import {
   alreadyExists,
@@ -72,14 +72,6 @@ const MAX_WRITES_IN_FLIGHT = 2;
  */
 const SYNC_EVERY = 8 * IO_CHUNK;
 /**
- * Open flags of a temp file written in one `write` (a parcel of at most IO_CHUNK bytes, which
- * `receiveParcel` hands over in one batch): O_DSYNC makes that write return only once the data
- * (and the size, which reading it needs) is durable, as a write and an fdatasync would, in one
- * thread-pool call instead of two. Undefined where the platform has no O_DSYNC.
- */
-const SINGLE_WRITE_FLAGS =
-  typeof constants.O_DSYNC === 'number' ? constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC : undefined;
-/**
  * How much earlier than the clock a file time may read (file times come from a coarse kernel
  * clock): `sweepSpares` treats a directory as possibly swept this long before the staging age.
  */
@@ -117,8 +109,6 @@ function observed<T>(promise: Promise<T>): Promise<T> {
   promise.catch(() => undefined);
   return promise;
 }
-
-const openDescriptor = promisify(openCallback);
 
 /**
  * Creates the file `path` (it must not exist) with `flags` (default 'wx'), read-only from its
@@ -295,8 +285,8 @@ export class FileParcelStore implements ParcelStore {
     // (the usual case) holds no data, so no stat is needed; and the shared fsync of parcels/
     // for its entry runs while the data arrives. An empty directory is no parcel. The temp file
     // does not depend on it, so both are made at once. A parcel written in one write is written
-    // durably (SINGLE_WRITE_FLAGS); any other is fsynced once complete.
-    const syncedWrites = expectedSize > 0 && expectedSize <= IO_CHUNK ? SINGLE_WRITE_FLAGS : undefined;
+    // durably (SYNCED_CREATE_FLAGS); any other is fsynced once complete.
+    const syncedWrites = expectedSize > 0 && expectedSize <= IO_CHUNK ? SYNCED_CREATE_FLAGS : undefined;
     const [made, opened] = await Promise.allSettled([this.makeParcelDirectory(dir), createExclusive(temp, syncedWrites)]);
     const createdDir = made.status === 'fulfilled' && made.value;
     let fd = opened.status === 'fulfilled' ? opened.value : undefined;
