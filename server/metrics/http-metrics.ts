@@ -7,11 +7,13 @@
  * knows the route's pattern and keeps the series it has recorded into (by method and status),
  * so a request neither reads `request.routeOptions` (an object built per call) nor looks its
  * labels up in the families; one app-level hook records the requests no route matched (Fastify's
- * 404 handlers, malformed URLs). Recording is plain additions (./plain-metrics.ts), and bytes
+ * 404 handlers), and the `frameworkErrors` handler those Fastify answers outside any route
+ * context (malformed URLs). Recording is plain additions (./plain-metrics.ts), and bytes
  * are the differences of the socket's own counters since the connection's previous request
  * (headers included), so no stream is wrapped or listened to.
  */
 import type { Socket } from 'node:net';
+import { finished } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, onResponseHookHandler } from 'fastify';
 import type { CounterSeries, HistogramSeries } from './plain-metrics.js';
 import type { ServerMetrics } from './server-metrics.js';
@@ -90,11 +92,16 @@ class RouteRecorder {
   }
 }
 
+/** Records a request Fastify answers outside every route context, once its answer is sent. */
+export type UnroutedRecorder = (request: FastifyRequest, reply: FastifyReply) => void;
+
 /**
  * Adds the recording hooks to `app`. Call it before any route is added: a route records only
- * through the hook it gets when added (buildApp calls this before its first route).
+ * through the hook it gets when added (buildApp calls this before its first route). Returns what
+ * Fastify's `frameworkErrors` handler must call for the requests it answers (malformed URLs,
+ * over-long parameters): those run no hooks at all, so they are recorded (as unmatched) only so.
  */
-export function registerHttpMetrics(app: FastifyInstance, metrics: ServerMetrics): void {
+export function registerHttpMetrics(app: FastifyInstance, metrics: ServerMetrics): UnroutedRecorder {
   const marks = new WeakMap<Socket, SocketMark>();
   const recorders = new Map<string, RouteRecorder>();
   const recorderOf = (route: string): RouteRecorder => {
@@ -123,4 +130,9 @@ export function registerHttpMetrics(app: FastifyInstance, metrics: ServerMetrics
     if (request.is404) unmatched.record(request, reply);
     done();
   });
+  return (request, reply) => {
+    finished(reply.raw, () => {
+      unmatched.record(request, reply);
+    });
+  };
 }
