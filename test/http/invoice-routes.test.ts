@@ -6,6 +6,7 @@ import t from 'tap';
 import TOML from '@iarna/toml';
 import type { ErrorReply, Invoice, InvoiceCreateReply } from '../../schema/index.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
+import { BindleError } from '../../core/errors/bindle-error.js';
 import { createSecretKey } from '../../core/signing/keys.js';
 import { PREPARED_BUFFER_UNITS } from '../../server/http/reply.js';
 import { signInvoice } from '../../core/signing/sign.js';
@@ -251,6 +252,40 @@ t.test('the same invoice path answers the same every time, valid or not', async 
     t.equal(unknown.statusCode, 400, `unknown parameters, #${round}`);
     t.same(errorOf(unknown.body), { code: 'invalid_query', error: 'unknown query parameters "bogus", "other" (allowed: yanked)' });
   }
+});
+
+t.test("an invoice GET's failures reach the error handler, in the negotiated format, on GET and HEAD", async (t) => {
+  // The invoice GET sends its reply from the look-up's reaction, not from an async handler:
+  // every way it can fail must still end in one error reply, never a hung or doubled one.
+  const ta = await makeTestApp(t);
+  let failLookups = false;
+  const lookup = ta.index.lookup.bind(ta.index);
+  ta.index.lookup = (name, version) => (failLookups ? Promise.reject(new BindleError('unavailable', 'the index is away')) : lookup(name, version));
+  const inv = signedInvoice('example.com/fails', '1.0.0', []);
+  t.equal((await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: renderInvoice(inv) })).statusCode, 201);
+  const path = '/v1/_i/example.com/fails/1.0.0';
+  const json = { accept: 'application/json' };
+  const expectError = async (what: string, status: number, code: string, url: string, headers: Record<string, string> = {}): Promise<void> => {
+    const res = await ta.app.inject({ url, headers: { ...json, ...headers } });
+    t.equal(res.statusCode, status, `${what}: ${res.body}`);
+    t.match(res.headers['content-type'], /^application\/json/, `${what}: the negotiated format`);
+    t.equal((JSON.parse(res.body) as ErrorReply).code, code, `${what}: the code`);
+    const head = await ta.app.inject({ method: 'HEAD', url, headers: { ...json, ...headers } });
+    t.equal(head.statusCode, status, `${what}: HEAD too`);
+    t.equal(head.body, '', `${what}: HEAD sends no body`);
+  };
+  await expectError('not there', 404, 'not_found', '/v1/_i/example.com/fails/2.0.0');
+  await expectError('If-Match of another tag (thrown while the reply is prepared)', 412, 'precondition_failed', path, { 'if-match': '"other"' });
+  await expectError('a parcel path with two @ (the id before the last one is invalid)', 400, 'invalid_version', `${path}@x@y`);
+  failLookups = true;
+  await expectError('the index refusing the look-up', 503, 'unavailable', path);
+  failLookups = false;
+  t.equal((await ta.app.inject({ method: 'DELETE', url: path })).statusCode, 200, 'yanked');
+  await expectError('yanked', 403, 'yanked', path);
+  t.equal((await ta.app.inject({ url: `${path}?yanked=true` })).statusCode, 200, 'a yanked invoice on request');
+  t.equal((await ta.app.inject({ method: 'DELETE', url: `${path}?hard=true` })).statusCode, 200, 'hard-deleted');
+  await expectError('hard-deleted', 410, 'deleted', path);
+  await expectError('hard-deleted, also with yanked=true', 410, 'deleted', `${path}?yanked=true`);
 });
 
 t.test('parcel routes', async (t) => {
