@@ -71,20 +71,27 @@ export function invoiceRoutes(app: FastifyInstance, opts: InvoiceRouteOptions): 
    * takes this path.
    */
   const get = (request: WildcardRequest, reply: FastifyReply, head: boolean): Promise<FastifyReply> | undefined => {
-    const { id, sha256 } = target(request);
-    const yanked = allowYanked(request);
-    if (sha256 !== undefined) return getParcel(request, reply, id, sha256, yanked, head);
-    service.withInvoice(
-      id,
-      yanked,
-      (stored) => {
-        sendStored(request, reply, stored, head);
-      },
-      (err) => {
-        reply.send(err);
-      },
-    );
-    return undefined;
+    try {
+      const { id, sha256 } = target(request);
+      const yanked = allowYanked(request);
+      if (sha256 !== undefined) return getParcel(request, reply, id, sha256, yanked, head);
+      service.withInvoice(
+        id,
+        yanked,
+        (stored) => {
+          sendStored(request, reply, stored, head);
+        },
+        (err) => {
+          reply.send(err);
+        },
+      );
+      return undefined;
+    } catch (err) {
+      // Refused a turn later, as an async handler's throw is: by then Node has read the whole
+      // request, so the error reply keeps the connection open (../http/error-handler.ts closes
+      // it while a request is unread).
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
   };
   app.get('/_i/*', (request: WildcardRequest, reply: FastifyReply) => get(request, reply, false));
   app.head('/_i/*', (request: WildcardRequest, reply: FastifyReply) => get(request, reply, true));

@@ -11,7 +11,8 @@ import { createSecretKey } from '../../core/signing/keys.js';
 import { PREPARED_BUFFER_UNITS } from '../../server/http/reply.js';
 import { signInvoice } from '../../core/signing/sign.js';
 import { signedInvoice, sha256 } from '../helpers/bindles.js';
-import { makeTestApp } from '../helpers/test-app.js';
+import { rawExchange } from '../helpers/raw-http.js';
+import { listenTestApp, makeTestApp } from '../helpers/test-app.js';
 
 const TOML_HEADERS = { 'content-type': 'application/toml' };
 const parcels = [{ name: 'a.txt', data: Buffer.from('alpha') }, { name: 'b.txt', data: Buffer.from('bravo') }];
@@ -286,6 +287,27 @@ t.test("an invoice GET's failures reach the error handler, in the negotiated for
   t.equal((await ta.app.inject({ method: 'DELETE', url: `${path}?hard=true` })).statusCode, 200, 'hard-deleted');
   await expectError('hard-deleted', 410, 'deleted', path);
   await expectError('hard-deleted, also with yanked=true', 410, 'deleted', `${path}?yanked=true`);
+});
+
+t.test('a refused invoice GET keeps its connection open, as a found one does', async (t) => {
+  // The error handler closes a connection whose request is not read yet; a refusal of what the
+  // path or query says must come once Node has read the request, as it did from an async handler.
+  const server = await listenTestApp(t);
+  const inv = signedInvoice('example.com/kept', '1.0.0', []);
+  t.equal((await fetch(`${server.url}_i`, { method: 'POST', headers: TOML_HEADERS, body: renderInvoice(inv) })).status, 201);
+  const get = (path: string, last = false): string => `GET /v1/_i/${path} HTTP/1.1\r\nHost: x\r\n${last ? 'Connection: close\r\n' : ''}\r\n`;
+  const { text } = await rawExchange(Number(new URL(server.url).port), [
+    get('example.com/kept/not-semver'),
+    get('example.com/kept/1.0.0?bogus=1'),
+    get('example.com/kept/2.0.0'),
+    get('example.com/kept/1.0.0', true),
+  ]);
+  const heads = text.split(/(?=HTTP\/1\.1 )/).map((response) => response.slice(0, response.indexOf('\r\n\r\n')));
+  t.same(heads.map((head) => Number(head.slice(9, 12))), [400, 400, 404, 200], 'all four answered on one connection');
+  for (const [i, head] of heads.slice(0, 3).entries()) {
+    t.notMatch(head, /^connection: close/im, `refusal ${i + 1} does not close the connection`);
+    t.match(head, /^connection: keep-alive/im, `refusal ${i + 1} keeps it alive`);
+  }
 });
 
 t.test('parcel routes', async (t) => {
