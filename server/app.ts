@@ -11,7 +11,7 @@ import { clientErrorHandler, registerClientErrors } from './http/client-errors.j
 import { frameworkErrorHandler, registerErrorHandling } from './http/error-handler.js';
 import { lazyChildLoggerFactory } from './http/request-logger.js';
 import { recordRoutes } from './http/route-table.js';
-import { registerHttpMetrics } from './metrics/http-metrics.js';
+import { registerHttpMetrics, type UnroutedRecorder } from './metrics/http-metrics.js';
 import type { ServerMetrics } from './metrics/server-metrics.js';
 import type { BindleService } from './service/bindle-service.js';
 import { DEFAULT_READINESS_DEADLINE_MS, type ReadinessCheck, type ServerState } from './service/readiness.js';
@@ -76,6 +76,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // Node checks the headers timeout every connectionsCheckingInterval; keep that a fraction of it.
   // The Host header is checked by registerClientErrors, which answers with an error body.
   const serverOptions = { requireHostHeader: false, headersTimeout, connectionsCheckingInterval: Math.max(250, Math.min(5000, headersTimeout / 4)) };
+  // Set once the metrics hooks are added: requests Fastify answers outside every route run no hooks.
+  let recordUnrouted: UnroutedRecorder | undefined;
   const app = Fastify({
     // Each request's logger is built when it first logs at an enabled level (./http/request-logger.ts).
     ...(opts.logger !== undefined ? { loggerInstance: opts.logger, childLoggerFactory: lazyChildLoggerFactory } : { logger: false }),
@@ -86,7 +88,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     routerOptions: { maxParamLength: 2048, ignoreDuplicateSlashes: false },
     schemaController: { compilersFactory: { buildValidator: noRouteSchemas, buildSerializer: noRouteSchemas } },
     clientErrorHandler,
-    frameworkErrors: frameworkErrorHandler,
+    frameworkErrors: (err, request, reply) => {
+      recordUnrouted?.(request, reply);
+      frameworkErrorHandler(err, request, reply);
+    },
     ...(opts.https !== undefined ? { https: { ...opts.https, ...serverOptions } } : { http: serverOptions }),
   }) as unknown as FastifyInstance;
 
@@ -94,7 +99,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   registerErrorHandling(app);
   registerClientErrors(app);
   registerBodyIdleTimeout(app, opts.bodyIdleTimeoutMs ?? DEFAULT_BODY_IDLE_TIMEOUT_MS);
-  if (opts.metrics !== undefined) registerHttpMetrics(app, opts.metrics);
+  if (opts.metrics !== undefined) recordUnrouted = registerHttpMetrics(app, opts.metrics);
   healthRoutes(app, {
     version: opts.version,
     state: opts.state ?? (() => 'serving'),

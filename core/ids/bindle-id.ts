@@ -110,9 +110,22 @@ export function makeId(name: string, version: string): BindleId {
   return { name, version };
 }
 
+const SLASH = 0x2f;
+
+/**
+ * Where the last `/` of `id` is (-1 when none), found from the end: the version after it is
+ * short, and V8's String.prototype.lastIndexOf is a call into its runtime (this runs on every
+ * invoice and parcel GET).
+ */
+function lastSlash(id: string): number {
+  let i = id.length - 1;
+  while (i >= 0 && id.charCodeAt(i) !== SLASH) i--;
+  return i;
+}
+
 /** Parses `name/version`, splitting at the LAST `/` (names may contain `/`). */
 export function parseId(id: string): BindleId {
-  const slash = id.lastIndexOf('/');
+  const slash = lastSlash(id);
   if (slash <= 0 || slash === id.length - 1) {
     throw new BindleError('invalid_id', `invalid bindle id ${JSON.stringify(id)}: expected <name>/<version>`);
   }

@@ -84,6 +84,8 @@ export function actionForRequest(method: string, query: unknown): Action {
 
 /** The action an HTTP method performs. */
 export function actionForMethod(method: string): Action {
+  // Node's parser hands over the standard methods in upper case: no copy for them.
+  if (method === 'GET' || method === 'HEAD') return 'read';
   const upper = method.toUpperCase();
   if (upper === 'GET' || upper === 'HEAD') return 'read';
   return upper === 'DELETE' ? 'yank' : 'push';

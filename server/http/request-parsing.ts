@@ -14,8 +14,9 @@ export interface ParcelPath {
 
 /** Parses the path after `/_i/` (already percent-decoded by the router). */
 export function parseInvoicePath(path: string): ParcelPath {
+  // indexOf first: it is a fast builtin, lastIndexOf a runtime call, and an invoice path has no `@`.
+  if (path.indexOf('@') < 0) return { id: parseId(path), sha256: undefined };
   const at = path.lastIndexOf('@');
-  if (at < 0) return { id: parseId(path), sha256: undefined };
   const sha256 = path.slice(at + 1);
   if (sha256 === '') throw new BindleError('invalid_id', `invalid parcel path ${JSON.stringify(path)}: missing sha256 after "@"`);
   return { id: parseId(path.slice(0, at)), sha256 };

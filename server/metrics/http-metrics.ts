@@ -1,14 +1,21 @@
 /**
- * Records every answered HTTP request into ServerMetrics from one onResponse hook: count and
- * duration by method, route pattern (Fastify's, e.g. `/v1/_i/*`; `unmatched` when no route
- * matched — never a bindle name) and status, and the bytes the connection carried for it.
+ * Records every answered HTTP request into ServerMetrics: count and duration by method, route
+ * pattern (Fastify's, e.g. `/v1/_i/*`; `unmatched` when no route matched — never a bindle name)
+ * and status, and the bytes the connection carried for it.
  *
- * Cheap on the hot path: the metric series are looked up by their label values (no key string
- * built per request) and recorded by plain additions (./plain-metrics.ts), and bytes are the differences of the socket's own counters since the
- * connection's previous request (headers included), so no stream is wrapped or listened to.
+ * Cheap on the hot path: each route gets an onResponse hook of its own when it is added, which
+ * knows the route's pattern and keeps the series it has recorded into (by method and status),
+ * so a request neither reads `request.routeOptions` (an object built per call) nor looks its
+ * labels up in the families; one app-level hook records the requests no route matched (Fastify's
+ * 404 handlers), and the `frameworkErrors` handler those Fastify answers outside any route
+ * context (malformed URLs). Recording is plain additions (./plain-metrics.ts), and bytes
+ * are the differences of the socket's own counters since the connection's previous request
+ * (headers included), so no stream is wrapped or listened to.
  */
 import type { Socket } from 'node:net';
-import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import { finished } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, onResponseHookHandler } from 'fastify';
+import type { CounterSeries, HistogramSeries } from './plain-metrics.js';
 import type { ServerMetrics } from './server-metrics.js';
 
 /** The label used for requests no route matched (404s of unknown paths, malformed URLs). */
@@ -20,30 +27,112 @@ interface SocketMark {
   written: number;
 }
 
-export function registerHttpMetrics(app: FastifyInstance, metrics: ServerMetrics): void {
-  const marks = new WeakMap<Socket, SocketMark>();
+/** The series of one method, route and status. */
+interface StatusSeries {
+  readonly requests: CounterSeries;
+  readonly duration: HistogramSeries;
+}
 
-  const countBytes = (socket: Socket | null, route: string): void => {
-    if (socket === null || typeof socket.bytesRead !== 'number' || typeof socket.bytesWritten !== 'number') return;
-    let mark = marks.get(socket);
-    if (mark === undefined) {
-      mark = { read: 0, written: 0 };
-      marks.set(socket, mark);
+/**
+ * Records the requests of one route label. Series are created when first recorded into (as the
+ * families would create them), never ahead, so a route nobody asked for shows no series.
+ */
+class RouteRecorder {
+  readonly #metrics: ServerMetrics;
+  readonly #marks: WeakMap<Socket, SocketMark>;
+  readonly #route: string;
+  /** By method, then by status code. */
+  readonly #series = new Map<string, Map<number, StatusSeries>>();
+  #received: CounterSeries | undefined;
+  #sent: CounterSeries | undefined;
+
+  constructor(metrics: ServerMetrics, marks: WeakMap<Socket, SocketMark>, route: string) {
+    this.#metrics = metrics;
+    this.#marks = marks;
+    this.#route = route;
+  }
+
+  record(request: FastifyRequest, reply: FastifyReply): void {
+    const metrics = this.#metrics;
+    const method = request.method;
+    const status = reply.statusCode;
+    let byStatus = this.#series.get(method);
+    if (byStatus === undefined) {
+      byStatus = new Map();
+      this.#series.set(method, byStatus);
     }
+    let series = byStatus.get(status);
+    if (series === undefined) {
+      const label = String(status);
+      series = {
+        requests: metrics.httpRequests.series(method, this.#route, label),
+        duration: metrics.httpDuration.series(method, this.#route, label),
+      };
+      byStatus.set(status, series);
+    }
+    series.requests.value++;
+    metrics.httpDuration.observe(series.duration, reply.elapsedTime / 1000);
+    this.#countBytes(request.raw.socket);
+  }
+
+  #countBytes(socket: Socket | null): void {
+    if (socket === null) return;
     const read = socket.bytesRead;
     const written = socket.bytesWritten;
-    if (read > mark.read) metrics.httpReceivedBytes.series(route).value += read - mark.read;
-    if (written > mark.written) metrics.httpSentBytes.series(route).value += written - mark.written;
+    if (typeof read !== 'number' || typeof written !== 'number') return;
+    let mark = this.#marks.get(socket);
+    if (mark === undefined) {
+      mark = { read: 0, written: 0 };
+      this.#marks.set(socket, mark);
+    }
+    if (read > mark.read) (this.#received ??= this.#metrics.httpReceivedBytes.series(this.#route)).value += read - mark.read;
+    if (written > mark.written) (this.#sent ??= this.#metrics.httpSentBytes.series(this.#route)).value += written - mark.written;
     mark.read = read;
     mark.written = written;
+  }
+}
+
+/** Records a request Fastify answers outside every route context, once its answer is sent. */
+export type UnroutedRecorder = (request: FastifyRequest, reply: FastifyReply) => void;
+
+/**
+ * Adds the recording hooks to `app`. Call it before any route is added: a route records only
+ * through the hook it gets when added (buildApp calls this before its first route). Returns what
+ * Fastify's `frameworkErrors` handler must call for the requests it answers (malformed URLs,
+ * over-long parameters): those run no hooks at all, so they are recorded (as unmatched) only so.
+ */
+export function registerHttpMetrics(app: FastifyInstance, metrics: ServerMetrics): UnroutedRecorder {
+  const marks = new WeakMap<Socket, SocketMark>();
+  const recorders = new Map<string, RouteRecorder>();
+  const recorderOf = (route: string): RouteRecorder => {
+    let recorder = recorders.get(route);
+    if (recorder === undefined) {
+      recorder = new RouteRecorder(metrics, marks, route);
+      recorders.set(route, recorder);
+    }
+    return recorder;
   };
 
+  app.addHook('onRoute', (route) => {
+    const recorder = recorderOf(route.url);
+    const hook: onResponseHookHandler = (request, reply, done) => {
+      recorder.record(request, reply);
+      done();
+    };
+    const existing = route.onResponse === undefined ? [] : Array.isArray(route.onResponse) ? route.onResponse : [route.onResponse];
+    route.onResponse = [...existing, hook];
+  });
+
+  const unmatched = recorderOf(UNMATCHED_ROUTE);
+  // Fastify's 404 contexts (and the one malformed URLs are answered in) have no route URL and
+  // no route-level hooks: this app-level hook is theirs; a matched route's own hook records it.
   app.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
-    const route = request.routeOptions.url ?? UNMATCHED_ROUTE;
-    const status = String(reply.statusCode);
-    metrics.httpRequests.series(request.method, route, status).value++;
-    metrics.httpDuration.observe(metrics.httpDuration.series(request.method, route, status), reply.elapsedTime / 1000);
-    countBytes(request.raw.socket, route);
+    if (request.is404) unmatched.record(request, reply);
     done();
   });
+  return (request, reply) => {
+    finished(reply.raw, () => {
+      unmatched.record(request, reply);
+    });
+  };
 }

@@ -3,11 +3,14 @@
  * Shared by the parcel store and invoice index decorators.
  */
 import { performance } from 'node:perf_hooks';
+import type { HistogramSeries } from './plain-metrics.js';
 import { failureCode, type Seam, type ServerMetrics } from './server-metrics.js';
 
 export class OperationTimer<Operation extends string> {
   readonly #metrics: ServerMetrics;
   readonly #seam: Seam;
+  /** Each operation's duration series, looked up in the family once (when first recorded into, as the family would create it). */
+  readonly #series = new Map<Operation, HistogramSeries>();
 
   constructor(metrics: ServerMetrics, seam: Seam) {
     this.#metrics = metrics;
@@ -36,6 +39,11 @@ export class OperationTimer<Operation extends string> {
 
   #record(operation: Operation, start: number): void {
     const duration = this.#metrics.storageDuration;
-    duration.observe(duration.series(this.#seam, operation), (performance.now() - start) / 1000);
+    let series = this.#series.get(operation);
+    if (series === undefined) {
+      series = duration.series(this.#seam, operation);
+      this.#series.set(operation, series);
+    }
+    duration.observe(series, (performance.now() - start) / 1000);
   }
 }

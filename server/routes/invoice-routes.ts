@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseInvoiceOffThread } from '../../core/codec/invoice-codec.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { authorizeBindleName, requestAction, requestPrincipal } from '../auth/request-auth.js';
+import type { BindleId } from '../../core/ids/bindle-id.js';
 import type { BindleService } from '../service/bindle-service.js';
 import { bodyFormat } from '../http/negotiation.js';
 import { sendParcel } from '../http/parcel-reply.js';
@@ -55,14 +56,42 @@ export function invoiceRoutes(app: FastifyInstance, opts: InvoiceRouteOptions): 
     return sendDocument(request, reply, status, missing.length > 0 ? { invoice: stored.invoice, missing } : { invoice: stored.invoice });
   });
 
-  /** GET or HEAD of an invoice or a parcel, with conditional requests and (GET of a parcel) Range. */
-  const get = async (request: WildcardRequest, reply: FastifyReply, head: boolean): Promise<FastifyReply> => {
-    const { id, sha256 } = target(request);
-    const yanked = allowYanked(request);
-    if (sha256 === undefined) return sendStored(request, reply, await service.getInvoice(id, yanked), head);
+  /** GET or HEAD of a parcel, with conditional requests and (GET) Range. */
+  const getParcel = async (request: WildcardRequest, reply: FastifyReply, id: BindleId, sha256: string, yanked: boolean, head: boolean): Promise<FastifyReply> => {
     const info = await service.getParcel(id, sha256, yanked);
     const parcel = { sha256, size: info.size, mediaType: info.label.mediaType, read: (range?: ByteRange) => service.readParcel(sha256, info.size, range) };
     return sendParcel(request, reply, parcel, head);
+  };
+
+  /**
+   * GET or HEAD of an invoice or a parcel, with conditional requests. An invoice is sent from
+   * the one reaction on its look-up (BindleService.withInvoice), which hands a failure to the
+   * error handler as Fastify would, and Fastify gets no promise to wait on (an async handler's
+   * would cost more promises, and a reply returned from one two more turns): every invoice GET
+   * takes this path.
+   */
+  const get = (request: WildcardRequest, reply: FastifyReply, head: boolean): Promise<FastifyReply> | undefined => {
+    try {
+      const { id, sha256 } = target(request);
+      const yanked = allowYanked(request);
+      if (sha256 !== undefined) return getParcel(request, reply, id, sha256, yanked, head);
+      service.withInvoice(
+        id,
+        yanked,
+        (stored) => {
+          sendStored(request, reply, stored, head);
+        },
+        (err) => {
+          reply.send(err);
+        },
+      );
+      return undefined;
+    } catch (err) {
+      // Refused a turn later, as an async handler's throw is: by then Node has read the whole
+      // request, so the error reply keeps the connection open (../http/error-handler.ts closes
+      // it while a request is unread).
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
   };
   app.get('/_i/*', (request: WildcardRequest, reply: FastifyReply) => get(request, reply, false));
   app.head('/_i/*', (request: WildcardRequest, reply: FastifyReply) => get(request, reply, true));

@@ -93,6 +93,16 @@ function labelsOf(inv: Invoice): ReadonlyMap<string, Label> {
   return labels;
 }
 
+/** What the index found for `id`, if it may be served: not_found, deleted (410), or yanked (403) unless `allowYanked`. */
+function servedInvoice(id: BindleId, found: StoredInvoice | Tombstone | undefined, allowYanked: boolean): StoredInvoice {
+  if (found === undefined) throw new BindleError('not_found', `invoice ${formatId(id)} not found`);
+  if (isTombstone(found)) throw new BindleError('deleted', `invoice ${formatId(id)} was deleted by an administrator`);
+  if (found.yanked && !allowYanked) {
+    throw new BindleError('yanked', `invoice ${formatId(id)} has been yanked (add ?yanked=true to fetch it anyway)`);
+  }
+  return found;
+}
+
 export class BindleService {
   /** The same bindles over the OCI Distribution API (server/oci/). */
   readonly oci: OciService;
@@ -148,14 +158,22 @@ export class BindleService {
    * invoice GET's path, where each extra promise and microtask shows.
    */
   getInvoice(id: BindleId, allowYanked = false): Promise<StoredInvoice> {
-    return this.deps.index.lookup(id.name, id.version).then((stored) => {
-      if (stored === undefined) throw new BindleError('not_found', `invoice ${formatId(id)} not found`);
-      if (isTombstone(stored)) throw new BindleError('deleted', `invoice ${formatId(id)} was deleted by an administrator`);
-      if (stored.yanked && !allowYanked) {
-        throw new BindleError('yanked', `invoice ${formatId(id)} has been yanked (add ?yanked=true to fetch it anyway)`);
+    return this.deps.index.lookup(id.name, id.version).then((found) => servedInvoice(id, found, allowYanked));
+  }
+
+  /**
+   * What getInvoice resolves to, handed to `use` (or what it rejects with, and whatever `use`
+   * throws, to `fail`) in the one reaction on the index's look-up, with no promise of its own:
+   * the invoice GET's path, which sends the reply from `use`.
+   */
+  withInvoice(id: BindleId, allowYanked: boolean, use: (stored: StoredInvoice) => void, fail: (err: unknown) => void): void {
+    this.deps.index.lookup(id.name, id.version).then((found) => {
+      try {
+        use(servedInvoice(id, found, allowYanked));
+      } catch (err) {
+        fail(err);
       }
-      return stored;
-    });
+    }, fail);
   }
 
   /**

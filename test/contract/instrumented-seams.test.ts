@@ -60,6 +60,11 @@ t.test('the decorators count operations, failures by code, uploads in flight and
   await t.rejects(store.has('not-a-digest'), { code: 'bad_request' });
   await index.insert(makeEntry('example.com/app', '1.0.0'));
   await index.get('example.com/app', '1.0.0');
+  // Each operation keeps its own series, however often and in whatever order it is recorded into.
+  for (let i = 0; i < 2; i++) {
+    await index.lookup('example.com/app', '1.0.0');
+    await index.get('example.com/app', '1.0.0');
+  }
 
   const authenticator = new InstrumentedAuthenticator(StaticTokenAuthenticator.parse(`ci:${tokenDigest(TOKEN)}\n`, 'tokens'), m);
   await t.rejects(authenticator.authenticate('Bearer wrong'), { code: 'unauthenticated' });
@@ -77,7 +82,8 @@ t.test('the decorators count operations, failures by code, uploads in flight and
   t.equal(op('parcel_store', 'put'), 2, 'both puts timed');
   t.equal(op('parcel_store', 'has'), 1);
   t.equal(op('invoice_index', 'insert'), 1);
-  t.equal(op('invoice_index', 'get'), 1);
+  t.equal(op('invoice_index', 'get'), 3, 'every get timed, in one series');
+  t.equal(op('invoice_index', 'lookup'), 2, 'every look-up timed, in a series of its own');
   const errors = (labels: Record<string, string>): number => scrape.value('bindle_storage_operation_errors_total', labels);
   t.equal(errors({ seam: 'parcel_store', operation: 'put', code: 'already_exists' }), 1);
   t.equal(errors({ seam: 'parcel_store', operation: 'has', code: 'bad_request' }), 1);

@@ -6,11 +6,13 @@ import t from 'tap';
 import TOML from '@iarna/toml';
 import type { ErrorReply, Invoice, InvoiceCreateReply } from '../../schema/index.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
+import { BindleError } from '../../core/errors/bindle-error.js';
 import { createSecretKey } from '../../core/signing/keys.js';
 import { PREPARED_BUFFER_UNITS } from '../../server/http/reply.js';
 import { signInvoice } from '../../core/signing/sign.js';
 import { signedInvoice, sha256 } from '../helpers/bindles.js';
-import { makeTestApp } from '../helpers/test-app.js';
+import { rawExchange } from '../helpers/raw-http.js';
+import { listenTestApp, makeTestApp } from '../helpers/test-app.js';
 
 const TOML_HEADERS = { 'content-type': 'application/toml' };
 const parcels = [{ name: 'a.txt', data: Buffer.from('alpha') }, { name: 'b.txt', data: Buffer.from('bravo') }];
@@ -250,6 +252,61 @@ t.test('the same invoice path answers the same every time, valid or not', async 
     const unknown = await ta.app.inject({ url: '/v1/_i/example.com/again/1.0.0?yanked=true&bogus=1&other=2' });
     t.equal(unknown.statusCode, 400, `unknown parameters, #${round}`);
     t.same(errorOf(unknown.body), { code: 'invalid_query', error: 'unknown query parameters "bogus", "other" (allowed: yanked)' });
+  }
+});
+
+t.test("an invoice GET's failures reach the error handler, in the negotiated format, on GET and HEAD", async (t) => {
+  // The invoice GET sends its reply from the look-up's reaction, not from an async handler:
+  // every way it can fail must still end in one error reply, never a hung or doubled one.
+  const ta = await makeTestApp(t);
+  let failLookups = false;
+  const lookup = ta.index.lookup.bind(ta.index);
+  ta.index.lookup = (name, version) => (failLookups ? Promise.reject(new BindleError('unavailable', 'the index is away')) : lookup(name, version));
+  const inv = signedInvoice('example.com/fails', '1.0.0', []);
+  t.equal((await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: renderInvoice(inv) })).statusCode, 201);
+  const path = '/v1/_i/example.com/fails/1.0.0';
+  const json = { accept: 'application/json' };
+  const expectError = async (what: string, status: number, code: string, url: string, headers: Record<string, string> = {}): Promise<void> => {
+    const res = await ta.app.inject({ url, headers: { ...json, ...headers } });
+    t.equal(res.statusCode, status, `${what}: ${res.body}`);
+    t.match(res.headers['content-type'], /^application\/json/, `${what}: the negotiated format`);
+    t.equal((JSON.parse(res.body) as ErrorReply).code, code, `${what}: the code`);
+    const head = await ta.app.inject({ method: 'HEAD', url, headers: { ...json, ...headers } });
+    t.equal(head.statusCode, status, `${what}: HEAD too`);
+    t.equal(head.body, '', `${what}: HEAD sends no body`);
+  };
+  await expectError('not there', 404, 'not_found', '/v1/_i/example.com/fails/2.0.0');
+  await expectError('If-Match of another tag (thrown while the reply is prepared)', 412, 'precondition_failed', path, { 'if-match': '"other"' });
+  await expectError('a parcel path with two @ (the id before the last one is invalid)', 400, 'invalid_version', `${path}@x@y`);
+  failLookups = true;
+  await expectError('the index refusing the look-up', 503, 'unavailable', path);
+  failLookups = false;
+  t.equal((await ta.app.inject({ method: 'DELETE', url: path })).statusCode, 200, 'yanked');
+  await expectError('yanked', 403, 'yanked', path);
+  t.equal((await ta.app.inject({ url: `${path}?yanked=true` })).statusCode, 200, 'a yanked invoice on request');
+  t.equal((await ta.app.inject({ method: 'DELETE', url: `${path}?hard=true` })).statusCode, 200, 'hard-deleted');
+  await expectError('hard-deleted', 410, 'deleted', path);
+  await expectError('hard-deleted, also with yanked=true', 410, 'deleted', `${path}?yanked=true`);
+});
+
+t.test('a refused invoice GET keeps its connection open, as a found one does', async (t) => {
+  // The error handler closes a connection whose request is not read yet; a refusal of what the
+  // path or query says must come once Node has read the request, as it did from an async handler.
+  const server = await listenTestApp(t);
+  const inv = signedInvoice('example.com/kept', '1.0.0', []);
+  t.equal((await fetch(`${server.url}_i`, { method: 'POST', headers: TOML_HEADERS, body: renderInvoice(inv) })).status, 201);
+  const get = (path: string, last = false): string => `GET /v1/_i/${path} HTTP/1.1\r\nHost: x\r\n${last ? 'Connection: close\r\n' : ''}\r\n`;
+  const { text } = await rawExchange(Number(new URL(server.url).port), [
+    get('example.com/kept/not-semver'),
+    get('example.com/kept/1.0.0?bogus=1'),
+    get('example.com/kept/2.0.0'),
+    get('example.com/kept/1.0.0', true),
+  ]);
+  const heads = text.split(/(?=HTTP\/1\.1 )/).map((response) => response.slice(0, response.indexOf('\r\n\r\n')));
+  t.same(heads.map((head) => Number(head.slice(9, 12))), [400, 400, 404, 200], 'all four answered on one connection');
+  for (const [i, head] of heads.slice(0, 3).entries()) {
+    t.notMatch(head, /^connection: close/im, `refusal ${i + 1} does not close the connection`);
+    t.match(head, /^connection: keep-alive/im, `refusal ${i + 1} keeps it alive`);
   }
 });
 

@@ -29,7 +29,9 @@ t.test('strict semver', async (t) => {
 
 t.test('parseId splits at the last slash', async (t) => {
   t.same(parseId('enterprise.com/warpcore/1.0.0'), { name: 'enterprise.com/warpcore', version: '1.0.0' });
-  for (const bad of ['nover', '/1.0.0', 'a/', 'a/v1.0.0', '../x/1.0.0']) {
+  t.same(parseId('a/b/c/d/0.1.0-rc.1+build.7'), { name: 'a/b/c/d', version: '0.1.0-rc.1+build.7' }, 'several slashes');
+  t.same(parseId('x/1.0.0'), { name: 'x', version: '1.0.0' }, 'one slash');
+  for (const bad of ['nover', '/1.0.0', 'a/', 'a/v1.0.0', '../x/1.0.0', '', '/', 'a//1.0.0', 'a/1.0.0/', 'a/1.0.0@sha']) {
     t.throws(() => parseId(bad), { name: 'BindleError' }, bad);
   }
 });
