@@ -17,6 +17,7 @@ import { pino } from 'pino';
 import { runFsck, runGc, runKeys, runMigrate, type CommandIo } from './admin-commands.js';
 import { boundYoungGeneration, restoreYoungGenerationGrowth } from '../young-generation.js';
 import compilers from '../start-up-compilers.cjs';
+import { compactHeap } from '../heap-compaction.js';
 
 type Subcommand = 'reindex' | 'export';
 
@@ -134,6 +135,8 @@ async function main(argv: string[]): Promise<number> {
       await server.close();
     }
   }
+  // What start-up left behind is garbage or fragments that an idle server never compacts.
+  compactHeap();
   await server.listen();
   // A long-running server keeps whatever V8's young generation grows to (see young-generation.ts).
   boundYoungGeneration();
