@@ -37,7 +37,7 @@ const [entry, outdir = join(root, 'dist', 'server', 'bundle')] = process.argv.sl
 /**
  * Node built-ins that a bundled package requires when it loads but uses only for what a default
  * server never does, by importer: Fastify's server module, for an `http2` or `https` server;
- * prom-client's Pushgateway, to push metrics; commander, to run a subcommand's executable. Each is made a proxy that requires the built-in on
+ * prom-client's Pushgateway, to push metrics. Each is made a proxy that requires the built-in on
  * first use. Loading node:http2 alone adds ~2 MiB to the idle RSS (nghttp2's state), node:https
  * (with node:tls) ~0.9 MiB. test/e2e/server-bundle.test.ts checks that a started server has not
  * loaded them.
@@ -45,7 +45,6 @@ const [entry, outdir = join(root, 'dist', 'server', 'bundle')] = process.argv.sl
 const LAZY_BUILTINS = new Map([
   ['node_modules/fastify/lib/server.js', ['node:http2', 'node:https']],
   ['node_modules/prom-client/lib/pushgateway.js', ['https']],
-  ['node_modules/commander/lib/command.js', ['node:child_process']],
 ]);
 
 /** Resolves the built-ins of LAZY_BUILTINS, from their importers, to lazy proxies. */
