@@ -12,7 +12,10 @@
 // - the htpasswd and OIDC authenticators (bcryptjs, jose) are imported dynamically by
 //   server/auth/build-auth.ts, so they land in chunks loaded only when configured;
 // - Fastify's schema compilers and its inject() support are required by Fastify only on demand
-//   (server/app.ts replaces the compilers), so they stay external and load only if ever used.
+//   (server/app.ts replaces the compilers), so they stay external and load only if ever used;
+// - Ajv: the schema validators are compiled at build time (scripts/standalone-validators-plugin.mjs);
+// - node:http2 and node:https, which Fastify and prom-client require at load, are loaded on first
+//   use (LAZY_BUILTINS below).
 // Not minified, so stack traces keep real names; with source maps (`node --enable-source-maps`,
 // which costs start-up time and is therefore off by default) they point into the TypeScript.
 // Not even whitespace: a whitespace-minified bundle saved ~0.6 MB of idle RSS but doubled the

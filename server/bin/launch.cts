@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /**
  * The `bindle-server` command as installed (`npm start`, the package's `bin`, the image, the
- * end-to-end tests and the benchmarks run this file): sizes libuv's thread pool and keeps V8's
- * young generation small and its compilers paused, then loads the server bundle (dist/server/bundle/bindle-server.mjs,
- * see server/bin/bindle-server.ts).
+ * end-to-end tests and the benchmarks run this file): sizes libuv's thread pool, keeps V8's
+ * young generation small and pauses its compilers, then loads the server bundle
+ * (dist/server/bundle/bindle-server.mjs, see server/bin/bindle-server.ts).
  *
  * Every file system call of the server (open, write, fsync, link, stat) runs on that pool, four
  * threads by default, so at most four fsyncs are under way at once: concurrent small uploads,
