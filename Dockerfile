@@ -8,7 +8,7 @@ COPY core ./core
 COPY server ./server
 COPY client ./client
 COPY bench ./bench
-COPY scripts/esbuild-node.mjs scripts/bundle-server.mjs scripts/bundle-client.mjs ./scripts/
+COPY scripts/esbuild-node.mjs scripts/standalone-validators-plugin.mjs scripts/bundle-server.mjs scripts/bundle-client.mjs ./scripts/
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 FROM node:20-bookworm-slim

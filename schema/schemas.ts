@@ -1,7 +1,7 @@
 /**
  * The JSON Schema files of the Bindle data model and wire replies, as one list, and the custom
  * `format`s they use. The one source every validator is compiled from (./validators.ts at run
- * time, ./standalone-validators.ts ahead of time for the client bundle).
+ * time, ./standalone-validators.ts ahead of time for the server and client bundles).
  */
 import accessControlList from './access-control-list.schema.json' with { type: 'json' };
 import annotations from './annotations.schema.json' with { type: 'json' };

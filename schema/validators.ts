@@ -1,9 +1,9 @@
 /**
  * The compiled validator of each schema, compiled by Ajv at run time on first use from
- * ./schemas.ts: what the server, the tests and the scripts run. The client bundle
- * (scripts/bundle-client.mjs) puts in this module's place the same validators compiled ahead
- * of time by Ajv's standalone code generation (./standalone-validators.ts), so that a `bindle`
- * command neither loads Ajv nor compiles a schema when it starts.
+ * ./schemas.ts: what the tests and the scripts run. Both bundles, the server's and the client's
+ * (scripts/standalone-validators-plugin.mjs), put in this module's place the same validators
+ * compiled ahead of time by Ajv's standalone code generation (./standalone-validators.ts), so
+ * that neither a `bindle` command nor the server loads Ajv or compiles a schema.
  */
 import { Ajv, type Options, type ValidateFunction } from 'ajv';
 import type { SchemaName } from './index.js';

@@ -6,41 +6,19 @@
 // The library's type declarations go into client/dist/index.d.ts as one file (dts-bundle-generator),
 // with the types it uses from undici inlined (not exported), since the package installs no undici: a
 // TypeScript user needs only @types/node.
-// The schema validators are compiled ahead of time: schema/validators.ts (Ajv compiling each
-// schema on first use) is replaced by the source schema/standalone-validators.ts generates from
-// the same schemas (run from dist/, which the build's tsc step has just written), so that no
-// command loads Ajv or compiles a schema (~50 ms of a `bindle push` of 1000 parcels). Likewise
-// only the parts of undici the client uses are loaded up front (UNDICI_ENTRY below).
+// The schema validators are compiled ahead of time (scripts/standalone-validators-plugin.mjs), so
+// that no command loads Ajv or compiles a schema (~50 ms of a `bindle push` of 1000 parcels).
+// Likewise only the parts of undici the client uses are loaded up front (UNDICI_ENTRY below).
 import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateDtsBundle } from 'dts-bundle-generator';
 import { build } from 'esbuild';
 import { NODE_BUNDLE_OPTIONS } from './esbuild-node.mjs';
-import { standaloneValidatorsSource } from '../dist/schema/standalone-validators.js';
+import { standaloneValidatorsPlugin } from './standalone-validators-plugin.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = join(root, 'client', 'dist');
-
-/**
- * Resolves schema/validators.ts to the validators compiled ahead of time (see above): a
- * CommonJS module (`.cjs`, so that the root package's "type": "module" does not apply).
- */
-const standaloneValidators = {
-  name: 'standalone-validators',
-  setup(b) {
-    const file = join(root, 'schema', 'validators.ts');
-    b.onResolve({ filter: /^\.\/validators\.js$/ }, (args) => {
-      if (join(args.resolveDir, 'validators.ts') !== file) return undefined;
-      return { path: 'schema/validators.standalone.cjs', namespace: 'standalone-validators' };
-    });
-    b.onLoad({ filter: /.*/, namespace: 'standalone-validators' }, () => ({
-      contents: standaloneValidatorsSource(join(root, 'schema', 'schemas.ts')),
-      loader: 'js',
-      resolveDir: join(root, 'schema'),
-    }));
-  },
-};
 
 /**
  * What the client's imports of 'undici' resolve to: Agent, and Dispatcher with the request API
@@ -79,7 +57,7 @@ await build({
   },
   outdir,
   ...NODE_BUNDLE_OPTIONS,
-  plugins: [standaloneValidators, undiciParts],
+  plugins: [standaloneValidatorsPlugin(root), undiciParts],
 });
 // The `bindle` command is a CommonJS launcher that sizes libuv's thread pool before it loads the
 // CLI (see client/bin/launch.cts): compiled on its own, not bundled, its import() kept as it is.

@@ -12,7 +12,10 @@
 // - the htpasswd and OIDC authenticators (bcryptjs, jose) are imported dynamically by
 //   server/auth/build-auth.ts, so they land in chunks loaded only when configured;
 // - Fastify's schema compilers and its inject() support are required by Fastify only on demand
-//   (server/app.ts replaces the compilers), so they stay external and load only if ever used.
+//   (server/app.ts replaces the compilers), so they stay external and load only if ever used;
+// - Ajv: the schema validators are compiled at build time (scripts/standalone-validators-plugin.mjs);
+// - node:http2 and node:https, which Fastify and prom-client require at load, are loaded on first
+//   use (LAZY_BUILTINS below).
 // Not minified, so stack traces keep real names; with source maps (`node --enable-source-maps`,
 // which costs start-up time and is therefore off by default) they point into the TypeScript.
 // Not even whitespace: a whitespace-minified bundle saved ~0.6 MB of idle RSS but doubled the
@@ -23,15 +26,57 @@
 // strings but leaves them in comments and template literals; they become `\uXXXX` escapes
 // there, which mean the same characters (no code here reads a template's `.raw`).
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { NODE_BUNDLE_OPTIONS } from './esbuild-node.mjs';
+import { standaloneValidatorsPlugin } from './standalone-validators-plugin.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 // `node scripts/bundle-server.mjs ENTRY OUTDIR` bundles another entry the same way (for tests of
 // what bundling does to a module, e.g. to a CommonJS package it imports).
 const [entry, outdir = join(root, 'dist', 'server', 'bundle')] = process.argv.slice(2);
+
+/**
+ * Node built-ins that a bundled package requires when it loads but uses only for what a default
+ * server never does, by importer: Fastify's server module, for an `http2` or `https` server;
+ * prom-client's Pushgateway, to push metrics. Each is made a proxy that requires the built-in on
+ * first use. Loading node:http2 alone adds ~2 MiB to the idle RSS (nghttp2's state), node:https
+ * (with node:tls) ~0.9 MiB. test/e2e/server-bundle.test.ts checks that a started server has not
+ * loaded them.
+ */
+const LAZY_BUILTINS = new Map([
+  ['node_modules/fastify/lib/server.js', ['node:http2', 'node:https']],
+  ['node_modules/prom-client/lib/pushgateway.js', ['https']],
+]);
+
+/** Resolves the built-ins of LAZY_BUILTINS, from their importers, to lazy proxies. */
+const lazyBuiltins = {
+  name: 'lazy-builtins',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?[a-z0-9_]+$/ }, (args) => {
+      const importer = relative(root, args.importer).split(sep).join('/');
+      if (!(LAZY_BUILTINS.get(importer)?.includes(args.path) ?? false)) return undefined;
+      return { path: args.path, namespace: 'lazy-builtin' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => ({
+      contents: [
+        'let real;',
+        `const load = () => (real ??= require(${JSON.stringify(args.path)}));`,
+        'module.exports = new Proxy({}, {',
+        '  get: (_, key) => load()[key],',
+        '  has: (_, key) => key in load(),',
+        '  ownKeys: () => Reflect.ownKeys(load()),',
+        '  getOwnPropertyDescriptor: (_, key) => {',
+        '    const d = Reflect.getOwnPropertyDescriptor(load(), key);',
+        '    return d === undefined ? undefined : { ...d, configurable: true };',
+        '  },',
+        '});',
+      ].join('\n'),
+      loader: 'js',
+    }));
+  },
+};
 
 rmSync(outdir, { recursive: true, force: true });
 await build({
@@ -46,6 +91,7 @@ await build({
     : { [basename(entry).replace(/\.ts$/, '')]: entry },
   outdir,
   ...NODE_BUNDLE_OPTIONS,
+  plugins: [standaloneValidatorsPlugin(root), lazyBuiltins],
   external: ['better-sqlite3', 'pg', '@aws-sdk/*', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request'],
 });
 

@@ -3,13 +3,38 @@
  * that V8 holds each of its modules' source text one byte per character, not two: a single
  * non-Latin-1 character in a comment doubled the memory the 1.4 MB bundle's text took. And what
  * a default start does not use stays out of the modules it loads (the entry and the chunks it
- * imports statically): every module loaded is held in memory for the life of the process. The
- * launcher (dist/server/bin/launch.cjs) keeps the young generation small before it loads the bundle.
+ * imports statically): every module loaded is held in memory for the life of the process; so
+ * neither Ajv's compiler (the validators are compiled at build time) nor the built-ins only an
+ * HTTP/2 or TLS server or a metrics push use (node:http2, node:https) are loaded by a server
+ * that serves plain HTTP. The launcher
+ * (dist/server/bin/launch.cjs) keeps the young generation small and V8's compilers paused before
+ * it loads the bundle.
  */
-import t from 'tap';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import t, { type Test } from 'tap';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../helpers/paths.js';
+import { startServerProcess } from '../helpers/server-process.js';
+
+/**
+ * A module to preload (`node --require`) into a server process: when the process exits it writes
+ * the built-in modules it loaded (process.moduleLoadList) to stderr as one line `MODULES <json>`.
+ */
+const PRELOAD_SOURCE = `'use strict';
+process.on('exit', () => require('node:fs').writeSync(2, '\\nMODULES ' + JSON.stringify(process.moduleLoadList) + '\\n'));
+`;
+
+/** Writes the preload to a temporary directory (removed at teardown); its path. */
+function modulesPreload(t: Test): string {
+  const dir = mkdtempSync(join(tmpdir(), 'bindle-preload-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'module-list.cjs');
+  writeFileSync(file, PRELOAD_SOURCE);
+  return file;
+}
 
 const BUNDLE_DIR = join(REPO_ROOT, 'dist', 'server', 'bundle');
 
@@ -53,13 +78,68 @@ function startupModules(): Map<string, string> {
   return loaded;
 }
 
-t.test('the launcher keeps the young generation small before it loads the bundle', (t) => {
+t.test('the launcher keeps the young generation small and pauses the compilers before it loads the bundle', (t) => {
   const launcher = readFileSync(join(REPO_ROOT, 'dist', 'server', 'bin', 'launch.cjs'), 'utf8');
   const flag = launcher.indexOf('--semi-space-growth-factor=1');
+  const load = launcher.indexOf('import(SERVER_BUNDLE)');
   t.ok(flag > 0, 'it stops the growth');
-  t.ok(flag < launcher.indexOf('import(SERVER_BUNDLE)'), 'before it imports the bundle');
-  t.same([...launcher.matchAll(/\brequire\("([^"]+)"\)/g)].map((m) => m[1]), ['node:v8'], 'and it loads nothing else first');
+  t.ok(flag < load, 'before it imports the bundle');
+  const pause = launcher.indexOf('pauseCompilers()');
+  t.ok(pause > 0 && pause < load, 'it pauses the compilers before it imports the bundle');
+  // A CommonJS module is read synchronously: loading it starts no thread pool (see launch.cts).
+  t.same([...launcher.matchAll(/\brequire\("([^"]+)"\)/g)].map((m) => m[1]), ['node:v8', '../start-up-compilers.cjs'], 'and it loads nothing else first');
   t.end();
+});
+
+t.test('the server bundle carries the validators compiled at build time, not Ajv\'s compiler', (t) => {
+  const all = readdirSync(BUNDLE_DIR).filter((name) => name.endsWith('.mjs')).map((name) => [name, readFileSync(join(BUNDLE_DIR, name), 'utf8')] as const);
+  t.same(all.filter(([, text]) => text.includes('node_modules/ajv/dist/compile/')).map(([name]) => name), [], 'no module holds Ajv\'s compiler');
+  t.same(all.filter(([, text]) => text.includes('node_modules/ajv/dist/core.js')).map(([name]) => name), [], 'nor Ajv itself');
+  t.ok(all.some(([, text]) => text.includes('// standalone-validators:schema/validators.standalone.cjs')), 'the generated validators are in it');
+  t.end();
+});
+
+/** The built-in modules a server process loaded, from the line PRELOAD_SOURCE writes at exit. */
+function loadedBuiltins(output: string): string[] {
+  const line = output.split('\n').find((l) => l.startsWith('MODULES '));
+  if (line === undefined) throw new Error(`no module list in the output:\n${output}`);
+  return (JSON.parse(line.slice('MODULES '.length)) as string[]).filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice('NativeModule '.length));
+}
+
+t.test('a server that serves plain HTTP never loads node:http2, node:https or node:tls', async (t) => {
+  // The preload replaces tap's NODE_OPTIONS preload, as withoutPreload would.
+  const server = await startServerProcess(t, { env: { NODE_OPTIONS: `--require ${modulesPreload(t)}` } });
+  const health = await fetch(`${server.origin}/healthz`);
+  t.equal(health.status, 200, 'it serves');
+  t.equal((await fetch(`${server.origin}/metrics`)).status, 200, 'and its metrics');
+  t.equal(await server.stop(), 0, 'it stops cleanly');
+  const loaded = loadedBuiltins(server.output());
+  t.ok(loaded.includes('http'), `the list is of what it loaded (${loaded.length} modules, node:http among them)`);
+  for (const name of ['http2', 'https', 'tls']) t.notOk(loaded.includes(name), `node:${name} is not loaded`);
+});
+
+t.test('over TLS, the server loads node:https when it starts and serves', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bindle-tls-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  } catch {
+    t.comment('skipped: no openssl command to make a test certificate');
+    return;
+  }
+  const server = await startServerProcess(t, { args: ['--tls-cert', cert, '--tls-key', key], env: { NODE_OPTIONS: `--require ${modulesPreload(t)}` } });
+  t.match(server.origin, /^https:/, 'it listens with TLS');
+  const status = await new Promise<number | undefined>((resolve, reject) => {
+    httpsGet(`${server.origin}/healthz`, { rejectUnauthorized: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    }).on('error', reject);
+  });
+  t.equal(status, 200, 'and serves over it');
+  t.equal(await server.stop(), 0, 'it stops cleanly');
+  t.ok(loadedBuiltins(server.output()).includes('https'), 'node:https was loaded');
 });
 
 t.test('a default start does not load the optional backends, authenticators, OpenAPI document or key generation', (t) => {

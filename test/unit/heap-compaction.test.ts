@@ -1,0 +1,20 @@
+/**
+ * compactHeap (server/heap-compaction.ts) collects unreachable objects and leaves `gc` exposed
+ * nowhere: not on the process's global, nor on contexts created after it. Runs in a child process
+ * (test/helpers/heap-compaction-child.ts): the flags it sets are process-wide, and a full
+ * compacting collection of tap's own large heap would be slow.
+ */
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const CHILD = fileURLToPath(new URL('../helpers/heap-compaction-child.ts', import.meta.url));
+
+t.test('a full collection, with gc exposed nowhere afterwards', (t) => {
+  const out = execFileSync(process.execPath, [...process.execArgv, CHILD], { encoding: 'utf8', timeout: 120_000 });
+  const seen = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { collected: boolean; globalGc: string; newContextGc: string };
+  t.equal(seen.collected, true, 'unreachable objects are collected');
+  t.equal(seen.globalGc, 'undefined', 'the global has no gc');
+  t.equal(seen.newContextGc, 'undefined', 'nor has a context created afterwards');
+  t.end();
+});
