@@ -16,7 +16,6 @@ import { openServer, type RunningServer } from '../server-runtime.js';
 import { pino } from 'pino';
 import { runFsck, runGc, runKeys, runMigrate, type CommandIo } from './admin-commands.js';
 import { boundYoungGeneration, restoreYoungGenerationGrowth } from '../young-generation.js';
-import compilers from '../start-up-compilers.cjs';
 import { compactHeap } from '../heap-compaction.js';
 
 type Subcommand = 'reindex' | 'export';
@@ -97,7 +96,6 @@ async function runSubcommand(sub: Subcommand, server: RunningServer, directory: 
  */
 async function runAdminCommand(command: 'migrate' | 'gc' | 'fsck' | 'keys', args: string[]): Promise<number> {
   restoreYoungGenerationGrowth();
-  compilers.resumeCompilers();
   const io: CommandIo = { env: process.env, cwd: process.cwd(), out: (text) => process.stdout.write(text) };
   if (command === 'migrate') return runMigrate(args, io);
   if (command === 'keys') return runKeys(args, io);
@@ -128,7 +126,6 @@ async function main(argv: string[]): Promise<number> {
   const server = await openServer(config, { hostLabel: `bindle-server host key (${hostname()})` });
   if (sub !== undefined) {
     restoreYoungGenerationGrowth();
-    compilers.resumeCompilers();
     try {
       return await runSubcommand(sub, server, config.directory, exportDir);
     } finally {
@@ -140,8 +137,6 @@ async function main(argv: string[]): Promise<number> {
   await server.listen();
   // A long-running server keeps whatever V8's young generation grows to (see young-generation.ts).
   boundYoungGeneration();
-  // Requests are served by code the compilers paused during start-up compile as it gets hot.
-  compilers.resumeCompilers();
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
