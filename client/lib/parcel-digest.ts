@@ -8,15 +8,15 @@
  * hashed: a read is a thread-pool round trip, so small reads would cost more than the copy.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, fstatSync, open as openCallback, read } from 'node:fs';
+import { closeSync, fstatSync, read } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
 import { promisify } from 'node:util';
 import type { Label } from '../../schema/index.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
+import { openDescriptor } from '../../core/fs-atomic.js';
 
-/** open(2) and read(2) through the callback API: bare descriptors, no FileHandle. */
-const openDescriptor = promisify(openCallback);
+/** read(2) through the callback API, on a bare descriptor (no FileHandle). */
 const readDescriptor = promisify(read);
 
 /** Size and lowercase hex sha256 of some bytes. */
