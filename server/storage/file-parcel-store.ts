@@ -47,6 +47,7 @@ import {
   sweepPeriodically,
 } from './parcel-store.js';
 import type { ByteRange, ParcelStat, ParcelStore, PutResult, RemoveOutcome, StagingOptions, StoredParcel } from './parcel-store.js';
+import { FileReadStream } from './file-read-stream.js';
 import { receiveParcel, type UploadSink } from './parcel-upload.js';
 
 /** Directory under the root holding one directory per parcel (the reference's name). */
@@ -263,11 +264,12 @@ export class FileParcelStore implements ParcelStore {
         await handle.close();
         return Readable.from([]);
       }
-      // With its end given, the stream reads into buffers of the size left (a small parcel: one
-      // read into a buffer of its size, not a 1 MiB one) and ends without a read that finds EOF.
+      // The stream reads into buffers of the size left (a small parcel: one read into a buffer
+      // of its size, not a 1 MiB one) and ends without a read that finds EOF; piped into a
+      // response it reuses pooled 1 MiB buffers (./file-read-stream.ts).
       const start = range?.start ?? 0;
       const end = Math.min(range?.end ?? info.size - 1, info.size - 1);
-      return handle.createReadStream({ start, end, highWaterMark: Math.min(IO_CHUNK, end - start + 1) });
+      return new FileReadStream(handle, start, end);
     } catch (err) {
       await handle.close();
       throw err;
