@@ -2,7 +2,8 @@
  * How parcels and invoices are served (issue 11 items 2, 10, 11): media types are checked at
  * create, parcels carry nosniff, a sandboxing CSP and (for active types) attachment, and GET/HEAD
  * of parcels and invoices follow RFC 9110 conditional requests (If-None-Match with `*`, weak tags
- * and lists; If-Match; If-Range with strong comparison), invoices with a stable ETag.
+ * and lists; If-Match; If-Range with strong comparison), invoices with a stable ETag. Big
+ * parcels go out over real sockets through reused buffers (server/storage/file-read-stream.ts).
  */
 import t from 'tap';
 import TOML from '@iarna/toml';
@@ -10,7 +11,8 @@ import type { ErrorReply } from '../../schema/index.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { signedInvoice, sha256, type TestParcel } from '../helpers/bindles.js';
 import { printable } from '../helpers/fuzz.js';
-import { makeTestApp, type TestApp } from '../helpers/test-app.js';
+import { listenTestApp, makeTestApp, type TestApp } from '../helpers/test-app.js';
+import { pooledBuffers, READ_CHUNK } from '../../server/storage/file-read-stream.js';
 
 const TOML_HEADERS = { 'content-type': 'application/toml' };
 
@@ -164,4 +166,26 @@ t.test('small parcels (from memory once read) and big ones (streamed) answer GET
       t.equal((await ta.app.inject({ url, headers: { 'if-match': '"other"' } })).statusCode, 412);
     }
   }
+});
+
+t.test('big parcels over a real socket: concurrent GETs and ranges get their own bytes through reused buffers, an aborted GET harms none', async (t) => {
+  const ta = await listenTestApp(t);
+  const parcels = [0, 1].map((seed) => ({ name: `p${seed}.bin`, data: Buffer.from(Array.from({ length: 3 * READ_CHUNK + 999 }, (_, i) => (i * (seed + 3)) % 251)) }));
+  await publish(ta, 'example.com/big', parcels);
+  const urls = parcels.map((p) => `${ta.url}_i/example.com/big/1.0.0@${sha256(p.data)}`);
+  const bytes = async (url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: Buffer }> => {
+    const res = await fetch(url, { headers });
+    return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
+  };
+  const aborted = new AbortController();
+  const cut = await fetch(urls[0] ?? '', { signal: aborted.signal });
+  await cut.body?.getReader().read();
+  aborted.abort();
+  for (let round = 0; round < 3; round++) {
+    const [a, b, range] = await Promise.all([bytes(urls[0] ?? ''), bytes(urls[1] ?? ''), bytes(urls[1] ?? '', { range: `bytes=5-${READ_CHUNK + 5}` })]);
+    t.ok(a.status === 200 && a.body.equals(parcels[0]?.data ?? Buffer.alloc(0)), `round ${round}: parcel 0`);
+    t.ok(b.status === 200 && b.body.equals(parcels[1]?.data ?? Buffer.alloc(0)), `round ${round}: parcel 1`);
+    t.ok(range.status === 206 && range.body.equals(parcels[1]?.data.subarray(5, READ_CHUNK + 6) ?? Buffer.alloc(0)), `round ${round}: a range`);
+  }
+  t.ok(pooledBuffers() > 0, 'the responses went out through pooled buffers');
 });

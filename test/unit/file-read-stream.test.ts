@@ -1,0 +1,129 @@
+/**
+ * FileReadStream (server/storage/file-read-stream.ts): the bytes of a file or a range of it,
+ * read as any Readable and piped into HTTP responses (pooled buffers, reused only once a
+ * response's write has come back): concurrent responses and later reads get exactly their own
+ * bytes, a stream piped into anything else gets chunks it may keep, a file shorter than its range
+ * is an error, and destroying the stream closes the file.
+ */
+import t, { type Test } from 'tap';
+import { randomBytes } from 'node:crypto';
+import { truncateSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
+import { serveLocally } from '../helpers/local-server.js';
+import { FileReadStream, pooledBuffers, READ_CHUNK } from '../../server/storage/file-read-stream.js';
+
+async function bytesOf(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+async function streamOf(path: string, start: number, end: number): Promise<FileReadStream> {
+  return new FileReadStream(await open(path, 'r'), start, end);
+}
+
+/** A server on 127.0.0.1 that pipes `streamFor(url)` into each response; stopped at teardown. */
+function serve(t: Test, streamFor: (url: string) => Promise<Readable>): Promise<string> {
+  return serveLocally(t, (req, res) => {
+    streamFor(req.url ?? '/').then(
+      (stream) => {
+        res.writeHead(200);
+        // As Fastify does: a stream that fails after the headers went out cuts the response off.
+        stream.on('error', () => res.destroy());
+        stream.pipe(res);
+      },
+      (err: unknown) => {
+        res.writeHead(500);
+        res.end(String(err));
+      },
+    );
+  });
+}
+
+async function get(url: string): Promise<Buffer> {
+  const response = await fetch(url);
+  return Buffer.from(await response.arrayBuffer());
+}
+
+const BIG = 5 * READ_CHUNK + 12_345;
+
+t.test('read as a Readable: the whole file, and ranges, in fresh chunks', async (t) => {
+  const path = join(t.testdir(), 'data');
+  const data = randomBytes(BIG);
+  writeFileSync(path, data);
+  t.same(await bytesOf(await streamOf(path, 0, BIG - 1)), data);
+  t.same(await bytesOf(await streamOf(path, 7, 7)), data.subarray(7, 8));
+  t.same(await bytesOf(await streamOf(path, READ_CHUNK - 3, 3 * READ_CHUNK + 2)), data.subarray(READ_CHUNK - 3, 3 * READ_CHUNK + 3));
+  const chunks: Buffer[] = [];
+  for await (const chunk of (await streamOf(path, 0, BIG - 1)) as AsyncIterable<Buffer>) chunks.push(chunk);
+  t.same(
+    chunks.map((c) => c.length),
+    [READ_CHUNK, READ_CHUNK, READ_CHUNK, READ_CHUNK, READ_CHUNK, 12_345],
+    '1 MiB reads, the last one of what is left',
+  );
+});
+
+t.test('piped into responses: concurrent downloads and ranges each get their own bytes, buffers are reused', async (t) => {
+  const dir = t.testdir();
+  const files = [randomBytes(BIG), randomBytes(BIG), randomBytes(2 * READ_CHUNK)];
+  files.forEach((data, i) => writeFileSync(join(dir, String(i)), data));
+  const origin = await serve(t, (url) => {
+    const [, name = '0', start = '0', end = ''] = url.split('/');
+    const size = files[Number(name)]?.length ?? 0;
+    return streamOf(join(dir, name), Number(start), end === '' ? size - 1 : Number(end));
+  });
+  for (let round = 0; round < 3; round++) {
+    const bodies = await Promise.all([get(`${origin}/0`), get(`${origin}/1`), get(`${origin}/2`), get(`${origin}/1/5/${READ_CHUNK + 9}`)]);
+    t.ok(bodies[0]?.equals(files[0] ?? Buffer.alloc(0)), `round ${round}: file 0`);
+    t.ok(bodies[1]?.equals(files[1] ?? Buffer.alloc(0)), `round ${round}: file 1`);
+    t.ok(bodies[2]?.equals(files[2] ?? Buffer.alloc(0)), `round ${round}: file 2`);
+    t.ok(bodies[3]?.equals(files[1]?.subarray(5, READ_CHUNK + 10) ?? Buffer.alloc(0)), `round ${round}: a range`);
+  }
+  t.ok(pooledBuffers() > 0, 'buffers went back to the pool');
+  t.ok(pooledBuffers() <= 4, 'the pool is bounded');
+});
+
+t.test('piped into anything but a response, the chunks are the consumer’s to keep', async (t) => {
+  const dir = t.testdir();
+  const first = randomBytes(3 * READ_CHUNK);
+  const second = randomBytes(3 * READ_CHUNK);
+  writeFileSync(join(dir, 'first'), first);
+  writeFileSync(join(dir, 'second'), second);
+  const origin = await serve(t, () => streamOf(join(dir, 'second'), 0, second.length - 1));
+  // A PassThrough keeps the chunks written into it until they are read: had they been pooled
+  // buffers, the downloads in between would have overwritten them.
+  const kept = new PassThrough({ highWaterMark: 8 * READ_CHUNK });
+  await pipeline(await streamOf(join(dir, 'first'), 0, first.length - 1), kept);
+  for (let i = 0; i < 2; i++) t.ok((await get(origin)).equals(second));
+  t.ok((await bytesOf(kept)).equals(first));
+});
+
+t.test('a file shorter than the range is an error, not a short body', async (t) => {
+  const path = join(t.testdir(), 'data');
+  writeFileSync(path, randomBytes(2 * READ_CHUNK));
+  const stream = await streamOf(path, 0, 2 * READ_CHUNK - 1);
+  truncateSync(path, READ_CHUNK + 10);
+  await t.rejects(bytesOf(stream), /the file ended at byte 1048586/);
+
+  const origin = await serve(t, () => streamOf(path, 0, 2 * READ_CHUNK - 1));
+  await t.rejects(get(origin), 'the response is cut off');
+});
+
+t.test('destroying the stream closes the file, also while a read is under way', async (t) => {
+  const path = join(t.testdir(), 'data');
+  writeFileSync(path, randomBytes(BIG));
+  const handle = await open(path, 'r');
+  const stream = new FileReadStream(handle, 0, BIG - 1);
+  stream.once('data', () => stream.destroy());
+  await t.rejects(finished(stream), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+  t.equal(handle.fd, -1, 'closed');
+
+  const untouched = await open(path, 'r');
+  const idle = new FileReadStream(untouched, 0, BIG - 1);
+  idle.destroy();
+  await t.rejects(finished(idle));
+  t.equal(untouched.fd, -1, 'closed without ever reading');
+});
