@@ -70,10 +70,13 @@ t.test('piped into responses: concurrent downloads and ranges each get their own
   const dir = t.testdir();
   const files = [randomBytes(BIG), randomBytes(BIG), randomBytes(2 * READ_CHUNK)];
   files.forEach((data, i) => writeFileSync(join(dir, String(i)), data));
-  const origin = await serve(t, (url) => {
+  const streams: FileReadStream[] = [];
+  const origin = await serve(t, async (url) => {
     const [, name = '0', start = '0', end = ''] = url.split('/');
     const size = files[Number(name)]?.length ?? 0;
-    return streamOf(join(dir, name), Number(start), end === '' ? size - 1 : Number(end));
+    const stream = await streamOf(join(dir, name), Number(start), end === '' ? size - 1 : Number(end));
+    streams.push(stream);
+    return stream;
   });
   for (let round = 0; round < 3; round++) {
     const bodies = await Promise.all([get(`${origin}/0`), get(`${origin}/1`), get(`${origin}/2`), get(`${origin}/1/5/${READ_CHUNK + 9}`)]);
@@ -82,6 +85,9 @@ t.test('piped into responses: concurrent downloads and ranges each get their own
     t.ok(bodies[2]?.equals(files[2] ?? Buffer.alloc(0)), `round ${round}: file 2`);
     t.ok(bodies[3]?.equals(files[1]?.subarray(5, READ_CHUNK + 10) ?? Buffer.alloc(0)), `round ${round}: a range`);
   }
+  await Promise.all(streams.map((stream) => finished(stream)));
+  t.equal(streams.length, 12);
+  t.ok(streams.every((stream) => stream.readableEnded && stream.closed), 'every stream ended and closed its file');
   t.ok(pooledBuffers() > 0, 'buffers went back to the pool');
   t.ok(pooledBuffers() <= 4, 'the pool is bounded');
 });
