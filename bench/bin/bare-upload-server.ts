@@ -17,7 +17,7 @@
  * `<dir>` shared by the uploads that wait for it, started once the directory is made).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fsync, linkSync, mkdir, mkdirSync, open as openCallback, openSync, unlinkSync, write } from 'node:fs';
+import { closeSync, constants, fsync, linkSync, mkdir, mkdirSync, open as openCallback, openSync, rmSync, unlinkSync, write } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type http from 'node:http';
 import { join } from 'node:path';
@@ -118,8 +118,12 @@ async function storeDurably(sha256: string, digest: string, data: Buffer, temp: 
   try {
     if (dirMade.status === 'rejected') throw dirMade.reason;
     rootSynced = syncRoot();
+    rootSynced.catch(() => undefined);
     if (digest !== sha256) throw new Error(`digest ${digest} is not ${sha256}`);
     for (let offset = 0; offset < data.length; ) offset += (await writeAsync(fd, data, offset)).bytesWritten;
+  } catch (err) {
+    rmSync(temp, { force: true });
+    throw err;
   } finally {
     closeSync(fd);
   }
