@@ -45,9 +45,11 @@ async function store(target: string, body: Buffer): Promise<void> {
   }
 }
 
-/** The plain server: one file and one fsync per body. */
-const plain: http.RequestListener = (req, res) => {
-  const target = join(dir, `upload-${uploads++}`);
+/**
+ * Gathers the request's body while hashing it, then answers its sha256 once `keep(digest, body)`
+ * has resolved (500 with the error if it rejects).
+ */
+function receive(req: http.IncomingMessage, res: http.ServerResponse, keep: (digest: string, body: Buffer) => Promise<void>): void {
   const hash = createHash('sha256');
   const chunks: Buffer[] = [];
   req.on('data', (chunk: Buffer) => {
@@ -55,10 +57,11 @@ const plain: http.RequestListener = (req, res) => {
     chunks.push(chunk);
   });
   req.on('end', () => {
-    store(target, Buffer.concat(chunks)).then(
+    const digest = hash.digest('hex');
+    keep(digest, Buffer.concat(chunks)).then(
       () => {
         res.writeHead(200, { 'content-type': 'text/plain' });
-        res.end(hash.digest('hex'));
+        res.end(digest);
       },
       (err: unknown) => {
         res.writeHead(500, { 'content-type': 'text/plain' });
@@ -66,6 +69,12 @@ const plain: http.RequestListener = (req, res) => {
       },
     );
   });
+}
+
+/** The plain server: one file and one fsync per body. */
+const plain: http.RequestListener = (req, res) => {
+  const target = join(dir, `upload-${uploads++}`);
+  receive(req, res, (_, body) => store(target, body));
 };
 
 const mkdirAsync = promisify(mkdir);
@@ -141,25 +150,10 @@ function durable(): http.RequestListener {
     const temp = join(tempDir, `t-${uploads++}`);
     const made = mkdirAsync(join(dir, sha256)).then(() => undefined);
     const opened = openAsync(temp, SYNCED_CREATE, 0o444);
-    const hash = createHash('sha256');
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => {
-      hash.update(chunk);
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      const digest = hash.digest('hex');
-      storeDurably(sha256, digest, Buffer.concat(chunks), temp, made, opened).then(
-        () => {
-          res.writeHead(200, { 'content-type': 'text/plain' });
-          res.end(digest);
-        },
-        (err: unknown) => {
-          res.writeHead(500, { 'content-type': 'text/plain' });
-          res.end(String(err));
-        },
-      );
-    });
+    // Observed now: the body may still be arriving when one fails (storeDurably reports it).
+    made.catch(() => undefined);
+    opened.catch(() => undefined);
+    receive(req, res, (digest, body) => storeDurably(sha256, digest, body, temp, made, opened));
   };
 }
 
