@@ -1,21 +1,37 @@
 #!/usr/bin/env node
 /**
- * The small-upload comparison server of the benchmarks: a bare node:http server on 127.0.0.1
- * (free port, printed as `{"port":N}`) that stores every request body the plainest durable
- * way Node offers — the body gathered in memory while hashed with sha256, then one new file
- * per request (`open`, one `write`, one `fsync`, `close`; no directory sync, no verification,
- * no rename) — and answers the digest. `bare-upload-server <dir>`. Stops on SIGTERM/SIGINT.
+ * The small-upload comparison servers of the benchmarks: bare node:http servers on 127.0.0.1
+ * (free port, printed as `{"port":N}`), each request body gathered in memory while hashed with
+ * sha256, the digest answered. Stops on SIGTERM/SIGINT.
+ * `bare-upload-server <dir>`: stores every body the plainest durable way Node offers — one new
+ * file per request (`open`, one `write`, one `fsync`, `close`; no directory sync, no
+ * verification, no rename).
+ * `bare-upload-server <dir> durable`: stores every body to `<dir>/<sha256>/parcel.dat` with the
+ * guarantees of the parcel store (server/storage/file-parcel-store.ts), at the least cost Node
+ * allows: the body is PUT to `/<sha256>` and verified; nothing is visible before it is durable,
+ * and the answer comes only once the link is. The parcel's directory is made while the temp
+ * file is created (both in the thread pool, at once, as the body arrives); the body is written
+ * in one O_DSYNC write (its data's sync); the temp file is linked into the directory without
+ * clobbering (synchronously, like the unlink of the temp name and the directory's open and
+ * close); the directory is fsynced, and `<dir>` too for the new directory's entry (one fsync of
+ * `<dir>` shared by the uploads that wait for it, started once the directory is made).
  */
 import { createHash } from 'node:crypto';
+import { closeSync, constants, fsync, linkSync, mkdir, mkdirSync, open as openCallback, openSync, rmSync, unlinkSync, write } from 'node:fs';
 import { open } from 'node:fs/promises';
+import type http from 'node:http';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { serveBare } from '../lib/bare-listen.js';
 
-const [dir] = process.argv.slice(2);
-if (dir === undefined) {
-  process.stderr.write('usage: bare-upload-server <dir>\n');
+function usage(): never {
+  process.stderr.write('usage: bare-upload-server <dir> [durable]\n');
   process.exit(2);
 }
+
+const [dirArg, mode = 'plain'] = process.argv.slice(2);
+if (dirArg === undefined || (mode !== 'plain' && mode !== 'durable')) usage();
+const dir: string = dirArg;
 
 let uploads = 0;
 
@@ -29,8 +45,11 @@ async function store(target: string, body: Buffer): Promise<void> {
   }
 }
 
-serveBare((req, res) => {
-  const target = join(dir, `upload-${uploads++}`);
+/**
+ * Gathers the request's body while hashing it, then answers its sha256 once `keep(digest, body)`
+ * has resolved (500 with the error if it rejects).
+ */
+function receive(req: http.IncomingMessage, res: http.ServerResponse, keep: (digest: string, body: Buffer) => Promise<void>): void {
   const hash = createHash('sha256');
   const chunks: Buffer[] = [];
   req.on('data', (chunk: Buffer) => {
@@ -38,10 +57,11 @@ serveBare((req, res) => {
     chunks.push(chunk);
   });
   req.on('end', () => {
-    store(target, Buffer.concat(chunks)).then(
+    const digest = hash.digest('hex');
+    keep(digest, Buffer.concat(chunks)).then(
       () => {
         res.writeHead(200, { 'content-type': 'text/plain' });
-        res.end(hash.digest('hex'));
+        res.end(digest);
       },
       (err: unknown) => {
         res.writeHead(500, { 'content-type': 'text/plain' });
@@ -49,4 +69,92 @@ serveBare((req, res) => {
       },
     );
   });
-});
+}
+
+/** The plain server: one file and one fsync per body. */
+const plain: http.RequestListener = (req, res) => {
+  const target = join(dir, `upload-${uploads++}`);
+  receive(req, res, (_, body) => store(target, body));
+};
+
+const mkdirAsync = promisify(mkdir);
+const openAsync = promisify(openCallback);
+const writeAsync = promisify(write);
+const fsyncAsync = promisify(fsync);
+const SYNCED_CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
+const tempDir = join(dir, '.tmp');
+
+/** fsync of a directory: open and close synchronously, the fsync in the pool. */
+async function fsyncDir(path: string): Promise<void> {
+  const fd = openSync(path, 'r');
+  try {
+    await fsyncAsync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Group commit of `<dir>`: callers while one fsync runs share the next one. */
+let rootSyncing: Promise<void> | undefined;
+let rootNext: Promise<void> | undefined;
+function syncRoot(): Promise<void> {
+  if (rootNext !== undefined) return rootNext;
+  if (rootSyncing === undefined) {
+    const run: Promise<void> = fsyncDir(dir).finally(() => {
+      if (rootSyncing === run) rootSyncing = undefined;
+    });
+    rootSyncing = run;
+    return run;
+  }
+  rootNext = rootSyncing
+    .catch(() => undefined)
+    .then(() => {
+      rootNext = undefined;
+      return syncRoot();
+    });
+  return rootNext;
+}
+
+/**
+ * Stores `data` (its digest `digest`, named `sha256` by the client) under `<dir>/<sha256>/`, the
+ * directory being made (`made`) and the temp file `temp` created (`opened`) meanwhile.
+ */
+async function storeDurably(sha256: string, digest: string, data: Buffer, temp: string, made: Promise<void>, opened: Promise<number>): Promise<void> {
+  const [dirMade, fileOpened] = await Promise.allSettled([made, opened]);
+  let rootSynced: Promise<void> | undefined;
+  if (fileOpened.status === 'rejected') throw fileOpened.reason;
+  const fd = fileOpened.value;
+  try {
+    if (dirMade.status === 'rejected') throw dirMade.reason;
+    rootSynced = syncRoot();
+    rootSynced.catch(() => undefined);
+    if (digest !== sha256) throw new Error(`digest ${digest} is not ${sha256}`);
+    for (let offset = 0; offset < data.length; ) offset += (await writeAsync(fd, data, offset)).bytesWritten;
+  } catch (err) {
+    rmSync(temp, { force: true });
+    throw err;
+  } finally {
+    closeSync(fd);
+  }
+  const parcelDir = join(dir, sha256);
+  linkSync(temp, join(parcelDir, 'parcel.dat'));
+  unlinkSync(temp);
+  await Promise.all([fsyncDir(parcelDir), rootSynced]);
+}
+
+/** The durable server: the parcel store's guarantees, bare. */
+function durable(): http.RequestListener {
+  mkdirSync(tempDir, { recursive: true });
+  return (req, res) => {
+    const sha256 = (req.url ?? '/').slice(1);
+    const temp = join(tempDir, `t-${uploads++}`);
+    const made = mkdirAsync(join(dir, sha256)).then(() => undefined);
+    const opened = openAsync(temp, SYNCED_CREATE, 0o444);
+    // Observed now: the body may still be arriving when one fails (storeDurably reports it).
+    made.catch(() => undefined);
+    opened.catch(() => undefined);
+    receive(req, res, (digest, body) => storeDurably(sha256, digest, body, temp, made, opened));
+  };
+}
+
+serveBare(mode === 'durable' ? durable() : plain);

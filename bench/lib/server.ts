@@ -138,17 +138,22 @@ export function spawnBareServer(mode: BareServerMode): Promise<ServedProcess> {
   return spawnAnnouncingServer(BARE_SERVER_BIN, args);
 }
 
-/** Starts bench/bin/bare-upload-server.js (see there) storing into `dir`; resolves once it listens. */
-export function spawnBareUploadServer(dir: string): Promise<ServedProcess> {
-  return spawnAnnouncingServer(BARE_UPLOAD_SERVER_BIN, [dir]);
+/**
+ * Starts bench/bin/bare-upload-server.js (see there) storing into `dir`, the plain way (one file,
+ * one fsync per body) or `durable` (the parcel store's guarantees, with libuv's pool as large as
+ * the server's: server/bin/launch.cts); resolves once it listens.
+ */
+export function spawnBareUploadServer(dir: string, mode: 'plain' | 'durable' = 'plain'): Promise<ServedProcess> {
+  if (mode === 'plain') return spawnAnnouncingServer(BARE_UPLOAD_SERVER_BIN, [dir]);
+  return spawnAnnouncingServer(BARE_UPLOAD_SERVER_BIN, [dir, mode], { UV_THREADPOOL_SIZE: '16' });
 }
 
 /**
  * Starts `node <bin> ...args`, a server that announces its port as bench/lib/bare-listen.ts
  * does, and resolves once it has.
  */
-async function spawnAnnouncingServer(bin: string, args: readonly string[]): Promise<ServedProcess> {
-  const child = spawnTracked(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function spawnAnnouncingServer(bin: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<ServedProcess> {
+  const child = spawnTracked(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const output = collectOutput(child);
   const port = await new Promise<number>((resolvePort, reject) => {
     let seen = '';

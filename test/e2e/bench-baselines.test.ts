@@ -1,7 +1,7 @@
 /**
  * The benchmark's comparison servers (bench/bin/bare-http-server.ts, bare-upload-server.ts) answer what the benchmark
  * relies on: the same bytes, the same file, and the sha256 of an uploaded body, with or without
- * a disk write; nginx and the registry (when installed) serve the same bytes; and the load
+ * a disk write, and with the parcel store's guarantees (verified, linked, never replaced); nginx and the registry (when installed) serve the same bytes; and the load
  * generator fails on a wrong reply. A baseline that silently did less would flatter every ratio.
  */
 import t from 'tap';
@@ -50,6 +50,28 @@ t.test('upload server: answers the sha256 and keeps one file per body, of its by
   const files = readdirSync(dir).sort();
   t.equal(files.length, 2);
   t.same(files.map((f) => readFileSync(join(dir, f)).length).sort((a, b) => a - b), [small.length, body.length]);
+});
+
+t.test('durable upload server: verifies, links each body into <sha256>/parcel.dat, leaves no temp file, never replaces one', async (t) => {
+  const dir = t.testdir();
+  const server = await spawnBareUploadServer(dir, 'durable');
+  t.teardown(() => server.stop());
+  const small = body.subarray(0, 1024);
+  const sha = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
+  for (const data of [small, body]) {
+    const result = await uploadChunks(`${server.origin}/${sha(data)}`, data.length, pieces(data));
+    t.equal(result.status, 200);
+    t.equal(result.body, sha(data));
+    t.ok(readFileSync(join(dir, sha(data), 'parcel.dat')).equals(data), 'the parcel holds the body');
+  }
+  t.same(readdirSync(join(dir, '.tmp')), [], 'no temp name is left');
+  const other = body.subarray(1, 1025);
+  const wrong = await uploadChunks(`${server.origin}/${sha(other)}`, small.length, pieces(small));
+  t.equal(wrong.status, 500, 'a body whose digest is not its name is refused');
+  t.same(readdirSync(join(dir, sha(other))), [], 'and nothing is linked');
+  t.same(readdirSync(join(dir, '.tmp')), [], 'nor left in a temp file');
+  const again = await uploadChunks(`${server.origin}/${sha(small)}`, small.length, pieces(small));
+  t.equal(again.status, 500, 'a parcel that exists is not written again');
 });
 
 t.test('bytes and file: answer the given bytes', async (t) => {
