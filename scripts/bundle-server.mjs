@@ -82,9 +82,9 @@ const lazyBuiltins = {
 /**
  * better-sqlite3's JavaScript is bundled; only its native addon is loaded from node_modules, by
  * one require of its path in the package instead of the `bindings` package's search. Loaded from
- * node_modules, its 15 CommonJS files (and `bindings`' probing) ran node:path's normalizeString
+ * node_modules, its 15 CommonJS files (with `bindings` and its dependency) ran node:path's normalizeString
  * often enough, at every start, for V8 to optimize it with Turbofan: that one compilation left
- * ~5 MiB of compiler code and memory resident in an idle server (docs/performance.md).
+ * ~4.5 MiB of compiler code and memory resident in an idle server (docs/performance.md).
  * test/e2e/server-bundle.test.ts checks that a start optimizes nothing.
  */
 const sqliteAddon = {

@@ -171,7 +171,7 @@ t.test('better-sqlite3 is bundled and its addon required directly, not found thr
 });
 
 t.test('a default start and its first requests leave V8\'s optimizing compiler unused', async (t) => {
-  // A single Turbofan compilation keeps ~5 MiB of the compiler's code and memory resident in an
+  // A single Turbofan compilation keeps ~4.5 MiB of the compiler's code and memory resident in an
   // idle server; loading better-sqlite3's 15 CommonJS files ran node:path's normalizeString
   // often enough to get it optimized at every start (docs/performance.md, "Idle memory: no
   // optimizing compilation at start"). Without tap's preload, which runs code of its own.
