@@ -5,7 +5,8 @@
 // (server/bin/launch.cts). One pre-linked file needs about 40% less
 // start-up time than the module graph tsc emits (dist/server/bin/), most of whose start goes to
 // resolving and reading hundreds of files. What a default start does not run stays out of it:
-// - better-sqlite3 (a native addon) is loaded from node_modules;
+// - better-sqlite3's native addon is loaded from node_modules (its JavaScript is bundled:
+//   sqliteAddon below);
 // - pg (node-postgres) is loaded from node_modules, and only when a PostgreSQL index is opened
 //   (server/storage/postgres-invoice-index.ts imports it dynamically); likewise the AWS SDK
 //   (@aws-sdk/*), only when an S3 parcel store is opened (server/storage/s3-parcel-store.ts);
@@ -78,6 +79,28 @@ const lazyBuiltins = {
   },
 };
 
+/**
+ * better-sqlite3's JavaScript is bundled; only its native addon is loaded from node_modules, by
+ * one require of its path in the package instead of the `bindings` package's search. Loaded from
+ * node_modules, its 15 CommonJS files (with `bindings` and its dependency) ran node:path's normalizeString
+ * often enough, at every start, for V8 to optimize it with Turbofan: that one compilation left
+ * ~4.5 MiB of compiler code and memory resident in an idle server (docs/performance.md).
+ * test/e2e/server-bundle.test.ts checks that a start optimizes nothing.
+ */
+const sqliteAddon = {
+  name: 'sqlite-addon',
+  setup(b) {
+    b.onResolve({ filter: /^bindings$/ }, (args) =>
+      relative(root, args.importer).split(sep).join('/').startsWith('node_modules/better-sqlite3/') ? { path: 'bindings', namespace: 'sqlite-addon' } : undefined,
+    );
+    b.onResolve({ filter: /\.node$/ }, (args) => ({ path: args.path, external: true }));
+    b.onLoad({ filter: /.*/, namespace: 'sqlite-addon' }, () => ({
+      contents: "module.exports = () => require('better-sqlite3/build/Release/better_sqlite3.node');",
+      loader: 'js',
+    }));
+  },
+};
+
 rmSync(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
@@ -91,8 +114,8 @@ await build({
     : { [basename(entry).replace(/\.ts$/, '')]: entry },
   outdir,
   ...NODE_BUNDLE_OPTIONS,
-  plugins: [standaloneValidatorsPlugin(root), lazyBuiltins],
-  external: ['better-sqlite3', 'pg', '@aws-sdk/*', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request'],
+  plugins: [standaloneValidatorsPlugin(root), lazyBuiltins, sqliteAddon],
+  external: ['pg', '@aws-sdk/*', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request'],
 });
 
 for (const name of readdirSync(outdir)) {

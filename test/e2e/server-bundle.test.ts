@@ -7,7 +7,8 @@
  * neither Ajv's compiler (the validators are compiled at build time) nor the built-ins only an
  * HTTP/2 or TLS server or a metrics push use (node:http2, node:https) are loaded by a server
  * that serves plain HTTP. The launcher
- * (dist/server/bin/launch.cjs) keeps the young generation small before it loads the bundle.
+ * (dist/server/bin/launch.cjs) keeps the young generation small before it loads the bundle, and
+ * better-sqlite3 is bundled, so that a start runs no function often enough for V8 to optimize it.
  */
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
@@ -159,4 +160,25 @@ t.test('a default start does not load the optional backends, authenticators, Ope
   // V8 at the first start (a new host key), which kept megabytes of compiler output resident.
   t.notOk(all.some((text) => text.includes('crypto_scalarmult_BYTES')), 'tweetnacl is not in the server bundle');
   t.end();
+});
+
+t.test('better-sqlite3 is bundled and its addon required directly, not found through node\'s module loader and `bindings`', (t) => {
+  const loaded = [...startupModules().values()].join('\n');
+  t.match(loaded, /require\("better-sqlite3\/build\/Release\/better_sqlite3\.node"\)/, 'the addon is required by its path in the package');
+  t.notMatch(loaded, /(?:require\(|from\s*|import\s*)"better-sqlite3"/, 'the package\'s JavaScript is not loaded from node_modules');
+  t.notMatch(loaded, /require\("bindings"\)/, 'nor the `bindings` search');
+  t.end();
+});
+
+t.test('a default start and its first requests leave V8\'s optimizing compiler unused', async (t) => {
+  // A single Turbofan compilation keeps ~4.5 MiB of the compiler's code and memory resident in an
+  // idle server; loading better-sqlite3's 15 CommonJS files ran node:path's normalizeString
+  // often enough to get it optimized at every start (docs/performance.md, "Idle memory: no
+  // optimizing compilation at start"). Without tap's preload, which runs code of its own.
+  const server = await startServerProcess(t, { withoutPreload: true, nodeArgs: ['--trace-opt'] });
+  t.equal((await fetch(`${server.origin}/healthz`)).status, 200, 'it serves');
+  t.equal((await fetch(`${server.origin}/v1/_q`)).status, 200, 'and queries its index');
+  t.equal(await server.stop(), 0, 'it stops cleanly');
+  const optimized = server.output().split('\n').filter((line) => /^\[(?:marking|compiling method|completed)\b.*TURBOFAN/.test(line));
+  t.same(optimized, [], 'no function was marked for or compiled by Turbofan');
 });

@@ -1,21 +1,34 @@
 /**
  * Run by test/unit/heap-compaction.test.ts in a process of its own (a small heap, and V8 flags
- * that are process-wide): runs compactHeap once garbage is unreachable, and prints as JSON
- * whether the garbage was collected and where `gc` is visible afterwards.
+ * that are process-wide): runs compactHeap once garbage is unreachable and a function with a
+ * large body has run once, and prints as JSON whether the garbage was collected, the heap's
+ * bytecode before and after, whether the function still computes the same once its bytecode is
+ * dropped, and where `gc` is visible afterwards.
  */
 import { setImmediate as turn } from 'node:timers/promises';
-import { runInNewContext } from 'node:vm';
+import v8 from 'node:v8';
+import { runInNewContext, runInThisContext } from 'node:vm';
 import { compactHeap } from '../../server/heap-compaction.js';
+
+/** A function run once, like start-up code (10,000 statements). */
+const body = Array.from({ length: 10_000 }, (_, i) => `x = (x * ${i + 3} + ${i}) % 1000003;`).join('\n');
+const startUpOnly = runInThisContext(`(function (x) {\n${body}\nreturn x;\n})`) as (x: number) => number;
+const result = startUpOnly(1);
 
 let garbage: unknown[] | undefined = Array.from({ length: 100_000 }, (_, i) => ({ i }));
 const ref = new WeakRef(garbage);
 garbage = undefined;
 // A WeakRef keeps its target alive until the end of the turn that created or read it.
 await turn();
+const bytecodeBefore = v8.getHeapCodeStatistics().bytecode_and_metadata_size;
 compactHeap();
+const bytecodeAfter = v8.getHeapCodeStatistics().bytecode_and_metadata_size;
 process.stdout.write(
   `${JSON.stringify({
     collected: ref.deref() === undefined,
+    bytecodeBefore,
+    bytecodeAfter,
+    sameResult: startUpOnly(1) === result,
     globalGc: typeof (globalThis as { gc?: unknown }).gc,
     newContextGc: runInNewContext('typeof gc') as unknown,
   })}\n`,
