@@ -12,6 +12,7 @@ import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { signedInvoice, sha256, type TestParcel } from '../helpers/bindles.js';
 import { printable } from '../helpers/fuzz.js';
 import { listenTestApp, makeTestApp, type TestApp } from '../helpers/test-app.js';
+import { backendPair } from '../helpers/test-backends.js';
 import { pooledBuffers, READ_CHUNK } from '../../server/storage/file-read-stream.js';
 
 const TOML_HEADERS = { 'content-type': 'application/toml' };
@@ -187,6 +188,8 @@ t.test('big parcels over a real socket: concurrent GETs and ranges get their own
     t.ok(b.status === 200 && b.body.equals(parcels[1]?.data ?? Buffer.alloc(0)), `round ${round}: parcel 1`);
     t.ok(range.status === 206 && range.body.equals(parcels[1]?.data.subarray(5, READ_CHUNK + 6) ?? Buffer.alloc(0)), `round ${round}: a range`);
   }
+  // Only the file store reads through the pooled buffers (the S3 store streams the service's reply).
+  if (backendPair() !== 'sqlite+file') return;
   // A client may read a body's last byte before the server has run that write's callback,
   // which is what returns its buffer to the pool: wait for the callbacks (bounded, not timed).
   for (let waited = 0; pooledBuffers() === 0 && waited < 30_000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
