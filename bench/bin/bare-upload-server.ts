@@ -14,14 +14,17 @@
  * in one O_DSYNC write (its data's sync); the temp file is linked into the directory without
  * clobbering (synchronously, like the unlink of the temp name and the directory's open and
  * close); the directory is fsynced, and `<dir>` too for the new directory's entry (one fsync of
- * `<dir>` shared by the uploads that wait for it, started once the directory is made).
+ * `<dir>` shared by the uploads that wait for it, started once the directory is made). The
+ * file calls are core/fs-atomic's thin wrappers over node:fs, the ones the parcel store uses
+ * (openDescriptor, SYNCED_CREATE_FLAGS, fsyncDir, DirectorySync's group commit).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fsync, linkSync, mkdir, mkdirSync, open as openCallback, openSync, rmSync, unlinkSync, write } from 'node:fs';
+import { closeSync, constants, linkSync, mkdir, mkdirSync, rmSync, unlinkSync, write } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type http from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { DirectorySync, fsyncDescriptor, fsyncDir, openDescriptor, SYNCED_CREATE_FLAGS } from '../../core/fs-atomic.js';
 import { serveBare } from '../lib/bare-listen.js';
 
 function usage(): never {
@@ -78,42 +81,12 @@ const plain: http.RequestListener = (req, res) => {
 };
 
 const mkdirAsync = promisify(mkdir);
-const openAsync = promisify(openCallback);
 const writeAsync = promisify(write);
-const fsyncAsync = promisify(fsync);
-const SYNCED_CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
+/** O_DSYNC where the platform has it (the write is the data's sync); else the file is fsynced after its write. */
+const SYNCED_CREATE = SYNCED_CREATE_FLAGS ?? constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
 const tempDir = join(dir, '.tmp');
-
-/** fsync of a directory: open and close synchronously, the fsync in the pool. */
-async function fsyncDir(path: string): Promise<void> {
-  const fd = openSync(path, 'r');
-  try {
-    await fsyncAsync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** Group commit of `<dir>`: callers while one fsync runs share the next one. */
-let rootSyncing: Promise<void> | undefined;
-let rootNext: Promise<void> | undefined;
-function syncRoot(): Promise<void> {
-  if (rootNext !== undefined) return rootNext;
-  if (rootSyncing === undefined) {
-    const run: Promise<void> = fsyncDir(dir).finally(() => {
-      if (rootSyncing === run) rootSyncing = undefined;
-    });
-    rootSyncing = run;
-    return run;
-  }
-  rootNext = rootSyncing
-    .catch(() => undefined)
-    .then(() => {
-      rootNext = undefined;
-      return syncRoot();
-    });
-  return rootNext;
-}
+const rootSync = new DirectorySync(dir);
 
 /**
  * Stores `data` (its digest `digest`, named `sha256` by the client) under `<dir>/<sha256>/`, the
@@ -126,10 +99,11 @@ async function storeDurably(sha256: string, digest: string, data: Buffer, temp: 
   const fd = fileOpened.value;
   try {
     if (dirMade.status === 'rejected') throw dirMade.reason;
-    rootSynced = syncRoot();
+    rootSynced = rootSync.sync();
     rootSynced.catch(() => undefined);
     if (digest !== sha256) throw new Error(`digest ${digest} is not ${sha256}`);
     for (let offset = 0; offset < data.length; ) offset += (await writeAsync(fd, data, offset)).bytesWritten;
+    if (SYNCED_CREATE_FLAGS === undefined) await fsyncDescriptor(fd);
   } catch (err) {
     rmSync(temp, { force: true });
     throw err;
@@ -149,7 +123,7 @@ function durable(): http.RequestListener {
     const sha256 = (req.url ?? '/').slice(1);
     const temp = join(tempDir, `t-${uploads++}`);
     const made = mkdirAsync(join(dir, sha256)).then(() => undefined);
-    const opened = openAsync(temp, SYNCED_CREATE, 0o444);
+    const opened = openDescriptor(temp, SYNCED_CREATE, 0o444);
     // Observed now: the body may still be arriving when one fails (storeDurably reports it).
     made.catch(() => undefined);
     opened.catch(() => undefined);
