@@ -3,8 +3,11 @@
  * that are process-wide): runs compactHeap once garbage is unreachable and a function with a
  * large body has run once, and prints as JSON whether the garbage was collected, the heap's
  * bytecode before and after, whether the function still computes the same once its bytecode is
- * dropped, and where `gc` is visible afterwards.
+ * dropped, where `gc` is visible afterwards, and whether compactHeap made a tick (process.nextTick)
+ * before its collection started (compactHeap is synchronous, so that tick is pending throughout).
  */
+import { createHook } from 'node:async_hooks';
+import { constants, performance, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { setImmediate as turn } from 'node:timers/promises';
 import v8 from 'node:v8';
 import { runInNewContext, runInThisContext } from 'node:vm';
@@ -21,7 +24,28 @@ garbage = undefined;
 // A WeakRef keeps its target alive until the end of the turn that created or read it.
 await turn();
 const bytecodeBefore = v8.getHeapCodeStatistics().bytecode_and_metadata_size;
+// When compactHeap made ticks, and when full collections started (its own is the first).
+let compacting = false;
+const tickTimes: number[] = [];
+const ticks = createHook({
+  init(_id, type) {
+    if (compacting && type === 'TickObject') tickTimes.push(performance.now());
+  },
+}).enable();
+const collectionTimes: number[] = [];
+/** A GC entry's details (Node sets them; @types/node's PerformanceEntry does not declare them). */
+type GcEntry = PerformanceEntry & { detail?: { kind?: number } };
+const isFull = (e: GcEntry): boolean => e.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR;
+const gcObserver = new PerformanceObserver((list) => collectionTimes.push(...list.getEntries().filter(isFull).map((e) => e.startTime)));
+gcObserver.observe({ type: 'gc' });
+compacting = true;
 compactHeap();
+compacting = false;
+ticks.disable();
+// GC entries are delivered after the collection, a few turns later.
+for (let i = 0; i < 100 && collectionTimes.length === 0; i++) await turn();
+gcObserver.disconnect();
+const collectionStart = Math.min(...collectionTimes);
 const bytecodeAfter = v8.getHeapCodeStatistics().bytecode_and_metadata_size;
 process.stdout.write(
   `${JSON.stringify({
@@ -31,5 +55,6 @@ process.stdout.write(
     sameResult: startUpOnly(1) === result,
     globalGc: typeof (globalThis as { gc?: unknown }).gc,
     newContextGc: runInNewContext('typeof gc') as unknown,
+    tickBeforeCollection: collectionTimes.length > 0 && tickTimes.some((time) => time <= collectionStart),
   })}\n`,
 );

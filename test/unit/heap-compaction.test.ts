@@ -1,7 +1,8 @@
 /**
  * compactHeap (server/heap-compaction.ts) collects unreachable objects, drops the bytecode of
  * functions that ran before it (start-up code; compiled anew if called again), and leaves `gc` exposed
- * nowhere: not on the process's global, nor on contexts created after it. Runs in a child process
+ * nowhere: not on the process's global, nor on contexts created after it; a tick is pending across
+ * the collection (it keeps the maps of Node's tick objects, see there). Runs in a child process
  * (test/helpers/heap-compaction-child.ts): the flags it sets are process-wide, and a full
  * compacting collection of tap's own large heap would be slow.
  */
@@ -20,6 +21,7 @@ t.test('a full collection that drops bytecode, with gc exposed nowhere afterward
     sameResult: boolean;
     globalGc: string;
     newContextGc: string;
+    tickBeforeCollection: boolean;
   };
   t.equal(seen.collected, true, 'unreachable objects are collected');
   // Measured: a collection without flushing drops ~0.07 MB here, one with it ~0.5 MB (that
@@ -28,5 +30,6 @@ t.test('a full collection that drops bytecode, with gc exposed nowhere afterward
   t.equal(seen.sameResult, true, 'a function whose bytecode was dropped runs again, compiled anew');
   t.equal(seen.globalGc, 'undefined', 'the global has no gc');
   t.equal(seen.newContextGc, 'undefined', 'nor has a context created afterwards');
+  t.equal(seen.tickBeforeCollection, true, 'a tick made before the collection is pending during it');
   t.end();
 });
