@@ -16,11 +16,19 @@
 //   (server/app.ts replaces the compilers), so they stay external and load only if ever used;
 // - Ajv: the schema validators are compiled at build time (scripts/standalone-validators-plugin.mjs);
 // - node:http2 and node:https, which Fastify and prom-client require at load, are loaded on first
-//   use (LAZY_BUILTINS below).
-// Not minified, so stack traces keep real names; with source maps (`node --enable-source-maps`,
-// which costs start-up time and is therefore off by default) they point into the TypeScript.
-// Not even whitespace: a whitespace-minified bundle saved ~0.6 MB of idle RSS but doubled the
-// server CPU of a 100 MiB download (110 → 200–250 ms, measured side by side), so it is left out.
+//   use; so is @opentelemetry/api, which prom-client requires at load for exemplars the server
+//   never enables; it stays out of the bundle and is loaded from node_modules if ever used
+//   (LAZY_MODULES below).
+// Whitespace is minified (comments, indentation and line breaks go; names stay, so stack traces
+// and pino's error `type` keep real names; with source maps, `node --enable-source-maps`, which
+// costs start-up time and is therefore off by default, they point into the TypeScript): the
+// entry's text, which V8 holds for the life of the process, went from 1.33 to 0.87 MB. Together
+// with the lazy @opentelemetry/api, a fresh idle server's RSS went from ~60.0 to ~59.2 MiB,
+// three starts each, side by side. An earlier measurement saw a whitespace-minified bundle double
+// a 100 MiB download's server CPU; measured again side by side (40 downloads each, in both
+// orders, server CPU from /proc/<pid>/task/*/schedstat), the medians were 35.5 against 37.5 ms
+// and 39.5 against 40.5 ms, i.e. no difference beyond the noise, and invoice GET's CPU per
+// request neither (docs/performance.md).
 // Every file is made pure ASCII: V8 keeps a module's source text in memory as long as the module
 // lives, one byte per character when every character is Latin-1 but two when one is not (a `→`
 // in a comment made the 1.4 MB bundle a 2.8 MB string). esbuild escapes such characters in
@@ -39,28 +47,37 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const [entry, outdir = join(root, 'dist', 'server', 'bundle')] = process.argv.slice(2);
 
 /**
- * Node built-ins that a bundled package requires when it loads but uses only for what a default
- * server never does, by importer: Fastify's server module, for an `http2` or `https` server;
- * prom-client's Pushgateway, to push metrics. Each is made a proxy that requires the built-in on
- * first use. Loading node:http2 alone adds ~2 MiB to the idle RSS (nghttp2's state), node:https
- * (with node:tls) ~0.9 MiB. test/e2e/server-bundle.test.ts checks that a started server has not
- * loaded them.
+ * Modules that a bundled package requires when it loads but uses only for what a default server
+ * never does, by importer: Fastify's server module, for an `http2` or `https` server;
+ * prom-client's Pushgateway, to push metrics; prom-client's process CPU metric, for exemplars
+ * (`enableExemplars`, which the server does not set). Each is made a proxy that requires the
+ * module on first use. Loading node:http2 alone adds ~2 MiB to the idle RSS (nghttp2's state),
+ * node:https (with node:tls) ~0.9 MiB. A package here is also external (LAZY_PACKAGES): its
+ * code stays out of the bundle's text, and the proxy's require finds it in node_modules.
+ * test/e2e/server-bundle.test.ts checks that a started server has loaded none of them.
  */
-const LAZY_BUILTINS = new Map([
+const LAZY_MODULES = new Map([
   ['node_modules/fastify/lib/server.js', ['node:http2', 'node:https']],
   ['node_modules/prom-client/lib/pushgateway.js', ['https']],
+  ['node_modules/prom-client/lib/metrics/processCpuTotal.js', ['@opentelemetry/api']],
 ]);
 
-/** Resolves the built-ins of LAZY_BUILTINS, from their importers, to lazy proxies. */
-const lazyBuiltins = {
-  name: 'lazy-builtins',
+const LAZY_NAMES = [...new Set([...LAZY_MODULES.values()].flat())];
+/** The packages (not built-ins) of LAZY_MODULES: external to the bundle. */
+const LAZY_PACKAGES = LAZY_NAMES.filter((name) => !/^(node:)?[a-z0-9_]+$/.test(name));
+
+/** Resolves the modules of LAZY_MODULES, from their importers, to lazy proxies. */
+const lazyModules = {
+  name: 'lazy-modules',
   setup(b) {
-    b.onResolve({ filter: /^(node:)?[a-z0-9_]+$/ }, (args) => {
+    const names = new RegExp(`^(?:${LAZY_NAMES.map((name) => name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')).join('|')})$`);
+    b.onResolve({ filter: names }, (args) => {
+      if (args.namespace === 'lazy-module') return undefined;
       const importer = relative(root, args.importer).split(sep).join('/');
-      if (!(LAZY_BUILTINS.get(importer)?.includes(args.path) ?? false)) return undefined;
-      return { path: args.path, namespace: 'lazy-builtin' };
+      if (!(LAZY_MODULES.get(importer)?.includes(args.path) ?? false)) return undefined;
+      return { path: args.path, namespace: 'lazy-module' };
     });
-    b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => ({
+    b.onLoad({ filter: /.*/, namespace: 'lazy-module' }, (args) => ({
       contents: [
         'let real;',
         `const load = () => (real ??= require(${JSON.stringify(args.path)}));`,
@@ -114,8 +131,9 @@ await build({
     : { [basename(entry).replace(/\.ts$/, '')]: entry },
   outdir,
   ...NODE_BUNDLE_OPTIONS,
-  plugins: [standaloneValidatorsPlugin(root), lazyBuiltins, sqliteAddon],
-  external: ['pg', '@aws-sdk/*', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request'],
+  minifyWhitespace: true,
+  plugins: [standaloneValidatorsPlugin(root), lazyModules, sqliteAddon],
+  external: ['pg', '@aws-sdk/*', ...LAZY_PACKAGES, '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request'],
 });
 
 for (const name of readdirSync(outdir)) {

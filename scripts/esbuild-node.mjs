@@ -1,5 +1,6 @@
 // The esbuild options both bundles share (scripts/bundle-server.mjs, scripts/bundle-client.mjs):
-// ES module bundles for Node 20 with split chunks, `.mjs` files and source maps, not minified.
+// ES module bundles for Node 20 with split chunks, `.mjs` files and source maps, not minified here
+// (scripts/bundle-server.mjs minifies the server bundle's whitespace).
 export const NODE_BUNDLE_OPTIONS = {
   outExtension: { '.js': '.mjs' },
   bundle: true,

@@ -5,13 +5,15 @@
  * a default start does not use stays out of the modules it loads (the entry and the chunks it
  * imports statically): every module loaded is held in memory for the life of the process; so
  * neither Ajv's compiler (the validators are compiled at build time) nor the built-ins only an
- * HTTP/2 or TLS server or a metrics push use (node:http2, node:https) are loaded by a server
- * that serves plain HTTP. The launcher
+ * HTTP/2 or TLS server or a metrics push use (node:http2, node:https), nor @opentelemetry/api
+ * (metric exemplars), are loaded by a server that serves plain HTTP. Its whitespace is minified,
+ * its names kept. The launcher
  * (dist/server/bin/launch.cjs) keeps the young generation small before it loads the bundle, and
  * better-sqlite3 is bundled, so that a start runs no function often enough for V8 to optimize it.
  */
 import t, { type Test } from 'tap';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -21,10 +23,11 @@ import { startServerProcess } from '../helpers/server-process.js';
 
 /**
  * A module to preload (`node --require`) into a server process: when the process exits it writes
- * the built-in modules it loaded (process.moduleLoadList) to stderr as one line `MODULES <json>`.
+ * the built-in modules it loaded (process.moduleLoadList) to stderr as one line `MODULES <json>`,
+ * and the files it required (the CommonJS cache: the bundle's `require` is node's) as `FILES <json>`.
  */
 const PRELOAD_SOURCE = `'use strict';
-process.on('exit', () => require('node:fs').writeSync(2, '\\nMODULES ' + JSON.stringify(process.moduleLoadList) + '\\n'));
+process.on('exit', () => require('node:fs').writeSync(2, '\\nMODULES ' + JSON.stringify(process.moduleLoadList) + '\\nFILES ' + JSON.stringify(Object.keys(require.cache)) + '\\n'));
 `;
 
 /** Writes the preload to a temporary directory (removed at teardown); its path. */
@@ -50,13 +53,26 @@ t.test('every module of the server bundle is pure ASCII', (t) => {
   t.end();
 });
 
-t.test('the server bundle is not minified (whitespace minification doubled the CPU of a big download)', (t) => {
+t.test('the server bundle is whitespace-minified, with its names and a source map', (t) => {
   const text = readFileSync(join(BUNDLE_DIR, 'bindle-server.mjs'), 'utf8');
-  const longest = Math.max(...text.split('\n').map((line) => line.length));
-  t.ok(text.split('\n').length > 1000, 'one statement per line, as esbuild writes unminified code');
-  t.ok(longest < 20_000, `no line is a whole module (longest: ${longest} characters)`);
+  // Unminified, esbuild writes a statement per line with its indentation and the sources' comments.
+  t.ok(text.split('\n').length < 2000, `few lines (${text.split('\n').length})`);
+  t.notMatch(text, /\/\/ (?:server|core|node_modules)\//, 'no comment naming a source file');
+  t.match(text, /\bfunction compactHeap\(/, 'functions keep their names (stack traces, pino\'s error type)');
+  const map = JSON.parse(readFileSync(join(BUNDLE_DIR, 'bindle-server.mjs.map'), 'utf8')) as { sources: string[] };
+  t.ok(map.sources.some((source) => source.endsWith('server/heap-compaction.ts')), 'and its source map leads back to the TypeScript');
   t.end();
 });
+
+/** The sources (paths relative to the repository) of the bundle's modules, from their source maps. */
+function bundledSources(): Map<string, string[]> {
+  const sources = new Map<string, string[]>();
+  for (const name of readdirSync(BUNDLE_DIR).filter((n) => n.endsWith('.mjs'))) {
+    const map = JSON.parse(readFileSync(join(BUNDLE_DIR, `${name}.map`), 'utf8')) as { sources: string[] };
+    sources.set(name, map.sources.map((source) => source.replace(/^(?:\.\.\/)+/, '')));
+  }
+  return sources;
+}
 
 /** The modules `name` imports statically (`import ... from "./x.mjs"`, `import "./x.mjs"`), not `import("./x.mjs")`. */
 function staticImports(text: string): string[] {
@@ -89,12 +105,19 @@ t.test('the launcher keeps the young generation small before it loads the bundle
 });
 
 t.test('the server bundle carries the validators compiled at build time, not Ajv\'s compiler', (t) => {
-  const all = readdirSync(BUNDLE_DIR).filter((name) => name.endsWith('.mjs')).map((name) => [name, readFileSync(join(BUNDLE_DIR, name), 'utf8')] as const);
-  t.same(all.filter(([, text]) => text.includes('node_modules/ajv/dist/compile/')).map(([name]) => name), [], 'no module holds Ajv\'s compiler');
-  t.same(all.filter(([, text]) => text.includes('node_modules/ajv/dist/core.js')).map(([name]) => name), [], 'nor Ajv itself');
-  t.ok(all.some(([, text]) => text.includes('// standalone-validators:schema/validators.standalone.cjs')), 'the generated validators are in it');
+  const all = [...bundledSources()];
+  t.same(all.filter(([, sources]) => sources.some((s) => s.startsWith('node_modules/ajv/dist/compile/'))).map(([name]) => name), [], 'no module holds Ajv\'s compiler');
+  t.same(all.filter(([, sources]) => sources.includes('node_modules/ajv/dist/core.js')).map(([name]) => name), [], 'nor Ajv itself');
+  t.ok(all.some(([, sources]) => sources.some((s) => s.includes('schema/validators.standalone.cjs'))), 'the generated validators are in it');
   t.end();
 });
+
+/** The files a server process required, from the line PRELOAD_SOURCE writes at exit. */
+function requiredFiles(output: string): string[] {
+  const line = output.split('\n').find((l) => l.startsWith('FILES '));
+  if (line === undefined) throw new Error(`no file list in the output:\n${output}`);
+  return JSON.parse(line.slice('FILES '.length)) as string[];
+}
 
 /** The built-in modules a server process loaded, from the line PRELOAD_SOURCE writes at exit. */
 function loadedBuiltins(output: string): string[] {
@@ -113,6 +136,29 @@ t.test('a server that serves plain HTTP never loads node:http2, node:https or no
   const loaded = loadedBuiltins(server.output());
   t.ok(loaded.includes('http'), `the list is of what it loaded (${loaded.length} modules, node:http among them)`);
   for (const name of ['http2', 'https', 'tls']) t.notOk(loaded.includes(name), `node:${name} is not loaded`);
+  const files = requiredFiles(server.output());
+  t.ok(files.some((file) => file.includes('better_sqlite3.node')), `the file list is of what it required (${files.length} files, better-sqlite3's addon among them)`);
+  t.same(files.filter((file) => file.includes('@opentelemetry')), [], '@opentelemetry/api is not loaded');
+});
+
+t.test('@opentelemetry/api is not in the bundle; prom-client loads it from node_modules when it needs it', async (t) => {
+  t.same([...bundledSources()].filter(([, sources]) => sources.some((s) => s.includes('node_modules/@opentelemetry/'))).map(([name]) => name), [], 'no module holds it');
+  // prom-client reads it only for exemplars; bundled as the server is, with them on, it must work.
+  const dir = t.testdir({
+    'entry.ts': `
+      import { Registry, collectDefaultMetrics } from 'prom-client';
+      const register = new Registry(Registry.OPENMETRICS_CONTENT_TYPE);
+      collectDefaultMetrics({ register, enableExemplars: true });
+      process.stdout.write(await register.metrics());
+    `,
+  });
+  const bundling = spawn(process.execPath, [join(REPO_ROOT, 'scripts', 'bundle-server.mjs'), join(dir, 'entry.ts'), join(dir, 'out')], { stdio: 'inherit' });
+  t.same(await once(bundling, 'exit'), [0, null], 'scripts/bundle-server.mjs bundled it');
+  const bundled = readFileSync(join(dir, 'out', 'entry.mjs'), 'utf8');
+  t.match(bundled, /__require\("@opentelemetry\/api"\)/, 'the bundle requires it by name, on first use');
+  const run = spawnSync(process.execPath, [join(dir, 'out', 'entry.mjs')], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(run.status, 0, `the bundled metrics ran: ${run.stderr}`);
+  t.match(run.stdout, /^process_cpu_user_seconds_total\b/m, 'and exported the process CPU, the metric that reads it');
 });
 
 t.test('over TLS, the server loads node:https when it starts and serves', async (t) => {
