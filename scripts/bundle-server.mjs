@@ -19,22 +19,19 @@
 //   use; so is @opentelemetry/api, which prom-client requires at load for exemplars the server
 //   never enables; it stays out of the bundle and is loaded from node_modules if ever used
 //   (LAZY_MODULES below).
-// Whitespace is minified (comments, indentation and line breaks go; names stay, so stack traces
-// and pino's error `type` keep real names; with source maps, `node --enable-source-maps`, which
-// costs start-up time and is therefore off by default, they point into the TypeScript): the
-// entry's text, which V8 holds for the life of the process, went from 1.33 to 0.87 MB. Together
-// with the lazy @opentelemetry/api, a fresh idle server's RSS went from ~60.0 to ~59.2 MiB,
-// three starts each, side by side. An earlier measurement saw a whitespace-minified bundle double
-// a 100 MiB download's server CPU; measured again side by side (40 downloads each, in both
-// orders, server CPU from /proc/<pid>/task/*/schedstat), the medians were 35.5 against 37.5 ms
-// and 39.5 against 40.5 ms, i.e. no difference beyond the noise, and invoice GET's CPU per
-// request neither (docs/performance.md).
+// Whitespace is minified: comments, indentation and line breaks go, names stay (stack traces and
+// pino's error `type` keep real names; with source maps, `node --enable-source-maps`, which costs
+// start-up time and is therefore off by default, they point into the TypeScript). V8 holds the
+// entry's text for the life of the process (1.33 -> 0.87 MB); the download CPU an earlier
+// measurement blamed on minifying did not reproduce (docs/performance.md, "Idle memory: a
+// whitespace-minified bundle, a lazy @opentelemetry/api").
 // Every file is made pure ASCII: V8 keeps a module's source text in memory as long as the module
 // lives, one byte per character when every character is Latin-1 but two when one is not (a `→`
 // in a comment made the 1.4 MB bundle a 2.8 MB string). esbuild escapes such characters in
 // strings but leaves them in comments and template literals; they become `\uXXXX` escapes
 // there, which mean the same characters (no code here reads a template's `.raw`).
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { isBuiltin } from 'node:module';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -64,7 +61,7 @@ const LAZY_MODULES = new Map([
 
 const LAZY_NAMES = [...new Set([...LAZY_MODULES.values()].flat())];
 /** The packages (not built-ins) of LAZY_MODULES: external to the bundle. */
-const LAZY_PACKAGES = LAZY_NAMES.filter((name) => !/^(node:)?[a-z0-9_]+$/.test(name));
+const LAZY_PACKAGES = LAZY_NAMES.filter((name) => !isBuiltin(name));
 
 /** Resolves the modules of LAZY_MODULES, from their importers, to lazy proxies. */
 const lazyModules = {
@@ -72,7 +69,6 @@ const lazyModules = {
   setup(b) {
     const names = new RegExp(`^(?:${LAZY_NAMES.map((name) => name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')).join('|')})$`);
     b.onResolve({ filter: names }, (args) => {
-      if (args.namespace === 'lazy-module') return undefined;
       const importer = relative(root, args.importer).split(sep).join('/');
       if (!(LAZY_MODULES.get(importer)?.includes(args.path) ?? false)) return undefined;
       return { path: args.path, namespace: 'lazy-module' };

@@ -22,6 +22,7 @@ import {
 import t from 'tap';
 
 import { S3ParcelStore } from '../../server/storage/s3-parcel-store.js';
+import { bundleAsServer } from '../helpers/bundle-as-server.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { s3TestBucket, s3TestClient, s3TestService } from '../helpers/s3-service.js';
 import { abortingStream, listAll, parcelStoreContract, readAll, sha256Of, streamOf } from './parcel-store-contract.js';
@@ -164,10 +165,7 @@ if (service !== undefined) {
         await store.close();
       `,
     });
-    const bundling = spawn(process.execPath, [join(REPO_ROOT, 'scripts', 'bundle-server.mjs'), join(dir, 'entry.ts'), join(dir, 'out')], {
-      stdio: 'inherit',
-    });
-    t.same(await once(bundling, 'exit'), [0, null], 'scripts/bundle-server.mjs bundled it');
+    t.same(await bundleAsServer(join(dir, 'entry.ts'), join(dir, 'out')), [0, null], 'scripts/bundle-server.mjs bundled it');
     const child = spawn(process.execPath, [join(dir, 'out', 'entry.mjs'), bucket, freshPrefix(), service.endpoint, service.region], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });

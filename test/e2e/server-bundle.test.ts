@@ -12,12 +12,12 @@
  * better-sqlite3 is bundled, so that a start runs no function often enough for V8 to optimize it.
  */
 import t, { type Test } from 'tap';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { bundleAsServer } from '../helpers/bundle-as-server.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { startServerProcess } from '../helpers/server-process.js';
 
@@ -112,18 +112,16 @@ t.test('the server bundle carries the validators compiled at build time, not Ajv
   t.end();
 });
 
-/** The files a server process required, from the line PRELOAD_SOURCE writes at exit. */
-function requiredFiles(output: string): string[] {
-  const line = output.split('\n').find((l) => l.startsWith('FILES '));
-  if (line === undefined) throw new Error(`no file list in the output:\n${output}`);
-  return JSON.parse(line.slice('FILES '.length)) as string[];
+/** The list PRELOAD_SOURCE writes at exit on the line starting with `tag` (`MODULES` or `FILES`). */
+function exitList(output: string, tag: 'MODULES' | 'FILES'): string[] {
+  const line = output.split('\n').find((l) => l.startsWith(`${tag} `));
+  if (line === undefined) throw new Error(`no ${tag} list in the output:\n${output}`);
+  return JSON.parse(line.slice(tag.length + 1)) as string[];
 }
 
-/** The built-in modules a server process loaded, from the line PRELOAD_SOURCE writes at exit. */
+/** The built-in modules a server process loaded. */
 function loadedBuiltins(output: string): string[] {
-  const line = output.split('\n').find((l) => l.startsWith('MODULES '));
-  if (line === undefined) throw new Error(`no module list in the output:\n${output}`);
-  return (JSON.parse(line.slice('MODULES '.length)) as string[]).filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice('NativeModule '.length));
+  return exitList(output, 'MODULES').filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice('NativeModule '.length));
 }
 
 t.test('a server that serves plain HTTP never loads node:http2, node:https or node:tls', async (t) => {
@@ -136,7 +134,7 @@ t.test('a server that serves plain HTTP never loads node:http2, node:https or no
   const loaded = loadedBuiltins(server.output());
   t.ok(loaded.includes('http'), `the list is of what it loaded (${loaded.length} modules, node:http among them)`);
   for (const name of ['http2', 'https', 'tls']) t.notOk(loaded.includes(name), `node:${name} is not loaded`);
-  const files = requiredFiles(server.output());
+  const files = exitList(server.output(), 'FILES');
   t.ok(files.some((file) => file.includes('better_sqlite3.node')), `the file list is of what it required (${files.length} files, better-sqlite3's addon among them)`);
   t.same(files.filter((file) => file.includes('@opentelemetry')), [], '@opentelemetry/api is not loaded');
 });
@@ -152,8 +150,7 @@ t.test('@opentelemetry/api is not in the bundle; prom-client loads it from node_
       process.stdout.write(await register.metrics());
     `,
   });
-  const bundling = spawn(process.execPath, [join(REPO_ROOT, 'scripts', 'bundle-server.mjs'), join(dir, 'entry.ts'), join(dir, 'out')], { stdio: 'inherit' });
-  t.same(await once(bundling, 'exit'), [0, null], 'scripts/bundle-server.mjs bundled it');
+  t.same(await bundleAsServer(join(dir, 'entry.ts'), join(dir, 'out')), [0, null], 'scripts/bundle-server.mjs bundled it');
   const bundled = readFileSync(join(dir, 'out', 'entry.mjs'), 'utf8');
   t.match(bundled, /__require\("@opentelemetry\/api"\)/, 'the bundle requires it by name, on first use');
   const run = spawnSync(process.execPath, [join(dir, 'out', 'entry.mjs')], { encoding: 'utf8', timeout: 60_000 });
