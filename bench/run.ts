@@ -3,7 +3,8 @@
  * `npm run bench`: runs the benchmarks of bench/cases against the built dist/ programs and
  * writes bench/results/latest.json and latest.md. Flags: `--only <name,...>` (upload, download, parcel-get,
  * invoice-get, query, startup, rss, soak, hostile, push-get, kubelet, cli-startup), `--quick` (small sizes, a smoke run),
- * `--profile <dir>` (servers run with --cpu-prof into <dir>), `--no-write` (print only),
+ * `--profile <dir>` (servers run with --cpu-prof into <dir>), `--no-write` (print only), `--out <prefix>` (write
+ * <prefix>.json and <prefix>.md instead, e.g. bench/results/backends for a partial run beside the full one),
  * `--reuse-index <file>` (seed the 100k index into <file> once and reuse it: for profiling).
  * The run is bounded: a watchdog ends it when a case runs past its time limit (10 minutes per
  * backend unless the case sets its own) and stops every process it started.
@@ -32,22 +33,25 @@ import { cliStartupCase } from './cases/cli-startup.js';
 
 /** In the order of the issue, except that the CLI and kubelet come last. */
 const CASES: readonly BenchCase[] = [uploadCase, downloadCase, parcelGetCase, invoiceGetCase, queryCase, startupCase, rssCase, soakCase, hostileCase, pushGetCase, kubeletCase, cliStartupCase];
-const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
+/** Where the report goes without `--out`: latest.json and latest.md there. */
+const DEFAULT_OUT = join(REPO_ROOT, 'bench', 'results', 'latest');
 
 interface Flags {
   only: string[] | null;
   quick: boolean;
   profile: string | undefined;
   write: boolean;
+  /** The report's files without their extensions (.json, .md). */
+  out: string;
   reuseIndex: string | undefined;
 }
 
 function usage(): string {
-  return `usage: npm run bench -- [--quick] [--only ${CASES.map((c) => c.name).join(',')}] [--profile <dir>] [--reuse-index <file>] [--no-write]\n`;
+  return `usage: npm run bench -- [--quick] [--only ${CASES.map((c) => c.name).join(',')}] [--profile <dir>] [--reuse-index <file>] [--no-write | --out <prefix>]\n`;
 }
 
 function parseFlags(argv: readonly string[]): Flags {
-  const flags: Flags = { only: null, quick: false, profile: undefined, write: true, reuseIndex: undefined };
+  const flags: Flags = { only: null, quick: false, profile: undefined, write: true, out: DEFAULT_OUT, reuseIndex: undefined };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? '';
     const value = (): string => {
@@ -60,6 +64,7 @@ function parseFlags(argv: readonly string[]): Flags {
     else if (arg === '--only') flags.only = [...(flags.only ?? []), ...value().split(',').map((s) => s.trim()).filter((s) => s !== '')];
     else if (arg === '--profile') flags.profile = resolve(value());
     else if (arg === '--reuse-index') flags.reuseIndex = resolve(value());
+    else if (arg === '--out') flags.out = resolve(value());
     else if (arg === '--help' || arg === '-h') {
       process.stdout.write(usage());
       process.exit(0);
@@ -115,7 +120,7 @@ async function main(): Promise<number> {
   const finish = (): void => {
     const done = report();
     if (flags.write) {
-      const paths = writeReport(RESULTS_DIR, done);
+      const paths = writeReport(flags.out, done);
       log(`wrote ${paths.json} and ${paths.markdown}`);
     }
     process.stdout.write(renderMarkdown(done));

@@ -3,8 +3,10 @@
  * (`/_i/{name}/{version}@{sha256}`) under 32 connections, beside the strongest baselines
  * serving the same bytes in the same interleaved rounds: a bare node:http server answering
  * from memory, nginx (sendfile) and the distribution registry (a blob) when installed. Every
- * reply is checked (status, and the body of a GET).
+ * reply is checked (status, and the body of a GET). On every backend of BINDLE_BENCH_BACKENDS
+ * (bench/lib/backend.ts), each beside its own baselines.
  */
+import { backendSlug, onBackend, onEveryBackend, type BackendName } from '../lib/backend.js';
 import { interleave, loadTest, loadTool, type Contender } from '../lib/baselines.js';
 import { parcelUrl } from '../lib/bindles.js';
 import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
@@ -17,19 +19,22 @@ import { uploadParcel } from './upload.js';
 
 const PARCEL_BYTES = 1024;
 
-export const parcelGetCase: BenchCase = {
-  name: 'parcel-get',
-  title: '1 KiB parcel GET and HEAD req/s vs bare Node from memory, nginx and the registry',
-  async run(ctx: BenchContext): Promise<CaseResult> {
-    const { runs, loadSeconds, loadConnections } = ctx.sizes;
-    const data = payload(PARCEL_BYTES, 13);
-    const figures: Figure[] = [];
-    const notes: string[] = [];
-    const seed = async (server: BenchServer): Promise<SmallTarget> => {
-      const { sha256 } = await uploadParcel(ctx, server, data, '1.0.0');
-      return { url: parcelUrl(server.api, 'bench.example.com/upload', '1.0.0', sha256), body: data, contentType: 'application/octet-stream' };
-    };
-    await withSmallGet(ctx, 'parcel-get', seed, async ({ server, target, peers, notes: missing, scripts }) => {
+/** Figures 2b (GET and HEAD) on one backend: a server on fresh storage there, beside the peers. */
+async function parcelGetOn(ctx: BenchContext, backend: BackendName): Promise<CaseResult> {
+  const { runs, loadSeconds, loadConnections } = ctx.sizes;
+  const data = payload(PARCEL_BYTES, 13);
+  const figures: Figure[] = [];
+  const notes: string[] = [];
+  const seed = async (server: BenchServer): Promise<SmallTarget> => {
+    const { sha256 } = await uploadParcel(ctx, server, data, '1.0.0');
+    return { url: parcelUrl(server.api, 'bench.example.com/upload', '1.0.0', sha256), body: data, contentType: 'application/octet-stream' };
+  };
+  const dirName = backend === 'sqlite+file' ? 'parcel-get' : `parcel-get-${backendSlug(backend)}`;
+  await withSmallGet(
+    ctx,
+    dirName,
+    seed,
+    async ({ server, target, peers, notes: missing, scripts }) => {
       notes.push(...missing);
       for (const method of ['GET', 'HEAD'] as const) {
         const cpu = new Map<string, number[]>();
@@ -43,19 +48,19 @@ export const parcelGetCase: BenchCase = {
             return rate;
           },
         }));
-        ctx.log(`  ${method}:`);
+        ctx.log(backend === 'sqlite+file' ? `  ${method}:` : `  ${method} on ${backend}:`);
         const results = await interleave(contenders, runs, ctx.log, 'req/s');
         const [bare, ...others] = peers;
         if (bare === undefined) throw new Error('no bare Node baseline');
         figures.push(
           makeFigure({
-            id: `parcel-${method.toLowerCase()}`,
-            title: `2b. ${PARCEL_BYTES / 1024} KiB parcel ${method}, ${loadConnections} connections`,
+            ...onBackend(backend, `parcel-${method.toLowerCase()}`, `2b. ${PARCEL_BYTES / 1024} KiB parcel ${method}, ${loadConnections} connections`),
             unit: 'req/s',
             runs: results.get('bindle-server') ?? [],
             baseline: { title: bare.name, runs: results.get(bare.name) ?? [] },
             peers: others.map((p) => ({ title: p.name, runs: results.get(p.name) ?? [] })),
-            target: { on: 'ratio', op: '>=', bound: 0.5, text: '≥ 0.5 × bare Node from memory' },
+            // The targets are those of the default backend; other backends' figures are reported beside them.
+            ...(backend === 'sqlite+file' ? { target: { on: 'ratio', op: '>=', bound: 0.5, text: '≥ 0.5 × bare Node from memory' } as const } : {}),
             notes: [
               `load generator: ${loadTool(method)}, ${loadSeconds} s per server per round, rounds interleaved; every reply checked`,
               `server CPU time per 1000 requests (median of the recorded rounds; robust on a busy machine, where req/s is not): ${[...cpu]
@@ -65,7 +70,14 @@ export const parcelGetCase: BenchCase = {
           }),
         );
       }
-    });
-    return { figures, notes };
-  },
+    },
+    backend,
+  );
+  return { figures, notes: backend === 'sqlite+file' ? notes : [] };
+}
+
+export const parcelGetCase: BenchCase = {
+  name: 'parcel-get',
+  title: '1 KiB parcel GET and HEAD req/s vs bare Node from memory, nginx and the registry',
+  run: (ctx: BenchContext): Promise<CaseResult> => onEveryBackend((backend) => parcelGetOn(ctx, backend)),
 };

@@ -6,11 +6,13 @@
  * in-process client at concurrency 16 (bench/cases/upload.ts uploadMany) to the same server.
  * With BINDLE_BENCH_BASE_CLI_BIN (another build's bindle.cjs), each run also pushes and gets a
  * bindle of its own with that build, the two builds taking turns to go first: before/after
- * figures from one run, beside the same server.
+ * figures from one run, beside the same server. On every backend of BINDLE_BENCH_BACKENDS
+ * (bench/lib/backend.ts), each with a server of its own.
  */
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Label } from '../../schema/index.js';
+import { backendSlug, onBackend, onEveryBackend, withServerOn, type BackendName } from '../lib/backend.js';
 import { writeStandalone } from '../../client/standalone/standalone-bindle.js';
 import { canonicalId } from '../../core/ids/bindle-id.js';
 import { createInvoice, parcelUrl, signedInvoice, writeKeyring } from '../lib/bindles.js';
@@ -18,7 +20,7 @@ import { spawnTracked, stopChild } from '../lib/cleanup.js';
 import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
 import { payload, sha256Hex } from '../lib/data.js';
 import { makeFigure } from '../lib/results.js';
-import { BASE_CLI_BIN, CLI_BIN, spawnServer } from '../lib/server.js';
+import { BASE_CLI_BIN, CLI_BIN, type BenchServer } from '../lib/server.js';
 import { uploadMany } from './upload.js';
 import { median } from '../lib/stats.js';
 
@@ -67,96 +69,99 @@ async function serverUploadRate(ctx: BenchContext, api: string, r: number, count
   return uploadMany(parcels.map((p) => ({ url: parcelUrl(api, name, version, p.sha256), data: p.data, expect: undefined })), DIRECT_CONCURRENCY);
 }
 
+/** Figures 6 on one backend: one server on fresh storage there for all runs. */
+async function pushGetOn(ctx: BenchContext, backend: BackendName): Promise<CaseResult> {
+  const { runs, pushParcels: count, pushParcelBytes: parcelBytes } = ctx.sizes;
+  const slug = backend === 'sqlite+file' ? '' : `-${backendSlug(backend)}`;
+  const dir = ctx.dir(`push${slug}`);
+  writeKeyring(dir, ctx.keys);
+  const home = ctx.dir(`cli-home${slug}`);
+  const keyring = join(home, 'client-keyring.toml');
+  writeFileSync(keyring, ctx.keys.clientKeyringToml);
+  const standalone = ctx.dir(`standalone${slug}`);
+  const push: number[] = [];
+  const get: number[] = [];
+  const basePush: number[] = [];
+  const baseGet: number[] = [];
+  const direct: number[] = [];
+  const starts: number[] = [];
+  const name = 'bench.example.com/many-parcels';
+  /** `bindle push` then `bindle get` of version `1.0.<n>` (parcels of its own) with `bin` to `server`: their wall times. */
+  const pushAndGet = async (server: BenchServer, n: number, bin: string): Promise<{ pushMs: number; getMs: number }> => {
+    const version = `1.0.${n}`;
+    const parcels = new Map<string, Buffer>();
+    const labels: Label[] = [];
+    for (let j = 0; j < count; j++) {
+      const data = payload(parcelBytes, n * 1_000_000 + j);
+      const sha256 = sha256Hex(data);
+      parcels.set(sha256, data);
+      labels.push({ sha256, size: data.length, mediaType: 'application/octet-stream', name: `parcel-${j}.bin` });
+    }
+    const bindleDir = await writeStandalone(standalone, signedInvoice(ctx.keys, name, version, labels), parcels);
+    const pushMs = await runCli(home, ['-s', `${server.api}/`, '--no-progress', 'push', bindleDir], undefined, bin);
+    const cache = join(home, `cache-${n}`);
+    mkdirSync(cache);
+    const getMs = await runCli(home, ['-s', `${server.api}/`, '-r', keyring, '-d', cache, '--no-progress', 'get', `${name}/${version}`], undefined, bin);
+    const fetched = readdirSync(join(cache, canonicalId({ name, version }), 'parcels')).length;
+    if (fetched !== count) throw new Error(`bindle get stored ${fetched} of ${count} parcels`);
+    return { pushMs, getMs };
+  };
+  const line = (what: string, t: { pushMs: number; getMs: number }): string =>
+    `${what}push ${(t.pushMs / 1000).toFixed(2)} s (${(count / (t.pushMs / 1000)).toFixed(0)} parcels/s), get ${(t.getMs / 1000).toFixed(2)} s (${(count / (t.getMs / 1000)).toFixed(0)} parcels/s)`;
+  for (let r = 0; r < 3; r++) starts.push(await runCli(home, ['--version']));
+  await withServerOn(backend, dir, async (server) => {
+    for (let r = 0; r < runs; r++) {
+      const base = BASE_CLI_BIN;
+      let baseTimes: { pushMs: number; getMs: number } | undefined;
+      // The builds take turns to go first (a version of its own each: 1.0.<r>, and 1000 + r for the other build).
+      if (base !== undefined && r % 2 === 1) baseTimes = await pushAndGet(server, 1000 + r, base);
+      const times = await pushAndGet(server, r, CLI_BIN);
+      if (base !== undefined && r % 2 === 0) baseTimes = await pushAndGet(server, 1000 + r, base);
+      push.push(count / (times.pushMs / 1000));
+      get.push(count / (times.getMs / 1000));
+      if (baseTimes !== undefined) {
+        basePush.push(count / (baseTimes.pushMs / 1000));
+        baseGet.push(count / (baseTimes.getMs / 1000));
+      }
+      direct.push(await serverUploadRate(ctx, server.api, r, count, parcelBytes));
+      const other = baseTimes === undefined ? '' : `; other build (${base ?? ''}): ${line('', baseTimes)}`;
+      const on = backend === 'sqlite+file' ? '' : `on ${backend}, `;
+      ctx.log(`  ${on}run ${r + 1}: ${line('', times)}, the server's own small-upload rate ${direct.at(-1)?.toFixed(0)} parcels/s${other}`);
+    }
+  });
+  const ownRate = `the server's own rate: ${count} × ${parcelBytes / 1024} KiB uploads at concurrency ${DIRECT_CONCURRENCY} from an in-process client`;
+  const peer = (runs: readonly number[]): { peers?: { title: string; runs: readonly number[] }[] } =>
+    runs.length === 0 ? {} : { peers: [{ title: `the other build, ${BASE_CLI_BIN ?? ''} (ratio: this build ÷ it)`, runs }] };
+  const startNote = `includes the CLI's process start: \`bindle --version\` takes ${median(starts).toFixed(0)} ms here`;
+  return {
+    figures: [
+      makeFigure({
+        ...onBackend(backend, 'cli.push', `6. \`bindle push\`, ${count} parcels × ${parcelBytes / 1024} KiB, end to end`),
+        unit: 'parcels/s',
+        runs: push,
+        baseline: { title: ownRate, runs: direct },
+        ...peer(basePush),
+        // The targets are those of the default backend; other backends' figures are reported beside them.
+        ...(backend === 'sqlite+file' ? { target: { on: 'ratio', op: '>=', bound: 0.5, text: "≥ 0.5 × the server's own small-upload rate" } as const } : {}),
+        notes: [startNote],
+      }),
+      makeFigure({
+        ...onBackend(backend, 'cli.get', `6. \`bindle get\` of the same into an empty cache`),
+        unit: 'parcels/s',
+        runs: get,
+        baseline: { title: ownRate, runs: direct },
+        ...peer(baseGet),
+        ...(backend === 'sqlite+file' ? { target: { on: 'ratio', op: '>=', bound: 0.5, text: "≥ 0.5 × the server's own small-upload rate" } as const } : {}),
+      }),
+    ],
+  };
+}
+
 export const pushGetCase: BenchCase = {
   name: 'push-get',
   title: '`bindle push` and `bindle get` of a 1,000-parcel bindle (4 KiB parcels)',
   async run(ctx: BenchContext): Promise<CaseResult> {
     if (!existsSync(CLI_BIN)) return { figures: [], skipped: `${CLI_BIN} is not built` };
-    const { runs, pushParcels: count, pushParcelBytes: parcelBytes } = ctx.sizes;
-    const dir = ctx.dir('push');
-    writeKeyring(dir, ctx.keys);
-    const home = ctx.dir('cli-home');
-    const keyring = join(home, 'client-keyring.toml');
-    writeFileSync(keyring, ctx.keys.clientKeyringToml);
-    const standalone = ctx.dir('standalone');
-    const server = await spawnServer(dir);
-    const push: number[] = [];
-    const get: number[] = [];
-    const basePush: number[] = [];
-    const baseGet: number[] = [];
-    const direct: number[] = [];
-    const starts: number[] = [];
-    const name = 'bench.example.com/many-parcels';
-    /** `bindle push` then `bindle get` of version `1.0.<n>` (parcels of its own) with `bin`: their wall times. */
-    const pushAndGet = async (n: number, bin: string): Promise<{ pushMs: number; getMs: number }> => {
-      const version = `1.0.${n}`;
-      const parcels = new Map<string, Buffer>();
-      const labels: Label[] = [];
-      for (let j = 0; j < count; j++) {
-        const data = payload(parcelBytes, n * 1_000_000 + j);
-        const sha256 = sha256Hex(data);
-        parcels.set(sha256, data);
-        labels.push({ sha256, size: data.length, mediaType: 'application/octet-stream', name: `parcel-${j}.bin` });
-      }
-      const bindleDir = await writeStandalone(standalone, signedInvoice(ctx.keys, name, version, labels), parcels);
-      const pushMs = await runCli(home, ['-s', `${server.api}/`, '--no-progress', 'push', bindleDir], undefined, bin);
-      const cache = join(home, `cache-${n}`);
-      mkdirSync(cache);
-      const getMs = await runCli(home, ['-s', `${server.api}/`, '-r', keyring, '-d', cache, '--no-progress', 'get', `${name}/${version}`], undefined, bin);
-      const fetched = readdirSync(join(cache, canonicalId({ name, version }), 'parcels')).length;
-      if (fetched !== count) throw new Error(`bindle get stored ${fetched} of ${count} parcels`);
-      return { pushMs, getMs };
-    };
-    const line = (what: string, t: { pushMs: number; getMs: number }): string =>
-      `${what}push ${(t.pushMs / 1000).toFixed(2)} s (${(count / (t.pushMs / 1000)).toFixed(0)} parcels/s), get ${(t.getMs / 1000).toFixed(2)} s (${(count / (t.getMs / 1000)).toFixed(0)} parcels/s)`;
-    try {
-      for (let r = 0; r < 3; r++) starts.push(await runCli(home, ['--version']));
-      for (let r = 0; r < runs; r++) {
-        const base = BASE_CLI_BIN;
-        let baseTimes: { pushMs: number; getMs: number } | undefined;
-        // The builds take turns to go first (a version of its own each: 1.0.<r>, and 1000 + r for the other build).
-        if (base !== undefined && r % 2 === 1) baseTimes = await pushAndGet(1000 + r, base);
-        const times = await pushAndGet(r, CLI_BIN);
-        if (base !== undefined && r % 2 === 0) baseTimes = await pushAndGet(1000 + r, base);
-        push.push(count / (times.pushMs / 1000));
-        get.push(count / (times.getMs / 1000));
-        if (baseTimes !== undefined) {
-          basePush.push(count / (baseTimes.pushMs / 1000));
-          baseGet.push(count / (baseTimes.getMs / 1000));
-        }
-        direct.push(await serverUploadRate(ctx, server.api, r, count, parcelBytes));
-        const other = baseTimes === undefined ? '' : `; other build (${base ?? ''}): ${line('', baseTimes)}`;
-        ctx.log(`  run ${r + 1}: ${line('', times)}, the server's own small-upload rate ${direct.at(-1)?.toFixed(0)} parcels/s${other}`);
-      }
-    } finally {
-      await server.stop();
-    }
-    const ownRate = `the server's own rate: ${count} × ${parcelBytes / 1024} KiB uploads at concurrency ${DIRECT_CONCURRENCY} from an in-process client`;
-    const peer = (runs: readonly number[]): { peers?: { title: string; runs: readonly number[] }[] } =>
-      runs.length === 0 ? {} : { peers: [{ title: `the other build, ${BASE_CLI_BIN ?? ''} (ratio: this build ÷ it)`, runs }] };
-    const startNote = `includes the CLI's process start: \`bindle --version\` takes ${median(starts).toFixed(0)} ms here`;
-    return {
-      figures: [
-        makeFigure({
-          id: 'cli.push',
-          title: `6. \`bindle push\`, ${count} parcels × ${parcelBytes / 1024} KiB, end to end`,
-          unit: 'parcels/s',
-          runs: push,
-          baseline: { title: ownRate, runs: direct },
-          ...peer(basePush),
-          target: { on: 'ratio', op: '>=', bound: 0.5, text: "≥ 0.5 × the server's own small-upload rate" },
-          notes: [startNote],
-        }),
-        makeFigure({
-          id: 'cli.get',
-          title: `6. \`bindle get\` of the same into an empty cache`,
-          unit: 'parcels/s',
-          runs: get,
-          baseline: { title: ownRate, runs: direct },
-          ...peer(baseGet),
-          target: { on: 'ratio', op: '>=', bound: 0.5, text: "≥ 0.5 × the server's own small-upload rate" },
-        }),
-      ],
-    };
+    return onEveryBackend((backend) => pushGetOn(ctx, backend));
   },
 };

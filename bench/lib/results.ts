@@ -1,10 +1,11 @@
 /**
  * The figures a benchmark run produces, their targets, and the two result files:
- * `bench/results/latest.json` (everything, runs included) and `bench/results/latest.md` (a table).
+ * `bench/results/latest.json` (everything, runs included) and `bench/results/latest.md` (a table),
+ * or another pair of files named by the run's `--out`.
  */
 import { cpus, loadavg, totalmem } from 'node:os';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname } from 'node:path';
 import { median, summarize, type Summary } from './stats.js';
 
 /**
@@ -182,11 +183,11 @@ function writeAtomically(path: string, text: string): void {
   renameSync(temp, path);
 }
 
-/** Writes `latest.json` and `latest.md` into `dir`; returns their paths. */
-export function writeReport(dir: string, report: BenchReport): { json: string; markdown: string } {
-  mkdirSync(dir, { recursive: true });
-  const json = join(dir, 'latest.json');
-  const markdown = join(dir, 'latest.md');
+/** Writes `<prefix>.json` and `<prefix>.md` (e.g. bench/results/latest.json and .md), making the directory; returns their paths. */
+export function writeReport(prefix: string, report: BenchReport): { json: string; markdown: string } {
+  mkdirSync(dirname(prefix), { recursive: true });
+  const json = `${prefix}.json`;
+  const markdown = `${prefix}.md`;
   writeAtomically(json, `${JSON.stringify(report, null, 2)}\n`);
   writeAtomically(markdown, renderMarkdown(report));
   return { json, markdown };
