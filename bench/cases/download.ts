@@ -4,7 +4,8 @@
  * node:http server streaming it in 1 MiB chunks, nginx (sendfile) and the distribution
  * registry (a blob) when installed. Every download's status and length are checked. On every
  * backend of BINDLE_BENCH_BACKENDS (bench/lib/backend.ts); where parcels are not files (S3) the
- * peers serve a file holding the same bytes. A round's figure for each server is its rate over
+ * peers serve a file holding the same bytes, and the S3 service's own GetObject of the stored
+ * parcel (bench/lib/s3-direct.ts) runs beside them: the ceiling of a download through it. A round's figure for each server is its rate over
  * DOWNLOADS_PER_ROUND downloads in a row: one 100 MiB download takes ~0.1–0.3 s here, short
  * enough for a scheduling hiccup to move a round's ratio by 20 % (bare Node alone ranged
  * 706–925 MB/s between rounds of one run).
@@ -14,15 +15,19 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { PARCEL_DATA_FILE, PARCEL_DIRECTORY } from '../../server/storage/file-parcel-store.js';
 import { backendSlug, onBackend, onEveryBackend, withServerOn, type BackendName } from '../lib/backend.js';
-import { interleave, servePeers } from '../lib/baselines.js';
+import { interleave, servePeers, type Contender } from '../lib/baselines.js';
 import { parcelUrl, writeKeyring } from '../lib/bindles.js';
 import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
 import { payload } from '../lib/data.js';
 import { downloadDiscard } from '../lib/http.js';
 import { makeFigure } from '../lib/results.js';
+import { s3Reader } from '../lib/s3-direct.js';
 import { cpuMsOf } from '../lib/server.js';
 import { mbPerSecondOver, median } from '../lib/stats.js';
 import { uploadParcel } from './upload.js';
+
+/** The S3 service itself, as a peer on postgres+s3. */
+const S3_PEER = 'the S3 service itself (GetObject via the AWS SDK)';
 
 /** Downloads measured in a row for one server's figure in one round. */
 const DOWNLOADS_PER_ROUND = 5;
@@ -49,7 +54,7 @@ async function downloadOn(ctx: BenchContext, backend: BackendName): Promise<Case
   const cpu = new Map<string, number[]>();
   let measured: { results: Map<string, number[]>; names: string[]; notes: string[] };
   try {
-    measured = await withServerOn(backend, dir, async (server) => {
+    measured = await withServerOn(backend, dir, async (server, storage) => {
       const data = payload(size, 77);
       const { sha256 } = await uploadParcel(ctx, server, data, '1.0.0');
       const url = parcelUrl(server.api, 'bench.example.com/upload', '1.0.0', sha256);
@@ -62,8 +67,10 @@ async function downloadOn(ctx: BenchContext, backend: BackendName): Promise<Case
         await downloadRate(target, size, agent, 1);
       };
       const served = await servePeers(ctx.workRoot, { path, sha256, size, contentType: 'application/octet-stream', bare: 'file' }, check);
+      // The stored parcel's object, read straight from the S3 service (its key in the store's layout: <prefix>/parcels/<sha256>).
+      const s3 = storage.s3 === undefined ? undefined : await s3Reader(storage.s3, `${storage.s3.prefix}/parcels/${sha256}`, size);
       try {
-        const contenders = [{ name: 'bindle-server', url, pid: server.pid }, ...served.peers].map((p) => ({
+        const contenders: Contender[] = [{ name: 'bindle-server', url, pid: server.pid }, ...served.peers].map((p) => ({
           name: p.name,
           measure: async () => {
             const before = cpuMsOf(p.pid) ?? Number.NaN;
@@ -72,10 +79,12 @@ async function downloadOn(ctx: BenchContext, backend: BackendName): Promise<Case
             return rate;
           },
         }));
+        if (s3 !== undefined) contenders.push({ name: S3_PEER, measure: () => s3.read(DOWNLOADS_PER_ROUND) });
         if (backend !== 'sqlite+file') ctx.log(`  on ${backend}:`);
         const results = await interleave(contenders, runs, ctx.log, 'MB/s');
-        return { results, names: served.peers.map((p) => p.name), notes: served.notes };
+        return { results, names: [...served.peers.map((p) => p.name), ...(s3 === undefined ? [] : [S3_PEER])], notes: served.notes };
       } finally {
+        s3?.close();
         await Promise.all(served.peers.map((p) => p.stop()));
       }
     });

@@ -9,7 +9,9 @@
  * the parcel store's guarantees (verified, durable before its no-clobber link, the link durable
  * before the answer: bench/bin/bare-upload-server.ts), the rounds interleaved: the first is the
  * issue's target, the second tells the cost of that policy from the server's own. With BINDLE_BENCH_BACKENDS
- * listing postgres+s3 (bench/lib/backend.ts), 1c and 1e again on PostgreSQL + S3.
+ * listing postgres+s3 (bench/lib/backend.ts), 1c and 1e-1g again on PostgreSQL + S3, and beside
+ * the S3 service itself (1h, 1i: the same bytes PUT straight to it, bench/lib/s3-direct.ts), the
+ * ceiling of every parcel the server stores there.
  */
 import { createHash } from 'node:crypto';
 import { open, rm } from 'node:fs/promises';
@@ -21,6 +23,7 @@ import { CHUNK, payload, sha256Hex } from '../lib/data.js';
 import { uploadChunks } from '../lib/http.js';
 import { makeFigure, type Figure } from '../lib/results.js';
 import { backendSlug, benchBackends, onBackend, withServerOn, type BackendName } from '../lib/backend.js';
+import { s3PutMBps, s3PutRate, type S3Target } from '../lib/s3-direct.js';
 import { spawnBareServer, spawnBareUploadServer, spawnServer, type BenchServer } from '../lib/server.js';
 import { mbPerSecond, median } from '../lib/stats.js';
 
@@ -106,20 +109,22 @@ interface SmallRuns {
   bare: number[];
   /** The parcel store's guarantees, bare. */
   durable: number[];
+  /** On S3: PutObject straight to the S3 service (its own rate, the backend's ceiling). */
+  s3: number[];
 }
 
 /**
  * 1000 × 1 KiB uploads at concurrency 16 into the bare server, the durable bare server and the
- * server, interleaved; blobs/s per run.
+ * server, interleaved (and, given `s3`, as PutObjects straight to that S3 service); blobs/s per run.
  */
-async function smallUploadRuns(ctx: BenchContext, server: BenchServer, runs: number): Promise<SmallRuns> {
+async function smallUploadRuns(ctx: BenchContext, server: BenchServer, runs: number, s3?: S3Target): Promise<SmallRuns> {
   const count = ctx.quick ? 200 : SMALL.count;
   const bare = await spawnBareUploadServer(ctx.dir('bare-small'));
   const durable = await spawnBareUploadServer(ctx.dir('bare-small-durable'), 'durable').catch(async (err: unknown) => {
     await bare.stop();
     throw err;
   });
-  const result: SmallRuns = { ours: [], bare: [], durable: [] };
+  const result: SmallRuns = { ours: [], bare: [], durable: [], s3: [] };
   const name = 'bench.example.com/small-uploads';
   try {
     for (let r = -1; r < runs; r++) {
@@ -130,13 +135,15 @@ async function smallUploadRuns(ctx: BenchContext, server: BenchServer, runs: num
       const bareRate = await uploadMany(parcels.map((p) => ({ url: `${bare.origin}/`, data: p.data, expect: p.sha256 })), SMALL.concurrency);
       const durableRate = await uploadMany(parcels.map((p) => ({ url: `${durable.origin}/${p.sha256}`, data: p.data, expect: p.sha256 })), SMALL.concurrency);
       const oursRate = await uploadMany(parcels.map((p) => ({ url: parcelUrl(server.api, name, version, p.sha256), data: p.data, expect: undefined })), SMALL.concurrency);
+      const s3Rate = s3 === undefined ? undefined : await s3PutRate(s3, smallParcels(1000 + r + 1, count).map((p) => p.data), SMALL.concurrency);
       if (r < 0) continue; // warm-up
       result.ours.push(oursRate);
       result.bare.push(bareRate);
       result.durable.push(durableRate);
+      if (s3Rate !== undefined) result.s3.push(s3Rate);
       ctx.log(
         `  small uploads run ${r + 1}: ${oursRate.toFixed(0)} parcels/s, bare Node one fsync per blob ${bareRate.toFixed(0)} blobs/s, ` +
-          `bare Node with the store's guarantees ${durableRate.toFixed(0)} blobs/s`,
+          `bare Node with the store's guarantees ${durableRate.toFixed(0)} blobs/s${s3Rate === undefined ? '' : `, S3 PutObject straight to the service ${s3Rate.toFixed(0)} objects/s`}`,
       );
     }
   } finally {
@@ -164,6 +171,16 @@ function smallFigures(ctx: BenchContext, small: SmallRuns, backend: BackendName 
       runs: small.ours,
       baseline: { title: 'bare Node http: sha256, verified, O_DSYNC write, no-clobber link, directories fsynced', runs: small.durable },
     }),
+    ...(small.s3.length === 0
+      ? []
+      : [
+          makeFigure({
+            ...onBackend(backend, 'upload.small-vs-s3', `1h. ${title}, beside the S3 service itself`),
+            unit: 'parcels/s',
+            runs: small.ours,
+            baseline: { title: `PutObject of the same sizes straight to the S3 service (AWS SDK, concurrency ${SMALL.concurrency})`, runs: small.s3 },
+          }),
+        ]),
     makeFigure({
       ...onBackend(backend, 'upload.small-durability', `1g. ${title}: bare Node with the store's guarantees, beside bare Node with one fsync`),
       unit: 'blobs/s',
@@ -183,18 +200,21 @@ async function backendFigures(ctx: BenchContext, backend: BackendName, label: st
   writeKeyring(dir, ctx.keys);
   const upload: number[] = [];
   const bareUpload: number[] = [];
-  let small: SmallRuns = { ours: [], bare: [], durable: [] };
-  await withServerOn(backend, dir, async (server) => {
+  const s3Upload: number[] = [];
+  let small: SmallRuns = { ours: [], bare: [], durable: [], s3: [] };
+  await withServerOn(backend, dir, async (server, storage) => {
     const bare = await spawnBareServer({ kind: 'sink', dir: ctx.dir('fsync') });
     try {
-      small = await smallUploadRuns(ctx, server, runs);
+      small = await smallUploadRuns(ctx, server, runs, storage.s3);
       for (let r = 0; r < runs; r++) {
         const data = payload(size, r + 1);
         upload.push((await uploadParcel(ctx, server, data, `1.0.${r}`)).rate);
         const result = await uploadChunks(bare.origin, data.length, slices(data));
         if (result.status !== 200 || result.body !== sha256Hex(data)) throw new Error(`bare upload answered ${result.status}: ${result.body}`);
         bareUpload.push(mbPerSecond(data.length, result.ms));
-        ctx.log(`  ${backend} run ${r + 1}: upload ${upload.at(-1)?.toFixed(0)} MB/s, bare Node receive+sha256+fsync ${bareUpload.at(-1)?.toFixed(0)} MB/s`);
+        if (storage.s3 !== undefined) s3Upload.push(await s3PutMBps(storage.s3, data));
+        const direct = storage.s3 === undefined ? '' : `, one PutObject straight to the S3 service ${s3Upload.at(-1)?.toFixed(0)} MB/s`;
+        ctx.log(`  ${backend} run ${r + 1}: upload ${upload.at(-1)?.toFixed(0)} MB/s, bare Node receive+sha256+fsync ${bareUpload.at(-1)?.toFixed(0)} MB/s${direct}`);
       }
     } finally {
       await bare.stop();
@@ -207,6 +227,16 @@ async function backendFigures(ctx: BenchContext, backend: BackendName, label: st
       runs: upload,
       baseline: { title: "bare Node http: receive + sha256 + fsync'd write", runs: bareUpload },
     }),
+    ...(s3Upload.length === 0
+      ? []
+      : [
+          makeFigure({
+            ...onBackend(backend, 'upload.vs-s3', `1i. Parcel upload, ${label}, beside the S3 service itself`),
+            unit: 'MB/s',
+            runs: upload,
+            baseline: { title: 'one PutObject of the same bytes straight to the S3 service (AWS SDK)', runs: s3Upload },
+          }),
+        ]),
     ...smallFigures(ctx, small, backend),
   ];
 }
@@ -233,7 +263,7 @@ export const uploadCase: BenchCase = {
       if (result.status !== 200 || result.body !== sha256Hex(data)) throw new Error(`bare upload answered ${result.status}: ${result.body}`);
       return mbPerSecond(data.length, result.ms);
     };
-    let small: SmallRuns = { ours: [], bare: [], durable: [] };
+    let small: SmallRuns = { ours: [], bare: [], durable: [], s3: [] };
     try {
       small = await smallUploadRuns(ctx, server, runs);
       const warmUp = payload(Math.min(size, 8 * 2 ** 20), 1000);

@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { CaseResult } from './context.js';
+import { S3_TIMEOUTS, type S3Target } from './s3-direct.js';
 import { spawnServer, type BenchServer } from './server.js';
 
 export type BackendName = 'sqlite+file' | 'postgres+s3';
@@ -18,6 +19,8 @@ export interface BackendStorage {
   readonly args: string[];
   /** The PostgreSQL URL of the server's fresh database (for seeding it); undefined for sqlite+file. */
   readonly index: string | undefined;
+  /** Where the server keeps its parcels on S3 (for the S3 service's own rates); undefined for sqlite+file. */
+  readonly s3: S3Target | undefined;
   release(): Promise<void>;
 }
 
@@ -87,7 +90,7 @@ async function dropDatabase(client: import('pg').Client, database: string): Prom
 
 /** Fresh storage on `backend` for one server. */
 export async function backendStorage(backend: BackendName): Promise<BackendStorage> {
-  if (backend === 'sqlite+file') return { args: [], index: undefined, release: () => Promise.resolve() };
+  if (backend === 'sqlite+file') return { args: [], index: undefined, s3: undefined, release: () => Promise.resolve() };
   const tag = randomBytes(6).toString('hex');
   const serverUrl = new URL(process.env.BINDLE_TEST_POSTGRES_URL ?? '');
   const database = `bench_${tag}`;
@@ -105,7 +108,7 @@ export async function backendStorage(backend: BackendName): Promise<BackendStora
   const endpoint = process.env.BINDLE_TEST_S3_ENDPOINT ?? '';
   const region = process.env.AWS_REGION ?? 'us-east-1';
   const sdk = await import('@aws-sdk/client-s3');
-  const s3 = new sdk.S3Client({ endpoint, region, forcePathStyle: true });
+  const s3 = new sdk.S3Client({ endpoint, region, forcePathStyle: true, requestHandler: S3_TIMEOUTS });
   try {
     await s3.send(new sdk.CreateBucketCommand({ Bucket: BUCKET }));
   } catch (err) {
@@ -117,6 +120,7 @@ export async function backendStorage(backend: BackendName): Promise<BackendStora
   return {
     args: ['--index', indexUrl.toString(), '--parcels', parcels],
     index: indexUrl.toString(),
+    s3: { endpoint, region, bucket: BUCKET, prefix },
     release: async () => {
       try {
         for (let token: string | undefined, more = true; more; ) {
@@ -141,14 +145,14 @@ export async function backendStorage(backend: BackendName): Promise<BackendStora
 }
 
 /**
- * Runs `body` with a bindle-server on `dir` and fresh storage on `backend` (`prepare` runs on
- * the storage before the server starts, e.g. to seed it); then stops the server and releases the
- * storage, also on failure.
+ * Runs `body` with a bindle-server on `dir` and fresh storage on `backend` (given to `body` too;
+ * `prepare` runs on the storage before the server starts, e.g. to seed it); then stops the server
+ * and releases the storage, also on failure.
  */
 export async function withServerOn<T>(
   backend: BackendName,
   dir: string,
-  body: (server: BenchServer) => Promise<T>,
+  body: (server: BenchServer, storage: BackendStorage) => Promise<T>,
   prepare?: (storage: BackendStorage) => Promise<void>,
 ): Promise<T> {
   const storage = await backendStorage(backend);
@@ -156,7 +160,7 @@ export async function withServerOn<T>(
     await prepare?.(storage);
     const server = await spawnServer(dir, storage.args);
     try {
-      return await body(server);
+      return await body(server, storage);
     } finally {
       await server.stop();
     }

@@ -3,7 +3,8 @@
  * a quick run with BINDLE_BENCH_BACKENDS=sqlite+file,postgres+s3 of the cases that start servers
  * of their own reports each of their figures once per backend, the postgres+s3 one marked
  * (`<id>.postgres+s3`, `[postgres+s3]`) and without a target (the targets are the default
- * backend's); `--out <prefix>` puts the report in <prefix>.json and <prefix>.md. Needs the test
+ * backend's); uploads and the download there are also measured beside the S3 service itself;
+ * `--out <prefix>` puts the report in <prefix>.json and <prefix>.md. Needs the test
  * services (scripts/services/test-services.sh up), like the other postgres+s3 tests: skipped
  * without them, failed under CI=true.
  */
@@ -19,35 +20,55 @@ import { s3TestService } from '../helpers/s3-service.js';
 
 const run = promisify(execFile);
 
-// One quick bench run of three cases on two backends: ~100 s alone, more beside other test files.
-t.setTimeout(600_000);
+// One quick bench run of five cases on two backends: ~2.5 min alone, more beside other test files.
+t.setTimeout(900_000);
 
 const pg = postgresUrl(t);
 const s3 = s3TestService(t);
 
 if (pg !== undefined && s3 !== undefined) {
-  t.test('parcel-get, rss and push-get report every figure on postgres+s3 beside sqlite+file', async (t) => {
+  t.test('upload, download, parcel-get, rss and push-get report every figure on postgres+s3 beside sqlite+file', async (t) => {
     const out = join(t.testdir(), 'report');
-    const { stdout } = await run(process.execPath, [join(REPO_ROOT, 'dist', 'bench', 'run.js'), '--quick', '--only', 'parcel-get,rss,push-get', '--out', out], {
+    const { stdout } = await run(process.execPath, [join(REPO_ROOT, 'dist', 'bench', 'run.js'), '--quick', '--only', 'upload,download,parcel-get,rss,push-get', '--out', out], {
       cwd: REPO_ROOT,
       env: { ...process.env, BINDLE_BENCH_BACKENDS: 'sqlite+file,postgres+s3' },
       maxBuffer: 16 * 2 ** 20,
-      timeout: 540_000,
+      timeout: 840_000,
     });
     const report = JSON.parse(readFileSync(`${out}.json`, 'utf8')) as BenchReport;
     t.equal(readFileSync(`${out}.md`, 'utf8'), stdout, 'the Markdown report is what the run printed');
     t.same(report.skipped.filter((s) => s.case !== 'rss'), [], 'nothing but rss skipped (it needs 4 GiB of free disk)');
-    const ids = ['parcel-get', 'parcel-head', ...(report.skipped.length === 0 ? ['rss.idle', 'rss'] : []), 'cli.push', 'cli.get'];
     const byId = new Map(report.figures.map((f) => [f.id, f]));
+    // The upload figures that only sqlite+file has: against the ceilings of a local disk.
+    const localOnly = ['upload', 'upload.sha256', 'upload.fsync-write', 'upload.vs-receive'];
+    for (const id of localOnly) {
+      t.ok(byId.get(id), `${id}: on sqlite+file`);
+      t.notOk(byId.get(`${id}.postgres+s3`), `${id}: not on postgres+s3`);
+    }
+    // And those that only postgres+s3 has: against the S3 service itself.
+    const s3Only = ['upload.small-vs-s3', 'upload.vs-s3'];
+    for (const id of s3Only) {
+      const figure = byId.get(`${id}.postgres+s3`);
+      t.notOk(byId.get(id), `${id}: not on sqlite+file`);
+      t.match(figure?.baseline?.title, /straight to the S3 service/, `${id}: on postgres+s3, beside the S3 service`);
+      t.ok((figure?.baseline?.value.runs.length ?? 0) > 0 && figure?.baseline?.value.runs.every((x) => x > 0), `${id}: the S3 service measured`);
+    }
+    const s3Peer = byId.get('download.postgres+s3')?.peers?.find((p) => /the S3 service itself/.test(p.title));
+    t.ok(s3Peer !== undefined && s3Peer.value.runs.every((x) => x > 0), 'download on postgres+s3: the S3 service itself measured beside it');
+    t.notOk(byId.get('download')?.peers?.some((p) => /S3/.test(p.title)), 'download on sqlite+file: no S3 peer');
+    const both = ['upload.vs-bare', 'upload.small', 'upload.small-vs-durable', 'upload.small-durability', 'download', 'parcel-get', 'parcel-head'];
+    const ids = [...both, ...(report.skipped.length === 0 ? ['rss.idle', 'rss'] : []), 'cli.push', 'cli.get'];
     for (const id of ids) {
       const own = byId.get(id);
       const other = byId.get(`${id}.postgres+s3`);
-      t.ok(own?.target, `${id}: on sqlite+file, with its target`);
+      t.ok(own, `${id}: on sqlite+file`);
       t.ok(other, `${id}: on postgres+s3 too`);
       t.equal(other?.target, undefined, `${id}: the postgres+s3 figure has no target of its own`);
       t.equal(other?.title, `${own?.title ?? ''} [postgres+s3]`, `${id}: marked in its title`);
       t.ok((other?.value.runs.length ?? 0) > 0 && other?.value.runs.every((x) => Number.isFinite(x) && x > 0), `${id}: measured on postgres+s3`);
     }
-    t.equal(report.figures.length, ids.length * 2, 'no other figures');
+    const targets = report.figures.filter((f) => f.target !== undefined).map((f) => f.id);
+    t.same(targets.filter((id) => id.endsWith('.postgres+s3')), [], 'targets only on sqlite+file');
+    t.equal(report.figures.length, ids.length * 2 + localOnly.length + s3Only.length, 'no other figures');
   });
 }
