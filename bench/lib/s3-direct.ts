@@ -25,7 +25,7 @@ type Sdk = typeof import('@aws-sdk/client-s3');
  * fails: a stalled service (e.g. a full test store) fails the case instead of holding the run
  * until its watchdog.
  */
-export const S3_TIMEOUTS = { connectionTimeout: 10_000, requestTimeout: 120_000 } as const;
+export const S3_TIMEOUTS = { connectionTimeout: 10_000, socketTimeout: 120_000 } as const;
 
 /** An SDK client for `target`, set up as the server's store sets up its own (and S3_TIMEOUTS). */
 async function s3Client(target: S3Target): Promise<{ sdk: Sdk; client: InstanceType<Sdk['S3Client']> }> {

@@ -51,7 +51,20 @@ export interface S3ParcelStoreOptions extends StagingOptions {
   region: string;
   /** Path-style URLs (`<endpoint>/<bucket>/<key>`), which most self-hosted services need. */
   forcePathStyle: boolean;
+  /** Default CONNECT_TIMEOUT_MS and IDLE_TIMEOUT_MS (shorter in tests). */
+  timeouts?: { connectMs: number; idleMs: number };
 }
+
+/**
+ * Longest a request waits to connect to the S3 service, and then for its socket to move (the
+ * request sent, the reply's headers and body received), before it fails; the SDK retries it (3
+ * attempts in all), then the store reports `unavailable`. Without them a stalled service held
+ * every request to it for ever, and with them, once 50 were waiting, the SDK's whole socket pool:
+ * the replica could no longer reach the service even after it recovered. A download whose reader
+ * takes no data for IDLE_TIMEOUT_MS (its stream from S3 paused that long) fails too.
+ */
+export const CONNECT_TIMEOUT_MS = 5_000;
+export const IDLE_TIMEOUT_MS = 30_000;
 
 /** Parts of a multipart upload: at least S3's 5 MiB minimum; parcels this small are one PutObject. */
 const PART_BYTES = 8 << 20;
@@ -147,6 +160,10 @@ export class S3ParcelStore implements ParcelStore {
       // default is refused by some S3 services, and every parcel is sha256-verified anyway.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: {
+        connectionTimeout: options.timeouts?.connectMs ?? CONNECT_TIMEOUT_MS,
+        socketTimeout: options.timeouts?.idleMs ?? IDLE_TIMEOUT_MS,
+      },
     });
     const store = new S3ParcelStore(sdk, client, options, staging.stagingMaxAgeMs);
     try {
