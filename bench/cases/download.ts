@@ -4,8 +4,10 @@
  * node:http server streaming it in 1 MiB chunks, nginx (sendfile) and the distribution
  * registry (a blob) when installed. Every download's status and length are checked. On every
  * backend of BINDLE_BENCH_BACKENDS (bench/lib/backend.ts); where parcels are not files (S3) the
- * peers serve a file holding the same bytes, and the S3 service's own GetObject of the stored
- * parcel (bench/lib/s3-direct.ts) runs beside them: the ceiling of a download through it. A round's figure for each server is its rate over
+ * peers serve a file holding the same bytes, and two more run beside them: a bare Node server
+ * streaming the stored parcel's object from the S3 service with the AWS SDK (bench/bin/
+ * bare-s3-server.ts, the baseline there: the plain way to serve it from Node) and the S3
+ * service's own GetObject of it read by the benchmark (bench/lib/s3-direct.ts, the ceiling). A round's figure for each server is its rate over
  * DOWNLOADS_PER_ROUND downloads in a row: one 100 MiB download takes ~0.1–0.3 s here, short
  * enough for a scheduling hiccup to move a round's ratio by 20 % (bare Node alone ranged
  * 706–925 MB/s between rounds of one run).
@@ -22,12 +24,14 @@ import { payload } from '../lib/data.js';
 import { downloadDiscard } from '../lib/http.js';
 import { makeFigure } from '../lib/results.js';
 import { s3Reader } from '../lib/s3-direct.js';
-import { cpuMsOf } from '../lib/server.js';
+import { cpuMsOf, spawnBareS3Server, type ServedProcess } from '../lib/server.js';
 import { mbPerSecondOver, median } from '../lib/stats.js';
 import { uploadParcel } from './upload.js';
 
 /** The S3 service itself, as a peer on postgres+s3. */
 const S3_PEER = 'the S3 service itself (GetObject via the AWS SDK)';
+/** A bare Node server streaming the object from the S3 service, the baseline on postgres+s3. */
+const BARE_S3_PEER = 'bare Node streaming it from S3 (AWS SDK GetObject piped to the reply)';
 
 /** Downloads measured in a row for one server's figure in one round. */
 const DOWNLOADS_PER_ROUND = 5;
@@ -67,10 +71,19 @@ async function downloadOn(ctx: BenchContext, backend: BackendName): Promise<Case
         await downloadRate(target, size, agent, 1);
       };
       const served = await servePeers(ctx.workRoot, { path, sha256, size, contentType: 'application/octet-stream', bare: 'file' }, check);
-      // The stored parcel's object, read straight from the S3 service (its key in the store's layout: <prefix>/parcels/<sha256>).
-      const s3 = storage.s3 === undefined ? undefined : await s3Reader(storage.s3, `${storage.s3.prefix}/parcels/${sha256}`, size);
+      // The stored parcel's object (its key in the store's layout: <prefix>/parcels/<sha256>), read straight from the S3 service and served by a bare Node server.
+      const key = storage.s3 === undefined ? undefined : `${storage.s3.prefix}/parcels/${sha256}`;
+      let s3: Awaited<ReturnType<typeof s3Reader>> | undefined;
+      let bareS3: ServedProcess | undefined;
       try {
-        const contenders: Contender[] = [{ name: 'bindle-server', url, pid: server.pid }, ...served.peers].map((p) => ({
+        if (storage.s3 !== undefined && key !== undefined) {
+          s3 = await s3Reader(storage.s3, key, size);
+          bareS3 = await spawnBareS3Server(storage.s3, key);
+          await check(BARE_S3_PEER, bareS3.origin);
+        }
+        const reader = s3;
+        const viaS3 = bareS3 === undefined ? [] : [{ name: BARE_S3_PEER, url: `${bareS3.origin}/`, pid: bareS3.pid }];
+        const contenders: Contender[] = [{ name: 'bindle-server', url, pid: server.pid }, ...viaS3, ...served.peers].map((p) => ({
           name: p.name,
           measure: async () => {
             const before = cpuMsOf(p.pid) ?? Number.NaN;
@@ -79,12 +92,14 @@ async function downloadOn(ctx: BenchContext, backend: BackendName): Promise<Case
             return rate;
           },
         }));
-        if (s3 !== undefined) contenders.push({ name: S3_PEER, measure: () => s3.read(DOWNLOADS_PER_ROUND) });
+        if (reader !== undefined) contenders.push({ name: S3_PEER, measure: () => reader.read(DOWNLOADS_PER_ROUND) });
         if (backend !== 'sqlite+file') ctx.log(`  on ${backend}:`);
         const results = await interleave(contenders, runs, ctx.log, 'MB/s');
-        return { results, names: [...served.peers.map((p) => p.name), ...(s3 === undefined ? [] : [S3_PEER])], notes: served.notes };
+        const peerNames = served.peers.map((p) => p.name);
+        return { results, names: s3 === undefined ? peerNames : [BARE_S3_PEER, ...peerNames, S3_PEER], notes: served.notes };
       } finally {
         s3?.close();
+        await bareS3?.stop();
         await Promise.all(served.peers.map((p) => p.stop()));
       }
     });

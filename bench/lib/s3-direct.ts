@@ -27,8 +27,8 @@ type Sdk = typeof import('@aws-sdk/client-s3');
  */
 export const S3_TIMEOUTS = { connectionTimeout: 10_000, socketTimeout: 120_000 } as const;
 
-/** An SDK client for `target`, set up as the server's store sets up its own (and S3_TIMEOUTS). */
-async function s3Client(target: S3Target): Promise<{ sdk: Sdk; client: InstanceType<Sdk['S3Client']> }> {
+/** An SDK client for the service at `target`, set up as the server's store sets up its own (and S3_TIMEOUTS). */
+export async function s3Client(target: Pick<S3Target, 'endpoint' | 'region'>): Promise<{ sdk: Sdk; client: InstanceType<Sdk['S3Client']> }> {
   const sdk = await import('@aws-sdk/client-s3');
   const client = new sdk.S3Client({
     endpoint: target.endpoint,

@@ -11,6 +11,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isRunning, spawnTracked, stopChild } from './cleanup.js';
 import { freePort, waitUntilHealthy } from './http.js';
+import type { S3Target } from './s3-direct.js';
 
 /** The repository root: the nearest ancestor of this module holding package.json and tsconfig.json. */
 export const REPO_ROOT = ((): string => {
@@ -40,6 +41,7 @@ export const KUBELET_BIN = join(REPO_ROOT, 'client', 'dist', 'bindle-kubelet.mjs
 export const BARE_SERVER_BIN = join(REPO_ROOT, 'dist', 'bench', 'bin', 'bare-http-server.js');
 export const HEALTHZ_PROBE_BIN = join(REPO_ROOT, 'dist', 'bench', 'bin', 'healthz-probe.js');
 export const BARE_UPLOAD_SERVER_BIN = join(REPO_ROOT, 'dist', 'bench', 'bin', 'bare-upload-server.js');
+export const BARE_S3_SERVER_BIN = join(REPO_ROOT, 'dist', 'bench', 'bin', 'bare-s3-server.js');
 
 /** A running child process that serves HTTP. */
 export interface ServedProcess {
@@ -136,6 +138,11 @@ export function spawnBareServer(mode: BareServerMode): Promise<ServedProcess> {
           ? ['sink', mode.dir]
           : ['receive', '-'];
   return spawnAnnouncingServer(BARE_SERVER_BIN, args);
+}
+
+/** Starts bench/bin/bare-s3-server.js (see there) serving the object `key` of `target`'s bucket; resolves once it listens. */
+export function spawnBareS3Server(target: S3Target, key: string): Promise<ServedProcess> {
+  return spawnAnnouncingServer(BARE_S3_SERVER_BIN, [target.endpoint, target.region, target.bucket, key]);
 }
 
 /**

@@ -3,7 +3,8 @@
  * a quick run with BINDLE_BENCH_BACKENDS=sqlite+file,postgres+s3 of the cases that start servers
  * of their own reports each of their figures once per backend, the postgres+s3 one marked
  * (`<id>.postgres+s3`, `[postgres+s3]`) and without a target (the targets are the default
- * backend's); uploads and the download there are also measured beside the S3 service itself;
+ * backend's); uploads and the download there are also measured beside the S3 service itself,
+ * and the download beside a bare Node server streaming the object from it;
  * `--out <prefix>` puts the report in <prefix>.json and <prefix>.md. Needs the test
  * services (scripts/services/test-services.sh up), like the other postgres+s3 tests: skipped
  * without them, failed under CI=true.
@@ -53,6 +54,8 @@ if (pg !== undefined && s3 !== undefined) {
       t.match(figure?.baseline?.title, /straight to the S3 service/, `${id}: on postgres+s3, beside the S3 service`);
       t.ok((figure?.baseline?.value.runs.length ?? 0) > 0 && figure?.baseline?.value.runs.every((x) => x > 0), `${id}: the S3 service measured`);
     }
+    t.match(byId.get('download.postgres+s3')?.baseline?.title, /^bare Node streaming it from S3/, 'download on postgres+s3: beside a bare Node server streaming the object from S3');
+    t.match(byId.get('download')?.baseline?.title, /^bare Node \(1 MiB chunks\)/, 'download on sqlite+file: beside bare Node reading the file');
     const s3Peer = byId.get('download.postgres+s3')?.peers?.find((p) => /the S3 service itself/.test(p.title));
     t.ok(s3Peer !== undefined && s3Peer.value.runs.every((x) => x > 0), 'download on postgres+s3: the S3 service itself measured beside it');
     t.notOk(byId.get('download')?.peers?.some((p) => /S3/.test(p.title)), 'download on sqlite+file: no S3 peer');
