@@ -7,6 +7,7 @@
 import t from 'tap';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { join } from 'node:path';
 import { expectStatus, uploadChunks } from '../../bench/lib/http.js';
 import { spawnBareServer, spawnBareUploadServer } from '../../bench/lib/server.js';
@@ -86,6 +87,29 @@ t.test('bytes and file: answer the given bytes', async (t) => {
   t.equal(fromBytes.headers['content-type'], 'application/toml');
   t.ok(fromBytes.body.equals(body));
   t.ok((await expectStatus(200, file.origin)).body.equals(body));
+});
+
+t.test("a connection left idle past Node's 5 s default (while other contenders run) is still served", async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'reply.bin');
+  writeFileSync(path, 'idle');
+  const server = await spawnBareServer({ kind: 'bytes', path, contentType: 'text/plain' });
+  t.teardown(() => server.stop());
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const get = (): Promise<{ status: number | undefined; reused: boolean }> =>
+    new Promise((resolve, reject) => {
+      const req = http.get(server.origin, { agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode, reused: req.reusedSocket }));
+      });
+      req.on('error', reject);
+    });
+  t.equal((await get()).status, 200);
+  await new Promise((resolve) => setTimeout(resolve, 6000));
+  const again = await get();
+  t.equal(again.status, 200);
+  t.ok(again.reused, 'over the same connection, which the server kept open');
 });
 
 t.test('nginx and the registry serve the same bytes (skipped when not installed)', async (t) => {
