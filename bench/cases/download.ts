@@ -16,7 +16,7 @@ import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { PARCEL_DATA_FILE, PARCEL_DIRECTORY } from '../../server/storage/file-parcel-store.js';
-import { backendSlug, onBackend, onEveryBackend, withServerOn, type BackendName } from '../lib/backend.js';
+import { onBackend, onBackendDir, onEveryBackend, withServerOn, type BackendName } from '../lib/backend.js';
 import { interleave, servePeers, type Contender } from '../lib/baselines.js';
 import { parcelUrl, writeKeyring } from '../lib/bindles.js';
 import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
@@ -52,7 +52,7 @@ async function downloadRate(url: string, size: number, agent: http.Agent, times:
 /** Figure 2 on one backend: a server on fresh storage there, beside the peers. */
 async function downloadOn(ctx: BenchContext, backend: BackendName): Promise<CaseResult> {
   const { runs, uploadBytes: size } = ctx.sizes;
-  const dir = ctx.dir(backend === 'sqlite+file' ? 'download' : `download-${backendSlug(backend)}`);
+  const dir = ctx.dir(onBackendDir(backend, 'download'));
   writeKeyring(dir, ctx.keys);
   const agent = new http.Agent({ keepAlive: true });
   const cpu = new Map<string, number[]>();

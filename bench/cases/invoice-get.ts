@@ -6,7 +6,7 @@
  * is checked. On every backend of BINDLE_BENCH_BACKENDS (bench/lib/backend.ts), each beside
  * its own baselines.
  */
-import { backendSlug, onBackend, onEveryBackend, type BackendName } from '../lib/backend.js';
+import { onBackend, onBackendDir, onEveryBackend, type BackendName } from '../lib/backend.js';
 import { interleave, loadTest, loadTool } from '../lib/baselines.js';
 import { createInvoice, signedInvoice } from '../lib/bindles.js';
 import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
@@ -27,7 +27,7 @@ async function invoiceGetOn(ctx: BenchContext, backend: BackendName): Promise<Ca
     const reply = await expectStatus(200, url);
     return { url, body: reply.body, contentType: reply.headers['content-type'] ?? 'application/toml' };
   };
-  const dirName = backend === 'sqlite+file' ? 'invoice-get' : `invoice-get-${backendSlug(backend)}`;
+  const dirName = onBackendDir(backend, 'invoice-get');
   const { bytes, results, names, notes } = await withSmallGet(
     ctx,
     dirName,

@@ -6,7 +6,7 @@
  * reply is checked (status, and the body of a GET). On every backend of BINDLE_BENCH_BACKENDS
  * (bench/lib/backend.ts), each beside its own baselines.
  */
-import { backendSlug, onBackend, onEveryBackend, type BackendName } from '../lib/backend.js';
+import { onBackend, onBackendDir, onEveryBackend, type BackendName } from '../lib/backend.js';
 import { interleave, loadTest, loadTool, type Contender } from '../lib/baselines.js';
 import { parcelUrl } from '../lib/bindles.js';
 import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
@@ -29,7 +29,7 @@ async function parcelGetOn(ctx: BenchContext, backend: BackendName): Promise<Cas
     const { sha256 } = await uploadParcel(ctx, server, data, '1.0.0');
     return { url: parcelUrl(server.api, 'bench.example.com/upload', '1.0.0', sha256), body: data, contentType: 'application/octet-stream' };
   };
-  const dirName = backend === 'sqlite+file' ? 'parcel-get' : `parcel-get-${backendSlug(backend)}`;
+  const dirName = onBackendDir(backend, 'parcel-get');
   await withSmallGet(
     ctx,
     dirName,

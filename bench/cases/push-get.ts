@@ -12,7 +12,7 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Label } from '../../schema/index.js';
-import { backendSlug, onBackend, onEveryBackend, withServerOn, type BackendName } from '../lib/backend.js';
+import { onBackend, onBackendDir, onEveryBackend, withServerOn, type BackendName } from '../lib/backend.js';
 import { writeStandalone } from '../../client/standalone/standalone-bindle.js';
 import { canonicalId } from '../../core/ids/bindle-id.js';
 import { createInvoice, parcelUrl, signedInvoice, writeKeyring } from '../lib/bindles.js';
@@ -72,13 +72,12 @@ async function serverUploadRate(ctx: BenchContext, api: string, r: number, count
 /** Figures 6 on one backend: one server on fresh storage there for all runs. */
 async function pushGetOn(ctx: BenchContext, backend: BackendName): Promise<CaseResult> {
   const { runs, pushParcels: count, pushParcelBytes: parcelBytes } = ctx.sizes;
-  const slug = backend === 'sqlite+file' ? '' : `-${backendSlug(backend)}`;
-  const dir = ctx.dir(`push${slug}`);
+  const dir = ctx.dir(onBackendDir(backend, 'push'));
   writeKeyring(dir, ctx.keys);
-  const home = ctx.dir(`cli-home${slug}`);
+  const home = ctx.dir(onBackendDir(backend, 'cli-home'));
   const keyring = join(home, 'client-keyring.toml');
   writeFileSync(keyring, ctx.keys.clientKeyringToml);
-  const standalone = ctx.dir(`standalone${slug}`);
+  const standalone = ctx.dir(onBackendDir(backend, 'standalone'));
   const push: number[] = [];
   const get: number[] = [];
   const basePush: number[] = [];

@@ -8,7 +8,7 @@
  * a fresh database and bucket prefix, so the 1 GiB goes to the S3 server (on this disk too).
  */
 import { statfsSync } from 'node:fs';
-import { backendSlug, onBackend, onEveryBackend, withServerOn, type BackendName } from '../lib/backend.js';
+import { onBackend, onBackendDir, onEveryBackend, withServerOn, type BackendName } from '../lib/backend.js';
 import { createInvoice, parcelUrl, signedInvoice, writeKeyring } from '../lib/bindles.js';
 import { removeTempDir } from '../lib/cleanup.js';
 import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
@@ -34,7 +34,7 @@ async function rssOn(ctx: BenchContext, backend: BackendName): Promise<CaseResul
   const rates: number[] = [];
   let highWater = 0;
   for (let r = 0; r < runs; r++) {
-    const dir = ctx.dir(backend === 'sqlite+file' ? 'rss' : `rss-${backendSlug(backend)}`);
+    const dir = ctx.dir(onBackendDir(backend, 'rss'));
     writeKeyring(dir, ctx.keys);
     await withServerOn(backend, dir, async (server) => {
       await createInvoice(server.api, signedInvoice(ctx.keys, name, '1.0.0', [{ sha256, size, mediaType: 'application/octet-stream', name: 'big.bin' }]));

@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { CaseResult } from './context.js';
-import { S3_TIMEOUTS, type S3Target } from './s3-direct.js';
+import { s3Client, type S3Target } from './s3-direct.js';
 import { spawnServer, type BenchServer } from './server.js';
 
 export type BackendName = 'sqlite+file' | 'postgres+s3';
@@ -65,6 +65,11 @@ export function backendSlug(backend: BackendName): string {
   return backend.replace('+', '-');
 }
 
+/** A scratch directory name for `backend`: `name` as it is for sqlite+file, `<name>-<slug>` for the others. */
+export function onBackendDir(backend: BackendName, name: string): string {
+  return backend === 'sqlite+file' ? name : `${name}-${backendSlug(backend)}`;
+}
+
 /** How often, and how far apart (ms), releasing a database tries DROP again while it is refused. */
 const DROP_TRIES = 60;
 const DROP_RETRY_MS = 1000;
@@ -107,8 +112,7 @@ export async function backendStorage(backend: BackendName): Promise<BackendStora
 
   const endpoint = process.env.BINDLE_TEST_S3_ENDPOINT ?? '';
   const region = process.env.AWS_REGION ?? 'us-east-1';
-  const sdk = await import('@aws-sdk/client-s3');
-  const s3 = new sdk.S3Client({ endpoint, region, forcePathStyle: true, requestHandler: S3_TIMEOUTS });
+  const { sdk, client: s3 } = await s3Client({ endpoint, region });
   try {
     await s3.send(new sdk.CreateBucketCommand({ Bucket: BUCKET }));
   } catch (err) {
