@@ -218,7 +218,7 @@ export class BindleService {
         `parcel ${sha256}: Content-Length ${contentLength} does not match the label size ${label.size}`,
       );
     }
-    // The store refuses a parcel it has (already_exists) before it reads any of the data.
+    // The store refuses a parcel it has (already_exists), a big one before it reads any of the data.
     await this.deps.parcels.put(sha256, label.size, data);
   }
 

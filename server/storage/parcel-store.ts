@@ -70,7 +70,9 @@ export interface ParcelStore {
 
   /**
    * Streams `data` in while hashing; verifies size then sha256; makes it visible atomically.
-   * Errors: `already_exists` (409) if the parcel exists before or at commit time;
+   * Errors: `already_exists` (409) if the parcel exists before or at commit time (a stored
+   * parcel of more than REFUSE_UNREAD_ABOVE_BYTES is refused before any of `data` is read; a
+   * smaller one may be read first, and is refused as stored even when its data is wrong);
    * `size_mismatch` when more or fewer than `expectedSize` bytes arrive (reading stops as soon
    * as the data exceeds it); `digest_mismatch`; `bad_request` for a malformed sha256 or an
    * `expectedSize` that is not a non-negative safe integer; a stream error (client aborted) is
@@ -103,6 +105,14 @@ export interface ParcelStore {
   /** Releases the store. Puts already under way finish; later calls reject with `unavailable`. */
   close(): Promise<void>;
 }
+
+/**
+ * Largest parcel a put may read before it finds the parcel stored (already_exists). Above it a
+ * re-upload is refused without taking its data; up to it a store whose every check is a network
+ * round trip may let the write itself answer (S3's conditional PutObject), one request per new
+ * parcel instead of a check and a write.
+ */
+export const REFUSE_UNREAD_ABOVE_BYTES = 1 << 20;
 
 /**
  * Uploads in progress (file-store temp files, S3 multipart uploads) untouched for longer than

@@ -8,7 +8,9 @@
  * `hidden/<sha256>.<random>` the data of a parcel being removed (ParcelStore.remove).
  * Nothing is ever visible under `parcels/` before its size and sha256 were verified:
  * - a parcel up to one part (8 MiB) is received into memory, verified, then written with one
- *   conditional PutObject (`If-None-Match: *`), so concurrent puts have exactly one winner;
+ *   conditional PutObject (`If-None-Match: *`), so concurrent puts have exactly one winner; up
+ *   to REFUSE_UNREAD_ABOVE_BYTES that PutObject is the only request of a new parcel (its 412
+ *   tells a stored one), bigger ones are looked up first (HEAD) and refused unread;
  * - a larger parcel streams into a multipart upload (a few parts sent at once) while it is
  *   hashed; the upload is completed only once the data checked out, and aborted on any failure.
  *   Since not every
@@ -25,11 +27,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import type * as S3 from '@aws-sdk/client-s3';
 
-import { BindleError } from '../../core/errors/bindle-error.js';
+import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { isSha256Hex } from '../../core/ids/bindle-id.js';
 import {
   alreadyExists,
   assertDigest,
+  REFUSE_UNREAD_ABOVE_BYTES,
   confirmRemoval,
   assertDigestMatches,
   assertExpectedSize,
@@ -75,6 +78,8 @@ const MAX_PARTS = 9000;
  * (memory per upload: this many parts plus the one filling).
  */
 const PARTS_IN_FLIGHT = 3;
+/** A part is PART_BYTES and less than one received chunk more: its buffer's room for that. */
+const PART_SLACK = 256 * 1024;
 /** Keys per ListObjectsV2 page (S3's maximum). */
 const LIST_PAGE = 1000;
 /** A claim older than this (or than the staging age, if shorter) was left by a killed process. */
@@ -364,13 +369,21 @@ export class S3ParcelStore implements ParcelStore {
   }
 
   private async putVerified(sha256: string, expectedSize: number, data: Readable): Promise<PutResult> {
-    if (await this.stored(sha256)) throw alreadyExists(sha256);
-    if (expectedSize <= PART_BYTES) await this.putSmall(sha256, expectedSize, data);
-    else await this.putMultipart(sha256, expectedSize, data);
+    if (expectedSize <= REFUSE_UNREAD_ABOVE_BYTES) {
+      await this.putSmall(sha256, expectedSize, data, false);
+    } else {
+      if (await this.stored(sha256)) throw alreadyExists(sha256);
+      if (expectedSize <= PART_BYTES) await this.putSmall(sha256, expectedSize, data, true);
+      else await this.putMultipart(sha256, expectedSize, data);
+    }
     return { sha256, size: expectedSize };
   }
 
-  private async putSmall(sha256: string, expectedSize: number, data: Readable): Promise<void> {
+  /**
+   * One conditional PutObject of the received, verified data. Unless `lookedUp` (a HEAD found
+   * the parcel absent before), data that fails its checks is refused as stored when it is.
+   */
+  private async putSmall(sha256: string, expectedSize: number, data: Readable, lookedUp: boolean): Promise<void> {
     const chunks: Buffer[] = [];
     const sink: UploadSink = {
       batchBytes: expectedSize + 1,
@@ -380,7 +393,13 @@ export class S3ParcelStore implements ParcelStore {
         return Promise.resolve();
       },
     };
-    assertDigestMatches(sha256, await receiveParcel(data, expectedSize, sink));
+    try {
+      assertDigestMatches(sha256, await receiveParcel(data, expectedSize, sink));
+    } catch (err) {
+      const wrongData = isBindleError(err, 'size_mismatch') || isBindleError(err, 'digest_mismatch');
+      if (wrongData && !lookedUp && (await this.stored(sha256))) throw alreadyExists(sha256);
+      throw err;
+    }
     const key = this.keyOf(sha256);
     try {
       await this.client.send(
@@ -427,11 +446,24 @@ export class S3ParcelStore implements ParcelStore {
         throw unavailable(`uploading part ${PartNumber} of ${key}`, err);
       }
     };
+    const partBytes = Math.max(PART_BYTES, Math.ceil(expectedSize / MAX_PARTS));
+    /**
+     * Buffers of parts S3 has stored, for the next parts: a few per upload instead of a new one
+     * per part, which lived long enough to reach V8's old space and piled up there as garbage.
+     */
+    const spare: Buffer[] = [];
     const sink: UploadSink = {
-      batchBytes: Math.max(PART_BYTES, Math.ceil(expectedSize / MAX_PARTS)),
+      batchBytes: partBytes,
       maxQueued: 1,
       write: async (chunks, size) => {
-        const upload = uploadPart(uploading.length + 1, Buffer.concat(chunks, size));
+        let buffer = spare.pop();
+        if (buffer === undefined || buffer.length < size) buffer = Buffer.allocUnsafe(Math.max(size, partBytes + PART_SLACK));
+        let offset = 0;
+        for (const chunk of chunks) offset += chunk.copy(buffer, offset);
+        const part = buffer;
+        const upload = uploadPart(uploading.length + 1, part.subarray(0, size)).then(() => {
+          spare.push(part);
+        });
         upload.catch(() => undefined);
         uploading.push(upload);
         const waitFor = uploading.at(-PARTS_IN_FLIGHT);

@@ -7,7 +7,7 @@ import { PassThrough, Readable } from 'node:stream';
 import type { Test } from 'tap';
 
 import { isBindleError } from '../../core/errors/bindle-error.js';
-import type { ParcelStore } from '../../server/storage/parcel-store.js';
+import { REFUSE_UNREAD_ABOVE_BYTES, type ParcelStore } from '../../server/storage/parcel-store.js';
 
 /** Makes a fresh, empty store whose data lives under `dir` (a new empty directory). */
 export type ParcelStoreFactory = (dir: string) => Promise<ParcelStore>;
@@ -205,6 +205,38 @@ export async function parcelStoreContract(t: Test, name: string, makeStore: Parc
       await t.rejects(store.put(sha, 3, streamOf(Buffer.from('bad'))), { code: 'already_exists' }, 'even with wrong data');
       t.ok((await readAll(await store.openRead(sha))).equals(data));
       t.same(await listAll(store), [sha]);
+    });
+
+    t.test('a stored parcel over REFUSE_UNREAD_ABOVE_BYTES is refused before its data is read', async (t) => {
+      const store = await fresh(t);
+      const data = randomBytes(REFUSE_UNREAD_ABOVE_BYTES + 1);
+      const sha = sha256Of(data);
+      await store.put(sha, data.length, streamOf(data));
+      let reads = 0;
+      const again = new Readable({
+        read() {
+          reads++;
+          this.push(data);
+          this.push(null);
+        },
+      });
+      await t.rejects(store.put(sha, data.length, again), { code: 'already_exists' });
+      t.equal(reads, 0, 'nothing was read of the second upload');
+      t.equal(again.destroyed, false, 'and the stream is left to the caller');
+    });
+
+    t.test('a stored parcel up to REFUSE_UNREAD_ABOVE_BYTES: already_exists, whatever its data', async (t) => {
+      const store = await fresh(t);
+      const data = randomBytes(REFUSE_UNREAD_ABOVE_BYTES);
+      const sha = sha256Of(data);
+      await store.put(sha, data.length, streamOf(data));
+      await t.rejects(store.put(sha, data.length, streamOf(data)), { code: 'already_exists' }, 'the same data');
+      const wrong = Buffer.from(data);
+      wrong[wrong.length - 1] = (wrong.at(-1) ?? 0) ^ 1;
+      await t.rejects(store.put(sha, data.length, streamOf(wrong)), { code: 'already_exists' }, 'other data');
+      await t.rejects(store.put(sha, data.length, streamOf(data.subarray(1))), { code: 'already_exists' }, 'too few bytes');
+      await t.rejects(store.put(sha, data.length, streamOf(Buffer.concat([data, data.subarray(0, 9)]))), { code: 'already_exists' }, 'too many');
+      t.ok((await readAll(await store.openRead(sha))).equals(data), 'the stored bytes are unchanged');
     });
 
     t.test('32 concurrent puts of one parcel: exactly one succeeds, the rest already_exists', async (t) => {

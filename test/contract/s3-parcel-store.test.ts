@@ -1,6 +1,7 @@
 /**
  * S3ParcelStore against a real S3 service (Ceph RGW from scripts/services/s3.sh): the
- * ParcelStore contract, plus what only the S3 store promises: its key layout, no multipart
+ * ParcelStore contract, plus what only the S3 store promises: its key layout, the requests a put
+ * costs (through a recording proxy), no multipart
  * upload left after a failed put, removal by age of what killed uploads left (multipart
  * uploads, claims, also after a real SIGKILL), and a put that finds a killed process's claim
  * still succeeding.
@@ -8,6 +9,8 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { Agent, createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
@@ -19,13 +22,46 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import t from 'tap';
+import t, { type Test } from 'tap';
 
+import { isBindleError } from '../../core/errors/bindle-error.js';
+import { REFUSE_UNREAD_ABOVE_BYTES } from '../../server/storage/parcel-store.js';
 import { S3ParcelStore } from '../../server/storage/s3-parcel-store.js';
 import { bundleAsServer } from '../helpers/bundle-as-server.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { s3TestBucket, s3TestClient, s3TestService } from '../helpers/s3-service.js';
 import { abortingStream, listAll, parcelStoreContract, readAll, sha256Of, streamOf } from './parcel-store-contract.js';
+
+/**
+ * A plain HTTP proxy in front of the S3 service recording each request's method; every request
+ * and reply passes through unchanged (the signed Host header is the proxy's, as the client sent it).
+ */
+async function recordingProxy(t: Test, target: string): Promise<{ url: string; requests: string[] }> {
+  const upstream = new URL(target);
+  const requests: string[] = [];
+  const agent = new Agent({ keepAlive: true });
+  const server = createServer((req, res) => {
+    requests.push(req.method ?? '?');
+    const forward = request(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },
+      (reply) => {
+        res.writeHead(reply.statusCode ?? 502, reply.headers);
+        reply.pipe(res);
+      },
+    );
+    forward.on('error', (err) => res.destroy(err));
+    req.pipe(forward);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+    agent.destroy();
+  });
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, requests };
+}
 
 const service = s3TestService(t);
 if (service !== undefined) {
@@ -58,6 +94,15 @@ if (service !== undefined) {
     const elsewhere = await open(freshPrefix());
     t.teardown(() => elsewhere.close());
     t.same(await listAll(elsewhere), [], 'a store on another prefix does not');
+  });
+
+  t.test('a parcel of many parts, whose part buffers are reused, reads back byte for byte', async (t) => {
+    const store = await open(freshPrefix());
+    t.teardown(() => store.close());
+    const data = randomBytes(50 * (1 << 20) + 12345);
+    const sha = sha256Of(data);
+    t.same(await store.put(sha, data.length, streamOf(data, 48 * 1024)), { sha256: sha, size: data.length });
+    t.ok((await readAll(await store.openRead(sha))).equals(data), 'its seven parts are intact');
   });
 
   t.test('an interrupted multipart upload is aborted: nothing stored, no upload left', async (t) => {
@@ -176,6 +221,30 @@ if (service !== undefined) {
     const [code] = (await once(child, 'exit')) as [number | null];
     t.equal(code, 0, `the bundled store ran: ${err}`);
     t.equal(out, '[]', 'and stored the parcel (none missing)');
+  });
+
+  t.test('a new parcel up to REFUSE_UNREAD_ABOVE_BYTES costs one request to S3, a bigger one a HEAD first', async (t) => {
+    const proxy = await recordingProxy(t, service.endpoint);
+    const store = await S3ParcelStore.open({ bucket, prefix: freshPrefix(), endpoint: proxy.url, region: service.region, forcePathStyle: true, stagingSweepMs: 0 });
+    t.teardown(() => store.close());
+    /** The methods of the requests `action` sent to S3. */
+    const requestsOf = async (action: () => Promise<unknown>): Promise<string[]> => {
+      proxy.requests.length = 0;
+      await action().catch((err: unknown) => {
+        if (!isBindleError(err, 'already_exists')) throw err;
+      });
+      return [...proxy.requests];
+    };
+    const small = randomBytes(REFUSE_UNREAD_ABOVE_BYTES);
+    const sha = sha256Of(small);
+    t.same(await requestsOf(() => store.put(sha, small.length, streamOf(small))), ['PUT'], 'a new small parcel: one conditional PUT');
+    t.same(await requestsOf(() => store.put(sha, small.length, streamOf(small))), ['PUT'], 'a stored one: the same PUT answers 412');
+    t.same(await requestsOf(() => store.put(sha, 3, streamOf(Buffer.from('bad')))), ['HEAD'], 'wrong data: a HEAD tells it is stored');
+    const big = randomBytes(REFUSE_UNREAD_ABOVE_BYTES + 1);
+    const bigSha = sha256Of(big);
+    t.same(await requestsOf(() => store.put(bigSha, big.length, streamOf(big))), ['HEAD', 'PUT'], 'a new bigger parcel: HEAD, then PUT');
+    t.same(await requestsOf(() => store.put(bigSha, big.length, streamOf(big))), ['HEAD'], 'a stored one: refused after the HEAD');
+    t.same(await store.missing([sha, bigSha]), new Set(), 'both are stored');
   });
 
   t.test('a bucket that does not exist is invalid_config', async (t) => {
