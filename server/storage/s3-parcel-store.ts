@@ -449,7 +449,7 @@ export class S3ParcelStore implements ParcelStore {
     const partBytes = Math.max(PART_BYTES, Math.ceil(expectedSize / MAX_PARTS));
     /**
      * Buffers of parts S3 has stored, for the next parts: a few per upload instead of a new one
-     * per part, which lived long enough to reach V8's old space and piled up there as garbage.
+     * per part, each garbage once its part was sent.
      */
     const spare: Buffer[] = [];
     const sink: UploadSink = {
