@@ -7,9 +7,13 @@
 // resolving and reading hundreds of files. What a default start does not run stays out of it:
 // - better-sqlite3's native addon is loaded from node_modules (its JavaScript is bundled:
 //   sqliteAddon below);
-// - pg (node-postgres) is loaded from node_modules, and only when a PostgreSQL index is opened
-//   (server/storage/postgres-invoice-index.ts imports it dynamically); likewise the AWS SDK
-//   (@aws-sdk/*), only when an S3 parcel store is opened (server/storage/s3-parcel-store.ts);
+// - pg (node-postgres) is loaded only when a PostgreSQL index is opened
+//   (server/storage/postgres-invoice-index.ts imports it dynamically), the AWS SDK only when an
+//   S3 parcel store is opened (server/storage/s3-parcel-store.ts): both are in chunks of their
+//   own. Loaded from node_modules instead, their CommonJS files went through Node's module
+//   resolution and, imported from ES modules, its CommonJS export lexer, which ran often enough
+//   at every start for V8 to optimize a dozen functions with Turbofan: ~7 MiB more idle RSS on
+//   PostgreSQL + S3 (docs/performance.md, "Idle memory on PostgreSQL + S3");
 // - the htpasswd and OIDC authenticators (bcryptjs, jose) are imported dynamically by
 //   server/auth/build-auth.ts, so they land in chunks loaded only when configured;
 // - Fastify's schema compilers and its inject() support are required by Fastify only on demand
@@ -129,7 +133,8 @@ await build({
   ...NODE_BUNDLE_OPTIONS,
   minifyWhitespace: true,
   plugins: [standaloneValidatorsPlugin(root), lazyModules, sqliteAddon],
-  external: ['pg', '@aws-sdk/*', ...LAZY_PACKAGES, '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request'],
+  // pg-native: node-postgres's optional native binding, required only if asked for (never here).
+  external: ['pg-native', ...LAZY_PACKAGES, '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request'],
 });
 
 for (const name of readdirSync(outdir)) {
