@@ -7,16 +7,14 @@
  * failed under CI=true).
  */
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
-import { join } from 'node:path';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { sha256, signedInvoice } from '../helpers/bindles.js';
 import { vec } from '../helpers/paths.js';
 import { freshDatabase, postgresUrl } from '../helpers/postgres.js';
-import { s3TestBucket, s3TestClient, s3TestService } from '../helpers/s3-service.js';
-import { SERVER_BIN, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+import { s3ParcelsSpec, s3TestBucket, s3TestClient, s3TestService } from '../helpers/s3-service.js';
+import { createHostKeys, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
 const pgUrl = postgresUrl(t);
 // Each helper plans the file as skipped when its service is absent: ask the second only when the first is there.
@@ -43,10 +41,8 @@ if (pgUrl !== undefined && s3 !== undefined) await t.test('three replicas on one
   const bucket = await s3TestBucket(t, client);
   const indexUrl = await freshDatabase(t, pgUrl);
   const dir = t.testdir();
-  const hostKeys = join(dir, 'host-keys.toml');
-  const made = spawnSync(process.execPath, [SERVER_BIN, 'keys', 'create-host', '--out', hostKeys], { encoding: 'utf8' });
-  t.equal(made.status, 0, `keys create-host: ${made.stderr}`);
-  const parcelsSpec = `s3://${bucket}/replicas?endpoint=${encodeURIComponent(s3.endpoint)}&region=${s3.region}&forcePathStyle=true`;
+  const hostKeys = createHostKeys(t, dir);
+  const parcelsSpec = s3ParcelsSpec(s3, bucket, 'replicas');
   const args = ['--index', indexUrl, '--parcels', parcelsSpec, '--signing-keys', hostKeys, '--keyring', vec('scaffolds', 'keys', 'keyring.toml')];
   /** Replicas belong to this test, also one restarted in a subtest: later subtests use it. */
   const startReplica = (): Promise<ServerProcess> => startServerProcess(t, { args });

@@ -5,15 +5,13 @@
  * which got a dozen functions optimized by Turbofan and ~7 MiB more resident in an idle replica.
  */
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 
 import { sha256, signedInvoice } from '../helpers/bindles.js';
 import { exitList, modulesPreload } from '../helpers/module-list.js';
 import { vec } from '../helpers/paths.js';
 import { freshDatabase, postgresUrl } from '../helpers/postgres.js';
-import { s3TestBucket, s3TestClient, s3TestService } from '../helpers/s3-service.js';
-import { SERVER_BIN, startServerProcess } from '../helpers/server-process.js';
+import { s3ParcelsSpec, s3TestBucket, s3TestClient, s3TestService } from '../helpers/s3-service.js';
+import { createHostKeys, startServerProcess } from '../helpers/server-process.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 
 const pgUrl = postgresUrl(t);
@@ -23,13 +21,11 @@ const s3 = pgUrl === undefined ? undefined : s3TestService(t);
 if (pgUrl !== undefined && s3 !== undefined) await t.test('on PostgreSQL + S3 the server loads pg and the AWS SDK from its bundle', async (t) => {
   const bucket = await s3TestBucket(t, await s3TestClient(t, s3));
   const dir = t.testdir();
-  const hostKeys = join(dir, 'host-keys.toml');
-  const made = spawnSync(process.execPath, [SERVER_BIN, 'keys', 'create-host', '--out', hostKeys], { encoding: 'utf8' });
-  t.equal(made.status, 0, `keys create-host: ${made.stderr}`);
+  const hostKeys = createHostKeys(t, dir);
   const server = await startServerProcess(t, {
     args: [
       '--index', await freshDatabase(t, pgUrl),
-      '--parcels', `s3://${bucket}/bundle?endpoint=${encodeURIComponent(s3.endpoint)}&region=${s3.region}&forcePathStyle=true`,
+      '--parcels', s3ParcelsSpec(s3, bucket, 'bundle'),
       '--signing-keys', hostKeys,
       '--keyring', vec('scaffolds', 'keys', 'keyring.toml'),
       '--unauthenticated',

@@ -9,14 +9,13 @@
  */
 import t, { type Test } from 'tap';
 import Database from 'better-sqlite3';
-import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
 import { signedInvoice } from '../helpers/bindles.js';
 import { vec } from '../helpers/paths.js';
 import { freshDatabase, postgresUrl } from '../helpers/postgres.js';
-import { SERVER_BIN, startServerProcess } from '../helpers/server-process.js';
+import { createHostKeys, startServerProcess } from '../helpers/server-process.js';
 
 const keyring = vec('scaffolds', 'keys', 'keyring.toml');
 const ROUNDS = 3;
@@ -110,9 +109,7 @@ t.test('kill -9 during creates and yanks: PostgreSQL index', async (t) => {
   if (url === undefined) return;
   const dir = t.testdir();
   // A shared index never creates a host key by itself: supply one, as a deployment does.
-  const hostKeys = join(dir, 'host-keys.toml');
-  const made = spawnSync(process.execPath, [SERVER_BIN, 'keys', 'create-host', '--out', hostKeys], { encoding: 'utf8' });
-  t.equal(made.status, 0, `keys create-host: ${made.stderr}`);
+  const hostKeys = createHostKeys(t, dir);
   const args = ['--index', await freshDatabase(t, url), '--signing-keys', hostKeys, '--keyring', keyring];
   await killDuringCreatesAndYanks(t, dir, args, /^$/);
 });

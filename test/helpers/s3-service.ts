@@ -68,3 +68,8 @@ export async function emptyS3Prefix(client: S3Client, bucket: string, prefix: st
     if (keys.length > 0) await client.send(new sdk.DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys } }));
   }
 }
+
+/** The server's `--parcels` spec for `prefix` of `bucket` on the test service. */
+export function s3ParcelsSpec(service: S3TestService, bucket: string, prefix: string): string {
+  return `s3://${bucket}/${prefix}?endpoint=${encodeURIComponent(service.endpoint)}&region=${service.region}&forcePathStyle=true`;
+}

@@ -3,7 +3,7 @@
  * the built bundle) as a child process on 127.0.0.1 with port 0, waits until it logs its address,
  * and always stops it at teardown.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -80,4 +80,15 @@ export async function startServerProcess(t: Test, opts: ServerProcessOptions = {
     void exit.then((code) => reject(new Error(`bindle-server exited with ${String(code)} before listening:\n${output}`)));
   });
   return { origin, url: `${origin}/v1/`, directory, child, output: () => output, stop };
+}
+
+/**
+ * Makes a host signing key file at `<dir>/host-keys.toml` with `bindle-server keys create-host`
+ * (asserting it succeeded on `t`), as a deployment on a shared index must; its path.
+ */
+export function createHostKeys(t: Test, dir: string): string {
+  const hostKeys = join(dir, 'host-keys.toml');
+  const made = spawnSync(process.execPath, [SERVER_BIN, 'keys', 'create-host', '--out', hostKeys], { encoding: 'utf8' });
+  t.equal(made.status, 0, `keys create-host: ${made.stderr}`);
+  return hostKeys;
 }
