@@ -87,8 +87,8 @@ const CLAIM_STALE_MS = 2 * 60 * 1000;
 /** How often a put that found another put's claim checks whether the parcel appeared. */
 const CLAIM_POLL_MS = 100;
 
-/** The SDK's exports (its CommonJS exports object, which is also what `default` is). */
-type S3Module = Omit<typeof S3, 'default'>;
+/** The SDK's parts the store uses (./s3-sdk.ts). */
+type S3Module = typeof import('./s3-sdk.js');
 
 /** The HTTP status of an S3 service error, if it is one. */
 function s3Status(err: unknown): number | undefined {
@@ -154,9 +154,7 @@ export class S3ParcelStore implements ParcelStore {
     if (options.endpoint !== undefined && !URL.canParse(options.endpoint)) {
       throw new BindleError('invalid_config', `S3 parcel store: endpoint ${JSON.stringify(options.endpoint)} is not a URL`);
     }
-    // The CommonJS package's exports object: bundled by esbuild (scripts/bundle-server.mjs), its
-    // named exports are not there, only `default`.
-    const { default: sdk } = await import('@aws-sdk/client-s3');
+    const sdk = await import('./s3-sdk.js');
     const client = new sdk.S3Client({
       region: options.region,
       forcePathStyle: options.forcePathStyle,

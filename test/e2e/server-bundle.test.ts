@@ -181,6 +181,25 @@ t.test('a default start does not load the optional backends, authenticators, Ope
   t.end();
 });
 
+t.test('of the AWS SDK, the bundle holds the S3 commands the store and its client use, and no other', async (t) => {
+  // Bundled from the SDK's ES module build, tree-shaken to the names server/storage/s3-sdk.ts
+  // imports; from its CommonJS build, every command of the client was in the store's chunks.
+  const commands = readdirSync(join(REPO_ROOT, 'node_modules', '@aws-sdk', 'client-s3', 'dist-es', 'commands'))
+    .filter((name) => name.endsWith('Command.js'))
+    .map((name) => name.slice(0, -'.js'.length));
+  t.ok(commands.length > 90, `the client defines ${commands.length} commands`);
+  const used = Object.keys(await import('../../server/storage/s3-sdk.js')).filter((name) => name.endsWith('Command'));
+  t.ok(used.includes('PutObjectCommand') && used.includes('UploadPartCommand'), `the store uses ${used.join(', ')}`);
+  const all = readdirSync(BUNDLE_DIR).filter((name) => name.endsWith('.mjs')).map((name) => readFileSync(join(BUNDLE_DIR, name), 'utf8')).join('\n');
+  // esbuild writes each command class as `var <Name>=class extends command(...)`.
+  const bundled = commands.filter((name) => new RegExp(`\\b${name}=class extends\\b`).test(all));
+  // CreateSession: the S3Client's own, for S3 Express One Zone buckets' session credentials.
+  t.same(bundled.sort(), [...used, 'CreateSessionCommand'].sort(), 'the bundled commands are those the store imports and the client\'s own');
+  const sdkSources = [...bundledSources().values()].flat().filter((source) => /node_modules\/@(?:aws-sdk|smithy)\//.test(source));
+  t.ok(sdkSources.length > 0, 'the SDK is in the bundle');
+  t.same(sdkSources.filter((source) => source.includes('/dist-cjs/')), [], 'from its ES module build only');
+});
+
 t.test('better-sqlite3 is bundled and its addon required directly, not found through node\'s module loader and `bindings`', (t) => {
   const loaded = [...startupModules().values()].join('\n');
   t.match(loaded, /require\("better-sqlite3\/build\/Release\/better_sqlite3\.node"\)/, 'the addon is required by its path in the package');
