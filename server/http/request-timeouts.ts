@@ -5,13 +5,15 @@
  * server was ready for more, the request is answered 408 `request_timeout` (if no reply was sent
  * yet), its request stream destroyed with that error and its connection closed, so whatever
  * the route was writing is abandoned and cleaned up by its own error path (the parcel store
- * removes its temp file). A slow upload that keeps moving
+ * removes its temp file). That route's handler then fails after the 408 went out; the failure
+ * is the stall's consequence, already logged at info, so it is dropped instead of reaching
+ * Fastify, which logs a handler failing after its reply as a server error. A slow upload that keeps moving
  * is never cut off, however long it takes, and time the server itself spends not reading (a full
  * stream buffer) does not count against the client. A request without a body (neither
  * Content-Length nor Transfer-Encoding, RFC 9112 §6.3: most GETs and HEADs) needs no timer.
  */
 import { Socket } from 'node:net';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { sendDocument } from './reply.js';
 
@@ -31,7 +33,26 @@ export function hasBody(headers: { 'content-length'?: string | undefined; 'trans
   return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
+/** Requests this module aborted after answering them 408. */
+const stalled = new WeakSet<FastifyRequest>();
+
+/** Methods whose routes read a request body (a GET's or HEAD's route never does). */
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+
 export function registerBodyIdleTimeout(app: FastifyInstance, idleMs: number): void {
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (!methods.some((method) => BODY_METHODS.has(method))) return;
+    const handler = route.handler;
+    route.handler = function (this: FastifyInstance, request, reply) {
+      const result: unknown = handler.call(this, request, reply);
+      if (!(result instanceof Promise)) return result;
+      return result.catch((err: unknown) => {
+        if (stalled.has(request)) return undefined;
+        throw err;
+      });
+    };
+  });
   app.addHook('onRequest', (request, reply, done) => {
     done();
     const raw = request.raw;
@@ -58,6 +79,7 @@ export function registerBodyIdleTimeout(app: FastifyInstance, idleMs: number): v
       // The request stream is destroyed with the error, so that whoever reads it (an upload
       // into a temp file) fails and cleans up: once the reply is sent, Node detaches the request
       // from its socket, and closing the socket alone would leave that reader waiting forever.
+      stalled.add(request);
       const abort = (): void => {
         raw.destroy(error);
         socket.destroy();
