@@ -17,9 +17,16 @@ const FASTIFY_CODES: Readonly<Record<string, ErrorCode>> = {
   FST_ERR_BAD_URL: 'bad_request',
 };
 
-/** Maps any thrown value to a BindleError (unknown errors become `internal`). */
-export function toBindleError(err: unknown): BindleError {
+/**
+ * Maps any thrown value to a BindleError (unknown errors become `internal`). The error of
+ * `request`'s own stream (Node's `aborted` when the client hangs up before its body is complete)
+ * is the client's failure, not the server's: `bad_request`.
+ */
+export function toBindleError(err: unknown, request?: FastifyRequest): BindleError {
   if (err instanceof BindleError) return err;
+  if (request !== undefined && err !== null && request.raw.errored === err) {
+    return new BindleError('bad_request', 'the request body was cut off: the client closed the connection before it was complete', { cause: err });
+  }
   if (isOutOfSpace(err)) {
     return new BindleError('insufficient_storage', 'the server is out of storage space: nothing was stored; try again later or tell its operator', { cause: err });
   }
@@ -47,7 +54,7 @@ export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest
  * headers (Connection: close for an unread upload, Retry-After, the WWW-Authenticate challenge).
  */
 export function prepareErrorReply(err: unknown, request: FastifyRequest, reply: FastifyReply): BindleError {
-  const bindleError = toBindleError(err);
+  const bindleError = toBindleError(err, request);
   if (bindleError.code === 'internal') request.log.error({ err }, 'unhandled error');
   else if (bindleError.code === 'insufficient_storage') request.log.error({ err }, 'out of storage space');
   else request.log.info({ code: bindleError.code, reason: bindleError.message }, 'request failed');

@@ -95,7 +95,7 @@ export function setEndpoint(request: FastifyRequest, endpoint: OciEndpoint): voi
 }
 
 function renderOciError(err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const error = toBindleError(err);
+  const error = toBindleError(err, request);
   if (error.code === 'internal') request.log.error({ err }, 'unhandled error');
   else request.log.info({ code: error.code, reason: error.message }, 'request failed');
   if (!request.raw.complete) reply.header('connection', 'close');

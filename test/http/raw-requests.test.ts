@@ -72,12 +72,15 @@ t.test('a body in a transfer coding other than chunked is refused with 501 and n
   t.equal(gzip.match(/^HTTP\/1\.1 /gm)?.length, 1, `one response: ${JSON.stringify(gzip)}`);
 });
 
+/** A log line: its level, message and, for a failed request, its error code. */
+type LogRecord = { level: number; msg?: string; code?: string };
+
 /** A pino logger at `info` whose records land in `records`. */
-function recordingLogger(): { logger: pino.Logger; records: { level: number; msg?: string }[] } {
-  const records: { level: number; msg?: string }[] = [];
+function recordingLogger(): { logger: pino.Logger; records: LogRecord[] } {
+  const records: LogRecord[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') records.push(JSON.parse(line) as { level: number; msg?: string });
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') records.push(JSON.parse(line) as LogRecord);
       done();
     },
   });
@@ -124,4 +127,28 @@ t.test('a stalled body is aborted with 408 and leaves nothing; a slow moving upl
   // route's read failing after the 408 was sent made Fastify log one per stalled upload).
   t.equal(records.filter((r) => r.msg === 'request body stalled').length, 3, 'each stall is logged at info');
   t.same(records.filter((r) => r.level >= 40).map((r) => r.msg), [], 'nothing at warn or above');
+});
+
+t.test('a client that hangs up mid-body is logged as its failure at info, and nothing is stored', async (t) => {
+  const { logger, records } = recordingLogger();
+  const ta = await makeTestApp(t, { logger });
+  const port = await listening(t, ta);
+  const data = Buffer.alloc(256 * 1024, 3);
+  const small = Buffer.alloc(2048, 4);
+  const invoice = signedInvoice('example.com/hang-up', '1.0.0', [{ name: 'big.bin', data }, { name: 'small.bin', data: small }]);
+  const created = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: { 'content-type': 'application/toml' }, payload: renderInvoice(invoice) });
+  t.equal(created.statusCode, 202, created.body);
+  const head = (path: string, length: number): string =>
+    `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: ${length}\r\nContent-Type: application/toml\r\n\r\n`;
+  // rawExchange closes the connection once `limitMs` has passed: the body is never completed.
+  await rawExchange(port, [head('/v1/_i', 500), 'bindleVersion = "1.0.0"\n'], 300);
+  for (const parcel of [data, small]) {
+    await rawExchange(port, [head(`/v1/_i/example.com/hang-up/1.0.0@${sha256(parcel)}`, parcel.length), parcel.subarray(0, parcel.length / 2)], 300);
+  }
+  const failed = (): LogRecord[] => records.filter((r) => r.msg === 'request failed');
+  for (let i = 0; i < 200 && failed().length < 3; i++) await new Promise((r) => setTimeout(r, 25));
+  t.same(failed().map((r) => r.code), ['bad_request', 'bad_request', 'bad_request'], 'each cut-off request is logged as a bad request');
+  t.same(records.filter((r) => r.level >= 40).map((r) => r.msg), [], 'nothing at warn or above');
+  t.notOk(await ta.parcels.has(sha256(data)), 'no parcel was stored');
+  t.notOk(await ta.parcels.has(sha256(small)), 'nor the small one');
 });
