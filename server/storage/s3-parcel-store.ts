@@ -166,6 +166,13 @@ export class S3ParcelStore implements ParcelStore {
       requestHandler: {
         connectionTimeout: options.timeouts?.connectMs ?? CONNECT_TIMEOUT_MS,
         socketTimeout: options.timeouts?.idleMs ?? IDLE_TIMEOUT_MS,
+        // No cap on connections to the service (nor has Go's HTTP client, which the distribution
+        // registry's S3 driver uses): a parcel being read holds its connection for as long as its
+        // client takes to read it, so with the SDK's default of 50, fifty clients that stopped
+        // reading held up every other request of the store (uploads, look-ups, other reads)
+        // until their connections idled out. Idle connections kept: the agent's default (256).
+        httpAgent: { maxSockets: Infinity },
+        httpsAgent: { maxSockets: Infinity },
       },
     });
     const store = new S3ParcelStore(sdk, client, options, staging.stagingMaxAgeMs);

@@ -247,6 +247,26 @@ if (service !== undefined) {
     t.same(await store.missing([sha, bigSha]), new Set(), 'both are stored');
   });
 
+  t.test("streams a slow client leaves unread do not hold up the store's other requests", async (t) => {
+    // Connections idle out only after ten minutes here: a request that waits for one of them fails by the test's timeout.
+    const store = await S3ParcelStore.open({ bucket, prefix: freshPrefix(), endpoint: service.endpoint, region: service.region, forcePathStyle: true, timeouts: { connectMs: 5_000, idleMs: 600_000 } });
+    t.teardown(() => store.close());
+    const data = randomBytes(4 << 20);
+    const sha = sha256Of(data);
+    await store.put(sha, data.length, streamOf(data));
+    // More than the SDK's default pool of 50 connections, each kept busy by a read nobody reads.
+    const unread = await Promise.all(Array.from({ length: 60 }, () => store.openRead(sha)));
+    t.teardown(() => {
+      for (const stream of unread) stream.destroy();
+    });
+    t.equal(unread.length, 60, 'sixty reads are open, none of them read');
+    const small = Buffer.from('stored while sixty reads stall');
+    t.same(await store.put(sha256Of(small), small.length, streamOf(small)), { sha256: sha256Of(small), size: small.length }, 'a put completes meanwhile');
+    t.ok((await readAll(await store.openRead(sha256Of(small)))).equals(small), 'and so does another read');
+    const first = unread[0];
+    if (first !== undefined) t.ok((await readAll(first)).equals(data), 'a stalled read, read at last, is intact');
+  });
+
   t.test('a bucket that does not exist is invalid_config', async (t) => {
     await t.rejects(
       S3ParcelStore.open({ bucket: `missing-${randomBytes(6).toString('hex')}`, prefix: '', endpoint: service.endpoint, region: service.region, forcePathStyle: true }),
