@@ -49,11 +49,12 @@ export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest
 }
 
 /**
- * What every error reply does before its body is rendered (by this handler, or by the web UI's
- * in its own format): maps `err` to a BindleError, logs it, and sets the status-dependent
- * headers (Connection: close for an unread upload, Retry-After, the WWW-Authenticate challenge).
+ * What every API's error reply does first (this handler's, the web UI's, the OCI API's): maps
+ * `err` to a BindleError, logs it (at error for the server's own failures, at info for the
+ * client's), and sets the headers every format shares (Connection: close for an unread upload,
+ * Retry-After).
  */
-export function prepareErrorReply(err: unknown, request: FastifyRequest, reply: FastifyReply): BindleError {
+export function recordError(err: unknown, request: FastifyRequest, reply: FastifyReply): BindleError {
   const bindleError = toBindleError(err, request);
   if (bindleError.code === 'internal') request.log.error({ err }, 'unhandled error');
   else if (bindleError.code === 'insufficient_storage') request.log.error({ err }, 'out of storage space');
@@ -61,6 +62,15 @@ export function prepareErrorReply(err: unknown, request: FastifyRequest, reply: 
   // A rejected upload may still be streaming: close the connection instead of draining it.
   if (!request.raw.complete) reply.header('connection', 'close');
   if (bindleError.retryAfterSeconds !== undefined) reply.header('retry-after', String(bindleError.retryAfterSeconds));
+  return bindleError;
+}
+
+/**
+ * What every Bindle error reply does before its body is rendered (by this handler, or by the web
+ * UI's in its own format): recordError, then the Bindle API's WWW-Authenticate challenge.
+ */
+export function prepareErrorReply(err: unknown, request: FastifyRequest, reply: FastifyReply): BindleError {
+  const bindleError = recordError(err, request, reply);
   const anonymousRefusal = bindleError.code === 'forbidden' && request.headers.authorization === undefined;
   if (bindleError.code === 'unauthenticated' || anonymousRefusal) reply.header('www-authenticate', 'Basic realm="bindle", Bearer');
   return bindleError;

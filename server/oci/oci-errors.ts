@@ -6,7 +6,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BindleError, type ErrorCode } from '../../core/errors/bindle-error.js';
-import { toBindleError } from '../http/error-handler.js';
+import { recordError } from '../http/error-handler.js';
 import type { OciEndpoint } from './oci-path.js';
 
 /** The distribution-spec error codes this registry answers with. */
@@ -95,11 +95,7 @@ export function setEndpoint(request: FastifyRequest, endpoint: OciEndpoint): voi
 }
 
 function renderOciError(err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const error = toBindleError(err, request);
-  if (error.code === 'internal') request.log.error({ err }, 'unhandled error');
-  else request.log.info({ code: error.code, reason: error.message }, 'request failed');
-  if (!request.raw.complete) reply.header('connection', 'close');
-  if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
+  const error = recordError(err, request, reply);
   // An anonymous client refused a write is asked for credentials: OCI clients send them only after a 401 challenge.
   const anonymousRefusal = error.code === 'forbidden' && request.headers.authorization === undefined;
   const challenge = error.code === 'unauthenticated' || anonymousRefusal;

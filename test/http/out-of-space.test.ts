@@ -15,6 +15,7 @@ import type { ErrorReply } from '../../schema/index.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { signedInvoice } from '../helpers/bindles.js';
 import { backendPair } from '../helpers/test-backends.js';
+import { recordingLogger } from '../helpers/log-records.js';
 import { makeTestApp } from '../helpers/test-app.js';
 
 const TOML_HEADERS = { 'content-type': 'application/toml' };
@@ -57,7 +58,8 @@ t.test('running out of space answers 507 insufficient_storage and stores nothing
     execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
     rmSync(dir, { recursive: true, force: true });
   });
-  const ta = await makeTestApp(t, { dir });
+  const { logger, records } = recordingLogger();
+  const ta = await makeTestApp(t, { dir, logger });
   const expectFull = (res: { statusCode: number; body: string }, what: string): void => {
     t.equal(res.statusCode, 507, `${what}: ${res.body}`);
     const body = TOML.parse(res.body) as unknown as ErrorReply;
@@ -78,6 +80,12 @@ t.test('running out of space answers 507 insufficient_storage and stores nothing
   t.same(readdirSync(join(dir, 'parcels', '.tmp')), [], 'no temp file is left');
   res = await ta.app.inject({ method: 'GET', url: parcelUrl(bigSha) });
   t.equal(res.statusCode, 404, 'the parcel is not there');
+  res = await ta.app.inject({ method: 'POST', url: `/v2/example.com/full/blobs/uploads/?digest=sha256:${bigSha}`, headers: { 'content-type': 'application/octet-stream' }, payload: big });
+  t.equal(res.statusCode, 507, `an OCI blob upload larger than the disk: ${res.body}`);
+  t.equal((JSON.parse(res.body) as { errors: { detail: { code: string } }[] }).errors[0]?.detail.code, 'insufficient_storage', 'in the OCI error envelope');
+  // The server's own failure, on either API: logged at error, never as a client's failed request.
+  t.equal(records.filter((r) => r.msg === 'out of storage space' && r.level === 50).length, 2, 'both uploads are logged at error');
+  t.same(records.filter((r) => r.code === 'insufficient_storage').map((r) => r.msg), [], 'and not at info');
 
   const filler = join(dir, 'filler');
   fillDisk(filler);

@@ -7,14 +7,13 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import t from 'tap';
-import { pino } from 'pino';
 import TOML from '@iarna/toml';
 import type { ErrorReply } from '../../schema/index.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { signedInvoice, sha256 } from '../helpers/bindles.js';
 import { firstResponse, rawExchange, type RawStep } from '../helpers/raw-http.js';
+import { recordingLogger, type LogRecord } from '../helpers/log-records.js';
 import { makeTestApp, type TestApp } from '../helpers/test-app.js';
 
 const IDLE_MS = 600;
@@ -71,21 +70,6 @@ t.test('a body in a transfer coding other than chunked is refused with 501 and n
   errorBody(t, gzip, 501, 'not_implemented', 'gzip alone');
   t.equal(gzip.match(/^HTTP\/1\.1 /gm)?.length, 1, `one response: ${JSON.stringify(gzip)}`);
 });
-
-/** A log line: its level, message and, for a failed request, its error code. */
-type LogRecord = { level: number; msg?: string; code?: string };
-
-/** A pino logger at `info` whose records land in `records`. */
-function recordingLogger(): { logger: pino.Logger; records: LogRecord[] } {
-  const records: LogRecord[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') records.push(JSON.parse(line) as LogRecord);
-      done();
-    },
-  });
-  return { logger: pino({ level: 'info' }, sink), records };
-}
 
 t.test('a stalled body is aborted with 408 and leaves nothing; a slow moving upload succeeds', async (t) => {
   const { logger, records } = recordingLogger();

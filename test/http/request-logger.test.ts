@@ -3,25 +3,10 @@
  * request logs is written as before (bound to its `reqId`, at the levels in force), and at a level
  * that drops a request's logging nothing is built or written for it.
  */
-import { Writable } from 'node:stream';
 import t, { type Test } from 'tap';
-import { pino } from 'pino';
-import type { FastifyBaseLogger } from 'fastify';
 import { lazyChildLoggerFactory } from '../../server/http/request-logger.js';
+import { recordingLogger, type LogRecord } from '../helpers/log-records.js';
 import { makeTestApp, type TestApp } from '../helpers/test-app.js';
-
-type LogRecord = Record<string, unknown>;
-
-function recordingLogger(level: string): { logger: FastifyBaseLogger & { child: pino.Logger['child'] }; records: LogRecord[] } {
-  const records: LogRecord[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') records.push(JSON.parse(line) as LogRecord);
-      done();
-    },
-  });
-  return { logger: pino({ level }, sink), records };
-}
 
 async function appLogging(t: Test, level: string): Promise<{ ta: TestApp; records: LogRecord[] }> {
   const { logger, records } = recordingLogger(level);
