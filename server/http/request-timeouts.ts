@@ -76,10 +76,10 @@ export function registerBodyIdleTimeout(app: FastifyInstance, idleMs: number): v
       clearInterval(timer);
       const error = new BindleError('request_timeout', `no request body data arrived for ${idleMs} ms: the request was aborted`);
       request.log.info({ code: error.code, received: read }, 'request body stalled');
+      stalled.add(request);
       // The request stream is destroyed with the error, so that whoever reads it (an upload
       // into a temp file) fails and cleans up: once the reply is sent, Node detaches the request
       // from its socket, and closing the socket alone would leave that reader waiting forever.
-      stalled.add(request);
       const abort = (): void => {
         raw.destroy(error);
         socket.destroy();

@@ -169,8 +169,8 @@ export class S3ParcelStore implements ParcelStore {
         // No cap on connections to the service (nor has Go's HTTP client, which the distribution
         // registry's S3 driver uses): a parcel being read holds its connection for as long as its
         // client takes to read it, so with the SDK's default of 50, fifty clients that stopped
-        // reading held up every other request of the store (uploads, look-ups, other reads)
-        // until their connections idled out. Idle connections kept: the agent's default (256).
+        // reading held up every other request of the store (uploads, look-ups, other reads),
+        // which then failed on the connect timeout. Idle connections kept: the agent's default (256).
         httpAgent: { maxSockets: Infinity },
         httpsAgent: { maxSockets: Infinity },
       },
