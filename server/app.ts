@@ -8,6 +8,7 @@ import { actionForMethod, type Authenticator, type Authorizer } from './auth/typ
 import { registerRequestAuth } from './auth/request-auth.js';
 import { DEFAULT_BODY_IDLE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, registerBodyIdleTimeout } from './http/request-timeouts.js';
 import { clientErrorHandler, registerClientErrors } from './http/client-errors.js';
+import { registerDateHeader } from './http/date-header.js';
 import { frameworkErrorHandler, registerErrorHandling } from './http/error-handler.js';
 import { lazyChildLoggerFactory } from './http/request-logger.js';
 import { recordRoutes } from './http/route-table.js';
@@ -98,6 +99,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   recordRoutes(app);
   registerErrorHandling(app);
   registerClientErrors(app);
+  registerDateHeader(app);
   registerBodyIdleTimeout(app, opts.bodyIdleTimeoutMs ?? DEFAULT_BODY_IDLE_TIMEOUT_MS);
   if (opts.metrics !== undefined) recordUnrouted = registerHttpMetrics(app, opts.metrics);
   healthRoutes(app, {
