@@ -6,7 +6,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { actionForMethod, type Authenticator, type Authorizer } from './auth/types.js';
 import { registerRequestAuth } from './auth/request-auth.js';
-import { DEFAULT_BODY_IDLE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, registerBodyIdleTimeout } from './http/request-timeouts.js';
+import { DEFAULT_BODY_IDLE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_SEND_TIMEOUT_MS, registerBodyIdleTimeout, registerSendTimeout } from './http/request-timeouts.js';
 import { clientErrorHandler, registerClientErrors } from './http/client-errors.js';
 import { registerDateHeader } from './http/date-header.js';
 import { frameworkErrorHandler, registerErrorHandling } from './http/error-handler.js';
@@ -48,6 +48,8 @@ export interface AppOptions {
   serveMetrics?: boolean;
   /** A request whose body makes no progress for this long is aborted with 408 (default 30 s). */
   bodyIdleTimeoutMs?: number;
+  /** A connection whose reply has waited this long for its client to take any of it is closed (default 60 s). */
+  sendTimeoutMs?: number;
   /** The whole request head must arrive within this time, else 408 (default 20 s). */
   headersTimeoutMs?: number;
   /**
@@ -101,6 +103,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   registerClientErrors(app);
   registerDateHeader(app);
   registerBodyIdleTimeout(app, opts.bodyIdleTimeoutMs ?? DEFAULT_BODY_IDLE_TIMEOUT_MS);
+  registerSendTimeout(app, opts.sendTimeoutMs ?? DEFAULT_SEND_TIMEOUT_MS);
   if (opts.metrics !== undefined) recordUnrouted = registerHttpMetrics(app, opts.metrics);
   healthRoutes(app, {
     version: opts.version,

@@ -121,6 +121,7 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
     service, authenticator, authorizer,
     maxInvoiceBytes: config.maxInvoiceBytes,
     bodyIdleTimeoutMs: config.bodyIdleTimeoutMs,
+    sendTimeoutMs: config.sendTimeoutMs,
     headersTimeoutMs: config.headersTimeoutMs,
     trustProxy: config.trustProxy,
     version: VERSION,

@@ -14,7 +14,7 @@ import { syntaxErrorSummary } from '../../core/codec/document-codec.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { parseStrategy } from '../../core/signing/verification.js';
 import { parseIndexSpec, parseParcelsSpec, type IndexSpec, type ParcelsSpec } from './backend-specs.js';
-import { DEFAULT_BODY_IDLE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS } from '../http/request-timeouts.js';
+import { DEFAULT_BODY_IDLE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_SEND_TIMEOUT_MS } from '../http/request-timeouts.js';
 import { DEFAULT_STAGING_MAX_AGE_MS } from '../storage/parcel-store.js';
 
 /** Default of gcGraceMs (raised to the staging max age when that is longer). */
@@ -79,6 +79,8 @@ export interface ServerConfig {
   readonly shutdownGraceMs: number;
   /** A request whose body makes no progress for this long is aborted with 408 (at least 1 ms). */
   readonly bodyIdleTimeoutMs: number;
+  /** A connection whose reply has waited this long for its client to take any of it is closed (at least 1 ms). */
+  readonly sendTimeoutMs: number;
   /** Age after which a staged upload counts as abandoned and is removed (parcel store StagingOptions). */
   readonly stagingMaxAgeMs: number;
   /** The request line and headers must arrive within this time, else 408 (at least 1 ms). */
@@ -249,6 +251,11 @@ const SETTINGS = {
     flag: 'body-idle-timeout', arg: '<duration>', env: 'BINDLE_BODY_IDLE_TIMEOUT',
     fileKeys: ['bodyIdleTimeout', 'body_idle_timeout'], kind: 'duration',
     help: 'abort a request (408) whose body sends nothing for this long; slow uploads that keep moving are never cut off (default: 30s)',
+  },
+  sendTimeout: {
+    flag: 'send-timeout', arg: '<duration>', env: 'BINDLE_SEND_TIMEOUT',
+    fileKeys: ['sendTimeout', 'send_timeout'], kind: 'duration',
+    help: 'close a connection whose reply the client has taken none of for this long; slow downloads that keep moving are never cut off (default: 60s)',
   },
   stagingMaxAge: {
     flag: 'staging-max-age', arg: '<duration>', env: 'BINDLE_STAGING_MAX_AGE',
@@ -547,6 +554,7 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
   const maxParcelBytes = pickSize(pick('maxParcelSize'), DEFAULT_MAX_PARCEL_BYTES);
   const shutdownGraceMs = pickDuration(pick('shutdownGrace'), DEFAULT_SHUTDOWN_GRACE_MS);
   const bodyIdleTimeoutMs = pickPositiveDuration(pick('bodyIdleTimeout'), DEFAULT_BODY_IDLE_TIMEOUT_MS);
+  const sendTimeoutMs = pickPositiveDuration(pick('sendTimeout'), DEFAULT_SEND_TIMEOUT_MS);
   const headersTimeoutMs = pickPositiveDuration(pick('headersTimeout'), DEFAULT_HEADERS_TIMEOUT_MS);
   const stagingMaxAgeMs = pickPositiveDuration(pick('stagingMaxAge'), DEFAULT_STAGING_MAX_AGE_MS);
   const authFailureLimit = {
@@ -625,6 +633,7 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
     logLevel,
     shutdownGraceMs,
     bodyIdleTimeoutMs,
+    sendTimeoutMs,
     stagingMaxAgeMs,
     headersTimeoutMs,
     authFailureLimit: Object.freeze(authFailureLimit),

@@ -1,5 +1,5 @@
 /**
- * The request timeouts' defaults, and the body idle timeout. The headers timeout is Node's own
+ * The request timeouts' defaults, the body idle timeout and the send timeout. The headers timeout is Node's own
  * (answered with a body by ./client-errors.ts). The body idle timeout aborts a request whose
  * body stops arriving: when no byte of it has come for `idleMs` while the
  * server was ready for more, the request is answered 408 `request_timeout` (if no reply was sent
@@ -11,6 +11,10 @@
  * is never cut off, however long it takes, and time the server itself spends not reading (a full
  * stream buffer) does not count against the client. A request without a body (neither
  * Content-Length nor Transfer-Encoding, RFC 9112 §6.3: most GETs and HEADs) needs no timer.
+ * The send timeout is the same for the other direction (nginx's `send_timeout`): a connection
+ * whose reply has bytes waiting to go out, none of which the client has taken for `idleMs`, is
+ * closed, so that clients which stop reading cannot hold the server's buffers, file descriptors
+ * and storage connections for ever. A slow download that keeps moving is never cut off.
  */
 import { Socket } from 'node:net';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -19,6 +23,8 @@ import { sendDocument } from './reply.js';
 
 /** Default time a request body may send nothing before the request is aborted. */
 export const DEFAULT_BODY_IDLE_TIMEOUT_MS = 30_000;
+/** Default time a reply may wait for its client to take any of its bytes. */
+export const DEFAULT_SEND_TIMEOUT_MS = 60_000;
 /** Default time the request line and headers may take to arrive. */
 export const DEFAULT_HEADERS_TIMEOUT_MS = 20_000;
 
@@ -94,5 +100,52 @@ export function registerBodyIdleTimeout(app: FastifyInstance, idleMs: number): v
     // Not cleared when the reply is sent: Node then reads (and drops) the rest of the body, which
     // may stall just the same. The check above clears it once the body is complete.
     timer.unref();
+  });
+}
+
+/** A watched connection's write side when last seen moving (or idle). */
+interface SendProgress {
+  written: number;
+  queued: number;
+  since: number;
+}
+
+/**
+ * Closes every connection of `app` whose reply has bytes queued that have not moved for
+ * `idleMs`: neither handed to the kernel (`writableLength`) nor added to (`bytesWritten`). One
+ * timer sweeps all connections; a request costs nothing. Idle keep-alive connections have nothing
+ * queued and are left to Node's keep-alive timeout; uploads to the body idle timeout.
+ */
+export function registerSendTimeout(app: FastifyInstance, idleMs: number): void {
+  const watched = new Map<Socket, SendProgress>();
+  const watch = (socket: Socket): void => {
+    watched.set(socket, { written: socket.bytesWritten, queued: 0, since: Date.now() });
+    socket.once('close', () => watched.delete(socket));
+  };
+  // Over TLS, the reply is written to the TLS socket, which 'secureConnection' gives; the TCP
+  // socket under it ('connection') then never has anything queued of its own.
+  app.server.on('connection', watch);
+  app.server.on('secureConnection', watch);
+  const timer = setInterval(() => {
+    const now = Date.now();
+    for (const [socket, progress] of watched) {
+      const queued = socket.writableLength;
+      const written = socket.bytesWritten;
+      if (queued === 0 || queued !== progress.queued || written !== progress.written) {
+        progress.queued = queued;
+        progress.written = written;
+        progress.since = now;
+        continue;
+      }
+      if (now - progress.since < idleMs) continue;
+      watched.delete(socket);
+      app.log.info({ code: 'request_timeout', queued, remoteAddress: socket.remoteAddress }, `reply stalled: the client took none of it for ${idleMs} ms; connection closed`);
+      socket.destroy();
+    }
+  }, checkInterval(idleMs));
+  timer.unref();
+  app.addHook('onClose', (_instance, done) => {
+    clearInterval(timer);
+    done();
   });
 }

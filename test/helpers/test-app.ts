@@ -54,6 +54,7 @@ export interface TestAppOptions {
   /** A pino logger for the app (default: none). */
   logger?: FastifyBaseLogger;
   bodyIdleTimeoutMs?: number;
+  sendTimeoutMs?: number;
   headersTimeoutMs?: number;
   /** Opens the invoice index (default: the configured pair's). */
   openIndex?: (dir: string) => Promise<InvoiceIndex>;
@@ -93,6 +94,7 @@ export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<T
     ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
     ...(opts.bodyIdleTimeoutMs !== undefined ? { bodyIdleTimeoutMs: opts.bodyIdleTimeoutMs } : {}),
     ...(opts.headersTimeoutMs !== undefined ? { headersTimeoutMs: opts.headersTimeoutMs } : {}),
+    ...(opts.sendTimeoutMs !== undefined ? { sendTimeoutMs: opts.sendTimeoutMs } : {}),
   });
   t.teardown(async () => {
     await app.close();

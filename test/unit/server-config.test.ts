@@ -216,6 +216,15 @@ t.test('request timeouts: body idle and headers, from flag, env and file; 0 is r
   await t.rejects(load(t, [], { env: { BINDLE_HEADERS_TIMEOUT: 'soon' } }), { code: 'invalid_config', message: /BINDLE_HEADERS_TIMEOUT/ });
 });
 
+t.test('send timeout: from flag over env over file, default 60 s; 0 is refused', async (t) => {
+  t.equal((await load(t, [])).config.sendTimeoutMs, 60_000);
+  t.equal((await load(t, [], { file: 'send_timeout = "90s"\n' })).config.sendTimeoutMs, 90_000);
+  t.equal((await load(t, [], { file: 'sendTimeout = "90s"\n', env: { BINDLE_SEND_TIMEOUT: '2m' } })).config.sendTimeoutMs, 120_000);
+  t.equal((await load(t, ['--send-timeout', '1500ms'], { file: 'sendTimeout = "90s"\n', env: { BINDLE_SEND_TIMEOUT: '2m' } })).config.sendTimeoutMs, 1500);
+  await t.rejects(load(t, ['--send-timeout', '0']), { code: 'invalid_config', message: /--send-timeout.*longer than 0/ });
+  await t.rejects(load(t, [], { env: { BINDLE_SEND_TIMEOUT: 'later' } }), { code: 'invalid_config', message: /BINDLE_SEND_TIMEOUT/ });
+});
+
 t.test('staging max age: from flag, env and file, default 1 h; 0 is refused', async (t) => {
   t.equal((await load(t, [])).config.stagingMaxAgeMs, 3_600_000);
   t.equal((await load(t, ['--staging-max-age', '90s'])).config.stagingMaxAgeMs, 90_000);
