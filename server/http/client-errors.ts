@@ -70,7 +70,7 @@ export function registerClientErrors(app: FastifyInstance): void {
  * The response under way on a socket, if any: Node's own `_httpMessage` (undocumented), which its
  * default clientError handling reads for the same purpose.
  */
-function responseInFlight(socket: Socket): ServerResponse | null | undefined {
+export function responseInFlight(socket: Socket): ServerResponse | null | undefined {
   return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
 }
 

@@ -19,6 +19,7 @@
 import { Socket } from 'node:net';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { BindleError } from '../../core/errors/bindle-error.js';
+import { responseInFlight } from './client-errors.js';
 import { sendDocument } from './reply.js';
 
 /** Default time a request body may send nothing before the request is aborted. */
@@ -139,7 +140,11 @@ export function registerSendTimeout(app: FastifyInstance, idleMs: number): void 
       }
       if (now - progress.since < idleMs) continue;
       watched.delete(socket);
-      app.log.info({ code: 'request_timeout', queued, remoteAddress: socket.remoteAddress }, `reply stalled: the client took none of it for ${idleMs} ms; connection closed`);
+      const request = responseInFlight(socket)?.req;
+      app.log.info(
+        { code: 'request_timeout', method: request?.method, url: request?.url, remoteAddress: socket.remoteAddress, queued },
+        `reply stalled: the client took none of it for ${idleMs} ms; connection closed`,
+      );
       socket.destroy();
     }
   }, checkInterval(idleMs));

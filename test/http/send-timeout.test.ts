@@ -87,6 +87,7 @@ t.test('a client that stops reading is disconnected after the send timeout; othe
   const stalls = records.filter((r) => typeof r.msg === 'string' && r.msg.startsWith('reply stalled'));
   t.equal(stalls.length, 2, 'each stall is logged');
   t.ok(stalls.every((r) => r.level === 30 && r.code === 'request_timeout'), 'at info, as a timeout');
+  t.ok(stalls.every((r) => r.method === 'GET' && r.url === path), 'naming the request');
 });
 
 t.test('a slow reader that keeps taking bytes gets the whole reply', async (t) => {
