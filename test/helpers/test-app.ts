@@ -4,6 +4,7 @@
  * Closed (its directory, schema and prefix removed) at teardown.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
@@ -127,6 +128,16 @@ export async function listenTestApp(t: Test, opts: TestAppOptions = {}): Promise
   const ta = await makeTestApp(t, opts);
   const address = await ta.app.listen({ port: 0, host: '127.0.0.1' });
   return { ...ta, url: `${address}/v1/` };
+}
+
+/**
+ * Starts `ta` listening on 127.0.0.1 (port 0) for raw TCP clients, whose connections are closed
+ * when the test ends (a raw client may leave one open); resolves with the port.
+ */
+export async function listenForRawClients(t: Test, ta: TestApp): Promise<number> {
+  await ta.app.listen({ port: 0, host: '127.0.0.1' });
+  t.teardown(() => ta.app.server.closeAllConnections());
+  return (ta.app.server.address() as AddressInfo).port;
 }
 
 /** A listening test app that trusts a fresh creator key (not the reference one); resolves with both. */

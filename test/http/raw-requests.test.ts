@@ -6,7 +6,6 @@
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import TOML from '@iarna/toml';
 import type { ErrorReply } from '../../schema/index.js';
@@ -14,15 +13,9 @@ import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { signedInvoice, sha256 } from '../helpers/bindles.js';
 import { firstResponse, rawExchange, type RawStep } from '../helpers/raw-http.js';
 import { recordingLogger, type LogRecord } from '../helpers/log-records.js';
-import { makeTestApp, type TestApp } from '../helpers/test-app.js';
+import { listenForRawClients, makeTestApp } from '../helpers/test-app.js';
 
 const IDLE_MS = 600;
-
-async function listening(t: Parameters<typeof makeTestApp>[0], ta: TestApp): Promise<number> {
-  await ta.app.listen({ port: 0, host: '127.0.0.1' });
-  t.teardown(() => ta.app.server.closeAllConnections());
-  return (ta.app.server.address() as AddressInfo).port;
-}
 
 function errorBody(t: Parameters<typeof makeTestApp>[0], text: string, status: number, code: string, what: string): void {
   const res = firstResponse(text);
@@ -40,7 +33,7 @@ function errorBody(t: Parameters<typeof makeTestApp>[0], text: string, status: n
 
 t.test('errors Node answers itself carry the error body', async (t) => {
   const ta = await makeTestApp(t, { headersTimeoutMs: 1000 });
-  const port = await listening(t, ta);
+  const port = await listenForRawClients(t, ta);
   errorBody(t, (await rawExchange(port, ['GET /healthz HTTP/1.1\r\n\r\n'])).text, 400, 'bad_request', 'no Host');
   errorBody(t, (await rawExchange(port, ['GET /v1/_q HTTP/1.1\r\nHost: x\r\nExpect: bogus\r\n\r\n'])).text, 417, 'expectation_failed', 'Expect: bogus');
   errorBody(t, (await rawExchange(port, ['GARBAGE\r\n\r\n'])).text, 400, 'bad_request', 'malformed request line');
@@ -52,7 +45,7 @@ t.test('errors Node answers itself carry the error body', async (t) => {
 
 t.test('a body in a transfer coding other than chunked is refused with 501 and nothing is stored', async (t) => {
   const ta = await makeTestApp(t);
-  const port = await listening(t, ta);
+  const port = await listenForRawClients(t, ta);
   const toml = renderInvoice(signedInvoice('example.com/gzipped', '1.0.0', []));
   const chunked = (body: string): string => `${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\n\r\n`;
   const post = (coding: string): string =>
@@ -74,7 +67,7 @@ t.test('a body in a transfer coding other than chunked is refused with 501 and n
 t.test('a stalled body is aborted with 408 and leaves nothing; a slow moving upload succeeds', async (t) => {
   const { logger, records } = recordingLogger();
   const ta = await makeTestApp(t, { bodyIdleTimeoutMs: IDLE_MS, logger });
-  const port = await listening(t, ta);
+  const port = await listenForRawClients(t, ta);
   const data = Buffer.alloc(64 * 1024, 7);
   const invoice = signedInvoice('example.com/slow', '1.0.0', [{ name: 'slow.bin', data }]);
   const created = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: { 'content-type': 'application/toml' }, payload: renderInvoice(invoice) });
@@ -116,7 +109,7 @@ t.test('a stalled body is aborted with 408 and leaves nothing; a slow moving upl
 t.test('a client that hangs up mid-body is logged as its failure at info, and nothing is stored', async (t) => {
   const { logger, records } = recordingLogger();
   const ta = await makeTestApp(t, { logger });
-  const port = await listening(t, ta);
+  const port = await listenForRawClients(t, ta);
   const data = Buffer.alloc(256 * 1024, 3);
   const small = Buffer.alloc(2048, 4);
   const invoice = signedInvoice('example.com/hang-up', '1.0.0', [{ name: 'big.bin', data }, { name: 'small.bin', data: small }]);

@@ -5,12 +5,12 @@
  * and with pauses shorter than the timeout, gets all of it. On the backend pair the run selects
  * (postgres+s3 in `npm run test:http-backends`).
  */
-import { connect, type AddressInfo, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { createHash } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { signedInvoice, sha256 } from '../helpers/bindles.js';
 import { recordingLogger } from '../helpers/log-records.js';
-import { makeTestApp, type TestApp, type TestAppOptions } from '../helpers/test-app.js';
+import { listenForRawClients, makeTestApp, type TestApp, type TestAppOptions } from '../helpers/test-app.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 
 /** Bigger than what the kernel buffers on loopback (send and receive side) can take unread. */
@@ -25,9 +25,7 @@ async function serving(t: Test, opts: TestAppOptions): Promise<{ ta: TestApp; po
   t.equal((await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: { 'content-type': 'application/toml' }, payload: renderInvoice(invoice) })).statusCode, 202);
   const path = `/v1/_i/example.com/big/1.0.0@${sha256(data)}`;
   t.equal((await ta.app.inject({ method: 'POST', url: path, payload: data })).statusCode, 200, 'the parcel is stored');
-  await ta.app.listen({ port: 0, host: '127.0.0.1' });
-  t.teardown(() => ta.app.server.closeAllConnections());
-  return { ta, port: (ta.app.server.address() as AddressInfo).port, path, data };
+  return { ta, port: await listenForRawClients(t, ta), path, data };
 }
 
 /** Sends a GET for `path` on a new connection that reads nothing until resumed. */
