@@ -12,7 +12,8 @@ import { registerDateHeader } from './http/date-header.js';
 import { frameworkErrorHandler, registerErrorHandling } from './http/error-handler.js';
 import { lazyChildLoggerFactory } from './http/request-logger.js';
 import { recordRoutes } from './http/route-table.js';
-import { registerHttpMetrics, type UnroutedRecorder } from './metrics/http-metrics.js';
+import { registerFastLane } from './http/fast-lane.js';
+import { registerHttpMetrics, type HttpRecorders } from './metrics/http-metrics.js';
 import type { ServerMetrics } from './metrics/server-metrics.js';
 import type { BindleService } from './service/bindle-service.js';
 import { DEFAULT_READINESS_DEADLINE_MS, type ReadinessCheck, type ServerState } from './service/readiness.js';
@@ -63,6 +64,8 @@ export interface AppOptions {
 export const API_PREFIX = '/v1';
 /** Where the OCI Distribution API over the same bindles is served (server/oci/). */
 export const OCI_PREFIX = '/v2';
+/** Logger levels at which Fastify logs every request (`incoming request`, `request completed` are at info). */
+const REQUEST_LOG_LEVELS: ReadonlySet<string> = new Set(['info', 'debug', 'trace']);
 
 /**
  * No route declares a Fastify schema: bodies are streamed to the service and documents are
@@ -80,7 +83,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // The Host header is checked by registerClientErrors, which answers with an error body.
   const serverOptions = { requireHostHeader: false, headersTimeout, connectionsCheckingInterval: Math.max(250, Math.min(5000, headersTimeout / 4)) };
   // Set once the metrics hooks are added: requests Fastify answers outside every route run no hooks.
-  let recordUnrouted: UnroutedRecorder | undefined;
+  let recorders: HttpRecorders | undefined;
   const app = Fastify({
     // Each request's logger is built when it first logs at an enabled level (./http/request-logger.ts).
     ...(opts.logger !== undefined ? { loggerInstance: opts.logger, childLoggerFactory: lazyChildLoggerFactory } : { logger: false }),
@@ -92,7 +95,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     schemaController: { compilersFactory: { buildValidator: noRouteSchemas, buildSerializer: noRouteSchemas } },
     clientErrorHandler,
     frameworkErrors: (err, request, reply) => {
-      recordUnrouted?.(request, reply);
+      recorders?.unrouted(request, reply);
       frameworkErrorHandler(err, request, reply);
     },
     ...(opts.https !== undefined ? { https: { ...opts.https, ...serverOptions } } : { http: serverOptions }),
@@ -104,7 +107,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   registerDateHeader(app);
   registerBodyIdleTimeout(app, opts.bodyIdleTimeoutMs ?? DEFAULT_BODY_IDLE_TIMEOUT_MS);
   registerSendTimeout(app, opts.sendTimeoutMs ?? DEFAULT_SEND_TIMEOUT_MS);
-  if (opts.metrics !== undefined) recordUnrouted = registerHttpMetrics(app, opts.metrics);
+  if (opts.metrics !== undefined) recorders = registerHttpMetrics(app, opts.metrics);
   healthRoutes(app, {
     version: opts.version,
     state: opts.state ?? (() => 'serving'),
@@ -140,5 +143,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     { prefix: OCI_PREFIX },
   );
   await app.register(webUi, { service: opts.service, authenticator: opts.authenticator, authorizer: opts.authorizer, version: opts.version });
+  const logger = opts.logger;
+  registerFastLane(app, {
+    service: opts.service,
+    authorizer: opts.authorizer,
+    prefix: API_PREFIX,
+    requestsLogged: logger === undefined ? () => false : () => REQUEST_LOG_LEVELS.has(logger.level),
+    ...(recorders !== undefined ? { record: recorders.route(`${API_PREFIX}/_i/*`) } : {}),
+  });
   return app;
 }

@@ -7,6 +7,7 @@
  * refused, is written to the audit log (../audit/audit-log.ts) with the principal's id. A
  * too_many_requests refusal carries Retry-After.
  */
+import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { registerAuditLog, type AuditSubject } from '../audit/audit-log.js';
 import { parseInvoicePath } from '../http/request-parsing.js';
@@ -41,6 +42,28 @@ function decided(request: FastifyRequest): RequestAuth | undefined {
   return request.bindleAuth ?? undefined;
 }
 
+/**
+ * Refusals of anonymous reads decided before Fastify saw the request (anonymousReadAllowed),
+ * which the hook then refuses with: the authorizer is asked once per request, so that its
+ * refusals are counted once (InstrumentedAuthorizer).
+ */
+const earlyRefusals = new WeakMap<IncomingMessage, Error>();
+
+/**
+ * Whether the authorizer lets an anonymous caller read, asked before Fastify routes the request
+ * (../http/fast-lane.ts) as the hook would ask it for an anonymous GET or HEAD without a query;
+ * a refusal is kept for the hook, which refuses the request with it.
+ */
+export function anonymousReadAllowed(raw: IncomingMessage, authorizer: Authorizer): boolean {
+  try {
+    authorizer.authorize(undefined, 'read', undefined);
+    return true;
+  } catch (err) {
+    earlyRefusals.set(raw, err instanceof Error ? err : new Error(String(err)));
+    return false;
+  }
+}
+
 /** The bindle name a `/_i/{name}/{version}[@sha]` request acts on; undefined elsewhere or when unparseable (the route then refuses it). */
 function nameOf(request: FastifyRequest): string | undefined {
   const params = request.params as Record<string, string | undefined> | undefined;
@@ -68,7 +91,9 @@ export function registerRequestAuth(api: FastifyInstance, opts: RequestAuthOptio
     // No credentials: anonymous by the Authenticator contract, decided now rather than after a
     // promise (an anonymous GET's route then runs in this same turn, not one microtask later).
     if (!carriesCredentials(header)) {
-      decide(auth, undefined, done);
+      const refused = action === 'read' ? earlyRefusals.get(request.raw) : undefined;
+      if (refused !== undefined) done(refused);
+      else decide(auth, undefined, done);
       return;
     }
     // A too_many_requests refusal carries its retry delay: the error handler sends Retry-After.

@@ -26,7 +26,12 @@ export interface ServedParcel {
 const HEADERS = new Map<string, Readonly<Record<string, string>>>();
 const MAX_HEADER_SETS = 256;
 
-function headersFor(mediaType: string): Readonly<Record<string, string>> {
+/**
+ * The headers of every answer with a parcel's bytes besides its entity tag, Date and the
+ * lengths: its type and protective headers, and Accept-Ranges. Set by sendParcel and by
+ * ./fast-lane.ts.
+ */
+export function parcelReplyHeaders(mediaType: string): Readonly<Record<string, string>> {
   let headers = HEADERS.get(mediaType);
   if (headers === undefined) {
     if (HEADERS.size >= MAX_HEADER_SETS) HEADERS.clear();
@@ -51,7 +56,7 @@ export interface SendParcelOptions {
  */
 export async function sendParcel(request: FastifyRequest, reply: FastifyReply, parcel: ServedParcel, head: boolean, options: SendParcelOptions = {}): Promise<FastifyReply> {
   const etag = options.etag ?? `"${parcel.sha256}"`;
-  reply.headers(headersFor(parcel.mediaType)).header('etag', etag);
+  reply.headers(parcelReplyHeaders(parcel.mediaType)).header('etag', etag);
   if (evaluatePreconditions(request.headers, etag) === 'not_modified') return reply.code(304).send();
   if (head) return reply.code(200).header('content-length', parcel.size).send();
   const header = rangeApplies(request.headers['if-range'], etag) ? request.headers.range : undefined;

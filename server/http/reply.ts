@@ -82,12 +82,20 @@ export function preparedText(stored: StoredText, format: keyof StoredText): Prep
 }
 
 /**
+ * The headers every answer with a stored text carries besides Date and Content-Length: its tag,
+ * its type, and that it varies with Accept. Set by sendStored and by ./fast-lane.ts.
+ */
+export function storedTextHeaders(text: PreparedText): { etag: string; vary: string; 'content-type': string } {
+  return { etag: text.etag, vary: 'accept', 'content-type': text.contentType };
+}
+
+/**
  * Sends pre-rendered bytes (stored invoice text) in the negotiated format with their ETag, or
  * 304 when If-None-Match matches (412 when If-Match does not); HEAD sends the headers only.
  */
 export function sendStored(request: FastifyRequest, reply: FastifyReply, stored: StoredText, head: boolean): FastifyReply {
   const text = preparedText(stored, replyFormat(request.headers.accept));
-  reply.header('etag', text.etag).header('vary', 'accept').header('content-type', text.contentType);
+  reply.headers(storedTextHeaders(text));
   if (evaluatePreconditions(request.headers, text.etag) === 'not_modified') return reply.code(304).send();
   if (head) return reply.code(200).header('content-length', text.bytes).send();
   return reply.code(200).send(text.body);

@@ -8,7 +8,8 @@
  * so a request neither reads `request.routeOptions` (an object built per call) nor looks its
  * labels up in the families; one app-level hook records the requests no route matched (Fastify's
  * 404 handlers), and the `frameworkErrors` handler those Fastify answers outside any route
- * context (malformed URLs). Recording is plain additions (./plain-metrics.ts), and bytes
+ * context (malformed URLs); requests answered outside Fastify (../http/fast-lane.ts) are
+ * recorded as their route's through `HttpRecorders.route`. Recording is plain additions (./plain-metrics.ts), and bytes
  * are the differences of the socket's own counters since the connection's previous request
  * (headers included), so no stream is wrapped or listened to.
  */
@@ -53,9 +54,12 @@ class RouteRecorder {
   }
 
   record(request: FastifyRequest, reply: FastifyReply): void {
+    this.recordAnswer(request.method, reply.statusCode, reply.elapsedTime, request.raw.socket);
+  }
+
+  /** Records one answered request: its method, status, time taken (ms) and the connection it came on. */
+  recordAnswer(method: string, status: number, elapsedMs: number, socket: Socket | null): void {
     const metrics = this.#metrics;
-    const method = request.method;
-    const status = reply.statusCode;
     let byStatus = this.#series.get(method);
     if (byStatus === undefined) {
       byStatus = new Map();
@@ -71,8 +75,8 @@ class RouteRecorder {
       byStatus.set(status, series);
     }
     series.requests.value++;
-    metrics.httpDuration.observe(series.duration, reply.elapsedTime / 1000);
-    this.#countBytes(request.raw.socket);
+    metrics.httpDuration.observe(series.duration, elapsedMs / 1000);
+    this.#countBytes(socket);
   }
 
   #countBytes(socket: Socket | null): void {
@@ -96,12 +100,27 @@ class RouteRecorder {
 export type UnroutedRecorder = (request: FastifyRequest, reply: FastifyReply) => void;
 
 /**
- * Adds the recording hooks to `app`. Call it before any route is added: a route records only
- * through the hook it gets when added (buildApp calls this before its first route). Returns what
- * Fastify's `frameworkErrors` handler must call for the requests it answers (malformed URLs,
- * over-long parameters): those run no hooks at all, so they are recorded (as unmatched) only so.
+ * Records, as one route's, a request answered outside Fastify (../http/fast-lane.ts),
+ * once its answer is written: method, status, time taken (ms) and its connection.
  */
-export function registerHttpMetrics(app: FastifyInstance, metrics: ServerMetrics): UnroutedRecorder {
+export type AnswerRecorder = (method: string, status: number, elapsedMs: number, socket: Socket | null) => void;
+
+/** What registerHttpMetrics gives the requests its hooks do not see. */
+export interface HttpRecorders {
+  /** For Fastify's `frameworkErrors` handler. */
+  readonly unrouted: UnroutedRecorder;
+  /** For the requests of the route `url` (as Fastify names it, prefix included) answered outside Fastify. */
+  route(url: string): AnswerRecorder;
+}
+
+/**
+ * Adds the recording hooks to `app`. Call it before any route is added: a route records only
+ * through the hook it gets when added (buildApp calls this before its first route). Returns the
+ * recorders of the requests no hook sees: those Fastify's `frameworkErrors` handler answers
+ * (malformed URLs, over-long parameters; recorded as unmatched), and those answered outside
+ * Fastify (recorded as their route's).
+ */
+export function registerHttpMetrics(app: FastifyInstance, metrics: ServerMetrics): HttpRecorders {
   const marks = new WeakMap<Socket, SocketMark>();
   const recorders = new Map<string, RouteRecorder>();
   const recorderOf = (route: string): RouteRecorder => {
@@ -130,9 +149,17 @@ export function registerHttpMetrics(app: FastifyInstance, metrics: ServerMetrics
     if (request.is404) unmatched.record(request, reply);
     done();
   });
-  return (request, reply) => {
-    finished(reply.raw, () => {
-      unmatched.record(request, reply);
-    });
+  return {
+    unrouted: (request, reply) => {
+      finished(reply.raw, () => {
+        unmatched.record(request, reply);
+      });
+    },
+    route: (url) => {
+      const recorder = recorderOf(url);
+      return (method, status, elapsedMs, socket) => {
+        recorder.recordAnswer(method, status, elapsedMs, socket);
+      };
+    },
   };
 }

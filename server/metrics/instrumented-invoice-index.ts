@@ -21,9 +21,23 @@ export class InstrumentedInvoiceIndex implements InvoiceIndex {
   readonly #inner: InvoiceIndex;
   readonly #timer: OperationTimer<Operation>;
 
+  /**
+   * Present when the wrapped index has it. A hit is recorded as a lookup (it answers the same
+   * question); a miss is not, as the caller then asks lookup(), which is.
+   */
+  readonly cachedInvoice?: (name: string, version: string) => StoredInvoice | undefined;
+
   constructor(inner: InvoiceIndex, metrics: ServerMetrics) {
     this.#inner = inner;
     this.#timer = new OperationTimer(metrics, 'invoice_index');
+    if (inner.cachedInvoice !== undefined) {
+      this.cachedInvoice = (name, version) => {
+        const start = performance.now();
+        const found = inner.cachedInvoice?.(name, version);
+        if (found !== undefined) this.#timer.recordSince('lookup', start);
+        return found;
+      };
+    }
   }
 
   insert(entry: StoredInvoice, options?: InsertOptions): Promise<void> {

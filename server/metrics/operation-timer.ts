@@ -26,18 +26,19 @@ export class OperationTimer<Operation extends string> {
   observe<T>(operation: Operation, start: number, pending: Promise<T>): Promise<T> {
     return pending.then(
       (value) => {
-        this.#record(operation, start);
+        this.recordSince(operation, start);
         return value;
       },
       (err: unknown) => {
         this.#metrics.storageErrors.inc({ seam: this.#seam, operation, code: failureCode(err) });
-        this.#record(operation, start);
+        this.recordSince(operation, start);
         throw err;
       },
     );
   }
 
-  #record(operation: Operation, start: number): void {
+  /** Records that `operation`, started at `start` (a performance.now() reading), has just ended: for an operation that answered synchronously. */
+  recordSince(operation: Operation, start: number): void {
     const duration = this.#metrics.storageDuration;
     let series = this.#series.get(operation);
     if (series === undefined) {

@@ -177,6 +177,36 @@ export class BindleService {
   }
 
   /**
+   * At once, the invoice a GET without `?yanked` would be served now, when the index can tell
+   * without waiting (InvoiceIndex.cachedInvoice); undefined otherwise, also when that GET would be
+   * refused (yanked): withInvoice then answers, with its error.
+   */
+  cachedInvoice(id: BindleId): StoredInvoice | undefined {
+    const found = this.deps.index.cachedInvoice?.(id.name, id.version);
+    return found === undefined || found.yanked ? undefined : found;
+  }
+
+  /**
+   * At once, the parcel a GET (`withBytes`) or HEAD of `sha256` on invoice `id` (without
+   * `?yanked`) would be served now, when neither the index nor the parcel store has to be asked
+   * (cachedInvoice, ParcelReader.knownSize, and for a GET ParcelReader.cachedBytes): its label,
+   * size and (for a GET) bytes. Undefined otherwise, also when that request would be refused:
+   * getParcel then answers, with its error. The invoice is looked for last, so that a parcel
+   * this cannot answer for costs the index nothing.
+   */
+  cachedParcel(id: BindleId, sha256: string, withBytes: boolean): (ParcelInfo & { bytes: Buffer | undefined }) | undefined {
+    if (!isSha256Hex(sha256)) return undefined;
+    const size = this.reader.knownSize(sha256);
+    if (size === undefined) return undefined;
+    const bytes = withBytes ? this.reader.cachedBytes(sha256) : undefined;
+    if (withBytes && bytes === undefined) return undefined;
+    const stored = this.cachedInvoice(id);
+    const label = stored === undefined ? undefined : labelsOf(stored.invoice).get(sha256);
+    if (label === undefined) return undefined;
+    return { label, size, bytes };
+  }
+
+  /**
    * Marks an invoice yanked with a host yank signature. Idempotent: a yank of a yanked invoice,
    * also one that another replica yanked meanwhile (the index's compare-and-set decides),
    * returns the stored yank.

@@ -130,6 +130,14 @@ export interface InvoiceIndex {
    */
   lookup(name: string, version: string): Promise<StoredInvoice | Tombstone | undefined>;
   /**
+   * Optional: at once, without waiting on I/O, the invoice (yanked or not) that lookup() would
+   * resolve to now, when this index holds it in memory and knows that no write since (its own or
+   * another replica's) changed it; undefined whenever it cannot say so at once (an invoice it has
+   * not cached, a tombstone, an absent id): then lookup() answers. It never returns what lookup()
+   * would not, and reads nothing it has not cached. An index without such a cache leaves it out.
+   */
+  cachedInvoice?(name: string, version: string): StoredInvoice | undefined;
+  /**
    * Compare-and-set yank: replaces the invoice's documents by `entry` (the same invoice with
    * `yanked = true` and its yank signature; checkYankEntry) only if it is not yanked yet.
    * true = this call yanked it; false = it was already yanked (nothing written: read it back

@@ -498,6 +498,13 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     });
   }
 
+  /** The recently-read cache's entry, once the cache is confirmed current (`PRAGMA data_version`, as lookup() does). */
+  cachedInvoice(name: string, version: string): StoredInvoice | undefined {
+    if (this.closed) return undefined;
+    this.confirmRecent();
+    return this.recent.rows.get(`${name}\n${version}`);
+  }
+
   yank(entry: StoredInvoice): Promise<boolean> {
     return settle(() => {
       this.checkOpen();
@@ -902,15 +909,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   private recentInvoice(name: string, version: string, withTombstone: false): StoredInvoice | undefined;
   private recentInvoice(name: string, version: string, withTombstone: boolean): StoredInvoice | Tombstone | undefined;
   private recentInvoice(name: string, version: string, withTombstone: boolean): StoredInvoice | Tombstone | undefined {
-    const now = performance.now();
-    if (now - this.recent.checkedAt >= RECENT_RECHECK_MS) {
-      const dataVersion = this.dataVersion();
-      if (this.recent.dataVersion !== dataVersion) {
-        this.recent.rows.clear();
-        this.recent.dataVersion = dataVersion;
-      }
-      this.recent.checkedAt = now;
-    }
+    this.confirmRecent();
     const key = `${name}\n${version}`;
     const hit = this.recent.rows.get(key);
     if (hit !== undefined) return hit;
@@ -937,6 +936,18 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     const row = storedInvoice(found);
     this.recent.rows.set(key, row);
     return row;
+  }
+
+  /** Empties the recently-read cache when another connection committed since it was last confirmed (at most every RECENT_RECHECK_MS). */
+  private confirmRecent(): void {
+    const now = performance.now();
+    if (now - this.recent.checkedAt < RECENT_RECHECK_MS) return;
+    const dataVersion = this.dataVersion();
+    if (this.recent.dataVersion !== dataVersion) {
+      this.recent.rows.clear();
+      this.recent.dataVersion = dataVersion;
+    }
+    this.recent.checkedAt = now;
   }
 
   /**

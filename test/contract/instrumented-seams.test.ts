@@ -65,6 +65,9 @@ t.test('the decorators count operations, failures by code, uploads in flight and
     await index.lookup('example.com/app', '1.0.0');
     await index.get('example.com/app', '1.0.0');
   }
+  // A cached answer is a look-up too; a miss is not (lookup() then answers, and is timed).
+  t.equal(index.cachedInvoice?.('example.com/app', '1.0.0')?.version, '1.0.0', 'the wrapped index\'s cached invoice');
+  t.equal(index.cachedInvoice?.('example.com/app', '9.0.0'), undefined, 'a miss');
 
   const authenticator = new InstrumentedAuthenticator(StaticTokenAuthenticator.parse(`ci:${tokenDigest(TOKEN)}\n`, 'tokens'), m);
   await t.rejects(authenticator.authenticate('Bearer wrong'), { code: 'unauthenticated' });
@@ -83,7 +86,7 @@ t.test('the decorators count operations, failures by code, uploads in flight and
   t.equal(op('parcel_store', 'has'), 1);
   t.equal(op('invoice_index', 'insert'), 1);
   t.equal(op('invoice_index', 'get'), 3, 'every get timed, in one series');
-  t.equal(op('invoice_index', 'lookup'), 2, 'every look-up timed, in a series of its own');
+  t.equal(op('invoice_index', 'lookup'), 3, 'every look-up timed, in a series of its own, the cached hit too');
   const errors = (labels: Record<string, string>): number => scrape.value('bindle_storage_operation_errors_total', labels);
   t.equal(errors({ seam: 'parcel_store', operation: 'put', code: 'already_exists' }), 1);
   t.equal(errors({ seam: 'parcel_store', operation: 'has', code: 'bad_request' }), 1);

@@ -322,6 +322,38 @@ export function invoiceIndexContract(t: Test, name: string, makeIndex: (dir: str
       t.ok(again !== undefined && !isTombstone(again) && again.invoice.bindle.description === 'again', 'a re-create replaces the tombstone');
     });
 
+    t.test('cachedInvoice, where an index has it, never gives what lookup would not', async (t) => {
+      const { index } = await fresh(t);
+      const cachedInvoice = index.cachedInvoice?.bind(index);
+      if (cachedInvoice === undefined) {
+        t.pass('this index keeps no cache: lookup answers every read');
+        return;
+      }
+      /** What cachedInvoice gives now: nothing, or exactly what lookup gives. */
+      const agrees = async (what: string): Promise<StoredInvoice | undefined> => {
+        const cached = cachedInvoice('cache/d', '1.0.0');
+        if (cached !== undefined) t.same(cached, await index.lookup('cache/d', '1.0.0'), `${what}: as lookup gives it`);
+        return cached;
+      };
+      t.equal(await agrees('never stored'), undefined, 'nothing for an absent id');
+      const entry = makeEntry('cache/d', '1.0.0', { parcels: [PARCEL_A] });
+      await index.insert(entry);
+      await agrees('stored');
+      await index.lookup('cache/d', '1.0.0');
+      t.same(await agrees('looked up'), entry, 'a looked-up invoice is cached');
+      await index.yank(makeEntry('cache/d', '1.0.0', { parcels: [PARCEL_A], yanked: true }));
+      t.not((await agrees('yanked'))?.yanked, false, 'never the invoice as it was before the yank');
+      await index.lookup('cache/d', '1.0.0');
+      await index.delete(makeTombstone('cache/d', '1.0.0'));
+      t.equal(await agrees('deleted'), undefined, 'nothing once deleted (a tombstone is never cached)');
+      await index.lookup('cache/d', '1.0.0');
+      t.equal(cachedInvoice('cache/d', '1.0.0'), undefined, 'nor after the tombstone was looked up');
+      await index.insert(makeEntry('cache/d', '1.0.0', { description: 'again' }), { replaceTombstone: true });
+      await index.lookup('cache/d', '1.0.0');
+      t.equal((await agrees('re-created'))?.invoice.bindle.description, 'again', 'the re-created invoice');
+      t.equal(cachedInvoice('cache/d', '2.0.0'), undefined, 'nothing for another version');
+    });
+
     t.test('tombstones() lists them in order; addTombstone stores one for an id without an invoice', async (t) => {
       const { index } = await fresh(t);
       t.same(await index.tombstones(), []);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FTS_USERMERGE, MIGRATIONS, RECENT_RECHECK_MS, ROWS_PER_INSERT, SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
+import { isTombstone } from '../../server/storage/invoice-index.js';
 import { buildBindleManifest } from '../../core/oci/index.js';
 import { insertManyContract, invoiceIndexContract, makeEntry, makeTombstone } from './invoice-index-contract.js';
 
@@ -69,6 +70,22 @@ t.test('a reader sees what another connection commits (once RECENT_RECHECK_MS pa
   await writer.insert(makeEntry('enterprise.com/warpcore', '2.0.0'));
   await sleep(RECENT_RECHECK_MS + 5);
   t.equal((await reader.get('enterprise.com/warpcore', '2.0.0'))?.version, '2.0.0', 'and is found once inserted elsewhere');
+});
+
+t.test('cachedInvoice gives up what another connection changed, once RECENT_RECHECK_MS passed', async (t) => {
+  const { reader, writer } = twoConnections(t);
+  await writer.insert(makeEntry('enterprise.com/warpcore', '1.0.0', { description: 'before' }));
+  t.equal(reader.cachedInvoice('enterprise.com/warpcore', '1.0.0'), undefined, 'not cached before it is read');
+  await reader.lookup('enterprise.com/warpcore', '1.0.0');
+  t.equal(reader.cachedInvoice('enterprise.com/warpcore', '1.0.0')?.invoice.bindle.description, 'before', 'cached once read');
+  t.equal(await writer.yank(makeEntry('enterprise.com/warpcore', '1.0.0', { description: 'after', yanked: true })), true);
+  await sleep(RECENT_RECHECK_MS + 5);
+  t.equal(reader.cachedInvoice('enterprise.com/warpcore', '1.0.0'), undefined, 'the other connection\'s yank empties the cache');
+  const read = await reader.lookup('enterprise.com/warpcore', '1.0.0');
+  t.ok(read !== undefined && !isTombstone(read) && read.yanked, 'lookup reads the yank');
+  t.equal(reader.cachedInvoice('enterprise.com/warpcore', '1.0.0')?.yanked, true, 'and the cache then holds it');
+  await reader.close();
+  t.equal(reader.cachedInvoice('enterprise.com/warpcore', '1.0.0'), undefined, 'nothing once closed');
 });
 
 t.test('a repeated query sees every write since its last answer: this connection\'s and another connection\'s', async (t) => {
