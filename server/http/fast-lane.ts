@@ -82,11 +82,11 @@ export function registerFastLane(app: FastifyInstance, opts: FastLaneOptions): v
     } catch {
       return false;
     }
+    if (path.sha256 !== undefined && (headers.range !== undefined || headers['if-range'] !== undefined)) return false;
     if (!anonymousReadAllowed(request, opts.authorizer)) return false;
     const answered = path.sha256 === undefined
       ? answerInvoice(opts.service.cachedInvoice(path.id), method, headers.accept, response)
-      : headers.range === undefined && headers['if-range'] === undefined &&
-        answerParcel(path.sha256, opts.service.cachedParcel(path.id, path.sha256, method === 'GET'), method, response);
+      : answerParcel(path.sha256, opts.service.cachedParcel(path.id, path.sha256, method === 'GET'), method, response);
     if (answered) opts.record?.(method, 200, performance.now() - start, request.socket);
     return answered;
   };
@@ -97,8 +97,8 @@ export function registerFastLane(app: FastifyInstance, opts: FastLaneOptions): v
     try {
       answered = answer(request, response);
     } catch (err) {
-      // Whatever failed (the index, say) fails again on Fastify's path, which answers it with an
-      // error reply; only a reply already begun here is cut off.
+      // Fastify's path answers instead (with an error reply if the failure, of the index say,
+      // recurs there); only a reply already begun here is cut off.
       if (response.headersSent) {
         response.destroy(err instanceof Error ? err : new Error(String(err)));
         return;

@@ -235,6 +235,30 @@ t.test('a remembered parcel is answered without Fastify, exactly as the route an
   t.equal(l.counter.seen, before + 1, 'answered by Fastify');
 });
 
+t.test('pipelined requests are answered in order, whichever way each goes', async (t) => {
+  const l = await lane(t);
+  await storedAndRead(t, l);
+  const get = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nHost: x\r\n${extra}\r\n`;
+  // A search waits for the admission gate (a later turn of the event loop); the fast answers after it must wait for it.
+  const result = await rawExchange(l.port, [
+    get(INVOICE) + get('/v1/_q?q=fast', 'Accept: application/json\r\n') + get(INVOICE, 'Accept: application/json\r\n') + get('/healthz', 'Connection: close\r\n'),
+  ]);
+  const bodies: string[] = [];
+  let rest = result.text;
+  while (rest.startsWith('HTTP/1.1 200 ')) {
+    const end = rest.indexOf('\r\n\r\n');
+    const length = Number(/\r\ncontent-length: (\d+)/i.exec(rest.slice(0, end))?.[1] ?? 'NaN');
+    bodies.push(rest.slice(end + 4, end + 4 + length));
+    rest = rest.slice(end + 4 + length);
+  }
+  t.equal(bodies.length, 4, 'four answers, each 200 with its length');
+  t.equal(rest, '', 'nothing more');
+  t.match(bodies[0], /^bindleVersion = /, 'first the TOML invoice');
+  t.match(bodies[1], /^\{"query":/, 'then the search');
+  t.match(bodies[2], /^\{"bindleVersion":/, 'then the JSON invoice');
+  t.match(bodies[3], /ok|serving|status/i, 'then /healthz');
+});
+
 t.test('an index failing in cachedInvoice: the request goes to Fastify, and the server stays up', async (t) => {
   const l = await lane(t);
   await storedAndRead(t, l);
