@@ -16,7 +16,7 @@
  * (at `info` or more verbose), since Fastify logs each one. test/http/fast-lane.test.ts
  * checks its answers against the route's, byte for byte.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
 import { anonymousReadAllowed } from '../auth/request-auth.js';
@@ -113,17 +113,20 @@ export function registerFastLane(app: FastifyInstance, opts: FastLaneOptions): v
 function answerInvoice(stored: StoredInvoice | undefined, method: string, accept: string | undefined, response: ServerResponse): boolean {
   if (stored === undefined) return false;
   const text = preparedText(stored, replyFormat(accept));
-  response.writeHead(200, { date: httpDate(), ...storedTextHeaders(text), 'content-length': text.bytes });
-  if (method === 'HEAD') response.end();
-  else response.end(text.body);
-  return true;
+  return sendWhole(response, method, { date: httpDate(), ...storedTextHeaders(text), 'content-length': text.bytes }, text.body);
 }
 
 /** Sends the whole parcel as sendParcel (./parcel-reply.ts) would, when its size (HEAD) or bytes (GET) are in memory. */
 function answerParcel(sha256: string, parcel: CachedParcel | undefined, method: string, response: ServerResponse): boolean {
   if (parcel === undefined) return false;
-  response.writeHead(200, { date: httpDate(), ...parcelReplyHeaders(parcel.label.mediaType), etag: `"${sha256}"`, 'content-length': parcel.size });
+  const headers = { date: httpDate(), ...parcelReplyHeaders(parcel.label.mediaType), etag: `"${sha256}"`, 'content-length': parcel.size };
+  return sendWhole(response, method, headers, parcel.bytes);
+}
+
+/** Answers 200 with `headers`, and `body` unless the request is a HEAD; true (answered). */
+function sendWhole(response: ServerResponse, method: string, headers: OutgoingHttpHeaders, body: Buffer | string | undefined): boolean {
+  response.writeHead(200, headers);
   if (method === 'HEAD') response.end();
-  else response.end(parcel.bytes);
+  else response.end(body);
   return true;
 }

@@ -157,9 +157,7 @@ export function registerHttpMetrics(app: FastifyInstance, metrics: ServerMetrics
     },
     route: (url) => {
       const recorder = recorderOf(url);
-      return (method, status, elapsedMs, socket) => {
-        recorder.recordAnswer(method, status, elapsedMs, socket);
-      };
+      return recorder.recordAnswer.bind(recorder);
     },
   };
 }

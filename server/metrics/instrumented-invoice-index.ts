@@ -30,10 +30,11 @@ export class InstrumentedInvoiceIndex implements InvoiceIndex {
   constructor(inner: InvoiceIndex, metrics: ServerMetrics) {
     this.#inner = inner;
     this.#timer = new OperationTimer(metrics, 'invoice_index');
-    if (inner.cachedInvoice !== undefined) {
+    const cached = inner.cachedInvoice?.bind(inner);
+    if (cached !== undefined) {
       this.cachedInvoice = (name, version) => {
         const start = performance.now();
-        const found = inner.cachedInvoice?.(name, version);
+        const found = cached(name, version);
         if (found !== undefined) this.#timer.recordSince('lookup', start);
         return found;
       };

@@ -372,6 +372,11 @@ function settle<T>(body: () => T): Promise<T> {
  * lets other implementations do I/O. One connection per instance; other processes may share
  * the file (WAL, busy timeout).
  */
+/** The recently-read cache's key of name/version (a name holds no newline). */
+function recentKey(name: string, version: string): string {
+  return `${name}\n${version}`;
+}
+
 export class SqliteInvoiceIndex implements InvoiceIndex {
   readonly path: string;
   /** True when terms of 3+ characters use the FTS5 trigram index. */
@@ -502,7 +507,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   cachedInvoice(name: string, version: string): StoredInvoice | undefined {
     if (this.closed) return undefined;
     this.confirmRecent();
-    return this.recent.rows.get(`${name}\n${version}`);
+    return this.recent.rows.get(recentKey(name, version));
   }
 
   yank(entry: StoredInvoice): Promise<boolean> {
@@ -910,7 +915,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   private recentInvoice(name: string, version: string, withTombstone: boolean): StoredInvoice | Tombstone | undefined;
   private recentInvoice(name: string, version: string, withTombstone: boolean): StoredInvoice | Tombstone | undefined {
     this.confirmRecent();
-    const key = `${name}\n${version}`;
+    const key = recentKey(name, version);
     const hit = this.recent.rows.get(key);
     if (hit !== undefined) return hit;
     let found: InvoiceRow | undefined;
