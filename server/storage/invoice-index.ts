@@ -131,8 +131,9 @@ export interface InvoiceIndex {
   lookup(name: string, version: string): Promise<StoredInvoice | Tombstone | undefined>;
   /**
    * Optional: at once, without waiting on I/O, the invoice (yanked or not) that lookup() would
-   * resolve to now, when this index holds it in memory and knows that no write since (its own or
-   * another replica's) changed it; undefined whenever it cannot say so at once (an invoice it has
+   * resolve to now, when this index holds it in memory and trusts that entry as lookup() would
+   * (as fresh as a lookup() hit: its own writes at once, another replica's as its rule says);
+   * undefined whenever it cannot say so at once (an invoice it has
    * not cached, a tombstone, an absent id): then lookup() answers. It never returns what lookup()
    * would not, and reads nothing it has not cached. An index without such a cache leaves it out.
    */

@@ -11,7 +11,7 @@ import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { OCI_MANIFEST_SELECT, ociManifestRecord, ociRowsOf, type OciManifestColumns, type OciManifestRecord, type OciTagPage } from './oci-records.js';
 import { checkUploadChunk, uploadSessionOf, type OciUploadChunk, type OciUploadSession } from './oci-uploads.js';
 import type { InsertOptions, InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice, Tombstone } from './invoice-index.js';
-import { recentInvoiceCache } from './recent-invoices.js';
+import { recentInvoiceCache, recentKey } from './recent-invoices.js';
 import {
   checkEntry, checkPaging, checkTombstone, checkYankEntry, deletedError, queryMatch, searchText, storedInvoice, tombstoneOf,
   type InvoiceColumns, type TombstoneColumns,
@@ -368,6 +368,12 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
     return this.recentInvoice(name, version, true);
   }
 
+  /** The recently-read cache's entry while the listener is subscribed (the cache get() and lookup() trust then). */
+  cachedInvoice(name: string, version: string): StoredInvoice | undefined {
+    if (this.closed || !this.listening) return undefined;
+    return this.recent.get(recentKey(name, version));
+  }
+
   /**
    * get() and lookup(): from the cache while the listener is subscribed (a hit hands out the same
    * object again, so what it parsed and what callers keyed on it are reused; callers must not
@@ -378,7 +384,7 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
   private async recentInvoice(name: string, version: string, withTombstone: boolean): Promise<StoredInvoice | Tombstone | undefined>;
   private async recentInvoice(name: string, version: string, withTombstone: boolean): Promise<StoredInvoice | Tombstone | undefined> {
     this.checkOpen();
-    const key = `${name}\n${version}`;
+    const key = recentKey(name, version);
     if (this.listening) {
       const hit = this.recent.get(key);
       if (hit !== undefined) return hit;

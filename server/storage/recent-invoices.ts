@@ -9,7 +9,12 @@ import type { StoredInvoice } from './invoice-index.js';
 export const RECENT_ROWS = 4096;
 export const RECENT_BYTES = 16 * 2 ** 20;
 
-/** A cache of stored invoices keyed by `${name}\n${version}`; a row larger than RECENT_BYTES is not kept. */
+/** The cache's key of an invoice. */
+export function recentKey(name: string, version: string): string {
+  return `${name}\n${version}`;
+}
+
+/** A cache of stored invoices keyed by recentKey; a row larger than RECENT_BYTES is not kept. */
 export function recentInvoiceCache(): ClockCache<string, StoredInvoice> {
   return new ClockCache<string, StoredInvoice>({
     maxEntries: RECENT_ROWS,

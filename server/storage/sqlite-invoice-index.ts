@@ -13,7 +13,7 @@ import { BindleError } from '../../core/errors/bindle-error.js';
 import type { InsertOptions, InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice, Tombstone } from './invoice-index.js';
 import { OCI_MANIFEST_SELECT, ociManifestRecord, ociRowsOf, type OciManifestColumns, type OciManifestRecord, type OciTagPage } from './oci-records.js';
 import { checkUploadChunk, uploadSessionOf, type OciUploadChunk, type OciUploadSession } from './oci-uploads.js';
-import { recentInvoiceCache } from './recent-invoices.js';
+import { recentInvoiceCache, recentKey } from './recent-invoices.js';
 import {
   checkEntry, checkPaging, checkTombstone, checkYankEntry, deletedError, queryMatch, searchText, storedInvoice, tombstoneOf,
   type TombstoneColumns,
@@ -373,10 +373,6 @@ function settle<T>(body: () => T): Promise<T> {
  * the file (WAL, busy timeout).
  */
 /** The recently-read cache's key of name/version (a name holds no newline). */
-function recentKey(name: string, version: string): string {
-  return `${name}\n${version}`;
-}
-
 export class SqliteInvoiceIndex implements InvoiceIndex {
   readonly path: string;
   /** True when terms of 3+ characters use the FTS5 trigram index. */

@@ -3,7 +3,7 @@
  * contract, as SqliteInvoiceIndex runs it, plus what is PostgreSQL's own: migrations under
  * concurrent openers, the schema version check, and the cache across instances.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import pg from 'pg';
 import { buildBindleManifest } from '../../core/oci/index.js';
 import { FEW_MATCHES, PostgresInvoiceIndex } from '../../server/storage/postgres-invoice-index.js';
@@ -15,6 +15,18 @@ if (url !== undefined) {
   const schemaFor = schemaPool(t, url);
   invoiceIndexContract(t, 'PostgresInvoiceIndex', async (dir) => PostgresInvoiceIndex.open(url, { schema: await schemaFor(dir), poolSize: 4 }));
   insertManyContract(t, 'PostgresInvoiceIndex', async (dir) => PostgresInvoiceIndex.open(url, { schema: await schemaFor(dir), poolSize: 4 }));
+
+  /** Two instances (replicas) on one fresh schema, closed when `t` ends. */
+  const writerAndReader = async (t: Test): Promise<{ schema: string; writer: PostgresInvoiceIndex; reader: PostgresInvoiceIndex }> => {
+    const schema = await schemaFor(t.testdir());
+    const writer = await PostgresInvoiceIndex.open(url, { schema, poolSize: 2 });
+    const reader = await PostgresInvoiceIndex.open(url, { schema, poolSize: 2 });
+    t.teardown(async () => {
+      await writer.close();
+      await reader.close();
+    });
+    return { schema, writer, reader };
+  };
 
   t.test('replicas starting together migrate once and share the data', async (t) => {
     const schema = await schemaFor(t.testdir());
@@ -28,13 +40,7 @@ if (url !== undefined) {
   });
 
   t.test('while its listener connection is lost, an instance reads through; a yank is still seen within 1 s', async (t) => {
-    const schema = await schemaFor(t.testdir());
-    const writer = await PostgresInvoiceIndex.open(url, { schema, poolSize: 2 });
-    const reader = await PostgresInvoiceIndex.open(url, { schema, poolSize: 2 });
-    t.teardown(async () => {
-      await writer.close();
-      await reader.close();
-    });
+    const { schema, writer, reader } = await writerAndReader(t);
     for (let round = 0; round < 3; round++) {
       const version = `1.0.${round}`;
       await writer.insert(makeEntry('enterprise.com/warpcore', version));
@@ -60,6 +66,33 @@ if (url !== undefined) {
       }
       t.ok(seen, `round ${round}: the yank is seen within 1 s`);
     }
+  });
+
+  t.test('cachedInvoice: another instance\'s yank empties it (NOTIFY), and so does losing the listener', async (t) => {
+    const { schema, writer, reader } = await writerAndReader(t);
+    const id = ['enterprise.com/warpcore', '1.0.0'] as const;
+    await writer.insert(makeEntry(...id));
+    t.equal(reader.cachedInvoice(...id), undefined, 'not cached before it is read');
+    await reader.get(...id);
+    t.equal(reader.cachedInvoice(...id)?.yanked, false, 'cached once read');
+    await writer.yank(makeEntry(...id, { yanked: true }));
+    const deadline = Date.now() + 3000;
+    while (reader.cachedInvoice(...id) !== undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    t.equal(reader.cachedInvoice(...id), undefined, 'the other instance\'s yank empties the cache');
+    t.equal((await reader.get(...id))?.yanked, true);
+    t.equal(reader.cachedInvoice(...id)?.yanked, true, 'and the cache then holds the yanked invoice');
+
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    t.teardown(() => admin.end());
+    const killed = await admin.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()`,
+      [`bindle-server listener ${schema}`],
+    );
+    t.equal(killed.rowCount, 2, 'both listener connections terminated');
+    const lostBy = Date.now() + 3000;
+    while (reader.cachedInvoice(...id) !== undefined && Date.now() < lostBy) await new Promise((resolve) => setTimeout(resolve, 10));
+    t.equal(reader.cachedInvoice(...id), undefined, 'a lost listener empties the cache');
   });
 
   t.test('a schema from a newer server is refused', async (t) => {
