@@ -4,7 +4,9 @@
  * inserts and compare-and-set yanks; `/_q` queries in SQL — substring terms with `LIKE` on
  * pg_trgm GIN indexes, SemVer filters on order-preserving version keys (invoice-index-versions.ts)
  * and name/SemVer paging. Invoice GETs are served from a cache that LISTEN/NOTIFY keeps
- * correct across replicas: every yank and delete notifies, every instance clears its cache on it.
+ * correct across replicas: every yank and delete notifies, every instance clears its cache on it;
+ * the listening connection is checked with a query every fifth of `listenerTimeoutMs`, and the
+ * cache is trusted only while a check has answered within that time.
  */
 import type { Client, ClientConfig, Notification, Pool, PoolClient } from 'pg';
 import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
@@ -28,7 +30,18 @@ export interface PostgresInvoiceIndexOptions {
   schema?: string;
   /** Connections in the pool (default 10), plus one that listens for notifications. */
   poolSize?: number;
+  /**
+   * The longest the cache may miss other instances' writes when the listening connection dies
+   * without a sign (a route or host gone: no FIN or RST, so no error until TCP gives up, which
+   * takes minutes); default LISTENER_TIMEOUT_MS. The connection runs `SELECT 1` every fifth of
+   * it; the cache is trusted only while the last check that answered was sent less than this
+   * long ago, and a check unanswered for this long drops the connection (then it listens again).
+   */
+  listenerTimeoutMs?: number;
 }
+
+/** Default of PostgresInvoiceIndexOptions.listenerTimeoutMs. */
+export const LISTENER_TIMEOUT_MS = 5000;
 
 /**
  * Schema migrations: element i takes the schema from version i to i + 1. Append only. Search
@@ -250,8 +263,16 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
   private readonly pool: Pool;
   private readonly clientConfig: ClientConfig;
   private listener: Client | undefined;
-  /** True while the listener is subscribed: only then may get() use the cache. */
+  /** True while the listener is subscribed: only then are read invoices kept in the cache. */
   private listening = false;
+  /**
+   * When (performance.now()) the last check of the listener that answered was sent: PostgreSQL
+   * sends a session's pending notifications before its reply to a query, so every yank or
+   * delete committed before then has reached the cache. The cache is used while it is recent.
+   */
+  private confirmedAt = Number.NEGATIVE_INFINITY;
+  private readonly listenerTimeoutMs: number;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
   /** Bumped on every invalidation, so that a read that raced one is not cached. */
   private generation = 0;
   /** Invoices read recently (bounded as recent-invoices.ts says), trusted while `listening`. */
@@ -259,11 +280,12 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
   private relistenTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
-  private constructor(pg: PgModule, pool: Pool, clientConfig: ClientConfig, schema: string) {
+  private constructor(pg: PgModule, pool: Pool, clientConfig: ClientConfig, schema: string, listenerTimeoutMs: number) {
     this.pg = pg;
     this.pool = pool;
     this.clientConfig = clientConfig;
     this.schema = schema;
+    this.listenerTimeoutMs = listenerTimeoutMs;
   }
 
   /**
@@ -280,6 +302,10 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
       throw new BindleError('invalid_config', `invalid PostgreSQL schema name ${JSON.stringify(schema)}: lowercase letters, digits and _`);
     }
+    const listenerTimeoutMs = options.listenerTimeoutMs ?? LISTENER_TIMEOUT_MS;
+    if (!Number.isInteger(listenerTimeoutMs) || listenerTimeoutMs < 50) {
+      throw new BindleError('invalid_config', `the listener timeout must be a whole number of milliseconds of at least 50, not ${listenerTimeoutMs}`);
+    }
     const pg = (await import('pg')).default;
     // Every connection starts with the schema first on its search path (set at connection start-up).
     const clientConfig: ClientConfig = {
@@ -290,7 +316,7 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
     const pool = new pg.Pool({ ...clientConfig, max: options.poolSize ?? 10 });
     // An idle connection that breaks is dropped by the pool; the error must not crash the process.
     pool.on('error', () => undefined);
-    const index = new PostgresInvoiceIndex(pg, pool, clientConfig, schema);
+    const index = new PostgresInvoiceIndex(pg, pool, clientConfig, schema, listenerTimeoutMs);
     try {
       await index.migrate();
       await index.listen();
@@ -368,14 +394,19 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
     return this.recentInvoice(name, version, true);
   }
 
-  /** The recently-read cache's entry while the listener is subscribed (the cache get() and lookup() trust then). */
+  /** The recently-read cache's entry while it is trusted (as get() and lookup() trust it: `trusted()`). */
   cachedInvoice(name: string, version: string): StoredInvoice | undefined {
-    if (this.closed || !this.listening) return undefined;
+    if (this.closed || !this.trusted()) return undefined;
     return this.recent.get(recentKey(name, version));
   }
 
+  /** Whether the cache has every other instance's writes: subscribed, and the listener checked recently. */
+  private trusted(): boolean {
+    return this.listening && performance.now() - this.confirmedAt < this.listenerTimeoutMs;
+  }
+
   /**
-   * get() and lookup(): from the cache while the listener is subscribed (a hit hands out the same
+   * get() and lookup(): from the cache while it is trusted (a hit hands out the same
    * object again, so what it parsed and what callers keyed on it are reused; callers must not
    * change it), else one query; with `withTombstone` that query also reads the tombstone
    * (never cached) when there is no invoice.
@@ -385,7 +416,7 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
   private async recentInvoice(name: string, version: string, withTombstone: boolean): Promise<StoredInvoice | Tombstone | undefined> {
     this.checkOpen();
     const key = recentKey(name, version);
-    if (this.listening) {
+    if (this.trusted()) {
       const hit = this.recent.get(key);
       if (hit !== undefined) return hit;
     }
@@ -658,6 +689,7 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
     this.closed = true;
     this.listening = false;
     if (this.relistenTimer !== undefined) clearTimeout(this.relistenTimer);
+    clearInterval(this.heartbeatTimer);
     const listener = this.listener;
     this.listener = undefined;
     await listener?.end().catch(() => undefined);
@@ -723,15 +755,24 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
   }
 
   /**
-   * Subscribes a dedicated connection to the channel. While it is down the cache is off (every
-   * get reads the database) and it reconnects after RELISTEN_MS.
+   * Subscribes a dedicated connection to the channel and checks it every fifth of the listener
+   * timeout. While it is down the cache is off (every get reads the database) and it reconnects
+   * after RELISTEN_MS; a connection or check that takes the listener timeout counts as down.
    */
   private async listen(): Promise<void> {
-    const client = new this.pg.Client({ ...this.clientConfig, application_name: `bindle-server listener ${this.schema}` });
+    const client = new this.pg.Client({
+      ...this.clientConfig,
+      application_name: `bindle-server listener ${this.schema}`,
+      connectionTimeoutMillis: this.listenerTimeoutMs,
+      // pg fails a query unanswered this long; end() then destroys the connection.
+      query_timeout: this.listenerTimeoutMs,
+    });
     const lost = (): void => {
       if (this.listener !== client) return;
       this.listener = undefined;
       this.listening = false;
+      clearInterval(this.heartbeatTimer);
+      this.heartbeatTimer = undefined;
       this.invalidate();
       client.end().catch(() => undefined);
       if (this.closed) return;
@@ -747,8 +788,10 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
       if (message.channel === CHANNEL && message.payload === this.schema) this.invalidate();
     });
     this.listener = client;
+    let sent = performance.now();
     try {
       await client.connect();
+      sent = performance.now();
       await client.query(`LISTEN ${CHANNEL}`);
     } catch (err) {
       lost();
@@ -760,6 +803,23 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
     }
     this.invalidate();
     this.listening = true;
+    this.confirmedAt = sent;
+    let checking = false;
+    const check = async (): Promise<void> => {
+      if (checking || this.listener !== client) return;
+      checking = true;
+      const started = performance.now();
+      try {
+        await client.query('SELECT 1');
+        if (this.listener === client) this.confirmedAt = Math.max(this.confirmedAt, started);
+      } catch {
+        lost();
+      } finally {
+        checking = false;
+      }
+    };
+    this.heartbeatTimer = setInterval(() => void check(), Math.max(10, Math.floor(this.listenerTimeoutMs / 5)));
+    this.heartbeatTimer.unref();
   }
 
   private invalidate(): void {

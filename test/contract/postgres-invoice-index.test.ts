@@ -3,6 +3,8 @@
  * contract, as SqliteInvoiceIndex runs it, plus what is PostgreSQL's own: migrations under
  * concurrent openers, the schema version check, and the cache across instances.
  */
+import { once } from 'node:events';
+import { connect, createServer, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
 import pg from 'pg';
 import { buildBindleManifest } from '../../core/oci/index.js';
@@ -47,7 +49,8 @@ if (url !== undefined) {
       for (let i = 0; i < 3; i++) t.equal((await reader.get('enterprise.com/warpcore', version))?.yanked, false, 'read, maybe cached');
       const admin = new pg.Client({ connectionString: url });
       await admin.connect();
-      const listeners = `FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'`;
+      // A listener is up once it has run LISTEN (its last query then, or its checks' `SELECT 1`).
+      const listeners = `FROM pg_stat_activity WHERE application_name = $1 AND (query LIKE 'LISTEN%' OR query = 'SELECT 1')`;
       const name = [`bindle-server listener ${schema}`];
       // Wait (bounded) until both listeners are (back) up.
       for (let i = 0; i < 300 && (await admin.query(`SELECT 1 ${listeners}`, name)).rowCount !== 2; i++) {
@@ -86,13 +89,48 @@ if (url !== undefined) {
     await admin.connect();
     t.teardown(() => admin.end());
     const killed = await admin.query(
-      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()`,
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()`,
       [`bindle-server listener ${schema}`],
     );
     t.equal(killed.rowCount, 2, 'both listener connections terminated');
     const lostBy = Date.now() + 3000;
     while (reader.cachedInvoice(...id) !== undefined && Date.now() < lostBy) await new Promise((resolve) => setTimeout(resolve, 10));
     t.equal(reader.cachedInvoice(...id), undefined, 'a lost listener empties the cache');
+  });
+
+  t.test('a listener connection that dies without a sign stops the cache within the listener timeout', async (t) => {
+    // The reader reaches PostgreSQL through a relay that can stop forwarding without closing
+    // anything, as a dropped route or a vanished host does: no error reaches the reader.
+    const relay = await tcpRelay(t, new URL(url));
+    const schema = await schemaFor(t.testdir());
+    const writer = await PostgresInvoiceIndex.open(url, { schema, poolSize: 1 });
+    const reader = await PostgresInvoiceIndex.open(relay.url, { schema, poolSize: 1, listenerTimeoutMs: 500 });
+    t.teardown(async () => {
+      relay.thaw();
+      await reader.close();
+      await writer.close();
+    });
+    const id = ['enterprise.com/warpcore', '1.0.0'] as const;
+    await writer.insert(makeEntry(...id));
+    await reader.get(...id);
+    t.equal(reader.cachedInvoice(...id)?.yanked, false, 'cached once read');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    t.equal(reader.cachedInvoice(...id)?.yanked, false, 'still trusted while the checks answer');
+
+    relay.freeze();
+    t.equal(await writer.yank(makeEntry(...id, { yanked: true })), true, 'yanked; its notification cannot reach the reader');
+    const deadline = Date.now() + 10_000;
+    while (reader.cachedInvoice(...id) !== undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    t.equal(reader.cachedInvoice(...id), undefined, 'the unyanked invoice is no longer served from the cache');
+
+    relay.thaw();
+    t.equal((await reader.get(...id))?.yanked, true, 'once the route is back, a read sees the yank');
+    const relistenBy = Date.now() + 10_000;
+    while (reader.cachedInvoice(...id)?.yanked !== true && Date.now() < relistenBy) {
+      await reader.get(...id);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    t.equal(reader.cachedInvoice(...id)?.yanked, true, 'and the listener is back: the cache holds the yanked invoice');
   });
 
   t.test('a schema from a newer server is refused', async (t) => {
@@ -137,6 +175,7 @@ if (url !== undefined) {
 
   t.test('bad URLs and schema names are invalid_config; an unreachable database is unavailable', async (t) => {
     await t.rejects(PostgresInvoiceIndex.open('mysql://x'), { code: 'invalid_config' });
+    await t.rejects(PostgresInvoiceIndex.open(url, { listenerTimeoutMs: 10 }), { code: 'invalid_config', message: /listener timeout/ });
     await t.rejects(PostgresInvoiceIndex.open(url, { schema: 'Robert"; DROP' }), { code: 'invalid_config' });
     await t.rejects(PostgresInvoiceIndex.open('postgres://bindle@127.0.0.1:1/none'), { code: 'unavailable' });
     const schema = await schemaFor(t.testdir());
@@ -215,4 +254,67 @@ if (url !== undefined) {
       }
     }
   });
+}
+
+/**
+ * A TCP relay on 127.0.0.1 to the database in `target` (a postgres:// URL with a host and port);
+ * `url` is `target` through the relay. freeze() stops moving bytes on every open connection in
+ * both directions, closing nothing, and holds new ones the same way; thaw() moves them all again.
+ */
+async function tcpRelay(t: Test, target: URL): Promise<{ url: string; freeze: () => void; thaw: () => void }> {
+  const pairs = new Set<[Socket, Socket]>();
+  let frozen = false;
+  const flow = (pair: [Socket, Socket], on: boolean): void => {
+    const [near, far] = pair;
+    if (on) {
+      near.pipe(far);
+      far.pipe(near);
+    } else {
+      near.unpipe(far);
+      far.unpipe(near);
+      near.pause();
+      far.pause();
+    }
+  };
+  const server = createServer((near) => {
+    const far = connect(Number(target.port || 5432), target.hostname);
+    const pair: [Socket, Socket] = [near, far];
+    pairs.add(pair);
+    for (const socket of pair) {
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        pairs.delete(pair);
+        near.destroy();
+        far.destroy();
+      });
+    }
+    if (!frozen) flow(pair, true);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(async () => {
+    for (const [near, far] of pairs) {
+      near.destroy();
+      far.destroy();
+    }
+    server.close();
+    await once(server, 'close');
+  });
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('no TCP address');
+  const url = new URL(target.href);
+  url.hostname = '127.0.0.1';
+  url.port = String(address.port);
+  return {
+    url: url.href,
+    freeze: () => {
+      frozen = true;
+      for (const pair of pairs) flow(pair, false);
+    },
+    thaw: () => {
+      if (!frozen) return;
+      frozen = false;
+      for (const pair of pairs) flow(pair, true);
+    },
+  };
 }
