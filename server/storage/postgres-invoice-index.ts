@@ -6,9 +6,10 @@
  * and name/SemVer paging. Invoice GETs are served from a cache that LISTEN/NOTIFY keeps
  * correct across replicas: every yank and delete notifies, every instance clears its cache on it;
  * the listening connection is checked with a query every fifth of `listenerTimeoutMs`, and the
- * cache is trusted only while a check has answered within that time.
+ * cache is trusted only while a check has answered within that time. Every statement but the
+ * migrations' is bounded by `queryTimeoutMs`, after which it fails as unavailable.
  */
-import type { Client, ClientConfig, Notification, Pool, PoolClient } from 'pg';
+import type { Client, ClientBase, ClientConfig, Notification, Pool, PoolClient } from 'pg';
 import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { OCI_MANIFEST_SELECT, ociManifestRecord, ociRowsOf, type OciManifestColumns, type OciManifestRecord, type OciTagPage } from './oci-records.js';
 import { checkUploadChunk, uploadSessionOf, type OciUploadChunk, type OciUploadSession } from './oci-uploads.js';
@@ -38,10 +39,20 @@ export interface PostgresInvoiceIndexOptions {
    * long ago, and a check unanswered for this long drops the connection (then it listens again).
    */
   listenerTimeoutMs?: number;
+  /**
+   * The longest a statement, a transaction's statement or a wait for a pooled connection may
+   * take before it fails as unavailable and its connection is dropped (default
+   * QUERY_TIMEOUT_MS). Without it, a statement sent on a connection that died without a sign
+   * waits for TCP to give up, which takes minutes. Migrations at open are not bounded by it:
+   * building an index on a big table may take longer.
+   */
+  queryTimeoutMs?: number;
 }
 
 /** Default of PostgresInvoiceIndexOptions.listenerTimeoutMs. */
 export const LISTENER_TIMEOUT_MS = 5000;
+/** Default of PostgresInvoiceIndexOptions.queryTimeoutMs. */
+export const QUERY_TIMEOUT_MS = 30_000;
 
 /**
  * Schema migrations: element i takes the schema from version i to i + 1. Append only. Search
@@ -181,7 +192,7 @@ function invoiceRow(entry: StoredInvoice): unknown[] {
  * Writes the OCI rows (oci-records.ts ociRowsOf) of each invoice row `id` in two statements;
  * rows already there are kept.
  */
-async function writeOci(client: PoolClient, invoices: ReadonlyArray<{ id: string; entry: StoredInvoice }>): Promise<void> {
+async function writeOci(client: ClientBase, invoices: ReadonlyArray<{ id: string; entry: StoredInvoice }>): Promise<void> {
   if (invoices.length === 0) return;
   const configs = { ids: [] as string[], tags: [] as Array<string | null>, digests: [] as string[], configs: [] as Buffer[] };
   const manifests = { ids: [] as string[], positions: [] as number[], digests: [] as string[], bytes: [] as Buffer[] };
@@ -222,7 +233,7 @@ const OCI_TABLES_VERSION = 2;
  * (run in the migration from below OCI_TABLES_VERSION, under its lock; deterministic, so replicas
  * agree). Not at every open: it reads every invoice.
  */
-async function backfillOci(client: PoolClient): Promise<void> {
+async function backfillOci(client: ClientBase): Promise<void> {
   const { rows } = await client.query<InvoiceColumns & { id: string }>(
     `SELECT i.id, ${COLUMNS} FROM invoices i WHERE NOT EXISTS (SELECT 1 FROM oci_configs c WHERE c.invoice_id = i.id)`,
   );
@@ -239,11 +250,36 @@ function pgCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
 }
 
+/**
+ * Runs `body` between BEGIN and COMMIT on `client`; on any error rolls back and rethrows it,
+ * calling `rollbackFailed` first when the ROLLBACK failed too (the connection is then unusable).
+ */
+async function inTransaction<C extends ClientBase, T>(client: C, body: (client: C) => Promise<T>, rollbackFailed: () => void): Promise<T> {
+  try {
+    await client.query('BEGIN');
+    const result = await body(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(rollbackFailed);
+    throw err;
+  }
+}
+
+/**
+ * What node-postgres says, without an error code, when a connection is lost or a timeout of ours
+ * expires (a statement, a connection attempt, a wait for a pooled connection).
+ */
+const CONNECTION_LOST = /^(Query read timeout|timeout expired|timeout exceeded when trying to connect|Connection terminated( unexpectedly| due to connection timeout)?|Client has encountered a connection error and is not queryable)$/;
+
 /** Errors of the database connection itself become unavailable (503); others pass through. */
 function asBindleError(err: unknown, what: string): unknown {
   if (isBindleError(err)) return err;
   const code = pgCode(err) ?? '';
-  if (code.startsWith('08') || code.startsWith('57P') || ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE'].includes(code)) {
+  if (
+    code.startsWith('08') || code.startsWith('57P') || ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE'].includes(code) ||
+    (code === '' && err instanceof Error && CONNECTION_LOST.test(err.message))
+  ) {
     return new BindleError('unavailable', `the invoice index database is unavailable (${what}): ${(err as Error).message}`, { cause: err });
   }
   return err;
@@ -303,8 +339,11 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
       throw new BindleError('invalid_config', `invalid PostgreSQL schema name ${JSON.stringify(schema)}: lowercase letters, digits and _`);
     }
     const listenerTimeoutMs = options.listenerTimeoutMs ?? LISTENER_TIMEOUT_MS;
-    if (!Number.isInteger(listenerTimeoutMs) || listenerTimeoutMs < 50) {
-      throw new BindleError('invalid_config', `the listener timeout must be a whole number of milliseconds of at least 50, not ${listenerTimeoutMs}`);
+    const queryTimeoutMs = options.queryTimeoutMs ?? QUERY_TIMEOUT_MS;
+    for (const [what, ms] of [['listener', listenerTimeoutMs], ['query', queryTimeoutMs]] as const) {
+      if (!Number.isInteger(ms) || ms < 50) {
+        throw new BindleError('invalid_config', `the ${what} timeout must be a whole number of milliseconds of at least 50, not ${ms}`);
+      }
     }
     const pg = (await import('pg')).default;
     // Every connection starts with the schema first on its search path (set at connection start-up).
@@ -313,12 +352,18 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
       application_name: 'bindle-server',
       options: `-c search_path=${quoteIdent(schema)},public`,
     };
-    const pool = new pg.Pool({ ...clientConfig, max: options.poolSize ?? 10 });
+    const pool = new pg.Pool({
+      ...clientConfig,
+      max: options.poolSize ?? 10,
+      // pg fails a statement unanswered this long, and the pool then drops its connection.
+      query_timeout: queryTimeoutMs,
+      connectionTimeoutMillis: queryTimeoutMs,
+    });
     // An idle connection that breaks is dropped by the pool; the error must not crash the process.
     pool.on('error', () => undefined);
     const index = new PostgresInvoiceIndex(pg, pool, clientConfig, schema, listenerTimeoutMs);
     try {
-      await index.migrate();
+      await index.migrate(queryTimeoutMs);
       await index.listen();
     } catch (err) {
       await index.close();
@@ -713,23 +758,35 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
     const client = await this.pool.connect();
     let broken = false;
     try {
-      await client.query('BEGIN');
-      const result = await body(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {
+      return await inTransaction(client, body, () => {
         broken = true;
       });
-      throw err;
     } finally {
       client.release(broken);
     }
   }
 
-  /** Creates the schema and applies pending migrations, one opener at a time per database. */
-  private async migrate(): Promise<void> {
-    await this.transaction(async (client) => {
+  /**
+   * Creates the schema and applies pending migrations, one opener at a time per database, on a
+   * connection of its own without the pool's statement timeout.
+   */
+  private async migrate(connectTimeoutMs: number): Promise<void> {
+    const client = new this.pg.Client({ ...this.clientConfig, connectionTimeoutMillis: connectTimeoutMs });
+    await client.connect();
+    try {
+      await this.migrateOn(client);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+    const { rows } = await this.pool.query<{ schema: string | null }>('SELECT current_schema() AS schema');
+    if (rows[0]?.schema !== this.schema) {
+      throw new BindleError('invalid_config', `the PostgreSQL URL's options set a search_path without schema ${this.schema} first`);
+    }
+  }
+
+  /** The migration transaction on `connection` (ended by the caller, so a failed ROLLBACK needs nothing more). */
+  private async migrateOn(connection: Client): Promise<void> {
+    await inTransaction(connection, async (client: ClientBase) => {
       await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
       await client.query('CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public');
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.schema)}`);
@@ -747,11 +804,7 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
       if (current < OCI_TABLES_VERSION) await backfillOci(client);
       if (rows.length === 0) await client.query('INSERT INTO bindle_schema_version (version) VALUES ($1)', [MIGRATIONS.length]);
       else await client.query('UPDATE bindle_schema_version SET version = $1', [MIGRATIONS.length]);
-    });
-    const { rows } = await this.pool.query<{ schema: string | null }>('SELECT current_schema() AS schema');
-    if (rows[0]?.schema !== this.schema) {
-      throw new BindleError('invalid_config', `the PostgreSQL URL's options set a search_path without schema ${this.schema} first`);
-    }
+    }, () => undefined);
   }
 
   /**

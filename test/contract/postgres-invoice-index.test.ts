@@ -133,6 +133,24 @@ if (url !== undefined) {
     t.equal(reader.cachedInvoice(...id)?.yanked, true, 'and the listener is back: the cache holds the yanked invoice');
   });
 
+  t.test('a statement on a connection that died without a sign fails as unavailable within the query timeout; the next gets a new connection', async (t) => {
+    const relay = await tcpRelay(t, new URL(url));
+    const schema = await schemaFor(t.testdir());
+    const index = await PostgresInvoiceIndex.open(relay.url, { schema, poolSize: 2, queryTimeoutMs: 300 });
+    t.teardown(async () => {
+      relay.thaw();
+      await index.close();
+    });
+    await index.insert(makeEntry('enterprise.com/warpcore', '1.0.0'));
+    relay.freeze();
+    await t.rejects(index.count(), { code: 'unavailable', message: /Query read timeout/ }, 'a statement sent into the void');
+    await t.rejects(index.insert(makeEntry('enterprise.com/warpcore', '1.0.1')), { code: 'unavailable' }, 'a transaction too');
+    relay.thaw();
+    t.equal(await index.count(), 1, 'answered once the route is back; the transaction left nothing');
+    await index.insert(makeEntry('enterprise.com/warpcore', '1.0.1'));
+    t.equal(await index.count(), 2);
+  });
+
   t.test('a schema from a newer server is refused', async (t) => {
     const schema = await schemaFor(t.testdir());
     await (await PostgresInvoiceIndex.open(url, { schema, poolSize: 1 })).close();
@@ -176,6 +194,7 @@ if (url !== undefined) {
   t.test('bad URLs and schema names are invalid_config; an unreachable database is unavailable', async (t) => {
     await t.rejects(PostgresInvoiceIndex.open('mysql://x'), { code: 'invalid_config' });
     await t.rejects(PostgresInvoiceIndex.open(url, { listenerTimeoutMs: 10 }), { code: 'invalid_config', message: /listener timeout/ });
+    await t.rejects(PostgresInvoiceIndex.open(url, { queryTimeoutMs: 1.5 }), { code: 'invalid_config', message: /query timeout/ });
     await t.rejects(PostgresInvoiceIndex.open(url, { schema: 'Robert"; DROP' }), { code: 'invalid_config' });
     await t.rejects(PostgresInvoiceIndex.open('postgres://bindle@127.0.0.1:1/none'), { code: 'unavailable' });
     const schema = await schemaFor(t.testdir());
