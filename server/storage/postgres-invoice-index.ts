@@ -302,9 +302,10 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
   /** True while the listener is subscribed: only then are read invoices kept in the cache. */
   private listening = false;
   /**
-   * When (performance.now()) the last check of the listener that answered was sent: PostgreSQL
-   * sends a session's pending notifications before its reply to a query, so every yank or
-   * delete committed before then has reached the cache. The cache is used while it is recent.
+   * When (performance.now()) the listener subscribed, then when its last check that answered was
+   * sent: PostgreSQL sends a session's pending notifications before its reply to a query, so
+   * every yank or delete committed before then has reached the cache. The cache is used while
+   * it is recent.
    */
   private confirmedAt = Number.NEGATIVE_INFINITY;
   private readonly listenerTimeoutMs: number;
@@ -786,7 +787,7 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
 
   /** The migration transaction on `connection` (ended by the caller, so a failed ROLLBACK needs nothing more). */
   private async migrateOn(connection: Client): Promise<void> {
-    await inTransaction(connection, async (client: ClientBase) => {
+    await inTransaction(connection, async (client) => {
       await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
       await client.query('CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public');
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.schema)}`);
@@ -841,10 +842,8 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
       if (message.channel === CHANNEL && message.payload === this.schema) this.invalidate();
     });
     this.listener = client;
-    let sent = performance.now();
     try {
       await client.connect();
-      sent = performance.now();
       await client.query(`LISTEN ${CHANNEL}`);
     } catch (err) {
       lost();
@@ -856,7 +855,8 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
     }
     this.invalidate();
     this.listening = true;
-    this.confirmedAt = sent;
+    // The cache was just emptied, and every later notification comes on this live connection.
+    this.confirmedAt = performance.now();
     let checking = false;
     const check = async (): Promise<void> => {
       if (checking || this.listener !== client) return;
@@ -864,14 +864,14 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
       const started = performance.now();
       try {
         await client.query('SELECT 1');
-        if (this.listener === client) this.confirmedAt = Math.max(this.confirmedAt, started);
+        if (this.listener === client) this.confirmedAt = started;
       } catch {
         lost();
       } finally {
         checking = false;
       }
     };
-    this.heartbeatTimer = setInterval(() => void check(), Math.max(10, Math.floor(this.listenerTimeoutMs / 5)));
+    this.heartbeatTimer = setInterval(() => void check(), Math.floor(this.listenerTimeoutMs / 5));
     this.heartbeatTimer.unref();
   }
 
