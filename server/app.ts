@@ -10,7 +10,7 @@ import { DEFAULT_BODY_IDLE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_SEND_
 import { clientErrorHandler, registerClientErrors } from './http/client-errors.js';
 import { registerDateHeader } from './http/date-header.js';
 import { frameworkErrorHandler, registerErrorHandling } from './http/error-handler.js';
-import { lazyChildLoggerFactory } from './http/request-logger.js';
+import { lazyChildLoggerFactory, requestIdSource } from './http/request-logger.js';
 import { recordRoutes } from './http/route-table.js';
 import { registerFastLane } from './http/fast-lane.js';
 import { registerHttpMetrics, type HttpRecorders } from './metrics/http-metrics.js';
@@ -64,8 +64,6 @@ export interface AppOptions {
 export const API_PREFIX = '/v1';
 /** Where the OCI Distribution API over the same bindles is served (server/oci/). */
 export const OCI_PREFIX = '/v2';
-/** Logger levels at which Fastify logs every request (`incoming request`, `request completed` are at info). */
-const REQUEST_LOG_LEVELS: ReadonlySet<string> = new Set(['info', 'debug', 'trace']);
 
 /**
  * No route declares a Fastify schema: bodies are streamed to the service and documents are
@@ -84,13 +82,17 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const serverOptions = { requireHostHeader: false, headersTimeout, connectionsCheckingInterval: Math.max(250, Math.min(5000, headersTimeout / 4)) };
   // Set once the metrics hooks are added: requests Fastify answers outside every route run no hooks.
   let recorders: HttpRecorders | undefined;
+  // Fastify's request ids, from a source the fast lane shares (it logs the requests it answers).
+  const requestId = requestIdSource();
+  const trustProxy = opts.trustProxy !== undefined && opts.trustProxy.length > 0 ? [...opts.trustProxy] : undefined;
   const app = Fastify({
     // Each request's logger is built when it first logs at an enabled level (./http/request-logger.ts).
     ...(opts.logger !== undefined ? { loggerInstance: opts.logger, childLoggerFactory: lazyChildLoggerFactory } : { logger: false }),
+    genReqId: requestId,
     exposeHeadRoutes: false,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    ...(opts.trustProxy !== undefined && opts.trustProxy.length > 0 ? { trustProxy: [...opts.trustProxy] } : {}),
+    ...(trustProxy !== undefined ? { trustProxy } : {}),
     routerOptions: { maxParamLength: 2048, ignoreDuplicateSlashes: false },
     schemaController: { compilersFactory: { buildValidator: noRouteSchemas, buildSerializer: noRouteSchemas } },
     clientErrorHandler,
@@ -143,12 +145,19 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     { prefix: OCI_PREFIX },
   );
   await app.register(webUi, { service: opts.service, authenticator: opts.authenticator, authorizer: opts.authorizer, version: opts.version });
-  const logger = opts.logger;
   registerFastLane(app, {
     service: opts.service,
     authorizer: opts.authorizer,
     prefix: API_PREFIX,
-    requestsLogged: logger === undefined ? () => false : () => REQUEST_LOG_LEVELS.has(logger.level),
+    ...(opts.logger !== undefined
+      ? {
+          requestLog: {
+            logger: app.log,
+            requestId,
+            proxiesTrusted: trustProxy !== undefined,
+          },
+        }
+      : {}),
     ...(recorders !== undefined ? { record: recorders.route(`${API_PREFIX}/_i/*`) } : {}),
   });
   return app;

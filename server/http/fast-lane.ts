@@ -7,18 +7,22 @@
  *
  * It only ever answers 200 with what the `/v1/_i/*` route would send for the same request: the
  * same bytes and headers (./reply.ts's storedTextHeaders, ./parcel-reply.ts's
- * parcelReplyHeaders), a Date header (./date-header.ts), recorded in the route's HTTP metrics.
- * Every request it cannot answer so is handed to Fastify untouched, which is the only place that
- * refuses, negotiates edge cases or logs: a request with credentials, a query, a
- * percent-encoded path, a body, conditional headers, Range, no Host header; an invoice that is
- * yanked, deleted, absent or not cached, a parcel not on it or not remembered; an authorizer that
- * refuses anonymous reads; a server that is closing; and every request while requests are logged
- * (at `info` or more verbose), since Fastify logs each one. test/http/fast-lane.test.ts
- * checks its answers against the route's, byte for byte.
+ * parcelReplyHeaders), a Date header (./date-header.ts), recorded in the route's HTTP metrics,
+ * and, while requests are logged at `info`, Fastify's two log lines for it (`incoming request`,
+ * `request completed`), written through Fastify's logger with the next id of the request ids
+ * Fastify gives (./request-logger.ts's requestIdSource). Every request it cannot answer so is
+ * handed to Fastify untouched, which is the only place that refuses or negotiates edge cases: a
+ * request with credentials, a query, a percent-encoded path, a body, conditional headers, Range,
+ * no Host header; an invoice that is yanked, deleted, absent or not cached, a parcel not on it or
+ * not remembered; an authorizer that refuses anonymous reads; a server that is closing; and,
+ * while requests are logged, every request when the level is more verbose than `info` or the
+ * server trusts proxies (Fastify then logs the address and host forwarding headers name).
+ * test/http/fast-lane.test.ts checks its answers against the route's, byte for byte, and its log
+ * lines against Fastify's.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { anonymousReadAllowed } from '../auth/request-auth.js';
 import type { Authorizer } from '../auth/types.js';
 import { carriesCredentials } from '../auth/types.js';
@@ -36,11 +40,49 @@ export interface FastLaneOptions {
   readonly authorizer: Authorizer;
   /** Where the invoice routes are mounted (`/v1`). */
   readonly prefix: string;
-  /** Whether Fastify logs requests now (then every request goes to Fastify). */
-  readonly requestsLogged: () => boolean;
+  /** How requests are logged; absent when the server logs nothing. */
+  readonly requestLog?: FastLaneRequestLog;
   /** Records an answer as the `/_i/*` route's (none when metrics are off). */
   readonly record?: AnswerRecorder;
 }
+
+/**
+ * What the fast lane needs to log the requests it answers as Fastify logs them. Fastify writes a
+ * request's lines through a child of its logger bound to `reqId` (its `requestIdLogLabel`, not
+ * changed here); the lane writes `reqId` as the first field of each line instead, which pino puts
+ * where the child's binding would be: the same bytes, without a child per request. No route sets
+ * a log level or serializers of its own, which would make Fastify's lines differ.
+ */
+export interface FastLaneRequestLog {
+  /** Fastify's logger (`app.log`): its level says whether requests are logged, its serializers how. */
+  readonly logger: FastifyBaseLogger;
+  /** The request's id, as Fastify gives it (its `genReqId`). */
+  readonly requestId: () => string;
+  /**
+   * Whether Fastify trusts proxies (`trustProxy`): it then logs the client address and host that
+   * forwarding headers name, and the fast lane leaves logged requests to it.
+   */
+  readonly proxiesTrusted: boolean;
+}
+
+/** What Fastify's `req` log serializer reads of its request (its address and host without trustProxy). */
+interface LoggedRequest {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: IncomingMessage['headers'];
+  readonly host: string;
+  readonly ip: string | undefined;
+  readonly socket: IncomingMessage['socket'];
+}
+
+/** A prepared 200 answer: its headers, and its body for a GET. */
+interface Answer {
+  readonly headers: OutgoingHttpHeaders;
+  readonly body: Buffer | string | undefined;
+}
+
+/** Levels more verbose than `info`, at which requests go to Fastify (other hooks may log too). */
+const VERBOSE_LEVELS: ReadonlySet<string> = new Set(['debug', 'trace']);
 
 type RequestListener = (request: IncomingMessage, response: ServerResponse) => void;
 type CachedParcel = NonNullable<ReturnType<BindleService['cachedParcel']>>;
@@ -71,8 +113,14 @@ export function registerFastLane(app: FastifyInstance, opts: FastLaneOptions): v
       closing || headers.host === undefined || carriesCredentials(headers.authorization) ||
       headers['if-none-match'] !== undefined || headers['if-match'] !== undefined ||
       headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0') ||
-      headers['content-encoding'] !== undefined || opts.requestsLogged()
+      headers['content-encoding'] !== undefined
     ) return false;
+    // At `info` Fastify logs two lines per request, which the lane then writes as Fastify would;
+    // at a more verbose level, or when Fastify would log addresses from forwarding headers, the
+    // request is left to Fastify.
+    const log = opts.requestLog;
+    const logging = log !== undefined && log.logger.level === 'info';
+    if (log !== undefined && (logging ? log.proxiesTrusted : VERBOSE_LEVELS.has(log.logger.level))) return false;
     const start = performance.now();
     let path;
     try {
@@ -84,11 +132,16 @@ export function registerFastLane(app: FastifyInstance, opts: FastLaneOptions): v
     }
     if (path.sha256 !== undefined && (headers.range !== undefined || headers['if-range'] !== undefined)) return false;
     if (!anonymousReadAllowed(request, opts.authorizer)) return false;
-    const answered = path.sha256 === undefined
-      ? answerInvoice(opts.service.cachedInvoice(path.id), method, headers.accept, response)
-      : answerParcel(path.sha256, opts.service.cachedParcel(path.id, path.sha256, method === 'GET'), method, response);
-    if (answered) opts.record?.(method, 200, performance.now() - start, request.socket);
-    return answered;
+    const prepared = path.sha256 === undefined
+      ? invoiceAnswer(opts.service.cachedInvoice(path.id), headers.accept)
+      : parcelAnswer(path.sha256, opts.service.cachedParcel(path.id, path.sha256, method === 'GET'));
+    if (prepared === undefined) return false;
+    if (logging) logRequest(log.logger, log.requestId(), request, headers.host, response, start);
+    response.writeHead(200, prepared.headers);
+    if (method === 'HEAD') response.end();
+    else response.end(prepared.body);
+    opts.record?.(method, 200, performance.now() - start, request.socket);
+    return true;
   };
 
   app.server.removeListener('request', fastify);
@@ -109,24 +162,31 @@ export function registerFastLane(app: FastifyInstance, opts: FastLaneOptions): v
   });
 }
 
-/** Sends the invoice as sendStored (./reply.ts) would, when it is cached. */
-function answerInvoice(stored: StoredInvoice | undefined, method: string, accept: string | undefined, response: ServerResponse): boolean {
-  if (stored === undefined) return false;
+/** The invoice's answer as sendStored (./reply.ts) sends it, when it is cached. */
+function invoiceAnswer(stored: StoredInvoice | undefined, accept: string | undefined): Answer | undefined {
+  if (stored === undefined) return undefined;
   const text = preparedText(stored, replyFormat(accept));
-  return sendWhole(response, method, { date: httpDate(), ...storedTextHeaders(text), 'content-length': text.bytes }, text.body);
+  return { headers: { date: httpDate(), ...storedTextHeaders(text), 'content-length': text.bytes }, body: text.body };
 }
 
-/** Sends the whole parcel as sendParcel (./parcel-reply.ts) would, when its size (HEAD) or bytes (GET) are in memory. */
-function answerParcel(sha256: string, parcel: CachedParcel | undefined, method: string, response: ServerResponse): boolean {
-  if (parcel === undefined) return false;
-  const headers = { date: httpDate(), ...parcelReplyHeaders(parcel.label.mediaType), etag: `"${sha256}"`, 'content-length': parcel.size };
-  return sendWhole(response, method, headers, parcel.bytes);
+/** The whole parcel's answer as sendParcel (./parcel-reply.ts) sends it, when its size (HEAD) or bytes (GET) are in memory. */
+function parcelAnswer(sha256: string, parcel: CachedParcel | undefined): Answer | undefined {
+  if (parcel === undefined) return undefined;
+  return {
+    headers: { date: httpDate(), ...parcelReplyHeaders(parcel.label.mediaType), etag: `"${sha256}"`, 'content-length': parcel.size },
+    body: parcel.bytes,
+  };
 }
 
-/** Answers 200 with `headers`, and `body` unless the request is a HEAD; true (answered). */
-function sendWhole(response: ServerResponse, method: string, headers: OutgoingHttpHeaders, body: Buffer | string | undefined): boolean {
-  response.writeHead(200, headers);
-  if (method === 'HEAD') response.end();
-  else response.end(body);
-  return true;
+/**
+ * Logs the request as Fastify's log controller does: `incoming request` now, `request completed`
+ * with the time since `start` in milliseconds once the response has finished (none if the
+ * connection goes first). Fastify also logs `request errored` when a response emits an error,
+ * which Node emits only for a write after the end: a fast answer writes once.
+ */
+function logRequest(log: FastifyBaseLogger, reqId: string, request: IncomingMessage, host: string, response: ServerResponse, start: number): void {
+  const socket = request.socket;
+  const req: LoggedRequest = { method: request.method ?? '', url: request.url ?? '', headers: request.headers, host, ip: socket.remoteAddress, socket };
+  log.info({ reqId, req }, 'incoming request');
+  response.once('finish', () => log.info({ reqId, res: response, responseTime: performance.now() - start }, 'request completed'));
 }

@@ -1,10 +1,11 @@
 /**
- * Per-request loggers built on first use. Fastify gives every request a child of the server's
- * logger bound to its request id (`reqId`), and pino builds a child eagerly (it serializes the
- * bindings into a string), which costs a small GET a measurable share of its CPU even when the
- * level in force drops everything the request would log (the access log lines are `info`). The
- * child here is only built when something is logged at an enabled level, or when a caller asks
- * for its level or a child of it; what it writes is the same, bindings included.
+ * Per-request loggers built on first use, and the request ids they are bound to. Fastify gives
+ * every request a child of the server's logger bound to its request id (`reqId`), and pino builds
+ * a child eagerly (it serializes the bindings into a string), which costs a small GET a
+ * measurable share of its CPU even when the level in force drops everything the request would
+ * log (the access log lines are `info`). The child here is only built when something is logged at
+ * an enabled level, or when a caller asks for its level or a child of it; what it writes is the
+ * same, bindings included.
  */
 import type { FastifyBaseLogger, FastifyServerOptions } from 'fastify';
 import type { Bindings, ChildLoggerOptions, LevelWithSilentOrString } from 'pino';
@@ -90,3 +91,20 @@ export const lazyChildLoggerFactory: NonNullable<FastifyServerOptions['childLogg
   const plain = options.level === undefined && options.serializers === undefined && options.redact === undefined;
   return plain && isLevelAware(logger) ? new LazyChildLogger(logger, bindings, options) : logger.child(bindings, options);
 };
+
+/** Fastify's bound on its request counter (2^31 - 1, V8's largest small integer), after which it wraps. */
+const MAX_REQUEST_COUNTER = 2147483647;
+
+/**
+ * A source of request ids in the form Fastify gives by default (`req-` and a counter in base 36,
+ * wrapping at 2^31 - 1). Fastify's own counter is private to it; the server passes this one as
+ * Fastify's `genReqId` and the fast lane (./fast-lane.ts), which logs the requests it answers,
+ * draws from it too, so that the ids in a server's log stay unique and in order.
+ */
+export function requestIdSource(): () => string {
+  let counter = 0;
+  return () => {
+    counter = (counter + 1) & MAX_REQUEST_COUNTER;
+    return `req-${counter.toString(36)}`;
+  };
+}

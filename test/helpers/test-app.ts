@@ -54,6 +54,8 @@ export interface TestAppOptions {
   login?: DeviceLogin;
   /** A pino logger for the app (default: none). */
   logger?: FastifyBaseLogger;
+  /** Addresses of reverse proxies whose forwarding headers are trusted (default: none). */
+  trustProxy?: readonly string[];
   bodyIdleTimeoutMs?: number;
   sendTimeoutMs?: number;
   headersTimeoutMs?: number;
@@ -93,6 +95,7 @@ export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<T
     ...(opts.metrics !== undefined ? { metrics: opts.metrics } : {}),
     ...(opts.login !== undefined ? { login: opts.login } : {}),
     ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
+    ...(opts.trustProxy !== undefined ? { trustProxy: opts.trustProxy } : {}),
     ...(opts.bodyIdleTimeoutMs !== undefined ? { bodyIdleTimeoutMs: opts.bodyIdleTimeoutMs } : {}),
     ...(opts.headersTimeoutMs !== undefined ? { headersTimeoutMs: opts.headersTimeoutMs } : {}),
     ...(opts.sendTimeoutMs !== undefined ? { sendTimeoutMs: opts.sendTimeoutMs } : {}),

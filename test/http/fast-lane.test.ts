@@ -1,10 +1,11 @@
 /**
  * The invoice fast lane (server/http/fast-lane.ts), over real connections: what it
  * answers is what the `/v1/_i/*` route answers for the same request, byte for byte but the Date;
- * every request it must not answer reaches Fastify (an onRequest hook counts them) and gets
- * Fastify's answer; its answers are counted in the route's metrics.
+ * every request it must not answer reaches Fastify (an onSend hook counts them) and gets
+ * Fastify's answer; its answers are counted in the route's metrics; at `info` it logs each
+ * answer with the lines Fastify writes for the same request, with ids from Fastify's counter.
  */
-import { request as httpRequest, type OutgoingHttpHeaders } from 'node:http';
+import { Agent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { BindleError } from '../../core/errors/bindle-error.js';
@@ -12,7 +13,7 @@ import type { Action, Authorizer, Principal } from '../../server/auth/index.js';
 import { tokenDigest } from '../../server/auth/index.js';
 import { loadServerConfig } from '../../server/config/server-config.js';
 import { openServer } from '../../server/server-runtime.js';
-import { recordingLogger } from '../helpers/log-records.js';
+import { recordingLogger, type LogRecord } from '../helpers/log-records.js';
 import { sha256, signedInvoice } from '../helpers/bindles.js';
 import { vec } from '../helpers/paths.js';
 import { parseScrape } from '../helpers/prometheus.js';
@@ -27,10 +28,10 @@ interface Answer {
   body: Buffer;
 }
 
-/** One request on a connection of its own; the answer with its headers as sent. */
-function ask(port: number, path: string, options: { method?: string; headers?: OutgoingHttpHeaders } = {}): Promise<Answer> {
+/** One request, on a connection of its own unless an agent is given; the answer with its headers as sent. */
+function ask(port: number, path: string, options: { method?: string; headers?: OutgoingHttpHeaders; agent?: Agent } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers ?? {}, agent: false }, (res) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers ?? {}, agent: options.agent ?? false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => {
@@ -310,17 +311,125 @@ t.test('an authorizer that refuses anonymous reads: Fastify refuses them', async
   t.equal(authorizer.asked, asked + 2, 'asked once again');
 });
 
-t.test('while requests are logged, each one goes through Fastify, which logs it', async (t) => {
+/** Resolves once `ready()` holds, checking every 10 ms; fails the wait after 5 s. */
+async function until(ready: () => boolean, what: string): Promise<void> {
+  for (let waited = 0; !ready(); waited += 10) {
+    if (waited > 5000) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** A request's log lines, as written, with its id, time and response time replaced by placeholders. */
+function comparable(records: LogRecord[], reqId: unknown): string[] {
+  return records
+    .filter((r) => r.reqId === reqId)
+    .map((r) => JSON.stringify({ ...r, time: 0, reqId: 'ID', ...(r.responseTime !== undefined ? { responseTime: 0 } : {}) }));
+}
+
+/** The counter of a request id Fastify gives by default (`req-` and base 36). */
+function idNumber(reqId: unknown): number {
+  const match = /^req-([0-9a-z]+)$/.exec(String(reqId));
+  return match === null ? Number.NaN : parseInt(match[1] ?? '', 36);
+}
+
+t.test('at info, the fast lane logs each request it answers with the lines Fastify writes for it', async (t) => {
   const { logger, records } = recordingLogger('info');
   const l = await lane(t, { logger });
   await storedAndRead(t, l);
-  const before = l.counter.seen;
-  t.equal((await ask(l.port, INVOICE)).status, 200);
-  t.equal(l.counter.seen, before + 1, 'seen by Fastify');
-  t.equal(records.filter((r) => r.msg === 'request completed').length, 2, 'both reads logged');
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const parcel = `${INVOICE}@${sha256(Buffer.from('fast lane parcel'))}`;
+  t.equal(await upload(l.port, parcel, Buffer.from('fast lane parcel')), 200, 'the parcel stored');
+  t.equal((await ask(l.port, parcel, { agent })).status, 200, 'and read once, through Fastify');
+  // Each pair on one connection (the same logged port): the fast answer, then Fastify's for the
+  // same request (an If-None-Match that does not match, which Fastify's log does not show).
+  const pairs: Array<{ path: string; method: string; headers: OutgoingHttpHeaders }> = [
+    { path: INVOICE, method: 'GET', headers: {} },
+    { path: INVOICE, method: 'HEAD', headers: { accept: 'application/json' } },
+    { path: INVOICE, method: 'GET', headers: { 'accept-version': '1.x' } },
+    { path: parcel, method: 'GET', headers: {} },
+  ];
+  for (const pair of pairs) {
+    const label = `${pair.method} ${pair.path} ${JSON.stringify(pair.headers)}`;
+    const seen = l.counter.seen;
+    const mark = records.length;
+    t.equal((await ask(l.port, pair.path, { agent, method: pair.method, headers: pair.headers })).status, 200, `${label}: fast`);
+    t.equal(l.counter.seen, seen, `${label}: not seen by Fastify`);
+    t.equal((await ask(l.port, pair.path, { agent, method: pair.method, headers: { ...pair.headers, 'if-none-match': '"other"' } })).status, 200, `${label}: routed`);
+    t.equal(l.counter.seen, seen + 1, `${label}: the second one seen by Fastify`);
+    await until(() => records.length >= mark + 4, 'four log lines');
+    const written = records.slice(mark);
+    const [fastId, routedId] = [...new Set(written.map((r) => r.reqId))];
+    t.equal(idNumber(routedId), idNumber(fastId) + 1, `${label}: the two requests have consecutive ids from one counter`);
+    const fast = comparable(written, fastId);
+    t.same(fast.map((line) => (JSON.parse(line) as LogRecord).msg), ['incoming request', 'request completed'], `${label}: the fast lane's two lines`);
+    t.same(fast, comparable(written, routedId), `${label}: the same lines, fields and order as Fastify's but for id, time and response time`);
+    const completed = written.find((r) => r.reqId === fastId && r.msg === 'request completed');
+    t.ok(typeof completed?.responseTime === 'number' && completed.responseTime >= 0, `${label}: a response time`);
+  }
+  const ids = records.filter((r) => r.msg === 'incoming request').map((r) => idNumber(r.reqId));
+  t.ok(ids.length > 10 && ids.every((id, i) => i === 0 || id === (ids[i - 1] ?? 0) + 1), 'every request, fast or not, had the next id');
+});
+
+t.test('at warn, the fast lane answers and nothing is logged', async (t) => {
+  const { logger, records } = recordingLogger('info');
+  const l = await lane(t, { logger });
+  await storedAndRead(t, l);
   logger.level = 'warn';
+  const seen = l.counter.seen;
+  const mark = records.length;
   t.equal((await ask(l.port, INVOICE)).status, 200);
-  t.equal(l.counter.seen, before + 1, 'at warn, the fast lane answers');
+  t.equal(l.counter.seen, seen, 'not seen by Fastify');
+  t.equal(records.length, mark, 'no line');
+});
+
+t.test('at debug, or with trusted proxies at info, logged requests go through Fastify', async (t) => {
+  t.test('debug', async (t) => {
+    const { logger, records } = recordingLogger('debug');
+    const l = await lane(t, { logger });
+    await storedAndRead(t, l);
+    const seen = l.counter.seen;
+    t.equal((await ask(l.port, INVOICE)).status, 200);
+    t.equal(l.counter.seen, seen + 1, 'seen by Fastify');
+    await until(() => records.filter((r) => r.msg === 'request completed').length === 2, 'two reads logged');
+  });
+  t.test('trusted proxies', async (t) => {
+    const { logger, records } = recordingLogger('info');
+    const l = await lane(t, { logger, trustProxy: ['127.0.0.1'] });
+    await storedAndRead(t, l);
+    const seen = l.counter.seen;
+    t.equal((await ask(l.port, INVOICE, { headers: { 'x-forwarded-for': '203.0.113.7', 'x-forwarded-host': 'registry.example' } })).status, 200);
+    t.equal(l.counter.seen, seen + 1, 'seen by Fastify');
+    await until(() => records.filter((r) => r.msg === 'incoming request').length === 2, 'two reads logged');
+    const incoming = records.filter((r) => r.msg === 'incoming request')[1];
+    t.match(incoming?.req, { remoteAddress: '203.0.113.7', host: 'registry.example' }, 'which logs the forwarded address and host');
+    logger.level = 'warn';
+    const before = l.counter.seen;
+    t.equal((await ask(l.port, INVOICE)).status, 200);
+    t.equal(l.counter.seen, before, 'at warn the fast lane answers again');
+  });
+});
+
+t.test('a client gone before the answer: incoming request is logged, request completed is not, as by Fastify', async (t) => {
+  const { logger, records } = recordingLogger('info');
+  const l = await lane(t, { logger });
+  await storedAndRead(t, l);
+  // Runs before the fast lane and Fastify: the connection is gone before either answers.
+  const drop = (request: IncomingMessage): void => {
+    request.socket.destroy();
+  };
+  l.ta.app.server.prependListener('request', drop);
+  const mark = records.length;
+  const seen = l.counter.seen;
+  await ask(l.port, INVOICE).catch(() => undefined);
+  await ask(l.port, INVOICE, { headers: { 'if-none-match': '"other"' } }).catch(() => undefined);
+  await until(() => records.slice(mark).filter((r) => r.msg === 'incoming request').length === 2, 'both requests logged');
+  l.ta.app.server.removeListener('request', drop);
+  // A last request, answered: its completion is logged after anything the two above could still log.
+  t.equal((await ask(l.port, INVOICE)).status, 200);
+  await until(() => records.slice(mark).some((r) => r.msg === 'request completed'), 'the last request completed');
+  t.equal(l.counter.seen, seen + 1, 'one of the dropped requests went through Fastify (the fast lane answered the others)');
+  t.same(records.slice(mark).map((r) => r.msg), ['incoming request', 'incoming request', 'incoming request', 'request completed'], 'no completion for either dropped request');
 });
 
 t.test('the fast answers are counted as the route\'s requests, bytes and index look-ups', async (t) => {

@@ -1,10 +1,11 @@
 /**
- * The per-request loggers of server/http/request-logger.ts, wired by server/app.ts: what a
- * request logs is written as before (bound to its `reqId`, at the levels in force), and at a level
- * that drops a request's logging nothing is built or written for it.
+ * The per-request loggers and request ids of server/http/request-logger.ts, wired by
+ * server/app.ts: what a request logs is written as before (bound to its `reqId`, at the levels in
+ * force), at a level that drops a request's logging nothing is built or written for it, and
+ * request ids have Fastify's default form.
  */
 import t, { type Test } from 'tap';
-import { lazyChildLoggerFactory } from '../../server/http/request-logger.js';
+import { lazyChildLoggerFactory, requestIdSource } from '../../server/http/request-logger.js';
 import { recordingLogger, type LogRecord } from '../helpers/log-records.js';
 import { makeTestApp, type TestApp } from '../helpers/test-app.js';
 
@@ -24,6 +25,19 @@ t.test('at info every request is logged, bound to its request id', async (t) => 
   const ids = new Set(records.filter((r) => r.msg !== undefined && r.reqId !== undefined).map((r) => r.reqId));
   t.equal(ids.size, 1, 'one request id on all of them');
   t.equal(records.filter((r) => r.reqId === undefined).length, 0, 'no line without it');
+});
+
+t.test('request ids: Fastify\'s default form, one counter per source, given to Fastify\'s requests', async (t) => {
+  const next = requestIdSource();
+  const ids = Array.from({ length: 40 }, () => next());
+  t.same(ids.slice(0, 3), ['req-1', 'req-2', 'req-3'], 'req- and a counter from 1');
+  t.equal(ids[35], 'req-10', 'in base 36');
+  t.equal(new Set(ids).size, 40, 'each one new');
+  t.equal(requestIdSource()(), 'req-1', 'another source counts on its own');
+  const { ta, records } = await appLogging(t, 'info');
+  await ta.app.inject({ method: 'GET', url: '/healthz' });
+  await ta.app.inject({ method: 'GET', url: '/healthz' });
+  t.same([...new Set(records.map((r) => r.reqId))], ['req-1', 'req-2'], 'the app\'s requests are numbered by its source');
 });
 
 t.test('at warn a request that logs nothing at warn writes nothing; a warning is bound to its request id', async (t) => {
