@@ -154,7 +154,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
           requestLog: {
             logger: app.log,
             requestId,
-            proxiesTrusted: trustProxy !== undefined,
+            ...(trustProxy !== undefined ? { trustProxy } : {}),
           },
         }
       : {}),

@@ -10,18 +10,18 @@
  * parcelReplyHeaders), a Date header (./date-header.ts), recorded in the route's HTTP metrics,
  * and, while requests are logged at `info`, Fastify's two log lines for it (`incoming request`,
  * `request completed`), written through Fastify's logger with the next id of the request ids
- * Fastify gives (./request-logger.ts's requestIdSource). Every request it cannot answer so is
- * handed to Fastify untouched, which is the only place that refuses or negotiates edge cases: a
+ * Fastify gives (./request-logger.ts's requestIdSource) and, behind trusted proxies, the client
+ * address and host Fastify reads from their forwarding headers. Every request it cannot answer so
+ * is handed to Fastify untouched, which is the only place that refuses or negotiates edge cases: a
  * request with credentials, a query, a percent-encoded path, a body, conditional headers, Range,
  * no Host header; an invoice that is yanked, deleted, absent or not cached, a parcel not on it or
- * not remembered; an authorizer that refuses anonymous reads; a server that is closing; and,
- * while requests are logged, every request when the level is more verbose than `info` or the
- * server trusts proxies (Fastify then logs the address and host forwarding headers name).
- * test/http/fast-lane.test.ts checks its answers against the route's, byte for byte, and its log
- * lines against Fastify's.
+ * not remembered; an authorizer that refuses anonymous reads; a server that is closing; and every
+ * request while the log level is more verbose than `info`. test/http/fast-lane.test.ts checks its
+ * answers against the route's, byte for byte, and its log lines against Fastify's.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import proxyAddr from '@fastify/proxy-addr';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { anonymousReadAllowed } from '../auth/request-auth.js';
 import type { Authorizer } from '../auth/types.js';
@@ -59,13 +59,16 @@ export interface FastLaneRequestLog {
   /** The request's id, as Fastify gives it (its `genReqId`). */
   readonly requestId: () => string;
   /**
-   * Whether Fastify trusts proxies (`trustProxy`): it then logs the client address and host that
-   * forwarding headers name, and the fast lane leaves logged requests to it.
+   * The proxies Fastify trusts (its `trustProxy`, addresses and CIDR ranges), if any: it then logs
+   * the client address that their X-Forwarded-For names and the host their X-Forwarded-Host does.
    */
-  readonly proxiesTrusted: boolean;
+  readonly trustProxy?: readonly string[];
 }
 
-/** What Fastify's `req` log serializer reads of its request (its address and host without trustProxy). */
+/** The client address and host Fastify logs for a request (its `request.ip`, `request.host`). */
+type Addressing = (request: IncomingMessage, host: string) => { ip: string | undefined; host: string };
+
+/** What Fastify's `req` log serializer reads of its request. */
 interface LoggedRequest {
   readonly method: string;
   readonly url: string;
@@ -96,6 +99,7 @@ export function registerFastLane(app: FastifyInstance, opts: FastLaneOptions): v
   const fastify = listeners[0];
   if (listeners.length !== 1 || fastify === undefined) throw new Error(`expected Fastify's one request listener, found ${listeners.length}`);
   const base = `${opts.prefix}/_i/`;
+  const addressing = requestAddressing(opts.requestLog?.trustProxy);
   let closing = false;
   app.addHook('preClose', (done) => {
     closing = true;
@@ -116,11 +120,10 @@ export function registerFastLane(app: FastifyInstance, opts: FastLaneOptions): v
       headers['content-encoding'] !== undefined
     ) return false;
     // At `info` Fastify logs two lines per request, which the lane then writes as Fastify would;
-    // at a more verbose level, or when Fastify would log addresses from forwarding headers, the
-    // request is left to Fastify.
+    // at a more verbose level the request is left to Fastify.
     const log = opts.requestLog;
     const logging = log !== undefined && log.logger.level === 'info';
-    if (log !== undefined && (logging ? log.proxiesTrusted : VERBOSE_LEVELS.has(log.logger.level))) return false;
+    if (!logging && log !== undefined && VERBOSE_LEVELS.has(log.logger.level)) return false;
     const start = performance.now();
     let path;
     try {
@@ -136,7 +139,7 @@ export function registerFastLane(app: FastifyInstance, opts: FastLaneOptions): v
       ? invoiceAnswer(opts.service.cachedInvoice(path.id), headers.accept)
       : parcelAnswer(path.sha256, opts.service.cachedParcel(path.id, path.sha256, method === 'GET'));
     if (prepared === undefined) return false;
-    if (logging) logRequest(log.logger, log.requestId(), request, headers.host, response, start);
+    if (logging) logRequest(log.logger, log.requestId(), request, addressing(request, headers.host), response, start);
     response.writeHead(200, prepared.headers);
     if (method === 'HEAD') response.end();
     else response.end(prepared.body);
@@ -179,14 +182,35 @@ function parcelAnswer(sha256: string, parcel: CachedParcel | undefined): Answer 
 }
 
 /**
+ * How Fastify reads a request's client address and host (lib/request.js): from the socket and the
+ * Host header; behind trusted proxies, the address is the last one X-Forwarded-For names before an
+ * untrusted hop and the host the last entry of X-Forwarded-Host when the peer is a trusted proxy.
+ */
+function requestAddressing(trustProxy: readonly string[] | undefined): Addressing {
+  if (trustProxy === undefined || trustProxy.length === 0) return (request, host) => ({ ip: request.socket.remoteAddress, host });
+  const trusted = proxyAddr.compile([...trustProxy]);
+  return (request, host) => {
+    const addresses = proxyAddr.all(request, trusted);
+    const forwardedHost = request.headers['x-forwarded-host'];
+    const peer = request.socket.remoteAddress;
+    const viaProxy = typeof forwardedHost === 'string' && forwardedHost !== '' && peer !== undefined && trusted(peer, 0);
+    return { ip: addresses[addresses.length - 1], host: viaProxy ? lastEntry(forwardedHost) : host };
+  };
+}
+
+/** The last entry of a header that may have been sent more than once (Node joins them with commas). */
+function lastEntry(value: string): string {
+  return value.slice(value.lastIndexOf(',') + 1).trim();
+}
+
+/**
  * Logs the request as Fastify's log controller does: `incoming request` now, `request completed`
  * with the time since `start` in milliseconds once the response has finished (none if the
  * connection goes first). Fastify also logs `request errored` when a response emits an error,
  * which Node emits only for a write after the end: a fast answer writes once.
  */
-function logRequest(log: FastifyBaseLogger, reqId: string, request: IncomingMessage, host: string, response: ServerResponse, start: number): void {
-  const socket = request.socket;
-  const req: LoggedRequest = { method: request.method ?? '', url: request.url ?? '', headers: request.headers, host, ip: socket.remoteAddress, socket };
+function logRequest(log: FastifyBaseLogger, reqId: string, request: IncomingMessage, address: { ip: string | undefined; host: string }, response: ServerResponse, start: number): void {
+  const req: LoggedRequest = { method: request.method ?? '', url: request.url ?? '', headers: request.headers, host: address.host, ip: address.ip, socket: request.socket };
   log.info({ reqId, req }, 'incoming request');
   response.once('finish', () => log.info({ reqId, res: response, responseTime: performance.now() - start }, 'request completed'));
 }
