@@ -4,19 +4,25 @@
  * interleaved rounds: a bare node:http server from memory (same content type), nginx
  * (sendfile) and the distribution registry (the bytes as a blob) when installed. Every reply
  * is checked. On every backend of BINDLE_BENCH_BACKENDS (bench/lib/backend.ts), each beside
- * its own baselines.
+ * its own baselines. Figure 3b, on the default backend, is a second server on the same data
+ * directory at the default log level (`info`: two lines per request, to a file) in the same
+ * rounds; every other figure runs the server at `warn`.
  */
 import { onBackend, onBackendDir, onEveryBackend, type BackendName } from '../lib/backend.js';
 import { interleave, loadTest, loadTool } from '../lib/baselines.js';
 import { createInvoice, signedInvoice } from '../lib/bindles.js';
 import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
 import { sha256Hex } from '../lib/data.js';
+import { join } from 'node:path';
 import { expectStatus } from '../lib/http.js';
 import { makeFigure } from '../lib/results.js';
-import type { BenchServer } from '../lib/server.js';
+import { spawnServer, type BenchServer } from '../lib/server.js';
 import { withSmallGet, type SmallTarget } from '../lib/small-get.js';
 
-/** Figure 3 on one backend: a server on fresh storage there, beside the peers. */
+/** The name of the server at the default log level among the contenders. */
+const INFO_SERVER = 'bindle-server (log level info)';
+
+/** Figure 3 on one backend: a server on fresh storage there, beside the peers (and figure 3b on the default backend). */
 async function invoiceGetOn(ctx: BenchContext, backend: BackendName): Promise<CaseResult> {
   const { runs, loadSeconds, loadConnections } = ctx.sizes;
   const seed = async (server: BenchServer): Promise<SmallTarget> => {
@@ -32,14 +38,23 @@ async function invoiceGetOn(ctx: BenchContext, backend: BackendName): Promise<Ca
     ctx,
     dirName,
     seed,
-    async ({ target, peers, notes: missing, scripts }) => {
-      const contenders = [{ name: 'bindle-server', url: target.url }, ...peers].map((p) => ({
-        name: p.name,
-        measure: () => loadTest({ url: p.url, connections: loadConnections, seconds: loadSeconds, expect: { body: target.body } }, scripts),
-      }));
-      if (backend !== 'sqlite+file') ctx.log(`  on ${backend}:`);
-      const measured = await interleave(contenders, runs, ctx.log, 'req/s');
-      return { bytes: target.body.length, results: measured, names: peers.map((p) => p.name), notes: missing };
+    async ({ server, target, peers, notes: missing, scripts }) => {
+      const logged = backend === 'sqlite+file' ? await spawnServer(server.directory, [], { infoLogFile: join(ctx.dir('invoice-get-log'), 'server.log') }) : undefined;
+      try {
+        const loggedUrl = logged === undefined ? undefined : target.url.replace(server.origin, logged.origin);
+        // Also reads the invoice once, so that this server holds it as the first one does.
+        if (loggedUrl !== undefined && !(await expectStatus(200, loggedUrl)).body.equals(target.body)) throw new Error(`${INFO_SERVER} does not answer the same bytes`);
+        const servers = [{ name: 'bindle-server', url: target.url }, ...(loggedUrl === undefined ? [] : [{ name: INFO_SERVER, url: loggedUrl }])];
+        const contenders = [...servers, ...peers].map((p) => ({
+          name: p.name,
+          measure: () => loadTest({ url: p.url, connections: loadConnections, seconds: loadSeconds, expect: { body: target.body } }, scripts),
+        }));
+        if (backend !== 'sqlite+file') ctx.log(`  on ${backend}:`);
+        const measured = await interleave(contenders, runs, ctx.log, 'req/s');
+        return { bytes: target.body.length, results: measured, names: peers.map((p) => p.name), notes: missing };
+      } finally {
+        await logged?.stop();
+      }
     },
     backend,
   );
@@ -55,8 +70,20 @@ async function invoiceGetOn(ctx: BenchContext, backend: BackendName): Promise<Ca
         peers: others.map((peer) => ({ title: peer, runs: results.get(peer) ?? [] })),
         // The targets are those of the default backend; other backends' figures are reported beside them.
         ...(backend === 'sqlite+file' ? { target: { on: 'ratio', op: '>=', bound: 0.8, text: '≥ 0.8 × bare Node' } as const } : {}),
-        notes: [`load generator: ${loadTool()}, ${loadSeconds} s per server per round, rounds interleaved; the registry serves the bytes as a blob`],
+        notes: [`load generator: ${loadTool()}, ${loadSeconds} s per server per round, rounds interleaved; the registry serves the bytes as a blob; the server at --log-level warn`],
       }),
+      ...(results.has(INFO_SERVER)
+        ? [
+            makeFigure({
+              id: 'invoice-get-info',
+              title: `3b. Invoice GET (${bytes} bytes TOML), ${loadConnections} connections, at the default log level`,
+              unit: 'req/s',
+              runs: results.get(INFO_SERVER) ?? [],
+              baseline: { title: bare, runs: results.get(bare) ?? [] },
+              notes: [`a second server on the same data directory at --log-level info (two lines per request, to a file), in the same interleaved rounds as figure 3; no target (the issue's are at figure 3)`],
+            }),
+          ]
+        : []),
     ],
     notes: backend === 'sqlite+file' ? notes : [],
   };

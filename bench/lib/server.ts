@@ -1,12 +1,13 @@
 /**
  * Starting the real `bindle-server` (the built bundle the package runs) for a benchmark: on
  * 127.0.0.1 at a port picked beforehand (the address line is logged at info level, and info
- * logging would slow every request), at log level warn, ready once `/healthz` answers 200.
+ * logging would slow every request), at log level warn (or, for the figure of the default log
+ * level, at info with the log in a file), ready once `/healthz` answers 200.
  * Also the bare Node comparison servers, the `/healthz` probe process, and reading a process's
  * resident set size.
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isRunning, spawnTracked, stopChild } from './cleanup.js';
@@ -71,6 +72,12 @@ export interface SpawnOptions {
   intervalMs?: number;
   /** Listen on this port (default: a free port picked just before). */
   port?: number;
+  /**
+   * Run at the default log level (`info`, every request logged) with stdout, where the log goes,
+   * appended to this file instead of piped to the benchmark (which would spend its own CPU on
+   * the lines); `output()` then reads stderr only.
+   */
+  infoLogFile?: string;
 }
 
 /** Keeps the last 64 KiB a child writes to stdout/stderr; the returned function reads them. */
@@ -93,16 +100,24 @@ export function setServerNodeArgs(args: readonly string[]): void {
 
 /**
  * Starts bindle-server on `directory` (`--directory`, `--address 127.0.0.1:<free port>`,
- * `--log-level warn`, then `args`) and resolves once /healthz answers 200.
+ * `--log-level warn` unless `opts.infoLogFile`, then `args`) and resolves once /healthz answers 200.
  */
 export async function spawnServer(directory: string, args: readonly string[] = [], opts: SpawnOptions = {}): Promise<BenchServer> {
   const port = opts.port ?? (await freePort());
   const origin = `http://127.0.0.1:${port}`;
-  const child = spawnTracked(
-    process.execPath,
-    [...(opts.nodeArgs ?? defaultNodeArgs), SERVER_BIN, '--address', `127.0.0.1:${port}`, '--directory', directory, '--log-level', 'warn', ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } },
-  );
+  const log = opts.infoLogFile === undefined ? undefined : openSync(opts.infoLogFile, 'a');
+  const child = (() => {
+    try {
+      return spawnTracked(
+        process.execPath,
+        [...(opts.nodeArgs ?? defaultNodeArgs), SERVER_BIN, '--address', `127.0.0.1:${port}`, '--directory', directory, '--log-level', log === undefined ? 'warn' : 'info', ...args],
+        { stdio: ['ignore', log ?? 'pipe', 'pipe'], env: { ...process.env } },
+      );
+    } finally {
+      // The child holds its own copy of the descriptor.
+      if (log !== undefined) closeSync(log);
+    }
+  })();
   const output = collectOutput(child);
   const stop = async (): Promise<void> => {
     await stopChild(child);

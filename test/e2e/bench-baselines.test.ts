@@ -3,6 +3,7 @@
  * relies on: the same bytes, the same file, and the sha256 of an uploaded body, with or without
  * a disk write, and with the parcel store's guarantees (verified, linked, never replaced); nginx and the registry (when installed) serve the same bytes; and the load
  * generator fails on a wrong reply. A baseline that silently did less would flatter every ratio.
+ * Also: a benchmark server asked to run at the default log level logs its requests to its file.
  */
 import t from 'tap';
 import { createHash } from 'node:crypto';
@@ -10,7 +11,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { expectStatus, uploadChunks } from '../../bench/lib/http.js';
-import { spawnBareServer, spawnBareUploadServer } from '../../bench/lib/server.js';
+import { spawnBareServer, spawnBareUploadServer, spawnServer } from '../../bench/lib/server.js';
 import { findOnPath, loadTest, servePeers } from '../../bench/lib/baselines.js';
 
 const body = Buffer.from(Array.from({ length: 3 * 2 ** 20 + 17 }, (_, i) => (i * 31) % 251));
@@ -87,6 +88,22 @@ t.test('bytes and file: answer the given bytes', async (t) => {
   t.equal(fromBytes.headers['content-type'], 'application/toml');
   t.ok(fromBytes.body.equals(body));
   t.ok((await expectStatus(200, file.origin)).body.equals(body));
+});
+
+t.test('a benchmark server at the default log level writes its request lines to its file; at warn, none', async (t) => {
+  const dir = t.testdir({ data: {} });
+  const logFile = join(dir, 'server.log');
+  const warn = await spawnServer(join(dir, 'data'));
+  t.teardown(() => warn.stop());
+  const info = await spawnServer(join(dir, 'data'), [], { infoLogFile: logFile });
+  t.teardown(() => info.stop());
+  for (const server of [warn, info]) await expectStatus(200, `${server.origin}/healthz`);
+  await expectStatus(200, `${info.origin}/healthz?second`);
+  const requests = (): unknown[] => readFileSync(logFile, 'utf8').split('\n').filter((line) => line.includes('"request completed"'));
+  for (let waited = 0; requests().length < 2 && waited < 5000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.ok(requests().length >= 2, 'the info server logged its requests to the file');
+  t.notMatch(info.output(), /request completed/, 'not to the benchmark');
+  t.notMatch(warn.output(), /request completed/, 'the warn server logs no request');
 });
 
 t.test("a connection left idle past Node's 5 s default (while other contenders run) is still served", async (t) => {
