@@ -66,7 +66,13 @@ export interface FastLaneRequestLog {
 }
 
 /** The client address and host Fastify logs for a request (its `request.ip`, `request.host`). */
-type Addressing = (request: IncomingMessage, host: string) => { ip: string | undefined; host: string };
+interface ClientAddress {
+  readonly ip: string | undefined;
+  readonly host: string;
+}
+
+/** Reads a request's ClientAddress as Fastify does, given its Host header. */
+type Addressing = (request: IncomingMessage, host: string) => ClientAddress;
 
 /** What Fastify's `req` log serializer reads of its request. */
 interface LoggedRequest {
@@ -209,7 +215,7 @@ function lastEntry(value: string): string {
  * connection goes first). Fastify also logs `request errored` when a response emits an error,
  * which Node emits only for a write after the end: a fast answer writes once.
  */
-function logRequest(log: FastifyBaseLogger, reqId: string, request: IncomingMessage, address: { ip: string | undefined; host: string }, response: ServerResponse, start: number): void {
+function logRequest(log: FastifyBaseLogger, reqId: string, request: IncomingMessage, address: ClientAddress, response: ServerResponse, start: number): void {
   const req: LoggedRequest = { method: request.method ?? '', url: request.url ?? '', headers: request.headers, host: address.host, ip: address.ip, socket: request.socket };
   log.info({ reqId, req }, 'incoming request');
   response.once('finish', () => log.info({ reqId, res: response, responseTime: performance.now() - start }, 'request completed'));
