@@ -21,6 +21,7 @@ import { buildAuth } from './auth/build-auth.js';
 import { describeIndex, describeParcels } from './config/backend-specs.js';
 import type { ServerConfig } from './config/server-config.js';
 import { loadHostIdentity } from './host-identity.js';
+import { openLogDestination } from './log-destination.js';
 import { BindleService } from './service/bindle-service.js';
 import { exportReferenceLayout, type ExportReport } from './service/reference-export.js';
 import { reindex, type ReindexReport } from './service/reindex.js';
@@ -79,7 +80,8 @@ async function openTrust(config: ServerConfig, log: FastifyBaseLogger): Promise<
 }
 
 export async function openServer(config: ServerConfig, opts: { hostLabel: string }): Promise<RunningServer> {
-  const log = pino({ level: config.logLevel, name: 'bindle-server' });
+  const destination = openLogDestination();
+  const log = pino({ level: config.logLevel, name: 'bindle-server' }, destination.stream);
   await mkdir(config.directory, { recursive: true });
 
   const trust = await openTrust(config, log);
@@ -93,6 +95,7 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
   if (identity.created) log.info({ path: config.signingKeysPath }, 'created a new host signing key');
   const strategy = parseStrategy(config.strategy);
   const metrics = new ServerMetrics({ version: VERSION });
+  metrics.watchLog(destination);
   const verifier = new InstrumentedVerifier(new TrustStoreVerifier(trust, strategy, identity.keyring), metrics);
 
   const storedParcels = await openParcelStore(config.parcels, { staging: { stagingMaxAgeMs: config.stagingMaxAgeMs } });

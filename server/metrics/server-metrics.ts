@@ -26,6 +26,11 @@ export interface CountedCache {
   cacheLookups(): CacheLookups;
 }
 
+/** A log destination that counts what it could not write; ServerMetrics reads the counts at each scrape. */
+export interface CountedLog {
+  logFailures(): { failedWrites: number; droppedLines: number };
+}
+
 /** The seams whose operations are timed. */
 export type Seam = 'parcel_store' | 'invoice_index';
 
@@ -61,6 +66,7 @@ export class ServerMetrics {
   /** Refused credentials (stage authenticate) and refused actions (stage authorize), by reason. */
   readonly authFailures: Counter<'stage' | 'reason'>;
   readonly #caches = new Map<string, CountedCache>();
+  #log: CountedLog | undefined;
 
   constructor(options: ServerMetricsOptions) {
     const registers = [this.registry];
@@ -107,7 +113,25 @@ export class ServerMetrics {
         }
       },
     });
+    const log = (): CountedLog | undefined => this.#log;
+    new Counter({
+      name: 'bindle_log_failures_total',
+      help: 'Log writes that failed (each is retried with the next line: failed_write) and log lines dropped while too many waited to be written (dropped_line)',
+      labelNames: ['kind'], registers,
+      collect() {
+        this.reset();
+        const failures = log()?.logFailures();
+        if (failures === undefined) return;
+        this.inc({ kind: 'failed_write' }, failures.failedWrites);
+        this.inc({ kind: 'dropped_line' }, failures.droppedLines);
+      },
+    });
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Exports `source`'s counts as `bindle_log_failures_total{kind}`. */
+  watchLog(source: CountedLog): void {
+    this.#log = source;
   }
 
   /** Exports `source`'s look-up counts as `bindle_cache_lookups_total{cache=name}`. */
