@@ -36,6 +36,9 @@ import { InvoiceFiles } from './storage/invoice-files.js';
 
 export { INDEX_FILE } from './config/server-config.js';
 
+/** How long a closing server waits for its last log lines to be written (a stopped reader would hold the exit forever). */
+const LOG_DRAIN_MS = 2000;
+
 export interface RunningServer {
   readonly app: FastifyInstance;
   readonly log: FastifyBaseLogger;
@@ -81,7 +84,7 @@ async function openTrust(config: ServerConfig, log: FastifyBaseLogger): Promise<
 
 export async function openServer(config: ServerConfig, opts: { hostLabel: string }): Promise<RunningServer> {
   const destination = openLogDestination();
-  const log = pino({ level: config.logLevel, name: 'bindle-server' }, destination.stream);
+  const log = pino({ level: config.logLevel, name: 'bindle-server' }, destination.lines);
   await mkdir(config.directory, { recursive: true });
 
   const trust = await openTrust(config, log);
@@ -197,6 +200,8 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
         clearTimeout(grace);
         await index.close();
         await parcels.close();
+        // The process may exit next: the last lines, unless the log's reader has stopped reading.
+        await destination.drained(LOG_DRAIN_MS);
       }
     },
   };
