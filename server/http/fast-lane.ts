@@ -128,8 +128,9 @@ export function registerFastLane(app: FastifyInstance, opts: FastLaneOptions): v
     // At `info` Fastify logs two lines per request, which the lane then writes as Fastify would;
     // at a more verbose level the request is left to Fastify.
     const log = opts.requestLog;
-    const logging = log !== undefined && log.logger.level === 'info';
-    if (!logging && log !== undefined && VERBOSE_LEVELS.has(log.logger.level)) return false;
+    const level = log?.logger.level;
+    if (level !== undefined && VERBOSE_LEVELS.has(level)) return false;
+    const logging = log !== undefined && level === 'info';
     const start = performance.now();
     let path;
     try {
