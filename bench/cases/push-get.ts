@@ -5,14 +5,16 @@
  * each run, the server's own small-upload rate: the same number of 4 KiB parcels POSTed by an
  * in-process client at concurrency 16 (bench/cases/upload.ts uploadMany) to the same server.
  * With BINDLE_BENCH_BASE_CLI_BIN (another build's bindle.cjs), each run also pushes and gets a
- * bindle of its own with that build, the two builds taking turns to go first: before/after
- * figures from one run, beside the same server. On every backend of BINDLE_BENCH_BACKENDS
+ * bindle of its own with that build: before/after figures from one run, beside the same server.
+ * In each run the CLI, the other build and the server's own rate go in turn (first in one run,
+ * last in the next). On every backend of BINDLE_BENCH_BACKENDS
  * (bench/lib/backend.ts), each with a server of its own.
  */
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Label } from '../../schema/index.js';
 import { onBackend, onBackendDir, onEveryBackend, withServerOn, type BackendName } from '../lib/backend.js';
+import { inRoundOrder } from '../lib/baselines.js';
 import { writeStandalone } from '../../client/standalone/standalone-bindle.js';
 import { canonicalId } from '../../core/ids/bindle-id.js';
 import { createInvoice, parcelUrl, signedInvoice, writeKeyring } from '../lib/bindles.js';
@@ -111,18 +113,35 @@ async function pushGetOn(ctx: BenchContext, backend: BackendName): Promise<CaseR
   await withServerOn(backend, dir, async (server) => {
     for (let r = 0; r < runs; r++) {
       const base = BASE_CLI_BIN;
+      let times: { pushMs: number; getMs: number } | undefined;
       let baseTimes: { pushMs: number; getMs: number } | undefined;
-      // The builds take turns to go first (a version of its own each: 1.0.<r>, and 1000 + r for the other build).
-      if (base !== undefined && r % 2 === 1) baseTimes = await pushAndGet(server, 1000 + r, base);
-      const times = await pushAndGet(server, r, CLI_BIN);
-      if (base !== undefined && r % 2 === 0) baseTimes = await pushAndGet(server, 1000 + r, base);
+      // This CLI, the other build's (a version of its own each: 1.0.<r>, and 1000 + r for the
+      // other build) and the server's own rate take turns to go first: this disk's small-upload
+      // rate drifts during a run (ext4 skipping recently freed inodes), so whichever always ran
+      // last would have been measured on a faster disk.
+      const steps: Array<() => Promise<void>> = [
+        async () => {
+          times = await pushAndGet(server, r, CLI_BIN);
+        },
+        ...(base === undefined
+          ? []
+          : [
+              async () => {
+                baseTimes = await pushAndGet(server, 1000 + r, base);
+              },
+            ]),
+        async () => {
+          direct.push(await serverUploadRate(ctx, server.api, r, count, parcelBytes));
+        },
+      ];
+      for (const step of inRoundOrder(steps, r)) await step();
+      if (times === undefined) throw new Error('the round ran no push');
       push.push(count / (times.pushMs / 1000));
       get.push(count / (times.getMs / 1000));
       if (baseTimes !== undefined) {
         basePush.push(count / (baseTimes.pushMs / 1000));
         baseGet.push(count / (baseTimes.getMs / 1000));
       }
-      direct.push(await serverUploadRate(ctx, server.api, r, count, parcelBytes));
       const other = baseTimes === undefined ? '' : `; other build (${base ?? ''}): ${line('', baseTimes)}`;
       const on = backend === 'sqlite+file' ? '' : `on ${backend}, `;
       ctx.log(`  ${on}run ${r + 1}: ${line('', times)}, the server's own small-upload rate ${direct.at(-1)?.toFixed(0)} parcels/s${other}`);

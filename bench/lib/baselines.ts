@@ -317,16 +317,24 @@ export interface Contender {
 }
 
 /**
- * Measures every contender once per round, `rounds` times, in alternating order (so that a
- * slow phase of the machine hurts all of them), after one unrecorded warm-up round. Returns
+ * `items` in the order of round `r` (from 0): as given in even rounds, reversed in odd ones, so
+ * that over a run each goes first as often as last and a machine or disk that drifts during the
+ * run does not favour one of them.
+ */
+export function inRoundOrder<T>(items: readonly T[], r: number): readonly T[] {
+  return r % 2 === 0 ? items : [...items].reverse();
+}
+
+/**
+ * Measures every contender once per round, `rounds` times, in alternating order (inRoundOrder:
+ * a slow phase of the machine hurts all of them), after one unrecorded warm-up round. Returns
  * each contender's measurements in round order.
  */
 export async function interleave(contenders: readonly Contender[], rounds: number, log: (message: string) => void, unit: string): Promise<Map<string, number[]>> {
   const results = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
   for (const c of contenders) await c.measure();
   for (let r = 0; r < rounds; r++) {
-    const order = r % 2 === 0 ? contenders : [...contenders].reverse();
-    for (const c of order) results.get(c.name)?.push(await c.measure());
+    for (const c of inRoundOrder(contenders, r)) results.get(c.name)?.push(await c.measure());
     log(`  round ${r + 1}: ${contenders.map((c) => `${c.name} ${(results.get(c.name)?.at(-1) ?? Number.NaN).toFixed(0)} ${unit}`).join(', ')}`);
   }
   return results;
