@@ -1,10 +1,12 @@
 /**
- * Assembles a running server from a validated ServerConfig: opens the configured storage
+ * Assembles a running server from a validated ServerConfig: opens the log destination
+ * (server/log-destination.ts: stdout, bounded, never stalling the server), the configured storage
  * backends (server/storage/backends.ts), the host identity (creating the host key only for the
  * embedded single-node default), the trusted keyring (reloaded on change and on demand), builds
  * the auth seams and the app, wraps the seams in their metrics decorators (server/metrics/),
  * listens (and on `--metrics-address`, serves the metrics there), and closes everything in
- * order. Used by the entry point and by end-to-end tests.
+ * order, the log's last lines waited for at most LOG_DRAIN_MS. Used by the entry point and by
+ * end-to-end tests.
  */
 import { unwatchFile, watchFile } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
