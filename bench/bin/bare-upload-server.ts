@@ -6,25 +6,23 @@
  * `bare-upload-server <dir>`: stores every body the plainest durable way Node offers — one new
  * file per request (`open`, one `write`, one `fsync`, `close`; no directory sync, no
  * verification, no rename).
- * `bare-upload-server <dir> durable`: stores every body to `<dir>/<sha256>/parcel.dat` with the
+ * `bare-upload-server <dir> durable`: stores every body to `<dir>/<sha256>.dat` with the
  * guarantees of the parcel store (server/storage/file-parcel-store.ts), at the least cost Node
  * allows: the body is PUT to `/<sha256>` and verified; nothing is visible before it is durable,
- * and the answer comes only once the link is. The parcel's directory is made while the temp
- * file is created (both in the thread pool, at once, as the body arrives); the body is written
- * in one O_DSYNC write (its data's sync); the temp file is linked into the directory without
- * clobbering (synchronously, like the unlink of the temp name and the directory's open and
- * close); the directory is fsynced, and `<dir>` too for the new directory's entry (one fsync of
- * `<dir>` shared by the uploads that wait for it, started once the directory is made). The
- * file calls are core/fs-atomic's thin wrappers over node:fs, the ones the parcel store uses
- * (openDescriptor, SYNCED_CREATE_FLAGS, fsyncDir, DirectorySync's group commit).
+ * and the answer comes only once the link is. The temp file is created in the thread pool as the
+ * body arrives; the body is written in one O_DSYNC write (its data's sync); the temp file is
+ * linked to `<sha256>.dat` without clobbering (synchronously, like the unlink of the temp name);
+ * then `<dir>` is fsynced for the new entry (one fsync shared by the uploads that wait for it,
+ * group commit). The file calls are core/fs-atomic's thin wrappers over node:fs, the ones the
+ * parcel store uses (openDescriptor, SYNCED_CREATE_FLAGS, DirectorySync's group commit).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants, linkSync, mkdir, mkdirSync, rmSync, unlinkSync, write } from 'node:fs';
+import { closeSync, constants, linkSync, mkdirSync, rmSync, unlinkSync, write } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type http from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { DirectorySync, fsyncDescriptor, fsyncDir, openDescriptor, SYNCED_CREATE_FLAGS } from '../../core/fs-atomic.js';
+import { DirectorySync, fsyncDescriptor, openDescriptor, SYNCED_CREATE_FLAGS } from '../../core/fs-atomic.js';
 import { serveBare } from '../lib/bare-listen.js';
 
 function usage(): never {
@@ -80,7 +78,6 @@ const plain: http.RequestListener = (req, res) => {
   receive(req, res, (_, body) => store(target, body));
 };
 
-const mkdirAsync = promisify(mkdir);
 const writeAsync = promisify(write);
 /** O_DSYNC where the platform has it (the write is the data's sync); else the file is fsynced after its write. */
 const SYNCED_CREATE = SYNCED_CREATE_FLAGS ?? constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
@@ -89,18 +86,12 @@ const tempDir = join(dir, '.tmp');
 const rootSync = new DirectorySync(dir);
 
 /**
- * Stores `data` (its digest `digest`, named `sha256` by the client) under `<dir>/<sha256>/`, the
- * directory being made (`made`) and the temp file `temp` created (`opened`) meanwhile.
+ * Stores `data` (its digest `digest`, named `sha256` by the client) as `<dir>/<sha256>.dat`, the
+ * temp file `temp` having been created (`opened`) meanwhile.
  */
-async function storeDurably(sha256: string, digest: string, data: Buffer, temp: string, made: Promise<void>, opened: Promise<number>): Promise<void> {
-  const [dirMade, fileOpened] = await Promise.allSettled([made, opened]);
-  let rootSynced: Promise<void> | undefined;
-  if (fileOpened.status === 'rejected') throw fileOpened.reason;
-  const fd = fileOpened.value;
+async function storeDurably(sha256: string, digest: string, data: Buffer, temp: string, opened: Promise<number>): Promise<void> {
+  const fd = await opened;
   try {
-    if (dirMade.status === 'rejected') throw dirMade.reason;
-    rootSynced = rootSync.sync();
-    rootSynced.catch(() => undefined);
     if (digest !== sha256) throw new Error(`digest ${digest} is not ${sha256}`);
     for (let offset = 0; offset < data.length; ) offset += (await writeAsync(fd, data, offset)).bytesWritten;
     if (SYNCED_CREATE_FLAGS === undefined) await fsyncDescriptor(fd);
@@ -110,10 +101,12 @@ async function storeDurably(sha256: string, digest: string, data: Buffer, temp: 
   } finally {
     closeSync(fd);
   }
-  const parcelDir = join(dir, sha256);
-  linkSync(temp, join(parcelDir, 'parcel.dat'));
-  unlinkSync(temp);
-  await Promise.all([fsyncDir(parcelDir), rootSynced]);
+  try {
+    linkSync(temp, join(dir, `${sha256}.dat`));
+  } finally {
+    unlinkSync(temp);
+  }
+  await rootSync.sync();
 }
 
 /** The durable server: the parcel store's guarantees, bare. */
@@ -122,12 +115,10 @@ function durable(): http.RequestListener {
   return (req, res) => {
     const sha256 = (req.url ?? '/').slice(1);
     const temp = join(tempDir, `t-${uploads++}`);
-    const made = mkdirAsync(join(dir, sha256)).then(() => undefined);
     const opened = openDescriptor(temp, SYNCED_CREATE, 0o444);
-    // Observed now: the body may still be arriving when one fails (storeDurably reports it).
-    made.catch(() => undefined);
+    // Observed now: the body may still be arriving when it fails (storeDurably reports it).
     opened.catch(() => undefined);
-    receive(req, res, (digest, body) => storeDurably(sha256, digest, body, temp, made, opened));
+    receive(req, res, (digest, body) => storeDurably(sha256, digest, body, temp, opened));
   };
 }
 

@@ -15,7 +15,7 @@
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
-import { PARCEL_DATA_FILE, PARCEL_DIRECTORY } from '../../server/storage/file-parcel-store.js';
+import { PARCEL_DIRECTORY, PARCEL_FILE_SUFFIX } from '../../server/storage/file-parcel-store.js';
 import { onBackend, onBackendDir, onEveryBackend, withServerOn, type BackendName } from '../lib/backend.js';
 import { interleave, servePeers, type Contender } from '../lib/baselines.js';
 import { parcelUrl, writeKeyring } from '../lib/bindles.js';
@@ -62,7 +62,7 @@ async function downloadOn(ctx: BenchContext, backend: BackendName): Promise<Case
       const data = payload(size, 77);
       const { sha256 } = await uploadParcel(ctx, server, data, '1.0.0');
       const url = parcelUrl(server.api, 'bench.example.com/upload', '1.0.0', sha256);
-      let path = join(dir, PARCEL_DIRECTORY, sha256, PARCEL_DATA_FILE);
+      let path = join(dir, PARCEL_DIRECTORY, `${sha256}${PARCEL_FILE_SUFFIX}`);
       if (backend !== 'sqlite+file') {
         path = join(ctx.dir('download-peers'), 'payload.bin');
         writeFileSync(path, data);

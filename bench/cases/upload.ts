@@ -169,7 +169,7 @@ function smallFigures(ctx: BenchContext, small: SmallRuns, backend: BackendName 
       ...onBackend(backend, 'upload.small-vs-durable', `1f. ${title}, beside bare Node with the same guarantees`),
       unit: 'parcels/s',
       runs: small.ours,
-      baseline: { title: 'bare Node http: sha256, verified, O_DSYNC write, no-clobber link, directories fsynced', runs: small.durable },
+      baseline: { title: 'bare Node http: sha256, verified, O_DSYNC write, no-clobber link, directory fsynced', runs: small.durable },
     }),
     ...(small.s3.length === 0
       ? []

@@ -1,28 +1,30 @@
 /**
- * FileParcelStore: the ParcelStore on a local filesystem, in the reference file provider's
- * layout (`<root>/parcels/<sha256>/parcel.dat`), so that an existing reference data directory
- * can be served. A put first makes the parcel's (empty) directory, then streams the upload into a
- * read-only temp file in `<root>/parcels/.tmp/` while hashing it; the data is verified and
- * fsynced, then published with a no-clobber hard link: a parcel is
- * visible only once complete and durable, and concurrent uploads of one parcel cannot overwrite
- * each other. The put answers once the link is durable too (its directory fsynced; the fsyncs
- * of `parcels/` for new parcel directories are shared by concurrent puts, group commit, and run
- * while the data arrives). Two fsyncs in a row are the least that keeps "visible only once
- * durable" (the data before its link, the link before the answer).
+ * FileParcelStore: the ParcelStore on a local filesystem. A parcel is the file
+ * `<root>/parcels/<sha256>.dat`, or, in the reference file provider's layout, the file
+ * `<root>/parcels/<sha256>/parcel.dat`: an existing reference data directory is served and its
+ * parcels are found, listed and removed like any other; new parcels are written flat.
+ * A put streams the upload into a read-only temp file in `<root>/parcels/.tmp/` while hashing
+ * it; the data is verified and made durable, then published with a no-clobber hard link to
+ * `<sha256>.dat`: a parcel is visible only once complete and durable, and concurrent uploads of
+ * one parcel cannot overwrite each other. The put answers once the link is durable too: an fsync
+ * of `parcels/` that concurrent puts share (group commit). Two syncs in a row are the least that
+ * keeps "visible only once durable" (the data before its link, the link before the answer); the
+ * reference layout's directory per parcel would add an fsync of that directory to every put,
+ * which no other put can share (about 0.75× against 1.0× of one fsync per parcel for 1 KiB
+ * parcels here: docs/performance.md).
  * Every asynchronous file system call is a round trip through libuv's thread pool (a wake-up of
  * a pool thread and one of the main thread: context switches that cost more than most of these
  * calls themselves), so a put makes only the calls that allocate or wait for the disk that way:
- * the mkdir and the temp file's creation (at once), the writes, the fsyncs (a parcel of at most
- * 1 MiB is written in one write through an O_DSYNC descriptor: that write is its data's sync,
- * SYNCED_CREATE_FLAGS of core/fs-atomic). The rest touch only
- * what the put has just made or opened, all in memory, and run synchronously, microseconds
- * each: closing the temp file once it is synced, the link, the unlink of the temp name, and
- * opening and closing the directory around its fsync. The temp file is a bare descriptor, not a
+ * the temp file's creation and the two checks that the parcel is not already there (in either
+ * layout; all three at once, as the body starts to arrive), the writes, the syncs (a parcel of at
+ * most 1 MiB is written in one write through an O_DSYNC descriptor: that write is its data's
+ * sync, SYNCED_CREATE_FLAGS of core/fs-atomic). The rest touch only what the put has just made or
+ * opened, all in memory, and run synchronously, microseconds each: closing the temp file once it
+ * is synced, the link and the unlink of the temp name. The temp file is a bare descriptor, not a
  * FileHandle (which can only be closed asynchronously).
- * A failed put removes the directory it made.
  * Several stores (replicas) may share one directory: what a killed upload leaves (its temp
- * file, an empty parcel directory) is removed by age, at open and by a periodic sweep, never
- * by asking whether some process is alive.
+ * file) and what a killed reference upload leaves (an empty parcel directory) are removed by
+ * age, at open and by a periodic sweep, never by asking whether some process is alive.
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, fdatasync, linkSync, stat as statCallback, unlinkSync, type Stats } from 'node:fs';
@@ -50,9 +52,11 @@ import type { ByteRange, ParcelStat, ParcelStore, PutResult, RemoveOutcome, Stag
 import { FileReadStream } from './file-read-stream.js';
 import { receiveParcel, type UploadSink } from './parcel-upload.js';
 
-/** Directory under the root holding one directory per parcel (the reference's name). */
+/** Directory under the root holding the parcels (the reference's name). */
 export const PARCEL_DIRECTORY = 'parcels';
-/** File name of a parcel's data inside its directory (the reference's name). */
+/** Ending of a parcel's data file, `<sha256>.dat`, in `parcels/` (the layout new parcels are written in). */
+export const PARCEL_FILE_SUFFIX = '.dat';
+/** File name of a parcel's data inside its own directory, in the reference layout. */
 export const PARCEL_DATA_FILE = 'parcel.dat';
 /** Directory under `parcels/` holding uploads in progress; never a parcel. */
 export const TEMP_DIRECTORY = '.tmp';
@@ -72,13 +76,6 @@ const MAX_WRITES_IN_FLIGHT = 2;
  * of it (for 100 MiB here: ~70 ms → ~8 ms, +25% upload throughput).
  */
 const SYNC_EVERY = 8 * IO_CHUNK;
-/**
- * How much earlier than the clock a file time may read (file times come from a coarse kernel
- * clock): `sweepSpares` treats a directory as possibly swept this long before the staging age.
- */
-const CLOCK_SLACK_MS = 1000;
-/** Times a put re-creates its parcel directory when a sweep removed it between mkdir and link. */
-const PUBLISH_ATTEMPTS = 3;
 
 function errnoCode(err: unknown): string | undefined {
   if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string') return err.code;
@@ -177,14 +174,14 @@ function fileSink(fd: number): { sink: UploadSink; settle: () => Promise<void> }
   };
 }
 
-/** A ParcelStore in a directory, in the reference file provider's layout. */
+/** A ParcelStore in a directory: parcels written flat, the reference layout's read as well. */
 export class FileParcelStore implements ParcelStore {
   readonly root: string;
   private readonly parcelsDir: string;
   private readonly tempDir: string;
   private readonly hiddenDir: string;
   private readonly maxAgeMs: number;
-  /** Group commit of `parcels/` itself, which every new parcel directory changes. */
+  /** Group commit of `parcels/`, which every new parcel's link changes. */
   private readonly parcelsDirSync: DirectorySync;
   /**
    * Temp file names are this (random per store, so replicas sharing the directory never
@@ -220,8 +217,14 @@ export class FileParcelStore implements ParcelStore {
     return store;
   }
 
-  /** Path of a parcel's data file: `<root>/parcels/<sha256>/parcel.dat`. */
+  /** Path new parcels are written to: `<root>/parcels/<sha256>.dat`. */
   dataPath(sha256: string): string {
+    assertDigest(sha256);
+    return join(this.parcelsDir, `${sha256}${PARCEL_FILE_SUFFIX}`);
+  }
+
+  /** Path of a parcel in the reference layout: `<root>/parcels/<sha256>/parcel.dat`. */
+  referencePath(sha256: string): string {
     assertDigest(sha256);
     return join(this.parcelsDir, sha256, PARCEL_DATA_FILE);
   }
@@ -232,8 +235,8 @@ export class FileParcelStore implements ParcelStore {
 
   async stat(sha256: string): Promise<ParcelStat | undefined> {
     this.assertOpen();
-    const info = await statIfPresent(this.dataPath(sha256));
-    return info?.isFile() === true ? { size: info.size } : undefined;
+    const info = await this.locate(sha256);
+    return info === undefined ? undefined : { size: info.size };
   }
 
   async missing(digests: readonly string[]): Promise<Set<string>> {
@@ -246,14 +249,16 @@ export class FileParcelStore implements ParcelStore {
 
   async openRead(sha256: string, range?: ByteRange): Promise<Readable> {
     this.assertOpen();
-    const path = this.dataPath(sha256);
-    let handle: FileHandle;
-    try {
-      handle = await open(path, 'r');
-    } catch (err) {
-      if (isMissing(err)) throw new BindleError('not_found', `parcel ${sha256} not found`);
-      throw err;
+    let handle: FileHandle | undefined;
+    for (const path of [this.dataPath(sha256), this.referencePath(sha256)]) {
+      try {
+        handle = await open(path, 'r');
+        break;
+      } catch (err) {
+        if (!isMissing(err)) throw err;
+      }
     }
+    if (handle === undefined) throw new BindleError('not_found', `parcel ${sha256} not found`);
     try {
       const info = await handle.stat();
       if (!info.isFile()) throw new BindleError('not_found', `parcel ${sha256} not found`);
@@ -280,25 +285,26 @@ export class FileParcelStore implements ParcelStore {
     this.assertOpen();
     assertDigest(sha256);
     assertExpectedSize(expectedSize);
-    const started = Date.now();
-    const dir = join(this.parcelsDir, sha256);
     const temp = join(this.tempDir, `${this.tempPrefix}${(this.uploads++).toString(36)}.part`);
-    // Making the parcel's directory first answers whether the parcel may exist: a new directory
-    // (the usual case) holds no data, so no stat is needed; and the shared fsync of parcels/
-    // for its entry runs while the data arrives. An empty directory is no parcel. The temp file
-    // does not depend on it, so both are made at once. A parcel written in one write is written
-    // durably (SYNCED_CREATE_FLAGS); any other is fsynced once complete.
+    // Whether the parcel is there already (in either layout) is asked while the temp file is
+    // created, all at once: a parcel already stored is refused before its body is read. A parcel
+    // written in one write is written durably (SYNCED_CREATE_FLAGS); any other is fsynced once
+    // complete.
     const syncedWrites = expectedSize > 0 && expectedSize <= IO_CHUNK ? SYNCED_CREATE_FLAGS : undefined;
-    const [made, opened] = await Promise.allSettled([this.makeParcelDirectory(dir), createExclusive(temp, syncedWrites)]);
-    const createdDir = made.status === 'fulfilled' && made.value;
+    const [flat, reference, opened] = await Promise.allSettled([
+      statIfPresent(this.dataPath(sha256)),
+      statIfPresent(this.referencePath(sha256)),
+      createExclusive(temp, syncedWrites),
+    ]);
     let fd = opened.status === 'fulfilled' ? opened.value : undefined;
     let published = false;
     try {
-      if (made.status === 'rejected') throw made.reason;
+      for (const found of [flat, reference]) {
+        if (found.status === 'rejected') throw found.reason;
+        if (found.value?.isFile() === true) throw alreadyExists(sha256);
+      }
       if (opened.status === 'rejected') throw opened.reason;
       const file = opened.value;
-      if (!createdDir && (await this.has(sha256))) throw alreadyExists(sha256);
-      let directoryEntry = createdDir ? this.syncParcelsDir() : undefined;
       const { sink, settle } = fileSink(file);
       let digest: string;
       try {
@@ -312,7 +318,7 @@ export class FileParcelStore implements ParcelStore {
       // failed close loses nothing), and the data is published.
       closeQuietly(file);
       fd = undefined;
-      const recreated = await this.publish(temp, dir, sha256);
+      this.publish(temp, sha256);
       published = true;
       // The link holds the data now; a temp name left by a failed unlink is swept by age.
       try {
@@ -320,19 +326,11 @@ export class FileParcelStore implements ParcelStore {
       } catch {
         // Swept later.
       }
-      // The sweep removes only parcel directories that stayed empty for the staging age: the
-      // entry of one this put made less than that ago is the one whose fsync it started. An
-      // older directory, or one made again, has its entry in parcels/ synced anew.
-      if (!(createdDir && !recreated && this.sweepSpares(started))) directoryEntry = this.syncParcelsDir();
-      await Promise.all([fsyncDir(dir), directoryEntry]);
+      await this.syncParcelsDir();
       return { sha256, size: expectedSize };
     } finally {
       if (fd !== undefined) closeQuietly(fd);
-      if (!published) {
-        if (opened.status === 'fulfilled') await rm(temp, { force: true });
-        // The directory this put made stays only if some other put has linked data into it.
-        if (createdDir) await rmdir(dir).catch(() => undefined);
-      }
+      if (!published && opened.status === 'fulfilled') await rm(temp, { force: true });
     }
   }
 
@@ -345,57 +343,70 @@ export class FileParcelStore implements ParcelStore {
       if (isMissing(err)) return;
       throw err;
     }
-    for (const name of names.sort()) {
-      if (isSha256Hex(name) && (await this.has(name))) yield name;
+    const digests = new Set<string>();
+    for (const name of names) {
+      const sha256 = name.endsWith(PARCEL_FILE_SUFFIX) ? name.slice(0, -PARCEL_FILE_SUFFIX.length) : name;
+      if (isSha256Hex(sha256)) digests.add(sha256);
+    }
+    for (const sha256 of [...digests].sort()) {
+      if (await this.has(sha256)) yield sha256;
     }
   }
 
   async *entries(): AsyncIterable<StoredParcel> {
     for await (const sha256 of this.list()) {
-      try {
-        const info = await stat(this.dataPath(sha256));
-        yield { sha256, size: info.size, storedAt: info.mtimeMs };
-      } catch (err) {
-        if (!isMissing(err)) throw err;
-      }
+      const found = await this.locate(sha256);
+      if (found !== undefined) yield { sha256, size: found.size, storedAt: found.mtimeMs };
     }
   }
 
   /**
    * Hides the data by renaming it into `parcels/.hidden/` (atomic; the rename's ctime dates it
-   * for the sweep), and restores it with the same no-clobber link a put publishes with.
+   * for the sweep), in both layouts when both hold it, and restores it flat with the same
+   * no-clobber link a put publishes with.
    */
   async remove(sha256: string, confirm: () => Promise<boolean>): Promise<RemoveOutcome> {
     this.assertOpen();
-    const path = this.dataPath(sha256);
-    const hidden = join(this.hiddenDir, `${sha256}.${randomBytes(6).toString('hex')}`);
-    try {
-      await rename(path, hidden);
-    } catch (err) {
-      if (isMissing(err)) return 'absent';
-      throw err;
+    const hidden: string[] = [];
+    const changed: string[] = [];
+    for (const [path, dir] of [
+      [this.dataPath(sha256), this.parcelsDir],
+      [this.referencePath(sha256), join(this.parcelsDir, sha256)],
+    ] as const) {
+      const target = join(this.hiddenDir, `${sha256}.${randomBytes(6).toString('hex')}`);
+      try {
+        await rename(path, target);
+      } catch (err) {
+        if (isMissing(err)) continue;
+        throw err;
+      }
+      hidden.push(target);
+      changed.push(dir);
     }
-    await fsyncDir(join(this.parcelsDir, sha256));
-    return confirmRemoval(
-      confirm,
-      () => rm(hidden, { force: true }),
-      async () => {
-        try {
-          await this.publish(hidden, join(this.parcelsDir, sha256), sha256);
-        } catch (err) {
-          if (!(err instanceof BindleError && err.code === 'already_exists')) throw err;
-        }
-        await rm(hidden, { force: true });
-      },
-    );
+    const [kept] = hidden;
+    if (kept === undefined) return 'absent';
+    await Promise.all(changed.map((dir) => fsyncDir(dir)));
+    const discard = async (): Promise<void> => {
+      await Promise.all(hidden.map((path) => rm(path, { force: true })));
+    };
+    return confirmRemoval(confirm, discard, async () => {
+      try {
+        this.publish(kept, sha256);
+      } catch (err) {
+        if (!(err instanceof BindleError && err.code === 'already_exists')) throw err;
+      }
+      await this.syncParcelsDir();
+      await discard();
+    });
   }
 
   /**
    * Removes what killed uploads left behind, judged by age alone so that it is safe while other
    * stores (other replicas) upload into the same directory: temp files not written to for the
-   * staging age, and parcel directories that stayed empty that long (a kill between creating
-   * the directory and linking the data), and hidden data of removals (ParcelStore.remove) that
-   * long ago. Reference leftovers (`parcel.dat.part`) stay.
+   * staging age, hidden data of removals (ParcelStore.remove) that long ago, and reference-layout
+   * parcel directories that stayed empty that long (what a reference upload killed before its
+   * data was written leaves, which would make the reference refuse every retry). Reference
+   * leftovers with content (`parcel.dat.part`) stay.
    * Concurrent calls share one sweep.
    */
   sweep(): Promise<void> {
@@ -415,52 +426,36 @@ export class FileParcelStore implements ParcelStore {
     if (this.closed) throw new BindleError('unavailable', `parcel store at ${this.root} is closed`);
   }
 
-  /** Creates a parcel's directory; true when this call created it, false when it existed. */
-  private async makeParcelDirectory(dir: string): Promise<boolean> {
-    try {
-      await mkdir(dir);
-      return true;
-    } catch (err) {
-      if (errnoCode(err) === 'EEXIST') return false;
-      throw err;
+  /** The stats of the parcel's data file: the flat one, else the reference layout's; undefined when neither is a file. */
+  private async locate(sha256: string): Promise<Stats | undefined> {
+    for (const path of [this.dataPath(sha256), this.referencePath(sha256)]) {
+      const stats = await statIfPresent(path);
+      if (stats?.isFile() === true) return stats;
     }
+    return undefined;
   }
 
-  /** The shared fsync of `parcels/` (a new parcel directory's entry), observed so that a put failing first leaves no unhandled rejection. */
+  /** The shared fsync of `parcels/` (new links in it), observed so that a put failing first leaves no unhandled rejection. */
   private syncParcelsDir(): Promise<void> {
     return observed(this.parcelsDirSync.sync());
   }
 
   /**
-   * Hard-links the verified temp file into the parcel's directory, without ever replacing an
-   * existing file. When a sweep removed the (empty) directory meanwhile, makes it again and
-   * answers true: its entry in `parcels/` then needs syncing anew. The link itself is made
-   * synchronously (see the module comment).
+   * Hard-links the verified file `from` to the parcel's data file, without ever replacing an
+   * existing one (EEXIST: `already_exists`). Made synchronously (see the module comment).
    */
-  private async publish(temp: string, dir: string, sha256: string): Promise<boolean> {
-    for (let attempt = 1, recreated = false; ; attempt++) {
-      try {
-        linkSync(temp, join(dir, PARCEL_DATA_FILE));
-        return recreated;
-      } catch (err) {
-        if (errnoCode(err) === 'EEXIST') throw alreadyExists(sha256);
-        if (errnoCode(err) !== 'ENOENT' || attempt >= PUBLISH_ATTEMPTS) throw err;
-      }
-      recreated = (await this.makeParcelDirectory(dir)) || recreated;
+  private publish(from: string, sha256: string): void {
+    try {
+      linkSync(from, this.dataPath(sha256));
+    } catch (err) {
+      if (errnoCode(err) === 'EEXIST') throw alreadyExists(sha256);
+      throw err;
     }
   }
 
   /** The sweep's age rule: it removes what was last changed before this time. */
   private sweepCutoff(): number {
     return Date.now() - this.maxAgeMs;
-  }
-
-  /**
-   * True while a directory made at `madeAt` (by `Date.now()`, before its mkdir) cannot have been
-   * removed by a sweep: its mtime, even read CLOCK_SLACK_MS early, is still after the cutoff.
-   */
-  private sweepSpares(madeAt: number): boolean {
-    return madeAt - CLOCK_SLACK_MS > this.sweepCutoff();
   }
 
   private async sweepOnce(): Promise<void> {

@@ -1,7 +1,8 @@
 /**
- * FileParcelStore: the ParcelStore contract, plus what only the on-disk store promises: the
- * reference layout, read-only data files, tolerance of the reference's leftovers, no temp files
- * left behind, and removal by age (never by PID) of what killed uploads leave.
+ * FileParcelStore: the ParcelStore contract, plus what only the on-disk store promises: new
+ * parcels as `parcels/<sha>.dat`, parcels in the reference layout served, refused again, listed
+ * and removed like them, read-only data files, tolerance of the reference's leftovers, no temp
+ * files left behind, and removal by age (never by PID) of what killed uploads leave.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -18,6 +19,13 @@ import { FileParcelStore } from '../../server/storage/file-parcel-store.js';
 import { REPO_ROOT, vec } from '../helpers/paths.js';
 import { withPoolCalls } from '../helpers/pool-calls.js';
 import { abortingStream, listAll, parcelStoreContract, readAll, sha256Of, streamOf } from './parcel-store-contract.js';
+import type { StoredParcel } from '../../server/storage/parcel-store.js';
+
+async function listEntries(store: FileParcelStore): Promise<StoredParcel[]> {
+  const all: StoredParcel[] = [];
+  for await (const entry of store.entries()) all.push(entry);
+  return all;
+}
 
 await parcelStoreContract(t, 'FileParcelStore', (dir) => FileParcelStore.open(dir));
 
@@ -47,19 +55,54 @@ async function startPut(t: Test, data: Buffer): Promise<{ root: string; store: F
   return { root, store, sha, upload, putting };
 }
 
-t.test('the data file is at parcels/<sha>/parcel.dat, read-only', async (t) => {
+t.test('a new parcel is the file parcels/<sha>.dat, read-only', async (t) => {
   const root = t.testdir();
   const store = await FileParcelStore.open(root);
   t.teardown(() => store.close());
   const data = Buffer.from('layout check');
   const sha = sha256Of(data);
   await store.put(sha, data.length, streamOf(data));
-  const path = join(root, 'parcels', sha, 'parcel.dat');
+  const path = join(root, 'parcels', `${sha}.dat`);
   t.equal(store.dataPath(sha), path);
-  t.ok((await readFile(path)).equals(data), 'the bytes are in the reference location');
+  t.equal(store.referencePath(sha), join(root, 'parcels', sha, 'parcel.dat'));
+  t.ok((await readFile(path)).equals(data), 'the bytes are there');
   t.equal((await stat(path)).mode & 0o777, 0o444, 'the data file is read-only');
   t.same(await tempFiles(root), [], 'no temp file is left');
-  t.same(await readdir(join(root, 'parcels', sha)), ['parcel.dat'], 'nothing else in the parcel directory');
+  t.same((await readdir(join(root, 'parcels'))).sort(), ['.hidden', '.tmp', `${sha}.dat`], 'no parcel directory is made');
+});
+
+t.test('a parcel in the reference layout is refused again, listed, removed and restored like a flat one', async (t) => {
+  const data = Buffer.from('written by the reference server, then managed here');
+  const sha = sha256Of(data);
+  const root = t.testdir({ parcels: { [sha]: { 'parcel.dat': data } } });
+  const store = await FileParcelStore.open(root);
+  t.teardown(() => store.close());
+  await t.rejects(store.put(sha, data.length, streamOf(data)), { code: 'already_exists' });
+  t.notOk(existsSync(store.dataPath(sha)), 'no second copy is written flat');
+  t.same(await store.missing([sha]), new Set());
+  t.same(await listAll(store), [sha]);
+  const [entry] = await listEntries(store);
+  t.equal(entry?.size, data.length);
+  t.equal(await store.remove(sha, () => Promise.resolve(false)), 'kept');
+  t.ok((await readAll(await store.openRead(sha))).equals(data), 'a refused removal restores it (written flat)');
+  t.equal(await store.remove(sha, () => Promise.resolve(true)), 'removed');
+  t.equal(await store.has(sha), false);
+  t.notOk(existsSync(store.dataPath(sha)) || existsSync(store.referencePath(sha)), 'gone from both layouts');
+  t.same(await store.put(sha, data.length, streamOf(data)), { sha256: sha, size: data.length }, 'and it can be stored again');
+});
+
+t.test('a parcel held in both layouts is one parcel, and a removal takes both copies', async (t) => {
+  const data = Buffer.from('copied in from a reference directory beside our own copy');
+  const sha = sha256Of(data);
+  const root = t.testdir({ parcels: { [sha]: { 'parcel.dat': data }, [`${sha}.dat`]: data } });
+  const store = await FileParcelStore.open(root);
+  t.teardown(() => store.close());
+  t.same(await listAll(store), [sha], 'listed once');
+  t.equal((await listEntries(store)).length, 1);
+  t.equal(await store.remove(sha, () => Promise.resolve(true)), 'removed');
+  t.equal(await store.has(sha), false, 'neither copy is left');
+  await t.rejects(store.openRead(sha), { code: 'not_found' });
+  t.equal(await store.remove(sha, () => Promise.resolve(true)), 'absent');
 });
 
 t.test('failed puts leave no file behind', async (t) => {
@@ -75,6 +118,7 @@ t.test('failed puts leave no file behind', async (t) => {
     message: 'gone',
   });
   t.same(await tempFiles(root), [], 'no temp file');
+  t.notOk(existsSync(join(root, 'parcels', `${sha}.dat`)), 'no data file');
   t.notOk(existsSync(join(root, 'parcels', sha)), 'no parcel directory');
 });
 
@@ -124,7 +168,7 @@ t.test('the reference standalone fixture parcel stores and reads back under its 
   t.teardown(() => store.close());
   await store.put(sha, data.length, streamOf(data));
   t.ok((await readAll(await store.openRead(sha))).equals(data));
-  t.ok((await readFile(join(root, 'parcels', sha, 'parcel.dat'))).equals(data));
+  t.ok((await readFile(join(root, 'parcels', `${sha}.dat`))).equals(data));
 });
 
 /** Sets a file's or directory's times to `ms` milliseconds ago. */
@@ -238,7 +282,7 @@ t.test('bad staging options are invalid_config', async (t) => {
   await t.rejects(FileParcelStore.open(root, { stagingSweepMs: 1.5 }), { code: 'invalid_config' });
 });
 
-t.test('uploads land in a parcel directory that a reference upload created meanwhile', async (t) => {
+t.test('an upload is stored while a reference upload writes into the parcel\'s directory', async (t) => {
   const root = t.testdir();
   const store = await FileParcelStore.open(root);
   t.teardown(() => store.close());
@@ -246,12 +290,12 @@ t.test('uploads land in a parcel directory that a reference upload created meanw
   const sha = sha256Of(data);
   const upload = new PassThrough();
   const putting = store.put(sha, data.length, upload);
-  // The put may have made the directory already: the reference upload then writes into it.
   await mkdir(join(root, 'parcels', sha), { recursive: true });
   await writeFile(join(root, 'parcels', sha, 'parcel.dat.part'), 'x');
   upload.end(data);
   t.same(await putting, { sha256: sha, size: data.length });
   t.ok((await readAll(await store.openRead(sha))).equals(data));
+  t.ok(existsSync(join(root, 'parcels', sha, 'parcel.dat.part')), "the reference's file is left alone");
 });
 
 t.test('hidden data a killed removal left in parcels/.hidden is swept by age', async (t) => {
@@ -280,7 +324,7 @@ t.test('an empty parcel directory (an upload under way, or killed) is no parcel 
   t.ok((await readAll(await store.openRead(sha))).equals(data));
 });
 
-t.test("a failed put removes only the parcel directory it made, never one another put's data is in", async (t) => {
+t.test("a failed put leaves alone the parcel another put of it stored meanwhile", async (t) => {
   const data = Buffer.alloc(2 << 20, 9);
   const { root, store, sha, upload: failing, putting: failed } = await startPut(t, data);
   t.same(await store.put(sha, data.length, streamOf(data)), { sha256: sha, size: data.length }, 'a second put of the parcel completes meanwhile');
@@ -342,7 +386,7 @@ t.test('a parcel of at most 1 MiB is written with O_DSYNC (its write is its data
   }
 });
 
-t.test('a small put of a new parcel makes 5 thread-pool calls: mkdir, create, the synced write, the fsyncs of its directory and of parcels/', async (t) => {
+t.test('a small put of a new parcel makes 5 thread-pool calls: its two existence checks, create, the synced write, the fsync of parcels/', async (t) => {
   const root = t.testdir();
   const store = await FileParcelStore.open(root, { stagingSweepMs: 0 });
   t.teardown(() => store.close());

@@ -41,7 +41,7 @@ t.test('migrate sqlite+file into sqlite+file: complete, verified, resumable, ide
   const before = new Map<string, string>();
   for (const id of ids) before.set(id, await (await fetch(`${source.url}_i/${id}?yanked=true`)).text());
   t.equal(await source.stop(), 0);
-  const parcelCount = readdirSync(join(src, 'parcels')).filter((n) => /^[0-9a-f]{64}$/.test(n)).length;
+  const parcelCount = readdirSync(join(src, 'parcels')).filter((n) => /^[0-9a-f]{64}\.dat$/.test(n)).length;
 
   const args = ['--from-index', `sqlite:${join(src, 'index.sqlite')}`, '--from-parcels', `file:${src}`,
     '--to-index', `sqlite:${join(dst, 'index.sqlite')}`, '--to-parcels', `file:${dst}`];
@@ -55,8 +55,8 @@ t.test('migrate sqlite+file into sqlite+file: complete, verified, resumable, ide
   t.match(run.stdout, new RegExp(`parcels: 0 copied \\(0 bytes\\), ${parcelCount} already there`), 'and copies nothing');
   t.match(run.stdout, /invoices: 0 copied, 0 yank copied, 2 already there/);
 
-  const lost = readdirSync(join(dst, 'parcels')).find((n) => /^[0-9a-f]{64}$/.test(n)) ?? '';
-  rmSync(join(dst, 'parcels', lost), { recursive: true });
+  const lost = readdirSync(join(dst, 'parcels')).find((n) => /^[0-9a-f]{64}\.dat$/.test(n)) ?? '';
+  rmSync(join(dst, 'parcels', lost));
   run = runMigrate([...args, '--quiet']);
   t.equal(run.status, 0);
   t.match(run.stdout, new RegExp(`parcels: 1 copied \\(\\d+ bytes\\), ${parcelCount - 1} already there`), 'resumes: only the missing parcel');
