@@ -15,19 +15,19 @@
  * Every asynchronous file system call is a round trip through libuv's thread pool (a wake-up of
  * a pool thread and one of the main thread: context switches that cost more than most of these
  * calls themselves), so a put makes only the calls that allocate or wait for the disk that way:
- * the temp file's creation and the two checks that the parcel is not already there (in either
- * layout; all three at once, as the body starts to arrive), the writes, the syncs (a parcel of at
- * most 1 MiB is written in one write through an O_DSYNC descriptor: that write is its data's
- * sync, SYNCED_CREATE_FLAGS of core/fs-atomic). The rest touch only what the put has just made or
- * opened, all in memory, and run synchronously, microseconds each: closing the temp file once it
- * is synced, the link and the unlink of the temp name. The temp file is a bare descriptor, not a
- * FileHandle (which can only be closed asynchronously).
+ * the temp file's creation, the writes, the syncs (a parcel of at most 1 MiB is written in one
+ * write through an O_DSYNC descriptor: that write is its data's sync, SYNCED_CREATE_FLAGS of
+ * core/fs-atomic). The rest run synchronously, microseconds each: the look-ups of the parcel's
+ * two names in `parcels/` that tell whether it is already stored (names in the directory every
+ * put links into, as the link itself looks one up there), closing the temp file once it is synced, the link
+ * and the unlink of the temp name. The temp file is a bare descriptor, not a FileHandle (which
+ * can only be closed asynchronously).
  * Several stores (replicas) may share one directory: what a killed upload leaves (its temp
  * file) and what a killed reference upload leaves (an empty parcel directory) are removed by
  * age, at open and by a periodic sweep, never by asking whether some process is alive.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fdatasync, linkSync, stat as statCallback, unlinkSync, type Stats } from 'node:fs';
+import { closeSync, fdatasync, linkSync, stat as statCallback, statSync, unlinkSync, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -100,6 +100,16 @@ function statIfPresent(path: string): Promise<Stats | undefined> {
       else reject(err);
     });
   });
+}
+
+/** `statSync`, or undefined when nothing is there. */
+function statSyncIfPresent(path: string): Stats | undefined {
+  try {
+    return statSync(path, { throwIfNoEntry: false });
+  } catch (err) {
+    if (isMissing(err)) return undefined;
+    throw err;
+  }
 }
 
 /** `promise`, observed so that a put failing before it awaits it leaves no unhandled rejection. */
@@ -286,25 +296,15 @@ export class FileParcelStore implements ParcelStore {
     assertDigest(sha256);
     assertExpectedSize(expectedSize);
     const temp = join(this.tempDir, `${this.tempPrefix}${(this.uploads++).toString(36)}.part`);
-    // Whether the parcel is there already (in either layout) is asked while the temp file is
-    // created, all at once: a parcel already stored is refused before its body is read. A parcel
+    // A parcel already stored, in either layout, is refused before its body is read. A parcel
     // written in one write is written durably (SYNCED_CREATE_FLAGS); any other is fsynced once
     // complete.
+    if (this.locateNow(sha256) !== undefined) throw alreadyExists(sha256);
     const syncedWrites = expectedSize > 0 && expectedSize <= IO_CHUNK ? SYNCED_CREATE_FLAGS : undefined;
-    const [flat, reference, opened] = await Promise.allSettled([
-      statIfPresent(this.dataPath(sha256)),
-      statIfPresent(this.referencePath(sha256)),
-      createExclusive(temp, syncedWrites),
-    ]);
-    let fd = opened.status === 'fulfilled' ? opened.value : undefined;
+    const file = await createExclusive(temp, syncedWrites);
+    let fd: number | undefined = file;
     let published = false;
     try {
-      for (const found of [flat, reference]) {
-        if (found.status === 'rejected') throw found.reason;
-        if (found.value?.isFile() === true) throw alreadyExists(sha256);
-      }
-      if (opened.status === 'rejected') throw opened.reason;
-      const file = opened.value;
       const { sink, settle } = fileSink(file);
       let digest: string;
       try {
@@ -330,7 +330,7 @@ export class FileParcelStore implements ParcelStore {
       return { sha256, size: expectedSize };
     } finally {
       if (fd !== undefined) closeQuietly(fd);
-      if (!published && opened.status === 'fulfilled') await rm(temp, { force: true });
+      if (!published) await rm(temp, { force: true });
     }
   }
 
@@ -430,6 +430,17 @@ export class FileParcelStore implements ParcelStore {
   private async locate(sha256: string): Promise<Stats | undefined> {
     for (const path of [this.dataPath(sha256), this.referencePath(sha256)]) {
       const stats = await statIfPresent(path);
+      if (stats?.isFile() === true) return stats;
+    }
+    return undefined;
+  }
+
+  /**
+   * `locate`, synchronously: the same look-ups in `parcels/` that a put's link makes anyway.
+   */
+  private locateNow(sha256: string): Stats | undefined {
+    for (const path of [this.dataPath(sha256), this.referencePath(sha256)]) {
+      const stats = statSyncIfPresent(path);
       if (stats?.isFile() === true) return stats;
     }
     return undefined;
