@@ -34,7 +34,7 @@ async function invoiceGetOn(ctx: BenchContext, backend: BackendName): Promise<Ca
     return { url, body: reply.body, contentType: reply.headers['content-type'] ?? 'application/toml' };
   };
   const dirName = onBackendDir(backend, 'invoice-get');
-  const { bytes, results, names, notes } = await withSmallGet(
+  const { bytes, results, names, notes, tool } = await withSmallGet(
     ctx,
     dirName,
     seed,
@@ -51,7 +51,7 @@ async function invoiceGetOn(ctx: BenchContext, backend: BackendName): Promise<Ca
         }));
         if (backend !== 'sqlite+file') ctx.log(`  on ${backend}:`);
         const measured = await interleave(contenders, runs, ctx.log, 'req/s');
-        return { bytes: target.body.length, results: measured, names: peers.map((p) => p.name), notes: missing };
+        return { bytes: target.body.length, results: measured, names: peers.map((p) => p.name), notes: missing, tool: loadTool('GET', target.body) };
       } finally {
         await logged?.stop();
       }
@@ -70,7 +70,7 @@ async function invoiceGetOn(ctx: BenchContext, backend: BackendName): Promise<Ca
         peers: others.map((peer) => ({ title: peer, runs: results.get(peer) ?? [] })),
         // The targets are those of the default backend; other backends' figures are reported beside them.
         ...(backend === 'sqlite+file' ? { target: { on: 'ratio', op: '>=', bound: 0.8, text: '≥ 0.8 × bare Node' } as const } : {}),
-        notes: [`load generator: ${loadTool()}, ${loadSeconds} s per server per round, rounds interleaved; the registry serves the bytes as a blob; the server at --log-level warn`],
+        notes: [`load generator: ${tool}, ${loadSeconds} s per server per round, rounds interleaved; the registry serves the bytes as a blob; the server at --log-level warn`],
       }),
       ...(results.has(INFO_SERVER)
         ? [

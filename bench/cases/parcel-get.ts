@@ -62,7 +62,7 @@ async function parcelGetOn(ctx: BenchContext, backend: BackendName): Promise<Cas
             // The targets are those of the default backend; other backends' figures are reported beside them.
             ...(backend === 'sqlite+file' ? { target: { on: 'ratio', op: '>=', bound: 0.5, text: '≥ 0.5 × bare Node from memory' } as const } : {}),
             notes: [
-              `load generator: ${loadTool(method)}, ${loadSeconds} s per server per round, rounds interleaved; every reply checked`,
+              `load generator: ${loadTool(method, method === 'GET' ? data : undefined)}, ${loadSeconds} s per server per round, rounds interleaved; every reply checked`,
               `server CPU time per 1000 requests (median of the recorded rounds; robust on a busy machine, where req/s is not): ${[...cpu]
                 .map(([name, ms]) => `${name} ${median(ms.slice(1)).toFixed(0)} ms`)
                 .join(', ')}`,

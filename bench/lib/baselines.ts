@@ -212,13 +212,24 @@ function wrkScript(method: string, expect: Expected): string {
 }
 
 /**
- * Which load generator `loadTest` uses for `method`: wrk and autocannon cannot read HEAD replies
- * (they wait for the body Content-Length announces), so HEAD runs on ApacheBench (`ab -i`, from
- * apache2-utils) when installed, else on an undici Pool in the bench process.
+ * Whether autocannon can check `body`: it gathers a reply's body as a string, decoding each
+ * received chunk as UTF-8 on its own, so only a body of ASCII bytes (which every chunking decodes
+ * to the same string, byte for byte) compares exactly.
  */
-export function loadTool(method: 'GET' | 'HEAD' = 'GET'): string {
+function autocannonChecks(body: Buffer | undefined): boolean {
+  return body === undefined || body.every((byte) => byte < 0x80);
+}
+
+/**
+ * Which load generator `loadTest` uses for `method` and the expected `body`: wrk and autocannon
+ * cannot read HEAD replies (they wait for the body Content-Length announces), so HEAD runs on
+ * ApacheBench (`ab -i`, from apache2-utils) when installed; GET on wrk when installed, else on
+ * autocannon for an ASCII body; the rest on an undici Pool in the bench process.
+ */
+export function loadTool(method: 'GET' | 'HEAD' = 'GET', body?: Buffer): string {
   if (method === 'HEAD') return findOnPath('ab') !== undefined ? 'ab -k -i' : 'an undici Pool (in the bench process; apt-get install -y apache2-utils for ab)';
-  return findOnPath('wrk') !== undefined ? 'wrk (1 thread)' : 'autocannon (in the bench process)';
+  if (findOnPath('wrk') !== undefined) return 'wrk (1 thread)';
+  return autocannonChecks(body) ? 'autocannon (in the bench process)' : 'an undici Pool (in the bench process; apt-get install -y wrk for wrk)';
 }
 
 /** HEAD requests with ApacheBench on keep-alive connections; every reply must be 2xx and complete. */
@@ -239,11 +250,14 @@ async function abHeads(path: string, opts: LoadOptions): Promise<number> {
   return complete / seconds;
 }
 
-/** HEAD requests on `opts.connections` keep-alive connections of an undici Pool; every reply must be 200. */
-async function heads(opts: LoadOptions): Promise<number> {
-  const ab = findOnPath('ab');
-  if (ab !== undefined) return abHeads(ab, opts);
+/**
+ * Requests of `opts.method` on `opts.connections` keep-alive connections of an undici Pool in the
+ * bench process: every reply must be 200 and, for a GET, its body the expected bytes exactly.
+ */
+export async function poolLoad(opts: LoadOptions): Promise<number> {
   const url = new URL(opts.url);
+  const method = opts.method ?? 'GET';
+  const expected = method === 'GET' ? opts.expect.body : undefined;
   const pool = new Pool(url.origin, { connections: opts.connections, pipelining: 1 });
   const path = `${url.pathname}${url.search}`;
   let done = 0;
@@ -252,9 +266,11 @@ async function heads(opts: LoadOptions): Promise<number> {
   const deadline = started + opts.seconds * 1000;
   const worker = async (): Promise<void> => {
     while (performance.now() < deadline) {
-      const reply = await pool.request({ method: 'HEAD', path });
-      await reply.body.dump();
-      if (reply.statusCode === 200) done++;
+      const reply = await pool.request({ method, path });
+      let matches = true;
+      if (expected === undefined) await reply.body.dump();
+      else matches = Buffer.from(await reply.body.arrayBuffer()).equals(expected);
+      if (reply.statusCode === 200 && matches) done++;
       else failures++;
     }
   };
@@ -263,7 +279,7 @@ async function heads(opts: LoadOptions): Promise<number> {
   } finally {
     await pool.close();
   }
-  if (failures > 0 || done === 0) throw new Error(`HEAD load on ${opts.url}: ${done} replies 200, ${failures} others`);
+  if (failures > 0 || done === 0) throw new Error(`${method} load on ${opts.url}: ${done} replies as expected, ${failures} others`);
   return done / ((performance.now() - started) / 1000);
 }
 
@@ -301,13 +317,17 @@ async function cannon(opts: LoadOptions): Promise<number> {
 
 /**
  * Requests per second of `opts.method` on `opts.url` under `opts.connections` keep-alive
- * connections for `opts.seconds`, with wrk (one thread) when installed (GET only), else
- * autocannon. Fails when any reply has another status or body, or any request failed.
+ * connections for `opts.seconds`, on the load generator `loadTool` names. Fails when any reply
+ * has another status or body, or any request failed.
  */
 export async function loadTest(opts: LoadOptions, scriptDir: string): Promise<number> {
-  if (opts.method === 'HEAD') return heads(opts);
+  if (opts.method === 'HEAD') {
+    const ab = findOnPath('ab');
+    return ab === undefined ? poolLoad(opts) : abHeads(ab, opts);
+  }
   const path = findOnPath('wrk');
-  return path === undefined ? cannon(opts) : wrk(path, opts, scriptDir);
+  if (path !== undefined) return wrk(path, opts, scriptDir);
+  return autocannonChecks(opts.expect.body) ? cannon(opts) : poolLoad(opts);
 }
 
 /** One server measured in `interleave`: its name and one measurement. */

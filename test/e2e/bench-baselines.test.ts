@@ -12,7 +12,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { expectStatus, uploadChunks } from '../../bench/lib/http.js';
 import { spawnBareServer, spawnBareUploadServer, spawnServer } from '../../bench/lib/server.js';
-import { findOnPath, loadTest, servePeers } from '../../bench/lib/baselines.js';
+import { findOnPath, loadTest, loadTool, servePeers } from '../../bench/lib/baselines.js';
 
 const body = Buffer.from(Array.from({ length: 3 * 2 ** 20 + 17 }, (_, i) => (i * 31) % 251));
 const digest = createHash('sha256').update(body).digest('hex');
@@ -156,4 +156,35 @@ t.test('loadTest checks every reply: a wrong body or status fails the measuremen
   t.ok(rate > 0, `GET: ${rate.toFixed(0)} req/s`);
   t.ok((await loadTest({ url: bytes.origin, method: 'HEAD', connections: 2, seconds: 1, expect: {} }, dir)) > 0, 'HEAD');
   await t.rejects(loadTest({ url: bytes.origin, connections: 2, seconds: 1, expect: { body: body.subarray(0, 1000) } }, dir), /load on/);
+});
+
+t.test('without wrk or ab on PATH, loadTest checks every byte of a binary body, and autocannon a text one', async (t) => {
+  const dir = t.testdir();
+  const binary = body.subarray(0, 1024);
+  const text = Buffer.from('bindleVersion = "1.0.0"\n'.repeat(40));
+  writeFileSync(join(dir, 'binary.bin'), binary);
+  writeFileSync(join(dir, 'text.toml'), text);
+  const servers = await Promise.all([join(dir, 'binary.bin'), join(dir, 'text.toml')].map((path) => spawnBareServer({ kind: 'bytes', path, contentType: 'application/octet-stream' })));
+  t.teardown(() => Promise.all(servers.map((s) => s.stop())));
+  const [binaryServer, textServer] = servers;
+  if (binaryServer === undefined || textServer === undefined) throw new Error('bare servers did not start');
+  const path = process.env.PATH;
+  process.env.PATH = t.testdir();
+  t.teardown(() => {
+    process.env.PATH = path;
+  });
+  t.match(loadTool('GET', binary), /undici Pool/, 'a binary body: the undici pool');
+  t.match(loadTool('GET', text), /autocannon/, 'an ASCII body: autocannon');
+  t.match(loadTool('HEAD'), /undici Pool/, 'HEAD: the undici pool');
+  const load = (url: string, expected: Buffer, method: 'GET' | 'HEAD' = 'GET'): Promise<number> =>
+    loadTest({ url, method, connections: 2, seconds: 1, expect: method === 'GET' ? { body: expected } : {} }, dir);
+  t.ok((await load(binaryServer.origin, binary)) > 0, 'the binary body as served');
+  t.ok((await load(binaryServer.origin, binary, 'HEAD')) > 0, 'HEAD');
+  t.ok((await load(textServer.origin, text)) > 0, 'the text body as served');
+  const changed = Buffer.from(binary);
+  changed[700] = (changed[700] ?? 0) ^ 1;
+  await t.rejects(load(binaryServer.origin, changed), /load on/, 'one byte off in the middle of a binary body fails');
+  const changedText = Buffer.from(text);
+  changedText[500] = 0x41;
+  await t.rejects(load(textServer.origin, changedText), /load on/, 'one byte off in a text body fails');
 });
