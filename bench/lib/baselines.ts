@@ -220,16 +220,34 @@ function autocannonChecks(body: Buffer | undefined): boolean {
   return body === undefined || body.every((byte) => byte < 0x80);
 }
 
+/** A load generator `loadTest` can run: a program found on PATH, or one in the bench process. */
+type LoadGenerator = { kind: 'wrk' | 'ab'; path: string } | { kind: 'autocannon' | 'pool' };
+
 /**
- * Which load generator `loadTest` uses for `method` and the expected `body`: wrk and autocannon
- * cannot read HEAD replies (they wait for the body Content-Length announces), so HEAD runs on
- * ApacheBench (`ab -i`, from apache2-utils) when installed; GET on wrk when installed, else on
- * autocannon for an ASCII body; the rest on an undici Pool in the bench process.
+ * The load generator for `method` and the expected `body`: wrk and autocannon cannot read HEAD
+ * replies (they wait for the body Content-Length announces), so HEAD runs on ApacheBench (`ab -i`,
+ * from apache2-utils) when installed; GET on wrk when installed, else on autocannon for an ASCII
+ * body; the rest on an undici Pool in the bench process.
  */
+function loadGenerator(method: 'GET' | 'HEAD', body: Buffer | undefined): LoadGenerator {
+  const program = findOnPath(method === 'HEAD' ? 'ab' : 'wrk');
+  if (program !== undefined) return { kind: method === 'HEAD' ? 'ab' : 'wrk', path: program };
+  return method === 'GET' && autocannonChecks(body) ? { kind: 'autocannon' } : { kind: 'pool' };
+}
+
+/** Which load generator `loadTest` uses for `method` and the expected `body` (see loadGenerator), in words. */
 export function loadTool(method: 'GET' | 'HEAD' = 'GET', body?: Buffer): string {
-  if (method === 'HEAD') return findOnPath('ab') !== undefined ? 'ab -k -i' : 'an undici Pool (in the bench process; apt-get install -y apache2-utils for ab)';
-  if (findOnPath('wrk') !== undefined) return 'wrk (1 thread)';
-  return autocannonChecks(body) ? 'autocannon (in the bench process)' : 'an undici Pool (in the bench process; apt-get install -y wrk for wrk)';
+  const generator = loadGenerator(method, body);
+  switch (generator.kind) {
+    case 'wrk':
+      return 'wrk (1 thread)';
+    case 'ab':
+      return 'ab -k -i';
+    case 'autocannon':
+      return 'autocannon (in the bench process)';
+    case 'pool':
+      return `an undici Pool (in the bench process; apt-get install -y ${method === 'HEAD' ? 'apache2-utils for ab' : 'wrk for wrk'})`;
+  }
 }
 
 /** HEAD requests with ApacheBench on keep-alive connections; every reply must be 2xx and complete. */
@@ -321,13 +339,18 @@ async function cannon(opts: LoadOptions): Promise<number> {
  * has another status or body, or any request failed.
  */
 export async function loadTest(opts: LoadOptions, scriptDir: string): Promise<number> {
-  if (opts.method === 'HEAD') {
-    const ab = findOnPath('ab');
-    return ab === undefined ? poolLoad(opts) : abHeads(ab, opts);
+  const method = opts.method ?? 'GET';
+  const generator = loadGenerator(method, method === 'GET' ? opts.expect.body : undefined);
+  switch (generator.kind) {
+    case 'wrk':
+      return wrk(generator.path, opts, scriptDir);
+    case 'ab':
+      return abHeads(generator.path, opts);
+    case 'autocannon':
+      return cannon(opts);
+    case 'pool':
+      return poolLoad(opts);
   }
-  const path = findOnPath('wrk');
-  if (path !== undefined) return wrk(path, opts, scriptDir);
-  return autocannonChecks(opts.expect.body) ? cannon(opts) : poolLoad(opts);
 }
 
 /** One server measured in `interleave`: its name and one measurement. */

@@ -239,6 +239,11 @@ export class FileParcelStore implements ParcelStore {
     return join(this.parcelsDir, sha256, PARCEL_DATA_FILE);
   }
 
+  /** Where a parcel's data may be, in the order it is looked for: `dataPath`, then `referencePath`. */
+  private parcelPaths(sha256: string): readonly [string, string] {
+    return [this.dataPath(sha256), this.referencePath(sha256)];
+  }
+
   async has(sha256: string): Promise<boolean> {
     return (await this.stat(sha256)) !== undefined;
   }
@@ -260,7 +265,7 @@ export class FileParcelStore implements ParcelStore {
   async openRead(sha256: string, range?: ByteRange): Promise<Readable> {
     this.assertOpen();
     let handle: FileHandle | undefined;
-    for (const path of [this.dataPath(sha256), this.referencePath(sha256)]) {
+    for (const path of this.parcelPaths(sha256)) {
       try {
         handle = await open(path, 'r');
         break;
@@ -428,7 +433,7 @@ export class FileParcelStore implements ParcelStore {
 
   /** The stats of the parcel's data file: the flat one, else the reference layout's; undefined when neither is a file. */
   private async locate(sha256: string): Promise<Stats | undefined> {
-    for (const path of [this.dataPath(sha256), this.referencePath(sha256)]) {
+    for (const path of this.parcelPaths(sha256)) {
       const stats = await statIfPresent(path);
       if (stats?.isFile() === true) return stats;
     }
@@ -439,7 +444,7 @@ export class FileParcelStore implements ParcelStore {
    * `locate`, synchronously: the same look-ups in `parcels/` that a put's link makes anyway.
    */
   private locateNow(sha256: string): Stats | undefined {
-    for (const path of [this.dataPath(sha256), this.referencePath(sha256)]) {
+    for (const path of this.parcelPaths(sha256)) {
       const stats = statSyncIfPresent(path);
       if (stats?.isFile() === true) return stats;
     }
