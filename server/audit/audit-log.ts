@@ -3,9 +3,12 @@
  * delete, and any other write — as one structured log line with a fixed `audit: true` field,
  * the principal, the action, the bindle (`name/version`), the parcel, the outcome (success,
  * denied, failed) and the HTTP status, whether it succeeded or not. Operators filter the
- * server's JSON log on `audit`. The admin commands (gc, fsck --repair) write the same records.
+ * server's JSON log on `audit`. Records are `info` lines written at every log level but
+ * `silent`: a server at `--log-level warn`, quiet about requests, still keeps its audit trail.
+ * The admin commands (gc, fsck --repair) write the same records.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import { levels } from 'pino';
 import { parseInvoicePath } from '../http/request-parsing.js';
 
 /** What a write did, in the operator's words. */
@@ -44,11 +47,12 @@ export function outcomeOf(status: number): AuditOutcome {
   return status === 401 || status === 403 || status === 429 ? 'denied' : 'failed';
 }
 
-/** Writes one audit record as one log line. */
-export function writeAudit(log: AuditLogger, record: AuditRecord): void {
+/** Writes one audit record as one log line; `reqId`, when given, first among its fields. */
+export function writeAudit(log: AuditLogger, record: AuditRecord, reqId?: string): void {
   const target = [record.bindle, record.parcel].filter((x) => x !== null).join('@');
   const words = [record.principal ?? 'anonymous', record.action, target, record.outcome].filter((w) => w !== '');
-  log.info({ audit: true, ...record }, `audit: ${words.join(' ')}`);
+  const fields = { audit: true, ...record };
+  log.info(reqId === undefined ? fields : { reqId, ...fields }, `audit: ${words.join(' ')}`);
 }
 
 function auditActionOf(request: FastifyRequest, parcel: string | null): AuditAction {
@@ -77,12 +81,16 @@ const READ_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /**
  * Adds the hook that writes an audit record for every request to `api` whose method writes
- * (anything but GET, HEAD, OPTIONS), once it is answered. `subjectOf` tells who sent it and
- * which bindle a route found in the body (invoice create).
+ * (anything but GET, HEAD, OPTIONS), once it is answered, at every log level but `silent`
+ * (auditSinkOf). `subjectOf` tells who sent it and which bindle a route found in the body
+ * (invoice create).
  */
 export function registerAuditLog(api: FastifyInstance, subjectOf: (request: FastifyRequest) => AuditSubject | undefined): void {
+  const sink = auditSinkOf(api.log);
+  // Logging is off: nothing would be written.
+  if (sink === undefined) return;
   const audit = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
-    if (!READ_METHODS.has(request.method)) auditRequest(request, reply, subjectOf);
+    if (!READ_METHODS.has(request.method)) auditRequest(sink, request, reply, subjectOf);
     done();
   };
   // Only the routes of write methods get the hook (a route-level one): reads pay nothing for it.
@@ -95,13 +103,39 @@ export function registerAuditLog(api: FastifyInstance, subjectOf: (request: Fast
   });
 }
 
-/** Writes the audit record of an answered write request. */
-function auditRequest(request: FastifyRequest, reply: FastifyReply, subjectOf: (request: FastifyRequest) => AuditSubject | undefined): void {
+/** pino's number for `info`: a logger at this level or a more verbose one writes audit records as they are. */
+const INFO_LEVEL = levels.values.info ?? 30;
+
+/** Writes one request's audit record. */
+export type AuditSink = (request: Pick<FastifyRequest, 'id' | 'log'>, record: AuditRecord) => void;
+
+/**
+ * How the audit records of requests logged by `log` (the app's logger, whose level is set once
+ * at start) are written: through each request's own logger, whose request-id binding the line
+ * carries, when `log` writes `info` lines; at a quieter level, through one child of `log` that
+ * does, with the request id written as the binding would be (one child for the app: making one
+ * per request, with a level of its own, cost ~25 µs); undefined when logging is off (`silent`).
+ */
+export function auditSinkOf(log: FastifyBaseLogger): AuditSink | undefined {
+  if (log.level === 'silent') return undefined;
+  const level = levels.values[log.level];
+  if (level !== undefined && level <= INFO_LEVEL) return (request, record) => writeAudit(request.log, record);
+  const audit = log.child({}, { level: 'info' });
+  return (request, record) => writeAudit(audit, record, request.id);
+}
+
+/** Writes the audit record of an answered write request to `sink`. */
+function auditRequest(
+  sink: AuditSink,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  subjectOf: (request: FastifyRequest) => AuditSubject | undefined,
+): void {
   const subject = subjectOf(request);
   const target = targetOf(request);
   const name = target.name ?? subject?.name;
   const version = target.version ?? subject?.version;
-  writeAudit(request.log, {
+  sink(request, {
     principal: subject?.principal ?? null,
     action: auditActionOf(request, target.parcel),
     bindle: name === undefined ? null : version === undefined ? name : `${name}/${version}`,

@@ -3,7 +3,8 @@
  * and loads the bundle): start on a free port, drive it
  * over HTTP, stop it with SIGTERM, restart it on the same directory and find everything intact;
  * authenticate with htpasswd and OIDC, whose implementations the bundle loads only when configured;
- * serve /openapi.json, which the bundle loads on first request.
+ * serve /openapi.json, which the bundle loads on first request; at --log-level warn, log no
+ * request but audit every write.
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
@@ -14,6 +15,7 @@ import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { loadScaffold } from '../helpers/bindles.js';
 import { vec } from '../helpers/paths.js';
 import { SERVER_BIN, startServerProcess } from '../helpers/server-process.js';
+import { spawnServer } from '../../bench/lib/server.js';
 
 const keyring = vec('scaffolds', 'keys', 'keyring.toml');
 
@@ -52,6 +54,44 @@ t.test('serve, stop, restart on the same directory', async (t) => {
   t.equal(((await res.json()) as { total: number }).total, 1, 'index intact');
   res = await fetch(`${second.url}_i`, { method: 'POST', headers: { 'content-type': 'application/toml' }, body: renderInvoice(v1.invoice) });
   t.equal(res.status, 409, 'still a duplicate after restart');
+});
+
+t.test('at --log-level warn the packaged server logs no request but still audits every write', async (t) => {
+  // It logs no address at warn: spawnServer gives it a free port and waits for /healthz.
+  const directory = t.testdir({});
+  const server = await spawnServer(directory, ['--keyring', keyring]);
+  t.teardown(() => server.stop());
+  const url = `${server.api}/`;
+  const v1 = loadScaffold('valid_v1');
+  let res = await fetch(`${url}_i`, { method: 'POST', headers: { 'content-type': 'application/toml' }, body: v1.invoiceText });
+  t.equal(res.status, 202, 'invoice created');
+  const parcel = [...v1.parcels.values()][0];
+  if (parcel === undefined) throw new Error('scaffold parcel missing');
+  res = await fetch(`${url}_i/enterprise.com/warpcore/1.0.0@${parcel.sha256}`, { method: 'POST', body: parcel.data });
+  t.equal(res.status, 200);
+  t.equal((await fetch(`${url}_i/enterprise.com/warpcore/1.0.0`)).status, 200);
+  const stdout = server.child.stdout;
+  const ended = stdout === null || stdout.readableEnded ? Promise.resolve() : new Promise((resolve) => stdout.once('end', resolve));
+  await server.stop();
+  await ended;
+  t.equal(server.child.exitCode, 0, 'SIGTERM stops it, its last lines written');
+  const lines = server
+    .output()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  t.same(
+    lines.filter((l) => l.audit === true).map(({ action, bindle, outcome, status }) => ({ action, bindle, outcome, status })),
+    [
+      { action: 'create', bindle: 'enterprise.com/warpcore/1.0.0', outcome: 'success', status: 202 },
+      { action: 'upload', bindle: 'enterprise.com/warpcore/1.0.0', outcome: 'success', status: 200 },
+    ],
+    'one audit record per write, none for the read',
+  );
+  t.notOk(
+    lines.some((l) => l.msg === 'incoming request' || l.msg === 'request completed'),
+    'no request lines',
+  );
 });
 
 t.test('command line', async (t) => {
