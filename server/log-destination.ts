@@ -10,9 +10,13 @@
  *   server goes on serving;
  * - lines waiting to be written are bounded (MAX_PENDING_BYTES): past that, new lines are dropped
  *   and counted instead of growing memory while a reader stalls or the disk stays full;
- * - there is no exit hook: lines are written as they come (a write is started whenever none is
- *   under way), so at exit only what waits behind a write still under way is left, and
- *   `drained()` lets a closing server wait for that, for a bounded time.
+ * - there is no exit hook: lines are written together at most LINE_BATCH_MS after the first of
+ *   them (a write is started then, or as soon as the one under way ends), so at exit only what
+ *   waits that long or behind a write still under way is left, and `drained()` lets a closing
+ *   server wait for that, for a bounded time.
+ * Writing lines in batches, not each as it comes, matters when they come a few at a time (an
+ * audit line per upload): sonic-boom writes through the thread pool, and a write per line cost
+ * a round trip each (docs/performance.md, "The audit log at --log-level warn").
  * The counts are exported as `bindle_log_failures_total` (server/metrics/server-metrics.ts).
  */
 import type { DestinationStream } from 'pino';
@@ -21,6 +25,9 @@ import type { CountedLog } from './metrics/server-metrics.js';
 
 /** Bytes of log lines that may wait to be written; past this, new lines are dropped. */
 export const MAX_PENDING_BYTES = 16 * 1024 * 1024;
+
+/** How long a line may wait for others to be written with (milliseconds). */
+export const LINE_BATCH_MS = 5;
 
 /** A log destination; its counts of writes that failed (each retried with the next line) and lines dropped at the bound are exported as metrics. */
 export interface LogDestination extends CountedLog {
@@ -31,7 +38,10 @@ export interface LogDestination extends CountedLog {
    * `timeoutMs` (a reader that stopped reading), whichever comes first.
    */
   drained(timeoutMs: number): Promise<void>;
-  /** Stops writing: what still waits is dropped (for tests; a server's destination lives as long as the process). */
+  /**
+   * Stops writing and closes the descriptor (asynchronously, unless it is stdout or stderr):
+   * what still waits is dropped (for tests; a server's destination lives as long as the process).
+   */
   destroy(): void;
 }
 
@@ -50,14 +60,30 @@ export function openLogDestination(fd = 1, maxPendingBytes = MAX_PENDING_BYTES):
     pending = false;
     failedWrites++;
   });
-  stream.on('drop', () => {
-    droppedLines++;
+  // A batch of lines is written, or dropped at the bound, together: each line counts.
+  stream.on('drop', (data: string) => {
+    droppedLines += linesIn(data);
   });
+  // The lines to be written LINE_BATCH_MS after the first of them (held to the same bound).
+  let batch = '';
+  let flushing: NodeJS.Timeout | undefined;
+  let destroyed = false;
+  const flush = (): void => {
+    flushing = undefined;
+    const lines = batch;
+    batch = '';
+    if (!destroyed) stream.write(lines);
+  };
   return {
     lines: {
       write(line: string): void {
+        if (batch.length + line.length > maxPendingBytes) {
+          droppedLines++;
+          return;
+        }
         pending = true;
-        stream.write(line);
+        batch += line;
+        flushing ??= setTimeout(flush, LINE_BATCH_MS);
       },
     },
     logFailures: () => ({ failedWrites, droppedLines }),
@@ -77,6 +103,18 @@ export function openLogDestination(fd = 1, maxPendingBytes = MAX_PENDING_BYTES):
         stream.on('drain', done);
         stream.on('error', done);
       }),
-    destroy: () => stream.destroy(),
+    destroy: () => {
+      destroyed = true;
+      if (flushing !== undefined) clearTimeout(flushing);
+      batch = '';
+      stream.destroy();
+    },
   };
+}
+
+/** How many lines `data` holds: its newlines, at least one. */
+function linesIn(data: string): number {
+  let count = 0;
+  for (let at = data.indexOf('\n'); at !== -1; at = data.indexOf('\n', at + 1)) count++;
+  return Math.max(count, 1);
 }

@@ -2,7 +2,8 @@
  * A log destination that fails or stalls (server/log-destination.ts): the real server with its
  * stdout on a full device, or on a pipe nobody reads, keeps serving, counts what it could not
  * write and stops on SIGTERM (with pino's default destination it did neither); the destination
- * drops lines past its bound and waits for the rest only as long as asked.
+ * drops lines past its bound and waits for the rest only as long as asked, and writes the lines
+ * that come within LINE_BATCH_MS together.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, constants as fsConstants } from 'node:fs';
@@ -12,6 +13,7 @@ import t from 'tap';
 import { trackChild } from '../../bench/lib/cleanup.js';
 import { freePort, waitUntilHealthy } from '../../bench/lib/http.js';
 import { openLogDestination } from '../../server/log-destination.js';
+import { withPoolCalls } from '../helpers/pool-calls.js';
 import { SERVER_BIN } from '../helpers/server-process.js';
 
 t.test('a server whose stdout is a full device keeps serving, counts the failures and stops on SIGTERM', { skip: existsSync('/dev/full') ? false : 'no /dev/full here' }, async (t) => {
@@ -77,10 +79,8 @@ t.test('lines past the bound are dropped and counted; drained() waits for the re
   // Opened for reading and writing, so that the open does not wait for a reader; nothing reads it.
   const fd = openSync(fifo, fsConstants.O_RDWR | fsConstants.O_NONBLOCK);
   const destination = openLogDestination(fd, 128 * 1024);
-  t.teardown(() => {
-    destination.destroy();
-    closeSync(fd);
-  });
+  // destroy() closes the descriptor (closing it here too could close another file's number).
+  t.teardown(() => destination.destroy());
   const line = `${JSON.stringify({ msg: 'x'.repeat(200) })}\n`;
   for (let i = 0; i < 5000; i++) destination.lines.write(line);
   await new Promise((resolve) => setTimeout(resolve, 300));
@@ -94,13 +94,39 @@ t.test('lines past the bound are dropped and counted; drained() waits for the re
   const file = join(dir, 'log.txt');
   const fileFd = openSync(file, 'w');
   const toFile = openLogDestination(fileFd);
-  t.teardown(() => {
-    toFile.destroy();
-    closeSync(fileFd);
-  });
+  t.teardown(() => toFile.destroy());
   for (let i = 0; i < 1000; i++) toFile.lines.write(line);
   await toFile.drained(10_000);
   t.equal(readFileSync(file, 'utf8').length, 1000 * line.length, 'drained() resolved once every line was written');
   await toFile.drained(0);
   t.pass('and at once when nothing waits');
+});
+
+t.test('lines that come within LINE_BATCH_MS are written with one write, held to the bound', async (t) => {
+  const dir = t.testdir();
+  const file = join(dir, 'log.txt');
+  const fd = openSync(file, 'w');
+  const destination = openLogDestination(fd, 1000);
+  t.teardown(() => destination.destroy());
+  // The destinations of the tests before close their descriptors asynchronously (an fsync and a
+  // close in the pool): let them finish before counting this one's calls.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const lines = ['{"msg":"one"}\n', '{"msg":"two"}\n', '{"msg":"three"}\n'];
+  const { calls } = await withPoolCalls(async () => {
+    destination.lines.write(lines[0] ?? '');
+    // The next lines come in later turns of the event loop, within the batch's time.
+    await new Promise((resolve) => setImmediate(resolve));
+    destination.lines.write(lines[1] ?? '');
+    await new Promise((resolve) => setImmediate(resolve));
+    destination.lines.write(lines[2] ?? '');
+    await destination.drained(10_000);
+  });
+  t.same(calls, ['FSREQCALLBACK'], 'one write for the three lines (a write per line started at once made two or three)');
+  t.equal(readFileSync(file, 'utf8'), lines.join(''), 'in order');
+
+  const big = `${JSON.stringify({ msg: 'x'.repeat(280) })}\n`;
+  for (let i = 0; i < 5; i++) destination.lines.write(big);
+  await destination.drained(10_000);
+  t.equal(readFileSync(file, 'utf8'), lines.join('') + big.repeat(3), 'a turn keeps the lines that fit the bound');
+  t.equal(destination.logFailures().droppedLines, 2, 'and counts the others as dropped');
 });
