@@ -4,34 +4,21 @@
  * id, and nothing about reads; a server at `silent` writes nothing at all; at `info` each record
  * carries the same request id as Fastify's request lines.
  */
-import { Writable } from 'node:stream';
 import t, { type Test } from 'tap';
-import { pino, type LevelWithSilent } from 'pino';
-import type { FastifyBaseLogger } from 'fastify';
+import type { LevelWithSilent } from 'pino';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { auditSinkOf } from '../../server/audit/audit-log.js';
 import { sha256, signedInvoice } from '../helpers/bindles.js';
 import { makeTestApp } from '../helpers/test-app.js';
+import { recordingLogger } from '../helpers/log-records.js';
 
 const data = Buffer.from('audited at every level');
 const parcel = sha256(data);
 const id = 'example.com/audited/1.0.0';
 
-/** Every line a pino logger at `level` writes, parsed. */
-function capturingLogger(level: LevelWithSilent): { logger: FastifyBaseLogger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: pino({ level }, sink), lines };
-}
-
 /** A create, an upload, a refused upload (wrong bytes), a read and a yank, on a test app logging at `level`. */
 async function writesAt(t: Test, level: LevelWithSilent): Promise<Record<string, unknown>[]> {
-  const { logger, lines } = capturingLogger(level);
+  const { logger, records: lines } = recordingLogger(level);
   const ta = await makeTestApp(t, { logger });
   const created = await ta.app.inject({
     method: 'POST',
@@ -89,7 +76,7 @@ t.test("auditSinkOf: through the request's logger at info and more verbose, one 
   const written = (lines: Record<string, unknown>[]) => lines.map(({ level: n, reqId, audit, action, msg }) => ({ level: n, reqId, audit, action, msg }));
   const expected = [{ level: 30, reqId: 'req-7', audit: true, action: 'upload', msg: `audit: alice upload ${id}@${parcel} success` }];
   for (const level of ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const) {
-    const { logger, lines } = capturingLogger(level);
+    const { logger, records: lines } = recordingLogger(level);
     const request = { id: 'req-7', log: logger.child({ reqId: 'req-7' }) };
     const sink = auditSinkOf(logger);
     sink?.(request, record);
@@ -100,5 +87,5 @@ t.test("auditSinkOf: through the request's logger at info and more verbose, one 
     t.equal(lines.length, level === 'warn' || level === 'error' || level === 'fatal' ? 1 : 2, `${level}: the request's other info lines as its level says`);
     t.equal(request.log.level, level, `${level}: the request's logger keeps its level`);
   }
-  t.equal(auditSinkOf(capturingLogger('silent').logger), undefined, 'silent');
+  t.equal(auditSinkOf(recordingLogger('silent').logger), undefined, 'silent');
 });
