@@ -251,15 +251,19 @@ export class FileParcelStore implements ParcelStore {
   async stat(sha256: string): Promise<ParcelStat | undefined> {
     this.assertOpen();
     const info = await this.locate(sha256);
-    return info === undefined ? undefined : { size: info.size };
+    if (info !== undefined) return { size: info.size };
+    this.confirmStorage();
+    return undefined;
   }
 
   async missing(digests: readonly string[]): Promise<Set<string>> {
     this.assertOpen();
     digests.forEach(assertDigest);
     const unique = [...new Set(digests)];
-    const present = await Promise.all(unique.map((sha) => this.has(sha)));
-    return new Set(unique.filter((_, i) => !present[i]));
+    const found = await Promise.all(unique.map((sha) => this.locate(sha)));
+    const missing = new Set(unique.filter((_, i) => found[i] === undefined));
+    if (missing.size > 0) this.confirmStorage();
+    return missing;
   }
 
   async openRead(sha256: string, range?: ByteRange): Promise<Readable> {
@@ -273,7 +277,10 @@ export class FileParcelStore implements ParcelStore {
         if (!isMissing(err)) throw err;
       }
     }
-    if (handle === undefined) throw new BindleError('not_found', `parcel ${sha256} not found`);
+    if (handle === undefined) {
+      this.confirmStorage();
+      throw new BindleError('not_found', `parcel ${sha256} not found`);
+    }
     try {
       const info = await handle.stat();
       if (!info.isFile()) throw new BindleError('not_found', `parcel ${sha256} not found`);
@@ -306,7 +313,7 @@ export class FileParcelStore implements ParcelStore {
     // complete.
     if (this.locateNow(sha256) !== undefined) throw alreadyExists(sha256);
     const syncedWrites = expectedSize > 0 && expectedSize <= IO_CHUNK ? SYNCED_CREATE_FLAGS : undefined;
-    const file = await createExclusive(temp, syncedWrites);
+    const file = await this.createTemp(temp, syncedWrites);
     let fd: number | undefined = file;
     let published = false;
     try {
@@ -345,7 +352,7 @@ export class FileParcelStore implements ParcelStore {
     try {
       names = await readdir(this.parcelsDir);
     } catch (err) {
-      if (isMissing(err)) return;
+      if (isMissing(err)) this.confirmStorage();
       throw err;
     }
     const digests = new Set<string>();
@@ -389,7 +396,10 @@ export class FileParcelStore implements ParcelStore {
       changed.push(dir);
     }
     const [kept] = hidden;
-    if (kept === undefined) return 'absent';
+    if (kept === undefined) {
+      this.confirmStorage();
+      return 'absent';
+    }
     await Promise.all(changed.map((dir) => fsyncDir(dir)));
     const discard = async (): Promise<void> => {
       await Promise.all(hidden.map((path) => rm(path, { force: true })));
@@ -449,6 +459,37 @@ export class FileParcelStore implements ParcelStore {
       if (stats?.isFile() === true) return stats;
     }
     return undefined;
+  }
+
+  /**
+   * Makes sure `parcels/` (made when the store opened) is still there, after a look-up that
+   * found nothing: a directory deleted, or a volume unmounted, under a running store makes its
+   * parcels unavailable, never absent, so that readers are not told that parcels are gone and
+   * readiness fails. One `stat`, on misses only.
+   */
+  private confirmStorage(): void {
+    if (statSyncIfPresent(this.parcelsDir)?.isDirectory() === true) return;
+    throw new BindleError('unavailable', `parcel store directory ${this.parcelsDir} is missing (deleted, or its volume not mounted)`);
+  }
+
+  /**
+   * Creates a put's temp file. When its directory is missing, that is either the store's whole
+   * directory (unavailable, see `confirmStorage`) or only `parcels/.tmp`, removed by hand, which
+   * is made again.
+   */
+  private async createTemp(temp: string, flags: number | undefined): Promise<number> {
+    try {
+      return await createExclusive(temp, flags);
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+      this.confirmStorage();
+      try {
+        await mkdir(this.tempDir);
+      } catch (mkdirErr) {
+        if (errnoCode(mkdirErr) !== 'EEXIST') throw mkdirErr;
+      }
+      return createExclusive(temp, flags);
+    }
   }
 
   /** The shared fsync of `parcels/` (new links in it), observed so that a put failing first leaves no unhandled rejection. */

@@ -45,6 +45,13 @@ export interface PutResult {
  * Every method first checks that `sha256` is 64 lowercase hex digits and rejects anything else
  * with `bad_request` before touching storage. After `close()` every method rejects with
  * `unavailable`.
+ *
+ * A parcel is reported absent (has false, stat undefined, listed by missing, `not_found`,
+ * 'absent', left out of a list) only when the store reached its storage and found it not
+ * there. Storage gone from under an open store (a bucket or directory deleted, a volume
+ * unmounted) makes every method reject with `unavailable` instead, so that a reader is never
+ * told that stored parcels do not exist and readiness fails; the store works again, without
+ * being reopened, once its storage is back.
  */
 export interface ParcelStore {
   /** True iff the parcel's complete data is stored. */

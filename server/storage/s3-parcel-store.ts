@@ -98,11 +98,38 @@ function s3Status(err: unknown): number | undefined {
   return typeof metadata.httpStatusCode === 'number' ? metadata.httpStatusCode : undefined;
 }
 
+/** The SDK's name of an S3 service error: the service's error code (NoSuchKey, NoSuchBucket, ...) or, for a reply without a body (HEAD), NotFound and the like. */
+function s3ErrorName(err: unknown): string | undefined {
+  return err instanceof Error && err.name !== 'Error' ? err.name : undefined;
+}
+
+/**
+ * Whether an S3 error says that the object asked for does not exist: a 404 other than
+ * NoSuchBucket. A HEAD's 404 has no body, so it cannot tell a missing bucket from a missing
+ * object (see S3ParcelStore.confirmBucket).
+ */
+function isMissingObject(err: unknown): boolean {
+  return s3Status(err) === 404 && s3ErrorName(err) !== 'NoSuchBucket';
+}
+
+/**
+ * What went wrong with an S3 request, for an operator: a service error's code and HTTP status,
+ * then its message when that adds something (some services, Ceph RGW among them, send
+ * "UnknownError" for every code); any other failure's message (ECONNREFUSED, a timeout).
+ */
+function describeFailure(err: unknown): string {
+  if (!(err instanceof Error)) return JSON.stringify(err);
+  const status = s3Status(err);
+  if (status === undefined) return err.message;
+  const name = s3ErrorName(err) ?? 'error';
+  const message = err.message === '' || err.message === name || err.message === 'UnknownError' ? '' : `: ${err.message}`;
+  return `${name} (HTTP ${status})${message}`;
+}
+
 /** An S3 request that failed unexpectedly, as the store reports it: the service is unavailable. */
 function unavailable(what: string, err: unknown): BindleError {
   if (err instanceof BindleError) return err;
-  const message = err instanceof Error ? err.message : JSON.stringify(err);
-  return new BindleError('unavailable', `S3 ${what} failed: ${message}`, { cause: err });
+  return new BindleError('unavailable', `S3 ${what} failed: ${describeFailure(err)}`, { cause: err });
 }
 
 function normalizePrefix(prefix: string): string {
@@ -203,7 +230,9 @@ export class S3ParcelStore implements ParcelStore {
   async stat(sha256: string): Promise<ParcelStat | undefined> {
     this.assertOpen();
     const head = await this.head(this.keyOf(sha256));
-    return head === undefined ? undefined : { size: head.size };
+    if (head !== undefined) return { size: head.size };
+    await this.confirmBucket();
+    return undefined;
   }
 
   /**
@@ -247,9 +276,8 @@ export class S3ParcelStore implements ParcelStore {
         }),
       );
     } catch (err) {
-      const status = s3Status(err);
-      if (status === 404) throw new BindleError('not_found', `parcel ${sha256} not found`);
-      if (status === 416 && range !== undefined) throw rangeNotSatisfiable(sha256, range);
+      if (isMissingObject(err)) throw new BindleError('not_found', `parcel ${sha256} not found`);
+      if (s3Status(err) === 416 && range !== undefined) throw rangeNotSatisfiable(sha256, range);
       throw unavailable(`GET ${key}`, err);
     }
     const body = object.Body;
@@ -301,14 +329,14 @@ export class S3ParcelStore implements ParcelStore {
     this.assertOpen();
     const key = this.keyOf(sha256);
     const hidden = `${this.hiddenPrefix}${sha256}.${randomBytes(6).toString('hex')}`;
-    const stat = await this.head(key);
+    const stat = await this.stat(sha256);
     if (stat === undefined) return 'absent';
     try {
       await this.client.send(
         new this.sdk.CopyObjectCommand({ Bucket: this.bucket, Key: hidden, CopySource: `${this.bucket}/${encodeURI(key)}` }),
       );
     } catch (err) {
-      if (s3Status(err) === 404) return 'absent';
+      if (isMissingObject(err)) return 'absent';
       throw unavailable(`copying ${key} to ${hidden}`, err);
     }
     await this.deleteKey(key);
@@ -563,6 +591,21 @@ export class S3ParcelStore implements ParcelStore {
     }
   }
 
+  /**
+   * Makes sure the bucket still exists, after a HEAD's 404 that cannot say whether the object or
+   * the bucket is missing: a bucket deleted under a running store (or, on a service without
+   * persistence, lost in a restart) makes its parcels unavailable, never absent, so that readers
+   * are not told that parcels are gone and readiness fails.
+   */
+  private async confirmBucket(): Promise<void> {
+    try {
+      await this.client.send(new this.sdk.HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (err) {
+      if (s3Status(err) === 404) throw new BindleError('unavailable', `S3 bucket ${this.bucket} does not exist (any more)`, { cause: err });
+      throw unavailable(`HEAD of bucket ${this.bucket}`, err);
+    }
+  }
+
   /** has() for a put under way, which close() lets finish. */
   private async stored(sha256: string): Promise<boolean> {
     return (await this.head(this.keyOf(sha256))) !== undefined;
@@ -572,7 +615,7 @@ export class S3ParcelStore implements ParcelStore {
     try {
       await this.client.send(new this.sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
     } catch (err) {
-      if (s3Status(err) !== 404) throw unavailable(`DELETE ${key}`, err);
+      if (!isMissingObject(err)) throw unavailable(`DELETE ${key}`, err);
     }
   }
 
@@ -597,7 +640,7 @@ export class S3ParcelStore implements ParcelStore {
             new this.sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId }),
           );
         } catch (err) {
-          if (s3Status(err) !== 404) throw err;
+          if (!isMissingObject(err)) throw err;
         }
       }
       const more = page.IsTruncated === true;

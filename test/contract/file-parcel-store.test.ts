@@ -2,13 +2,14 @@
  * FileParcelStore: the ParcelStore contract, plus what only the on-disk store promises: new
  * parcels as `parcels/<sha>.dat`, parcels in the reference layout served, refused again, listed
  * and removed like them, read-only data files, tolerance of the reference's leftovers, no temp
- * files left behind, and removal by age (never by PID) of what killed uploads leave.
+ * files left behind (and a temp directory removed by hand made again), and removal by age
+ * (never by PID) of what killed uploads leave.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { constants, existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, readlink, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -27,7 +28,16 @@ async function listEntries(store: FileParcelStore): Promise<StoredParcel[]> {
   return all;
 }
 
-await parcelStoreContract(t, 'FileParcelStore', (dir) => FileParcelStore.open(dir));
+await parcelStoreContract(
+  t,
+  'FileParcelStore',
+  (dir) => FileParcelStore.open(dir),
+  async (_t, root) => {
+    // Its directory moved away and back, as a volume unmounted and mounted again would be.
+    const away = `${root}-away`;
+    return { store: await FileParcelStore.open(root), lose: () => rename(root, away), restore: () => rename(away, root) };
+  },
+);
 
 const tempFiles = (root: string): Promise<string[]> => readdir(join(root, 'parcels', '.tmp'));
 
@@ -120,6 +130,17 @@ t.test('failed puts leave no file behind', async (t) => {
   t.same(await tempFiles(root), [], 'no temp file');
   t.notOk(existsSync(join(root, 'parcels', `${sha}.dat`)), 'no data file');
   t.notOk(existsSync(join(root, 'parcels', sha)), 'no parcel directory');
+});
+
+t.test('parcels/.tmp removed by hand: the next put makes it again', async (t) => {
+  const root = t.testdir();
+  const store = await FileParcelStore.open(root);
+  t.teardown(() => store.close());
+  await rm(join(root, 'parcels', '.tmp'), { recursive: true });
+  const data = Buffer.from('after the temp directory went');
+  t.same(await store.put(sha256Of(data), data.length, streamOf(data)), { sha256: sha256Of(data), size: data.length });
+  t.ok((await readAll(await store.openRead(sha256Of(data)))).equals(data), 'stored');
+  t.same(await tempFiles(root), [], 'the temp directory is back, empty');
 });
 
 t.test("the reference's leftovers neither count as parcels nor block a put", async (t) => {

@@ -1,16 +1,35 @@
 /**
  * The ParcelStore contract: the behaviour every parcel store implementation must show. Each
- * implementation's test file calls `parcelStoreContract` with a factory for a fresh store.
+ * implementation's test file calls `parcelStoreContract` with a factory for a fresh store and,
+ * where the implementation can be given storage of its own to take away (a directory, a
+ * bucket), one for a store whose storage is lost while it is open.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import type { Test } from 'tap';
 
+import { join } from 'node:path';
+
 import { isBindleError } from '../../core/errors/bindle-error.js';
+import { readiness, storageChecks } from '../../server/service/readiness.js';
 import { REFUSE_UNREAD_ABOVE_BYTES, type ParcelStore } from '../../server/storage/parcel-store.js';
+import { SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
 
 /** Makes a fresh, empty store whose data lives under `dir` (a new empty directory). */
 export type ParcelStoreFactory = (dir: string) => Promise<ParcelStore>;
+
+/**
+ * A fresh store on storage of its own, which `lose()` takes away while the store stays open (as
+ * a deleted bucket or directory, or an unmounted volume, would) and `restore()` gives back
+ * (working storage, not necessarily with what it held). Closing the store is the caller's.
+ */
+export interface LosableStore {
+  store: ParcelStore;
+  lose: () => Promise<void>;
+  restore: () => Promise<void>;
+}
+/** Makes a LosableStore, any files of it under `dir` (a new empty directory); teardowns go on `t`. */
+export type LosableStoreFactory = (t: Test, dir: string) => Promise<LosableStore>;
 
 export function sha256Of(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
@@ -59,8 +78,11 @@ function patterned(size: number): Buffer {
   return data;
 }
 
-/** Runs the contract against the stores `makeStore` makes, as a subtest of `t` named `name`. */
-export async function parcelStoreContract(t: Test, name: string, makeStore: ParcelStoreFactory): Promise<void> {
+/**
+ * Runs the contract against the stores `makeStore` makes, as a subtest of `t` named `name`,
+ * and, given `makeLosable`, what a store does when its storage is lost.
+ */
+export async function parcelStoreContract(t: Test, name: string, makeStore: ParcelStoreFactory, makeLosable?: LosableStoreFactory): Promise<void> {
   const fresh = async (t: Test): Promise<ParcelStore> => {
     const store = await makeStore(t.testdir());
     t.teardown(() => store.close());
@@ -431,6 +453,40 @@ export async function parcelStoreContract(t: Test, name: string, makeStore: Parc
       await closing;
       await t.rejects(store.has(sha), { code: 'unavailable' }, 'and then the store is closed');
     });
+
+    if (makeLosable !== undefined) {
+      t.test('storage lost under an open store: its parcels are unavailable, never absent, until it is back', async (t) => {
+        const dir = t.testdir({ store: {}, index: {} });
+        const { store, lose, restore } = await makeLosable(t, join(dir, 'store'));
+        t.teardown(() => store.close());
+        const index = SqliteInvoiceIndex.open(join(dir, 'index', 'index.sqlite'));
+        t.teardown(() => index.close());
+        const stored = randomBytes(1000);
+        const sha = sha256Of(stored);
+        await store.put(sha, stored.length, streamOf(stored));
+        await lose();
+
+        const unavailable = { code: 'unavailable' };
+        await t.rejects(store.stat(sha), unavailable, 'stat() of a stored parcel');
+        await t.rejects(store.has(sha256Of(Buffer.from('never stored'))), unavailable, 'has() of a parcel never stored');
+        await t.rejects(store.missing([sha]), unavailable, 'missing()');
+        await t.rejects(store.openRead(sha), unavailable, 'openRead(), not not_found');
+        await t.rejects(listAll(store), unavailable, 'list(), not an empty list');
+        await t.rejects(store.remove(sha, () => Promise.resolve(true)), unavailable, 'remove(), not absent');
+        const fresh = randomBytes(500);
+        await t.rejects(store.put(sha256Of(fresh), fresh.length, streamOf(fresh)), unavailable, 'put()');
+        const report = await readiness('serving', storageChecks(index, store), 5000);
+        t.equal(report.status, 'unavailable', 'the server is not ready');
+        t.match(report.checks.parcels, { ok: false }, 'because of its parcels');
+        t.match(report.checks.index, { ok: true });
+
+        await restore();
+        t.same(await store.put(sha256Of(fresh), fresh.length, streamOf(fresh)), { sha256: sha256Of(fresh), size: fresh.length }, 'once it is back, a put works');
+        t.ok((await readAll(await store.openRead(sha256Of(fresh)))).equals(fresh), 'and reads, without reopening the store');
+        t.equal(await store.has(sha256Of(Buffer.from('never stored'))), false, 'a parcel not stored is absent again');
+        t.equal((await readiness('serving', storageChecks(index, store), 5000)).status, 'ready');
+      });
+    }
 
     t.test('a closed store is unavailable', async (t) => {
       const store = await makeStore(t.testdir());

@@ -3,8 +3,9 @@
  * ParcelStore contract, plus what only the S3 store promises: its key layout, the requests a put
  * costs (through a recording proxy), no multipart
  * upload left after a failed put, removal by age of what killed uploads left (multipart
- * uploads, claims, also after a real SIGKILL), and a put that finds a killed process's claim
- * still succeeding.
+ * uploads, claims, also after a real SIGKILL), a put that finds a killed process's claim
+ * still succeeding, and errors that name a lost bucket (the contract's lost-storage case runs
+ * on a bucket of its own, deleted and made again).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -29,7 +30,7 @@ import { REFUSE_UNREAD_ABOVE_BYTES } from '../../server/storage/parcel-store.js'
 import { S3ParcelStore } from '../../server/storage/s3-parcel-store.js';
 import { bundleAsServer } from '../helpers/bundle-as-server.js';
 import { REPO_ROOT } from '../helpers/paths.js';
-import { s3TestBucket, s3TestClient, s3TestService } from '../helpers/s3-service.js';
+import { emptyS3Prefix, s3TestBucket, s3TestClient, s3TestService } from '../helpers/s3-service.js';
 import { abortingStream, listAll, parcelStoreContract, readAll, sha256Of, streamOf } from './parcel-store-contract.js';
 
 /**
@@ -76,7 +77,37 @@ if (service !== undefined) {
     return (listed.Uploads ?? []).flatMap((u) => (u.UploadId === undefined ? [] : [u.UploadId]));
   };
 
-  await parcelStoreContract(t, 'S3ParcelStore', () => open(freshPrefix()));
+  await parcelStoreContract(t, 'S3ParcelStore', () => open(freshPrefix()), async (t) => {
+    // Its own bucket, deleted (emptied first, as S3 requires) and made again.
+    const sdk = await import('@aws-sdk/client-s3');
+    const own = await s3TestBucket(t, client);
+    const store = await S3ParcelStore.open({ bucket: own, prefix: 'p', endpoint: service.endpoint, region: service.region, forcePathStyle: true, stagingSweepMs: 0 });
+    return {
+      store,
+      lose: async () => {
+        await emptyS3Prefix(client, own, '');
+        await client.send(new sdk.DeleteBucketCommand({ Bucket: own }));
+      },
+      restore: async () => {
+        await client.send(new sdk.CreateBucketCommand({ Bucket: own }));
+      },
+    };
+  });
+
+  t.test("a lost bucket is named in the store's errors, with the service's code and status", async (t) => {
+    const sdk = await import('@aws-sdk/client-s3');
+    const own = await s3TestBucket(t, client);
+    const store = await S3ParcelStore.open({ bucket: own, prefix: 'p', endpoint: service.endpoint, region: service.region, forcePathStyle: true, stagingSweepMs: 0 });
+    t.teardown(() => store.close());
+    const stored = randomBytes(100);
+    await store.put(sha256Of(stored), stored.length, streamOf(stored));
+    await emptyS3Prefix(client, own, '');
+    await client.send(new sdk.DeleteBucketCommand({ Bucket: own }));
+    await t.rejects(store.stat(sha256Of(stored)), { message: `S3 bucket ${own} does not exist (any more)` }, "a HEAD's 404 is checked against the bucket");
+    await t.rejects(store.openRead(sha256Of(stored)), { message: /^S3 GET p\/parcels\/[0-9a-f]{64} failed: NoSuchBucket \(HTTP 404\)/ }, 'a GET names the code');
+    await t.rejects(store.missing([sha256Of(stored)]), { message: /failed: NoSuchBucket \(HTTP 404\)/ }, 'so does a listing');
+    await client.send(new sdk.CreateBucketCommand({ Bucket: own }));
+  });
 
   t.test('parcels are the objects <prefix>/parcels/<sha256>', async (t) => {
     const prefix = freshPrefix();

@@ -1,15 +1,21 @@
 /**
  * `/livez`, `/readyz` and `/healthz` (issue 15 item 2): ready while serving with both storage
  * seams answering; 503 with a JSON body (schema ReadinessReply) naming what failed when the
- * index or the parcel store is gone, while starting and while stopping.
+ * index or the parcel store is gone (closed, or its volume unmounted: a real tmpfs, where root
+ * may mount one), while starting and while stopping.
  */
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
+import TOML from '@iarna/toml';
 import { schemaIssues, type ReadinessReply } from '../../schema/index.js';
 import { loadServerConfig } from '../../server/config/server-config.js';
 import { readiness, type ReadinessCheck } from '../../server/service/readiness.js';
 import { openServer } from '../../server/server-runtime.js';
+import { renderInvoice } from '../../core/codec/invoice-codec.js';
+import { sha256, signedInvoice } from '../helpers/bindles.js';
+import { backendPair } from '../helpers/test-backends.js';
 import { makeTestApp } from '../helpers/test-app.js';
+import { mountTmpfs, removeTmpfs, unmountTmpfs } from '../helpers/tmpfs.js';
 
 function readinessBody(t: Test, body: string): ReadinessReply {
   const reply = JSON.parse(body) as ReadinessReply;
@@ -57,6 +63,41 @@ t.test('a closed parcel store makes the server unready', async (t) => {
   t.equal(body.checks.parcels?.ok, false);
   t.equal(body.checks.index?.ok, true);
   t.match(body.error, /parcels: /);
+});
+
+/** Only the sqlite+file pair keeps its parcels on the local disk (test-backends.ts). */
+const volume = backendPair() === 'sqlite+file' ? mountTmpfs('16m') : undefined;
+let volumeSkip: string | false = false;
+if (volume === undefined) volumeSkip = `the ${backendPair()} backends keep no parcels on the local disk (the S3 store's lost bucket: test/contract)`;
+else if (volume instanceof Error) volumeSkip = `cannot mount a tmpfs here (needs root): ${volume.message.split('\n')[0] ?? ''}`;
+
+t.test("the parcel store's volume unmounted under the server: parcels unavailable (503), not missing, and the server unready", { skip: volumeSkip }, async (t) => {
+  if (volume === undefined || volume instanceof Error) return;
+  t.teardown(() => removeTmpfs(volume));
+  const ta = await makeTestApp(t, { dir: volume });
+  const stored = Buffer.from('stored before the volume went');
+  const never = Buffer.from('never uploaded');
+  const invoice = signedInvoice('example.com/unmounted', '1.0.0', [{ name: 'stored.txt', data: stored }, { name: 'never.txt', data: never }]);
+  const created = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: { 'content-type': 'application/toml' }, payload: renderInvoice(invoice) });
+  t.equal(created.statusCode, 202, created.body);
+  const parcelUrl = (data: Buffer): string => `/v1/_i/example.com/unmounted/1.0.0@${sha256(data)}`;
+  t.equal((await ta.app.inject({ method: 'POST', url: parcelUrl(stored), payload: stored })).statusCode, 200);
+
+  // The SQLite index keeps its open files on the detached volume; the parcel store finds an empty directory.
+  unmountTmpfs(volume);
+  const unavailable = (res: { statusCode: number; body: string }, what: string): void => {
+    t.equal(res.statusCode, 503, `${what}: ${res.body}`);
+    if (res.body !== '') t.match(TOML.parse(res.body), { code: 'unavailable', error: /parcel store directory .* is missing/ }, `${what}: says why`);
+  };
+  unavailable(await ta.app.inject({ method: 'GET', url: parcelUrl(never) }), 'a GET of a parcel never uploaded');
+  unavailable(await ta.app.inject({ method: 'HEAD', url: parcelUrl(never) }), 'a HEAD of it');
+  unavailable(await ta.app.inject({ method: 'POST', url: parcelUrl(never), payload: never }), 'its upload');
+  const missing = await ta.app.inject({ method: 'GET', url: '/v1/_r/missing/example.com/unmounted/1.0.0' });
+  unavailable(missing, 'the missing parcels of the invoice');
+  const ready = await ta.app.inject({ url: '/readyz' });
+  t.equal(ready.statusCode, 503, 'not ready');
+  const body = readinessBody(t, ready.body);
+  t.match(body.checks, { index: { ok: true }, parcels: { ok: false, error: /is missing/ } }, 'because of the parcel store');
 });
 
 t.test('stopping: /readyz and /healthz answer 503, /livez 200', async (t) => {

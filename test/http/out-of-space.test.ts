@@ -4,10 +4,8 @@
  * Needs permission to mount a tmpfs (root); skipped with the reason otherwise, and on the
  * postgres+s3 backend pair, whose storage is not on the local disk.
  */
-import { execFileSync } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, readdirSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import TOML from '@iarna/toml';
@@ -17,19 +15,9 @@ import { signedInvoice } from '../helpers/bindles.js';
 import { backendPair } from '../helpers/test-backends.js';
 import { recordingLogger } from '../helpers/log-records.js';
 import { makeTestApp } from '../helpers/test-app.js';
+import { mountTmpfs, removeTmpfs } from '../helpers/tmpfs.js';
 
 const TOML_HEADERS = { 'content-type': 'application/toml' };
-
-function mountTmpfs(): string | Error {
-  const dir = mkdtempSync(join(tmpdir(), 'bindle-full-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', dir], { stdio: 'pipe' });
-    return dir;
-  } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
-    return err instanceof Error ? err : new Error(String(err));
-  }
-}
 
 /** Appends to `path` until the file system is full (bounded: 2 MiB in 4 KiB pages is 512 writes). */
 function fillDisk(path: string): void {
@@ -46,7 +34,7 @@ function fillDisk(path: string): void {
 }
 
 /** Only the sqlite+file pair keeps its storage on the local disk (test-backends.ts). */
-const mounted = backendPair() === 'sqlite+file' ? mountTmpfs() : undefined;
+const mounted = backendPair() === 'sqlite+file' ? mountTmpfs('2m') : undefined;
 let skip: string | false = false;
 if (mounted === undefined) skip = `the ${backendPair()} backends keep nothing on the local disk`;
 else if (mounted instanceof Error) skip = `cannot mount a tmpfs here (needs root): ${mounted.message.split('\n')[0] ?? ''}`;
@@ -54,10 +42,7 @@ else if (mounted instanceof Error) skip = `cannot mount a tmpfs here (needs root
 t.test('running out of space answers 507 insufficient_storage and stores nothing partial', { skip }, async (t) => {
   if (mounted === undefined || mounted instanceof Error) return;
   const dir = mounted;
-  t.teardown(() => {
-    execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
-    rmSync(dir, { recursive: true, force: true });
-  });
+  t.teardown(() => removeTmpfs(dir));
   const { logger, records } = recordingLogger();
   const ta = await makeTestApp(t, { dir, logger });
   const expectFull = (res: { statusCode: number; body: string }, what: string): void => {

@@ -1,0 +1,35 @@
+/**
+ * A real tmpfs mounted on a new temp directory, for tests of what the server does when its
+ * file system fills up or goes away. Mounting needs root; callers skip with the error otherwise.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** Mounts a tmpfs of `size` (mount's syntax, e.g. `2m`) on a new directory: its path, or why it could not. */
+export function mountTmpfs(size: string): string | Error {
+  const dir = mkdtempSync(join(tmpdir(), 'bindle-tmpfs-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
+    return dir;
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    return err instanceof Error ? err : new Error(String(err));
+  }
+}
+
+/** Detaches the tmpfs on `dir` (lazily: open files keep it until closed), if still mounted. */
+export function unmountTmpfs(dir: string): void {
+  try {
+    execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
+  } catch {
+    // Already unmounted.
+  }
+}
+
+/** Unmounts and removes the directory `mountTmpfs` made. */
+export function removeTmpfs(dir: string): void {
+  unmountTmpfs(dir);
+  rmSync(dir, { recursive: true, force: true });
+}
