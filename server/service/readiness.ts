@@ -4,7 +4,8 @@
  * invoice index a look-up of a name no invoice can have, the parcel store a look-up of a digest.
  * Both are real round trips to the backend (neither index caches a miss, and a parcel store
  * whose storage is gone rejects rather than answer "absent": ../storage/parcel-store.ts), so a
- * lost database, bucket or directory makes the server unready. The reply is schema/readiness-reply.schema.json.
+ * lost database, bucket or directory makes the server unready. The reply is
+ * schema/readiness-reply.schema.json.
  */
 import { performance } from 'node:perf_hooks';
 import type { ReadinessReply } from '../../schema/index.js';

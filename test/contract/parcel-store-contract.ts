@@ -5,10 +5,9 @@
  * bucket), one for a store whose storage is lost while it is open.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import type { Test } from 'tap';
-
-import { join } from 'node:path';
 
 import { isBindleError } from '../../core/errors/bindle-error.js';
 import { readiness, storageChecks } from '../../server/service/readiness.js';

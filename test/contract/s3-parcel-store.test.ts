@@ -77,36 +77,34 @@ if (service !== undefined) {
     return (listed.Uploads ?? []).flatMap((u) => (u.UploadId === undefined ? [] : [u.UploadId]));
   };
 
-  await parcelStoreContract(t, 'S3ParcelStore', () => open(freshPrefix()), async (t) => {
-    // Its own bucket, deleted (emptied first, as S3 requires) and made again.
+  /** A store on a bucket of its own (removed at teardown), and what deletes that bucket (emptied first, as S3 requires) and makes it again. */
+  const onOwnBucket = async (t: Test): Promise<{ store: S3ParcelStore; lose: () => Promise<void>; restore: () => Promise<void> }> => {
     const sdk = await import('@aws-sdk/client-s3');
     const own = await s3TestBucket(t, client);
     const store = await S3ParcelStore.open({ bucket: own, prefix: 'p', endpoint: service.endpoint, region: service.region, forcePathStyle: true, stagingSweepMs: 0 });
-    return {
-      store,
-      lose: async () => {
-        await emptyS3Prefix(client, own, '');
-        await client.send(new sdk.DeleteBucketCommand({ Bucket: own }));
-      },
-      restore: async () => {
-        await client.send(new sdk.CreateBucketCommand({ Bucket: own }));
-      },
+    const lose = async (): Promise<void> => {
+      await emptyS3Prefix(client, own, '');
+      await client.send(new sdk.DeleteBucketCommand({ Bucket: own }));
     };
-  });
+    const restore = async (): Promise<void> => {
+      await client.send(new sdk.CreateBucketCommand({ Bucket: own }));
+    };
+    return { store, lose, restore };
+  };
+
+  await parcelStoreContract(t, 'S3ParcelStore', () => open(freshPrefix()), onOwnBucket);
 
   t.test("a lost bucket is named in the store's errors, with the service's code and status", async (t) => {
-    const sdk = await import('@aws-sdk/client-s3');
-    const own = await s3TestBucket(t, client);
-    const store = await S3ParcelStore.open({ bucket: own, prefix: 'p', endpoint: service.endpoint, region: service.region, forcePathStyle: true, stagingSweepMs: 0 });
+    const { store, lose, restore } = await onOwnBucket(t);
     t.teardown(() => store.close());
+    const own = store.bucket;
     const stored = randomBytes(100);
     await store.put(sha256Of(stored), stored.length, streamOf(stored));
-    await emptyS3Prefix(client, own, '');
-    await client.send(new sdk.DeleteBucketCommand({ Bucket: own }));
+    await lose();
     await t.rejects(store.stat(sha256Of(stored)), { message: `S3 bucket ${own} does not exist (any more)` }, "a HEAD's 404 is checked against the bucket");
     await t.rejects(store.openRead(sha256Of(stored)), { message: /^S3 GET p\/parcels\/[0-9a-f]{64} failed: NoSuchBucket \(HTTP 404\)/ }, 'a GET names the code');
     await t.rejects(store.missing([sha256Of(stored)]), { message: /failed: NoSuchBucket \(HTTP 404\)/ }, 'so does a listing');
-    await client.send(new sdk.CreateBucketCommand({ Bucket: own }));
+    await restore();
   });
 
   t.test('parcels are the objects <prefix>/parcels/<sha256>', async (t) => {
