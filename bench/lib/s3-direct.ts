@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { mapLimit } from '../../client/lib/concurrency.js';
+import { mapLimit } from '../../core/concurrency.js';
 
 /** Where a bench server on postgres+s3 keeps its parcels (bench/lib/backend.ts). */
 export interface S3Target {

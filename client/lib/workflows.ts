@@ -16,7 +16,7 @@ import { DirectorySync, writeFileAtomic } from '../../core/fs-atomic.js';
 import { canonicalId, formatId, parseId } from '../../core/ids/bindle-id.js';
 import { absentParcels, INVOICE_FILE, PARCELS_DIR, parcelFileName, type StandaloneBindle } from '../standalone/standalone-bindle.js';
 import type { BindleClient } from './bindle-client.js';
-import { mapLimit } from './concurrency.js';
+import { mapLimit } from '../../core/concurrency.js';
 import { describeParcel } from './parcel-digest.js';
 
 /** What a push did. */

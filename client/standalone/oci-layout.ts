@@ -34,7 +34,7 @@ import {
   type OciManifest,
 } from '../../core/oci/index.js';
 import { descriptorLabel } from '../../core/oci/descriptor-label.js';
-import { mapLimit } from '../lib/concurrency.js';
+import { mapLimit } from '../../core/concurrency.js';
 import { checkDigest, checkFile, describeParcel, digestOf } from '../lib/parcel-digest.js';
 import type { StandaloneBindle } from './standalone-bindle.js';
 

@@ -17,7 +17,7 @@ import { canonicalInvoice, invoiceParcels, labelOnInvoice, parseInvoice, renderI
 import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { fsyncDir, tempPathFor } from '../../core/fs-atomic.js';
 import { canonicalId } from '../../core/ids/bindle-id.js';
-import { mapLimit } from '../lib/concurrency.js';
+import { mapLimit } from '../../core/concurrency.js';
 import { checkDigest, describeParcel, digestFile, digestOf, ParcelDigestStream, readCheckedFile, SMALL_PARCEL_BYTES } from '../lib/parcel-digest.js';
 
 export const INVOICE_FILE = 'invoice.toml';

@@ -36,6 +36,7 @@ import { promisify } from 'node:util';
 
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { DirectorySync, descriptorWriter, fsyncDescriptor, fsyncDir, openDescriptor, SYNCED_CREATE_FLAGS, writeChunks } from '../../core/fs-atomic.js';
+import { mapLimit } from '../../core/concurrency.js';
 import { isSha256Hex } from '../../core/ids/bindle-id.js';
 import {
   alreadyExists,
@@ -101,6 +102,15 @@ function statIfPresent(path: string): Promise<Stats | undefined> {
     });
   });
 }
+
+/**
+ * Look-ups of `missing()` under way at once. Each asynchronous `stat` costs the main thread tens
+ * of microseconds to hand to the thread pool, so starting all of an invoice's at once (two per
+ * parcel: 11,000 for a 1 MiB invoice of 5,500 parcels) held the event loop for ~0.3 s, and
+ * /healthz waited up to 0.6 s behind one such create (3.7 s behind eight). A window keeps the
+ * pool busy and lets other requests in between.
+ */
+export const LOOKUPS_AT_ONCE = 32;
 
 /** `statSync`, or undefined when nothing is there. */
 function statSyncIfPresent(path: string): Stats | undefined {
@@ -260,7 +270,7 @@ export class FileParcelStore implements ParcelStore {
     this.assertOpen();
     digests.forEach(assertDigest);
     const unique = [...new Set(digests)];
-    const found = await Promise.all(unique.map((sha) => this.locate(sha)));
+    const found = await mapLimit(unique, LOOKUPS_AT_ONCE, (sha) => this.locate(sha));
     const missing = new Set(unique.filter((_, i) => found[i] === undefined));
     if (missing.size > 0) this.confirmStorage();
     return missing;

@@ -16,9 +16,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import t, { type Test } from 'tap';
 
-import { FileParcelStore } from '../../server/storage/file-parcel-store.js';
+import { FileParcelStore, LOOKUPS_AT_ONCE } from '../../server/storage/file-parcel-store.js';
 import { REPO_ROOT, vec } from '../helpers/paths.js';
-import { withPoolCalls } from '../helpers/pool-calls.js';
+import { withPoolCalls, withPoolCallsInFlight } from '../helpers/pool-calls.js';
 import { abortingStream, listAll, parcelStoreContract, readAll, sha256Of, streamOf } from './parcel-store-contract.js';
 import type { StoredParcel } from '../../server/storage/parcel-store.js';
 
@@ -405,6 +405,19 @@ t.test('a parcel of at most 1 MiB is written with O_DSYNC (its write is its data
     t.same(await putting, { sha256: sha256Of(data), size: data.length });
     t.ok((await readAll(await store.openRead(sha256Of(data)))).equals(data));
   }
+});
+
+t.test(`missing() of many parcels has at most LOOKUPS_AT_ONCE (${LOOKUPS_AT_ONCE}) look-ups under way, so a big invoice's create does not hold the event loop`, async (t) => {
+  const root = t.testdir();
+  const store = await FileParcelStore.open(root, { stagingSweepMs: 0 });
+  t.teardown(() => store.close());
+  const stored = Array.from({ length: 10 }, (_, i) => Buffer.from(`stored ${i}`));
+  for (const data of stored) await store.put(sha256Of(data), data.length, streamOf(data));
+  const absent = Array.from({ length: 1000 }, (_, i) => sha256Of(Buffer.from(`absent ${i}`)));
+  const { result, most } = await withPoolCallsInFlight(() => store.missing([...stored.map((d) => sha256Of(d)), ...absent]));
+  t.same(result, new Set(absent), 'the absent ones, and only they');
+  t.ok(most <= LOOKUPS_AT_ONCE, `at most ${LOOKUPS_AT_ONCE} under way (${most})`);
+  t.ok(most > 1, 'but more than one');
 });
 
 t.test('a small put of a new parcel makes 3 thread-pool calls: create, the synced write, the fsync of parcels/ (its existence checks are synchronous)', async (t) => {

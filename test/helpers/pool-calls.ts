@@ -24,3 +24,33 @@ export async function withPoolCalls<T>(fn: () => Promise<T>): Promise<{ result: 
     hook.disable();
   }
 }
+
+/**
+ * Runs `fn` and returns its result with the most file system calls that were under way at once
+ * (made and not yet called back) meanwhile. Calls made by anything else running at the same
+ * time count too: run it alone.
+ */
+export async function withPoolCallsInFlight<T>(fn: () => Promise<T>): Promise<{ result: T; most: number }> {
+  const pending = new Set<number>();
+  let most = 0;
+  const isPoolCall = (type: string): boolean => type.startsWith('FSREQ') || type === 'FILEHANDLECLOSEREQ';
+  const hook = createHook({
+    init: (id, type) => {
+      if (!isPoolCall(type)) return;
+      pending.add(id);
+      most = Math.max(most, pending.size);
+    },
+    before: (id) => {
+      pending.delete(id);
+    },
+    destroy: (id) => {
+      pending.delete(id);
+    },
+  });
+  hook.enable();
+  try {
+    return { result: await fn(), most };
+  } finally {
+    hook.disable();
+  }
+}

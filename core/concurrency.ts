@@ -1,5 +1,6 @@
 /**
- * Bounded parallelism for transfers: run a task per item, at most `limit` at a time.
+ * Bounded parallelism: run a task per item, at most `limit` at a time (the client's transfers,
+ * the file parcel store's look-ups of an invoice's parcels).
  */
 
 /**
