@@ -4,6 +4,11 @@
  */
 import { createHook } from 'node:async_hooks';
 
+/** Whether an async resource type is a file system call through the thread pool. */
+function isPoolCall(type: string): boolean {
+  return type.startsWith('FSREQ') || type === 'FILEHANDLECLOSEREQ';
+}
+
 /**
  * Runs `fn` and returns its result with the async resource types of the file system calls made
  * meanwhile, in order (`FSREQCALLBACK` for the callback API, `FSREQPROMISE` for fs/promises,
@@ -14,7 +19,7 @@ export async function withPoolCalls<T>(fn: () => Promise<T>): Promise<{ result: 
   const calls: string[] = [];
   const hook = createHook({
     init: (_id, type) => {
-      if (type.startsWith('FSREQ') || type === 'FILEHANDLECLOSEREQ') calls.push(type);
+      if (isPoolCall(type)) calls.push(type);
     },
   });
   hook.enable();
@@ -33,7 +38,6 @@ export async function withPoolCalls<T>(fn: () => Promise<T>): Promise<{ result: 
 export async function withPoolCallsInFlight<T>(fn: () => Promise<T>): Promise<{ result: T; most: number }> {
   const pending = new Set<number>();
   let most = 0;
-  const isPoolCall = (type: string): boolean => type.startsWith('FSREQ') || type === 'FILEHANDLECLOSEREQ';
   const hook = createHook({
     init: (id, type) => {
       if (!isPoolCall(type)) return;

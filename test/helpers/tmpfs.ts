@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { backendPair } from './test-backends.js';
 
 /** Mounts a tmpfs of `size` (mount's syntax, e.g. `2m`) on a new directory: its path, or why it could not. */
 export function mountTmpfs(size: string): string | Error {
@@ -17,6 +18,18 @@ export function mountTmpfs(size: string): string | Error {
     rmSync(dir, { recursive: true, force: true });
     return err instanceof Error ? err : new Error(String(err));
   }
+}
+
+/**
+ * A tmpfs of `size` for a test of the sqlite+file backends (the only pair whose storage is on
+ * the local disk): its directory, or, as tap's `skip` option, why the test cannot run here (on
+ * another pair, `otherPairReason`; without permission to mount, the mount's error).
+ */
+export function localTmpfs(size: string, otherPairReason: string): { dir: string; skip: false } | { dir: undefined; skip: string } {
+  if (backendPair() !== 'sqlite+file') return { dir: undefined, skip: `the ${backendPair()} backends ${otherPairReason}` };
+  const mounted = mountTmpfs(size);
+  if (mounted instanceof Error) return { dir: undefined, skip: `cannot mount a tmpfs here (needs root): ${mounted.message.split('\n')[0] ?? ''}` };
+  return { dir: mounted, skip: false };
 }
 
 /** Detaches the tmpfs on `dir` (lazily: open files keep it until closed), if still mounted. */

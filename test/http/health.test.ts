@@ -13,9 +13,8 @@ import { readiness, type ReadinessCheck } from '../../server/service/readiness.j
 import { openServer } from '../../server/server-runtime.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { sha256, signedInvoice } from '../helpers/bindles.js';
-import { backendPair } from '../helpers/test-backends.js';
 import { makeTestApp } from '../helpers/test-app.js';
-import { mountTmpfs, removeTmpfs, unmountTmpfs } from '../helpers/tmpfs.js';
+import { localTmpfs, removeTmpfs, unmountTmpfs } from '../helpers/tmpfs.js';
 
 function readinessBody(t: Test, body: string): ReadinessReply {
   const reply = JSON.parse(body) as ReadinessReply;
@@ -66,13 +65,10 @@ t.test('a closed parcel store makes the server unready', async (t) => {
 });
 
 /** Only the sqlite+file pair keeps its parcels on the local disk (test-backends.ts). */
-const volume = backendPair() === 'sqlite+file' ? mountTmpfs('16m') : undefined;
-let volumeSkip: string | false = false;
-if (volume === undefined) volumeSkip = `the ${backendPair()} backends keep no parcels on the local disk (the S3 store's lost bucket: test/contract)`;
-else if (volume instanceof Error) volumeSkip = `cannot mount a tmpfs here (needs root): ${volume.message.split('\n')[0] ?? ''}`;
+const { dir: volume, skip: volumeSkip } = localTmpfs('16m', "keep no parcels on the local disk (the S3 store's lost bucket: test/contract)");
 
 t.test("the parcel store's volume unmounted under the server: parcels unavailable (503), not missing, and the server unready", { skip: volumeSkip }, async (t) => {
-  if (volume === undefined || volume instanceof Error) return;
+  if (volume === undefined) return;
   t.teardown(() => removeTmpfs(volume));
   const ta = await makeTestApp(t, { dir: volume });
   const stored = Buffer.from('stored before the volume went');

@@ -12,10 +12,9 @@ import TOML from '@iarna/toml';
 import type { ErrorReply } from '../../schema/index.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { signedInvoice } from '../helpers/bindles.js';
-import { backendPair } from '../helpers/test-backends.js';
 import { recordingLogger } from '../helpers/log-records.js';
 import { makeTestApp } from '../helpers/test-app.js';
-import { mountTmpfs, removeTmpfs } from '../helpers/tmpfs.js';
+import { localTmpfs, removeTmpfs } from '../helpers/tmpfs.js';
 
 const TOML_HEADERS = { 'content-type': 'application/toml' };
 
@@ -34,13 +33,10 @@ function fillDisk(path: string): void {
 }
 
 /** Only the sqlite+file pair keeps its storage on the local disk (test-backends.ts). */
-const mounted = backendPair() === 'sqlite+file' ? mountTmpfs('2m') : undefined;
-let skip: string | false = false;
-if (mounted === undefined) skip = `the ${backendPair()} backends keep nothing on the local disk`;
-else if (mounted instanceof Error) skip = `cannot mount a tmpfs here (needs root): ${mounted.message.split('\n')[0] ?? ''}`;
+const { dir: mounted, skip } = localTmpfs('2m', 'keep nothing on the local disk');
 
 t.test('running out of space answers 507 insufficient_storage and stores nothing partial', { skip }, async (t) => {
-  if (mounted === undefined || mounted instanceof Error) return;
+  if (mounted === undefined) return;
   const dir = mounted;
   t.teardown(() => removeTmpfs(dir));
   const { logger, records } = recordingLogger();
