@@ -12,7 +12,7 @@ export * from './bindle-client.js';
 export * from './workflows.js';
 export * from './http-errors.js';
 export * from './parcel-digest.js';
-export * from '../../core/concurrency.js';
+export { mapLimit } from '../../core/concurrency.js';
 export * from './backoff.js';
 export * from './device-flow.js';
 export * from './oci-registry-client.js';

@@ -36,7 +36,7 @@ import { promisify } from 'node:util';
 
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { DirectorySync, descriptorWriter, fsyncDescriptor, fsyncDir, openDescriptor, SYNCED_CREATE_FLAGS, writeChunks } from '../../core/fs-atomic.js';
-import { mapLimit } from '../../core/concurrency.js';
+import { mapWithinBudget, type MainThreadBudget } from '../../core/concurrency.js';
 import { isSha256Hex } from '../../core/ids/bindle-id.js';
 import {
   alreadyExists,
@@ -104,13 +104,22 @@ function statIfPresent(path: string): Promise<Stats | undefined> {
 }
 
 /**
- * Look-ups of `missing()` under way at once. Each asynchronous `stat` costs the main thread tens
- * of microseconds to hand to the thread pool, so starting all of an invoice's at once (two per
- * parcel: 11,000 for a 1 MiB invoice of 5,500 parcels) held the event loop for ~0.3 s, and
- * /healthz waited up to 0.6 s behind one such create (3.7 s behind eight). A window keeps the
- * pool busy and lets other requests in between.
+ * How `missing()` looks up an invoice's parcels (two names each when absent: 11,000 look-ups
+ * for a 1 MiB invoice of 5,500 parcels). A synchronous `stat` in `parcels/`, whose entries the
+ * kernel holds in memory, takes a few microseconds; an asynchronous one costs the main thread
+ * several times that to hand to the thread pool and back (and a missing file an error object):
+ * a 1 MiB invoice's create spent ~0.3 s of its main thread on them. So they run synchronously,
+ * in slices of ~2 ms that let other requests in between, while they average under 0.5 ms; slower
+ * ones had to wait for the disk (a directory not in memory), and the rest then go through the
+ * pool, 32 at a time (starting them all at once held the event loop as long).
  */
-export const LOOKUPS_AT_ONCE = 32;
+export const LOOKUP_BUDGET: MainThreadBudget = { sliceMs: 2, slowMs: 0.5, limit: 32 };
+
+/** Options of FileParcelStore.open. */
+export interface FileParcelStoreOptions extends StagingOptions {
+  /** How `missing()` spends the main thread (default LOOKUP_BUDGET). */
+  lookupBudget?: MainThreadBudget;
+}
 
 /** `statSync`, or undefined when nothing is there. */
 function statSyncIfPresent(path: string): Stats | undefined {
@@ -201,6 +210,7 @@ export class FileParcelStore implements ParcelStore {
   private readonly tempDir: string;
   private readonly hiddenDir: string;
   private readonly maxAgeMs: number;
+  private readonly lookupBudget: MainThreadBudget;
   /** Group commit of `parcels/`, which every new parcel's link changes. */
   private readonly parcelsDirSync: DirectorySync;
   /**
@@ -213,8 +223,9 @@ export class FileParcelStore implements ParcelStore {
   private sweeping: Promise<void> | undefined;
   private closed = false;
 
-  private constructor(root: string, maxAgeMs: number) {
+  private constructor(root: string, maxAgeMs: number, lookupBudget: MainThreadBudget) {
     this.root = root;
+    this.lookupBudget = lookupBudget;
     this.parcelsDir = join(root, PARCEL_DIRECTORY);
     this.tempDir = join(this.parcelsDir, TEMP_DIRECTORY);
     this.hiddenDir = join(this.parcelsDir, HIDDEN_DIRECTORY);
@@ -227,9 +238,9 @@ export class FileParcelStore implements ParcelStore {
    * `sweep()`) and, unless `stagingSweepMs` is 0, sweeps again at that interval while open.
    * Existing reference data is left as it is.
    */
-  static async open(root: string, options: StagingOptions = {}): Promise<FileParcelStore> {
+  static async open(root: string, options: FileParcelStoreOptions = {}): Promise<FileParcelStore> {
     const staging = stagingSettings(options);
-    const store = new FileParcelStore(root, staging.stagingMaxAgeMs);
+    const store = new FileParcelStore(root, staging.stagingMaxAgeMs, options.lookupBudget ?? LOOKUP_BUDGET);
     await mkdir(store.tempDir, { recursive: true });
     await mkdir(store.hiddenDir, { recursive: true });
     await store.sweep();
@@ -270,7 +281,7 @@ export class FileParcelStore implements ParcelStore {
     this.assertOpen();
     digests.forEach(assertDigest);
     const unique = [...new Set(digests)];
-    const found = await mapLimit(unique, LOOKUPS_AT_ONCE, (sha) => this.locate(sha));
+    const found = await mapWithinBudget(unique, (sha) => this.locateNow(sha), (sha) => this.locate(sha), this.lookupBudget);
     const missing = new Set(unique.filter((_, i) => found[i] === undefined));
     if (missing.size > 0) this.confirmStorage();
     return missing;

@@ -16,8 +16,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import t, { type Test } from 'tap';
 
-import { FileParcelStore, LOOKUPS_AT_ONCE } from '../../server/storage/file-parcel-store.js';
+import { FileParcelStore, LOOKUP_BUDGET } from '../../server/storage/file-parcel-store.js';
+import type { MainThreadBudget } from '../../core/concurrency.js';
 import { REPO_ROOT, vec } from '../helpers/paths.js';
+import { withEventLoopTurns } from '../helpers/event-loop-turns.js';
 import { withPoolCalls, withPoolCallsInFlight } from '../helpers/pool-calls.js';
 import { abortingStream, listAll, parcelStoreContract, readAll, sha256Of, streamOf } from './parcel-store-contract.js';
 import type { StoredParcel } from '../../server/storage/parcel-store.js';
@@ -407,17 +409,34 @@ t.test('a parcel of at most 1 MiB is written with O_DSYNC (its write is its data
   }
 });
 
-t.test(`missing() of many parcels has at most LOOKUPS_AT_ONCE (${LOOKUPS_AT_ONCE}) look-ups under way, so a big invoice's create does not hold the event loop`, async (t) => {
-  const root = t.testdir();
-  const store = await FileParcelStore.open(root, { stagingSweepMs: 0 });
-  t.teardown(() => store.close());
-  const stored = Array.from({ length: 10 }, (_, i) => Buffer.from(`stored ${i}`));
-  for (const data of stored) await store.put(sha256Of(data), data.length, streamOf(data));
-  const absent = Array.from({ length: 1000 }, (_, i) => sha256Of(Buffer.from(`absent ${i}`)));
-  const { result, most } = await withPoolCallsInFlight(() => store.missing([...stored.map((d) => sha256Of(d)), ...absent]));
-  t.same(result, new Set(absent), 'the absent ones, and only they');
-  t.ok(most <= LOOKUPS_AT_ONCE, `at most ${LOOKUPS_AT_ONCE} under way (${most})`);
-  t.ok(most > 1, 'but more than one');
+t.test('missing() looks parcels up synchronously, in slices that let the event loop turn, while the look-ups are fast; else through the pool, a window at a time', async (t) => {
+  const storeWith = async (lookupBudget: MainThreadBudget): Promise<{ store: FileParcelStore; stored: string[] }> => {
+    const store = await FileParcelStore.open(t.testdir(), { stagingSweepMs: 0, lookupBudget });
+    t.teardown(() => store.close());
+    const stored = Array.from({ length: 10 }, (_, i) => Buffer.from(`stored ${i}`));
+    for (const data of stored) await store.put(sha256Of(data), data.length, streamOf(data));
+    return { store, stored: stored.map((d) => sha256Of(d)) };
+  };
+  const absent = Array.from({ length: 5000 }, (_, i) => sha256Of(Buffer.from(`absent ${i}`)));
+  /** missing() of the stored and the absent digests, with the pool calls and event-loop turns it took. */
+  const lookUp = async (store: FileParcelStore, stored: string[]): Promise<{ result: Set<string>; most: number; turns: number }> => {
+    const { result: { result, most }, turns } = await withEventLoopTurns(() => withPoolCallsInFlight(() => store.missing([...stored, ...absent])));
+    return { result, most, turns };
+  };
+
+  const fast = await storeWith({ ...LOOKUP_BUDGET, slowMs: 1000 });
+  const inMemory = await lookUp(fast.store, fast.stored);
+  t.same(inMemory.result, new Set(absent), 'the absent ones, and only they');
+  t.equal(inMemory.most, 0, 'no look-up through the pool while they are fast');
+  t.ok(inMemory.turns > 0, `other work ran in between (${inMemory.turns} event-loop turns)`);
+
+  const slow = await storeWith({ ...LOOKUP_BUDGET, sliceMs: -1, slowMs: -1 });
+  const onDisk = await lookUp(slow.store, slow.stored);
+  t.same(onDisk.result, new Set(absent), 'the absent ones, and only they, through the pool');
+  t.ok(onDisk.most <= LOOKUP_BUDGET.limit && onDisk.most > 1, `at most ${LOOKUP_BUDGET.limit} look-ups under way (${onDisk.most}), but more than one`);
+
+  const byDefault = await storeWith(LOOKUP_BUDGET);
+  t.same((await lookUp(byDefault.store, byDefault.stored)).result, new Set(absent), 'the default budget');
 });
 
 t.test('a small put of a new parcel makes 3 thread-pool calls: create, the synced write, the fsync of parcels/ (its existence checks are synchronous)', async (t) => {

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Invoice } from '../../schema/index.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import {
-  backoffDelay, BACKOFF_CAP_MS, checkFile, codeForStatus, digestFile, formatOfContentType, isTransportFailure, mapLimit,
+  backoffDelay, BACKOFF_CAP_MS, checkFile, codeForStatus, digestFile, formatOfContentType, isTransportFailure,
   ParcelDigestStream, READ_CHUNK_BYTES, readErrorBody, releaseDifferences, replyError,
 } from '../../client/lib/index.js';
 import { readCheckedFile } from '../../client/lib/parcel-digest.js';
@@ -52,33 +52,6 @@ t.test('backoff delays', async (t) => {
   t.equal(backoffDelay(0, '2', () => 0), 2000, 'Retry-After in seconds');
   t.equal(backoffDelay(0, '3600', () => 0), 50, 'an unreasonable Retry-After is ignored');
   t.equal(backoffDelay(0, 'Wed, 21 Oct 2015 07:28:00 GMT', () => 0), 50);
-});
-
-t.test('mapLimit bounds parallelism and stops after a failure', async (t) => {
-  let running = 0;
-  let peak = 0;
-  const results = await mapLimit([1, 2, 3, 4, 5, 6, 7], 3, async (n) => {
-    running++;
-    peak = Math.max(peak, running);
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    running--;
-    return n * 2;
-  });
-  t.same(results, [2, 4, 6, 8, 10, 12, 14], 'results in item order');
-  t.equal(peak, 3);
-
-  const started: number[] = [];
-  await t.rejects(
-    mapLimit([1, 2, 3, 4, 5, 6], 2, async (n) => {
-      started.push(n);
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      if (n === 2) throw new Error('two failed');
-      return n;
-    }),
-    { message: 'two failed' },
-  );
-  t.ok(started.length < 6, `no new task after the failure (started ${started.join(',')})`);
-  t.same(await mapLimit([], 4, () => Promise.resolve(1)), []);
 });
 
 t.test('ParcelDigestStream', async (t) => {
