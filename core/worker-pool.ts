@@ -5,8 +5,10 @@
  * a time; further jobs wait in the pool's queue, which may be bounded (a job that finds it full
  * is refused as `unavailable` with a retry delay). A job may have a time limit: a worker that
  * overruns it is terminated and replaced. Workers hold the process open only while they have
- * work; a job that throws a BindleError rejects with the same code and message; a worker that
- * dies fails its job and is replaced.
+ * work, and exit once they have had none for a while (`idleMs`): a worker thread is an isolate of
+ * its own, ~10–20 MiB of resident memory that one large invoice would otherwise keep for the
+ * life of the server. A job that throws a BindleError rejects with the same code and message; a
+ * worker that dies fails its job and is replaced.
  */
 import { availableParallelism } from 'node:os';
 import { extname } from 'node:path';
@@ -32,17 +34,23 @@ interface Job<J, R> {
   reject(err: Error): void;
 }
 
-/** One worker thread running at most one job; `onIdle` runs when it may take the next one. */
+/**
+ * One worker thread running at most one job; `onIdle` runs when it may take the next one, and
+ * after `idleMs` without one it exits (`onExit` runs then, as when it dies).
+ */
 class PoolWorker<J, R> {
   #job: Job<J, R> | undefined;
   #limit: { readonly ms: number; readonly error: () => Error } | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #idleTimer: NodeJS.Timeout | undefined;
   #dead = false;
   readonly #worker: Worker;
+  readonly #idleMs: number;
   readonly #onIdle: (w: PoolWorker<J, R>) => void;
   readonly #onExit: (w: PoolWorker<J, R>) => void;
 
-  constructor(url: URL, onIdle: (w: PoolWorker<J, R>) => void, onExit: (w: PoolWorker<J, R>) => void) {
+  constructor(url: URL, idleMs: number, onIdle: (w: PoolWorker<J, R>) => void, onExit: (w: PoolWorker<J, R>) => void) {
+    this.#idleMs = idleMs;
     this.#onIdle = onIdle;
     this.#onExit = onExit;
     this.#worker = new Worker(url);
@@ -73,6 +81,7 @@ class PoolWorker<J, R> {
   start(job: Job<J, R>, timeoutMs: number | undefined, timeoutError: () => Error): void {
     this.#job = job;
     this.#limit = timeoutMs === undefined ? undefined : { ms: timeoutMs, error: timeoutError };
+    clearTimeout(this.#idleTimer);
     this.#worker.ref();
     const message: JobMessage<J> = { id: job.id, job: job.job };
     this.#worker.postMessage(message);
@@ -97,7 +106,16 @@ class PoolWorker<J, R> {
     this.#job = undefined;
     clearTimeout(this.#timer);
     this.#worker.unref();
+    this.#idleTimer = setTimeout(() => this.#retire(), this.#idleMs);
+    this.#idleTimer.unref();
     return job;
+  }
+
+  /** Ends a worker that has had no job for `idleMs`: it leaves the pool at once, its thread exits. */
+  #retire(): void {
+    if (this.#job !== undefined) return;
+    this.#die(undefined);
+    void this.#worker.terminate();
   }
 
   #die(err: Error | undefined): void {
@@ -108,6 +126,7 @@ class PoolWorker<J, R> {
       this.#finish(job.id);
       job.reject(err ?? new Error('worker terminated'));
     }
+    clearTimeout(this.#idleTimer);
     this.#onExit(this);
   }
 }
@@ -122,7 +141,16 @@ export interface WorkerPoolOptions {
   readonly timeoutMs?: number;
   /** The error a job that overran timeoutMs rejects with. */
   readonly timeoutError?: () => Error;
+  /** Milliseconds a worker waits for its next job before its thread exits (default DEFAULT_WORKER_IDLE_MS). */
+  readonly idleMs?: number;
 }
+
+/**
+ * How long an idle worker thread is kept for the next job: long enough that a burst of jobs (a
+ * client publishing several large invoices, a run of logins) finds it started, short enough that
+ * the memory comes back soon after.
+ */
+export const DEFAULT_WORKER_IDLE_MS = 30_000;
 
 /**
  * The URL of worker module `stem` beside the module at `moduleUrl`, with that module's own
@@ -156,6 +184,11 @@ export class WorkerPool<J, R> {
     return this.#queue.length + this.#workers.filter((w) => w.busy).length;
   }
 
+  /** Worker threads in the pool, busy or idle. */
+  get threads(): number {
+    return this.#workers.length;
+  }
+
   /** Runs `job` on a worker; rejects with `unavailable` (carrying retryAfterSeconds) when the queue is full. */
   run(job: J): Promise<R> {
     const { maxQueued, retryAfterSeconds = 1 } = this.#options;
@@ -171,7 +204,7 @@ export class WorkerPool<J, R> {
   #idle(): PoolWorker<J, R> | undefined {
     const idle = this.#workers.find((w) => !w.busy);
     if (idle !== undefined || this.#workers.length >= this.#size) return idle;
-    const w = new PoolWorker<J, R>(this.#url, () => this.#dispatch(), (dead) => {
+    const w = new PoolWorker<J, R>(this.#url, this.#options.idleMs ?? DEFAULT_WORKER_IDLE_MS, () => this.#dispatch(), (dead) => {
       const i = this.#workers.indexOf(dead);
       if (i >= 0) this.#workers.splice(i, 1);
       this.#dispatch();
