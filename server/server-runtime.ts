@@ -103,7 +103,12 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
   metrics.watchLog(destination);
   const verifier = new InstrumentedVerifier(new TrustStoreVerifier(trust, strategy, identity.keyring), metrics);
 
-  const storedParcels = await openParcelStore(config.parcels, { staging: { stagingMaxAgeMs: config.stagingMaxAgeMs } });
+  const storedParcels = await openParcelStore(config.parcels, {
+    staging: {
+      stagingMaxAgeMs: config.stagingMaxAgeMs,
+      onSweepError: (err) => log.warn({ err }, 'removing abandoned uploads failed; the next sweep tries again'),
+    },
+  });
   const storedIndex = await openInvoiceIndex(config.index).catch(async (err: unknown) => {
     await storedParcels.close();
     trust.close();

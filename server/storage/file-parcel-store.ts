@@ -29,7 +29,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, fdatasync, linkSync, stat as statCallback, statSync, unlinkSync, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { mkdir, open, opendir, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -114,6 +114,12 @@ function statIfPresent(path: string): Promise<Stats | undefined> {
  * pool, 32 at a time (starting them all at once held the event loop as long).
  */
 export const LOOKUP_BUDGET: MainThreadBudget = { sliceMs: 2, slowMs: 0.5, limit: 32 };
+
+/**
+ * Entries of `parcels/` the sweep reads at a time (one thread-pool call each batch): its memory
+ * stays this small however many parcels the store holds.
+ */
+const SWEEP_DIRECTORY_BATCH = 512;
 
 /** Options of FileParcelStore.open. */
 export interface FileParcelStoreOptions extends StagingOptions {
@@ -244,7 +250,7 @@ export class FileParcelStore implements ParcelStore {
     await mkdir(store.tempDir, { recursive: true });
     await mkdir(store.hiddenDir, { recursive: true });
     await store.sweep();
-    store.sweepTimer = sweepPeriodically(() => store.sweep(), staging.stagingSweepMs);
+    store.sweepTimer = sweepPeriodically(() => store.sweep(), staging.stagingSweepMs, options.onSweepError);
     return store;
   }
 
@@ -558,7 +564,10 @@ export class FileParcelStore implements ParcelStore {
         if (!isMissing(err)) throw err;
       }
     }
-    for (const name of await readdir(this.parcelsDir)) {
+    // parcels/ holds every stored parcel: it is read a batch of entries at a time, never as one
+    // list (which for 100,000 parcels held ~10 MiB of names and left the server ~24 MiB bigger).
+    for await (const entry of await opendir(this.parcelsDir, { bufferSize: SWEEP_DIRECTORY_BATCH })) {
+      const { name } = entry;
       if (!isSha256Hex(name)) continue;
       const dir = join(this.parcelsDir, name);
       if (!(await olderThanCutoff(dir))) continue;

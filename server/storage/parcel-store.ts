@@ -135,7 +135,15 @@ export interface StagingOptions {
   stagingMaxAgeMs?: number;
   /** Interval (ms) of the background sweep; 0 sweeps only when the store opens. */
   stagingSweepMs?: number;
+  /**
+   * Told why a background sweep failed (the next one tries again); without it the failure goes
+   * unreported. A sweep at open fails the open instead.
+   */
+  onSweepError?: (err: unknown) => void;
 }
+
+/** The numeric staging options, validated, with their defaults. */
+export type StagingSettings = Required<Pick<StagingOptions, 'stagingMaxAgeMs' | 'stagingSweepMs'>>;
 
 /**
  * The part of `remove` every store shares: runs `confirm` while the data is hidden, then
@@ -203,7 +211,7 @@ export function rangeNotSatisfiable(sha256: string, range: ByteRange, size?: num
 }
 
 /** Validates a staging option (a non-negative whole number of ms) or returns its default. */
-function stagingOption(name: keyof StagingOptions, value: number | undefined, fallback: number): number {
+function stagingOption(name: keyof StagingSettings, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value < 0) {
     throw new BindleError('invalid_config', `${name} must be a non-negative whole number of milliseconds, not ${String(value)}`);
@@ -212,7 +220,7 @@ function stagingOption(name: keyof StagingOptions, value: number | undefined, fa
 }
 
 /** The staging options, validated (invalid_config), with their defaults filled in. */
-export function stagingSettings(options: StagingOptions): Required<StagingOptions> {
+export function stagingSettings(options: StagingOptions): StagingSettings {
   return {
     stagingMaxAgeMs: stagingOption('stagingMaxAgeMs', options.stagingMaxAgeMs, DEFAULT_STAGING_MAX_AGE_MS),
     stagingSweepMs: stagingOption('stagingSweepMs', options.stagingSweepMs, DEFAULT_STAGING_SWEEP_MS),
@@ -221,12 +229,13 @@ export function stagingSettings(options: StagingOptions): Required<StagingOption
 
 /**
  * Runs a store's `sweep` every `sweepMs` (never when 0) without keeping the process alive; a
- * failed sweep is simply retried by the next one. Returns the timer for `clearInterval`.
+ * failed sweep is reported to `onError` (when given) and retried by the next one. Returns the
+ * timer for `clearInterval`.
  */
-export function sweepPeriodically(sweep: () => Promise<void>, sweepMs: number): NodeJS.Timeout | undefined {
+export function sweepPeriodically(sweep: () => Promise<void>, sweepMs: number, onError?: (err: unknown) => void): NodeJS.Timeout | undefined {
   if (sweepMs === 0) return undefined;
   const timer = setInterval(() => {
-    sweep().catch(() => undefined);
+    sweep().catch((err: unknown) => onError?.(err));
   }, sweepMs);
   timer.unref();
   return timer;

@@ -213,7 +213,7 @@ export class S3ParcelStore implements ParcelStore {
       if (status === 403) throw new BindleError('invalid_config', `S3 bucket ${options.bucket}: access denied`, { cause: err });
       throw unavailable(`opening bucket ${options.bucket}`, err);
     }
-    store.sweepTimer = sweepPeriodically(() => store.sweep(), staging.stagingSweepMs);
+    store.sweepTimer = sweepPeriodically(() => store.sweep(), staging.stagingSweepMs, options.onSweepError);
     return store;
   }
 

@@ -34,10 +34,10 @@ await parcelStoreContract(
   t,
   'FileParcelStore',
   (dir) => FileParcelStore.open(dir),
-  async (_t, root) => {
+  async (_t, root, staging) => {
     // Its directory moved away and back, as a volume unmounted and mounted again would be.
     const away = `${root}-away`;
-    return { store: await FileParcelStore.open(root), lose: () => rename(root, away), restore: () => rename(away, root) };
+    return { store: await FileParcelStore.open(root, staging), lose: () => rename(root, away), restore: () => rename(away, root) };
   },
 );
 
@@ -230,6 +230,25 @@ t.test('open removes abandoned uploads and empty parcel directories by age alone
   t.ok(existsSync(join(root, 'parcels', emptyNew)), 'a fresh one is left (an upload may be linking into it)');
   t.ok(existsSync(join(root, 'parcels', reference, 'parcel.dat.part')), "the reference's leftovers are left alone");
   t.same(await listAll(store), [], 'none of it was ever a parcel');
+});
+
+t.test('the sweep reads parcels/ a batch at a time: empty parcel directories among thousands of parcels are all found', async (t) => {
+  // More entries than one batch of the sweep's directory reads (512), the empty directories
+  // spread among them in the directory's order, whatever it is.
+  const root = t.testdir({ parcels: {} });
+  const parcels = join(root, 'parcels');
+  const flat = Array.from({ length: 3000 }, (_, i) => `${sha256Of(Buffer.from(`flat ${i}`))}.dat`);
+  for (const name of flat) await writeFile(join(parcels, name), '');
+  const empty = Array.from({ length: 40 }, (_, i) => sha256Of(Buffer.from(`killed ${i}`)));
+  for (const name of empty) {
+    await mkdir(join(parcels, name));
+    await age(join(parcels, name), 2 * HOUR);
+  }
+  const store = await FileParcelStore.open(root, { stagingSweepMs: 0 });
+  t.teardown(() => store.close());
+  const left = new Set(await readdir(parcels));
+  t.same(empty.filter((name) => left.has(name)), [], 'every old empty parcel directory is removed');
+  t.equal(flat.filter((name) => left.has(name)).length, flat.length, 'every parcel file is left');
 });
 
 t.test("a store opening while another store uploads into the same directory keeps the upload's temp file", async (t) => {

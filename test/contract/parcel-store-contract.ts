@@ -7,11 +7,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Test } from 'tap';
 
 import { isBindleError } from '../../core/errors/bindle-error.js';
 import { readiness, storageChecks } from '../../server/service/readiness.js';
-import { REFUSE_UNREAD_ABOVE_BYTES, type ParcelStore } from '../../server/storage/parcel-store.js';
+import { REFUSE_UNREAD_ABOVE_BYTES, type ParcelStore, type StagingOptions } from '../../server/storage/parcel-store.js';
 import { SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
 
 /** Makes a fresh, empty store whose data lives under `dir` (a new empty directory). */
@@ -27,8 +28,11 @@ export interface LosableStore {
   lose: () => Promise<void>;
   restore: () => Promise<void>;
 }
-/** Makes a LosableStore, any files of it under `dir` (a new empty directory); teardowns go on `t`. */
-export type LosableStoreFactory = (t: Test, dir: string) => Promise<LosableStore>;
+/**
+ * Makes a LosableStore, any files of it under `dir` (a new empty directory), opened with
+ * `staging` (the store's default sweep when absent); teardowns go on `t`.
+ */
+export type LosableStoreFactory = (t: Test, dir: string, staging?: StagingOptions) => Promise<LosableStore>;
 
 export function sha256Of(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
@@ -456,7 +460,8 @@ export async function parcelStoreContract(t: Test, name: string, makeStore: Parc
     if (makeLosable !== undefined) {
       t.test('storage lost under an open store: its parcels are unavailable, never absent, until it is back', async (t) => {
         const dir = t.testdir({ store: {}, index: {} });
-        const { store, lose, restore } = await makeLosable(t, join(dir, 'store'));
+        const sweepErrors: unknown[] = [];
+        const { store, lose, restore } = await makeLosable(t, join(dir, 'store'), { stagingSweepMs: 25, onSweepError: (err) => sweepErrors.push(err) });
         t.teardown(() => store.close());
         const index = SqliteInvoiceIndex.open(join(dir, 'index', 'index.sqlite'));
         t.teardown(() => index.close());
@@ -474,6 +479,8 @@ export async function parcelStoreContract(t: Test, name: string, makeStore: Parc
         await t.rejects(store.remove(sha, () => Promise.resolve(true)), unavailable, 'remove(), not absent');
         const fresh = randomBytes(500);
         await t.rejects(store.put(sha256Of(fresh), fresh.length, streamOf(fresh)), unavailable, 'put()');
+        for (const deadline = Date.now() + 10_000; sweepErrors.length === 0 && Date.now() < deadline; ) await sleep(25);
+        t.ok(sweepErrors.length > 0 && sweepErrors[0] instanceof Error, 'the background sweep reports that it failed');
         const report = await readiness('serving', storageChecks(index, store), 5000);
         t.equal(report.status, 'unavailable', 'the server is not ready');
         t.match(report.checks.parcels, { ok: false }, 'because of its parcels');

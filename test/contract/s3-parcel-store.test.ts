@@ -26,7 +26,7 @@ import {
 import t, { type Test } from 'tap';
 
 import { isBindleError } from '../../core/errors/bindle-error.js';
-import { REFUSE_UNREAD_ABOVE_BYTES } from '../../server/storage/parcel-store.js';
+import { REFUSE_UNREAD_ABOVE_BYTES, type StagingOptions } from '../../server/storage/parcel-store.js';
 import { S3ParcelStore } from '../../server/storage/s3-parcel-store.js';
 import { bundleAsServer } from '../helpers/bundle-as-server.js';
 import { REPO_ROOT } from '../helpers/paths.js';
@@ -78,10 +78,10 @@ if (service !== undefined) {
   };
 
   /** A store on a bucket of its own (removed at teardown), and what deletes that bucket (emptied first, as S3 requires) and makes it again. */
-  const onOwnBucket = async (t: Test): Promise<{ store: S3ParcelStore; lose: () => Promise<void>; restore: () => Promise<void> }> => {
+  const onOwnBucket = async (t: Test, _dir?: string, staging: StagingOptions = { stagingSweepMs: 0 }): Promise<{ store: S3ParcelStore; lose: () => Promise<void>; restore: () => Promise<void> }> => {
     const sdk = await import('@aws-sdk/client-s3');
     const own = await s3TestBucket(t, client);
-    const store = await S3ParcelStore.open({ bucket: own, prefix: 'p', endpoint: service.endpoint, region: service.region, forcePathStyle: true, stagingSweepMs: 0 });
+    const store = await S3ParcelStore.open({ bucket: own, prefix: 'p', endpoint: service.endpoint, region: service.region, forcePathStyle: true, ...staging });
     const lose = async (): Promise<void> => {
       await emptyS3Prefix(client, own, '');
       await client.send(new sdk.DeleteBucketCommand({ Bucket: own }));
