@@ -48,13 +48,13 @@ export interface MainThreadBudget {
 /**
  * Maps `items` with `now`, a synchronous function, for as long as its calls are cheap, and
  * returns the results in item order. The calls run in slices of about `budget.sliceMs` (a slice
- * ends with the first call that ends past it; every slice makes at least one), between which the event loop gets a turn
- * (`setImmediate`), so other requests are not held up behind a long list. A slice whose calls
- * averaged more than `budget.slowMs` (file system look-ups that had to wait for the disk, say)
- * ends the synchronous calls: its results are kept, and the items after it go through `later`,
- * the asynchronous form of the same work, at most `budget.limit` at a time. So the event loop
- * is held for at most about one slice plus one slow call. An error of either form is thrown as
- * it comes (mapLimit's rule for `later`). `clock` reads the time in ms.
+ * ends with the first call that ends past it; every slice makes at least one), between which
+ * the event loop gets a turn (`setImmediate`), so other requests are not held up behind a long
+ * list. A slice whose calls averaged more than `budget.slowMs` (file system look-ups that had
+ * to wait for the disk, say) ends the synchronous calls: its results are kept, and the items
+ * after it go through `later`, the asynchronous form of the same work, at most `budget.limit` at
+ * a time. So the event loop is held for at most about one slice plus one slow call. An error of
+ * either form is thrown as it comes (mapLimit's rule for `later`). `clock` reads the time in ms.
  */
 export async function mapWithinBudget<T, R>(
   items: readonly T[],

@@ -566,8 +566,7 @@ export class FileParcelStore implements ParcelStore {
     }
     // parcels/ holds every stored parcel: it is read a batch of entries at a time, never as one
     // list (which for 100,000 parcels held ~10 MiB of names and left the server ~24 MiB bigger).
-    for await (const entry of await opendir(this.parcelsDir, { bufferSize: SWEEP_DIRECTORY_BATCH })) {
-      const { name } = entry;
+    for await (const { name } of await opendir(this.parcelsDir, { bufferSize: SWEEP_DIRECTORY_BATCH })) {
       if (!isSha256Hex(name)) continue;
       const dir = join(this.parcelsDir, name);
       if (!(await olderThanCutoff(dir))) continue;
