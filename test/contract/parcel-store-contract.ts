@@ -30,7 +30,7 @@ export interface LosableStore {
 }
 /**
  * Makes a LosableStore, any files of it under `dir` (a new empty directory), opened with
- * `staging` (the store's default sweep when absent); teardowns go on `t`.
+ * `staging` when given (else with staging options of the factory's choosing); teardowns go on `t`.
  */
 export type LosableStoreFactory = (t: Test, dir: string, staging?: StagingOptions) => Promise<LosableStore>;
 
