@@ -64,6 +64,8 @@ class PoolWorker<J, R> {
       if (job === undefined) return;
       if (msg.ok) job.resolve(msg.value);
       else job.reject(isErrorCode(msg.code) ? new BindleError(msg.code, msg.message) : new Error(msg.message));
+      this.#idleTimer = setTimeout(() => this.#retire(), this.#idleMs);
+      this.#idleTimer.unref();
       this.#onIdle(this);
     });
     this.#worker.on('error', (err) => this.#die(err));
@@ -106,8 +108,6 @@ class PoolWorker<J, R> {
     this.#job = undefined;
     clearTimeout(this.#timer);
     this.#worker.unref();
-    this.#idleTimer = setTimeout(() => this.#retire(), this.#idleMs);
-    this.#idleTimer.unref();
     return job;
   }
 

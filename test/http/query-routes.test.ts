@@ -9,6 +9,7 @@ import { renderDocument } from '../../core/codec/document-codec.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { signedInvoice } from '../helpers/bindles.js';
 import { Fuzz, printable } from '../helpers/fuzz.js';
+import { withEventLoopTurns } from '../helpers/event-loop-turns.js';
 import { makeTestApp, type TestApp } from '../helpers/test-app.js';
 
 async function seed(ta: TestApp): Promise<void> {
@@ -176,15 +177,7 @@ t.test('a large _q reply is rendered in slices (TOML; JSON sends the stored text
     t.equal(res.statusCode, 202, res.body);
   }
   for (const accept of ['application/toml', 'application/json']) {
-    let turns = 0;
-    let counting = true;
-    const tick = (): void => {
-      turns += 1;
-      if (counting) setImmediate(tick);
-    };
-    setImmediate(tick);
-    const res = await ta.app.inject({ url: '/v1/_q?q=many&l=100', headers: { accept } });
-    counting = false;
+    const { result: res, turns } = await withEventLoopTurns(() => ta.app.inject({ url: '/v1/_q?q=many&l=100', headers: { accept } }));
     t.equal(res.statusCode, 200);
     // TOML invoice tables are rendered in a shared queue that lets the event loop turn at least
     // every few milliseconds (server/http/query-reply.ts); JSON replies carry each invoice's
