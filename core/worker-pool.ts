@@ -19,6 +19,8 @@ import { BindleError, isErrorCode } from './errors/bindle-error.js';
 interface JobMessage<J> {
   readonly id: number;
   readonly job: J;
+  /** The job has a time limit: the worker says when it starts it (one message more, which an untimed job does without). */
+  readonly timed: boolean;
 }
 
 /** A worker's messages: a job has started (its time limit runs from here), or its result. */
@@ -85,7 +87,7 @@ class PoolWorker<J, R> {
     this.#limit = timeoutMs === undefined ? undefined : { ms: timeoutMs, error: timeoutError };
     clearTimeout(this.#idleTimer);
     this.#worker.ref();
-    const message: JobMessage<J> = { id: job.id, job: job.job };
+    const message: JobMessage<J> = { id: job.id, job: job.job, timed: timeoutMs !== undefined };
     this.#worker.postMessage(message);
   }
 
@@ -113,8 +115,12 @@ class PoolWorker<J, R> {
 
   /** Ends a worker that has had no job for `idleMs`: it leaves the pool at once, its thread exits. */
   #retire(): void {
-    if (this.#job !== undefined) return;
-    this.#die(undefined);
+    if (this.#job === undefined) this.stop(undefined);
+  }
+
+  /** Ends this worker now: its job (if any) rejects with `err`, it leaves the pool, its thread exits. */
+  stop(err: Error | undefined): void {
+    this.#die(err);
     void this.#worker.terminate();
   }
 
@@ -172,6 +178,7 @@ export class WorkerPool<J, R> {
   readonly #workers: PoolWorker<J, R>[] = [];
   readonly #queue: Job<J, R>[] = [];
   #nextId = 0;
+  #closed = false;
 
   constructor(url: URL, size: number = Math.max(1, availableParallelism() - 1), options: WorkerPoolOptions = {}) {
     this.#url = url;
@@ -189,9 +196,13 @@ export class WorkerPool<J, R> {
     return this.#workers.length;
   }
 
-  /** Runs `job` on a worker; rejects with `unavailable` (carrying retryAfterSeconds) when the queue is full. */
+  /**
+   * Runs `job` on a worker; rejects with `unavailable` (carrying retryAfterSeconds) when the
+   * queue is full, and with `unavailable` once the pool is closed.
+   */
   run(job: J): Promise<R> {
     const { maxQueued, retryAfterSeconds = 1 } = this.#options;
+    if (this.#closed) return Promise.reject(closedError());
     if (maxQueued !== undefined && this.#queue.length >= maxQueued && this.#idle() === undefined) {
       return Promise.reject(new BindleError('unavailable', `the server is busy: ${maxQueued} jobs are already waiting for a worker; try again shortly`, { retryAfterSeconds }));
     }
@@ -199,6 +210,17 @@ export class WorkerPool<J, R> {
       this.#queue.push({ id: this.#nextId++, job, resolve, reject });
       this.#dispatch();
     });
+  }
+
+  /**
+   * Ends the pool: jobs waiting or running reject with `unavailable`, every worker thread is
+   * terminated, and later run() calls reject. For the owner of the pool shutting down.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const job of this.#queue.splice(0)) job.reject(closedError());
+    for (const worker of [...this.#workers]) worker.stop(closedError());
   }
 
   #idle(): PoolWorker<J, R> | undefined {
@@ -224,12 +246,16 @@ export class WorkerPool<J, R> {
   }
 }
 
+function closedError(): BindleError {
+  return new BindleError('unavailable', 'the worker pool is closed: the server is shutting down');
+}
+
 /** In a worker module: answers every job with `handle(job)`. */
 export function serveJobs(handle: (job: never) => unknown): void {
   const port = parentPort;
   if (port === null) throw new Error('serveJobs must run in a worker thread');
-  port.on('message', ({ id, job }: JobMessage<never>) => {
-    port.postMessage({ id, started: true } satisfies ResultMessage<unknown>);
+  port.on('message', ({ id, job, timed }: JobMessage<never>) => {
+    if (timed) port.postMessage({ id, started: true } satisfies ResultMessage<unknown>);
     let result: ResultMessage<unknown>;
     try {
       result = { id, ok: true, value: handle(job) };

@@ -94,3 +94,21 @@ t.test('a worker idle for idleMs exits; one that keeps getting jobs, or runs a l
   t.equal(pool.threads, 1);
   t.equal(pool.pending, 0);
 });
+
+t.test('close() rejects the running and the queued jobs as unavailable, ends every thread, and refuses later jobs', async (t) => {
+  const pool = new WorkerPool<BlockingJob, string>(WORKER, 2);
+  const held = [blocker(), blocker()];
+  t.teardown(() => held.forEach((b) => b.release()));
+  const running = held.map((b) => pool.run(b.job));
+  const queued = pool.run({ echo: 'queued' });
+  t.equal(pool.threads, 2);
+  t.equal(pool.pending, 3);
+  pool.close();
+  for (const job of [...running, queued]) await t.rejects(job, { code: 'unavailable', message: /closed/ });
+  t.equal(pool.threads, 0, 'every worker left the pool');
+  t.equal(pool.pending, 0);
+  await t.rejects(pool.run({ echo: 'late' }), { code: 'unavailable' }, 'a job after close is refused');
+  t.equal(pool.threads, 0, 'and starts no thread');
+  pool.close();
+  t.pass('closing twice is harmless');
+});
