@@ -137,7 +137,8 @@ export interface StagingOptions {
   stagingSweepMs?: number;
   /**
    * Told why a background sweep failed (the next one tries again); without it the failure goes
-   * unreported. A sweep at open fails the open instead.
+   * unreported. Removing abandoned uploads at open fails the open instead (a store may leave
+   * the rest of its first sweep, what no operation needs done, to run in the background).
    */
   onSweepError?: (err: unknown) => void;
 }

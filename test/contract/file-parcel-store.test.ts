@@ -202,7 +202,7 @@ async function age(path: string, ms: number): Promise<void> {
 
 const HOUR = 60 * 60 * 1000;
 
-t.test('open removes abandoned uploads and empty parcel directories by age alone', async (t) => {
+t.test('open removes abandoned uploads, and the sweep it starts empty parcel directories, by age alone', async (t) => {
   const emptyOld = sha256Of(Buffer.from('a kill between mkdir and link'));
   const emptyNew = sha256Of(Buffer.from('a parcel being published right now'));
   const reference = sha256Of(Buffer.from('a reference upload that crashed'));
@@ -225,14 +225,29 @@ t.test('open removes abandoned uploads and empty parcel directories by age alone
   await age(join(root, 'parcels', reference), 2 * HOUR);
   const store = await FileParcelStore.open(root);
   t.teardown(() => store.close());
-  t.same(await tempFiles(root), ['in-flight.part'], 'only the recently written temp file is left');
+  t.same(await tempFiles(root), ['in-flight.part'], 'once open returns, only the recently written temp file is left');
+  await store.sweep();
   t.notOk(existsSync(join(root, 'parcels', emptyOld)), 'an empty parcel directory older than the staging age is removed');
   t.ok(existsSync(join(root, 'parcels', emptyNew)), 'a fresh one is left (an upload may be linking into it)');
   t.ok(existsSync(join(root, 'parcels', reference, 'parcel.dat.part')), "the reference's leftovers are left alone");
   t.same(await listAll(store), [], 'none of it was ever a parcel');
 });
 
-t.test('the sweep reads parcels/ a batch at a time: empty parcel directories among thousands of parcels are all found', async (t) => {
+t.test('a sweep asked for while one is under way runs after it, once for every such caller, and sees what changed meanwhile', async (t) => {
+  const root = t.testdir({ parcels: { '.tmp': {} } });
+  const store = await FileParcelStore.open(root, { stagingSweepMs: 0 });
+  t.teardown(() => store.close());
+  // The sweep open started is under way: what is written now may be after its look.
+  const path = join(root, 'parcels', '.tmp', 'killed-meanwhile.part');
+  await writeFile(path, 'abandoned');
+  await age(path, 2 * HOUR);
+  const first = store.sweep();
+  t.equal(store.sweep(), first, 'callers meanwhile share one next sweep');
+  await first;
+  t.same(await tempFiles(root), [], 'which removed what was abandoned before it was asked for');
+});
+
+t.test('the sweep reads parcels/ a batch at a time, after open returns: empty parcel directories among thousands of parcels are all found', async (t) => {
   // More entries than one batch of the sweep's directory reads (512), the empty directories
   // spread among them in the directory's order, whatever it is.
   const root = t.testdir({ parcels: {} });
@@ -246,6 +261,9 @@ t.test('the sweep reads parcels/ a batch at a time: empty parcel directories amo
   }
   const store = await FileParcelStore.open(root, { stagingSweepMs: 0 });
   t.teardown(() => store.close());
+  // Nothing but microtasks ran since open returned: the walk, which needs the thread pool, has not.
+  t.equal(empty.filter((name) => existsSync(join(parcels, name))).length, empty.length, 'open returned before the walk of parcels/, which goes on after it');
+  await store.sweep();
   const left = new Set(await readdir(parcels));
   t.same(empty.filter((name) => left.has(name)), [], 'every old empty parcel directory is removed');
   t.equal(flat.filter((name) => left.has(name)).length, flat.length, 'every parcel file is left');
@@ -462,6 +480,7 @@ t.test('a small put of a new parcel makes 3 thread-pool calls: create, the synce
   const root = t.testdir();
   const store = await FileParcelStore.open(root, { stagingSweepMs: 0 });
   t.teardown(() => store.close());
+  await store.sweep(); // the sweep open started would be counted too
   const data = randomBytes(1024);
   const { calls } = await withPoolCalls(() => store.put(sha256Of(data), data.length, streamOf(data)));
   t.equal(calls.length, 3, `thread-pool calls: ${calls.join(', ')}`);
