@@ -133,6 +133,7 @@ await build({
         'bindle-server': 'server/bin/bindle-server.ts',
         'bcrypt-worker': 'server/auth/bcrypt-worker.ts',
         'invoice-worker': 'core/codec/invoice-worker.ts',
+        'sqlite-query-worker': 'server/storage/sqlite-query-worker.ts',
       }
     : { [basename(entry).replace(/\.ts$/, '')]: entry },
   outdir,

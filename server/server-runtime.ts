@@ -109,7 +109,7 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
       onSweepError: (err) => log.warn({ err }, 'removing abandoned uploads failed; the next sweep tries again'),
     },
   });
-  const storedIndex = await openInvoiceIndex(config.index).catch(async (err: unknown) => {
+  const storedIndex = await openInvoiceIndex(config.index, { queryWorkers: true }).catch(async (err: unknown) => {
     await storedParcels.close();
     trust.close();
     throw err;

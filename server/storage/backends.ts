@@ -25,6 +25,11 @@ export interface OpenOptions {
   readonly mustExist?: boolean;
   /** How the parcel store removes abandoned uploads (see StagingOptions). */
   readonly staging?: StagingOptions;
+  /**
+   * Match a SQLite index's `/_q` queries on worker threads (SqliteInvoiceIndexOptions.queryWorkers):
+   * for a server, whose event loop must not wait for a query. PostgreSQL runs queries in its own processes.
+   */
+  readonly queryWorkers?: boolean;
 }
 
 /** True when invoices in this index are shared by several server processes (replicas). */
@@ -43,7 +48,7 @@ export async function openInvoiceIndex(spec: IndexSpec, opts: OpenOptions = {}):
       if (opts.mustExist === true && !(await exists(spec.path))) {
         throw new BindleError('invalid_config', `index ${describeIndex(spec)} does not exist`);
       }
-      return SqliteInvoiceIndex.open(spec.path);
+      return SqliteInvoiceIndex.open(spec.path, { queryWorkers: opts.queryWorkers === true });
     case 'postgres': {
       const { PostgresInvoiceIndex } = await import('./postgres-invoice-index.js');
       return PostgresInvoiceIndex.open(spec.url);

@@ -1,25 +1,27 @@
 /**
  * The invoice index in one SQLite file (better-sqlite3): schema and its migrations, atomic
- * writes, and `/_q` queries — substring terms (FTS5 trigram indexes over the distinct bindle
- * names and the rest of each invoice's search text, their segments merged in the background
- * after writes, or a scan where FTS5 is unavailable), SemVer version filters, yanked filtering,
- * and stable name/SemVer paging.
+ * writes, the FTS5 trigram tables that `/_q` looks terms up in (over the distinct bindle names
+ * and the rest of each invoice's search text, their segments merged in the background after
+ * writes), and `/_q` queries: matched by sqlite-query-pager.ts, on this connection or on a
+ * query worker thread's (sqlite-query-worker.ts), the page's documents read here.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import semver from 'semver';
 import { BindleError } from '../../core/errors/bindle-error.js';
+import { workerBeside, WorkerPool } from '../../core/worker-pool.js';
 import type { InsertOptions, InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice, Tombstone } from './invoice-index.js';
 import { OCI_MANIFEST_SELECT, ociManifestRecord, ociRowsOf, type OciManifestColumns, type OciManifestRecord, type OciTagPage } from './oci-records.js';
 import { checkUploadChunk, uploadSessionOf, type OciUploadChunk, type OciUploadSession } from './oci-uploads.js';
 import { recentInvoiceCache, recentKey } from './recent-invoices.js';
 import {
-  checkEntry, checkPaging, checkTombstone, checkYankEntry, deletedError, queryMatch, searchText, storedInvoice, tombstoneOf,
+  checkEntry, checkPaging, checkTombstone, checkYankEntry, deletedError, searchText, storedInvoice, tombstoneOf,
   type TombstoneColumns,
 } from './invoice-index-rules.js';
-import { versionFilter } from './invoice-index-versions.js';
 import { versionParts } from './semver-order.js';
+import { capPageCache, StatementCache } from './sqlite-connection.js';
+import { registerQueryFunctions, SqliteQueryPager, type QueryPage } from './sqlite-query-pager.js';
+import type { QueryJob } from './sqlite-query-worker.js';
 
 /** How SqliteInvoiceIndex.open sets up the file. */
 export interface SqliteInvoiceIndexOptions {
@@ -29,8 +31,21 @@ export interface SqliteInvoiceIndexOptions {
    * A file that already has the full-text table cannot be opened with false.
    */
   fullTextSearch?: boolean;
-  /** How long a write waits for another connection's lock, in ms (default 5000). */
+  /** How long a write waits for another connection's lock, in ms (default DEFAULT_BUSY_TIMEOUT_MS). */
   busyTimeoutMs?: number;
+  /**
+   * Match `/_q` queries that may read much of the index on worker threads, each with a
+   * read-only connection of its own (default false: every query on this connection, on the
+   * calling thread). For a server: such a query (a one- or two-letter term is matched by
+   * scanning every row; a common term has as many matches as there are invoices) then holds no
+   * other request. A query that visits at most `inlineQueryRows` invoices (SqliteQueryPager.pageWithin)
+   * still runs here: a worker's round trip (two thread wake-ups) would cost it ~0.2 ms, a third
+   * of its time. Up to QUERY_QUEUE_LIMIT queries wait for a worker; one more is refused
+   * (`unavailable`). Ignored for ':memory:', which no other connection can open.
+   */
+  queryWorkers?: boolean;
+  /** With queryWorkers: the most invoices a query may visit on this thread (default INLINE_QUERY_ROWS; 0 = none). */
+  inlineQueryRows?: number;
   /**
    * Merge the full-text index's segments in the background, in small steps, after this
    * connection writes and once after open (default true; see mergeFullText). false for a
@@ -38,6 +53,19 @@ export interface SqliteInvoiceIndexOptions {
    */
   backgroundMerge?: boolean;
 }
+
+/** How long a write waits for another connection's lock, in ms, unless the options say. */
+export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+/** Most queries waiting for a query worker; one more is refused 503 `unavailable` (see queryWorkers). */
+export const QUERY_QUEUE_LIMIT = 64;
+
+/**
+ * With query workers, a query that visits at most this many invoices runs on the calling thread
+ * (see SqliteInvoiceIndexOptions.queryWorkers): at ~0.35 µs per candidate row (a full scan of
+ * 100,000 took ~35 ms), about a millisecond at most.
+ */
+export const INLINE_QUERY_ROWS = 2000;
 
 /**
  * Schema migrations: element i takes the file from user_version i to i + 1. Append only.
@@ -211,17 +239,6 @@ const OLD_FULL_TEXT_SCHEMA_DROP = `
   DROP TABLE IF EXISTS invoice_fts;
 `;
 
-/** Terms shorter than this (in code points) have no trigram and are matched by scanning. */
-const TRIGRAM = 3;
-const STATEMENT_CACHE_SIZE = 64;
-/**
- * SQLite's page cache per connection. Every page read stays in it until the cap, so a server
- * whose index grows holds up to this much more memory however little it serves; the pages are
- * also in the OS page cache, from which a miss costs one read. 16 MiB: `/_q` on the bench's
- * 100,000 invoices (a ~530 MB file, most of it OCI records) measured as fast as with 64 MiB, and
- * the resting RSS ~50 MiB lower.
- */
-export const PAGE_CACHE_BYTES = 16 * 2 ** 20;
 /** How long (ms) the cache trusts its last look at `PRAGMA data_version`. */
 export const RECENT_RECHECK_MS = 1;
 /**
@@ -237,8 +254,6 @@ const FTS_MERGE_DELAY_MS = 500;
 const FTS_MERGE_GAP_MS = 20;
 /** After a failed step (another connection held the lock), the next try waits this long (ms). */
 const FTS_MERGE_RETRY_MS = 5000;
-/** The factor between the entries a walk of the order index visits and the matches sorting reads (see page). */
-const WALK_ADVANTAGE = 4;
 /**
  * How long an open waits for the write lock while it brings the schema up to date. Migrations and
  * the full-text tables are each built in one immediate transaction, and for 1,000,000 invoices
@@ -246,8 +261,6 @@ const WALK_ADVANTAGE = 4;
  * file up to date, instead of failing on the ordinary busy timeout.
  */
 const SCHEMA_UPGRADE_WAIT_MS = 10 * 60 * 1000;
-/** A walk of the order index gives up after this many times the entries it was expected to visit. */
-const WALK_SLACK = 2;
 
 interface InvoiceRow {
   id: number;
@@ -258,102 +271,6 @@ interface InvoiceRow {
   created_at: number;
   toml: string;
   json: string;
-}
-
-/** The conditions of one query. */
-interface Filter {
-  /** Leave yanked invoices out. */
-  readonly unyanked: boolean;
-  /** The column the terms are matched in: name (strict) or search_text (standard). */
-  readonly column: 'name' | 'search_text';
-  /** Terms the full-text index can find (3+ characters, FTS5 in use). */
-  readonly indexed: string[];
-  /** Every other condition (short terms, version), on `invoices i`, with its parameters in order. */
-  readonly clauses: string[];
-  readonly params: unknown[];
-}
-
-/** The WHERE clause of a filter, every term checked on the row (no full-text index), and its parameters. */
-function whereOf(filter: Filter): { where: string; params: unknown[] } {
-  const clauses: string[] = [];
-  const params: unknown[] = [];
-  if (filter.unyanked) clauses.push('i.yanked = 0');
-  for (const term of filter.indexed) {
-    clauses.push(`instr(i.${filter.column}, ?) > 0`);
-    params.push(term);
-  }
-  clauses.push(...filter.clauses);
-  params.push(...filter.params);
-  return { where: clauses.length === 0 ? '' : `WHERE ${clauses.join(' AND ')}`, params };
-}
-
-/** The parts of matchesOf: the invoices of matching names, and (standard) those whose rest of the text matches. */
-interface Matches {
-  readonly byName: { sql: string; params: unknown[] };
-  /** Standard queries: the second part, its MATCH expression, and whether yanked is its only other condition. */
-  readonly byText?: { sql: string; params: unknown[]; match: string; plain: boolean };
-}
-
-/**
- * A query yielding (id, name, version_key, version) of every invoice a filter with indexed
- * terms matches, and its parameters. The terms are looked up in the full-text tables: strict
- * ones all at once among the names; a standard one among the search names and the rest of the
- * invoices' search text (its longest term; the others are checked on each candidate's
- * search_text). The invoices of the matching names are read from invoices_order, whose
- * entries hold every other condition's columns, in query order when the caller sorts.
- */
-function matchesOf(filter: Filter): Matches {
-  const conditions: string[] = filter.unyanked ? ['i.yanked = 0'] : [];
-  const conditionParams: unknown[] = [];
-  let nameMatch: string;
-  let restMatch: string | undefined;
-  if (filter.column === 'name') {
-    nameMatch = `{name} : (${filter.indexed.map(ftsPhrase).join(' AND ')})`;
-  } else {
-    const [driver = '', ...others] = [...filter.indexed].sort((a, b) => codePoints(b) - codePoints(a));
-    nameMatch = `{search_name} : ${ftsPhrase(driver)}`;
-    restMatch = ftsPhrase(driver);
-    for (const term of others) {
-      conditions.push('instr(i.search_text, ?) > 0');
-      conditionParams.push(term);
-    }
-  }
-  conditions.push(...filter.clauses);
-  conditionParams.push(...filter.params);
-  const and = conditions.map((condition) => ` AND ${condition}`).join('');
-  const columns = 'SELECT i.id AS id, i.name AS name, i.version_key AS version_key, i.version AS version';
-  const names = 'SELECT name FROM bindle_names WHERE id IN (SELECT rowid FROM bindle_name_fts WHERE bindle_name_fts MATCH ?)';
-  const byName = `${columns} FROM invoices i INDEXED BY invoices_order WHERE i.name IN (${names})${and}`;
-  const named = { sql: byName, params: [nameMatch, ...conditionParams] };
-  if (restMatch === undefined) return { byName: named };
-  // The invoices of the matching names are left out of the second part: no duplicates to remove.
-  const byText = {
-    sql: `${columns} FROM invoices i
-      WHERE i.id IN (SELECT rowid FROM invoice_text_fts WHERE invoice_text_fts MATCH ?) AND i.name NOT IN (${names})${and}`,
-    params: [restMatch, nameMatch, ...conditionParams],
-    match: restMatch,
-    plain: conditionParams.length === 0,
-  };
-  return { byName: named, byText };
-}
-
-/** Both parts of `matches` as one query (UNION ALL: the parts share no invoice), and its parameters. */
-function allMatches(matches: Matches): { sql: string; params: unknown[] } {
-  const { byName, byText } = matches;
-  if (byText === undefined) return byName;
-  return { sql: `${byName.sql} UNION ALL ${byText.sql}`, params: [...byName.params, ...byText.params] };
-}
-
-/** Length in Unicode code points, which is what the trigram tokenizer counts. */
-function codePoints(text: string): number {
-  let n = 0;
-  for (const _ of text) n++;
-  return n;
-}
-
-/** An FTS5 string literal: a phrase, which the trigram tokenizer matches as an exact substring. */
-function ftsPhrase(term: string): string {
-  return `"${term.replaceAll('"', '""')}"`;
 }
 
 function isUniqueViolation(err: unknown): boolean {
@@ -368,19 +285,22 @@ function settle<T>(body: () => T): Promise<T> {
 }
 
 /**
- * The invoice index in SQLite. Synchronous underneath (better-sqlite3); the async interface
- * lets other implementations do I/O. One connection per instance; other processes may share
- * the file (WAL, busy timeout).
+ * The invoice index in SQLite. Synchronous underneath (better-sqlite3), on one connection per
+ * instance, except that with `queryWorkers` a query's matching runs on a worker thread's
+ * read-only connection; other processes may share the file (WAL, busy timeout).
  */
-/** The recently-read cache's key of name/version (a name holds no newline). */
 export class SqliteInvoiceIndex implements InvoiceIndex {
   readonly path: string;
   /** True when terms of 3+ characters use the FTS5 trigram index. */
   readonly fullTextSearch: boolean;
   private readonly db: Database.Database;
-  private readonly statements = new Map<string, Database.Statement>();
-  /** The number of invoices at a data version (see countAll). */
-  private knownCount: { dataVersion: number; count: number } | undefined;
+  private readonly statements: StatementCache;
+  /** Queries on this connection (no query workers), and the count it keeps. */
+  private readonly pager: SqliteQueryPager;
+  /** The query workers, when queries are matched off this thread (see SqliteInvoiceIndexOptions.queryWorkers). */
+  private readonly queryWorkers: WorkerPool<QueryJob, QueryPage> | undefined;
+  private readonly inlineQueryRows: number;
+  private readonly busyTimeoutMs: number;
   /** Invoices read recently, valid at a data version last confirmed at `checkedAt` (see recentInvoice). */
   private readonly recent = { dataVersion: -1, checkedAt: -Infinity, rows: recentInvoiceCache() };
   /** The two statements of every invoice GET, kept out of the keyed statement cache. */
@@ -393,11 +313,19 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   private readonly backgroundMerge: boolean;
   private mergeTimer: NodeJS.Timeout | undefined;
 
-  private constructor(path: string, db: Database.Database, fullTextSearch: boolean, backgroundMerge: boolean) {
+  private constructor(path: string, db: Database.Database, fullTextSearch: boolean, options: SqliteInvoiceIndexOptions) {
     this.path = path;
     this.db = db;
     this.fullTextSearch = fullTextSearch;
-    this.backgroundMerge = backgroundMerge && fullTextSearch;
+    this.statements = new StatementCache(db);
+    this.pager = new SqliteQueryPager(this.statements, fullTextSearch);
+    this.busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+    this.queryWorkers =
+      options.queryWorkers === true && path !== ':memory:'
+        ? new WorkerPool(workerBeside(import.meta.url, 'sqlite-query-worker'), undefined, { maxQueued: QUERY_QUEUE_LIMIT })
+        : undefined;
+    this.inlineQueryRows = options.inlineQueryRows ?? INLINE_QUERY_ROWS;
+    this.backgroundMerge = (options.backgroundMerge ?? true) && fullTextSearch;
     this.scheduleMerge(FTS_MERGE_DELAY_MS);
   }
 
@@ -408,7 +336,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
    */
   static open(path: string, options: SqliteInvoiceIndexOptions = {}): SqliteInvoiceIndex {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
     // While it brings the schema up to date, an open waits as long as another process's upgrade
     // of the same file may take (SCHEMA_UPGRADE_WAIT_MS), then finds the file up to date.
     const db = new Database(path, { timeout: Math.max(busyTimeoutMs, SCHEMA_UPGRADE_WAIT_MS) });
@@ -419,7 +347,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       // writes are rare, queries do not pay for it.
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
-      db.pragma(`cache_size = -${PAGE_CACHE_BYTES / 1024}`);
+      capPageCache(db);
       const wanted = options.fullTextSearch ?? true;
       const fullText = wanted && hasTrigramFts(db);
       // Only a file that needs an upgrade takes the write lock: an up-to-date one opens without
@@ -429,8 +357,8 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
         setUpFullText(db, path, wanted, fullText);
       }
       db.pragma(`busy_timeout = ${busyTimeoutMs}`);
-      registerFunctions(db);
-      return new SqliteInvoiceIndex(path, db, fullText, options.backgroundMerge ?? true);
+      registerQueryFunctions(db);
+      return new SqliteInvoiceIndex(path, db, fullText, options);
     } catch (err) {
       db.close();
       throw err;
@@ -450,12 +378,12 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     return settle(() => {
       this.checkOpen();
       entries.forEach(checkEntry);
-      this.knownCount = undefined;
+      this.pager.forget();
       const write = this.db.transaction(() => {
         for (const entry of entries) {
-          if (this.statement('SELECT 1 FROM tombstones WHERE canonical_id = ?').get(entry.canonicalId) !== undefined) {
+          if (this.statements.rows('SELECT 1 FROM tombstones WHERE canonical_id = ?').get(entry.canonicalId) !== undefined) {
             if (options.replaceTombstone !== true) throw deletedError(entry.name, entry.version);
-            this.statement('DELETE FROM tombstones WHERE canonical_id = ?').run(entry.canonicalId);
+            this.statements.rows('DELETE FROM tombstones WHERE canonical_id = ?').run(entry.canonicalId);
           }
         }
         this.insertRows(entries);
@@ -481,7 +409,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       const key = `${entry.name}\n${entry.version}`;
       if (seen.has(key)) return true;
       seen.add(key);
-      return this.statement('SELECT 1 FROM invoices WHERE name = ? AND version = ?').get(entry.name, entry.version) !== undefined;
+      return this.statements.rows('SELECT 1 FROM invoices WHERE name = ? AND version = ?').get(entry.name, entry.version) !== undefined;
     });
   }
 
@@ -513,13 +441,13 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       this.forgetReads();
       return this.db
         .transaction(() => {
-          const row = this.statement('SELECT id, yanked FROM invoices WHERE name = ? AND version = ?').get(entry.name, entry.version) as
+          const row = this.statements.rows('SELECT id, yanked FROM invoices WHERE name = ? AND version = ?').get(entry.name, entry.version) as
             | { id: number; yanked: number }
             | undefined;
           if (row === undefined) throw new BindleError('not_found', `invoice ${entry.name}/${entry.version} does not exist`);
           if (row.yanked === 1) return false;
-          this.statement('UPDATE invoices SET yanked = 1 WHERE id = ? AND yanked = 0').run(row.id);
-          this.statement('UPDATE invoice_documents SET toml = ?, json = ? WHERE invoice_id = ?').run(entry.toml, entry.json, row.id);
+          this.statements.rows('UPDATE invoices SET yanked = 1 WHERE id = ? AND yanked = 0').run(row.id);
+          this.statements.rows('UPDATE invoice_documents SET toml = ?, json = ? WHERE invoice_id = ?').run(entry.toml, entry.json, row.id);
           return true;
         })
         .immediate();
@@ -533,9 +461,9 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       this.forgetReads();
       this.db
         .transaction(() => {
-          const removed = this.statement('DELETE FROM invoices WHERE name = ? AND version = ?').run(tombstone.name, tombstone.version);
+          const removed = this.statements.rows('DELETE FROM invoices WHERE name = ? AND version = ?').run(tombstone.name, tombstone.version);
           if (removed.changes === 0) throw new BindleError('not_found', `invoice ${tombstone.name}/${tombstone.version} does not exist`);
-          this.statement('INSERT OR REPLACE INTO tombstones (canonical_id, name, version, deleted_at, record) VALUES (?, ?, ?, ?, ?)').run(
+          this.statements.rows('INSERT OR REPLACE INTO tombstones (canonical_id, name, version, deleted_at, record) VALUES (?, ?, ?, ?, ?)').run(
             tombstone.canonicalId,
             tombstone.name,
             tombstone.version,
@@ -551,7 +479,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   tombstone(name: string, version: string): Promise<Tombstone | undefined> {
     return settle(() => {
       this.checkOpen();
-      const row = this.statement('SELECT canonical_id, name, version, deleted_at, record FROM tombstones WHERE name = ? AND version = ?').get(
+      const row = this.statements.rows('SELECT canonical_id, name, version, deleted_at, record FROM tombstones WHERE name = ? AND version = ?').get(
         name,
         version,
       ) as TombstoneColumns | undefined;
@@ -562,7 +490,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   tombstones(): Promise<Tombstone[]> {
     return settle(() => {
       this.checkOpen();
-      const rows = this.statement('SELECT canonical_id, name, version, deleted_at, record FROM tombstones ORDER BY name, version').all() as TombstoneColumns[];
+      const rows = this.statements.rows('SELECT canonical_id, name, version, deleted_at, record FROM tombstones ORDER BY name, version').all() as TombstoneColumns[];
       return rows.map(tombstoneOf);
     });
   }
@@ -573,10 +501,10 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       checkTombstone(tombstone);
       return this.db
         .transaction(() => {
-          if (this.statement('SELECT 1 FROM invoices WHERE name = ? AND version = ?').get(tombstone.name, tombstone.version) !== undefined) {
+          if (this.statements.rows('SELECT 1 FROM invoices WHERE name = ? AND version = ?').get(tombstone.name, tombstone.version) !== undefined) {
             throw new BindleError('already_exists', `invoice ${tombstone.name}/${tombstone.version} exists: it cannot have a tombstone`);
           }
-          const written = this.statement('INSERT OR IGNORE INTO tombstones (canonical_id, name, version, deleted_at, record) VALUES (?, ?, ?, ?, ?)').run(
+          const written = this.statements.rows('INSERT OR IGNORE INTO tombstones (canonical_id, name, version, deleted_at, record) VALUES (?, ?, ?, ?, ?)').run(
             tombstone.canonicalId,
             tombstone.name,
             tombstone.version,
@@ -589,52 +517,20 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     });
   }
 
-  query(q: InvoiceQuery): Promise<InvoiceQueryResult> {
-    return settle(() => {
-      this.checkOpen();
-      checkPaging(q);
-      const page = this.page(this.filterFor(q), q);
-      return { total: page.total, invoices: this.documents(page.ids) };
-    });
-  }
-
-  /** The total and the page's row ids of a query (see query). */
-  private page(filter: Filter, q: InvoiceQuery): { total: number; ids: number[] } {
-    const all = this.countAll();
-    const matches = filter.indexed.length > 0 ? matchesOf(filter) : undefined;
-    const total = matches === undefined ? this.countMatches(filter, all) : this.countMatched(matches, filter.unyanked);
-    if (total <= q.offset) return { total, ids: [] };
-    // Walking the order index finds the page after about (offset + limit) * all / total
-    // entries. Without indexed terms, sorting reads each match's row, a walk only index
-    // entries: walk unless it visits WALK_ADVANTAGE times more entries than there are matches.
-    // With indexed terms, sorting reads only the matches' index entries, and a standard
-    // query's walk reads rows: walk only when it visits WALK_ADVANTAGE times fewer.
-    const expectedWalk = Math.ceil(((q.offset + q.limit) * all) / total);
-    const walk = matches === undefined ? expectedWalk < WALK_ADVANTAGE * total : WALK_ADVANTAGE * expectedWalk < total;
-    let ids: number[] | undefined;
-    if (walk) {
-      // The estimate assumes the matches are spread evenly in name order, but they are often
-      // bunched (a name fragment matches one run of names, anywhere in the order). So the walk
-      // visits at most WALK_SLACK times the expected entries; when that does not fill the
-      // page, the matches are sorted instead, and a bunched query costs only that much extra.
-      ids = this.walkPage(filter, q, Math.max(WALK_SLACK * expectedWalk, q.offset + q.limit));
-      if (ids.length < Math.min(q.limit, total - q.offset)) ids = undefined;
-    }
-    if (ids === undefined && matches !== undefined) {
-      const union = allMatches(matches);
-      ids = this.values(`SELECT id FROM (${union.sql}) ORDER BY name, version_key DESC, version LIMIT ? OFFSET ?`).all(
-        ...union.params,
-        q.limit,
-        q.offset,
-      ) as number[];
-    } else if (ids === undefined) {
-      // `+i.name` keeps the planner on its best filtering index, then it sorts.
-      const { where, params } = whereOf(filter);
-      ids = this.values(
-        `SELECT i.id FROM invoices i ${where} ORDER BY +i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?`,
-      ).all(...params, q.limit, q.offset) as number[];
-    }
-    return { total, ids };
+  /**
+   * Matches on this connection, or (with `queryWorkers`, unless the query is cheap) on a query
+   * worker while this thread goes on; the page's documents are then read here by row id.
+   */
+  async query(q: InvoiceQuery): Promise<InvoiceQueryResult> {
+    this.checkOpen();
+    checkPaging(q);
+    const page =
+      this.queryWorkers === undefined
+        ? this.pager.page(q)
+        : (this.pager.pageWithin(q, this.inlineQueryRows) ??
+          (await this.queryWorkers.run({ path: this.path, fullTextSearch: this.fullTextSearch, busyTimeoutMs: this.busyTimeoutMs, query: q })));
+    this.checkOpen();
+    return { total: page.total, invoices: this.documents(page.ids) };
   }
 
   /**
@@ -643,7 +539,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
    */
   private documents(ids: readonly number[]): StoredInvoice[] {
     if (ids.length === 0) return [];
-    const rows = this.statement(
+    const rows = this.statements.rows(
       `SELECT i.id, i.name, i.version, i.canonical_id, i.yanked, i.created_at, d.toml, d.json
        FROM invoices i JOIN invoice_documents d ON d.invoice_id = i.id WHERE i.id IN (SELECT value FROM json_each(?))`,
     ).all(JSON.stringify(ids)) as InvoiceRow[];
@@ -686,10 +582,10 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
    */
   private mergeStep(): boolean {
     if (!this.fullTextSearch) return false;
-    const changes = this.values('SELECT total_changes()');
+    const changes = this.statements.values('SELECT total_changes()');
     return FULL_TEXT_TABLES.some((table) => {
       const before = changes.get() as number;
-      this.statement(`INSERT INTO ${table} (${table}, rank) VALUES ('merge', ${FTS_MERGE_PAGES})`).run();
+      this.statements.rows(`INSERT INTO ${table} (${table}, rank) VALUES ('merge', ${FTS_MERGE_PAGES})`).run();
       // FTS5's documented test: fewer than 2 changed rows means there was nothing to merge.
       return (changes.get() as number) - before >= 2;
     });
@@ -719,7 +615,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   invoicesWithParcel(sha256: string): Promise<Array<{ name: string; version: string; yanked: boolean }>> {
     return settle(() => {
       this.checkOpen();
-      const rows = this.statement(
+      const rows = this.statements.rows(
         `SELECT i.name, i.version, i.yanked FROM invoice_parcels p JOIN invoices i ON i.id = p.invoice_id
          WHERE p.sha256 = ? ORDER BY i.name, i.version_key DESC, i.version`,
       ).all(sha256) as Array<{ name: string; version: string; yanked: number }>;
@@ -730,7 +626,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   ociManifest(name: string, version: string): Promise<OciManifestRecord | undefined> {
     return settle(() => {
       this.checkOpen();
-      const row = this.statement(
+      const row = this.statements.rows(
         `${OCI_MANIFEST_SELECT} WHERE i.name = ? AND i.version = ? AND m.position = 0`,
       ).get(name, version) as OciManifestColumns | undefined;
       return row === undefined ? undefined : ociManifestRecord(row);
@@ -740,7 +636,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   ociManifestByDigest(name: string, digest: string): Promise<OciManifestRecord | undefined> {
     return settle(() => {
       this.checkOpen();
-      const row = this.statement(`${OCI_MANIFEST_SELECT} WHERE m.digest = ? AND i.name = ? LIMIT 1`).get(digest, name) as
+      const row = this.statements.rows(`${OCI_MANIFEST_SELECT} WHERE m.digest = ? AND i.name = ? LIMIT 1`).get(digest, name) as
         | OciManifestColumns
         | undefined;
       return row === undefined ? undefined : ociManifestRecord(row);
@@ -750,7 +646,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   ociConfig(name: string, digest: string): Promise<Buffer | undefined> {
     return settle(() => {
       this.checkOpen();
-      return this.values(
+      return this.statements.values(
         'SELECT c.config FROM oci_configs c JOIN invoices i ON i.id = c.invoice_id WHERE c.digest = ? AND i.name = ? LIMIT 1',
       ).get(digest, name) as Buffer | undefined;
     });
@@ -759,8 +655,8 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   ociTags(name: string, last: string | undefined, n: number): Promise<OciTagPage | undefined> {
     return settle(() => {
       this.checkOpen();
-      if (this.values('SELECT 1 FROM invoices WHERE name = ? LIMIT 1').get(name) === undefined) return undefined;
-      const tags = this.values(
+      if (this.statements.values('SELECT 1 FROM invoices WHERE name = ? LIMIT 1').get(name) === undefined) return undefined;
+      const tags = this.statements.values(
         `SELECT c.tag FROM invoices i JOIN oci_configs c ON c.invoice_id = i.id
          WHERE i.name = ? AND i.yanked = 0 AND c.tag IS NOT NULL AND c.tag > ? ORDER BY c.tag LIMIT ?`,
       ).all(name, last ?? '', n + 1) as string[];
@@ -771,7 +667,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   ociReferrers(name: string, subject: string): Promise<OciManifestRecord[]> {
     return settle(() => {
       this.checkOpen();
-      const rows = this.statement(
+      const rows = this.statements.rows(
         `${OCI_MANIFEST_SELECT} JOIN oci_manifests s ON s.invoice_id = m.invoice_id AND s.position = 0
          WHERE s.digest = ? AND i.name = ? AND m.position > 0 ORDER BY m.position`,
       ).all(subject, name) as OciManifestColumns[];
@@ -783,9 +679,9 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     return settle(() => {
       this.checkOpen();
       this.db.transaction(() => {
-        this.statement('DELETE FROM oci_uploads WHERE updated_at < ?').run(expireBefore);
+        this.statements.rows('DELETE FROM oci_uploads WHERE updated_at < ?').run(expireBefore);
         try {
-          this.statement('INSERT INTO oci_uploads (uuid, name, chunks, size, created_at, updated_at) VALUES (?, ?, ?, 0, ?, ?)').run(
+          this.statements.rows('INSERT INTO oci_uploads (uuid, name, chunks, size, created_at, updated_at) VALUES (?, ?, ?, 0, ?, ?)').run(
             session.uuid, session.name, '[]', session.createdAt, session.updatedAt,
           );
         } catch (err) {
@@ -799,7 +695,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   ociUpload(uuid: string): Promise<OciUploadSession | undefined> {
     return settle(() => {
       this.checkOpen();
-      const row = this.statement('SELECT uuid, name, chunks, size, created_at, updated_at FROM oci_uploads WHERE uuid = ?').get(uuid) as
+      const row = this.statements.rows('SELECT uuid, name, chunks, size, created_at, updated_at FROM oci_uploads WHERE uuid = ?').get(uuid) as
         | Parameters<typeof uploadSessionOf>[0]
         | undefined;
       return row === undefined ? undefined : uploadSessionOf(row);
@@ -810,7 +706,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     return settle(() => {
       this.checkOpen();
       checkUploadChunk(chunk);
-      const result = this.statement(
+      const result = this.statements.rows(
         `UPDATE oci_uploads SET chunks = json_insert(chunks, '$[#]', json(?)), size = size + ?, updated_at = ?
          WHERE uuid = ? AND size = ?`,
       ).run(JSON.stringify({ sha256: chunk.sha256, size: chunk.size }), chunk.size, updatedAt, uuid, offset);
@@ -821,7 +717,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   deleteOciUpload(uuid: string): Promise<boolean> {
     return settle(() => {
       this.checkOpen();
-      return this.statement('DELETE FROM oci_uploads WHERE uuid = ?').run(uuid).changes === 1;
+      return this.statements.rows('DELETE FROM oci_uploads WHERE uuid = ?').run(uuid).changes === 1;
     });
   }
 
@@ -834,7 +730,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   count(): Promise<number> {
     return settle(() => {
       this.checkOpen();
-      return this.values('SELECT count(*) FROM invoices').get() as number;
+      return this.statements.values('SELECT count(*) FROM invoices').get() as number;
     });
   }
 
@@ -844,6 +740,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       this.closed = true;
       clearTimeout(this.mergeTimer);
       this.mergeTimer = undefined;
+      this.queryWorkers?.close();
       this.statements.clear();
       this.db.close();
     });
@@ -851,36 +748,6 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
 
   private checkOpen(): void {
     if (this.closed) throw new BindleError('unavailable', `the invoice index ${this.path} is closed`);
-  }
-
-  /**
-   * A prepared statement, prepared once per distinct SQL text. Query shapes vary with the
-   * number of terms, so the cache is bounded (least recently used goes first).
-   */
-  private statement(sql: string): Database.Statement {
-    return this.cached(sql, false);
-  }
-
-  /** Like statement, for a query whose rows are single values (better-sqlite3 pluck mode). */
-  private values(sql: string): Database.Statement {
-    return this.cached(sql, true);
-  }
-
-  private cached(sql: string, pluck: boolean): Database.Statement {
-    const key = `${pluck ? 'values' : 'rows'}:${sql}`;
-    let stmt = this.statements.get(key);
-    if (stmt === undefined) {
-      stmt = this.db.prepare(sql);
-      if (pluck) stmt.pluck();
-      if (this.statements.size >= STATEMENT_CACHE_SIZE) {
-        const oldest = this.statements.keys().next();
-        if (oldest.done !== true) this.statements.delete(oldest.value);
-      }
-    } else {
-      this.statements.delete(key);
-    }
-    this.statements.set(key, stmt);
-    return stmt;
   }
 
   /** `PRAGMA data_version`: changes whenever another connection commits. */
@@ -891,7 +758,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
 
   /** Drops what this connection remembers of earlier reads (the count, recent invoices) before a write that changes them. */
   private forgetReads(): void {
-    this.knownCount = undefined;
+    this.pager.forget();
     this.recent.rows.clear();
   }
 
@@ -952,78 +819,12 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
   }
 
   /**
-   * Number of invoices. Counting reads a whole index, so the count is kept until this
-   * connection writes (insert, yank) or another connection commits (`PRAGMA data_version`).
-   */
-  private countAll(): number {
-    const dataVersion = this.dataVersion();
-    if (this.knownCount?.dataVersion !== dataVersion) {
-      this.knownCount = { dataVersion, count: this.values('SELECT count(*) FROM invoices').get() as number };
-    }
-    return this.knownCount.count;
-  }
-
-  /**
-   * The page of matches found by walking at most `budget` entries of the order index (the
-   * first `budget` invoices in query order). Shorter than the page when the budget ran out.
-   */
-  private walkPage(filter: Filter, q: InvoiceQuery, budget: number): number[] {
-    const { where, params } = whereOf(filter);
-    const text = filter.column === 'search_text' ? ', search_text' : '';
-    return this.values(
-      `SELECT i.id FROM (
-         SELECT id, name, version_key, version, yanked, prerelease, semver_safe, major, minor, patch${text}
-         FROM invoices INDEXED BY invoices_order ORDER BY name, version_key DESC, version LIMIT ?
-       ) AS i ${where} ORDER BY i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?`,
-    ).all(budget, ...params, q.limit, q.offset) as number[];
-  }
-
-  /**
-   * How many invoices `matches` holds. The second part of a standard query reads a row per
-   * match, so it is counted only when both parts have matches; when only it has, and yanked is
-   * its only condition, the full-text count less its yanked matches (a small partial index)
-   * reads no rows.
-   */
-  private countMatched(matches: Matches, unyanked: boolean): number {
-    const count = (sql: string, ...params: unknown[]): number => this.values(sql).get(...params) as number;
-    const named = count(`SELECT count(*) FROM (${matches.byName.sql})`, ...matches.byName.params);
-    const text = matches.byText;
-    if (text === undefined) return named;
-    const rest = count('SELECT count(*) FROM invoice_text_fts WHERE invoice_text_fts MATCH ?', text.match);
-    if (rest === 0) return named;
-    if (named > 0 || !text.plain) return named + count(`SELECT count(*) FROM (${text.sql})`, ...text.params);
-    if (!unyanked) return rest;
-    return (
-      rest -
-      count(
-        `SELECT count(*) FROM invoice_text_fts f JOIN invoices i INDEXED BY invoices_yanked ON i.id = f.rowid AND i.yanked = 1
-         WHERE invoice_text_fts MATCH ?`,
-        text.match,
-      )
-    );
-  }
-
-  /**
-   * How many invoices a filter without indexed terms matches. Yanked invoices are few, so
-   * without other conditions it is cheaper to subtract the yanked ones (a small partial index)
-   * than to look at every row.
-   */
-  private countMatches(filter: Filter, all: number): number {
-    const count = (sql: string, ...params: unknown[]): number => this.values(sql).get(...params) as number;
-    if (filter.clauses.length > 0) {
-      const { where, params } = whereOf(filter);
-      return count(`SELECT count(*) FROM invoices i ${where}`, ...params);
-    }
-    return filter.unyanked ? all - count('SELECT count(*) FROM invoices WHERE yanked = 1') : all;
-  }
-
-  /**
    * Inserts the invoices' rows and details, ROWS_PER_INSERT rows per statement (the full-text
    * trigger costs far less per row within one statement than once per statement); runs inside
    * a write transaction.
    */
   private insertRows(entries: readonly StoredInvoice[]): void {
-    const prepare = (sql: string): Database.Statement => this.statement(sql);
+    const prepare = (sql: string): Database.Statement => this.statements.rows(sql);
     const ids = new Map<string, number>();
     const returned = insertValues(
       prepare,
@@ -1066,38 +867,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     writeOci(prepare, stored);
   }
 
-  /** The WHERE clauses for a query. Cheap, index-friendly clauses come first. */
-  private filterFor(q: InvoiceQuery): Filter {
-    const { column, terms } = queryMatch(q);
-    const indexed = this.fullTextSearch ? terms.filter((term) => codePoints(term) >= TRIGRAM) : [];
-    const filter: Filter = { unyanked: !q.yanked, column, indexed, clauses: [], params: [] };
-    for (const term of terms) {
-      if (indexed.includes(term)) continue;
-      filter.clauses.push(`instr(i.${column}, ?) > 0`);
-      filter.params.push(term);
-    }
 
-    const version = versionFilter(q.version);
-    if (version === undefined) return filter;
-    if (version.kind === 'exact') {
-      filter.clauses.push('i.version_key = ?', 'i.version = ?');
-      filter.params.push(version.key, version.version);
-      return filter;
-    }
-    if (version.lower !== undefined) {
-      filter.clauses.push('i.version_key >= ?');
-      filter.params.push(version.lower);
-    }
-    if (version.upper !== undefined) {
-      filter.clauses.push('i.version_key <= ?');
-      filter.params.push(version.upper);
-    }
-    filter.clauses.push(
-      `((i.semver_safe = 1 AND ${version.exact.sql}) OR (i.semver_safe = 0 AND bindle_semver_satisfies(i.version, ?)))`,
-    );
-    filter.params.push(...version.exact.params, version.range.range);
-    return filter;
-  }
 }
 
 
@@ -1240,19 +1010,4 @@ function setUpFullText(db: Database.Database, path: string, wanted: boolean, use
     // Setting a table's automerge again is harmless: set it on all of them.
     if (!tuned) for (const table of FULL_TEXT_TABLES) db.exec(`INSERT INTO ${table} (${table}, rank) VALUES ('usermerge', ${FTS_USERMERGE})`);
   }).immediate();
-}
-
-/** SQL functions the queries use. */
-function registerFunctions(db: Database.Database): void {
-  // Parsing a range is the costly part; a query calls this once per candidate row with the same range.
-  let lastText = '';
-  let lastRange: semver.Range | undefined;
-  db.function('bindle_semver_satisfies', { deterministic: true }, (version: unknown, range: unknown): number => {
-    if (typeof version !== 'string' || typeof range !== 'string') return 0;
-    if (lastRange === undefined || range !== lastText) {
-      lastRange = new semver.Range(range);
-      lastText = range;
-    }
-    return semver.satisfies(version, lastRange) ? 1 : 0;
-  });
 }

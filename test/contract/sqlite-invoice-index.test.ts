@@ -5,12 +5,17 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FTS_USERMERGE, MIGRATIONS, RECENT_RECHECK_MS, ROWS_PER_INSERT, SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
-import { isTombstone } from '../../server/storage/invoice-index.js';
+import {
+  FTS_USERMERGE, MIGRATIONS, RECENT_RECHECK_MS, ROWS_PER_INSERT, SqliteInvoiceIndex, type SqliteInvoiceIndexOptions,
+} from '../../server/storage/sqlite-invoice-index.js';
+import { isTombstone, type InvoiceQuery } from '../../server/storage/invoice-index.js';
 import { buildBindleManifest } from '../../core/oci/index.js';
 import { insertManyContract, invoiceIndexContract, makeEntry, makeTombstone } from './invoice-index-contract.js';
 
 invoiceIndexContract(t, 'SqliteInvoiceIndex (FTS5)', (dir) => Promise.resolve(SqliteInvoiceIndex.open(join(dir, 'index.db'))));
+invoiceIndexContract(t, 'SqliteInvoiceIndex (FTS5, every query on a query worker)', (dir) =>
+  Promise.resolve(SqliteInvoiceIndex.open(join(dir, 'index.db'), { queryWorkers: true, inlineQueryRows: 0 })),
+);
 invoiceIndexContract(t, 'SqliteInvoiceIndex (scan fallback)', (dir) =>
   Promise.resolve(SqliteInvoiceIndex.open(join(dir, 'index.db'), { fullTextSearch: false })),
 );
@@ -44,10 +49,10 @@ t.test('the page cache of a connection is capped at 16 MiB, so a growing index d
   t.ok(bytes >= 4 * 2 ** 20, 'still room for the hot pages of the indexes');
 });
 
-/** Two connections to one new index file, closed at the end of the test. */
-function twoConnections(t: Test): { reader: SqliteInvoiceIndex; writer: SqliteInvoiceIndex } {
+/** Two connections to one new index file, closed at the end of the test; the reader opened with `readerOptions`. */
+function twoConnections(t: Test, readerOptions: SqliteInvoiceIndexOptions = {}): { reader: SqliteInvoiceIndex; writer: SqliteInvoiceIndex } {
   const path = join(t.testdir(), 'index.db');
-  const reader = SqliteInvoiceIndex.open(path);
+  const reader = SqliteInvoiceIndex.open(path, readerOptions);
   const writer = SqliteInvoiceIndex.open(path);
   t.teardown(async () => {
     await reader.close();
@@ -88,26 +93,117 @@ t.test('cachedInvoice gives up what another connection changed, once RECENT_RECH
   t.equal(reader.cachedInvoice('enterprise.com/warpcore', '1.0.0'), undefined, 'nothing once closed');
 });
 
-t.test('a repeated query sees every write since its last answer: this connection\'s and another connection\'s', async (t) => {
-  const { reader, writer } = twoConnections(t);
-  const ask = async (): Promise<string[]> =>
-    (await reader.query({ query: 'warpcore', strict: true, offset: 0, limit: 10, yanked: false })).invoices.map((i) => i.version);
-  await reader.insert(makeEntry('enterprise.com/warpcore', '1.0.0'));
-  t.same(await ask(), ['1.0.0']);
-  t.same(await ask(), ['1.0.0'], 'asked again');
-  await writer.insert(makeEntry('enterprise.com/warpcore', '2.0.0'));
-  t.same(await ask(), ['2.0.0', '1.0.0'], 'another connection\'s insert');
-  await writer.yank(makeEntry('enterprise.com/warpcore', '2.0.0', { yanked: true }));
-  t.same(await ask(), ['1.0.0'], 'another connection\'s yank');
-  await reader.insert(makeEntry('enterprise.com/warpcore', '3.0.0'));
-  t.same(await ask(), ['3.0.0', '1.0.0'], 'its own insert');
-  await reader.yank(makeEntry('enterprise.com/warpcore', '3.0.0', { yanked: true }));
-  t.same(await ask(), ['1.0.0'], 'its own yank');
-  await reader.delete(makeTombstone('enterprise.com/warpcore', '1.0.0'));
-  t.same(await ask(), [], 'its own delete');
-  await writer.insert(makeEntry('enterprise.com/warpcore', '4.0.0'));
-  await writer.delete(makeTombstone('enterprise.com/warpcore', '4.0.0'));
-  t.same(await ask(), [], 'another connection\'s insert and delete');
+for (const queryWorkers of [false, true]) {
+  t.test(`a repeated query sees every write since its last answer: this connection's and another connection's (queryWorkers ${queryWorkers})`, async (t) => {
+    const { reader, writer } = twoConnections(t, { queryWorkers, inlineQueryRows: 0 });
+    const ask = async (): Promise<string[]> =>
+      (await reader.query({ query: 'warpcore', strict: true, offset: 0, limit: 10, yanked: false })).invoices.map((i) => i.version);
+    await reader.insert(makeEntry('enterprise.com/warpcore', '1.0.0'));
+    t.same(await ask(), ['1.0.0']);
+    t.same(await ask(), ['1.0.0'], 'asked again');
+    await writer.insert(makeEntry('enterprise.com/warpcore', '2.0.0'));
+    t.same(await ask(), ['2.0.0', '1.0.0'], 'another connection\'s insert');
+    await writer.yank(makeEntry('enterprise.com/warpcore', '2.0.0', { yanked: true }));
+    t.same(await ask(), ['1.0.0'], 'another connection\'s yank');
+    await reader.insert(makeEntry('enterprise.com/warpcore', '3.0.0'));
+    t.same(await ask(), ['3.0.0', '1.0.0'], 'its own insert');
+    await reader.yank(makeEntry('enterprise.com/warpcore', '3.0.0', { yanked: true }));
+    t.same(await ask(), ['1.0.0'], 'its own yank');
+    await reader.delete(makeTombstone('enterprise.com/warpcore', '1.0.0'));
+    t.same(await ask(), [], 'its own delete');
+    await writer.insert(makeEntry('enterprise.com/warpcore', '4.0.0'));
+    await writer.delete(makeTombstone('enterprise.com/warpcore', '4.0.0'));
+    t.same(await ask(), [], 'another connection\'s insert and delete');
+  });
+}
+
+/** Records the SQL of every statement this thread's better-sqlite3 connections prepare while `body` runs. */
+async function preparedDuring<T>(body: () => Promise<T>): Promise<{ result: T; sql: string[] }> {
+  const proto = Database.prototype as { prepare: (sql: string) => Database.Statement };
+  const original = proto.prepare;
+  const sql: string[] = [];
+  proto.prepare = function (this: Database.Database, text: string): Database.Statement {
+    sql.push(text);
+    return original.call(this, text);
+  };
+  try {
+    return { result: await body(), sql };
+  } finally {
+    proto.prepare = original;
+  }
+}
+
+/** An index file of 300 invoices (60 names, 5 versions each, some yanked), and two connections: one without query workers, one with `options`. */
+async function inlineAndWorkers(t: Test, options: SqliteInvoiceIndexOptions): Promise<{ inline: SqliteInvoiceIndex; workers: SqliteInvoiceIndex }> {
+  const path = join(t.testdir(), 'index.db');
+  const inline = SqliteInvoiceIndex.open(path, { backgroundMerge: false });
+  const workers = SqliteInvoiceIndex.open(path, { ...options, queryWorkers: true, backgroundMerge: false });
+  t.teardown(async () => {
+    await workers.close();
+    await inline.close();
+  });
+  await inline.insertMany(
+    Array.from({ length: 300 }, (_, i) =>
+      makeEntry(`example.com/app-${i % 60}`, `1.${Math.floor(i / 60)}.0`, { description: i % 3 === 0 ? 'a tool' : 'the module', yanked: i % 7 === 0 }),
+    ),
+  );
+  return { inline, workers };
+}
+
+/**
+ * The statements of a query's matching: all but the documents' read by id and the bounded count
+ * of candidates that decides where to match (SqliteQueryPager.pageWithin), always on the calling thread.
+ */
+const matching = (sql: string[]): string[] => sql.filter((text) => !text.includes('json_each') && !/MATCH \? LIMIT \?/.test(text));
+
+t.test('with queryWorkers and no inline rows every query is matched on a worker thread: this thread only reads the page\'s documents; the answers are the same', async (t) => {
+  const { inline, workers } = await inlineAndWorkers(t, { inlineQueryRows: 0 });
+  const queries: InvoiceQuery[] = [
+    { query: 'a', strict: false, offset: 0, limit: 20, yanked: false },
+    { query: 'app-1', strict: true, offset: 5, limit: 10, yanked: true },
+    { query: 'module', strict: false, offset: 100, limit: 50, yanked: false, version: '>=1.1.0 <1.4.0' },
+    { query: '', strict: false, offset: 250, limit: 100, yanked: true },
+    { query: 'zz q', strict: false, offset: 0, limit: 10, yanked: false },
+  ];
+  for (const q of queries) {
+    const offThread = await preparedDuring(() => workers.query(q));
+    const onThread = await preparedDuring(() => inline.query(q));
+    t.same(offThread.result.total, onThread.result.total, `${JSON.stringify(q)}: the same total`);
+    t.same(offThread.result.invoices.map((i) => i.canonicalId), onThread.result.invoices.map((i) => i.canonicalId), 'the same page');
+    t.same(matching(offThread.sql), [], 'with query workers this thread prepared no statement but the documents\' read');
+    t.not(matching(onThread.sql).length, 0, 'without, it prepares the matching statements (what the line above would see)');
+  }
+  t.ok((await inline.query(queries[0] as InvoiceQuery)).total > 0, 'the short term matches something');
+  await t.rejects(workers.query({ query: '', version: 'not a range', strict: false, offset: 0, limit: 10, yanked: false }), { code: 'invalid_query' }, 'a worker\'s error keeps its code');
+});
+
+t.test('with queryWorkers a query that visits at most inlineQueryRows invoices runs on this thread, any other on a worker; the answers are the same', async (t) => {
+  const { inline, workers } = await inlineAndWorkers(t, { inlineQueryRows: 20 });
+  const cases: Array<{ q: InvoiceQuery; here: boolean; why: string }> = [
+    { q: { query: 'app-59', strict: true, offset: 0, limit: 10, yanked: true }, here: true, why: 'one name of 5 invoices' },
+    { q: { query: 'app-58 tool', strict: false, offset: 0, limit: 10, yanked: false, version: '>=1.1.0' }, here: true, why: 'its longest term: one name, and no other text' },
+    { q: { query: 'app-57', strict: true, offset: 15, limit: 10, yanked: true }, here: false, why: 'the page ends past 20' },
+    { q: { query: 'app-1', strict: true, offset: 0, limit: 10, yanked: true }, here: false, why: '11 names (app-1, app-10 to app-19) of 55 invoices' },
+    { q: { query: 'module', strict: false, offset: 0, limit: 10, yanked: false }, here: false, why: 'in the text of 200 invoices' },
+    { q: { query: 'a', strict: false, offset: 0, limit: 10, yanked: false }, here: false, why: 'a one-letter term: a scan' },
+    { q: { query: '', strict: false, offset: 0, limit: 10, yanked: false, version: '1.2.0' }, here: false, why: 'no term: rows of the whole index' },
+  ];
+  for (const { q, here, why } of cases) {
+    const routed = await preparedDuring(() => workers.query(q));
+    const expected = await inline.query(q);
+    t.same(routed.result.invoices.map((i) => i.canonicalId), expected.invoices.map((i) => i.canonicalId), `${why}: the same page`);
+    t.equal(routed.result.total, expected.total, 'the same total');
+    t.equal(matching(routed.sql).length > 0, here, here ? `${why}: matched on this thread` : `${why}: matched on a worker`);
+  }
+});
+
+t.test('closing an index with queryWorkers rejects a query still waiting for its worker as unavailable; later queries are refused', async (t) => {
+  const index = SqliteInvoiceIndex.open(join(t.testdir(), 'index.db'), { queryWorkers: true, inlineQueryRows: 0 });
+  await index.insert(makeEntry('example.com/app', '1.0.0'));
+  const pending = index.query({ query: 'app', strict: false, offset: 0, limit: 10, yanked: false });
+  await index.close();
+  await t.rejects(pending, { code: 'unavailable' });
+  await t.rejects(index.query({ query: 'app', strict: false, offset: 0, limit: 10, yanked: false }), { code: 'unavailable' });
 });
 
 t.test('a cached invoice is handed out as the same object (parsed once) until a yank replaces it', async (t) => {

@@ -164,3 +164,22 @@ t.test("the entry gives libuv's thread pool 16 threads, unless UV_THREADPOOL_SIZ
   t.equal((twentyFour ?? 0) - (four ?? 0), 20, `24 with UV_THREADPOOL_SIZE=24 (${twentyFour} threads in all)`);
   t.equal((await fetch(`${sized.origin}/healthz`)).status, 200, 'and it serves');
 });
+
+t.test('a `_q` search that would scan the index is matched on the bundle\'s query worker thread; a cheap one on the main thread', { skip: procSkip }, async (t) => {
+  const server = await startServerProcess(t, { args: ['--keyring', keyring] });
+  const v1 = loadScaffold('valid_v1');
+  const created = await fetch(`${server.url}_i`, { method: 'POST', headers: { 'content-type': 'application/toml' }, body: v1.invoiceText });
+  t.equal(created.status, 202, await created.clone().text());
+  const total = async (query: string): Promise<number> => {
+    const res = await fetch(`${server.url}_q?${query}`, { headers: { accept: 'application/json' } });
+    t.equal(res.status, 200, query);
+    return ((await res.json()) as { total: number }).total;
+  };
+  const before = threadsOf(server.child.pid);
+  t.equal(await total('q=warpcore'), 1, 'a term of the full-text index, on few invoices');
+  t.equal(threadsOf(server.child.pid), before, 'answered without a new thread');
+  t.equal(await total('q=w'), 1, 'a one-letter term, matched by scanning');
+  t.equal(await total('q=zz'), 0, 'a two-letter term that matches nothing');
+  const after = threadsOf(server.child.pid);
+  t.ok(after > before, `answered by a query worker thread, started for it, its module loaded from beside the bundle (threads: ${before}, then ${after})`);
+});
