@@ -2,9 +2,10 @@
  * How a `/_q` query is answered on one SQLite connection: its conditions (substring terms found
  * in the FTS5 trigram tables or matched by scanning, SemVer version filters, yanked filtering),
  * the number of matches, and the row ids of the requested page in name/SemVer order (a walk of
- * the order index or a sort of the matches, whichever reads less). The invoice index runs it on
- * its own connection or, for a server, on a query worker's read-only one
- * (sqlite-query-worker.ts); either way the documents are read by id afterwards.
+ * the order index or a sort of the matches, whichever reads less); and whether a query is cheap
+ * enough to answer on the calling thread (pageWithin). The invoice index runs it on its own
+ * connection or, for a server, also on a query worker's read-only one (sqlite-query-worker.ts);
+ * either way the documents are read by id afterwards.
  */
 import type Database from 'better-sqlite3';
 import semver from 'semver';
@@ -15,7 +16,7 @@ import type { StatementCache } from './sqlite-connection.js';
 
 /** Terms shorter than this (in code points) have no trigram and are matched by scanning. */
 const TRIGRAM = 3;
-/** The factor between the entries a walk of the order index visits and the matches sorting reads (see page). */
+/** The factor between the entries a walk of the order index visits and the matches sorting reads (see #pageOf). */
 const WALK_ADVANTAGE = 4;
 /** A walk of the order index gives up after this many times the entries it was expected to visit. */
 const WALK_SLACK = 2;
@@ -128,7 +129,7 @@ function ftsPhrase(term: string): string {
 export class SqliteQueryPager {
   readonly #statements: StatementCache;
   readonly #fullTextSearch: boolean;
-  /** The number of invoices at a data version (see countAll). */
+  /** The number of invoices at a data version (see #countAll). */
   #knownCount: { dataVersion: number; count: number } | undefined;
 
   /** `fullTextSearch`: the file has the full-text tables and terms of 3+ characters are looked up in them. */
