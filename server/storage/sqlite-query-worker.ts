@@ -9,7 +9,7 @@
 import Database from 'better-sqlite3';
 import { serveJobs } from '../../core/worker-pool.js';
 import type { InvoiceQuery } from './invoice-index.js';
-import { capPageCache, StatementCache } from './sqlite-connection.js';
+import { capPageCache, QUERY_WORKER_PAGE_CACHE_BYTES, StatementCache } from './sqlite-connection.js';
 import { registerQueryFunctions, SqliteQueryPager, type QueryPage } from './sqlite-query-pager.js';
 
 /** One query on the index file at `path`. */
@@ -28,7 +28,7 @@ function pagerFor(job: QueryJob): SqliteQueryPager {
   let pager = pagers.get(job.path);
   if (pager === undefined) {
     const db = new Database(job.path, { readonly: true, fileMustExist: true, timeout: job.busyTimeoutMs });
-    capPageCache(db);
+    capPageCache(db, QUERY_WORKER_PAGE_CACHE_BYTES);
     registerQueryFunctions(db);
     pager = new SqliteQueryPager(new StatementCache(db), job.fullTextSearch);
     pagers.set(job.path, pager);

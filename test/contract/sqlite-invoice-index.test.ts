@@ -9,6 +9,7 @@ import {
   FTS_USERMERGE, MIGRATIONS, RECENT_RECHECK_MS, ROWS_PER_INSERT, SqliteInvoiceIndex, type SqliteInvoiceIndexOptions,
 } from '../../server/storage/sqlite-invoice-index.js';
 import { isTombstone, type InvoiceQuery } from '../../server/storage/invoice-index.js';
+import { capPageCache, PAGE_CACHE_BYTES, QUERY_WORKER_PAGE_CACHE_BYTES } from '../../server/storage/sqlite-connection.js';
 import { buildBindleManifest } from '../../core/oci/index.js';
 import { insertManyContract, invoiceIndexContract, makeEntry, makeTombstone } from './invoice-index-contract.js';
 
@@ -47,6 +48,16 @@ t.test('the page cache of a connection is capped at 16 MiB, so a growing index d
   const bytes = index.pageCacheBytes();
   t.ok(bytes <= 16 * 2 ** 20, `page cache ${bytes} bytes`);
   t.ok(bytes >= 4 * 2 ** 20, 'still room for the hot pages of the indexes');
+});
+
+t.test('capPageCache caps a connection at 16 MiB by default; a query worker\'s at less', async (t) => {
+  const db = new Database(join(t.testdir(), 'raw.db'));
+  t.teardown(() => db.close());
+  capPageCache(db);
+  t.equal(db.pragma('cache_size', { simple: true }), -PAGE_CACHE_BYTES / 1024, 'cache_size in KiB, negative');
+  capPageCache(db, QUERY_WORKER_PAGE_CACHE_BYTES);
+  t.equal(db.pragma('cache_size', { simple: true }), -QUERY_WORKER_PAGE_CACHE_BYTES / 1024);
+  t.ok(QUERY_WORKER_PAGE_CACHE_BYTES < PAGE_CACHE_BYTES, 'the worker\'s scans are served from the OS page cache either way');
 });
 
 /** Two connections to one new index file, closed at the end of the test; the reader opened with `readerOptions`. */
