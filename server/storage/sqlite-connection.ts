@@ -17,8 +17,8 @@ export const PAGE_CACHE_BYTES = 16 * 2 ** 20;
  * A query worker's page cache (sqlite-query-worker.ts). The queries it gets read far more pages
  * than any cache here holds, so it serves them from the OS page cache either way: on the bench's
  * 100,000 invoices, `q=a`, `q=ab`, `q=com` and `q=module` took as long with 4 MiB as with 16
- * (in-process, medians of 5). With 16 MiB, the worker of the 10-minute soak (whose `q=soak` goes
- * to it) grew its server's resting RSS by ~18 MiB after warm-up (1.11x, against 1.02-1.04x).
+ * (in-process, medians of 5). So a worker may hold 4 MiB of pages, not 16. (The 10-minute soak,
+ * whose `q=soak` goes to a worker, rested at the same RSS either way: 1.11x with 16, 1.12x with 4.)
  */
 export const QUERY_WORKER_PAGE_CACHE_BYTES = 4 * 2 ** 20;
 
