@@ -247,7 +247,7 @@ export class WorkerPool<J, R> {
 }
 
 function closedError(): BindleError {
-  return new BindleError('unavailable', 'the worker pool is closed: the server is shutting down');
+  return new BindleError('unavailable', 'the worker pool is closed');
 }
 
 /** In a worker module: answers every job with `handle(job)`. */

@@ -47,7 +47,7 @@ import {
   assertRangeShape,
   rangeNotSatisfiable,
   stagingSettings,
-  sweepPeriodically,
+  Sweeper,
 } from './parcel-store.js';
 import type { ByteRange, ParcelStat, ParcelStore, PutResult, RemoveOutcome, StagingOptions, StoredParcel } from './parcel-store.js';
 import { FileReadStream } from './file-read-stream.js';
@@ -225,10 +225,8 @@ export class FileParcelStore implements ParcelStore {
    */
   private readonly tempPrefix = `${randomBytes(9).toString('hex')}-`;
   private uploads = 0;
-  private sweepTimer: NodeJS.Timeout | undefined;
-  private sweeping: Promise<void> | undefined;
-  /** The sweep that starts when `sweeping` ends (see sweep). */
-  private nextSweep: Promise<void> | undefined;
+  private readonly sweeper: Sweeper;
+  private readonly closedMessage: string;
   private closed = false;
 
   private constructor(root: string, maxAgeMs: number, lookupBudget: MainThreadBudget) {
@@ -239,15 +237,18 @@ export class FileParcelStore implements ParcelStore {
     this.hiddenDir = join(this.parcelsDir, HIDDEN_DIRECTORY);
     this.maxAgeMs = maxAgeMs;
     this.parcelsDirSync = new DirectorySync(this.parcelsDir);
+    this.closedMessage = `parcel store at ${this.root} is closed`;
+    this.sweeper = new Sweeper((signal) => this.sweepOnce(signal), this.closedMessage);
   }
 
   /**
    * Opens (creating if needed) the store under `root`, removes abandoned uploads and hidden
-   * removals (see `sweep()`; a failure fails the open), then starts a whole sweep, which goes on
-   * after open returns (its failure goes to `onSweepError`), and, unless `stagingSweepMs` is 0,
-   * sweeps again at that interval while open. Existing reference data is left as it is.
+   * removals (see `sweep()`; a failure fails the open), then starts the rest of a sweep, the walk
+   * of `parcels/`, which goes on after open returns (its failure goes to `onSweepError`), and,
+   * unless `stagingSweepMs` is 0, sweeps again at that interval while open. Existing reference
+   * data is left as it is.
    *
-   * Only the walk of `parcels/` is left to after open: it reads every stored parcel's name
+   * The walk is left to after open because it reads every stored parcel's name
    * (~0.4 s of every start on 100,000 parcels) to find empty reference-layout directories,
    * which no operation of this store needs gone (an empty directory is no parcel, and a put
    * links into it).
@@ -257,9 +258,9 @@ export class FileParcelStore implements ParcelStore {
     const store = new FileParcelStore(root, staging.stagingMaxAgeMs, options.lookupBudget ?? LOOKUP_BUDGET);
     await mkdir(store.tempDir, { recursive: true });
     await mkdir(store.hiddenDir, { recursive: true });
-    await store.sweepStagingAreas(store.sweepCutoff());
-    store.sweep().catch((err: unknown) => options.onSweepError?.(err));
-    store.sweepTimer = sweepPeriodically(() => store.sweep(), staging.stagingSweepMs, options.onSweepError);
+    const cutoff = store.sweepCutoff();
+    await store.sweepStagingAreas(cutoff);
+    store.sweeper.start(staging.stagingSweepMs, options.onSweepError, (signal) => store.sweepParcelDirectories(cutoff, signal));
     return store;
   }
 
@@ -458,36 +459,20 @@ export class FileParcelStore implements ParcelStore {
    * parcel directories that stayed empty that long (what a reference upload killed before its
    * data was written leaves, which would make the reference refuse every retry). Reference
    * leftovers with content (`parcel.dat.part`) stay.
-   * A call while a sweep is under way (which may have looked before the caller's change) gets
-   * the next one, which starts when that one ends and which every call meanwhile shares.
+   * A call while a sweep is under way gets the next one (see Sweeper).
    */
   sweep(): Promise<void> {
-    if (this.sweeping === undefined) {
-      this.sweeping = this.sweepOnce().finally(() => {
-        this.sweeping = undefined;
-      });
-      return this.sweeping;
-    }
-    this.nextSweep ??= this.sweeping.then(
-      () => this.startNextSweep(),
-      () => this.startNextSweep(),
-    );
-    return this.nextSweep;
+    return this.sweeper.sweep();
   }
 
-  private startNextSweep(): Promise<void> {
-    this.nextSweep = undefined;
-    return this.sweep();
-  }
-
+  /** Closes the store; a sweep under way stops early (see Sweeper). */
   async close(): Promise<void> {
     this.closed = true;
-    clearInterval(this.sweepTimer);
-    await Promise.allSettled([this.sweeping, this.nextSweep]);
+    await this.sweeper.close();
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new BindleError('unavailable', `parcel store at ${this.root} is closed`);
+    if (this.closed) throw new BindleError('unavailable', this.closedMessage);
   }
 
   /** The stats of the parcel's data file: the flat one, else the reference layout's; undefined when neither is a file. */
@@ -564,12 +549,18 @@ export class FileParcelStore implements ParcelStore {
     return Date.now() - this.maxAgeMs;
   }
 
-  private async sweepOnce(): Promise<void> {
+  private async sweepOnce(signal: AbortSignal): Promise<void> {
     const cutoff = this.sweepCutoff();
-    await this.sweepStagingAreas(cutoff);
+    await this.sweepStagingAreas(cutoff, signal);
+    await this.sweepParcelDirectories(cutoff, signal);
+  }
+
+  /** The sweep's walk of `parcels/`: removes the reference layout's directories left empty before `cutoff`. */
+  private async sweepParcelDirectories(cutoff: number, signal: AbortSignal): Promise<void> {
     // parcels/ holds every stored parcel: it is read a batch of entries at a time, never as one
     // list (which for 100,000 parcels held ~10 MiB of names and left the server ~24 MiB bigger).
     for await (const { name } of await opendir(this.parcelsDir, { bufferSize: SWEEP_DIRECTORY_BATCH })) {
+      signal.throwIfAborted();
       if (!isSha256Hex(name)) continue;
       const dir = join(this.parcelsDir, name);
       if (!(await changedBefore(dir, cutoff))) continue;
@@ -583,12 +574,14 @@ export class FileParcelStore implements ParcelStore {
   }
 
   /** The sweep's part in the temp and hidden directories, which hold only uploads and removals under way. */
-  private async sweepStagingAreas(cutoff: number): Promise<void> {
+  private async sweepStagingAreas(cutoff: number, signal?: AbortSignal): Promise<void> {
     for (const name of await readdir(this.tempDir)) {
+      signal?.throwIfAborted();
       const path = join(this.tempDir, name);
       if (await changedBefore(path, cutoff)) await rm(path, { force: true, recursive: true });
     }
     for (const name of await readdir(this.hiddenDir)) {
+      signal?.throwIfAborted();
       const path = join(this.hiddenDir, name);
       try {
         if ((await stat(path)).ctimeMs < cutoff) await rm(path, { force: true });

@@ -229,15 +229,77 @@ export function stagingSettings(options: StagingOptions): StagingSettings {
 }
 
 /**
- * Runs a store's `sweep` every `sweepMs` (never when 0) without keeping the process alive; a
- * failed sweep is reported to `onError` (when given) and retried by the next one. Returns the
- * timer for `clearInterval`.
+ * One store's sweep (removing what killed uploads left, by age), run the way every store must run
+ * it; a store keeps one and calls it from `sweep()`, `open` and `close`.
+ * - A sweep asked for while one is under way (which may have looked before the caller's change)
+ *   gets the next one, which starts when that one ends and which every caller meanwhile shares.
+ * - Background sweeps (`start`) report a failure to `onError` (none after close) and are retried
+ *   by the next one.
+ * - `close` stops: the sweep under way is told to stop (its signal aborts) and is awaited, a
+ *   queued one never starts, and a sweep stopped or refused that way rejects with `unavailable`.
  */
-export function sweepPeriodically(sweep: () => Promise<void>, sweepMs: number, onError?: (err: unknown) => void): NodeJS.Timeout | undefined {
-  if (sweepMs === 0) return undefined;
-  const timer = setInterval(() => {
-    sweep().catch((err: unknown) => onError?.(err));
-  }, sweepMs);
-  timer.unref();
-  return timer;
+export class Sweeper {
+  readonly #sweepOnce: (signal: AbortSignal) => Promise<void>;
+  readonly #closedMessage: string;
+  readonly #stop = new AbortController();
+  #running: Promise<void> | undefined;
+  #next: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  /** `sweepOnce` is one whole sweep, which soon after `signal` aborts stops by throwing (`signal.throwIfAborted()`). */
+  constructor(sweepOnce: (signal: AbortSignal) => Promise<void>, closedMessage: string) {
+    this.#sweepOnce = sweepOnce;
+    this.#closedMessage = closedMessage;
+  }
+
+  /** A whole sweep that starts now, or after the one under way. */
+  sweep(): Promise<void> {
+    return this.#run(this.#sweepOnce);
+  }
+
+  /**
+   * Runs `first` (a part of a sweep the opening store left to the background) now, when given,
+   * then a whole sweep every `sweepMs` (never when 0), without keeping the process alive.
+   */
+  start(sweepMs: number, onError: ((err: unknown) => void) | undefined, first?: (signal: AbortSignal) => Promise<void>): void {
+    const background = (sweeping: Promise<void>): void => {
+      sweeping.catch((err: unknown) => {
+        if (!this.#stop.signal.aborted) onError?.(err);
+      });
+    };
+    if (first !== undefined) background(this.#run(first));
+    if (sweepMs === 0) return;
+    this.#timer = setInterval(() => background(this.sweep()), sweepMs);
+    this.#timer.unref();
+  }
+
+  /** Stops sweeping (see the class) and waits for the sweep under way to end. */
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#stop.abort();
+    await Promise.allSettled([this.#running, this.#next]);
+  }
+
+  #run(once: (signal: AbortSignal) => Promise<void>): Promise<void> {
+    if (this.#stop.signal.aborted) return Promise.reject(this.#closedError());
+    if (this.#running !== undefined) {
+      const startNext = (): Promise<void> => {
+        this.#next = undefined;
+        return this.sweep();
+      };
+      this.#next ??= this.#running.then(startNext, startNext);
+      return this.#next;
+    }
+    const running = once(this.#stop.signal).catch((err: unknown) => {
+      throw this.#stop.signal.aborted ? this.#closedError(err) : err;
+    });
+    this.#running = running.finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  #closedError(cause?: unknown): BindleError {
+    return new BindleError('unavailable', this.#closedMessage, cause === undefined ? undefined : { cause });
+  }
 }

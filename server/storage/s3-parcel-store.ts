@@ -39,7 +39,7 @@ import {
   assertRangeShape,
   rangeNotSatisfiable,
   stagingSettings,
-  sweepPeriodically,
+  Sweeper,
 } from './parcel-store.js';
 import type { ByteRange, ParcelStat, ParcelStore, PutResult, RemoveOutcome, StagingOptions, StoredParcel } from './parcel-store.js';
 import { receiveParcel, type UploadSink } from './parcel-upload.js';
@@ -147,8 +147,8 @@ export class S3ParcelStore implements ParcelStore {
   private readonly hiddenPrefix: string;
   private readonly maxAgeMs: number;
   private readonly puts = new Set<Promise<unknown>>();
-  private sweepTimer: NodeJS.Timeout | undefined;
-  private sweeping: Promise<void> | undefined;
+  private readonly sweeper: Sweeper;
+  private readonly closedMessage: string;
   private closed = false;
 
   private constructor(
@@ -163,6 +163,8 @@ export class S3ParcelStore implements ParcelStore {
     this.claimsPrefix = `${this.prefix}claims/`;
     this.hiddenPrefix = `${this.prefix}hidden/`;
     this.maxAgeMs = maxAgeMs;
+    this.closedMessage = `S3 parcel store ${this.bucket}/${this.prefix} is closed`;
+    this.sweeper = new Sweeper((signal) => this.sweepOnce(signal), this.closedMessage);
   }
 
   /**
@@ -213,7 +215,7 @@ export class S3ParcelStore implements ParcelStore {
       if (status === 403) throw new BindleError('invalid_config', `S3 bucket ${options.bucket}: access denied`, { cause: err });
       throw unavailable(`opening bucket ${options.bucket}`, err);
     }
-    store.sweepTimer = sweepPeriodically(() => store.sweep(), staging.stagingSweepMs, options.onSweepError);
+    store.sweeper.start(staging.stagingSweepMs, options.onSweepError);
     return store;
   }
 
@@ -360,25 +362,22 @@ export class S3ParcelStore implements ParcelStore {
   /**
    * Removes what killed uploads left, judged by age alone so that it is safe while other
    * replicas upload: multipart uploads under `parcels/` started longer than the staging age
-   * ago are aborted, and claims and hidden data that old are deleted. Concurrent calls share one sweep.
+   * ago are aborted, and claims and hidden data that old are deleted. A call while a sweep is
+   * under way gets the next one (see Sweeper).
    */
   sweep(): Promise<void> {
-    this.sweeping ??= this.sweepOnce().finally(() => {
-      this.sweeping = undefined;
-    });
-    return this.sweeping;
+    return this.sweeper.sweep();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.sweepTimer);
-    await Promise.allSettled([...this.puts, this.sweeping]);
+    await Promise.allSettled([...this.puts, this.sweeper.close()]);
     this.client.destroy();
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new BindleError('unavailable', `S3 parcel store ${this.bucket}/${this.prefix} is closed`);
+    if (this.closed) throw new BindleError('unavailable', this.closedMessage);
   }
 
   /** Every object under `prefix`, page by page. */
@@ -619,11 +618,12 @@ export class S3ParcelStore implements ParcelStore {
     }
   }
 
-  private async sweepOnce(): Promise<void> {
+  private async sweepOnce(signal: AbortSignal): Promise<void> {
     const cutoff = Date.now() - this.maxAgeMs;
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
     do {
+      signal.throwIfAborted();
       const page = await this.client.send(
         new this.sdk.ListMultipartUploadsCommand({
           Bucket: this.bucket,
@@ -633,6 +633,7 @@ export class S3ParcelStore implements ParcelStore {
         }),
       );
       for (const upload of page.Uploads ?? []) {
+        signal.throwIfAborted();
         if (upload.Key === undefined || upload.UploadId === undefined) continue;
         if ((upload.Initiated?.getTime() ?? 0) > cutoff) continue;
         try {
@@ -650,6 +651,7 @@ export class S3ParcelStore implements ParcelStore {
 
     for (const prefix of [this.claimsPrefix, this.hiddenPrefix]) {
       for await (const object of this.objects(prefix)) {
+        signal.throwIfAborted();
         if (object.Key !== undefined && (object.LastModified?.getTime() ?? 0) <= cutoff) await this.deleteKey(object.Key);
       }
     }

@@ -20,6 +20,7 @@ import {
   CreateMultipartUploadCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
@@ -163,6 +164,23 @@ if (service !== undefined) {
     const sweeping = await open(prefix, { stagingMaxAgeMs: 1000, stagingSweepMs: 0 });
     t.teardown(() => sweeping.close());
     t.same(await uploadsUnder(client, prefix), [], 'an upload older than the staging age is aborted');
+  });
+
+  t.test('close stops a sweep under way and the sweep queued behind it', async (t) => {
+    const prefix = freshPrefix();
+    const store = await open(prefix, { stagingMaxAgeMs: 1000, stagingSweepMs: 0 });
+    t.teardown(() => store.close());
+    // Claims killed replicas left: one DELETE each for the sweep.
+    const claims = Array.from({ length: 60 }, (_, i) => `${prefix}/claims/${sha256Of(Buffer.from(`killed ${i}`))}`);
+    await Promise.all(claims.map((Key) => client.send(new PutObjectCommand({ Bucket: bucket, Key, Body: 'killed' }))));
+    await sleep(1100);
+    const running = store.sweep();
+    const queued = store.sweep();
+    await store.close();
+    await t.rejects(running, { code: 'unavailable' }, 'the sweep under way stops as unavailable');
+    await t.rejects(queued, { code: 'unavailable' }, 'the queued one never runs');
+    const left = (await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}/claims/` }))).KeyCount ?? 0;
+    t.ok(left > claims.length / 2, `the sweep stopped early (${left} of ${claims.length} old claims left)`);
   });
 
   t.test("a put finding a killed process's claim completes once the claim is stale", async (t) => {
