@@ -570,7 +570,9 @@ export class BindleClient {
         bodyTimeout: this.timeoutMs,
       });
     } catch (err) {
-      if (sourceError !== undefined) throw sourceFailure(opts.doing, sourceError);
+      // undici destroys a stream body with the connection's error when the connection fails
+      // (a server killed mid-upload): that error is the transport's, retried below, not the source's.
+      if (sourceError !== undefined && !isTransportFailure(sourceError)) throw sourceFailure(opts.doing, sourceError);
       if (errorCode(err) === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
         throw new BindleError('size_mismatch', `${opts.doing}: the data to upload is not the ${String(opts.contentLength)} bytes its label says`, { cause: err });
       }

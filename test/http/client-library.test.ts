@@ -4,11 +4,13 @@
  * verification, Basic and bearer auth, retries, timeouts and parcel re-hashing.
  */
 import t, { type Test } from 'tap';
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, pipeline, Readable } from 'node:stream';
 import type { Label } from '../../schema/index.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { createSecretKey, publicKeyEntry } from '../../core/signing/keys.js';
@@ -361,6 +363,49 @@ t.test('retries 5xx and connection failures with backoff, never 4xx', async (t) 
   t.equal(outcome, 'created');
   t.equal(opened, 2, 'the factory reopened the data for the retry');
   t.same(uploads.map((u) => u.length), [bravo.data.length, bravo.data.length], 'the whole body was sent each time');
+
+  // A server killed (or a replica restarted) in the middle of an upload: the connection is reset
+  // while the client is still sending. That is the transport failing, not the data's source.
+  const big = randomBytes(16 << 20);
+  const bigLabel = labelOf({ name: 'big.bin', data: big, mediaType: 'application/octet-stream' });
+  const bigFile = join(t.testdir(), 'big.bin');
+  await writeFile(bigFile, big);
+  const received: number[] = [];
+  const resetting = await fakeServer(t, (req, res, n) => {
+    let bytes = 0;
+    req.on('data', (c: Buffer) => {
+      bytes += c.length;
+      if (n === 1 && bytes >= 1 << 20) req.socket.resetAndDestroy();
+    });
+    req.on('end', () => {
+      received.push(bytes);
+      res.writeHead(200, { 'content-type': 'application/toml' }).end('message = "parcel created"\n');
+    });
+  });
+  let reopened = 0;
+  const afterReset = await client(t, { baseUrl: resetting.url }).createParcel('example.com/x/1.0.0', bigLabel, () => {
+    reopened++;
+    // As `bindle push` reads a parcel: a file stream piped through a byte counter.
+    const counted = new PassThrough();
+    pipeline(createReadStream(bigFile), counted, () => undefined);
+    return counted;
+  });
+  t.equal(afterReset, 'created', 'an upload whose connection was reset mid-body is retried and succeeds');
+  t.equal(reopened, 2, 'from the start of its data');
+  t.same(received, [big.length], 'the retry sent the whole body');
+
+  // The data's own source failing is the caller's problem: reported as such, never retried.
+  let unreadableOpened = 0;
+  await t.rejects(
+    client(t, { baseUrl: resetting.url }).createParcel('example.com/x/1.0.0', bigLabel, () => {
+      unreadableOpened++;
+      const failing = new PassThrough();
+      failing.write(big.subarray(0, 1 << 20), () => failing.destroy(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' })));
+      return failing;
+    }),
+    { code: 'internal', message: /reading the data to upload failed: EIO/ },
+  );
+  t.equal(unreadableOpened, 1, 'a source that fails to read is not retried');
 
   const silent = await fakeServer(t, () => {
     // Never answers.
