@@ -136,6 +136,7 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
     bodyIdleTimeoutMs: config.bodyIdleTimeoutMs,
     sendTimeoutMs: config.sendTimeoutMs,
     headersTimeoutMs: config.headersTimeoutMs,
+    ...(config.maxConnections === undefined ? {} : { maxConnections: config.maxConnections }),
     trustProxy: config.trustProxy,
     version: VERSION,
     logger: log,
@@ -166,7 +167,7 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
           address, metrics: `${metricsAddress ?? address}/metrics`, directory: config.directory, strategy: formatStrategy(strategy),
           index: describeIndex(config.index), parcels: describeParcels(config.parcels),
           keyring: config.keyringPath, trustedKeys: trust.current().size, keyringWatched: trust.watching,
-          hostKey: identity.signer.publicKey,
+          hostKey: identity.signer.publicKey, maxConnections: app.server.maxConnections,
         },
         'bindle-server listening',
       );

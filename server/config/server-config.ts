@@ -85,6 +85,8 @@ export interface ServerConfig {
   readonly stagingMaxAgeMs: number;
   /** The request line and headers must arrive within this time, else 408 (at least 1 ms). */
   readonly headersTimeoutMs: number;
+  /** Open connections at most (at least 1); absent: the default from the open-file limit (server/http/connection-limit.ts). */
+  readonly maxConnections?: number;
   /**
    * Failed authentication attempts a client address may make within `windowMs` before its
    * requests with credentials get 429 (server/auth/failed-attempt-limiter.ts).
@@ -271,6 +273,12 @@ const SETTINGS = {
     flag: 'headers-timeout', arg: '<duration>', env: 'BINDLE_HEADERS_TIMEOUT',
     fileKeys: ['headersTimeout', 'headers_timeout'], kind: 'duration',
     help: 'the request line and headers must arrive within this time, else 408 (default: 20s)',
+  },
+  maxConnections: {
+    flag: 'max-connections', arg: '<count>', env: 'BINDLE_MAX_CONNECTIONS',
+    fileKeys: ['maxConnections', 'max_connections'], kind: 'count',
+    help: 'open connections at most; new ones beyond are closed at once, so that a flood of connections cannot use up the ' +
+      'file descriptors the requests already in need (default: half the open-file limit left after 512, at most 10000)',
   },
   authMaxFailures: {
     flag: 'auth-max-failures', arg: '<count>', env: 'BINDLE_AUTH_MAX_FAILURES',
@@ -557,6 +565,8 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
   const sendTimeoutMs = pickPositiveDuration(pick('sendTimeout'), DEFAULT_SEND_TIMEOUT_MS);
   const headersTimeoutMs = pickPositiveDuration(pick('headersTimeout'), DEFAULT_HEADERS_TIMEOUT_MS);
   const stagingMaxAgeMs = pickPositiveDuration(pick('stagingMaxAge'), DEFAULT_STAGING_MAX_AGE_MS);
+  const maxConnectionsRaw = pick('maxConnections');
+  const maxConnections = maxConnectionsRaw === undefined ? undefined : pickCount(maxConnectionsRaw, 0);
   const authFailureLimit = {
     maxFailures: pickCount(pick('authMaxFailures'), DEFAULT_AUTH_MAX_FAILURES),
     windowMs: pickPositiveDuration(pick('authFailureWindow'), DEFAULT_AUTH_FAILURE_WINDOW_MS),
@@ -636,6 +646,7 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
     sendTimeoutMs,
     stagingMaxAgeMs,
     headersTimeoutMs,
+    ...(maxConnections === undefined ? {} : { maxConnections }),
     authFailureLimit: Object.freeze(authFailureLimit),
     trustProxy: Object.freeze(trustProxy),
     gcGraceMs,

@@ -59,6 +59,7 @@ export interface TestAppOptions {
   bodyIdleTimeoutMs?: number;
   sendTimeoutMs?: number;
   headersTimeoutMs?: number;
+  maxConnections?: number;
   /** Opens the invoice index (default: the configured pair's). */
   openIndex?: (dir: string) => Promise<InvoiceIndex>;
   /** The server's lifecycle state /readyz reports (default: serving). */
@@ -99,6 +100,7 @@ export async function makeTestApp(t: Test, opts: TestAppOptions = {}): Promise<T
     ...(opts.bodyIdleTimeoutMs !== undefined ? { bodyIdleTimeoutMs: opts.bodyIdleTimeoutMs } : {}),
     ...(opts.headersTimeoutMs !== undefined ? { headersTimeoutMs: opts.headersTimeoutMs } : {}),
     ...(opts.sendTimeoutMs !== undefined ? { sendTimeoutMs: opts.sendTimeoutMs } : {}),
+    ...(opts.maxConnections !== undefined ? { maxConnections: opts.maxConnections } : {}),
   });
   t.teardown(async () => {
     await app.close();

@@ -216,6 +216,15 @@ t.test('request timeouts: body idle and headers, from flag, env and file; 0 is r
   await t.rejects(load(t, [], { env: { BINDLE_HEADERS_TIMEOUT: 'soon' } }), { code: 'invalid_config', message: /BINDLE_HEADERS_TIMEOUT/ });
 });
 
+t.test('max connections: flag over env over file, absent by default (the app derives it); 0 is refused', async (t) => {
+  t.equal((await load(t, [])).config.maxConnections, undefined);
+  t.equal((await load(t, [], { file: 'max_connections = 300\n' })).config.maxConnections, 300);
+  t.equal((await load(t, [], { file: 'maxConnections = 300\n', env: { BINDLE_MAX_CONNECTIONS: '200' } })).config.maxConnections, 200);
+  t.equal((await load(t, ['--max-connections', '100'], { env: { BINDLE_MAX_CONNECTIONS: '200' } })).config.maxConnections, 100);
+  await t.rejects(load(t, ['--max-connections', '0']), { code: 'invalid_config', message: /--max-connections/ });
+  await t.rejects(load(t, [], { env: { BINDLE_MAX_CONNECTIONS: 'lots' } }), { code: 'invalid_config', message: /BINDLE_MAX_CONNECTIONS/ });
+});
+
 t.test('send timeout: from flag over env over file, default 60 s; 0 is refused', async (t) => {
   t.equal((await load(t, [])).config.sendTimeoutMs, 60_000);
   t.equal((await load(t, [], { file: 'send_timeout = "90s"\n' })).config.sendTimeoutMs, 90_000);
