@@ -106,7 +106,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ...(opts.https !== undefined ? { https: { ...opts.https, ...serverOptions } } : { http: serverOptions }),
   }) as unknown as FastifyInstance;
 
-  limitConnections(app.server, opts.maxConnections ?? defaultMaxConnections(openFileLimit()), opts.logger);
+  limitConnections(app.server, opts.maxConnections ?? defaultMaxConnections(openFileLimit()), opts.logger, opts.metrics);
   recordRoutes(app);
   registerErrorHandling(app);
   registerClientErrors(app);

@@ -12,6 +12,8 @@ import type { Server } from 'node:net';
 
 import type { FastifyBaseLogger } from 'fastify';
 
+import type { ServerMetrics } from '../metrics/server-metrics.js';
+
 /** Descriptors kept out of the default's reckoning: the index, its workers, logs, keyring watches, backend pools. */
 export const DESCRIPTOR_RESERVE = 512;
 /** The default never exceeds this: each connection also costs memory. */
@@ -50,12 +52,16 @@ export function defaultMaxConnections(limit: number | undefined): number {
   return Math.max(MIN_DEFAULT_CONNECTIONS, Math.min(MAX_DEFAULT_CONNECTIONS, half));
 }
 
-/** Caps `server` at `max` open connections; new ones beyond it are closed at once and logged (warn) on `log`. */
-export function limitConnections(server: Server, max: number, log?: FastifyBaseLogger): void {
+/**
+ * Caps `server` at `max` open connections; new ones beyond it are closed at once, logged (warn)
+ * on `log` and counted in `metrics`.
+ */
+export function limitConnections(server: Server, max: number, log?: FastifyBaseLogger, metrics?: ServerMetrics): void {
   server.maxConnections = max;
   let dropped = 0;
   let loggedAt = Number.NEGATIVE_INFINITY;
   server.on('drop', () => {
+    metrics?.connectionsDropped.inc();
     dropped += 1;
     const now = Date.now();
     if (now - loggedAt < DROP_LOG_INTERVAL_MS) return;

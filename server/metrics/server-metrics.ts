@@ -57,6 +57,8 @@ export class ServerMetrics {
   readonly httpSentBytes: PlainCounter;
   /** Parcel uploads (ParcelStore.put) under way. */
   readonly uploadsInFlight: Gauge;
+  /** Connections closed as they arrived because the connection cap was reached (server/http/connection-limit.ts). */
+  readonly connectionsDropped: Counter;
   /** Duration of parcel store and invoice index operations, by seam and operation. */
   readonly storageDuration: PlainHistogram;
   /** Failed parcel store and invoice index operations, by seam, operation and error code. */
@@ -84,6 +86,9 @@ export class ServerMetrics {
     );
     this.httpSentBytes = new PlainCounter('bindle_http_sent_bytes_total', 'Bytes sent in HTTP responses (headers and bodies), by route pattern', ['route']);
     this.uploadsInFlight = new Gauge({ name: 'bindle_parcel_uploads_in_flight', help: 'Parcel uploads being received and stored now', registers });
+    this.connectionsDropped = new Counter({
+      name: 'bindle_http_connections_dropped_total', help: 'Connections closed as they arrived because --max-connections connections were open', registers,
+    });
     this.storageDuration = new PlainHistogram(
       'bindle_storage_operation_duration_seconds', 'Parcel store and invoice index operation duration, by seam and operation',
       ['seam', 'operation'], LATENCY_BUCKETS,

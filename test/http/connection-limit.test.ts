@@ -12,6 +12,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
 import t from 'tap';
 import { defaultMaxConnections, openFileLimit } from '../../server/http/connection-limit.js';
+import { ServerMetrics } from '../../server/metrics/server-metrics.js';
 import { listenForRawClients, makeTestApp } from '../helpers/test-app.js';
 
 /** Connects and sends the start of a request head, then nothing: the connection stays open. */
@@ -44,7 +45,8 @@ t.test('beyond the cap a new connection is closed at once and logged; a freed sl
       done();
     },
   });
-  const ta = await makeTestApp(t, { maxConnections: 3, logger: pino({ level: 'warn' }, sink) as unknown as FastifyBaseLogger });
+  const metrics = new ServerMetrics({ version: 'test', processMetrics: false });
+  const ta = await makeTestApp(t, { maxConnections: 3, metrics, logger: pino({ level: 'warn' }, sink) as unknown as FastifyBaseLogger });
   const port = await listenForRawClients(t, ta);
   const held = [await holdConnection(port), await holdConnection(port), await holdConnection(port)];
   t.teardown(() => held.forEach((socket) => socket.destroy()));
@@ -55,6 +57,7 @@ t.test('beyond the cap a new connection is closed at once and logged; a freed sl
   t.match(records, [{ level: 40, maxConnections: 3, dropped: 1, msg: /connection limit reached/ }], 'the drop is logged at warn');
   t.equal(await tryRequest(port), '', 'another one too');
   t.equal(records.length, 1, 'drops within the log interval are counted, not each logged');
+  t.match(await metrics.registry.metrics(), /^bindle_http_connections_dropped_total 2$/m, 'each drop is counted in the metrics');
 
   const first = held.shift();
   first?.destroy();
