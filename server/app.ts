@@ -8,7 +8,7 @@ import { actionForMethod, type Authenticator, type Authorizer } from './auth/typ
 import { registerRequestAuth } from './auth/request-auth.js';
 import { DEFAULT_BODY_IDLE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_SEND_TIMEOUT_MS, registerBodyIdleTimeout, registerSendTimeout } from './http/request-timeouts.js';
 import { clientErrorHandler, registerClientErrors } from './http/client-errors.js';
-import { defaultMaxConnections, limitConnections, openFileLimit } from './http/connection-limit.js';
+import { limitConnections } from './http/connection-limit.js';
 import { registerDateHeader } from './http/date-header.js';
 import { frameworkErrorHandler, registerErrorHandling } from './http/error-handler.js';
 import { lazyChildLoggerFactory, requestIdSource } from './http/request-logger.js';
@@ -54,7 +54,7 @@ export interface AppOptions {
   sendTimeoutMs?: number;
   /** The whole request head must arrive within this time, else 408 (default 20 s). */
   headersTimeoutMs?: number;
-  /** Open connections at most; new ones beyond are closed at once (default: from the open-file limit, see http/connection-limit.ts). */
+  /** Open connections at most; new ones beyond are closed at once (default: no cap; the server's default is in its config, see http/connection-limit.ts). */
   maxConnections?: number;
   /**
    * Addresses and CIDR ranges of trusted reverse proxies: a request from one of them has the
@@ -106,7 +106,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ...(opts.https !== undefined ? { https: { ...opts.https, ...serverOptions } } : { http: serverOptions }),
   }) as unknown as FastifyInstance;
 
-  limitConnections(app.server, opts.maxConnections ?? defaultMaxConnections(openFileLimit()), opts.logger, opts.metrics);
+  if (opts.maxConnections !== undefined) limitConnections(app.server, opts.maxConnections, opts.logger, opts.metrics);
   recordRoutes(app);
   registerErrorHandling(app);
   registerClientErrors(app);

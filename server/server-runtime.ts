@@ -136,7 +136,7 @@ export async function openServer(config: ServerConfig, opts: { hostLabel: string
     bodyIdleTimeoutMs: config.bodyIdleTimeoutMs,
     sendTimeoutMs: config.sendTimeoutMs,
     headersTimeoutMs: config.headersTimeoutMs,
-    ...(config.maxConnections === undefined ? {} : { maxConnections: config.maxConnections }),
+    maxConnections: config.maxConnections,
     trustProxy: config.trustProxy,
     version: VERSION,
     logger: log,

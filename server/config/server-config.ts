@@ -14,6 +14,7 @@ import { syntaxErrorSummary } from '../../core/codec/document-codec.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { parseStrategy } from '../../core/signing/verification.js';
 import { parseIndexSpec, parseParcelsSpec, type IndexSpec, type ParcelsSpec } from './backend-specs.js';
+import { defaultMaxConnections, openFileLimit } from '../http/connection-limit.js';
 import { DEFAULT_BODY_IDLE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_SEND_TIMEOUT_MS } from '../http/request-timeouts.js';
 import { DEFAULT_STAGING_MAX_AGE_MS } from '../storage/parcel-store.js';
 
@@ -85,8 +86,8 @@ export interface ServerConfig {
   readonly stagingMaxAgeMs: number;
   /** The request line and headers must arrive within this time, else 408 (at least 1 ms). */
   readonly headersTimeoutMs: number;
-  /** Open connections at most (at least 1); absent: the default from the open-file limit (server/http/connection-limit.ts). */
-  readonly maxConnections?: number;
+  /** Open connections at most (at least 1); by default from this process's open-file limit (server/http/connection-limit.ts). */
+  readonly maxConnections: number;
   /**
    * Failed authentication attempts a client address may make within `windowMs` before its
    * requests with credentials get 429 (server/auth/failed-attempt-limiter.ts).
@@ -565,8 +566,7 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
   const sendTimeoutMs = pickPositiveDuration(pick('sendTimeout'), DEFAULT_SEND_TIMEOUT_MS);
   const headersTimeoutMs = pickPositiveDuration(pick('headersTimeout'), DEFAULT_HEADERS_TIMEOUT_MS);
   const stagingMaxAgeMs = pickPositiveDuration(pick('stagingMaxAge'), DEFAULT_STAGING_MAX_AGE_MS);
-  const maxConnectionsRaw = pick('maxConnections');
-  const maxConnections = maxConnectionsRaw === undefined ? undefined : pickCount(maxConnectionsRaw, 0);
+  const maxConnections = pickOptionalCount(pick('maxConnections')) ?? defaultMaxConnections(openFileLimit());
   const authFailureLimit = {
     maxFailures: pickCount(pick('authMaxFailures'), DEFAULT_AUTH_MAX_FAILURES),
     windowMs: pickPositiveDuration(pick('authFailureWindow'), DEFAULT_AUTH_FAILURE_WINDOW_MS),
@@ -646,7 +646,7 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
     sendTimeoutMs,
     stagingMaxAgeMs,
     headersTimeoutMs,
-    ...(maxConnections === undefined ? {} : { maxConnections }),
+    maxConnections,
     authFailureLimit: Object.freeze(authFailureLimit),
     trustProxy: Object.freeze(trustProxy),
     gcGraceMs,
@@ -778,7 +778,12 @@ function pickPositiveDuration(raw: Sourced | undefined, fallback: number): numbe
 
 /** A whole number of at least 1. */
 function pickCount(raw: Sourced | undefined, fallback: number): number {
-  if (raw === undefined) return fallback;
+  return pickOptionalCount(raw) ?? fallback;
+}
+
+/** A whole number of at least 1; undefined when not given. */
+function pickOptionalCount(raw: Sourced | undefined): number | undefined {
+  if (raw === undefined) return undefined;
   const text = String(raw.value).trim();
   const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isSafeInteger(n) || n < 1) throw invalid(`${raw.source}: "${String(raw.value)}" is not a whole number of at least 1`);

@@ -3,16 +3,14 @@
  * and yanking need the grant on a prefix of the bindle's name; a refusal is 403 naming the
  * missing grant; every write, accepted or refused, is audited with the principal's id.
  */
-import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import TOML from '@iarna/toml';
-import { pino } from 'pino';
-import type { FastifyBaseLogger } from 'fastify';
 import type { ErrorReply } from '../../schema/index.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { AclAuthorizer, StaticTokenAuthenticator, tokenDigest } from '../../server/auth/index.js';
 import { sha256, signedInvoice } from '../helpers/bindles.js';
+import { recordingLogger, type LogRecord } from '../helpers/log-records.js';
 import { makeTestApp, type TestApp } from '../helpers/test-app.js';
 
 const ACL = `
@@ -41,16 +39,9 @@ function createInvoice(ta: TestApp, who: string, name: string) {
   return ta.app.inject({ method: 'POST', url: '/v1/_i', headers: as(who), payload: renderInvoice(signedInvoice(name, '1.0.0', parcels)) });
 }
 
-async function setup(t: Test): Promise<{ ta: TestApp; records: Record<string, unknown>[] }> {
+async function setup(t: Test): Promise<{ ta: TestApp; records: LogRecord[] }> {
   const dir = t.testdir({ 'acl.toml': ACL });
-  const records: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') records.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  const logger = pino({ level: 'info' }, sink) as unknown as FastifyBaseLogger;
+  const { logger, records } = recordingLogger();
   const ta = await makeTestApp(t, {
     authenticator: StaticTokenAuthenticator.parse(TOKENS, 'test'),
     authorizer: await AclAuthorizer.load(join(dir, 'acl.toml')),

@@ -2,17 +2,15 @@
  * The connection cap (server/http/connection-limit.ts): with the cap's connections held open by
  * clients that send nothing more (as slow uploads would), a new connection is closed at once
  * instead of waiting; the drop is logged; once one of the held connections goes, requests are
- * served again. Without a cap given, the app's is the default from the open-file limit.
+ * served again. Without a cap given, the app sets none: the server's default is resolved with its
+ * config (server/config/server-config.ts).
  */
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FastifyBaseLogger } from 'fastify';
-import { pino } from 'pino';
 import t from 'tap';
-import { defaultMaxConnections, openFileLimit } from '../../server/http/connection-limit.js';
 import { ServerMetrics } from '../../server/metrics/server-metrics.js';
+import { recordingLogger } from '../helpers/log-records.js';
 import { listenForRawClients, makeTestApp } from '../helpers/test-app.js';
 
 /** Connects and sends the start of a request head, then nothing: the connection stays open. */
@@ -38,15 +36,9 @@ async function tryRequest(port: number): Promise<string> {
 }
 
 t.test('beyond the cap a new connection is closed at once and logged; a freed slot serves again', async (t) => {
-  const records: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') records.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
+  const { logger, records } = recordingLogger('warn');
   const metrics = new ServerMetrics({ version: 'test', processMetrics: false });
-  const ta = await makeTestApp(t, { maxConnections: 3, metrics, logger: pino({ level: 'warn' }, sink) as unknown as FastifyBaseLogger });
+  const ta = await makeTestApp(t, { maxConnections: 3, metrics, logger });
   const port = await listenForRawClients(t, ta);
   const held = [await holdConnection(port), await holdConnection(port), await holdConnection(port)];
   t.teardown(() => held.forEach((socket) => socket.destroy()));
@@ -69,7 +61,7 @@ t.test('beyond the cap a new connection is closed at once and logged; a freed sl
   t.match(await tryRequest(port), /^HTTP\/1\.1 200 /, 'with a slot free, a request is served');
 });
 
-t.test('without a cap given, the app takes the default from the open-file limit', async (t) => {
+t.test('without a cap given, the app sets none: the server\'s default is in its config', async (t) => {
   const ta = await makeTestApp(t);
-  t.equal(ta.app.server.maxConnections, defaultMaxConnections(openFileLimit()));
+  t.equal(ta.app.server.maxConnections, undefined);
 });

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import t, { type Test } from 'tap';
+import { defaultMaxConnections, openFileLimit } from '../../server/http/connection-limit.js';
 import {
   authMode,
   loadServerConfig,
@@ -216,8 +217,8 @@ t.test('request timeouts: body idle and headers, from flag, env and file; 0 is r
   await t.rejects(load(t, [], { env: { BINDLE_HEADERS_TIMEOUT: 'soon' } }), { code: 'invalid_config', message: /BINDLE_HEADERS_TIMEOUT/ });
 });
 
-t.test('max connections: flag over env over file, absent by default (the app derives it); 0 is refused', async (t) => {
-  t.equal((await load(t, [])).config.maxConnections, undefined);
+t.test('max connections: flag over env over file, by default from the open-file limit; 0 is refused', async (t) => {
+  t.equal((await load(t, [])).config.maxConnections, defaultMaxConnections(openFileLimit()));
   t.equal((await load(t, [], { file: 'max_connections = 300\n' })).config.maxConnections, 300);
   t.equal((await load(t, [], { file: 'maxConnections = 300\n', env: { BINDLE_MAX_CONNECTIONS: '200' } })).config.maxConnections, 200);
   t.equal((await load(t, ['--max-connections', '100'], { env: { BINDLE_MAX_CONNECTIONS: '200' } })).config.maxConnections, 100);
