@@ -1,6 +1,7 @@
 /**
  * Assembles a running server from a validated ServerConfig: opens the log destination
- * (server/log-destination.ts: stdout, bounded, never stalling the server), the configured storage
+ * (server/log-destination.ts: stdout, bounded, never stalling the server) and sends Node's
+ * process warnings there while the server is open (server/process-warnings.ts), the configured storage
  * backends (server/storage/backends.ts), the host identity (creating the host key only for the
  * embedded single-node default), the trusted keyring (reloaded on change and on demand), builds
  * the auth seams and the app, wraps the seams in their metrics decorators (server/metrics/),
@@ -23,7 +24,8 @@ import { buildAuth } from './auth/build-auth.js';
 import { describeIndex, describeParcels } from './config/backend-specs.js';
 import type { ServerConfig } from './config/server-config.js';
 import { loadHostIdentity } from './host-identity.js';
-import { openLogDestination } from './log-destination.js';
+import { openLogDestination, type LogDestination } from './log-destination.js';
+import { logProcessWarnings } from './process-warnings.js';
 import { BindleService } from './service/bindle-service.js';
 import { exportReferenceLayout, type ExportReport } from './service/reference-export.js';
 import { reindex, type ReindexReport } from './service/reindex.js';
@@ -87,6 +89,33 @@ async function openTrust(config: ServerConfig, log: FastifyBaseLogger): Promise<
 export async function openServer(config: ServerConfig, opts: { hostLabel: string }): Promise<RunningServer> {
   const destination = openLogDestination();
   const log = pino({ level: config.logLevel, name: 'bindle-server' }, destination.lines);
+  // Warnings the backends emit as they open (the AWS SDK's) go to the log too.
+  const stopLoggingWarnings = logProcessWarnings(log);
+  try {
+    const server = await assembleServer(config, opts, destination, log);
+    return {
+      ...server,
+      async close() {
+        try {
+          await server.close();
+        } finally {
+          stopLoggingWarnings();
+        }
+      },
+    };
+  } catch (err) {
+    stopLoggingWarnings();
+    throw err;
+  }
+}
+
+/** openServer's work, given its log. */
+async function assembleServer(
+  config: ServerConfig,
+  opts: { hostLabel: string },
+  destination: LogDestination,
+  log: FastifyBaseLogger,
+): Promise<RunningServer> {
   await mkdir(config.directory, { recursive: true });
 
   const trust = await openTrust(config, log);
