@@ -1,7 +1,7 @@
 /**
  * server/process-warnings.ts: while it is on, a process warning is one warn line of the log and
  * Node's default printer (free text on stderr) is not called; once stopped, the listeners there
- * were before are back.
+ * were before are back. With no listener there (Node's `--no-warnings`), nothing is logged.
  */
 import { once } from 'node:events';
 import t from 'tap';
@@ -34,4 +34,27 @@ t.test('a warning is logged at warn in place of the listeners before, which are 
   await again;
   t.equal(printed, 1, 'and called again');
   t.equal(records.length, 1, 'nothing more is logged');
+});
+
+t.test('with no listener (Node silenced by --no-warnings), warnings stay silent and are not logged', async (t) => {
+  const before = process.listeners('warning');
+  process.removeAllListeners('warning');
+  t.teardown(() => {
+    for (const listener of before) process.on('warning', listener);
+  });
+  const { logger, records } = recordingLogger();
+  const stop = logProcessWarnings(logger);
+  t.equal(process.listenerCount('warning'), 0, 'no listener added');
+  const seen: Error[] = [];
+  const watch = (warning: Error): void => {
+    seen.push(warning);
+  };
+  process.prependListener('warning', watch);
+  const emitted = once(process, 'warning');
+  process.emitWarning('quiet', 'TestWarning');
+  await emitted;
+  process.off('warning', watch);
+  stop();
+  t.equal(seen.length, 1, 'the warning was emitted');
+  t.same(records, [], 'and not logged');
 });
