@@ -2,7 +2,9 @@
  * Benchmark 8b: the server's resting RSS over a long mixed workload. A fresh server gets a warm-up
  * of the mix, rests, and its RSS is read ("after warm-up"); then the same mix runs for the soak
  * (10 minutes; 20 s with --quick), the server rests again and its RSS is read ("after the
- * soak"). The mix, on 8 keep-alive connections: GETs and HEADs of small parcels, GETs of a 4 MiB
+ * soak"); during the soak its RSS is also sampled every minute (5 s with --quick), under the mix, and the trend goes
+ * in the notes (growth that levels off is a cache or a thread reaching its size; a leak keeps
+ * climbing). The mix, on 8 keep-alive connections: GETs and HEADs of small parcels, GETs of a 4 MiB
  * parcel with and without a Range, invoice GETs (TOML and JSON, some conditional), `_q`
  * queries, 404s, and new bindles with small parcels uploaded throughout. Every reply's status is
  * checked. Runnable alone: `npm run bench -- --only soak`.
@@ -28,6 +30,9 @@ const WARM_UP_MS = 30 * 1000;
 const QUICK_WARM_UP_MS = 5 * 1000;
 /** How long the server rests before its RSS is read. */
 const REST_MS = 5000;
+/** How often the server's RSS is sampled during the soak, under the mix (its trend goes in the notes). */
+const TREND_INTERVAL_MS = 60_000;
+const QUICK_TREND_INTERVAL_MS = 5000;
 const CONNECTIONS = 8;
 const SMALL_PARCELS = 64;
 const BIG_BYTES = 4 * MiB;
@@ -128,6 +133,20 @@ async function mix(ctx: BenchContext, server: BenchServer, corpus: Corpus, until
   return requests;
 }
 
+/** Runs `work` while sampling `pid`'s RSS every `intervalMs`: its result and the samples (MiB), in order. */
+async function sampledRss<T>(pid: number, intervalMs: number, work: () => Promise<T>): Promise<{ result: T; samples: number[] }> {
+  const samples: number[] = [];
+  const timer = setInterval(() => {
+    const memory = memoryOf(pid);
+    if (memory !== undefined) samples.push(memory.rss / MiB);
+  }, intervalMs);
+  try {
+    return { result: await work(), samples };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 async function restingRss(pid: number): Promise<number> {
   await new Promise((resolve) => setTimeout(resolve, REST_MS));
   const memory = memoryOf(pid);
@@ -155,7 +174,10 @@ export const soakCase: BenchCase = {
       const warm = await mix(ctx, server, corpus, performance.now() + warmUpMs, uploads);
       const afterWarmUp = await restingRss(server.pid);
       ctx.log(`  resting RSS after warm-up (${warm} requests): ${afterWarmUp.toFixed(1)} MiB; soaking for ${soakMs / 1000} s`);
-      const soaked = await mix(ctx, server, corpus, performance.now() + soakMs, uploads);
+      const trendMs = ctx.quick ? QUICK_TREND_INTERVAL_MS : TREND_INTERVAL_MS;
+      const { result: soaked, samples } = await sampledRss(server.pid, trendMs, () => mix(ctx, server, corpus, performance.now() + soakMs, uploads));
+      const trend = `RSS under the mix every ${trendMs / 1000} s of the soak: ${samples.map((mib) => mib.toFixed(0)).join(', ')} MiB`;
+      ctx.log(`  ${trend}`);
       const afterSoak = await restingRss(server.pid);
       const peak = memoryOf(server.pid)?.peak ?? Number.NaN;
       ctx.log(`  resting RSS after the soak (${soaked} requests): ${afterSoak.toFixed(1)} MiB (peak ${(peak / MiB).toFixed(0)} MiB)`);
@@ -171,6 +193,7 @@ export const soakCase: BenchCase = {
             notes: [
               `${soaked} requests on ${CONNECTIONS} connections (warm-up: ${warm}); ${uploads.next} bindles uploaded in all; VmHWM ${(peak / MiB).toFixed(0)} MiB; RSS read after ${REST_MS / 1000} s of rest`,
               `before the warm-up ${fill} bindles were created and read, so that the server's bounded caches (SQLite page cache, recently read invoices) are full when "after warm-up" is read`,
+              trend,
             ],
           }),
         ],
