@@ -17,6 +17,7 @@ import { pino } from 'pino';
 import { runFsck, runGc, runKeys, runMigrate, type CommandIo } from './admin-commands.js';
 import { boundYoungGeneration, restoreYoungGenerationGrowth } from '../young-generation.js';
 import { compactHeap } from '../heap-compaction.js';
+import { logProcessWarnings } from '../process-warnings.js';
 
 type Subcommand = 'reindex' | 'export';
 
@@ -99,9 +100,15 @@ async function runAdminCommand(command: 'migrate' | 'gc' | 'fsck' | 'keys', args
   const io: CommandIo = { env: process.env, cwd: process.cwd(), out: (text) => process.stdout.write(text) };
   if (command === 'migrate') return runMigrate(args, io);
   if (command === 'keys') return runKeys(args, io);
-  // Audit records of removals go to stderr as JSON lines; stdout holds the report.
+  // Audit records of removals go to stderr as JSON lines, and so do process warnings (the AWS
+  // SDK's, with an S3 parcel store); stdout holds the report.
   const audit = pino({ base: { command } }, pino.destination({ fd: 2, sync: true }));
-  return (command === 'gc' ? runGc : runFsck)(args, { ...io, audit });
+  const stopLoggingWarnings = logProcessWarnings(audit);
+  try {
+    return await (command === 'gc' ? runGc : runFsck)(args, { ...io, audit });
+  } finally {
+    stopLoggingWarnings();
+  }
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -3,7 +3,10 @@
  * own bundle's chunks (scripts/bundle-server.mjs), not from node_modules: loaded from there, their
  * CommonJS files went through Node's module resolution and CommonJS export lexer at every start,
  * which got a dozen functions optimized by Turbofan and ~7 MiB more resident in an idle replica.
+ * The SDK's warning on an older Node is a line of the server's log, and of `gc`'s stderr
+ * (server/process-warnings.ts), not Node's free text.
  */
+import { spawnSync } from 'node:child_process';
 import t from 'tap';
 
 import { sha256, signedInvoice } from '../helpers/bindles.js';
@@ -11,7 +14,7 @@ import { exitList, modulesPreload } from '../helpers/module-list.js';
 import { vec } from '../helpers/paths.js';
 import { freshDatabase, postgresUrl } from '../helpers/postgres.js';
 import { s3ParcelsSpec, s3TestBucket, s3TestClient, s3TestService } from '../helpers/s3-service.js';
-import { createHostKeys, startServerProcess } from '../helpers/server-process.js';
+import { createHostKeys, SERVER_BIN, startServerProcess } from '../helpers/server-process.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 
 const pgUrl = postgresUrl(t);
@@ -22,10 +25,10 @@ if (pgUrl !== undefined && s3 !== undefined) await t.test('on PostgreSQL + S3 th
   const bucket = await s3TestBucket(t, await s3TestClient(t, s3));
   const dir = t.testdir();
   const hostKeys = createHostKeys(t, dir);
+  const storage = ['--index', await freshDatabase(t, pgUrl), '--parcels', s3ParcelsSpec(s3, bucket, 'bundle')];
   const server = await startServerProcess(t, {
     args: [
-      '--index', await freshDatabase(t, pgUrl),
-      '--parcels', s3ParcelsSpec(s3, bucket, 'bundle'),
+      ...storage,
       '--signing-keys', hostKeys,
       '--keyring', vec('scaffolds', 'keys', 'keyring.toml'),
       '--unauthenticated',
@@ -50,4 +53,12 @@ if (pgUrl !== undefined && s3 !== undefined) await t.test('on PostgreSQL + S3 th
   t.ok(files.some((file) => file.endsWith('launch.cjs')), `the file list is of what it required (${files.length} files, the launcher among them)`);
   const fromNodeModules = files.filter((file) => /\/node_modules\/(?:pg[^/]*|postgres-[^/]+|@aws-sdk|@smithy|@aws-crypto)\//.test(file));
   t.same(fromNodeModules, [], 'no file of node-postgres or the AWS SDK came from node_modules');
+
+  // The AWS SDK warns on a Node older than the one its later versions need: a log line, not free text.
+  const gc = spawnSync(process.execPath, [SERVER_BIN, 'gc', '--dry-run', ...storage], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+  t.equal(gc.status, 0, `gc --dry-run on the same storage: ${gc.stderr}`);
+  for (const [what, output] of [['the server', server.output()], ['gc', gc.stderr]] as const) {
+    t.notMatch(output, /\(node:\d+\)/, `${what} wrote no warning in Node's own format`);
+    if (Number(process.versions.node.split('.')[0]) < 22) t.match(output, /"msg":"process warning: /, `${what} logged the AWS SDK's warning on this Node`);
+  }
 });
