@@ -16,7 +16,7 @@ import { openServer, type RunningServer } from '../server-runtime.js';
 import { pino } from 'pino';
 import { runFsck, runGc, runKeys, runMigrate, type CommandIo } from './admin-commands.js';
 import { boundYoungGeneration, restoreYoungGenerationGrowth } from '../young-generation.js';
-import { compactHeap } from '../heap-compaction.js';
+import { compactHeap, compactWhenIdle, IDLE_COMPACTION_MS } from '../heap-compaction.js';
 import { logProcessWarnings } from '../process-warnings.js';
 
 type Subcommand = 'reindex' | 'export';
@@ -144,10 +144,19 @@ async function main(argv: string[]): Promise<number> {
   await server.listen();
   // A long-running server keeps whatever V8's young generation grows to (see young-generation.ts).
   boundYoungGeneration();
+  // And the heap it grows under load, unless it compacts once the load is over.
+  const stopIdleCompaction = compactWhenIdle(server.app.server, IDLE_COMPACTION_MS, {
+    onIdle: ({ unusedBytes, compacted, ms }) =>
+      server.log.debug(
+        { unusedBytes, compacted, ms: Math.round(ms) },
+        compacted ? 'idle after a busy spell: compacted the heap' : 'idle after a busy spell: too little of the heap unused to compact',
+      ),
+  });
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
+    stopIdleCompaction();
     server.log.info({ signal }, 'shutting down: finishing in-flight requests');
     server.close().then(
       () => process.exit(0),

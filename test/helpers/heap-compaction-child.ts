@@ -1,6 +1,7 @@
 /**
  * Run by test/unit/heap-compaction.test.ts in a process of its own (a small heap, and V8 flags
- * that are process-wide): runs compactHeap once garbage is unreachable and a function with a
+ * that are process-wide): runs compactHeap (without flushing bytecode when the argument is
+ * `keep-bytecode`) once garbage is unreachable and a function with a
  * large body has run once, and prints as JSON whether the garbage was collected, the heap's
  * bytecode before and after, whether the function still computes the same once its bytecode is
  * dropped, where `gc` is visible afterwards, and whether compactHeap made a tick (process.nextTick)
@@ -39,7 +40,7 @@ const isFull = (e: GcEntry): boolean => e.detail?.kind === constants.NODE_PERFOR
 const gcObserver = new PerformanceObserver((list) => collectionTimes.push(...list.getEntries().filter(isFull).map((e) => e.startTime)));
 gcObserver.observe({ type: 'gc' });
 compacting = true;
-compactHeap();
+compactHeap({ flushBytecode: process.argv[2] !== 'keep-bytecode' });
 compacting = false;
 ticks.disable();
 // GC entries are delivered after the collection, a few turns later.

@@ -1,6 +1,7 @@
 /**
  * compactHeap (server/heap-compaction.ts) collects unreachable objects, drops the bytecode of
- * functions that ran before it (start-up code; compiled anew if called again), and leaves `gc` exposed
+ * functions that ran before it (start-up code; compiled anew if called again) unless told to
+ * keep it, and leaves `gc` exposed
  * nowhere: not on the process's global, nor on contexts created after it; a tick is pending across
  * the collection (it keeps the maps of Node's tick objects, see there). Runs in a child process
  * (test/helpers/heap-compaction-child.ts): the flags it sets are process-wide, and a full
@@ -31,5 +32,13 @@ t.test('a full collection that drops bytecode, with gc exposed nowhere afterward
   t.equal(seen.globalGc, 'undefined', 'the global has no gc');
   t.equal(seen.newContextGc, 'undefined', 'nor has a context created afterwards');
   t.equal(seen.tickBeforeCollection, true, 'a tick made before the collection is pending during it');
+  t.end();
+});
+
+t.test('with flushBytecode false, the collection keeps the bytecode', (t) => {
+  const out = execFileSync(process.execPath, [...process.execArgv, CHILD, 'keep-bytecode'], { encoding: 'utf8', timeout: 120_000 });
+  const seen = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { collected: boolean; bytecodeBefore: number; bytecodeAfter: number };
+  t.equal(seen.collected, true, 'unreachable objects are collected');
+  t.ok(seen.bytecodeBefore - seen.bytecodeAfter < 250_000, `bytecode is kept (${seen.bytecodeBefore} -> ${seen.bytecodeAfter} bytes)`);
   t.end();
 });
