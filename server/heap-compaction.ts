@@ -23,7 +23,7 @@
  * Under load V8 grows the heap it has committed and keeps it once the load stops: its memory
  * reducer did not give any of it back to a server left idle for 90 s after a burst of uploads and
  * reads (heap 60 MiB committed, ~30 used; RSS 158 MiB). One compacting collection then took the
- * committed heap to ~23 MiB and the RSS ~30 MiB lower, in 50-140 ms. So a server that has been
+ * committed heap to ~23 MiB and the RSS ~30 MiB lower, in 120-140 ms. So a server that has been
  * busy and then gets hardly any requests for a while compacts once, if enough of its heap is
  * unused; the bytecode stays (the code that served the last requests will likely serve the next).
  */
