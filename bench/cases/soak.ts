@@ -2,12 +2,14 @@
  * Benchmark 8b: the server's resting RSS over a long mixed workload. A fresh server gets a warm-up
  * of the mix, rests, and its RSS is read ("after warm-up"); then the same mix runs for the soak
  * (10 minutes; 20 s with --quick), the server rests again and its RSS is read ("after the
- * soak"); during the soak its RSS is also sampled every minute (5 s with --quick), under the mix, and the trend goes
- * in the notes (growth that levels off is a cache or a thread reaching its size; a leak keeps
- * climbing). The mix, on 8 keep-alive connections: GETs and HEADs of small parcels, GETs of a 4 MiB
- * parcel with and without a Range, invoice GETs (TOML and JSON, some conditional), `_q`
- * queries, 404s, and new bindles with small parcels uploaded throughout. Every reply's status is
- * checked. Runnable alone: `npm run bench -- --only soak`.
+ * soak"). During the soak its RSS is also sampled every minute (5 s with --quick), under the mix,
+ * and the trend goes in the notes (growth that levels off is a cache or a thread reaching its
+ * size; a leak keeps climbing). But for --quick, its RSS is read once more a minute after the
+ * soak, once the server has compacted its heap after the busy spell (in the notes). The mix, on
+ * 8 keep-alive connections: GETs and HEADs of small parcels, GETs of a 4 MiB parcel with and
+ * without a Range, invoice GETs (TOML and JSON, some conditional), `_q` queries, 404s, and new
+ * bindles with small parcels uploaded throughout. Every reply's status is checked. Runnable
+ * alone: `npm run bench -- --only soak`.
  *
  * The server's bounded caches grow with the index until they reach their caps: SQLite's page
  * cache (16 MiB) and the recently read invoices (4096 rows). The soak's uploads keep growing the
@@ -23,6 +25,7 @@ import { MiB, payload, sha256Hex } from '../lib/data.js';
 import { downloadDiscard, httpRequest, uploadChunks } from '../lib/http.js';
 import { makeFigure } from '../lib/results.js';
 import { memoryOf, spawnServer, type BenchServer } from '../lib/server.js';
+import { IDLE_COMPACTION_MS } from '../../server/heap-compaction.js';
 
 const SOAK_MS = 10 * 60 * 1000;
 const QUICK_SOAK_MS = 20 * 1000;
@@ -46,7 +49,7 @@ const QUICK_FILL_BUDGET_MS = 60_000;
 
 /** The soak case's time limit: all its phases, with slack. */
 function soakBudgetMs(quick: boolean): number {
-  return (quick ? QUICK_SOAK_MS + QUICK_WARM_UP_MS + QUICK_FILL_BUDGET_MS : SOAK_MS + WARM_UP_MS + FILL_BUDGET_MS) + 2 * REST_MS + 60_000;
+  return (quick ? QUICK_SOAK_MS + QUICK_WARM_UP_MS + QUICK_FILL_BUDGET_MS : SOAK_MS + WARM_UP_MS + FILL_BUDGET_MS + IDLE_READ_MS) + 2 * REST_MS + 60_000;
 }
 
 interface Corpus {
@@ -147,6 +150,18 @@ async function sampledRss<T>(pid: number, intervalMs: number, work: () => Promis
   }
 }
 
+/**
+ * How long after the soak its RSS is read once more: two of the server's idle-compaction
+ * intervals (it compacts one to two intervals after a busy spell) and a rest.
+ */
+const IDLE_READ_MS = 2 * IDLE_COMPACTION_MS + REST_MS;
+
+/** The RSS (MiB) IDLE_READ_MS after the soak: what an idle server keeps once it has compacted. */
+async function idleRss(pid: number): Promise<number> {
+  await new Promise((resolve) => setTimeout(resolve, IDLE_READ_MS - REST_MS));
+  return restingRss(pid);
+}
+
 async function restingRss(pid: number): Promise<number> {
   await new Promise((resolve) => setTimeout(resolve, REST_MS));
   const memory = memoryOf(pid);
@@ -181,6 +196,12 @@ export const soakCase: BenchCase = {
       const afterSoak = await restingRss(server.pid);
       const peak = memoryOf(server.pid)?.peak ?? Number.NaN;
       ctx.log(`  resting RSS after the soak (${soaked} requests): ${afterSoak.toFixed(1)} MiB (peak ${(peak / MiB).toFixed(0)} MiB)`);
+      const idle = ctx.quick ? undefined : await idleRss(server.pid);
+      const idleNote =
+        idle === undefined
+          ? 'RSS once idle after the soak: not read with --quick'
+          : `RSS ${(IDLE_READ_MS / 1000).toFixed(0)} s after the soak, once the server has compacted its heap after the busy spell (server/heap-compaction.ts): ${idle.toFixed(1)} MiB`;
+      if (idle !== undefined) ctx.log(`  ${idleNote}`);
       return {
         figures: [
           makeFigure({
@@ -194,6 +215,7 @@ export const soakCase: BenchCase = {
               `${soaked} requests on ${CONNECTIONS} connections (warm-up: ${warm}); ${uploads.next} bindles uploaded in all; VmHWM ${(peak / MiB).toFixed(0)} MiB; RSS read after ${REST_MS / 1000} s of rest`,
               `before the warm-up ${fill} bindles were created and read, so that the server's bounded caches (SQLite page cache, recently read invoices) are full when "after warm-up" is read`,
               trend,
+              idleNote,
             ],
           }),
         ],
