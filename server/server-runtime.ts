@@ -89,32 +89,28 @@ async function openTrust(config: ServerConfig, log: FastifyBaseLogger): Promise<
 export async function openServer(config: ServerConfig, opts: { hostLabel: string }): Promise<RunningServer> {
   const destination = openLogDestination();
   const log = pino({ level: config.logLevel, name: 'bindle-server' }, destination.lines);
-  // Warnings the backends emit as they open (the AWS SDK's) go to the log too.
+  // Warnings the backends emit as they open (the AWS SDK's) go to the log too, until close.
   const stopLoggingWarnings = logProcessWarnings(log);
   try {
-    const server = await assembleServer(config, opts, destination, log);
-    return {
-      ...server,
-      async close() {
-        try {
-          await server.close();
-        } finally {
-          stopLoggingWarnings();
-        }
-      },
-    };
+    return await assembleServer(config, opts, { destination, log, stopLoggingWarnings });
   } catch (err) {
     stopLoggingWarnings();
     throw err;
   }
 }
 
+/** The server's log: where its lines go, its logger, and what puts Node's warning printer back. */
+interface ServerLogging {
+  readonly destination: LogDestination;
+  readonly log: FastifyBaseLogger;
+  readonly stopLoggingWarnings: () => void;
+}
+
 /** openServer's work, given its log. */
 async function assembleServer(
   config: ServerConfig,
   opts: { hostLabel: string },
-  destination: LogDestination,
-  log: FastifyBaseLogger,
+  { destination, log, stopLoggingWarnings }: ServerLogging,
 ): Promise<RunningServer> {
   await mkdir(config.directory, { recursive: true });
 
@@ -235,6 +231,7 @@ async function assembleServer(
         await Promise.all([app.close(), metricsApp?.close()]);
       } finally {
         clearTimeout(grace);
+        stopLoggingWarnings();
         await index.close();
         await parcels.close();
         // The process may exit next: the last lines, unless the log's reader has stopped reading.

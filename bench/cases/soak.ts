@@ -156,14 +156,9 @@ async function sampledRss<T>(pid: number, intervalMs: number, work: () => Promis
  */
 const IDLE_READ_MS = 2 * IDLE_COMPACTION_MS + REST_MS;
 
-/** The RSS (MiB) IDLE_READ_MS after the soak: what an idle server keeps once it has compacted. */
-async function idleRss(pid: number): Promise<number> {
-  await new Promise((resolve) => setTimeout(resolve, IDLE_READ_MS - REST_MS));
-  return restingRss(pid);
-}
-
-async function restingRss(pid: number): Promise<number> {
-  await new Promise((resolve) => setTimeout(resolve, REST_MS));
+/** The server's RSS (MiB) once it has rested `restMs` (REST_MS unless given). */
+async function restingRss(pid: number, restMs = REST_MS): Promise<number> {
+  await new Promise((resolve) => setTimeout(resolve, restMs));
   const memory = memoryOf(pid);
   if (memory === undefined) throw new Error('cannot read the server\'s /proc status');
   return memory.rss / MiB;
@@ -196,7 +191,8 @@ export const soakCase: BenchCase = {
       const afterSoak = await restingRss(server.pid);
       const peak = memoryOf(server.pid)?.peak ?? Number.NaN;
       ctx.log(`  resting RSS after the soak (${soaked} requests): ${afterSoak.toFixed(1)} MiB (peak ${(peak / MiB).toFixed(0)} MiB)`);
-      const idle = ctx.quick ? undefined : await idleRss(server.pid);
+      // Read IDLE_READ_MS after the soak, the after-soak reading's rest included.
+      const idle = ctx.quick ? undefined : await restingRss(server.pid, IDLE_READ_MS - REST_MS);
       const idleNote =
         idle === undefined
           ? 'RSS once idle after the soak: not read with --quick'
