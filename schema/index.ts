@@ -27,6 +27,7 @@ export interface SchemaTypes {
   SecretKeyEntry: T.SecretKeyEntry;
   InvoiceCreateReply: T.InvoiceCreateReply;
   MissingReply: T.MissingReply;
+  ParcelBatchReply: T.ParcelBatchReply;
   QueryReply: T.QueryReply;
   ErrorReply: T.ErrorReply;
   MessageReply: T.MessageReply;

@@ -19,6 +19,7 @@ import keyring from './keyring.schema.json' with { type: 'json' };
 import label from './label.schema.json' with { type: 'json' };
 import messageReply from './message-reply.schema.json' with { type: 'json' };
 import missingReply from './missing-reply.schema.json' with { type: 'json' };
+import parcelBatchReply from './parcel-batch-reply.schema.json' with { type: 'json' };
 import parcel from './parcel.schema.json' with { type: 'json' };
 import queryReply from './query-reply.schema.json' with { type: 'json' };
 import readinessReply from './readiness-reply.schema.json' with { type: 'json' };
@@ -31,7 +32,7 @@ import { isMediaType } from '../core/ids/media-type.js';
 /** Every schema, each with its `$id`; e.g. for `fastify.addSchema`. */
 export const ALL_SCHEMAS = [
   accessControlList, annotations, bindleSpec, condition, errorCode, errorReply, featureMap, group, healthReply,
-  invoiceCreateReply, invoice, keyEntry, keyring, label, messageReply, missingReply, parcel,
+  invoiceCreateReply, invoice, keyEntry, keyring, label, messageReply, missingReply, parcelBatchReply, parcel,
   queryReply, readinessReply, secretKeyEntry, secretKeyFile, signatureRole, signature,
 ] as const;
 

@@ -289,6 +289,22 @@ export interface MissingReply {
   missing: Label[];
 }
 /**
+ * Reply to POST /_i/{name}/{version} with a multipart/form-data body of parcels (one part per parcel, named by its sha256): the parcels it stored and those the server already had, each in the order of the parts.
+ *
+ * This interface was referenced by `BindleSchemas`'s JSON-Schema
+ * via the `definition` "ParcelBatchReply".
+ */
+export interface ParcelBatchReply {
+  /**
+   * Parcels stored by this request.
+   */
+  created: string[];
+  /**
+   * Parcels the server already had; their parts were read and dropped.
+   */
+  existing: string[];
+}
+/**
  * Reply to GET /_q. invoices comes last so that TOML can emit it.
  *
  * This interface was referenced by `BindleSchemas`'s JSON-Schema

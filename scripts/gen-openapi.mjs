@@ -115,6 +115,28 @@ const paths = {
   '/v1/_i/{name}/{version}': {
     get: getInvoice(false),
     head: getInvoice(true),
+    post: {
+      operationId: 'uploadParcels',
+      summary:
+        'Upload a batch of parcels listed on the invoice (an extension): one multipart part per parcel, named by its sha256, each stored as its single upload would be',
+      tags: ['parcels'],
+      security: writes,
+      parameters: idParams,
+      requestBody: {
+        required: true,
+        content: {
+          'multipart/form-data': {
+            schema: {
+              type: 'object',
+              description: 'One part per parcel: its name the parcel\'s sha256, its body the parcel\'s bytes; more parts than the server takes in one request fail with 413',
+              propertyNames: { pattern: '^[0-9a-f]{64}$' },
+              additionalProperties: { type: 'string', contentMediaType: 'application/octet-stream' },
+            },
+          },
+        },
+      },
+      responses: { 200: document('ParcelBatchReply', 'Every part stored, or already there'), ...errors },
+    },
     delete: {
       operationId: 'yankInvoice',
       summary: 'Yank an invoice (idempotent; the host signs the yank); with ?hard=true, an admin hard-deletes it instead',

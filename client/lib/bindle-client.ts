@@ -9,7 +9,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { dirname, resolve } from 'node:path';
 import { pipeline as pipelineCallback, type Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
-import type { HealthReply, Invoice, KeyRing, Label, QueryReply, SchemaName, SchemaTypes, SignatureRole } from '../../schema/index.js';
+import type { HealthReply, Invoice, KeyRing, Label, ParcelBatchReply, QueryReply, SchemaName, SchemaTypes, SignatureRole } from '../../schema/index.js';
 import { parseSyntax, validateDocument } from '../../core/codec/document-codec.js';
 import { renderInvoice, toInvoice } from '../../core/codec/invoice-codec.js';
 import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
@@ -22,6 +22,7 @@ import { waitBeforeRetry } from './backoff.js';
 import { formatOfContentType, isTransportFailure, replyError, transportError } from './http-errors.js';
 import { checkDigest, describeParcel, digestOf, ParcelDigestStream, sizeMismatch, SMALL_PARCEL_BYTES } from './parcel-digest.js';
 import { parseDeviceAuthorization, type DeviceAuthorization } from './device-flow.js';
+import { multipartBody } from './parcel-batches.js';
 
 /** Credentials sent with every request: HTTP Basic, or a bearer token (e.g. an OIDC access token). */
 export type Credentials = { kind: 'basic'; user: string; password: string } | { kind: 'bearer'; token: string };
@@ -325,6 +326,40 @@ export class BindleClient {
     });
     await settle(reply.body);
     return reply.status === 409 ? 'exists' : 'created';
+  }
+
+  /**
+   * Uploads several parcels listed on the invoice `id` in one request: a multipart/form-data POST
+   * to the invoice's path, one part per parcel named by its sha256 (an extension this server
+   * takes; see its API description). Each parcel's bytes are checked against its label before
+   * anything is sent. Resolves with the server's reply: the sha256 of the parcels it stored
+   * (`created`) and of those it already had (`existing`). Resolves with undefined when the server does not take batches
+   * (it answers 404, 405, 415 or 501, as a reference server does), so that the caller uploads
+   * them one by one (createParcel): any error of its own, the server repeats then.
+   */
+  async createParcels(id: string, parcels: ReadonlyArray<{ readonly label: Label; readonly data: Buffer }>): Promise<ParcelBatchReply | undefined> {
+    const { bid, path } = this.#idOf(id);
+    const doing = `uploading ${parcels.length} parcel(s) of ${formatId(bid)}`;
+    for (const { label, data } of parcels) {
+      checkSha256(label.sha256);
+      checkDigest(digestOf(data), label, `${doing}: the data of ${describeParcel(label)}`);
+    }
+    const { body, contentType } = multipartBody(parcels.map(({ label, data }) => [label.sha256, data] as const));
+    const reply = await this.#send({
+      method: 'POST',
+      url: this.#url(`_i/${path}`),
+      doing,
+      body,
+      contentType,
+      contentLength: body.length,
+      accept: JSON_MEDIA_TYPE,
+      handles: BATCH_REFUSED,
+    });
+    if (BATCH_REFUSED.includes(reply.status)) {
+      await settle(reply.body);
+      return undefined;
+    }
+    return this.#readDocument(reply, 'ParcelBatchReply', doing);
   }
 
   /**
@@ -709,3 +744,6 @@ async function writeAtomic(
   }
   await opts.durable?.sync();
 }
+
+/** Statuses by which a server says it takes no batch of parcels (createParcels). */
+const BATCH_REFUSED: readonly number[] = [404, 405, 415, 501];

@@ -18,6 +18,7 @@ import { absentParcels, INVOICE_FILE, PARCELS_DIR, parcelFileName, type Standalo
 import type { BindleClient } from './bindle-client.js';
 import { mapLimit } from '../../core/concurrency.js';
 import { describeParcel } from './parcel-digest.js';
+import { batchesOf } from './parcel-batches.js';
 
 /** What a push did. */
 export interface PushReport {
@@ -173,27 +174,12 @@ export async function pushStandalone(
   const uploadable = toSend.filter((l) => bindle.parcels.has(l.sha256));
   const emit = opts.onProgress ?? (() => undefined);
   emit(planOf(uploadable));
-  const results = await mapLimit(uploadable, client.concurrency, async (label) => {
-    const path = bindle.parcels.get(label.sha256) ?? '';
-    // A small parcel's bytes, read and verified with the bindle, go as they are: no second read.
-    const data = bindle.contents?.get(label.sha256);
-    emit({ kind: 'start', label });
-    const outcome = await client.createParcel(
-      id,
-      label,
-      data ?? (() => countedFileStream(path, (bytes) => emit({ kind: 'progress', label, bytes }))),
-    );
-    if (data !== undefined) emit({ kind: 'progress', label, bytes: data.length });
-    emit({ kind: 'done', label });
-    return outcome;
-  });
+  const outcomes = await uploadParcels(client, id, bindle, uploadable, emit);
   const uploaded: string[] = [];
-  results.forEach((outcome, i) => {
-    const sha = uploadable[i]?.sha256;
-    if (sha === undefined) return;
-    if (outcome === 'created') uploaded.push(sha);
-    else alreadyPresent.push(sha);
-  });
+  for (const label of uploadable) {
+    if (outcomes.get(label.sha256) === 'created') uploaded.push(label.sha256);
+    else alreadyPresent.push(label.sha256);
+  }
   if (absent.length > 0) {
     throw new BindleError(
       'not_found',
@@ -201,6 +187,63 @@ export async function pushStandalone(
     );
   }
   return { id, created, uploaded, alreadyPresent, noop: !created && uploaded.length === 0 };
+}
+
+/**
+ * Uploads `labels` (parcels of the standalone bindle), `client.concurrency` transfers at a time,
+ * and resolves with each one's outcome by sha256. The small parcels, whose verified bytes the
+ * bindle holds, go in batches (BindleClient.createParcels), far fewer requests than parcels;
+ * against a server that takes no batch, they go one by one like the others, streamed from their
+ * files.
+ */
+async function uploadParcels(
+  client: BindleClient,
+  id: string,
+  bindle: StandaloneBindle,
+  labels: readonly Label[],
+  emit: (e: TransferEvent) => void,
+): Promise<Map<string, 'created' | 'exists'>> {
+  const outcomes = new Map<string, 'created' | 'exists'>();
+  const inHand: Array<{ label: Label; data: Buffer }> = [];
+  const streamed: Label[] = [];
+  for (const label of labels) {
+    const data = bindle.contents?.get(label.sha256);
+    if (data === undefined) streamed.push(label);
+    else inHand.push({ label, data });
+  }
+  let batchesTaken = true;
+  const one = async (label: Label): Promise<void> => {
+    const path = bindle.parcels.get(label.sha256) ?? '';
+    // A small parcel's bytes, read and verified with the bindle, go as they are: no second read.
+    const data = bindle.contents?.get(label.sha256);
+    emit({ kind: 'start', label });
+    outcomes.set(label.sha256, await client.createParcel(
+      id,
+      label,
+      data ?? (() => countedFileStream(path, (bytes) => emit({ kind: 'progress', label, bytes }))),
+    ));
+    if (data !== undefined) emit({ kind: 'progress', label, bytes: data.length });
+    emit({ kind: 'done', label });
+  };
+  const batch = async (parcels: ReadonlyArray<{ label: Label; data: Buffer }>): Promise<void> => {
+    const reply = batchesTaken ? await client.createParcels(id, parcels) : undefined;
+    if (reply === undefined) {
+      batchesTaken = false;
+      for (const { label } of parcels) await one(label);
+      return;
+    }
+    const created = new Set(reply.created);
+    for (const { label, data } of parcels) {
+      emit({ kind: 'start', label });
+      emit({ kind: 'progress', label, bytes: data.length });
+      emit({ kind: 'done', label });
+      outcomes.set(label.sha256, created.has(label.sha256) ? 'created' : 'exists');
+    }
+  };
+  // The streamed (large) parcels first: they take longest.
+  const jobs: Array<() => Promise<void>> = [...streamed.map((label) => () => one(label)), ...batchesOf(inHand).map((b) => () => batch(b))];
+  await mapLimit(jobs, client.concurrency, (job) => job());
+  return outcomes;
 }
 
 /** The names in a directory; none when it does not exist (or cannot be read). */

@@ -24,6 +24,7 @@ export interface AuditRecord {
   action: AuditAction;
   /** `name/version`, or the name alone when the version is unknown; null when unknown. */
   bindle: string | null;
+  /** The parcel a single upload names; null for a batch upload (POST of parcels to the invoice's path) and other writes. */
   parcel: string | null;
   outcome: AuditOutcome;
   /** The HTTP status answered (0 for the admin commands). */
@@ -55,12 +56,13 @@ export function writeAudit(log: AuditLogger, record: AuditRecord, reqId?: string
   log.info(reqId === undefined ? fields : { reqId, ...fields }, `audit: ${words.join(' ')}`);
 }
 
-function auditActionOf(request: FastifyRequest, parcel: string | null): AuditAction {
+function auditActionOf(request: FastifyRequest): AuditAction {
   const query = request.query as Record<string, unknown> | undefined;
   const path = request.routeOptions.url ?? '';
   if (request.method === 'DELETE' && path.startsWith('/v1/_i/')) return query?.hard === 'true' ? 'delete' : 'yank';
   if (request.method === 'POST' && path === '/v1/_i') return 'create';
-  if (request.method === 'POST' && path.startsWith('/v1/_i/') && parcel !== null) return 'upload';
+  // One parcel (`@{sha256}`), or a batch of them.
+  if (request.method === 'POST' && path.startsWith('/v1/_i/')) return 'upload';
   return 'write';
 }
 
@@ -137,7 +139,7 @@ function auditRequest(
   const version = target.version ?? subject?.version;
   sink(request, {
     principal: subject?.principal ?? null,
-    action: auditActionOf(request, target.parcel),
+    action: auditActionOf(request),
     bindle: name === undefined ? null : version === undefined ? name : `${name}/${version}`,
     parcel: target.parcel,
     outcome: outcomeOf(reply.statusCode),

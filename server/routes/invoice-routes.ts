@@ -1,23 +1,26 @@
 /**
  * `/_i` routes: create an invoice (TOML or JSON body; `?allow_deleted=true`, an admin's, re-creates
  * a hard-deleted one), and under `/_i/{name}/{version}` get, head and yank it (`DELETE`), or
- * hard-delete it (`DELETE ?hard=true[&reason=…]`, admin); under `/_i/{name}/{version}@{sha256}`
+ * hard-delete it (`DELETE ?hard=true[&reason=…]`, admin), or upload a batch of its parcels
+ * (`POST`, multipart/form-data: ../http/parcel-batch.ts); under `/_i/{name}/{version}@{sha256}`
  * upload, get and head a parcel (sent by ../http/parcel-reply.ts: Range, ETag, protective
  * headers). GET and HEAD answer conditional requests (../http/conditional.ts).
  */
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseInvoiceOffThread } from '../../core/codec/invoice-codec.js';
-import { BindleError } from '../../core/errors/bindle-error.js';
+import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { authorizeBindleName, requestAction, requestPrincipal } from '../auth/request-auth.js';
 import type { BindleId } from '../../core/ids/bindle-id.js';
 import type { BindleService } from '../service/bindle-service.js';
 import { bodyFormat } from '../http/negotiation.js';
+import { isMultipartFormData, readParcelParts } from '../http/parcel-batch.js';
 import { sendParcel } from '../http/parcel-reply.js';
 import { sendDocument, sendStored } from '../http/reply.js';
 import {
   contentLength, onlyParams, parseBool, parseInvoicePath, readBody, single, type ParcelPath, type QueryParams,
 } from '../http/request-parsing.js';
+import type { ParcelBatchReply } from '../../schema/index.js';
 import type { ByteRange } from '../storage/parcel-store.js';
 
 export interface InvoiceRouteOptions {
@@ -34,6 +37,42 @@ function target(request: WildcardRequest): ParcelPath {
 function allowYanked(request: WildcardRequest): boolean {
   onlyParams(request.query, ['yanked']);
   return parseBool('yanked', single(request.query, 'yanked'), false);
+}
+
+/**
+ * Stores the parcels of a multipart body POSTed to the invoice's path (../http/parcel-batch.ts),
+ * each as a single upload of it would be (BindleService.putParcel); one the server already has
+ * is read and dropped. A failing part fails the request with its error, naming the part; the
+ * parts before it stay stored, so sending the batch again completes it.
+ */
+async function putParcelBatch(service: BindleService, id: BindleId, request: WildcardRequest): Promise<ParcelBatchReply> {
+  const contentType = request.headers['content-type'];
+  if (!isMultipartFormData(contentType)) {
+    throw new BindleError(
+      'unsupported_media_type',
+      'POST parcels to /_i/{name}/{version} as multipart/form-data, one part per parcel named by its sha256; ' +
+        'or one parcel to /_i/{name}/{version}@{sha256}, or an invoice to /_i',
+    );
+  }
+  const created: string[] = [];
+  const existing: string[] = [];
+  await readParcelParts(request.body as Readable, contentType ?? '', async (sha256, data, index) => {
+    try {
+      await service.putParcel(id, sha256, undefined, data);
+      created.push(sha256);
+    } catch (err) {
+      if (isBindleError(err, 'already_exists')) {
+        data.resume();
+        existing.push(sha256);
+        return;
+      }
+      if (!isBindleError(err)) throw err;
+      const before = created.length + existing.length;
+      const stored = before === 0 ? '' : ` (the ${before} part(s) before it are stored)`;
+      throw new BindleError(err.code, `part ${index + 1}: ${err.message}${stored}`, { cause: err });
+    }
+  });
+  return { created, existing };
 }
 
 export function invoiceRoutes(app: FastifyInstance, opts: InvoiceRouteOptions): void {
@@ -99,9 +138,7 @@ export function invoiceRoutes(app: FastifyInstance, opts: InvoiceRouteOptions): 
   app.post('/_i/*', async (request: WildcardRequest, reply: FastifyReply) => {
     onlyParams(request.query, []);
     const { id, sha256 } = target(request);
-    if (sha256 === undefined) {
-      throw new BindleError('method_not_allowed', 'POST an invoice to /_i, or a parcel to /_i/{name}/{version}@{sha256}');
-    }
+    if (sha256 === undefined) return sendDocument(request, reply, 200, await putParcelBatch(service, id, request));
     await service.putParcel(id, sha256, contentLength(request.headers['content-length']), request.body as Readable);
     return sendDocument(request, reply, 200, { message: 'parcel created' });
   });
