@@ -42,37 +42,27 @@ function allowYanked(request: WildcardRequest): boolean {
 /**
  * Stores the parcels of a multipart body POSTed to the invoice's path (../http/parcel-batch.ts),
  * each as a single upload of it would be (BindleService.putParcel); one the server already has
- * is read and dropped. A failing part fails the request with its error, naming the part; the
- * parts before it stay stored, so sending the batch again completes it.
+ * is read and dropped.
  */
-async function putParcelBatch(service: BindleService, id: BindleId, request: WildcardRequest): Promise<ParcelBatchReply> {
+function putParcelBatch(service: BindleService, id: BindleId, request: WildcardRequest): Promise<ParcelBatchReply> {
   const contentType = request.headers['content-type'];
-  if (!isMultipartFormData(contentType)) {
+  if (contentType === undefined || !isMultipartFormData(contentType)) {
     throw new BindleError(
       'unsupported_media_type',
       'POST parcels to /_i/{name}/{version} as multipart/form-data, one part per parcel named by its sha256; ' +
         'or one parcel to /_i/{name}/{version}@{sha256}, or an invoice to /_i',
     );
   }
-  const created: string[] = [];
-  const existing: string[] = [];
-  await readParcelParts(request.body as Readable, contentType ?? '', async (sha256, data, index) => {
+  return readParcelParts(request.body as Readable, contentType, async (sha256, data) => {
     try {
       await service.putParcel(id, sha256, undefined, data);
-      created.push(sha256);
+      return 'created';
     } catch (err) {
-      if (isBindleError(err, 'already_exists')) {
-        data.resume();
-        existing.push(sha256);
-        return;
-      }
-      if (!isBindleError(err)) throw err;
-      const before = created.length + existing.length;
-      const stored = before === 0 ? '' : ` (the ${before} part(s) before it are stored)`;
-      throw new BindleError(err.code, `part ${index + 1}: ${err.message}${stored}`, { cause: err });
+      if (!isBindleError(err, 'already_exists')) throw err;
+      data.resume();
+      return 'existing';
     }
   });
-  return { created, existing };
 }
 
 export function invoiceRoutes(app: FastifyInstance, opts: InvoiceRouteOptions): void {
