@@ -333,9 +333,10 @@ export class BindleClient {
    * to the invoice's path, one part per parcel named by its sha256 (an extension this server
    * takes; see its API description). Each parcel's bytes are checked against its label before
    * anything is sent. Resolves with the server's reply: the sha256 of the parcels it stored
-   * (`created`) and of those it already had (`existing`). Resolves with undefined when the server does not take batches
-   * (it answers 404, 405, 415 or 501, as a reference server does), so that the caller uploads
-   * them one by one (createParcel): any error of its own, the server repeats then.
+   * (`created`) and of those it already had (`existing`). Resolves with undefined when the
+   * server does not take batches (it answers 404, 405, 415 or 501, as a reference server does),
+   * for the caller to upload them one by one (createParcel); a 404 may also mean that there is
+   * no such invoice, which the single uploads then report.
    */
   async createParcels(id: string, parcels: ReadonlyArray<{ readonly label: Label; readonly data: Buffer }>): Promise<ParcelBatchReply | undefined> {
     const { bid, path } = this.#idOf(id);

@@ -13,15 +13,17 @@ export const BATCH_PARCELS = 64;
 export const BATCH_BYTES = 4 * 1024 * 1024;
 
 /**
- * Parcels (by their labels) in batches of at most BATCH_PARCELS parcels and BATCH_BYTES bytes (a
- * parcel larger than that alone); the order is kept.
+ * Parcels (by their labels) in batches for `transfers` side by side: as many batches as that when
+ * there are enough parcels, each of at most BATCH_PARCELS parcels and BATCH_BYTES bytes (a parcel
+ * larger than that alone); the order is kept.
  */
-export function batchesOf<T extends { readonly label: Label }>(parcels: readonly T[]): T[][] {
+export function batchesOf<T extends { readonly label: Label }>(parcels: readonly T[], transfers: number): T[][] {
+  const most = Math.max(1, Math.min(BATCH_PARCELS, Math.ceil(parcels.length / Math.max(1, transfers))));
   const batches: T[][] = [];
   let batch: T[] = [];
   let bytes = 0;
   for (const parcel of parcels) {
-    if (batch.length > 0 && (batch.length >= BATCH_PARCELS || bytes + parcel.label.size > BATCH_BYTES)) {
+    if (batch.length > 0 && (batch.length >= most || bytes + parcel.label.size > BATCH_BYTES)) {
       batches.push(batch);
       batch = [];
       bytes = 0;

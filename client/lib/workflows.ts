@@ -241,7 +241,7 @@ async function uploadParcels(
     }
   };
   // The streamed (large) parcels first: they take longest.
-  const jobs: Array<() => Promise<void>> = [...streamed.map((label) => () => one(label)), ...batchesOf(inHand).map((b) => () => batch(b))];
+  const jobs: Array<() => Promise<void>> = [...streamed.map((label) => () => one(label)), ...batchesOf(inHand, client.concurrency).map((b) => () => batch(b))];
   await mapLimit(jobs, client.concurrency, (job) => job());
   return outcomes;
 }

@@ -41,7 +41,8 @@ async function standalone(t: Test, version: string, small: number, large: number
 
 t.test('a push sends the small parcels in batches, the large ones one by one', async (t) => {
   const server = await recordedServer(t);
-  const client = new BindleClient({ baseUrl: server.url });
+  // Two transfers side by side: the batches are full ones (with 16, they would be 15 of 9).
+  const client = new BindleClient({ baseUrl: server.url, concurrency: 2 });
   t.teardown(() => client.close());
   const small = BATCH_PARCELS * 2 + 5;
   const dir = await standalone(t, '1.0.0', small, 2);
