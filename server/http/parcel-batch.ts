@@ -12,7 +12,9 @@
  * small parcels per second it stores at 16). A larger part is streamed into the store once the
  * ones before it are stored, as a single upload is. So a request holds at most
  * PARTS_IN_FLIGHT × BUFFERED_PART_BYTES of parcel data in memory, and the body is not read
- * further while that is full.
+ * further while that is full; and all requests of the process together hold at most
+ * MAX_BUFFERED_BYTES (PartMemory): beyond it, small parts are streamed one at a time too, so a
+ * flood of batches whose stores are slow costs no more memory than single uploads would.
  */
 import { finished, PassThrough, Readable } from 'node:stream';
 import { Busboy, type BusboyInstance } from '@fastify/busboy';
@@ -26,11 +28,39 @@ export const MAX_BATCH_PARTS = 1000;
 export const BUFFERED_PART_BYTES = 64 * 1024;
 /** Most small parts of one request being stored at once. */
 export const PARTS_IN_FLIGHT = 4;
+/** Most bytes of small parts the batches of one process hold in memory at once (PartMemory). */
+export const MAX_BUFFERED_BYTES = 32 * 1024 * 1024;
 /** Most header lines of one part (Content-Disposition, Content-Type and a few more). */
 const MAX_PART_HEADERS = 8;
 
 /** What storing one part did: stored it, or found the parcel already stored (its bytes dropped). */
 export type PartOutcome = 'created' | 'existing';
+
+/** Room for small parts read whole, shared by the batch requests of a process, BUFFERED_PART_BYTES a part. */
+export class PartMemory {
+  #held = 0;
+  constructor(readonly maxBytes: number) {}
+
+  /** Bytes reserved now. */
+  get held(): number {
+    return this.#held;
+  }
+
+  /** Reserves room for one part; false when there is none left. */
+  reserve(): boolean {
+    if (this.#held + BUFFERED_PART_BYTES > this.maxBytes) return false;
+    this.#held += BUFFERED_PART_BYTES;
+    return true;
+  }
+
+  /** Gives back the room of one part reserved before. */
+  release(): void {
+    this.#held -= BUFFERED_PART_BYTES;
+  }
+}
+
+/** The room of this process's batches. */
+export const partMemory = new PartMemory(MAX_BUFFERED_BYTES);
 
 /** Whether a Content-Type header names a multipart/form-data body. */
 export function isMultipartFormData(contentType: string | undefined): boolean {
@@ -100,6 +130,7 @@ export function readParcelParts(
   body: Readable,
   contentType: string,
   store: (sha256: string, data: Readable) => Promise<PartOutcome>,
+  memory: PartMemory = partMemory,
 ): Promise<ParcelBatchReply> {
   return new Promise<ParcelBatchReply>((resolve, reject) => {
     let parser: BusboyInstance;
@@ -160,51 +191,73 @@ export function readParcelParts(
       }
     };
 
-    parser.on('file', (name, data) => {
-      // Its errors (the body ending inside it) reach whoever reads it; none may go unheard.
-      data.on('error', () => undefined);
-      const index = parts++;
-      // Parts are taken in order: a bad one fails the request after the parts before it are handed on.
-      queue = queue.then(async () => {
-        if (failure !== undefined) {
-          data.resume();
-          return;
-        }
-        if (!isSha256Hex(name)) {
-          data.resume();
-          fail(new BindleError('bad_request', `it is named ${JSON.stringify(name)}: name each part by its parcel's sha256 (64 lowercase hex digits)`), index);
-          return;
-        }
-        current = data;
-        let head: { chunks: Buffer[]; ended: boolean };
-        try {
-          head = await readHead(data, BUFFERED_PART_BYTES);
-        } catch (err) {
-          fail(err);
-          return;
-        } finally {
-          current = undefined;
-        }
-        if (head.ended) {
-          while (inFlight.size >= PARTS_IN_FLIGHT) await Promise.race(inFlight);
-          if (failure !== undefined) return;
-          const job = storePart(name, Readable.from(head.chunks, { objectMode: false }), index).finally(() => inFlight.delete(job));
-          inFlight.add(job);
-          return;
-        }
-        // A large part is streamed, as a single upload is, after the parts before it.
+    /** Takes part `index` once the parts before it are handed on: stores it from memory beside others, or streams it alone. */
+    const takePart = async (name: string, data: Readable, index: number): Promise<void> => {
+      if (failure !== undefined) {
+        data.resume();
+        return;
+      }
+      if (!isSha256Hex(name)) {
+        data.resume();
+        fail(new BindleError('bad_request', `it is named ${JSON.stringify(name)}: name each part by its parcel's sha256 (64 lowercase hex digits)`), index);
+        return;
+      }
+      while (inFlight.size >= PARTS_IN_FLIGHT) await Promise.race(inFlight);
+      if (failure !== undefined) {
+        data.resume();
+        return;
+      }
+      /** Streams the part into the store after the parts before it, as a single upload is. */
+      const streamAlone = async (stream: () => Readable): Promise<void> => {
         while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
         if (failure !== undefined) {
           data.resume();
           return;
         }
-        current = rejoined(head.chunks, data);
+        current = stream();
         try {
           await storePart(name, current, index);
         } finally {
           current = undefined;
         }
-      });
+      };
+      if (!memory.reserve()) {
+        await streamAlone(() => data);
+        return;
+      }
+      current = data;
+      let head: { chunks: Buffer[]; ended: boolean };
+      try {
+        head = await readHead(data, BUFFERED_PART_BYTES);
+      } catch (err) {
+        memory.release();
+        fail(err);
+        return;
+      } finally {
+        current = undefined;
+      }
+      if (head.ended) {
+        const job = storePart(name, Readable.from(head.chunks, { objectMode: false }), index).finally(() => {
+          memory.release();
+          inFlight.delete(job);
+        });
+        inFlight.add(job);
+        return;
+      }
+      // A large part.
+      try {
+        await streamAlone(() => rejoined(head.chunks, data));
+      } finally {
+        memory.release();
+      }
+    };
+
+    parser.on('file', (name, data) => {
+      // Its errors (the body ending inside it) reach whoever reads it; none may go unheard.
+      data.on('error', () => undefined);
+      const index = parts++;
+      // Parts are taken in order: a bad one fails the request after the parts before it are handed on.
+      queue = queue.then(() => takePart(name, data, index)).catch(fail);
     });
     parser.on('partsLimit', () => {
       fail(new BindleError('payload_too_large', `the body has more than ${MAX_BATCH_PARTS} parts, this server's limit for one request: send the parcels in several`));

@@ -12,7 +12,7 @@ import t, { type Test } from 'tap';
 import { BindleClient, pushStandalone, readStandalone, writeStandalone } from '../../client/lib/index.js';
 import { BATCH_PARCELS } from '../../client/lib/parcel-batches.js';
 import { SMALL_PARCEL_BYTES } from '../../client/lib/parcel-digest.js';
-import { BUFFERED_PART_BYTES, MAX_BATCH_PARTS, PARTS_IN_FLIGHT } from '../../server/http/parcel-batch.js';
+import { BUFFERED_PART_BYTES, MAX_BATCH_PARTS, MAX_BUFFERED_BYTES, PARTS_IN_FLIGHT } from '../../server/http/parcel-batch.js';
 import { recordingLogger } from '../helpers/log-records.js';
 import { sha256, signedInvoice } from '../helpers/bindles.js';
 import { makeTestApp } from '../helpers/test-app.js';
@@ -125,5 +125,6 @@ t.test('the README states the batch limits the code has', async (t) => {
   const text = readme.replace(/\s+/g, ' ');
   t.match(text, `at most ${MAX_BATCH_PARTS} parts`, 'the server\'s part limit');
   t.match(text, `parts of up to ${BUFFERED_PART_BYTES / 1024} KiB are read whole and stored up to ${PARTS_IN_FLIGHT} at a time`, 'how the server stores them');
+  t.match(text, `hold at most ${MAX_BUFFERED_BYTES / (1024 * 1024)} MiB so`, 'and the memory they may hold');
   t.match(text, `parcels it read whole (up to ${SMALL_PARCEL_BYTES / 1024} KiB) in batches of at most ${BATCH_PARCELS}`, 'the client\'s batches');
 });

@@ -10,7 +10,7 @@ import t, { type Test } from 'tap';
 import TOML from '@iarna/toml';
 import type { ErrorReply, ParcelBatchReply } from '../../schema/index.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
-import { MAX_BATCH_PARTS } from '../../server/http/parcel-batch.js';
+import { MAX_BATCH_PARTS, partMemory } from '../../server/http/parcel-batch.js';
 import { AnonymousGetAuthorizer, HtpasswdAuthenticator } from '../../server/auth/index.js';
 import { schemaIssues } from '../../schema/index.js';
 import { sha256, signedInvoice, type TestParcel } from '../helpers/bindles.js';
@@ -192,6 +192,7 @@ t.test('a client gone mid-part leaves nothing of it stored', async (t) => {
   const retry = await postBatch(ta, [[c.sha, c.data]]);
   t.same(TOML.parse(retry.body), { created: [c.sha], existing: [] }, 'sent again, it is stored');
   t.ok(await ta.parcels.has(c.sha));
+  t.equal(partMemory.held, 0, 'the memory the cut request held is given back');
 });
 
 t.test('a batch is audited as an upload of the bindle, whether it succeeds or fails', async (t) => {

@@ -1,12 +1,13 @@
 /**
  * server/http/parcel-batch.ts's readParcelParts on its own: small parts are stored side by side,
  * at most PARTS_IN_FLIGHT at once, a large part alone after the ones before it, the reply keeps
- * the order of the parts, and a failure is reported once nothing is being stored any more.
+ * the order of the parts, and a failure is reported once nothing is being stored any more. The
+ * memory the process's batches hold is bounded, and all of it is given back.
  */
 import { Readable } from 'node:stream';
 import t from 'tap';
 import { multipartBody } from '../../client/lib/parcel-batches.js';
-import { BUFFERED_PART_BYTES, PARTS_IN_FLIGHT, readParcelParts } from '../../server/http/parcel-batch.js';
+import { BUFFERED_PART_BYTES, PartMemory, partMemory, PARTS_IN_FLIGHT, readParcelParts } from '../../server/http/parcel-batch.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { sha256 } from '../helpers/bindles.js';
 
@@ -51,6 +52,17 @@ t.test('small parts side by side, at most PARTS_IN_FLIGHT; a large one alone; th
   t.equal(state.most, PARTS_IN_FLIGHT, `at most ${PARTS_IN_FLIGHT} stored at once, and that many`);
   t.same(state.largeStartedWith, [1], 'the large part was stored alone');
   for (const d of datas) t.ok(seen.get(sha256(d))?.equals(d), 'the same bytes');
+  t.equal(partMemory.held, 0, 'the memory is given back');
+});
+
+t.test('with no memory left for more, small parts are streamed one at a time', async (t) => {
+  const { body, contentType } = multipartBody(small.map((d) => [sha256(d), d] as const));
+  const { store, state } = recordingStore();
+  const memory = new PartMemory(BUFFERED_PART_BYTES);
+  const reply = await readParcelParts(Readable.from([body]), contentType, store, memory);
+  t.same(reply.created, small.map((d) => sha256(d)), 'every part, in order');
+  t.equal(state.most, 1, 'one at a time');
+  t.equal(memory.held, 0, 'the memory is given back');
 });
 
 t.test('a failing part is reported once the parts stored beside it have settled', async (t) => {
@@ -66,4 +78,5 @@ t.test('a failing part is reported once the parts stored beside it have settled'
   const err = await failed;
   t.match(err, { code: 'digest_mismatch', message: /^part 3: wrong bytes \(\d+ other part\(s\) of this request are stored\)$/ });
   t.equal(state.activeAtEnd, 0, 'nothing was being stored any more');
+  t.equal(partMemory.held, 0, 'the memory is given back');
 });
