@@ -139,3 +139,25 @@ t.test('OCI upload sessions need the push grant on the name and nothing more: a 
   t.equal(audit.length, 1, 'the cancel is audited');
   t.not(audit[0]?.action, 'yank', 'a cancelled upload is not a yank');
 });
+
+t.test('a batch upload needs the push grant on the name, like a single upload', async (t) => {
+  const { ta } = await setup(t);
+  t.equal((await createInvoice(ta, 'bob', 'example.com/bob/app')).statusCode, 202);
+  const boundary = 'zz';
+  const payload = Buffer.concat([
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${sha256(data)}"; filename="a"\r\n\r\n`),
+    data,
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  const batch = (who: string) => ta.app.inject({
+    method: 'POST', url: '/v1/_i/example.com/bob/app/1.0.0', payload,
+    headers: { ...as(who), 'content-type': `multipart/form-data; boundary=${boundary}` },
+  });
+  const alice = await batch('alice');
+  t.equal(alice.statusCode, 403, alice.body);
+  t.match(errorOf(alice.body).error, /alice lacks the push grant on "example.com\/bob\/app"/);
+  t.notOk(await ta.parcels.has(sha256(data)), 'nothing stored');
+  const bob = await batch('bob');
+  t.equal(bob.statusCode, 200, bob.body);
+  t.ok(await ta.parcels.has(sha256(data)), 'stored for the one with the grant');
+});
