@@ -14,7 +14,6 @@ import { authorizeBindleName, requestAction, requestPrincipal } from '../auth/re
 import type { BindleId } from '../../core/ids/bindle-id.js';
 import type { BindleService } from '../service/bindle-service.js';
 import { bodyFormat } from '../http/negotiation.js';
-import { isMultipartFormData, readParcelParts } from '../http/parcel-batch.js';
 import { sendParcel } from '../http/parcel-reply.js';
 import { sendDocument, sendStored } from '../http/reply.js';
 import {
@@ -44,7 +43,9 @@ function allowYanked(request: WildcardRequest): boolean {
  * each as a single upload of it would be (BindleService.putParcel); one the server already has
  * is read and dropped.
  */
-function putParcelBatch(service: BindleService, id: BindleId, request: WildcardRequest): Promise<ParcelBatchReply> {
+async function putParcelBatch(service: BindleService, id: BindleId, request: WildcardRequest): Promise<ParcelBatchReply> {
+  // Loaded with the first batch: a server that never gets one holds neither it nor its parser.
+  const { isMultipartFormData, readParcelParts } = await import('../http/parcel-batch.js');
   const contentType = request.headers['content-type'];
   if (contentType === undefined || !isMultipartFormData(contentType)) {
     throw new BindleError(
