@@ -334,9 +334,10 @@ export class BindleClient {
    * takes; see its API description). Each parcel's bytes are checked against its label before
    * anything is sent. Resolves with the server's reply: the sha256 of the parcels it stored
    * (`created`) and of those it already had (`existing`). Resolves with undefined when the
-   * server does not take batches (it answers 404, 405, 415 or 501, as a reference server does),
-   * for the caller to upload them one by one (createParcel); a 404 may also mean that there is
-   * no such invoice, which the single uploads then report.
+   * server does not take batches (it answers 404, 405, 415 or 501, as a reference server does)
+   * or a proxy in front of it refuses the body's size (413), for the caller to upload them one by
+   * one (createParcel); a 404 may also mean that there is no such invoice, and a 413 a parcel over
+   * the server's limit, which the single uploads then report.
    */
   async createParcels(id: string, parcels: ReadonlyArray<{ readonly label: Label; readonly data: Buffer }>): Promise<ParcelBatchReply | undefined> {
     const { bid, path } = this.#idOf(id);
@@ -746,5 +747,5 @@ async function writeAtomic(
   await opts.durable?.sync();
 }
 
-/** Statuses by which a server says it takes no batch of parcels (createParcels). */
-const BATCH_REFUSED: readonly number[] = [404, 405, 415, 501];
+/** Statuses by which a server (or a proxy, 413: its body limit) takes no batch of parcels (createParcels). */
+const BATCH_REFUSED: readonly number[] = [404, 405, 413, 415, 501];

@@ -9,8 +9,11 @@ import type { Label } from '../../schema/index.js';
 
 /** Most parcels one batch upload carries (the server takes more; smaller batches keep transfers going side by side). */
 export const BATCH_PARCELS = 64;
-/** Most bytes of parcel data one batch upload carries. */
-export const BATCH_BYTES = 4 * 1024 * 1024;
+/**
+ * Most bytes of parcel data one batch upload carries: with the parts' headers, a batch's body stays
+ * under 1 MiB, the default body limit of nginx (`client_max_body_size`) and of many proxies.
+ */
+export const BATCH_BYTES = 960 * 1024;
 
 /**
  * Parcels (by their labels) in batches for `transfers` side by side: as many batches as that when

@@ -75,19 +75,30 @@ t.test('createParcels: created and existing; bytes that do not match their label
   await t.rejects(client.createParcel(`${NAME}/9.9.9`, one.label, one.data), { code: 'not_found' }, 'and the single upload says why');
 });
 
+/** How a proxy refuses a request: as the reference server refuses a batch, or as nginx a body over its limit. */
+type Refusal = { kind: 'no-batches' } | { kind: 'body-limit'; bytes: number };
+
 /**
- * A proxy to `target` that answers a POST to an invoice's own path (a batch) 405, with a TOML
- * error body, as the reference server does; everything else is forwarded as it is.
+ * A proxy to `target` that refuses what `refusal` says and forwards everything else as it is:
+ * a POST to an invoice's own path (a batch) gets 405 with a TOML error body, as from the
+ * reference server; or any request whose Content-Length is over a limit gets nginx's 413 page.
  */
-async function refusingBatches(t: Test, target: string): Promise<{ url: string; refused: () => number }> {
+async function refusingProxy(t: Test, target: string, refusal: Refusal): Promise<{ url: string; refused: () => number }> {
   const upstream = new URL(target);
   let refused = 0;
   const proxy = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '';
-    if (req.method === 'POST' && url.startsWith('/v1/_i/') && !url.includes('@')) {
+    if (refusal.kind === 'no-batches' && req.method === 'POST' && url.startsWith('/v1/_i/') && !url.includes('@')) {
       refused += 1;
       req.resume();
       res.writeHead(405, { 'content-type': 'application/toml' }).end('error = "Got invalid method"\n');
+      return;
+    }
+    if (refusal.kind === 'body-limit' && Number(req.headers['content-length'] ?? 0) > refusal.bytes) {
+      refused += 1;
+      req.resume();
+      res.writeHead(413, { 'content-type': 'text/html', connection: 'close' })
+        .end('<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center><h1>413 Request Entity Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n');
       return;
     }
     const forward = httpRequest({ host: upstream.hostname, port: upstream.port, path: url, method: req.method, headers: req.headers }, (answer) => {
@@ -108,7 +119,7 @@ async function refusingBatches(t: Test, target: string): Promise<{ url: string; 
 
 t.test('against a server that takes no batch, a push uploads every parcel one by one', async (t) => {
   const server = await recordedServer(t);
-  const proxy = await refusingBatches(t, server.url);
+  const proxy = await refusingProxy(t, server.url, { kind: 'no-batches' });
   const client = new BindleClient({ baseUrl: proxy.url, concurrency: 4 });
   t.teardown(() => client.close());
   const small = BATCH_PARCELS * 3;
@@ -117,6 +128,20 @@ t.test('against a server that takes no batch, a push uploads every parcel one by
   t.ok(proxy.refused() >= 1 && proxy.refused() <= 3, `batches tried until the first refusal came back: ${proxy.refused()}, at most the 3 started side by side`);
   const singles = server.requests().filter((r) => r.method === 'POST' && r.url.includes('@')).length;
   t.equal(singles, small + 1, 'each parcel uploaded on its own');
+  t.same(await client.getMissingParcels(report.id), []);
+});
+
+t.test('behind a proxy whose body limit a batch exceeds (413, as nginx answers), a push uploads one by one', async (t) => {
+  const server = await recordedServer(t);
+  const proxy = await refusingProxy(t, server.url, { kind: 'body-limit', bytes: 100_000 });
+  const client = new BindleClient({ baseUrl: proxy.url, concurrency: 2 });
+  t.teardown(() => client.close());
+  const parcels = Array.from({ length: 40 }, (_, i) => ({ name: `p-${i}.bin`, data: Buffer.alloc(20_000, i + 1) }));
+  const dir = await writeStandalone(t.testdir(), signedInvoice(NAME, '4.0.0', parcels), new Map(parcels.map((p) => [sha256(p.data), p.data])));
+  const report = await pushStandalone(client, await readStandalone(dir));
+  t.equal(report.uploaded.length, parcels.length, 'every parcel uploaded');
+  t.ok(proxy.refused() >= 1 && proxy.refused() <= 2, `the batches refused: ${proxy.refused()}, at most the 2 started side by side`);
+  t.equal(server.requests().filter((r) => r.method === 'POST' && r.url.includes('@')).length, parcels.length, 'each parcel on its own');
   t.same(await client.getMissingParcels(report.id), []);
 });
 

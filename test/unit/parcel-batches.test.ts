@@ -28,6 +28,15 @@ t.test('with few parcels, as many batches as transfers side by side', async (t) 
   t.equal(batchesOf(Array.from({ length: 5000 }, (_, i) => label(i, 10)), 16).length, Math.ceil(5000 / BATCH_PARCELS), 'many: full batches');
 });
 
+t.test('a full batch of the largest parcels read whole has a body under 1 MiB (a common proxy limit)', async (t) => {
+  const each = Math.floor(BATCH_BYTES / BATCH_PARCELS);
+  const [batch] = batchesOf(Array.from({ length: BATCH_PARCELS }, (_, i) => ({ ...label(i, each), data: Buffer.alloc(each) })), 1);
+  if (batch === undefined) throw new Error('one batch expected');
+  t.equal(batch.length, BATCH_PARCELS, 'one batch of them all');
+  const { body } = multipartBody(batch.map((p) => [p.label.sha256, p.data] as const));
+  t.ok(body.length < 1024 * 1024, `${body.length} bytes`);
+});
+
 /** The parts of a multipart body as busboy reads them: [name, filename, bytes]. */
 function partsOf(body: Buffer, contentType: string): Promise<Array<[string, string, Buffer]>> {
   return new Promise((resolve, reject) => {
