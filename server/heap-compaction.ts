@@ -144,14 +144,21 @@ export class IdleCompaction {
   }
 }
 
+/** compactWhenIdle's options: IdleCompaction's and the interval. */
+export interface IdleTimerOptions extends IdleCompactionOptions {
+  /** The interval over which requests are counted; default IDLE_COMPACTION_MS. */
+  idleMs?: number;
+}
+
 /**
  * Compacts the heap once `server`, after an interval of `idleMs` with more than `quietRequests`
  * requests, has an interval with no more than that (so one to two intervals after its load
  * stopped), when at least `minUnusedBytes` of the heap is unused (IdleCompaction). Returns the
  * function that stops it.
  */
-export function compactWhenIdle(server: Pick<EventEmitter, 'on' | 'off'>, idleMs: number = IDLE_COMPACTION_MS, opts: IdleCompactionOptions = {}): () => void {
-  const idle = new IdleCompaction(opts);
+export function compactWhenIdle(server: Pick<EventEmitter, 'on' | 'off'>, opts: IdleTimerOptions = {}): () => void {
+  const { idleMs = IDLE_COMPACTION_MS, ...compaction } = opts;
+  const idle = new IdleCompaction(compaction);
   const onRequest = (): void => idle.request();
   server.on('request', onRequest);
   const timer = setInterval(() => idle.check(), idleMs);

@@ -4,8 +4,8 @@
  * (10 minutes; 20 s with --quick), the server rests again and its RSS is read ("after the
  * soak"). During the soak its RSS is also sampled every minute (5 s with --quick), under the mix,
  * and the trend goes in the notes (growth that levels off is a cache or a thread reaching its
- * size; a leak keeps climbing). But for --quick, its RSS is read once more a minute after the
- * soak, once the server has compacted its heap after the busy spell (in the notes). The mix, on
+ * size; a leak keeps climbing). But for --quick, its RSS is read once more 65 s after the soak
+ * (IDLE_READ_MS), once the server has compacted its heap after the busy spell (in the notes). The mix, on
  * 8 keep-alive connections: GETs and HEADs of small parcels, GETs of a 4 MiB parcel with and
  * without a Range, invoice GETs (TOML and JSON, some conditional), `_q` queries, 404s, and new
  * bindles with small parcels uploaded throughout. Every reply's status is checked. Runnable

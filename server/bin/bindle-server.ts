@@ -16,7 +16,7 @@ import { openServer, type RunningServer } from '../server-runtime.js';
 import { pino } from 'pino';
 import { runFsck, runGc, runKeys, runMigrate, type CommandIo } from './admin-commands.js';
 import { boundYoungGeneration, restoreYoungGenerationGrowth } from '../young-generation.js';
-import { compactHeap, compactWhenIdle, IDLE_COMPACTION_MS } from '../heap-compaction.js';
+import { compactHeap, compactWhenIdle } from '../heap-compaction.js';
 import { logProcessWarnings } from '../process-warnings.js';
 
 type Subcommand = 'reindex' | 'export';
@@ -145,7 +145,7 @@ async function main(argv: string[]): Promise<number> {
   // A long-running server keeps whatever V8's young generation grows to (see young-generation.ts).
   boundYoungGeneration();
   // And the heap it grows under load, unless it compacts once the load is over.
-  const stopIdleCompaction = compactWhenIdle(server.app.server, IDLE_COMPACTION_MS, {
+  const stopIdleCompaction = compactWhenIdle(server.app.server, {
     onIdle: ({ unusedBytes, compacted, ms }) =>
       server.log.debug(
         { unusedBytes, compacted, ms: Math.round(ms) },

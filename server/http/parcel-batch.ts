@@ -63,7 +63,7 @@ export class PartMemory {
 export const partMemory = new PartMemory(MAX_BUFFERED_BYTES);
 
 /** Whether a Content-Type header names a multipart/form-data body. */
-export function isMultipartFormData(contentType: string | undefined): boolean {
+export function isMultipartFormData(contentType: string | undefined): contentType is string {
   return contentType !== undefined && /^multipart\/form-data\s*(;|$)/i.test(contentType.trim());
 }
 

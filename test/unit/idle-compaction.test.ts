@@ -88,7 +88,8 @@ t.test('compactWhenIdle counts a real server\'s requests and compacts after its 
   await once(server, 'listening');
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
   const count = { n: 0 };
-  const stop = compactWhenIdle(server, 100, {
+  const stop = compactWhenIdle(server, {
+    idleMs: 100,
     quietRequests: 1,
     minUnusedBytes: 0,
     compact: () => {
