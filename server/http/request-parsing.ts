@@ -3,7 +3,7 @@
  * at the LAST `/` and at `@`), query strings with closed parameter sets, boolean flags, and
  * size-limited bodies.
  */
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { parseId, type BindleId } from '../../core/ids/bindle-id.js';
 
@@ -23,6 +23,14 @@ export function parseInvoicePath(path: string): ParcelPath {
 }
 
 export type QueryParams = Record<string, string | string[] | undefined>;
+
+/**
+ * A request's body as a stream: the one the catch-all content-type parser passed on, or an empty
+ * one when Fastify parsed none (a request without a body, or an empty one without Content-Type).
+ */
+export function bodyOf(request: { readonly body: unknown }): Readable {
+  return request.body instanceof Readable ? request.body : Readable.from([]);
+}
 
 /** Returns the single value of `name` (throws on repeats); undefined when absent. */
 export function single(params: QueryParams, name: string): string | undefined {

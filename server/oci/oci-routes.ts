@@ -7,14 +7,13 @@
  * server/service/oci-uploads.ts) and manifest PUTs. Paths are parsed from the right
  * (./oci-path.ts); errors are the OCI envelope (./oci-errors.ts).
  */
-import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { BINDLE_YANKED_HEADER, OCI_MANIFEST_MEDIA_TYPE, isDigestLike, renderIndex } from '../../core/oci/index.js';
 import type { Authorizer } from '../auth/types.js';
 import { authorizeBindleName } from '../auth/request-auth.js';
 import { evaluatePreconditions } from '../http/conditional.js';
-import { contentLength, parseInteger, parseRange, readBody, single, type QueryParams, type RangeRequest } from '../http/request-parsing.js';
+import { bodyOf, contentLength, parseInteger, parseRange, readBody, single, type QueryParams, type RangeRequest } from '../http/request-parsing.js';
 import type { BindleService } from '../service/bindle-service.js';
 import { sendParcel, type ServedParcel } from '../http/parcel-reply.js';
 import type { ByteRange } from '../storage/parcel-store.js';
@@ -34,11 +33,6 @@ type WildcardRequest = FastifyRequest<{ Params: { '*': string }; Querystring: Qu
 export const MAX_TAGS_PAGE = 10_000;
 /** The largest manifest a PUT may send. */
 export const MAX_MANIFEST_BYTES = 4 * 2 ** 20;
-
-/** The request body as a stream (an empty one when there is none). */
-function bodyOf(request: FastifyRequest): Readable {
-  return request.body instanceof Readable ? request.body : Readable.from([]);
-}
 
 /** Parses the request's path, records its endpoint for the error handler and checks the name. */
 function target(request: WildcardRequest): OciPath {

@@ -6,7 +6,6 @@
  * upload, get and head a parcel (sent by ../http/parcel-reply.ts: Range, ETag, protective
  * headers). GET and HEAD answer conditional requests (../http/conditional.ts).
  */
-import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseInvoiceOffThread } from '../../core/codec/invoice-codec.js';
 import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
@@ -17,7 +16,7 @@ import { bodyFormat } from '../http/negotiation.js';
 import { sendParcel } from '../http/parcel-reply.js';
 import { sendDocument, sendStored } from '../http/reply.js';
 import {
-  contentLength, onlyParams, parseBool, parseInvoicePath, readBody, single, type ParcelPath, type QueryParams,
+  bodyOf, contentLength, onlyParams, parseBool, parseInvoicePath, readBody, single, type ParcelPath, type QueryParams,
 } from '../http/request-parsing.js';
 import type { ParcelBatchReply } from '../../schema/index.js';
 import type { ByteRange } from '../storage/parcel-store.js';
@@ -47,14 +46,14 @@ async function putParcelBatch(service: BindleService, id: BindleId, request: Wil
   // Loaded with the first batch: a server that never gets one holds neither it nor its parser.
   const { isMultipartFormData, readParcelParts } = await import('../http/parcel-batch.js');
   const contentType = request.headers['content-type'];
-  if (contentType === undefined || !isMultipartFormData(contentType)) {
+  if (!isMultipartFormData(contentType)) {
     throw new BindleError(
       'unsupported_media_type',
       'POST parcels to /_i/{name}/{version} as multipart/form-data, one part per parcel named by its sha256; ' +
         'or one parcel to /_i/{name}/{version}@{sha256}, or an invoice to /_i',
     );
   }
-  return readParcelParts(request.body as Readable, contentType, async (sha256, data) => {
+  return readParcelParts(bodyOf(request), contentType, async (sha256, data) => {
     try {
       await service.putParcel(id, sha256, undefined, data);
       return 'created';
@@ -77,7 +76,7 @@ export function invoiceRoutes(app: FastifyInstance, opts: InvoiceRouteOptions): 
     if (declared !== undefined && declared > opts.maxInvoiceBytes) {
       throw new BindleError('payload_too_large', `invoice is ${declared} bytes, over this server's limit of ${opts.maxInvoiceBytes} bytes`);
     }
-    const body = await readBody(request.body as Readable, opts.maxInvoiceBytes, 'invoice');
+    const body = await readBody(bodyOf(request), opts.maxInvoiceBytes, 'invoice');
     if (body.length === 0) throw new BindleError('malformed_body', 'request body is empty: send an invoice');
     const invoice = await parseInvoiceOffThread(body, format);
     authorizeBindleName(request, allowDeleted ? 'admin' : 'push', invoice.bindle.name, invoice.bindle.version);
@@ -130,7 +129,7 @@ export function invoiceRoutes(app: FastifyInstance, opts: InvoiceRouteOptions): 
     onlyParams(request.query, []);
     const { id, sha256 } = target(request);
     if (sha256 === undefined) return sendDocument(request, reply, 200, await putParcelBatch(service, id, request));
-    await service.putParcel(id, sha256, contentLength(request.headers['content-length']), request.body as Readable);
+    await service.putParcel(id, sha256, contentLength(request.headers['content-length']), bodyOf(request));
     return sendDocument(request, reply, 200, { message: 'parcel created' });
   });
 

@@ -420,3 +420,22 @@ t.test('names must be NFC and single-script: 400 invalid_name at create and in p
     t.equal(errorOf(get.body).code, 'invalid_name');
   }
 });
+
+t.test('an empty parcel, and empty bodies, sent without a Content-Type: no body stream is not a 500', async (t) => {
+  const ta = await makeTestApp(t);
+  const empty = Buffer.alloc(0);
+  const created = await ta.app.inject({
+    method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: renderInvoice(signedInvoice('example.com/empty', '1.0.0', [{ name: 'empty', data: empty }])),
+  });
+  t.equal(created.statusCode, 202, created.body);
+  // Fastify hands a route no body at all for an empty one without a Content-Type (this was a 500).
+  const put = await ta.app.inject({ method: 'POST', url: `/v1/_i/example.com/empty/1.0.0@${sha256(empty)}`, payload: empty });
+  t.equal(put.statusCode, 200, put.body);
+  t.equal((await ta.app.inject({ url: `/v1/_i/example.com/empty/1.0.0@${sha256(empty)}` })).statusCode, 200, 'and it is served');
+  const invoice = await ta.app.inject({ method: 'POST', url: '/v1/_i', payload: empty });
+  t.equal(invoice.statusCode, 400, invoice.body);
+  t.equal(errorOf(invoice.body).code, 'malformed_body');
+  const batch = await ta.app.inject({ method: 'POST', url: '/v1/_i/example.com/empty/1.0.0', headers: { 'content-type': 'multipart/form-data; boundary=x' }, payload: empty });
+  t.equal(batch.statusCode, 400, batch.body);
+  t.equal(errorOf(batch.body).code, 'malformed_body');
+});
