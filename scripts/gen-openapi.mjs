@@ -53,12 +53,38 @@ const queryParams = [
   schema: ['o', 'offset', 'l', 'limit'].includes(name) ? { type: 'integer', minimum: 0 } : name === 'strict' ? { type: 'boolean' } : { type: 'string' },
 }));
 
+const batchDownload = {
+  name: 'parcels',
+  in: 'query',
+  required: false,
+  description:
+    'Batch download (an extension): comma-separated sha256 digests of parcels on the invoice, at most 256. The reply is then those parcels ' +
+    'instead of the invoice, as multipart/form-data: one part per parcel, named by its sha256, with its label\'s media type and its length; ' +
+    'a parcel that its single GET would refuse fails the whole request with that error. Conditional headers do not apply.',
+  schema: { type: 'string', pattern: '^[0-9a-f]{64}(,[0-9a-f]{64})*$' },
+};
+const batchParts = {
+  schema: {
+    type: 'object',
+    description: 'One part per parcel asked for, in that order: its name the parcel\'s sha256, its body the parcel\'s bytes',
+    propertyNames: { pattern: '^[0-9a-f]{64}$' },
+    additionalProperties: { type: 'string', contentMediaType: 'application/octet-stream' },
+  },
+};
 const getInvoice = (head) => ({
   operationId: head ? 'headInvoice' : 'getInvoice',
-  summary: head ? 'Headers of an invoice, as GET' : 'An invoice (403 yanked unless ?yanked=true)',
+  summary: head ? 'Headers of an invoice, as GET' : 'An invoice (403 yanked unless ?yanked=true); with ?parcels=, some of its parcels in one reply',
   tags: ['invoices'],
-  parameters: [...idParams, param('yanked'), ...conditional],
-  responses: { 200: head ? { description: 'The invoice exists' } : document('Invoice', 'The invoice, with an ETag of the bytes served'), 304: notModified, ...errors },
+  parameters: [...idParams, param('yanked'), batchDownload, ...conditional],
+  responses: {
+    200: head
+      ? { description: 'The invoice exists (with ?parcels=, the headers of the batch)' }
+      : (({ description, content }) => ({ description, content: { ...content, 'multipart/form-data': batchParts } }))(
+          document('Invoice', 'The invoice, with an ETag of the bytes served; with ?parcels=, the parcels asked for'),
+        ),
+    304: notModified,
+    ...errors,
+  },
 });
 const getParcel = (head) => ({
   operationId: head ? 'headParcel' : 'getParcel',
@@ -127,10 +153,8 @@ const paths = {
         content: {
           'multipart/form-data': {
             schema: {
-              type: 'object',
+              ...batchParts.schema,
               description: 'One part per parcel: its name the parcel\'s sha256, its body the parcel\'s bytes; more parts than the server takes in one request fail with 413',
-              propertyNames: { pattern: '^[0-9a-f]{64}$' },
-              additionalProperties: { type: 'string', contentMediaType: 'application/octet-stream' },
             },
           },
         },

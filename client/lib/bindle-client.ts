@@ -6,7 +6,7 @@
  */
 import { rename, rm } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { pipeline as pipelineCallback, type Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import type { HealthReply, Invoice, KeyRing, Label, ParcelBatchReply, QueryReply, SchemaName, SchemaTypes, SignatureRole } from '../../schema/index.js';
@@ -422,6 +422,82 @@ export class BindleClient {
   }
 
   /**
+   * Downloads several parcels of the invoice `id` in one request, a GET of the invoice's path with
+   * `?parcels=<sha256>,…` (an extension this server takes; see its API description), and writes
+   * each into the directory of `into.directorySync`, named `into.fileName(label)`, as
+   * downloadParcel does: checked against its label, through a temp file renamed into place,
+   * durably through that directory's group commit. Meant for small parcels (SMALL_PARCEL_BYTES:
+   * each is held in memory); the server takes up to 256 in one request. `onStored` is told each label once its file is in place.
+   *
+   * Resolves with false, having stored nothing, when the server answers anything but a
+   * multipart/form-data 200 (a reference server answers the invoice itself, an older one 400,
+   * others 405 or 501), for the caller to download the parcels one by one; with true once the
+   * reply is read and every file written. A parcel the reply leaves out is not stored (see
+   * `onStored`). A part that was not asked for or comes twice, or bytes that do not match the
+   * label, fail it with the error a single download would give (`size_mismatch`,
+   * `digest_mismatch`), as do the request's own errors; parcels already stored stay stored.
+   */
+  async downloadParcels(
+    id: string,
+    labels: readonly Label[],
+    into: { directorySync: DirectorySync; fileName: (label: Label) => string },
+    opts: { yanked?: boolean; onStored?: (label: Label) => void } = {},
+  ): Promise<boolean> {
+    const { bid, path } = this.#idOf(id);
+    const wanted = new Map<string, Label>();
+    for (const label of labels) {
+      checkSha256(label.sha256);
+      wanted.set(label.sha256, label);
+    }
+    const durable = into.directorySync;
+    const doing = `downloading ${wanted.size} parcel(s) of ${formatId(bid)}`;
+    // Digests need no encoding, and commas are kept as they are: the list is in the URL.
+    const query = `parcels=${[...wanted.keys()].join(',')}${opts.yanked === true ? '&yanked=true' : ''}`;
+    const url = `${this.#url(`_i/${path}`)}?${query}`;
+    const reply = await this.#send({ method: 'GET', url, doing, accept: 'multipart/form-data', handles: BATCH_DOWNLOAD_REFUSED });
+    const contentType = headerValue(reply.headers, 'content-type');
+    if (reply.status !== 200 || contentType === undefined || !/^multipart\/form-data\s*;/i.test(contentType)) {
+      await settle(reply.body);
+      return false;
+    }
+    const { readFormParts } = await import('./form-parts.js');
+    /** Each part's check and write; each settles without rejecting, its failure kept in `failure`. */
+    const writes: Array<Promise<void>> = [];
+    let failure: Error | undefined;
+    const keep = (err: unknown): void => {
+      failure ??= err instanceof Error ? err : new Error(String(err));
+    };
+    const store = async (label: Label, data: Readable): Promise<void> => {
+      const what = `${describeParcel(label)} of ${formatId(bid)}`;
+      try {
+        const bytes = await readUpTo(data, label.size, () => sizeMismatch(what, `more than ${label.size} bytes`, label.size));
+        checkDigest(digestOf(bytes), label, what);
+        await writeAtomic(bytes, join(durable.dir, into.fileName(label)), { mode: 0o644, durable });
+        opts.onStored?.(label);
+      } catch (err) {
+        keep(err);
+      }
+    };
+    try {
+      await readFormParts(reply.body, contentType, wanted.size, doing, (name, data) => {
+        const label = wanted.get(name);
+        wanted.delete(name);
+        if (label === undefined) {
+          data.resume();
+          keep(new BindleError('malformed_body', `${doing}: the server sent a part named ${JSON.stringify(name.slice(0, 80))}, which was not asked for or came twice`));
+          return;
+        }
+        writes.push(store(label, data));
+      });
+    } catch (err) {
+      keep(isTransportFailure(err) ? transportError(doing, url, err, this.timeoutMs) : err);
+    }
+    await Promise.all(writes);
+    if (failure !== undefined) throw failure;
+    return true;
+  }
+
+  /**
    * Downloads a small parcel (SMALL_PARCEL_BYTES at most) into memory and checks it like
    * getParcel's stream does: more bytes than its label's size fail as soon as they arrive.
    */
@@ -746,6 +822,12 @@ async function writeAtomic(
   }
   await opts.durable?.sync();
 }
+
+/**
+ * Statuses by which a server takes no batch download (downloadParcels): an older one of ours
+ * refuses the query parameter (400), others the method or the feature.
+ */
+const BATCH_DOWNLOAD_REFUSED: readonly number[] = [400, 405, 501];
 
 /** Statuses by which a server (or a proxy, 413: its body limit) takes no batch of parcels (createParcels). */
 const BATCH_REFUSED: readonly number[] = [404, 405, 413, 415, 501];

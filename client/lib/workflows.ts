@@ -17,7 +17,7 @@ import { canonicalId, formatId, parseId } from '../../core/ids/bindle-id.js';
 import { absentParcels, INVOICE_FILE, PARCELS_DIR, parcelFileName, type StandaloneBindle } from '../standalone/standalone-bindle.js';
 import type { BindleClient } from './bindle-client.js';
 import { mapLimit } from '../../core/concurrency.js';
-import { describeParcel } from './parcel-digest.js';
+import { describeParcel, SMALL_PARCEL_BYTES } from './parcel-digest.js';
 import { batchesOf } from './parcel-batches.js';
 
 /** What a push did. */
@@ -291,6 +291,61 @@ async function removeAbandonedTemps(parcelsDir: string, names: ReadonlySet<strin
 }
 
 /**
+ * Downloads `labels` into `parcelsDir` (each as `<sha256>.dat`), `client.concurrency` transfers
+ * at a time. The small parcels go in batches (BindleClient.downloadParcels), far fewer requests
+ * than parcels; the parcels of a batch the server does not send, or that fails, are then
+ * downloaded one by one like the large ones (which report a failure for what it is), and against
+ * a server that takes no batch every parcel goes one by one.
+ */
+async function downloadParcels(
+  client: BindleClient,
+  id: string,
+  labels: readonly Label[],
+  parcelsDir: string,
+  opts: { yanked?: boolean; emit: (e: TransferEvent) => void },
+): Promise<void> {
+  const { emit } = opts;
+  const yanked = opts.yanked === undefined ? {} : { yanked: opts.yanked };
+  // The downloads all rename into one directory: its fsyncs are shared (group commit).
+  const directorySync = new DirectorySync(parcelsDir);
+  let batchesTaken = true;
+  const one = async (label: Label): Promise<void> => {
+    emit({ kind: 'start', label });
+    await client.downloadParcel(id, label, join(parcelsDir, parcelFileName(label.sha256)), {
+      ...yanked,
+      directorySync,
+      onProgress: (bytes) => emit({ kind: 'progress', label, bytes }),
+    });
+    emit({ kind: 'done', label });
+  };
+  const batch = async (parcels: readonly Label[]): Promise<void> => {
+    const stored = new Set<string>();
+    const onStored = (label: Label): void => {
+      stored.add(label.sha256);
+      emit({ kind: 'start', label });
+      emit({ kind: 'progress', label, bytes: label.size });
+      emit({ kind: 'done', label });
+    };
+    if (batchesTaken) {
+      try {
+        batchesTaken = await client.downloadParcels(id, parcels, { directorySync, fileName: (l) => parcelFileName(l.sha256) }, { ...yanked, onStored });
+      } catch {
+        // What the batch did not store is fetched one by one below, and a lasting failure is reported from there.
+      }
+    }
+    for (const label of parcels) if (!stored.has(label.sha256)) await one(label);
+  };
+  const small = labels.filter((l) => l.size <= SMALL_PARCEL_BYTES);
+  const large = labels.filter((l) => l.size > SMALL_PARCEL_BYTES);
+  // The large parcels first: they take longest.
+  const jobs: Array<() => Promise<void>> = [
+    ...large.map((label) => () => one(label)),
+    ...batchesOf(small.map((label) => ({ label })), client.concurrency).map((b) => () => batch(b.map(({ label }) => label))),
+  ];
+  await mapLimit(jobs, client.concurrency, (job) => job());
+}
+
+/**
  * Fetches a bindle into the local cache `<cacheDir>/<canonicalId>/` (the standalone layout:
  * `invoice.toml` + `parcels/<sha>.dat`). The invoice is fetched (and verified when the client
  * has a keyring) every time and written last; each requested parcel (`parcels`, which must be on
@@ -319,17 +374,7 @@ export async function fetchBindle(
   const cachedFlags = await Promise.all(wanted.map((label) => isCached(parcelsDir, names, label)));
   const toFetch = wanted.filter((_, i) => cachedFlags[i] !== true);
   emit(planOf(toFetch));
-  // The downloads all rename into one directory: its fsyncs are shared (group commit).
-  const directorySync = new DirectorySync(parcelsDir);
-  await mapLimit(toFetch, client.concurrency, async (label) => {
-    emit({ kind: 'start', label });
-    await client.downloadParcel(id, label, join(parcelsDir, parcelFileName(label.sha256)), {
-      ...yanked,
-      directorySync,
-      onProgress: (bytes) => emit({ kind: 'progress', label, bytes }),
-    });
-    emit({ kind: 'done', label });
-  });
+  await downloadParcels(client, id, toFetch, parcelsDir, { ...yanked, emit });
   await writeFileAtomic(join(dir, INVOICE_FILE), renderInvoice(invoice, 'toml'), 0o644);
   return {
     dir,

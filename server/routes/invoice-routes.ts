@@ -2,7 +2,8 @@
  * `/_i` routes: create an invoice (TOML or JSON body; `?allow_deleted=true`, an admin's, re-creates
  * a hard-deleted one), and under `/_i/{name}/{version}` get, head and yank it (`DELETE`), or
  * hard-delete it (`DELETE ?hard=true[&reason=…]`, admin), or upload a batch of its parcels
- * (`POST`, multipart/form-data: ../http/parcel-batch.ts); under `/_i/{name}/{version}@{sha256}`
+ * (`POST`, multipart/form-data: ../http/parcel-batch.ts) or download one (`GET ?parcels=…`:
+ * ../http/parcel-batch-download.ts); under `/_i/{name}/{version}@{sha256}`
  * upload, get and head a parcel (sent by ../http/parcel-reply.ts: Range, ETag, protective
  * headers). GET and HEAD answer conditional requests (../http/conditional.ts).
  */
@@ -92,6 +93,24 @@ export function invoiceRoutes(app: FastifyInstance, opts: InvoiceRouteOptions): 
     return sendParcel(request, reply, parcel, head);
   };
 
+  /** GET or HEAD of several parcels of an invoice in one multipart body (../http/parcel-batch-download.ts). */
+  const getParcelBatch = async (request: WildcardRequest, reply: FastifyReply, id: BindleId, head: boolean): Promise<FastifyReply> => {
+    onlyParams(request.query, ['parcels', 'yanked']);
+    const yanked = parseBool('yanked', single(request.query, 'yanked'), false);
+    const list = single(request.query, 'parcels') ?? '';
+    // Loaded with the first batch, as the upload's module is.
+    const { batchDownload, parseParcelList } = await import('../http/parcel-batch-download.js');
+    const parcels = await Promise.all(
+      parseParcelList(list).map(async (sha256) => {
+        const { label, size } = await service.getParcel(id, sha256, yanked);
+        return { sha256, size, mediaType: label.mediaType, read: () => service.readParcel(sha256, size) };
+      }),
+    );
+    const batch = batchDownload(parcels);
+    reply.code(200).headers(batch.headers);
+    return head ? reply.send() : reply.send(batch.body());
+  };
+
   /**
    * GET or HEAD of an invoice or a parcel, with conditional requests. An invoice is sent from
    * the one reaction on its look-up (BindleService.withInvoice), which hands a failure to the
@@ -102,6 +121,7 @@ export function invoiceRoutes(app: FastifyInstance, opts: InvoiceRouteOptions): 
   const get = (request: WildcardRequest, reply: FastifyReply, head: boolean): Promise<FastifyReply> | undefined => {
     try {
       const { id, sha256 } = target(request);
+      if (sha256 === undefined && request.query.parcels !== undefined) return getParcelBatch(request, reply, id, head);
       const yanked = allowYanked(request);
       if (sha256 !== undefined) return getParcel(request, reply, id, sha256, yanked, head);
       service.withInvoice(

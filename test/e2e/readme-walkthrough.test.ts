@@ -76,6 +76,7 @@ t.test('Quick start: the server curl walk-through', async (t) => {
   t.equal(run.code, 0, run.output);
   t.match(run.output, /"status":"OK"/, 'healthz answered');
   t.match(run.output, /"name":"enterprise\.com\/warpcore"/, 'the search finds the pushed bindle');
+  t.match(run.output, /Content-Disposition: form-data; name="23f310b54076878fd4c36f0c60ec92011a8b406349b98dd37d08577d17397de5"/, 'the batch download sent the parcel');
 });
 
 /** An unsigned invoice with one parcel, as a user would write it, and the parcel's bytes. */

@@ -5,30 +5,16 @@
  * one. The "older server" is the real one behind a forwarding proxy that refuses batches as the
  * reference server does.
  */
-import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { readFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
 import { BindleClient, pushStandalone, readStandalone, writeStandalone } from '../../client/lib/index.js';
 import { BATCH_PARCELS } from '../../client/lib/parcel-batches.js';
 import { SMALL_PARCEL_BYTES } from '../../client/lib/parcel-digest.js';
 import { BUFFERED_PART_BYTES, MAX_BATCH_PARTS, MAX_BUFFERED_BYTES, PARTS_IN_FLIGHT } from '../../server/http/parcel-batch.js';
-import { recordingLogger } from '../helpers/log-records.js';
 import { sha256, signedInvoice } from '../helpers/bindles.js';
-import { makeTestApp } from '../helpers/test-app.js';
+import { recordedServer, refusingProxy } from '../helpers/batch-servers.js';
 
 const NAME = 'example.com/batched';
-
-/** A test server whose request lines are recorded, and its base URL. */
-async function recordedServer(t: Test): Promise<{ url: string; requests: () => Array<{ method: string; url: string }> }> {
-  const { logger, records } = recordingLogger();
-  const ta = await makeTestApp(t, { logger });
-  await ta.app.listen({ host: '127.0.0.1', port: 0 });
-  const { port } = ta.app.server.address() as AddressInfo;
-  const requests = (): Array<{ method: string; url: string }> =>
-    records.filter((r) => r.msg === 'incoming request').map((r) => r.req as { method: string; url: string });
-  return { url: `http://127.0.0.1:${port}/v1/`, requests };
-}
 
 /** A standalone bindle of `small` parcels under SMALL_PARCEL_BYTES and `large` over it. */
 async function standalone(t: Test, version: string, small: number, large: number): Promise<string> {
@@ -74,48 +60,6 @@ t.test('createParcels: created and existing; bytes that do not match their label
   t.equal(await client.createParcels(`${NAME}/9.9.9`, [one]), undefined, 'an absent invoice (404): as if batches were not taken');
   await t.rejects(client.createParcel(`${NAME}/9.9.9`, one.label, one.data), { code: 'not_found' }, 'and the single upload says why');
 });
-
-/** How a proxy refuses a request: as the reference server refuses a batch, or as nginx a body over its limit. */
-type Refusal = { kind: 'no-batches' } | { kind: 'body-limit'; bytes: number };
-
-/**
- * A proxy to `target` that refuses what `refusal` says and forwards everything else as it is:
- * a POST to an invoice's own path (a batch) gets 405 with a TOML error body, as from the
- * reference server; or any request whose Content-Length is over a limit gets nginx's 413 page.
- */
-async function refusingProxy(t: Test, target: string, refusal: Refusal): Promise<{ url: string; refused: () => number }> {
-  const upstream = new URL(target);
-  let refused = 0;
-  const proxy = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const url = req.url ?? '';
-    if (refusal.kind === 'no-batches' && req.method === 'POST' && url.startsWith('/v1/_i/') && !url.includes('@')) {
-      refused += 1;
-      req.resume();
-      res.writeHead(405, { 'content-type': 'application/toml' }).end('error = "Got invalid method"\n');
-      return;
-    }
-    if (refusal.kind === 'body-limit' && Number(req.headers['content-length'] ?? 0) > refusal.bytes) {
-      refused += 1;
-      req.resume();
-      res.writeHead(413, { 'content-type': 'text/html', connection: 'close' })
-        .end('<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center><h1>413 Request Entity Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n');
-      return;
-    }
-    const forward = httpRequest({ host: upstream.hostname, port: upstream.port, path: url, method: req.method, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    forward.on('error', () => res.destroy());
-    req.pipe(forward);
-  });
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => {
-    proxy.closeAllConnections();
-    proxy.close(() => resolve());
-  }));
-  const { port } = proxy.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}/v1/`, refused: () => refused };
-}
 
 t.test('against a server that takes no batch, a push uploads every parcel one by one', async (t) => {
   const server = await recordedServer(t);
