@@ -112,6 +112,154 @@ function rejoined(head: readonly Buffer[], rest: Readable): Readable {
   return joined;
 }
 
+/** How one part is stored: `store(sha256, data)` must read `data` to its end (or fail) and say what it did. */
+export type PartStore = (sha256: string, data: Readable) => Promise<PartOutcome>;
+
+/**
+ * The state of one batch request while its parts are read and stored: the outcome of each part,
+ * the parts being stored from memory, the part being read, and the first failure. It answers
+ * (`resolve` or `reject`) once the body is read, or has failed, and no part is being stored.
+ */
+class BatchReading {
+  #parts = 0;
+  /** Each part's sha256 and outcome, by its index, once stored. */
+  readonly #outcomes: Array<{ sha256: string; outcome: PartOutcome } | undefined> = [];
+  /** The first failure, and the part whose storing failed, if a part's did. */
+  #failure: { error: Error; index?: number } | undefined;
+  /** The part being read now (so that a failure can stop it). */
+  #current: Readable | undefined;
+  /** Small parts being stored from memory. */
+  readonly #inFlight = new Set<Promise<void>>();
+  /** Parts waiting their turn, each taken once the one before it is handed on. */
+  #queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly stopReading: () => void,
+    private readonly store: PartStore,
+    private readonly memory: PartMemory,
+    private readonly answer: { resolve: (reply: ParcelBatchReply) => void; reject: (err: Error) => void },
+  ) {}
+
+  /** Parts seen so far. */
+  get parts(): number {
+    return this.#parts;
+  }
+
+  /** A part the parser found: taken in order, so a bad one fails the request after the parts before it are handed on. */
+  add(name: string, data: Readable): void {
+    // Its errors (the body ending inside it) reach whoever reads it; none may go unheard.
+    data.on('error', () => undefined);
+    const index = this.#parts++;
+    this.#queue = this.#queue.then(() => this.#take(name, data, index)).catch((err: unknown) => this.fail(err));
+  }
+
+  /** Records the first failure and stops reading; the request is answered once nothing is being stored. */
+  fail(err: unknown, index?: number): void {
+    if (this.#failure !== undefined) return;
+    this.#failure = { error: asError(err), ...(index !== undefined ? { index } : {}) };
+    this.stopReading();
+    this.#current?.destroy(this.#failure.error);
+    void this.settle();
+  }
+
+  /** Answers once every part taken so far is stored (or has failed). */
+  async settle(): Promise<void> {
+    await this.#queue;
+    await this.#drain();
+    const failure = this.#failure;
+    if (failure !== undefined) {
+      this.answer.reject(failure.index === undefined ? failure.error : this.#partFailure(failure.index, failure.error));
+      return;
+    }
+    const reply: ParcelBatchReply = { created: [], existing: [] };
+    for (const o of this.#outcomes) if (o !== undefined) reply[o.outcome === 'created' ? 'created' : 'existing'].push(o.sha256);
+    this.answer.resolve(reply);
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+  }
+
+  /** The failure of part `index`, named by it and saying how many parts are stored, once none is being stored. */
+  #partFailure(index: number, err: Error): Error {
+    if (!isBindleError(err)) return err;
+    const stored = this.#outcomes.filter((o) => o !== undefined).length;
+    const note = stored === 0 ? '' : ` (${stored} other part(s) of this request are stored)`;
+    return new BindleError(err.code, `part ${index + 1}: ${err.message}${note}`, { cause: err });
+  }
+
+  async #storePart(sha256: string, data: Readable, index: number): Promise<void> {
+    try {
+      this.#outcomes[index] = { sha256, outcome: await this.store(sha256, data) };
+    } catch (err) {
+      this.fail(err, index);
+    }
+  }
+
+  /** Takes part `index` once the parts before it are handed on: stores it from memory beside others, or streams it alone. */
+  async #take(name: string, data: Readable, index: number): Promise<void> {
+    if (this.#failure !== undefined) {
+      data.resume();
+      return;
+    }
+    if (!isSha256Hex(name)) {
+      data.resume();
+      this.fail(new BindleError('bad_request', `it is named ${JSON.stringify(name)}: name each part by its parcel's sha256 (64 lowercase hex digits)`), index);
+      return;
+    }
+    while (this.#inFlight.size >= PARTS_IN_FLIGHT) await Promise.race(this.#inFlight);
+    if (this.#failure !== undefined) {
+      data.resume();
+      return;
+    }
+    if (!this.memory.reserve()) {
+      await this.#streamAlone(name, data, index, () => data);
+      return;
+    }
+    let head: { chunks: Buffer[]; ended: boolean };
+    this.#current = data;
+    try {
+      head = await readHead(data, BUFFERED_PART_BYTES);
+    } catch (err) {
+      this.memory.release();
+      this.fail(err);
+      return;
+    } finally {
+      this.#current = undefined;
+    }
+    if (head.ended) {
+      const job = this.#storePart(name, Readable.from(head.chunks, { objectMode: false }), index).finally(() => {
+        this.memory.release();
+        this.#inFlight.delete(job);
+      });
+      this.#inFlight.add(job);
+      return;
+    }
+    // A large part.
+    try {
+      await this.#streamAlone(name, data, index, () => rejoined(head.chunks, data));
+    } finally {
+      this.memory.release();
+    }
+  }
+
+  /** Streams part `index` (`open()`, a stream reading `data`) into the store after the parts before it, as a single upload is. */
+  async #streamAlone(name: string, data: Readable, index: number, open: () => Readable): Promise<void> {
+    await this.#drain();
+    if (this.#failure !== undefined) {
+      data.resume();
+      return;
+    }
+    const stream = open();
+    this.#current = stream;
+    try {
+      await this.#storePart(name, stream, index);
+    } finally {
+      this.#current = undefined;
+    }
+  }
+}
+
 /**
  * Reads the parts of `body` (whose Content-Type is `contentType`) and stores each with
  * `store(sha256, data)`, which must read `data` to its end (or fail) and say what it did.
@@ -126,12 +274,7 @@ function rejoined(head: readonly Buffer[], rest: Readable): Readable {
  * part's number and followed by how many parts of the request are stored: those stay stored
  * (small parts after the failing one may be among them, stored side by side with it).
  */
-export function readParcelParts(
-  body: Readable,
-  contentType: string,
-  store: (sha256: string, data: Readable) => Promise<PartOutcome>,
-  memory: PartMemory = partMemory,
-): Promise<ParcelBatchReply> {
+export function readParcelParts(body: Readable, contentType: string, store: PartStore, memory: PartMemory = partMemory): Promise<ParcelBatchReply> {
   return new Promise<ParcelBatchReply>((resolve, reject) => {
     let parser: BusboyInstance;
     try {
@@ -145,133 +288,21 @@ export function readParcelParts(
       reject(new BindleError('malformed_body', `the multipart body cannot be read: ${asError(err).message}`, { cause: err }));
       return;
     }
-    let parts = 0;
-    /** Each part's sha256 and outcome, by its index, once stored. */
-    const outcomes: Array<{ sha256: string; outcome: PartOutcome } | undefined> = [];
-    /** The first failure, and the part whose storing failed, if a part's did. */
-    let failure: { error: Error; index?: number } | undefined;
-    /** The part being read now (so that a failure can stop it). */
-    let current: Readable | undefined;
-    /** Small parts being stored from memory. */
-    const inFlight = new Set<Promise<void>>();
-    /** Parts waiting their turn, each running once the one before it is read. */
-    let queue: Promise<void> = Promise.resolve();
-
-    /** Records the first failure and stops reading; the request is answered once nothing is being stored. */
-    const fail = (err: unknown, index?: number): void => {
-      if (failure !== undefined) return;
-      failure = { error: asError(err), ...(index !== undefined ? { index } : {}) };
-      body.unpipe(parser);
-      current?.destroy(failure.error);
-      void settle();
-    };
-    const settle = async (): Promise<void> => {
-      await queue;
-      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
-      if (failure !== undefined) {
-        reject(failure.index === undefined ? failure.error : partFailure(failure.index, failure.error));
-        return;
-      }
-      const reply: ParcelBatchReply = { created: [], existing: [] };
-      for (const o of outcomes) if (o !== undefined) reply[o.outcome === 'created' ? 'created' : 'existing'].push(o.sha256);
-      resolve(reply);
-    };
-    /** The failure of part `index`, named by it and saying how many parts are stored, once none is being stored. */
-    const partFailure = (index: number, err: Error): Error => {
-      if (!isBindleError(err)) return err;
-      const stored = outcomes.filter((o) => o !== undefined).length;
-      const note = stored === 0 ? '' : ` (${stored} other part(s) of this request are stored)`;
-      return new BindleError(err.code, `part ${index + 1}: ${err.message}${note}`, { cause: err });
-    };
-    const storePart = async (sha256: string, data: Readable, index: number): Promise<void> => {
-      try {
-        outcomes[index] = { sha256, outcome: await store(sha256, data) };
-      } catch (err) {
-        fail(err, index);
-      }
-    };
-
-    /** Takes part `index` once the parts before it are handed on: stores it from memory beside others, or streams it alone. */
-    const takePart = async (name: string, data: Readable, index: number): Promise<void> => {
-      if (failure !== undefined) {
-        data.resume();
-        return;
-      }
-      if (!isSha256Hex(name)) {
-        data.resume();
-        fail(new BindleError('bad_request', `it is named ${JSON.stringify(name)}: name each part by its parcel's sha256 (64 lowercase hex digits)`), index);
-        return;
-      }
-      while (inFlight.size >= PARTS_IN_FLIGHT) await Promise.race(inFlight);
-      if (failure !== undefined) {
-        data.resume();
-        return;
-      }
-      /** Streams the part into the store after the parts before it, as a single upload is. */
-      const streamAlone = async (stream: () => Readable): Promise<void> => {
-        while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
-        if (failure !== undefined) {
-          data.resume();
-          return;
-        }
-        current = stream();
-        try {
-          await storePart(name, current, index);
-        } finally {
-          current = undefined;
-        }
-      };
-      if (!memory.reserve()) {
-        await streamAlone(() => data);
-        return;
-      }
-      current = data;
-      let head: { chunks: Buffer[]; ended: boolean };
-      try {
-        head = await readHead(data, BUFFERED_PART_BYTES);
-      } catch (err) {
-        memory.release();
-        fail(err);
-        return;
-      } finally {
-        current = undefined;
-      }
-      if (head.ended) {
-        const job = storePart(name, Readable.from(head.chunks, { objectMode: false }), index).finally(() => {
-          memory.release();
-          inFlight.delete(job);
-        });
-        inFlight.add(job);
-        return;
-      }
-      // A large part.
-      try {
-        await streamAlone(() => rejoined(head.chunks, data));
-      } finally {
-        memory.release();
-      }
-    };
-
-    parser.on('file', (name, data) => {
-      // Its errors (the body ending inside it) reach whoever reads it; none may go unheard.
-      data.on('error', () => undefined);
-      const index = parts++;
-      // Parts are taken in order: a bad one fails the request after the parts before it are handed on.
-      queue = queue.then(() => takePart(name, data, index)).catch(fail);
-    });
+    const batch = new BatchReading(() => body.unpipe(parser), store, memory, { resolve, reject });
+    parser.on('file', (name, data) => batch.add(name, data));
     parser.on('partsLimit', () => {
-      fail(new BindleError('payload_too_large', `the body has more than ${MAX_BATCH_PARTS} parts, this server's limit for one request: send the parcels in several`));
+      batch.fail(new BindleError('payload_too_large', `the body has more than ${MAX_BATCH_PARTS} parts, this server's limit for one request: send the parcels in several`));
     });
     parser.on('error', (err) => {
-      fail(isBindleError(err) ? err : new BindleError('malformed_body', `the multipart body is malformed: ${asError(err).message}`, { cause: err }));
+      batch.fail(isBindleError(err) ? err : new BindleError('malformed_body', `the multipart body is malformed: ${asError(err).message}`, { cause: err }));
     });
     parser.on('finish', () => {
-      if (parts === 0) fail(new BindleError('malformed_body', 'the multipart body has no parts: send one part per parcel, named by its sha256'));
-      else void settle();
+      if (batch.parts === 0) batch.fail(new BindleError('malformed_body', 'the multipart body has no parts: send one part per parcel, named by its sha256'));
+      else void batch.settle();
     });
     // A request cut short (the client gone, or too slow: see ./request-timeouts.ts) ends no part.
     finished(body, (err) => {
-      if (err !== undefined && err !== null) fail(new BindleError('malformed_body', `the request body ended early: ${err.message}`, { cause: err }));
+      if (err !== undefined && err !== null) batch.fail(new BindleError('malformed_body', `the request body ended early: ${err.message}`, { cause: err }));
     });
     body.pipe(parser);
   });
