@@ -5,7 +5,8 @@
  * its sha256, with its label's media type and its length. The list is read and every parcel
  * looked up before anything is sent, so a parcel that is not on the invoice or not uploaded gets
  * the same 4xx as its single GET would, and the whole body's length is known (Content-Length;
- * HEAD answers the same headers). The client's side is client/lib/parcel-batches.ts.
+ * HEAD answers the same headers). The client's side is BindleClient.downloadParcels
+ * (client/lib/bindle-client.ts, reading the body with client/lib/form-parts.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';

@@ -14,6 +14,7 @@ import { authorizeBindleName, requestAction, requestPrincipal } from '../auth/re
 import type { BindleId } from '../../core/ids/bindle-id.js';
 import type { BindleService } from '../service/bindle-service.js';
 import { bodyFormat } from '../http/negotiation.js';
+import { batchDownload, parseParcelList } from '../http/parcel-batch-download.js';
 import { sendParcel } from '../http/parcel-reply.js';
 import { sendDocument, sendStored } from '../http/reply.js';
 import {
@@ -98,8 +99,6 @@ export function invoiceRoutes(app: FastifyInstance, opts: InvoiceRouteOptions): 
     onlyParams(request.query, ['parcels', 'yanked']);
     const yanked = parseBool('yanked', single(request.query, 'yanked'), false);
     const list = single(request.query, 'parcels') ?? '';
-    // Loaded with the first batch, as the upload's module is.
-    const { batchDownload, parseParcelList } = await import('../http/parcel-batch-download.js');
     const parcels = await Promise.all(
       parseParcelList(list).map(async (sha256) => {
         const { label, size } = await service.getParcel(id, sha256, yanked);
