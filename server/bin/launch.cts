@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /**
  * The `bindle-server` command as installed (`npm start`, the package's `bin`, the image, the
- * end-to-end tests and the benchmarks run this file): sizes libuv's thread pool and keeps V8's
- * young generation small, then loads the server bundle (dist/server/bundle/bindle-server.mjs,
- * see server/bin/bindle-server.ts).
+ * end-to-end tests and the benchmarks run this file): sizes libuv's thread pool, keeps V8's
+ * young generation small and its optimizing compiler off for the start, then loads the server
+ * bundle (dist/server/bundle/bindle-server.mjs, see server/bin/bindle-server.ts).
  *
  * Every file system call of the server (open, write, fsync, link, stat) runs on that pool, four
  * threads by default, so at most four fsyncs are under way at once: concurrent small uploads,
@@ -20,6 +20,10 @@
  * up to its cap, and the one-shot commands restore V8's default growth first. The cost: more
  * minor collections in a server's first minutes under load (537 against 229 over its first
  * 100,000 invoice GETs, 0.50 s against 0.42 s of collection in all).
+ *
+ * V8's optimizing compiler is off likewise until the server listens (server/optimizing-compiler.ts):
+ * a start made node:path's normalizeString hot enough to be optimized once the installation's
+ * path was ~25 characters long, which kept ~4.5 MiB of the compiler resident in the idle server.
  */
 import v8 = require('node:v8');
 
@@ -30,6 +34,7 @@ const DEFAULT_THREADPOOL_SIZE = 16;
 
 process.env.UV_THREADPOOL_SIZE ??= String(DEFAULT_THREADPOOL_SIZE);
 v8.setFlagsFromString('--semi-space-growth-factor=1');
+v8.setFlagsFromString('--no-turbofan');
 
 // The bundle reports its own start-up failures; an error loading it fails the process as is.
 void import(SERVER_BUNDLE);

@@ -39,6 +39,8 @@ export interface ServerProcessOptions {
    * entry can size it.
    */
   withoutPreload?: boolean;
+  /** The launcher to start (default SERVER_BIN, the repository's dist/server/bin/launch.cjs). */
+  bin?: string;
   /** Options for node itself, before the launcher (e.g. V8's `--trace-opt`). */
   nodeArgs?: string[];
 }
@@ -48,7 +50,7 @@ export async function startServerProcess(t: Test, opts: ServerProcessOptions = {
   const directory = opts.directory ?? mkdtempSync(join(tmpdir(), 'bindle-e2e-'));
   const [command, ...prefix] = opts.withoutPreload === true ? ['env', '-u', 'NODE_OPTIONS', process.execPath] : [process.execPath];
   const child = trackChild(
-    spawn(command, [...prefix, ...(opts.nodeArgs ?? []), SERVER_BIN, '--address', '127.0.0.1:0', '--directory', directory, ...(opts.args ?? [])], {
+    spawn(command, [...prefix, ...(opts.nodeArgs ?? []), opts.bin ?? SERVER_BIN, '--address', '127.0.0.1:0', '--directory', directory, ...(opts.args ?? [])], {
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
