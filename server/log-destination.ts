@@ -45,8 +45,8 @@ export interface LogDestination extends CountedLog {
   destroy(): void;
 }
 
-/** Opens the destination on `fd` (default stdout). */
-export function openLogDestination(fd = 1, maxPendingBytes = MAX_PENDING_BYTES): LogDestination {
+/** Opens the destination on `fd` (default stdout); lines are written together `batchMs` after the first of them. */
+export function openLogDestination(fd = 1, maxPendingBytes = MAX_PENDING_BYTES, batchMs = LINE_BATCH_MS): LogDestination {
   let failedWrites = 0;
   let droppedLines = 0;
   // Whether a line may still be unwritten: set with each line, cleared when sonic-boom has
@@ -64,7 +64,7 @@ export function openLogDestination(fd = 1, maxPendingBytes = MAX_PENDING_BYTES):
   stream.on('drop', (data: string) => {
     droppedLines += linesIn(data);
   });
-  // The lines to be written LINE_BATCH_MS after the first of them (held to the same bound).
+  // The lines to be written `batchMs` after the first of them (held to the same bound).
   let batch = '';
   let flushing: NodeJS.Timeout | undefined;
   let destroyed = false;
@@ -83,7 +83,7 @@ export function openLogDestination(fd = 1, maxPendingBytes = MAX_PENDING_BYTES):
         }
         pending = true;
         batch += line;
-        flushing ??= setTimeout(flush, LINE_BATCH_MS);
+        flushing ??= setTimeout(flush, batchMs);
       },
     },
     logFailures: () => ({ failedWrites, droppedLines }),
