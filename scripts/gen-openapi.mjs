@@ -58,7 +58,7 @@ const batchDownload = {
   in: 'query',
   required: false,
   description:
-    'Batch download (an extension): comma-separated sha256 digests of parcels on the invoice, at most 256. The reply is then those parcels ' +
+    'Batch download (an extension): comma-separated sha256 digests of parcels on the invoice, at most 200. The reply is then those parcels ' +
     'instead of the invoice, as multipart/form-data: one part per parcel, named by its sha256, with its label\'s media type and its length; ' +
     'a parcel that its single GET would refuse fails the whole request with that error. Conditional headers do not apply.',
   schema: { type: 'string', pattern: '^[0-9a-f]{64}(,[0-9a-f]{64})*$' },

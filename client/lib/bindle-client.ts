@@ -427,7 +427,8 @@ export class BindleClient {
    * each into the directory of `into.directorySync`, named `into.fileName(label)`, as
    * downloadParcel does: checked against its label, through a temp file renamed into place,
    * durably through that directory's group commit. Meant for small parcels (SMALL_PARCEL_BYTES:
-   * each is held in memory); the server takes up to 256 in one request. `onStored` is told each label once its file is in place.
+   * each is held in memory); the server takes up to 200 in one request. `onStored` is told each
+   * label once its file is in place.
    *
    * Resolves with false, having stored nothing, when the server answers anything but a
    * multipart/form-data 200 (a reference server answers the invoice itself, an older one 400,

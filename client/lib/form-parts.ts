@@ -15,7 +15,7 @@ const MAX_PART_HEADERS = 16;
  * its bytes as a stream, in order; `onPart` must read or discard the stream. Resolves once the
  * body is read to its end, and rejects with `malformed_body` (naming `doing`) when it is not
  * well-formed multipart or has more than `maxParts` parts, or with the body's own error (a
- * transfer cut short).
+ * transfer cut short); a part still being read then ends with that error too.
  */
 export function readFormParts(body: Readable, contentType: string, maxParts: number, doing: string, onPart: (name: string, data: Readable) => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -29,16 +29,25 @@ export function readFormParts(body: Readable, contentType: string, maxParts: num
       return;
     }
     let failed = false;
+    /** Parts handed on and not ended yet: a failure ends them with its error, or their readers would wait for ever. */
+    const open = new Set<Readable>();
     const fail = (err: Error): void => {
       if (failed) return;
       failed = true;
       body.unpipe(parser);
       body.destroy();
+      for (const part of open) part.destroy(err);
       reject(err);
     };
     parser.on('file', (name, data) => {
-      if (failed) data.resume();
-      else onPart(name, data);
+      if (failed) {
+        data.resume();
+        return;
+      }
+      open.add(data);
+      data.once('close', () => open.delete(data));
+      data.once('end', () => open.delete(data));
+      onPart(name, data);
     });
     parser.on('partsLimit', () => fail(malformed(`has more than the ${maxParts} part(s) asked for`)));
     parser.on('error', (err: unknown) => fail(malformed('is malformed', err)));

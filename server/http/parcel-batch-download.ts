@@ -20,11 +20,11 @@ const CRLF = Buffer.from('\r\n');
 
 /**
  * Most parcels one batch download names. The list is in the URL, and Node's request line and
- * headers may hold 16 KiB in all: 256 digests take 16,640 bytes, so a longer list is refused by
- * Node (431) before it gets here. The client asks for up to 64 at once (~4 KiB of URL, under
- * nginx's default 8 KiB header buffers).
+ * headers may hold 16 KiB in all (a longer request is refused 431 before it gets here): each
+ * digest takes 65 bytes, so 200 (13,000 bytes) leave room for the path and the headers. The
+ * client asks for up to 64 at once (~4 KiB of URL, under nginx's default 8 KiB header buffers).
  */
-export const MAX_BATCH_DOWNLOAD_PARCELS = 256;
+export const MAX_BATCH_DOWNLOAD_PARCELS = 200;
 
 /** One parcel of a batch download as the service found it. */
 export interface BatchParcel {

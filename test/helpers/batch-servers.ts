@@ -2,8 +2,8 @@
  * Servers for the client's batch transfers: a real listening test server whose request lines are
  * recorded, and a forwarding proxy in front of it that behaves as an older server or a proxy
  * would towards batches (refusing them as the reference server does, answering nginx's 413 to a
- * large body, ignoring a batch download's query as the reference server does, or altering the
- * bytes of a batch download's reply).
+ * large body, ignoring a batch download's query as the reference server does, or altering or
+ * cutting short a batch download's reply).
  */
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -31,13 +31,16 @@ export async function recordedServer(t: Test): Promise<{ url: string; requests: 
  * - `no-batch-downloads`: a GET's query is dropped on the way, so a batch download gets the
  *   invoice, as from the reference server, which ignores parameters it does not know;
  * - `alter-batch-downloads`: the replies of batch downloads reach the client with their parcels'
- *   bytes altered (see alteringData; single downloads pass untouched).
+ *   bytes altered (see alteringData; single downloads pass untouched);
+ * - `cut-batch-downloads`: the replies of batch downloads stop after `bytes` bytes of their body,
+ *   the connection closed (as when the server dies mid-reply).
  */
 export type Refusal =
   | { kind: 'no-batches' }
   | { kind: 'body-limit'; bytes: number }
   | { kind: 'no-batch-downloads' }
-  | { kind: 'alter-batch-downloads' };
+  | { kind: 'alter-batch-downloads' }
+  | { kind: 'cut-batch-downloads'; bytes: number };
 
 /** Whether a request line is a batch download: a GET of an invoice's path with `parcels=`. */
 function isBatchDownload(method: string | undefined, url: string): boolean {
@@ -49,6 +52,24 @@ function alteringData(): Transform {
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       callback(null, Buffer.from(chunk.toString('latin1').replace(/small/g, 'SMALL'), 'latin1'));
+    },
+  });
+}
+
+/** Passes the first `bytes` bytes, then destroys `res` (its connection closed mid-body). */
+function cutting(bytes: number, res: ServerResponse): Transform {
+  let passed = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      const room = bytes - passed;
+      passed += chunk.length;
+      if (room > chunk.length) {
+        callback(null, chunk);
+        return;
+      }
+      callback(null, chunk.subarray(0, Math.max(0, room)));
+      // Once what passed is flushed to the socket.
+      setImmediate(() => res.destroy());
     },
   });
 }
@@ -82,6 +103,9 @@ export async function refusingProxy(t: Test, target: string, refusal: Refusal): 
       if (batchDownload && refusal.kind === 'alter-batch-downloads') {
         refused += 1;
         answer.pipe(alteringData()).pipe(res);
+      } else if (batchDownload && refusal.kind === 'cut-batch-downloads') {
+        refused += 1;
+        answer.pipe(cutting(refusal.bytes, res)).pipe(res);
       } else {
         answer.pipe(res);
       }

@@ -13,6 +13,7 @@ import { BindleClient, fetchBindle, pushStandalone, readStandalone, writeStandal
 import { BATCH_PARCELS } from '../../client/lib/parcel-batches.js';
 import { SMALL_PARCEL_BYTES } from '../../client/lib/parcel-digest.js';
 import { DirectorySync } from '../../core/fs-atomic.js';
+import { MAX_BATCH_DOWNLOAD_PARCELS } from '../../server/http/parcel-batch-download.js';
 import { sha256, signedInvoice, type TestParcel } from '../helpers/bindles.js';
 import { recordedServer, refusingProxy } from '../helpers/batch-servers.js';
 
@@ -117,4 +118,33 @@ t.test('a batch whose bytes do not match their labels: none of those stored, the
   const fetched = await fetchBindle(client, id, t.testdir());
   await holdsExactly(t, join(fetched.dir, 'parcels'), parcels);
   t.equal(server.requests().slice(before).filter((r) => r.url.includes('@')).length, parcels.length, 'each fetched again on its own');
+});
+
+t.test('a batch reply cut short mid-part fails the batch, it does not hang; the get fetches the rest one by one', async (t) => {
+  const server = await recordedServer(t);
+  // Parcels of 20 KB: the reply is cut inside the second part.
+  const parcels = Array.from({ length: 6 }, (_, i) => ({ name: `mid-${i}.bin`, data: Buffer.alloc(20_000, i + 1) }));
+  const id = await pushed(t, server.url, '5.0.0', parcels);
+  const proxy = await refusingProxy(t, server.url, { kind: 'cut-batch-downloads', bytes: 30_000 });
+  const client = new BindleClient({ baseUrl: proxy.url, concurrency: 1, retries: 0 });
+  t.teardown(() => client.close());
+  const labels: Label[] = parcels.map((p) => ({ sha256: sha256(p.data), size: p.data.length, mediaType: 'text/plain', name: p.name }));
+  const dir = t.testdir();
+  const stored: string[] = [];
+  await t.rejects(
+    client.downloadParcels(id, labels, { directorySync: new DirectorySync(dir), fileName: (l) => `${l.sha256}.dat` }, { onStored: (l) => stored.push(l.sha256) }),
+    { code: 'unavailable' },
+    'the transfer cut short is reported',
+  );
+  t.same(stored, [labels[0]?.sha256], 'the part that came whole is stored');
+  t.same((await readdir(dir)).sort(), stored.map((sha) => `${sha}.dat`), 'nothing else, no temp file');
+
+  const fetched = await fetchBindle(client, id, t.testdir());
+  await holdsExactly(t, join(fetched.dir, 'parcels'), parcels);
+});
+
+t.test('the README states the batch download limits the code has', async (t) => {
+  const text = (await readFile(new URL('../../README.md', import.meta.url), 'utf8')).replace(/\s+/g, ' ');
+  t.match(text, `(at most ${MAX_BATCH_DOWNLOAD_PARCELS}: the list is in the URL)`, 'the server\'s limit');
+  t.match(text, `fetches the parcels of up to ${SMALL_PARCEL_BYTES / 1024} KiB in such batches (up to ${BATCH_PARCELS} each)`, 'the client\'s batches');
 });

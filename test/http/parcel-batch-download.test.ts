@@ -14,7 +14,7 @@ import { BindleError } from '../../core/errors/bindle-error.js';
 import type { Action, Authorizer, Principal } from '../../server/auth/types.js';
 import { MAX_BATCH_DOWNLOAD_PARCELS } from '../../server/http/parcel-batch-download.js';
 import { sha256, signedInvoice, type TestParcel } from '../helpers/bindles.js';
-import { makeTestApp, type TestApp, type TestAppOptions } from '../helpers/test-app.js';
+import { listenTestApp, makeTestApp, type TestApp, type TestAppOptions } from '../helpers/test-app.js';
 
 const NAME = 'example.com/batch-download';
 const INVOICE = `/v1/_i/${NAME}/1.0.0`;
@@ -143,4 +143,12 @@ t.test('reads need what the authorizer asks of any read', async (t) => {
   const res = await locked.app.inject({ url: `${INVOICE}?parcels=${a.sha}` });
   t.equal(res.statusCode, 401, res.body);
   t.equal(errorOf(res.body).code, 'unauthenticated');
+});
+
+t.test('the longest list the server takes fits the request line Node accepts', async (t) => {
+  const server = await listenTestApp(t);
+  const list = Array.from({ length: MAX_BATCH_DOWNLOAD_PARCELS }, (_, i) => sha256(Buffer.from(`parcel ${i}`)));
+  const res = await fetch(`${server.url}_i/${NAME}/1.0.0?parcels=${list.join(',')}`);
+  t.equal(res.status, 404, 'the bindle is not there: its 404, not 431 for the URL');
+  t.match(await res.text(), /code = "not_found"/);
 });
