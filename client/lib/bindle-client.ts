@@ -465,8 +465,10 @@ export class BindleClient {
     /** Each part's check and write; each settles without rejecting, its failure kept in `failure`. */
     const writes: Array<Promise<void>> = [];
     let failure: Error | undefined;
+    // A transfer cut short reaches both the part being read and the reading of the body: either way it is `unavailable`.
     const keep = (err: unknown): void => {
-      failure ??= err instanceof Error ? err : new Error(String(err));
+      const mapped = isTransportFailure(err) ? transportError(doing, url, err, this.timeoutMs) : err;
+      failure ??= mapped instanceof Error ? mapped : new Error(String(mapped));
     };
     const store = async (label: Label, data: Readable): Promise<void> => {
       const what = `${describeParcel(label)} of ${formatId(bid)}`;
@@ -491,7 +493,7 @@ export class BindleClient {
         writes.push(store(label, data));
       });
     } catch (err) {
-      keep(isTransportFailure(err) ? transportError(doing, url, err, this.timeoutMs) : err);
+      keep(err);
     }
     await Promise.all(writes);
     if (failure !== undefined) throw failure;

@@ -4,7 +4,7 @@
  * first batch download, so that a CLI that never makes one does not load the parser.
  */
 import { Busboy, type BusboyInstance } from '@fastify/busboy';
-import type { Readable } from 'node:stream';
+import { finished, type Readable } from 'node:stream';
 import { BindleError } from '../../core/errors/bindle-error.js';
 
 /** Header lines one part may have (its disposition, type and length, and some room). */
@@ -54,7 +54,11 @@ export function readFormParts(body: Readable, contentType: string, maxParts: num
     parser.on('finish', () => {
       if (!failed) resolve();
     });
-    body.on('error', (err) => fail(err));
+    // Also when the body failed before this was called (its connection closed while this module
+    // loaded): an 'error' listener added then would never hear of it, and the reading would wait for ever.
+    finished(body, (err) => {
+      if (err !== undefined && err !== null) fail(err);
+    });
     body.pipe(parser);
   });
 }
