@@ -99,13 +99,10 @@ export function invoiceRoutes(app: FastifyInstance, opts: InvoiceRouteOptions): 
     onlyParams(request.query, ['parcels', 'yanked']);
     const yanked = parseBool('yanked', single(request.query, 'yanked'), false);
     const list = single(request.query, 'parcels') ?? '';
-    const parcels = await Promise.all(
-      parseParcelList(list).map(async (sha256) => {
-        const { label, size } = await service.getParcel(id, sha256, yanked);
-        return { sha256, size, mediaType: label.mediaType, read: () => service.readParcel(sha256, size) };
-      }),
+    const found = await service.getParcels(id, parseParcelList(list), yanked);
+    const batch = batchDownload(
+      found.map(({ label: { sha256, mediaType }, size }) => ({ sha256, size, mediaType, read: () => service.readParcel(sha256, size) })),
     );
-    const batch = batchDownload(parcels);
     reply.code(200).headers(batch.headers);
     return head ? reply.send() : reply.send(batch.body());
   };

@@ -65,6 +65,15 @@ export interface ParcelInfo {
   size: number;
 }
 
+function invalidParcelId(sha256: string): BindleError {
+  return new BindleError('invalid_id', `invalid parcel id ${JSON.stringify(sha256)}: expected 64 lowercase hex characters`);
+}
+
+/** Refuses a parcel that is not on the invoice, with `code` (a GET's `not_found`, an upload's own code). */
+function notOnInvoice(code: 'parcel_not_on_invoice' | 'not_found', id: BindleId, sha256: string): never {
+  throw new BindleError(code, `parcel ${sha256} is not listed on invoice ${formatId(id)}`);
+}
+
 function uniqueLabels(inv: Invoice): Label[] {
   const seen = new Set<string>();
   const out: Label[] = [];
@@ -255,9 +264,27 @@ export class BindleService {
   /** The label and stored size of a parcel that is on the invoice and uploaded. */
   async getParcel(id: BindleId, sha256: string, allowYanked = false): Promise<ParcelInfo> {
     const label = await this.parcelLabel(id, sha256, allowYanked, 'not_found');
+    return { label, size: await this.storedSize(sha256) };
+  }
+
+  /**
+   * getParcel for several parcels of one invoice, the invoice read once: their labels and stored
+   * sizes in the order of `sha256s`. Refused as getParcel would refuse the first of them it
+   * refuses: a parcel not on the invoice before any size is asked, then one not uploaded.
+   */
+  async getParcels(id: BindleId, sha256s: readonly string[], allowYanked = false): Promise<ParcelInfo[]> {
+    const bad = sha256s.find((sha256) => !isSha256Hex(sha256));
+    if (bad !== undefined) throw invalidParcelId(bad);
+    const labels = labelsOf((await this.getInvoice(id, allowYanked)).invoice);
+    const found = sha256s.map((sha256) => labels.get(sha256) ?? notOnInvoice('not_found', id, sha256));
+    return Promise.all(found.map(async (label) => ({ label, size: await this.storedSize(label.sha256) })));
+  }
+
+  /** A parcel's stored size: remembered, else asked of the store; `not_found` when it is not uploaded. */
+  private async storedSize(sha256: string): Promise<number> {
     const size = this.reader.knownSize(sha256) ?? (await this.reader.size(sha256));
     if (size === undefined) throw new BindleError('not_found', `parcel ${sha256} has not been uploaded`);
-    return { label, size };
+    return size;
   }
 
   /**
@@ -320,17 +347,11 @@ export class BindleService {
     id: BindleId,
     sha256: string,
     allowYanked: boolean,
-    notOnInvoice: 'parcel_not_on_invoice' | 'not_found',
+    code: 'parcel_not_on_invoice' | 'not_found',
   ): Promise<Label> {
-    if (!isSha256Hex(sha256)) {
-      throw new BindleError('invalid_id', `invalid parcel id ${JSON.stringify(sha256)}: expected 64 lowercase hex characters`);
-    }
+    if (!isSha256Hex(sha256)) throw invalidParcelId(sha256);
     const stored = await this.getInvoice(id, allowYanked);
-    const label = labelsOf(stored.invoice).get(sha256);
-    if (label === undefined) {
-      throw new BindleError(notOnInvoice, `parcel ${sha256} is not listed on invoice ${formatId(id)}`);
-    }
-    return label;
+    return labelsOf(stored.invoice).get(sha256) ?? notOnInvoice(code, id, sha256);
   }
 
   /**

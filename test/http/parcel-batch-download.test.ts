@@ -117,6 +117,7 @@ t.test('a bad list or a parcel its single GET refuses: the same 4xx with a body,
   const stranger = sha256(Buffer.from('not on the invoice'));
   const notListed = await ta.app.inject({ url: `${INVOICE}@${stranger}` });
   await get(`parcels=${stranger}`, notListed.statusCode, errorOf(notListed.body).code ?? '');
+  await get(`parcels=${sha256(absent.data)},${stranger}`, notListed.statusCode, errorOf(notListed.body).code ?? '', /not listed on invoice/);
   const noInvoice = await ta.app.inject({ url: `/v1/_i/${NAME}/9.9.9?parcels=${a.sha}` });
   t.equal(noInvoice.statusCode, 404, 'no such invoice: 404');
 });
