@@ -12,6 +12,7 @@ import { Agent, type Dispatcher } from 'undici';
 import type { HealthReply, Invoice, KeyRing, Label, ParcelBatchReply, QueryReply, SchemaName, SchemaTypes, SignatureRole } from '../../schema/index.js';
 import { parseSyntax, validateDocument } from '../../core/codec/document-codec.js';
 import { renderInvoice, toInvoice } from '../../core/codec/invoice-codec.js';
+import { formBody } from '../../core/codec/multipart-form.js';
 import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { DirectorySync, writeTempFile } from '../../core/fs-atomic.js';
 import { formatId, isSha256Hex, parseId, type BindleId } from '../../core/ids/bindle-id.js';
@@ -22,7 +23,6 @@ import { waitBeforeRetry } from './backoff.js';
 import { formatOfContentType, isTransportFailure, replyError, transportError } from './http-errors.js';
 import { checkDigest, describeParcel, digestOf, ParcelDigestStream, sizeMismatch, SMALL_PARCEL_BYTES } from './parcel-digest.js';
 import { parseDeviceAuthorization, type DeviceAuthorization } from './device-flow.js';
-import { multipartBody } from './parcel-batches.js';
 
 /** Credentials sent with every request: HTTP Basic, or a bearer token (e.g. an OIDC access token). */
 export type Credentials = { kind: 'basic'; user: string; password: string } | { kind: 'bearer'; token: string };
@@ -346,7 +346,7 @@ export class BindleClient {
       checkSha256(label.sha256);
       checkDigest(digestOf(data), label, `${doing}: the data of ${describeParcel(label)}`);
     }
-    const { body, contentType } = multipartBody(parcels.map(({ label, data }) => [label.sha256, data] as const));
+    const { body, contentType } = formBody(parcels.map(({ label, data }) => ({ name: label.sha256, filename: label.sha256, mediaType: 'application/octet-stream', data })));
     const reply = await this.#send({
       method: 'POST',
       url: this.#url(`_i/${path}`),

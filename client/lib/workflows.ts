@@ -189,6 +189,13 @@ export async function pushStandalone(
   return { id, created, uploaded, alreadyPresent, noop: !created && uploaded.length === 0 };
 }
 
+/** Reports a parcel moved whole in one step (in a batch): its start, all its bytes, its end. */
+function emitWhole(emit: (e: TransferEvent) => void, label: Label): void {
+  emit({ kind: 'start', label });
+  emit({ kind: 'progress', label, bytes: label.size });
+  emit({ kind: 'done', label });
+}
+
 /**
  * Uploads `labels` (parcels of the standalone bindle), `client.concurrency` transfers at a time,
  * and resolves with each one's outcome by sha256. The small parcels, whose verified bytes the
@@ -233,15 +240,13 @@ async function uploadParcels(
       return;
     }
     const created = new Set(reply.created);
-    for (const { label, data } of parcels) {
-      emit({ kind: 'start', label });
-      emit({ kind: 'progress', label, bytes: data.length });
-      emit({ kind: 'done', label });
+    for (const { label } of parcels) {
+      emitWhole(emit, label);
       outcomes.set(label.sha256, created.has(label.sha256) ? 'created' : 'exists');
     }
   };
   // The streamed (large) parcels first: they take longest.
-  const jobs: Array<() => Promise<void>> = [...streamed.map((label) => () => one(label)), ...batchesOf(inHand, client.concurrency).map((b) => () => batch(b))];
+  const jobs: Array<() => Promise<void>> = [...streamed.map((label) => () => one(label)), ...batchesOf(inHand, client.concurrency, (p) => p.label.size).map((b) => () => batch(b))];
   await mapLimit(jobs, client.concurrency, (job) => job());
   return outcomes;
 }
@@ -322,9 +327,7 @@ async function downloadParcels(
     const stored = new Set<string>();
     const onStored = (label: Label): void => {
       stored.add(label.sha256);
-      emit({ kind: 'start', label });
-      emit({ kind: 'progress', label, bytes: label.size });
-      emit({ kind: 'done', label });
+      emitWhole(emit, label);
     };
     if (batchesTaken) {
       try {
@@ -340,7 +343,7 @@ async function downloadParcels(
   // The large parcels first: they take longest.
   const jobs: Array<() => Promise<void>> = [
     ...large.map((label) => () => one(label)),
-    ...batchesOf(small.map((label) => ({ label })), client.concurrency).map((b) => () => batch(b.map(({ label }) => label))),
+    ...batchesOf(small, client.concurrency, (label) => label.size).map((b) => () => batch(b)),
   ];
   await mapLimit(jobs, client.concurrency, (job) => job());
 }

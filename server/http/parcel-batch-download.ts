@@ -8,15 +8,12 @@
  * HEAD answers the same headers). The client's side is BindleClient.downloadParcels
  * (client/lib/bindle-client.ts, reading the body with client/lib/form-parts.ts).
  */
-import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { MultipartForm } from '../../core/codec/multipart-form.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { isSha256Hex } from '../../core/ids/bindle-id.js';
-import { isMediaType } from '../../core/ids/media-type.js';
 import type { ParcelBody } from '../storage/parcel-reader.js';
 import { parcelHeaders } from './parcel-headers.js';
-
-const CRLF = Buffer.from('\r\n');
 
 /**
  * Most parcels one batch download names. The list is in the URL, and Node's request line and
@@ -60,27 +57,22 @@ export interface BatchDownload {
 
 /** The multipart/form-data reply carrying `parcels` in their order. */
 export function batchDownload(parcels: readonly BatchParcel[]): BatchDownload {
-  const boundary = `bindle-${randomBytes(16).toString('hex')}`;
+  const form = new MultipartForm();
   const parts = parcels.map((parcel) => ({
     parcel,
-    head: Buffer.from(
-      `--${boundary}\r\nContent-Disposition: form-data; name="${parcel.sha256}"; filename="${parcel.sha256}.dat"\r\n` +
-        `Content-Type: ${isMediaType(parcel.mediaType) ? parcel.mediaType : 'application/octet-stream'}\r\nContent-Length: ${parcel.size}\r\n\r\n`,
-      'latin1',
-    ),
+    head: form.head({ name: parcel.sha256, filename: `${parcel.sha256}.dat`, mediaType: parcel.mediaType, size: parcel.size }),
   }));
-  const tail = Buffer.from(`--${boundary}--\r\n`);
-  const length = parts.reduce((sum, { parcel, head }) => sum + head.length + parcel.size + CRLF.length, tail.length);
-  const headers = { ...parcelHeaders(`multipart/form-data; boundary=${boundary}`), 'content-length': length };
+  const length = parts.reduce((sum, { parcel, head }) => sum + head.length + parcel.size + form.partEnd.length, form.closing.length);
+  const headers = { ...parcelHeaders(form.contentType), 'content-length': length };
   async function* chunks(): AsyncGenerator<Buffer> {
     for (const { parcel, head } of parts) {
       yield head;
       const data = await parcel.read();
       if (Buffer.isBuffer(data)) yield data;
       else for await (const chunk of data as AsyncIterable<Buffer>) yield chunk;
-      yield CRLF;
+      yield form.partEnd;
     }
-    yield tail;
+    yield form.closing;
   }
   return { headers, body: () => Readable.from(chunks(), { objectMode: false }) };
 }

@@ -6,10 +6,14 @@
  */
 import { Readable } from 'node:stream';
 import t from 'tap';
-import { multipartBody } from '../../client/lib/parcel-batches.js';
+import { formBody } from '../../core/codec/multipart-form.js';
 import { BUFFERED_PART_BYTES, PartMemory, partMemory, PARTS_IN_FLIGHT, readParcelParts } from '../../server/http/parcel-batch.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { sha256 } from '../helpers/bindles.js';
+
+/** A batch upload's body of `datas`, one part each named by its sha256. */
+const batchBody = (datas: readonly Buffer[]): { body: Buffer; contentType: string } =>
+  formBody(datas.map((data) => ({ name: sha256(data), filename: sha256(data), mediaType: 'application/octet-stream', data })));
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -45,7 +49,7 @@ const large = Buffer.alloc(BUFFERED_PART_BYTES + 5000, 3);
 
 t.test('small parts side by side, at most PARTS_IN_FLIGHT; a large one alone; the order kept', async (t) => {
   const datas = [...small.slice(0, 6), large, ...small.slice(6)];
-  const { body, contentType } = multipartBody(datas.map((d) => [sha256(d), d] as const));
+  const { body, contentType } = batchBody(datas);
   const { store, seen, state } = recordingStore();
   const reply = await readParcelParts(Readable.from([body]), contentType, store);
   t.same(reply, { created: datas.map((d) => sha256(d)), existing: [] }, 'every part, in order');
@@ -56,7 +60,7 @@ t.test('small parts side by side, at most PARTS_IN_FLIGHT; a large one alone; th
 });
 
 t.test('with no memory left for more, small parts are streamed one at a time', async (t) => {
-  const { body, contentType } = multipartBody(small.map((d) => [sha256(d), d] as const));
+  const { body, contentType } = batchBody(small);
   const { store, state } = recordingStore();
   const memory = new PartMemory(BUFFERED_PART_BYTES);
   const reply = await readParcelParts(Readable.from([body]), contentType, store, memory);
@@ -66,7 +70,7 @@ t.test('with no memory left for more, small parts are streamed one at a time', a
 });
 
 t.test('a failing part is reported once the parts stored beside it have settled', async (t) => {
-  const { body, contentType } = multipartBody(small.map((d) => [sha256(d), d] as const));
+  const { body, contentType } = batchBody(small);
   const { store, state } = recordingStore({ failOn: sha256(small[2] ?? Buffer.alloc(0)) });
   const failed = readParcelParts(Readable.from([body]), contentType, store).then(
     () => undefined,
