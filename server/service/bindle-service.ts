@@ -9,6 +9,7 @@
 import type { Readable } from 'node:stream';
 import type { Invoice, KeyRing, Label, QueryReply, SignatureRole } from '../../schema/index.js';
 import { canonicalInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
+import { mapLimit } from '../../core/concurrency.js';
 import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { canonicalId, formatId, isSha256Hex, makeId, type BindleId } from '../../core/ids/bindle-id.js';
 import type { Keyring } from '../../core/signing/keyring.js';
@@ -91,6 +92,13 @@ function uniqueLabels(inv: Invoice): Label[] {
  * object: the index hands out the same object while it caches it, so a parcel GET finds its
  * label without a walk of the list.
  */
+/**
+ * Parcels getParcels asks the store about at once. A small parcel's look-up reads it whole, so
+ * this also bounds the bytes one batch holds in flight (16 × 64 KiB); what is read is kept by the
+ * ParcelReader within its budget and served from there.
+ */
+const PARCEL_LOOK_UPS = 16;
+
 const LABELS = new WeakMap<Invoice, ReadonlyMap<string, Label>>();
 
 function labelsOf(inv: Invoice): ReadonlyMap<string, Label> {
@@ -264,7 +272,7 @@ export class BindleService {
   /** The label and stored size of a parcel that is on the invoice and uploaded. */
   async getParcel(id: BindleId, sha256: string, allowYanked = false): Promise<ParcelInfo> {
     const label = await this.parcelLabel(id, sha256, allowYanked, 'not_found');
-    return { label, size: await this.storedSize(sha256) };
+    return { label, size: await this.storedSize(label) };
   }
 
   /**
@@ -277,13 +285,16 @@ export class BindleService {
     if (bad !== undefined) throw invalidParcelId(bad);
     const labels = labelsOf((await this.getInvoice(id, allowYanked)).invoice);
     const found = sha256s.map((sha256) => labels.get(sha256) ?? notOnInvoice('not_found', id, sha256));
-    return Promise.all(found.map(async (label) => ({ label, size: await this.storedSize(label.sha256) })));
+    return mapLimit(found, PARCEL_LOOK_UPS, async (label) => ({ label, size: await this.storedSize(label) }));
   }
 
-  /** A parcel's stored size: remembered, else asked of the store; `not_found` when it is not uploaded. */
-  private async storedSize(sha256: string): Promise<number> {
-    const size = this.reader.knownSize(sha256) ?? (await this.reader.size(sha256));
-    if (size === undefined) throw new BindleError('not_found', `parcel ${sha256} has not been uploaded`);
+  /**
+   * A parcel's stored size: remembered, else asked of the store (ParcelReader.sizeFor: a small
+   * parcel is read whole at once); `not_found` when it is not uploaded.
+   */
+  private async storedSize(label: Label): Promise<number> {
+    const size = this.reader.knownSize(label.sha256) ?? (await this.reader.sizeFor(label.sha256, label.size));
+    if (size === undefined) throw new BindleError('not_found', `parcel ${label.sha256} has not been uploaded`);
     return size;
   }
 

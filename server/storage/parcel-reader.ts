@@ -2,7 +2,8 @@
  * ParcelReader: the read side in front of any ParcelStore, for serving parcels fast. A parcel's
  * bytes never change once stored (its name is their sha256), so what a read learns about a
  * parcel stays true in every replica: its size is remembered (no `stat` per request), and small
- * parcels are kept in memory (one read when first served, then none). Both are bounded, least
+ * parcels are kept in memory (one read when first looked up or served, then none: `sizeFor` reads
+ * a small parcel whole rather than asking its size and reading it later). Both are bounded, least
  * recently used first out (approximately: a ClockCache). The one thing that can change is
  * whether a parcel is stored at all (a removal by another process: garbage collection, repair),
  * so a remembered parcel is looked up in the store again once its entry is older than
@@ -11,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 
+import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { ClockCache } from './clock-cache.js';
 import type { ByteRange, ParcelStore } from './parcel-store.js';
 
@@ -44,10 +46,21 @@ interface Entry {
 /** A parcel's bytes (a small parcel, from memory) or a stream of them (a big one). */
 export type ParcelBody = Buffer | Readable;
 
-/** Reads a whole stream into one buffer (without a copy when it arrives in one chunk). */
-async function readAll(stream: Readable): Promise<Buffer> {
+/**
+ * A whole stream's bytes in one buffer (without a copy when they arrive in one chunk) when there
+ * are at most `most`, else undefined: the stream is then destroyed, and no more is read.
+ */
+async function readUpTo(stream: Readable, most: number): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
-  for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
+  let length = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    length += chunk.length;
+    if (length > most) {
+      stream.destroy();
+      return undefined;
+    }
+    chunks.push(chunk);
+  }
   return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks);
 }
 
@@ -89,6 +102,31 @@ export class ParcelReader {
     const known = this.entries.peek(sha256);
     this.remember(sha256, { size: stat.size, bytes: known?.size === stat.size ? known.bytes : undefined, checkedAt: this.now() });
     return stat.size;
+  }
+
+  /**
+   * The stored parcel's size as `size()`, for a parcel whose label says it is `labelSize` bytes:
+   * a small one not remembered is read whole instead of looked up, so one request to the store
+   * learns both (on S3 a GET instead of a HEAD now and a GET when it is served), and its bytes are
+   * kept when they are the parcel's. A read that finds more than a small parcel's bytes (a label
+   * that understates the size) stops there and asks `size()`.
+   */
+  async sizeFor(sha256: string, labelSize: number): Promise<number | undefined> {
+    const entry = this.fresh(sha256);
+    if (entry !== undefined) return entry.size;
+    if (labelSize > this.smallMaxBytes) return this.size(sha256);
+    let bytes: Buffer | undefined;
+    try {
+      bytes = await readUpTo(await this.store.openRead(sha256), this.smallMaxBytes);
+    } catch (err) {
+      if (!isBindleError(err) || err.code !== 'not_found') throw err;
+      this.forget(sha256);
+      return undefined;
+    }
+    if (bytes === undefined) return this.size(sha256);
+    const verified = createHash('sha256').update(bytes).digest('hex') === sha256;
+    this.remember(sha256, { size: bytes.length, bytes: verified ? bytes : undefined, checkedAt: this.now() });
+    return bytes.length;
   }
 
   /**
@@ -142,7 +180,8 @@ export class ParcelReader {
 
   /** Reads a small parcel whole; keeps it when its bytes are the parcel's (sha256 and size). */
   private async load(sha256: string, size: number): Promise<Buffer> {
-    const bytes = await readAll(await this.store.openRead(sha256));
+    const bytes = await readUpTo(await this.store.openRead(sha256), size);
+    if (bytes === undefined) throw new BindleError('internal', `parcel ${sha256}: the store holds more than the ${size} bytes it said`);
     if (bytes.length === size && createHash('sha256').update(bytes).digest('hex') === sha256) {
       this.remember(sha256, { size, bytes, checkedAt: this.entries.peek(sha256)?.checkedAt ?? this.now() });
     }

@@ -3,7 +3,8 @@
  * the store until an entry is `revalidateMs` old (shown by removing the file behind the store's
  * back, as another replica's garbage collection would); then a removed parcel is gone. The
  * memory kept is bounded (bytes and entries, least recently used out), only verified bytes are
- * kept, big parcels are streamed, ranges of small ones are cut from memory, forget() drops.
+ * kept, big parcels are streamed, ranges of small ones are cut from memory, forget() drops;
+ * sizeFor reads a small parcel once for its size and bytes, and trusts no label for how big it is.
  */
 import t, { type Test } from 'tap';
 import { chmodSync, rmSync, writeFileSync } from 'node:fs';
@@ -128,4 +129,56 @@ t.test('knownSize and cachedBytes answer from memory only, and follow the same r
   t.equal(reader.knownSize(sha), undefined, 'after revalidateMs the caller must ask the store (size())');
   reader.forget(sha);
   t.equal(reader.cachedBytes(sha), undefined, 'forget() drops the bytes');
+});
+
+/** Counts the store's look-ups (stat) and reads (openRead) the reader makes. */
+function countCalls(store: FileParcelStore): { stat: number; openRead: number } {
+  const calls = { stat: 0, openRead: 0 };
+  const stat = store.stat.bind(store);
+  const openRead = store.openRead.bind(store);
+  store.stat = (sha256) => (calls.stat++, stat(sha256));
+  store.openRead = (sha256, range) => (calls.openRead++, openRead(sha256, range));
+  return calls;
+}
+
+t.test('sizeFor: a small parcel not remembered is read whole, once, for both its size and its bytes', async (t) => {
+  const small = kib(2, 1);
+  const large = kib(100, 2);
+  const { store, reader, shas } = await setup(t, {}, [small, large]);
+  const [s = '', l = ''] = shas;
+  const calls = countCalls(store);
+  t.equal(await reader.sizeFor(s, small.length), small.length);
+  t.same(calls, { stat: 0, openRead: 1 }, 'one read, no look-up');
+  t.same(await bytesOf(await reader.read(s, small.length)), small, 'then served from memory');
+  t.equal(reader.cachedBytes(s)?.length, small.length);
+  t.same(calls, { stat: 0, openRead: 1 }, 'without another read');
+  t.equal(await reader.sizeFor(s, small.length), small.length, 'remembered');
+  t.same(calls, { stat: 0, openRead: 1 });
+
+  t.equal(await reader.sizeFor(l, large.length), large.length, 'a large parcel');
+  t.same(calls, { stat: 1, openRead: 1 }, 'is looked up, not read');
+  t.equal(reader.cachedBytes(l), undefined);
+});
+
+t.test('sizeFor: a parcel not stored is undefined; a label that understates the size is not trusted', async (t) => {
+  const large = kib(100, 3);
+  const { store, reader, shas } = await setup(t, {}, [large]);
+  const l = shas[0] ?? '';
+  const calls = countCalls(store);
+  t.equal(await reader.sizeFor(digest(kib(1, 9)), 1024), undefined, 'not stored');
+  t.same(reader.usage(), { entries: 0, bytes: 0 }, 'and not remembered');
+  t.equal(await reader.sizeFor(l, 10), large.length, 'the stored size, though the label says 10 bytes');
+  t.same(calls, { stat: 1, openRead: 2 }, 'the read stopped past a small parcel\'s bytes and the size was looked up');
+  t.equal(reader.cachedBytes(l), undefined, 'nothing kept');
+});
+
+t.test('sizeFor: bytes that are not the parcel\'s give its stored size but are not kept', async (t) => {
+  const data = kib(1, 4);
+  const { store, reader, shas } = await setup(t, {}, [data]);
+  const sha = shas[0] ?? '';
+  const other = kib(1, 5);
+  chmodSync(store.dataPath(sha), 0o644);
+  writeFileSync(store.dataPath(sha), other);
+  t.equal(await reader.sizeFor(sha, data.length), other.length);
+  t.equal(reader.cachedBytes(sha), undefined, 'not kept');
 });
