@@ -138,7 +138,7 @@ export function buildProgram(io: CliIo, contexts: CliContext[]): Command {
     )
     .addOption(new Option('-k, --insecure', 'do not check the server\'s TLS certificate'))
     .addOption(new Option('--timeout <seconds>', 'give up on a stalled connection or transfer after this long (default: 30)').env('BINDLE_TIMEOUT').argParser(integerIn(1, 86_400)))
-    .addOption(new Option('--retries <n>', 'retries after a 5xx reply or a connection failure (default: 3)').env('BINDLE_RETRIES').argParser(integerIn(0, 100)))
+    .addOption(new Option('--retries <n>', 'retries after a 5xx reply or a connection failure (default: 5, over 1.5–3 s)').env('BINDLE_RETRIES').argParser(integerIn(0, 100)))
     .addOption(new Option('--no-progress', 'never draw progress bars (they are only drawn when stdout is a terminal)'));
 
   let carriers: ReadonlyMap<string, ReadonlySet<Command>> = new Map();

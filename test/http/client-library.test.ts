@@ -11,6 +11,7 @@ import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, pipeline, Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Label } from '../../schema/index.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { createSecretKey, publicKeyEntry } from '../../core/signing/keys.js';
@@ -306,6 +307,23 @@ t.test('Basic and bearer auth', async (t) => {
   t.equal((await withToken.createInvoice(invoice)).created, false);
   const badToken = client(t, { baseUrl: bearer.url, credentials: { kind: 'bearer', token: 'nope' } });
   await t.rejects(badToken.yankInvoice('example.com/auth/1.0.0'), { code: 'unauthenticated' });
+});
+
+t.test('with the default retries a request outlasts a server that restarts (down for a second)', async (t) => {
+  const before = await serve(t);
+  const after = await makeTestApp(t);
+  const { port } = before.ta.app.server.address() as AddressInfo;
+  await before.ta.app.close();
+  const c = client(t, { baseUrl: before.url });
+  const started = performance.now();
+  const restarted = sleep(1000).then(() => after.app.listen({ host: '127.0.0.1', port }));
+  const answer = await c.health().then(
+    (reply) => reply.status,
+    (err: unknown) => String(err),
+  );
+  await restarted; // listening before the test ends, so that its teardown closes the server
+  t.equal(answer, 'OK', 'answered by the restarted server');
+  t.ok(performance.now() - started >= 1000, 'after the second it was down');
 });
 
 t.test('retries 5xx and connection failures with backoff, never 4xx', async (t) => {

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Invoice } from '../../schema/index.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import {
-  backoffDelay, BACKOFF_CAP_MS, checkFile, codeForStatus, digestFile, formatOfContentType, isTransportFailure,
+  backoffDelay, BACKOFF_CAP_MS, checkFile, codeForStatus, DEFAULT_RETRIES, digestFile, formatOfContentType, isTransportFailure,
   ParcelDigestStream, READ_CHUNK_BYTES, readErrorBody, releaseDifferences, replyError,
 } from '../../client/lib/index.js';
 import { readCheckedFile } from '../../client/lib/parcel-digest.js';
@@ -52,6 +52,13 @@ t.test('backoff delays', async (t) => {
   t.equal(backoffDelay(0, '2', () => 0), 2000, 'Retry-After in seconds');
   t.equal(backoffDelay(0, '3600', () => 0), 50, 'an unreasonable Retry-After is ignored');
   t.equal(backoffDelay(0, 'Wed, 21 Oct 2015 07:28:00 GMT', () => 0), 50);
+});
+
+t.test('the default retries wait at least 1.5 s in all (past a server\'s restart) and at most a few seconds', async (t) => {
+  const waited = (random: () => number): number =>
+    Array.from({ length: DEFAULT_RETRIES }, (_, attempt) => backoffDelay(attempt, undefined, random)).reduce((a, b) => a + b, 0);
+  t.ok(waited(() => 0) >= 1500, `at least ${waited(() => 0)} ms`);
+  t.ok(waited(() => 1) <= 4000, `at most ${waited(() => 1)} ms`);
 });
 
 t.test('ParcelDigestStream', async (t) => {
