@@ -15,7 +15,7 @@ import { parseServerInvocation } from '../config/server-config.js';
 import { openServer, type RunningServer } from '../server-runtime.js';
 import { pino } from 'pino';
 import { runFsck, runGc, runKeys, runMigrate, type CommandIo } from './admin-commands.js';
-import { enableOptimizingCompiler } from '../optimizing-compiler.js';
+import { enableCompilerTiers } from '../compiler-tiers.js';
 import { boundYoungGeneration, restoreYoungGenerationGrowth } from '../young-generation.js';
 import { compactHeap, compactWhenIdle } from '../heap-compaction.js';
 import { logProcessWarnings } from '../process-warnings.js';
@@ -98,7 +98,7 @@ async function runSubcommand(sub: Subcommand, server: RunningServer, directory: 
  */
 async function runAdminCommand(command: 'migrate' | 'gc' | 'fsck' | 'keys', args: string[]): Promise<number> {
   restoreYoungGenerationGrowth();
-  enableOptimizingCompiler();
+  enableCompilerTiers();
   const io: CommandIo = { env: process.env, cwd: process.cwd(), out: (text) => process.stdout.write(text) };
   if (command === 'migrate') return runMigrate(args, io);
   if (command === 'keys') return runKeys(args, io);
@@ -135,7 +135,7 @@ async function main(argv: string[]): Promise<number> {
   const server = await openServer(config, { hostLabel: `bindle-server host key (${hostname()})` });
   if (sub !== undefined) {
     restoreYoungGenerationGrowth();
-    enableOptimizingCompiler();
+    enableCompilerTiers();
     try {
       return await runSubcommand(sub, server, config.directory, exportDir);
     } finally {
@@ -145,8 +145,8 @@ async function main(argv: string[]): Promise<number> {
   // What start-up left behind is garbage or fragments that an idle server never compacts.
   compactHeap();
   await server.listen();
-  // Started without V8's optimizing compiler, so that its first hot function does not keep the compiler resident.
-  enableOptimizingCompiler();
+  // Started without V8's optimizing and baseline compilers, so that what they compile for start-up code does not stay resident.
+  enableCompilerTiers();
   // A long-running server keeps whatever V8's young generation grows to (see young-generation.ts).
   boundYoungGeneration();
   // And the heap it grows under load, unless it compacts once the load is over.

@@ -21,9 +21,10 @@
  * minor collections in a server's first minutes under load (537 against 229 over its first
  * 100,000 invoice GETs, 0.50 s against 0.42 s of collection in all).
  *
- * V8's optimizing compiler is off likewise until the server listens (server/optimizing-compiler.ts):
- * a start made node:path's normalizeString hot enough to be optimized once the installation's
- * path was ~25 characters long, which kept ~4.5 MiB of the compiler resident in the idle server.
+ * V8's optimizing and baseline compilers are off likewise until the server listens
+ * (server/compiler-tiers.ts): a start made node:path's normalizeString hot enough to be
+ * optimized once the installation's path was ~25 characters long, which kept ~4.5 MiB of the
+ * compiler resident in the idle server, and the baseline code compiled for start-up code ~0.5 MiB.
  */
 import v8 = require('node:v8');
 
@@ -35,6 +36,7 @@ const DEFAULT_THREADPOOL_SIZE = 16;
 process.env.UV_THREADPOOL_SIZE ??= String(DEFAULT_THREADPOOL_SIZE);
 v8.setFlagsFromString('--semi-space-growth-factor=1');
 v8.setFlagsFromString('--no-turbofan');
+v8.setFlagsFromString('--no-sparkplug');
 
 // The bundle reports its own start-up failures; an error loading it fails the process as is.
 void import(SERVER_BUNDLE);

@@ -229,7 +229,7 @@ t.test('a default start and its first requests leave V8\'s optimizing compiler u
 t.test('installed at a long path, as a global npm install is, a start still leaves the optimizing compiler unused', async (t) => {
   // The start's path work (module resolution) grows with the installation's path: from a clone
   // ~25 characters deep, normalizeString was optimized at every start until the launcher kept
-  // the optimizing compiler off for it (server/optimizing-compiler.ts).
+  // the optimizing compiler off for it (server/compiler-tiers.ts).
   const root = join(mkdtempSync(join(tmpdir(), 'bindle-')), 'usr', 'local', 'lib', 'node_modules', 'bindle-ts-installed-here');
   t.teardown(() => rmSync(join(root, '..', '..', '..', '..', '..'), { recursive: true, force: true }));
   mkdirSync(join(root, 'dist'), { recursive: true });
@@ -241,8 +241,26 @@ t.test('installed at a long path, as a global npm install is, a start still leav
   t.same(turbofanLines(server.output()), [], 'no function was marked for or compiled by Turbofan');
 });
 
+/** How many batches of functions V8's baseline compiler (Sparkplug) compiled, by its `--trace-baseline-batch-compilation` output. */
+function sparkplugBatches(output: string): number {
+  return output.split('\n').filter((line) => line.startsWith('[Baseline batch compilation] Compiling')).length;
+}
+
+/** Fewer baseline batches than a start compiles with Sparkplug on (64 here; 5 with it off, node's own start before the launcher's first line). */
+const START_BATCHES = 20;
+
+t.test('a default start leaves the baseline compiler off until it listens', async (t) => {
+  // What Sparkplug compiles for code that runs only at start stays resident: ~0.5 MiB of an idle
+  // server (docs/performance.md, "Idle memory: no baseline compilation at start").
+  const server = await startServerProcess(t, { withoutPreload: true, nodeArgs: ['--trace-baseline-batch-compilation'] });
+  t.equal((await fetch(`${server.origin}/healthz`)).status, 200, 'it serves');
+  t.equal(await server.stop(), 0, 'it stops cleanly');
+  const batches = sparkplugBatches(server.output());
+  t.ok(batches < START_BATCHES, `${batches} batches compiled`);
+});
+
 t.test('once it listens, the server optimizes what its load makes hot', async (t) => {
-  const server = await startServerProcess(t, { withoutPreload: true, nodeArgs: ['--trace-opt'] });
+  const server = await startServerProcess(t, { withoutPreload: true, nodeArgs: ['--trace-opt', '--trace-baseline-batch-compilation'] });
   let answered = 0;
   for (let i = 0; i < 3000; i++) {
     const res = await fetch(`${server.origin}/v1/_q`);
@@ -252,4 +270,6 @@ t.test('once it listens, the server optimizes what its load makes hot', async (t
   t.equal(answered, 3000, 'every query answered');
   t.equal(await server.stop(), 0, 'it stops cleanly');
   t.not(turbofanLines(server.output()).length, 0, 'Turbofan compiled functions under load');
+  const batches = sparkplugBatches(server.output());
+  t.ok(batches >= START_BATCHES, `and Sparkplug ${batches} batches`);
 });
