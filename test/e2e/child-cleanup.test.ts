@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
@@ -29,12 +29,15 @@ t.test('a test process ended by SIGTERM stops the server it started', async (t) 
     `import t from 'tap';
 import { startServerProcess } from ${JSON.stringify(join(REPO_ROOT, 'test', 'helpers', 'server-process.ts'))};
 t.test('starts a server and waits', async (t) => {
-  const server = await startServerProcess(t);
+  const server = await startServerProcess(t, { directory: ${JSON.stringify(join(dir, 'server'))} });
   process.stdout.write(JSON.stringify({ serverPid: server.child.pid }) + '\\n');
   await new Promise(() => {});
 });
 `,
   );
+  // The server's directory is the outer test's: the inner test's teardowns, which would remove
+  // a directory of its own, never run.
+  mkdirSync(join(dir, 'server'));
   const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
