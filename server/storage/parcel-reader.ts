@@ -64,6 +64,11 @@ async function readUpTo(stream: Readable, most: number): Promise<Buffer | undefi
   return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks);
 }
 
+/** Whether `bytes` are the parcel named `sha256`. */
+function isParcel(sha256: string, bytes: Buffer): boolean {
+  return createHash('sha256').update(bytes).digest('hex') === sha256;
+}
+
 export class ParcelReader {
   private readonly store: ParcelStore;
   private readonly smallMaxBytes: number;
@@ -106,7 +111,7 @@ export class ParcelReader {
 
   /**
    * The stored parcel's size as `size()`, for a parcel whose label says it is `labelSize` bytes:
-   * a small one not remembered is read whole instead of looked up, so one request to the store
+   * a small one whose bytes are not kept is read whole instead of looked up, so one request to the store
    * learns both (on S3 a GET instead of a HEAD now and a GET when it is served), and its bytes are
    * kept when they are the parcel's. A read that finds more than a small parcel's bytes (a label
    * that understates the size) stops there and asks `size()`.
@@ -114,7 +119,8 @@ export class ParcelReader {
   async sizeFor(sha256: string, labelSize: number): Promise<number | undefined> {
     const entry = this.fresh(sha256);
     if (entry !== undefined) return entry.size;
-    if (labelSize > this.smallMaxBytes) return this.size(sha256);
+    // Bytes already kept need only the look-up that confirms the parcel is still stored.
+    if (labelSize > this.smallMaxBytes || this.entries.peek(sha256)?.bytes !== undefined) return this.size(sha256);
     let bytes: Buffer | undefined;
     try {
       bytes = await readUpTo(await this.store.openRead(sha256), this.smallMaxBytes);
@@ -124,8 +130,7 @@ export class ParcelReader {
       return undefined;
     }
     if (bytes === undefined) return this.size(sha256);
-    const verified = createHash('sha256').update(bytes).digest('hex') === sha256;
-    this.remember(sha256, { size: bytes.length, bytes: verified ? bytes : undefined, checkedAt: this.now() });
+    this.remember(sha256, { size: bytes.length, bytes: isParcel(sha256, bytes) ? bytes : undefined, checkedAt: this.now() });
     return bytes.length;
   }
 
@@ -182,7 +187,7 @@ export class ParcelReader {
   private async load(sha256: string, size: number): Promise<Buffer> {
     const bytes = await readUpTo(await this.store.openRead(sha256), size);
     if (bytes === undefined) throw new BindleError('internal', `parcel ${sha256}: the store holds more than the ${size} bytes it said`);
-    if (bytes.length === size && createHash('sha256').update(bytes).digest('hex') === sha256) {
+    if (bytes.length === size && isParcel(sha256, bytes)) {
       this.remember(sha256, { size, bytes, checkedAt: this.entries.peek(sha256)?.checkedAt ?? this.now() });
     }
     return bytes;
