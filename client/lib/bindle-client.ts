@@ -12,6 +12,7 @@ import { Agent, type Dispatcher } from 'undici';
 import type { HealthReply, Invoice, KeyRing, Label, ParcelBatchReply, QueryReply, SchemaName, SchemaTypes, SignatureRole } from '../../schema/index.js';
 import { parseSyntax, validateDocument } from '../../core/codec/document-codec.js';
 import { renderInvoice, toInvoice } from '../../core/codec/invoice-codec.js';
+import { readAtMost } from '../../core/bounded-read.js';
 import { formBody } from '../../core/codec/multipart-form.js';
 import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { DirectorySync, writeTempFile } from '../../core/fs-atomic.js';
@@ -774,24 +775,13 @@ function discard(body: Readable): void {
  * Errors of the body (a transfer cut short) are thrown as they are.
  */
 async function readUpTo(body: Readable, limit: number, beyond: 'cut' | (() => Error)): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
   try {
-    for await (const chunk of body) {
-      const buf = chunk as Buffer;
-      if (size + buf.length > limit) {
-        if (beyond !== 'cut') throw beyond();
-        chunks.push(buf.subarray(0, limit - size));
-        size = limit;
-        break;
-      }
-      chunks.push(buf);
-      size += buf.length;
-    }
+    const { bytes, over } = await readAtMost(body, limit);
+    if (over && beyond !== 'cut') throw beyond();
+    return bytes;
   } finally {
     if (!body.readableEnded) discard(body);
   }
-  return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks, size);
 }
 
 /** Passes `source` through, reporting the bytes seen so far after each chunk. */

@@ -4,6 +4,7 @@
  * size-limited bodies.
  */
 import { Readable } from 'node:stream';
+import { readAtMost } from '../../core/bounded-read.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { parseId, type BindleId } from '../../core/ids/bindle-id.js';
 
@@ -80,17 +81,9 @@ export function contentLength(header: string | undefined): number | undefined {
 
 /** Reads a whole body of at most `limit` bytes; payload_too_large as soon as it is exceeded. */
 export async function readBody(stream: Readable, limit: number, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    const buf = chunk as Buffer;
-    size += buf.length;
-    if (size > limit) {
-      throw new BindleError('payload_too_large', `${what} is larger than this server's limit of ${limit} bytes`);
-    }
-    chunks.push(buf);
-  }
-  return Buffer.concat(chunks, size);
+  const { bytes, over } = await readAtMost(stream, limit);
+  if (over) throw new BindleError('payload_too_large', `${what} is larger than this server's limit of ${limit} bytes`);
+  return bytes;
 }
 
 /** A parsed `Range: bytes=…` header for a resource of `size` bytes. */

@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 
+import { readAtMost, type BoundedRead } from '../../core/bounded-read.js';
 import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { ClockCache } from './clock-cache.js';
 import type { ByteRange, ParcelStore } from './parcel-store.js';
@@ -45,24 +46,6 @@ interface Entry {
 
 /** A parcel's bytes (a small parcel, from memory) or a stream of them (a big one). */
 export type ParcelBody = Buffer | Readable;
-
-/**
- * A whole stream's bytes in one buffer (without a copy when they arrive in one chunk) when there
- * are at most `most`, else undefined: the stream is then destroyed, and no more is read.
- */
-async function readUpTo(stream: Readable, most: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    length += chunk.length;
-    if (length > most) {
-      stream.destroy();
-      return undefined;
-    }
-    chunks.push(chunk);
-  }
-  return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks);
-}
 
 /** Whether `bytes` are the parcel named `sha256`. */
 function isParcel(sha256: string, bytes: Buffer): boolean {
@@ -121,15 +104,16 @@ export class ParcelReader {
     if (entry !== undefined) return entry.size;
     // Bytes already kept need only the look-up that confirms the parcel is still stored.
     if (labelSize > this.smallMaxBytes || this.entries.peek(sha256)?.bytes !== undefined) return this.size(sha256);
-    let bytes: Buffer | undefined;
+    let read: BoundedRead;
     try {
-      bytes = await readUpTo(await this.store.openRead(sha256), this.smallMaxBytes);
+      read = await readAtMost(await this.store.openRead(sha256), this.smallMaxBytes);
     } catch (err) {
       if (!isBindleError(err) || err.code !== 'not_found') throw err;
       this.forget(sha256);
       return undefined;
     }
-    if (bytes === undefined) return this.size(sha256);
+    if (read.over) return this.size(sha256);
+    const bytes = read.bytes;
     this.remember(sha256, { size: bytes.length, bytes: isParcel(sha256, bytes) ? bytes : undefined, checkedAt: this.now() });
     return bytes.length;
   }
@@ -185,8 +169,8 @@ export class ParcelReader {
 
   /** Reads a small parcel whole; keeps it when its bytes are the parcel's (sha256 and size). */
   private async load(sha256: string, size: number): Promise<Buffer> {
-    const bytes = await readUpTo(await this.store.openRead(sha256), size);
-    if (bytes === undefined) throw new BindleError('internal', `parcel ${sha256}: the store holds more than the ${size} bytes it said`);
+    const { bytes, over } = await readAtMost(await this.store.openRead(sha256), size);
+    if (over) throw new BindleError('internal', `parcel ${sha256}: the store holds more than the ${size} bytes it said`);
     if (bytes.length === size && isParcel(sha256, bytes)) {
       this.remember(sha256, { size, bytes, checkedAt: this.entries.peek(sha256)?.checkedAt ?? this.now() });
     }
