@@ -6,6 +6,8 @@
  * directory, deleted afterwards. Skipped when the disk has less than 4 GiB free. On every
  * backend of BINDLE_BENCH_BACKENDS (bench/lib/backend.ts): on postgres+s3 each run's server gets
  * a fresh database and bucket prefix, so the 1 GiB goes to the S3 server (on this disk too).
+ * Where the environment sets NODE_EXTRA_CA_CERTS, the idle readings are taken again on the
+ * default backend with both servers started without it (figure 8a, no target).
  */
 import { statfsSync } from 'node:fs';
 import { onBackend, onBackendDir, onEveryBackend, withServerOn, type BackendName } from '../lib/backend.js';
@@ -14,8 +16,8 @@ import { removeTempDir } from '../lib/cleanup.js';
 import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
 import { payloadChunks, payloadSha256 } from '../lib/data.js';
 import { uploadChunks } from '../lib/http.js';
-import { makeFigure } from '../lib/results.js';
-import { memoryOf, spawnBareServer } from '../lib/server.js';
+import { makeFigure, type Figure } from '../lib/results.js';
+import { environmentWithout, memoryOf, spawnBareServer, type BenchServer, type MemoryReading } from '../lib/server.js';
 import { MiB } from '../lib/data.js';
 import { mbPerSecond } from '../lib/stats.js';
 
@@ -23,11 +25,65 @@ const MIN_FREE = 4 * 2 ** 30;
 const SAMPLE_MS = 50;
 const SEED = 4242;
 
+/** The invoice a run's server holds, for the big parcel it is sent. */
+const BIG = { name: 'bench.example.com/big', version: '1.0.0', file: 'big.bin' } as const;
+
+/**
+ * The idle readings of one run: `server` is given its invoice (the big parcel's, of
+ * `ctx.sizes.rssUploadBytes`) and a bare node:http server is started with `env` as its
+ * environment; both are read 2 s later, and the bare one is stopped.
+ */
+async function idleReading(ctx: BenchContext, server: BenchServer, env: NodeJS.ProcessEnv): Promise<{ before: MemoryReading; bareBefore: MemoryReading }> {
+  const size = ctx.sizes.rssUploadBytes;
+  await createInvoice(server.api, signedInvoice(ctx.keys, BIG.name, BIG.version, [{ sha256: payloadSha256(size, SEED), size, mediaType: 'application/octet-stream', name: BIG.file }]));
+  const bare = await spawnBareServer({ kind: 'receive' }, env);
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const before = memoryOf(server.pid);
+  const bareBefore = memoryOf(bare.pid);
+  await bare.stop();
+  if (before === undefined || bareBefore === undefined) throw new Error('cannot read the servers\' /proc status');
+  return { before, bareBefore };
+}
+
+/**
+ * The variable naming a CA file that Node reads into a certificate store as each process starts,
+ * before any of its code runs: a machine that sets it (this one's environment does) gives every
+ * Node process, the bare server too, that much more resident memory.
+ */
+const EXTRA_CA = 'NODE_EXTRA_CA_CERTS';
+
+/**
+ * Figure 8a, when this environment sets EXTRA_CA: the idle readings again, both servers started
+ * without it, to show what of figure 8 is the machine's setting rather than the server's. Figure
+ * 8 and its target stay on the environment as it is.
+ */
+async function idleWithoutExtraCa(ctx: BenchContext, backend: BackendName, setTo: string): Promise<Figure> {
+  const env = environmentWithout(EXTRA_CA);
+  const idle: number[] = [];
+  const bareIdle: number[] = [];
+  for (let r = 0; r < ctx.sizes.runs; r++) {
+    const dir = ctx.dir(onBackendDir(backend, 'rss-without-extra-ca'));
+    writeKeyring(dir, ctx.keys);
+    await withServerOn(backend, dir, async (server) => {
+      const { before, bareBefore } = await idleReading(ctx, server, env);
+      idle.push(before.rss / MiB);
+      bareIdle.push(bareBefore.rss / MiB);
+      ctx.log(`  without ${EXTRA_CA}, run ${r + 1}: idle ${(before.rss / MiB).toFixed(1)} MiB, bare Node idle ${(bareBefore.rss / MiB).toFixed(1)} MiB`);
+    }, undefined, { env }).finally(() => removeTempDir(dir));
+  }
+  return makeFigure({
+    ...onBackend(backend, 'rss.idle-without-extra-ca', `8a. Idle server RSS as in 8, both servers started without ${EXTRA_CA}`),
+    unit: 'MiB',
+    runs: idle,
+    baseline: { title: `bare Node http server, idle, without ${EXTRA_CA}`, runs: bareIdle },
+    notes: [`${EXTRA_CA} is set in this environment (${setTo}): Node reads that file into a certificate store as each process starts, before any of its code runs; figure 8 is read with it set`],
+  });
+}
+
 /** Figures 8 on one backend: a fresh server on fresh storage there for each run. */
 async function rssOn(ctx: BenchContext, backend: BackendName): Promise<CaseResult> {
   const { runs, rssUploadBytes: size } = ctx.sizes;
   const sha256 = payloadSha256(size, SEED);
-  const name = 'bench.example.com/big';
   const peaks: number[] = [];
   const idle: number[] = [];
   const bareIdle: number[] = [];
@@ -37,13 +93,7 @@ async function rssOn(ctx: BenchContext, backend: BackendName): Promise<CaseResul
     const dir = ctx.dir(onBackendDir(backend, 'rss'));
     writeKeyring(dir, ctx.keys);
     await withServerOn(backend, dir, async (server) => {
-      await createInvoice(server.api, signedInvoice(ctx.keys, name, '1.0.0', [{ sha256, size, mediaType: 'application/octet-stream', name: 'big.bin' }]));
-      const bare = await spawnBareServer({ kind: 'receive' });
-      await new Promise((resolve) => setTimeout(resolve, 2000));
-      const before = memoryOf(server.pid);
-      const bareBefore = memoryOf(bare.pid);
-      await bare.stop();
-      if (before === undefined || bareBefore === undefined) throw new Error('cannot read the servers\' /proc status');
+      const { before, bareBefore } = await idleReading(ctx, server, process.env);
       idle.push(before.rss / MiB);
       bareIdle.push(bareBefore.rss / MiB);
       let peak = before.rss;
@@ -53,7 +103,7 @@ async function rssOn(ctx: BenchContext, backend: BackendName): Promise<CaseResul
       }, SAMPLE_MS);
       let result;
       try {
-        result = await uploadChunks(parcelUrl(server.api, name, '1.0.0', sha256), size, payloadChunks(size, SEED));
+        result = await uploadChunks(parcelUrl(server.api, BIG.name, BIG.version, sha256), size, payloadChunks(size, SEED));
       } finally {
         clearInterval(sampler);
       }
@@ -68,6 +118,8 @@ async function rssOn(ctx: BenchContext, backend: BackendName): Promise<CaseResul
       ctx.log(`  ${backend === 'sqlite+file' ? '' : `on ${backend}, `}run ${r + 1}: peak RSS ${(peak / MiB).toFixed(0)} MiB (idle ${(before.rss / MiB).toFixed(0)} MiB, bare Node idle ${(bareBefore.rss / MiB).toFixed(0)} MiB), upload ${rates.at(-1)?.toFixed(0)} MB/s`);
     }).finally(() => removeTempDir(dir));
   }
+  const extraCa = process.env[EXTRA_CA];
+  const withoutExtraCa = backend === 'sqlite+file' && extraCa !== undefined ? [await idleWithoutExtraCa(ctx, backend, extraCa)] : [];
   return {
     figures: [
       makeFigure({
@@ -89,6 +141,7 @@ async function rssOn(ctx: BenchContext, backend: BackendName): Promise<CaseResul
           `upload rate of the big parcel: ${rates.map((x) => x.toFixed(0)).join(', ')} MB/s`,
         ],
       }),
+      ...withoutExtraCa,
     ],
   };
 }

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type { CaseResult } from './context.js';
 import { s3Client, type S3Target } from './s3-direct.js';
-import { spawnServer, type BenchServer } from './server.js';
+import { spawnServer, type BenchServer, type SpawnOptions } from './server.js';
 
 export type BackendName = 'sqlite+file' | 'postgres+s3';
 
@@ -150,19 +150,20 @@ export async function backendStorage(backend: BackendName): Promise<BackendStora
 
 /**
  * Runs `body` with a bindle-server on `dir` and fresh storage on `backend` (given to `body` too;
- * `prepare` runs on the storage before the server starts, e.g. to seed it); then stops the server
- * and releases the storage, also on failure.
+ * `prepare` runs on the storage before the server starts, e.g. to seed it; `spawn` says how the
+ * server is started); then stops the server and releases the storage, also on failure.
  */
 export async function withServerOn<T>(
   backend: BackendName,
   dir: string,
   body: (server: BenchServer, storage: BackendStorage) => Promise<T>,
   prepare?: (storage: BackendStorage) => Promise<void>,
+  spawn: SpawnOptions = {},
 ): Promise<T> {
   const storage = await backendStorage(backend);
   try {
     await prepare?.(storage);
-    const server = await spawnServer(dir, storage.args);
+    const server = await spawnServer(dir, storage.args, spawn);
     try {
       return await body(server, storage);
     } finally {

@@ -78,6 +78,13 @@ export interface SpawnOptions {
    * the lines); `output()` then reads stderr only.
    */
   infoLogFile?: string;
+  /** The server's whole environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** This process's environment without the variables `names`. */
+export function environmentWithout(...names: readonly string[]): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !names.includes(name)));
 }
 
 /** Keeps the last 64 KiB a child writes to stdout/stderr; the returned function reads them. */
@@ -111,7 +118,7 @@ export async function spawnServer(directory: string, args: readonly string[] = [
       return spawnTracked(
         process.execPath,
         [...(opts.nodeArgs ?? defaultNodeArgs), SERVER_BIN, '--address', `127.0.0.1:${port}`, '--directory', directory, '--log-level', log === undefined ? 'warn' : 'info', ...args],
-        { stdio: ['ignore', log ?? 'pipe', 'pipe'], env: { ...process.env } },
+        { stdio: ['ignore', log ?? 'pipe', 'pipe'], env: { ...(opts.env ?? process.env) } },
       );
     } finally {
       // The child holds its own copy of the descriptor.
@@ -142,8 +149,11 @@ export type BareServerMode =
   | { kind: 'sink'; dir: string }
   | { kind: 'receive' };
 
-/** Starts bench/bin/bare-http-server.js (see there) and resolves once it listens. */
-export function spawnBareServer(mode: BareServerMode): Promise<ServedProcess> {
+/**
+ * Starts bench/bin/bare-http-server.js (see there), with `env` as its whole environment (default:
+ * this process's), and resolves once it listens.
+ */
+export function spawnBareServer(mode: BareServerMode, env: NodeJS.ProcessEnv = process.env): Promise<ServedProcess> {
   const args =
     mode.kind === 'file'
       ? ['file', mode.path]
@@ -152,7 +162,7 @@ export function spawnBareServer(mode: BareServerMode): Promise<ServedProcess> {
         : mode.kind === 'sink'
           ? ['sink', mode.dir]
           : ['receive', '-'];
-  return spawnAnnouncingServer(BARE_SERVER_BIN, args);
+  return spawnAnnouncingServer(BARE_SERVER_BIN, args, env);
 }
 
 /** Starts bench/bin/bare-s3-server.js (see there) serving the object `key` of `target`'s bucket; resolves once it listens. */
@@ -167,15 +177,15 @@ export function spawnBareS3Server(target: S3Target, key: string): Promise<Served
  */
 export function spawnBareUploadServer(dir: string, mode: 'plain' | 'durable' = 'plain'): Promise<ServedProcess> {
   if (mode === 'plain') return spawnAnnouncingServer(BARE_UPLOAD_SERVER_BIN, [dir]);
-  return spawnAnnouncingServer(BARE_UPLOAD_SERVER_BIN, [dir, mode], { UV_THREADPOOL_SIZE: '16' });
+  return spawnAnnouncingServer(BARE_UPLOAD_SERVER_BIN, [dir, mode], { ...process.env, UV_THREADPOOL_SIZE: '16' });
 }
 
 /**
- * Starts `node <bin> ...args`, a server that announces its port as bench/lib/bare-listen.ts
- * does, and resolves once it has.
+ * Starts `node <bin> ...args` with `env` as its whole environment, a server that announces its
+ * port as bench/lib/bare-listen.ts does, and resolves once it has.
  */
-async function spawnAnnouncingServer(bin: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<ServedProcess> {
-  const child = spawnTracked(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+async function spawnAnnouncingServer(bin: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<ServedProcess> {
+  const child = spawnTracked(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...env } });
   const output = collectOutput(child);
   const port = await new Promise<number>((resolvePort, reject) => {
     let seen = '';
@@ -227,8 +237,14 @@ export function startHealthProbe(origin: string, pauseMs = 10): HealthProbe {
   };
 }
 
-/** A process's resident set size and its peak so far, in bytes (from /proc/<pid>/status); undefined once gone. */
-export function memoryOf(pid: number): { rss: number; peak: number } | undefined {
+/** A process's resident set size now and its high-water mark (VmRSS, VmHWM), in bytes. */
+export interface MemoryReading {
+  readonly rss: number;
+  readonly peak: number;
+}
+
+/** Process `pid`'s MemoryReading (from /proc/<pid>/status); undefined once it is gone. */
+export function memoryOf(pid: number): MemoryReading | undefined {
   let status: string;
   try {
     status = readFileSync(`/proc/${pid}/status`, 'utf8');

@@ -71,8 +71,17 @@ if (pg !== undefined && s3 !== undefined) {
       t.equal(other?.title, `${own?.title ?? ''} [postgres+s3]`, `${id}: marked in its title`);
       t.ok((other?.value.runs.length ?? 0) > 0 && other?.value.runs.every((x) => Number.isFinite(x) && x > 0), `${id}: measured on postgres+s3`);
     }
+    // Where this environment sets NODE_EXTRA_CA_CERTS, the idle readings again without it: on sqlite+file only, no target.
+    const extraCa = process.env.NODE_EXTRA_CA_CERTS !== undefined && report.skipped.length === 0 ? ['rss.idle-without-extra-ca'] : [];
+    for (const id of extraCa) {
+      const figure = byId.get(id);
+      t.ok(figure !== undefined && figure.value.runs.every((x) => x > 0), `${id}: measured on sqlite+file`);
+      t.match(figure?.baseline?.title, /without NODE_EXTRA_CA_CERTS/, `${id}: beside a bare server started without it too`);
+      t.equal(figure?.target, undefined, `${id}: no target`);
+      t.notOk(byId.get(`${id}.postgres+s3`), `${id}: not on postgres+s3`);
+    }
     const targets = report.figures.filter((f) => f.target !== undefined).map((f) => f.id);
     t.same(targets.filter((id) => id.endsWith('.postgres+s3')), [], 'targets only on sqlite+file');
-    t.equal(report.figures.length, ids.length * 2 + localOnly.length + s3Only.length, 'no other figures');
+    t.equal(report.figures.length, ids.length * 2 + localOnly.length + s3Only.length + extraCa.length, 'no other figures');
   });
 }

@@ -11,7 +11,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { expectStatus, uploadChunks } from '../../bench/lib/http.js';
-import { spawnBareServer, spawnBareUploadServer, spawnServer } from '../../bench/lib/server.js';
+import { environmentWithout, spawnBareServer, spawnBareUploadServer, spawnServer } from '../../bench/lib/server.js';
 import { findOnPath, loadTest, loadTool, servePeers } from '../../bench/lib/baselines.js';
 
 const body = Buffer.from(Array.from({ length: 3 * 2 ** 20 + 17 }, (_, i) => (i * 31) % 251));
@@ -104,6 +104,31 @@ t.test('a benchmark server at the default log level writes its request lines to 
   t.ok(requests().length >= 2, 'the info server logged its requests to the file');
   t.notMatch(info.output(), /request completed/, 'not to the benchmark');
   t.notMatch(warn.output(), /request completed/, 'the warn server logs no request');
+});
+
+t.test('servers started with environmentWithout(name) run without that variable, and by default with it', async (t) => {
+  const name = 'BINDLE_BENCH_TEST_MARK';
+  process.env.BINDLE_BENCH_TEST_MARK = 'set';
+  t.teardown(() => {
+    delete process.env.BINDLE_BENCH_TEST_MARK;
+  });
+  const environOf = (pid: number): string[] => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+  const env = environmentWithout(name);
+  t.equal(env[name], undefined, 'the copy lacks it');
+  t.equal(process.env[name], 'set', 'this process keeps it');
+  const dir = t.testdir({ with: {}, without: {} });
+  const server = await spawnServer(join(dir, 'with'));
+  t.teardown(() => server.stop());
+  const serverWithout = await spawnServer(join(dir, 'without'), [], { env });
+  t.teardown(() => serverWithout.stop());
+  const bare = await spawnBareServer({ kind: 'receive' });
+  t.teardown(() => bare.stop());
+  const bareWithout = await spawnBareServer({ kind: 'receive' }, env);
+  t.teardown(() => bareWithout.stop());
+  for (const [what, served, expected] of [['server', server, true], ['server, env given', serverWithout, false], ['bare server', bare, true], ['bare server, env given', bareWithout, false]] as const) {
+    t.equal(environOf(served.pid).includes(`${name}=set`), expected, `${what}: ${expected ? 'has' : 'lacks'} the variable`);
+    t.ok(environOf(served.pid).some((entry) => entry.startsWith('PATH=')), `${what}: has the rest of the environment`);
+  }
 });
 
 t.test("a connection left idle past Node's 5 s default (while other contenders run) is still served", async (t) => {
