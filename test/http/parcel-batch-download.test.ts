@@ -2,7 +2,8 @@
  * GET /_i/{name}/{version}?parcels=<sha256>,… (server/http/parcel-batch-download.ts,
  * server/routes/invoice-routes.ts): the named parcels of the invoice in one multipart/form-data
  * body, read back here by @fastify/busboy, not by our client; HEAD answers the same headers; every parcel is looked up before anything is sent, so a
- * bad list or a parcel its single GET would refuse gets the same 4xx with a body.
+ * bad list or a parcel its single GET would refuse gets the same 4xx with a body. A batch has no
+ * ETag, and Range and conditional headers do not apply to it.
  */
 import { Readable } from 'node:stream';
 import { Busboy } from '@fastify/busboy';
@@ -95,6 +96,23 @@ t.test('a digest listed twice is sent once; one parcel is a batch too', async (t
   const res = await ta.app.inject({ url: `${INVOICE}?parcels=${a.sha},${a.sha}` });
   t.equal(res.statusCode, 200);
   t.same((await partsOf(res.rawPayload, String(res.headers['content-type']))).map((p) => p.name), [a.sha]);
+});
+
+t.test('no ETag, a boundary of its own each time; Range and conditional headers do not apply: the whole body', async (t) => {
+  const ta = await withParcels(t);
+  const url = `${INVOICE}?parcels=${a.sha},${b.sha}`;
+  const plain = await ta.app.inject({ url });
+  t.equal(plain.statusCode, 200);
+  t.equal(plain.headers.etag, undefined, 'no ETag');
+  const again = await ta.app.inject({ url });
+  t.not(again.headers['content-type'], plain.headers['content-type'], 'a new boundary for every reply');
+  for (const headers of [{ range: 'bytes=0-3' }, { 'if-none-match': '*' }, { 'if-match': '"x"' }, { 'if-range': `"${a.sha}"`, range: 'bytes=0-3' }]) {
+    const res = await ta.app.inject({ url, headers });
+    const what = JSON.stringify(headers);
+    t.equal(res.statusCode, 200, `${what}: 200`);
+    t.equal(Number(res.headers['content-length']), plain.rawPayload.length, `${what}: the whole body`);
+    t.same((await partsOf(res.rawPayload, String(res.headers['content-type']))).map((p) => p.name), [a.sha, b.sha], `${what}: every part`);
+  }
 });
 
 t.test('a bad list or a parcel its single GET refuses: the same 4xx with a body, nothing sent', async (t) => {
