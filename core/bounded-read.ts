@@ -8,7 +8,10 @@ import type { Readable } from 'node:stream';
 
 /** What readAtMost read. */
 export interface BoundedRead {
-  /** The stream's bytes, all of them; when it held more than the bound, its first `limit` bytes. */
+  /**
+   * The stream's bytes, all of them; when it held more than the bound, its first `limit` bytes
+   * (then joined only when asked for: most callers refuse such a stream without them).
+   */
   readonly bytes: Buffer;
   /** Whether the stream held more than the bound (it was then destroyed with the rest unread). */
   readonly over: boolean;
@@ -35,6 +38,9 @@ export async function readAtMost(stream: Readable, limit: number): Promise<Bound
     chunks.push(chunk);
     size += chunk.length;
   }
-  const [only] = chunks;
-  return { bytes: chunks.length === 1 && only !== undefined ? only : Buffer.concat(chunks, size), over };
+  const joined = (): Buffer => {
+    const [only] = chunks;
+    return chunks.length === 1 && only !== undefined ? only : Buffer.concat(chunks, size);
+  };
+  return over ? { over, get bytes() { return joined(); } } : { over, bytes: joined() };
 }

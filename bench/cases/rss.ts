@@ -28,14 +28,19 @@ const SEED = 4242;
 /** The invoice a run's server holds, for the big parcel it is sent. */
 const BIG = { name: 'bench.example.com/big', version: '1.0.0', file: 'big.bin' } as const;
 
+/** The big parcel a run's server holds on its invoice: its sha256 is worked out once per case (1 GiB hashed). */
+interface BigParcel {
+  readonly sha256: string;
+  readonly size: number;
+}
+
 /**
- * The idle readings of one run: `server` is given its invoice (the big parcel's, of
- * `ctx.sizes.rssUploadBytes`) and a bare node:http server is started with `env` as its
- * environment; both are read 2 s later, and the bare one is stopped.
+ * The idle readings of one run: `server` is given its invoice (for `big`) and a bare node:http
+ * server is started with `env` as its environment; both are read 2 s later, and the bare one is
+ * stopped.
  */
-async function idleReading(ctx: BenchContext, server: BenchServer, env: NodeJS.ProcessEnv): Promise<{ before: MemoryReading; bareBefore: MemoryReading }> {
-  const size = ctx.sizes.rssUploadBytes;
-  await createInvoice(server.api, signedInvoice(ctx.keys, BIG.name, BIG.version, [{ sha256: payloadSha256(size, SEED), size, mediaType: 'application/octet-stream', name: BIG.file }]));
+async function idleReading(ctx: BenchContext, server: BenchServer, big: BigParcel, env: NodeJS.ProcessEnv): Promise<{ before: MemoryReading; bareBefore: MemoryReading }> {
+  await createInvoice(server.api, signedInvoice(ctx.keys, BIG.name, BIG.version, [{ sha256: big.sha256, size: big.size, mediaType: 'application/octet-stream', name: BIG.file }]));
   const bare = await spawnBareServer({ kind: 'receive' }, env);
   await new Promise((resolve) => setTimeout(resolve, 2000));
   const before = memoryOf(server.pid);
@@ -57,7 +62,7 @@ const EXTRA_CA = 'NODE_EXTRA_CA_CERTS';
  * without it, to show what of figure 8 is the machine's setting rather than the server's. Figure
  * 8 and its target stay on the environment as it is.
  */
-async function idleWithoutExtraCa(ctx: BenchContext, backend: BackendName, setTo: string): Promise<Figure> {
+async function idleWithoutExtraCa(ctx: BenchContext, backend: BackendName, big: BigParcel, setTo: string): Promise<Figure> {
   const env = environmentWithout(EXTRA_CA);
   const idle: number[] = [];
   const bareIdle: number[] = [];
@@ -65,7 +70,7 @@ async function idleWithoutExtraCa(ctx: BenchContext, backend: BackendName, setTo
     const dir = ctx.dir(onBackendDir(backend, 'rss-without-extra-ca'));
     writeKeyring(dir, ctx.keys);
     await withServerOn(backend, dir, async (server) => {
-      const { before, bareBefore } = await idleReading(ctx, server, env);
+      const { before, bareBefore } = await idleReading(ctx, server, big, env);
       idle.push(before.rss / MiB);
       bareIdle.push(bareBefore.rss / MiB);
       ctx.log(`  without ${EXTRA_CA}, run ${r + 1}: idle ${(before.rss / MiB).toFixed(1)} MiB, bare Node idle ${(bareBefore.rss / MiB).toFixed(1)} MiB`);
@@ -93,7 +98,7 @@ async function rssOn(ctx: BenchContext, backend: BackendName): Promise<CaseResul
     const dir = ctx.dir(onBackendDir(backend, 'rss'));
     writeKeyring(dir, ctx.keys);
     await withServerOn(backend, dir, async (server) => {
-      const { before, bareBefore } = await idleReading(ctx, server, process.env);
+      const { before, bareBefore } = await idleReading(ctx, server, { sha256, size }, process.env);
       idle.push(before.rss / MiB);
       bareIdle.push(bareBefore.rss / MiB);
       let peak = before.rss;
@@ -119,7 +124,7 @@ async function rssOn(ctx: BenchContext, backend: BackendName): Promise<CaseResul
     }).finally(() => removeTempDir(dir));
   }
   const extraCa = process.env[EXTRA_CA];
-  const withoutExtraCa = backend === 'sqlite+file' && extraCa !== undefined ? [await idleWithoutExtraCa(ctx, backend, extraCa)] : [];
+  const withoutExtraCa = backend === 'sqlite+file' && extraCa !== undefined ? [await idleWithoutExtraCa(ctx, backend, { sha256, size }, extraCa)] : [];
   return {
     figures: [
       makeFigure({

@@ -776,9 +776,9 @@ function discard(body: Readable): void {
  */
 async function readUpTo(body: Readable, limit: number, beyond: 'cut' | (() => Error)): Promise<Buffer> {
   try {
-    const { bytes, over } = await readAtMost(body, limit);
-    if (over && beyond !== 'cut') throw beyond();
-    return bytes;
+    const read = await readAtMost(body, limit);
+    if (read.over && beyond !== 'cut') throw beyond();
+    return read.bytes;
   } finally {
     if (!body.readableEnded) discard(body);
   }

@@ -81,9 +81,9 @@ export function contentLength(header: string | undefined): number | undefined {
 
 /** Reads a whole body of at most `limit` bytes; payload_too_large as soon as it is exceeded. */
 export async function readBody(stream: Readable, limit: number, what: string): Promise<Buffer> {
-  const { bytes, over } = await readAtMost(stream, limit);
-  if (over) throw new BindleError('payload_too_large', `${what} is larger than this server's limit of ${limit} bytes`);
-  return bytes;
+  const read = await readAtMost(stream, limit);
+  if (read.over) throw new BindleError('payload_too_large', `${what} is larger than this server's limit of ${limit} bytes`);
+  return read.bytes;
 }
 
 /** A parsed `Range: bytes=…` header for a resource of `size` bytes. */

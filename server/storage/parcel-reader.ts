@@ -169,8 +169,9 @@ export class ParcelReader {
 
   /** Reads a small parcel whole; keeps it when its bytes are the parcel's (sha256 and size). */
   private async load(sha256: string, size: number): Promise<Buffer> {
-    const { bytes, over } = await readAtMost(await this.store.openRead(sha256), size);
-    if (over) throw new BindleError('internal', `parcel ${sha256}: the store holds more than the ${size} bytes it said`);
+    const read = await readAtMost(await this.store.openRead(sha256), size);
+    if (read.over) throw new BindleError('internal', `parcel ${sha256}: the store holds more than the ${size} bytes it said`);
+    const bytes = read.bytes;
     if (bytes.length === size && isParcel(sha256, bytes)) {
       this.remember(sha256, { size, bytes, checkedAt: this.entries.peek(sha256)?.checkedAt ?? this.now() });
     }
