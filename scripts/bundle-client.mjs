@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateDtsBundle } from 'dts-bundle-generator';
 import { build } from 'esbuild';
-import { NODE_BUNDLE_OPTIONS } from './esbuild-node.mjs';
+import { builtinsRequired, NODE_BUNDLE_OPTIONS } from './esbuild-node.mjs';
 import { standaloneValidatorsPlugin } from './standalone-validators-plugin.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -57,7 +57,7 @@ await build({
   },
   outdir,
   ...NODE_BUNDLE_OPTIONS,
-  plugins: [standaloneValidatorsPlugin(root), undiciParts],
+  plugins: [standaloneValidatorsPlugin(root), undiciParts, builtinsRequired],
 });
 // The `bindle` command is a CommonJS launcher that sizes libuv's thread pool before it loads the
 // CLI (see client/bin/launch.cts): compiled on its own, not bundled, its import() kept as it is.

@@ -28,7 +28,9 @@
 // - node:http2 and node:https, which Fastify and prom-client require at load, are loaded on first
 //   use; so is @opentelemetry/api, which prom-client requires at load for exemplars the server
 //   never enables; it stays out of the bundle and is loaded from node_modules if ever used
-//   (LAZY_MODULES below).
+//   (LAZY_MODULES below);
+// - Node's built-ins are required, not imported (builtinsRequired, scripts/esbuild-node.mjs): an
+//   import builds a facade that reads every export, which loads webcrypto, MIMEType and parseArgs.
 // Whitespace is minified: comments, indentation and line breaks go, names stay (stack traces and
 // pino's error `type` keep real names; with source maps, `node --enable-source-maps`, which costs
 // start-up time and is therefore off by default, they point into the TypeScript). V8 holds the
@@ -45,7 +47,7 @@ import { isBuiltin } from 'node:module';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { NODE_BUNDLE_OPTIONS } from './esbuild-node.mjs';
+import { builtinsRequired, NODE_BUNDLE_OPTIONS } from './esbuild-node.mjs';
 import { standaloneValidatorsPlugin } from './standalone-validators-plugin.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -141,7 +143,7 @@ await build({
   minifyWhitespace: true,
   // ES module builds first, which esbuild can tree-shake (see the header): for the AWS SDK.
   mainFields: ['module', 'main'],
-  plugins: [standaloneValidatorsPlugin(root), lazyModules, sqliteAddon],
+  plugins: [standaloneValidatorsPlugin(root), lazyModules, sqliteAddon, builtinsRequired],
   // pg-native: node-postgres's optional native binding, required only if asked for (never here).
   external: ['pg-native', ...LAZY_PACKAGES, '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'light-my-request'],
 });

@@ -6,7 +6,8 @@
  * imports statically): every module loaded is held in memory for the life of the process; so
  * neither Ajv's compiler (the validators are compiled at build time) nor the built-ins only an
  * HTTP/2 or TLS server or a metrics push use (node:http2, node:https), nor @opentelemetry/api
- * (metric exemplars), are loaded by a server that serves plain HTTP. Its whitespace is minified,
+ * (metric exemplars), are loaded by a server that serves plain HTTP; built-ins are required, not
+ * imported, so that no facade reads (and loads) every export. Its whitespace is minified,
  * its names kept. The launcher
  * (dist/server/bin/launch.cjs) keeps the young generation small before it loads the bundle, and
  * V8's optimizing compiler off until the server listens, wherever it is installed; it is back on
@@ -17,6 +18,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
+import { isBuiltin } from 'node:module';
 import { join } from 'node:path';
 import { bundleAsServer } from '../helpers/bundle-as-server.js';
 import { REPO_ROOT } from '../helpers/paths.js';
@@ -114,6 +116,65 @@ t.test('a server that serves plain HTTP never loads node:http2, node:https or no
   const files = exitList(server.output(), 'FILES');
   t.ok(files.some((file) => file.includes('better_sqlite3.node')), `the file list is of what it required (${files.length} files, better-sqlite3's addon among them)`);
   t.same(files.filter((file) => file.includes('@opentelemetry')), [], '@opentelemetry/api is not loaded');
+});
+
+t.test('a server start loads none of what ES module imports of built-ins would (the getters of every export)', async (t) => {
+  // Without tap's preload, which loads some of them itself; only the module list's.
+  const server = await startServerProcess(t, { withoutPreload: true, nodeArgs: ['--require', modulesPreload(t)] });
+  t.equal((await fetch(`${server.origin}/healthz`)).status, 200, 'it serves');
+  t.equal((await fetch(`${server.origin}/metrics`)).status, 200, 'and its metrics');
+  t.equal(await server.stop(), 0, 'it stops cleanly');
+  const loaded = loadedBuiltins(server.output());
+  t.ok(loaded.includes('crypto') && loaded.includes('util'), 'node:crypto and node:util are loaded');
+  // crypto.webcrypto, util.MIMEType, util.parseArgs
+  for (const name of ['internal/crypto/webcrypto', 'internal/mime', 'internal/util/parse_args/parse_args']) t.notOk(loaded.includes(name), `${name} is not`);
+});
+
+t.test('the bundles require Node built-ins; only the banner imports one (node:module)', (t) => {
+  const clientDir = join(REPO_ROOT, 'client', 'dist');
+  const files = [
+    ...readdirSync(BUNDLE_DIR).filter((n) => n.endsWith('.mjs')).map((n) => join(BUNDLE_DIR, n)),
+    ...readdirSync(clientDir).filter((n) => n.endsWith('.mjs')).map((n) => join(clientDir, n)),
+  ];
+  const imported = new Set<string>();
+  for (const file of files) {
+    // The banner is the file's first line; esbuild writes an import as `from"node:x"`, the banner `from 'node:module'`.
+    for (const m of readFileSync(file, 'utf8').matchAll(/\bfrom\s*["']((?:node:)?[a-z_/]+)["']/g)) if (m[1] !== undefined && isBuiltin(m[1])) imported.add(m[1]);
+  }
+  t.same([...imported], ['node:module'], `no module of ${files.length} imports another built-in`);
+  t.ok(files.some((file) => readFileSync(file, 'utf8').includes('__require("node:crypto")')), 'node:crypto is required');
+  t.end();
+});
+
+t.test('a built-in is required with the names its importers use, read when the bundle loads', async (t) => {
+  const dir = t.testdir({
+    'entry.ts': `
+      import { createHash } from 'node:crypto';
+      import path, { join } from 'node:path';
+      import * as os from 'node:os';
+      process.stdout.write(JSON.stringify({
+        hash: createHash('sha256').update('x').digest('hex'),
+        join: join('a', 'b'),
+        sameDefault: path.join === join,
+        os: typeof os.hostname(),
+        webcrypto: process.moduleLoadList.includes('NativeModule internal/crypto/webcrypto'),
+      }));
+    `,
+  });
+  t.same(await bundleAsServer(join(dir, 'entry.ts'), join(dir, 'out')), [0, null], 'scripts/bundle-server.mjs bundled it');
+  const bundled = readFileSync(join(dir, 'out', 'entry.mjs'), 'utf8');
+  t.match(bundled, /read\$\("createHash"\)/, 'createHash is read by name');
+  t.notMatch(bundled, /read\$\("webcrypto"\)/, 'a name nobody imports is not read');
+  // Without tap's preload, which loads crypto.webcrypto itself.
+  const run = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, join(dir, 'out', 'entry.mjs')], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(run.status, 0, `it ran: ${run.stderr}`);
+  t.same(JSON.parse(run.stdout), {
+    hash: '2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881',
+    join: join('a', 'b'),
+    sameDefault: true,
+    os: 'string',
+    webcrypto: false,
+  }, 'named, default and namespace imports work, and crypto.webcrypto was never loaded');
 });
 
 t.test('@opentelemetry/api is not in the bundle; prom-client loads it from node_modules when it needs it', async (t) => {
