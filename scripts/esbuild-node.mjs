@@ -23,8 +23,8 @@ export const NODE_BUNDLE_OPTIONS = {
  * Makes the bundle require the Node built-ins its code imports (`import { createHash } from
  * 'node:crypto'`), through the banner's `require`. For an ES module import of a built-in, Node
  * builds a facade module that reads every export of the built-in, and so runs the getters behind
- * which built-ins load what they seldom need: `crypto.webcrypto`, `util.MIMEType`,
- * `util.parseArgs` (five more built-in modules loaded by every server start) and `process.report`.
+ * which built-ins load what they seldom need, such as `crypto.webcrypto`, `util.MIMEType` and
+ * `util.parseArgs`: four built-in modules that every server start loaded for nothing.
  * Each import resolves instead to a module that requires the built-in and exports each of its
  * names as a read of that name, marked pure, so that esbuild drops the reads no code uses: a
  * name is read once, when the bundle loads, and only if imported somewhere. That is what the
