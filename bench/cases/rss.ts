@@ -88,7 +88,7 @@ async function idleWithoutExtraCa(ctx: BenchContext, backend: BackendName, big: 
 /** Figures 8 on one backend: a fresh server on fresh storage there for each run. */
 async function rssOn(ctx: BenchContext, backend: BackendName): Promise<CaseResult> {
   const { runs, rssUploadBytes: size } = ctx.sizes;
-  const sha256 = payloadSha256(size, SEED);
+  const big: BigParcel = { sha256: payloadSha256(size, SEED), size };
   const peaks: number[] = [];
   const idle: number[] = [];
   const bareIdle: number[] = [];
@@ -98,7 +98,7 @@ async function rssOn(ctx: BenchContext, backend: BackendName): Promise<CaseResul
     const dir = ctx.dir(onBackendDir(backend, 'rss'));
     writeKeyring(dir, ctx.keys);
     await withServerOn(backend, dir, async (server) => {
-      const { before, bareBefore } = await idleReading(ctx, server, { sha256, size }, process.env);
+      const { before, bareBefore } = await idleReading(ctx, server, big, process.env);
       idle.push(before.rss / MiB);
       bareIdle.push(bareBefore.rss / MiB);
       let peak = before.rss;
@@ -108,7 +108,7 @@ async function rssOn(ctx: BenchContext, backend: BackendName): Promise<CaseResul
       }, SAMPLE_MS);
       let result;
       try {
-        result = await uploadChunks(parcelUrl(server.api, BIG.name, BIG.version, sha256), size, payloadChunks(size, SEED));
+        result = await uploadChunks(parcelUrl(server.api, BIG.name, BIG.version, big.sha256), size, payloadChunks(size, SEED));
       } finally {
         clearInterval(sampler);
       }
@@ -124,7 +124,7 @@ async function rssOn(ctx: BenchContext, backend: BackendName): Promise<CaseResul
     }).finally(() => removeTempDir(dir));
   }
   const extraCa = process.env[EXTRA_CA];
-  const withoutExtraCa = backend === 'sqlite+file' && extraCa !== undefined ? [await idleWithoutExtraCa(ctx, backend, { sha256, size }, extraCa)] : [];
+  const withoutExtraCa = backend === 'sqlite+file' && extraCa !== undefined ? [await idleWithoutExtraCa(ctx, backend, big, extraCa)] : [];
   return {
     figures: [
       makeFigure({

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import t from 'tap';
 
 import { sha256, signedInvoice } from '../helpers/bindles.js';
-import { exitList, modulesPreload } from '../helpers/module-list.js';
+import { exitList, withModuleList } from '../helpers/module-list.js';
 import { vec } from '../helpers/paths.js';
 import { freshDatabase, postgresUrl } from '../helpers/postgres.js';
 import { s3ParcelsSpec, s3TestBucket, s3TestClient, s3TestService } from '../helpers/s3-service.js';
@@ -33,8 +33,7 @@ if (pgUrl !== undefined && s3 !== undefined) await t.test('on PostgreSQL + S3 th
       '--keyring', vec('scaffolds', 'keys', 'keyring.toml'),
       '--unauthenticated',
     ],
-    // The preload replaces tap's NODE_OPTIONS preload, as withoutPreload would.
-    env: { NODE_OPTIONS: `--require ${modulesPreload(t)}` },
+    ...withModuleList(t),
   });
 
   // Both libraries at work: an invoice into PostgreSQL, its parcel into S3 and back.

@@ -16,13 +16,18 @@ const PRELOAD_SOURCE = `'use strict';
 process.on('exit', () => require('node:fs').writeSync(2, '\\nMODULES ' + JSON.stringify(process.moduleLoadList) + '\\nFILES ' + JSON.stringify(Object.keys(require.cache)) + '\\n'));
 `;
 
-/** Writes the preload to a temporary directory (removed at teardown); its path. */
-export function modulesPreload(t: Test): string {
+/**
+ * Writes the preload to a temporary directory (removed at teardown) and returns the options of
+ * startServerProcess that load it, and no other: not tap's own preload (@tapjs/processinfo),
+ * which tap adds to every child it sees spawned even when the child's NODE_OPTIONS is replaced,
+ * and which loads modules of its own (crypto.webcrypto among them).
+ */
+export function withModuleList(t: Test): { withoutPreload: true; nodeArgs: string[] } {
   const dir = mkdtempSync(join(tmpdir(), 'bindle-preload-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'module-list.cjs');
   writeFileSync(file, PRELOAD_SOURCE);
-  return file;
+  return { withoutPreload: true, nodeArgs: ['--require', file] };
 }
 
 /** The list PRELOAD_SOURCE writes at exit on the line starting with `tag` (`MODULES` or `FILES`). */
