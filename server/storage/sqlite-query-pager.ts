@@ -2,7 +2,8 @@
  * How a `/_q` query is answered on one SQLite connection: its conditions (substring terms found
  * in the FTS5 trigram tables or matched by scanning, SemVer version filters, yanked filtering),
  * the number of matches, and the row ids of the requested page in name/SemVer order (a walk of
- * the order index or a sort of the matches, whichever reads less); and whether a query is cheap
+ * the order index or a sort of the matches, whichever reads less; matches few enough to sort are
+ * counted in the same pass); and whether a query is cheap
  * enough to answer on the calling thread (pageWithin). The invoice index runs it on its own
  * connection or, for a server, also on a query worker's read-only one (sqlite-query-worker.ts);
  * either way the documents are read by id afterwards.
@@ -193,6 +194,10 @@ export class SqliteQueryPager {
    */
   #pageOf(filter: Filter, matches: Matches | undefined, q: InvoiceQuery, texts?: number): QueryPage {
     const all = this.#countAll();
+    if (matches !== undefined) {
+      const sorted = this.#sortedWithin(matches, q, Math.floor(Math.sqrt(WALK_ADVANTAGE * (q.offset + q.limit) * all)));
+      if (sorted !== undefined) return sorted;
+    }
     const total = matches === undefined ? this.#countMatches(filter, all) : this.#countMatched(matches, filter.unyanked, texts);
     if (total <= q.offset) return { total, ids: [] };
     // Walking the order index finds the page after about (offset + limit) * all / total
@@ -226,6 +231,24 @@ export class SqliteQueryPager {
       ).all(...params, q.limit, q.offset) as number[];
     }
     return { total, ids };
+  }
+
+  /**
+   * The total and the page of `matches` in one pass, when they are at most `bound`, else
+   * undefined (having read at most `bound + 1` of them). With `bound` the largest total for
+   * which #pageOf's rule sorts the matches rather than walking the order index, the page is the
+   * one that rule gives, and each match is read once instead of once to count and once to sort.
+   * Also undefined when the page starts past the matches: only a count tells the total then.
+   */
+  #sortedWithin(matches: Matches, q: InvoiceQuery, bound: number): QueryPage | undefined {
+    const union = allMatches(matches);
+    const rows = this.#statements.rows(
+      `WITH m AS MATERIALIZED (SELECT * FROM (${union.sql}) LIMIT ?)
+       SELECT id, (SELECT count(*) FROM m) AS total FROM m ORDER BY name, version_key DESC, version LIMIT ? OFFSET ?`,
+    ).all(...union.params, bound + 1, q.limit, q.offset) as { id: number; total: number }[];
+    const total = rows[0]?.total ?? (q.offset === 0 ? 0 : undefined);
+    if (total === undefined || total > bound) return undefined;
+    return { total, ids: rows.map((row) => row.id) };
   }
 
   /**

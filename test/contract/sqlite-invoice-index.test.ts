@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import semver from 'semver';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   FTS_USERMERGE, MIGRATIONS, RECENT_RECHECK_MS, ROWS_PER_INSERT, SqliteInvoiceIndex, type SqliteInvoiceIndexOptions,
@@ -215,6 +216,53 @@ t.test('closing an index with queryWorkers rejects a query still waiting for its
   await index.close();
   await t.rejects(pending, { code: 'unavailable' });
   await t.rejects(index.query({ query: 'app', strict: false, offset: 0, limit: 10, yanked: false }), { code: 'unavailable' });
+});
+
+t.test('a term query whose matches sorting would page is counted and paged in one pass over them; one with more walks the order index after a count', async (t) => {
+  const path = join(t.testdir(), 'index.db');
+  const writer = SqliteInvoiceIndex.open(path, { backgroundMerge: false });
+  t.teardown(() => writer.close());
+  const entries = Array.from({ length: 300 }, (_, i) => makeEntry(`example.com/app-${i % 60}`, `1.${Math.floor(i / 60)}.0`, { yanked: i % 7 === 0 }));
+  await writer.insertMany(entries);
+  // Expected answers from the entries themselves: name order, then SemVer descending.
+  const expected = (term: string): string[] =>
+    entries
+      .filter((e) => !e.yanked && e.name.includes(term))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : semver.rcompare(a.version, b.version)))
+      .map((e) => e.canonicalId);
+  // Each query on a connection of its own, so that every statement it runs is prepared during it.
+  const run = async (q: InvoiceQuery): Promise<{ ids: string[]; total: number; sql: string[] }> => {
+    const index = SqliteInvoiceIndex.open(path, { backgroundMerge: false });
+    try {
+      const { result, sql } = await preparedDuring(() => index.query(q));
+      return { ids: result.invoices.map((i) => i.canonicalId), total: result.total, sql };
+    } finally {
+      await index.close();
+    }
+  };
+  const onePass = (sql: string[]): boolean => sql.some((text) => text.includes('MATERIALIZED'));
+  const counted = (sql: string[]): boolean => sql.some((text) => text.startsWith('SELECT count(*) FROM (SELECT i.id'));
+  const walked = (sql: string[]): boolean => sql.some((text) => /FROM invoices INDEXED BY invoices_order ORDER BY/.test(text));
+
+  const few = await run({ query: 'app-59', strict: true, offset: 1, limit: 10, yanked: false });
+  t.same(few.ids, expected('app-59').slice(1, 11), 'a name of 5 invoices: the page');
+  t.equal(few.total, expected('app-59').length, 'and its total');
+  t.ok(onePass(few.sql) && !counted(few.sql) && !walked(few.sql), 'from one statement over the matches, no count of its own');
+
+  // 'app' matches every name: 257 unyanked invoices, more than sorting pays for on a 1-invoice page of 300 (√(4 · 1 · 300) ≈ 34).
+  const many = await run({ query: 'app', strict: true, offset: 3, limit: 1, yanked: false });
+  t.same(many.ids, expected('app').slice(3, 4), 'every name, a page of one: the page');
+  t.equal(many.total, expected('app').length, 'and its total');
+  t.ok(counted(many.sql) && walked(many.sql), 'counted, then found by walking the order index');
+
+  const past = await run({ query: 'app-59', strict: true, offset: 10, limit: 10, yanked: false });
+  t.same(past.ids, [], 'a page past the matches is empty');
+  t.equal(past.total, expected('app-59').length, 'and still has the total, counted');
+  t.ok(counted(past.sql), 'which only a count gives');
+
+  const none = await run({ query: 'nothing-like-it', strict: false, offset: 0, limit: 10, yanked: false });
+  t.same([none.total, none.ids], [0, []], 'no match: total 0');
+  t.ok(onePass(none.sql) && !counted(none.sql), 'known from the one pass');
 });
 
 t.test('a cached invoice is handed out as the same object (parsed once) until a yank replaces it', async (t) => {
