@@ -235,7 +235,8 @@ export class SqliteQueryPager {
 
   /**
    * The total and the page of `matches` in one pass, when they are at most `bound`, else
-   * undefined (having read at most `bound + 1` of them). With `bound` the largest total for
+   * undefined, having stopped at the match after `bound` (so it visited at most the candidates
+   * that counting the matches visits). With `bound` the largest total for
    * which #pageOf's rule sorts the matches rather than walking the order index, the page is the
    * one that rule gives, and each match is read once instead of once to count and once to sort.
    * Also undefined when the page starts past the matches: only a count tells the total then.
