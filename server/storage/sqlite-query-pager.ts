@@ -236,20 +236,21 @@ export class SqliteQueryPager {
   /**
    * The total and the page of `matches` in one pass, when they are at most `bound`, else
    * undefined, having stopped at the match after `bound` (so it visited at most the candidates
-   * that counting the matches visits). With `bound` the largest total for
-   * which #pageOf's rule sorts the matches rather than walking the order index, the page is the
-   * one that rule gives, and each match is read once instead of once to count and once to sort.
-   * Also undefined when the page starts past the matches: only a count tells the total then.
+   * that counting the matches visits). With `bound` the largest total for which #pageOf's rule
+   * sorts the matches rather than walking the order index, the page is the one that rule gives,
+   * and each match is read once instead of once to count and once to sort. The total comes
+   * with the page's ids, as one row, also when the page starts past the matches.
    */
   #sortedWithin(matches: Matches, q: InvoiceQuery, bound: number): QueryPage | undefined {
     const union = allMatches(matches);
-    const rows = this.#statements.rows(
+    const order = 'name, version_key DESC, version';
+    const row = this.#statements.rows(
       `WITH m AS MATERIALIZED (SELECT * FROM (${union.sql}) LIMIT ?)
-       SELECT id, (SELECT count(*) FROM m) AS total FROM m ORDER BY name, version_key DESC, version LIMIT ? OFFSET ?`,
-    ).all(...union.params, bound + 1, q.limit, q.offset) as { id: number; total: number }[];
-    const total = rows[0]?.total ?? (q.offset === 0 ? 0 : undefined);
-    if (total === undefined || total > bound) return undefined;
-    return { total, ids: rows.map((row) => row.id) };
+       SELECT (SELECT count(*) FROM m) AS total, CASE WHEN (SELECT count(*) FROM m) <= ? THEN (
+         SELECT json_group_array(id ORDER BY ${order}) FROM (SELECT * FROM m ORDER BY ${order} LIMIT ? OFFSET ?)
+       ) END AS ids`,
+    ).get(...union.params, bound + 1, bound, q.limit, q.offset) as { total: number; ids: string | null };
+    return row.ids === null ? undefined : { total: row.total, ids: JSON.parse(row.ids) as number[] };
   }
 
   /**
