@@ -18,6 +18,9 @@ invoiceIndexContract(t, 'SqliteInvoiceIndex (FTS5)', (dir) => Promise.resolve(Sq
 invoiceIndexContract(t, 'SqliteInvoiceIndex (FTS5, every query on a query worker)', (dir) =>
   Promise.resolve(SqliteInvoiceIndex.open(join(dir, 'index.db'), { queryWorkers: true, inlineQueryRows: 0 })),
 );
+invoiceIndexContract(t, 'SqliteInvoiceIndex (FTS5, query workers as in a server)', (dir) =>
+  Promise.resolve(SqliteInvoiceIndex.open(join(dir, 'index.db'), { queryWorkers: true })),
+);
 invoiceIndexContract(t, 'SqliteInvoiceIndex (scan fallback)', (dir) =>
   Promise.resolve(SqliteInvoiceIndex.open(join(dir, 'index.db'), { fullTextSearch: false })),
 );
@@ -218,7 +221,7 @@ t.test('closing an index with queryWorkers rejects a query still waiting for its
   await t.rejects(index.query({ query: 'app', strict: false, offset: 0, limit: 10, yanked: false }), { code: 'unavailable' });
 });
 
-t.test('a term query whose matches sorting would page is counted and paged in one pass over them, also past its end; one with more walks the order index after a count', async (t) => {
+t.test('a term query whose matches sorting would page is counted and paged in one pass over them, also past its end; one with more walks the order index after a count; a few candidates on the calling thread are sorted whole', async (t) => {
   const path = join(t.testdir(), 'index.db');
   const writer = SqliteInvoiceIndex.open(path, { backgroundMerge: false });
   t.teardown(() => writer.close());
@@ -231,8 +234,8 @@ t.test('a term query whose matches sorting would page is counted and paged in on
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : semver.rcompare(a.version, b.version)))
       .map((e) => e.canonicalId);
   // Each query on a connection of its own, so that every statement it runs is prepared during it.
-  const run = async (q: InvoiceQuery): Promise<{ ids: string[]; total: number; sql: string[] }> => {
-    const index = SqliteInvoiceIndex.open(path, { backgroundMerge: false });
+  const run = async (q: InvoiceQuery, options: SqliteInvoiceIndexOptions = {}): Promise<{ ids: string[]; total: number; sql: string[] }> => {
+    const index = SqliteInvoiceIndex.open(path, { ...options, backgroundMerge: false });
     try {
       const { result, sql } = await preparedDuring(() => index.query(q));
       return { ids: result.invoices.map((i) => i.canonicalId), total: result.total, sql };
@@ -263,6 +266,24 @@ t.test('a term query whose matches sorting would page is counted and paged in on
   const none = await run({ query: 'nothing-like-it', strict: false, offset: 0, limit: 10, yanked: false });
   t.same([none.total, none.ids], [0, []], 'no match: total 0');
   t.ok(onePass(none.sql) && !counted(none.sql), 'known from the one pass');
+
+  // On the calling thread of a server's index (query workers), a query of a few candidates sorts all its matches' ids.
+  const sortedAll = (sql: string[]): boolean => sql.some((text) => /ORDER BY name, version_key DESC, version$/.test(text));
+  for (const q of [
+    { query: 'app-59', strict: true, offset: 1, limit: 2, yanked: false },
+    { query: 'app-59', strict: true, offset: 10, limit: 10, yanked: false },
+    { query: 'APP-5', strict: false, offset: 0, limit: 3, yanked: true },
+  ]) {
+    const here = await run(q, { queryWorkers: true });
+    const term = q.query.toLowerCase();
+    const all = entries
+      .filter((e) => (q.yanked || !e.yanked) && e.name.includes(term))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : semver.rcompare(a.version, b.version)))
+      .map((e) => e.canonicalId);
+    t.same(here.ids, all.slice(q.offset, q.offset + q.limit), `${JSON.stringify(q)}: the page`);
+    t.equal(here.total, all.length, 'its total');
+    t.ok(sortedAll(here.sql) && !onePass(here.sql) && !counted(here.sql), 'from the ids of all its matches in order, no count, no one-pass statement');
+  }
 });
 
 t.test('a cached invoice is handed out as the same object (parsed once) until a yank replaces it', async (t) => {
