@@ -232,7 +232,7 @@ export class SqliteQueryPager {
    * `texts`: the number of invoices whose rest of the text matches, when already counted.
    */
   #pageOf(filter: Filter, matches: Matches | undefined, q: InvoiceQuery, texts?: number): QueryPage {
-    const all = this.#countAll();
+    const all = matches === undefined ? this.#countAll() : this.#countCeiling();
     if (matches !== undefined) {
       const sortable = Math.floor(Math.sqrt(WALK_ADVANTAGE * (q.offset + q.limit) * all));
       const sorted = this.#sortedWithin(matches, q, Math.min(ONE_PASS_ROWS, sortable));
@@ -294,6 +294,16 @@ export class SqliteQueryPager {
        ) END AS ids FROM c`,
     ).get(...union.params, bound + 1, bound, q.offset, q.limit, q.offset) as { total: number; ids: string | null };
     return row.ids === null ? undefined : { total: row.total, ids: JSON.parse(row.ids) as number[] };
+  }
+
+  /**
+   * A ceiling on the number of invoices, for choosing how to find a page (never for a total):
+   * the largest row id. Row ids are distinct and positive, so it is never below the count, and a
+   * term query, whose total comes from its matches, needs no more: counting reads a whole
+   * index (~0.1 s at 1,000,000 invoices) after every commit, this is one look-up.
+   */
+  #countCeiling(): number {
+    return this.#statements.values('SELECT coalesce(max(id), 0) FROM invoices').get() as number;
   }
 
   /**

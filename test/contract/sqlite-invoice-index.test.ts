@@ -246,6 +246,8 @@ t.test('a term query whose matches sorting would page is counted and paged in on
   const onePass = (sql: string[]): boolean => sql.some((text) => text.includes('MATERIALIZED'));
   const counted = (sql: string[]): boolean => sql.some((text) => text.startsWith('SELECT count(*) FROM (SELECT i.id'));
   const walked = (sql: string[]): boolean => sql.some((text) => /FROM invoices INDEXED BY invoices_order ORDER BY/.test(text));
+  // Counting every invoice reads a whole index: a term query's total comes from its matches.
+  const countedAll = (sql: string[]): boolean => sql.includes('SELECT count(*) FROM invoices');
 
   const few = await run({ query: 'app-59', strict: true, offset: 1, limit: 10, yanked: false });
   t.same(few.ids, expected('app-59').slice(1, 11), 'a name of 5 invoices: the page');
@@ -257,6 +259,10 @@ t.test('a term query whose matches sorting would page is counted and paged in on
   t.same(many.ids, expected('app').slice(3, 4), 'every name, a page of one: the page');
   t.equal(many.total, expected('app').length, 'and its total');
   t.ok(counted(many.sql) && walked(many.sql), 'counted, then found by walking the order index');
+  t.ok(!countedAll(few.sql) && !countedAll(many.sql), 'neither counted every invoice to choose how');
+  const everything = await run({ query: '', strict: false, offset: 0, limit: 10, yanked: false });
+  t.equal(everything.total, entries.filter((e) => !e.yanked).length, 'a query without terms: every unyanked invoice');
+  t.ok(countedAll(everything.sql), 'whose total needs the count of all invoices');
 
   const past = await run({ query: 'app-59', strict: true, offset: 10, limit: 10, yanked: false });
   t.same(past.ids, [], 'a page past the matches is empty');
