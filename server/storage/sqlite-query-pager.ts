@@ -29,11 +29,9 @@ const WALK_SLACK = 2;
  */
 const ALL_SORTED_ROWS = 512;
 /**
- * The most matches the one-pass statement (#sortedWithin) takes on. Past the first ones it
- * reads each match with a look-up of its own (~1.4 µs at 1,000,000 invoices, where counting
- * reads them in order at ~0.4 µs), so a query with more matches than this, which then counts
- * them, reads at most this many in vain (~14 ms there; a term in every third name, 244,000
- * matches, counts for ~100 ms).
+ * The most matches the one-pass statement (#sortedWithin) takes on, and the most names holding
+ * the term (and other invoices whose text does) it starts with: it lists them all before its
+ * first match, and the other conditions may reject most of their invoices.
  */
 const ONE_PASS_ROWS = 10_000;
 
@@ -75,12 +73,6 @@ interface Matches {
   /** The MATCH expression of the names (bindle_name_fts). */
   readonly nameMatch: string;
   readonly byName: { sql: string; params: unknown[] };
-  /**
-   * byName as a join driven by the full-text look-up: its rows come as names are found, so a
-   * LIMIT stops it early, where byName first lists every matching name (cheaper to count or
-   * sort them all: it reads invoices_order in name order).
-   */
-  readonly byNameStreamed: { sql: string; params: unknown[] };
   /** Standard queries: the second part, its MATCH expression, and whether yanked is its only other condition. */
   readonly byText?: { sql: string; params: unknown[]; match: string; plain: boolean };
 }
@@ -116,12 +108,7 @@ function matchesOf(filter: Filter): Matches {
   const names = 'SELECT name FROM bindle_names WHERE id IN (SELECT rowid FROM bindle_name_fts WHERE bindle_name_fts MATCH ?)';
   const byName = `${columns} FROM invoices i INDEXED BY invoices_order WHERE i.name IN (${names})${and}`;
   const named = { sql: byName, params: [nameMatch, ...conditionParams] };
-  const streamed = {
-    sql: `${columns} FROM bindle_name_fts f CROSS JOIN bindle_names b CROSS JOIN invoices i INDEXED BY invoices_order
-      WHERE bindle_name_fts MATCH ? AND b.id = f.rowid AND i.name = b.name${and}`,
-    params: named.params,
-  };
-  if (restMatch === undefined) return { nameMatch, byName: named, byNameStreamed: streamed };
+  if (restMatch === undefined) return { nameMatch, byName: named };
   // The invoices of the matching names are left out of the second part: no duplicates to remove.
   const byText = {
     sql: `${columns} FROM invoices i
@@ -130,16 +117,12 @@ function matchesOf(filter: Filter): Matches {
     match: restMatch,
     plain: conditionParams.length === 0,
   };
-  return { nameMatch, byName: named, byNameStreamed: streamed, byText };
+  return { nameMatch, byName: named, byText };
 }
 
-/**
- * Both parts of `matches` as one query (UNION ALL: the parts share no invoice), and its
- * parameters; `streamed`: with byNameStreamed for the first part.
- */
-function allMatches(matches: Matches, streamed = false): { sql: string; params: unknown[] } {
-  const { byText } = matches;
-  const byName = streamed ? matches.byNameStreamed : matches.byName;
+/** Both parts of `matches` as one query (UNION ALL: the parts share no invoice), and its parameters. */
+function allMatches(matches: Matches): { sql: string; params: unknown[] } {
+  const { byName, byText } = matches;
   if (byText === undefined) return byName;
   return { sql: `${byName.sql} UNION ALL ${byText.sql}`, params: [...byName.params, ...byText.params] };
 }
@@ -275,16 +258,17 @@ export class SqliteQueryPager {
 
   /**
    * The total and the page of `matches` in one pass, when they are at most `bound`, else
-   * undefined, having stopped at the match after `bound`. It takes the names as the full-text
-   * look-up yields them (byNameStreamed), so what it reads in vain grows with `bound`, not with
-   * the matches, and is at most what counting them reads (other conditions may reject many
-   * candidates before the bound is reached). With `bound` at most the largest total for which
-   * #pageOf's rule sorts the matches rather than walking the order index, the page is the one
-   * that rule gives, and each match is read once instead of once to count and once to sort. The total comes
-   * with the page's ids, as one row, also when the page starts past the matches.
+   * undefined. With `bound` at most the largest total for which #pageOf's rule sorts the matches
+   * rather than walking the order index, the page is the one that rule gives, and each match is
+   * read once instead of once to count and once to sort. The total comes with the page's ids,
+   * as one row, also when the page starts past the matches. Tried only when the full-text
+   * tables hold the term in at most `bound` names (and, standard, at most `bound` other texts):
+   * the statement lists those names before its first match, and a restrictive version or
+   * yanked filter could leave it visiting all their invoices only to count them again after.
    */
   #sortedWithin(matches: Matches, q: InvoiceQuery, bound: number): QueryPage | undefined {
-    const union = allMatches(matches, true);
+    if (this.#termHolders(matches, bound) > bound) return undefined;
+    const union = allMatches(matches);
     const order = 'name, version_key DESC, version';
     // Over the bound: no ids (NULL). A page past the matches is known empty without a sort.
     const row = this.#statements.rows(
@@ -294,6 +278,18 @@ export class SqliteQueryPager {
        ) END AS ids FROM c`,
     ).get(...union.params, bound + 1, bound, q.offset, q.limit, q.offset) as { total: number; ids: string | null };
     return row.ids === null ? undefined : { total: row.total, ids: JSON.parse(row.ids) as number[] };
+  }
+
+  /**
+   * The names whose text holds a query's term and (standard) the invoices whose rest of the
+   * text does, from the full-text tables alone, each counted up to `max + 1`.
+   */
+  #termHolders(matches: Matches, max: number): number {
+    const names = 'SELECT count(*) FROM (SELECT rowid FROM bindle_name_fts WHERE bindle_name_fts MATCH :names LIMIT :max + 1)';
+    if (matches.byText === undefined) return this.#statements.values(names).get({ max, names: matches.nameMatch }) as number;
+    return this.#statements.values(
+      `SELECT (${names}) + (SELECT count(*) FROM (SELECT rowid FROM invoice_text_fts WHERE invoice_text_fts MATCH :texts LIMIT :max + 1))`,
+    ).get({ max, names: matches.nameMatch, texts: matches.byText.match }) as number;
   }
 
   /**

@@ -254,12 +254,18 @@ t.test('a term query whose matches sorting would page is counted and paged in on
   t.equal(few.total, expected('app-59').length, 'and its total');
   t.ok(onePass(few.sql) && !counted(few.sql) && !walked(few.sql), 'from one statement over the matches, no count of its own');
 
-  // 'app' matches every name: 257 unyanked invoices, more than sorting pays for on a 1-invoice page of 300 (√(4 · 1 · 300) ≈ 34).
+  // 'app' is in all 60 names: 257 unyanked invoices, more than sorting pays for on the page of
+  // one at offset 3 of 300 invoices (√(4 · 4 · 300) ≈ 69), but not more names.
   const many = await run({ query: 'app', strict: true, offset: 3, limit: 1, yanked: false });
   t.same(many.ids, expected('app').slice(3, 4), 'every name, a page of one: the page');
   t.equal(many.total, expected('app').length, 'and its total');
-  t.ok(counted(many.sql) && walked(many.sql), 'counted, then found by walking the order index');
-  t.ok(!countedAll(few.sql) && !countedAll(many.sql), 'neither counted every invoice to choose how');
+  t.ok(onePass(many.sql) && counted(many.sql) && walked(many.sql), 'one pass tried, then counted and found by walking the order index');
+  // At offset 0 (√(4 · 1 · 300) ≈ 34) the names alone are more: the one pass is not tried.
+  const skipped = await run({ query: 'app', strict: true, offset: 0, limit: 1, yanked: false });
+  t.same(skipped.ids, expected('app').slice(0, 1), 'the first page of one');
+  t.equal(skipped.total, expected('app').length, 'and its total');
+  t.ok(!onePass(skipped.sql) && counted(skipped.sql), 'counted, without a one-pass attempt');
+  t.ok(!countedAll(few.sql) && !countedAll(many.sql) && !countedAll(skipped.sql), 'none counted every invoice to choose how');
   const everything = await run({ query: '', strict: false, offset: 0, limit: 10, yanked: false });
   t.equal(everything.total, entries.filter((e) => !e.yanked).length, 'a query without terms: every unyanked invoice');
   t.ok(countedAll(everything.sql), 'whose total needs the count of all invoices');
