@@ -3,8 +3,8 @@
  * in the FTS5 trigram tables or matched by scanning, SemVer version filters, yanked filtering),
  * the number of matches, and the row ids of the requested page in name/SemVer order (a walk of
  * the order index or a sort of the matches, whichever reads less; matches few enough to sort are
- * counted in the same pass); and whether a query is cheap
- * enough to answer on the calling thread (pageWithin). The invoice index runs it on its own
+ * counted in the same pass); and whether a query is cheap enough to answer on the calling
+ * thread (pageWithin). The invoice index runs it on its own
  * connection or, for a server, also on a query worker's read-only one (sqlite-query-worker.ts);
  * either way the documents are read by id afterwards.
  */
@@ -262,9 +262,9 @@ export class SqliteQueryPager {
    * rather than walking the order index, the page is the one that rule gives, and each match is
    * read once instead of once to count and once to sort. The total comes with the page's ids,
    * as one row, also when the page starts past the matches. Tried only when the full-text
-   * tables hold the term in at most `bound` names (and, standard, at most `bound` other texts):
-   * the statement lists those names before its first match, and a restrictive version or
-   * yanked filter could leave it visiting all their invoices only to count them again after.
+   * tables hold the term in at most `bound` names and (standard) other texts together: the
+   * statement lists those names before its first match, and a restrictive version or yanked
+   * filter could leave it visiting all their invoices only to count them again after.
    */
   #sortedWithin(matches: Matches, q: InvoiceQuery, bound: number): QueryPage | undefined {
     if (this.#termHolders(matches, bound) > bound) return undefined;
