@@ -35,6 +35,11 @@ const ALL_SORTED_ROWS = 512;
  */
 const ONE_PASS_ROWS = 10_000;
 
+/** The query order over (id, name, version_key, version) rows: name, then SemVer descending. */
+const QUERY_ORDER = 'name, version_key DESC, version';
+/** The invoices whose rest of the text holds the `:texts` term, counted up to `:max + 1`. */
+const TEXTS_UP_TO_MAX = '(SELECT count(*) FROM (SELECT rowid FROM invoice_text_fts WHERE invoice_text_fts MATCH :texts LIMIT :max + 1))';
+
 /** What a query finds: how many invoices match, and the row ids of the requested page in query order. */
 export interface QueryPage {
   readonly total: number;
@@ -188,7 +193,7 @@ export class SqliteQueryPager {
   /** The total and the page of a query from the ids of all its matches in query order: for a few matches (ALL_SORTED_ROWS). */
   #allSorted(matches: Matches, q: InvoiceQuery): QueryPage {
     const union = allMatches(matches);
-    const ids = this.#statements.values(`SELECT id FROM (${union.sql}) ORDER BY name, version_key DESC, version`).all(...union.params) as number[];
+    const ids = this.#statements.values(`SELECT id FROM (${union.sql}) ORDER BY ${QUERY_ORDER}`).all(...union.params) as number[];
     return { total: ids.length, ids: ids.slice(q.offset, q.offset + q.limit) };
   }
 
@@ -206,7 +211,7 @@ export class SqliteQueryPager {
     }
     return this.#statements.rows(
       `SELECT (${names}) AS names,
-              (SELECT count(*) FROM (SELECT rowid FROM invoice_text_fts WHERE invoice_text_fts MATCH :texts LIMIT :max + 1)) AS texts`,
+              ${TEXTS_UP_TO_MAX} AS texts`,
     ).get({ max: maxRows, names: matches.nameMatch, texts: matches.byText.match }) as { names: number; texts: number };
   }
 
@@ -241,7 +246,7 @@ export class SqliteQueryPager {
     }
     if (ids === undefined && matches !== undefined) {
       const union = allMatches(matches);
-      ids = this.#statements.values(`SELECT id FROM (${union.sql}) ORDER BY name, version_key DESC, version LIMIT ? OFFSET ?`).all(
+      ids = this.#statements.values(`SELECT id FROM (${union.sql}) ORDER BY ${QUERY_ORDER} LIMIT ? OFFSET ?`).all(
         ...union.params,
         q.limit,
         q.offset,
@@ -269,12 +274,11 @@ export class SqliteQueryPager {
   #sortedWithin(matches: Matches, q: InvoiceQuery, bound: number): QueryPage | undefined {
     if (this.#termHolders(matches, bound) > bound) return undefined;
     const union = allMatches(matches);
-    const order = 'name, version_key DESC, version';
     // Over the bound: no ids (NULL). A page past the matches is known empty without a sort.
     const row = this.#statements.rows(
       `WITH m AS MATERIALIZED (SELECT * FROM (${union.sql}) LIMIT ?), c AS (SELECT count(*) AS n FROM m)
        SELECT n AS total, CASE WHEN n > ? THEN NULL WHEN n <= ? THEN '[]' ELSE (
-         SELECT json_group_array(id ORDER BY ${order}) FROM (SELECT * FROM m ORDER BY ${order} LIMIT ? OFFSET ?)
+         SELECT json_group_array(id ORDER BY ${QUERY_ORDER}) FROM (SELECT * FROM m ORDER BY ${QUERY_ORDER} LIMIT ? OFFSET ?)
        ) END AS ids FROM c`,
     ).get(...union.params, bound + 1, bound, q.offset, q.limit, q.offset) as { total: number; ids: string | null };
     return row.ids === null ? undefined : { total: row.total, ids: JSON.parse(row.ids) as number[] };
@@ -288,7 +292,7 @@ export class SqliteQueryPager {
     const names = 'SELECT count(*) FROM (SELECT rowid FROM bindle_name_fts WHERE bindle_name_fts MATCH :names LIMIT :max + 1)';
     if (matches.byText === undefined) return this.#statements.values(names).get({ max, names: matches.nameMatch }) as number;
     return this.#statements.values(
-      `SELECT (${names}) + (SELECT count(*) FROM (SELECT rowid FROM invoice_text_fts WHERE invoice_text_fts MATCH :texts LIMIT :max + 1))`,
+      `SELECT (${names}) + ${TEXTS_UP_TO_MAX}`,
     ).get({ max, names: matches.nameMatch, texts: matches.byText.match }) as number;
   }
 
@@ -324,7 +328,7 @@ export class SqliteQueryPager {
     return this.#statements.values(
       `SELECT i.id FROM (
          SELECT id, name, version_key, version, yanked, prerelease, semver_safe, major, minor, patch${text}
-         FROM invoices INDEXED BY invoices_order ORDER BY name, version_key DESC, version LIMIT ?
+         FROM invoices INDEXED BY invoices_order ORDER BY ${QUERY_ORDER} LIMIT ?
        ) AS i ${where} ORDER BY i.name, i.version_key DESC, i.version LIMIT ? OFFSET ?`,
     ).all(budget, ...params, q.limit, q.offset) as number[];
   }
