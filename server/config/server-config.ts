@@ -95,8 +95,9 @@ export interface ServerConfig {
   readonly authFailureLimit: { readonly maxFailures: number; readonly windowMs: number };
   /**
    * Addresses and CIDR ranges of the reverse proxies whose `X-Forwarded-For` is believed (Fastify's
-   * `trustProxy`), so that the client address (logs, failed-attempt limits) is the one the proxy
-   * saw. Empty (the default): no proxy is trusted and the client address is the peer's.
+   * `trustProxy`), so that the client address (logs, failed-attempt limits, `_q`'s turns) is the
+   * one the proxy saw. Empty (the default): no proxy is trusted and the client address is the
+   * peer's.
    */
   readonly trustProxy: readonly string[];
   /**

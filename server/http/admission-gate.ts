@@ -2,8 +2,11 @@
  * Admission of expensive requests (a `/_q` page of big invoices reads and renders megabytes
  * synchronously): at most a few run at a time, and at most one is started per turn of the event
  * loop, so however many such requests are queued, cheap ones (`/healthz`, parcel reads) are read
- * and answered between them instead of waiting for all of them. A queued job whose request is
- * no longer wanted (its client has gone) is dropped when its turn comes, instead of run.
+ * and answered between them instead of waiting for all of them. Waiting jobs are queued per
+ * client (the caller names it: for `/_q`, the request's address) and clients take turns: a
+ * client that queues many jobs delays another client's next job by the jobs already running, not
+ * by all of its own. A queued job whose request is no longer wanted (its client has gone) is
+ * dropped when its turn comes, instead of run.
  */
 
 /** How many admitted jobs may be under way at once (more only overlap an index's I/O waits). */
@@ -17,15 +20,21 @@ export class AdmissionSkipped extends Error {
   }
 }
 
+/** Starts its job unless it is no longer wanted; returns whether it started it. */
+type Start = () => boolean;
+
 /**
- * Runs async jobs in FIFO order, at most `limit` at a time, starting at most one per turn of the
- * event loop (from setImmediate). A job's slot is freed when its promise settles, whether it
- * resolves or rejects; `run` passes on its result or error.
+ * Runs async jobs at most `limit` at a time, starting at most one per turn of the event loop
+ * (from setImmediate). Each client's jobs start in the order queued; clients with waiting jobs
+ * take turns, in the order in which each came to have one (round robin), so one client's
+ * backlog never holds another's jobs until it is worked off. A job's slot is freed when its
+ * promise settles, whether it resolves or rejects; `run` passes on its result or error.
  */
 export class AdmissionGate {
   readonly #limit: number;
-  /** Each starts its job unless it is no longer wanted; returns whether it started it. */
-  readonly #waiting: Array<() => boolean> = [];
+  /** Waiting jobs by client; a client is here only while it has one, in turn order (a Map keeps insertion order). */
+  readonly #waiting = new Map<string, Start[]>();
+  #waitingJobs = 0;
   #running = 0;
   #scheduled = false;
 
@@ -41,17 +50,19 @@ export class AdmissionGate {
 
   /** Jobs waiting for their turn. */
   get waiting(): number {
-    return this.#waiting.length;
+    return this.#waitingJobs;
   }
 
   /**
    * Resolves with what `job` resolves with (rejects with its error) once it was admitted and ran.
-   * When its turn comes and `wanted` returns false, the job is dropped unrun (taking neither a
-   * slot nor the turn) and this rejects with AdmissionSkipped.
+   * The job waits behind `client`'s earlier jobs, and takes its turn among the other clients'
+   * (all jobs queued without a client are one client's, so they run in FIFO order). When its
+   * turn comes and `wanted` returns false, the job is dropped unrun (taking neither a slot nor
+   * the turn) and this rejects with AdmissionSkipped.
    */
-  run<T>(job: () => Promise<T>, wanted: () => boolean = () => true): Promise<T> {
+  run<T>(job: () => Promise<T>, wanted: () => boolean = () => true, client = ''): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.#waiting.push(() => {
+      this.#enqueue(client, () => {
         if (!wanted()) {
           reject(new AdmissionSkipped());
           return false;
@@ -83,13 +94,32 @@ export class AdmissionGate {
     });
   }
 
+  #enqueue(client: string, start: Start): void {
+    const queue = this.#waiting.get(client);
+    if (queue === undefined) this.#waiting.set(client, [start]);
+    else queue.push(start);
+    this.#waitingJobs += 1;
+  }
+
+  /** The next waiting job: the first of the client whose turn it is, which then goes to the back of the turn order. */
+  #next(): Start | undefined {
+    const turn = this.#waiting.entries().next();
+    if (turn.done === true) return undefined;
+    const [client, queue] = turn.value;
+    const start = queue.shift();
+    this.#waiting.delete(client);
+    if (queue.length > 0) this.#waiting.set(client, queue);
+    this.#waitingJobs -= 1;
+    return start;
+  }
+
   #schedule(): void {
-    if (this.#scheduled || this.#waiting.length === 0 || this.#running >= this.#limit) return;
+    if (this.#scheduled || this.#waitingJobs === 0 || this.#running >= this.#limit) return;
     this.#scheduled = true;
     setImmediate(() => {
       this.#scheduled = false;
       if (this.#running < this.#limit) {
-        for (let start = this.#waiting.shift(); start !== undefined && !start(); start = this.#waiting.shift());
+        for (let start = this.#next(); start !== undefined && !start(); start = this.#next());
       }
       this.#schedule();
     });

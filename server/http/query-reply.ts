@@ -7,7 +7,8 @@
  * bytes. Fragments missing from the cache are rendered in a queue shared by all requests that
  * works in short slices of the event loop, and reading a page from the index and rendering it
  * wait for their turn in an admission gate (./admission-gate.ts) that starts one per turn of the
- * loop, so neither one big reply nor many at once hold up other requests (a `_q` page of 50
+ * loop and lets clients (by address) take turns, so neither one big reply nor many at once hold
+ * up other requests, nor one client's many queries another client's query (a `_q` page of 50
  * invoices of 300 parcels is about 2.6 MiB). Streaming a reply follows the socket's backpressure:
  * its pieces are the cached fragments themselves, not copies.
  */
@@ -156,15 +157,16 @@ export class QueryReplies {
   /**
    * Sends the page `load` reads as TOML or JSON per the request's Accept header, streamed, with
    * its length. Reading and rendering wait for their turn in the server's admission gate (a page
-   * of big invoices is megabytes read and rendered synchronously); streaming the bytes does not.
-   * A request whose client has gone while it waited is dropped unread (the reply is hijacked:
-   * there is no one to send it to).
+   * of big invoices is megabytes read and rendered synchronously), queued by the client's address
+   * (Fastify's `request.ip`: behind trusted proxies, the address they forward); streaming the
+   * bytes does not. A request whose client has gone while it waited is dropped unread (the reply
+   * is hijacked: there is no one to send it to).
    */
   async send(request: FastifyRequest, reply: FastifyReply, load: () => Promise<QueryPage>, head: boolean): Promise<FastifyReply> {
     const format = replyFormat(request.headers.accept);
     let parts: Buffer[];
     try {
-      parts = await this.#gate.run(async () => this.render(await load(), format), () => !request.raw.destroyed);
+      parts = await this.#gate.run(async () => this.render(await load(), format), () => !request.raw.destroyed, request.ip);
     } catch (err) {
       if (!(err instanceof AdmissionSkipped)) throw err;
       reply.hijack();

@@ -2,7 +2,7 @@
  * `/_q`: strict and standard search, SemVer versions and ranges, paging, yanked filtering,
  * parameter validation and HEAD; plus `/healthz` and unknown routes.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import TOML from '@iarna/toml';
 import type { QueryReply } from '../../schema/index.js';
 import { renderDocument } from '../../core/codec/document-codec.js';
@@ -226,4 +226,75 @@ t.test('many large _q requests at once: /healthz is answered between them, not a
   // loop, so /healthz, asked right after the 30 searches, does not wait until all of them ran.
   const before = events.indexOf('healthz');
   t.ok(before < requests / 2, `/healthz answered after ${before} of ${requests} searches ran`);
+});
+
+/**
+ * 30 searches from one client, four of them under way (the admission gate's limit), then one
+ * from another: the position at which the other one's search started.
+ */
+async function otherClientsTurn(
+  t: Test,
+  opts: { trustProxy?: string[]; flood: { remoteAddress: string; headers?: Record<string, string> }; other: { remoteAddress: string; headers?: Record<string, string> } },
+): Promise<{ position: number; events: string[] }> {
+  const ta = await makeTestApp(t, opts.trustProxy !== undefined ? { trustProxy: opts.trustProxy } : {});
+  for (let i = 0; i < 3; i++) {
+    const inv = signedInvoice('example.com/crowd', `1.0.${i}`, [], { description: 'a crowd' });
+    const res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: { 'content-type': 'application/toml' }, payload: renderInvoice(inv) });
+    t.equal(res.statusCode, 201, res.body);
+  }
+  // The real search, with a record of whose search reads the index when; the flood's searches
+  // wait until the other client's request has come, so that it finds the flood queued.
+  const events: string[] = [];
+  let otherCame = (): void => undefined;
+  const otherHasCome = new Promise<void>((resolve) => {
+    otherCame = resolve;
+  });
+  const search = ta.service.query.bind(ta.service);
+  ta.service.query = async (q) => {
+    const flood = !q.strict;
+    events.push(flood ? 'flood' : 'other');
+    if (flood) await otherHasCome;
+    return search(q);
+  };
+  const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+  const requests = 30;
+  const flood = Array.from({ length: requests }, () => ta.app.inject({ url: '/v1/_q?q=crowd', ...opts.flood }));
+  while (events.length < 4) await turn();
+  for (let i = 0; i < 20; i++) await turn();
+  t.equal(events.length, 4, 'four of the flood\'s searches run (the gate\'s limit), the rest wait');
+  const other = ta.app.inject({ url: '/v1/_q?q=example.com/crowd&strict=true&l=1', ...opts.other });
+  for (let i = 0; i < 20; i++) await turn();
+  otherCame();
+  const otherReply = await other;
+  t.equal(otherReply.statusCode, 200, otherReply.body);
+  t.match(otherReply.body, /total = 3/);
+  const floodReplies = await Promise.all(flood);
+  t.ok(floodReplies.every((res) => res.statusCode === 200 && /total = 3/.test(res.body)), 'every query of the flood is answered');
+  t.equal(events.length, requests + 1);
+  return { position: events.indexOf('other'), events };
+}
+
+t.test('many _q requests from one client: another client\'s query takes its turn among them, not after them all', async (t) => {
+  // The admission gate (server/http/admission-gate.ts) lets client addresses take turns: once
+  // slots free, the flood's address (waiting first) starts one, then the other address: the 6th
+  // search, not the 31st.
+  t.test('two addresses', async (t) => {
+    const { position, events } = await otherClientsTurn(t, { flood: { remoteAddress: '192.0.2.1' }, other: { remoteAddress: '192.0.2.2' } });
+    t.equal(position, 5, `the other address's search ran after the 4 flood searches under way and one more (${events.join(' ')})`);
+  });
+  t.test('two clients behind a trusted proxy: the addresses it forwards take turns', async (t) => {
+    const { position, events } = await otherClientsTurn(t, {
+      trustProxy: ['10.0.0.0/8'],
+      flood: { remoteAddress: '10.0.0.1', headers: { 'x-forwarded-for': '192.0.2.1' } },
+      other: { remoteAddress: '10.0.0.1', headers: { 'x-forwarded-for': '192.0.2.2' } },
+    });
+    t.equal(position, 5, `the other client's search ran after the 4 flood searches under way and one more (${events.join(' ')})`);
+  });
+  t.test('behind a proxy that is not trusted every client is its address: first come, first served', async (t) => {
+    const { position, events } = await otherClientsTurn(t, {
+      flood: { remoteAddress: '10.0.0.1', headers: { 'x-forwarded-for': '192.0.2.1' } },
+      other: { remoteAddress: '10.0.0.1', headers: { 'x-forwarded-for': '192.0.2.2' } },
+    });
+    t.equal(position, 30, `the other client's search ran last (${events.join(' ')})`);
+  });
 });

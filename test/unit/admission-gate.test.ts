@@ -1,8 +1,8 @@
 /**
  * server/http/admission-gate: jobs run in FIFO order, at most `limit` at a time, at most one
- * started per turn of the event loop (other callbacks run in between); a failed job (rejected
- * or thrown) passes its error on and frees its slot; a job no longer wanted when its turn comes
- * is dropped unrun.
+ * started per turn of the event loop (other callbacks run in between); clients take turns, each
+ * client's jobs in FIFO order; a failed job (rejected or thrown) passes its error on and frees its
+ * slot; a job no longer wanted when its turn comes is dropped unrun.
  */
 import t from 'tap';
 import { AdmissionGate, AdmissionSkipped } from '../../server/http/admission-gate.js';
@@ -69,6 +69,56 @@ t.test('one job is started per turn of the event loop, other callbacks run in be
     const between = order.slice(order.indexOf(`job${i - 1}`), order.indexOf(`job${i}`));
     t.ok(between.some((o) => o.startsWith('turn')), `another callback ran between job${i - 1} and job${i} (${order.join(', ')})`);
   }
+});
+
+t.test('clients take turns: one client\'s backlog does not hold another\'s jobs', async (t) => {
+  const gate = new AdmissionGate(1);
+  const log: string[] = [];
+  const first = controlled(log, 'a0');
+  const results = [gate.run(first.job, undefined, 'A')];
+  const record = (name: string) => async (): Promise<string> => {
+    log.push(`start ${name}`);
+    return name;
+  };
+  for (let i = 1; i <= 4; i++) results.push(gate.run(record(`a${i}`), undefined, 'A'));
+  results.push(gate.run(record('b0'), undefined, 'B'));
+  results.push(gate.run(record('b1'), undefined, 'B'));
+  results.push(gate.run(record('c0'), undefined, 'C'));
+  results.push(gate.run(record('a5'), undefined, 'A'));
+  for (let i = 0; i < 5; i++) await turn();
+  t.same(log, ['start a0'], 'one runs');
+  t.equal(gate.waiting, 8);
+  first.finish();
+  await Promise.all(results);
+  t.same(
+    log.filter((l) => l.startsWith('start')),
+    ['start a0', 'start b0', 'start c0', 'start a1', 'start b1', 'start a2', 'start a3', 'start a4', 'start a5'],
+    'round robin over A, B, C in the order each came to wait; each client\'s own jobs in order',
+  );
+  t.equal(gate.waiting, 0);
+});
+
+t.test('a client whose queue ran empty goes to the back of the turns when it queues again', async (t) => {
+  const gate = new AdmissionGate(1);
+  const log: string[] = [];
+  const first = controlled(log, 'x');
+  const running = gate.run(first.job, undefined, 'X');
+  const record = (name: string) => async (): Promise<string> => {
+    log.push(`start ${name}`);
+    return name;
+  };
+  const queued = [gate.run(record('a0'), undefined, 'A'), gate.run(record('b0'), undefined, 'B'), gate.run(record('b1'), undefined, 'B')];
+  for (let i = 0; i < 3; i++) await turn();
+  first.finish();
+  await running;
+  await queued[0];
+  queued.push(gate.run(record('a1'), undefined, 'A'));
+  await Promise.all(queued);
+  t.same(
+    log.filter((l) => l.startsWith('start')),
+    ['start x', 'start a0', 'start b0', 'start a1', 'start b1'],
+    'A queued a1 after B had come to wait, so B\'s first job goes before it and its second after',
+  );
 });
 
 t.test('a failing job passes its error on and frees its slot', async (t) => {
