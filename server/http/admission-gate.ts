@@ -101,7 +101,7 @@ export class AdmissionGate {
     this.#waitingJobs += 1;
   }
 
-  /** The next waiting job: the first of the client whose turn it is, which then goes to the back of the turn order. */
+  /** The next waiting job: the first of the client whose turn it is, which goes to the back of the turn order if it has more. */
   #next(): Start | undefined {
     const turn = this.#waiting.entries().next();
     if (turn.done === true) return undefined;

@@ -1,8 +1,9 @@
 /**
- * server/http/admission-gate: jobs run in FIFO order, at most `limit` at a time, at most one
- * started per turn of the event loop (other callbacks run in between); clients take turns, each
- * client's jobs in FIFO order; a failed job (rejected or thrown) passes its error on and frees its
- * slot; a job no longer wanted when its turn comes is dropped unrun.
+ * server/http/admission-gate: at most `limit` jobs run at a time, at most one started per turn of
+ * the event loop (other callbacks run in between); each client's jobs start in FIFO order and
+ * clients take turns (jobs queued without a client are one client's: FIFO); a failed job (rejected
+ * or thrown) passes its error on and frees its slot; a job no longer wanted when its turn comes
+ * is dropped unrun.
  */
 import t from 'tap';
 import { AdmissionGate, AdmissionSkipped } from '../../server/http/admission-gate.js';
@@ -21,6 +22,14 @@ function controlled(log: string[], name: string): { job: () => Promise<string>; 
       return name;
     },
     finish: () => finish(),
+  };
+}
+
+/** Jobs that record their start and finish at once. */
+function recorder(log: string[]): (name: string) => () => Promise<string> {
+  return (name) => async () => {
+    log.push(`start ${name}`);
+    return name;
   };
 }
 
@@ -76,10 +85,7 @@ t.test('clients take turns: one client\'s backlog does not hold another\'s jobs'
   const log: string[] = [];
   const first = controlled(log, 'a0');
   const results = [gate.run(first.job, undefined, 'A')];
-  const record = (name: string) => async (): Promise<string> => {
-    log.push(`start ${name}`);
-    return name;
-  };
+  const record = recorder(log);
   for (let i = 1; i <= 4; i++) results.push(gate.run(record(`a${i}`), undefined, 'A'));
   results.push(gate.run(record('b0'), undefined, 'B'));
   results.push(gate.run(record('b1'), undefined, 'B'));
@@ -103,10 +109,7 @@ t.test('a client whose queue ran empty goes to the back of the turns when it que
   const log: string[] = [];
   const first = controlled(log, 'x');
   const running = gate.run(first.job, undefined, 'X');
-  const record = (name: string) => async (): Promise<string> => {
-    log.push(`start ${name}`);
-    return name;
-  };
+  const record = recorder(log);
   const queued = [gate.run(record('a0'), undefined, 'A'), gate.run(record('b0'), undefined, 'B'), gate.run(record('b1'), undefined, 'B')];
   for (let i = 0; i < 3; i++) await turn();
   first.finish();
