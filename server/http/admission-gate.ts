@@ -34,7 +34,6 @@ export class AdmissionGate {
   readonly #limit: number;
   /** Waiting jobs by client; a client is here only while it has one, in turn order (a Map keeps insertion order). */
   readonly #waiting = new Map<string, Start[]>();
-  #waitingJobs = 0;
   #running = 0;
   #scheduled = false;
 
@@ -48,9 +47,11 @@ export class AdmissionGate {
     return this.#running;
   }
 
-  /** Jobs waiting for their turn. */
+  /** Jobs waiting for their turn (counted over the clients' queues when asked). */
   get waiting(): number {
-    return this.#waitingJobs;
+    let jobs = 0;
+    for (const queue of this.#waiting.values()) jobs += queue.length;
+    return jobs;
   }
 
   /**
@@ -98,7 +99,6 @@ export class AdmissionGate {
     const queue = this.#waiting.get(client);
     if (queue === undefined) this.#waiting.set(client, [start]);
     else queue.push(start);
-    this.#waitingJobs += 1;
   }
 
   /** The next waiting job: the first of the client whose turn it is, which goes to the back of the turn order if it has more. */
@@ -109,12 +109,11 @@ export class AdmissionGate {
     const start = queue.shift();
     this.#waiting.delete(client);
     if (queue.length > 0) this.#waiting.set(client, queue);
-    this.#waitingJobs -= 1;
     return start;
   }
 
   #schedule(): void {
-    if (this.#scheduled || this.#waitingJobs === 0 || this.#running >= this.#limit) return;
+    if (this.#scheduled || this.#waiting.size === 0 || this.#running >= this.#limit) return;
     this.#scheduled = true;
     setImmediate(() => {
       this.#scheduled = false;

@@ -37,6 +37,8 @@ const ONE_PASS_ROWS = 10_000;
 
 /** The query order over (id, name, version_key, version) rows: name, then SemVer descending. */
 const QUERY_ORDER = 'name, version_key DESC, version';
+/** The row ids of the names holding the `:names` term, at most `:max + 1` of them. */
+const NAMES_UP_TO_MAX = 'SELECT rowid FROM bindle_name_fts WHERE bindle_name_fts MATCH :names LIMIT :max + 1';
 /** The invoices whose rest of the text holds the `:texts` term, counted up to `:max + 1`. */
 const TEXTS_UP_TO_MAX = '(SELECT count(*) FROM (SELECT rowid FROM invoice_text_fts WHERE invoice_text_fts MATCH :texts LIMIT :max + 1))';
 
@@ -205,7 +207,7 @@ export class SqliteQueryPager {
   #candidates(matches: Matches, maxRows: number): { names: number; texts?: number } {
     // One statement for both counts: each statement run costs the calling thread more than these small look-ups.
     const names = `SELECT CASE WHEN count(*) > :max THEN :max + 1 ELSE coalesce(sum(invoices), 0) END FROM bindle_names
-      WHERE id IN (SELECT rowid FROM bindle_name_fts WHERE bindle_name_fts MATCH :names LIMIT :max + 1)`;
+      WHERE id IN (${NAMES_UP_TO_MAX})`;
     if (matches.byText === undefined) {
       return { names: this.#statements.values(names).get({ max: maxRows, names: matches.nameMatch }) as number };
     }
@@ -289,7 +291,7 @@ export class SqliteQueryPager {
    * text does, from the full-text tables alone, each counted up to `max + 1`.
    */
   #termHolders(matches: Matches, max: number): number {
-    const names = 'SELECT count(*) FROM (SELECT rowid FROM bindle_name_fts WHERE bindle_name_fts MATCH :names LIMIT :max + 1)';
+    const names = `SELECT count(*) FROM (${NAMES_UP_TO_MAX})`;
     if (matches.byText === undefined) return this.#statements.values(names).get({ max, names: matches.nameMatch }) as number;
     return this.#statements.values(
       `SELECT (${names}) + ${TEXTS_UP_TO_MAX}`,
