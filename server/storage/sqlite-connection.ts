@@ -1,6 +1,7 @@
 /**
  * What every connection to an invoice index file shares, the index's own and a query worker's:
- * the cap on its page cache, and a bounded cache of its prepared statements (better-sqlite3).
+ * the cap on its page cache, a bounded cache of its prepared statements (better-sqlite3), and
+ * read transactions over them.
  */
 import type Database from 'better-sqlite3';
 
@@ -30,13 +31,28 @@ export function capPageCache(db: Database.Database, bytes: number = PAGE_CACHE_B
 /** Distinct statements a cache keeps; query shapes vary with the number of terms. */
 const STATEMENT_CACHE_SIZE = 64;
 
-/** Prepared statements of one connection, least recently used dropped first beyond STATEMENT_CACHE_SIZE. */
+/**
+ * Prepared statements of one connection, least recently used dropped first beyond
+ * STATEMENT_CACHE_SIZE, and read transactions on it.
+ */
 export class StatementCache {
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Database.Statement>();
+  /** `BEGIN` (deferred), the body, `COMMIT` (a savepoint inside a transaction already open). */
+  readonly #transaction: (body: () => unknown) => unknown;
 
   constructor(db: Database.Database) {
     this.#db = db;
+    this.#transaction = db.transaction((body: () => unknown) => body());
+  }
+
+  /**
+   * Runs `body`, which only reads, in one transaction: every statement it runs sees the file as
+   * the first one found it, whatever other connections commit meanwhile (WAL; without it, each
+   * statement sees the file as of its own start). A thrown error rolls back and propagates.
+   */
+  reading<T>(body: () => T): T {
+    return this.#transaction(body) as T;
   }
 
   /** The statement for `sql`, returning rows as objects. */

@@ -3,8 +3,8 @@
  * in the FTS5 trigram tables or matched by scanning, SemVer version filters, yanked filtering),
  * the number of matches, and the row ids of the requested page in name/SemVer order (a walk of
  * the order index or a sort of the matches, whichever reads less; matches few enough to sort are
- * counted in the same pass); and whether a query is cheap enough to answer on the calling
- * thread (pageWithin). The invoice index runs it on its own
+ * counted in the same pass), all from one read transaction; and whether a query is cheap
+ * enough to answer on the calling thread (pageWithin). The invoice index runs it on its own
  * connection or, for a server, also on a query worker's read-only one (sqlite-query-worker.ts);
  * either way the documents are read by id afterwards.
  */
@@ -165,12 +165,13 @@ export class SqliteQueryPager {
   }
 
   /**
-   * The total and the page's row ids of a query (paging already checked); throws
-   * invalid_query for a version that is neither a version nor a range.
+   * The total and the page's row ids of a query (paging already checked), both from one read
+   * transaction, so they agree however other connections write meanwhile; throws invalid_query
+   * for a version that is neither a version nor a range.
    */
   page(q: InvoiceQuery): QueryPage {
     const filter = this.#filterFor(q);
-    return this.#pageOf(filter, filter.indexed.length > 0 ? matchesOf(filter) : undefined, q);
+    return this.#statements.reading(() => this.#pageOf(filter, filter.indexed.length > 0 ? matchesOf(filter) : undefined, q));
   }
 
   /**
@@ -180,16 +181,21 @@ export class SqliteQueryPager {
    * and, for a standard query, the other invoices whose text holds it (its longest term) are
    * at most `maxRows` in all; every other condition is checked on those candidates only. A
    * query without such a term scans rows or walks the order index, as far as the index is large.
+   * The count of candidates and the page come from one read transaction, as in page(q).
    */
   pageWithin(q: InvoiceQuery, maxRows: number): QueryPage | undefined {
     if (q.offset + q.limit > maxRows) return undefined;
     const filter = this.#filterFor(q);
     if (filter.indexed.length === 0) return undefined;
     const matches = matchesOf(filter);
-    const candidates = this.#candidates(matches, maxRows);
-    const atMost = candidates.names + (candidates.texts ?? 0);
-    if (atMost > maxRows) return undefined;
-    return atMost <= ALL_SORTED_ROWS ? this.#allSorted(matches, q) : this.#pageOf(filter, matches, q, candidates.texts);
+    return this.#statements.reading(() => {
+      const candidates = this.#candidates(matches, maxRows);
+      const atMost = candidates.names + (candidates.texts ?? 0);
+      if (atMost > maxRows) return undefined;
+      // Every name in bindle_names has an invoice, so the names holding the term are no more
+      // than their invoices: atMost bounds the term's holders as well.
+      return atMost <= ALL_SORTED_ROWS ? this.#allSorted(matches, q) : this.#pageOf(filter, matches, q, { texts: candidates.texts, holders: atMost });
+    });
   }
 
   /** The total and the page of a query from the ids of all its matches in query order: for a few matches (ALL_SORTED_ROWS). */
@@ -218,17 +224,19 @@ export class SqliteQueryPager {
   }
 
   /**
-   * The total and the page of a query, its filter and (with indexed terms) its matches built;
-   * `texts`: the number of invoices whose rest of the text matches, when already counted.
+   * The total and the page of a query, its filter and (with indexed terms) its matches built.
+   * `counted`, from #candidates in the same transaction: `texts`, the number of invoices whose
+   * rest of the text matches; `holders`, a number the term's holders (see #termHolders) are
+   * known not to exceed.
    */
-  #pageOf(filter: Filter, matches: Matches | undefined, q: InvoiceQuery, texts?: number): QueryPage {
+  #pageOf(filter: Filter, matches: Matches | undefined, q: InvoiceQuery, counted: { texts?: number; holders?: number } = {}): QueryPage {
     const all = matches === undefined ? this.#countAll() : this.#countCeiling();
     if (matches !== undefined) {
       const sortable = Math.floor(Math.sqrt(WALK_ADVANTAGE * (q.offset + q.limit) * all));
-      const sorted = this.#sortedWithin(matches, q, Math.min(ONE_PASS_ROWS, sortable));
+      const sorted = this.#sortedWithin(matches, q, Math.min(ONE_PASS_ROWS, sortable), counted.holders);
       if (sorted !== undefined) return sorted;
     }
-    const total = matches === undefined ? this.#countMatches(filter, all) : this.#countMatched(matches, filter.unyanked, texts);
+    const total = matches === undefined ? this.#countMatches(filter, all) : this.#countMatched(matches, filter.unyanked, counted.texts);
     if (total <= q.offset) return { total, ids: [] };
     // Walking the order index finds the page after about (offset + limit) * all / total
     // entries. Without indexed terms, sorting reads each match's row, a walk only index
@@ -271,10 +279,11 @@ export class SqliteQueryPager {
    * as one row, also when the page starts past the matches. Tried only when the full-text
    * tables hold the term in at most `bound` names and (standard) other texts together: the
    * statement lists those names before its first match, and a restrictive version or yanked
-   * filter could leave it visiting all their invoices only to count them again after.
+   * filter could leave it visiting all their invoices only to count them again after. Those
+   * are not counted again when `holdersAtMost` already keeps them within `bound`.
    */
-  #sortedWithin(matches: Matches, q: InvoiceQuery, bound: number): QueryPage | undefined {
-    if (this.#termHolders(matches, bound) > bound) return undefined;
+  #sortedWithin(matches: Matches, q: InvoiceQuery, bound: number, holdersAtMost?: number): QueryPage | undefined {
+    if ((holdersAtMost === undefined || holdersAtMost > bound) && this.#termHolders(matches, bound) > bound) return undefined;
     const union = allMatches(matches);
     // Over the bound: no ids (NULL). A page past the matches is known empty without a sort.
     const row = this.#statements.rows(

@@ -10,7 +10,8 @@ import {
   FTS_USERMERGE, MIGRATIONS, RECENT_RECHECK_MS, ROWS_PER_INSERT, SqliteInvoiceIndex, type SqliteInvoiceIndexOptions,
 } from '../../server/storage/sqlite-invoice-index.js';
 import { isTombstone, type InvoiceQuery } from '../../server/storage/invoice-index.js';
-import { capPageCache, PAGE_CACHE_BYTES, QUERY_WORKER_PAGE_CACHE_BYTES } from '../../server/storage/sqlite-connection.js';
+import { capPageCache, PAGE_CACHE_BYTES, QUERY_WORKER_PAGE_CACHE_BYTES, StatementCache } from '../../server/storage/sqlite-connection.js';
+import { registerQueryFunctions, SqliteQueryPager } from '../../server/storage/sqlite-query-pager.js';
 import { buildBindleManifest } from '../../core/oci/index.js';
 import { insertManyContract, invoiceIndexContract, makeEntry, makeTombstone } from './invoice-index-contract.js';
 
@@ -292,6 +293,105 @@ t.test('a term query whose matches sorting would page is counted and paged in on
     t.equal(here.total, all.length, 'its total');
     t.ok(sortedAll(here.sql) && !onePass(here.sql) && !counted(here.sql), 'from the ids of all its matches in order, no count, no one-pass statement');
   }
+});
+
+/** A connection's statements that let `between` run each time the pager asks for its next statement (after the first). */
+class InterleavedStatements extends StatementCache {
+  #asked = 0;
+  readonly #between: () => void;
+
+  constructor(db: Database.Database, between: () => void) {
+    super(db);
+    this.#between = between;
+  }
+
+  override rows(sql: string): Database.Statement {
+    this.#interleave();
+    return super.rows(sql);
+  }
+
+  override values(sql: string): Database.Statement {
+    this.#interleave();
+    return super.values(sql);
+  }
+
+  #interleave(): void {
+    if (this.#asked++ > 0) this.#between();
+  }
+}
+
+t.test('a query\'s total and page come from one snapshot: another connection yanking invoices between its statements changes neither', async (t) => {
+  const path = join(t.testdir(), 'index.db');
+  const writer = SqliteInvoiceIndex.open(path, { backgroundMerge: false });
+  t.teardown(() => writer.close());
+  await writer.insertMany(Array.from({ length: 40 }, (_, i) => makeEntry(`example.com/app-${i % 8}`, `1.${Math.floor(i / 8)}.0`)));
+  const other = new Database(path);
+  const reader = new Database(path);
+  t.teardown(() => {
+    reader.close();
+    other.close();
+  });
+  registerQueryFunctions(reader);
+  const yankOne = other.prepare('UPDATE invoices SET yanked = 1 WHERE id = (SELECT min(id) FROM invoices WHERE yanked = 0)');
+  let yanks = 0;
+  // A pager per query: the first statement of each runs before any yank.
+  const pager = (): SqliteQueryPager =>
+    new SqliteQueryPager(
+      new InterleavedStatements(reader, () => {
+        yankOne.run();
+        yanks++;
+      }),
+      true,
+    );
+  const unyanked = (): number => other.prepare('SELECT count(*) FROM invoices WHERE yanked = 0').pluck().get() as number;
+  const cases: Array<{ q: InvoiceQuery; within?: number; why: string }> = [
+    { q: { query: '', strict: false, offset: 0, limit: 100, yanked: false }, why: 'no term: counted, then walked or sorted' },
+    { q: { query: '', strict: false, offset: 0, limit: 100, yanked: false, version: '>=1.1.0' }, why: 'a version filter: counted, then paged' },
+    { q: { query: 'app', strict: true, offset: 0, limit: 100, yanked: false }, within: 100, why: 'a term on the calling thread: candidates counted, then sorted' },
+  ];
+  for (const { q, within, why } of cases) {
+    const before = unyanked();
+    const yanksBefore = yanks;
+    const page = within === undefined ? pager().page(q) : pager().pageWithin(q, within);
+    t.ok(yanks > yanksBefore, `${why}: another connection yanked ${yanks - yanksBefore} invoice(s) while it ran`);
+    t.ok(page !== undefined, `${why}: answered`);
+    t.equal(page?.ids.length, page?.total, `${why}: the page holds every match its total counts`);
+    if (q.version === undefined) t.equal(page?.total, before, `${why}: as many as were unyanked when it started`);
+  }
+});
+
+t.test('StatementCache.reading: one transaction around its body, nested as a savepoint; a throw propagates and leaves none open', async (t) => {
+  const db = new Database(join(t.testdir(), 'raw.db'));
+  t.teardown(() => db.close());
+  const statements = new StatementCache(db);
+  t.equal(statements.reading(() => db.inTransaction), true, 'the body runs in a transaction');
+  t.equal(statements.reading(() => statements.reading(() => 7)), 7, 'a nested body returns its value');
+  t.throws(() => statements.reading(() => {
+    throw new Error('boom');
+  }), { message: 'boom' });
+  t.equal(db.inTransaction, false, 'no transaction left open');
+});
+
+t.test('on the calling thread, a term query with more candidates than are sorted whole but few enough for one pass is not looked up again to bound its holders', async (t) => {
+  const path = join(t.testdir(), 'index.db');
+  const writer = SqliteInvoiceIndex.open(path, { backgroundMerge: false });
+  t.teardown(() => writer.close());
+  // 60 names of 12 versions: 720 candidates, more than the 512 sorted whole, fewer than the 2000 of the calling thread.
+  const entries = Array.from({ length: 720 }, (_, i) => makeEntry(`example.com/app-${i % 60}`, `1.${Math.floor(i / 60)}.0`));
+  await writer.insertMany(entries);
+  const index = SqliteInvoiceIndex.open(path, { queryWorkers: true, backgroundMerge: false });
+  t.teardown(() => index.close());
+  // A page of 200 at offset 0 of 720 invoices: one pass sorts up to √(4 · 200 · 720) ≈ 758 matches, more than the candidates.
+  const q: InvoiceQuery = { query: 'app', strict: true, offset: 0, limit: 200, yanked: true };
+  const { result, sql } = await preparedDuring(() => index.query(q));
+  const expected = entries
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : semver.rcompare(a.version, b.version)))
+    .map((e) => e.canonicalId);
+  t.equal(result.total, 720);
+  t.same(result.invoices.map((i) => i.canonicalId), expected.slice(0, 200), 'the page');
+  t.ok(sql.some((text) => text.includes('MATERIALIZED')), 'from the one-pass statement');
+  t.ok(sql.some((text) => text.includes('coalesce(sum(invoices), 0)')), 'after counting the candidates');
+  t.notOk(sql.some((text) => text.startsWith('SELECT count(*) FROM (SELECT rowid FROM bindle_name_fts')), 'without counting the names holding the term again');
 });
 
 t.test('a cached invoice is handed out as the same object (parsed once) until a yank replaces it', async (t) => {
