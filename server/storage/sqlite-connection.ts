@@ -48,8 +48,9 @@ export class StatementCache {
 
   /**
    * Runs `body`, which only reads, in one transaction: every statement it runs sees the file as
-   * the first one found it, whatever other connections commit meanwhile (WAL; without it, each
-   * statement sees the file as of its own start). A thrown error rolls back and propagates.
+   * its first statement found it, whatever other connections commit meanwhile (outside a
+   * transaction each statement sees the file as of its own start). A thrown error rolls back
+   * and propagates.
    */
   reading<T>(body: () => T): T {
     return this.#transaction(body) as T;
