@@ -27,6 +27,11 @@ invoiceIndexContract(t, 'SqliteInvoiceIndex (scan fallback)', (dir) =>
 );
 insertManyContract(t, 'SqliteInvoiceIndex', (dir) => Promise.resolve(SqliteInvoiceIndex.open(join(dir, 'index.db'))));
 
+/** The query order of stored invoices: name, then SemVer descending (for expected answers). */
+function inQueryOrder(a: { name: string; version: string }, b: { name: string; version: string }): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : semver.rcompare(a.version, b.version);
+}
+
 /** Runs `fn` against the raw file with a separate connection. */
 function withRaw<T>(path: string, fn: (db: Database.Database) => T): T {
   const db = new Database(path);
@@ -232,7 +237,7 @@ t.test('a term query whose matches sorting would page is counted and paged in on
   const expected = (term: string, yanked = false): string[] =>
     entries
       .filter((e) => (yanked || !e.yanked) && e.name.includes(term))
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : semver.rcompare(a.version, b.version)))
+      .sort(inQueryOrder)
       .map((e) => e.canonicalId);
   // Each query on a connection of its own, so that every statement it runs is prepared during it.
   const run = async (q: InvoiceQuery, options: SqliteInvoiceIndexOptions = {}): Promise<{ ids: string[]; total: number; sql: string[] }> => {
@@ -384,9 +389,7 @@ t.test('on the calling thread, a term query with more candidates than are sorted
   // A page of 200 at offset 0 of 720 invoices: one pass sorts up to √(4 · 200 · 720) ≈ 758 matches, more than the candidates.
   const q: InvoiceQuery = { query: 'app', strict: true, offset: 0, limit: 200, yanked: true };
   const { result, sql } = await preparedDuring(() => index.query(q));
-  const expected = entries
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : semver.rcompare(a.version, b.version)))
-    .map((e) => e.canonicalId);
+  const expected = [...entries].sort(inQueryOrder).map((e) => e.canonicalId);
   t.equal(result.total, 720);
   t.same(result.invoices.map((i) => i.canonicalId), expected.slice(0, 200), 'the page');
   t.ok(sql.some((text) => text.includes('MATERIALIZED')), 'from the one-pass statement');
