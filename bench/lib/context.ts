@@ -16,6 +16,12 @@ import { SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js
 export interface Sizes {
   /** Runs per figure (each figure is their median). */
   runs: number;
+  /**
+   * Rounds of the upload figures (1-1i): each takes seconds, and the disk's fsync rate drifts by
+   * more than their targets' margins within a run, so they get more rounds than the others, an
+   * even number so that each contender goes first as often as last (inRoundOrder).
+   */
+  uploadRuns: number;
   uploadBytes: number;
   /** Seconds of autocannon load per run. */
   loadSeconds: number;
@@ -37,6 +43,7 @@ export interface Sizes {
 
 export const FULL_SIZES: Sizes = {
   runs: 3,
+  uploadRuns: 6,
   uploadBytes: 100 * MiB,
   loadSeconds: 5,
   loadConnections: 32,
@@ -53,6 +60,7 @@ export const FULL_SIZES: Sizes = {
 
 export const QUICK_SIZES: Sizes = {
   runs: 3,
+  uploadRuns: 2,
   uploadBytes: 8 * MiB,
   loadSeconds: 1,
   loadConnections: 32,

@@ -14,6 +14,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { QUICK_SIZES } from '../../bench/lib/context.js';
 import type { BenchReport } from '../../bench/lib/results.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { postgresUrl } from '../helpers/postgres.js';
@@ -79,6 +80,12 @@ if (pg !== undefined && s3 !== undefined) {
       t.match(figure?.baseline?.title, /without NODE_EXTRA_CA_CERTS/, `${id}: beside a bare server started without it too`);
       t.equal(figure?.target, undefined, `${id}: no target`);
       t.notOk(byId.get(`${id}.postgres+s3`), `${id}: not on postgres+s3`);
+    }
+    // The upload figures take their own, even number of rounds, each contender once per round.
+    const uploads = report.figures.filter((f) => f.id.startsWith('upload') && f.id !== 'upload.sha256' && f.id !== 'upload.fsync-write');
+    for (const f of uploads) {
+      t.equal(f.value.runs.length, QUICK_SIZES.uploadRuns, `${f.id}: ${QUICK_SIZES.uploadRuns} rounds`);
+      t.equal(f.baseline?.value.runs.length, QUICK_SIZES.uploadRuns, `${f.id}: its baseline measured in the same rounds`);
     }
     const targets = report.figures.filter((f) => f.target !== undefined).map((f) => f.id);
     t.same(targets.filter((id) => id.endsWith('.postgres+s3')), [], 'targets only on sqlite+file');

@@ -29,14 +29,19 @@ t.test('receive: answers the sha256 of the body', async (t) => {
   t.equal(result.body, digest);
 });
 
-t.test('sink: answers the sha256 and leaves no file behind', async (t) => {
+t.test('sink: answers the sha256 and keeps a file of the body, synced in the background past 8 MiB', async (t) => {
   const dir = t.testdir();
   const server = await spawnBareServer({ kind: 'sink', dir });
   t.teardown(() => server.stop());
-  const result = await uploadChunks(server.origin, body.length, pieces(body));
-  t.equal(result.status, 200);
-  t.equal(result.body, digest);
-  t.same(readdirSync(dir), []);
+  const large = Buffer.concat([body, body, body, body.subarray(0, 2 ** 20)]);
+  for (const data of [body, large]) {
+    const result = await uploadChunks(server.origin, data.length, pieces(data));
+    t.equal(result.status, 200);
+    t.equal(result.body, createHash('sha256').update(data).digest('hex'));
+  }
+  t.same(readdirSync(dir).sort(), ['upload-0', 'upload-1']);
+  t.ok(readFileSync(join(dir, 'upload-0')).equals(body), 'the first body, byte for byte');
+  t.ok(readFileSync(join(dir, 'upload-1')).equals(large), 'the second, written in batches past a background sync');
 });
 
 t.test('upload server: answers the sha256 and keeps one file per body, of its bytes', async (t) => {
