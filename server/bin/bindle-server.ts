@@ -18,6 +18,7 @@ import { runFsck, runGc, runKeys, runMigrate, type CommandIo } from './admin-com
 import { enableCompilerTiers } from '../compiler-tiers.js';
 import { boundYoungGeneration, restoreYoungGenerationGrowth } from '../young-generation.js';
 import { compactHeap, compactWhenIdle } from '../heap-compaction.js';
+import { keepOldGenerationHeadroom } from '../old-generation-headroom.js';
 import { logProcessWarnings } from '../process-warnings.js';
 
 type Subcommand = 'reindex' | 'export';
@@ -142,6 +143,8 @@ async function main(argv: string[]): Promise<number> {
       await server.close();
     }
   }
+  // Room for the external memory of streamed bodies before V8 collects the whole heap (see old-generation-headroom.ts).
+  keepOldGenerationHeadroom();
   // What start-up left behind is garbage or fragments that an idle server never compacts.
   compactHeap();
   await server.listen();
