@@ -46,15 +46,15 @@ async function writeAll(file: FileHandle, buffers: Buffer[], position: number): 
 async function store(req: http.IncomingMessage, target: string): Promise<string> {
   const hash = createHash('sha256');
   const file = await open(target, 'wx', 0o600);
+  const inFlight: Array<Promise<void>> = [];
+  let syncing: Promise<void> | undefined;
   try {
     let batch: Buffer[] = [];
     let batchBytes = 0;
     let position = 0;
     let written = 0;
     let synced = 0;
-    let syncing: Promise<void> | undefined;
     let syncError: Error | undefined;
-    const inFlight: Array<Promise<void>> = [];
     const flush = (): void => {
       const [buffers, at, bytes] = [batch, position, batchBytes];
       [batch, batchBytes, position] = [[], 0, position + bytes];
@@ -90,6 +90,9 @@ async function store(req: http.IncomingMessage, target: string): Promise<string>
     if (syncError !== undefined) throw syncError;
     await file.sync();
   } finally {
+    // A failed write or a broken request leaves the others to settle before the descriptor goes.
+    await Promise.allSettled(inFlight);
+    await syncing;
     await file.close();
   }
   return hash.digest('hex');
