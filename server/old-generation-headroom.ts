@@ -55,10 +55,9 @@ function isFullCollection(entry: PerformanceEntry): boolean {
 
 /**
  * Sets the growing factor for the old generation's size now (headroomPercent) and again after
- * every full collection, for the life of the server. Returns the function that stops and leaves
- * the factor to V8 again.
+ * every full collection, for the life of the process.
  */
-export function keepOldGenerationHeadroom(minLimit: number = MIN_LIMIT_BYTES): () => void {
+export function keepOldGenerationHeadroom(minLimit: number = MIN_LIMIT_BYTES): void {
   let percent = -1;
   const update = (): void => {
     const next = headroomPercent(oldGenerationBytes(), minLimit);
@@ -71,8 +70,4 @@ export function keepOldGenerationHeadroom(minLimit: number = MIN_LIMIT_BYTES): (
     if (list.getEntries().some(isFullCollection)) update();
   });
   observer.observe({ type: 'gc' });
-  return () => {
-    observer.disconnect();
-    v8.setFlagsFromString('--heap-growing-percent=0');
-  };
 }

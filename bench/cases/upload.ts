@@ -19,12 +19,12 @@
  * bench/lib/s3-direct.ts), the ceiling of every parcel the server stores there.
  */
 import { createHash } from 'node:crypto';
-import { open, rm } from 'node:fs/promises';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import http from 'node:http';
 import { join } from 'node:path';
 import { createInvoice, parcelUrl, signedInvoice, writeKeyring } from '../lib/bindles.js';
 import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
-import { CHUNK, payload, sha256Hex } from '../lib/data.js';
+import { payload, sha256Hex, slices } from '../lib/data.js';
 import { inRoundOrder } from '../lib/baselines.js';
 import { uploadChunks } from '../lib/http.js';
 import { makeFigure, type Figure } from '../lib/results.js';
@@ -33,8 +33,11 @@ import { s3PutMBps, s3PutRate, type S3Target } from '../lib/s3-direct.js';
 import { spawnBareServer, spawnBareUploadServer, spawnServer, type BenchServer } from '../lib/server.js';
 import { mbPerSecond, median } from '../lib/stats.js';
 
-function* slices(data: Buffer): Generator<Buffer> {
-  for (let offset = 0; offset < data.length; offset += CHUNK) yield data.subarray(offset, offset + CHUNK);
+/** Writes all of `data` at the file's position in 1 MiB writes. */
+async function writeSlices(handle: FileHandle, data: Buffer): Promise<void> {
+  for (const slice of slices(data)) {
+    for (let offset = 0; offset < slice.length; ) offset += (await handle.write(slice, offset)).bytesWritten;
+  }
 }
 
 /** MB/s of sha256 over `data` in 1 MiB updates. */
@@ -52,9 +55,7 @@ async function fsyncWriteRate(dir: string, data: Buffer, n: number): Promise<num
   const started = performance.now();
   const handle = await open(path, 'wx', 0o600);
   try {
-    for (const slice of slices(data)) {
-      for (let offset = 0; offset < slice.length; ) offset += (await handle.write(slice, offset)).bytesWritten;
-    }
+    await writeSlices(handle, data);
     await handle.sync();
   } finally {
     await handle.close();
@@ -88,9 +89,7 @@ async function warmPageCache(dir: string, data: Buffer): Promise<void> {
   const path = join(dir, 'page-cache-warm.dat');
   const handle = await open(path, 'w', 0o600);
   try {
-    for (const slice of slices(data)) {
-      for (let offset = 0; offset < slice.length; ) offset += (await handle.write(slice, offset)).bytesWritten;
-    }
+    await writeSlices(handle, data);
   } finally {
     await handle.close();
   }

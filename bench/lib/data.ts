@@ -24,6 +24,11 @@ export function* payloadChunks(size: number, seed: number): Generator<Buffer> {
   }
 }
 
+/** Yields `data` as views of up to `size` bytes (1 MiB by default), in order. */
+export function* slices(data: Buffer, size: number = CHUNK): Generator<Buffer> {
+  for (let offset = 0; offset < data.length; offset += size) yield data.subarray(offset, offset + size);
+}
+
 /** The whole payload in one Buffer (only for sizes that fit comfortably in memory). */
 export function payload(size: number, seed: number): Buffer {
   return Buffer.concat([...payloadChunks(size, seed)], size);

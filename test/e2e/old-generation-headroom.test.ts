@@ -7,15 +7,9 @@
  */
 import t from 'tap';
 import { createBenchKeys, createInvoice, parcelUrl, signedInvoice, writeKeyring } from '../../bench/lib/bindles.js';
-import { payload, sha256Hex } from '../../bench/lib/data.js';
+import { MiB, payload, sha256Hex, slices } from '../../bench/lib/data.js';
 import { uploadChunks } from '../../bench/lib/http.js';
 import { startServerProcess } from '../helpers/server-process.js';
-
-const MiB = 2 ** 20;
-
-function* slices(data: Buffer): Generator<Buffer> {
-  for (let offset = 0; offset < data.length; offset += MiB) yield data.subarray(offset, offset + MiB);
-}
 
 t.test('four 64 MiB uploads to a fresh server take at most two full collections', async (t) => {
   const directory = t.testdir();
