@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
+import { slices } from '../../bench/lib/data.js';
 import { expectStatus, uploadChunks } from '../../bench/lib/http.js';
 import { environmentWithout, spawnBareServer, spawnBareUploadServer, spawnServer } from '../../bench/lib/server.js';
 import { findOnPath, loadTest, loadTool, servePeers } from '../../bench/lib/baselines.js';
@@ -17,9 +18,8 @@ import { findOnPath, loadTest, loadTool, servePeers } from '../../bench/lib/base
 const body = Buffer.from(Array.from({ length: 3 * 2 ** 20 + 17 }, (_, i) => (i * 31) % 251));
 const digest = createHash('sha256').update(body).digest('hex');
 
-function* pieces(data: Buffer): Generator<Buffer> {
-  for (let offset = 0; offset < data.length; offset += 100_000) yield data.subarray(offset, offset + 100_000);
-}
+/** The body in 100 kB slices: writes that do not line up with the servers' 1 MiB batches. */
+const pieces = (data: Buffer): Generator<Buffer> => slices(data, 100_000);
 
 t.test('receive: answers the sha256 of the body', async (t) => {
   const server = await spawnBareServer({ kind: 'receive' });
