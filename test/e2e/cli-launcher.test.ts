@@ -2,7 +2,9 @@
  * The installed `bindle` command (client/dist/bindle.cjs, built from client/bin/launch.cts) sizes
  * libuv's thread pool before anything can start it: it sets UV_THREADPOOL_SIZE to 16 unless the
  * environment sets it, before it imports the CLI's ES module (whose loading starts the pool),
- * loading nothing first; and the CLI then runs as before. A command talking to a server loads
+ * loading nothing but node:v8 first; and the CLI then runs as before. It keeps WebAssembly (undici's
+ * HTTP parser) on V8's baseline compiler: nothing is compiled with TurboFan, whose background
+ * compilation of the parser held every command's exit. A command talking to a server loads
  * only the parts of undici it uses (scripts/bundle-client.mjs), not the package's index, which
  * also loads Node's own undici through the `Headers` global.
  */
@@ -22,13 +24,17 @@ const run = promisify(execFile);
 
 if (!existsSync(CLI_BIN)) throw new Error(`build first (npm run build): ${CLI_BIN} is missing`);
 
-t.test('the launcher sets the pool size before it imports the CLI, and loads nothing else first', async (t) => {
+t.test('the launcher sets the pool size and V8\'s flags before it imports the CLI, and loads nothing else first', async (t) => {
   t.match(CLI_BIN, /bindle\.cjs$/, 'the command as installed is the launcher');
   const launcher = readFileSync(CLI_BIN, 'utf8');
   const assignment = launcher.indexOf('process.env.UV_THREADPOOL_SIZE ??=');
+  const cli = launcher.indexOf('import(CLI_MODULE)');
   t.ok(assignment > 0, 'it sets UV_THREADPOOL_SIZE only when the environment does not');
-  t.ok(assignment < launcher.indexOf('import(CLI_MODULE)'), 'before it imports the CLI');
-  t.same([...launcher.matchAll(/\b(?:require|import)\(/g)].length, 1, 'and it loads nothing else');
+  t.ok(assignment < cli, 'before it imports the CLI');
+  const flags = launcher.indexOf("setFlagsFromString(\"--liftoff-only\")");
+  t.ok(flags > 0 && flags < cli, 'it keeps WebAssembly on Liftoff before it imports the CLI');
+  const loads = [...launcher.matchAll(/\b(require|import)\(([^)]*)\)/g)].map((m) => `${m[1] ?? ''}(${m[2] ?? ''})`);
+  t.same(loads, ['require("node:v8")', 'import(CLI_MODULE)'], 'and it loads nothing else');
 });
 
 t.test('the CLI runs with a pool of 16 threads, or the size the environment gives', async (t) => {
@@ -45,7 +51,7 @@ t.test('the CLI runs with a pool of 16 threads, or the size the environment give
   t.match(given.stderr, /pool=3\n/, 'an explicit UV_THREADPOOL_SIZE wins');
 });
 
-t.test('a get loads only the parts of undici the client uses: never the Headers global (Node\'s own undici)', async (t) => {
+t.test('a get loads only the parts of undici the client uses, never the Headers global (Node\'s own undici), and compiles no WebAssembly with TurboFan', async (t) => {
   const dir = t.testdir();
   const data = Buffer.from('a parcel\n');
   const invoice = renderInvoice(signedInvoice('example.com/parts', '1.0.0', [{ name: 'a.txt', data }]));
@@ -64,10 +70,14 @@ t.test('a get loads only the parts of undici the client uses: never the Headers 
       "process.on('exit', () => process.stderr.write(`headers=${read ? 'read' : 'untouched'}\\n`));\n",
   );
   const trust = trustSetup(join(dir, 'trust'));
-  const args = ['--require', probe, CLI_BIN, '-s', `${url}/v1/`, '-r', trust.clientKeyringPath, '--strategy', 'CreativeIntegrity', '-d', join(dir, 'cache'), 'get', 'example.com/parts/1.0.0'];
+  // V8 reports each WebAssembly function it compiles, and with which compiler, on stdout.
+  const args = ['--require', probe, '--trace-wasm-compilation-times', CLI_BIN, '-s', `${url}/v1/`, '-r', trust.clientKeyringPath, '--strategy', 'CreativeIntegrity', '-d', join(dir, 'cache'), 'get', 'example.com/parts/1.0.0'];
   const got = await run(process.execPath, args, { env: isolatedEnv(join(dir, 'home')), timeout: 120_000 });
   t.match(got.stdout, /1 parcel\(s\) downloaded/, 'the get succeeds');
   t.match(got.stderr, /headers=untouched\n/);
+  t.match(got.stdout, /using Liftoff/, 'the HTTP parser is compiled with Liftoff');
+  t.notMatch(got.stdout, /using TurboFan/, 'and nothing with TurboFan');
+  t.notMatch(got.stderr, /unrecognized flag/, 'V8 knows the flag');
   const kept = join(dir, 'cache', canonicalId({ name: 'example.com/parts', version: '1.0.0' }), 'parcels', `${sha256(data)}.dat`);
   t.same(readFileSync(kept), data, 'the parcel is kept');
 });
