@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `bindle` command as installed (the packages' `bin`, client/dist/bindle.cjs): sizes libuv's
- * thread pool and keeps WebAssembly on V8's baseline compiler, then loads the CLI
- * (client/dist/bindle.mjs, see client/bin/bindle.ts).
+ * thread pool, then loads the CLI (client/dist/bindle.mjs, see client/bin/bindle.ts).
  *
  * Every file system call of the CLI runs on that pool, four threads by default, so at most four
  * fsyncs are under way at once: a `get` of many small parcels, which fsyncs each file it keeps,
@@ -12,17 +11,7 @@
  * the size can only be set here, in a CommonJS file that runs before any module is loaded (as
  * the server's launcher does, server/bin/launch.cts). An explicit `UV_THREADPOOL_SIZE` in the
  * environment wins.
- *
- * WebAssembly is compiled by V8's baseline compiler (Liftoff) only. The one WebAssembly module
- * the CLI runs is undici's HTTP parser (llhttp), whose main function V8 recompiles with its
- * optimizing compiler (TurboFan) as soon as it has parsed a reply or two: ~160 ms of a
- * background thread here, which a process cannot exit before, so every command that talked to a
- * server ended that much later (`bindle search` on an empty local server: 0.43 s, against 0.25 s
- * without it; docs/performance.md, "The CLI's exit"). The optimized parser saved nothing
- * measurable, even over 5,000 replies: parsing is a small part of a request's work. The flag is
- * set before the CLI loads, so before any WebAssembly is compiled.
  */
-import v8 = require('node:v8');
 
 /** The CLI, relative to this file (an import from here resolves against this file's URL). */
 const CLI_MODULE = './bindle.mjs';
@@ -30,7 +19,6 @@ const CLI_MODULE = './bindle.mjs';
 const DEFAULT_THREADPOOL_SIZE = 16;
 
 process.env.UV_THREADPOOL_SIZE ??= String(DEFAULT_THREADPOOL_SIZE);
-v8.setFlagsFromString('--liftoff-only');
 
 // The CLI reports its own failures and sets the exit code; an error loading it fails the process as is.
 void import(CLI_MODULE);
