@@ -59,9 +59,8 @@ await build({
   ...NODE_BUNDLE_OPTIONS,
   plugins: [standaloneValidatorsPlugin(root), undiciParts, builtinsRequired],
 });
-// The `bindle` command is a CommonJS launcher that sizes libuv's thread pool and sets V8's flags
-// before it loads the CLI (see client/bin/launch.cts): compiled on its own, not bundled, its
-// import() kept as it is.
+// The `bindle` command is a CommonJS launcher that sizes libuv's thread pool before it loads the
+// CLI (see client/bin/launch.cts): compiled on its own, not bundled, its import() kept as it is.
 await build({
   absWorkingDir: root,
   entryPoints: { bindle: 'client/bin/launch.cts' },
