@@ -8,20 +8,25 @@
  * terms, matched by scanning every row; a term every invoice holds; deep offsets), on a second
  * server on a copy of that index, each reply checked. Meanwhile a probe
  * in a process of its own (bench/bin/healthz-probe.ts) asks /healthz in a loop, each time on a
- * new connection; the figure is its p99. BINDLE_BENCH_SERVER_BIN runs the same case against
- * another build (before/after).
+ * new connection; the figure is its p99. (e) STOPPED_READERS clients each ask for a 100 MiB
+ * parcel and never read the reply, on a fresh server and beside it on a bare Node server
+ * streaming the same file with 1 MiB chunks (the download baseline): the figure is how much the
+ * server's RSS grows once they have filled what they will. BINDLE_BENCH_SERVER_BIN runs the same
+ * case against another build (before/after).
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
-import { signedInvoice, writeKeyring } from '../lib/bindles.js';
+import { createInvoice, parcelUrl, signedInvoice, writeKeyring } from '../lib/bindles.js';
 import { removeTempDir } from '../lib/cleanup.js';
 import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
 import { expectStatus, httpRequest } from '../lib/http.js';
 import { makeFigure } from '../lib/results.js';
 import { installIndex } from '../lib/seed.js';
-import { spawnServer, startHealthProbe, type BenchServer } from '../lib/server.js';
+import { memoryOf, spawnBareServer, spawnServer, startHealthProbe, type BenchServer } from '../lib/server.js';
+import { payload, sha256Hex } from '../lib/data.js';
 import { percentile } from '../lib/stats.js';
 
 const ATTACK_MS = 15_000;
@@ -137,6 +142,85 @@ function largePageReader(url: string, authorization: string, expected: Buffer): 
   };
 }
 
+/** Clients of figure 9e: each asks for the big parcel and never reads. */
+const STOPPED_READERS = 200;
+/** The parcel they ask for: bigger than what the kernel's socket buffers take on loopback. */
+const STOPPED_PARCEL_BYTES = 100 << 20;
+const MiB = 1 << 20;
+
+/**
+ * Opens STOPPED_READERS connections to `url`, each sending one GET and never reading, and
+ * returns how much process `pid`'s RSS has grown once it settles (no growth over 1 MiB for 2 s,
+ * at most 30 s), and how many connections were still open then. Closes them all before returning.
+ */
+async function stoppedReaders(url: string, pid: number): Promise<{ growth: number; open: number }> {
+  const target = new URL(url);
+  const rss = (): number => memoryOf(pid)?.rss ?? Number.NaN;
+  const before = rss();
+  const sockets: Socket[] = [];
+  try {
+    for (let i = 0; i < STOPPED_READERS; i++) {
+      const socket = connect(Number(target.port), target.hostname);
+      socket.on('error', () => undefined);
+      socket.write(`GET ${target.pathname} HTTP/1.1\r\nHost: ${target.host}\r\n\r\n`);
+      socket.pause();
+      sockets.push(socket);
+    }
+    let last = rss();
+    let quietSince = Date.now();
+    for (const started = Date.now(); Date.now() - started < 30_000 && Date.now() - quietSince < 2000; ) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      const now = rss();
+      if (now - last > MiB) {
+        last = now;
+        quietSince = Date.now();
+      }
+    }
+    return { growth: rss() - before, open: sockets.filter((socket) => !socket.destroyed).length };
+  } finally {
+    for (const socket of sockets) socket.destroy();
+  }
+}
+
+/** Figure 9e's runs: the server's RSS growth under the stopped readers, and the bare Node server's. */
+async function stoppedReaderRuns(ctx: BenchContext): Promise<{ ours: number; bare: number; notes: string[] }> {
+  const dir = ctx.dir('hostile-stopped-readers');
+  const serverDir = join(dir, 'server');
+  mkdirSync(serverDir);
+  writeKeyring(serverDir, ctx.keys);
+  const data = payload(STOPPED_PARCEL_BYTES, 9_000_001);
+  const sha256 = sha256Hex(data);
+  const file = join(dir, 'parcel.bin');
+  writeFileSync(file, data);
+  const server = await spawnServer(serverDir);
+  try {
+    await createInvoice(server.api, signedInvoice(ctx.keys, 'bench.example.com/stopped-readers', '1.0.0', [
+      { sha256, size: data.length, mediaType: 'application/octet-stream', name: 'parcel.bin' },
+    ]));
+    const url = parcelUrl(server.api, 'bench.example.com/stopped-readers', '1.0.0', sha256);
+    await expectStatus(200, url, { method: 'POST', body: data });
+    const ours = await stoppedReaders(url, server.pid);
+    const bare = await spawnBareServer({ kind: 'file', path: file });
+    try {
+      const baseline = await stoppedReaders(`${bare.origin}/`, bare.pid);
+      const healthy = await expectStatus(200, `${server.origin}/healthz`);
+      ctx.log(`  stopped readers: RSS +${(ours.growth / MiB).toFixed(0)} MiB (${ours.open} open), bare Node +${(baseline.growth / MiB).toFixed(0)} MiB (${baseline.open} open)`);
+      return {
+        ours: ours.growth / MiB,
+        bare: baseline.growth / MiB,
+        notes: [
+          `${STOPPED_READERS} connections, each a GET of a ${STOPPED_PARCEL_BYTES / MiB} MiB parcel, never read; RSS read once it grew by no more than 1 MiB over 2 s; still open then: ${ours.open} (server), ${baseline.open} (bare Node); /healthz afterwards: ${healthy.status}`,
+        ],
+      };
+    } finally {
+      await bare.stop();
+    }
+  } finally {
+    await server.stop();
+    removeTempDir(dir);
+  }
+}
+
 export const hostileCase: BenchCase = {
   name: 'hostile',
   title: '/healthz p99 under hostile bodies and a credential flood',
@@ -170,6 +254,7 @@ export const hostileCase: BenchCase = {
         return res.status;
       });
       ctx.log(`  credential flood: /healthz p99 ${floodResult.p99.toFixed(1)} ms (${floodResult.attacks} bad-credential reads: ${floodResult.statuses})`);
+      const stopped = await stoppedReaderRuns(ctx);
       const scanResult = await scanningQueries(ctx);
       ctx.log(`  scanning _q queries: /healthz p99 ${scanResult.p99.toFixed(1)} ms (${scanResult.attacks} queries: ${scanResult.statuses})`);
       return {
@@ -193,6 +278,13 @@ export const hostileCase: BenchCase = {
             id: 'healthz-scanning-queries', title: `9d. /healthz p99 during ${SCANNERS} concurrent _q queries that read much of a ${scanResult.invoices.toLocaleString('en-US')}-invoice index`, unit: 'ms',
             runs: [scanResult.p99], target: { on: 'value', op: '<=', bound: 50, text: '≤ 50 ms' },
             notes: [`${ATTACK_MS / 1000} s, ${SCANNERS} clients cycling ${SCANNING_QUERIES.map((q) => `\`${q}\``).join(', ')} (50 per page): ${scanResult.attacks} queries (${scanResult.statuses}), each checked; probe in its own process`],
+          }),
+          makeFigure({
+            id: 'rss-stopped-readers', title: `9e. Server RSS growth while ${STOPPED_READERS} clients stop reading a ${STOPPED_PARCEL_BYTES / MiB} MiB download`, unit: 'MiB',
+            runs: [stopped.ours],
+            baseline: { title: 'bare Node http streaming the same file (1 MiB chunks), the same clients', runs: [stopped.bare] },
+            target: { on: 'value', op: '<=', bound: 192, text: '≤ 192 MiB (the 128 MiB read buffer budget and the connections)' },
+            notes: stopped.notes,
           }),
         ],
       };

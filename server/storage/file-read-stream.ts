@@ -3,23 +3,107 @@
  * FileParcelStore.openRead returns). Consumed as any Readable (`for await`, 'data', `read()`,
  * or piped into anything but an HTTP response) it reads into a new buffer per chunk, as
  * fs.ReadStream does: those chunks are the consumer's to keep. Piped into an HTTP response (how
- * Fastify sends a stream body), it reads into 1 MiB buffers taken from a small process-wide
+ * Fastify sends a stream body), its 1 MiB reads go into buffers taken from a small process-wide
  * pool, and a buffer goes back to the pool only once the response's write callback has come
  * without an error (the bytes have left it: the socket no longer refers to them). A download
  * then allocates no buffers: fresh 1 MiB ones are external memory to V8, and a 100 MiB download
  * made the server run ~3 full garbage collections of its whole heap (~4 ms each) per download.
+ * (Smaller reads, which the budget below asks for under load, get buffers of their own.)
  * At most one read runs at a time, and at most two writes wait (reading overlaps sending, and a
  * download holds two buffers, as a stream piped with a 1 MiB high-water mark does).
  * The file ending before the range does is an error (the stream is destroyed with it), never a
  * short body. Destroying the stream closes the file, after a read under way has come back.
+ *
+ * How much the downloads hold together is bounded by a ReadBufferBudget (one for the process
+ * unless a stream is given its own): a client that stops reading keeps the buffers its response
+ * was given until the send timeout closes its connection (a client that reads a byte now and then,
+ * for ever), so with 1 MiB reads each such download held ~1.5 MiB, and the connection cap's
+ * thousands of them would have exhausted the machine's memory (400 paused downloads of a 100 MiB
+ * parcel: +560 to +780 MiB of RSS). Each read is sized when it is made: 1 MiB while the downloads open
+ * are few and hold little, smaller as more are open (an even share of the budget, two reads
+ * each) or as their held buffers near the budget's cap, down to MIN_READ_CHUNK. A download that
+ * keeps going is never refused or made to wait; it only reads in smaller pieces.
  */
 import { read as readCallback } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { OutgoingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 
-/** Size of every read (and of the pooled buffers): 1 MiB reads move big files fastest here. */
+/** Size of a read while the budget allows (and of the pooled buffers): 1 MiB reads move big files fastest here. */
 export const READ_CHUNK = 1 << 20;
+/** The smallest read the budget asks for (what Go's io.Copy, the distribution registry's, uses is 32 KiB). */
+export const MIN_READ_CHUNK = 16 << 10;
+/** The default budget's share: open downloads read up to this much together (two reads each), 64 MiB. */
+export const DEFAULT_SHARE_BYTES = 64 << 20;
+/** The default budget's cap on what sending downloads hold together before every read is the smallest, 128 MiB. */
+export const DEFAULT_CAP_BYTES = 128 << 20;
+
+/** The largest power of two not over `n` (n >= 1). */
+function powerOfTwoAtMost(n: number): number {
+  return 2 ** Math.floor(Math.log2(n));
+}
+
+/**
+ * What the open FileReadStreams may hold in read buffers, and how big each one's next read is.
+ * A stream counts as open from its construction (its file is open) to its destruction (its file
+ * is closed). A sending stream (piped into an HTTP response) holds each buffer from its read
+ * until the response's write of it has come back, or the stream is destroyed: `held`. The size
+ * of a read is the largest power of two, between MIN_READ_CHUNK and READ_CHUNK, not over the
+ * open streams' even share of `share` (two reads each) nor half of what is left under `cap`. So
+ * while downloads are few they read 1 MiB at a time, and however many clients stop reading,
+ * what their downloads hold stays within `cap` plus two smallest reads for each of them.
+ */
+export class ReadBufferBudget {
+  #open = 0;
+  #held = 0;
+
+  constructor(
+    readonly share: number = DEFAULT_SHARE_BYTES,
+    readonly cap: number = DEFAULT_CAP_BYTES,
+  ) {}
+
+  /** Streams open now. */
+  get open(): number {
+    return this.#open;
+  }
+
+  /** Bytes of read buffers the sending streams hold now. */
+  get held(): number {
+    return this.#held;
+  }
+
+  /** A stream opened its file. */
+  opened(): void {
+    this.#open++;
+  }
+
+  /** A stream closed its file (was destroyed). */
+  closed(): void {
+    this.#open--;
+  }
+
+  /** The size of the next read of a stream with `remaining` bytes left to read (at least 1). */
+  readSize(remaining: number): number {
+    const share = this.share / (2 * Math.max(1, this.#open));
+    const room = (this.cap - this.#held) / 2;
+    const size = Math.min(READ_CHUNK, Math.max(MIN_READ_CHUNK, powerOfTwoAtMost(Math.max(1, Math.min(share, room)))));
+    return Math.min(size, remaining);
+  }
+
+  /** A sending stream took a buffer of `bytes` for a read. */
+  take(bytes: number): void {
+    this.#held += bytes;
+  }
+
+  /** A sending stream's buffer of `bytes` was written, or will never be. */
+  release(bytes: number): void {
+    this.#held -= bytes;
+  }
+}
+
+/** The process's budget, which every stream not given one of its own shares. */
+export const processReadBudget = new ReadBufferBudget();
+
 /** Pooled buffers kept for later downloads (two per download under way). */
 const POOL_MAX = 4;
 /** Writes into a response that may wait for the socket while the next chunk is read. */
@@ -32,7 +116,12 @@ function takeBuffer(): Buffer {
 }
 
 function returnBuffer(buffer: Buffer): void {
-  if (pool.length < POOL_MAX) pool.push(buffer);
+  if (buffer.length === READ_CHUNK && pool.length < POOL_MAX) pool.push(buffer);
+}
+
+/** A buffer for a read of `size` bytes: a pooled one for a full-size read, else its own. */
+function bufferFor(size: number): Buffer {
+  return size === READ_CHUNK ? takeBuffer() : Buffer.allocUnsafeSlow(size);
 }
 
 /** How many pooled buffers are waiting to be reused (for tests). */
@@ -52,18 +141,25 @@ export class FileReadStream extends Readable {
   #closeAfterRead: (() => void) | undefined;
   /** Piped into a response: bytes go out through the pooled buffers, `_read` reads nothing. */
   #sending = false;
+  readonly #budget: ReadBufferBudget;
 
-  /** Reads bytes `start`..`end` (inclusive; `start <= end`) of the open file `handle`, which it closes when done. */
-  constructor(handle: FileHandle, start: number, end: number) {
-    super({ highWaterMark: Math.min(READ_CHUNK, end - start + 1) });
+  /**
+   * Reads bytes `start`..`end` (inclusive; `start <= end`) of the open file `handle`, which it
+   * closes when done, within `budget`. Read as a Readable, it reads ahead up to one read's size
+   * as the budget gives it now.
+   */
+  constructor(handle: FileHandle, start: number, end: number, budget: ReadBufferBudget = processReadBudget) {
+    budget.opened();
+    super({ highWaterMark: budget.readSize(end - start + 1) });
     this.#handle = handle;
     this.#position = start;
     this.#end = end;
+    this.#budget = budget;
   }
 
   override _read(): void {
     if (this.#sending) return;
-    const buffer = Buffer.allocUnsafeSlow(Math.min(READ_CHUNK, this.#end - this.#position + 1));
+    const buffer = Buffer.allocUnsafeSlow(this.#budget.readSize(this.#end - this.#position + 1));
     this.#readInto(buffer, (bytes) => {
       this.push(bytes);
       if (this.#position > this.#end) this.push(null);
@@ -80,6 +176,7 @@ export class FileReadStream extends Readable {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#budget.closed();
     const close = (): void => {
       this.#handle.close().then(
         () => callback(error),
@@ -90,16 +187,29 @@ export class FileReadStream extends Readable {
     else close();
   }
 
-  /** Sends the rest of the range into `response` through pooled buffers, then ends the stream (and the response, when `end`). */
+  /**
+   * Sends the rest of the range into `response` through buffers held within the budget (pooled
+   * when full-size), then ends the stream (and the response, when `end`).
+   */
   #send(response: OutgoingMessage, end: boolean): void {
     let waiting = 0;
+    const budget = this.#budget;
     const pump = (): void => {
       if (this.destroyed || this.#reading || waiting >= MAX_WRITES_WAITING || this.#position > this.#end) return;
-      const buffer = takeBuffer();
-      this.#readInto(buffer.subarray(0, Math.min(READ_CHUNK, this.#end - this.#position + 1)), (bytes) => {
+      const size = budget.readSize(this.#end - this.#position + 1);
+      const buffer = bufferFor(size);
+      budget.take(size);
+      // Given back when its write has come back (Node calls back a write the socket will never
+      // make too, when the socket is destroyed), or when the stream is destroyed before the
+      // buffer was written.
+      const unwritten = (): void => budget.release(size);
+      this.once('close', unwritten);
+      this.#readInto(buffer, (bytes) => {
+        this.off('close', unwritten);
         waiting++;
         response.write(bytes, (err) => {
           waiting--;
+          budget.release(size);
           // On an error the socket may still refer to the bytes: the buffer is left to the collector.
           if (err != null) {
             this.destroy();

@@ -3,17 +3,22 @@
  * read as any Readable and piped into HTTP responses (pooled buffers, reused only once a
  * response's write has come back): concurrent responses and later reads get exactly their own
  * bytes, a stream piped into anything else gets chunks it may keep, a file shorter than its range
- * is an error, and destroying the stream closes the file.
+ * is an error, and destroying the stream closes the file. The read buffer budget sizes reads so
+ * that clients which stop reading hold no more than its cap, while a download beside them still
+ * gets its bytes.
  */
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { truncateSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { serveLocally } from '../helpers/local-server.js';
-import { FileReadStream, pooledBuffers, READ_CHUNK } from '../../server/storage/file-read-stream.js';
+import {
+  FileReadStream, MIN_READ_CHUNK, pooledBuffers, READ_CHUNK, ReadBufferBudget,
+} from '../../server/storage/file-read-stream.js';
 
 async function bytesOf(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -132,4 +137,74 @@ t.test('destroying the stream closes the file, also while a read is under way', 
   idle.destroy();
   await t.rejects(finished(idle));
   t.equal(untouched.fd, -1, 'closed without ever reading');
+});
+
+t.test('the budget sizes each read: 1 MiB while downloads are few and hold little, smaller as more are open or hold more', async (t) => {
+  const budget = new ReadBufferBudget(64 << 20, 256 << 20);
+  budget.opened();
+  t.equal(budget.readSize(100 << 20), READ_CHUNK, 'one download: 1 MiB');
+  t.equal(budget.readSize(12_345), 12_345, 'never more than is left');
+  for (let i = 1; i < 32; i++) budget.opened();
+  t.equal(budget.readSize(100 << 20), READ_CHUNK, '32 open: still 1 MiB (64 MiB, two reads each)');
+  budget.opened();
+  t.equal(budget.readSize(100 << 20), 512 << 10, '33 open: the largest power of two within the share');
+  for (let i = 33; i < 10_000; i++) budget.opened();
+  t.equal(budget.readSize(100 << 20), MIN_READ_CHUNK, 'however many are open, never below the smallest read');
+  const few = new ReadBufferBudget(64 << 20, 256 << 20);
+  few.opened();
+  few.take(255 << 20);
+  t.equal(few.readSize(100 << 20), 512 << 10, 'half of what is left under the cap');
+  few.take(1 << 20);
+  t.equal(few.readSize(100 << 20), MIN_READ_CHUNK, 'at the cap: the smallest read');
+  few.release(256 << 20);
+  t.equal(few.readSize(100 << 20), READ_CHUNK, 'given back: 1 MiB again');
+});
+
+/** Resolves once `value()` has not changed for `quietMs` (polled), or after `timeoutMs`; resolves with the last value. */
+async function settled(value: () => number, quietMs: number, timeoutMs: number): Promise<number> {
+  let last = value();
+  let since = Date.now();
+  for (const start = Date.now(); Date.now() - start < timeoutMs; ) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    const now = value();
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    } else if (Date.now() - since >= quietMs) break;
+  }
+  return last;
+}
+
+t.test('clients that stop reading hold no more than the budget allows, and a download beside them gets its bytes', async (t) => {
+  const path = join(t.testdir(), 'data');
+  // Bigger than what the kernel's socket buffers take on loopback, so that each stopped client
+  // leaves its download holding buffers.
+  const data = randomBytes(48 << 20);
+  writeFileSync(path, data);
+  // A share that would let each of them read 1 MiB at a time: the cap is what bounds them.
+  const cap = 8 << 20;
+  const budget = new ReadBufferBudget(64 << 20, cap);
+  const origin = await serve(t, async () => new FileReadStream(await open(path, 'r'), 0, data.length - 1, budget));
+  const port = Number(new URL(origin).port);
+  const stopped: Socket[] = [];
+  t.teardown(() => {
+    for (const socket of stopped) socket.destroy();
+  });
+  const clients = 12;
+  for (let i = 0; i < clients; i++) {
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write('GET / HTTP/1.1\r\nHost: test\r\n\r\n');
+    // Never reads: the download fills the socket's buffers and then waits on them.
+    socket.pause();
+    stopped.push(socket);
+  }
+  for (let waited = 0; budget.open < clients && waited < 30_000; waited += 25) await new Promise((resolve) => setTimeout(resolve, 25));
+  t.equal(budget.open, clients, 'every stopped client has its download open');
+  const held = await settled(() => budget.held, 500, 30_000);
+  t.ok(held > 0, `the stopped downloads hold buffers (${held} bytes): the test exercises the bound`);
+  t.ok(held <= cap + clients * 2 * MIN_READ_CHUNK, `within the cap plus two smallest reads each (${held} bytes; 1 MiB reads would hold ~${clients * 2} MiB)`);
+  t.ok((await get(origin)).equals(data), 'a download beside them gets its bytes');
+  for (const socket of stopped) socket.destroy();
+  t.equal(await settled(() => budget.held + budget.open, 200, 30_000), 0, 'once they go, every buffer and stream is given back');
 });
