@@ -9,7 +9,7 @@
  */
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
-import { truncateSync, writeFileSync } from 'node:fs';
+import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -175,11 +175,21 @@ async function settled(value: () => number, quietMs: number, timeoutMs: number):
   return last;
 }
 
+/** A field of a TCP buffer sysctl (tcp_rmem, tcp_wmem: minimum, default, maximum), in bytes; 0 where /proc does not say. */
+function tcpBuffer(name: 'tcp_rmem' | 'tcp_wmem', field: 1 | 2): number {
+  try {
+    return Number(readFileSync(`/proc/sys/net/ipv4/${name}`, 'utf8').trim().split(/\s+/)[field] ?? 0) || 0;
+  } catch {
+    return 0;
+  }
+}
+
 t.test('clients that stop reading hold no more than the budget allows, and a download beside them gets its bytes', async (t) => {
   const path = join(t.testdir(), 'data');
   // Bigger than what the kernel's socket buffers take on loopback, so that each stopped client
-  // leaves its download holding buffers.
-  const data = randomBytes(48 << 20);
+  // leaves its download holding buffers: the sender's may grow to tcp_wmem's maximum, while the
+  // receiver's stays near tcp_rmem's default (it grows only as its reader reads).
+  const data = randomBytes(Math.max(48 << 20, 2 * (tcpBuffer('tcp_rmem', 1) + tcpBuffer('tcp_wmem', 2)) + (16 << 20)));
   writeFileSync(path, data);
   // A share that would let each of them read 1 MiB at a time: the cap is what bounds them.
   const cap = 8 << 20;
