@@ -26,7 +26,7 @@ import { expectStatus, httpRequest } from '../lib/http.js';
 import { makeFigure } from '../lib/results.js';
 import { installIndex } from '../lib/seed.js';
 import { memoryOf, spawnBareServer, spawnServer, startHealthProbe, type BenchServer } from '../lib/server.js';
-import { payload, sha256Hex } from '../lib/data.js';
+import { MiB, payload, sha256Hex } from '../lib/data.js';
 import { percentile } from '../lib/stats.js';
 
 const ATTACK_MS = 15_000;
@@ -146,7 +146,6 @@ function largePageReader(url: string, authorization: string, expected: Buffer): 
 const STOPPED_READERS = 200;
 /** The parcel they ask for: bigger than what the kernel's socket buffers take on loopback. */
 const STOPPED_PARCEL_BYTES = 100 << 20;
-const MiB = 1 << 20;
 
 /**
  * Opens STOPPED_READERS connections to `url`, each sending one GET and never reading, and
