@@ -9,13 +9,13 @@
  */
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { truncateSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { serveLocally } from '../helpers/local-server.js';
+import { checkStoppedDownloadsHeld, settled, stoppedReaderBudget, stoppedReaderBytes, stopReading } from '../helpers/stopped-readers.js';
 import {
   FileReadStream, MIN_READ_CHUNK, pooledBuffers, READ_CHUNK, ReadBufferBudget,
 } from '../../server/storage/file-read-stream.js';
@@ -160,60 +160,15 @@ t.test('the budget sizes each read: 1 MiB while downloads are few and hold littl
   t.equal(few.readSize(100 << 20), READ_CHUNK, 'given back: 1 MiB again');
 });
 
-/** Resolves once `value()` has not changed for `quietMs` (polled), or after `timeoutMs`; resolves with the last value. */
-async function settled(value: () => number, quietMs: number, timeoutMs: number): Promise<number> {
-  let last = value();
-  let since = Date.now();
-  for (const start = Date.now(); Date.now() - start < timeoutMs; ) {
-    await new Promise((resolve) => setTimeout(resolve, 25));
-    const now = value();
-    if (now !== last) {
-      last = now;
-      since = Date.now();
-    } else if (Date.now() - since >= quietMs) break;
-  }
-  return last;
-}
-
-/** A field of a TCP buffer sysctl (tcp_rmem, tcp_wmem: minimum, default, maximum), in bytes; 0 where /proc does not say. */
-function tcpBuffer(name: 'tcp_rmem' | 'tcp_wmem', field: 1 | 2): number {
-  try {
-    return Number(readFileSync(`/proc/sys/net/ipv4/${name}`, 'utf8').trim().split(/\s+/)[field] ?? 0) || 0;
-  } catch {
-    return 0;
-  }
-}
-
 t.test('clients that stop reading hold no more than the budget allows, and a download beside them gets its bytes', async (t) => {
   const path = join(t.testdir(), 'data');
-  // Bigger than what the kernel's socket buffers take on loopback, so that each stopped client
-  // leaves its download holding buffers: the sender's may grow to tcp_wmem's maximum, while the
-  // receiver's stays near tcp_rmem's default (it grows only as its reader reads).
-  const data = randomBytes(Math.max(48 << 20, 2 * (tcpBuffer('tcp_rmem', 1) + tcpBuffer('tcp_wmem', 2)) + (16 << 20)));
+  const data = randomBytes(stoppedReaderBytes());
   writeFileSync(path, data);
-  // A share that would let each of them read 1 MiB at a time: the cap is what bounds them.
-  const cap = 8 << 20;
-  const budget = new ReadBufferBudget(64 << 20, cap);
+  const budget = stoppedReaderBudget();
   const origin = await serve(t, async () => new FileReadStream(await open(path, 'r'), 0, data.length - 1, budget));
-  const port = Number(new URL(origin).port);
-  const stopped: Socket[] = [];
-  t.teardown(() => {
-    for (const socket of stopped) socket.destroy();
-  });
   const clients = 12;
-  for (let i = 0; i < clients; i++) {
-    const socket = connect(port, '127.0.0.1');
-    socket.on('error', () => undefined);
-    socket.write('GET / HTTP/1.1\r\nHost: test\r\n\r\n');
-    // Never reads: the download fills the socket's buffers and then waits on them.
-    socket.pause();
-    stopped.push(socket);
-  }
-  for (let waited = 0; budget.open < clients && waited < 30_000; waited += 25) await new Promise((resolve) => setTimeout(resolve, 25));
-  t.equal(budget.open, clients, 'every stopped client has its download open');
-  const held = await settled(() => budget.held, 500, 30_000);
-  t.ok(held > 0, `the stopped downloads hold buffers (${held} bytes): the test exercises the bound`);
-  t.ok(held <= cap + clients * 2 * MIN_READ_CHUNK, `within the cap plus two smallest reads each (${held} bytes; 1 MiB reads would hold ~${clients * 2} MiB)`);
+  const stopped = stopReading(t, Number(new URL(origin).port), '/', clients);
+  await checkStoppedDownloadsHeld(t, budget, clients);
   t.ok((await get(origin)).equals(data), 'a download beside them gets its bytes');
   for (const socket of stopped) socket.destroy();
   t.equal(await settled(() => budget.held + budget.open, 200, 30_000), 0, 'once they go, every buffer and stream is given back');
