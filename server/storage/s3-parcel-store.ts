@@ -54,8 +54,8 @@ export interface S3ParcelStoreOptions extends StagingOptions {
   region: string;
   /** Path-style URLs (`<endpoint>/<bucket>/<key>`), which most self-hosted services need. */
   forcePathStyle: boolean;
-  /** Default CONNECT_TIMEOUT_MS and IDLE_TIMEOUT_MS (shorter in tests). */
-  timeouts?: { connectMs: number; idleMs: number };
+  /** Default CONNECT_TIMEOUT_MS, IDLE_TIMEOUT_MS and REQUEST_DEADLINE_MS (shorter in tests). */
+  timeouts?: { connectMs: number; idleMs: number; deadlineMs?: number };
 }
 
 /**
@@ -68,6 +68,31 @@ export interface S3ParcelStoreOptions extends StagingOptions {
  */
 export const CONNECT_TIMEOUT_MS = 5_000;
 export const IDLE_TIMEOUT_MS = 30_000;
+
+/**
+ * Longest a request may take, its retries included, before the store reports `unavailable`: for
+ * every request but a part's upload, a multipart upload's completion and a server-side copy
+ * (those move a big parcel's bytes, or may take the service minutes, and are bound by
+ * IDLE_TIMEOUT_MS alone). A download's request is bound until its reply's headers come. Under the
+ * Bindle client's 30 s wait for a reply (client/lib/bindle-client.ts, DEFAULT_TIMEOUT_MS), so that a client of a service
+ * that stopped answering gets the 503 rather than a timeout of its own: without it, the three
+ * attempts each waited out the idle timeout, and a small upload answered after 99 s.
+ */
+export const REQUEST_DEADLINE_MS = 20_000;
+
+/**
+ * Runs `request` with an AbortSignal that fires after `ms` (the SDK then ends the attempt under
+ * way and makes no more: its error names the deadline).
+ */
+async function withinDeadline<T>(ms: number, request: (options: { abortSignal: AbortSignal }) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(`no reply within ${ms} ms, retries included`), ms);
+  try {
+    return await request({ abortSignal: controller.signal });
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Parts of a multipart upload: at least S3's 5 MiB minimum; parcels this small are one PutObject. */
 const PART_BYTES = 8 << 20;
@@ -146,6 +171,8 @@ export class S3ParcelStore implements ParcelStore {
   private readonly claimsPrefix: string;
   private readonly hiddenPrefix: string;
   private readonly maxAgeMs: number;
+  /** REQUEST_DEADLINE_MS unless the options say otherwise. */
+  private readonly deadlineMs: number;
   private readonly puts = new Set<Promise<unknown>>();
   private readonly sweeper: Sweeper;
   private readonly closedMessage: string;
@@ -163,6 +190,7 @@ export class S3ParcelStore implements ParcelStore {
     this.claimsPrefix = `${this.prefix}claims/`;
     this.hiddenPrefix = `${this.prefix}hidden/`;
     this.maxAgeMs = maxAgeMs;
+    this.deadlineMs = options.timeouts?.deadlineMs ?? REQUEST_DEADLINE_MS;
     this.closedMessage = `S3 parcel store ${this.bucket}/${this.prefix} is closed`;
     this.sweeper = new Sweeper((signal) => this.sweepOnce(signal), this.closedMessage);
   }
@@ -206,7 +234,7 @@ export class S3ParcelStore implements ParcelStore {
     });
     const store = new S3ParcelStore(sdk, client, options, staging.stagingMaxAgeMs);
     try {
-      await client.send(new sdk.HeadBucketCommand({ Bucket: options.bucket }));
+      await withinDeadline(options.timeouts?.deadlineMs ?? REQUEST_DEADLINE_MS, (o) => client.send(new sdk.HeadBucketCommand({ Bucket: options.bucket }), o));
       await store.sweep();
     } catch (err) {
       client.destroy();
@@ -270,13 +298,12 @@ export class S3ParcelStore implements ParcelStore {
     if (range !== undefined) assertRangeShape(sha256, range);
     let object: S3.GetObjectCommandOutput;
     try {
-      object = await this.client.send(
-        new this.sdk.GetObjectCommand({
-          Bucket: this.bucket,
-          Key: key,
-          ...(range === undefined ? {} : { Range: `bytes=${range.start}-${range.end}` }),
-        }),
-      );
+      const command = new this.sdk.GetObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        ...(range === undefined ? {} : { Range: `bytes=${range.start}-${range.end}` }),
+      });
+      object = await this.send((o) => this.client.send(command, o));
     } catch (err) {
       if (isMissingObject(err)) throw new BindleError('not_found', `parcel ${sha256} not found`);
       if (s3Status(err) === 416 && range !== undefined) throw rangeNotSatisfiable(sha256, range);
@@ -346,7 +373,7 @@ export class S3ParcelStore implements ParcelStore {
       confirm,
       () => this.deleteKey(hidden),
       async () => {
-        const object = await this.client.send(new this.sdk.GetObjectCommand({ Bucket: this.bucket, Key: hidden }));
+        const object = await this.send((o) => this.client.send(new this.sdk.GetObjectCommand({ Bucket: this.bucket, Key: hidden }), o));
         if (!(object.Body instanceof Readable)) throw new BindleError('internal', `S3 GET ${hidden} returned no stream`);
         try {
           await this.put(sha256, stat.size, object.Body);
@@ -376,6 +403,11 @@ export class S3ParcelStore implements ParcelStore {
     this.client.destroy();
   }
 
+  /** Sends a request within the store's request deadline (REQUEST_DEADLINE_MS). */
+  private send<T>(request: (options: { abortSignal: AbortSignal }) => Promise<T>): Promise<T> {
+    return withinDeadline(this.deadlineMs, request);
+  }
+
   private assertOpen(): void {
     if (this.closed) throw new BindleError('unavailable', this.closedMessage);
   }
@@ -392,8 +424,8 @@ export class S3ParcelStore implements ParcelStore {
 
   private async listPage(prefix: string, from: { StartAfter?: string; ContinuationToken?: string }): Promise<S3.ListObjectsV2CommandOutput> {
     try {
-      return await this.client.send(
-        new this.sdk.ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: LIST_PAGE, ...from }),
+      return await this.send((o) =>
+        this.client.send(new this.sdk.ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, MaxKeys: LIST_PAGE, ...from }), o),
       );
     } catch (err) {
       throw unavailable(`listing ${prefix}`, err);
@@ -434,16 +466,15 @@ export class S3ParcelStore implements ParcelStore {
     }
     const key = this.keyOf(sha256);
     try {
-      await this.client.send(
-        new this.sdk.PutObjectCommand({
-          Bucket: this.bucket,
-          Key: key,
-          Body: Buffer.concat(chunks, expectedSize),
-          ContentLength: expectedSize,
-          ContentType: 'application/octet-stream',
-          IfNoneMatch: '*',
-        }),
-      );
+      const command = new this.sdk.PutObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        Body: Buffer.concat(chunks, expectedSize),
+        ContentLength: expectedSize,
+        ContentType: 'application/octet-stream',
+        IfNoneMatch: '*',
+      });
+      await this.send((o) => this.client.send(command, o));
     } catch (err) {
       const status = s3Status(err);
       // 412: the parcel exists; 409: a concurrent conditional write of it won.
@@ -457,8 +488,8 @@ export class S3ParcelStore implements ParcelStore {
     const bucket = this.bucket;
     let uploadId: string | undefined;
     try {
-      uploadId = (await this.client.send(
-        new this.sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: 'application/octet-stream' }),
+      uploadId = (await this.send((o) =>
+        this.client.send(new this.sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: 'application/octet-stream' }), o),
       )).UploadId;
     } catch (err) {
       throw unavailable(`starting a multipart upload of ${key}`, err);
@@ -525,7 +556,8 @@ export class S3ParcelStore implements ParcelStore {
     } finally {
       if (!completed) {
         // Best effort: an upload left behind is invisible and removed by a later sweep.
-        await this.client.send(new this.sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId })).catch(() => undefined);
+        const abort = new this.sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId });
+        await this.send((o) => this.client.send(abort, o)).catch(() => undefined);
       }
     }
   }
@@ -563,14 +595,13 @@ export class S3ParcelStore implements ParcelStore {
   /** Creates `claimKey` if absent; false when it exists. */
   private async claim(claimKey: string): Promise<boolean> {
     try {
-      await this.client.send(
-        new this.sdk.PutObjectCommand({
-          Bucket: this.bucket,
-          Key: claimKey,
-          Body: randomBytes(8).toString('hex'),
-          IfNoneMatch: '*',
-        }),
-      );
+      const command = new this.sdk.PutObjectCommand({
+        Bucket: this.bucket,
+        Key: claimKey,
+        Body: randomBytes(8).toString('hex'),
+        IfNoneMatch: '*',
+      });
+      await this.send((o) => this.client.send(command, o));
       return true;
     } catch (err) {
       const status = s3Status(err);
@@ -582,7 +613,7 @@ export class S3ParcelStore implements ParcelStore {
   /** The object's size and last-modified time (ms), or undefined when it does not exist. */
   private async head(key: string): Promise<{ size: number; modifiedMs: number } | undefined> {
     try {
-      const head = await this.client.send(new this.sdk.HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      const head = await this.send((o) => this.client.send(new this.sdk.HeadObjectCommand({ Bucket: this.bucket, Key: key }), o));
       return { size: head.ContentLength ?? 0, modifiedMs: head.LastModified?.getTime() ?? 0 };
     } catch (err) {
       if (s3Status(err) === 404) return undefined;
@@ -598,7 +629,7 @@ export class S3ParcelStore implements ParcelStore {
    */
   private async confirmBucket(): Promise<void> {
     try {
-      await this.client.send(new this.sdk.HeadBucketCommand({ Bucket: this.bucket }));
+      await this.send((o) => this.client.send(new this.sdk.HeadBucketCommand({ Bucket: this.bucket }), o));
     } catch (err) {
       if (s3Status(err) === 404) throw new BindleError('unavailable', `S3 bucket ${this.bucket} does not exist (any more)`, { cause: err });
       throw unavailable(`HEAD of bucket ${this.bucket}`, err);
@@ -612,7 +643,7 @@ export class S3ParcelStore implements ParcelStore {
 
   private async deleteKey(key: string): Promise<void> {
     try {
-      await this.client.send(new this.sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+      await this.send((o) => this.client.send(new this.sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: key }), o));
     } catch (err) {
       if (!isMissingObject(err)) throw unavailable(`DELETE ${key}`, err);
     }
@@ -624,22 +655,20 @@ export class S3ParcelStore implements ParcelStore {
     let uploadIdMarker: string | undefined;
     do {
       signal.throwIfAborted();
-      const page = await this.client.send(
-        new this.sdk.ListMultipartUploadsCommand({
-          Bucket: this.bucket,
-          Prefix: this.parcelsPrefix,
-          ...(keyMarker === undefined ? {} : { KeyMarker: keyMarker }),
-          ...(uploadIdMarker === undefined ? {} : { UploadIdMarker: uploadIdMarker }),
-        }),
-      );
+      const command = new this.sdk.ListMultipartUploadsCommand({
+        Bucket: this.bucket,
+        Prefix: this.parcelsPrefix,
+        ...(keyMarker === undefined ? {} : { KeyMarker: keyMarker }),
+        ...(uploadIdMarker === undefined ? {} : { UploadIdMarker: uploadIdMarker }),
+      });
+      const page = await this.send((o) => this.client.send(command, o));
       for (const upload of page.Uploads ?? []) {
         signal.throwIfAborted();
         if (upload.Key === undefined || upload.UploadId === undefined) continue;
         if ((upload.Initiated?.getTime() ?? 0) > cutoff) continue;
         try {
-          await this.client.send(
-            new this.sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId }),
-          );
+          const abort = new this.sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId });
+          await this.send((o) => this.client.send(abort, o));
         } catch (err) {
           if (!isMissingObject(err)) throw err;
         }
