@@ -73,10 +73,14 @@ export const IDLE_TIMEOUT_MS = 30_000;
  * Longest a request may take, its retries included, before the store reports `unavailable`: for
  * every request but a part's upload, a multipart upload's completion and a server-side copy
  * (those move a big parcel's bytes, or may take the service minutes, and are bound by
- * IDLE_TIMEOUT_MS alone). A download's request is bound until its reply's headers come. Under the
- * Bindle client's 30 s wait for a reply (client/lib/bindle-client.ts, DEFAULT_TIMEOUT_MS), so that a client of a service
- * that stopped answering gets the 503 rather than a timeout of its own: without it, the three
- * attempts each waited out the idle timeout, and a small upload answered after 99 s.
+ * IDLE_TIMEOUT_MS alone). A download's request is bound until its reply's headers come. It is
+ * under the Bindle client's 30 s wait for a reply (client/lib/bindle-client.ts,
+ * DEFAULT_TIMEOUT_MS), so that a client of a service that stopped answering gets the 503 rather
+ * than a timeout of its own: without it, the three attempts each waited out the idle timeout,
+ * and a small upload answered after 99 s. The cost: a parcel of up to PART_BYTES is one
+ * PutObject, which must now be done within it (0.42 MB/s for the largest); the Bindle client,
+ * which waits 30 s for the reply once it has sent the body, gave up on one that took longer
+ * than that anyway.
  */
 export const REQUEST_DEADLINE_MS = 20_000;
 
@@ -234,7 +238,7 @@ export class S3ParcelStore implements ParcelStore {
     });
     const store = new S3ParcelStore(sdk, client, options, staging.stagingMaxAgeMs);
     try {
-      await withinDeadline(options.timeouts?.deadlineMs ?? REQUEST_DEADLINE_MS, (o) => client.send(new sdk.HeadBucketCommand({ Bucket: options.bucket }), o));
+      await store.send((o) => client.send(new sdk.HeadBucketCommand({ Bucket: options.bucket }), o));
       await store.sweep();
     } catch (err) {
       client.destroy();
