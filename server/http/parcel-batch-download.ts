@@ -79,8 +79,8 @@ interface BatchPart {
 class BatchBody extends Readable {
   readonly #form: MultipartForm;
   readonly #parts: readonly BatchPart[];
-  /** The pieces in order, for a consumer other than an HTTP response. */
-  readonly #pieces: AsyncGenerator<Buffer>;
+  /** The body's bytes chunk by chunk, for a consumer other than an HTTP response. */
+  readonly #chunks: AsyncGenerator<Buffer>;
   /** The parcel stream being sent or read now. */
   #current: Readable | undefined;
   #sending = false;
@@ -89,12 +89,12 @@ class BatchBody extends Readable {
     super();
     this.#form = form;
     this.#parts = parts;
-    this.#pieces = this.#generatePieces();
+    this.#chunks = this.#readChunks();
   }
 
   override _read(): void {
     if (this.#sending) return;
-    this.#pieces.next().then(
+    this.#chunks.next().then(
       (next) => {
         if (this.destroyed) return;
         this.push(next.done === true ? null : next.value);
@@ -118,24 +118,30 @@ class BatchBody extends Readable {
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#current?.destroy();
     this.#current = undefined;
-    void this.#pieces.return(undefined);
+    void this.#chunks.return(undefined);
     callback(error);
   }
 
-  async *#generatePieces(): AsyncGenerator<Buffer> {
+  /** The body's pieces in order: each part's head, its parcel (bytes, or a stream of them) and end, then the closing line. */
+  async *#pieces(): AsyncGenerator<Buffer | Readable> {
     for (const { parcel, head } of this.#parts) {
       yield head;
-      const data = await parcel.read();
-      if (Buffer.isBuffer(data)) {
-        yield data;
-      } else {
-        this.#current = data;
-        for await (const chunk of data as AsyncIterable<Buffer>) yield chunk;
-        this.#current = undefined;
-      }
+      yield await parcel.read();
       yield this.#form.partEnd;
     }
     yield this.#form.closing;
+  }
+
+  async *#readChunks(): AsyncGenerator<Buffer> {
+    for await (const piece of this.#pieces()) {
+      if (Buffer.isBuffer(piece)) {
+        yield piece;
+        continue;
+      }
+      this.#current = piece;
+      for await (const chunk of piece as AsyncIterable<Buffer>) yield chunk;
+      this.#current = undefined;
+    }
   }
 
   /** Writes the whole body into `response` (and ends it, when `end`), then ends this stream. */
@@ -153,28 +159,21 @@ class BatchBody extends Readable {
         response.on('close', done);
       });
     };
-    for (const { parcel, head } of this.#parts) {
-      await write(head);
-      if (gone()) return;
-      const data = await parcel.read();
+    for await (const piece of this.#pieces()) {
       if (gone()) {
-        if (!Buffer.isBuffer(data)) data.destroy();
+        if (!Buffer.isBuffer(piece)) piece.destroy();
         return;
       }
-      if (Buffer.isBuffer(data)) {
-        await write(data);
+      if (Buffer.isBuffer(piece)) {
+        await write(piece);
       } else {
-        this.#current = data;
-        data.pipe(response, { end: false });
-        await finished(data);
+        this.#current = piece;
+        piece.pipe(response, { end: false });
+        await finished(piece);
         this.#current = undefined;
       }
       if (gone()) return;
-      await write(this.#form.partEnd);
-      if (gone()) return;
     }
-    await write(this.#form.closing);
-    if (gone()) return;
     if (end) response.end();
     this.push(null);
     this.read(0);

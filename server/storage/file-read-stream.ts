@@ -116,12 +116,7 @@ function takeBuffer(): Buffer {
 }
 
 function returnBuffer(buffer: Buffer): void {
-  if (buffer.length === READ_CHUNK && pool.length < POOL_MAX) pool.push(buffer);
-}
-
-/** A buffer for a read of `size` bytes: a pooled one for a full-size read, else its own. */
-function bufferFor(size: number): Buffer {
-  return size === READ_CHUNK ? takeBuffer() : Buffer.allocUnsafeSlow(size);
+  if (pool.length < POOL_MAX) pool.push(buffer);
 }
 
 /** How many pooled buffers are waiting to be reused (for tests). */
@@ -196,8 +191,12 @@ export class FileReadStream extends Readable {
     const budget = this.#budget;
     const pump = (): void => {
       if (this.destroyed || this.#reading || waiting >= MAX_WRITES_WAITING || this.#position > this.#end) return;
-      const size = budget.readSize(this.#end - this.#position + 1);
-      const buffer = bufferFor(size);
+      // The budget's read size now, and this read's (the file's last one may be shorter): while
+      // the budget allows full-size reads, the read goes into a pooled buffer, the last one too.
+      const chunk = budget.readSize(READ_CHUNK);
+      const size = Math.min(chunk, this.#end - this.#position + 1);
+      const pooled = chunk === READ_CHUNK ? takeBuffer() : undefined;
+      const buffer = pooled?.subarray(0, size) ?? Buffer.allocUnsafeSlow(size);
       budget.take(size);
       // Given back when its write has come back (Node calls back a write the socket will never
       // make too, when the socket is destroyed), or when the stream is destroyed before the
@@ -215,7 +214,7 @@ export class FileReadStream extends Readable {
             this.destroy();
             return;
           }
-          returnBuffer(buffer);
+          if (pooled !== undefined) returnBuffer(pooled);
           pump();
         });
         if (this.#position <= this.#end) {
