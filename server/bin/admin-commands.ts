@@ -49,7 +49,7 @@ function parseFlags(cmd: Command, argv: readonly string[]): 'help' | 'run' {
 const MIGRATE_EPILOG = `
 Index specs: sqlite:<path> or postgres://user:password@host:5432/database.
 Parcel specs: file:<data directory> or
-  s3://<bucket>[/<prefix>]?endpoint=<url>&region=<region>&forcePathStyle=true
+  s3://<bucket>[/<prefix>]?endpoint=<url>&region=<region>&forcePathStyle=true&requestDeadline=<duration>
   (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
 The source is only read and must already exist; stop the servers writing to it first.
 Copies every parcel (the destination verifies its sha256 and size), then every invoice

@@ -4,10 +4,11 @@
  * server/storage/backends.ts's job; this module imports no storage code.
  *
  *   index:   sqlite:<path>  |  postgres://…  |  postgresql://…
- *   parcels: file:<dir>     |  s3://<bucket>[/<prefix>]?endpoint=<url>&region=<r>&forcePathStyle=true
+ *   parcels: file:<dir>     |  s3://<bucket>[/<prefix>]?endpoint=<url>&region=<r>&forcePathStyle=true&requestDeadline=<duration>
  */
 import { resolve } from 'node:path';
 import { BindleError } from '../../core/errors/bindle-error.js';
+import { DURATION_RULE, MAX_DURATION_MS, parseDuration } from './durations.js';
 
 /** Where the invoice index lives. `path` is absolute; `url` is the connection URL as given. */
 export type IndexSpec =
@@ -18,7 +19,9 @@ export type IndexSpec =
  * Where parcels live. `directory` is the data directory (parcels go to `<directory>/parcels`).
  * For S3, `prefix` has no leading or trailing slash ('' for the bucket root), `endpoint` is an
  * http(s) URL for an S3-compatible service, and credentials come from the standard `AWS_*`
- * environment variables, never from the spec.
+ * environment variables, never from the spec. `requestDeadlineMs`, when given, replaces the S3
+ * store's deadline on a request, retries included (REQUEST_DEADLINE_MS in
+ * server/storage/s3-parcel-store.ts), for a link to the service too slow for the default.
  */
 export type ParcelsSpec =
   | { readonly kind: 'file'; readonly directory: string }
@@ -29,12 +32,13 @@ export type ParcelsSpec =
       readonly endpoint?: string;
       readonly region: string;
       readonly forcePathStyle: boolean;
+      readonly requestDeadlineMs?: number;
     };
 
 /** The region used when neither `region=` nor AWS_REGION / AWS_DEFAULT_REGION is set. */
 export const DEFAULT_S3_REGION = 'us-east-1';
 
-const S3_PARAMS = ['endpoint', 'region', 'forcePathStyle'] as const;
+const S3_PARAMS = ['endpoint', 'region', 'forcePathStyle', 'requestDeadline'] as const;
 /** S3 bucket naming rules (lowercase letters, digits, dots, hyphens; 3–63 characters). */
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
@@ -56,7 +60,9 @@ export function describeIndex(spec: IndexSpec): string {
 export function describeParcels(spec: ParcelsSpec): string {
   if (spec.kind === 'file') return `file:${spec.directory}`;
   const where = spec.prefix === '' ? spec.bucket : `${spec.bucket}/${spec.prefix}`;
-  return `s3://${where} (region ${spec.region}${spec.endpoint === undefined ? '' : `, endpoint ${spec.endpoint}`})`;
+  const endpoint = spec.endpoint === undefined ? '' : `, endpoint ${spec.endpoint}`;
+  const deadline = spec.requestDeadlineMs === undefined ? '' : `, request deadline ${spec.requestDeadlineMs} ms`;
+  return `s3://${where} (region ${spec.region}${endpoint}${deadline})`;
 }
 
 /**
@@ -101,7 +107,7 @@ export function parseParcelsSpec(text: string, source: string, cwd: string, env:
   if (/^s3:\/\//i.test(trimmed)) return parseS3(trimmed, source, env);
   throw invalid(
     `${source}: "${trimmed}" is not a parcel store; use file:<directory> or ` +
-      's3://<bucket>[/<prefix>]?endpoint=<url>&region=<region>&forcePathStyle=true',
+      's3://<bucket>[/<prefix>]?endpoint=<url>&region=<region>&forcePathStyle=true&requestDeadline=<duration>',
   );
 }
 
@@ -161,6 +167,15 @@ function parseS3(text: string, source: string, env: NodeJS.ProcessEnv): ParcelsS
     forcePathStyle = styleText === 'true';
   }
   const region = once('region') ?? nonEmpty(env.AWS_REGION) ?? nonEmpty(env.AWS_DEFAULT_REGION) ?? DEFAULT_S3_REGION;
+  const deadlineText = once('requestDeadline');
+  let requestDeadlineMs: number | undefined;
+  if (deadlineText !== undefined) {
+    requestDeadlineMs = parseDuration(deadlineText);
+    if (requestDeadlineMs === undefined) throw invalid(`${source}: requestDeadline "${deadlineText}" is not a duration; ${DURATION_RULE}`);
+    if (requestDeadlineMs === 0 || requestDeadlineMs > MAX_DURATION_MS) {
+      throw invalid(`${source}: requestDeadline must be longer than 0 ms and at most ${MAX_DURATION_MS} ms, got ${requestDeadlineMs} ms`);
+    }
+  }
   return {
     kind: 's3',
     bucket,
@@ -168,6 +183,7 @@ function parseS3(text: string, source: string, env: NodeJS.ProcessEnv): ParcelsS
     ...(endpoint === undefined ? {} : { endpoint }),
     region,
     forcePathStyle,
+    ...(requestDeadlineMs === undefined ? {} : { requestDeadlineMs }),
   };
 }
 

@@ -14,6 +14,7 @@ import { syntaxErrorSummary } from '../../core/codec/document-codec.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { parseStrategy } from '../../core/signing/verification.js';
 import { parseIndexSpec, parseParcelsSpec, type IndexSpec, type ParcelsSpec } from './backend-specs.js';
+import { DURATION_RULE, MAX_DURATION_MS, parseDuration } from './durations.js';
 import { defaultMaxConnections, openFileLimit } from '../http/connection-limit.js';
 import { DEFAULT_BODY_IDLE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_SEND_TIMEOUT_MS } from '../http/request-timeouts.js';
 import { DEFAULT_STAGING_MAX_AGE_MS } from '../storage/parcel-store.js';
@@ -128,8 +129,6 @@ const DEFAULT_MAX_PARCEL_BYTES = 8 * 1024 * 1024 * 1024;
 const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 const DEFAULT_AUTH_MAX_FAILURES = 10;
 const DEFAULT_AUTH_FAILURE_WINDOW_MS = 60_000;
-/** setTimeout's largest delay. */
-const MAX_DURATION_MS = 2 ** 31 - 1;
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const CONFIG_PATH_ENV = 'BINDLE_CONFIG_PATH';
 
@@ -170,8 +169,8 @@ const SETTINGS = {
   },
   parcels: {
     flag: 'parcels', arg: '<spec>', env: 'BINDLE_PARCELS', fileKeys: ['parcels'], kind: 'string',
-    help: 'parcel store: file:<directory> or s3://<bucket>[/<prefix>]?endpoint=<url>&region=<region>&forcePathStyle=true, ' +
-      'credentials from AWS_* variables (default: file:<directory>)',
+    help: 'parcel store: file:<directory> or s3://<bucket>[/<prefix>]?endpoint=<url>&region=<region>&forcePathStyle=true' +
+      '&requestDeadline=<duration>, credentials from AWS_* variables (default: file:<directory>)',
   },
   keyring: {
     flag: 'keyring', short: 'r', arg: '<path>', env: 'BINDLE_KEYRING',
@@ -751,21 +750,10 @@ function pickSize(raw: Sourced | undefined, fallback: number): number {
   return bytes;
 }
 
-/** The units a duration may be written in (`30s`, `15m`, `1h`); a bare number is milliseconds. */
-const DURATION_UNITS_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
 function pickDuration(raw: Sourced | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
-  let ms: number | undefined;
-  if (typeof raw.value === 'number') ms = raw.value;
-  else if (typeof raw.value === 'string') {
-    const m = /^\s*(\d+)\s*(ms|s|m|h)?\s*$/i.exec(raw.value);
-    const unit = m === null ? undefined : DURATION_UNITS_MS[(m[2] ?? 'ms').toLowerCase()];
-    if (m !== null && unit !== undefined) ms = Number(m[1]) * unit;
-  }
-  if (ms === undefined || !Number.isSafeInteger(ms) || ms < 0) {
-    throw invalid(`${raw.source}: "${String(raw.value)}" is not a duration; use milliseconds, or a whole number with ms, s, m or h`);
-  }
+  const ms = parseDuration(raw.value);
+  if (ms === undefined) throw invalid(`${raw.source}: "${String(raw.value)}" is not a duration; ${DURATION_RULE}`);
   if (ms > MAX_DURATION_MS) throw invalid(`${raw.source}: ${ms} ms is longer than the maximum of ${MAX_DURATION_MS} ms`);
   return ms;
 }

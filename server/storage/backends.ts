@@ -73,6 +73,7 @@ export async function openParcelStore(spec: ParcelsSpec, opts: OpenOptions = {})
         forcePathStyle: spec.forcePathStyle,
         ...opts.staging,
         ...(spec.endpoint !== undefined ? { endpoint: spec.endpoint } : {}),
+        ...(spec.requestDeadlineMs !== undefined ? { timeouts: { deadlineMs: spec.requestDeadlineMs } } : {}),
       });
     }
   }

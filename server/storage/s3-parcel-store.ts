@@ -54,8 +54,11 @@ export interface S3ParcelStoreOptions extends StagingOptions {
   region: string;
   /** Path-style URLs (`<endpoint>/<bucket>/<key>`), which most self-hosted services need. */
   forcePathStyle: boolean;
-  /** Default CONNECT_TIMEOUT_MS, IDLE_TIMEOUT_MS and REQUEST_DEADLINE_MS (shorter in tests). */
-  timeouts?: { connectMs: number; idleMs: number; deadlineMs?: number };
+  /**
+   * Default CONNECT_TIMEOUT_MS, IDLE_TIMEOUT_MS and REQUEST_DEADLINE_MS (shorter in tests; the
+   * deadline also from an s3:// spec's `requestDeadline`).
+   */
+  timeouts?: { connectMs?: number; idleMs?: number; deadlineMs?: number };
 }
 
 /**
@@ -80,7 +83,9 @@ export const IDLE_TIMEOUT_MS = 30_000;
  * and a small upload answered after 99 s. The cost: a parcel of up to PART_BYTES is one
  * PutObject, which must now be done within it (0.42 MB/s for the largest); the Bindle client,
  * which waits 30 s for the reply once it has sent the body, gave up on one that took longer
- * than that anyway.
+ * than that anyway. A site whose link to the service is slower sets its own deadline with the
+ * s3:// spec's `requestDeadline` (server/config/backend-specs.ts); its clients then need a
+ * longer wait too (`bindle --timeout`).
  */
 export const REQUEST_DEADLINE_MS = 20_000;
 

@@ -5,13 +5,16 @@
  * `unavailable`, and gives its connection back; none waits for ever. No S3 service needed for
  * that. And the real test service behind a proxy that stops passing anything on, once the store
  * is open: a look-up, a read and a small put each fail as `unavailable` at the request deadline
- * (retries included), not after three idle timeouts.
+ * (retries included), not after three idle timeouts. An s3:// spec's `requestDeadline` is the
+ * deadline of the store it opens.
  */
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import t, { type Test } from 'tap';
 
+import { parseParcelsSpec } from '../../server/config/backend-specs.js';
+import { openParcelStore } from '../../server/storage/backends.js';
 import { CONNECT_TIMEOUT_MS, IDLE_TIMEOUT_MS, REQUEST_DEADLINE_MS, S3ParcelStore } from '../../server/storage/s3-parcel-store.js';
 import { sha256 } from '../helpers/bindles.js';
 import { s3TestBucket, s3TestClient, s3TestService } from '../helpers/s3-service.js';
@@ -138,4 +141,14 @@ t.test('a service that never answers: open fails as unavailable within its retri
   // The SDK destroys a request's socket when it times out: nothing stays open towards the service.
   for (let i = 0; i < 50 && service.open() > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
   t.equal(service.open(), 0, 'no connection left open');
+});
+
+t.test('an s3:// spec\'s requestDeadline is the deadline of the store it opens', async (t) => {
+  const service = await stalledService(t);
+  const spec = parseParcelsSpec(`s3://stalled?endpoint=${service.endpoint}&forcePathStyle=true&requestDeadline=1s`, '--parcels', '/', {});
+  const started = performance.now();
+  // With the default deadline (REQUEST_DEADLINE_MS) the open's bucket check would fail after 20 s, naming that.
+  await t.rejects(openParcelStore(spec), { code: 'unavailable', message: /no reply within 1000 ms, retries included/ });
+  const ms = performance.now() - started;
+  t.ok(ms < 10_000, `failed after ${Math.round(ms)} ms`);
 });

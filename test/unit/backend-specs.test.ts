@@ -46,6 +46,11 @@ t.test('parcel specs', async (t) => {
   t.same(parseParcelsSpec('s3://bucket', 'x', CWD, {}), { kind: 's3', bucket: 'bucket', prefix: '', region: 'us-east-1', forcePathStyle: false }, 'defaults');
   t.same(parseParcelsSpec('s3://bucket', 'x', CWD, { AWS_REGION: 'ap-south-1' }), { kind: 's3', bucket: 'bucket', prefix: '', region: 'ap-south-1', forcePathStyle: false }, 'AWS_REGION');
   t.equal((parseParcelsSpec('s3://bucket?region=r1', 'x', CWD, { AWS_REGION: 'r2' }) as { region: string }).region, 'r1', 'region= wins over AWS_REGION');
+  for (const [text, ms] of [['90s', 90_000], ['2m', 120_000], ['45000', 45_000], ['500ms', 500]] as const) {
+    t.same(parseParcelsSpec(`s3://bucket?requestDeadline=${text}`, 'x', CWD, {}), {
+      kind: 's3', bucket: 'bucket', prefix: '', region: 'us-east-1', forcePathStyle: false, requestDeadlineMs: ms,
+    }, `requestDeadline=${text}`);
+  }
   for (const [bad, why] of [
     ['file:', /needs a directory/],
     ['/data', /not a parcel store/],
@@ -58,6 +63,13 @@ t.test('parcel specs', async (t) => {
     ['s3://bucket?forcePathStyle=yes', /forcePathStyle must be true or false/],
     ['s3://bucket?region=a&region=b', /given 2 times/],
     ['s3://bucket?pathStyle=true', /unknown s3:\/\/ parameter "pathStyle"/],
+    ['s3://bucket?requestDeadline=soon', /requestDeadline "soon" is not a duration; use milliseconds/],
+    ['s3://bucket?requestDeadline=1.5s', /requestDeadline "1.5s" is not a duration/],
+    ['s3://bucket?requestDeadline=-1', /requestDeadline "-1" is not a duration/],
+    ['s3://bucket?requestDeadline=0s', /requestDeadline must be longer than 0 ms/],
+    ['s3://bucket?requestDeadline=999h', /requestDeadline must be .*at most 2147483647 ms, got 3596400000 ms/],
+    ['s3://bucket?requestDeadline=', /"requestDeadline" is empty/],
+    ['s3://bucket?requestDeadline=1s&requestDeadline=2s', /"requestDeadline" is given 2 times/],
     ['s3://bucket/a//b', /empty, "." or ".." segments/],
     ['s3://bucket/a%zz', /not valid percent-encoding/],
   ] as const) {
@@ -70,6 +82,7 @@ t.test('descriptions never show a password', async (t) => {
   t.equal(describeIndex({ kind: 'postgres', url: 'postgres://bindle:pw@db/x' }), 'postgres://bindle:***@db/x');
   t.equal(describeIndex({ kind: 'sqlite', path: '/d/i.sqlite' }), 'sqlite:/d/i.sqlite');
   t.equal(describeParcels({ kind: 's3', bucket: 'b', prefix: 'p', region: 'r', forcePathStyle: true, endpoint: 'http://h' }), 's3://b/p (region r, endpoint http://h)');
+  t.equal(describeParcels({ kind: 's3', bucket: 'b', prefix: '', region: 'r', forcePathStyle: false, requestDeadlineMs: 60_000 }), 's3://b (region r, request deadline 60000 ms)');
 });
 
 t.test('config: defaults live in the data directory', async (t) => {
