@@ -43,6 +43,7 @@ import {
 } from './parcel-store.js';
 import type { ByteRange, ParcelStat, ParcelStore, PutResult, RemoveOutcome, StagingOptions, StoredParcel } from './parcel-store.js';
 import { receiveParcel, type UploadSink } from './parcel-upload.js';
+import { PartWriter } from './s3-parts.js';
 
 /** Where the store keeps its parcels, and how it reaches the service. */
 export interface S3ParcelStoreOptions extends StagingOptions {
@@ -108,12 +109,12 @@ const PART_BYTES = 8 << 20;
 /** S3 allows 10,000 parts; parts grow past PART_BYTES so that the largest parcel stays below. */
 const MAX_PARTS = 9000;
 /**
- * Parts of one upload sent at once: the next part is received and hashed while these are sent
- * (memory per upload: this many parts plus the one filling).
+ * Parts of one upload being sent while the next one is received and hashed (memory per upload:
+ * this many parts plus the one filling; ./s3-parts.ts).
  */
 const PARTS_IN_FLIGHT = 3;
-/** A part is PART_BYTES and less than one received chunk more: its buffer's room for that. */
-const PART_SLACK = 256 * 1024;
+/** Received bytes a multipart upload hands on at a time, each chunk copied into its part. */
+const RECEIVE_BATCH_BYTES = 1 << 20;
 /** Keys per ListObjectsV2 page (S3's maximum). */
 const LIST_PAGE = 1000;
 /** A claim older than this (or than the staging age, if shorter) was left by a killed process. */
@@ -506,9 +507,7 @@ export class S3ParcelStore implements ParcelStore {
     if (uploadId === undefined) throw unavailable(`starting a multipart upload of ${key}`, 'no UploadId');
     const UploadId = uploadId;
     const parts: S3.CompletedPart[] = [];
-    /** Part uploads under way, oldest first (observed here, awaited below). */
-    const uploading: Promise<void>[] = [];
-    const uploadPart = async (PartNumber: number, Body: Buffer): Promise<void> => {
+    const writer = new PartWriter(Math.max(PART_BYTES, Math.ceil(expectedSize / MAX_PARTS)), PARTS_IN_FLIGHT, async (PartNumber, Body) => {
       try {
         const part = await this.client.send(
           new this.sdk.UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber, Body, ContentLength: Body.length }),
@@ -517,40 +516,23 @@ export class S3ParcelStore implements ParcelStore {
       } catch (err) {
         throw unavailable(`uploading part ${PartNumber} of ${key}`, err);
       }
-    };
-    const partBytes = Math.max(PART_BYTES, Math.ceil(expectedSize / MAX_PARTS));
-    /**
-     * Buffers of parts S3 has stored, for the next parts: a few per upload instead of a new one
-     * per part, each garbage once its part was sent.
-     */
-    const spare: Buffer[] = [];
+    });
     const sink: UploadSink = {
-      batchBytes: partBytes,
-      maxQueued: 1,
-      write: async (chunks, size) => {
-        let buffer = spare.pop();
-        if (buffer === undefined || buffer.length < size) buffer = Buffer.allocUnsafe(Math.max(size, partBytes + PART_SLACK));
-        let offset = 0;
-        for (const chunk of chunks) offset += chunk.copy(buffer, offset);
-        const part = buffer;
-        const upload = uploadPart(uploading.length + 1, part.subarray(0, size)).then(() => {
-          spare.push(part);
-        });
-        upload.catch(() => undefined);
-        uploading.push(upload);
-        const waitFor = uploading.at(-PARTS_IN_FLIGHT);
-        if (waitFor !== undefined) await waitFor;
+      batchBytes: RECEIVE_BATCH_BYTES,
+      maxQueued: 2,
+      write: async (chunks) => {
+        for (const chunk of chunks) await writer.add(chunk);
       },
     };
     let completed = false;
     try {
       try {
         assertDigestMatches(sha256, await receiveParcel(data, expectedSize, sink));
+        await writer.finish();
       } finally {
         // Never abort (below) while parts are still being sent.
-        await Promise.allSettled(uploading);
+        await writer.settled();
       }
-      await Promise.all(uploading);
       parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
       await this.complete(sha256, async () => {
         try {

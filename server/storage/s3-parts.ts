@@ -1,0 +1,111 @@
+/**
+ * PartWriter: cuts an upload's bytes into the parts of an S3 multipart upload as they arrive.
+ * Received chunks are copied into the part being filled, a buffer of exactly the part size that
+ * is reused once its part is stored, so what an upload holds is its parts' buffers and not,
+ * besides them, a part's worth of received chunks waiting to be copied.
+ */
+
+/** Sends one part (numbered from 1); the buffer is the writer's again once the promise settles. */
+export type SendPart = (partNumber: number, body: Buffer) => Promise<void>;
+
+/**
+ * The parts of one multipart upload. Every part but the last is `partBytes` long. Up to
+ * `inFlight` parts are being sent while the next one fills; once that one is full too, `add`
+ * sends it and waits for the oldest of them, so an upload never holds more than `inFlight + 1`
+ * part buffers.
+ *
+ * A part fills a spare buffer (one whose part was stored) at once. Without one, its chunks are
+ * kept as received until they make up half a part, and only then is a buffer allocated and
+ * filled: an upload never holds more than twice the bytes it received, so a client that
+ * declares a big parcel and sends a few bytes does not make the server allocate a part.
+ *
+ * A part that fails rejects the `add` that waits for it, or `finish`; `settled` waits for every
+ * part sent, whatever became of it.
+ */
+export class PartWriter {
+  private readonly sending: Promise<void>[] = [];
+  private readonly spare: Buffer[] = [];
+  /** The part being filled, once it has a buffer. */
+  private filling: Buffer | undefined;
+  private filled = 0;
+  /** The part's chunks as received (not copied), while it has no buffer. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private allocated = 0;
+
+  constructor(
+    private readonly partBytes: number,
+    private readonly inFlight: number,
+    private readonly send: SendPart,
+  ) {
+    if (!(Number.isSafeInteger(partBytes) && partBytes > 0)) throw new RangeError(`part size must be a positive integer, got ${partBytes}`);
+    if (!(Number.isSafeInteger(inFlight) && inFlight > 0)) throw new RangeError(`parts in flight must be a positive integer, got ${inFlight}`);
+  }
+
+  /** Part buffers allocated so far (at most `inFlight + 1`). */
+  get buffers(): number {
+    return this.allocated;
+  }
+
+  /** Parts sent so far, the one under way included. */
+  get parts(): number {
+    return this.sending.length;
+  }
+
+  /** Takes `chunk`'s bytes into the parts, sending each part that fills up. `chunk` must not change afterwards. */
+  async add(chunk: Buffer): Promise<void> {
+    for (let offset = 0; offset < chunk.length; ) {
+      const room = this.partBytes - this.filled - this.pendingBytes;
+      const piece = chunk.subarray(offset, offset + room);
+      offset += piece.length;
+      this.filling ??= this.spare.pop();
+      if (this.filling === undefined && this.pendingBytes + piece.length < this.partBytes / 2) {
+        this.pending.push(piece);
+        this.pendingBytes += piece.length;
+        continue;
+      }
+      const part = (this.filling ??= this.allocate());
+      for (const held of this.pending) this.filled += held.copy(part, this.filled);
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.filled += piece.copy(part, this.filled);
+      if (this.filled === this.partBytes) await this.sendPart(part.subarray(0, this.filled));
+    }
+  }
+
+  /** Sends what is left as the last part and waits for every part; rejects if any failed. */
+  async finish(): Promise<void> {
+    if (this.filling !== undefined && this.filled > 0) await this.sendPart(this.filling.subarray(0, this.filled));
+    else if (this.pendingBytes > 0) await this.sendPart(Buffer.concat(this.pending, this.pendingBytes));
+    await Promise.all(this.sending);
+  }
+
+  /** Waits for every part sent to succeed or fail. */
+  async settled(): Promise<void> {
+    await Promise.allSettled(this.sending);
+  }
+
+  private allocate(): Buffer {
+    this.allocated++;
+    return Buffer.allocUnsafe(this.partBytes);
+  }
+
+  /**
+   * Sends `body` (the part being filled, or its pending chunks together) as the next part;
+   * then, with more than `inFlight` under way, waits for the oldest of them.
+   */
+  private async sendPart(body: Buffer): Promise<void> {
+    const part = this.filling;
+    this.filling = undefined;
+    this.filled = 0;
+    this.pending = [];
+    this.pendingBytes = 0;
+    const sent = this.send(this.sending.length + 1, body).finally(() => {
+      if (part !== undefined) this.spare.push(part);
+    });
+    sent.catch(() => undefined);
+    this.sending.push(sent);
+    const oldest = this.sending.at(-this.inFlight - 1);
+    if (oldest !== undefined) await oldest;
+  }
+}

@@ -1,0 +1,199 @@
+/**
+ * server/storage/s3-parts: PartWriter cuts received chunks of any size into parts of exactly the
+ * part size (the last one shorter), numbered in order; sends at most `inFlight` at once while the
+ * next fills, holds at most `inFlight + 1` part buffers however many parts there are, allocates
+ * none for a part until half of it has arrived, and reports a failed part to the caller that
+ * waits for it.
+ */
+import t from 'tap';
+
+import { PartWriter } from '../../server/storage/s3-parts.js';
+
+/** A part the writer handed over, its bytes copied (the writer reuses the buffer), and how to let it finish. */
+interface SentPart {
+  readonly partNumber: number;
+  readonly bytes: Buffer;
+  /** Lets the part succeed (or fail with `err`); once only, later calls do nothing. */
+  readonly done: (err?: Error) => void;
+  readonly finished: () => boolean;
+}
+
+/** A sender whose parts stay under way until the test finishes them. */
+function heldSender(): { send: (partNumber: number, body: Buffer) => Promise<void>; sent: SentPart[]; underWay: () => number } {
+  const sent: SentPart[] = [];
+  let open = 0;
+  return {
+    sent,
+    underWay: () => open,
+    send: (partNumber, body) => {
+      open++;
+      return new Promise<void>((resolve, reject) => {
+        let finished = false;
+        sent.push({
+          partNumber,
+          bytes: Buffer.from(body),
+          finished: () => finished,
+          done: (err) => {
+            if (finished) return;
+            finished = true;
+            open--;
+            if (err === undefined) resolve();
+            else reject(err);
+          },
+        });
+      });
+    },
+  };
+}
+
+const deterministic = (size: number): Buffer => Buffer.from(Array.from({ length: size }, (_, i) => (i * 131 + 17) & 0xff));
+
+/** Whether `promise` has settled after the queued callbacks ran. */
+async function isSettled(promise: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  promise.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+  return settled;
+}
+
+t.test('chunks of any size become parts of exactly the part size, in order, the last one shorter', async (t) => {
+  const data = deterministic(10 * 1000 + 333);
+  const parts: { partNumber: number; bytes: Buffer }[] = [];
+  const writer = new PartWriter(1000, 3, (partNumber, body) => {
+    parts.push({ partNumber, bytes: Buffer.from(body) });
+    return Promise.resolve();
+  });
+  const pieces = [1, 999, 1, 2500, 7, 64, 3000];
+  let offset = 0;
+  for (let i = 0; offset < data.length; i++) {
+    const size = pieces[i % pieces.length] ?? 1;
+    await writer.add(data.subarray(offset, offset + size));
+    offset += size;
+  }
+  await writer.finish();
+  t.same(
+    parts.map((p) => p.partNumber),
+    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+  );
+  t.same(
+    parts.map((p) => p.bytes.length),
+    [1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 333],
+  );
+  t.ok(Buffer.concat(parts.map((p) => p.bytes)).equals(data), 'the parts hold the bytes in order');
+  t.equal(writer.parts, 11);
+  t.ok(writer.buffers <= 4, `part buffers allocated: ${writer.buffers}`);
+});
+
+t.test('an upload that is a whole number of parts sends no empty last part; nothing at all sends none', async (t) => {
+  const sizes: number[] = [];
+  const writer = new PartWriter(100, 2, (_, body) => {
+    sizes.push(body.length);
+    return Promise.resolve();
+  });
+  await writer.add(deterministic(300));
+  await writer.finish();
+  t.same(sizes, [100, 100, 100]);
+  const idle = new PartWriter(100, 2, () => Promise.reject(new Error('nothing to send')));
+  await idle.finish();
+  t.equal(idle.parts, 0);
+});
+
+t.test('at most inFlight parts are sent while the next fills; then add waits for the oldest', async (t) => {
+  const { send, sent, underWay } = heldSender();
+  const writer = new PartWriter(10, 2, send);
+  await writer.add(deterministic(10));
+  await writer.add(deterministic(10));
+  t.equal(underWay(), 2, 'two parts under way');
+  await writer.add(deterministic(9));
+  const filling = writer.add(deterministic(1));
+  t.notOk(await isSettled(filling), 'a third full part waits for the oldest of the two');
+  t.equal(underWay(), 3, 'while it is being sent beside them');
+  sent[1]?.done();
+  t.notOk(await isSettled(filling), 'the second finishing first is not the oldest');
+  sent[0]?.done();
+  t.ok(await isSettled(filling), 'the first finishing lets it go on');
+  await filling;
+  t.equal(writer.buffers, 3, 'inFlight + 1 buffers');
+  for (let i = 0; i < 20; i++) {
+    const adding = writer.add(deterministic(10));
+    while (!(await isSettled(adding))) {
+      t.ok(underWay() <= 3, 'never more than inFlight parts and the one just filled');
+      sent.find((part) => !part.finished())?.done();
+    }
+    await adding;
+  }
+  const finishing = writer.finish();
+  for (const part of sent) part.done();
+  await finishing;
+  t.equal(writer.parts, 23);
+  t.equal(writer.buffers, 3, `23 parts, still inFlight + 1 buffers`);
+});
+
+t.test('a buffer is reused only once its part has settled, so no part is overwritten while it is sent', async (t) => {
+  const data = deterministic(40);
+  const copies: Buffer[] = [];
+  const writer = new PartWriter(4, 1, async (partNumber, body) => {
+    const copy = Buffer.from(body);
+    copies.push(copy);
+    await new Promise((resolve) => setImmediate(resolve));
+    t.ok(body.equals(copy), `part ${partNumber} unchanged while it was sent`);
+  });
+  for (let offset = 0; offset < data.length; offset += 3) await writer.add(data.subarray(offset, offset + 3));
+  await writer.finish();
+  t.ok(Buffer.concat(copies).equals(data));
+  t.equal(writer.buffers, 2);
+});
+
+t.test('no part buffer is allocated until half a part has arrived: never more than twice the bytes received', async (t) => {
+  const bodies: Buffer[] = [];
+  const writer = new PartWriter(1000, 3, (_, body) => {
+    bodies.push(Buffer.from(body));
+    return Promise.resolve();
+  });
+  const data = deterministic(1400);
+  for (let offset = 0; offset < 499; offset += 100) await writer.add(data.subarray(offset, Math.min(offset + 100, 499)));
+  t.equal(writer.buffers, 0, '499 bytes of a 1000-byte part: no buffer yet');
+  await writer.add(data.subarray(499, 500));
+  t.equal(writer.buffers, 1, 'the 500th byte: one buffer, the bytes before copied into it');
+  await writer.add(data.subarray(500, 1000));
+  await writer.add(data.subarray(1000, 1400));
+  t.equal(writer.buffers, 1, 'the next part reuses the first one\'s buffer once it is stored');
+  await writer.finish();
+  t.same(bodies.map((b) => b.length), [1000, 400]);
+  t.ok(Buffer.concat(bodies).equals(data));
+
+  const short: Buffer[] = [];
+  const few = new PartWriter(1000, 3, (_, body) => {
+    short.push(Buffer.from(body));
+    return Promise.resolve();
+  });
+  await few.add(data.subarray(0, 7));
+  await few.add(data.subarray(7, 30));
+  await few.finish();
+  t.equal(few.buffers, 0, 'an upload of less than half a part allocates no part buffer');
+  t.same(short, [data.subarray(0, 30)], 'and sends its bytes as one part');
+});
+
+t.test('a failed part fails the add that waits for it, and finish; settled waits for every part', async (t) => {
+  const { send, sent } = heldSender();
+  const writer = new PartWriter(10, 1, send);
+  await writer.add(deterministic(10));
+  const adding = writer.add(deterministic(10));
+  sent[0]?.done(new Error('part 1 refused'));
+  await t.rejects(adding, { message: 'part 1 refused' });
+  const settling = writer.settled();
+  t.notOk(await isSettled(settling), 'part 2 is still under way');
+  sent[1]?.done();
+  await settling;
+  await t.rejects(writer.finish(), { message: 'part 1 refused' });
+});
+
+t.test('part size and parts in flight must be positive integers', async (t) => {
+  const send = (): Promise<void> => Promise.resolve();
+  t.throws(() => new PartWriter(0, 1, send), RangeError);
+  t.throws(() => new PartWriter(1.5, 1, send), RangeError);
+  t.throws(() => new PartWriter(10, 0, send), RangeError);
+});
