@@ -458,13 +458,18 @@ export class S3ParcelStore implements ParcelStore {
    * the parcel absent before), data that fails its checks is refused as stored when it is.
    */
   private async putSmall(sha256: string, expectedSize: number, data: Readable, lookedUp: boolean): Promise<void> {
-    const chunks: Buffer[] = [];
+    // The data gathered as one part, kept (not sent) until it checked out: one copy of it is held
+    // while it is sent, not the received chunks beside their concatenation (./s3-parts.ts).
+    let whole: Buffer = Buffer.alloc(0);
+    const gather = expectedSize === 0 ? undefined : new PartWriter(expectedSize, 1, (_, body) => {
+      whole = body;
+      return Promise.resolve();
+    });
     const sink: UploadSink = {
-      batchBytes: expectedSize + 1,
-      maxQueued: 1,
-      write: (batch) => {
-        chunks.push(...batch);
-        return Promise.resolve();
+      batchBytes: RECEIVE_BATCH_BYTES,
+      maxQueued: 2,
+      write: async (batch) => {
+        for (const chunk of batch) await gather?.add(chunk);
       },
     };
     try {
@@ -479,7 +484,7 @@ export class S3ParcelStore implements ParcelStore {
       const command = new this.sdk.PutObjectCommand({
         Bucket: this.bucket,
         Key: key,
-        Body: Buffer.concat(chunks, expectedSize),
+        Body: whole,
         ContentLength: expectedSize,
         ContentType: 'application/octet-stream',
         IfNoneMatch: '*',

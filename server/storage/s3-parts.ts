@@ -2,7 +2,10 @@
  * PartWriter: cuts an upload's bytes into the parts of an S3 multipart upload as they arrive.
  * Received chunks are copied into the part being filled, a buffer of exactly the part size that
  * is reused once its part is stored, so what an upload holds is its parts' buffers and not,
- * besides them, a part's worth of received chunks waiting to be copied.
+ * besides them, a part's worth of received chunks waiting to be copied. A parcel stored with
+ * one PutObject is gathered the same way, as a single part of its size that the sender keeps
+ * until the data checked out: one copy of it is held, not the received chunks as well as their
+ * concatenation.
  */
 
 /** Sends one part (numbered from 1); the buffer is the writer's again once the promise settles. */

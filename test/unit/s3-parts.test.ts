@@ -177,6 +177,23 @@ t.test('no part buffer is allocated until half a part has arrived: never more th
   t.same(short, [data.subarray(0, 30)], 'and sends its bytes as one part');
 });
 
+t.test('a parcel gathered as one part of its size: one buffer holding it all, handed over with its last byte', async (t) => {
+  const data = deterministic(5000);
+  let whole: Buffer | undefined;
+  const gather = new PartWriter(data.length, 1, (partNumber, body) => {
+    t.equal(partNumber, 1);
+    whole = body;
+    return Promise.resolve();
+  });
+  for (let offset = 0; offset < data.length - 1; offset += 700) await gather.add(data.subarray(offset, Math.min(offset + 700, data.length - 1)));
+  t.equal(whole, undefined, 'nothing handed over before the last byte');
+  await gather.add(data.subarray(data.length - 1));
+  t.ok(whole?.equals(data), 'the whole parcel, in order');
+  t.equal(gather.buffers, 1);
+  await gather.finish();
+  t.equal(gather.parts, 1, 'finish sends nothing more');
+});
+
 t.test('a failed part fails the add that waits for it, and finish; settled waits for every part', async (t) => {
   const { send, sent } = heldSender();
   const writer = new PartWriter(10, 1, send);
