@@ -1,6 +1,7 @@
 /**
  * Benchmark 8: the server's idle RSS (a fresh server holding one invoice, beside a bare
- * node:http server's), and its peak resident set size while it receives a 1 GiB parcel. The
+ * node:http server's), its peak resident set size while it receives a 1 GiB parcel, and (8c)
+ * while it receives parcels of a few MiB (a Wasm module's size), many at once. The
  * bytes are generated on the fly (1 MiB chunks, never all in memory, stored only by the
  * server); the server's VmRSS is sampled every 50 ms from /proc. Each run uses a fresh data
  * directory, deleted afterwards. Skipped when the disk has less than 4 GiB free. On every
@@ -27,6 +28,10 @@ const SEED = 4242;
 
 /** The invoice a run's server holds, for the big parcel it is sent. */
 const BIG = { name: 'bench.example.com/big', version: '1.0.0', file: 'big.bin' } as const;
+
+/** Figure 8c's invoice, and how many of its parcels are uploaded at once. */
+const MODULES = { name: 'bench.example.com/modules', version: '1.0.0' } as const;
+const MODULE_CONCURRENCY = 16;
 
 /** The big parcel a run's server holds on its invoice: its sha256 is worked out once per case (1 GiB hashed). */
 interface BigParcel {
@@ -147,8 +152,69 @@ async function rssOn(ctx: BenchContext, backend: BackendName): Promise<CaseResul
         ],
       }),
       ...withoutExtraCa,
+      await moduleUploadsOn(ctx, backend),
     ],
   };
+}
+
+/** The peak of `pid`'s VmRSS (sampled every SAMPLE_MS, and once more at the end) while `work` runs. */
+async function peakDuring(pid: number, start: number, work: () => Promise<void>): Promise<number> {
+  let peak = start;
+  const sampler = setInterval(() => {
+    const now = memoryOf(pid);
+    if (now !== undefined) peak = Math.max(peak, now.rss);
+  }, SAMPLE_MS);
+  try {
+    await work();
+  } finally {
+    clearInterval(sampler);
+  }
+  return Math.max(peak, memoryOf(pid)?.rss ?? 0);
+}
+
+/**
+ * Figure 8c on one backend: a fresh server on fresh storage for each run, given an invoice of
+ * `moduleUploads` parcels of `moduleUploadBytes`, which are then uploaded MODULE_CONCURRENCY at
+ * a time (the bytes generated on the fly); its peak RSS during the uploads, beside its idle RSS
+ * before them.
+ */
+async function moduleUploadsOn(ctx: BenchContext, backend: BackendName): Promise<Figure> {
+  const { runs, moduleUploads: count, moduleUploadBytes: size } = ctx.sizes;
+  const seeds = Array.from({ length: count }, (_, i) => SEED + 1 + i);
+  const digests = seeds.map((seed) => payloadSha256(size, seed));
+  const peaks: number[] = [];
+  const idle: number[] = [];
+  const rates: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const dir = ctx.dir(onBackendDir(backend, 'rss-modules'));
+    writeKeyring(dir, ctx.keys);
+    await withServerOn(backend, dir, async (server) => {
+      await createInvoice(server.api, signedInvoice(ctx.keys, MODULES.name, MODULES.version, digests.map((sha256, i) => ({ sha256, size, mediaType: 'application/wasm', name: `module-${i}.wasm` }))));
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      const before = memoryOf(server.pid);
+      if (before === undefined) throw new Error("cannot read the server's /proc status");
+      const started = performance.now();
+      const peak = await peakDuring(server.pid, before.rss, async () => {
+        for (let first = 0; first < count; first += MODULE_CONCURRENCY) {
+          const batch = seeds.slice(first, first + MODULE_CONCURRENCY);
+          const results = await Promise.all(batch.map((seed, i) => uploadChunks(parcelUrl(server.api, MODULES.name, MODULES.version, digests[first + i] ?? ''), size, payloadChunks(size, seed))));
+          const failed = results.find((result) => result.status !== 200);
+          if (failed !== undefined) throw new Error(`a ${size}-byte parcel upload answered ${failed.status}: ${failed.body}`);
+        }
+      });
+      idle.push(before.rss / MiB);
+      peaks.push(peak / MiB);
+      rates.push(mbPerSecond(count * size, performance.now() - started));
+      ctx.log(`  ${backend === 'sqlite+file' ? '' : `on ${backend}, `}run ${r + 1}: peak RSS ${(peak / MiB).toFixed(0)} MiB during ${count} uploads of ${size / MiB} MiB, ${MODULE_CONCURRENCY} at a time (idle ${(before.rss / MiB).toFixed(0)} MiB), ${rates.at(-1)?.toFixed(0)} MB/s`);
+    }).finally(() => removeTempDir(dir));
+  }
+  return makeFigure({
+    ...onBackend(backend, 'rss.modules', `8c. Peak server RSS during ${count} uploads of ${size / MiB} MiB parcels, ${MODULE_CONCURRENCY} at a time`),
+    unit: 'MiB',
+    runs: peaks,
+    baseline: { title: 'idle RSS before the uploads', runs: idle },
+    notes: [`VmRSS sampled every ${SAMPLE_MS} ms; upload rates: ${rates.map((x) => x.toFixed(0)).join(', ')} MB/s`],
+  });
 }
 
 export const rssCase: BenchCase = {

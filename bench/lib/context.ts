@@ -35,6 +35,9 @@ export interface Sizes {
   pushParcelBytes: number;
   kubeletModuleBytes: number;
   rssUploadBytes: number;
+  /** Parcels of figure 8c, uploaded MODULE_CONCURRENCY at a time (bench/cases/rss.ts), and their size. */
+  moduleUploads: number;
+  moduleUploadBytes: number;
   /** Warm (cached) kubelet starts per run (their median is the run's value). */
   warmStartsPerRun: number;
   /** Cold kubelet fetches and plain downloads per run, interleaved (their medians are the run's values). */
@@ -54,6 +57,8 @@ export const FULL_SIZES: Sizes = {
   pushParcelBytes: 4096,
   kubeletModuleBytes: 10 * MiB,
   rssUploadBytes: 1024 * MiB,
+  moduleUploads: 32,
+  moduleUploadBytes: 6 * MiB,
   warmStartsPerRun: 10,
   coldFetchesPerRun: 7,
 };
@@ -71,6 +76,8 @@ export const QUICK_SIZES: Sizes = {
   pushParcelBytes: 4096,
   kubeletModuleBytes: 1 * MiB,
   rssUploadBytes: 64 * MiB,
+  moduleUploads: 8,
+  moduleUploadBytes: 1 * MiB,
   warmStartsPerRun: 3,
   coldFetchesPerRun: 2,
 };

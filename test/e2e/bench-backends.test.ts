@@ -62,7 +62,7 @@ if (pg !== undefined && s3 !== undefined) {
     t.ok(s3Peer !== undefined && s3Peer.value.runs.every((x) => x > 0), 'download on postgres+s3: the S3 service itself measured beside it');
     t.notOk(byId.get('download')?.peers?.some((p) => /S3/.test(p.title)), 'download on sqlite+file: no S3 peer');
     const both = ['upload.vs-bare', 'upload.small', 'upload.small-vs-durable', 'upload.small-durability', 'download', 'parcel-get', 'parcel-head'];
-    const ids = [...both, ...(report.skipped.length === 0 ? ['rss.idle', 'rss'] : []), 'cli.push', 'cli.get'];
+    const ids = [...both, ...(report.skipped.length === 0 ? ['rss.idle', 'rss', 'rss.modules'] : []), 'cli.push', 'cli.get'];
     for (const id of ids) {
       const own = byId.get(id);
       const other = byId.get(`${id}.postgres+s3`);
