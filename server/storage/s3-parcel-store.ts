@@ -458,8 +458,10 @@ export class S3ParcelStore implements ParcelStore {
    * the parcel absent before), data that fails its checks is refused as stored when it is.
    */
   private async putSmall(sha256: string, expectedSize: number, data: Readable, lookedUp: boolean): Promise<void> {
-    // The data gathered as one part, kept (not sent) until it checked out: one copy of it is held
-    // while it is sent, not the received chunks beside their concatenation (./s3-parts.ts).
+    // The data gathered as one part, which the sender keeps (and does not send) until it checked
+    // out: one copy of it is held while it is sent, not the received chunks beside their
+    // concatenation (./s3-parts.ts). The part is the whole parcel, so the writer takes no bytes
+    // after it and never reuses its buffer.
     let whole: Buffer = Buffer.alloc(0);
     const gather = expectedSize === 0 ? undefined : new PartWriter(expectedSize, 1, (_, body) => {
       whole = body;
