@@ -18,9 +18,9 @@ export type SendPart = (partNumber: number, body: Buffer) => Promise<void>;
  * part buffers.
  *
  * A part fills a spare buffer (one whose part was stored) at once. Without one, its chunks are
- * kept as received until they make up half a part, and only then is a buffer allocated and
- * filled: an upload never holds more than twice the bytes it received, so a client that
- * declares a big parcel and sends a few bytes does not make the server allocate a part.
+ * kept as received until the part is complete, and only then copied into a buffer of its own:
+ * besides the buffers of parts it has sent, an upload holds no more than the bytes it received,
+ * so a client that declares a big parcel and sends a few bytes makes the server allocate no part.
  *
  * A part that fails rejects the `add` that waits for it, or `finish`; `settled` waits for every
  * part sent, whatever became of it.
@@ -62,7 +62,7 @@ export class PartWriter {
       const piece = chunk.subarray(offset, offset + room);
       offset += piece.length;
       this.filling ??= this.spare.pop();
-      if (this.filling === undefined && this.pendingBytes + piece.length < this.partBytes / 2) {
+      if (this.filling === undefined && this.pendingBytes + piece.length < this.partBytes) {
         this.pending.push(piece);
         this.pendingBytes += piece.length;
         continue;

@@ -2,7 +2,7 @@
  * server/storage/s3-parts: PartWriter cuts received chunks of any size into parts of exactly the
  * part size (the last one shorter), numbered in order; sends at most `inFlight` at once while the
  * next fills, holds at most `inFlight + 1` part buffers however many parts there are, allocates
- * none for a part until half of it has arrived, and reports a failed part to the caller that
+ * none for a part until all of it has arrived, and reports a failed part to the caller that
  * waits for it.
  */
 import t from 'tap';
@@ -147,20 +147,21 @@ t.test('a buffer is reused only once its part has settled, so no part is overwri
   t.equal(writer.buffers, 2);
 });
 
-t.test('no part buffer is allocated until half a part has arrived: never more than twice the bytes received', async (t) => {
+t.test('no part buffer is allocated until the part is complete: an upload holds no more than it received', async (t) => {
   const bodies: Buffer[] = [];
   const writer = new PartWriter(1000, 3, (_, body) => {
     bodies.push(Buffer.from(body));
     return Promise.resolve();
   });
   const data = deterministic(1400);
-  for (let offset = 0; offset < 499; offset += 100) await writer.add(data.subarray(offset, Math.min(offset + 100, 499)));
-  t.equal(writer.buffers, 0, '499 bytes of a 1000-byte part: no buffer yet');
-  await writer.add(data.subarray(499, 500));
-  t.equal(writer.buffers, 1, 'the 500th byte: one buffer, the bytes before copied into it');
-  await writer.add(data.subarray(500, 1000));
+  for (let offset = 0; offset < 999; offset += 100) await writer.add(data.subarray(offset, Math.min(offset + 100, 999)));
+  t.equal(writer.buffers, 0, '999 bytes of a 1000-byte part: no buffer yet');
+  t.equal(bodies.length, 0, 'and nothing sent');
+  await writer.add(data.subarray(999, 1000));
+  t.equal(writer.buffers, 1, 'the 1000th byte: one buffer, the bytes before copied into it, and sent');
+  t.equal(bodies.length, 1);
   await writer.add(data.subarray(1000, 1400));
-  t.equal(writer.buffers, 1, 'the next part reuses the first one\'s buffer once it is stored');
+  t.equal(writer.buffers, 1, 'the next part goes into the first one\'s buffer once that part is stored');
   await writer.finish();
   t.same(bodies.map((b) => b.length), [1000, 400]);
   t.ok(Buffer.concat(bodies).equals(data));
@@ -171,10 +172,10 @@ t.test('no part buffer is allocated until half a part has arrived: never more th
     return Promise.resolve();
   });
   await few.add(data.subarray(0, 7));
-  await few.add(data.subarray(7, 30));
+  await few.add(data.subarray(7, 600));
   await few.finish();
-  t.equal(few.buffers, 0, 'an upload of less than half a part allocates no part buffer');
-  t.same(short, [data.subarray(0, 30)], 'and sends its bytes as one part');
+  t.equal(few.buffers, 0, 'an upload of less than one part allocates no part buffer');
+  t.same(short, [data.subarray(0, 600)], 'and sends its bytes as one part');
 });
 
 t.test('a parcel gathered as one part of its size: one buffer holding it all, handed over with its last byte', async (t) => {
