@@ -1,8 +1,9 @@
 /**
  * PartWriter: cuts an upload's bytes into the parts of an S3 multipart upload as they arrive.
- * Received chunks are copied into the part being filled, a buffer of exactly the part size that
- * is reused once its part is stored, so what an upload holds is its parts' buffers and not,
- * besides them, a part's worth of received chunks waiting to be copied. A parcel stored with
+ * Once an upload has its part buffers (buffers of exactly the part size, each reused once its
+ * part is stored), received chunks are copied into the part being filled as they come, so what
+ * it holds is those buffers and not, besides them, a part's worth of received chunks waiting to
+ * be copied. A parcel stored with
  * one PutObject is gathered the same way, as a single part of its size that the sender keeps
  * until the data checked out: one copy of it is held, not the received chunks as well as their
  * concatenation.
