@@ -106,23 +106,12 @@ async function rssOn(ctx: BenchContext, backend: BackendName): Promise<CaseResul
       const { before, bareBefore } = await idleReading(ctx, server, big, process.env);
       idle.push(before.rss / MiB);
       bareIdle.push(bareBefore.rss / MiB);
-      let peak = before.rss;
-      const sampler = setInterval(() => {
-        const now = memoryOf(server.pid);
-        if (now !== undefined) peak = Math.max(peak, now.rss);
-      }, SAMPLE_MS);
-      let result;
-      try {
+      let result: Awaited<ReturnType<typeof uploadChunks>> | undefined;
+      const peak = await peakDuring(server.pid, before.rss, async () => {
         result = await uploadChunks(parcelUrl(server.api, BIG.name, BIG.version, big.sha256), size, payloadChunks(size, SEED));
-      } finally {
-        clearInterval(sampler);
-      }
-      if (result.status !== 200) throw new Error(`1 GiB upload answered ${result.status}: ${result.body}`);
-      const after = memoryOf(server.pid);
-      if (after !== undefined) {
-        peak = Math.max(peak, after.rss);
-        highWater = Math.max(highWater, after.peak);
-      }
+      });
+      if (result?.status !== 200) throw new Error(`1 GiB upload answered ${result?.status}: ${result?.body}`);
+      highWater = Math.max(highWater, memoryOf(server.pid)?.peak ?? 0);
       peaks.push(peak / MiB);
       rates.push(mbPerSecond(size, result.ms));
       ctx.log(`  ${backend === 'sqlite+file' ? '' : `on ${backend}, `}run ${r + 1}: peak RSS ${(peak / MiB).toFixed(0)} MiB (idle ${(before.rss / MiB).toFixed(0)} MiB, bare Node idle ${(bareBefore.rss / MiB).toFixed(0)} MiB), upload ${rates.at(-1)?.toFixed(0)} MB/s`);
