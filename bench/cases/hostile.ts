@@ -12,9 +12,13 @@
  * parcel and never read the reply, on a fresh server and beside it on a bare Node server
  * streaming the same file with 1 MiB chunks (the download baseline): the figure is how much the
  * server's RSS grows once they have filled what they will; (f) the same clients asking for the
- * parcel through a batch download, on a fresh server process. BINDLE_BENCH_SERVER_BIN runs the
- * same case against another build (before/after).
+ * parcel through a batch download, on a fresh server process; (g) STOPPED_UPLOADERS clients
+ * each send the first MiB of a 100 MiB parcel and stop, on a fresh server and beside it on the
+ * bare Node server that receives uploads with the store's technique (1 MiB write batches, the
+ * upload baseline of figure 1c). BINDLE_BENCH_SERVER_BIN runs the same case against another
+ * build (before/after).
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -150,19 +154,50 @@ const STOPPED_PARCEL_BYTES = 100 << 20;
 
 /**
  * Opens STOPPED_READERS connections to `url`, each sending one GET and never reading, and
- * returns how much process `pid`'s RSS has grown once it settles (no growth over 1 MiB for 2 s,
- * at most 30 s), and how many connections were still open then. Closes them all before returning.
+ * returns how much process `pid`'s RSS has grown once it settles, and how many connections were
+ * still open then (stoppedClients).
  */
-async function stoppedReaders(url: string, pid: number): Promise<{ growth: number; open: number }> {
+function stoppedReaders(url: string, pid: number): Promise<{ growth: number; open: number }> {
   const target = new URL(url);
+  return stoppedClients(target, pid, STOPPED_READERS, () => [`GET ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${target.host}\r\n\r\n`]);
+}
+
+/** Clients of figure 9g: each sends the start of an upload and stops. */
+const STOPPED_UPLOADERS = 400;
+/** The size each of them declares. */
+const STOPPED_UPLOAD_DECLARED = 100 << 20;
+/** What each of them sends before it stops: just under the 1 MiB a write batch of the store holds. */
+const STOPPED_UPLOAD_SENT = MiB - 1024;
+
+/**
+ * Opens STOPPED_UPLOADERS connections, the i-th POSTing to `path(i)` of `origin` a body
+ * declared STOPPED_UPLOAD_DECLARED bytes long, sending STOPPED_UPLOAD_SENT of it and then
+ * nothing; returns process `pid`'s RSS growth once it settles (stoppedClients).
+ */
+function stoppedUploaders(origin: string, pid: number, path: (i: number) => string): Promise<{ growth: number; open: number }> {
+  const target = new URL(origin);
+  const body = randomBytes(STOPPED_UPLOAD_SENT);
+  return stoppedClients(target, pid, STOPPED_UPLOADERS, (i) => [
+    `POST ${path(i)} HTTP/1.1\r\nHost: ${target.host}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${STOPPED_UPLOAD_DECLARED}\r\n\r\n`,
+    body,
+  ]);
+}
+
+/**
+ * Opens `count` connections to `target`'s host and port, the i-th sending `request(i)` and
+ * then neither sending nor reading, and returns how much process `pid`'s RSS has grown once it
+ * settles (no growth over 1 MiB for 2 s, at most 30 s), and how many connections were still open
+ * then. Closes them all before returning.
+ */
+async function stoppedClients(target: URL, pid: number, count: number, request: (i: number) => Array<string | Buffer>): Promise<{ growth: number; open: number }> {
   const rss = (): number => memoryOf(pid)?.rss ?? Number.NaN;
   const before = rss();
   const sockets: Socket[] = [];
   try {
-    for (let i = 0; i < STOPPED_READERS; i++) {
+    for (let i = 0; i < count; i++) {
       const socket = connect(Number(target.port), target.hostname);
       socket.on('error', () => undefined);
-      socket.write(`GET ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${target.host}\r\n\r\n`);
+      for (const part of request(i)) socket.write(part);
       socket.pause();
       sockets.push(socket);
     }
@@ -244,6 +279,52 @@ async function stoppedReaderRuns(ctx: BenchContext): Promise<{ ours: number; bat
   }
 }
 
+/**
+ * Figure 9g: the server's RSS growth under the stopped uploaders (a fresh server given an
+ * invoice of their parcels), then the bare Node upload server's under the same clients; and
+ * /healthz on the server after them.
+ */
+async function stoppedUploaderRuns(ctx: BenchContext): Promise<{ ours: number; bare: number; notes: string[] }> {
+  const dir = ctx.dir('hostile-stopped-uploaders');
+  const serverDir = join(dir, 'server');
+  const bareDir = join(dir, 'bare');
+  mkdirSync(serverDir);
+  mkdirSync(bareDir);
+  writeKeyring(serverDir, ctx.keys);
+  const name = 'bench.example.com/stopped-uploaders';
+  const digests = Array.from({ length: STOPPED_UPLOADERS }, () => randomBytes(32).toString('hex'));
+  try {
+    const server = await spawnServer(serverDir);
+    let ours: { growth: number; open: number };
+    let healthy: number;
+    try {
+      await createInvoice(server.api, signedInvoice(ctx.keys, name, '1.0.0', digests.map((sha256, i) => (
+        { sha256, size: STOPPED_UPLOAD_DECLARED, mediaType: 'application/octet-stream', name: `part-${i}.bin` }
+      ))));
+      ours = await stoppedUploaders(server.origin, server.pid, (i) => new URL(parcelUrl(server.api, name, '1.0.0', digests[i] ?? '')).pathname);
+      healthy = (await expectStatus(200, `${server.origin}/healthz`)).status;
+    } finally {
+      await server.stop();
+    }
+    const bare = await spawnBareServer({ kind: 'sink', dir: bareDir });
+    try {
+      const baseline = await stoppedUploaders(bare.origin, bare.pid, (i) => `/upload-${i}`);
+      ctx.log(`  stopped uploaders: RSS +${(ours.growth / MiB).toFixed(0)} MiB (${ours.open} open), bare Node +${(baseline.growth / MiB).toFixed(0)} MiB (${baseline.open} open)`);
+      return {
+        ours: ours.growth / MiB,
+        bare: baseline.growth / MiB,
+        notes: [
+          `${STOPPED_UPLOADERS} connections, each a POST of a parcel declared ${STOPPED_UPLOAD_DECLARED / MiB} MiB sending ${STOPPED_UPLOAD_SENT} bytes, then nothing; RSS read once it grew by no more than 1 MiB over 2 s; still open then: ${ours.open} (server), ${baseline.open} (bare Node); /healthz afterwards: ${healthy}`,
+        ],
+      };
+    } finally {
+      await bare.stop();
+    }
+  } finally {
+    removeTempDir(dir);
+  }
+}
+
 export const hostileCase: BenchCase = {
   name: 'hostile',
   title: '/healthz p99 under hostile bodies and a credential flood',
@@ -278,6 +359,7 @@ export const hostileCase: BenchCase = {
       });
       ctx.log(`  credential flood: /healthz p99 ${floodResult.p99.toFixed(1)} ms (${floodResult.attacks} bad-credential reads: ${floodResult.statuses})`);
       const stopped = await stoppedReaderRuns(ctx);
+      const uploaders = await stoppedUploaderRuns(ctx);
       const scanResult = await scanningQueries(ctx);
       ctx.log(`  scanning _q queries: /healthz p99 ${scanResult.p99.toFixed(1)} ms (${scanResult.attacks} queries: ${scanResult.statuses})`);
       return {
@@ -315,6 +397,13 @@ export const hostileCase: BenchCase = {
             baseline: { title: 'bare Node http streaming the same file (1 MiB chunks), the same clients', runs: [stopped.bare] },
             target: { on: 'value', op: '<=', bound: 192, text: '≤ 192 MiB (as 9e)' },
             notes: stopped.notes.slice(1),
+          }),
+          makeFigure({
+            id: 'rss-stopped-uploaders', title: `9g. Server RSS growth while ${STOPPED_UPLOADERS} clients stop part-way through uploads`, unit: 'MiB',
+            runs: [uploaders.ours],
+            baseline: { title: 'bare Node http receiving uploads in 1 MiB write batches (figure 1c\'s), the same clients', runs: [uploaders.bare] },
+            target: { on: 'value', op: '<=', bound: 192, text: '≤ 192 MiB (the 128 MiB upload budget and the connections)' },
+            notes: uploaders.notes,
           }),
         ],
       };

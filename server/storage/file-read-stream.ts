@@ -29,6 +29,8 @@ import type { FileHandle } from 'node:fs/promises';
 import { OutgoingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 
+import { BufferBudget } from './buffer-budget.js';
+
 /** Size of a read while the budget allows (and of the pooled buffers): 1 MiB reads move big files fastest here. */
 export const READ_CHUNK = 1 << 20;
 /** The smallest read the budget asks for (what Go's io.Copy, the distribution registry's, uses is 32 KiB). */
@@ -38,66 +40,15 @@ export const DEFAULT_SHARE_BYTES = 64 << 20;
 /** The default budget's cap on what sending downloads hold together before every read is the smallest, 128 MiB. */
 export const DEFAULT_CAP_BYTES = 128 << 20;
 
-/** The largest power of two not over `n` (n >= 1). */
-function powerOfTwoAtMost(n: number): number {
-  return 2 ** Math.floor(Math.log2(n));
-}
-
 /**
- * What the open FileReadStreams may hold in read buffers, and how big each one's next read is.
- * A stream counts as open from its construction (its file is open) to its destruction (its file
- * is closed). A sending stream (piped into an HTTP response) holds each buffer from its read
- * until the response's write of it has come back, or the stream is destroyed: `held`. The size
- * of a read is the largest power of two, between MIN_READ_CHUNK and READ_CHUNK, not over the
- * open streams' even share of `share` (two reads each) nor half of what is left under `cap`. So
- * while downloads are few they read 1 MiB at a time, and however many clients stop reading,
- * what their downloads hold stays within `cap` plus two smallest reads for each of them.
+ * The downloads' BufferBudget: reads of READ_CHUNK while it allows, never below MIN_READ_CHUNK.
+ * A stream is open from its construction (its file is open) to its destruction (its file is
+ * closed). A sending stream (piped into an HTTP response) holds each buffer from its read until
+ * the response's write of it has come back, or the stream is destroyed.
  */
-export class ReadBufferBudget {
-  #open = 0;
-  #held = 0;
-
-  constructor(
-    readonly share: number = DEFAULT_SHARE_BYTES,
-    readonly cap: number = DEFAULT_CAP_BYTES,
-  ) {}
-
-  /** Streams open now. */
-  get open(): number {
-    return this.#open;
-  }
-
-  /** Bytes of read buffers the sending streams hold now. */
-  get held(): number {
-    return this.#held;
-  }
-
-  /** A stream opened its file. */
-  opened(): void {
-    this.#open++;
-  }
-
-  /** A stream closed its file (was destroyed). */
-  closed(): void {
-    this.#open--;
-  }
-
-  /** The size of the next read of a stream with `remaining` bytes left to read (at least 1). */
-  readSize(remaining: number): number {
-    const share = this.share / (2 * Math.max(1, this.#open));
-    const room = (this.cap - this.#held) / 2;
-    const size = Math.min(READ_CHUNK, Math.max(MIN_READ_CHUNK, powerOfTwoAtMost(Math.max(1, Math.min(share, room)))));
-    return Math.min(size, remaining);
-  }
-
-  /** A sending stream took a buffer of `bytes` for a read. */
-  take(bytes: number): void {
-    this.#held += bytes;
-  }
-
-  /** A sending stream's buffer of `bytes` was written, or will never be. */
-  release(bytes: number): void {
-    this.#held -= bytes;
+export class ReadBufferBudget extends BufferBudget {
+  constructor(share: number = DEFAULT_SHARE_BYTES, cap: number = DEFAULT_CAP_BYTES) {
+    super(READ_CHUNK, MIN_READ_CHUNK, share, cap);
   }
 }
 
@@ -145,7 +96,7 @@ export class FileReadStream extends Readable {
    */
   constructor(handle: FileHandle, start: number, end: number, budget: ReadBufferBudget = processReadBudget) {
     budget.opened();
-    super({ highWaterMark: budget.readSize(end - start + 1) });
+    super({ highWaterMark: budget.size(end - start + 1) });
     this.#handle = handle;
     this.#position = start;
     this.#end = end;
@@ -154,7 +105,7 @@ export class FileReadStream extends Readable {
 
   override _read(): void {
     if (this.#sending) return;
-    const buffer = Buffer.allocUnsafeSlow(this.#budget.readSize(this.#end - this.#position + 1));
+    const buffer = Buffer.allocUnsafeSlow(this.#budget.size(this.#end - this.#position + 1));
     this.#readInto(buffer, (bytes) => {
       this.push(bytes);
       if (this.#position > this.#end) this.push(null);
@@ -193,7 +144,7 @@ export class FileReadStream extends Readable {
       if (this.destroyed || this.#reading || waiting >= MAX_WRITES_WAITING || this.#position > this.#end) return;
       // The budget's read size now, and this read's (the file's last one may be shorter): while
       // the budget allows full-size reads, the read goes into a pooled buffer, the last one too.
-      const chunk = budget.readSize(READ_CHUNK);
+      const chunk = budget.size(READ_CHUNK);
       const size = Math.min(chunk, this.#end - this.#position + 1);
       const pooled = chunk === READ_CHUNK ? takeBuffer() : undefined;
       const buffer = pooled?.subarray(0, size) ?? Buffer.allocUnsafeSlow(size);

@@ -4,17 +4,52 @@
  * store's sink in batches (written in order, a bounded number waiting), with the stream
  * semantics ParcelStore.put promises (stream errors rethrown as they are, a premature close
  * rejected, the caller's stream left paused and detached, never destroyed).
+ * What the uploads under way hold in received bytes not yet written is bounded by one budget for
+ * the process (processUploadBudget): a client that sends part of a parcel and stops (or sends a
+ * byte now and then, which no idle timeout cuts off) leaves its unwritten batch in memory, so with
+ * 1 MiB batches each such upload held ~1 MiB, and the connection cap's thousands of them would
+ * have exhausted the machine's memory (1000 such uploads: +1 GiB of RSS). Batches are 1 MiB
+ * while few uploads are open, smaller as more are, down to MIN_UPLOAD_BATCH; an upload that
+ * keeps going is never refused or made to wait, it only writes in smaller pieces.
  */
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 
 import { BindleError } from '../../core/errors/bindle-error.js';
+import { BufferBudget } from './buffer-budget.js';
+
+/** The largest batch the upload budget gives: 1 MiB writes move big parcels fastest here. */
+export const MAX_UPLOAD_BATCH = 1 << 20;
+/** The smallest batch it gives, however many uploads are open. */
+export const MIN_UPLOAD_BATCH = 16 << 10;
+/**
+ * The process budget's share: open uploads batch up to this much together (two batches each),
+ * 16 MiB: up to 8 uploads at once batch 1 MiB each.
+ */
+export const UPLOAD_SHARE_BYTES = 16 << 20;
+/** The process budget's cap on unwritten received bytes before every batch is the smallest, 128 MiB. */
+export const UPLOAD_CAP_BYTES = 128 << 20;
+
+/**
+ * The uploads' BufferBudget. An upload is open from the start of receiveParcel until it has
+ * received its last byte or failed; it holds each received byte until the batch holding it is
+ * written (or dropped, when the upload fails). A store's own buffers beyond its sink's batches
+ * (S3's part buffers) are not counted.
+ */
+export function uploadBudget(share: number = UPLOAD_SHARE_BYTES, cap: number = UPLOAD_CAP_BYTES): BufferBudget {
+  return new BufferBudget(MAX_UPLOAD_BATCH, MIN_UPLOAD_BATCH, share, cap);
+}
+
+/** The budget every upload shares unless it is given one of its own. */
+export const processUploadBudget = uploadBudget();
 
 /** Where a store writes an upload's bytes. */
 export interface UploadSink {
   /**
-   * A batch goes to `write` once this many bytes are gathered (so every batch but the last has
-   * at least this many bytes; a batch can be larger by less than one received chunk).
+   * A batch goes to `write` once this many bytes are gathered, or fewer while the upload budget
+   * gives smaller batches (never fewer than MIN_UPLOAD_BATCH, or this if it is smaller): every
+   * batch but the last has at least the size in force when it was sent, and can be larger by
+   * less than one received chunk.
    */
   readonly batchBytes: number;
   /** Full batches that may wait for `write` while the next one fills; then reading pauses. */
@@ -49,10 +84,11 @@ function toBuffer(chunk: unknown): Buffer | undefined {
  * digest once every batch is written. Rejects with size_mismatch as soon as more than
  * `expectedSize` bytes arrive, or at the end if fewer did; with the stream's own error if it
  * errors; with bad_request if it closes before its end. On rejection it leaves `data` paused
- * and detached, and every write it started has settled.
+ * and detached, and every write it started has settled. Its batches are sized by `budget`.
  */
-export function receiveParcel(data: Readable, expectedSize: number, sink: UploadSink): Promise<string> {
+export function receiveParcel(data: Readable, expectedSize: number, sink: UploadSink, budget: BufferBudget = processUploadBudget): Promise<string> {
   return new Promise<string>((resolve, reject) => {
+    budget.opened();
     const hash = createHash('sha256');
     let received = 0;
     /** Bytes handed to `add` so far (all of `received` once a chunk is added). */
@@ -75,8 +111,15 @@ export function receiveParcel(data: Readable, expectedSize: number, sink: Upload
     const fail = (err: unknown): void => {
       if (settled) return;
       settled = true;
+      budget.closed();
       detach();
       data.pause();
+      // The batch not yet handed on is never written.
+      budget.release(batched);
+      batch = [];
+      batched = 0;
+      staging = undefined;
+      staged = 0;
       const rejectWith = (): void => reject(err instanceof Error ? err : new Error(String(err)));
       writes.then(rejectWith, rejectWith);
     };
@@ -86,17 +129,19 @@ export function receiveParcel(data: Readable, expectedSize: number, sink: Upload
       staging = undefined;
       staged = 0;
     };
-    const add = (bytes: Buffer): void => {
+    /** Adds a received chunk to the batch, staged in buffers of at most `limit` bytes when small. */
+    const add = (bytes: Buffer, limit: number): void => {
       const before = added;
       added += bytes.length;
       batched += bytes.length;
+      budget.take(bytes.length);
       if (bytes.length >= SMALL_CHUNK) {
         endStaging();
         batch.push(bytes);
         return;
       }
       for (let offset = 0; offset < bytes.length; ) {
-        staging ??= Buffer.allocUnsafe(Math.min(STAGING_BYTES, expectedSize - before - offset));
+        staging ??= Buffer.allocUnsafe(Math.min(STAGING_BYTES, limit, expectedSize - before - offset));
         const copied = bytes.copy(staging, staged, offset);
         staged += copied;
         offset += copied;
@@ -116,6 +161,7 @@ export function receiveParcel(data: Readable, expectedSize: number, sink: Upload
         .then(() => sink.write(chunks, size))
         .finally(() => {
           inFlight--;
+          budget.release(size);
         });
       writes.catch(fail);
       return before;
@@ -133,8 +179,9 @@ export function receiveParcel(data: Readable, expectedSize: number, sink: Upload
       }
       received += bytes.length;
       hash.update(bytes);
-      add(bytes);
-      if (batched < sink.batchBytes) return;
+      const limit = budget.size(sink.batchBytes);
+      add(bytes, limit);
+      if (batched < limit) return;
       const flushed = flush();
       if (inFlight >= sink.maxQueued) {
         data.pause();
@@ -146,6 +193,7 @@ export function receiveParcel(data: Readable, expectedSize: number, sink: Upload
     function onEnd(): void {
       if (settled) return;
       settled = true;
+      budget.closed();
       detach();
       if (batched > 0) void flush();
       writes.then(() => {

@@ -142,22 +142,22 @@ t.test('destroying the stream closes the file, also while a read is under way', 
 t.test('the budget sizes each read: 1 MiB while downloads are few and hold little, smaller as more are open or hold more', async (t) => {
   const budget = new ReadBufferBudget(64 << 20, 256 << 20);
   budget.opened();
-  t.equal(budget.readSize(100 << 20), READ_CHUNK, 'one download: 1 MiB');
-  t.equal(budget.readSize(12_345), 12_345, 'never more than is left');
+  t.equal(budget.size(100 << 20), READ_CHUNK, 'one download: 1 MiB');
+  t.equal(budget.size(12_345), 12_345, 'never more than is left');
   for (let i = 1; i < 32; i++) budget.opened();
-  t.equal(budget.readSize(100 << 20), READ_CHUNK, '32 open: still 1 MiB (64 MiB, two reads each)');
+  t.equal(budget.size(100 << 20), READ_CHUNK, '32 open: still 1 MiB (64 MiB, two reads each)');
   budget.opened();
-  t.equal(budget.readSize(100 << 20), 512 << 10, '33 open: the largest power of two within the share');
+  t.equal(budget.size(100 << 20), 512 << 10, '33 open: the largest power of two within the share');
   for (let i = 33; i < 10_000; i++) budget.opened();
-  t.equal(budget.readSize(100 << 20), MIN_READ_CHUNK, 'however many are open, never below the smallest read');
+  t.equal(budget.size(100 << 20), MIN_READ_CHUNK, 'however many are open, never below the smallest read');
   const few = new ReadBufferBudget(64 << 20, 256 << 20);
   few.opened();
   few.take(255 << 20);
-  t.equal(few.readSize(100 << 20), 512 << 10, 'half of what is left under the cap');
+  t.equal(few.size(100 << 20), 512 << 10, 'half of what is left under the cap');
   few.take(1 << 20);
-  t.equal(few.readSize(100 << 20), MIN_READ_CHUNK, 'at the cap: the smallest read');
+  t.equal(few.size(100 << 20), MIN_READ_CHUNK, 'at the cap: the smallest read');
   few.release(256 << 20);
-  t.equal(few.readSize(100 << 20), READ_CHUNK, 'given back: 1 MiB again');
+  t.equal(few.size(100 << 20), READ_CHUNK, 'given back: 1 MiB again');
 });
 
 t.test('clients that stop reading hold no more than the budget allows, and a download beside them gets its bytes', async (t) => {
