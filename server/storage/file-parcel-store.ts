@@ -15,9 +15,9 @@
  * Every asynchronous file system call is a round trip through libuv's thread pool (a wake-up of
  * a pool thread and one of the main thread: context switches that cost more than most of these
  * calls themselves), so a put makes only the calls that allocate or wait for the disk that way:
- * the temp file's creation, the writes, the syncs (a parcel of at most 1 MiB is written in one
- * write through an O_DSYNC descriptor: that write is its data's sync, SYNCED_CREATE_FLAGS of
- * core/fs-atomic). The rest run synchronously, microseconds each: the look-ups of the parcel's
+ * the temp file's creation, the writes, the syncs (a parcel that fits one write batch, at most
+ * 1 MiB, is written in one write through an O_DSYNC descriptor: that write is its data's sync,
+ * SYNCED_CREATE_FLAGS of core/fs-atomic). The rest run synchronously, microseconds each: the look-ups of the parcel's
  * two names in `parcels/` that tell whether it is already stored (names in the directory every
  * put links into, as the link itself looks one up there), closing the temp file once it is synced, the link
  * and the unlink of the temp name. The temp file is a bare descriptor, not a FileHandle (which
@@ -51,7 +51,7 @@ import {
 } from './parcel-store.js';
 import type { ByteRange, ParcelStat, ParcelStore, PutResult, RemoveOutcome, StagingOptions, StoredParcel } from './parcel-store.js';
 import { FileReadStream } from './file-read-stream.js';
-import { receiveParcel, type UploadSink } from './parcel-upload.js';
+import { processUploadBudget, receiveParcel, type UploadSink } from './parcel-upload.js';
 
 /** Directory under the root holding the parcels (the reference's name). */
 export const PARCEL_DIRECTORY = 'parcels';
@@ -64,11 +64,15 @@ export const TEMP_DIRECTORY = '.tmp';
 /** Directory under `parcels/` holding the data of parcels being removed (ParcelStore.remove). */
 export const HIDDEN_DIRECTORY = '.hidden';
 
-/** Size of every read and write: the filesystem calls are expensive, so they move 1 MiB. */
+/**
+ * Size of the reads and of an upload's writes: the filesystem calls are expensive, so they move
+ * 1 MiB (an upload's are smaller while the process's upload budget gives smaller batches: see
+ * ./parcel-upload.ts).
+ */
 const IO_CHUNK = 1 << 20;
 /**
- * Full 1 MiB batches that may wait for the disk while the next one fills: reading, hashing and
- * writing overlap, and memory stays bounded at about (this + 1) MiB per upload.
+ * Full batches that may wait for the disk while the next one fills: reading, hashing and
+ * writing overlap, and memory stays bounded at about this + 1 batches per upload.
  */
 const MAX_WRITES_IN_FLIGHT = 2;
 /**
@@ -346,10 +350,10 @@ export class FileParcelStore implements ParcelStore {
     assertExpectedSize(expectedSize);
     const temp = join(this.tempDir, `${this.tempPrefix}${(this.uploads++).toString(36)}.part`);
     // A parcel already stored, in either layout, is refused before its body is read. A parcel
-    // written in one write is written durably (SYNCED_CREATE_FLAGS); any other is fsynced once
-    // complete.
+    // written in one write (one batch of the size the upload budget gives now) is written
+    // durably (SYNCED_CREATE_FLAGS); any other is fsynced once complete, not synced write by write.
     if (this.locateNow(sha256) !== undefined) throw alreadyExists(sha256);
-    const syncedWrites = expectedSize > 0 && expectedSize <= IO_CHUNK ? SYNCED_CREATE_FLAGS : undefined;
+    const syncedWrites = expectedSize > 0 && expectedSize <= processUploadBudget.size(IO_CHUNK) ? SYNCED_CREATE_FLAGS : undefined;
     const file = await this.createTemp(temp, syncedWrites);
     let fd: number | undefined = file;
     let published = false;

@@ -17,6 +17,7 @@ import { pathToFileURL } from 'node:url';
 import t, { type Test } from 'tap';
 
 import { FileParcelStore, LOOKUP_BUDGET } from '../../server/storage/file-parcel-store.js';
+import { processUploadBudget, UPLOAD_SHARE_BYTES } from '../../server/storage/parcel-upload.js';
 import type { MainThreadBudget } from '../../core/concurrency.js';
 import { REPO_ROOT, vec } from '../helpers/paths.js';
 import { withEventLoopTurns } from '../helpers/event-loop-turns.js';
@@ -438,7 +439,7 @@ t.test('puts, stored or refused, leave no file descriptor open', { skip: descrip
 });
 
 const fdinfoSkip = existsSync('/proc/self/fdinfo') ? false : 'reading open flags needs /proc/self/fdinfo (Linux)';
-t.test('a parcel of at most 1 MiB is written with O_DSYNC (its write is its data sync); a larger one is not', { skip: fdinfoSkip }, async (t) => {
+t.test('a parcel that fits one write batch (at most 1 MiB) is written with O_DSYNC (its write is its data sync); a larger one is not', { skip: fdinfoSkip }, async (t) => {
   /** The open flags of this process's descriptor on the upload's temp file. */
   const tempFlags = async (root: string): Promise<number> => {
     const [name] = await tempFiles(root);
@@ -450,7 +451,7 @@ t.test('a parcel of at most 1 MiB is written with O_DSYNC (its write is its data
     }
     throw new Error('no descriptor on the temp file');
   };
-  for (const [size, synced] of [[1 << 20, true], [(1 << 20) + 1, false]] as const) {
+  async function putWatchingFlags(size: number, synced: boolean, open: number): Promise<void> {
     const data = randomBytes(size);
     const root = t.testdir();
     const store = await FileParcelStore.open(root);
@@ -459,10 +460,21 @@ t.test('a parcel of at most 1 MiB is written with O_DSYNC (its write is its data
     const putting = store.put(sha256Of(data), data.length, upload);
     upload.write(data.subarray(0, 100));
     await untilUploading(root);
-    t.equal((await tempFlags(root) & constants.O_DSYNC) !== 0, synced, `${size} bytes: O_DSYNC ${synced ? 'set' : 'not set'}`);
+    t.equal((await tempFlags(root) & constants.O_DSYNC) !== 0, synced, `${size} bytes, ${open} other uploads open: O_DSYNC ${synced ? 'set' : 'not set'}`);
     upload.end(data.subarray(100));
     t.same(await putting, { sha256: sha256Of(data), size: data.length });
     t.ok((await readAll(await store.openRead(sha256Of(data)))).equals(data));
+  }
+  // With many uploads open the upload budget gives 256 KiB batches: 300 KiB would take more than
+  // one synced write, so it is fsynced once instead.
+  const others = UPLOAD_SHARE_BYTES / (2 * (256 << 10));
+  for (const [size, synced, open] of [[1 << 20, true, 0], [(1 << 20) + 1, false, 0], [256 << 10, true, others], [300 << 10, false, others]] as const) {
+    for (let i = 0; i < open; i++) processUploadBudget.opened();
+    try {
+      await putWatchingFlags(size, synced, open);
+    } finally {
+      for (let i = 0; i < open; i++) processUploadBudget.closed();
+    }
   }
 });
 
