@@ -9,6 +9,9 @@
  * concatenation.
  */
 
+/** How long an upload may receive nothing before its spare part buffers are let go. */
+export const IDLE_RELEASE_MS = 1000;
+
 /** Sends one part (numbered from 1); the buffer is the writer's again once the promise settles. */
 export type SendPart = (partNumber: number, body: Buffer) => Promise<void>;
 
@@ -23,6 +26,11 @@ export type SendPart = (partNumber: number, body: Buffer) => Promise<void>;
  * besides the buffers of parts it has sent, an upload holds no more than the bytes it received,
  * so a client that declares a big parcel and sends a few bytes makes the server allocate no part.
  *
+ * Spare buffers are let go once no bytes have come for IDLE_RELEASE_MS while no `add` waited for
+ * the service: an upload whose client stopped sending (or sends a byte now and then) holds the
+ * part it is filling, not idle buffers of parts it sent before (up to `inFlight` of them, 24 MiB
+ * with the store's settings).
+ *
  * A part that fails rejects the `add` that waits for it, or `finish`; `settled` waits for every
  * part sent, whatever became of it.
  */
@@ -36,6 +44,12 @@ export class PartWriter {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private allocated = 0;
+  /** Lets the spares go once no `add` has come for IDLE_RELEASE_MS; refreshed by each `add`. */
+  private idle: NodeJS.Timeout | undefined;
+  /** The spares were let go, and no `add` has come since: parts stored now keep no buffer either. */
+  private released = false;
+  /** An `add` is waiting for a part to be stored: the upload waits for the service, not its client. */
+  private waiting = false;
 
   constructor(
     private readonly partBytes: number,
@@ -56,8 +70,28 @@ export class PartWriter {
     return this.sending.length;
   }
 
+  /** Bytes held for parts not yet sent: the part being filled (its buffer, or its chunks) and spare buffers. */
+  get held(): number {
+    return (this.filling?.length ?? 0) + this.pendingBytes + this.spare.reduce((n, buffer) => n + buffer.length, 0);
+  }
+
   /** Takes `chunk`'s bytes into the parts, sending each part that fills up. `chunk` must not change afterwards. */
   async add(chunk: Buffer): Promise<void> {
+    this.released = false;
+    if (this.idle === undefined) {
+      const idle = setTimeout(() => {
+        if (this.waiting) {
+          idle.refresh();
+          return;
+        }
+        this.spare.length = 0;
+        this.released = true;
+      }, IDLE_RELEASE_MS);
+      this.idle = idle;
+      this.idle.unref();
+    } else {
+      this.idle.refresh();
+    }
     for (let offset = 0; offset < chunk.length; ) {
       const room = this.partBytes - this.filled - this.pendingBytes;
       const piece = chunk.subarray(offset, offset + room);
@@ -79,6 +113,7 @@ export class PartWriter {
 
   /** Sends what is left as the last part and waits for every part; rejects if any failed. */
   async finish(): Promise<void> {
+    clearTimeout(this.idle);
     if (this.filling !== undefined && this.filled > 0) await this.sendPart(this.filling.subarray(0, this.filled));
     else if (this.pendingBytes > 0) await this.sendPart(Buffer.concat(this.pending, this.pendingBytes));
     await Promise.all(this.sending);
@@ -105,11 +140,17 @@ export class PartWriter {
     this.pending = [];
     this.pendingBytes = 0;
     const sent = this.send(this.sending.length + 1, body).finally(() => {
-      if (part !== undefined) this.spare.push(part);
+      if (part !== undefined && !this.released) this.spare.push(part);
     });
     sent.catch(() => undefined);
     this.sending.push(sent);
     const oldest = this.sending.at(-this.inFlight - 1);
-    if (oldest !== undefined) await oldest;
+    if (oldest === undefined) return;
+    this.waiting = true;
+    try {
+      await oldest;
+    } finally {
+      this.waiting = false;
+    }
   }
 }

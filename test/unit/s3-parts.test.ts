@@ -2,12 +2,12 @@
  * server/storage/s3-parts: PartWriter cuts received chunks of any size into parts of exactly the
  * part size (the last one shorter), numbered in order; sends at most `inFlight` at once while the
  * next fills, holds at most `inFlight + 1` part buffers however many parts there are, allocates
- * none for a part until all of it has arrived, and reports a failed part to the caller that
- * waits for it.
+ * none for a part until all of it has arrived, lets its spare buffers go when its bytes stop
+ * coming, and reports a failed part to the caller that waits for it.
  */
 import t from 'tap';
 
-import { PartWriter } from '../../server/storage/s3-parts.js';
+import { IDLE_RELEASE_MS, PartWriter } from '../../server/storage/s3-parts.js';
 
 /** A part the writer handed over, its bytes copied (the writer reuses the buffer), and how to let it finish. */
 interface SentPart {
@@ -176,6 +176,55 @@ t.test('no part buffer is allocated until the part is complete: an upload holds 
   await few.finish();
   t.equal(few.buffers, 0, 'an upload of less than one part allocates no part buffer');
   t.same(short, [data.subarray(0, 600)], 'and sends its bytes as one part');
+});
+
+t.test('an upload that receives nothing for IDLE_RELEASE_MS lets its spare buffers go, and parts stored then keep none', async (t) => {
+  const { send, sent } = heldSender();
+  const writer = new PartWriter(10, 2, send);
+  const data = deterministic(68);
+  const idle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, IDLE_RELEASE_MS + 100));
+  await writer.add(data.subarray(0, 10));
+  await writer.add(data.subarray(10, 20));
+  const third = writer.add(data.subarray(20, 30));
+  sent[0]?.done();
+  await third;
+  sent[1]?.done();
+  sent[2]?.done();
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(writer.held, 30, 'while bytes keep coming, stored parts\' buffers are kept for the next parts');
+  await idle();
+  t.equal(writer.held, 0, 'nothing received for a while: the spares are let go');
+  await writer.add(data.subarray(30, 35));
+  t.equal(writer.held, 5, 'a few bytes come: the part keeps just its chunks');
+  await writer.add(data.subarray(35, 40));
+  t.equal(sent.length, 4, 'the part completes and is sent in a buffer of its own');
+  await idle();
+  sent[3]?.done();
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(writer.held, 0, 'a part stored after the spares were let go keeps no buffer');
+  await writer.add(data.subarray(40, 58));
+  t.equal(writer.held, 8, 'bytes come again: parts are filled as before');
+  const finishing = writer.finish();
+  for (const part of sent) part.done();
+  await finishing;
+  t.ok(Buffer.concat(sent.map((part) => part.bytes)).equals(data.subarray(0, 58)), 'the bytes, in order');
+});
+
+t.test('an upload waiting for the service, not its client, keeps its spares however long it waits', async (t) => {
+  const { send, sent } = heldSender();
+  const writer = new PartWriter(10, 1, send);
+  const data = deterministic(20);
+  await writer.add(data.subarray(0, 10));
+  const second = writer.add(data.subarray(10, 20));
+  await new Promise((resolve) => setTimeout(resolve, IDLE_RELEASE_MS + 100));
+  t.notOk(await isSettled(second), 'the second part waits for the first to be stored');
+  sent[0]?.done();
+  await second;
+  t.equal(writer.held, 10, 'the first part\'s buffer is kept for the next part');
+  const finishing = writer.finish();
+  for (const part of sent) part.done();
+  await finishing;
+  t.ok(Buffer.concat(sent.map((part) => part.bytes)).equals(data));
 });
 
 t.test('a parcel gathered as one part of its size: one buffer holding it all, handed over with its last byte', async (t) => {
