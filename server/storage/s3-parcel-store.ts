@@ -113,7 +113,7 @@ const MAX_PARTS = 9000;
  * this many parts plus the one filling; ./s3-parts.ts).
  */
 const PARTS_IN_FLIGHT = 3;
-/** Received bytes a multipart upload hands on at a time, each chunk copied into its part. */
+/** Most received bytes an upload hands on at a time (fewer while the upload budget gives smaller batches), each chunk copied into its part. */
 const RECEIVE_BATCH_BYTES = 1 << 20;
 /** Keys per ListObjectsV2 page (S3's maximum). */
 const LIST_PAGE = 1000;
