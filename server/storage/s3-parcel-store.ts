@@ -480,6 +480,8 @@ export class S3ParcelStore implements ParcelStore {
       const wrongData = isBindleError(err, 'size_mismatch') || isBindleError(err, 'digest_mismatch');
       if (wrongData && !lookedUp && (await this.stored(sha256))) throw alreadyExists(sha256);
       throw err;
+    } finally {
+      gather?.close();
     }
     const key = this.keyOf(sha256);
     try {
@@ -539,6 +541,7 @@ export class S3ParcelStore implements ParcelStore {
       } finally {
         // Never abort (below) while parts are still being sent.
         await writer.settled();
+        writer.close();
       }
       parts.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
       await this.complete(sha256, async () => {

@@ -32,7 +32,9 @@ export type SendPart = (partNumber: number, body: Buffer) => Promise<void>;
  * with the store's settings).
  *
  * A part that fails rejects the `add` that waits for it, or `finish`; `settled` waits for every
- * part sent, whatever became of it.
+ * part sent, whatever became of it. `close` ends the writer (its idle timer, its spares): every
+ * writer is closed once its upload is over, stored or failed, so that nothing keeps it, and the
+ * buffers it refers to, alive after it.
  */
 export class PartWriter {
   private readonly sending: Promise<void>[] = [];
@@ -122,6 +124,13 @@ export class PartWriter {
   /** Waits for every part sent to succeed or fail. */
   async settled(): Promise<void> {
     await Promise.allSettled(this.sending);
+  }
+
+  /** Ends the writer: it takes no more bytes; its idle timer is cleared and its spare buffers let go. */
+  close(): void {
+    clearTimeout(this.idle);
+    this.spare.length = 0;
+    this.released = true;
   }
 
   private allocate(): Buffer {

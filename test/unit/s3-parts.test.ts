@@ -227,6 +227,22 @@ t.test('an upload waiting for the service, not its client, keeps its spares howe
   t.ok(Buffer.concat(sent.map((part) => part.bytes)).equals(data));
 });
 
+t.test('close ends the writer: its spares are let go and a part stored afterwards keeps no buffer', async (t) => {
+  const { send, sent } = heldSender();
+  const writer = new PartWriter(10, 2, send);
+  const data = deterministic(20);
+  await writer.add(data.subarray(0, 10));
+  await writer.add(data.subarray(10, 20));
+  sent[0]?.done();
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(writer.held, 10, 'a stored part\'s buffer is a spare');
+  writer.close();
+  t.equal(writer.held, 0, 'closed: no spare');
+  sent[1]?.done();
+  await writer.settled();
+  t.equal(writer.held, 0, 'a part stored after the close keeps no buffer');
+});
+
 t.test('a parcel gathered as one part of its size: one buffer holding it all, handed over with its last byte', async (t) => {
   const data = deterministic(5000);
   let whole: Buffer | undefined;
