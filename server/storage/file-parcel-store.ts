@@ -50,8 +50,9 @@ import {
   Sweeper,
 } from './parcel-store.js';
 import type { ByteRange, ParcelStat, ParcelStore, PutResult, RemoveOutcome, StagingOptions, StoredParcel } from './parcel-store.js';
+import type { BufferBudget } from './buffer-budget.js';
 import { FileReadStream } from './file-read-stream.js';
-import { processUploadBudget, receiveParcel, type UploadSink } from './parcel-upload.js';
+import { processUploadBudget, receiveParcel, type ReceiveOptions, type UploadSink } from './parcel-upload.js';
 
 /** Directory under the root holding the parcels (the reference's name). */
 export const PARCEL_DIRECTORY = 'parcels';
@@ -126,7 +127,7 @@ export const LOOKUP_BUDGET: MainThreadBudget = { sliceMs: 2, slowMs: 0.5, limit:
 const SWEEP_DIRECTORY_BATCH = 512;
 
 /** Options of FileParcelStore.open. */
-export interface FileParcelStoreOptions extends StagingOptions {
+export interface FileParcelStoreOptions extends StagingOptions, ReceiveOptions {
   /** How `missing()` spends the main thread (default LOOKUP_BUDGET). */
   lookupBudget?: MainThreadBudget;
 }
@@ -221,6 +222,8 @@ export class FileParcelStore implements ParcelStore {
   private readonly hiddenDir: string;
   private readonly maxAgeMs: number;
   private readonly lookupBudget: MainThreadBudget;
+  /** Gives each upload's write batches; a parcel that fits one is written with synced writes. */
+  private readonly uploadBudget: BufferBudget;
   /** Group commit of `parcels/`, which every new parcel's link changes. */
   private readonly parcelsDirSync: DirectorySync;
   /**
@@ -233,9 +236,10 @@ export class FileParcelStore implements ParcelStore {
   private readonly closedMessage: string;
   private closed = false;
 
-  private constructor(root: string, maxAgeMs: number, lookupBudget: MainThreadBudget) {
+  private constructor(root: string, maxAgeMs: number, lookupBudget: MainThreadBudget, uploadBudget: BufferBudget) {
     this.root = root;
     this.lookupBudget = lookupBudget;
+    this.uploadBudget = uploadBudget;
     this.parcelsDir = join(root, PARCEL_DIRECTORY);
     this.tempDir = join(this.parcelsDir, TEMP_DIRECTORY);
     this.hiddenDir = join(this.parcelsDir, HIDDEN_DIRECTORY);
@@ -259,7 +263,7 @@ export class FileParcelStore implements ParcelStore {
    */
   static async open(root: string, options: FileParcelStoreOptions = {}): Promise<FileParcelStore> {
     const staging = stagingSettings(options);
-    const store = new FileParcelStore(root, staging.stagingMaxAgeMs, options.lookupBudget ?? LOOKUP_BUDGET);
+    const store = new FileParcelStore(root, staging.stagingMaxAgeMs, options.lookupBudget ?? LOOKUP_BUDGET, options.uploadBudget ?? processUploadBudget);
     await mkdir(store.tempDir, { recursive: true });
     await mkdir(store.hiddenDir, { recursive: true });
     const cutoff = store.sweepCutoff();
@@ -353,7 +357,7 @@ export class FileParcelStore implements ParcelStore {
     // written in one write (one batch of the size the upload budget gives now) is written
     // durably (SYNCED_CREATE_FLAGS); any other is fsynced once complete, not synced write by write.
     if (this.locateNow(sha256) !== undefined) throw alreadyExists(sha256);
-    const syncedWrites = expectedSize > 0 && expectedSize <= processUploadBudget.size(IO_CHUNK) ? SYNCED_CREATE_FLAGS : undefined;
+    const syncedWrites = expectedSize > 0 && expectedSize <= this.uploadBudget.size(IO_CHUNK) ? SYNCED_CREATE_FLAGS : undefined;
     const file = await this.createTemp(temp, syncedWrites);
     let fd: number | undefined = file;
     let published = false;
@@ -361,7 +365,7 @@ export class FileParcelStore implements ParcelStore {
       const { sink, settle } = fileSink(file);
       let digest: string;
       try {
-        digest = await receiveParcel(data, expectedSize, sink);
+        digest = await receiveParcel(data, expectedSize, sink, this.uploadBudget);
       } finally {
         await settle();
       }

@@ -43,6 +43,12 @@ export function uploadBudget(share: number = UPLOAD_SHARE_BYTES, cap: number = U
 /** The budget every upload shares unless it is given one of its own. */
 export const processUploadBudget = uploadBudget();
 
+/** How a store receives uploads: options every store's `open` takes. */
+export interface ReceiveOptions {
+  /** The budget the store's uploads draw their batches from (default processUploadBudget). */
+  uploadBudget?: BufferBudget;
+}
+
 /** Where a store writes an upload's bytes. */
 export interface UploadSink {
   /**

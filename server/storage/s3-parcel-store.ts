@@ -42,11 +42,12 @@ import {
   Sweeper,
 } from './parcel-store.js';
 import type { ByteRange, ParcelStat, ParcelStore, PutResult, RemoveOutcome, StagingOptions, StoredParcel } from './parcel-store.js';
-import { receiveParcel, type UploadSink } from './parcel-upload.js';
+import { processUploadBudget, receiveParcel, type ReceiveOptions, type UploadSink } from './parcel-upload.js';
+import type { BufferBudget } from './buffer-budget.js';
 import { PartWriter } from './s3-parts.js';
 
 /** Where the store keeps its parcels, and how it reaches the service. */
-export interface S3ParcelStoreOptions extends StagingOptions {
+export interface S3ParcelStoreOptions extends StagingOptions, ReceiveOptions {
   bucket: string;
   /** Key prefix of everything the store writes ('' for the bucket's root). */
   prefix: string;
@@ -183,6 +184,8 @@ export class S3ParcelStore implements ParcelStore {
   private readonly maxAgeMs: number;
   /** REQUEST_DEADLINE_MS unless the options say otherwise. */
   private readonly deadlineMs: number;
+  /** Gives each upload's receive batches. */
+  private readonly uploadBudget: BufferBudget;
   private readonly puts = new Set<Promise<unknown>>();
   private readonly sweeper: Sweeper;
   private readonly closedMessage: string;
@@ -201,6 +204,7 @@ export class S3ParcelStore implements ParcelStore {
     this.hiddenPrefix = `${this.prefix}hidden/`;
     this.maxAgeMs = maxAgeMs;
     this.deadlineMs = options.timeouts?.deadlineMs ?? REQUEST_DEADLINE_MS;
+    this.uploadBudget = options.uploadBudget ?? processUploadBudget;
     this.closedMessage = `S3 parcel store ${this.bucket}/${this.prefix} is closed`;
     this.sweeper = new Sweeper((signal) => this.sweepOnce(signal), this.closedMessage);
   }
@@ -458,31 +462,29 @@ export class S3ParcelStore implements ParcelStore {
    * the parcel absent before), data that fails its checks is refused as stored when it is.
    */
   private async putSmall(sha256: string, expectedSize: number, data: Readable, lookedUp: boolean): Promise<void> {
-    // The data gathered as one part, which the sender keeps (and does not send) until it checked
-    // out: one copy of it is held while it is sent, not the received chunks beside their
-    // concatenation (./s3-parts.ts). The part is the whole parcel, so the writer takes no bytes
-    // after it and never reuses its buffer.
-    let whole: Buffer = Buffer.alloc(0);
-    const gather = expectedSize === 0 ? undefined : new PartWriter(expectedSize, 1, (_, body) => {
-      whole = body;
-      return Promise.resolve();
-    });
+    // The received chunks (small ones already copied together: ./parcel-upload.ts), kept until
+    // the data checked out, then copied into one buffer, the PutObject's body; the chunks are
+    // let go then, so one copy of the parcel is held while it is sent.
+    let received: Buffer[] = [];
     const sink: UploadSink = {
       batchBytes: RECEIVE_BATCH_BYTES,
       maxQueued: 2,
-      write: async (batch) => {
-        for (const chunk of batch) await gather?.add(chunk);
+      write: (batch) => {
+        for (const chunk of batch) received.push(chunk);
+        return Promise.resolve();
       },
     };
     try {
-      assertDigestMatches(sha256, await receiveParcel(data, expectedSize, sink));
+      assertDigestMatches(sha256, await receiveParcel(data, expectedSize, sink, this.uploadBudget));
     } catch (err) {
+      received = [];
       const wrongData = isBindleError(err, 'size_mismatch') || isBindleError(err, 'digest_mismatch');
       if (wrongData && !lookedUp && (await this.stored(sha256))) throw alreadyExists(sha256);
       throw err;
-    } finally {
-      gather?.close();
     }
+    const [only] = received;
+    const whole = received.length === 1 && only !== undefined ? only : Buffer.concat(received, expectedSize);
+    received = [];
     const key = this.keyOf(sha256);
     try {
       const command = new this.sdk.PutObjectCommand({
@@ -536,7 +538,7 @@ export class S3ParcelStore implements ParcelStore {
     let completed = false;
     try {
       try {
-        assertDigestMatches(sha256, await receiveParcel(data, expectedSize, sink));
+        assertDigestMatches(sha256, await receiveParcel(data, expectedSize, sink, this.uploadBudget));
         await writer.finish();
       } finally {
         // Never abort (below) while parts are still being sent.

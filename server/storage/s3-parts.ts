@@ -3,10 +3,7 @@
  * Once an upload has its part buffers (buffers of exactly the part size, each reused once its
  * part is stored), received chunks are copied into the part being filled as they come, so what
  * it holds is those buffers and not, besides them, a part's worth of received chunks waiting to
- * be copied. A parcel stored with
- * one PutObject is gathered the same way, as a single part of its size that the sender keeps
- * until the data checked out: one copy of it is held, not the received chunks as well as their
- * concatenation.
+ * be copied.
  */
 
 /** How long an upload may receive nothing before its spare part buffers are let go. */
@@ -26,15 +23,17 @@ export type SendPart = (partNumber: number, body: Buffer) => Promise<void>;
  * besides the buffers of parts it has sent, an upload holds no more than the bytes it received,
  * so a client that declares a big parcel and sends a few bytes makes the server allocate no part.
  *
- * Spare buffers are let go once no bytes have come for IDLE_RELEASE_MS while no `add` waited for
- * the service: an upload whose client stopped sending (or sends a byte now and then) holds the
- * part it is filling, not idle buffers of parts it sent before (up to `inFlight` of them, 24 MiB
- * with the store's settings).
+ * Spare buffers are let go once no bytes have come for a whole IDLE_RELEASE_MS while no `add`
+ * waited for the service (so between one and two IDLE_RELEASE_MS after the last bytes): an upload
+ * whose client stopped sending (or sends a byte now and then) holds the part it is filling, not
+ * idle buffers of parts it sent before (up to `inFlight` of them, 24 MiB with the store's
+ * settings). The timer that watches for this is set when a part is sent, not per `add` (which
+ * just counts itself), so receiving costs no timer call per chunk.
  *
  * A part that fails rejects the `add` that waits for it, or `finish`; `settled` waits for every
- * part sent, whatever became of it. `close` ends the writer (its idle timer, its spares): every
- * writer is closed once its upload is over, stored or failed, so that nothing keeps it, and the
- * buffers it refers to, alive after it.
+ * part sent, whatever became of it. `finish` and `close` end the writer (its idle timer, its
+ * spares): every writer is closed once its upload is over, stored or failed, so that nothing keeps
+ * it, and the buffers it refers to, alive after it.
  */
 export class PartWriter {
   private readonly sending: Promise<void>[] = [];
@@ -46,7 +45,10 @@ export class PartWriter {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private allocated = 0;
-  /** Lets the spares go once no `add` has come for IDLE_RELEASE_MS; refreshed by each `add`. */
+  /** `add`s so far, and as many as the idle timer saw when it last looked. */
+  private adds = 0;
+  private addsSeen = 0;
+  /** Lets the spares go once a whole IDLE_RELEASE_MS passed without an `add`; see `watchIdle`. */
   private idle: NodeJS.Timeout | undefined;
   /** The spares were let go, and no `add` has come since: parts stored now keep no buffer either. */
   private released = false;
@@ -80,20 +82,7 @@ export class PartWriter {
   /** Takes `chunk`'s bytes into the parts, sending each part that fills up. `chunk` must not change afterwards. */
   async add(chunk: Buffer): Promise<void> {
     this.released = false;
-    if (this.idle === undefined) {
-      const idle = setTimeout(() => {
-        if (this.waiting) {
-          idle.refresh();
-          return;
-        }
-        this.spare.length = 0;
-        this.released = true;
-      }, IDLE_RELEASE_MS);
-      this.idle = idle;
-      this.idle.unref();
-    } else {
-      this.idle.refresh();
-    }
+    this.adds++;
     for (let offset = 0; offset < chunk.length; ) {
       const room = this.partBytes - this.filled - this.pendingBytes;
       const piece = chunk.subarray(offset, offset + room);
@@ -113,9 +102,9 @@ export class PartWriter {
     }
   }
 
-  /** Sends what is left as the last part and waits for every part; rejects if any failed. */
+  /** Sends what is left as the last part and waits for every part; rejects if any failed. Ends the writer. */
   async finish(): Promise<void> {
-    clearTimeout(this.idle);
+    this.close();
     if (this.filling !== undefined && this.filled > 0) await this.sendPart(this.filling.subarray(0, this.filled));
     else if (this.pendingBytes > 0) await this.sendPart(Buffer.concat(this.pending, this.pendingBytes));
     await Promise.all(this.sending);
@@ -129,8 +118,36 @@ export class PartWriter {
   /** Ends the writer: it takes no more bytes; its idle timer is cleared and its spare buffers let go. */
   close(): void {
     clearTimeout(this.idle);
+    this.idle = undefined;
     this.spare.length = 0;
     this.released = true;
+  }
+
+  /** Keeps a stored part's buffer for the next part. */
+  private keepSpare(part: Buffer): void {
+    this.spare.push(part);
+    this.watchIdle();
+  }
+
+  /**
+   * Sets the idle timer unless it is set: while parts are under way (their buffers are spares
+   * once stored) or spares are kept. It stops once it let the spares go.
+   */
+  private watchIdle(): void {
+    if (this.idle !== undefined) return;
+    this.addsSeen = this.adds;
+    const idle = setTimeout(() => {
+      if (this.waiting || this.adds !== this.addsSeen) {
+        this.addsSeen = this.adds;
+        idle.refresh();
+        return;
+      }
+      this.idle = undefined;
+      this.spare.length = 0;
+      this.released = true;
+    }, IDLE_RELEASE_MS);
+    idle.unref();
+    this.idle = idle;
   }
 
   private allocate(): Buffer {
@@ -149,10 +166,11 @@ export class PartWriter {
     this.pending = [];
     this.pendingBytes = 0;
     const sent = this.send(this.sending.length + 1, body).finally(() => {
-      if (part !== undefined && !this.released) this.spare.push(part);
+      if (part !== undefined && !this.released) this.keepSpare(part);
     });
     sent.catch(() => undefined);
     this.sending.push(sent);
+    if (part !== undefined && !this.released) this.watchIdle();
     const oldest = this.sending.at(-this.inFlight - 1);
     if (oldest === undefined) return;
     this.waiting = true;

@@ -17,7 +17,7 @@ import { pathToFileURL } from 'node:url';
 import t, { type Test } from 'tap';
 
 import { FileParcelStore, LOOKUP_BUDGET } from '../../server/storage/file-parcel-store.js';
-import { processUploadBudget, UPLOAD_SHARE_BYTES } from '../../server/storage/parcel-upload.js';
+import { UPLOAD_SHARE_BYTES, uploadBudget } from '../../server/storage/parcel-upload.js';
 import type { MainThreadBudget } from '../../core/concurrency.js';
 import { REPO_ROOT, vec } from '../helpers/paths.js';
 import { withEventLoopTurns } from '../helpers/event-loop-turns.js';
@@ -34,7 +34,7 @@ async function listEntries(store: FileParcelStore): Promise<StoredParcel[]> {
 await parcelStoreContract(
   t,
   'FileParcelStore',
-  (dir) => FileParcelStore.open(dir),
+  (dir, receive) => FileParcelStore.open(dir, receive),
   async (_t, root, staging) => {
     // Its directory moved away and back, as a volume unmounted and mounted again would be.
     const away = `${root}-away`;
@@ -454,7 +454,10 @@ t.test('a parcel that fits one write batch (at most 1 MiB) is written with O_DSY
   async function putWatchingFlags(size: number, synced: boolean, open: number): Promise<void> {
     const data = randomBytes(size);
     const root = t.testdir();
-    const store = await FileParcelStore.open(root);
+    // The store's own budget, with `open` other uploads open on it: the process's is not touched.
+    const budget = uploadBudget();
+    for (let i = 0; i < open; i++) budget.opened();
+    const store = await FileParcelStore.open(root, { uploadBudget: budget });
     t.teardown(() => store.close());
     const upload = new PassThrough();
     const putting = store.put(sha256Of(data), data.length, upload);
@@ -469,12 +472,7 @@ t.test('a parcel that fits one write batch (at most 1 MiB) is written with O_DSY
   // one synced write, so it is fsynced once instead.
   const others = UPLOAD_SHARE_BYTES / (2 * (256 << 10));
   for (const [size, synced, open] of [[1 << 20, true, 0], [(1 << 20) + 1, false, 0], [256 << 10, true, others], [300 << 10, false, others]] as const) {
-    for (let i = 0; i < open; i++) processUploadBudget.opened();
-    try {
-      await putWatchingFlags(size, synced, open);
-    } finally {
-      for (let i = 0; i < open; i++) processUploadBudget.closed();
-    }
+    await putWatchingFlags(size, synced, open);
   }
 });
 

@@ -20,7 +20,7 @@ import { parcelStoreContract, sha256Of, streamOf } from './parcel-store-contract
 
 const metrics = (): ServerMetrics => new ServerMetrics({ version: 'test', processMetrics: false });
 
-await parcelStoreContract(t, 'InstrumentedParcelStore over FileParcelStore', async (dir) => new InstrumentedParcelStore(await FileParcelStore.open(dir), metrics()));
+await parcelStoreContract(t, 'InstrumentedParcelStore over FileParcelStore', async (dir, receive) => new InstrumentedParcelStore(await FileParcelStore.open(dir, receive), metrics()));
 invoiceIndexContract(t, 'InstrumentedInvoiceIndex over SqliteInvoiceIndex', (dir) =>
   Promise.resolve(new InstrumentedInvoiceIndex(SqliteInvoiceIndex.open(join(dir, 'index.db')), metrics())),
 );

@@ -13,10 +13,12 @@ import type { Test } from 'tap';
 import { isBindleError } from '../../core/errors/bindle-error.js';
 import { readiness, storageChecks } from '../../server/service/readiness.js';
 import { REFUSE_UNREAD_ABOVE_BYTES, type ParcelStore, type StagingOptions } from '../../server/storage/parcel-store.js';
+import { uploadBudget, type ReceiveOptions } from '../../server/storage/parcel-upload.js';
 import { SqliteInvoiceIndex } from '../../server/storage/sqlite-invoice-index.js';
 
 /** Makes a fresh, empty store whose data lives under `dir` (a new empty directory). */
-export type ParcelStoreFactory = (dir: string) => Promise<ParcelStore>;
+/** Opens a store in `dir` (a fresh test directory), with `receive` passed to its `open`. */
+export type ParcelStoreFactory = (dir: string, receive?: ReceiveOptions) => Promise<ParcelStore>;
 
 /**
  * A fresh store on storage of its own, which `lose()` takes away while the store stays open (as
@@ -86,8 +88,8 @@ function patterned(size: number): Buffer {
  * and, given `makeLosable`, what a store does when its storage is lost.
  */
 export async function parcelStoreContract(t: Test, name: string, makeStore: ParcelStoreFactory, makeLosable?: LosableStoreFactory): Promise<void> {
-  const fresh = async (t: Test): Promise<ParcelStore> => {
-    const store = await makeStore(t.testdir());
+  const fresh = async (t: Test, receive?: ReceiveOptions): Promise<ParcelStore> => {
+    const store = await makeStore(t.testdir(), receive);
     t.teardown(() => store.close());
     return store;
   };
@@ -122,6 +124,23 @@ export async function parcelStoreContract(t: Test, name: string, makeStore: Parc
         t.ok(back.equals(data), `${label}: read bytes equal`);
       }
       t.same(await listAll(store), [small, empty, large].map(sha256Of).sort(), 'list() shows exactly the stored digests');
+    });
+
+    t.test('uploads are received through the upload budget the store was opened with', async (t) => {
+      const budget = uploadBudget();
+      const store = await fresh(t, { uploadBudget: budget });
+      const data = randomBytes(3 * (1 << 20) + 7);
+      const upload = new PassThrough();
+      const putting = store.put(sha256Of(data), data.length, upload);
+      putting.catch(() => undefined);
+      upload.write(data.subarray(0, 1000));
+      for (let waited = 0; budget.open === 0 && waited < 10_000; waited += 10) await sleep(10);
+      t.equal(budget.open, 1, 'the upload is open on the store\'s budget');
+      upload.end(data.subarray(1000));
+      t.same(await putting, { sha256: sha256Of(data), size: data.length });
+      t.equal(budget.open, 0, 'and closed on it once received');
+      t.equal(budget.held, 0, 'holding nothing');
+      t.ok((await readAll(await store.openRead(sha256Of(data)))).equals(data), 'the parcel reads back intact');
     });
 
     t.test('a stream of one huge chunk and a stream of tiny chunks both store', async (t) => {

@@ -28,6 +28,7 @@ import t, { type Test } from 'tap';
 
 import { isBindleError } from '../../core/errors/bindle-error.js';
 import { REFUSE_UNREAD_ABOVE_BYTES, type StagingOptions } from '../../server/storage/parcel-store.js';
+import type { ReceiveOptions } from '../../server/storage/parcel-upload.js';
 import { S3ParcelStore } from '../../server/storage/s3-parcel-store.js';
 import { bundleAsServer } from '../helpers/bundle-as-server.js';
 import { REPO_ROOT } from '../helpers/paths.js';
@@ -69,7 +70,7 @@ const service = s3TestService(t);
 if (service !== undefined) {
   const client = await s3TestClient(t, service);
   const bucket = await s3TestBucket(t, client);
-  const open = (prefix: string, extra: { stagingMaxAgeMs?: number; stagingSweepMs?: number } = {}): Promise<S3ParcelStore> =>
+  const open = (prefix: string, extra: StagingOptions & ReceiveOptions = {}): Promise<S3ParcelStore> =>
     S3ParcelStore.open({ bucket, prefix, endpoint: service.endpoint, region: service.region, forcePathStyle: true, ...extra });
   /** A prefix no other store in this run uses. */
   const freshPrefix = (): string => `run-${randomBytes(6).toString('hex')}/store`;
@@ -93,7 +94,7 @@ if (service !== undefined) {
     return { store, lose, restore };
   };
 
-  await parcelStoreContract(t, 'S3ParcelStore', () => open(freshPrefix()), onOwnBucket);
+  await parcelStoreContract(t, 'S3ParcelStore', (_dir, receive) => open(freshPrefix(), receive), onOwnBucket);
 
   t.test("a lost bucket is named in the store's errors, with the service's code and status", async (t) => {
     const { store, lose, restore } = await onOwnBucket(t);

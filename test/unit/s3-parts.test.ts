@@ -178,11 +178,11 @@ t.test('no part buffer is allocated until the part is complete: an upload holds 
   t.same(short, [data.subarray(0, 600)], 'and sends its bytes as one part');
 });
 
-t.test('an upload that receives nothing for IDLE_RELEASE_MS lets its spare buffers go, and parts stored then keep none', async (t) => {
+t.test('an upload that receives nothing for a whole IDLE_RELEASE_MS lets its spare buffers go, and parts stored then keep none', async (t) => {
   const { send, sent } = heldSender();
   const writer = new PartWriter(10, 2, send);
   const data = deterministic(68);
-  const idle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, IDLE_RELEASE_MS + 100));
+  const idle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 2 * IDLE_RELEASE_MS + 100));
   await writer.add(data.subarray(0, 10));
   await writer.add(data.subarray(10, 20));
   const third = writer.add(data.subarray(20, 30));
@@ -216,7 +216,7 @@ t.test('an upload waiting for the service, not its client, keeps its spares howe
   const data = deterministic(20);
   await writer.add(data.subarray(0, 10));
   const second = writer.add(data.subarray(10, 20));
-  await new Promise((resolve) => setTimeout(resolve, IDLE_RELEASE_MS + 100));
+  await new Promise((resolve) => setTimeout(resolve, 2 * IDLE_RELEASE_MS + 100));
   t.notOk(await isSettled(second), 'the second part waits for the first to be stored');
   sent[0]?.done();
   await second;
@@ -225,6 +225,59 @@ t.test('an upload waiting for the service, not its client, keeps its spares howe
   for (const part of sent) part.done();
   await finishing;
   t.ok(Buffer.concat(sent.map((part) => part.bytes)).equals(data));
+});
+
+t.test('receiving costs no timer per chunk: an idle timer is set once a part is sent', async (t) => {
+  const real = globalThis.setTimeout;
+  let timers = 0;
+  const counting = ((...args: Parameters<typeof setTimeout>) => {
+    timers++;
+    return real(...args);
+  }) as typeof setTimeout;
+  const { send, sent } = heldSender();
+  const writer = new PartWriter(1000, 2, send);
+  const data = deterministic(10_500);
+  globalThis.setTimeout = counting;
+  try {
+    for (let offset = 0; offset < 999; offset += 9) await writer.add(data.subarray(offset, Math.min(offset + 9, 999)));
+    t.equal(timers, 0, '111 chunks and no part sent: no timer');
+    await writer.add(data.subarray(999, 1000));
+    sent[0]?.done();
+    await new Promise((resolve) => setImmediate(resolve));
+    t.equal(timers, 1, 'a part sent, then stored and its buffer kept: one timer');
+    for (let offset = 1000; offset < 10_500; offset += 100) {
+      const adding = writer.add(data.subarray(offset, offset + 100));
+      for (const part of sent) part.done();
+      await adding;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    t.equal(timers, 1, 'nine more parts through the spares, 95 chunks: still that one timer');
+  } finally {
+    globalThis.setTimeout = real;
+  }
+  const finishing = writer.finish();
+  for (const part of sent) part.done();
+  await finishing;
+  t.ok(Buffer.concat(sent.map((part) => part.bytes)).equals(data), 'the bytes, in order');
+});
+
+t.test('bytes that keep coming, however slowly, keep the spares', async (t) => {
+  const { send, sent } = heldSender();
+  const writer = new PartWriter(10, 2, send);
+  const data = deterministic(30);
+  await writer.add(data.subarray(0, 10));
+  sent[0]?.done();
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(writer.held, 10, 'the stored part\'s buffer is a spare');
+  for (let i = 10; i < 15; i++) {
+    await new Promise((resolve) => setTimeout(resolve, IDLE_RELEASE_MS * 0.6));
+    await writer.add(data.subarray(i, i + 1));
+  }
+  t.equal(writer.held, 10, `a byte every ${IDLE_RELEASE_MS * 0.6} ms for ${IDLE_RELEASE_MS * 3} ms: the spare (now filling) is kept`);
+  const finishing = writer.finish();
+  for (const part of sent) part.done();
+  await finishing;
+  t.ok(Buffer.concat(sent.map((part) => part.bytes)).equals(data.subarray(0, 15)), 'the bytes, in order');
 });
 
 t.test('close ends the writer: its spares are let go and a part stored afterwards keeps no buffer', async (t) => {
@@ -243,7 +296,7 @@ t.test('close ends the writer: its spares are let go and a part stored afterward
   t.equal(writer.held, 0, 'a part stored after the close keeps no buffer');
 });
 
-t.test('a parcel gathered as one part of its size: one buffer holding it all, handed over with its last byte', async (t) => {
+t.test('an upload of exactly one part: one buffer holding it all, handed over with its last byte', async (t) => {
   const data = deterministic(5000);
   let whole: Buffer | undefined;
   const gather = new PartWriter(data.length, 1, (partNumber, body) => {
