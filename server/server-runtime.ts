@@ -11,6 +11,7 @@
  */
 import { unwatchFile, watchFile } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { BindleError, isBindleError } from '../core/errors/bindle-error.js';
@@ -30,6 +31,7 @@ import { BindleService } from './service/bindle-service.js';
 import { exportReferenceLayout, type ExportReport } from './service/reference-export.js';
 import { reindex, type ReindexReport } from './service/reindex.js';
 import { isSharedIndex, openInvoiceIndex, openParcelStore } from './storage/backends.js';
+import { PART_SPOOL_DIRECTORY } from './storage/part-spool.js';
 import { InstrumentedAuthenticator, InstrumentedAuthorizer, InstrumentedVerifier } from './metrics/instrumented-checks.js';
 import { InstrumentedInvoiceIndex } from './metrics/instrumented-invoice-index.js';
 import { InstrumentedParcelStore } from './metrics/instrumented-parcel-store.js';
@@ -129,6 +131,7 @@ async function assembleServer(
   const verifier = new InstrumentedVerifier(new TrustStoreVerifier(trust, strategy, identity.keyring), metrics);
 
   const storedParcels = await openParcelStore(config.parcels, {
+    partSpoolDirectory: join(config.directory, PART_SPOOL_DIRECTORY),
     staging: {
       stagingMaxAgeMs: config.stagingMaxAgeMs,
       onSweepError: (err) => log.warn({ err }, 'removing abandoned uploads failed; the next sweep tries again'),

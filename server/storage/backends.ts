@@ -30,6 +30,11 @@ export interface OpenOptions {
    * for a server, whose event loop must not wait for a query. PostgreSQL runs queries in its own processes.
    */
   readonly queryWorkers?: boolean;
+  /**
+   * Where an S3 parcel store spools the parts of multipart uploads past its memory cap
+   * (PartSpool); the system's temp directory when absent.
+   */
+  readonly partSpoolDirectory?: string;
 }
 
 /** True when invoices in this index are shared by several server processes (replicas). */
@@ -65,7 +70,7 @@ export async function openParcelStore(spec: ParcelsSpec, opts: OpenOptions = {})
       }
       return FileParcelStore.open(spec.directory, opts.staging);
     case 's3': {
-      const { S3ParcelStore } = await import('./s3-parcel-store.js');
+      const [{ S3ParcelStore }, { PartSpool }] = await Promise.all([import('./s3-parcel-store.js'), import('./part-spool.js')]);
       return S3ParcelStore.open({
         bucket: spec.bucket,
         prefix: spec.prefix,
@@ -74,6 +79,7 @@ export async function openParcelStore(spec: ParcelsSpec, opts: OpenOptions = {})
         ...opts.staging,
         ...(spec.endpoint !== undefined ? { endpoint: spec.endpoint } : {}),
         ...(spec.requestDeadlineMs !== undefined ? { timeouts: { deadlineMs: spec.requestDeadlineMs } } : {}),
+        ...(opts.partSpoolDirectory !== undefined ? { partSpool: new PartSpool(opts.partSpoolDirectory) } : {}),
       });
     }
   }

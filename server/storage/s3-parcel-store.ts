@@ -44,6 +44,7 @@ import {
 import type { ByteRange, ParcelStat, ParcelStore, PutResult, RemoveOutcome, StagingOptions, StoredParcel } from './parcel-store.js';
 import { processUploadBudget, receiveParcel, type ReceiveOptions, type UploadSink } from './parcel-upload.js';
 import type { BufferBudget } from './buffer-budget.js';
+import { PartSpool } from './part-spool.js';
 import { PartWriter } from './s3-parts.js';
 
 /** Where the store keeps its parcels, and how it reaches the service. */
@@ -61,6 +62,12 @@ export interface S3ParcelStoreOptions extends StagingOptions, ReceiveOptions {
    * deadline also from an s3:// spec's `requestDeadline`).
    */
   timeouts?: { connectMs?: number; idleMs?: number; deadlineMs?: number };
+  /**
+   * Where multipart uploads keep the parts they are filling: in memory within its cap, past it in
+   * spool files (default: a PartSpool of its own in the system's temp directory, cap
+   * PART_MEMORY_CAP_BYTES).
+   */
+  partSpool?: PartSpool;
 }
 
 /**
@@ -186,6 +193,7 @@ export class S3ParcelStore implements ParcelStore {
   private readonly deadlineMs: number;
   /** Gives each upload's receive batches. */
   private readonly uploadBudget: BufferBudget;
+  private readonly partSpool: PartSpool;
   private readonly puts = new Set<Promise<unknown>>();
   private readonly sweeper: Sweeper;
   private readonly closedMessage: string;
@@ -205,6 +213,7 @@ export class S3ParcelStore implements ParcelStore {
     this.maxAgeMs = maxAgeMs;
     this.deadlineMs = options.timeouts?.deadlineMs ?? REQUEST_DEADLINE_MS;
     this.uploadBudget = options.uploadBudget ?? processUploadBudget;
+    this.partSpool = options.partSpool ?? new PartSpool();
     this.closedMessage = `S3 parcel store ${this.bucket}/${this.prefix} is closed`;
     this.sweeper = new Sweeper((signal) => this.sweepOnce(signal), this.closedMessage);
   }
@@ -527,7 +536,7 @@ export class S3ParcelStore implements ParcelStore {
       } catch (err) {
         throw unavailable(`uploading part ${PartNumber} of ${key}`, err);
       }
-    });
+    }, this.partSpool);
     const sink: UploadSink = {
       batchBytes: RECEIVE_BATCH_BYTES,
       maxQueued: 2,

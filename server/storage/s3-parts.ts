@@ -6,6 +6,8 @@
  * be copied.
  */
 
+import type { PartSpool, SpooledPart } from './part-spool.js';
+
 /** How long an upload may receive nothing before its spare part buffers are let go. */
 export const IDLE_RELEASE_MS = 1000;
 
@@ -29,6 +31,11 @@ export type SendPart = (partNumber: number, body: Buffer) => Promise<void>;
  * idle buffers of parts it sent before (up to `inFlight` of them, 24 MiB with the store's
  * settings). The timer that watches for this is set when a part is sent, not per `add` (which
  * just counts itself), so receiving costs no timer call per chunk.
+ *
+ * Given a PartSpool, a part is kept in memory only if the spool's cap allows its size (reserved
+ * from its first byte until it is sent); past the cap it is spooled to a file as its bytes come,
+ * and read back into a buffer once complete, so an upload that stops part-way holds that part on
+ * disk, not in memory.
  *
  * A part that fails rejects the `add` that waits for it, or `finish`; `settled` waits for every
  * part sent, whatever became of it. `finish` and `close` end the writer (its idle timer, its
@@ -54,11 +61,17 @@ export class PartWriter {
   private released = false;
   /** An `add` is waiting for a part to be stored: the upload waits for the service, not its client. */
   private waiting = false;
+  /** The part being filled was given memory by the spool (its size reserved there). */
+  private reserved = false;
+  /** The part being filled, spooled to a file (past the spool's memory cap). */
+  private spooling: SpooledPart | undefined;
 
   constructor(
     private readonly partBytes: number,
     private readonly inFlight: number,
     private readonly send: SendPart,
+    /** Where parts go past the memory cap; without one, every part is kept in memory. */
+    private readonly spool?: PartSpool,
   ) {
     if (!(Number.isSafeInteger(partBytes) && partBytes > 0)) throw new RangeError(`part size must be a positive integer, got ${partBytes}`);
     if (!(Number.isSafeInteger(inFlight) && inFlight > 0)) throw new RangeError(`parts in flight must be a positive integer, got ${inFlight}`);
@@ -84,6 +97,19 @@ export class PartWriter {
     this.released = false;
     this.adds++;
     for (let offset = 0; offset < chunk.length; ) {
+      if (this.spool !== undefined && !this.reserved && this.spooling === undefined) {
+        // A new part: in memory if the spool's cap allows it, else in a spool file.
+        this.reserved = this.spool.reserve(this.partBytes);
+        if (!this.reserved) this.spooling = await this.spool.create();
+      }
+      if (this.spooling !== undefined) {
+        const spooled = this.spooling;
+        const piece = chunk.subarray(offset, offset + this.partBytes - spooled.size);
+        offset += piece.length;
+        await spooled.append(piece);
+        if (spooled.size === this.partBytes) await this.sendSpooled();
+        continue;
+      }
       const room = this.partBytes - this.filled - this.pendingBytes;
       const piece = chunk.subarray(offset, offset + room);
       offset += piece.length;
@@ -104,8 +130,11 @@ export class PartWriter {
 
   /** Sends what is left as the last part and waits for every part; rejects if any failed. Ends the writer. */
   async finish(): Promise<void> {
-    this.close();
-    if (this.filling !== undefined && this.filled > 0) await this.sendPart(this.filling.subarray(0, this.filled));
+    // A spooled last part is read back into a spare buffer, if there is one, before they go.
+    const spare = this.spooling === undefined ? undefined : this.spare.pop();
+    this.retire();
+    if (this.spooling !== undefined) await this.sendSpooled(spare);
+    else if (this.filling !== undefined && this.filled > 0) await this.sendPart(this.filling.subarray(0, this.filled));
     else if (this.pendingBytes > 0) await this.sendPart(Buffer.concat(this.pending, this.pendingBytes));
     await Promise.all(this.sending);
   }
@@ -115,12 +144,52 @@ export class PartWriter {
     await Promise.allSettled(this.sending);
   }
 
-  /** Ends the writer: it takes no more bytes; its idle timer is cleared and its spare buffers let go. */
+  /**
+   * Ends the writer: it takes no more bytes; its idle timer is cleared, its spare buffers let go,
+   * and the part it was filling given up (its reservation, its spool file).
+   */
   close(): void {
+    this.retire();
+    this.endPart();
+    this.filling = undefined;
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+
+  /** Clears the idle timer and lets the spares go, for good: the writer takes no more bytes. */
+  private retire(): void {
     clearTimeout(this.idle);
     this.idle = undefined;
     this.spare.length = 0;
     this.released = true;
+  }
+
+  /** The part being filled is done with (sent, or given up): its reservation and its spool file go. */
+  private endPart(): void {
+    if (this.reserved) this.spool?.release(this.partBytes);
+    this.reserved = false;
+    const spooled = this.spooling;
+    this.spooling = undefined;
+    spooled?.close().catch(() => undefined);
+  }
+
+  /** Reads the spooled part back into a buffer (`into`, else a spare if there is one) and sends it. */
+  private async sendSpooled(into?: Buffer): Promise<void> {
+    const spooled = this.spooling;
+    if (spooled === undefined) return;
+    if (spooled.size === 0) {
+      this.endPart();
+      return;
+    }
+    const buffer = into ?? this.spare.pop() ?? this.allocate();
+    let body: Buffer;
+    try {
+      body = await spooled.readInto(buffer);
+    } finally {
+      this.endPart();
+    }
+    this.filling = buffer;
+    await this.sendPart(body);
   }
 
   /** Keeps a stored part's buffer for the next part. */
@@ -160,6 +229,7 @@ export class PartWriter {
    * then, with more than `inFlight` under way, waits for the oldest of them.
    */
   private async sendPart(body: Buffer): Promise<void> {
+    this.endPart();
     const part = this.filling;
     this.filling = undefined;
     this.filled = 0;

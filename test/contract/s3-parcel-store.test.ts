@@ -2,7 +2,7 @@
  * S3ParcelStore against a real S3 service (Ceph RGW from scripts/services/s3.sh): the
  * ParcelStore contract, plus what only the S3 store promises: its key layout, the requests a put
  * costs (through a recording proxy), no multipart
- * upload left after a failed put, removal by age of what killed uploads left (multipart
+ * upload left after a failed put, parts spooled to disk past the memory cap, removal by age of what killed uploads left (multipart
  * uploads, claims, also after a real SIGKILL), a put that finds a killed process's claim
  * still succeeding, and errors that name a lost bucket (the contract's lost-storage case runs
  * on a bucket of its own, deleted and made again).
@@ -10,10 +10,12 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { readdir } from 'node:fs/promises';
 import { Agent, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { PassThrough } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 
 import {
@@ -29,6 +31,7 @@ import t, { type Test } from 'tap';
 import { isBindleError } from '../../core/errors/bindle-error.js';
 import { REFUSE_UNREAD_ABOVE_BYTES, type StagingOptions } from '../../server/storage/parcel-store.js';
 import type { ReceiveOptions } from '../../server/storage/parcel-upload.js';
+import { PartSpool } from '../../server/storage/part-spool.js';
 import { S3ParcelStore } from '../../server/storage/s3-parcel-store.js';
 import { bundleAsServer } from '../helpers/bundle-as-server.js';
 import { REPO_ROOT } from '../helpers/paths.js';
@@ -70,7 +73,7 @@ const service = s3TestService(t);
 if (service !== undefined) {
   const client = await s3TestClient(t, service);
   const bucket = await s3TestBucket(t, client);
-  const open = (prefix: string, extra: StagingOptions & ReceiveOptions = {}): Promise<S3ParcelStore> =>
+  const open = (prefix: string, extra: StagingOptions & ReceiveOptions & { partSpool?: PartSpool } = {}): Promise<S3ParcelStore> =>
     S3ParcelStore.open({ bucket, prefix, endpoint: service.endpoint, region: service.region, forcePathStyle: true, ...extra });
   /** A prefix no other store in this run uses. */
   const freshPrefix = (): string => `run-${randomBytes(6).toString('hex')}/store`;
@@ -152,6 +155,40 @@ if (service !== undefined) {
     t.same(await store.missing([sha]), new Set([sha]));
     await store.put(sha, data.length, streamOf(data));
     t.ok((await readAll(await store.openRead(sha))).equals(data), 'the retry stores it');
+  });
+
+  t.test('multipart uploads past the part spool\'s memory cap spool their parts to disk and store them intact', async (t) => {
+    const dir = t.testdir();
+    // Memory for one 8 MiB part: of two uploads at once, one part at a time is spooled.
+    const spool = new PartSpool(dir, 8 << 20);
+    const store = await open(freshPrefix(), { partSpool: spool });
+    t.teardown(() => store.close());
+    const parcels = [randomBytes(20 * (1 << 20) + 12_345), randomBytes(17 * (1 << 20) + 1)] as const;
+    // The first upload sends a little and waits, its part holding the memory; the second is sent whole meanwhile.
+    const first = new PassThrough();
+    const putting = store.put(sha256Of(parcels[0]), parcels[0].length, first);
+    first.write(parcels[0].subarray(0, 1 << 20));
+    for (let waited = 0; spool.held === 0 && waited < 30_000; waited += 10) await sleep(10);
+    t.equal(spool.held, 8 << 20, 'the first upload\'s part is in memory');
+    await store.put(sha256Of(parcels[1]), parcels[1].length, streamOf(parcels[1], 100_000));
+    t.equal(spool.spooled, 3, 'the second upload\'s three parts were spooled');
+    first.end(parcels[0].subarray(1 << 20));
+    await putting;
+    t.equal(spool.held, 0, 'every reservation given back');
+    t.equal(spool.files, 0, 'every spool file closed');
+    t.same(await readdir(dir), [], 'nothing left in the spool directory');
+    for (const data of parcels) t.ok((await readAll(await store.openRead(sha256Of(data)))).equals(data), `${data.length} bytes read back intact`);
+
+    const none = new PartSpool(dir, 0);
+    const spoolingOnly = await open(freshPrefix(), { partSpool: none });
+    t.teardown(() => spoolingOnly.close());
+    const data = randomBytes(9 * (1 << 20));
+    await t.rejects(spoolingOnly.put(sha256Of(data), data.length, abortingStream(data.subarray(0, 6 << 20), new Error('client gone'))), { message: 'client gone' });
+    await new Promise((resolve) => setImmediate(resolve));
+    t.equal(none.files, 0, 'an upload that fails part-way closes its spool file');
+    await spoolingOnly.put(sha256Of(data), data.length, streamOf(data));
+    t.equal(none.spooled, 3, 'with no memory allowed, every part is spooled: the failed upload\'s one, this one\'s two');
+    t.ok((await readAll(await spoolingOnly.openRead(sha256Of(data)))).equals(data), 'and read back intact');
   });
 
   t.test('open aborts multipart uploads older than the staging age, never younger ones', async (t) => {

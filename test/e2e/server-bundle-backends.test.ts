@@ -4,18 +4,26 @@
  * CommonJS files went through Node's module resolution and CommonJS export lexer at every start,
  * which got a dozen functions optimized by Turbofan and ~7 MiB more resident in an idle replica.
  * The SDK's warning on an older Node is a line of the server's log, and of `gc`'s stderr
- * (server/process-warnings.ts), not Node's free text.
+ * (server/process-warnings.ts), not Node's free text. And the server spools the S3 store's upload
+ * parts past its memory cap under its data directory (server/storage/part-spool.ts).
  */
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 
-import { sha256, signedInvoice } from '../helpers/bindles.js';
+import { creatorKey, sha256, signedInvoice } from '../helpers/bindles.js';
 import { exitList, withModuleList } from '../helpers/module-list.js';
 import { vec } from '../helpers/paths.js';
 import { freshDatabase, postgresUrl } from '../helpers/postgres.js';
 import { s3ParcelsSpec, s3TestBucket, s3TestClient, s3TestService } from '../helpers/s3-service.js';
 import { createHostKeys, SERVER_BIN, startServerProcess } from '../helpers/server-process.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
+import { signInvoice } from '../../core/signing/sign.js';
+import type { Invoice } from '../../schema/index.js';
 
 const pgUrl = postgresUrl(t);
 // Each helper plans the file as skipped when its service is absent: ask the second only when the first is there.
@@ -60,4 +68,64 @@ if (pgUrl !== undefined && s3 !== undefined) await t.test('on PostgreSQL + S3 th
     t.notMatch(output, /\(node:\d+\)/, `${what} wrote no warning in Node's own format`);
     if (Number(process.versions.node.split('.')[0]) < 22) t.match(output, /"msg":"process warning: /, `${what} logged the AWS SDK's warning on this Node`);
   }
+});
+
+if (pgUrl !== undefined && s3 !== undefined) await t.test('on S3, parts past the memory cap are spooled to unlinked files under <directory>/part-spool', async (t) => {
+  const bucket = await s3TestBucket(t, await s3TestClient(t, s3));
+  const dir = t.testdir();
+  const server = await startServerProcess(t, {
+    args: [
+      '--index', await freshDatabase(t, pgUrl),
+      '--parcels', s3ParcelsSpec(s3, bucket, 'spool'),
+      '--signing-keys', createHostKeys(t, dir),
+      '--keyring', vec('scaffolds', 'keys', 'keyring.toml'),
+      '--unauthenticated',
+    ],
+  });
+  // Each upload's first part reserves its 8 MiB from its first byte: the 17th is past 128 MiB.
+  const uploads = 20;
+  const declared = 9 << 20;
+  const digests = Array.from({ length: uploads }, () => randomBytes(32).toString('hex'));
+  const unsigned: Invoice = {
+    bindleVersion: '1.0.0',
+    bindle: { name: 'example.com/spooled', version: '1.0.0' },
+    parcel: digests.map((sha, i) => ({ label: { sha256: sha, size: declared, name: `part-${i}.bin`, mediaType: 'application/octet-stream' } })),
+  };
+  const created = await fetch(`${server.url}_i`, { method: 'POST', headers: { 'content-type': 'application/toml' }, body: renderInvoice(signInvoice(unsigned, 'creator', creatorKey())) });
+  t.equal(created.status, 202, created.status === 202 ? 'the invoice is created, its parcels missing' : await created.text());
+  const { port } = new URL(server.origin);
+  const sockets: Socket[] = [];
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy();
+  });
+  for (const sha of digests) {
+    const socket = connect(Number(port), '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write(`POST /v1/_i/example.com/spooled/1.0.0@${sha} HTTP/1.1\r\nHost: test\r\nContent-Type: application/octet-stream\r\nContent-Length: ${declared}\r\n\r\n`);
+    // More than a write batch (at most 1 MiB), so the bytes reach the store's part.
+    socket.write(randomBytes((1 << 20) + 1));
+    sockets.push(socket);
+  }
+  const spoolDir = join(server.directory, 'part-spool');
+  /** The server's descriptors on files in its spool directory. */
+  const spoolFiles = (): string[] => {
+    const pid = server.child.pid ?? 0;
+    return readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
+      try {
+        const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        return target.startsWith(`${spoolDir}/`) ? [target] : [];
+      } catch {
+        return [];
+      }
+    });
+  };
+  let open: string[] = [];
+  for (let waited = 0; (open = spoolFiles()).length < uploads - 16 && waited < 30_000; waited += 50) await sleep(50);
+  t.equal(open.length, uploads - 16, `the uploads past the cap spool their parts (${open.length} files)`);
+  t.ok(open.every((target) => target.endsWith(' (deleted)')), 'to files already unlinked');
+  t.same(readdirSync(spoolDir), [], 'so the directory shows none');
+  for (const socket of sockets) socket.destroy();
+  for (let waited = 0; spoolFiles().length > 0 && waited < 30_000; waited += 50) await sleep(50);
+  t.same(spoolFiles(), [], 'their clients gone, the files are closed');
+  t.equal(await server.stop(), 0);
 });

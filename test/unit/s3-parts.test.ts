@@ -3,10 +3,15 @@
  * part size (the last one shorter), numbered in order; sends at most `inFlight` at once while the
  * next fills, holds at most `inFlight + 1` part buffers however many parts there are, allocates
  * none for a part until all of it has arrived, lets its spare buffers go when its bytes stop
- * coming, and reports a failed part to the caller that waits for it.
+ * coming, and reports a failed part to the caller that waits for it; with a PartSpool, keeps
+ * parts past the spool's memory cap in unlinked files and sends them intact.
  */
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+
 import t from 'tap';
 
+import { PartSpool } from '../../server/storage/part-spool.js';
 import { IDLE_RELEASE_MS, PartWriter } from '../../server/storage/s3-parts.js';
 
 /** A part the writer handed over, its bytes copied (the writer reuses the buffer), and how to let it finish. */
@@ -332,4 +337,92 @@ t.test('part size and parts in flight must be positive integers', async (t) => {
   t.throws(() => new PartWriter(0, 1, send), RangeError);
   t.throws(() => new PartWriter(1.5, 1, send), RangeError);
   t.throws(() => new PartWriter(10, 0, send), RangeError);
+});
+
+t.test('with a PartSpool, parts past its memory cap are spooled to a file as they come and read back whole', async (t) => {
+  const dir = t.testdir();
+  const spool = new PartSpool(dir, 20);
+  const writers = [0, 1, 2].map(() => {
+    const parts: Buffer[] = [];
+    return { parts, writer: new PartWriter(10, 2, (_, body) => {
+      parts.push(Buffer.from(body));
+      return Promise.resolve();
+    }, spool) };
+  });
+  const [a, b, c] = writers;
+  if (a === undefined || b === undefined || c === undefined) throw new Error('three writers');
+  const data = deterministic(60);
+  await a.writer.add(data.subarray(0, 5));
+  await b.writer.add(data.subarray(0, 5));
+  t.equal(spool.held, 20, 'two parts in memory reserve the cap');
+  await c.writer.add(data.subarray(0, 5));
+  t.equal(spool.files, 1, 'the third is spooled');
+  t.equal(c.writer.held, 0, 'and holds no memory');
+  t.same(await readdir(dir), [], 'its file is unlinked from the start');
+  for (let offset = 5; offset < 27; offset += 3) await c.writer.add(data.subarray(offset, Math.min(offset + 3, 27)));
+  t.equal(c.parts.length, 2, 'two complete parts read back and sent');
+  t.equal(spool.files, 1, 'the third part is spooled too, the cap still taken');
+  await a.writer.finish();
+  a.writer.close();
+  t.equal(spool.held, 10, 'a part sent gives its reservation back');
+  await c.writer.add(data.subarray(27, 33));
+  t.equal(spool.files, 0, 'the spooled part, complete, is read back and its file closed');
+  await c.writer.add(data.subarray(33, 35));
+  t.equal(spool.held, 20, 'the next part has memory again');
+  await c.writer.finish();
+  c.writer.close();
+  await b.writer.finish();
+  b.writer.close();
+  t.equal(spool.held, 0, 'every reservation given back');
+  t.equal(spool.files, 0, 'every file closed');
+  t.equal(spool.spooled, 3);
+  t.ok(Buffer.concat(c.parts).equals(data.subarray(0, 35)), 'the spooled upload\'s bytes, in order');
+  t.same(c.parts.map((p) => p.length), [10, 10, 10, 5]);
+  t.ok(Buffer.concat(a.parts).equals(data.subarray(0, 5)));
+});
+
+t.test('with no memory allowed, every part goes through the spool; bytes in random chunks come out in order', async (t) => {
+  const spool = new PartSpool(t.testdir(), 0);
+  const sent: Buffer[] = [];
+  // Each part is stored a little later, so several are under way at once.
+  const writer = new PartWriter(1000, 3, (_, body) => {
+    sent.push(Buffer.from(body));
+    return new Promise((resolve) => setTimeout(resolve, 2));
+  }, spool);
+  const data = deterministic(12_345);
+  let chunks = 0;
+  for (let offset = 0; offset < data.length; chunks++) {
+    const size = 1 + ((offset * 7919) % 1500);
+    await writer.add(data.subarray(offset, offset + size));
+    offset += size;
+  }
+  await writer.finish();
+  writer.close();
+  t.ok(Buffer.concat(sent).equals(data), `${chunks} chunks, 13 parts: the bytes, in order`);
+  t.equal(spool.spooled, 13, 'each part spooled');
+  t.equal(spool.held, 0);
+  t.equal(spool.files, 0);
+  t.ok(writer.buffers <= 4, `at most inFlight + 1 part buffers (${writer.buffers})`);
+});
+
+t.test('close gives up the part being filled: its reservation, its spool file', async (t) => {
+  const spool = new PartSpool(t.testdir(), 10);
+  const send = (): Promise<void> => Promise.resolve();
+  const inMemory = new PartWriter(10, 1, send, spool);
+  const spooled = new PartWriter(10, 1, send, spool);
+  await inMemory.add(deterministic(4));
+  await spooled.add(deterministic(4));
+  t.same([spool.held, spool.files], [10, 1]);
+  inMemory.close();
+  spooled.close();
+  t.same([spool.held, spool.files], [0, 0], 'both given back');
+  inMemory.close();
+  t.equal(spool.held, 0, 'a second close gives back nothing more');
+});
+
+t.test('a spool that cannot create its file fails the add', async (t) => {
+  const dir = t.testdir({ 'not-a-directory': 'x' });
+  const writer = new PartWriter(10, 1, () => Promise.resolve(), new PartSpool(join(dir, 'not-a-directory', 'spool'), 0));
+  await t.rejects(writer.add(deterministic(3)));
+  writer.close();
 });
