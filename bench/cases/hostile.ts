@@ -15,8 +15,9 @@
  * parcel through a batch download, on a fresh server process; (g) STOPPED_UPLOADERS clients
  * each send the first MiB of a 100 MiB parcel and stop, on a fresh server and beside it on the
  * bare Node server that receives uploads with the store's technique (1 MiB write batches, the
- * upload baseline of figure 1c). BINDLE_BENCH_SERVER_BIN runs the same case against another
- * build (before/after).
+ * upload baseline of figure 1c); with postgres+s3 in the run (BINDLE_BENCH_BACKENDS), the same
+ * clients again on PostgreSQL + S3, each sending 5 MiB (S3's smallest part) before it stops.
+ * BINDLE_BENCH_SERVER_BIN runs the same case against another build (before/after).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -24,6 +25,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
+import { backendSlug, benchBackends, onBackend, withServerOn, type BackendName } from '../lib/backend.js';
 import { createInvoice, parcelUrl, signedInvoice, writeKeyring } from '../lib/bindles.js';
 import { removeTempDir } from '../lib/cleanup.js';
 import type { BenchCase, BenchContext, CaseResult } from '../lib/context.js';
@@ -168,15 +170,17 @@ const STOPPED_UPLOADERS = 400;
 const STOPPED_UPLOAD_DECLARED = 100 << 20;
 /** What each of them sends before it stops: just under the 1 MiB a write batch of the store holds. */
 const STOPPED_UPLOAD_SENT = MiB - 1024;
+/** What each sends on PostgreSQL + S3: 5 MiB, the smallest part S3 takes, so a part's worth each. */
+const STOPPED_S3_UPLOAD_SENT = 5 * MiB;
 
 /**
  * Opens STOPPED_UPLOADERS connections, the i-th POSTing to `path(i)` of `origin` a body
- * declared STOPPED_UPLOAD_DECLARED bytes long, sending STOPPED_UPLOAD_SENT of it and then
- * nothing; returns process `pid`'s RSS growth once it settles (stoppedClients).
+ * declared STOPPED_UPLOAD_DECLARED bytes long, sending `sent` bytes of it and then nothing;
+ * returns process `pid`'s RSS growth once it settles (stoppedClients).
  */
-function stoppedUploaders(origin: string, pid: number, path: (i: number) => string): Promise<{ growth: number; open: number }> {
+function stoppedUploaders(origin: string, pid: number, sent: number, path: (i: number) => string): Promise<{ growth: number; open: number }> {
   const target = new URL(origin);
-  const body = randomBytes(STOPPED_UPLOAD_SENT);
+  const body = randomBytes(sent);
   return stoppedClients(target, pid, STOPPED_UPLOADERS, (i) => [
     `POST ${path(i)} HTTP/1.1\r\nHost: ${target.host}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${STOPPED_UPLOAD_DECLARED}\r\n\r\n`,
     body,
@@ -280,12 +284,12 @@ async function stoppedReaderRuns(ctx: BenchContext): Promise<{ ours: number; bat
 }
 
 /**
- * Figure 9g: the server's RSS growth under the stopped uploaders (a fresh server given an
- * invoice of their parcels), then the bare Node upload server's under the same clients; and
- * /healthz on the server after them.
+ * Figure 9g: the server's RSS growth under the stopped uploaders, each sending `sent` bytes (a
+ * fresh server on `backend` given an invoice of their parcels), then the bare Node upload
+ * server's under the same clients; and /healthz on the server after them.
  */
-async function stoppedUploaderRuns(ctx: BenchContext): Promise<{ ours: number; bare: number; notes: string[] }> {
-  const dir = ctx.dir('hostile-stopped-uploaders');
+async function stoppedUploaderRuns(ctx: BenchContext, backend: BackendName, sent: number): Promise<{ ours: number; bare: number; notes: string[] }> {
+  const dir = ctx.dir(`hostile-stopped-uploaders-${backendSlug(backend)}`);
   const serverDir = join(dir, 'server');
   const bareDir = join(dir, 'bare');
   mkdirSync(serverDir);
@@ -294,27 +298,22 @@ async function stoppedUploaderRuns(ctx: BenchContext): Promise<{ ours: number; b
   const name = 'bench.example.com/stopped-uploaders';
   const digests = Array.from({ length: STOPPED_UPLOADERS }, () => randomBytes(32).toString('hex'));
   try {
-    const server = await spawnServer(serverDir);
-    let ours: { growth: number; open: number };
-    let healthy: number;
-    try {
+    const { ours, healthy } = await withServerOn(backend, serverDir, async (server) => {
       await createInvoice(server.api, signedInvoice(ctx.keys, name, '1.0.0', digests.map((sha256, i) => (
         { sha256, size: STOPPED_UPLOAD_DECLARED, mediaType: 'application/octet-stream', name: `part-${i}.bin` }
       ))));
-      ours = await stoppedUploaders(server.origin, server.pid, (i) => new URL(parcelUrl(server.api, name, '1.0.0', digests[i] ?? '')).pathname);
-      healthy = (await expectStatus(200, `${server.origin}/healthz`)).status;
-    } finally {
-      await server.stop();
-    }
+      const growth = await stoppedUploaders(server.origin, server.pid, sent, (i) => new URL(parcelUrl(server.api, name, '1.0.0', digests[i] ?? '')).pathname);
+      return { ours: growth, healthy: (await expectStatus(200, `${server.origin}/healthz`)).status };
+    });
     const bare = await spawnBareServer({ kind: 'sink', dir: bareDir });
     try {
-      const baseline = await stoppedUploaders(bare.origin, bare.pid, (i) => `/upload-${i}`);
-      ctx.log(`  stopped uploaders: RSS +${(ours.growth / MiB).toFixed(0)} MiB (${ours.open} open), bare Node +${(baseline.growth / MiB).toFixed(0)} MiB (${baseline.open} open)`);
+      const baseline = await stoppedUploaders(bare.origin, bare.pid, sent, (i) => `/upload-${i}`);
+      ctx.log(`  stopped uploaders [${backend}]: RSS +${(ours.growth / MiB).toFixed(0)} MiB (${ours.open} open), bare Node +${(baseline.growth / MiB).toFixed(0)} MiB (${baseline.open} open)`);
       return {
         ours: ours.growth / MiB,
         bare: baseline.growth / MiB,
         notes: [
-          `${STOPPED_UPLOADERS} connections, each a POST of a parcel declared ${STOPPED_UPLOAD_DECLARED / MiB} MiB sending ${STOPPED_UPLOAD_SENT} bytes, then nothing; RSS read once it grew by no more than 1 MiB over 2 s; still open then: ${ours.open} (server), ${baseline.open} (bare Node); /healthz afterwards: ${healthy}`,
+          `${STOPPED_UPLOADERS} connections, each a POST of a parcel declared ${STOPPED_UPLOAD_DECLARED / MiB} MiB sending ${sent} bytes, then nothing; RSS read once it grew by no more than 1 MiB over 2 s; still open then: ${ours.open} (server), ${baseline.open} (bare Node); /healthz afterwards: ${healthy}`,
         ],
       };
     } finally {
@@ -359,7 +358,8 @@ export const hostileCase: BenchCase = {
       });
       ctx.log(`  credential flood: /healthz p99 ${floodResult.p99.toFixed(1)} ms (${floodResult.attacks} bad-credential reads: ${floodResult.statuses})`);
       const stopped = await stoppedReaderRuns(ctx);
-      const uploaders = await stoppedUploaderRuns(ctx);
+      const uploaders = await stoppedUploaderRuns(ctx, 'sqlite+file', STOPPED_UPLOAD_SENT);
+      const s3Uploaders = benchBackends().includes('postgres+s3') ? await stoppedUploaderRuns(ctx, 'postgres+s3', STOPPED_S3_UPLOAD_SENT) : undefined;
       const scanResult = await scanningQueries(ctx);
       ctx.log(`  scanning _q queries: /healthz p99 ${scanResult.p99.toFixed(1)} ms (${scanResult.attacks} queries: ${scanResult.statuses})`);
       return {
@@ -405,6 +405,14 @@ export const hostileCase: BenchCase = {
             target: { on: 'value', op: '<=', bound: 192, text: '≤ 192 MiB (the 128 MiB upload budget and the connections)' },
             notes: uploaders.notes,
           }),
+          ...(s3Uploaders === undefined ? [] : [makeFigure({
+            ...onBackend('postgres+s3', 'rss-stopped-uploaders', `9g. Server RSS growth while ${STOPPED_UPLOADERS} clients stop part-way through uploads, after ${STOPPED_S3_UPLOAD_SENT / MiB} MiB each`),
+            unit: 'MiB',
+            runs: [s3Uploaders.ours],
+            baseline: { title: 'bare Node http receiving uploads in 1 MiB write batches (figure 1c\'s), the same clients', runs: [s3Uploaders.bare] },
+            target: { on: 'value', op: '<=', bound: 320, text: '≤ 320 MiB (the 128 MiB memory cap of S3 parts being filled, the upload budget and the connections)' },
+            notes: s3Uploaders.notes,
+          })]),
         ],
       };
     } finally {
