@@ -6,6 +6,9 @@
  * cannot shrink as the file store's write batches do), what their unfinished parts hold in memory
  * stays within the cap; the rest waits on disk, as nginx keeps request bodies past its buffer.
  *
+ * A parcel the S3 store stores with one PutObject (up to 8 MiB) is gathered under the same rule,
+ * as one part of its size (GatheredPart).
+ *
  * A spool file is unlinked as soon as it is created, so it is nobody else's to see and nothing
  * of it is left behind, even by a killed process: it is gone once its descriptor is closed.
  */
@@ -119,5 +122,55 @@ export class PartSpool {
     this.#files++;
     this.#spooled++;
     return new SpooledPart(file, () => this.#files--);
+  }
+}
+
+/**
+ * One part gathered whole as its bytes arrive, for a single PutObject: kept in memory (its size
+ * reserved from its first bytes) while the spool's cap allows, else in a spool file. `whole`
+ * hands the bytes over as one buffer; from then on, or once `close`d, it holds nothing.
+ */
+export class GatheredPart {
+  #chunks: Buffer[] = [];
+  #spooled: SpooledPart | undefined;
+  #reserved = false;
+  #started = false;
+
+  constructor(
+    private readonly spool: PartSpool,
+    /** The part's size (what is reserved for it in memory). */
+    readonly size: number,
+  ) {}
+
+  /** Takes `chunk`'s bytes (it must not change afterwards). */
+  async add(chunk: Buffer): Promise<void> {
+    if (!this.#started) {
+      this.#started = true;
+      this.#reserved = this.spool.reserve(this.size);
+      if (!this.#reserved) this.#spooled = await this.spool.create();
+    }
+    if (this.#spooled !== undefined) await this.#spooled.append(chunk);
+    else this.#chunks.push(chunk);
+  }
+
+  /** The bytes taken, as one buffer; the part holds nothing afterwards. */
+  async whole(): Promise<Buffer> {
+    try {
+      if (this.#spooled !== undefined) return await this.#spooled.readInto(Buffer.allocUnsafe(this.#spooled.size));
+      const [only] = this.#chunks;
+      return this.#chunks.length === 1 && only !== undefined ? only : Buffer.concat(this.#chunks);
+    } finally {
+      this.close();
+    }
+  }
+
+  /** Gives up the bytes, the reservation and the spool file; once only, later calls do nothing. */
+  close(): void {
+    this.#chunks = [];
+    if (this.#reserved) this.spool.release(this.size);
+    this.#reserved = false;
+    const spooled = this.#spooled;
+    this.#spooled = undefined;
+    spooled?.close().catch(() => undefined);
   }
 }

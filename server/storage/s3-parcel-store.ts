@@ -44,7 +44,7 @@ import {
 import type { ByteRange, ParcelStat, ParcelStore, PutResult, RemoveOutcome, StagingOptions, StoredParcel } from './parcel-store.js';
 import { processUploadBudget, receiveParcel, type ReceiveOptions, type UploadSink } from './parcel-upload.js';
 import type { BufferBudget } from './buffer-budget.js';
-import { PartSpool } from './part-spool.js';
+import { GatheredPart, PartSpool } from './part-spool.js';
 import { PartWriter } from './s3-parts.js';
 
 /** Where the store keeps its parcels, and how it reaches the service. */
@@ -63,9 +63,9 @@ export interface S3ParcelStoreOptions extends StagingOptions, ReceiveOptions {
    */
   timeouts?: { connectMs?: number; idleMs?: number; deadlineMs?: number };
   /**
-   * Where multipart uploads keep the parts they are filling: in memory within its cap, past it in
-   * spool files (default: a PartSpool of its own in the system's temp directory, cap
-   * PART_MEMORY_CAP_BYTES).
+   * Where uploads keep the parts they are filling (a multipart upload's parts, a single PutObject's
+   * whole parcel): in memory within its cap, past it in spool files (default: a PartSpool of its
+   * own in the system's temp directory, cap PART_MEMORY_CAP_BYTES).
    */
   partSpool?: PartSpool;
 }
@@ -471,29 +471,27 @@ export class S3ParcelStore implements ParcelStore {
    * the parcel absent before), data that fails its checks is refused as stored when it is.
    */
   private async putSmall(sha256: string, expectedSize: number, data: Readable, lookedUp: boolean): Promise<void> {
-    // The received chunks (small ones already copied together: ./parcel-upload.ts), kept until
-    // the data checked out, then copied into one buffer, the PutObject's body; the chunks are
-    // let go then, so one copy of the parcel is held while it is sent.
-    let received: Buffer[] = [];
+    // The received chunks gathered (in memory within the part spool's cap, else in a spool file)
+    // until the data checked out, then handed over as one buffer, the PutObject's body: one copy
+    // of the parcel is held while it is sent.
+    const gathered = new GatheredPart(this.partSpool, expectedSize);
     const sink: UploadSink = {
       batchBytes: RECEIVE_BATCH_BYTES,
       maxQueued: 2,
-      write: (batch) => {
-        for (const chunk of batch) received.push(chunk);
-        return Promise.resolve();
+      write: async (batch) => {
+        for (const chunk of batch) await gathered.add(chunk);
       },
     };
+    let whole: Buffer;
     try {
       assertDigestMatches(sha256, await receiveParcel(data, expectedSize, sink, this.uploadBudget));
+      whole = await gathered.whole();
     } catch (err) {
-      received = [];
+      gathered.close();
       const wrongData = isBindleError(err, 'size_mismatch') || isBindleError(err, 'digest_mismatch');
       if (wrongData && !lookedUp && (await this.stored(sha256))) throw alreadyExists(sha256);
       throw err;
     }
-    const [only] = received;
-    const whole = received.length === 1 && only !== undefined ? only : Buffer.concat(received, expectedSize);
-    received = [];
     const key = this.keyOf(sha256);
     try {
       const command = new this.sdk.PutObjectCommand({

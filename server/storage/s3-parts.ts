@@ -3,7 +3,8 @@
  * Once an upload has its part buffers (buffers of exactly the part size, each reused once its
  * part is stored), received chunks are copied into the part being filled as they come, so what
  * it holds is those buffers and not, besides them, a part's worth of received chunks waiting to
- * be copied.
+ * be copied. Parts past a PartSpool's memory cap are gathered in spool files instead
+ * (./part-spool.ts).
  */
 
 import type { PartSpool, SpooledPart } from './part-spool.js';

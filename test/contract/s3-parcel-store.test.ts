@@ -157,7 +157,7 @@ if (service !== undefined) {
     t.ok((await readAll(await store.openRead(sha))).equals(data), 'the retry stores it');
   });
 
-  t.test('multipart uploads past the part spool\'s memory cap spool their parts to disk and store them intact', async (t) => {
+  t.test('uploads past the part spool\'s memory cap spool their parts to disk and store them intact', async (t) => {
     const dir = t.testdir();
     // Memory for one 8 MiB part: of two uploads at once, one part at a time is spooled.
     const spool = new PartSpool(dir, 8 << 20);
@@ -189,6 +189,14 @@ if (service !== undefined) {
     await spoolingOnly.put(sha256Of(data), data.length, streamOf(data));
     t.equal(none.spooled, 3, 'with no memory allowed, every part is spooled: the failed upload\'s one, this one\'s two');
     t.ok((await readAll(await spoolingOnly.openRead(sha256Of(data)))).equals(data), 'and read back intact');
+    const small = randomBytes(3 << 20);
+    await spoolingOnly.put(sha256Of(small), small.length, streamOf(small, 100_000));
+    t.equal(none.spooled, 4, 'a parcel stored with one PutObject is gathered in a spool file too');
+    t.ok((await readAll(await spoolingOnly.openRead(sha256Of(small)))).equals(small), 'and read back intact');
+    const bad = Buffer.from(small);
+    bad[7] = (bad[7] ?? 0) ^ 1;
+    await t.rejects(spoolingOnly.put(sha256Of(randomBytes(8)), bad.length, streamOf(bad)), { code: 'digest_mismatch' });
+    t.same([none.files, none.held], [0, 0], 'a spooled parcel whose data is wrong leaves no file open, nothing reserved');
   });
 
   t.test('open aborts multipart uploads older than the staging age, never younger ones', async (t) => {
