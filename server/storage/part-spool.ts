@@ -62,6 +62,29 @@ export class SpooledPart {
   }
 }
 
+/**
+ * Where one part is being gathered: in memory, its size reserved under the spool's cap (`file`
+ * undefined), or in a spool file past it. `end` gives back the one or the other; once only.
+ */
+export class PartPlace {
+  private ended = false;
+
+  constructor(
+    private readonly spool: PartSpool,
+    private readonly bytes: number,
+    /** The part's spool file; undefined while it is kept in memory. */
+    readonly file: SpooledPart | undefined,
+  ) {}
+
+  /** The part is done with (sent, or given up): its reservation or its spool file goes. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.file === undefined) this.spool.release(this.bytes);
+    else this.file.close().catch(() => undefined);
+  }
+}
+
 /** The memory allowance of parts being filled, and the directory of the parts spooled past it. */
 export class PartSpool {
   #held = 0;
@@ -105,6 +128,11 @@ export class PartSpool {
     this.#held -= bytes;
   }
 
+  /** Where a part of `bytes` is gathered: in memory if the cap allows it (reserved), else in a new spool file. */
+  async place(bytes: number): Promise<PartPlace> {
+    return new PartPlace(this, bytes, this.reserve(bytes) ? undefined : await this.create());
+  }
+
   /** A new, empty spool file, already unlinked. */
   async create(): Promise<SpooledPart> {
     if (!this.#prepared) {
@@ -132,9 +160,7 @@ export class PartSpool {
  */
 export class GatheredPart {
   #chunks: Buffer[] = [];
-  #spooled: SpooledPart | undefined;
-  #reserved = false;
-  #started = false;
+  #place: PartPlace | undefined;
 
   constructor(
     private readonly spool: PartSpool,
@@ -144,19 +170,17 @@ export class GatheredPart {
 
   /** Takes `chunk`'s bytes (it must not change afterwards). */
   async add(chunk: Buffer): Promise<void> {
-    if (!this.#started) {
-      this.#started = true;
-      this.#reserved = this.spool.reserve(this.size);
-      if (!this.#reserved) this.#spooled = await this.spool.create();
-    }
-    if (this.#spooled !== undefined) await this.#spooled.append(chunk);
+    this.#place ??= await this.spool.place(this.size);
+    const file = this.#place.file;
+    if (file !== undefined) await file.append(chunk);
     else this.#chunks.push(chunk);
   }
 
   /** The bytes taken, as one buffer; the part holds nothing afterwards. */
   async whole(): Promise<Buffer> {
     try {
-      if (this.#spooled !== undefined) return await this.#spooled.readInto(Buffer.allocUnsafe(this.#spooled.size));
+      const file = this.#place?.file;
+      if (file !== undefined) return await file.readInto(Buffer.allocUnsafe(file.size));
       const [only] = this.#chunks;
       return this.#chunks.length === 1 && only !== undefined ? only : Buffer.concat(this.#chunks);
     } finally {
@@ -167,10 +191,6 @@ export class GatheredPart {
   /** Gives up the bytes, the reservation and the spool file; once only, later calls do nothing. */
   close(): void {
     this.#chunks = [];
-    if (this.#reserved) this.spool.release(this.size);
-    this.#reserved = false;
-    const spooled = this.#spooled;
-    this.#spooled = undefined;
-    spooled?.close().catch(() => undefined);
+    this.#place?.end();
   }
 }

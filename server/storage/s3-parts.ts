@@ -7,7 +7,7 @@
  * (./part-spool.ts).
  */
 
-import type { PartSpool, SpooledPart } from './part-spool.js';
+import type { PartPlace, PartSpool } from './part-spool.js';
 
 /** How long an upload may receive nothing before its spare part buffers are let go. */
 export const IDLE_RELEASE_MS = 1000;
@@ -62,10 +62,8 @@ export class PartWriter {
   private released = false;
   /** An `add` is waiting for a part to be stored: the upload waits for the service, not its client. */
   private waiting = false;
-  /** The part being filled was given memory by the spool (its size reserved there). */
-  private reserved = false;
-  /** The part being filled, spooled to a file (past the spool's memory cap). */
-  private spooling: SpooledPart | undefined;
+  /** Where the spool put the part being filled (in memory, or in a spool file past its cap). */
+  private place: PartPlace | undefined;
 
   constructor(
     private readonly partBytes: number,
@@ -98,13 +96,10 @@ export class PartWriter {
     this.released = false;
     this.adds++;
     for (let offset = 0; offset < chunk.length; ) {
-      if (this.spool !== undefined && !this.reserved && this.spooling === undefined) {
-        // A new part: in memory if the spool's cap allows it, else in a spool file.
-        this.reserved = this.spool.reserve(this.partBytes);
-        if (!this.reserved) this.spooling = await this.spool.create();
-      }
-      if (this.spooling !== undefined) {
-        const spooled = this.spooling;
+      // A new part: in memory if the spool's cap allows it, else in a spool file.
+      if (this.spool !== undefined) this.place ??= await this.spool.place(this.partBytes);
+      const spooled = this.place?.file;
+      if (spooled !== undefined) {
         const piece = chunk.subarray(offset, offset + this.partBytes - spooled.size);
         offset += piece.length;
         await spooled.append(piece);
@@ -132,9 +127,9 @@ export class PartWriter {
   /** Sends what is left as the last part and waits for every part; rejects if any failed. Ends the writer. */
   async finish(): Promise<void> {
     // A spooled last part is read back into a spare buffer, if there is one, before they go.
-    const spare = this.spooling === undefined ? undefined : this.spare.pop();
+    const spare = this.place?.file === undefined ? undefined : this.spare.pop();
     this.retire();
-    if (this.spooling !== undefined) await this.sendSpooled(spare);
+    if (this.place?.file !== undefined) await this.sendSpooled(spare);
     else if (this.filling !== undefined && this.filled > 0) await this.sendPart(this.filling.subarray(0, this.filled));
     else if (this.pendingBytes > 0) await this.sendPart(Buffer.concat(this.pending, this.pendingBytes));
     await Promise.all(this.sending);
@@ -167,16 +162,13 @@ export class PartWriter {
 
   /** The part being filled is done with (sent, or given up): its reservation and its spool file go. */
   private endPart(): void {
-    if (this.reserved) this.spool?.release(this.partBytes);
-    this.reserved = false;
-    const spooled = this.spooling;
-    this.spooling = undefined;
-    spooled?.close().catch(() => undefined);
+    this.place?.end();
+    this.place = undefined;
   }
 
   /** Reads the spooled part back into a buffer (`into`, else a spare if there is one) and sends it. */
   private async sendSpooled(into?: Buffer): Promise<void> {
-    const spooled = this.spooling;
+    const spooled = this.place?.file;
     if (spooled === undefined) return;
     if (spooled.size === 0) {
       this.endPart();

@@ -54,6 +54,13 @@ function heldSender(): { send: (partNumber: number, body: Buffer) => Promise<voi
 const deterministic = (size: number): Buffer => Buffer.from(Array.from({ length: size }, (_, i) => (i * 131 + 17) & 0xff));
 
 /** Whether `promise` has settled after the queued callbacks ran. */
+/** Finishes `writer`, letting every part it sent (the last one too) be stored. */
+async function finishLettingPartsDone(writer: PartWriter, sent: SentPart[]): Promise<void> {
+  const finishing = writer.finish();
+  for (const part of sent) part.done();
+  await finishing;
+}
+
 async function isSettled(promise: Promise<unknown>): Promise<boolean> {
   let settled = false;
   promise.then(
@@ -130,9 +137,7 @@ t.test('at most inFlight parts are sent while the next fills; then add waits for
     }
     await adding;
   }
-  const finishing = writer.finish();
-  for (const part of sent) part.done();
-  await finishing;
+  await finishLettingPartsDone(writer, sent);
   t.equal(writer.parts, 23);
   t.equal(writer.buffers, 3, `23 parts, still inFlight + 1 buffers`);
 });
@@ -209,9 +214,7 @@ t.test('an upload that receives nothing for a whole IDLE_RELEASE_MS lets its spa
   t.equal(writer.held, 0, 'a part stored after the spares were let go keeps no buffer');
   await writer.add(data.subarray(40, 58));
   t.equal(writer.held, 8, 'bytes come again: parts are filled as before');
-  const finishing = writer.finish();
-  for (const part of sent) part.done();
-  await finishing;
+  await finishLettingPartsDone(writer, sent);
   t.ok(Buffer.concat(sent.map((part) => part.bytes)).equals(data.subarray(0, 58)), 'the bytes, in order');
 });
 
@@ -226,9 +229,7 @@ t.test('an upload waiting for the service, not its client, keeps its spares howe
   sent[0]?.done();
   await second;
   t.equal(writer.held, 10, 'the first part\'s buffer is kept for the next part');
-  const finishing = writer.finish();
-  for (const part of sent) part.done();
-  await finishing;
+  await finishLettingPartsDone(writer, sent);
   t.ok(Buffer.concat(sent.map((part) => part.bytes)).equals(data));
 });
 
@@ -260,9 +261,7 @@ t.test('receiving costs no timer per chunk: an idle timer is set once a part is 
   } finally {
     globalThis.setTimeout = real;
   }
-  const finishing = writer.finish();
-  for (const part of sent) part.done();
-  await finishing;
+  await finishLettingPartsDone(writer, sent);
   t.ok(Buffer.concat(sent.map((part) => part.bytes)).equals(data), 'the bytes, in order');
 });
 
@@ -279,9 +278,7 @@ t.test('bytes that keep coming, however slowly, keep the spares', async (t) => {
     await writer.add(data.subarray(i, i + 1));
   }
   t.equal(writer.held, 10, `a byte every ${IDLE_RELEASE_MS * 0.6} ms for ${IDLE_RELEASE_MS * 3} ms: the spare (now filling) is kept`);
-  const finishing = writer.finish();
-  for (const part of sent) part.done();
-  await finishing;
+  await finishLettingPartsDone(writer, sent);
   t.ok(Buffer.concat(sent.map((part) => part.bytes)).equals(data.subarray(0, 15)), 'the bytes, in order');
 });
 
