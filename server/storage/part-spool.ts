@@ -1,13 +1,17 @@
 /**
  * PartSpool: where the S3 store's multipart uploads keep the parts they are filling. A part is
- * kept in memory while the parts kept in memory together stay within the spool's cap; past it, a
- * new part is written to an anonymous file on local disk as its bytes arrive, and read back once
- * complete to be sent. So however many uploads stop part-way (S3 parts are at least 5 MiB and
- * cannot shrink as the file store's write batches do), what their unfinished parts hold in memory
- * stays within the cap; the rest waits on disk, as nginx keeps request bodies past its buffer.
+ * kept in memory while what the parts in memory hold together stays within the spool's cap; once
+ * the cap refuses a part more, its bytes so far are written to an anonymous file on local disk,
+ * where the rest of it is appended as it arrives, to be read back once complete and sent. So
+ * however many uploads stop part-way (S3 parts are at least 5 MiB and cannot shrink as the file
+ * store's write batches do), what their unfinished parts hold in memory stays within the cap; the
+ * rest waits on disk, as nginx keeps request bodies past its buffer. A part begins in memory only
+ * while the cap could take its whole size; it reserves the bytes it holds while they are few
+ * (under PART_WHOLE_FROM_BYTES), then its whole size, so clients that send a little each and wait
+ * cannot take the cap from the uploads that are sending.
  *
- * A parcel the S3 store stores with one PutObject (up to 8 MiB) is gathered under the same rule,
- * as one part of its size (GatheredPart).
+ * A parcel the S3 store stores with one PutObject (up to 8 MiB) is gathered under the same rule
+ * (GatheredPart).
  *
  * A spool file is unlinked as soon as it is created, so it is nobody else's to see and nothing
  * of it is left behind, even by a killed process: it is gone once its descriptor is closed.
@@ -22,6 +26,15 @@ export const PART_SPOOL_DIRECTORY = 'part-spool';
 
 /** What parts being filled may hold in memory together by default, 128 MiB (sixteen 8 MiB parts). */
 export const PART_MEMORY_CAP_BYTES = 128 << 20;
+
+/**
+ * A part holding fewer bytes than this, 1 MiB (one upload batch), reserves just those bytes; from
+ * it on, its whole size. So clients that send a little of a part and wait take little of the cap,
+ * while parts being filled reserve their size early: uploads sending at once keep their parts in
+ * memory first come, first served, instead of all growing until the cap is full and nearly every
+ * one of them is spilled (24 uploads of 7 MiB at once: 22 of 24 parts spilled, 9 with this rule).
+ */
+export const PART_WHOLE_FROM_BYTES = 1 << 20;
 
 /** One part's bytes on disk: appended as they arrive, then read back whole. */
 export class SpooledPart {
@@ -63,25 +76,73 @@ export class SpooledPart {
 }
 
 /**
- * Where one part is being gathered: in memory, its size reserved under the spool's cap (`file`
- * undefined), or in a spool file past it. `end` gives back the one or the other; once only.
+ * Where one part is being gathered: in memory, holding a reservation under the spool's cap for
+ * what it keeps there (`file` undefined), or in a spool file once the cap refused it more. A part
+ * starts in memory with nothing reserved; `hold` reserves for what it takes in, `spill` moves it
+ * to a file for good, and `end` gives back the reservation or closes the file; once only.
  */
 export class PartPlace {
-  private ended = false;
+  #reserved = 0;
+  #file: SpooledPart | undefined;
+  #ended = false;
 
-  constructor(
-    private readonly spool: PartSpool,
-    private readonly bytes: number,
-    /** The part's spool file; undefined while it is kept in memory. */
-    readonly file: SpooledPart | undefined,
-  ) {}
+  constructor(private readonly spool: PartSpool) {}
+
+  /** The part's spool file; undefined while it is kept in memory. */
+  get file(): SpooledPart | undefined {
+    return this.#file;
+  }
+
+  /** Bytes reserved for the part in memory. */
+  get reserved(): number {
+    return this.#reserved;
+  }
+
+  /**
+   * Makes the part's reservation cover holding `bytes` of its `size` in memory: those bytes while
+   * they are fewer than the spool's `wholeFrom`, else all of `size` (it never shrinks). False,
+   * changing nothing, if the cap does not allow it, or, for a part that has reserved nothing yet,
+   * if the cap could not take its whole `size` now (then the caller spills the part: under a full
+   * cap new parts go to disk from their first bytes, not after growing in memory). Only while the
+   * part is in memory.
+   */
+  hold(bytes: number, size: number): boolean {
+    if (this.#file !== undefined || this.#ended) throw new Error('a spooled or ended part takes no memory');
+    const needed = bytes < this.spool.wholeFrom ? bytes : Math.max(bytes, size);
+    if (needed <= this.#reserved) return true;
+    // A part begins in memory only while the cap could still take its whole size.
+    if (this.#reserved === 0 && this.spool.held + size > this.spool.cap) return false;
+    if (!this.spool.reserve(needed - this.#reserved)) return false;
+    this.#reserved = needed;
+    return true;
+  }
+
+  /**
+   * Moves the part to a new spool file: writes `held` (the bytes it kept in memory, then any more,
+   * in order) there, then gives its reservation back. Rejects if the file cannot be made or
+   * written; `end` still closes it.
+   */
+  async spill(held: readonly Buffer[]): Promise<SpooledPart> {
+    if (this.#file !== undefined || this.#ended) throw new Error('a part spills once, before it ends');
+    const file = await this.spool.create();
+    if (this.#ended) {
+      await file.close();
+      throw new Error('the part ended while its spool file was made');
+    }
+    this.#file = file;
+    for (const chunk of held) await file.append(chunk);
+    this.spool.release(this.#reserved);
+    this.#reserved = 0;
+    return file;
+  }
 
   /** The part is done with (sent, or given up): its reservation or its spool file goes. */
   end(): void {
-    if (this.ended) return;
-    this.ended = true;
-    if (this.file === undefined) this.spool.release(this.bytes);
-    else this.file.close().catch(() => undefined);
+    if (this.#ended) return;
+    this.#ended = true;
+    this.spool.release(this.#reserved);
+    this.#reserved = 0;
+    this.#file?.close().catch(() => undefined);
   }
 }
 
@@ -97,8 +158,11 @@ export class PartSpool {
     readonly directory: string = join(tmpdir(), 'bindle-part-spool'),
     /** What parts in memory may hold together. */
     readonly cap: number = PART_MEMORY_CAP_BYTES,
+    /** From how many bytes held a part reserves its whole size (see PartPlace.hold). */
+    readonly wholeFrom: number = PART_WHOLE_FROM_BYTES,
   ) {
     if (!(Number.isSafeInteger(cap) && cap >= 0)) throw new RangeError(`a part spool's memory cap must be a non-negative integer, got ${cap}`);
+    if (!(Number.isSafeInteger(wholeFrom) && wholeFrom > 0)) throw new RangeError(`a part spool's wholeFrom must be a positive integer, got ${wholeFrom}`);
   }
 
   /** Bytes reserved by parts in memory now. */
@@ -128,9 +192,9 @@ export class PartSpool {
     this.#held -= bytes;
   }
 
-  /** Where a part of `bytes` is gathered: in memory if the cap allows it (reserved), else in a new spool file. */
-  async place(bytes: number): Promise<PartPlace> {
-    return new PartPlace(this, bytes, this.reserve(bytes) ? undefined : await this.create());
+  /** A new part's place: in memory, nothing reserved yet (see PartPlace). */
+  begin(): PartPlace {
+    return new PartPlace(this);
   }
 
   /** A new, empty spool file, already unlinked. */
@@ -154,26 +218,43 @@ export class PartSpool {
 }
 
 /**
- * One part gathered whole as its bytes arrive, for a single PutObject: kept in memory (its size
- * reserved from its first bytes) while the spool's cap allows, else in a spool file. `whole`
- * hands the bytes over as one buffer; from then on, or once `close`d, it holds nothing.
+ * The spool every S3 store in the process shares unless it is given one (in the system's temp
+ * directory; the server gives its stores one under its data directory): one cap per process, as
+ * processUploadBudget is one budget. Nothing is made on disk until a part is spooled.
+ */
+export const processPartSpool = new PartSpool();
+
+/**
+ * One part gathered whole as its bytes arrive, for a single PutObject: kept in memory (reserved as
+ * PartPlace.hold says) while the spool's cap allows, else in a spool file. `whole` hands the
+ * bytes over as one buffer; from then on, or once `close`d, it holds nothing.
  */
 export class GatheredPart {
   #chunks: Buffer[] = [];
   #place: PartPlace | undefined;
 
+  #bytes = 0;
+
   constructor(
     private readonly spool: PartSpool,
-    /** The part's size (what is reserved for it in memory). */
+    /** The part's size (what it reserves once it holds the spool's `wholeFrom`). */
     readonly size: number,
   ) {}
 
   /** Takes `chunk`'s bytes (it must not change afterwards). */
   async add(chunk: Buffer): Promise<void> {
-    this.#place ??= await this.spool.place(this.size);
-    const file = this.#place.file;
+    const place = (this.#place ??= this.spool.begin());
+    const file = place.file;
     if (file !== undefined) await file.append(chunk);
-    else this.#chunks.push(chunk);
+    else if (place.hold(this.#bytes + chunk.length, this.size)) {
+      this.#chunks.push(chunk);
+      this.#bytes += chunk.length;
+    } else {
+      const held = this.#chunks;
+      this.#chunks = [];
+      this.#bytes = 0;
+      await place.spill([...held, chunk]);
+    }
   }
 
   /** The bytes taken, as one buffer; the part holds nothing afterwards. */
@@ -191,6 +272,7 @@ export class GatheredPart {
   /** Gives up the bytes, the reservation and the spool file; once only, later calls do nothing. */
   close(): void {
     this.#chunks = [];
+    this.#bytes = 0;
     this.#place?.end();
   }
 }

@@ -44,7 +44,7 @@ import {
 import type { ByteRange, ParcelStat, ParcelStore, PutResult, RemoveOutcome, StagingOptions, StoredParcel } from './parcel-store.js';
 import { processUploadBudget, receiveParcel, type ReceiveOptions, type UploadSink } from './parcel-upload.js';
 import type { BufferBudget } from './buffer-budget.js';
-import { GatheredPart, PartSpool } from './part-spool.js';
+import { GatheredPart, processPartSpool, type PartSpool } from './part-spool.js';
 import { PartWriter } from './s3-parts.js';
 
 /** Where the store keeps its parcels, and how it reaches the service. */
@@ -64,8 +64,8 @@ export interface S3ParcelStoreOptions extends StagingOptions, ReceiveOptions {
   timeouts?: { connectMs?: number; idleMs?: number; deadlineMs?: number };
   /**
    * Where uploads keep the parts they are filling (a multipart upload's parts, a single PutObject's
-   * whole parcel): in memory within its cap, past it in spool files (default: a PartSpool of its
-   * own in the system's temp directory, cap PART_MEMORY_CAP_BYTES).
+   * whole parcel): in memory within its cap, past it in spool files (default: processPartSpool,
+   * the one every store in the process shares unless given its own, like the upload budget).
    */
   partSpool?: PartSpool;
 }
@@ -213,7 +213,7 @@ export class S3ParcelStore implements ParcelStore {
     this.maxAgeMs = maxAgeMs;
     this.deadlineMs = options.timeouts?.deadlineMs ?? REQUEST_DEADLINE_MS;
     this.uploadBudget = options.uploadBudget ?? processUploadBudget;
-    this.partSpool = options.partSpool ?? new PartSpool();
+    this.partSpool = options.partSpool ?? processPartSpool;
     this.closedMessage = `S3 parcel store ${this.bucket}/${this.prefix} is closed`;
     this.sweeper = new Sweeper((signal) => this.sweepOnce(signal), this.closedMessage);
   }

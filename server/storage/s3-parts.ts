@@ -21,7 +21,8 @@ export type SendPart = (partNumber: number, body: Buffer) => Promise<void>;
  * sends it and waits for the oldest of them, so an upload never holds more than `inFlight + 1`
  * part buffers.
  *
- * A part fills a spare buffer (one whose part was stored) at once. Without one, its chunks are
+ * A part fills a spare buffer (one whose part was stored) at once (given a PartSpool, once its
+ * whole size is reserved, below). Without one, its chunks are
  * kept as received until the part is complete, and only then copied into a buffer of its own:
  * besides the buffers of parts it has sent, an upload holds no more than the bytes it received,
  * so a client that declares a big parcel and sends a few bytes makes the server allocate no part.
@@ -33,10 +34,12 @@ export type SendPart = (partNumber: number, body: Buffer) => Promise<void>;
  * settings). The timer that watches for this is set when a part is sent, not per `add` (which
  * just counts itself), so receiving costs no timer call per chunk.
  *
- * Given a PartSpool, a part is kept in memory only if the spool's cap allows its size (reserved
- * from its first byte until it is sent); past the cap it is spooled to a file as its bytes come,
- * and read back into a buffer once complete, so an upload that stops part-way holds that part on
- * disk, not in memory.
+ * Given a PartSpool, a part is kept in memory only while the spool's cap allows what it holds
+ * there (reserved until it is sent: its bytes while they are few, then the part's whole size,
+ * PartPlace.hold; only then does it take up a spare buffer); once the cap refuses more, the part
+ * so far is written to a spool file, the rest appended as it comes, and read back into a buffer
+ * once complete. So an upload that stops part-way holds that part in memory only within the cap,
+ * and one that sends a few bytes and waits reserves those bytes, not a part's size.
  *
  * A part that fails rejects the `add` that waits for it, or `finish`; `settled` waits for every
  * part sent, whatever became of it. `finish` and `close` end the writer (its idle timer, its
@@ -96,8 +99,6 @@ export class PartWriter {
     this.released = false;
     this.adds++;
     for (let offset = 0; offset < chunk.length; ) {
-      // A new part: in memory if the spool's cap allows it, else in a spool file.
-      if (this.spool !== undefined) this.place ??= await this.spool.place(this.partBytes);
       const spooled = this.place?.file;
       if (spooled !== undefined) {
         const piece = chunk.subarray(offset, offset + this.partBytes - spooled.size);
@@ -109,13 +110,22 @@ export class PartWriter {
       const room = this.partBytes - this.filled - this.pendingBytes;
       const piece = chunk.subarray(offset, offset + room);
       offset += piece.length;
-      this.filling ??= this.spare.pop();
       if (this.filling === undefined && this.pendingBytes + piece.length < this.partBytes) {
-        this.pending.push(piece);
-        this.pendingBytes += piece.length;
-        continue;
+        // The part goes on in memory if the spool's cap allows what it will hold; a spare buffer
+        // is taken up once the whole part is reserved (always, without a spool).
+        if (!this.holdInMemory(this.pendingBytes + piece.length)) {
+          await this.spill(piece);
+          continue;
+        }
+        if (this.place === undefined || this.place.reserved >= this.partBytes) this.filling = this.spare.pop();
+        if (this.filling === undefined) {
+          this.pending.push(piece);
+          this.pendingBytes += piece.length;
+          continue;
+        }
       }
-      const part = (this.filling ??= this.allocate());
+      // The part has its buffer, or is complete and sent now (a buffer for it takes no reservation).
+      const part = (this.filling ??= this.spare.pop() ?? this.allocate());
       for (const held of this.pending) this.filled += held.copy(part, this.filled);
       this.pending = [];
       this.pendingBytes = 0;
@@ -164,6 +174,25 @@ export class PartWriter {
   private endPart(): void {
     this.place?.end();
     this.place = undefined;
+  }
+
+  /**
+   * Makes the part's reservation under the spool's cap cover holding `bytes` of it
+   * (PartPlace.hold); true without a spool (every part is kept in memory then).
+   */
+  private holdInMemory(bytes: number): boolean {
+    if (this.spool === undefined) return true;
+    this.place ??= this.spool.begin();
+    return this.place.hold(bytes, this.partBytes);
+  }
+
+  /** Moves the part being filled, its chunks so far and then `piece`, to a spool file. */
+  private async spill(piece: Buffer): Promise<void> {
+    if (this.place === undefined) throw new Error('only a part placed by the spool spills');
+    const held = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    await this.place.spill([...held, piece]);
   }
 
   /** Reads the spooled part back into a buffer (`into`, else a spare if there is one) and sends it. */

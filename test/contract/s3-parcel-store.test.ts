@@ -31,7 +31,7 @@ import t, { type Test } from 'tap';
 import { isBindleError } from '../../core/errors/bindle-error.js';
 import { REFUSE_UNREAD_ABOVE_BYTES, type StagingOptions } from '../../server/storage/parcel-store.js';
 import type { ReceiveOptions } from '../../server/storage/parcel-upload.js';
-import { PartSpool } from '../../server/storage/part-spool.js';
+import { PartSpool, processPartSpool } from '../../server/storage/part-spool.js';
 import { S3ParcelStore } from '../../server/storage/s3-parcel-store.js';
 import { bundleAsServer } from '../helpers/bundle-as-server.js';
 import { REPO_ROOT } from '../helpers/paths.js';
@@ -157,6 +157,22 @@ if (service !== undefined) {
     t.ok((await readAll(await store.openRead(sha))).equals(data), 'the retry stores it');
   });
 
+  t.test('stores opened without a part spool of their own share the process\'s (one cap per process)', async (t) => {
+    const store = await open(freshPrefix());
+    t.teardown(() => store.close());
+    const before = processPartSpool.held;
+    const data = randomBytes(12 << 20);
+    const stream = new PassThrough();
+    const putting = store.put(sha256Of(data), data.length, stream);
+    stream.write(data.subarray(0, 2 << 20));
+    for (let waited = 0; processPartSpool.held === before && waited < 30_000; waited += 10) await sleep(10);
+    t.ok(processPartSpool.held > before, 'its upload\'s part reserves under processPartSpool\'s cap');
+    stream.end(data.subarray(2 << 20));
+    await putting;
+    t.equal(processPartSpool.held, before, 'and gives it back');
+    t.ok((await readAll(await store.openRead(sha256Of(data)))).equals(data));
+  });
+
   t.test('uploads past the part spool\'s memory cap spool their parts to disk and store them intact', async (t) => {
     const dir = t.testdir();
     // Memory for one 8 MiB part: of two uploads at once, one part at a time is spooled.
@@ -164,15 +180,16 @@ if (service !== undefined) {
     const store = await open(freshPrefix(), { partSpool: spool });
     t.teardown(() => store.close());
     const parcels = [randomBytes(20 * (1 << 20) + 12_345), randomBytes(17 * (1 << 20) + 1)] as const;
-    // The first upload sends a little and waits, its part holding the memory; the second is sent whole meanwhile.
+    // The first upload sends 3 MiB and waits, its part holding the memory (from 1 MiB on a part reserves its size); the second is sent whole meanwhile.
     const first = new PassThrough();
     const putting = store.put(sha256Of(parcels[0]), parcels[0].length, first);
-    first.write(parcels[0].subarray(0, 1 << 20));
-    for (let waited = 0; spool.held === 0 && waited < 30_000; waited += 10) await sleep(10);
-    t.equal(spool.held, 8 << 20, 'the first upload\'s part is in memory');
+    first.write(parcels[0].subarray(0, 3 << 20));
+    for (let waited = 0; spool.held < 8 << 20 && waited < 30_000; waited += 10) await sleep(10);
+    t.equal(spool.held, 8 << 20, 'the first upload\'s part reserves its 8 MiB');
     await store.put(sha256Of(parcels[1]), parcels[1].length, streamOf(parcels[1], 100_000));
     t.equal(spool.spooled, 3, 'the second upload\'s three parts were spooled');
-    first.end(parcels[0].subarray(1 << 20));
+    t.equal(spool.held, 8 << 20, 'and it gave back all it reserved');
+    first.end(parcels[0].subarray(3 << 20));
     await putting;
     t.equal(spool.held, 0, 'every reservation given back');
     t.equal(spool.files, 0, 'every spool file closed');

@@ -1,8 +1,8 @@
 /**
  * server/storage/part-spool: the memory cap of parts being filled (reserve / release), spool
- * files unlinked from the start and read back whole, and GatheredPart, one part gathered for a
- * single PutObject: in memory within the cap, else spooled; nothing held once handed over or
- * closed.
+ * files unlinked from the start and read back whole, a part's place (reserving its bytes while
+ * they are few, then its whole size; spilling to a file once refused), and GatheredPart, one part gathered for a single PutObject:
+ * in memory within the cap, else spooled; nothing held once handed over or closed.
  */
 import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
@@ -38,14 +38,60 @@ t.test('a spool file is unlinked from the start, takes appends and reads back wh
   t.equal(spool.files, 0, 'closed once, counted once');
 });
 
-t.test('a gathered part within the cap is kept in memory, reserved from its first bytes until handed over', async (t) => {
-  const spool = new PartSpool(t.testdir(), 1000);
+t.test('a part\'s place reserves its bytes while they are few, then its whole size; spills to a file once refused; ends once', async (t) => {
+  const dir = t.testdir();
+  const spool = new PartSpool(dir, 100, 40);
+  const other = spool.begin();
+  t.ok(other.hold(30, 60), 'under wholeFrom: just the bytes');
+  const place = spool.begin();
+  t.equal(place.reserved, 0, 'a new place reserves nothing');
+  t.ok(place.hold(39, 60));
+  t.same([place.reserved, spool.held], [39, 69]);
+  t.ok(place.hold(40, 60), 'from wholeFrom on: the part\'s whole size');
+  t.same([place.reserved, spool.held], [60, 90]);
+  t.ok(place.hold(55, 60), 'which covers the rest of it');
+  t.equal(spool.held, 90);
+  const third = spool.begin();
+  t.notOk(third.hold(11, 20), 'past the cap: refused');
+  t.same([third.reserved, spool.held], [0, 90], 'a refusal reserves nothing');
+  t.notOk(spool.begin().hold(5, 20), 'a part begins in memory only while the cap could take its whole size');
+  const held = [randomBytes(20), randomBytes(35)];
+  const more = randomBytes(5);
+  const file = await place.spill([...held, more]);
+  t.equal(place.file, file);
+  t.same([place.reserved, spool.held, spool.files], [0, 30, 1], 'spilled: its reservation given back, the bytes in a file');
+  t.ok((await file.readInto(Buffer.alloc(100))).equals(Buffer.concat([...held, more])), 'the bytes it held, then the rest, in order');
+  t.throws(() => place.hold(61, 100), 'a spooled part takes no memory');
+  await t.rejects(place.spill([]), 'and spills once');
+  place.end();
+  other.end();
+  other.end();
+  third.end();
+  t.same([spool.held, spool.files], [0, 0], 'end gives the reservation back and closes the file, once');
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  t.same(await readdir(dir), [], 'nothing left in the directory');
+  t.throws(() => new PartSpool(dir, 10, 0), RangeError);
+});
+
+t.test('a part that ends while its spool file is made spills nothing', async (t) => {
+  const spool = new PartSpool(t.testdir(), 0);
+  const place = spool.begin();
+  const spilling = place.spill([randomBytes(10)]);
+  place.end();
+  await t.rejects(spilling);
+  t.same([spool.held, spool.files], [0, 0]);
+});
+
+t.test('a gathered part within the cap is kept in memory, reserving its bytes, then its size, until handed over', async (t) => {
+  const spool = new PartSpool(t.testdir(), 1000, 300);
   const data = randomBytes(600);
   const part = new GatheredPart(spool, data.length);
   t.equal(spool.held, 0, 'nothing reserved before its bytes come');
   await part.add(data.subarray(0, 250));
-  t.equal(spool.held, 600, 'its size reserved');
-  await part.add(data.subarray(250));
+  t.equal(spool.held, 250, 'a few bytes: those bytes reserved, not its size');
+  await part.add(data.subarray(250, 400));
+  t.equal(spool.held, 600, 'past wholeFrom: its size');
+  await part.add(data.subarray(400));
   t.equal(spool.files, 0, 'no spool file');
   t.ok((await part.whole()).equals(data), 'handed over whole');
   t.equal(spool.held, 0, 'the reservation given back');
@@ -56,22 +102,31 @@ t.test('a gathered part within the cap is kept in memory, reserved from its firs
   t.equal((await new GatheredPart(spool, 0).whole()).length, 0, 'an empty part');
 });
 
-t.test('a gathered part past the cap is spooled, read back whole, and its file closed', async (t) => {
+t.test('a gathered part the cap refuses is spilled to a file with what it held, read back whole, and its file closed', async (t) => {
   const dir = t.testdir();
-  const spool = new PartSpool(dir, 1000);
-  const holding = new GatheredPart(spool, 900);
-  await holding.add(randomBytes(10));
-  const data = randomBytes(50_000);
+  const spool = new PartSpool(dir, 800, 100);
+  const holding = new GatheredPart(spool, 400);
+  await holding.add(randomBytes(90));
+  const data = randomBytes(500);
   const part = new GatheredPart(spool, data.length);
-  for (let offset = 0; offset < data.length; offset += 7_000) await part.add(data.subarray(offset, offset + 7_000));
-  t.same([spool.held, spool.files, spool.spooled], [900, 1, 1], 'spooled: the other part holds the memory');
-  t.ok((await part.whole()).equals(data), 'read back whole');
+  await part.add(data.subarray(0, 60));
+  t.same([spool.held, spool.files], [150, 0], 'its first bytes fit beside the other part');
+  await holding.add(randomBytes(20));
+  t.equal(spool.held, 460, 'the other part, past wholeFrom, reserves its size');
+  for (let offset = 60; offset < data.length; offset += 70) await part.add(data.subarray(offset, offset + 70));
+  t.same([spool.held, spool.files, spool.spooled], [400, 1, 1], 'spilled once refused: its reservation given back');
+  t.ok((await part.whole()).equals(data), 'read back whole, the bytes held in memory first');
   t.equal(spool.files, 0, 'its file closed');
+  const big = new GatheredPart(spool, 500);
+  await big.add(randomBytes(10));
+  t.same([spool.held, spool.files], [400, 1], 'a part whose whole size the cap could not take begins in a file');
+  big.close();
   holding.close();
   holding.close();
   t.equal(spool.held, 0, 'close gives the reservation back, once');
   const dropped = new GatheredPart(new PartSpool(dir, 0), 100);
   await dropped.add(randomBytes(40));
   dropped.close();
+  await new Promise((resolve) => setTimeout(resolve, 10));
   t.same(await readdir(dir), [], 'nothing left in the directory');
 });

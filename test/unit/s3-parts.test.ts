@@ -3,8 +3,9 @@
  * part size (the last one shorter), numbered in order; sends at most `inFlight` at once while the
  * next fills, holds at most `inFlight + 1` part buffers however many parts there are, allocates
  * none for a part until all of it has arrived, lets its spare buffers go when its bytes stop
- * coming, and reports a failed part to the caller that waits for it; with a PartSpool, keeps
- * parts past the spool's memory cap in unlinked files and sends them intact.
+ * coming, and reports a failed part to the caller that waits for it; with a PartSpool, reserves
+ * what each part holds in memory and spills a part the cap refuses to an unlinked file, sending
+ * it intact.
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -336,9 +337,9 @@ t.test('part size and parts in flight must be positive integers', async (t) => {
   t.throws(() => new PartWriter(10, 0, send), RangeError);
 });
 
-t.test('with a PartSpool, parts past its memory cap are spooled to a file as they come and read back whole', async (t) => {
+t.test('with a PartSpool, a part reserves its bytes, then its size, and is spilled to a file once the cap refuses more', async (t) => {
   const dir = t.testdir();
-  const spool = new PartSpool(dir, 20);
+  const spool = new PartSpool(dir, 20, 6);
   const writers = [0, 1, 2].map(() => {
     const parts: Buffer[] = [];
     return { parts, writer: new PartWriter(10, 2, (_, body) => {
@@ -349,36 +350,62 @@ t.test('with a PartSpool, parts past its memory cap are spooled to a file as the
   const [a, b, c] = writers;
   if (a === undefined || b === undefined || c === undefined) throw new Error('three writers');
   const data = deterministic(60);
-  await a.writer.add(data.subarray(0, 5));
-  await b.writer.add(data.subarray(0, 5));
-  t.equal(spool.held, 20, 'two parts in memory reserve the cap');
-  await c.writer.add(data.subarray(0, 5));
-  t.equal(spool.files, 1, 'the third is spooled');
+  for (const { writer } of writers) await writer.add(data.subarray(0, 5));
+  t.same([spool.held, spool.files], [15, 0], 'three parts begun: each reserves the few bytes it holds, not a part\'s size');
+  await a.writer.add(data.subarray(5, 10));
+  t.equal(spool.held, 10, 'a part sent gives its reservation back');
+  await new Promise(setImmediate);
+  await a.writer.add(data.subarray(10, 11));
+  t.same([spool.held, a.writer.held], [11, 11], 'a part holding a few bytes reserves them and keeps them as they came, its spare buffer (10) beside');
+  await a.writer.add(data.subarray(11, 17));
+  t.same([spool.held, a.writer.held], [20, 10], 'from wholeFrom on it reserves its whole size and takes up the spare buffer');
+  await c.writer.add(data.subarray(5, 8));
+  t.same([spool.held, spool.files], [15, 1], 'refused, the part is spilled to a file with the bytes it held, its reservation given back');
   t.equal(c.writer.held, 0, 'and holds no memory');
   t.same(await readdir(dir), [], 'its file is unlinked from the start');
-  for (let offset = 5; offset < 27; offset += 3) await c.writer.add(data.subarray(offset, Math.min(offset + 3, 27)));
-  t.equal(c.parts.length, 2, 'two complete parts read back and sent');
-  t.equal(spool.files, 1, 'the third part is spooled too, the cap still taken');
-  await a.writer.finish();
-  a.writer.close();
-  t.equal(spool.held, 10, 'a part sent gives its reservation back');
-  await c.writer.add(data.subarray(27, 33));
-  t.equal(spool.files, 0, 'the spooled part, complete, is read back and its file closed');
-  await c.writer.add(data.subarray(33, 35));
-  t.equal(spool.held, 20, 'the next part has memory again');
+  await c.writer.add(data.subarray(8, 10));
+  t.same([c.parts.length, spool.files], [1, 0], 'the spooled part, complete, is read back and sent, its file closed');
+  for (let offset = 10; offset < 35; offset += 3) await c.writer.add(data.subarray(offset, Math.min(offset + 3, 35)));
   await c.writer.finish();
   c.writer.close();
+  await a.writer.finish();
+  a.writer.close();
   await b.writer.finish();
   b.writer.close();
   t.equal(spool.held, 0, 'every reservation given back');
   t.equal(spool.files, 0, 'every file closed');
-  t.equal(spool.spooled, 3);
   t.ok(Buffer.concat(c.parts).equals(data.subarray(0, 35)), 'the spooled upload\'s bytes, in order');
   t.same(c.parts.map((p) => p.length), [10, 10, 10, 5]);
-  t.ok(Buffer.concat(a.parts).equals(data.subarray(0, 5)));
+  t.ok(Buffer.concat(a.parts).equals(data.subarray(0, 17)));
+  t.ok(Buffer.concat(b.parts).equals(data.subarray(0, 5)));
 });
 
-t.test('with no memory allowed, every part goes through the spool; bytes in random chunks come out in order', async (t) => {
+t.test('uploads that send a few bytes each and wait do not take the cap from the others', async (t) => {
+  const spool = new PartSpool(t.testdir(), 30, 6);
+  const send = (): Promise<void> => Promise.resolve();
+  const waiting = Array.from({ length: 15 }, () => new PartWriter(10, 2, send, spool));
+  for (const writer of waiting) await writer.add(deterministic(1));
+  const sending = new PartWriter(10, 2, send, spool);
+  await sending.add(deterministic(4));
+  t.same([spool.held, spool.files], [19, 0], 'fifteen waiting parts hold 15 bytes, and a sixteenth part is kept in memory');
+  for (const writer of [...waiting, sending]) writer.close();
+  t.equal(spool.held, 0);
+});
+
+t.test('parts that pass wholeFrom reserve their whole size: first come, first kept in memory', async (t) => {
+  const spool = new PartSpool(t.testdir(), 20, 3);
+  const send = (): Promise<void> => Promise.resolve();
+  const writers = [0, 1, 2].map(() => new PartWriter(10, 2, send, spool));
+  for (const writer of writers) await writer.add(deterministic(2));
+  t.equal(spool.held, 6);
+  for (const writer of writers) await writer.add(deterministic(2));
+  t.same(writers.map((w) => w.held), [4, 0, 4], 'the first and third keep their bytes in memory; the second, refused, was spilled');
+  t.same([spool.held, spool.files], [20, 1], 'the two in memory reserve their whole size');
+  for (const writer of writers) writer.close();
+  t.same([spool.held, spool.files], [0, 0]);
+});
+
+t.test('with no memory allowed, every part begun in a chunk goes through the spool; bytes in random chunks come out in order', async (t) => {
   const spool = new PartSpool(t.testdir(), 0);
   const sent: Buffer[] = [];
   // Each part is stored a little later, so several are under way at once.
@@ -389,7 +416,7 @@ t.test('with no memory allowed, every part goes through the spool; bytes in rand
   const data = deterministic(12_345);
   let chunks = 0;
   for (let offset = 0; offset < data.length; chunks++) {
-    const size = 1 + ((offset * 7919) % 1500);
+    const size = 1 + ((offset * 7919) % 900);
     await writer.add(data.subarray(offset, offset + size));
     offset += size;
   }
@@ -400,6 +427,16 @@ t.test('with no memory allowed, every part goes through the spool; bytes in rand
   t.equal(spool.held, 0);
   t.equal(spool.files, 0);
   t.ok(writer.buffers <= 4, `at most inFlight + 1 part buffers (${writer.buffers})`);
+  const whole: Buffer[] = [];
+  const inOneChunk = new PartWriter(1000, 3, (_, body) => {
+    whole.push(Buffer.from(body));
+    return Promise.resolve();
+  }, spool);
+  await inOneChunk.add(data.subarray(0, 2500));
+  t.equal(spool.spooled, 14, 'of one 2,500-byte chunk, the two whole parts are sent as they are; only the part it begins is spooled');
+  await inOneChunk.finish();
+  inOneChunk.close();
+  t.ok(Buffer.concat(whole).equals(data.subarray(0, 2500)));
 });
 
 t.test('close gives up the part being filled: its reservation, its spool file', async (t) => {
@@ -408,8 +445,8 @@ t.test('close gives up the part being filled: its reservation, its spool file', 
   const inMemory = new PartWriter(10, 1, send, spool);
   const spooled = new PartWriter(10, 1, send, spool);
   await inMemory.add(deterministic(4));
-  await spooled.add(deterministic(4));
-  t.same([spool.held, spool.files], [10, 1]);
+  await spooled.add(deterministic(7));
+  t.same([spool.held, spool.files], [4, 1]);
   inMemory.close();
   spooled.close();
   t.same([spool.held, spool.files], [0, 0], 'both given back');
