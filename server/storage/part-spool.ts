@@ -111,7 +111,7 @@ export class PartPlace {
     const needed = bytes < this.spool.wholeFrom ? bytes : Math.max(bytes, size);
     if (needed <= this.#reserved) return true;
     // A part begins in memory only while the cap could still take its whole size.
-    if (this.#reserved === 0 && this.spool.held + size > this.spool.cap) return false;
+    if (this.#reserved === 0 && !this.spool.hasRoom(size)) return false;
     if (!this.spool.reserve(needed - this.#reserved)) return false;
     this.#reserved = needed;
     return true;
@@ -180,9 +180,14 @@ export class PartSpool {
     return this.#spooled;
   }
 
+  /** Whether `bytes` more would stay within the cap. */
+  hasRoom(bytes: number): boolean {
+    return this.#held + bytes <= this.cap;
+  }
+
   /** Reserves `bytes` for a part kept in memory; false (nothing reserved) if that would go over the cap. */
   reserve(bytes: number): boolean {
-    if (this.#held + bytes > this.cap) return false;
+    if (!this.hasRoom(bytes)) return false;
     this.#held += bytes;
     return true;
   }

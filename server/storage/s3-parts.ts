@@ -117,7 +117,7 @@ export class PartWriter {
           await this.spill(piece);
           continue;
         }
-        if (this.place === undefined || this.place.reserved >= this.partBytes) this.filling = this.spare.pop();
+        if (this.spool === undefined || (this.place?.reserved ?? 0) >= this.partBytes) this.filling = this.spare.pop();
         if (this.filling === undefined) {
           this.pending.push(piece);
           this.pendingBytes += piece.length;
