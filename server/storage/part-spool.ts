@@ -10,7 +10,14 @@
  * (under PART_WHOLE_FROM_BYTES), then its whole size, so clients that send a little each and wait
  * cannot take the cap from the uploads that are sending.
  *
- * A parcel the S3 store stores with one PutObject (up to 8 MiB) is gathered under the same rule
+ * A part in memory keeps its reservation while it is sent, until the service has answered, and a
+ * stored part's buffer kept for the upload's next part keeps it too (PartWriter): the cap counts
+ * every part buffer an upload holds, not only those being filled. A spooled part, once complete,
+ * is read back into a buffer under a second allowance, the read-back cap, held until the service
+ * has answered for it: a part waits for room there (first come, first served), never for the
+ * clients of other uploads, since only parts being sent hold it.
+ *
+ * A parcel the S3 store stores with one PutObject (up to 8 MiB) is gathered under the same rules
  * (GatheredPart).
  *
  * A spool file is unlinked as soon as it is created, so it is nobody else's to see and nothing
@@ -35,6 +42,12 @@ export const PART_MEMORY_CAP_BYTES = 128 << 20;
  * one of them is spilled (24 uploads of 7 MiB at once: 22 of 24 parts spilled, 9 with this rule).
  */
 export const PART_WHOLE_FROM_BYTES = 1 << 20;
+
+/**
+ * What parts read back from spool files may hold in memory together while they are sent, 64 MiB
+ * (eight 8 MiB parts) by default.
+ */
+export const PART_READ_BACK_CAP_BYTES = 64 << 20;
 
 /** One part's bytes on disk: appended as they arrive, then read back whole. */
 export class SpooledPart {
@@ -118,6 +131,18 @@ export class PartPlace {
   }
 
   /**
+   * Gives back all of the reservation but `bytes`, the bytes the part now holds, if they are
+   * fewer than the spool's `wholeFrom` (a part holding few bytes reserves just them, see `hold`);
+   * otherwise changes nothing. Only while the part is in memory.
+   */
+  shrink(bytes: number): void {
+    if (this.#file !== undefined || this.#ended) throw new Error('a spooled or ended part takes no memory');
+    if (bytes >= this.spool.wholeFrom || bytes >= this.#reserved) return;
+    this.spool.release(this.#reserved - bytes);
+    this.#reserved = bytes;
+  }
+
+  /**
    * Moves the part to a new spool file: writes `held` (the bytes it kept in memory, then any more,
    * in order) there, then gives its reservation back. Rejects if the file cannot be made or
    * written; `end` still closes it.
@@ -152,6 +177,9 @@ export class PartSpool {
   #files = 0;
   #spooled = 0;
   #prepared = false;
+  #readingBack = 0;
+  /** Read-backs waiting for room, first come first served. */
+  readonly #readBackQueue: { bytes: number; grant: () => void }[] = [];
 
   constructor(
     /** Where spool files are created (made when first needed); the system's temp directory by default. */
@@ -160,9 +188,54 @@ export class PartSpool {
     readonly cap: number = PART_MEMORY_CAP_BYTES,
     /** From how many bytes held a part reserves its whole size (see PartPlace.hold). */
     readonly wholeFrom: number = PART_WHOLE_FROM_BYTES,
+    /** What parts read back from spool files may hold together while they are sent. */
+    readonly readBackCap: number = PART_READ_BACK_CAP_BYTES,
   ) {
     if (!(Number.isSafeInteger(cap) && cap >= 0)) throw new RangeError(`a part spool's memory cap must be a non-negative integer, got ${cap}`);
     if (!(Number.isSafeInteger(wholeFrom) && wholeFrom > 0)) throw new RangeError(`a part spool's wholeFrom must be a positive integer, got ${wholeFrom}`);
+    if (!(Number.isSafeInteger(readBackCap) && readBackCap > 0)) throw new RangeError(`a part spool's read-back cap must be a positive integer, got ${readBackCap}`);
+  }
+
+  /** Bytes of parts read back from spool files and not yet answered for by the service. */
+  get readingBack(): number {
+    return this.#readingBack;
+  }
+
+  /** Read-backs waiting for room under the read-back cap. */
+  get readBacksWaiting(): number {
+    return this.#readBackQueue.length;
+  }
+
+  /**
+   * Waits until `bytes` more fit within the read-back cap, after every read-back that asked
+   * before (a part larger than the whole cap goes alone, once nothing else is read back), takes
+   * them, and resolves to the function that gives them back (once; later calls do nothing). The
+   * caller holds them from reading the part back until the service has answered for it.
+   */
+  readBack(bytes: number): Promise<() => void> {
+    return new Promise((resolve) => {
+      this.#readBackQueue.push({ bytes, grant: () => resolve(this.#readBackRelease(bytes)) });
+      this.#grantReadBacks();
+    });
+  }
+
+  #readBackRelease(bytes: number): () => void {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#readingBack -= bytes;
+      this.#grantReadBacks();
+    };
+  }
+
+  #grantReadBacks(): void {
+    for (let next = this.#readBackQueue[0]; next !== undefined; next = this.#readBackQueue[0]) {
+      if (this.#readingBack > 0 && this.#readingBack + next.bytes > this.readBackCap) return;
+      this.#readBackQueue.shift();
+      this.#readingBack += next.bytes;
+      next.grant();
+    }
   }
 
   /** Bytes reserved by parts in memory now. */
@@ -232,13 +305,16 @@ export const processPartSpool = new PartSpool();
 /**
  * One part gathered whole as its bytes arrive, for a single PutObject: kept in memory (reserved as
  * PartPlace.hold says) while the spool's cap allows, else in a spool file. `whole` hands the
- * bytes over as one buffer; from then on, or once `close`d, it holds nothing.
+ * bytes over as one buffer (a spooled part read back under the spool's read-back cap, once there
+ * is room); what they hold stays counted, under the cap or the read-back cap, until `close`,
+ * which the caller calls once the service has answered for them.
  */
 export class GatheredPart {
   #chunks: Buffer[] = [];
   #place: PartPlace | undefined;
-
   #bytes = 0;
+  #readBackRelease: (() => void) | undefined;
+  #closed = false;
 
   constructor(
     private readonly spool: PartSpool,
@@ -262,22 +338,38 @@ export class GatheredPart {
     }
   }
 
-  /** The bytes taken, as one buffer; the part holds nothing afterwards. */
+  /**
+   * The bytes taken, as one buffer; the part keeps no reference to them, but what they hold stays
+   * counted until `close`. Rejects, holding nothing, if the part was closed meanwhile.
+   */
   async whole(): Promise<Buffer> {
+    const place = this.#place;
+    const file = place?.file;
+    if (file === undefined) {
+      const chunks = this.#chunks;
+      this.#chunks = [];
+      const [only] = chunks;
+      return chunks.length === 1 && only !== undefined ? only : Buffer.concat(chunks);
+    }
+    const release = await this.spool.readBack(file.size);
+    if (this.#closed) {
+      release();
+      throw new Error('the gathered part was closed while it waited to be read back');
+    }
+    this.#readBackRelease = release;
     try {
-      const file = this.#place?.file;
-      if (file !== undefined) return await file.readInto(Buffer.allocUnsafe(file.size));
-      const [only] = this.#chunks;
-      return this.#chunks.length === 1 && only !== undefined ? only : Buffer.concat(this.#chunks);
+      return await file.readInto(Buffer.allocUnsafe(file.size));
     } finally {
-      this.close();
+      place?.end();
     }
   }
 
-  /** Gives up the bytes, the reservation and the spool file; once only, later calls do nothing. */
+  /** Gives up the bytes, the reservation or the read-back room, and the spool file; once only, later calls do nothing. */
   close(): void {
+    this.#closed = true;
     this.#chunks = [];
     this.#bytes = 0;
     this.#place?.end();
+    this.#readBackRelease?.();
   }
 }

@@ -473,7 +473,7 @@ export class S3ParcelStore implements ParcelStore {
   private async putSmall(sha256: string, expectedSize: number, data: Readable, lookedUp: boolean): Promise<void> {
     // The received chunks gathered (in memory within the part spool's cap, else in a spool file)
     // until the data checked out, then handed over as one buffer, the PutObject's body: one copy
-    // of the parcel is held while it is sent.
+    // of the parcel is held while it is sent, and counted by the spool until the service answered.
     const gathered = new GatheredPart(this.partSpool, expectedSize);
     const sink: UploadSink = {
       batchBytes: RECEIVE_BATCH_BYTES,
@@ -508,6 +508,8 @@ export class S3ParcelStore implements ParcelStore {
       // 412: the parcel exists; 409: a concurrent conditional write of it won.
       if (status === 412 || (status === 409 && (await this.stored(sha256)))) throw alreadyExists(sha256);
       throw unavailable(`PUT ${key}`, err);
+    } finally {
+      gathered.close();
     }
   }
 

@@ -15,31 +15,47 @@ export const IDLE_RELEASE_MS = 1000;
 /** Sends one part (numbered from 1); the buffer is the writer's again once the promise settles. */
 export type SendPart = (partNumber: number, body: Buffer) => Promise<void>;
 
+/** A stored part's buffer kept for the upload's next part, with the reservation under the spool's cap that covers it. */
+interface Spare {
+  readonly buffer: Buffer;
+  /** Undefined without a spool. */
+  readonly place: PartPlace | undefined;
+}
+
 /**
  * The parts of one multipart upload. Every part but the last is `partBytes` long. Up to
  * `inFlight` parts are being sent while the next one fills; once that one is full too, `add`
  * sends it and waits for the oldest of them, so an upload never holds more than `inFlight + 1`
  * part buffers.
  *
- * A part fills a spare buffer (one whose part was stored) at once (given a PartSpool, once its
- * whole size is reserved, below). Without one, its chunks are
+ * A part fills a spare buffer (one whose part was stored) at once. Without one, its chunks are
  * kept as received until the part is complete, and only then copied into a buffer of its own:
  * besides the buffers of parts it has sent, an upload holds no more than the bytes it received,
  * so a client that declares a big parcel and sends a few bytes makes the server allocate no part.
  *
  * Spare buffers are let go once no bytes have come for a whole IDLE_RELEASE_MS while no `add`
- * waited for the service (so between one and two IDLE_RELEASE_MS after the last bytes): an upload
- * whose client stopped sending (or sends a byte now and then) holds the part it is filling, not
- * idle buffers of parts it sent before (up to `inFlight` of them, 24 MiB with the store's
- * settings). The timer that watches for this is set when a part is sent, not per `add` (which
- * just counts itself), so receiving costs no timer call per chunk.
+ * waited for the service (so between one and two IDLE_RELEASE_MS after the last bytes), and so,
+ * given a PartSpool, is a part buffer that holds fewer than the spool's `wholeFrom` bytes (they
+ * are copied out): an upload whose client stopped sending (or sends a byte now and then) holds
+ * the part it is filling, not idle buffers of parts it sent before (up to `inFlight` of them,
+ * 24 MiB with the store's settings). The timer that watches for this is set when a part is sent,
+ * not per `add` (which just counts itself), so receiving costs no timer call per chunk.
  *
- * Given a PartSpool, a part is kept in memory only while the spool's cap allows what it holds
- * there (reserved until it is sent: its bytes while they are few, then the part's whole size,
- * PartPlace.hold; only then does it take up a spare buffer); once the cap refuses more, the part
- * so far is written to a spool file, the rest appended as it comes, and read back into a buffer
- * once complete. So an upload that stops part-way holds that part in memory only within the cap,
- * and one that sends a few bytes and waits reserves those bytes, not a part's size.
+ * Given a PartSpool, every part buffer the upload holds is counted by it:
+ * - a part without a spare buffer is kept in memory only while the spool's cap allows what it
+ *   holds there (its bytes while they are few, then the part's whole size, PartPlace.hold); once
+ *   the cap refuses more, the part so far is written to a spool file and the rest appended as it
+ *   comes; a part that takes up a spare takes its reservation too;
+ * - a part in memory keeps its reservation while it is sent, until the service has answered;
+ * - a stored part's buffer is kept as a spare only with a reservation that covers it (the part's
+ *   own, or one the cap allows then), given back when the spare is let go;
+ * - a spooled part, once complete, is read back into a spare buffer if there is one, else into a
+ *   new buffer under the spool's read-back cap, waiting for room there, held until the service
+ *   has answered for it.
+ * So what the uploads of a process hold in part buffers stays within the two caps, however many
+ * of them stop part-way, send at once or wait for the service; a part that arrives whole in one
+ * chunk (a chunk as long as a part, which the store's receive batches never are) is the one
+ * exception, sent from a buffer of its own.
  *
  * A part that fails rejects the `add` that waits for it, or `finish`; `settled` waits for every
  * part sent, whatever became of it. `finish` and `close` end the writer (its idle timer, its
@@ -48,7 +64,7 @@ export type SendPart = (partNumber: number, body: Buffer) => Promise<void>;
  */
 export class PartWriter {
   private readonly sending: Promise<void>[] = [];
-  private readonly spare: Buffer[] = [];
+  private readonly spare: Spare[] = [];
   /** The part being filled, once it has a buffer. */
   private filling: Buffer | undefined;
   private filled = 0;
@@ -79,7 +95,7 @@ export class PartWriter {
     if (!(Number.isSafeInteger(inFlight) && inFlight > 0)) throw new RangeError(`parts in flight must be a positive integer, got ${inFlight}`);
   }
 
-  /** Part buffers allocated so far (at most `inFlight + 1`). */
+  /** Part buffers allocated so far. */
   get buffers(): number {
     return this.allocated;
   }
@@ -91,7 +107,7 @@ export class PartWriter {
 
   /** Bytes held for parts not yet sent: the part being filled (its buffer, or its chunks) and spare buffers. */
   get held(): number {
-    return (this.filling?.length ?? 0) + this.pendingBytes + this.spare.reduce((n, buffer) => n + buffer.length, 0);
+    return (this.filling?.length ?? 0) + this.pendingBytes + this.spare.reduce((n, { buffer }) => n + buffer.length, 0);
   }
 
   /** Takes `chunk`'s bytes into the parts, sending each part that fills up. `chunk` must not change afterwards. */
@@ -111,21 +127,21 @@ export class PartWriter {
       const piece = chunk.subarray(offset, offset + room);
       offset += piece.length;
       if (this.filling === undefined && this.pendingBytes + piece.length < this.partBytes) {
-        // The part goes on in memory if the spool's cap allows what it will hold; a spare buffer
-        // is taken up once the whole part is reserved (always, without a spool).
-        if (!this.holdInMemory(this.pendingBytes + piece.length)) {
-          await this.spill(piece);
-          continue;
-        }
-        if (this.spool === undefined || (this.place?.reserved ?? 0) >= this.partBytes) this.filling = this.spare.pop();
+        // A spare buffer, with its reservation, takes up the part at once; without one the part
+        // goes on in memory, as its chunks, if the spool's cap allows what it will hold.
+        this.filling = this.takeSpare();
         if (this.filling === undefined) {
+          if (!this.holdInMemory(this.pendingBytes + piece.length)) {
+            await this.spill(piece);
+            continue;
+          }
           this.pending.push(piece);
           this.pendingBytes += piece.length;
           continue;
         }
       }
-      // The part has its buffer, or is complete and sent now (a buffer for it takes no reservation).
-      const part = (this.filling ??= this.spare.pop() ?? this.allocate());
+      // The part has its buffer, or is complete and sent now.
+      const part = (this.filling ??= this.takeSpare() ?? this.allocate());
       for (const held of this.pending) this.filled += held.copy(part, this.filled);
       this.pending = [];
       this.pendingBytes = 0;
@@ -142,6 +158,7 @@ export class PartWriter {
     if (this.place?.file !== undefined) await this.sendSpooled(spare);
     else if (this.filling !== undefined && this.filled > 0) await this.sendPart(this.filling.subarray(0, this.filled));
     else if (this.pendingBytes > 0) await this.sendPart(Buffer.concat(this.pending, this.pendingBytes));
+    else this.endPart();
     await Promise.all(this.sending);
   }
 
@@ -152,7 +169,8 @@ export class PartWriter {
 
   /**
    * Ends the writer: it takes no more bytes; its idle timer is cleared, its spare buffers let go,
-   * and the part it was filling given up (its reservation, its spool file).
+   * and the part it was filling given up (its reservation, its spool file). Parts still being
+   * sent give theirs back once the service has answered.
    */
   close(): void {
     this.retire();
@@ -166,11 +184,43 @@ export class PartWriter {
   private retire(): void {
     clearTimeout(this.idle);
     this.idle = undefined;
-    this.spare.length = 0;
+    this.letSparesGo();
     this.released = true;
   }
 
-  /** The part being filled is done with (sent, or given up): its reservation and its spool file go. */
+  /** Drops the spare buffers and gives their reservations back. */
+  private letSparesGo(): void {
+    for (const { place } of this.spare) place?.end();
+    this.spare.length = 0;
+  }
+
+  /** A spare buffer for the part being filled, if there is one; the spare's reservation becomes the part's. */
+  private takeSpare(): Buffer | undefined {
+    const spare = this.spare.pop();
+    if (spare === undefined) return undefined;
+    if (spare.place !== undefined) {
+      this.place?.end();
+      this.place = spare.place;
+    }
+    return spare.buffer;
+  }
+
+  /**
+   * An idle upload's part that holds fewer bytes than the spool's `wholeFrom` in a part buffer
+   * gives the buffer up: its bytes are copied out and it reserves just them (PartPlace.shrink).
+   */
+  private shrinkFilling(): void {
+    const place = this.place;
+    if (this.spool === undefined || this.filling === undefined || place === undefined || this.filled >= this.spool.wholeFrom) return;
+    const held = Buffer.from(this.filling.subarray(0, this.filled));
+    this.filling = undefined;
+    this.filled = 0;
+    place.shrink(held.length);
+    this.pending = held.length === 0 ? [] : [held];
+    this.pendingBytes = held.length;
+  }
+
+  /** The part being filled is given up: its reservation and its spool file go. */
   private endPart(): void {
     this.place?.end();
     this.place = undefined;
@@ -195,28 +245,63 @@ export class PartWriter {
     await this.place.spill([...held, piece]);
   }
 
-  /** Reads the spooled part back into a buffer (`into`, else a spare if there is one) and sends it. */
-  private async sendSpooled(into?: Buffer): Promise<void> {
+  /**
+   * Reads the spooled part back and sends it: into `into` or a spare buffer (whose reservation
+   * goes with it) if there is one, else into a new buffer under the spool's read-back cap, once
+   * there is room.
+   */
+  private async sendSpooled(into?: Spare): Promise<void> {
     const spooled = this.place?.file;
     if (spooled === undefined) return;
     if (spooled.size === 0) {
       this.endPart();
       return;
     }
-    const buffer = into ?? this.spare.pop() ?? this.allocate();
+    const spare = into ?? this.spare.pop();
+    let release: (() => void) | undefined;
+    if (spare === undefined && this.spool !== undefined) {
+      release = await this.spool.readBack(spooled.size);
+      if (this.place?.file !== spooled) {
+        release();
+        throw new Error('the upload was closed while its part waited to be read back');
+      }
+    }
+    const buffer = spare?.buffer ?? this.allocate();
     let body: Buffer;
     try {
       body = await spooled.readInto(buffer);
+    } catch (err) {
+      release?.();
+      spare?.place?.end();
+      throw err;
     } finally {
       this.endPart();
     }
     this.filling = buffer;
-    await this.sendPart(body);
+    this.place = spare?.place;
+    await this.sendPart(body, release);
   }
 
-  /** Keeps a stored part's buffer for the next part. */
-  private keepSpare(part: Buffer): void {
-    this.spare.push(part);
+  /**
+   * A part was stored or failed: its read-back room (`release`) goes back; its buffer is kept as
+   * a spare while the writer keeps spares and a reservation covers it (the part's own `place`,
+   * or one the cap allows now), else dropped with the part's reservation.
+   */
+  private partDone(part: Buffer | undefined, place: PartPlace | undefined, release: (() => void) | undefined): void {
+    release?.();
+    if (part === undefined || this.released) {
+      place?.end();
+      return;
+    }
+    let covered = place;
+    if (this.spool !== undefined) {
+      covered ??= this.spool.begin();
+      if (!covered.hold(part.length, part.length)) {
+        covered.end();
+        return;
+      }
+    }
+    this.spare.push({ buffer: part, place: covered });
     this.watchIdle();
   }
 
@@ -234,7 +319,8 @@ export class PartWriter {
         return;
       }
       this.idle = undefined;
-      this.spare.length = 0;
+      this.letSparesGo();
+      this.shrinkFilling();
       this.released = true;
     }, IDLE_RELEASE_MS);
     idle.unref();
@@ -247,19 +333,19 @@ export class PartWriter {
   }
 
   /**
-   * Sends `body` (the part being filled, or its pending chunks together) as the next part;
-   * then, with more than `inFlight` under way, waits for the oldest of them.
+   * Sends `body` (the part being filled, or its pending chunks together) as the next part, its
+   * reservation (and `release`, its read-back room) held until the service has answered; then,
+   * with more than `inFlight` under way, waits for the oldest of them.
    */
-  private async sendPart(body: Buffer): Promise<void> {
-    this.endPart();
+  private async sendPart(body: Buffer, release?: () => void): Promise<void> {
+    const place = this.place;
+    this.place = undefined;
     const part = this.filling;
     this.filling = undefined;
     this.filled = 0;
     this.pending = [];
     this.pendingBytes = 0;
-    const sent = this.send(this.sending.length + 1, body).finally(() => {
-      if (part !== undefined && !this.released) this.keepSpare(part);
-    });
+    const sent = this.send(this.sending.length + 1, body).finally(() => this.partDone(part, place, release));
     sent.catch(() => undefined);
     this.sending.push(sent);
     if (part !== undefined && !this.released) this.watchIdle();

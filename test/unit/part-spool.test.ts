@@ -94,12 +94,47 @@ t.test('a gathered part within the cap is kept in memory, reserving its bytes, t
   await part.add(data.subarray(400));
   t.equal(spool.files, 0, 'no spool file');
   t.ok((await part.whole()).equals(data), 'handed over whole');
-  t.equal(spool.held, 0, 'the reservation given back');
+  t.equal(spool.held, 600, 'the reservation kept while the bytes are sent');
+  part.close();
+  t.equal(spool.held, 0, 'closed once the service answered: the reservation given back');
   const one = new GatheredPart(spool, 10);
   const chunk = randomBytes(10);
   await one.add(chunk);
   t.equal(await one.whole(), chunk, 'one chunk is handed over as it is, not copied');
   t.equal((await new GatheredPart(spool, 0).whole()).length, 0, 'an empty part');
+});
+
+t.test('a spooled gathered part is read back under the read-back cap, waiting for room, held until closed', async (t) => {
+  const spool = new PartSpool(t.testdir(), 0, 100, 500);
+  const data = randomBytes(800);
+  const parts = [data.subarray(0, 400), data.subarray(400)].map((bytes) => ({ bytes, part: new GatheredPart(spool, bytes.length) }));
+  for (const { bytes, part } of parts) await part.add(bytes);
+  t.equal(spool.files, 2, 'no memory allowed: both spooled');
+  const [first, second] = parts;
+  if (first === undefined || second === undefined) throw new Error('two parts');
+  t.ok((await first.part.whole()).equals(first.bytes), 'the first read back');
+  t.same([spool.readingBack, spool.files], [400, 1], 'its room held; its file closed');
+  const waiting = second.part.whole();
+  await new Promise(setImmediate);
+  t.equal(spool.readBacksWaiting, 1, 'the second waits: 400 + 400 is past the read-back cap');
+  first.part.close();
+  t.ok((await waiting).equals(second.bytes), 'the first closed: the second read back');
+  t.equal(spool.readingBack, 400);
+  second.part.close();
+  second.part.close();
+  t.same([spool.readingBack, spool.files, spool.held], [0, 0, 0], 'closed: given back, once');
+  const third = new GatheredPart(spool, 600);
+  await third.add(randomBytes(600));
+  t.ok((await third.whole()).length === 600, 'a part larger than the whole read-back cap goes alone');
+  const fourth = new GatheredPart(spool, 10);
+  await fourth.add(randomBytes(10));
+  const fourthWaits = fourth.whole();
+  await new Promise(setImmediate);
+  t.equal(spool.readBacksWaiting, 1, 'and the next waits for it');
+  fourth.close();
+  third.close();
+  await t.rejects(fourthWaits, /closed while it waited/, 'closed while waiting: refused once its turn comes, holding nothing');
+  t.same([spool.readingBack, spool.readBacksWaiting, spool.files], [0, 0, 0]);
 });
 
 t.test('a gathered part the cap refuses is spilled to a file with what it held, read back whole, and its file closed', async (t) => {

@@ -54,7 +54,6 @@ function heldSender(): { send: (partNumber: number, body: Buffer) => Promise<voi
 
 const deterministic = (size: number): Buffer => Buffer.from(Array.from({ length: size }, (_, i) => (i * 131 + 17) & 0xff));
 
-/** Whether `promise` has settled after the queued callbacks ran. */
 /** Finishes `writer`, letting every part it sent (the last one too) be stored. */
 async function finishLettingPartsDone(writer: PartWriter, sent: SentPart[]): Promise<void> {
   const finishing = writer.finish();
@@ -62,6 +61,7 @@ async function finishLettingPartsDone(writer: PartWriter, sent: SentPart[]): Pro
   await finishing;
 }
 
+/** Whether `promise` has settled after the queued callbacks ran. */
 async function isSettled(promise: Promise<unknown>): Promise<boolean> {
   let settled = false;
   promise.then(
@@ -353,18 +353,20 @@ t.test('with a PartSpool, a part reserves its bytes, then its size, and is spill
   for (const { writer } of writers) await writer.add(data.subarray(0, 5));
   t.same([spool.held, spool.files], [15, 0], 'three parts begun: each reserves the few bytes it holds, not a part\'s size');
   await a.writer.add(data.subarray(5, 10));
-  t.equal(spool.held, 10, 'a part sent gives its reservation back');
   await new Promise(setImmediate);
+  t.same([spool.held, a.writer.held], [20, 10], 'a part sent and stored: its buffer is kept as a spare, with a reservation of its size');
   await a.writer.add(data.subarray(10, 11));
-  t.same([spool.held, a.writer.held], [11, 11], 'a part holding a few bytes reserves them and keeps them as they came, its spare buffer (10) beside');
+  t.same([spool.held, a.writer.held], [20, 10], 'the next part takes up the spare buffer at once, with its reservation');
   await a.writer.add(data.subarray(11, 17));
-  t.same([spool.held, a.writer.held], [20, 10], 'from wholeFrom on it reserves its whole size and takes up the spare buffer');
+  t.same([spool.held, a.writer.held], [20, 10]);
   await c.writer.add(data.subarray(5, 8));
   t.same([spool.held, spool.files], [15, 1], 'refused, the part is spilled to a file with the bytes it held, its reservation given back');
   t.equal(c.writer.held, 0, 'and holds no memory');
   t.same(await readdir(dir), [], 'its file is unlinked from the start');
   await c.writer.add(data.subarray(8, 10));
-  t.same([c.parts.length, spool.files], [1, 0], 'the spooled part, complete, is read back and sent, its file closed');
+  await new Promise(setImmediate);
+  t.same([c.parts.length, spool.files, spool.readingBack], [1, 0, 0], 'the spooled part, complete, is read back and sent, its file closed and its read-back room given back');
+  t.same([spool.held, c.writer.held], [15, 0], 'its buffer is not kept: the cap could not take it');
   for (let offset = 10; offset < 35; offset += 3) await c.writer.add(data.subarray(offset, Math.min(offset + 3, 35)));
   await c.writer.finish();
   c.writer.close();
@@ -378,6 +380,72 @@ t.test('with a PartSpool, a part reserves its bytes, then its size, and is spill
   t.same(c.parts.map((p) => p.length), [10, 10, 10, 5]);
   t.ok(Buffer.concat(a.parts).equals(data.subarray(0, 17)));
   t.ok(Buffer.concat(b.parts).equals(data.subarray(0, 5)));
+});
+
+t.test('a part in memory keeps its reservation while it is sent, until the service answers', async (t) => {
+  const spool = new PartSpool(t.testdir(), 25, 6);
+  const { send, sent } = heldSender();
+  const writer = new PartWriter(10, 2, send, spool);
+  for (const size of [3, 3, 4, 3, 3, 4]) await writer.add(deterministic(size));
+  t.same([sent.length, spool.held, writer.held], [2, 20, 0], 'two parts under way: both still counted, though the writer holds no part being filled');
+  const other = new PartWriter(10, 2, send, spool);
+  await other.add(deterministic(7));
+  t.same([spool.held, spool.files], [20, 1], 'so another upload\'s part past wholeFrom finds no room and is spooled');
+  sent[0]?.done();
+  await new Promise(setImmediate);
+  t.same([spool.held, writer.held], [20, 10], 'the first part stored: its buffer a spare, still reserved');
+  writer.close();
+  t.equal(spool.held, 10, 'closed: the spare\'s reservation given back; the part still under way keeps its own');
+  sent[1]?.done();
+  await new Promise(setImmediate);
+  t.equal(spool.held, 0, 'answered: given back too, and its buffer not kept by a closed writer');
+  other.close();
+  t.same([spool.held, spool.files], [0, 0]);
+});
+
+t.test('an idle upload gives up its spares and a part buffer holding few bytes, keeping a reservation of those bytes', async (t) => {
+  const spool = new PartSpool(t.testdir(), 100, 6);
+  const { send, sent } = heldSender();
+  const writer = new PartWriter(10, 2, send, spool);
+  const data = deterministic(20);
+  await writer.add(data.subarray(0, 10));
+  sent[0]?.done();
+  await new Promise(setImmediate);
+  await writer.add(data.subarray(10, 13));
+  t.same([spool.held, writer.held], [10, 10], 'three bytes of the next part, in the spare buffer');
+  await new Promise((resolve) => setTimeout(resolve, 2 * IDLE_RELEASE_MS + 100));
+  t.same([spool.held, writer.held], [3, 3], 'idle: the buffer given up, its three bytes kept and reserved');
+  await writer.add(data.subarray(13));
+  t.equal(sent.length, 2, 'the part completed');
+  t.ok(sent[1]?.bytes.equals(data.subarray(10)), 'with its bytes in order');
+  sent[1]?.done();
+  await writer.finish();
+  writer.close();
+  t.equal(spool.held, 0);
+});
+
+t.test('spooled parts are read back under the read-back cap, waiting for room while others are sent', async (t) => {
+  const spool = new PartSpool(t.testdir(), 0, 6, 20);
+  const { send, sent } = heldSender();
+  const writers = [0, 1, 2].map(() => new PartWriter(10, 2, send, spool));
+  const data = deterministic(30);
+  // Each part comes in two chunks (a part that arrives whole in one chunk is sent as it is).
+  for (const [i, writer] of writers.entries()) await writer.add(data.subarray(10 * i, 10 * i + 5));
+  const adding = writers.map((writer, i) => writer.add(data.subarray(10 * i + 5, 10 * i + 10)));
+  await Promise.all(adding.slice(0, 2));
+  t.same([sent.length, spool.readingBack, spool.readBacksWaiting], [2, 20, 1], 'two parts read back and under way fill the read-back cap; the third waits');
+  t.notOk(await isSettled(adding[2] ?? Promise.resolve()), 'its add waits for room');
+  sent[0]?.done();
+  await adding[2];
+  t.same([sent.length, spool.readingBack, spool.readBacksWaiting], [3, 20, 0], 'one answered: the third is read back and sent');
+  t.ok(sent[2]?.bytes.equals(data.subarray(20)), 'its bytes');
+  sent[1]?.done();
+  sent[2]?.done();
+  for (const writer of writers) {
+    await writer.finish();
+    writer.close();
+  }
+  t.same([spool.readingBack, spool.held, spool.files], [0, 0, 0], 'everything given back');
 });
 
 t.test('uploads that send a few bytes each and wait do not take the cap from the others', async (t) => {
@@ -426,7 +494,8 @@ t.test('with no memory allowed, every part begun in a chunk goes through the spo
   t.equal(spool.spooled, 13, 'each part spooled');
   t.equal(spool.held, 0);
   t.equal(spool.files, 0);
-  t.ok(writer.buffers <= 4, `at most inFlight + 1 part buffers (${writer.buffers})`);
+  t.equal(spool.readingBack, 0, 'read-back room given back');
+  t.equal(writer.buffers, 13, 'each part read back into a buffer of its own: with no memory allowed, none is kept as a spare');
   const whole: Buffer[] = [];
   const inOneChunk = new PartWriter(1000, 3, (_, body) => {
     whole.push(Buffer.from(body));
