@@ -2,7 +2,8 @@
  * server/storage/part-spool: the memory cap of parts being filled (reserve / release), spool
  * files unlinked from the start and read back whole, a part's place (reserving its bytes while
  * they are few, then its whole size; spilling to a file once refused), and GatheredPart, one part gathered for a single PutObject:
- * in memory within the cap, else spooled; nothing held once handed over or closed.
+ * in memory within the cap, else spooled and read back within the read-back cap; what it holds
+ * counted until it is closed, nothing held afterwards.
  */
 import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';

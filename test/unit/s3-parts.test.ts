@@ -4,8 +4,9 @@
  * next fills, holds at most `inFlight + 1` part buffers however many parts there are, allocates
  * none for a part until all of it has arrived, lets its spare buffers go when its bytes stop
  * coming, and reports a failed part to the caller that waits for it; with a PartSpool, reserves
- * what each part holds in memory and spills a part the cap refuses to an unlinked file, sending
- * it intact.
+ * what each part holds in memory until the service has answered for it (spares too), spills a
+ * part the cap refuses to an unlinked file, sending it intact, and reads spooled parts back
+ * within the read-back cap.
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
