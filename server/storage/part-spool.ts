@@ -13,9 +13,12 @@
  * A part in memory keeps its reservation while it is sent, until the service has answered, and a
  * stored part's buffer kept for the upload's next part keeps it too (PartWriter): the cap counts
  * every part buffer an upload holds, not only those being filled. A spooled part, once complete,
- * is read back into a buffer under a second allowance, the read-back cap, held until the service
- * has answered for it: a part waits for room there (first come, first served), never for the
- * clients of other uploads, since only parts being sent hold it.
+ * is read back into a buffer the spool lends it under a second allowance, the read-back cap, held
+ * until the service has answered for it: a part waits for a buffer there (first come, first
+ * served), never for the clients of other uploads, since only parts being sent hold them. Those
+ * buffers are given back to the spool and lent again: however many parts are read back, what
+ * their buffers hold stays within the read-back cap, and a busy spool allocates few of them
+ * instead of one per part for the collector to free later; they are let go once idle.
  *
  * A parcel the S3 store stores with one PutObject (up to 8 MiB) is gathered under the same rules
  * (GatheredPart).
@@ -27,6 +30,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+/**
+ * How long part buffers may go unused before they are let go: an upload's spares once it receives
+ * nothing (PartWriter), the spool's free read-back buffers once none is lent or given back.
+ */
+export const IDLE_RELEASE_MS = 1000;
 
 /** The directory, under a server's data directory, where its S3 store spools parts. */
 export const PART_SPOOL_DIRECTORY = 'part-spool';
@@ -48,6 +57,12 @@ export const PART_WHOLE_FROM_BYTES = 1 << 20;
  * (eight 8 MiB parts) by default.
  */
 export const PART_READ_BACK_CAP_BYTES = 64 << 20;
+
+/** A buffer lent to read a spooled part back into, and how to give it back. */
+export interface ReadBackLease {
+  readonly buffer: Buffer;
+  readonly release: () => void;
+}
 
 /** One part's bytes on disk: appended as they arrive, then read back whole. */
 export class SpooledPart {
@@ -177,9 +192,19 @@ export class PartSpool {
   #files = 0;
   #spooled = 0;
   #prepared = false;
+  /** Bytes of read-back buffers, lent out or free. */
+  #readBackHeld = 0;
+  /** Bytes of read-back buffers lent out. */
   #readingBack = 0;
-  /** Read-backs waiting for room, first come first served. */
-  readonly #readBackQueue: { bytes: number; grant: () => void }[] = [];
+  /** Read-back buffers not lent out, kept for the next read-backs until they are idle. */
+  #readBackFree: Buffer[] = [];
+  #readBackAllocated = 0;
+  /** Lendings and returns so far, and as many as the idle timer saw when it last looked. */
+  #readBackUses = 0;
+  #readBackUsesSeen = 0;
+  #readBackIdle: NodeJS.Timeout | undefined;
+  /** Read-backs waiting for a buffer, first come first served. */
+  readonly #readBackQueue: { bytes: number; bufferBytes: number; grant: (lease: ReadBackLease) => void }[] = [];
 
   constructor(
     /** Where spool files are created (made when first needed); the system's temp directory by default. */
@@ -188,7 +213,7 @@ export class PartSpool {
     readonly cap: number = PART_MEMORY_CAP_BYTES,
     /** From how many bytes held a part reserves its whole size (see PartPlace.hold). */
     readonly wholeFrom: number = PART_WHOLE_FROM_BYTES,
-    /** What parts read back from spool files may hold together while they are sent. */
+    /** What the buffers that spooled parts are read back into may hold together, lent out or kept free. */
     readonly readBackCap: number = PART_READ_BACK_CAP_BYTES,
   ) {
     if (!(Number.isSafeInteger(cap) && cap >= 0)) throw new RangeError(`a part spool's memory cap must be a non-negative integer, got ${cap}`);
@@ -196,46 +221,130 @@ export class PartSpool {
     if (!(Number.isSafeInteger(readBackCap) && readBackCap > 0)) throw new RangeError(`a part spool's read-back cap must be a positive integer, got ${readBackCap}`);
   }
 
-  /** Bytes of parts read back from spool files and not yet answered for by the service. */
+  /** Bytes of read-back buffers lent out now. */
   get readingBack(): number {
     return this.#readingBack;
   }
 
-  /** Read-backs waiting for room under the read-back cap. */
+  /** Bytes of read-back buffers kept free for the next read-backs. */
+  get readBackFree(): number {
+    return this.#readBackHeld - this.#readingBack;
+  }
+
+  /** Read-back buffers allocated so far. */
+  get readBackAllocated(): number {
+    return this.#readBackAllocated;
+  }
+
+  /** Read-backs waiting for a buffer. */
   get readBacksWaiting(): number {
     return this.#readBackQueue.length;
   }
 
   /**
-   * Waits until `bytes` more fit within the read-back cap, after every read-back that asked
-   * before (a part larger than the whole cap goes alone, once nothing else is read back), takes
-   * them, and resolves to the function that gives them back (once; later calls do nothing). The
-   * caller holds them from reading the part back until the service has answered for it.
+   * Lends a buffer of at least `bytes` to read a spooled part back into: a free one if there is
+   * one, else a new one of `bufferBytes` (at least `bytes`; the size of the caller's parts, so that
+   * it serves the next read-backs too) while the read-back cap allows it, else, once it does,
+   * after every read-back that asked before (a buffer larger than the whole cap is lent alone).
+   * The caller holds it from reading the part back until the service has answered for it, then
+   * gives it back with `release` (once; later calls do nothing), and must not use it after that.
+   * Free buffers are let go once none was lent or given back for a whole IDLE_RELEASE_MS.
    */
-  readBack(bytes: number): Promise<() => void> {
+  readBack(bytes: number, bufferBytes: number = bytes): Promise<ReadBackLease> {
     return new Promise((resolve) => {
-      this.#readBackQueue.push({ bytes, grant: () => resolve(this.#readBackRelease(bytes)) });
-      this.#grantReadBacks();
+      this.#readBackQueue.push({ bytes, bufferBytes: Math.max(bytes, bufferBytes), grant: resolve });
+      this.#lendReadBacks();
     });
   }
 
-  #readBackRelease(bytes: number): () => void {
-    let released = false;
+  #lendReadBacks(): void {
+    for (let next = this.#readBackQueue[0]; next !== undefined; next = this.#readBackQueue[0]) {
+      const buffer = this.#freeBuffer(next.bytes) ?? this.#newBuffer(next.bufferBytes);
+      if (buffer === undefined) return;
+      this.#readBackQueue.shift();
+      this.#readingBack += buffer.length;
+      this.#readBackUses++;
+      next.grant({ buffer, release: this.#returner(buffer) });
+    }
+  }
+
+  /**
+   * A free buffer of exactly `bytes` for a part kept in memory, which its reservation under the
+   * cap then covers; undefined if there is none.
+   */
+  takeFree(bytes: number): Buffer | undefined {
+    const at = this.#readBackFree.findIndex((buffer) => buffer.length === bytes);
+    if (at < 0) return undefined;
+    const [buffer] = this.#readBackFree.splice(at, 1);
+    this.#readBackHeld -= bytes;
+    this.#readBackUses++;
+    return buffer;
+  }
+
+  /**
+   * Keeps a part buffer an upload let go (nothing refers to it any more) free for the next
+   * read-backs and parts, if the read-back cap has room for it; else it is dropped.
+   */
+  keepFree(buffer: Buffer): void {
+    if (this.#readBackHeld + buffer.length > this.readBackCap) return;
+    this.#readBackHeld += buffer.length;
+    this.#readBackUses++;
+    this.#readBackFree.push(buffer);
+    this.#watchReadBackIdle();
+    this.#lendReadBacks();
+  }
+
+  /** A free read-back buffer of at least `bytes`, taken off the free list. */
+  #freeBuffer(bytes: number): Buffer | undefined {
+    const at = this.#readBackFree.findIndex((buffer) => buffer.length >= bytes);
+    return at < 0 ? undefined : this.#readBackFree.splice(at, 1)[0];
+  }
+
+  /** A new read-back buffer, if the cap allows it once free buffers are let go (or nothing else is held). */
+  #newBuffer(bytes: number): Buffer | undefined {
+    while (this.#readBackHeld + bytes > this.readBackCap) {
+      const dropped = this.#readBackFree.pop();
+      if (dropped === undefined) break;
+      this.#readBackHeld -= dropped.length;
+    }
+    if (this.#readBackHeld > 0 && this.#readBackHeld + bytes > this.readBackCap) return undefined;
+    this.#readBackHeld += bytes;
+    this.#readBackAllocated++;
+    return Buffer.allocUnsafe(bytes);
+  }
+
+  #returner(buffer: Buffer): () => void {
+    let returned = false;
     return () => {
-      if (released) return;
-      released = true;
-      this.#readingBack -= bytes;
-      this.#grantReadBacks();
+      if (returned) return;
+      returned = true;
+      this.#readingBack -= buffer.length;
+      this.#readBackUses++;
+      if (this.#readBackHeld > this.readBackCap) this.#readBackHeld -= buffer.length;
+      else {
+        this.#readBackFree.push(buffer);
+        this.#watchReadBackIdle();
+      }
+      this.#lendReadBacks();
     };
   }
 
-  #grantReadBacks(): void {
-    for (let next = this.#readBackQueue[0]; next !== undefined; next = this.#readBackQueue[0]) {
-      if (this.#readingBack > 0 && this.#readingBack + next.bytes > this.readBackCap) return;
-      this.#readBackQueue.shift();
-      this.#readingBack += next.bytes;
-      next.grant();
-    }
+  /** Lets the free read-back buffers go once none was lent or given back for a whole IDLE_RELEASE_MS. */
+  #watchReadBackIdle(): void {
+    if (this.#readBackIdle !== undefined) return;
+    this.#readBackUsesSeen = this.#readBackUses;
+    const idle = setTimeout(() => {
+      if (this.#readBackUses !== this.#readBackUsesSeen && this.#readBackFree.length > 0) {
+        this.#readBackUsesSeen = this.#readBackUses;
+        idle.refresh();
+        return;
+      }
+      this.#readBackIdle = undefined;
+      for (const buffer of this.#readBackFree) this.#readBackHeld -= buffer.length;
+      this.#readBackFree = [];
+    }, IDLE_RELEASE_MS);
+    idle.unref();
+    this.#readBackIdle = idle;
   }
 
   /** Bytes reserved by parts in memory now. */
@@ -351,14 +460,14 @@ export class GatheredPart {
       const [only] = chunks;
       return chunks.length === 1 && only !== undefined ? only : Buffer.concat(chunks);
     }
-    const release = await this.spool.readBack(file.size);
+    const { buffer, release } = await this.spool.readBack(file.size);
     if (this.#closed) {
       release();
       throw new Error('the gathered part was closed while it waited to be read back');
     }
     this.#readBackRelease = release;
     try {
-      return await file.readInto(Buffer.allocUnsafe(file.size));
+      return await file.readInto(buffer);
     } finally {
       place?.end();
     }

@@ -7,10 +7,8 @@
  * (./part-spool.ts).
  */
 
-import type { PartPlace, PartSpool } from './part-spool.js';
+import { IDLE_RELEASE_MS, type PartPlace, type PartSpool, type ReadBackLease } from './part-spool.js';
 
-/** How long an upload may receive nothing before its spare part buffers are let go. */
-export const IDLE_RELEASE_MS = 1000;
 
 /** Sends one part (numbered from 1); the buffer is the writer's again once the promise settles. */
 export type SendPart = (partNumber: number, body: Buffer) => Promise<void>;
@@ -50,8 +48,10 @@ interface Spare {
  * - a stored part's buffer is kept as a spare only with a reservation that covers it (the part's
  *   own, or one the cap allows then), given back when the spare is let go;
  * - a spooled part, once complete, is read back into a spare buffer if there is one, else into a
- *   new buffer under the spool's read-back cap, waiting for room there, held until the service
- *   has answered for it.
+ *   buffer the spool lends within its read-back cap, waiting for one there, held until the
+ *   service has answered for it;
+ * - a part buffer the upload lets go is kept by the spool, within its read-back cap, for the next
+ *   read-backs and for new part buffers of any upload (PartSpool.keepFree, takeFree).
  * So what the uploads of a process hold in part buffers stays within the two caps, however many
  * of them stop part-way, send at once or wait for the service; a part that arrives whole in one
  * chunk (a chunk as long as a part, which the store's receive batches never are) is the one
@@ -175,6 +175,7 @@ export class PartWriter {
   close(): void {
     this.retire();
     this.endPart();
+    if (this.filling !== undefined) this.spool?.keepFree(this.filling);
     this.filling = undefined;
     this.pending = [];
     this.pendingBytes = 0;
@@ -188,9 +189,12 @@ export class PartWriter {
     this.released = true;
   }
 
-  /** Drops the spare buffers and gives their reservations back. */
+  /** Drops the spare buffers (to the spool's free buffers, if it has room) and gives their reservations back. */
   private letSparesGo(): void {
-    for (const { place } of this.spare) place?.end();
+    for (const { buffer, place } of this.spare) {
+      place?.end();
+      this.spool?.keepFree(buffer);
+    }
     this.spare.length = 0;
   }
 
@@ -213,6 +217,7 @@ export class PartWriter {
     const place = this.place;
     if (this.spool === undefined || this.filling === undefined || place === undefined || this.filled >= this.spool.wholeFrom) return;
     const held = Buffer.from(this.filling.subarray(0, this.filled));
+    this.spool.keepFree(this.filling);
     this.filling = undefined;
     this.filled = 0;
     place.shrink(held.length);
@@ -258,15 +263,16 @@ export class PartWriter {
       return;
     }
     const spare = into ?? this.spare.pop();
-    let release: (() => void) | undefined;
+    let lease: ReadBackLease | undefined;
     if (spare === undefined && this.spool !== undefined) {
-      release = await this.spool.readBack(spooled.size);
+      lease = await this.spool.readBack(spooled.size, this.partBytes);
       if (this.place?.file !== spooled) {
-        release();
+        lease.release();
         throw new Error('the upload was closed while its part waited to be read back');
       }
     }
-    const buffer = spare?.buffer ?? this.allocate();
+    const release = lease?.release;
+    const buffer = spare?.buffer ?? lease?.buffer ?? this.allocate();
     let body: Buffer;
     try {
       body = await spooled.readInto(buffer);
@@ -277,7 +283,8 @@ export class PartWriter {
     } finally {
       this.endPart();
     }
-    this.filling = buffer;
+    // A lent buffer is the spool's again once the part is answered for, not a spare of this upload.
+    this.filling = lease === undefined ? buffer : undefined;
     this.place = spare?.place;
     await this.sendPart(body, release);
   }
@@ -291,6 +298,7 @@ export class PartWriter {
     release?.();
     if (part === undefined || this.released) {
       place?.end();
+      if (part !== undefined) this.spool?.keepFree(part);
       return;
     }
     let covered = place;
@@ -298,6 +306,7 @@ export class PartWriter {
       covered ??= this.spool.begin();
       if (!covered.hold(part.length, part.length)) {
         covered.end();
+        this.spool.keepFree(part);
         return;
       }
     }
@@ -327,7 +336,10 @@ export class PartWriter {
     this.idle = idle;
   }
 
+  /** A part buffer: one the spool keeps free if it has one of the size, else a new one. */
   private allocate(): Buffer {
+    const free = this.spool?.takeFree(this.partBytes);
+    if (free !== undefined) return free;
     this.allocated++;
     return Buffer.allocUnsafe(this.partBytes);
   }

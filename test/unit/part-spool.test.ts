@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import t from 'tap';
 
-import { GatheredPart, PartSpool } from '../../server/storage/part-spool.js';
+import { GatheredPart, IDLE_RELEASE_MS, PartSpool, type ReadBackLease } from '../../server/storage/part-spool.js';
 
 t.test('reserve gives memory within the cap and refuses past it; release gives it back', async (t) => {
   const spool = new PartSpool(t.testdir(), 100);
@@ -136,6 +136,64 @@ t.test('a spooled gathered part is read back under the read-back cap, waiting fo
   third.close();
   await t.rejects(fourthWaits, /closed while it waited/, 'closed while waiting: refused once its turn comes, holding nothing');
   t.same([spool.readingBack, spool.readBacksWaiting, spool.files], [0, 0, 0]);
+});
+
+t.test('read-back buffers are lent within the cap, reused once given back, and let go once idle', async (t) => {
+  const spool = new PartSpool(t.testdir(), 0, 100, 30);
+  const a = await spool.readBack(7, 10);
+  const b = await spool.readBack(10, 10);
+  t.same([a.buffer.length, b.buffer.length, spool.readingBack, spool.readBackAllocated], [10, 10, 20, 2], 'buffers of the size asked for, enough for the bytes');
+  const c = await spool.readBack(10, 10);
+  let d: ReadBackLease | undefined;
+  const waiting = spool.readBack(3, 10).then((lease) => (d = lease));
+  await new Promise(setImmediate);
+  t.same([d, spool.readBacksWaiting], [undefined, 1], 'the cap is lent out: the fourth waits');
+  b.release();
+  b.release();
+  await waiting;
+  t.equal(d?.buffer, b.buffer, 'a buffer given back is lent to the next, not allocated again');
+  t.same([spool.readingBack, spool.readBackAllocated], [30, 3]);
+  a.release();
+  c.release();
+  d?.release();
+  t.same([spool.readingBack, spool.readBackFree], [0, 30], 'given back: kept free for the next read-backs');
+  const big = await spool.readBack(25);
+  t.same([big.buffer.length, spool.readBackFree, spool.readingBack], [25, 0, 25], 'a buffer no free one can stand for: free ones let go to make room');
+  big.release();
+  const huge = await spool.readBack(40);
+  t.same([huge.buffer.length, spool.readingBack], [40, 40], 'a buffer larger than the whole cap is lent alone');
+  huge.release();
+  t.same([spool.readingBack, spool.readBackFree], [0, 0], 'the free one let go for it, and it is not kept: it would hold more than the cap');
+  const last = await spool.readBack(5);
+  last.release();
+  t.equal(spool.readBackFree, 5);
+  await new Promise((resolve) => setTimeout(resolve, 2 * IDLE_RELEASE_MS + 100));
+  t.equal(spool.readBackFree, 0, 'idle: the free buffers are let go');
+});
+
+t.test('buffers uploads let go are kept free within the read-back cap, for read-backs and for parts of the same size', async (t) => {
+  const spool = new PartSpool(t.testdir(), 100, 100, 20);
+  const [a, b, c] = [Buffer.alloc(10), Buffer.alloc(10), Buffer.alloc(10)];
+  let lent: ReadBackLease | undefined;
+  const filler = await spool.readBack(10);
+  const other = await spool.readBack(10);
+  const waiting = spool.readBack(4).then((lease) => (lent = lease));
+  filler.release();
+  await waiting;
+  t.equal(lent?.buffer, filler.buffer, 'a waiting read-back takes a buffer given back');
+  other.release();
+  lent?.release();
+  t.equal(spool.readBackFree, 20);
+  spool.keepFree(a);
+  t.equal(spool.readBackFree, 20, 'no room within the read-back cap: dropped');
+  t.equal(spool.takeFree(7), undefined, 'only a buffer of exactly the size asked for is taken for a part');
+  const taken = spool.takeFree(10);
+  t.ok(taken === filler.buffer || taken === other.buffer, 'a free buffer of the size');
+  t.equal(spool.readBackFree, 10, 'and it no longer counts: the part\'s reservation covers it');
+  spool.keepFree(b);
+  t.equal(spool.readBackFree, 20, 'room again: kept');
+  spool.keepFree(c);
+  t.equal(spool.readBackFree, 20);
 });
 
 t.test('a gathered part the cap refuses is spilled to a file with what it held, read back whole, and its file closed', async (t) => {

@@ -13,8 +13,8 @@ import { join } from 'node:path';
 
 import t from 'tap';
 
-import { PartSpool } from '../../server/storage/part-spool.js';
-import { IDLE_RELEASE_MS, PartWriter } from '../../server/storage/s3-parts.js';
+import { IDLE_RELEASE_MS, PartSpool } from '../../server/storage/part-spool.js';
+import { PartWriter } from '../../server/storage/s3-parts.js';
 
 /** A part the writer handed over, its bytes copied (the writer reuses the buffer), and how to let it finish. */
 interface SentPart {
@@ -425,6 +425,22 @@ t.test('an idle upload gives up its spares and a part buffer holding few bytes, 
   t.equal(spool.held, 0);
 });
 
+t.test('part buffers an upload lets go are kept by the spool and taken up by the next upload', async (t) => {
+  const spool = new PartSpool(t.testdir(), 100, 6);
+  const send = (): Promise<void> => Promise.resolve();
+  const first = new PartWriter(10, 2, send, spool);
+  for (const size of [4, 4, 4, 4, 4]) await first.add(deterministic(size));
+  await new Promise(setImmediate);
+  t.same([first.buffers, first.held], [1, 10], 'one buffer for two parts, a spare now');
+  first.close();
+  t.same([spool.held, spool.readBackFree], [0, 10], 'closed: its spare is the spool\'s, free');
+  const second = new PartWriter(10, 2, send, spool);
+  for (const size of [4, 4, 4]) await second.add(deterministic(size));
+  t.same([second.buffers, spool.readBackFree], [0, 0], 'the next upload\'s part takes it up instead of allocating one');
+  await second.finish();
+  second.close();
+});
+
 t.test('spooled parts are read back under the read-back cap, waiting for room while others are sent', async (t) => {
   const spool = new PartSpool(t.testdir(), 0, 6, 20);
   const { send, sent } = heldSender();
@@ -496,7 +512,8 @@ t.test('with no memory allowed, every part begun in a chunk goes through the spo
   t.equal(spool.held, 0);
   t.equal(spool.files, 0);
   t.equal(spool.readingBack, 0, 'read-back room given back');
-  t.equal(writer.buffers, 13, 'each part read back into a buffer of its own: with no memory allowed, none is kept as a spare');
+  t.equal(writer.buffers, 0, 'with no memory allowed the upload allocates no part buffer of its own');
+  t.ok(spool.readBackAllocated <= 4, `the spool's read-back buffers reused: ${spool.readBackAllocated} for 13 parts, at most inFlight + 1`);
   const whole: Buffer[] = [];
   const inOneChunk = new PartWriter(1000, 3, (_, body) => {
     whole.push(Buffer.from(body));
