@@ -493,10 +493,16 @@ t.test('parts that pass wholeFrom reserve their whole size: first come, first ke
 t.test('with no memory allowed, every part begun in a chunk goes through the spool; bytes in random chunks come out in order', async (t) => {
   const spool = new PartSpool(t.testdir(), 0);
   const sent: Buffer[] = [];
-  // Each part is stored a little later, so several are under way at once.
+  let overwritten = 0;
+  // Each part is stored a little later, so several are under way at once; a part's bytes must not
+  // change until it is stored (the spool lends its buffers again only once they are given back).
   const writer = new PartWriter(1000, 3, (_, body) => {
-    sent.push(Buffer.from(body));
-    return new Promise((resolve) => setTimeout(resolve, 2));
+    const copy = Buffer.from(body);
+    sent.push(copy);
+    return new Promise((resolve) => setTimeout(() => {
+      if (!body.equals(copy)) overwritten++;
+      resolve();
+    }, 2));
   }, spool);
   const data = deterministic(12_345);
   let chunks = 0;
@@ -511,6 +517,7 @@ t.test('with no memory allowed, every part begun in a chunk goes through the spo
   t.equal(spool.spooled, 13, 'each part spooled');
   t.equal(spool.held, 0);
   t.equal(spool.files, 0);
+  t.equal(overwritten, 0, 'no part changed while it was being sent');
   t.equal(spool.readingBack, 0, 'read-back room given back');
   t.equal(writer.buffers, 0, 'with no memory allowed the upload allocates no part buffer of its own');
   t.ok(spool.readBackAllocated <= 4, `the spool's read-back buffers reused: ${spool.readBackAllocated} for 13 parts, at most inFlight + 1`);
