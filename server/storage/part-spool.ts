@@ -53,8 +53,8 @@ export const PART_MEMORY_CAP_BYTES = 128 << 20;
 export const PART_WHOLE_FROM_BYTES = 1 << 20;
 
 /**
- * What parts read back from spool files may hold in memory together while they are sent, 64 MiB
- * (eight 8 MiB parts) by default.
+ * What the buffers spooled parts are read back into may hold together, lent out while their parts
+ * are sent or kept free for the next ones, 64 MiB (eight 8 MiB parts) by default.
  */
 export const PART_READ_BACK_CAP_BYTES = 64 << 20;
 

@@ -95,7 +95,7 @@ export class PartWriter {
     if (!(Number.isSafeInteger(inFlight) && inFlight > 0)) throw new RangeError(`parts in flight must be a positive integer, got ${inFlight}`);
   }
 
-  /** Part buffers allocated so far. */
+  /** Part buffers this writer allocated so far (not counting those the spool lent it or kept free for it). */
   get buffers(): number {
     return this.allocated;
   }
