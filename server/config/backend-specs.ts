@@ -4,10 +4,11 @@
  * server/storage/backends.ts's job; this module imports no storage code.
  *
  *   index:   sqlite:<path>  |  postgres://…  |  postgresql://…
- *   parcels: file:<dir>     |  s3://<bucket>[/<prefix>]?endpoint=<url>&region=<r>&forcePathStyle=true&requestDeadline=<duration>
+ *   parcels: file:<dir>     |  s3://<bucket>[/<prefix>]?endpoint=<url>&region=<r>&forcePathStyle=true&requestDeadline=<duration>&partMemory=<size>
  */
 import { resolve } from 'node:path';
 import { BindleError } from '../../core/errors/bindle-error.js';
+import { parseByteSize, SIZE_RULE } from './byte-sizes.js';
 import { DURATION_RULE, MAX_DURATION_MS, parseDuration } from './durations.js';
 
 /** Where the invoice index lives. `path` is absolute; `url` is the connection URL as given. */
@@ -22,6 +23,9 @@ export type IndexSpec =
  * environment variables, never from the spec. `requestDeadlineMs`, when given, replaces the S3
  * store's deadline on a request, retries included (REQUEST_DEADLINE_MS in
  * server/storage/s3-parcel-store.ts), for a link to the service too slow for the default.
+ * `partMemoryBytes`, when given, replaces what the store's upload parts may hold in memory
+ * together (PART_MEMORY_CAP_BYTES in server/storage/part-spool.ts; 0 sends every part through the
+ * spool), for a replica with more (or less) memory to give them.
  */
 export type ParcelsSpec =
   | { readonly kind: 'file'; readonly directory: string }
@@ -33,12 +37,14 @@ export type ParcelsSpec =
       readonly region: string;
       readonly forcePathStyle: boolean;
       readonly requestDeadlineMs?: number;
+      /** What the store's upload parts may hold in memory together (PartSpool's cap), when given. */
+      readonly partMemoryBytes?: number;
     };
 
 /** The region used when neither `region=` nor AWS_REGION / AWS_DEFAULT_REGION is set. */
 export const DEFAULT_S3_REGION = 'us-east-1';
 
-const S3_PARAMS = ['endpoint', 'region', 'forcePathStyle', 'requestDeadline'] as const;
+const S3_PARAMS = ['endpoint', 'region', 'forcePathStyle', 'requestDeadline', 'partMemory'] as const;
 /** S3 bucket naming rules (lowercase letters, digits, dots, hyphens; 3–63 characters). */
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
@@ -62,7 +68,8 @@ export function describeParcels(spec: ParcelsSpec): string {
   const where = spec.prefix === '' ? spec.bucket : `${spec.bucket}/${spec.prefix}`;
   const endpoint = spec.endpoint === undefined ? '' : `, endpoint ${spec.endpoint}`;
   const deadline = spec.requestDeadlineMs === undefined ? '' : `, request deadline ${spec.requestDeadlineMs} ms`;
-  return `s3://${where} (region ${spec.region}${endpoint}${deadline})`;
+  const memory = spec.partMemoryBytes === undefined ? '' : `, part memory ${spec.partMemoryBytes} bytes`;
+  return `s3://${where} (region ${spec.region}${endpoint}${deadline}${memory})`;
 }
 
 /**
@@ -107,7 +114,7 @@ export function parseParcelsSpec(text: string, source: string, cwd: string, env:
   if (/^s3:\/\//i.test(trimmed)) return parseS3(trimmed, source, env);
   throw invalid(
     `${source}: "${trimmed}" is not a parcel store; use file:<directory> or ` +
-      's3://<bucket>[/<prefix>]?endpoint=<url>&region=<region>&forcePathStyle=true&requestDeadline=<duration>',
+      's3://<bucket>[/<prefix>]?endpoint=<url>&region=<region>&forcePathStyle=true&requestDeadline=<duration>&partMemory=<size>',
   );
 }
 
@@ -176,6 +183,12 @@ function parseS3(text: string, source: string, env: NodeJS.ProcessEnv): ParcelsS
       throw invalid(`${source}: requestDeadline must be longer than 0 ms and at most ${MAX_DURATION_MS} ms, got ${requestDeadlineMs} ms`);
     }
   }
+  const memoryText = once('partMemory');
+  let partMemoryBytes: number | undefined;
+  if (memoryText !== undefined) {
+    partMemoryBytes = parseByteSize(memoryText);
+    if (partMemoryBytes === undefined) throw invalid(`${source}: partMemory "${memoryText}" is not a size; ${SIZE_RULE}`);
+  }
   return {
     kind: 's3',
     bucket,
@@ -184,6 +197,7 @@ function parseS3(text: string, source: string, env: NodeJS.ProcessEnv): ParcelsS
     region,
     forcePathStyle,
     ...(requestDeadlineMs === undefined ? {} : { requestDeadlineMs }),
+    ...(partMemoryBytes === undefined ? {} : { partMemoryBytes }),
   };
 }
 

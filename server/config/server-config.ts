@@ -14,6 +14,7 @@ import { syntaxErrorSummary } from '../../core/codec/document-codec.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { parseStrategy } from '../../core/signing/verification.js';
 import { parseIndexSpec, parseParcelsSpec, type IndexSpec, type ParcelsSpec } from './backend-specs.js';
+import { parseByteSize, SIZE_RULE } from './byte-sizes.js';
 import { DURATION_RULE, MAX_DURATION_MS, parseDuration } from './durations.js';
 import { defaultMaxConnections, openFileLimit } from '../http/connection-limit.js';
 import { DEFAULT_BODY_IDLE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_SEND_TIMEOUT_MS } from '../http/request-timeouts.js';
@@ -170,7 +171,7 @@ const SETTINGS = {
   parcels: {
     flag: 'parcels', arg: '<spec>', env: 'BINDLE_PARCELS', fileKeys: ['parcels'], kind: 'string',
     help: 'parcel store: file:<directory> or s3://<bucket>[/<prefix>]?endpoint=<url>&region=<region>&forcePathStyle=true' +
-      '&requestDeadline=<duration>, credentials from AWS_* variables (default: file:<directory>)',
+      '&requestDeadline=<duration>&partMemory=<size>, credentials from AWS_* variables (default: file:<directory>)',
   },
   keyring: {
     flag: 'keyring', short: 'r', arg: '<path>', env: 'BINDLE_KEYRING',
@@ -717,34 +718,11 @@ function resolveTls(pickString: PickString, cwd: string): ServerConfig['tls'] {
   return { certPath: resolve(cwd, cert.value), keyPath: resolve(cwd, key.value) };
 }
 
-const SIZE_UNITS: Readonly<Record<string, number>> = {
-  '': 1,
-  b: 1,
-  kb: 1000,
-  kib: 1024,
-  mb: 1000 ** 2,
-  mib: 1024 ** 2,
-  gb: 1000 ** 3,
-  gib: 1024 ** 3,
-  tb: 1000 ** 4,
-  tib: 1024 ** 4,
-};
-
-/** Parses a byte size: plain bytes, or a number with B, KB, KiB, MB, MiB, GB, GiB, TB, TiB (any case). */
-export function parseByteSize(text: string): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
-  if (m === null) return undefined;
-  const unit = SIZE_UNITS[(m[2] ?? '').toLowerCase()];
-  if (unit === undefined) return undefined;
-  const bytes = Math.floor(Number(m[1]) * unit);
-  return Number.isSafeInteger(bytes) ? bytes : undefined;
-}
-
 function pickSize(raw: Sourced | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
   const bytes = typeof raw.value === 'number' ? raw.value : typeof raw.value === 'string' ? parseByteSize(raw.value) : undefined;
   if (bytes === undefined || !Number.isSafeInteger(bytes)) {
-    throw invalid(`${raw.source}: "${String(raw.value)}" is not a size; use bytes or a number with a unit (KB, KiB, MB, MiB, GB, GiB, TB, TiB)`);
+    throw invalid(`${raw.source}: "${String(raw.value)}" is not a size; ${SIZE_RULE}`);
   }
   if (bytes < 1) throw invalid(`${raw.source}: a size limit must be at least 1 byte`);
   return bytes;

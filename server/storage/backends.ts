@@ -70,7 +70,12 @@ export async function openParcelStore(spec: ParcelsSpec, opts: OpenOptions = {})
       }
       return FileParcelStore.open(spec.directory, opts.staging);
     case 's3': {
-      const [{ S3ParcelStore }, { PartSpool }] = await Promise.all([import('./s3-parcel-store.js'), import('./part-spool.js')]);
+      const [{ S3ParcelStore }, spools] = await Promise.all([import('./s3-parcel-store.js'), import('./part-spool.js')]);
+      const partMemory = spec.partMemoryBytes ?? spools.PART_MEMORY_CAP_BYTES;
+      // A store given neither shares the process's spool (processPartSpool).
+      const partSpool = opts.partSpoolDirectory === undefined && spec.partMemoryBytes === undefined
+        ? undefined
+        : new spools.PartSpool(opts.partSpoolDirectory, partMemory, spools.PART_WHOLE_FROM_BYTES, spools.readBackCapFor(partMemory));
       return S3ParcelStore.open({
         bucket: spec.bucket,
         prefix: spec.prefix,
@@ -79,7 +84,7 @@ export async function openParcelStore(spec: ParcelsSpec, opts: OpenOptions = {})
         ...opts.staging,
         ...(spec.endpoint !== undefined ? { endpoint: spec.endpoint } : {}),
         ...(spec.requestDeadlineMs !== undefined ? { timeouts: { deadlineMs: spec.requestDeadlineMs } } : {}),
-        ...(opts.partSpoolDirectory !== undefined ? { partSpool: new PartSpool(opts.partSpoolDirectory) } : {}),
+        ...(partSpool === undefined ? {} : { partSpool }),
       });
     }
   }

@@ -54,9 +54,15 @@ export const PART_WHOLE_FROM_BYTES = 1 << 20;
 
 /**
  * What the buffers spooled parts are read back into may hold together, lent out while their parts
- * are sent or kept free for the next ones, 64 MiB (eight 8 MiB parts) by default.
+ * are sent or kept free for the next ones, given the spool's memory cap: half as much again (at
+ * least a byte: with no memory for parts, one part is read back at a time).
  */
-export const PART_READ_BACK_CAP_BYTES = 64 << 20;
+export function readBackCapFor(cap: number): number {
+  return Math.max(1, Math.floor(cap / 2));
+}
+
+/** The read-back cap by default, 64 MiB (eight 8 MiB parts). */
+export const PART_READ_BACK_CAP_BYTES = readBackCapFor(PART_MEMORY_CAP_BYTES);
 
 /** A buffer lent to read a spooled part back into, and how to give it back. */
 export interface ReadBackLease {

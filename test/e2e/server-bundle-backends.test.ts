@@ -13,7 +13,7 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import t from 'tap';
+import t, { type Test } from 'tap';
 
 import { creatorKey, sha256, signedInvoice } from '../helpers/bindles.js';
 import { exitList, withModuleList } from '../helpers/module-list.js';
@@ -70,21 +70,24 @@ if (pgUrl !== undefined && s3 !== undefined) await t.test('on PostgreSQL + S3 th
   }
 });
 
-if (pgUrl !== undefined && s3 !== undefined) await t.test('on S3, parts past the memory cap are spooled to unlinked files under <directory>/part-spool', async (t) => {
+/**
+ * Starts a server on S3 (its parcels spec given `query` too), has `uploads` clients each send 7 MiB
+ * of a 9 MiB parcel and stop, and checks that at least `expectSpooled` of their parts are spooled
+ * to unlinked files under <directory>/part-spool, closed once the clients go.
+ */
+async function stoppedUploadsSpool(t: Test, query: string, uploads: number, expectSpooled: number): Promise<void> {
+  if (pgUrl === undefined || s3 === undefined) throw new Error('needs PostgreSQL and S3');
   const bucket = await s3TestBucket(t, await s3TestClient(t, s3));
   const dir = t.testdir();
   const server = await startServerProcess(t, {
     args: [
       '--index', await freshDatabase(t, pgUrl),
-      '--parcels', s3ParcelsSpec(s3, bucket, 'spool'),
+      '--parcels', `${s3ParcelsSpec(s3, bucket, 'spool')}${query}`,
       '--signing-keys', createHostKeys(t, dir),
       '--keyring', vec('scaffolds', 'keys', 'keyring.toml'),
       '--unauthenticated',
     ],
   });
-  // Each upload's first part reserves its 8 MiB once it holds 1 MiB (PART_WHOLE_FROM_BYTES): at most 16 fit in 128 MiB.
-  const uploads = 24;
-  const expectSpooled = uploads - 16;
   const declared = 9 << 20;
   const digests = Array.from({ length: uploads }, () => randomBytes(32).toString('hex'));
   const unsigned: Invoice = {
@@ -136,4 +139,8 @@ if (pgUrl !== undefined && s3 !== undefined) await t.test('on S3, parts past the
   for (let waited = 0; spoolFiles().length > 0 && waited < 30_000; waited += 50) await sleep(50);
   t.same(spoolFiles(), [], 'their clients gone, the files are closed');
   t.equal(await server.stop(), 0);
-});
+}
+
+// Each upload's first part reserves its 8 MiB once it holds 1 MiB (PART_WHOLE_FROM_BYTES): at most 16 fit in 128 MiB.
+if (pgUrl !== undefined && s3 !== undefined) await t.test('on S3, parts past the memory cap are spooled to unlinked files under <directory>/part-spool', (t) => stoppedUploadsSpool(t, '', 24, 24 - 16));
+if (pgUrl !== undefined && s3 !== undefined) await t.test('the s3:// parameter partMemory sets the cap: with 0, every part is spooled', (t) => stoppedUploadsSpool(t, '&partMemory=0', 3, 3));

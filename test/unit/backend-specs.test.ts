@@ -51,6 +51,11 @@ t.test('parcel specs', async (t) => {
       kind: 's3', bucket: 'bucket', prefix: '', region: 'us-east-1', forcePathStyle: false, requestDeadlineMs: ms,
     }, `requestDeadline=${text}`);
   }
+  for (const [text, bytes] of [['256MiB', 256 << 20], ['0', 0], ['1GB', 1e9], ['1048576', 1 << 20]] as const) {
+    t.same(parseParcelsSpec(`s3://bucket?partMemory=${text}`, 'x', CWD, {}), {
+      kind: 's3', bucket: 'bucket', prefix: '', region: 'us-east-1', forcePathStyle: false, partMemoryBytes: bytes,
+    }, `partMemory=${text}`);
+  }
   for (const [bad, why] of [
     ['file:', /needs a directory/],
     ['/data', /not a parcel store/],
@@ -70,6 +75,9 @@ t.test('parcel specs', async (t) => {
     ['s3://bucket?requestDeadline=999h', /requestDeadline must be .*at most 2147483647 ms, got 3596400000 ms/],
     ['s3://bucket?requestDeadline=', /"requestDeadline" is empty/],
     ['s3://bucket?requestDeadline=1s&requestDeadline=2s', /"requestDeadline" is given 2 times/],
+    ['s3://bucket?partMemory=lots', /partMemory "lots" is not a size; use bytes or a number with a unit/],
+    ['s3://bucket?partMemory=-1MiB', /partMemory "-1MiB" is not a size/],
+    ['s3://bucket?partMemory=', /"partMemory" is empty/],
     ['s3://bucket/a//b', /empty, "." or ".." segments/],
     ['s3://bucket/a%zz', /not valid percent-encoding/],
   ] as const) {
@@ -83,6 +91,7 @@ t.test('descriptions never show a password', async (t) => {
   t.equal(describeIndex({ kind: 'sqlite', path: '/d/i.sqlite' }), 'sqlite:/d/i.sqlite');
   t.equal(describeParcels({ kind: 's3', bucket: 'b', prefix: 'p', region: 'r', forcePathStyle: true, endpoint: 'http://h' }), 's3://b/p (region r, endpoint http://h)');
   t.equal(describeParcels({ kind: 's3', bucket: 'b', prefix: '', region: 'r', forcePathStyle: false, requestDeadlineMs: 60_000 }), 's3://b (region r, request deadline 60000 ms)');
+  t.equal(describeParcels({ kind: 's3', bucket: 'b', prefix: '', region: 'r', forcePathStyle: false, partMemoryBytes: 0 }), 's3://b (region r, part memory 0 bytes)');
 });
 
 t.test('config: defaults live in the data directory', async (t) => {

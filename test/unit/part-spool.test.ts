@@ -9,7 +9,15 @@ import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import t from 'tap';
 
-import { GatheredPart, IDLE_RELEASE_MS, PartSpool, type ReadBackLease } from '../../server/storage/part-spool.js';
+import {
+  GatheredPart,
+  IDLE_RELEASE_MS,
+  PART_MEMORY_CAP_BYTES,
+  PART_READ_BACK_CAP_BYTES,
+  PartSpool,
+  readBackCapFor,
+  type ReadBackLease,
+} from '../../server/storage/part-spool.js';
 
 t.test('reserve gives memory within the cap and refuses past it; release gives it back', async (t) => {
   const spool = new PartSpool(t.testdir(), 100);
@@ -136,6 +144,11 @@ t.test('a spooled gathered part is read back under the read-back cap, waiting fo
   third.close();
   await t.rejects(fourthWaits, /closed while it waited/, 'closed while waiting: refused once its turn comes, holding nothing');
   t.same([spool.readingBack, spool.readBacksWaiting, spool.files], [0, 0, 0]);
+});
+
+t.test('the read-back cap that goes with a memory cap is half of it, at least a byte', async (t) => {
+  t.equal(PART_READ_BACK_CAP_BYTES, PART_MEMORY_CAP_BYTES / 2);
+  t.same([readBackCapFor(256 << 20), readBackCapFor(3), readBackCapFor(0)], [128 << 20, 1, 1]);
 });
 
 t.test('read-back buffers are lent within the cap, reused once given back, and let go once idle', async (t) => {

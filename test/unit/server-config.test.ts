@@ -1,11 +1,11 @@
 import { resolve } from 'node:path';
 import t, { type Test } from 'tap';
 import { defaultMaxConnections, openFileLimit } from '../../server/http/connection-limit.js';
+import { parseByteSize } from '../../server/config/byte-sizes.js';
 import {
   authMode,
   loadServerConfig,
   parseAddress,
-  parseByteSize,
   parseServerInvocation,
   serverHelp,
   type ServerConfig,
