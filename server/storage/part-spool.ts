@@ -192,7 +192,11 @@ export class PartPlace {
   }
 }
 
-/** The memory allowance of parts being filled, and the directory of the parts spooled past it. */
+/**
+ * The memory allowance of parts in memory (being filled, being sent, kept as spares), the
+ * directory of the parts spooled past it, and the buffers spooled parts are read back into (lent,
+ * given back, kept free within the read-back cap for read-backs and new parts).
+ */
 export class PartSpool {
   #held = 0;
   #files = 0;
@@ -202,7 +206,7 @@ export class PartSpool {
   #readBackHeld = 0;
   /** Bytes of read-back buffers lent out. */
   #readingBack = 0;
-  /** Read-back buffers not lent out, kept for the next read-backs until they are idle. */
+  /** Buffers not lent out, kept for the next read-backs (and parts, `takeFree`) until they are idle. */
   #readBackFree: Buffer[] = [];
   #readBackAllocated = 0;
   /** Lendings and returns so far, and as many as the idle timer saw when it last looked. */
