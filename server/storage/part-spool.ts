@@ -37,6 +37,51 @@ import { join } from 'node:path';
  */
 export const IDLE_RELEASE_MS = 1000;
 
+/**
+ * Runs `onIdle` once a whole IDLE_RELEASE_MS has passed with no `touch` while `busy()` was false
+ * (so between one and two IDLE_RELEASE_MS after the last one). `arm` starts watching unless it
+ * is already; it stops after `onIdle` or `clear`. One timer, refreshed when it finds activity,
+ * so `touch` costs no timer call.
+ */
+export class IdleWatch {
+  #touches = 0;
+  #touchesSeen = 0;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly onIdle: () => void,
+    private readonly busy: () => boolean = () => false,
+  ) {}
+
+  /** Counts activity: the watch waits a whole period more. */
+  touch(): void {
+    this.#touches++;
+  }
+
+  /** Starts watching, unless it is watching already. */
+  arm(): void {
+    if (this.#timer !== undefined) return;
+    this.#touchesSeen = this.#touches;
+    const timer = setTimeout(() => {
+      if (this.busy() || this.#touches !== this.#touchesSeen) {
+        this.#touchesSeen = this.#touches;
+        timer.refresh();
+        return;
+      }
+      this.#timer = undefined;
+      this.onIdle();
+    }, IDLE_RELEASE_MS);
+    timer.unref();
+    this.#timer = timer;
+  }
+
+  /** Stops watching. */
+  clear(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
 /** The directory, under a server's data directory, where its S3 store spools parts. */
 export const PART_SPOOL_DIRECTORY = 'part-spool';
 
@@ -202,17 +247,15 @@ export class PartSpool {
   #files = 0;
   #spooled = 0;
   #prepared = false;
-  /** Bytes of read-back buffers, lent out or free. */
-  #readBackHeld = 0;
   /** Bytes of read-back buffers lent out. */
   #readingBack = 0;
   /** Buffers not lent out, kept for the next read-backs (and parts, `takeFree`) until they are idle. */
   #readBackFree: Buffer[] = [];
   #readBackAllocated = 0;
-  /** Lendings and returns so far, and as many as the idle timer saw when it last looked. */
-  #readBackUses = 0;
-  #readBackUsesSeen = 0;
-  #readBackIdle: NodeJS.Timeout | undefined;
+  /** Lets the free buffers go once none was lent, taken or kept for a whole IDLE_RELEASE_MS. */
+  readonly #readBackIdle = new IdleWatch(() => {
+    this.#readBackFree = [];
+  });
   /** Read-backs waiting for a buffer, first come first served. */
   readonly #readBackQueue: { bytes: number; bufferBytes: number; grant: (lease: ReadBackLease) => void }[] = [];
 
@@ -238,7 +281,12 @@ export class PartSpool {
 
   /** Bytes of read-back buffers kept free for the next read-backs. */
   get readBackFree(): number {
-    return this.#readBackHeld - this.#readingBack;
+    return this.#readBackFree.reduce((n, buffer) => n + buffer.length, 0);
+  }
+
+  /** Bytes of read-back buffers, lent out or free: what the read-back cap bounds. */
+  #readBackHeld(): number {
+    return this.#readingBack + this.readBackFree;
   }
 
   /** Read-back buffers allocated so far. */
@@ -269,11 +317,10 @@ export class PartSpool {
 
   #lendReadBacks(): void {
     for (let next = this.#readBackQueue[0]; next !== undefined; next = this.#readBackQueue[0]) {
-      const buffer = this.#freeBuffer(next.bytes) ?? this.#newBuffer(next.bufferBytes);
+      const buffer = this.#takeFreeWhere((free) => free.length >= next.bytes) ?? this.#newBuffer(next.bufferBytes);
       if (buffer === undefined) return;
       this.#readBackQueue.shift();
       this.#readingBack += buffer.length;
-      this.#readBackUses++;
       next.grant({ buffer, release: this.#returner(buffer) });
     }
   }
@@ -283,12 +330,7 @@ export class PartSpool {
    * cap then covers; undefined if there is none.
    */
   takeFree(bytes: number): Buffer | undefined {
-    const at = this.#readBackFree.findIndex((buffer) => buffer.length === bytes);
-    if (at < 0) return undefined;
-    const [buffer] = this.#readBackFree.splice(at, 1);
-    this.#readBackHeld -= bytes;
-    this.#readBackUses++;
-    return buffer;
+    return this.#takeFreeWhere((buffer) => buffer.length === bytes);
   }
 
   /**
@@ -296,65 +338,39 @@ export class PartSpool {
    * read-backs and parts, if the read-back cap has room for it; else it is dropped.
    */
   keepFree(buffer: Buffer): void {
-    if (this.#readBackHeld + buffer.length > this.readBackCap) return;
-    this.#readBackHeld += buffer.length;
-    this.#readBackUses++;
-    this.#readBackFree.push(buffer);
-    this.#watchReadBackIdle();
+    if (this.#readBackHeld() + buffer.length <= this.readBackCap) {
+      this.#readBackFree.push(buffer);
+      this.#readBackIdle.touch();
+      this.#readBackIdle.arm();
+    }
     this.#lendReadBacks();
   }
 
-  /** A free read-back buffer of at least `bytes`, taken off the free list. */
-  #freeBuffer(bytes: number): Buffer | undefined {
-    const at = this.#readBackFree.findIndex((buffer) => buffer.length >= bytes);
-    return at < 0 ? undefined : this.#readBackFree.splice(at, 1)[0];
+  /** The first free buffer `fits`, taken off the free list. */
+  #takeFreeWhere(fits: (buffer: Buffer) => boolean): Buffer | undefined {
+    const at = this.#readBackFree.findIndex(fits);
+    if (at < 0) return undefined;
+    this.#readBackIdle.touch();
+    return this.#readBackFree.splice(at, 1)[0];
   }
 
   /** A new read-back buffer, if the cap allows it once free buffers are let go (or nothing else is held). */
   #newBuffer(bytes: number): Buffer | undefined {
-    while (this.#readBackHeld + bytes > this.readBackCap) {
-      const dropped = this.#readBackFree.pop();
-      if (dropped === undefined) break;
-      this.#readBackHeld -= dropped.length;
-    }
-    if (this.#readBackHeld > 0 && this.#readBackHeld + bytes > this.readBackCap) return undefined;
-    this.#readBackHeld += bytes;
+    while (this.#readBackHeld() + bytes > this.readBackCap && this.#readBackFree.pop() !== undefined);
+    if (this.#readingBack > 0 && this.#readingBack + bytes > this.readBackCap) return undefined;
     this.#readBackAllocated++;
     return Buffer.allocUnsafe(bytes);
   }
 
+  /** Gives a lent buffer back: kept free if the read-back cap has room for it (else dropped). */
   #returner(buffer: Buffer): () => void {
     let returned = false;
     return () => {
       if (returned) return;
       returned = true;
       this.#readingBack -= buffer.length;
-      this.#readBackUses++;
-      if (this.#readBackHeld > this.readBackCap) this.#readBackHeld -= buffer.length;
-      else {
-        this.#readBackFree.push(buffer);
-        this.#watchReadBackIdle();
-      }
-      this.#lendReadBacks();
+      this.keepFree(buffer);
     };
-  }
-
-  /** Lets the free read-back buffers go once none was lent or given back for a whole IDLE_RELEASE_MS. */
-  #watchReadBackIdle(): void {
-    if (this.#readBackIdle !== undefined) return;
-    this.#readBackUsesSeen = this.#readBackUses;
-    const idle = setTimeout(() => {
-      if (this.#readBackUses !== this.#readBackUsesSeen && this.#readBackFree.length > 0) {
-        this.#readBackUsesSeen = this.#readBackUses;
-        idle.refresh();
-        return;
-      }
-      this.#readBackIdle = undefined;
-      for (const buffer of this.#readBackFree) this.#readBackHeld -= buffer.length;
-      this.#readBackFree = [];
-    }, IDLE_RELEASE_MS);
-    idle.unref();
-    this.#readBackIdle = idle;
   }
 
   /** Bytes reserved by parts in memory now. */

@@ -7,7 +7,7 @@
  * (./part-spool.ts).
  */
 
-import { IDLE_RELEASE_MS, type PartPlace, type PartSpool, type ReadBackLease } from './part-spool.js';
+import { IdleWatch, type PartPlace, type PartSpool, type ReadBackLease } from './part-spool.js';
 
 
 /** Sends one part (numbered from 1); the buffer is the writer's again once the promise settles. */
@@ -72,11 +72,16 @@ export class PartWriter {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private allocated = 0;
-  /** `add`s so far, and as many as the idle timer saw when it last looked. */
-  private adds = 0;
-  private addsSeen = 0;
-  /** Lets the spares go once a whole IDLE_RELEASE_MS passed without an `add`; see `watchIdle`. */
-  private idle: NodeJS.Timeout | undefined;
+  /**
+   * Lets the spares (and a part buffer holding few bytes) go once a whole IDLE_RELEASE_MS passed
+   * without an `add` while no `add` waited for the service; armed while parts are under way
+   * (their buffers are spares once stored) or spares are kept, it stops once it let them go.
+   */
+  private readonly idle = new IdleWatch(() => {
+    this.letSparesGo();
+    this.shrinkFilling();
+    this.released = true;
+  }, () => this.waiting);
   /** The spares were let go, and no `add` has come since: parts stored now keep no buffer either. */
   private released = false;
   /** An `add` is waiting for a part to be stored: the upload waits for the service, not its client. */
@@ -113,7 +118,7 @@ export class PartWriter {
   /** Takes `chunk`'s bytes into the parts, sending each part that fills up. `chunk` must not change afterwards. */
   async add(chunk: Buffer): Promise<void> {
     this.released = false;
-    this.adds++;
+    this.idle.touch();
     for (let offset = 0; offset < chunk.length; ) {
       const spooled = this.place?.file;
       if (spooled !== undefined) {
@@ -183,8 +188,7 @@ export class PartWriter {
 
   /** Clears the idle timer and lets the spares go, for good: the writer takes no more bytes. */
   private retire(): void {
-    clearTimeout(this.idle);
-    this.idle = undefined;
+    this.idle.clear();
     this.letSparesGo();
     this.released = true;
   }
@@ -311,29 +315,7 @@ export class PartWriter {
       }
     }
     this.spare.push({ buffer: part, place: covered });
-    this.watchIdle();
-  }
-
-  /**
-   * Sets the idle timer unless it is set: while parts are under way (their buffers are spares
-   * once stored) or spares are kept. It stops once it let the spares go.
-   */
-  private watchIdle(): void {
-    if (this.idle !== undefined) return;
-    this.addsSeen = this.adds;
-    const idle = setTimeout(() => {
-      if (this.waiting || this.adds !== this.addsSeen) {
-        this.addsSeen = this.adds;
-        idle.refresh();
-        return;
-      }
-      this.idle = undefined;
-      this.letSparesGo();
-      this.shrinkFilling();
-      this.released = true;
-    }, IDLE_RELEASE_MS);
-    idle.unref();
-    this.idle = idle;
+    this.idle.arm();
   }
 
   /** A part buffer: one the spool keeps free if it has one of the size, else a new one. */
@@ -360,7 +342,7 @@ export class PartWriter {
     const sent = this.send(this.sending.length + 1, body).finally(() => this.partDone(part, place, release));
     sent.catch(() => undefined);
     this.sending.push(sent);
-    if (part !== undefined && !this.released) this.watchIdle();
+    if (part !== undefined && !this.released) this.idle.arm();
     const oldest = this.sending.at(-this.inFlight - 1);
     if (oldest === undefined) return;
     this.waiting = true;
