@@ -13,12 +13,10 @@
  * A part in memory keeps its reservation while it is sent, until the service has answered, and a
  * stored part's buffer kept for the upload's next part keeps it too (PartWriter): the cap counts
  * every part buffer an upload holds, not only those being filled. A spooled part, once complete,
- * is read back into a buffer the spool lends it under a second allowance, the read-back cap, held
- * until the service has answered for it: a part waits for a buffer there (first come, first
- * served), never for the clients of other uploads, since only parts being sent hold them. Those
- * buffers are given back to the spool and lent again: however many parts are read back, what
- * their buffers hold stays within the read-back cap, and a busy spool allocates few of them
- * instead of one per part for the collector to free later; they are let go once idle.
+ * is read back into a buffer lent by the spool's ReadBackPool (./read-back-pool.ts) under a second
+ * allowance, the read-back cap, held until the service has answered for it, then lent again:
+ * however many parts are read back, what their buffers hold stays within the read-back cap, and a
+ * busy spool allocates few of them instead of one per part for the collector to free later.
  *
  * A parcel the S3 store stores with one PutObject (up to 8 MiB) is gathered under the same rules
  * (GatheredPart).
@@ -30,57 +28,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-
-/**
- * How long part buffers may go unused before they are let go: an upload's spares once it receives
- * nothing (PartWriter), the spool's free read-back buffers once none is lent or given back.
- */
-export const IDLE_RELEASE_MS = 1000;
-
-/**
- * Runs `onIdle` once a whole IDLE_RELEASE_MS has passed with no `touch` while `busy()` was false
- * (so between one and two IDLE_RELEASE_MS after the last one). `arm` starts watching unless it
- * is already; it stops after `onIdle` or `clear`. One timer, refreshed when it finds activity,
- * so `touch` costs no timer call.
- */
-export class IdleWatch {
-  #touches = 0;
-  #touchesSeen = 0;
-  #timer: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly onIdle: () => void,
-    private readonly busy: () => boolean = () => false,
-  ) {}
-
-  /** Counts activity: the watch waits a whole period more. */
-  touch(): void {
-    this.#touches++;
-  }
-
-  /** Starts watching, unless it is watching already. */
-  arm(): void {
-    if (this.#timer !== undefined) return;
-    this.#touchesSeen = this.#touches;
-    const timer = setTimeout(() => {
-      if (this.busy() || this.#touches !== this.#touchesSeen) {
-        this.#touchesSeen = this.#touches;
-        timer.refresh();
-        return;
-      }
-      this.#timer = undefined;
-      this.onIdle();
-    }, IDLE_RELEASE_MS);
-    timer.unref();
-    this.#timer = timer;
-  }
-
-  /** Stops watching. */
-  clear(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-  }
-}
+import { ReadBackPool } from './read-back-pool.js';
 
 /** The directory, under a server's data directory, where its S3 store spools parts. */
 export const PART_SPOOL_DIRECTORY = 'part-spool';
@@ -108,12 +56,6 @@ export function readBackCapFor(cap: number): number {
 
 /** The read-back cap by default, 64 MiB (eight 8 MiB parts). */
 export const PART_READ_BACK_CAP_BYTES = readBackCapFor(PART_MEMORY_CAP_BYTES);
-
-/** A buffer lent to read a spooled part back into, and how to give it back. */
-export interface ReadBackLease {
-  readonly buffer: Buffer;
-  readonly release: () => void;
-}
 
 /** One part's bytes on disk: appended as they arrive, then read back whole. */
 export class SpooledPart {
@@ -238,26 +180,17 @@ export class PartPlace {
 }
 
 /**
- * The memory allowance of parts in memory (being filled, being sent, kept as spares), the
- * directory of the parts spooled past it, and the buffers spooled parts are read back into (lent,
- * given back, kept free within the read-back cap for read-backs and new parts).
+ * The memory allowance of parts in memory (being filled, being sent, kept as spares) and the
+ * directory of the parts spooled past it; with them, the pool of buffers spooled parts are read
+ * back into (`buffers`).
  */
 export class PartSpool {
   #held = 0;
   #files = 0;
   #spooled = 0;
   #prepared = false;
-  /** Bytes of read-back buffers lent out. */
-  #readingBack = 0;
-  /** Buffers not lent out, kept for the next read-backs (and parts, `takeFree`) until they are idle. */
-  #readBackFree: Buffer[] = [];
-  #readBackAllocated = 0;
-  /** Lets the free buffers go once none was lent, taken or kept for a whole IDLE_RELEASE_MS. */
-  readonly #readBackIdle = new IdleWatch(() => {
-    this.#readBackFree = [];
-  });
-  /** Read-backs waiting for a buffer, first come first served. */
-  readonly #readBackQueue: { bytes: number; bufferBytes: number; grant: (lease: ReadBackLease) => void }[] = [];
+  /** The buffers spooled parts are read back into, within the read-back cap. */
+  readonly buffers: ReadBackPool;
 
   constructor(
     /** Where spool files are created (made when first needed); the system's temp directory by default. */
@@ -267,110 +200,11 @@ export class PartSpool {
     /** From how many bytes held a part reserves its whole size (see PartPlace.hold). */
     readonly wholeFrom: number = PART_WHOLE_FROM_BYTES,
     /** What the buffers that spooled parts are read back into may hold together, lent out or kept free. */
-    readonly readBackCap: number = PART_READ_BACK_CAP_BYTES,
+    readBackCap: number = PART_READ_BACK_CAP_BYTES,
   ) {
     if (!(Number.isSafeInteger(cap) && cap >= 0)) throw new RangeError(`a part spool's memory cap must be a non-negative integer, got ${cap}`);
     if (!(Number.isSafeInteger(wholeFrom) && wholeFrom > 0)) throw new RangeError(`a part spool's wholeFrom must be a positive integer, got ${wholeFrom}`);
-    if (!(Number.isSafeInteger(readBackCap) && readBackCap > 0)) throw new RangeError(`a part spool's read-back cap must be a positive integer, got ${readBackCap}`);
-  }
-
-  /** Bytes of read-back buffers lent out now. */
-  get readingBack(): number {
-    return this.#readingBack;
-  }
-
-  /** Bytes of read-back buffers kept free for the next read-backs. */
-  get readBackFree(): number {
-    return this.#readBackFree.reduce((n, buffer) => n + buffer.length, 0);
-  }
-
-  /** Bytes of read-back buffers, lent out or free: what the read-back cap bounds. */
-  #readBackHeld(): number {
-    return this.#readingBack + this.readBackFree;
-  }
-
-  /** Read-back buffers allocated so far. */
-  get readBackAllocated(): number {
-    return this.#readBackAllocated;
-  }
-
-  /** Read-backs waiting for a buffer. */
-  get readBacksWaiting(): number {
-    return this.#readBackQueue.length;
-  }
-
-  /**
-   * Lends a buffer of at least `bytes` to read a spooled part back into: a free one if there is
-   * one, else a new one of `bufferBytes` (at least `bytes`; the size of the caller's parts, so that
-   * it serves the next read-backs too) while the read-back cap allows it, else, once it does,
-   * after every read-back that asked before (a buffer larger than the whole cap is lent alone).
-   * The caller holds it from reading the part back until the service has answered for it, then
-   * gives it back with `release` (once; later calls do nothing), and must not use it after that.
-   * Free buffers are let go once none was lent or given back for a whole IDLE_RELEASE_MS.
-   */
-  readBack(bytes: number, bufferBytes: number = bytes): Promise<ReadBackLease> {
-    return new Promise((resolve) => {
-      this.#readBackQueue.push({ bytes, bufferBytes: Math.max(bytes, bufferBytes), grant: resolve });
-      this.#lendReadBacks();
-    });
-  }
-
-  #lendReadBacks(): void {
-    for (let next = this.#readBackQueue[0]; next !== undefined; next = this.#readBackQueue[0]) {
-      const buffer = this.#takeFreeWhere((free) => free.length >= next.bytes) ?? this.#newBuffer(next.bufferBytes);
-      if (buffer === undefined) return;
-      this.#readBackQueue.shift();
-      this.#readingBack += buffer.length;
-      next.grant({ buffer, release: this.#returner(buffer) });
-    }
-  }
-
-  /**
-   * A free buffer of exactly `bytes` for a part kept in memory, which its reservation under the
-   * cap then covers; undefined if there is none.
-   */
-  takeFree(bytes: number): Buffer | undefined {
-    return this.#takeFreeWhere((buffer) => buffer.length === bytes);
-  }
-
-  /**
-   * Keeps a part buffer an upload let go (nothing refers to it any more) free for the next
-   * read-backs and parts, if the read-back cap has room for it; else it is dropped.
-   */
-  keepFree(buffer: Buffer): void {
-    if (this.#readBackHeld() + buffer.length <= this.readBackCap) {
-      this.#readBackFree.push(buffer);
-      this.#readBackIdle.touch();
-      this.#readBackIdle.arm();
-    }
-    this.#lendReadBacks();
-  }
-
-  /** The first free buffer `fits`, taken off the free list. */
-  #takeFreeWhere(fits: (buffer: Buffer) => boolean): Buffer | undefined {
-    const at = this.#readBackFree.findIndex(fits);
-    if (at < 0) return undefined;
-    this.#readBackIdle.touch();
-    return this.#readBackFree.splice(at, 1)[0];
-  }
-
-  /** A new read-back buffer, if the cap allows it once free buffers are let go (or nothing else is held). */
-  #newBuffer(bytes: number): Buffer | undefined {
-    while (this.#readBackHeld() + bytes > this.readBackCap && this.#readBackFree.pop() !== undefined);
-    if (this.#readingBack > 0 && this.#readingBack + bytes > this.readBackCap) return undefined;
-    this.#readBackAllocated++;
-    return Buffer.allocUnsafe(bytes);
-  }
-
-  /** Gives a lent buffer back: kept free if the read-back cap has room for it (else dropped). */
-  #returner(buffer: Buffer): () => void {
-    let returned = false;
-    return () => {
-      if (returned) return;
-      returned = true;
-      this.#readingBack -= buffer.length;
-      this.keepFree(buffer);
-    };
+    this.buffers = new ReadBackPool(readBackCap);
   }
 
   /** Bytes reserved by parts in memory now. */
@@ -486,7 +320,7 @@ export class GatheredPart {
       const [only] = chunks;
       return chunks.length === 1 && only !== undefined ? only : Buffer.concat(chunks);
     }
-    const { buffer, release } = await this.spool.readBack(file.size);
+    const { buffer, release } = await this.spool.buffers.lend(file.size);
     if (this.#closed) {
       release();
       throw new Error('the gathered part was closed while it waited to be read back');

@@ -7,7 +7,9 @@
  * (./part-spool.ts).
  */
 
-import { IdleWatch, type PartPlace, type PartSpool, type ReadBackLease } from './part-spool.js';
+import { IdleWatch } from './idle-watch.js';
+import type { PartPlace, PartSpool } from './part-spool.js';
+import type { ReadBackLease } from './read-back-pool.js';
 
 
 /** Sends one part (numbered from 1); the buffer is the writer's again once the promise settles. */
@@ -51,7 +53,7 @@ interface Spare {
  *   buffer the spool lends within its read-back cap, waiting for one there, held until the
  *   service has answered for it;
  * - a part buffer the upload lets go is kept by the spool, within its read-back cap, for the next
- *   read-backs and for new part buffers of any upload (PartSpool.keepFree, takeFree).
+ *   read-backs and for new part buffers of any upload (ReadBackPool.keepFree, takeFree).
  * So what the uploads of a process hold in part buffers stays within the two caps, however many
  * of them stop part-way, send at once or wait for the service; a part that arrives whole in one
  * chunk (a chunk as long as a part, which the store's receive batches never are) is the one
@@ -180,7 +182,7 @@ export class PartWriter {
   close(): void {
     this.retire();
     this.endPart();
-    if (this.filling !== undefined) this.spool?.keepFree(this.filling);
+    if (this.filling !== undefined) this.spool?.buffers.keepFree(this.filling);
     this.filling = undefined;
     this.pending = [];
     this.pendingBytes = 0;
@@ -197,7 +199,7 @@ export class PartWriter {
   private letSparesGo(): void {
     for (const { buffer, place } of this.spare) {
       place?.end();
-      this.spool?.keepFree(buffer);
+      this.spool?.buffers.keepFree(buffer);
     }
     this.spare.length = 0;
   }
@@ -221,7 +223,7 @@ export class PartWriter {
     const place = this.place;
     if (this.spool === undefined || this.filling === undefined || place === undefined || this.filled >= this.spool.wholeFrom) return;
     const held = Buffer.from(this.filling.subarray(0, this.filled));
-    this.spool.keepFree(this.filling);
+    this.spool.buffers.keepFree(this.filling);
     this.filling = undefined;
     this.filled = 0;
     place.shrink(held.length);
@@ -269,7 +271,7 @@ export class PartWriter {
     const spare = into ?? this.spare.pop();
     let lease: ReadBackLease | undefined;
     if (spare === undefined && this.spool !== undefined) {
-      lease = await this.spool.readBack(spooled.size, this.partBytes);
+      lease = await this.spool.buffers.lend(spooled.size, this.partBytes);
       if (this.place?.file !== spooled) {
         lease.release();
         throw new Error('the upload was closed while its part waited to be read back');
@@ -302,7 +304,7 @@ export class PartWriter {
     release?.();
     if (part === undefined || this.released) {
       place?.end();
-      if (part !== undefined) this.spool?.keepFree(part);
+      if (part !== undefined) this.spool?.buffers.keepFree(part);
       return;
     }
     let covered = place;
@@ -310,7 +312,7 @@ export class PartWriter {
       covered ??= this.spool.begin();
       if (!covered.hold(part.length, part.length)) {
         covered.end();
-        this.spool.keepFree(part);
+        this.spool.buffers.keepFree(part);
         return;
       }
     }
@@ -320,7 +322,7 @@ export class PartWriter {
 
   /** A part buffer: one the spool keeps free if it has one of the size, else a new one. */
   private allocate(): Buffer {
-    const free = this.spool?.takeFree(this.partBytes);
+    const free = this.spool?.buffers.takeFree(this.partBytes);
     if (free !== undefined) return free;
     this.allocated++;
     return Buffer.allocUnsafe(this.partBytes);

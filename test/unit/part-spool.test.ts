@@ -9,15 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import t from 'tap';
 
-import {
-  GatheredPart,
-  IDLE_RELEASE_MS,
-  PART_MEMORY_CAP_BYTES,
-  PART_READ_BACK_CAP_BYTES,
-  PartSpool,
-  readBackCapFor,
-  type ReadBackLease,
-} from '../../server/storage/part-spool.js';
+import { GatheredPart, PART_MEMORY_CAP_BYTES, PART_READ_BACK_CAP_BYTES, PartSpool, readBackCapFor } from '../../server/storage/part-spool.js';
 
 t.test('reserve gives memory within the cap and refuses past it; release gives it back', async (t) => {
   const spool = new PartSpool(t.testdir(), 100);
@@ -122,16 +114,16 @@ t.test('a spooled gathered part is read back under the read-back cap, waiting fo
   const [first, second] = parts;
   if (first === undefined || second === undefined) throw new Error('two parts');
   t.ok((await first.part.whole()).equals(first.bytes), 'the first read back');
-  t.same([spool.readingBack, spool.files], [400, 1], 'its room held; its file closed');
+  t.same([spool.buffers.lent, spool.files], [400, 1], 'its room held; its file closed');
   const waiting = second.part.whole();
   await new Promise(setImmediate);
-  t.equal(spool.readBacksWaiting, 1, 'the second waits: 400 + 400 is past the read-back cap');
+  t.equal(spool.buffers.waiting, 1, 'the second waits: 400 + 400 is past the read-back cap');
   first.part.close();
   t.ok((await waiting).equals(second.bytes), 'the first closed: the second read back');
-  t.equal(spool.readingBack, 400);
+  t.equal(spool.buffers.lent, 400);
   second.part.close();
   second.part.close();
-  t.same([spool.readingBack, spool.files, spool.held], [0, 0, 0], 'closed: given back, once');
+  t.same([spool.buffers.lent, spool.files, spool.held], [0, 0, 0], 'closed: given back, once');
   const third = new GatheredPart(spool, 600);
   await third.add(randomBytes(600));
   t.ok((await third.whole()).length === 600, 'a part larger than the whole read-back cap goes alone');
@@ -139,74 +131,16 @@ t.test('a spooled gathered part is read back under the read-back cap, waiting fo
   await fourth.add(randomBytes(10));
   const fourthWaits = fourth.whole();
   await new Promise(setImmediate);
-  t.equal(spool.readBacksWaiting, 1, 'and the next waits for it');
+  t.equal(spool.buffers.waiting, 1, 'and the next waits for it');
   fourth.close();
   third.close();
   await t.rejects(fourthWaits, /closed while it waited/, 'closed while waiting: refused once its turn comes, holding nothing');
-  t.same([spool.readingBack, spool.readBacksWaiting, spool.files], [0, 0, 0]);
+  t.same([spool.buffers.lent, spool.buffers.waiting, spool.files], [0, 0, 0]);
 });
 
 t.test('the read-back cap that goes with a memory cap is half of it, at least a byte', async (t) => {
   t.equal(PART_READ_BACK_CAP_BYTES, PART_MEMORY_CAP_BYTES / 2);
   t.same([readBackCapFor(256 << 20), readBackCapFor(3), readBackCapFor(0)], [128 << 20, 1, 1]);
-});
-
-t.test('read-back buffers are lent within the cap, reused once given back, and let go once idle', async (t) => {
-  const spool = new PartSpool(t.testdir(), 0, 100, 30);
-  const a = await spool.readBack(7, 10);
-  const b = await spool.readBack(10, 10);
-  t.same([a.buffer.length, b.buffer.length, spool.readingBack, spool.readBackAllocated], [10, 10, 20, 2], 'buffers of the size asked for, enough for the bytes');
-  const c = await spool.readBack(10, 10);
-  let d: ReadBackLease | undefined;
-  const waiting = spool.readBack(3, 10).then((lease) => (d = lease));
-  await new Promise(setImmediate);
-  t.same([d, spool.readBacksWaiting], [undefined, 1], 'the cap is lent out: the fourth waits');
-  b.release();
-  b.release();
-  await waiting;
-  t.equal(d?.buffer, b.buffer, 'a buffer given back is lent to the next, not allocated again');
-  t.same([spool.readingBack, spool.readBackAllocated], [30, 3]);
-  a.release();
-  c.release();
-  d?.release();
-  t.same([spool.readingBack, spool.readBackFree], [0, 30], 'given back: kept free for the next read-backs');
-  const big = await spool.readBack(25);
-  t.same([big.buffer.length, spool.readBackFree, spool.readingBack], [25, 0, 25], 'a buffer no free one can stand for: free ones let go to make room');
-  big.release();
-  const huge = await spool.readBack(40);
-  t.same([huge.buffer.length, spool.readingBack], [40, 40], 'a buffer larger than the whole cap is lent alone');
-  huge.release();
-  t.same([spool.readingBack, spool.readBackFree], [0, 0], 'the free one let go for it, and it is not kept: it would hold more than the cap');
-  const last = await spool.readBack(5);
-  last.release();
-  t.equal(spool.readBackFree, 5);
-  await new Promise((resolve) => setTimeout(resolve, 2 * IDLE_RELEASE_MS + 100));
-  t.equal(spool.readBackFree, 0, 'idle: the free buffers are let go');
-});
-
-t.test('buffers uploads let go are kept free within the read-back cap, for read-backs and for parts of the same size', async (t) => {
-  const spool = new PartSpool(t.testdir(), 100, 100, 20);
-  const [a, b, c] = [Buffer.alloc(10), Buffer.alloc(10), Buffer.alloc(10)];
-  let lent: ReadBackLease | undefined;
-  const filler = await spool.readBack(10);
-  const other = await spool.readBack(10);
-  const waiting = spool.readBack(4).then((lease) => (lent = lease));
-  filler.release();
-  await waiting;
-  t.equal(lent?.buffer, filler.buffer, 'a waiting read-back takes a buffer given back');
-  other.release();
-  lent?.release();
-  t.equal(spool.readBackFree, 20);
-  spool.keepFree(a);
-  t.equal(spool.readBackFree, 20, 'no room within the read-back cap: dropped');
-  t.equal(spool.takeFree(7), undefined, 'only a buffer of exactly the size asked for is taken for a part');
-  const taken = spool.takeFree(10);
-  t.ok(taken === filler.buffer || taken === other.buffer, 'a free buffer of the size');
-  t.equal(spool.readBackFree, 10, 'and it no longer counts: the part\'s reservation covers it');
-  spool.keepFree(b);
-  t.equal(spool.readBackFree, 20, 'room again: kept');
-  spool.keepFree(c);
-  t.equal(spool.readBackFree, 20);
 });
 
 t.test('a gathered part the cap refuses is spilled to a file with what it held, read back whole, and its file closed', async (t) => {

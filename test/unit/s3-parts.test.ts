@@ -13,7 +13,8 @@ import { join } from 'node:path';
 
 import t from 'tap';
 
-import { IDLE_RELEASE_MS, PartSpool } from '../../server/storage/part-spool.js';
+import { IDLE_RELEASE_MS } from '../../server/storage/idle-watch.js';
+import { PartSpool } from '../../server/storage/part-spool.js';
 import { PartWriter } from '../../server/storage/s3-parts.js';
 
 /** A part the writer handed over, its bytes copied (the writer reuses the buffer), and how to let it finish. */
@@ -366,7 +367,7 @@ t.test('with a PartSpool, a part reserves its bytes, then its size, and is spill
   t.same(await readdir(dir), [], 'its file is unlinked from the start');
   await c.writer.add(data.subarray(8, 10));
   await new Promise(setImmediate);
-  t.same([c.parts.length, spool.files, spool.readingBack], [1, 0, 0], 'the spooled part, complete, is read back and sent, its file closed and its read-back room given back');
+  t.same([c.parts.length, spool.files, spool.buffers.lent], [1, 0, 0], 'the spooled part, complete, is read back and sent, its file closed and its read-back room given back');
   t.same([spool.held, c.writer.held], [15, 0], 'its buffer is not kept: the cap could not take it');
   for (let offset = 10; offset < 35; offset += 3) await c.writer.add(data.subarray(offset, Math.min(offset + 3, 35)));
   await c.writer.finish();
@@ -433,10 +434,10 @@ t.test('part buffers an upload lets go are kept by the spool and taken up by the
   await new Promise(setImmediate);
   t.same([first.buffers, first.held], [1, 10], 'one buffer for two parts, a spare now');
   first.close();
-  t.same([spool.held, spool.readBackFree], [0, 10], 'closed: its spare is the spool\'s, free');
+  t.same([spool.held, spool.buffers.free], [0, 10], 'closed: its spare is the spool\'s, free');
   const second = new PartWriter(10, 2, send, spool);
   for (const size of [4, 4, 4]) await second.add(deterministic(size));
-  t.same([second.buffers, spool.readBackFree], [0, 0], 'the next upload\'s part takes it up instead of allocating one');
+  t.same([second.buffers, spool.buffers.free], [0, 0], 'the next upload\'s part takes it up instead of allocating one');
   await second.finish();
   second.close();
 });
@@ -450,11 +451,11 @@ t.test('spooled parts are read back under the read-back cap, waiting for room wh
   for (const [i, writer] of writers.entries()) await writer.add(data.subarray(10 * i, 10 * i + 5));
   const adding = writers.map((writer, i) => writer.add(data.subarray(10 * i + 5, 10 * i + 10)));
   await Promise.all(adding.slice(0, 2));
-  t.same([sent.length, spool.readingBack, spool.readBacksWaiting], [2, 20, 1], 'two parts read back and under way fill the read-back cap; the third waits');
+  t.same([sent.length, spool.buffers.lent, spool.buffers.waiting], [2, 20, 1], 'two parts read back and under way fill the read-back cap; the third waits');
   t.notOk(await isSettled(adding[2] ?? Promise.resolve()), 'its add waits for room');
   sent[0]?.done();
   await adding[2];
-  t.same([sent.length, spool.readingBack, spool.readBacksWaiting], [3, 20, 0], 'one answered: the third is read back and sent');
+  t.same([sent.length, spool.buffers.lent, spool.buffers.waiting], [3, 20, 0], 'one answered: the third is read back and sent');
   t.ok(sent[2]?.bytes.equals(data.subarray(20)), 'its bytes');
   sent[1]?.done();
   sent[2]?.done();
@@ -462,7 +463,7 @@ t.test('spooled parts are read back under the read-back cap, waiting for room wh
     await writer.finish();
     writer.close();
   }
-  t.same([spool.readingBack, spool.held, spool.files], [0, 0, 0], 'everything given back');
+  t.same([spool.buffers.lent, spool.held, spool.files], [0, 0, 0], 'everything given back');
 });
 
 t.test('uploads that send a few bytes each and wait do not take the cap from the others', async (t) => {
@@ -518,9 +519,9 @@ t.test('with no memory allowed, every part begun in a chunk goes through the spo
   t.equal(spool.held, 0);
   t.equal(spool.files, 0);
   t.equal(overwritten, 0, 'no part changed while it was being sent');
-  t.equal(spool.readingBack, 0, 'read-back room given back');
+  t.equal(spool.buffers.lent, 0, 'read-back room given back');
   t.equal(writer.buffers, 0, 'with no memory allowed the upload allocates no part buffer of its own');
-  t.ok(spool.readBackAllocated <= 4, `the spool's read-back buffers reused: ${spool.readBackAllocated} for 13 parts, at most inFlight + 1`);
+  t.ok(spool.buffers.allocated <= 4, `the spool's read-back buffers reused: ${spool.buffers.allocated} for 13 parts, at most inFlight + 1`);
   const whole: Buffer[] = [];
   const inOneChunk = new PartWriter(1000, 3, (_, body) => {
     whole.push(Buffer.from(body));
