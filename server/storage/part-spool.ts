@@ -273,13 +273,20 @@ export const processPartSpool = new PartSpool();
 
 /**
  * One part gathered whole as its bytes arrive, for a single PutObject: kept in memory (reserved as
- * PartPlace.hold says) while the spool's cap allows, else in a spool file. `whole` hands the
- * bytes over as one buffer (a spooled part read back under the spool's read-back cap, once there
- * is room); what they hold stays counted, under the cap or the read-back cap, until `close`,
- * which the caller calls once the service has answered for them.
+ * PartPlace.hold says) while the spool's cap allows, else in a spool file. In memory, its chunks
+ * are kept as received while they are few (under the spool's `wholeFrom`); from then on, when the
+ * part reserves its whole size anyway, they are copied into one buffer of that size as they come
+ * (a free one of the spool's, `takeFree`, or a new one), so that handing the bytes over needs no
+ * second copy of the part beside its chunks. `whole` hands the bytes over as one buffer (a
+ * spooled part read back under the spool's read-back cap, once there is room); what they hold
+ * stays counted, under the cap or the read-back cap, until `close`, which the caller calls once
+ * the service has answered for them, and which gives the part's buffer to the spool's free ones.
  */
 export class GatheredPart {
+  /** The chunks as received, while the part holds fewer than `wholeFrom` bytes in memory. */
   #chunks: Buffer[] = [];
+  /** The part's buffer, once it holds `wholeFrom` bytes in memory: its bytes are copied there. */
+  #buffer: Buffer | undefined;
   #place: PartPlace | undefined;
   #bytes = 0;
   #readBackRelease: (() => void) | undefined;
@@ -291,30 +298,49 @@ export class GatheredPart {
     readonly size: number,
   ) {}
 
-  /** Takes `chunk`'s bytes (it must not change afterwards). */
+  /** Takes `chunk`'s bytes (it must not change afterwards); more than `size` bytes in all are refused. */
   async add(chunk: Buffer): Promise<void> {
+    const bytes = this.#bytes + chunk.length;
+    if (bytes > this.size) throw new RangeError(`a part of ${this.size} bytes was given ${bytes}`);
     const place = (this.#place ??= this.spool.begin());
     const file = place.file;
-    if (file !== undefined) await file.append(chunk);
-    else if (place.hold(this.#bytes + chunk.length, this.size)) {
-      this.#chunks.push(chunk);
-      this.#bytes += chunk.length;
-    } else {
+    if (file !== undefined) {
+      await file.append(chunk);
+      return;
+    }
+    if (!place.hold(bytes, this.size)) {
       const held = this.#chunks;
       this.#chunks = [];
       this.#bytes = 0;
       await place.spill([...held, chunk]);
+      return;
     }
+    this.#bytes = bytes;
+    let buffer = this.#buffer;
+    if (buffer === undefined) {
+      // A part that arrives whole in one chunk is handed over as it is.
+      if (bytes < this.spool.wholeFrom || chunk.length === this.size) {
+        this.#chunks.push(chunk);
+        return;
+      }
+      buffer = this.#buffer = this.spool.buffers.takeFree(this.size) ?? Buffer.allocUnsafe(this.size);
+      let at = 0;
+      for (const held of this.#chunks) at += held.copy(buffer, at);
+      this.#chunks = [];
+    }
+    chunk.copy(buffer, bytes - chunk.length);
   }
 
   /**
-   * The bytes taken, as one buffer; the part keeps no reference to them, but what they hold stays
-   * counted until `close`. Rejects, holding nothing, if the part was closed meanwhile.
+   * The bytes taken, as one buffer; the part keeps no reference to them but the one `close`
+   * gives to the spool's free buffers, and what they hold stays counted until `close`. Rejects,
+   * holding nothing, if the part was closed meanwhile.
    */
   async whole(): Promise<Buffer> {
     const place = this.#place;
     const file = place?.file;
     if (file === undefined) {
+      if (this.#buffer !== undefined) return this.#buffer.subarray(0, this.#bytes);
       const chunks = this.#chunks;
       this.#chunks = [];
       const [only] = chunks;
@@ -333,12 +359,20 @@ export class GatheredPart {
     }
   }
 
-  /** Gives up the bytes, the reservation or the read-back room, and the spool file; once only, later calls do nothing. */
+  /**
+   * Gives up the bytes, the reservation or the read-back room, and the spool file; the part's
+   * buffer, which nothing may use any more, goes to the spool's free buffers. Once only, later
+   * calls do nothing.
+   */
   close(): void {
+    if (this.#closed) return;
     this.#closed = true;
     this.#chunks = [];
     this.#bytes = 0;
     this.#place?.end();
     this.#readBackRelease?.();
+    const buffer = this.#buffer;
+    this.#buffer = undefined;
+    if (buffer !== undefined) this.spool.buffers.keepFree(buffer);
   }
 }

@@ -471,9 +471,10 @@ export class S3ParcelStore implements ParcelStore {
    * the parcel absent before), data that fails its checks is refused as stored when it is.
    */
   private async putSmall(sha256: string, expectedSize: number, data: Readable, lookedUp: boolean): Promise<void> {
-    // The received chunks gathered (in memory within the part spool's cap, else in a spool file)
-    // until the data checked out, then handed over as one buffer, the PutObject's body: one copy
-    // of the parcel is held while it is sent, and counted by the spool until the service answered.
+    // The received chunks gathered (in memory within the part spool's cap, copied into one buffer
+    // of the parcel's size as they come once past a few; else in a spool file) until the data
+    // checked out, then handed over as one buffer, the PutObject's body: one copy of the parcel is
+    // held while it is received and sent, and counted by the spool until the service answered.
     const gathered = new GatheredPart(this.partSpool, expectedSize);
     const sink: UploadSink = {
       batchBytes: RECEIVE_BATCH_BYTES,

@@ -103,6 +103,32 @@ t.test('a gathered part within the cap is kept in memory, reserving its bytes, t
   await one.add(chunk);
   t.equal(await one.whole(), chunk, 'one chunk is handed over as it is, not copied');
   t.equal((await new GatheredPart(spool, 0).whole()).length, 0, 'an empty part');
+  await t.rejects(one.add(randomBytes(1)), RangeError, 'more bytes than its size: refused');
+});
+
+t.test('a gathered part holding wholeFrom bytes copies them into one buffer of its size, given to the spool\'s free buffers once closed', async (t) => {
+  // Sizes past Node's shared pool (4 KiB), so that each buffer is an allocation of its own.
+  const spool = new PartSpool(t.testdir(), 10_000, 3000, 10_000);
+  const data = randomBytes(6000);
+  const chunks = [data.subarray(0, 1000), data.subarray(1000, 3500), data.subarray(3500)];
+  const part = new GatheredPart(spool, data.length);
+  for (const chunk of chunks) await part.add(chunk);
+  const sent = Buffer.from(data);
+  for (const chunk of chunks) chunk.fill(0);
+  const whole = await part.whole();
+  t.ok(whole.equals(sent), 'handed over whole, though the chunks changed since: copied as they came, not kept');
+  part.close();
+  part.close();
+  t.same([spool.held, spool.buffers.free], [0, 6000], 'closed: the reservation given back, the buffer kept free, once');
+  const next = new GatheredPart(spool, data.length);
+  const again = randomBytes(6000);
+  await next.add(again.subarray(0, 4000));
+  await next.add(again.subarray(4000));
+  const nextWhole = await next.whole();
+  t.ok(nextWhole.equals(again), 'the next part of the size');
+  t.equal(nextWhole.buffer, whole.buffer, 'takes the free buffer up instead of allocating one');
+  t.equal(spool.buffers.free, 0);
+  next.close();
 });
 
 t.test('a spooled gathered part is read back under the read-back cap, waiting for room, held until closed', async (t) => {
