@@ -288,6 +288,7 @@ export class GatheredPart {
   /** The part's buffer, once it holds `wholeFrom` bytes in memory: its bytes are copied there. */
   #buffer: Buffer | undefined;
   #place: PartPlace | undefined;
+  /** Bytes taken so far, wherever they are kept. */
   #bytes = 0;
   #readBackRelease: (() => void) | undefined;
   #closed = false;
@@ -302,6 +303,7 @@ export class GatheredPart {
   async add(chunk: Buffer): Promise<void> {
     const bytes = this.#bytes + chunk.length;
     if (bytes > this.size) throw new RangeError(`a part of ${this.size} bytes was given ${bytes}`);
+    this.#bytes = bytes;
     const place = (this.#place ??= this.spool.begin());
     const file = place.file;
     if (file !== undefined) {
@@ -311,11 +313,9 @@ export class GatheredPart {
     if (!place.hold(bytes, this.size)) {
       const held = this.#chunks;
       this.#chunks = [];
-      this.#bytes = 0;
       await place.spill([...held, chunk]);
       return;
     }
-    this.#bytes = bytes;
     let buffer = this.#buffer;
     if (buffer === undefined) {
       // A part that arrives whole in one chunk is handed over as it is.

@@ -11,7 +11,6 @@ import { IdleWatch } from './idle-watch.js';
 import type { PartPlace, PartSpool } from './part-spool.js';
 import type { ReadBackLease } from './read-back-pool.js';
 
-
 /** Sends one part (numbered from 1); the buffer is the writer's again once the promise settles. */
 export type SendPart = (partNumber: number, body: Buffer) => Promise<void>;
 

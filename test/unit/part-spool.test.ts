@@ -182,6 +182,7 @@ t.test('a gathered part the cap refuses is spilled to a file with what it held, 
   t.equal(spool.held, 460, 'the other part, past wholeFrom, reserves its size');
   for (let offset = 60; offset < data.length; offset += 70) await part.add(data.subarray(offset, offset + 70));
   t.same([spool.held, spool.files, spool.spooled], [400, 1, 1], 'spilled once refused: its reservation given back');
+  await t.rejects(part.add(randomBytes(1)), RangeError, 'spooled too: more bytes than its size refused');
   t.ok((await part.whole()).equals(data), 'read back whole, the bytes held in memory first');
   t.equal(spool.files, 0, 'its file closed');
   const big = new GatheredPart(spool, 500);

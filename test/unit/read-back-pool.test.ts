@@ -44,7 +44,7 @@ t.test('read-back buffers are lent within the cap, reused once given back, and l
   const last = await pool.lend(5);
   last.release();
   t.equal(pool.free, 5);
-  await new Promise((resolve) => setTimeout(resolve, 2 * IDLE_RELEASE_MS + 100));
+  await sleep(2 * IDLE_RELEASE_MS + 100);
   t.equal(pool.free, 0, 'idle: the free buffers are let go');
 });
 
