@@ -75,7 +75,7 @@ export async function openParcelStore(spec: ParcelsSpec, opts: OpenOptions = {})
       // A store given neither shares the process's spool (processPartSpool).
       const partSpool = opts.partSpoolDirectory === undefined && spec.partMemoryBytes === undefined
         ? undefined
-        : new spools.PartSpool(opts.partSpoolDirectory, partMemory, spools.PART_WHOLE_FROM_BYTES, spools.readBackCapFor(partMemory));
+        : new spools.PartSpool(opts.partSpoolDirectory, partMemory);
       return S3ParcelStore.open({
         bucket: spec.bucket,
         prefix: spec.prefix,

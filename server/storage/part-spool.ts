@@ -54,9 +54,6 @@ export function readBackCapFor(cap: number): number {
   return Math.max(1, Math.floor(cap / 2));
 }
 
-/** The read-back cap by default, 64 MiB (eight 8 MiB parts). */
-export const PART_READ_BACK_CAP_BYTES = readBackCapFor(PART_MEMORY_CAP_BYTES);
-
 /** One part's bytes on disk: appended as they arrive, then read back whole. */
 export class SpooledPart {
   /** Bytes written so far. */
@@ -199,8 +196,11 @@ export class PartSpool {
     readonly cap: number = PART_MEMORY_CAP_BYTES,
     /** From how many bytes held a part reserves its whole size (see PartPlace.hold). */
     readonly wholeFrom: number = PART_WHOLE_FROM_BYTES,
-    /** What the buffers that spooled parts are read back into may hold together, lent out or kept free. */
-    readBackCap: number = PART_READ_BACK_CAP_BYTES,
+    /**
+     * What the buffers that spooled parts are read back into may hold together, lent out or kept
+     * free; `readBackCapFor(cap)` by default (64 MiB, eight 8 MiB parts, with the default cap).
+     */
+    readBackCap: number = readBackCapFor(cap),
   ) {
     if (!(Number.isSafeInteger(cap) && cap >= 0)) throw new RangeError(`a part spool's memory cap must be a non-negative integer, got ${cap}`);
     if (!(Number.isSafeInteger(wholeFrom) && wholeFrom > 0)) throw new RangeError(`a part spool's wholeFrom must be a positive integer, got ${wholeFrom}`);

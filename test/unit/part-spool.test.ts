@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import t from 'tap';
 
-import { GatheredPart, PART_MEMORY_CAP_BYTES, PART_READ_BACK_CAP_BYTES, PartSpool, readBackCapFor } from '../../server/storage/part-spool.js';
+import { GatheredPart, PART_MEMORY_CAP_BYTES, PartSpool, readBackCapFor } from '../../server/storage/part-spool.js';
 
 t.test('reserve gives memory within the cap and refuses past it; release gives it back', async (t) => {
   const spool = new PartSpool(t.testdir(), 100);
@@ -164,9 +164,12 @@ t.test('a spooled gathered part is read back under the read-back cap, waiting fo
   t.same([spool.buffers.lent, spool.buffers.waiting, spool.files], [0, 0, 0]);
 });
 
-t.test('the read-back cap that goes with a memory cap is half of it, at least a byte', async (t) => {
-  t.equal(PART_READ_BACK_CAP_BYTES, PART_MEMORY_CAP_BYTES / 2);
+t.test('the read-back cap that goes with a memory cap is half of it, at least a byte, and a spool takes it by default', async (t) => {
   t.same([readBackCapFor(256 << 20), readBackCapFor(3), readBackCapFor(0)], [128 << 20, 1, 1]);
+  const dir = t.testdir();
+  t.equal(new PartSpool(dir).buffers.cap, PART_MEMORY_CAP_BYTES / 2, 'the default spool: 64 MiB');
+  t.same([new PartSpool(dir, 100).buffers.cap, new PartSpool(dir, 0).buffers.cap], [50, 1], 'a spool given only its cap');
+  t.equal(new PartSpool(dir, 100, 10, 7).buffers.cap, 7, 'a read-back cap given wins');
 });
 
 t.test('a gathered part the cap refuses is spilled to a file with what it held, read back whole, and its file closed', async (t) => {

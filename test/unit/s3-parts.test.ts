@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import t from 'tap';
 
 import { IDLE_RELEASE_MS } from '../../server/storage/idle-watch.js';
-import { PartSpool } from '../../server/storage/part-spool.js';
+import { PART_WHOLE_FROM_BYTES, PartSpool } from '../../server/storage/part-spool.js';
 import { PartWriter } from '../../server/storage/s3-parts.js';
 
 /** A part the writer handed over, its bytes copied (the writer reuses the buffer), and how to let it finish. */
@@ -492,7 +492,8 @@ t.test('parts that pass wholeFrom reserve their whole size: first come, first ke
 });
 
 t.test('with no memory allowed, every part begun in a chunk goes through the spool; bytes in random chunks come out in order', async (t) => {
-  const spool = new PartSpool(t.testdir(), 0);
+  // Read-back room for four parts (with no memory for parts the default is one at a time).
+  const spool = new PartSpool(t.testdir(), 0, PART_WHOLE_FROM_BYTES, 4000);
   const sent: Buffer[] = [];
   let overwritten = 0;
   // Each part is stored a little later, so several are under way at once; a part's bytes must not
