@@ -5,6 +5,7 @@
  * BindleService it keeps no state: what it serves was written with each invoice
  * (server/storage/oci-records.ts). Routes (server/oci/) translate HTTP to these calls.
  */
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Invoice } from '../../schema/index.js';
 import { parseInvoice } from '../../core/codec/invoice-codec.js';
@@ -132,7 +133,10 @@ export class OciService {
 
   /**
    * A monolithic blob upload: streams `data` (exactly `size` bytes) into the parcel store, which
-   * verifies size and digest before anything is visible. A blob already stored is accepted as is.
+   * verifies size and digest before anything is visible. A blob already stored is not written
+   * again, but `data` is read and must still be that blob (size_mismatch, digest_mismatch); only
+   * when another upload stores it between that check and this one's write is the data taken
+   * unread, as the store refuses it.
    */
   async putBlob(digest: string, size: number | undefined, data: Readable): Promise<void> {
     const hex = sha256Hex(digest);
@@ -142,7 +146,7 @@ export class OciService {
       throw new BindleError('payload_too_large', `blob ${digest} is ${size} bytes, over this server's limit of ${this.deps.maxParcelBytes} bytes`);
     }
     if (await this.deps.parcels.has(hex)) {
-      data.resume();
+      await assertBlobBytes(hex, size, data);
       return;
     }
     try {
@@ -174,7 +178,7 @@ export class OciService {
     }
     const manifest = parseManifest(bytes, contentType);
     assertBindleManifest(manifest);
-    const config = await this.readConfig(manifest.config);
+    const config = await this.readConfig(name, manifest.config);
     let invoice: Invoice;
     try {
       invoice = parseInvoice(config.toString('utf8'), 'toml', 'body');
@@ -206,12 +210,36 @@ export class OciService {
     return digest;
   }
 
-  /** The bytes of an uploaded config blob; manifest_blob_unknown when it is not uploaded. */
-  private async readConfig(descriptor: OciDescriptor): Promise<Buffer> {
+  /**
+   * The bytes of a manifest's config blob: the config of a bindle of `name` (as `blob` serves it:
+   * a manifest pulled from here pushes back), else an uploaded blob; manifest_blob_unknown when
+   * it is neither.
+   */
+  private async readConfig(name: string, descriptor: OciDescriptor): Promise<Buffer> {
     const hex = sha256Hex(descriptor.digest);
     if (hex === undefined) throw new BindleError('manifest_invalid', `config.digest must be a sha256 digest, not ${descriptor.digest}`);
     if (descriptor.size > MAX_CONFIG_BYTES) throw new BindleError('manifest_invalid', `the config blob is over ${MAX_CONFIG_BYTES} bytes`);
+    const known = await this.deps.index.ociConfig(name, descriptor.digest);
+    if (known !== undefined) return known;
     if (!(await this.deps.parcels.has(hex))) throw new BindleError('manifest_blob_unknown', `upload the config blob ${descriptor.digest} first`);
     return readBody(await this.deps.parcels.openRead(hex), MAX_CONFIG_BYTES, 'the config blob');
   }
+}
+
+/**
+ * Reads `data` only to check that it is the stored blob `hex` of `size` bytes: size_mismatch
+ * as soon as more arrive or when fewer did, digest_mismatch when the bytes differ.
+ */
+async function assertBlobBytes(hex: string, size: number, data: Readable): Promise<void> {
+  const hash = createHash('sha256');
+  let received = 0;
+  for await (const chunk of data) {
+    const bytes = chunk as Buffer;
+    received += bytes.length;
+    if (received > size) throw new BindleError('size_mismatch', `more than the ${size} bytes announced arrived`);
+    hash.update(bytes);
+  }
+  if (received !== size) throw new BindleError('size_mismatch', `${received} bytes arrived, not the ${size} announced`);
+  const actual = hash.digest('hex');
+  if (actual !== hex) throw new BindleError('digest_mismatch', `the uploaded bytes have digest sha256:${actual}, not sha256:${hex}`);
 }

@@ -101,16 +101,8 @@ export class OciUploads {
    * first; an empty body changes nothing. Returns the session as it is after.
    */
   async append(name: string, uuid: string, data: Readable, position?: ChunkPosition): Promise<OciUploadSession> {
-    const session = await this.session(name, uuid);
-    if (position !== undefined && position.start !== session.size) {
-      data.resume();
-      throw new BindleError('range_not_satisfiable', `the chunk starts at ${position.start}, but the upload is at offset ${session.size}: send the bytes from ${session.size} on`);
-    }
-    const chunk = await this.storeChunk(data, this.deps.maxParcelBytes - session.size);
+    const { session, chunk } = await this.receiveChunk(name, uuid, data, position);
     if (chunk === undefined) return session;
-    if (position !== undefined && position.end - position.start + 1 !== chunk.size) {
-      throw new BindleError('bad_request', `Content-Range ${position.start}-${position.end} announces ${position.end - position.start + 1} bytes, but ${chunk.size} came`);
-    }
     const updatedAt = this.now();
     if (!(await this.deps.index.appendOciUpload(uuid, session.size, chunk, updatedAt))) {
       const now = await this.session(name, uuid);
@@ -120,10 +112,12 @@ export class OciUploads {
   }
 
   /**
-   * The closing PUT: appends `data` (a last chunk, possibly empty), then streams the chunks in
-   * order into the parcel store as blob `digest` (size and digest verified there; nothing is
-   * visible before), and ends the session. On digest_mismatch the session stays open as it is
-   * (the last chunk included), so the client may close it again with the right digest.
+   * The closing PUT: the session's chunks and `data` (a last chunk, possibly empty, placed as
+   * `append` places one) are the blob `digest`. They are streamed in order into the parcel store,
+   * which verifies size and digest before anything is visible; a blob already stored is not
+   * written again, but the bytes are still hashed and must match. Then the session ends. On
+   * digest_mismatch the session stays as it was before this request (its last chunk is not
+   * appended), so the client may close it again with the right digest.
    */
   async close(name: string, uuid: string, digest: string, data: Readable, position?: ChunkPosition): Promise<void> {
     const hex = sha256Hex(digest);
@@ -131,17 +125,18 @@ export class OciUploads {
       data.resume();
       throw new BindleError('digest_mismatch', `invalid digest ${JSON.stringify(digest)}: this registry takes sha256:<64 hex> digests`);
     }
-    const session = await this.append(name, uuid, data, position);
-    if (!(await this.deps.parcels.has(hex))) {
-      const missing = await this.deps.parcels.missing(session.chunks.map((c) => c.sha256));
-      if (missing.size > 0) {
-        await this.deps.index.deleteOciUpload(uuid);
-        throw new BindleError('not_found', `upload ${uuid} lost ${missing.size} of its chunks (collected as garbage): start the upload again`);
-      }
-      try {
-        await this.deps.parcels.put(hex, session.size, Readable.from(this.concatenated(session.chunks)));
-      } catch (err) {
-        if (!(err instanceof BindleError && err.code === 'already_exists')) throw err;
+    const { session, chunk } = await this.receiveChunk(name, uuid, data, position);
+    const chunks = chunk === undefined ? session.chunks : [...session.chunks, chunk];
+    const size = session.size + (chunk?.size ?? 0);
+    const missing = await this.deps.parcels.missing(chunks.map((c) => c.sha256));
+    if (missing.size > 0) {
+      await this.deps.index.deleteOciUpload(uuid);
+      throw new BindleError('not_found', `upload ${uuid} lost ${missing.size} of its chunks (collected as garbage): start the upload again`);
+    }
+    if (!(await this.storeBlob(hex, size, chunks))) {
+      const actual = await this.hashOf(chunks);
+      if (actual !== hex) {
+        throw new BindleError('digest_mismatch', `the uploaded bytes have digest sha256:${actual}, not ${digest}; the upload is as it was before this request`);
       }
     }
     await this.deps.index.deleteOciUpload(uuid);
@@ -151,6 +146,45 @@ export class OciUploads {
   async cancel(name: string, uuid: string): Promise<void> {
     await this.session(name, uuid);
     if (!(await this.deps.index.deleteOciUpload(uuid))) throw new BindleError('not_found', `upload session ${uuid} of ${name} does not exist`);
+  }
+
+  /**
+   * Reads a chunk for the session (see `append`) and stores it as its own object, without adding
+   * it to the session; undefined when the body is empty.
+   */
+  private async receiveChunk(name: string, uuid: string, data: Readable, position?: ChunkPosition): Promise<{ session: OciUploadSession; chunk: OciUploadChunk | undefined }> {
+    const session = await this.session(name, uuid);
+    if (position !== undefined && position.start !== session.size) {
+      data.resume();
+      throw new BindleError('range_not_satisfiable', `the chunk starts at ${position.start}, but the upload is at offset ${session.size}: send the bytes from ${session.size} on`);
+    }
+    const chunk = await this.storeChunk(data, this.deps.maxParcelBytes - session.size);
+    if (chunk !== undefined && position !== undefined && position.end - position.start + 1 !== chunk.size) {
+      throw new BindleError('bad_request', `Content-Range ${position.start}-${position.end} announces ${position.end - position.start + 1} bytes, but ${chunk.size} came`);
+    }
+    return { session, chunk };
+  }
+
+  /**
+   * Stores `chunks`, in order, as the blob `hex` (verified by the store); false when that blob
+   * was already stored, in which case nothing was read or verified.
+   */
+  private async storeBlob(hex: string, size: number, chunks: readonly OciUploadChunk[]): Promise<boolean> {
+    if (await this.deps.parcels.has(hex)) return false;
+    try {
+      await this.deps.parcels.put(hex, size, Readable.from(this.concatenated(chunks)));
+      return true;
+    } catch (err) {
+      if (err instanceof BindleError && err.code === 'already_exists') return false;
+      throw err;
+    }
+  }
+
+  /** The sha256 (hex) of `chunks` read in order. */
+  private async hashOf(chunks: readonly OciUploadChunk[]): Promise<string> {
+    const hash = createHash('sha256');
+    for await (const bytes of this.concatenated(chunks)) hash.update(bytes);
+    return hash.digest('hex');
   }
 
   private async *concatenated(chunks: readonly OciUploadChunk[]): AsyncGenerator<Buffer> {

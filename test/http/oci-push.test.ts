@@ -84,6 +84,31 @@ t.test('a pushed bindle manifest becomes a bindle as POST /_i makes one, its byt
   t.match(ociError(conflict.body).message, /immutable/);
 });
 
+t.test('a manifest pulled from a bindle made through the Bindle API pushes back (its config is served from the index)', async (t) => {
+  const ta = await makeTestApp(t);
+  const invoice = signedInvoice(NAME, '2.0.0', parcels);
+  const created = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: { 'content-type': 'application/toml' }, payload: renderInvoice(invoice) });
+  t.equal(created.statusCode, 202, created.body);
+  for (const p of parcels) {
+    const res = await ta.app.inject({ method: 'POST', url: `/v1/_i/${NAME}/2.0.0@${digestOf(p.data).slice(7)}`, payload: p.data, headers: { 'content-type': 'application/octet-stream' } });
+    t.equal(res.statusCode, 200, res.body);
+  }
+  const pulled = await ta.app.inject({ method: 'GET', url: `/v2/${NAME}/manifests/2.0.0`, headers: { accept: OCI_MANIFEST_MEDIA_TYPE } });
+  t.equal(pulled.statusCode, 200, pulled.body);
+  const configDigest = manifestOf(pulled.rawPayload).config.digest;
+  t.equal((await ta.app.inject({ method: 'HEAD', url: `/v2/${NAME}/blobs/${configDigest}` })).statusCode, 200, 'its config blob is there for a client to skip');
+  t.notOk(await ta.parcels.has(configDigest.slice(7)), 'though not as an uploaded blob');
+  const again = await putManifest(ta, pulled.rawPayload, '2.0.0');
+  t.equal(again.statusCode, 201, again.body);
+  t.equal(again.headers['docker-content-digest'], digestOf(pulled.rawPayload));
+  const otherTag = await putManifest(ta, pulled.rawPayload, '2.0.1');
+  t.equal(otherTag.statusCode, 400, 'under another tag it is still refused');
+  t.equal(ociError(otherTag.body).code, 'MANIFEST_INVALID');
+  const elsewhere = await ta.app.inject({ method: 'PUT', url: '/v2/example.com/oci/elsewhere/manifests/2.0.0', headers: { 'content-type': OCI_MANIFEST_MEDIA_TYPE }, payload: pulled.rawPayload });
+  t.equal(elsewhere.statusCode, 400, 'nor does the index lend the config to another repository');
+  t.equal(ociError(elsewhere.body).code, 'MANIFEST_BLOB_UNKNOWN');
+});
+
 t.test('monolithic blob uploads: digest checked, mounts, unknown sessions', async (t) => {
   const ta = await makeTestApp(t);
   const wrong = await uploadBlob(ta, alpha, digestOf(bravo));
@@ -96,6 +121,13 @@ t.test('monolithic blob uploads: digest checked, mounts, unknown sessions', asyn
   t.equal(ociError(badDigest.body).code, 'BLOB_UPLOAD_INVALID');
   t.equal((await uploadBlob(ta, alpha)).statusCode, 201);
   t.equal((await uploadBlob(ta, alpha)).statusCode, 201, 'an existing blob is accepted again');
+  const notAlpha = Buffer.from('alpha parcem');
+  const stillChecked = await uploadBlob(ta, notAlpha, digestOf(alpha));
+  t.equal(stillChecked.statusCode, 400, 'but only with its own bytes');
+  t.equal(ociError(stillChecked.body).code, 'DIGEST_INVALID');
+  const shorter = await uploadBlob(ta, alpha.subarray(1), digestOf(alpha));
+  t.equal(shorter.statusCode, 400, 'and its own size');
+  t.equal((await ta.parcels.stat(digestOf(alpha).slice(7)))?.size, alpha.length, 'the stored blob is untouched');
   const mount = await ta.app.inject({ method: 'POST', url: `/v2/${NAME}/blobs/uploads/?mount=${digestOf(alpha)}&from=other.com/app` });
   t.equal(mount.statusCode, 201);
   t.equal(mount.headers.location, `/v2/${NAME}/blobs/${digestOf(alpha)}`);

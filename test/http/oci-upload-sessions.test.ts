@@ -126,6 +126,35 @@ t.test('a digest mismatch is DIGEST_INVALID, stores nothing and leaves the sessi
   t.equal(ociError(noDigest.body).code, 'BLOB_UPLOAD_INVALID');
 });
 
+t.test('a closing PUT whose last chunk gives the wrong digest leaves the session without that chunk', async (t) => {
+  const ta = await makeTestApp(t);
+  const location = await open(ta);
+  t.equal((await patch(ta, location, blob.subarray(0, 100), '0-99')).statusCode, 202);
+  const wrong = await close(ta, location, digestOf('something else'), blob.subarray(100));
+  t.equal(wrong.statusCode, 400);
+  t.equal(ociError(wrong.body).code, 'DIGEST_INVALID');
+  t.equal((await ta.app.inject({ method: 'GET', url: location })).headers.range, '0-99', 'the session is as it was before that PUT');
+  const retried = await close(ta, location, digestOf(blob), blob.subarray(100));
+  t.equal(retried.statusCode, 201, `the same PUT with the right digest closes it: ${retried.body}`);
+  t.ok(await ta.parcels.has(digestOf(blob).slice(7)));
+});
+
+t.test('closing with the digest of a blob already stored: the bytes must still be that blob', async (t) => {
+  const ta = await makeTestApp(t);
+  const first = await open(ta);
+  t.equal((await close(ta, first, digestOf(blob), blob)).statusCode, 201);
+  const location = await open(ta);
+  t.equal((await patch(ta, location, Buffer.from('abc'))).statusCode, 202);
+  const wrong = await close(ta, location, digestOf(blob));
+  t.equal(wrong.statusCode, 400, 'other bytes under a stored digest');
+  t.equal(ociError(wrong.body).code, 'DIGEST_INVALID');
+  t.match(ociError(wrong.body).message, /as it was/);
+  t.equal((await ta.app.inject({ method: 'GET', url: location })).headers.range, '0-2', 'the session stays');
+  const again = await open(ta);
+  t.equal((await patch(ta, again, blob.subarray(0, 150))).statusCode, 202);
+  t.equal((await close(ta, again, digestOf(blob), blob.subarray(150))).statusCode, 201, 'the same bytes again are accepted');
+});
+
 t.test('DELETE cancels; unknown sessions, other repositories and bad ranges are refused', async (t) => {
   const ta = await makeTestApp(t);
   const location = await open(ta);
