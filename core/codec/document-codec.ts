@@ -107,6 +107,44 @@ export function scanStructure(text: string, limits: StructureLimits = NO_LIMITS)
   return result();
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The text of a TOML or JSON document given as bytes (a request body, a blob), which both
+ * syntaxes require to be UTF-8: malformed_body when it is not, rather than replacing the bytes
+ * that are not (which would keep something other than what was sent). A leading byte-order mark
+ * is dropped, as JSON allows and as editors on some systems write one.
+ */
+export function decodeDocument(bytes: Uint8Array, format: DocumentFormat): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw new BindleError('malformed_body', `invalid ${format.toUpperCase()}: the text is not valid UTF-8`);
+  }
+}
+
+/** A UTF-16 surrogate that is not half of a pair: not Unicode text. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * The first lone surrogate in a key or string of a parsed document (JSON's and TOML's `\u`
+ * escapes can write one), as `\uXXXX`; undefined when every string is Unicode text. Walks
+ * without recursion: an unbounded parse may nest deeper than the call stack.
+ */
+function loneSurrogate(document: unknown): string | undefined {
+  const pending: unknown[] = [document];
+  while (pending.length > 0) {
+    const value = pending.pop();
+    if (typeof value === 'string') {
+      const found = LONE_SURROGATE.exec(value);
+      if (found !== null) return `\\u${found[0].charCodeAt(0).toString(16)}`;
+    } else if (value !== null && typeof value === 'object' && !(value instanceof Date)) {
+      for (const [key, item] of Object.entries(value)) pending.push(key, item);
+    }
+  }
+  return undefined;
+}
+
 /** The deepest nesting of `[`/`{` outside strings and comments, stopping past `limit`. */
 export function nestingDepth(text: string, limit: number): number {
   return scanStructure(text, { ...NO_LIMITS, depth: limit }).depth;
@@ -116,7 +154,8 @@ export function nestingDepth(text: string, limit: number): number {
  * Parses text in the given syntax, without schema validation. With `bounded` (request bodies),
  * text nested deeper than MAX_NESTING is malformed_body, and text with more than MAX_ENTRIES
  * keys and array items or a string longer than MAX_STRING_LENGTH is payload_too_large, before
- * any parser sees it.
+ * any parser sees it. A key or string that is not Unicode text (a lone surrogate, written with
+ * a `\u` escape) is malformed_body: no TOML document could hold it.
  */
 export function parseSyntax(text: string, format: DocumentFormat, opts: { bounded?: boolean } = {}): unknown {
   if (opts.bounded === true) {
@@ -132,11 +171,17 @@ export function parseSyntax(text: string, format: DocumentFormat, opts: { bounde
       throw new BindleError('payload_too_large', `${syntax} body has a string longer than this server's limit of ${MAX_STRING_LENGTH} characters`);
     }
   }
+  let value: unknown;
   try {
-    return format === 'toml' ? toPlain(TOML.parse(text)) : (JSON.parse(text) as unknown);
+    value = format === 'toml' ? toPlain(TOML.parse(text)) : (JSON.parse(text) as unknown);
   } catch (err) {
     throw new BindleError('malformed_body', `invalid ${format.toUpperCase()}: ${syntaxErrorSummary(err)}`, { cause: err });
   }
+  const surrogate = loneSurrogate(value);
+  if (surrogate !== undefined) {
+    throw new BindleError('malformed_body', `invalid ${format.toUpperCase()}: a key or string holds ${surrogate}, half of a UTF-16 surrogate pair, which is not Unicode text`);
+  }
+  return value;
 }
 
 /**

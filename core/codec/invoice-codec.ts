@@ -6,7 +6,7 @@ import type { Condition, Group, Invoice, Label, Parcel, Signature } from '../../
 import { BindleError } from '../errors/bindle-error.js';
 import { assertValidName, assertValidVersion, type BindleId } from '../ids/bindle-id.js';
 import { workerBeside, WorkerPool } from '../worker-pool.js';
-import { parseDocument, parseSyntax, renderDocument, validateDocument, type DocumentFormat } from './document-codec.js';
+import { decodeDocument, parseDocument, parseSyntax, renderDocument, validateDocument, type DocumentFormat } from './document-codec.js';
 import type { InvoiceJob } from './invoice-worker.js';
 
 /** Drops undefined fields so that output never carries keys with no value. */
@@ -119,7 +119,7 @@ let invoiceWorkers: WorkerPool<InvoiceJob, Invoice> | undefined;
  * the parse runs longer than PARSE_TIMEOUT_MS.
  */
 export async function parseInvoiceOffThread(body: Buffer, format: DocumentFormat): Promise<Invoice> {
-  const text = body.toString('utf8');
+  const text = decodeDocument(body, format);
   if (body.length <= INLINE_PARSE_BYTES) return parseInvoice(text, format, 'body');
   invoiceWorkers ??= new WorkerPool(workerBeside(import.meta.url, 'invoice-worker'), undefined, {
     maxQueued: PARSE_QUEUE_LIMIT,

@@ -4,6 +4,7 @@
  * makes a manifest's digest a pure function of its content, and the parser that checks a pushed
  * manifest's shape.
  */
+import { decodeDocument, parseSyntax } from '../codec/document-codec.js';
 import { BindleError } from '../errors/bindle-error.js';
 import {
   DOCKER_MANIFEST_LIST_MEDIA_TYPE,
@@ -142,9 +143,9 @@ function parseDescriptor(value: unknown, where: string): OciDescriptor {
 export function parseManifest(bytes: Uint8Array, contentType?: string): OciManifest {
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    value = parseSyntax(decodeDocument(bytes, 'json'), 'json');
   } catch (err) {
-    throw manifestInvalid(`the manifest is not JSON: ${(err as Error).message}`);
+    throw manifestInvalid(`the manifest is not JSON text: ${(err as Error).message.replace(/^invalid JSON: /, '')}`);
   }
   if (!isRecord(value)) throw manifestInvalid('the manifest must be a JSON object');
   const declared = value.mediaType;

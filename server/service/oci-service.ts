@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Invoice } from '../../schema/index.js';
+import { decodeDocument } from '../../core/codec/document-codec.js';
 import { parseInvoice } from '../../core/codec/invoice-codec.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import {
@@ -181,7 +182,7 @@ export class OciService {
     const config = await this.readConfig(name, manifest.config);
     let invoice: Invoice;
     try {
-      invoice = parseInvoice(config.toString('utf8'), 'toml', 'body');
+      invoice = parseInvoice(decodeDocument(config, 'toml'), 'toml', 'body');
     } catch (err) {
       throw new BindleError('manifest_invalid', `the config blob is not a valid invoice: ${(err as Error).message}`, { cause: err });
     }

@@ -9,7 +9,7 @@ import { MAX_LISTED_ISSUES, type ErrorReply, type InvoiceCreateReply } from '../
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  MAX_ENTRIES, MAX_NESTING, MAX_STRING_LENGTH, nestingDepth, parseSyntax, scanStructure,
+  MAX_ENTRIES, MAX_NESTING, MAX_STRING_LENGTH, decodeDocument, nestingDepth, parseSyntax, scanStructure,
 } from '../../core/codec/document-codec.js';
 import { INLINE_PARSE_BYTES, MAX_PARCELS, parseInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
 import { signedInvoice } from '../helpers/bindles.js';
@@ -171,4 +171,32 @@ t.test('a body with a Content-Encoding is refused with 415 instead of being pars
   t.equal((JSON.parse(oci.body) as { errors: Array<{ detail: { code: string } }> }).errors[0]?.detail.code, 'unsupported_media_type');
   const identity = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: { ...TOML_HEADERS, 'content-encoding': 'identity' }, payload: toml });
   t.equal(identity.statusCode, 201, `identity is no encoding: ${identity.body}`);
+});
+
+t.test('bodies that are not Unicode text: bytes that are not UTF-8, and lone surrogates written as escapes, are 400', async (t) => {
+  t.equal(decodeDocument(Buffer.from('\ufeffa = 1', 'utf8'), 'toml'), 'a = 1', 'a leading byte-order mark is dropped');
+  for (const bytes of ['ff fe', 'c0 af', 'ed a0 80', 'e2 82']) {
+    t.throws(() => decodeDocument(Buffer.from(`61 3d 22 ${bytes} 22`.replaceAll(' ', ''), 'hex'), 'toml'), { code: 'malformed_body', message: /not valid UTF-8/ }, bytes);
+  }
+  t.throws(() => parseSyntax('{"a": "\\ud800"}', 'json'), { code: 'malformed_body', message: /\\ud800/ });
+  t.throws(() => parseSyntax('{"\\udc00": 1}', 'json'), { code: 'malformed_body', message: /\\udc00/ }, 'in a key');
+  t.throws(() => parseSyntax('{"a": [{"b": "x\\udbff"}]}', 'json'), { code: 'malformed_body' }, 'deep in the document');
+  t.same(parseSyntax('{"a": "\\ud83d\\ude00"}', 'json'), { a: '\u{1F600}' }, 'a surrogate pair is a character');
+  t.throws(() => parseSyntax('a = "\\uD800"', 'toml'), { code: 'malformed_body' }, 'TOML escapes too');
+
+  const ta = await makeTestApp(t);
+  const invoice = signedInvoice('example.com/text', '1.0.0', [{ name: 'a.txt', data: Buffer.from('a') }]);
+  const toml = renderInvoice({ ...invoice, bindle: { ...invoice.bindle, description: 'AB' } });
+  const notUtf8 = Buffer.from(toml.replace('"AB"', '"A\u00ffB"'), 'latin1');
+  let res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: notUtf8 });
+  t.equal(res.statusCode, 400, res.body);
+  t.equal(errorOf(res.body).code, 'malformed_body');
+  t.match(errorOf(res.body).error, /not valid UTF-8/);
+  const json = JSON.stringify({ ...invoice, annotations: { x: 'y' } }).replace('"x"', '"\\ud800"');
+  res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: { 'content-type': 'application/json' }, payload: json });
+  t.equal(res.statusCode, 400, res.body);
+  t.equal(errorOf(res.body).code, 'malformed_body');
+  t.equal((await ta.app.inject({ method: 'GET', url: '/v1/_i/example.com/text/1.0.0' })).statusCode, 404, 'nothing stored');
+  res = await ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(renderInvoice(invoice))]) });
+  t.equal(res.statusCode, 202, `a body with a byte-order mark is taken: ${res.body}`);
 });

@@ -134,6 +134,8 @@ t.test('parseManifest checks the shape and refuses other manifest kinds', async 
   const variant = (patch: Record<string, unknown>): Buffer => Buffer.from(JSON.stringify({ ...json, ...patch }));
   const cases: Array<[string, Buffer, string | undefined, string, RegExp]> = [
     ['not JSON', Buffer.from('{'), undefined, 'manifest_invalid', /not JSON/],
+    ['not UTF-8', Buffer.concat([Buffer.from('{"a":"'), Buffer.from([0xff]), Buffer.from('"}')]), undefined, 'manifest_invalid', /not valid UTF-8/],
+    ['a lone surrogate', Buffer.from('{"a":"\\ud800"}'), undefined, 'manifest_invalid', /surrogate/],
     ['an array', Buffer.from('[]'), undefined, 'manifest_invalid', /JSON object/],
     ['an index', variant({ mediaType: OCI_INDEX_MEDIA_TYPE }), undefined, 'unsupported', /bindles only/],
     ['docker v2', Buffer.from(JSON.stringify({ schemaVersion: 2, config: {}, layers: [] })), 'application/vnd.docker.distribution.manifest.v2+json', 'unsupported', /bindles only/],
