@@ -24,8 +24,9 @@ import { loginRoutes, type DeviceLogin } from './routes/login-routes.js';
 import { metricsRoutes } from './routes/metrics-routes.js';
 import { openapiRoutes } from './routes/openapi-routes.js';
 import { queryRoutes } from './routes/query-routes.js';
-import { webUi } from './ui/web-ui.js';
-import { registerOciErrorHandling } from './oci/oci-errors.js';
+import { UI_PREFIX } from './ui/pages.js';
+import { uiFrameworkError, webUi } from './ui/web-ui.js';
+import { ociFrameworkError, registerOciErrorHandling } from './oci/oci-errors.js';
 import { ociRoutes } from './oci/oci-routes.js';
 
 export interface AppOptions {
@@ -64,6 +65,11 @@ export interface AppOptions {
 }
 
 
+/** Whether a request URL (path and query) is `prefix` or below it. */
+function underPrefix(url: string, prefix: string): boolean {
+  return url.startsWith(prefix) && (url.length === prefix.length || '/?'.includes(url.charAt(prefix.length)));
+}
+
 export const API_PREFIX = '/v1';
 /** Where the OCI Distribution API over the same bindles is served (server/oci/). */
 export const OCI_PREFIX = '/v2';
@@ -88,6 +94,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // Fastify's request ids, from a source the fast lane shares (it logs the requests it answers).
   const requestId = requestIdSource();
   const trustProxy = opts.trustProxy !== undefined && opts.trustProxy.length > 0 ? [...opts.trustProxy] : undefined;
+  // Fastify answers some errors before any route (or API scope) is found: each API's own renderer answers those under its prefix.
+  const uiFrameworkErrors = uiFrameworkError(opts.version);
+  const frameworkErrors = (url: string): typeof frameworkErrorHandler =>
+    underPrefix(url, OCI_PREFIX) ? ociFrameworkError : underPrefix(url, UI_PREFIX) ? uiFrameworkErrors : frameworkErrorHandler;
   const app = Fastify({
     // Each request's logger is built when it first logs at an enabled level (./http/request-logger.ts).
     ...(opts.logger !== undefined ? { loggerInstance: opts.logger, childLoggerFactory: lazyChildLoggerFactory } : { logger: false }),
@@ -101,7 +111,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     clientErrorHandler,
     frameworkErrors: (err, request, reply) => {
       recorders?.unrouted(request, reply);
-      frameworkErrorHandler(err, request, reply);
+      frameworkErrors(request.url)(err, request, reply);
     },
     ...(opts.https !== undefined ? { https: { ...opts.https, ...serverOptions } } : { http: serverOptions }),
   }) as unknown as FastifyInstance;

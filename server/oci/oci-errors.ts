@@ -107,6 +107,20 @@ function renderOciError(err: unknown, request: FastifyRequest, reply: FastifyRep
   return reply.code(status).type('application/json').send(JSON.stringify(body));
 }
 
+/** The API version header OCI clients check on every reply of `/v2`, errors included. */
+function setApiVersion(reply: FastifyReply): void {
+  reply.header('docker-distribution-api-version', 'registry/2.0');
+}
+
+/**
+ * An error Fastify met under `/v2` before any route ran (a path that does not decode), answered
+ * as the OCI API answers its own: the envelope and the version header.
+ */
+export function ociFrameworkError(err: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  setApiVersion(reply);
+  void renderOciError(err, request, reply);
+}
+
 /**
  * Makes `scope` (the `/v2` plugin) answer every error and unknown route with the OCI envelope,
  * and every reply (errors too) with the API version header clients check.
@@ -115,7 +129,7 @@ export function registerOciErrorHandling(scope: FastifyInstance): void {
   // A request decoration rather than a WeakMap keyed by request (cheaper on every request).
   scope.decorateRequest('ociEndpoint', null);
   scope.addHook('onRequest', async (_request, reply) => {
-    reply.header('docker-distribution-api-version', 'registry/2.0');
+    setApiVersion(reply);
   });
   scope.setErrorHandler((err: FastifyError, request, reply) => renderOciError(err, request, reply));
   scope.setNotFoundHandler((request, reply) => {

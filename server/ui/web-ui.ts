@@ -64,16 +64,30 @@ function mayRead(request: FastifyRequest, name: string): boolean {
   }
 }
 
+/** Any error as the web UI's error page. */
+function sendErrorPage(site: SiteInfo, err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const bindleError = prepareErrorReply(err, request, reply);
+  const message = bindleError.code === 'internal' ? 'Something went wrong on the server; its log says what.' : bindleError.message;
+  return sendPage(reply, bindleError.status, renderErrorPage(site, bindleError.status, message));
+}
+
+/**
+ * The web UI's answer to an error Fastify met under `/ui` before any route ran (a path that does
+ * not decode): its error page, as for its own errors. `version` as in WebUiOptions.
+ */
+export function uiFrameworkError(version: string): (err: unknown, request: FastifyRequest, reply: FastifyReply) => void {
+  const site: SiteInfo = { version };
+  return (err, request, reply) => {
+    void sendErrorPage(site, err, request, reply);
+  };
+}
+
 function uiRoutes(ui: FastifyInstance, opts: WebUiOptions): void {
   const { service } = opts;
   const site: SiteInfo = { version: opts.version };
   registerRequestAuth(ui, opts);
 
-  ui.setErrorHandler((err: unknown, request, reply) => {
-    const bindleError = prepareErrorReply(err, request, reply);
-    const message = bindleError.code === 'internal' ? 'Something went wrong on the server; its log says what.' : bindleError.message;
-    return sendPage(reply, bindleError.status, renderErrorPage(site, bindleError.status, message));
-  });
+  ui.setErrorHandler((err: unknown, request, reply) => sendErrorPage(site, err, request, reply));
   ui.setNotFoundHandler((request, reply) =>
     sendPage(reply, 404, renderErrorPage(site, 404, `There is no page at ${request.url}.`)));
 
