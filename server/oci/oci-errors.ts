@@ -9,7 +9,10 @@ import { BindleError, type ErrorCode } from '../../core/errors/bindle-error.js';
 import { recordError } from '../http/error-handler.js';
 import type { OciEndpoint } from './oci-path.js';
 
-/** The distribution-spec error codes this registry answers with. */
+/**
+ * The distribution-spec error codes this registry answers with, and the CNCF registry's
+ * PAGINATION_NUMBER_INVALID for a tag list's bad `n` or `last`.
+ */
 export type OciErrorCode =
   | 'BLOB_UNKNOWN'
   | 'BLOB_UPLOAD_INVALID'
@@ -20,6 +23,7 @@ export type OciErrorCode =
   | 'MANIFEST_UNKNOWN'
   | 'NAME_INVALID'
   | 'NAME_UNKNOWN'
+  | 'PAGINATION_NUMBER_INVALID'
   | 'SIZE_INVALID'
   | 'UNAUTHORIZED'
   | 'DENIED'
@@ -70,6 +74,7 @@ const OCI_CODES: Partial<Readonly<Record<ErrorCode, OciErrorCode | ((endpoint: O
   forbidden: 'DENIED',
   too_many_requests: 'TOOMANYREQUESTS',
   not_implemented: 'UNSUPPORTED',
+  invalid_query: (endpoint) => (endpoint === 'tags' ? 'PAGINATION_NUMBER_INVALID' : 'UNSUPPORTED'),
 };
 
 /** The OCI code for a Bindle code on an endpoint. */
