@@ -3,6 +3,7 @@
  * authorizer the HTTP app uses. The htpasswd (bcryptjs) and OIDC (jose) authenticators are
  * imported only when configured, so a start without them does not load those libraries.
  */
+import type { FastifyBaseLogger } from 'fastify';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import type { ServerConfig } from '../config/server-config.js';
 import { AclAuthorizer } from './acl-authorizer.js';
@@ -14,6 +15,7 @@ import type { HtpasswdAuthenticator } from './htpasswd-authenticator.js';
 import type { OidcAuthenticator } from './oidc-authenticator.js';
 import { StaticTokenAuthenticator } from './static-token-authenticator.js';
 import type { Authenticator, Authorizer, SchemeAuthenticator } from './types.js';
+import type { ReloadFailureReporter } from './watched-file.js';
 
 /**
  * What the entry point wires into the app; `oidc` is there when OIDC is configured (for /login),
@@ -35,17 +37,23 @@ export interface AuthSetup {
  * FailedAttemptLimiter (config.authFailureLimit: by default 10 failures per client address per
  * minute, then 429), and the AclAuthorizer
  * of `aclFile` (read now: a bad file fails the start) or, without one, AnonymousGetAuthorizer.
+ * The htpasswd and token files are re-read when they change; a changed file that cannot be used
+ * is logged at error on `log` (without one, it is a process warning) and the last good version
+ * stays in force.
  */
-export async function buildAuth(config: ServerConfig): Promise<AuthSetup> {
+export async function buildAuth(config: ServerConfig, log?: Pick<FastifyBaseLogger, 'error'>): Promise<AuthSetup> {
   if (config.unauthenticated) return { authenticator: new NoAuthenticator(), authorizer: new AlwaysAuthorizer() };
+  const reloadFailed = (what: string, file: string): ReloadFailureReporter | undefined =>
+    log === undefined ? undefined : (err) => log.error({ file, err }, `${what} reload failed: the previous version stays in force`);
   const chain: SchemeAuthenticator[] = [];
   let htpasswd: HtpasswdAuthenticator | undefined;
   if (config.htpasswdFile !== undefined) {
     const { HtpasswdAuthenticator } = await import('./htpasswd-authenticator.js');
-    htpasswd = await HtpasswdAuthenticator.load(config.htpasswdFile);
+    const onReloadFailure = reloadFailed('htpasswd file', config.htpasswdFile);
+    htpasswd = await HtpasswdAuthenticator.load(config.htpasswdFile, onReloadFailure === undefined ? {} : { onReloadFailure });
     chain.push(htpasswd);
   }
-  if (config.tokenFile !== undefined) chain.push(await StaticTokenAuthenticator.load(config.tokenFile));
+  if (config.tokenFile !== undefined) chain.push(await StaticTokenAuthenticator.load(config.tokenFile, reloadFailed('token file', config.tokenFile)));
   let oidc: OidcAuthenticator | undefined;
   if (config.oidc !== undefined) {
     const { OidcAuthenticator } = await import('./oidc-authenticator.js');

@@ -2,15 +2,16 @@
  * HTTP Basic authentication against an htpasswd file (bcrypt entries only), with a short-lived
  * cache of successful verifications so that bcrypt's deliberate cost is not paid on every request.
  * bcrypt runs on worker threads (bcrypt-pool.ts), never on the event loop. A file given by path
- * is re-read when it changes (checked on each Basic request); the cache is then emptied.
+ * is re-read when it changes (checked on each Basic request, ./watched-file.ts); the cache is then
+ * emptied.
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
 import bcrypt from 'bcryptjs';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { credentialsFor, decodeBasic, parseAuthorization } from './authorization-header.js';
 import { bcryptPool } from './bcrypt-pool.js';
 import type { Principal, SchemeAuthenticator } from './types.js';
+import { fixedContents, WatchedFile, type Reloadable, type ReloadFailureReporter } from './watched-file.js';
 
 export interface HtpasswdOptions {
   /**
@@ -25,10 +26,20 @@ export interface HtpasswdOptions {
   readonly cacheMaxEntries?: number;
   /** Clock for cache expiry, in milliseconds (default Date.now). */
   readonly now?: () => number;
+  /**
+   * Told when a changed file cannot be used (unreadable or invalid: the error names the file and
+   * the line); the last good version stays in force. Default: a process warning.
+   */
+  readonly onReloadFailure?: ReloadFailureReporter;
 }
 
 const BCRYPT = /^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$/;
 const DEFAULT_COST = 10;
+/**
+ * The highest bcrypt cost accepted: each step doubles the time of a check, and the file's highest
+ * cost is also paid at load for the decoy, so cost 31 would stall the start for days.
+ */
+const MAX_COST = 16;
 
 /** Names the kind of an unsupported htpasswd hash, for the load error. */
 function hashKind(hash: string): string {
@@ -47,68 +58,49 @@ interface HtpasswdTable {
   readonly decoy: string;
 }
 
-/** What identifies one version of a file on disk. */
-function fileVersion(s: { mtimeMs: number; size: number; ino: number }): string {
-  return `${s.mtimeMs}:${s.size}:${s.ino}`;
-}
-
 export class HtpasswdAuthenticator implements SchemeAuthenticator {
   readonly scheme = 'basic' as const;
-  #table: HtpasswdTable;
+  /** The users: the file's last good version, or the parsed text. */
+  readonly #table: Reloadable<HtpasswdTable>;
+  /** The table generation the cache's entries were verified against. */
+  #cacheGeneration: number;
   readonly #cache = new Map<string, { id: string; expiresAt: number }>();
   readonly #cacheKey = randomBytes(32);
   readonly #ttlMs: number;
   readonly #maxEntries: number;
   readonly #now: () => number;
-  /** The file and the version of it #table holds; undefined for parsed text. */
-  readonly #file: { readonly path: string; version: string } | undefined;
-  #reloading: Promise<void> | undefined;
   #hits = 0;
   #misses = 0;
 
-  private constructor(table: HtpasswdTable, options: HtpasswdOptions, file?: { path: string; version: string }) {
+  private constructor(table: Reloadable<HtpasswdTable>, options: HtpasswdOptions) {
     this.#table = table;
+    this.#cacheGeneration = table.generation;
     this.#ttlMs = options.cacheTtlMs ?? 60_000;
     this.#maxEntries = options.cacheMaxEntries ?? 1024;
     this.#now = options.now ?? Date.now;
-    this.#file = file;
   }
 
   /**
    * Reads an htpasswd file; an unreadable file or an invalid entry is invalid_config. The file is
    * re-read whenever it changes; a change that makes it unreadable or invalid keeps the last good
-   * version (and still empties the cache).
+   * version (and still empties the cache) and is reported to `options.onReloadFailure`.
    */
   static async load(path: string, options: HtpasswdOptions = {}): Promise<HtpasswdAuthenticator> {
-    const { table, version } = await HtpasswdAuthenticator.#read(path);
-    return new HtpasswdAuthenticator(table, options, { path, version });
-  }
-
-  static async #read(path: string): Promise<{ table: HtpasswdTable; version: string }> {
-    let text: string;
-    let version: string;
-    try {
-      version = fileVersion(await stat(path));
-      text = await readFile(path, 'utf8');
-    } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      throw new BindleError('invalid_config', `cannot read htpasswd file ${path}: ${reason}`, { cause: err });
-    }
-    return { table: await parseTable(text, `htpasswd file ${path}`), version };
+    return new HtpasswdAuthenticator(await WatchedFile.load(path, 'htpasswd file', parseTable, options.onReloadFailure), options);
   }
 
   /**
    * Parses htpasswd text: `user:hash` per line, blank lines and `#` comments ignored. Only bcrypt
-   * hashes ($2y$, $2a$, $2b$) are accepted; anything else, a duplicate user or a line without a
-   * colon is invalid_config naming `origin` and the line.
+   * hashes ($2y$, $2a$, $2b$) of cost 4 to 16 are accepted; anything else, a duplicate user or a
+   * line without a colon is invalid_config naming `origin` and the line.
    */
   static async parse(text: string, origin: string, options: HtpasswdOptions = {}): Promise<HtpasswdAuthenticator> {
-    return new HtpasswdAuthenticator(await parseTable(text, origin), options);
+    return new HtpasswdAuthenticator(fixedContents(await parseTable(text, origin)), options);
   }
 
   /** Number of users in the file. */
   get size(): number {
-    return this.#table.hashes.size;
+    return this.#table.value.hashes.size;
   }
 
   /** Number of verifications currently remembered (expired ones are dropped when next looked up). */
@@ -121,37 +113,15 @@ export class HtpasswdAuthenticator implements SchemeAuthenticator {
     return { hits: this.#hits, misses: this.#misses };
   }
 
-  /** Re-reads the file when its version on disk differs from the one loaded (one reload at a time). */
-  async #refresh(): Promise<void> {
-    const file = this.#file;
-    if (file === undefined) return;
-    if (this.#reloading !== undefined) return this.#reloading;
-    let version: string;
-    try {
-      version = fileVersion(await stat(file.path));
-    } catch {
-      version = 'missing';
-    }
-    if (version === file.version) return;
-    this.#reloading = (async () => {
-      this.#cache.clear();
-      file.version = version;
-      try {
-        this.#table = (await HtpasswdAuthenticator.#read(file.path)).table;
-      } catch {
-        // The last good version stays in force; the next change is picked up again.
-      }
-    })().finally(() => {
-      this.#reloading = undefined;
-    });
-    return this.#reloading;
-  }
-
   async authenticate(authorizationHeader: string | undefined): Promise<Principal | undefined> {
     const parsed = parseAuthorization(authorizationHeader);
     if (parsed === undefined) return undefined;
     const { user, password } = decodeBasic(credentialsFor(parsed, this.scheme));
-    await this.#refresh();
+    await this.#table.refresh();
+    if (this.#table.generation !== this.#cacheGeneration) {
+      this.#cache.clear();
+      this.#cacheGeneration = this.#table.generation;
+    }
 
     const key = createHmac('sha256', this.#cacheKey).update(parsed.credentials).digest('base64');
     const cached = this.#cache.get(key);
@@ -164,14 +134,14 @@ export class HtpasswdAuthenticator implements SchemeAuthenticator {
     }
     this.#misses++;
 
-    const { hashes, decoy } = this.#table;
+    const { hashes, decoy } = this.#table.value;
     const hash = hashes.get(user);
     // bcrypt compares its digests in constant time; an unknown user is checked against the decoy
     // so that the response time does not tell whether the user exists.
     const matches = await bcryptPool().compare(password, hash ?? decoy);
     if (hash === undefined || !matches) throw new BindleError('unauthenticated', 'invalid user name or password');
     // The file may have changed while bcrypt ran: remember only what the current version says.
-    if (this.#table.hashes.get(user) !== hash) throw new BindleError('unauthenticated', 'invalid user name or password');
+    if (this.#table.value.hashes.get(user) !== hash) throw new BindleError('unauthenticated', 'invalid user name or password');
 
     if (this.#ttlMs > 0) {
       this.#cache.set(key, { id: user, expiresAt: this.#now() + this.#ttlMs });
@@ -206,8 +176,8 @@ async function parseTable(text: string, origin: string): Promise<HtpasswdTable> 
       );
     }
     const entryCost = Number(m[1]);
-    if (entryCost < 4 || entryCost > 31) {
-      throw new BindleError('invalid_config', `${where}: user "${user}" has a bcrypt cost of ${entryCost}; it must be 4 to 31`);
+    if (entryCost < 4 || entryCost > MAX_COST) {
+      throw new BindleError('invalid_config', `${where}: user "${user}" has a bcrypt cost of ${entryCost}; it must be 4 to ${MAX_COST}`);
     }
     cost = Math.max(cost, entryCost);
     hashes.set(user, hash);

@@ -10,7 +10,7 @@ export { AlwaysAuthorizer, AnonymousGetAuthorizer } from './authorizers.js';
 export { AclAuthorizer, type Grant } from './acl-authorizer.js';
 export { authorizeBindleName, registerRequestAuth } from './request-auth.js';
 export { ChainAuthenticator } from './chain-authenticator.js';
-export { FailedAttemptLimiter, TooManyRequestsError, type FailedAttemptLimits } from './failed-attempt-limiter.js';
+export { FailedAttemptLimiter, MAX_WAITING_ATTEMPTS, TooManyRequestsError, type FailedAttemptLimits } from './failed-attempt-limiter.js';
 export { HtpasswdAuthenticator, type HtpasswdOptions } from './htpasswd-authenticator.js';
 export { NoAuthenticator } from './no-authenticator.js';
 export { OidcAuthenticator, type OidcDiscovery, type OidcOptions, type OidcSettings } from './oidc-authenticator.js';

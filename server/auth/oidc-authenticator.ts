@@ -61,6 +61,8 @@ export class OidcAuthenticator implements SchemeAuthenticator {
   readonly clientId: string;
   /** The provider's device-code authorization URL, for the /login device flow. */
   readonly deviceUrl: string;
+  /** The configured issuer without trailing slashes: the one spelling principal ids use. */
+  readonly #issuer: string;
   readonly #issuers: string[];
   readonly #clockToleranceSec: number;
   readonly #fetchTimeoutMs: number;
@@ -75,6 +77,7 @@ export class OidcAuthenticator implements SchemeAuthenticator {
     this.deviceUrl = settings.deviceUrl;
     const trimmed = settings.issuerUrl.replace(/\/+$/, '');
     // Providers differ on a trailing slash in `iss`; both spellings name the same issuer.
+    this.#issuer = trimmed;
     this.#issuers = [trimmed, `${trimmed}/`];
     this.#localKeys = localKeys;
     this.#clockToleranceSec = options.clockToleranceSec ?? 30;
@@ -126,7 +129,7 @@ export class OidcAuthenticator implements SchemeAuthenticator {
   }
 
   async #fetchDiscovery(): Promise<OidcDiscovery> {
-    const url = `${this.#issuers[0] ?? this.issuerUrl}/.well-known/openid-configuration`;
+    const url = `${this.#issuer}/.well-known/openid-configuration`;
     let body: unknown;
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(this.#fetchTimeoutMs), headers: { accept: 'application/json' } });
@@ -184,7 +187,7 @@ export class OidcAuthenticator implements SchemeAuthenticator {
     } catch (err) {
       throw describeFailure(err);
     }
-    return { id: principalId(payload), kind: 'oidc' };
+    return { id: principalId(payload, this.#issuer), kind: 'oidc' };
   }
 }
 
@@ -203,9 +206,10 @@ function describeFailure(err: unknown): Error {
 /**
  * The principal id, as the reference builds it: `preferred_username`, else `email` when
  * `email_verified` is true, else `sub`; then `@` and the issuer, so that equal user names at
- * different providers stay distinct.
+ * different providers stay distinct. The issuer is the configured one without trailing slashes
+ * (`issuer`), not the token's `iss`: both spellings of it are accepted, and one user has one id.
  */
-function principalId(payload: JWTPayload): string {
+function principalId(payload: JWTPayload, issuer: string): string {
   const preferred = payload.preferred_username;
   const email = payload.email;
   const name =
@@ -214,5 +218,5 @@ function principalId(payload: JWTPayload): string {
       : typeof email === 'string' && email !== '' && payload.email_verified === true
         ? email
         : (payload.sub ?? '');
-  return `${name}@${payload.iss ?? ''}`;
+  return `${name}@${issuer}`;
 }

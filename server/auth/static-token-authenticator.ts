@@ -1,13 +1,15 @@
 /**
  * Bearer authentication against a file of static tokens. The file never holds a token itself,
  * only its SHA-256: one `name:sha256hex-of-token` per line, `#` comments and blank lines ignored.
- * Create an entry with e.g. `printf %s "$TOKEN" | sha256sum`.
+ * Create an entry with e.g. `printf %s "$TOKEN" | sha256sum`. A file given by path is re-read
+ * when it changes (checked on each Bearer request, ./watched-file.ts), so a token removed from it
+ * is refused from the next request on.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { credentialsFor, parseAuthorization } from './authorization-header.js';
 import type { Principal, SchemeAuthenticator } from './types.js';
+import { fixedContents, WatchedFile, type Reloadable, type ReloadFailureReporter } from './watched-file.js';
 
 const NAME = /^[^\s:#][^\s:]*$/;
 const SHA256_HEX = /^[0-9a-fA-F]{64}$/;
@@ -20,22 +22,19 @@ export function tokenDigest(token: string): string {
 export class StaticTokenAuthenticator implements SchemeAuthenticator {
   readonly scheme = 'bearer' as const;
   /** Token digest → name. Looking up the digest (not the token) leaks nothing useful through timing. */
-  readonly #names: ReadonlyMap<string, string>;
+  readonly #names: Reloadable<ReadonlyMap<string, string>>;
 
-  private constructor(names: ReadonlyMap<string, string>) {
+  private constructor(names: Reloadable<ReadonlyMap<string, string>>) {
     this.#names = names;
   }
 
-  /** Reads a token file; an unreadable file or an invalid line is invalid_config. */
-  static async load(path: string): Promise<StaticTokenAuthenticator> {
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      throw new BindleError('invalid_config', `cannot read token file ${path}: ${reason}`, { cause: err });
-    }
-    return StaticTokenAuthenticator.parse(text, `token file ${path}`);
+  /**
+   * Reads a token file; an unreadable file or an invalid line is invalid_config. The file is
+   * re-read whenever it changes; a change that makes it unreadable or invalid keeps the last good
+   * version and is reported to `onReloadFailure` (default: a process warning).
+   */
+  static async load(path: string, onReloadFailure?: ReloadFailureReporter): Promise<StaticTokenAuthenticator> {
+    return new StaticTokenAuthenticator(await WatchedFile.load(path, 'token file', parseTokens, onReloadFailure));
   }
 
   /**
@@ -43,43 +42,45 @@ export class StaticTokenAuthenticator implements SchemeAuthenticator {
    * digest (two names for one token) is invalid_config naming `origin` and the line.
    */
   static parse(text: string, origin: string): StaticTokenAuthenticator {
-    const names = new Map<string, string>();
-    const seen = new Set<string>();
-    for (const [i, raw] of text.split(/\r?\n/).entries()) {
-      const line = raw.trim();
-      if (line === '' || line.startsWith('#')) continue;
-      const where = `${origin} line ${i + 1}`;
-      const colon = line.indexOf(':');
-      const name = colon < 0 ? '' : line.slice(0, colon).trim();
-      const digest = colon < 0 ? '' : line.slice(colon + 1).trim();
-      if (!NAME.test(name) || !SHA256_HEX.test(digest)) {
-        throw new BindleError('invalid_config', `${where}: expected name:sha256hex-of-token (64 hex digits)`);
-      }
-      if (seen.has(name)) throw new BindleError('invalid_config', `${where}: name "${name}" appears twice`);
-      const lower = digest.toLowerCase();
-      const other = names.get(lower);
-      if (other !== undefined) throw new BindleError('invalid_config', `${where}: "${name}" has the same token as "${other}"`);
-      seen.add(name);
-      names.set(lower, name);
-    }
-    return new StaticTokenAuthenticator(names);
+    return new StaticTokenAuthenticator(fixedContents(parseTokens(text, origin)));
   }
 
   /** Number of tokens in the file. */
   get size(): number {
-    return this.#names.size;
+    return this.#names.value.size;
   }
 
-  authenticate(authorizationHeader: string | undefined): Promise<Principal | undefined> {
-    // The executor runs synchronously; anything it throws becomes the rejection.
-    return new Promise((resolve) => resolve(this.#verify(authorizationHeader)));
-  }
-
-  #verify(authorizationHeader: string | undefined): Principal | undefined {
+  async authenticate(authorizationHeader: string | undefined): Promise<Principal | undefined> {
     const parsed = parseAuthorization(authorizationHeader);
     if (parsed === undefined) return undefined;
-    const name = this.#names.get(tokenDigest(credentialsFor(parsed, this.scheme)));
+    const digest = tokenDigest(credentialsFor(parsed, this.scheme));
+    await this.#names.refresh();
+    const name = this.#names.value.get(digest);
     if (name === undefined) throw new BindleError('unauthenticated', 'unknown bearer token');
     return { id: name, kind: 'token' };
   }
+}
+
+/** Token-file text as digest → name (see StaticTokenAuthenticator.parse). */
+function parseTokens(text: string, origin: string): ReadonlyMap<string, string> {
+  const names = new Map<string, string>();
+  const seen = new Set<string>();
+  for (const [i, raw] of text.split(/\r?\n/).entries()) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const where = `${origin} line ${i + 1}`;
+    const colon = line.indexOf(':');
+    const name = colon < 0 ? '' : line.slice(0, colon).trim();
+    const digest = colon < 0 ? '' : line.slice(colon + 1).trim();
+    if (!NAME.test(name) || !SHA256_HEX.test(digest)) {
+      throw new BindleError('invalid_config', `${where}: expected name:sha256hex-of-token (64 hex digits)`);
+    }
+    if (seen.has(name)) throw new BindleError('invalid_config', `${where}: name "${name}" appears twice`);
+    const lower = digest.toLowerCase();
+    const other = names.get(lower);
+    if (other !== undefined) throw new BindleError('invalid_config', `${where}: "${name}" has the same token as "${other}"`);
+    seen.add(name);
+    names.set(lower, name);
+  }
+  return names;
 }

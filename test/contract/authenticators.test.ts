@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import {
   StaticTokenAuthenticator,
   tokenDigest,
 } from '../../server/auth/index.js';
+import type { BindleError } from '../../core/errors/bindle-error.js';
 import { loadServerConfig } from '../../server/config/server-config.js';
 import { serveLocally } from '../helpers/local-server.js';
 import { VECTOR_SETS, vec } from '../helpers/paths.js';
@@ -203,6 +204,9 @@ t.test('HtpasswdAuthenticator loading', async (t) => {
     ['plain:password', /user "plain" has an unsupported crypt or plain-text hash/],
     ['short:$2y$05$tooShort', /user "short" has an unsupported malformed bcrypt hash/],
     [`costly:${y.replace(/^\$2y\$04\$/, '$2y$99$')}`, /user "costly" has a bcrypt cost of 99/],
+    [`costly:${y.replace(/^\$2y\$04\$/, '$2y$31$')}`, /test line 2: user "costly" has a bcrypt cost of 31; it must be 4 to 16/],
+    [`costly:${y.replace(/^\$2y\$04\$/, '$2y$17$')}`, /test line 2: user "costly" has a bcrypt cost of 17; it must be 4 to 16/],
+    [`cheap:${y.replace(/^\$2y\$04\$/, '$2y$03$')}`, /test line 2: user "cheap" has a bcrypt cost of 3; it must be 4 to 16/],
     [`bee:${b}`, /line 2: user "bee" appears twice/],
     ['no-colon-here', /line 2: expected user:hash/],
     [`:${b}`, /line 2: expected user:hash/],
@@ -256,6 +260,26 @@ t.test('StaticTokenAuthenticator parsing', async (t) => {
   await t.rejects(StaticTokenAuthenticator.load('/nonexistent/tokens'), { code: 'invalid_config', message: /cannot read token file/ });
 });
 
+t.test('StaticTokenAuthenticator re-reads a changed file; an unusable one keeps the last good version and is reported', async (t) => {
+  const path = join(t.testdir({ tokens: tokenFileText() }), 'tokens');
+  const reported: BindleError[] = [];
+  const auth = await StaticTokenAuthenticator.load(path, (err) => reported.push(err));
+  t.same(await auth.authenticate(`Bearer ${CI_TOKEN}`), { id: 'ci', kind: 'token' });
+  writeFileSync(path, `deploy:${tokenDigest(DEPLOY_TOKEN)}\n`);
+  await t.rejects(auth.authenticate(`Bearer ${CI_TOKEN}`), { code: 'unauthenticated' }, 'a removed token is refused on the next request');
+  t.same(await auth.authenticate(`Bearer ${DEPLOY_TOKEN}`), { id: 'deploy', kind: 'token' });
+  t.equal(auth.size, 1);
+  t.same(reported, []);
+  writeFileSync(path, `ci:${tokenDigest(CI_TOKEN)}\ndeploy:not-a-digest\n`);
+  await t.rejects(auth.authenticate(`Bearer ${CI_TOKEN}`), { code: 'unauthenticated' }, 'a malformed file does not take effect');
+  t.same(await auth.authenticate(`Bearer ${DEPLOY_TOKEN}`), { id: 'deploy', kind: 'token' }, 'the last good version stays in force');
+  t.match(reported, [{ code: 'invalid_config', message: `token file ${path} line 2: expected name:sha256hex-of-token (64 hex digits)` }]);
+  rmSync(path);
+  t.same(await auth.authenticate(`Bearer ${DEPLOY_TOKEN}`), { id: 'deploy', kind: 'token' }, 'so does a removed file');
+  t.match(reported[1], { code: 'invalid_config', message: `cannot read token file ${path}: ENOENT` });
+  t.equal(reported.length, 2);
+});
+
 t.test('OidcAuthenticator principal ids and issuer spelling', async (t) => {
   const key = await signingKey('k1');
   const auth = await OidcAuthenticator.create({
@@ -267,7 +291,13 @@ t.test('OidcAuthenticator principal ids and issuer spelling', async (t) => {
   t.equal(await id({ email: 'a@x.test', email_verified: true }), `a@x.test@${ISSUER}`);
   t.equal(await id({ email: 'a@x.test' }), `user-1@${ISSUER}`, 'an unverified email is not used');
   t.equal(await id({ email: 'a@x.test', email_verified: false }), `user-1@${ISSUER}`);
-  t.equal(await id({}, `${ISSUER}/`), `user-1@${ISSUER}/`, 'the issuer with a trailing slash is the same issuer');
+  t.equal(await id({ preferred_username: 'alice' }, `${ISSUER}/`), `alice@${ISSUER}`, 'the issuer with a trailing slash is the same issuer, and the same id');
+  t.equal(await id({ preferred_username: 'alice' }, ISSUER), `alice@${ISSUER}`);
+  const unslashed = await OidcAuthenticator.create({ issuerUrl: ISSUER, clientId: CLIENT_ID, deviceUrl: `${ISSUER}/device`, jwksFile: jwksFile(t, key) });
+  for (const iss of [ISSUER, `${ISSUER}/`]) {
+    const principal = await unslashed.authenticate(`Bearer ${await jwt(key, { preferred_username: 'alice' }, { issuer: iss })}`);
+    t.equal(principal?.id, `alice@${ISSUER}`, `configured without a slash, iss ${iss}`);
+  }
   t.equal(auth.clientId, CLIENT_ID);
   t.equal(auth.deviceUrl, `${ISSUER}/device`);
   await t.rejects(auth.authenticate(`Bearer ${await jwt(key, {}, { exp: Math.floor(Date.now() / 1000) - 3600 })}`), {
@@ -354,7 +384,9 @@ t.test('ChainAuthenticator routing and messages', async (t) => {
 });
 
 t.test('buildAuth follows the configuration', async (t) => {
-  const dir = t.testdir({ tokens: tokenFileText(), 'bad-htpasswd': 'admin:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n' });
+  const dir = t.testdir({
+    tokens: tokenFileText(), 'bad-htpasswd': 'admin:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n', htpasswd: readFileSync(vec('data', 'htpasswd'), 'utf8'),
+  });
 
   const open = await buildAuth(await loadServerConfig([], {}, dir));
   t.ok(open.authenticator instanceof NoAuthenticator);
@@ -375,6 +407,24 @@ t.test('buildAuth follows the configuration', async (t) => {
   t.ok(withOidc.oidc instanceof OidcAuthenticator);
   t.equal(withOidc.oidc?.clientId, CLIENT_ID);
   t.same(await withOidc.authenticator.authenticate(`Bearer ${await jwt(key, {})}`), { id: `user-1@${ISSUER}`, kind: 'oidc' });
+
+  const logged: { obj: unknown; msg: string | undefined }[] = [];
+  const log = { error: (obj: unknown, msg?: string) => logged.push({ obj, msg }) };
+  const logging = await buildAuth(await loadServerConfig(['-i', '0.0.0.0:0', '--htpasswd-file', 'htpasswd', '--token-file', 'tokens'], {}, dir), log);
+  writeFileSync(join(dir, 'tokens'), 'ci:abc\n');
+  writeFileSync(join(dir, 'htpasswd'), 'admin:$apr1$abc$defghijklmnopqrstuvw\n');
+  t.same(await logging.authenticator.authenticate(`Bearer ${CI_TOKEN}`), { id: 'ci', kind: 'token' });
+  t.same(await logging.authenticator.authenticate(ADMIN), { id: 'admin', kind: 'basic' });
+  t.match(logged, [
+    {
+      obj: { file: join(dir, 'tokens'), err: { code: 'invalid_config', message: /tokens line 1: expected name:sha256hex/ } },
+      msg: 'token file reload failed: the previous version stays in force',
+    },
+    {
+      obj: { file: join(dir, 'htpasswd'), err: { code: 'invalid_config', message: /htpasswd line 1: user "admin" has an unsupported Apache MD5/ } },
+      msg: 'htpasswd file reload failed: the previous version stays in force',
+    },
+  ], 'reload failures are logged at error, naming the file and the fault');
 
   await t.rejects(buildAuth(await loadServerConfig(['-i', '0.0.0.0:0', '--htpasswd-file', 'bad-htpasswd'], {}, dir)), {
     code: 'invalid_config',
