@@ -102,7 +102,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     // Each request's logger is built when it first logs at an enabled level (./http/request-logger.ts).
     ...(opts.logger !== undefined ? { loggerInstance: opts.logger, childLoggerFactory: lazyChildLoggerFactory } : { logger: false }),
     genReqId: requestId,
-    exposeHeadRoutes: false,
+    // Every GET route answers HEAD too (RFC 9110 §9.1); a route whose HEAD is its own declares it before its GET.
+    exposeHeadRoutes: true,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     ...(trustProxy !== undefined ? { trustProxy } : {}),

@@ -8,7 +8,7 @@ import { metricsRoutes } from '../routes/metrics-routes.js';
 import type { ServerMetrics } from './server-metrics.js';
 
 export function buildMetricsApp(metrics: ServerMetrics): FastifyInstance {
-  const app = Fastify({ logger: false, exposeHeadRoutes: false, return503OnClosing: true, forceCloseConnections: true }) as unknown as FastifyInstance;
+  const app = Fastify({ logger: false, exposeHeadRoutes: true, return503OnClosing: true, forceCloseConnections: true }) as unknown as FastifyInstance;
   metricsRoutes(app, { metrics });
   return app;
 }

@@ -10,7 +10,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { BINDLE_YANKED_HEADER, OCI_MANIFEST_MEDIA_TYPE, isDigestLike, renderIndex } from '../../core/oci/index.js';
-import type { Authorizer } from '../auth/types.js';
+import { carriesCredentials, type Authorizer } from '../auth/types.js';
 import { authorizeBindleName } from '../auth/request-auth.js';
 import { evaluatePreconditions } from '../http/conditional.js';
 import { bodyOf, contentLength, parseInteger, parseRange, readBody, single, type QueryParams, type RangeRequest } from '../http/request-parsing.js';
@@ -75,8 +75,9 @@ function sessionHeaders(reply: FastifyReply, session: OciUploadSession): Fastify
 }
 
 /**
- * True when an anonymous client could not push: then `GET /v2/` without credentials answers
- * 401 with the challenge, which is how OCI clients learn to send them.
+ * True when an anonymous client could not push: then `GET /v2/` without credentials (no
+ * Authorization header, or a blank one, as on /v1) answers 401 with the challenge, which is how
+ * OCI clients learn to send them.
  */
 function credentialsWanted(authorizer: Authorizer): boolean {
   try {
@@ -91,7 +92,7 @@ export function ociRoutes(app: FastifyInstance, opts: OciRouteOptions): void {
   const { service } = opts;
   const oci = service.oci;
   app.get('/', async (request: FastifyRequest, reply: FastifyReply) => {
-    if (request.headers.authorization === undefined && credentialsWanted(opts.authorizer)) {
+    if (!carriesCredentials(request.headers.authorization) && credentialsWanted(opts.authorizer)) {
       throw new BindleError('unauthenticated', 'this registry takes pushes from authenticated clients: send credentials');
     }
     return reply.code(200).type('application/json').send('{}');
@@ -179,8 +180,8 @@ export function ociRoutes(app: FastifyInstance, opts: OciRouteOptions): void {
       }
     }
   };
-  app.get('/*', (request: WildcardRequest, reply: FastifyReply) => read(request, reply, false));
   app.head('/*', (request: WildcardRequest, reply: FastifyReply) => read(request, reply, true));
+  app.get('/*', (request: WildcardRequest, reply: FastifyReply) => read(request, reply, false));
   /** Blob uploads: monolithic (`?digest=` with the bytes), cross-repository mounts, else a new session. */
   app.post('/*', async (request: WildcardRequest, reply: FastifyReply) => {
     const { endpoint, name } = target(request);

@@ -138,8 +138,8 @@ export function invoiceRoutes(app: FastifyInstance, opts: InvoiceRouteOptions): 
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
   };
-  app.get('/_i/*', (request: WildcardRequest, reply: FastifyReply) => get(request, reply, false));
   app.head('/_i/*', (request: WildcardRequest, reply: FastifyReply) => get(request, reply, true));
+  app.get('/_i/*', (request: WildcardRequest, reply: FastifyReply) => get(request, reply, false));
 
   app.post('/_i/*', async (request: WildcardRequest, reply: FastifyReply) => {
     onlyParams(request.query, []);

@@ -61,8 +61,8 @@ export function queryRoutes(app: FastifyInstance, opts: { service: BindleService
     const query = parseQuery(request.query);
     return replies.send(request, reply, () => service.query(query), head);
   };
-  app.get('/_q', (request: Q, reply) => search(request, reply, false));
   app.head('/_q', (request: Q, reply) => search(request, reply, true));
+  app.get('/_q', (request: Q, reply) => search(request, reply, false));
 
   app.get('/_r/missing/*', async (request: FastifyRequest<{ Params: { '*': string }; Querystring: QueryParams }>, reply) => {
     onlyParams(request.query, []);
@@ -83,6 +83,6 @@ export function queryRoutes(app: FastifyInstance, opts: { service: BindleService
     const ring = service.keys(roles);
     return head ? sendDocumentHead(request, reply, 200, ring) : sendDocument(request, reply, 200, ring);
   };
-  app.get('/bindle-keys', (request: Q, reply) => keys(request, reply, false));
   app.head('/bindle-keys', (request: Q, reply) => keys(request, reply, true));
+  app.get('/bindle-keys', (request: Q, reply) => keys(request, reply, false));
 }

@@ -306,6 +306,11 @@ t.test('authentication: the same authenticator, a Basic challenge OCI clients un
   t.equal(ping.statusCode, 401, 'anonymous clients are asked for credentials at the version check');
   t.equal(ping.headers['www-authenticate'], 'Basic realm="bindle"');
   t.equal(ociError(ping.body).code, 'UNAUTHORIZED');
+  for (const blank of ['', '   ']) {
+    const empty = await ta.app.inject({ method: 'GET', url: '/v2/', headers: { authorization: blank } });
+    t.equal(empty.statusCode, 401, `a blank Authorization header (${JSON.stringify(blank)}) carries no credentials: challenged, as /v1 treats it`);
+    t.equal(empty.headers['www-authenticate'], 'Basic realm="bindle"');
+  }
   t.equal((await ta.app.inject({ method: 'GET', url: '/v2/', headers: { authorization: 'Bearer ci-token' } })).statusCode, 200);
   const bad = await ta.app.inject({ method: 'GET', url: '/v2/', headers: { authorization: 'Bearer wrong' } });
   t.equal(bad.statusCode, 401);
