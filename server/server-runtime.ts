@@ -6,12 +6,14 @@
  * embedded single-node default), the trusted keyring (reloaded on change and on demand), builds
  * the auth seams and the app, wraps the seams in their metrics decorators (server/metrics/),
  * listens (and on `--metrics-address`, serves the metrics there), and closes everything in
- * order, the log's last lines waited for at most LOG_DRAIN_MS. Used by the entry point and by
- * end-to-end tests.
+ * order, the log's last lines waited for at most LOG_DRAIN_MS. What the environment makes fail
+ * on the way (an unusable data directory, TLS file, index or address) is a StartupError naming the
+ * setting and where it was given. Used by the entry point and by end-to-end tests.
  */
-import { unwatchFile, watchFile } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { constants, unwatchFile, watchFile } from 'node:fs';
+import { access, mkdir, readFile, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { BindleError, isBindleError } from '../core/errors/bindle-error.js';
@@ -28,8 +30,6 @@ import { loadHostIdentity } from './host-identity.js';
 import { openLogDestination, type LogDestination } from './log-destination.js';
 import { logProcessWarnings } from './process-warnings.js';
 import { BindleService } from './service/bindle-service.js';
-import { exportReferenceLayout, type ExportReport } from './service/reference-export.js';
-import { reindex, type ReindexReport } from './service/reindex.js';
 import { isSharedIndex, openInvoiceIndex, openParcelStore } from './storage/backends.js';
 import { PART_SPOOL_DIRECTORY } from './storage/part-spool.js';
 import { InstrumentedAuthenticator, InstrumentedAuthorizer, InstrumentedVerifier } from './metrics/instrumented-checks.js';
@@ -38,7 +38,6 @@ import { InstrumentedParcelStore } from './metrics/instrumented-parcel-store.js'
 import { buildMetricsApp } from './metrics/metrics-app.js';
 import { ServerMetrics } from './metrics/server-metrics.js';
 import { storageChecks, type ServerState } from './service/readiness.js';
-import { InvoiceFiles } from './storage/invoice-files.js';
 
 export { INDEX_FILE } from './config/server-config.js';
 
@@ -48,14 +47,13 @@ const LOG_DRAIN_MS = 2000;
 export interface RunningServer {
   readonly app: FastifyInstance;
   readonly log: FastifyBaseLogger;
-  /** Starts listening; resolves with the bound address (e.g. http://127.0.0.1:8080). */
+  /**
+   * Starts listening; resolves with the bound address (e.g. http://127.0.0.1:8080). An address
+   * in use, not on this host, not resolving or not permitted is a StartupError.
+   */
   listen(): Promise<string>;
   /** The bound address of the metrics listener (`--metrics-address`) once listening; else undefined. */
   metricsAddress(): string | undefined;
-  /** Imports the invoice files of the data directory (reference layout) into the index. */
-  reindex(): Promise<ReindexReport>;
-  /** Writes the index's invoices and their parcels to `dir` in the reference layout. */
-  exportReferenceLayout(dir: string): Promise<ExportReport>;
   /**
    * Reads the trusted keyring file again (the entry point calls it on SIGHUP; file changes
    * trigger it by themselves) and logs the outcome; a bad file keeps the keys loaded before.
@@ -63,6 +61,121 @@ export interface RunningServer {
   reloadTrust(): Promise<TrustReload>;
   /** Stops accepting, lets in-flight requests finish (up to the grace period), closes storage. */
   close(): Promise<void>;
+}
+
+/**
+ * A start-up failure the environment caused, not the program: the port in use, a data directory
+ * that is a file or read-only, a missing TLS file. Its message is one line naming the setting and
+ * where it was given (e.g. `--directory: /srv/bindle is not a directory`); the entry point prints
+ * it as is and exits 1. The error that caused it is its `cause`.
+ */
+export class StartupError extends Error {
+  override readonly name = 'StartupError';
+}
+
+/** The code of a system error (`EADDRINUSE`, `ENOENT`, …) or an SQLite error (`SQLITE_CANTOPEN`); else undefined. */
+function errorCode(err: unknown): string | undefined {
+  const code = err instanceof Error ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && /^(E[A-Z0-9_]+|SQLITE_[A-Z_]+)$/.test(code) ? code : undefined;
+}
+
+/** What went wrong, for a StartupError: `read-only file system (EROFS)` from Node's `EROFS: read-only file system, open '…'`. */
+function reasonOf(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const code = errorCode(err);
+  const system = /^[A-Z0-9_]+: ([^,]+),/.exec(message);
+  if (system?.[1] !== undefined && code !== undefined) return `${system[1]} (${code})`;
+  return code === undefined || message.includes(code) ? message : `${message} (${code})`;
+}
+
+/**
+ * Creates the data directory if needed and checks that it is a directory the server can write
+ * (its index, parcels, upload staging and part spool are written there).
+ */
+async function prepareDirectory(config: ServerConfig): Promise<void> {
+  const where = `${config.sources.directory}: ${config.directory}`;
+  try {
+    await mkdir(config.directory, { recursive: true });
+  } catch (err) {
+    const code = errorCode(err);
+    if (code === 'EEXIST') throw new StartupError(`${where} is not a directory`, { cause: err });
+    if (code === 'ENOTDIR') throw new StartupError(`${where} cannot be created: a part of its path is a file`, { cause: err });
+    // A recursive mkdir under a read-only file system fails with ENOENT: say why the parent refused.
+    const parent = await nearestExisting(dirname(config.directory));
+    const refusal = await access(parent, constants.W_OK).then(() => undefined, (denied: unknown) => denied);
+    const why = refusal === undefined ? reasonOf(err) : `${parent} is not writable: ${reasonOf(refusal)}`;
+    throw new StartupError(`${where} cannot be created: ${why}`, { cause: err });
+  }
+  try {
+    await access(config.directory, constants.W_OK);
+  } catch (err) {
+    throw new StartupError(`${where} is not writable: ${reasonOf(err)}`, { cause: err });
+  }
+}
+
+/** `path` or its nearest ancestor that exists. */
+async function nearestExisting(path: string): Promise<string> {
+  for (let at = path; ; at = dirname(at)) {
+    if ((await stat(at).then(() => true, () => false)) || dirname(at) === at) return at;
+  }
+}
+
+/** Reads the TLS certificate and key, checking each is PEM and that they belong together. */
+async function readTls(tls: NonNullable<ServerConfig['tls']>, sources: ServerConfig['sources']): Promise<{ cert: Buffer; key: Buffer }> {
+  const certWhere = `${sources.tlsCert ?? '--tls-cert'}: ${tls.certPath}`;
+  const keyWhere = `${sources.tlsKey ?? '--tls-key'}: ${tls.keyPath}`;
+  const read = async (path: string, where: string): Promise<Buffer> => {
+    try {
+      return await readFile(path);
+    } catch (err) {
+      throw new StartupError(`${where} cannot be read: ${reasonOf(err)}`, { cause: err });
+    }
+  };
+  const [cert, key] = await Promise.all([read(tls.certPath, certWhere), read(tls.keyPath, keyWhere)]);
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(cert);
+  } catch (err) {
+    throw new StartupError(`${certWhere} is not a PEM certificate: ${reasonOf(err)}`, { cause: err });
+  }
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch (err) {
+    throw new StartupError(`${keyWhere} is not a PEM private key (an unencrypted one): ${reasonOf(err)}`, { cause: err });
+  }
+  if (!certificate.checkPrivateKey(privateKey)) {
+    throw new StartupError(`${keyWhere} is not the private key of the certificate in ${certWhere}`);
+  }
+  return { cert, key };
+}
+
+/** The StartupError for a listener (`--address` or `--metrics-address`) that could not listen; `err` itself when unexpected. */
+function listenFailure(err: unknown, source: string, address: { host: string; port: number }): unknown {
+  const code = errorCode(err);
+  const why: Readonly<Record<string, string>> = {
+    EADDRINUSE: 'is already in use; stop what listens there or choose another port',
+    EADDRNOTAVAIL: 'is not an address of this host; use one of its addresses, or 0.0.0.0 for all of them',
+    EACCES: 'may not be listened on by this user (ports below 1024 need privileges); choose another port',
+    ENOTFOUND: 'names a host that does not resolve; use an IP address or a name this host resolves',
+    EAI_AGAIN: 'names a host that could not be resolved now; use an IP address or try again',
+  };
+  const reason = code === undefined ? undefined : why[code];
+  if (code === undefined || reason === undefined) return err;
+  const host = address.host.includes(':') ? `[${address.host}]` : address.host;
+  return new StartupError(`${source}: ${host}:${address.port} ${reason} (${code})`, { cause: err });
+}
+
+/**
+ * For `.catch` on opening what a setting names: a system or SQLite error becomes a StartupError
+ * `<source>: cannot open <what>: <reason>`; any other error (a BindleError saying what is wrong
+ * with the contents, a bug) passes unchanged.
+ */
+function openFailure(source: string, what: string): (err: unknown) => never {
+  return (err) => {
+    if (errorCode(err) === undefined || isBindleError(err)) throw err;
+    throw new StartupError(`${source}: cannot open ${what}: ${reasonOf(err)}`, { cause: err });
+  };
 }
 
 /** Logs the outcome of a keyring reload. */
@@ -114,13 +227,15 @@ async function assembleServer(
   opts: { hostLabel: string },
   { destination, log, stopLoggingWarnings }: ServerLogging,
 ): Promise<RunningServer> {
-  await mkdir(config.directory, { recursive: true });
+  await prepareDirectory(config);
+  // Read first: a bad TLS file fails start-up before anything is created or opened.
+  const https = config.tls === undefined ? undefined : await readTls(config.tls, config.sources);
 
   const trust = await openTrust(config, log);
   const identity = await loadHostIdentity(config.signingKeysPath, {
     createIfMissing: !isSharedIndex(config.index),
     label: opts.hostLabel,
-  }).catch((err: unknown) => {
+  }).catch(openFailure(config.sources.signingKeys, `host signing key file ${config.signingKeysPath}`)).catch((err: unknown) => {
     trust.close();
     throw err;
   });
@@ -136,8 +251,13 @@ async function assembleServer(
       stagingMaxAgeMs: config.stagingMaxAgeMs,
       onSweepError: (err) => log.warn({ err }, 'removing abandoned uploads failed; the next sweep tries again'),
     },
+  }).catch(openFailure(config.sources.parcels, `parcel store ${describeParcels(config.parcels)}`)).catch((err: unknown) => {
+    trust.close();
+    throw err;
   });
-  const storedIndex = await openInvoiceIndex(config.index, { queryWorkers: true }).catch(async (err: unknown) => {
+  const storedIndex = await openInvoiceIndex(config.index, { queryWorkers: true })
+    .catch(openFailure(config.sources.index, `index ${describeIndex(config.index)}`))
+    .catch(async (err: unknown) => {
     await storedParcels.close();
     trust.close();
     throw err;
@@ -148,16 +268,13 @@ async function assembleServer(
     parcels, index, verifier, signer: identity.signer, hostKeyring: identity.keyring, maxParcelBytes: config.maxParcelBytes,
     stagingMaxAgeMs: config.stagingMaxAgeMs,
   });
-  const auth = await buildAuth(config);
+  const auth = await buildAuth(config, log);
   const { oidc, acl } = auth;
   const authenticator = new InstrumentedAuthenticator(auth.authenticator, metrics);
   const authorizer = new InstrumentedAuthorizer(auth.authorizer, metrics);
   if (auth.htpasswd !== undefined) metrics.watchCache('htpasswd', auth.htpasswd);
 
   let state: ServerState = 'starting';
-  const https = config.tls === undefined
-    ? undefined
-    : { cert: await readFile(config.tls.certPath), key: await readFile(config.tls.keyPath) };
   const app = await buildApp({
     service, authenticator, authorizer,
     maxInvoiceBytes: config.maxInvoiceBytes,
@@ -185,9 +302,14 @@ async function assembleServer(
     app,
     log: app.log,
     async listen() {
-      const address = await app.listen({ host: config.address.host, port: config.address.port });
-      if (metricsApp !== undefined && config.metricsAddress !== undefined) {
-        metricsAddress = await metricsApp.listen({ host: config.metricsAddress.host, port: config.metricsAddress.port });
+      const address = await app.listen({ host: config.address.host, port: config.address.port }).catch((err: unknown) => {
+        throw listenFailure(err, config.sources.address, config.address);
+      });
+      const metricsAt = config.metricsAddress;
+      if (metricsApp !== undefined && metricsAt !== undefined) {
+        metricsAddress = await metricsApp.listen({ host: metricsAt.host, port: metricsAt.port }).catch((err: unknown) => {
+          throw listenFailure(err, config.sources.metricsAddress ?? '--metrics-address', metricsAt);
+        });
       }
       state = 'serving';
       app.log.info(
@@ -212,8 +334,6 @@ async function assembleServer(
       return address;
     },
     metricsAddress: () => metricsAddress,
-    reindex: () => reindex(new InvoiceFiles(config.directory), index),
-    exportReferenceLayout: (dir) => exportReferenceLayout(index, parcels, dir),
     async reloadTrust() {
       const result = await trust.reload();
       logTrustReload(log, config.keyringPath, result);

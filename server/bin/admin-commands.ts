@@ -1,10 +1,13 @@
 /**
- * The administrative subcommands of `bindle-server` besides serving: `migrate` (copy a server's
- * data into other storage backends), `keys create-host` (write a host signing key file for a
- * shared deployment, or rotate it), `gc` (remove parcels no invoice references) and `fsck`
- * (re-hash every parcel, check the index against the store). Each parses its own flags, runs,
- * and returns an exit code.
+ * The administrative subcommands of `bindle-server` besides serving: `reindex` (import a data
+ * directory's invoice files in the reference layout into the index), `export` (write the index's
+ * invoices and parcels in the reference layout), `migrate` (copy a server's data into other
+ * storage backends), `keys create-host` (write a host signing key file for a shared deployment,
+ * or rotate it), `gc` (remove parcels no invoice references) and `fsck` (re-hash every parcel,
+ * check the index against the store). Each parses its own flags, runs, and returns an exit code.
+ * Those that work on existing data refuse storage that does not exist, and create nothing then.
  */
+import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { BindleError } from '../../core/errors/bindle-error.js';
@@ -17,6 +20,9 @@ import type { ParcelStore } from '../storage/parcel-store.js';
 import { describeIndex, describeParcels, openInvoiceIndex, openParcelStore, parseIndexSpec, parseParcelsSpec } from '../storage/backends.js';
 import { createHostKeyFile } from '../host-identity.js';
 import { migrate, type MigrationEnd } from '../service/migrate.js';
+import { exportReferenceLayout } from '../service/reference-export.js';
+import { reindex } from '../service/reindex.js';
+import { InvoiceFiles } from '../storage/invoice-files.js';
 
 /** What a subcommand writes to. */
 export interface CommandIo {
@@ -133,6 +139,9 @@ export async function runKeys(argv: readonly string[], io: CommandIo): Promise<n
   const path = resolve(io.cwd, String(cmd.getOptionValue('out')));
   const label = String(cmd.getOptionValue('label'));
   if (label.trim() === '') throw new BindleError('invalid_config', '--label must not be empty');
+  if ((await stat(path).catch(() => undefined))?.isDirectory() === true) {
+    throw new BindleError('invalid_config', `--out ${path} is a directory; name the key file to write, e.g. ${resolve(path, 'host-keys.toml')}`);
+  }
   const created = await createHostKeyFile(path, { label, rotate: cmd.getOptionValue('rotate') === true });
   io.out(`wrote ${path}: host key ${created.publicKey}${created.keys > 1 ? ` signs from now on; ${created.keys - 1} older key(s) kept` : ''}\n`);
   return 0;
@@ -150,22 +159,13 @@ function takeSwitches(argv: readonly string[], names: readonly string[]): { set:
 }
 
 /**
- * Parses the server options in `argv` (those of `bindle-server`, e.g. --directory, --index,
- * --parcels, --config-path), opens the index and parcel store they name (which must exist) and
- * runs `body` on them. Prints `help` for --help.
+ * Opens the index and parcel store `config` names (which must exist: a missing one is
+ * invalid_config, and nothing is created) and runs `body` on them.
  */
 async function withStorage(
-  argv: readonly string[],
-  io: CommandIo,
-  help: string,
-  body: (index: InvoiceIndex, parcels: ParcelStore, config: ServerConfig) => Promise<number>,
+  config: ServerConfig,
+  body: (index: InvoiceIndex, parcels: ParcelStore) => Promise<number>,
 ): Promise<number> {
-  const invocation = await parseServerInvocation(argv, io.env, io.cwd);
-  if (invocation.kind !== 'serve') {
-    io.out(help);
-    return 0;
-  }
-  const { config } = invocation;
   const index = await openInvoiceIndex(config.index, { mustExist: true });
   try {
     const parcels = await openParcelStore(config.parcels, {
@@ -173,13 +173,116 @@ async function withStorage(
       staging: { stagingMaxAgeMs: config.stagingMaxAgeMs, stagingSweepMs: 0 },
     });
     try {
-      return await body(index, parcels, config);
+      return await body(index, parcels);
     } finally {
       await parcels.close();
     }
   } finally {
     await index.close();
   }
+}
+
+/**
+ * Runs `body` with the server configuration the server options in `argv` give (those of
+ * `bindle-server`, e.g. --directory, --index, --parcels, --config-path); prints `help` instead
+ * for --help and --version.
+ */
+async function withConfig(
+  argv: readonly string[],
+  io: CommandIo,
+  help: string,
+  body: (config: ServerConfig) => Promise<number>,
+): Promise<number> {
+  const invocation = await parseServerInvocation(argv, io.env, io.cwd);
+  if (invocation.kind !== 'serve') {
+    io.out(help);
+    return 0;
+  }
+  return body(invocation.config);
+}
+
+const REINDEX_HELP = `Usage: bindle-server reindex [options]
+
+Imports the invoice files of the data directory in the reference layout
+(<directory>/invoices/<sha256(name/version)>/invoice.toml, e.g. copied from a reference server
+or written by 'bindle-server export') into the invoice index, the only record of invoices.
+Ids already indexed with the same invoice are left alone; a file holding the same invoice
+yanked yanks it in the index; a file holding a different invoice is reported as a conflict and
+the index keeps its own. The data directory must exist. Exit status 1 when a file was skipped
+or conflicts.
+
+Options: those of the server (see bindle-server --help), e.g. -d, --directory <path>.
+`;
+
+/** \`bindle-server reindex\`: see REINDEX_HELP. The index is created if needed, the data directory never. */
+export async function runReindex(argv: readonly string[], io: CommandIo): Promise<number> {
+  return withConfig(argv, io, REINDEX_HELP, async (config) => {
+    const found = await stat(config.directory).catch(() => undefined);
+    if (found?.isDirectory() !== true) {
+      throw new BindleError(
+        'invalid_config',
+        `${config.sources.directory}: data directory ${config.directory} ${found === undefined ? 'does not exist' : 'is not a directory'}; ` +
+          'reindex imports the invoice files of an existing one',
+      );
+    }
+    const index = await openInvoiceIndex(config.index);
+    try {
+      const report = await reindex(new InvoiceFiles(config.directory), index);
+      io.out(
+        `reindexed ${config.directory}: ${report.added} added, ${report.alreadyIndexed} already indexed, ${report.yanked} yanked, ` +
+          `${report.conflicts.length} conflicting, ${report.skipped.length} skipped\n`,
+      );
+      for (const c of report.conflicts) io.out(`  conflict ${c.path}: ${c.reason}\n`);
+      for (const s of report.skipped) io.out(`  skipped ${s.path}: ${s.reason}\n`);
+      return report.skipped.length > 0 || report.conflicts.length > 0 ? 1 : 0;
+    } finally {
+      await index.close();
+    }
+  });
+}
+
+const EXPORT_HELP = `Usage: bindle-server export --reference-layout <dir> [options]
+
+Writes every invoice in the index (yanked ones too) and every stored parcel they list to <dir>
+in the reference layout (invoices/<id>/invoice.toml, parcels/<sha256>/parcel.dat and
+label.toml), which reference tooling and 'bindle-server reindex' read. Files are written
+atomically; running it again completes an interrupted export. The index and parcel store must
+exist.
+
+Options: --reference-layout <dir>, and those of the server (see bindle-server --help).
+`;
+
+/** Takes `--reference-layout <dir>` (or `=<dir>`) out of the arguments. */
+function takeReferenceLayout(args: readonly string[]): { dir: string | undefined; rest: string[] } {
+  const rest: string[] = [];
+  let dir: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] ?? '';
+    if (arg === '--reference-layout') {
+      dir = args[i + 1];
+      if (dir === undefined || dir.startsWith('-')) throw new BindleError('invalid_config', 'option --reference-layout needs a directory (see --help)');
+      i++;
+    } else if (arg.startsWith('--reference-layout=')) {
+      dir = arg.slice('--reference-layout='.length);
+    } else {
+      rest.push(arg);
+    }
+  }
+  return { dir, rest };
+}
+
+/** \`bindle-server export\`: see EXPORT_HELP. */
+export async function runExport(argv: readonly string[], io: CommandIo): Promise<number> {
+  const { dir, rest } = takeReferenceLayout(argv);
+  return withConfig(rest, io, EXPORT_HELP, async (config) => {
+    if (dir === undefined) throw new BindleError('invalid_config', 'export needs --reference-layout <dir> (see bindle-server export --help)');
+    return withStorage(config, async (index, parcels) => {
+      const target = resolve(io.cwd, dir);
+      const report = await exportReferenceLayout(index, parcels, target);
+      io.out(`exported to ${target}: ${report.invoices} invoices, ${report.parcels} parcels, ${report.missingParcels} parcels never uploaded\n`);
+      return 0;
+    });
+  });
 }
 
 const GC_HELP = `Usage: bindle-server gc [--dry-run] [--json] [server options]
@@ -199,7 +302,7 @@ Exit status 1 when a parcel could not be removed.
 /** \`bindle-server gc\`: see GC_HELP. */
 export async function runGc(argv: readonly string[], io: CommandIo): Promise<number> {
   const { set, rest } = takeSwitches(argv, ['--dry-run', '--json']);
-  return withStorage(rest, io, GC_HELP, async (index, parcels, config) => {
+  return withConfig(rest, io, GC_HELP, (config) => withStorage(config, async (index, parcels) => {
     const report = await collectGarbage(index, parcels, {
       graceMs: config.gcGraceMs,
       dryRun: set.has('--dry-run'),
@@ -216,7 +319,7 @@ export async function runGc(argv: readonly string[], io: CommandIo): Promise<num
       for (const f of report.failures) io.out(`  failed ${f.sha256}: ${f.reason}\n`);
     }
     return report.failures.length > 0 ? 1 : 0;
-  });
+  }));
 }
 
 const FSCK_HELP = `Usage: bindle-server fsck [--json] [--repair] [server options]
@@ -256,9 +359,9 @@ function listed(invoices: readonly string[]): string {
 /** \`bindle-server fsck\`: see FSCK_HELP. */
 export async function runFsck(argv: readonly string[], io: CommandIo): Promise<number> {
   const { set, rest } = takeSwitches(argv, ['--json', '--repair']);
-  return withStorage(rest, io, FSCK_HELP, async (index, parcels) => {
+  return withConfig(rest, io, FSCK_HELP, (config) => withStorage(config, async (index, parcels) => {
     const report = await fsck(index, parcels, { repair: set.has('--repair'), ...(io.audit === undefined ? {} : { audit: io.audit }) });
     io.out(set.has('--json') ? `${JSON.stringify({ ...report, problems: hasProblems(report) }, null, 2)}\n` : fsckText(report));
     return hasProblems(report) ? 1 : 0;
-  });
+  }));
 }

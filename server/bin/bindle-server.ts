@@ -2,47 +2,32 @@
 /**
  * `bindle-server`: the server bundle's entry (scripts/bundle-server.mjs), loaded by ./launch.cts.
  * The one place that picks concrete implementations (file parcel store, SQLite index, keyring verifier, configured auth), starts the HTTP server and
- * shuts it down gracefully on SIGTERM/SIGINT. Two subcommands move data in and out in the
- * reference layout: `reindex` imports a data directory's invoice files into the index,
- * `export --reference-layout DIR` writes the index's invoices and parcels to DIR; `migrate` and
- * `keys create-host`, `gc` and `fsck` are in admin-commands.ts. SIGHUP reloads the trusted keyring.
+ * shuts it down gracefully on SIGTERM/SIGINT; SIGHUP reloads the trusted keyring. The admin
+ * commands (`reindex`, `export`, `migrate`, `keys create-host`, `gc`, `fsck`) are in
+ * admin-commands.ts. Exit status on failure: 2 for a bad command line or configuration (a
+ * BindleError), 1 for a start-up failure the environment caused (a StartupError: port in use,
+ * unusable directory or TLS file), both one line on stderr; 1 with the stack for anything else.
  */
-import { resolve } from 'node:path';
 import { hostname } from 'node:os';
 import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { VERSION } from '../../core/version.js';
 import { parseServerInvocation } from '../config/server-config.js';
-import { openServer, type RunningServer } from '../server-runtime.js';
+import { openServer, StartupError } from '../server-runtime.js';
 import { pino } from 'pino';
-import { runFsck, runGc, runKeys, runMigrate, type CommandIo } from './admin-commands.js';
+import { runExport, runFsck, runGc, runKeys, runMigrate, runReindex, type CommandIo } from './admin-commands.js';
 import { enableCompilerTiers } from '../compiler-tiers.js';
 import { boundYoungGeneration, restoreYoungGenerationGrowth } from '../young-generation.js';
 import { compactHeap, compactWhenIdle } from '../heap-compaction.js';
 import { keepOldGenerationHeadroom } from '../old-generation-headroom.js';
 import { logProcessWarnings } from '../process-warnings.js';
 
-type Subcommand = 'reindex' | 'export';
+/** The commands besides serving, each run by runAdminCommand. */
+const COMMANDS = ['reindex', 'export', 'migrate', 'keys', 'gc', 'fsck'] as const;
+type AdminCommand = (typeof COMMANDS)[number];
 
-const SUBCOMMAND_HELP: Readonly<Record<Subcommand, string>> = {
-  reindex: `Usage: bindle-server reindex [options]
-
-Imports the invoice files of the data directory in the reference layout
-(<directory>/invoices/<sha256(name/version)>/invoice.toml, e.g. copied from a reference server
-or written by 'bindle-server export') into the invoice index, the only record of invoices.
-Ids already indexed with the same invoice are left alone; a file holding the same invoice
-yanked yanks it in the index; a file holding a different invoice is reported as a conflict and
-the index keeps its own. Exit status 1 when a file was skipped or conflicts.
-
-Options: those of the server (see bindle-server --help), e.g. -d, --directory <path>.`,
-  export: `Usage: bindle-server export --reference-layout <dir> [options]
-
-Writes every invoice in the index (yanked ones too) and every stored parcel they list to <dir>
-in the reference layout (invoices/<id>/invoice.toml, parcels/<sha256>/parcel.dat and
-label.toml), which reference tooling and 'bindle-server reindex' read. Files are written
-atomically; running it again completes an interrupted export.
-
-Options: --reference-layout <dir>, and those of the server (see bindle-server --help).`,
-};
+function isAdminCommand(word: string | undefined): word is AdminCommand {
+  return COMMANDS.some((command) => command === word);
+}
 
 const MAIN_HELP_SUFFIX = `
 
@@ -55,49 +40,11 @@ Commands:
   bindle-server gc [--dry-run] [--json] [options]         remove parcels no invoice references (safe while serving)
   bindle-server fsck [--json] [--repair] [options]        re-hash every parcel; check the index against the store`;
 
-/** Takes `--reference-layout <dir>` (or `=<dir>`) out of the arguments. */
-function takeReferenceLayout(args: string[]): { dir: string | undefined; rest: string[] } {
-  const rest: string[] = [];
-  let dir: string | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] ?? '';
-    if (arg === '--reference-layout') {
-      dir = args[i + 1];
-      if (dir === undefined || dir.startsWith('-')) throw new BindleError('invalid_config', 'option --reference-layout needs a directory (see --help)');
-      i++;
-    } else if (arg.startsWith('--reference-layout=')) {
-      dir = arg.slice('--reference-layout='.length);
-    } else {
-      rest.push(arg);
-    }
-  }
-  return { dir, rest };
-}
-
-async function runSubcommand(sub: Subcommand, server: RunningServer, directory: string, exportDir: string | undefined): Promise<number> {
-  if (sub === 'export') {
-    const target = resolve(exportDir ?? '');
-    const report = await server.exportReferenceLayout(target);
-    process.stdout.write(
-      `exported to ${target}: ${report.invoices} invoices, ${report.parcels} parcels, ${report.missingParcels} parcels never uploaded\n`,
-    );
-    return 0;
-  }
-  const report = await server.reindex();
-  process.stdout.write(
-    `reindexed ${directory}: ${report.added} added, ${report.alreadyIndexed} already indexed, ${report.yanked} yanked, ` +
-      `${report.conflicts.length} conflicting, ${report.skipped.length} skipped\n`,
-  );
-  for (const c of report.conflicts) process.stdout.write(`  conflict ${c.path}: ${c.reason}\n`);
-  for (const s of report.skipped) process.stdout.write(`  skipped ${s.path}: ${s.reason}\n`);
-  return report.skipped.length > 0 || report.conflicts.length > 0 ? 1 : 0;
-}
-
 /**
  * Runs an admin command. Imported only here, so that a serving process never loads them (with
  * what only they use: migration, gc, fsck) and holds their code for its whole life.
  */
-async function runAdminCommand(command: 'migrate' | 'gc' | 'fsck' | 'keys', args: string[]): Promise<number> {
+async function runAdminCommand(command: AdminCommand, args: string[]): Promise<number> {
   restoreYoungGenerationGrowth();
   enableCompilerTiers();
   const io: CommandIo = { env: process.env, cwd: process.cwd(), out: (text) => process.stdout.write(text) };
@@ -107,42 +54,31 @@ async function runAdminCommand(command: 'migrate' | 'gc' | 'fsck' | 'keys', args
   // SDK's, with an S3 parcel store); stdout holds the report.
   const audit = pino({ base: { command } }, pino.destination({ fd: 2, sync: true }));
   const stopLoggingWarnings = logProcessWarnings(audit);
+  const run = { reindex: runReindex, export: runExport, gc: runGc, fsck: runFsck }[command];
   try {
-    return await (command === 'gc' ? runGc : runFsck)(args, { ...io, audit });
+    return await run(args, { ...io, audit });
   } finally {
     stopLoggingWarnings();
   }
 }
 
 async function main(argv: string[]): Promise<number> {
-  if (argv[0] === 'migrate' || argv[0] === 'gc' || argv[0] === 'fsck' || argv[0] === 'keys') return runAdminCommand(argv[0], argv.slice(1));
-  const sub: Subcommand | undefined = argv[0] === 'reindex' || argv[0] === 'export' ? argv[0] : undefined;
-  let args = sub === undefined ? argv : argv.slice(1);
-  let exportDir: string | undefined;
-  if (sub === 'export') ({ dir: exportDir, rest: args } = takeReferenceLayout(args));
-  const invocation = await parseServerInvocation(args, process.env, process.cwd());
+  const [first] = argv;
+  if (isAdminCommand(first)) return runAdminCommand(first, argv.slice(1));
+  if (first !== undefined && !first.startsWith('-')) {
+    throw new BindleError('invalid_config', `unknown command "${first}"; the commands are ${COMMANDS.join(', ')} (see bindle-server --help)`);
+  }
+  const invocation = await parseServerInvocation(argv, process.env, process.cwd());
   if (invocation.kind === 'help') {
-    process.stdout.write(`${sub === undefined ? invocation.text + MAIN_HELP_SUFFIX : SUBCOMMAND_HELP[sub]}\n`);
+    process.stdout.write(`${invocation.text}${MAIN_HELP_SUFFIX}\n`);
     return 0;
   }
   if (invocation.kind === 'version') {
     process.stdout.write(`bindle-server ${VERSION}\n`);
     return 0;
   }
-  if (sub === 'export' && exportDir === undefined) {
-    throw new BindleError('invalid_config', 'export needs --reference-layout <dir> (see bindle-server export --help)');
-  }
   const { config } = invocation;
   const server = await openServer(config, { hostLabel: `bindle-server host key (${hostname()})` });
-  if (sub !== undefined) {
-    restoreYoungGenerationGrowth();
-    enableCompilerTiers();
-    try {
-      return await runSubcommand(sub, server, config.directory, exportDir);
-    } finally {
-      await server.close();
-    }
-  }
   // Room for the external memory of streamed bodies before V8 collects the whole heap (see old-generation-headroom.ts).
   keepOldGenerationHeadroom();
   // What start-up left behind is garbage or fragments that an idle server never compacts.
@@ -187,9 +123,9 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exit(code);
   },
   (err: unknown) => {
-    if (isBindleError(err)) {
+    if (isBindleError(err) || err instanceof StartupError) {
       process.stderr.write(`bindle-server: ${err.message}\n`);
-      process.exit(2);
+      process.exit(err instanceof StartupError ? 1 : 2);
     }
     process.stderr.write(`bindle-server: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(1);

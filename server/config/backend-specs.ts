@@ -8,7 +8,7 @@
  */
 import { resolve } from 'node:path';
 import { BindleError } from '../../core/errors/bindle-error.js';
-import { parseByteSize, SIZE_RULE } from './byte-sizes.js';
+import { MAX_BYTE_SIZE, parseByteSize, SIZE_RULE } from './byte-sizes.js';
 import { DURATION_RULE, MAX_DURATION_MS, parseDuration } from './durations.js';
 
 /** Where the invoice index lives. `path` is absolute; `url` is the connection URL as given. */
@@ -188,6 +188,7 @@ function parseS3(text: string, source: string, env: NodeJS.ProcessEnv): ParcelsS
   if (memoryText !== undefined) {
     partMemoryBytes = parseByteSize(memoryText);
     if (partMemoryBytes === undefined) throw invalid(`${source}: partMemory "${memoryText}" is not a size; ${SIZE_RULE}`);
+    if (partMemoryBytes > MAX_BYTE_SIZE) throw invalid(`${source}: partMemory "${memoryText}" is larger than the maximum of ${MAX_BYTE_SIZE} bytes`);
   }
   return {
     kind: 's3',

@@ -20,12 +20,18 @@ const SIZE_UNITS: Readonly<Record<string, number>> = {
 /** What a size looks like, for error messages. */
 export const SIZE_RULE = 'use bytes or a number with a unit (KB, KiB, MB, MiB, GB, GiB, TB, TiB)';
 
-/** Parses a byte size: plain bytes, or a number with B, KB, KiB, MB, MiB, GB, GiB, TB, TiB (any case). */
+/** The largest size: the largest whole number of bytes a JavaScript number holds exactly. */
+export const MAX_BYTE_SIZE = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Parses a byte size: plain bytes, or a number with B, KB, KiB, MB, MiB, GB, GiB, TB, TiB (any
+ * case). Undefined when `text` is not a size; a size larger than MAX_BYTE_SIZE is returned as
+ * such (possibly Infinity), and the caller checks the range, saying it is too large.
+ */
 export function parseByteSize(text: string): number | undefined {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
   if (m === null) return undefined;
   const unit = SIZE_UNITS[(m[2] ?? '').toLowerCase()];
   if (unit === undefined) return undefined;
-  const bytes = Math.floor(Number(m[1]) * unit);
-  return Number.isSafeInteger(bytes) ? bytes : undefined;
+  return Math.floor(Number(m[1]) * unit);
 }

@@ -14,7 +14,7 @@ import { syntaxErrorSummary } from '../../core/codec/document-codec.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { parseStrategy } from '../../core/signing/verification.js';
 import { parseIndexSpec, parseParcelsSpec, type IndexSpec, type ParcelsSpec } from './backend-specs.js';
-import { parseByteSize, SIZE_RULE } from './byte-sizes.js';
+import { MAX_BYTE_SIZE, parseByteSize, SIZE_RULE } from './byte-sizes.js';
 import { DURATION_RULE, MAX_DURATION_MS, parseDuration } from './durations.js';
 import { defaultMaxConnections, openFileLimit } from '../http/connection-limit.js';
 import { DEFAULT_BODY_IDLE_TIMEOUT_MS, DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_SEND_TIMEOUT_MS } from '../http/request-timeouts.js';
@@ -109,6 +109,25 @@ export interface ServerConfig {
   readonly gcGraceMs: number;
   /** The config file that was read, if any. */
   readonly configPath?: string;
+  /** Where the settings start-up can fail on came from, for its error messages. */
+  readonly sources: SettingSources;
+}
+
+/**
+ * Where a setting came from, as validation errors name it: `--address`, `environment variable
+ * BINDLE_DIRECTORY`, `config file /etc/bindle.toml key "directory"`, or `the default of --address`.
+ * A path derived from the data directory (the default index, parcel store and signing keys) is
+ * named by the directory's source. Optional entries are there when their setting is set.
+ */
+export interface SettingSources {
+  readonly address: string;
+  readonly metricsAddress?: string;
+  readonly directory: string;
+  readonly index: string;
+  readonly parcels: string;
+  readonly signingKeys: string;
+  readonly tlsCert?: string;
+  readonly tlsKey?: string;
 }
 
 /**
@@ -378,6 +397,11 @@ export function authMode(config: ServerConfig): 'none' | 'configured' {
   return config.unauthenticated ? 'none' : 'configured';
 }
 
+/** How error messages name a setting's default value, e.g. `the default of --directory`. */
+function defaultOf(name: SettingName): string {
+  return `the default of --${SETTINGS[name].flag}`;
+}
+
 function invalid(message: string): BindleError {
   return new BindleError('invalid_config', message);
 }
@@ -399,6 +423,10 @@ export async function parseServerInvocation(
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') return { kind: 'help', text: serverHelp() };
+      if (err.code === 'commander.excessArguments') {
+        const args = cmd.args.map((arg) => JSON.stringify(arg)).join(', ');
+        throw new BindleError('invalid_config', `unexpected argument ${args}: only options are accepted here (see --help)`, { cause: err });
+      }
       throw new BindleError('invalid_config', `${err.message.replace(/^error:\s*/, '').replace(/\s*\n\s*/g, ' ')} (see --help)`, { cause: err });
     }
     throw err;
@@ -526,12 +554,20 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
     return got === undefined ? undefined : resolve(cwd, got.value);
   };
 
-  const addressRaw = pickString('address') ?? { value: DEFAULT_ADDRESS, source: 'the default address' };
+  const addressRaw = pickString('address') ?? { value: DEFAULT_ADDRESS, source: defaultOf('address') };
   const address = parseAddress(addressRaw.value, addressRaw.source);
   const metricsRaw = pickString('metricsAddress');
   const metricsAddress = metricsRaw === undefined ? undefined : parseAddress(metricsRaw.value, metricsRaw.source);
+  if (metricsRaw !== undefined && metricsAddress !== undefined && sameListener(address, metricsAddress)) {
+    throw invalid(
+      `${metricsRaw.source} (${metricsRaw.value}) conflicts with ${addressRaw.source} (${addressRaw.value}): ` +
+        'the metrics listener needs an address of its own; give it another port, or drop it to serve /metrics on the main address',
+    );
+  }
 
-  const directory = pickPath('directory') ?? resolve(cwd, DEFAULT_DIRECTORY);
+  const directoryRaw = pickString('directory');
+  const directorySource = directoryRaw?.source ?? defaultOf('directory');
+  const directory = resolve(cwd, directoryRaw?.value ?? DEFAULT_DIRECTORY);
   const indexRaw = pickString('index');
   const index = indexRaw === undefined
     ? { kind: 'sqlite' as const, path: resolve(directory, INDEX_FILE) }
@@ -542,7 +578,8 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
     : parseParcelsSpec(parcelsRaw.value, parcelsRaw.source, cwd, env);
   const keyringGiven = pickString('keyring');
   const keyringPath = keyringGiven === undefined ? resolve(directory, 'keyring.toml') : resolve(cwd, keyringGiven.value);
-  const signingKeysPath = pickPath('signingKeys') ?? resolve(directory, 'signing-keys.toml');
+  const signingKeysRaw = pickString('signingKeys');
+  const signingKeysPath = signingKeysRaw === undefined ? resolve(directory, 'signing-keys.toml') : resolve(cwd, signingKeysRaw.value);
 
   const strategyRaw = pickString('strategy');
   const strategy = strategyRaw?.value.trim() ?? DEFAULT_STRATEGY;
@@ -573,9 +610,16 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
     windowMs: pickPositiveDuration(pick('authFailureWindow'), DEFAULT_AUTH_FAILURE_WINDOW_MS),
   };
   const trustProxy = pickAddressRanges(pick('trustProxy'));
-  const gcGraceMs = pickPositiveDuration(pick('gcGrace'), Math.max(DEFAULT_GC_GRACE_MS, stagingMaxAgeMs));
-  if (gcGraceMs < stagingMaxAgeMs) {
-    throw new BindleError('invalid_config', `gc grace ${gcGraceMs} ms is shorter than the staging max age ${stagingMaxAgeMs} ms: an upload may take that long`);
+  const gcGraceRaw = pick('gcGrace');
+  const gcGraceMs = pickPositiveDuration(gcGraceRaw, Math.max(DEFAULT_GC_GRACE_MS, stagingMaxAgeMs));
+  if (gcGraceRaw !== undefined && gcGraceMs < stagingMaxAgeMs) {
+    // Only gc uses the grace; checked here too, so that servers and gc can share one configuration.
+    const stagingSource = pick('stagingMaxAge')?.source ?? defaultOf('stagingMaxAge');
+    throw invalid(
+      `${gcGraceRaw.source} (${gcGraceMs} ms) is shorter than ${stagingSource} (${stagingMaxAgeMs} ms): ` +
+        'bindle-server gc would remove the parcels of uploads still under way; ' +
+        `raise --${SETTINGS.gcGrace.flag} to at least ${stagingMaxAgeMs} ms or lower --${SETTINGS.stagingMaxAge.flag}`,
+    );
   }
 
   const levelRaw = pickString('logLevel');
@@ -638,7 +682,7 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
     ...(aclFile === undefined ? {} : { aclFile }),
     unauthenticated,
     implicitUnauthenticated,
-    ...(tls === undefined ? {} : { tls: Object.freeze(tls) }),
+    ...(tls === undefined ? {} : { tls: Object.freeze({ certPath: tls.certPath, keyPath: tls.keyPath }) }),
     maxInvoiceBytes,
     maxParcelBytes,
     logLevel,
@@ -652,6 +696,15 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
     trustProxy: Object.freeze(trustProxy),
     gcGraceMs,
     ...(configPath === undefined ? {} : { configPath }),
+    sources: Object.freeze({
+      address: addressRaw.source,
+      ...(metricsRaw === undefined ? {} : { metricsAddress: metricsRaw.source }),
+      directory: directorySource,
+      index: indexRaw?.source ?? directorySource,
+      parcels: parcelsRaw?.source ?? directorySource,
+      signingKeys: signingKeysRaw?.source ?? directorySource,
+      ...(tls === undefined ? {} : { tlsCert: tls.certSource, tlsKey: tls.keySource }),
+    }),
   };
   return Object.freeze(config);
 }
@@ -707,7 +760,15 @@ function checkHttpUrl(text: string, source: string): string {
   return text;
 }
 
-function resolveTls(pickString: PickString, cwd: string): ServerConfig['tls'] {
+/** The TLS files and where each was given. */
+interface TlsFiles {
+  readonly certPath: string;
+  readonly keyPath: string;
+  readonly certSource: string;
+  readonly keySource: string;
+}
+
+function resolveTls(pickString: PickString, cwd: string): TlsFiles | undefined {
   const cert = pickString('tlsCert');
   const key = pickString('tlsKey');
   if (cert === undefined && key === undefined) return undefined;
@@ -715,15 +776,14 @@ function resolveTls(pickString: PickString, cwd: string): ServerConfig['tls'] {
     const [given, missing] = cert === undefined ? [key, SETTINGS.tlsCert] : [cert, SETTINGS.tlsKey];
     throw invalid(`${given?.source ?? ''} is set but --${missing.flag} (${missing.env}) is not; TLS needs both a certificate and a key`);
   }
-  return { certPath: resolve(cwd, cert.value), keyPath: resolve(cwd, key.value) };
+  return { certPath: resolve(cwd, cert.value), keyPath: resolve(cwd, key.value), certSource: cert.source, keySource: key.source };
 }
 
 function pickSize(raw: Sourced | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
   const bytes = typeof raw.value === 'number' ? raw.value : typeof raw.value === 'string' ? parseByteSize(raw.value) : undefined;
-  if (bytes === undefined || !Number.isSafeInteger(bytes)) {
-    throw invalid(`${raw.source}: "${String(raw.value)}" is not a size; ${SIZE_RULE}`);
-  }
+  if (bytes === undefined) throw invalid(`${raw.source}: "${String(raw.value)}" is not a size; ${SIZE_RULE}`);
+  if (bytes > MAX_BYTE_SIZE) throw invalid(`${raw.source}: "${String(raw.value)}" is larger than the maximum of ${MAX_BYTE_SIZE} bytes`);
   if (bytes < 1) throw invalid(`${raw.source}: a size limit must be at least 1 byte`);
   return bytes;
 }
@@ -801,6 +861,18 @@ export function parseAddress(text: string, source: string): { host: string; port
     throw invalid(`${source}: "${portText}" is not a port number (0-65535)`);
   }
   return { host, port: Number(portText) };
+}
+
+/**
+ * True when listening on `a` would take the port of `b`: the same port (not 0, which picks a free
+ * one) on the same host, or on a wildcard address that covers the other (`0.0.0.0` every IPv4
+ * address, `::` every address). Host names that resolve to the same address are not caught here;
+ * the second listener then fails to start.
+ */
+function sameListener(a: { host: string; port: number }, b: { host: string; port: number }): boolean {
+  if (a.port !== b.port || a.port === 0) return false;
+  const covers = (wide: string, other: string): boolean => wide === '::' || (wide === '0.0.0.0' && isIP(other) !== 6);
+  return a.host.toLowerCase() === b.host.toLowerCase() || covers(a.host, b.host) || covers(b.host, a.host);
 }
 
 const LOOPBACK = new BlockList();

@@ -8,7 +8,7 @@
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
@@ -124,9 +124,11 @@ t.test('htpasswd and OIDC authentication in the packaged server', async (t) => {
   const { publicKey, privateKey } = await generateKeyPair('ES256');
   const jwks = join(t.testdir(), 'jwks.json');
   writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] }));
+  const htpasswd = join(t.testdirName, 'htpasswd');
+  writeFileSync(htpasswd, readFileSync(vec('data', 'htpasswd')));
   const server = await startServerProcess(t, {
     args: [
-      '--keyring', keyring, '--htpasswd-file', vec('data', 'htpasswd'),
+      '--keyring', keyring, '--htpasswd-file', htpasswd,
       '--oidc-issuer-url', issuer, '--oidc-client-id', clientId, '--oidc-device-url', `${issuer}/device`, '--oidc-jwks-file', jwks,
     ],
   });
@@ -145,6 +147,10 @@ t.test('htpasswd and OIDC authentication in the packaged server', async (t) => {
   t.equal((await post('valid_v1', `Basic ${Buffer.from('admin:sw0rdf1sh').toString('base64')}`)).status, 202, 'htpasswd user');
   t.equal((await post('valid_v2', `Bearer ${token}`)).status, 202, 'OIDC bearer token');
   t.equal((await fetch(`${server.url}_q?q=warpcore`)).status, 200, 'anyone may read');
+
+  appendFileSync(htpasswd, 'dave:$apr1$abcdefgh$0123456789abcdefghijkl\n');
+  t.equal((await post('valid_v1', `Basic ${Buffer.from('admin:sw0rdf1sh').toString('base64')}`)).status, 409, 'an htpasswd file changed into one that cannot be used keeps the last good one');
+  t.match(server.output(), /"level":50[^\n]*htpasswd file reload failed: the previous version stays in force/, 'and the server logs it at error');
 });
 
 /** Threads of a running process (Linux: its entries in /proc/PID/task). */

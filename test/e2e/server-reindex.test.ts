@@ -132,3 +132,17 @@ t.test('subcommands have their own help; export needs its directory', async (t) 
   t.equal(noDir.status, 2);
   t.match(noDir.stderr, /export needs --reference-layout/);
 });
+
+t.test('reindex and export refuse a data directory that does not exist, and create nothing', async (t) => {
+  const missing = join(t.testdir(), 'missing');
+  const reindexed = serverCommand(['reindex', '--directory', missing]);
+  t.equal(reindexed.status, 2, reindexed.stdout);
+  t.match(reindexed.stderr, /^bindle-server: --directory: data directory \S*missing does not exist; reindex imports the invoice files of an existing one\n$/);
+  t.notOk(existsSync(missing), 'no directory, index or host key');
+  const out = join(t.testdirName, 'out');
+  const exported = serverCommand(['export', '--reference-layout', out, '--directory', missing]);
+  t.equal(exported.status, 2, exported.stdout);
+  t.match(exported.stderr, /^bindle-server: index sqlite:\S*missing\/index\.sqlite does not exist\n$/);
+  t.notOk(existsSync(missing), 'no directory, index or host key');
+  t.notOk(existsSync(out), 'nothing exported');
+});

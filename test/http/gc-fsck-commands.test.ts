@@ -75,7 +75,10 @@ if (backendPair() !== 'sqlite+file') {
     t.equal(await ta.parcels.has(sha256(stray)), false);
     t.equal(await ta.parcels.has(sha256(data)), true);
 
-    await t.rejects(runGc([...storage, '--gc-grace', '60s'], capture().io), { code: 'invalid_config', message: /shorter than the staging max age/ });
+    await t.rejects(runGc([...storage, '--gc-grace', '60s'], capture().io), {
+      code: 'invalid_config',
+      message: /^--gc-grace \(60000 ms\) is shorter than the default of --staging-max-age \(3600000 ms\)/,
+    });
     const help = capture();
     t.equal(await runFsck(['--help'], help.io), 0);
     t.match(help.text(), /^Usage: bindle-server fsck/);

@@ -77,6 +77,7 @@ t.test('parcel specs', async (t) => {
     ['s3://bucket?requestDeadline=1s&requestDeadline=2s', /"requestDeadline" is given 2 times/],
     ['s3://bucket?partMemory=lots', /partMemory "lots" is not a size; use bytes or a number with a unit/],
     ['s3://bucket?partMemory=-1MiB', /partMemory "-1MiB" is not a size/],
+    ['s3://bucket?partMemory=99999TiB', /partMemory "99999TiB" is larger than the maximum of 9007199254740991 bytes/],
     ['s3://bucket?partMemory=', /"partMemory" is empty/],
     ['s3://bucket/a//b', /empty, "." or ".." segments/],
     ['s3://bucket/a%zz', /not valid percent-encoding/],

@@ -196,6 +196,15 @@ t.test('sizes', async (t) => {
   t.equal(config.maxParcelBytes, 10_000_000);
 });
 
+t.test('a size above the largest exact number of bytes is too large, not "not a size"', async (t) => {
+  t.equal(parseByteSize('99999TiB'), 99999 * 1024 ** 4, 'parsed as what it says; the caller checks the range');
+  t.equal((await load(t, ['--max-parcel-size', '8191TiB'])).config.maxParcelBytes, 8191 * 1024 ** 4, 'below the maximum');
+  const tooLarge = /"99999TiB" is larger than the maximum of 9007199254740991 bytes$/;
+  await t.rejects(load(t, ['--max-parcel-size', '99999TiB']), { code: 'invalid_config', message: tooLarge });
+  await t.rejects(load(t, [], { env: { BINDLE_MAX_INVOICE_SIZE: '99999TiB' } }), { message: /^environment variable BINDLE_MAX_INVOICE_SIZE: .*larger than the maximum/ });
+  await t.rejects(load(t, ['--max-parcel-size', `1${'0'.repeat(400)}`]), { message: /is larger than the maximum/ }, 'even past Infinity');
+});
+
 t.test('shutdown grace durations', async (t) => {
   for (const [text, ms] of [['5s', 5000], ['250ms', 250], ['1500', 1500], ['0', 0]] as const) {
     const { config } = await load(t, ['--shutdown-grace', text]);
@@ -291,13 +300,64 @@ t.test('metrics address: none by default; from flag, env and file (flag first); 
   await t.rejects(load(t, [], { env: { BINDLE_METRICS_ADDRESS: 'x:99999' } }), { code: 'invalid_config', message: /BINDLE_METRICS_ADDRESS/ });
 });
 
+t.test('a metrics address that takes the main address\'s port conflicts with it, from any source', async (t) => {
+  const conflict = /conflicts with .*: the metrics listener needs an address of its own/;
+  await t.rejects(load(t, ['--address', '127.0.0.1:9090', '--metrics-address', '127.0.0.1:9090']), {
+    code: 'invalid_config',
+    message: /^--metrics-address \(127\.0\.0\.1:9090\) conflicts with --address \(127\.0\.0\.1:9090\)/,
+  });
+  await t.rejects(load(t, [], { env: { BINDLE_IP_ADDRESS_PORT: '127.0.0.1:9090', BINDLE_METRICS_ADDRESS: '127.0.0.1:9090' } }), {
+    message: /^environment variable BINDLE_METRICS_ADDRESS \(127\.0\.0\.1:9090\) conflicts with environment variable BINDLE_IP_ADDRESS_PORT/,
+  });
+  await t.rejects(load(t, [], { file: 'metricsAddress = "127.0.0.1:8080"\n' }), {
+    message: /^config file .*server\.toml key "metricsAddress" \(127\.0\.0\.1:8080\) conflicts with the default of --address \(127\.0\.0\.1:8080\)/,
+  }, 'the default address counts too');
+  await t.rejects(load(t, ['-i', 'LOCALHOST:9090', '--metrics-address', 'localhost:9090']), { message: conflict }, 'host names compare without case');
+  await t.rejects(load(t, ['-i', '0.0.0.0:9090', '--unauthenticated', '--metrics-address', '127.0.0.1:9090']), { message: conflict }, 'a wildcard covers its family');
+  await t.rejects(load(t, ['-i', '[::1]:9090', '--metrics-address', '[::]:9090']), { message: conflict }, ':: covers every address');
+  t.ok(await load(t, ['-i', '127.0.0.1:9090', '--metrics-address', '127.0.0.1:9091']), 'another port');
+  t.ok(await load(t, ['-i', '127.0.0.1:9090', '--metrics-address', '127.0.0.2:9090']), 'another address, same port');
+  t.ok(await load(t, ['-i', '[::1]:9090', '--metrics-address', '0.0.0.0:9090']), '0.0.0.0 does not cover IPv6');
+  t.ok(await load(t, ['-i', '127.0.0.1:0', '--metrics-address', '127.0.0.1:0']), 'port 0 picks two free ports');
+});
+
+t.test('the sources start-up errors name: as validation errors name them, the data directory\'s for paths derived from it', async (t) => {
+  t.same((await load(t, [])).config.sources, {
+    address: 'the default of --address',
+    directory: 'the default of --directory',
+    index: 'the default of --directory',
+    parcels: 'the default of --directory',
+    signingKeys: 'the default of --directory',
+  });
+  const given = await load(t, ['--metrics-address', '127.0.0.1:9', '-c', 'c.pem', '--signing-keys', 's.toml'], {
+    env: { BINDLE_DIRECTORY: 'd', BINDLE_TLS_KEY: 'k.pem' },
+    file: 'address = "127.0.0.1:8"\nindex = "sqlite:i.sqlite"\n',
+  });
+  t.match(given.config.sources, {
+    address: /server\.toml key "address"$/,
+    metricsAddress: '--metrics-address',
+    directory: 'environment variable BINDLE_DIRECTORY',
+    index: /server\.toml key "index"$/,
+    parcels: 'environment variable BINDLE_DIRECTORY',
+    signingKeys: '--signing-keys',
+    tlsCert: '--tls-cert',
+    tlsKey: 'environment variable BINDLE_TLS_KEY',
+  });
+});
+
 t.test('gc grace: from flag, env and file, default 1 h or the staging age if longer; never shorter than it', async (t) => {
   t.equal((await load(t, [])).config.gcGraceMs, 3_600_000);
   t.equal((await load(t, ['--staging-max-age', '7200s'])).config.gcGraceMs, 7_200_000, 'raised to a longer staging age');
   t.equal((await load(t, ['--staging-max-age', '1s', '--gc-grace', '90s'])).config.gcGraceMs, 90_000);
   t.equal((await load(t, ['--staging-max-age', '1s'], { env: { BINDLE_GC_GRACE: '2s' } })).config.gcGraceMs, 2000);
   t.equal((await load(t, ['--staging-max-age', '1s'], { file: 'gc_grace = "5s"\n' })).config.gcGraceMs, 5000);
-  await t.rejects(load(t, ['--gc-grace', '60s']), { code: 'invalid_config', message: /shorter than the staging max age/ });
+  await t.rejects(load(t, ['--gc-grace', '60s']), {
+    code: 'invalid_config',
+    message: /^--gc-grace \(60000 ms\) is shorter than the default of --staging-max-age \(3600000 ms\): .*raise --gc-grace to at least 3600000 ms or lower --staging-max-age$/,
+  });
+  await t.rejects(load(t, [], { env: { BINDLE_STAGING_MAX_AGE: '2h' }, file: 'gc_grace = "1h"\n' }), {
+    message: /^config file .*server\.toml key "gc_grace" \(3600000 ms\) is shorter than environment variable BINDLE_STAGING_MAX_AGE \(7200000 ms\)/,
+  }, 'both sources named');
   await t.rejects(load(t, ['--gc-grace', '0']), { code: 'invalid_config', message: /--gc-grace/ });
 });
 
@@ -321,7 +381,8 @@ t.test('loopback without auth serves unauthenticated implicitly; elsewhere it is
   for (const address of ['0.0.0.0:8080', '[::]:8080', '10.1.2.3:80', 'bindle.example.com:80']) {
     await t.rejects(load(t, ['--address', address]), { code: 'invalid_config', message: /--unauthenticated.*--htpasswd-file/ }, address);
   }
-  await t.rejects(load(t, [], { env: { BINDLE_IP_ADDRESS_PORT: '0.0.0.0:80' } }), { message: /BINDLE_IP_ADDRESS_PORT/ });
+  await t.rejects(load(t, [], { env: { BINDLE_IP_ADDRESS_PORT: '0.0.0.0:80' } }), { message: /^no authentication is configured and environment variable BINDLE_IP_ADDRESS_PORT \(0\.0\.0\.0:80\)/ });
+  await t.rejects(load(t, [], { file: 'address = "0.0.0.0:80"\n' }), { message: /^no authentication is configured and config file .*server\.toml key "address" \(0\.0\.0\.0:80\)/ });
 
   const explicit = await load(t, ['--address', '0.0.0.0:8080', '--unauthenticated']);
   t.equal(explicit.config.unauthenticated, true);
@@ -384,7 +445,7 @@ t.test('every validation error names its source', async (t) => {
     { name: 'missing config file from env', env: { BINDLE_CONFIG_PATH: 'gone.toml' }, message: /from environment variable BINDLE_CONFIG_PATH/ },
     { name: 'unknown flag', argv: ['--bogus'], message: /unknown option '--bogus'/ },
     { name: 'flag without value', argv: ['--address'], message: /--address/ },
-    { name: 'excess argument', argv: ['serve'], message: /too many arguments/ },
+    { name: 'excess argument', argv: ['serve'], message: /^unexpected argument "serve": only options are accepted here/ },
     {
       name: 'unauthenticated with an authenticator',
       argv: ['--htpasswd-file', 'h'],
