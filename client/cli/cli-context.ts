@@ -8,6 +8,7 @@ import { Keyring } from '../../core/signing/keyring.js';
 import { VERSION } from '../../core/version.js';
 import type { Dispatcher } from 'undici';
 import type { BindleClient } from '../lib/bindle-client.js';
+import { NON_BINDLE_REPLY } from '../lib/http-errors.js';
 import type { Label } from '../../schema/index.js';
 import { printLine, type CliIo } from './cli-io.js';
 import { loadCredentials, type CliSettings } from './settings.js';
@@ -123,16 +124,19 @@ export class CliContext {
 
   /**
    * A hint for a failure of the server itself, whatever the command: a `no route` 404 (the URL
-   * lacks the API path), a full disk on the server. Undefined for other errors.
+   * lacks the API path), a 404 or 405 that is not a Bindle reply (the URL points at something
+   * else, e.g. the server's OCI API `/v2/`), a full disk on the server. Undefined for other errors.
    */
   readonly serverHint = (err: unknown): string | undefined => {
     if (isBindleError(err, 'insufficient_storage')) return 'the server is out of storage space: ask its operator to free some';
+    const suggestion = apiRootSuggestion(this.settings.serverUrl);
     if (isBindleError(err, 'not_found') && /no route for /.test(err.message)) {
-      const url = new URL(this.settings.serverUrl);
-      const suggestion = url.pathname.endsWith('/v1/') ? undefined : `${url.origin}${url.pathname === '/' ? '' : url.pathname.slice(0, -1)}/v1/`;
       return suggestion === undefined
         ? `${this.settings.serverUrl} does not serve the Bindle API: check --server (BINDLE_URL)`
         : `${this.settings.serverUrl} is not the API path: set --server (BINDLE_URL) to ${suggestion}`;
+    }
+    if ((isBindleError(err, 'not_found') || isBindleError(err, 'method_not_allowed')) && err.message.includes(NON_BINDLE_REPLY)) {
+      return `is --server (BINDLE_URL) the Bindle API root, e.g. ${suggestion ?? 'http://host:8080/v1/'}?`;
     }
     return undefined;
   };
@@ -181,4 +185,15 @@ export class CliContext {
     this.#insecureAgent = undefined;
     if (agent !== undefined) await agent.close();
   }
+}
+
+/**
+ * The Bindle API root a server URL probably meant: `<origin>/v1/` in place of the OCI API root
+ * `/v2/`, else the URL's path with `v1/` added; undefined when the path already ends in `/v1/`.
+ */
+function apiRootSuggestion(serverUrl: string): string | undefined {
+  const url = new URL(serverUrl);
+  if (url.pathname.endsWith('/v1/')) return undefined;
+  const path = url.pathname.replace(/\/v2\/?$/, '/').replace(/\/?$/, '/');
+  return `${url.origin}${path}v1/`;
 }

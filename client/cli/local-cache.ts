@@ -2,15 +2,15 @@
  * The CLI's view of the local bindle cache (`--bindle-dir`), which has the standalone layout
  * (`<dir>/<canonical id>/invoice.toml`, `<dir>/<canonical id>/parcels/<sha256>.dat`), and
  * writing output files exclusively and atomically: a file the CLI writes is complete, checked
- * and new, or absent.
+ * and new, or absent. A cached parcel found corrupt when copied out is removed from the cache.
  */
 import { createReadStream } from 'node:fs';
-import { link, open, readFile, rm, stat } from 'node:fs/promises';
+import { link, open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Invoice, Label } from '../../schema/index.js';
-import { BindleError } from '../../core/errors/bindle-error.js';
+import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { parseInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
 import { canonicalId, formatId, type BindleId } from '../../core/ids/bindle-id.js';
 import { writeFileAtomic, writeTempFile } from '../../core/fs-atomic.js';
@@ -77,17 +77,6 @@ export async function fileExists(path: string): Promise<boolean> {
   }
 }
 
-/** The size of the regular file at `path`, or undefined when there is none. */
-export async function fileSize(path: string): Promise<number | undefined> {
-  try {
-    const info = await stat(path);
-    return info.isFile() ? info.size : undefined;
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
-    throw err;
-  }
-}
-
 /** Throws `already_exists` when `path` exists (output files are never overwritten, as in the reference). */
 export async function refuseExisting(path: string, flag: string): Promise<void> {
   if (await fileExists(path)) throw new BindleError('already_exists', `${path} already exists; remove it or choose another ${flag}`);
@@ -124,4 +113,25 @@ export async function copyVerifiedNewFile(source: string | Readable, dest: strin
   // A failure of the input reaches the writer through `checked`, which pipeline destroys with it.
   pipeline(input, checked).catch(() => undefined);
   await publishExclusive(await writeTempFile(dest, checked, 0o644), dest, flag);
+}
+
+/**
+ * Copies the cached parcel `label` of `id` to a new file `dest`, checked like
+ * copyVerifiedNewFile. A cached copy that is not the label's bytes is removed from the cache, so
+ * that the next `get` downloads it again, and the `size_mismatch` / `digest_mismatch` thrown
+ * says so.
+ */
+export async function copyCachedParcel(bindleDir: string, id: BindleId, label: Label, dest: string, flag: string): Promise<void> {
+  const cached = cachedParcelPath(bindleDir, id, label.sha256);
+  try {
+    await copyVerifiedNewFile(cached, dest, label, flag);
+  } catch (err) {
+    if (!isBindleError(err, 'size_mismatch') && !isBindleError(err, 'digest_mismatch')) throw err;
+    await rm(cached, { force: true });
+    throw new BindleError(
+      err.code,
+      `${err.message}; the corrupt copy ${cached} was removed from the cache: run 'bindle get ${formatId(id)}' to download it again`,
+      { cause: err },
+    );
+  }
 }

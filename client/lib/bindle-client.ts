@@ -158,7 +158,9 @@ function normalizeBaseUrl(raw: string): string {
  * - Ids are `name/version` strings, checked with parseId before any request (`invalid_id`,
  *   `invalid_name`, `invalid_version`); path segments are percent-encoded.
  * - Every non-2xx reply is a BindleError: the reply's `code` when it is a known one, else one
- *   derived from the status; the message is what was being done, then the server's `error` text.
+ *   derived from the status; the message is what was being done, then the server's `error` text
+ *   (for a reply that is not a Bindle error document, e.g. an OCI error envelope or an HTML page:
+ *   the URL, the status and the reply's useful part, see replyError).
  *   A connection failure or timeout is `unavailable` naming the URL.
  * - 5xx replies and connection failures are retried `retries` times with backoff (uploads reopen
  *   their data through the factory); 4xx replies never are.
@@ -723,7 +725,7 @@ export class BindleClient {
       );
       return { kind: 'error', error, retryable: false };
     }
-    const error = replyError(opts.doing, status, text, contentType);
+    const error = replyError(opts.doing, status, text, contentType, opts.url);
     const retryAfter = headerValue(res.headers, 'retry-after');
     return { kind: 'error', error, retryable: status >= 500, ...(retryAfter !== undefined ? { retryAfter } : {}) };
   }

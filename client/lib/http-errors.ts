@@ -1,8 +1,10 @@
 /**
  * Turning what goes wrong on the wire into BindleErrors: a non-2xx reply becomes the reply's own
  * `code` when it is one of the closed set (our server sends it), else a code derived from the
- * status (reference servers send only `error = "…"`); a failed connection, a timeout or a broken
- * transfer becomes `unavailable` naming the URL. Also says which failures are worth a retry.
+ * status (reference servers send only `error = "…"`); a reply that is not a Bindle error document
+ * (an OCI error envelope, other JSON, an HTML page) is named as a non-Bindle reply with its useful
+ * part; a failed connection, a timeout or a broken transfer becomes `unavailable` naming the URL.
+ * Also says which failures are worth a retry.
  */
 import { parseSyntax, type DocumentFormat } from '../../core/codec/document-codec.js';
 import { BindleError, isErrorCode, type ErrorCode } from '../../core/errors/bindle-error.js';
@@ -56,10 +58,8 @@ export function formatOfContentType(contentType: string | undefined): DocumentFo
 
 const MAX_MESSAGE_CHARS = 500;
 
-/** What a server said in an error body: its `error` text and `code`, when it has them. */
-export function readErrorBody(body: string, contentType: string | undefined): { message?: string; code?: ErrorCode } {
-  const text = body.trim();
-  if (text === '') return {};
+/** A Bindle error document's `error` text and `code` (when it has them); undefined when the body is none. */
+function bindleErrorDocument(text: string, contentType: string | undefined): { message?: string; code?: ErrorCode } | undefined {
   for (const format of orderedFormats(contentType)) {
     let parsed: unknown;
     try {
@@ -74,10 +74,65 @@ export function readErrorBody(body: string, contentType: string | undefined): { 
     if (isErrorCode(record.code)) out.code = record.code;
     if (out.message !== undefined || out.code !== undefined) return out;
   }
-  // Not an error document (a proxy's HTML page, plain text): keep a short, single-line excerpt.
-  const line = text.replace(/\s+/g, ' ');
-  return { message: line.length > MAX_MESSAGE_CHARS ? `${line.slice(0, MAX_MESSAGE_CHARS)}…` : line };
+  return undefined;
 }
+
+/** `text` on one line, cut to MAX_MESSAGE_CHARS. */
+function excerpt(text: string): string {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > MAX_MESSAGE_CHARS ? `${line.slice(0, MAX_MESSAGE_CHARS)}…` : line;
+}
+
+/** What a server said in an error body: its `error` text and `code`, when it has them. */
+export function readErrorBody(body: string, contentType: string | undefined): { message?: string; code?: ErrorCode } {
+  const text = body.trim();
+  if (text === '') return {};
+  // Not an error document (a proxy's HTML page, plain text): keep a short, single-line excerpt.
+  return bindleErrorDocument(text, contentType) ?? { message: excerpt(text) };
+}
+
+/** The first error of an OCI error envelope (`{"errors":[{code,message}]}`) as `CODE: message`, if the text is one. */
+export function ociEnvelopeMessage(text: string): string | undefined {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const errors = doc !== null && typeof doc === 'object' ? (doc as { errors?: unknown }).errors : undefined;
+  const first: unknown = Array.isArray(errors) ? errors[0] : undefined;
+  if (first === null || typeof first !== 'object') return undefined;
+  const { code, message } = first as { code?: unknown; message?: unknown };
+  const parts = [code, message].filter((x): x is string => typeof x === 'string' && x !== '');
+  return parts.length === 0 ? undefined : parts.join(': ');
+}
+
+/**
+ * The useful part of an error body that is a document but not a Bindle error document, which
+ * says the request reached something other than a Bindle API: an OCI error envelope's first
+ * error (`OCI error CODE: message`), an HTML page's title (or `an HTML page`), or `a JSON
+ * document`. Undefined for a Bindle error document, plain text and an empty body.
+ */
+export function foreignReplyPart(body: string, contentType: string | undefined): string | undefined {
+  const text = body.trim();
+  if (text === '' || bindleErrorDocument(text, contentType) !== undefined) return undefined;
+  const oci = ociEnvelopeMessage(text);
+  if (oci !== undefined) return `OCI error ${oci}`;
+  const essence = contentType?.split(';')[0]?.trim().toLowerCase() ?? '';
+  if (essence === 'text/html' || essence === 'application/xhtml+xml' || /^<(!doctype\s+html|html)[\s>]/i.test(text)) {
+    const title = /<title[^>]*>([\s\S]*?)<\/title>/i.exec(text)?.[1]?.replace(/<[^>]*>/g, '');
+    return title !== undefined && title.trim() !== '' ? `an HTML page titled "${excerpt(title)}"` : 'an HTML page';
+  }
+  try {
+    JSON.parse(text);
+    return 'a JSON document';
+  } catch {
+    return undefined;
+  }
+}
+
+/** The phrase replyError puts in the message of a reply that is not from a Bindle API (see foreignReplyPart). */
+export const NON_BINDLE_REPLY = 'with a non-Bindle reply';
 
 function orderedFormats(contentType: string | undefined): DocumentFormat[] {
   return formatOfContentType(contentType) === 'json' ? ['json', 'toml'] : ['toml', 'json'];
@@ -86,9 +141,17 @@ function orderedFormats(contentType: string | undefined): DocumentFormat[] {
 /**
  * The BindleError for a non-2xx reply. `doing` says what was being done (`fetching invoice x/1.0.0`)
  * and prefixes the message; the server's `error` text follows it, without its `?yanked=true`
- * advice on a `yanked` reply (the CLI and the kubelet name their own flags).
+ * advice on a `yanked` reply (the CLI and the kubelet name their own flags). A reply that is a
+ * document but not a Bindle error document (foreignReplyPart) is said to be one, on one line:
+ * `the server at <url> answered HTTP <status> with a non-Bindle reply: <its useful part>`; its
+ * code comes from the status.
  */
-export function replyError(doing: string, status: number, body: string, contentType: string | undefined): BindleError {
+export function replyError(doing: string, status: number, body: string, contentType: string | undefined, url?: string): BindleError {
+  const foreign = foreignReplyPart(body, contentType);
+  if (foreign !== undefined) {
+    const server = url === undefined ? 'the server' : `the server at ${url}`;
+    return new BindleError(codeForStatus(status), `${doing}: ${server} answered HTTP ${status} ${NON_BINDLE_REPLY}: ${foreign}`);
+  }
   const said = readErrorBody(body, contentType);
   const code = said.code ?? codeForStatus(status);
   let detail = said.message ?? `the server answered HTTP ${status} without an error message`;

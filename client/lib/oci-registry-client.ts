@@ -17,7 +17,7 @@ import { writeTempFile } from '../../core/fs-atomic.js';
 import { OCI_MANIFEST_MEDIA_TYPE, isOciName, isSha256Digest, parseManifest, sha256Digest, type OciDescriptor, type OciManifest } from '../../core/oci/index.js';
 import { descriptorLabel } from '../../core/oci/descriptor-label.js';
 import { VERSION } from '../../core/version.js';
-import { codeForStatus, isTransportFailure, transportError } from './http-errors.js';
+import { codeForStatus, isTransportFailure, ociEnvelopeMessage, transportError } from './http-errors.js';
 import { ParcelDigestStream } from './parcel-digest.js';
 
 /** Credentials for one registry (HTTP Basic; also what a token realm is sent). */
@@ -74,18 +74,6 @@ export function parseChallenge(header: string | undefined): Challenge | undefine
 function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
-}
-
-/** The registry's message from an OCI error envelope (`{"errors":[{code,message}]}`), if any. */
-function envelopeMessage(text: string): string | undefined {
-  try {
-    const doc = JSON.parse(text) as { errors?: Array<{ code?: unknown; message?: unknown }> };
-    const first = doc.errors?.[0];
-    if (first === undefined) return undefined;
-    return [first.code, first.message].filter((x) => typeof x === 'string' && x !== '').join(': ');
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -195,7 +183,7 @@ export class OciRegistryClient {
     }
     if (res.statusCode >= 200 && res.statusCode < 300) return res;
     const text = await res.body.text().catch(() => '');
-    const reason = envelopeMessage(text) ?? `HTTP ${res.statusCode}`;
+    const reason = ociEnvelopeMessage(text) ?? `HTTP ${res.statusCode}`;
     const hint = res.statusCode === 401 ? (this.#credentials === undefined ? ' (no credentials are configured for this registry)' : ' (the credentials were refused)') : '';
     throw new BindleError(codeForStatus(res.statusCode), `${doing}: ${reason}${hint}`);
   }
@@ -220,7 +208,7 @@ export class OciRegistryClient {
     const res = await this.#send(url.toString(), `${doing}: getting a token from ${url.origin}`, 'application/json', this.#basic());
     const text = await res.body.text();
     if (res.statusCode < 200 || res.statusCode >= 300) {
-      throw new BindleError(codeForStatus(res.statusCode), `${doing}: the token service ${url.origin}${url.pathname} answered HTTP ${res.statusCode}: ${envelopeMessage(text) ?? text.slice(0, 200)}`);
+      throw new BindleError(codeForStatus(res.statusCode), `${doing}: the token service ${url.origin}${url.pathname} answered HTTP ${res.statusCode}: ${ociEnvelopeMessage(text) ?? text.slice(0, 200)}`);
     }
     let token: unknown;
     try {

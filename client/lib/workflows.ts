@@ -2,8 +2,8 @@
  * The two transfer workflows built on BindleClient: push a standalone bindle (create the
  * invoice, upload only the parcels the server reports missing, loudly refuse a different release
  * under an existing id) and fetch a bindle into the local content-addressed cache (verified
- * invoice, re-hashed parcels, cached parcels never fetched twice). Transfers run
- * `client.concurrency` at a time.
+ * invoice, re-hashed parcels; a cached parcel is re-hashed too, never fetched twice while intact
+ * and replaced when corrupt). Transfers and cache checks run `client.concurrency` at a time.
  */
 import { createReadStream } from 'node:fs';
 import { readdir, rm, stat } from 'node:fs/promises';
@@ -17,7 +17,7 @@ import { canonicalId, formatId, parseId } from '../../core/ids/bindle-id.js';
 import { absentParcels, INVOICE_FILE, PARCELS_DIR, parcelFileName, type StandaloneBindle } from '../standalone/standalone-bindle.js';
 import type { BindleClient } from './bindle-client.js';
 import { mapLimit } from '../../core/concurrency.js';
-import { describeParcel, SMALL_PARCEL_BYTES } from './parcel-digest.js';
+import { checkFile, describeParcel, readCheckedFile, SMALL_PARCEL_BYTES } from './parcel-digest.js';
 import { batchesOf } from './parcel-batches.js';
 
 /** What a push did. */
@@ -260,16 +260,30 @@ async function namesIn(dir: string): Promise<Set<string>> {
   }
 }
 
-/** Whether the cache's file `name` in `parcelsDir` (one of `names`, its listing) holds the parcel, judged by size. */
-async function isCached(parcelsDir: string, names: ReadonlySet<string>, label: Label): Promise<boolean> {
+/**
+ * What the cache holds of a parcel: nothing (`absent`), the parcel (`intact`: its size and
+ * sha256 are the label's), or other bytes (`corrupt`, with the size or digest mismatch found).
+ */
+export type CachedParcelState = { state: 'absent' } | { state: 'intact' } | { state: 'corrupt'; problem: BindleError };
+
+/**
+ * Checks the cache's file for `label` in `parcelsDir` against the label: its size, then its
+ * sha256, read by streaming (a small parcel in one read). `names` is the directory's listing
+ * when the caller has it: a parcel not listed costs no file access (a first get of 1000 would
+ * make 1000). A file that cannot be read (none, not a file) is `absent`.
+ */
+export async function checkCachedParcel(parcelsDir: string, label: Label, names?: ReadonlySet<string>): Promise<CachedParcelState> {
   const name = parcelFileName(label.sha256);
-  // Listed once for all: a parcel not fetched yet costs no `stat` (a first get of 1000 made 1000).
-  if (!names.has(name)) return false;
+  if (names !== undefined && !names.has(name)) return { state: 'absent' };
+  const path = join(parcelsDir, name);
+  const what = `${describeParcel(label)} in the cache ${path}`;
   try {
-    const info = await stat(join(parcelsDir, name));
-    return info.isFile() && info.size === label.size;
-  } catch {
-    return false;
+    if (label.size <= SMALL_PARCEL_BYTES) await readCheckedFile(path, label, what);
+    else await checkFile(path, label, what);
+    return { state: 'intact' };
+  } catch (err) {
+    if (isBindleError(err, 'size_mismatch') || isBindleError(err, 'digest_mismatch')) return { state: 'corrupt', problem: err };
+    return { state: 'absent' };
   }
 }
 
@@ -348,20 +362,35 @@ async function downloadParcels(
   await mapLimit(jobs, client.concurrency, (job) => job());
 }
 
+/** What fetchBindle did. */
+export interface FetchReport {
+  /** The bindle's cache directory. */
+  dir: string;
+  /** The invoice, as the server sent it (verified when the client has a keyring). */
+  invoice: Invoice;
+  /** sha256 of each parcel downloaded (the corrupt ones included). */
+  fetched: string[];
+  /** sha256 of each parcel the cache already held intact (not downloaded). */
+  cached: string[];
+  /** Each parcel the cache held corrupt (`problem` says how), removed and downloaded again. */
+  repaired: Array<{ label: Label; problem: BindleError }>;
+}
+
 /**
  * Fetches a bindle into the local cache `<cacheDir>/<canonicalId>/` (the standalone layout:
  * `invoice.toml` + `parcels/<sha>.dat`). The invoice is fetched (and verified when the client
- * has a keyring) every time and written last; each requested parcel (`parcels`, which must be on
- * the invoice, default all) already cached with its label's size is not fetched again; the others
- * are downloaded, re-hashed and renamed into place, `client.concurrency` at a time. Temp files
- * an interrupted fetch left behind are removed first.
+ * has a keyring) every time and written last. Each requested parcel (`parcels`, which must be on
+ * the invoice, default all) already cached is re-hashed (checkCachedParcel): an intact one is
+ * not fetched again, a corrupt one is removed and, like the absent ones, downloaded, re-hashed
+ * and renamed into place; checks and downloads run `client.concurrency` at a time. Temp files an
+ * interrupted fetch left behind are removed first.
  */
 export async function fetchBindle(
   client: BindleClient,
   id: string,
   cacheDir: string,
   opts: { yanked?: boolean; parcels?: Label[]; onProgress?: (e: TransferEvent) => void } = {},
-): Promise<{ dir: string; invoice: Invoice; fetched: string[]; cached: string[] }> {
+): Promise<FetchReport> {
   const bid = parseId(id);
   const yanked = opts.yanked === undefined ? {} : { yanked: opts.yanked };
   const invoice = await client.getInvoice(id, yanked);
@@ -374,8 +403,16 @@ export async function fetchBindle(
       ? distinctLabels(invoiceParcels(invoice).map((p) => p.label))
       : distinctLabels(opts.parcels.map((l) => labelOnInvoice(invoice, l.sha256)));
   const emit = opts.onProgress ?? (() => undefined);
-  const cachedFlags = await Promise.all(wanted.map((label) => isCached(parcelsDir, names, label)));
-  const toFetch = wanted.filter((_, i) => cachedFlags[i] !== true);
+  const states = await mapLimit(wanted, client.concurrency, (label) => checkCachedParcel(parcelsDir, label, names));
+  const repaired: FetchReport['repaired'] = [];
+  for (const [i, label] of wanted.entries()) {
+    const state = states[i];
+    if (state?.state !== 'corrupt') continue;
+    repaired.push({ label, problem: state.problem });
+    // Gone at once: a download that fails now leaves no corrupt copy for later (offline) use.
+    await rm(join(parcelsDir, parcelFileName(label.sha256)), { force: true });
+  }
+  const toFetch = wanted.filter((_, i) => states[i]?.state !== 'intact');
   emit(planOf(toFetch));
   await downloadParcels(client, id, toFetch, parcelsDir, { ...yanked, emit });
   await writeFileAtomic(join(dir, INVOICE_FILE), renderInvoice(invoice, 'toml'), 0o644);
@@ -383,6 +420,7 @@ export async function fetchBindle(
     dir,
     invoice,
     fetched: toFetch.map((l) => l.sha256),
-    cached: wanted.filter((_, i) => cachedFlags[i] === true).map((l) => l.sha256),
+    cached: wanted.filter((_, i) => states[i]?.state === 'intact').map((l) => l.sha256),
+    repaired,
   };
 }

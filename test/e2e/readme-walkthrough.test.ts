@@ -2,18 +2,20 @@
  * README.md's walk-throughs run as written, so they cannot go stale: each fenced block after a
  * `<!-- readme-walkthrough: NAME -->` marker is extracted and run by bash (`set -euo pipefail`)
  * against a real server process, with a temporary HOME and data directory and a free port in
- * place of 8080. Only what a user would add is added: `bindle` on PATH, the files the CLI block
- * names (invoice.toml and the bindle directory made from the signed invoice), and the server
- * running in the background (it re-reads its keyring when the block writes it).
+ * place of 8080. Only what a reader has around the block is provided, never its inputs: the
+ * server running in the background (as after the Quick start's `npm start`; it re-reads its
+ * keyring when the block writes it) and, for the CLI block, a directory standing for the clone
+ * (its `client/` linked in, an empty `bindle-data/`) with npm's global prefix in a temporary
+ * directory on PATH (npm offline, so that nothing is fetched).
  */
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../../bench/lib/http.js';
 import { isolatedEnv } from '../helpers/cli-runner.js';
 import { REPO_ROOT } from '../helpers/paths.js';
-import { CLI_BIN, SERVER_BIN } from '../helpers/server-process.js';
+import { SERVER_BIN } from '../helpers/server-process.js';
 import { sha256 } from '../helpers/bindles.js';
 import { trackProcessGroup } from '../../bench/lib/cleanup.js';
 
@@ -79,63 +81,37 @@ t.test('Quick start: the server curl walk-through', async (t) => {
   t.match(run.output, /Content-Disposition: form-data; name="23f310b54076878fd4c36f0c60ec92011a8b406349b98dd37d08577d17397de5"/, 'the batch download sent the parcel');
 });
 
-/** An unsigned invoice with one parcel, as a user would write it, and the parcel's bytes. */
-const PARCEL = 'hello from the README\n';
-const INVOICE = `bindleVersion = "1.0.0"
-
-[bindle]
-name = "example.com/app"
-version = "1.0.0"
-authors = ["Me <me@example.com>"]
-
-[[parcel]]
-[parcel.label]
-sha256 = "${sha256(PARCEL)}"
-mediaType = "text/plain"
-name = "hello.txt"
-size = ${Buffer.byteLength(PARCEL)}
-`;
-
 t.test("the bindle CLI section's walk-through", async (t) => {
   const port = await freePort();
-  const work = t.testdir({ 'invoice.toml': INVOICE, 'hello.txt': PARCEL, bin: {} });
-  const shim = join(work, 'bin', 'bindle');
-  writeFileSync(shim, `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI_BIN)} "$@"\n`);
-  chmodSync(shim, 0o755);
-  mkdirSync(join(work, 'bindle-data'));
+  const work = t.testdir({ 'bindle-data': {} });
+  symlinkSync(join(REPO_ROOT, 'client'), join(work, 'client'));
+  const block = walkthrough('cli');
+  t.match(block, /^npm install -g \.\/client\b/m, 'the block puts bindle on PATH');
+  t.match(block, /^cat > invoice\.toml <<EOF$/m, 'the block writes the invoice it signs');
+  t.match(block, /^mkdir -p my-bindle\/parcels/m, 'the block makes the bindle directory it pushes');
+  t.match(block, />\s*bindle-data\/keyring\.toml/, "the block puts the publisher key on the server's keyring");
+  t.notMatch(block, /\.\.\/shared/, 'nothing outside the repository');
 
-  // What the user does around the block: the server runs in the background (as after
-  // `npm start &`; it re-reads its keyring when the block writes it), and the bindle directory
-  // holds the signed invoice and its parcel before it is pushed.
+  // The server runs in the background, as after `npm start &` in the clone.
   const prelude = `
-start_server() {
-  node ${JSON.stringify(SERVER_BIN)} --address 127.0.0.1:${port} --directory bindle-data --log-level warn &
-  SERVER=$!
-  curl -fsS --retry 30 --retry-connrefused --retry-delay 1 http://127.0.0.1:${port}/healthz >/dev/null
-}
-make_bindle_dir() {
-  mkdir -p "$1/parcels"
-  cp signed.toml "$1/invoice.toml"
-  cp hello.txt "$1/parcels/${sha256(PARCEL)}.dat"
-}
-start_server
+node ${JSON.stringify(SERVER_BIN)} --address 127.0.0.1:${port} --directory bindle-data --log-level warn &
+SERVER=$!
+curl -fsS --retry 30 --retry-connrefused --retry-delay 1 http://127.0.0.1:${port}/healthz >/dev/null
 `;
-  const lines: string[] = [];
-  let madeDir = false;
-  for (const line of walkthrough('cli').replaceAll('127.0.0.1:8080', `127.0.0.1:${port}`).split('\n')) {
-    const push = /^bindle push (\.\/[\w-]+)/.exec(line);
-    if (push?.[1] !== undefined && !push[1].endsWith('.tar.gz')) {
-      lines.push(`[ -d ${push[1]} ] || make_bindle_dir ${push[1]}`);
-      madeDir = true;
-    }
-    lines.push(line);
-  }
-  t.match(walkthrough('cli'), />\s*bindle-data\/keyring\.toml/, "the block puts the publisher key on the server's keyring");
-  t.ok(madeDir, 'the block pushes a bindle directory');
-
-  const run = await runBash(t, `${prelude}\n${lines.join('\n')}\nkill "$SERVER"\n`, work, isolatedEnv(work, { PATH: `${join(work, 'bin')}:${process.env.PATH ?? ''}` }));
+  const script = `${prelude}\n${block.replaceAll('127.0.0.1:8080', `127.0.0.1:${port}`)}\nkill "$SERVER"\n`;
+  const prefix = join(work, '.npm-global');
+  const env = isolatedEnv(work, {
+    PATH: `${join(prefix, 'bin')}:${process.env.PATH ?? ''}`,
+    npm_config_prefix: prefix,
+    npm_config_offline: 'true',
+    npm_config_update_notifier: 'false',
+    npm_config_audit: 'false',
+    npm_config_fund: 'false',
+  });
+  const run = await runBash(t, script, work, env);
   t.equal(run.code, 0, run.output);
   t.match(run.output, /example\.com\/app/, 'the CLI named the bindle');
   t.ok(existsSync(join(work, 'signed.toml')), 'sign-invoice wrote signed.toml');
   t.ok(existsSync(join(work, 'out', `${sha256('example.com/app/1.0.0')}.tar.gz`)), 'get --export wrote the tarball');
+  t.equal(readFileSync(join(work, 'app', 'hello.txt'), 'utf8'), 'hello from the README\n', 'get --extract wrote the parcel');
 });

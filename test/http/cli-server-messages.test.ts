@@ -1,8 +1,9 @@
 /**
  * What the CLI says when the server or the setup is wrong, run in-process against real local
- * servers: a URL without the API path, https to a plain-HTTP server, a full disk on the server
- * (HTTP 507 insufficient_storage), signing with no secret-key file; and `generate-label`'s media
- * types from the media-type database.
+ * servers: a URL without the API path, a URL answering with something other than the Bindle API
+ * (the OCI API's error envelope, a web server's HTML page), https to a plain-HTTP server, a full
+ * disk on the server (HTTP 507 insufficient_storage), signing with no secret-key file; and
+ * `generate-label`'s media types from the media-type database.
  */
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
@@ -22,6 +23,40 @@ t.test('a server URL without /v1/ says what to fix', async (t) => {
   t.equal(r.stderr.trimEnd().split('\n').length, 1, 'one line');
   const ok = await bindle(['-s', url, 'search']);
   t.equal(ok.code, 0, 'with /v1/ it works', { stderr: ok.stderr });
+});
+
+t.test('a URL answering with a non-Bindle reply: one line with the status, the useful part and what to fix', async (t) => {
+  const dir = t.testdir();
+  const { url } = await listenTestApp(t);
+  const origin = url.slice(0, -'/v1/'.length);
+  const bindle = inProcessCli(join(dir, 'home'));
+  // The server's OCI API answers in its error envelope.
+  const oci = await bindle(['-s', `${origin}/v2/`, '--retries', '0', 'search']);
+  t.equal(oci.code, 1);
+  t.equal(oci.stderr.trimEnd().split('\n').length, 1, 'one line', { stderr: oci.stderr });
+  t.match(oci.stderr, `the server at ${origin}/v2/_q answered HTTP 404 with a non-Bindle reply: OCI error NAME_UNKNOWN: no OCI endpoint at /v2/_q`);
+  t.match(oci.stderr, `(is --server (BINDLE_URL) the Bindle API root, e.g. ${origin}/v1/?)`);
+  t.notMatch(oci.stderr, /[{}"]/, 'not the raw JSON body');
+  const get = await bindle(['-s', `${origin}/v2/`, '--retries', '0', 'get', 'example.com/app/1.0.0']);
+  t.match(get.stderr, /could not get example\.com\/app\/1\.0\.0: fetching invoice example\.com\/app\/1\.0\.0: the server at \S+ answered HTTP 404 with a non-Bindle reply: OCI error NAME_UNKNOWN/);
+
+  // A web server's page, and some other JSON API.
+  const web = await serveLocally(t, (req, res) => {
+    if (req.url?.startsWith('/api/') === true) {
+      res.writeHead(405, { 'content-type': 'application/json' });
+      res.end('{"message":"Method Not Allowed","documentation_url":"https://example.com/docs"}');
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/html' });
+    res.end('<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n');
+  });
+  const html = await bindle(['-s', `${web}/`, '--retries', '0', 'search']);
+  t.equal(html.code, 1);
+  t.equal(html.stderr.trimEnd().split('\n').length, 1, 'one line', { stderr: html.stderr });
+  t.match(html.stderr, `answered HTTP 404 with a non-Bindle reply: an HTML page titled "404 Not Found" (is --server (BINDLE_URL) the Bindle API root, e.g. ${web}/v1/?)`);
+  t.notMatch(html.stderr, /<center>/, 'not the page itself');
+  const search = await bindle(['-s', `${web}/api/`, '--retries', '0', 'search']);
+  t.match(search.stderr, `answered HTTP 405 with a non-Bindle reply: a JSON document (is --server (BINDLE_URL) the Bindle API root, e.g. ${web}/api/v1/?)`);
 });
 
 t.test('https to a plain-HTTP server: the server does not speak TLS', async (t) => {

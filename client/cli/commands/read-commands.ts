@@ -5,13 +5,14 @@
  * `--yanked` lets a yanked bindle through (the reference has this flag inverted).
  */
 import { mkdir } from 'node:fs/promises';
-import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { Invoice, Label, QueryReply } from '../../../schema/index.js';
 import { renderDocument } from '../../../core/codec/document-codec.js';
 import { invoiceParcels, labelOnInvoice, renderInvoice } from '../../../core/codec/invoice-codec.js';
 import { formatId, isSha256Hex, type BindleId } from '../../../core/ids/bindle-id.js';
-import { attempt, CliFailure, usageFailure } from '../cli-error.js';
+import { attempt, CliFailure, describeError, usageFailure } from '../cli-error.js';
+import { warnLine } from '../cli-io.js';
 import { BindleError, isBindleError } from '../../../core/errors/bindle-error.js';
 import {
   action,
@@ -31,9 +32,8 @@ import type { CliContext } from '../cli-context.js';
 import {
   cachedBindlePath,
   cachedParcelPath,
-  copyVerifiedNewFile,
+  copyCachedParcel,
   fileExists,
-  fileSize,
   markCachedYanked,
   readCachedInvoice,
   refuseExisting,
@@ -130,24 +130,26 @@ async function info(ctx: CliContext, idText: string, opts: InfoOptions): Promise
 
 /**
  * The cached copy of a bindle, for use while the server is unreachable (`offline` is why): when
- * the cache holds its invoice (verified again) and every parcel (by size, as the fetch workflow
- * checks). Undefined otherwise.
+ * the cache holds its invoice (verified again) and every parcel intact (size and sha256, as the
+ * fetch workflow checks). Undefined otherwise.
  */
 async function offlineCopy(ctx: CliContext, id: BindleId, yanked: boolean, offline: unknown): Promise<{ dir: string; parcels: string[] } | undefined> {
   const invoice = await offlineInvoice(ctx, id, yanked, offline);
   if (invoice === undefined) return undefined;
+  const { checkCachedParcel } = await import('../../lib/workflows.js');
+  const dir = cachedBindlePath(ctx.settings.bindleDir, id);
   const shas = [...new Set(invoiceParcels(invoice).map((p) => p.label.sha256))];
   for (const sha of shas) {
-    const label = labelOnInvoice(invoice, sha);
-    const size = await fileSize(cachedParcelPath(ctx.settings.bindleDir, id, sha));
-    if (size !== label.size) return undefined;
+    const { state } = await checkCachedParcel(join(dir, 'parcels'), labelOnInvoice(invoice, sha));
+    if (state !== 'intact') return undefined;
   }
-  return { dir: cachedBindlePath(ctx.settings.bindleDir, id), parcels: shas };
+  return { dir, parcels: shas };
 }
 
 /**
  * Fetches the bindle into the cache: the invoice from the server every time (so a yank is seen),
- * parcels only when not cached. Only when the server is unreachable is a complete cached copy
+ * parcels only when not cached intact (a corrupt cached parcel is downloaded again, with a
+ * warning on stderr naming it). Only when the server is unreachable is a complete cached copy
  * used. Returns the bindle's cache directory.
  */
 async function fetchIntoCache(ctx: CliContext, id: BindleId, yanked: boolean): Promise<string> {
@@ -167,6 +169,9 @@ async function fetchIntoCache(ctx: CliContext, id: BindleId, yanked: boolean): P
     return cached.dir;
   }
   reporter.finish();
+  for (const { problem } of result.repaired) {
+    warnLine(ctx.io, `bindle: warning: a corrupt cached parcel was removed and fetched again: ${describeError(problem)}`);
+  }
   ctx.print(`Fetched ${name} into ${result.dir}: ${result.fetched.length} parcel(s) downloaded, ${result.cached.length} already cached`);
   return result.dir;
 }
@@ -188,7 +193,7 @@ async function get(ctx: CliContext, idText: string, opts: GetOptions): Promise<v
       for (const { dest } of plan) await refuseExisting(dest, '--extract');
       for (const { label, dest } of plan) {
         await mkdir(dirname(dest), { recursive: true });
-        await copyVerifiedNewFile(cachedParcelPath(ctx.settings.bindleDir, id, label.sha256), dest, label, '--extract');
+        await copyCachedParcel(ctx.settings.bindleDir, id, label, dest, '--extract');
       }
     }, ctx.trustHint);
     ctx.print(`Extracted ${plan.length} parcel(s) of ${name} into ${extractDir}`);
@@ -221,7 +226,7 @@ async function getParcel(ctx: CliContext, idText: string, sha: string, opts: Out
   const label = await attempt(what, () => labelOnInvoice(invoice, sha));
   const cached = cachedParcelPath(ctx.settings.bindleDir, id, sha);
   if (await fileExists(cached)) {
-    await attempt(`${what} from the cache ${cached}`, () => copyVerifiedNewFile(cached, dest, label, '--output'), ctx.trustHint);
+    await attempt(`${what} from the cache ${cached}`, () => copyCachedParcel(ctx.settings.bindleDir, id, label, dest, '--output'), ctx.trustHint);
   } else {
     const client = await ctx.client();
     const reporter = ctx.reporter((l) => `Fetched parcel ${l.sha256} (${l.name}, ${formatBytes(l.size)})`);
