@@ -247,7 +247,8 @@ Writes every invoice in the index (yanked ones too) and every stored parcel they
 in the reference layout (invoices/<id>/invoice.toml, parcels/<sha256>/parcel.dat and
 label.toml), which reference tooling and 'bindle-server reindex' read. Files are written
 atomically; running it again completes an interrupted export. The index and parcel store must
-exist.
+exist. Each parcel is re-hashed as it is copied; a corrupt one is not written, and is listed.
+Exit status 1 when a parcel was corrupt.
 
 Options: --reference-layout <dir>, and those of the server (see bindle-server --help).
 `;
@@ -280,7 +281,10 @@ export async function runExport(argv: readonly string[], io: CommandIo): Promise
       const target = resolve(io.cwd, dir);
       const report = await exportReferenceLayout(index, parcels, target);
       io.out(`exported to ${target}: ${report.invoices} invoices, ${report.parcels} parcels, ${report.missingParcels} parcels never uploaded\n`);
-      return 0;
+      for (const sha256 of report.corruptParcels) {
+        io.out(`  not exported: parcel ${sha256} is corrupt (its stored bytes are not its digest; 'bindle-server fsck --repair' removes it, to be uploaded again)\n`);
+      }
+      return report.corruptParcels.length > 0 ? 1 : 0;
     });
   });
 }

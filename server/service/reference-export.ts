@@ -3,10 +3,13 @@
  * included, and every stored parcel they list into DIR in the reference file provider's layout
  * (`invoices/<id>/invoice.toml`, `parcels/<sha256>/parcel.dat` + `label.toml`), which reference
  * tooling reads and `bindle-server reindex` imports. Every file is written atomically; a parcel
- * already in DIR with the right size is kept, so an interrupted export can be run again. The
- * invoices are read page by page: invoices created while it runs may be left out.
+ * already in DIR with the right size is kept, so an interrupted export can be run again. Each
+ * parcel is re-hashed as it is copied: one whose stored bytes are not its digest (what `fsck`
+ * reports) is not written, and is reported. The invoices are read page by page: invoices created
+ * while it runs may be left out.
  */
-import { rename, rm, stat } from 'node:fs/promises';
+import { createHash, type Hash } from 'node:crypto';
+import { rename, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Label } from '../../schema/index.js';
 import { renderDocument } from '../../core/codec/document-codec.js';
@@ -23,6 +26,17 @@ export interface ExportReport {
   parcels: number;
   /** Parcels listed on an invoice but never uploaded (nothing to write). */
   missingParcels: number;
+  /** Stored parcels whose bytes are not their digest or size (not written; `fsck --repair` removes them). */
+  corruptParcels: string[];
+}
+
+/** `source`'s bytes as they pass, hashed and counted. */
+async function* hashing(source: AsyncIterable<Uint8Array>, into: { hash: Hash; size: number }): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) {
+    into.hash.update(chunk);
+    into.size += chunk.length;
+    yield chunk;
+  }
 }
 
 /** The reference keeps each parcel's label beside its data. */
@@ -38,7 +52,7 @@ async function hasSize(path: string, size: number): Promise<boolean> {
 
 export async function exportReferenceLayout(index: InvoiceIndex, parcels: ParcelStore, dir: string): Promise<ExportReport> {
   const files = new InvoiceFiles(dir);
-  const report: ExportReport = { invoices: 0, parcels: 0, missingParcels: 0 };
+  const report: ExportReport = { invoices: 0, parcels: 0, missingParcels: 0, corruptParcels: [] };
   const labels = new Map<string, Label>();
   for (let offset = 0; ; offset += MAX_LIMIT) {
     const page = await index.query({ query: '', offset, limit: MAX_LIMIT, strict: true, yanked: true });
@@ -58,7 +72,15 @@ export async function exportReferenceLayout(index: InvoiceIndex, parcels: Parcel
     const parcelDir = join(dir, PARCEL_DIRECTORY, sha256);
     const target = join(parcelDir, PARCEL_DATA_FILE);
     if (!(await hasSize(target, stored.size))) {
-      const temp = await writeTempFile(target, await parcels.openRead(sha256), 0o444);
+      const read = { hash: createHash('sha256'), size: 0 };
+      const temp = await writeTempFile(target, hashing(await parcels.openRead(sha256), read), 0o444);
+      if (read.size !== stored.size || read.hash.digest('hex') !== sha256) {
+        await rm(temp, { force: true });
+        // The parcel's directory, made for the temp file, goes too unless an earlier export filled it.
+        await rmdir(parcelDir).catch(() => undefined);
+        report.corruptParcels.push(sha256);
+        continue;
+      }
       try {
         await rename(temp, target);
       } catch (err) {
