@@ -3,7 +3,7 @@
  * credentials (RFC 7617). Every malformed header is BindleError('unauthenticated').
  */
 import { BindleError } from '../../core/errors/bindle-error.js';
-import type { AuthScheme } from './types.js';
+import { carriesCredentials, type AuthScheme } from './types.js';
 
 /** A present Authorization header: the scheme in lowercase, as sent, and the credentials. */
 export interface ParsedAuthorization {
@@ -19,13 +19,13 @@ function unauthenticated(message: string): BindleError {
 }
 
 /**
- * Splits a header into scheme and credentials; undefined when there is no header or it is blank
- * (no credentials at all means anonymous). Throws unauthenticated when it has no valid scheme.
+ * Splits a header into scheme and credentials; undefined when it carries none
+ * (carriesCredentials: no header, a blank one, or Basic with an empty user name and password),
+ * which means anonymous. Throws unauthenticated when it has no valid scheme.
  */
 export function parseAuthorization(header: string | undefined): ParsedAuthorization | undefined {
-  if (header === undefined) return undefined;
+  if (!carriesCredentials(header)) return undefined;
   const trimmed = header.trim();
-  if (trimmed === '') return undefined;
   const m = HEADER.exec(trimmed);
   if (m === null) throw unauthenticated('malformed Authorization header: expected "<scheme> <credentials>"');
   const schemeAsSent = m[1] ?? '';

@@ -28,12 +28,20 @@ export interface Authenticator {
 }
 
 /**
- * Whether an Authorization header carries credentials at all (present and not blank). Without
- * them a request is anonymous whatever the authenticator (the Authenticator contract), so a
- * caller may decide so without asking one.
+ * `Basic` with an empty user name and password (`:` in base64): what OCI clients that have no
+ * credentials (containers/image: skopeo, podman, CRI-O) answer a 401 challenge with.
+ */
+const EMPTY_BASIC = /^basic[ \t]+Og==$/i;
+
+/**
+ * Whether an Authorization header carries credentials at all: present, not blank, and not Basic
+ * with an empty user name and password. Without them a request is anonymous whatever the
+ * authenticator (the Authenticator contract), so a caller may decide so without asking one.
  */
 export function carriesCredentials(authorizationHeader: string | undefined): authorizationHeader is string {
-  return authorizationHeader !== undefined && authorizationHeader.trim() !== '';
+  if (authorizationHeader === undefined) return false;
+  const trimmed = authorizationHeader.trim();
+  return trimmed !== '' && !EMPTY_BASIC.test(trimmed);
 }
 
 /** The HTTP authentication schemes we verify, lowercase. */

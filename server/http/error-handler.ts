@@ -5,6 +5,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BindleError, HTTP_STATUS, isOutOfSpace, type ErrorCode } from '../../core/errors/bindle-error.js';
+import { carriesCredentials } from '../auth/types.js';
 import { sendDocument } from './reply.js';
 
 const FASTIFY_CODES: Readonly<Record<string, ErrorCode>> = {
@@ -71,7 +72,7 @@ export function recordError(err: unknown, request: FastifyRequest, reply: Fastif
  */
 export function prepareErrorReply(err: unknown, request: FastifyRequest, reply: FastifyReply): BindleError {
   const bindleError = recordError(err, request, reply);
-  const anonymousRefusal = bindleError.code === 'forbidden' && request.headers.authorization === undefined;
+  const anonymousRefusal = bindleError.code === 'forbidden' && !carriesCredentials(request.headers.authorization);
   if (bindleError.code === 'unauthenticated' || anonymousRefusal) reply.header('www-authenticate', 'Basic realm="bindle", Bearer');
   return bindleError;
 }

@@ -6,6 +6,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BindleError, type ErrorCode } from '../../core/errors/bindle-error.js';
+import { carriesCredentials } from '../auth/types.js';
 import { recordError } from '../http/error-handler.js';
 import type { OciEndpoint } from './oci-path.js';
 
@@ -102,7 +103,7 @@ export function setEndpoint(request: FastifyRequest, endpoint: OciEndpoint): voi
 function renderOciError(err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const error = recordError(err, request, reply);
   // An anonymous client refused a write is asked for credentials: OCI clients send them only after a 401 challenge.
-  const anonymousRefusal = error.code === 'forbidden' && request.headers.authorization === undefined;
+  const anonymousRefusal = error.code === 'forbidden' && !carriesCredentials(request.headers.authorization);
   const challenge = error.code === 'unauthenticated' || anonymousRefusal;
   if (challenge) reply.header('www-authenticate', OCI_CHALLENGE);
   const code = challenge ? 'UNAUTHORIZED' : ociErrorCode(error.code, error.status, request.ociEndpoint ?? 'base');

@@ -40,6 +40,8 @@ export function authenticatorContract(t: Test, name: string, setup: (t: Test) =>
       t.equal(await authenticator.authenticate(undefined), undefined);
       t.equal(await authenticator.authenticate(''), undefined, 'an empty header carries no credentials');
       t.equal(await authenticator.authenticate('   '), undefined, 'a blank header carries no credentials');
+      t.equal(await authenticator.authenticate('Basic Og=='), undefined, 'nor Basic with an empty user name and password (OCI clients without credentials)');
+      t.equal(await authenticator.authenticate('basic  Og== '), undefined, 'in any case and spacing');
     });
 
     t.test('good credentials yield their principal, repeatably', async (t) => {

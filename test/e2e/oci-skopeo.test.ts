@@ -18,7 +18,7 @@ import { writeBindleLayout } from '../../client/standalone/oci-layout.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
 import { signedInvoice } from '../helpers/bindles.js';
 import { OCI_MANIFEST_MEDIA_TYPE, type OciManifest } from '../../core/oci/index.js';
-import { OWN_SET } from '../helpers/paths.js';
+import { OWN_SET, vec } from '../helpers/paths.js';
 import { pushBindle } from '../helpers/kubelet-env.js';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
@@ -116,5 +116,19 @@ if (missing !== undefined) {
     t.equal(stored.parcel?.length, parcels.length, 'every parcel');
     const raw = await skopeo('inspect', '--raw', '--tls-verify=false', `${ref}:${TAG}`);
     t.equal(`sha256:${hex(Buffer.from(raw))}`, report.manifest.digest, 'the pushed manifest, kept verbatim');
+  });
+
+  t.test('on a server with authentication, skopeo pulls anonymously, pushes with credentials, and pushes a pulled bindle back', async (t) => {
+    const server = await startServerProcess(t, { args: ['--keyring', OWN_SET.path('scaffolds', 'keys', 'keyring.toml'), '--htpasswd-file', vec('data', 'htpasswd')] });
+    const client = new BindleClient({ baseUrl: server.url, retries: 0, credentials: { kind: 'basic', user: 'admin', password: 'sw0rdf1sh' } });
+    t.teardown(() => client.close());
+    await pushBindle(client, NAME, VERSION, parcels);
+    const ref = `docker://${new URL(server.origin).host}/${NAME}`;
+    // With no credentials, containers/image answers the /v2/ challenge with empty Basic credentials: anonymous.
+    const dir = join(t.testdir(), 'pulled');
+    await skopeo('copy', '--src-tls-verify=false', `${ref}:${TAG}`, `oci:${dir}:t`);
+    await t.rejects(skopeo('copy', '--dest-tls-verify=false', `oci:${dir}:t`, `${ref}:${TAG}`), 'an anonymous push is refused');
+    await skopeo('copy', '--dest-tls-verify=false', '--dest-creds', 'admin:sw0rdf1sh', `oci:${dir}:t`, `${ref}:${TAG}`);
+    t.pass('the pulled bindle pushes back with credentials: the same manifest is accepted again');
   });
 }

@@ -1,8 +1,8 @@
 /**
- * A request without credentials (no Authorization header, or a blank one) is anonymous by the
- * Authenticator contract: the auth hook decides so itself, without asking the authenticator,
- * and the authorizer still rules on the anonymous principal (a refusal is the usual 401 with its
- * challenge). A request with credentials still goes to the authenticator, and its refusals and
+ * A request without credentials (no Authorization header, a blank one, or Basic with an empty user
+ * name and password) is anonymous by the Authenticator contract: the auth hook decides so itself,
+ * without asking the authenticator, and the authorizer still rules on the anonymous principal (a
+ * refusal is the usual 401 with its challenge). A request with credentials still goes to the authenticator, and its refusals and
  * principals are what they were.
  */
 import t from 'tap';
@@ -48,12 +48,14 @@ t.test('no or blank credentials are anonymous without asking the authenticator',
   t.equal((TOML.parse(plain.body) as { bindle: { name: string } }).bindle.name, 'example.com/anon');
   const blank = await ta.app.inject({ method: 'GET', url, headers: { authorization: '   ' } });
   t.equal(blank.statusCode, 200, 'a blank header carries no credentials');
+  const emptyBasic = await ta.app.inject({ method: 'GET', url, headers: { authorization: 'Basic Og==' } });
+  t.equal(emptyBasic.statusCode, 200, 'nor does Basic with an empty user name and password (OCI clients without credentials)');
   const head = await ta.app.inject({ method: 'HEAD', url });
   t.equal(head.statusCode, 200);
   const missing = await ta.app.inject({ method: 'GET', url: '/v1/_i/example.com/anon/2.0.0' });
   t.equal(missing.statusCode, 404, 'a miss is still the route\'s answer');
   t.same(authenticator.asked, [], 'the authenticator was not asked');
-  t.same(authorizer.decisions, Array(4).fill({ principal: undefined, action: 'read' }), 'the authorizer ruled on every request');
+  t.same(authorizer.decisions, Array(5).fill({ principal: undefined, action: 'read' }), 'the authorizer ruled on every request');
 
   authorizer.anonymous = false;
   const refused = await ta.app.inject({ method: 'GET', url });
