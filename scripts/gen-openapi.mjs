@@ -240,6 +240,18 @@ const paths = {
   },
 };
 
+/** The HEAD of a GET operation: the same status and headers, no body (`headMissingParcels` for `getMissingParcels`). */
+const headOf = (get) => ({
+  ...get,
+  operationId: `head${get.operationId.replace(/^get/, '').replace(/^./, (c) => c.toUpperCase())}`,
+  summary: `${get.summary}: the headers only`,
+  responses: Object.fromEntries(Object.entries(get.responses).map(([status, reply]) => [status, reply.$ref !== undefined ? reply : { description: reply.description }])),
+});
+// Every GET route is served to HEAD too (the server's exposeHeadRoutes); those with a HEAD of their own describe it above.
+for (const item of Object.values(paths)) {
+  if (item.get !== undefined && item.head === undefined) item.head = headOf(item.get);
+}
+
 const doc = {
   openapi: '3.1.0',
   info: {
