@@ -98,6 +98,14 @@ function featureArg(value: string): FeatureFilter {
   }
 }
 
+/**
+ * A module's exit code as this process's: 0 to 255 as they are; any other (a WASI exit code past
+ * 255, which the OS would cut to its low 8 bits, so that 256 would read as success) is 1.
+ */
+export function processExitCode(code: number): number {
+  return Number.isInteger(code) && code >= 0 && code <= 255 ? code : 1;
+}
+
 /** Runs the command line `argv` (without node and script); resolves with the exit code. */
 export async function kubeletMain(argv: readonly string[], io: KubeletIo): Promise<number> {
   const base = baseDirectories(io.env);
@@ -320,7 +328,7 @@ async function runOnce(ref: string, args: string[], opts: RunValues, values: Com
       signal: abort.signal,
     });
     if (exit.reason !== 'Completed' && exit.reason !== 'Error') io.stderr(`bindle-kubelet: ${exit.reason}: ${exit.message ?? ''}\n`);
-    return exit.exitCode;
+    return processExitCode(exit.exitCode);
   } catch (err) {
     const hint = isBindleError(err, 'yanked') ? ' (pass --allow-yanked to run it anyway)' : '';
     io.stderr(`bindle-kubelet: ${describeError(err)}${hint}\n`);

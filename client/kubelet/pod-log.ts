@@ -5,7 +5,8 @@
  * line longer than `MAX_RECORD_BYTES` (the rest follows in the next records). Both streams go
  * to one file in the order the kubelet read them, so the file reads like the terminal would
  * and each line still says where it came from. A last line without a newline is written as a
- * full line when its stream ends.
+ * full line when its stream ends. A stream is read no faster than its records are written: a
+ * module that prints without end waits on its pipe, it does not fill the kubelet's memory.
  */
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
@@ -46,6 +47,8 @@ export class PodLogWriter {
         pending = pending.subarray(newline + 1);
       }
       pending = this.#parts(name, pending);
+      // The next chunk is read only once this one's records are written (backpressure).
+      await this.#writes;
     }
     if (pending.length > 0) this.#record(name, pending, false);
     await this.#writes;

@@ -7,7 +7,7 @@
 import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { kubeletMain, type KubeletIo } from '../../client/kubelet/kubelet-cli.js';
+import { kubeletMain, processExitCode, type KubeletIo } from '../../client/kubelet/kubelet-cli.js';
 import { serveLocally } from '../helpers/local-server.js';
 
 /** Runs `bindle-kubelet <args>` in-process; resolves with the exit code and stderr. */
@@ -65,4 +65,9 @@ t.test('--timeout gives up on a silent server', async (t) => {
   t.match(r.stderr, /no reply within 1000 ms/);
   const bad = await kubelet(t, ['--timeout', '0', 'run', 'bindle:example.com/hello/1.0.0']);
   t.equal(bad.code, 2, 'a timeout below 1 s is a usage error');
+});
+
+t.test("run exits with the module's exit code, and with 1 for one a process cannot exit with", async (t) => {
+  for (const code of [0, 1, 3, 125, 137, 255]) t.equal(processExitCode(code), code, `${code} as it is`);
+  for (const code of [256, 512, 257, 1000, -1, 2.5]) t.equal(processExitCode(code), 1, `${code} is a failure, never 0`);
 });

@@ -4,6 +4,7 @@
  * file, and reading them back whole or per stream.
  */
 import t from 'tap';
+import { readFileSync } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -38,3 +39,55 @@ t.test('records, partial lines and streams', async (t) => {
   t.equal(podLogText(text), `one\ntwo\n${long}\nno newline\noops\n`);
   t.same(parsePodLog('not a record\n'), [], 'other lines are skipped');
 });
+
+t.test('a stream is read no faster than its records are written', async (t) => {
+  const path = join(t.testdir(), 'slow.log');
+  const file = await open(path, 'w');
+  let writesUnderWay = 0;
+  let mostUnderWay = 0;
+  // A file whose writes take a while, as a slow disk's do.
+  const slow = new Proxy(file, {
+    get(target, key, receiver) {
+      if (key !== 'write') return Reflect.get(target, key, receiver) as unknown;
+      return async (line: Buffer) => {
+        writesUnderWay++;
+        mostUnderWay = Math.max(mostUnderWay, writesUnderWay);
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        const result = await target.write(line);
+        writesUnderWay--;
+        return result;
+      };
+    },
+  });
+  let chunksRead = 0;
+  let readAhead = 0;
+  const lines = Readable.from((function* () {
+    for (let i = 0; i < 50; i++) {
+      chunksRead++;
+      yield Buffer.from(`line ${i}\n`);
+    }
+  })());
+  try {
+    const writer = new PodLogWriter(slow);
+    const attached = writer.attach(lines, 'stdout');
+    const watch = setInterval(() => {
+      readAhead = Math.max(readAhead, chunksRead - parsePodLogLines(path));
+    }, 1);
+    await attached;
+    clearInterval(watch);
+  } finally {
+    await file.close();
+  }
+  t.equal(podLogText(await readFile(path, 'utf8')).split('\n').length - 1, 50, 'every line is written');
+  t.equal(mostUnderWay, 1, 'one write at a time');
+  t.ok(readAhead <= 20, `the stream is not read far ahead of the file (at most ${readAhead} chunks, of 50)`);
+});
+
+/** Records in the file at `path` now (0 while it cannot be read). */
+function parsePodLogLines(path: string): number {
+  try {
+    return parsePodLog(readFileSync(path, 'utf8')).length;
+  } catch {
+    return 0;
+  }
+}
