@@ -6,7 +6,10 @@
  * to one file in the order the kubelet read them, so the file reads like the terminal would
  * and each line still says where it came from. A last line without a newline is written as a
  * full line when its stream ends. A stream is read no faster than its records are written: a
- * module that prints without end waits on its pipe, it does not fill the kubelet's memory.
+ * module that prints without end waits on its pipe, it does not fill the kubelet's memory. Given
+ * `maxBytes` and `rotate`, a log file that a record would take past `maxBytes` is handed to
+ * `rotate`, which puts it aside and opens the next (as the kubelet's containerLogMaxSize does):
+ * a module that prints without end cannot fill the disk either.
  */
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
@@ -27,13 +30,29 @@ export interface LogRecord {
   text: string;
 }
 
+/** How large a container's log file may grow before it is rotated, by default (Kubernetes' containerLogMaxSize). */
+export const MAX_LOG_BYTES = 10 * 2 ** 20;
+
+export interface PodLogOptions {
+  /** The largest a log file may grow to (a record longer than this still goes whole into a file of its own). */
+  readonly maxBytes?: number;
+  /** Puts the full log file aside (closing it) and resolves with the next one to write to. */
+  readonly rotate?: (full: FileHandle) => Promise<FileHandle>;
+}
+
 /** Writes the records of a container's streams to one log file (see the module comment). */
 export class PodLogWriter {
-  readonly #file: FileHandle;
+  #file: FileHandle;
+  /** Bytes in the file, once known (its size when the first record is written, then counted). */
+  #size: number | undefined;
+  readonly #maxBytes: number;
+  readonly #rotate: PodLogOptions['rotate'];
   #writes: Promise<unknown> = Promise.resolve();
 
-  constructor(file: FileHandle) {
+  constructor(file: FileHandle, opts: PodLogOptions = {}) {
     this.#file = file;
+    this.#maxBytes = opts.maxBytes ?? MAX_LOG_BYTES;
+    this.#rotate = opts.rotate;
   }
 
   /** Copies `stream` into the log as records of `name`; resolves when it ended and every record is written. */
@@ -66,7 +85,17 @@ export class PodLogWriter {
 
   #record(stream: LogStream, text: Buffer, partial: boolean): void {
     const line = Buffer.concat([Buffer.from(`${new Date().toISOString()} ${stream} ${partial ? 'P' : 'F'} `), text, Buffer.from('\n')]);
-    this.#writes = this.#writes.then(() => this.#file.write(line));
+    this.#writes = this.#writes.then(() => this.#write(line));
+  }
+
+  async #write(line: Buffer): Promise<void> {
+    this.#size ??= (await this.#file.stat()).size;
+    if (this.#rotate !== undefined && this.#size > 0 && this.#size + line.length > this.#maxBytes) {
+      this.#file = await this.#rotate(this.#file);
+      this.#size = 0;
+    }
+    await this.#file.write(line);
+    this.#size += line.length;
   }
 }
 

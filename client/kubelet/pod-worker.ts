@@ -12,7 +12,7 @@
  * `<container>.data/` (the container's parcels, re-copied from the cache for every run,
  * preopened at /data).
  */
-import { open, mkdir, type FileHandle } from 'node:fs/promises';
+import { open, mkdir, rename, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isBindleError } from '../../core/errors/bindle-error.js';
@@ -334,7 +334,17 @@ export class PodWorker {
       } catch (err) {
         return { exitCode: EXIT_START_ERROR, reason: 'StartError', message: `refused to start: ${errorText(err)}` };
       }
-      const writer = new PodLogWriter(log);
+      const writer = new PodLogWriter(log, {
+        // The full file becomes <name>.log.1 (replacing an older one): at most two files of MAX_LOG_BYTES per container.
+        rotate: async (full) => {
+          await rename(run.logPath, `${run.logPath}.1`);
+          const next = await open(run.logPath, 'w', 0o644);
+          handles.push(next);
+          handles.splice(handles.indexOf(full), 1);
+          await full.close();
+          return next;
+        },
+      });
       const logged = Promise.all([
         launched.stdout === null ? undefined : writer.attach(launched.stdout, 'stdout'),
         launched.stderr === null ? undefined : writer.attach(launched.stderr, 'stderr'),

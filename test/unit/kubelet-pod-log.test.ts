@@ -4,8 +4,8 @@
  * file, and reading them back whole or per stream.
  */
 import t from 'tap';
-import { readFileSync } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
+import { open, readFile, rename, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { MAX_RECORD_BYTES, parsePodLog, PodLogWriter, podLogText } from '../../client/kubelet/pod-log.js';
@@ -91,3 +91,33 @@ function parsePodLogLines(path: string): number {
     return 0;
   }
 }
+
+t.test('a log file that would grow past maxBytes is rotated: at most two files of that size', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'main.log');
+  const opened = [await open(path, 'a')];
+  let rotations = 0;
+  const writer = new PodLogWriter(opened[0] as FileHandle, {
+    maxBytes: 4096,
+    rotate: async (full) => {
+      rotations++;
+      await rename(path, `${path}.1`);
+      await full.close();
+      const next = await open(path, 'w');
+      opened.push(next);
+      return next;
+    },
+  });
+  const lines = Array.from({ length: 500 }, (_, i) => Buffer.from(`line ${i} ${'x'.repeat(40)}\n`));
+  try {
+    await writer.attach(Readable.from(lines), 'stdout');
+  } finally {
+    await opened.at(-1)?.close();
+  }
+  t.ok(rotations > 5, `rotated ${rotations} times`);
+  for (const file of [path, `${path}.1`]) t.ok(statSync(file).size <= 4096, `${file} stays within maxBytes (${statSync(file).size})`);
+  const last = podLogText(await readFile(path, 'utf8'));
+  t.match(last, /line 499 x+\n$/, 'the newest lines are in the current file');
+  const before = podLogText(await readFile(`${path}.1`, 'utf8'));
+  t.equal(Number(/line (\d+)/.exec(last)?.[1]), Number(/line (\d+) x+\n$/.exec(before)?.[1]) + 1, 'and the ones just before them in the rotated one');
+});

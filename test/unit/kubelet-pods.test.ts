@@ -5,14 +5,14 @@
  * yanked bindles, and pods stopped when their manifest goes away or the kubelet stops.
  */
 import t, { type Test } from 'tap';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sha256, signedInvoice, type TestParcel } from '../helpers/bindles.js';
 import type { Label } from '../../schema/index.js';
 import { Kubelet } from '../../client/kubelet/kubelet.js';
 import { backoffDelay, type BackoffOptions } from '../../client/kubelet/pod-worker.js';
-import { podLogText, type LogStream } from '../../client/kubelet/pod-log.js';
+import { MAX_LOG_BYTES, podLogText, type LogStream } from '../../client/kubelet/pod-log.js';
 import type { PodStatus } from '../../client/kubelet/pod-status.js';
 import { listeningApp, moduleRuntime, moduleStore, publisher, pushBindle, wasm, wasmParcel } from '../helpers/kubelet-env.js';
 
@@ -360,4 +360,21 @@ t.test('a pod picks alternatives and an optional group with annotations', async 
   t.equal(podLog(env, 'french'), 'bonjour\n');
   t.same(readdirSync(join(env.state, 'pods', 'default', 'main.data')).sort(), ['greeting-en.txt']);
   t.same(readdirSync(join(env.state, 'pods', 'french', 'main.data')).sort(), ['extras', 'greeting-fr.txt'], 'the chosen alternative and the optional group');
+});
+
+t.test("a container whose output passes the log's size is rotated: <container>.log.1 holds the earlier part", async (t) => {
+  const { url } = await listeningApp(t);
+  const line = `${'x'.repeat(99)}\n`;
+  const big = { name: 'big.txt', data: Buffer.from(line.repeat(Math.ceil((MAX_LOG_BYTES * 1.2) / line.length))) };
+  await pushBindle(publisher(t, url), 'example.com/chatty', '1.0.0', [wasmParcel('cat.wasm', await wasm('cat')), big]);
+  const env = await startKubelet(t, url);
+  dropManifest(env, 'chatty.yaml', podYaml('chatty', 'bindle:example.com/chatty/1.0.0', { restartPolicy: 'Never', args: ['big.txt'] }));
+  t.match(await waitForStatus(env, 'chatty', finished), { phase: 'Succeeded' });
+  const current = join(env.state, 'pods', 'chatty', 'main.log');
+  const rotated = `${current}.1`;
+  t.ok(statSync(rotated).size <= MAX_LOG_BYTES, 'the rotated file is within the size');
+  t.ok(statSync(current).size <= MAX_LOG_BYTES, 'so is the current one');
+  const text = podLogText(readFileSync(rotated, 'utf8')) + podLogText(readFileSync(current, 'utf8'));
+  t.equal(text.length, big.data.length, 'together they hold every line, in order');
+  t.ok(text === big.data.toString('utf8'));
 });
