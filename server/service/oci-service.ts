@@ -5,7 +5,6 @@
  * BindleService it keeps no state: what it serves was written with each invoice
  * (server/storage/oci-records.ts). Routes (server/oci/) translate HTTP to these calls.
  */
-import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Invoice } from '../../schema/index.js';
 import { decodeDocument } from '../../core/codec/document-codec.js';
@@ -28,6 +27,7 @@ import type { InvoiceIndex } from '../storage/invoice-index.js';
 import type { OciArtifact, OciManifestRecord, OciTagPage } from '../storage/oci-records.js';
 import type { ParcelReader } from '../storage/parcel-reader.js';
 import type { ParcelStore } from '../storage/parcel-store.js';
+import { checkParcelBytes } from '../storage/parcel-upload.js';
 import { OciUploads } from './oci-uploads.js';
 
 /** A blob found by digest: bytes kept in the index, or a parcel (read as BindleService.readParcel reads it). */
@@ -147,7 +147,7 @@ export class OciService {
       throw new BindleError('payload_too_large', `blob ${digest} is ${size} bytes, over this server's limit of ${this.deps.maxParcelBytes} bytes`);
     }
     if (await this.deps.parcels.has(hex)) {
-      await assertBlobBytes(hex, size, data);
+      await checkParcelBytes(hex, size, data);
       return;
     }
     try {
@@ -227,20 +227,3 @@ export class OciService {
   }
 }
 
-/**
- * Reads `data` only to check that it is the stored blob `hex` of `size` bytes: size_mismatch
- * as soon as more arrive or when fewer did, digest_mismatch when the bytes differ.
- */
-async function assertBlobBytes(hex: string, size: number, data: Readable): Promise<void> {
-  const hash = createHash('sha256');
-  let received = 0;
-  for await (const chunk of data) {
-    const bytes = chunk as Buffer;
-    received += bytes.length;
-    if (received > size) throw new BindleError('size_mismatch', `more than the ${size} bytes announced arrived`);
-    hash.update(bytes);
-  }
-  if (received !== size) throw new BindleError('size_mismatch', `${received} bytes arrived, not the ${size} announced`);
-  const actual = hash.digest('hex');
-  if (actual !== hex) throw new BindleError('digest_mismatch', `the uploaded bytes have digest sha256:${actual}, not sha256:${hex}`);
-}

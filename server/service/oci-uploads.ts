@@ -15,11 +15,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BindleError } from '../../core/errors/bindle-error.js';
+import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { sha256Hex } from '../../core/oci/index.js';
 import type { InvoiceIndex } from '../storage/invoice-index.js';
 import type { OciUploadChunk, OciUploadSession } from '../storage/oci-uploads.js';
 import { DEFAULT_STAGING_MAX_AGE_MS, type ParcelStore } from '../storage/parcel-store.js';
+import { checkParcelBytes } from '../storage/parcel-upload.js';
 
 export interface OciUploadsDeps {
   index: InvoiceIndex;
@@ -134,10 +135,9 @@ export class OciUploads {
       throw new BindleError('not_found', `upload ${uuid} lost ${missing.size} of its chunks (collected as garbage): start the upload again`);
     }
     if (!(await this.storeBlob(hex, size, chunks))) {
-      const actual = await this.hashOf(chunks);
-      if (actual !== hex) {
-        throw new BindleError('digest_mismatch', `the uploaded bytes have digest sha256:${actual}, not ${digest}; the upload is as it was before this request`);
-      }
+      await checkParcelBytes(hex, size, Readable.from(this.concatenated(chunks))).catch((err: unknown) => {
+        throw isBindleError(err, 'digest_mismatch') ? new BindleError('digest_mismatch', `${err.message}; the upload is as it was before this request`) : err;
+      });
     }
     await this.deps.index.deleteOciUpload(uuid);
   }
@@ -178,13 +178,6 @@ export class OciUploads {
       if (err instanceof BindleError && err.code === 'already_exists') return false;
       throw err;
     }
-  }
-
-  /** The sha256 (hex) of `chunks` read in order. */
-  private async hashOf(chunks: readonly OciUploadChunk[]): Promise<string> {
-    const hash = createHash('sha256');
-    for await (const bytes of this.concatenated(chunks)) hash.update(bytes);
-    return hash.digest('hex');
   }
 
   private async *concatenated(chunks: readonly OciUploadChunk[]): AsyncGenerator<Buffer> {

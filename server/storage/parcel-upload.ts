@@ -17,6 +17,7 @@ import type { Readable } from 'node:stream';
 
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { BufferBudget } from './buffer-budget.js';
+import { assertDigestMatches } from './parcel-store.js';
 
 /** The largest batch the upload budget gives: 1 MiB writes move big parcels fastest here. */
 export const MAX_UPLOAD_BATCH = 1 << 20;
@@ -235,4 +236,15 @@ export function receiveParcel(data: Readable, expectedSize: number, sink: Upload
     data.on('close', onClose);
     data.resume();
   });
+}
+
+/** A sink that keeps nothing: for data that is only checked (checkParcelBytes). */
+const DISCARD: UploadSink = { batchBytes: MAX_UPLOAD_BATCH, maxQueued: 1, write: () => Promise.resolve() };
+
+/**
+ * Reads `data` only to check that it is the parcel `sha256` of `expectedSize` bytes (one already
+ * stored, say), keeping none of it: receiveParcel's size_mismatch, then digest_mismatch.
+ */
+export async function checkParcelBytes(sha256: string, expectedSize: number, data: Readable): Promise<void> {
+  assertDigestMatches(sha256, await receiveParcel(data, expectedSize, DISCARD));
 }
