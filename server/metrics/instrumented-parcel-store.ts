@@ -10,7 +10,7 @@ import type { ByteRange, ParcelStat, ParcelStore, PutResult, RemoveOutcome, Stor
 import { OperationTimer } from './operation-timer.js';
 import type { ServerMetrics } from './server-metrics.js';
 
-type Operation = 'has' | 'stat' | 'missing' | 'open_read' | 'put' | 'remove';
+type Operation = 'has' | 'stat' | 'missing' | 'stored_sizes' | 'open_read' | 'put' | 'remove';
 
 export class InstrumentedParcelStore implements ParcelStore {
   readonly #inner: ParcelStore;
@@ -33,6 +33,10 @@ export class InstrumentedParcelStore implements ParcelStore {
 
   missing(digests: readonly string[]): Promise<Set<string>> {
     return this.#timer.observe('missing', performance.now(), this.#inner.missing(digests));
+  }
+
+  storedSizes(digests: readonly string[]): Promise<Map<string, number>> {
+    return this.#timer.observe('stored_sizes', performance.now(), this.#inner.storedSizes(digests));
   }
 
   /** Timed until the stream is open, not until it has been read. */

@@ -88,17 +88,17 @@ function uniqueLabels(inv: Invoice): Label[] {
 }
 
 /**
- * The labels of an invoice's parcels by digest (the first of each), built once per invoice
- * object: the index hands out the same object while it caches it, so a parcel GET finds its
- * label without a walk of the list.
- */
-/**
  * Parcels getParcels asks the store about at once. A small parcel's look-up reads it whole, so
  * this also bounds the bytes one batch holds in flight (16 × 64 KiB); what is read is kept by the
  * ParcelReader within its budget and served from there.
  */
 const PARCEL_LOOK_UPS = 16;
 
+/**
+ * The labels of an invoice's parcels by digest (the first of each), built once per invoice
+ * object: the index hands out the same object while it caches it, so a parcel GET finds its
+ * label without a walk of the list.
+ */
 const LABELS = new WeakMap<Invoice, ReadonlyMap<string, Label>>();
 
 function labelsOf(inv: Invoice): ReadonlyMap<string, Label> {
@@ -160,6 +160,7 @@ export class BindleService {
     if ((await this.deps.index.get(id.name, id.version)) !== undefined) {
       throw new BindleError('already_exists', `invoice ${formatId(id)} already exists`);
     }
+    await this.checkLabelSizes(input);
     const signed = alreadyHostSigned ? input : await signInvoiceWith(input, 'host', this.deps.signer, this.now());
     const stored = { ...this.toStored(id, signed, Date.now()), ...(artifact === undefined ? {} : { oci: artifact }) };
     // The check above only saves signing work: the index's one insert transaction decides, so
@@ -385,6 +386,33 @@ export class BindleService {
       if (s.key === this.deps.signer.publicKey) hostSigned = true;
     }
     return hostSigned;
+  }
+
+  /**
+   * Refuses an invoice whose labels give one parcel two sizes (invalid_invoice), or give a parcel
+   * already stored another size than its stored bytes (size_mismatch): a parcel is its bytes, so
+   * such a label could never be downloaded as it says, and an upload for it is refused as stored.
+   * One batched look-up of the store (ParcelStore.storedSizes), before anything is written.
+   */
+  private async checkLabelSizes(inv: Invoice): Promise<void> {
+    const labelled = new Map<string, number>();
+    (inv.parcel ?? []).forEach(({ label }, i) => {
+      const earlier = labelled.get(label.sha256);
+      if (earlier !== undefined && earlier !== label.size) {
+        throw new BindleError(
+          'invalid_invoice',
+          `invalid invoice: parcel[${i}].label.size: ${label.size}, but an earlier label gives parcel ${label.sha256} ${earlier} bytes`,
+        );
+      }
+      labelled.set(label.sha256, label.size);
+    });
+    if (labelled.size === 0) return;
+    for (const [sha256, size] of await this.deps.parcels.storedSizes([...labelled.keys()])) {
+      const label = labelled.get(sha256);
+      if (label !== size) {
+        throw new BindleError('size_mismatch', `parcel ${sha256} is stored with ${size} bytes, but the invoice's label says ${String(label)} bytes`);
+      }
+    }
   }
 
   private async missingOf(inv: Invoice): Promise<Label[]> {

@@ -41,6 +41,7 @@ import { isSha256Hex } from '../../core/ids/bindle-id.js';
 import {
   alreadyExists,
   assertDigest,
+  missingFrom,
   confirmRemoval,
   assertDigestMatches,
   assertExpectedSize,
@@ -302,13 +303,21 @@ export class FileParcelStore implements ParcelStore {
   }
 
   async missing(digests: readonly string[]): Promise<Set<string>> {
+    return missingFrom(digests, await this.storedSizes(digests));
+  }
+
+  async storedSizes(digests: readonly string[]): Promise<Map<string, number>> {
     this.assertOpen();
     digests.forEach(assertDigest);
     const unique = [...new Set(digests)];
     const found = await mapWithinBudget(unique, (sha) => this.locateNow(sha), (sha) => this.locate(sha), this.lookupBudget);
-    const missing = new Set(unique.filter((_, i) => found[i] === undefined));
-    if (missing.size > 0) this.confirmStorage();
-    return missing;
+    const sizes = new Map<string, number>();
+    unique.forEach((sha, i) => {
+      const stats = found[i];
+      if (stats !== undefined) sizes.set(sha, stats.size);
+    });
+    if (sizes.size < unique.length) this.confirmStorage();
+    return sizes;
   }
 
   async openRead(sha256: string, range?: ByteRange): Promise<Readable> {

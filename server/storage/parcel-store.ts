@@ -68,6 +68,14 @@ export interface ParcelStore {
   missing(digests: readonly string[]): Promise<Set<string>>;
 
   /**
+   * The stored sizes of those among `digests` whose parcels are stored (duplicates allowed):
+   * `missing`'s look-up, answering with what it finds (the invoice create compares them with the
+   * labels' sizes). A digest not stored is left out. Implementations answer `missing` as the
+   * complement of this (missingFrom), so the two never disagree.
+   */
+  storedSizes(digests: readonly string[]): Promise<Map<string, number>>;
+
+  /**
    * Opens the data (or a byte range of it) as a stream. Errors: `not_found` if the parcel is
    * not stored; `range_not_satisfiable` when `range` is not integral, `start > end`, or
    * `start >= size` (so every range of an empty parcel). An `end` past the last byte is
@@ -177,6 +185,11 @@ export function assertDigest(sha256: string): void {
   if (typeof sha256 !== 'string' || !isSha256Hex(sha256)) {
     throw new BindleError('bad_request', `invalid parcel sha256 ${JSON.stringify(sha256)}: expected 64 lowercase hex digits`);
   }
+}
+
+/** `missing`'s answer from `storedSizes`' (see ParcelStore.storedSizes): the digests it left out. */
+export function missingFrom(digests: readonly string[], sizes: ReadonlyMap<string, number>): Set<string> {
+  return new Set(digests.filter((sha256) => !sizes.has(sha256)));
 }
 
 /** Rejects received data whose sha256 `digest` is not the declared `sha256` with digest_mismatch. */

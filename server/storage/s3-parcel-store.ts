@@ -32,6 +32,7 @@ import { isSha256Hex } from '../../core/ids/bindle-id.js';
 import {
   alreadyExists,
   assertDigest,
+  missingFrom,
   REFUSE_UNREAD_ABOVE_BYTES,
   confirmRemoval,
   assertDigestMatches,
@@ -181,6 +182,12 @@ function normalizePrefix(prefix: string): string {
 }
 
 /** A ParcelStore on an S3 bucket. */
+/** A listed object's size; a listing without one is not an answer the store can use. */
+function sizeOfListed(object: S3._Object): number {
+  if (object.Size === undefined) throw unavailable('ListObjectsV2', `an entry without a size (${String(object.Key)})`);
+  return object.Size;
+}
+
 export class S3ParcelStore implements ParcelStore {
   readonly bucket: string;
   /** '' or the prefix with one trailing slash. */
@@ -294,25 +301,30 @@ export class S3ParcelStore implements ParcelStore {
    * to 1000 parcels, and never more requests than digests.
    */
   async missing(digests: readonly string[]): Promise<Set<string>> {
+    return missingFrom(digests, await this.storedSizes(digests));
+  }
+
+  async storedSizes(digests: readonly string[]): Promise<Map<string, number>> {
     this.assertOpen();
     digests.forEach(assertDigest);
     const wanted = [...new Set(digests)].sort();
-    const missing = new Set<string>();
+    const sizes = new Map<string, number>();
     let next = 0;
     while (next < wanted.length) {
       const firstKey = this.keyOf(wanted[next] ?? '');
       const page = await this.listPage(this.parcelsPrefix, { StartAfter: firstKey.slice(0, -1) });
-      const keys = (page.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [o.Key]));
-      const present = new Set(keys);
-      const last = keys.at(-1);
+      const present = new Map((page.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [[o.Key, sizeOfListed(o)] as const])));
+      const last = [...present.keys()].at(-1);
       if (page.IsTruncated === true && last === undefined) throw unavailable('ListObjectsV2', 'a truncated page with no keys');
       for (; next < wanted.length; next++) {
-        const key = this.keyOf(wanted[next] ?? '');
+        const sha256 = wanted[next] ?? '';
+        const key = this.keyOf(sha256);
         if (page.IsTruncated === true && last !== undefined && key > last) break;
-        if (!present.has(key)) missing.add(wanted[next] ?? '');
+        const size = present.get(key);
+        if (size !== undefined) sizes.set(sha256, size);
       }
     }
-    return missing;
+    return sizes;
   }
 
   async openRead(sha256: string, range?: ByteRange): Promise<Readable> {

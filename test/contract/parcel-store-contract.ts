@@ -376,6 +376,20 @@ export async function parcelStoreContract(t: Test, name: string, makeStore: Parc
       await t.rejects(store.missing([...storedShas, 'ABC']), { code: 'bad_request' }, 'a malformed digest is bad_request');
     });
 
+    t.test('storedSizes() gives the sizes of the stored digests among many, and agrees with missing()', async (t) => {
+      const store = await fresh(t);
+      const stored = Array.from({ length: 25 }, (_, i) => Buffer.alloc(i * 7, i));
+      const absent = Array.from({ length: 30 }, (_, i) => sha256Of(Buffer.from(`absent parcel ${i}`)));
+      for (const data of stored) await store.put(sha256Of(data), data.length, streamOf(data));
+      const expected = new Map(stored.map((data) => [sha256Of(data), data.length]));
+      t.same(await store.storedSizes([]), new Map(), 'no digests: no sizes');
+      const mixed = [...expected.keys(), ...absent, ...[...expected.keys()].slice(0, 3), ...absent.slice(0, 3)].reverse();
+      const sizes = await store.storedSizes(mixed);
+      t.same(new Map([...sizes].sort()), new Map([...expected].sort()), 'every stored digest with its size, no absent one, duplicates once');
+      t.same(await store.missing(mixed), new Set(absent), 'missing() is the complement');
+      await t.rejects(store.storedSizes([...absent, 'ABC']), { code: 'bad_request' }, 'a malformed digest is bad_request');
+    });
+
     t.test('missing parcels', async (t) => {
       const store = await fresh(t);
       const sha = sha256Of(Buffer.from('never stored'));

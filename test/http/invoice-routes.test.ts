@@ -439,3 +439,34 @@ t.test('an empty parcel, and empty bodies, sent without a Content-Type: no body 
   t.equal(batch.statusCode, 400, batch.body);
   t.equal(errorOf(batch.body).code, 'malformed_body');
 });
+
+t.test('a label must give a parcel its stored size, and one size throughout the invoice', async (t) => {
+  const ta = await makeTestApp(t);
+  const post = (inv: Invoice) => ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: renderInvoice(inv) });
+  const alpha = parcels[0] ?? { name: 'a.txt', data: Buffer.from('alpha') };
+  const sha = sha256(alpha.data);
+  let res = await post(signedInvoice('example.com/sizes', '1.0.0', [alpha]));
+  t.equal(res.statusCode, 202, res.body);
+  res = await ta.app.inject({ method: 'POST', url: `/v1/_i/example.com/sizes/1.0.0@${sha}`, payload: alpha.data });
+  t.equal(res.statusCode, 200, res.body);
+
+  const relabelled = (version: string, sizes: readonly number[]): Invoice =>
+    signedInvoice('example.com/sizes', version, [], {
+      extra: { parcel: sizes.map((size, i) => ({ label: { sha256: sha, mediaType: 'text/plain', name: `a${i}.txt`, size } })) },
+    });
+  res = await post(relabelled('2.0.0', [alpha.data.length + 1]));
+  t.equal(res.statusCode, 400, res.body);
+  t.equal(errorOf(res.body).code, 'size_mismatch');
+  t.match(errorOf(res.body).error, `parcel ${sha} is stored with ${alpha.data.length} bytes`);
+  res = await ta.app.inject({ url: '/v1/_i/example.com/sizes/2.0.0' });
+  t.equal(res.statusCode, 404, 'the refused invoice was not stored');
+
+  res = await post(relabelled('3.0.0', [alpha.data.length, alpha.data.length + 1]));
+  t.equal(res.statusCode, 400, res.body);
+  t.equal(errorOf(res.body).code, 'invalid_invoice', 'two labels giving one parcel two sizes');
+  t.match(errorOf(res.body).error, 'parcel[1].label.size');
+
+  res = await post(relabelled('4.0.0', [alpha.data.length, alpha.data.length]));
+  t.equal(res.statusCode, 201, `the stored size, twice, nothing missing: ${res.body}`);
+  t.same((TOML.parse(res.body) as unknown as InvoiceCreateReply).missing ?? [], [], 'nothing missing');
+});
