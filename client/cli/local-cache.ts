@@ -2,16 +2,17 @@
  * The CLI's view of the local bindle cache (`--bindle-dir`), which has the standalone layout
  * (`<dir>/<canonical id>/invoice.toml`, `<dir>/<canonical id>/parcels/<sha256>.dat`), and
  * writing output files exclusively and atomically: a file the CLI writes is complete, checked
- * and new, or absent. A cached parcel found corrupt when copied out is removed from the cache.
+ * and new, or absent. A cached parcel found corrupt when copied or exported out is removed from
+ * the cache.
  */
 import { createReadStream } from 'node:fs';
 import { link, open, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Invoice, Label } from '../../schema/index.js';
 import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
-import { parseInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
+import { invoiceParcels, parseInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
 import { canonicalId, formatId, type BindleId } from '../../core/ids/bindle-id.js';
 import { writeFileAtomic, writeTempFile } from '../../core/fs-atomic.js';
 import { describeParcel, ParcelDigestStream } from '../lib/parcel-digest.js';
@@ -97,9 +98,28 @@ async function publishExclusive(temp: string, dest: string, flag: string): Promi
   }
 }
 
+/**
+ * The longest file name, in bytes, that the common file systems take (NAME_MAX: ext4, XFS, Btrfs,
+ * tmpfs, ZFS). A longer one fails with ENAMETOOLONG.
+ */
+export const MAX_FILE_NAME_BYTES = 255;
+
+/** What core/fs-atomic.ts's tempPathFor adds to a base name (up to 26 bytes), with room to spare. */
+const TEMP_NAME_EXTRA_BYTES = 32;
+
+/**
+ * The name a temp file for `dest` is made from: `dest` itself, unless the temp file's name (the
+ * base name plus TEMP_NAME_EXTRA_BYTES at most) could pass MAX_FILE_NAME_BYTES; then a short
+ * fixed name in the same directory, so that every name that fits in a directory can be written
+ * there.
+ */
+function tempTarget(dest: string): string {
+  return Buffer.byteLength(basename(dest), 'utf8') > MAX_FILE_NAME_BYTES - TEMP_NAME_EXTRA_BYTES ? join(dirname(dest), 'bindle-new') : dest;
+}
+
 /** Writes `text` to a new file `dest` (mode 0644) atomically; never replaces an existing file. */
 export async function writeNewFile(dest: string, text: string, flag: string): Promise<void> {
-  await publishExclusive(await writeTempFile(dest, text, 0o644), dest, flag);
+  await publishExclusive(await writeTempFile(tempTarget(dest), text, 0o644), dest, flag);
 }
 
 /**
@@ -112,7 +132,7 @@ export async function copyVerifiedNewFile(source: string | Readable, dest: strin
   const checked = new ParcelDigestStream(label, describeParcel(label));
   // A failure of the input reaches the writer through `checked`, which pipeline destroys with it.
   pipeline(input, checked).catch(() => undefined);
-  await publishExclusive(await writeTempFile(dest, checked, 0o644), dest, flag);
+  await publishExclusive(await writeTempFile(tempTarget(dest), checked, 0o644), dest, flag);
 }
 
 /**
@@ -133,5 +153,38 @@ export async function copyCachedParcel(bindleDir: string, id: BindleId, label: L
       `${err.message}; the corrupt copy ${cached} was removed from the cache: run 'bindle get ${formatId(id)}' to download it again`,
       { cause: err },
     );
+  }
+}
+
+/**
+ * Runs `step`, which reads the cached bindle `id` and checks its parcels against their labels (an
+ * export). When it fails with `size_mismatch` / `digest_mismatch`, every cached parcel of `id`
+ * that is not its label's bytes is removed from the cache, so that the next `get` downloads it
+ * again, and the error thrown says so, as copyCachedParcel's does.
+ */
+export async function removingCorruptParcels<T>(bindleDir: string, id: BindleId, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    if (!isBindleError(err, 'size_mismatch') && !isBindleError(err, 'digest_mismatch')) throw err;
+    const invoice = await readCachedInvoice(bindleDir, id);
+    if (invoice === undefined) throw err;
+    const { checkCachedParcel } = await import('../lib/workflows.js');
+    const parcelsDir = join(cachedBindlePath(bindleDir, id), 'parcels');
+    const removed: string[] = [];
+    const seen = new Set<string>();
+    for (const { label } of invoiceParcels(invoice)) {
+      if (seen.has(label.sha256)) continue;
+      seen.add(label.sha256);
+      if ((await checkCachedParcel(parcelsDir, label)).state !== 'corrupt') continue;
+      const path = cachedParcelPath(bindleDir, id, label.sha256);
+      await rm(path, { force: true });
+      removed.push(path);
+    }
+    if (removed.length === 0) throw err;
+    const what = removed.length === 1 ? `the corrupt copy ${removed.join('')} was` : `the corrupt copies ${removed.join(', ')} were`;
+    throw new BindleError(err.code, `${err.message}; ${what} removed from the cache: run 'bindle get ${formatId(id)}' to download ${removed.length === 1 ? 'it' : 'them'} again`, {
+      cause: err,
+    });
   }
 }

@@ -4,11 +4,17 @@
  * every authenticated principal holds on every name. Reads are open to everyone; anonymous writes
  * are refused as by AnonymousGetAuthorizer. The file is re-read by `reload()` (the server calls it
  * on SIGHUP and when the file changes); a reload that fails keeps the last good version.
+ *
+ * A prefix matches the names that start with it, character for character (names are
+ * case-sensitive): `example.com/` covers `example.com/app`, and `example.com/app` covers
+ * `example.com/app` and `example.com/apple` alike. A prefix that no valid bindle name starts with
+ * (prefixProblem) is refused, since it would grant nothing without a word.
  */
 import { readFile } from 'node:fs/promises';
 import type { AccessControlList } from '../../schema/index.js';
 import { parseDocument } from '../../core/codec/document-codec.js';
 import { BindleError } from '../../core/errors/bindle-error.js';
+import { nameProblem } from '../../core/ids/bindle-id.js';
 import { anonymousWrite } from './authorizers.js';
 import type { Action, Authorizer, Principal } from './types.js';
 
@@ -40,6 +46,31 @@ function actionsOf(grants: readonly Grant[]): Set<Action> {
   return out;
 }
 
+/**
+ * A character that, appended to a prefix, ends a valid name when the prefix can begin one: a
+ * digit is of no script (so it mixes with any), no combining mark, and composes with nothing
+ * before it (so the name stays in NFC exactly when the prefix is).
+ */
+const NAME_END = '0';
+
+/**
+ * Why no valid bindle name (core/ids/bindle-id.ts's nameProblem) starts with `prefix`, or
+ * undefined when some does. The empty prefix starts every name. Otherwise the prefix must be a
+ * valid name, or become one with a character added: its complete segments must be valid and
+ * non-empty, and its last segment may be partial (`example.com/ap`), `.` or `..` (the start of
+ * `.hidden`, `..x`) or empty (a trailing `/`). So `/x`, `a//b`, `a/../b`, `a b/` and a prefix not in NFC can match
+ * nothing; neither can one of 512 bytes ending in `/` (a name has at most 512).
+ */
+export function prefixProblem(prefix: string): string | undefined {
+  if (prefix === '' || nameProblem(prefix) === undefined) return undefined;
+  const completed = nameProblem(prefix + NAME_END);
+  if (completed === undefined) return undefined;
+  // The problem of the prefix as written names its own segments; for a trailing "/" or a last
+  // segment of dots (valid once completed), that of the completed name names the real fault.
+  const last = prefix.slice(prefix.lastIndexOf('/') + 1);
+  return last === '' || last === '.' || last === '..' ? completed : (nameProblem(prefix) ?? completed);
+}
+
 /** Validates and compiles an ACL document; a problem is invalid_config naming `origin`. */
 function compile(text: string, origin: string): CompiledAcl {
   let acl: AccessControlList;
@@ -64,6 +95,15 @@ function compile(text: string, origin: string): CompiledAcl {
         throw new BindleError('invalid_config', `ACL ${origin}: grant[${i}].to names ${JSON.stringify(who)}, which is not in [groups]`);
       }
       for (const m of members) principals.add(m);
+    }
+    for (const [j, prefix] of g.on.entries()) {
+      const problem = prefixProblem(prefix);
+      if (problem !== undefined) {
+        throw new BindleError(
+          'invalid_config',
+          `ACL ${origin}: grant[${i}].on[${j}] ${JSON.stringify(prefix)} is a prefix of no valid bindle name, so it would grant nothing: ${problem}`,
+        );
+      }
     }
     return { principals, actions: actionsOf(g.allow), prefixes: g.on };
   });

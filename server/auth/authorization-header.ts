@@ -1,6 +1,7 @@
 /**
  * Parsing of the HTTP Authorization header (RFC 7235 scheme + credentials) and of HTTP Basic
- * credentials (RFC 7617). Every malformed header is BindleError('unauthenticated').
+ * credentials (RFC 7617). Every malformed header is BindleError('unauthenticated'); a request
+ * that sends the header more than once is BindleError('bad_request') (repeatedAuthorization).
  */
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { carriesCredentials, type AuthScheme } from './types.js';
@@ -44,6 +45,22 @@ export function credentialsFor(parsed: ParsedAuthorization, scheme: AuthScheme):
   }
   if (parsed.credentials === '') throw unauthenticated(`${schemeName(scheme)} authorization without credentials`);
   return parsed.credentials;
+}
+
+/**
+ * The bad_request refusal of a request that sends more than one Authorization header field, or
+ * undefined when it sends at most one. Node's `request.headers` keeps the first such field and
+ * drops the others, so the credentials a client meant could be ignored without a word; only the
+ * raw header list (`rawHeaders`: name, value, name, value, ...) shows them all.
+ */
+export function repeatedAuthorization(rawHeaders: readonly string[]): BindleError | undefined {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i];
+    if (name !== undefined && name.length === 13 && name.toLowerCase() === 'authorization') count++;
+  }
+  if (count <= 1) return undefined;
+  return new BindleError('bad_request', `the request has ${count} Authorization headers: send one, with the credentials to use`);
 }
 
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;

@@ -2,8 +2,8 @@
  * HTTP Basic authentication against an htpasswd file (bcrypt entries only), with a short-lived
  * cache of successful verifications so that bcrypt's deliberate cost is not paid on every request.
  * bcrypt runs on worker threads (bcrypt-pool.ts), never on the event loop. A file given by path
- * is re-read when it changes (checked on each Basic request, ./watched-file.ts); the cache is then
- * emptied.
+ * is re-read when it changes (looked at by Basic requests, at most once a second: a change is in
+ * force within a second, ./watched-file.ts); the cache is then emptied.
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import bcrypt from 'bcryptjs';
@@ -11,7 +11,7 @@ import { BindleError } from '../../core/errors/bindle-error.js';
 import { credentialsFor, decodeBasic, parseAuthorization } from './authorization-header.js';
 import { bcryptPool } from './bcrypt-pool.js';
 import type { Principal, SchemeAuthenticator } from './types.js';
-import { fixedContents, WatchedFile, type Reloadable, type ReloadFailureReporter } from './watched-file.js';
+import { fixedContents, WatchedFile, type FileCheckOptions, type Reloadable, type ReloadFailureReporter } from './watched-file.js';
 
 export interface HtpasswdOptions {
   /**
@@ -19,7 +19,8 @@ export interface HtpasswdOptions {
    * the cache off). The cache is keyed by an HMAC (with a random per-process key) of the
    * credentials, never the credentials themselves, so it only ever answers for exactly the
    * credentials that were verified; failures are never cached. When the file changes, the cache
-   * is emptied: a user removed from it, or whose password changed, loses access at once.
+   * is emptied: a user removed from it, or whose password changed, loses access as soon as the
+   * change is seen (within the file check interval, `fileChecks`).
    */
   readonly cacheTtlMs?: number;
   /** Most cached verifications kept; the oldest is dropped first (default 1024). */
@@ -31,6 +32,8 @@ export interface HtpasswdOptions {
    * the line); the last good version stays in force. Default: a process warning.
    */
   readonly onReloadFailure?: ReloadFailureReporter;
+  /** How often a file given by path is looked at (./watched-file.ts; default: at most once a second). */
+  readonly fileChecks?: FileCheckOptions;
 }
 
 const BCRYPT = /^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$/;
@@ -82,11 +85,11 @@ export class HtpasswdAuthenticator implements SchemeAuthenticator {
 
   /**
    * Reads an htpasswd file; an unreadable file or an invalid entry is invalid_config. The file is
-   * re-read whenever it changes; a change that makes it unreadable or invalid keeps the last good
+   * re-read when a check (`options.fileChecks`) finds it changed; a change that makes it unreadable or invalid keeps the last good
    * version (and still empties the cache) and is reported to `options.onReloadFailure`.
    */
   static async load(path: string, options: HtpasswdOptions = {}): Promise<HtpasswdAuthenticator> {
-    return new HtpasswdAuthenticator(await WatchedFile.load(path, 'htpasswd file', parseTable, options.onReloadFailure), options);
+    return new HtpasswdAuthenticator(await WatchedFile.load(path, 'htpasswd file', parseTable, options.onReloadFailure, options.fileChecks), options);
   }
 
   /**

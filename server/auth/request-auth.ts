@@ -1,5 +1,6 @@
 /**
- * The HTTP side of the auth seams: one onRequest hook that authenticates every API request
+ * The HTTP side of the auth seams: one onRequest hook that refuses a request with more than one
+ * Authorization header (400 bad_request, before any authentication) and authenticates every API request
  * carrying credentials (passing the client's address, for FailedAttemptLimiter; one without any
  * is anonymous, as the Authenticator contract says, decided without asking the authenticator)
  * and asks the authorizer whether the principal may do what the request does to the bindle it names; `authorizeBindleName` asks
@@ -11,6 +12,7 @@ import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { registerAuditLog, type AuditSubject } from '../audit/audit-log.js';
 import { parseInvoicePath } from '../http/request-parsing.js';
+import { repeatedAuthorization } from './authorization-header.js';
 import { actionForRequest, carriesCredentials, type Action, type Authenticator, type Authorizer, type Principal } from './types.js';
 
 export interface RequestAuthOptions {
@@ -88,6 +90,12 @@ export function registerRequestAuth(api: FastifyInstance, opts: RequestAuthOptio
     // Recorded before deciding, so that the audit record of a refusal names what was refused.
     request.bindleAuth = auth;
     const header = request.headers.authorization;
+    // Node keeps the first of several Authorization headers: refused before anything is decided on it.
+    const repeated = header === undefined ? undefined : repeatedAuthorization(request.raw.rawHeaders);
+    if (repeated !== undefined) {
+      done(repeated);
+      return;
+    }
     // No credentials: anonymous by the Authenticator contract, decided now rather than after a
     // promise (an anonymous GET's route then runs in this same turn, not one microtask later).
     if (!carriesCredentials(header)) {

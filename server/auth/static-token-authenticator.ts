@@ -2,14 +2,14 @@
  * Bearer authentication against a file of static tokens. The file never holds a token itself,
  * only its SHA-256: one `name:sha256hex-of-token` per line, `#` comments and blank lines ignored.
  * Create an entry with e.g. `printf %s "$TOKEN" | sha256sum`. A file given by path is re-read
- * when it changes (checked on each Bearer request, ./watched-file.ts), so a token removed from it
- * is refused from the next request on.
+ * when it changes (looked at by Bearer requests, at most once a second, ./watched-file.ts), so a
+ * token removed from it is refused by every request that starts a second after the change.
  */
 import { createHash } from 'node:crypto';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { credentialsFor, parseAuthorization } from './authorization-header.js';
 import type { Principal, SchemeAuthenticator } from './types.js';
-import { fixedContents, WatchedFile, type Reloadable, type ReloadFailureReporter } from './watched-file.js';
+import { fixedContents, WatchedFile, type FileCheckOptions, type Reloadable, type ReloadFailureReporter } from './watched-file.js';
 
 const NAME = /^[^\s:#][^\s:]*$/;
 const SHA256_HEX = /^[0-9a-fA-F]{64}$/;
@@ -30,11 +30,12 @@ export class StaticTokenAuthenticator implements SchemeAuthenticator {
 
   /**
    * Reads a token file; an unreadable file or an invalid line is invalid_config. The file is
-   * re-read whenever it changes; a change that makes it unreadable or invalid keeps the last good
-   * version and is reported to `onReloadFailure` (default: a process warning).
+   * re-read when a check (`fileChecks`, default at most once a second) finds it changed; a change
+   * that makes it unreadable or invalid keeps the last good version and is reported to
+   * `onReloadFailure` (default: a process warning).
    */
-  static async load(path: string, onReloadFailure?: ReloadFailureReporter): Promise<StaticTokenAuthenticator> {
-    return new StaticTokenAuthenticator(await WatchedFile.load(path, 'token file', parseTokens, onReloadFailure));
+  static async load(path: string, onReloadFailure?: ReloadFailureReporter, fileChecks?: FileCheckOptions): Promise<StaticTokenAuthenticator> {
+    return new StaticTokenAuthenticator(await WatchedFile.load(path, 'token file', parseTokens, onReloadFailure, fileChecks));
   }
 
   /**

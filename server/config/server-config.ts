@@ -128,6 +128,8 @@ export interface SettingSources {
   readonly signingKeys: string;
   readonly tlsCert?: string;
   readonly tlsKey?: string;
+  /** Where the ACL file was named: its contents are checked at start (server/auth/build-auth.ts). */
+  readonly aclFile?: string;
 }
 
 /**
@@ -704,6 +706,7 @@ async function resolveConfig(cmd: Command, env: NodeJS.ProcessEnv, cwd: string):
       parcels: parcelsRaw?.source ?? directorySource,
       signingKeys: signingKeysRaw?.source ?? directorySource,
       ...(tls === undefined ? {} : { tlsCert: tls.certSource, tlsKey: tls.keySource }),
+      ...(aclFile === undefined ? {} : { aclFile: pick('aclFile')?.source ?? `--${SETTINGS.aclFile.flag}` }),
     }),
   };
   return Object.freeze(config);

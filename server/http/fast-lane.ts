@@ -13,9 +13,9 @@
  * Fastify gives (./request-logger.ts's requestIdSource) and, behind trusted proxies, the client
  * address and host Fastify reads from their forwarding headers. Every request it cannot answer so
  * is handed to Fastify untouched, which is the only place that refuses or negotiates edge cases: a
- * request with credentials, a query, a percent-encoded path, a body, conditional headers, Range,
- * no Host header; an invoice that is yanked, deleted, absent or not cached, a parcel not on it or
- * not remembered; an authorizer that refuses anonymous reads; a server that is closing; and every
+ * request with credentials or more than one Authorization header, a query, a percent-encoded
+ * path, a body, conditional headers, Range, no Host header; an invoice that is yanked, deleted,
+ * absent or not cached, a parcel not on it or not remembered; an authorizer that refuses anonymous reads; a server that is closing; and every
  * request while the log level is more verbose than `info`. test/http/fast-lane.test.ts checks its
  * answers against the route's, byte for byte, and its log lines against Fastify's.
  */
@@ -23,6 +23,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import { performance } from 'node:perf_hooks';
 import proxyAddr from '@fastify/proxy-addr';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { repeatedAuthorization } from '../auth/authorization-header.js';
 import { anonymousReadAllowed } from '../auth/request-auth.js';
 import type { Authorizer } from '../auth/types.js';
 import { carriesCredentials } from '../auth/types.js';
@@ -121,6 +122,7 @@ export function registerFastLane(app: FastifyInstance, opts: FastLaneOptions): v
     const headers = request.headers;
     if (
       closing || headers.host === undefined || carriesCredentials(headers.authorization) ||
+      (headers.authorization !== undefined && repeatedAuthorization(request.rawHeaders) !== undefined) ||
       headers['if-none-match'] !== undefined || headers['if-match'] !== undefined ||
       headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0') ||
       headers['content-encoding'] !== undefined

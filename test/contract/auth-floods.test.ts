@@ -157,21 +157,27 @@ t.test('HtpasswdAuthenticator re-reads a changed file and forgets cached verific
   const path = join(dir, 'htpasswd');
   writeFileSync(path, `u1:${HASH}\n`);
   const reported: BindleError[] = [];
-  const auth = await HtpasswdAuthenticator.load(path, { onReloadFailure: (err) => reported.push(err) });
+  // The file is looked at once a second; the test moves that clock past each change.
+  const clock = { now: 0 };
+  const auth = await HtpasswdAuthenticator.load(path, { onReloadFailure: (err) => reported.push(err), fileChecks: { now: () => clock.now } });
   t.same(await auth.authenticate(basic('u1:pw1')), { id: 'u1', kind: 'basic' });
   t.equal(auth.cacheSize, 1);
   writeFileSync(path, `u1:${bcrypt.hashSync('new password', 4)}\nu2:${HASH}\n`);
+  t.same(await auth.authenticate(basic('u1:pw1')), { id: 'u1', kind: 'basic' }, 'within a second of the last look, the change is not seen yet');
+  clock.now += 1000;
   await t.rejects(auth.authenticate(basic('u1:pw1')), { code: 'unauthenticated' }, 'the old password no longer works');
   t.same(await auth.authenticate(basic('u1:new password')), { id: 'u1', kind: 'basic' });
   t.same(await auth.authenticate(basic('u2:pw1')), { id: 'u2', kind: 'basic' }, 'a new user is known');
   t.same(reported, [], 'good versions report nothing');
   writeFileSync(path, `u2:${HASH}\nu3:$apr1$abc$defghijklmnopqrstuvw\n`);
+  clock.now += 1000;
   t.same(await auth.authenticate(basic('u1:new password')), { id: 'u1', kind: 'basic' }, 'an invalid file keeps the last good version');
   t.equal(auth.size, 2);
   t.match(reported, [{ code: 'invalid_config', message: `htpasswd file ${path} line 2: user "u3" has an unsupported Apache MD5 ($apr1$) hash; only bcrypt ($2y$, $2a$, $2b$) is accepted (create entries with 'htpasswd -B')` }], 'and is reported, naming the file and the fault');
   t.same(await auth.authenticate(basic('u2:pw1')), { id: 'u2', kind: 'basic' });
   t.equal(reported.length, 1, 'once per version');
   rmSync(path);
+  clock.now += 1000;
   t.same(await auth.authenticate(basic('u2:pw1')), { id: 'u2', kind: 'basic' }, 'so does a removed one');
   t.match(reported[1], { code: 'invalid_config', message: `cannot read htpasswd file ${path}: ENOENT` });
 });

@@ -263,18 +263,25 @@ t.test('StaticTokenAuthenticator parsing', async (t) => {
 t.test('StaticTokenAuthenticator re-reads a changed file; an unusable one keeps the last good version and is reported', async (t) => {
   const path = join(t.testdir({ tokens: tokenFileText() }), 'tokens');
   const reported: BindleError[] = [];
-  const auth = await StaticTokenAuthenticator.load(path, (err) => reported.push(err));
+  // The file is looked at once a second; the test moves that clock past each change.
+  const clock = { now: 0 };
+  const auth = await StaticTokenAuthenticator.load(path, (err) => reported.push(err), { now: () => clock.now });
   t.same(await auth.authenticate(`Bearer ${CI_TOKEN}`), { id: 'ci', kind: 'token' });
   writeFileSync(path, `deploy:${tokenDigest(DEPLOY_TOKEN)}\n`);
-  await t.rejects(auth.authenticate(`Bearer ${CI_TOKEN}`), { code: 'unauthenticated' }, 'a removed token is refused on the next request');
+  clock.now = 999;
+  t.same(await auth.authenticate(`Bearer ${CI_TOKEN}`), { id: 'ci', kind: 'token' }, 'within a second of the last look, the change is not seen yet');
+  clock.now = 1000;
+  await t.rejects(auth.authenticate(`Bearer ${CI_TOKEN}`), { code: 'unauthenticated' }, 'a removed token is refused a second after the last look');
   t.same(await auth.authenticate(`Bearer ${DEPLOY_TOKEN}`), { id: 'deploy', kind: 'token' });
   t.equal(auth.size, 1);
   t.same(reported, []);
   writeFileSync(path, `ci:${tokenDigest(CI_TOKEN)}\ndeploy:not-a-digest\n`);
+  clock.now += 1000;
   await t.rejects(auth.authenticate(`Bearer ${CI_TOKEN}`), { code: 'unauthenticated' }, 'a malformed file does not take effect');
   t.same(await auth.authenticate(`Bearer ${DEPLOY_TOKEN}`), { id: 'deploy', kind: 'token' }, 'the last good version stays in force');
   t.match(reported, [{ code: 'invalid_config', message: `token file ${path} line 2: expected name:sha256hex-of-token (64 hex digits)` }]);
   rmSync(path);
+  clock.now += 1000;
   t.same(await auth.authenticate(`Bearer ${DEPLOY_TOKEN}`), { id: 'deploy', kind: 'token' }, 'so does a removed file');
   t.match(reported[1], { code: 'invalid_config', message: `cannot read token file ${path}: ENOENT` });
   t.equal(reported.length, 2);
@@ -410,9 +417,11 @@ t.test('buildAuth follows the configuration', async (t) => {
 
   const logged: { obj: unknown; msg: string | undefined }[] = [];
   const log = { error: (obj: unknown, msg?: string) => logged.push({ obj, msg }) };
-  const logging = await buildAuth(await loadServerConfig(['-i', '0.0.0.0:0', '--htpasswd-file', 'htpasswd', '--token-file', 'tokens'], {}, dir), log);
+  const clock = { now: 0 };
+  const logging = await buildAuth(await loadServerConfig(['-i', '0.0.0.0:0', '--htpasswd-file', 'htpasswd', '--token-file', 'tokens'], {}, dir), log, { now: () => clock.now });
   writeFileSync(join(dir, 'tokens'), 'ci:abc\n');
   writeFileSync(join(dir, 'htpasswd'), 'admin:$apr1$abc$defghijklmnopqrstuvw\n');
+  clock.now = 1000;
   t.same(await logging.authenticator.authenticate(`Bearer ${CI_TOKEN}`), { id: 'ci', kind: 'token' });
   t.same(await logging.authenticator.authenticate(ADMIN), { id: 'admin', kind: 'basic' });
   t.match(logged, [

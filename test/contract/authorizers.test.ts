@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { actionForMethod, actionForRequest, AclAuthorizer, AlwaysAuthorizer, AnonymousGetAuthorizer, type Action, type Principal } from '../../server/auth/index.js';
+import { prefixProblem } from '../../server/auth/acl-authorizer.js';
 import { authorizerContract, type AuthorizerCase } from './authorizer-contract.js';
 
 const ALICE: Principal = { id: 'alice', kind: 'basic' };
@@ -129,6 +130,47 @@ t.test('AclAuthorizer rejects an invalid file and reloads a changed one', async 
   writeFileSync(path, 'garbage = [');
   await t.rejects(acl.reload(), { code: 'invalid_config' });
   t.doesNotThrow(() => acl.authorize(EVE, 'push', 'example.com/app'), 'a failed reload keeps the last good version');
+});
+
+t.test('an ACL prefix no valid bindle name starts with is refused, at load and at reload', async (t) => {
+  const long = `${'a'.repeat(255)}/${'b'.repeat(255)}`;
+  const valid = [
+    '', 'example.com/', 'example.com/app', 'example.com/ap', 'Example.COM/', 'example.com/app/1', 'example.com/.', 'example.com/..',
+    'example.com/.hid', 'café/', '例え.jp/', 'ελληνικά/', long, `${long.slice(0, 510)}/`,
+  ];
+  for (const prefix of valid) t.equal(prefixProblem(prefix), undefined, `${JSON.stringify(prefix)} starts some name`);
+  const invalid: Array<[string, RegExp]> = [
+    ['/', /empty path segment/],
+    ['/example.com/', /empty path segment/],
+    ['example.com//', /empty path segment/],
+    ['example.com//app', /empty path segment/],
+    ['example.com/../', /"\.\." path segment/],
+    ['example.com/./app', /"\." path segment/],
+    ['example.com/my app', /segment "my app" may only hold/],
+    ['cafe\u0301/', /NFC/],
+    ['example.com/\u0301', /combining mark/],
+    ['paypal.cоm/', /mixes scripts/],
+    [`${'a'.repeat(511)}/`, /at most 512 bytes/],
+    ['a'.repeat(513), /at most 512 bytes/],
+  ];
+  for (const [prefix, problem] of invalid) t.match(prefixProblem(prefix), problem, `${JSON.stringify(prefix)} starts no name`);
+
+  const dir = t.testdir({
+    'acl.toml': ACL,
+    'double-slash.toml': '[[grant]]\nto = ["alice"]\nallow = ["push"]\non = ["example.com/", "example.com//app"]\n',
+    'later-grant.toml': `${ACL}\n[[grant]]\nto = ["eve"]\nallow = ["yank"]\non = ["/example.com/"]\n`,
+  });
+  await t.rejects(AclAuthorizer.load(join(dir, 'double-slash.toml')), {
+    code: 'invalid_config',
+    message: `ACL file ${join(dir, 'double-slash.toml')}: grant[0].on[1] "example.com//app" is a prefix of no valid bindle name, so it would grant nothing: name must not have an empty path segment (leading, trailing or double "/")`,
+  });
+  await t.rejects(AclAuthorizer.load(join(dir, 'later-grant.toml')), { code: 'invalid_config', message: /grant\[3\]\.on\[0\] "\/example\.com\/" is a prefix of no valid bindle name/ });
+  const path = join(dir, 'acl.toml');
+  const acl = await AclAuthorizer.load(path);
+  writeFileSync(path, '[[grant]]\nto = ["eve"]\nallow = ["push"]\non = ["example.com//"]\n');
+  await t.rejects(acl.reload(), { code: 'invalid_config', message: /grant\[0\]\.on\[0\] "example\.com\/\/"/ });
+  t.doesNotThrow(() => acl.authorize(ALICE, 'push', 'example.com/app'), 'the last good version stays in force');
+  t.throws(() => acl.authorize(EVE, 'push', 'example.com/app'), { code: 'forbidden' });
 });
 
 t.test('GET and HEAD read; DELETE yanks; other methods push', async (t) => {

@@ -116,3 +116,29 @@ t.test('get-parcel removes a corrupt cached copy; with the server down, a cache 
   t.equal(offline.code, 1, 'refused rather than served corrupt', { stdout: offline.stdout });
   t.notMatch(offline.stdout, /already in the cache/);
 });
+
+t.test('with the server down, get removes a corrupt cached parcel and says so; the next get downloads it again', async (t) => {
+  const { dir, bindle, global, parcelRequests, smallPath, largePath } = await setup(t);
+  writeFileSync(largePath, corrupted(LARGE));
+  // Nothing listens on port 1: the server is unreachable, the cache is all there is.
+  const down = global.map((arg, i) => (global[i - 1] === '-s' ? 'http://127.0.0.1:1/v1/' : arg));
+  for (const extra of [[], ['-x', join(dir, 'out')], ['-e', join(dir, 'export')]]) {
+    writeFileSync(largePath, corrupted(LARGE));
+    const offline = await bindle([...down, 'get', ID, ...extra]);
+    t.equal(offline.code, 1, `get ${extra.join(' ')}: refused rather than served corrupt`, { stdout: offline.stdout });
+    t.match(
+      offline.stderr,
+      `bindle: warning: a corrupt cached parcel was removed: parcel ${sha256(LARGE)} (large.bin) in the cache ${largePath}: the data has sha256 ${sha256(corrupted(LARGE))}, but its label says ${sha256(LARGE)}; ` +
+        `run 'bindle get ${ID}' with the server reachable to download it again`,
+    );
+    t.notOk(existsSync(largePath), 'the corrupt copy is gone');
+    t.ok(existsSync(smallPath), 'the intact one is kept');
+  }
+  const before = parcelRequests();
+  const online = await bindle([...global, 'get', ID]);
+  t.equal(online.code, 0, { stderr: online.stderr });
+  t.match(online.stdout, '1 parcel(s) downloaded, 1 already cached');
+  t.equal(online.stderr, '', 'nothing corrupt was left to repair');
+  t.ok(parcelRequests() - before > 0);
+  t.same(readFileSync(largePath), LARGE);
+});

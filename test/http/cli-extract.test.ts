@@ -14,7 +14,7 @@ import { publicKeyEntry } from '../../core/signing/keys.js';
 import { BindleClient } from '../../client/lib/bindle-client.js';
 import { ABANDONED_DOWNLOAD_AGE_MS } from '../../client/lib/workflows.js';
 import { extractionPlan } from '../../client/cli/commands/read-commands.js';
-import { signedInvoice, type TestParcel } from '../helpers/bindles.js';
+import { sha256, signedInvoice, type TestParcel } from '../helpers/bindles.js';
 import { inProcessCli } from '../helpers/cli-in-process.js';
 import { listenWithNewCreator } from '../helpers/test-app.js';
 
@@ -87,4 +87,48 @@ t.test('extraction plan: absolute, parent and separator tricks are refused', asy
   }
   t.throws(() => extractionPlan(invoice(['same', 'same']), '/tmp/extract-here'), { code: 'bad_request' }, 'two parcels, one name');
   t.same(extractionPlan(invoice(['a/b.txt']), '/tmp/extract-here').map((p) => p.dest), ['/tmp/extract-here/a/b.txt']);
+});
+
+t.test('get --extract: a name of up to 255 bytes a part is written, a longer part is refused naming the parcel', async (t) => {
+  const dir = t.testdir();
+  const { server, creator } = await listenWithNewCreator(t, 'Long Names <long@example.com>');
+  const client = new BindleClient({ baseUrl: server.url });
+  t.teardown(() => client.close());
+  // 255 bytes in two-byte letters and one ASCII: the longest file name; its temp file's would be longer.
+  const longest = `${'é'.repeat(127)}x`;
+  const tooLong = 'n'.repeat(256);
+  const publish = async (name: string, parcelName: string, data: Buffer): Promise<void> => {
+    const invoice = signedInvoice(name, '1.0.0', [{ name: parcelName, data }], { key: creator });
+    await client.createInvoice(invoice);
+    const label = invoice.parcel?.[0]?.label;
+    if (label !== undefined) await client.createParcel(`${name}/1.0.0`, label, data);
+  };
+  await publish('example.com/longest', `dir/${longest}`, Buffer.from('longest name'));
+  await publish('example.com/toolong', `${tooLong}/file.txt`, Buffer.from('too long a name'));
+  // Every part fits, the whole path does not (PATH_MAX, 4096 bytes on Linux): the file system
+  // refuses it. Two-byte letters: a label name has at most 4096 characters.
+  const deep = Array.from({ length: 17 }, () => 'é'.repeat(127)).join('/');
+  await publish('example.com/deep', `${deep}/file.txt`, Buffer.from('too deep a name'));
+  const keyring = join(dir, 'keyring.toml');
+  writeFileSync(keyring, renderKeyRing({ version: '1.0', key: [publicKeyEntry(creator), publicKeyEntry(server.hostKey)] }));
+  const bindle = inProcessCli(join(dir, 'home'));
+  const global = ['-s', server.url, '-r', keyring, '-d', join(dir, 'cache'), '--retries', '0'];
+
+  const out = join(dir, 'out');
+  const written = await bindle([...global, 'get', 'example.com/longest/1.0.0', '-x', out]);
+  t.equal(written.code, 0, 'a 255-byte file name is extracted', { stderr: written.stderr });
+  t.equal(readFileSync(join(out, 'dir', longest), 'utf8'), 'longest name');
+  t.same(readdirSync(join(out, 'dir')), [longest], 'and no temp file is left beside it');
+
+  const refusedOut = join(dir, 'refused');
+  const refused = await bindle([...global, 'get', 'example.com/toolong/1.0.0', '-x', refusedOut]);
+  t.equal(refused.code, 1);
+  t.match(refused.stderr, `parcel ${sha256(Buffer.from('too long a name'))} has the name "${tooLong}/file.txt", whose part "${tooLong}" is 256 bytes long`);
+  t.match(refused.stderr, 'file systems take file names of at most 255 bytes; nothing was extracted');
+  t.notMatch(refused.stderr, /ENAMETOOLONG/);
+  t.notOk(existsSync(refusedOut), 'nothing was written');
+
+  const deepOut = await bindle([...global, 'get', 'example.com/deep/1.0.0', '-x', join(dir, 'deep')]);
+  t.equal(deepOut.code, 1);
+  t.match(deepOut.stderr, `parcel ${sha256(Buffer.from('too deep a name'))} ("${deep}/file.txt") cannot be written to ${join(dir, 'deep', deep, 'file.txt')}: the file system says its name is too long (ENAMETOOLONG)`);
 });

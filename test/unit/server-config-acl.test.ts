@@ -36,3 +36,12 @@ t.test('buildAuth authorizes by name with the ACL, and falls back to any authent
   t.equal(without.acl, undefined);
   await t.rejects(buildAuth(await loadServerConfig([...AUTH, '--acl-file', 'bad.toml'], {}, cwd)), { code: 'invalid_config', message: /default\[0\]/ });
 });
+
+t.test('an ACL with a prefix no bindle name starts with fails the start, naming the setting and where it came from', async (t) => {
+  const cwd = t.testdir({ 'acl.toml': '[[grant]]\nto = ["ci"]\nallow = ["push"]\non = ["example.com//"]\n', tokens: `ci:${tokenDigest('t')}\n` });
+  const problem = `ACL file ${join(cwd, 'acl.toml')}: grant[0].on[0] "example.com//" is a prefix of no valid bindle name, so it would grant nothing: name must not have an empty path segment (leading, trailing or double "/")`;
+  await t.rejects(buildAuth(await loadServerConfig([...AUTH, '--acl-file', 'acl.toml'], {}, cwd)), { code: 'invalid_config', message: `--acl-file: ${problem}` });
+  await t.rejects(buildAuth(await loadServerConfig(AUTH, { BINDLE_ACL_FILE: 'acl.toml' }, cwd)), {
+    code: 'invalid_config', message: `environment variable BINDLE_ACL_FILE: ${problem}`,
+  });
+});

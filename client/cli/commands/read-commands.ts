@@ -4,7 +4,7 @@
  * Invoices are verified against the keyring; parcels are re-hashed before they are kept;
  * `--yanked` lets a yanked bindle through (the reference has this flag inverted).
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { Invoice, Label, QueryReply } from '../../../schema/index.js';
@@ -35,8 +35,10 @@ import {
   copyCachedParcel,
   fileExists,
   markCachedYanked,
+  MAX_FILE_NAME_BYTES,
   readCachedInvoice,
   refuseExisting,
+  removingCorruptParcels,
   writeNewFile,
 } from '../local-cache.js';
 import { formatBytes } from '../transfer-progress.js';
@@ -58,8 +60,10 @@ interface GetOptions {
 
 /**
  * Where each parcel of `invoice` goes under `dir` by its label name, all checked before anything
- * is written: a name that is absolute, has a `..` segment or otherwise resolves outside `dir`,
- * and two parcels with the same name, are refused (`bad_request`).
+ * is written: a name that is absolute, has a `..` segment or otherwise resolves outside `dir`, a
+ * name with a segment (a file or directory name) over MAX_FILE_NAME_BYTES bytes of UTF-8, which
+ * file systems refuse, and two parcels with the same name, are refused (`bad_request`, naming the
+ * parcel).
  */
 export function extractionPlan(invoice: Invoice, dir: string): Array<{ label: Label; dest: string }> {
   const plan = new Map<string, { label: Label; dest: string }>();
@@ -71,6 +75,14 @@ export function extractionPlan(invoice: Invoice, dir: string): Array<{ label: La
     if (name === '' || isAbsolute(name) || segments.includes('..') || inside === '' || inside.startsWith('..') || isAbsolute(inside)) {
       throw new BindleError('bad_request', `parcel ${label.sha256} has the name ${JSON.stringify(name)}, which would be written outside ${dir}: nothing was extracted`);
     }
+    const long = segments.find((segment) => Buffer.byteLength(segment, 'utf8') > MAX_FILE_NAME_BYTES);
+    if (long !== undefined) {
+      throw new BindleError(
+        'bad_request',
+        `parcel ${label.sha256} has the name ${JSON.stringify(name)}, whose part ${JSON.stringify(long)} is ${Buffer.byteLength(long, 'utf8')} bytes long: ` +
+          `file systems take file names of at most ${MAX_FILE_NAME_BYTES} bytes; nothing was extracted (get it with 'bindle get-parcel ${formatId(invoice.bindle)} ${label.sha256} -o <file>')`,
+      );
+    }
     const other = plan.get(dest);
     if (other !== undefined && other.label.sha256 !== label.sha256) {
       throw new BindleError('bad_request', `parcels ${other.label.sha256} and ${label.sha256} are both named ${JSON.stringify(name)}: nothing was extracted`);
@@ -78,6 +90,18 @@ export function extractionPlan(invoice: Invoice, dir: string): Array<{ label: La
     plan.set(dest, { label, dest });
   }
   return [...plan.values()];
+}
+
+/**
+ * For `.catch` on writing parcel `label` to `dest`: ENAMETOOLONG (a path over PATH_MAX, or a file
+ * system with a lower limit than extractionPlan checks) becomes `bad_request` naming the parcel;
+ * any other error is thrown as it is.
+ */
+function nameTooLong(label: Label, dest: string): (err: unknown) => never {
+  return (err) => {
+    if (!(err instanceof Error && 'code' in err && err.code === 'ENAMETOOLONG')) throw err;
+    throw new BindleError('bad_request', `parcel ${label.sha256} (${JSON.stringify(label.name)}) cannot be written to ${dest}: the file system says its name is too long (ENAMETOOLONG)`, { cause: err });
+  };
 }
 
 interface ExportOptions {
@@ -131,7 +155,9 @@ async function info(ctx: CliContext, idText: string, opts: InfoOptions): Promise
 /**
  * The cached copy of a bindle, for use while the server is unreachable (`offline` is why): when
  * the cache holds its invoice (verified again) and every parcel intact (size and sha256, as the
- * fetch workflow checks). Undefined otherwise.
+ * fetch workflow checks). Undefined otherwise. A corrupt cached parcel is removed from the cache,
+ * with a warning on stderr naming it, as `get --extract` and `get-parcel` remove one they find,
+ * so that the next `get` with the server reachable downloads it again.
  */
 async function offlineCopy(ctx: CliContext, id: BindleId, yanked: boolean, offline: unknown): Promise<{ dir: string; parcels: string[] } | undefined> {
   const invoice = await offlineInvoice(ctx, id, yanked, offline);
@@ -139,11 +165,21 @@ async function offlineCopy(ctx: CliContext, id: BindleId, yanked: boolean, offli
   const { checkCachedParcel } = await import('../../lib/workflows.js');
   const dir = cachedBindlePath(ctx.settings.bindleDir, id);
   const shas = [...new Set(invoiceParcels(invoice).map((p) => p.label.sha256))];
+  let complete = true;
   for (const sha of shas) {
-    const { state } = await checkCachedParcel(join(dir, 'parcels'), labelOnInvoice(invoice, sha));
-    if (state !== 'intact') return undefined;
+    const checked = await checkCachedParcel(join(dir, 'parcels'), labelOnInvoice(invoice, sha));
+    if (checked.state === 'intact') continue;
+    complete = false;
+    if (checked.state !== 'corrupt') continue;
+    const path = cachedParcelPath(ctx.settings.bindleDir, id, sha);
+    await rm(path, { force: true });
+    warnLine(
+      ctx.io,
+      `bindle: warning: a corrupt cached parcel was removed: ${describeError(checked.problem)}; ` +
+        `run 'bindle get ${formatId(id)}' with the server reachable to download it again`,
+    );
   }
-  return { dir, parcels: shas };
+  return complete ? { dir, parcels: shas } : undefined;
 }
 
 /**
@@ -190,10 +226,11 @@ async function get(ctx: CliContext, idText: string, opts: GetOptions): Promise<v
     });
     const plan = await attempt(what, () => extractionPlan(invoice, extractDir));
     await attempt(what, async () => {
-      for (const { dest } of plan) await refuseExisting(dest, '--extract');
+      for (const { label, dest } of plan) await refuseExisting(dest, '--extract').catch(nameTooLong(label, dest));
       for (const { label, dest } of plan) {
-        await mkdir(dirname(dest), { recursive: true });
-        await copyCachedParcel(ctx.settings.bindleDir, id, label, dest, '--extract');
+        await mkdir(dirname(dest), { recursive: true })
+          .then(() => copyCachedParcel(ctx.settings.bindleDir, id, label, dest, '--extract'))
+          .catch(nameTooLong(label, dest));
       }
     }, ctx.trustHint);
     ctx.print(`Extracted ${plan.length} parcel(s) of ${name} into ${extractDir}`);
@@ -201,7 +238,9 @@ async function get(ctx: CliContext, idText: string, opts: GetOptions): Promise<v
   if (opts.export !== undefined) {
     const exportDir = resolve(ctx.io.cwd, opts.export);
     const { exportTarball } = await import('../../standalone/standalone-bindle.js');
-    const tarball = await attempt(`could not export ${name} to ${exportDir}`, () => exportWithProgress(ctx, exportTarball, dir, exportDir));
+    const tarball = await attempt(`could not export ${name} to ${exportDir}`, () =>
+      removingCorruptParcels(ctx.settings.bindleDir, id, () => exportWithProgress(ctx, exportTarball, dir, exportDir)),
+    );
     ctx.print(`Exported ${name} to ${tarball}`);
   }
 }
