@@ -6,11 +6,15 @@
  * BINDLE_TOKEN_FILE, BINDLE_TIMEOUT, BINDLE_VERIFICATION_STRATEGY) plus BINDLE_KUBELET_* for
  * the daemon's own settings, and for OCI registries `--insecure-registry` and
  * `--registry-auth-file` (REGISTRY_AUTH_FILE, as skopeo and podman). Both modes pick the module runtime here (the sandbox and cgroups
- * of this machine, runner.ts `detectModuleRuntime`).
+ * of this machine, runner.ts `detectModuleRuntime`). On SIGTERM or SIGINT the client's
+ * connections are destroyed once the pods have stopped, so a fetch the kubelet abandoned ends at
+ * once; `run` interrupted before its module started exits 128 + the signal's number.
  */
 import { readFile } from 'node:fs/promises';
+import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { Agent } from 'undici';
 import { isBindleError } from '../../core/errors/bindle-error.js';
 import { parseFeatureFilter, type FeatureFilter } from '../../core/selection/index.js';
 import { Keyring } from '../../core/signing/keyring.js';
@@ -19,6 +23,7 @@ import { VERSION } from '../../core/version.js';
 import { integerIn } from '../cli/command-kit.js';
 import { baseDirectories } from '../cli/default-paths.js';
 import { tokenFromFile } from '../cli/settings.js';
+import { DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_MS } from '../lib/bindle-client.js';
 import { BindleClient, type Credentials } from '../lib/index.js';
 import { Kubelet } from './kubelet.js';
 import { isMovingRef, parseModuleRef } from './module-ref.js';
@@ -178,7 +183,30 @@ export async function kubeletMain(argv: readonly string[], io: KubeletIo): Promi
 }
 
 /** What both modes need: a verifying client and a module store. */
-async function openStore(values: CommonValues, io: KubeletIo, log: (message: string) => void): Promise<{ client: BindleClient; store: ModuleStore }> {
+interface OpenedStore {
+  client: BindleClient;
+  store: ModuleStore;
+  /** The client's connection pool, ours so that `closeStore` can end requests still under way. */
+  agent: Agent;
+}
+
+/**
+ * Closes the client and destroys its connection pool: a request still under way (a fetch the
+ * kubelet abandoned on a signal, perhaps waiting on a silent server) fails at once instead of
+ * holding the process until its timeout and retries run out.
+ */
+async function closeStore(opened: OpenedStore): Promise<void> {
+  await opened.client.close();
+  await opened.agent.destroy();
+}
+
+/** The exit code of a process ended by `signal` (128 + its number: 130 for SIGINT, 143 for SIGTERM). */
+export function signalExitCode(signal: string): number {
+  const number = (constants.signals as Readonly<Record<string, number | undefined>>)[signal];
+  return 128 + (number ?? 15);
+}
+
+async function openStore(values: CommonValues, io: KubeletIo, log: (message: string) => void): Promise<OpenedStore> {
   const base = baseDirectories(io.env);
   const strategy: VerificationStrategy = parseStrategy(values.strategy);
   const keyringPath = resolve(io.cwd, values.keyring ?? join(base.config, 'bindle', 'keyring.toml'));
@@ -191,12 +219,16 @@ async function openStore(values: CommonValues, io: KubeletIo, log: (message: str
     );
   }
   const credentials = await clientCredentials(values, io);
+  const timeoutMs = values.timeout !== undefined ? values.timeout * 1000 : DEFAULT_TIMEOUT_MS;
+  // The pool the client would make itself (same timeouts and connection cap), made here to be destroyable.
+  const agent = new Agent({ connect: { timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, connections: DEFAULT_CONCURRENCY });
   const client = new BindleClient({
     baseUrl: values.server,
     keyring,
     strategy,
     ...(credentials !== undefined ? { credentials } : {}),
-    ...(values.timeout !== undefined ? { timeoutMs: values.timeout * 1000 } : {}),
+    timeoutMs,
+    dispatcher: agent,
     userAgent: `bindle-kubelet/${VERSION}`,
   });
   const cacheDir = resolve(io.cwd, values.cacheDir ?? join(base.cache, 'bindle-kubelet'));
@@ -206,7 +238,7 @@ async function openStore(values: CommonValues, io: KubeletIo, log: (message: str
     authFile: values.registryAuthFile === undefined || values.registryAuthFile === '' ? undefined : resolve(io.cwd, values.registryAuthFile),
     timeoutMs: values.timeout !== undefined ? values.timeout * 1000 : undefined,
   });
-  return { client, store: new ModuleStore({ client, cacheDir, log, registries }) };
+  return { client, agent, store: new ModuleStore({ client, cacheDir, log, registries }) };
 }
 
 /** HTTP Basic (`--http-user` and `--http-password`) or a bearer token (`--token-file`), not both. */
@@ -243,7 +275,7 @@ async function runDaemon(values: DaemonValues, io: KubeletIo): Promise<number> {
     io.stderr('bindle-kubelet: give --pod-manifest-path <dir> (or BINDLE_KUBELET_POD_MANIFEST_PATH) to run static pods, or use `bindle-kubelet run <ref>`\n');
     return 2;
   }
-  let opened: { client: BindleClient; store: ModuleStore };
+  let opened: OpenedStore;
   try {
     opened = await openStore(values, io, log);
   } catch (err) {
@@ -272,7 +304,7 @@ async function runDaemon(values: DaemonValues, io: KubeletIo): Promise<number> {
       log(`${signal}: stopping every pod (grace ${values.shutdownGrace} ms)`);
       void kubelet
         .stop(values.shutdownGrace)
-        .then(() => opened.client.close())
+        .then(() => closeStore(opened))
         .finally(() => resolveStop());
     });
   });
@@ -281,7 +313,7 @@ async function runDaemon(values: DaemonValues, io: KubeletIo): Promise<number> {
   } catch (err) {
     io.stderr(`bindle-kubelet: cannot start: ${describeError(err)}\n`);
     await kubelet.stop();
-    await opened.client.close();
+    await closeStore(opened);
     return 2;
   }
   await stopped;
@@ -291,7 +323,8 @@ async function runDaemon(values: DaemonValues, io: KubeletIo): Promise<number> {
 
 async function runOnce(ref: string, args: string[], opts: RunValues, values: CommonValues, io: KubeletIo): Promise<number> {
   const log = opts.verbose === true ? (message: string) => io.stderr(`bindle-kubelet: ${message}\n`) : () => undefined;
-  let opened: { client: BindleClient; store: ModuleStore } | undefined;
+  let opened: OpenedStore | undefined;
+  let signalled: string | undefined;
   try {
     const env: Record<string, string> = {};
     for (const item of opts.env ?? []) {
@@ -316,7 +349,10 @@ async function runOnce(ref: string, args: string[], opts: RunValues, values: Com
     };
     opened = await openStore(values, io, log);
     const abort = new AbortController();
-    io.onSignal(() => abort.abort());
+    io.onSignal((signal) => {
+      signalled ??= signal;
+      abort.abort();
+    });
     const exit = await runModuleOnce(opened.store, {
       runtime: await detectModuleRuntime({ log, pidsLimit: values.podMaxPids }),
       ref,
@@ -330,10 +366,14 @@ async function runOnce(ref: string, args: string[], opts: RunValues, values: Com
     if (exit.reason !== 'Completed' && exit.reason !== 'Error') io.stderr(`bindle-kubelet: ${exit.reason}: ${exit.message ?? ''}\n`);
     return processExitCode(exit.exitCode);
   } catch (err) {
+    if (signalled !== undefined) {
+      io.stderr(`bindle-kubelet: ${signalled} while resolving ${ref}: stopped before the module started\n`);
+      return signalExitCode(signalled);
+    }
     const hint = isBindleError(err, 'yanked') ? ' (pass --allow-yanked to run it anyway)' : '';
     io.stderr(`bindle-kubelet: ${describeError(err)}${hint}\n`);
     return EXIT_RUN_FAILED;
   } finally {
-    await opened?.client.close();
+    if (opened !== undefined) await closeStore(opened);
   }
 }

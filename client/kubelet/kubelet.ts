@@ -1,7 +1,9 @@
 /**
  * The kubelet: watches a directory of static Pod manifests (polling) and keeps one PodWorker
  * per manifest file. A new file starts a pod; a changed file replaces its pod; a removed file
- * stops its pod (its modules are killed; logs and the last status stay on disk). A manifest
+ * stops its pod (its modules are killed; logs and the last status stay on disk) without holding
+ * up the other pods; a pod that replaces one of the same name starts once that one's final
+ * status is written. A manifest
  * that does not parse, or whose pod name another file already uses, is reported once in the
  * log and ignored until it changes (a name conflict is retried on every pass).
  */
@@ -38,6 +40,8 @@ export const DEFAULT_BACKOFF: Readonly<BackoffOptions> = Object.freeze({
 interface ManagedPod {
   digest: string;
   worker: PodWorker;
+  /** Settles once `worker.start()` has been called (after the previous pod of its name stopped). */
+  started: Promise<void>;
 }
 
 /** See the module comment. `start` begins watching; `stop` ends every pod and the watch. */
@@ -48,6 +52,11 @@ export class Kubelet {
   readonly #pods = new Map<string, ManagedPod>();
   /** path → digest of a manifest already reported as unusable, and whether to retry it anyway. */
   readonly #rejected = new Map<string, { digest: string; retry: boolean }>();
+  /**
+   * Pods being stopped, by pod name: a pass does not wait for them; a new pod of the same name
+   * (same `<state>/pods/<pod>/`) starts only once its predecessor's final status is written.
+   */
+  readonly #stopping = new Map<string, Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
   #syncing: Promise<void> | undefined;
   #stopped = false;
@@ -91,7 +100,7 @@ export class Kubelet {
       if (present.has(path)) continue;
       this.#pods.delete(path);
       this.#log(`pod ${managed.worker.pod.name}: manifest ${path} removed; stopping the pod`);
-      await managed.worker.stop('Deleted');
+      this.#stopInBackground(managed, 'Deleted');
     }
     for (const path of this.#rejected.keys()) if (!present.has(path)) this.#rejected.delete(path);
     for (const file of files) {
@@ -120,7 +129,7 @@ export class Kubelet {
       if (managed !== undefined) {
         this.#log(`pod ${managed.worker.pod.name}: manifest ${file.path} changed; replacing the pod`);
         this.#pods.delete(file.path);
-        await managed.worker.stop('Replaced');
+        this.#stopInBackground(managed, 'Replaced');
       }
       const worker = new PodWorker({
         pod,
@@ -131,10 +140,28 @@ export class Kubelet {
         backoff: this.#backoff,
         log: this.#log,
       });
-      this.#pods.set(file.path, { digest: file.digest, worker });
-      this.#log(`pod ${pod.name}: starting from ${file.path} (${pod.containers.length} container${pod.containers.length === 1 ? '' : 's'}, restartPolicy ${pod.restartPolicy})`);
-      worker.start();
+      const predecessor = this.#stopping.get(pod.name);
+      const started = (predecessor ?? Promise.resolve()).then(() => {
+        this.#log(`pod ${pod.name}: starting from ${file.path} (${pod.containers.length} container${pod.containers.length === 1 ? '' : 's'}, restartPolicy ${pod.restartPolicy})`);
+        worker.start();
+      });
+      this.#pods.set(file.path, { digest: file.digest, worker, started });
     }
+  }
+
+  /**
+   * Stops a pod without holding up the pass (a pod slow to stop would otherwise delay every other
+   * pod); a successor of the same name waits for it, and so does `stop`.
+   */
+  #stopInBackground(managed: ManagedPod, reason: 'Deleted' | 'Replaced'): void {
+    const name = managed.worker.pod.name;
+    const stopping = managed.started
+      .then(() => managed.worker.stop(reason))
+      .catch((err: unknown) => this.#log(`pod ${name}: stopping failed: ${err instanceof Error ? err.message : String(err)}`))
+      .finally(() => {
+        if (this.#stopping.get(name) === stopping) this.#stopping.delete(name);
+      });
+    this.#stopping.set(name, stopping);
   }
 
   /** The current status of every pod, by pod name. */
@@ -152,6 +179,9 @@ export class Kubelet {
     await this.#syncing;
     const pods = [...this.#pods.values()];
     this.#pods.clear();
-    await Promise.all(pods.map((m) => m.worker.stop('KubeletStopped', graceMs)));
+    await Promise.all([
+      ...pods.map((m) => m.started.then(() => m.worker.stop('KubeletStopped', graceMs))),
+      ...this.#stopping.values(),
+    ]);
   }
 }

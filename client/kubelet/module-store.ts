@@ -79,6 +79,32 @@ export interface ResolvedModule {
   fetched: number;
   /** How many selected parcels were already in the cache. */
   cached: number;
+  /** For a range: the higher matching versions passed over because they failed verification (absent for other references). */
+  skipped?: SkippedVersion[];
+}
+
+/** A version a range matched but that was not used, and why. */
+export interface SkippedVersion {
+  version: string;
+  /** The verification failure, e.g. `unknown_signing_key: signature by … was made with a key that is not in the keyring …`. */
+  reason: string;
+}
+
+/** Failures that say an invoice cannot be trusted or read (as opposed to the server or the network failing). */
+const VERIFICATION_FAILURES: ReadonlySet<string> = new Set([
+  'unverified',
+  'unknown_signing_key',
+  'no_known_key',
+  'no_suitable_key',
+  'corrupt_signature',
+  'corrupt_key',
+  'duplicate_signature',
+  'missing_role',
+  'invalid_invoice',
+]);
+
+function isVerificationFailure(err: unknown): err is BindleError {
+  return isBindleError(err) && VERIFICATION_FAILURES.has(err.code);
 }
 
 export interface ModuleStoreOptions {
@@ -112,6 +138,9 @@ interface ParcelSource {
 /** Layer media types of a plain (non-bindle) Wasm image. */
 export const WASM_LAYER_MEDIA_TYPES: readonly string[] = ['application/wasm', 'application/vnd.wasm.content.layer.v1+wasm'];
 
+/** OpenSSL's error codes when the peer's first bytes are not a TLS record (it speaks plain HTTP). */
+const NOT_TLS: ReadonlySet<string> = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_HTTP_REQUEST']);
+
 /** The result of resolving one container's module; see `fetchPodModulesSettled`. */
 export type ContainerModuleResult = { ok: true; module: ResolvedModule } | { ok: false; error: unknown };
 
@@ -124,7 +153,9 @@ export type ContainerModuleResult = { ok: true; module: ResolvedModule } | { ok:
  *   `not_found` naming what is missing. Under every policy a parcel already in the cache is
  *   not fetched again, and a parcel download is shared by concurrent callers.
  * - A range reference is resolved through the server's strict query (under `Never`, through
- *   the cached invoices) to the highest matching version that is not yanked; the choice is logged.
+ *   the cached invoices) to the highest matching version that is not yanked and whose invoice
+ *   verifies, under every policy alike: higher ones that fail verification are passed over
+ *   (logged, and listed in `skipped`); the choice is logged.
  * - A yanked bindle is refused (`yanked`) unless `allowYanked`.
  */
 export class ModuleStore {
@@ -165,8 +196,10 @@ export class ModuleStore {
     const parsed = parseModuleRef(ref);
     if (parsed.kind === 'oci') return this.#getImage(parsed, pullPolicy, opts);
     const allowYanked = opts.allowYanked === true;
-    const id = parsed.kind === 'exact' ? parsed.id : await this.#resolveRange(parsed, pullPolicy);
-    const { invoice, caching } = await this.#loadInvoice(id, pullPolicy, allowYanked);
+    const { id, invoice, caching, skipped } =
+      parsed.kind === 'exact'
+        ? { id: parsed.id, skipped: undefined, ...(await this.#loadInvoice(parsed.id, pullPolicy, allowYanked)) }
+        : await this.#resolveRange(parsed, pullPolicy, allowYanked);
     const name = formatId(id);
     const source: ParcelSource = {
       what: name,
@@ -180,7 +213,7 @@ export class ModuleStore {
     const [resolved, cached] = await Promise.allSettled([this.#useInvoice(ref, id, invoice, pullPolicy, opts, source), caching]);
     if (resolved.status === 'rejected') throw resolved.reason;
     if (cached.status === 'rejected') throw cached.reason;
-    return resolved.value;
+    return skipped === undefined ? resolved.value : { ...resolved.value, skipped };
   }
 
   /** Selects from a verified invoice and makes sure the selected parcels are in the cache. */
@@ -246,11 +279,20 @@ export class ModuleStore {
     return new Map(results);
   }
 
-  async #resolveRange(ref: Extract<ModuleRef, { kind: 'range' }>, pullPolicy: PullPolicy): Promise<BindleId> {
+  /**
+   * The highest non-yanked version matching the range whose invoice verifies (loaded as
+   * `#loadInvoice` does for that policy), and the higher ones passed over because theirs did not
+   * (logged). Fails with the highest one's error when none verifies; a failure of the server or
+   * the network is not passed over.
+   */
+  async #resolveRange(
+    ref: Extract<ModuleRef, { kind: 'range' }>,
+    pullPolicy: PullPolicy,
+    allowYanked: boolean,
+  ): Promise<{ id: BindleId; invoice: Invoice; caching: Promise<void>; skipped: SkippedVersion[] }> {
     const versions = pullPolicy === 'Never' ? await this.#cachedVersions(ref.name) : await this.#serverVersions(ref.name, ref.range);
-    const matching = versions.filter((v) => semver.satisfies(v, ref.range));
-    const best = matching.sort(semver.rcompare)[0];
-    if (best === undefined) {
+    const matching = [...new Set(versions.filter((v) => semver.satisfies(v, ref.range)))].sort(semver.rcompare);
+    if (matching.length === 0) {
       throw new BindleError(
         'not_found',
         pullPolicy === 'Never'
@@ -258,8 +300,31 @@ export class ModuleStore {
           : `no version of ${ref.name} that is not yanked satisfies "${ref.range}" on the server`,
       );
     }
-    this.#log(`${ref.text}: resolved to ${ref.name}/${best} (highest non-yanked version matching "${ref.range}")`);
-    return { name: ref.name, version: best };
+    const skipped: SkippedVersion[] = [];
+    const failures: BindleError[] = [];
+    for (const version of matching) {
+      const id = { name: ref.name, version };
+      let loaded: { invoice: Invoice; caching: Promise<void> };
+      try {
+        loaded = await this.#loadInvoice(id, pullPolicy, allowYanked);
+      } catch (err) {
+        if (!isVerificationFailure(err)) throw err;
+        failures.push(err);
+        skipped.push({ version, reason: `${err.code}: ${err.message}` });
+        this.#log(`${ref.text}: skipping ${ref.name}/${version}, it failed verification: ${err.message} (${err.code})`);
+        continue;
+      }
+      const passedOver = skipped.length === 0 ? '' : ` that verifies; skipped ${skipped.map((v) => v.version).join(', ')}, which failed verification`;
+      this.#log(`${ref.text}: resolved to ${ref.name}/${version} (highest non-yanked version matching "${ref.range}"${passedOver})`);
+      return { id, ...loaded, skipped };
+    }
+    const [first] = failures;
+    const code = first?.code ?? 'unverified';
+    throw new BindleError(
+      code,
+      `no version of ${ref.name} matching "${ref.range}" verifies: ${skipped.map((v) => `${v.version}: ${v.reason}`).join('; ')}`,
+      { cause: first },
+    );
   }
 
   /** Non-yanked versions of exactly `name` that the server lists for `range` (all pages). */
@@ -275,7 +340,7 @@ export class ModuleStore {
     }
   }
 
-  /** Non-yanked versions of exactly `name` among the cached invoices that still verify. */
+  /** Non-yanked versions of exactly `name` among the cached invoices (verified when one is chosen). */
   async #cachedVersions(name: string): Promise<string[]> {
     const dir = join(this.cacheDir, 'invoices');
     let files: string[];
@@ -291,7 +356,6 @@ export class ModuleStore {
         const inv = parseInvoice(await readFile(join(dir, file), 'utf8'));
         if (inv.bindle.name !== name || inv.yanked === true) continue;
         if (file !== `${canonicalId({ name, version: inv.bindle.version })}.toml`) continue;
-        verifyInvoice(inv, this.#keyring, this.#strategy);
         versions.push(inv.bindle.version);
       } catch {
         continue;
@@ -378,25 +442,60 @@ export class ModuleStore {
 
   /** True when the parcel had to be downloaded; a corrupt cached copy is removed first. */
   async #checkOrDownload(label: Label, path: string, pullPolicy: PullPolicy, source: ParcelSource): Promise<boolean> {
+    let corrupt: string | undefined;
     try {
       await verifyParcelFile(path, label);
       return false;
     } catch (err) {
-      if (!isBindleError(err)) throw err;
+      if (!isBindleError(err)) throw this.#unusableCacheEntry(label, path, err);
       if (err.code !== 'not_found') {
+        corrupt = err.message;
         this.#log(`removing corrupt cached parcel: ${err.message}`);
-        await rm(path, { force: true });
+        try {
+          await rm(path, { force: true });
+        } catch (rmErr) {
+          throw this.#unusableCacheEntry(label, path, rmErr);
+        }
       }
     }
     if (pullPolicy === 'Never') {
       throw new BindleError(
         'not_found',
-        `${describeParcel(label)} of ${source.what} is not in the module cache (${this.cacheDir}) and imagePullPolicy is Never`,
+        corrupt !== undefined
+          ? `the cached copy of ${describeParcel(label)} of ${source.what} in the module cache (${this.cacheDir}) was corrupt and has been removed (${corrupt}), and imagePullPolicy is Never`
+          : `${describeParcel(label)} of ${source.what} is not in the module cache (${this.cacheDir}) and imagePullPolicy is Never`,
       );
     }
     await source.download(label, path);
     this.#log(`fetched ${describeParcel(label)}, ${label.size} bytes, of ${source.what}`);
     return true;
+  }
+
+  /**
+   * `err` with a hint when it is OpenSSL's answer to a registry that speaks plain HTTP where
+   * HTTPS was expected (it is not listed with --insecure-registry); else `err` itself.
+   */
+  #plainHttpHint(registry: string, err: unknown): unknown {
+    if (!isBindleError(err) || this.#registryAccess.insecure?.includes(registry) === true) return err;
+    const cause: unknown = err.cause;
+    const code = typeof cause === 'object' && cause !== null ? (cause as { code?: unknown }).code : undefined;
+    if (!(typeof code === 'string' && NOT_TLS.has(code)) && !/wrong version number|does not speak TLS/i.test(err.message)) return err;
+    return new BindleError(
+      err.code,
+      `${err.message} (${registry} does not speak TLS: if it is a plain-HTTP registry, list it with --insecure-registry ${registry} or BINDLE_KUBELET_INSECURE_REGISTRIES)`,
+      { cause: err },
+    );
+  }
+
+  /** An error saying that the module cache's file for `label` cannot be read or replaced (e.g. a directory is there). */
+  #unusableCacheEntry(label: Label, path: string, err: unknown): BindleError {
+    const errno = (err as NodeJS.ErrnoException).code;
+    const why = errno === 'EISDIR' || errno === 'ERR_FS_EISDIR' ? 'it is a directory, not a file' : err instanceof Error ? err.message : String(err);
+    return new BindleError(
+      'internal',
+      `the module cache (${this.cacheDir}) cannot hold ${describeParcel(label)}: ${path} cannot be checked or replaced: ${why}; remove it`,
+      { cause: err },
+    );
   }
 
   /** The client for `registry` (one per registry, kept). */
@@ -430,7 +529,9 @@ export class ModuleStore {
       throw new BindleError('not_found', `${ref.text}: an OCI image's manifest is always fetched from its registry, and imagePullPolicy is Never`);
     }
     const registry = this.#registry(ref.registry);
-    const pulled = await registry.getManifest(ref.repository, ref.reference);
+    const pulled = await registry.getManifest(ref.repository, ref.reference).catch((err: unknown) => {
+      throw this.#plainHttpHint(ref.registry, err);
+    });
     const image = `${ref.registry}/${ref.repository}@${pulled.digest}`;
     const source: ParcelSource = { what: image, download: (label, path) => registry.downloadBlob(ref.repository, label, path, 0o444) };
     const { manifest } = pulled;
@@ -461,13 +562,22 @@ export class ModuleStore {
     if (opts.allowUnsigned !== true) {
       throw new BindleError(
         'unverified',
-        `${ref.text}: ${image} is an unsigned Wasm image, not a signed bindle; a pod may run it only with the annotation ${ANNOTATIONS.allowUnsigned}: "true"`,
+        `${ref.text}: ${image} is an unsigned Wasm image, not a signed bindle; a pod may run it only with the annotation ${ANNOTATIONS.allowUnsigned}: "true" ` +
+          '(bindle-kubelet run: only with --allow-unsigned)',
       );
     }
     const label = descriptorLabel(only, only.annotations?.[ANNOTATION_TITLE] ?? 'module.wasm');
     const parcel: Parcel = { label };
     const outcome = await this.#ensureParcel(parcel, pullPolicy, source);
     this.#log(`${ref.text}: running the unsigned Wasm image ${image}, as allowed; ${outcome.fetched ? 'fetched' : 'cached'} its module`);
-    return { id: image, ref: ref.text, invoice: undefined, entry: { label, path: outcome.path }, files: [], fetched: outcome.fetched ? 1 : 0, cached: outcome.fetched ? 0 : 1 };
+    return {
+      id: image,
+      ref: ref.text,
+      invoice: undefined,
+      entry: { label, path: outcome.path },
+      files: [],
+      fetched: outcome.fetched ? 1 : 0,
+      cached: outcome.fetched ? 0 : 1,
+    };
   }
 }

@@ -5,11 +5,16 @@
  *
  * Name sanitising (a label's `name` is chosen by the bindle's author and must never escape the
  * data directory): `/` and `\` separate path segments; empty, `.` and `..` segments are dropped
- * (so a name can be neither absolute nor climb out); control characters become `_`. A name left
- * empty becomes `parcel-<first 12 hex of sha256>`. When two parcels would land on one path (or
- * one's path is the other's directory), the later one, in invoice order, is placed at the top
- * level as `<first 12 hex of sha256>-<last segment>`.
+ * (so a name can be neither absolute nor climb out); control characters become `_`; a segment
+ * longer than a file name may be (255 bytes of UTF-8) becomes `<first 12 hex of the sha256 of
+ * the segment>-<its start>`, cut at a character boundary to 255 bytes (so one long directory
+ * name shortens alike in every parcel's path). A name left empty becomes `parcel-<first 12 hex
+ * of sha256>`. When two parcels would land on one path (or one's path is the other's
+ * directory), or a path is longer than 1024 bytes, the later one, in invoice order, is placed
+ * at the top level as `<first 12 hex of sha256>-<last segment>` (the segment cut to fit 255
+ * bytes).
  */
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { chmod, mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -75,12 +80,42 @@ export async function copyVerified(from: string, to: string, label: Label): Prom
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/gu;
 
+/** The most bytes a file name (one path segment) may have: Linux's NAME_MAX. */
+export const MAX_SEGMENT_BYTES = 255;
+
+/** The most bytes of a sanitised relative path below a data directory; a longer one goes to the top level. */
+export const MAX_RELATIVE_PATH_BYTES = 1024;
+
+/** The longest start of `text` that fits `maxBytes` of UTF-8, cut between characters. */
+function utf8Prefix(text: string, maxBytes: number): string {
+  let out = '';
+  let bytes = 0;
+  for (const char of text) {
+    const size = Buffer.byteLength(char, 'utf8');
+    if (bytes + size > maxBytes) break;
+    out += char;
+    bytes += size;
+  }
+  return out;
+}
+
+/** `<prefix>-<start of segment>` within MAX_SEGMENT_BYTES. */
+function prefixed(prefix: string, segment: string): string {
+  return `${prefix}-${utf8Prefix(segment, MAX_SEGMENT_BYTES - Buffer.byteLength(prefix, 'utf8') - 1)}`;
+}
+
+/** A segment as it may be a file name: as is when it fits MAX_SEGMENT_BYTES, else shortened (see the module comment). */
+function fitSegment(segment: string): string {
+  if (Buffer.byteLength(segment, 'utf8') <= MAX_SEGMENT_BYTES) return segment;
+  return prefixed(createHash('sha256').update(segment, 'utf8').digest('hex').slice(0, 12), segment);
+}
+
 /** The sanitised relative path for a label name (see the module comment); '' when nothing is left. */
 export function sanitiseParcelName(name: string): string {
   return name
     .split(/[/\\]/u)
     .filter((segment) => segment !== '' && segment !== '.' && segment !== '..')
-    .map((segment) => segment.replace(CONTROL, '_'))
+    .map((segment) => fitSegment(segment.replace(CONTROL, '_')))
     .join('/');
 }
 
@@ -103,9 +138,9 @@ export function layoutParcelFiles(labels: readonly Label[]): PlacedFile[] {
     const short = label.sha256.slice(0, 12);
     const clean = sanitiseParcelName(label.name);
     let path = clean === '' ? `parcel-${short}` : clean;
-    if (conflicts(path)) {
+    if (conflicts(path) || Buffer.byteLength(path, 'utf8') > MAX_RELATIVE_PATH_BYTES) {
       const last = path.split('/').pop() ?? '';
-      path = `${short}-${last}`;
+      path = prefixed(short, last);
       if (conflicts(path)) path = label.sha256;
     }
     claim(path);

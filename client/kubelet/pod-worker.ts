@@ -2,7 +2,8 @@
  * One static pod's life: resolve every container's module (retrying transient failures with
  * back-off, refusing the pod on anything else), run the containers, restart them as the
  * restart policy says with capped exponential back-off, write status.json after every change,
- * and stop (grace period, then kill) when the manifest goes away or the kubelet stops, or
+ * and stop (grace period, then kill) when the manifest goes away or the kubelet stops (a module
+ * fetch still under way is abandoned at once: it settles in the background, unused), or
  * (killing at once, phase `Failed`, reason `DeadlineExceeded`) `activeDeadlineSeconds` after
  * the pod started. Each container runs with its `resources.limits` (runner.ts, cgroups.ts).
  *
@@ -16,11 +17,11 @@ import { open, mkdir, rename, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isBindleError } from '../../core/errors/bindle-error.js';
-import type { ContainerModuleResult, ModuleStore, ResolvedModule } from './module-store.js';
+import type { ModuleStore, ResolvedModule } from './module-store.js';
 import { PodLogWriter } from './pod-log.js';
 import { pullPolicyOf, type ContainerSpec, type PodSpec } from './pod-manifests.js';
 import { podPhase, writePodStatus, type ContainerState, type ContainerStatus, type PodStatus } from './pod-status.js';
-import { EXIT_START_ERROR, envRecord, launchContainer, type LaunchedContainer, type ModuleExit, type ModuleRuntime } from './runner.js';
+import { EXIT_START_ERROR, envRecord, expandEnvRefs, launchContainer, type LaunchedContainer, type ModuleExit, type ModuleRuntime } from './runner.js';
 
 /** Restart and retry timing. */
 export interface BackoffOptions {
@@ -203,7 +204,8 @@ export class PodWorker {
   async #resolveModules(): Promise<Map<string, ResolvedModule> | undefined> {
     for (let attempt = 0; ; attempt++) {
       if (this.#stopping !== undefined) return this.#giveUpWaiting();
-      const results: Map<string, ContainerModuleResult> = await this.#opts.store.fetchPodModulesSettled(this.pod);
+      const results = await this.#untilStopped(this.#opts.store.fetchPodModulesSettled(this.pod));
+      if (results === undefined) return this.#giveUpWaiting();
       const failures = [...results].flatMap(([name, r]) => (r.ok ? [] : [{ name, error: r.error }]));
       if (failures.length === 0) {
         const modules = new Map<string, ResolvedModule>();
@@ -242,6 +244,26 @@ export class PodWorker {
     }
   }
 
+  /**
+   * `work`'s result, or undefined as soon as the pod stops: the client library's requests cannot
+   * be cancelled, so a fetch still under way when the pod stops settles in the background (its
+   * downloads still fill the shared cache) and its result is dropped.
+   */
+  async #untilStopped<T>(work: Promise<T>): Promise<T | undefined> {
+    const signal = this.#abort.signal;
+    if (signal.aborted) return undefined;
+    let onAbort: (() => void) | undefined;
+    const stopped = new Promise<undefined>((resolve) => {
+      onAbort = () => resolve(undefined);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([work, stopped]);
+    } finally {
+      if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
+    }
+  }
+
   #giveUpWaiting(): undefined {
     for (const c of this.#containers) c.final = true;
     return undefined;
@@ -268,8 +290,8 @@ export class PodWorker {
     status.module = { name: resolved.entry.label.name, sha256: resolved.entry.label.sha256 };
     const logPath = join(this.#opts.podDir, `${spec.name}.log`);
     const dataDir = join(this.#opts.podDir, `${spec.name}.data`);
-    const args = [...spec.command.slice(1), ...spec.args];
     const env = envRecord(spec.env);
+    const args = [...spec.command.slice(1), ...spec.args].map((arg) => expandEnvRefs(arg, env));
     let consecutive = 0;
     for (let run = 0; this.#stopping === undefined; run++) {
       const startedAt = now();

@@ -201,6 +201,37 @@ export function envRecord(env: readonly EnvVar[]): Record<string, string> {
   return out;
 }
 
+/**
+ * Kubernetes' expansion of `command` and `args` (its third_party/forked/golang/expansion): a
+ * `$(NAME)` becomes the value of NAME in `env` when NAME is defined there and stays as written
+ * when not; `$$` is an escaped `$` (so `$$(NAME)` becomes the literal `$(NAME)`); any other `$`,
+ * and a `$(` that is never closed, stay as they are.
+ */
+export function expandEnvRefs(text: string, env: Readonly<Record<string, string>>): string {
+  let out = '';
+  let i = 0;
+  while (i < text.length) {
+    const dollar = text.indexOf('$', i);
+    if (dollar < 0 || dollar === text.length - 1) break;
+    out += text.slice(i, dollar);
+    const next = text[dollar + 1];
+    const close = next === '(' ? text.indexOf(')', dollar + 2) : -1;
+    if (next === '$') {
+      out += '$';
+      i = dollar + 2;
+    } else if (close >= 0) {
+      const name = text.slice(dollar + 2, close);
+      const value = Object.hasOwn(env, name) ? env[name] : undefined;
+      out += value ?? `$(${name})`;
+      i = close + 1;
+    } else {
+      out += `$${next ?? ''}`;
+      i = dollar + 2;
+    }
+  }
+  return out + text.slice(i);
+}
+
 /** What `launchContainer` needs besides the resolved module. */
 export interface ContainerLaunch {
   /** Arguments after argv[0] (which is the entry module's label name). */
@@ -253,16 +284,36 @@ export interface OneShotRun {
   runtime: ModuleRuntime;
   /** Called with the resolved module before it starts. */
   onResolved?: (resolved: ResolvedModule) => void;
-  /** Aborting it kills the module (e.g. on SIGINT). */
+  /**
+   * Aborting it (e.g. on SIGINT) kills the module, or, while the module is still being resolved
+   * or fetched, rejects at once with the signal's reason (the fetch settles in the background, unused).
+   */
   signal?: AbortSignal;
+}
+
+/** `work`'s result, or a rejection with `signal.reason` (an Error) as soon as `signal` aborts (then `work` settles unused). */
+async function unlessAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return work;
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work, aborted]);
+  } finally {
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
+  }
 }
 
 /**
  * Resolves `ref` with the store, runs it with a temporary data directory (removed afterwards)
- * and returns how it ended. Resolution and verification failures are thrown.
+ * and returns how it ended. Resolution and verification failures are thrown, and so is the
+ * signal's reason when `signal` aborts before the module started.
  */
 export async function runModuleOnce(store: ModuleStore, run: OneShotRun): Promise<ModuleExit> {
-  const resolved = await store.get(run.ref, run.pullPolicy, run.request);
+  const resolved = await unlessAborted(store.get(run.ref, run.pullPolicy, run.request), run.signal);
   run.onResolved?.(resolved);
   const scratch = await mkdtemp(join(tmpdir(), 'bindle-kubelet-run-'));
   try {

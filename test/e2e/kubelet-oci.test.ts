@@ -105,7 +105,7 @@ t.test('the kubelet runs signed bindles from an OCI registry, and unsigned Wasm 
   t.equal(podLog('signed'), 'Hello from a bindle!\n');
 
   drop('unsigned-refused', plain);
-  t.match(await status('unsigned-refused'), { phase: 'Failed', reason: 'ModuleRefused', message: /unsigned Wasm image.*bindle\.dev\/allow-unsigned-images: "true"/ });
+  t.match(await status('unsigned-refused'), { phase: 'Failed', reason: 'ModuleRefused', message: /unsigned Wasm image.*bindle\.dev\/allow-unsigned-images: "true" \(bindle-kubelet run: only with --allow-unsigned\)/ });
 
   drop('unsigned-allowed', plain, { 'bindle.dev/allow-unsigned-images': 'true' });
   const allowed = await status('unsigned-allowed');

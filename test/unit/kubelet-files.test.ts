@@ -146,3 +146,33 @@ t.test('a container data directory', async (t) => {
   await makeWritable(data);
   writeFileSync(join(data, 'writable-again'), 'ok');
 });
+
+t.test('a name segment longer than a file name may be is shortened, deterministically, to 255 bytes', async (t) => {
+  const long = 'n'.repeat(300);
+  const shortened = `${sha256(long).slice(0, 12)}-${'n'.repeat(242)}`;
+  t.equal(sanitiseParcelName(long), shortened);
+  t.equal(Buffer.byteLength(shortened), 255);
+  const accents = 'é'.repeat(200);
+  const cut = sanitiseParcelName(`docs/${accents}`);
+  t.equal(cut, `docs/${sha256(accents).slice(0, 12)}-${'é'.repeat(121)}`, 'cut between characters');
+  t.ok(Buffer.byteLength(cut.split('/')[1] ?? '') <= 255);
+  t.equal(sanitiseParcelName(`${long}/a.txt`), `${shortened}/a.txt`, 'a long directory shortens alike in every path');
+  t.equal(sanitiseParcelName('n'.repeat(255)), 'n'.repeat(255), '255 bytes fit as they are');
+
+  const x = label('x'.repeat(250), 'one');
+  const y = label('x'.repeat(250), 'two');
+  const deep = label(Array.from({ length: 8 }, (_, i) => `${i}`.repeat(200)).join('/'), 'deep');
+  const placed = layoutParcelFiles([x, y, deep]).map((p) => p.relativePath);
+  t.same(placed, ['x'.repeat(250), `${y.sha256.slice(0, 12)}-${'x'.repeat(242)}`, `${deep.sha256.slice(0, 12)}-${'7'.repeat(200)}`], 'a clash, and a path over 1024 bytes, go to the top level within 255 bytes');
+
+  const root = t.testdir({ cache: { one: 'first file', two: 'second file' } });
+  const data = join(root, 'data');
+  const one = label(`${long}/${long}.txt`, 'first file');
+  const two = label(`${long}/other.txt`, 'second file');
+  const files = await populateDataDir(data, [
+    { label: one, path: join(root, 'cache', 'one') },
+    { label: two, path: join(root, 'cache', 'two') },
+  ]);
+  t.same(files.map((f) => f.relativePath), [`${shortened}/${sha256(`${long}.txt`).slice(0, 12)}-${'n'.repeat(242)}`, `${shortened}/other.txt`]);
+  t.equal(readFileSync(join(data, shortened, 'other.txt'), 'utf8'), 'second file', 'the data directory holds them');
+});

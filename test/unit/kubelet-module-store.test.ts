@@ -5,7 +5,9 @@
  * selection (oneOf alternatives, an optional group, feature filters) and range references.
  */
 import t from 'tap';
-import { chmodSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Invoice, Label } from '../../schema/index.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
@@ -92,8 +94,15 @@ t.test('a corrupt cached parcel is removed and fetched again, or refused under N
   corrupt();
   await t.rejects(store.get('bindle:example.com/hello/1.0.0', 'Never'), {
     code: 'not_found',
-    message: `parcel ${sha256(hello)} (hello.wasm) of example.com/hello/1.0.0 is not in the module cache (${cacheDir}) and imagePullPolicy is Never`,
+    message:
+      `the cached copy of parcel ${sha256(hello)} (hello.wasm) of example.com/hello/1.0.0 in the module cache (${cacheDir}) was corrupt and has been removed ` +
+      `(parcel ${sha256(hello)} (hello.wasm) at ${first.entry.path}: the data has sha256 ${sha256(Buffer.alloc(hello.length, 0))}, but its label says ${sha256(hello)}), ` +
+      'and imagePullPolicy is Never',
   });
+  await t.rejects(store.get('bindle:example.com/hello/1.0.0', 'Never'), {
+    code: 'not_found',
+    message: `parcel ${sha256(hello)} (hello.wasm) of example.com/hello/1.0.0 is not in the module cache (${cacheDir}) and imagePullPolicy is Never`,
+  }, 'once removed, it is missing');
   t.match(
     logs.join('\n'),
     `removing corrupt cached parcel: parcel ${sha256(hello)} (hello.wasm) at ${first.entry.path}: the data has sha256 ${sha256(Buffer.alloc(hello.length, 0))}, but its label says ${sha256(hello)}`,
@@ -348,4 +357,64 @@ t.test('fetchPodModules resolves every container in parallel and names the one t
   const absent: ContainerSpec = { ...first, name: 'c', image: 'bindle:example.com/absent/1.0.0' };
   const broken = { ...pod, containers: [...pod.containers, absent] };
   await t.rejects(store.fetchPodModules(broken), { code: 'not_found', message: /^pod two, container "c": fetching invoice example\.com\/absent\/1\.0\.0/ });
+});
+
+t.test('a directory where a cached parcel belongs is reported as a problem of the module cache', async (t) => {
+  const { url } = await listeningApp(t);
+  const hello = await wasm('hello');
+  await pushBindle(publisher(t, url), 'example.com/hello', '1.0.0', [wasmParcel('hello.wasm', hello)]);
+  const { store, cacheDir } = moduleStore(t, url);
+  const path = join(cacheDir, 'parcels', sha256(hello));
+  mkdirSync(join(path, 'inside'), { recursive: true });
+  await t.rejects(store.get('bindle:example.com/hello/1.0.0', 'IfNotPresent'), {
+    message: `the module cache (${cacheDir}) cannot hold parcel ${sha256(hello)} (hello.wasm): ${path} cannot be checked or replaced: it is a directory, not a file; remove it`,
+  });
+});
+
+t.test('an OCI registry that speaks plain HTTP, not listed as insecure, is named with --insecure-registry', async (t) => {
+  const server = createServer((_req, res) => res.writeHead(404).end());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const { store } = moduleStore(t, 'http://127.0.0.1:1/v1/');
+  await t.rejects(store.get(`${host}/example/hello:1.0.0`, 'Always'), {
+    code: 'unavailable',
+    message: new RegExp(`\\(${host.replace(/\./g, '\\.')} does not speak TLS: if it is a plain-HTTP registry, list it with --insecure-registry ${host.replace(/\./g, '\\.')} or BINDLE_KUBELET_INSECURE_REGISTRIES\\)$`),
+  });
+});
+
+t.test('a range passes over versions that fail verification, alike under every pull policy', async (t) => {
+  const mallory = createSecretKey('Mallory <mallory@example.com>', ['creator']);
+  const serverTrust = creatorKeyring();
+  serverTrust.add(publicKeyEntry(mallory));
+  const { url } = await listeningApp(t, { keyring: serverTrust });
+  const pub = publisher(t, url);
+  const hello = await wasm('hello');
+  const pushed = new Map<string, Invoice>();
+  for (const [version, key] of [['1.0.0', undefined], ['1.1.0', undefined], ['1.2.0', mallory], ['2.0.0', mallory]] as const) {
+    pushed.set(version, await pushBindle(pub, 'example.com/rng', version, [wasmParcel('hello.wasm', hello)], key === undefined ? {} : { key }));
+  }
+  const { store, cacheDir, logs } = moduleStore(t, url);
+  const untrusted = /^unknown_signing_key: .*signature by "Mallory <mallory@example\.com>" \(creator\) on example\.com\/rng\/(2\.0\.0|1\.2\.0) was made with a key that is not in the keyring/;
+  for (const policy of ['Always', 'IfNotPresent'] as const) {
+    const resolved = await store.get('bindle:example.com/rng@*', policy);
+    t.equal(resolved.id, 'example.com/rng/1.1.0', `${policy}: the highest version that verifies`);
+    t.match(resolved.skipped, [{ version: '2.0.0', reason: untrusted }, { version: '1.2.0', reason: untrusted }], `${policy}: the versions passed over, and why`);
+    t.equal(resolved.skipped?.length, 2);
+  }
+  const log = logs.join('\n');
+  t.match(log, /bindle:example\.com\/rng@\*: skipping example\.com\/rng\/2\.0\.0, it failed verification: .*not in the keyring.* \(unknown_signing_key\)/);
+  t.match(log, 'bindle:example.com/rng@*: resolved to example.com/rng/1.1.0 (highest non-yanked version matching "*" that verifies; skipped 2.0.0, 1.2.0, which failed verification)');
+
+  // An invoice this keyring does not trust in the cache (cached by a kubelet that trusted Mallory): Never passes it over too, and says so.
+  const cachedInvoice = join(cacheDir, 'invoices', `${canonicalId({ name: 'example.com/rng', version: '2.0.0' })}.toml`);
+  writeFileSync(cachedInvoice, renderInvoice(pushed.get('2.0.0') ?? signedInvoice('x', '0.0.0', []), 'toml'));
+  const never = await store.get('bindle:example.com/rng@*', 'Never');
+  t.equal(never.id, 'example.com/rng/1.1.0', 'Never: the same version');
+  t.match(never.skipped, [{ version: '2.0.0', reason: /^unknown_signing_key: the cached invoice of example\.com\/rng\/2\.0\.0 .* failed verification/ }], 'Never: the cached version passed over');
+
+  await t.rejects(store.get('bindle:example.com/rng@>=1.2.0', 'Always'), {
+    code: 'unknown_signing_key',
+    message: /^no version of example\.com\/rng matching ">=1\.2\.0" verifies: 2\.0\.0: unknown_signing_key: .*; 1\.2\.0: unknown_signing_key: /,
+  }, 'when none verifies, the pod is refused');
 });

@@ -266,6 +266,19 @@ t.test('static pods', async (t) => {
     t.equal(podLog(env, 'echo'), `arg echo.wasm\nenv POD=echo\nenv NS=default\nenv UID=${uid ?? ''}\n`);
   });
 
+  t.test('$(VAR) in command and args expands from the container env', async (t) => {
+    const env = await startKubelet(t, url);
+    const lines = [
+      '      command: ["echo.wasm", "$(GREETING)"]',
+      '      env:',
+      '        - { name: GREETING, value: hi }',
+      '        - { name: POD, valueFrom: { fieldRef: { fieldPath: metadata.name } } }',
+    ];
+    dropManifest(env, 'vars.yaml', podYaml('vars', 'bindle:example.com/echo/1.0.0', { restartPolicy: 'Never', containerLines: lines, args: ['$(POD)-$(GREETING)', '$$(GREETING)', '$(UNSET)'] }));
+    t.match(await waitForStatus(env, 'vars', finished), { phase: 'Succeeded' });
+    t.equal(podLog(env, 'vars'), 'arg echo.wasm\narg hi\narg vars-hi\narg $(GREETING)\narg $(UNSET)\nenv GREETING=hi\nenv POD=vars\n');
+  });
+
   t.test('activeDeadlineSeconds ends a pod that runs too long', async (t) => {
     const env = await startKubelet(t, url);
     dropManifest(env, 'slow.yaml', podYaml('slow', 'bindle:example.com/spin/1.0.0', { activeDeadlineSeconds: 1 }));

@@ -9,7 +9,7 @@ import { chmodSync, closeSync, openSync, readFileSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import type { Label } from '../../schema/index.js';
 import type { ResolvedModule } from '../../client/kubelet/module-store.js';
-import { envRecord, launchContainer, startModule, type ModuleExit, type ModuleInvocation, type StartOptions } from '../../client/kubelet/runner.js';
+import { envRecord, expandEnvRefs, launchContainer, startModule, type ModuleExit, type ModuleInvocation, type StartOptions } from '../../client/kubelet/runner.js';
 import { assembleWat } from '../../scripts/build-wasm-fixtures.js';
 import { sha256 } from '../helpers/bindles.js';
 import { moduleRuntime, wasm } from '../helpers/kubelet-env.js';
@@ -135,4 +135,25 @@ t.test('a cached entry module that no longer matches its label never runs', asyn
     { code: tampered.length === resolved.entry.label.size ? 'digest_mismatch' : 'size_mismatch', message: new RegExp(`^parcel ${resolved.entry.label.sha256} \\(hello\\.wasm\\) at `) },
   );
   t.equal(readFileSync(join(dir, 'c.log'), 'utf8'), '', 'nothing ran');
+});
+
+t.test('$(VAR) references expand from the container env as in Kubernetes', async (t) => {
+  const env = envRecord([{ name: 'GREETING', value: 'hi' }, { name: 'EMPTY', value: '' }, { name: 'NESTED', value: '$(GREETING)' }]);
+  const cases: Array<[string, string]> = [
+    ['$(GREETING)', 'hi'],
+    ['say $(GREETING), $(GREETING)!', 'say hi, hi!'],
+    ['[$(EMPTY)]', '[]'],
+    ['$(UNDEFINED)', '$(UNDEFINED)'],
+    ['$$(GREETING)', '$(GREETING)'],
+    ['$$$(GREETING)', '$hi'],
+    ['$$', '$'],
+    ['cost: 5$', 'cost: 5$'],
+    ['$HOME and $1', '$HOME and $1'],
+    ['$(GREETING', '$(GREETING'],
+    ['$()', '$()'],
+    ['$(NESTED)', '$(GREETING)'],
+    ['$(constructor) $(__proto__)', '$(constructor) $(__proto__)'],
+    ['no references', 'no references'],
+  ];
+  for (const [text, expanded] of cases) t.equal(expandEnvRefs(text, env), expanded, JSON.stringify(text));
 });
