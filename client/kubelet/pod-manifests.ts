@@ -19,7 +19,8 @@
  * from the manifest's bytes, as static pods' UIDs are), `spec.activeDeadlineSeconds`, per
  * container `resources.limits.memory` / `resources.limits.cpu` (Kubernetes quantities) and
  * `env[].valueFrom.fieldRef` for the pod's own fields (see `FIELD_REFS`), resolved when the
- * manifest is parsed.
+ * manifest is parsed, as are `$(VAR)` references in `env[].value` to the entries before it
+ * (./env-refs.ts; a `valueFrom` value is taken as it is).
  */
 import { createHash } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
@@ -28,6 +29,7 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { parseFeatureFilter, type FeatureFilter } from '../../core/selection/index.js';
+import { expandEnvRefs } from './env-refs.js';
 import type { ModuleRequest, PullPolicy } from './module-store.js';
 import { isMovingRef, parseModuleRef } from './module-ref.js';
 
@@ -296,6 +298,12 @@ function parseContainer(value: unknown, where: string, pod: PodFields, fail: (wh
     throw fail(`${at}: imagePullPolicy must be one of ${PULL_POLICIES.join(', ')} (found ${JSON.stringify(pull)})`);
   }
   const env: EnvVar[] = [];
+  // What the entries so far define: an entry's value expands `$(VAR)` from them, as Kubernetes does.
+  const defined: Record<string, string> = Object.create(null) as Record<string, string>;
+  const define = (name: string, val: string): void => {
+    defined[name] = val;
+    env.push({ name, value: val });
+  };
   if (value.env !== undefined && value.env !== null) {
     if (!Array.isArray(value.env)) throw fail(`${at}: env must be a list of {name, value}`);
     for (const e of value.env as unknown[]) {
@@ -304,13 +312,13 @@ function parseContainer(value: unknown, where: string, pod: PodFields, fail: (wh
       }
       if (e.valueFrom !== undefined && e.valueFrom !== null) {
         if (e.value !== undefined && e.value !== null && e.value !== '') throw fail(`${at}: env ${e.name}: give value or valueFrom, not both`);
-        env.push({ name: e.name, value: envValueFrom(e.valueFrom, `${at}: env ${e.name}`, pod, fail) });
+        define(e.name, envValueFrom(e.valueFrom, `${at}: env ${e.name}`, pod, fail));
         continue;
       }
       if (e.value !== undefined && e.value !== null && typeof e.value !== 'string') {
         throw fail(`${at}: env ${e.name}: value must be a string (quote it)`);
       }
-      env.push({ name: e.name, value: typeof e.value === 'string' ? e.value : '' });
+      define(e.name, typeof e.value === 'string' ? expandEnvRefs(e.value, defined) : '');
     }
   }
   return {

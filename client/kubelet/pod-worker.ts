@@ -18,10 +18,11 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isBindleError } from '../../core/errors/bindle-error.js';
 import type { ModuleStore, ResolvedModule } from './module-store.js';
+import { expandEnvRefs } from './env-refs.js';
 import { PodLogWriter } from './pod-log.js';
 import { pullPolicyOf, type ContainerSpec, type PodSpec } from './pod-manifests.js';
 import { podPhase, writePodStatus, type ContainerState, type ContainerStatus, type PodStatus } from './pod-status.js';
-import { EXIT_START_ERROR, envRecord, expandEnvRefs, launchContainer, type LaunchedContainer, type ModuleExit, type ModuleRuntime } from './runner.js';
+import { EXIT_START_ERROR, envRecord, launchContainer, type LaunchedContainer, type ModuleExit, type ModuleRuntime } from './runner.js';
 
 /** Restart and retry timing. */
 export interface BackoffOptions {

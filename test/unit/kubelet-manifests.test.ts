@@ -151,6 +151,28 @@ t.test('JSON manifests, args, env, command and annotations', async (t) => {
     { name: 'GROUPS', value: 'extras, debug' },
   ], 'valueFrom.fieldRef resolves the pod\'s own fields');
   t.equal(pod.activeDeadlineSeconds, 30);
+  const refs = parsePodManifest(JSON.stringify({
+    apiVersion: 'v1', kind: 'Pod', metadata: { name: 'refs' },
+    spec: {
+      containers: [{
+        name: 'c', image: 'bindle:example.com/weather/1.0.0',
+        env: [
+          { name: 'LATER', value: '$(HOST)' },
+          { name: 'POD', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+          { name: 'HOST', value: '$(POD).local' },
+          { name: 'URL', value: 'http://$(HOST):$(PORT)/$$(HOST) $(__proto__)' },
+          { name: 'HOST', value: 'again-$(HOST)' },
+        ],
+      }],
+    },
+  }), 'refs.json');
+  t.same(refs.containers[0]?.env, [
+    { name: 'LATER', value: '$(HOST)' },
+    { name: 'POD', value: 'refs' },
+    { name: 'HOST', value: 'refs.local' },
+    { name: 'URL', value: 'http://refs.local:$(PORT)/$(HOST) $(__proto__)' },
+    { name: 'HOST', value: 'again-refs.local' },
+  ], 'an env value expands $(VAR) from the entries before it (a valueFrom one too), as Kubernetes does');
   t.same(main.limits, { memoryBytes: 64 * 2 ** 20, cpu: 0.1 }, 'limits in Kubernetes quantities; requests ignored');
   t.same(sidecar.limits, { memoryBytes: 1048576, cpu: 0.5 }, 'plain YAML numbers too');
   t.same(main.command, ['weather.wasm', '--zip']);

@@ -9,7 +9,8 @@ import { chmodSync, closeSync, openSync, readFileSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import type { Label } from '../../schema/index.js';
 import type { ResolvedModule } from '../../client/kubelet/module-store.js';
-import { envRecord, expandEnvRefs, launchContainer, startModule, type ModuleExit, type ModuleInvocation, type StartOptions } from '../../client/kubelet/runner.js';
+import { envRecord, launchContainer, startModule, type ModuleExit, type ModuleInvocation, type StartOptions } from '../../client/kubelet/runner.js';
+import { expandEnvRefs } from '../../client/kubelet/env-refs.js';
 import { assembleWat } from '../../scripts/build-wasm-fixtures.js';
 import { sha256 } from '../helpers/bindles.js';
 import { moduleRuntime, wasm } from '../helpers/kubelet-env.js';
