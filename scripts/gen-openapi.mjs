@@ -213,6 +213,37 @@ const paths = {
       },
     },
   },
+  '/v2/_catalog': {
+    get: {
+      operationId: 'getOciCatalog',
+      summary:
+        'The OCI repository catalog (the distribution-spec extension, as the CNCF registry serves it): the names of the bindles ' +
+        'the requester may pull that are OCI repository names, in byte order. The rest of /v2 is the OCI Distribution API, described by its own spec',
+      tags: ['oci'],
+      parameters: [
+        { name: 'n', in: 'query', required: false, description: 'Names per page, 0-10000 (default 1000)', schema: { type: 'integer', minimum: 0, maximum: 10000 } },
+        { name: 'last', in: 'query', required: false, description: 'The last name of the previous page: this page starts after it', schema: { type: 'string' } },
+      ],
+      responses: {
+        200: {
+          description: 'One page of names; when more follow, a `Link: </v2/_catalog?n=<n>&last=<name>>; rel="next"` header names the next page',
+          headers: { Link: { description: 'The next page, when there is one', schema: { type: 'string' } } },
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['repositories'],
+                properties: { repositories: { type: 'array', items: { type: 'string' } } },
+                additionalProperties: false,
+              },
+            },
+          },
+        },
+        '4XX': { $ref: '#/components/responses/OciError' },
+        '5XX': { $ref: '#/components/responses/OciError' },
+      },
+    },
+  },
   '/healthz': {
     get: operational('getHealth', 'Health, as the reference server answers it (503 while shutting down)', {
       200: json('HealthReply', 'Serving'),
@@ -268,6 +299,7 @@ const doc = {
   security: [{}, ...writes],
   tags: [
     { name: 'invoices' }, { name: 'parcels' }, { name: 'keys' }, { name: 'auth' },
+    { name: 'oci', description: 'Under /v2: only what the OCI Distribution spec leaves to registries (the catalog extension)' },
     { name: 'operations', description: 'Outside /v1 and without authentication' },
   ],
   paths,
@@ -289,6 +321,31 @@ const doc = {
     },
     responses: {
       Error: document('ErrorReply', 'An error: `error` says what went wrong, `code` is stable'),
+      OciError: {
+        description: 'An OCI error (under /v2): distribution-spec codes, the Bindle code in detail.code',
+        content: {
+          'application/json': {
+            schema: {
+              type: 'object',
+              required: ['errors'],
+              properties: {
+                errors: {
+                  type: 'array',
+                  items: {
+                    type: 'object',
+                    required: ['code', 'message'],
+                    properties: {
+                      code: { type: 'string' },
+                      message: { type: 'string' },
+                      detail: { type: 'object', properties: { code: { type: 'string' } } },
+                    },
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
     },
   },
 };

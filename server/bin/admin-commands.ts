@@ -106,6 +106,7 @@ export async function runMigrate(argv: readonly string[], io: CommandIo): Promis
       `parcels: ${report.parcelsCopied} copied (${report.bytesCopied} bytes), ${report.parcelsPresent} already there\n` +
         `invoices: ${report.invoicesCopied} copied, ${report.invoicesYanked} yank copied, ${report.invoicesPresent} already there\n` +
         `tombstones: ${report.tombstonesCopied} copied, ${report.tombstonesPresent} already there\n` +
+        `OCI blob links: ${report.linksCopied} copied, ${report.linksPresent} already there\n` +
         `failures: ${report.failures.length}\n`,
     );
     for (const f of report.failures) io.out(`  ${f.item}: ${f.reason}\n`);
@@ -293,10 +294,12 @@ const GC_HELP = `Usage: bindle-server gc [--dry-run] [--json] [server options]
 
 Removes the parcels no invoice references (after hard deletes, or uploads whose invoice never
 came). Safe while servers (any number of replicas) run on the same storage: a parcel stored
-less than --gc-grace ago (default 1h, at least --staging-max-age) is kept, and each candidate's
-references are checked again after it is hidden and before it is removed; one an invoice
-needs by then is restored. Server options name the storage: --directory, --index, --parcels,
---config-path, --gc-grace (see bindle-server --help).
+less than --gc-grace ago (default 1h, at least --staging-max-age) is kept, so is one linked in
+an OCI repository (uploaded or mounted there) less than --gc-grace ago, and each candidate's
+references are checked again after it is hidden and before it is removed; one an invoice or a
+new link needs by then is restored. A removed parcel's OCI blob links go with it. Server
+options name the storage: --directory, --index, --parcels, --config-path, --gc-grace (see
+bindle-server --help).
 
   --dry-run   report what would be removed; remove nothing
   --json      print the report as JSON
@@ -318,7 +321,8 @@ export async function runGc(argv: readonly string[], io: CommandIo): Promise<num
       io.out(
         `${report.dryRun ? 'would remove' : 'removed'} ${report.removed} parcels (${report.removedBytes} bytes); ` +
           `${report.scanned} scanned, ${report.referenced} referenced, ${report.young} within the grace period, ` +
-          `${report.kept} needed again and kept, ${report.failures.length} failed\n`,
+          `${report.linked} linked within it, ${report.kept} needed again and kept, ${report.linksRemoved} blob links removed, ` +
+          `${report.failures.length} failed\n`,
       );
       for (const f of report.failures) io.out(`  failed ${f.sha256}: ${f.reason}\n`);
     }

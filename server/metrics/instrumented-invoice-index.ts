@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import type { InsertOptions, InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice, Tombstone } from '../storage/invoice-index.js';
 import type { OciManifestRecord, OciTagPage } from '../storage/oci-records.js';
 import type { OciUploadChunk, OciUploadSession } from '../storage/oci-uploads.js';
+import type { OciBlobLink, OciRepositoryPage } from '../storage/oci-blob-links.js';
 import { OperationTimer } from './operation-timer.js';
 import type { ServerMetrics } from './server-metrics.js';
 
@@ -15,7 +16,8 @@ type Operation =
   | 'insert' | 'get' | 'lookup' | 'yank' | 'query' | 'invoices_with_parcel' | 'count'
   | 'delete' | 'tombstone' | 'tombstones' | 'add_tombstone'
   | 'oci_manifest' | 'oci_manifest_by_digest' | 'oci_config' | 'oci_tags' | 'oci_referrers'
-  | 'create_oci_upload' | 'oci_upload' | 'append_oci_upload' | 'delete_oci_upload';
+  | 'create_oci_upload' | 'oci_upload' | 'append_oci_upload' | 'delete_oci_upload'
+  | 'link_oci_blob' | 'oci_blob_linked' | 'oci_blob_links' | 'oci_blob_link_page' | 'unlink_oci_blob' | 'oci_repositories';
 
 export class InstrumentedInvoiceIndex implements InvoiceIndex {
   readonly #inner: InvoiceIndex;
@@ -95,6 +97,30 @@ export class InstrumentedInvoiceIndex implements InvoiceIndex {
 
   deleteOciUpload(uuid: string): Promise<boolean> {
     return this.#timer.observe('delete_oci_upload', performance.now(), this.#inner.deleteOciUpload(uuid));
+  }
+
+  linkOciBlob(link: OciBlobLink): Promise<void> {
+    return this.#timer.observe('link_oci_blob', performance.now(), this.#inner.linkOciBlob(link));
+  }
+
+  ociBlobLinked(name: string, sha256: string): Promise<boolean> {
+    return this.#timer.observe('oci_blob_linked', performance.now(), this.#inner.ociBlobLinked(name, sha256));
+  }
+
+  ociBlobLinks(sha256: string): Promise<OciBlobLink[]> {
+    return this.#timer.observe('oci_blob_links', performance.now(), this.#inner.ociBlobLinks(sha256));
+  }
+
+  ociBlobLinkPage(after: { name: string; sha256: string } | undefined, n: number): Promise<OciBlobLink[]> {
+    return this.#timer.observe('oci_blob_link_page', performance.now(), this.#inner.ociBlobLinkPage(after, n));
+  }
+
+  unlinkOciBlob(sha256: string, linkedBefore: number): Promise<number> {
+    return this.#timer.observe('unlink_oci_blob', performance.now(), this.#inner.unlinkOciBlob(sha256, linkedBefore));
+  }
+
+  ociRepositories(last: string | undefined, n: number): Promise<OciRepositoryPage> {
+    return this.#timer.observe('oci_repositories', performance.now(), this.#inner.ociRepositories(last, n));
   }
 
   get(name: string, version: string): Promise<StoredInvoice | undefined> {

@@ -12,7 +12,7 @@ import type { OciEndpoint } from './oci-path.js';
 
 /**
  * The distribution-spec error codes this registry answers with, and the CNCF registry's
- * PAGINATION_NUMBER_INVALID for a tag list's bad `n` or `last`.
+ * PAGINATION_NUMBER_INVALID for a tag list's or the catalog's bad `n` or `last`.
  */
 export type OciErrorCode =
   | 'BLOB_UNKNOWN'
@@ -38,6 +38,7 @@ const NOT_FOUND: Readonly<Record<OciEndpoint, OciErrorCode>> = {
   manifests: 'MANIFEST_UNKNOWN',
   blobs: 'BLOB_UNKNOWN',
   tags: 'NAME_UNKNOWN',
+  catalog: 'NAME_UNKNOWN',
   referrers: 'MANIFEST_UNKNOWN',
   uploads: 'BLOB_UPLOAD_UNKNOWN',
 };
@@ -75,7 +76,7 @@ const OCI_CODES: Partial<Readonly<Record<ErrorCode, OciErrorCode | ((endpoint: O
   forbidden: 'DENIED',
   too_many_requests: 'TOOMANYREQUESTS',
   not_implemented: 'UNSUPPORTED',
-  invalid_query: (endpoint) => (endpoint === 'tags' ? 'PAGINATION_NUMBER_INVALID' : 'UNSUPPORTED'),
+  invalid_query: (endpoint) => (endpoint === 'tags' || endpoint === 'catalog' ? 'PAGINATION_NUMBER_INVALID' : 'UNSUPPORTED'),
 };
 
 /** The OCI code for a Bindle code on an endpoint. */

@@ -7,10 +7,10 @@ import { BindleError } from '../../core/errors/bindle-error.js';
 import { isOciName } from '../../core/oci/index.js';
 
 /** Which kind of endpoint a path is: decides the OCI error codes (oci-errors.ts). */
-export type OciEndpoint = 'base' | 'manifests' | 'blobs' | 'tags' | 'referrers' | 'uploads';
+export type OciEndpoint = 'base' | 'catalog' | 'manifests' | 'blobs' | 'tags' | 'referrers' | 'uploads';
 
 export interface OciPath {
-  endpoint: Exclude<OciEndpoint, 'base'>;
+  endpoint: Exclude<OciEndpoint, 'base' | 'catalog'>;
   name: string;
   /** The reference, digest or upload session; '' for `tags/list` and a new upload. */
   reference: string;

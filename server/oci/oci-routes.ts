@@ -4,12 +4,14 @@
  * conditional GET/HEAD by ETag (../http/conditional.ts), tags/list with `n`/`last` paging and
  * `Link`, referrers with artifactType filtering, and pushes: blob uploads (monolithic, mounts
  * and sessions: POST, PATCH, GET status, closing PUT, DELETE; state in
- * server/service/oci-uploads.ts) and manifest PUTs. Paths are parsed from the right
- * (./oci-path.ts); errors are the OCI envelope (./oci-errors.ts).
+ * server/service/oci-uploads.ts; a stored blob is linked in its repository and served there at
+ * once) and manifest PUTs, and the repository catalog (`_catalog`, filtered to what the requester
+ * may pull). Paths are parsed from the right (./oci-path.ts); errors are the OCI envelope
+ * (./oci-errors.ts).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { BindleError } from '../../core/errors/bindle-error.js';
-import { BINDLE_YANKED_HEADER, OCI_MANIFEST_MEDIA_TYPE, isDigestLike, renderIndex } from '../../core/oci/index.js';
+import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
+import { BINDLE_YANKED_HEADER, OCI_MANIFEST_MEDIA_TYPE, isDigestLike, isOciName, renderIndex } from '../../core/oci/index.js';
 import { carriesCredentials, type Authorizer } from '../auth/types.js';
 import { authorizeBindleName } from '../auth/request-auth.js';
 import { evaluatePreconditions } from '../http/conditional.js';
@@ -31,6 +33,9 @@ type WildcardRequest = FastifyRequest<{ Params: { '*': string }; Querystring: Qu
 
 /** The most tags one tags/list reply holds (more are paged with `Link`). */
 export const MAX_TAGS_PAGE = 10_000;
+/** The repositories one `_catalog` reply holds without `n`, and the most it may ask for (more are paged with `Link`). */
+export const DEFAULT_CATALOG_PAGE = 1000;
+export const MAX_CATALOG_PAGE = 10_000;
 /** The largest manifest a PUT may send. */
 export const MAX_MANIFEST_BYTES = 4 * 2 ** 20;
 
@@ -182,6 +187,38 @@ export function ociRoutes(app: FastifyInstance, opts: OciRouteOptions): void {
   };
   app.head('/*', (request: WildcardRequest, reply: FastifyReply) => read(request, reply, true));
   app.get('/*', (request: WildcardRequest, reply: FastifyReply) => read(request, reply, false));
+  /**
+   * Whether the request's principal may pull repository `name`, asked of the authorizer as the
+   * auth hook asks it (refusals are an answer, not an error): for names other than the one the
+   * request acts on (a mount's `from`, the catalog's names), which the audit record does not name.
+   */
+  const mayPull = (request: FastifyRequest, name: string): boolean => {
+    try {
+      opts.authorizer.authorize(request.bindleAuth?.principal, 'read', name);
+      return true;
+    } catch (err) {
+      if (isBindleError(err, 'forbidden') || isBindleError(err, 'unauthenticated')) return false;
+      throw err;
+    }
+  };
+
+  /**
+   * The repository catalog (distribution-spec's `_catalog` extension, as the CNCF registry
+   * serves it): the names the requester may pull, in byte order, paged with `n` and `last`;
+   * `Link` names the next page.
+   */
+  app.get('/_catalog', async (request: FastifyRequest<{ Querystring: QueryParams }>, reply: FastifyReply) => {
+    setEndpoint(request, 'catalog');
+    const n = parseInteger('n', single(request.query, 'n'), DEFAULT_CATALOG_PAGE, 0, MAX_CATALOG_PAGE);
+    const last = single(request.query, 'last');
+    const page = await oci.catalog(last, n, (name) => mayPull(request, name));
+    const lastName = page.names.at(-1);
+    if (page.more && lastName !== undefined) {
+      reply.header('link', `</v2/_catalog?n=${n}&last=${encodeURIComponent(lastName)}>; rel="next"`);
+    }
+    return reply.code(200).type('application/json').send(JSON.stringify({ repositories: page.names }));
+  });
+
   /** Blob uploads: monolithic (`?digest=` with the bytes), cross-repository mounts, else a new session. */
   app.post('/*', async (request: WildcardRequest, reply: FastifyReply) => {
     const { endpoint, name } = target(request);
@@ -191,12 +228,19 @@ export function ociRoutes(app: FastifyInstance, opts: OciRouteOptions): void {
     const digest = single(request.query, 'digest');
     const created = (blob: string): FastifyReply =>
       reply.code(201).header('location', `/v2/${name}/blobs/${blob}`).header('docker-content-digest', blob).header('content-length', 0).send();
-    if (mount !== undefined && (await oci.hasBlob(mount))) return created(mount);
+    if (mount !== undefined) {
+      const from = single(request.query, 'from');
+      if (from !== undefined && isOciName(from) && mayPull(request, from) && (await oci.mount(name, mount, from))) return created(mount);
+      // Not mountable (unknown here, not in `from`, or `from` not readable by the requester): an
+      // ordinary upload session, as the distribution-spec says.
+      bodyOf(request).resume();
+      return sessionHeaders(reply.code(202), await oci.uploads.start(name)).send();
+    }
     if (digest === undefined) {
       bodyOf(request).resume();
       return sessionHeaders(reply.code(202), await oci.uploads.start(name)).send();
     }
-    await oci.putBlob(digest, contentLength(request.headers['content-length']), bodyOf(request));
+    await oci.putBlob(name, digest, contentLength(request.headers['content-length']), bodyOf(request));
     return created(digest);
   });
 

@@ -2,7 +2,10 @@
  * Copies one server's data into other storage (`bindle-server migrate`), e.g. from a single node
  * (SQLite + files) to a shared deployment: every parcel, then every invoice with its exact bytes,
  * signatures and yank state, then every tombstone of a hard delete (so the destination refuses
- * those ids too). Written only against the ParcelStore and InvoiceIndex interfaces.
+ * those ids too), then every OCI blob link with its time (so the destination's repositories
+ * serve the blobs pushed to them, and its garbage collection keeps young ones as the source's
+ * would). Written only against the ParcelStore and InvoiceIndex interfaces. Upload sessions are
+ * not copied: clients start those again.
  * Resumable and idempotent: what the destination already holds is skipped (a stored parcel is
  * complete and verified by the ParcelStore contract), so a second run copies nothing. Parcels go
  * first, so no invoice appears at the destination before its parcels.
@@ -30,6 +33,9 @@ export interface MigrationReport {
   /** Tombstones copied, and already at the destination. */
   tombstonesCopied: number;
   tombstonesPresent: number;
+  /** OCI blob links copied, and already at the destination (a present one's time moves to the later of the two). */
+  linksCopied: number;
+  linksPresent: number;
   /** Items that could not be copied, with the reason; a non-empty list means "run again after fixing". */
   failures: Array<{ item: string; reason: string }>;
 }
@@ -38,7 +44,7 @@ export interface MigrateOptions {
   /** Parcels copied at once (default 4). */
   readonly concurrency?: number;
   /** Told about every item as it is settled (for progress output). */
-  readonly onProgress?: (event: { kind: 'parcel' | 'invoice' | 'tombstone'; item: string; outcome: 'copied' | 'present' | 'yanked' | 'failed' }) => void;
+  readonly onProgress?: (event: { kind: 'parcel' | 'invoice' | 'tombstone' | 'link'; item: string; outcome: 'copied' | 'present' | 'yanked' | 'failed' }) => void;
 }
 
 /** The query's page size limit (InvoiceQuery.limit is at most 255). */
@@ -48,30 +54,69 @@ function reasonOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+type ItemKind = 'invoice' | 'tombstone' | 'link';
+type Outcome = 'copied' | 'present' | 'yanked';
+
+/**
+ * Settles one invoice, tombstone or link: `copy` copies it and says how it went, `count` adds
+ * that to the report; a failure is listed in the report, never thrown. Tells onProgress either way.
+ */
+async function settle(kind: ItemKind, item: string, report: MigrationReport, opts: MigrateOptions, count: (outcome: Outcome) => void, copy: () => Promise<Outcome>): Promise<void> {
+  try {
+    const outcome = await copy();
+    count(outcome);
+    opts.onProgress?.({ kind, item, outcome });
+  } catch (err) {
+    report.failures.push({ item, reason: reasonOf(err) });
+    opts.onProgress?.({ kind, item, outcome: 'failed' });
+  }
+}
+
 /** Copies everything in `from` that `to` lacks; see the module comment. */
 export async function migrate(from: MigrationEnd, to: MigrationEnd, opts: MigrateOptions = {}): Promise<MigrationReport> {
   const report: MigrationReport = {
     parcelsCopied: 0, parcelsPresent: 0, bytesCopied: 0,
-    invoicesCopied: 0, invoicesYanked: 0, invoicesPresent: 0, tombstonesCopied: 0, tombstonesPresent: 0, failures: [],
+    invoicesCopied: 0, invoicesYanked: 0, invoicesPresent: 0, tombstonesCopied: 0, tombstonesPresent: 0,
+    linksCopied: 0, linksPresent: 0, failures: [],
   };
   await copyParcels(from.parcels, to.parcels, report, opts);
   await copyInvoices(from.index, to.index, report, opts);
   await copyTombstones(from.index, to.index, report, opts);
+  await copyBlobLinks(from.index, to.index, report, opts);
   return report;
+}
+
+/** Copies every OCI blob link (InvoiceIndex.linkOciBlob keeps the later time: idempotent), in keyset pages. */
+async function copyBlobLinks(from: InvoiceIndex, to: InvoiceIndex, report: MigrationReport, opts: MigrateOptions): Promise<void> {
+  let after: { name: string; sha256: string } | undefined;
+  for (;;) {
+    const page = await from.ociBlobLinkPage(after, PAGE);
+    for (const link of page) {
+      const count = (outcome: Outcome): void => {
+        if (outcome === 'present') report.linksPresent += 1;
+        else report.linksCopied += 1;
+      };
+      await settle('link', `${link.name}@sha256:${link.sha256}`, report, opts, count, async () => {
+        const present = await to.ociBlobLinked(link.name, link.sha256);
+        await to.linkOciBlob(link);
+        return present ? 'present' : 'copied';
+      });
+    }
+    const last = page.at(-1);
+    if (last === undefined || page.length < PAGE) return;
+    after = { name: last.name, sha256: last.sha256 };
+  }
 }
 
 async function copyTombstones(from: InvoiceIndex, to: InvoiceIndex, report: MigrationReport, opts: MigrateOptions): Promise<void> {
   for (const tombstone of await from.tombstones()) {
-    const item = `tombstone ${tombstone.name}/${tombstone.version}`;
-    try {
-      const written = await to.addTombstone(tombstone);
-      if (written) report.tombstonesCopied += 1;
-      else report.tombstonesPresent += 1;
-      opts.onProgress?.({ kind: 'tombstone', item, outcome: written ? 'copied' : 'present' });
-    } catch (err) {
-      report.failures.push({ item, reason: reasonOf(err) });
-      opts.onProgress?.({ kind: 'tombstone', item, outcome: 'failed' });
-    }
+    const count = (outcome: Outcome): void => {
+      if (outcome === 'present') report.tombstonesPresent += 1;
+      else report.tombstonesCopied += 1;
+    };
+    await settle('tombstone', `tombstone ${tombstone.name}/${tombstone.version}`, report, opts, count, async () =>
+      (await to.addTombstone(tombstone)) ? 'copied' : 'present',
+    );
   }
 }
 
@@ -119,17 +164,12 @@ async function copyInvoices(from: InvoiceIndex, to: InvoiceIndex, report: Migrat
     const page = await from.query({ query: '', offset, limit: PAGE, strict: false, yanked: true });
     if (page.invoices.length === 0) break;
     for (const entry of page.invoices) {
-      const item = `invoice ${entry.name}/${entry.version}`;
-      try {
-        const outcome = await copyInvoice(entry, from, to);
+      const count = (outcome: Outcome): void => {
         if (outcome === 'copied') report.invoicesCopied += 1;
         else if (outcome === 'yanked') report.invoicesYanked += 1;
         else report.invoicesPresent += 1;
-        opts.onProgress?.({ kind: 'invoice', item, outcome });
-      } catch (err) {
-        report.failures.push({ item, reason: reasonOf(err) });
-        opts.onProgress?.({ kind: 'invoice', item, outcome: 'failed' });
-      }
+      };
+      await settle('invoice', `invoice ${entry.name}/${entry.version}`, report, opts, count, () => copyInvoice(entry, from, to));
     }
   }
 }

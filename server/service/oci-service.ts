@@ -1,20 +1,23 @@
 /**
  * The OCI Distribution side of the Bindle provider (README "OCI"): reads of manifests (by tag =
  * version or by digest), blobs (parcels, config blobs, manifests, the empty blob), tags and
- * signature referrers, over the same invoice index and parcel store as the Bindle API. Like
- * BindleService it keeps no state: what it serves was written with each invoice
- * (server/storage/oci-records.ts). Routes (server/oci/) translate HTTP to these calls.
+ * signature referrers, over the same invoice index and parcel store as the Bindle API; blob
+ * uploads and mounts, which link the blob in its repository (server/storage/oci-blob-links.ts);
+ * and the repository catalog. Like BindleService it keeps no state: what it serves was written
+ * with each invoice (server/storage/oci-records.ts) or as a link, in the index. Routes
+ * (server/oci/) translate HTTP to these calls.
  */
 import type { Readable } from 'node:stream';
 import type { Invoice } from '../../schema/index.js';
 import { decodeDocument } from '../../core/codec/document-codec.js';
 import { parseInvoice } from '../../core/codec/invoice-codec.js';
-import { BindleError } from '../../core/errors/bindle-error.js';
+import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import {
   EMPTY_BLOB,
   EMPTY_DIGEST,
   assertBindleManifest,
   checkBindleManifest,
+  isOciName,
   isSha256Digest,
   parseManifest,
   sha256Digest,
@@ -25,10 +28,11 @@ import {
 import { readBody } from '../http/request-parsing.js';
 import type { InvoiceIndex } from '../storage/invoice-index.js';
 import type { OciArtifact, OciManifestRecord, OciTagPage } from '../storage/oci-records.js';
+import type { OciRepositoryPage } from '../storage/oci-blob-links.js';
 import type { ParcelReader } from '../storage/parcel-reader.js';
 import type { ParcelStore } from '../storage/parcel-store.js';
 import { checkParcelBytes } from '../storage/parcel-upload.js';
-import { OciUploads } from './oci-uploads.js';
+import { OciUploads, linkVerifiedBlob } from './oci-uploads.js';
 
 /** A blob found by digest: bytes kept in the index, or a parcel (read as BindleService.readParcel reads it). */
 export type OciBlob = { kind: 'bytes'; bytes: Buffer; size: number } | { kind: 'parcel'; sha256: string; size: number };
@@ -41,10 +45,16 @@ export interface OciServiceDeps {
   maxParcelBytes: number;
   /** Upload sessions idle longer than this are abandoned (default: the parcel stores' staging max age). */
   stagingMaxAgeMs?: number;
+  /** Unix milliseconds (blob links' and sessions' times); injectable for tests. */
+  nowMs?: () => number;
 }
 
 /** Creates a bindle as POST /_i does (BindleService.createInvoice), keeping the pushed artifact. */
 export type CreateBindle = (invoice: Invoice, artifact: OciArtifact) => Promise<unknown>;
+
+/** The fewest repository names `catalog` reads from the index at once, and the most. */
+const CATALOG_BATCH = 100;
+const MAX_CATALOG_BATCH = 1000;
 
 /** The largest config blob (a pushed invoice) a manifest may name. */
 export const MAX_CONFIG_BYTES = 16 * 2 ** 20;
@@ -84,7 +94,8 @@ export class OciService {
 
   /**
    * The blob with `digest` in repository `name`: the empty blob, a config blob or manifest of one
-   * of its invoices, or a stored parcel listed on one of them. not_found otherwise (also for
+   * of its invoices, or a stored parcel listed on one of them or linked in `name` (uploaded or
+   * mounted there, InvoiceIndex.linkOciBlob). not_found otherwise (also for
    * digests of other algorithms than sha256, which this registry never stores).
    */
   async blob(name: string, digest: string): Promise<OciBlob> {
@@ -92,13 +103,39 @@ export class OciService {
     const hex = sha256Hex(digest);
     if (hex !== undefined) {
       const { index, reader } = this.deps;
-      const listed = (await index.invoicesWithParcel(hex)).some((entry) => entry.name === name);
+      const listed = (await index.invoicesWithParcel(hex)).some((entry) => entry.name === name) || (await index.ociBlobLinked(name, hex));
       const size = listed ? (reader.knownSize(hex) ?? (await reader.size(hex))) : undefined;
       if (size !== undefined) return { kind: 'parcel', sha256: hex, size };
       const bytes = (await index.ociConfig(name, digest)) ?? (await index.ociManifestByDigest(name, digest))?.bytes;
       if (bytes !== undefined) return { kind: 'bytes', bytes, size: bytes.length };
     }
     throw new BindleError('not_found', `blob ${digest} is not in repository ${name}`);
+  }
+
+  private now(): number {
+    return this.deps.nowMs?.() ?? Date.now();
+  }
+
+  /**
+   * A page of `_catalog`: the names of the repositories (InvoiceIndex.ociRepositories) that are
+   * OCI names and that `visible` accepts (the requester may pull them), in byte order, those
+   * after `last`, at most `n`; `more` when another such name follows. The index is read in pages
+   * until the page is full or the names run out.
+   */
+  async catalog(last: string | undefined, n: number, visible: (name: string) => boolean): Promise<OciRepositoryPage> {
+    const names: string[] = [];
+    let after = last;
+    const batch = Math.min(Math.max(n + 1, CATALOG_BATCH), MAX_CATALOG_BATCH);
+    for (;;) {
+      const page = await this.deps.index.ociRepositories(after, batch);
+      for (const name of page.names) {
+        if (!isOciName(name) || !visible(name)) continue;
+        if (names.length === n) return { names, more: true };
+        names.push(name);
+      }
+      after = page.names.at(-1);
+      if (!page.more || after === undefined) return { names, more: false };
+    }
   }
 
   /** True when some invoice (yanked or not) has this name: the repository exists. */
@@ -133,13 +170,15 @@ export class OciService {
   }
 
   /**
-   * A monolithic blob upload: streams `data` (exactly `size` bytes) into the parcel store, which
-   * verifies size and digest before anything is visible. A blob already stored is not written
-   * again, but `data` is read and must still be that blob (size_mismatch, digest_mismatch); only
-   * when another upload stores it between that check and this one's write is the data taken
-   * unread, as the store refuses it.
+   * A monolithic blob upload to repository `name`: streams `data` (exactly `size` bytes) into the
+   * parcel store, which verifies size and digest before anything is visible. A blob already
+   * stored is not written again, but `data` is read and must still be that blob (size_mismatch,
+   * digest_mismatch). Then the blob is linked in `name` (linkVerifiedBlob), so it is served there
+   * at once. When another upload stores it between that check and this one's write, the store
+   * takes the data unread: nothing proves this client had the bytes, so nothing is linked and the
+   * upload fails `unavailable` (sent again, it is hashed against the stored blob).
    */
-  async putBlob(digest: string, size: number | undefined, data: Readable): Promise<void> {
+  async putBlob(name: string, digest: string, size: number | undefined, data: Readable): Promise<void> {
     const hex = sha256Hex(digest);
     if (hex === undefined) throw new BindleError('bad_request', `invalid digest ${JSON.stringify(digest)}: this registry takes sha256:<64 hex> digests`);
     if (size === undefined) throw new BindleError('size_mismatch', 'a monolithic blob upload needs a Content-Length');
@@ -148,20 +187,41 @@ export class OciService {
     }
     if (await this.deps.parcels.has(hex)) {
       await checkParcelBytes(hex, size, data);
-      return;
+    } else {
+      try {
+        await this.deps.parcels.put(hex, size, data);
+      } catch (err) {
+        if (!(err instanceof BindleError && err.code === 'already_exists')) throw err;
+        throw new BindleError('unavailable', `another upload stored blob ${digest} at the same time: send it again`, { cause: err, retryAfterSeconds: 1 });
+      }
     }
-    try {
-      await this.deps.parcels.put(hex, size, data);
-    } catch (err) {
-      if (err instanceof BindleError && err.code === 'already_exists') return;
-      throw err;
-    }
+    await linkVerifiedBlob(this.deps, name, hex, this.now());
   }
 
-  /** Cross-repository mount: true when the blob is stored (blobs are stored once for every repository). */
-  async hasBlob(digest: string): Promise<boolean> {
+  /**
+   * Cross-repository mount of blob `digest` from repository `from` into `name`: true (linked in
+   * `name`) when the blob is stored and `from` serves it as a parcel (linked there, listed on one
+   * of its invoices, or the config blob of one); false otherwise, when the caller starts an
+   * ordinary upload instead (distribution-spec). The caller has checked that the requester may
+   * read `from` and push to `name`.
+   */
+  async mount(name: string, digest: string, from: string): Promise<boolean> {
     const hex = sha256Hex(digest);
-    return hex !== undefined && (await this.deps.parcels.has(hex));
+    if (hex === undefined) return false;
+    const { index, parcels } = this.deps;
+    const inSource =
+      (await index.ociBlobLinked(from, hex)) ||
+      (await index.invoicesWithParcel(hex)).some((entry) => entry.name === from) ||
+      (await index.ociConfig(from, digest)) !== undefined;
+    if (!inSource || !(await parcels.has(hex))) return false;
+    try {
+      await linkVerifiedBlob(this.deps, name, hex, this.now());
+    } catch (err) {
+      // Collected meanwhile: not mounted (the link left behind names nothing; collection prunes it).
+      if (isBindleError(err, 'unavailable')) return false;
+      throw err;
+    }
+    return true;
   }
 
   /**

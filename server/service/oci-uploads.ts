@@ -4,9 +4,10 @@
  * (server/storage/oci-uploads.ts) naming its chunks, and each chunk is a content-addressed
  * object in the parcel store, so any replica continues a session. The blob becomes visible only
  * at the closing PUT, when the chunks are streamed in order into ParcelStore.put(digest), which
- * verifies size and digest. Chunk objects are unreferenced parcels: garbage collection removes
- * them after its grace period (they are not removed at close or cancel, since another session
- * may hold a chunk with the same bytes).
+ * verifies size and digest, and then linked in the session's repository (linkVerifiedBlob), so
+ * that repository serves it at once. Chunk objects are unreferenced parcels: garbage collection
+ * removes them after its grace period (they are not removed at close or cancel, since another
+ * session may hold a chunk with the same bytes).
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -58,6 +59,22 @@ class ChunkMeter extends Transform {
     }
     this.hash.update(chunk);
     callback(null, chunk);
+  }
+}
+
+/**
+ * Links blob `hex` in repository `name` (InvoiceIndex.linkOciBlob, at `now`), for bytes this
+ * request verified (stored, or hashed against the stored blob) or a mount the requester may
+ * read, then checks that the blob is still stored: unavailable (send it again) when garbage
+ * collection removed it in the meantime. Linking first and checking after is what makes this
+ * safe against a collector (server/service/garbage-collect.ts): one that hides the blob before
+ * the link is written either sees the young link when it confirms (and restores the blob) or
+ * has hidden it from this check.
+ */
+export async function linkVerifiedBlob(deps: { index: InvoiceIndex; parcels: ParcelStore }, name: string, hex: string, now: number): Promise<void> {
+  await deps.index.linkOciBlob({ name, sha256: hex, linkedAt: now });
+  if (!(await deps.parcels.has(hex))) {
+    throw new BindleError('unavailable', `blob sha256:${hex} was collected as garbage while it was uploaded: send it again`, { retryAfterSeconds: 1 });
   }
 }
 
@@ -116,9 +133,10 @@ export class OciUploads {
    * The closing PUT: the session's chunks and `data` (a last chunk, possibly empty, placed as
    * `append` places one) are the blob `digest`. They are streamed in order into the parcel store,
    * which verifies size and digest before anything is visible; a blob already stored is not
-   * written again, but the bytes are still hashed and must match. Then the session ends. On
-   * digest_mismatch the session stays as it was before this request (its last chunk is not
-   * appended), so the client may close it again with the right digest.
+   * written again, but the bytes are still hashed and must match. Then the blob is linked in
+   * `name` (linkVerifiedBlob) and the session ends. On digest_mismatch the session stays as it
+   * was before this request (its last chunk is not appended), so the client may close it again
+   * with the right digest; so it does when the blob was collected meanwhile (unavailable).
    */
   async close(name: string, uuid: string, digest: string, data: Readable, position?: ChunkPosition): Promise<void> {
     const hex = sha256Hex(digest);
@@ -139,6 +157,7 @@ export class OciUploads {
         throw isBindleError(err, 'digest_mismatch') ? new BindleError('digest_mismatch', `${err.message}; the upload is as it was before this request`) : err;
       });
     }
+    await linkVerifiedBlob(this.deps, name, hex, this.now());
     await this.deps.index.deleteOciUpload(uuid);
   }
 

@@ -10,6 +10,7 @@
 import type { Invoice } from '../../schema/index.js';
 import type { OciArtifact, OciManifestRecord, OciTagPage } from './oci-records.js';
 import type { OciUploadChunk, OciUploadSession } from './oci-uploads.js';
+import type { OciBlobLink, OciRepositoryPage } from './oci-blob-links.js';
 
 /**
  * One stored invoice. `toml`/`json` are the exact bytes served for GET (never re-rendered);
@@ -107,7 +108,10 @@ export interface InvoiceIndex {
    * Hard delete: in one transaction removes the invoice name/version (its parcels stay in the
    * parcel store until garbage collection) and stores `tombstone` (replacing an older one of the
    * same id). not_found if the invoice is absent, and then nothing is written. Of racing deletes
-   * exactly one succeeds. Checked with checkTombstone.
+   * exactly one succeeds. Checked with checkTombstone. The same transaction removes the OCI blob
+   * links of `name` to the invoice's parcels and to its config blob (see linkOciBlob): what an
+   * administrator deleted is no longer served by that repository through a link (another
+   * invoice of the name that lists a parcel still serves it). A yank removes no link.
    */
   delete(tombstone: Tombstone): Promise<void>;
   /** The tombstone of name/version; undefined when it was never deleted (or re-created since). */
@@ -186,6 +190,38 @@ export interface InvoiceIndex {
   appendOciUpload(uuid: string, offset: number, chunk: OciUploadChunk, updatedAt: number): Promise<boolean>;
   /** Removes the session: true when this call removed it, false when it was absent. */
   deleteOciUpload(uuid: string): Promise<boolean>;
+  /**
+   * OCI blob links (server/storage/oci-blob-links.ts): blob `link.sha256` is in repository
+   * `link.name` (uploaded there, or mounted). Stores the link (checkBlobLink), or, when it exists,
+   * moves its linkedAt to the later of the two (never back): racing links of one blob both
+   * succeed, and a copy (migration) is idempotent. A link names no invoice: it may exist for a
+   * name no invoice has, and for a blob the parcel store does not hold (callers check the store).
+   * Rules of the callers (server/service/oci-service.ts, garbage-collect.ts): a link is written
+   * only for bytes that were verified (stored, or hashed against the stored blob) or a mount the
+   * requester may read, and then the blob's presence is checked again; garbage collection keeps a
+   * blob linked within its grace period, and removes a removed blob's links.
+   */
+  linkOciBlob(link: OciBlobLink): Promise<void>;
+  /** True when blob `sha256` is linked in repository `name` (however old the link). */
+  ociBlobLinked(name: string, sha256: string): Promise<boolean>;
+  /** Every link of blob `sha256`, ordered by name (byte order). */
+  ociBlobLinks(sha256: string): Promise<OciBlobLink[]>;
+  /**
+   * Every link, ordered by sha256 then name (byte order), those after `after` (when given) in
+   * that order, at most `n` (a non-negative integer): for migration and garbage collection.
+   */
+  ociBlobLinkPage(after: { name: string; sha256: string } | undefined, n: number): Promise<OciBlobLink[]>;
+  /**
+   * Removes the links of blob `sha256` whose linkedAt is at or before `linkedBefore` (a link
+   * written later stays); returns how many were removed.
+   */
+  unlinkOciBlob(sha256: string, linkedBefore: number): Promise<number>;
+  /**
+   * The repositories for `_catalog`: the distinct names of stored invoices (yanked or not: the
+   * names for which a repository exists, as ociTags tells), in byte order, those after `last`
+   * (when given), at most `n` (a non-negative integer). Links alone make no repository.
+   */
+  ociRepositories(last: string | undefined, n: number): Promise<OciRepositoryPage>;
   /** Number of stored invoices, yanked included. */
   count(): Promise<number>;
   /** Releases the index; later calls fail with unavailable. */

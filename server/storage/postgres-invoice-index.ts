@@ -13,6 +13,7 @@ import type { Client, ClientBase, ClientConfig, Notification, Pool, PoolClient }
 import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { OCI_MANIFEST_SELECT, ociManifestRecord, ociRowsOf, type OciManifestColumns, type OciManifestRecord, type OciTagPage } from './oci-records.js';
 import { checkUploadChunk, uploadSessionOf, type OciUploadChunk, type OciUploadSession } from './oci-uploads.js';
+import { blobLinkOf, checkBlobLink, checkPageSize, type BlobLinkRow, type OciBlobLink, type OciRepositoryPage } from './oci-blob-links.js';
 import type { InsertOptions, InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice, Tombstone } from './invoice-index.js';
 import { recentInvoiceCache, recentKey } from './recent-invoices.js';
 import {
@@ -145,6 +146,17 @@ const MIGRATIONS: readonly string[] = [
   ALTER INDEX invoices_name_trgm SET (fastupdate = off);
   ALTER INDEX invoices_search_trgm SET (fastupdate = off);
   SELECT gin_clean_pending_list('invoices_name_trgm'::regclass), gin_clean_pending_list('invoices_search_trgm'::regclass);
+  `,
+  `
+  -- OCI blob links (oci-blob-links.ts): blob sha256 was uploaded to or mounted into repository
+  -- name, at linked_at (the latest such, in ms). Independent of invoices: a link may come first.
+  CREATE TABLE oci_blob_links (
+    name text COLLATE "C" NOT NULL,
+    sha256 text COLLATE "C" NOT NULL,
+    linked_at bigint NOT NULL,
+    PRIMARY KEY (name, sha256)
+  );
+  CREATE INDEX oci_blob_links_sha256 ON oci_blob_links (sha256, name);
   `,
 ];
 
@@ -511,6 +523,13 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
     checkTombstone(tombstone);
     try {
       await this.transaction(async (client) => {
+        // The links of the name to what the invoice lists, while its rows still say what that is.
+        await client.query(
+          `DELETE FROM oci_blob_links WHERE name = $1 AND sha256 IN (
+             SELECT p.sha256 FROM invoice_parcels p JOIN invoices i ON i.id = p.invoice_id WHERE i.name = $1 AND i.version = $2
+             UNION ALL SELECT substr(c.digest, 8) FROM oci_configs c JOIN invoices i ON i.id = c.invoice_id WHERE i.name = $1 AND i.version = $2)`,
+          [tombstone.name, tombstone.version],
+        );
         const removed = await client.query('DELETE FROM invoices WHERE name = $1 AND version = $2', [tombstone.name, tombstone.version]);
         if (removed.rowCount !== 1) throw new BindleError('not_found', `invoice ${tombstone.name}/${tombstone.version} does not exist`);
         await client.query(
@@ -722,6 +741,58 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
   async deleteOciUpload(uuid: string): Promise<boolean> {
     this.checkOpen();
     return (await this.rows('DELETE FROM oci_uploads WHERE uuid = $1 RETURNING 1', [uuid], 'deleteOciUpload')).length === 1;
+  }
+
+  async linkOciBlob(link: OciBlobLink): Promise<void> {
+    this.checkOpen();
+    checkBlobLink(link);
+    await this.rows(
+      `INSERT INTO oci_blob_links (name, sha256, linked_at) VALUES ($1, $2, $3)
+       ON CONFLICT (name, sha256) DO UPDATE SET linked_at = greatest(oci_blob_links.linked_at, excluded.linked_at)`,
+      [link.name, link.sha256, link.linkedAt],
+      'linkOciBlob',
+    );
+  }
+
+  async ociBlobLinked(name: string, sha256: string): Promise<boolean> {
+    this.checkOpen();
+    return (await this.rows('SELECT 1 FROM oci_blob_links WHERE name = $1 AND sha256 = $2', [name, sha256], 'ociBlobLinked')).length === 1;
+  }
+
+  async ociBlobLinks(sha256: string): Promise<OciBlobLink[]> {
+    this.checkOpen();
+    const rows = await this.rows<BlobLinkRow>('SELECT name, sha256, linked_at FROM oci_blob_links WHERE sha256 = $1 ORDER BY name', [sha256], 'ociBlobLinks');
+    return rows.map(blobLinkOf);
+  }
+
+  async ociBlobLinkPage(after: { name: string; sha256: string } | undefined, n: number): Promise<OciBlobLink[]> {
+    this.checkOpen();
+    checkPageSize(n);
+    const rows = await this.rows<BlobLinkRow>(
+      after === undefined
+        ? 'SELECT name, sha256, linked_at FROM oci_blob_links ORDER BY sha256, name LIMIT $1'
+        : 'SELECT name, sha256, linked_at FROM oci_blob_links WHERE (sha256, name) > ($2, $3) ORDER BY sha256, name LIMIT $1',
+      after === undefined ? [n] : [n, after.sha256, after.name],
+      'ociBlobLinkPage',
+    );
+    return rows.map(blobLinkOf);
+  }
+
+  async unlinkOciBlob(sha256: string, linkedBefore: number): Promise<number> {
+    this.checkOpen();
+    return (await this.rows('DELETE FROM oci_blob_links WHERE sha256 = $1 AND linked_at <= $2 RETURNING 1', [sha256, linkedBefore], 'unlinkOciBlob')).length;
+  }
+
+  async ociRepositories(last: string | undefined, n: number): Promise<OciRepositoryPage> {
+    this.checkOpen();
+    checkPageSize(n);
+    // Walks invoices_order (name first) and stops after n + 1 distinct names.
+    const rows = await this.rows<{ name: string }>(
+      'SELECT DISTINCT name FROM invoices WHERE name > $1 ORDER BY name LIMIT $2',
+      [last ?? '', n + 1],
+      'ociRepositories',
+    );
+    return { names: rows.slice(0, n).map((r) => r.name), more: rows.length > n };
   }
 
   async count(): Promise<number> {

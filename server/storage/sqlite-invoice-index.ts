@@ -13,6 +13,7 @@ import { workerBeside, WorkerPool } from '../../core/worker-pool.js';
 import type { InsertOptions, InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice, Tombstone } from './invoice-index.js';
 import { OCI_MANIFEST_SELECT, ociManifestRecord, ociRowsOf, type OciManifestColumns, type OciManifestRecord, type OciTagPage } from './oci-records.js';
 import { checkUploadChunk, uploadSessionOf, type OciUploadChunk, type OciUploadSession } from './oci-uploads.js';
+import { blobLinkOf, checkBlobLink, checkPageSize, type BlobLinkRow, type OciBlobLink, type OciRepositoryPage } from './oci-blob-links.js';
 import { recentInvoiceCache, recentKey } from './recent-invoices.js';
 import {
   checkEntry, checkPaging, checkTombstone, checkYankEntry, deletedError, searchText, storedInvoice, tombstoneOf,
@@ -187,6 +188,17 @@ export const MIGRATIONS: readonly string[] = [
     VALUES (new.name, substr(new.search_text, 1, instr(new.search_text, char(10)) - 1), 1)
     ON CONFLICT (name) DO UPDATE SET invoices = invoices + 1;
   END;
+  `,
+  `
+  -- OCI blob links (oci-blob-links.ts): blob sha256 was uploaded to or mounted into repository
+  -- name, at linked_at (the latest such, in ms). Independent of invoices: a link may come first.
+  CREATE TABLE oci_blob_links (
+    name TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    linked_at INTEGER NOT NULL,
+    PRIMARY KEY (name, sha256)
+  ) WITHOUT ROWID;
+  CREATE INDEX oci_blob_links_sha256 ON oci_blob_links (sha256, name);
   `,
 ];
 
@@ -461,6 +473,12 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
       this.forgetReads();
       this.db
         .transaction(() => {
+          // The links of the name to what the invoice lists, while its rows still say what that is.
+          this.statements.rows(
+            `DELETE FROM oci_blob_links WHERE name = ? AND sha256 IN (
+               SELECT p.sha256 FROM invoice_parcels p JOIN invoices i ON i.id = p.invoice_id WHERE i.name = ? AND i.version = ?
+               UNION ALL SELECT substr(c.digest, 8) FROM oci_configs c JOIN invoices i ON i.id = c.invoice_id WHERE i.name = ? AND i.version = ?)`,
+          ).run(tombstone.name, tombstone.name, tombstone.version, tombstone.name, tombstone.version);
           const removed = this.statements.rows('DELETE FROM invoices WHERE name = ? AND version = ?').run(tombstone.name, tombstone.version);
           if (removed.changes === 0) throw new BindleError('not_found', `invoice ${tombstone.name}/${tombstone.version} does not exist`);
           this.statements.rows('INSERT OR REPLACE INTO tombstones (canonical_id, name, version, deleted_at, record) VALUES (?, ?, ?, ?, ?)').run(
@@ -718,6 +736,64 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     return settle(() => {
       this.checkOpen();
       return this.statements.rows('DELETE FROM oci_uploads WHERE uuid = ?').run(uuid).changes === 1;
+    });
+  }
+
+  linkOciBlob(link: OciBlobLink): Promise<void> {
+    return settle(() => {
+      this.checkOpen();
+      checkBlobLink(link);
+      this.statements.rows(
+        `INSERT INTO oci_blob_links (name, sha256, linked_at) VALUES (?, ?, ?)
+         ON CONFLICT (name, sha256) DO UPDATE SET linked_at = max(linked_at, excluded.linked_at)`,
+      ).run(link.name, link.sha256, link.linkedAt);
+    });
+  }
+
+  ociBlobLinked(name: string, sha256: string): Promise<boolean> {
+    return settle(() => {
+      this.checkOpen();
+      return this.statements.values('SELECT 1 FROM oci_blob_links WHERE name = ? AND sha256 = ?').get(name, sha256) !== undefined;
+    });
+  }
+
+  ociBlobLinks(sha256: string): Promise<OciBlobLink[]> {
+    return settle(() => {
+      this.checkOpen();
+      const rows = this.statements.rows('SELECT name, sha256, linked_at FROM oci_blob_links WHERE sha256 = ? ORDER BY name').all(sha256) as BlobLinkRow[];
+      return rows.map(blobLinkOf);
+    });
+  }
+
+  ociBlobLinkPage(after: { name: string; sha256: string } | undefined, n: number): Promise<OciBlobLink[]> {
+    return settle(() => {
+      this.checkOpen();
+      checkPageSize(n);
+      const rows = (
+        after === undefined
+          ? this.statements.rows('SELECT name, sha256, linked_at FROM oci_blob_links ORDER BY sha256, name LIMIT ?').all(n)
+          : this.statements.rows(
+            'SELECT name, sha256, linked_at FROM oci_blob_links WHERE (sha256, name) > (?, ?) ORDER BY sha256, name LIMIT ?',
+          ).all(after.sha256, after.name, n)
+      ) as BlobLinkRow[];
+      return rows.map(blobLinkOf);
+    });
+  }
+
+  unlinkOciBlob(sha256: string, linkedBefore: number): Promise<number> {
+    return settle(() => {
+      this.checkOpen();
+      return this.statements.rows('DELETE FROM oci_blob_links WHERE sha256 = ? AND linked_at <= ?').run(sha256, linkedBefore).changes;
+    });
+  }
+
+  ociRepositories(last: string | undefined, n: number): Promise<OciRepositoryPage> {
+    return settle(() => {
+      this.checkOpen();
+      checkPageSize(n);
+      // bindle_names holds every name of a stored invoice once (kept by triggers).
+      const names = this.statements.values('SELECT name FROM bindle_names WHERE name > ? ORDER BY name LIMIT ?').all(last ?? '', n + 1) as string[];
+      return { names: names.slice(0, n), more: names.length > n };
     });
   }
 

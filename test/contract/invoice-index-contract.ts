@@ -150,6 +150,88 @@ export function invoiceIndexContract(t: Test, name: string, makeIndex: (dir: str
       t.ok(await reopened.ociUpload('u-4'), 'others stay');
     });
 
+    t.test('OCI blob links: a re-link keeps the later time; look-ups, keyset pages, unlink up to a time, races, durable', async (t) => {
+      const { index, dir } = await fresh(t);
+      await index.linkOciBlob({ name: 'repo/a', sha256: PARCEL_A, linkedAt: 1000 });
+      t.equal(await index.ociBlobLinked('repo/a', PARCEL_A), true, 'linked');
+      t.equal(await index.ociBlobLinked('repo/b', PARCEL_A), false, 'not in another repository');
+      t.equal(await index.ociBlobLinked('repo/a', PARCEL_B), false, 'nor another blob');
+      await index.linkOciBlob({ name: 'repo/a', sha256: PARCEL_A, linkedAt: 500 });
+      t.same(await index.ociBlobLinks(PARCEL_A), [{ name: 'repo/a', sha256: PARCEL_A, linkedAt: 1000 }], 'an older re-link does not move the time back');
+      await index.linkOciBlob({ name: 'repo/a', sha256: PARCEL_A, linkedAt: 2000 });
+      await index.linkOciBlob({ name: 'repo/b', sha256: PARCEL_A, linkedAt: 1500 });
+      await index.linkOciBlob({ name: 'repo/a', sha256: PARCEL_B, linkedAt: 100 });
+      t.same(await index.ociBlobLinks(PARCEL_A), [
+        { name: 'repo/a', sha256: PARCEL_A, linkedAt: 2000 },
+        { name: 'repo/b', sha256: PARCEL_A, linkedAt: 1500 },
+      ], 'a later one moves it forward; the links of a digest by name');
+      t.same(await index.ociBlobLinks(PARCEL_C), [], 'none for an unlinked digest');
+      const all = [
+        { name: 'repo/a', sha256: PARCEL_A, linkedAt: 2000 },
+        { name: 'repo/b', sha256: PARCEL_A, linkedAt: 1500 },
+        { name: 'repo/a', sha256: PARCEL_B, linkedAt: 100 },
+      ];
+      t.same(await index.ociBlobLinkPage(undefined, 10), all, 'every link by sha256, then name');
+      t.same(await index.ociBlobLinkPage(undefined, 2), all.slice(0, 2));
+      t.same(await index.ociBlobLinkPage({ name: 'repo/b', sha256: PARCEL_A }, 2), all.slice(2), 'keyset pages');
+      t.same(await index.ociBlobLinkPage({ name: 'repo/a', sha256: PARCEL_A }, 1), all.slice(1, 2), 'after a name within a digest');
+      t.same(await index.ociBlobLinkPage(undefined, 0), []);
+      await t.rejects(index.linkOciBlob({ name: 'repo/a', sha256: 'X', linkedAt: 1 }), { code: 'internal' }, 'a malformed link is refused');
+      await t.rejects(index.linkOciBlob({ name: '', sha256: PARCEL_A, linkedAt: 1 }), { code: 'internal' });
+
+      t.equal(await index.unlinkOciBlob(PARCEL_A, 1500), 1, 'unlink removes the links written at or before the time');
+      t.same(await index.ociBlobLinks(PARCEL_A), [{ name: 'repo/a', sha256: PARCEL_A, linkedAt: 2000 }], 'a later link stays');
+      t.equal(await index.unlinkOciBlob(PARCEL_C, 9000), 0);
+
+      await Promise.all([3000, 5000, 4000].map((linkedAt) => index.linkOciBlob({ name: 'repo/race', sha256: PARCEL_C, linkedAt })));
+      t.same(await index.ociBlobLinks(PARCEL_C), [{ name: 'repo/race', sha256: PARCEL_C, linkedAt: 5000 }], 'racing links all succeed; the latest time wins');
+
+      await index.close();
+      const reopened = await makeIndex(dir);
+      t.teardown(() => reopened.close());
+      t.same(await reopened.ociBlobLinkPage(undefined, 10), [
+        { name: 'repo/a', sha256: PARCEL_A, linkedAt: 2000 },
+        { name: 'repo/a', sha256: PARCEL_B, linkedAt: 100 },
+        { name: 'repo/race', sha256: PARCEL_C, linkedAt: 5000 },
+      ], 'durable across close and reopen');
+    });
+
+    t.test('OCI blob links: a hard delete removes the name\'s links to the invoice\'s parcels and config; a yank keeps them', async (t) => {
+      const { index } = await fresh(t);
+      const entry = makeEntry('linked/app', '1.0.0', { parcels: [PARCEL_A, PARCEL_B] });
+      await index.insert(entry);
+      await index.insert(makeEntry('linked/app', '2.0.0', { parcels: [PARCEL_B] }));
+      const config = sha256Digest(Buffer.from(entry.toml, 'utf8')).slice('sha256:'.length);
+      for (const link of [
+        { name: 'linked/app', sha256: PARCEL_A }, { name: 'linked/app', sha256: PARCEL_B }, { name: 'linked/app', sha256: PARCEL_C },
+        { name: 'linked/app', sha256: config }, { name: 'other/app', sha256: PARCEL_A },
+      ]) await index.linkOciBlob({ ...link, linkedAt: 1000 });
+      const links = async (): Promise<string[]> => (await index.ociBlobLinkPage(undefined, 100)).map((l) => `${l.name}@${l.sha256.slice(0, 4)}`).sort();
+      const before = await links();
+      t.equal(await index.yank(makeEntry('linked/app', '1.0.0', { parcels: [PARCEL_A, PARCEL_B], yanked: true })), true);
+      t.same(await links(), before, 'a yank keeps every link');
+      await index.delete(makeTombstone('linked/app', '1.0.0'));
+      t.same(await links(), ['linked/app@cccc', 'other/app@aaaa'].sort(), 'its parcels\' and config\'s links in the name go (also of a parcel another version lists); others stay');
+    });
+
+    t.test('OCI: repositories are the distinct names of stored invoices, yanked too, in byte order, paged with last and n', async (t) => {
+      const { index } = await fresh(t);
+      for (const [name, version] of [['b/x', '1.0.0'], ['b/x', '1.1.0'], ['a', '1.0.0'], ['B', '1.0.0'], ['ä', '1.0.0'], ['y', '1.0.0'], ['gone', '1.0.0']]) {
+        await index.insert(makeEntry(name ?? '', version ?? ''));
+      }
+      t.equal(await index.yank(makeEntry('y', '1.0.0', { yanked: true })), true);
+      await index.delete(makeTombstone('gone', '1.0.0'));
+      await index.linkOciBlob({ name: 'links/only', sha256: PARCEL_A, linkedAt: 1 });
+      const all = ['B', 'a', 'b/x', 'y', 'ä'];
+      t.same(await index.ociRepositories(undefined, 100), { names: all, more: false }, 'byte order; a name once; yanked kept; deleted and link-only names not');
+      t.same(await index.ociRepositories(undefined, 2), { names: all.slice(0, 2), more: true });
+      t.same(await index.ociRepositories('a', 2), { names: all.slice(2, 4), more: true });
+      t.same(await index.ociRepositories('y', 2), { names: all.slice(4), more: false });
+      t.same(await index.ociRepositories('b', 10), { names: all.slice(2), more: false }, 'last need not be a name');
+      t.same(await index.ociRepositories('ä', 10), { names: [], more: false });
+      t.same(await index.ociRepositories(undefined, 0), { names: [], more: true });
+    });
+
     t.test('insert then get returns the entry with its exact documents', async (t) => {
       const { index } = await fresh(t);
       const entry = makeEntry('enterprise.com/warpcore', '1.0.0', { description: 'd', authors: ['a'], parcels: [PARCEL_A] });

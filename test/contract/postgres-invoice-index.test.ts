@@ -169,11 +169,28 @@ if (url !== undefined) {
     await index.close();
     const client = new pg.Client({ connectionString: url });
     await client.connect();
-    await client.query(`DROP TABLE "${schema}".oci_manifests, "${schema}".oci_configs, "${schema}".tombstones, "${schema}".oci_uploads; UPDATE "${schema}".bindle_schema_version SET version = 1`);
+    await client.query(`DROP TABLE "${schema}".oci_manifests, "${schema}".oci_configs, "${schema}".tombstones, "${schema}".oci_uploads, "${schema}".oci_blob_links; UPDATE "${schema}".bindle_schema_version SET version = 1`);
     await client.end();
     const reopened = await PostgresInvoiceIndex.open(url, { schema, poolSize: 1 });
     t.teardown(() => reopened.close());
     t.equal((await reopened.ociManifest('old/kept', '1.0.0'))?.digest, buildBindleManifest(Buffer.from(kept.toml), kept.invoice).digest);
+  });
+
+  t.test('a schema of version 5 (before blob links) gets the links table, empty; its invoices stay', async (t) => {
+    const schema = await schemaFor(t.testdir());
+    const index = await PostgresInvoiceIndex.open(url, { schema, poolSize: 1 });
+    await index.insert(makeEntry('old/app', '1.0.0'));
+    await index.close();
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    await client.query(`DROP TABLE "${schema}".oci_blob_links; UPDATE "${schema}".bindle_schema_version SET version = 5`);
+    await client.end();
+    const reopened = await PostgresInvoiceIndex.open(url, { schema, poolSize: 1 });
+    t.teardown(() => reopened.close());
+    t.same(await reopened.ociBlobLinkPage(undefined, 10), [], 'no links yet');
+    await reopened.linkOciBlob({ name: 'old/app', sha256: 'a'.repeat(64), linkedAt: 1 });
+    t.equal(await reopened.ociBlobLinked('old/app', 'a'.repeat(64)), true, 'links are kept');
+    t.same(await reopened.ociRepositories(undefined, 10), { names: ['old/app'], more: false }, 'the invoices stay');
   });
 
   t.test('open backfills OCI rows only when migrating from before the OCI tables, not at every open (it reads every invoice)', async (t) => {

@@ -413,11 +413,34 @@ t.test('a cached invoice is handed out as the same object (parsed once) until a 
   t.equal(first?.yanked, false, 'an object handed out before the yank is left as it was');
 });
 
+/** Turns a current index file back into one of schema version 5 (as that version's server left it): no blob links. */
+function toSchemaVersion5(db: Database.Database): void {
+  db.exec('DROP TABLE oci_blob_links');
+  db.pragma('user_version = 5');
+}
+
+t.test('a file of schema version 5 gets the OCI blob links table, empty; its invoices stay and serve', async (t) => {
+  const path = join(t.testdir(), 'index.db');
+  const index = SqliteInvoiceIndex.open(path, { backgroundMerge: false });
+  await index.insert(makeEntry('old/app', '1.0.0'));
+  await index.close();
+  withRaw(path, toSchemaVersion5);
+  t.notOk(withRaw(path, (db) => db.prepare(`SELECT 1 FROM sqlite_schema WHERE name = 'oci_blob_links'`).get()), 'a version 5 file has no links table');
+  const migrated = SqliteInvoiceIndex.open(path, { backgroundMerge: false });
+  t.teardown(() => migrated.close());
+  t.equal(withRaw(path, (db) => db.pragma('user_version', { simple: true })), MIGRATIONS.length);
+  t.same(await migrated.ociBlobLinkPage(undefined, 10), [], 'no links yet');
+  await migrated.linkOciBlob({ name: 'old/app', sha256: 'a'.repeat(64), linkedAt: 1 });
+  t.equal(await migrated.ociBlobLinked('old/app', 'a'.repeat(64)), true, 'links are kept');
+  t.same(await migrated.ociRepositories(undefined, 10), { names: ['old/app'], more: false }, 'the invoices stay');
+});
+
 /**
  * Turns a current index file back into one of schema version 4 (as that version's server left
  * it, FTS5 in use): no bindle_names, and the one full-text table over invoices(name, search_text).
  */
 function toSchemaVersion4(db: Database.Database): void {
+  toSchemaVersion5(db);
   db.exec(`
     DROP TABLE bindle_name_fts; DROP TABLE invoice_text_fts;
     DROP TRIGGER invoice_text_fts_insert; DROP TRIGGER invoice_text_fts_delete; DROP TRIGGER invoice_text_fts_update;
@@ -707,8 +730,8 @@ t.test('an index from before the OCI tables gets deterministic OCI rows from its
   t.equal(await index.yank(yanked), true);
   await index.close();
   withRaw(path, (db) => {
-    db.exec('DROP TABLE oci_manifests; DROP TABLE oci_configs; DROP TABLE tombstones; DROP TABLE oci_uploads');
     toSchemaVersion4(db);
+    db.exec('DROP TABLE oci_manifests; DROP TABLE oci_configs; DROP TABLE tombstones; DROP TABLE oci_uploads');
     db.pragma('user_version = 1');
   });
   const reopened = SqliteInvoiceIndex.open(path);

@@ -48,7 +48,7 @@ t.test('migrate sqlite+file into sqlite+file: complete, verified, resumable, ide
   let run = runMigrate(args);
   t.equal(run.status, 0, run.stderr);
   t.match(run.stdout, new RegExp(`parcels: ${parcelCount} copied \\(\\d+ bytes\\), 0 already there`));
-  t.match(run.stdout, /invoices: 2 copied, 0 yank copied, 0 already there\ntombstones: 0 copied, 0 already there\nfailures: 0/);
+  t.match(run.stdout, /invoices: 2 copied, 0 yank copied, 0 already there\ntombstones: 0 copied, 0 already there\nOCI blob links: 0 copied, 0 already there\nfailures: 0/);
 
   run = runMigrate(args);
   t.equal(run.status, 0, 'a second run succeeds');

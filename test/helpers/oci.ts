@@ -1,12 +1,24 @@
 /**
  * OCI test helpers: pushing a bindle into an in-process app through `/v1` (as a publisher
- * would) and reading OCI replies (the error envelope, manifests).
+ * would), reading OCI replies (the error envelope, manifests), and an authorizer that hides
+ * some repositories (for mounts and the catalog).
  */
 import type { Invoice } from '../../schema/index.js';
 import { renderInvoice } from '../../core/codec/invoice-codec.js';
+import { BindleError } from '../../core/errors/bindle-error.js';
 import type { OciManifest } from '../../core/oci/index.js';
 import { sha256, signedInvoice, type TestParcel } from './bindles.js';
+import type { Action, Authorizer, Principal } from '../../server/auth/types.js';
 import type { TestApp } from './test-app.js';
+
+/** Reads of names under `secret/` only for principal `root`; everything else for everyone. */
+export class SecretReads implements Authorizer {
+  authorize(principal: Principal | undefined, action: Action, name?: string): void {
+    if (action !== 'read' || name?.startsWith('secret/') !== true || principal?.id === 'root') return;
+    if (principal === undefined) throw new BindleError('unauthenticated', `reading ${name} needs credentials`);
+    throw new BindleError('forbidden', `${principal.id} may not read ${name}`);
+  }
+}
 
 /** Creates a signed bindle with `parcels` through POST /v1/_i and uploads them; resolves with the stored TOML. */
 export async function pushThroughV1(ta: TestApp, name: string, version: string, parcels: readonly TestParcel[], extra?: Partial<Invoice>): Promise<string> {

@@ -145,3 +145,85 @@ t.test('gc racing creates and uploads that need its candidates: no invoice loses
   }
   t.match(await collectGarbage(ta.index, ta.parcels, { graceMs: HOUR, now: later }), { removed: 0, referenced: parcels.length });
 });
+
+/** Uploads `data` over OCI into `name` (monolithic POST): the blob is linked there. */
+function ociUpload(ta: TestApp, name: string, data: Buffer) {
+  return ta.app.inject({ method: 'POST', url: `/v2/${name}/blobs/uploads/?digest=sha256:${sha256(data)}`, headers: { 'content-type': 'application/octet-stream' }, payload: data });
+}
+
+t.test('a blob linked in a repository within the grace period is kept though no invoice lists it; once the link is older, it goes with its links', async (t) => {
+  const ta = await makeTestApp(t);
+  const data = randomBytes(2000);
+  t.equal((await ociUpload(ta, 'example.com/linked', data)).statusCode, 201);
+  const sha = sha256(data);
+  // Pushed again 30 minutes before the collection ("two hours later"): its link is that young.
+  await ta.index.linkOciBlob({ name: 'example.com/linked', sha256: sha, linkedAt: later() - 30 * 60 * 1000 });
+  const kept = await collectGarbage(ta.index, ta.parcels, { graceMs: HOUR, now: later });
+  t.match(kept, { scanned: 1, young: 0, linked: 1, removed: 0, linksRemoved: 0 }, 'the parcel is past the grace period, its link is not');
+  t.equal((await ta.app.inject({ method: 'GET', url: `/v2/example.com/linked/blobs/sha256:${sha}` })).statusCode, 200, 'still served');
+
+  const evenLater = (): number => later() + HOUR;
+  const dry = await collectGarbage(ta.index, ta.parcels, { graceMs: HOUR, now: evenLater, dryRun: true });
+  t.match(dry, { linked: 0, removed: 1, linksRemoved: 1 }, 'a dry run counts the links that would go');
+  t.equal((await ta.index.ociBlobLinks(sha)).length, 1, 'and removes none');
+  const removed = await collectGarbage(ta.index, ta.parcels, { graceMs: HOUR, now: evenLater });
+  t.match(removed, { linked: 0, removed: 1, linksRemoved: 1, failures: [] });
+  t.same(await ta.index.ociBlobLinks(sha), [], 'its links went with it');
+  t.equal((await ta.app.inject({ method: 'GET', url: `/v2/example.com/linked/blobs/sha256:${sha}` })).statusCode, 404);
+});
+
+t.test('a link written while the candidate is hidden keeps it (the second look-up reads links too)', async (t) => {
+  const ta = await makeTestApp(t);
+  const data = randomBytes(3000);
+  const sha = await storeParcel(ta, data);
+  const index = hookedIndex(ta.index, sha, 'before', async (call) => {
+    if (call === 2) await ta.index.linkOciBlob({ name: 'example.com/during', sha256: sha, linkedAt: later() });
+  });
+  const report = await collectGarbage(index, ta.parcels, { graceMs: HOUR, now: later });
+  t.match(report, { removed: 0, kept: 1 }, 'restored');
+  t.equal(await ta.parcels.has(sha), true);
+});
+
+t.test('an upload that verified a stored blob which is then collected before its link is written fails, and succeeds sent again', async (t) => {
+  const ta = await makeTestApp(t);
+  const data = randomBytes(3000);
+  const sha = await storeParcel(ta, data);
+  let collected: object | undefined;
+  const racing = new Proxy(ta.index, {
+    get(target, prop, receiver) {
+      if (prop !== 'linkOciBlob' || collected !== undefined) return Reflect.get(target, prop, receiver) as unknown;
+      return async (link: Parameters<InvoiceIndex['linkOciBlob']>[0]) => {
+        // The bytes were hashed against the stored blob; a collector removes it before the link.
+        collected = await collectGarbage(target, ta.parcels, { graceMs: HOUR, now: later });
+        return target.linkOciBlob(link);
+      };
+    },
+  });
+  const racingApp = await makeTestApp(t, { dir: ta.dir, openIndex: () => Promise.resolve(racing) });
+  const res = await ociUpload(racingApp, 'example.com/race', data);
+  t.match(collected, { removed: 1 }, 'the collector removed the blob');
+  t.equal(res.statusCode, 503, 'the upload is not acknowledged for a blob that is gone');
+  t.equal((await ta.app.inject({ method: 'GET', url: `/v2/example.com/race/blobs/sha256:${sha}` })).statusCode, 404);
+  t.equal((await ociUpload(racingApp, 'example.com/race', data)).statusCode, 201, 'sent again');
+  const got = await ta.app.inject({ method: 'GET', url: `/v2/example.com/race/blobs/sha256:${sha}` });
+  t.equal(got.statusCode, 200);
+  t.ok(got.rawPayload.equals(data));
+});
+
+t.test('links older than the grace period whose blob is not stored are pruned; younger ones stay', async (t) => {
+  const ta = await makeTestApp(t);
+  const gone = 'f'.repeat(64);
+  const young = 'e'.repeat(64);
+  const stored = await storeParcel(ta, randomBytes(100));
+  await ta.index.linkOciBlob({ name: 'example.com/dangling', sha256: gone, linkedAt: Date.now() });
+  await ta.index.linkOciBlob({ name: 'example.com/other', sha256: gone, linkedAt: Date.now() });
+  await ta.index.linkOciBlob({ name: 'example.com/dangling', sha256: young, linkedAt: later() });
+  const dry = await collectGarbage(ta.index, ta.parcels, { graceMs: HOUR, now: later, dryRun: true });
+  t.match(dry, { removed: 1, linksRemoved: 2 });
+  t.equal((await ta.index.ociBlobLinks(gone)).length, 2, 'a dry run prunes nothing');
+  const report = await collectGarbage(ta.index, ta.parcels, { graceMs: HOUR, now: later });
+  t.match(report, { removed: 1, linksRemoved: 2, failures: [] });
+  t.same(await ta.index.ociBlobLinks(gone), []);
+  t.equal((await ta.index.ociBlobLinks(young)).length, 1, 'a young link to a blob not (yet) stored stays');
+  t.equal(await ta.parcels.has(stored), false);
+});

@@ -128,9 +128,11 @@ t.test('monolithic blob uploads: digest checked, mounts, unknown sessions', asyn
   const shorter = await uploadBlob(ta, alpha.subarray(1), digestOf(alpha));
   t.equal(shorter.statusCode, 400, 'and its own size');
   t.equal((await ta.parcels.stat(digestOf(alpha).slice(7)))?.size, alpha.length, 'the stored blob is untouched');
-  const mount = await ta.app.inject({ method: 'POST', url: `/v2/${NAME}/blobs/uploads/?mount=${digestOf(alpha)}&from=other.com/app` });
-  t.equal(mount.statusCode, 201);
-  t.equal(mount.headers.location, `/v2/${NAME}/blobs/${digestOf(alpha)}`);
+  const mount = await ta.app.inject({ method: 'POST', url: `/v2/other.com/app/blobs/uploads/?mount=${digestOf(alpha)}&from=${NAME}` });
+  t.equal(mount.statusCode, 201, 'a blob uploaded to one repository mounts into another');
+  t.equal(mount.headers.location, `/v2/other.com/app/blobs/${digestOf(alpha)}`);
+  const notThere = await ta.app.inject({ method: 'POST', url: `/v2/${NAME}/blobs/uploads/?mount=${digestOf(alpha)}&from=third.com/app` });
+  t.equal(notThere.statusCode, 202, 'a mount from a repository without the blob opens an upload session instead, though the blob is stored');
   const noMount = await ta.app.inject({ method: 'POST', url: `/v2/${NAME}/blobs/uploads/?mount=${digestOf(bravo)}&from=other.com/app` });
   t.equal(noMount.statusCode, 202, 'a mount of an unknown blob opens an upload session instead');
   t.match(noMount.headers.location, new RegExp(`^/v2/${NAME}/blobs/uploads/[0-9a-f-]{36}$`));

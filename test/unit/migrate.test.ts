@@ -3,7 +3,7 @@
  * at the source after a first copy is carried over (the destination's entry becomes the source's
  * bytes), a different invoice under the same id at the destination is reported and left alone,
  * a parcel whose source bytes do not match its digest is refused by the destination, and the
- * tombstones of hard deletes are carried over.
+ * tombstones of hard deletes and the OCI blob links are carried over.
  */
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -114,4 +114,21 @@ t.test('tombstones of hard deletes are carried over, so the destination refuses 
   t.match(report.failures, [{ item: 'tombstone example.com/live/1.0.0', reason: /exists: it cannot have a tombstone/ }], 'an id live at the destination is reported');
   report = await migrate(from, to);
   t.match(report, { tombstonesCopied: 0, tombstonesPresent: 1 }, 'a second run copies nothing');
+});
+
+t.test('OCI blob links are carried over with their times, in pages; a second run copies none', async (t) => {
+  const root = t.testdir();
+  const from = await end(t, join(root, 'from'));
+  const to = await end(t, join(root, 'to'));
+  const links = Array.from({ length: 300 }, (_, i) => ({ name: `example.com/repo${i % 3}`, sha256: sha256(Buffer.from(`blob ${i}`)), linkedAt: 1_700_000_000_000 + i }));
+  for (const link of links) await from.index.linkOciBlob(link);
+  const [first] = links;
+  if (first === undefined) throw new Error('no links');
+  await to.index.linkOciBlob({ ...first, linkedAt: 1 });
+  let report = await migrate(from, to);
+  t.match(report, { linksCopied: 299, linksPresent: 1, failures: [] });
+  const copied = await to.index.ociBlobLinkPage(undefined, 1000);
+  t.same(copied, await from.index.ociBlobLinkPage(undefined, 1000), 'every link, its time too (a present one moved forward to the source\'s)');
+  report = await migrate(from, to);
+  t.match(report, { linksCopied: 0, linksPresent: 300 }, 'a second run copies nothing');
 });
