@@ -30,7 +30,7 @@ import type { Invoice, Label, Parcel } from '../../schema/index.js';
 import { parseInvoice, renderInvoice } from '../../core/codec/invoice-codec.js';
 import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import { writeFileAtomic } from '../../core/fs-atomic.js';
-import { canonicalId, formatId, isSha256Hex, type BindleId } from '../../core/ids/bindle-id.js';
+import { canonicalId, formatId, isSha256Hex, isStrictSemver, type BindleId } from '../../core/ids/bindle-id.js';
 import { selectParcels, type FeatureFilter } from '../../core/selection/index.js';
 import type { Keyring } from '../../core/signing/keyring.js';
 import { verifyInvoice, type VerificationStrategy } from '../../core/signing/verification.js';
@@ -102,6 +102,26 @@ const VERIFICATION_FAILURES: ReadonlySet<string> = new Set([
   'missing_role',
   'invalid_invoice',
 ]);
+
+/**
+ * Whether `version` matches a reference's range as the server's `_q` matches its version
+ * parameter: a strict version is exact (`1.0.0+build.1` only that build, `1.0.0` only the plain
+ * one), anything else an npm range (which ignores build metadata). So a reference resolves to
+ * the same bindle from the server and from the cache.
+ */
+function matchesRange(version: string, range: string): boolean {
+  const text = range.trim();
+  return isStrictSemver(text) ? version === text : semver.satisfies(version, text);
+}
+
+/**
+ * The server's order of versions (newest SemVer precedence first; among builds of one version,
+ * which SemVer ranks equal, byte order: the plain version, then its builds), so that the one a
+ * range picks does not depend on the order versions were listed in.
+ */
+function newestFirst(a: string, b: string): number {
+  return semver.rcompare(a, b) || (a < b ? -1 : a > b ? 1 : 0);
+}
 
 function isVerificationFailure(err: unknown): err is BindleError {
   return isBindleError(err) && VERIFICATION_FAILURES.has(err.code);
@@ -291,7 +311,7 @@ export class ModuleStore {
     allowYanked: boolean,
   ): Promise<{ id: BindleId; invoice: Invoice; caching: Promise<void>; skipped: SkippedVersion[] }> {
     const versions = pullPolicy === 'Never' ? await this.#cachedVersions(ref.name) : await this.#serverVersions(ref.name, ref.range);
-    const matching = [...new Set(versions.filter((v) => semver.satisfies(v, ref.range)))].sort(semver.rcompare);
+    const matching = [...new Set(versions.filter((v) => matchesRange(v, ref.range)))].sort(newestFirst);
     if (matching.length === 0) {
       throw new BindleError(
         'not_found',
@@ -372,7 +392,15 @@ export class ModuleStore {
     const name = formatId(id);
     const path = this.invoicePath(id);
     if (pullPolicy !== 'Always') {
-      const cached = await this.#readCachedInvoice(id, path);
+      let cached: Invoice | undefined;
+      try {
+        cached = await this.#readCachedInvoice(id, path);
+      } catch (err) {
+        // A cached invoice that does not parse or verify (a torn write, bit rot, tampering, a key
+        // no longer trusted) is fetched again, and verified the same way, unless the policy is Never.
+        if (pullPolicy === 'Never' || !isBindleError(err)) throw err;
+        this.#log(`${err.message}; fetching it from the server again`);
+      }
       if (cached !== undefined) return { invoice: cached, caching: Promise.resolve() };
       if (pullPolicy === 'Never') {
         throw new BindleError('not_found', `bindle ${name} is not in the module cache (${this.cacheDir}) and imagePullPolicy is Never`);

@@ -12,7 +12,8 @@
  * of sha256>`. When two parcels would land on one path (or one's path is the other's
  * directory), or a path is longer than 1024 bytes, the later one, in invoice order, is placed
  * at the top level as `<first 12 hex of sha256>-<last segment>` (the segment cut to fit 255
- * bytes).
+ * bytes); when that is taken too, as `<sha256>`, then `<sha256>-2`, `<sha256>-3`, … (the first
+ * free one): every parcel gets a path of its own, however the names were crafted.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -71,7 +72,8 @@ export async function copyVerified(from: string, to: string, label: Label): Prom
     );
     await chmod(to, 0o444);
   } catch (err) {
-    await rm(to, { force: true });
+    // A file that was there already (EEXIST from the exclusive open) is not this copy's to remove.
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') await rm(to, { force: true });
     throw err;
   }
 }
@@ -141,7 +143,7 @@ export function layoutParcelFiles(labels: readonly Label[]): PlacedFile[] {
     if (conflicts(path) || Buffer.byteLength(path, 'utf8') > MAX_RELATIVE_PATH_BYTES) {
       const last = path.split('/').pop() ?? '';
       path = prefixed(short, last);
-      if (conflicts(path)) path = label.sha256;
+      for (let n = 1; conflicts(path); n++) path = n === 1 ? label.sha256 : `${label.sha256}-${n}`;
     }
     claim(path);
     return { label, relativePath: path };

@@ -176,3 +176,21 @@ t.test('a name segment longer than a file name may be is shortened, deterministi
   t.same(files.map((f) => f.relativePath), [`${shortened}/${sha256(`${long}.txt`).slice(0, 12)}-${'n'.repeat(242)}`, `${shortened}/other.txt`]);
   t.equal(readFileSync(join(data, shortened, 'other.txt'), 'utf8'), 'second file', 'the data directory holds them');
 });
+
+t.test('names crafted to take every fallback still give each parcel a path of its own', async (t) => {
+  const [a, b, c, d] = ['AAAA', 'BBBB', 'CCCC', 'DDDD'];
+  const sb = sha256(b);
+  // D is named B's sha256; C takes the `<sha12>-f` name B falls back to; A then B are both "f".
+  const labels = [label(sb, d), label(`${sb.slice(0, 12)}-f`, c), label('f', a), label('f', b), label('f', b)];
+  const paths = layoutParcelFiles(labels).map((p) => p.relativePath);
+  t.same(paths, [sb, `${sb.slice(0, 12)}-f`, 'f', `${sb}-2`, `${sb}-3`], 'the sha256, then numbered');
+  t.equal(new Set(paths).size, paths.length, 'no two parcels share a path');
+
+  const root = t.testdir({ cache: { a, b, c, d } });
+  const data = join(root, 'data');
+  const files = [d, c, a, b].map((text, i) => ({ label: labels[i] ?? label('?', text), path: join(root, 'cache', ['d', 'c', 'a', 'b'][i] ?? '') }));
+  await populateDataDir(data, files);
+  t.same(readdirSync(data).sort(), [sb, `${sb.slice(0, 12)}-f`, 'f', `${sb}-2`].sort());
+  t.equal(readFileSync(join(data, sb), 'utf8'), d, 'the parcel named like another\'s sha256 keeps its bytes');
+  t.equal(readFileSync(join(data, `${sb}-2`), 'utf8'), b);
+});

@@ -418,3 +418,49 @@ t.test('a range passes over versions that fail verification, alike under every p
     message: /^no version of example\.com\/rng matching ">=1\.2\.0" verifies: 2\.0\.0: unknown_signing_key: .*; 1\.2\.0: unknown_signing_key: /,
   }, 'when none verifies, the pod is refused');
 });
+
+t.test('a reference resolves to the same bindle under every pull policy, builds of one version included', async (t) => {
+  const { url } = await listeningApp(t);
+  const pub = publisher(t, url);
+  const hello = await wasm('hello');
+  for (const version of ['1.0.0+zzz', '1.0.0', '1.0.0+aaa', '0.9.0']) {
+    await pushBindle(pub, 'example.com/builds', version, [wasmParcel('hello.wasm', hello), { name: 'version.txt', data: Buffer.from(version) }]);
+  }
+  const { store } = moduleStore(t, url);
+  const cases: Array<[string, string]> = [
+    ['bindle:example.com/builds@1.0.0+zzz', 'example.com/builds/1.0.0+zzz'],
+    ['bindle:example.com/builds@1.0.0+aaa', 'example.com/builds/1.0.0+aaa'],
+    ['bindle:example.com/builds@1.0.0', 'example.com/builds/1.0.0'],
+    ['bindle:example.com/builds@=1.0.0', 'example.com/builds/1.0.0'],
+    ['bindle:example.com/builds@^1.0.0', 'example.com/builds/1.0.0'],
+    ['bindle:example.com/builds@<1.0.0', 'example.com/builds/0.9.0'],
+  ];
+  for (const policy of ['Always', 'IfNotPresent', 'Never'] as const) {
+    for (const [ref, id] of cases) t.equal((await store.get(ref, policy)).id, id, `${policy}: ${ref}`);
+  }
+});
+
+t.test('under IfNotPresent a cached invoice that does not verify is fetched again, not passed over', async (t) => {
+  const { url } = await listeningApp(t);
+  const pub = publisher(t, url);
+  const hello = await wasm('hello');
+  for (const version of ['1.0.0', '1.1.0']) await pushBindle(pub, 'example.com/rot', version, [wasmParcel('hello.wasm', hello)]);
+  const { store, cacheDir, logs } = moduleStore(t, url);
+  t.equal((await store.get('bindle:example.com/rot@^1.0.0', 'IfNotPresent')).id, 'example.com/rot/1.1.0');
+  const path = join(cacheDir, 'invoices', `${canonicalId({ name: 'example.com/rot', version: '1.1.0' })}.toml`);
+  const good = readFileSync(path, 'utf8');
+  const rot = (): void => {
+    chmodSync(path, 0o644);
+    writeFileSync(path, good.replace(/signature = "(.)/, (_, c: string) => `signature = "${c === 'A' ? 'B' : 'A'}`));
+  };
+  rot();
+  const resolved = await store.get('bindle:example.com/rot@^1.0.0', 'IfNotPresent');
+  t.equal(resolved.id, 'example.com/rot/1.1.0', 'the range still resolves to the newest version');
+  t.same(resolved.skipped, [], 'nothing passed over');
+  t.match(logs.join('\n'), /the cached invoice of example\.com\/rot\/1\.1\.0 \(.*\) failed verification: .*; fetching it from the server again/);
+  t.equal(readFileSync(path, 'utf8'), good, 'the cache holds the server\'s copy again');
+  rot();
+  t.equal((await store.get('bindle:example.com/rot/1.1.0', 'IfNotPresent')).id, 'example.com/rot/1.1.0', 'an exact reference is repaired too');
+  rot();
+  await t.rejects(store.get('bindle:example.com/rot/1.1.0', 'Never'), { message: /the cached invoice of example\.com\/rot\/1\.1\.0 .* failed verification/ }, 'Never cannot ask the server');
+});
