@@ -2,7 +2,7 @@
  * The contents of a file the authenticators read (htpasswd, static tokens), kept current: each
  * `refresh()` (called on each request that needs them) makes sure the file was stat'ed at most
  * one check interval (1 s by default) before, and re-reads it when its version on disk (mtime,
- * size, inode) differs from the one loaded. So the file is stat'ed at most once per interval
+ * ctime, size, device and inode) differs from the one loaded. So the file is stat'ed at most once per interval
  * however many requests arrive (concurrent ones share the stat in flight), and a change is in
  * force for every request that starts one interval after it. A new version that cannot be read
  * or parsed leaves the last good contents in force and is reported, never silently.
@@ -58,7 +58,9 @@ function warn(error: BindleError): void {
 async function versionOf(path: string): Promise<string> {
   try {
     const s = await stat(path);
-    return `${s.mtimeMs}:${s.size}:${s.ino}`;
+    // ctime too: a rewrite in place of the same size with its mtime set back (`touch -r`,
+    // `cp -p`, `rsync -t --inplace`) changes it, and no one can set it.
+    return `${s.mtimeMs}:${s.ctimeMs}:${s.size}:${s.dev}:${s.ino}`;
   } catch {
     return 'missing';
   }

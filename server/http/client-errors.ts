@@ -6,6 +6,7 @@
  * body with a Content-Encoding (415: bodies are never decoded, so an encoded one would be
  * parsed or stored as it is), and a Transfer-Encoding other than chunked (501, as RFC 9112
  * says: Node removes the chunked framing only, so `gzip, chunked` would be stored compressed).
+ * No header field is dropped for being past Node's count limit: those checks see them all.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -39,6 +40,11 @@ function statusText(code: ErrorCode): string {
 
 /** Sends every reply Node would send without a body with one instead. */
 export function registerClientErrors(app: FastifyInstance): void {
+  // Node keeps the first 1000 header fields of a request and drops the rest without a word, so a
+  // check of one header (a second Authorization, a Content-Encoding) could be passed by sending it
+  // after 1000 others: every field is kept instead, their total bounded by the parser's header
+  // size limit (HPE_HEADER_OVERFLOW, 431 above).
+  app.server.maxHeadersCount = 0;
   app.server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
     const error = new BindleError('expectation_failed', `unsupported Expect: ${JSON.stringify(request.headers.expect ?? '')} (only 100-continue is)`);
     const format = replyFormat(request.headers.accept);

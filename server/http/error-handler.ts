@@ -3,6 +3,7 @@
  * negotiated format with the status from core/errors. Fastify's own errors are mapped onto the
  * closed code set; anything unexpected is logged and answered as a 500 without internals.
  */
+import type { IncomingMessage } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BindleError, HTTP_STATUS, isOutOfSpace, type ErrorCode } from '../../core/errors/bindle-error.js';
 import { carriesCredentials } from '../auth/types.js';
@@ -50,6 +51,17 @@ export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest
 }
 
 /**
+ * Whether bytes of the request's body may still be on their way: it has one (a length above 0,
+ * or chunked) not read to its end. A request without a body is whole once its headers are,
+ * even before Node marks it complete, so the connection stays open for the requests behind it.
+ */
+function bodyMayFollow(raw: IncomingMessage): boolean {
+  if (raw.complete) return false;
+  const length = raw.headers['content-length'];
+  return raw.headers['transfer-encoding'] !== undefined || (length !== undefined && length.trim() !== '0');
+}
+
+/**
  * What every API's error reply does first (this handler's, the web UI's, the OCI API's): maps
  * `err` to a BindleError, logs it (at error for the server's own failures, at info for the
  * client's), and sets the headers every format shares (Connection: close for an unread upload,
@@ -61,7 +73,7 @@ export function recordError(err: unknown, request: FastifyRequest, reply: Fastif
   else if (bindleError.code === 'insufficient_storage') request.log.error({ err }, 'out of storage space');
   else request.log.info({ code: bindleError.code, reason: bindleError.message }, 'request failed');
   // A rejected upload may still be streaming: close the connection instead of draining it.
-  if (!request.raw.complete) reply.header('connection', 'close');
+  if (bodyMayFollow(request.raw)) reply.header('connection', 'close');
   if (bindleError.retryAfterSeconds !== undefined) reply.header('retry-after', String(bindleError.retryAfterSeconds));
   return bindleError;
 }

@@ -74,3 +74,29 @@ t.test('the fast lane leaves a request with two Authorization headers to Fastify
   t.equal(refused.status, 400);
   t.match(refused.body, /2 Authorization headers/);
 });
+
+t.test('a second Authorization header is seen after 1500 other fields, and a refusal keeps the connection for the requests behind it', async (t) => {
+  const authenticator = new RecordingAuthenticator();
+  const ta = await makeTestApp(t, { authenticator });
+  await storeInvoiceDirect(ta, signedInvoice(NAME, '1.0.0', []));
+  const port = await listenForRawClients(t, ta);
+  // Past the ~1000 fields Node keeps by default, within the header size limit.
+  const filler = Array.from({ length: 1500 }, (_, i) => `x${i}:y\r\n`).join('');
+  const late = firstResponse((await rawExchange(port, [
+    `DELETE ${INVOICE} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer good\r\n${filler}Authorization: Bearer other\r\nConnection: close\r\n\r\n`,
+  ])).text);
+  t.equal(late.status, 400, late.body);
+  t.match(late.body, /2 Authorization headers/);
+  const encoded = firstResponse((await rawExchange(port, [
+    `POST /v1/_i HTTP/1.1\r\nHost: x\r\nContent-Type: application/toml\r\nContent-Length: 2\r\n${filler}Content-Encoding: gzip\r\nConnection: close\r\n\r\nxx`,
+  ])).text);
+  t.equal(encoded.status, 415, 'so is a Content-Encoding after them');
+  t.same(authenticator.asked, [], 'the authenticator was never asked');
+
+  const pipelined = await rawExchange(port, [
+    `GET ${INVOICE} HTTP/1.1\r\nHost: x\r\nAuthorization: \r\nAuthorization: Bearer good\r\n\r\n` +
+      'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+  ]);
+  const statuses = [...pipelined.text.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
+  t.same(statuses, [400, 200], 'the request behind the refused one (it has no body) is answered');
+});

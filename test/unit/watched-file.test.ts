@@ -5,7 +5,7 @@
  * a change is seen by every refresh called one interval after it, even while an older check is
  * still running.
  */
-import { writeFileSync } from 'node:fs';
+import { statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { DEFAULT_CHECK_INTERVAL_MS, WatchedFile } from '../../server/auth/watched-file.js';
@@ -79,4 +79,21 @@ t.test('an interval of 0 looks at the file on every refresh', async (t) => {
   writeFileSync(path, 'two, longer');
   await file.refresh();
   t.equal(file.value, 'two, longer');
+});
+
+t.test('a rewrite of the same size with its modification time set back is seen (by its change time)', async (t) => {
+  const { path, clock, file } = await watched(t);
+  const pinned = 1_700_000_000; // whole seconds, which every file system keeps exactly
+  utimesSync(path, pinned, pinned);
+  clock.now = DEFAULT_CHECK_INTERVAL_MS;
+  await file.refresh();
+  const before = statSync(path);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  writeFileSync(path, 'two');
+  utimesSync(path, pinned, pinned);
+  const after = statSync(path);
+  t.same([after.size, after.mtimeMs, after.ino], [before.size, before.mtimeMs, before.ino], 'the same size, modification time and inode as before');
+  clock.now = 2 * DEFAULT_CHECK_INTERVAL_MS;
+  await file.refresh();
+  t.equal(file.value, 'two');
 });
