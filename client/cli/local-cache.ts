@@ -147,7 +147,7 @@ export async function copyCachedParcel(bindleDir: string, id: BindleId, label: L
     await copyVerifiedNewFile(cached, dest, label, flag);
   } catch (err) {
     if (!isBindleError(err, 'size_mismatch') && !isBindleError(err, 'digest_mismatch')) throw err;
-    await rm(cached, { force: true });
+    await rm(cached, { force: true, recursive: true });
     throw new BindleError(
       err.code,
       `${err.message}; the corrupt copy ${cached} was removed from the cache: run 'bindle get ${formatId(id)}' to download it again`,
@@ -178,7 +178,7 @@ export async function removingCorruptParcels<T>(bindleDir: string, id: BindleId,
       seen.add(label.sha256);
       if ((await checkCachedParcel(parcelsDir, label)).state !== 'corrupt') continue;
       const path = cachedParcelPath(bindleDir, id, label.sha256);
-      await rm(path, { force: true });
+      await rm(path, { force: true, recursive: true });
       removed.push(path);
     }
     if (removed.length === 0) throw err;

@@ -410,7 +410,8 @@ export async function fetchBindle(
     if (state?.state !== 'corrupt') continue;
     repaired.push({ label, problem: state.problem });
     // Gone at once: a download that fails now leaves no corrupt copy for later (offline) use.
-    await rm(join(parcelsDir, parcelFileName(label.sha256)), { force: true });
+    // Recursive: whatever is at a parcel's place (a directory too) is not the parcel.
+    await rm(join(parcelsDir, parcelFileName(label.sha256)), { force: true, recursive: true });
   }
   const toFetch = wanted.filter((_, i) => states[i]?.state !== 'intact');
   emit(planOf(toFetch));

@@ -6,7 +6,7 @@
  * Bindle server whose requests are recorded.
  */
 import t, { type Test } from 'tap';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderKeyRing } from '../../core/codec/key-file-codec.js';
 import { canonicalId } from '../../core/ids/bindle-id.js';
@@ -141,4 +141,29 @@ t.test('with the server down, get removes a corrupt cached parcel and says so; t
   t.equal(online.stderr, '', 'nothing corrupt was left to repair');
   t.ok(parcelRequests() - before > 0);
   t.same(readFileSync(largePath), LARGE);
+});
+
+t.test('a directory where a cached parcel belongs is removed like a corrupt copy, online and offline; an incomplete cache says what it lacks', async (t) => {
+  const { dir, bindle, global, smallPath } = await setup(t);
+  const plant = (): void => {
+    rmSync(smallPath, { force: true, recursive: true });
+    mkdirSync(smallPath);
+    writeFileSync(join(smallPath, 'x'), 'planted');
+  };
+  plant();
+  const online = await bindle([...global, 'get', ID]);
+  t.equal(online.code, 0, { stderr: online.stderr });
+  t.match(online.stderr, `a corrupt cached parcel was removed and fetched again: parcel ${sha256(SMALL)} (small.txt)`);
+  t.same(readFileSync(smallPath), SMALL, 'the parcel is back in its place');
+
+  plant();
+  const down = global.map((arg, i) => (global[i - 1] === '-s' ? 'http://127.0.0.1:1/v1/' : arg));
+  const offline = await bindle([...down, 'get', ID]);
+  t.equal(offline.code, 1);
+  t.match(offline.stderr, `a corrupt cached parcel was removed: parcel ${sha256(SMALL)} (small.txt)`);
+  t.notOk(existsSync(smallPath), 'the directory is gone');
+  const again = await bindle([...down, 'get', ID, '-x', join(dir, 'out')]);
+  t.equal(again.code, 1);
+  t.match(again.stderr, `the cached copy of ${ID} cannot be used: it lacks 1 parcel(s): ${sha256(SMALL)} (small.txt)`);
+  t.notMatch(again.stderr, /EISDIR/);
 });

@@ -165,21 +165,27 @@ async function offlineCopy(ctx: CliContext, id: BindleId, yanked: boolean, offli
   const { checkCachedParcel } = await import('../../lib/workflows.js');
   const dir = cachedBindlePath(ctx.settings.bindleDir, id);
   const shas = [...new Set(invoiceParcels(invoice).map((p) => p.label.sha256))];
-  let complete = true;
+  const lacking: string[] = [];
   for (const sha of shas) {
-    const checked = await checkCachedParcel(join(dir, 'parcels'), labelOnInvoice(invoice, sha));
+    const label = labelOnInvoice(invoice, sha);
+    const checked = await checkCachedParcel(join(dir, 'parcels'), label);
     if (checked.state === 'intact') continue;
-    complete = false;
+    lacking.push(`${label.sha256} (${label.name})`);
     if (checked.state !== 'corrupt') continue;
-    const path = cachedParcelPath(ctx.settings.bindleDir, id, sha);
-    await rm(path, { force: true });
+    // Recursive: whatever is in the cache at a parcel's place (a directory too) is not the parcel.
+    await rm(cachedParcelPath(ctx.settings.bindleDir, id, sha), { force: true, recursive: true });
     warnLine(
       ctx.io,
       `bindle: warning: a corrupt cached parcel was removed: ${describeError(checked.problem)}; ` +
         `run 'bindle get ${formatId(id)}' with the server reachable to download it again`,
     );
   }
-  return complete ? { dir, parcels: shas } : undefined;
+  if (lacking.length === 0) return { dir, parcels: shas };
+  warnLine(
+    ctx.io,
+    `bindle: warning: the cached copy of ${formatId(id)} cannot be used: it lacks ${lacking.length} parcel(s): ${lacking.join(', ')}`,
+  );
+  return undefined;
 }
 
 /**
