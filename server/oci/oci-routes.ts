@@ -169,6 +169,8 @@ export function ociRoutes(app: FastifyInstance, opts: OciRouteOptions): void {
 
   const read = async (request: WildcardRequest, reply: FastifyReply, head: boolean): Promise<FastifyReply> => {
     const { endpoint } = parseOciPath(request.params['*']);
+    // A read of a repository is asked of the authorizer with its name, as /v1 reads are.
+    if (endpoint !== 'uploads') authorizeBindleName(request, 'read', target(request).name);
     switch (endpoint) {
       case 'manifests':
         return manifest(request, reply, head);

@@ -11,6 +11,7 @@ import type { Readable } from 'node:stream';
 import type { Invoice } from '../../schema/index.js';
 import { decodeDocument } from '../../core/codec/document-codec.js';
 import { parseInvoice } from '../../core/codec/invoice-codec.js';
+import { mapLimit } from '../../core/concurrency.js';
 import { BindleError, isBindleError } from '../../core/errors/bindle-error.js';
 import {
   EMPTY_BLOB,
@@ -55,6 +56,9 @@ export type CreateBindle = (invoice: Invoice, artifact: OciArtifact) => Promise<
 /** The fewest repository names `catalog` reads from the index at once, and the most. */
 const CATALOG_BATCH = 100;
 const MAX_CATALOG_BATCH = 1000;
+
+/** Layers of a pushed manifest whose place in the repository is looked up at once. */
+const REPOSITORY_LOOK_UPS = 16;
 
 /** The largest config blob (a pushed invoice) a manifest may name. */
 export const MAX_CONFIG_BYTES = 16 * 2 ** 20;
@@ -103,13 +107,22 @@ export class OciService {
     const hex = sha256Hex(digest);
     if (hex !== undefined) {
       const { index, reader } = this.deps;
-      const listed = (await index.invoicesWithParcel(hex)).some((entry) => entry.name === name) || (await index.ociBlobLinked(name, hex));
-      const size = listed ? (reader.knownSize(hex) ?? (await reader.size(hex))) : undefined;
+      const size = (await this.inRepository(name, hex)) ? (reader.knownSize(hex) ?? (await reader.size(hex))) : undefined;
       if (size !== undefined) return { kind: 'parcel', sha256: hex, size };
       const bytes = (await index.ociConfig(name, digest)) ?? (await index.ociManifestByDigest(name, digest))?.bytes;
       if (bytes !== undefined) return { kind: 'bytes', bytes, size: bytes.length };
     }
     throw new BindleError('not_found', `blob ${digest} is not in repository ${name}`);
+  }
+
+  /**
+   * Whether parcel `hex` belongs to repository `name`: listed on one of its invoices, or linked
+   * there (uploaded or mounted). Only such a parcel is served by, or may be named in a manifest
+   * pushed to, the repository (whether the store holds it is asked separately).
+   */
+  private async inRepository(name: string, hex: string): Promise<boolean> {
+    const { index } = this.deps;
+    return (await index.invoicesWithParcel(hex)).some((entry) => entry.name === name) || (await index.ociBlobLinked(name, hex));
   }
 
   private now(): number {
@@ -209,10 +222,7 @@ export class OciService {
     const hex = sha256Hex(digest);
     if (hex === undefined) return false;
     const { index, parcels } = this.deps;
-    const inSource =
-      (await index.ociBlobLinked(from, hex)) ||
-      (await index.invoicesWithParcel(hex)).some((entry) => entry.name === from) ||
-      (await index.ociConfig(from, digest)) !== undefined;
+    const inSource = (await this.inRepository(from, hex)) || (await index.ociConfig(from, digest)) !== undefined;
     if (!inSource || !(await parcels.has(hex))) return false;
     try {
       await linkVerifiedBlob(this.deps, name, hex, this.now());
@@ -252,9 +262,15 @@ export class OciService {
       throw new BindleError('manifest_invalid', `a bindle is pushed under the tag of its version: ${version.replaceAll('+', '_')}, not ${reference}`);
     }
     checkBindleManifest(manifest, config, invoice);
-    const missing = await this.deps.parcels.missing(manifest.layers.map((l) => sha256Hex(l.digest) ?? '').filter((h) => h !== ''));
-    if (missing.size > 0) {
-      throw new BindleError('manifest_blob_unknown', `upload these layers first: ${[...missing].map((h) => `sha256:${h}`).join(', ')}`);
+    // Each layer must be stored and in this repository (uploaded or mounted here, or on one of its
+    // bindles), as the CNCF registry asks: a blob stored for another repository is not this one's
+    // to name without a mount, which checks that the pusher may pull it there.
+    const layers = [...new Set(manifest.layers.map((l) => sha256Hex(l.digest) ?? '').filter((h) => h !== ''))];
+    const missing = await this.deps.parcels.missing(layers);
+    const outside = await mapLimit(layers, REPOSITORY_LOOK_UPS, async (hex) => (missing.has(hex) || (await this.inRepository(name, hex)) ? undefined : hex));
+    const unknown = [...missing, ...outside.filter((hex) => hex !== undefined)];
+    if (unknown.length > 0) {
+      throw new BindleError('manifest_blob_unknown', `upload these layers to ${name} first: ${unknown.map((h) => `sha256:${h}`).join(', ')}`);
     }
     const existing = await this.deps.index.ociManifest(name, version);
     if (existing !== undefined) {
@@ -282,7 +298,9 @@ export class OciService {
     if (descriptor.size > MAX_CONFIG_BYTES) throw new BindleError('manifest_invalid', `the config blob is over ${MAX_CONFIG_BYTES} bytes`);
     const known = await this.deps.index.ociConfig(name, descriptor.digest);
     if (known !== undefined) return known;
-    if (!(await this.deps.parcels.has(hex))) throw new BindleError('manifest_blob_unknown', `upload the config blob ${descriptor.digest} first`);
+    if (!(await this.deps.parcels.has(hex)) || !(await this.inRepository(name, hex))) {
+      throw new BindleError('manifest_blob_unknown', `upload the config blob ${descriptor.digest} to ${name} first`);
+    }
     return readBody(await this.deps.parcels.openRead(hex), MAX_CONFIG_BYTES, 'the config blob');
   }
 }

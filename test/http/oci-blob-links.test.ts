@@ -150,3 +150,21 @@ t.test('a hard delete unlinks the bindle\'s blobs from its repository; a yank do
   t.equal((await blob(ta, NAME, digestOf(gone))).statusCode, 404, 'the deleted bindle\'s parcel is no longer served by its repository');
   t.same(await ta.index.ociBlobLinks(digestOf(gone).slice(7)), [], 'its link is gone');
 });
+
+t.test('reads of a repository are asked of the authorizer with its name: a hidden one is not served', async (t) => {
+  const ta = await makeTestApp(t, {
+    authenticator: StaticTokenAuthenticator.parse(`root:${tokenDigest('root-token')}\n`, 'test'),
+    authorizer: new SecretReads(),
+  });
+  const hidden = 'secret/app';
+  const manifest = await pushThroughV1(ta, hidden, '1.0.0', [{ name: 'a.txt', data: layer }]);
+  t.ok(manifest.length > 0);
+  const root = { authorization: 'Bearer root-token' };
+  for (const url of [`/v2/${hidden}/blobs/${digestOf(layer)}`, `/v2/${hidden}/manifests/1.0.0`, `/v2/${hidden}/tags/list`]) {
+    const anonymous = await ta.app.inject({ method: 'GET', url });
+    t.equal(anonymous.statusCode, 401, `anonymous: ${url}`);
+    t.equal(ociError(anonymous.body).code, 'UNAUTHORIZED');
+    t.equal((await ta.app.inject({ method: 'HEAD', url })).statusCode, 401, `anonymous HEAD: ${url}`);
+    t.equal((await ta.app.inject({ method: 'GET', url, headers: root })).statusCode, 200, `root: ${url}`);
+  }
+});

@@ -199,3 +199,29 @@ t.test('pushes need the push grant: anonymous clients get the Basic challenge', 
   t.equal((await putManifest(ta, a.manifest)).statusCode, 401, 'an anonymous manifest push');
   t.equal((await putManifest(ta, a.manifest, '1.0.0_b.1', auth)).statusCode, 201);
 });
+
+t.test('a manifest names only blobs of its own repository: one stored for another needs a mount first', async (t) => {
+  const ta = await makeTestApp(t);
+  const a = artifact();
+  const elsewhere = 'example.com/oci/elsewhere';
+  for (const data of [alpha, bravo, a.config]) {
+    const res = await ta.app.inject({ method: 'POST', url: `/v2/${elsewhere}/blobs/uploads/?digest=${digestOf(data)}`, headers: { 'content-type': 'application/octet-stream' }, payload: data });
+    t.equal(res.statusCode, 201, res.body);
+  }
+  let res = await putManifest(ta, a.manifest);
+  t.equal(res.statusCode, 400, 'the config blob was uploaded to another repository');
+  t.equal(ociError(res.body).code, 'MANIFEST_BLOB_UNKNOWN');
+  t.match(ociError(res.body).message, `upload the config blob ${digestOf(a.config)} to ${NAME} first`);
+  t.equal((await uploadBlob(ta, a.config)).statusCode, 201);
+  res = await putManifest(ta, a.manifest);
+  t.equal(res.statusCode, 400, 'so were its layers');
+  t.equal(ociError(res.body).code, 'MANIFEST_BLOB_UNKNOWN');
+  t.match(ociError(res.body).message, `upload these layers to ${NAME} first: ${digestOf(alpha)}, ${digestOf(bravo)}`);
+  t.equal((await ta.app.inject({ method: 'GET', url: `/v1/_i/${NAME}/1.0.0+b.1` })).statusCode, 404, 'nothing was stored');
+  for (const data of [alpha, bravo]) {
+    const mounted = await ta.app.inject({ method: 'POST', url: `/v2/${NAME}/blobs/uploads/?mount=${digestOf(data)}&from=${elsewhere}` });
+    t.equal(mounted.statusCode, 201, mounted.body);
+  }
+  res = await putManifest(ta, a.manifest);
+  t.equal(res.statusCode, 201, `once mounted: ${res.body}`);
+});
