@@ -228,8 +228,10 @@ async function assembleServer(
   { destination, log, stopLoggingWarnings }: ServerLogging,
 ): Promise<RunningServer> {
   await prepareDirectory(config);
-  // Read first: a bad TLS file fails start-up before anything is created or opened.
+  // Read first: a bad TLS file, or a bad htpasswd, token or ACL file, fails start-up before
+  // anything is created or opened (a host key, an index, a parcel store).
   const https = config.tls === undefined ? undefined : await readTls(config.tls, config.sources);
+  const auth = await buildAuth(config, log);
 
   const trust = await openTrust(config, log);
   const identity = await loadHostIdentity(config.signingKeysPath, {
@@ -268,7 +270,6 @@ async function assembleServer(
     parcels, index, verifier, signer: identity.signer, hostKeyring: identity.keyring, maxParcelBytes: config.maxParcelBytes,
     stagingMaxAgeMs: config.stagingMaxAgeMs,
   });
-  const auth = await buildAuth(config, log);
   const { oidc, acl } = auth;
   const authenticator = new InstrumentedAuthenticator(auth.authenticator, metrics);
   const authorizer = new InstrumentedAuthorizer(auth.authorizer, metrics);

@@ -7,7 +7,7 @@
  */
 import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { SERVER_BIN } from '../helpers/server-process.js';
@@ -100,4 +100,16 @@ t.test('an unknown command is named and the commands listed; a stray argument is
   const stray = serverRun(['--address', '127.0.0.1:0', 'frobnicate']);
   t.equal(stray.status, 2);
   oneLine(t, stray.stderr, /^bindle-server: unexpected argument "frobnicate"/);
+});
+
+t.test('a bad ACL file fails the start before anything is created in the data directory', async (t) => {
+  const dir = t.testdir({
+    'tokens': `ci:${'0'.repeat(64)}\n`,
+    'acl.toml': '[[grant]]\nto = ["ci"]\nallow = ["push"]\non = ["example.com//"]\n',
+  });
+  const data = join(dir, 'data');
+  const run = serverRun(['--address', '127.0.0.1:0', '--directory', data, '--token-file', join(dir, 'tokens'), '--acl-file', join(dir, 'acl.toml')]);
+  t.not(run.status, 0);
+  oneLine(t, run.stderr, /^bindle-server: --acl-file: ACL file .*acl\.toml: grant\[0\]\.on\[0\] "example\.com\/\/" is a prefix of no valid bindle name/);
+  t.same(existsSync(data) ? readdirSync(data) : [], [], 'no host key, no index, no parcel store');
 });
