@@ -32,7 +32,7 @@ import type { OciArtifact, OciManifestRecord, OciTagPage } from '../storage/oci-
 import type { OciRepositoryPage } from '../storage/oci-blob-links.js';
 import type { ParcelReader } from '../storage/parcel-reader.js';
 import type { ParcelStore } from '../storage/parcel-store.js';
-import { checkParcelBytes } from '../storage/parcel-upload.js';
+import { PassedBytes, checkParcelBytes } from '../storage/parcel-upload.js';
 import { OciUploads, linkVerifiedBlob } from './oci-uploads.js';
 
 /** A blob found by digest: bytes kept in the index, or a parcel (read as BindleService.readParcel reads it). */
@@ -187,9 +187,10 @@ export class OciService {
    * parcel store, which verifies size and digest before anything is visible. A blob already
    * stored is not written again, but `data` is read and must still be that blob (size_mismatch,
    * digest_mismatch). Then the blob is linked in `name` (linkVerifiedBlob), so it is served there
-   * at once. When another upload stores it between that check and this one's write, the store
-   * takes the data unread: nothing proves this client had the bytes, so nothing is linked and the
-   * upload fails `unavailable` (sent again, it is hashed against the stored blob).
+   * at once. When another upload stores it between that check and this one's write, the blob is
+   * linked if this request's bytes all went through and are the blob (the store refused them at
+   * commit time); if the store took them unread, nothing proves this client had them, so nothing
+   * is linked and the upload fails `unavailable` (sent again, it is hashed against the stored blob).
    */
   async putBlob(name: string, digest: string, size: number | undefined, data: Readable): Promise<void> {
     const hex = sha256Hex(digest);
@@ -201,11 +202,17 @@ export class OciService {
     if (await this.deps.parcels.has(hex)) {
       await checkParcelBytes(hex, size, data);
     } else {
+      const passed = new PassedBytes();
+      data.once('error', (err) => passed.destroy(err));
       try {
-        await this.deps.parcels.put(hex, size, data);
+        await this.deps.parcels.put(hex, size, data.pipe(passed));
       } catch (err) {
         if (!(err instanceof BindleError && err.code === 'already_exists')) throw err;
-        throw new BindleError('unavailable', `another upload stored blob ${digest} at the same time: send it again`, { cause: err, retryAfterSeconds: 1 });
+        // Another upload stored it first. Linked only when this request's bytes all went through
+        // and are the blob; the store may have refused before reading them.
+        if (!passed.proves(hex, size)) {
+          throw new BindleError('unavailable', `another upload stored blob ${digest} at the same time: send it again`, { cause: err, retryAfterSeconds: 1 });
+        }
       }
     }
     await linkVerifiedBlob(this.deps, name, hex, this.now());

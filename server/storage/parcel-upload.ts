@@ -12,8 +12,8 @@
  * while few uploads are open, smaller as more are, down to MIN_UPLOAD_BATCH; an upload that
  * keeps going is never refused or made to wait, it only writes in smaller pieces.
  */
-import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 
 import { BindleError } from '../../core/errors/bindle-error.js';
 import { BufferBudget } from './buffer-budget.js';
@@ -247,4 +247,32 @@ const DISCARD: UploadSink = { batchBytes: MAX_UPLOAD_BATCH, maxQueued: 1, write:
  */
 export async function checkParcelBytes(sha256: string, expectedSize: number, data: Readable): Promise<void> {
   assertDigestMatches(sha256, await receiveParcel(data, expectedSize, DISCARD));
+}
+
+/**
+ * A pass-through that hashes and counts what flows through it, for a caller that hands a stream
+ * to ParcelStore.put and must know afterwards whether all of it went through: a put refused
+ * `already_exists` at commit time (another upload stored the parcel first) has read the whole
+ * stream, while one refused before reading has read none of it.
+ */
+export class PassedBytes extends Transform {
+  #hash: Hash = createHash('sha256');
+  #bytes = 0;
+  #digest: string | undefined;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#hash.update(chunk);
+    this.#bytes += chunk.length;
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.#digest = this.#hash.digest('hex');
+    callback();
+  }
+
+  /** True once the whole stream went through and it was exactly the parcel `sha256` of `size` bytes. */
+  proves(sha256: string, size: number): boolean {
+    return this.#digest === sha256 && this.#bytes === size;
+  }
 }

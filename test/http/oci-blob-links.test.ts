@@ -6,6 +6,7 @@
  * blob and that the requester may pull, else it opens an upload session; a hard delete unlinks.
  */
 import { createHash } from 'node:crypto';
+import { PassThrough, Readable } from 'node:stream';
 import t from 'tap';
 import type { LightMyRequestResponse } from 'fastify';
 import { StaticTokenAuthenticator, tokenDigest } from '../../server/auth/index.js';
@@ -167,4 +168,20 @@ t.test('reads of a repository are asked of the authorizer with its name: a hidde
     t.equal((await ta.app.inject({ method: 'HEAD', url })).statusCode, 401, `anonymous HEAD: ${url}`);
     t.equal((await ta.app.inject({ method: 'GET', url, headers: root })).statusCode, 200, `root: ${url}`);
   }
+});
+
+t.test('a monolithic upload that another upload of the same blob beats to the store is linked when its bytes all came', async (t) => {
+  const ta = await makeTestApp(t);
+  const data = Buffer.alloc(256 * 1024, 'racing blob bytes ');
+  const body = new PassThrough();
+  const half = data.length >> 1;
+  body.write(data.subarray(0, half));
+  const reply = ta.app.inject({ method: 'POST', url: `/v2/${NAME}/blobs/uploads/?digest=${digestOf(data)}`, headers: { 'content-type': 'application/octet-stream', 'content-length': String(data.length) }, payload: body });
+  // Once the first half has been taken in, the other upload (straight to the store) wins.
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await ta.parcels.put(digestOf(data).slice(7), data.length, Readable.from([data]));
+  body.end(data.subarray(half));
+  const res = await reply;
+  t.equal(res.statusCode, 201, res.body);
+  t.same((await blob(ta, NAME, digestOf(data))).rawPayload, data, 'linked: served in its repository');
 });
