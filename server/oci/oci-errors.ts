@@ -12,7 +12,8 @@ import type { OciEndpoint } from './oci-path.js';
 
 /**
  * The distribution-spec error codes this registry answers with, and the CNCF registry's
- * PAGINATION_NUMBER_INVALID for a tag list's or the catalog's bad `n` or `last`.
+ * PAGINATION_NUMBER_INVALID for a tag list's or the catalog's bad `n` or `last` and UNAVAILABLE
+ * for a 503 (storage unreachable, or an upload to send again).
  */
 export type OciErrorCode =
   | 'BLOB_UNKNOWN'
@@ -30,6 +31,7 @@ export type OciErrorCode =
   | 'DENIED'
   | 'UNSUPPORTED'
   | 'TOOMANYREQUESTS'
+  | 'UNAVAILABLE'
   | 'UNKNOWN';
 
 /** What `not_found` means on each kind of endpoint. */
@@ -75,6 +77,7 @@ const OCI_CODES: Partial<Readonly<Record<ErrorCode, OciErrorCode | ((endpoint: O
   unauthenticated: 'UNAUTHORIZED',
   forbidden: 'DENIED',
   too_many_requests: 'TOOMANYREQUESTS',
+  unavailable: 'UNAVAILABLE',
   not_implemented: 'UNSUPPORTED',
   invalid_query: (endpoint) => (endpoint === 'tags' || endpoint === 'catalog' ? 'PAGINATION_NUMBER_INVALID' : 'UNSUPPORTED'),
 };

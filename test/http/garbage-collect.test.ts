@@ -203,6 +203,8 @@ t.test('an upload that verified a stored blob which is then collected before its
   const res = await ociUpload(racingApp, 'example.com/race', data);
   t.match(collected, { removed: 1 }, 'the collector removed the blob');
   t.equal(res.statusCode, 503, 'the upload is not acknowledged for a blob that is gone');
+  t.equal((JSON.parse(res.body) as { errors: Array<{ code: string }> }).errors[0]?.code, 'UNAVAILABLE', 'the CNCF registry\'s code for a 503');
+  t.equal(res.headers['retry-after'], '1');
   t.equal((await ta.app.inject({ method: 'GET', url: `/v2/example.com/race/blobs/sha256:${sha}` })).statusCode, 404);
   t.equal((await ociUpload(racingApp, 'example.com/race', data)).statusCode, 201, 'sent again');
   const got = await ta.app.inject({ method: 'GET', url: `/v2/example.com/race/blobs/sha256:${sha}` });
