@@ -4,7 +4,7 @@
  * convention: SemVer never contains `_`), and `sha256:` digests.
  */
 import { createHash } from 'node:crypto';
-import { isStrictSemver } from '../ids/bindle-id.js';
+import { MAX_NAME_BYTES, isStrictSemver } from '../ids/bindle-id.js';
 
 /** distribution-spec v1.1 `<name>`: path components of `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`. */
 const OCI_NAME = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
@@ -15,9 +15,13 @@ const SHA256_DIGEST = /^sha256:[a-f0-9]{64}$/;
 /** image-spec digest grammar: `algorithm:encoded`, any algorithm. */
 const ANY_DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
 
-/** True when the bindle name is a valid OCI repository name (so reachable under /v2/). */
+/**
+ * True when the bindle name is a valid OCI repository name (so reachable under /v2/): the
+ * grammar, within a bindle name's length (a longer one could never be a bindle, so nothing under
+ * /v2/ is kept for it: no upload session, no blob link).
+ */
 export function isOciName(name: string): boolean {
-  return OCI_NAME.test(name);
+  return name.length <= MAX_NAME_BYTES && OCI_NAME.test(name);
 }
 
 /** True when `reference` is a tag (not a digest) by the distribution-spec grammar. */

@@ -185,3 +185,13 @@ t.test('a monolithic upload that another upload of the same blob beats to the st
   t.equal(res.statusCode, 201, res.body);
   t.same((await blob(ta, NAME, digestOf(data))).rawPayload, data, 'linked: served in its repository');
 });
+
+t.test('a repository name longer than any bindle name keeps nothing: no session, no link', async (t) => {
+  const ta = await makeTestApp(t);
+  const long = `example.com/${'x'.repeat(600)}`;
+  const res = await upload(ta, long, layer);
+  t.equal(res.statusCode, 404, res.body);
+  t.equal(ociError(res.body).code, 'NAME_UNKNOWN');
+  t.equal((await ta.app.inject({ method: 'POST', url: `/v2/${long}/blobs/uploads/` })).statusCode, 404, 'nor a session');
+  t.same(await ta.index.ociBlobLinkPage(undefined, 10), [], 'nothing linked');
+});

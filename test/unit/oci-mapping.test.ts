@@ -41,6 +41,10 @@ t.test('OCI repository names follow the distribution-spec grammar', async (t) =>
   for (const bad of ['', 'A', 'Enterprise.com/x', 'a//b', '/a', 'a/', 'a..b', 'a___b', '-a', 'a-', 'käse', 'a b', 'a/_b']) {
     t.notOk(isOciName(bad), JSON.stringify(bad));
   }
+  const longest = `${'a/'.repeat(255)}ab`;
+  t.equal(longest.length, 512);
+  t.ok(isOciName(longest), 'as long as a bindle name may be');
+  t.notOk(isOciName(`${longest}c`), 'longer than any bindle name: no repository');
 });
 
 t.test('tags and versions map both ways with + <-> _', async (t) => {
