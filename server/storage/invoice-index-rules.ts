@@ -75,6 +75,22 @@ export function deletedError(name: string, version: string): BindleError {
   );
 }
 
+/**
+ * The refusal of an insert whose entry gives parcel `sha256` `size` bytes while invoice
+ * `listed.name`/`listed.version` lists it with `listed.size` (InvoiceIndex.insert).
+ */
+export function sizeMismatchError(
+  entry: { name: string; version: string },
+  sha256: string,
+  size: number,
+  listed: { name: string; version: string; size: number | string },
+): BindleError {
+  return new BindleError(
+    'size_mismatch',
+    `invoice ${entry.name}/${entry.version} gives parcel ${sha256} ${size} bytes, but invoice ${listed.name}/${listed.version} lists it with ${String(listed.size)} bytes`,
+  );
+}
+
 /** The columns every SQL index keeps per tombstone. */
 export interface TombstoneColumns {
   name: string;

@@ -102,6 +102,17 @@ export interface InvoiceIndex {
    * another instance inserts it at the same time. Entries are checked with checkEntry. When a
    * tombstone of name/version exists: `deleted` (410), unless `options.replaceTombstone`, when
    * the tombstone is removed in the same transaction.
+   *
+   * Parcel sizes: the index keeps the size each stored invoice's label gives each parcel it lists.
+   * An entry that gives a listed parcel another size than any stored invoice lists it with is
+   * refused size_mismatch (naming the parcel, both sizes and one such invoice), in the insert's
+   * transaction and with nothing written, also when the other invoice is inserted at the same time
+   * by another instance: of racing inserts that disagree on a parcel's size, at most one succeeds.
+   * Only stored invoices count (a hard-deleted invoice's listings go with it), and a parcel's
+   * stored bytes are not looked at (BindleService checks those). Stored invoices that already
+   * disagree among themselves (written before this rule) stay as they are; an entry then agrees
+   * with none of them and is refused. A bulk insert (insertMany) also refuses entries that
+   * disagree with each other.
    */
   insert(entry: StoredInvoice, options?: InsertOptions): Promise<void>;
   /**

@@ -17,7 +17,7 @@ import { blobLinkOf, checkBlobLink, checkPageSize, type BlobLinkRow, type OciBlo
 import type { InsertOptions, InvoiceIndex, InvoiceQuery, InvoiceQueryResult, StoredInvoice, Tombstone } from './invoice-index.js';
 import { recentInvoiceCache, recentKey } from './recent-invoices.js';
 import {
-  checkEntry, checkPaging, checkTombstone, checkYankEntry, deletedError, queryMatch, searchText, storedInvoice, tombstoneOf,
+  checkEntry, checkPaging, checkTombstone, checkYankEntry, deletedError, queryMatch, searchText, sizeMismatchError, storedInvoice, tombstoneOf,
   type InvoiceColumns, type TombstoneColumns,
 } from './invoice-index-rules.js';
 import { numberPlaceholders, satisfies, versionFilter } from './invoice-index-versions.js';
@@ -158,7 +158,72 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX oci_blob_links_sha256 ON oci_blob_links (sha256, name);
   `,
+  `
+  -- The size each invoice's label gives the parcel (InvoiceIndex.insert refuses another size for
+  -- a listed parcel), filled from the stored invoice records; NULL only where a record gives none.
+  -- The index on (sha256, size) finds a listing of another size with two range probes.
+  ALTER TABLE invoice_parcels ADD COLUMN size bigint;
+  UPDATE invoice_parcels ip SET size = (
+    SELECT min((p -> 'label' ->> 'size')::bigint)
+    FROM invoices i, jsonb_array_elements(coalesce(i.json::jsonb -> 'parcel', '[]'::jsonb)) p
+    WHERE i.id = ip.invoice_id AND p -> 'label' ->> 'sha256' = ip.sha256
+  );
+  DROP INDEX invoice_parcels_sha256;
+  CREATE INDEX invoice_parcels_sha256 ON invoice_parcels (sha256, size);
+  `,
 ];
+
+/**
+ * Advisory lock class (with a bucket of parcels as the second key) taken by an insert for each
+ * bucket its parcels fall in, so that concurrent inserts listing one parcel check its size one
+ * after another. Parcels are hashed into PARCEL_SIZE_BUCKETS buckets, so an insert takes at most
+ * that many locks however many parcels it lists (each lock holds a slot of the server's shared
+ * lock table, max_locks_per_transaction × max_connections, until the transaction ends).
+ */
+const PARCEL_SIZE_LOCK = 0x62696e64;
+const PARCEL_SIZE_BUCKETS = 16;
+
+/**
+ * Throws size_mismatch when an entry gives a parcel another size than a stored invoice lists it
+ * with, or than an earlier entry of `entries` (InvoiceIndex.insert). Inside the insert's
+ * transaction: first locks the buckets of every listed parcel (PARCEL_SIZE_LOCK, in one order, so
+ * two inserts cannot deadlock), then one statement finds, per parcel, the nearest stored size below and above
+ * the entry's (two probes of invoice_parcels_sha256).
+ */
+async function checkParcelSizes(client: PoolClient, entries: readonly StoredInvoice[]): Promise<void> {
+  const listed = new Map<string, { size: number; name: string; version: string }>();
+  for (const entry of entries) {
+    for (const { label } of entry.invoice.parcel ?? []) {
+      const earlier = listed.get(label.sha256);
+      if (earlier === undefined) listed.set(label.sha256, { size: label.size, name: entry.name, version: entry.version });
+      else if (earlier.size !== label.size) throw sizeMismatchError(entry, label.sha256, label.size, earlier);
+    }
+  }
+  if (listed.size === 0) return;
+  const sha256s = [...listed.keys()];
+  await client.query(
+    'SELECT count(pg_advisory_xact_lock($1, k)) FROM (SELECT DISTINCT hashtext(s) & ($3::int - 1) AS k FROM unnest($2::text[]) s ORDER BY k) l',
+    [PARCEL_SIZE_LOCK, sha256s, PARCEL_SIZE_BUCKETS],
+  );
+  const { rows } = await client.query<{ sha256: string; size: string; name: string; version: string }>(
+    `SELECT n.sha256, p.size, i.name, i.version
+     FROM unnest($1::text[], $2::bigint[]) AS n (sha256, size)
+     CROSS JOIN LATERAL (
+       (SELECT invoice_id, size FROM invoice_parcels WHERE sha256 = n.sha256 AND size < n.size ORDER BY size LIMIT 1)
+       UNION ALL
+       (SELECT invoice_id, size FROM invoice_parcels WHERE sha256 = n.sha256 AND size > n.size ORDER BY size LIMIT 1)
+       LIMIT 1
+     ) p
+     JOIN invoices i ON i.id = p.invoice_id
+     LIMIT 1`,
+    [sha256s, sha256s.map((sha256) => listed.get(sha256)?.size ?? 0)],
+  );
+  const found = rows[0];
+  if (found === undefined) return;
+  const mine = listed.get(found.sha256);
+  if (mine === undefined) throw new Error(`parcel ${found.sha256} was not asked about`);
+  throw sizeMismatchError(mine, found.sha256, mine.size, found);
+}
 
 /** The notification channel; the payload is the schema whose invoices changed. */
 const CHANNEL = 'bindle_invoice_index';
@@ -417,6 +482,7 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
         const taken = await client.query<{ name: string; version: string }>('SELECT name, version FROM invoices WHERE canonical_id = ANY($1::text[]) LIMIT 1', [ids]);
         const existing = taken.rows[0];
         if (existing !== undefined) throw new BindleError('already_exists', `invoice ${existing.name}/${existing.version} already exists`);
+        await checkParcelSizes(client, entries);
         const columns = INVOICE_COLUMNS.map(() => [] as unknown[]);
         for (const entry of entries) invoiceRow(entry).forEach((value, c) => columns[c]?.push(value));
         const { rows } = await client.query<{ id: string; canonical_id: string }>(
@@ -427,10 +493,13 @@ export class PostgresInvoiceIndex implements InvoiceIndex {
         );
         const idOf = new Map(rows.map((r) => [r.canonical_id, r.id]));
         const inserted = entries.map((entry) => ({ id: idOf.get(entry.canonicalId) ?? '', entry }));
-        const parcels = inserted.flatMap(({ id, entry }) => [...new Set((entry.invoice.parcel ?? []).map((p) => p.label.sha256))].map((sha256) => ({ id, sha256 })));
+        // checkParcelSizes made each parcel's size one within the batch.
+        const parcels = inserted.flatMap(({ id, entry }) =>
+          [...new Map((entry.invoice.parcel ?? []).map((p) => [p.label.sha256, p.label.size])).entries()].map(([sha256, size]) => ({ id, sha256, size })),
+        );
         if (parcels.length > 0) {
-          await client.query('INSERT INTO invoice_parcels (invoice_id, sha256) SELECT * FROM unnest($1::bigint[], $2::text[])', [
-            parcels.map((p) => p.id), parcels.map((p) => p.sha256),
+          await client.query('INSERT INTO invoice_parcels (invoice_id, sha256, size) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])', [
+            parcels.map((p) => p.id), parcels.map((p) => p.sha256), parcels.map((p) => p.size),
           ]);
         }
         await writeOci(client, inserted);

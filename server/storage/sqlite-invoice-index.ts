@@ -16,7 +16,7 @@ import { checkUploadChunk, uploadSessionOf, type OciUploadChunk, type OciUploadS
 import { blobLinkOf, checkBlobLink, checkPageSize, type BlobLinkRow, type OciBlobLink, type OciRepositoryPage } from './oci-blob-links.js';
 import { recentInvoiceCache, recentKey } from './recent-invoices.js';
 import {
-  checkEntry, checkPaging, checkTombstone, checkYankEntry, deletedError, searchText, storedInvoice, tombstoneOf,
+  checkEntry, checkPaging, checkTombstone, checkYankEntry, deletedError, searchText, sizeMismatchError, storedInvoice, tombstoneOf,
   type TombstoneColumns,
 } from './invoice-index-rules.js';
 import { versionParts } from './semver-order.js';
@@ -199,6 +199,19 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (name, sha256)
   ) WITHOUT ROWID;
   CREATE INDEX oci_blob_links_sha256 ON oci_blob_links (sha256, name);
+  `,
+  `
+  -- The size each invoice's label gives the parcel (InvoiceIndex.insert refuses another size for
+  -- a listed parcel), filled from the stored invoice records; NULL only where a record gives none.
+  -- The index on (sha256, size) finds a listing of another size with two range probes.
+  ALTER TABLE invoice_parcels ADD COLUMN size INTEGER;
+  UPDATE invoice_parcels SET size = (
+    SELECT min(json_extract(p.value, '$.label.size'))
+    FROM invoice_documents d, json_each(d.json, '$.parcel') p
+    WHERE d.invoice_id = invoice_parcels.invoice_id AND json_extract(p.value, '$.label.sha256') = invoice_parcels.sha256
+  );
+  DROP INDEX invoice_parcels_sha256;
+  CREATE INDEX invoice_parcels_sha256 ON invoice_parcels (sha256, size);
   `,
 ];
 
@@ -398,6 +411,7 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
             this.statements.rows('DELETE FROM tombstones WHERE canonical_id = ?').run(entry.canonicalId);
           }
         }
+        this.checkParcelSizes(entries);
         this.insertRows(entries);
       });
       try {
@@ -412,6 +426,30 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
         throw err;
       }
     });
+  }
+
+  /**
+   * Throws size_mismatch when an entry gives a parcel another size than a stored invoice lists it
+   * with, or than an earlier entry of `entries` (InvoiceIndex.insert): per parcel, the nearest
+   * stored size below and above the entry's, each one probe of invoice_parcels_sha256. Runs inside
+   * the write transaction.
+   */
+  private checkParcelSizes(entries: readonly StoredInvoice[]): void {
+    const other = this.statements.rows(
+      `SELECT p.size, i.name, i.version FROM (
+         SELECT * FROM (SELECT invoice_id, size FROM invoice_parcels WHERE sha256 = @sha256 AND size < @size LIMIT 1)
+         UNION ALL SELECT * FROM (SELECT invoice_id, size FROM invoice_parcels WHERE sha256 = @sha256 AND size > @size LIMIT 1)
+       ) p JOIN invoices i ON i.id = p.invoice_id LIMIT 1`,
+    );
+    const listed = new Map<string, { size: number; name: string; version: string }>();
+    for (const entry of entries) {
+      for (const { label } of entry.invoice.parcel ?? []) {
+        const earlier = listed.get(label.sha256);
+        const found = earlier ?? (other.get({ sha256: label.sha256, size: label.size }) as { size: number; name: string; version: string } | undefined);
+        if (found !== undefined && found.size !== label.size) throw sizeMismatchError(entry, label.sha256, label.size, found);
+        if (earlier === undefined) listed.set(label.sha256, { size: label.size, name: entry.name, version: entry.version });
+      }
+    }
   }
 
   /** After a failed insert: the first entry whose name/version is stored, or repeats an earlier entry's. */
@@ -937,8 +975,8 @@ export class SqliteInvoiceIndex implements InvoiceIndex {
     insertValues(prepare, 'INSERT INTO invoice_documents (invoice_id, toml, json)', stored.map(({ id, entry }) => [id, entry.toml, entry.json]));
     insertValues(
       prepare,
-      'INSERT OR IGNORE INTO invoice_parcels (invoice_id, sha256)',
-      stored.flatMap(({ id, entry }) => (entry.invoice.parcel ?? []).map((p) => [id, p.label.sha256])),
+      'INSERT OR IGNORE INTO invoice_parcels (invoice_id, sha256, size)',
+      stored.flatMap(({ id, entry }) => (entry.invoice.parcel ?? []).map((p) => [id, p.label.sha256, p.label.size])),
     );
     writeOci(prepare, stored);
   }

@@ -22,6 +22,8 @@ interface EntryOptions {
   description?: string;
   authors?: string[];
   parcels?: string[];
+  /** The label sizes of `parcels`, by position; 100 bytes where not given. */
+  sizes?: number[];
   yanked?: boolean;
 }
 
@@ -34,7 +36,7 @@ export function makeEntry(name: string, version: string, options: EntryOptions =
   if (options.yanked === true) invoice.yanked = true;
   if (options.parcels !== undefined) {
     invoice.parcel = options.parcels.map((sha256, i) => ({
-      label: { sha256, mediaType: 'application/octet-stream', name: `parcel-${i}.dat`, size: 100 + i },
+      label: { sha256, mediaType: 'application/octet-stream', name: `parcel-${i}.dat`, size: options.sizes?.[i] ?? 100 },
     }));
   }
   return {
@@ -379,6 +381,46 @@ export function invoiceIndexContract(t: Test, name: string, makeIndex: (dir: str
       t.equal((await index.tombstone('gone/soon', '1.0.0'))?.record, '{"second":true}', 'a later delete replaces the tombstone');
       await t.rejects(index.delete({ ...makeTombstone('gone/soon', '1.0.1'), canonicalId: 'x' }), { code: 'internal' });
       t.equal((await index.get('gone/soon', '1.0.1'))?.version, '1.0.1', 'a bad tombstone deletes nothing');
+    });
+
+    t.test('a listed parcel keeps its label size: another size is size_mismatch, nothing written; equal sizes pass; deleted invoices no longer count', async (t) => {
+      const { index } = await fresh(t);
+      await index.insert(makeEntry('size/m', '1.0.0', { parcels: [PARCEL_D], sizes: [7] }));
+      await t.rejects(
+        index.insert(makeEntry('size/n', '1.0.0', { parcels: [PARCEL_A, PARCEL_D], sizes: [5, 6] })),
+        { code: 'size_mismatch', message: new RegExp(`size/n/1\\.0\\.0 gives parcel ${PARCEL_D} 6 bytes, but invoice size/m/1\\.0\\.0 lists it with 7 bytes`) },
+      );
+      t.equal(await index.get('size/n', '1.0.0'), undefined, 'the refused invoice is not stored');
+      t.equal(await index.ociManifest('size/n', '1.0.0'), undefined, 'nor its OCI rows');
+      t.same(await index.invoicesWithParcel(PARCEL_A), [], 'nor its other parcels');
+      t.equal(await index.count(), 1);
+      await index.insert(makeEntry('size/n', '1.0.0', { parcels: [PARCEL_A, PARCEL_D], sizes: [5, 7] }));
+      t.same((await index.invoicesWithParcel(PARCEL_D)).map((i) => i.name), ['size/m', 'size/n'], 'the same size is accepted');
+      await index.insert(makeEntry('size/o', '1.0.0', { parcels: [PARCEL_D, PARCEL_D], sizes: [7, 7] }));
+      await t.rejects(index.insert(makeEntry('size/p', '1.0.0', { parcels: [PARCEL_B, PARCEL_B], sizes: [1, 2] })), { code: 'size_mismatch' }, 'an invoice disagreeing with itself');
+      t.equal(await index.yank(makeEntry('size/m', '1.0.0', { parcels: [PARCEL_D], sizes: [7], yanked: true })), true);
+      await t.rejects(index.insert(makeEntry('size/q', '1.0.0', { parcels: [PARCEL_D], sizes: [6] })), { code: 'size_mismatch' }, 'a yanked invoice still counts');
+      for (const name of ['size/m', 'size/n', 'size/o']) await index.delete(makeTombstone(name, '1.0.0'));
+      await index.insert(makeEntry('size/q', '1.0.0', { parcels: [PARCEL_D], sizes: [6] }));
+      t.equal((await index.get('size/q', '1.0.0'))?.invoice.parcel?.[0]?.label.size, 6, 'hard-deleted invoices no longer count');
+      await t.rejects(index.insert(makeEntry('size/r', '1.0.0', { parcels: [PARCEL_D], sizes: [7] })), { code: 'size_mismatch', message: /size\/q\/1\.0\.0 lists it with 6 bytes/ });
+    });
+
+    t.test('instances on one store: of racing inserts giving a new parcel different sizes exactly one wins', async (t) => {
+      const { index, dir } = await fresh(t);
+      const other = await makeIndex(dir);
+      t.teardown(() => other.close());
+      for (let round = 0; round < 8; round++) {
+        const parcel = `${round}`.repeat(64);
+        const inserts = await Promise.allSettled(
+          [index, other, index, other].map((ix, i) => ix.insert(makeEntry(`race/size${i}`, `1.0.${round}`, { parcels: [parcel], sizes: [i] }))),
+        );
+        t.equal(inserts.filter((r) => r.status === 'fulfilled').length, 1, `round ${round}: one insert wins`);
+        for (const r of inserts) {
+          if (r.status === 'rejected') t.match(r.reason, { code: 'size_mismatch' }, `round ${round}: the others get size_mismatch`);
+        }
+        t.equal((await other.invoicesWithParcel(parcel)).length, 1, `round ${round}: one invoice lists the parcel`);
+      }
     });
 
     t.test('lookup gives the invoice, else its tombstone, else undefined, and follows yank, delete and re-create', async (t) => {
@@ -809,6 +851,14 @@ export function insertManyContract(t: Test, name: string, makeIndex: (dir: strin
     await t.rejects(index.insertMany([makeEntry('enterprise.com/x', '1.0.0'), makeEntry('enterprise.com/x', '1.0.0')]), { code: 'already_exists' }, 'a batch holding one id twice');
     await t.rejects(index.insertMany([makeEntry('enterprise.com/y', '1.0.0'), makeEntry('enterprise.com/y', 'one')]), { code: 'invalid_version' }, 'a bad entry');
     t.equal(await index.count(), 3);
+
+    await t.rejects(
+      index.insertMany([makeEntry('size/a', '1.0.0', { parcels: [PARCEL_D], sizes: [1] }), makeEntry('size/b', '1.0.0', { parcels: [PARCEL_D], sizes: [2] })]),
+      { code: 'size_mismatch', message: /size\/b\/1\.0\.0 gives parcel \w+ 2 bytes, but invoice size\/a\/1\.0\.0 lists it with 1 bytes/ },
+      'entries of one batch giving a parcel different sizes',
+    );
+    await t.rejects(index.insertMany([makeEntry('size/c', '1.0.0', { parcels: [PARCEL_B], sizes: [3] })]), { code: 'size_mismatch' }, 'an entry disagreeing with a stored invoice');
+    t.equal(await index.count(), 3, 'nothing of a refused batch stays');
 
     await index.delete(makeTombstone('enterprise.com/warpcore', '2.0.0'));
     await t.rejects(index.insertMany([makeEntry('enterprise.com/z', '1.0.0'), makeEntry('enterprise.com/warpcore', '2.0.0')]), { code: 'deleted' });

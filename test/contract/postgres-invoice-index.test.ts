@@ -169,11 +169,39 @@ if (url !== undefined) {
     await index.close();
     const client = new pg.Client({ connectionString: url });
     await client.connect();
-    await client.query(`DROP TABLE "${schema}".oci_manifests, "${schema}".oci_configs, "${schema}".tombstones, "${schema}".oci_uploads, "${schema}".oci_blob_links; UPDATE "${schema}".bindle_schema_version SET version = 1`);
+    await client.query(`DROP INDEX "${schema}".invoice_parcels_sha256; ALTER TABLE "${schema}".invoice_parcels DROP COLUMN size; CREATE INDEX invoice_parcels_sha256 ON "${schema}".invoice_parcels (sha256); DROP TABLE "${schema}".oci_manifests, "${schema}".oci_configs, "${schema}".tombstones, "${schema}".oci_uploads, "${schema}".oci_blob_links; UPDATE "${schema}".bindle_schema_version SET version = 1`);
     await client.end();
     const reopened = await PostgresInvoiceIndex.open(url, { schema, poolSize: 1 });
     t.teardown(() => reopened.close());
     t.equal((await reopened.ociManifest('old/kept', '1.0.0'))?.digest, buildBindleManifest(Buffer.from(kept.toml), kept.invoice).digest);
+  });
+
+  t.test('a schema of version 6 gets each listed parcel\'s label size from the stored invoices; sizes already disagreeing stay', async (t) => {
+    const schema = await schemaFor(t.testdir());
+    const index = await PostgresInvoiceIndex.open(url, { schema, poolSize: 1 });
+    await index.insert(makeEntry('old/m', '1.0.0', { parcels: ['a'.repeat(64), 'b'.repeat(64)], sizes: [7, 8] }));
+    await index.insert(makeEntry('old/n', '1.0.0', { parcels: ['b'.repeat(64)], sizes: [8] }));
+    await index.close();
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    t.teardown(() => client.end());
+    await client.query(`DROP INDEX "${schema}".invoice_parcels_sha256; ALTER TABLE "${schema}".invoice_parcels DROP COLUMN size; CREATE INDEX invoice_parcels_sha256 ON "${schema}".invoice_parcels (sha256); UPDATE "${schema}".bindle_schema_version SET version = 6`);
+    const migrated = await PostgresInvoiceIndex.open(url, { schema, poolSize: 1 });
+    t.teardown(() => migrated.close());
+    const sizes = await client.query(`SELECT i.name, p.sha256, p.size::int AS size FROM "${schema}".invoice_parcels p JOIN "${schema}".invoices i ON i.id = p.invoice_id ORDER BY i.name, p.sha256`);
+    t.same(sizes.rows, [
+      { name: 'old/m', sha256: 'a'.repeat(64), size: 7 },
+      { name: 'old/m', sha256: 'b'.repeat(64), size: 8 },
+      { name: 'old/n', sha256: 'b'.repeat(64), size: 8 },
+    ], 'filled from the invoice records');
+    await t.rejects(migrated.insert(makeEntry('new/x', '1.0.0', { parcels: ['a'.repeat(64)], sizes: [6] })), { code: 'size_mismatch', message: /old\/m\/1\.0\.0 lists it with 7 bytes/ });
+    await migrated.insert(makeEntry('new/x', '1.0.0', { parcels: ['a'.repeat(64)], sizes: [7] }));
+    // Invoices of one parcel disagreeing, as a server before the rule could store them.
+    await client.query(`UPDATE "${schema}".invoice_parcels SET size = 9 WHERE invoice_id = (SELECT id FROM "${schema}".invoices WHERE name = 'old/n')`);
+    for (const size of [8, 9]) {
+      await t.rejects(migrated.insert(makeEntry('new/y', '1.0.0', { parcels: ['b'.repeat(64)], sizes: [size] })), { code: 'size_mismatch' }, `${size} differs from one of them`);
+    }
+    t.equal((await migrated.invoicesWithParcel('b'.repeat(64))).length, 2, 'the disagreeing invoices stay');
   });
 
   t.test('a schema of version 5 (before blob links) gets the links table, empty; its invoices stay', async (t) => {
@@ -183,7 +211,7 @@ if (url !== undefined) {
     await index.close();
     const client = new pg.Client({ connectionString: url });
     await client.connect();
-    await client.query(`DROP TABLE "${schema}".oci_blob_links; UPDATE "${schema}".bindle_schema_version SET version = 5`);
+    await client.query(`DROP INDEX "${schema}".invoice_parcels_sha256; ALTER TABLE "${schema}".invoice_parcels DROP COLUMN size; CREATE INDEX invoice_parcels_sha256 ON "${schema}".invoice_parcels (sha256); DROP TABLE "${schema}".oci_blob_links; UPDATE "${schema}".bindle_schema_version SET version = 5`);
     await client.end();
     const reopened = await PostgresInvoiceIndex.open(url, { schema, poolSize: 1 });
     t.teardown(() => reopened.close());

@@ -413,8 +413,41 @@ t.test('a cached invoice is handed out as the same object (parsed once) until a 
   t.equal(first?.yanked, false, 'an object handed out before the yank is left as it was');
 });
 
+/** Turns a current index file back into one of schema version 6 (as that version's server left it): no parcel sizes. */
+function toSchemaVersion6(db: Database.Database): void {
+  db.exec('DROP INDEX invoice_parcels_sha256; ALTER TABLE invoice_parcels DROP COLUMN size; CREATE INDEX invoice_parcels_sha256 ON invoice_parcels (sha256)');
+  db.pragma('user_version = 6');
+}
+
+t.test('a file of schema version 6 gets each listed parcel\'s label size from the stored invoices; sizes already disagreeing stay', async (t) => {
+  const path = join(t.testdir(), 'index.db');
+  const index = SqliteInvoiceIndex.open(path, { backgroundMerge: false });
+  await index.insert(makeEntry('old/m', '1.0.0', { parcels: ['a'.repeat(64), 'b'.repeat(64)], sizes: [7, 8] }));
+  await index.insert(makeEntry('old/n', '1.0.0', { parcels: ['b'.repeat(64)], sizes: [8] }));
+  await index.close();
+  withRaw(path, toSchemaVersion6);
+  const sizes = (): unknown[] => withRaw(path, (db) => db.prepare('SELECT i.name, p.sha256, p.size FROM invoice_parcels p JOIN invoices i ON i.id = p.invoice_id ORDER BY i.name, p.sha256').all());
+  const migrated = SqliteInvoiceIndex.open(path, { backgroundMerge: false });
+  t.teardown(() => migrated.close());
+  t.equal(withRaw(path, (db) => db.pragma('user_version', { simple: true })), MIGRATIONS.length);
+  t.same(sizes(), [
+    { name: 'old/m', sha256: 'a'.repeat(64), size: 7 },
+    { name: 'old/m', sha256: 'b'.repeat(64), size: 8 },
+    { name: 'old/n', sha256: 'b'.repeat(64), size: 8 },
+  ], 'filled from the invoice records');
+  await t.rejects(migrated.insert(makeEntry('new/x', '1.0.0', { parcels: ['a'.repeat(64)], sizes: [6] })), { code: 'size_mismatch', message: /old\/m\/1\.0\.0 lists it with 7 bytes/ });
+  await migrated.insert(makeEntry('new/x', '1.0.0', { parcels: ['a'.repeat(64)], sizes: [7] }));
+  // Invoices of one parcel disagreeing, as a server before the rule could store them.
+  withRaw(path, (db) => db.prepare(`UPDATE invoice_parcels SET size = 9 WHERE invoice_id = (SELECT id FROM invoices WHERE name = 'old/n')`).run());
+  for (const size of [8, 9]) {
+    await t.rejects(migrated.insert(makeEntry('new/y', '1.0.0', { parcels: ['b'.repeat(64)], sizes: [size] })), { code: 'size_mismatch' }, `${size} differs from one of them`);
+  }
+  t.equal((await migrated.invoicesWithParcel('b'.repeat(64))).length, 2, 'the disagreeing invoices stay');
+});
+
 /** Turns a current index file back into one of schema version 5 (as that version's server left it): no blob links. */
 function toSchemaVersion5(db: Database.Database): void {
+  toSchemaVersion6(db);
   db.exec('DROP TABLE oci_blob_links');
   db.pragma('user_version = 5');
 }

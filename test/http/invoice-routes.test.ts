@@ -470,3 +470,22 @@ t.test('a label must give a parcel its stored size, and one size throughout the 
   t.equal(res.statusCode, 201, `the stored size, twice, nothing missing: ${res.body}`);
   t.same((TOML.parse(res.body) as unknown as InvoiceCreateReply).missing ?? [], [], 'nothing missing');
 });
+
+t.test('a label must give a parcel not stored yet the size other invoices list it with (decided by the index)', async (t) => {
+  const ta = await makeTestApp(t);
+  const post = (inv: Invoice) => ta.app.inject({ method: 'POST', url: '/v1/_i', headers: TOML_HEADERS, payload: renderInvoice(inv) });
+  const data = Buffer.from('six b!');
+  const sha = sha256(data);
+  const labelled = (name: string, size: number): Invoice =>
+    signedInvoice(name, '1.0.0', [], { extra: { parcel: [{ label: { sha256: sha, mediaType: 'text/plain', name: 'p.txt', size } }] } });
+  let res = await post(labelled('example.com/m', data.length + 1));
+  t.equal(res.statusCode, 202, `the parcel is missing: ${res.body}`);
+  res = await post(labelled('example.com/n', data.length));
+  t.equal(res.statusCode, 400, res.body);
+  t.equal(errorOf(res.body).code, 'size_mismatch');
+  t.match(errorOf(res.body).error, `gives parcel ${sha} ${data.length} bytes, but invoice example.com/m/1.0.0 lists it with ${data.length + 1} bytes`);
+  res = await ta.app.inject({ url: '/v1/_i/example.com/n/1.0.0' });
+  t.equal(res.statusCode, 404, 'the refused invoice was not stored');
+  res = await post(labelled('example.com/o', data.length + 1));
+  t.equal(res.statusCode, 202, `the size the stored invoice lists: ${res.body}`);
+});
